@@ -1,0 +1,65 @@
+// TimerServiceImpl: the gRPC handlers of timer.v1.TimerService.
+//
+// Thin by design: each handler resolves the caller, hands the generated
+// request message to the domain, and converts the result. Written with the
+// callback API: reads answer inline, writes finish the reactor from the
+// store's commit callback, so no gRPC thread waits on a disk flush.
+//
+// RPCs whose behaviour is not built yet answer UNIMPLEMENTED with a message.
+// Thread-safe; the JobService must outlive it.
+#pragma once
+
+#include "domain/jobs.h"
+#include "timer/v1/timer.grpc.pb.h"
+
+namespace timer::api {
+
+class TimerServiceImpl final : public v1::TimerService::CallbackService {
+ public:
+  explicit TimerServiceImpl(domain::JobService* jobs) : jobs_(jobs) {}
+
+  grpc::ServerUnaryReactor* CreateJob(grpc::CallbackServerContext* ctx,
+                                      const v1::CreateJobRequest* request,
+                                      v1::Job* response) override;
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* ctx,
+                                   const v1::GetJobRequest* request,
+                                   v1::Job* response) override;
+  grpc::ServerUnaryReactor* ListJobs(grpc::CallbackServerContext* ctx,
+                                     const v1::ListJobsRequest* request,
+                                     v1::ListJobsResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteJob(grpc::CallbackServerContext* ctx,
+                                      const v1::DeleteJobRequest* request,
+                                      v1::Job* response) override;
+
+  grpc::ServerUnaryReactor* UpdateJob(grpc::CallbackServerContext* ctx,
+                                      const v1::UpdateJobRequest* request,
+                                      v1::Job* response) override;
+  grpc::ServerUnaryReactor* PauseJob(grpc::CallbackServerContext* ctx,
+                                     const v1::PauseJobRequest* request,
+                                     v1::Job* response) override;
+  grpc::ServerUnaryReactor* ResumeJob(grpc::CallbackServerContext* ctx,
+                                      const v1::ResumeJobRequest* request,
+                                      v1::Job* response) override;
+  grpc::ServerUnaryReactor* RunJobNow(grpc::CallbackServerContext* ctx,
+                                      const v1::RunJobNowRequest* request,
+                                      v1::Job* response) override;
+  grpc::ServerUnaryReactor* ListJobResults(
+      grpc::CallbackServerContext* ctx, const v1::ListJobResultsRequest* request,
+      v1::ListJobResultsResponse* response) override;
+  grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(
+      grpc::CallbackServerContext* ctx, const v1::WatchJobRequest* request) override;
+  grpc::ServerWriteReactor<v1::JobEvent>* WatchJobs(
+      grpc::CallbackServerContext* ctx, const v1::WatchJobsRequest* request) override;
+  grpc::ServerUnaryReactor* ListActionProviders(
+      grpc::CallbackServerContext* ctx,
+      const v1::ListActionProvidersRequest* request,
+      v1::ListActionProvidersResponse* response) override;
+  grpc::ServerUnaryReactor* GetActionProvider(
+      grpc::CallbackServerContext* ctx, const v1::GetActionProviderRequest* request,
+      v1::ActionProvider* response) override;
+
+ private:
+  domain::JobService* const jobs_;
+};
+
+}  // namespace timer::api

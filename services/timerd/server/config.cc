@@ -1,0 +1,136 @@
+#include "server/config.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <toml++/toml.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace timer::server {
+namespace {
+
+absl::Status Bad(absl::string_view origin, absl::string_view key,
+                 absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(origin, ": ", key, ": ", problem));
+}
+
+absl::Status ReadString(const toml::node& node, absl::string_view origin,
+                        absl::string_view key, std::string* out) {
+  const auto* v = node.as_string();
+  if (v == nullptr) return Bad(origin, key, "must be a string");
+  *out = v->get();
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
+                                   absl::string_view origin) {
+  toml::table table;
+  try {
+    table = toml::parse(std::string_view(toml_text.data(), toml_text.size()),
+                        std::string(origin));
+  } catch (const toml::parse_error& err) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        origin, ":", err.source().begin.line, ":", err.source().begin.column,
+        ": ", std::string(err.description())));
+  }
+  Config config;
+  for (const auto& [key, node] : table) {
+    const std::string k(key.str());
+    absl::Status s;
+    if (k == "listen") {
+      s = ReadString(node, origin, k, &config.listen);
+    } else if (k == "data_dir") {
+      s = ReadString(node, origin, k, &config.data_dir);
+    } else if (k == "plugin_dir") {
+      s = ReadString(node, origin, k, &config.plugin_dir);
+    } else if (k == "log_level") {
+      s = ReadString(node, origin, k, &config.log_level);
+    } else if (k == "allow_insecure_remote") {
+      const auto* b = node.as_boolean();
+      if (b == nullptr) return Bad(origin, k, "must be true or false");
+      config.allow_insecure_remote = b->get();
+    } else if (k == "plugins") {
+      const toml::table* plugins = node.as_table();
+      if (plugins == nullptr) return Bad(origin, k, "must be a table");
+      for (const auto& [name, plugin] : *plugins) {
+        if (!plugin.is_table()) {
+          return Bad(origin, absl::StrCat("plugins.", std::string(name.str())), "must be a table");
+        }
+        std::ostringstream json;
+        json << toml::json_formatter{*plugin.as_table()};
+        config.plugins[std::string(name.str())] = nlohmann::json::parse(json.str());
+      }
+    } else {
+      return Bad(origin, k, "unknown setting");
+    }
+    if (!s.ok()) return s;
+  }
+  return config;
+}
+
+absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return ParseConfig(text.str(), path);
+}
+
+std::string DefaultDataDir() {
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg) {
+    return absl::StrCat(xdg, "/timer");
+  }
+  if (const char* home = std::getenv("HOME"); home && *home) {
+    return absl::StrCat(home, "/.local/share/timer");
+  }
+  return "timer-data";
+}
+
+std::string DefaultPluginDir() {
+  std::error_code ec;
+  std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "lib/timer/plugins";
+  return (exe.parent_path().parent_path() / "lib" / "timer" / "plugins").string();
+}
+
+absl::Status ValidateListenAddress(const std::string& listen,
+                                   bool allow_insecure_remote) {
+  if (absl::StartsWith(listen, "unix:")) return absl::OkStatus();
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("listen: \"", listen, "\" is not HOST:PORT"));
+  }
+  std::string host = listen.substr(0, colon);
+  int port = 0;
+  if (!absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 ||
+      port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("listen: \"", listen, "\" has no valid port"));
+  }
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  const bool loopback = host == "localhost" || host == "::1" ||
+                        absl::StartsWith(host, "127.");
+  if (!loopback && !allow_insecure_remote) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "listen: ", listen,
+        " is not a loopback address; plaintext gRPC would leave this machine. "
+        "Set allow_insecure_remote = true to do it anyway"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace timer::server

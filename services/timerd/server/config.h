@@ -1,0 +1,49 @@
+// Config: how timerd is set up, from a TOML file overridden by flags.
+//
+//   listen = "127.0.0.1:50051"
+//   data_dir = "/var/lib/timer"
+//   plugin_dir = "/usr/local/lib/timer/plugins"
+//   log_level = "info"               # trace, debug, info, warn, error
+//   allow_insecure_remote = false    # plaintext on a non-loopback address
+//   [plugins.noop]                   # each table is handed to that provider
+//   record_file = "/tmp/noop-runs.log"
+//
+// Unknown keys are errors: a typo must not silently fall back to a default.
+// A plain value type.
+#pragma once
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace timer::server {
+
+struct Config {
+  std::string listen = "127.0.0.1:50051";
+  std::string data_dir;    // Empty: DefaultDataDir().
+  std::string plugin_dir;  // Empty: DefaultPluginDir().
+  std::string log_level = "info";
+  bool allow_insecure_remote = false;
+  // Provider name -> its configuration, as a JSON object.
+  nlohmann::json plugins = nlohmann::json::object();
+};
+
+// Parses TOML text; `origin` names it in error messages.
+absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
+                                   absl::string_view origin);
+absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+// $XDG_DATA_HOME/timer, else $HOME/.local/share/timer, else ./timer-data.
+std::string DefaultDataDir();
+// <directory of the timerd binary>/../lib/timer/plugins.
+std::string DefaultPluginDir();
+
+// Checks that `listen` is host:port and, unless allow_insecure_remote, that
+// the host is a loopback address (plaintext must not leave the machine).
+absl::Status ValidateListenAddress(const std::string& listen,
+                                   bool allow_insecure_remote);
+
+}  // namespace timer::server

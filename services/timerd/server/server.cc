@@ -1,0 +1,129 @@
+#include "server/server.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "api/session_service.h"
+#include "api/timer_service.h"
+#include "domain/clock.h"
+#include "domain/jobs.h"
+#include "store/sqlite_store.h"
+#include "util/status_macros.h"
+
+namespace timer::server {
+namespace {
+
+// Creates `dir` (and parents) private to this user, then takes an exclusive
+// advisory lock on dir/LOCK. Returns the lock's file descriptor.
+absl::StatusOr<int> LockDataDir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("data_dir: cannot create ", dir, ": ", ec.message()));
+  }
+  ::chmod(dir.c_str(), 0700);
+  const std::string lock_path = dir + "/LOCK";
+  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data_dir: cannot open ", lock_path, ": ", std::strerror(errno)));
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data_dir: ", dir, " is in use by another timerd"));
+  }
+  return fd;
+}
+
+}  // namespace
+
+struct TimerServer::Impl {
+  int lock_fd = -1;
+  domain::SystemClock clock;
+  std::unique_ptr<store::SqliteStore> store;
+  std::unique_ptr<domain::JobService> jobs;
+  std::unique_ptr<api::TimerServiceImpl> timer_service;
+  std::unique_ptr<api::SessionServiceImpl> session_service;
+  std::unique_ptr<grpc::Server> grpc_server;
+  std::string address;
+  int port = 0;
+
+  absl::Mutex mu;
+  bool shut_down ABSL_GUARDED_BY(mu) = false;
+
+  ~Impl() {
+    if (lock_fd >= 0) ::close(lock_fd);
+  }
+};
+
+TimerServer::TimerServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+TimerServer::~TimerServer() { Shutdown(absl::Seconds(5)); }
+
+const std::string& TimerServer::address() const { return impl_->address; }
+int TimerServer::port() const { return impl_->port; }
+
+absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(
+    const Config& config) {
+  RETURN_IF_ERROR(ValidateListenAddress(config.listen, config.allow_insecure_remote));
+  const std::string data_dir =
+      config.data_dir.empty() ? DefaultDataDir() : config.data_dir;
+
+  auto impl = std::make_unique<Impl>();
+  ASSIGN_OR_RETURN(impl->lock_fd, LockDataDir(data_dir));
+  ASSIGN_OR_RETURN(impl->store,
+                   store::SqliteStore::Open({.path = data_dir + "/timer.db"}));
+  impl->jobs = std::make_unique<domain::JobService>(impl->store.get(), &impl->clock);
+  impl->timer_service = std::make_unique<api::TimerServiceImpl>(impl->jobs.get());
+  impl->session_service = std::make_unique<api::SessionServiceImpl>();
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
+                           &impl->port);
+  builder.RegisterService(impl->timer_service.get());
+  builder.RegisterService(impl->session_service.get());
+  builder.SetMaxReceiveMessageSize(4 << 20);
+  impl->grpc_server = builder.BuildAndStart();
+  if (impl->grpc_server == nullptr || impl->port == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("listen: cannot listen on ", config.listen));
+  }
+  const size_t colon = config.listen.rfind(':');
+  impl->address = absl::StrCat(config.listen.substr(0, colon), ":", impl->port);
+  impl->grpc_server->GetHealthCheckService()->SetServingStatus(true);
+  spdlog::info("store: {} (schema {})", data_dir + "/timer.db",
+               store::SqliteStore::LatestSchemaVersion());
+  return std::unique_ptr<TimerServer>(new TimerServer(std::move(impl)));
+}
+
+void TimerServer::Shutdown(absl::Duration grace) {
+  {
+    absl::MutexLock lock(&impl_->mu);
+    if (impl_->shut_down) return;
+    impl_->shut_down = true;
+  }
+  impl_->grpc_server->GetHealthCheckService()->SetServingStatus(false);
+  // In-flight calls finish (their writes commit) before the store closes.
+  impl_->grpc_server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  impl_->grpc_server->Wait();
+  impl_->store->Close();
+}
+
+}  // namespace timer::server

@@ -1,0 +1,428 @@
+#include "store/sqlite_store.h"
+
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "util/status_macros.h"
+
+namespace timer::store {
+namespace {
+
+// Migration i (1-based) brings the schema from version i-1 to i. Append only;
+// never edit a migration that has shipped.
+constexpr const char* kMigrations[] = {
+    // 1: jobs and create-request idempotency keys.
+    R"sql(
+      CREATE TABLE jobs (
+        job_id    TEXT PRIMARY KEY,
+        owner     TEXT NOT NULL,
+        create_us INTEGER NOT NULL,
+        deleted   INTEGER NOT NULL DEFAULT 0,
+        version   INTEGER NOT NULL,
+        job       BLOB NOT NULL  -- serialized timer.v1.Job, etag cleared
+      );
+      CREATE INDEX jobs_by_owner_live ON jobs (owner, deleted, create_us, job_id);
+      CREATE INDEX jobs_by_owner_all ON jobs (owner, create_us, job_id);
+      CREATE TABLE request_ids (
+        owner       TEXT NOT NULL,
+        request_id  TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        job_id      TEXT NOT NULL,
+        create_us   INTEGER NOT NULL,
+        PRIMARY KEY (owner, request_id)
+      ) WITHOUT ROWID;
+    )sql",
+};
+
+constexpr char kGetJob[] =
+    "SELECT version, job FROM jobs WHERE job_id = ?1 AND owner = ?2";
+constexpr char kListLive[] =
+    "SELECT version, job FROM jobs WHERE owner = ?1 AND deleted = 0 AND "
+    "(create_us, job_id) > (?2, ?3) ORDER BY create_us, job_id LIMIT ?4";
+constexpr char kListAll[] =
+    "SELECT version, job FROM jobs WHERE owner = ?1 AND "
+    "(create_us, job_id) > (?2, ?3) ORDER BY create_us, job_id LIMIT ?4";
+
+absl::Status Configure(Db& db) {
+  // busy_timeout covers the short window in which a checkpoint holds a lock.
+  return db.Exec(
+      "PRAGMA journal_mode = WAL;"
+      "PRAGMA synchronous = FULL;"
+      "PRAGMA busy_timeout = 5000;"
+      "PRAGMA foreign_keys = ON;");
+}
+
+absl::StatusOr<v1::Job> DecodeJob(const Stmt& stmt) {
+  v1::Job job;
+  std::string_view blob = stmt.ColumnBlob(1);
+  if (!job.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
+    return absl::DataLossError("store: a stored job could not be decoded");
+  }
+  job.set_etag(absl::StrCat(stmt.ColumnInt(0)));
+  return job;
+}
+
+std::string EncodeJob(const v1::Job& job) {
+  v1::Job copy = job;
+  copy.clear_etag();
+  std::string out;
+  copy.SerializeToString(&out);
+  return out;
+}
+
+}  // namespace
+
+int64_t ToMicros(const google::protobuf::Timestamp& t) {
+  return t.seconds() * 1000000 + t.nanos() / 1000;
+}
+
+// The writer connection and its prepared statements.
+struct SqliteStore::Writer {
+  Db db;
+  Stmt get_job, insert_job, update_job, find_request, insert_request;
+};
+
+// One read connection and its prepared statements.
+struct SqliteStore::Reader {
+  Db db;
+  Stmt get_job, list_live, list_all;
+};
+
+int SqliteStore::LatestSchemaVersion() {
+  return static_cast<int>(std::size(kMigrations));
+}
+
+SqliteStore::SqliteStore(Options options) : options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(Options options) {
+  std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(options)));
+  RETURN_IF_ERROR(store->Init());
+  store->writer_thread_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  return store;
+}
+
+absl::Status SqliteStore::Init() {
+  ASSIGN_OR_RETURN(Db db, Db::Open(options_.path));
+  RETURN_IF_ERROR(Configure(db));
+
+  ASSIGN_OR_RETURN(int64_t version, db.QueryInt("PRAGMA user_version"));
+  const int64_t latest = LatestSchemaVersion();
+  if (version > latest) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "store: ", options_.path, " has schema version ", version,
+        ", newer than this timerd understands (", latest,
+        "); run a newer timerd"));
+  }
+  for (int64_t v = version; v < latest; ++v) {
+    RETURN_IF_ERROR(db.Exec("BEGIN IMMEDIATE"));
+    absl::Status s = db.Exec(kMigrations[v]);
+    if (s.ok()) {
+      s = db.Exec(absl::StrCat("PRAGMA user_version = ", v + 1).c_str());
+    }
+    if (s.ok()) s = db.Exec("COMMIT");
+    if (!s.ok()) {
+      db.Exec("ROLLBACK").IgnoreError();
+      return absl::Status(s.code(), absl::StrCat("store: migration to schema ",
+                                                 v + 1, " failed: ", s.message()));
+    }
+  }
+
+  auto w = std::make_unique<Writer>();
+  w->db = std::move(db);
+  sqlite3* raw = w->db.get();
+  ASSIGN_OR_RETURN(w->get_job, Stmt::Prepare(raw, kGetJob));
+  ASSIGN_OR_RETURN(w->insert_job,
+                   Stmt::Prepare(raw,
+                                 "INSERT INTO jobs (job_id, owner, create_us, "
+                                 "deleted, version, job) VALUES (?1, ?2, ?3, "
+                                 "?4, ?5, ?6)"));
+  ASSIGN_OR_RETURN(w->update_job,
+                   Stmt::Prepare(raw,
+                                 "UPDATE jobs SET deleted = ?2, version = ?3, "
+                                 "job = ?4 WHERE job_id = ?1"));
+  ASSIGN_OR_RETURN(w->find_request,
+                   Stmt::Prepare(raw,
+                                 "SELECT fingerprint, job_id FROM request_ids "
+                                 "WHERE owner = ?1 AND request_id = ?2"));
+  ASSIGN_OR_RETURN(w->insert_request,
+                   Stmt::Prepare(raw,
+                                 "INSERT INTO request_ids (owner, request_id, "
+                                 "fingerprint, job_id, create_us) VALUES (?1, "
+                                 "?2, ?3, ?4, ?5)"));
+  writer_ = std::move(w);
+  return absl::OkStatus();
+}
+
+SqliteStore::~SqliteStore() { Close(); }
+
+void SqliteStore::Close() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return;
+    closing_ = true;
+  }
+  if (writer_thread_.joinable()) writer_thread_.join();
+  {
+    absl::MutexLock lock(&mu_);
+    closed_ = true;
+  }
+  writer_.reset();
+  absl::MutexLock lock(&readers_mu_);
+  idle_readers_.clear();
+}
+
+int64_t SqliteStore::commits() const {
+  absl::MutexLock lock(&mu_);
+  return commits_;
+}
+
+void SqliteStore::Enqueue(WriteOp op) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!closing_) {
+      queue_.push_back(std::move(op));
+      return;
+    }
+  }
+  std::move(op.done)(absl::UnavailableError("store: closed"));
+}
+
+void SqliteStore::WriterLoop() {
+  std::vector<WriteOp> batch;
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](SqliteStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
+            return !s->queue_.empty() || s->closing_;
+          },
+          this));
+      if (queue_.empty()) return;  // Closing and drained.
+      while (!queue_.empty() &&
+             static_cast<int>(batch.size()) < options_.max_batch) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    RunBatch(batch);
+    batch.clear();
+  }
+}
+
+void SqliteStore::RunBatch(std::vector<WriteOp>& batch) {
+  Db& db = writer_->db;
+  std::vector<absl::StatusOr<v1::Job>> results;
+  results.reserve(batch.size());
+
+  absl::Status txn = db.Exec("BEGIN IMMEDIATE");
+  if (txn.ok()) {
+    for (WriteOp& op : batch) {
+      // A savepoint per write: a failed write is undone alone.
+      absl::Status sp = db.Exec("SAVEPOINT w");
+      if (!sp.ok()) {
+        results.push_back(sp);
+        continue;
+      }
+      absl::StatusOr<v1::Job> r = op.apply(*writer_);
+      if (!r.ok()) db.Exec("ROLLBACK TO w").IgnoreError();
+      db.Exec("RELEASE w").IgnoreError();
+      results.push_back(std::move(r));
+    }
+    txn = db.Exec("COMMIT");
+    if (!txn.ok()) db.Exec("ROLLBACK").IgnoreError();
+  }
+  if (!txn.ok()) {
+    // Nothing of this batch is durable: fail every write in it.
+    results.assign(batch.size(),
+                   absl::UnavailableError(absl::StrCat(
+                       "store: write not committed: ", txn.message())));
+  } else {
+    absl::MutexLock lock(&mu_);
+    ++commits_;
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    std::move(batch[i].done)(std::move(results[i]));
+  }
+}
+
+absl::StatusOr<v1::Job> SqliteStore::CreateInTxn(Writer& w, v1::Job& job,
+                                                 const std::string& request_id,
+                                                 const std::string& fingerprint) {
+  if (!request_id.empty()) {
+    Stmt& find = w.find_request.Reset();
+    find.BindText(1, job.owner()).BindText(2, request_id);
+    ASSIGN_OR_RETURN(bool found, find.Step());
+    if (found) {
+      if (find.ColumnText(0) != fingerprint) {
+        return absl::AlreadyExistsError(
+            "request_id: already used for a different request");
+      }
+      std::string existing(find.ColumnText(1));
+      Stmt& get = w.get_job.Reset();
+      get.BindText(1, existing).BindText(2, job.owner());
+      ASSIGN_OR_RETURN(bool row, get.Step());
+      if (!row) return absl::InternalError("store: request_id names a missing job");
+      return DecodeJob(get);
+    }
+  }
+  const int64_t create_us = ToMicros(job.create_time());
+  const std::string blob = EncodeJob(job);
+  Stmt& insert = w.insert_job.Reset();
+  insert.BindText(1, job.job_id())
+      .BindText(2, job.owner())
+      .Bind(3, create_us)
+      .Bind(4, job.status() == v1::Job::DELETED ? 1 : 0)
+      .Bind(5, 1)
+      .BindBlob(6, blob);
+  RETURN_IF_ERROR(insert.Run());
+  if (!request_id.empty()) {
+    Stmt& ins = w.insert_request.Reset();
+    ins.BindText(1, job.owner())
+        .BindText(2, request_id)
+        .BindText(3, fingerprint)
+        .BindText(4, job.job_id())
+        .Bind(5, create_us);
+    RETURN_IF_ERROR(ins.Run());
+  }
+  job.set_etag("1");
+  return job;
+}
+
+void SqliteStore::CreateJob(v1::Job job, std::string request_id,
+                            std::string fingerprint, JobCallback done) {
+  Enqueue(WriteOp{
+      [job = std::move(job), request_id = std::move(request_id),
+       fingerprint = std::move(fingerprint)](Writer& w) mutable {
+        return CreateInTxn(w, job, request_id, fingerprint);
+      },
+      std::move(done)});
+}
+
+absl::StatusOr<v1::Job> SqliteStore::UpdateInTxn(Writer& w,
+                                                 const std::string& owner,
+                                                 const std::string& job_id,
+                                                 JobMutation& mutate) {
+  Stmt& get = w.get_job.Reset();
+  get.BindText(1, job_id).BindText(2, owner);
+  ASSIGN_OR_RETURN(bool row, get.Step());
+  if (!row) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  const int64_t version = get.ColumnInt(0);
+  ASSIGN_OR_RETURN(v1::Job job, DecodeJob(get));
+  get.Reset();
+  RETURN_IF_ERROR(mutate(job));
+  const std::string blob = EncodeJob(job);
+  Stmt& update = w.update_job.Reset();
+  update.BindText(1, job_id)
+      .Bind(2, job.status() == v1::Job::DELETED ? 1 : 0)
+      .Bind(3, version + 1)
+      .BindBlob(4, blob);
+  RETURN_IF_ERROR(update.Run());
+  job.set_etag(absl::StrCat(version + 1));
+  return job;
+}
+
+void SqliteStore::UpdateJob(std::string owner, std::string job_id,
+                            JobMutation mutate, JobCallback done) {
+  Enqueue(WriteOp{
+      [owner = std::move(owner), job_id = std::move(job_id),
+       mutate = std::move(mutate)](Writer& w) mutable {
+        return UpdateInTxn(w, owner, job_id, mutate);
+      },
+      std::move(done)});
+}
+
+absl::StatusOr<std::unique_ptr<SqliteStore::Reader>> SqliteStore::AcquireReader() {
+  {
+    absl::MutexLock lock(&readers_mu_);
+    readers_mu_.Await(absl::Condition(
+        +[](SqliteStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->readers_mu_) {
+          return !s->idle_readers_.empty() ||
+                 s->open_readers_ < s->options_.max_readers;
+        },
+        this));
+    if (!idle_readers_.empty()) {
+      auto r = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+      return r;
+    }
+    ++open_readers_;
+  }
+  auto opened = [&]() -> absl::StatusOr<std::unique_ptr<Reader>> {
+    auto r = std::make_unique<Reader>();
+    ASSIGN_OR_RETURN(r->db, Db::Open(options_.path));
+    RETURN_IF_ERROR(r->db.Exec("PRAGMA busy_timeout = 5000; PRAGMA query_only = 1;"));
+    sqlite3* raw = r->db.get();
+    ASSIGN_OR_RETURN(r->get_job, Stmt::Prepare(raw, kGetJob));
+    ASSIGN_OR_RETURN(r->list_live, Stmt::Prepare(raw, kListLive));
+    ASSIGN_OR_RETURN(r->list_all, Stmt::Prepare(raw, kListAll));
+    return r;
+  }();
+  if (!opened.ok()) {
+    absl::MutexLock lock(&readers_mu_);
+    --open_readers_;
+  }
+  return opened;
+}
+
+void SqliteStore::ReleaseReader(std::unique_ptr<Reader> reader) {
+  absl::MutexLock lock(&readers_mu_);
+  idle_readers_.push_back(std::move(reader));
+}
+
+absl::StatusOr<v1::Job> SqliteStore::GetJob(const std::string& owner,
+                                            const std::string& job_id) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Reader> r, AcquireReader());
+  Stmt& get = r->get_job.Reset();
+  get.BindText(1, job_id).BindText(2, owner);
+  absl::StatusOr<v1::Job> result;
+  absl::StatusOr<bool> row = get.Step();
+  if (!row.ok()) {
+    result = row.status();
+  } else if (!*row) {
+    result = absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  } else {
+    result = DecodeJob(get);
+  }
+  get.Reset();  // Ends the read transaction.
+  ReleaseReader(std::move(r));
+  return result;
+}
+
+absl::StatusOr<ListJobsPage> SqliteStore::ListJobs(const ListJobsQuery& query) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Reader> r, AcquireReader());
+  Stmt& list = (query.show_deleted ? r->list_all : r->list_live).Reset();
+  const int64_t after_us = query.after ? query.after->create_micros : INT64_MIN;
+  const std::string after_id = query.after ? query.after->job_id : std::string();
+  // One extra row tells whether another page exists.
+  list.BindText(1, query.owner)
+      .Bind(2, after_us)
+      .BindText(3, after_id)
+      .Bind(4, query.page_size + 1);
+  ListJobsPage page;
+  absl::Status status;
+  for (;;) {
+    absl::StatusOr<bool> row = list.Step();
+    if (!row.ok()) {
+      status = row.status();
+      break;
+    }
+    if (!*row) break;
+    if (static_cast<int>(page.jobs.size()) == query.page_size) {
+      page.has_more = true;
+      break;
+    }
+    absl::StatusOr<v1::Job> job = DecodeJob(list);
+    if (!job.ok()) {
+      status = job.status();
+      break;
+    }
+    page.jobs.push_back(*std::move(job));
+  }
+  list.Reset();
+  ReleaseReader(std::move(r));
+  if (!status.ok()) return status;
+  return page;
+}
+
+}  // namespace timer::store
