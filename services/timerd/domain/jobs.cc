@@ -166,7 +166,12 @@ void JobService::CreateJob(const Identity& caller,
   job.set_label(in.label());
   *job.mutable_action() = in.action();
   *job.mutable_schedule() = in.schedule();
-  if (!in.schedule().has_start()) *job.mutable_schedule()->mutable_start() = ToProto(now);
+  if (!in.schedule().has_start()) {
+    // "Now", rounded up to a whole second so the grid is readable and the
+    // first run is never in the past.
+    *job.mutable_schedule()->mutable_start() =
+        ToProto(absl::Ceil(now - absl::UnixEpoch(), absl::Seconds(1)) + absl::UnixEpoch());
+  }
   job.set_overlap_policy(in.overlap_policy() == v1::OVERLAP_POLICY_UNSPECIFIED
                              ? v1::SKIP
                              : in.overlap_policy());

@@ -107,7 +107,11 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(
   }
   const size_t colon = config.listen.rfind(':');
   impl->address = absl::StrCat(config.listen.substr(0, colon), ":", impl->port);
-  impl->grpc_server->GetHealthCheckService()->SetServingStatus(true);
+  // Health answers for the whole server ("") and for each service by name.
+  grpc::HealthCheckServiceInterface* health = impl->grpc_server->GetHealthCheckService();
+  health->SetServingStatus(true);
+  health->SetServingStatus(v1::TimerService::service_full_name(), true);
+  health->SetServingStatus(v1::SessionService::service_full_name(), true);
   spdlog::info("store: {} (schema {})", data_dir + "/timer.db",
                store::SqliteStore::LatestSchemaVersion());
   return std::unique_ptr<TimerServer>(new TimerServer(std::move(impl)));

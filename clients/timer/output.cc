@@ -1,0 +1,129 @@
+#include "output.h"
+
+#include <algorithm>
+#include <array>
+
+#include <google/protobuf/util/json_util.h>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "cli_time.h"
+
+namespace timer::cli {
+namespace {
+
+absl::Time FromProto(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+std::string TimeText(const google::protobuf::Timestamp& t, bool present,
+                     absl::Time now) {
+  if (!present) return "-";
+  const absl::Time at = FromProto(t);
+  return absl::StrCat(IsoTime(at), " (", RelativeHint(at, now), ")");
+}
+
+std::string ResultText(const v1::JobResult& r) {
+  std::string s = absl::AsciiStrToUpper(v1::JobResult::Status_Name(r.status()));
+  absl::StrAppend(&s, " (run ", r.run_number(), ")");
+  if (!r.error().empty()) absl::StrAppend(&s, ": ", r.error());
+  return s;
+}
+
+void Row(std::ostream& out, const char* key, const std::string& value) {
+  out << key << std::string(14 - std::min<size_t>(13, std::string(key).size()), ' ')
+      << value << "\n";
+}
+
+}  // namespace
+
+void PrintJson(const google::protobuf::Message& message, std::ostream& out) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  options.add_whitespace = true;
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
+  out << json;
+  if (json.empty() || json.back() != '\n') out << "\n";
+}
+
+std::string StatusText(const v1::Job& job) {
+  std::string s = absl::AsciiStrToLower(v1::Job::Status_Name(job.status()));
+  if (job.status() == v1::Job::ENDED && job.end_reason() != v1::Job::END_REASON_UNSPECIFIED) {
+    absl::StrAppend(&s, " (",
+                    absl::AsciiStrToLower(v1::Job::EndReason_Name(job.end_reason())), ")");
+  }
+  return s;
+}
+
+void PrintJobTable(const v1::Job& job, bool verbose, absl::Time now,
+                   std::ostream& out) {
+  const v1::Schedule& s = job.schedule();
+  Row(out, "Job ID:", job.job_id());
+  Row(out, "Name:", job.name().empty() ? "-" : job.name());
+  if (!job.label().empty()) Row(out, "Label:", job.label());
+  Row(out, "Status:", StatusText(job));
+  Row(out, "Provider:", job.action().provider());
+  Row(out, "Interval:", absl::StrCat(s.interval_seconds(), "s (",
+                                     FormatSeconds(s.interval_seconds()), ")"));
+  Row(out, "Start:", TimeText(s.start(), s.has_start(), now));
+  if (s.has_stop_after_runs()) Row(out, "Stop after:", absl::StrCat(s.stop_after_runs(), " runs"));
+  if (s.has_stop_after_date()) {
+    Row(out, "Stop at:", TimeText(s.stop_after_date(), true, now));
+  }
+  Row(out, "Next run:", TimeText(job.next_run(), job.has_next_run(), now));
+  Row(out, "Last run:", TimeText(job.last_run(), job.has_last_run(), now));
+  Row(out, "Runs:", absl::StrCat(job.n_runs(), " (", job.n_errors(), " errors)"));
+  Row(out, "Last result:", job.results_size() > 0 ? ResultText(job.results(0)) : "-");
+  Row(out, "Created:", TimeText(job.create_time(), job.has_create_time(), now));
+  if (job.has_delete_time()) Row(out, "Deleted:", TimeText(job.delete_time(), true, now));
+  if (verbose) {
+    Row(out, "Owner:", job.owner());
+    Row(out, "Action body:", job.action().body());
+    for (const v1::JobResult& r : job.results()) {
+      out << "  - " << ResultText(r) << "\n";
+      out << "    scheduled " << IsoTime(FromProto(r.scheduled_time()));
+      if (r.has_start_time()) out << ", started " << IsoTime(FromProto(r.start_time()));
+      if (r.has_end_time()) out << ", ended " << IsoTime(FromProto(r.end_time()));
+      out << "\n";
+      if (!r.action_id().empty()) out << "    action " << r.action_id() << "\n";
+      if (!r.details().empty()) out << "    details " << r.details() << "\n";
+    }
+  }
+}
+
+void PrintJobsTable(const std::vector<v1::Job>& jobs, bool verbose,
+                    absl::Time now, std::ostream& out) {
+  if (verbose) {
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      if (i > 0) out << "\n";
+      PrintJobTable(jobs[i], true, now, out);
+    }
+    return;
+  }
+  using Line = std::array<std::string, 6>;
+  std::vector<Line> lines;
+  lines.push_back(Line{"JOB ID", "NAME", "STATUS", "INTERVAL", "NEXT RUN", "LAST RESULT"});
+  for (const v1::Job& job : jobs) {
+    lines.push_back(Line{job.job_id(), job.name().empty() ? "-" : job.name(),
+                      StatusText(job), FormatSeconds(job.schedule().interval_seconds()),
+                      job.has_next_run() ? IsoTime(FromProto(job.next_run())) : "-",
+                      job.results_size() > 0 ? ResultText(job.results(0)) : "-"});
+  }
+  size_t width[6] = {};
+  for (const Line& l : lines) {
+    for (int c = 0; c < 6; ++c) width[c] = std::max(width[c], l[c].size());
+  }
+  for (const Line& l : lines) {
+    std::string row;
+    for (int c = 0; c < 6; ++c) {
+      row += l[c];
+      if (c < 5) row += std::string(width[c] - l[c].size() + 2, ' ');
+    }
+    while (!row.empty() && row.back() == ' ') row.pop_back();
+    out << row << "\n";
+  }
+}
+
+}  // namespace timer::cli

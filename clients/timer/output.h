@@ -1,0 +1,36 @@
+// How `timer` prints what the server returns.
+//
+// json: the protobuf JSON mapping with proto field names (job_id, ...), every
+// field present, one document per command, for scripts and jq.
+// table: a readable summary for people; times in ISO 8601 UTC, with a
+// relative hint.
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "google/protobuf/message.h"
+#include "timer/v1/timer.pb.h"
+
+namespace timer::cli {
+
+enum class Format { kTable, kJson };
+
+// Prints `message` as one JSON document.
+void PrintJson(const google::protobuf::Message& message, std::ostream& out);
+
+// A job as a block of "Key: value" lines. `verbose` adds every kept result
+// with the provider's details.
+void PrintJobTable(const v1::Job& job, bool verbose, absl::Time now,
+                   std::ostream& out);
+
+// Jobs as a table, one row each (or blocks when `verbose`).
+void PrintJobsTable(const std::vector<v1::Job>& jobs, bool verbose,
+                    absl::Time now, std::ostream& out);
+
+// "new", "loaded", ..., "ended (stop_after_runs)".
+std::string StatusText(const v1::Job& job);
+
+}  // namespace timer::cli

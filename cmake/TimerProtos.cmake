@@ -1,0 +1,33 @@
+# timer_proto_library(NAME ROOT DIR PROTOS a.proto b.proto ...)
+# Generates C++ and gRPC code for PROTOS (paths relative to DIR, which is the
+# protoc import root) into the build tree at build time, and builds them into
+# the static library NAME. Generated files are never committed.
+function(timer_proto_library name)
+  cmake_parse_arguments(ARG "" "ROOT" "PROTOS" ${ARGN})
+  set(gen_dir ${CMAKE_CURRENT_BINARY_DIR}/${name}_gen)
+  file(MAKE_DIRECTORY ${gen_dir})
+  get_target_property(grpc_cpp_plugin gRPC::grpc_cpp_plugin LOCATION)
+  set(srcs)
+  foreach(rel ${ARG_PROTOS})
+    string(REGEX REPLACE "\\.proto$" "" base ${rel})
+    set(outs
+      ${gen_dir}/${base}.pb.cc ${gen_dir}/${base}.pb.h
+      ${gen_dir}/${base}.grpc.pb.cc ${gen_dir}/${base}.grpc.pb.h)
+    add_custom_command(
+      OUTPUT ${outs}
+      COMMAND protobuf::protoc
+        --proto_path=${ARG_ROOT}
+        --cpp_out=${gen_dir}
+        --grpc_out=${gen_dir}
+        --plugin=protoc-gen-grpc=${grpc_cpp_plugin}
+        ${rel}
+      DEPENDS ${ARG_ROOT}/${rel} protobuf::protoc
+      WORKING_DIRECTORY ${ARG_ROOT}
+      COMMENT "protoc ${rel}")
+    list(APPEND srcs ${outs})
+  endforeach()
+  add_library(${name} STATIC ${srcs})
+  target_include_directories(${name} PUBLIC ${gen_dir})
+  target_link_libraries(${name} PUBLIC protobuf::libprotobuf gRPC::grpc++)
+  target_compile_options(${name} PRIVATE -w)
+endfunction()

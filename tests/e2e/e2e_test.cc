@@ -1,0 +1,347 @@
+// End-to-end tests: the installed timerd and timer binaries, driven the way a
+// user drives them. The install prefix comes from TIMER_INSTALL_PREFIX (ctest
+// installs the build there first). Every server listens on a free loopback
+// port and a temporary data directory, and is stopped by the test.
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "grpc/health/v1/health_probe.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection_probe.grpc.pb.h"
+#include "process.h"
+#include "timer/v1/session.grpc.pb.h"
+#include "timer/v1/timer.grpc.pb.h"
+
+namespace timer::testing {
+namespace {
+
+using nlohmann::json;
+
+constexpr char kListening[] = "listening on ";
+
+class E2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* prefix = std::getenv("TIMER_INSTALL_PREFIX");
+    ASSERT_NE(prefix, nullptr) << "TIMER_INSTALL_PREFIX must name the install prefix";
+    timerd_ = std::string(prefix) + "/bin/timerd";
+    timer_ = std::string(prefix) + "/bin/timer";
+    ASSERT_TRUE(std::filesystem::exists(timerd_)) << timerd_;
+    ASSERT_TRUE(std::filesystem::exists(timer_)) << timer_;
+    data_dir_ = tmp_.path() + "/data";
+  }
+
+  // Starts timerd on a free port over data_dir_ and waits until it listens.
+  std::unique_ptr<Daemon> StartTimerd(std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {timerd_, "--listen", "127.0.0.1:0",
+                                     "--data-dir", data_dir_};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto daemon = std::make_unique<Daemon>(argv);
+    std::string address;
+    EXPECT_TRUE(daemon->WaitForLog(kListening, absl::Seconds(20), &address))
+        << daemon->log();
+    address_ = address;
+    return daemon;
+  }
+
+  RunResult Cli(std::vector<std::string> args) {
+    std::vector<std::string> argv = {timer_, "--server", address_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return timer::testing::Run(argv);
+  }
+
+  // Runs a command with --format json that must succeed; returns its output.
+  json CliJson(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--format", "json"});
+    RunResult r = Cli(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    json parsed = json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+    EXPECT_FALSE(parsed.is_discarded()) << r.out;
+    return parsed;
+  }
+
+  json Submit(const std::string& name) {
+    return CliJson({"job", "submit", "--name", name, "--interval", "1h",
+                    "--start", "2030-01-01T00:00:00Z", "--action-provider", "noop",
+                    "--action-body", R"({"delay_ms": 5})"});
+  }
+
+  static std::vector<std::string> Ids(const json& list) {
+    std::vector<std::string> ids;
+    for (const json& job : list["jobs"]) ids.push_back(job["job_id"]);
+    return ids;
+  }
+
+  std::shared_ptr<grpc::Channel> Channel() {
+    return grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
+  }
+
+  static void Deadline(grpc::ClientContext* ctx) {
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  }
+
+  TempDir tmp_;
+  std::string timerd_, timer_, data_dir_, address_;
+};
+
+TEST_F(E2eTest, JobLifecycleThroughCliSurvivesRestart) {
+  auto daemon = StartTimerd();
+
+  json a = Submit("backup-a");
+  json b = Submit("backup-b");
+  const std::string id_a = a["job_id"], id_b = b["job_id"];
+  EXPECT_EQ(a["name"], "backup-a");
+  EXPECT_EQ(a["status"], "NEW");
+  EXPECT_EQ(a["owner"], "local");
+  EXPECT_EQ(a["schedule"]["interval_seconds"], "3600");
+  EXPECT_EQ(a["schedule"]["start"], "2030-01-01T00:00:00Z");
+  EXPECT_EQ(a["next_run"], "2030-01-01T00:00:00Z");
+  EXPECT_EQ(a["action"]["provider"], "noop");
+  EXPECT_NE(id_a, id_b);
+
+  json status = CliJson({"job", "status", id_a});
+  EXPECT_EQ(status["job_id"], id_a);
+  EXPECT_EQ(status["name"], "backup-a");
+
+  // The human table names the job and its status.
+  RunResult table = Cli({"job", "status", id_a});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("backup-a"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("new"), std::string::npos) << table.out;
+
+  EXPECT_EQ(Ids(CliJson({"job", "list"})), (std::vector<std::string>{id_a, id_b}));
+
+  json deleted = CliJson({"job", "delete", id_a});
+  EXPECT_EQ(deleted["status"], "DELETED");
+  EXPECT_TRUE(deleted.contains("delete_time"));
+
+  EXPECT_EQ(Ids(CliJson({"job", "list"})), (std::vector<std::string>{id_b}));
+  EXPECT_EQ(Ids(CliJson({"job", "list", "--show-deleted"})),
+            (std::vector<std::string>{id_a, id_b}));
+  RunResult hidden = Cli({"job", "status", id_a});
+  EXPECT_EQ(hidden.exit_code, 3) << hidden.err;
+  EXPECT_NE(hidden.err.find("deleted"), std::string::npos) << hidden.err;
+  EXPECT_EQ(CliJson({"job", "status", "--show-deleted", id_a})["status"], "DELETED");
+  RunResult again = Cli({"job", "delete", id_a});
+  EXPECT_EQ(again.exit_code, 3) << again.err;
+
+  json before = CliJson({"job", "list", "--show-deleted"});
+
+  // A clean stop, then a new process on the same data dir (and a new port).
+  EXPECT_EQ(daemon->Stop(SIGTERM), 0) << daemon->log();
+  EXPECT_NE(daemon->log().find("stopped"), std::string::npos) << daemon->log();
+  daemon = StartTimerd();
+
+  EXPECT_EQ(CliJson({"job", "list", "--show-deleted"}), before);
+  EXPECT_EQ(Ids(CliJson({"job", "list"})), (std::vector<std::string>{id_b}));
+  EXPECT_EQ(CliJson({"job", "status", id_b})["name"], "backup-b");
+}
+
+TEST_F(E2eTest, AcknowledgedCreateSurvivesKill9) {
+  auto daemon = StartTimerd();
+  json a = Submit("durable");
+  // No graceful shutdown: whatever was acknowledged must be on disk.
+  EXPECT_EQ(daemon->Stop(SIGKILL), -1);
+  daemon = StartTimerd();
+  EXPECT_EQ(CliJson({"job", "status", a["job_id"]})["name"], "durable");
+}
+
+TEST_F(E2eTest, BadInputThroughCliNamesTheFieldAndWritesNothing) {
+  auto daemon = StartTimerd();
+  struct Case {
+    std::vector<std::string> args;
+    int exit_code;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"job", "submit", "--interval", "60", "--action-provider", "noop",
+        "--action-body", "[1, 2]"},
+       2, "job.action.body"},
+      {{"job", "submit", "--interval", "60", "--action-provider", "noop",
+        "--action-body", "{not json"},
+       2, "job.action.body"},
+      {{"job", "submit", "--interval", "60", "--action-provider", "",
+        "--action-body", "{}"},
+       2, "job.action.provider"},
+      {{"job", "submit", "--interval", "-5", "--action-provider", "noop",
+        "--action-body", "{}"},
+       2, "--interval"},
+      {{"job", "submit", "--interval", "60", "--start", "yesterday",
+        "--action-provider", "noop", "--action-body", "{}"},
+       2, "--start"},
+      {{"job", "status", "not-a-uuid"}, 2, "job_id"},
+      {{"job", "status", "00000000-0000-4000-8000-000000000000"}, 3, "not found"},
+      {{"job", "delete", "00000000-0000-4000-8000-000000000000"}, 3, "not found"},
+  };
+  for (const Case& c : cases) {
+    RunResult r = Cli(c.args);
+    EXPECT_EQ(r.exit_code, c.exit_code) << c.args.back() << ": " << r.err;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << r.err;
+    // One line, no stack trace.
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
+  EXPECT_TRUE(CliJson({"job", "list", "--show-deleted"})["jobs"].empty());
+}
+
+TEST_F(E2eTest, UnreachableServerFailsFastWithExitCode5) {
+  address_ = "127.0.0.1:1";  // Nothing listens on port 1 here.
+  RunResult r = Cli({"job", "list"});
+  EXPECT_EQ(r.exit_code, 5);
+  EXPECT_NE(r.err.find("cannot reach timerd at 127.0.0.1:1"), std::string::npos) << r.err;
+}
+
+TEST_F(E2eTest, GrpcBadInputGetsInvalidArgumentAndWritesNothing) {
+  auto daemon = StartTimerd();
+  auto stub = v1::TimerService::NewStub(Channel());
+  const auto create = [&](const std::function<void(v1::Job&)>& edit) {
+    v1::CreateJobRequest req;
+    v1::Job* job = req.mutable_job();
+    job->mutable_schedule()->set_interval_seconds(60);
+    job->mutable_action()->set_provider("noop");
+    job->mutable_action()->set_body("{}");
+    edit(*job);
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    v1::Job out;
+    return stub->CreateJob(&ctx, req, &out);
+  };
+  const std::vector<std::pair<std::function<void(v1::Job&)>, std::string>> cases = {
+      {[](v1::Job& j) { j.mutable_schedule()->set_interval_seconds(0); },
+       "job.schedule.interval_seconds"},
+      {[](v1::Job& j) { j.mutable_schedule()->set_interval_seconds(-1); },
+       "job.schedule.interval_seconds"},
+      {[](v1::Job& j) { j.mutable_action()->set_provider(""); }, "job.action.provider"},
+      {[](v1::Job& j) { j.mutable_action()->set_body("\"text\""); }, "job.action.body"},
+      {[](v1::Job& j) { j.mutable_action()->set_body(""); }, "job.action.body"},
+      {[](v1::Job& j) { j.mutable_schedule()->set_stop_after_runs(0); },
+       "job.schedule.stop_after_runs"},
+  };
+  for (const auto& [edit, field] : cases) {
+    grpc::Status s = create(edit);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << field;
+    EXPECT_EQ(s.error_message().rfind(field + ":", 0), 0u) << s.error_message();
+  }
+  {
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    v1::GetJobRequest req;
+    req.set_job_id("00000000-0000-4000-8000-000000000000");
+    v1::Job out;
+    EXPECT_EQ(stub->GetJob(&ctx, req, &out).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  grpc::ClientContext ctx;
+  Deadline(&ctx);
+  v1::ListJobsRequest req;
+  req.set_show_deleted(true);
+  v1::ListJobsResponse resp;
+  ASSERT_TRUE(stub->ListJobs(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.jobs_size(), 0);
+}
+
+TEST_F(E2eTest, CreateIsIdempotentOnRequestId) {
+  auto daemon = StartTimerd();
+  const std::vector<std::string> args = {
+      "job", "submit", "--name", "once", "--interval", "60", "--action-provider",
+      "noop", "--action-body", "{}", "--request-id", "retry-key-1"};
+  json first = CliJson(args);
+  json second = CliJson(args);
+  EXPECT_EQ(first["job_id"], second["job_id"]);
+  EXPECT_EQ(CliJson({"job", "list"})["jobs"].size(), 1u);
+  // The same key with a different request is refused, not silently merged.
+  std::vector<std::string> changed = args;
+  changed[3] = "other";
+  RunResult r = Cli(changed);
+  EXPECT_EQ(r.exit_code, 6) << r.err;
+  EXPECT_NE(r.err.find("request_id"), std::string::npos) << r.err;
+}
+
+TEST_F(E2eTest, HealthServesAndReflectionListsServices) {
+  auto daemon = StartTimerd();
+  auto health = grpc::health::v1::Health::NewStub(Channel());
+  for (const std::string service : {"", "timer.v1.TimerService", "timer.v1.SessionService"}) {
+    grpc::ClientContext ctx;
+    Deadline(&ctx);
+    grpc::health::v1::HealthCheckRequest req;
+    req.set_service(service);
+    grpc::health::v1::HealthCheckResponse resp;
+    ASSERT_TRUE(health->Check(&ctx, req, &resp).ok()) << service;
+    EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
+  }
+
+  auto reflection = grpc::reflection::v1alpha::ServerReflection::NewStub(Channel());
+  grpc::ClientContext ctx;
+  Deadline(&ctx);
+  auto stream = reflection->ServerReflectionInfo(&ctx);
+  grpc::reflection::v1alpha::ServerReflectionRequest req;
+  req.set_list_services("");
+  ASSERT_TRUE(stream->Write(req));
+  stream->WritesDone();
+  grpc::reflection::v1alpha::ServerReflectionResponse resp;
+  ASSERT_TRUE(stream->Read(&resp));
+  std::vector<std::string> names;
+  for (const auto& s : resp.list_services_response().service()) names.push_back(s.name());
+  EXPECT_NE(std::find(names.begin(), names.end(), "timer.v1.TimerService"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "timer.v1.SessionService"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "grpc.health.v1.Health"), names.end());
+  while (stream->Read(&resp)) {
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+TEST_F(E2eTest, NotYetBuiltRpcsSayUnimplementedAndWhoAmIIsLocal) {
+  auto daemon = StartTimerd();
+  auto stub = v1::TimerService::NewStub(Channel());
+  grpc::ClientContext ctx;
+  Deadline(&ctx);
+  v1::PauseJobRequest req;
+  req.set_job_id("00000000-0000-4000-8000-000000000000");
+  v1::Job out;
+  grpc::Status s = stub->PauseJob(&ctx, req, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_NE(s.error_message().find("PauseJob"), std::string::npos);
+
+  auto session = v1::SessionService::NewStub(Channel());
+  grpc::ClientContext ctx2;
+  Deadline(&ctx2);
+  v1::WhoAmIResponse who;
+  ASSERT_TRUE(session->WhoAmI(&ctx2, v1::WhoAmIRequest(), &who).ok());
+  EXPECT_EQ(who.identity(), "local");
+}
+
+TEST_F(E2eTest, SecondTimerdOnSameDataDirIsRefused) {
+  auto first = StartTimerd();
+  Daemon second({timerd_, "--listen", "127.0.0.1:0", "--data-dir", data_dir_});
+  EXPECT_EQ(second.WaitExit(absl::Seconds(20)), 1);
+  EXPECT_NE(second.log().find("in use by another timerd"), std::string::npos)
+      << second.log();
+  // The first one is unharmed.
+  EXPECT_TRUE(CliJson({"job", "list"})["jobs"].empty());
+}
+
+TEST_F(E2eTest, DataDirIsPrivate) {
+  auto daemon = StartTimerd();
+  Submit("private");
+  struct stat st;
+  ASSERT_EQ(stat(data_dir_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  ASSERT_EQ(stat((data_dir_ + "/timer.db").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0077, 0u);
+}
+
+TEST_F(E2eTest, PlaintextOnNonLoopbackAddressIsRefused) {
+  Daemon d({timerd_, "--listen", "0.0.0.0:0", "--data-dir", data_dir_});
+  EXPECT_EQ(d.WaitExit(absl::Seconds(20)), 1);
+  EXPECT_NE(d.log().find("not a loopback address"), std::string::npos) << d.log();
+}
+
+}  // namespace
+}  // namespace timer::testing
