@@ -1,0 +1,79 @@
+// ActionProvider: what the run engine calls to carry out one run of a job.
+//
+// The domain sees providers only through this interface. Plugins loaded with
+// dlopen (plugin_host/) are wrapped behind it; tests use in-process fakes.
+//
+// Contract, for every implementation:
+// - Every method is thread-safe and may be called concurrently, from the run
+//   engine's worker threads (never from a gRPC or timer thread). Methods may
+//   block for a short while (I/O to start an action), but long work belongs
+//   to the provider's own threads and is observed through Status().
+// - Start() is idempotent on `request_id` (the run's stable key,
+//   "<job_id>/<run_number>"): a second Start() with the same key returns the
+//   action the first one started and never starts a second one.
+// - Errors are absl::Status with the most specific code: INVALID_ARGUMENT
+//   for a bad body (message naming the field, e.g. "transfer_items[0]
+//   .source_path: ..."), PERMISSION_DENIED when the identity may not use a
+//   resource, UNAVAILABLE for a transient failure worth retrying.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "domain/identity.h"
+#include "timer/v1/timer.pb.h"
+
+namespace timer::domain {
+
+// Where an action stands.
+struct ActionStatus {
+  enum class State { kActive, kSucceeded, kFailed, kCancelled };
+  State state = State::kActive;
+  // The provider's id for the action; stable for its lifetime.
+  std::string action_id;
+  // The provider's details, a JSON document (progress, counts, output).
+  std::string details;
+  // Human-readable, when state is kFailed or kCancelled.
+  std::string error;
+};
+
+class ActionProvider {
+ public:
+  virtual ~ActionProvider() = default;
+
+  // Name (unique among loaded providers), version, description, input JSON
+  // schema and ABI version.
+  virtual const v1::ActionProvider& info() const = 0;
+
+  // Checks `body` (a JSON object) for a job owned by `owner`, at create and
+  // update time, so a bad body never becomes a job.
+  virtual absl::Status Validate(const Identity& owner, absl::string_view body) = 0;
+
+  // Starts one action; see the idempotency contract above.
+  virtual absl::StatusOr<ActionStatus> Start(absl::string_view request_id,
+                                             const Identity& owner,
+                                             absl::string_view body) = 0;
+
+  virtual absl::StatusOr<ActionStatus> Status(absl::string_view action_id) = 0;
+
+  // Asks the action to stop; it ends as kCancelled (or finishes first).
+  virtual absl::Status Cancel(absl::string_view action_id) = 0;
+
+  // The caller will not ask about `action_id` again; the provider may forget it.
+  virtual absl::Status Release(absl::string_view action_id) = 0;
+};
+
+// The loaded providers, by name. Immutable after timerd starts; thread-safe.
+class ProviderRegistry {
+ public:
+  virtual ~ProviderRegistry() = default;
+  // nullptr if no provider has this name.
+  virtual ActionProvider* Find(absl::string_view name) const = 0;
+  // Sorted by name.
+  virtual std::vector<ActionProvider*> List() const = 0;
+};
+
+}  // namespace timer::domain
