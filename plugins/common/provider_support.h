@@ -1,0 +1,212 @@
+// provider_support: the C++ side of a provider plugin, shared by the
+// providers in this tree (noop, transfer). Not part of the ABI: a provider
+// built elsewhere needs only timer/action_provider.h.
+//
+// It turns a C++ class derived from ProviderBase into the C table the ABI
+// wants (MakeApi), catching every exception at the boundary, and runs each
+// action on a thread of its own through ActionRunner, which gives start()
+// its idempotency on request_id and cancel/release their semantics.
+//
+// Thread-safety: ProviderBase's entry points follow the ABI's tags
+// (Validate/Start/Status/Cancel/Release are thread-safe). ActionRunner is
+// thread-safe; its destructor cancels and joins every action thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "timer/action_provider.h"
+
+namespace timer::plugins {
+
+// A code and a message; code TIMER_AP_OK means success.
+struct Err {
+  timer_ap_code code = TIMER_AP_OK;
+  std::string message;
+  bool ok() const { return code == TIMER_AP_OK; }
+};
+inline Err Ok() { return {}; }
+inline Err InvalidArgument(std::string m) { return {TIMER_AP_INVALID_ARGUMENT, std::move(m)}; }
+inline Err PermissionDenied(std::string m) { return {TIMER_AP_PERMISSION_DENIED, std::move(m)}; }
+inline Err NotFound(std::string m) { return {TIMER_AP_NOT_FOUND, std::move(m)}; }
+inline Err FailedPrecondition(std::string m) { return {TIMER_AP_FAILED_PRECONDITION, std::move(m)}; }
+inline Err Internal(std::string m) { return {TIMER_AP_INTERNAL, std::move(m)}; }
+inline Err Unavailable(std::string m) { return {TIMER_AP_UNAVAILABLE, std::move(m)}; }
+
+inline std::string_view View(timer_ap_str s) {
+  return s.size == 0 ? std::string_view() : std::string_view(s.data, s.size);
+}
+inline timer_ap_str Str(std::string_view s) { return {s.data(), s.size()}; }
+
+struct Identity {
+  std::string name;
+  std::string auth_method;
+};
+
+// Forwards to the host's log callback, if it gave one. Thread-safe.
+class HostLog {
+ public:
+  HostLog() = default;
+  explicit HostLog(const timer_ap_host* host) : host_(host) {}
+  void Log(timer_ap_log_level level, std::string_view message) const;
+  void Info(std::string_view m) const { Log(TIMER_AP_LOG_INFO, m); }
+  void Warn(std::string_view m) const { Log(TIMER_AP_LOG_WARN, m); }
+
+ private:
+  const timer_ap_host* host_ = nullptr;  // not owned; outlives the provider
+};
+
+// How an action ended.
+struct Outcome {
+  timer_ap_state state = TIMER_AP_STATE_SUCCEEDED;
+  std::string error;  // when FAILED or CANCELLED
+};
+
+// What an action's work sees. Owned by the ActionRunner; valid while the
+// work function runs, on the action's own thread.
+class ActionContext {
+ public:
+  // True once Cancel() was called (or the provider is being destroyed).
+  bool cancelled() const { return cancelled_.load(std::memory_order_relaxed); }
+  // Waits up to `d`; true if cancelled meanwhile.
+  bool WaitCancelledFor(std::chrono::milliseconds d);
+  // Replaces the action's details (a JSON object) seen by Status().
+  void SetDetails(const nlohmann::json& details);
+
+ private:
+  friend class ActionRunner;
+  std::mutex* mu_ = nullptr;                // the runner's
+  std::condition_variable* cv_ = nullptr;   // the runner's
+  std::string* details_ = nullptr;          // guarded by *mu_
+  std::atomic<bool> cancelled_{false};
+};
+
+using Work = std::function<Outcome(ActionContext&)>;
+
+// A snapshot of one action.
+struct ActionSnapshot {
+  timer_ap_state state = TIMER_AP_STATE_ACTIVE;
+  std::string action_id;
+  std::string details;
+  std::string error;
+};
+
+// Runs actions on their own threads and remembers them until released.
+class ActionRunner {
+ public:
+  ActionRunner() = default;
+  ActionRunner(const ActionRunner&) = delete;
+  ActionRunner& operator=(const ActionRunner&) = delete;
+  // Cancels every action still running and joins its thread.
+  ~ActionRunner();
+
+  // Starts `work` unless an unreleased action already has `request_id`, in
+  // which case returns that one and sets *created to false. `on_created`
+  // runs under the runner's lock exactly once per new action, before the
+  // work starts (noop's record file uses it).
+  Err Start(std::string_view request_id, Work work,
+            const std::function<void(std::string_view action_id)>& on_created,
+            ActionSnapshot* out, bool* created);
+  // True (and *out set) if an unreleased action has `request_id`.
+  bool FindRequest(std::string_view request_id, ActionSnapshot* out);
+  Err Status(std::string_view action_id, ActionSnapshot* out);
+  Err Cancel(std::string_view action_id);
+  Err Release(std::string_view action_id);
+
+ private:
+  struct Action {
+    std::string id;
+    std::string request_id;
+    timer_ap_state state = TIMER_AP_STATE_ACTIVE;
+    std::string details = "{}";
+    std::string error;
+    bool thread_done = false;
+    ActionContext ctx;
+    std::thread thread;
+  };
+  static ActionSnapshot Snap(const Action& a);
+  void Run(Action* a, Work work);
+  // Moves the threads of finished actions out, to join outside the lock.
+  std::vector<std::thread> TakeFinishedThreads();  // requires mu_
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;                                        // guarded by mu_
+  std::map<std::string, std::unique_ptr<Action>, std::less<>> by_id_;  // guarded by mu_
+  std::map<std::string, Action*, std::less<>> by_request_;       // guarded by mu_
+  std::vector<std::thread> orphans_;  // threads of released actions; guarded by mu_
+};
+
+// Base of a C++ provider. The glue in MakeApi() parses bodies, converts
+// errors and catches exceptions; a provider implements Plan().
+class ProviderBase {
+ public:
+  virtual ~ProviderBase() = default;
+
+  // Checks `body` (already parsed; an object) for `owner`. With `work`
+  // non-null, also builds the work that carries out the action.
+  // [thread-safe]
+  virtual Err Plan(const Identity& owner, const nlohmann::json& body, Work* work) = 0;
+
+  // Called once per newly created action, under the runner's lock.
+  virtual void OnCreated(std::string_view request_id, std::string_view action_id) {}
+
+  ActionRunner& runner() { return runner_; }
+
+ private:
+  ActionRunner runner_;
+};
+
+// Creates a provider from its parsed configuration. Must not throw past
+// MakeApi's glue (it is caught there, but return an Err instead).
+using CreateFn = Err (*)(const nlohmann::json& config, HostLog log,
+                         std::unique_ptr<ProviderBase>* out);
+
+// A table for a provider; `name` etc. must be static strings.
+timer_ap_api MakeApi(std::string_view name, std::string_view version,
+                     std::string_view description, std::string_view input_schema,
+                     timer_ap_error* (*create)(timer_ap_str, const timer_ap_host*,
+                                               timer_ap_provider**));
+
+// The body of a provider's create(): parses the config, calls `fn`.
+timer_ap_error* CreateWith(CreateFn fn, timer_ap_str config_json, const timer_ap_host* host,
+                           timer_ap_provider** out) noexcept;
+
+// Reads typed fields of a JSON object, collecting the first error, and
+// refuses keys it was not asked about (a typo must not silently default).
+class FieldReader {
+ public:
+  FieldReader(const nlohmann::json& obj, std::string prefix)
+      : obj_(obj), prefix_(std::move(prefix)) {}
+  bool Bool(const char* key, bool def);
+  int64_t Int(const char* key, int64_t def, int64_t min, int64_t max);
+  std::string String(const char* key, const std::string& def, bool required = false);
+  const nlohmann::json* Raw(const char* key);  // nullptr when absent
+  // Call last: fails on keys no accessor asked about.
+  Err Finish();
+  const Err& err() const { return err_; }
+  std::string Name(const char* key) const;
+
+ private:
+  void Fail(Err e) {
+    if (err_.ok()) err_ = std::move(e);
+  }
+  const nlohmann::json& obj_;
+  std::string prefix_;
+  std::vector<std::string> seen_;
+  Err err_;
+};
+
+}  // namespace timer::plugins

@@ -1,0 +1,124 @@
+// noop: an action provider that does nothing, on demand, for tests and
+// benchmarks.
+//
+// Body: {"delay_ms": N, "fail": bool, "fail_message": "...",
+//        "fail_validation": bool}. The action stays ACTIVE for delay_ms
+// (cancellable meanwhile), then ends SUCCEEDED, or FAILED when `fail`.
+// `fail_validation` makes validate() and start() refuse the body.
+//
+// Config: {"record_file": "/path"}: one line "<request_id> <unix time in
+// ms>\n" is appended (and flushed) per action actually started, so tests
+// can count executions from outside timerd. A repeated start() with the
+// same request_id writes nothing.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "provider_support.h"
+#include "timer/action_provider.h"
+
+namespace timer::plugins {
+namespace {
+
+constexpr char kSchema[] = R"({
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "noop action body",
+  "type": "object",
+  "additionalProperties": false,
+  "properties": {
+    "delay_ms": {"type": "integer", "minimum": 0, "maximum": 86400000, "default": 0,
+                 "description": "How long the action stays ACTIVE before it ends."},
+    "fail": {"type": "boolean", "default": false,
+             "description": "End FAILED instead of SUCCEEDED."},
+    "fail_message": {"type": "string",
+                     "description": "The error a failing action reports."},
+    "fail_validation": {"type": "boolean", "default": false,
+                        "description": "Refuse the body at validation (INVALID_ARGUMENT)."}
+  }
+})";
+
+class NoopProvider : public ProviderBase {
+ public:
+  NoopProvider(int record_fd, HostLog log) : record_fd_(record_fd), log_(log) {}
+  ~NoopProvider() override {
+    if (record_fd_ >= 0) close(record_fd_);
+  }
+
+  Err Plan(const Identity& owner, const nlohmann::json& body, Work* work) override {
+    FieldReader r(body, "");
+    int64_t delay_ms = r.Int("delay_ms", 0, 0, 86400000);
+    bool fail = r.Bool("fail", false);
+    std::string message = r.String("fail_message", "noop: failed on request");
+    bool fail_validation = r.Bool("fail_validation", false);
+    if (Err e = r.Finish(); !e.ok()) return e;
+    if (fail_validation) return InvalidArgument("fail_validation: refused on request");
+    if (work == nullptr) return Ok();
+    *work = [delay_ms, fail, message](ActionContext& ctx) -> Outcome {
+      ctx.SetDetails({{"delay_ms", delay_ms}});
+      if (delay_ms > 0 && ctx.WaitCancelledFor(std::chrono::milliseconds(delay_ms))) {
+        return {TIMER_AP_STATE_CANCELLED, "cancelled"};
+      }
+      if (fail) return {TIMER_AP_STATE_FAILED, message};
+      return {TIMER_AP_STATE_SUCCEEDED, ""};
+    };
+    return Ok();
+  }
+
+  void OnCreated(std::string_view request_id, std::string_view action_id) override {
+    if (record_fd_ < 0) return;
+    auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::system_clock::now().time_since_epoch())
+                   .count();
+    std::string line = std::string(request_id) + " " + std::to_string(now) + "\n";
+    // One write(2) on an O_APPEND descriptor: lines never interleave, and
+    // it reaches the file (the page cache) before start() returns.
+    ssize_t n = write(record_fd_, line.data(), line.size());
+    if (n != static_cast<ssize_t>(line.size())) {
+      log_.Warn("record_file: write failed: " + std::string(std::strerror(errno)));
+    }
+  }
+
+ private:
+  const int record_fd_;  // owned; -1 without record_file
+  HostLog log_;
+};
+
+Err CreateNoop(const nlohmann::json& config, HostLog log, std::unique_ptr<ProviderBase>* out) {
+  FieldReader r(config, "plugins.noop");
+  std::string record_file = r.String("record_file", "");
+  if (Err e = r.Finish(); !e.ok()) return e;
+  int fd = -1;
+  if (!record_file.empty()) {
+    fd = open(record_file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      return InvalidArgument("plugins.noop.record_file: cannot open " + record_file + ": " +
+                             std::strerror(errno));
+    }
+  }
+  *out = std::make_unique<NoopProvider>(fd, log);
+  return Ok();
+}
+
+timer_ap_error* Create(timer_ap_str config, const timer_ap_host* host, timer_ap_provider** out) {
+  return CreateWith(&CreateNoop, config, host, out);
+}
+
+const timer_ap_api kApi = MakeApi("noop", "1.0.0",
+                                  "Does nothing: succeeds or fails on demand, after an optional "
+                                  "delay; for tests and benchmarks.",
+                                  kSchema, &Create);
+
+}  // namespace
+}  // namespace timer::plugins
+
+extern "C" TIMER_AP_EXPORT const timer_ap_api* timer_ap_get_api(uint32_t host_major,
+                                                                uint32_t host_minor) {
+  return host_major == TIMER_AP_ABI_MAJOR ? &timer::plugins::kApi : nullptr;
+}

@@ -1,0 +1,292 @@
+#include "plugin_host/plugin_host.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <filesystem>
+#include <set>
+#include <system_error>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+
+namespace timer::plugin_host {
+namespace {
+
+namespace fs = std::filesystem;
+
+timer_ap_str Str(absl::string_view s) { return {s.data(), s.size()}; }
+std::string String(timer_ap_str s) {
+  return s.data == nullptr ? std::string() : std::string(s.data, s.size);
+}
+
+absl::Status Refused(const std::string& path, absl::string_view why) {
+  return absl::FailedPreconditionError(absl::StrCat(path, ": ", why));
+}
+
+// Provider names become job fields, config table keys and file names.
+bool ValidName(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
+}
+
+// Every function pointer of ABI 1.0 must be set.
+bool TableComplete(const timer_ap_api* a) {
+  return a->error_code && a->error_message && a->error_destroy && a->create && a->destroy &&
+         a->validate && a->start && a->status && a->cancel && a->release && a->status_destroy;
+}
+
+timer_ap_identity ToC(const domain::Identity& id) {
+  timer_ap_identity r{};
+  r.struct_size = sizeof(r);
+  r.name = Str(id.name);
+  r.auth_method = Str(id.auth_method);
+  return r;
+}
+
+}  // namespace
+
+Plugin::Plugin(std::string path, void* handle, const timer_ap_api* api)
+    : path_(std::move(path)), handle_(handle), api_(api) {
+  host_.struct_size = sizeof(host_);
+  host_.context = this;
+  host_.log = &Plugin::HostLog;
+  info_.set_name(String(api->name));
+  info_.set_version(String(api->version));
+  info_.set_description(String(api->description));
+  info_.set_input_schema(String(api->input_schema));
+  info_.set_abi_version(absl::StrCat(api->abi_major, ".", api->abi_minor));
+}
+
+Plugin::~Plugin() {
+  if (provider_ != nullptr) api_->destroy(provider_);
+  dlclose(handle_);
+}
+
+void Plugin::HostLog(void* context, timer_ap_log_level level, timer_ap_str message) {
+  const auto* self = static_cast<const Plugin*>(context);
+  spdlog::level::level_enum l = spdlog::level::info;
+  switch (level) {
+    case TIMER_AP_LOG_DEBUG: l = spdlog::level::debug; break;
+    case TIMER_AP_LOG_INFO: l = spdlog::level::info; break;
+    case TIMER_AP_LOG_WARN: l = spdlog::level::warn; break;
+    case TIMER_AP_LOG_ERROR: l = spdlog::level::err; break;
+  }
+  spdlog::log(l, "provider {}: {}", self->info_.name(), String(message));
+}
+
+absl::Status Plugin::ToStatus(timer_ap_error* error) const {
+  if (error == nullptr) return absl::OkStatus();
+  int code = api_->error_code(error);
+  std::string message = String(api_->error_message(error));
+  api_->error_destroy(error);
+  if (code <= 0 || code > 16) {
+    return absl::UnknownError(
+        absl::StrCat("provider ", info_.name(), " returned error code ", code, ": ", message));
+  }
+  return absl::Status(static_cast<absl::StatusCode>(code), message);
+}
+
+absl::StatusOr<domain::ActionStatus> Plugin::TakeStatus(timer_ap_status* st) const {
+  if (st == nullptr) {
+    return absl::InternalError(absl::StrCat("provider ", info_.name(), " returned no status"));
+  }
+  domain::ActionStatus out;
+  absl::Status bad;
+  if (!TIMER_AP_HAS_FIELD(timer_ap_status, st, error)) {
+    bad = absl::InternalError(absl::StrCat("provider ", info_.name(), ": status struct too small"));
+  } else {
+    switch (st->state) {
+      case TIMER_AP_STATE_ACTIVE: out.state = domain::ActionStatus::State::kActive; break;
+      case TIMER_AP_STATE_SUCCEEDED: out.state = domain::ActionStatus::State::kSucceeded; break;
+      case TIMER_AP_STATE_FAILED: out.state = domain::ActionStatus::State::kFailed; break;
+      case TIMER_AP_STATE_CANCELLED: out.state = domain::ActionStatus::State::kCancelled; break;
+      default:
+        bad = absl::InternalError(absl::StrCat("provider ", info_.name(),
+                                               ": invalid action state ", int(st->state)));
+    }
+    out.action_id = String(st->action_id);
+    out.details = String(st->details);
+    out.error = String(st->error);
+    if (out.details.empty()) out.details = "{}";
+    if (bad.ok() && out.action_id.empty()) {
+      bad = absl::InternalError(absl::StrCat("provider ", info_.name(), ": empty action id"));
+    }
+  }
+  api_->status_destroy(st);
+  if (!bad.ok()) return bad;
+  return out;
+}
+
+absl::Status Plugin::Validate(const domain::Identity& owner, absl::string_view body) {
+  timer_ap_identity id = ToC(owner);
+  return ToStatus(api_->validate(provider_, &id, Str(body)));
+}
+
+absl::StatusOr<domain::ActionStatus> Plugin::Start(absl::string_view request_id,
+                                                   const domain::Identity& owner,
+                                                   absl::string_view body) {
+  timer_ap_identity id = ToC(owner);
+  timer_ap_status* st = nullptr;
+  absl::Status s = ToStatus(api_->start(provider_, Str(request_id), &id, Str(body), &st));
+  if (!s.ok()) return s;
+  return TakeStatus(st);
+}
+
+absl::StatusOr<domain::ActionStatus> Plugin::Status(absl::string_view action_id) {
+  timer_ap_status* st = nullptr;
+  absl::Status s = ToStatus(api_->status(provider_, Str(action_id), &st));
+  if (!s.ok()) return s;
+  return TakeStatus(st);
+}
+
+absl::Status Plugin::Cancel(absl::string_view action_id) {
+  return ToStatus(api_->cancel(provider_, Str(action_id)));
+}
+
+absl::Status Plugin::Release(absl::string_view action_id) {
+  return ToStatus(api_->release(provider_, Str(action_id)));
+}
+
+domain::ActionProvider* PluginRegistry::Find(absl::string_view name) const {
+  auto it = plugins_.find(name);
+  return it == plugins_.end() ? nullptr : it->second.get();
+}
+
+std::vector<domain::ActionProvider*> PluginRegistry::List() const {
+  std::vector<domain::ActionProvider*> out;
+  out.reserve(plugins_.size());
+  for (const auto& [name, p] : plugins_) out.push_back(p.get());
+  return out;
+}
+
+absl::Status PluginRegistry::Add(std::unique_ptr<Plugin> plugin) {
+  const std::string& name = plugin->info().name();
+  if (auto it = plugins_.find(name); it != plugins_.end()) {
+    return absl::AlreadyExistsError(absl::StrCat(plugin->path(), ": provider name \"", name,
+                                                 "\" already loaded from ", it->second->path()));
+  }
+  plugins_.emplace(name, std::move(plugin));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Plugin>> LoadPlugin(const std::string& path,
+                                                   const nlohmann::json& configs_by_name,
+                                                   const PluginRegistry* existing) {
+  dlerror();
+  void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) {
+    const char* e = dlerror();
+    return Refused(path, absl::StrCat("not a loadable shared object: ", e ? e : "dlopen failed"));
+  }
+  // From here on, every refusal must dlclose.
+  auto fail = [handle](absl::Status s) {
+    dlclose(handle);
+    return s;
+  };
+  dlerror();
+  void* sym = dlsym(handle, TIMER_AP_ENTRY_SYMBOL);
+  if (sym == nullptr) {
+    return fail(Refused(path, "no " TIMER_AP_ENTRY_SYMBOL " symbol: not an action-provider plugin"));
+  }
+  auto get_api = reinterpret_cast<timer_ap_get_api_fn>(sym);
+  const timer_ap_api* api = get_api(TIMER_AP_ABI_MAJOR, TIMER_AP_ABI_MINOR);
+  if (api == nullptr) {
+    return fail(Refused(path, absl::StrCat("the provider refused this host's ABI ",
+                                           TIMER_AP_ABI_MAJOR, ".", TIMER_AP_ABI_MINOR)));
+  }
+  if (api->abi_major != TIMER_AP_ABI_MAJOR) {
+    return fail(Refused(path, absl::StrCat("built for ABI ", api->abi_major, ".", api->abi_minor,
+                                           ", this timerd speaks ", TIMER_AP_ABI_MAJOR, ".x")));
+  }
+  if (api->struct_size < TIMER_AP_API_V1_0_SIZE) {
+    return fail(Refused(path, absl::StrCat("function table too small (", api->struct_size,
+                                           " bytes, ABI 1.0 needs ", TIMER_AP_API_V1_0_SIZE, ")")));
+  }
+  if (!TableComplete(api)) return fail(Refused(path, "function table has null entries"));
+  std::string name = String(api->name);
+  if (!ValidName(name)) {
+    return fail(Refused(path, absl::StrCat("invalid provider name \"", name,
+                                           "\" (want [a-z0-9_-], 1 to 64 characters)")));
+  }
+  if (existing != nullptr) {
+    if (const auto* other = static_cast<const Plugin*>(existing->Find(name))) {
+      return fail(absl::AlreadyExistsError(absl::StrCat(path, ": provider name \"", name,
+                                                        "\" already loaded from ", other->path())));
+    }
+  }
+
+  std::unique_ptr<Plugin> plugin(new Plugin(path, handle, api));  // owns handle now
+  std::string config = "{}";
+  if (configs_by_name.is_object()) {
+    if (auto it = configs_by_name.find(name); it != configs_by_name.end()) config = it->dump();
+  }
+  timer_ap_provider* provider = nullptr;
+  absl::Status s = plugin->ToStatus(api->create(Str(config), &plugin->host_, &provider));
+  if (!s.ok()) {
+    return absl::Status(s.code(), absl::StrCat(path, ": provider ", name, " failed to start: ",
+                                               s.message()));
+  }
+  if (provider == nullptr) {
+    return absl::InternalError(absl::StrCat(path, ": create() returned no provider"));
+  }
+  plugin->provider_ = provider;
+  return plugin;
+}
+
+absl::StatusOr<std::unique_ptr<PluginRegistry>> LoadPlugins(const std::vector<std::string>& dirs,
+                                                            const nlohmann::json& configs_by_name) {
+  if (!configs_by_name.is_object()) {
+    return absl::InvalidArgumentError("plugins: must be a table of provider configurations");
+  }
+  auto registry = std::make_unique<PluginRegistry>();
+  std::set<std::string> seen_dirs;
+  for (const std::string& dir : dirs) {
+    if (dir.empty()) continue;
+    std::error_code ec;
+    fs::path canonical = fs::canonical(dir, ec);
+    if (ec || !fs::is_directory(canonical, ec)) {
+      spdlog::warn("plugin directory {} skipped: not a readable directory", dir);
+      continue;
+    }
+    if (!seen_dirs.insert(canonical.string()).second) continue;  // listed twice
+    std::vector<fs::path> files;
+    for (fs::directory_iterator it(canonical, ec), end; !ec && it != end; it.increment(ec)) {
+      const fs::path& p = it->path();
+      std::string fname = p.filename().string();
+      if (p.extension() != ".so" || fname.front() == '.') continue;
+      files.push_back(p);
+    }
+    if (ec) {
+      spdlog::warn("plugin directory {}: listing failed: {}", dir, ec.message());
+      continue;
+    }
+    std::sort(files.begin(), files.end());
+    for (const fs::path& file : files) {
+      absl::StatusOr<std::unique_ptr<Plugin>> plugin =
+          LoadPlugin(file.string(), configs_by_name, registry.get());
+      if (!plugin.ok()) {
+        spdlog::warn("plugin refused: {}", std::string(plugin.status().message()));
+        continue;
+      }
+      const v1::ActionProvider& info = (*plugin)->info();
+      spdlog::info("plugin loaded: provider {} {} (ABI {}) from {}", info.name(), info.version(),
+                   info.abi_version(), file.string());
+      absl::Status added = registry->Add(*std::move(plugin));
+      if (!added.ok()) spdlog::warn("plugin refused: {}", std::string(added.message()));  // not reached
+    }
+  }
+  for (const auto& [name, config] : configs_by_name.items()) {
+    if (registry->Find(name) == nullptr) {
+      spdlog::warn("plugins.{}: configured, but no provider of that name was loaded", name);
+    }
+  }
+  return registry;
+}
+
+}  // namespace timer::plugin_host

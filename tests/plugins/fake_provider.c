@@ -1,0 +1,191 @@
+/* A provider written in plain C, compiled several times with different
+ * definitions to make good and deliberately broken plugins for the loader
+ * tests. That it compiles as C is itself a test of the header.
+ *
+ *   FAKE_NAME          provider name (string literal), default "fake_c"
+ *   FAKE_MAJOR         abi_major reported in the table
+ *   FAKE_MINOR         abi_minor reported in the table
+ *   FAKE_SMALL_TABLE   report a struct_size smaller than ABI 1.0's
+ *   FAKE_REFUSE_HOST   timer_ap_get_api returns NULL
+ *   FAKE_NO_ENTRY      export the entry point under another name
+ *   FAKE_CREATE_FAIL   create() fails with INVALID_ARGUMENT
+ *
+ * The good variant reports ABI 1.<FAKE_MINOR> with a table grown by one
+ * field, as a provider built against a newer minor would. Its actions end
+ * at once: SUCCEEDED, with the config it was created with as details.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "timer/action_provider.h"
+
+#ifndef FAKE_NAME
+#define FAKE_NAME "fake_c"
+#endif
+#ifndef FAKE_MAJOR
+#define FAKE_MAJOR TIMER_AP_ABI_MAJOR
+#endif
+#ifndef FAKE_MINOR
+#define FAKE_MINOR 7
+#endif
+
+struct timer_ap_error {
+  timer_ap_code code;
+  char message[128];
+};
+
+struct timer_ap_provider {
+  char* config;
+  size_t config_size;
+};
+
+static timer_ap_error* make_error(timer_ap_code code, const char* message) {
+  timer_ap_error* e = (timer_ap_error*)calloc(1, sizeof(*e));
+  e->code = code;
+  strncpy(e->message, message, sizeof(e->message) - 1);
+  return e;
+}
+
+static timer_ap_code error_code(const timer_ap_error* e) { return e->code; }
+static timer_ap_str error_message(const timer_ap_error* e) {
+  timer_ap_str s = {e->message, strlen(e->message)};
+  return s;
+}
+static void error_destroy(timer_ap_error* e) { free(e); }
+
+static timer_ap_error* create(timer_ap_str config, const timer_ap_host* host,
+                              timer_ap_provider** out) {
+#ifdef FAKE_CREATE_FAIL
+  (void)config;
+  (void)host;
+  (void)out;
+  return make_error(TIMER_AP_INVALID_ARGUMENT, "plugins." FAKE_NAME ".x: refused on purpose");
+#else
+  timer_ap_provider* p = (timer_ap_provider*)calloc(1, sizeof(*p));
+  p->config = (char*)malloc(config.size + 1);
+  memcpy(p->config, config.data, config.size);
+  p->config_size = config.size;
+  if (host != NULL && host->log != NULL) {
+    timer_ap_str hello = {"created", 7};
+    host->log(host->context, TIMER_AP_LOG_INFO, hello);
+  }
+  *out = p;
+  return NULL;
+#endif
+}
+
+static void destroy(timer_ap_provider* p) {
+  if (p == NULL) return;
+  free(p->config);
+  free(p);
+}
+
+static timer_ap_error* validate(timer_ap_provider* p, const timer_ap_identity* owner,
+                                timer_ap_str body) {
+  (void)p;
+  (void)owner;
+  if (body.size < 2 || body.data[0] != '{') {
+    return make_error(TIMER_AP_INVALID_ARGUMENT, "body: must be a JSON object");
+  }
+  return NULL;
+}
+
+/* The status and its strings in one block, freed with free(). */
+static timer_ap_status* make_status(const timer_ap_provider* p, timer_ap_str id) {
+  size_t n = sizeof(timer_ap_status) + id.size + p->config_size;
+  timer_ap_status* s = (timer_ap_status*)malloc(n);
+  char* id_copy = (char*)(s + 1);
+  char* details = id_copy + id.size;
+  memcpy(id_copy, id.data, id.size);
+  memcpy(details, p->config, p->config_size);
+  s->struct_size = sizeof(*s);
+  s->state = TIMER_AP_STATE_SUCCEEDED;
+  s->action_id.data = id_copy;
+  s->action_id.size = id.size;
+  s->details.data = details;
+  s->details.size = p->config_size;
+  s->error.data = NULL;
+  s->error.size = 0;
+  return s;
+}
+
+static timer_ap_error* start(timer_ap_provider* p, timer_ap_str request_id,
+                             const timer_ap_identity* owner, timer_ap_str body,
+                             timer_ap_status** out) {
+  timer_ap_error* e = validate(p, owner, body);
+  if (e != NULL) return e;
+  *out = make_status(p, request_id); /* action id = request id */
+  return NULL;
+}
+
+static timer_ap_error* status(timer_ap_provider* p, timer_ap_str action_id,
+                              timer_ap_status** out) {
+  *out = make_status(p, action_id);
+  return NULL;
+}
+
+static timer_ap_error* cancel(timer_ap_provider* p, timer_ap_str action_id) {
+  (void)p;
+  (void)action_id;
+  return NULL;
+}
+
+static timer_ap_error* release(timer_ap_provider* p, timer_ap_str action_id) {
+  (void)p;
+  (void)action_id;
+  return make_error(TIMER_AP_UNAVAILABLE, "release: try later");
+}
+
+static void status_destroy(timer_ap_status* s) { free(s); }
+
+/* A table from a future minor: one more field at the end. */
+typedef struct fake_api {
+  timer_ap_api base;
+  void (*from_the_future)(void);
+} fake_api;
+
+static const fake_api kApi = {
+    {
+#ifdef FAKE_SMALL_TABLE
+        offsetof(timer_ap_api, status),
+#else
+        sizeof(fake_api),
+#endif
+        FAKE_MAJOR,
+        FAKE_MINOR,
+        {FAKE_NAME, sizeof(FAKE_NAME) - 1},
+        {"0.0.1", 5},
+        {"A provider in C, for tests.", 27},
+        {"{\"type\":\"object\"}", 17},
+        error_code,
+        error_message,
+        error_destroy,
+        create,
+        destroy,
+        validate,
+        start,
+        status,
+        cancel,
+        release,
+        status_destroy,
+    },
+    NULL,
+};
+
+#ifdef FAKE_NO_ENTRY
+TIMER_AP_EXPORT const timer_ap_api* timer_ap_get_api_misspelled(uint32_t host_major,
+                                                                uint32_t host_minor) {
+#else
+const timer_ap_api* timer_ap_get_api(uint32_t host_major, uint32_t host_minor) {
+#endif
+  (void)host_minor;
+#ifdef FAKE_REFUSE_HOST
+  (void)host_major;
+  (void)kApi;
+  return NULL;
+#else
+  (void)host_major;
+  return &kApi.base;
+#endif
+}
