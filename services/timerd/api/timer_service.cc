@@ -18,15 +18,6 @@ auto FinishWith(grpc::ServerUnaryReactor* reactor, T* response) {
   };
 }
 
-grpc::ServerUnaryReactor* Unimplemented(grpc::CallbackServerContext* ctx,
-                                        const char* method) {
-  auto* reactor = ctx->DefaultReactor();
-  reactor->Finish(grpc::Status(
-      grpc::StatusCode::UNIMPLEMENTED,
-      std::string(method) + " is not implemented by this timerd yet"));
-  return reactor;
-}
-
 // A stream that ends at once with UNIMPLEMENTED.
 class UnimplementedStream final : public grpc::ServerWriteReactor<v1::JobEvent> {
  public:
@@ -73,29 +64,43 @@ grpc::ServerUnaryReactor* TimerServiceImpl::DeleteJob(
 }
 
 grpc::ServerUnaryReactor* TimerServiceImpl::UpdateJob(
-    grpc::CallbackServerContext* ctx, const v1::UpdateJobRequest*, v1::Job*) {
-  return Unimplemented(ctx, "UpdateJob");
+    grpc::CallbackServerContext* ctx, const v1::UpdateJobRequest* request,
+    v1::Job* response) {
+  auto* reactor = ctx->DefaultReactor();
+  jobs_->UpdateJob(CallerOf(ctx), *request, FinishWith(reactor, response));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* TimerServiceImpl::PauseJob(
-    grpc::CallbackServerContext* ctx, const v1::PauseJobRequest*, v1::Job*) {
-  return Unimplemented(ctx, "PauseJob");
+    grpc::CallbackServerContext* ctx, const v1::PauseJobRequest* request,
+    v1::Job* response) {
+  auto* reactor = ctx->DefaultReactor();
+  jobs_->PauseJob(CallerOf(ctx), *request, FinishWith(reactor, response));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* TimerServiceImpl::ResumeJob(
-    grpc::CallbackServerContext* ctx, const v1::ResumeJobRequest*, v1::Job*) {
-  return Unimplemented(ctx, "ResumeJob");
+    grpc::CallbackServerContext* ctx, const v1::ResumeJobRequest* request,
+    v1::Job* response) {
+  auto* reactor = ctx->DefaultReactor();
+  jobs_->ResumeJob(CallerOf(ctx), *request, FinishWith(reactor, response));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* TimerServiceImpl::RunJobNow(
-    grpc::CallbackServerContext* ctx, const v1::RunJobNowRequest*, v1::Job*) {
-  return Unimplemented(ctx, "RunJobNow");
+    grpc::CallbackServerContext* ctx, const v1::RunJobNowRequest* request,
+    v1::Job* response) {
+  auto* reactor = ctx->DefaultReactor();
+  jobs_->RunJobNow(CallerOf(ctx), *request, FinishWith(reactor, response));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* TimerServiceImpl::ListJobResults(
-    grpc::CallbackServerContext* ctx, const v1::ListJobResultsRequest*,
-    v1::ListJobResultsResponse*) {
-  return Unimplemented(ctx, "ListJobResults");
+    grpc::CallbackServerContext* ctx, const v1::ListJobResultsRequest* request,
+    v1::ListJobResultsResponse* response) {
+  auto* reactor = ctx->DefaultReactor();
+  FinishWith(reactor, response)(jobs_->ListJobResults(CallerOf(ctx), *request));
+  return reactor;
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* TimerServiceImpl::WatchJob(
@@ -109,15 +114,19 @@ grpc::ServerWriteReactor<v1::JobEvent>* TimerServiceImpl::WatchJobs(
 }
 
 grpc::ServerUnaryReactor* TimerServiceImpl::ListActionProviders(
-    grpc::CallbackServerContext* ctx, const v1::ListActionProvidersRequest*,
-    v1::ListActionProvidersResponse*) {
-  return Unimplemented(ctx, "ListActionProviders");
+    grpc::CallbackServerContext* ctx, const v1::ListActionProvidersRequest* request,
+    v1::ListActionProvidersResponse* response) {
+  auto* reactor = ctx->DefaultReactor();
+  FinishWith(reactor, response)(jobs_->ListActionProviders(*request));
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* TimerServiceImpl::GetActionProvider(
-    grpc::CallbackServerContext* ctx, const v1::GetActionProviderRequest*,
-    v1::ActionProvider*) {
-  return Unimplemented(ctx, "GetActionProvider");
+    grpc::CallbackServerContext* ctx, const v1::GetActionProviderRequest* request,
+    v1::ActionProvider* response) {
+  auto* reactor = ctx->DefaultReactor();
+  FinishWith(reactor, response)(jobs_->GetActionProvider(*request));
+  return reactor;
 }
 
 }  // namespace timer::api

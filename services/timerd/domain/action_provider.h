@@ -17,6 +17,7 @@
 //   resource, UNAVAILABLE for a transient failure worth retrying.
 #pragma once
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -74,6 +75,28 @@ class ProviderRegistry {
   virtual ActionProvider* Find(absl::string_view name) const = 0;
   // Sorted by name.
   virtual std::vector<ActionProvider*> List() const = 0;
+};
+
+// A registry over providers someone else owns, given up front. For tests and
+// for composing registries.
+class StaticRegistry final : public ProviderRegistry {
+ public:
+  explicit StaticRegistry(std::vector<ActionProvider*> providers)
+      : providers_(std::move(providers)) {
+    std::sort(providers_.begin(), providers_.end(), [](auto* a, auto* b) {
+      return a->info().name() < b->info().name();
+    });
+  }
+  ActionProvider* Find(absl::string_view name) const override {
+    for (ActionProvider* p : providers_) {
+      if (p->info().name() == name) return p;
+    }
+    return nullptr;
+  }
+  std::vector<ActionProvider*> List() const override { return providers_; }
+
+ private:
+  std::vector<ActionProvider*> providers_;
 };
 
 }  // namespace timer::domain

@@ -4,11 +4,13 @@
 
 #include <utility>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "domain/ids.h"
+#include "domain/job_results.h"
 #include "domain/schedule.h"
 #include "domain/time_util.h"
 #include "util/status_macros.h"
@@ -75,6 +77,66 @@ absl::StatusOr<store::ListCursor> DecodePageToken(absl::string_view token,
   }
   cursor.job_id = parts[3];
   return cursor;
+}
+
+// Result page tokens: base64url("r1|<run_number to continue below>").
+std::string EncodeResultsToken(int64_t before) {
+  return absl::WebSafeBase64Escape(absl::StrCat("r1|", before));
+}
+
+absl::StatusOr<int64_t> DecodeResultsToken(absl::string_view token) {
+  std::string raw;
+  int64_t before = 0;
+  if (!absl::WebSafeBase64Unescape(token, &raw) || raw.rfind("r1|", 0) != 0 ||
+      !absl::SimpleAtoi(raw.substr(3), &before) || before <= 0) {
+    return Invalid("page_token", "not a token this server issued");
+  }
+  return before;
+}
+
+int PageSize(int requested) {
+  return requested == 0 ? JobService::kDefaultPageSize
+                        : std::min(requested, JobService::kMaxPageSize);
+}
+
+bool IsSchedulable(v1::Job::Status s) {
+  return s == v1::Job::NEW || s == v1::Job::LOADED || s == v1::Job::UPDATED;
+}
+
+absl::Status NotFoundIfDeleted(const v1::Job& job) {
+  if (job.status() == v1::Job::DELETED) {
+    return absl::NotFoundError(absl::StrCat("job ", job.job_id(), " was deleted"));
+  }
+  return absl::OkStatus();
+}
+
+// The earliest a newly computed next run may be: now, and never sooner than
+// one interval after the last scheduled slot (a job never runs more often
+// than its interval).
+absl::Time EarliestNextRun(const v1::Job& job, absl::Time now) {
+  absl::Time earliest = now;
+  for (const v1::JobResult& r : job.results()) {
+    if (r.manual()) continue;
+    earliest = std::max(earliest, FromProto(r.scheduled_time()) +
+                                      absl::Seconds(job.schedule().interval_seconds()));
+    break;  // Newest first: the first scheduled one is the last slot.
+  }
+  return earliest;
+}
+
+// Puts the job back on its grid from `now`, or ends it if a stop condition
+// forbids any further run.
+void Reschedule(v1::Job& job, absl::Time now, v1::Job::Status running_status) {
+  v1::Job::EndReason reason = v1::Job::END_REASON_UNSPECIFIED;
+  if (auto next = NextRunAtOrAfter(job, EarliestNextRun(job, now), &reason)) {
+    *job.mutable_next_run() = ToProto(*next);
+    job.set_status(running_status);
+    job.clear_end_reason();
+  } else {
+    job.clear_next_run();
+    job.set_status(v1::Job::ENDED);
+    job.set_end_reason(reason);
+  }
 }
 
 }  // namespace
@@ -144,6 +206,7 @@ void JobService::CreateJob(const Identity& caller,
                            store::JobCallback done) {
   absl::Status valid = ValidateRequestId(request.request_id());
   if (valid.ok()) valid = ValidateNewJob(request.job());
+  if (valid.ok()) valid = CheckAction(caller, request.job().action());
   if (!valid.ok()) {
     std::move(done)(valid);
     return;
@@ -185,19 +248,16 @@ void JobService::CreateJob(const Identity& caller,
   *job.mutable_update_time() = ToProto(now);
 
   // The first run is the first grid slot that is not in the past.
-  const absl::Time start = FromProto(job.schedule().start());
-  const absl::Duration interval = absl::Seconds(job.schedule().interval_seconds());
-  const absl::Time first = SlotTime(start, interval, FirstSlotAtOrAfter(start, interval, now));
-  if (!job.schedule().has_stop_after_date() ||
-      first < FromProto(job.schedule().stop_after_date())) {
-    *job.mutable_next_run() = ToProto(first);
+  v1::Job::EndReason reason = v1::Job::END_REASON_UNSPECIFIED;
+  if (auto first = NextRunAtOrAfter(job, now, &reason)) {
+    *job.mutable_next_run() = ToProto(*first);
   } else {
     job.set_status(v1::Job::ENDED);
-    job.set_end_reason(v1::Job::STOP_AFTER_DATE);
+    job.set_end_reason(reason);
   }
 
   store_->CreateJob(std::move(job), request.request_id(), std::move(fingerprint),
-                    std::move(done));
+                    Notify(std::move(done)));
 }
 
 absl::StatusOr<v1::Job> JobService::GetJob(const Identity& caller,
@@ -217,9 +277,7 @@ absl::StatusOr<v1::ListJobsResponse> JobService::ListJobs(
   store::ListJobsQuery query;
   query.owner = caller.name;
   query.show_deleted = request.show_deleted();
-  query.page_size = request.page_size() == 0
-                        ? kDefaultPageSize
-                        : std::min(request.page_size(), kMaxPageSize);
+  query.page_size = PageSize(request.page_size());
   if (!request.page_token().empty()) {
     ASSIGN_OR_RETURN(query.after,
                      DecodePageToken(request.page_token(), request.show_deleted()));
@@ -261,7 +319,275 @@ void JobService::DeleteJob(const Identity& caller,
         job.clear_next_run();
         return absl::OkStatus();
       },
-      std::move(done));
+      Notify(std::move(done)));
+}
+
+store::JobCallback JobService::Notify(store::JobCallback done) {
+  return [this, done = std::move(done)](absl::StatusOr<v1::Job> written) mutable {
+    if (written.ok() && observer_ != nullptr) observer_->JobChanged(*written);
+    std::move(done)(std::move(written));
+  };
+}
+
+absl::Status JobService::CheckAction(const Identity& caller,
+                                     const v1::Action& action) const {
+  if (providers_ == nullptr) return absl::OkStatus();
+  ActionProvider* provider = providers_->Find(action.provider());
+  if (provider == nullptr) {
+    return Invalid("job.action.provider",
+                   absl::StrCat("no action provider named \"", action.provider(),
+                                "\" is loaded"));
+  }
+  absl::Status valid = provider->Validate(caller, action.body());
+  if (!valid.ok()) {
+    return absl::Status(valid.code(), absl::StrCat("job.action.body: ", valid.message()));
+  }
+  return absl::OkStatus();
+}
+
+void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& request,
+                           store::JobCallback done) {
+  static const absl::flat_hash_set<std::string> kSchedulePaths = {
+      "schedule", "schedule.start", "schedule.interval_seconds",
+      "schedule.stop_after_runs", "schedule.stop_after_date"};
+  static const absl::flat_hash_set<std::string> kOtherPaths = {
+      "name", "label", "action", "action.provider", "action.body",
+      "overlap_policy", "max_concurrent", "missed_run_policy"};
+  const v1::Job& in = request.job();
+  absl::Status valid = ValidateJobId(in.job_id());
+  if (valid.ok() && request.update_mask().paths_size() == 0) {
+    valid = Invalid("update_mask", "required: name the fields to change");
+  }
+  bool schedule_changed = false, action_changed = false;
+  for (const std::string& path : request.update_mask().paths()) {
+    if (!valid.ok()) break;
+    if (kSchedulePaths.contains(path)) {
+      schedule_changed = true;
+    } else if (kOtherPaths.contains(path)) {
+      action_changed |= path.rfind("action", 0) == 0;
+    } else {
+      valid = Invalid("update_mask", absl::StrCat("\"", path, "\" cannot be updated"));
+    }
+  }
+  // The merged job is validated before the write; the write then checks that
+  // nothing changed in between (etag), so what was validated is what is stored.
+  absl::StatusOr<v1::Job> current =
+      valid.ok() ? store_->GetJob(caller.name, in.job_id()) : absl::StatusOr<v1::Job>(valid);
+  if (current.ok()) valid = NotFoundIfDeleted(*current);
+  if (valid.ok() && current.ok() && !in.etag().empty() && in.etag() != current->etag()) {
+    valid = absl::AbortedError(absl::StrCat(
+        "etag: the job changed since it was read (current etag ", current->etag(), ")"));
+  }
+  v1::Job merged;
+  if (valid.ok() && current.ok()) {
+    merged = *current;
+    for (const std::string& path : request.update_mask().paths()) {
+      if (path == "name") merged.set_name(in.name());
+      if (path == "label") merged.set_label(in.label());
+      if (path == "action") *merged.mutable_action() = in.action();
+      if (path == "action.provider") merged.mutable_action()->set_provider(in.action().provider());
+      if (path == "action.body") merged.mutable_action()->set_body(in.action().body());
+      if (path == "overlap_policy") merged.set_overlap_policy(in.overlap_policy());
+      if (path == "max_concurrent") merged.set_max_concurrent(in.max_concurrent());
+      if (path == "missed_run_policy") merged.set_missed_run_policy(in.missed_run_policy());
+      v1::Schedule* s = merged.mutable_schedule();
+      const v1::Schedule& n = in.schedule();
+      if (path == "schedule") *s = n;
+      if (path == "schedule.start") *s->mutable_start() = n.start();
+      if (path == "schedule.interval_seconds") s->set_interval_seconds(n.interval_seconds());
+      if (path == "schedule.stop_after_runs") {
+        if (n.has_stop_after_runs()) s->set_stop_after_runs(n.stop_after_runs());
+        else s->clear_stop_after_runs();
+      }
+      if (path == "schedule.stop_after_date") {
+        if (n.has_stop_after_date()) *s->mutable_stop_after_date() = n.stop_after_date();
+        else s->clear_stop_after_date();
+      }
+    }
+    if (!merged.schedule().has_start()) *merged.mutable_schedule()->mutable_start() = current->schedule().start();
+    if (merged.max_concurrent() == 0) merged.set_max_concurrent(1);
+    valid = ValidateNewJob(merged);
+    if (valid.ok() && action_changed) valid = CheckAction(caller, merged.action());
+  }
+  if (!valid.ok() || !current.ok()) {
+    std::move(done)(valid.ok() ? current.status() : valid);
+    return;
+  }
+  store_->UpdateJob(
+      caller.name, in.job_id(),
+      [this, merged = std::move(merged), etag = current->etag(),
+       schedule_changed](v1::Job& job) -> absl::Status {
+        if (job.etag() != etag) {
+          return absl::AbortedError("the job changed while it was being updated; retry");
+        }
+        const absl::Time now = clock_->Now();
+        const bool was_ended = job.status() == v1::Job::ENDED;
+        job.set_name(merged.name());
+        job.set_label(merged.label());
+        *job.mutable_action() = merged.action();
+        *job.mutable_schedule() = merged.schedule();
+        job.set_overlap_policy(merged.overlap_policy());
+        job.set_max_concurrent(merged.max_concurrent());
+        job.set_missed_run_policy(merged.missed_run_policy());
+        *job.mutable_update_time() = ToProto(now);
+        if (job.status() != v1::Job::PAUSED) {
+          if (schedule_changed || was_ended) {
+            Reschedule(job, now, v1::Job::UPDATED);
+          } else {
+            job.set_status(v1::Job::UPDATED);
+          }
+        }
+        return absl::OkStatus();
+      },
+      Notify(std::move(done)));
+}
+
+void JobService::PauseJob(const Identity& caller, const v1::PauseJobRequest& request,
+                          store::JobCallback done) {
+  absl::Status valid = ValidateJobId(request.job_id());
+  if (!valid.ok()) {
+    std::move(done)(valid);
+    return;
+  }
+  store_->UpdateJob(
+      caller.name, request.job_id(),
+      [this](v1::Job& job) -> absl::Status {
+        RETURN_IF_ERROR(NotFoundIfDeleted(job));
+        if (job.status() == v1::Job::PAUSED) return absl::OkStatus();
+        if (job.status() == v1::Job::ENDED) {
+          return absl::FailedPreconditionError(
+              "job has ended; change its stop conditions to run it again");
+        }
+        job.set_status(v1::Job::PAUSED);
+        job.clear_next_run();
+        *job.mutable_update_time() = ToProto(clock_->Now());
+        return absl::OkStatus();
+      },
+      Notify(std::move(done)));
+}
+
+void JobService::ResumeJob(const Identity& caller, const v1::ResumeJobRequest& request,
+                           store::JobCallback done) {
+  absl::Status valid = ValidateJobId(request.job_id());
+  if (!valid.ok()) {
+    std::move(done)(valid);
+    return;
+  }
+  store_->UpdateJob(
+      caller.name, request.job_id(),
+      [this](v1::Job& job) -> absl::Status {
+        RETURN_IF_ERROR(NotFoundIfDeleted(job));
+        if (IsSchedulable(job.status())) return absl::OkStatus();
+        if (job.status() == v1::Job::ENDED) {
+          return absl::FailedPreconditionError(
+              "job has ended; change its stop conditions to run it again");
+        }
+        // Back on the original grid: the next slot, not "now + interval".
+        const absl::Time now = clock_->Now();
+        Reschedule(job, now, job.n_runs() > 0 ? v1::Job::LOADED : v1::Job::NEW);
+        *job.mutable_update_time() = ToProto(now);
+        return absl::OkStatus();
+      },
+      Notify(std::move(done)));
+}
+
+void JobService::RunJobNow(const Identity& caller, const v1::RunJobNowRequest& request,
+                           store::JobCallback done) {
+  absl::Status valid = ValidateJobId(request.job_id());
+  if (valid.ok()) valid = ValidateRequestId(request.request_id());
+  if (!valid.ok()) {
+    std::move(done)(valid);
+    return;
+  }
+  auto recorded = std::make_shared<std::optional<v1::JobResult>>();
+  store_->WriteJob(
+      caller.name, request.job_id(),
+      [this, recorded, request_id = request.request_id()](
+          v1::Job& job, std::vector<v1::JobResult>& table) -> absl::Status {
+        RETURN_IF_ERROR(NotFoundIfDeleted(job));
+        if (!request_id.empty()) {
+          for (const v1::JobResult& r : job.results()) {
+            if (r.request_id() == request_id) return absl::OkStatus();  // A retry.
+          }
+        }
+        const absl::Time now = clock_->Now();
+        v1::JobResult r;
+        r.set_run_number(job.last_run_number() + 1);
+        r.set_manual(true);
+        r.set_request_id(request_id);
+        r.set_status(v1::JobResult::PENDING);
+        *r.mutable_scheduled_time() = ToProto(now);
+        job.set_last_run_number(r.run_number());
+        job.set_n_runs(job.n_runs() + 1);
+        *job.mutable_update_time() = ToProto(now);
+        PutResult(job, r, table);
+        *recorded = r;
+        return absl::OkStatus();
+      },
+      [this, recorded, done = std::move(done)](absl::StatusOr<v1::Job> written) mutable {
+        if (written.ok() && observer_ != nullptr) {
+          observer_->JobChanged(*written);
+          if (*recorded) observer_->RunRecorded(*written, **recorded);
+        }
+        std::move(done)(std::move(written));
+      });
+}
+
+absl::StatusOr<v1::ListJobResultsResponse> JobService::ListJobResults(
+    const Identity& caller, const v1::ListJobResultsRequest& request) {
+  RETURN_IF_ERROR(ValidateJobId(request.job_id()));
+  if (request.page_size() < 0) return Invalid("page_size", "must be >= 0");
+  int64_t before = 0;
+  if (!request.page_token().empty()) {
+    ASSIGN_OR_RETURN(before, DecodeResultsToken(request.page_token()));
+  }
+  const int page_size = PageSize(request.page_size());
+  ASSIGN_OR_RETURN(std::vector<v1::JobResult> results,
+                   store_->ListResults(caller.name, request.job_id(), before,
+                                       page_size + 1));
+  v1::ListJobResultsResponse response;
+  for (size_t i = 0; i < results.size() && static_cast<int>(i) < page_size; ++i) {
+    *response.add_results() = std::move(results[i]);
+  }
+  if (static_cast<int>(results.size()) > page_size) {
+    response.set_next_page_token(
+        EncodeResultsToken(response.results(page_size - 1).run_number()));
+  }
+  return response;
+}
+
+absl::StatusOr<v1::ListActionProvidersResponse> JobService::ListActionProviders(
+    const v1::ListActionProvidersRequest& request) {
+  if (request.page_size() < 0) return Invalid("page_size", "must be >= 0");
+  std::string after;
+  if (!request.page_token().empty() &&
+      !absl::WebSafeBase64Unescape(request.page_token(), &after)) {
+    return Invalid("page_token", "not a token this server issued");
+  }
+  v1::ListActionProvidersResponse response;
+  if (providers_ == nullptr) return response;
+  const int page_size = PageSize(request.page_size());
+  for (ActionProvider* p : providers_->List()) {
+    if (!after.empty() && p->info().name() <= after) continue;
+    if (response.action_providers_size() == page_size) {
+      response.set_next_page_token(absl::WebSafeBase64Escape(
+          response.action_providers(page_size - 1).name()));
+      break;
+    }
+    *response.add_action_providers() = p->info();
+  }
+  return response;
+}
+
+absl::StatusOr<v1::ActionProvider> JobService::GetActionProvider(
+    const v1::GetActionProviderRequest& request) {
+  if (request.name().empty()) return Invalid("name", "required");
+  ActionProvider* p = providers_ ? providers_->Find(request.name()) : nullptr;
+  if (p == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("no action provider named \"", request.name(), "\" is loaded"));
+  }
+  return p->info();
 }
 
 }  // namespace timer::domain

@@ -12,6 +12,7 @@
 #pragma once
 
 #include "absl/status/statusor.h"
+#include "domain/action_provider.h"
 #include "domain/clock.h"
 #include "domain/identity.h"
 #include "store/store.h"
@@ -19,11 +20,27 @@
 
 namespace timer::domain {
 
+// Told about every durable change JobService makes, in commit order, so the
+// run engine can (re)schedule. Called on store threads; must not block.
+class JobObserver {
+ public:
+  virtual ~JobObserver() = default;
+  // The job as written (its next_run decides whether and when it is due).
+  virtual void JobChanged(const v1::Job& job) = 0;
+  // A run was recorded PENDING by RunJobNow and must be started.
+  virtual void RunRecorded(const v1::Job& job, const v1::JobResult& result) = 0;
+};
+
 class JobService {
  public:
-  // Neither pointer is owned; both must outlive the service.
-  JobService(store::Store* store, const Clock* clock)
-      : store_(store), clock_(clock) {}
+  // No pointer is owned; all must outlive the service. `providers` may be
+  // null (no provider checks, for tests of the rules alone).
+  JobService(store::Store* store, const Clock* clock,
+             const ProviderRegistry* providers = nullptr)
+      : store_(store), clock_(clock), providers_(providers) {}
+
+  // Set once, before the first call: who hears of changes.
+  void set_observer(JobObserver* observer) { observer_ = observer; }
 
   void CreateJob(const Identity& caller, const v1::CreateJobRequest& request,
                  store::JobCallback done);
@@ -33,6 +50,20 @@ class JobService {
                                                 const v1::ListJobsRequest& request);
   void DeleteJob(const Identity& caller, const v1::DeleteJobRequest& request,
                  store::JobCallback done);
+  void UpdateJob(const Identity& caller, const v1::UpdateJobRequest& request,
+                 store::JobCallback done);
+  void PauseJob(const Identity& caller, const v1::PauseJobRequest& request,
+                store::JobCallback done);
+  void ResumeJob(const Identity& caller, const v1::ResumeJobRequest& request,
+                 store::JobCallback done);
+  void RunJobNow(const Identity& caller, const v1::RunJobNowRequest& request,
+                 store::JobCallback done);
+  absl::StatusOr<v1::ListJobResultsResponse> ListJobResults(
+      const Identity& caller, const v1::ListJobResultsRequest& request);
+  absl::StatusOr<v1::ListActionProvidersResponse> ListActionProviders(
+      const v1::ListActionProvidersRequest& request);
+  absl::StatusOr<v1::ActionProvider> GetActionProvider(
+      const v1::GetActionProviderRequest& request);
 
   // Limits, exposed for tests and documentation.
   static constexpr int kMaxNameLength = 256;
@@ -44,8 +75,15 @@ class JobService {
   static constexpr size_t kMaxRequestIdLength = 128;
 
  private:
+  // Checks the provider exists and accepts the body, when providers are known.
+  absl::Status CheckAction(const Identity& caller, const v1::Action& action) const;
+  // Wraps `done` so the observer hears of the written job first.
+  store::JobCallback Notify(store::JobCallback done);
+
   store::Store* const store_;
   const Clock* const clock_;
+  const ProviderRegistry* const providers_;
+  JobObserver* observer_ = nullptr;
 };
 
 // Checks a job as given to CreateJob. Exposed for tests.

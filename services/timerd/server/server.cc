@@ -20,6 +20,8 @@
 #include "api/timer_service.h"
 #include "domain/clock.h"
 #include "domain/jobs.h"
+#include "domain/run_engine.h"
+#include "plugin_host/plugin_host.h"
 #include "store/sqlite_store.h"
 #include "util/status_macros.h"
 
@@ -56,7 +58,9 @@ struct TimerServer::Impl {
   int lock_fd = -1;
   domain::SystemClock clock;
   std::unique_ptr<store::SqliteStore> store;
+  std::unique_ptr<plugin_host::PluginRegistry> plugins;
   std::unique_ptr<domain::JobService> jobs;
+  std::unique_ptr<domain::RunEngine> engine;
   std::unique_ptr<api::TimerServiceImpl> timer_service;
   std::unique_ptr<api::SessionServiceImpl> session_service;
   std::unique_ptr<grpc::Server> grpc_server;
@@ -88,7 +92,18 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(
   ASSIGN_OR_RETURN(impl->lock_fd, LockDataDir(data_dir));
   ASSIGN_OR_RETURN(impl->store,
                    store::SqliteStore::Open({.path = data_dir + "/timer.db"}));
-  impl->jobs = std::make_unique<domain::JobService>(impl->store.get(), &impl->clock);
+  // Plugins from --plugin-dir, else the installed directory next to the binary.
+  const std::string plugin_dir =
+      config.plugin_dir.empty() ? DefaultPluginDir() : config.plugin_dir;
+  ASSIGN_OR_RETURN(impl->plugins, plugin_host::LoadPlugins({plugin_dir}, config.plugins));
+  spdlog::info("plugins: {} action provider(s) loaded from {}", impl->plugins->size(),
+               plugin_dir);
+  impl->jobs = std::make_unique<domain::JobService>(impl->store.get(), &impl->clock,
+                                                    impl->plugins.get());
+  impl->engine = std::make_unique<domain::RunEngine>(
+      impl->store.get(), &impl->clock, impl->plugins.get(), domain::RunEngine::Options{});
+  impl->jobs->set_observer(impl->engine.get());
+  RETURN_IF_ERROR(impl->engine->Start());
   impl->timer_service = std::make_unique<api::TimerServiceImpl>(impl->jobs.get());
   impl->session_service = std::make_unique<api::SessionServiceImpl>();
 
@@ -127,6 +142,8 @@ void TimerServer::Shutdown(absl::Duration grace) {
   // In-flight calls finish (their writes commit) before the store closes.
   impl_->grpc_server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   impl_->grpc_server->Wait();
+  // No RPC can record a run any more: stop firing, let in-flight writes land.
+  impl_->engine->Stop();
   impl_->store->Close();
 }
 

@@ -69,24 +69,91 @@ absl::StatusOr<ListJobsPage> MemoryStore::ListJobs(const ListJobsQuery& query) {
 
 absl::StatusOr<v1::Job> MemoryStore::Update(const std::string& owner,
                                             const std::string& job_id,
-                                            JobMutation& mutate) {
+                                            JobRunMutation& mutate) {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end() || it->second.job.owner() != owner) {
+  if (it == jobs_.end() || (!owner.empty() && it->second.job.owner() != owner)) {
     return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
   }
   v1::Job job = it->second.job;  // Mutate a copy: an error applies nothing.
-  RETURN_IF_ERROR(mutate(job));
+  std::vector<v1::JobResult> results;
+  RETURN_IF_ERROR(mutate(job, results));
   Row& row = it->second;
   row.version++;
   job.set_etag(absl::StrCat(row.version));
   row.job = job;
+  for (v1::JobResult& r : results) results_[{job_id, r.run_number()}] = std::move(r);
   return job;
 }
 
-void MemoryStore::UpdateJob(std::string owner, std::string job_id,
-                            JobMutation mutate, JobCallback done) {
+void MemoryStore::WriteJob(std::string owner, std::string job_id,
+                           JobRunMutation mutate, JobCallback done) {
   std::move(done)(Update(owner, job_id, mutate));
+}
+
+absl::Status MemoryStore::ScanDue(
+    absl::FunctionRef<void(const std::string&, int64_t)> fn) {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [id, row] : jobs_) {
+    if (row.job.has_next_run()) fn(id, ToMicros(row.job.next_run()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Job> MemoryStore::LoadJob(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  return it->second.job;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>
+MemoryStore::ListOpenResults() {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::pair<std::string, v1::JobResult>> open;
+  for (const auto& [key, r] : results_) {
+    if (r.status() == v1::JobResult::PENDING || r.status() == v1::JobResult::ACTIVE) {
+      open.emplace_back(key.first, r);
+    }
+  }
+  return open;
+}
+
+absl::StatusOr<std::vector<v1::JobResult>> MemoryStore::ListResults(
+    const std::string& owner, const std::string& job_id, int64_t before_run_number,
+    int page_size) {
+  absl::MutexLock lock(&mu_);
+  auto job = jobs_.find(job_id);
+  if (job == jobs_.end() || job->second.job.owner() != owner) {
+    return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  }
+  std::vector<v1::JobResult> out;
+  auto it = results_.lower_bound(
+      {job_id, before_run_number > 0 ? before_run_number : INT64_MAX});
+  while (it != results_.begin() && static_cast<int>(out.size()) < page_size) {
+    --it;
+    if (it->first.first != job_id) break;
+    out.push_back(it->second);
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> MemoryStore::PruneResults(int keep_per_job,
+                                                  int64_t ended_before_us) {
+  absl::MutexLock lock(&mu_);
+  int64_t deleted = 0;
+  std::map<std::string, int> seen;  // Results kept so far per job, newest first.
+  for (auto it = results_.end(); it != results_.begin();) {
+    --it;
+    const v1::JobResult& r = it->second;
+    if (!r.has_end_time()) continue;
+    const bool too_many = ++seen[it->first.first] > keep_per_job;
+    if (too_many || ToMicros(r.end_time()) < ended_before_us) {
+      it = results_.erase(it);
+      ++deleted;
+    }
+  }
+  return deleted;
 }
 
 size_t MemoryStore::size() const {

@@ -20,8 +20,18 @@ class MemoryStore final : public Store {
   absl::StatusOr<v1::Job> GetJob(const std::string& owner,
                                  const std::string& job_id) override;
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
-  void UpdateJob(std::string owner, std::string job_id, JobMutation mutate,
-                 JobCallback done) override;
+  void WriteJob(std::string owner, std::string job_id, JobRunMutation mutate,
+                JobCallback done) override;
+  absl::Status ScanDue(
+      absl::FunctionRef<void(const std::string&, int64_t)> fn) override;
+  absl::StatusOr<v1::Job> LoadJob(const std::string& job_id) override;
+  absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>
+  ListOpenResults() override;
+  absl::StatusOr<std::vector<v1::JobResult>> ListResults(
+      const std::string& owner, const std::string& job_id, int64_t before_run_number,
+      int page_size) override;
+  absl::StatusOr<int64_t> PruneResults(int keep_per_job,
+                                       int64_t ended_before_us) override;
 
   // Number of jobs stored, deleted ones included.
   size_t size() const;
@@ -38,7 +48,7 @@ class MemoryStore final : public Store {
   absl::StatusOr<v1::Job> Create(v1::Job job, const std::string& request_id,
                                  const std::string& fingerprint);
   absl::StatusOr<v1::Job> Update(const std::string& owner,
-                                 const std::string& job_id, JobMutation& mutate);
+                                 const std::string& job_id, JobRunMutation& mutate);
 
   mutable absl::Mutex mu_;
   std::map<std::string, Row> jobs_ ABSL_GUARDED_BY(mu_);  // by job_id
@@ -46,6 +56,9 @@ class MemoryStore final : public Store {
   std::map<std::tuple<std::string, int64_t, std::string>, bool> order_
       ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, std::string>, Request> requests_
+      ABSL_GUARDED_BY(mu_);
+  // (job_id, run_number) -> result.
+  std::map<std::pair<std::string, int64_t>, v1::JobResult> results_
       ABSL_GUARDED_BY(mu_);
 };
 

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/numbers.h"
+#include "absl/synchronization/notification.h"
 #include "absl/strings/str_cat.h"
 #include "util/status_macros.h"
 
@@ -12,18 +13,30 @@ namespace {
 // Migration i (1-based) brings the schema from version i-1 to i. Append only;
 // never edit a migration that has shipped.
 constexpr const char* kMigrations[] = {
-    // 1: jobs and create-request idempotency keys.
+    // 1: jobs, their results, and create-request idempotency keys.
     R"sql(
       CREATE TABLE jobs (
-        job_id    TEXT PRIMARY KEY,
-        owner     TEXT NOT NULL,
-        create_us INTEGER NOT NULL,
-        deleted   INTEGER NOT NULL DEFAULT 0,
-        version   INTEGER NOT NULL,
-        job       BLOB NOT NULL  -- serialized timer.v1.Job, etag cleared
+        job_id      TEXT PRIMARY KEY,
+        owner       TEXT NOT NULL,
+        create_us   INTEGER NOT NULL,
+        deleted     INTEGER NOT NULL DEFAULT 0,
+        status      INTEGER NOT NULL,
+        next_run_us INTEGER,       -- NULL when no run is due (paused, ended...)
+        version     INTEGER NOT NULL,
+        job         BLOB NOT NULL  -- serialized timer.v1.Job, etag cleared
       );
       CREATE INDEX jobs_by_owner_live ON jobs (owner, deleted, create_us, job_id);
       CREATE INDEX jobs_by_owner_all ON jobs (owner, create_us, job_id);
+      CREATE INDEX jobs_due ON jobs (next_run_us, job_id) WHERE next_run_us IS NOT NULL;
+      CREATE TABLE results (
+        job_id     TEXT NOT NULL,
+        run_number INTEGER NOT NULL,
+        status     INTEGER NOT NULL,  -- timer.v1.JobResult.Status
+        end_us     INTEGER,           -- NULL while the run is open
+        result     BLOB NOT NULL,     -- serialized timer.v1.JobResult
+        PRIMARY KEY (job_id, run_number)
+      ) WITHOUT ROWID;
+      CREATE INDEX results_open ON results (status) WHERE status IN (1, 2);
       CREATE TABLE request_ids (
         owner       TEXT NOT NULL,
         request_id  TEXT NOT NULL,
@@ -37,6 +50,10 @@ constexpr const char* kMigrations[] = {
 
 constexpr char kGetJob[] =
     "SELECT version, job FROM jobs WHERE job_id = ?1 AND owner = ?2";
+constexpr char kLoadJob[] = "SELECT version, job FROM jobs WHERE job_id = ?1";
+constexpr char kListResults[] =
+    "SELECT result FROM results WHERE job_id = ?1 AND run_number < ?2 "
+    "ORDER BY run_number DESC LIMIT ?3";
 constexpr char kListLive[] =
     "SELECT version, job FROM jobs WHERE owner = ?1 AND deleted = 0 AND "
     "(create_us, job_id) > (?2, ?3) ORDER BY create_us, job_id LIMIT ?4";
@@ -63,12 +80,20 @@ absl::StatusOr<v1::Job> DecodeJob(const Stmt& stmt) {
   return job;
 }
 
+// Unix microseconds of job.next_run; nullopt when unset.
+std::optional<int64_t> NextRunMicros(const v1::Job& job);
+
 std::string EncodeJob(const v1::Job& job) {
   v1::Job copy = job;
   copy.clear_etag();
   std::string out;
   copy.SerializeToString(&out);
   return out;
+}
+
+std::optional<int64_t> NextRunMicros(const v1::Job& job) {
+  if (!job.has_next_run()) return std::nullopt;
+  return ToMicros(job.next_run());
 }
 
 }  // namespace
@@ -80,13 +105,14 @@ int64_t ToMicros(const google::protobuf::Timestamp& t) {
 // The writer connection and its prepared statements.
 struct SqliteStore::Writer {
   Db db;
-  Stmt get_job, insert_job, update_job, find_request, insert_request;
+  Stmt get_job, load_job, insert_job, update_job, upsert_result, find_request,
+      insert_request;
 };
 
 // One read connection and its prepared statements.
 struct SqliteStore::Reader {
   Db db;
-  Stmt get_job, list_live, list_all;
+  Stmt get_job, load_job, list_live, list_all, list_results;
 };
 
 int SqliteStore::LatestSchemaVersion() {
@@ -132,15 +158,24 @@ absl::Status SqliteStore::Init() {
   w->db = std::move(db);
   sqlite3* raw = w->db.get();
   ASSIGN_OR_RETURN(w->get_job, Stmt::Prepare(raw, kGetJob));
+  ASSIGN_OR_RETURN(w->load_job, Stmt::Prepare(raw, kLoadJob));
   ASSIGN_OR_RETURN(w->insert_job,
                    Stmt::Prepare(raw,
                                  "INSERT INTO jobs (job_id, owner, create_us, "
-                                 "deleted, version, job) VALUES (?1, ?2, ?3, "
-                                 "?4, ?5, ?6)"));
+                                 "deleted, status, next_run_us, version, job) "
+                                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
   ASSIGN_OR_RETURN(w->update_job,
                    Stmt::Prepare(raw,
-                                 "UPDATE jobs SET deleted = ?2, version = ?3, "
-                                 "job = ?4 WHERE job_id = ?1"));
+                                 "UPDATE jobs SET deleted = ?2, status = ?3, "
+                                 "next_run_us = ?4, version = ?5, job = ?6 "
+                                 "WHERE job_id = ?1"));
+  ASSIGN_OR_RETURN(w->upsert_result,
+                   Stmt::Prepare(raw,
+                                 "INSERT INTO results (job_id, run_number, status, "
+                                 "end_us, result) VALUES (?1, ?2, ?3, ?4, ?5) "
+                                 "ON CONFLICT (job_id, run_number) DO UPDATE SET "
+                                 "status = excluded.status, end_us = "
+                                 "excluded.end_us, result = excluded.result"));
   ASSIGN_OR_RETURN(w->find_request,
                    Stmt::Prepare(raw,
                                  "SELECT fingerprint, job_id FROM request_ids "
@@ -273,8 +308,10 @@ absl::StatusOr<v1::Job> SqliteStore::CreateInTxn(Writer& w, v1::Job& job,
       .BindText(2, job.owner())
       .Bind(3, create_us)
       .Bind(4, job.status() == v1::Job::DELETED ? 1 : 0)
-      .Bind(5, 1)
-      .BindBlob(6, blob);
+      .Bind(5, job.status())
+      .Bind(7, 1)
+      .BindBlob(8, blob);
+  if (auto next = NextRunMicros(job)) insert.Bind(6, *next);
   RETURN_IF_ERROR(insert.Run());
   if (!request_id.empty()) {
     Stmt& ins = w.insert_request.Reset();
@@ -302,28 +339,39 @@ void SqliteStore::CreateJob(v1::Job job, std::string request_id,
 absl::StatusOr<v1::Job> SqliteStore::UpdateInTxn(Writer& w,
                                                  const std::string& owner,
                                                  const std::string& job_id,
-                                                 JobMutation& mutate) {
-  Stmt& get = w.get_job.Reset();
-  get.BindText(1, job_id).BindText(2, owner);
+                                                 JobRunMutation& mutate) {
+  Stmt& get = owner.empty() ? w.load_job.Reset() : w.get_job.Reset();
+  get.BindText(1, job_id);
+  if (!owner.empty()) get.BindText(2, owner);
   ASSIGN_OR_RETURN(bool row, get.Step());
   if (!row) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
   const int64_t version = get.ColumnInt(0);
   ASSIGN_OR_RETURN(v1::Job job, DecodeJob(get));
   get.Reset();
-  RETURN_IF_ERROR(mutate(job));
+  std::vector<v1::JobResult> results;
+  RETURN_IF_ERROR(mutate(job, results));
   const std::string blob = EncodeJob(job);
   Stmt& update = w.update_job.Reset();
   update.BindText(1, job_id)
       .Bind(2, job.status() == v1::Job::DELETED ? 1 : 0)
-      .Bind(3, version + 1)
-      .BindBlob(4, blob);
+      .Bind(3, job.status())
+      .Bind(5, version + 1)
+      .BindBlob(6, blob);
+  if (auto next = NextRunMicros(job)) update.Bind(4, *next);
   RETURN_IF_ERROR(update.Run());
+  for (const v1::JobResult& r : results) {
+    const std::string data = r.SerializeAsString();
+    Stmt& up = w.upsert_result.Reset();
+    up.BindText(1, job_id).Bind(2, r.run_number()).Bind(3, r.status()).BindBlob(5, data);
+    if (r.has_end_time()) up.Bind(4, ToMicros(r.end_time()));
+    RETURN_IF_ERROR(up.Run());
+  }
   job.set_etag(absl::StrCat(version + 1));
   return job;
 }
 
-void SqliteStore::UpdateJob(std::string owner, std::string job_id,
-                            JobMutation mutate, JobCallback done) {
+void SqliteStore::WriteJob(std::string owner, std::string job_id,
+                           JobRunMutation mutate, JobCallback done) {
   Enqueue(WriteOp{
       [owner = std::move(owner), job_id = std::move(job_id),
        mutate = std::move(mutate)](Writer& w) mutable {
@@ -356,6 +404,8 @@ absl::StatusOr<std::unique_ptr<SqliteStore::Reader>> SqliteStore::AcquireReader(
     ASSIGN_OR_RETURN(r->get_job, Stmt::Prepare(raw, kGetJob));
     ASSIGN_OR_RETURN(r->list_live, Stmt::Prepare(raw, kListLive));
     ASSIGN_OR_RETURN(r->list_all, Stmt::Prepare(raw, kListAll));
+    ASSIGN_OR_RETURN(r->load_job, Stmt::Prepare(raw, kLoadJob));
+    ASSIGN_OR_RETURN(r->list_results, Stmt::Prepare(raw, kListResults));
     return r;
   }();
   if (!opened.ok()) {
@@ -370,59 +420,185 @@ void SqliteStore::ReleaseReader(std::unique_ptr<Reader> reader) {
   idle_readers_.push_back(std::move(reader));
 }
 
-absl::StatusOr<v1::Job> SqliteStore::GetJob(const std::string& owner,
-                                            const std::string& job_id) {
+template <typename T>
+absl::StatusOr<T> SqliteStore::WithReader(
+    absl::FunctionRef<absl::StatusOr<T>(Reader&)> fn) {
   ASSIGN_OR_RETURN(std::unique_ptr<Reader> r, AcquireReader());
-  Stmt& get = r->get_job.Reset();
-  get.BindText(1, job_id).BindText(2, owner);
+  absl::StatusOr<T> result = fn(*r);
+  ReleaseReader(std::move(r));
+  return result;
+}
+
+namespace {
+
+// Steps `stmt` to its single row and decodes the job there; NOT_FOUND if none.
+absl::StatusOr<v1::Job> ReadOneJob(Stmt& stmt, const std::string& job_id) {
+  absl::StatusOr<bool> row = stmt.Step();
   absl::StatusOr<v1::Job> result;
-  absl::StatusOr<bool> row = get.Step();
   if (!row.ok()) {
     result = row.status();
   } else if (!*row) {
     result = absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
   } else {
-    result = DecodeJob(get);
+    result = DecodeJob(stmt);
   }
-  get.Reset();  // Ends the read transaction.
-  ReleaseReader(std::move(r));
+  stmt.Reset();  // Ends the read transaction.
   return result;
 }
 
-absl::StatusOr<ListJobsPage> SqliteStore::ListJobs(const ListJobsQuery& query) {
-  ASSIGN_OR_RETURN(std::unique_ptr<Reader> r, AcquireReader());
-  Stmt& list = (query.show_deleted ? r->list_all : r->list_live).Reset();
-  const int64_t after_us = query.after ? query.after->create_micros : INT64_MIN;
-  const std::string after_id = query.after ? query.after->job_id : std::string();
-  // One extra row tells whether another page exists.
-  list.BindText(1, query.owner)
-      .Bind(2, after_us)
-      .BindText(3, after_id)
-      .Bind(4, query.page_size + 1);
-  ListJobsPage page;
+// Steps `stmt` to the end, calling `fn` on each row, then resets it.
+absl::Status ForEachRow(Stmt& stmt, absl::FunctionRef<absl::Status(const Stmt&)> fn) {
   absl::Status status;
   for (;;) {
-    absl::StatusOr<bool> row = list.Step();
+    absl::StatusOr<bool> row = stmt.Step();
     if (!row.ok()) {
       status = row.status();
       break;
     }
     if (!*row) break;
-    if (static_cast<int>(page.jobs.size()) == query.page_size) {
-      page.has_more = true;
-      break;
-    }
-    absl::StatusOr<v1::Job> job = DecodeJob(list);
-    if (!job.ok()) {
-      status = job.status();
-      break;
-    }
-    page.jobs.push_back(*std::move(job));
+    status = fn(stmt);
+    if (!status.ok()) break;
   }
-  list.Reset();
-  ReleaseReader(std::move(r));
+  stmt.Reset();
+  return status;
+}
+
+absl::StatusOr<v1::JobResult> DecodeResult(std::string_view blob) {
+  v1::JobResult r;
+  if (!r.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
+    return absl::DataLossError("store: a stored result could not be decoded");
+  }
+  return r;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Job> SqliteStore::GetJob(const std::string& owner,
+                                            const std::string& job_id) {
+  return WithReader<v1::Job>([&](Reader& r) {
+    Stmt& get = r.get_job.Reset();
+    get.BindText(1, job_id).BindText(2, owner);
+    return ReadOneJob(get, job_id);
+  });
+}
+
+absl::StatusOr<v1::Job> SqliteStore::LoadJob(const std::string& job_id) {
+  return WithReader<v1::Job>([&](Reader& r) {
+    Stmt& get = r.load_job.Reset();
+    get.BindText(1, job_id);
+    return ReadOneJob(get, job_id);
+  });
+}
+
+absl::StatusOr<ListJobsPage> SqliteStore::ListJobs(const ListJobsQuery& query) {
+  return WithReader<ListJobsPage>([&](Reader& r) -> absl::StatusOr<ListJobsPage> {
+    Stmt& list = (query.show_deleted ? r.list_all : r.list_live).Reset();
+    const int64_t after_us = query.after ? query.after->create_micros : INT64_MIN;
+    const std::string after_id = query.after ? query.after->job_id : std::string();
+    // One extra row tells whether another page exists.
+    list.BindText(1, query.owner)
+        .Bind(2, after_us)
+        .BindText(3, after_id)
+        .Bind(4, query.page_size + 1);
+    ListJobsPage page;
+    RETURN_IF_ERROR(ForEachRow(list, [&](const Stmt& row) -> absl::Status {
+      if (static_cast<int>(page.jobs.size()) == query.page_size) {
+        page.has_more = true;
+        return absl::OkStatus();
+      }
+      ASSIGN_OR_RETURN(v1::Job job, DecodeJob(row));
+      page.jobs.push_back(std::move(job));
+      return absl::OkStatus();
+    }));
+    return page;
+  });
+}
+
+absl::Status SqliteStore::ScanDue(
+    absl::FunctionRef<void(const std::string&, int64_t)> fn) {
+  return WithReader<bool>([&](Reader& r) -> absl::StatusOr<bool> {
+    ASSIGN_OR_RETURN(Stmt scan,
+                     Stmt::Prepare(r.db.get(),
+                                   "SELECT job_id, next_run_us FROM jobs "
+                                   "WHERE next_run_us IS NOT NULL"));
+    std::string id;
+    RETURN_IF_ERROR(ForEachRow(scan, [&](const Stmt& row) {
+      id.assign(row.ColumnText(0));
+      fn(id, row.ColumnInt(1));
+      return absl::OkStatus();
+    }));
+    return true;
+  }).status();
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>
+SqliteStore::ListOpenResults() {
+  using Open = std::vector<std::pair<std::string, v1::JobResult>>;
+  return WithReader<Open>([&](Reader& r) -> absl::StatusOr<Open> {
+    ASSIGN_OR_RETURN(Stmt scan, Stmt::Prepare(r.db.get(),
+                                              "SELECT job_id, result FROM results "
+                                              "WHERE status IN (1, 2)"));
+    Open open;
+    RETURN_IF_ERROR(ForEachRow(scan, [&](const Stmt& row) -> absl::Status {
+      ASSIGN_OR_RETURN(v1::JobResult result, DecodeResult(row.ColumnBlob(1)));
+      open.emplace_back(std::string(row.ColumnText(0)), std::move(result));
+      return absl::OkStatus();
+    }));
+    return open;
+  });
+}
+
+absl::StatusOr<std::vector<v1::JobResult>> SqliteStore::ListResults(
+    const std::string& owner, const std::string& job_id, int64_t before_run_number,
+    int page_size) {
+  using Results = std::vector<v1::JobResult>;
+  return WithReader<Results>([&](Reader& r) -> absl::StatusOr<Results> {
+    // Reading the job first scopes the results to its owner.
+    Stmt& get = r.get_job.Reset();
+    get.BindText(1, job_id).BindText(2, owner);
+    RETURN_IF_ERROR(ReadOneJob(get, job_id).status());
+    Stmt& list = r.list_results.Reset();
+    list.BindText(1, job_id)
+        .Bind(2, before_run_number > 0 ? before_run_number : INT64_MAX)
+        .Bind(3, page_size);
+    Results results;
+    RETURN_IF_ERROR(ForEachRow(list, [&](const Stmt& row) -> absl::Status {
+      ASSIGN_OR_RETURN(v1::JobResult result, DecodeResult(row.ColumnBlob(0)));
+      results.push_back(std::move(result));
+      return absl::OkStatus();
+    }));
+    return results;
+  });
+}
+
+absl::StatusOr<int64_t> SqliteStore::PruneResults(int keep_per_job,
+                                                  int64_t ended_before_us) {
+  // Runs on the writer thread like every write; waits for its commit.
+  absl::Notification committed;
+  absl::Status status;
+  int64_t deleted = 0;
+  Enqueue(WriteOp{
+      [&, keep_per_job, ended_before_us](Writer& w) -> absl::StatusOr<v1::Job> {
+        ASSIGN_OR_RETURN(
+            Stmt prune,
+            Stmt::Prepare(
+                w.db.get(),
+                "DELETE FROM results WHERE end_us IS NOT NULL AND (end_us < ?1 OR "
+                "(job_id, run_number) IN (SELECT job_id, run_number FROM (SELECT "
+                "job_id, run_number, ROW_NUMBER() OVER (PARTITION BY job_id ORDER "
+                "BY run_number DESC) AS n FROM results) WHERE n > ?2))"));
+        prune.Bind(1, ended_before_us).Bind(2, keep_per_job);
+        RETURN_IF_ERROR(prune.Run());
+        deleted = sqlite3_changes64(w.db.get());
+        return v1::Job();
+      },
+      [&](absl::StatusOr<v1::Job> r) {
+        status = r.status();
+        committed.Notify();
+      }});
+  committed.WaitForNotification();
   if (!status.ok()) return status;
-  return page;
+  return deleted;
 }
 
 }  // namespace timer::store

@@ -59,8 +59,18 @@ class SqliteStore final : public Store {
   absl::StatusOr<v1::Job> GetJob(const std::string& owner,
                                  const std::string& job_id) override;
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
-  void UpdateJob(std::string owner, std::string job_id, JobMutation mutate,
-                 JobCallback done) override;
+  void WriteJob(std::string owner, std::string job_id, JobRunMutation mutate,
+                JobCallback done) override;
+  absl::Status ScanDue(
+      absl::FunctionRef<void(const std::string&, int64_t)> fn) override;
+  absl::StatusOr<v1::Job> LoadJob(const std::string& job_id) override;
+  absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>
+  ListOpenResults() override;
+  absl::StatusOr<std::vector<v1::JobResult>> ListResults(
+      const std::string& owner, const std::string& job_id, int64_t before_run_number,
+      int page_size) override;
+  absl::StatusOr<int64_t> PruneResults(int keep_per_job,
+                                       int64_t ended_before_us) override;
 
   // Transactions committed so far (for tests and benchmarks of batching).
   int64_t commits() const;
@@ -87,7 +97,10 @@ class SqliteStore final : public Store {
                                              const std::string& fingerprint);
   static absl::StatusOr<v1::Job> UpdateInTxn(Writer& w, const std::string& owner,
                                              const std::string& job_id,
-                                             JobMutation& mutate);
+                                             JobRunMutation& mutate);
+  // Runs `fn` with a pooled read connection.
+  template <typename T>
+  absl::StatusOr<T> WithReader(absl::FunctionRef<absl::StatusOr<T>(Reader&)> fn);
 
   const Options options_;
   std::unique_ptr<Writer> writer_;  // Used only by the writer thread.

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "timer/v1/timer.pb.h"
@@ -28,6 +29,12 @@ using JobCallback = absl::AnyInvocable<void(absl::StatusOr<v1::Job>) &&>;
 // Changes a job in place inside the store's transaction. Returning an error
 // aborts the write: nothing is applied.
 using JobMutation = absl::AnyInvocable<absl::Status(v1::Job&)>;
+
+// Like JobMutation, and may also add or replace results of the job (keyed
+// by run_number) in `results`; they are written in the same transaction.
+// Results in job.results (the last 10) are the mutation's to keep in step.
+using JobRunMutation =
+    absl::AnyInvocable<absl::Status(v1::Job&, std::vector<v1::JobResult>& results)>;
 
 // Where a listing resumes: strictly after this (create_time, job_id).
 struct ListCursor {
@@ -67,8 +74,46 @@ class Store {
 
   // Reads the owner's job, applies `mutate`, and writes it back, atomically.
   // NOT_FOUND if there is no such job; `mutate`'s error aborts the write.
-  virtual void UpdateJob(std::string owner, std::string job_id,
-                         JobMutation mutate, JobCallback done) = 0;
+  void UpdateJob(std::string owner, std::string job_id, JobMutation mutate,
+                 JobCallback done) {
+    WriteJob(std::move(owner), std::move(job_id),
+             [m = std::move(mutate)](v1::Job& job, std::vector<v1::JobResult>&) mutable {
+               return m(job);
+             },
+             std::move(done));
+  }
+
+  // UpdateJob that may also write results. An empty `owner` means any owner:
+  // only the run engine, which acts for every owner, passes it.
+  virtual void WriteJob(std::string owner, std::string job_id, JobRunMutation mutate,
+                        JobCallback done) = 0;
+
+  // --- For the run engine (not scoped to an owner) ---
+
+  // Calls `fn` for every job that has a next_run (the ones to schedule),
+  // with its due time in Unix microseconds. Reads only the index, so it is
+  // cheap for a million jobs.
+  virtual absl::Status ScanDue(
+      absl::FunctionRef<void(const std::string& job_id, int64_t next_run_us)> fn) = 0;
+
+  // Any owner's job; NOT_FOUND if none.
+  virtual absl::StatusOr<v1::Job> LoadJob(const std::string& job_id) = 0;
+
+  // Every result still PENDING or ACTIVE, with its job_id: runs to reconcile
+  // after a restart.
+  virtual absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>
+  ListOpenResults() = 0;
+
+  // Results of the owner's job, newest first, strictly older than
+  // `before_run_number` (0: from the newest). NOT_FOUND if no such job.
+  virtual absl::StatusOr<std::vector<v1::JobResult>> ListResults(
+      const std::string& owner, const std::string& job_id, int64_t before_run_number,
+      int page_size) = 0;
+
+  // Deletes finished results beyond the newest `keep_per_job` of each job
+  // and those that ended before `ended_before_us`. Returns how many.
+  virtual absl::StatusOr<int64_t> PruneResults(int keep_per_job,
+                                               int64_t ended_before_us) = 0;
 };
 
 // Time helpers shared by implementations: microseconds since the Unix epoch.

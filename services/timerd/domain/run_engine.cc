@@ -1,0 +1,490 @@
+#include "domain/run_engine.h"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "domain/job_results.h"
+#include "domain/schedule.h"
+#include "domain/time_util.h"
+
+namespace timer::domain {
+namespace {
+
+bool IsSchedulable(v1::Job::Status s) {
+  return s == v1::Job::NEW || s == v1::Job::LOADED || s == v1::Job::UPDATED;
+}
+
+v1::JobResult::Status ToResultStatus(ActionStatus::State s) {
+  switch (s) {
+    case ActionStatus::State::kActive: return v1::JobResult::ACTIVE;
+    case ActionStatus::State::kSucceeded: return v1::JobResult::SUCCEEDED;
+    case ActionStatus::State::kFailed: return v1::JobResult::FAILED;
+    case ActionStatus::State::kCancelled: return v1::JobResult::CANCELLED;
+  }
+  return v1::JobResult::UNKNOWN;
+}
+
+// Copies what the provider said into the result.
+void Apply(const ActionStatus& st, v1::JobResult& r) {
+  r.set_status(ToResultStatus(st.state));
+  if (!st.action_id.empty()) r.set_action_id(st.action_id);
+  r.set_details(st.details);
+  r.set_error(st.error);
+}
+
+std::string RequestId(const std::string& job_id, int64_t run_number) {
+  return absl::StrCat(job_id, "/", run_number);
+}
+
+}  // namespace
+
+RunEngine::RunEngine(store::Store* store, const Clock* clock,
+                     const ProviderRegistry* providers, Options options)
+    : store_(store),
+      clock_(clock),
+      providers_(providers),
+      options_(options),
+      workers_(std::make_unique<WorkerPool>(options.workers)) {}
+
+RunEngine::~RunEngine() { Stop(); }
+
+absl::Status RunEngine::Start() {
+  auto open = store_->ListOpenResults();
+  if (!open.ok()) return open.status();
+  for (auto& [job_id, result] : *open) Reconcile(job_id, std::move(result));
+  {
+    absl::MutexLock lock(&mu_);
+    absl::Status scan = store_->ScanDue([this](const std::string& id, int64_t us)
+                                            ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      if (auto key = JobKey::Parse(id)) queue_.Set(*key, absl::FromUnixMicros(us));
+    });
+    if (!scan.ok()) return scan;
+    spdlog::info("run engine: {} jobs scheduled, {} open runs reconciled", queue_.size(),
+                 open->size());
+  }
+  if (options_.background) thread_ = std::thread([this] { Loop(); });
+  return absl::OkStatus();
+}
+
+void RunEngine::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ && workers_ == nullptr) return;
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+  WaitIdle();
+  workers_.reset();
+}
+
+void RunEngine::Begin() {
+  absl::MutexLock lock(&mu_);
+  ++in_flight_;
+}
+
+void RunEngine::End() {
+  absl::MutexLock lock(&mu_);
+  --in_flight_;
+}
+
+void RunEngine::WaitIdle() {
+  absl::MutexLock lock(&mu_);
+  mu_.Await(absl::Condition(
+      +[](int* n) { return *n == 0; }, &in_flight_));
+}
+
+size_t RunEngine::queued_jobs() const {
+  absl::MutexLock lock(&mu_);
+  return queue_.size();
+}
+
+int RunEngine::active_runs() const {
+  absl::MutexLock lock(&mu_);
+  return active_runs_;
+}
+
+void RunEngine::Loop() {
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+      std::optional<absl::Time> next;
+      if (active_runs_ < options_.max_active_runs) next = queue_.NextDue();
+      if (!polls_.empty() && (!next || polls_.front().at < *next)) next = polls_.front().at;
+      const absl::Duration wait =
+          next ? std::max(absl::ZeroDuration(), *next - clock_->Now()) : absl::Hours(1);
+      mu_.AwaitWithTimeout(absl::Condition(
+                               +[](RunEngine* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) {
+                                 return e->stopping_ || e->wake_;
+                               },
+                               this),
+                           wait);
+      wake_ = false;
+      if (stopping_) return;
+    }
+    Tick();
+  }
+}
+
+int RunEngine::Tick() {
+  const absl::Time now = clock_->Now();
+  std::vector<std::pair<JobKey, absl::Time>> due;
+  std::vector<Poll> polls;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_ && workers_ == nullptr) return 0;
+    const int room = std::max(0, options_.max_active_runs - active_runs_);
+    due = queue_.PopDue(now, std::min<size_t>(room, options_.max_fires_per_tick));
+    const auto later = [](const Poll& a, const Poll& b) { return a.at > b.at; };
+    while (!polls_.empty() && polls_.front().at <= now) {
+      std::pop_heap(polls_.begin(), polls_.end(), later);
+      polls.push_back(std::move(polls_.back()));
+      polls_.pop_back();
+    }
+    in_flight_ += static_cast<int>(polls.size());
+  }
+  for (const auto& [key, at] : due) Fire(key, at, now);
+  for (Poll& p : polls) {
+    workers_->Submit([this, run = std::move(p.run)]() mutable {
+      PollRun(std::move(run));
+      End();
+    });
+  }
+  return static_cast<int>(due.size());
+}
+
+void RunEngine::JobChanged(const v1::Job& job) {
+  auto key = JobKey::Parse(job.job_id());
+  if (!key) return;
+  absl::MutexLock lock(&mu_);
+  if (IsSchedulable(job.status()) && job.has_next_run()) {
+    queue_.Set(*key, FromProto(job.next_run()));
+  } else {
+    queue_.Remove(*key);
+  }
+  wake_ = true;
+}
+
+void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
+  const std::string job_id = key.ToString();
+  int active = 0;
+  bool has_buffered = false;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = runs_.find(job_id);
+    if (it != runs_.end()) {
+      active = it->second.active;
+      has_buffered = it->second.buffered != nullptr;
+    }
+  }
+  // What the mutation decided, for the commit callback.
+  struct Outcome {
+    std::optional<v1::JobResult> run;  // A run to start.
+    bool buffer = false;               // ... after the active one ends.
+    bool cancel_previous = false;
+  };
+  auto outcome = std::make_shared<Outcome>();
+  Begin();
+  store_->WriteJob(
+      "", job_id,
+      [=](v1::Job& job, std::vector<v1::JobResult>& table) -> absl::Status {
+        if (!IsSchedulable(job.status()) || !job.has_next_run() ||
+            FromProto(job.next_run()) != due) {
+          return absl::AbortedError("fire is stale: the job changed");
+        }
+        const FireDecision d = DecideFire(job, due, now);
+        *job.mutable_update_time() = ToProto(now);
+        job.set_status(v1::Job::LOADED);
+        if (d.kind == FireDecision::Kind::kEnd) {
+          job.set_status(v1::Job::ENDED);
+          job.set_end_reason(d.end_reason);
+          job.clear_next_run();
+          return absl::OkStatus();
+        }
+        v1::JobResult r;
+        r.set_run_number(job.last_run_number() + 1);
+        job.set_last_run_number(r.run_number());
+        *r.mutable_scheduled_time() = ToProto(d.scheduled);
+        std::string skip;
+        if (d.kind == FireDecision::Kind::kSkipMissed) {
+          skip = absl::StrCat(d.missed + 1,
+                              " run(s) missed: timerd was down or too busy at their time");
+          job.set_n_skipped(job.n_skipped() + d.missed);
+        } else {
+          job.set_n_skipped(job.n_skipped() + d.missed);
+          switch (job.overlap_policy()) {
+            case v1::ALLOW:
+              if (active >= std::max(1, job.max_concurrent())) {
+                skip = absl::StrCat("max_concurrent (", std::max(1, job.max_concurrent()),
+                                    ") runs are already active");
+              }
+              break;
+            case v1::BUFFER_ONE:
+              if (active > 0) {
+                if (has_buffered) {
+                  skip = "a run is already waiting for the active one to end";
+                } else {
+                  outcome->buffer = true;
+                }
+              }
+              break;
+            case v1::CANCEL_PREVIOUS:
+              outcome->cancel_previous = active > 0;
+              break;
+            default:
+              if (active > 0) skip = "the previous run is still active";
+          }
+        }
+        if (!skip.empty()) {
+          r.set_status(v1::JobResult::SKIPPED);
+          r.set_error(skip);
+          *r.mutable_end_time() = ToProto(now);
+          job.set_n_skipped(job.n_skipped() + 1);
+        } else {
+          r.set_status(v1::JobResult::PENDING);
+          job.set_n_runs(job.n_runs() + 1);
+          outcome->run = r;
+        }
+        if (d.next) {
+          *job.mutable_next_run() = ToProto(*d.next);
+        } else {
+          job.clear_next_run();
+          job.set_status(v1::Job::ENDED);
+          job.set_end_reason(d.end_reason);
+        }
+        PutResult(job, r, table);
+        return absl::OkStatus();
+      },
+      [this, key, due, job_id, outcome](absl::StatusOr<v1::Job> written) {
+        if (written.ok()) {
+          JobChanged(*written);
+          if (outcome->run) {
+            if (outcome->cancel_previous) {
+              std::vector<ActiveRun> cancel;
+              // Poll entries know the action ids of this job's active runs.
+              absl::MutexLock lock(&mu_);
+              for (const Poll& p : polls_) {
+                if (p.run.job_id == job_id) cancel.push_back(p.run);
+              }
+              for (ActiveRun& run : cancel) {
+                ++in_flight_;
+                workers_->Submit([this, run = std::move(run)] {
+                  if (ActionProvider* p = providers_->Find(run.provider)) {
+                    p->Cancel(run.action_id).IgnoreError();
+                  }
+                  End();
+                });
+              }
+            }
+            if (outcome->buffer) {
+              absl::MutexLock lock(&mu_);
+              runs_[job_id].buffered = std::make_unique<std::pair<v1::Job, v1::JobResult>>(
+                  *written, *outcome->run);
+            } else {
+              RunRecorded(*written, *outcome->run);
+            }
+          }
+        } else if (!absl::IsAborted(written.status()) && !absl::IsNotFound(written.status())) {
+          // Nothing was recorded: try this slot again shortly.
+          spdlog::warn("run engine: recording a fire of job {} failed: {}", job_id,
+                       std::string(written.status().message()));
+          absl::MutexLock lock(&mu_);
+          queue_.Set(key, std::max(due, clock_->Now() + absl::Seconds(1)));
+          wake_ = true;
+        }
+        End();
+      });
+}
+
+void RunEngine::RunRecorded(const v1::Job& job, const v1::JobResult& result) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;  // Stays PENDING; reconciled (UNKNOWN) at next start.
+    JobRuns& jr = runs_[job.job_id()];
+    ++jr.active;
+    jr.run_numbers.push_back(result.run_number());
+    ++active_runs_;
+    ++in_flight_;
+  }
+  workers_->Submit([this, job, result]() mutable {
+    StartRun(std::move(job), std::move(result));
+    End();
+  });
+}
+
+void RunEngine::StartRun(v1::Job job, v1::JobResult result) {
+  *result.mutable_start_time() = ToProto(clock_->Now());
+  ActionProvider* provider = providers_->Find(job.action().provider());
+  if (provider == nullptr) {
+    result.set_status(v1::JobResult::FAILED);
+    result.set_error(absl::StrCat("action provider \"", job.action().provider(),
+                                  "\" is not loaded"));
+    Finish(job.job_id(), std::move(result));
+    return;
+  }
+  absl::StatusOr<ActionStatus> st =
+      provider->Start(RequestId(job.job_id(), result.run_number()),
+                      Identity{job.owner(), ""}, job.action().body());
+  if (!st.ok()) {
+    result.set_status(v1::JobResult::FAILED);
+    result.set_error(std::string(st.status().message()));
+    Finish(job.job_id(), std::move(result));
+    return;
+  }
+  Apply(*st, result);
+  const bool active = result.status() == v1::JobResult::ACTIVE;
+  Finish(job.job_id(), result);
+  if (active) {
+    SchedulePoll(ActiveRun{job.job_id(), result.run_number(), st->action_id,
+                           job.action().provider(), FromProto(result.start_time()),
+                           options_.poll_min},
+                 clock_->Now() + options_.poll_min);
+  } else {
+    provider->Release(st->action_id).IgnoreError();
+  }
+}
+
+void RunEngine::SchedulePoll(ActiveRun run, absl::Time at) {
+  absl::MutexLock lock(&mu_);
+  polls_.push_back(Poll{at, std::move(run)});
+  std::push_heap(polls_.begin(), polls_.end(),
+                 [](const Poll& a, const Poll& b) { return a.at > b.at; });
+  wake_ = true;
+}
+
+void RunEngine::PollRun(ActiveRun run) {
+  ActionProvider* provider = providers_->Find(run.provider);
+  v1::JobResult result;
+  result.set_run_number(run.run_number);
+  result.set_action_id(run.action_id);
+  *result.mutable_start_time() = ToProto(run.started);
+  const absl::Time now = clock_->Now();
+  absl::StatusOr<ActionStatus> st =
+      provider ? provider->Status(run.action_id)
+               : absl::StatusOr<ActionStatus>(absl::NotFoundError(absl::StrCat(
+                     "action provider \"", run.provider, "\" is not loaded")));
+  if (st.ok() && st->state != ActionStatus::State::kActive) {
+    Apply(*st, result);
+    provider->Release(run.action_id).IgnoreError();
+  } else if (!st.ok() && !absl::IsUnavailable(st.status())) {
+    result.set_status(v1::JobResult::UNKNOWN);
+    result.set_error(absl::StrCat("the run's outcome could not be learned: ",
+                                  st.status().message()));
+  } else if (now - run.started >= options_.run_timeout) {
+    provider->Cancel(run.action_id).IgnoreError();
+    provider->Release(run.action_id).IgnoreError();
+    if (st.ok()) Apply(*st, result);
+    result.set_status(v1::JobResult::FAILED);
+    result.set_error(absl::StrCat("timed out after ",
+                                  absl::FormatDuration(options_.run_timeout),
+                                  " and was cancelled"));
+  } else {
+    // Still running (or the provider is briefly unavailable): look again later.
+    if (st.ok()) {
+      Apply(*st, result);
+      Finish(run.job_id, result);  // Progress in the details.
+    }
+    run.poll_every = std::min(run.poll_every * 2, options_.poll_max);
+    const absl::Time at = now + run.poll_every;
+    SchedulePoll(std::move(run), at);
+    return;
+  }
+  Finish(run.job_id, std::move(result));
+}
+
+void RunEngine::Finish(const std::string& job_id, v1::JobResult result) {
+  const absl::Time now = clock_->Now();
+  const bool final = IsFinal(result.status());
+  if (final && !result.has_end_time()) *result.mutable_end_time() = ToProto(now);
+  const int64_t run_number = result.run_number();
+  Begin();
+  store_->WriteJob(
+      "", job_id,
+      [result = std::move(result), final](v1::Job& job,
+                                          std::vector<v1::JobResult>& table) mutable {
+        // Keep what the fire recorded (scheduled_time, manual) under the update.
+        for (const v1::JobResult& old : job.results()) {
+          if (old.run_number() == result.run_number()) {
+            if (!result.has_scheduled_time()) {
+              *result.mutable_scheduled_time() = old.scheduled_time();
+            }
+            result.set_manual(old.manual());
+          }
+        }
+        if (result.has_start_time()) *job.mutable_last_run() = result.start_time();
+        if (final && (result.status() == v1::JobResult::FAILED ||
+                      result.status() == v1::JobResult::UNKNOWN)) {
+          job.set_n_errors(job.n_errors() + 1);
+        }
+        PutResult(job, result, table);
+        return absl::OkStatus();
+      },
+      [this, job_id, run_number, final](absl::StatusOr<v1::Job> written) {
+        if (!written.ok()) {
+          spdlog::warn("run engine: recording run {} of job {} failed: {}", run_number,
+                       job_id, std::string(written.status().message()));
+        }
+        if (final) RunEnded(job_id, run_number);
+        End();
+      });
+}
+
+void RunEngine::RunEnded(const std::string& job_id, int64_t run_number) {
+  std::unique_ptr<std::pair<v1::Job, v1::JobResult>> next;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = runs_.find(job_id);
+    if (it == runs_.end()) return;
+    JobRuns& jr = it->second;
+    auto n = std::find(jr.run_numbers.begin(), jr.run_numbers.end(), run_number);
+    if (n == jr.run_numbers.end()) return;  // Not one this process started.
+    jr.run_numbers.erase(n);
+    --jr.active;
+    --active_runs_;
+    wake_ = true;
+    if (jr.active == 0) next = std::move(jr.buffered);
+    if (jr.active == 0 && next == nullptr) runs_.erase(it);
+  }
+  if (next) RunRecorded(next->first, next->second);
+}
+
+void RunEngine::Reconcile(const std::string& job_id, v1::JobResult result) {
+  const absl::Time now = clock_->Now();
+  if (result.status() == v1::JobResult::ACTIVE && !result.action_id().empty()) {
+    absl::StatusOr<v1::Job> job = store_->LoadJob(job_id);
+    ActionProvider* provider = job.ok() ? providers_->Find(job->action().provider()) : nullptr;
+    if (provider != nullptr) {
+      absl::StatusOr<ActionStatus> st = provider->Status(result.action_id());
+      if (st.ok() && st->state == ActionStatus::State::kActive) {
+        {
+          absl::MutexLock lock(&mu_);
+          JobRuns& jr = runs_[job_id];
+          ++jr.active;
+          jr.run_numbers.push_back(result.run_number());
+          ++active_runs_;
+        }
+        SchedulePoll(ActiveRun{job_id, result.run_number(), result.action_id(),
+                               job->action().provider(), FromProto(result.start_time()),
+                               options_.poll_min},
+                     now);
+        return;
+      }
+      if (st.ok()) {
+        Apply(*st, result);
+        Finish(job_id, std::move(result));
+        return;
+      }
+    }
+  }
+  result.set_status(v1::JobResult::UNKNOWN);
+  result.set_error(
+      result.action_id().empty()
+          ? "timerd stopped before it learned whether this run reached its provider; "
+            "it is not retried, so it never runs twice"
+          : "timerd restarted and the provider no longer knows this run's outcome");
+  Finish(job_id, std::move(result));
+}
+
+}  // namespace timer::domain

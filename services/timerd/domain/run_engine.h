@@ -1,0 +1,137 @@
+// RunEngine: fires every active job on its grid and carries each run through
+// its action provider, durably.
+//
+// The life of a run:
+//   1. A job's due time comes up in the TimerQueue. The engine decides the
+//      fire (schedule.h: run, skip for overlap or missed slots, or end) inside
+//      the store transaction that records it: the result is written PENDING
+//      and the job's next_run advanced, *before* the provider is called.
+//      Fires due together commit together (the store's group commit).
+//   2. A worker thread calls ActionProvider::Start with the run's idempotency
+//      key "<job_id>/<run_number>" and records ACTIVE (or the outcome).
+//   3. Active runs are polled with backoff until they end or time out
+//      (then cancelled), and the outcome is recorded.
+// Provider calls never run on the timer thread; at most
+// `max_active_runs` runs are in flight, and due jobs wait (late) beyond that.
+//
+// After a crash, Start() reconciles open runs before firing anything: a run
+// still PENDING may or may not have reached its provider, so it is marked
+// UNKNOWN and never retried (never twice beats maybe twice); an ACTIVE run
+// is polled by its action_id, and marked UNKNOWN if the provider no longer
+// knows it. The grid is unchanged: next_run is durable.
+//
+// Thread-safe. The store, clock and registry must outlive the engine.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "domain/action_provider.h"
+#include "domain/clock.h"
+#include "domain/jobs.h"
+#include "domain/timer_queue.h"
+#include "domain/worker_pool.h"
+#include "store/store.h"
+
+namespace timer::domain {
+
+class RunEngine final : public JobObserver {
+ public:
+  struct Options {
+    // Threads calling providers.
+    int workers = 4;
+    // Runs in flight (recorded, not yet ended) before due jobs wait.
+    int max_active_runs = 10000;
+    // Most fires decided per tick.
+    size_t max_fires_per_tick = 20000;
+    // A run still active this long after it started is cancelled and FAILED.
+    absl::Duration run_timeout = absl::Hours(6);
+    // Polling of active runs backs off from poll_min to poll_max.
+    absl::Duration poll_min = absl::Milliseconds(100);
+    absl::Duration poll_max = absl::Seconds(30);
+    // false: no scheduler thread; the owner calls Tick() (tests, fake clock).
+    bool background = true;
+  };
+
+  RunEngine(store::Store* store, const Clock* clock, const ProviderRegistry* providers,
+            Options options);
+  ~RunEngine() override;
+
+  // Reconciles runs left open by a previous process, loads every due job and
+  // (with `background`) starts the scheduler thread.
+  absl::Status Start();
+  // Stops firing and waits for in-flight work to settle. Runs still active at
+  // the provider stay ACTIVE in the store and are reconciled at next Start().
+  void Stop();
+
+  // JobObserver: called by JobService after each durable change.
+  void JobChanged(const v1::Job& job) override;
+  void RunRecorded(const v1::Job& job, const v1::JobResult& result) override;
+
+  // Fires every job due at clock->Now() and starts due polls. Returns how many
+  // jobs it fired. Called by the scheduler thread, or by tests.
+  int Tick();
+  // Waits until no write, start or poll is in flight (polls waiting for a
+  // later time do not count). For tests.
+  void WaitIdle();
+
+  size_t queued_jobs() const;
+  int active_runs() const;
+
+ private:
+  struct ActiveRun {
+    std::string job_id;
+    int64_t run_number = 0;
+    std::string action_id;
+    std::string provider;
+    absl::Time started;
+    absl::Duration poll_every;
+  };
+  struct JobRuns {
+    int active = 0;
+    std::vector<int64_t> run_numbers;
+    // BUFFER_ONE: a recorded run waiting for the active one to end.
+    std::unique_ptr<std::pair<v1::Job, v1::JobResult>> buffered;
+  };
+  struct Poll {
+    absl::Time at;
+    ActiveRun run;
+  };
+
+  void Loop();
+  void Fire(const JobKey& key, absl::Time due, absl::Time now);
+  void StartRun(v1::Job job, v1::JobResult result);
+  void PollRun(ActiveRun run);
+  // Records a result and updates the job's counters in one write.
+  void Finish(const std::string& job_id, v1::JobResult result);
+  void RunEnded(const std::string& job_id, int64_t run_number);
+  void SchedulePoll(ActiveRun run, absl::Time at);
+  void Reconcile(const std::string& job_id, v1::JobResult result);
+
+  // Bookkeeping of in-flight work, for WaitIdle().
+  void Begin();
+  void End();
+
+  store::Store* const store_;
+  const Clock* const clock_;
+  const ProviderRegistry* const providers_;
+  const Options options_;
+  std::unique_ptr<WorkerPool> workers_;
+
+  mutable absl::Mutex mu_;
+  TimerQueue queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<Poll> polls_ ABSL_GUARDED_BY(mu_);  // Min-heap on `at`.
+  absl::flat_hash_map<std::string, JobRuns> runs_ ABSL_GUARDED_BY(mu_);
+  int active_runs_ ABSL_GUARDED_BY(mu_) = 0;
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace timer::domain
