@@ -4,12 +4,15 @@
 //   timer job status JOB_ID
 //   timer job list [--show-deleted]
 //   timer job delete JOB_ID
+//   timer job update|pause|resume|run-now|results JOB_ID
+//   timer provider list|show NAME
 //
 // Exit codes (stable, for scripts): 0 ok, 1 other error, 2 usage error or
 // invalid argument, 3 not found, 4 not authenticated or permission denied,
 // 5 server unavailable or deadline exceeded, 6 conflict (already exists,
 // aborted, failed precondition).
 #include <fstream>
+#include <map>
 #include <iostream>
 #include <random>
 #include <sstream>
@@ -144,42 +147,192 @@ void PrintJob(const Globals& g, const v1::Job& job, bool verbose) {
 
 struct SubmitArgs {
   std::string name, label, interval, start, provider, body, body_file;
-  std::string stop_after_date, request_id;
+  std::string stop_after_date, request_id, overlap, missed;
   int64_t stop_after_runs = 0;
+  int max_concurrent = 0;
 };
+
+const std::map<std::string, v1::OverlapPolicy> kOverlap = {
+    {"skip", v1::SKIP},
+    {"buffer_one", v1::BUFFER_ONE},
+    {"cancel_previous", v1::CANCEL_PREVIOUS},
+    {"allow", v1::ALLOW}};
+const std::map<std::string, v1::MissedRunPolicy> kMissed = {
+    {"skip", v1::SKIP_MISSED}, {"run_once", v1::RUN_ONCE}};
+
+void SetTime(const std::string& text, const char* option,
+             google::protobuf::Timestamp* out) {
+  auto t = ParseTimeArg(text, absl::LocalTimeZone());
+  if (!t.ok()) Fail(kUsage, absl::StrCat(option, ": ", t.status().message()));
+  out->set_seconds(absl::ToUnixSeconds(*t));
+  out->set_nanos(static_cast<int32_t>(
+      absl::ToInt64Nanoseconds(*t - absl::FromUnixSeconds(out->seconds()))));
+}
+
+// Copies the options given in `a` into `job`, and names each in `paths`
+// (the update mask, for `job update`).
+void FillJob(const SubmitArgs& a, v1::Job* job, std::vector<std::string>* paths) {
+  const auto touched = [&](const char* path) { paths->push_back(path); };
+  if (!a.name.empty()) job->set_name(a.name), touched("name");
+  if (!a.label.empty()) job->set_label(a.label), touched("label");
+  v1::Schedule* schedule = job->mutable_schedule();
+  if (!a.interval.empty()) {
+    auto interval = ParseIntervalArg(a.interval);
+    if (!interval.ok()) {
+      Fail(kUsage, absl::StrCat("--interval: ", interval.status().message()));
+    }
+    schedule->set_interval_seconds(*interval);
+    touched("schedule.interval_seconds");
+  }
+  if (!a.start.empty()) {
+    SetTime(a.start, "--start", schedule->mutable_start());
+    touched("schedule.start");
+  }
+  if (!a.stop_after_date.empty()) {
+    SetTime(a.stop_after_date, "--stop-after-date", schedule->mutable_stop_after_date());
+    touched("schedule.stop_after_date");
+  }
+  if (a.stop_after_runs != 0) {
+    schedule->set_stop_after_runs(a.stop_after_runs);
+    touched("schedule.stop_after_runs");
+  }
+  if (!a.provider.empty()) {
+    job->mutable_action()->set_provider(a.provider);
+    touched("action.provider");
+  }
+  if (!a.body.empty() || !a.body_file.empty()) {
+    job->mutable_action()->set_body(a.body_file.empty()
+                                        ? a.body
+                                        : ReadFile(a.body_file, "--action-file"));
+    touched("action.body");
+  }
+  if (!a.overlap.empty()) job->set_overlap_policy(kOverlap.at(a.overlap)), touched("overlap_policy");
+  if (a.max_concurrent != 0) {
+    job->set_max_concurrent(a.max_concurrent);
+    touched("max_concurrent");
+  }
+  if (!a.missed.empty()) {
+    job->set_missed_run_policy(kMissed.at(a.missed));
+    touched("missed_run_policy");
+  }
+}
+
+// The job options shared by `job submit` and `job update`.
+void AddJobOptions(CLI::App* cmd, SubmitArgs& a) {
+  cmd->add_option("--name", a.name, "a name for the job (need not be unique)");
+  cmd->add_option("--label", a.label, "a label handed to the action provider");
+  cmd->add_option("--interval", a.interval,
+                  "time between runs: seconds, or 90s, 15m, 1h, 1d, 1w");
+  cmd->add_option("--start,--start-time", a.start,
+                  "first run: 2026-12-01, 2026-12-01T02:00[:00][+01:00|Z]; "
+                  "local time unless an offset is given (default: now)");
+  cmd->add_option("--action-provider,--action-url", a.provider,
+                  "name of the action provider, e.g. transfer");
+  auto* body = cmd->add_option("--action-body", a.body,
+                               "the provider's input, a JSON object");
+  auto* file = cmd->add_option("--action-file", a.body_file,
+                               "a file holding the provider's input JSON");
+  body->excludes(file);
+  cmd->add_option("--stop-after-runs", a.stop_after_runs, "stop after N runs")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--stop-after-date", a.stop_after_date,
+                  "stop running at this date/time (same formats as --start)");
+  cmd->add_option("--overlap-policy", a.overlap,
+                  "when a run is due while one is active: skip (default), "
+                  "buffer_one, cancel_previous, allow")
+      ->check(CLI::IsMember({"skip", "buffer_one", "cancel_previous", "allow"}));
+  cmd->add_option("--max-concurrent", a.max_concurrent,
+                  "with --overlap-policy allow: most runs at once (1-100)")
+      ->check(CLI::Range(1, 100));
+  cmd->add_option("--missed-run-policy", a.missed,
+                  "slots missed while timerd was down: skip (default) or run_once")
+      ->check(CLI::IsMember({"skip", "run_once"}));
+}
 
 void Submit(const Globals& g, const SubmitArgs& a) {
   v1::CreateJobRequest request;
-  v1::Job* job = request.mutable_job();
-  job->set_name(a.name);
-  job->set_label(a.label);
-  auto interval = ParseIntervalArg(a.interval);
-  if (!interval.ok()) Fail(kUsage, absl::StrCat("--interval: ", interval.status().message()));
-  v1::Schedule* schedule = job->mutable_schedule();
-  schedule->set_interval_seconds(*interval);
-  const auto set_time = [](const std::string& text, const char* option,
-                           google::protobuf::Timestamp* out) {
-    auto t = ParseTimeArg(text, absl::LocalTimeZone());
-    if (!t.ok()) Fail(kUsage, absl::StrCat(option, ": ", t.status().message()));
-    out->set_seconds(absl::ToUnixSeconds(*t));
-    out->set_nanos(static_cast<int32_t>(
-        absl::ToInt64Nanoseconds(*t - absl::FromUnixSeconds(out->seconds()))));
-  };
-  if (!a.start.empty()) set_time(a.start, "--start", schedule->mutable_start());
-  if (!a.stop_after_date.empty()) {
-    set_time(a.stop_after_date, "--stop-after-date", schedule->mutable_stop_after_date());
-  }
-  if (a.stop_after_runs != 0) schedule->set_stop_after_runs(a.stop_after_runs);
-  job->mutable_action()->set_provider(a.provider);
-  job->mutable_action()->set_body(a.body_file.empty()
-                                      ? a.body
-                                      : ReadFile(a.body_file, "--action-file"));
+  std::vector<std::string> paths;
+  FillJob(a, request.mutable_job(), &paths);
   // A request id makes a retried submit create the job once, not twice.
   request.set_request_id(a.request_id.empty() ? NewRequestId() : a.request_id);
-
   v1::Job created;
   Client(g).Call(&v1::TimerService::Stub::CreateJob, request, &created);
   PrintJob(g, created, /*verbose=*/false);
+}
+
+void Update(const Globals& g, const std::string& job_id, const SubmitArgs& a) {
+  v1::UpdateJobRequest request;
+  std::vector<std::string> paths;
+  FillJob(a, request.mutable_job(), &paths);
+  if (paths.empty()) Fail(kUsage, "job update: give at least one option to change");
+  request.mutable_job()->set_job_id(job_id);
+  for (const std::string& p : paths) request.mutable_update_mask()->add_paths(p);
+  v1::Job job;
+  Client(g).Call(&v1::TimerService::Stub::UpdateJob, request, &job);
+  PrintJob(g, job, /*verbose=*/false);
+}
+
+// pause, resume and run-now: one job id in, the job out.
+template <typename Req>
+void Act(const Globals& g, const std::string& job_id,
+         grpc::Status (v1::TimerService::Stub::*method)(grpc::ClientContext*, const Req&,
+                                                        v1::Job*),
+         Req request = Req()) {
+  request.set_job_id(job_id);
+  v1::Job job;
+  Client(g).Call(method, request, &job);
+  PrintJob(g, job, /*verbose=*/false);
+}
+
+void Results(const Globals& g, const std::string& job_id, bool verbose) {
+  Client client(g);
+  v1::ListJobResultsResponse all;
+  v1::ListJobResultsRequest request;
+  request.set_job_id(job_id);
+  request.set_page_size(1000);
+  do {
+    v1::ListJobResultsResponse page;
+    client.Call(&v1::TimerService::Stub::ListJobResults, request, &page);
+    for (v1::JobResult& r : *page.mutable_results()) *all.add_results() = std::move(r);
+    request.set_page_token(page.next_page_token());
+  } while (!request.page_token().empty());
+  if (g.format == "json") {
+    PrintJson(all, std::cout);
+  } else {
+    PrintResultsTable({all.results().begin(), all.results().end()}, verbose, std::cout);
+  }
+}
+
+void Providers(const Globals& g, const std::string& name) {
+  Client client(g);
+  if (!name.empty()) {
+    v1::GetActionProviderRequest request;
+    request.set_name(name);
+    v1::ActionProvider provider;
+    client.Call(&v1::TimerService::Stub::GetActionProvider, request, &provider);
+    if (g.format == "json") {
+      PrintJson(provider, std::cout);
+    } else {
+      PrintProvider(provider, std::cout);
+    }
+    return;
+  }
+  v1::ListActionProvidersRequest request;
+  v1::ListActionProvidersResponse all;
+  do {
+    v1::ListActionProvidersResponse page;
+    client.Call(&v1::TimerService::Stub::ListActionProviders, request, &page);
+    for (auto& p : *page.mutable_action_providers()) *all.add_action_providers() = p;
+    request.set_page_token(page.next_page_token());
+  } while (!request.page_token().empty());
+  if (g.format == "json") {
+    PrintJson(all, std::cout);
+    return;
+  }
+  if (all.action_providers_size() == 0) std::cout << "No action providers are loaded.\n";
+  for (const v1::ActionProvider& p : all.action_providers()) {
+    std::cout << p.name() << "  " << p.version() << "  " << p.description() << "\n";
+  }
 }
 
 void Status(const Globals& g, const std::string& job_id, bool verbose,
@@ -248,30 +401,13 @@ int Run(int argc, char** argv) {
       "Example:\n"
       "  timer job submit --name nightly --interval 1d --start 2026-12-01T02:00 \\\n"
       "    --action-provider noop --action-body '{}'");
-  submit->add_option("--name", sa.name, "a name for the job (need not be unique)");
-  submit->add_option("--label", sa.label, "a label handed to the action provider");
-  submit->add_option("--interval", sa.interval,
-                     "time between runs: seconds, or 90s, 15m, 1h, 1d, 1w")
-      ->required();
-  submit->add_option("--start,--start-time", sa.start,
-                     "first run: 2026-12-01, 2026-12-01T02:00[:00][+01:00|Z]; "
-                     "local time unless an offset is given (default: now)");
-  submit->add_option("--action-provider,--action-url", sa.provider,
-                     "name of the action provider, e.g. transfer")
-      ->required();
-  auto* body_opt = submit->add_option("--action-body", sa.body,
-                                      "the provider's input, a JSON object");
-  auto* file_opt = submit->add_option("--action-file", sa.body_file,
-                                      "a file holding the provider's input JSON");
-  body_opt->excludes(file_opt);
-  submit->add_option("--stop-after-runs", sa.stop_after_runs, "stop after N runs")
-      ->check(CLI::PositiveNumber);
-  submit->add_option("--stop-after-date", sa.stop_after_date,
-                     "stop running at this date/time (same formats as --start)");
+  AddJobOptions(submit, sa);
   submit->add_option("--request-id", sa.request_id,
                      "idempotency key; repeating it never creates a second job "
                      "(default: a new UUID)");
   submit->callback([&] {
+    if (sa.interval.empty()) throw CLI::RequiredError("--interval");
+    if (sa.provider.empty()) throw CLI::RequiredError("--action-provider");
     if (sa.body.empty() && sa.body_file.empty()) {
       throw CLI::RequiredError("--action-body or --action-file");
     }
@@ -292,6 +428,37 @@ int Run(int argc, char** argv) {
       "delete", "stop a job for good; it stays visible with --show-deleted");
   del->add_option("JOB_ID", job_id, "the job's id")->required();
 
+  SubmitArgs ua;
+  CLI::App* update = job->add_subcommand(
+      "update", "change a job; only the options given change\n\n"
+                "Example:\n  timer job update JOB_ID --interval 12h --stop-after-runs 10");
+  update->add_option("JOB_ID", job_id, "the job's id")->required();
+  AddJobOptions(update, ua);
+
+  CLI::App* pause = job->add_subcommand("pause", "stop running a job until resumed");
+  pause->add_option("JOB_ID", job_id, "the job's id")->required();
+  CLI::App* resume = job->add_subcommand(
+      "resume", "run a paused job again, from the next slot of its original grid");
+  resume->add_option("JOB_ID", job_id, "the job's id")->required();
+  std::string run_request_id;
+  CLI::App* run_now = job->add_subcommand(
+      "run-now", "run a job once now, without moving its schedule");
+  run_now->add_option("JOB_ID", job_id, "the job's id")->required();
+  run_now->add_option("--request-id", run_request_id,
+                      "idempotency key; repeating it never starts a second run "
+                      "(default: a new UUID)");
+  CLI::App* results = job->add_subcommand("results", "every kept result of a job");
+  results->add_option("JOB_ID", job_id, "the job's id")->required();
+  results->add_flag("-v,--verbose", verbose, "include the provider's details");
+
+  CLI::App* provider = app.add_subcommand("provider", "inspect action providers");
+  provider->require_subcommand(1);
+  CLI::App* provider_list = provider->add_subcommand("list", "the loaded providers");
+  std::string provider_name;
+  CLI::App* provider_show =
+      provider->add_subcommand("show", "one provider and its input schema");
+  provider_show->add_option("NAME", provider_name, "the provider's name")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -310,6 +477,17 @@ int Run(int argc, char** argv) {
     if (status->parsed()) Status(g, job_id, verbose, show_deleted);
     if (list->parsed()) List(g, verbose, show_deleted);
     if (del->parsed()) Delete(g, job_id);
+    if (update->parsed()) Update(g, job_id, ua);
+    if (pause->parsed()) Act(g, job_id, &v1::TimerService::Stub::PauseJob);
+    if (resume->parsed()) Act(g, job_id, &v1::TimerService::Stub::ResumeJob);
+    if (run_now->parsed()) {
+      v1::RunJobNowRequest request;
+      request.set_request_id(run_request_id.empty() ? NewRequestId() : run_request_id);
+      Act(g, job_id, &v1::TimerService::Stub::RunJobNow, request);
+    }
+    if (results->parsed()) Results(g, job_id, verbose);
+    if (provider_list->parsed()) Providers(g, "");
+    if (provider_show->parsed()) Providers(g, provider_name);
   } catch (const Exit& e) {
     return e.code;
   }

@@ -74,12 +74,17 @@ void PrintJobTable(const v1::Job& job, bool verbose, absl::Time now,
   }
   Row(out, "Next run:", TimeText(job.next_run(), job.has_next_run(), now));
   Row(out, "Last run:", TimeText(job.last_run(), job.has_last_run(), now));
-  Row(out, "Runs:", absl::StrCat(job.n_runs(), " (", job.n_errors(), " errors)"));
+  std::string runs = absl::StrCat(job.n_runs(), " (", job.n_errors(), " errors");
+  if (job.n_skipped() > 0) absl::StrAppend(&runs, ", ", job.n_skipped(), " skipped");
+  Row(out, "Runs:", runs + ")");
   Row(out, "Last result:", job.results_size() > 0 ? ResultText(job.results(0)) : "-");
   Row(out, "Created:", TimeText(job.create_time(), job.has_create_time(), now));
   if (job.has_delete_time()) Row(out, "Deleted:", TimeText(job.delete_time(), true, now));
   if (verbose) {
     Row(out, "Owner:", job.owner());
+    Row(out, "Overlap:", absl::AsciiStrToLower(v1::OverlapPolicy_Name(job.overlap_policy())));
+    Row(out, "Missed runs:",
+        absl::AsciiStrToLower(v1::MissedRunPolicy_Name(job.missed_run_policy())));
     Row(out, "Action body:", job.action().body());
     for (const v1::JobResult& r : job.results()) {
       out << "  - " << ResultText(r) << "\n";
@@ -124,6 +129,51 @@ void PrintJobsTable(const std::vector<v1::Job>& jobs, bool verbose,
     while (!row.empty() && row.back() == ' ') row.pop_back();
     out << row << "\n";
   }
+}
+
+void PrintResultsTable(const std::vector<v1::JobResult>& results, bool verbose,
+                       std::ostream& out) {
+  if (results.empty()) {
+    out << "No results.\n";
+    return;
+  }
+  using Line = std::array<std::string, 5>;
+  std::vector<Line> lines;
+  lines.push_back(Line{"RUN", "STATUS", "SCHEDULED", "STARTED", "ENDED"});
+  for (const v1::JobResult& r : results) {
+    lines.push_back(Line{
+        absl::StrCat(r.run_number(), r.manual() ? " (now)" : ""),
+        absl::AsciiStrToLower(v1::JobResult::Status_Name(r.status())),
+        IsoTime(FromProto(r.scheduled_time())),
+        r.has_start_time() ? IsoTime(FromProto(r.start_time())) : "-",
+        r.has_end_time() ? IsoTime(FromProto(r.end_time())) : "-"});
+  }
+  size_t width[5] = {};
+  for (const Line& l : lines) {
+    for (int c = 0; c < 5; ++c) width[c] = std::max(width[c], l[c].size());
+  }
+  for (size_t i = 0; i < lines.size(); ++i) {
+    std::string row;
+    for (int c = 0; c < 5; ++c) {
+      row += lines[i][c];
+      if (c < 4) row += std::string(width[c] - lines[i][c].size() + 2, ' ');
+    }
+    while (!row.empty() && row.back() == ' ') row.pop_back();
+    out << row << "\n";
+    if (i == 0) continue;
+    const v1::JobResult& r = results[i - 1];
+    if (!r.error().empty()) out << "    error: " << r.error() << "\n";
+    if (verbose && !r.action_id().empty()) out << "    action: " << r.action_id() << "\n";
+    if (verbose && !r.details().empty()) out << "    details: " << r.details() << "\n";
+  }
+}
+
+void PrintProvider(const v1::ActionProvider& p, std::ostream& out) {
+  Row(out, "Name:", p.name());
+  Row(out, "Version:", p.version());
+  Row(out, "ABI:", p.abi_version());
+  Row(out, "Description:", p.description());
+  out << "Input schema:\n" << p.input_schema() << "\n";
 }
 
 }  // namespace timer::cli

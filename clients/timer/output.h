@@ -30,6 +30,13 @@ void PrintJobTable(const v1::Job& job, bool verbose, absl::Time now,
 void PrintJobsTable(const std::vector<v1::Job>& jobs, bool verbose,
                     absl::Time now, std::ostream& out);
 
+// Results, newest first, one row each (with details when `verbose`).
+void PrintResultsTable(const std::vector<v1::JobResult>& results, bool verbose,
+                       std::ostream& out);
+
+// A provider: name, version, description and its input JSON schema.
+void PrintProvider(const v1::ActionProvider& provider, std::ostream& out);
+
 // "new", "loaded", ..., "ended (stop_after_runs)".
 std::string StatusText(const v1::Job& job);
 
