@@ -1,0 +1,590 @@
+#include "copier.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <set>
+#include <string_view>
+
+namespace timer::plugins::transfer {
+namespace {
+
+constexpr size_t kBufferSize = 1 << 20;          // read/write and hashing
+constexpr size_t kCopyChunk = 16 << 20;          // per copy_file_range call
+constexpr int kMaxDepth = 128;                   // directory nesting
+constexpr size_t kMaxErrorsKept = 20;
+constexpr char kTempPrefix[] = ".timer-part-";
+
+std::string Errno(int e) { return std::strerror(e); }
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Closes a descriptor on scope exit.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  ~Fd() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      if (fd_ >= 0) close(fd_);
+      fd_ = o.release();
+    }
+    return *this;
+  }
+  int get() const { return fd_; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+
+ private:
+  int fd_;
+};
+
+std::string Join(const std::string& a, const std::string& b) {
+  return a.empty() ? b : a + "/" + b;
+}
+
+std::string TempName() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  static const char* hex = "0123456789abcdef";
+  std::string s = kTempPrefix;
+  uint64_t v = rng();
+  for (int i = 0; i < 16; ++i) s.push_back(hex[(v >> (4 * i)) & 0xf]);
+  return s;
+}
+
+// Opens directory `name` in `dir` without following a symlink.
+int OpenDirAt(int dir, const std::string& name) {
+  return openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+// Why opening `name` in `dir` as a directory failed, in words.
+std::string WhyNotDir(int dir, const std::string& name, int err) {
+  struct stat st;
+  if ((err == ELOOP || err == ENOTDIR) && fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (S_ISLNK(st.st_mode)) return "is a symbolic link (refused, never followed)";
+    if (!S_ISDIR(st.st_mode)) return "is not a directory";
+  }
+  return Errno(err);
+}
+
+// The names in a directory, sorted, without "." and "..".
+Err ListDir(int dir_fd, std::vector<std::string>* names) {
+  int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Internal("cannot list: " + Errno(errno));
+  DIR* d = fdopendir(fd);
+  if (d == nullptr) {
+    close(fd);
+    return Internal("cannot list: " + Errno(errno));
+  }
+  errno = 0;
+  while (struct dirent* e = readdir(d)) {
+    std::string_view n = e->d_name;
+    if (n != "." && n != "..") names->emplace_back(n);
+    errno = 0;
+  }
+  int err = errno;
+  closedir(d);
+  if (err != 0) return Internal("cannot list: " + Errno(err));
+  std::sort(names->begin(), names->end());
+  return Ok();
+}
+
+bool IsTemp(const std::string& name) { return name.rfind(kTempPrefix, 0) == 0; }
+
+}  // namespace
+
+Err SplitPath(const std::string& path, const std::string& field, std::vector<std::string>* out) {
+  out->clear();
+  if (path.find('\0') != std::string::npos) return InvalidArgument(field + ": contains NUL");
+  if (!path.empty() && path[0] == '/') {
+    return InvalidArgument(field + ": must be relative to the endpoint root, not absolute");
+  }
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    std::string comp = path.substr(start, end - start);
+    if (comp == "..") {
+      return InvalidArgument(field + ": \"..\" is not allowed (paths stay inside the endpoint)");
+    }
+    if (comp.size() > 255) return InvalidArgument(field + ": a name is longer than 255 bytes");
+    if (!comp.empty() && comp != ".") out->push_back(std::move(comp));
+    start = end + 1;
+  }
+  if (out->size() > static_cast<size_t>(kMaxDepth)) return InvalidArgument(field + ": too deep");
+  return Ok();
+}
+
+Err OpenRoot(const Endpoint& e, int* fd) {
+  *fd = open(e.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (*fd < 0) return Unavailable("endpoint " + e.id + ": cannot open its root: " + Errno(errno));
+  return Ok();
+}
+
+Err CheckPath(int root_fd, const std::vector<std::string>& comps, const std::string& field,
+              bool* exists) {
+  *exists = true;
+  Fd cur(dup(root_fd));
+  for (size_t i = 0; i < comps.size(); ++i) {
+    struct stat st;
+    if (fstatat(cur.get(), comps[i].c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) {
+        *exists = false;
+        return Ok();
+      }
+      return InvalidArgument(field + ": " + Errno(errno));
+    }
+    if (S_ISLNK(st.st_mode)) {
+      return InvalidArgument(field + ": " + (i + 1 < comps.size() ? "goes through" : "is") +
+                             " a symbolic link (refused, never followed)");
+    }
+    if (i + 1 == comps.size()) break;
+    if (!S_ISDIR(st.st_mode)) {
+      return InvalidArgument(field + ": a parent is not a directory");
+    }
+    Fd next(OpenDirAt(cur.get(), comps[i]));
+    if (next.get() < 0) return InvalidArgument(field + ": " + WhyNotDir(cur.get(), comps[i], errno));
+    std::swap(cur, next);
+  }
+  return Ok();
+}
+
+Err HashFile(int fd, std::vector<char>* buf, Sha256* out) {
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> md(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (!md || EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) != 1) {
+    return Internal("sha256: cannot initialise");
+  }
+  buf->resize(kBufferSize);
+  off_t off = 0;
+  for (;;) {
+    ssize_t n = pread(fd, buf->data(), buf->size(), off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return Internal("read: " + Errno(errno));
+    }
+    if (n == 0) break;
+    EVP_DigestUpdate(md.get(), buf->data(), static_cast<size_t>(n));
+    off += n;
+  }
+  unsigned int len = 0;
+  if (EVP_DigestFinal_ex(md.get(), out->data(), &len) != 1 || len != out->size()) {
+    return Internal("sha256: cannot finish");
+  }
+  return Ok();
+}
+
+Copier::Copier(const Request& req, ActionContext* ctx, int64_t max_bytes_per_second)
+    : req_(req), ctx_(ctx), max_bytes_per_second_(max_bytes_per_second) {}
+
+nlohmann::json Copier::Details() const {
+  static const char* kLevels[] = {"none", "exists", "size", "mtime", "checksum"};
+  nlohmann::json d = {
+      {"label", req_.label},
+      {"source_endpoint_id", req_.source->id},
+      {"destination_endpoint_id", req_.destination->id},
+      {"sync_level", kLevels[static_cast<int>(req_.sync_level)]},
+      {"files_transferred", c_.files_transferred},
+      {"bytes_transferred", c_.bytes_transferred},
+      {"files_skipped", c_.files_skipped},
+      {"files_failed", c_.files_failed},
+      {"files_verified", c_.files_verified},
+      {"checksum_retries", c_.checksum_retries},
+      {"directories_created", c_.directories_created},
+      {"entries_deleted", c_.entries_deleted},
+      {"symlinks_skipped", c_.symlinks_skipped},
+      {"special_files_skipped", c_.special_files_skipped},
+      {"errors", errors_},
+  };
+  if (req_.encrypt_data) {
+    d["encrypt_data"] =
+        "not applied: both endpoints are local directories on the timerd host, so no data "
+        "crosses a network to encrypt";
+  }
+  return d;
+}
+
+void Copier::Publish(bool force) {
+  int64_t now = NowNs();
+  if (!force && now - last_publish_ns_ < 50'000'000) return;  // 20 updates/s at most
+  last_publish_ns_ = now;
+  ctx_->SetDetails(Details());
+}
+
+void Copier::Fail(const std::string& path, const std::string& error) {
+  ++c_.files_failed;
+  if (first_error_.empty()) first_error_ = path + ": " + error;
+  if (errors_.size() < kMaxErrorsKept) errors_.push_back({{"path", path}, {"error", error}});
+  Publish(false);
+}
+
+void Copier::Throttle() {
+  if (max_bytes_per_second_ <= 0) return;
+  int64_t due_ns = throttle_start_ns_ + c_.bytes_transferred * 1'000'000'000 / max_bytes_per_second_;
+  int64_t wait = due_ns - NowNs();
+  if (wait > 0) ctx_->WaitCancelledFor(std::chrono::milliseconds(wait / 1'000'000 + 1));
+}
+
+Outcome Copier::Run() {
+  throttle_start_ns_ = NowNs();
+  buf_.resize(kBufferSize);
+  Publish(true);
+  int src_fd = -1, dst_fd = -1;
+  Err e = OpenRoot(*req_.source, &src_fd);
+  Fd src_root(src_fd);
+  if (e.ok()) e = OpenRoot(*req_.destination, &dst_fd);
+  Fd dst_root(dst_fd);
+  if (!e.ok()) {
+    Publish(true);
+    return {TIMER_AP_STATE_FAILED, e.message};
+  }
+  for (size_t i = 0; i < req_.items.size() && !ctx_->cancelled(); ++i) {
+    CopyItem(i, req_.items[i], src_root.get(), dst_root.get());
+  }
+  Publish(true);
+  if (ctx_->cancelled()) {
+    return {TIMER_AP_STATE_CANCELLED,
+            "cancelled after " + std::to_string(c_.files_transferred) + " files transferred"};
+  }
+  if (c_.files_failed > 0) {
+    return {TIMER_AP_STATE_FAILED, std::to_string(c_.files_failed) + " failed; first: " + first_error_};
+  }
+  return {TIMER_AP_STATE_SUCCEEDED, ""};
+}
+
+void Copier::CopyItem(size_t index, const Item& item, int src_root, int dst_root) {
+  const std::string where = "transfer_items[" + std::to_string(index) + "]";
+  const std::string src_name = item.source_path.empty() ? "." : item.source_path;
+  // Resolve the source: its parent directory, then the entry itself.
+  Fd src_parent(dup(src_root));
+  for (size_t i = 0; i + 1 < item.source.size(); ++i) {
+    Fd next(OpenDirAt(src_parent.get(), item.source[i]));
+    if (next.get() < 0) {
+      return Fail(where + ".source_path " + src_name,
+                  item.source[i] + ": " + WhyNotDir(src_parent.get(), item.source[i], errno));
+    }
+    std::swap(src_parent, next);
+  }
+  struct stat st;
+  std::string leaf = item.source.empty() ? "." : item.source.back();
+  if (fstatat(src_parent.get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return Fail(where + ".source_path " + src_name, Errno(errno));
+  }
+  if (S_ISLNK(st.st_mode)) {
+    return Fail(where + ".source_path " + src_name, "is a symbolic link (refused, never followed)");
+  }
+
+  // Resolve (creating as needed) the destination's parent directory.
+  const bool dir_item = S_ISDIR(st.st_mode);
+  if (dir_item && !item.recursive) {
+    return Fail(where + ".source_path " + src_name, "is a directory; set recursive to copy it");
+  }
+  if (!dir_item && !S_ISREG(st.st_mode)) {
+    return Fail(where + ".source_path " + src_name, "is not a regular file or directory");
+  }
+  if (!dir_item && item.destination.empty()) {
+    return Fail(where + ".destination_path", "must name a file when the source is a file");
+  }
+  size_t parents = dir_item ? item.destination.size() : item.destination.size() - 1;
+  Fd dst_dir(dup(dst_root));
+  for (size_t i = 0; i < parents; ++i) {
+    const std::string& comp = item.destination[i];
+    Fd next(OpenDirAt(dst_dir.get(), comp));
+    if (next.get() < 0 && errno == ENOENT) {
+      if (mkdirat(dst_dir.get(), comp.c_str(), 0755) == 0) ++c_.directories_created;
+      next = Fd(OpenDirAt(dst_dir.get(), comp));
+    }
+    if (next.get() < 0) {
+      return Fail(where + ".destination_path " + item.destination_path,
+                  comp + ": " + WhyNotDir(dst_dir.get(), comp, errno));
+    }
+    std::swap(dst_dir, next);
+  }
+
+  if (!dir_item) {
+    return CopyOne(src_parent.get(), leaf, st, dst_dir.get(), item.destination.back(),
+                   item.source_path);
+  }
+  Fd src_dir(OpenDirAt(src_parent.get(), leaf));
+  if (src_dir.get() < 0) {
+    return Fail(where + ".source_path " + src_name, WhyNotDir(src_parent.get(), leaf, errno));
+  }
+  struct stat dst_st;
+  if (fstat(dst_dir.get(), &dst_st) == 0) {
+    skip_dev_ = dst_st.st_dev;
+    skip_ino_ = dst_st.st_ino;
+  }
+  CopyTree(src_dir.get(), dst_dir.get(), item.source_path, 0);
+  if (req_.preserve_timestamp && !ctx_->cancelled()) {
+    struct timespec times[2] = {st.st_atim, st.st_mtim};
+    futimens(dst_dir.get(), times);
+  }
+}
+
+void Copier::CopyTree(int src_dir, int dst_dir, const std::string& rel, int depth) {
+  if (depth > kMaxDepth) return Fail(rel, "directory nesting deeper than " + std::to_string(kMaxDepth));
+  std::vector<std::string> names;
+  if (Err e = ListDir(src_dir, &names); !e.ok()) return Fail(rel.empty() ? "." : rel, e.message);
+  for (const std::string& name : names) {
+    if (ctx_->cancelled()) return;
+    if (IsTemp(name)) continue;  // another run's file in progress
+    const std::string path = Join(rel, name);
+    struct stat st;
+    if (fstatat(src_dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) continue;  // removed while we walk
+      Fail(path, Errno(errno));
+      continue;
+    }
+    if (S_ISREG(st.st_mode)) {
+      CopyOne(src_dir, name, st, dst_dir, name, path);
+    } else if (S_ISDIR(st.st_mode)) {
+      if (st.st_dev == skip_dev_ && st.st_ino == skip_ino_) continue;  // the copy itself
+      Fd child_src(OpenDirAt(src_dir, name));
+      if (child_src.get() < 0) {
+        Fail(path, WhyNotDir(src_dir, name, errno));
+        continue;
+      }
+      if (mkdirat(dst_dir, name.c_str(), (st.st_mode & 07777) | 0700) == 0) {
+        ++c_.directories_created;
+      } else if (errno != EEXIST) {
+        Fail(path, "cannot create directory: " + Errno(errno));
+        continue;
+      }
+      Fd child_dst(OpenDirAt(dst_dir, name));
+      if (child_dst.get() < 0) {
+        Fail(path, "destination " + WhyNotDir(dst_dir, name, errno));
+        continue;
+      }
+      CopyTree(child_src.get(), child_dst.get(), path, depth + 1);
+      if (req_.preserve_timestamp && !ctx_->cancelled()) {
+        struct timespec times[2] = {st.st_atim, st.st_mtim};
+        futimens(child_dst.get(), times);
+      }
+    } else if (S_ISLNK(st.st_mode)) {
+      ++c_.symlinks_skipped;
+    } else {
+      ++c_.special_files_skipped;
+    }
+  }
+  if (req_.delete_destination_extra && !ctx_->cancelled()) DeleteExtra(src_dir, dst_dir, rel);
+}
+
+void Copier::DeleteExtra(int src_dir, int dst_dir, const std::string& rel) {
+  std::vector<std::string> src_names, dst_names;
+  if (!ListDir(src_dir, &src_names).ok() || !ListDir(dst_dir, &dst_names).ok()) return;
+  std::set<std::string> keep(src_names.begin(), src_names.end());
+  for (const std::string& name : dst_names) {
+    if (keep.count(name) != 0) continue;
+    if (Err e = RemoveTree(dst_dir, name, 0); !e.ok()) {
+      Fail(Join(rel, name), "cannot delete: " + e.message);
+    }
+  }
+}
+
+Err Copier::RemoveTree(int dir_fd, const std::string& name, int depth) {
+  struct stat st;
+  if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return Internal(Errno(errno));
+  if (S_ISDIR(st.st_mode)) {
+    if (depth > kMaxDepth) return Internal("too deep");
+    Fd child(OpenDirAt(dir_fd, name));
+    if (child.get() < 0) return Internal(Errno(errno));
+    std::vector<std::string> names;
+    if (Err e = ListDir(child.get(), &names); !e.ok()) return e;
+    for (const std::string& n : names) {
+      if (Err e = RemoveTree(child.get(), n, depth + 1); !e.ok()) return e;
+    }
+    if (unlinkat(dir_fd, name.c_str(), AT_REMOVEDIR) != 0) return Internal(Errno(errno));
+  } else if (unlinkat(dir_fd, name.c_str(), 0) != 0) {
+    return Internal(Errno(errno));
+  }
+  ++c_.entries_deleted;
+  return Ok();
+}
+
+Err Copier::CopyData(int src_fd, int dst_fd, Sha256* hash) {
+  // copy_file_range keeps the data in the kernel (and lets a filesystem
+  // share extents); hashing needs the bytes, so verify reads them instead.
+  bool use_cfr = hash == nullptr;
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> md(nullptr, EVP_MD_CTX_free);
+  if (hash != nullptr) {
+    md.reset(EVP_MD_CTX_new());
+    if (!md || EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) != 1) {
+      return Internal("sha256: cannot initialise");
+    }
+  }
+  size_t chunk = kCopyChunk;
+  if (max_bytes_per_second_ > 0) {
+    chunk = std::max<size_t>(4096, std::min<size_t>(chunk, max_bytes_per_second_ / 20));
+  }
+  for (;;) {
+    if (ctx_->cancelled()) return {TIMER_AP_CANCELLED, "cancelled"};
+    ssize_t n;
+    if (use_cfr) {
+      n = copy_file_range(src_fd, nullptr, dst_fd, nullptr, chunk, 0);
+      if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+                    errno == EOPNOTSUPP || errno == EPERM)) {
+        use_cfr = false;  // e.g. across filesystems on older kernels
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Internal("copy: " + Errno(errno));
+    } else {
+      n = read(src_fd, buf_.data(), std::min(buf_.size(), chunk));
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Internal("read: " + Errno(errno));
+      if (md) EVP_DigestUpdate(md.get(), buf_.data(), static_cast<size_t>(n));
+      for (ssize_t off = 0; off < n;) {
+        ssize_t w = write(dst_fd, buf_.data() + off, static_cast<size_t>(n - off));
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return Internal("write: " + Errno(errno));
+        off += w;
+      }
+    }
+    if (n == 0) break;
+    c_.bytes_transferred += n;
+    Throttle();
+    Publish(false);
+  }
+  if (md) {
+    unsigned int len = 0;
+    if (EVP_DigestFinal_ex(md.get(), hash->data(), &len) != 1) return Internal("sha256: cannot finish");
+  }
+  return Ok();
+}
+
+void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& src_st, int dst_dir,
+                     const std::string& dname, const std::string& rel) {
+  const std::string path = rel.empty() ? name : rel;
+  // What is at the destination now (never read through a symlink).
+  struct stat dst_st;
+  bool dst_file = false;
+  if (fstatat(dst_dir, dname.c_str(), &dst_st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (S_ISDIR(dst_st.st_mode)) return Fail(path, "destination is a directory");
+    dst_file = S_ISREG(dst_st.st_mode);
+  } else if (errno != ENOENT) {
+    return Fail(path, "destination: " + Errno(errno));
+  }
+
+  Fd src(openat(src_dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (src.get() < 0) {
+    if (errno == ELOOP) return Fail(path, "is a symbolic link (refused, never followed)");
+    return Fail(path, Errno(errno));
+  }
+  struct stat st;
+  if (fstat(src.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+    return Fail(path, "changed while being copied (no longer a regular file)");
+  }
+
+  Sha256 src_hash{};
+  bool have_src_hash = false;
+  bool skip = false;
+  switch (req_.sync_level) {
+    case SyncLevel::kNone:
+      break;
+    case SyncLevel::kExists:
+      skip = dst_file;
+      break;
+    case SyncLevel::kSize:
+      skip = dst_file && dst_st.st_size == st.st_size;
+      break;
+    case SyncLevel::kMtime:
+      // As Globus: copy when the source is newer than the destination.
+      skip = dst_file && (dst_st.st_mtim.tv_sec > st.st_mtim.tv_sec ||
+                          (dst_st.st_mtim.tv_sec == st.st_mtim.tv_sec &&
+                           dst_st.st_mtim.tv_nsec >= st.st_mtim.tv_nsec));
+      break;
+    case SyncLevel::kChecksum:
+      if (dst_file && dst_st.st_size == st.st_size) {
+        Fd dst(openat(dst_dir, dname.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        Sha256 dst_hash{};
+        if (dst.get() >= 0 && HashFile(dst.get(), &buf2_, &dst_hash).ok()) {
+          Err e = HashFile(src.get(), &buf_, &src_hash);
+          if (!e.ok()) return Fail(path, e.message);
+          have_src_hash = true;
+          skip = src_hash == dst_hash;
+        }
+      }
+      break;
+  }
+  if (skip) {
+    ++c_.files_skipped;
+    Publish(false);
+    return;
+  }
+
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (ctx_->cancelled()) return;
+    const std::string tmp = TempName();
+    Fd out(openat(dst_dir, tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (out.get() < 0) return Fail(path, "cannot create a temporary file: " + Errno(errno));
+    auto discard = [&] { unlinkat(dst_dir, tmp.c_str(), 0); };
+    if (lseek(src.get(), 0, SEEK_SET) != 0) {
+      discard();
+      return Fail(path, "seek: " + Errno(errno));
+    }
+    const int64_t bytes_before = c_.bytes_transferred;
+    Sha256 copied_hash{};
+    Err e = CopyData(src.get(), out.get(), req_.verify_checksum ? &copied_hash : nullptr);
+    if (e.code == TIMER_AP_CANCELLED) return discard();
+    if (!e.ok()) {
+      discard();
+      return Fail(path, e.message);
+    }
+    if (req_.verify_checksum) {
+      Sha256 written{};
+      Err he = HashFile(out.get(), &buf2_, &written);
+      if (he.ok() && have_src_hash && copied_hash != src_hash) he = Internal("source changed");
+      if (!he.ok() || written != copied_hash) {
+        discard();
+        c_.bytes_transferred = bytes_before;
+        if (attempt == 0) {
+          ++c_.checksum_retries;
+          continue;  // once more, as Globus does
+        }
+        return Fail(path, "checksum mismatch after retry");
+      }
+      ++c_.files_verified;
+    }
+    fchmod(out.get(), st.st_mode & 0777);
+    if (req_.preserve_timestamp) {
+      struct timespec times[2] = {st.st_atim, st.st_mtim};
+      if (futimens(out.get(), times) != 0) {
+        discard();
+        return Fail(path, "cannot set timestamps: " + Errno(errno));
+      }
+    }
+    if (close(out.release()) != 0) {
+      discard();
+      return Fail(path, "write: " + Errno(errno));
+    }
+    if (renameat(dst_dir, tmp.c_str(), dst_dir, dname.c_str()) != 0) {
+      int err = errno;
+      discard();
+      return Fail(path, "cannot rename into place: " + Errno(err));
+    }
+    ++c_.files_transferred;
+    Publish(false);
+    return;
+  }
+}
+
+}  // namespace timer::plugins::transfer

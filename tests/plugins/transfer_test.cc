@@ -1,0 +1,433 @@
+// transfer provider over temp directories, driven through the plugin host.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "plugin_host/plugin_host.h"
+#include "test_util.h"
+
+namespace timer::plugin_host {
+namespace {
+
+namespace fs = std::filesystem;
+using domain::ActionStatus;
+using domain::Identity;
+using domain::LocalIdentity;
+using json = nlohmann::json;
+using State = domain::ActionStatus::State;
+using testing::ReadFile;
+using testing::TempDir;
+using testing::WaitForEnd;
+using testing::WriteFile;
+
+std::string RandomBytes(size_t n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::string s(n, '\0');
+  for (auto& c : s) c = static_cast<char>(rng());
+  return s;
+}
+
+// path relative to root -> content, for regular files; "dir/" for dirs.
+std::map<std::string, std::string> Snapshot(const fs::path& root) {
+  std::map<std::string, std::string> out;
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
+       ++it) {
+    std::string rel = fs::relative(it->path(), root).string();
+    if (it->is_symlink()) {
+      out[rel] = "-> " + fs::read_symlink(it->path()).string();
+    } else if (it->is_directory()) {
+      out[rel + "/"] = "";
+    } else {
+      out[rel] = ReadFile(it->path());
+    }
+  }
+  return out;
+}
+
+bool HasTempFiles(const fs::path& root) {
+  for (const auto& e : fs::recursive_directory_iterator(root)) {
+    if (e.path().filename().string().rfind(".timer-part-", 0) == 0) return true;
+  }
+  return false;
+}
+
+void SetMtime(const fs::path& p, time_t sec) {
+  struct timespec t[2] = {{sec, 0}, {sec, 0}};
+  ASSERT_EQ(utimensat(AT_FDCWD, p.c_str(), t, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+time_t Mtime(const fs::path& p) {
+  struct stat st;
+  EXPECT_EQ(stat(p.c_str(), &st), 0);
+  return st.st_mtim.tv_sec;
+}
+
+class TransferTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    src_ = dir_.path() / "src";
+    dst_ = dir_.path() / "dst";
+    outside_ = dir_.path() / "outside";
+    restricted_ = dir_.path() / "restricted";
+    for (const auto& d : {src_, dst_, outside_, restricted_}) fs::create_directories(d);
+    WriteFile(outside_ / "secret.txt", "top secret");
+    Load(0);
+  }
+
+  void Load(int64_t max_bytes_per_second) {
+    provider_.reset();
+    json config = {{"transfer",
+                    {{"max_bytes_per_second", max_bytes_per_second},
+                     {"endpoints",
+                      {{{"id", "src"}, {"display_name", "Source"}, {"root", src_.string()}},
+                       {{"id", "dst"}, {"display_name", "Destination"}, {"root", dst_.string()}},
+                       {{"id", "lab"},
+                        {"root", restricted_.string()},
+                        {"allowed_identities", {"alice@example.org"}}}}}}}};
+    auto p = LoadPlugin(TIMER_TRANSFER_SO, config);
+    ASSERT_TRUE(p.ok()) << p.status();
+    provider_ = *std::move(p);
+  }
+
+  static json Body(const std::string& from, const std::string& to, bool recursive = true,
+                   json extra = json::object()) {
+    json b = {{"source_endpoint_id", "src"},
+              {"destination_endpoint_id", "dst"},
+              {"transfer_items",
+               {{{"source_path", from}, {"destination_path", to}, {"recursive", recursive}}}}};
+    for (auto& [k, v] : extra.items()) b[k] = v;
+    return b;
+  }
+
+  // Starts `body` and waits for the action to end.
+  ActionStatus Run(const json& body, const Identity& who = LocalIdentity()) {
+    auto st = provider_->Start("run/" + std::to_string(++runs_), who, body.dump());
+    EXPECT_TRUE(st.ok()) << st.status();
+    if (!st.ok()) return {};
+    auto end = WaitForEnd(provider_.get(), st->action_id);
+    EXPECT_TRUE(end.ok()) << end.status();
+    return end.ok() ? *end : ActionStatus{};
+  }
+
+  static json Details(const ActionStatus& st) { return json::parse(st.details); }
+
+  absl::Status Validate(const json& body, const Identity& who = LocalIdentity()) {
+    return provider_->Validate(who, body.dump());
+  }
+
+  TempDir dir_;
+  fs::path src_, dst_, outside_, restricted_;
+  std::unique_ptr<Plugin> provider_;
+  int runs_ = 0;
+};
+
+TEST_F(TransferTest, CopiesARecursiveTreeByteIdentically) {
+  WriteFile(src_ / "tree/a.txt", "alpha");
+  WriteFile(src_ / "tree/sub/b.bin", RandomBytes(3 << 20, 1));
+  WriteFile(src_ / "tree/sub/deeper/c.txt", "");
+  fs::create_directories(src_ / "tree/empty");
+  ActionStatus st = Run(Body("tree", "backup/tree"));
+  ASSERT_EQ(st.state, State::kSucceeded) << st.error << st.details;
+  EXPECT_EQ(Snapshot(src_ / "tree"), Snapshot(dst_ / "backup/tree"));
+  json d = Details(st);
+  EXPECT_EQ(d["files_transferred"], 3);
+  EXPECT_EQ(d["bytes_transferred"], 5 + (3 << 20));
+  EXPECT_EQ(d["files_failed"], 0);
+  EXPECT_FALSE(d.contains("encrypt_data"));
+  EXPECT_FALSE(HasTempFiles(dst_));
+}
+
+TEST_F(TransferTest, CopiesOneFileCreatingParentsAndTheWholeRoot) {
+  WriteFile(src_ / "f.txt", "one file");
+  ActionStatus st = Run(Body("f.txt", "x/y/g.txt", false));
+  ASSERT_EQ(st.state, State::kSucceeded) << st.error;
+  EXPECT_EQ(ReadFile(dst_ / "x/y/g.txt"), "one file");
+
+  ActionStatus all = Run(Body("", "mirror"));
+  ASSERT_EQ(all.state, State::kSucceeded) << all.error;
+  EXPECT_EQ(ReadFile(dst_ / "mirror/f.txt"), "one file");
+}
+
+TEST_F(TransferTest, EachSyncLevelSkipsWhatItShould) {
+  struct Case {
+    std::string level;
+    std::string dst_content;  // what is already at the destination
+    time_t dst_mtime;         // the source's mtime is 2'000'000'000
+    bool copied;
+  };
+  const time_t kSrcMtime = 2'000'000'000;
+  const std::vector<Case> cases = {
+      {"", "same!", kSrcMtime, true},                 // no sync level: always copy
+      {"exists", "other content", 1, false},          // exists: anything there
+      {"size", "SAME!", kSrcMtime - 5, false},        // size: same size, different bytes
+      {"size", "longer content", kSrcMtime, true},
+      {"mtime", "xx", kSrcMtime + 10, false},         // destination newer
+      {"mtime", "xx", kSrcMtime, false},              // same time
+      {"mtime", "same!", kSrcMtime - 10, true},       // destination older
+      {"checksum", "same!", 1, false},                // same bytes
+      {"checksum", "SAME!", kSrcMtime, true},         // same size, different bytes
+  };
+  WriteFile(src_ / "f.txt", "same!");
+  SetMtime(src_ / "f.txt", kSrcMtime);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.level + " over " + c.dst_content);
+    WriteFile(dst_ / "f.txt", c.dst_content);
+    SetMtime(dst_ / "f.txt", c.dst_mtime);
+    json extra = json::object();
+    if (!c.level.empty()) extra["sync_level"] = c.level;
+    ActionStatus st = Run(Body("f.txt", "f.txt", false, extra));
+    ASSERT_EQ(st.state, State::kSucceeded) << st.error;
+    json d = Details(st);
+    EXPECT_EQ(d["files_transferred"], c.copied ? 1 : 0);
+    EXPECT_EQ(d["files_skipped"], c.copied ? 0 : 1);
+    EXPECT_EQ(ReadFile(dst_ / "f.txt"), c.copied ? "same!" : c.dst_content);
+  }
+  EXPECT_EQ(Validate(Body("f.txt", "f.txt", false, {{"sync_level", "fuzzy"}})).code(),
+            absl::StatusCode::kInvalidArgument);
+  // Globus's integers work too: 3 is checksum.
+  ActionStatus st = Run(Body("f.txt", "f.txt", false, {{"sync_level", 3}}));
+  EXPECT_EQ(Details(st)["files_skipped"], 1);
+}
+
+TEST_F(TransferTest, SecondChecksumRunOverAnUnchangedTreeCopiesNothing) {
+  for (int i = 0; i < 20; ++i) {
+    WriteFile(src_ / "t" / ("d" + std::to_string(i % 3)) / ("f" + std::to_string(i)),
+              RandomBytes(1000 + i, i));
+  }
+  json body = Body("t", "t", true, {{"sync_level", "checksum"}});
+  ActionStatus first = Run(body);
+  ASSERT_EQ(first.state, State::kSucceeded) << first.error;
+  EXPECT_EQ(Details(first)["files_transferred"], 20);
+  ActionStatus second = Run(body);
+  ASSERT_EQ(second.state, State::kSucceeded) << second.error;
+  EXPECT_EQ(Details(second)["files_transferred"], 0);
+  EXPECT_EQ(Details(second)["files_skipped"], 20);
+  EXPECT_EQ(Snapshot(src_ / "t"), Snapshot(dst_ / "t"));
+}
+
+TEST_F(TransferTest, VerifyChecksumVerifiesEveryFile) {
+  WriteFile(src_ / "v/a", RandomBytes(2 << 20, 7));
+  WriteFile(src_ / "v/b", "small");
+  ActionStatus st = Run(Body("v", "v", true, {{"verify_checksum", true}}));
+  ASSERT_EQ(st.state, State::kSucceeded) << st.error;
+  EXPECT_EQ(Details(st)["files_verified"], 2);
+  EXPECT_EQ(Details(st)["checksum_retries"], 0);
+  EXPECT_EQ(Snapshot(src_ / "v"), Snapshot(dst_ / "v"));
+}
+
+TEST_F(TransferTest, PreserveTimestampKeepsMtime) {
+  WriteFile(src_ / "p/old.txt", "old");
+  SetMtime(src_ / "p/old.txt", 1'000'000'000);
+  ActionStatus kept = Run(Body("p", "kept", true, {{"preserve_timestamp", true}}));
+  ASSERT_EQ(kept.state, State::kSucceeded) << kept.error;
+  EXPECT_EQ(Mtime(dst_ / "kept/old.txt"), 1'000'000'000);
+  ActionStatus fresh = Run(Body("p", "fresh"));
+  ASSERT_EQ(fresh.state, State::kSucceeded) << fresh.error;
+  EXPECT_GT(Mtime(dst_ / "fresh/old.txt"), 1'000'000'000 + 86400);
+}
+
+TEST_F(TransferTest, EscapesAreRefusedAtValidate) {
+  fs::create_directories(src_ / "a");
+  fs::create_symlink(outside_, src_ / "link_out");
+  fs::create_symlink(outside_ / "secret.txt", src_ / "secret_link");
+  fs::create_symlink(outside_, dst_ / "evil");
+  struct Case {
+    json body;
+    std::string needle;
+  };
+  const std::vector<Case> cases = {
+      {Body("../outside/secret.txt", "s.txt", false), "transfer_items[0].source_path: \"..\""},
+      {Body("a/../../outside", "o"), "transfer_items[0].source_path: \"..\""},
+      {Body("f", "../outside/x", false), "transfer_items[0].destination_path: \"..\""},
+      {Body((outside_ / "secret.txt").string(), "s.txt", false), "not absolute"},
+      {Body("f", "/tmp/x", false), "transfer_items[0].destination_path: must be relative"},
+      {Body("link_out/secret.txt", "s.txt", false), "goes through a symbolic link"},
+      {Body("secret_link", "s.txt", false), "is a symbolic link"},
+      {Body("link_out", "o"), "is a symbolic link"},
+      {Body("a", "evil/x"), "transfer_items[0].destination_path: goes through a symbolic link"},
+  };
+  for (const Case& c : cases) {
+    absl::Status s = Validate(c.body);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.body;
+    EXPECT_NE(s.message().find(c.needle), absl::string_view::npos) << s;
+    EXPECT_EQ(provider_->Start("esc", LocalIdentity(), c.body.dump()).status().code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+  EXPECT_TRUE(Snapshot(dst_).size() == 1);  // only the "evil" link itself
+  EXPECT_EQ(Snapshot(outside_).size(), 1u);  // untouched
+}
+
+TEST_F(TransferTest, SymlinksInsideATreeAreNeverFollowed) {
+  WriteFile(src_ / "t/real.txt", "real");
+  fs::create_symlink(outside_ / "secret.txt", src_ / "t/leak.txt");
+  fs::create_symlink(outside_, src_ / "t/leakdir");
+  ActionStatus st = Run(Body("t", "t"));
+  ASSERT_EQ(st.state, State::kSucceeded) << st.error;
+  EXPECT_EQ(Details(st)["symlinks_skipped"], 2);
+  EXPECT_EQ(Snapshot(dst_ / "t"), (std::map<std::string, std::string>{{"real.txt", "real"}}));
+}
+
+TEST_F(TransferTest, ASymlinkAppearingAfterStartIsRefusedAtRun) {
+  // The first item is slow (bandwidth-capped), so the links below are in
+  // place long before the copier reaches the second and third items.
+  Load(8 << 20);
+  WriteFile(src_ / "slow.bin", RandomBytes(1 << 20, 9));
+  WriteFile(src_ / "d/f.txt", "f");
+  json body = Body("slow.bin", "slow.bin", false);
+  body["transfer_items"].push_back(
+      {{"source_path", "d/f.txt"}, {"destination_path", "out/f.txt"}, {"recursive", false}});
+  body["transfer_items"].push_back(
+      {{"source_path", "slow.bin"}, {"destination_path", "out2/f.txt"}, {"recursive", false}});
+  auto st = provider_->Start("late-link", LocalIdentity(), body.dump());
+  ASSERT_TRUE(st.ok()) << st.status();
+  fs::remove_all(src_ / "d");
+  fs::create_symlink(outside_, src_ / "d");          // source now leads out
+  fs::create_symlink(outside_, dst_ / "out2");       // so does a destination
+  auto end = WaitForEnd(provider_.get(), st->action_id);
+  ASSERT_TRUE(end.ok()) << end.status();
+  EXPECT_EQ(end->state, State::kFailed);
+  EXPECT_NE(end->error.find("2 failed"), std::string::npos) << end->error;
+  EXPECT_NE(end->error.find("symbolic link"), std::string::npos) << end->error;
+  json d = Details(*end);
+  EXPECT_EQ(d["files_transferred"], 1);
+  ASSERT_EQ(d["errors"].size(), 2u);
+  EXPECT_NE(d["errors"][1]["error"].get<std::string>().find("symbolic link"), std::string::npos)
+      << d;
+  EXPECT_FALSE(fs::exists(dst_ / "out/f.txt"));
+  EXPECT_EQ(Snapshot(outside_).size(), 1u);  // nothing written outside
+}
+
+TEST_F(TransferTest, CancelMidwayLeavesNoPartialFile) {
+  Load(8 << 20);  // 8 MB/s, so a 32 MB file takes ~4 s
+  WriteFile(src_ / "big.bin", RandomBytes(32 << 20, 3));
+  auto st = provider_->Start("cancel/1", LocalIdentity(), Body("big.bin", "big.bin", false).dump());
+  ASSERT_TRUE(st.ok()) << st.status();
+  // Wait until the copy is under way (some bytes written), then cancel.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  for (;;) {
+    auto now = provider_->Status(st->action_id);
+    ASSERT_TRUE(now.ok());
+    ASSERT_EQ(now->state, State::kActive) << "finished before it could be cancelled";
+    if (Details(*now).value("bytes_transferred", int64_t{0}) > 0) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  EXPECT_TRUE(HasTempFiles(dst_));  // the copy in progress has a temporary name
+  ASSERT_TRUE(provider_->Cancel(st->action_id).ok());
+  auto end = WaitForEnd(provider_.get(), st->action_id, std::chrono::seconds(3));
+  ASSERT_TRUE(end.ok()) << end.status();
+  EXPECT_EQ(end->state, State::kCancelled);
+  EXPECT_FALSE(fs::exists(dst_ / "big.bin"));
+  EXPECT_FALSE(HasTempFiles(dst_));
+  EXPECT_LT(Details(*end)["bytes_transferred"].get<int64_t>(), 32 << 20);
+}
+
+TEST_F(TransferTest, IdentityNotAllowedOnAnEndpointIsPermissionDenied) {
+  WriteFile(restricted_ / "r.txt", "lab data");
+  json body = Body("r.txt", "r.txt", false);
+  body["source_endpoint_id"] = "lab";
+  Identity bob{"bob@example.org", "token"};
+  Identity alice{"alice@example.org", "token"};
+  absl::Status s = Validate(body, bob);
+  EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_NE(s.message().find("source_endpoint_id"), absl::string_view::npos) << s;
+  EXPECT_EQ(provider_->Start("perm/1", bob, body.dump()).status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_FALSE(fs::exists(dst_ / "r.txt"));
+  ActionStatus ok = Run(body, alice);
+  ASSERT_EQ(ok.state, State::kSucceeded) << ok.error;
+  EXPECT_EQ(ReadFile(dst_ / "r.txt"), "lab data");
+}
+
+TEST_F(TransferTest, BadBodiesAreInvalidArgumentNamingTheField) {
+  struct Case {
+    json body;
+    std::string needle;
+  };
+  json unknown_ep = Body("a", "b", false);
+  unknown_ep["destination_endpoint_id"] = "nowhere";
+  json no_items = Body("a", "b");
+  no_items["transfer_items"] = json::array();
+  json typo = Body("a", "b");
+  typo["transfer_items"][0]["recursve"] = true;
+  const std::vector<Case> cases = {
+      {unknown_ep, "destination_endpoint_id: no endpoint \"nowhere\""},
+      {no_items, "transfer_items: must be a non-empty array"},
+      {typo, "transfer_items[0].recursve: unknown field"},
+      {Body("a", "b", false, {{"verify_checksum", "yes"}}), "verify_checksum"},
+      {Body("a", "", false), "transfer_items[0].destination_path: must name a file"},
+      {json{{"source_endpoint_id", "src"}}, "destination_endpoint_id: required"},
+  };
+  for (const Case& c : cases) {
+    absl::Status s = Validate(c.body);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.body;
+    EXPECT_NE(s.message().find(c.needle), absl::string_view::npos) << s;
+  }
+  // Overlapping trees on one endpoint would copy into themselves.
+  json overlap = Body("t", "t/copy");
+  overlap["destination_endpoint_id"] = "src";
+  EXPECT_EQ(Validate(overlap).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(TransferTest, MissingSourceFailsTheRunNamingThePath) {
+  ActionStatus st = Run(Body("nope/missing.txt", "m.txt", false));
+  EXPECT_EQ(st.state, State::kFailed);
+  EXPECT_NE(st.error.find("nope"), std::string::npos) << st.error;
+  EXPECT_EQ(Details(st)["files_failed"], 1);
+}
+
+TEST_F(TransferTest, EncryptDataOnLocalEndpointsSaysSoInDetails) {
+  WriteFile(src_ / "e.txt", "e");
+  ActionStatus st = Run(Body("e.txt", "e.txt", false, {{"encrypt_data", true}, {"label", "nightly"}}));
+  ASSERT_EQ(st.state, State::kSucceeded);
+  json d = Details(st);
+  EXPECT_NE(d["encrypt_data"].get<std::string>().find("not applied"), std::string::npos);
+  EXPECT_EQ(d["label"], "nightly");
+}
+
+TEST_F(TransferTest, DeleteDestinationExtraRemovesWhatTheSourceLacks) {
+  WriteFile(src_ / "m/keep.txt", "keep");
+  WriteFile(dst_ / "m/keep.txt", "old");
+  WriteFile(dst_ / "m/extra.txt", "extra");
+  WriteFile(dst_ / "m/extradir/x/y.txt", "y");
+  fs::create_symlink(outside_, dst_ / "m/extralink");
+  ActionStatus st = Run(Body("m", "m", true, {{"delete_destination_extra", true}}));
+  ASSERT_EQ(st.state, State::kSucceeded) << st.error;
+  EXPECT_EQ(Snapshot(dst_ / "m"), (std::map<std::string, std::string>{{"keep.txt", "keep"}}));
+  EXPECT_EQ(Details(st)["entries_deleted"], 5);  // extra.txt, y.txt, x, extradir, extralink
+  EXPECT_TRUE(fs::exists(outside_ / "secret.txt"));  // the link was removed, not followed
+}
+
+TEST(TransferConfig, BadConfigFailsCreate) {
+  auto relative = LoadPlugin(TIMER_TRANSFER_SO,
+                             {{"transfer", {{"endpoints", {{{"id", "a"}, {"root", "rel/dir"}}}}}}});
+  EXPECT_EQ(relative.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(relative.status().message().find("plugins.transfer.endpoints[0].root"),
+            absl::string_view::npos)
+      << relative.status();
+  auto dup = LoadPlugin(TIMER_TRANSFER_SO, {{"transfer",
+                                             {{"endpoints",
+                                               {{{"id", "a"}, {"root", "/tmp"}},
+                                                {{"id", "a"}, {"root", "/tmp"}}}}}}});
+  EXPECT_EQ(dup.status().code(), absl::StatusCode::kInvalidArgument);
+  auto typo = LoadPlugin(TIMER_TRANSFER_SO, {{"transfer", {{"endpoint", json::array()}}}});
+  EXPECT_EQ(typo.status().code(), absl::StatusCode::kInvalidArgument);
+  auto none = LoadPlugin(TIMER_TRANSFER_SO, json::object());
+  ASSERT_TRUE(none.ok());
+  auto schema = json::parse((*none)->info().input_schema());
+  EXPECT_EQ(schema["required"], json({"source_endpoint_id", "destination_endpoint_id",
+                                      "transfer_items"}));
+}
+
+}  // namespace
+}  // namespace timer::plugin_host
