@@ -188,6 +188,10 @@ ActionRunner::~ActionRunner() {
     }
     for (auto& t : orphans_) threads.push_back(std::move(t));
     orphans_.clear();
+    for (auto& a : releasing_) {
+      a->ctx.cancelled_ = true;
+      if (a->thread.joinable()) threads.push_back(std::move(a->thread));
+    }
     cv_.notify_all();
   }
   for (auto& t : threads) t.join();
@@ -204,6 +208,16 @@ std::vector<std::thread> ActionRunner::TakeFinishedThreads() {
   }
   for (auto& t : orphans_) done.push_back(std::move(t));
   orphans_.clear();
+  for (auto it = releasing_.begin(); it != releasing_.end();) {
+    if ((*it)->thread_done) {
+      // Joining needs the Action's std::thread; keep the object alive by
+      // moving the thread out first (the thread no longer touches it).
+      done.push_back(std::move((*it)->thread));
+      it = releasing_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   return done;
 }
 
@@ -287,15 +301,19 @@ Err ActionRunner::Release(std::string_view action_id) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = by_id_.find(action_id);
     if (it == by_id_.end()) return NotFound("action_id: no such action");
-    Action& a = *it->second;
-    if (a.state == TIMER_AP_STATE_ACTIVE) {
-      return FailedPrecondition("action is still active; cancel it and wait for it to end");
-    }
-    // The state is final but the thread may be a few instructions from
-    // returning; join it outside the lock.
-    if (a.thread.joinable()) orphans_.push_back(std::move(a.thread));
-    by_request_.erase(a.request_id);
+    std::unique_ptr<Action> a = std::move(it->second);
+    by_request_.erase(a->request_id);
     by_id_.erase(it);
+    if (a->state == TIMER_AP_STATE_ACTIVE) {
+      // Released while running: stop it and forget it once its thread ends.
+      a->ctx.cancelled_ = true;
+      cv_.notify_all();
+      releasing_.push_back(std::move(a));
+    } else if (a->thread.joinable()) {
+      // The state is final but the thread may be a few instructions from
+      // returning; join it outside the lock.
+      orphans_.push_back(std::move(a->thread));
+    }
     finished = TakeFinishedThreads();
   }
   for (auto& t : finished) t.join();

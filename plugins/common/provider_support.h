@@ -147,6 +147,8 @@ class ActionRunner {
   std::map<std::string, std::unique_ptr<Action>, std::less<>> by_id_;  // guarded by mu_
   std::map<std::string, Action*, std::less<>> by_request_;       // guarded by mu_
   std::vector<std::thread> orphans_;  // threads of released actions; guarded by mu_
+  // Released while active: cancelled, kept until their thread ends.
+  std::vector<std::unique_ptr<Action>> releasing_;  // guarded by mu_
 };
 
 // Base of a C++ provider. The glue in MakeApi() parses bodies, converts

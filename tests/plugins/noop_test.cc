@@ -150,7 +150,6 @@ TEST_F(NoopTest, StartIsIdempotentOnRequestIdEvenConcurrently) {
 TEST_F(NoopTest, CancelEndsALongActionPromptly) {
   auto st = noop_->Start("job3/1", LocalIdentity(), R"({"delay_ms": 600000})");
   ASSERT_TRUE(st.ok());
-  EXPECT_EQ(noop_->Release(st->action_id).code(), absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(noop_->Cancel(st->action_id).ok());
   auto end = WaitForEnd(noop_.get(), st->action_id, std::chrono::seconds(2));
   ASSERT_TRUE(end.ok()) << end.status();
@@ -166,6 +165,21 @@ TEST_F(NoopTest, ReleaseForgetsTheAction) {
   EXPECT_EQ(noop_->Status(st->action_id).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(noop_->Release(st->action_id).code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(noop_->Cancel("no-such-action").code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(NoopTest, ReleasingAnActiveActionCancelsAndForgetsIt) {
+  auto st = noop_->Start("job4/2", LocalIdentity(), R"({"delay_ms": 600000})");
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(noop_->Release(st->action_id).ok());
+  EXPECT_EQ(noop_->Status(st->action_id).status().code(), absl::StatusCode::kNotFound);
+  // The request id is forgotten too: a new start is a new action.
+  auto again = noop_->Start("job4/2", LocalIdentity(), "{}");
+  ASSERT_TRUE(again.ok());
+  EXPECT_NE(again->action_id, st->action_id);
+  EXPECT_EQ(RecordLines().size(), 2u);
+  auto t0 = std::chrono::steady_clock::now();
+  noop_.reset();  // the released action was cancelled: nothing to wait for
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
 }
 
 TEST_F(NoopTest, DestroyWithActionsRunningCancelsAndJoins) {

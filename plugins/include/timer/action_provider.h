@@ -243,8 +243,10 @@ typedef struct timer_ap_api {
   timer_ap_error* (*cancel)(timer_ap_provider* provider, timer_ap_str action_id);
 
   /* [thread-safe] The host will not ask about the action again; the provider
-   * forgets it (and its request_id). FAILED_PRECONDITION while the action is
-   * still ACTIVE (cancel it and wait first); NOT_FOUND for an unknown id. */
+   * forgets it and its request_id (status() answers NOT_FOUND from now on).
+   * Releasing an ACTIVE action also cancels it; the provider frees it once
+   * its work has stopped (the host may release right after cancel() when it
+   * gives up on a run). NOT_FOUND for an unknown id. */
   timer_ap_error* (*release)(timer_ap_provider* provider, timer_ap_str action_id);
 
   /* [thread-safe] Frees a status returned by start() or status(). NULL is a
