@@ -468,7 +468,7 @@ int Run(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "timer: " << e.what() << "\nRun with --help for more information.\n";
+    std::cerr << "timer: " << e.what() << " (see --help)\n";
     return kUsage;
   }
 

@@ -7,7 +7,10 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -75,6 +78,37 @@ class E2eTest : public ::testing::Test {
                     "--action-body", R"({"delay_ms": 5})"});
   }
 
+  // Polls `timer job status` until `done` holds (at most `timeout`).
+  json WaitForJob(const std::string& id, const std::function<bool(const json&)>& done,
+                  absl::Duration timeout = absl::Seconds(30)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    json job;
+    do {
+      job = CliJson({"job", "status", "--show-deleted", id});
+      if (done(job)) return job;
+      absl::SleepFor(absl::Milliseconds(50));  // Polling the server's state.
+    } while (absl::Now() < deadline);
+    ADD_FAILURE() << "timed out waiting for job " << id << ": " << job.dump();
+    return job;
+  }
+
+  // Starts timerd with the noop provider recording every start in a file.
+  std::unique_ptr<Daemon> StartTimerdWithRecord() {
+    config_ = tmp_.path() + "/timerd.toml";
+    record_ = tmp_.path() + "/noop-runs.log";
+    std::ofstream(config_) << "[plugins.noop]\nrecord_file = \"" << record_ << "\"\n";
+    return StartTimerd({"--config", config_});
+  }
+
+  // request_ids the noop provider started, in order.
+  std::vector<std::string> RecordedStarts() {
+    std::vector<std::string> ids;
+    std::ifstream in(record_);
+    std::string line;
+    while (std::getline(in, line)) ids.push_back(line.substr(0, line.find(' ')));
+    return ids;
+  }
+
   static std::vector<std::string> Ids(const json& list) {
     std::vector<std::string> ids;
     for (const json& job : list["jobs"]) ids.push_back(job["job_id"]);
@@ -90,7 +124,7 @@ class E2eTest : public ::testing::Test {
   }
 
   TempDir tmp_;
-  std::string timerd_, timer_, data_dir_, address_;
+  std::string timerd_, timer_, data_dir_, address_, config_, record_;
 };
 
 TEST_F(E2eTest, JobLifecycleThroughCliSurvivesRestart) {
@@ -171,7 +205,13 @@ TEST_F(E2eTest, BadInputThroughCliNamesTheFieldAndWritesNothing) {
        2, "job.action.body"},
       {{"job", "submit", "--interval", "60", "--action-provider", "",
         "--action-body", "{}"},
+       2, "--action-provider"},
+      {{"job", "submit", "--interval", "60", "--action-provider", "nope",
+        "--action-body", "{}"},
        2, "job.action.provider"},
+      {{"job", "submit", "--interval", "60", "--action-provider", "noop",
+        "--action-body", R"({"delay_ms": "soon"})"},
+       2, "job.action.body"},
       {{"job", "submit", "--interval", "-5", "--action-provider", "noop",
         "--action-body", "{}"},
        2, "--interval"},
@@ -302,12 +342,14 @@ TEST_F(E2eTest, NotYetBuiltRpcsSayUnimplementedAndWhoAmIIsLocal) {
   auto stub = v1::TimerService::NewStub(Channel());
   grpc::ClientContext ctx;
   Deadline(&ctx);
-  v1::PauseJobRequest req;
+  v1::WatchJobRequest req;
   req.set_job_id("00000000-0000-4000-8000-000000000000");
-  v1::Job out;
-  grpc::Status s = stub->PauseJob(&ctx, req, &out);
+  auto stream = stub->WatchJob(&ctx, req);
+  v1::JobEvent event;
+  EXPECT_FALSE(stream->Read(&event));
+  grpc::Status s = stream->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_NE(s.error_message().find("PauseJob"), std::string::npos);
+  EXPECT_NE(s.error_message().find("WatchJob"), std::string::npos);
 
   auto session = v1::SessionService::NewStub(Channel());
   grpc::ClientContext ctx2;
@@ -341,6 +383,110 @@ TEST_F(E2eTest, PlaintextOnNonLoopbackAddressIsRefused) {
   Daemon d({timerd_, "--listen", "0.0.0.0:0", "--data-dir", data_dir_});
   EXPECT_EQ(d.WaitExit(absl::Seconds(20)), 1);
   EXPECT_NE(d.log().find("not a loopback address"), std::string::npos) << d.log();
+}
+
+int64_t Seconds(const std::string& rfc3339) {
+  absl::Time t;
+  std::string err;
+  EXPECT_TRUE(absl::ParseTime(absl::RFC3339_full, rfc3339, &t, &err)) << rfc3339;
+  return absl::ToUnixSeconds(t);
+}
+
+TEST_F(E2eTest, OneSecondJobRunsOnTheGridAndStopsAfterThreeRuns) {
+  auto daemon = StartTimerdWithRecord();
+  json job = CliJson({"job", "submit", "--name", "tick", "--interval", "1",
+                      "--stop-after-runs", "3", "--action-provider", "noop",
+                      "--action-body", "{}"});
+  const std::string id = job["job_id"];
+  const int64_t start = Seconds(job["schedule"]["start"]);
+  // Ended, and its last run finished too.
+  job = WaitForJob(id, [](const json& j) {
+    return j["status"] == "ENDED" && j["results"].size() == 3 &&
+           j["results"][0]["status"] == "SUCCEEDED";
+  });
+  EXPECT_EQ(job["end_reason"], "STOP_AFTER_RUNS");
+  EXPECT_EQ(job["n_runs"], "3");
+  json results = CliJson({"job", "results", id})["results"];
+  ASSERT_EQ(results.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    const json& r = results[2 - i];  // Newest first.
+    EXPECT_EQ(r["run_number"], std::to_string(i + 1));
+    EXPECT_EQ(r["status"], "SUCCEEDED");
+    // Exactly on the grid: start + k seconds, whatever the lateness.
+    EXPECT_EQ(Seconds(r["scheduled_time"]), start + i);
+    EXPECT_EQ(r["scheduled_time"].get<std::string>().find('.'), std::string::npos);
+  }
+  EXPECT_EQ(RecordedStarts(),
+            (std::vector<std::string>{id + "/1", id + "/2", id + "/3"}));
+}
+
+TEST_F(E2eTest, Kill9AndRestartContinuesTheGridWithoutRepeatingARun) {
+  auto daemon = StartTimerdWithRecord();
+  json job = CliJson({"job", "submit", "--interval", "1", "--action-provider", "noop",
+                      "--action-body", "{}"});
+  const std::string id = job["job_id"];
+  const int64_t start = Seconds(job["schedule"]["start"]);
+  WaitForJob(id, [](const json& j) { return std::stoi(j["n_runs"].get<std::string>()) >= 2; });
+  EXPECT_EQ(daemon->Stop(SIGKILL), -1);
+  daemon = StartTimerd({"--config", config_});
+  const int64_t before = static_cast<int64_t>(RecordedStarts().size());
+  WaitForJob(id, [&](const json& j) {
+    return std::stoi(j["n_runs"].get<std::string>()) >= before + 2;
+  });
+  json results = CliJson({"job", "results", id})["results"];
+  std::set<int64_t> numbers, slots;
+  for (const json& r : results) {
+    EXPECT_TRUE(numbers.insert(std::stoll(r["run_number"].get<std::string>())).second)
+        << "run_number repeated: " << r.dump();
+    const int64_t slot = Seconds(r["scheduled_time"]);
+    EXPECT_TRUE(slots.insert(slot).second) << "slot run twice: " << r.dump();
+    EXPECT_GE(slot, start);
+  }
+  // The provider saw each run once: no request id twice.
+  std::vector<std::string> starts = RecordedStarts();
+  std::set<std::string> unique(starts.begin(), starts.end());
+  EXPECT_EQ(unique.size(), starts.size());
+}
+
+TEST_F(E2eTest, PauseResumeAndRunNowThroughTheCli) {
+  auto daemon = StartTimerdWithRecord();
+  json job = CliJson({"job", "submit", "--interval", "1h", "--start",
+                      "2030-01-01T00:00:00Z", "--action-provider", "noop",
+                      "--action-body", "{}"});
+  const std::string id = job["job_id"];
+  json paused = CliJson({"job", "pause", id});
+  EXPECT_EQ(paused["status"], "PAUSED");
+  EXPECT_FALSE(paused.contains("next_run"));
+  json resumed = CliJson({"job", "resume", id});
+  EXPECT_EQ(resumed["status"], "NEW");
+  EXPECT_EQ(resumed["next_run"], "2030-01-01T00:00:00Z");
+  json ran = CliJson({"job", "run-now", id});
+  EXPECT_EQ(ran["n_runs"], "1");
+  EXPECT_EQ(ran["next_run"], "2030-01-01T00:00:00Z");  // The grid did not move.
+  job = WaitForJob(id, [](const json& j) {
+    return !j["results"].empty() && j["results"][0]["status"] == "SUCCEEDED";
+  });
+  EXPECT_TRUE(job["results"][0]["manual"].get<bool>());
+  EXPECT_EQ(RecordedStarts(), (std::vector<std::string>{id + "/1"}));
+
+  RunResult table = Cli({"job", "status", id});
+  EXPECT_NE(table.out.find("Next run:     2030-01-01T00:00:00Z"), std::string::npos)
+      << table.out;
+  EXPECT_NE(table.out.find("Last result:  SUCCEEDED (run 1)"), std::string::npos)
+      << table.out;
+  EXPECT_NE(table.out.find("Runs:         1 (0 errors)"), std::string::npos) << table.out;
+}
+
+TEST_F(E2eTest, ProvidersAreListedWithTheirSchema) {
+  auto daemon = StartTimerd();
+  json list = CliJson({"provider", "list"});
+  std::vector<std::string> names;
+  for (const json& p : list["action_providers"]) names.push_back(p["name"]);
+  EXPECT_NE(std::find(names.begin(), names.end(), "noop"), names.end());
+  json noop = CliJson({"provider", "show", "noop"});
+  EXPECT_NE(noop["input_schema"].get<std::string>().find("delay_ms"), std::string::npos);
+  RunResult missing = Cli({"provider", "show", "nope"});
+  EXPECT_EQ(missing.exit_code, 3) << missing.err;
 }
 
 }  // namespace

@@ -261,23 +261,7 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
         if (written.ok()) {
           JobChanged(*written);
           if (outcome->run) {
-            if (outcome->cancel_previous) {
-              std::vector<ActiveRun> cancel;
-              // Poll entries know the action ids of this job's active runs.
-              absl::MutexLock lock(&mu_);
-              for (const Poll& p : polls_) {
-                if (p.run.job_id == job_id) cancel.push_back(p.run);
-              }
-              for (ActiveRun& run : cancel) {
-                ++in_flight_;
-                workers_->Submit([this, run = std::move(run)] {
-                  if (ActionProvider* p = providers_->Find(run.provider)) {
-                    p->Cancel(run.action_id).IgnoreError();
-                  }
-                  End();
-                });
-              }
-            }
+            if (outcome->cancel_previous) CancelActive(job_id);
             if (outcome->buffer) {
               absl::MutexLock lock(&mu_);
               runs_[job_id].buffered = std::make_unique<std::pair<v1::Job, v1::JobResult>>(
@@ -298,13 +282,30 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
       });
 }
 
+void RunEngine::CancelActive(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = runs_.find(job_id);
+  if (it == runs_.end()) return;
+  ActionProvider* provider = providers_->Find(it->second.provider);
+  if (provider == nullptr) return;
+  for (const auto& [run_number, action_id] : it->second.runs) {
+    if (action_id.empty()) continue;  // Not started yet.
+    ++in_flight_;
+    workers_->Submit([this, provider, action_id = action_id] {
+      provider->Cancel(action_id).IgnoreError();
+      End();
+    });
+  }
+}
+
 void RunEngine::RunRecorded(const v1::Job& job, const v1::JobResult& result) {
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return;  // Stays PENDING; reconciled (UNKNOWN) at next start.
     JobRuns& jr = runs_[job.job_id()];
     ++jr.active;
-    jr.run_numbers.push_back(result.run_number());
+    jr.runs[result.run_number()];
+    jr.provider = job.action().provider();
     ++active_runs_;
     ++in_flight_;
   }
@@ -335,6 +336,11 @@ void RunEngine::StartRun(v1::Job job, v1::JobResult result) {
   }
   Apply(*st, result);
   const bool active = result.status() == v1::JobResult::ACTIVE;
+  if (active) {
+    absl::MutexLock lock(&mu_);
+    auto it = runs_.find(job.job_id());
+    if (it != runs_.end()) it->second.runs[result.run_number()] = st->action_id;
+  }
   Finish(job.job_id(), result);
   if (active) {
     SchedulePoll(ActiveRun{job.job_id(), result.run_number(), st->action_id,
@@ -438,9 +444,7 @@ void RunEngine::RunEnded(const std::string& job_id, int64_t run_number) {
     auto it = runs_.find(job_id);
     if (it == runs_.end()) return;
     JobRuns& jr = it->second;
-    auto n = std::find(jr.run_numbers.begin(), jr.run_numbers.end(), run_number);
-    if (n == jr.run_numbers.end()) return;  // Not one this process started.
-    jr.run_numbers.erase(n);
+    if (jr.runs.erase(run_number) == 0) return;  // Not one this process started.
     --jr.active;
     --active_runs_;
     wake_ = true;
@@ -462,7 +466,8 @@ void RunEngine::Reconcile(const std::string& job_id, v1::JobResult result) {
           absl::MutexLock lock(&mu_);
           JobRuns& jr = runs_[job_id];
           ++jr.active;
-          jr.run_numbers.push_back(result.run_number());
+          jr.runs[result.run_number()] = result.action_id();
+          jr.provider = job->action().provider();
           ++active_runs_;
         }
         SchedulePoll(ActiveRun{job_id, result.run_number(), result.action_id(),

@@ -23,6 +23,7 @@
 // Thread-safe. The store, clock and registry must outlive the engine.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -94,7 +95,9 @@ class RunEngine final : public JobObserver {
   };
   struct JobRuns {
     int active = 0;
-    std::vector<int64_t> run_numbers;
+    // run_number -> the provider's action id (empty until it started).
+    std::map<int64_t, std::string> runs;
+    std::string provider;
     // BUFFER_ONE: a recorded run waiting for the active one to end.
     std::unique_ptr<std::pair<v1::Job, v1::JobResult>> buffered;
   };
@@ -110,6 +113,8 @@ class RunEngine final : public JobObserver {
   // Records a result and updates the job's counters in one write.
   void Finish(const std::string& job_id, v1::JobResult result);
   void RunEnded(const std::string& job_id, int64_t run_number);
+  // Asks the provider to cancel the job's runs that are active now.
+  void CancelActive(const std::string& job_id);
   void SchedulePoll(ActiveRun run, absl::Time at);
   void Reconcile(const std::string& job_id, v1::JobResult result);
 

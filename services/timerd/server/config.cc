@@ -1,5 +1,7 @@
 #include "server/config.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -54,6 +56,11 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
       s = ReadString(node, origin, k, &config.plugin_dir);
     } else if (k == "log_level") {
       s = ReadString(node, origin, k, &config.log_level);
+      const std::string& l = config.log_level;
+      if (s.ok() && l != "trace" && l != "debug" && l != "info" && l != "warn" &&
+          l != "error") {
+        return Bad(origin, k, "must be trace, debug, info, warn or error");
+      }
     } else if (k == "allow_insecure_remote") {
       const auto* b = node.as_boolean();
       if (b == nullptr) return Bad(origin, k, "must be true or false");
@@ -122,8 +129,14 @@ absl::Status ValidateListenAddress(const std::string& listen,
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }
-  const bool loopback = host == "localhost" || host == "::1" ||
-                        absl::StartsWith(host, "127.");
+  // Only literal loopback addresses (and "localhost"): a host name that merely
+  // starts with "127." could resolve anywhere.
+  in_addr v4;
+  in6_addr v6;
+  const bool loopback =
+      host == "localhost" ||
+      (inet_pton(AF_INET, host.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127) ||
+      (inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6));
   if (!loopback && !allow_insecure_remote) {
     return absl::InvalidArgumentError(absl::StrCat(
         "listen: ", listen,

@@ -194,17 +194,22 @@ SqliteStore::~SqliteStore() { Close(); }
 void SqliteStore::Close() {
   {
     absl::MutexLock lock(&mu_);
-    if (closed_) return;
+    if (closing_) {
+      // Someone else is closing: wait until they are done.
+      mu_.Await(absl::Condition(&closed_));
+      return;
+    }
     closing_ = true;
   }
   if (writer_thread_.joinable()) writer_thread_.join();
-  {
-    absl::MutexLock lock(&mu_);
-    closed_ = true;
-  }
   writer_.reset();
-  absl::MutexLock lock(&readers_mu_);
-  idle_readers_.clear();
+  {
+    absl::MutexLock lock(&readers_mu_);
+    open_readers_ -= static_cast<int>(idle_readers_.size());
+    idle_readers_.clear();
+  }
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
 }
 
 int64_t SqliteStore::commits() const {
@@ -381,6 +386,10 @@ void SqliteStore::WriteJob(std::string owner, std::string job_id,
 }
 
 absl::StatusOr<std::unique_ptr<SqliteStore::Reader>> SqliteStore::AcquireReader() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closing_) return absl::UnavailableError("store: closed");
+  }
   {
     absl::MutexLock lock(&readers_mu_);
     readers_mu_.Await(absl::Condition(

@@ -1,0 +1,115 @@
+// FakeProvider: an in-process ActionProvider for run-engine tests.
+//
+// Each started action is ACTIVE until the test ends it (Complete/FailAll),
+// unless `instant` is set, in which case Start() returns SUCCEEDED at once.
+// Records every Start() request id, so tests can check exactly-once
+// execution. Thread-safe.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "domain/action_provider.h"
+
+namespace timer::testing {
+
+class FakeProvider final : public domain::ActionProvider {
+ public:
+  explicit FakeProvider(std::string name = "fake", bool instant = true) {
+    info_.set_name(std::move(name));
+    info_.set_version("1.0.0");
+    info_.set_input_schema("{}");
+    instant_ = instant;
+  }
+
+  const v1::ActionProvider& info() const override { return info_; }
+
+  absl::Status Validate(const domain::Identity&, absl::string_view body) override {
+    if (body.find("\"bad\"") != absl::string_view::npos) {
+      return absl::InvalidArgumentError("bad: not allowed");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<domain::ActionStatus> Start(absl::string_view request_id,
+                                             const domain::Identity& owner,
+                                             absl::string_view) override {
+    absl::MutexLock lock(&mu_);
+    starts_.emplace_back(request_id);
+    owners_.emplace_back(owner.name);
+    domain::ActionStatus st;
+    st.action_id = absl::StrCat("a-", starts_.size());
+    st.state = instant_ ? domain::ActionStatus::State::kSucceeded
+                        : domain::ActionStatus::State::kActive;
+    st.details = "{}";
+    actions_[st.action_id] = st.state;
+    return st;
+  }
+
+  absl::StatusOr<domain::ActionStatus> Status(absl::string_view action_id) override {
+    absl::MutexLock lock(&mu_);
+    auto it = actions_.find(std::string(action_id));
+    if (it == actions_.end()) return absl::NotFoundError("no such action");
+    domain::ActionStatus st;
+    st.action_id = std::string(action_id);
+    st.state = it->second;
+    if (st.state == domain::ActionStatus::State::kFailed) st.error = "it broke";
+    return st;
+  }
+
+  absl::Status Cancel(absl::string_view action_id) override {
+    absl::MutexLock lock(&mu_);
+    cancels_.emplace_back(action_id);
+    auto it = actions_.find(std::string(action_id));
+    if (it != actions_.end() && it->second == domain::ActionStatus::State::kActive) {
+      it->second = domain::ActionStatus::State::kCancelled;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Release(absl::string_view) override { return absl::OkStatus(); }
+
+  // Ends every active action with `state`.
+  void EndAll(domain::ActionStatus::State state) {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, s] : actions_) {
+      if (s == domain::ActionStatus::State::kActive) s = state;
+    }
+  }
+  // Forgets every action (as a provider that restarted would).
+  void ForgetAll() {
+    absl::MutexLock lock(&mu_);
+    actions_.clear();
+  }
+  // Starts actions ACTIVE from now on (false) or SUCCEEDED at once (true).
+  void set_instant(bool instant) {
+    absl::MutexLock lock(&mu_);
+    instant_ = instant;
+  }
+  std::vector<std::string> starts() const {
+    absl::MutexLock lock(&mu_);
+    return starts_;
+  }
+  std::vector<std::string> owners() const {
+    absl::MutexLock lock(&mu_);
+    return owners_;
+  }
+  std::vector<std::string> cancels() const {
+    absl::MutexLock lock(&mu_);
+    return cancels_;
+  }
+
+ private:
+  v1::ActionProvider info_;
+  mutable absl::Mutex mu_;
+  bool instant_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> starts_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> owners_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> cancels_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, domain::ActionStatus::State> actions_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace timer::testing

@@ -1,0 +1,486 @@
+// RunEngine with a fake clock, the in-memory store and an in-process fake
+// provider: days of schedule in milliseconds, no sleeps. Each step moves the
+// clock, fires what is due (Tick) and waits for the engine to settle.
+#include "domain/run_engine.h"
+
+#include <memory>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "domain/jobs.h"
+#include "domain/time_util.h"
+#include "fake_provider.h"
+#include "store/memory_store.h"
+
+namespace timer::domain {
+namespace {
+
+using ::testing::ElementsAre;
+using ::timer::testing::FakeProvider;
+using State = ActionStatus::State;
+
+const absl::Time kStart = absl::FromUnixSeconds(1'800'000'000);
+const Identity kAlice{"alice", "token"};
+
+class RunEngineTest : public ::testing::Test {
+ protected:
+  RunEngineTest()
+      : clock_(kStart - absl::Seconds(1)),
+        registry_({&fake_}),
+        jobs_(&store_, &clock_, &registry_) {}
+
+  ~RunEngineTest() override {
+    if (engine_) engine_->Stop();
+  }
+
+  void StartEngine() {
+    RunEngine::Options options;
+    options.background = false;
+    options.workers = 2;
+    options.poll_min = absl::Seconds(1);
+    options.poll_max = absl::Seconds(1);
+    options.run_timeout = absl::Minutes(10);
+    engine_ = std::make_unique<RunEngine>(&store_, &clock_, &registry_, options);
+    jobs_.set_observer(engine_.get());
+    ASSERT_TRUE(engine_->Start().ok());
+  }
+
+  // A job starting at kStart every `interval` seconds, edited by `edit`.
+  v1::Job Create(int64_t interval, const std::function<void(v1::Job&)>& edit = {}) {
+    v1::CreateJobRequest req;
+    v1::Job* job = req.mutable_job();
+    *job->mutable_schedule()->mutable_start() = ToProto(kStart);
+    job->mutable_schedule()->set_interval_seconds(interval);
+    job->mutable_action()->set_provider("fake");
+    job->mutable_action()->set_body("{}");
+    if (edit) edit(*job);
+    absl::StatusOr<v1::Job> out = absl::UnknownError("not called");
+    jobs_.CreateJob(kAlice, req, [&](absl::StatusOr<v1::Job> j) { out = std::move(j); });
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.value_or(v1::Job());
+  }
+
+  v1::Job Get(const std::string& id) {
+    v1::GetJobRequest req;
+    req.set_job_id(id);
+    req.set_show_deleted(true);
+    return jobs_.GetJob(kAlice, req).value();
+  }
+
+  // Sets the clock, fires what is due and waits for the engine to settle.
+  void At(absl::Time t) {
+    clock_.Set(t);
+    engine_->Tick();
+    engine_->WaitIdle();
+  }
+  absl::Time Slot(int64_t k, int64_t interval) {
+    return kStart + absl::Seconds(interval) * k;
+  }
+
+  template <typename Method, typename Req>
+  absl::StatusOr<v1::Job> Call(Method method, Req req) {
+    absl::StatusOr<v1::Job> out = absl::UnknownError("not called");
+    (jobs_.*method)(kAlice, req, [&](absl::StatusOr<v1::Job> j) { out = std::move(j); });
+    engine_->WaitIdle();
+    return out;
+  }
+
+  std::vector<v1::JobResult> AllResults(const std::string& id) {
+    v1::ListJobResultsRequest req;
+    req.set_job_id(id);
+    req.set_page_size(1000);
+    auto resp = jobs_.ListJobResults(kAlice, req).value();
+    return {resp.results().begin(), resp.results().end()};
+  }
+
+  FakeClock clock_;
+  FakeProvider fake_;
+  StaticRegistry registry_;
+  store::MemoryStore store_;
+  JobService jobs_;
+  std::unique_ptr<RunEngine> engine_;
+};
+
+TEST_F(RunEngineTest, RunsOnTheGridWithStableIdempotencyKeys) {
+  StartEngine();
+  v1::Job job = Create(10);
+  EXPECT_EQ(Get(job.job_id()).status(), v1::Job::NEW);
+  for (int k = 0; k < 5; ++k) At(Slot(k, 10) + absl::Milliseconds(300 * k));
+
+  v1::Job after = Get(job.job_id());
+  EXPECT_EQ(after.status(), v1::Job::LOADED);
+  EXPECT_EQ(after.n_runs(), 5);
+  EXPECT_EQ(FromProto(after.next_run()), Slot(5, 10));
+  ASSERT_EQ(after.results_size(), 5);
+  for (int i = 0; i < 5; ++i) {
+    const v1::JobResult& r = after.results(4 - i);  // Newest first.
+    EXPECT_EQ(r.run_number(), i + 1);
+    EXPECT_EQ(FromProto(r.scheduled_time()), Slot(i, 10));
+    EXPECT_EQ(r.status(), v1::JobResult::SUCCEEDED);
+  }
+  const std::string id = job.job_id();
+  EXPECT_THAT(fake_.starts(), ElementsAre(id + "/1", id + "/2", id + "/3", id + "/4",
+                                          id + "/5"));
+  EXPECT_THAT(fake_.owners(), ::testing::Each("alice"));
+}
+
+TEST_F(RunEngineTest, NothingFiresBeforeItIsDue) {
+  StartEngine();
+  v1::Job job = Create(60);
+  At(kStart - absl::Milliseconds(1));
+  EXPECT_TRUE(fake_.starts().empty());
+  At(kStart);
+  EXPECT_EQ(fake_.starts().size(), 1u);
+  At(kStart + absl::Seconds(59));
+  EXPECT_EQ(fake_.starts().size(), 1u);
+}
+
+TEST_F(RunEngineTest, StopAfterRunsGivesExactlyThatManyAndEnds) {
+  StartEngine();
+  v1::Job job = Create(1, [](v1::Job& j) { j.mutable_schedule()->set_stop_after_runs(3); });
+  for (int k = 0; k < 10; ++k) At(Slot(k, 1));
+  v1::Job after = Get(job.job_id());
+  EXPECT_EQ(after.status(), v1::Job::ENDED);
+  EXPECT_EQ(after.end_reason(), v1::Job::STOP_AFTER_RUNS);
+  EXPECT_FALSE(after.has_next_run());
+  EXPECT_EQ(AllResults(job.job_id()).size(), 3u);
+  EXPECT_EQ(fake_.starts().size(), 3u);
+
+  // Raising the limit makes it run again until the new limit.
+  v1::UpdateJobRequest update;
+  update.mutable_job()->set_job_id(job.job_id());
+  update.mutable_job()->mutable_schedule()->set_stop_after_runs(5);
+  update.mutable_update_mask()->add_paths("schedule.stop_after_runs");
+  absl::StatusOr<v1::Job> updated = Call(&JobService::UpdateJob, update);
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->status(), v1::Job::UPDATED);
+  for (int k = 9; k < 20; ++k) At(Slot(k, 1));
+  after = Get(job.job_id());
+  EXPECT_EQ(after.status(), v1::Job::ENDED);
+  EXPECT_EQ(after.n_runs(), 5);
+}
+
+TEST_F(RunEngineTest, StopAfterDateEnds) {
+  StartEngine();
+  v1::Job job = Create(10, [](v1::Job& j) {
+    *j.mutable_schedule()->mutable_stop_after_date() = ToProto(kStart + absl::Seconds(25));
+  });
+  for (int k = 0; k < 6; ++k) At(Slot(k, 10));
+  v1::Job after = Get(job.job_id());
+  EXPECT_EQ(after.n_runs(), 3);  // 0, 10 and 20 s.
+  EXPECT_EQ(after.status(), v1::Job::ENDED);
+  EXPECT_EQ(after.end_reason(), v1::Job::STOP_AFTER_DATE);
+}
+
+TEST_F(RunEngineTest, SkipOverlapRecordsSkippedWhileARunIsActive) {
+  fake_.set_instant(false);
+  StartEngine();
+  v1::Job job = Create(10);
+  At(Slot(0, 10));
+  At(Slot(1, 10));  // Run 1 still active.
+  fake_.EndAll(State::kSucceeded);
+  At(Slot(1, 10) + absl::Seconds(2));  // The poll learns it ended.
+  At(Slot(2, 10));
+  std::vector<v1::JobResult> results = AllResults(job.job_id());
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[2].status(), v1::JobResult::SUCCEEDED);
+  EXPECT_EQ(results[1].status(), v1::JobResult::SKIPPED);
+  EXPECT_THAT(results[1].error(), ::testing::HasSubstr("still active"));
+  EXPECT_EQ(results[0].status(), v1::JobResult::ACTIVE);
+  EXPECT_EQ(Get(job.job_id()).n_skipped(), 1);
+  EXPECT_EQ(fake_.starts().size(), 2u);
+}
+
+TEST_F(RunEngineTest, AllowOverlapRunsUpToMaxConcurrent) {
+  fake_.set_instant(false);
+  StartEngine();
+  v1::Job job = Create(10, [](v1::Job& j) {
+    j.set_overlap_policy(v1::ALLOW);
+    j.set_max_concurrent(2);
+  });
+  for (int k = 0; k < 3; ++k) At(Slot(k, 10));
+  EXPECT_EQ(fake_.starts().size(), 2u);
+  EXPECT_EQ(AllResults(job.job_id())[0].status(), v1::JobResult::SKIPPED);
+  EXPECT_EQ(engine_->active_runs(), 2);
+}
+
+TEST_F(RunEngineTest, BufferOneStartsTheWaitingRunWhenTheActiveOneEnds) {
+  fake_.set_instant(false);
+  StartEngine();
+  v1::Job job = Create(10, [](v1::Job& j) { j.set_overlap_policy(v1::BUFFER_ONE); });
+  At(Slot(0, 10));
+  At(Slot(1, 10));  // Buffered.
+  At(Slot(2, 10));  // One is already waiting: skipped.
+  EXPECT_EQ(fake_.starts().size(), 1u);
+  fake_.EndAll(State::kSucceeded);
+  At(Slot(2, 10) + absl::Seconds(2));
+  EXPECT_EQ(fake_.starts().size(), 2u);
+  EXPECT_EQ(fake_.starts()[1], job.job_id() + "/2");
+}
+
+TEST_F(RunEngineTest, CancelPreviousCancelsTheActiveRun) {
+  fake_.set_instant(false);
+  StartEngine();
+  v1::Job job = Create(10, [](v1::Job& j) { j.set_overlap_policy(v1::CANCEL_PREVIOUS); });
+  At(Slot(0, 10));
+  At(Slot(0, 10) + absl::Seconds(1));  // First poll: the run is known active.
+  At(Slot(1, 10));
+  EXPECT_EQ(fake_.starts().size(), 2u);
+  EXPECT_THAT(fake_.cancels(), ElementsAre("a-1"));
+  At(Slot(1, 10) + absl::Seconds(2));
+  std::vector<v1::JobResult> results = AllResults(job.job_id());
+  EXPECT_EQ(results[1].status(), v1::JobResult::CANCELLED);
+}
+
+TEST_F(RunEngineTest, PauseAndResumeKeepTheOriginalGrid) {
+  StartEngine();
+  v1::Job job = Create(10);
+  At(Slot(0, 10));
+  v1::PauseJobRequest pause;
+  pause.set_job_id(job.job_id());
+  ASSERT_EQ(Call(&JobService::PauseJob, pause)->status(), v1::Job::PAUSED);
+  for (int k = 1; k < 5; ++k) At(Slot(k, 10));
+  EXPECT_EQ(fake_.starts().size(), 1u);
+
+  clock_.Set(Slot(4, 10) + absl::Seconds(3));
+  v1::ResumeJobRequest resume;
+  resume.set_job_id(job.job_id());
+  absl::StatusOr<v1::Job> resumed = Call(&JobService::ResumeJob, resume);
+  ASSERT_TRUE(resumed.ok());
+  EXPECT_EQ(resumed->status(), v1::Job::LOADED);
+  EXPECT_EQ(FromProto(resumed->next_run()), Slot(5, 10));  // Not now + 10 s.
+  At(Slot(5, 10));
+  EXPECT_EQ(fake_.starts().size(), 2u);
+  EXPECT_EQ(FromProto(AllResults(job.job_id())[0].scheduled_time()), Slot(5, 10));
+}
+
+TEST_F(RunEngineTest, RunNowIsOneExtraRunThatDoesNotShiftTheGrid) {
+  StartEngine();
+  v1::Job job = Create(10);
+  At(Slot(0, 10));
+  clock_.Set(Slot(0, 10) + absl::Seconds(4));
+  v1::RunJobNowRequest now;
+  now.set_job_id(job.job_id());
+  now.set_request_id("click-1");
+  ASSERT_TRUE(Call(&JobService::RunJobNow, now).ok());
+  ASSERT_TRUE(Call(&JobService::RunJobNow, now).ok());  // A retry: no second run.
+  EXPECT_EQ(fake_.starts().size(), 2u);
+  v1::Job after = Get(job.job_id());
+  EXPECT_EQ(FromProto(after.next_run()), Slot(1, 10));
+  EXPECT_TRUE(after.results(0).manual());
+  At(Slot(1, 10));
+  EXPECT_EQ(fake_.starts().size(), 3u);
+}
+
+TEST_F(RunEngineTest, MissedSlotsAfterDowntimeAreSkippedByDefault) {
+  v1::Job job = Create(10);
+  // The engine starts 35 s after the first slot: slots 0..3 passed.
+  clock_.Set(Slot(3, 10) + absl::Seconds(5));
+  StartEngine();
+  At(clock_.Now());
+  v1::Job after = Get(job.job_id());
+  EXPECT_TRUE(fake_.starts().empty());
+  EXPECT_EQ(after.n_skipped(), 4);
+  EXPECT_EQ(FromProto(after.next_run()), Slot(4, 10));
+  ASSERT_EQ(after.results_size(), 1);
+  EXPECT_EQ(after.results(0).status(), v1::JobResult::SKIPPED);
+  EXPECT_THAT(after.results(0).error(), ::testing::HasSubstr("4 run(s) missed"));
+}
+
+TEST_F(RunEngineTest, MissedSlotsWithRunOnceCatchUpOnce) {
+  v1::Job job = Create(10, [](v1::Job& j) { j.set_missed_run_policy(v1::RUN_ONCE); });
+  clock_.Set(Slot(3, 10) + absl::Seconds(5));
+  StartEngine();
+  At(clock_.Now());
+  v1::Job after = Get(job.job_id());
+  EXPECT_EQ(fake_.starts().size(), 1u);
+  EXPECT_EQ(FromProto(after.results(0).scheduled_time()), Slot(3, 10));
+  EXPECT_EQ(after.n_skipped(), 3);
+  EXPECT_EQ(FromProto(after.next_run()), Slot(4, 10));
+}
+
+TEST_F(RunEngineTest, AfterACrashPendingRunsBecomeUnknownAndAreNotRetried) {
+  v1::Job job = Create(10);
+  // What a crash between recording a run and starting it leaves behind.
+  store_.WriteJob("", job.job_id(),
+                  [](v1::Job& j, std::vector<v1::JobResult>& table) {
+                    v1::JobResult r;
+                    r.set_run_number(1);
+                    r.set_status(v1::JobResult::PENDING);
+                    *r.mutable_scheduled_time() = ToProto(kStart);
+                    j.set_last_run_number(1);
+                    j.set_n_runs(1);
+                    *j.mutable_next_run() = ToProto(kStart + absl::Seconds(10));
+                    *j.add_results() = r;
+                    table.push_back(r);
+                    return absl::OkStatus();
+                  },
+                  [](absl::StatusOr<v1::Job>) {});
+  clock_.Set(kStart + absl::Seconds(2));
+  StartEngine();
+  engine_->WaitIdle();
+  v1::Job after = Get(job.job_id());
+  EXPECT_EQ(after.results(0).status(), v1::JobResult::UNKNOWN);
+  EXPECT_EQ(after.n_errors(), 1);
+  EXPECT_TRUE(fake_.starts().empty());
+  At(kStart + absl::Seconds(10));  // The grid goes on, with a new run number.
+  EXPECT_THAT(fake_.starts(), ElementsAre(job.job_id() + "/2"));
+}
+
+TEST_F(RunEngineTest, AfterACrashActiveRunsArePolledToTheirEnd) {
+  fake_.set_instant(false);
+  StartEngine();
+  v1::Job job = Create(100);
+  At(kStart);
+  ASSERT_EQ(Get(job.job_id()).results(0).status(), v1::JobResult::ACTIVE);
+  // A new engine over the same store and provider (the provider survived).
+  engine_->Stop();
+  StartEngine();
+  fake_.EndAll(State::kSucceeded);
+  At(kStart + absl::Seconds(1));
+  v1::Job after = Get(job.job_id());
+  EXPECT_EQ(after.results(0).status(), v1::JobResult::SUCCEEDED);
+  EXPECT_EQ(fake_.starts().size(), 1u);
+}
+
+TEST_F(RunEngineTest, AfterACrashARunTheProviderForgotIsUnknown) {
+  fake_.set_instant(false);
+  StartEngine();
+  v1::Job job = Create(100);
+  At(kStart);
+  engine_->Stop();
+  fake_.ForgetAll();
+  StartEngine();
+  engine_->WaitIdle();
+  EXPECT_EQ(Get(job.job_id()).results(0).status(), v1::JobResult::UNKNOWN);
+}
+
+TEST_F(RunEngineTest, ARunPastItsTimeoutIsCancelledAndFails) {
+  fake_.set_instant(false);
+  StartEngine();
+  v1::Job job = Create(3600);
+  At(kStart);
+  for (int s = 1; s <= 11 * 60; s += 60) At(kStart + absl::Seconds(s));
+  v1::JobResult r = Get(job.job_id()).results(0);
+  EXPECT_EQ(r.status(), v1::JobResult::FAILED);
+  EXPECT_THAT(r.error(), ::testing::HasSubstr("timed out"));
+  EXPECT_THAT(fake_.cancels(), ElementsAre("a-1"));
+}
+
+TEST_F(RunEngineTest, FailedRunsCountAsErrors) {
+  fake_.set_instant(false);
+  StartEngine();
+  v1::Job job = Create(10);
+  At(kStart);
+  fake_.EndAll(State::kFailed);
+  At(kStart + absl::Seconds(1));
+  v1::Job after = Get(job.job_id());
+  EXPECT_EQ(after.n_errors(), 1);
+  EXPECT_EQ(after.results(0).status(), v1::JobResult::FAILED);
+  EXPECT_EQ(after.results(0).error(), "it broke");
+}
+
+TEST_F(RunEngineTest, DeletedAndPausedJobsDoNotFire) {
+  StartEngine();
+  v1::Job a = Create(10);
+  v1::Job b = Create(10);
+  v1::DeleteJobRequest del;
+  del.set_job_id(a.job_id());
+  ASSERT_TRUE(Call(&JobService::DeleteJob, del).ok());
+  v1::PauseJobRequest pause;
+  pause.set_job_id(b.job_id());
+  ASSERT_TRUE(Call(&JobService::PauseJob, pause).ok());
+  for (int k = 0; k < 3; ++k) At(Slot(k, 10));
+  EXPECT_TRUE(fake_.starts().empty());
+  EXPECT_EQ(engine_->queued_jobs(), 0u);
+}
+
+TEST_F(RunEngineTest, UpdatingTheIntervalMovesTheNextRunOntoTheNewGrid) {
+  StartEngine();
+  v1::Job job = Create(10);
+  At(Slot(0, 10));
+  clock_.Set(kStart + absl::Seconds(3));
+  v1::UpdateJobRequest update;
+  update.mutable_job()->set_job_id(job.job_id());
+  update.mutable_job()->mutable_schedule()->set_interval_seconds(60);
+  update.mutable_update_mask()->add_paths("schedule.interval_seconds");
+  absl::StatusOr<v1::Job> updated = Call(&JobService::UpdateJob, update);
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(FromProto(updated->next_run()), kStart + absl::Seconds(60));
+  At(kStart + absl::Seconds(10));
+  EXPECT_EQ(fake_.starts().size(), 1u);
+  At(kStart + absl::Seconds(60));
+  EXPECT_EQ(fake_.starts().size(), 2u);
+  EXPECT_EQ(Get(job.job_id()).status(), v1::Job::LOADED);
+}
+
+TEST_F(RunEngineTest, UpdateRejectsBadInputAndUnknownPathsWithoutWriting) {
+  StartEngine();
+  v1::Job job = Create(10);
+  const std::string etag = Get(job.job_id()).etag();
+  v1::UpdateJobRequest update;
+  update.mutable_job()->set_job_id(job.job_id());
+  update.mutable_job()->mutable_schedule()->set_interval_seconds(0);
+  update.mutable_update_mask()->add_paths("schedule.interval_seconds");
+  absl::StatusOr<v1::Job> r = Call(&JobService::UpdateJob, update);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(r.status().message()), ::testing::StartsWith("job.schedule.interval_seconds"));
+
+  update.mutable_update_mask()->set_paths(0, "owner");
+  r = Call(&JobService::UpdateJob, update);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(r.status().message()), ::testing::StartsWith("update_mask"));
+
+  update.mutable_update_mask()->set_paths(0, "action.body");
+  update.mutable_job()->mutable_action()->set_body(R"({"bad": 1})");
+  r = Call(&JobService::UpdateJob, update);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(r.status().message()), ::testing::StartsWith("job.action.body"));
+
+  update.mutable_job()->mutable_action()->set_body(R"({"good": 1})");
+  update.mutable_job()->set_etag("stale");
+  r = Call(&JobService::UpdateJob, update);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(Get(job.job_id()).etag(), etag);  // Nothing was written.
+}
+
+TEST_F(RunEngineTest, UnknownProviderOrBadBodyNeverBecomesAJob) {
+  StartEngine();
+  v1::CreateJobRequest req;
+  req.mutable_job()->mutable_schedule()->set_interval_seconds(10);
+  req.mutable_job()->mutable_action()->set_provider("nope");
+  req.mutable_job()->mutable_action()->set_body("{}");
+  absl::Status status;
+  jobs_.CreateJob(kAlice, req, [&](absl::StatusOr<v1::Job> j) { status = j.status(); });
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), ::testing::StartsWith("job.action.provider"));
+  req.mutable_job()->mutable_action()->set_provider("fake");
+  req.mutable_job()->mutable_action()->set_body(R"({"bad": true})");
+  jobs_.CreateJob(kAlice, req, [&](absl::StatusOr<v1::Job> j) { status = j.status(); });
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), ::testing::StartsWith("job.action.body"));
+  EXPECT_EQ(store_.size(), 0u);
+}
+
+TEST_F(RunEngineTest, ResultsPageNewestFirst) {
+  StartEngine();
+  v1::Job job = Create(1);
+  for (int k = 0; k < 25; ++k) At(Slot(k, 1));
+  v1::ListJobResultsRequest req;
+  req.set_job_id(job.job_id());
+  req.set_page_size(10);
+  std::vector<int64_t> numbers;
+  do {
+    auto page = jobs_.ListJobResults(kAlice, req).value();
+    for (const auto& r : page.results()) numbers.push_back(r.run_number());
+    req.set_page_token(page.next_page_token());
+  } while (!req.page_token().empty());
+  ASSERT_EQ(numbers.size(), 25u);
+  for (int i = 0; i < 25; ++i) EXPECT_EQ(numbers[i], 25 - i);
+  EXPECT_EQ(Get(job.job_id()).results_size(), 10);  // The last 10 inline.
+}
+
+}  // namespace
+}  // namespace timer::domain

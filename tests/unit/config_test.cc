@@ -1,0 +1,303 @@
+// Tests of timerd's configuration (server/config.h): TOML parsing into
+// Config, strictness about unknown keys and types, and the listen-address
+// check that keeps plaintext gRPC on loopback.
+
+#include "server/config.h"
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace timer::server {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+
+MATCHER_P2(StatusIs, code, message_matcher,
+           absl::StrCat("has status code ", absl::StatusCodeToString(code))) {
+  const absl::Status status = [&] {
+    if constexpr (std::is_same_v<std::decay_t<arg_type>, absl::Status>) {
+      return arg;
+    } else {
+      return arg.status();
+    }
+  }();
+  *result_listener << "whose status is " << status;
+  return status.code() == code &&
+         ::testing::ExplainMatchResult(message_matcher, std::string(status.message()),
+                                       result_listener);
+}
+
+MATCHER(IsOk, "is OK") {
+  if constexpr (std::is_same_v<std::decay_t<arg_type>, absl::Status>) {
+    *result_listener << "whose status is " << arg;
+  } else {
+    *result_listener << "whose status is " << arg.status();
+  }
+  return arg.ok();
+}
+
+constexpr char kOrigin[] = "timerd.toml";
+
+// The example from server/config.h, verbatim.
+constexpr char kHeaderExample[] = R"toml(
+listen = "127.0.0.1:50051"
+data_dir = "/var/lib/timer"
+plugin_dir = "/usr/local/lib/timer/plugins"
+log_level = "info"               # trace, debug, info, warn, error
+allow_insecure_remote = false    # plaintext on a non-loopback address
+[plugins.noop]                   # each table is handed to that provider
+record_file = "/tmp/noop-runs.log"
+)toml";
+
+TEST(ParseConfigTest, TheHeaderExampleParses) {
+  absl::StatusOr<Config> config = ParseConfig(kHeaderExample, kOrigin);
+
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->listen, "127.0.0.1:50051");
+  EXPECT_EQ(config->data_dir, "/var/lib/timer");
+  EXPECT_EQ(config->plugin_dir, "/usr/local/lib/timer/plugins");
+  EXPECT_EQ(config->log_level, "info");
+  EXPECT_FALSE(config->allow_insecure_remote);
+  EXPECT_EQ(config->plugins,
+            nlohmann::json::parse(R"({"noop": {"record_file": "/tmp/noop-runs.log"}})"));
+}
+
+TEST(ParseConfigTest, EmptyTextGivesTheDefaults) {
+  absl::StatusOr<Config> config = ParseConfig("", kOrigin);
+
+  ASSERT_THAT(config, IsOk());
+  const Config defaults;
+  EXPECT_EQ(config->listen, defaults.listen);
+  EXPECT_EQ(config->listen, "127.0.0.1:50051");
+  EXPECT_EQ(config->data_dir, "");
+  EXPECT_EQ(config->plugin_dir, "");
+  EXPECT_EQ(config->log_level, "info");
+  EXPECT_FALSE(config->allow_insecure_remote);
+  EXPECT_TRUE(config->plugins.is_object());
+  EXPECT_TRUE(config->plugins.empty());
+}
+
+TEST(ParseConfigTest, AllowInsecureRemoteTrue) {
+  absl::StatusOr<Config> config =
+      ParseConfig("listen = \"0.0.0.0:50051\"\nallow_insecure_remote = true\n", kOrigin);
+
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->listen, "0.0.0.0:50051");
+  EXPECT_TRUE(config->allow_insecure_remote);
+}
+
+TEST(ParseConfigTest, PluginTablesArriveAsJson) {
+  absl::StatusOr<Config> config = ParseConfig(R"toml(
+[plugins.noop]
+record_file = "/tmp/noop.log"
+delay_ms = 25
+fail = false
+
+[plugins.transfer]
+base_url = "https://transfer.example.org"
+
+[[plugins.transfer.endpoints]]
+name = "east"
+port = 443
+
+[[plugins.transfer.endpoints]]
+name = "west"
+tags = ["a", "b"]
+)toml",
+                                              kOrigin);
+
+  ASSERT_THAT(config, IsOk());
+  const nlohmann::json& plugins = config->plugins;
+  ASSERT_TRUE(plugins.is_object());
+  ASSERT_TRUE(plugins.contains("noop"));
+  const nlohmann::json& noop = plugins["noop"];
+  ASSERT_TRUE(noop.is_object());
+  EXPECT_EQ(noop["record_file"], "/tmp/noop.log");
+  EXPECT_TRUE(noop["delay_ms"].is_number_integer());
+  EXPECT_EQ(noop["delay_ms"], 25);
+  EXPECT_TRUE(noop["fail"].is_boolean());
+  EXPECT_EQ(noop["fail"], false);
+
+  ASSERT_TRUE(plugins.contains("transfer"));
+  const nlohmann::json& transfer = plugins["transfer"];
+  ASSERT_TRUE(transfer.is_object());
+  EXPECT_EQ(transfer["base_url"], "https://transfer.example.org");
+  const nlohmann::json& endpoints = transfer["endpoints"];
+  ASSERT_TRUE(endpoints.is_array());
+  ASSERT_EQ(endpoints.size(), 2u);
+  EXPECT_TRUE(endpoints[0].is_object());
+  EXPECT_EQ(endpoints[0], nlohmann::json::parse(R"({"name": "east", "port": 443})"));
+  EXPECT_EQ(endpoints[1], nlohmann::json::parse(R"({"name": "west", "tags": ["a", "b"]})"));
+}
+
+TEST(ParseConfigTest, PluginWithOnlyAnArrayOfTables) {
+  absl::StatusOr<Config> config = ParseConfig(R"toml(
+[[plugins.transfer.endpoints]]
+name = "only"
+)toml",
+                                              kOrigin);
+
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->plugins,
+            nlohmann::json::parse(R"({"transfer": {"endpoints": [{"name": "only"}]}})"));
+}
+
+TEST(ParseConfigTest, AnUnknownKeyIsAnErrorNamingIt) {
+  EXPECT_THAT(ParseConfig("lisen = \"127.0.0.1:1\"\n", kOrigin),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("lisen"), HasSubstr(kOrigin))));
+  EXPECT_THAT(ParseConfig("[server]\nport = 1\n", kOrigin),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("server")));
+}
+
+TEST(ParseConfigTest, AcceptsEachDocumentedLogLevel) {
+  for (const char* level : {"trace", "debug", "info", "warn", "error"}) {
+    absl::StatusOr<Config> config =
+        ParseConfig(absl::StrCat("log_level = \"", level, "\"\n"), kOrigin);
+    ASSERT_THAT(config, IsOk()) << level;
+    EXPECT_EQ(config->log_level, level);
+  }
+}
+
+TEST(ParseConfigTest, AMisspelledLogLevelIsAnError) {
+  // The header allows trace, debug, info, warn and error, and a typo must not
+  // silently fall back to something else (spdlog maps unknown names to "off").
+  EXPECT_THAT(ParseConfig("log_level = \"inof\"\n", kOrigin),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("log_level"), HasSubstr(kOrigin))));
+}
+
+struct WrongType {
+  std::string test_name;
+  std::string toml;
+  std::string key;  // Must appear in the error message.
+};
+
+// Keeps gtest (and ctest's test names) from dumping the struct's bytes.
+void PrintTo(const WrongType& w, std::ostream* os) { *os << w.test_name; }
+
+class WrongTypeTest : public ::testing::TestWithParam<WrongType> {};
+
+TEST_P(WrongTypeTest, IsAnErrorNamingTheKey) {
+  EXPECT_THAT(ParseConfig(GetParam().toml, kOrigin),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr(GetParam().key), HasSubstr(kOrigin))));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Keys, WrongTypeTest,
+    ::testing::ValuesIn(std::vector<WrongType>{
+        {"ListenNumber", "listen = 50051\n", "listen"},
+        {"DataDirBool", "data_dir = true\n", "data_dir"},
+        {"PluginDirArray", "plugin_dir = [\"a\"]\n", "plugin_dir"},
+        {"LogLevelNumber", "log_level = 3\n", "log_level"},
+        {"AllowInsecureRemoteString", "allow_insecure_remote = \"yes\"\n",
+         "allow_insecure_remote"},
+        {"PluginsString", "plugins = \"noop\"\n", "plugins"},
+        {"PluginNotATable", "[plugins]\nnoop = 1\n", "plugins.noop"},
+    }),
+    [](const ::testing::TestParamInfo<WrongType>& info) { return info.param.test_name; });
+
+TEST(ParseConfigTest, ASyntaxErrorReportsItsLine) {
+  absl::StatusOr<Config> config = ParseConfig(
+      "listen = \"127.0.0.1:1\"\n"
+      "log_level = \"info\n"  // Unterminated string on line 2.
+      "data_dir = \"/tmp\"\n",
+      kOrigin);
+
+  EXPECT_THAT(config, StatusIs(absl::StatusCode::kInvalidArgument,
+                               AllOf(HasSubstr(kOrigin), HasSubstr(":2:"))));
+}
+
+TEST(ParseConfigTest, ASyntaxErrorOnALaterLineReportsThatLine) {
+  absl::StatusOr<Config> config =
+      ParseConfig("listen = \"127.0.0.1:1\"\n\n\n\nlog_level = = \"info\"\n", kOrigin);
+
+  EXPECT_THAT(config, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(":5:")));
+}
+
+TEST(LoadConfigFileTest, ReadsAFile) {
+  std::string dir = ::testing::TempDir() + "timerd_config_test.XXXXXX";
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  const std::string path = dir + "/timerd.toml";
+  {
+    std::ofstream out(path);
+    out << "listen = \"localhost:7000\"\nlog_level = \"debug\"\n";
+  }
+
+  absl::StatusOr<Config> config = LoadConfigFile(path);
+  absl::StatusOr<Config> missing = LoadConfigFile(dir + "/absent.toml");
+  {
+    std::ofstream out(path);
+    out << "bogus = 1\n";
+  }
+  absl::StatusOr<Config> bad = LoadConfigFile(path);
+  std::filesystem::remove_all(dir);
+
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->listen, "localhost:7000");
+  EXPECT_EQ(config->log_level, "debug");
+  EXPECT_THAT(missing, StatusIs(absl::StatusCode::kNotFound, HasSubstr("absent.toml")));
+  EXPECT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument,
+                            AllOf(HasSubstr(path), HasSubstr("bogus"))));
+}
+
+// ---------------------------------------------------------------------------
+// ValidateListenAddress.
+
+TEST(ValidateListenAddressTest, AcceptsLoopbackAddresses) {
+  for (const char* listen : {"127.0.0.1:0", "127.0.0.1:50051", "127.1.2.3:80", "[::1]:5",
+                             "localhost:1", "localhost:65535"}) {
+    EXPECT_THAT(ValidateListenAddress(listen, /*allow_insecure_remote=*/false), IsOk())
+        << listen;
+  }
+}
+
+TEST(ValidateListenAddressTest, AcceptsUnixSockets) {
+  EXPECT_THAT(ValidateListenAddress("unix:/run/timer/timerd.sock", false), IsOk());
+}
+
+TEST(ValidateListenAddressTest, RefusesNonLoopbackUnlessAllowed) {
+  for (const char* listen :
+       {"0.0.0.0:50051", "[::]:50051", "192.168.1.10:50051", "example.org:443"}) {
+    EXPECT_THAT(ValidateListenAddress(listen, /*allow_insecure_remote=*/false),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         AllOf(HasSubstr("listen"), HasSubstr("allow_insecure_remote"))))
+        << listen;
+    EXPECT_THAT(ValidateListenAddress(listen, /*allow_insecure_remote=*/true), IsOk())
+        << listen;
+  }
+}
+
+TEST(ValidateListenAddressTest, RefusesHostNamesThatOnlyLookLikeLoopback) {
+  // DNS names can start with "127." and resolve anywhere.
+  EXPECT_THAT(ValidateListenAddress("127.0.0.1.nip.example:50051", false),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("listen")));
+  EXPECT_THAT(ValidateListenAddress("localhost.example.org:50051", false),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("listen")));
+}
+
+TEST(ValidateListenAddressTest, RefusesMalformedAddressesEvenWhenRemoteIsAllowed) {
+  for (const char* listen : {"nonsense", "", "localhost:", "localhost:http",
+                             "localhost:65536", "localhost:-1"}) {
+    for (bool allow : {false, true}) {
+      EXPECT_THAT(ValidateListenAddress(listen, allow),
+                  StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("listen")))
+          << "\"" << listen << "\" allow_insecure_remote=" << allow;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace timer::server

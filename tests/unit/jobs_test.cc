@@ -1,0 +1,740 @@
+// Tests of JobService (domain/jobs.h): validation, defaults, ownership, soft
+// delete, idempotent create and paging. Runs on the MemoryStore fake and a
+// FakeClock, so time only moves when a test moves it.
+
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "domain/clock.h"
+#include "domain/identity.h"
+#include "domain/ids.h"
+#include "domain/jobs.h"
+#include "domain/time_util.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "store/memory_store.h"
+#include "timer/v1/timer.pb.h"
+
+namespace timer::domain {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Not;
+using ::testing::SizeIs;
+
+constexpr absl::Duration kWait = absl::Seconds(30);
+const absl::Time kNow = absl::FromUnixSeconds(1700000000);  // 2023-11-14T22:13:20Z
+
+MATCHER_P(StatusIs, code, absl::StrCat("has status code ", absl::StatusCodeToString(code))) {
+  *result_listener << "whose status is " << arg.status();
+  return arg.status().code() == code;
+}
+
+MATCHER_P2(StatusIs, code, message_matcher,
+           absl::StrCat("has status code ", absl::StatusCodeToString(code))) {
+  *result_listener << "whose status is " << arg.status();
+  return arg.status().code() == code &&
+         ::testing::ExplainMatchResult(message_matcher,
+                                       std::string(arg.status().message()),
+                                       result_listener);
+}
+
+MATCHER(IsOk, "is OK") {
+  if (arg.ok()) return true;
+  *result_listener << "whose status is " << arg.status();
+  return false;
+}
+
+const Identity kAlice{"alice", "token"};
+const Identity kBob{"bob", "token"};
+
+// A request that passes validation.
+v1::CreateJobRequest ValidRequest() {
+  v1::CreateJobRequest request;
+  v1::Job* job = request.mutable_job();
+  job->set_name("nightly backup");
+  job->mutable_schedule()->set_interval_seconds(3600);
+  job->mutable_action()->set_provider("transfer");
+  job->mutable_action()->set_body(R"({"source":"a","destination":"b"})");
+  return request;
+}
+
+class JobServiceTest : public ::testing::Test {
+ protected:
+  // Calls `start` with a callback and waits for it.
+  template <typename Start>
+  absl::StatusOr<v1::Job> Wait(Start start) {
+    struct Outcome {
+      absl::Notification done;
+      absl::StatusOr<v1::Job> result = absl::UnknownError("callback not run");
+    };
+    auto outcome = std::make_shared<Outcome>();
+    start([outcome](absl::StatusOr<v1::Job> r) {
+      outcome->result = std::move(r);
+      outcome->done.Notify();
+    });
+    if (!outcome->done.WaitForNotificationWithTimeout(kWait)) {
+      return absl::DeadlineExceededError("test: callback never ran");
+    }
+    return outcome->result;
+  }
+
+  absl::StatusOr<v1::Job> Create(const v1::CreateJobRequest& request,
+                                 const Identity& caller = kAlice) {
+    return Wait([&](store::JobCallback done) {
+      service_.CreateJob(caller, request, std::move(done));
+    });
+  }
+
+  absl::StatusOr<v1::Job> Delete(const std::string& job_id, const std::string& etag = "",
+                                 const Identity& caller = kAlice) {
+    v1::DeleteJobRequest request;
+    request.set_job_id(job_id);
+    request.set_etag(etag);
+    return Wait([&](store::JobCallback done) {
+      service_.DeleteJob(caller, request, std::move(done));
+    });
+  }
+
+  absl::StatusOr<v1::Job> Get(const std::string& job_id, bool show_deleted = false,
+                              const Identity& caller = kAlice) {
+    v1::GetJobRequest request;
+    request.set_job_id(job_id);
+    request.set_show_deleted(show_deleted);
+    return service_.GetJob(caller, request);
+  }
+
+  absl::StatusOr<v1::ListJobsResponse> List(int page_size = 0, std::string page_token = "",
+                                            bool show_deleted = false,
+                                            const Identity& caller = kAlice) {
+    v1::ListJobsRequest request;
+    request.set_page_size(page_size);
+    request.set_page_token(std::move(page_token));
+    request.set_show_deleted(show_deleted);
+    return service_.ListJobs(caller, request);
+  }
+
+  // Ids of every job `caller` can list, following page tokens.
+  std::vector<std::string> ListAllIds(bool show_deleted = false,
+                                      const Identity& caller = kAlice) {
+    std::vector<std::string> ids;
+    std::string token;
+    for (int pages = 0; pages < 100; ++pages) {
+      absl::StatusOr<v1::ListJobsResponse> page = List(1000, token, show_deleted, caller);
+      EXPECT_THAT(page, IsOk());
+      if (!page.ok()) break;
+      for (const v1::Job& job : page->jobs()) ids.push_back(job.job_id());
+      token = page->next_page_token();
+      if (token.empty()) break;
+    }
+    return ids;
+  }
+
+  // Creates a valid job and returns it (failing the test otherwise).
+  v1::Job CreateOk(const Identity& caller = kAlice) {
+    absl::StatusOr<v1::Job> job = Create(ValidRequest(), caller);
+    EXPECT_THAT(job, IsOk());
+    return job.ok() ? *job : v1::Job();
+  }
+
+  store::MemoryStore store_;
+  FakeClock clock_{kNow};
+  JobService service_{&store_, &clock_};
+};
+
+// ---------------------------------------------------------------------------
+// Create: defaults and scheduling.
+
+TEST_F(JobServiceTest, CreateAppliesDefaults) {
+  absl::StatusOr<v1::Job> job = Create(ValidRequest());
+
+  ASSERT_THAT(job, IsOk());
+  EXPECT_TRUE(IsUuid(job->job_id())) << job->job_id();
+  EXPECT_EQ(job->owner(), "alice");
+  EXPECT_EQ(job->name(), "nightly backup");
+  EXPECT_EQ(job->status(), v1::Job::NEW);
+  EXPECT_EQ(FromProto(job->schedule().start()), kNow);
+  EXPECT_EQ(FromProto(job->next_run()), kNow);
+  EXPECT_EQ(FromProto(job->create_time()), kNow);
+  EXPECT_EQ(FromProto(job->update_time()), kNow);
+  EXPECT_EQ(job->overlap_policy(), v1::SKIP);
+  EXPECT_EQ(job->missed_run_policy(), v1::SKIP_MISSED);
+  EXPECT_EQ(job->max_concurrent(), 1);
+  EXPECT_EQ(job->n_runs(), 0);
+  EXPECT_FALSE(job->has_delete_time());
+  EXPECT_THAT(job->etag(), Not(IsEmpty()));
+  EXPECT_EQ(store_.size(), 1u);
+}
+
+TEST_F(JobServiceTest, CreatedJobCanBeReadBack) {
+  absl::StatusOr<v1::Job> created = Create(ValidRequest());
+  ASSERT_THAT(created, IsOk());
+
+  absl::StatusOr<v1::Job> got = Get(created->job_id());
+
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->SerializeAsString(), created->SerializeAsString());
+}
+
+TEST_F(JobServiceTest, EachCreateGetsItsOwnUuid) {
+  std::set<std::string> ids;
+  for (int i = 0; i < 20; ++i) ids.insert(CreateOk().job_id());
+
+  EXPECT_THAT(ids, SizeIs(20));
+}
+
+TEST_F(JobServiceTest, CreateKeepsExplicitPolicies) {
+  v1::CreateJobRequest request = ValidRequest();
+  request.mutable_job()->set_overlap_policy(v1::ALLOW);
+  request.mutable_job()->set_max_concurrent(5);
+  request.mutable_job()->set_missed_run_policy(v1::RUN_ONCE);
+  request.mutable_job()->set_label("label-1");
+
+  absl::StatusOr<v1::Job> job = Create(request);
+
+  ASSERT_THAT(job, IsOk());
+  EXPECT_EQ(job->overlap_policy(), v1::ALLOW);
+  EXPECT_EQ(job->max_concurrent(), 5);
+  EXPECT_EQ(job->missed_run_policy(), v1::RUN_ONCE);
+  EXPECT_EQ(job->label(), "label-1");
+}
+
+TEST_F(JobServiceTest, CreateIgnoresOutputOnlyFields) {
+  v1::CreateJobRequest request = ValidRequest();
+  v1::Job* in = request.mutable_job();
+  const std::string chosen_id = NewUuid();
+  in->set_job_id(chosen_id);
+  in->set_owner("mallory");
+  in->set_status(v1::Job::DELETED);
+  in->set_n_runs(7);
+  in->set_n_errors(3);
+  in->set_etag("42");
+  *in->mutable_create_time() = ToProto(kNow - absl::Hours(100));
+  *in->mutable_next_run() = ToProto(kNow + absl::Hours(100));
+
+  absl::StatusOr<v1::Job> job = Create(request);
+
+  ASSERT_THAT(job, IsOk());
+  EXPECT_NE(job->job_id(), chosen_id);
+  EXPECT_EQ(job->owner(), "alice");
+  EXPECT_EQ(job->status(), v1::Job::NEW);
+  EXPECT_EQ(job->n_runs(), 0);
+  EXPECT_EQ(job->n_errors(), 0);
+  EXPECT_EQ(FromProto(job->create_time()), kNow);
+  EXPECT_EQ(FromProto(job->next_run()), kNow);
+  EXPECT_THAT(store_.GetJob("mallory", chosen_id), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(JobServiceTest, FutureStartIsTheFirstRun) {
+  v1::CreateJobRequest request = ValidRequest();
+  const absl::Time start = kNow + absl::Hours(24) + absl::Milliseconds(500);
+  *request.mutable_job()->mutable_schedule()->mutable_start() = ToProto(start);
+
+  absl::StatusOr<v1::Job> job = Create(request);
+
+  ASSERT_THAT(job, IsOk());
+  EXPECT_EQ(FromProto(job->schedule().start()), start);
+  EXPECT_EQ(FromProto(job->next_run()), start);
+  EXPECT_EQ(job->status(), v1::Job::NEW);
+}
+
+TEST_F(JobServiceTest, PastStartRunsAtTheFirstGridSlotAfterNow) {
+  v1::CreateJobRequest request = ValidRequest();
+  request.mutable_job()->mutable_schedule()->set_interval_seconds(60);
+  const absl::Time start = kNow - absl::Seconds(125);
+  *request.mutable_job()->mutable_schedule()->mutable_start() = ToProto(start);
+
+  absl::StatusOr<v1::Job> job = Create(request);
+
+  ASSERT_THAT(job, IsOk());
+  EXPECT_EQ(FromProto(job->schedule().start()), start);  // The grid is kept.
+  EXPECT_EQ(FromProto(job->next_run()), start + absl::Seconds(180));
+  EXPECT_EQ(job->status(), v1::Job::NEW);
+}
+
+TEST_F(JobServiceTest, PastStartOnTheGridRunsNow) {
+  v1::CreateJobRequest request = ValidRequest();
+  request.mutable_job()->mutable_schedule()->set_interval_seconds(60);
+  *request.mutable_job()->mutable_schedule()->mutable_start() =
+      ToProto(kNow - absl::Minutes(3));
+
+  absl::StatusOr<v1::Job> job = Create(request);
+
+  ASSERT_THAT(job, IsOk());
+  EXPECT_EQ(FromProto(job->next_run()), kNow);
+}
+
+TEST_F(JobServiceTest, StopDateBeforeTheFirstRunCreatesAnEndedJob) {
+  v1::CreateJobRequest request = ValidRequest();
+  v1::Schedule* schedule = request.mutable_job()->mutable_schedule();
+  schedule->set_interval_seconds(3600);
+  *schedule->mutable_start() = ToProto(kNow - absl::Minutes(90));
+  // The next slot would be kNow + 30 min, after the stop date.
+  *schedule->mutable_stop_after_date() = ToProto(kNow + absl::Minutes(10));
+
+  absl::StatusOr<v1::Job> job = Create(request);
+
+  ASSERT_THAT(job, IsOk());
+  EXPECT_EQ(job->status(), v1::Job::ENDED);
+  EXPECT_EQ(job->end_reason(), v1::Job::STOP_AFTER_DATE);
+  EXPECT_FALSE(job->has_next_run());
+}
+
+TEST_F(JobServiceTest, StopDateAfterTheFirstRunKeepsTheJobNew) {
+  v1::CreateJobRequest request = ValidRequest();
+  v1::Schedule* schedule = request.mutable_job()->mutable_schedule();
+  const absl::Time start = kNow + absl::Hours(1);
+  *schedule->mutable_start() = ToProto(start);
+  *schedule->mutable_stop_after_date() = ToProto(start + absl::Seconds(1));
+  schedule->set_stop_after_runs(3);
+
+  absl::StatusOr<v1::Job> job = Create(request);
+
+  ASSERT_THAT(job, IsOk());
+  EXPECT_EQ(job->status(), v1::Job::NEW);
+  EXPECT_EQ(FromProto(job->next_run()), start);
+  EXPECT_EQ(job->schedule().stop_after_runs(), 3);
+}
+
+TEST_F(JobServiceTest, LimitsAreInclusive) {
+  v1::CreateJobRequest request = ValidRequest();
+  request.mutable_job()->set_name(std::string(JobService::kMaxNameLength, 'n'));
+  request.mutable_job()->set_label(std::string(JobService::kMaxLabelLength, 'l'));
+  request.mutable_job()->mutable_schedule()->set_interval_seconds(
+      JobService::kMaxIntervalSeconds);
+  request.set_request_id(std::string(JobService::kMaxRequestIdLength, 'r'));
+
+  EXPECT_THAT(Create(request), IsOk());
+}
+
+// ---------------------------------------------------------------------------
+// Create: every invalid input is INVALID_ARGUMENT naming the field, and
+// writes nothing.
+
+struct InvalidCase {
+  std::string test_name;
+  void (*mutate)(v1::CreateJobRequest&);
+  std::string field;  // Must appear in the error message.
+};
+
+// Keeps gtest (and ctest's test names) from dumping the struct's bytes.
+void PrintTo(const InvalidCase& c, std::ostream* os) { *os << c.test_name; }
+
+class CreateValidationTest : public JobServiceTest,
+                             public ::testing::WithParamInterface<InvalidCase> {};
+
+TEST_P(CreateValidationTest, IsInvalidArgumentNamingTheFieldAndWritesNothing) {
+  v1::CreateJobRequest request = ValidRequest();
+  GetParam().mutate(request);
+
+  absl::StatusOr<v1::Job> job = Create(request);
+
+  EXPECT_THAT(job, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(GetParam().field)));
+  EXPECT_EQ(store_.size(), 0u);
+}
+
+v1::Schedule& Sched(v1::CreateJobRequest& r) { return *r.mutable_job()->mutable_schedule(); }
+v1::Action& Act(v1::CreateJobRequest& r) { return *r.mutable_job()->mutable_action(); }
+
+INSTANTIATE_TEST_SUITE_P(
+    BadInputs, CreateValidationTest,
+    ::testing::ValuesIn(std::vector<InvalidCase>{
+        {"IntervalMissing", [](v1::CreateJobRequest& r) { Sched(r).clear_interval_seconds(); },
+         "schedule.interval_seconds"},
+        {"IntervalNegative", [](v1::CreateJobRequest& r) { Sched(r).set_interval_seconds(-5); },
+         "schedule.interval_seconds"},
+        {"IntervalTooLong",
+         [](v1::CreateJobRequest& r) {
+           Sched(r).set_interval_seconds(JobService::kMaxIntervalSeconds + 1);
+         },
+         "schedule.interval_seconds"},
+        {"StartNotATimestamp",
+         [](v1::CreateJobRequest& r) { Sched(r).mutable_start()->set_nanos(-1); },
+         "schedule.start"},
+        {"StopAfterRunsZero", [](v1::CreateJobRequest& r) { Sched(r).set_stop_after_runs(0); },
+         "schedule.stop_after_runs"},
+        {"StopAfterRunsNegative",
+         [](v1::CreateJobRequest& r) { Sched(r).set_stop_after_runs(-1); },
+         "schedule.stop_after_runs"},
+        {"StopDateBeforeStart",
+         [](v1::CreateJobRequest& r) {
+           *Sched(r).mutable_start() = ToProto(kNow + absl::Hours(2));
+           *Sched(r).mutable_stop_after_date() = ToProto(kNow + absl::Hours(1));
+         },
+         "schedule.stop_after_date"},
+        {"StopDateEqualsStart",
+         [](v1::CreateJobRequest& r) {
+           *Sched(r).mutable_start() = ToProto(kNow + absl::Hours(2));
+           *Sched(r).mutable_stop_after_date() = ToProto(kNow + absl::Hours(2));
+         },
+         "schedule.stop_after_date"},
+        {"ProviderEmpty", [](v1::CreateJobRequest& r) { Act(r).clear_provider(); },
+         "action.provider"},
+        {"ProviderNotAName", [](v1::CreateJobRequest& r) { Act(r).set_provider("Trans fer"); },
+         "action.provider"},
+        {"BodyEmpty", [](v1::CreateJobRequest& r) { Act(r).clear_body(); }, "action.body"},
+        {"BodyNotJson", [](v1::CreateJobRequest& r) { Act(r).set_body("{not json"); },
+         "action.body"},
+        {"BodyJsonArray", [](v1::CreateJobRequest& r) { Act(r).set_body(R"([1, 2])"); },
+         "action.body"},
+        {"BodyJsonString", [](v1::CreateJobRequest& r) { Act(r).set_body(R"("text")"); },
+         "action.body"},
+        {"BodyTooLarge",
+         [](v1::CreateJobRequest& r) {
+           Act(r).set_body(absl::StrCat(R"({"pad":")",
+                                        std::string(JobService::kMaxBodyBytes, 'x'), R"("})"));
+         },
+         "action.body"},
+        {"NameTooLong",
+         [](v1::CreateJobRequest& r) {
+           r.mutable_job()->set_name(std::string(JobService::kMaxNameLength + 1, 'n'));
+         },
+         "name"},
+        {"LabelTooLong",
+         [](v1::CreateJobRequest& r) {
+           r.mutable_job()->set_label(std::string(JobService::kMaxLabelLength + 1, 'l'));
+         },
+         "label"},
+        {"OverlapPolicyUnknown",
+         [](v1::CreateJobRequest& r) {
+           r.mutable_job()->set_overlap_policy(static_cast<v1::OverlapPolicy>(99));
+         },
+         "overlap_policy"},
+        {"MissedRunPolicyUnknown",
+         [](v1::CreateJobRequest& r) {
+           r.mutable_job()->set_missed_run_policy(static_cast<v1::MissedRunPolicy>(99));
+         },
+         "missed_run_policy"},
+        {"MaxConcurrentTooHigh",
+         [](v1::CreateJobRequest& r) {
+           r.mutable_job()->set_overlap_policy(v1::ALLOW);
+           r.mutable_job()->set_max_concurrent(101);
+         },
+         "max_concurrent"},
+        {"MaxConcurrentWithoutAllow",
+         [](v1::CreateJobRequest& r) { r.mutable_job()->set_max_concurrent(2); },
+         "max_concurrent"},
+        {"RequestIdTooLong",
+         [](v1::CreateJobRequest& r) {
+           r.set_request_id(std::string(JobService::kMaxRequestIdLength + 1, 'r'));
+         },
+         "request_id"},
+        {"RequestIdWithSpace", [](v1::CreateJobRequest& r) { r.set_request_id("my request"); },
+         "request_id"},
+        {"RequestIdNotAscii", [](v1::CreateJobRequest& r) { r.set_request_id("r\xc3\xa9q"); },
+         "request_id"},
+    }),
+    [](const ::testing::TestParamInfo<InvalidCase>& info) { return info.param.test_name; });
+
+// ---------------------------------------------------------------------------
+// Create: idempotency on request_id.
+
+TEST_F(JobServiceTest, SameRequestIdTwiceReturnsTheSameJob) {
+  v1::CreateJobRequest request = ValidRequest();
+  request.set_request_id("6f1c1a4e-9a43-4a33-9c1c-2f3b0d2d0c11");
+  absl::StatusOr<v1::Job> first = Create(request);
+  ASSERT_THAT(first, IsOk());
+  clock_.Advance(absl::Minutes(5));  // A retry comes later; start still defaults.
+
+  absl::StatusOr<v1::Job> second = Create(request);
+
+  ASSERT_THAT(second, IsOk());
+  EXPECT_EQ(second->job_id(), first->job_id());
+  EXPECT_EQ(FromProto(second->create_time()), kNow);
+  EXPECT_EQ(store_.size(), 1u);
+}
+
+TEST_F(JobServiceTest, SameRequestIdWithADifferentJobIsAlreadyExists) {
+  v1::CreateJobRequest request = ValidRequest();
+  request.set_request_id("req-1");
+  ASSERT_THAT(Create(request), IsOk());
+  request.mutable_job()->set_name("something else");
+
+  EXPECT_THAT(Create(request),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("request_id")));
+  EXPECT_EQ(store_.size(), 1u);
+}
+
+TEST_F(JobServiceTest, RequestIdsBelongToOneCaller) {
+  v1::CreateJobRequest request = ValidRequest();
+  request.set_request_id("req-1");
+  absl::StatusOr<v1::Job> alices = Create(request, kAlice);
+  ASSERT_THAT(alices, IsOk());
+
+  absl::StatusOr<v1::Job> bobs = Create(request, kBob);
+
+  ASSERT_THAT(bobs, IsOk());
+  EXPECT_NE(bobs->job_id(), alices->job_id());
+  EXPECT_EQ(bobs->owner(), "bob");
+  EXPECT_EQ(store_.size(), 2u);
+}
+
+TEST_F(JobServiceTest, NoRequestIdMeansEveryCreateIsNew) {
+  ASSERT_THAT(Create(ValidRequest()), IsOk());
+  ASSERT_THAT(Create(ValidRequest()), IsOk());
+
+  EXPECT_EQ(store_.size(), 2u);
+}
+
+// ---------------------------------------------------------------------------
+// Get.
+
+TEST_F(JobServiceTest, GetWithABadJobIdIsInvalidArgument) {
+  for (const char* bad : {"", "not-a-uuid", "0000000-0000-4000-8000-000000000000",
+                          "00000000-0000-4000-8000-00000000000g",
+                          "00000000_0000_4000_8000_000000000000"}) {
+    EXPECT_THAT(Get(bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("job_id")))
+        << "job_id \"" << bad << "\"";
+  }
+}
+
+TEST_F(JobServiceTest, GetOfAnUnknownJobIsNotFound) {
+  CreateOk();
+
+  EXPECT_THAT(Get(NewUuid()), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(JobServiceTest, GetOfAnotherCallersJobIsNotFound) {
+  const v1::Job job = CreateOk(kAlice);
+
+  EXPECT_THAT(Get(job.job_id(), /*show_deleted=*/true, kBob),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+// ---------------------------------------------------------------------------
+// Delete.
+
+TEST_F(JobServiceTest, DeleteSoftDeletesTheJob) {
+  const v1::Job job = CreateOk();
+  clock_.Advance(absl::Hours(1));
+
+  absl::StatusOr<v1::Job> deleted = Delete(job.job_id());
+
+  ASSERT_THAT(deleted, IsOk());
+  EXPECT_EQ(deleted->job_id(), job.job_id());
+  EXPECT_EQ(deleted->status(), v1::Job::DELETED);
+  EXPECT_EQ(FromProto(deleted->delete_time()), kNow + absl::Hours(1));
+  EXPECT_EQ(FromProto(deleted->update_time()), kNow + absl::Hours(1));
+  EXPECT_FALSE(deleted->has_next_run());
+  EXPECT_NE(deleted->etag(), job.etag());
+  EXPECT_EQ(store_.size(), 1u);  // Soft: still stored.
+}
+
+TEST_F(JobServiceTest, DeletedJobIsNotFoundUnlessShowDeleted) {
+  const v1::Job job = CreateOk();
+  ASSERT_THAT(Delete(job.job_id()), IsOk());
+
+  EXPECT_THAT(Get(job.job_id()), StatusIs(absl::StatusCode::kNotFound));
+  absl::StatusOr<v1::Job> shown = Get(job.job_id(), /*show_deleted=*/true);
+  ASSERT_THAT(shown, IsOk());
+  EXPECT_EQ(shown->status(), v1::Job::DELETED);
+}
+
+TEST_F(JobServiceTest, DeletedJobIsHiddenFromListUnlessShowDeleted) {
+  const v1::Job kept = CreateOk();
+  clock_.Advance(absl::Seconds(1));
+  const v1::Job gone = CreateOk();
+  ASSERT_THAT(Delete(gone.job_id()), IsOk());
+
+  EXPECT_THAT(ListAllIds(), ::testing::ElementsAre(kept.job_id()));
+  EXPECT_THAT(ListAllIds(/*show_deleted=*/true),
+              ::testing::ElementsAre(kept.job_id(), gone.job_id()));
+}
+
+TEST_F(JobServiceTest, DeleteTwiceIsNotFound) {
+  const v1::Job job = CreateOk();
+  absl::StatusOr<v1::Job> first = Delete(job.job_id());
+  ASSERT_THAT(first, IsOk());
+
+  EXPECT_THAT(Delete(job.job_id()), StatusIs(absl::StatusCode::kNotFound));
+  absl::StatusOr<v1::Job> after = Get(job.job_id(), /*show_deleted=*/true);
+  ASSERT_THAT(after, IsOk());
+  EXPECT_EQ(after->etag(), first->etag());  // The second delete wrote nothing.
+}
+
+TEST_F(JobServiceTest, DeleteWithAStaleEtagIsAbortedAndKeepsTheJob) {
+  const v1::Job job = CreateOk();
+  // Someone else changes the job after we read it.
+  absl::Notification touched;
+  store_.UpdateJob(
+      "alice", job.job_id(), [](v1::Job&) { return absl::OkStatus(); },
+      [&touched](absl::StatusOr<v1::Job> r) {
+        EXPECT_TRUE(r.ok()) << r.status();
+        touched.Notify();
+      });
+  ASSERT_TRUE(touched.WaitForNotificationWithTimeout(kWait));
+
+  EXPECT_THAT(Delete(job.job_id(), job.etag()),
+              StatusIs(absl::StatusCode::kAborted, HasSubstr("etag")));
+  EXPECT_THAT(Delete(job.job_id(), "no-such-etag"), StatusIs(absl::StatusCode::kAborted));
+  absl::StatusOr<v1::Job> still = Get(job.job_id());
+  ASSERT_THAT(still, IsOk());
+  EXPECT_NE(still->status(), v1::Job::DELETED);
+}
+
+TEST_F(JobServiceTest, DeleteWithTheCurrentEtagSucceeds) {
+  const v1::Job job = CreateOk();
+
+  absl::StatusOr<v1::Job> deleted = Delete(job.job_id(), job.etag());
+
+  ASSERT_THAT(deleted, IsOk());
+  EXPECT_EQ(deleted->status(), v1::Job::DELETED);
+}
+
+TEST_F(JobServiceTest, DeleteWithABadJobIdIsInvalidArgument) {
+  CreateOk();
+
+  EXPECT_THAT(Delete(""), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("job_id")));
+  EXPECT_THAT(Delete("nope"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("job_id")));
+}
+
+TEST_F(JobServiceTest, DeleteOfAnUnknownJobIsNotFound) {
+  EXPECT_THAT(Delete(NewUuid()), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_EQ(store_.size(), 0u);
+}
+
+TEST_F(JobServiceTest, DeleteOfAnotherCallersJobIsNotFoundAndKeepsIt) {
+  const v1::Job job = CreateOk(kAlice);
+
+  EXPECT_THAT(Delete(job.job_id(), "", kBob), StatusIs(absl::StatusCode::kNotFound));
+  absl::StatusOr<v1::Job> still = Get(job.job_id());
+  ASSERT_THAT(still, IsOk());
+  EXPECT_EQ(still->status(), v1::Job::NEW);
+  EXPECT_EQ(still->etag(), job.etag());
+}
+
+// ---------------------------------------------------------------------------
+// List.
+
+TEST_F(JobServiceTest, ListShowsOnlyTheCallersJobsOldestFirst) {
+  std::vector<std::string> alices;
+  for (int i = 0; i < 3; ++i) {
+    alices.push_back(CreateOk(kAlice).job_id());
+    CreateOk(kBob);
+    clock_.Advance(absl::Seconds(1));
+  }
+
+  absl::StatusOr<v1::ListJobsResponse> page = List();
+
+  ASSERT_THAT(page, IsOk());
+  std::vector<std::string> ids;
+  for (const v1::Job& job : page->jobs()) ids.push_back(job.job_id());
+  EXPECT_EQ(ids, alices);
+  EXPECT_THAT(page->next_page_token(), IsEmpty());
+}
+
+// Pages through 7 jobs, 3 at a time.
+void ExpectPagesOf3_3_1(const std::function<absl::StatusOr<v1::ListJobsResponse>(
+                            const std::string&)>& list,
+                        const std::vector<std::string>& created) {
+  std::vector<int> sizes;
+  std::vector<std::string> seen;
+  std::string token;
+  for (int pages = 0; pages < 10; ++pages) {
+    absl::StatusOr<v1::ListJobsResponse> page = list(token);
+    ASSERT_THAT(page, IsOk());
+    sizes.push_back(page->jobs_size());
+    for (const v1::Job& job : page->jobs()) seen.push_back(job.job_id());
+    token = page->next_page_token();
+    if (token.empty()) break;
+  }
+  EXPECT_THAT(sizes, ::testing::ElementsAre(3, 3, 1));
+  EXPECT_THAT(std::set<std::string>(seen.begin(), seen.end()), SizeIs(7));
+  EXPECT_EQ(seen, created);
+}
+
+TEST_F(JobServiceTest, PagesThroughSevenJobsThreeAtATime) {
+  std::vector<std::string> created;
+  for (int i = 0; i < 7; ++i) {
+    created.push_back(CreateOk().job_id());
+    clock_.Advance(absl::Seconds(1));
+  }
+
+  ExpectPagesOf3_3_1(
+      [this](const std::string& token) { return List(3, token); }, created);
+}
+
+TEST_F(JobServiceTest, PagesThroughJobsCreatedAtTheSameInstant) {
+  for (int i = 0; i < 7; ++i) CreateOk();  // The clock does not move.
+  std::vector<std::string> created = ListAllIds();
+  ASSERT_THAT(created, SizeIs(7));
+
+  ExpectPagesOf3_3_1(
+      [this](const std::string& token) { return List(3, token); }, created);
+}
+
+TEST_F(JobServiceTest, PagesWithShowDeletedIncludeDeletedJobs) {
+  std::vector<std::string> created;
+  for (int i = 0; i < 7; ++i) {
+    created.push_back(CreateOk().job_id());
+    clock_.Advance(absl::Seconds(1));
+  }
+  for (int i : {0, 3, 6}) ASSERT_THAT(Delete(created[i]), IsOk());
+
+  ExpectPagesOf3_3_1(
+      [this](const std::string& token) { return List(3, token, /*show_deleted=*/true); },
+      created);
+}
+
+TEST_F(JobServiceTest, PageSizeZeroMeansTheDefault) {
+  for (int i = 0; i < JobService::kDefaultPageSize + 1; ++i) CreateOk();
+
+  absl::StatusOr<v1::ListJobsResponse> page = List(0);
+
+  ASSERT_THAT(page, IsOk());
+  EXPECT_EQ(page->jobs_size(), JobService::kDefaultPageSize);
+  EXPECT_THAT(page->next_page_token(), Not(IsEmpty()));
+}
+
+TEST_F(JobServiceTest, NegativePageSizeIsInvalidArgument) {
+  EXPECT_THAT(List(-1), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_size")));
+}
+
+TEST_F(JobServiceTest, PageTokenWithADifferentShowDeletedIsInvalidArgument) {
+  for (int i = 0; i < 3; ++i) CreateOk();
+  absl::StatusOr<v1::ListJobsResponse> first = List(1, "", /*show_deleted=*/false);
+  ASSERT_THAT(first, IsOk());
+  ASSERT_THAT(first->next_page_token(), Not(IsEmpty()));
+
+  EXPECT_THAT(List(1, first->next_page_token(), /*show_deleted=*/true),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_token")));
+
+  absl::StatusOr<v1::ListJobsResponse> all = List(1, "", /*show_deleted=*/true);
+  ASSERT_THAT(all, IsOk());
+  EXPECT_THAT(List(1, all->next_page_token(), /*show_deleted=*/false),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_token")));
+}
+
+TEST_F(JobServiceTest, GarbagePageTokenIsInvalidArgument) {
+  CreateOk();
+  const std::string uuid = NewUuid();
+  for (const std::string& bad : {
+           std::string("garbage!!"),
+           std::string("*"),
+           absl::WebSafeBase64Escape("hello"),
+           absl::WebSafeBase64Escape(absl::StrCat("1|0|not-a-number|", uuid)),
+           absl::WebSafeBase64Escape("1|0|12345|not-a-uuid"),
+           absl::WebSafeBase64Escape(absl::StrCat("2|0|12345|", uuid)),
+           absl::WebSafeBase64Escape(absl::StrCat("1|0|12345|", uuid, "|extra")),
+       }) {
+    EXPECT_THAT(List(10, bad),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_token")))
+        << "page_token \"" << bad << "\"";
+  }
+}
+
+}  // namespace
+}  // namespace timer::domain
