@@ -35,13 +35,14 @@ class RunEngineTest : public ::testing::Test {
     if (engine_) engine_->Stop();
   }
 
-  void StartEngine() {
+  void StartEngine(const std::function<void(RunEngine::Options&)>& edit = {}) {
     RunEngine::Options options;
     options.background = false;
     options.workers = 2;
     options.poll_min = absl::Seconds(1);
     options.poll_max = absl::Seconds(1);
     options.run_timeout = absl::Minutes(10);
+    if (edit) edit(options);
     engine_ = std::make_unique<RunEngine>(&store_, &clock_, &registry_, options);
     jobs_.set_observer(engine_.get());
     ASSERT_TRUE(engine_->Start().ok());
@@ -480,6 +481,25 @@ TEST_F(RunEngineTest, ResultsPageNewestFirst) {
   ASSERT_EQ(numbers.size(), 25u);
   for (int i = 0; i < 25; ++i) EXPECT_EQ(numbers[i], 25 - i);
   EXPECT_EQ(Get(job.job_id()).results_size(), 10);  // The last 10 inline.
+}
+
+TEST_F(RunEngineTest, RetentionKeepsTheNewestResultsAndDropsOldOnes) {
+  StartEngine([](RunEngine::Options& o) {
+    o.keep_results = 5;
+    o.keep_results_for = absl::Hours(1);
+  });
+  v1::Job job = Create(1);
+  for (int k = 0; k < 12; ++k) At(Slot(k, 1));
+  ASSERT_EQ(AllResults(job.job_id()).size(), 12u);
+  EXPECT_EQ(engine_->PruneResults().value(), 7);
+  std::vector<v1::JobResult> kept = AllResults(job.job_id());
+  ASSERT_EQ(kept.size(), 5u);
+  EXPECT_EQ(kept[0].run_number(), 12);
+  EXPECT_EQ(kept[4].run_number(), 8);
+  clock_.Set(kStart + absl::Hours(2));
+  EXPECT_EQ(engine_->PruneResults().value(), 5);
+  EXPECT_TRUE(AllResults(job.job_id()).empty());
+  EXPECT_EQ(Get(job.job_id()).n_runs(), 12);  // The counts stay.
 }
 
 }  // namespace

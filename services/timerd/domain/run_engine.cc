@@ -128,8 +128,14 @@ void RunEngine::Loop() {
   }
 }
 
+absl::StatusOr<int64_t> RunEngine::PruneResults() {
+  const absl::Time cutoff = clock_->Now() - options_.keep_results_for;
+  return store_->PruneResults(options_.keep_results, absl::ToUnixMicros(cutoff));
+}
+
 int RunEngine::Tick() {
   const absl::Time now = clock_->Now();
+  bool prune = false;
   std::vector<std::pair<JobKey, absl::Time>> due;
   std::vector<Poll> polls;
   {
@@ -144,6 +150,23 @@ int RunEngine::Tick() {
       polls_.pop_back();
     }
     in_flight_ += static_cast<int>(polls.size());
+    if (options_.background && now >= next_prune_) {
+      next_prune_ = now + absl::Hours(1);
+      prune = true;
+      ++in_flight_;
+    }
+  }
+  if (prune) {
+    workers_->Submit([this] {
+      absl::StatusOr<int64_t> pruned = PruneResults();
+      if (!pruned.ok()) {
+        spdlog::warn("run engine: pruning results failed: {}",
+                     std::string(pruned.status().message()));
+      } else if (*pruned > 0) {
+        spdlog::info("run engine: pruned {} old results", *pruned);
+      }
+      End();
+    });
   }
   for (const auto& [key, at] : due) Fire(key, at, now);
   for (Poll& p : polls) {

@@ -55,6 +55,10 @@ class RunEngine final : public JobObserver {
     // Polling of active runs backs off from poll_min to poll_max.
     absl::Duration poll_min = absl::Milliseconds(100);
     absl::Duration poll_max = absl::Seconds(30);
+    // Results kept: the newest `keep_results` of each job, none older than
+    // `keep_results_for` (finished runs only); pruned at start and hourly.
+    int keep_results = 1000;
+    absl::Duration keep_results_for = absl::Hours(24 * 90);
     // false: no scheduler thread; the owner calls Tick() (tests, fake clock).
     bool background = true;
   };
@@ -77,6 +81,8 @@ class RunEngine final : public JobObserver {
   // Fires every job due at clock->Now() and starts due polls. Returns how many
   // jobs it fired. Called by the scheduler thread, or by tests.
   int Tick();
+  // Deletes results beyond the retention limits; returns how many.
+  absl::StatusOr<int64_t> PruneResults();
   // Waits until no write, start or poll is in flight (polls waiting for a
   // later time do not count). For tests.
   void WaitIdle();
@@ -136,6 +142,7 @@ class RunEngine final : public JobObserver {
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time next_prune_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::thread thread_;
 };
 

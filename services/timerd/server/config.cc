@@ -65,6 +65,17 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
       const auto* b = node.as_boolean();
       if (b == nullptr) return Bad(origin, k, "must be true or false");
       config.allow_insecure_remote = b->get();
+    } else if (k == "workers" || k == "run_timeout_seconds" ||
+               k == "results_keep_per_job" || k == "results_max_age_days") {
+      const auto* v = node.as_integer();
+      if (v == nullptr || v->get() < 1 || v->get() > (k == "workers" ? 256 : 1LL << 40)) {
+        return Bad(origin, k, "must be a positive whole number");
+      }
+      const int64_t n = v->get();
+      if (k == "workers") config.workers = static_cast<int>(n);
+      if (k == "run_timeout_seconds") config.run_timeout_seconds = n;
+      if (k == "results_keep_per_job") config.results_keep_per_job = static_cast<int>(std::min<int64_t>(n, 1 << 30));
+      if (k == "results_max_age_days") config.results_max_age_days = static_cast<int>(std::min<int64_t>(n, 100000));
     } else if (k == "plugins") {
       const toml::table* plugins = node.as_table();
       if (plugins == nullptr) return Bad(origin, k, "must be a table");

@@ -5,6 +5,10 @@
 //   plugin_dir = "/usr/local/lib/timer/plugins"
 //   log_level = "info"               # trace, debug, info, warn, error
 //   allow_insecure_remote = false    # plaintext on a non-loopback address
+//   workers = 4                      # threads calling action providers
+//   run_timeout_seconds = 21600      # a run active longer is cancelled
+//   results_keep_per_job = 1000      # newest results kept per job
+//   results_max_age_days = 90        # finished results older are deleted
 //   [plugins.noop]                   # each table is handed to that provider
 //   record_file = "/tmp/noop-runs.log"
 //
@@ -27,6 +31,10 @@ struct Config {
   std::string plugin_dir;  // Empty: DefaultPluginDir().
   std::string log_level = "info";
   bool allow_insecure_remote = false;
+  int workers = 4;
+  int64_t run_timeout_seconds = 6 * 3600;
+  int results_keep_per_job = 1000;
+  int results_max_age_days = 90;
   // Provider name -> its configuration, as a JSON object.
   nlohmann::json plugins = nlohmann::json::object();
 };

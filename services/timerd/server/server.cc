@@ -100,8 +100,13 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(
                plugin_dir);
   impl->jobs = std::make_unique<domain::JobService>(impl->store.get(), &impl->clock,
                                                     impl->plugins.get());
+  domain::RunEngine::Options engine_options;
+  engine_options.workers = config.workers;
+  engine_options.run_timeout = absl::Seconds(config.run_timeout_seconds);
+  engine_options.keep_results = config.results_keep_per_job;
+  engine_options.keep_results_for = absl::Hours(24) * config.results_max_age_days;
   impl->engine = std::make_unique<domain::RunEngine>(
-      impl->store.get(), &impl->clock, impl->plugins.get(), domain::RunEngine::Options{});
+      impl->store.get(), &impl->clock, impl->plugins.get(), engine_options);
   impl->jobs->set_observer(impl->engine.get());
   RETURN_IF_ERROR(impl->engine->Start());
   impl->timer_service = std::make_unique<api::TimerServiceImpl>(impl->jobs.get());

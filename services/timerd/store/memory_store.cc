@@ -146,8 +146,8 @@ absl::StatusOr<int64_t> MemoryStore::PruneResults(int keep_per_job,
   for (auto it = results_.end(); it != results_.begin();) {
     --it;
     const v1::JobResult& r = it->second;
-    if (!r.has_end_time()) continue;
     const bool too_many = ++seen[it->first.first] > keep_per_job;
+    if (!r.has_end_time()) continue;  // Open runs are never pruned.
     if (too_many || ToMicros(r.end_time()) < ended_before_us) {
       it = results_.erase(it);
       ++deleted;
