@@ -10,7 +10,12 @@
 //   to the provider's own threads and is observed through Status().
 // - Start() is idempotent on `request_id` (the run's stable key,
 //   "<job_id>/<run_number>"): a second Start() with the same key returns the
-//   action the first one started and never starts a second one.
+//   action the first one started and never starts a second one, until the
+//   action is released. Providers loaded in timerd keep this memory in the
+//   process only, so the run engine never re-starts a run after a restart
+//   (it marks it UNKNOWN instead); an action a provider no longer knows is
+//   NOT_FOUND from Status().
+// - `details` is a JSON object (the plugin host substitutes {} for nothing).
 // - Errors are absl::Status with the most specific code: INVALID_ARGUMENT
 //   for a bad body (message naming the field, e.g. "transfer_items[0]
 //   .source_path: ..."), PERMISSION_DENIED when the identity may not use a
@@ -64,6 +69,7 @@ class ActionProvider {
   virtual absl::Status Cancel(absl::string_view action_id) = 0;
 
   // The caller will not ask about `action_id` again; the provider may forget it.
+  // Releasing an action that is still active cancels it first.
   virtual absl::Status Release(absl::string_view action_id) = 0;
 };
 

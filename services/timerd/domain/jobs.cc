@@ -442,53 +442,52 @@ void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& r
       Notify(std::move(done)));
 }
 
-void JobService::PauseJob(const Identity& caller, const v1::PauseJobRequest& request,
-                          store::JobCallback done) {
-  absl::Status valid = ValidateJobId(request.job_id());
+void JobService::MutateLiveJob(const Identity& caller, const std::string& job_id,
+                               store::JobMutation mutate, store::JobCallback done) {
+  absl::Status valid = ValidateJobId(job_id);
   if (!valid.ok()) {
     std::move(done)(valid);
     return;
   }
   store_->UpdateJob(
-      caller.name, request.job_id(),
-      [this](v1::Job& job) -> absl::Status {
+      caller.name, job_id,
+      [mutate = std::move(mutate)](v1::Job& job) mutable -> absl::Status {
         RETURN_IF_ERROR(NotFoundIfDeleted(job));
-        if (job.status() == v1::Job::PAUSED) return absl::OkStatus();
-        if (job.status() == v1::Job::ENDED) {
-          return absl::FailedPreconditionError(
-              "job has ended; change its stop conditions to run it again");
-        }
-        job.set_status(v1::Job::PAUSED);
-        job.clear_next_run();
-        *job.mutable_update_time() = ToProto(clock_->Now());
-        return absl::OkStatus();
+        return mutate(job);
       },
       Notify(std::move(done)));
 }
 
+namespace {
+absl::Status EndedError() {
+  return absl::FailedPreconditionError(
+      "job has ended; change its stop conditions to run it again");
+}
+}  // namespace
+
+void JobService::PauseJob(const Identity& caller, const v1::PauseJobRequest& request,
+                          store::JobCallback done) {
+  MutateLiveJob(caller, request.job_id(), [this](v1::Job& job) -> absl::Status {
+    if (job.status() == v1::Job::PAUSED) return absl::OkStatus();
+    if (job.status() == v1::Job::ENDED) return EndedError();
+    job.set_status(v1::Job::PAUSED);
+    job.clear_next_run();
+    *job.mutable_update_time() = ToProto(clock_->Now());
+    return absl::OkStatus();
+  }, std::move(done));
+}
+
 void JobService::ResumeJob(const Identity& caller, const v1::ResumeJobRequest& request,
                            store::JobCallback done) {
-  absl::Status valid = ValidateJobId(request.job_id());
-  if (!valid.ok()) {
-    std::move(done)(valid);
-    return;
-  }
-  store_->UpdateJob(
-      caller.name, request.job_id(),
-      [this](v1::Job& job) -> absl::Status {
-        RETURN_IF_ERROR(NotFoundIfDeleted(job));
-        if (IsSchedulable(job.status())) return absl::OkStatus();
-        if (job.status() == v1::Job::ENDED) {
-          return absl::FailedPreconditionError(
-              "job has ended; change its stop conditions to run it again");
-        }
-        // Back on the original grid: the next slot, not "now + interval".
-        const absl::Time now = clock_->Now();
-        Reschedule(job, now, job.n_runs() > 0 ? v1::Job::LOADED : v1::Job::NEW);
-        *job.mutable_update_time() = ToProto(now);
-        return absl::OkStatus();
-      },
-      Notify(std::move(done)));
+  MutateLiveJob(caller, request.job_id(), [this](v1::Job& job) -> absl::Status {
+    if (IsSchedulable(job.status())) return absl::OkStatus();
+    if (job.status() == v1::Job::ENDED) return EndedError();
+    // Back on the original grid: the next slot, not "now + interval".
+    const absl::Time now = clock_->Now();
+    Reschedule(job, now, job.n_runs() > 0 ? v1::Job::LOADED : v1::Job::NEW);
+    *job.mutable_update_time() = ToProto(now);
+    return absl::OkStatus();
+  }, std::move(done));
 }
 
 void JobService::RunJobNow(const Identity& caller, const v1::RunJobNowRequest& request,

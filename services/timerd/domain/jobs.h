@@ -77,6 +77,9 @@ class JobService {
  private:
   // Checks the provider exists and accepts the body, when providers are known.
   absl::Status CheckAction(const Identity& caller, const v1::Action& action) const;
+  // Applies `mutate` to the caller's job unless it is deleted (NOT_FOUND).
+  void MutateLiveJob(const Identity& caller, const std::string& job_id,
+                     store::JobMutation mutate, store::JobCallback done);
   // Wraps `done` so the observer hears of the written job first.
   store::JobCallback Notify(store::JobCallback done);
 

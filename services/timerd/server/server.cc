@@ -92,12 +92,11 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(
   ASSIGN_OR_RETURN(impl->lock_fd, LockDataDir(data_dir));
   ASSIGN_OR_RETURN(impl->store,
                    store::SqliteStore::Open({.path = data_dir + "/timer.db"}));
-  // Plugins from --plugin-dir, else the installed directory next to the binary.
-  const std::string plugin_dir =
-      config.plugin_dir.empty() ? DefaultPluginDir() : config.plugin_dir;
-  ASSIGN_OR_RETURN(impl->plugins, plugin_host::LoadPlugins({plugin_dir}, config.plugins));
-  spdlog::info("plugins: {} action provider(s) loaded from {}", impl->plugins->size(),
-               plugin_dir);
+  // Plugins from --plugin-dir and the installed directory next to the binary;
+  // for a provider name found in both, the --plugin-dir one wins.
+  ASSIGN_OR_RETURN(impl->plugins, plugin_host::LoadPlugins(
+                                      {config.plugin_dir, DefaultPluginDir()}, config.plugins));
+  spdlog::info("plugins: {} action provider(s) loaded", impl->plugins->size());
   impl->jobs = std::make_unique<domain::JobService>(impl->store.get(), &impl->clock,
                                                     impl->plugins.get());
   domain::RunEngine::Options engine_options;
