@@ -75,6 +75,21 @@ void RunEngine::Stop() {
     stopping_ = true;
   }
   if (thread_.joinable()) thread_.join();
+  // Runs already recorded for a slot within the lookahead still start at
+  // their slot: at most `lookahead` of waiting.
+  std::vector<PendingStart> pending;
+  {
+    absl::MutexLock lock(&mu_);
+    pending.swap(starts_);
+    in_flight_ += static_cast<int>(pending.size());
+  }
+  std::sort(pending.begin(), pending.end(),
+            [](const PendingStart& a, const PendingStart& b) { return a.at < b.at; });
+  for (PendingStart& p : pending) {
+    const absl::Duration wait = p.at - clock_->Now();
+    if (wait > absl::ZeroDuration()) absl::SleepFor(std::min(wait, options_.lookahead));
+    Dispatch(*p.job, std::move(p.result));
+  }
   WaitIdle();
   workers_.reset();
 }
@@ -111,8 +126,11 @@ void RunEngine::Loop() {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
       std::optional<absl::Time> next;
-      if (active_runs_ < options_.max_active_runs) next = queue_.NextDue();
+      if (active_runs_ < options_.max_active_runs) {
+        if (auto due = queue_.NextDue()) next = *due - options_.lookahead;
+      }
       if (!polls_.empty() && (!next || polls_.front().at < *next)) next = polls_.front().at;
+      if (!starts_.empty() && (!next || starts_.front().at < *next)) next = starts_.front().at;
       const absl::Duration wait =
           next ? std::max(absl::ZeroDuration(), *next - clock_->Now()) : absl::Hours(1);
       mu_.AwaitWithTimeout(absl::Condition(
@@ -138,18 +156,28 @@ int RunEngine::Tick() {
   bool prune = false;
   std::vector<std::pair<JobKey, absl::Time>> due;
   std::vector<Poll> polls;
+  std::vector<PendingStart> ready;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_ && workers_ == nullptr) return 0;
     const int room = std::max(0, options_.max_active_runs - active_runs_);
-    due = queue_.PopDue(now, std::min<size_t>(room, options_.max_fires_per_tick));
+    due = queue_.PopDue(now + options_.lookahead,
+                        std::min<size_t>(room, options_.max_fires_per_tick));
+    const auto start_later = [](const PendingStart& a, const PendingStart& b) {
+      return a.at > b.at;
+    };
+    while (!starts_.empty() && starts_.front().at <= now) {
+      std::pop_heap(starts_.begin(), starts_.end(), start_later);
+      ready.push_back(std::move(starts_.back()));
+      starts_.pop_back();
+    }
     const auto later = [](const Poll& a, const Poll& b) { return a.at > b.at; };
     while (!polls_.empty() && polls_.front().at <= now) {
       std::pop_heap(polls_.begin(), polls_.end(), later);
       polls.push_back(std::move(polls_.back()));
       polls_.pop_back();
     }
-    in_flight_ += static_cast<int>(polls.size());
+    in_flight_ += static_cast<int>(polls.size() + ready.size());
     if (options_.background && now >= next_prune_) {
       next_prune_ = now + absl::Hours(1);
       prune = true;
@@ -168,6 +196,7 @@ int RunEngine::Tick() {
       End();
     });
   }
+  for (PendingStart& p : ready) Dispatch(*p.job, std::move(p.result));
   for (const auto& [key, at] : due) Fire(key, at, now);
   for (Poll& p : polls) {
     workers_->Submit([this, run = std::move(p.run)]() mutable {
@@ -330,9 +359,23 @@ void RunEngine::RunRecorded(const v1::Job& job, const v1::JobResult& result) {
     jr.runs[result.run_number()];
     jr.provider = job.action().provider();
     ++active_runs_;
+    // A run recorded ahead of its slot waits for it (not counted in flight:
+    // WaitIdle() does not wait for time to pass).
+    const absl::Time at = FromProto(result.scheduled_time());
+    if (!result.manual() && at > clock_->Now()) {
+      starts_.push_back(PendingStart{at, std::make_shared<const v1::Job>(job), result});
+      std::push_heap(starts_.begin(), starts_.end(),
+                     [](const PendingStart& a, const PendingStart& b) { return a.at > b.at; });
+      wake_ = true;
+      return;
+    }
     ++in_flight_;
   }
-  workers_->Submit([this, job, result]() mutable {
+  Dispatch(job, result);
+}
+
+void RunEngine::Dispatch(v1::Job job, v1::JobResult result) {
+  workers_->Submit([this, job = std::move(job), result = std::move(result)]() mutable {
     StartRun(std::move(job), std::move(result));
     End();
   });

@@ -2,12 +2,12 @@
 // its action provider, durably.
 //
 // The life of a run:
-//   1. A job's due time comes up in the TimerQueue. The engine decides the
+//   1. A job's due time comes up in the TimerQueue (`lookahead` early). The engine decides the
 //      fire (schedule.h: run, skip for overlap or missed slots, or end) inside
 //      the store transaction that records it: the result is written PENDING
 //      and the job's next_run advanced, *before* the provider is called.
 //      Fires due together commit together (the store's group commit).
-//   2. A worker thread calls ActionProvider::Start with the run's idempotency
+//   2. At the slot's time, a worker thread calls ActionProvider::Start with the run's idempotency
 //      key "<job_id>/<run_number>" and records ACTIVE (or the outcome).
 //   3. Active runs are polled with backoff until they end or time out
 //      (then cancelled), and the outcome is recorded.
@@ -50,6 +50,9 @@ class RunEngine final : public JobObserver {
     int max_active_runs = 10000;
     // Most fires decided per tick.
     size_t max_fires_per_tick = 20000;
+    // Runs are recorded this far ahead of their slot, so the durable commit
+    // is not part of their lateness: the provider is called at the slot.
+    absl::Duration lookahead = absl::Milliseconds(100);
     // A run still active this long after it started is cancelled and FAILED.
     absl::Duration run_timeout = absl::Hours(6);
     // Polling of active runs backs off from poll_min to poll_max.
@@ -111,9 +114,17 @@ class RunEngine final : public JobObserver {
     absl::Time at;
     ActiveRun run;
   };
+  // A recorded run waiting for its slot.
+  struct PendingStart {
+    absl::Time at;
+    std::shared_ptr<const v1::Job> job;
+    v1::JobResult result;
+  };
 
   void Loop();
   void Fire(const JobKey& key, absl::Time due, absl::Time now);
+  // Hands a recorded run to a worker (in_flight_ already counts it).
+  void Dispatch(v1::Job job, v1::JobResult result);
   void StartRun(v1::Job job, v1::JobResult result);
   void PollRun(ActiveRun run);
   // Records a result and updates the job's counters in one write.
@@ -136,7 +147,8 @@ class RunEngine final : public JobObserver {
 
   mutable absl::Mutex mu_;
   TimerQueue queue_ ABSL_GUARDED_BY(mu_);
-  std::vector<Poll> polls_ ABSL_GUARDED_BY(mu_);  // Min-heap on `at`.
+  std::vector<Poll> polls_ ABSL_GUARDED_BY(mu_);             // Min-heap on `at`.
+  std::vector<PendingStart> starts_ ABSL_GUARDED_BY(mu_);    // Min-heap on `at`.
   absl::flat_hash_map<std::string, JobRuns> runs_ ABSL_GUARDED_BY(mu_);
   int active_runs_ ABSL_GUARDED_BY(mu_) = 0;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
