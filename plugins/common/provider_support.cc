@@ -114,7 +114,8 @@ timer_ap_error* Start(timer_ap_provider* p, timer_ap_str request_id, const timer
     std::string rid(View(request_id));
     e = self->runner().Start(
         rid, std::move(work),
-        [&](std::string_view action_id) { self->OnCreated(rid, action_id); }, &snap, &created);
+        [&](std::string_view action_id) { self->OnCreated(rid, action_id); }, &snap, &created,
+        self->RunsInline(j));
     if (!e.ok()) return e;
     *out = ToC(snap);
     return Ok();
@@ -239,9 +240,10 @@ void ActionRunner::Run(Action* a, Work work) {
 
 Err ActionRunner::Start(std::string_view request_id, Work work,
                         const std::function<void(std::string_view)>& on_created,
-                        ActionSnapshot* out, bool* created) {
+                        ActionSnapshot* out, bool* created, bool run_inline) {
   std::vector<std::thread> finished;
   Err result;
+  Action* inline_action = nullptr;
   {
     std::lock_guard<std::mutex> lock(mu_);
     finished = TakeFinishedThreads();
@@ -259,12 +261,23 @@ Err ActionRunner::Start(std::string_view request_id, Work work,
       a->ctx.details_ = &a->details;
       if (on_created) on_created(a->id);
       Action* raw = a.get();
-      raw->thread = std::thread([this, raw, w = std::move(work)]() mutable { Run(raw, std::move(w)); });
+      if (run_inline) {
+        inline_action = raw;
+      } else {
+        raw->thread =
+            std::thread([this, raw, w = std::move(work)]() mutable { Run(raw, std::move(w)); });
+      }
       by_request_[raw->request_id] = raw;
       *out = Snap(*raw);
       *created = true;
       by_id_[raw->id] = std::move(a);
     }
+  }
+  if (inline_action != nullptr) {
+    // Not yet visible to Release (the caller has no action id), so it stays alive.
+    Run(inline_action, std::move(work));
+    std::lock_guard<std::mutex> lock(mu_);
+    *out = Snap(*inline_action);
   }
   for (auto& t : finished) t.join();
   return result;

@@ -116,9 +116,11 @@ class ActionRunner {
   // which case returns that one and sets *created to false. `on_created`
   // runs under the runner's lock exactly once per new action, before the
   // work starts (noop's record file uses it).
+  // With `run_inline`, the work runs on the calling thread before Start
+  // returns (for work known to take no time), so no thread is made for it.
   Err Start(std::string_view request_id, Work work,
             const std::function<void(std::string_view action_id)>& on_created,
-            ActionSnapshot* out, bool* created);
+            ActionSnapshot* out, bool* created, bool run_inline = false);
   // True (and *out set) if an unreleased action has `request_id`.
   bool FindRequest(std::string_view request_id, ActionSnapshot* out);
   Err Status(std::string_view action_id, ActionSnapshot* out);
@@ -161,6 +163,10 @@ class ProviderBase {
   // non-null, also builds the work that carries out the action.
   // [thread-safe]
   virtual Err Plan(const Identity& owner, const nlohmann::json& body, Work* work) = 0;
+
+  // True if the work Plan() builds for `body` finishes at once: it then runs
+  // inside start() and the action is already final when start() returns.
+  virtual bool RunsInline(const nlohmann::json& body) const { return false; }
 
   // Called once per newly created action, under the runner's lock.
   virtual void OnCreated(std::string_view request_id, std::string_view action_id) {}

@@ -71,6 +71,12 @@ class NoopProvider : public ProviderBase {
     return Ok();
   }
 
+  // No delay: the action is done the moment it starts.
+  bool RunsInline(const nlohmann::json& body) const override {
+    auto it = body.find("delay_ms");
+    return it == body.end() || (it->is_number_integer() && it->get<int64_t>() == 0);
+  }
+
   void OnCreated(std::string_view request_id, std::string_view action_id) override {
     if (record_fd_ < 0) return;
     auto now = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -105,6 +105,9 @@ class SqliteStore final : public Store {
   const Options options_;
   std::unique_ptr<Writer> writer_;  // Used only by the writer thread.
   std::thread writer_thread_;
+  // Checkpoints the WAL into the database file off the writer's path.
+  std::thread checkpoint_thread_;
+  void CheckpointLoop();
 
   mutable absl::Mutex mu_;
   std::deque<WriteOp> queue_ ABSL_GUARDED_BY(mu_);
