@@ -127,6 +127,19 @@ TEST_F(RunEngineTest, RunsOnTheGridWithStableIdempotencyKeys) {
   EXPECT_THAT(fake_.owners(), ::testing::Each("alice"));
 }
 
+TEST_F(RunEngineTest, AStartWithNanosecondsStillFires) {
+  StartEngine();
+  const absl::Time start = kStart + absl::Nanoseconds(123456789);
+  v1::Job job = Create(10, [&](v1::Job& j) {
+    *j.mutable_schedule()->mutable_start() = ToProto(start);
+  });
+  // Kept to the microsecond, the resolution of the timer queue.
+  EXPECT_EQ(FromProto(job.schedule().start()), kStart + absl::Microseconds(123456));
+  At(start);
+  At(start + absl::Seconds(10));
+  EXPECT_EQ(fake_.starts().size(), 2u);
+}
+
 TEST_F(RunEngineTest, NothingFiresBeforeItIsDue) {
   StartEngine();
   v1::Job job = Create(60);

@@ -124,6 +124,15 @@ absl::Time EarliestNextRun(const v1::Job& job, absl::Time now) {
   return earliest;
 }
 
+void TruncateToMicros(google::protobuf::Timestamp* t) {
+  t->set_nanos(t->nanos() / 1000 * 1000);
+}
+
+void TruncateToMicros(v1::Schedule* s) {
+  if (s->has_start()) TruncateToMicros(s->mutable_start());
+  if (s->has_stop_after_date()) TruncateToMicros(s->mutable_stop_after_date());
+}
+
 // Puts the job back on its grid from `now`, or ends it if a stop condition
 // forbids any further run.
 void Reschedule(v1::Job& job, absl::Time now, v1::Job::Status running_status) {
@@ -229,6 +238,9 @@ void JobService::CreateJob(const Identity& caller,
   job.set_label(in.label());
   *job.mutable_action() = in.action();
   *job.mutable_schedule() = in.schedule();
+  // Schedules are kept to the microsecond (the timer queue's resolution), so
+  // every due time computed from them is exact.
+  TruncateToMicros(job.mutable_schedule());
   if (!in.schedule().has_start()) {
     // "Now", rounded up to a whole second so the grid is readable and the
     // first run is never in the past.
@@ -426,6 +438,7 @@ void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& r
         job.set_label(merged.label());
         *job.mutable_action() = merged.action();
         *job.mutable_schedule() = merged.schedule();
+        TruncateToMicros(job.mutable_schedule());
         job.set_overlap_policy(merged.overlap_policy());
         job.set_max_concurrent(merged.max_concurrent());
         job.set_missed_run_policy(merged.missed_run_policy());

@@ -242,8 +242,9 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
   store_->WriteJob(
       "", job_id,
       [=](v1::Job& job, std::vector<v1::JobResult>& table) -> absl::Status {
+        // The queue keeps microseconds; so does the schedule (see jobs.cc).
         if (!IsSchedulable(job.status()) || !job.has_next_run() ||
-            FromProto(job.next_run()) != due) {
+            absl::ToUnixMicros(FromProto(job.next_run())) != absl::ToUnixMicros(due)) {
           return absl::AbortedError("fire is stale: the job changed");
         }
         const FireDecision d = DecideFire(job, due, now);
