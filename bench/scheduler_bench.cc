@@ -1,0 +1,322 @@
+// scheduler_bench: how well the run engine fires on time, durably.
+//
+// Fire mode (default): N jobs with a 1 s interval, their first due times
+// spread evenly over one second, run for --seconds with the real SQLite store
+// (WAL, synchronous=FULL) and the real noop plugin. Reports fired/expected,
+// lateness (provider start minus scheduled time) p50/p99/max, drift (median
+// lateness of the first 5 s vs the last 5 s), CPU and peak RSS.
+//
+// Load mode (--load N): creates N jobs, then restarts (a fresh process over
+// the same store) and reports the engine's memory per loaded job and the time
+// from start to the first fire.
+//
+//   timer_bench_scheduler --jobs 1000,10000,100000 --seconds 30
+//   timer_bench_scheduler --load 1000000
+#include <spawn.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "domain/ids.h"
+#include "domain/jobs.h"
+#include "domain/run_engine.h"
+#include "domain/time_util.h"
+#include "plugin_host/plugin_host.h"
+#include "store/sqlite_store.h"
+
+extern char** environ;
+
+namespace timer::bench {
+namespace {
+
+using domain::ActionProvider;
+using domain::ActionStatus;
+
+// Wraps the noop provider: notes when each run reached it, against the time
+// it was scheduled for (start + (run_number - 1) * 1 s for these jobs).
+class MeasuringProvider final : public ActionProvider {
+ public:
+  explicit MeasuringProvider(ActionProvider* inner) : inner_(inner) {}
+  const v1::ActionProvider& info() const override { return inner_->info(); }
+  absl::Status Validate(const domain::Identity& o, absl::string_view b) override {
+    return inner_->Validate(o, b);
+  }
+  absl::StatusOr<ActionStatus> Start(absl::string_view request_id,
+                                     const domain::Identity& owner,
+                                     absl::string_view body) override {
+    const absl::Time now = absl::Now();
+    const size_t slash = request_id.find('/');
+    int64_t run = 0;
+    if (slash != absl::string_view::npos &&
+        absl::SimpleAtoi(request_id.substr(slash + 1), &run)) {
+      const std::string job_id(request_id.substr(0, slash));
+      absl::MutexLock lock(&mu_);
+      auto it = starts_.find(job_id);
+      if (it != starts_.end()) {
+        samples_.push_back({it->second + absl::Seconds(run - 1), now});
+      }
+      if (first_fire_ == absl::InfinitePast()) first_fire_ = now;
+    }
+    return inner_->Start(request_id, owner, body);
+  }
+  absl::StatusOr<ActionStatus> Status(absl::string_view id) override {
+    return inner_->Status(id);
+  }
+  absl::Status Cancel(absl::string_view id) override { return inner_->Cancel(id); }
+  absl::Status Release(absl::string_view id) override { return inner_->Release(id); }
+
+  void Expect(const std::string& job_id, absl::Time start) {
+    absl::MutexLock lock(&mu_);
+    starts_[job_id] = start;
+  }
+  struct Sample {
+    absl::Time scheduled;
+    absl::Time started;
+  };
+  std::vector<Sample> samples() {
+    absl::MutexLock lock(&mu_);
+    return samples_;
+  }
+  absl::Time first_fire() {
+    absl::MutexLock lock(&mu_);
+    return first_fire_;
+  }
+
+ private:
+  ActionProvider* const inner_;
+  absl::Mutex mu_;
+  std::map<std::string, absl::Time> starts_ ABSL_GUARDED_BY(mu_);
+  std::vector<Sample> samples_ ABSL_GUARDED_BY(mu_);
+  absl::Time first_fire_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+};
+
+int64_t RssKb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return 0;
+}
+
+double CpuSeconds() {
+  rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 + u.ru_stime.tv_sec +
+         u.ru_stime.tv_usec / 1e6;
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * v.size()))];
+}
+
+struct Rig {
+  std::filesystem::path dir;
+  std::unique_ptr<store::SqliteStore> store;
+  std::unique_ptr<plugin_host::PluginRegistry> plugins;
+  std::unique_ptr<MeasuringProvider> measure;
+  std::unique_ptr<domain::StaticRegistry> registry;
+  domain::SystemClock clock;
+  std::unique_ptr<domain::JobService> jobs;
+
+  Rig(const std::filesystem::path& d, const std::string& plugin_dir) : dir(d) {
+    std::filesystem::create_directories(dir);
+    store = store::SqliteStore::Open({.path = (dir / "timer.db").string()}).value();
+    plugins = plugin_host::LoadPlugins({plugin_dir}, nlohmann::json::object()).value();
+    ActionProvider* noop = plugins->Find("noop");
+    if (noop == nullptr) {
+      std::fprintf(stderr, "no noop plugin in %s\n", plugin_dir.c_str());
+      std::exit(1);
+    }
+    measure = std::make_unique<MeasuringProvider>(noop);
+    registry = std::make_unique<domain::StaticRegistry>(
+        std::vector<ActionProvider*>{measure.get()});
+    jobs = std::make_unique<domain::JobService>(store.get(), &clock, registry.get());
+  }
+
+  // Creates jobs with the given starts, `window` at a time; returns their ids.
+  std::vector<std::string> Create(const std::vector<absl::Time>& starts,
+                                  v1::MissedRunPolicy first_missed = v1::SKIP_MISSED) {
+    std::vector<std::string> ids(starts.size());
+    const size_t window = 4096;
+    for (size_t from = 0; from < starts.size(); from += window) {
+      const size_t to = std::min(starts.size(), from + window);
+      absl::Mutex mu;
+      size_t left = to - from;
+      for (size_t i = from; i < to; ++i) {
+        v1::CreateJobRequest req;
+        v1::Job* job = req.mutable_job();
+        *job->mutable_schedule()->mutable_start() = domain::ToProto(starts[i]);
+        job->mutable_schedule()->set_interval_seconds(1);
+        job->mutable_action()->set_provider("noop");
+        job->mutable_action()->set_body("{}");
+        if (i == 0) job->set_missed_run_policy(first_missed);
+        jobs->CreateJob({"bench", "none"}, req, [&, i](absl::StatusOr<v1::Job> j) {
+          if (!j.ok()) {
+            std::fprintf(stderr, "create: %s\n", std::string(j.status().message()).c_str());
+            std::exit(1);
+          }
+          ids[i] = j->job_id();
+          absl::MutexLock lock(&mu);
+          --left;
+        });
+      }
+      absl::MutexLock lock(&mu);
+      mu.Await(absl::Condition(+[](size_t* n) { return *n == 0; }, &left));
+    }
+    return ids;
+  }
+};
+
+void FireMode(int64_t n, int seconds, const std::string& plugin_dir) {
+  const auto dir = std::filesystem::temp_directory_path() / ("timer-bench-" + domain::NewUuid());
+  {
+    Rig rig(dir, plugin_dir);
+    // Room to create the jobs before the first is due.
+    const absl::Time base =
+        absl::Ceil(absl::Now() - absl::UnixEpoch() + absl::Seconds(2) +
+                       absl::Milliseconds(n / 5),
+                   absl::Seconds(1)) +
+        absl::UnixEpoch();
+    std::vector<absl::Time> starts(n);
+    for (int64_t i = 0; i < n; ++i) starts[i] = base + absl::Seconds(1) * i / n;
+    std::vector<std::string> ids = rig.Create(starts);
+    for (int64_t i = 0; i < n; ++i) rig.measure->Expect(ids[i], starts[i]);
+    if (absl::Now() > base) std::fprintf(stderr, "warning: creating the jobs overran the start\n");
+
+    domain::RunEngine engine(rig.store.get(), &rig.clock, rig.registry.get(), {});
+    rig.jobs->set_observer(&engine);
+    if (!engine.Start().ok()) std::exit(1);
+    absl::SleepFor(base - absl::Now());
+    const double cpu0 = CpuSeconds();
+    const absl::Time end = base + absl::Seconds(seconds);
+    absl::SleepFor(end - absl::Now());
+    const double cpu = CpuSeconds() - cpu0;
+    engine.Stop();
+
+    std::vector<double> all, first, last;
+    int64_t fired = 0;
+    for (const auto& s : rig.measure->samples()) {
+      if (s.scheduled >= end) continue;
+      ++fired;
+      const double ms = absl::ToDoubleMilliseconds(s.started - s.scheduled);
+      all.push_back(ms);
+      if (s.scheduled < base + absl::Seconds(5)) first.push_back(ms);
+      if (s.scheduled >= end - absl::Seconds(5)) last.push_back(ms);
+    }
+    const int64_t expected = n * seconds;
+    std::printf(
+        "%8lld jobs  %6lld fires/s  fired/expected %.4f  lateness ms p50 %.2f p99 %.2f "
+        "max %.2f  drift ms %.3f  CPU %.0f%%  peak RSS %lld MB\n",
+        static_cast<long long>(n), static_cast<long long>(n),
+        static_cast<double>(fired) / expected, Percentile(all, 0.5),
+        Percentile(all, 0.99), all.empty() ? 0 : *std::max_element(all.begin(), all.end()),
+        Percentile(last, 0.5) - Percentile(first, 0.5), 100.0 * cpu / seconds,
+        static_cast<long long>(RssKb() / 1024));
+    std::fflush(stdout);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+// Phase 2 of load mode, in a fresh process: open the store, start the engine.
+void RestartMode(const std::string& dir, const std::string& plugin_dir) {
+  Rig rig(dir, plugin_dir);
+  const int64_t rss0 = RssKb();
+  domain::RunEngine engine(rig.store.get(), &rig.clock, rig.registry.get(), {});
+  const absl::Time t0 = absl::Now();
+  if (!engine.Start().ok()) std::exit(1);
+  const absl::Time loaded = absl::Now();
+  const int64_t rss1 = RssKb();
+  while (rig.measure->first_fire() == absl::InfinitePast() &&
+         absl::Now() - t0 < absl::Seconds(60)) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  const size_t n = engine.queued_jobs();
+  std::printf(
+      "%8zu jobs loaded in %.0f ms; engine memory %.0f B/job; first fire %.0f ms after "
+      "start\n",
+      n, absl::ToDoubleMilliseconds(loaded - t0), 1024.0 * (rss1 - rss0) / std::max<size_t>(n, 1),
+      absl::ToDoubleMilliseconds(rig.measure->first_fire() - t0));
+  engine.Stop();
+}
+
+void LoadMode(int64_t n, const std::string& plugin_dir, const char* self) {
+  const auto dir = std::filesystem::temp_directory_path() / ("timer-bench-" + domain::NewUuid());
+  {
+    Rig rig(dir, plugin_dir);
+    // All due in an hour, but the first one created, whose slot has passed by
+    // the restart and whose policy is to catch up: it fires as soon as the
+    // restarted engine can.
+    std::vector<absl::Time> starts(n, absl::Now() + absl::Hours(1));
+    starts.front() = absl::Now() - absl::Hours(1);
+    const absl::Time t0 = absl::Now();
+    rig.Create(starts, v1::RUN_ONCE);
+    std::printf("%8lld jobs created in %.1f s (%.0f creates/s, durable)\n",
+                static_cast<long long>(n), absl::ToDoubleSeconds(absl::Now() - t0),
+                n / absl::ToDoubleSeconds(absl::Now() - t0));
+    std::fflush(stdout);
+  }
+  std::string dir_s = dir.string();
+  std::vector<char*> argv = {const_cast<char*>(self), const_cast<char*>("--restart-dir"),
+                             dir_s.data(), const_cast<char*>("--plugin-dir"),
+                             const_cast<char*>(plugin_dir.c_str()), nullptr};
+  pid_t pid;
+  if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ) == 0) {
+    int status;
+    waitpid(pid, &status, 0);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace timer::bench
+
+int main(int argc, char** argv) {
+  CLI::App app{"scheduler_bench: run-engine firing accuracy and load"};
+  std::string jobs = "1000,10000,100000", plugin_dir = TIMER_BENCH_PLUGIN_DIR, restart_dir;
+  int seconds = 30;
+  int64_t load = 0;
+  app.add_option("--jobs", jobs, "comma-separated job counts (fire mode)");
+  app.add_option("--seconds", seconds, "measuring window per case");
+  app.add_option("--load", load, "load mode: create this many jobs, then restart");
+  app.add_option("--plugin-dir", plugin_dir, "where noop.so is");
+  app.add_option("--restart-dir", restart_dir, "(internal) phase 2 of load mode");
+  bool deadlock_detection = false;
+  app.add_option("--absl-deadlock-detection", deadlock_detection,
+                 "keep Abseil's Mutex deadlock detection on (Debian's build has it on; "
+                 "timerd turns it off)");
+  CLI11_PARSE(app, argc, argv);
+  if (!deadlock_detection) absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  spdlog::set_level(spdlog::level::warn);
+  if (!restart_dir.empty()) {
+    timer::bench::RestartMode(restart_dir, plugin_dir);
+  } else if (load > 0) {
+    timer::bench::LoadMode(load, plugin_dir, argv[0]);
+  } else {
+    for (absl::string_view n : absl::StrSplit(jobs, ',')) {
+      int64_t count = 0;
+      if (absl::SimpleAtoi(n, &count)) timer::bench::FireMode(count, seconds, plugin_dir);
+    }
+  }
+  return 0;
+}
