@@ -20,6 +20,7 @@
 
 #include "grpc/health/v1/health_probe.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection_probe.grpc.pb.h"
+#include "cli_fixture.h"
 #include "process.h"
 #include "timer/v1/session.grpc.pb.h"
 #include "timer/v1/timer.grpc.pb.h"
@@ -29,67 +30,12 @@ namespace {
 
 using nlohmann::json;
 
-constexpr char kListening[] = "listening on ";
-
-class E2eTest : public ::testing::Test {
+class E2eTest : public CliTest {
  protected:
-  void SetUp() override {
-    const char* prefix = std::getenv("TIMER_INSTALL_PREFIX");
-    ASSERT_NE(prefix, nullptr) << "TIMER_INSTALL_PREFIX must name the install prefix";
-    timerd_ = std::string(prefix) + "/bin/timerd";
-    timer_ = std::string(prefix) + "/bin/timer";
-    ASSERT_TRUE(std::filesystem::exists(timerd_)) << timerd_;
-    ASSERT_TRUE(std::filesystem::exists(timer_)) << timer_;
-    data_dir_ = tmp_.path() + "/data";
-  }
-
-  // Starts timerd on a free port over data_dir_ and waits until it listens.
-  std::unique_ptr<Daemon> StartTimerd(std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {timerd_, "--listen", "127.0.0.1:0",
-                                     "--data-dir", data_dir_};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    auto daemon = std::make_unique<Daemon>(argv);
-    std::string address;
-    EXPECT_TRUE(daemon->WaitForLog(kListening, absl::Seconds(20), &address))
-        << daemon->log();
-    address_ = address;
-    return daemon;
-  }
-
-  RunResult Cli(std::vector<std::string> args) {
-    std::vector<std::string> argv = {timer_, "--server", address_};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return timer::testing::Run(argv);
-  }
-
-  // Runs a command with --format json that must succeed; returns its output.
-  json CliJson(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--format", "json"});
-    RunResult r = Cli(args);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    json parsed = json::parse(r.out, nullptr, /*allow_exceptions=*/false);
-    EXPECT_FALSE(parsed.is_discarded()) << r.out;
-    return parsed;
-  }
-
   json Submit(const std::string& name) {
     return CliJson({"job", "submit", "--name", name, "--interval", "1h",
                     "--start", "2030-01-01T00:00:00Z", "--action-provider", "noop",
                     "--action-body", R"({"delay_ms": 5})"});
-  }
-
-  // Polls `timer job status` until `done` holds (at most `timeout`).
-  json WaitForJob(const std::string& id, const std::function<bool(const json&)>& done,
-                  absl::Duration timeout = absl::Seconds(30)) {
-    const absl::Time deadline = absl::Now() + timeout;
-    json job;
-    do {
-      job = CliJson({"job", "status", "--show-deleted", id});
-      if (done(job)) return job;
-      absl::SleepFor(absl::Milliseconds(50));  // Polling the server's state.
-    } while (absl::Now() < deadline);
-    ADD_FAILURE() << "timed out waiting for job " << id << ": " << job.dump();
-    return job;
   }
 
   // Starts timerd with the noop provider recording every start in a file.
@@ -123,8 +69,7 @@ class E2eTest : public ::testing::Test {
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   }
 
-  TempDir tmp_;
-  std::string timerd_, timer_, data_dir_, address_, config_, record_;
+  std::string config_, record_;
 };
 
 TEST_F(E2eTest, JobLifecycleThroughCliSurvivesRestart) {

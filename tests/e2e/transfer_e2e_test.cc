@@ -26,6 +26,7 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "cli_fixture.h"
 #include "process.h"
 
 namespace timer::testing {
@@ -34,7 +35,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-constexpr char kListening[] = "listening on ";
 constexpr char kSrcId[] = "6f1d3c2a-0b7e-4c11-9a55-1c2d3e4f5a01";
 constexpr char kDstId[] = "6f1d3c2a-0b7e-4c11-9a55-1c2d3e4f5a02";
 // Usable only by alice, never by the CLI's "local" identity.
@@ -94,16 +94,10 @@ struct stat Stat(const std::string& path) {
   return st;
 }
 
-class TransferE2eTest : public ::testing::Test {
+class TransferE2eTest : public CliTest {
  protected:
   void SetUp() override {
-    const char* prefix = std::getenv("TIMER_INSTALL_PREFIX");
-    ASSERT_NE(prefix, nullptr) << "TIMER_INSTALL_PREFIX must name the install prefix";
-    timerd_ = std::string(prefix) + "/bin/timerd";
-    timer_ = std::string(prefix) + "/bin/timer";
-    ASSERT_TRUE(fs::exists(timerd_)) << timerd_;
-    ASSERT_TRUE(fs::exists(timer_)) << timer_;
-    data_dir_ = tmp_.path() + "/data";
+    CliTest::SetUp();
     src_ = tmp_.path() + "/src-endpoint";
     dst_ = tmp_.path() + "/dst-endpoint";
     alice_ = tmp_.path() + "/alice-endpoint";
@@ -127,43 +121,7 @@ class TransferE2eTest : public ::testing::Test {
                           << "display_name = \"alice only\"\n"
                           << "root = \"" << alice_ << "\"\n"
                           << "allowed_identities = [\"alice@example.org\"]\n";
-    auto daemon = std::make_unique<Daemon>(std::vector<std::string>{
-        timerd_, "--config", config, "--listen", "127.0.0.1:0", "--data-dir", data_dir_});
-    std::string address;
-    EXPECT_TRUE(daemon->WaitForLog(kListening, absl::Seconds(20), &address))
-        << daemon->log();
-    address_ = address;
-    return daemon;
-  }
-
-  RunResult Cli(std::vector<std::string> args) {
-    std::vector<std::string> argv = {timer_, "--server", address_};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return timer::testing::Run(argv);
-  }
-
-  // Runs a command with --format json that must succeed; returns its output.
-  json CliJson(std::vector<std::string> args) {
-    args.insert(args.begin(), {"--format", "json"});
-    RunResult r = Cli(args);
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    json parsed = json::parse(r.out, nullptr, /*allow_exceptions=*/false);
-    EXPECT_FALSE(parsed.is_discarded()) << r.out;
-    return parsed;
-  }
-
-  // Polls `timer job status` until `done` holds (at most `timeout`).
-  json WaitForJob(const std::string& id, const std::function<bool(const json&)>& done,
-                  absl::Duration timeout = absl::Seconds(30)) {
-    const absl::Time deadline = absl::Now() + timeout;
-    json job;
-    do {
-      job = CliJson({"job", "status", id});
-      if (done(job)) return job;
-      absl::SleepFor(absl::Milliseconds(50));  // Polling the server's state.
-    } while (absl::Now() < deadline);
-    ADD_FAILURE() << "timed out waiting for job " << id << ": " << job.dump();
-    return job;
+    return CliTest::StartTimerd({"--config", config});
   }
 
   // Waits until run `run_number` of the job has finished; returns its result.
@@ -196,8 +154,6 @@ class TransferE2eTest : public ::testing::Test {
     return body.dump();
   }
 
-  TempDir tmp_;
-  std::string timerd_, timer_, data_dir_, address_;
   std::string src_, dst_, alice_, outside_;
 };
 

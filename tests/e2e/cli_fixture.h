@@ -1,0 +1,84 @@
+// CliTest: the base of end-to-end tests that drive the installed timerd and
+// timer binaries. The install prefix comes from TIMER_INSTALL_PREFIX (ctest
+// installs the build there first). Each test gets a temporary directory; every
+// timerd listens on a free loopback port and is stopped when its Daemon is
+// destroyed.
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "absl/time/clock.h"
+#include "process.h"
+
+namespace timer::testing {
+
+class CliTest : public ::testing::Test {
+ protected:
+  using json = nlohmann::json;
+
+  void SetUp() override {
+    const char* prefix = std::getenv("TIMER_INSTALL_PREFIX");
+    ASSERT_NE(prefix, nullptr) << "TIMER_INSTALL_PREFIX must name the install prefix";
+    timerd_ = std::string(prefix) + "/bin/timerd";
+    timer_ = std::string(prefix) + "/bin/timer";
+    ASSERT_TRUE(std::filesystem::exists(timerd_)) << timerd_;
+    ASSERT_TRUE(std::filesystem::exists(timer_)) << timer_;
+    data_dir_ = tmp_.path() + "/data";
+  }
+
+  // Starts timerd on a free port over data_dir_ and waits until it listens.
+  std::unique_ptr<Daemon> StartTimerd(std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {timerd_, "--listen", "127.0.0.1:0", "--data-dir",
+                                     data_dir_};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto daemon = std::make_unique<Daemon>(argv);
+    std::string address;
+    EXPECT_TRUE(daemon->WaitForLog("listening on ", absl::Seconds(20), &address))
+        << daemon->log();
+    address_ = address;
+    return daemon;
+  }
+
+  RunResult Cli(std::vector<std::string> args) {
+    std::vector<std::string> argv = {timer_, "--server", address_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return timer::testing::Run(argv);
+  }
+
+  // Runs a command with --format json that must succeed; returns its output.
+  json CliJson(std::vector<std::string> args) {
+    args.insert(args.begin(), {"--format", "json"});
+    RunResult r = Cli(args);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    json parsed = json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+    EXPECT_FALSE(parsed.is_discarded()) << r.out;
+    return parsed;
+  }
+
+  // Polls `timer job status` until `done` holds (at most `timeout`).
+  json WaitForJob(const std::string& id, const std::function<bool(const json&)>& done,
+                  absl::Duration timeout = absl::Seconds(30)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    json job;
+    do {
+      job = CliJson({"job", "status", "--show-deleted", id});
+      if (done(job)) return job;
+      absl::SleepFor(absl::Milliseconds(50));  // Polling the server's state.
+    } while (absl::Now() < deadline);
+    ADD_FAILURE() << "timed out waiting for job " << id << ": " << job.dump();
+    return job;
+  }
+
+  TempDir tmp_;
+  std::string timerd_, timer_, data_dir_, address_;
+};
+
+}  // namespace timer::testing
