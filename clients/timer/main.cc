@@ -4,6 +4,7 @@
 //   timer job status JOB_ID
 //   timer job list [--show-deleted]
 //   timer job delete JOB_ID
+//   timer job transfer --source-endpoint ID --dest-endpoint ID --item SRC DST true ...
 //   timer job update|pause|resume|run-now|results JOB_ID
 //   timer provider list|show NAME
 //
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
@@ -303,6 +305,65 @@ void Results(const Globals& g, const std::string& job_id, bool verbose) {
   }
 }
 
+struct TransferArgs {
+  std::string source, dest, items_file, sync_level;
+  std::vector<std::string> items;  // Flat: SRC DST RECURSIVE, SRC DST RECURSIVE, ...
+  bool verify_checksum = false, encrypt_data = false, preserve_timestamp = false;
+};
+
+bool ParseBool(std::string text, const std::string& where) {
+  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (text == "true" || text == "yes" || text == "1") return true;
+  if (text == "false" || text == "no" || text == "0") return false;
+  Fail(kUsage, absl::StrCat(where, ": \"", text, "\" is not true or false"));
+}
+
+std::string Trim(const std::string& s) {
+  const size_t b = s.find_first_not_of(" \t\r");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
+}
+
+// The transfer provider's body, from the seed CLI's options.
+std::string TransferBody(const TransferArgs& t, const std::string& label) {
+  nlohmann::json items = nlohmann::json::array();
+  const auto add = [&](const std::string& src, const std::string& dst,
+                       const std::string& recursive, const std::string& where) {
+    items.push_back({{"source_path", src},
+                     {"destination_path", dst},
+                     {"recursive", ParseBool(recursive, where)}});
+  };
+  if (!t.items_file.empty()) {
+    std::istringstream lines(ReadFile(t.items_file, "--items-file"));
+    std::string line;
+    for (int n = 1; std::getline(lines, line); ++n) {
+      const std::string trimmed = Trim(line);
+      if (trimmed.empty() || trimmed[0] == '#') continue;
+      std::vector<std::string> fields;
+      std::istringstream cells(trimmed);
+      for (std::string cell; std::getline(cells, cell, ',');) fields.push_back(Trim(cell));
+      const std::string where = absl::StrCat("--items-file ", t.items_file, ":", n);
+      if (fields.size() != 3) {
+        Fail(kUsage, absl::StrCat(where, ": expected SOURCE, DESTINATION, RECURSIVE"));
+      }
+      add(fields[0], fields[1], fields[2], where);
+    }
+  }
+  for (size_t i = 0; i + 2 < t.items.size(); i += 3) {
+    add(t.items[i], t.items[i + 1], t.items[i + 2], "--item");
+  }
+  if (items.empty()) Fail(kUsage, "give at least one --item or an --items-file with items");
+  nlohmann::json body = {{"source_endpoint_id", t.source},
+                         {"destination_endpoint_id", t.dest},
+                         {"transfer_items", items}};
+  if (!label.empty()) body["label"] = label;
+  if (!t.sync_level.empty()) body["sync_level"] = t.sync_level;
+  if (t.verify_checksum) body["verify_checksum"] = true;
+  if (t.encrypt_data) body["encrypt_data"] = true;
+  if (t.preserve_timestamp) body["preserve_timestamp"] = true;
+  return body.dump();
+}
+
 void Providers(const Globals& g, const std::string& name) {
   Client client(g);
   if (!name.empty()) {
@@ -451,6 +512,42 @@ int Run(int argc, char** argv) {
   results->add_option("JOB_ID", job_id, "the job's id")->required();
   results->add_flag("-v,--verbose", verbose, "include the provider's details");
 
+  SubmitArgs xa;
+  TransferArgs ta;
+  CLI::App* transfer = job->add_subcommand(
+      "transfer",
+      "schedule a recurring transfer between two endpoints\n\n"
+      "Example:\n"
+      "  timer job transfer --name nightly --interval 1d --start 2026-12-01T02:00 \\\n"
+      "    --source-endpoint SRC_ID --dest-endpoint DST_ID \\\n"
+      "    --item data/ backup/data/ true --item notes.txt backup/notes.txt false");
+  transfer->add_option("--name", xa.name, "a name for the job");
+  transfer->add_option("--label", xa.label, "the transfer's label (default: the job's name)");
+  transfer->add_option("--interval", xa.interval, "time between runs: seconds, or 15m, 1h, 1d, 1w")
+      ->required();
+  transfer->add_option("--start,--start-time", xa.start, "first run (default: now)");
+  transfer->add_option("--source-endpoint", ta.source, "source endpoint id")->required();
+  transfer->add_option("--dest-endpoint", ta.dest, "destination endpoint id")->required();
+  auto* item_opt = transfer->add_option("--item", ta.items,
+                                        "SOURCE_PATH DEST_PATH RECURSIVE (repeatable)")
+                       ->type_size(3)
+                       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  auto* file_opt2 = transfer->add_option(
+      "--items-file", ta.items_file,
+      "CSV of SOURCE_PATH, DEST_PATH, RECURSIVE lines ('#' starts a comment), "
+      "instead of --item");
+  item_opt->excludes(file_opt2);
+  transfer->add_option("--sync-level", ta.sync_level,
+                       "skip files already at the destination: exists, size, mtime, checksum")
+      ->check(CLI::IsMember({"exists", "size", "mtime", "checksum"}));
+  transfer->add_flag("--verify-checksum", ta.verify_checksum, "verify each copy with SHA-256");
+  transfer->add_flag("--encrypt-data", ta.encrypt_data, "encrypt data in transit");
+  transfer->add_flag("--preserve-timestamp", ta.preserve_timestamp,
+                     "keep each file's modification time");
+  transfer->add_option("--stop-after-runs", xa.stop_after_runs, "stop after N runs")
+      ->check(CLI::PositiveNumber);
+  transfer->add_option("--stop-after-date", xa.stop_after_date, "stop running at this time");
+
   CLI::App* provider = app.add_subcommand("provider", "inspect action providers");
   provider->require_subcommand(1);
   CLI::App* provider_list = provider->add_subcommand("list", "the loaded providers");
@@ -478,6 +575,13 @@ int Run(int argc, char** argv) {
     if (list->parsed()) List(g, verbose, show_deleted);
     if (del->parsed()) Delete(g, job_id);
     if (update->parsed()) Update(g, job_id, ua);
+    if (transfer->parsed()) {
+      xa.provider = "transfer";
+      // Without --label, the transfer's label names the job (as the seed does).
+      if (xa.label.empty()) xa.label = xa.name;
+      xa.body = TransferBody(ta, xa.label);
+      Submit(g, xa);
+    }
     if (pause->parsed()) Act(g, job_id, &v1::TimerService::Stub::PauseJob);
     if (resume->parsed()) Act(g, job_id, &v1::TimerService::Stub::ResumeJob);
     if (run_now->parsed()) {

@@ -442,3 +442,49 @@ TEST_F(TransferE2eTest, ProviderIsListedAndShowsItsInputSchema) {
 
 }  // namespace
 }  // namespace timer::testing
+
+namespace timer::testing {
+namespace {
+
+// The seed CLI's `job transfer`, rewritten for `timer`: repeated --item, and
+// an items file with a comment and a blank line; the label defaults to the name.
+TEST_F(TransferE2eTest, JobTransferCommandTakesItemsAndAnItemsFile) {
+  WriteFile(src_ + "/file1.txt", "one\n");
+  WriteFile(src_ + "/file2.txt", "two\n");
+  auto daemon = StartTimerd();
+  json job = CliJson({"job", "transfer", "--name", "example-job", "--interval", "28800",
+                      "--source-endpoint", kSrcId, "--dest-endpoint", kDstId, "--item",
+                      "file1.txt", "new_file1.txt", "false", "--item", "file2.txt",
+                      "new_file2.txt", "false"});
+  EXPECT_EQ(job["label"], "example-job");
+  json body = json::parse(job["action"]["body"].get<std::string>());
+  EXPECT_EQ(body["label"], "example-job");
+  ASSERT_EQ(body["transfer_items"].size(), 2u);
+  WaitForRun(job["job_id"], 1);
+  std::ifstream copied(dst_ + "/new_file2.txt");
+  std::string text((std::istreambuf_iterator<char>(copied)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, "two\n");
+
+  const std::string items = tmp_.path() + "/transfer_items.csv";
+  std::ofstream(items) << "# This is my items file\n"
+                       << "file1.txt, again1.txt, false\n"
+                       << "\n"
+                       << "file2.txt, again2.txt, false\n";
+  json from_file = CliJson({"job", "transfer", "--name", "from-file", "--label", "L",
+                            "--interval", "1h", "--source-endpoint", kSrcId,
+                            "--dest-endpoint", kDstId, "--items-file", items,
+                            "--sync-level", "checksum"});
+  json body2 = json::parse(from_file["action"]["body"].get<std::string>());
+  EXPECT_EQ(body2["label"], "L");
+  EXPECT_EQ(body2["sync_level"], "checksum");
+  ASSERT_EQ(body2["transfer_items"].size(), 2u);
+  EXPECT_EQ(body2["transfer_items"][1]["destination_path"], "again2.txt");
+
+  RunResult bad = Cli({"job", "transfer", "--interval", "1h", "--source-endpoint", kSrcId,
+                       "--dest-endpoint", kDstId, "--item", "a", "b", "maybe"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--item"), std::string::npos) << bad.err;
+}
+
+}  // namespace
+}  // namespace timer::testing
