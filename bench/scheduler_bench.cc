@@ -24,6 +24,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -124,6 +125,41 @@ double CpuSeconds() {
          u.ru_stime.tv_usec / 1e6;
 }
 
+// Bytes this process has written so far (/proc/self/io wchar: every
+// write(2), before the page cache).
+int64_t BytesWritten() {
+  std::ifstream io("/proc/self/io");
+  std::string key;
+  int64_t value = 0;
+  while (io >> key >> value) {
+    if (key == "wchar:") return value;
+  }
+  return 0;
+}
+
+// CPU seconds so far of this process's threads, summed by thread name.
+std::map<std::string, double> ThreadCpuSeconds() {
+  std::map<std::string, double> by_name;
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream in(task.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const size_t open = stat.find('('), close = stat.rfind(')');
+    if (open == std::string::npos || close == std::string::npos) continue;
+    const std::string name = stat.substr(open + 1, close - open - 1);
+    std::istringstream rest(stat.substr(close + 2));
+    std::string field;
+    double utime = 0, stime = 0;
+    // After the name: state is field 3; utime and stime are fields 14 and 15.
+    for (int i = 3; i <= 15 && rest >> field; ++i) {
+      if (i == 14) utime = std::stod(field);
+      if (i == 15) stime = std::stod(field);
+    }
+    by_name[name] += (utime + stime) / tick;
+  }
+  return by_name;
+}
+
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -209,9 +245,16 @@ void FireMode(int64_t n, int seconds, const std::string& plugin_dir) {
     if (!engine.Start().ok()) std::exit(1);
     absl::SleepFor(base - absl::Now());
     const double cpu0 = CpuSeconds();
+    const int64_t commits0 = rig.store->commits();
+    const int64_t written0 = BytesWritten();
+    const auto threads0 = ThreadCpuSeconds();
     const absl::Time end = base + absl::Seconds(seconds);
     absl::SleepFor(end - absl::Now());
     const double cpu = CpuSeconds() - cpu0;
+    const int64_t commits = rig.store->commits() - commits0;
+    const int64_t written = BytesWritten() - written0;
+    auto threads = ThreadCpuSeconds();
+    for (auto& [name, sec] : threads) sec -= threads0.count(name) ? threads0.at(name) : 0;
     engine.Stop();
 
     std::vector<double> all, first, last;
@@ -233,6 +276,15 @@ void FireMode(int64_t n, int seconds, const std::string& plugin_dir) {
         Percentile(all, 0.99), all.empty() ? 0 : *std::max_element(all.begin(), all.end()),
         Percentile(last, 0.5) - Percentile(first, 0.5), 100.0 * cpu / seconds,
         static_cast<long long>(RssKb() / 1024));
+    // Where the CPU went, per thread name: the store writer is the serial part.
+    std::printf("          CPU by thread:");
+    for (const auto& [name, sec] : threads) {
+      if (sec > 0.005 * seconds) std::printf("  %s %.0f%%", name.c_str(), 100.0 * sec / seconds);
+    }
+    std::printf("  | store-writer %.1f us/fire, %lld commits/s, %.1f KB written/fire\n",
+                fired > 0 ? 1e6 * threads["store-writer"] / fired : 0.0,
+                static_cast<long long>(commits / seconds),
+                fired > 0 ? written / 1024.0 / fired : 0.0);
     std::fflush(stdout);
   }
   std::filesystem::remove_all(dir);

@@ -141,6 +141,130 @@ TEST_P(ResultsStoreTest, PruneKeepsTheNewestAndDropsTheOldButNeverOpenRuns) {
   EXPECT_EQ(store_->ListResults("alice", id, 0, 100).value().size(), 4u);
 }
 
+TEST_P(ResultsStoreTest, JobsCarryTheNewestTenResultsNewestFirstOnEveryRead) {
+  const std::string id = NewJob("alice", std::nullopt);
+  AddResults(id, 1, 12, v1::JobResult::SUCCEEDED);
+
+  const auto numbers = [](const v1::Job& job) {
+    std::vector<int64_t> n;
+    for (const auto& r : job.results()) n.push_back(r.run_number());
+    return n;
+  };
+  const std::vector<int64_t> newest = {12, 11, 10, 9, 8, 7, 6, 5, 4, 3};
+  EXPECT_EQ(numbers(store_->GetJob("alice", id).value()), newest);
+  EXPECT_EQ(numbers(store_->LoadJob(id).value()), newest);
+  ListJobsQuery query;
+  query.owner = "alice";
+  auto page = store_->ListJobs(query).value();
+  ASSERT_EQ(page.jobs.size(), 1u);
+  EXPECT_EQ(numbers(page.jobs[0]), newest);
+  // A mutation sees them, and the written job has them, new ones included.
+  std::vector<int64_t> seen;
+  auto written = Sync([&](JobCallback cb) {
+    store_->WriteJob("alice", id,
+                     [&](v1::Job& job, std::vector<v1::JobResult>& table) {
+                       seen = numbers(job);
+                       v1::JobResult r;
+                       r.set_run_number(13);
+                       table.push_back(r);
+                       return absl::OkStatus();
+                     },
+                     std::move(cb));
+  });
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_EQ(seen, newest);
+  EXPECT_EQ(numbers(*written), (std::vector<int64_t>{13, 12, 11, 10, 9, 8, 7, 6, 5, 4}));
+}
+
+TEST_P(ResultsStoreTest, ResultsSetOnTheJobItselfAreNotStored) {
+  const std::string id = NewJob("alice", std::nullopt);
+  auto written = Sync([&](JobCallback cb) {
+    store_->WriteJob("alice", id,
+                     [](v1::Job& job, std::vector<v1::JobResult>&) {
+                       job.add_results()->set_run_number(99);
+                       return absl::OkStatus();
+                     },
+                     std::move(cb));
+  });
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_EQ(written->results_size(), 0);
+  EXPECT_EQ(store_->GetJob("alice", id)->results_size(), 0);
+}
+
+TEST_P(ResultsStoreTest, LastRunIsTheNewestResultsStartWhenLater) {
+  const std::string id = NewJob("alice", std::nullopt);
+  auto written = Sync([&](JobCallback cb) {
+    store_->WriteJob("alice", id,
+                     [](v1::Job& job, std::vector<v1::JobResult>& table) {
+                       job.mutable_last_run()->set_seconds(50);
+                       v1::JobResult r;
+                       r.set_run_number(1);
+                       r.mutable_start_time()->set_seconds(40);
+                       table.push_back(r);
+                       return absl::OkStatus();
+                     },
+                     std::move(cb));
+  });
+  ASSERT_TRUE(written.ok());
+  EXPECT_EQ(store_->GetJob("alice", id)->last_run().seconds(), 50);  // Stored is later.
+
+  v1::JobResult r;
+  r.set_run_number(2);
+  r.mutable_start_time()->set_seconds(60);
+  absl::Notification done;
+  store_->WriteResult(id, r, [&](absl::Status s) {
+    EXPECT_TRUE(s.ok()) << s;
+    done.Notify();
+  });
+  done.WaitForNotification();
+  EXPECT_EQ(store_->GetJob("alice", id)->last_run().seconds(), 60);
+}
+
+TEST_P(ResultsStoreTest, WriteResultAddsOrReplacesAResultAndLeavesTheJobAlone) {
+  const std::string id = NewJob("alice", std::nullopt);
+  const std::string etag = store_->GetJob("alice", id)->etag();
+  for (auto status : {v1::JobResult::ACTIVE, v1::JobResult::SUCCEEDED}) {
+    v1::JobResult r;
+    r.set_run_number(1);
+    r.set_status(status);
+    absl::Notification done;
+    store_->WriteResult(id, r, [&](absl::Status s) {
+      EXPECT_TRUE(s.ok()) << s;
+      done.Notify();
+    });
+    done.WaitForNotification();
+  }
+  const v1::Job job = store_->GetJob("alice", id).value();
+  EXPECT_EQ(job.etag(), etag);
+  ASSERT_EQ(job.results_size(), 1);
+  EXPECT_EQ(job.results(0).status(), v1::JobResult::SUCCEEDED);
+  EXPECT_TRUE(store_->ListOpenResults()->empty());
+}
+
+TEST_P(ResultsStoreTest, WriteJobStateSkipsResultsButKeepsThem) {
+  const std::string id = NewJob("alice", std::nullopt);
+  AddResults(id, 1, 3, v1::JobResult::SUCCEEDED);
+  int seen = -1;
+  auto written = Sync([&](JobCallback cb) {
+    store_->WriteJobState(id,
+                          [&](v1::Job& job, std::vector<v1::JobResult>& table) {
+                            seen = job.results_size();
+                            job.set_name("renamed");
+                            v1::JobResult r;
+                            r.set_run_number(4);
+                            table.push_back(r);
+                            return absl::OkStatus();
+                          },
+                          std::move(cb));
+  });
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_EQ(seen, 0);
+  EXPECT_EQ(written->results_size(), 0);
+  const v1::Job job = store_->GetJob("alice", id).value();
+  EXPECT_EQ(job.name(), "renamed");
+  EXPECT_EQ(job.results_size(), 4);
+}
+
 INSTANTIATE_TEST_SUITE_P(Stores, ResultsStoreTest, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "Sqlite" : "Memory"; });
 

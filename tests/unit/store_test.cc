@@ -20,6 +20,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -1073,6 +1074,86 @@ TEST_F(SqliteStoreTest, OpeningADatabaseFromANewerVersionFails) {
   absl::StatusOr<int64_t> version = db->QueryInt("PRAGMA user_version");
   ASSERT_THAT(version, IsOk());
   EXPECT_EQ(*version, newer);
+}
+
+// Schema 1 as it shipped: results keyed by (job_id, run_number), and kept
+// inline in the job as well.
+constexpr char kSchema1[] = R"sql(
+  CREATE TABLE jobs (
+    job_id TEXT PRIMARY KEY, owner TEXT NOT NULL, create_us INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0, status INTEGER NOT NULL,
+    next_run_us INTEGER, version INTEGER NOT NULL, job BLOB NOT NULL);
+  CREATE INDEX jobs_by_owner_live ON jobs (owner, deleted, create_us, job_id);
+  CREATE INDEX jobs_by_owner_all ON jobs (owner, create_us, job_id);
+  CREATE INDEX jobs_due ON jobs (next_run_us, job_id) WHERE next_run_us IS NOT NULL;
+  CREATE TABLE results (
+    job_id TEXT NOT NULL, run_number INTEGER NOT NULL, status INTEGER NOT NULL,
+    end_us INTEGER, result BLOB NOT NULL, PRIMARY KEY (job_id, run_number)) WITHOUT ROWID;
+  CREATE INDEX results_open ON results (status) WHERE status IN (1, 2);
+  CREATE TABLE request_ids (
+    owner TEXT NOT NULL, request_id TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    job_id TEXT NOT NULL, create_us INTEGER NOT NULL,
+    PRIMARY KEY (owner, request_id)) WITHOUT ROWID;
+  PRAGMA user_version = 1;
+)sql";
+
+TEST_F(SqliteStoreTest, ASchema1DatabaseKeepsItsJobsAndResultsAfterUpgrade) {
+  const std::string id = domain::NewUuid();
+  {
+    absl::StatusOr<Db> db = Db::Open(db_path());
+    ASSERT_THAT(db, IsOk());
+    ASSERT_TRUE(db->Exec(kSchema1).ok());
+    v1::Job job;
+    job.set_job_id(id);
+    job.set_owner("alice");
+    job.set_name("old");
+    for (int run : {3, 2, 1}) {  // Inline copies, newest first, as schema 1 kept them.
+      v1::JobResult* r = job.add_results();
+      r->set_run_number(run);
+      r->set_status(run == 3 ? v1::JobResult::PENDING : v1::JobResult::SUCCEEDED);
+    }
+    ASSERT_TRUE(db->Exec(absl::StrCat(
+                             "INSERT INTO jobs VALUES ('", id, "', 'alice', 1, 0, 2, NULL, 4, X'",
+                             absl::BytesToHexString(job.SerializeAsString()), "')")
+                             .c_str())
+                    .ok());
+    for (const v1::JobResult& r : job.results()) {
+      ASSERT_TRUE(db->Exec(absl::StrCat("INSERT INTO results VALUES ('", id, "', ",
+                                        r.run_number(), ", ", r.status(), ", NULL, X'",
+                                        absl::BytesToHexString(r.SerializeAsString()), "')")
+                               .c_str())
+                      .ok());
+    }
+  }
+
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+
+  absl::StatusOr<v1::Job> job = store->GetJob("alice", id);
+  ASSERT_THAT(job, IsOk());
+  EXPECT_EQ(job->name(), "old");
+  EXPECT_EQ(job->etag(), "4");
+  ASSERT_EQ(job->results_size(), 3);
+  EXPECT_EQ(job->results(0).run_number(), 3);
+  EXPECT_EQ(job->results(2).run_number(), 1);
+  absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>> open =
+      store->ListOpenResults();
+  ASSERT_THAT(open, IsOk());
+  ASSERT_EQ(open->size(), 1u);
+  EXPECT_EQ((*open)[0].second.run_number(), 3);
+  // A rewrite of run 3 replaces it rather than adding a second row.
+  absl::Notification done;
+  v1::JobResult r3 = job->results(0);
+  r3.set_status(v1::JobResult::SUCCEEDED);
+  store->WriteResult(id, r3, [&](absl::Status s) {
+    EXPECT_TRUE(s.ok()) << s;
+    done.Notify();
+  });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(kWait));
+  absl::StatusOr<std::vector<v1::JobResult>> all = store->ListResults("alice", id, 0, 10);
+  ASSERT_THAT(all, IsOk());
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].status(), v1::JobResult::SUCCEEDED);
 }
 
 TEST_F(SqliteStoreTest, OpeningAnUnwritablePathFails) {

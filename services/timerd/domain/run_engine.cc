@@ -8,6 +8,7 @@
 #include "domain/job_results.h"
 #include "domain/schedule.h"
 #include "domain/time_util.h"
+#include "util/thread_name.h"
 
 namespace timer::domain {
 namespace {
@@ -64,7 +65,12 @@ absl::Status RunEngine::Start() {
     spdlog::info("run engine: {} jobs scheduled, {} open runs reconciled", queue_.size(),
                  open->size());
   }
-  if (options_.background) thread_ = std::thread([this] { Loop(); });
+  if (options_.background) {
+    thread_ = std::thread([this] {
+      util::SetThreadName("run-engine");
+      Loop();
+    });
+  }
   return absl::OkStatus();
 }
 
@@ -88,7 +94,7 @@ void RunEngine::Stop() {
   for (PendingStart& p : pending) {
     const absl::Duration wait = p.at - clock_->Now();
     if (wait > absl::ZeroDuration()) absl::SleepFor(std::min(wait, options_.lookahead));
-    Dispatch(*p.job, std::move(p.result));
+    Dispatch(std::move(p.job), std::move(p.result));
   }
   WaitIdle();
   workers_.reset();
@@ -131,15 +137,22 @@ void RunEngine::Loop() {
       }
       if (!polls_.empty() && (!next || polls_.front().at < *next)) next = polls_.front().at;
       if (!starts_.empty() && (!next || starts_.front().at < *next)) next = starts_.front().at;
-      const absl::Duration wait =
-          next ? std::max(absl::ZeroDuration(), *next - clock_->Now()) : absl::Hours(1);
-      mu_.AwaitWithTimeout(absl::Condition(
-                               +[](RunEngine* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) {
-                                 return e->stopping_ || e->wake_;
-                               },
-                               this),
-                           wait);
+      const absl::Time now = clock_->Now();
+      // Ticks are at least `resolution` apart: due work is taken in batches
+      // rather than one wakeup per run.
+      wake_at_ = next ? std::max(*next, last_tick_ + options_.resolution)
+                      : now + absl::Hours(1);
+      if (!wake_) {
+        mu_.AwaitWithTimeout(absl::Condition(
+                                 +[](RunEngine* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) {
+                                   return e->stopping_ || e->wake_;
+                                 },
+                                 this),
+                             std::max(absl::ZeroDuration(), wake_at_ - now));
+      }
       wake_ = false;
+      wake_at_ = absl::InfinitePast();
+      last_tick_ = clock_->Now();
       if (stopping_) return;
     }
     Tick();
@@ -196,7 +209,7 @@ int RunEngine::Tick() {
       End();
     });
   }
-  for (PendingStart& p : ready) Dispatch(*p.job, std::move(p.result));
+  for (PendingStart& p : ready) Dispatch(std::move(p.job), std::move(p.result));
   for (const auto& [key, at] : due) Fire(key, at, now);
   for (Poll& p : polls) {
     workers_->Submit([this, run = std::move(p.run)]() mutable {
@@ -207,16 +220,21 @@ int RunEngine::Tick() {
   return static_cast<int>(due.size());
 }
 
+void RunEngine::WakeFor(absl::Time at) {
+  if (std::max(at, last_tick_ + options_.resolution) < wake_at_) wake_ = true;
+}
+
 void RunEngine::JobChanged(const v1::Job& job) {
   auto key = JobKey::Parse(job.job_id());
   if (!key) return;
   absl::MutexLock lock(&mu_);
   if (IsSchedulable(job.status()) && job.has_next_run()) {
-    queue_.Set(*key, FromProto(job.next_run()));
+    const absl::Time due = FromProto(job.next_run());
+    queue_.Set(*key, due);
+    WakeFor(due - options_.lookahead);
   } else {
     queue_.Remove(*key);
   }
-  wake_ = true;
 }
 
 void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
@@ -239,8 +257,8 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
   };
   auto outcome = std::make_shared<Outcome>();
   Begin();
-  store_->WriteJob(
-      "", job_id,
+  store_->WriteJobState(
+      job_id,
       [=](v1::Job& job, std::vector<v1::JobResult>& table) -> absl::Status {
         // The queue keeps microseconds; so does the schedule (see jobs.cc).
         if (!IsSchedulable(job.status()) || !job.has_next_run() ||
@@ -328,8 +346,9 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
           spdlog::warn("run engine: recording a fire of job {} failed: {}", job_id,
                        std::string(written.status().message()));
           absl::MutexLock lock(&mu_);
-          queue_.Set(key, std::max(due, clock_->Now() + absl::Seconds(1)));
-          wake_ = true;
+          const absl::Time retry = std::max(due, clock_->Now() + absl::Seconds(1));
+          queue_.Set(key, retry);
+          WakeFor(retry - options_.lookahead);
         }
         End();
       });
@@ -352,6 +371,7 @@ void RunEngine::CancelActive(const std::string& job_id) {
 }
 
 void RunEngine::RunRecorded(const v1::Job& job, const v1::JobResult& result) {
+  auto shared = std::make_shared<const v1::Job>(job);
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return;  // Stays PENDING; reconciled (UNKNOWN) at next start.
@@ -364,25 +384,25 @@ void RunEngine::RunRecorded(const v1::Job& job, const v1::JobResult& result) {
     // WaitIdle() does not wait for time to pass).
     const absl::Time at = FromProto(result.scheduled_time());
     if (!result.manual() && at > clock_->Now()) {
-      starts_.push_back(PendingStart{at, std::make_shared<const v1::Job>(job), result});
+      starts_.push_back(PendingStart{at, std::move(shared), result});
       std::push_heap(starts_.begin(), starts_.end(),
                      [](const PendingStart& a, const PendingStart& b) { return a.at > b.at; });
-      wake_ = true;
+      WakeFor(at);
       return;
     }
     ++in_flight_;
   }
-  Dispatch(job, result);
+  Dispatch(std::move(shared), result);
 }
 
-void RunEngine::Dispatch(v1::Job job, v1::JobResult result) {
+void RunEngine::Dispatch(std::shared_ptr<const v1::Job> job, v1::JobResult result) {
   workers_->Submit([this, job = std::move(job), result = std::move(result)]() mutable {
-    StartRun(std::move(job), std::move(result));
+    StartRun(*job, std::move(result));
     End();
   });
 }
 
-void RunEngine::StartRun(v1::Job job, v1::JobResult result) {
+void RunEngine::StartRun(const v1::Job& job, v1::JobResult result) {
   *result.mutable_start_time() = ToProto(clock_->Now());
   ActionProvider* provider = providers_->Find(job.action().provider());
   if (provider == nullptr) {
@@ -412,7 +432,8 @@ void RunEngine::StartRun(v1::Job job, v1::JobResult result) {
   if (active) {
     SchedulePoll(ActiveRun{job.job_id(), result.run_number(), st->action_id,
                            job.action().provider(), FromProto(result.start_time()),
-                           options_.poll_min},
+                           options_.poll_min, result.scheduled_time(), result.manual(),
+                           result.request_id()},
                  clock_->Now() + options_.poll_min);
   } else {
     provider->Release(st->action_id).IgnoreError();
@@ -424,7 +445,7 @@ void RunEngine::SchedulePoll(ActiveRun run, absl::Time at) {
   polls_.push_back(Poll{at, std::move(run)});
   std::push_heap(polls_.begin(), polls_.end(),
                  [](const Poll& a, const Poll& b) { return a.at > b.at; });
-  wake_ = true;
+  WakeFor(at);
 }
 
 void RunEngine::PollRun(ActiveRun run) {
@@ -433,6 +454,9 @@ void RunEngine::PollRun(ActiveRun run) {
   result.set_run_number(run.run_number);
   result.set_action_id(run.action_id);
   *result.mutable_start_time() = ToProto(run.started);
+  *result.mutable_scheduled_time() = run.scheduled_time;
+  result.set_manual(run.manual);
+  result.set_request_id(run.request_id);
   const absl::Time now = clock_->Now();
   absl::StatusOr<ActionStatus> st =
       provider ? provider->Status(run.action_id)
@@ -472,35 +496,36 @@ void RunEngine::Finish(const std::string& job_id, v1::JobResult result) {
   const bool final = IsFinal(result.status());
   if (final && !result.has_end_time()) *result.mutable_end_time() = ToProto(now);
   const int64_t run_number = result.run_number();
+  auto written = [this, job_id, run_number, final](absl::Status status) {
+    if (!status.ok()) {
+      spdlog::warn("run engine: recording run {} of job {} failed: {}", run_number,
+                   job_id, std::string(status.message()));
+    }
+    if (final) RunEnded(job_id, run_number);
+    End();
+  };
   Begin();
-  store_->WriteJob(
-      "", job_id,
-      [result = std::move(result), final](v1::Job& job,
-                                          std::vector<v1::JobResult>& table) mutable {
-        // Keep what the fire recorded (scheduled_time, manual) under the update.
-        for (const v1::JobResult& old : job.results()) {
-          if (old.run_number() == result.run_number()) {
-            if (!result.has_scheduled_time()) {
-              *result.mutable_scheduled_time() = old.scheduled_time();
-            }
-            result.set_manual(old.manual());
-          }
+  const bool error = final && (result.status() == v1::JobResult::FAILED ||
+                               result.status() == v1::JobResult::UNKNOWN);
+  if (!error) {
+    // Progress or success changes only the result: no read of the job.
+    store_->WriteResult(job_id, std::move(result), std::move(written));
+    return;
+  }
+  store_->WriteJobState(
+      job_id,
+      [result = std::move(result)](v1::Job& job,
+                                   std::vector<v1::JobResult>& table) mutable {
+        if (result.has_start_time() &&
+            (!job.has_last_run() || FromProto(job.last_run()) < FromProto(result.start_time()))) {
+          *job.mutable_last_run() = result.start_time();
         }
-        if (result.has_start_time()) *job.mutable_last_run() = result.start_time();
-        if (final && (result.status() == v1::JobResult::FAILED ||
-                      result.status() == v1::JobResult::UNKNOWN)) {
-          job.set_n_errors(job.n_errors() + 1);
-        }
-        PutResult(job, result, table);
+        job.set_n_errors(job.n_errors() + 1);
+        table.push_back(std::move(result));
         return absl::OkStatus();
       },
-      [this, job_id, run_number, final](absl::StatusOr<v1::Job> written) {
-        if (!written.ok()) {
-          spdlog::warn("run engine: recording run {} of job {} failed: {}", run_number,
-                       job_id, std::string(written.status().message()));
-        }
-        if (final) RunEnded(job_id, run_number);
-        End();
+      [written = std::move(written)](absl::StatusOr<v1::Job> job) mutable {
+        std::move(written)(job.status());
       });
 }
 
@@ -513,8 +538,8 @@ void RunEngine::RunEnded(const std::string& job_id, int64_t run_number) {
     JobRuns& jr = it->second;
     if (jr.runs.erase(run_number) == 0) return;  // Not one this process started.
     --jr.active;
-    --active_runs_;
-    wake_ = true;
+    // Due jobs wait while max_active_runs are active: a slot opened.
+    if (active_runs_-- == options_.max_active_runs) wake_ = true;
     if (jr.active == 0) next = std::move(jr.buffered);
     if (jr.active == 0 && next == nullptr) runs_.erase(it);
   }
@@ -539,7 +564,8 @@ void RunEngine::Reconcile(const std::string& job_id, v1::JobResult result) {
         }
         SchedulePoll(ActiveRun{job_id, result.run_number(), result.action_id(),
                                job->action().provider(), FromProto(result.start_time()),
-                               options_.poll_min},
+                               options_.poll_min, result.scheduled_time(), result.manual(),
+                           result.request_id()},
                      now);
         return;
       }

@@ -53,6 +53,9 @@ class RunEngine final : public JobObserver {
     // Runs are recorded this far ahead of their slot, so the durable commit
     // is not part of their lateness: the provider is called at the slot.
     absl::Duration lookahead = absl::Milliseconds(100);
+    // Least time between two ticks of the scheduler thread: runs due within
+    // it start together, at most this late, instead of one wakeup each.
+    absl::Duration resolution = absl::Milliseconds(1);
     // A run still active this long after it started is cancelled and FAILED.
     absl::Duration run_timeout = absl::Hours(6);
     // Polling of active runs backs off from poll_min to poll_max.
@@ -101,6 +104,10 @@ class RunEngine final : public JobObserver {
     std::string provider;
     absl::Time started;
     absl::Duration poll_every;
+    // As the fire recorded them: every write of the result repeats them.
+    google::protobuf::Timestamp scheduled_time;
+    bool manual = false;
+    std::string request_id;
   };
   struct JobRuns {
     int active = 0;
@@ -124,8 +131,8 @@ class RunEngine final : public JobObserver {
   void Loop();
   void Fire(const JobKey& key, absl::Time due, absl::Time now);
   // Hands a recorded run to a worker (in_flight_ already counts it).
-  void Dispatch(v1::Job job, v1::JobResult result);
-  void StartRun(v1::Job job, v1::JobResult result);
+  void Dispatch(std::shared_ptr<const v1::Job> job, v1::JobResult result);
+  void StartRun(const v1::Job& job, v1::JobResult result);
   void PollRun(ActiveRun run);
   // Records a result and updates the job's counters in one write.
   void Finish(const std::string& job_id, v1::JobResult result);
@@ -133,6 +140,8 @@ class RunEngine final : public JobObserver {
   // Asks the provider to cancel the job's runs that are active now.
   void CancelActive(const std::string& job_id);
   void SchedulePoll(ActiveRun run, absl::Time at);
+  // Wakes the scheduler thread if it sleeps past `at`.
+  void WakeFor(absl::Time at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Reconcile(const std::string& job_id, v1::JobResult result);
 
   // Bookkeeping of in-flight work, for WaitIdle().
@@ -154,6 +163,10 @@ class RunEngine final : public JobObserver {
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool wake_ ABSL_GUARDED_BY(mu_) = false;
+  // When the scheduler thread will wake by itself (InfinitePast while it is
+  // not sleeping), and when its last tick began.
+  absl::Time wake_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Time last_tick_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Time next_prune_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::thread thread_;
 };

@@ -1,9 +1,16 @@
 #include "domain/worker_pool.h"
 
+#include "util/thread_name.h"
+
 namespace timer::domain {
 
 WorkerPool::WorkerPool(int threads) {
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { Loop(); });
+  for (int i = 0; i < threads; ++i) {
+    threads_.emplace_back([this] {
+      util::SetThreadName("run-worker");
+      Loop();
+    });
+  }
 }
 
 WorkerPool::~WorkerPool() {

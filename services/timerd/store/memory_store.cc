@@ -7,6 +7,25 @@
 
 namespace timer::store {
 
+v1::Job MemoryStore::Filled(const v1::Job& stored) const {
+  v1::Job job = stored;
+  job.clear_results();
+  auto it = results_.lower_bound({job.job_id(), INT64_MAX});
+  while (it != results_.begin() && job.results_size() < kJobResults) {
+    --it;
+    if (it->first.first != job.job_id()) break;
+    *job.add_results() = it->second;
+  }
+  for (const v1::JobResult& r : job.results()) {
+    if (!r.has_start_time()) continue;
+    if (!job.has_last_run() || ToMicros(r.start_time()) > ToMicros(job.last_run())) {
+      *job.mutable_last_run() = r.start_time();
+    }
+    break;
+  }
+  return job;
+}
+
 absl::StatusOr<v1::Job> MemoryStore::Create(v1::Job job,
                                             const std::string& request_id,
                                             const std::string& fingerprint) {
@@ -18,13 +37,14 @@ absl::StatusOr<v1::Job> MemoryStore::Create(v1::Job job,
         return absl::AlreadyExistsError(
             "request_id: already used for a different request");
       }
-      return jobs_.at(it->second.job_id).job;
+      return Filled(jobs_.at(it->second.job_id).job);
     }
   }
   if (jobs_.count(job.job_id()) > 0) {
     return absl::AlreadyExistsError(absl::StrCat("job ", job.job_id(), " exists"));
   }
   job.set_etag("1");
+  job.clear_results();
   order_[{job.owner(), ToMicros(job.create_time()), job.job_id()}] = true;
   if (!request_id.empty()) {
     requests_[{job.owner(), request_id}] = Request{fingerprint, job.job_id()};
@@ -45,7 +65,7 @@ absl::StatusOr<v1::Job> MemoryStore::GetJob(const std::string& owner,
   if (it == jobs_.end() || it->second.job.owner() != owner) {
     return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
   }
-  return it->second.job;
+  return Filled(it->second.job);
 }
 
 absl::StatusOr<ListJobsPage> MemoryStore::ListJobs(const ListJobsQuery& query) {
@@ -62,33 +82,50 @@ absl::StatusOr<ListJobsPage> MemoryStore::ListJobs(const ListJobsQuery& query) {
       page.has_more = true;
       break;
     }
-    page.jobs.push_back(job);
+    page.jobs.push_back(Filled(job));
   }
   return page;
 }
 
 absl::StatusOr<v1::Job> MemoryStore::Update(const std::string& owner,
                                             const std::string& job_id,
-                                            JobRunMutation& mutate) {
+                                            JobRunMutation& mutate,
+                                            bool with_results) {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end() || (!owner.empty() && it->second.job.owner() != owner)) {
     return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
   }
-  v1::Job job = it->second.job;  // Mutate a copy: an error applies nothing.
+  // Mutate a copy: an error applies nothing.
+  v1::Job job = with_results ? Filled(it->second.job) : it->second.job;
   std::vector<v1::JobResult> results;
   RETURN_IF_ERROR(mutate(job, results));
   Row& row = it->second;
   row.version++;
   job.set_etag(absl::StrCat(row.version));
+  job.clear_results();
   row.job = job;
   for (v1::JobResult& r : results) results_[{job_id, r.run_number()}] = std::move(r);
-  return job;
+  return with_results ? Filled(job) : job;
 }
 
 void MemoryStore::WriteJob(std::string owner, std::string job_id,
                            JobRunMutation mutate, JobCallback done) {
-  std::move(done)(Update(owner, job_id, mutate));
+  std::move(done)(Update(owner, job_id, mutate, /*with_results=*/true));
+}
+
+void MemoryStore::WriteJobState(std::string job_id, JobRunMutation mutate,
+                                JobCallback done) {
+  std::move(done)(Update("", job_id, mutate, /*with_results=*/false));
+}
+
+void MemoryStore::WriteResult(std::string job_id, v1::JobResult result,
+                              StatusCallback done) {
+  {
+    absl::MutexLock lock(&mu_);
+    results_[{job_id, result.run_number()}] = std::move(result);
+  }
+  std::move(done)(absl::OkStatus());
 }
 
 absl::Status MemoryStore::ScanDue(
@@ -104,7 +141,7 @@ absl::StatusOr<v1::Job> MemoryStore::LoadJob(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
   if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
-  return it->second.job;
+  return Filled(it->second.job);
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>

@@ -22,6 +22,10 @@ class MemoryStore final : public Store {
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
   void WriteJob(std::string owner, std::string job_id, JobRunMutation mutate,
                 JobCallback done) override;
+  void WriteJobState(std::string job_id, JobRunMutation mutate,
+                     JobCallback done) override;
+  void WriteResult(std::string job_id, v1::JobResult result,
+                   StatusCallback done) override;
   absl::Status ScanDue(
       absl::FunctionRef<void(const std::string&, int64_t)> fn) override;
   absl::StatusOr<v1::Job> LoadJob(const std::string& job_id) override;
@@ -48,7 +52,10 @@ class MemoryStore final : public Store {
   absl::StatusOr<v1::Job> Create(v1::Job job, const std::string& request_id,
                                  const std::string& fingerprint);
   absl::StatusOr<v1::Job> Update(const std::string& owner,
-                                 const std::string& job_id, JobRunMutation& mutate);
+                                 const std::string& job_id, JobRunMutation& mutate,
+                                 bool with_results);
+  // A copy of a stored job with its newest results and last_run filled in.
+  v1::Job Filled(const v1::Job& stored) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;
   std::map<std::string, Row> jobs_ ABSL_GUARDED_BY(mu_);  // by job_id

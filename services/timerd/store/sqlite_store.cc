@@ -6,6 +6,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/strings/str_cat.h"
 #include "util/status_macros.h"
+#include "util/thread_name.h"
 
 namespace timer::store {
 namespace {
@@ -46,11 +47,33 @@ constexpr const char* kMigrations[] = {
         PRIMARY KEY (owner, request_id)
       ) WITHOUT ROWID;
     )sql",
+    // 2: results kept in the order they are written (rowid), so the writes of
+    // one commit land on a few pages at the table's end instead of one page
+    // per job; found by (job_id, run_number) through a unique index.
+    R"sql(
+      CREATE TABLE results_v2 (
+        id         INTEGER PRIMARY KEY,
+        job_id     TEXT NOT NULL,
+        run_number INTEGER NOT NULL,
+        status     INTEGER NOT NULL,  -- timer.v1.JobResult.Status
+        end_us     INTEGER,           -- NULL while the run is open
+        result     BLOB NOT NULL      -- serialized timer.v1.JobResult
+      );
+      INSERT INTO results_v2 (job_id, run_number, status, end_us, result)
+        SELECT job_id, run_number, status, end_us, result FROM results
+        ORDER BY job_id, run_number;
+      DROP TABLE results;
+      ALTER TABLE results_v2 RENAME TO results;
+      CREATE UNIQUE INDEX results_by_run ON results (job_id, run_number);
+      CREATE INDEX results_open ON results (status) WHERE status IN (1, 2);
+    )sql",
 };
 
 constexpr char kGetJob[] =
     "SELECT version, job FROM jobs WHERE job_id = ?1 AND owner = ?2";
 constexpr char kLoadJob[] = "SELECT version, job FROM jobs WHERE job_id = ?1";
+constexpr char kRecentResults[] =
+    "SELECT result FROM results WHERE job_id = ?1 ORDER BY run_number DESC LIMIT ?2";
 constexpr char kListResults[] =
     "SELECT result FROM results WHERE job_id = ?1 AND run_number < ?2 "
     "ORDER BY run_number DESC LIMIT ?3";
@@ -80,6 +103,8 @@ absl::StatusOr<v1::Job> DecodeJob(const Stmt& stmt) {
   if (!job.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
     return absl::DataLossError("store: a stored job could not be decoded");
   }
+  // Stores written before results moved to their own table kept a copy.
+  job.clear_results();
   job.set_etag(absl::StrCat(stmt.ColumnInt(0)));
   return job;
 }
@@ -90,9 +115,52 @@ std::optional<int64_t> NextRunMicros(const v1::Job& job);
 std::string EncodeJob(const v1::Job& job) {
   v1::Job copy = job;
   copy.clear_etag();
+  copy.clear_results();  // Their home is the results table.
   std::string out;
   copy.SerializeToString(&out);
   return out;
+}
+
+absl::StatusOr<v1::JobResult> DecodeResult(std::string_view blob) {
+  v1::JobResult r;
+  if (!r.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
+    return absl::DataLossError("store: a stored result could not be decoded");
+  }
+  return r;
+}
+
+// Sets job.results to the newest kJobResults rows of the results table, and
+// last_run to the newest start among them if that is later. `recent` is a
+// prepared kRecentResults.
+absl::Status FillResults(Stmt& recent, v1::Job& job) {
+  recent.Reset();
+  recent.BindText(1, job.job_id()).Bind(2, kJobResults);
+  job.clear_results();
+  absl::Status status;
+  for (;;) {
+    absl::StatusOr<bool> row = recent.Step();
+    if (!row.ok()) {
+      status = row.status();
+      break;
+    }
+    if (!*row) break;
+    absl::StatusOr<v1::JobResult> r = DecodeResult(recent.ColumnBlob(0));
+    if (!r.ok()) {
+      status = r.status();
+      break;
+    }
+    *job.add_results() = *std::move(r);
+  }
+  recent.Reset();
+  RETURN_IF_ERROR(status);
+  for (const v1::JobResult& r : job.results()) {
+    if (!r.has_start_time()) continue;
+    if (!job.has_last_run() || ToMicros(r.start_time()) > ToMicros(job.last_run())) {
+      *job.mutable_last_run() = r.start_time();
+    }
+    break;  // Newest first.
+  }
+  return absl::OkStatus();
 }
 
 std::optional<int64_t> NextRunMicros(const v1::Job& job) {
@@ -109,8 +177,8 @@ int64_t ToMicros(const google::protobuf::Timestamp& t) {
 // The writer connection and its prepared statements.
 struct SqliteStore::Writer {
   Db db;
-  Stmt get_job, load_job, insert_job, update_job, upsert_result, find_request,
-      insert_request;
+  Stmt get_job, load_job, insert_job, update_job, update_job_state, upsert_result,
+      find_request, insert_request, recent_results;
   // Prepared once: a write's savepoint costs no SQL parsing.
   Stmt savepoint, release, rollback_to;
 };
@@ -118,7 +186,7 @@ struct SqliteStore::Writer {
 // One read connection and its prepared statements.
 struct SqliteStore::Reader {
   Db db;
-  Stmt get_job, load_job, list_live, list_all, list_results;
+  Stmt get_job, load_job, list_live, list_all, list_results, recent_results;
 };
 
 int SqliteStore::LatestSchemaVersion() {
@@ -130,8 +198,14 @@ SqliteStore::SqliteStore(Options options) : options_(std::move(options)) {}
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(Options options) {
   std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(options)));
   RETURN_IF_ERROR(store->Init());
-  store->writer_thread_ = std::thread([s = store.get()] { s->WriterLoop(); });
-  store->checkpoint_thread_ = std::thread([s = store.get()] { s->CheckpointLoop(); });
+  store->writer_thread_ = std::thread([s = store.get()] {
+    util::SetThreadName("store-writer");
+    s->WriterLoop();
+  });
+  store->checkpoint_thread_ = std::thread([s = store.get()] {
+    util::SetThreadName("store-checkpoint");
+    s->CheckpointLoop();
+  });
   return store;
 }
 
@@ -166,6 +240,7 @@ absl::Status SqliteStore::Init() {
   sqlite3* raw = w->db.get();
   ASSIGN_OR_RETURN(w->get_job, Stmt::Prepare(raw, kGetJob));
   ASSIGN_OR_RETURN(w->load_job, Stmt::Prepare(raw, kLoadJob));
+  ASSIGN_OR_RETURN(w->recent_results, Stmt::Prepare(raw, kRecentResults));
   ASSIGN_OR_RETURN(w->insert_job,
                    Stmt::Prepare(raw,
                                  "INSERT INTO jobs (job_id, owner, create_us, "
@@ -176,6 +251,11 @@ absl::Status SqliteStore::Init() {
                                  "UPDATE jobs SET deleted = ?2, status = ?3, "
                                  "next_run_us = ?4, version = ?5, job = ?6 "
                                  "WHERE job_id = ?1"));
+  // Leaves the owner-listing indexes alone: a fire changes neither column.
+  ASSIGN_OR_RETURN(w->update_job_state,
+                   Stmt::Prepare(raw,
+                                 "UPDATE jobs SET next_run_us = ?4, version = ?5, "
+                                 "job = ?6 WHERE job_id = ?1"));
   ASSIGN_OR_RETURN(w->upsert_result,
                    Stmt::Prepare(raw,
                                  "INSERT INTO results (job_id, run_number, status, "
@@ -260,6 +340,7 @@ void SqliteStore::CheckpointLoop() {
 
 void SqliteStore::WriterLoop() {
   std::vector<WriteOp> batch;
+  absl::Time last_commit = absl::InfinitePast();
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
@@ -268,6 +349,19 @@ void SqliteStore::WriterLoop() {
             return !s->queue_.empty() || s->closing_;
           },
           this));
+      // Under load, commits are spaced at least min_commit_interval apart so
+      // that each fsync carries more writes; an idle store commits at once.
+      const absl::Duration since = absl::Now() - last_commit;
+      if (since < options_.min_commit_interval && !closing_) {
+        mu_.AwaitWithTimeout(
+            absl::Condition(
+                +[](SqliteStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
+                  return static_cast<int>(s->queue_.size()) >= s->options_.max_batch ||
+                         s->closing_;
+                },
+                this),
+            options_.min_commit_interval - since);
+      }
       if (queue_.empty()) return;  // Closing and drained.
       while (!queue_.empty() &&
              static_cast<int>(batch.size()) < options_.max_batch) {
@@ -277,6 +371,7 @@ void SqliteStore::WriterLoop() {
     }
     RunBatch(batch);
     batch.clear();
+    last_commit = absl::Now();
   }
 }
 
@@ -333,7 +428,10 @@ absl::StatusOr<v1::Job> SqliteStore::CreateInTxn(Writer& w, v1::Job& job,
       get.BindText(1, existing).BindText(2, job.owner());
       ASSIGN_OR_RETURN(bool row, get.Step());
       if (!row) return absl::InternalError("store: request_id names a missing job");
-      return DecodeJob(get);
+      ASSIGN_OR_RETURN(v1::Job job, DecodeJob(get));
+      get.Reset();
+      RETURN_IF_ERROR(FillResults(w.recent_results, job));
+      return job;
     }
   }
   const int64_t create_us = ToMicros(job.create_time());
@@ -374,7 +472,8 @@ void SqliteStore::CreateJob(v1::Job job, std::string request_id,
 absl::StatusOr<v1::Job> SqliteStore::UpdateInTxn(Writer& w,
                                                  const std::string& owner,
                                                  const std::string& job_id,
-                                                 JobRunMutation& mutate) {
+                                                 JobRunMutation& mutate,
+                                                 bool with_results) {
   Stmt& get = owner.empty() ? w.load_job.Reset() : w.get_job.Reset();
   get.BindText(1, job_id);
   if (!owner.empty()) get.BindText(2, owner);
@@ -383,26 +482,37 @@ absl::StatusOr<v1::Job> SqliteStore::UpdateInTxn(Writer& w,
   const int64_t version = get.ColumnInt(0);
   ASSIGN_OR_RETURN(v1::Job job, DecodeJob(get));
   get.Reset();
+  const v1::Job::Status old_status = job.status();
+  if (with_results) RETURN_IF_ERROR(FillResults(w.recent_results, job));
   std::vector<v1::JobResult> results;
   RETURN_IF_ERROR(mutate(job, results));
   const std::string blob = EncodeJob(job);
-  Stmt& update = w.update_job.Reset();
-  update.BindText(1, job_id)
-      .Bind(2, job.status() == v1::Job::DELETED ? 1 : 0)
-      .Bind(3, job.status())
-      .Bind(5, version + 1)
-      .BindBlob(6, blob);
+  // SQLite rewrites every index on a column named in SET, changed or not.
+  const bool same_status = job.status() == old_status;
+  Stmt& update = same_status ? w.update_job_state.Reset() : w.update_job.Reset();
+  update.BindText(1, job_id).Bind(5, version + 1).BindBlob(6, blob);
+  if (!same_status) {
+    update.Bind(2, job.status() == v1::Job::DELETED ? 1 : 0).Bind(3, job.status());
+  }
   if (auto next = NextRunMicros(job)) update.Bind(4, *next);
   RETURN_IF_ERROR(update.Run());
-  for (const v1::JobResult& r : results) {
-    const std::string data = r.SerializeAsString();
-    Stmt& up = w.upsert_result.Reset();
-    up.BindText(1, job_id).Bind(2, r.run_number()).Bind(3, r.status()).BindBlob(5, data);
-    if (r.has_end_time()) up.Bind(4, ToMicros(r.end_time()));
-    RETURN_IF_ERROR(up.Run());
-  }
+  for (const v1::JobResult& r : results) RETURN_IF_ERROR(PutResultInTxn(w, job_id, r));
   job.set_etag(absl::StrCat(version + 1));
+  if (with_results) {
+    RETURN_IF_ERROR(FillResults(w.recent_results, job));
+  } else {
+    job.clear_results();
+  }
   return job;
+}
+
+absl::Status SqliteStore::PutResultInTxn(Writer& w, const std::string& job_id,
+                                         const v1::JobResult& r) {
+  const std::string data = r.SerializeAsString();
+  Stmt& up = w.upsert_result.Reset();
+  up.BindText(1, job_id).Bind(2, r.run_number()).Bind(3, r.status()).BindBlob(5, data);
+  if (r.has_end_time()) up.Bind(4, ToMicros(r.end_time()));
+  return up.Run();
 }
 
 void SqliteStore::WriteJob(std::string owner, std::string job_id,
@@ -410,9 +520,31 @@ void SqliteStore::WriteJob(std::string owner, std::string job_id,
   Enqueue(WriteOp{
       [owner = std::move(owner), job_id = std::move(job_id),
        mutate = std::move(mutate)](Writer& w) mutable {
-        return UpdateInTxn(w, owner, job_id, mutate);
+        return UpdateInTxn(w, owner, job_id, mutate, /*with_results=*/true);
       },
       std::move(done)});
+}
+
+void SqliteStore::WriteJobState(std::string job_id, JobRunMutation mutate,
+                                JobCallback done) {
+  Enqueue(WriteOp{
+      [job_id = std::move(job_id), mutate = std::move(mutate)](Writer& w) mutable {
+        return UpdateInTxn(w, "", job_id, mutate, /*with_results=*/false);
+      },
+      std::move(done)});
+}
+
+void SqliteStore::WriteResult(std::string job_id, v1::JobResult result,
+                              StatusCallback done) {
+  Enqueue(WriteOp{
+      [job_id = std::move(job_id), result = std::move(result)](
+          Writer& w) -> absl::StatusOr<v1::Job> {
+        RETURN_IF_ERROR(PutResultInTxn(w, job_id, result));
+        return v1::Job();
+      },
+      [done = std::move(done)](absl::StatusOr<v1::Job> r) mutable {
+        std::move(done)(r.status());
+      }});
 }
 
 absl::StatusOr<std::unique_ptr<SqliteStore::Reader>> SqliteStore::AcquireReader() {
@@ -447,6 +579,7 @@ absl::StatusOr<std::unique_ptr<SqliteStore::Reader>> SqliteStore::AcquireReader(
     ASSIGN_OR_RETURN(r->list_all, Stmt::Prepare(raw, kListAll));
     ASSIGN_OR_RETURN(r->load_job, Stmt::Prepare(raw, kLoadJob));
     ASSIGN_OR_RETURN(r->list_results, Stmt::Prepare(raw, kListResults));
+    ASSIGN_OR_RETURN(r->recent_results, Stmt::Prepare(raw, kRecentResults));
     return r;
   }();
   if (!opened.ok()) {
@@ -504,30 +637,26 @@ absl::Status ForEachRow(Stmt& stmt, absl::FunctionRef<absl::Status(const Stmt&)>
   return status;
 }
 
-absl::StatusOr<v1::JobResult> DecodeResult(std::string_view blob) {
-  v1::JobResult r;
-  if (!r.ParseFromArray(blob.data(), static_cast<int>(blob.size()))) {
-    return absl::DataLossError("store: a stored result could not be decoded");
-  }
-  return r;
-}
-
 }  // namespace
 
 absl::StatusOr<v1::Job> SqliteStore::GetJob(const std::string& owner,
                                             const std::string& job_id) {
-  return WithReader<v1::Job>([&](Reader& r) {
+  return WithReader<v1::Job>([&](Reader& r) -> absl::StatusOr<v1::Job> {
     Stmt& get = r.get_job.Reset();
     get.BindText(1, job_id).BindText(2, owner);
-    return ReadOneJob(get, job_id);
+    ASSIGN_OR_RETURN(v1::Job job, ReadOneJob(get, job_id));
+    RETURN_IF_ERROR(FillResults(r.recent_results, job));
+    return job;
   });
 }
 
 absl::StatusOr<v1::Job> SqliteStore::LoadJob(const std::string& job_id) {
-  return WithReader<v1::Job>([&](Reader& r) {
+  return WithReader<v1::Job>([&](Reader& r) -> absl::StatusOr<v1::Job> {
     Stmt& get = r.load_job.Reset();
     get.BindText(1, job_id);
-    return ReadOneJob(get, job_id);
+    ASSIGN_OR_RETURN(v1::Job job, ReadOneJob(get, job_id));
+    RETURN_IF_ERROR(FillResults(r.recent_results, job));
+    return job;
   });
 }
 
@@ -551,6 +680,7 @@ absl::StatusOr<ListJobsPage> SqliteStore::ListJobs(const ListJobsQuery& query) {
       page.jobs.push_back(std::move(job));
       return absl::OkStatus();
     }));
+    for (v1::Job& job : page.jobs) RETURN_IF_ERROR(FillResults(r.recent_results, job));
     return page;
   });
 }

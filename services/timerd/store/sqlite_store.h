@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "store/sqlite_util.h"
 #include "store/store.h"
 
@@ -38,6 +39,10 @@ class SqliteStore final : public Store {
     std::string path;
     // Most writes applied in one transaction.
     int max_batch = 1024;
+    // Least time between the ends of two commits while writes keep coming
+    // (group commit): more writes share each fsync. An idle store commits at
+    // once; a full batch (max_batch) does not wait.
+    absl::Duration min_commit_interval = absl::Milliseconds(2);
     // Most concurrent read connections.
     int max_readers = 8;
   };
@@ -61,6 +66,10 @@ class SqliteStore final : public Store {
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
   void WriteJob(std::string owner, std::string job_id, JobRunMutation mutate,
                 JobCallback done) override;
+  void WriteJobState(std::string job_id, JobRunMutation mutate,
+                     JobCallback done) override;
+  void WriteResult(std::string job_id, v1::JobResult result,
+                   StatusCallback done) override;
   absl::Status ScanDue(
       absl::FunctionRef<void(const std::string&, int64_t)> fn) override;
   absl::StatusOr<v1::Job> LoadJob(const std::string& job_id) override;
@@ -97,7 +106,9 @@ class SqliteStore final : public Store {
                                              const std::string& fingerprint);
   static absl::StatusOr<v1::Job> UpdateInTxn(Writer& w, const std::string& owner,
                                              const std::string& job_id,
-                                             JobRunMutation& mutate);
+                                             JobRunMutation& mutate, bool with_results);
+  static absl::Status PutResultInTxn(Writer& w, const std::string& job_id,
+                                     const v1::JobResult& result);
   // Runs `fn` with a pooled read connection.
   template <typename T>
   absl::StatusOr<T> WithReader(absl::FunctionRef<absl::StatusOr<T>(Reader&)> fn);

@@ -8,6 +8,14 @@
 // Writes are asynchronous: `done` runs once the write is durable (or failed),
 // possibly on a store thread, and must not block. Reads are synchronous and
 // cheap. All methods are thread-safe.
+//
+// Results live in their own table, not in the job: a job is stored without
+// `results`, and every job a store hands out (reads, the job a mutation sees,
+// the job passed to `done`) carries in `results` the newest 10 results of the
+// table, newest first, and in `last_run` the later of its stored `last_run`
+// and the newest result's start_time. WriteJobState is the one exception (see
+// there). Mutations add or replace results only through their `results`
+// vector.
 #pragma once
 
 #include <cstdint>
@@ -23,8 +31,14 @@
 
 namespace timer::store {
 
+// How many results a job carries, newest first (the seed's "last 10").
+inline constexpr int kJobResults = 10;
+
 // Called once with the job as stored (its `etag` set), or an error.
 using JobCallback = absl::AnyInvocable<void(absl::StatusOr<v1::Job>) &&>;
+
+// Called once when a write is durable, or with its error.
+using StatusCallback = absl::AnyInvocable<void(absl::Status) &&>;
 
 // Changes a job in place inside the store's transaction. Returning an error
 // aborts the write: nothing is applied.
@@ -32,7 +46,7 @@ using JobMutation = absl::AnyInvocable<absl::Status(v1::Job&)>;
 
 // Like JobMutation, and may also add or replace results of the job (keyed
 // by run_number) in `results`; they are written in the same transaction.
-// Results in job.results (the last 10) are the mutation's to keep in step.
+// Changes to job.results itself are not stored.
 using JobRunMutation =
     absl::AnyInvocable<absl::Status(v1::Job&, std::vector<v1::JobResult>& results)>;
 
@@ -89,6 +103,17 @@ class Store {
                         JobCallback done) = 0;
 
   // --- For the run engine (not scoped to an owner) ---
+
+  // WriteJob of any owner's job, for the run engine's fires: the mutation
+  // sees the job without its results, and the job passed to `done` has none,
+  // which spares reading them on the hottest write path.
+  virtual void WriteJobState(std::string job_id, JobRunMutation mutate,
+                             JobCallback done) = 0;
+
+  // Adds or replaces one result of `job_id` (keyed by its run_number) and
+  // leaves the job itself alone: a run's progress or outcome.
+  virtual void WriteResult(std::string job_id, v1::JobResult result,
+                           StatusCallback done) = 0;
 
   // Calls `fn` for every job that has a next_run (the ones to schedule),
   // with its due time in Unix microseconds. Reads only the index, so it is
