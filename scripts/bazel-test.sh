@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds every target and runs every test with Bazel (bazel-compat/), offline,
+# against the system's libraries: the same targets as CMake, from the same
+# sources. Installs missing Debian packages first (Bazel is Debian's
+# bazel-bootstrap). Exit status is Bazel's: 0 only if everything built and
+# every test passed.
+#
+#   scripts/bazel-test.sh                 bazel test //...
+#   scripts/bazel-test.sh //:e2e_test     only the given targets
+#
+# Bazel keeps its outputs in its output base (`bazel info output_base`, under
+# ~/.cache/bazel), not in the repository. BAZEL_JOBS sets the parallelism
+# (default 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/deps.sh bazel-bootstrap
+cd bazel-compat
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=(//...)
+exec bazel test --jobs="${BAZEL_JOBS:-2}" --keep_going \
+  --show_progress_rate_limit=30 "${targets[@]}"
