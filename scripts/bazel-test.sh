@@ -18,5 +18,21 @@ cd "$(dirname "$0")/.."
 cd bazel-compat
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=(//...)
-exec bazel test --jobs="${BAZEL_JOBS:-2}" --keep_going \
-  --show_progress_rate_limit=30 "${targets[@]}"
+status=0
+bazel test --jobs="${BAZEL_JOBS:-2}" --keep_going \
+  --show_progress_rate_limit=30 "${targets[@]}" || status=$?
+
+# The plugins must export the ABI entry point and nothing else.
+if [ "${targets[*]}" = "//..." ]; then
+  for so in "$(bazel info bazel-bin 2>/dev/null)"/lib/timer/plugins/*.so; do
+    [ -f "$so" ] || continue
+    exported=$(nm -D --defined-only "$so" | awk '{print $NF}' | sort | xargs)
+    if [ "$exported" = "timer_ap_get_api" ]; then
+      echo "${so##*/} exports only timer_ap_get_api"
+    else
+      echo "bazel-test: ${so##*/} exports: $exported" >&2
+      status=1
+    fi
+  done
+fi
+exit "$status"
