@@ -17,6 +17,10 @@ TIMER_COPTS = [
 # the runfiles root of whatever depends on them: the installed layout.
 PLUGIN_DIR = "lib/timer/plugins"
 
+# The install prefix the e2e tests drive (built by :e2e_install), relative to
+# their runfiles root, which is their working directory.
+E2E_PREFIX = "e2e-prefix"
+
 # The run-time test timeouts are CMake's (120 s); Bazel's nearest is
 # "moderate" (300 s).
 _TEST_TIMEOUT = "moderate"
@@ -24,7 +28,7 @@ _TEST_TIMEOUT = "moderate"
 def _strip_suffix(s, suffix):
     return s[:-len(suffix)] if s.endswith(suffix) else s
 
-def timer_proto_library(name, root, protos, deps = [], visibility = None):
+def timer_proto_library(name, root, protos):
     """C++ and gRPC code for `protos` (paths relative to `root`, the protoc
     import root), generated at build time by the system protoc and
     grpc_cpp_plugin into `<name>_gen/`, built into the cc_library `name`."""
@@ -63,11 +67,10 @@ def timer_proto_library(name, root, protos, deps = [], visibility = None):
         hdrs = [o for o in outs if o.endswith(".h")],
         includes = [gen_dir],
         copts = ["-w"],
-        deps = deps + [
+        deps = [
             "//system:protobuf",
             "//system:grpcpp",
         ],
-        visibility = visibility,
     )
 
 def timer_add_provider(name, srcs, deps = []):
@@ -94,7 +97,6 @@ def timer_add_provider(name, srcs, deps = []):
     native.alias(
         name = "timer_ap_" + name,
         actual = ":" + out,
-        visibility = ["//visibility:public"],
     )
 
 def timer_add_fake_provider(name, defines = []):
@@ -147,7 +149,3 @@ def timer_e2e_test(name, deps = []):
         data = [":e2e_install"],
         env = {"TIMER_INSTALL_PREFIX": E2E_PREFIX},
     )
-
-# The install prefix the e2e tests drive, relative to their runfiles root
-# (their working directory).
-E2E_PREFIX = "e2e-prefix"
