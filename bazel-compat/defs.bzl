@@ -118,12 +118,23 @@ def timer_add_fake_provider(name, defines = []):
         testonly = True,
     )
 
-def timer_gtest(name, srcs, deps = [], data = [], local_defines = [], env = None):
-    """A GoogleTest executable linked with gmock and gtest_main."""
+def _source_path(path):
+    """`path`, a directory of this workspace, as the compiler sees it from
+    the execution root: prefixed with external/<name>/ when this workspace
+    is an external repository of another one."""
+    repo = native.repository_name()
+    if repo == "@":
+        return path
+    return "external/%s/%s" % (repo[1:], path)
+
+def timer_gtest(name, srcs, deps = [], data = [], local_defines = [], env = None, includes = []):
+    """A GoogleTest executable linked with gmock and gtest_main. `includes`
+    are private include directories (CMake's target_include_directories
+    PRIVATE); their headers must be in `srcs`."""
     native.cc_test(
         name = name,
         srcs = srcs,
-        copts = TIMER_COPTS,
+        copts = TIMER_COPTS + ["-I" + _source_path(d) for d in includes],
         local_defines = local_defines,
         deps = deps + ["//system:gtest_main"],
         data = data,
@@ -132,20 +143,24 @@ def timer_gtest(name, srcs, deps = [], data = [], local_defines = [], env = None
         timeout = _TEST_TIMEOUT,
     )
 
-def timer_unit_test(name, deps):
-    """tests/unit/<name>.cc into the test `name`."""
+def timer_unit_test(name, deps, hdrs = [], includes = []):
+    """tests/unit/<name>.cc into the test `name`; `hdrs` are further headers
+    it includes from the directories `includes`."""
     timer_gtest(
         name = name,
-        srcs = ["tests/unit/%s.cc" % name],
+        srcs = ["tests/unit/%s.cc" % name] + hdrs,
         deps = deps,
+        includes = includes,
     )
 
-def timer_e2e_test(name, deps = []):
-    """tests/e2e/<name>.cc against the installed build (:e2e_install)."""
+def timer_e2e_test(name, deps = [], hdrs = [], includes = []):
+    """tests/e2e/<name>.cc against the installed build (:e2e_install);
+    `hdrs` and `includes` as for timer_unit_test."""
     timer_gtest(
         name = name,
-        srcs = ["tests/e2e/%s.cc" % name, "tests/e2e/cli_fixture.h"],
+        srcs = ["tests/e2e/%s.cc" % name, "tests/e2e/cli_fixture.h"] + hdrs,
         deps = deps + [":e2e_support"],
         data = [":e2e_install"],
         env = {"TIMER_INSTALL_PREFIX": E2E_PREFIX},
+        includes = includes,
     )
