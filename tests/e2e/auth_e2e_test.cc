@@ -213,7 +213,9 @@ TEST_F(AuthE2eTest, AlicesJobIsNotFoundToBobThroughEveryRpc) {
     ASSERT_TRUE(stub->ListJobs(&ctx, r, &out).ok());
     EXPECT_EQ(out.jobs_size(), 0);
   }
-  // Watch streams are not built yet: the same answer for both jobs.
+  // Watching it: the same NOT_FOUND as a job that does not exist.
+  std::string messages[2];
+  int i = 0;
   for (const std::string& target : {id, std::string(kMissingJob)}) {
     grpc::ClientContext ctx;
     Prepare(&ctx, bob);
@@ -222,7 +224,46 @@ TEST_F(AuthE2eTest, AlicesJobIsNotFoundToBobThroughEveryRpc) {
     auto stream = stub->WatchJob(&ctx, r);
     v1::JobEvent event;
     EXPECT_FALSE(stream->Read(&event));
-    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::UNIMPLEMENTED);
+    const grpc::Status s = stream->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+    messages[i++] = absl::StrReplaceAll(s.error_message(), {{target, "ID"}});
+  }
+  EXPECT_EQ(messages[0], messages[1]);
+  {
+    // Watching all of his jobs: bob's snapshot is empty, and alice's changes
+    // never reach him; his own next change is the first thing he sees.
+    grpc::ClientContext ctx;
+    Prepare(&ctx, bob);
+    auto stream = stub->WatchJobs(&ctx, v1::WatchJobsRequest());
+    grpc::ClientContext pause_ctx;
+    Prepare(&pause_ctx, alice);
+    v1::PauseJobRequest pause;
+    pause.set_job_id(id);
+    v1::Job paused;
+    ASSERT_TRUE(stub->PauseJob(&pause_ctx, pause, &paused).ok());
+    grpc::ClientContext create_ctx;
+    Prepare(&create_ctx, bob);
+    v1::CreateJobRequest create;
+    create.mutable_job()->set_name("bobs");
+    create.mutable_job()->mutable_schedule()->set_interval_seconds(3600);
+    create.mutable_job()->mutable_action()->set_provider("noop");
+    create.mutable_job()->mutable_action()->set_body("{}");
+    v1::Job bobs;
+    ASSERT_TRUE(stub->CreateJob(&create_ctx, create, &bobs).ok());
+    v1::JobEvent event;
+    ASSERT_TRUE(stream->Read(&event));
+    EXPECT_EQ(event.type(), v1::JobEvent::CREATED);
+    EXPECT_EQ(event.job().job_id(), bobs.job_id());
+    ctx.TryCancel();
+    while (stream->Read(&event)) {
+    }
+    stream->Finish();
+    grpc::ClientContext resume_ctx;
+    Prepare(&resume_ctx, alice);
+    v1::ResumeJobRequest resume;
+    resume.set_job_id(id);
+    v1::Job resumed;
+    ASSERT_TRUE(stub->ResumeJob(&resume_ctx, resume, &resumed).ok());
   }
   // Alice's job kept its name: bob's update never applied.
   grpc::ClientContext ctx;

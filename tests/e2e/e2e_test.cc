@@ -284,20 +284,8 @@ TEST_F(E2eTest, HealthServesAndReflectionListsServices) {
   EXPECT_TRUE(stream->Finish().ok());
 }
 
-TEST_F(E2eTest, NotYetBuiltRpcsSayUnimplementedAndWhoAmIIsTheTokensIdentity) {
+TEST_F(E2eTest, WhoAmIIsTheTokensIdentity) {
   auto daemon = StartTimerd();
-  auto stub = v1::TimerService::NewStub(Channel());
-  grpc::ClientContext ctx;
-  Deadline(&ctx);
-  v1::WatchJobRequest req;
-  req.set_job_id("00000000-0000-4000-8000-000000000000");
-  auto stream = stub->WatchJob(&ctx, req);
-  v1::JobEvent event;
-  EXPECT_FALSE(stream->Read(&event));
-  grpc::Status s = stream->Finish();
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_NE(s.error_message().find("WatchJob"), std::string::npos);
-
   auto session = v1::SessionService::NewStub(Channel());
   grpc::ClientContext ctx2;
   Deadline(&ctx2);

@@ -211,6 +211,7 @@ int Daemon::Stop(int sig, absl::Duration timeout) {
   }
   exited_ = true;
   exit_code_ = ExitCode(status);
+  AwaitLogEnd();
   return exit_code_;
 }
 
@@ -220,7 +221,15 @@ int Daemon::WaitExit(absl::Duration timeout) {
   if (!WaitPid(pid_, timeout, &status)) return -1;
   exited_ = true;
   exit_code_ = ExitCode(status);
+  AwaitLogEnd();
   return exit_code_;
+}
+
+void Daemon::AwaitLogEnd() {
+  // The process is gone, but its last lines may still be in the pipe: wait
+  // (bounded) until the reader has seen the end of its output.
+  absl::MutexLock lock(&mu_);
+  mu_.AwaitWithTimeout(absl::Condition(&eof_), absl::Seconds(5));
 }
 
 std::string Daemon::log() const {

@@ -58,6 +58,8 @@ class Daemon {
 
  private:
   void ReadLoop(int fd);
+  // After an exit: waits (bounded) until the log holds all the process wrote.
+  void AwaitLogEnd();
 
   pid_t pid_ = -1;
   bool exited_ = false;

@@ -88,6 +88,22 @@ TEST(ParseConfigTest, EmptyTextGivesTheDefaults) {
   EXPECT_TRUE(config->plugins.empty());
 }
 
+TEST(ParseConfigTest, WatchLimitsParseAndAreBounded) {
+  absl::StatusOr<Config> config =
+      ParseConfig("watch_keep_events = 500\nwatch_buffer_events = 16\n", kOrigin);
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->watch_keep_events, 500);
+  EXPECT_EQ(config->watch_buffer_events, 16);
+  EXPECT_EQ(Config().watch_buffer_events, 1024);
+
+  for (const char* bad : {"watch_buffer_events = 0", "watch_keep_events = -3",
+                          "watch_keep_events = \"many\""}) {
+    absl::StatusOr<Config> refused = ParseConfig(bad, kOrigin);
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_THAT(std::string(refused.status().message()), ::testing::HasSubstr("watch_"));
+  }
+}
+
 TEST(ParseConfigTest, AllowInsecureRemoteTrue) {
   absl::StatusOr<Config> config =
       ParseConfig("listen = \"0.0.0.0:50051\"\nallow_insecure_remote = true\n", kOrigin);

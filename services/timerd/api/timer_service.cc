@@ -5,6 +5,7 @@
 
 #include "api/caller.h"
 #include "api/status.h"
+#include "api/watch.h"
 
 namespace timer::api {
 namespace {
@@ -18,16 +19,6 @@ auto FinishWith(grpc::ServerUnaryReactor* reactor, T* response) {
   };
 }
 
-// A stream that ends at once with UNIMPLEMENTED.
-class UnimplementedStream final : public grpc::ServerWriteReactor<v1::JobEvent> {
- public:
-  explicit UnimplementedStream(const char* method)
-      : UnimplementedStream(grpc::Status(
-            grpc::StatusCode::UNIMPLEMENTED,
-            std::string(method) + " is not implemented by this timerd yet")) {}
-  explicit UnimplementedStream(const grpc::Status& status) { Finish(status); }
-  void OnDone() override { delete this; }
-};
 
 }  // namespace
 
@@ -132,17 +123,17 @@ grpc::ServerUnaryReactor* TimerServiceImpl::ListJobResults(
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* TimerServiceImpl::WatchJob(
-    grpc::CallbackServerContext* ctx, const v1::WatchJobRequest*) {
+    grpc::CallbackServerContext* ctx, const v1::WatchJobRequest* request) {
   absl::StatusOr<auth::Principal> principal = CallerOf(*auth_, ctx);
-  if (!principal.ok()) return new UnimplementedStream(ToGrpcStatus(principal.status()));
-  return new UnimplementedStream("WatchJob");
+  if (!principal.ok()) return FinishedStream(ToGrpcStatus(principal.status()));
+  return OpenWatchJob(jobs_, events_, principal->identity, *request);
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* TimerServiceImpl::WatchJobs(
-    grpc::CallbackServerContext* ctx, const v1::WatchJobsRequest*) {
+    grpc::CallbackServerContext* ctx, const v1::WatchJobsRequest* request) {
   absl::StatusOr<auth::Principal> principal = CallerOf(*auth_, ctx);
-  if (!principal.ok()) return new UnimplementedStream(ToGrpcStatus(principal.status()));
-  return new UnimplementedStream("WatchJobs");
+  if (!principal.ok()) return FinishedStream(ToGrpcStatus(principal.status()));
+  return OpenWatchJobs(jobs_, events_, principal->identity, *request);
 }
 
 grpc::ServerUnaryReactor* TimerServiceImpl::ListActionProviders(

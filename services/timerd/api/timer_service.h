@@ -6,13 +6,13 @@
 // callback API: reads answer inline, writes finish the reactor from the
 // store's commit callback, so no gRPC thread waits on a disk flush.
 //
-// RPCs whose behaviour is not built yet answer UNIMPLEMENTED with a message.
-// Thread-safe; the JobService and Authenticator must outlive it.
+// Thread-safe; the JobService, Authenticator and EventHub must outlive it.
 #pragma once
 
 #include <optional>
 
 #include "auth/authenticator.h"
+#include "domain/events.h"
 #include "domain/jobs.h"
 #include "timer/v1/timer.grpc.pb.h"
 
@@ -20,8 +20,9 @@ namespace timer::api {
 
 class TimerServiceImpl final : public v1::TimerService::CallbackService {
  public:
-  TimerServiceImpl(domain::JobService* jobs, const auth::Authenticator* auth)
-      : jobs_(jobs), auth_(auth) {}
+  TimerServiceImpl(domain::JobService* jobs, const auth::Authenticator* auth,
+                   domain::EventHub* events)
+      : jobs_(jobs), auth_(auth), events_(events) {}
 
   grpc::ServerUnaryReactor* CreateJob(grpc::CallbackServerContext* ctx,
                                       const v1::CreateJobRequest* request,
@@ -71,6 +72,7 @@ class TimerServiceImpl final : public v1::TimerService::CallbackService {
 
   domain::JobService* const jobs_;
   const auth::Authenticator* const auth_;
+  domain::EventHub* const events_;
 };
 
 }  // namespace timer::api

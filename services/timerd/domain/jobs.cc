@@ -282,7 +282,7 @@ void JobService::CreateJob(const Identity& caller,
     };
   }
   store_->CreateJob(std::move(job), request.request_id(), std::move(fingerprint),
-                    Notify(std::move(done)));
+                    Notify(v1::JobEvent::CREATED, std::move(done)));
 }
 
 absl::StatusOr<v1::Job> JobService::GetJob(const Identity& caller,
@@ -344,16 +344,19 @@ void JobService::DeleteJob(const Identity& caller,
         job.clear_next_run();
         return absl::OkStatus();
       },
-      Notify([this, owner = caller.name,
-              done = std::move(done)](absl::StatusOr<v1::Job> r) mutable {
+      Notify(v1::JobEvent::DELETED, [this, owner = caller.name,
+                                     done = std::move(done)](absl::StatusOr<v1::Job> r) mutable {
         if (r.ok() && quota_ != nullptr) quota_->Deleted(owner);
         std::move(done)(std::move(r));
       }));
 }
 
-store::JobCallback JobService::Notify(store::JobCallback done) {
-  return [this, done = std::move(done)](absl::StatusOr<v1::Job> written) mutable {
-    if (written.ok() && observer_ != nullptr) observer_->JobChanged(*written);
+store::JobCallback JobService::Notify(v1::JobEvent::Type type, store::JobCallback done) {
+  return [this, type, done = std::move(done)](absl::StatusOr<v1::Job> written) mutable {
+    if (written.ok()) {
+      if (observer_ != nullptr) observer_->JobChanged(*written);
+      if (events_ != nullptr) events_->Publish(type, *written, nullptr);
+    }
     std::move(done)(std::move(written));
   };
 }
@@ -469,11 +472,12 @@ void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& r
         }
         return absl::OkStatus();
       },
-      Notify(std::move(done)));
+      Notify(v1::JobEvent::UPDATED, std::move(done)));
 }
 
 void JobService::MutateLiveJob(const Identity& caller, const std::string& job_id,
-                               store::JobMutation mutate, store::JobCallback done) {
+                               v1::JobEvent::Type event, store::JobMutation mutate,
+                               store::JobCallback done) {
   absl::Status valid = ValidateJobId(job_id);
   if (!valid.ok()) {
     std::move(done)(valid);
@@ -485,7 +489,7 @@ void JobService::MutateLiveJob(const Identity& caller, const std::string& job_id
         RETURN_IF_ERROR(NotFoundIfDeleted(job));
         return mutate(job);
       },
-      Notify(std::move(done)));
+      Notify(event, std::move(done)));
 }
 
 namespace {
@@ -497,7 +501,8 @@ absl::Status EndedError() {
 
 void JobService::PauseJob(const Identity& caller, const v1::PauseJobRequest& request,
                           store::JobCallback done) {
-  MutateLiveJob(caller, request.job_id(), [this](v1::Job& job) -> absl::Status {
+  MutateLiveJob(caller, request.job_id(), v1::JobEvent::PAUSED,
+                [this](v1::Job& job) -> absl::Status {
     if (job.status() == v1::Job::PAUSED) return absl::OkStatus();
     if (job.status() == v1::Job::ENDED) return EndedError();
     job.set_status(v1::Job::PAUSED);
@@ -509,7 +514,8 @@ void JobService::PauseJob(const Identity& caller, const v1::PauseJobRequest& req
 
 void JobService::ResumeJob(const Identity& caller, const v1::ResumeJobRequest& request,
                            store::JobCallback done) {
-  MutateLiveJob(caller, request.job_id(), [this](v1::Job& job) -> absl::Status {
+  MutateLiveJob(caller, request.job_id(), v1::JobEvent::RESUMED,
+                [this](v1::Job& job) -> absl::Status {
     if (IsSchedulable(job.status())) return absl::OkStatus();
     if (job.status() == v1::Job::ENDED) return EndedError();
     // Back on the original grid: the next slot, not "now + interval".
@@ -560,6 +566,64 @@ void JobService::RunJobNow(const Identity& caller, const v1::RunJobNowRequest& r
         }
         std::move(done)(std::move(written));
       });
+}
+
+absl::StatusOr<WatchFilter> JobService::WatchJobFilter(const Identity& caller,
+                                                       const v1::WatchJobRequest& request) {
+  RETURN_IF_ERROR(ValidateJobId(request.job_id()));
+  if (request.since() < 0) return Invalid("since", "must be >= 0");
+  v1::GetJobRequest get;
+  get.set_job_id(request.job_id());
+  RETURN_IF_ERROR(GetJob(caller, get).status());
+  WatchFilter filter;
+  filter.owner = caller.name;
+  filter.job_id = request.job_id();
+  return filter;
+}
+
+absl::StatusOr<WatchFilter> JobService::WatchJobsFilter(const Identity& caller,
+                                                        const v1::WatchJobsRequest& request) {
+  if (request.since() < 0) return Invalid("since", "must be >= 0");
+  if (request.name_contains().size() > kMaxNameLength) {
+    return Invalid("name_contains", absl::StrCat("at most ", kMaxNameLength, " characters"));
+  }
+  WatchFilter filter;
+  filter.owner = caller.name;
+  filter.name_contains = request.name_contains();
+  for (int s : request.statuses()) {
+    if (!v1::Job::Status_IsValid(s) || s == v1::Job::STATUS_UNSPECIFIED) {
+      return Invalid("statuses", absl::StrCat(s, " is not a job status"));
+    }
+    filter.statuses.push_back(static_cast<v1::Job::Status>(s));
+  }
+  return filter;
+}
+
+absl::StatusOr<std::vector<v1::Job>> JobService::Snapshot(const WatchFilter& filter) {
+  std::vector<v1::Job> out;
+  if (!filter.job_id.empty()) {
+    absl::StatusOr<v1::Job> job = store_->GetJob(filter.owner, filter.job_id);
+    if (absl::IsNotFound(job.status())) return out;
+    RETURN_IF_ERROR(job.status());
+    if (job->status() != v1::Job::DELETED && filter.Matches(*job)) out.push_back(*std::move(job));
+    return out;
+  }
+  store::ListJobsQuery query;
+  query.owner = filter.owner;
+  query.page_size = kMaxPageSize;
+  for (;;) {
+    ASSIGN_OR_RETURN(store::ListJobsPage page, store_->ListJobs(query));
+    if (!page.has_more || page.jobs.empty()) {
+      query.after.reset();
+    } else {
+      const v1::Job& last = page.jobs.back();
+      query.after = store::ListCursor{store::ToMicros(last.create_time()), last.job_id()};
+    }
+    for (v1::Job& job : page.jobs) {
+      if (filter.Matches(job)) out.push_back(std::move(job));
+    }
+    if (!query.after) return out;
+  }
 }
 
 absl::StatusOr<v1::ListJobResultsResponse> JobService::ListJobResults(

@@ -11,9 +11,12 @@
 // thread, once the write is durable; `done` must not block.
 #pragma once
 
+#include <vector>
+
 #include "absl/status/statusor.h"
 #include "domain/action_provider.h"
 #include "domain/clock.h"
+#include "domain/events.h"
 #include "domain/identity.h"
 #include "domain/job_quota.h"
 #include "store/store.h"
@@ -42,6 +45,8 @@ class JobService {
 
   // Set once, before the first call: who hears of changes.
   void set_observer(JobObserver* observer) { observer_ = observer; }
+  // Set once, before the first call: where change events go (may be null).
+  void set_events(EventSink* events) { events_ = events; }
   // Set once, before the first call: how many jobs an owner may have
   // (CreateJob is RESOURCE_EXHAUSTED beyond it). Null: no limit.
   void set_quota(JobQuota* quota) { quota_ = quota; }
@@ -64,6 +69,15 @@ class JobService {
                  store::JobCallback done);
   absl::StatusOr<v1::ListJobResultsResponse> ListJobResults(
       const Identity& caller, const v1::ListJobResultsRequest& request);
+  // Watches: the filter a request means, scoped to `caller`. WatchJob of a
+  // job that is not the caller's live job is NOT_FOUND.
+  absl::StatusOr<WatchFilter> WatchJobFilter(const Identity& caller,
+                                             const v1::WatchJobRequest& request);
+  absl::StatusOr<WatchFilter> WatchJobsFilter(const Identity& caller,
+                                              const v1::WatchJobsRequest& request);
+  // The live jobs that match `filter` now, with their results: a stream's
+  // starting snapshot.
+  absl::StatusOr<std::vector<v1::Job>> Snapshot(const WatchFilter& filter);
   absl::StatusOr<v1::ListActionProvidersResponse> ListActionProviders(
       const v1::ListActionProvidersRequest& request);
   absl::StatusOr<v1::ActionProvider> GetActionProvider(
@@ -83,14 +97,17 @@ class JobService {
   absl::Status CheckAction(const Identity& caller, const v1::Action& action) const;
   // Applies `mutate` to the caller's job unless it is deleted (NOT_FOUND).
   void MutateLiveJob(const Identity& caller, const std::string& job_id,
+                     v1::JobEvent::Type event,
                      store::JobMutation mutate, store::JobCallback done);
   // Wraps `done` so the observer hears of the written job first.
-  store::JobCallback Notify(store::JobCallback done);
+  // ... and the event sink, of an event of `type`.
+  store::JobCallback Notify(v1::JobEvent::Type type, store::JobCallback done);
 
   store::Store* const store_;
   const Clock* const clock_;
   const ProviderRegistry* const providers_;
   JobObserver* observer_ = nullptr;
+  EventSink* events_ = nullptr;
   JobQuota* quota_ = nullptr;
 };
 

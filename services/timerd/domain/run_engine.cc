@@ -254,6 +254,7 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
     std::optional<v1::JobResult> run;  // A run to start.
     bool buffer = false;               // ... after the active one ends.
     bool cancel_previous = false;
+    std::optional<v1::JobResult> skipped;  // A slot recorded SKIPPED.
   };
   auto outcome = std::make_shared<Outcome>();
   Begin();
@@ -313,6 +314,7 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
           r.set_error(skip);
           *r.mutable_end_time() = ToProto(now);
           job.set_n_skipped(job.n_skipped() + 1);
+          outcome->skipped = r;
         } else {
           r.set_status(v1::JobResult::PENDING);
           job.set_n_runs(job.n_runs() + 1);
@@ -331,6 +333,14 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
       [this, key, due, job_id, outcome](absl::StatusOr<v1::Job> written) {
         if (written.ok()) {
           JobChanged(*written);
+          if (events_ != nullptr) {
+            if (outcome->skipped) {
+              events_->Publish(v1::JobEvent::RUN_FINISHED, *written, &*outcome->skipped);
+            }
+            if (written->status() == v1::Job::ENDED) {
+              events_->Publish(v1::JobEvent::ENDED, *written, nullptr);
+            }
+          }
           if (outcome->run) {
             if (outcome->cancel_previous) CancelActive(job_id);
             if (outcome->buffer) {
@@ -397,19 +407,20 @@ void RunEngine::RunRecorded(const v1::Job& job, const v1::JobResult& result) {
 
 void RunEngine::Dispatch(std::shared_ptr<const v1::Job> job, v1::JobResult result) {
   workers_->Submit([this, job = std::move(job), result = std::move(result)]() mutable {
-    StartRun(*job, std::move(result));
+    StartRun(std::move(job), std::move(result));
     End();
   });
 }
 
-void RunEngine::StartRun(const v1::Job& job, v1::JobResult result) {
+void RunEngine::StartRun(std::shared_ptr<const v1::Job> shared, v1::JobResult result) {
+  const v1::Job& job = *shared;
   *result.mutable_start_time() = ToProto(clock_->Now());
   ActionProvider* provider = providers_->Find(job.action().provider());
   if (provider == nullptr) {
     result.set_status(v1::JobResult::FAILED);
     result.set_error(absl::StrCat("action provider \"", job.action().provider(),
                                   "\" is not loaded"));
-    Finish(job.job_id(), std::move(result));
+    Finish(job.job_id(), std::move(result), shared);
     return;
   }
   absl::StatusOr<ActionStatus> st =
@@ -418,22 +429,23 @@ void RunEngine::StartRun(const v1::Job& job, v1::JobResult result) {
   if (!st.ok()) {
     result.set_status(v1::JobResult::FAILED);
     result.set_error(std::string(st.status().message()));
-    Finish(job.job_id(), std::move(result));
+    Finish(job.job_id(), std::move(result), shared);
     return;
   }
   Apply(*st, result);
+  if (events_ != nullptr) events_->Publish(v1::JobEvent::RUN_STARTED, job, &result);
   const bool active = result.status() == v1::JobResult::ACTIVE;
   if (active) {
     absl::MutexLock lock(&mu_);
     auto it = runs_.find(job.job_id());
     if (it != runs_.end()) it->second.runs[result.run_number()] = st->action_id;
   }
-  Finish(job.job_id(), result);
+  Finish(job.job_id(), result, shared);
   if (active) {
     SchedulePoll(ActiveRun{job.job_id(), result.run_number(), st->action_id,
                            job.action().provider(), FromProto(result.start_time()),
                            options_.poll_min, result.scheduled_time(), result.manual(),
-                           result.request_id()},
+                           result.request_id(), shared},
                  clock_->Now() + options_.poll_min);
   } else {
     provider->Release(st->action_id).IgnoreError();
@@ -481,25 +493,31 @@ void RunEngine::PollRun(ActiveRun run) {
     // Still running (or the provider is briefly unavailable): look again later.
     if (st.ok()) {
       Apply(*st, result);
-      Finish(run.job_id, result);  // Progress in the details.
+      Finish(run.job_id, result, run.job);  // Progress in the details.
     }
     run.poll_every = std::min(run.poll_every * 2, options_.poll_max);
     const absl::Time at = now + run.poll_every;
     SchedulePoll(std::move(run), at);
     return;
   }
-  Finish(run.job_id, std::move(result));
+  Finish(run.job_id, std::move(result), run.job);
 }
 
-void RunEngine::Finish(const std::string& job_id, v1::JobResult result) {
+void RunEngine::Finish(const std::string& job_id, v1::JobResult result,
+                       std::shared_ptr<const v1::Job> job) {
   const absl::Time now = clock_->Now();
   const bool final = IsFinal(result.status());
   if (final && !result.has_end_time()) *result.mutable_end_time() = ToProto(now);
   const int64_t run_number = result.run_number();
-  auto written = [this, job_id, run_number, final](absl::Status status) {
+  std::shared_ptr<const v1::JobResult> event;
+  if (final && events_ != nullptr) event = std::make_shared<const v1::JobResult>(result);
+  auto written = [this, job_id, run_number, final, event,
+                  job = std::move(job)](absl::Status status) {
     if (!status.ok()) {
       spdlog::warn("run engine: recording run {} of job {} failed: {}", run_number,
                    job_id, std::string(status.message()));
+    } else if (event != nullptr) {
+      PublishFinished(job_id, job, *event);
     }
     if (final) RunEnded(job_id, run_number);
     End();
@@ -527,6 +545,18 @@ void RunEngine::Finish(const std::string& job_id, v1::JobResult result) {
       [written = std::move(written)](absl::StatusOr<v1::Job> job) mutable {
         std::move(written)(job.status());
       });
+}
+
+void RunEngine::PublishFinished(const std::string& job_id,
+                                const std::shared_ptr<const v1::Job>& job,
+                                const v1::JobResult& result) {
+  if (job != nullptr) {
+    events_->Publish(v1::JobEvent::RUN_FINISHED, *job, &result);
+    return;
+  }
+  // Runs reconciled after a restart: read the job once.
+  absl::StatusOr<v1::Job> loaded = store_->LoadJob(job_id);
+  if (loaded.ok()) events_->Publish(v1::JobEvent::RUN_FINISHED, *loaded, &result);
 }
 
 void RunEngine::RunEnded(const std::string& job_id, int64_t run_number) {

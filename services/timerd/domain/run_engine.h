@@ -34,6 +34,7 @@
 #include "absl/time/time.h"
 #include "domain/action_provider.h"
 #include "domain/clock.h"
+#include "domain/events.h"
 #include "domain/jobs.h"
 #include "domain/timer_queue.h"
 #include "domain/worker_pool.h"
@@ -82,6 +83,8 @@ class RunEngine final : public JobObserver {
 
   // JobObserver: called by JobService after each durable change.
   void JobChanged(const v1::Job& job) override;
+  // Set once, before Start(): where run events go (may be null).
+  void set_events(EventSink* events) { events_ = events; }
   void RunRecorded(const v1::Job& job, const v1::JobResult& result) override;
 
   // Fires every job due at clock->Now() and starts due polls. Returns how many
@@ -108,6 +111,8 @@ class RunEngine final : public JobObserver {
     google::protobuf::Timestamp scheduled_time;
     bool manual = false;
     std::string request_id;
+    // The job as of the run's fire, for events.
+    std::shared_ptr<const v1::Job> job;
   };
   struct JobRuns {
     int active = 0;
@@ -132,10 +137,14 @@ class RunEngine final : public JobObserver {
   void Fire(const JobKey& key, absl::Time due, absl::Time now);
   // Hands a recorded run to a worker (in_flight_ already counts it).
   void Dispatch(std::shared_ptr<const v1::Job> job, v1::JobResult result);
-  void StartRun(const v1::Job& job, v1::JobResult result);
+  void StartRun(std::shared_ptr<const v1::Job> job, v1::JobResult result);
   void PollRun(ActiveRun run);
-  // Records a result and updates the job's counters in one write.
-  void Finish(const std::string& job_id, v1::JobResult result);
+  // Records a result (and, for an error, counts it into the job). `job`, the
+  // job as of the run's fire, goes with the RUN_FINISHED event.
+  void Finish(const std::string& job_id, v1::JobResult result,
+              std::shared_ptr<const v1::Job> job = nullptr);
+  void PublishFinished(const std::string& job_id, const std::shared_ptr<const v1::Job>& job,
+                       const v1::JobResult& result);
   void RunEnded(const std::string& job_id, int64_t run_number);
   // Asks the provider to cancel the job's runs that are active now.
   void CancelActive(const std::string& job_id);
@@ -152,6 +161,7 @@ class RunEngine final : public JobObserver {
   const Clock* const clock_;
   const ProviderRegistry* const providers_;
   const Options options_;
+  EventSink* events_ = nullptr;
   std::unique_ptr<WorkerPool> workers_;
 
   mutable absl::Mutex mu_;

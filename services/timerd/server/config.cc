@@ -80,6 +80,13 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
       s = ReadString(node, origin, k,
                      k == "tls_cert" ? &config.tls_cert
                                      : k == "tls_key" ? &config.tls_key : &config.tls_client_ca);
+    } else if (k == "watch_keep_events" || k == "watch_buffer_events") {
+      const auto* v = node.as_integer();
+      if (v == nullptr || v->get() < 1 || v->get() > 10'000'000) {
+        return Bad(origin, k, "must be a whole number from 1 to 10000000");
+      }
+      (k == "watch_keep_events" ? config.watch_keep_events : config.watch_buffer_events) =
+          v->get();
     } else if (k == "max_message_bytes" || k == "max_jobs_per_identity") {
       const auto* v = node.as_integer();
       const int64_t max = k == "max_message_bytes" ? (1LL << 30) : (1LL << 40);

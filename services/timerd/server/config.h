@@ -14,6 +14,8 @@
 //   tls_client_ca = "/etc/timer/tls/ca.crt"  # verify client certificates (mTLS)
 //   max_message_bytes = 4194304      # largest request accepted
 //   max_jobs_per_identity = 10000    # live (not deleted) jobs per identity
+//   watch_keep_events = 20000        # events kept for watchers resuming with `since`
+//   watch_buffer_events = 1024       # events a watcher may fall behind before it is dropped
 //   [auth.jwt]                       # accept JWTs from an identity provider
 //   keys_file = "/etc/timer/idp-jwks.json"   # JWKS or PEM public key(s)
 //   issuer = "https://idp.example.org"
@@ -52,6 +54,8 @@ struct Config {
   std::string tls_client_ca;
   int64_t max_message_bytes = 4 << 20;
   int64_t max_jobs_per_identity = 10000;
+  int64_t watch_keep_events = 20000;
+  int64_t watch_buffer_events = 1024;
   // [auth.jwt]; JWTs are accepted only when jwt_keys_file is set.
   std::string jwt_keys_file;
   std::string jwt_issuer;

@@ -99,6 +99,7 @@ struct TimerServer::Impl {
   std::unique_ptr<plugin_host::PluginRegistry> plugins;
   std::unique_ptr<domain::JobService> jobs;
   std::unique_ptr<domain::RunEngine> engine;
+  std::unique_ptr<domain::EventHub> events;
   std::unique_ptr<api::TimerServiceImpl> timer_service;
   std::unique_ptr<api::SessionServiceImpl> session_service;
   std::unique_ptr<grpc::Server> grpc_server;
@@ -164,12 +165,18 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(
   impl->engine = std::make_unique<domain::RunEngine>(
       impl->store.get(), &impl->clock, impl->plugins.get(), engine_options);
   impl->jobs->set_observer(impl->engine.get());
+  impl->events = std::make_unique<domain::EventHub>(
+      &impl->clock,
+      domain::EventHub::Options{.keep_events = static_cast<size_t>(config.watch_keep_events),
+                                .buffer_events = static_cast<size_t>(config.watch_buffer_events)});
+  impl->jobs->set_events(impl->events.get());
+  impl->engine->set_events(impl->events.get());
   impl->quota =
       std::make_unique<domain::JobQuota>(impl->store.get(), config.max_jobs_per_identity);
   impl->jobs->set_quota(impl->quota.get());
   RETURN_IF_ERROR(impl->engine->Start());
   impl->timer_service = std::make_unique<api::TimerServiceImpl>(
-      impl->jobs.get(), impl->authenticator.get());
+      impl->jobs.get(), impl->authenticator.get(), impl->events.get());
   impl->session_service =
       std::make_unique<api::SessionServiceImpl>(impl->authenticator.get());
 
@@ -212,6 +219,9 @@ void TimerServer::Shutdown(absl::Duration grace) {
     impl_->shut_down = true;
   }
   impl_->grpc_server->GetHealthCheckService()->SetServingStatus(false);
+  // Watch streams end now (UNAVAILABLE, with the `since` to resume from)
+  // instead of holding the shutdown for its whole grace period.
+  impl_->events->Shutdown();
   // In-flight calls finish (their writes commit) before the store closes.
   impl_->grpc_server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   impl_->grpc_server->Wait();

@@ -1,0 +1,176 @@
+#include "domain/events.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "domain/time_util.h"
+
+namespace timer::domain {
+
+bool WatchFilter::Matches(const v1::Job& job) const {
+  if (job.owner() != owner) return false;
+  if (!job_id.empty() && job.job_id() != job_id) return false;
+  if (!statuses.empty() &&
+      std::find(statuses.begin(), statuses.end(), job.status()) == statuses.end()) {
+    return false;
+  }
+  return name_contains.empty() || absl::StrContains(job.name(), name_contains);
+}
+
+size_t EventHub::Subscription::Take(size_t max, std::vector<EventPtr>& out) {
+  absl::MutexLock lock(&mu_);
+  size_t n = 0;
+  while (n < max && !queue_.empty()) {
+    out.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+    ++n;
+  }
+  return n;
+}
+
+absl::Status EventHub::Subscription::closed() const {
+  absl::MutexLock lock(&mu_);
+  return queue_.empty() ? closed_ : absl::OkStatus();
+}
+
+bool EventHub::Subscription::Push(const EventPtr& e) {
+  absl::MutexLock lock(&mu_);
+  if (!closed_.ok()) return false;
+  if (queue_.size() >= capacity_) {
+    closed_ = absl::ResourceExhaustedError(absl::StrCat(
+        "this watcher fell ", capacity_,
+        " events behind and was dropped; resume with since=", last_queued_));
+    return true;
+  }
+  queue_.push_back(e);
+  last_queued_ = e->sequence();
+  return queue_.size() == 1;
+}
+
+bool EventHub::Subscription::Close(absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  if (!closed_.ok()) return false;
+  closed_ = absl::Status(status.code(), absl::StrCat(status.message(),
+                                                     "; resume with since=", last_queued_));
+  return true;
+}
+
+void EventHub::Subscription::Wake() {
+  absl::MutexLock lock(&wake_mu_);
+  if (!detached_ && on_ready_) on_ready_();
+}
+
+void EventHub::Subscription::Detach() {
+  absl::MutexLock lock(&wake_mu_);
+  detached_ = true;
+  on_ready_ = nullptr;
+}
+
+EventHub::EventHub(const Clock* clock, Options options)
+    : clock_(clock),
+      options_(options),
+      head_(std::max<int64_t>(1, absl::ToUnixMicros(clock->Now()))) {}
+
+void EventHub::Publish(v1::JobEvent::Type type, const v1::Job& job,
+                       const v1::JobResult* result) {
+  auto event = std::make_shared<v1::JobEvent>();
+  event->set_type(type);
+  *event->mutable_event_time() = ToProto(clock_->Now());
+  v1::Job* copy = event->mutable_job();
+  *copy = job;
+  // Events stay small: the results travel as `result` and in snapshots.
+  copy->clear_results();
+  if (result != nullptr) *event->mutable_result() = *result;
+
+  std::vector<std::shared_ptr<Subscription>> wake;
+  {
+    absl::MutexLock lock(&mu_);
+    event->set_sequence(++head_);
+    EventPtr shared = std::move(event);
+    log_.push_back(shared);
+    while (log_.size() > options_.keep_events) log_.pop_front();
+    auto it = by_owner_.find(job.owner());
+    if (it != by_owner_.end()) {
+      for (const std::shared_ptr<Subscription>& s : it->second) {
+        if (s->filter_.Matches(job) && s->Push(shared)) wake.push_back(s);
+      }
+    }
+  }
+  for (const std::shared_ptr<Subscription>& s : wake) s->Wake();
+}
+
+EventHub::Opened EventHub::Subscribe(WatchFilter filter, int64_t since,
+                                     absl::AnyInvocable<void()> on_ready) {
+  Opened opened;
+  std::shared_ptr<Subscription> sub(
+      new Subscription(std::move(filter), options_.buffer_events, std::move(on_ready)));
+  bool closed = false;
+  {
+    absl::MutexLock lock(&mu_);
+    opened.head = head_;
+    {
+      absl::MutexLock sub_lock(&sub->mu_);
+      sub->last_queued_ = head_;
+    }
+    const int64_t first = log_.empty() ? head_ + 1 : log_.front()->sequence();
+    if (since <= 0 || since < first - 1 || since > head_) {
+      opened.needs_snapshot = true;
+    } else {
+      // Sequence numbers in the log are consecutive.
+      for (auto it = log_.begin() + (since - first + 1); it != log_.end(); ++it) {
+        if (sub->filter_.Matches((*it)->job())) opened.replay.push_back(*it);
+      }
+    }
+    if (shut_down_) {
+      closed = sub->Close(absl::UnavailableError("timerd is shutting down"));
+    } else {
+      by_owner_[sub->filter_.owner].push_back(sub);
+      ++count_;
+    }
+  }
+  opened.subscription = std::move(sub);
+  (void)closed;  // The caller sees closed() on its first Take().
+  return opened;
+}
+
+void EventHub::Unsubscribe(const std::shared_ptr<Subscription>& subscription) {
+  subscription->Detach();
+  absl::MutexLock lock(&mu_);
+  auto it = by_owner_.find(subscription->filter_.owner);
+  if (it == by_owner_.end()) return;
+  auto& subs = it->second;
+  auto found = std::find(subs.begin(), subs.end(), subscription);
+  if (found == subs.end()) return;
+  *found = std::move(subs.back());
+  subs.pop_back();
+  --count_;
+  if (subs.empty()) by_owner_.erase(it);
+}
+
+void EventHub::Shutdown() {
+  std::vector<std::shared_ptr<Subscription>> wake;
+  {
+    absl::MutexLock lock(&mu_);
+    shut_down_ = true;
+    for (auto& [owner, subs] : by_owner_) {
+      for (const std::shared_ptr<Subscription>& s : subs) {
+        if (s->Close(absl::UnavailableError("timerd is shutting down"))) wake.push_back(s);
+      }
+    }
+  }
+  for (const std::shared_ptr<Subscription>& s : wake) s->Wake();
+}
+
+int64_t EventHub::head() const {
+  absl::MutexLock lock(&mu_);
+  return head_;
+}
+
+size_t EventHub::subscriptions() const {
+  absl::MutexLock lock(&mu_);
+  return count_;
+}
+
+}  // namespace timer::domain

@@ -1,0 +1,147 @@
+// Job events for watchers (WatchJob / WatchJobs): a bounded in-memory log
+// with sequence numbers, and subscriptions with bounded buffers.
+//
+// Publishers (JobService after each durable write, RunEngine as runs start
+// and finish) call Publish(); every event gets the next sequence number and
+// goes into the log (the newest `keep_events`) and into the buffer of each
+// subscription whose filter it matches. Publishing never waits for a
+// consumer: a subscription whose buffer is full is closed with
+// RESOURCE_EXHAUSTED naming the sequence to resume after, and gets nothing
+// more.
+//
+// Sequence numbers are strictly increasing for the life of the process, and
+// start from the wall clock in microseconds, so that numbers handed out by
+// an earlier process are smaller than any of this one's: a watcher resuming
+// from before a restart (or from further back than the log keeps) is told
+// to start over from a snapshot rather than being silently given a gap.
+//
+// Thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "domain/clock.h"
+#include "timer/v1/timer.pb.h"
+
+namespace timer::domain {
+
+using EventPtr = std::shared_ptr<const v1::JobEvent>;
+
+// Where JobService and RunEngine report what changed. Must not block.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  // `job` is the job after the change; `result` is set for run events.
+  virtual void Publish(v1::JobEvent::Type type, const v1::Job& job,
+                       const v1::JobResult* result) = 0;
+};
+
+// Which events a watcher gets. Always scoped to one owner.
+struct WatchFilter {
+  std::string owner;
+  // One job; empty means every job of the owner.
+  std::string job_id;
+  // Only jobs in these statuses (as of the event); empty means all.
+  std::vector<v1::Job::Status> statuses;
+  // Only jobs whose name contains this; empty means all.
+  std::string name_contains;
+
+  bool Matches(const v1::Job& job) const;
+};
+
+class EventHub final : public EventSink {
+ public:
+  struct Options {
+    // Events kept for watchers that resume with `since`.
+    size_t keep_events = 20000;
+    // Events a subscription may hold undelivered before it is closed.
+    size_t buffer_events = 1024;
+  };
+
+  // The consumer side of one watcher.
+  class Subscription {
+   public:
+    // Moves up to `max` buffered events into `out`; returns how many.
+    size_t Take(size_t max, std::vector<EventPtr>& out);
+    // Once closed (overflow or shutdown) and drained, the status the stream
+    // ends with; OK while open.
+    absl::Status closed() const;
+    // Stops notifications; after it returns, `on_ready` never runs again.
+    // Call without holding any lock `on_ready` takes.
+    void Detach();
+
+   private:
+    friend class EventHub;
+    Subscription(WatchFilter filter, size_t capacity, absl::AnyInvocable<void()> on_ready)
+        : filter_(std::move(filter)), capacity_(capacity), on_ready_(std::move(on_ready)) {}
+    // Queues `e`; returns true if the consumer should be woken.
+    bool Push(const EventPtr& e);
+    bool Close(absl::Status status);
+    void Wake();
+
+    const WatchFilter filter_;
+    const size_t capacity_;
+    mutable absl::Mutex mu_;
+    std::deque<EventPtr> queue_ ABSL_GUARDED_BY(mu_);
+    absl::Status closed_ ABSL_GUARDED_BY(mu_);
+    int64_t last_queued_ ABSL_GUARDED_BY(mu_) = 0;
+    // Held while on_ready_ runs, so Detach() waits for a running one.
+    absl::Mutex wake_mu_;
+    bool detached_ ABSL_GUARDED_BY(wake_mu_) = false;
+    absl::AnyInvocable<void()> on_ready_ ABSL_GUARDED_BY(wake_mu_);
+  };
+
+  // What a new subscription starts from.
+  struct Opened {
+    std::shared_ptr<Subscription> subscription;
+    // The sequence number the subscription starts after: snapshots are "as of"
+    // it, and every later matching event reaches the subscription.
+    int64_t head = 0;
+    // true: `since` was 0, or older than the log (or from an earlier process):
+    // the watcher needs a snapshot (and, if since > 0, a RESET first).
+    bool needs_snapshot = false;
+    // Otherwise: the kept events after `since` that match, oldest first.
+    std::vector<EventPtr> replay;
+  };
+
+  EventHub(const Clock* clock, Options options);
+  EventHub(const EventHub&) = delete;
+  EventHub& operator=(const EventHub&) = delete;
+
+  void Publish(v1::JobEvent::Type type, const v1::Job& job,
+               const v1::JobResult* result) override;
+
+  // Registers a watcher. `on_ready` is called (on a publishing thread, with
+  // no hub lock held) when its buffer becomes non-empty or it is closed.
+  Opened Subscribe(WatchFilter filter, int64_t since, absl::AnyInvocable<void()> on_ready);
+  void Unsubscribe(const std::shared_ptr<Subscription>& subscription);
+
+  // Closes every subscription with UNAVAILABLE; later subscriptions are
+  // closed at once. For server shutdown.
+  void Shutdown();
+
+  int64_t head() const;
+  size_t subscriptions() const;
+
+ private:
+  const Clock* const clock_;
+  const Options options_;
+  mutable absl::Mutex mu_;
+  int64_t head_ ABSL_GUARDED_BY(mu_);
+  std::deque<EventPtr> log_ ABSL_GUARDED_BY(mu_);
+  // By owner: publishing looks only at the owner's watchers.
+  absl::flat_hash_map<std::string, std::vector<std::shared_ptr<Subscription>>> by_owner_
+      ABSL_GUARDED_BY(mu_);
+  size_t count_ ABSL_GUARDED_BY(mu_) = 0;
+  bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace timer::domain

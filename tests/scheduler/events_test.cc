@@ -1,0 +1,252 @@
+// EventHub: sequence numbers, the kept log and resuming with `since`,
+// filters and owner isolation, bounded subscriber buffers, shutdown. And the
+// events JobService and RunEngine publish for a job's life.
+#include "domain/events.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/synchronization/notification.h"
+#include "domain/clock.h"
+#include "domain/ids.h"
+#include "domain/jobs.h"
+#include "domain/run_engine.h"
+#include "domain/time_util.h"
+#include "fake_provider.h"
+#include "store/memory_store.h"
+
+namespace timer::domain {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using Type = v1::JobEvent::Type;
+
+const absl::Time kStart = absl::FromUnixSeconds(1'800'000'000);
+
+v1::Job MakeJob(const std::string& owner, const std::string& id, const std::string& name = "",
+                v1::Job::Status status = v1::Job::LOADED) {
+  v1::Job job;
+  job.set_owner(owner);
+  job.set_job_id(id);
+  job.set_name(name);
+  job.set_status(status);
+  return job;
+}
+
+std::vector<EventPtr> TakeAll(EventHub::Subscription& s) {
+  std::vector<EventPtr> out;
+  s.Take(1 << 20, out);
+  return out;
+}
+
+std::vector<int64_t> Sequences(const std::vector<EventPtr>& events) {
+  std::vector<int64_t> out;
+  for (const EventPtr& e : events) out.push_back(e->sequence());
+  return out;
+}
+
+class EventHubTest : public ::testing::Test {
+ protected:
+  EventHubTest() : clock_(kStart) {}
+  FakeClock clock_;
+};
+
+TEST_F(EventHubTest, SequencesStartAboveTheClockAndIncreaseByOne) {
+  EventHub hub(&clock_, {});
+  const int64_t head = hub.head();
+  EXPECT_GE(head, absl::ToUnixMicros(kStart));
+  auto sub = hub.Subscribe({.owner = "alice"}, 0, [] {}).subscription;
+  hub.Publish(v1::JobEvent::CREATED, MakeJob("alice", "a"), nullptr);
+  hub.Publish(v1::JobEvent::UPDATED, MakeJob("alice", "a"), nullptr);
+  EXPECT_THAT(Sequences(TakeAll(*sub)), ElementsAre(head + 1, head + 2));
+}
+
+TEST_F(EventHubTest, AnotherOwnersEventsNeverReachAWatcher) {
+  EventHub hub(&clock_, {});
+  auto alice = hub.Subscribe({.owner = "alice"}, 0, [] {}).subscription;
+  auto bob = hub.Subscribe({.owner = "bob"}, 0, [] {}).subscription;
+  hub.Publish(v1::JobEvent::CREATED, MakeJob("alice", "a"), nullptr);
+  EXPECT_EQ(TakeAll(*alice).size(), 1u);
+  EXPECT_TRUE(TakeAll(*bob).empty());
+  // Nor through a replay.
+  EventHub::Opened resumed = hub.Subscribe({.owner = "bob"}, hub.head() - 1, [] {});
+  EXPECT_FALSE(resumed.needs_snapshot);
+  EXPECT_TRUE(resumed.replay.empty());
+}
+
+TEST_F(EventHubTest, FiltersByJobStatusAndName) {
+  EventHub hub(&clock_, {});
+  auto one = hub.Subscribe({.owner = "alice", .job_id = "a"}, 0, [] {}).subscription;
+  auto paused =
+      hub.Subscribe({.owner = "alice", .statuses = {v1::Job::PAUSED}}, 0, [] {}).subscription;
+  auto nightly = hub.Subscribe({.owner = "alice", .name_contains = "nightly"}, 0, [] {})
+                     .subscription;
+  hub.Publish(v1::JobEvent::CREATED, MakeJob("alice", "a", "nightly backup"), nullptr);
+  hub.Publish(v1::JobEvent::PAUSED, MakeJob("alice", "b", "hourly", v1::Job::PAUSED), nullptr);
+  EXPECT_EQ(TakeAll(*one).size(), 1u);
+  std::vector<EventPtr> p = TakeAll(*paused);
+  ASSERT_EQ(p.size(), 1u);
+  EXPECT_EQ(p[0]->job().job_id(), "b");
+  std::vector<EventPtr> n = TakeAll(*nightly);
+  ASSERT_EQ(n.size(), 1u);
+  EXPECT_EQ(n[0]->job().job_id(), "a");
+}
+
+TEST_F(EventHubTest, ResumingReplaysExactlyTheEventsAfterSince) {
+  EventHub hub(&clock_, {});
+  for (int i = 0; i < 5; ++i) hub.Publish(v1::JobEvent::UPDATED, MakeJob("alice", "a"), nullptr);
+  const int64_t head = hub.head();
+  EventHub::Opened opened = hub.Subscribe({.owner = "alice"}, head - 2, [] {});
+  EXPECT_FALSE(opened.needs_snapshot);
+  EXPECT_EQ(opened.head, head);
+  EXPECT_THAT(Sequences(opened.replay), ElementsAre(head - 1, head));
+  // Up to date: nothing to replay, and no snapshot either.
+  EventHub::Opened current = hub.Subscribe({.owner = "alice"}, head, [] {});
+  EXPECT_FALSE(current.needs_snapshot);
+  EXPECT_TRUE(current.replay.empty());
+}
+
+TEST_F(EventHubTest, SinceOlderThanTheLogOrFromAnotherProcessNeedsASnapshot) {
+  EventHub hub(&clock_, {.keep_events = 3});
+  for (int i = 0; i < 10; ++i) hub.Publish(v1::JobEvent::UPDATED, MakeJob("alice", "a"), nullptr);
+  const int64_t head = hub.head();
+  EXPECT_FALSE(hub.Subscribe({.owner = "alice"}, head - 3, [] {}).needs_snapshot);
+  EXPECT_TRUE(hub.Subscribe({.owner = "alice"}, head - 4, [] {}).needs_snapshot);
+  EXPECT_TRUE(hub.Subscribe({.owner = "alice"}, 0, [] {}).needs_snapshot);
+  // From the future: a number this process never handed out.
+  EXPECT_TRUE(hub.Subscribe({.owner = "alice"}, head + 1, [] {}).needs_snapshot);
+
+  // A process started later: every earlier number is behind its log.
+  clock_.Advance(absl::Seconds(1));
+  EventHub restarted(&clock_, {});
+  EXPECT_GT(restarted.head(), head);
+  EXPECT_TRUE(restarted.Subscribe({.owner = "alice"}, head, [] {}).needs_snapshot);
+}
+
+TEST_F(EventHubTest, AFullBufferClosesTheSubscriptionWithTheResumePoint) {
+  EventHub hub(&clock_, {.buffer_events = 3});
+  int woken = 0;
+  auto slow = hub.Subscribe({.owner = "alice"}, 0, [&] { ++woken; }).subscription;
+  auto fast = hub.Subscribe({.owner = "alice"}, 0, [] {}).subscription;
+  for (int i = 0; i < 5; ++i) {
+    hub.Publish(v1::JobEvent::UPDATED, MakeJob("alice", "a"), nullptr);
+    TakeAll(*fast);  // The fast one keeps up and is never dropped.
+  }
+  EXPECT_TRUE(fast->closed().ok());
+  // The three that fit are still delivered, then the stream ends.
+  std::vector<EventPtr> got = TakeAll(*slow);
+  ASSERT_EQ(got.size(), 3u);
+  const absl::Status closed = slow->closed();
+  EXPECT_EQ(closed.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(closed.message()),
+              HasSubstr(absl::StrCat("since=", got.back()->sequence())));
+  EXPECT_EQ(woken, 2);  // Once for the first event, once for the overflow.
+}
+
+TEST_F(EventHubTest, ShutdownClosesEveryStreamWithUnavailable) {
+  EventHub hub(&clock_, {});
+  auto sub = hub.Subscribe({.owner = "alice"}, 0, [] {}).subscription;
+  hub.Publish(v1::JobEvent::CREATED, MakeJob("alice", "a"), nullptr);
+  hub.Shutdown();
+  EXPECT_TRUE(sub->closed().ok());  // Not before its events are taken.
+  ASSERT_EQ(TakeAll(*sub).size(), 1u);
+  EXPECT_EQ(sub->closed().code(), absl::StatusCode::kUnavailable);
+  auto late = hub.Subscribe({.owner = "alice"}, 0, [] {}).subscription;
+  EXPECT_EQ(late->closed().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST_F(EventHubTest, UnsubscribedWatchersAreNotWokenAndNotCounted) {
+  EventHub hub(&clock_, {});
+  int woken = 0;
+  auto sub = hub.Subscribe({.owner = "alice"}, 0, [&] { ++woken; }).subscription;
+  EXPECT_EQ(hub.subscriptions(), 1u);
+  hub.Unsubscribe(sub);
+  EXPECT_EQ(hub.subscriptions(), 0u);
+  hub.Publish(v1::JobEvent::CREATED, MakeJob("alice", "a"), nullptr);
+  EXPECT_EQ(woken, 0);
+}
+
+TEST_F(EventHubTest, EventsCarryNoInlineResults) {
+  EventHub hub(&clock_, {});
+  auto sub = hub.Subscribe({.owner = "alice"}, 0, [] {}).subscription;
+  v1::Job job = MakeJob("alice", "a");
+  job.add_results()->set_run_number(1);
+  v1::JobResult result;
+  result.set_run_number(2);
+  hub.Publish(v1::JobEvent::RUN_FINISHED, job, &result);
+  std::vector<EventPtr> got = TakeAll(*sub);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0]->job().results_size(), 0);
+  EXPECT_EQ(got[0]->result().run_number(), 2);
+  EXPECT_EQ(FromProto(got[0]->event_time()), kStart);
+}
+
+// A job's life through JobService and the run engine, as a watcher sees it.
+TEST(JobEventsTest, AJobsLifeArrivesInOrderWithNoGaps) {
+  FakeClock clock(kStart);
+  store::MemoryStore store;
+  testing::FakeProvider provider("fake");
+  StaticRegistry registry({&provider});
+  EventHub hub(&clock, {});
+  JobService jobs(&store, &clock, &registry);
+  RunEngine::Options options;
+  options.background = false;
+  options.workers = 1;
+  RunEngine engine(&store, &clock, &registry, options);
+  jobs.set_observer(&engine);
+  jobs.set_events(&hub);
+  engine.set_events(&hub);
+  ASSERT_TRUE(engine.Start().ok());
+  auto sub = hub.Subscribe({.owner = "alice"}, 0, [] {}).subscription;
+
+  v1::CreateJobRequest create;
+  v1::Job* job = create.mutable_job();
+  job->set_name("every ten seconds, twice");
+  *job->mutable_schedule()->mutable_start() = ToProto(kStart + absl::Seconds(10));
+  job->mutable_schedule()->set_interval_seconds(10);
+  job->mutable_schedule()->set_stop_after_runs(2);
+  job->mutable_action()->set_provider("fake");
+  job->mutable_action()->set_body("{}");
+  absl::Notification created;
+  std::string id;
+  jobs.CreateJob({"alice", "test"}, create, [&](absl::StatusOr<v1::Job> j) {
+    ASSERT_TRUE(j.ok()) << j.status();
+    id = j->job_id();
+    created.Notify();
+  });
+  created.WaitForNotification();
+  for (int i = 0; i < 3; ++i) {
+    clock.Advance(absl::Seconds(10));
+    engine.Tick();
+    engine.WaitIdle();
+    clock.Advance(absl::Milliseconds(1));
+    engine.Tick();
+    engine.WaitIdle();
+  }
+
+  std::vector<EventPtr> events = TakeAll(*sub);
+  std::vector<Type> types;
+  for (const EventPtr& e : events) {
+    EXPECT_EQ(e->job().job_id(), id);
+    types.push_back(e->type());
+  }
+  EXPECT_THAT(types, ElementsAre(v1::JobEvent::CREATED, v1::JobEvent::RUN_STARTED,
+                                 v1::JobEvent::RUN_FINISHED, v1::JobEvent::ENDED,
+                                 v1::JobEvent::RUN_STARTED, v1::JobEvent::RUN_FINISHED));
+  // One job, nothing else happening: consecutive numbers.
+  for (size_t i = 1; i < events.size(); ++i) {
+    EXPECT_EQ(events[i]->sequence(), events[i - 1]->sequence() + 1);
+  }
+  EXPECT_EQ(events[2]->result().run_number(), 1);
+  EXPECT_EQ(events[2]->result().status(), v1::JobResult::SUCCEEDED);
+  EXPECT_EQ(events[5]->result().run_number(), 2);
+  engine.Stop();
+}
+
+}  // namespace
+}  // namespace timer::domain
