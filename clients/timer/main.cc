@@ -29,6 +29,7 @@
 #include <nlohmann/json.hpp>
 #include <grpcpp/grpcpp.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -325,6 +326,85 @@ void Act(const Globals& g, const std::string& job_id,
   v1::Job job;
   Client(g).Call(method, request, &job);
   PrintJob(g, job, /*verbose=*/false);
+}
+
+struct WatchArgs {
+  bool all = false;
+  std::vector<std::string> statuses;
+  std::string name_contains;
+  int64_t since = 0;
+  int64_t limit = 0;  // 0: until interrupted.
+};
+
+// Prints events as they come. When the stream ends because timerd went away
+// (UNAVAILABLE) or this watcher fell behind (RESOURCE_EXHAUSTED), reconnects
+// with `since` = the last sequence seen, so no event is missed (or, if too
+// many were, the server says RESET and sends fresh snapshots).
+void Watch(const Globals& g, const std::string& job_id, const WatchArgs& args) {
+  if (args.all == !job_id.empty()) Fail(kUsage, "give either JOB_ID or --all");
+  if (args.since < 0) Fail(kUsage, "--since: must be >= 0");
+  if (args.limit < 0) Fail(kUsage, "--limit: must be >= 0");
+  v1::WatchJobsRequest all_request;
+  for (const std::string& s : args.statuses) {
+    v1::Job::Status status;
+    if (!v1::Job::Status_Parse(absl::AsciiStrToUpper(s), &status) ||
+        status == v1::Job::STATUS_UNSPECIFIED) {
+      Fail(kUsage, absl::StrCat("--status: unknown job status \"", s, "\""));
+    }
+    all_request.add_statuses(status);
+  }
+  all_request.set_name_contains(args.name_contains);
+  auto stub = v1::TimerService::NewStub(MakeChannel(g));
+  int64_t since = args.since;
+  int64_t printed = 0;
+  absl::Duration backoff = absl::Milliseconds(200);
+  for (;;) {
+    grpc::ClientContext ctx;
+    if (!g.token.empty()) ctx.AddMetadata("authorization", "Bearer " + g.token);
+    std::unique_ptr<grpc::ClientReader<v1::JobEvent>> stream;
+    if (args.all) {
+      all_request.set_since(since);
+      stream = stub->WatchJobs(&ctx, all_request);
+    } else {
+      v1::WatchJobRequest request;
+      request.set_job_id(job_id);
+      request.set_since(since);
+      stream = stub->WatchJob(&ctx, request);
+    }
+    v1::JobEvent event;
+    bool got_any = false;
+    while (stream->Read(&event)) {
+      got_any = true;
+      since = event.sequence();
+      if (g.format == "json") {
+        PrintJsonLine(event, std::cout);
+      } else {
+        PrintEventLine(event, std::cout);
+      }
+      std::cout.flush();
+      if (args.limit > 0 && ++printed >= args.limit) {
+        ctx.TryCancel();
+        return;
+      }
+    }
+    const grpc::Status status = stream->Finish();
+    if (status.ok()) return;  // The watched job was deleted.
+    const grpc::StatusCode code = status.error_code();
+    // UNAVAILABLE: timerd went away; RESOURCE_EXHAUSTED: this watcher fell
+    // behind; CANCELLED: timerd was shutting down as we reconnected.
+    if (code != grpc::StatusCode::UNAVAILABLE &&
+        code != grpc::StatusCode::RESOURCE_EXHAUSTED &&
+        code != grpc::StatusCode::CANCELLED) {
+      Check(status, g);
+    }
+    if (got_any) backoff = absl::Milliseconds(200);
+    std::cerr << "timer: " << (code == grpc::StatusCode::UNAVAILABLE
+                                   ? absl::StrCat("lost timerd at ", g.server)
+                                   : std::string("the stream fell behind"))
+              << "; reconnecting with --since " << since << "\n";
+    absl::SleepFor(backoff);  // Waiting for the server to come back.
+    backoff = std::min(backoff * 2, absl::Seconds(5));
+  }
 }
 
 void Results(const Globals& g, const std::string& job_id, bool verbose) {
@@ -673,6 +753,24 @@ int Run(int argc, char** argv) {
   run_now->add_option("--request-id", run_request_id,
                       "idempotency key; repeating it never starts a second run "
                       "(default: a new UUID)");
+  WatchArgs wa;
+  CLI::App* watch = job->add_subcommand(
+      "watch",
+      "print a job's events as they happen (or all your jobs' with --all)\n\n"
+      "Starts with the current state (SNAPSHOT), then one line per change;\n"
+      "reconnects by itself if timerd restarts. --format json prints one JSON\n"
+      "object per line.\n\n"
+      "Examples:\n  timer job watch JOB_ID\n"
+      "  timer job watch --all --status paused --format json");
+  watch->add_option("JOB_ID", job_id, "the job's id (or use --all)");
+  watch->add_flag("--all", wa.all, "watch every job of yours");
+  watch->add_option("--status", wa.statuses,
+                    "with --all: only jobs in this status (repeatable: new, loaded, "
+                    "updated, paused, ended)");
+  watch->add_option("--name", wa.name_contains, "with --all: only jobs whose name contains this");
+  watch->add_option("--since", wa.since,
+                    "resume after this event sequence number (from an earlier watch)");
+  watch->add_option("--limit", wa.limit, "stop after printing this many events");
   CLI::App* results = job->add_subcommand("results", "every kept result of a job");
   results->add_option("JOB_ID", job_id, "the job's id")->required();
   results->add_flag("-v,--verbose", verbose, "include the provider's details");
@@ -767,6 +865,7 @@ int Run(int argc, char** argv) {
       Act(g, job_id, &v1::TimerService::Stub::RunJobNow, request);
     }
     if (results->parsed()) Results(g, job_id, verbose);
+    if (watch->parsed()) Watch(g, job_id, wa);
     if (provider_list->parsed()) Providers(g, "");
     if (provider_show->parsed()) Providers(g, provider_name);
   } catch (const Exit& e) {

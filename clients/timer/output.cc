@@ -48,6 +48,38 @@ void PrintJson(const google::protobuf::Message& message, std::ostream& out) {
   if (json.empty() || json.back() != '\n') out << "\n";
 }
 
+void PrintJsonLine(const google::protobuf::Message& message, std::ostream& out) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  options.always_print_primitive_fields = true;
+  std::string json;
+  (void)google::protobuf::util::MessageToJsonString(message, &json, options);
+  out << json << "\n";
+}
+
+void PrintEventLine(const v1::JobEvent& event, std::ostream& out) {
+  const v1::Job& job = event.job();
+  std::string line = absl::StrCat(
+      absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
+                       absl::FromUnixSeconds(event.event_time().seconds()), absl::UTCTimeZone()),
+      "  #", event.sequence(), "  ", v1::JobEvent::Type_Name(event.type()));
+  if (!job.job_id().empty()) {
+    absl::StrAppend(&line, "  ", job.job_id());
+    if (!job.name().empty()) absl::StrAppend(&line, " (", job.name(), ")");
+    absl::StrAppend(&line, "  ", StatusText(job));
+  }
+  if (event.has_result()) {
+    const v1::JobResult& r = event.result();
+    absl::StrAppend(&line, "  run ", r.run_number(), " ",
+                    v1::JobResult::Status_Name(r.status()));
+    if (!r.error().empty()) absl::StrAppend(&line, ": ", r.error());
+  }
+  if (event.type() == v1::JobEvent::RESET) {
+    absl::StrAppend(&line, "  (events were missed; current state follows)");
+  }
+  out << line << "\n";
+}
+
 std::string StatusText(const v1::Job& job) {
   std::string s = absl::AsciiStrToLower(v1::Job::Status_Name(job.status()));
   if (job.status() == v1::Job::ENDED && job.end_reason() != v1::Job::END_REASON_UNSPECIFIED) {

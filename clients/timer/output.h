@@ -20,6 +20,10 @@ enum class Format { kTable, kJson };
 
 // Prints `message` as one JSON document.
 void PrintJson(const google::protobuf::Message& message, std::ostream& out);
+// Prints `message` as JSON on one line (JSON Lines, for streams).
+void PrintJsonLine(const google::protobuf::Message& message, std::ostream& out);
+// One human line for a watch event: time, sequence, type, job, run.
+void PrintEventLine(const v1::JobEvent& event, std::ostream& out);
 
 // A job as a block of "Key: value" lines. `verbose` adds every kept result
 // with the provider's details.

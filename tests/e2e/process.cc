@@ -150,10 +150,13 @@ RunResult RunWithInput(const std::vector<std::string>& argv,
   return result;
 }
 
-Daemon::Daemon(const std::vector<std::string>& argv) {
+Daemon::Daemon(const std::vector<std::string>& argv) : Daemon(argv, {}, false) {}
+
+Daemon::Daemon(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+               bool with_stdout) {
   int err[2];
   if (pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
-  pid_ = Spawn(argv, {}, -1, err[1]);
+  pid_ = Spawn(argv, env, with_stdout ? err[1] : -1, err[1]);
   close(err[1]);
   reader_ = std::thread([this, fd = err[0]] { ReadLoop(fd); });
 }

@@ -38,6 +38,10 @@ class Daemon {
  public:
   // Starts argv; stderr is collected and stdout discarded.
   explicit Daemon(const std::vector<std::string>& argv);
+  // With `env` additions (NAME=VALUE); `with_stdout` collects stdout into
+  // the same log as stderr (for a long-running client such as a watch).
+  Daemon(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+         bool with_stdout);
   ~Daemon();
 
   // Waits until stderr holds a complete line containing `needle`; true then,
