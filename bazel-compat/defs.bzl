@@ -153,14 +153,16 @@ def timer_unit_test(name, deps, hdrs = [], includes = []):
         includes = includes,
     )
 
-def timer_e2e_test(name, deps = [], hdrs = [], includes = []):
+def timer_e2e_test(name, deps = [], hdrs = [], includes = [], env = {}):
     """tests/e2e/<name>.cc against the installed build (:e2e_install);
-    `hdrs` and `includes` as for timer_unit_test."""
+    `hdrs` and `includes` as for timer_unit_test; `env` adds variables."""
+    test_env = {"TIMER_INSTALL_PREFIX": E2E_PREFIX}
+    test_env.update(env)
     timer_gtest(
         name = name,
         srcs = ["tests/e2e/%s.cc" % name, "tests/e2e/cli_fixture.h"] + hdrs,
         deps = deps + [":e2e_support"],
         data = [":e2e_install"],
-        env = {"TIMER_INSTALL_PREFIX": E2E_PREFIX},
+        env = test_env,
         includes = includes,
     )
