@@ -103,6 +103,13 @@ bool IsSchedulable(v1::Job::Status s) {
   return s == v1::Job::NEW || s == v1::Job::LOADED || s == v1::Job::UPDATED;
 }
 
+// Schedules live between the Unix epoch and the end of year 9999.
+constexpr char kScheduleTimeRange[] =
+    "must be a valid time from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z";
+bool IsScheduleTime(const google::protobuf::Timestamp& t) {
+  return IsValidTimestamp(t) && t.seconds() >= 0;
+}
+
 absl::Status NotFoundIfDeleted(const v1::Job& job) {
   if (job.status() == v1::Job::DELETED) {
     return absl::NotFoundError(absl::StrCat("job ", job.job_id(), " was deleted"));
@@ -164,15 +171,15 @@ absl::Status ValidateNewJob(const v1::Job& job) {
   if (s.interval_seconds() > JobService::kMaxIntervalSeconds) {
     return Invalid("job.schedule.interval_seconds", "must be at most 10 years");
   }
-  if (s.has_start() && !IsValidTimestamp(s.start())) {
-    return Invalid("job.schedule.start", "not a valid timestamp");
+  if (s.has_start() && !IsScheduleTime(s.start())) {
+    return Invalid("job.schedule.start", kScheduleTimeRange);
   }
   if (s.has_stop_after_runs() && s.stop_after_runs() <= 0) {
     return Invalid("job.schedule.stop_after_runs", "must be > 0");
   }
   if (s.has_stop_after_date()) {
-    if (!IsValidTimestamp(s.stop_after_date())) {
-      return Invalid("job.schedule.stop_after_date", "not a valid timestamp");
+    if (!IsScheduleTime(s.stop_after_date())) {
+      return Invalid("job.schedule.stop_after_date", kScheduleTimeRange);
     }
     if (s.has_start() && FromProto(s.stop_after_date()) <= FromProto(s.start())) {
       return Invalid("job.schedule.stop_after_date", "must be after schedule.start");
