@@ -9,6 +9,10 @@
  *   FAKE_REFUSE_HOST   timer_ap_get_api returns NULL
  *   FAKE_NO_ENTRY      export the entry point under another name
  *   FAKE_CREATE_FAIL   create() fails with INVALID_ARGUMENT
+ *   FAKE_FAULT         1: start() blocks for 4 s (a provider that hangs);
+ *                      2: start() returns garbage (an unknown state, an
+ *                         empty action id, 8 MiB of details);
+ *                      3: start() calls abort()
  *
  * The good variant reports ABI 1.<FAKE_MINOR> with a table grown by one
  * field, as a provider built against a newer minor would. Its actions end
@@ -17,6 +21,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "timer/action_provider.h"
 
@@ -115,6 +120,31 @@ static timer_ap_error* start(timer_ap_provider* p, timer_ap_str request_id,
                              timer_ap_status** out) {
   timer_ap_error* e = validate(p, owner, body);
   if (e != NULL) return e;
+#if defined(FAKE_FAULT) && FAKE_FAULT == 1
+  struct timespec hang = {4, 0};
+  while (nanosleep(&hang, &hang) != 0) {
+  }
+#elif defined(FAKE_FAULT) && FAKE_FAULT == 2
+  {
+    const size_t big = (size_t)8 << 20;
+    timer_ap_status* g = (timer_ap_status*)malloc(sizeof(timer_ap_status) + big);
+    char* details = (char*)(g + 1);
+    memset(details, 'x', big);
+    g->struct_size = sizeof(*g);
+    g->state = (timer_ap_state)77;
+    g->action_id.data = NULL;
+    g->action_id.size = 0;
+    g->details.data = details;
+    g->details.size = big;
+    g->error.data = NULL;
+    g->error.size = 0;
+    *out = g;
+    (void)request_id;
+    return NULL;
+  }
+#elif defined(FAKE_FAULT) && FAKE_FAULT == 3
+  abort();
+#endif
   *out = make_status(p, request_id); /* action id = request id */
   return NULL;
 }

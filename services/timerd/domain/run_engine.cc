@@ -406,9 +406,33 @@ void RunEngine::RunRecorded(const v1::Job& job, const v1::JobResult& result) {
 }
 
 void RunEngine::Dispatch(std::shared_ptr<const v1::Job> job, v1::JobResult result) {
-  workers_->Submit([this, job = std::move(job), result = std::move(result)]() mutable {
-    StartRun(std::move(job), std::move(result));
-    End();
+  std::string provider = job->action().provider();
+  {
+    absl::MutexLock lock(&mu_);
+    Lane& lane = lanes_[provider];
+    // One provider's calls (a hung one, say) never hold every worker.
+    const int limit = std::max(1, options_.workers / 2);
+    if (lane.starting >= limit) {
+      lane.waiting.emplace_back(std::move(job), std::move(result));
+      return;
+    }
+    ++lane.starting;
+  }
+  workers_->Submit([this, provider = std::move(provider), job = std::move(job),
+                    result = std::move(result)]() mutable {
+    for (;;) {
+      StartRun(std::move(job), std::move(result));
+      End();
+      absl::MutexLock lock(&mu_);
+      Lane& lane = lanes_[provider];
+      if (lane.waiting.empty()) {
+        --lane.starting;
+        return;
+      }
+      job = std::move(lane.waiting.front().first);
+      result = std::move(lane.waiting.front().second);
+      lane.waiting.pop_front();
+    }
   });
 }
 

@@ -23,6 +23,7 @@
 // Thread-safe. The store, clock and registry must outlive the engine.
 #pragma once
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -126,6 +127,11 @@ class RunEngine final : public JobObserver {
     absl::Time at;
     ActiveRun run;
   };
+  // Starts of one provider: at most workers/2 at once, the rest in line.
+  struct Lane {
+    int starting = 0;
+    std::deque<std::pair<std::shared_ptr<const v1::Job>, v1::JobResult>> waiting;
+  };
   // A recorded run waiting for its slot.
   struct PendingStart {
     absl::Time at;
@@ -169,6 +175,7 @@ class RunEngine final : public JobObserver {
   std::vector<Poll> polls_ ABSL_GUARDED_BY(mu_);             // Min-heap on `at`.
   std::vector<PendingStart> starts_ ABSL_GUARDED_BY(mu_);    // Min-heap on `at`.
   absl::flat_hash_map<std::string, JobRuns> runs_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Lane> lanes_ ABSL_GUARDED_BY(mu_);
   int active_runs_ ABSL_GUARDED_BY(mu_) = 0;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -16,6 +16,11 @@
 namespace timer::plugin_host {
 namespace {
 
+// Largest details / error text kept from a provider's status; more is
+// replaced by a note (details) or cut (error).
+constexpr size_t kMaxDetailsBytes = 64 << 10;
+constexpr size_t kMaxErrorBytes = 4 << 10;
+
 namespace fs = std::filesystem;
 
 timer_ap_str Str(absl::string_view s) { return {s.data(), s.size()}; }
@@ -111,8 +116,17 @@ absl::StatusOr<domain::ActionStatus> Plugin::TakeStatus(timer_ap_status* st) con
                                                ": invalid action state ", int(st->state)));
     }
     out.action_id = String(st->action_id);
-    out.details = String(st->details);
+    // A provider's words are kept, within bounds: results live in the store.
+    if (st->details.size > kMaxDetailsBytes) {
+      out.details = absl::StrCat("{\"truncated\":true,\"bytes\":", st->details.size, "}");
+    } else {
+      out.details = String(st->details);
+    }
     out.error = String(st->error);
+    if (out.error.size() > kMaxErrorBytes) {
+      out.error.resize(kMaxErrorBytes);
+      out.error += " [truncated]";
+    }
     if (out.details.empty()) out.details = "{}";
     if (bad.ok() && out.action_id.empty()) {
       bad = absl::InternalError(absl::StrCat("provider ", info_.name(), ": empty action id"));
