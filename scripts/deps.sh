@@ -9,6 +9,7 @@ PACKAGES=(
   libabsl-dev libssl-dev libsqlite3-dev
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  zsh
 )
 
 missing=()

@@ -7,6 +7,7 @@
 //   timer job transfer --source-endpoint ID --dest-endpoint ID --item SRC DST true ...
 //   timer job update|pause|resume|run-now|results JOB_ID
 //   timer provider list|show NAME
+//   timer completion bash|zsh
 //
 // Exit codes (stable, for scripts): 0 ok, 1 other error, 2 usage error or
 // invalid argument, 3 not found, 4 not authenticated or permission denied,
@@ -28,6 +29,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "cli_time.h"
+#include "completion.h"
 #include "output.h"
 #include "timer/v1/timer.grpc.pb.h"
 
@@ -233,7 +235,8 @@ void AddJobOptions(CLI::App* cmd, SubmitArgs& a) {
   auto* body = cmd->add_option("--action-body", a.body,
                                "the provider's input, a JSON object");
   auto* file = cmd->add_option("--action-file", a.body_file,
-                               "a file holding the provider's input JSON");
+                               "a file holding the provider's input JSON")
+                   ->type_name("FILE");
   body->excludes(file);
   cmd->add_option("--stop-after-runs", a.stop_after_runs, "stop after N runs")
       ->check(CLI::PositiveNumber);
@@ -535,7 +538,8 @@ int Run(int argc, char** argv) {
   auto* file_opt2 = transfer->add_option(
       "--items-file", ta.items_file,
       "CSV of SOURCE_PATH, DEST_PATH, RECURSIVE lines ('#' starts a comment), "
-      "instead of --item");
+      "instead of --item")
+      ->type_name("FILE");
   item_opt->excludes(file_opt2);
   transfer->add_option("--sync-level", ta.sync_level,
                        "skip files already at the destination: exists, size, mtime, checksum")
@@ -555,6 +559,21 @@ int Run(int argc, char** argv) {
   CLI::App* provider_show =
       provider->add_subcommand("show", "one provider and its input schema");
   provider_show->add_option("NAME", provider_name, "the provider's name")->required();
+
+  std::string shell;
+  CLI::App* completion = app.add_subcommand(
+      "completion",
+      "print a shell completion script for bash or zsh\n\n"
+      "bash (needs the bash-completion package, or source it from ~/.bashrc):\n"
+      "  mkdir -p ~/.local/share/bash-completion/completions\n"
+      "  timer completion bash > ~/.local/share/bash-completion/completions/timer\n"
+      "zsh:\n"
+      "  mkdir -p ~/.zfunc && timer completion zsh > ~/.zfunc/_timer\n"
+      "  # in ~/.zshrc, before compinit: fpath=(~/.zfunc $fpath)\n"
+      "Or for this shell only: source <(timer completion bash)   (zsh: after compinit)");
+  completion->add_option("SHELL", shell, "bash or zsh")
+      ->required()
+      ->check(CLI::IsMember({"bash", "zsh"}));
 
   try {
     app.parse(argc, argv);
@@ -592,6 +611,9 @@ int Run(int argc, char** argv) {
     if (results->parsed()) Results(g, job_id, verbose);
     if (provider_list->parsed()) Providers(g, "");
     if (provider_show->parsed()) Providers(g, provider_name);
+    if (completion->parsed()) {
+      std::cout << (shell == "bash" ? BashCompletion(app) : ZshCompletion(app));
+    }
   } catch (const Exit& e) {
     return e.code;
   }
