@@ -38,7 +38,8 @@ std::string FirstLine(const std::string& text) { return text.substr(0, text.find
 // CLI11 appends each check's description to the type name: "TEXT:{table,json}".
 void ReadTypeName(const CLI::Option& opt, Arg* arg) {
   const std::string type = opt.get_type_name();
-  arg->file = type.rfind("FILE", 0) == 0;
+  // "FILE" as the type name, or ":FILE" from a CLI::ExistingFile check.
+  for (absl::string_view part : absl::StrSplit(type, ':')) arg->file |= part == "FILE";
   const size_t open = type.find(":{");
   if (open != std::string::npos && type.back() == '}') {
     arg->choices = absl::StrSplit(type.substr(open + 2, type.size() - open - 3), ',',
