@@ -187,15 +187,14 @@ std::string BashCompletion(const CLI::App& app) {
         ;;
     esac
   done
+  REPLY=''
   if ((pending > 0)); then
     )", fn, R"(_values "$path $opt"
   elif [[ $cur == -* ]]; then
     )", fn, R"(_options "$path"
-  else
+  elif ((npos == 0)); then
     )", fn, R"(_commands "$path"
-    if [[ -z $REPLY && $npos -eq 0 ]]; then
-      )", fn, R"(_values "$path"
-    fi
+    [[ -z $REPLY ]] && )", fn, R"(_values "$path"
   fi
   if [[ $REPLY == @file ]]; then
     compopt -o filenames 2>/dev/null
