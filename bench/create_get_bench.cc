@@ -13,8 +13,9 @@
 //           Shows writes per commit (SqliteStore::commits), which the server
 //           hides.
 //   floor   WhoAmI-floor (diagnostic): SessionService.WhoAmI on the same
-//           server, answered inline without the store: the most any unary
-//           RPC reaches with this client on this machine.
+//           server, answered inline without the job store (only the bearer
+//           token's lookup, as every call makes): the most any unary RPC
+//           reaches with this client on this machine.
 //   create  CreateJob through a TimerServer started in-process on
 //           127.0.0.1:0 with a temp data dir and the noop provider.
 //   get     GetJob: --get-jobs jobs are created first, then every caller
@@ -58,6 +59,7 @@
 
 #include <CLI/CLI.hpp>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/client_interceptor.h>
 #include <spdlog/spdlog.h>
 
 #include "absl/strings/numbers.h"
@@ -66,12 +68,14 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "auth/token.h"
 #include "domain/clock.h"
 #include "domain/identity.h"
 #include "domain/jobs.h"
 #include "server/config.h"
 #include "server/server.h"
 #include "store/sqlite_store.h"
+#include "store/token_store.h"
 #include "timer/v1/session.grpc.pb.h"
 #include "timer/v1/timer.grpc.pb.h"
 
@@ -336,6 +340,34 @@ std::string Describe(const grpc::Status& s) {
                       s.error_message());
 }
 
+// The bearer token every call carries: issued for the in-process timerd, or
+// TIMER_TOKEN with --target. Set before any channel is made.
+std::string g_bearer;
+
+// Adds `authorization: Bearer g_bearer` to every call of a channel.
+class BearerInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->insert({"authorization", header_});
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string header_ = "Bearer " + g_bearer;
+};
+
+class BearerInterceptorFactory final
+    : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo*) override {
+    return new BearerInterceptor();
+  }
+};
+
 // One channel per caller, each with its own TCP connection; with
 // --channels K, caller i uses channel i % K instead (a diagnostic).
 std::vector<std::shared_ptr<grpc::Channel>> Connect(const std::string& address,
@@ -347,8 +379,11 @@ std::vector<std::shared_ptr<grpc::Channel>> Connect(const std::string& address,
     grpc::ChannelArguments args;
     // Without this, channels to one target share one TCP connection.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    auto channel =
-        grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+    std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(std::make_unique<BearerInterceptorFactory>());
+    auto channel = grpc::experimental::CreateCustomChannelWithInterceptors(
+        address, grpc::InsecureChannelCredentials(), args, std::move(interceptors));
     if (!channel->WaitForConnected(std::chrono::system_clock::now() +
                                    std::chrono::seconds(10))) {
       *error = absl::StrCat("channel ", i, " to ", address, " did not connect");
@@ -749,6 +784,7 @@ std::vector<CaseResult> RunOnce(const std::string& dir, const Options& opt) {
   if (!Wants(opt, "create") && !Wants(opt, "get") && !Wants(opt, "floor")) return rows;
 
   if (!opt.target.empty()) {
+    if (const char* token = std::getenv("TIMER_TOKEN")) g_bearer = token;
     RunRpcCases(opt.target, opt, rows);
     AgainBaseline(dir, opt, rows);
     return rows;
@@ -758,10 +794,23 @@ std::vector<CaseResult> RunOnce(const std::string& dir, const Options& opt) {
   config.data_dir = dir + "/timerd";
   config.plugin_dir = opt.plugin_dir;
   config.log_level = "warn";
+  config.max_jobs_per_identity = int64_t{1} << 40;  // The bench creates many.
   auto server = timer::server::TimerServer::Start(config);
   if (!server.ok()) {
     rows.push_back(Failed("timerd-start", 0, std::string(server.status().message())));
     return rows;
+  }
+  {
+    auto tokens = timer::store::TokenStore::Open(config.data_dir + "/timer.db");
+    absl::StatusOr<timer::auth::IssuedToken> issued =
+        tokens.ok() ? timer::auth::IssueToken(**tokens, "bench", std::nullopt, "bench",
+                                              absl::Now())
+                    : absl::StatusOr<timer::auth::IssuedToken>(tokens.status());
+    if (!issued.ok()) {
+      rows.push_back(Failed("token", 0, std::string(issued.status().message())));
+      return rows;
+    }
+    g_bearer = issued->token;
   }
   RunRpcCases((*server)->address(), opt, rows);
   (*server)->Shutdown(absl::Seconds(5));
@@ -809,7 +858,7 @@ int main(int argc, char** argv) {
                  "one each)");
   app.add_option("--target", opt.target,
                  "host:port of a running timerd to drive instead of an in-process "
-                 "one (create and get cases)");
+                 "one (create and get cases; its token from TIMER_TOKEN)");
   // timerd's main() turns Abseil's Mutex deadlock detection off (Debian
   // builds Abseil with it on); the in-process server does not run that
   // main(), so the benchmark does the same here unless asked not to.

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages Timer Service builds and tests with, if any
 # is missing. Safe to run again: it does nothing when all are present.
+# Arguments name further packages a caller needs (scripts/bazel-test.sh:
+# bazel-bootstrap).
 set -euo pipefail
 
 PACKAGES=(
@@ -9,7 +11,9 @@ PACKAGES=(
   libabsl-dev libssl-dev libsqlite3-dev
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  zsh
+  zsh                     # the completion tests check the zsh script with zsh -n
+  openssl                 # the TLS end-to-end tests make their CA with it
+  "$@"
 )
 
 missing=()

@@ -10,6 +10,11 @@
 # timerd listens on 127.0.0.1:50051 and keeps its data in
 # ~/.local/share/timer (override with TIMER_DATA_DIR). Its log is
 # _run/timerd.log.
+#
+# timerd requires credentials, so the first run also issues a token for the
+# user running it (identity: the login name) and saves it in the CLI's token
+# cache (~/.config/timer/tokens.json, mode 0600), as `timer session login`
+# does. A later run keeps that token while timerd still accepts it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -45,12 +50,25 @@ nohup "$prefix/bin/timerd" --listen "$listen" --data-dir "$data_dir" \
   >"$rundir/timerd.log" 2>&1 &
 echo $! >"$pidfile"
 
-# Ready when the CLI gets an answer (at most 30 s).
+# Ready when timerd answers at all (at most 30 s): whoami exits 5 only while
+# timerd is unreachable.
+timer=("$prefix/bin/timer" --server "$listen" --timeout 1)
 for _ in $(seq 300); do
-  if "$prefix/bin/timer" --server "$listen" --timeout 1 job list >/dev/null 2>&1; then
+  rc=0
+  TIMER_TOKEN= "${timer[@]}" session whoami >/dev/null 2>&1 || rc=$?
+  if [ "$rc" -ne 5 ]; then
+    # A local operator token for this user, unless the saved one still works.
+    if [ "$rc" -ne 0 ]; then
+      identity=$(id -un)
+      token=$("$prefix/bin/timerd" token issue --data-dir "$data_dir" --identity "$identity" \
+        --description "scripts/run.sh on $(hostname)" | tail -n 1)
+      printf '%s\n' "$token" | TIMER_TOKEN= "${timer[@]}" session login >/dev/null
+      unset token
+    fi
+    who=$(TIMER_TOKEN= "${timer[@]}" session whoami | sed -n 's/^Identity: *//p')
     cat <<MSG
 timerd is running on $listen (pid $(cat "$pidfile"), data in $data_dir,
-log in _run/timerd.log). Try:
+log in _run/timerd.log). The CLI is logged in as "$who". Try:
 
   export PATH="$prefix/bin:\$PATH"
   timer job submit --name hello --interval 1h --action-provider noop --action-body '{}'

@@ -8,6 +8,11 @@
 //   timer job update|pause|resume|run-now|results JOB_ID
 //   timer provider list|show NAME
 //   timer completion bash|zsh
+//   timer session login|whoami|logout|revoke
+//
+// Credentials: TIMER_TOKEN if set, else the token `timer session login` saved
+// for this server in ~/.config/timer/tokens.json; --tls-ca/--tls-cert/
+// --tls-key for a TLS server and mutual TLS.
 //
 // Exit codes (stable, for scripts): 0 ok, 1 other error, 2 usage error or
 // invalid argument, 3 not found, 4 not authenticated or permission denied,
@@ -31,7 +36,9 @@
 #include "cli_time.h"
 #include "completion.h"
 #include "output.h"
+#include "timer/v1/session.grpc.pb.h"
 #include "timer/v1/timer.grpc.pb.h"
+#include "token_cache.h"
 
 namespace timer::cli {
 namespace {
@@ -52,6 +59,13 @@ struct Globals {
   std::string server = "127.0.0.1:50051";
   std::string format = "table";
   double timeout_seconds = 10;
+  // TLS: on with --tls or any of the files below.
+  bool tls = false;
+  std::string tls_ca, tls_cert, tls_key, tls_server_name;
+  // The bearer token sent with every call; empty: none.
+  std::string token;
+  // Where `token` came from, for error hints: "TIMER_TOKEN", the cache, "".
+  std::string token_source;
 };
 
 // An error already reported to stderr, carrying the exit code.
@@ -96,25 +110,60 @@ void Check(const grpc::Status& status, const Globals& g) {
     Fail(kUnavailable, absl::StrCat("timerd at ", g.server, " did not answer within ",
                                     g.timeout_seconds, "s"));
   }
+  if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+    const std::string hint =
+        g.token_source.empty()
+            ? "; log in with: timer session login (or set TIMER_TOKEN)"
+            : absl::StrCat(" (token from ", g.token_source, ")");
+    Fail(kPermission, absl::StrCat("not authenticated: ", status.error_message(), hint));
+  }
   Fail(ExitCodeFor(status.error_code()), status.error_message());
+}
+
+std::string ReadFileOrFail(const std::string& path, const char* option) {
+  std::ifstream in(path);
+  if (!in) Fail(kUsage, absl::StrCat(option, ": cannot read ", path));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const Globals& g) {
+  if (!g.tls) return grpc::CreateChannel(g.server, grpc::InsecureChannelCredentials());
+  grpc::SslCredentialsOptions options;
+  // Without --tls-ca the system's roots (or GRPC_DEFAULT_SSL_ROOTS_FILE_PATH).
+  if (!g.tls_ca.empty()) options.pem_root_certs = ReadFileOrFail(g.tls_ca, "--tls-ca");
+  if (!g.tls_cert.empty()) {
+    options.pem_cert_chain = ReadFileOrFail(g.tls_cert, "--tls-cert");
+    options.pem_private_key = ReadFileOrFail(g.tls_key, "--tls-key");
+  }
+  grpc::ChannelArguments args;
+  if (!g.tls_server_name.empty()) {
+    args.SetSslTargetNameOverride(g.tls_server_name);
+  }
+  return grpc::CreateCustomChannel(g.server, grpc::SslCredentials(options), args);
+}
+
+// A context with the deadline and, when there is one, the bearer token.
+void Prepare(const Globals& g, grpc::ClientContext* ctx, const std::string& token) {
+  ctx->set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::milliseconds(
+                        static_cast<int64_t>(g.timeout_seconds * 1000)));
+  if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
 }
 
 // A stub plus a fresh context per call, each with the deadline.
 class Client {
  public:
   explicit Client(const Globals& g)
-      : g_(g),
-        stub_(v1::TimerService::NewStub(
-            grpc::CreateChannel(g.server, grpc::InsecureChannelCredentials()))) {}
+      : g_(g), stub_(v1::TimerService::NewStub(MakeChannel(g))) {}
 
   template <typename Req, typename Resp>
   void Call(grpc::Status (v1::TimerService::Stub::*method)(grpc::ClientContext*,
                                                            const Req&, Resp*),
             const Req& request, Resp* response) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() +
-                     std::chrono::milliseconds(
-                         static_cast<int64_t>(g_.timeout_seconds * 1000)));
+    Prepare(g_, &ctx, g_.token);
     Check((stub_.get()->*method)(&ctx, request, response), g_);
   }
 
@@ -131,14 +180,6 @@ std::string NewRequestId() {
   w[2] = (w[2] & 0x3fffffffu) | 0x80000000u;  // RFC 4122 variant
   return absl::StrFormat("%08x-%04x-%04x-%04x-%04x%08x", w[0], w[1] >> 16,
                          w[1] & 0xffff, w[2] >> 16, w[2] & 0xffff, w[3]);
-}
-
-std::string ReadFile(const std::string& path, const char* option) {
-  std::ifstream in(path);
-  if (!in) Fail(kUsage, absl::StrCat(option, ": cannot read ", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 void PrintJob(const Globals& g, const v1::Job& job, bool verbose) {
@@ -207,7 +248,7 @@ void FillJob(const SubmitArgs& a, v1::Job* job, std::vector<std::string>* paths)
   if (!a.body.empty() || !a.body_file.empty()) {
     job->mutable_action()->set_body(a.body_file.empty()
                                         ? a.body
-                                        : ReadFile(a.body_file, "--action-file"));
+                                        : ReadFileOrFail(a.body_file, "--action-file"));
     touched("action.body");
   }
   if (!a.overlap.empty()) job->set_overlap_policy(kOverlap.at(a.overlap)), touched("overlap_policy");
@@ -337,7 +378,7 @@ std::string TransferBody(const TransferArgs& t, const std::string& label) {
                      {"recursive", ParseBool(recursive, where)}});
   };
   if (!t.items_file.empty()) {
-    std::istringstream lines(ReadFile(t.items_file, "--items-file"));
+    std::istringstream lines(ReadFileOrFail(t.items_file, "--items-file"));
     std::string line;
     for (int n = 1; std::getline(lines, line); ++n) {
       const std::string trimmed = Trim(line);
@@ -440,6 +481,100 @@ void Delete(const Globals& g, const std::string& job_id) {
   PrintJob(g, job, /*verbose=*/false);
 }
 
+TokenCache LoadCache() {
+  TokenCache cache(TokenCache::DefaultPath());
+  absl::Status s = cache.Load();
+  if (absl::IsPermissionDenied(s)) Fail(kPermission, std::string(s.message()));
+  if (!s.ok()) Fail(kError, std::string(s.message()));
+  return cache;
+}
+
+// Fills g.token: TIMER_TOKEN wins over the cache.
+void ResolveToken(Globals& g) {
+  if (const char* env = std::getenv("TIMER_TOKEN"); env && *env) {
+    g.token = env;
+    g.token_source = "TIMER_TOKEN";
+    return;
+  }
+  TokenCache cache = LoadCache();
+  if (auto session = cache.Get(g.server)) {
+    g.token = session->token;
+    g.token_source = cache.path();
+  }
+}
+
+v1::WhoAmIResponse WhoAmI(const Globals& g, const std::string& token) {
+  auto stub = v1::SessionService::NewStub(MakeChannel(g));
+  grpc::ClientContext ctx;
+  Prepare(g, &ctx, token);
+  v1::WhoAmIResponse who;
+  Check(stub->WhoAmI(&ctx, v1::WhoAmIRequest(), &who), g);
+  return who;
+}
+
+void PrintWho(const Globals& g, const v1::WhoAmIResponse& who) {
+  if (g.format == "json") {
+    PrintJson(who, std::cout);
+    return;
+  }
+  std::cout << "Identity:     " << who.identity() << "\n"
+            << "Auth method:  " << who.auth_method() << "\n"
+            << "Expires:      "
+            << (who.has_expire_time()
+                    ? absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
+                                       absl::FromUnixSeconds(who.expire_time().seconds()),
+                                       absl::UTCTimeZone())
+                    : std::string("never"))
+            << "\n"
+            << "Server:       " << g.server << "\n";
+}
+
+void SessionLogin(Globals& g, std::string token) {
+  if (token.empty()) {
+    // From stdin, so it stays out of the shell history and `ps`.
+    std::getline(std::cin, token);
+  }
+  const size_t b = token.find_first_not_of(" \t\r\n");
+  token = b == std::string::npos ? "" : token.substr(b, token.find_last_not_of(" \t\r\n") - b + 1);
+  if (token.empty()) Fail(kUsage, "session login: give the token on stdin or with --token");
+  g.token_source = "session login";
+  const v1::WhoAmIResponse who = WhoAmI(g, token);
+  TokenCache cache = LoadCache();
+  cache.Put(g.server, {token, who.identity()});
+  if (absl::Status s = cache.Save(); !s.ok()) Fail(kError, std::string(s.message()));
+  if (g.format == "json") {
+    PrintJson(who, std::cout);
+  } else {
+    std::cout << "Logged in to " << g.server << " as " << who.identity() << " ("
+              << who.auth_method() << "); token saved in " << cache.path() << "\n";
+  }
+}
+
+void SessionLogout(const Globals& g) {
+  TokenCache cache = LoadCache();
+  const bool had = cache.Remove(g.server);
+  if (had) {
+    if (absl::Status s = cache.Save(); !s.ok()) Fail(kError, std::string(s.message()));
+  }
+  std::cout << (had ? "Logged out of " : "No saved session for ") << g.server << "\n";
+}
+
+void SessionRevoke(const Globals& g) {
+  if (g.token.empty()) {
+    Fail(kPermission, "session revoke: no token to revoke; log in first or set TIMER_TOKEN");
+  }
+  auto stub = v1::SessionService::NewStub(MakeChannel(g));
+  grpc::ClientContext ctx;
+  Prepare(g, &ctx, g.token);
+  v1::RevokeSessionResponse response;
+  Check(stub->RevokeSession(&ctx, v1::RevokeSessionRequest(), &response), g);
+  TokenCache cache = LoadCache();
+  if (cache.Remove(g.server)) {
+    if (absl::Status s = cache.Save(); !s.ok()) Fail(kError, std::string(s.message()));
+  }
+  std::cout << "Token revoked on " << g.server << " and logged out\n";
+}
+
 int Run(int argc, char** argv) {
   CLI::App app{"timer: schedule recurring jobs on timerd", "timer"};
   app.set_version_flag("--version", kVersion);
@@ -454,6 +589,36 @@ int Run(int argc, char** argv) {
   app.add_option("--timeout", g.timeout_seconds, "seconds to wait for each call")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  if (const char* env = std::getenv("TIMER_TLS_CA"); env && *env) g.tls_ca = env;
+  app.add_flag("--tls", g.tls, "connect with TLS (implied by the --tls-* options)");
+  app.add_option("--tls-ca", g.tls_ca,
+                 "PEM CA certificates that sign timerd's certificate (env TIMER_TLS_CA; "
+                 "default: the system's)")
+      ->check(CLI::ExistingFile);
+  auto* tls_cert = app.add_option("--tls-cert", g.tls_cert,
+                                  "PEM client certificate, for mutual TLS")
+                       ->check(CLI::ExistingFile);
+  auto* tls_key = app.add_option("--tls-key", g.tls_key, "PEM private key of --tls-cert")
+                      ->check(CLI::ExistingFile);
+  tls_cert->needs(tls_key);
+  tls_key->needs(tls_cert);
+  app.add_option("--tls-server-name", g.tls_server_name,
+                 "name to expect in timerd's certificate (default: the --server host)");
+
+  CLI::App* session = app.add_subcommand(
+      "session", "log in with a token, show who you are, log out, revoke");
+  session->require_subcommand(1);
+  std::string login_token;
+  CLI::App* login = session->add_subcommand(
+      "login",
+      "check a token with timerd and save it for this server (0600 in "
+      "~/.config/timer/tokens.json); reads the token from stdin unless --token");
+  login->add_option("--token", login_token, "the token (default: read a line from stdin)");
+  CLI::App* whoami = session->add_subcommand("whoami", "the identity timerd sees");
+  CLI::App* logout =
+      session->add_subcommand("logout", "forget the saved token for this server");
+  CLI::App* session_revoke = session->add_subcommand(
+      "revoke", "revoke the token on the server, then forget it");
 
   CLI::App* job = app.add_subcommand("job", "create, inspect and delete jobs");
   job->require_subcommand(1);
@@ -589,6 +754,23 @@ int Run(int argc, char** argv) {
   }
 
   try {
+    // Needs no server, token or TLS files.
+    if (completion->parsed()) {
+      std::cout << (shell == "bash" ? BashCompletion(app) : ZshCompletion(app));
+      return kOk;
+    }
+    g.tls = g.tls || !g.tls_ca.empty() || !g.tls_cert.empty() || !g.tls_server_name.empty();
+    if (login->parsed()) {
+      SessionLogin(g, login_token);
+      return kOk;
+    }
+    if (logout->parsed()) {
+      SessionLogout(g);
+      return kOk;
+    }
+    ResolveToken(g);
+    if (whoami->parsed()) PrintWho(g, WhoAmI(g, g.token));
+    if (session_revoke->parsed()) SessionRevoke(g);
     if (submit->parsed()) Submit(g, sa);
     if (status->parsed()) Status(g, job_id, verbose, show_deleted);
     if (list->parsed()) List(g, verbose, show_deleted);
@@ -611,9 +793,6 @@ int Run(int argc, char** argv) {
     if (results->parsed()) Results(g, job_id, verbose);
     if (provider_list->parsed()) Providers(g, "");
     if (provider_show->parsed()) Providers(g, provider_name);
-    if (completion->parsed()) {
-      std::cout << (shell == "bash" ? BashCompletion(app) : ZshCompletion(app));
-    }
   } catch (const Exit& e) {
     return e.code;
   }

@@ -2,19 +2,32 @@
 //
 // Runs until SIGTERM or SIGINT, then shuts down gracefully: in-flight RPCs
 // finish and the store is closed cleanly.
+//
+// `timerd token issue|list|revoke` manage bearer tokens in the store of the
+// same --config/--data-dir, whether or not a timerd is serving it.
 #include <signal.h>
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "auth/token.h"
 #include "server/config.h"
 #include "server/server.h"
+#include "store/sqlite_store.h"
+#include "store/token_store.h"
 
 namespace {
 
@@ -23,6 +36,140 @@ constexpr char kVersion[] = "0.1.0";
 int Fail(const std::string& message) {
   spdlog::error("{}", message);
   return 1;
+}
+
+// Exit codes of the token commands, as the timer CLI's.
+constexpr int kUsage = 2;
+constexpr int kNotFound = 3;
+
+int FailToken(int code, const std::string& message) {
+  std::cerr << "timerd token: " << message << "\n";
+  return code;
+}
+
+std::string UtcString(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
+// "90d", "12h", "30m", "3600s" or "3600"; "never" is nullopt.
+std::optional<absl::Duration> ParseExpires(const std::string& text, bool* ok) {
+  *ok = true;
+  if (text == "never") return std::nullopt;
+  std::string digits = text;
+  absl::Duration unit = absl::Seconds(1);
+  if (!text.empty() && !std::isdigit(static_cast<unsigned char>(text.back()))) {
+    const char u = text.back();
+    digits = text.substr(0, text.size() - 1);
+    if (u == 'd') unit = absl::Hours(24);
+    else if (u == 'h') unit = absl::Hours(1);
+    else if (u == 'm') unit = absl::Minutes(1);
+    else if (u == 'w') unit = absl::Hours(24 * 7);
+    else if (u != 's') *ok = false;
+  }
+  int64_t n = 0;
+  if (!absl::SimpleAtoi(digits, &n) || n <= 0 || n > 100LL * 365 * 24 * 3600) *ok = false;
+  return unit * n;
+}
+
+// The tokens table of the data directory's store, creating or upgrading the
+// store if needed. Needs no lock: SQLite lets this run beside a timerd.
+absl::StatusOr<std::unique_ptr<timer::store::TokenStore>> OpenTokens(
+    const std::string& data_dir) {
+  std::error_code ec;
+  if (!std::filesystem::exists(data_dir, ec)) {
+    std::filesystem::create_directories(data_dir, ec);
+    if (ec) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("data_dir: cannot create ", data_dir, ": ", ec.message()));
+    }
+    ::chmod(data_dir.c_str(), 0700);
+  }
+  const std::string path = data_dir + "/timer.db";
+  auto tokens = timer::store::TokenStore::Open(path);
+  if (tokens.ok() || !absl::IsFailedPrecondition(tokens.status())) return tokens;
+  // A new or older store: its migrations add the tokens table.
+  auto store = timer::store::SqliteStore::Open({.path = path});
+  if (!store.ok()) return store.status();
+  (*store)->Close();
+  return timer::store::TokenStore::Open(path);
+}
+
+struct TokenArgs {
+  std::string identity, expires = "90d", description, token_id, format = "table";
+};
+
+int TokenIssue(timer::store::TokenStore& tokens, const TokenArgs& a) {
+  bool ok = false;
+  const std::optional<absl::Duration> ttl = ParseExpires(a.expires, &ok);
+  if (!ok) {
+    return FailToken(kUsage, "--expires: use a duration like 90d, 12h, 30m or 3600, or never");
+  }
+  const absl::Time now = absl::Now();
+  std::optional<absl::Time> expires;
+  if (ttl) expires = now + *ttl;
+  auto issued = timer::auth::IssueToken(tokens, a.identity, expires, a.description, now);
+  if (!issued.ok()) {
+    return FailToken(absl::IsInvalidArgument(issued.status()) ? kUsage : 1,
+                     std::string(issued.status().message()));
+  }
+  // The token is the last line: scripts take it with `tail -n 1`.
+  std::cout << "Issued token " << issued->record.token_id << " for " << a.identity
+            << (expires ? ", expires " + UtcString(*expires) : ", never expires")
+            << ".\nIt is shown only this once; `timer session login` reads it from "
+               "stdin.\n"
+            << issued->token << "\n";
+  return 0;
+}
+
+int TokenList(timer::store::TokenStore& tokens, const TokenArgs& a) {
+  auto list = tokens.List(a.identity);
+  if (!list.ok()) return FailToken(1, std::string(list.status().message()));
+  const absl::Time now = absl::Now();
+  const auto state = [&](const timer::store::TokenRecord& t) -> std::string {
+    if (t.revoke_us) return "revoked";
+    if (t.expire_us && absl::FromUnixMicros(*t.expire_us) <= now) return "expired";
+    return "active";
+  };
+  if (a.format == "json") {
+    nlohmann::json out = {{"tokens", nlohmann::json::array()}};
+    for (const auto& t : *list) {
+      nlohmann::json j = {{"token_id", t.token_id},
+                          {"identity", t.identity},
+                          {"create_time", UtcString(absl::FromUnixMicros(t.create_us))},
+                          {"state", state(t)},
+                          {"description", t.description}};
+      if (t.expire_us) j["expire_time"] = UtcString(absl::FromUnixMicros(*t.expire_us));
+      if (t.revoke_us) j["revoke_time"] = UtcString(absl::FromUnixMicros(*t.revoke_us));
+      out["tokens"].push_back(j);
+    }
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  if (list->empty()) {
+    std::cout << "No tokens.\n";
+    return 0;
+  }
+  std::printf("%-16s  %-8s  %-20s  %-20s  %s\n", "TOKEN_ID", "STATE", "CREATED",
+              "EXPIRES", "IDENTITY (DESCRIPTION)");
+  for (const auto& t : *list) {
+    const std::string expires =
+        t.expire_us ? UtcString(absl::FromUnixMicros(*t.expire_us)) : "never";
+    std::string who = t.identity;
+    if (!t.description.empty()) who += " (" + t.description + ")";
+    std::printf("%-16s  %-8s  %-20s  %-20s  %s\n", t.token_id.c_str(), state(t).c_str(),
+                UtcString(absl::FromUnixMicros(t.create_us)).c_str(), expires.c_str(),
+                who.c_str());
+  }
+  return 0;
+}
+
+int TokenRevoke(timer::store::TokenStore& tokens, const TokenArgs& a) {
+  absl::Status s = tokens.Revoke(a.token_id, absl::ToUnixMicros(absl::Now()));
+  if (absl::IsNotFound(s)) return FailToken(kNotFound, std::string(s.message()));
+  if (!s.ok()) return FailToken(1, std::string(s.message()));
+  std::cout << "Revoked token " << a.token_id
+            << "; a running timerd refuses it from its next call.\n";
+  return 0;
 }
 
 }  // namespace
@@ -44,6 +191,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"timerd: runs recurring jobs on a fixed schedule", "timerd"};
   std::string config_path, listen, data_dir, plugin_dir, log_level;
+  std::string tls_cert, tls_key, tls_client_ca;
   app.add_option("--config", config_path, "TOML configuration file")
       ->check(CLI::ExistingFile);
   app.add_option("--listen", listen, "address to serve on (default 127.0.0.1:50051)");
@@ -52,7 +200,38 @@ int main(int argc, char** argv) {
   app.add_option("--plugin-dir", plugin_dir, "directory of action-provider plugins");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_option("--tls-cert", tls_cert, "PEM certificate chain: serve TLS")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", tls_key, "PEM private key of --tls-cert")
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-client-ca", tls_client_ca,
+                 "PEM CA certificates: accept client certificates they sign; the "
+                 "certificate's subject is the caller's identity (mutual TLS)")
+      ->check(CLI::ExistingFile);
   app.set_version_flag("--version", kVersion);
+  // --config and --data-dir may also follow `token ...`.
+  app.fallthrough();
+
+  TokenArgs ta;
+  CLI::App* token = app.add_subcommand(
+      "token", "issue, list and revoke bearer tokens in this timerd's store");
+  token->require_subcommand(1);
+  CLI::App* issue = token->add_subcommand(
+      "issue", "issue a token for an identity; the token is the last line printed");
+  issue->add_option("--identity", ta.identity, "who the token acts as, e.g. alice@example.org")
+      ->required();
+  issue->add_option("--expires", ta.expires,
+                    "lifetime: 90d, 12h, 30m, 3600 (seconds) or never")
+      ->capture_default_str();
+  issue->add_option("--description", ta.description, "a note shown by token list");
+  CLI::App* list = token->add_subcommand("list", "list tokens (never their secrets)");
+  list->add_option("--identity", ta.identity, "only this identity's tokens");
+  list->add_option("--format", ta.format, "table or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+  CLI::App* revoke = token->add_subcommand(
+      "revoke", "revoke a token; a running timerd refuses it from its next call");
+  revoke->add_option("TOKEN_ID", ta.token_id, "the id shown by issue and list")->required();
   CLI11_PARSE(app, argc, argv);
 
   auto logger = spdlog::stderr_logger_mt("timerd");
@@ -70,7 +249,20 @@ int main(int argc, char** argv) {
   if (!data_dir.empty()) config.data_dir = data_dir;
   if (!plugin_dir.empty()) config.plugin_dir = plugin_dir;
   if (!log_level.empty()) config.log_level = log_level;
+  if (!tls_cert.empty()) config.tls_cert = tls_cert;
+  if (!tls_key.empty()) config.tls_key = tls_key;
+  if (!tls_client_ca.empty()) config.tls_client_ca = tls_client_ca;
   spdlog::set_level(spdlog::level::from_str(config.log_level));
+
+  if (token->parsed()) {
+    const std::string dir =
+        config.data_dir.empty() ? timer::server::DefaultDataDir() : config.data_dir;
+    auto tokens = OpenTokens(dir);
+    if (!tokens.ok()) return FailToken(1, std::string(tokens.status().message()));
+    if (issue->parsed()) return TokenIssue(**tokens, ta);
+    if (list->parsed()) return TokenList(**tokens, ta);
+    return TokenRevoke(**tokens, ta);
+  }
 
   auto server = timer::server::TimerServer::Start(config);
   if (!server.ok()) return Fail(std::string(server.status().message()));

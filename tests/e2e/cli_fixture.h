@@ -3,6 +3,10 @@
 // installs the build there first). Each test gets a temporary directory; every
 // timerd listens on a free loopback port and is stopped when its Daemon is
 // destroyed.
+//
+// timerd requires credentials, so the first StartTimerd() issues a token for
+// kIdentity with `timerd token issue` and Cli() sends it (TIMER_TOKEN). The
+// CLI's token cache lives in the test's directory (XDG_CONFIG_HOME).
 #pragma once
 
 #include <cstdlib>
@@ -34,8 +38,34 @@ class CliTest : public ::testing::Test {
     data_dir_ = tmp_.path() + "/data";
   }
 
+  static constexpr char kIdentity[] = "e2e@example.org";
+
+  // Issues a token with the installed `timerd token issue` over data_dir_
+  // (timerd may or may not be running); returns it (the last line printed).
+  std::string IssueToken(const std::string& identity,
+                         std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {timerd_, "token", "issue", "--data-dir", data_dir_,
+                                     "--identity", identity};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    RunResult r = timer::testing::Run(argv);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::string out = r.out;
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    const size_t nl = out.rfind('\n');
+    return nl == std::string::npos ? out : out.substr(nl + 1);
+  }
+
+  // Runs `timerd token ARGS... --data-dir data_dir_`.
+  RunResult TokenCommand(std::vector<std::string> args) {
+    std::vector<std::string> argv = {timerd_, "token"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    argv.insert(argv.end(), {"--data-dir", data_dir_});
+    return timer::testing::Run(argv);
+  }
+
   // Starts timerd on a free port over data_dir_ and waits until it listens.
   std::unique_ptr<Daemon> StartTimerd(std::vector<std::string> extra = {}) {
+    if (token_.empty()) token_ = IssueToken(kIdentity);
     std::vector<std::string> argv = {timerd_, "--listen", "127.0.0.1:0", "--data-dir",
                                      data_dir_};
     argv.insert(argv.end(), extra.begin(), extra.end());
@@ -47,10 +77,18 @@ class CliTest : public ::testing::Test {
     return daemon;
   }
 
-  RunResult Cli(std::vector<std::string> args) {
+  // Runs the CLI against address_ with token_ (TIMER_TOKEN).
+  RunResult Cli(std::vector<std::string> args) { return CliAs(token_, std::move(args)); }
+
+  // Runs the CLI with `token` in TIMER_TOKEN (none if empty) and the token
+  // cache under the test's directory.
+  RunResult CliAs(const std::string& token, std::vector<std::string> args,
+                  std::vector<std::string> env = {}) {
     std::vector<std::string> argv = {timer_, "--server", address_};
     argv.insert(argv.end(), args.begin(), args.end());
-    return timer::testing::Run(argv);
+    env.push_back("TIMER_TOKEN=" + token);
+    env.push_back("XDG_CONFIG_HOME=" + tmp_.path() + "/config");
+    return timer::testing::Run(argv, env);
   }
 
   // Runs a command with --format json that must succeed; returns its output.
@@ -79,6 +117,7 @@ class CliTest : public ::testing::Test {
 
   TempDir tmp_;
   std::string timerd_, timer_, data_dir_, address_;
+  std::string token_;  // kIdentity's, issued by the first StartTimerd().
 };
 
 }  // namespace timer::testing

@@ -65,8 +65,10 @@ class E2eTest : public CliTest {
     return grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
   }
 
-  static void Deadline(grpc::ClientContext* ctx) {
+  // A deadline and the fixture's token.
+  void Deadline(grpc::ClientContext* ctx) {
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    ctx->AddMetadata("authorization", "Bearer " + token_);
   }
 
   std::string config_, record_;
@@ -80,7 +82,7 @@ TEST_F(E2eTest, JobLifecycleThroughCliSurvivesRestart) {
   const std::string id_a = a["job_id"], id_b = b["job_id"];
   EXPECT_EQ(a["name"], "backup-a");
   EXPECT_EQ(a["status"], "NEW");
-  EXPECT_EQ(a["owner"], "local");
+  EXPECT_EQ(a["owner"], kIdentity);
   EXPECT_EQ(a["schedule"]["interval_seconds"], "3600");
   EXPECT_EQ(a["schedule"]["start"], "2030-01-01T00:00:00Z");
   EXPECT_EQ(a["next_run"], "2030-01-01T00:00:00Z");
@@ -282,7 +284,7 @@ TEST_F(E2eTest, HealthServesAndReflectionListsServices) {
   EXPECT_TRUE(stream->Finish().ok());
 }
 
-TEST_F(E2eTest, NotYetBuiltRpcsSayUnimplementedAndWhoAmIIsLocal) {
+TEST_F(E2eTest, NotYetBuiltRpcsSayUnimplementedAndWhoAmIIsTheTokensIdentity) {
   auto daemon = StartTimerd();
   auto stub = v1::TimerService::NewStub(Channel());
   grpc::ClientContext ctx;
@@ -301,7 +303,8 @@ TEST_F(E2eTest, NotYetBuiltRpcsSayUnimplementedAndWhoAmIIsLocal) {
   Deadline(&ctx2);
   v1::WhoAmIResponse who;
   ASSERT_TRUE(session->WhoAmI(&ctx2, v1::WhoAmIRequest(), &who).ok());
-  EXPECT_EQ(who.identity(), "local");
+  EXPECT_EQ(who.identity(), kIdentity);
+  EXPECT_EQ(who.auth_method(), "token");
 }
 
 TEST_F(E2eTest, SecondTimerdOnSameDataDirIsRefused) {

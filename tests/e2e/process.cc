@@ -44,12 +44,17 @@ std::vector<std::string> MergedEnv(const std::vector<std::string>& extra) {
 }
 
 pid_t Spawn(const std::vector<std::string>& argv_in,
-            const std::vector<std::string>& env_in, int out_fd, int err_fd) {
+            const std::vector<std::string>& env_in, int out_fd, int err_fd,
+            int in_fd = -1) {
   std::vector<std::string> argv = argv_in;
   std::vector<std::string> env = MergedEnv(env_in);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  if (in_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&actions, in_fd, 0);
+  } else {
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  }
   if (out_fd >= 0) {
     posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
   } else {
@@ -84,13 +89,31 @@ int ExitCode(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; 
 
 RunResult Run(const std::vector<std::string>& argv,
               const std::vector<std::string>& env, absl::Duration timeout) {
-  int out[2], err[2];
+  return RunWithInput(argv, env, "", timeout);
+}
+
+RunResult RunWithInput(const std::vector<std::string>& argv,
+                       const std::vector<std::string>& env, const std::string& input,
+                       absl::Duration timeout) {
+  int out[2], err[2], in[2] = {-1, -1};
   if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
     throw std::runtime_error("pipe failed");
   }
-  pid_t pid = Spawn(argv, env, out[1], err[1]);
+  // Small inputs only: the whole input fits in the pipe's buffer.
+  if (!input.empty() && (input.size() > 4096 || pipe2(in, O_CLOEXEC) != 0)) {
+    throw std::runtime_error("stdin pipe failed");
+  }
+  pid_t pid = Spawn(argv, env, out[1], err[1], in[0]);
   close(out[1]);
   close(err[1]);
+  if (in[0] >= 0) {
+    close(in[0]);
+    if (write(in[1], input.data(), input.size()) != static_cast<ssize_t>(input.size())) {
+      close(in[1]);
+      throw std::runtime_error("stdin write failed");
+    }
+    close(in[1]);
+  }
   RunResult result;
   const absl::Time deadline = absl::Now() + timeout;
   pollfd fds[2] = {{out[0], POLLIN, 0}, {err[0], POLLIN, 0}};

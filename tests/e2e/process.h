@@ -29,6 +29,11 @@ RunResult Run(const std::vector<std::string>& argv,
               const std::vector<std::string>& env = {},
               absl::Duration timeout = absl::Seconds(30));
 
+// Run, with `input` written to the child's stdin (then closed).
+RunResult RunWithInput(const std::vector<std::string>& argv,
+                       const std::vector<std::string>& env, const std::string& input,
+                       absl::Duration timeout = absl::Seconds(30));
+
 class Daemon {
  public:
   // Starts argv; stderr is collected and stdout discarded.

@@ -37,7 +37,7 @@ using nlohmann::json;
 
 constexpr char kSrcId[] = "6f1d3c2a-0b7e-4c11-9a55-1c2d3e4f5a01";
 constexpr char kDstId[] = "6f1d3c2a-0b7e-4c11-9a55-1c2d3e4f5a02";
-// Usable only by alice, never by the CLI's "local" identity.
+// Usable only by alice, never by the fixture's identity (CliTest::kIdentity).
 constexpr char kAliceId[] = "6f1d3c2a-0b7e-4c11-9a55-1c2d3e4f5a03";
 constexpr char kUnknownId[] = "00000000-0000-4000-8000-0000000000ff";
 
@@ -376,7 +376,7 @@ TEST_F(TransferE2eTest, EscapingPathsAndUnknownEndpointsAreRefusedAtSubmit) {
       {"endpoint not allowed for this identity",
        Body(kSrcId, kAliceId, item("data/file.txt", "f.txt")),
        4,
-       {"destination_endpoint_id", "local"}},
+       {"destination_endpoint_id", kIdentity}},
   };
   for (const Case& c : cases) {
     RunResult r = Cli({"job", "submit", "--interval", "1h", "--action-provider",

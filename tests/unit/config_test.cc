@@ -299,5 +299,66 @@ TEST(ValidateListenAddressTest, RefusesMalformedAddressesEvenWhenRemoteIsAllowed
   }
 }
 
+TEST(ParseConfigTest, TlsLimitsAndJwtSettingsParse) {
+  absl::StatusOr<Config> c = ParseConfig(R"(
+tls_cert = "/etc/timer/server.crt"
+tls_key = "/etc/timer/server.key"
+tls_client_ca = "/etc/timer/ca.crt"
+max_message_bytes = 65536
+max_jobs_per_identity = 5
+[auth.jwt]
+keys_file = "/etc/timer/jwks.json"
+issuer = "https://idp.example.org"
+audience = "timer"
+identity_claim = "email"
+leeway_seconds = 30
+)",
+                                         "t.toml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->tls_cert, "/etc/timer/server.crt");
+  EXPECT_EQ(c->tls_key, "/etc/timer/server.key");
+  EXPECT_EQ(c->tls_client_ca, "/etc/timer/ca.crt");
+  EXPECT_EQ(c->max_message_bytes, 65536);
+  EXPECT_EQ(c->max_jobs_per_identity, 5);
+  EXPECT_EQ(c->jwt_keys_file, "/etc/timer/jwks.json");
+  EXPECT_EQ(c->jwt_issuer, "https://idp.example.org");
+  EXPECT_EQ(c->jwt_audience, "timer");
+  EXPECT_EQ(c->jwt_identity_claim, "email");
+  EXPECT_EQ(c->jwt_leeway_seconds, 30);
+  EXPECT_TRUE(ValidateConfig(*c).ok());
+}
+
+TEST(ParseConfigTest, UnknownAuthSettingsAndBadLimitsAreErrors) {
+  EXPECT_THAT(ParseConfig("[auth.jwt]\nkeyfile = \"x\"\n", "t.toml"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("auth.jwt.keyfile")));
+  EXPECT_THAT(ParseConfig("[auth.oauth]\n", "t.toml"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("auth.oauth")));
+  EXPECT_THAT(ParseConfig("max_jobs_per_identity = 0\n", "t.toml"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_jobs_per_identity")));
+}
+
+TEST(ValidateConfigTest, TlsAndJwtSettingsMustBeComplete) {
+  Config c;
+  EXPECT_TRUE(ValidateConfig(c).ok());
+  c.tls_cert = "cert.pem";
+  EXPECT_THAT(ValidateConfig(c), StatusIs(absl::StatusCode::kInvalidArgument,
+                                          HasSubstr("tls_key")));
+  c.tls_key = "key.pem";
+  EXPECT_TRUE(ValidateConfig(c).ok());
+  Config mtls_only;
+  mtls_only.tls_client_ca = "ca.pem";
+  EXPECT_THAT(ValidateConfig(mtls_only), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                  HasSubstr("tls_client_ca")));
+  Config jwt;
+  jwt.jwt_keys_file = "jwks.json";
+  jwt.jwt_issuer = "https://idp";
+  EXPECT_THAT(ValidateConfig(jwt), StatusIs(absl::StatusCode::kInvalidArgument,
+                                            HasSubstr("auth.jwt.audience")));
+  Config half;
+  half.jwt_audience = "timer";
+  EXPECT_THAT(ValidateConfig(half), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             HasSubstr("auth.jwt.keys_file")));
+}
+
 }  // namespace
 }  // namespace timer::server

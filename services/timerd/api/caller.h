@@ -1,16 +1,19 @@
-// Resolves the identity of an RPC's caller from its server context.
+// Resolves the caller of an RPC from its server context: the
+// `authorization` metadata and, on a mutual-TLS connection, the verified
+// client certificate's subject, handed to the server's Authenticator.
 //
-// Until authentication is configured, every caller is "local". Thread-safe.
+// Also refuses a call whose deadline has already passed, before any work.
+// Thread-safe; the Authenticator must outlive every call.
 #pragma once
 
 #include <grpcpp/server_context.h>
 
-#include "domain/identity.h"
+#include "absl/status/statusor.h"
+#include "auth/authenticator.h"
 
 namespace timer::api {
 
-inline domain::Identity CallerOf(const grpc::CallbackServerContext* /*ctx*/) {
-  return domain::LocalIdentity();
-}
+absl::StatusOr<auth::Principal> CallerOf(const auth::Authenticator& auth,
+                                         const grpc::CallbackServerContext* ctx);
 
 }  // namespace timer::api

@@ -1,17 +1,27 @@
 #include "api/session_service.h"
 
+#include <spdlog/spdlog.h>
+
 #include "api/caller.h"
+#include "api/status.h"
 
 namespace timer::api {
 
 grpc::ServerUnaryReactor* SessionServiceImpl::WhoAmI(
     grpc::CallbackServerContext* ctx, const v1::WhoAmIRequest*,
     v1::WhoAmIResponse* response) {
-  const domain::Identity caller = CallerOf(ctx);
-  response->set_identity(caller.name);
-  response->set_auth_method(caller.auth_method);
   auto* reactor = ctx->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
+  absl::StatusOr<auth::Principal> caller = CallerOf(*auth_, ctx);
+  if (caller.ok()) {
+    response->set_identity(caller->identity.name);
+    response->set_auth_method(caller->identity.auth_method);
+    if (caller->expire_time) {
+      const int64_t us = absl::ToUnixMicros(*caller->expire_time);
+      response->mutable_expire_time()->set_seconds(us / 1000000);
+      response->mutable_expire_time()->set_nanos(static_cast<int32_t>(us % 1000000) * 1000);
+    }
+  }
+  reactor->Finish(ToGrpcStatus(caller.status()));
   return reactor;
 }
 
@@ -19,10 +29,13 @@ grpc::ServerUnaryReactor* SessionServiceImpl::RevokeSession(
     grpc::CallbackServerContext* ctx, const v1::RevokeSessionRequest*,
     v1::RevokeSessionResponse*) {
   auto* reactor = ctx->DefaultReactor();
-  reactor->Finish(grpc::Status(
-      grpc::StatusCode::UNIMPLEMENTED,
-      "RevokeSession is not implemented by this timerd yet: it runs without "
-      "token authentication, so there is no session to revoke"));
+  absl::StatusOr<auth::Principal> caller = CallerOf(*auth_, ctx);
+  absl::Status revoked = caller.ok() ? auth_->Revoke(*caller) : caller.status();
+  if (caller.ok() && revoked.ok()) {
+    spdlog::info("token {} of {} revoked by its holder", caller->token_id,
+                 caller->identity.name);
+  }
+  reactor->Finish(ToGrpcStatus(revoked));
   return reactor;
 }
 

@@ -1,21 +1,29 @@
 // SessionServiceImpl: the gRPC handlers of timer.v1.SessionService.
 //
-// WhoAmI reports the caller's resolved identity. RevokeSession is
-// UNIMPLEMENTED until token authentication exists. Thread-safe, stateless.
+// WhoAmI reports the caller's resolved identity and how it was established.
+// RevokeSession revokes the issued token the call was made with; a JWT or a
+// client certificate cannot be revoked by timerd (FAILED_PRECONDITION).
+// Thread-safe; the Authenticator must outlive it.
 #pragma once
 
+#include "auth/authenticator.h"
 #include "timer/v1/session.grpc.pb.h"
 
 namespace timer::api {
 
 class SessionServiceImpl final : public v1::SessionService::CallbackService {
  public:
+  explicit SessionServiceImpl(const auth::Authenticator* auth) : auth_(auth) {}
+
   grpc::ServerUnaryReactor* WhoAmI(grpc::CallbackServerContext* ctx,
                                    const v1::WhoAmIRequest* request,
                                    v1::WhoAmIResponse* response) override;
   grpc::ServerUnaryReactor* RevokeSession(
       grpc::CallbackServerContext* ctx, const v1::RevokeSessionRequest* request,
       v1::RevokeSessionResponse* response) override;
+
+ private:
+  const auth::Authenticator* const auth_;
 };
 
 }  // namespace timer::api

@@ -21,21 +21,33 @@ auto FinishWith(grpc::ServerUnaryReactor* reactor, T* response) {
 // A stream that ends at once with UNIMPLEMENTED.
 class UnimplementedStream final : public grpc::ServerWriteReactor<v1::JobEvent> {
  public:
-  explicit UnimplementedStream(const char* method) {
-    Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                        std::string(method) +
-                            " is not implemented by this timerd yet"));
-  }
+  explicit UnimplementedStream(const char* method)
+      : UnimplementedStream(grpc::Status(
+            grpc::StatusCode::UNIMPLEMENTED,
+            std::string(method) + " is not implemented by this timerd yet")) {}
+  explicit UnimplementedStream(const grpc::Status& status) { Finish(status); }
   void OnDone() override { delete this; }
 };
 
 }  // namespace
 
+std::optional<domain::Identity> TimerServiceImpl::Caller(
+    grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor) const {
+  absl::StatusOr<auth::Principal> principal = CallerOf(*auth_, ctx);
+  if (!principal.ok()) {
+    reactor->Finish(ToGrpcStatus(principal.status()));
+    return std::nullopt;
+  }
+  return principal->identity;
+}
+
 grpc::ServerUnaryReactor* TimerServiceImpl::CreateJob(
     grpc::CallbackServerContext* ctx, const v1::CreateJobRequest* request,
     v1::Job* response) {
   auto* reactor = ctx->DefaultReactor();
-  jobs_->CreateJob(CallerOf(ctx), *request, FinishWith(reactor, response));
+  const auto caller = Caller(ctx, reactor);
+  if (!caller) return reactor;
+  jobs_->CreateJob(*caller, *request, FinishWith(reactor, response));
   return reactor;
 }
 
@@ -43,7 +55,9 @@ grpc::ServerUnaryReactor* TimerServiceImpl::GetJob(
     grpc::CallbackServerContext* ctx, const v1::GetJobRequest* request,
     v1::Job* response) {
   auto* reactor = ctx->DefaultReactor();
-  FinishWith(reactor, response)(jobs_->GetJob(CallerOf(ctx), *request));
+  const auto caller = Caller(ctx, reactor);
+  if (!caller) return reactor;
+  FinishWith(reactor, response)(jobs_->GetJob(*caller, *request));
   return reactor;
 }
 
@@ -51,7 +65,9 @@ grpc::ServerUnaryReactor* TimerServiceImpl::ListJobs(
     grpc::CallbackServerContext* ctx, const v1::ListJobsRequest* request,
     v1::ListJobsResponse* response) {
   auto* reactor = ctx->DefaultReactor();
-  FinishWith(reactor, response)(jobs_->ListJobs(CallerOf(ctx), *request));
+  const auto caller = Caller(ctx, reactor);
+  if (!caller) return reactor;
+  FinishWith(reactor, response)(jobs_->ListJobs(*caller, *request));
   return reactor;
 }
 
@@ -59,7 +75,9 @@ grpc::ServerUnaryReactor* TimerServiceImpl::DeleteJob(
     grpc::CallbackServerContext* ctx, const v1::DeleteJobRequest* request,
     v1::Job* response) {
   auto* reactor = ctx->DefaultReactor();
-  jobs_->DeleteJob(CallerOf(ctx), *request, FinishWith(reactor, response));
+  const auto caller = Caller(ctx, reactor);
+  if (!caller) return reactor;
+  jobs_->DeleteJob(*caller, *request, FinishWith(reactor, response));
   return reactor;
 }
 
@@ -67,7 +85,9 @@ grpc::ServerUnaryReactor* TimerServiceImpl::UpdateJob(
     grpc::CallbackServerContext* ctx, const v1::UpdateJobRequest* request,
     v1::Job* response) {
   auto* reactor = ctx->DefaultReactor();
-  jobs_->UpdateJob(CallerOf(ctx), *request, FinishWith(reactor, response));
+  const auto caller = Caller(ctx, reactor);
+  if (!caller) return reactor;
+  jobs_->UpdateJob(*caller, *request, FinishWith(reactor, response));
   return reactor;
 }
 
@@ -75,7 +95,9 @@ grpc::ServerUnaryReactor* TimerServiceImpl::PauseJob(
     grpc::CallbackServerContext* ctx, const v1::PauseJobRequest* request,
     v1::Job* response) {
   auto* reactor = ctx->DefaultReactor();
-  jobs_->PauseJob(CallerOf(ctx), *request, FinishWith(reactor, response));
+  const auto caller = Caller(ctx, reactor);
+  if (!caller) return reactor;
+  jobs_->PauseJob(*caller, *request, FinishWith(reactor, response));
   return reactor;
 }
 
@@ -83,7 +105,9 @@ grpc::ServerUnaryReactor* TimerServiceImpl::ResumeJob(
     grpc::CallbackServerContext* ctx, const v1::ResumeJobRequest* request,
     v1::Job* response) {
   auto* reactor = ctx->DefaultReactor();
-  jobs_->ResumeJob(CallerOf(ctx), *request, FinishWith(reactor, response));
+  const auto caller = Caller(ctx, reactor);
+  if (!caller) return reactor;
+  jobs_->ResumeJob(*caller, *request, FinishWith(reactor, response));
   return reactor;
 }
 
@@ -91,7 +115,9 @@ grpc::ServerUnaryReactor* TimerServiceImpl::RunJobNow(
     grpc::CallbackServerContext* ctx, const v1::RunJobNowRequest* request,
     v1::Job* response) {
   auto* reactor = ctx->DefaultReactor();
-  jobs_->RunJobNow(CallerOf(ctx), *request, FinishWith(reactor, response));
+  const auto caller = Caller(ctx, reactor);
+  if (!caller) return reactor;
+  jobs_->RunJobNow(*caller, *request, FinishWith(reactor, response));
   return reactor;
 }
 
@@ -99,17 +125,23 @@ grpc::ServerUnaryReactor* TimerServiceImpl::ListJobResults(
     grpc::CallbackServerContext* ctx, const v1::ListJobResultsRequest* request,
     v1::ListJobResultsResponse* response) {
   auto* reactor = ctx->DefaultReactor();
-  FinishWith(reactor, response)(jobs_->ListJobResults(CallerOf(ctx), *request));
+  const auto caller = Caller(ctx, reactor);
+  if (!caller) return reactor;
+  FinishWith(reactor, response)(jobs_->ListJobResults(*caller, *request));
   return reactor;
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* TimerServiceImpl::WatchJob(
-    grpc::CallbackServerContext*, const v1::WatchJobRequest*) {
+    grpc::CallbackServerContext* ctx, const v1::WatchJobRequest*) {
+  absl::StatusOr<auth::Principal> principal = CallerOf(*auth_, ctx);
+  if (!principal.ok()) return new UnimplementedStream(ToGrpcStatus(principal.status()));
   return new UnimplementedStream("WatchJob");
 }
 
 grpc::ServerWriteReactor<v1::JobEvent>* TimerServiceImpl::WatchJobs(
-    grpc::CallbackServerContext*, const v1::WatchJobsRequest*) {
+    grpc::CallbackServerContext* ctx, const v1::WatchJobsRequest*) {
+  absl::StatusOr<auth::Principal> principal = CallerOf(*auth_, ctx);
+  if (!principal.ok()) return new UnimplementedStream(ToGrpcStatus(principal.status()));
   return new UnimplementedStream("WatchJobs");
 }
 
@@ -117,6 +149,8 @@ grpc::ServerUnaryReactor* TimerServiceImpl::ListActionProviders(
     grpc::CallbackServerContext* ctx, const v1::ListActionProvidersRequest* request,
     v1::ListActionProvidersResponse* response) {
   auto* reactor = ctx->DefaultReactor();
+  const auto caller = Caller(ctx, reactor);
+  if (!caller) return reactor;
   FinishWith(reactor, response)(jobs_->ListActionProviders(*request));
   return reactor;
 }
@@ -125,6 +159,8 @@ grpc::ServerUnaryReactor* TimerServiceImpl::GetActionProvider(
     grpc::CallbackServerContext* ctx, const v1::GetActionProviderRequest* request,
     v1::ActionProvider* response) {
   auto* reactor = ctx->DefaultReactor();
+  const auto caller = Caller(ctx, reactor);
+  if (!caller) return reactor;
   FinishWith(reactor, response)(jobs_->GetActionProvider(*request));
   return reactor;
 }

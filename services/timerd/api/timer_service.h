@@ -1,14 +1,18 @@
 // TimerServiceImpl: the gRPC handlers of timer.v1.TimerService.
 //
-// Thin by design: each handler resolves the caller, hands the generated
+// Thin by design: each handler resolves the caller (api/caller.h; a call
+// without valid credentials ends UNAUTHENTICATED here), hands the generated
 // request message to the domain, and converts the result. Written with the
 // callback API: reads answer inline, writes finish the reactor from the
 // store's commit callback, so no gRPC thread waits on a disk flush.
 //
 // RPCs whose behaviour is not built yet answer UNIMPLEMENTED with a message.
-// Thread-safe; the JobService must outlive it.
+// Thread-safe; the JobService and Authenticator must outlive it.
 #pragma once
 
+#include <optional>
+
+#include "auth/authenticator.h"
 #include "domain/jobs.h"
 #include "timer/v1/timer.grpc.pb.h"
 
@@ -16,7 +20,8 @@ namespace timer::api {
 
 class TimerServiceImpl final : public v1::TimerService::CallbackService {
  public:
-  explicit TimerServiceImpl(domain::JobService* jobs) : jobs_(jobs) {}
+  TimerServiceImpl(domain::JobService* jobs, const auth::Authenticator* auth)
+      : jobs_(jobs), auth_(auth) {}
 
   grpc::ServerUnaryReactor* CreateJob(grpc::CallbackServerContext* ctx,
                                       const v1::CreateJobRequest* request,
@@ -59,7 +64,13 @@ class TimerServiceImpl final : public v1::TimerService::CallbackService {
       v1::ActionProvider* response) override;
 
  private:
+  // The caller's identity, or nullopt after finishing `reactor` with the
+  // authentication error.
+  std::optional<domain::Identity> Caller(grpc::CallbackServerContext* ctx,
+                                         grpc::ServerUnaryReactor* reactor) const;
+
   domain::JobService* const jobs_;
+  const auth::Authenticator* const auth_;
 };
 
 }  // namespace timer::api

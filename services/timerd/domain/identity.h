@@ -1,6 +1,7 @@
 // Identity: who is calling. Every domain operation is scoped to one.
 //
-// Until authentication is configured, every caller is the identity "local".
+// timerd resolves it from each call's credentials (auth/authenticator.h);
+// LocalIdentity() is a fixed one for tests of the layers below the API.
 // A plain value type; copy freely.
 #pragma once
 
@@ -11,7 +12,8 @@ namespace timer::domain {
 struct Identity {
   // The owner name jobs are stored under, e.g. "alice@example.org".
   std::string name;
-  // How it was established: "none", "token", "jwt" or "mtls".
+  // How it was established: "token", "jwt" or "mtls" ("none" in tests;
+  // empty when the run engine acts for a job's owner).
   std::string auth_method;
 };
 

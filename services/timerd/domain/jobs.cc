@@ -268,6 +268,19 @@ void JobService::CreateJob(const Identity& caller,
     job.set_end_reason(reason);
   }
 
+  if (quota_ != nullptr) {
+    absl::Status room = quota_->Reserve(caller.name);
+    if (!room.ok()) {
+      std::move(done)(room);
+      return;
+    }
+    // A retried request returns the job its first attempt made: not a new one.
+    done = [quota = quota_, owner = caller.name, id = job.job_id(),
+            done = std::move(done)](absl::StatusOr<v1::Job> r) mutable {
+      quota->Release(owner, r.ok() && r->job_id() == id);
+      std::move(done)(std::move(r));
+    };
+  }
   store_->CreateJob(std::move(job), request.request_id(), std::move(fingerprint),
                     Notify(std::move(done)));
 }
@@ -331,7 +344,11 @@ void JobService::DeleteJob(const Identity& caller,
         job.clear_next_run();
         return absl::OkStatus();
       },
-      Notify(std::move(done)));
+      Notify([this, owner = caller.name,
+              done = std::move(done)](absl::StatusOr<v1::Job> r) mutable {
+        if (r.ok() && quota_ != nullptr) quota_->Deleted(owner);
+        std::move(done)(std::move(r));
+      }));
 }
 
 store::JobCallback JobService::Notify(store::JobCallback done) {

@@ -15,6 +15,7 @@
 #include "domain/action_provider.h"
 #include "domain/clock.h"
 #include "domain/identity.h"
+#include "domain/job_quota.h"
 #include "store/store.h"
 #include "timer/v1/timer.pb.h"
 
@@ -41,6 +42,9 @@ class JobService {
 
   // Set once, before the first call: who hears of changes.
   void set_observer(JobObserver* observer) { observer_ = observer; }
+  // Set once, before the first call: how many jobs an owner may have
+  // (CreateJob is RESOURCE_EXHAUSTED beyond it). Null: no limit.
+  void set_quota(JobQuota* quota) { quota_ = quota; }
 
   void CreateJob(const Identity& caller, const v1::CreateJobRequest& request,
                  store::JobCallback done);
@@ -87,6 +91,7 @@ class JobService {
   const Clock* const clock_;
   const ProviderRegistry* const providers_;
   JobObserver* observer_ = nullptr;
+  JobQuota* quota_ = nullptr;
 };
 
 // Checks a job as given to CreateJob. Exposed for tests.

@@ -76,6 +76,50 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
       if (k == "run_timeout_seconds") config.run_timeout_seconds = n;
       if (k == "results_keep_per_job") config.results_keep_per_job = static_cast<int>(std::min<int64_t>(n, 1 << 30));
       if (k == "results_max_age_days") config.results_max_age_days = static_cast<int>(std::min<int64_t>(n, 100000));
+    } else if (k == "tls_cert" || k == "tls_key" || k == "tls_client_ca") {
+      s = ReadString(node, origin, k,
+                     k == "tls_cert" ? &config.tls_cert
+                                     : k == "tls_key" ? &config.tls_key : &config.tls_client_ca);
+    } else if (k == "max_message_bytes" || k == "max_jobs_per_identity") {
+      const auto* v = node.as_integer();
+      const int64_t max = k == "max_message_bytes" ? (1LL << 30) : (1LL << 40);
+      if (v == nullptr || v->get() < 1 || v->get() > max) {
+        return Bad(origin, k, absl::StrCat("must be a whole number from 1 to ", max));
+      }
+      (k == "max_message_bytes" ? config.max_message_bytes : config.max_jobs_per_identity) =
+          v->get();
+    } else if (k == "auth") {
+      const toml::table* auth = node.as_table();
+      if (auth == nullptr) return Bad(origin, k, "must be a table");
+      for (const auto& [auth_key, auth_node] : *auth) {
+        if (std::string(auth_key.str()) != "jwt" || !auth_node.is_table()) {
+          return Bad(origin, absl::StrCat("auth.", std::string(auth_key.str())),
+                     "unknown setting (only the [auth.jwt] table)");
+        }
+        for (const auto& [jk, jnode] : *auth_node.as_table()) {
+          const std::string j(jk.str());
+          const std::string where = absl::StrCat("auth.jwt.", j);
+          absl::Status js;
+          if (j == "keys_file") {
+            js = ReadString(jnode, origin, where, &config.jwt_keys_file);
+          } else if (j == "issuer") {
+            js = ReadString(jnode, origin, where, &config.jwt_issuer);
+          } else if (j == "audience") {
+            js = ReadString(jnode, origin, where, &config.jwt_audience);
+          } else if (j == "identity_claim") {
+            js = ReadString(jnode, origin, where, &config.jwt_identity_claim);
+          } else if (j == "leeway_seconds") {
+            const auto* v = jnode.as_integer();
+            if (v == nullptr || v->get() < 0 || v->get() > 3600) {
+              return Bad(origin, where, "must be a whole number from 0 to 3600");
+            }
+            config.jwt_leeway_seconds = v->get();
+          } else {
+            return Bad(origin, where, "unknown setting");
+          }
+          if (!js.ok()) return js;
+        }
+      }
     } else if (k == "plugins") {
       const toml::table* plugins = node.as_table();
       if (plugins == nullptr) return Bad(origin, k, "must be a table");
@@ -93,6 +137,32 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
     if (!s.ok()) return s;
   }
   return config;
+}
+
+absl::Status ValidateConfig(const Config& config) {
+  if (config.tls_cert.empty() != config.tls_key.empty()) {
+    return absl::InvalidArgumentError(
+        "tls_cert, tls_key: give both (or --tls-cert and --tls-key) or neither");
+  }
+  if (!config.tls_client_ca.empty() && config.tls_cert.empty()) {
+    return absl::InvalidArgumentError(
+        "tls_client_ca: mutual TLS needs tls_cert and tls_key too");
+  }
+  if (!config.jwt_keys_file.empty()) {
+    if (config.jwt_issuer.empty()) {
+      return absl::InvalidArgumentError("auth.jwt.issuer: required with keys_file");
+    }
+    if (config.jwt_audience.empty()) {
+      return absl::InvalidArgumentError("auth.jwt.audience: required with keys_file");
+    }
+    if (config.jwt_identity_claim.empty()) {
+      return absl::InvalidArgumentError("auth.jwt.identity_claim: must not be empty");
+    }
+  } else if (!config.jwt_issuer.empty() || !config.jwt_audience.empty()) {
+    return absl::InvalidArgumentError(
+        "auth.jwt.keys_file: required to accept JWTs (issuer/audience are set)");
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Config> LoadConfigFile(const std::string& path) {
@@ -152,7 +222,8 @@ absl::Status ValidateListenAddress(const std::string& listen,
     return absl::InvalidArgumentError(absl::StrCat(
         "listen: ", listen,
         " is not a loopback address; plaintext gRPC would leave this machine. "
-        "Set allow_insecure_remote = true to do it anyway"));
+        "Serve TLS (--tls-cert/--tls-key) or set allow_insecure_remote = true to "
+        "do it anyway"));
   }
   return absl::OkStatus();
 }

@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
@@ -17,12 +19,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "api/session_service.h"
+#include "auth/authenticator.h"
+#include "auth/jwt.h"
 #include "api/timer_service.h"
 #include "domain/clock.h"
+#include "domain/job_quota.h"
 #include "domain/jobs.h"
 #include "domain/run_engine.h"
 #include "plugin_host/plugin_host.h"
 #include "store/sqlite_store.h"
+#include "store/token_store.h"
 #include "util/status_macros.h"
 
 namespace timer::server {
@@ -52,12 +58,44 @@ absl::StatusOr<int> LockDataDir(const std::string& dir) {
   return fd;
 }
 
+absl::StatusOr<std::string> ReadFileText(const std::string& path, const char* setting) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::FailedPreconditionError(absl::StrCat(setting, ": cannot read ", path));
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Plaintext, or TLS from the configured files; with tls_client_ca, clients
+// may present a certificate, which must then verify against that CA.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Config& config) {
+  if (config.tls_cert.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions options(
+      config.tls_client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                   : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  ASSIGN_OR_RETURN(pair.cert_chain, ReadFileText(config.tls_cert, "tls_cert"));
+  ASSIGN_OR_RETURN(pair.private_key, ReadFileText(config.tls_key, "tls_key"));
+  options.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!config.tls_client_ca.empty()) {
+    ASSIGN_OR_RETURN(options.pem_root_certs,
+                     ReadFileText(config.tls_client_ca, "tls_client_ca"));
+  }
+  return grpc::SslServerCredentials(options);
+}
+
 }  // namespace
 
 struct TimerServer::Impl {
   int lock_fd = -1;
   domain::SystemClock clock;
   std::unique_ptr<store::SqliteStore> store;
+  std::unique_ptr<store::TokenStore> tokens;
+  std::unique_ptr<auth::JwtVerifier> jwt;
+  std::unique_ptr<auth::Authenticator> authenticator;
+  std::unique_ptr<domain::JobQuota> quota;
   std::unique_ptr<plugin_host::PluginRegistry> plugins;
   std::unique_ptr<domain::JobService> jobs;
   std::unique_ptr<domain::RunEngine> engine;
@@ -84,7 +122,12 @@ int TimerServer::port() const { return impl_->port; }
 
 absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(
     const Config& config) {
-  RETURN_IF_ERROR(ValidateListenAddress(config.listen, config.allow_insecure_remote));
+  RETURN_IF_ERROR(ValidateConfig(config));
+  const bool tls = !config.tls_cert.empty();
+  RETURN_IF_ERROR(
+      ValidateListenAddress(config.listen, config.allow_insecure_remote || tls));
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                   Credentials(config));
   const std::string data_dir =
       config.data_dir.empty() ? DefaultDataDir() : config.data_dir;
 
@@ -92,6 +135,20 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(
   ASSIGN_OR_RETURN(impl->lock_fd, LockDataDir(data_dir));
   ASSIGN_OR_RETURN(impl->store,
                    store::SqliteStore::Open({.path = data_dir + "/timer.db"}));
+  ASSIGN_OR_RETURN(impl->tokens, store::TokenStore::Open(data_dir + "/timer.db"));
+  if (!config.jwt_keys_file.empty()) {
+    ASSIGN_OR_RETURN(std::string keys,
+                     ReadFileText(config.jwt_keys_file, "auth.jwt.keys_file"));
+    ASSIGN_OR_RETURN(impl->jwt, auth::JwtVerifier::Create(
+                                    keys, absl::StrCat("auth.jwt.keys_file ",
+                                                       config.jwt_keys_file),
+                                    {.issuer = config.jwt_issuer,
+                                     .audience = config.jwt_audience,
+                                     .identity_claim = config.jwt_identity_claim,
+                                     .leeway = absl::Seconds(config.jwt_leeway_seconds)}));
+  }
+  impl->authenticator = std::make_unique<auth::Authenticator>(
+      impl->tokens.get(), impl->jwt.get(), &impl->clock);
   // Plugins from --plugin-dir and the installed directory next to the binary;
   // for a provider name found in both, the --plugin-dir one wins.
   ASSIGN_OR_RETURN(impl->plugins, plugin_host::LoadPlugins(
@@ -107,18 +164,26 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(
   impl->engine = std::make_unique<domain::RunEngine>(
       impl->store.get(), &impl->clock, impl->plugins.get(), engine_options);
   impl->jobs->set_observer(impl->engine.get());
+  impl->quota =
+      std::make_unique<domain::JobQuota>(impl->store.get(), config.max_jobs_per_identity);
+  impl->jobs->set_quota(impl->quota.get());
   RETURN_IF_ERROR(impl->engine->Start());
-  impl->timer_service = std::make_unique<api::TimerServiceImpl>(impl->jobs.get());
-  impl->session_service = std::make_unique<api::SessionServiceImpl>();
+  impl->timer_service = std::make_unique<api::TimerServiceImpl>(
+      impl->jobs.get(), impl->authenticator.get());
+  impl->session_service =
+      std::make_unique<api::SessionServiceImpl>(impl->authenticator.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(config.listen, grpc::InsecureServerCredentials(),
-                           &impl->port);
+  builder.AddListeningPort(config.listen, credentials, &impl->port);
   builder.RegisterService(impl->timer_service.get());
   builder.RegisterService(impl->session_service.get());
-  builder.SetMaxReceiveMessageSize(4 << 20);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
+  // A connection that never finishes its handshake, or sits idle, is closed
+  // rather than held open forever.
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 15 * 60 * 1000);
   impl->grpc_server = builder.BuildAndStart();
   if (impl->grpc_server == nullptr || impl->port == 0) {
     return absl::UnavailableError(
@@ -133,6 +198,10 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(
   health->SetServingStatus(v1::SessionService::service_full_name(), true);
   spdlog::info("store: {} (schema {})", data_dir + "/timer.db",
                store::SqliteStore::LatestSchemaVersion());
+  spdlog::info("auth: issued tokens{}{}; {}", impl->jwt ? ", JWTs from " : "",
+               impl->jwt ? config.jwt_issuer : "",
+               tls ? (config.tls_client_ca.empty() ? "TLS" : "TLS with client certificates")
+                   : "plaintext");
   return std::unique_ptr<TimerServer>(new TimerServer(std::move(impl)));
 }
 

@@ -67,6 +67,20 @@ constexpr const char* kMigrations[] = {
       CREATE UNIQUE INDEX results_by_run ON results (job_id, run_number);
       CREATE INDEX results_open ON results (status) WHERE status IN (1, 2);
     )sql",
+    // 3: bearer tokens (store/token_store.h). Only a SHA-256 of each token's
+    // secret is kept.
+    R"sql(
+      CREATE TABLE tokens (
+        token_id      TEXT PRIMARY KEY,
+        identity      TEXT NOT NULL,
+        secret_sha256 BLOB NOT NULL,
+        create_us     INTEGER NOT NULL,
+        expire_us     INTEGER,       -- NULL: never expires
+        revoke_us     INTEGER,       -- NULL: not revoked
+        description   TEXT NOT NULL DEFAULT ''
+      ) WITHOUT ROWID;
+      CREATE INDEX tokens_by_identity ON tokens (identity, create_us);
+    )sql",
 };
 
 constexpr char kGetJob[] =
@@ -770,6 +784,18 @@ absl::StatusOr<int64_t> SqliteStore::PruneResults(int keep_per_job,
   committed.WaitForNotification();
   if (!status.ok()) return status;
   return deleted;
+}
+
+absl::StatusOr<int64_t> SqliteStore::CountLiveJobs(const std::string& owner) {
+  return WithReader<int64_t>([&](Reader& r) -> absl::StatusOr<int64_t> {
+    ASSIGN_OR_RETURN(Stmt count,
+                     Stmt::Prepare(r.db.get(),
+                                   "SELECT count(*) FROM jobs WHERE owner = ?1 AND "
+                                   "deleted = 0"));
+    count.BindText(1, owner);
+    ASSIGN_OR_RETURN(bool row, count.Step());
+    return row ? count.ColumnInt(0) : 0;
+  });
 }
 
 }  // namespace timer::store

@@ -34,6 +34,9 @@ namespace timer::store {
 // How many results a job carries, newest first (the seed's "last 10").
 inline constexpr int kJobResults = 10;
 
+// Microseconds since the Unix epoch (defined in sqlite_store.cc).
+int64_t ToMicros(const google::protobuf::Timestamp& t);
+
 // Called once with the job as stored (its `etag` set), or an error.
 using JobCallback = absl::AnyInvocable<void(absl::StatusOr<v1::Job>) &&>;
 
@@ -139,9 +142,23 @@ class Store {
   // and those that ended before `ended_before_us`. Returns how many.
   virtual absl::StatusOr<int64_t> PruneResults(int keep_per_job,
                                                int64_t ended_before_us) = 0;
-};
 
-// Time helpers shared by implementations: microseconds since the Unix epoch.
-int64_t ToMicros(const google::protobuf::Timestamp& t);
+  // How many jobs `owner` has that are not deleted. Called once per owner by
+  // the job quota (domain/job_quota.h); this default pages through ListJobs.
+  virtual absl::StatusOr<int64_t> CountLiveJobs(const std::string& owner) {
+    ListJobsQuery query;
+    query.owner = owner;
+    query.page_size = 1000;
+    int64_t n = 0;
+    for (;;) {
+      absl::StatusOr<ListJobsPage> page = ListJobs(query);
+      if (!page.ok()) return page.status();
+      n += static_cast<int64_t>(page->jobs.size());
+      if (!page->has_more || page->jobs.empty()) return n;
+      const v1::Job& last = page->jobs.back();
+      query.after = ListCursor{ToMicros(last.create_time()), last.job_id()};
+    }
+  }
+};
 
 }  // namespace timer::store

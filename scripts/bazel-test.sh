@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds every target and runs every test with Bazel (bazel-compat/), offline,
+# against the system's libraries: the same targets as CMake, from the same
+# sources. Installs missing Debian packages first (Bazel is Debian's
+# bazel-bootstrap). Exit status 0 only if everything built, every test
+# passed and the plugins export nothing but their ABI entry point.
+#
+#   scripts/bazel-test.sh                 bazel test //...
+#   scripts/bazel-test.sh //:e2e_test     only the given targets
+#
+# Bazel keeps its outputs in its output base (`bazel info output_base`, under
+# ~/.cache/bazel), not in the repository. BAZEL_JOBS sets the parallelism
+# (default 2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./scripts/deps.sh bazel-bootstrap
+cd bazel-compat
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=(//...)
+status=0
+bazel test --jobs="${BAZEL_JOBS:-2}" --keep_going \
+  --show_progress_rate_limit=30 "${targets[@]}" || status=$?
+
+# The plugins must export the ABI entry point and nothing else.
+if [ "${targets[*]}" = "//..." ]; then
+  for so in "$(bazel info bazel-bin 2>/dev/null)"/lib/timer/plugins/*.so; do
+    [ -f "$so" ] || continue
+    exported=$(nm -D --defined-only "$so" | awk '{print $NF}' | sort | xargs)
+    if [ "$exported" = "timer_ap_get_api" ]; then
+      echo "${so##*/} exports only timer_ap_get_api"
+    else
+      echo "bazel-test: ${so##*/} exports: $exported" >&2
+      status=1
+    fi
+  done
+fi
+exit "$status"
