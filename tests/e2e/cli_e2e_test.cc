@@ -68,11 +68,9 @@ class CliE2eTest : public CliTest {
     return CliTest::StartTimerd({"--config", config});
   }
 
-  // `timer` with extra environment (e.g. "TZ=Asia/Tokyo").
+  // `timer`, as Cli() runs it, with extra environment (e.g. "TZ=Asia/Tokyo").
   RunResult CliEnv(const std::vector<std::string>& env, std::vector<std::string> args) {
-    std::vector<std::string> argv = {timer_, "--server", address_};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return timer::testing::Run(argv, env);
+    return CliAs(token_, std::move(args), env);
   }
 
   json CliJsonEnv(const std::vector<std::string>& env, std::vector<std::string> args) {
