@@ -3,7 +3,8 @@
 // cost of fork+exec+wait alone) and timer_bench_get_job (a bare C++ gRPC
 // client doing one GetJob) in the same run, against one timerd on loopback.
 // The three commands are interleaved round by round, so the shared machine's
-// noise lands on all of them alike. Prints medians, percentiles and ratios.
+// noise lands on all of them alike. Both clients send a token timerd issued
+// for the run. Prints medians, percentiles and ratios.
 //
 //   timer_bench_cli_status [--runs 200] [--warmup 10] [--timer PATH] ...
 #include <fcntl.h>
@@ -117,6 +118,13 @@ int main(int argc, char** argv) {
   char tmpl[] = "/tmp/timer-bench-cli-XXXXXX";
   if (mkdtemp(tmpl) == nullptr) return 1;
   const std::string dir = tmpl, log = dir + "/timerd.log";
+  // timerd requires a token: issue one, and hand it to both clients the way
+  // scripts do (TIMER_TOKEN, so `timer` reads no token cache).
+  std::string token = Output({timerd, "token", "issue", "--data-dir", dir + "/data",
+                              "--identity", "bench@localhost"});
+  while (!token.empty() && token.back() == '\n') token.pop_back();
+  token = token.substr(token.rfind('\n') + 1);  // The last line (npos + 1 == 0).
+  setenv("TIMER_TOKEN", token.c_str(), 1);
   const pid_t daemon = Spawn({timerd, "--listen", "127.0.0.1:0", "--data-dir",
                               dir + "/data", "--plugin-dir", plugin_dir},
                              -1, log);

@@ -1,10 +1,13 @@
 // The baseline `timer job status` is measured against: the least a C++ gRPC
 // client can do for the same answer. One channel, one GetJob with a
-// deadline, the job's id and status printed, exit.
+// deadline (and TIMER_TOKEN as the bearer token, as `timer` sends it), the
+// job's id and status printed, exit.
 //
-//   timer_bench_get_job HOST:PORT JOB_ID
+//   TIMER_TOKEN=... timer_bench_get_job HOST:PORT JOB_ID
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
+#include <string>
 
 #include <grpcpp/grpcpp.h>
 
@@ -19,6 +22,9 @@ int main(int argc, char** argv) {
       grpc::CreateChannel(argv[1], grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  if (const char* token = std::getenv("TIMER_TOKEN"); token && *token) {
+    ctx.AddMetadata("authorization", std::string("Bearer ") + token);
+  }
   timer::v1::GetJobRequest request;
   request.set_job_id(argv[2]);
   timer::v1::Job job;
