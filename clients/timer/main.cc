@@ -7,6 +7,7 @@
 //   timer job transfer --source-endpoint ID --dest-endpoint ID --item SRC DST true ...
 //   timer job update|pause|resume|run-now|results JOB_ID
 //   timer provider list|show NAME
+//   timer completion bash|zsh
 //   timer session login|whoami|logout|revoke
 //
 // Credentials: TIMER_TOKEN if set, else the token `timer session login` saved
@@ -34,6 +35,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "cli_time.h"
+#include "completion.h"
 #include "output.h"
 #include "timer/v1/session.grpc.pb.h"
 #include "timer/v1/timer.grpc.pb.h"
@@ -275,7 +277,8 @@ void AddJobOptions(CLI::App* cmd, SubmitArgs& a) {
   auto* body = cmd->add_option("--action-body", a.body,
                                "the provider's input, a JSON object");
   auto* file = cmd->add_option("--action-file", a.body_file,
-                               "a file holding the provider's input JSON");
+                               "a file holding the provider's input JSON")
+                   ->type_name("FILE");
   body->excludes(file);
   cmd->add_option("--stop-after-runs", a.stop_after_runs, "stop after N runs")
       ->check(CLI::PositiveNumber);
@@ -798,7 +801,8 @@ int Run(int argc, char** argv) {
   auto* file_opt2 = transfer->add_option(
       "--items-file", ta.items_file,
       "CSV of SOURCE_PATH, DEST_PATH, RECURSIVE lines ('#' starts a comment), "
-      "instead of --item");
+      "instead of --item")
+      ->type_name("FILE");
   item_opt->excludes(file_opt2);
   transfer->add_option("--sync-level", ta.sync_level,
                        "skip files already at the destination: exists, size, mtime, checksum")
@@ -819,6 +823,21 @@ int Run(int argc, char** argv) {
       provider->add_subcommand("show", "one provider and its input schema");
   provider_show->add_option("NAME", provider_name, "the provider's name")->required();
 
+  std::string shell;
+  CLI::App* completion = app.add_subcommand(
+      "completion",
+      "print a shell completion script for bash or zsh\n\n"
+      "bash (needs the bash-completion package, or source it from ~/.bashrc):\n"
+      "  mkdir -p ~/.local/share/bash-completion/completions\n"
+      "  timer completion bash > ~/.local/share/bash-completion/completions/timer\n"
+      "zsh:\n"
+      "  mkdir -p ~/.zfunc && timer completion zsh > ~/.zfunc/_timer\n"
+      "  # in ~/.zshrc, before compinit: fpath=(~/.zfunc $fpath)\n"
+      "Or for this shell only: source <(timer completion bash)   (zsh: after compinit)");
+  completion->add_option("SHELL", shell, "bash or zsh")
+      ->required()
+      ->check(CLI::IsMember({"bash", "zsh"}));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -833,6 +852,11 @@ int Run(int argc, char** argv) {
   }
 
   try {
+    // Needs no server, token or TLS files.
+    if (completion->parsed()) {
+      std::cout << (shell == "bash" ? BashCompletion(app) : ZshCompletion(app));
+      return kOk;
+    }
     g.tls = g.tls || !g.tls_ca.empty() || !g.tls_cert.empty() || !g.tls_server_name.empty();
     if (login->parsed()) {
       SessionLogin(g, login_token);
