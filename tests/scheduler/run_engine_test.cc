@@ -288,6 +288,23 @@ TEST_F(RunEngineTest, RunNowIsOneExtraRunThatDoesNotShiftTheGrid) {
   EXPECT_EQ(fake_.starts().size(), 3u);
 }
 
+TEST_F(RunEngineTest, ARunNowThatReachesStopAfterRunsEndsTheJobAtOnce) {
+  StartEngine();
+  v1::Job job = Create(10, [](v1::Job& j) { j.mutable_schedule()->set_stop_after_runs(1); });
+  v1::RunJobNowRequest now;
+  now.set_job_id(job.job_id());
+  absl::StatusOr<v1::Job> ran = Call(&JobService::RunJobNow, now);
+  ASSERT_TRUE(ran.ok()) << ran.status();
+  EXPECT_EQ(ran->status(), v1::Job::ENDED);
+  EXPECT_EQ(ran->end_reason(), v1::Job::STOP_AFTER_RUNS);
+  EXPECT_FALSE(ran->has_next_run());
+  EXPECT_EQ(fake_.starts().size(), 1u);  // The run itself still happens.
+  At(Slot(0, 10));
+  At(Slot(1, 10));
+  EXPECT_EQ(fake_.starts().size(), 1u);
+  EXPECT_EQ(Get(job.job_id()).n_runs(), 1);
+}
+
 TEST_F(RunEngineTest, MissedSlotsAfterDowntimeAreSkippedByDefault) {
   v1::Job job = Create(10);
   // The engine starts 35 s after the first slot: slots 0..3 passed.

@@ -562,6 +562,13 @@ void JobService::RunJobNow(const Identity& caller, const v1::RunJobNowRequest& r
         job.set_last_run_number(r.run_number());
         job.set_n_runs(job.n_runs() + 1);
         *job.mutable_update_time() = ToProto(now);
+        // Run-now runs count towards stop_after_runs: this may be the last.
+        if (job.schedule().has_stop_after_runs() &&
+            job.n_runs() >= job.schedule().stop_after_runs()) {
+          job.set_status(v1::Job::ENDED);
+          job.set_end_reason(v1::Job::STOP_AFTER_RUNS);
+          job.clear_next_run();
+        }
         PutResult(job, r, table);
         *recorded = r;
         return absl::OkStatus();
