@@ -38,7 +38,9 @@ v1::Job MakeJob(const std::string& owner, const std::string& id, const std::stri
   return job;
 }
 
-std::vector<EventPtr> TakeAll(EventHub::Subscription& s) {
+// Waits for the hub's dispatcher, then takes everything buffered.
+std::vector<EventPtr> TakeAll(EventHub& hub, EventHub::Subscription& s) {
+  hub.Flush();
   std::vector<EventPtr> out;
   s.Take(1 << 20, out);
   return out;
@@ -63,7 +65,7 @@ TEST_F(EventHubTest, SequencesStartAboveTheClockAndIncreaseByOne) {
   auto sub = hub.Subscribe({.owner = "alice"}, 0, [] {}).subscription;
   hub.Publish(v1::JobEvent::CREATED, MakeJob("alice", "a"), nullptr);
   hub.Publish(v1::JobEvent::UPDATED, MakeJob("alice", "a"), nullptr);
-  EXPECT_THAT(Sequences(TakeAll(*sub)), ElementsAre(head + 1, head + 2));
+  EXPECT_THAT(Sequences(TakeAll(hub, *sub)), ElementsAre(head + 1, head + 2));
 }
 
 TEST_F(EventHubTest, AnotherOwnersEventsNeverReachAWatcher) {
@@ -71,8 +73,8 @@ TEST_F(EventHubTest, AnotherOwnersEventsNeverReachAWatcher) {
   auto alice = hub.Subscribe({.owner = "alice"}, 0, [] {}).subscription;
   auto bob = hub.Subscribe({.owner = "bob"}, 0, [] {}).subscription;
   hub.Publish(v1::JobEvent::CREATED, MakeJob("alice", "a"), nullptr);
-  EXPECT_EQ(TakeAll(*alice).size(), 1u);
-  EXPECT_TRUE(TakeAll(*bob).empty());
+  EXPECT_EQ(TakeAll(hub, *alice).size(), 1u);
+  EXPECT_TRUE(TakeAll(hub, *bob).empty());
   // Nor through a replay.
   EventHub::Opened resumed = hub.Subscribe({.owner = "bob"}, hub.head() - 1, [] {});
   EXPECT_FALSE(resumed.needs_snapshot);
@@ -88,11 +90,11 @@ TEST_F(EventHubTest, FiltersByJobStatusAndName) {
                      .subscription;
   hub.Publish(v1::JobEvent::CREATED, MakeJob("alice", "a", "nightly backup"), nullptr);
   hub.Publish(v1::JobEvent::PAUSED, MakeJob("alice", "b", "hourly", v1::Job::PAUSED), nullptr);
-  EXPECT_EQ(TakeAll(*one).size(), 1u);
-  std::vector<EventPtr> p = TakeAll(*paused);
+  EXPECT_EQ(TakeAll(hub, *one).size(), 1u);
+  std::vector<EventPtr> p = TakeAll(hub, *paused);
   ASSERT_EQ(p.size(), 1u);
   EXPECT_EQ(p[0]->job().job_id(), "b");
-  std::vector<EventPtr> n = TakeAll(*nightly);
+  std::vector<EventPtr> n = TakeAll(hub, *nightly);
   ASSERT_EQ(n.size(), 1u);
   EXPECT_EQ(n[0]->job().job_id(), "a");
 }
@@ -135,11 +137,12 @@ TEST_F(EventHubTest, AFullBufferClosesTheSubscriptionWithTheResumePoint) {
   auto fast = hub.Subscribe({.owner = "alice"}, 0, [] {}).subscription;
   for (int i = 0; i < 5; ++i) {
     hub.Publish(v1::JobEvent::UPDATED, MakeJob("alice", "a"), nullptr);
-    TakeAll(*fast);  // The fast one keeps up and is never dropped.
+    TakeAll(hub, *fast);  // The fast one keeps up and is never dropped.
   }
+  hub.Flush();
   EXPECT_TRUE(fast->closed().ok());
   // The three that fit are still delivered, then the stream ends.
-  std::vector<EventPtr> got = TakeAll(*slow);
+  std::vector<EventPtr> got = TakeAll(hub, *slow);
   ASSERT_EQ(got.size(), 3u);
   const absl::Status closed = slow->closed();
   EXPECT_EQ(closed.code(), absl::StatusCode::kResourceExhausted);
@@ -152,9 +155,10 @@ TEST_F(EventHubTest, ShutdownClosesEveryStreamWithUnavailable) {
   EventHub hub(&clock_, {});
   auto sub = hub.Subscribe({.owner = "alice"}, 0, [] {}).subscription;
   hub.Publish(v1::JobEvent::CREATED, MakeJob("alice", "a"), nullptr);
+  hub.Flush();
   hub.Shutdown();
   EXPECT_TRUE(sub->closed().ok());  // Not before its events are taken.
-  ASSERT_EQ(TakeAll(*sub).size(), 1u);
+  ASSERT_EQ(TakeAll(hub, *sub).size(), 1u);
   EXPECT_EQ(sub->closed().code(), absl::StatusCode::kUnavailable);
   auto late = hub.Subscribe({.owner = "alice"}, 0, [] {}).subscription;
   EXPECT_EQ(late->closed().code(), absl::StatusCode::kUnavailable);
@@ -168,6 +172,7 @@ TEST_F(EventHubTest, UnsubscribedWatchersAreNotWokenAndNotCounted) {
   hub.Unsubscribe(sub);
   EXPECT_EQ(hub.subscriptions(), 0u);
   hub.Publish(v1::JobEvent::CREATED, MakeJob("alice", "a"), nullptr);
+  hub.Flush();
   EXPECT_EQ(woken, 0);
 }
 
@@ -179,7 +184,7 @@ TEST_F(EventHubTest, EventsCarryNoInlineResults) {
   v1::JobResult result;
   result.set_run_number(2);
   hub.Publish(v1::JobEvent::RUN_FINISHED, job, &result);
-  std::vector<EventPtr> got = TakeAll(*sub);
+  std::vector<EventPtr> got = TakeAll(hub, *sub);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0]->job().results_size(), 0);
   EXPECT_EQ(got[0]->result().run_number(), 2);
@@ -229,7 +234,7 @@ TEST(JobEventsTest, AJobsLifeArrivesInOrderWithNoGaps) {
     engine.WaitIdle();
   }
 
-  std::vector<EventPtr> events = TakeAll(*sub);
+  std::vector<EventPtr> events = TakeAll(hub, *sub);
   std::vector<Type> types;
   for (const EventPtr& e : events) {
     EXPECT_EQ(e->job().job_id(), id);

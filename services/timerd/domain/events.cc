@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "domain/time_util.h"
+#include "util/thread_name.h"
 
 namespace timer::domain {
 
@@ -28,6 +29,11 @@ size_t EventHub::Subscription::Take(size_t max, std::vector<EventPtr>& out) {
     ++n;
   }
   return n;
+}
+
+size_t EventHub::Subscription::buffered() const {
+  absl::MutexLock lock(&mu_);
+  return queue_.size();
 }
 
 absl::Status EventHub::Subscription::closed() const {
@@ -71,7 +77,65 @@ void EventHub::Subscription::Detach() {
 EventHub::EventHub(const Clock* clock, Options options)
     : clock_(clock),
       options_(options),
-      head_(std::max<int64_t>(1, absl::ToUnixMicros(clock->Now()))) {}
+      head_(std::max<int64_t>(1, absl::ToUnixMicros(clock->Now()))) {
+  dispatched_ = head_;
+  dispatcher_ = std::thread([this] {
+    util::SetThreadName("event-dispatch");
+    DispatchLoop();
+  });
+}
+
+EventHub::~EventHub() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  dispatcher_.join();
+}
+
+void EventHub::DispatchLoop() {
+  std::vector<EventPtr> batch;
+  std::vector<std::shared_ptr<Subscription>> wake;
+  for (;;) {
+    batch.clear();
+    wake.clear();
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](EventHub* h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(h->mu_) {
+            return !h->pending_.empty() || h->stopping_;
+          },
+          this));
+      if (pending_.empty()) return;  // Stopping, and all handed out.
+      batch.assign(std::make_move_iterator(pending_.begin()),
+                   std::make_move_iterator(pending_.end()));
+      pending_.clear();
+      for (const EventPtr& e : batch) {
+        auto it = by_owner_.find(e->job().owner());
+        if (it == by_owner_.end()) continue;
+        for (const std::shared_ptr<Subscription>& s : it->second) {
+          if (e->sequence() > s->start_after_ && s->filter_.Matches(e->job()) && s->Push(e)) {
+            wake.push_back(s);
+          }
+        }
+      }
+      dispatched_ = batch.back()->sequence();
+    }
+    // Each subscription once, however many of its events this batch held.
+    std::sort(wake.begin(), wake.end());
+    wake.erase(std::unique(wake.begin(), wake.end()), wake.end());
+    for (const std::shared_ptr<Subscription>& s : wake) s->Wake();
+  }
+}
+
+void EventHub::Flush() {
+  absl::MutexLock lock(&mu_);
+  const int64_t target = head_;
+  auto done = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return dispatched_ >= target;
+  };
+  mu_.Await(absl::Condition(&done));
+}
 
 void EventHub::Publish(v1::JobEvent::Type type, const v1::Job& job,
                        const v1::JobResult* result) {
@@ -84,21 +148,12 @@ void EventHub::Publish(v1::JobEvent::Type type, const v1::Job& job,
   copy->clear_results();
   if (result != nullptr) *event->mutable_result() = *result;
 
-  std::vector<std::shared_ptr<Subscription>> wake;
-  {
-    absl::MutexLock lock(&mu_);
-    event->set_sequence(++head_);
-    EventPtr shared = std::move(event);
-    log_.push_back(shared);
-    while (log_.size() > options_.keep_events) log_.pop_front();
-    auto it = by_owner_.find(job.owner());
-    if (it != by_owner_.end()) {
-      for (const std::shared_ptr<Subscription>& s : it->second) {
-        if (s->filter_.Matches(job) && s->Push(shared)) wake.push_back(s);
-      }
-    }
-  }
-  for (const std::shared_ptr<Subscription>& s : wake) s->Wake();
+  absl::MutexLock lock(&mu_);
+  event->set_sequence(++head_);
+  EventPtr shared = std::move(event);
+  log_.push_back(shared);
+  while (log_.size() > options_.keep_events) log_.pop_front();
+  pending_.push_back(std::move(shared));
 }
 
 EventHub::Opened EventHub::Subscribe(WatchFilter filter, int64_t since,
@@ -114,6 +169,7 @@ EventHub::Opened EventHub::Subscribe(WatchFilter filter, int64_t since,
       absl::MutexLock sub_lock(&sub->mu_);
       sub->last_queued_ = head_;
     }
+    sub->start_after_ = head_;
     const int64_t first = log_.empty() ? head_ + 1 : log_.front()->sequence();
     if (since <= 0 || since < first - 1 || since > head_) {
       opened.needs_snapshot = true;

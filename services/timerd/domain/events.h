@@ -3,11 +3,12 @@
 //
 // Publishers (JobService after each durable write, RunEngine as runs start
 // and finish) call Publish(); every event gets the next sequence number and
-// goes into the log (the newest `keep_events`) and into the buffer of each
-// subscription whose filter it matches. Publishing never waits for a
-// consumer: a subscription whose buffer is full is closed with
-// RESOURCE_EXHAUSTED naming the sequence to resume after, and gets nothing
-// more.
+// goes into the log (the newest `keep_events`). A dispatcher thread then
+// hands it to the buffer of each subscription whose filter it matches, so a
+// publisher (the store's writer, a run worker) never pays for the fan-out to
+// many watchers. Nothing waits for a consumer: a subscription whose buffer
+// is full is closed with RESOURCE_EXHAUSTED naming the sequence to resume
+// after, and gets nothing more.
 //
 // Sequence numbers are strictly increasing for the life of the process, and
 // start from the wall clock in microseconds, so that numbers handed out by
@@ -22,6 +23,7 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -71,6 +73,8 @@ class EventHub final : public EventSink {
    public:
     // Moves up to `max` buffered events into `out`; returns how many.
     size_t Take(size_t max, std::vector<EventPtr>& out);
+    // Events buffered now.
+    size_t buffered() const;
     // Once closed (overflow or shutdown) and drained, the status the stream
     // ends with; OK while open.
     absl::Status closed() const;
@@ -93,6 +97,8 @@ class EventHub final : public EventSink {
     std::deque<EventPtr> queue_ ABSL_GUARDED_BY(mu_);
     absl::Status closed_ ABSL_GUARDED_BY(mu_);
     int64_t last_queued_ ABSL_GUARDED_BY(mu_) = 0;
+    // Events up to this sequence reach the watcher as replay or snapshot.
+    int64_t start_after_ = 0;
     // Held while on_ready_ runs, so Detach() waits for a running one.
     absl::Mutex wake_mu_;
     bool detached_ ABSL_GUARDED_BY(wake_mu_) = false;
@@ -113,6 +119,7 @@ class EventHub final : public EventSink {
   };
 
   EventHub(const Clock* clock, Options options);
+  ~EventHub() override;
   EventHub(const EventHub&) = delete;
   EventHub& operator=(const EventHub&) = delete;
 
@@ -130,6 +137,9 @@ class EventHub final : public EventSink {
 
   int64_t head() const;
   size_t subscriptions() const;
+  // Waits until every event published so far is in its watchers' buffers.
+  // For tests.
+  void Flush();
 
  private:
   const Clock* const clock_;
@@ -142,6 +152,12 @@ class EventHub final : public EventSink {
       ABSL_GUARDED_BY(mu_);
   size_t count_ ABSL_GUARDED_BY(mu_) = 0;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  // Published, not yet handed to watchers; the last sequence handed.
+  std::deque<EventPtr> pending_ ABSL_GUARDED_BY(mu_);
+  int64_t dispatched_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread dispatcher_;
+  void DispatchLoop();
 };
 
 }  // namespace timer::domain
