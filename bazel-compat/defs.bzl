@@ -99,10 +99,10 @@ def timer_add_provider(name, srcs, deps = []):
         actual = ":" + out,
     )
 
-def timer_add_fake_provider(name, defines = []):
-    """A fake provider fakes/<name>.so from tests/plugins/fake_provider.c,
+def timer_add_fake_provider(name, defines = [], dir = "fakes"):
+    """A fake provider <dir>/<name>.so from tests/plugins/fake_provider.c,
     built by the rule `name`."""
-    out = "fakes/%s.so" % name
+    out = "%s/%s.so" % (dir, name)
     native.cc_binary(
         name = out,
         testonly = True,
@@ -153,7 +153,8 @@ def timer_unit_test(name, deps, hdrs = [], includes = []):
         includes = includes,
     )
 
-def timer_e2e_test(name, deps = [], hdrs = [], includes = [], env = {}):
+def timer_e2e_test(name, deps = [], hdrs = [], includes = [], env = {}, data = [],
+                   local_defines = []):
     """tests/e2e/<name>.cc against the installed build (:e2e_install);
     `hdrs` and `includes` as for timer_unit_test; `env` adds variables."""
     test_env = {"TIMER_INSTALL_PREFIX": E2E_PREFIX}
@@ -162,7 +163,8 @@ def timer_e2e_test(name, deps = [], hdrs = [], includes = [], env = {}):
         name = name,
         srcs = ["tests/e2e/%s.cc" % name, "tests/e2e/cli_fixture.h"] + hdrs,
         deps = deps + [":e2e_support"],
-        data = [":e2e_install"],
+        data = [":e2e_install"] + data,
+        local_defines = local_defines,
         env = test_env,
         includes = includes,
     )
