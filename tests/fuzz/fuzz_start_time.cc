@@ -1,6 +1,7 @@
 // Fuzzes the CLI's start-time parser (--start, --stop-after-date):
 // timer::cli::ParseTimeArg, in UTC and in a zone with daylight saving time,
-// then prints what it accepted the way the CLI does.
+// then prints what it accepted the way the CLI does. Accepted times must
+// fit a protobuf Timestamp (years 1 to 9999).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -22,6 +23,12 @@ absl::TimeZone ZoneWithDst() {
 void Check(const std::string& text, absl::TimeZone zone) {
   absl::StatusOr<absl::Time> t = timer::cli::ParseTimeArg(text, zone);
   if (!t.ok()) return;
+  // Whatever is accepted must fit a protobuf Timestamp (years 1 to 9999).
+  if (*t < absl::FromUnixSeconds(-62135596800) || *t >= absl::FromUnixSeconds(253402300800)) {
+    std::fprintf(stderr, "ParseTimeArg accepted an out-of-range time: %s\n",
+                 absl::FormatTime(*t).c_str());
+    std::abort();
+  }
   const absl::Time now = absl::FromUnixSeconds(1790000000);
   (void)timer::cli::IsoTime(*t);
   (void)timer::cli::RelativeHint(*t, now);
