@@ -455,7 +455,9 @@ std::string TransferBody(const TransferArgs& t, const std::string& label) {
   spec.verify_checksum = t.verify_checksum;
   spec.encrypt_data = t.encrypt_data;
   spec.preserve_timestamp = t.preserve_timestamp;
-  return TransferBodyJson(spec);
+  auto body = TransferBodyJson(spec);
+  if (!body.ok()) Fail(kUsage, std::string(body.status().message()));
+  return *std::move(body);
 }
 
 void Providers(const Globals& g, const std::string& name) {

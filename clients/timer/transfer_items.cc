@@ -17,6 +17,21 @@ absl::string_view Trim(absl::string_view s) {
   return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
 }
 
+// nlohmann::json's own check, the one dump() would fail on.
+bool IsValidUtf8(absl::string_view s) {
+  try {
+    (void)nlohmann::json(std::string(s)).dump();
+    return true;
+  } catch (const nlohmann::json::type_error&) {
+    return false;
+  }
+}
+
+absl::Status CheckUtf8(absl::string_view value, absl::string_view field) {
+  if (IsValidUtf8(value)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(field, ": not valid UTF-8"));
+}
+
 }  // namespace
 
 absl::StatusOr<bool> ParseBoolArg(absl::string_view text, absl::string_view where) {
@@ -45,12 +60,36 @@ absl::StatusOr<std::vector<TransferItem>> ParseItemsFile(absl::string_view text,
     }
     absl::StatusOr<bool> recursive = ParseBoolArg(Trim(fields[2]), where);
     if (!recursive.ok()) return recursive.status();
+    // A file written in another encoding (Latin-1, say) would otherwise
+    // only fail when the body is serialized, as an uncaught exception.
+    if (absl::Status s = CheckUtf8(trimmed, where); !s.ok()) return s;
     items.push_back({std::string(Trim(fields[0])), std::string(Trim(fields[1])), *recursive});
   }
   return items;
 }
 
-std::string TransferBodyJson(const TransferSpec& spec) {
+absl::StatusOr<std::string> TransferBodyJson(const TransferSpec& spec) {
+  // dump() throws on invalid UTF-8; say which field instead.
+  for (const auto& [value, field] :
+       {std::pair{&spec.source_endpoint_id, "source_endpoint_id"},
+        {&spec.destination_endpoint_id, "destination_endpoint_id"},
+        {&spec.label, "label"},
+        {&spec.sync_level, "sync_level"}}) {
+    if (absl::Status s = CheckUtf8(*value, field); !s.ok()) return s;
+  }
+  for (size_t i = 0; i < spec.items.size(); ++i) {
+    const std::string prefix = absl::StrCat("transfer_items[", i, "].");
+    const TransferItem& item = spec.items[i];
+    if (absl::Status s = CheckUtf8(item.source_path, absl::StrCat(prefix, "source_path"));
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s =
+            CheckUtf8(item.destination_path, absl::StrCat(prefix, "destination_path"));
+        !s.ok()) {
+      return s;
+    }
+  }
   nlohmann::json items = nlohmann::json::array();
   for (const TransferItem& item : spec.items) {
     items.push_back({{"source_path", item.source_path},

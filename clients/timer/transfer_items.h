@@ -9,7 +9,7 @@
 //   notes.txt, backup/notes.txt, false
 //
 // Blank lines and lines whose first non-blank character is '#' are skipped;
-// spaces, tabs and '\r' around each field are trimmed.
+// spaces, tabs and '\r' around each field are trimmed. Paths must be UTF-8.
 #pragma once
 
 #include <string>
@@ -47,6 +47,8 @@ struct TransferSpec {
 };
 
 // The JSON body the transfer provider takes (see its input schema).
-std::string TransferBodyJson(const TransferSpec& spec);
+// INVALID_ARGUMENT naming the field when a string is not valid UTF-8, which
+// JSON cannot carry.
+absl::StatusOr<std::string> TransferBodyJson(const TransferSpec& spec);
 
 }  // namespace timer::cli

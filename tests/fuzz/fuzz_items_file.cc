@@ -1,6 +1,7 @@
 // Fuzzes `timer job transfer --items-file`: the items file's text through
 // timer::cli::ParseItemsFile, then the transfer body built from its items
-// the way the CLI builds it (TransferBodyJson), which must be valid JSON.
+// the way the CLI builds it (TransferBodyJson), which must take every item
+// the parser accepted and give valid JSON.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -20,7 +21,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   spec.destination_endpoint_id = "ddb59af0-6d04-11e5-ba46-22000b92c6ec";
   spec.items = *std::move(items);
   spec.label = "nightly-backup";
-  const std::string body = timer::cli::TransferBodyJson(spec);
+  auto built = timer::cli::TransferBodyJson(spec);
+  if (!built.ok()) {
+    std::fprintf(stderr, "TransferBodyJson refused what ParseItemsFile accepted: %s\n",
+                 std::string(built.status().message()).c_str());
+    std::abort();
+  }
+  const std::string& body = *built;
   if (!nlohmann::json::accept(body)) {
     std::fprintf(stderr, "TransferBodyJson built invalid JSON: %s\n", body.c_str());
     std::abort();
