@@ -6,6 +6,9 @@
 #   ./scripts/fuzz.sh                   # every target, FUZZ_SECONDS each (default 60)
 #   FUZZ_SECONDS=600 ./scripts/fuzz.sh fuzz_jwt fuzz_config
 #
+# Targets run FUZZ_JOBS at a time (default: one per core), so the whole run
+# takes about FUZZ_SECONDS * targets / cores after the build.
+#
 # Each target fuzzes a temporary copy of its corpus (tests/fuzz/corpus/
 # <target>/), so the committed corpus never changes; FUZZ_KEEP_CORPUS=DIR
 # keeps the grown corpora in DIR/<target>/ instead. A crash, leak, sanitizer
@@ -16,12 +19,12 @@
 # target failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-root=$(pwd)
 
 seconds=${FUZZ_SECONDS:-60}
 timeout=${FUZZ_TIMEOUT:-10}
 rss_limit_mb=${FUZZ_RSS_LIMIT_MB:-2048}
 jobs=${FUZZ_BUILD_JOBS:-$(nproc)}
+parallel=${FUZZ_JOBS:-$(nproc)}
 
 ./scripts/deps.sh clang libclang-rt-14-dev   # libclang-rt: the libFuzzer and sanitizer runtimes
 export CC=clang CXX=clang++
@@ -41,35 +44,45 @@ ctest --test-dir build-fuzz -L fuzz --output-on-failure
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-failed=()
-declare -A execs=()
-for target in "${targets[@]}"; do
-  bin="build-fuzz/tests/fuzz/$target"
-  [ -x "$bin" ] || { echo "fuzz.sh: no fuzz target $target" >&2; exit 2; }
-  corpus="${FUZZ_KEEP_CORPUS:-$tmp}/$target"
+
+# fuzz_one TARGET: fuzzes one target; its log and exit status land in $tmp.
+fuzz_one() {
+  local target=$1 status=0
+  local corpus="${FUZZ_KEEP_CORPUS:-$tmp/corpus}/$target"
   mkdir -p "$corpus" "build-fuzz/crashes/$target"
   cp -r "tests/fuzz/corpus/$target/." "$corpus/"
-  args=(-max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb="$rss_limit_mb"
-        -print_final_stats=1 -artifact_prefix="build-fuzz/crashes/$target/")
+  local args=(-max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb="$rss_limit_mb"
+              -print_final_stats=1 -artifact_prefix="build-fuzz/crashes/$target/")
   [ -f "tests/fuzz/$target.dict" ] && args+=(-dict="tests/fuzz/$target.dict")
-  echo "fuzz.sh: $target for ${seconds}s"
-  status=0
-  "$bin" "${args[@]}" "$corpus" >"$tmp/$target.log" 2>&1 || status=$?
-  execs[$target]=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+)$/\1/p' \
-                     "$tmp/$target.log" | tail -1)
-  if [ "$status" -ne 0 ]; then
-    failed+=("$target")
-    tail -n 60 "$tmp/$target.log" >&2
-    echo "fuzz.sh: $target FAILED (exit $status); input kept in build-fuzz/crashes/$target/" >&2
-  fi
-done
+  "build-fuzz/tests/fuzz/$target" "${args[@]}" "$corpus" >"$tmp/$target.log" 2>&1 || status=$?
+  echo "$status" >"$tmp/$target.status"
+}
 
+for target in "${targets[@]}"; do
+  [ -x "build-fuzz/tests/fuzz/$target" ] || { echo "fuzz.sh: no fuzz target $target" >&2; exit 2; }
+done
+# One target per core at a time (each fuzzer is single-threaded).
+echo "fuzz.sh: ${#targets[@]} targets, ${seconds}s each, $parallel at a time"
+for target in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do wait -n || true; done
+  fuzz_one "$target" &
+done
+wait
+
+failed=()
 echo "fuzz.sh: executions per target (${seconds}s each):"
 for target in "${targets[@]}"; do
-  printf '  %-28s %12s\n' "$target" "${execs[$target]:-?}"
+  execs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+)$/\1/p' "$tmp/$target.log" | tail -1)
+  status=$(cat "$tmp/$target.status" 2>/dev/null || echo "?")
+  printf '  %-28s %12s%s\n' "$target" "${execs:-?}" \
+    "$([ "$status" = 0 ] || echo "   FAILED (exit $status)")"
+  if [ "$status" != 0 ]; then
+    failed+=("$target")
+    { echo "--- $target (last lines of its log)"; tail -n 60 "$tmp/$target.log"; } >&2
+  fi
 done
 if [ ${#failed[@]} -gt 0 ]; then
-  echo "fuzz.sh: FAILED: ${failed[*]}" >&2
+  echo "fuzz.sh: FAILED: ${failed[*]}; inputs kept in build-fuzz/crashes/<target>/" >&2
   exit 1
 fi
 echo "fuzz.sh: no crashes"
