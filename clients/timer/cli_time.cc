@@ -8,6 +8,13 @@
 #include "absl/strings/str_join.h"
 
 namespace timer::cli {
+namespace {
+
+// 0001-01-01T00:00:00Z and 10000-01-01T00:00:00Z: a protobuf Timestamp's range.
+const absl::Time kMinTime = absl::FromUnixSeconds(-62135596800);
+const absl::Time kEndTime = absl::FromUnixSeconds(253402300800);
+
+}  // namespace
 
 absl::StatusOr<absl::Time> ParseTimeArg(const std::string& text,
                                         absl::TimeZone local) {
@@ -27,6 +34,13 @@ absl::StatusOr<absl::Time> ParseTimeArg(const std::string& text,
     absl::Time t;
     std::string err;
     if (absl::ParseTime(format, s, utc ? absl::UTCTimeZone() : local, &t, &err)) {
+      // absl::ParseTime also takes "infinite-future", "infinite-past" and
+      // years far beyond 9999; a schedule's times travel as protobuf
+      // Timestamps, which hold years 1 to 9999 only.
+      if (t < kMinTime || t >= kEndTime) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("\"", text, "\" is out of range: years 1 to 9999 only"));
+      }
       return t;
     }
   }
@@ -84,9 +98,10 @@ std::string FormatSeconds(int64_t seconds) {
 std::string RelativeHint(absl::Time t, absl::Time now) {
   const int64_t delta = absl::ToInt64Seconds(t - now);
   if (delta == 0) return "now";
-  static const std::pair<int64_t, const char*> kUnits[] = {
+  static const std::pair<uint64_t, const char*> kUnits[] = {
       {86400, "d"}, {3600, "h"}, {60, "m"}, {1, "s"}};
-  const int64_t mag = delta < 0 ? -delta : delta;
+  // Unsigned: -INT64_MIN (an infinite past, say) does not fit an int64_t.
+  const uint64_t mag = delta < 0 ? 0 - static_cast<uint64_t>(delta) : delta;
   for (const auto& [size, name] : kUnits) {
     if (mag >= size) {
       std::string amount = absl::StrCat(mag / size, name);

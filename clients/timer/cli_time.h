@@ -14,6 +14,7 @@ namespace timer::cli {
 // with a space instead of 'T', each optionally followed by "Z" or a UTC
 // offset ("+02:00", "-0500"). Without an offset the time is in `local`
 // (pass absl::LocalTimeZone(), which honours TZ). A date alone is midnight.
+// Years 1 to 9999 only (a protobuf Timestamp's range).
 absl::StatusOr<absl::Time> ParseTimeArg(const std::string& text,
                                         absl::TimeZone local);
 

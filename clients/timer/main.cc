@@ -40,6 +40,7 @@
 #include "timer/v1/session.grpc.pb.h"
 #include "timer/v1/timer.grpc.pb.h"
 #include "token_cache.h"
+#include "transfer_items.h"
 
 namespace timer::cli {
 namespace {
@@ -435,57 +436,31 @@ struct TransferArgs {
   bool verify_checksum = false, encrypt_data = false, preserve_timestamp = false;
 };
 
-bool ParseBool(std::string text, const std::string& where) {
-  for (char& c : text) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (text == "true" || text == "yes" || text == "1") return true;
-  if (text == "false" || text == "no" || text == "0") return false;
-  Fail(kUsage, absl::StrCat(where, ": \"", text, "\" is not true or false"));
-}
-
-std::string Trim(const std::string& s) {
-  const size_t b = s.find_first_not_of(" \t\r");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
-}
-
 // The transfer provider's body, from the seed CLI's options.
 std::string TransferBody(const TransferArgs& t, const std::string& label) {
-  nlohmann::json items = nlohmann::json::array();
-  const auto add = [&](const std::string& src, const std::string& dst,
-                       const std::string& recursive, const std::string& where) {
-    items.push_back({{"source_path", src},
-                     {"destination_path", dst},
-                     {"recursive", ParseBool(recursive, where)}});
-  };
+  TransferSpec spec;
+  spec.source_endpoint_id = t.source;
+  spec.destination_endpoint_id = t.dest;
   if (!t.items_file.empty()) {
-    std::istringstream lines(ReadFileOrFail(t.items_file, "--items-file"));
-    std::string line;
-    for (int n = 1; std::getline(lines, line); ++n) {
-      const std::string trimmed = Trim(line);
-      if (trimmed.empty() || trimmed[0] == '#') continue;
-      std::vector<std::string> fields;
-      std::istringstream cells(trimmed);
-      for (std::string cell; std::getline(cells, cell, ',');) fields.push_back(Trim(cell));
-      const std::string where = absl::StrCat("--items-file ", t.items_file, ":", n);
-      if (fields.size() != 3) {
-        Fail(kUsage, absl::StrCat(where, ": expected SOURCE, DESTINATION, RECURSIVE"));
-      }
-      add(fields[0], fields[1], fields[2], where);
-    }
+    auto items = ParseItemsFile(ReadFileOrFail(t.items_file, "--items-file"),
+                                absl::StrCat("--items-file ", t.items_file));
+    if (!items.ok()) Fail(kUsage, std::string(items.status().message()));
+    spec.items = *std::move(items);
   }
   for (size_t i = 0; i + 2 < t.items.size(); i += 3) {
-    add(t.items[i], t.items[i + 1], t.items[i + 2], "--item");
+    auto recursive = ParseBoolArg(t.items[i + 2], "--item");
+    if (!recursive.ok()) Fail(kUsage, std::string(recursive.status().message()));
+    spec.items.push_back({t.items[i], t.items[i + 1], *recursive});
   }
-  if (items.empty()) Fail(kUsage, "give at least one --item or an --items-file with items");
-  nlohmann::json body = {{"source_endpoint_id", t.source},
-                         {"destination_endpoint_id", t.dest},
-                         {"transfer_items", items}};
-  if (!label.empty()) body["label"] = label;
-  if (!t.sync_level.empty()) body["sync_level"] = t.sync_level;
-  if (t.verify_checksum) body["verify_checksum"] = true;
-  if (t.encrypt_data) body["encrypt_data"] = true;
-  if (t.preserve_timestamp) body["preserve_timestamp"] = true;
-  return body.dump();
+  if (spec.items.empty()) Fail(kUsage, "give at least one --item or an --items-file with items");
+  spec.label = label;
+  spec.sync_level = t.sync_level;
+  spec.verify_checksum = t.verify_checksum;
+  spec.encrypt_data = t.encrypt_data;
+  spec.preserve_timestamp = t.preserve_timestamp;
+  auto body = TransferBodyJson(spec);
+  if (!body.ok()) Fail(kUsage, std::string(body.status().message()));
+  return *std::move(body);
 }
 
 void Providers(const Globals& g, const std::string& name) {

@@ -359,6 +359,32 @@ TEST_P(JwtTest, ExpiredNotYetValidWrongAudienceOrIssuerFail) {
   EXPECT_THAT(verify(no_sub), StatusIs(absl::StatusCode::kUnauthenticated, "sub: required"));
 }
 
+// Found by fuzz_jwt (tests/fuzz/regressions/fuzz_jwt/): a signed exp or nbf
+// far beyond any real date overflowed the conversion to microseconds
+// (undefined behaviour). Such a date is refused.
+TEST_P(JwtTest, OutOfRangeDatesAreRefused) {
+  auto key = NewKey();
+  auto v = Verifier(testing::PublicPem(key.get()));
+  ASSERT_NE(v, nullptr);
+  const auto verify = [&](json claims) {
+    return v->Verify(testing::SignJwt(key.get(), claims), kNow);
+  };
+  for (double date : {1e300, -1e300, 9.3e12, -9.3e12, 253402300800.0}) {
+    json exp = Claims(kNow);
+    exp["exp"] = date;
+    EXPECT_THAT(verify(exp), StatusIs(absl::StatusCode::kUnauthenticated, "exp: out of range"))
+        << date;
+    json nbf = Claims(kNow);
+    nbf["nbf"] = date;
+    EXPECT_THAT(verify(nbf), StatusIs(absl::StatusCode::kUnauthenticated, "nbf: out of range"))
+        << date;
+  }
+  // The last second of year 9999 is still a date.
+  json far = Claims(kNow);
+  far["exp"] = 253402300799.0;
+  EXPECT_TRUE(verify(far).ok());
+}
+
 TEST_P(JwtTest, IdentityClaimIsConfigurable) {
   auto key = NewKey();
   auto v = Verifier(testing::PublicPem(key.get()), {.identity_claim = "email"});

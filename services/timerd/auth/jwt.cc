@@ -120,12 +120,20 @@ bool VerifySha256(EVP_PKEY* key, absl::string_view data, absl::string_view sig) 
   return ok;
 }
 
-// A NumericDate claim (seconds since the epoch, possibly fractional).
-std::optional<absl::Time> NumericDate(const json& claims, const char* key) {
+// The largest NumericDate magnitude taken: 9999-12-31T23:59:59Z. Beyond it
+// no clock will ever get, and from about 9.2e12 s the conversion to int64
+// microseconds below would overflow (undefined behaviour).
+constexpr double kMaxNumericDate = 253402300799.0;
+
+// A NumericDate claim (seconds since the epoch, possibly fractional):
+// nullopt when absent (or not a number), UNAUTHENTICATED when out of range.
+absl::StatusOr<std::optional<absl::Time>> NumericDate(const json& claims, const char* key) {
   auto it = claims.find(key);
   if (it == claims.end() || !it->is_number()) return std::nullopt;
   const double v = it->get<double>();
-  if (!std::isfinite(v)) return std::nullopt;
+  if (!(std::fabs(v) <= kMaxNumericDate)) {
+    return Unauthenticated(absl::StrCat(key, ": out of range"));
+  }
   return absl::FromUnixMicros(static_cast<int64_t>(v * 1e6));
 }
 
@@ -302,14 +310,17 @@ absl::StatusOr<JwtClaims> JwtVerifier::Verify(absl::string_view jwt, absl::Time 
 
   json claims = json::parse(*payload_text, nullptr, /*allow_exceptions=*/false);
   if (!claims.is_object()) return Unauthenticated("malformed claims");
-  const std::optional<absl::Time> exp = NumericDate(claims, "exp");
+  const absl::StatusOr<std::optional<absl::Time>> exp_claim = NumericDate(claims, "exp");
+  if (!exp_claim.ok()) return exp_claim.status();
+  const std::optional<absl::Time> exp = *exp_claim;
   if (!exp) return Unauthenticated("exp: required");
   if (now >= *exp + options_.leeway) {
     return Unauthenticated(absl::StrCat("expired at ", UtcString(*exp)));
   }
-  if (const std::optional<absl::Time> nbf = NumericDate(claims, "nbf");
-      nbf && now + options_.leeway < *nbf) {
-    return Unauthenticated(absl::StrCat("not valid before ", UtcString(*nbf)));
+  const absl::StatusOr<std::optional<absl::Time>> nbf = NumericDate(claims, "nbf");
+  if (!nbf.ok()) return nbf.status();
+  if (*nbf && now + options_.leeway < **nbf) {
+    return Unauthenticated(absl::StrCat("not valid before ", UtcString(**nbf)));
   }
   if (JsonString(claims, "iss") != options_.issuer) {
     return Unauthenticated("iss: not the configured issuer");

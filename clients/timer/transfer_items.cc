@@ -1,0 +1,110 @@
+#include "transfer_items.h"
+
+#include <cctype>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace timer::cli {
+namespace {
+
+absl::string_view Trim(absl::string_view s) {
+  const size_t b = s.find_first_not_of(" \t\r");
+  if (b == absl::string_view::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t\r") - b + 1);
+}
+
+// nlohmann::json's own check, the one dump() would fail on.
+bool IsValidUtf8(absl::string_view s) {
+  try {
+    (void)nlohmann::json(std::string(s)).dump();
+    return true;
+  } catch (const nlohmann::json::type_error&) {
+    return false;
+  }
+}
+
+absl::Status CheckUtf8(absl::string_view value, absl::string_view field) {
+  if (IsValidUtf8(value)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(field, ": not valid UTF-8"));
+}
+
+}  // namespace
+
+absl::StatusOr<bool> ParseBoolArg(absl::string_view text, absl::string_view where) {
+  const std::string lower = absl::AsciiStrToLower(text);
+  if (lower == "true" || lower == "yes" || lower == "1") return true;
+  if (lower == "false" || lower == "no" || lower == "0") return false;
+  return absl::InvalidArgumentError(
+      absl::StrCat(where, ": \"", text, "\" is not true or false"));
+}
+
+absl::StatusOr<std::vector<TransferItem>> ParseItemsFile(absl::string_view text,
+                                                         absl::string_view origin) {
+  std::vector<TransferItem> items;
+  int n = 0;
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++n;
+    const absl::string_view trimmed = Trim(line);
+    if (trimmed.empty() || trimmed[0] == '#') continue;
+    std::vector<absl::string_view> fields = absl::StrSplit(trimmed, ',');
+    // One trailing comma ("a, b, true,") is tolerated, as spreadsheets write it.
+    if (fields.size() > 1 && fields.back().empty()) fields.pop_back();
+    const std::string where = absl::StrCat(origin, ":", n);
+    if (fields.size() != 3) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": expected SOURCE, DESTINATION, RECURSIVE"));
+    }
+    absl::StatusOr<bool> recursive = ParseBoolArg(Trim(fields[2]), where);
+    if (!recursive.ok()) return recursive.status();
+    // A file written in another encoding (Latin-1, say) would otherwise
+    // only fail when the body is serialized, as an uncaught exception.
+    if (absl::Status s = CheckUtf8(trimmed, where); !s.ok()) return s;
+    items.push_back({std::string(Trim(fields[0])), std::string(Trim(fields[1])), *recursive});
+  }
+  return items;
+}
+
+absl::StatusOr<std::string> TransferBodyJson(const TransferSpec& spec) {
+  // dump() throws on invalid UTF-8; say which field instead.
+  for (const auto& [value, field] :
+       {std::pair{&spec.source_endpoint_id, "source_endpoint_id"},
+        {&spec.destination_endpoint_id, "destination_endpoint_id"},
+        {&spec.label, "label"},
+        {&spec.sync_level, "sync_level"}}) {
+    if (absl::Status s = CheckUtf8(*value, field); !s.ok()) return s;
+  }
+  for (size_t i = 0; i < spec.items.size(); ++i) {
+    const std::string prefix = absl::StrCat("transfer_items[", i, "].");
+    const TransferItem& item = spec.items[i];
+    if (absl::Status s = CheckUtf8(item.source_path, absl::StrCat(prefix, "source_path"));
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s =
+            CheckUtf8(item.destination_path, absl::StrCat(prefix, "destination_path"));
+        !s.ok()) {
+      return s;
+    }
+  }
+  nlohmann::json items = nlohmann::json::array();
+  for (const TransferItem& item : spec.items) {
+    items.push_back({{"source_path", item.source_path},
+                     {"destination_path", item.destination_path},
+                     {"recursive", item.recursive}});
+  }
+  nlohmann::json body = {{"source_endpoint_id", spec.source_endpoint_id},
+                         {"destination_endpoint_id", spec.destination_endpoint_id},
+                         {"transfer_items", items}};
+  if (!spec.label.empty()) body["label"] = spec.label;
+  if (!spec.sync_level.empty()) body["sync_level"] = spec.sync_level;
+  if (spec.verify_checksum) body["verify_checksum"] = true;
+  if (spec.encrypt_data) body["encrypt_data"] = true;
+  if (spec.preserve_timestamp) body["preserve_timestamp"] = true;
+  return body.dump();
+}
+
+}  // namespace timer::cli

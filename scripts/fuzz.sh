@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (tests/fuzz/) with clang, ASan and UBSan in
+# build-fuzz/, replays the committed seed corpora and crash regressions
+# through them (ctest), then fuzzes each target for a bounded time.
+#
+#   ./scripts/fuzz.sh                   # every target, FUZZ_SECONDS each (default 60)
+#   FUZZ_SECONDS=600 ./scripts/fuzz.sh fuzz_jwt fuzz_config
+#
+# Targets run FUZZ_JOBS at a time (default: one per core), so the whole run
+# takes about FUZZ_SECONDS * targets / cores after the build.
+#
+# Each target fuzzes a temporary copy of its corpus (tests/fuzz/corpus/
+# <target>/), so the committed corpus never changes; FUZZ_KEEP_CORPUS=DIR
+# keeps the grown corpora in DIR/<target>/ instead. A crash, leak, sanitizer
+# report, timeout (-timeout, seconds per input) or exceeded memory limit
+# (-rss_limit_mb) stops that target; its input is kept as
+# build-fuzz/crashes/<target>/crash-*, and the script exits 1 after running
+# the rest. Prints the executions of every target. Exit status 0: no
+# target failed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=${FUZZ_SECONDS:-60}
+timeout=${FUZZ_TIMEOUT:-10}
+rss_limit_mb=${FUZZ_RSS_LIMIT_MB:-2048}
+jobs=${FUZZ_BUILD_JOBS:-$(nproc)}
+parallel=${FUZZ_JOBS:-$(nproc)}
+
+./scripts/deps.sh clang libclang-rt-14-dev   # libclang-rt: the libFuzzer and sanitizer runtimes
+export CC=clang CXX=clang++
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DTIMER_FUZZ=ON -DTIMER_BUILD_TESTS=OFF -DTIMER_BUILD_BENCH=OFF >/dev/null
+cmake --build build-fuzz -j "$jobs" --target fuzz
+
+if [ $# -gt 0 ]; then
+  targets=("$@")
+else
+  targets=()
+  for dir in tests/fuzz/corpus/*/; do targets+=("$(basename "$dir")"); done
+fi
+
+# Every committed input (seeds and past crashes) must still pass.
+ctest --test-dir build-fuzz -L fuzz --output-on-failure
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# fuzz_one TARGET: fuzzes one target; its log and exit status land in $tmp.
+fuzz_one() {
+  local target=$1 status=0
+  local corpus="${FUZZ_KEEP_CORPUS:-$tmp/corpus}/$target"
+  mkdir -p "$corpus" "build-fuzz/crashes/$target"
+  cp -r "tests/fuzz/corpus/$target/." "$corpus/"
+  local args=(-max_total_time="$seconds" -timeout="$timeout" -rss_limit_mb="$rss_limit_mb"
+              -print_final_stats=1 -artifact_prefix="build-fuzz/crashes/$target/")
+  [ -f "tests/fuzz/$target.dict" ] && args+=(-dict="tests/fuzz/$target.dict")
+  "build-fuzz/tests/fuzz/$target" "${args[@]}" "$corpus" >"$tmp/$target.log" 2>&1 || status=$?
+  echo "$status" >"$tmp/$target.status"
+}
+
+for target in "${targets[@]}"; do
+  [ -x "build-fuzz/tests/fuzz/$target" ] || { echo "fuzz.sh: no fuzz target $target" >&2; exit 2; }
+done
+# One target per core at a time (each fuzzer is single-threaded).
+echo "fuzz.sh: ${#targets[@]} targets, ${seconds}s each, $parallel at a time"
+for target in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$parallel" ]; do wait -n || true; done
+  fuzz_one "$target" &
+done
+wait
+
+failed=()
+echo "fuzz.sh: executions per target (${seconds}s each):"
+for target in "${targets[@]}"; do
+  execs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+)$/\1/p' "$tmp/$target.log" | tail -1)
+  status=$(cat "$tmp/$target.status" 2>/dev/null || echo "?")
+  printf '  %-28s %12s%s\n' "$target" "${execs:-?}" \
+    "$([ "$status" = 0 ] || echo "   FAILED (exit $status)")"
+  if [ "$status" != 0 ]; then
+    failed+=("$target")
+    { echo "--- $target (last lines of its log)"; tail -n 60 "$tmp/$target.log"; } >&2
+  fi
+done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "fuzz.sh: FAILED: ${failed[*]}; inputs kept in build-fuzz/crashes/<target>/" >&2
+  exit 1
+fi
+echo "fuzz.sh: no crashes"
