@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -63,10 +65,12 @@ std::string Join(const std::string& a, const std::string& b) {
   return a.empty() ? b : a + "/" + b;
 }
 
+// ".timer-part-<pid>-<random>": the pid says whose it is, so a file left by
+// a process that died mid-copy can be told from one being written now.
 std::string TempName() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   static const char* hex = "0123456789abcdef";
-  std::string s = kTempPrefix;
+  std::string s = kTempPrefix + std::to_string(getpid()) + "-";
   uint64_t v = rng();
   for (int i = 0; i < 16; ++i) s.push_back(hex[(v >> (4 * i)) & 0xf]);
   return s;
@@ -110,6 +114,24 @@ Err ListDir(int dir_fd, std::vector<std::string>* names) {
 }
 
 bool IsTemp(const std::string& name) { return name.rfind(kTempPrefix, 0) == 0; }
+
+// Removes the temporary files in `dir` whose writer is gone (a crash
+// mid-copy), so a destination holds complete files only. Best effort.
+void SweepStaleTemps(int dir) {
+  std::vector<std::string> names;
+  if (!ListDir(dir, &names).ok()) return;
+  for (const std::string& name : names) {
+    if (!IsTemp(name)) continue;
+    const size_t from = sizeof(kTempPrefix) - 1;
+    const size_t dash = name.find('-', from);
+    if (dash == std::string::npos) continue;
+    const long pid = std::strtol(name.substr(from, dash - from).c_str(), nullptr, 10);
+    if (pid <= 0 || pid == getpid()) continue;
+    if (kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+      unlinkat(dir, name.c_str(), 0);
+    }
+  }
+}
 
 }  // namespace
 
@@ -342,6 +364,7 @@ void Copier::CopyItem(size_t index, const Item& item, int src_root, int dst_root
 
 void Copier::CopyTree(int src_dir, int dst_dir, const std::string& rel, int depth) {
   if (depth > kMaxDepth) return Fail(rel, "directory nesting deeper than " + std::to_string(kMaxDepth));
+  SweepStaleTemps(dst_dir);
   std::vector<std::string> names;
   if (Err e = ListDir(src_dir, &names); !e.ok()) return Fail(rel.empty() ? "." : rel, e.message);
   for (const std::string& name : names) {

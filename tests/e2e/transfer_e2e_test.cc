@@ -5,6 +5,7 @@
 // The install prefix comes from TIMER_INSTALL_PREFIX (ctest installs the build
 // there first). Every server listens on a free loopback port and a temporary
 // data directory, and is stopped by the test (Daemon's destructor).
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -286,6 +287,68 @@ TEST_F(TransferE2eTest, ChangedSourceFileIsCopiedAgainOnTheNextRun) {
   EXPECT_EQ(d2["files_skipped"], 1) << d2.dump();
   EXPECT_EQ(ReadFile(dst_ + "/copy/changes.txt"), "version 2\n");
   EXPECT_EQ(Tree(dst_ + "/copy"), Tree(src_ + "/tree"));
+}
+
+// Killing timerd in the middle of a large transfer: the destination holds
+// complete files only, and the next run completes the transfer (and sweeps
+// the part file the killed copy left).
+TEST_F(TransferE2eTest, KillMidTransferLeavesCompleteFilesAndTheNextRunFinishes) {
+  for (int i = 0; i < 4; ++i) {
+    WriteFile(src_ + "/big/f" + std::to_string(i) + ".bin", Bytes(16 << 20, 10 + i));
+  }
+  // 20 MB/s: the 64 MB take about three seconds, time to kill it midway.
+  const std::string config = tmp_.path() + "/slow.toml";
+  std::ofstream(config) << "[plugins.transfer]\nmax_bytes_per_second = 20000000\n"
+                        << "[[plugins.transfer.endpoints]]\nid = \"" << kSrcId
+                        << "\"\ndisplay_name = \"src\"\nroot = \"" << src_ << "\"\n"
+                        << "[[plugins.transfer.endpoints]]\nid = \"" << kDstId
+                        << "\"\ndisplay_name = \"dst\"\nroot = \"" << dst_ << "\"\n";
+  auto daemon = CliTest::StartTimerd({"--config", config});
+  const std::string address = address_;
+  const std::string body = Body(
+      kSrcId, kDstId,
+      json::array({{{"source_path", "big"}, {"destination_path", "copy"}, {"recursive", true}}}));
+  json job = CliJson({"job", "submit", "--interval", "1h", "--action-provider", "transfer",
+                      "--action-body", body});
+  const std::string id = job["job_id"];
+
+  // Wait until one file is complete and the next is being written.
+  const auto state = [&](int* complete, int* parts) {
+    *complete = *parts = 0;
+    std::error_code ec;
+    for (const fs::directory_entry& e : fs::directory_iterator(dst_ + "/copy", ec)) {
+      const std::string name = e.path().filename().string();
+      (name.rfind(".timer-part-", 0) == 0 ? *parts : *complete) += 1;
+    }
+  };
+  int complete = 0, parts = 0;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (!(complete >= 1 && parts >= 1) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));  // Watching the copy's progress.
+    state(&complete, &parts);
+  }
+  ASSERT_TRUE(complete >= 1 && parts >= 1) << complete << " complete, " << parts << " parts";
+  daemon->Stop(SIGKILL);
+
+  // Complete files only: every file under its real name is whole.
+  state(&complete, &parts);
+  ASSERT_LT(complete, 4) << "the transfer finished before the kill";
+  for (const fs::directory_entry& e : fs::directory_iterator(dst_ + "/copy")) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(".timer-part-", 0) == 0) continue;  // Hidden, never a real name.
+    EXPECT_EQ(ReadFile(e.path().string()), ReadFile(src_ + "/big/" + name)) << name;
+  }
+
+  // Restarted, the interrupted run is settled and the next one completes.
+  daemon = std::make_unique<Daemon>(std::vector<std::string>{
+      timerd_, "--listen", address, "--data-dir", data_dir_, "--config", config});
+  ASSERT_TRUE(daemon->WaitForLog("listening on ", absl::Seconds(20))) << daemon->log();
+  json run1 = WaitForRun(id, 1);
+  EXPECT_NE(run1["status"], "SUCCEEDED") << run1.dump();
+  CliJson({"job", "run-now", id});
+  json run2 = WaitForRun(id, 2);
+  ASSERT_EQ(run2["status"], "SUCCEEDED") << run2.dump();
+  EXPECT_EQ(Tree(dst_ + "/copy"), Tree(src_ + "/big"));  // No part file left either.
 }
 
 TEST_F(TransferE2eTest, SymlinkInsideTheTreeIsSkippedNotFollowed) {

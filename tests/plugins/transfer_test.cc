@@ -147,6 +147,21 @@ TEST_F(TransferTest, CopiesARecursiveTreeByteIdentically) {
   EXPECT_FALSE(HasTempFiles(dst_));
 }
 
+TEST_F(TransferTest, PartFilesOfADeadWriterAreSweptAndALiveOnesAreKept) {
+  WriteFile(src_ / "tree/a.txt", "alpha");
+  // What a timerd killed mid-copy leaves: a part file under its (gone) pid.
+  // No process has pid 2^22 + 1 here (pid_max is at most 2^22).
+  WriteFile(dst_ / "backup/tree/.timer-part-4194305-0123456789abcdef", "half a fi");
+  // A part file of a live writer (this process) is left alone.
+  const std::string live = ".timer-part-" + std::to_string(getpid()) + "-fedcba9876543210";
+  WriteFile(dst_ / "backup/tree" / live, "in progress");
+  ActionStatus st = Run(Body("tree", "backup/tree"));
+  ASSERT_EQ(st.state, State::kSucceeded) << st.error;
+  EXPECT_FALSE(fs::exists(dst_ / "backup/tree/.timer-part-4194305-0123456789abcdef"));
+  EXPECT_TRUE(fs::exists(dst_ / "backup/tree" / live));
+  EXPECT_EQ(ReadFile(dst_ / "backup/tree/a.txt"), "alpha");
+}
+
 TEST_F(TransferTest, CopiesOneFileCreatingParentsAndTheWholeRoot) {
   WriteFile(src_ / "f.txt", "one file");
   ActionStatus st = Run(Body("f.txt", "x/y/g.txt", false));
