@@ -85,11 +85,14 @@ fi
 # and the rest of tests/scheduler (label `scheduler`: timer queue, fire
 # decisions, results, the event hub behind the watch streams and job events),
 # and the job service, all in-process with our code on both sides of every
-# lock. Not the end-to-end tests: there timerd's threads are gRPC's, handing
-# work to each other through gRPC's uninstrumented atomics, and TSan reports
-# those hand-offs as races (docs/RELIABILITY.md, "Sanitizers").
-tsan_tests='^(scheduler\.|unit\.(.*StoreConformanceTest|SqliteStoreTest|JobServiceTest|JobQuotaTest)\.)'
+# lock; and tests/sanitizers, which checks that absl::Mutex is visible to TSan
+# (sanitizers/tsan_absl_mutex.c). Not the end-to-end tests: there timerd's
+# threads are gRPC's, handing work to each other through gRPC's
+# uninstrumented atomics, and TSan reports those hand-offs as races
+# (docs/RELIABILITY.md, "Sanitizers").
+tsan_tests='^(sanitizers\.|scheduler\.|unit\.(.*StoreConformanceTest|SqliteStoreTest|JobServiceTest|JobQuotaTest)\.)'
 tsan_targets=(
+  tsan_absl_mutex_test
   fire_decision_test timer_queue_test run_engine_test results_store_test events_test
   store_test jobs_test
 )
