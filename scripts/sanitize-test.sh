@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Builds and tests Timer Service under sanitizers, each in its own build tree:
+#
+#   build-asan/  -DTIMER_SANITIZE=address,undefined: every test (unit,
+#                scheduler, plugins, end to end against the installed ASan
+#                timerd, timer and plugins in build-asan/e2e-prefix).
+#   build-tsan/  -DTIMER_SANITIZE=thread: the concurrency-heavy tests only
+#                (store, run engine and scheduler, event hub and job events,
+#                job service); only the targets they need are built.
+#
+# Usage: scripts/sanitize-test.sh [asan|tsan|all]   (default: all)
+#
+# A sanitizer report is an error: every sanitizer halts on its first report,
+# and reports go to files under <build>/sanitizer-reports/ (log_path), so one
+# written by a child process (timerd, timer under the end-to-end tests) is
+# seen even when the test only reads that child's exit status. Exit status: 0
+# only if every selected test passed and no report file was written.
+#
+# Optimisation is -O1 (with -g1 line tables, asserts on), enough for readable
+# stacks at a fraction of the -O2 compile time. Benchmarks are not built.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+what=${1:-all}
+case "$what" in
+  asan|tsan|all) ;;
+  *) echo "usage: $0 [asan|tsan|all]" >&2; exit 2 ;;
+esac
+
+./scripts/deps.sh
+jobs=$(nproc)
+
+# configure <dir> <sanitizers>
+configure() {
+  cmake -S . -B "$1" -G Ninja \
+    -DTIMER_SANITIZE="$2" \
+    -DTIMER_BUILD_BENCH=OFF \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1" \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" >/dev/null
+}
+
+# check_reports <dir>: prints every report file; fails if there is one.
+check_reports() {
+  local files
+  files=$(find "$1" -type f 2>/dev/null | sort)
+  if [ -n "$files" ]; then
+    echo "sanitize-test: sanitizer reports in $1:" >&2
+    for f in $files; do
+      echo "---- $f" >&2
+      cat "$f" >&2
+    done
+    return 1
+  fi
+}
+
+status=0
+
+# ---- AddressSanitizer + UndefinedBehaviorSanitizer: the whole suite ----
+if [ "$what" = asan ] || [ "$what" = all ]; then
+  start=$SECONDS
+  configure build-asan address,undefined
+  cmake --build build-asan -j "$jobs"
+  reports=$root/build-asan/sanitizer-reports
+  rm -rf "$reports"
+  mkdir -p "$reports"
+  # detect_leaks: LeakSanitizer runs at every instrumented process's exit.
+  # detect_stack_use_after_return: stack frames outlived by a pointer.
+  # check_initialization_order: static-initialisation order bugs.
+  export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:log_path=$reports/asan"
+  export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$reports/ubsan"
+  export LSAN_OPTIONS="suppressions=$root/sanitizers/lsan.supp:print_suppressions=0"
+  built=$((SECONDS - start))
+  # The crash test makes 20 of its kills here (its 100 run in test.sh).
+  export TIMER_CRASH_KILLS=20
+  if ! ctest --test-dir build-asan -j "$jobs" --output-on-failure --timeout 600; then
+    status=1
+  fi
+  check_reports "$reports" || status=1
+  unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS TIMER_CRASH_KILLS
+  echo "sanitize-test: asan+ubsan: build ${built}s, tests $((SECONDS - start - built))s"
+fi
+
+# ---- ThreadSanitizer: the concurrency-heavy tests ----
+# The store (SQLite write queue, group commit, reader pool), the run engine
+# and the rest of tests/scheduler (label `scheduler`: timer queue, fire
+# decisions, results, the event hub behind the watch streams and job events),
+# and the job service, all in-process with our code on both sides of every
+# lock; and tests/sanitizers, which checks that absl::Mutex is visible to TSan
+# (sanitizers/tsan_absl_mutex.c). Not the end-to-end tests: there timerd's
+# threads are gRPC's, handing work to each other through gRPC's
+# uninstrumented atomics, and TSan reports those hand-offs as races
+# (docs/RELIABILITY.md, "Sanitizers").
+tsan_tests='^(sanitizers\.|scheduler\.|unit\.(.*StoreConformanceTest|SqliteStoreTest|JobServiceTest|JobQuotaTest)\.)'
+tsan_targets=(
+  tsan_absl_mutex_test
+  fire_decision_test timer_queue_test run_engine_test results_store_test events_test
+  store_test jobs_test
+)
+if [ "$what" = tsan ] || [ "$what" = all ]; then
+  start=$SECONDS
+  configure build-tsan thread
+  cmake --build build-tsan -j "$jobs" --target "${tsan_targets[@]}"
+  reports=$root/build-tsan/sanitizer-reports
+  rm -rf "$reports"
+  mkdir -p "$reports"
+  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/sanitizers/tsan.supp:print_suppressions=0:log_path=$reports/tsan"
+  built=$((SECONDS - start))
+  # Each test runs three times: a race shows only when the threads interleave
+  # badly, and these tests take seconds.
+  if ! ctest --test-dir build-tsan -j "$jobs" --output-on-failure --timeout 600 \
+      --repeat until-fail:3 -R "$tsan_tests"; then
+    status=1
+  fi
+  check_reports "$reports" || status=1
+  unset TSAN_OPTIONS
+  echo "sanitize-test: tsan: build ${built}s, tests $((SECONDS - start - built))s"
+fi
+
+exit "$status"
