@@ -85,7 +85,9 @@ TEST(TimerQueueTest, ManyRandomMovesStayOrderedAndCompact) {
   for (size_t i = 0; i < popped.size(); ++i) {
     EXPECT_EQ(popped[i].first.lo % 2, 1u);
     EXPECT_EQ(popped[i].second, T(due[popped[i].first.lo]));
-    if (i > 0) EXPECT_LE(popped[i - 1].second, popped[i].second);
+    if (i > 0) {
+      EXPECT_LE(popped[i - 1].second, popped[i].second);
+    }
   }
   EXPECT_EQ(q.size(), 0u);
 }
