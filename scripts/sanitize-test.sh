@@ -74,7 +74,10 @@ if [ "$what" = asan ] || [ "$what" = all ]; then
   built=$((SECONDS - start))
   # The crash test makes 20 of its kills here (its 100 run in test.sh).
   export TIMER_CRASH_KILLS=20
-  if ! ctest --test-dir build-asan -j "$jobs" --output-on-failure --timeout 600; then
+  # The soak test is left to test.sh: it measures a loaded timerd against
+  # time bounds that an instrumented build (2-3x slower) cannot meet.
+  if ! ctest --test-dir build-asan -j "$jobs" --output-on-failure --timeout 600 \
+      -E '^soak_e2e_test$'; then
     status=1
   fi
   check_reports "$reports" || status=1

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
 #include <filesystem>
 #include <set>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -106,14 +108,18 @@ absl::StatusOr<domain::ActionStatus> Plugin::TakeStatus(timer_ap_status* st) con
   if (!TIMER_AP_HAS_FIELD(timer_ap_status, st, error)) {
     bad = absl::InternalError(absl::StrCat("provider ", info_.name(), ": status struct too small"));
   } else {
-    switch (st->state) {
+    // A provider may hand back any bits: read them as an integer, since
+    // loading an out-of-range value as the enum type is undefined.
+    std::underlying_type_t<timer_ap_state> state;
+    std::memcpy(&state, &st->state, sizeof state);
+    switch (state) {
       case TIMER_AP_STATE_ACTIVE: out.state = domain::ActionStatus::State::kActive; break;
       case TIMER_AP_STATE_SUCCEEDED: out.state = domain::ActionStatus::State::kSucceeded; break;
       case TIMER_AP_STATE_FAILED: out.state = domain::ActionStatus::State::kFailed; break;
       case TIMER_AP_STATE_CANCELLED: out.state = domain::ActionStatus::State::kCancelled; break;
       default:
         bad = absl::InternalError(absl::StrCat("provider ", info_.name(),
-                                               ": invalid action state ", int(st->state)));
+                                               ": invalid action state ", state));
     }
     out.action_id = String(st->action_id);
     // A provider's words are kept, within bounds: results live in the store.
