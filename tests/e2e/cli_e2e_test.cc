@@ -232,7 +232,7 @@ TEST_F(CliE2eTest, ZshCompletionScriptIsValidAndRegistersItself) {
     EXPECT_TRUE(Contains(s, part)) << "missing " << part;
   }
   const std::string zsh = fs::exists("/usr/bin/zsh") ? "/usr/bin/zsh" : "/bin/zsh";
-  if (!fs::exists(zsh)) GTEST_SKIP() << "zsh is not installed (scripts/deps.sh installs it)";
+  ASSERT_TRUE(fs::exists(zsh)) << "zsh is not installed (scripts/deps.sh installs it)";
   const std::string path = tmp_.path() + "/_timer";
   WriteFile(path, s);
   RunResult syntax = timer::testing::Run({zsh, "-n", path});
