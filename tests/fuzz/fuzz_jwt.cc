@@ -46,35 +46,6 @@ Keys* MakeKeys() {
   return k;
 }
 
-// Signs `header`.`claims` as given (not re-serialized), like SignJwt.
-std::string Sign(EVP_PKEY* key, bool rsa, const std::string& header, const std::string& claims) {
-  using timer::testing::B64Url;
-  const std::string input = B64Url(header) + "." + B64Url(claims);
-  EVP_MD_CTX* md = EVP_MD_CTX_new();
-  size_t len = 0;
-  std::string sig;
-  if (EVP_DigestSignInit(md, nullptr, EVP_sha256(), nullptr, key) == 1 &&
-      EVP_DigestSign(md, nullptr, &len, reinterpret_cast<const unsigned char*>(input.data()),
-                     input.size()) == 1) {
-    sig.resize(len);
-    EVP_DigestSign(md, reinterpret_cast<unsigned char*>(sig.data()), &len,
-                   reinterpret_cast<const unsigned char*>(input.data()), input.size());
-    sig.resize(len);
-  }
-  EVP_MD_CTX_free(md);
-  if (!rsa) {
-    // DER ECDSA-Sig-Value -> JWS r||s.
-    const unsigned char* p = reinterpret_cast<const unsigned char*>(sig.data());
-    ECDSA_SIG* es = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(sig.size()));
-    std::string raw(64, '\0');
-    BN_bn2binpad(ECDSA_SIG_get0_r(es), reinterpret_cast<unsigned char*>(raw.data()), 32);
-    BN_bn2binpad(ECDSA_SIG_get0_s(es), reinterpret_cast<unsigned char*>(raw.data()) + 32, 32);
-    ECDSA_SIG_free(es);
-    sig = raw;
-  }
-  return input + "." + B64Url(sig);
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -88,7 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else {
     const std::string header = text.substr(0, newline);
     const bool rsa = header.find("RS256") != std::string::npos;
-    token = Sign(rsa ? keys->rsa.get() : keys->ec.get(), rsa, header, text.substr(newline + 1));
+    token = timer::testing::SignJwtText(rsa ? keys->rsa.get() : keys->ec.get(), header,
+                                         text.substr(newline + 1));
   }
   (void)timer::auth::JwtVerifier::LooksLikeJwt(token);
   absl::StatusOr<timer::auth::JwtClaims> claims = keys->verifier->Verify(token, kNow);

@@ -83,22 +83,23 @@ inline nlohmann::json Jwk(EVP_PKEY* key, const std::string& kid) {
           {"y", B64Url(BnBytes(key, OSSL_PKEY_PARAM_EC_PUB_Y, 32))}};
 }
 
-// A compact JWS: RS256 for an RSA key, ES256 for an EC key.
-inline std::string SignJwt(EVP_PKEY* key, const nlohmann::json& claims,
-                           const std::string& kid = "") {
+// A compact JWS over header and claims given as text (any bytes, for
+// fuzzing): RS256 for an RSA key, ES256 for an EC key.
+inline std::string SignJwtText(EVP_PKEY* key, const std::string& header,
+                               const std::string& claims) {
   const bool rsa = EVP_PKEY_is_a(key, "RSA");
-  nlohmann::json header = {{"alg", rsa ? "RS256" : "ES256"}, {"typ", "JWT"}};
-  if (!kid.empty()) header["kid"] = kid;
-  const std::string input = B64Url(header.dump()) + "." + B64Url(claims.dump());
+  const std::string input = B64Url(header) + "." + B64Url(claims);
   EVP_MD_CTX* md = EVP_MD_CTX_new();
   size_t len = 0;
-  EVP_DigestSignInit(md, nullptr, EVP_sha256(), nullptr, key);
-  EVP_DigestSign(md, nullptr, &len, reinterpret_cast<const unsigned char*>(input.data()),
-                 input.size());
-  std::string sig(len, '\0');
-  EVP_DigestSign(md, reinterpret_cast<unsigned char*>(sig.data()), &len,
-                 reinterpret_cast<const unsigned char*>(input.data()), input.size());
-  sig.resize(len);
+  std::string sig;
+  if (EVP_DigestSignInit(md, nullptr, EVP_sha256(), nullptr, key) == 1 &&
+      EVP_DigestSign(md, nullptr, &len, reinterpret_cast<const unsigned char*>(input.data()),
+                     input.size()) == 1) {
+    sig.resize(len);
+    EVP_DigestSign(md, reinterpret_cast<unsigned char*>(sig.data()), &len,
+                   reinterpret_cast<const unsigned char*>(input.data()), input.size());
+    sig.resize(len);
+  }
   EVP_MD_CTX_free(md);
   if (!rsa) {
     // DER ECDSA-Sig-Value -> JWS r||s.
@@ -111,6 +112,15 @@ inline std::string SignJwt(EVP_PKEY* key, const nlohmann::json& claims,
     sig = raw;
   }
   return input + "." + B64Url(sig);
+}
+
+// A compact JWS: RS256 for an RSA key, ES256 for an EC key.
+inline std::string SignJwt(EVP_PKEY* key, const nlohmann::json& claims,
+                           const std::string& kid = "") {
+  nlohmann::json header = {{"alg", EVP_PKEY_is_a(key, "RSA") ? "RS256" : "ES256"},
+                           {"typ", "JWT"}};
+  if (!kid.empty()) header["kid"] = kid;
+  return SignJwtText(key, header.dump(), claims.dump());
 }
 
 }  // namespace timer::testing
