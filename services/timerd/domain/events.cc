@@ -161,7 +161,6 @@ EventHub::Opened EventHub::Subscribe(WatchFilter filter, int64_t since,
   Opened opened;
   std::shared_ptr<Subscription> sub(
       new Subscription(std::move(filter), options_.buffer_events, std::move(on_ready)));
-  bool closed = false;
   {
     absl::MutexLock lock(&mu_);
     opened.head = head_;
@@ -180,14 +179,14 @@ EventHub::Opened EventHub::Subscribe(WatchFilter filter, int64_t since,
       }
     }
     if (shut_down_) {
-      closed = sub->Close(absl::UnavailableError("timerd is shutting down"));
+      // Its first Take() finds it closed.
+      sub->Close(absl::UnavailableError("timerd is shutting down"));
     } else {
       by_owner_[sub->filter_.owner].push_back(sub);
       ++count_;
     }
   }
   opened.subscription = std::move(sub);
-  (void)closed;  // The caller sees closed() on its first Take().
   return opened;
 }
 
