@@ -14,7 +14,7 @@
 #
 # ThreadSanitizer and Debian's libraries: Abseil and gRPC are not built with
 # -fsanitize=thread. timer_sanitizer_finalize() links
-# sanitizers/tsan_absl_mutex.c into every executable so that absl::Mutex
+# tests/sanitizers/tsan_absl_mutex.c into every executable so that absl::Mutex
 # locking (and absl::Notification) is visible to TSan; see that file and docs/RELIABILITY.md.
 
 set(_timer_san_known address undefined thread)
@@ -60,7 +60,7 @@ if("thread" IN_LIST TIMER_SANITIZE_LIST)
   endif()
   string(LENGTH "${_timer_absl_ns}" _timer_absl_ns_len)
   add_library(timer_tsan_absl_mutex OBJECT
-    ${PROJECT_SOURCE_DIR}/sanitizers/tsan_absl_mutex.c)
+    ${PROJECT_SOURCE_DIR}/tests/sanitizers/tsan_absl_mutex.c)
   target_compile_definitions(timer_tsan_absl_mutex PRIVATE
     "TIMER_ABSL_NS=\"${_timer_absl_ns_len}${_timer_absl_ns}\"")
 endif()

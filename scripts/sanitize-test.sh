@@ -70,7 +70,7 @@ if [ "$what" = asan ] || [ "$what" = all ]; then
   # check_initialization_order: static-initialisation order bugs.
   export ASAN_OPTIONS="halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1:log_path=$reports/asan"
   export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$reports/ubsan"
-  export LSAN_OPTIONS="suppressions=$root/sanitizers/lsan.supp:print_suppressions=0"
+  export LSAN_OPTIONS="suppressions=$root/tests/sanitizers/lsan.supp:print_suppressions=0"
   built=$((SECONDS - start))
   # The crash test makes 20 of its kills here (its 100 run in test.sh).
   export TIMER_CRASH_KILLS=20
@@ -91,7 +91,7 @@ fi
 # decisions, results, the event hub behind the watch streams and job events),
 # and the job service, all in-process with our code on both sides of every
 # lock; and tests/sanitizers, which checks that absl::Mutex is visible to TSan
-# (sanitizers/tsan_absl_mutex.c). Not the end-to-end tests: there timerd's
+# (tests/sanitizers/tsan_absl_mutex.c). Not the end-to-end tests: there timerd's
 # threads are gRPC's, handing work to each other through gRPC's
 # uninstrumented atomics, and TSan reports those hand-offs as races
 # (docs/RELIABILITY.md, "Sanitizers").
@@ -108,7 +108,7 @@ if [ "$what" = tsan ] || [ "$what" = all ]; then
   reports=$root/build-tsan/sanitizer-reports
   rm -rf "$reports"
   mkdir -p "$reports"
-  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/sanitizers/tsan.supp:print_suppressions=0:log_path=$reports/tsan"
+  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/tests/sanitizers/tsan.supp:print_suppressions=0:log_path=$reports/tsan"
   built=$((SECONDS - start))
   # Each test runs three times: a race shows only when the threads interleave
   # badly, and these tests take seconds.
