@@ -175,9 +175,14 @@ struct Rig {
   domain::SystemClock clock;
   std::unique_ptr<domain::JobService> jobs;
 
+  // The store's page size for a new database; 0: the store's default.
+  static inline int page_size = 0;
+
   Rig(const std::filesystem::path& d, const std::string& plugin_dir) : dir(d) {
     std::filesystem::create_directories(dir);
-    store = store::SqliteStore::Open({.path = (dir / "timer.db").string()}).value();
+    store::SqliteStore::Options options{.path = (dir / "timer.db").string()};
+    if (page_size > 0) options.page_size = page_size;
+    store = store::SqliteStore::Open(std::move(options)).value();
     plugins = plugin_host::LoadPlugins({plugin_dir}, nlohmann::json::object()).value();
     ActionProvider* noop = plugins->Find("noop");
     if (noop == nullptr) {
@@ -352,6 +357,8 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", seconds, "measuring window per case");
   app.add_option("--load", load, "load mode: create this many jobs, then restart");
   app.add_option("--plugin-dir", plugin_dir, "where noop.so is");
+  app.add_option("--page-size", timer::bench::Rig::page_size,
+                 "SQLite page size of the bench's new store (default: the store's)");
   app.add_option("--restart-dir", restart_dir, "(internal) phase 2 of load mode");
   bool deadlock_detection = false;
   app.add_option("--absl-deadlock-detection", deadlock_detection,

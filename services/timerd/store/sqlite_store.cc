@@ -216,6 +216,10 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(Options options) 
     util::SetThreadName("store-writer");
     s->WriterLoop();
   });
+  store->callback_thread_ = std::thread([s = store.get()] {
+    util::SetThreadName("store-callback");
+    s->CallbackLoop();
+  });
   store->checkpoint_thread_ = std::thread([s = store.get()] {
     util::SetThreadName("store-checkpoint");
     s->CheckpointLoop();
@@ -225,6 +229,9 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(Options options) 
 
 absl::Status SqliteStore::Init() {
   ASSIGN_OR_RETURN(Db db, Db::Open(options_.path));
+  // Only takes effect on a new, empty file; must precede the switch to WAL.
+  RETURN_IF_ERROR(
+      db.Exec(absl::StrCat("PRAGMA page_size = ", options_.page_size, ";").c_str()));
   RETURN_IF_ERROR(Configure(db));
 
   ASSIGN_OR_RETURN(int64_t version, db.QueryInt("PRAGMA user_version"));
@@ -309,6 +316,11 @@ void SqliteStore::Close() {
     closing_ = true;
   }
   if (writer_thread_.joinable()) writer_thread_.join();
+  {
+    absl::MutexLock lock(&callbacks_mu_);
+    writer_done_ = true;
+  }
+  if (callback_thread_.joinable()) callback_thread_.join();
   if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
   writer_.reset();
   {
@@ -383,13 +395,33 @@ void SqliteStore::WriterLoop() {
         queue_.pop_front();
       }
     }
-    RunBatch(batch);
+    RunBatch(std::move(batch));
     batch.clear();
     last_commit = absl::Now();
   }
 }
 
-void SqliteStore::RunBatch(std::vector<WriteOp>& batch) {
+void SqliteStore::CallbackLoop() {
+  for (;;) {
+    Committed next;
+    {
+      absl::MutexLock lock(&callbacks_mu_);
+      callbacks_mu_.Await(absl::Condition(
+          +[](SqliteStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->callbacks_mu_) {
+            return !s->committed_.empty() || s->writer_done_;
+          },
+          this));
+      if (committed_.empty()) return;  // The writer has stopped: nothing more.
+      next = std::move(committed_.front());
+      committed_.pop_front();
+    }
+    for (size_t i = 0; i < next.ops.size(); ++i) {
+      std::move(next.ops[i].done)(std::move(next.results[i]));
+    }
+  }
+}
+
+void SqliteStore::RunBatch(std::vector<WriteOp> batch) {
   Db& db = writer_->db;
   std::vector<absl::StatusOr<v1::Job>> results;
   results.reserve(batch.size());
@@ -420,9 +452,8 @@ void SqliteStore::RunBatch(std::vector<WriteOp>& batch) {
     absl::MutexLock lock(&mu_);
     ++commits_;
   }
-  for (size_t i = 0; i < batch.size(); ++i) {
-    std::move(batch[i].done)(std::move(results[i]));
-  }
+  absl::MutexLock lock(&callbacks_mu_);
+  committed_.push_back(Committed{std::move(batch), std::move(results)});
 }
 
 absl::StatusOr<v1::Job> SqliteStore::CreateInTxn(Writer& w, v1::Job& job,

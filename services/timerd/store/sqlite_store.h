@@ -16,7 +16,8 @@
 // Schema changes are versioned migrations tracked in PRAGMA user_version; a
 // database from a newer timerd is refused rather than misread.
 //
-// Thread-safe. Callbacks run on the writer thread and must not block.
+// Thread-safe. Callbacks run, in commit order, on a thread of their own (so
+// the writer goes on to the next transaction meanwhile) and must not block.
 #pragma once
 
 #include <deque>
@@ -45,6 +46,12 @@ class SqliteStore final : public Store {
     absl::Duration min_commit_interval = absl::Milliseconds(2);
     // Most concurrent read connections.
     int max_readers = 8;
+    // Page size of a database this store creates (an existing file keeps
+    // its own). Every write rewrites whole pages, and a fire's writes land
+    // on a few pages scattered over the file (the job's row, the job's
+    // results index leaf), so smaller pages mean fewer bytes per fire:
+    // see docs/PERFORMANCE.md (scheduler, third round).
+    int page_size = 2048;
   };
 
   // The schema version this build writes.
@@ -99,7 +106,10 @@ class SqliteStore final : public Store {
   absl::Status Init();
   void Enqueue(WriteOp op);
   void WriterLoop();
-  void RunBatch(std::vector<WriteOp>& batch);
+  // Applies and commits `batch`, then hands it with its outcomes to the
+  // callback thread.
+  void RunBatch(std::vector<WriteOp> batch);
+  void CallbackLoop();
 
   absl::StatusOr<std::unique_ptr<Reader>> AcquireReader();
   void ReleaseReader(std::unique_ptr<Reader> reader);
@@ -122,6 +132,16 @@ class SqliteStore final : public Store {
   // Checkpoints the WAL into the database file off the writer's path.
   std::thread checkpoint_thread_;
   void CheckpointLoop();
+
+  // Committed batches whose callbacks are still to run, oldest first.
+  struct Committed {
+    std::vector<WriteOp> ops;
+    std::vector<absl::StatusOr<v1::Job>> results;
+  };
+  std::thread callback_thread_;
+  absl::Mutex callbacks_mu_;
+  std::deque<Committed> committed_ ABSL_GUARDED_BY(callbacks_mu_);
+  bool writer_done_ ABSL_GUARDED_BY(callbacks_mu_) = false;
 
   mutable absl::Mutex mu_;
   std::deque<WriteOp> queue_ ABSL_GUARDED_BY(mu_);
