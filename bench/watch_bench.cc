@@ -346,7 +346,7 @@ struct Shared {
 
 // One WatchJobs stream, callback API. Owns nothing it does not need: events
 // are only counted unless keep_events.
-class Watcher final : public grpc::ClientReadReactor<v1::JobEvent> {
+class Watcher final : public grpc::ClientReadReactor<v1::WatchJobsResponse> {
  public:
   Watcher(Shared* shared, bool keep_events) : shared_(shared), keep_events_(keep_events) {}
 
@@ -354,10 +354,10 @@ class Watcher final : public grpc::ClientReadReactor<v1::JobEvent> {
   void Start(v1::TimerService::Stub* stub, const std::string& bearer, bool stalled) {
     ctx_.AddMetadata("authorization", bearer);
     stub->async()->WatchJobs(&ctx_, &request_, this);
-    if (!stalled) StartRead(&event_);
+    if (!stalled) StartRead(&message_);
     StartCall();
   }
-  void Resume() { StartRead(&event_); }
+  void Resume() { StartRead(&message_); }
   void Cancel() { ctx_.TryCancel(); }
 
   void OnReadDone(bool ok) override {
@@ -367,29 +367,32 @@ class Watcher final : public grpc::ClientReadReactor<v1::JobEvent> {
       opened_ = true;
       shared_->opened.fetch_add(1, std::memory_order_relaxed);
     }
-    const int64_t seq = event_.sequence();
-    if (event_.type() == v1::JobEvent::SNAPSHOT || event_.type() == v1::JobEvent::RESET) {
-      ++snapshots_;
-      open_head_ = seq;
-    } else {
-      const int64_t last = last_seq_.load(std::memory_order_relaxed);
-      const int64_t expect = last > 0 ? last + 1 : open_head_ + 1;
-      if (open_head_ > 0 && seq != expect) ++gaps_;
-      last_seq_.store(seq, std::memory_order_relaxed);
-      live_.fetch_add(1, std::memory_order_relaxed);
-      if (shared_->sample_latency.load(std::memory_order_relaxed) && (live_ & 7) == 0) {
-        latency_us_.push_back(static_cast<float>(now - Micros(event_.event_time())));
-      }
-      if (keep_events_) {
-        Seen s{seq, event_.type(), Micros(event_.event_time()), now, 0, 0};
-        if (event_.type() == v1::JobEvent::RUN_STARTED) {
-          s.scheduled_us = Micros(event_.result().scheduled_time());
-          s.start_us = Micros(event_.result().start_time());
+    messages_.fetch_add(1, std::memory_order_relaxed);
+    for (const v1::JobEvent& event : message_.events()) {
+      const int64_t seq = event.sequence();
+      if (event.type() == v1::JobEvent::SNAPSHOT || event.type() == v1::JobEvent::RESET) {
+        ++snapshots_;
+        open_head_ = seq;
+      } else {
+        const int64_t last = last_seq_.load(std::memory_order_relaxed);
+        const int64_t expect = last > 0 ? last + 1 : open_head_ + 1;
+        if (open_head_ > 0 && seq != expect) ++gaps_;
+        last_seq_.store(seq, std::memory_order_relaxed);
+        live_.fetch_add(1, std::memory_order_relaxed);
+        if (shared_->sample_latency.load(std::memory_order_relaxed) && (live_ & 7) == 0) {
+          latency_us_.push_back(static_cast<float>(now - Micros(event.event_time())));
         }
-        seen_.push_back(s);
+        if (keep_events_) {
+          Seen s{seq, event.type(), Micros(event.event_time()), now, 0, 0};
+          if (event.type() == v1::JobEvent::RUN_STARTED) {
+            s.scheduled_us = Micros(event.result().scheduled_time());
+            s.start_us = Micros(event.result().start_time());
+          }
+          seen_.push_back(s);
+        }
       }
     }
-    StartRead(&event_);
+    StartRead(&message_);
   }
 
   // The last callback: once done() is true the watcher may be destroyed, so
@@ -402,6 +405,7 @@ class Watcher final : public grpc::ClientReadReactor<v1::JobEvent> {
 
   // While running (atomics).
   int64_t live() const { return live_.load(std::memory_order_relaxed); }
+  int64_t messages() const { return messages_.load(std::memory_order_relaxed); }
   int64_t last_seq() const { return last_seq_.load(std::memory_order_relaxed); }
   bool done() const { return done_.load(std::memory_order_acquire); }
   // After done().
@@ -417,7 +421,8 @@ class Watcher final : public grpc::ClientReadReactor<v1::JobEvent> {
   const bool keep_events_;
   grpc::ClientContext ctx_;
   v1::WatchJobsRequest request_;
-  v1::JobEvent event_;
+  v1::WatchJobsResponse message_;
+  std::atomic<int64_t> messages_{0};
   bool opened_ = false;
   int64_t open_head_ = 0;
   int64_t snapshots_ = 0;
@@ -661,15 +666,22 @@ void DeliveryCase(Env& env, int jobs, Figures& fig) {
     for (const auto& w : watchers) sum += w->live();
     return sum;
   };
+  auto total_messages = [&] {
+    int64_t sum = 0;
+    for (const auto& w : watchers) sum += w->messages();
+    return sum;
+  };
   const double server_cpu0 = env.timerd->CpuSeconds();
   const double client_cpu0 = SelfCpuSeconds();
   const int64_t wall0 = WallMicros();
   const auto t0 = SteadyClock::now();
   const int64_t count0 = total();
+  const int64_t messages0 = total_messages();
   shared.sample_latency = true;
   SleepMs(opt.seconds * 1000);
   shared.sample_latency = false;
   const int64_t count1 = total();
+  const int64_t messages = total_messages() - messages0;
   const auto t1 = SteadyClock::now();
   const int64_t wall1 = WallMicros();
   const double server_cpu = env.timerd->CpuSeconds() - server_cpu0;
@@ -721,6 +733,7 @@ void DeliveryCase(Env& env, int jobs, Figures& fig) {
   fig.Add(key + "expected_per_s", expected / secs);
   fig.Add(key + "delivered_per_s", delivered / secs);
   fig.Add(key + "delivered/expected", expected > 0 ? delivered / expected : 0);
+  fig.Add(key + "events_per_message", messages > 0 ? delivered / messages : 0);
   fig.Add(key + "latency_p50_ms", Percentile(latency_ms, 0.50));
   fig.Add(key + "latency_p99_ms", Percentile(latency_ms, 0.99));
   fig.Add(key + "latency_max_ms", Percentile(latency_ms, 1.0));

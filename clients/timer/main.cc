@@ -30,6 +30,7 @@
 #include <nlohmann/json.hpp>
 #include <grpcpp/grpcpp.h>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -344,6 +345,25 @@ struct WatchArgs {
 // (UNAVAILABLE) or this watcher fell behind (RESOURCE_EXHAUSTED), reconnects
 // with `since` = the last sequence seen, so no event is missed (or, if too
 // many were, the server says RESET and sends fresh snapshots).
+// Reads a watch stream's messages, calling `handle` on each event in order
+// until it returns false (the call is then cancelled and OK returned).
+// Returns the stream's final status.
+template <typename Response>
+grpc::Status ReadEvents(grpc::ClientContext& ctx, grpc::ClientReader<Response>& stream,
+                        absl::FunctionRef<bool(const v1::JobEvent&)> handle) {
+  Response message;
+  while (stream.Read(&message)) {
+    for (const v1::JobEvent& event : message.events()) {
+      if (!handle(event)) {
+        ctx.TryCancel();
+        (void)stream.Finish();
+        return grpc::Status::OK;
+      }
+    }
+  }
+  return stream.Finish();
+}
+
 void Watch(const Globals& g, const std::string& job_id, const WatchArgs& args) {
   if (args.all == !job_id.empty()) Fail(kUsage, "give either JOB_ID or --all");
   if (args.since < 0) Fail(kUsage, "--since: must be >= 0");
@@ -365,19 +385,9 @@ void Watch(const Globals& g, const std::string& job_id, const WatchArgs& args) {
   for (;;) {
     grpc::ClientContext ctx;
     if (!g.token.empty()) ctx.AddMetadata("authorization", "Bearer " + g.token);
-    std::unique_ptr<grpc::ClientReader<v1::JobEvent>> stream;
-    if (args.all) {
-      all_request.set_since(since);
-      stream = stub->WatchJobs(&ctx, all_request);
-    } else {
-      v1::WatchJobRequest request;
-      request.set_job_id(job_id);
-      request.set_since(since);
-      stream = stub->WatchJob(&ctx, request);
-    }
-    v1::JobEvent event;
     bool got_any = false;
-    while (stream->Read(&event)) {
+    bool limit_reached = false;
+    auto print = [&](const v1::JobEvent& event) {
       got_any = true;
       since = event.sequence();
       if (g.format == "json") {
@@ -386,12 +396,20 @@ void Watch(const Globals& g, const std::string& job_id, const WatchArgs& args) {
         PrintEventLine(event, std::cout);
       }
       std::cout.flush();
-      if (args.limit > 0 && ++printed >= args.limit) {
-        ctx.TryCancel();
-        return;
-      }
+      limit_reached = args.limit > 0 && ++printed >= args.limit;
+      return !limit_reached;
+    };
+    grpc::Status status;
+    if (args.all) {
+      all_request.set_since(since);
+      status = ReadEvents(ctx, *stub->WatchJobs(&ctx, all_request), print);
+    } else {
+      v1::WatchJobRequest request;
+      request.set_job_id(job_id);
+      request.set_since(since);
+      status = ReadEvents(ctx, *stub->WatchJob(&ctx, request), print);
     }
-    const grpc::Status status = stream->Finish();
+    if (limit_reached) return;
     if (status.ok()) return;  // The watched job was deleted.
     const grpc::StatusCode code = status.error_code();
     // UNAVAILABLE: timerd went away; RESOURCE_EXHAUSTED: this watcher fell

@@ -24,6 +24,7 @@
 #include "jwt_testing.h"
 #include "process.h"
 #include "timer/v1/session.grpc.pb.h"
+#include "event_stream.h"
 #include "timer/v1/timer.grpc.pb.h"
 
 namespace timer::testing {
@@ -221,7 +222,7 @@ TEST_F(AuthE2eTest, AlicesJobIsNotFoundToBobThroughEveryRpc) {
     Prepare(&ctx, bob);
     v1::WatchJobRequest r;
     r.set_job_id(target);
-    auto stream = stub->WatchJob(&ctx, r);
+    auto stream = e2e::Events(stub->WatchJob(&ctx, r));
     v1::JobEvent event;
     EXPECT_FALSE(stream->Read(&event));
     const grpc::Status s = stream->Finish();
@@ -234,7 +235,7 @@ TEST_F(AuthE2eTest, AlicesJobIsNotFoundToBobThroughEveryRpc) {
     // never reach him; his own next change is the first thing he sees.
     grpc::ClientContext ctx;
     Prepare(&ctx, bob);
-    auto stream = stub->WatchJobs(&ctx, v1::WatchJobsRequest());
+    auto stream = e2e::Events(stub->WatchJobs(&ctx, v1::WatchJobsRequest()));
     grpc::ClientContext pause_ctx;
     Prepare(&pause_ctx, alice);
     v1::PauseJobRequest pause;

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "cli_fixture.h"
+#include "event_stream.h"
 #include "timer/v1/timer.grpc.pb.h"
 
 namespace timer::testing {
@@ -209,7 +210,7 @@ TEST_F(HostileE2eTest, HostileReadsAndListsGetClearStatuses) {
     Prepare(&ctx);
     v1::WatchJobsRequest req;
     req.add_statuses(static_cast<v1::Job::Status>(1234));
-    auto stream = stub->WatchJobs(&ctx, req);
+    auto stream = e2e::Events(stub->WatchJobs(&ctx, req));
     v1::JobEvent e;
     EXPECT_FALSE(stream->Read(&e));
     const grpc::Status s = stream->Finish();

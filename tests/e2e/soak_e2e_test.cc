@@ -24,6 +24,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "cli_fixture.h"
+#include "event_stream.h"
 #include "timer/v1/timer.grpc.pb.h"
 
 namespace timer::testing {
@@ -120,7 +121,7 @@ TEST_F(SoakE2eTest, MixedLoadWhileTenThousandJobsFire) {
       // be ~2,000 events a second per watcher: the watch benchmark's job).
       v1::WatchJobsRequest req;
       req.set_name_contains(absl::StrCat("c", w, "-"));
-      auto stream = stub->WatchJobs(watch_ctx[w].get(), req);
+      auto stream = e2e::Events(stub->WatchJobs(watch_ctx[w].get(), req));
       v1::JobEvent e;
       int64_t last = 0;
       while (stream->Read(&e)) {

@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "cli_fixture.h"
+#include "event_stream.h"
 #include "timer/v1/timer.grpc.pb.h"
 
 namespace timer::testing {
@@ -60,7 +61,7 @@ class WatchE2eTest : public CliTest {
   }
 
   // Reads events until `done` holds for one (included); false on stream end.
-  static bool ReadUntil(grpc::ClientReader<v1::JobEvent>& stream,
+  static bool ReadUntil(e2e::EventStream& stream,
                         std::vector<v1::JobEvent>& out,
                         const std::function<bool(const v1::JobEvent&)>& done) {
     v1::JobEvent e;
@@ -86,7 +87,7 @@ TEST_F(WatchE2eTest, AJobsEventsArriveInOrderWithNoGaps) {
   Prepare(&ctx);
   v1::WatchJobRequest req;
   req.set_job_id(job.job_id());
-  auto stream = stub->WatchJob(&ctx, req);
+  auto stream = e2e::Events(stub->WatchJob(&ctx, req));
 
   std::vector<v1::JobEvent> events;
   ASSERT_TRUE(ReadUntil(*stream, events, RunFinished(3))) << stream->Finish().error_message();
@@ -125,13 +126,13 @@ TEST_F(WatchE2eTest, ResumingWithSinceReplaysExactlyTheMissedEvents) {
   // The reference: one watcher that sees everything.
   grpc::ClientContext full_ctx;
   Prepare(&full_ctx);
-  auto full = stub->WatchJob(&full_ctx, req);
+  auto full = e2e::Events(stub->WatchJob(&full_ctx, req));
   // Another that leaves after the snapshot and the first run's start.
   int64_t last_seen = 0;
   {
     grpc::ClientContext ctx;
     Prepare(&ctx);
-    auto early = stub->WatchJob(&ctx, req);
+    auto early = e2e::Events(stub->WatchJob(&ctx, req));
     std::vector<v1::JobEvent> seen;
     ASSERT_TRUE(ReadUntil(*early, seen, [](const v1::JobEvent& e) {
       return e.type() == v1::JobEvent::RUN_STARTED;
@@ -157,7 +158,7 @@ TEST_F(WatchE2eTest, ResumingWithSinceReplaysExactlyTheMissedEvents) {
   grpc::ClientContext ctx;
   Prepare(&ctx);
   req.set_since(last_seen);
-  auto resumed = stub->WatchJob(&ctx, req);
+  auto resumed = e2e::Events(stub->WatchJob(&ctx, req));
   std::vector<int64_t> replayed;
   v1::JobEvent e;
   while (replayed.size() < missed.size() && resumed->Read(&e)) {
@@ -185,12 +186,12 @@ TEST_F(WatchE2eTest, AStalledWatcherIsDroppedWithAResumePointAndRunsStayOnTime) 
   auto stalled_stub = v1::TimerService::NewStub(Channel(small));
   grpc::ClientContext stalled_ctx;
   Prepare(&stalled_ctx);
-  auto stalled = stalled_stub->WatchJobs(&stalled_ctx, v1::WatchJobsRequest());
+  auto stalled = e2e::Events(stalled_stub->WatchJobs(&stalled_ctx, v1::WatchJobsRequest()));
 
   auto stub = v1::TimerService::NewStub(Channel());
   grpc::ClientContext ctx;
   Prepare(&ctx);
-  auto stream = stub->WatchJobs(&ctx, v1::WatchJobsRequest());
+  auto stream = e2e::Events(stub->WatchJobs(&ctx, v1::WatchJobsRequest()));
   // By 1,200 events the stalled stream's 64 KB window and its 64-event
   // buffer are long full.
   std::vector<v1::JobEvent> events;
@@ -218,6 +219,9 @@ TEST_F(WatchE2eTest, AStalledWatcherIsDroppedWithAResumePointAndRunsStayOnTime) 
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
   EXPECT_NE(s.error_message().find("since="), std::string::npos) << s.error_message();
   EXPECT_LT(drained, count);
+  // What waited for it came many events to a message, not one by one.
+  EXPECT_LT(stalled->messages(), static_cast<int>(drained) / 2)
+      << drained << " events in " << stalled->messages() << " messages";
   ctx.TryCancel();
 }
 
@@ -226,7 +230,7 @@ TEST_F(WatchE2eTest, ShutdownEndsStreamsWithUnavailableAndAResumePoint) {
   auto stub = v1::TimerService::NewStub(Channel());
   grpc::ClientContext ctx;
   Prepare(&ctx);
-  auto stream = stub->WatchJobs(&ctx, v1::WatchJobsRequest());
+  auto stream = e2e::Events(stub->WatchJobs(&ctx, v1::WatchJobsRequest()));
   // Open once a created job's event arrives.
   CreateJob(0, absl::Hours(1));
   v1::JobEvent e;

@@ -48,7 +48,7 @@ std::vector<EventPtr> TakeAll(EventHub& hub, EventHub::Subscription& s) {
 
 std::vector<int64_t> Sequences(const std::vector<EventPtr>& events) {
   std::vector<int64_t> out;
-  for (const EventPtr& e : events) out.push_back(e->sequence());
+  for (const EventPtr& e : events) out.push_back(e->message.sequence());
   return out;
 }
 
@@ -93,10 +93,10 @@ TEST_F(EventHubTest, FiltersByJobStatusAndName) {
   EXPECT_EQ(TakeAll(hub, *one).size(), 1u);
   std::vector<EventPtr> p = TakeAll(hub, *paused);
   ASSERT_EQ(p.size(), 1u);
-  EXPECT_EQ(p[0]->job().job_id(), "b");
+  EXPECT_EQ(p[0]->message.job().job_id(), "b");
   std::vector<EventPtr> n = TakeAll(hub, *nightly);
   ASSERT_EQ(n.size(), 1u);
-  EXPECT_EQ(n[0]->job().job_id(), "a");
+  EXPECT_EQ(n[0]->message.job().job_id(), "a");
 }
 
 TEST_F(EventHubTest, ResumingReplaysExactlyTheEventsAfterSince) {
@@ -147,7 +147,7 @@ TEST_F(EventHubTest, AFullBufferClosesTheSubscriptionWithTheResumePoint) {
   const absl::Status closed = slow->closed();
   EXPECT_EQ(closed.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(std::string(closed.message()),
-              HasSubstr(absl::StrCat("since=", got.back()->sequence())));
+              HasSubstr(absl::StrCat("since=", got.back()->message.sequence())));
   EXPECT_EQ(woken, 2);  // Once for the first event, once for the overflow.
 }
 
@@ -186,9 +186,53 @@ TEST_F(EventHubTest, EventsCarryNoInlineResults) {
   hub.Publish(v1::JobEvent::RUN_FINISHED, job, &result);
   std::vector<EventPtr> got = TakeAll(hub, *sub);
   ASSERT_EQ(got.size(), 1u);
-  EXPECT_EQ(got[0]->job().results_size(), 0);
-  EXPECT_EQ(got[0]->result().run_number(), 2);
-  EXPECT_EQ(FromProto(got[0]->event_time()), kStart);
+  EXPECT_EQ(got[0]->message.job().results_size(), 0);
+  EXPECT_EQ(got[0]->message.result().run_number(), 2);
+  EXPECT_EQ(FromProto(got[0]->message.event_time()), kStart);
+}
+
+// Watchers get the serialized form made once at publication: it must be
+// exactly the message, sequence included.
+TEST_F(EventHubTest, WireFormIsTheMessage) {
+  EventHub hub(&clock_, {});
+  auto sub = hub.Subscribe({.owner = "alice"}, 0, [] {}).subscription;
+  v1::JobResult result;
+  result.set_run_number(7);
+  result.set_status(v1::JobResult::SUCCEEDED);
+  hub.Publish(v1::JobEvent::RUN_FINISHED, MakeJob("alice", "a"), &result);
+  hub.Publish(v1::JobEvent::PAUSED, MakeJob("alice", "a"), nullptr);
+  std::vector<EventPtr> got = TakeAll(hub, *sub);
+  ASSERT_EQ(got.size(), 2u);
+  for (const EventPtr& e : got) {
+    v1::JobEvent parsed;
+    ASSERT_TRUE(parsed.ParseFromString(e->wire));
+    EXPECT_GT(parsed.sequence(), 0);
+    EXPECT_EQ(parsed.SerializeAsString(), e->message.SerializeAsString());
+  }
+  EXPECT_EQ(got[1]->message.sequence(), got[0]->message.sequence() + 1);
+
+  v1::JobEvent m;
+  m.set_sequence(42);
+  m.set_type(v1::JobEvent::RESET);
+  EventPtr made = MakeEvent(m);
+  EXPECT_EQ(made->wire, m.SerializeAsString());
+}
+
+// Take stops before the bytes bound, but always takes one event.
+TEST_F(EventHubTest, TakeBoundsBytesButTakesAtLeastOne) {
+  EventHub hub(&clock_, {});
+  auto sub = hub.Subscribe({.owner = "alice"}, 0, [] {}).subscription;
+  for (int i = 0; i < 5; ++i) hub.Publish(v1::JobEvent::UPDATED, MakeJob("alice", "a"), nullptr);
+  hub.Flush();
+  std::vector<EventPtr> out;
+  ASSERT_EQ(sub->Take(100, out, 1), 1u);  // One, though over the bound.
+  const size_t size = out[0]->wire.size();
+  out.clear();
+  EXPECT_EQ(sub->Take(100, out, 2 * size + size / 2), 2u);
+  out.clear();
+  EXPECT_EQ(sub->Take(1, out), 1u);  // The count bound.
+  out.clear();
+  EXPECT_EQ(sub->Take(100, out), 1u);  // What is left.
 }
 
 // A job's life through JobService and the run engine, as a watcher sees it.
@@ -237,19 +281,19 @@ TEST(JobEventsTest, AJobsLifeArrivesInOrderWithNoGaps) {
   std::vector<EventPtr> events = TakeAll(hub, *sub);
   std::vector<Type> types;
   for (const EventPtr& e : events) {
-    EXPECT_EQ(e->job().job_id(), id);
-    types.push_back(e->type());
+    EXPECT_EQ(e->message.job().job_id(), id);
+    types.push_back(e->message.type());
   }
   EXPECT_THAT(types, ElementsAre(v1::JobEvent::CREATED, v1::JobEvent::RUN_STARTED,
                                  v1::JobEvent::RUN_FINISHED, v1::JobEvent::ENDED,
                                  v1::JobEvent::RUN_STARTED, v1::JobEvent::RUN_FINISHED));
   // One job, nothing else happening: consecutive numbers.
   for (size_t i = 1; i < events.size(); ++i) {
-    EXPECT_EQ(events[i]->sequence(), events[i - 1]->sequence() + 1);
+    EXPECT_EQ(events[i]->message.sequence(), events[i - 1]->message.sequence() + 1);
   }
-  EXPECT_EQ(events[2]->result().run_number(), 1);
-  EXPECT_EQ(events[2]->result().status(), v1::JobResult::SUCCEEDED);
-  EXPECT_EQ(events[5]->result().run_number(), 2);
+  EXPECT_EQ(events[2]->message.result().run_number(), 1);
+  EXPECT_EQ(events[2]->message.result().status(), v1::JobResult::SUCCEEDED);
+  EXPECT_EQ(events[5]->message.result().run_number(), 2);
   engine.Stop();
 }
 

@@ -122,18 +122,24 @@ grpc::ServerUnaryReactor* TimerServiceImpl::ListJobResults(
   return reactor;
 }
 
-grpc::ServerWriteReactor<v1::JobEvent>* TimerServiceImpl::WatchJob(
-    grpc::CallbackServerContext* ctx, const v1::WatchJobRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* TimerServiceImpl::WatchJob(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw) {
   absl::StatusOr<auth::Principal> principal = CallerOf(*auth_, ctx);
   if (!principal.ok()) return FinishedStream(ToGrpcStatus(principal.status()));
-  return OpenWatchJob(jobs_, events_, principal->identity, *request);
+  v1::WatchJobRequest request;
+  absl::Status parsed = ParseWatchRequest(*raw, request);
+  if (!parsed.ok()) return FinishedStream(ToGrpcStatus(parsed));
+  return OpenWatchJob(jobs_, events_, principal->identity, request);
 }
 
-grpc::ServerWriteReactor<v1::JobEvent>* TimerServiceImpl::WatchJobs(
-    grpc::CallbackServerContext* ctx, const v1::WatchJobsRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* TimerServiceImpl::WatchJobs(
+    grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw) {
   absl::StatusOr<auth::Principal> principal = CallerOf(*auth_, ctx);
   if (!principal.ok()) return FinishedStream(ToGrpcStatus(principal.status()));
-  return OpenWatchJobs(jobs_, events_, principal->identity, *request);
+  v1::WatchJobsRequest request;
+  absl::Status parsed = ParseWatchRequest(*raw, request);
+  if (!parsed.ok()) return FinishedStream(ToGrpcStatus(parsed));
+  return OpenWatchJobs(jobs_, events_, principal->identity, request);
 }
 
 grpc::ServerUnaryReactor* TimerServiceImpl::ListActionProviders(

@@ -18,7 +18,11 @@
 
 namespace timer::api {
 
-class TimerServiceImpl final : public v1::TimerService::CallbackService {
+// WatchJob and WatchJobs are raw methods (see api/watch.h); the rest typed.
+using TimerServiceBase = v1::TimerService::WithRawCallbackMethod_WatchJob<
+    v1::TimerService::WithRawCallbackMethod_WatchJobs<v1::TimerService::CallbackService>>;
+
+class TimerServiceImpl final : public TimerServiceBase {
  public:
   TimerServiceImpl(domain::JobService* jobs, const auth::Authenticator* auth,
                    domain::EventHub* events)
@@ -52,10 +56,10 @@ class TimerServiceImpl final : public v1::TimerService::CallbackService {
   grpc::ServerUnaryReactor* ListJobResults(
       grpc::CallbackServerContext* ctx, const v1::ListJobResultsRequest* request,
       v1::ListJobResultsResponse* response) override;
-  grpc::ServerWriteReactor<v1::JobEvent>* WatchJob(
-      grpc::CallbackServerContext* ctx, const v1::WatchJobRequest* request) override;
-  grpc::ServerWriteReactor<v1::JobEvent>* WatchJobs(
-      grpc::CallbackServerContext* ctx, const v1::WatchJobsRequest* request) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchJob(
+      grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchJobs(
+      grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* ListActionProviders(
       grpc::CallbackServerContext* ctx,
       const v1::ListActionProvidersRequest* request,

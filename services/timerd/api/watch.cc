@@ -13,13 +13,40 @@
 namespace timer::api {
 namespace {
 
-class EndedStream final : public grpc::ServerWriteReactor<v1::JobEvent> {
+// Most events in one message, and most bytes (beyond the first event): well
+// under a client's default 4 MB receive limit.
+constexpr size_t kMaxEventsPerMessage = 256;
+constexpr size_t kMaxBytesPerMessage = 1 << 20;
+
+// Appends `e` to `out` as one element of the responses' `repeated JobEvent
+// events = 1`: the field's tag, the length, the event's wire form.
+void AppendEventField(const domain::Event& e, std::string& out) {
+  out.push_back(static_cast<char>((1 << 3) | 2));  // Field 1, length-delimited.
+  for (uint64_t n = e.wire.size(); ; n >>= 7) {
+    if (n < 0x80) {
+      out.push_back(static_cast<char>(n));
+      break;
+    }
+    out.push_back(static_cast<char>((n & 0x7f) | 0x80));
+  }
+  out.append(e.wire);
+}
+
+// A ByteBuffer that takes `bytes` over without copying them.
+grpc::ByteBuffer TakeBytes(std::string bytes) {
+  auto* owned = new std::string(std::move(bytes));
+  grpc::Slice slice(owned->data(), owned->size(),
+                    [](void* p) { delete static_cast<std::string*>(p); }, owned);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+class EndedStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   explicit EndedStream(const grpc::Status& status) { Finish(status); }
   void OnDone() override { delete this; }
 };
 
-class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
+class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   WatchReactor(domain::JobService* jobs, domain::EventHub* hub, domain::WatchFilter filter,
                int64_t since)
@@ -37,11 +64,11 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
     } else {
       const google::protobuf::Timestamp now = domain::ToProto(absl::Now());
       if (since > 0) {
-        auto reset = std::make_shared<v1::JobEvent>();
-        reset->set_sequence(opened.head);
-        reset->set_type(v1::JobEvent::RESET);
-        *reset->mutable_event_time() = now;
-        initial.push_back(std::move(reset));
+        v1::JobEvent reset;
+        reset.set_sequence(opened.head);
+        reset.set_type(v1::JobEvent::RESET);
+        *reset.mutable_event_time() = now;
+        initial.push_back(domain::MakeEvent(std::move(reset)));
       }
       absl::StatusOr<std::vector<v1::Job>> jobs_now = jobs->Snapshot(filter);
       if (!jobs_now.ok()) {
@@ -55,12 +82,12 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
         return;
       }
       for (v1::Job& job : *jobs_now) {
-        auto e = std::make_shared<v1::JobEvent>();
-        e->set_sequence(opened.head);
-        e->set_type(v1::JobEvent::SNAPSHOT);
-        *e->mutable_event_time() = now;
-        *e->mutable_job() = std::move(job);
-        initial.push_back(std::move(e));
+        v1::JobEvent e;
+        e.set_sequence(opened.head);
+        e.set_type(v1::JobEvent::SNAPSHOT);
+        *e.mutable_event_time() = now;
+        *e.mutable_job() = std::move(job);
+        initial.push_back(domain::MakeEvent(std::move(e)));
       }
     }
     {
@@ -75,7 +102,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
     {
       absl::MutexLock lock(&mu_);
       writing_ = false;
-      current_.reset();
+      message_.Clear();
       if (finished_) return;
       if (!ok || finish_after_write_) {
         // Not ok: the client went away or the call was cancelled.
@@ -102,10 +129,13 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
 
  private:
   // Starts the next write, or finishes the stream, as the state says. Never
-  // calls into gRPC with mu_ held.
+  // calls into gRPC with mu_ held. A write carries every event waiting
+  // (within the per-message bounds): one while the watcher keeps up, more
+  // when it is behind, so a busy stream pays gRPC's per-message cost once
+  // for many events.
   void Pump() {
-    domain::EventPtr next;
     std::optional<grpc::Status> finish;
+    bool write = false;
     {
       absl::MutexLock lock(&mu_);
       if (!started_ || writing_ || done_finishing_) return;
@@ -115,24 +145,37 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
       } else if (cancelled_) {
         finish = grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
       } else {
-        if (!initial_.empty()) {
-          next = std::move(initial_.front());
+        taken_.clear();
+        size_t bytes = 0;
+        while (!initial_.empty() && taken_.size() < kMaxEventsPerMessage &&
+               (taken_.empty() || bytes + initial_.front()->wire.size() <= kMaxBytesPerMessage)) {
+          bytes += initial_.front()->wire.size();
+          taken_.push_back(std::move(initial_.front()));
           initial_.pop_front();
-        } else {
-          taken_.clear();
-          if (subscription_->Take(1, taken_) == 1) next = std::move(taken_.front());
         }
-        if (next == nullptr) {
+        if (initial_.empty() && taken_.size() < kMaxEventsPerMessage &&
+            bytes < kMaxBytesPerMessage) {
+          subscription_->Take(kMaxEventsPerMessage - taken_.size(), taken_,
+                              taken_.empty() ? kMaxBytesPerMessage
+                                             : kMaxBytesPerMessage - bytes);
+        }
+        if (taken_.empty()) {
           absl::Status closed = subscription_->closed();
           if (closed.ok()) return;  // Idle until the next event.
           finish = ToGrpcStatus(closed);
         } else {
-          writing_ = true;
-          current_ = next;
-          // A watched job's deletion is its stream's last event.
-          if (end_on_delete_ && next->type() == v1::JobEvent::DELETED) {
-            finish_after_write_ = true;
+          std::string bytes_out;
+          for (const domain::EventPtr& e : taken_) {
+            AppendEventField(*e, bytes_out);
+            // A watched job's deletion is its stream's last event.
+            if (end_on_delete_ && e->message.type() == v1::JobEvent::DELETED) {
+              finish_after_write_ = true;
+            }
           }
+          taken_.clear();
+          message_ = TakeBytes(std::move(bytes_out));
+          writing_ = true;
+          write = true;
         }
       }
       if (finish) {
@@ -142,8 +185,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
     }
     if (finish) {
       Finish(*finish);
-    } else {
-      StartWrite(next.get());
+    } else if (write) {
+      // message_ is not touched again until OnWriteDone.
+      StartWrite(&message_);
     }
   }
 
@@ -162,29 +206,40 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::JobEvent> {
   grpc::Status pending_finish_ ABSL_GUARDED_BY(mu_);
   std::deque<domain::EventPtr> initial_ ABSL_GUARDED_BY(mu_);
   std::vector<domain::EventPtr> taken_ ABSL_GUARDED_BY(mu_);
-  // The event being written: alive until its OnWriteDone.
-  domain::EventPtr current_ ABSL_GUARDED_BY(mu_);
+  // The message being written: alive until its OnWriteDone.
+  grpc::ByteBuffer message_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace
 
-grpc::ServerWriteReactor<v1::JobEvent>* FinishedStream(const grpc::Status& status) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* FinishedStream(const grpc::Status& status) {
   return new EndedStream(status);
 }
 
-grpc::ServerWriteReactor<v1::JobEvent>* OpenWatchJob(domain::JobService* jobs,
-                                                     domain::EventHub* hub,
-                                                     const domain::Identity& caller,
-                                                     const v1::WatchJobRequest& request) {
+absl::Status ParseWatchRequest(const grpc::ByteBuffer& raw,
+                               google::protobuf::MessageLite& request) {
+  std::vector<grpc::Slice> slices;
+  if (raw.Dump(&slices).ok()) {
+    std::string bytes;
+    for (const grpc::Slice& s : slices) {
+      bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    if (request.ParseFromString(bytes)) return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError("request: not a valid message of this method");
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* OpenWatchJob(
+    domain::JobService* jobs, domain::EventHub* hub, const domain::Identity& caller,
+    const v1::WatchJobRequest& request) {
   absl::StatusOr<domain::WatchFilter> filter = jobs->WatchJobFilter(caller, request);
   if (!filter.ok()) return FinishedStream(ToGrpcStatus(filter.status()));
   return new WatchReactor(jobs, hub, *std::move(filter), request.since());
 }
 
-grpc::ServerWriteReactor<v1::JobEvent>* OpenWatchJobs(domain::JobService* jobs,
-                                                      domain::EventHub* hub,
-                                                      const domain::Identity& caller,
-                                                      const v1::WatchJobsRequest& request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* OpenWatchJobs(
+    domain::JobService* jobs, domain::EventHub* hub, const domain::Identity& caller,
+    const v1::WatchJobsRequest& request) {
   absl::StatusOr<domain::WatchFilter> filter = jobs->WatchJobsFilter(caller, request);
   if (!filter.ok()) return FinishedStream(ToGrpcStatus(filter.status()));
   return new WatchReactor(jobs, hub, *std::move(filter), request.since());

@@ -8,6 +8,12 @@
 // subscription's bounded buffer. A stream whose buffer overflows ends with
 // RESOURCE_EXHAUSTED, and server shutdown ends streams with UNAVAILABLE;
 // both messages name the `since` to resume with.
+//
+// The methods are served raw (grpc::ByteBuffer): each event is serialized
+// once when it is published (domain::Event::wire), and a stream's message is
+// those bytes framed as WatchJob(s)Response's `repeated JobEvent events`, so
+// a thousand watchers of one event cost one serialization, not a thousand.
+// A message carries every event waiting, up to 256 events or 1 MB.
 #pragma once
 
 #include "auth/authenticator.h"
@@ -17,18 +23,20 @@
 
 namespace timer::api {
 
+// Parses a raw request into `request`; INVALID_ARGUMENT if it is not one.
+absl::Status ParseWatchRequest(const grpc::ByteBuffer& raw,
+                               google::protobuf::MessageLite& request);
+
 // Opens the stream for an authenticated caller. The returned reactor owns
 // itself (deleted in OnDone).
-grpc::ServerWriteReactor<v1::JobEvent>* OpenWatchJob(domain::JobService* jobs,
-                                                     domain::EventHub* hub,
-                                                     const domain::Identity& caller,
-                                                     const v1::WatchJobRequest& request);
-grpc::ServerWriteReactor<v1::JobEvent>* OpenWatchJobs(domain::JobService* jobs,
-                                                      domain::EventHub* hub,
-                                                      const domain::Identity& caller,
-                                                      const v1::WatchJobsRequest& request);
+grpc::ServerWriteReactor<grpc::ByteBuffer>* OpenWatchJob(
+    domain::JobService* jobs, domain::EventHub* hub, const domain::Identity& caller,
+    const v1::WatchJobRequest& request);
+grpc::ServerWriteReactor<grpc::ByteBuffer>* OpenWatchJobs(
+    domain::JobService* jobs, domain::EventHub* hub, const domain::Identity& caller,
+    const v1::WatchJobsRequest& request);
 
 // A stream that ends at once with `status`.
-grpc::ServerWriteReactor<v1::JobEvent>* FinishedStream(const grpc::Status& status);
+grpc::ServerWriteReactor<grpc::ByteBuffer>* FinishedStream(const grpc::Status& status);
 
 }  // namespace timer::api

@@ -20,10 +20,22 @@ bool WatchFilter::Matches(const v1::Job& job) const {
   return name_contains.empty() || absl::StrContains(job.name(), name_contains);
 }
 
-size_t EventHub::Subscription::Take(size_t max, std::vector<EventPtr>& out) {
+EventPtr MakeEvent(v1::JobEvent message) {
+  auto e = std::make_shared<Event>();
+  e->message = std::move(message);
+  e->message.SerializeToString(&e->wire);
+  return e;
+}
+
+size_t EventHub::Subscription::Take(size_t max, std::vector<EventPtr>& out,
+                                    size_t max_bytes) {
   absl::MutexLock lock(&mu_);
   size_t n = 0;
+  size_t bytes = 0;
   while (n < max && !queue_.empty()) {
+    const size_t size = queue_.front()->wire.size();
+    if (n > 0 && bytes + size > max_bytes) break;
+    bytes += size;
     out.push_back(std::move(queue_.front()));
     queue_.pop_front();
     ++n;
@@ -51,7 +63,7 @@ bool EventHub::Subscription::Push(const EventPtr& e) {
     return true;
   }
   queue_.push_back(e);
-  last_queued_ = e->sequence();
+  last_queued_ = e->message.sequence();
   return queue_.size() == 1;
 }
 
@@ -111,15 +123,16 @@ void EventHub::DispatchLoop() {
                    std::make_move_iterator(pending_.end()));
       pending_.clear();
       for (const EventPtr& e : batch) {
-        auto it = by_owner_.find(e->job().owner());
+        auto it = by_owner_.find(e->message.job().owner());
         if (it == by_owner_.end()) continue;
         for (const std::shared_ptr<Subscription>& s : it->second) {
-          if (e->sequence() > s->start_after_ && s->filter_.Matches(e->job()) && s->Push(e)) {
+          if (e->message.sequence() > s->start_after_ &&
+              s->filter_.Matches(e->message.job()) && s->Push(e)) {
             wake.push_back(s);
           }
         }
       }
-      dispatched_ = batch.back()->sequence();
+      dispatched_ = batch.back()->message.sequence();
     }
     // Each subscription once, however many of its events this batch held.
     std::sort(wake.begin(), wake.end());
@@ -139,17 +152,27 @@ void EventHub::Flush() {
 
 void EventHub::Publish(v1::JobEvent::Type type, const v1::Job& job,
                        const v1::JobResult* result) {
-  auto event = std::make_shared<v1::JobEvent>();
-  event->set_type(type);
-  *event->mutable_event_time() = ToProto(clock_->Now());
-  v1::Job* copy = event->mutable_job();
+  auto event = std::make_shared<Event>();
+  v1::JobEvent& m = event->message;
+  m.set_type(type);
+  *m.mutable_event_time() = ToProto(clock_->Now());
+  v1::Job* copy = m.mutable_job();
   *copy = job;
   // Events stay small: the results travel as `result` and in snapshots.
   copy->clear_results();
-  if (result != nullptr) *event->mutable_result() = *result;
+  if (result != nullptr) *m.mutable_result() = *result;
+  // Serialized outside the lock, without the sequence; the lock only puts
+  // the sequence field in front (a parser takes fields in any order).
+  std::string rest = m.SerializeAsString();
 
   absl::MutexLock lock(&mu_);
-  event->set_sequence(++head_);
+  m.set_sequence(++head_);
+  {
+    v1::JobEvent sequence_only;
+    sequence_only.set_sequence(head_);
+    sequence_only.SerializeToString(&event->wire);
+  }
+  event->wire.append(rest);
   EventPtr shared = std::move(event);
   log_.push_back(shared);
   while (log_.size() > options_.keep_events) log_.pop_front();
@@ -169,13 +192,13 @@ EventHub::Opened EventHub::Subscribe(WatchFilter filter, int64_t since,
       sub->last_queued_ = head_;
     }
     sub->start_after_ = head_;
-    const int64_t first = log_.empty() ? head_ + 1 : log_.front()->sequence();
+    const int64_t first = log_.empty() ? head_ + 1 : log_.front()->message.sequence();
     if (since <= 0 || since < first - 1 || since > head_) {
       opened.needs_snapshot = true;
     } else {
       // Sequence numbers in the log are consecutive.
       for (auto it = log_.begin() + (since - first + 1); it != log_.end(); ++it) {
-        if (sub->filter_.Matches((*it)->job())) opened.replay.push_back(*it);
+        if (sub->filter_.Matches((*it)->message.job())) opened.replay.push_back(*it);
       }
     }
     if (shut_down_) {

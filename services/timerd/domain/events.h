@@ -35,7 +35,16 @@
 
 namespace timer::domain {
 
-using EventPtr = std::shared_ptr<const v1::JobEvent>;
+// One event as every watcher gets it: the message, and its wire form, made
+// once when the event is published rather than once per watcher.
+struct Event {
+  v1::JobEvent message;
+  std::string wire;  // message, serialized.
+};
+using EventPtr = std::shared_ptr<const Event>;
+
+// An Event of `message` (serialized here).
+EventPtr MakeEvent(v1::JobEvent message);
 
 // Where JobService and RunEngine report what changed. Must not block.
 class EventSink {
@@ -71,8 +80,10 @@ class EventHub final : public EventSink {
   // The consumer side of one watcher.
   class Subscription {
    public:
-    // Moves up to `max` buffered events into `out`; returns how many.
-    size_t Take(size_t max, std::vector<EventPtr>& out);
+    // Moves up to `max` buffered events into `out`, oldest first, stopping
+    // before the one that would bring their wire forms over `max_bytes`
+    // (though always taking one, if any is buffered); returns how many.
+    size_t Take(size_t max, std::vector<EventPtr>& out, size_t max_bytes = SIZE_MAX);
     // Events buffered now.
     size_t buffered() const;
     // Once closed (overflow or shutdown) and drained, the status the stream
