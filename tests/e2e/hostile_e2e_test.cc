@@ -148,7 +148,8 @@ TEST_F(HostileE2eTest, EveryHostileCreateGetsAClearStatusAndNothingIsWritten) {
 
 TEST_F(HostileE2eTest, HostileReadsAndListsGetClearStatuses) {
   auto daemon = StartTimerd();
-  auto stub = v1::TimerService::NewStub(Channel());
+  std::shared_ptr<grpc::Channel> channel = Channel();
+  auto stub = v1::TimerService::NewStub(channel);
   {
     grpc::ClientContext ctx;
     Prepare(&ctx);
@@ -216,6 +217,26 @@ TEST_F(HostileE2eTest, HostileReadsAndListsGetClearStatuses) {
     const grpc::Status s = stream->Finish();
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
     EXPECT_EQ(s.error_message().rfind("statuses", 0), 0u) << s.error_message();
+  }
+  // The watch methods parse their own requests (they are served raw): bytes
+  // that are no message are refused, not half-read.
+  for (const char* method :
+       {"/timer.v1.TimerService/WatchJobs", "/timer.v1.TimerService/WatchJob"}) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    const std::string garbage = "\xff\xff\xff\xff";
+    grpc::Slice slice(garbage);
+    grpc::ByteBuffer request(&slice, 1);
+    std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> stream(
+        grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(
+            channel.get(),
+            grpc::internal::RpcMethod(method, grpc::internal::RpcMethod::SERVER_STREAMING),
+            &ctx, request));
+    grpc::ByteBuffer message;
+    EXPECT_FALSE(stream->Read(&message)) << method;
+    const grpc::Status s = stream->Finish();
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << method;
+    EXPECT_EQ(s.error_message().rfind("request", 0), 0u) << s.error_message();
   }
   // Still serving.
   grpc::ClientContext ctx;
