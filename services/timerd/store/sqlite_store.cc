@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/synchronization/notification.h"
 #include "absl/strings/str_cat.h"
@@ -192,7 +193,13 @@ int64_t ToMicros(const google::protobuf::Timestamp& t) {
 struct SqliteStore::Writer {
   Db db;
   Stmt get_job, load_job, insert_job, update_job, update_job_state, upsert_result,
-      find_request, insert_request, recent_results;
+      update_result, find_request, insert_request, recent_results;
+  // Rowids of the open (PENDING, ACTIVE) results this writer inserted, by
+  // "job_id/run_number": a run's progress and outcome update its row
+  // directly instead of going through the (job_id, run_number) index. A hint
+  // only: the update also checks job_id and run_number, and falls back to
+  // the upsert when the row is not there (a rolled-back insert).
+  absl::flat_hash_map<std::string, int64_t> open_rows;
   // Prepared once: a write's savepoint costs no SQL parsing.
   Stmt savepoint, release, rollback_to;
 };
@@ -284,6 +291,11 @@ absl::Status SqliteStore::Init() {
                                  "ON CONFLICT (job_id, run_number) DO UPDATE SET "
                                  "status = excluded.status, end_us = "
                                  "excluded.end_us, result = excluded.result"));
+  ASSIGN_OR_RETURN(w->update_result,
+                   Stmt::Prepare(raw,
+                                 "UPDATE results SET status = ?4, end_us = ?5, "
+                                 "result = ?6 WHERE id = ?1 AND job_id = ?2 AND "
+                                 "run_number = ?3"));
   ASSIGN_OR_RETURN(w->find_request,
                    Stmt::Prepare(raw,
                                  "SELECT fingerprint, job_id FROM request_ids "
@@ -554,10 +566,32 @@ absl::StatusOr<v1::Job> SqliteStore::UpdateInTxn(Writer& w,
 absl::Status SqliteStore::PutResultInTxn(Writer& w, const std::string& job_id,
                                          const v1::JobResult& r) {
   const std::string data = r.SerializeAsString();
+  const bool open =
+      r.status() == v1::JobResult::PENDING || r.status() == v1::JobResult::ACTIVE;
+  std::string key = absl::StrCat(job_id, "/", r.run_number());
+  auto known = w.open_rows.find(key);
+  if (known != w.open_rows.end()) {
+    Stmt& up = w.update_result.Reset();
+    up.Bind(1, known->second)
+        .BindText(2, job_id)
+        .Bind(3, r.run_number())
+        .Bind(4, r.status())
+        .BindBlob(6, data);
+    if (r.has_end_time()) up.Bind(5, ToMicros(r.end_time()));
+    RETURN_IF_ERROR(up.Run());
+    const bool updated = sqlite3_changes(w.db.get()) == 1;
+    if (!open || !updated) w.open_rows.erase(known);
+    if (updated) return absl::OkStatus();
+  }
   Stmt& up = w.upsert_result.Reset();
   up.BindText(1, job_id).Bind(2, r.run_number()).Bind(3, r.status()).BindBlob(5, data);
   if (r.has_end_time()) up.Bind(4, ToMicros(r.end_time()));
-  return up.Run();
+  const int64_t rowid_before = sqlite3_last_insert_rowid(w.db.get());
+  RETURN_IF_ERROR(up.Run());
+  const int64_t rowid = sqlite3_last_insert_rowid(w.db.get());
+  // A new row (not an update of an existing one) sets the last rowid.
+  if (open && rowid != rowid_before) w.open_rows[std::move(key)] = rowid;
+  return absl::OkStatus();
 }
 
 void SqliteStore::WriteJob(std::string owner, std::string job_id,
