@@ -853,6 +853,69 @@ TEST_F(SqliteStoreTest, ABatchHoldsAtMostMaxBatchWrites) {
   EXPECT_EQ(store->commits() - commits_before, 1 + 3);  // Gate, then 10 + 10 + 5.
 }
 
+// Under a steady stream of commits the WAL must start over rather than grow
+// by every byte ever written: SQLite reuses a WAL only once all of it is in
+// the database file. Here the background checkpoint is off, so only the
+// writer's own checkpoint can make that happen.
+TEST_F(SqliteStoreTest, TheWalStartsOverUnderASteadyStreamOfWrites) {
+  constexpr int kRestartFrames = 64;
+  constexpr int kPageSize = 2048;
+  absl::StatusOr<std::unique_ptr<SqliteStore>> opened =
+      SqliteStore::Open({.path = db_path(),
+                         .page_size = kPageSize,
+                         .checkpoint_interval = absl::InfiniteDuration(),
+                         .wal_restart_frames = kRestartFrames});
+  ASSERT_THAT(opened, IsOk());
+  std::unique_ptr<SqliteStore> store = *std::move(opened);
+  const v1::Job job = MakeJob("alice");
+  ASSERT_THAT(Create(*store, job), IsOk());
+  // One commit each: about 600 commits of a few frames, ten times the WAL
+  // a checkpoint lets it reach.
+  constexpr int kUpdates = 600;
+  for (int i = 0; i < kUpdates; ++i) {
+    ASSERT_THAT(Update(*store, "alice", job.job_id(), Rename(absl::StrCat("name-", i))),
+                IsOk());
+  }
+
+  EXPECT_GT(store->wal_checkpoints(), 0);
+  // At most the frames that reach the threshold plus one commit's worth.
+  const std::uintmax_t frame = kPageSize + 24;
+  EXPECT_LE(std::filesystem::file_size(db_path() + "-wal"),
+            32 + (kRestartFrames + 16) * frame);
+  store.reset();
+  std::unique_ptr<SqliteStore> reopened = OpenStore();
+  ASSERT_NE(reopened, nullptr);
+  absl::StatusOr<v1::Job> got = reopened->GetJob("alice", job.job_id());
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->name(), absl::StrCat("name-", kUpdates - 1));
+}
+
+// The background checkpoint copies committed pages into the database file
+// while the writer is idle, without the writer's help.
+TEST_F(SqliteStoreTest, TheBackgroundCheckpointFillsTheDatabaseFile) {
+  absl::StatusOr<std::unique_ptr<SqliteStore>> opened =
+      SqliteStore::Open({.path = db_path(),
+                         .checkpoint_interval = absl::Milliseconds(5),
+                         .wal_restart_frames = 1 << 30});
+  ASSERT_THAT(opened, IsOk());
+  std::unique_ptr<SqliteStore> store = *std::move(opened);
+  const std::uintmax_t empty = std::filesystem::file_size(db_path());
+  Tally tally;
+  constexpr int kJobs = 300;
+  for (int i = 0; i < kJobs; ++i) {
+    store->CreateJob(MakeJob("alice", 1000 + i), "", "", tally.Callback());
+  }
+  ASSERT_TRUE(tally.WaitFor(kJobs));
+  ASSERT_EQ(tally.failed(), 0) << tally.first_error();
+
+  const absl::Time deadline = absl::Now() + kWait;
+  while (std::filesystem::file_size(db_path()) <= empty && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  EXPECT_GT(std::filesystem::file_size(db_path()), empty);
+  EXPECT_EQ(store->wal_checkpoints(), 0);
+}
+
 TEST_F(SqliteStoreTest, ConcurrentCreatesFromManyThreadsAllSucceed) {
   // No gate: threads wait for each write, as handlers would. Batching here
   // depends on timing, so only correctness is asserted.

@@ -348,7 +348,9 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
               runs_[job_id].buffered = std::make_unique<std::pair<v1::Job, v1::JobResult>>(
                   *written, *outcome->run);
             } else {
-              RunRecorded(*written, *outcome->run);
+              // The job is not needed here any more: no copy.
+              RunRecorded(std::make_shared<const v1::Job>(*std::move(written)),
+                          *outcome->run);
             }
           }
         } else if (!absl::IsAborted(written.status()) && !absl::IsNotFound(written.status())) {
@@ -381,7 +383,12 @@ void RunEngine::CancelActive(const std::string& job_id) {
 }
 
 void RunEngine::RunRecorded(const v1::Job& job, const v1::JobResult& result) {
-  auto shared = std::make_shared<const v1::Job>(job);
+  RunRecorded(std::make_shared<const v1::Job>(job), result);
+}
+
+void RunEngine::RunRecorded(std::shared_ptr<const v1::Job> shared,
+                            const v1::JobResult& result) {
+  const v1::Job& job = *shared;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return;  // Stays PENDING; reconciled (UNKNOWN) at next start.

@@ -87,6 +87,7 @@ class RunEngine final : public JobObserver {
   // Set once, before Start(): where run events go (may be null).
   void set_events(EventSink* events) { events_ = events; }
   void RunRecorded(const v1::Job& job, const v1::JobResult& result) override;
+  void RunRecorded(std::shared_ptr<const v1::Job> job, const v1::JobResult& result);
 
   // Fires every job due at clock->Now() and starts due polls. Returns how many
   // jobs it fired. Called by the scheduler thread, or by tests.

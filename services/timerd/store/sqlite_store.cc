@@ -127,12 +127,17 @@ absl::StatusOr<v1::Job> DecodeJob(const Stmt& stmt) {
 // Unix microseconds of job.next_run; nullopt when unset.
 std::optional<int64_t> NextRunMicros(const v1::Job& job);
 
-std::string EncodeJob(const v1::Job& job) {
-  v1::Job copy = job;
-  copy.clear_etag();
-  copy.clear_results();  // Their home is the results table.
+// The stored form: without etag and results (their home is the results
+// table). Both are set aside and put back rather than copying the job.
+std::string EncodeJob(v1::Job& job) {
+  std::string etag;
+  etag.swap(*job.mutable_etag());
+  google::protobuf::RepeatedPtrField<v1::JobResult> results;
+  results.Swap(job.mutable_results());
   std::string out;
-  copy.SerializeToString(&out);
+  job.SerializeToString(&out);
+  job.mutable_results()->Swap(&results);
+  job.mutable_etag()->swap(etag);
   return out;
 }
 
@@ -308,6 +313,27 @@ absl::Status SqliteStore::Init() {
   // The writer never checkpoints (a checkpoint inside a commit stalls every
   // write queued behind it); CheckpointLoop does, on its own connection.
   RETURN_IF_ERROR(w->db.Exec("PRAGMA wal_autocheckpoint = 0;"));
+  {
+    int chunk = 32 << 20;
+    sqlite3_file_control(raw, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk);
+  }
+  // Replaces the (now off) autocheckpoint hook: after each commit, the
+  // number of frames in the WAL, for MaybeFinishCheckpoint.
+  sqlite3_wal_hook(
+      raw,
+      +[](void* arg, sqlite3*, const char*, int frames) {
+        static_cast<SqliteStore*>(arg)->wal_frames_.store(frames,
+                                                           std::memory_order_relaxed);
+        return SQLITE_OK;
+      },
+      this);
+  // A WAL that grew past this (a reader held an old snapshot while the
+  // writer went on) is cut back when it next starts over.
+  const int64_t frame_bytes = options_.page_size + 24;
+  RETURN_IF_ERROR(w->db.Exec(
+      absl::StrCat("PRAGMA journal_size_limit = ",
+                   4 * static_cast<int64_t>(options_.wal_restart_frames) * frame_bytes, ";")
+          .c_str()));
   ASSIGN_OR_RETURN(w->savepoint, Stmt::Prepare(raw, "SAVEPOINT w"));
   ASSIGN_OR_RETURN(w->release, Stmt::Prepare(raw, "RELEASE w"));
   ASSIGN_OR_RETURN(w->rollback_to, Stmt::Prepare(raw, "ROLLBACK TO w"));
@@ -349,6 +375,10 @@ int64_t SqliteStore::commits() const {
   return commits_;
 }
 
+int64_t SqliteStore::wal_checkpoints() const {
+  return wal_checkpoints_.load(std::memory_order_relaxed);
+}
+
 void SqliteStore::Enqueue(WriteOp op) {
   {
     absl::MutexLock lock(&mu_);
@@ -364,16 +394,69 @@ void SqliteStore::CheckpointLoop() {
   absl::StatusOr<Db> db = Db::Open(options_.path);
   if (!db.ok()) return;
   db->Exec("PRAGMA busy_timeout = 5000;").IgnoreError();
+  // A connection opens the WAL when it first reads; until then a checkpoint
+  // through it does nothing (it reports a log of -1).
+  db->QueryInt("SELECT count(*) FROM sqlite_schema").IgnoreError();
+  {
+    int chunk = 32 << 20;
+    sqlite3_file_control(db->get(), "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk);
+  }
+  int copied = 0;  // Frames the last pass found in the WAL.
+  bool again = false;
   for (;;) {
     {
       absl::MutexLock lock(&mu_);
-      // Every 200 ms, or at once when closing.
-      mu_.AwaitWithTimeout(absl::Condition(&closing_), absl::Milliseconds(200));
+      // Every checkpoint_interval (at once while catching up for a
+      // restart), or at once when closing.
+      mu_.AwaitWithTimeout(absl::Condition(&closing_),
+                           again ? absl::ZeroDuration() : options_.checkpoint_interval);
       if (closing_) break;
     }
-    // PASSIVE: copies what it can without blocking the writer or readers.
-    db->Exec("PRAGMA wal_checkpoint(PASSIVE);").IgnoreError();
+    again = false;
+    // Nothing committed since the last pass: nothing to copy.
+    const int frames = wal_frames_.load(std::memory_order_relaxed);
+    if (frames == 0 || frames == copied) continue;
+    int log = 0, done = 0;
+    {
+      // PASSIVE: copies what it can without blocking the writer or readers.
+      absl::MutexLock lock(&checkpoint_mu_);
+      sqlite3_wal_checkpoint_v2(db->get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log,
+                                &done);
+    }
+    copied = log;
+    if (log < options_.wal_restart_frames || done < 0) continue;
+    // Time for the WAL to start over. Each pass leaves what was committed
+    // while it ran; passes back to back shrink that until the writer can
+    // copy the rest in a moment, between two commits.
+    const int behind = wal_frames_.load(std::memory_order_relaxed) - done;
+    if (behind <= kFinishFrames) {
+      finish_wanted_.store(true, std::memory_order_relaxed);
+    } else {
+      again = true;
+    }
   }
+}
+
+void SqliteStore::MaybeFinishCheckpoint() {
+  const int frames = wal_frames_.load(std::memory_order_relaxed);
+  if (frames < options_.wal_restart_frames) return;
+  // Normally the background passes first bring the copy close to the WAL's
+  // end; the writer finishes alone when there are none, or when they fall
+  // far behind (the WAL's size stays bounded either way).
+  const bool alone = options_.checkpoint_interval == absl::InfiniteDuration() ||
+                     frames >= 4 * options_.wal_restart_frames;
+  if (!alone && !finish_wanted_.load(std::memory_order_relaxed)) return;
+  // A background pass is running: try again after the next commit.
+  if (!checkpoint_mu_.TryLock()) return;
+  // No commit can happen meanwhile (this is the writer), so the checkpoint
+  // reaches the WAL's end unless a reader still uses an older snapshot;
+  // then the next write transaction starts the WAL over.
+  int log = 0, done = 0;
+  const int rc = sqlite3_wal_checkpoint_v2(writer_->db.get(), nullptr,
+                                           SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+  finish_wanted_.store(false, std::memory_order_relaxed);
+  checkpoint_mu_.Unlock();
+  if (rc == SQLITE_OK) wal_checkpoints_.fetch_add(1, std::memory_order_relaxed);
 }
 
 void SqliteStore::WriterLoop() {
@@ -464,8 +547,11 @@ void SqliteStore::RunBatch(std::vector<WriteOp> batch) {
     absl::MutexLock lock(&mu_);
     ++commits_;
   }
-  absl::MutexLock lock(&callbacks_mu_);
-  committed_.push_back(Committed{std::move(batch), std::move(results)});
+  {
+    absl::MutexLock lock(&callbacks_mu_);
+    committed_.push_back(Committed{std::move(batch), std::move(results)});
+  }
+  MaybeFinishCheckpoint();
 }
 
 absl::StatusOr<v1::Job> SqliteStore::CreateInTxn(Writer& w, v1::Job& job,

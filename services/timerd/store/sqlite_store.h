@@ -20,6 +20,7 @@
 // the writer goes on to the next transaction meanwhile) and must not block.
 #pragma once
 
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <string>
@@ -52,6 +53,16 @@ class SqliteStore final : public Store {
     // results index leaf), so smaller pages mean fewer bytes per fire:
     // see docs/PERFORMANCE.md (scheduler, third round).
     int page_size = 2048;
+    // The WAL is copied back into the database file (checkpointed) by a
+    // thread of its own, every `checkpoint_interval`; InfiniteDuration turns
+    // that thread off (tests). SQLite starts a WAL over only when all of it
+    // is in the database file, which a checkpoint running beside a busy
+    // writer never reaches: so once the WAL holds `wal_restart_frames`
+    // frames, the writer finishes the checkpoint itself between two commits
+    // (copying only what the last pass missed) and the next commit starts
+    // the WAL over instead of growing the file without end.
+    absl::Duration checkpoint_interval = absl::Milliseconds(50);
+    int wal_restart_frames = 32768;
   };
 
   // The schema version this build writes.
@@ -94,6 +105,10 @@ class SqliteStore final : public Store {
   // Transactions committed so far (for tests and benchmarks of batching).
   int64_t commits() const;
 
+  // Checkpoints the writer finished so that the WAL could start over (for
+  // tests and benchmarks).
+  int64_t wal_checkpoints() const;
+
  private:
   struct Writer;
   struct Reader;
@@ -132,6 +147,18 @@ class SqliteStore final : public Store {
   // Checkpoints the WAL into the database file off the writer's path.
   std::thread checkpoint_thread_;
   void CheckpointLoop();
+  // On the writer thread after a commit: see Options::wal_restart_frames.
+  void MaybeFinishCheckpoint();
+  // Frames in the WAL after the last commit (set by SQLite's WAL hook).
+  std::atomic<int> wal_frames_{0};
+  // Held by whichever connection is checkpointing: SQLite allows one
+  // checkpoint at a time, and the writer must never wait for one.
+  absl::Mutex checkpoint_mu_;
+  std::atomic<int64_t> wal_checkpoints_{0};
+  // Set by the background thread when so little of the WAL is left to copy
+  // that the writer can finish the checkpoint without a long pause.
+  std::atomic<bool> finish_wanted_{false};
+  static constexpr int kFinishFrames = 512;
 
   // Committed batches whose callbacks are still to run, oldest first.
   struct Committed {
