@@ -313,10 +313,6 @@ absl::Status SqliteStore::Init() {
   // The writer never checkpoints (a checkpoint inside a commit stalls every
   // write queued behind it); CheckpointLoop does, on its own connection.
   RETURN_IF_ERROR(w->db.Exec("PRAGMA wal_autocheckpoint = 0;"));
-  {
-    int chunk = 32 << 20;
-    sqlite3_file_control(raw, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk);
-  }
   // Replaces the (now off) autocheckpoint hook: after each commit, the
   // number of frames in the WAL, for MaybeFinishCheckpoint.
   sqlite3_wal_hook(
@@ -397,10 +393,6 @@ void SqliteStore::CheckpointLoop() {
   // A connection opens the WAL when it first reads; until then a checkpoint
   // through it does nothing (it reports a log of -1).
   db->QueryInt("SELECT count(*) FROM sqlite_schema").IgnoreError();
-  {
-    int chunk = 32 << 20;
-    sqlite3_file_control(db->get(), "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk);
-  }
   int copied = 0;  // Frames the last pass found in the WAL.
   bool again = false;
   for (;;) {
