@@ -310,8 +310,10 @@ absl::Status SqliteStore::Init() {
                                  "INSERT INTO request_ids (owner, request_id, "
                                  "fingerprint, job_id, create_us) VALUES (?1, "
                                  "?2, ?3, ?4, ?5)"));
-  // The writer never checkpoints (a checkpoint inside a commit stalls every
-  // write queued behind it); CheckpointLoop does, on its own connection.
+  // No automatic checkpoint inside a commit (it would stall every write
+  // queued behind it): CheckpointLoop copies the WAL on its own connection,
+  // and the writer only ends a checkpoint for the WAL to start over
+  // (MaybeFinishCheckpoint).
   RETURN_IF_ERROR(w->db.Exec("PRAGMA wal_autocheckpoint = 0;"));
   // Replaces the (now off) autocheckpoint hook: after each commit, the
   // number of frames in the WAL, for MaybeFinishCheckpoint.

@@ -58,9 +58,10 @@ class SqliteStore final : public Store {
     // that thread off (tests). SQLite starts a WAL over only when all of it
     // is in the database file, which a checkpoint running beside a busy
     // writer never reaches: so once the WAL holds `wal_restart_frames`
-    // frames, the writer finishes the checkpoint itself between two commits
-    // (copying only what the last pass missed) and the next commit starts
-    // the WAL over instead of growing the file without end.
+    // frames, the thread runs passes back to back until little is left,
+    // the writer copies the rest between two commits (a short pause), and
+    // the next commit starts the WAL over instead of growing the file
+    // without end.
     absl::Duration checkpoint_interval = absl::Milliseconds(50);
     int wal_restart_frames = 32768;
   };
