@@ -869,8 +869,8 @@ TEST_F(SqliteStoreTest, TheWalStartsOverUnderASteadyStreamOfWrites) {
   std::unique_ptr<SqliteStore> store = *std::move(opened);
   const v1::Job job = MakeJob("alice");
   ASSERT_THAT(Create(*store, job), IsOk());
-  // One commit each: about 600 commits of a few frames, ten times the WAL
-  // a checkpoint lets it reach.
+  // One commit each: about 600 commits of a few frames, some eight times
+  // the WAL a checkpoint lets it reach.
   constexpr int kUpdates = 600;
   for (int i = 0; i < kUpdates; ++i) {
     ASSERT_THAT(Update(*store, "alice", job.job_id(), Rename(absl::StrCat("name-", i))),

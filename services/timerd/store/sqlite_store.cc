@@ -327,7 +327,9 @@ absl::Status SqliteStore::Init() {
       this);
   // A WAL that grew past this (a reader held an old snapshot while the
   // writer went on) is cut back when it next starts over.
-  const int64_t frame_bytes = options_.page_size + 24;
+  // The file's own page size: an older file keeps its 4 KiB pages.
+  ASSIGN_OR_RETURN(const int64_t page_bytes, w->db.QueryInt("PRAGMA page_size"));
+  const int64_t frame_bytes = page_bytes + 24;
   RETURN_IF_ERROR(w->db.Exec(
       absl::StrCat("PRAGMA journal_size_limit = ",
                    4 * static_cast<int64_t>(options_.wal_restart_frames) * frame_bytes, ";")
