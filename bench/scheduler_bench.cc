@@ -179,6 +179,8 @@ struct Rig {
   static inline int page_size = 0;
   // Frames at which the writer finishes a checkpoint; 0: the store's default.
   static inline int wal_restart_frames = 0;
+  // Print lateness for each second of the window (where a tail comes from).
+  static inline bool timeline = false;
 
   Rig(const std::filesystem::path& d, const std::string& plugin_dir) : dir(d) {
     std::filesystem::create_directories(dir);
@@ -266,16 +268,27 @@ void FireMode(int64_t n, int seconds, const std::string& plugin_dir) {
     engine.Stop();
 
     std::vector<double> all, first, last;
+    std::vector<std::vector<double>> by_second(seconds);
     int64_t fired = 0;
     for (const auto& s : rig.measure->samples()) {
       if (s.scheduled >= end) continue;
       ++fired;
       const double ms = absl::ToDoubleMilliseconds(s.started - s.scheduled);
       all.push_back(ms);
+      const int64_t second = absl::ToInt64Seconds(s.scheduled - base);
+      if (second >= 0 && second < seconds) by_second[second].push_back(ms);
       if (s.scheduled < base + absl::Seconds(5)) first.push_back(ms);
       if (s.scheduled >= end - absl::Seconds(5)) last.push_back(ms);
     }
     const int64_t expected = n * seconds;
+    if (Rig::timeline) {
+      for (int i = 0; i < seconds; ++i) {
+        const auto& v = by_second[i];
+        std::printf("  second %2d  fired %6zu  lateness ms p50 %.2f p99 %.2f max %.2f\n", i,
+                    v.size(), Percentile(v, 0.5), Percentile(v, 0.99),
+                    v.empty() ? 0 : *std::max_element(v.begin(), v.end()));
+      }
+    }
     std::printf(
         "%8lld jobs  %6lld fires/s  fired/expected %.4f  lateness ms p50 %.2f p99 %.2f "
         "max %.2f  drift ms %.3f  CPU %.0f%%  peak RSS %lld MB\n",
@@ -372,6 +385,8 @@ int main(int argc, char** argv) {
   app.add_option("--wal-restart-frames", timer::bench::Rig::wal_restart_frames,
                  "WAL frames at which the store's writer finishes a checkpoint "
                  "(default: the store's)");
+  app.add_flag("--timeline", timer::bench::Rig::timeline,
+               "also print lateness for each second of the window");
   app.add_option("--restart-dir", restart_dir, "(internal) phase 2 of load mode");
   bool deadlock_detection = false;
   app.add_option("--absl-deadlock-detection", deadlock_detection,
