@@ -141,6 +141,92 @@ TEST_P(ResultsStoreTest, PruneKeepsTheNewestAndDropsTheOldButNeverOpenRuns) {
   EXPECT_EQ(store_->ListResults("alice", id, 0, 100).value().size(), 4u);
 }
 
+TEST_P(ResultsStoreTest, PruneKeepsAnOpenRunAmongDroppedOnesListed) {
+  const std::string id = NewJob("alice", std::nullopt);
+  AddResults(id, 1, 10, v1::JobResult::SUCCEEDED);
+  AddResults(id, 3, 3, v1::JobResult::ACTIVE);  // Still open: never dropped.
+  EXPECT_EQ(store_->PruneResults(2, 0).value(), 7);  // 1, 2 and 4..8.
+  const auto runs = [&] {
+    std::vector<int64_t> out;
+    for (const auto& r : store_->ListResults("alice", id, 0, 100).value()) {
+      out.push_back(r.run_number());
+    }
+    return out;
+  };
+  EXPECT_EQ(runs(), (std::vector<int64_t>{10, 9, 3}));
+  AddResults(id, 11, 11, v1::JobResult::SUCCEEDED);
+  EXPECT_EQ(runs(), (std::vector<int64_t>{11, 10, 9, 3}));
+  EXPECT_EQ(store_->GetJob("alice", id)->results_size(), 4);
+  // The open run ends; now it goes too, and the newest one by age.
+  AddResults(id, 3, 3, v1::JobResult::SUCCEEDED);
+  EXPECT_EQ(store_->PruneResults(100, 4'000'000).value(), 1);  // Ended at second 3.
+  EXPECT_EQ(runs(), (std::vector<int64_t>{11, 10, 9}));
+}
+
+TEST_P(ResultsStoreTest, PruneByAgeDropsTheNewestRunWhenItEndedFirst) {
+  const std::string id = NewJob("alice", std::nullopt);
+  AddResults(id, 1, 5, v1::JobResult::SUCCEEDED);
+  auto r = Sync([&](JobCallback cb) {
+    store_->WriteJob("", id,
+                     [&](v1::Job&, std::vector<v1::JobResult>& table) {
+                       v1::JobResult r;
+                       r.set_run_number(6);
+                       r.set_status(v1::JobResult::FAILED);
+                       r.mutable_end_time()->set_seconds(1);  // Before run 5 ended.
+                       table.push_back(r);
+                       return absl::OkStatus();
+                     },
+                     std::move(cb));
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(store_->PruneResults(100, 2'000'000).value(), 2);  // Runs 1 and 6.
+  const auto left = store_->ListResults("alice", id, 0, 100).value();
+  ASSERT_EQ(left.size(), 4u);
+  EXPECT_EQ(left[0].run_number(), 5);
+  EXPECT_EQ(left[3].run_number(), 2);
+  EXPECT_EQ(store_->GetJob("alice", id)->results(0).run_number(), 5);
+}
+
+TEST_P(ResultsStoreTest, AnOlderRunWrittenLaterIsListedInRunOrder) {
+  const std::string id = NewJob("alice", std::nullopt);
+  AddResults(id, 1, 2, v1::JobResult::SUCCEEDED);
+  for (int run : {5, 4, 3}) {
+    v1::JobResult r;
+    r.set_run_number(run);
+    r.set_status(v1::JobResult::SUCCEEDED);
+    absl::Notification done;
+    store_->WriteResult(id, r, [&](absl::Status s) {
+      EXPECT_TRUE(s.ok()) << s;
+      done.Notify();
+    });
+    done.WaitForNotification();
+  }
+  std::vector<int64_t> runs;
+  for (const auto& r : store_->ListResults("alice", id, 0, 100).value()) {
+    runs.push_back(r.run_number());
+  }
+  EXPECT_EQ(runs, (std::vector<int64_t>{5, 4, 3, 2, 1}));
+  const auto page = store_->ListResults("alice", id, 4, 2).value();
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].run_number(), 3);
+  EXPECT_EQ(page[1].run_number(), 2);
+}
+
+TEST_P(ResultsStoreTest, AResultOfAnUnknownJobIsNotFoundAndNotStored) {
+  v1::JobResult r;
+  r.set_run_number(1);
+  r.set_status(v1::JobResult::PENDING);
+  absl::Notification done;
+  absl::Status status;
+  store_->WriteResult("no-such-job", r, [&](absl::Status s) {
+    status = s;
+    done.Notify();
+  });
+  done.WaitForNotification();
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store_->ListOpenResults()->empty());
+}
+
 TEST_P(ResultsStoreTest, JobsCarryTheNewestTenResultsNewestFirstOnEveryRead) {
   const std::string id = NewJob("alice", std::nullopt);
   AddResults(id, 1, 12, v1::JobResult::SUCCEEDED);

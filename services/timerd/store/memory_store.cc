@@ -121,11 +121,16 @@ void MemoryStore::WriteJobState(std::string job_id, JobRunMutation mutate,
 
 void MemoryStore::WriteResult(std::string job_id, v1::JobResult result,
                               StatusCallback done) {
+  absl::Status status;
   {
     absl::MutexLock lock(&mu_);
-    results_[{job_id, result.run_number()}] = std::move(result);
+    if (jobs_.contains(job_id)) {
+      results_[{job_id, result.run_number()}] = std::move(result);
+    } else {
+      status = absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+    }
   }
-  std::move(done)(absl::OkStatus());
+  std::move(done)(status);
 }
 
 absl::Status MemoryStore::ScanDue(

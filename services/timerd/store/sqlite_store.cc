@@ -1,10 +1,12 @@
 #include "store/sqlite_store.h"
 
+#include <algorithm>
+#include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
-#include "absl/synchronization/notification.h"
 #include "absl/strings/str_cat.h"
 #include "util/status_macros.h"
 #include "util/thread_name.h"
@@ -82,21 +84,38 @@ constexpr const char* kMigrations[] = {
       ) WITHOUT ROWID;
       CREATE INDEX tokens_by_identity ON tokens (identity, create_us);
     )sql",
+    // 4: a job's results are reached through links, newest first: the job
+    // names its newest result and each result the one before it. This
+    // replaces the (job_id, run_number) index, a leaf of which every fire
+    // rewrote at a random place in the file (docs/PERFORMANCE.md, fifth
+    // round).
+    R"sql(
+      ALTER TABLE jobs ADD COLUMN last_result INTEGER;  -- results.id; NULL: none
+      ALTER TABLE results ADD COLUMN prev INTEGER;      -- results.id; NULL: none
+      UPDATE results SET prev = (
+        SELECT r.id FROM results r WHERE r.job_id = results.job_id AND
+          r.run_number < results.run_number ORDER BY r.run_number DESC LIMIT 1);
+      UPDATE jobs SET last_result = (
+        SELECT r.id FROM results r WHERE r.job_id = jobs.job_id
+        ORDER BY r.run_number DESC LIMIT 1);
+      DROP INDEX results_by_run;
+    )sql",
 };
 
+// A job row's columns: version, job, last_result (the head of its results'
+// links; 0 when none), rowid.
 constexpr char kGetJob[] =
-    "SELECT version, job FROM jobs WHERE job_id = ?1 AND owner = ?2";
-constexpr char kLoadJob[] = "SELECT version, job FROM jobs WHERE job_id = ?1";
-constexpr char kRecentResults[] =
-    "SELECT result FROM results WHERE job_id = ?1 ORDER BY run_number DESC LIMIT ?2";
-constexpr char kListResults[] =
-    "SELECT result FROM results WHERE job_id = ?1 AND run_number < ?2 "
-    "ORDER BY run_number DESC LIMIT ?3";
+    "SELECT version, job, last_result, rowid FROM jobs WHERE job_id = ?1 AND owner = ?2";
+constexpr char kLoadJob[] =
+    "SELECT version, job, last_result, rowid FROM jobs WHERE job_id = ?1";
+// One link of a job's results: the one before it, its run and job, the result.
+constexpr char kResultById[] =
+    "SELECT prev, run_number, job_id, result FROM results WHERE id = ?1";
 constexpr char kListLive[] =
-    "SELECT version, job FROM jobs WHERE owner = ?1 AND deleted = 0 AND "
+    "SELECT version, job, last_result FROM jobs WHERE owner = ?1 AND deleted = 0 AND "
     "(create_us, job_id) > (?2, ?3) ORDER BY create_us, job_id LIMIT ?4";
 constexpr char kListAll[] =
-    "SELECT version, job FROM jobs WHERE owner = ?1 AND "
+    "SELECT version, job, last_result FROM jobs WHERE owner = ?1 AND "
     "(create_us, job_id) > (?2, ?3) ORDER BY create_us, job_id LIMIT ?4";
 
 absl::Status Configure(Db& db) {
@@ -149,30 +168,60 @@ absl::StatusOr<v1::JobResult> DecodeResult(std::string_view blob) {
   return r;
 }
 
-// Sets job.results to the newest kJobResults rows of the results table, and
-// last_run to the newest start among them if that is later. `recent` is a
-// prepared kRecentResults.
-absl::Status FillResults(Stmt& recent, v1::Job& job) {
-  recent.Reset();
-  recent.BindText(1, job.job_id()).Bind(2, kJobResults);
-  job.clear_results();
-  absl::Status status;
-  for (;;) {
-    absl::StatusOr<bool> row = recent.Step();
-    if (!row.ok()) {
-      status = row.status();
-      break;
+// One link of a job's results, read through a prepared kResultById.
+struct Link {
+  int64_t prev = 0;  // 0: the job's oldest result.
+  int64_t run_number = 0;
+};
+
+// Reads result `id` of `job_id`; nullopt when there is no such row or it
+// belongs to another job (the links end there). With `result`, also decodes
+// the result into it.
+absl::StatusOr<std::optional<Link>> ReadLink(Stmt& by_id, int64_t id,
+                                             std::string_view job_id,
+                                             v1::JobResult* result = nullptr) {
+  by_id.Reset().Bind(1, id);
+  absl::StatusOr<bool> row = by_id.Step();
+  std::optional<Link> link;
+  absl::Status status = row.status();
+  if (row.ok() && *row && by_id.ColumnText(2) == job_id) {
+    link = Link{by_id.ColumnInt(0), by_id.ColumnInt(1)};
+    if (result != nullptr) {
+      absl::StatusOr<v1::JobResult> r = DecodeResult(by_id.ColumnBlob(3));
+      if (r.ok()) {
+        *result = *std::move(r);
+      } else {
+        status = r.status();
+      }
     }
-    if (!*row) break;
-    absl::StatusOr<v1::JobResult> r = DecodeResult(recent.ColumnBlob(0));
-    if (!r.ok()) {
-      status = r.status();
-      break;
-    }
-    *job.add_results() = *std::move(r);
   }
-  recent.Reset();
+  by_id.Reset();  // Ends a reader's transaction.
   RETURN_IF_ERROR(status);
+  return link;
+}
+
+// Calls `fn` with the job's results newest first, from `head`, until it
+// returns false or the links end.
+absl::Status WalkResults(Stmt& by_id, int64_t head, std::string_view job_id,
+                         absl::FunctionRef<bool(const v1::JobResult&)> fn) {
+  v1::JobResult r;
+  for (int64_t id = head; id != 0;) {
+    ASSIGN_OR_RETURN(std::optional<Link> link, ReadLink(by_id, id, job_id, &r));
+    if (!link || !fn(r)) break;
+    id = link->prev;
+  }
+  return absl::OkStatus();
+}
+
+// Sets job.results to its newest kJobResults results, from `head` (see
+// kLoadJob), and last_run to the newest start among them if that is later.
+// `by_id` is a prepared kResultById.
+absl::Status FillResults(Stmt& by_id, int64_t head, v1::Job& job) {
+  job.clear_results();
+  RETURN_IF_ERROR(WalkResults(by_id, head, job.job_id(), [&](const v1::JobResult& r) {
+    *job.add_results() = r;
+    return job.results_size() < kJobResults;
+  }));
   for (const v1::JobResult& r : job.results()) {
     if (!r.has_start_time()) continue;
     if (!job.has_last_run() || ToMicros(r.start_time()) > ToMicros(job.last_run())) {
@@ -197,13 +246,14 @@ int64_t ToMicros(const google::protobuf::Timestamp& t) {
 // The writer connection and its prepared statements.
 struct SqliteStore::Writer {
   Db db;
-  Stmt get_job, load_job, insert_job, update_job, update_job_state, upsert_result,
-      update_result, find_request, insert_request, recent_results;
+  Stmt get_job, load_job, insert_job, update_job, update_job_state, insert_result,
+      update_result, set_prev, find_head, set_head, delete_result, find_request,
+      insert_request, result_by_id;
   // Rowids of the open (PENDING, ACTIVE) results this writer inserted, by
   // "job_id/run_number": a run's progress and outcome update its row
-  // directly instead of going through the (job_id, run_number) index. A hint
-  // only: the update also checks job_id and run_number, and falls back to
-  // the upsert when the row is not there (a rolled-back insert).
+  // directly instead of walking the job's links. A hint only: the update
+  // also checks job_id and run_number, and falls back to the walk when the
+  // row is not there (a rolled-back insert).
   absl::flat_hash_map<std::string, int64_t> open_rows;
   // Prepared once: a write's savepoint costs no SQL parsing.
   Stmt savepoint, release, rollback_to;
@@ -212,7 +262,10 @@ struct SqliteStore::Writer {
 // One read connection and its prepared statements.
 struct SqliteStore::Reader {
   Db db;
-  Stmt get_job, load_job, list_live, list_all, list_results, recent_results;
+  Stmt get_job, load_job, list_live, list_all, result_by_id;
+  // Each use of a reader is one read transaction: a job and its results'
+  // links are read from the same snapshot.
+  Stmt begin, commit;
 };
 
 int SqliteStore::LatestSchemaVersion() {
@@ -273,29 +326,35 @@ absl::Status SqliteStore::Init() {
   sqlite3* raw = w->db.get();
   ASSIGN_OR_RETURN(w->get_job, Stmt::Prepare(raw, kGetJob));
   ASSIGN_OR_RETURN(w->load_job, Stmt::Prepare(raw, kLoadJob));
-  ASSIGN_OR_RETURN(w->recent_results, Stmt::Prepare(raw, kRecentResults));
+  ASSIGN_OR_RETURN(w->result_by_id, Stmt::Prepare(raw, kResultById));
   ASSIGN_OR_RETURN(w->insert_job,
                    Stmt::Prepare(raw,
                                  "INSERT INTO jobs (job_id, owner, create_us, "
                                  "deleted, status, next_run_us, version, job) "
                                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"));
+  // By rowid, as read in the same transaction: no second search by job_id.
   ASSIGN_OR_RETURN(w->update_job,
                    Stmt::Prepare(raw,
                                  "UPDATE jobs SET deleted = ?2, status = ?3, "
-                                 "next_run_us = ?4, version = ?5, job = ?6 "
-                                 "WHERE job_id = ?1"));
+                                 "next_run_us = ?4, version = ?5, job = ?6, "
+                                 "last_result = ?7 WHERE rowid = ?1"));
   // Leaves the owner-listing indexes alone: a fire changes neither column.
   ASSIGN_OR_RETURN(w->update_job_state,
                    Stmt::Prepare(raw,
                                  "UPDATE jobs SET next_run_us = ?4, version = ?5, "
-                                 "job = ?6 WHERE job_id = ?1"));
-  ASSIGN_OR_RETURN(w->upsert_result,
+                                 "job = ?6, last_result = ?7 WHERE rowid = ?1"));
+  ASSIGN_OR_RETURN(w->insert_result,
                    Stmt::Prepare(raw,
                                  "INSERT INTO results (job_id, run_number, status, "
-                                 "end_us, result) VALUES (?1, ?2, ?3, ?4, ?5) "
-                                 "ON CONFLICT (job_id, run_number) DO UPDATE SET "
-                                 "status = excluded.status, end_us = "
-                                 "excluded.end_us, result = excluded.result"));
+                                 "end_us, result, prev) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+  ASSIGN_OR_RETURN(w->set_prev,
+                   Stmt::Prepare(raw, "UPDATE results SET prev = ?2 WHERE id = ?1"));
+  ASSIGN_OR_RETURN(w->find_head,
+                   Stmt::Prepare(raw, "SELECT rowid, last_result FROM jobs WHERE job_id = ?1"));
+  ASSIGN_OR_RETURN(w->set_head,
+                   Stmt::Prepare(raw, "UPDATE jobs SET last_result = ?2 WHERE rowid = ?1"));
+  ASSIGN_OR_RETURN(w->delete_result,
+                   Stmt::Prepare(raw, "DELETE FROM results WHERE id = ?1"));
   ASSIGN_OR_RETURN(w->update_result,
                    Stmt::Prepare(raw,
                                  "UPDATE results SET status = ?4, end_us = ?5, "
@@ -567,9 +626,10 @@ absl::StatusOr<v1::Job> SqliteStore::CreateInTxn(Writer& w, v1::Job& job,
       get.BindText(1, existing).BindText(2, job.owner());
       ASSIGN_OR_RETURN(bool row, get.Step());
       if (!row) return absl::InternalError("store: request_id names a missing job");
+      const int64_t head = get.ColumnInt(2);
       ASSIGN_OR_RETURN(v1::Job job, DecodeJob(get));
       get.Reset();
-      RETURN_IF_ERROR(FillResults(w.recent_results, job));
+      RETURN_IF_ERROR(FillResults(w.result_by_id, head, job));
       return job;
     }
   }
@@ -619,26 +679,32 @@ absl::StatusOr<v1::Job> SqliteStore::UpdateInTxn(Writer& w,
   ASSIGN_OR_RETURN(bool row, get.Step());
   if (!row) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
   const int64_t version = get.ColumnInt(0);
+  int64_t head = get.ColumnInt(2);
+  const int64_t rowid = get.ColumnInt(3);
   ASSIGN_OR_RETURN(v1::Job job, DecodeJob(get));
   get.Reset();
   const v1::Job::Status old_status = job.status();
-  if (with_results) RETURN_IF_ERROR(FillResults(w.recent_results, job));
+  if (with_results) RETURN_IF_ERROR(FillResults(w.result_by_id, head, job));
   std::vector<v1::JobResult> results;
   RETURN_IF_ERROR(mutate(job, results));
+  // First the results, which may move the job's link to its newest one.
+  for (const v1::JobResult& r : results) {
+    RETURN_IF_ERROR(PutResultInTxn(w, job_id, r, &head));
+  }
   const std::string blob = EncodeJob(job);
   // SQLite rewrites every index on a column named in SET, changed or not.
   const bool same_status = job.status() == old_status;
   Stmt& update = same_status ? w.update_job_state.Reset() : w.update_job.Reset();
-  update.BindText(1, job_id).Bind(5, version + 1).BindBlob(6, blob);
+  update.Bind(1, rowid).Bind(5, version + 1).BindBlob(6, blob);
   if (!same_status) {
     update.Bind(2, job.status() == v1::Job::DELETED ? 1 : 0).Bind(3, job.status());
   }
   if (auto next = NextRunMicros(job)) update.Bind(4, *next);
+  if (head != 0) update.Bind(7, head);
   RETURN_IF_ERROR(update.Run());
-  for (const v1::JobResult& r : results) RETURN_IF_ERROR(PutResultInTxn(w, job_id, r));
   job.set_etag(absl::StrCat(version + 1));
   if (with_results) {
-    RETURN_IF_ERROR(FillResults(w.recent_results, job));
+    RETURN_IF_ERROR(FillResults(w.result_by_id, head, job));
   } else {
     job.clear_results();
   }
@@ -646,33 +712,72 @@ absl::StatusOr<v1::Job> SqliteStore::UpdateInTxn(Writer& w,
 }
 
 absl::Status SqliteStore::PutResultInTxn(Writer& w, const std::string& job_id,
-                                         const v1::JobResult& r) {
+                                         const v1::JobResult& r, int64_t* head) {
   const std::string data = r.SerializeAsString();
   const bool open =
       r.status() == v1::JobResult::PENDING || r.status() == v1::JobResult::ACTIVE;
-  std::string key = absl::StrCat(job_id, "/", r.run_number());
-  auto known = w.open_rows.find(key);
-  if (known != w.open_rows.end()) {
+  // Rewrites row `id` if it still holds this run of this job.
+  const auto update_row = [&](int64_t id) -> absl::StatusOr<bool> {
     Stmt& up = w.update_result.Reset();
-    up.Bind(1, known->second)
+    up.Bind(1, id)
         .BindText(2, job_id)
         .Bind(3, r.run_number())
         .Bind(4, r.status())
         .BindBlob(6, data);
     if (r.has_end_time()) up.Bind(5, ToMicros(r.end_time()));
     RETURN_IF_ERROR(up.Run());
-    const bool updated = sqlite3_changes(w.db.get()) == 1;
+    return sqlite3_changes(w.db.get()) == 1;
+  };
+  std::string key = absl::StrCat(job_id, "/", r.run_number());
+  auto known = w.open_rows.find(key);
+  if (known != w.open_rows.end()) {
+    ASSIGN_OR_RETURN(const bool updated, update_row(known->second));
     if (!open || !updated) w.open_rows.erase(known);
     if (updated) return absl::OkStatus();
   }
-  Stmt& up = w.upsert_result.Reset();
-  up.BindText(1, job_id).Bind(2, r.run_number()).Bind(3, r.status()).BindBlob(5, data);
-  if (r.has_end_time()) up.Bind(4, ToMicros(r.end_time()));
-  const int64_t rowid_before = sqlite3_last_insert_rowid(w.db.get());
-  RETURN_IF_ERROR(up.Run());
-  const int64_t rowid = sqlite3_last_insert_rowid(w.db.get());
-  // A new row (not an update of an existing one) sets the last rowid.
-  if (open && rowid != rowid_before) w.open_rows[std::move(key)] = rowid;
+  // The job's newest result, if the caller did not read it with the job.
+  int64_t job_rowid = 0, own_head = 0;
+  if (head == nullptr) {
+    Stmt& find = w.find_head.Reset();
+    find.BindText(1, job_id);
+    ASSIGN_OR_RETURN(const bool row, find.Step());
+    if (row) {
+      job_rowid = find.ColumnInt(0);
+      own_head = find.ColumnInt(1);
+    }
+    find.Reset();
+    if (!row) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  }
+  int64_t& first = head != nullptr ? *head : own_head;
+  // Down the links (newest first) to this run's row, or to the place between
+  // `newer` and `older` where it goes. A new run goes first: one step.
+  int64_t newer = 0, older = first;
+  while (older != 0) {
+    ASSIGN_OR_RETURN(std::optional<Link> link, ReadLink(w.result_by_id, older, job_id));
+    if (!link) {
+      older = 0;  // The links end early (never written so): this run ends them.
+      break;
+    }
+    if (link->run_number == r.run_number()) {
+      ASSIGN_OR_RETURN(const bool updated, update_row(older));
+      if (!updated) return absl::InternalError("store: a result row changed under its writer");
+      if (open) w.open_rows[std::move(key)] = older;
+      return absl::OkStatus();
+    }
+    if (link->run_number < r.run_number()) break;
+    newer = older;
+    older = link->prev;
+  }
+  Stmt& insert = w.insert_result.Reset();
+  insert.BindText(1, job_id).Bind(2, r.run_number()).Bind(3, r.status()).BindBlob(5, data);
+  if (r.has_end_time()) insert.Bind(4, ToMicros(r.end_time()));
+  if (older != 0) insert.Bind(6, older);
+  RETURN_IF_ERROR(insert.Run());
+  const int64_t id = sqlite3_last_insert_rowid(w.db.get());
+  if (open) w.open_rows[std::move(key)] = id;
+  if (newer != 0) return w.set_prev.Reset().Bind(1, newer).Bind(2, id).Run();
+  first = id;
+  if (head == nullptr) return w.set_head.Reset().Bind(1, job_rowid).Bind(2, id).Run();
   return absl::OkStatus();
 }
 
@@ -700,7 +805,7 @@ void SqliteStore::WriteResult(std::string job_id, v1::JobResult result,
   Enqueue(WriteOp{
       [job_id = std::move(job_id), result = std::move(result)](
           Writer& w) -> absl::StatusOr<v1::Job> {
-        RETURN_IF_ERROR(PutResultInTxn(w, job_id, result));
+        RETURN_IF_ERROR(PutResultInTxn(w, job_id, result, /*head=*/nullptr));
         return v1::Job();
       },
       [done = std::move(done)](absl::StatusOr<v1::Job> r) mutable {
@@ -739,8 +844,9 @@ absl::StatusOr<std::unique_ptr<SqliteStore::Reader>> SqliteStore::AcquireReader(
     ASSIGN_OR_RETURN(r->list_live, Stmt::Prepare(raw, kListLive));
     ASSIGN_OR_RETURN(r->list_all, Stmt::Prepare(raw, kListAll));
     ASSIGN_OR_RETURN(r->load_job, Stmt::Prepare(raw, kLoadJob));
-    ASSIGN_OR_RETURN(r->list_results, Stmt::Prepare(raw, kListResults));
-    ASSIGN_OR_RETURN(r->recent_results, Stmt::Prepare(raw, kRecentResults));
+    ASSIGN_OR_RETURN(r->result_by_id, Stmt::Prepare(raw, kResultById));
+    ASSIGN_OR_RETURN(r->begin, Stmt::Prepare(raw, "BEGIN"));
+    ASSIGN_OR_RETURN(r->commit, Stmt::Prepare(raw, "COMMIT"));
     return r;
   }();
   if (!opened.ok()) {
@@ -759,15 +865,30 @@ template <typename T>
 absl::StatusOr<T> SqliteStore::WithReader(
     absl::FunctionRef<absl::StatusOr<T>(Reader&)> fn) {
   ASSIGN_OR_RETURN(std::unique_ptr<Reader> r, AcquireReader());
+  const absl::Status begun = r->begin.Reset().Run();
+  if (!begun.ok()) {
+    ReleaseReader(std::move(r));
+    return begun;
+  }
   absl::StatusOr<T> result = fn(*r);
-  ReleaseReader(std::move(r));
+  // Only reads happened: ending the transaction cannot lose anything. A
+  // connection that could not end it is closed rather than reused.
+  if (r->commit.Reset().Run().ok()) {
+    ReleaseReader(std::move(r));
+  } else {
+    r.reset();
+    absl::MutexLock lock(&readers_mu_);
+    --open_readers_;
+  }
   return result;
 }
 
 namespace {
 
-// Steps `stmt` to its single row and decodes the job there; NOT_FOUND if none.
-absl::StatusOr<v1::Job> ReadOneJob(Stmt& stmt, const std::string& job_id) {
+// Steps `stmt` (kGetJob, kLoadJob) to its single row and decodes the job
+// there, and its newest result's id into `head`; NOT_FOUND if none.
+absl::StatusOr<v1::Job> ReadOneJob(Stmt& stmt, const std::string& job_id,
+                                   int64_t& head) {
   absl::StatusOr<bool> row = stmt.Step();
   absl::StatusOr<v1::Job> result;
   if (!row.ok()) {
@@ -775,9 +896,10 @@ absl::StatusOr<v1::Job> ReadOneJob(Stmt& stmt, const std::string& job_id) {
   } else if (!*row) {
     result = absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
   } else {
+    head = stmt.ColumnInt(2);
     result = DecodeJob(stmt);
   }
-  stmt.Reset();  // Ends the read transaction.
+  stmt.Reset();
   return result;
 }
 
@@ -805,8 +927,9 @@ absl::StatusOr<v1::Job> SqliteStore::GetJob(const std::string& owner,
   return WithReader<v1::Job>([&](Reader& r) -> absl::StatusOr<v1::Job> {
     Stmt& get = r.get_job.Reset();
     get.BindText(1, job_id).BindText(2, owner);
-    ASSIGN_OR_RETURN(v1::Job job, ReadOneJob(get, job_id));
-    RETURN_IF_ERROR(FillResults(r.recent_results, job));
+    int64_t head = 0;
+    ASSIGN_OR_RETURN(v1::Job job, ReadOneJob(get, job_id, head));
+    RETURN_IF_ERROR(FillResults(r.result_by_id, head, job));
     return job;
   });
 }
@@ -815,8 +938,9 @@ absl::StatusOr<v1::Job> SqliteStore::LoadJob(const std::string& job_id) {
   return WithReader<v1::Job>([&](Reader& r) -> absl::StatusOr<v1::Job> {
     Stmt& get = r.load_job.Reset();
     get.BindText(1, job_id);
-    ASSIGN_OR_RETURN(v1::Job job, ReadOneJob(get, job_id));
-    RETURN_IF_ERROR(FillResults(r.recent_results, job));
+    int64_t head = 0;
+    ASSIGN_OR_RETURN(v1::Job job, ReadOneJob(get, job_id, head));
+    RETURN_IF_ERROR(FillResults(r.result_by_id, head, job));
     return job;
   });
 }
@@ -832,6 +956,7 @@ absl::StatusOr<ListJobsPage> SqliteStore::ListJobs(const ListJobsQuery& query) {
         .BindText(3, after_id)
         .Bind(4, query.page_size + 1);
     ListJobsPage page;
+    std::vector<int64_t> heads;
     RETURN_IF_ERROR(ForEachRow(list, [&](const Stmt& row) -> absl::Status {
       if (static_cast<int>(page.jobs.size()) == query.page_size) {
         page.has_more = true;
@@ -839,9 +964,12 @@ absl::StatusOr<ListJobsPage> SqliteStore::ListJobs(const ListJobsQuery& query) {
       }
       ASSIGN_OR_RETURN(v1::Job job, DecodeJob(row));
       page.jobs.push_back(std::move(job));
+      heads.push_back(row.ColumnInt(2));
       return absl::OkStatus();
     }));
-    for (v1::Job& job : page.jobs) RETURN_IF_ERROR(FillResults(r.recent_results, job));
+    for (size_t i = 0; i < page.jobs.size(); ++i) {
+      RETURN_IF_ERROR(FillResults(r.result_by_id, heads[i], page.jobs[i]));
+    }
     return page;
   });
 }
@@ -888,47 +1016,118 @@ absl::StatusOr<std::vector<v1::JobResult>> SqliteStore::ListResults(
     // Reading the job first scopes the results to its owner.
     Stmt& get = r.get_job.Reset();
     get.BindText(1, job_id).BindText(2, owner);
-    RETURN_IF_ERROR(ReadOneJob(get, job_id).status());
-    Stmt& list = r.list_results.Reset();
-    list.BindText(1, job_id)
-        .Bind(2, before_run_number > 0 ? before_run_number : INT64_MAX)
-        .Bind(3, page_size);
+    int64_t head = 0;
+    RETURN_IF_ERROR(ReadOneJob(get, job_id, head).status());
     Results results;
-    RETURN_IF_ERROR(ForEachRow(list, [&](const Stmt& row) -> absl::Status {
-      ASSIGN_OR_RETURN(v1::JobResult result, DecodeResult(row.ColumnBlob(0)));
-      results.push_back(std::move(result));
-      return absl::OkStatus();
+    if (page_size <= 0) return results;
+    // Down the links from the newest; a later page walks past the earlier
+    // ones (at most the results kept per job, see PruneResults).
+    RETURN_IF_ERROR(WalkResults(r.result_by_id, head, job_id, [&](const v1::JobResult& res) {
+      if (before_run_number <= 0 || res.run_number() < before_run_number) {
+        results.push_back(res);
+      }
+      return static_cast<int>(results.size()) < page_size;
     }));
     return results;
   });
 }
 
+absl::StatusOr<int64_t> SqliteStore::PruneJobInTxn(Writer& w, Stmt& link,
+                                                   const std::string& job_id, int keep,
+                                                   int64_t ended_before_us) {
+  Stmt& find = w.find_head.Reset();
+  find.BindText(1, job_id);
+  ASSIGN_OR_RETURN(const bool found, find.Step());
+  const int64_t job_rowid = found ? find.ColumnInt(0) : 0;
+  const int64_t head = found ? find.ColumnInt(1) : 0;
+  find.Reset();
+  // Down the links, newest first. `kept` is the last result kept (0: the job
+  // itself) and `kept_link` where its link points now: when rows after it
+  // are dropped, it is linked to the next one kept instead.
+  int64_t kept = 0, kept_link = head, dropped = 0;
+  int position = 0;
+  const auto relink = [&](int64_t to) -> absl::Status {
+    Stmt& set = kept == 0 ? w.set_head.Reset().Bind(1, job_rowid)
+                          : w.set_prev.Reset().Bind(1, kept);
+    if (to != 0) set.Bind(2, to);
+    return set.Run();
+  };
+  for (int64_t id = head; id != 0;) {
+    link.Reset().Bind(1, id);
+    ASSIGN_OR_RETURN(const bool row, link.Step());
+    if (!row || link.ColumnText(1) != job_id) break;
+    const int64_t prev = link.ColumnInt(0);
+    const bool finished = link.ColumnInt(2) != 0;
+    const int64_t end_us = link.ColumnInt(3);
+    link.Reset();
+    ++position;
+    if (finished && (end_us < ended_before_us || position > keep)) {
+      RETURN_IF_ERROR(w.delete_result.Reset().Bind(1, id).Run());
+      ++dropped;
+    } else {
+      if (kept_link != id) RETURN_IF_ERROR(relink(id));
+      kept = id;
+      kept_link = prev;
+    }
+    id = prev;
+  }
+  link.Reset();
+  // The last one kept pointed at rows now gone.
+  if (dropped > 0 && kept_link != 0) RETURN_IF_ERROR(relink(0));
+  return dropped;
+}
+
 absl::StatusOr<int64_t> SqliteStore::PruneResults(int keep_per_job,
                                                   int64_t ended_before_us) {
-  // Runs on the writer thread like every write; waits for its commit.
-  absl::Notification committed;
-  absl::Status status;
+  // The jobs with results, then their links walked and cut on the writer a
+  // few jobs per write, so fires queued meanwhile are not held up behind
+  // one long transaction.
+  std::vector<std::string> ids;
+  RETURN_IF_ERROR(WithReader<bool>([&](Reader& r) -> absl::StatusOr<bool> {
+                    ASSIGN_OR_RETURN(Stmt scan,
+                                     Stmt::Prepare(r.db.get(),
+                                                   "SELECT job_id FROM jobs WHERE "
+                                                   "last_result IS NOT NULL"));
+                    RETURN_IF_ERROR(ForEachRow(scan, [&](const Stmt& row) {
+                      ids.emplace_back(row.ColumnText(0));
+                      return absl::OkStatus();
+                    }));
+                    return true;
+                  }).status());
+  constexpr size_t kJobsPerWrite = 64;
+  const size_t writes = (ids.size() + kJobsPerWrite - 1) / kJobsPerWrite;
+  absl::Mutex mu;
+  size_t left = writes;
   int64_t deleted = 0;
-  Enqueue(WriteOp{
-      [&, keep_per_job, ended_before_us](Writer& w) -> absl::StatusOr<v1::Job> {
-        ASSIGN_OR_RETURN(
-            Stmt prune,
-            Stmt::Prepare(
-                w.db.get(),
-                "DELETE FROM results WHERE end_us IS NOT NULL AND (end_us < ?1 OR "
-                "(job_id, run_number) IN (SELECT job_id, run_number FROM (SELECT "
-                "job_id, run_number, ROW_NUMBER() OVER (PARTITION BY job_id ORDER "
-                "BY run_number DESC) AS n FROM results) WHERE n > ?2))"));
-        prune.Bind(1, ended_before_us).Bind(2, keep_per_job);
-        RETURN_IF_ERROR(prune.Run());
-        deleted = sqlite3_changes64(w.db.get());
-        return v1::Job();
-      },
-      [&](absl::StatusOr<v1::Job> r) {
-        status = r.status();
-        committed.Notify();
-      }});
-  committed.WaitForNotification();
+  absl::Status status;
+  for (size_t i = 0; i < writes; ++i) {
+    auto count = std::make_shared<int64_t>(0);
+    Enqueue(WriteOp{
+        [&ids, i, count, keep_per_job, ended_before_us](Writer& w) -> absl::StatusOr<v1::Job> {
+          ASSIGN_OR_RETURN(Stmt link,
+                           Stmt::Prepare(w.db.get(),
+                                         "SELECT prev, job_id, end_us IS NOT NULL, "
+                                         "coalesce(end_us, 0) FROM results WHERE id = ?1"));
+          const size_t to = std::min(ids.size(), (i + 1) * kJobsPerWrite);
+          for (size_t j = i * kJobsPerWrite; j < to; ++j) {
+            ASSIGN_OR_RETURN(const int64_t n, PruneJobInTxn(w, link, ids[j], keep_per_job,
+                                                            ended_before_us));
+            *count += n;
+          }
+          return v1::Job();
+        },
+        [&, count](absl::StatusOr<v1::Job> r) {
+          absl::MutexLock lock(&mu);
+          if (r.ok()) {
+            deleted += *count;
+          } else {
+            status.Update(r.status());
+          }
+          --left;
+        }});
+  }
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(+[](size_t* n) { return *n == 0; }, &left));
   if (!status.ok()) return status;
   return deleted;
 }

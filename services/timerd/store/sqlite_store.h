@@ -136,8 +136,16 @@ class SqliteStore final : public Store {
   static absl::StatusOr<v1::Job> UpdateInTxn(Writer& w, const std::string& owner,
                                              const std::string& job_id,
                                              JobRunMutation& mutate, bool with_results);
+  // Adds or replaces `result` (by run_number) in the job's links. `head` is
+  // the job's newest result as read in this transaction, which the caller
+  // writes back; nullptr: read and written here.
   static absl::Status PutResultInTxn(Writer& w, const std::string& job_id,
-                                     const v1::JobResult& result);
+                                     const v1::JobResult& result, int64_t* head);
+  // Drops the job's finished results beyond the newest `keep` and those that
+  // ended before `ended_before_us`, and links the rest past them.
+  static absl::StatusOr<int64_t> PruneJobInTxn(Writer& w, Stmt& link,
+                                               const std::string& job_id, int keep,
+                                               int64_t ended_before_us);
   // Runs `fn` with a pooled read connection.
   template <typename T>
   absl::StatusOr<T> WithReader(absl::FunctionRef<absl::StatusOr<T>(Reader&)> fn);

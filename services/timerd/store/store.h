@@ -114,7 +114,8 @@ class Store {
                              JobCallback done) = 0;
 
   // Adds or replaces one result of `job_id` (keyed by its run_number) and
-  // leaves the job itself alone: a run's progress or outcome.
+  // leaves the job itself alone: a run's progress or outcome. NOT_FOUND if
+  // there is no such job.
   virtual void WriteResult(std::string job_id, v1::JobResult result,
                            StatusCallback done) = 0;
 
