@@ -163,6 +163,22 @@ TEST_P(ResultsStoreTest, PruneKeepsAnOpenRunAmongDroppedOnesListed) {
   EXPECT_EQ(runs(), (std::vector<int64_t>{11, 10, 9}));
 }
 
+TEST_P(ResultsStoreTest, PruneCoversEveryJobWhenItTakesSeveralWrites) {
+  // More results than one of the SQLite store's prune writes walks.
+  std::vector<std::string> ids;
+  for (int j = 0; j < 3; ++j) {
+    ids.push_back(NewJob("alice", std::nullopt));
+    AddResults(ids.back(), 1, 2000, v1::JobResult::SUCCEEDED);
+  }
+  EXPECT_EQ(store_->PruneResults(10, 0).value(), 3 * 1990);
+  for (const std::string& id : ids) {
+    const auto left = store_->ListResults("alice", id, 0, 100).value();
+    ASSERT_EQ(left.size(), 10u);
+    EXPECT_EQ(left.front().run_number(), 2000);
+    EXPECT_EQ(left.back().run_number(), 1991);
+  }
+}
+
 TEST_P(ResultsStoreTest, PruneByAgeDropsTheNewestRunWhenItEndedFirst) {
   const std::string id = NewJob("alice", std::nullopt);
   AddResults(id, 1, 5, v1::JobResult::SUCCEEDED);

@@ -7,6 +7,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
+#include "absl/synchronization/notification.h"
 #include "absl/strings/str_cat.h"
 #include "util/status_macros.h"
 #include "util/thread_name.h"
@@ -1032,7 +1033,7 @@ absl::StatusOr<std::vector<v1::JobResult>> SqliteStore::ListResults(
   });
 }
 
-absl::StatusOr<int64_t> SqliteStore::PruneJobInTxn(Writer& w, Stmt& link,
+absl::StatusOr<SqliteStore::PruneCount> SqliteStore::PruneJobInTxn(Writer& w, Stmt& link,
                                                    const std::string& job_id, int keep,
                                                    int64_t ended_before_us) {
   Stmt& find = w.find_head.Reset();
@@ -1045,7 +1046,7 @@ absl::StatusOr<int64_t> SqliteStore::PruneJobInTxn(Writer& w, Stmt& link,
   // itself) and `kept_link` where its link points now: when rows after it
   // are dropped, it is linked to the next one kept instead.
   int64_t kept = 0, kept_link = head, dropped = 0;
-  int position = 0;
+  int64_t position = 0;
   const auto relink = [&](int64_t to) -> absl::Status {
     Stmt& set = kept == 0 ? w.set_head.Reset().Bind(1, job_rowid)
                           : w.set_prev.Reset().Bind(1, kept);
@@ -1074,14 +1075,12 @@ absl::StatusOr<int64_t> SqliteStore::PruneJobInTxn(Writer& w, Stmt& link,
   link.Reset();
   // The last one kept pointed at rows now gone.
   if (dropped > 0 && kept_link != 0) RETURN_IF_ERROR(relink(0));
-  return dropped;
+  return PruneCount{position, dropped};
 }
 
 absl::StatusOr<int64_t> SqliteStore::PruneResults(int keep_per_job,
                                                   int64_t ended_before_us) {
-  // The jobs with results, then their links walked and cut on the writer a
-  // few jobs per write, so fires queued meanwhile are not held up behind
-  // one long transaction.
+  // The jobs with results, then their links walked and cut on the writer.
   std::vector<std::string> ids;
   RETURN_IF_ERROR(WithReader<bool>([&](Reader& r) -> absl::StatusOr<bool> {
                     ASSIGN_OR_RETURN(Stmt scan,
@@ -1094,41 +1093,46 @@ absl::StatusOr<int64_t> SqliteStore::PruneResults(int keep_per_job,
                     }));
                     return true;
                   }).status());
-  constexpr size_t kJobsPerWrite = 64;
-  const size_t writes = (ids.size() + kJobsPerWrite - 1) / kJobsPerWrite;
-  absl::Mutex mu;
-  size_t left = writes;
+  // One write at a time, each walking at most about kLinksPerWrite links
+  // (a few milliseconds), so a fire never waits long behind a prune.
+  constexpr int64_t kLinksPerWrite = 4096;
   int64_t deleted = 0;
-  absl::Status status;
-  for (size_t i = 0; i < writes; ++i) {
-    auto count = std::make_shared<int64_t>(0);
+  size_t next = 0;
+  while (next < ids.size()) {
+    struct Step {
+      size_t next = 0;
+      int64_t deleted = 0;
+    };
+    auto step = std::make_shared<Step>();
+    step->next = next;
+    absl::Notification committed;
+    absl::Status status;
     Enqueue(WriteOp{
-        [&ids, i, count, keep_per_job, ended_before_us](Writer& w) -> absl::StatusOr<v1::Job> {
+        [&ids, step, keep_per_job, ended_before_us](Writer& w) -> absl::StatusOr<v1::Job> {
           ASSIGN_OR_RETURN(Stmt link,
                            Stmt::Prepare(w.db.get(),
                                          "SELECT prev, job_id, end_us IS NOT NULL, "
                                          "coalesce(end_us, 0) FROM results WHERE id = ?1"));
-          const size_t to = std::min(ids.size(), (i + 1) * kJobsPerWrite);
-          for (size_t j = i * kJobsPerWrite; j < to; ++j) {
-            ASSIGN_OR_RETURN(const int64_t n, PruneJobInTxn(w, link, ids[j], keep_per_job,
-                                                            ended_before_us));
-            *count += n;
+          int64_t links = 0;
+          while (step->next < ids.size() && links < kLinksPerWrite) {
+            ASSIGN_OR_RETURN(const PruneCount n,
+                             PruneJobInTxn(w, link, ids[step->next], keep_per_job,
+                                           ended_before_us));
+            step->deleted += n.dropped;
+            links += n.visited + 1;
+            ++step->next;
           }
           return v1::Job();
         },
-        [&, count](absl::StatusOr<v1::Job> r) {
-          absl::MutexLock lock(&mu);
-          if (r.ok()) {
-            deleted += *count;
-          } else {
-            status.Update(r.status());
-          }
-          --left;
+        [&](absl::StatusOr<v1::Job> r) {
+          status = r.status();
+          committed.Notify();
         }});
+    committed.WaitForNotification();
+    if (!status.ok()) return status;
+    deleted += step->deleted;
+    next = step->next;
   }
-  absl::MutexLock lock(&mu);
-  mu.Await(absl::Condition(+[](size_t* n) { return *n == 0; }, &left));
-  if (!status.ok()) return status;
   return deleted;
 }
 

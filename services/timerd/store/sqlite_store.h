@@ -143,7 +143,11 @@ class SqliteStore final : public Store {
                                      const v1::JobResult& result, int64_t* head);
   // Drops the job's finished results beyond the newest `keep` and those that
   // ended before `ended_before_us`, and links the rest past them.
-  static absl::StatusOr<int64_t> PruneJobInTxn(Writer& w, Stmt& link,
+  struct PruneCount {
+    int64_t visited = 0;  // Links walked.
+    int64_t dropped = 0;  // Results deleted.
+  };
+  static absl::StatusOr<PruneCount> PruneJobInTxn(Writer& w, Stmt& link,
                                                const std::string& job_id, int keep,
                                                int64_t ended_before_us);
   // Runs `fn` with a pooled read connection.
