@@ -413,6 +413,46 @@ TEST_F(RunEngineTest, FailedRunsCountAsErrors) {
   EXPECT_EQ(after.results(0).error(), "it broke");
 }
 
+TEST_F(RunEngineTest, APauseAfterARunWasRecordedSkipsItAtItsSlot) {
+  StartEngine([](RunEngine::Options& o) { o.lookahead = absl::Milliseconds(500); });
+  v1::Job paused = Create(10);
+  v1::Job deleted = Create(10);
+  At(Slot(0, 10) - absl::Milliseconds(200));  // Both runs recorded ahead.
+  ASSERT_EQ(AllResults(paused.job_id()).size(), 1u);
+  EXPECT_EQ(AllResults(paused.job_id())[0].status(), v1::JobResult::PENDING);
+  v1::PauseJobRequest pause;
+  pause.set_job_id(paused.job_id());
+  ASSERT_TRUE(Call(&JobService::PauseJob, pause).ok());
+  v1::DeleteJobRequest del;
+  del.set_job_id(deleted.job_id());
+  ASSERT_TRUE(Call(&JobService::DeleteJob, del).ok());
+
+  At(Slot(0, 10));
+  EXPECT_TRUE(fake_.starts().empty());
+  for (const v1::Job& job : {paused, deleted}) {
+    std::vector<v1::JobResult> results = AllResults(job.job_id());
+    ASSERT_EQ(results.size(), 1u);
+    EXPECT_EQ(results[0].status(), v1::JobResult::SKIPPED);
+    EXPECT_EQ(FromProto(results[0].scheduled_time()), Slot(0, 10));
+    const v1::Job now = Get(job.job_id());
+    EXPECT_EQ(now.n_runs(), 0);
+    EXPECT_EQ(now.n_skipped(), 1);
+  }
+  EXPECT_NE(AllResults(paused.job_id())[0].error().find("paused"), std::string::npos);
+  EXPECT_NE(AllResults(deleted.job_id())[0].error().find("deleted"), std::string::npos);
+  EXPECT_EQ(engine_->active_runs(), 0);
+}
+
+TEST_F(RunEngineTest, ARunRecordedAheadStartsAtItsSlotNotBefore) {
+  StartEngine([](RunEngine::Options& o) { o.lookahead = absl::Milliseconds(500); });
+  v1::Job job = Create(10);
+  At(Slot(0, 10) - absl::Milliseconds(200));
+  EXPECT_TRUE(fake_.starts().empty());
+  At(Slot(0, 10));
+  EXPECT_EQ(fake_.starts().size(), 1u);
+  EXPECT_EQ(Get(job.job_id()).n_runs(), 1);
+}
+
 TEST_F(RunEngineTest, DeletedAndPausedJobsDoNotFire) {
   StartEngine();
   v1::Job a = Create(10);

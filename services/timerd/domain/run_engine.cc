@@ -94,7 +94,7 @@ void RunEngine::Stop() {
   for (PendingStart& p : pending) {
     const absl::Duration wait = p.at - clock_->Now();
     if (wait > absl::ZeroDuration()) absl::SleepFor(std::min(wait, options_.lookahead));
-    Dispatch(std::move(p.job), std::move(p.result));
+    DispatchPending(std::move(p));
   }
   WaitIdle();
   workers_.reset();
@@ -209,7 +209,7 @@ int RunEngine::Tick() {
       End();
     });
   }
-  for (PendingStart& p : ready) Dispatch(std::move(p.job), std::move(p.result));
+  for (PendingStart& p : ready) DispatchPending(std::move(p));
   for (const auto& [key, at] : due) Fire(key, at, now);
   for (Poll& p : polls) {
     workers_->Submit([this, run = std::move(p.run)]() mutable {
@@ -228,6 +228,13 @@ void RunEngine::JobChanged(const v1::Job& job) {
   auto key = JobKey::Parse(job.job_id());
   if (!key) return;
   absl::MutexLock lock(&mu_);
+  // A run recorded ahead of its slot does not start once its job is paused
+  // or deleted (JobChanged comes in commit order, after the fire's own).
+  if (job.status() == v1::Job::PAUSED || job.status() == v1::Job::DELETED) {
+    for (PendingStart& p : starts_) {
+      if (p.job->job_id() == job.job_id()) p.halted = job.status();
+    }
+  }
   if (IsSchedulable(job.status()) && job.has_next_run()) {
     const absl::Time due = FromProto(job.next_run());
     queue_.Set(*key, due);
@@ -410,6 +417,44 @@ void RunEngine::RunRecorded(std::shared_ptr<const v1::Job> shared,
     ++in_flight_;
   }
   Dispatch(std::move(shared), result);
+}
+
+void RunEngine::DispatchPending(PendingStart start) {
+  if (start.halted == v1::Job::STATUS_UNSPECIFIED) {
+    Dispatch(std::move(start.job), std::move(start.result));
+    return;
+  }
+  // Counted as a run when it was recorded: now a skipped slot instead.
+  v1::JobResult& result = start.result;
+  result.set_status(v1::JobResult::SKIPPED);
+  result.set_error(start.halted == v1::Job::PAUSED
+                       ? "the job was paused after this run was recorded, before its slot"
+                       : "the job was deleted after this run was recorded, before its slot");
+  *result.mutable_end_time() = ToProto(clock_->Now());
+  const std::string job_id = start.job->job_id();
+  const int64_t run_number = result.run_number();
+  std::shared_ptr<const v1::JobResult> event;
+  if (events_ != nullptr) event = std::make_shared<const v1::JobResult>(result);
+  store_->WriteJobState(
+      job_id,
+      [result = std::move(result)](v1::Job& job,
+                                   std::vector<v1::JobResult>& table) mutable {
+        job.set_n_runs(std::max<int64_t>(0, job.n_runs() - 1));
+        job.set_n_skipped(job.n_skipped() + 1);
+        table.push_back(std::move(result));
+        return absl::OkStatus();
+      },
+      [this, job_id, run_number, event, job = std::move(start.job)](
+          absl::StatusOr<v1::Job> written) {
+        if (!written.ok()) {
+          spdlog::warn("run engine: recording skipped run {} of job {} failed: {}",
+                       run_number, job_id, std::string(written.status().message()));
+        } else if (event != nullptr) {
+          PublishFinished(job_id, job, *event);
+        }
+        RunEnded(job_id, run_number);
+        End();  // The dispatch's count (Tick or Stop took it).
+      });
 }
 
 void RunEngine::Dispatch(std::shared_ptr<const v1::Job> job, v1::JobResult result) {

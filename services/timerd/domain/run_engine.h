@@ -48,13 +48,17 @@ class RunEngine final : public JobObserver {
   struct Options {
     // Threads calling providers.
     int workers = 4;
-    // Runs in flight (recorded, not yet ended) before due jobs wait.
-    int max_active_runs = 10000;
+    // Runs in flight (recorded, not yet ended) before due jobs wait. Runs
+    // recorded ahead of their slot count: `lookahead` of fires (10,000 at
+    // 20,000 fires/s) must fit with room to spare.
+    int max_active_runs = 50000;
     // Most fires decided per tick.
     size_t max_fires_per_tick = 20000;
     // Runs are recorded this far ahead of their slot, so the durable commit
-    // is not part of their lateness: the provider is called at the slot.
-    absl::Duration lookahead = absl::Milliseconds(100);
+    // (an fsync, which a shared disk can stretch to a few hundred ms) is not
+    // part of their lateness: the provider is called at the slot. A job
+    // paused or deleted meanwhile has such a run recorded SKIPPED instead.
+    absl::Duration lookahead = absl::Milliseconds(500);
     // Least time between two ticks of the scheduler thread: runs due within
     // it start together, at most this late, instead of one wakeup each.
     absl::Duration resolution = absl::Milliseconds(1);
@@ -138,12 +142,17 @@ class RunEngine final : public JobObserver {
     absl::Time at;
     std::shared_ptr<const v1::Job> job;
     v1::JobResult result;
+    // PAUSED or DELETED when the job was paused or deleted after this run
+    // was recorded: it is then recorded SKIPPED at its slot, not started.
+    v1::Job::Status halted = v1::Job::STATUS_UNSPECIFIED;
   };
 
   void Loop();
   void Fire(const JobKey& key, absl::Time due, absl::Time now);
   // Hands a recorded run to a worker (in_flight_ already counts it).
   void Dispatch(std::shared_ptr<const v1::Job> job, v1::JobResult result);
+  // Dispatch, or for a halted start, records it SKIPPED.
+  void DispatchPending(PendingStart start);
   void StartRun(std::shared_ptr<const v1::Job> job, v1::JobResult result);
   void PollRun(ActiveRun run);
   // Records a result (and, for an error, counts it into the job). `job`, the
