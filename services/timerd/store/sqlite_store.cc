@@ -196,7 +196,7 @@ absl::StatusOr<std::optional<Link>> ReadLink(Stmt& by_id, int64_t id,
       }
     }
   }
-  by_id.Reset();  // Ends a reader's transaction.
+  by_id.Reset();
   RETURN_IF_ERROR(status);
   return link;
 }
