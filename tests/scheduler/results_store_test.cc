@@ -148,9 +148,8 @@ TEST_P(ResultsStoreTest, PruneKeepsAnOpenRunAmongDroppedOnesListed) {
   EXPECT_EQ(store_->PruneResults(2, 0).value(), 7);  // 1, 2 and 4..8.
   const auto runs = [&] {
     std::vector<int64_t> out;
-    for (const auto& r : store_->ListResults("alice", id, 0, 100).value()) {
-      out.push_back(r.run_number());
-    }
+    const std::vector<v1::JobResult> results = store_->ListResults("alice", id, 0, 100).value();
+    for (const auto& r : results) out.push_back(r.run_number());
     return out;
   };
   EXPECT_EQ(runs(), (std::vector<int64_t>{10, 9, 3}));
@@ -218,9 +217,8 @@ TEST_P(ResultsStoreTest, AnOlderRunWrittenLaterIsListedInRunOrder) {
     done.WaitForNotification();
   }
   std::vector<int64_t> runs;
-  for (const auto& r : store_->ListResults("alice", id, 0, 100).value()) {
-    runs.push_back(r.run_number());
-  }
+  const std::vector<v1::JobResult> results = store_->ListResults("alice", id, 0, 100).value();
+  for (const auto& r : results) runs.push_back(r.run_number());
   EXPECT_EQ(runs, (std::vector<int64_t>{5, 4, 3, 2, 1}));
   const auto page = store_->ListResults("alice", id, 4, 2).value();
   ASSERT_EQ(page.size(), 2u);
