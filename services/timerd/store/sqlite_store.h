@@ -48,10 +48,10 @@ class SqliteStore final : public Store {
     // Most concurrent read connections.
     int max_readers = 8;
     // Page size of a database this store creates (an existing file keeps
-    // its own). Every write rewrites whole pages, and a fire's writes land
-    // on a few pages scattered over the file (the job's row, the job's
-    // results index leaf), so smaller pages mean fewer bytes per fire:
-    // see docs/PERFORMANCE.md (scheduler, third round).
+    // its own). Every write rewrites whole pages, and a fire rewrites the
+    // page of its job's row, somewhere in the file, so smaller pages mean
+    // fewer bytes per fire: see docs/PERFORMANCE.md (scheduler, third and
+    // fifth rounds).
     int page_size = 2048;
     // The WAL is copied back into the database file (checkpointed) by a
     // thread of its own, every `checkpoint_interval`; InfiniteDuration turns
