@@ -100,13 +100,13 @@ def timer_add_provider(name, srcs, deps = []):
     )
 
 def timer_add_fake_provider(name, defines = [], dir = "fakes"):
-    """A fake provider <dir>/<name>.so from tests/plugins/fake_provider.c,
+    """A fake provider <dir>/<name>.so from tests/support/fake_plugin.c,
     built by the rule `name`."""
     out = "%s/%s.so" % (dir, name)
     native.cc_binary(
         name = out,
         testonly = True,
-        srcs = ["tests/plugins/fake_provider.c"],
+        srcs = ["tests/support/fake_plugin.c"],
         linkshared = True,
         copts = TIMER_COPTS + ["-fvisibility=hidden"],
         local_defines = defines,
@@ -143,14 +143,18 @@ def timer_gtest(name, srcs, deps = [], data = [], local_defines = [], env = None
         timeout = _TEST_TIMEOUT,
     )
 
-def timer_unit_test(name, deps, hdrs = [], includes = []):
-    """tests/unit/<name>.cc into the test `name`; `hdrs` are further headers
-    it includes from the directories `includes`."""
+def timer_unit_test(path, deps, hdrs = [], includes = [], data = [], local_defines = []):
+    """tests/unit/<path>.cc into the test named for its file (path's last
+    component), as CMake's timer_unit_test; tests/support is on the include
+    path and its headers are available. `hdrs` are further headers it
+    includes from the directories `includes`."""
     timer_gtest(
-        name = name,
-        srcs = ["tests/unit/%s.cc" % name] + hdrs,
+        name = path.split("/")[-1],
+        srcs = ["tests/unit/%s.cc" % path] + native.glob(["tests/support/*.h"]) + hdrs,
         deps = deps,
-        includes = includes,
+        data = data,
+        local_defines = local_defines,
+        includes = ["tests/support"] + includes,
     )
 
 def timer_e2e_test(name, deps = [], hdrs = [], includes = [], env = {}, data = [],

@@ -86,16 +86,15 @@ if [ "$what" = asan ] || [ "$what" = all ]; then
 fi
 
 # ---- ThreadSanitizer: the concurrency-heavy tests ----
-# The store (SQLite write queue, group commit, reader pool), the run engine
-# and the rest of tests/scheduler (label `scheduler`: timer queue, fire
-# decisions, results, the event hub behind the watch streams and job events),
-# and the job service, all in-process with our code on both sides of every
-# lock; and tests/sanitizers, which checks that absl::Mutex is visible to TSan
-# (tests/sanitizers/tsan_absl_mutex.c). Not the end-to-end tests: there timerd's
-# threads are gRPC's, handing work to each other through gRPC's
+# The unit tests registered with TSAN (label `tsan`, tests/unit/CMakeLists.txt):
+# the store (SQLite write queue, group commit, reader pool), the run engine,
+# the timer queue, fire decisions, the event hub behind the watch streams and
+# job events, and the job service, all in-process with our code on both sides
+# of every lock; and tests/sanitizers, which checks that absl::Mutex is visible
+# to TSan (tests/sanitizers/tsan_absl_mutex.c). Not the end-to-end tests: there
+# timerd's threads are gRPC's, handing work to each other through gRPC's
 # uninstrumented atomics, and TSan reports those hand-offs as races
 # (docs/RELIABILITY.md, "Sanitizers").
-tsan_tests='^(sanitizers\.|scheduler\.|unit\.(.*StoreConformanceTest|SqliteStoreTest|JobServiceTest|JobQuotaTest)\.)'
 tsan_targets=(
   tsan_absl_mutex_test
   fire_decision_test timer_queue_test run_engine_test results_store_test events_test
@@ -113,7 +112,7 @@ if [ "$what" = tsan ] || [ "$what" = all ]; then
   # Each test runs three times: a race shows only when the threads interleave
   # badly, and these tests take seconds.
   if ! ctest --test-dir build-tsan -j "$jobs" --output-on-failure --timeout 600 \
-      --repeat until-fail:3 -R "$tsan_tests"; then
+      --repeat until-fail:3 -L tsan; then
     status=1
   fi
   check_reports "$reports" || status=1

@@ -16,7 +16,7 @@
 #include "domain/jobs.h"
 #include "domain/run_engine.h"
 #include "domain/time_util.h"
-#include "fake_provider.h"
+#include "fake_action_provider.h"
 #include "store/memory_store.h"
 
 namespace timer::domain {
@@ -239,7 +239,7 @@ TEST_F(EventHubTest, TakeBoundsBytesButTakesAtLeastOne) {
 TEST(JobEventsTest, AJobsLifeArrivesInOrderWithNoGaps) {
   FakeClock clock(kStart);
   store::MemoryStore store;
-  testing::FakeProvider provider("fake");
+  testing::FakeActionProvider provider("fake");
   StaticRegistry registry({&provider});
   EventHub hub(&clock, {});
   JobService jobs(&store, &clock, &registry);

@@ -11,14 +11,14 @@
 #include "absl/strings/str_cat.h"
 #include "domain/jobs.h"
 #include "domain/time_util.h"
-#include "fake_provider.h"
+#include "fake_action_provider.h"
 #include "store/memory_store.h"
 
 namespace timer::domain {
 namespace {
 
 using ::testing::ElementsAre;
-using ::timer::testing::FakeProvider;
+using ::timer::testing::FakeActionProvider;
 using State = ActionStatus::State;
 
 const absl::Time kStart = absl::FromUnixSeconds(1'800'000'000);
@@ -97,7 +97,7 @@ class RunEngineTest : public ::testing::Test {
   }
 
   FakeClock clock_;
-  FakeProvider fake_;
+  FakeActionProvider fake_;
   StaticRegistry registry_;
   store::MemoryStore store_;
   JobService jobs_;

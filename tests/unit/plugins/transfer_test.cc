@@ -14,7 +14,7 @@
 #include <gtest/gtest.h>
 
 #include "plugin_host/plugin_host.h"
-#include "test_util.h"
+#include "plugin_test_util.h"
 
 namespace timer::plugin_host {
 namespace {

@@ -11,7 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "plugin_host/plugin_host.h"
-#include "test_util.h"
+#include "plugin_test_util.h"
 
 namespace timer::plugin_host {
 namespace {

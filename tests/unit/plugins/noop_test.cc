@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_split.h"
 #include "plugin_host/plugin_host.h"
-#include "test_util.h"
+#include "plugin_test_util.h"
 
 namespace timer::plugin_host {
 namespace {

@@ -1,4 +1,4 @@
-// FakeProvider: an in-process ActionProvider for run-engine tests.
+// FakeActionProvider: an in-process ActionProvider for run-engine tests.
 //
 // Each started action is ACTIVE until the test ends it (Complete/FailAll),
 // unless `instant` is set, in which case Start() returns SUCCEEDED at once.
@@ -16,9 +16,9 @@
 
 namespace timer::testing {
 
-class FakeProvider final : public domain::ActionProvider {
+class FakeActionProvider final : public domain::ActionProvider {
  public:
-  explicit FakeProvider(std::string name = "fake", bool instant = true) {
+  explicit FakeActionProvider(std::string name = "fake", bool instant = true) {
     info_.set_name(std::move(name));
     info_.set_version("1.0.0");
     info_.set_input_schema("{}");
