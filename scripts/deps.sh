@@ -11,7 +11,7 @@ PACKAGES=(
   libabsl-dev libssl-dev libsqlite3-dev
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libjemalloc-dev         # timerd's allocator (docs/PERFORMANCE.md, scheduler, fourth round)
+  libjemalloc-dev         # timerd's allocator (docs/PERFORMANCE-HISTORY.md, "Fourth round")
   zsh                     # the completion tests check the zsh script with zsh -n
   openssl                 # the TLS end-to-end tests make their CA with it
   "$@"

@@ -28,10 +28,11 @@
 #include "server/server.h"
 #include "store/sqlite_store.h"
 #include "store/token_store.h"
+#include "timer/version.h"
 
 namespace {
 
-constexpr char kVersion[] = "0.1.0";
+using ::timer::kVersion;  // timer/version.h, from CMakeLists.txt's project()
 
 int Fail(const std::string& message) {
   spdlog::error("{}", message);

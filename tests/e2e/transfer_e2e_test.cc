@@ -509,8 +509,9 @@ TEST_F(TransferE2eTest, ProviderIsListedAndShowsItsInputSchema) {
 namespace timer::testing {
 namespace {
 
-// The seed CLI's `job transfer`, rewritten for `timer`: repeated --item, and
-// an items file with a comment and a blank line; the label defaults to the name.
+// The `globus-timer` CLI's `job transfer`, rewritten for `timer`: repeated
+// --item, and an items file with a comment and a blank line; the label
+// defaults to the name.
 TEST_F(TransferE2eTest, JobTransferCommandTakesItemsAndAnItemsFile) {
   WriteFile(src_ + "/file1.txt", "one\n");
   WriteFile(src_ + "/file2.txt", "two\n");

@@ -7,7 +7,7 @@
 
 namespace timer::domain {
 
-// How many results a job carries inline, newest first (the seed's "last 10").
+// How many results a job carries inline, newest first (Globus Timer's "last 10").
 inline constexpr int kInlineResults = 10;
 
 // Writes `result` into `job.results` (replacing the one with its run_number,

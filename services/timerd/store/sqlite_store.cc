@@ -88,8 +88,8 @@ constexpr const char* kMigrations[] = {
     // 4: a job's results are reached through links, newest first: the job
     // names its newest result and each result the one before it. This
     // replaces the (job_id, run_number) index, a leaf of which every fire
-    // rewrote at a random place in the file (docs/PERFORMANCE.md, fifth
-    // round).
+    // rewrote at a random place in the file (docs/PERFORMANCE-HISTORY.md,
+    // "Fifth round: results reached through links").
     R"sql(
       ALTER TABLE jobs ADD COLUMN last_result INTEGER;  -- results.id; NULL: none
       ALTER TABLE results ADD COLUMN prev INTEGER;      -- results.id; NULL: none

@@ -50,8 +50,8 @@ class SqliteStore final : public Store {
     // Page size of a database this store creates (an existing file keeps
     // its own). Every write rewrites whole pages, and a fire rewrites the
     // page of its job's row, somewhere in the file, so smaller pages mean
-    // fewer bytes per fire: see docs/PERFORMANCE.md (scheduler, third and
-    // fifth rounds).
+    // fewer bytes per fire: see docs/PERFORMANCE-HISTORY.md, "Third round:
+    // smaller pages, callbacks off the writer" and "Fifth round".
     int page_size = 2048;
     // The WAL is copied back into the database file (checkpointed) by a
     // thread of its own, every `checkpoint_interval`; InfiniteDuration turns

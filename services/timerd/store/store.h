@@ -31,7 +31,7 @@
 
 namespace timer::store {
 
-// How many results a job carries, newest first (the seed's "last 10").
+// How many results a job carries, newest first (Globus Timer's "last 10").
 inline constexpr int kJobResults = 10;
 
 // Microseconds since the Unix epoch (defined in sqlite_store.cc).

@@ -45,7 +45,10 @@ TEST(DecideFireTest, NoDriftAcross10000RunsWithRandomLateness) {
   }
 }
 
-TEST(DecideFireTest, SeedExampleRunsAt11_21_31NotAt11_22_33) {
+// Globus Timer's promise that a late run does not delay the next ("the job
+// will stay on schedule and not drift"): a 10 s job whose runs each start a
+// second late stays at :21, :31, ..., not :22, :33.
+TEST(DecideFireTest, GlobusTimerExampleRunsAt11_21_31NotAt11_22_33) {
   v1::Job job = MakeJob(10);
   // Every run starts a second late; the next is still due on the grid.
   std::vector<absl::Time> due_times;
