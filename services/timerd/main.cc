@@ -5,6 +5,10 @@
 //
 // `timerd token issue|list|revoke` manage bearer tokens in the store of the
 // same --config/--data-dir, whether or not a timerd is serving it.
+//
+// `timerd config reference|sample|check` print the config keys (the table of
+// docs/DEPLOYMENT.md), a config file of the defaults, and check a config
+// file (with the flags given) without starting.
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -232,7 +236,24 @@ int main(int argc, char** argv) {
   CLI::App* revoke = token->add_subcommand(
       "revoke", "revoke a token; a running timerd refuses it from its next call");
   revoke->add_option("TOKEN_ID", ta.token_id, "the id shown by issue and list")->required();
+
+  CLI::App* config_cmd = app.add_subcommand("config", "the configuration file's keys");
+  config_cmd->require_subcommand(1);
+  CLI::App* config_reference = config_cmd->add_subcommand(
+      "reference", "print every key with its type, default and range (Markdown)");
+  CLI::App* config_sample =
+      config_cmd->add_subcommand("sample", "print a config file of every key at its default");
+  CLI::App* config_check = config_cmd->add_subcommand(
+      "check", "check --config (and the flags given) as timerd would at start, then exit");
   CLI11_PARSE(app, argc, argv);
+  if (config_reference->parsed()) {
+    std::cout << timer::server::ConfigReference();
+    return 0;
+  }
+  if (config_sample->parsed()) {
+    std::cout << timer::server::SampleConfig();
+    return 0;
+  }
 
   auto logger = spdlog::stderr_logger_mt("timerd");
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ timerd %l: %v",
@@ -253,6 +274,18 @@ int main(int argc, char** argv) {
   if (!tls_key.empty()) config.tls_key = tls_key;
   if (!tls_client_ca.empty()) config.tls_client_ca = tls_client_ca;
   spdlog::set_level(spdlog::level::from_str(config.log_level));
+
+  if (config_check->parsed()) {
+    absl::Status s = timer::server::ValidateConfig(config);
+    if (s.ok()) {
+      s = timer::server::ValidateListenAddress(
+          config.listen, config.allow_insecure_remote || !config.tls_cert.empty());
+    }
+    if (!s.ok()) return Fail(std::string(s.message()));
+    std::cout << (config_path.empty() ? std::string("the defaults") : config_path)
+              << ": ok (the [plugins.NAME] tables are checked by their providers at start)\n";
+    return 0;
+  }
 
   if (token->parsed()) {
     const std::string dir =
