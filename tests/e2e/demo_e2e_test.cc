@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -133,6 +134,39 @@ TEST_F(DemoE2eTest, NoExampleWithoutTheDemoEndpoints) {
   WriteDemoConfig();
   EXPECT_EQ(ReadFile(data_dir_ + "/timerd.toml"), "workers = 2\n");
   EXPECT_TRUE(Example().empty());
+}
+
+TEST_F(DemoE2eTest, TimerdConfigCheckAcceptsTheDemoAndTheSampleAndNamesWhatIsWrong) {
+  const auto check = [&](const std::string& config) {
+    return timer::testing::Run({timerd_, "config", "check", "--config", config});
+  };
+  // The demo config, its transfer table checked by the installed provider.
+  RunResult demo = check(WriteDemoConfig());
+  EXPECT_EQ(demo.exit_code, 0) << demo.err;
+
+  // `timerd config sample`: every key at its default.
+  RunResult sample = timer::testing::Run({timerd_, "config", "sample"});
+  ASSERT_EQ(sample.exit_code, 0) << sample.err;
+  const std::string sample_path = tmp_.path() + "/sample.toml";
+  { std::ofstream(sample_path) << sample.out; }
+  RunResult sample_check = check(sample_path);
+  EXPECT_EQ(sample_check.exit_code, 0) << sample_check.err << "\n" << sample.out;
+
+  // A key out of range, a provider refusing its table, a provider not there.
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"workers = 0\n", "workers: must be a whole number from 1 to 256 (got 0)"},
+      {"[[plugins.transfer.endpoints]]\nid = \"x\"\nroot = \"/tmp\"\n"
+       "max_bytes_per_second = 1\n",
+       "plugins.transfer.endpoints[0].max_bytes_per_second: unknown field"},
+      {"[plugins.nosuch]\n", "plugins.nosuch: no provider nosuch is installed"},
+  };
+  for (const auto& [toml, message] : bad) {
+    const std::string path = tmp_.path() + "/bad.toml";
+    { std::ofstream(path, std::ios::trunc) << toml; }
+    RunResult r = check(path);
+    EXPECT_EQ(r.exit_code, 1) << toml;
+    EXPECT_TRUE(absl::StrContains(r.err, message)) << r.err;
+  }
 }
 
 TEST_F(DemoE2eTest, RefusesAnIdentityThatWouldBreakTheToml) {

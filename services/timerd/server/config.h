@@ -2,7 +2,9 @@
 //
 //   listen = "127.0.0.1:50051"
 //   data_dir = "/var/lib/timer"
+//   plugin_dir = "/usr/local/lib/timer/plugins"
 //   log_level = "info"               # trace, debug, info, warn, error
+//   allow_insecure_remote = false    # plaintext on a non-loopback address
 //   workers = 4                      # threads calling action providers
 //   [auth.jwt]                       # accept JWTs from an identity provider
 //   keys_file = "/etc/timer/idp-jwks.json"
