@@ -56,17 +56,18 @@ std::vector<TomlBlock> TomlBlocks(const std::string& file, const std::string& ma
     if (open == nullptr) {
       if (trimmed == "```toml") {
         if (previous == kFragmentMarker) {
-          open = nullptr;
           // Skip to the closing fence.
-          while (std::getline(in, line) && (++number, true)) {
+          while (std::getline(in, line)) {
+            ++number;
             const size_t f = line.find_first_not_of(' ');
             if (f != std::string::npos && line.substr(f) == "```") break;
           }
-        } else {
-          blocks.push_back({file, number, ""});
-          open = &blocks.back();
-          indent = first;
+          previous = "```";
+          continue;
         }
+        blocks.push_back({file, number, ""});
+        open = &blocks.back();  // Valid until the next push_back, after its fence.
+        indent = first;
       }
       if (!trimmed.empty()) previous = trimmed;
       continue;
@@ -125,12 +126,17 @@ TEST(TomlBlocksTest, FindsIndentedBlocksAndSkipsMarkedFragments) {
                                                    "<!-- config: fragment -->\n"
                                                    "```toml\n"
                                                    "bogus = 1\n"
+                                                   "```\n"
+                                                   "```toml\n"
+                                                   "listen = \"localhost:1\"\n"
                                                    "```\n");
-  ASSERT_EQ(blocks.size(), 2u);
+  ASSERT_EQ(blocks.size(), 3u);
   EXPECT_EQ(blocks[0].line, 2);
   EXPECT_EQ(blocks[0].text, "workers = 2\n");
   EXPECT_EQ(blocks[1].line, 10);
   EXPECT_EQ(blocks[1].text, "[auth.jwt]\n  leeway_seconds = 5\n");
+  EXPECT_EQ(blocks[2].line, 18);
+  EXPECT_EQ(blocks[2].text, "listen = \"localhost:1\"\n");
 }
 
 TEST(ConfigDocsTest, EveryTomlBlockIsAConfigTimerdAccepts) {
