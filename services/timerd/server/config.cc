@@ -186,7 +186,9 @@ size_t Distance(absl::string_view a, absl::string_view b) {
 std::string UnknownSetting(absl::string_view prefix, absl::string_view name) {
   const std::vector<std::string> names = NamesUnder(prefix);
   for (const std::string& known : names) {
-    if (Distance(name, known) <= 2) return absl::StrCat("unknown setting (did you mean ", known, "?)");
+    if (Distance(name, known) <= 2) {
+      return absl::StrCat("unknown setting (did you mean ", known, "?)");
+    }
   }
   if (!prefix.empty()) {
     return absl::StrCat("unknown setting (known in [", prefix, "]: ",
@@ -261,8 +263,9 @@ absl::Status SetKey(const ConfigKey& key, const toml::node& node, absl::string_v
           [&](auto member) -> absl::Status {
             const auto* v = node.as_integer();
             if (v == nullptr || v->get() < key.min || v->get() > key.max) return refuse();
-            // ConfigKeysAreConsistent (config_test) checks that max fits the member.
-            config.*member = static_cast<std::remove_reference_t<decltype(config.*member)>>(v->get());
+            // ConfigKeysTest.AreConsistent (config_test) checks that max fits the member.
+            using Member = std::remove_reference_t<decltype(config.*member)>;
+            config.*member = static_cast<Member>(v->get());
             return absl::OkStatus();
           },
       },
@@ -287,8 +290,8 @@ absl::Status ParsePlugins(const toml::node& node, absl::string_view origin, Conf
 absl::Status ParseTable(const toml::table& table, const std::string& prefix,
                         absl::string_view origin, Config& config) {
   for (const auto& [name, node] : table) {
-    const std::string path =
-        prefix.empty() ? std::string(Sv(name.str())) : absl::StrCat(prefix, ".", Sv(name.str()));
+    const absl::string_view leaf = Sv(name.str());
+    const std::string path = prefix.empty() ? std::string(leaf) : absl::StrCat(prefix, ".", leaf);
     if (path == kPluginsTable) {
       if (absl::Status s = ParsePlugins(node, origin, config); !s.ok()) return s;
     } else if (const ConfigKey* key = FindKey(path)) {
@@ -298,7 +301,7 @@ absl::Status ParseTable(const toml::table& table, const std::string& prefix,
       if (sub == nullptr) return Bad(origin, path, "must be a table");
       if (absl::Status s = ParseTable(*sub, path, origin, config); !s.ok()) return s;
     } else {
-      return Bad(origin, path, UnknownSetting(prefix, Sv(name.str())));
+      return Bad(origin, path, UnknownSetting(prefix, leaf));
     }
   }
   return absl::OkStatus();
