@@ -95,6 +95,10 @@ and .../demo/dest. Copy hello.txt from one to the other, once, at once:
   timer job status -v JOB_ID     # the Job ID printed above; its run: "files_transferred":1
   ls $(printf '%q' "$data_dir/demo/dest")    # hello.txt
 MSG
+      if ! grep -qsF "\"$who\"" "$config"; then
+        echo "(The demo endpoints do not allow \"$who\": add it to their" \
+          "allowed_identities in $config and run this script again.)"
+      fi
     fi
     cat <<MSG
 
