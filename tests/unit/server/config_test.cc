@@ -1,6 +1,7 @@
 // Tests of timerd's configuration (server/config.h): TOML parsing into
-// Config, strictness about unknown keys and types, and the listen-address
-// check that keeps plaintext gRPC on loopback.
+// Config, strictness about unknown keys and types, the listen-address check
+// that keeps plaintext gRPC on loopback, and the table of keys (ConfigKeys)
+// with the range of each, the sample and the reference made from it.
 
 #include "server/config.h"
 
