@@ -15,6 +15,11 @@
 # user running it (identity: the login name) and saves it in the CLI's token
 # cache (~/.config/timer/tokens.json, mode 0600), as `timer session login`
 # does. A later run keeps that token while timerd still accepts it.
+#
+# timerd reads DATA_DIR/timerd.toml. The first run writes it with two demo
+# transfer endpoints, DATA_DIR/demo/source (holding hello.txt) and
+# DATA_DIR/demo/dest, usable by that user (scripts/demo-config.sh); a later
+# run keeps the file as it is, edits included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -43,10 +48,11 @@ cmake --install build-run >/dev/null
 
 stop
 mkdir -p "$rundir"
+config=$(./scripts/demo-config.sh "$data_dir" "$(id -un)")
 if [ "${1:-}" = "--foreground" ]; then
-  exec "$prefix/bin/timerd" --listen "$listen" --data-dir "$data_dir"
+  exec "$prefix/bin/timerd" --config "$config" --listen "$listen" --data-dir "$data_dir"
 fi
-nohup "$prefix/bin/timerd" --listen "$listen" --data-dir "$data_dir" \
+nohup "$prefix/bin/timerd" --config "$config" --listen "$listen" --data-dir "$data_dir" \
   >"$rundir/timerd.log" 2>&1 &
 echo $! >"$pidfile"
 
@@ -66,13 +72,35 @@ for _ in $(seq 300); do
       unset token
     fi
     who=$(TIMER_TOKEN= "${timer[@]}" session whoami | sed -n 's/^Identity: *//p')
+    server_env=""  # The CLI's default server is timerd's default address.
+    [ "$listen" = 127.0.0.1:50051 ] || server_env=$'\n'"  export TIMER_SERVER=$listen"
     cat <<MSG
 timerd is running on $listen (pid $(cat "$pidfile"), data in $data_dir,
-log in _run/timerd.log). The CLI is logged in as "$who". Try:
+config in $config, log in _run/timerd.log).
+The CLI is logged in as "$who". Try:
 
-  export PATH="$prefix/bin:\$PATH"
+  export PATH="$prefix/bin:\$PATH"$server_env
   timer job submit --name hello --interval 1h --action-provider noop --action-body '{}'
   timer job list
+MSG
+    example=$(./scripts/demo-config.sh --example "$data_dir")
+    if [ -n "$example" ]; then
+      cat <<MSG
+
+Two demo transfer endpoints are configured, the folders $data_dir/demo/source
+and .../demo/dest. Copy hello.txt from one to the other, once, at once:
+
+  $example
+  timer job list                 # demo-copy: ended (stop_after_runs), SUCCEEDED (run 1)
+  timer job status -v JOB_ID     # the Job ID printed above; its run: "files_transferred":1
+  ls $(printf '%q' "$data_dir/demo/dest")    # hello.txt
+MSG
+      if ! grep -qsF "\"$who\"" "$config"; then
+        echo "(The demo endpoints do not allow \"$who\": add it to their" \
+          "allowed_identities in $config and run this script again.)"
+      fi
+    fi
+    cat <<MSG
 
 Stop it with: scripts/run.sh stop
 MSG

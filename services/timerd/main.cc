@@ -5,14 +5,21 @@
 //
 // `timerd token issue|list|revoke` manage bearer tokens in the store of the
 // same --config/--data-dir, whether or not a timerd is serving it.
+//
+// `timerd config reference|sample|check` print the config keys (the table of
+// docs/DEPLOYMENT.md), a config file of the defaults, and check a config
+// file (with the flags given) without starting.
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -21,9 +28,11 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "auth/token.h"
+#include "plugin_host/plugin_host.h"
 #include "server/config.h"
 #include "server/server.h"
 #include "store/sqlite_store.h"
@@ -173,6 +182,44 @@ int TokenRevoke(timer::store::TokenStore& tokens, const TokenArgs& a) {
   return 0;
 }
 
+// What `timerd config check` adds to ValidateConfig: each [plugins.NAME]
+// table is given to the installed provider NAME, as at start, where a
+// provider refusing its table or a table without a provider is only logged.
+absl::Status CheckProviderConfigs(const timer::server::Config& config) {
+  std::vector<std::string> dirs = {timer::server::DefaultPluginDir()};
+  if (!config.plugin_dir.empty() && config.plugin_dir != dirs[0]) {
+    dirs.insert(dirs.begin(), config.plugin_dir);
+  }
+  std::set<std::string> loaded;
+  for (const std::string& dir : dirs) {
+    std::error_code ec;
+    std::vector<std::string> files;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+      const std::string name = e.path().filename().string();
+      if (e.path().extension() == ".so" && name[0] != '.') files.push_back(e.path().string());
+    }
+    std::sort(files.begin(), files.end());
+    for (const std::string& file : files) {
+      auto plugin = timer::plugin_host::LoadPlugin(file, config.plugins);
+      // A refused config is the config's fault; a file that is no plugin is not.
+      if (absl::IsInvalidArgument(plugin.status())) return plugin.status();
+      if (!plugin.ok()) {
+        spdlog::warn("{}", std::string(plugin.status().message()));
+        continue;
+      }
+      loaded.insert((*plugin)->info().name());
+    }
+  }
+  for (const auto& [name, table] : config.plugins.items()) {
+    if (loaded.count(name) == 0) {
+      return absl::NotFoundError(absl::StrCat("plugins.", name, ": no provider ", name,
+                                              " is installed (looked in ",
+                                              absl::StrJoin(dirs, ", "), ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -233,7 +280,24 @@ int main(int argc, char** argv) {
   CLI::App* revoke = token->add_subcommand(
       "revoke", "revoke a token; a running timerd refuses it from its next call");
   revoke->add_option("TOKEN_ID", ta.token_id, "the id shown by issue and list")->required();
+
+  CLI::App* config_cmd = app.add_subcommand("config", "the configuration file's keys");
+  config_cmd->require_subcommand(1);
+  CLI::App* config_reference = config_cmd->add_subcommand(
+      "reference", "print every key with its type, default and range (Markdown)");
+  CLI::App* config_sample =
+      config_cmd->add_subcommand("sample", "print a config file of every key at its default");
+  CLI::App* config_check = config_cmd->add_subcommand(
+      "check", "check --config (and the flags given) as timerd would at start, then exit");
   CLI11_PARSE(app, argc, argv);
+  if (config_reference->parsed()) {
+    std::cout << timer::server::ConfigReference();
+    return 0;
+  }
+  if (config_sample->parsed()) {
+    std::cout << timer::server::SampleConfig();
+    return 0;
+  }
 
   auto logger = spdlog::stderr_logger_mt("timerd");
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ timerd %l: %v",
@@ -254,6 +318,19 @@ int main(int argc, char** argv) {
   if (!tls_key.empty()) config.tls_key = tls_key;
   if (!tls_client_ca.empty()) config.tls_client_ca = tls_client_ca;
   spdlog::set_level(spdlog::level::from_str(config.log_level));
+
+  if (config_check->parsed()) {
+    absl::Status s = timer::server::ValidateConfig(config);
+    if (s.ok()) {
+      s = timer::server::ValidateListenAddress(
+          config.listen, config.allow_insecure_remote || !config.tls_cert.empty());
+    }
+    if (s.ok()) s = CheckProviderConfigs(config);
+    if (!s.ok()) return Fail(std::string(s.message()));
+    std::cout << (config_path.empty() ? std::string("the defaults") : config_path)
+              << ": ok\n";
+    return 0;
+  }
 
   if (token->parsed()) {
     const std::string dir =

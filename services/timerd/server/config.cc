@@ -4,34 +4,388 @@
 #include <netinet/in.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
+#include <type_traits>
 
 #include <toml++/toml.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 namespace timer::server {
+
+const std::vector<ConfigKey>& ConfigKeys() {
+  constexpr int64_t kTebi = int64_t{1} << 40;
+  static const std::vector<ConfigKey>* const keys = new std::vector<ConfigKey>{
+      {.path = "listen",
+       .field = &Config::listen,
+       .doc = "address to serve on (flag --listen)",
+       .accepted_doc = "HOST:PORT or unix:PATH; a loopback host unless TLS is served "
+                       "or allow_insecure_remote is true"},
+      {.path = "data_dir",
+       .field = &Config::data_dir,
+       .doc = "directory of the embedded store (flag --data-dir)",
+       .default_doc = "`$XDG_DATA_HOME/timer`, else `~/.local/share/timer`",
+       .accepted_doc = "a directory path; created private (0700) if missing"},
+      {.path = "plugin_dir",
+       .field = &Config::plugin_dir,
+       .doc = "more action-provider plugins to load (flag --plugin-dir)",
+       .default_doc = "none; `../lib/timer/plugins` next to timerd is always loaded",
+       .accepted_doc = "a directory path"},
+      {.path = "log_level",
+       .field = &Config::log_level,
+       .allowed = {"trace", "debug", "info", "warn", "error"},
+       .doc = "least severe log line written (flag --log-level)"},
+      {.path = "allow_insecure_remote",
+       .field = &Config::allow_insecure_remote,
+       .doc = "serve plaintext gRPC on a non-loopback address"},
+      {.path = "workers",
+       .field = &Config::workers,
+       .min = 1,
+       .max = 256,
+       .doc = "threads calling action providers"},
+      {.path = "run_timeout_seconds",
+       .field = &Config::run_timeout_seconds,
+       .min = 1,
+       .max = kTebi,
+       .doc = "a run still active after this long is cancelled"},
+      {.path = "results_keep_per_job",
+       .field = &Config::results_keep_per_job,
+       .min = 1,
+       .max = 1 << 30,
+       .doc = "newest results kept per job"},
+      {.path = "results_max_age_days",
+       .field = &Config::results_max_age_days,
+       .min = 1,
+       .max = 100000,
+       .doc = "finished results older than this are deleted"},
+      {.path = "tls_cert",
+       .field = &Config::tls_cert,
+       .doc = "PEM certificate chain: serve TLS, with tls_key (flag --tls-cert)",
+       .accepted_doc = "a file path"},
+      {.path = "tls_key",
+       .field = &Config::tls_key,
+       .doc = "PEM private key of tls_cert (flag --tls-key)",
+       .accepted_doc = "a file path"},
+      {.path = "tls_client_ca",
+       .field = &Config::tls_client_ca,
+       .doc = "PEM CA certificates: accept client certificates they sign (mutual TLS; "
+              "flag --tls-client-ca)",
+       .accepted_doc = "a file path; needs tls_cert and tls_key"},
+      {.path = "max_message_bytes",
+       .field = &Config::max_message_bytes,
+       .min = 1,
+       .max = 1 << 30,
+       .doc = "largest request accepted"},
+      {.path = "max_jobs_per_identity",
+       .field = &Config::max_jobs_per_identity,
+       .min = 1,
+       .max = kTebi,
+       .doc = "live (not deleted) jobs per identity"},
+      {.path = "watch_keep_events",
+       .field = &Config::watch_keep_events,
+       .min = 1,
+       .max = 10'000'000,
+       .doc = "events kept for watchers resuming with `since`"},
+      {.path = "watch_buffer_events",
+       .field = &Config::watch_buffer_events,
+       .min = 1,
+       .max = 10'000'000,
+       .doc = "events a watcher may fall behind before it is dropped"},
+      {.path = "auth.jwt.keys_file",
+       .field = &Config::jwt_keys_file,
+       .doc = "JWKS document or PEM public key(s): accept JWTs signed by them",
+       .accepted_doc = "a file path; needs issuer and audience"},
+      {.path = "auth.jwt.issuer",
+       .field = &Config::jwt_issuer,
+       .doc = "must equal the JWT's iss claim",
+       .accepted_doc = "a string; needs keys_file"},
+      {.path = "auth.jwt.audience",
+       .field = &Config::jwt_audience,
+       .doc = "must be in the JWT's aud claim",
+       .accepted_doc = "a string; needs keys_file"},
+      {.path = "auth.jwt.identity_claim",
+       .field = &Config::jwt_identity_claim,
+       .doc = "the claim naming the caller's identity",
+       .accepted_doc = "a non-empty string"},
+      {.path = "auth.jwt.leeway_seconds",
+       .field = &Config::jwt_leeway_seconds,
+       .min = 0,
+       .max = 3600,
+       .doc = "clock skew allowed on exp and nbf"},
+  };
+  return *keys;
+}
+
 namespace {
+
+template <class... F>
+struct Overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+Overloaded(F...) -> Overloaded<F...>;
+
+absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 absl::Status Bad(absl::string_view origin, absl::string_view key,
                  absl::string_view problem) {
   return absl::InvalidArgumentError(absl::StrCat(origin, ": ", key, ": ", problem));
 }
 
-absl::Status ReadString(const toml::node& node, absl::string_view origin,
-                        absl::string_view key, std::string* out) {
-  const auto* v = node.as_string();
-  if (v == nullptr) return Bad(origin, key, "must be a string");
-  *out = v->get();
+const ConfigKey* FindKey(absl::string_view path) {
+  for (const ConfigKey& key : ConfigKeys()) {
+    if (key.path == path) return &key;
+  }
+  return nullptr;
+}
+
+// The names one level below `prefix` ("" for the top level): keys and
+// tables, each once, in table order.
+std::vector<std::string> NamesUnder(absl::string_view prefix) {
+  std::vector<std::string> names;
+  const auto add = [&](absl::string_view path) {
+    if (!prefix.empty()) {
+      if (path.size() <= prefix.size() || path.substr(0, prefix.size()) != prefix ||
+          path[prefix.size()] != '.') {
+        return;
+      }
+      path.remove_prefix(prefix.size() + 1);
+    }
+    std::string name(path.substr(0, path.find('.')));
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  };
+  for (const ConfigKey& key : ConfigKeys()) add(key.path);
+  add(kPluginsTable);
+  return names;
+}
+
+// Edit distance, for suggesting the key a typo meant.
+size_t Distance(absl::string_view a, absl::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string UnknownSetting(absl::string_view prefix, absl::string_view name) {
+  const std::vector<std::string> names = NamesUnder(prefix);
+  for (const std::string& known : names) {
+    if (Distance(name, known) <= 2) {
+      return absl::StrCat("unknown setting (did you mean ", known, "?)");
+    }
+  }
+  if (!prefix.empty()) {
+    return absl::StrCat("unknown setting (known in [", prefix, "]: ",
+                        absl::StrJoin(names, ", "), ")");
+  }
+  return "unknown setting";
+}
+
+std::string Quoted(absl::string_view s) { return absl::StrCat("\"", s, "\""); }
+
+// "trace, debug, info, warn or error".
+std::string OneOf(const std::vector<absl::string_view>& allowed) {
+  std::string text;
+  for (size_t i = 0; i < allowed.size(); ++i) {
+    if (i > 0) absl::StrAppend(&text, i + 1 == allowed.size() ? " or " : ", ");
+    absl::StrAppend(&text, allowed[i]);
+  }
+  return text;
+}
+
+// What the key accepts, for error messages: "must be <this>".
+std::string Expected(const ConfigKey& key) {
+  return std::visit(
+      Overloaded{
+          [&](std::string Config::*) -> std::string {
+            return key.allowed.empty() ? "a string" : OneOf(key.allowed);
+          },
+          [](bool Config::*) -> std::string { return "true or false"; },
+          [&](auto) -> std::string {
+            return absl::StrCat("a whole number from ", key.min, " to ", key.max);
+          },
+      },
+      key.field);
+}
+
+// The value as TOML would write it, for "(got ...)".
+std::string Shown(const toml::node& node) {
+  if (const auto* s = node.as_string()) return Quoted(Sv(s->get()));
+  if (const auto* i = node.as_integer()) return absl::StrCat(i->get());
+  if (const auto* b = node.as_boolean()) return b->get() ? "true" : "false";
+  if (node.is_floating_point()) return "a decimal number";
+  if (node.is_array()) return "an array";
+  if (node.is_table()) return "a table";
+  return "a date or time";
+}
+
+absl::Status SetKey(const ConfigKey& key, const toml::node& node, absl::string_view origin,
+                    Config& config) {
+  const auto refuse = [&] {
+    return Bad(origin, key.path,
+               absl::StrCat("must be ", Expected(key), " (got ", Shown(node), ")"));
+  };
+  return std::visit(
+      Overloaded{
+          [&](std::string Config::*member) -> absl::Status {
+            const auto* v = node.as_string();
+            if (v == nullptr) return refuse();
+            if (!key.allowed.empty() &&
+                std::find(key.allowed.begin(), key.allowed.end(), Sv(v->get())) ==
+                    key.allowed.end()) {
+              return refuse();
+            }
+            config.*member = v->get();
+            return absl::OkStatus();
+          },
+          [&](bool Config::*member) -> absl::Status {
+            const auto* v = node.as_boolean();
+            if (v == nullptr) return refuse();
+            config.*member = v->get();
+            return absl::OkStatus();
+          },
+          [&](auto member) -> absl::Status {
+            const auto* v = node.as_integer();
+            if (v == nullptr || v->get() < key.min || v->get() > key.max) return refuse();
+            // ConfigKeysTest.AreConsistent (config_test) checks that max fits the member.
+            using Member = std::remove_reference_t<decltype(config.*member)>;
+            config.*member = static_cast<Member>(v->get());
+            return absl::OkStatus();
+          },
+      },
+      key.field);
+}
+
+absl::Status ParsePlugins(const toml::node& node, absl::string_view origin, Config& config) {
+  const toml::table* plugins = node.as_table();
+  if (plugins == nullptr) return Bad(origin, kPluginsTable, "must be a table");
+  for (const auto& [name, plugin] : *plugins) {
+    if (!plugin.is_table()) {
+      return Bad(origin, absl::StrCat(kPluginsTable, ".", Sv(name.str())), "must be a table");
+    }
+    std::ostringstream json;
+    json << toml::json_formatter{*plugin.as_table()};
+    config.plugins[std::string(Sv(name.str()))] = nlohmann::json::parse(json.str());
+  }
   return absl::OkStatus();
 }
 
+// Sets every key of `table`, whose path is `prefix` ("" for the top level).
+absl::Status ParseTable(const toml::table& table, const std::string& prefix,
+                        absl::string_view origin, Config& config) {
+  for (const auto& [name, node] : table) {
+    const absl::string_view leaf = Sv(name.str());
+    const std::string path = prefix.empty() ? std::string(leaf) : absl::StrCat(prefix, ".", leaf);
+    if (path == kPluginsTable) {
+      if (absl::Status s = ParsePlugins(node, origin, config); !s.ok()) return s;
+    } else if (const ConfigKey* key = FindKey(path)) {
+      if (absl::Status s = SetKey(*key, node, origin, config); !s.ok()) return s;
+    } else if (!NamesUnder(path).empty()) {
+      const toml::table* sub = node.as_table();
+      if (sub == nullptr) return Bad(origin, path, "must be a table");
+      if (absl::Status s = ParseTable(*sub, path, origin, config); !s.ok()) return s;
+    } else {
+      return Bad(origin, path, UnknownSetting(prefix, leaf));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Reference cells.
+std::string TypeName(const ConfigKey& key) {
+  return std::visit(Overloaded{[](std::string Config::*) { return "string"; },
+                               [](bool Config::*) { return "bool"; },
+                               [](auto) { return "integer"; }},
+                    key.field);
+}
+
+// The default as TOML writes it.
+std::string DefaultValue(const ConfigKey& key) {
+  static const Config* const defaults = new Config();
+  return std::visit(
+      Overloaded{[](std::string Config::*m) { return Quoted(defaults->*m); },
+                 [](bool Config::*m) -> std::string { return defaults->*m ? "true" : "false"; },
+                 [](auto m) { return absl::StrCat(defaults->*m); }},
+      key.field);
+}
+
+std::string Accepted(const ConfigKey& key) {
+  if (!key.accepted_doc.empty()) return std::string(key.accepted_doc);
+  return std::visit(
+      Overloaded{
+          [&](std::string Config::*) -> std::string {
+            if (key.allowed.empty()) return "a string";
+            return absl::StrJoin(key.allowed, ", ", [](std::string* out, absl::string_view v) {
+              absl::StrAppend(out, "`", v, "`");
+            });
+          },
+          [](bool Config::*) -> std::string { return "`true`, `false`"; },
+          [&](auto) -> std::string { return absl::StrCat(key.min, " to ", key.max); },
+      },
+      key.field);
+}
+
 }  // namespace
+
+std::string ConfigReference() {
+  std::string out =
+      "| key | type | default | accepted | what |\n"
+      "|---|---|---|---|---|\n";
+  for (const ConfigKey& key : ConfigKeys()) {
+    std::string def(key.default_doc);
+    if (def.empty()) {
+      def = DefaultValue(key) == "\"\"" ? "none" : absl::StrCat("`", DefaultValue(key), "`");
+    }
+    absl::StrAppend(&out, "| `", key.path, "` | ", TypeName(key), " | ", def, " | ",
+                    Accepted(key), " | ", key.doc, " |\n");
+  }
+  absl::StrAppend(&out, "| `[", kPluginsTable,
+                  ".NAME]` | table | none | what provider NAME accepts | "
+                  "handed to provider NAME as JSON |\n");
+  return out;
+}
+
+std::string SampleConfig() {
+  std::string out =
+      "# timerd's configuration, every key at its default (`timerd config sample`).\n"
+      "# The keys, their ranges and their flags: `timerd config reference`.\n";
+  std::string table;
+  for (const ConfigKey& key : ConfigKeys()) {
+    const size_t dot = key.path.rfind('.');
+    const absl::string_view prefix =
+        dot == absl::string_view::npos ? absl::string_view() : key.path.substr(0, dot);
+    const absl::string_view name =
+        dot == absl::string_view::npos ? key.path : key.path.substr(dot + 1);
+    if (prefix != table) {
+      table = std::string(prefix);
+      absl::StrAppend(&out, "\n[", table, "]\n");
+    }
+    absl::StrAppend(&out, "# ", key.doc, "; ", Accepted(key));
+    if (!key.default_doc.empty()) absl::StrAppend(&out, "; default: ", key.default_doc);
+    absl::StrAppend(&out, "\n");
+    // An empty string (no value) stays a comment.
+    absl::StrAppend(&out, DefaultValue(key) == "\"\"" ? "# " : "", name, " = ",
+                    DefaultValue(key), "\n");
+  }
+  absl::StrAppend(&out, "\n# [", kPluginsTable, ".NAME]: handed to provider NAME as JSON\n");
+  return out;
+}
 
 absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
                                    absl::string_view origin) {
@@ -45,104 +399,7 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
         ": ", std::string(err.description())));
   }
   Config config;
-  for (const auto& [key, node] : table) {
-    const std::string k(key.str());
-    absl::Status s;
-    if (k == "listen") {
-      s = ReadString(node, origin, k, &config.listen);
-    } else if (k == "data_dir") {
-      s = ReadString(node, origin, k, &config.data_dir);
-    } else if (k == "plugin_dir") {
-      s = ReadString(node, origin, k, &config.plugin_dir);
-    } else if (k == "log_level") {
-      s = ReadString(node, origin, k, &config.log_level);
-      const std::string& l = config.log_level;
-      if (s.ok() && l != "trace" && l != "debug" && l != "info" && l != "warn" &&
-          l != "error") {
-        return Bad(origin, k, "must be trace, debug, info, warn or error");
-      }
-    } else if (k == "allow_insecure_remote") {
-      const auto* b = node.as_boolean();
-      if (b == nullptr) return Bad(origin, k, "must be true or false");
-      config.allow_insecure_remote = b->get();
-    } else if (k == "workers" || k == "run_timeout_seconds" ||
-               k == "results_keep_per_job" || k == "results_max_age_days") {
-      const auto* v = node.as_integer();
-      if (v == nullptr || v->get() < 1 || v->get() > (k == "workers" ? 256 : 1LL << 40)) {
-        return Bad(origin, k, "must be a positive whole number");
-      }
-      const int64_t n = v->get();
-      if (k == "workers") config.workers = static_cast<int>(n);
-      if (k == "run_timeout_seconds") config.run_timeout_seconds = n;
-      if (k == "results_keep_per_job") config.results_keep_per_job = static_cast<int>(std::min<int64_t>(n, 1 << 30));
-      if (k == "results_max_age_days") config.results_max_age_days = static_cast<int>(std::min<int64_t>(n, 100000));
-    } else if (k == "tls_cert" || k == "tls_key" || k == "tls_client_ca") {
-      s = ReadString(node, origin, k,
-                     k == "tls_cert" ? &config.tls_cert
-                                     : k == "tls_key" ? &config.tls_key : &config.tls_client_ca);
-    } else if (k == "watch_keep_events" || k == "watch_buffer_events") {
-      const auto* v = node.as_integer();
-      if (v == nullptr || v->get() < 1 || v->get() > 10'000'000) {
-        return Bad(origin, k, "must be a whole number from 1 to 10000000");
-      }
-      (k == "watch_keep_events" ? config.watch_keep_events : config.watch_buffer_events) =
-          v->get();
-    } else if (k == "max_message_bytes" || k == "max_jobs_per_identity") {
-      const auto* v = node.as_integer();
-      const int64_t max = k == "max_message_bytes" ? (1LL << 30) : (1LL << 40);
-      if (v == nullptr || v->get() < 1 || v->get() > max) {
-        return Bad(origin, k, absl::StrCat("must be a whole number from 1 to ", max));
-      }
-      (k == "max_message_bytes" ? config.max_message_bytes : config.max_jobs_per_identity) =
-          v->get();
-    } else if (k == "auth") {
-      const toml::table* auth = node.as_table();
-      if (auth == nullptr) return Bad(origin, k, "must be a table");
-      for (const auto& [auth_key, auth_node] : *auth) {
-        if (std::string(auth_key.str()) != "jwt" || !auth_node.is_table()) {
-          return Bad(origin, absl::StrCat("auth.", std::string(auth_key.str())),
-                     "unknown setting (only the [auth.jwt] table)");
-        }
-        for (const auto& [jk, jnode] : *auth_node.as_table()) {
-          const std::string j(jk.str());
-          const std::string where = absl::StrCat("auth.jwt.", j);
-          absl::Status js;
-          if (j == "keys_file") {
-            js = ReadString(jnode, origin, where, &config.jwt_keys_file);
-          } else if (j == "issuer") {
-            js = ReadString(jnode, origin, where, &config.jwt_issuer);
-          } else if (j == "audience") {
-            js = ReadString(jnode, origin, where, &config.jwt_audience);
-          } else if (j == "identity_claim") {
-            js = ReadString(jnode, origin, where, &config.jwt_identity_claim);
-          } else if (j == "leeway_seconds") {
-            const auto* v = jnode.as_integer();
-            if (v == nullptr || v->get() < 0 || v->get() > 3600) {
-              return Bad(origin, where, "must be a whole number from 0 to 3600");
-            }
-            config.jwt_leeway_seconds = v->get();
-          } else {
-            return Bad(origin, where, "unknown setting");
-          }
-          if (!js.ok()) return js;
-        }
-      }
-    } else if (k == "plugins") {
-      const toml::table* plugins = node.as_table();
-      if (plugins == nullptr) return Bad(origin, k, "must be a table");
-      for (const auto& [name, plugin] : *plugins) {
-        if (!plugin.is_table()) {
-          return Bad(origin, absl::StrCat("plugins.", std::string(name.str())), "must be a table");
-        }
-        std::ostringstream json;
-        json << toml::json_formatter{*plugin.as_table()};
-        config.plugins[std::string(name.str())] = nlohmann::json::parse(json.str());
-      }
-    } else {
-      return Bad(origin, k, "unknown setting");
-    }
-    if (!s.ok()) return s;
-  }
+  if (absl::Status s = ParseTable(table, "", origin, config); !s.ok()) return s;
   return config;
 }
 

@@ -6,30 +6,29 @@
 //   log_level = "info"               # trace, debug, info, warn, error
 //   allow_insecure_remote = false    # plaintext on a non-loopback address
 //   workers = 4                      # threads calling action providers
-//   run_timeout_seconds = 21600      # a run active longer is cancelled
-//   results_keep_per_job = 1000      # newest results kept per job
-//   results_max_age_days = 90        # finished results older are deleted
-//   tls_cert = "/etc/timer/tls/server.crt"   # serve TLS (with tls_key)
-//   tls_key = "/etc/timer/tls/server.key"
-//   tls_client_ca = "/etc/timer/tls/ca.crt"  # verify client certificates (mTLS)
-//   max_message_bytes = 4194304      # largest request accepted
-//   max_jobs_per_identity = 10000    # live (not deleted) jobs per identity
-//   watch_keep_events = 20000        # events kept for watchers resuming with `since`
-//   watch_buffer_events = 1024       # events a watcher may fall behind before it is dropped
 //   [auth.jwt]                       # accept JWTs from an identity provider
-//   keys_file = "/etc/timer/idp-jwks.json"   # JWKS or PEM public key(s)
+//   keys_file = "/etc/timer/idp-jwks.json"
 //   issuer = "https://idp.example.org"
 //   audience = "timer"
-//   identity_claim = "sub"
-//   leeway_seconds = 60
 //   [plugins.noop]                   # each table is handed to that provider
 //   record_file = "/tmp/noop-runs.log"
 //
+// Every key is one entry of ConfigKeys(): its dotted path, the Config member
+// it sets (whose type is the key's TOML type), its accepted range or values
+// and a one-line description. That table drives the parser and its error
+// messages, `timerd config reference` (the table in docs/DEPLOYMENT.md) and
+// `timerd config sample`; adding a setting is a member here plus an entry
+// there. The `[plugins.NAME]` tables are not in it: each is handed to the
+// provider NAME as JSON, and the provider checks it.
+//
 // Unknown keys are errors: a typo must not silently fall back to a default.
-// A plain value type.
+// Config is a plain value type; ConfigKeys() is immutable and thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <variant>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -66,7 +65,45 @@ struct Config {
   nlohmann::json plugins = nlohmann::json::object();
 };
 
-// Parses TOML text; `origin` names it in error messages.
+// One key of the config file.
+struct ConfigKey {
+  // The member the key sets. A string member takes a TOML string, a bool
+  // member true or false, an int or int64_t member a whole number.
+  using Field = std::variant<std::string Config::*, bool Config::*, int Config::*,
+                             int64_t Config::*>;
+
+  absl::string_view path;  // Dotted, as in TOML: "workers", "auth.jwt.issuer".
+  Field field;
+  // Whole numbers: the accepted range, inclusive. Ignored for other types.
+  int64_t min = 0;
+  int64_t max = 0;
+  // Strings: the accepted values; empty: any string.
+  std::vector<absl::string_view> allowed = {};
+  absl::string_view doc;  // One line: what it does.
+  // For the reference, when the default is not the member's initial value
+  // as is (e.g. an empty path meaning "found at start").
+  absl::string_view default_doc = {};
+  // For the reference, when the accepted values say more than the type,
+  // range or list (e.g. which addresses `listen` takes).
+  absl::string_view accepted_doc = {};
+};
+
+// Every key, top-level keys first, then each table's keys together.
+const std::vector<ConfigKey>& ConfigKeys();
+
+// The TOML table whose sub-tables are handed to providers as JSON.
+inline constexpr absl::string_view kPluginsTable = "plugins";
+
+// The keys as a Markdown table (key, type, default, accepted, what),
+// followed by the `[plugins.NAME]` row; docs/DEPLOYMENT.md holds it verbatim.
+std::string ConfigReference();
+
+// A config file setting every key to its default, each with its doc as a
+// comment; it parses to Config{}.
+std::string SampleConfig();
+
+// Parses TOML text; `origin` names it in error messages. Errors name the key
+// and, for a value out of range, the range.
 absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
                                    absl::string_view origin);
 absl::StatusOr<Config> LoadConfigFile(const std::string& path);

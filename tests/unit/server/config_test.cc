@@ -1,15 +1,20 @@
 // Tests of timerd's configuration (server/config.h): TOML parsing into
-// Config, strictness about unknown keys and types, and the listen-address
-// check that keeps plaintext gRPC on loopback.
+// Config, strictness about unknown keys and types, the listen-address check
+// that keeps plaintext gRPC on loopback, and the table of keys (ConfigKeys)
+// with the range of each, the sample and the reference made from it.
 
 #include "server/config.h"
 
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <set>
 #include <string>
+#include <variant>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -374,6 +379,132 @@ TEST(ValidateConfigTest, TlsAndJwtSettingsMustBeComplete) {
   half.jwt_audience = "timer";
   EXPECT_THAT(ValidateConfig(half), StatusIs(absl::StatusCode::kInvalidArgument,
                                              HasSubstr("auth.jwt.keys_file")));
+}
+
+// ---------------------------------------------------------------------------
+// The table of keys (ConfigKeys) and what is generated from it.
+
+// The key's value in `config`, as text, whatever its type.
+std::string ValueOf(const ConfigKey& key, const Config& config) {
+  return std::visit([&](auto member) { return ::testing::PrintToString(config.*member); },
+                    key.field);
+}
+
+TEST(ConfigKeysTest, AreConsistent) {
+  std::set<std::string> paths;
+  bool tables_started = false;
+  const Config defaults;
+  for (const ConfigKey& key : ConfigKeys()) {
+    const std::string path(key.path);
+    SCOPED_TRACE(path);
+    EXPECT_TRUE(paths.insert(path).second) << "listed twice";
+    EXPECT_FALSE(key.doc.empty());
+    // Top-level keys first: SampleConfig writes them before any [table].
+    const bool nested = path.find('.') != std::string::npos;
+    if (nested) tables_started = true;
+    EXPECT_FALSE(tables_started && !nested) << "a top-level key after a table's";
+    if (std::holds_alternative<int Config::*>(key.field) ||
+        std::holds_alternative<int64_t Config::*>(key.field)) {
+      EXPECT_LE(key.min, key.max);
+      if (std::holds_alternative<int Config::*>(key.field)) {
+        EXPECT_LE(key.max, std::numeric_limits<int>::max()) << "does not fit the member";
+      }
+      const int64_t def = std::holds_alternative<int Config::*>(key.field)
+                              ? defaults.*std::get<int Config::*>(key.field)
+                              : defaults.*std::get<int64_t Config::*>(key.field);
+      EXPECT_GE(def, key.min);
+      EXPECT_LE(def, key.max);
+    }
+    if (!key.allowed.empty()) {
+      const std::string& def = defaults.*std::get<std::string Config::*>(key.field);
+      EXPECT_NE(std::find(key.allowed.begin(), key.allowed.end(), def), key.allowed.end());
+    }
+  }
+  EXPECT_EQ(paths.count("plugins"), 0u) << "plugins tables are the providers'";
+}
+
+TEST(ConfigKeysTest, EveryIntegerKeyAcceptsItsRangeAndRefusesOutsideIt) {
+  for (const ConfigKey& key : ConfigKeys()) {
+    if (!std::holds_alternative<int Config::*>(key.field) &&
+        !std::holds_alternative<int64_t Config::*>(key.field)) {
+      continue;
+    }
+    const std::string path(key.path);
+    const size_t dot = path.rfind('.');
+    const std::string header =
+        dot == std::string::npos ? "" : absl::StrCat("[", path.substr(0, dot), "]\n");
+    const std::string name = dot == std::string::npos ? path : path.substr(dot + 1);
+    const auto toml = [&](auto value) { return absl::StrCat(header, name, " = ", value, "\n"); };
+    for (int64_t ok : {key.min, key.max}) {
+      absl::StatusOr<Config> c = ParseConfig(toml(ok), kOrigin);
+      ASSERT_THAT(c, IsOk()) << path << " = " << ok;
+      EXPECT_EQ(ValueOf(key, *c), ::testing::PrintToString(ok)) << path;
+    }
+    const std::string range = absl::StrCat("from ", key.min, " to ", key.max);
+    for (const std::string& bad :
+         {absl::StrCat(key.min - 1), absl::StrCat(key.max + 1), std::string("\"9\""),
+          std::string("1.5")}) {
+      EXPECT_THAT(ParseConfig(toml(bad), kOrigin),
+                  StatusIs(absl::StatusCode::kInvalidArgument,
+                           AllOf(HasSubstr(kOrigin), HasSubstr(path), HasSubstr(range))))
+          << path << " = " << bad;
+    }
+  }
+}
+
+TEST(ConfigKeysTest, EveryKeyRefusesAValueOfAnotherType) {
+  for (const ConfigKey& key : ConfigKeys()) {
+    const std::string path(key.path);
+    const size_t dot = path.rfind('.');
+    const std::string header =
+        dot == std::string::npos ? "" : absl::StrCat("[", path.substr(0, dot), "]\n");
+    const std::string name = dot == std::string::npos ? path : path.substr(dot + 1);
+    // An array is no key's type.
+    EXPECT_THAT(ParseConfig(absl::StrCat(header, name, " = [1]\n"), kOrigin),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         AllOf(HasSubstr(path), HasSubstr("must be"), HasSubstr("an array"))));
+  }
+}
+
+TEST(ConfigKeysTest, ARefusedStringNamesTheAllowedValuesAndTheValue) {
+  EXPECT_THAT(ParseConfig("log_level = \"inof\"\n", kOrigin),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("log_level: must be trace, debug, info, warn or error "
+                                 "(got \"inof\")")));
+}
+
+TEST(ConfigKeysTest, AnUnknownKeySuggestsTheKnownOne) {
+  EXPECT_THAT(ParseConfig("lisen = \"127.0.0.1:1\"\n", kOrigin),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("did you mean listen?")));
+  EXPECT_THAT(ParseConfig("[auth.jwt]\nissuers = \"x\"\n", kOrigin),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("auth.jwt.issuers: unknown setting (did you mean issuer?)")));
+  EXPECT_THAT(ParseConfig("[auth.oauth]\n", kOrigin),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("known in [auth]: jwt")));
+  EXPECT_THAT(ParseConfig("[auth]\njwt = 1\n", kOrigin),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("auth.jwt: must be a table")));
+}
+
+TEST(ConfigKeysTest, TheSampleConfigParsesToTheDefaults) {
+  const std::string sample = SampleConfig();
+  absl::StatusOr<Config> config = ParseConfig(sample, "sample");
+  ASSERT_THAT(config, IsOk()) << sample;
+  const Config defaults;
+  for (const ConfigKey& key : ConfigKeys()) {
+    EXPECT_EQ(ValueOf(key, *config), ValueOf(key, defaults)) << key.path;
+    EXPECT_THAT(sample, HasSubstr(std::string(key.doc))) << key.path;
+  }
+  EXPECT_TRUE(ValidateConfig(*config).ok());
+}
+
+TEST(ConfigKeysTest, TheReferenceHasARowPerKeyWithItsRange) {
+  const std::string reference = ConfigReference();
+  for (const ConfigKey& key : ConfigKeys()) {
+    EXPECT_THAT(reference, HasSubstr(absl::StrCat("| `", key.path, "` |"))) << key.path;
+    EXPECT_THAT(reference, HasSubstr(std::string(key.doc))) << key.path;
+  }
+  EXPECT_THAT(reference, HasSubstr("| `workers` | integer | `4` | 1 to 256 |"));
+  EXPECT_THAT(reference, HasSubstr("`[plugins.NAME]`"));
 }
 
 }  // namespace
