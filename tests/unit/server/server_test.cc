@@ -250,6 +250,17 @@ TEST_F(TimerServerTest, StartsOnPortZeroAndReportsTheBoundAddress) {
   EXPECT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() + kRpcTimeout));
 }
 
+TEST_F(TimerServerTest, ServesOnAUnixSocket) {
+  Config config = TestConfig();
+  config.listen = absl::StrCat("unix:", dir_, "/timerd.sock");
+  auto server = StartOk(config);
+  ASSERT_NE(server, nullptr);
+  auto channel = grpc::CreateChannel(config.listen, grpc::InsecureChannelCredentials());
+  const auto [status, response] = CheckHealth(channel, "");
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response, kServing);
+}
+
 TEST_F(TimerServerTest, CreatesThePrivateDataDirectoryWithItsDatabase) {
   const Config config = TestConfig("nested/deeper/data");
   auto server = StartOk(config);
