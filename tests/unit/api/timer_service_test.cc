@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -249,6 +250,9 @@ struct RpcCase {
   std::function<grpc::Status(v1::TimerService::Stub&, grpc::ClientContext*)> call;
 };
 
+// Test names say which case it is; gtest would print the bytes otherwise.
+void PrintTo(const RpcCase& c, std::ostream* os) { *os << c.name; }
+
 std::vector<RpcCase> UnaryRpcs() {
   const std::string id = domain::NewUuid();
   return {
@@ -414,6 +418,8 @@ struct InvalidCreate {
   std::function<void(v1::CreateJobRequest&)> mutate;
   std::string field;  // What the message must name.
 };
+
+void PrintTo(const InvalidCreate& c, std::ostream* os) { *os << c.name; }
 
 class CreateJobInvalidTest : public TimerServiceTest,
                              public ::testing::WithParamInterface<InvalidCreate> {};
