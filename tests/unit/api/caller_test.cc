@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -116,7 +117,7 @@ class ProbeService final : public v1::SessionService::CallbackService {
   }
 
   const auth::Authenticator* const auth_;
-  bool late_ = false;
+  std::atomic<bool> late_{false};  // Set by the test, read on gRPC's threads.
   absl::Mutex mu_;
   std::vector<absl::StatusOr<auth::Principal>> answers_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
