@@ -12,21 +12,15 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
-#include <utility>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -42,6 +36,7 @@
 #include "gtest/gtest.h"
 #include "store/sqlite_store.h"
 #include "store/token_store.h"
+#include "tls_testing.h"
 #include "timer/v1/session.grpc.pb.h"
 
 namespace timer::api {
@@ -245,91 +240,15 @@ TEST_F(CallerTest, ACallWhoseDeadlinePassedBeforeItWasHandledIsDeadlineExceeded)
   EXPECT_THAT(std::string(answer->status().message()), HasSubstr("deadline"));
 }
 
-
 // ---------------------------------------------------------------------------
 // Mutual TLS: the subject of a client certificate the server's CA verified.
-
-struct KeyDeleter {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
-};
-struct CertDeleter {
-  void operator()(X509* c) const { X509_free(c); }
-};
-using Key = std::unique_ptr<EVP_PKEY, KeyDeleter>;
-using Cert = std::unique_ptr<X509, CertDeleter>;
-
-// A P-256 key and a certificate for it, made at test time.
-struct KeyAndCert {
-  Key key;
-  Cert cert;
-  std::string cert_pem;
-  std::string key_pem;
-};
-
-std::string Pem(const std::function<int(BIO*)>& write) {
-  BIO* bio = BIO_new(BIO_s_mem());
-  write(bio);
-  char* data = nullptr;
-  const long len = BIO_get_mem_data(bio, &data);
-  std::string out(data, static_cast<size_t>(len));
-  BIO_free(bio);
-  return out;
-}
-
-// Subject O=<o>,CN=<cn>, signed by `issuer` (self-signed when null), with
-// the given X.509v3 extensions (nid, value).
-KeyAndCert MakeCert(const std::string& o, const std::string& cn, const KeyAndCert* issuer,
-                      const std::vector<std::pair<int, std::string>>& extensions) {
-  static long serial = 1;
-  KeyAndCert id;
-  id.key.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
-  id.cert.reset(X509_new());
-  X509* x = id.cert.get();
-  X509_set_version(x, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
-  X509_gmtime_adj(X509_getm_notBefore(x), -3600);
-  X509_gmtime_adj(X509_getm_notAfter(x), 24 * 3600);
-  X509_set_pubkey(x, id.key.get());
-  X509_NAME* name = X509_get_subject_name(x);
-  X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(o.c_str()), -1, -1, 0);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
-  X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer->cert.get()) : name);
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, issuer ? issuer->cert.get() : x, x, nullptr, nullptr, 0);
-  for (const auto& [nid, value] : extensions) {
-    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
-    if (ext != nullptr) {
-      X509_add_ext(x, ext, -1);
-      X509_EXTENSION_free(ext);
-    }
-  }
-  X509_sign(x, issuer ? issuer->key.get() : id.key.get(), EVP_sha256());
-  id.cert_pem = Pem([x](BIO* b) { return PEM_write_bio_X509(b, x); });
-  EVP_PKEY* key = id.key.get();
-  id.key_pem = Pem([key](BIO* b) {
-    return PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr);
-  });
-  return id;
-}
-
-KeyAndCert MakeCa(const std::string& cn) {
-  return MakeCert("Example", cn, nullptr,
-                      {{NID_basic_constraints, "critical,CA:TRUE"},
-                       {NID_key_usage, "critical,keyCertSign,cRLSign"}});
-}
 
 class CallerMutualTlsTest : public CallerTest {
  protected:
   void SetUp() override {
-    ca_ = MakeCa("test-ca");
-    server_id_ = MakeCert("Example", "localhost", &ca_,
-                              {{NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1"},
-                               {NID_ext_key_usage, "serverAuth"}});
-    client_id_ = MakeCert("Example", "backup-svc", &ca_,
-                              {{NID_ext_key_usage, "clientAuth"}});
+    ca_ = testing::MakeCa("test-ca");
+    server_id_ = testing::MakeServerCert(ca_);
+    client_id_ = testing::MakeClientCert(ca_, "Example", "backup-svc");
     CallerTest::SetUp();
   }
 
@@ -343,7 +262,8 @@ class CallerMutualTlsTest : public CallerTest {
   }
 
   // Calls the probe over TLS, presenting `client` unless it is null.
-  grpc::Status CallOverTls(const KeyAndCert* client, std::optional<std::string> authorization) {
+  grpc::Status CallOverTls(const testing::KeyAndCert* client,
+                           std::optional<std::string> authorization) {
     grpc::SslCredentialsOptions options;
     options.pem_root_certs = ca_.cert_pem;
     if (client != nullptr) {
@@ -361,9 +281,9 @@ class CallerMutualTlsTest : public CallerTest {
     return stub->WhoAmI(&ctx, v1::WhoAmIRequest(), &response);
   }
 
-  KeyAndCert ca_;
-  KeyAndCert server_id_;
-  KeyAndCert client_id_;
+  testing::KeyAndCert ca_;
+  testing::KeyAndCert server_id_;
+  testing::KeyAndCert client_id_;
 };
 
 TEST_F(CallerMutualTlsTest, AVerifiedClientCertificatesSubjectIsTheCaller) {
@@ -396,9 +316,8 @@ TEST_F(CallerMutualTlsTest, TlsWithoutAClientCertificateOrAuthorizationIsUnauthe
 }
 
 TEST_F(CallerMutualTlsTest, ACertificateFromAnotherCaIsRefusedAtTheHandshake) {
-  const KeyAndCert other_ca = MakeCa("other-ca");
-  const KeyAndCert rogue = MakeCert("Example", "backup-svc", &other_ca,
-                                      {{NID_ext_key_usage, "clientAuth"}});
+  const testing::KeyAndCert other_ca = testing::MakeCa("other-ca");
+  const testing::KeyAndCert rogue = testing::MakeClientCert(other_ca, "Example", "backup-svc");
   EXPECT_EQ(CallOverTls(&rogue, std::nullopt).error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 

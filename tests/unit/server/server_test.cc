@@ -30,6 +30,7 @@
 #include "gtest/gtest.h"
 #include "server/config.h"
 #include "store/token_store.h"
+#include "tls_testing.h"
 #include "timer/v1/session.grpc.pb.h"
 #include "timer/v1/timer.grpc.pb.h"
 
@@ -534,6 +535,118 @@ TEST_F(TimerServerTest, WritesAcceptedBeforeShutdownAreDurable) {
   std::vector<std::string> listed;
   for (const v1::Job& job : list.jobs()) listed.push_back(job.job_id());
   EXPECT_THAT(listed, ::testing::UnorderedElementsAreArray(ids));
+}
+
+// ---------------------------------------------------------------------------
+// TLS, and mutual TLS with tls_client_ca, from certificates made for the test.
+
+class TimerServerTlsTest : public TimerServerTest {
+ protected:
+  void SetUp() override {
+    TimerServerTest::SetUp();
+    ca_ = testing::MakeCa("test-ca");
+    server_cert_ = testing::MakeServerCert(ca_);
+    client_cert_ = testing::MakeClientCert(ca_, "Example", "backup-svc");
+    std::ofstream(dir_ + "/ca.crt") << ca_.cert_pem;
+    std::ofstream(dir_ + "/server.crt") << server_cert_.cert_pem;
+    std::ofstream(dir_ + "/server.key") << server_cert_.key_pem;
+  }
+
+  Config TlsConfig(bool client_ca) const {
+    Config config = TestConfig();
+    config.tls_cert = dir_ + "/server.crt";
+    config.tls_key = dir_ + "/server.key";
+    if (client_ca) config.tls_client_ca = dir_ + "/ca.crt";
+    return config;
+  }
+
+  // A TLS channel to `port` on loopback that trusts the test CA, presenting
+  // `client` unless it is null.
+  std::shared_ptr<grpc::Channel> TlsChannel(int port, const testing::KeyAndCert* client) const {
+    grpc::SslCredentialsOptions options;
+    options.pem_root_certs = ca_.cert_pem;
+    if (client != nullptr) {
+      options.pem_private_key = client->key_pem;
+      options.pem_cert_chain = client->cert_pem;
+    }
+    grpc::ChannelArguments args;
+    args.SetSslTargetNameOverride("localhost");
+    return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
+                                     grpc::SslCredentials(options), args);
+  }
+
+  static grpc::Status WhoAmI(const std::shared_ptr<grpc::Channel>& channel,
+                             const std::string& token, v1::WhoAmIResponse* who) {
+    return v1::SessionService::NewStub(channel)->WhoAmI(Context(token).get(),
+                                                        v1::WhoAmIRequest(), who);
+  }
+
+  testing::KeyAndCert ca_;
+  testing::KeyAndCert server_cert_;
+  testing::KeyAndCert client_cert_;
+};
+
+TEST_F(TimerServerTlsTest, ServesTlsFromTheConfiguredFilesAndRefusesPlaintext) {
+  const Config config = TlsConfig(/*client_ca=*/false);
+  auto server = StartOk(config);
+  ASSERT_NE(server, nullptr);
+  v1::WhoAmIResponse who;
+  const grpc::Status status = WhoAmI(TlsChannel(server->port(), nullptr), Token(config), &who);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(who.identity(), "alice");
+
+  auto plain = grpc::CreateChannel(server->address(), grpc::InsecureChannelCredentials());
+  auto ctx = Context(Token(config));
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  EXPECT_FALSE(v1::SessionService::NewStub(plain)
+                   ->WhoAmI(ctx.get(), v1::WhoAmIRequest(), &who)
+                   .ok());
+}
+
+TEST_F(TimerServerTlsTest, WithAClientCaTheVerifiedCertificatesSubjectIsTheCaller) {
+  auto server = StartOk(TlsConfig(/*client_ca=*/true));
+  ASSERT_NE(server, nullptr);
+  v1::WhoAmIResponse who;
+  const grpc::Status status = WhoAmI(TlsChannel(server->port(), &client_cert_), "", &who);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(who.identity(), "CN=backup-svc,O=Example");
+  EXPECT_EQ(who.auth_method(), "mtls");
+}
+
+TEST_F(TimerServerTlsTest, WithAClientCaACertificateFromAnotherCaIsRefused) {
+  auto server = StartOk(TlsConfig(/*client_ca=*/true));
+  ASSERT_NE(server, nullptr);
+  const testing::KeyAndCert other_ca = testing::MakeCa("other-ca");
+  const testing::KeyAndCert rogue = testing::MakeClientCert(other_ca, "Example", "backup-svc");
+  v1::WhoAmIResponse who;
+  EXPECT_EQ(WhoAmI(TlsChannel(server->port(), &rogue), "", &who).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(TimerServerTlsTest, WithoutAClientCaAClientCertificateIsNoIdentity) {
+  auto server = StartOk(TlsConfig(/*client_ca=*/false));
+  ASSERT_NE(server, nullptr);
+  v1::WhoAmIResponse who;
+  EXPECT_EQ(WhoAmI(TlsChannel(server->port(), &client_cert_), "", &who).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(TimerServerTlsTest, TlsMayListenBeyondLoopback) {
+  Config config = TlsConfig(/*client_ca=*/false);
+  config.listen = "0.0.0.0:0";
+  auto server = StartOk(config);
+  ASSERT_NE(server, nullptr);
+  EXPECT_EQ(server->address(), absl::StrCat("0.0.0.0:", server->port()));
+  v1::WhoAmIResponse who;
+  EXPECT_TRUE(WhoAmI(TlsChannel(server->port(), nullptr), Token(config), &who).ok());
+}
+
+TEST_F(TimerServerTlsTest, ATlsKeyThatIsNotAKeyIsRefusedAndFreesTheDataDirectory) {
+  Config config = TlsConfig(/*client_ca=*/false);
+  std::ofstream(config.tls_key) << "not a key\n";
+  EXPECT_FALSE(TimerServer::Start(config).ok());
+  std::ofstream(config.tls_key) << server_cert_.key_pem;
+  EXPECT_NE(StartOk(config), nullptr);
 }
 
 }  // namespace
