@@ -16,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <grpcpp/generic/generic_stub.h>
@@ -509,6 +510,19 @@ TEST_F(TimerServerTest, ShutdownTwiceAndThenTheDestructorAreHarmless) {
   server->Shutdown(absl::Seconds(1));
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
   server.reset();
+}
+
+TEST_F(TimerServerTest, ShutdownFromSeveralThreadsAtOnceReturnsInEach) {
+  auto server = StartOk(TestConfig());
+  ASSERT_NE(server, nullptr);
+  auto channel = Channel(*server);
+  ASSERT_TRUE(CheckHealth(channel, "").first.ok());
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 4; ++i) {
+    threads.emplace_back([&server] { server->Shutdown(absl::Seconds(5)); });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_FALSE(CheckHealth(channel, "", std::chrono::seconds(2)).first.ok());
 }
 
 TEST_F(TimerServerTest, WritesAcceptedBeforeShutdownAreDurable) {
