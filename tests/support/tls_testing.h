@@ -48,8 +48,9 @@ inline std::string ToPem(const std::function<int(BIO*)>& write) {
 
 // Subject O=<o>,CN=<cn>, signed by `issuer` (self-signed when null), with
 // the given X.509v3 extensions (nid, value).
-inline KeyAndCert MakeCert(const std::string& o, const std::string& cn, const KeyAndCert* issuer,
-                      const std::vector<std::pair<int, std::string>>& extensions) {
+inline KeyAndCert MakeCert(const std::string& o, const std::string& cn,
+                           const KeyAndCert* issuer,
+                           const std::vector<std::pair<int, std::string>>& extensions) {
   static long serial = 1;  // Unique per process: one CA may sign several.
   KeyAndCert id;
   id.key.reset(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
@@ -62,9 +63,11 @@ inline KeyAndCert MakeCert(const std::string& o, const std::string& cn, const Ke
   X509_set_pubkey(x, id.key.get());
   X509_NAME* name = X509_get_subject_name(x);
   X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(o.c_str()), -1, -1, 0);
+                             reinterpret_cast<const unsigned char*>(o.c_str()), -1, -1,
+                             0);
   X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1,
+                             0);
   X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer->cert.get()) : name);
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
@@ -87,8 +90,8 @@ inline KeyAndCert MakeCert(const std::string& o, const std::string& cn, const Ke
 
 inline KeyAndCert MakeCa(const std::string& cn) {
   return MakeCert("Example", cn, nullptr,
-                      {{NID_basic_constraints, "critical,CA:TRUE"},
-                       {NID_key_usage, "critical,keyCertSign,cRLSign"}});
+                  {{NID_basic_constraints, "critical,CA:TRUE"},
+                   {NID_key_usage, "critical,keyCertSign,cRLSign"}});
 }
 
 // A certificate `ca` signs for a server at localhost and 127.0.0.1.

@@ -7,6 +7,9 @@
 
 #include "api/caller.h"
 
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
 #include <stdlib.h>
 
 #include <atomic>
@@ -17,10 +20,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/security/credentials.h>
-#include <grpcpp/security/server_credentials.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -36,8 +35,8 @@
 #include "gtest/gtest.h"
 #include "store/sqlite_store.h"
 #include "store/token_store.h"
-#include "tls_testing.h"
 #include "timer/v1/session.grpc.pb.h"
+#include "tls_testing.h"
 
 namespace timer::api {
 namespace {
@@ -57,7 +56,8 @@ class ProbeService final : public v1::SessionService::CallbackService {
 
   void set_late(bool late) { late_ = late; }
 
-  grpc::ServerUnaryReactor* WhoAmI(grpc::CallbackServerContext* ctx, const v1::WhoAmIRequest*,
+  grpc::ServerUnaryReactor* WhoAmI(grpc::CallbackServerContext* ctx,
+                                   const v1::WhoAmIRequest*,
                                    v1::WhoAmIResponse* response) override {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
     if (!late_) {
@@ -119,7 +119,8 @@ class ProbeService final : public v1::SessionService::CallbackService {
 };
 
 std::string MakeTempDir() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "caller_test.XXXXXX").string();
+  std::string tmpl =
+      (std::filesystem::temp_directory_path() / "caller_test.XXXXXX").string();
   const char* made = ::mkdtemp(tmpl.data());
   return made == nullptr ? std::string() : std::string(made);
 }
@@ -140,7 +141,8 @@ class CallerTest : public ::testing::Test {
     auto issued = auth::IssueToken(*tokens_, "alice", std::nullopt, "test", clock_.Now());
     ASSERT_TRUE(issued.ok()) << issued.status();
     token_ = issued->token;
-    authenticator_ = std::make_unique<auth::Authenticator>(tokens_.get(), nullptr, &clock_);
+    authenticator_ =
+        std::make_unique<auth::Authenticator>(tokens_.get(), nullptr, &clock_);
     probe_ = std::make_unique<ProbeService>(authenticator_.get());
 
     grpc::ServerBuilder builder;
@@ -255,7 +257,8 @@ class CallerMutualTlsTest : public CallerTest {
   // TLS; a client certificate is optional, and verified against the CA when
   // one is presented (as timerd with tls_client_ca).
   std::shared_ptr<grpc::ServerCredentials> ServerCredentials() override {
-    grpc::SslServerCredentialsOptions options(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+    grpc::SslServerCredentialsOptions options(
+        GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
     options.pem_root_certs = ca_.cert_pem;
     options.pem_key_cert_pairs.push_back({server_id_.key_pem, server_id_.cert_pem});
     return grpc::SslServerCredentials(options);
@@ -307,7 +310,8 @@ TEST_F(CallerMutualTlsTest, AnAuthorizationHeaderWinsOverTheCertificate) {
   EXPECT_EQ((*answer)->identity.auth_method, "token");
 }
 
-TEST_F(CallerMutualTlsTest, TlsWithoutAClientCertificateOrAuthorizationIsUnauthenticated) {
+TEST_F(CallerMutualTlsTest,
+       TlsWithoutAClientCertificateOrAuthorizationIsUnauthenticated) {
   EXPECT_EQ(CallOverTls(nullptr, std::nullopt).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
   auto answer = probe_->AwaitAnswer();
@@ -317,8 +321,10 @@ TEST_F(CallerMutualTlsTest, TlsWithoutAClientCertificateOrAuthorizationIsUnauthe
 
 TEST_F(CallerMutualTlsTest, ACertificateFromAnotherCaIsRefusedAtTheHandshake) {
   const testing::KeyAndCert other_ca = testing::MakeCa("other-ca");
-  const testing::KeyAndCert rogue = testing::MakeClientCert(other_ca, "Example", "backup-svc");
-  EXPECT_EQ(CallOverTls(&rogue, std::nullopt).error_code(), grpc::StatusCode::UNAVAILABLE);
+  const testing::KeyAndCert rogue =
+      testing::MakeClientCert(other_ca, "Example", "backup-svc");
+  EXPECT_EQ(CallOverTls(&rogue, std::nullopt).error_code(),
+            grpc::StatusCode::UNAVAILABLE);
 }
 
 }  // namespace

@@ -5,21 +5,21 @@
 // own on 127.0.0.1:0, over a TokenStore in a temp dir, a JWT verifier with a
 // key made for the test, and a FakeClock.
 
+#include "api/session_service.h"
+
+#include <grpcpp/grpcpp.h>
 #include <stdlib.h>
 
 #include <chrono>
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "api/session_service.h"
 #include "auth/authenticator.h"
 #include "auth/jwt.h"
 #include "auth/token.h"
@@ -41,17 +41,20 @@ constexpr char kIssuer[] = "https://idp.example.org";
 constexpr char kAudience[] = "timer";
 
 MATCHER(IsOk, "is OK") {
-  *result_listener << "whose status is " << arg.error_code() << ": " << arg.error_message();
+  *result_listener << "whose status is " << arg.error_code() << ": "
+                   << arg.error_message();
   return arg.ok();
 }
 
 MATCHER_P(HasCode, code, absl::StrCat("has status code ", code)) {
-  *result_listener << "whose status is " << arg.error_code() << ": " << arg.error_message();
+  *result_listener << "whose status is " << arg.error_code() << ": "
+                   << arg.error_message();
   return arg.error_code() == code;
 }
 
 MATCHER_P2(HasCode, code, message_matcher, absl::StrCat("has status code ", code)) {
-  *result_listener << "whose status is " << arg.error_code() << ": " << arg.error_message();
+  *result_listener << "whose status is " << arg.error_code() << ": "
+                   << arg.error_message();
   return arg.error_code() == code &&
          ::testing::ExplainMatchResult(message_matcher, arg.error_message(),
                                        result_listener);
@@ -84,7 +87,8 @@ class SessionServiceTest : public ::testing::Test {
                                          {.issuer = kIssuer, .audience = kAudience});
     ASSERT_TRUE(jwt.ok()) << jwt.status();
     jwt_ = *std::move(jwt);
-    authenticator_ = std::make_unique<auth::Authenticator>(tokens_.get(), jwt_.get(), &clock_);
+    authenticator_ =
+        std::make_unique<auth::Authenticator>(tokens_.get(), jwt_.get(), &clock_);
     service_ = std::make_unique<SessionServiceImpl>(authenticator_.get());
 
     grpc::ServerBuilder builder;
@@ -117,18 +121,18 @@ class SessionServiceTest : public ::testing::Test {
   }
 
   std::string Jwt(const std::string& sub, absl::Time exp) {
-    return testing::SignJwt(jwt_key_.get(),
-                            {{"iss", kIssuer},
-                             {"aud", kAudience},
-                             {"sub", sub},
-                             {"iat", absl::ToUnixSeconds(clock_.Now())},
-                             {"exp", absl::ToUnixSeconds(exp)}});
+    return testing::SignJwt(jwt_key_.get(), {{"iss", kIssuer},
+                                             {"aud", kAudience},
+                                             {"sub", sub},
+                                             {"iat", absl::ToUnixSeconds(clock_.Now())},
+                                             {"exp", absl::ToUnixSeconds(exp)}});
   }
 
   static std::unique_ptr<grpc::ClientContext> Context(const std::string& bearer) {
     auto ctx = std::make_unique<grpc::ClientContext>();
     ctx->set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
-    if (!bearer.empty()) ctx->AddMetadata("authorization", absl::StrCat("Bearer ", bearer));
+    if (!bearer.empty())
+      ctx->AddMetadata("authorization", absl::StrCat("Bearer ", bearer));
     return ctx;
   }
 
@@ -138,7 +142,8 @@ class SessionServiceTest : public ::testing::Test {
 
   grpc::Status Revoke(const std::string& bearer) {
     v1::RevokeSessionResponse response;
-    return stub_->RevokeSession(Context(bearer).get(), v1::RevokeSessionRequest(), &response);
+    return stub_->RevokeSession(Context(bearer).get(), v1::RevokeSessionRequest(),
+                                &response);
   }
 
   std::string dir_;

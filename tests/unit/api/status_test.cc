@@ -33,10 +33,12 @@ TEST(ToGrpcStatusTest, EveryCanonicalCodeKeepsItsCodeAndMessage) {
 TEST(ToGrpcStatusTest, NamedCodesMatchTheirGrpcNames) {
   EXPECT_EQ(ToGrpcStatus(absl::InvalidArgumentError("x")).error_code(),
             grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(ToGrpcStatus(absl::NotFoundError("x")).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(ToGrpcStatus(absl::NotFoundError("x")).error_code(),
+            grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(ToGrpcStatus(absl::AlreadyExistsError("x")).error_code(),
             grpc::StatusCode::ALREADY_EXISTS);
-  EXPECT_EQ(ToGrpcStatus(absl::AbortedError("x")).error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(ToGrpcStatus(absl::AbortedError("x")).error_code(),
+            grpc::StatusCode::ABORTED);
   EXPECT_EQ(ToGrpcStatus(absl::FailedPreconditionError("x")).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(ToGrpcStatus(absl::ResourceExhaustedError("x")).error_code(),

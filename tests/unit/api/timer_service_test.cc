@@ -7,6 +7,9 @@
 // "alice" and "bob". No run engine: nothing fires, RunJobNow only records.
 // Watch RPCs are tested with api/watch.
 
+#include "api/timer_service.h"
+
+#include <grpcpp/grpcpp.h>
 #include <stdlib.h>
 
 #include <chrono>
@@ -18,12 +21,9 @@
 #include <string>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "api/timer_service.h"
 #include "auth/authenticator.h"
 #include "auth/token.h"
 #include "domain/action_provider.h"
@@ -53,17 +53,20 @@ constexpr std::chrono::seconds kRpcTimeout(20);
 constexpr int kQuota = 3;
 
 MATCHER(IsOk, "is OK") {
-  *result_listener << "whose status is " << arg.error_code() << ": " << arg.error_message();
+  *result_listener << "whose status is " << arg.error_code() << ": "
+                   << arg.error_message();
   return arg.ok();
 }
 
 MATCHER_P(HasCode, code, absl::StrCat("has status code ", code)) {
-  *result_listener << "whose status is " << arg.error_code() << ": " << arg.error_message();
+  *result_listener << "whose status is " << arg.error_code() << ": "
+                   << arg.error_message();
   return arg.error_code() == code;
 }
 
 MATCHER_P2(HasCode, code, message_matcher, absl::StrCat("has status code ", code)) {
-  *result_listener << "whose status is " << arg.error_code() << ": " << arg.error_message();
+  *result_listener << "whose status is " << arg.error_code() << ": "
+                   << arg.error_message();
   return arg.error_code() == code &&
          ::testing::ExplainMatchResult(message_matcher, arg.error_message(),
                                        result_listener);
@@ -109,11 +112,13 @@ class TimerServiceTest : public ::testing::Test {
     alice_ = Issue("alice");
     bob_ = Issue("bob");
 
-    authenticator_ = std::make_unique<auth::Authenticator>(tokens_.get(), nullptr, &clock_);
+    authenticator_ =
+        std::make_unique<auth::Authenticator>(tokens_.get(), nullptr, &clock_);
     quota_ = std::make_unique<domain::JobQuota>(store_.get(), kQuota);
     jobs_ = std::make_unique<domain::JobService>(store_.get(), &clock_, &registry_);
     jobs_->set_quota(quota_.get());
-    service_ = std::make_unique<TimerServiceImpl>(jobs_.get(), authenticator_.get(), nullptr);
+    service_ =
+        std::make_unique<TimerServiceImpl>(jobs_.get(), authenticator_.get(), nullptr);
 
     grpc::ServerBuilder builder;
     int port = 0;

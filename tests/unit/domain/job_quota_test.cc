@@ -12,9 +12,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
@@ -42,7 +42,8 @@ const absl::Status& StatusOf(const absl::StatusOr<T>& result) {
   return result.status();
 }
 
-MATCHER_P(StatusIs, code, absl::StrCat("has status code ", absl::StatusCodeToString(code))) {
+MATCHER_P(StatusIs, code,
+          absl::StrCat("has status code ", absl::StatusCodeToString(code))) {
   *result_listener << "whose status is " << StatusOf(arg);
   return StatusOf(arg).code() == code;
 }
@@ -97,8 +98,9 @@ class JobQuotaFixture : public ::testing::Test {
     return outcome->result;
   }
 
-  absl::StatusOr<v1::Job> CreateVia(JobService& service, const Identity& caller,
-                                    const v1::CreateJobRequest& request = ValidRequest()) {
+  absl::StatusOr<v1::Job> CreateVia(
+      JobService& service, const Identity& caller,
+      const v1::CreateJobRequest& request = ValidRequest()) {
     return Wait([&](store::JobCallback done) {
       service.CreateJob(caller, request, std::move(done));
     });
@@ -179,15 +181,18 @@ class GatedStore final : public store::Store {
     inner_->CreateJob(std::move(job), std::move(request_id), std::move(fingerprint),
                       std::move(done));
   }
-  absl::StatusOr<v1::Job> GetJob(const std::string& owner, const std::string& job_id) override {
+  absl::StatusOr<v1::Job> GetJob(const std::string& owner,
+                                 const std::string& job_id) override {
     return inner_->GetJob(owner, job_id);
   }
-  absl::StatusOr<store::ListJobsPage> ListJobs(const store::ListJobsQuery& query) override {
+  absl::StatusOr<store::ListJobsPage> ListJobs(
+      const store::ListJobsQuery& query) override {
     return inner_->ListJobs(query);
   }
   void WriteJob(std::string owner, std::string job_id, store::JobRunMutation mutate,
                 store::JobCallback done) override {
-    inner_->WriteJob(std::move(owner), std::move(job_id), std::move(mutate), std::move(done));
+    inner_->WriteJob(std::move(owner), std::move(job_id), std::move(mutate),
+                     std::move(done));
   }
   void WriteJobState(std::string job_id, store::JobRunMutation mutate,
                      store::JobCallback done) override {
@@ -197,8 +202,7 @@ class GatedStore final : public store::Store {
                    store::StatusCallback done) override {
     inner_->WriteResult(std::move(job_id), std::move(result), std::move(done));
   }
-  absl::Status ScanDue(
-      absl::FunctionRef<void(const std::string&, int64_t)> fn) override {
+  absl::Status ScanDue(absl::FunctionRef<void(const std::string&, int64_t)> fn) override {
     return inner_->ScanDue(fn);
   }
   absl::StatusOr<v1::Job> LoadJob(const std::string& job_id) override {
@@ -214,7 +218,8 @@ class GatedStore final : public store::Store {
                                                          int page_size) override {
     return inner_->ListResults(owner, job_id, before_run_number, page_size);
   }
-  absl::StatusOr<int64_t> PruneResults(int keep_per_job, int64_t ended_before_us) override {
+  absl::StatusOr<int64_t> PruneResults(int keep_per_job,
+                                       int64_t ended_before_us) override {
     return inner_->PruneResults(keep_per_job, ended_before_us);
   }
 
@@ -244,10 +249,11 @@ TEST_F(JobQuotaUnitTest, ReservesUpToTheLimitThenIsResourceExhaustedNamingIt) {
   quota.Release("alice", /*created=*/true);
   ASSERT_THAT(quota.Reserve("alice"), IsOk());
   quota.Release("alice", /*created=*/true);
-  EXPECT_THAT(quota.Reserve("alice"),
-              StatusIs(absl::StatusCode::kResourceExhausted,
-                       AllOf(HasSubstr("max_jobs_per_identity"), HasSubstr("alice"),
-                             HasSubstr("already has 2 jobs"), HasSubstr("most allowed is 2"))));
+  EXPECT_THAT(
+      quota.Reserve("alice"),
+      StatusIs(absl::StatusCode::kResourceExhausted,
+               AllOf(HasSubstr("max_jobs_per_identity"), HasSubstr("alice"),
+                     HasSubstr("already has 2 jobs"), HasSubstr("most allowed is 2"))));
 }
 
 TEST_F(JobQuotaUnitTest, OpenReservationsCountAgainstTheLimit) {
@@ -413,7 +419,8 @@ class JobQuotaTest : public JobQuotaFixture {
                                  const Identity& caller = kAlice) {
     return CreateVia(service_, caller, request);
   }
-  absl::StatusOr<v1::Job> Delete(const std::string& job_id, const Identity& caller = kAlice) {
+  absl::StatusOr<v1::Job> Delete(const std::string& job_id,
+                                 const Identity& caller = kAlice) {
     return DeleteVia(service_, caller, job_id);
   }
   v1::Job CreateOk(const Identity& caller = kAlice) {

@@ -19,9 +19,9 @@
 namespace timer::domain {
 namespace {
 
+using ::testing::Contains;
 using ::testing::ElementsAreArray;
 using ::testing::Not;
-using ::testing::Contains;
 
 constexpr absl::Duration kWait = absl::Seconds(30);
 // How long a case gives a thing that must not happen to happen anyway.
@@ -49,9 +49,8 @@ class Record {
   }
   bool AwaitStarted(int n, absl::Duration timeout = kWait) {
     absl::MutexLock lock(&mu_);
-    const auto done = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return running_ >= n;
-    };
+    const auto done = [this, n]()
+                          ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return running_ >= n; };
     return mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
   }
   std::vector<int> order() const {

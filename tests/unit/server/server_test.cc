@@ -6,6 +6,8 @@
 
 #include "server/server.h"
 
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -19,9 +21,6 @@
 #include <thread>
 #include <vector>
 
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
-
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -31,9 +30,9 @@
 #include "gtest/gtest.h"
 #include "server/config.h"
 #include "store/token_store.h"
-#include "tls_testing.h"
 #include "timer/v1/session.grpc.pb.h"
 #include "timer/v1/timer.grpc.pb.h"
+#include "tls_testing.h"
 
 #ifndef TIMER_NOOP_SO
 #error "TIMER_NOOP_SO must name the noop provider built with the tests"
@@ -52,8 +51,8 @@ MATCHER_P2(StatusIs, code, message_matcher,
            absl::StrCat("has status code ", absl::StatusCodeToString(code))) {
   *result_listener << "whose status is " << arg.status();
   return arg.status().code() == code &&
-         ::testing::ExplainMatchResult(message_matcher, std::string(arg.status().message()),
-                                       result_listener);
+         ::testing::ExplainMatchResult(
+             message_matcher, std::string(arg.status().message()), result_listener);
 }
 
 // Waits, polling, until `done` holds or `timeout` passes; true if it held.
@@ -99,9 +98,9 @@ std::string HealthCheckRequest(const std::string& service) {
 const std::string kServing("\x08\x01", 2);
 
 // Health.Check for `service`: the call's status and the response's bytes.
-std::pair<grpc::Status, std::string> CheckHealth(const std::shared_ptr<grpc::Channel>& channel,
-                                                 const std::string& service,
-                                                 std::chrono::seconds timeout = kRpcTimeout) {
+std::pair<grpc::Status, std::string> CheckHealth(
+    const std::shared_ptr<grpc::Channel>& channel, const std::string& service,
+    std::chrono::seconds timeout = kRpcTimeout) {
   grpc::GenericStub stub(channel);
   grpc::CompletionQueue cq;
   grpc::ClientContext ctx;
@@ -114,7 +113,8 @@ std::pair<grpc::Status, std::string> CheckHealth(const std::shared_ptr<grpc::Cha
   call->Finish(&response, &status, reinterpret_cast<void*>(1));
   void* tag = nullptr;
   bool ok = false;
-  if (!cq.Next(&tag, &ok)) status = grpc::Status(grpc::StatusCode::INTERNAL, "queue shut down");
+  if (!cq.Next(&tag, &ok))
+    status = grpc::Status(grpc::StatusCode::INTERNAL, "queue shut down");
   cq.Shutdown();
   while (cq.Next(&tag, &ok)) {
   }
@@ -167,7 +167,8 @@ std::string ListServicesByReflection(const std::shared_ptr<grpc::Channel>& chann
 }
 
 std::string MakeTempDir() {
-  std::string tmpl = (std::filesystem::temp_directory_path() / "server_test.XXXXXX").string();
+  std::string tmpl =
+      (std::filesystem::temp_directory_path() / "server_test.XXXXXX").string();
   const char* made = ::mkdtemp(tmpl.data());
   return made == nullptr ? std::string() : std::string(made);
 }
@@ -278,9 +279,11 @@ TEST_F(TimerServerTest, HealthIsServingForTheServerAndEachService) {
   auto server = StartOk(TestConfig());
   ASSERT_NE(server, nullptr);
   auto channel = Channel(*server);
-  for (const std::string service : {"", "timer.v1.TimerService", "timer.v1.SessionService"}) {
+  for (const std::string service :
+       {"", "timer.v1.TimerService", "timer.v1.SessionService"}) {
     const auto [status, response] = CheckHealth(channel, service);
-    ASSERT_TRUE(status.ok()) << "service \"" << service << "\": " << status.error_message();
+    ASSERT_TRUE(status.ok()) << "service \"" << service
+                             << "\": " << status.error_message();
     EXPECT_EQ(response, kServing) << "service \"" << service << "\"";
   }
 }
@@ -309,8 +312,9 @@ TEST_F(TimerServerTest, CallsAreAuthenticatedWithTokensFromTheDataDirectory) {
   v1::WhoAmIResponse who;
   EXPECT_EQ(session->WhoAmI(Context().get(), v1::WhoAmIRequest(), &who).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
-  ASSERT_TRUE(session->WhoAmI(Context(Token(config, "alice")).get(), v1::WhoAmIRequest(), &who)
-                  .ok());
+  ASSERT_TRUE(
+      session->WhoAmI(Context(Token(config, "alice")).get(), v1::WhoAmIRequest(), &who)
+          .ok());
   EXPECT_EQ(who.identity(), "alice");
   EXPECT_EQ(who.auth_method(), "token");
 }
@@ -323,7 +327,8 @@ TEST_F(TimerServerTest, ServesTheProvidersOfThePluginDirectory) {
   v1::GetActionProviderRequest request;
   request.set_name("noop");
   v1::ActionProvider provider;
-  ASSERT_TRUE(timer->GetActionProvider(Context(Token(config)).get(), request, &provider).ok());
+  ASSERT_TRUE(
+      timer->GetActionProvider(Context(Token(config)).get(), request, &provider).ok());
   EXPECT_EQ(provider.name(), "noop");
 }
 
@@ -372,7 +377,8 @@ TEST_F(TimerServerTest, ARequestLargerThanMaxMessageBytesIsRefused) {
   const std::string token = Token(config);
   auto timer = v1::TimerService::NewStub(Channel(*server));
   v1::Job job;
-  const std::string big = absl::StrCat(R"({"fail_message":")", std::string(8192, 'x'), R"("})");
+  const std::string big =
+      absl::StrCat(R"({"fail_message":")", std::string(8192, 'x'), R"("})");
   EXPECT_EQ(timer->CreateJob(Context(token).get(), NoopJob(big), &job).error_code(),
             grpc::StatusCode::RESOURCE_EXHAUSTED);
   // A small one still goes through.
@@ -471,8 +477,8 @@ TEST_F(TimerServerTest, AJwtKeysFileThatCannotBeReadIsFailedPrecondition) {
   config.jwt_keys_file = dir_ + "/missing-jwks.json";
   config.jwt_issuer = "https://idp.example.org";
   config.jwt_audience = "timer";
-  EXPECT_THAT(TimerServer::Start(config),
-              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("auth.jwt.keys_file")));
+  EXPECT_THAT(TimerServer::Start(config), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                                   HasSubstr("auth.jwt.keys_file")));
 }
 
 TEST_F(TimerServerTest, AJwtKeysFileWithNoKeyIsInvalidArgument) {
@@ -481,8 +487,8 @@ TEST_F(TimerServerTest, AJwtKeysFileWithNoKeyIsInvalidArgument) {
   std::ofstream(config.jwt_keys_file) << R"({"keys": []})";
   config.jwt_issuer = "https://idp.example.org";
   config.jwt_audience = "timer";
-  EXPECT_THAT(TimerServer::Start(config),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("auth.jwt.keys_file")));
+  EXPECT_THAT(TimerServer::Start(config), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                   HasSubstr("auth.jwt.keys_file")));
 }
 
 // ---------------------------------------------------------------------------
@@ -576,7 +582,8 @@ class TimerServerTlsTest : public TimerServerTest {
 
   // A TLS channel to `port` on loopback that trusts the test CA, presenting
   // `client` unless it is null.
-  std::shared_ptr<grpc::Channel> TlsChannel(int port, const testing::KeyAndCert* client) const {
+  std::shared_ptr<grpc::Channel> TlsChannel(int port,
+                                            const testing::KeyAndCert* client) const {
     grpc::SslCredentialsOptions options;
     options.pem_root_certs = ca_.cert_pem;
     if (client != nullptr) {
@@ -605,7 +612,8 @@ TEST_F(TimerServerTlsTest, ServesTlsFromTheConfiguredFilesAndRefusesPlaintext) {
   auto server = StartOk(config);
   ASSERT_NE(server, nullptr);
   v1::WhoAmIResponse who;
-  const grpc::Status status = WhoAmI(TlsChannel(server->port(), nullptr), Token(config), &who);
+  const grpc::Status status =
+      WhoAmI(TlsChannel(server->port(), nullptr), Token(config), &who);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(who.identity(), "alice");
 
@@ -631,7 +639,8 @@ TEST_F(TimerServerTlsTest, WithAClientCaACertificateFromAnotherCaIsRefused) {
   auto server = StartOk(TlsConfig(/*client_ca=*/true));
   ASSERT_NE(server, nullptr);
   const testing::KeyAndCert other_ca = testing::MakeCa("other-ca");
-  const testing::KeyAndCert rogue = testing::MakeClientCert(other_ca, "Example", "backup-svc");
+  const testing::KeyAndCert rogue =
+      testing::MakeClientCert(other_ca, "Example", "backup-svc");
   v1::WhoAmIResponse who;
   EXPECT_EQ(WhoAmI(TlsChannel(server->port(), &rogue), "", &who).error_code(),
             grpc::StatusCode::UNAVAILABLE);
