@@ -98,7 +98,7 @@ fi
 tsan_targets=(
   tsan_absl_mutex_test
   fire_decision_test timer_queue_test run_engine_test results_store_test events_test
-  store_test jobs_test
+  store_test jobs_test job_quota_test worker_pool_test
 )
 if [ "$what" = tsan ] || [ "$what" = all ]; then
   start=$SECONDS

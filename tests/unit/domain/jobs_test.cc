@@ -1,6 +1,7 @@
 // Tests of JobService (domain/jobs.h): validation, defaults, ownership, soft
 // delete, idempotent create and paging. Runs on the MemoryStore fake and a
-// FakeClock, so time only moves when a test moves it.
+// FakeClock, so time only moves when a test moves it. The per-identity job
+// limit is tested in job_quota_test.cc.
 
 #include <functional>
 #include <memory>
@@ -28,7 +29,6 @@
 namespace timer::domain {
 namespace {
 
-using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
@@ -734,59 +734,6 @@ TEST_F(JobServiceTest, GarbagePageTokenIsInvalidArgument) {
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_token")))
         << "page_token \"" << bad << "\"";
   }
-}
-
-}  // namespace
-}  // namespace timer::domain
-
-// ---------------------------------------------------------------------------
-// The per-identity job limit (domain/job_quota.h).
-
-namespace timer::domain {
-namespace {
-
-class JobQuotaTest : public JobServiceTest {
- protected:
-  void SetUp() override { service_.set_quota(&quota_); }
-  JobQuota quota_{&store_, 2};
-};
-
-TEST_F(JobQuotaTest, CreateBeyondTheLimitIsResourceExhaustedNamingIt) {
-  const v1::Job first = CreateOk();
-  CreateOk();
-  EXPECT_THAT(Create(ValidRequest()),
-              StatusIs(absl::StatusCode::kResourceExhausted,
-                       AllOf(HasSubstr("max_jobs_per_identity"), HasSubstr("2"))));
-  // Another identity has its own room.
-  CreateOk(Identity{"bob", "token"});
-  // A deleted job no longer counts.
-  ASSERT_THAT(Delete(first.job_id()), IsOk());
-  CreateOk();
-  EXPECT_THAT(Create(ValidRequest()), StatusIs(absl::StatusCode::kResourceExhausted));
-}
-
-TEST_F(JobQuotaTest, JobsAlreadyStoredCountFromTheStart) {
-  // Written before this quota existed (as after a restart).
-  JobService plain{&store_, &clock_};
-  for (int i = 0; i < 2; ++i) {
-    ASSERT_THAT(Wait([&](store::JobCallback done) {
-                  plain.CreateJob(kAlice, ValidRequest(), std::move(done));
-                }),
-                IsOk());
-  }
-  EXPECT_THAT(Create(ValidRequest()), StatusIs(absl::StatusCode::kResourceExhausted));
-}
-
-TEST_F(JobQuotaTest, RetriedCreateDoesNotCountTwice) {
-  v1::CreateJobRequest request = ValidRequest();
-  request.set_request_id("retry-1");
-  const absl::StatusOr<v1::Job> first = Create(request);
-  ASSERT_THAT(first, IsOk());
-  const absl::StatusOr<v1::Job> again = Create(request);
-  ASSERT_THAT(again, IsOk());
-  EXPECT_EQ(again->job_id(), first->job_id());
-  CreateOk();  // The second slot is still free.
-  EXPECT_THAT(Create(ValidRequest()), StatusIs(absl::StatusCode::kResourceExhausted));
 }
 
 }  // namespace
