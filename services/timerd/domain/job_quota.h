@@ -42,7 +42,14 @@ class JobQuota {
   store::Store* const store_;
   const int64_t max_;
   absl::Mutex mu_;
+  // Owners whose first count is under way: how many counts, and how many of
+  // the owner's deletes arrived meanwhile.
+  struct Counting {
+    int counts = 0;
+    int64_t deletes = 0;
+  };
   absl::flat_hash_map<std::string, Count> counts_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Counting> counting_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace timer::domain

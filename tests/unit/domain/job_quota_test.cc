@@ -361,6 +361,33 @@ TEST_F(JobQuotaUnitTest, AStoreErrorWhileCountingIsReturnedAndTheCountRetried) {
   EXPECT_EQ(gated.counts(), 2);
 }
 
+// A delete that commits while the owner's first count is reading the store
+// may or may not be in that count: the count is taken again, not kept short
+// of room for the rest of the process's life.
+TEST_F(JobQuotaUnitTest, ADeleteDuringTheFirstCountIsNotLost) {
+  StoreJobs(kAlice, 2);
+  store::ListJobsQuery query;
+  query.owner = "alice";
+  absl::StatusOr<store::ListJobsPage> page = store_.ListJobs(query);
+  ASSERT_THAT(page, IsOk());
+  const std::string doomed = page->jobs.at(0).job_id();
+  GatedStore gated(&store_);
+  JobQuota quota(&gated, 2);
+  JobService service(&gated, &clock_);
+  service.set_quota(&quota);
+  gated.HoldNextCount();
+  absl::Status first;
+  std::thread create([&] { first = quota.Reserve("alice"); });
+  ASSERT_TRUE(gated.AwaitHeld());                           // counted 2
+  ASSERT_THAT(DeleteVia(service, kAlice, doomed), IsOk());  // now 1
+  gated.Open();
+  create.join();
+  EXPECT_THAT(first, IsOk());
+  EXPECT_EQ(gated.counts(), 2);  // counted again after the delete
+  quota.Release("alice", /*created=*/true);
+  EXPECT_THAT(quota.Reserve("alice"), StatusIs(absl::StatusCode::kResourceExhausted));
+}
+
 TEST_F(JobQuotaUnitTest, ConcurrentReservationsOfOneOwnerNeverOvershoot) {
   constexpr int kLimit = 5;
   constexpr int kThreads = 16;
