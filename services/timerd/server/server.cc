@@ -16,6 +16,7 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <spdlog/spdlog.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "api/session_service.h"
@@ -196,8 +197,12 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(
     return absl::UnavailableError(
         absl::StrCat("listen: cannot listen on ", config.listen));
   }
-  const size_t colon = config.listen.rfind(':');
-  impl->address = absl::StrCat(config.listen.substr(0, colon), ":", impl->port);
+  if (absl::StartsWith(config.listen, "unix:")) {
+    impl->address = config.listen;  // gRPC reports port 1 for a socket path.
+  } else {
+    const size_t colon = config.listen.rfind(':');
+    impl->address = absl::StrCat(config.listen.substr(0, colon), ":", impl->port);
+  }
   // Health answers for the whole server ("") and for each service by name.
   grpc::HealthCheckServiceInterface* health = impl->grpc_server->GetHealthCheckService();
   health->SetServingStatus(true);

@@ -24,7 +24,8 @@ class TimerServer {
   static absl::StatusOr<std::unique_ptr<TimerServer>> Start(const Config& config);
   ~TimerServer();
 
-  // The address actually bound, e.g. "127.0.0.1:43127" when port 0 was asked.
+  // The address actually bound, e.g. "127.0.0.1:43127" when port 0 was asked;
+  // a "unix:PATH" listen address as it was given.
   const std::string& address() const;
   int port() const;
 

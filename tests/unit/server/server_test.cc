@@ -258,7 +258,9 @@ TEST_F(TimerServerTest, ServesOnAUnixSocket) {
   config.listen = absl::StrCat("unix:", dir_, "/timerd.sock");
   auto server = StartOk(config);
   ASSERT_NE(server, nullptr);
-  auto channel = grpc::CreateChannel(config.listen, grpc::InsecureChannelCredentials());
+  // The address reported (and logged as "listening on ...") is the socket's.
+  EXPECT_EQ(server->address(), config.listen);
+  auto channel = grpc::CreateChannel(server->address(), grpc::InsecureChannelCredentials());
   const auto [status, response] = CheckHealth(channel, "");
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response, kServing);
