@@ -99,10 +99,6 @@ int PageSize(int requested) {
                         : std::min(requested, JobService::kMaxPageSize);
 }
 
-bool IsSchedulable(v1::Job::Status s) {
-  return s == v1::Job::NEW || s == v1::Job::LOADED || s == v1::Job::UPDATED;
-}
-
 // Schedules live between the Unix epoch and the end of year 9999.
 constexpr char kScheduleTimeRange[] =
     "must be a valid time from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59Z";
