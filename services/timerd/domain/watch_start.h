@@ -115,8 +115,9 @@ class WatchFeed : public std::enable_shared_from_this<WatchFeed> {
 class WatchStarter {
  public:
   struct Options {
-    // Threads that subscribe and read snapshot pages.
-    int threads = 1;
+    // Threads that subscribe and read snapshot pages: two, so one stream's
+    // slow page read does not hold every other stream's start.
+    int threads = 2;
     // Most jobs in one snapshot page (at most JobService::kMaxPageSize).
     int snapshot_page_jobs = 256;
     // A page ends early with the SNAPSHOT event that brings its events to
