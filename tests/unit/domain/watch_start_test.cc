@@ -25,8 +25,8 @@
 namespace timer::domain {
 namespace {
 
-using ::testing::ElementsAre;
 using ::testing::Each;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using Type = v1::JobEvent::Type;
 
