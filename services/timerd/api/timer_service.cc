@@ -129,7 +129,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* TimerServiceImpl::WatchJob(
   v1::WatchJobRequest request;
   absl::Status parsed = ParseWatchRequest(*raw, request);
   if (!parsed.ok()) return FinishedStream(ToGrpcStatus(parsed));
-  return OpenWatchJob(jobs_, events_, principal->identity, request);
+  return OpenWatchJob(jobs_, watches_, principal->identity, request);
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* TimerServiceImpl::WatchJobs(
@@ -139,7 +139,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* TimerServiceImpl::WatchJobs(
   v1::WatchJobsRequest request;
   absl::Status parsed = ParseWatchRequest(*raw, request);
   if (!parsed.ok()) return FinishedStream(ToGrpcStatus(parsed));
-  return OpenWatchJobs(jobs_, events_, principal->identity, request);
+  return OpenWatchJobs(jobs_, watches_, principal->identity, request);
 }
 
 grpc::ServerUnaryReactor* TimerServiceImpl::ListActionProviders(

@@ -6,7 +6,7 @@
 // callback API: reads answer inline, writes finish the reactor from the
 // store's commit callback, so no gRPC thread waits on a disk flush.
 //
-// Thread-safe; the JobService, Authenticator and EventHub must outlive it.
+// Thread-safe; the JobService, Authenticator and WatchStarter must outlive it.
 #pragma once
 
 #include <optional>
@@ -14,6 +14,7 @@
 #include "auth/authenticator.h"
 #include "domain/events.h"
 #include "domain/jobs.h"
+#include "domain/watch_start.h"
 #include "timer/v1/timer.grpc.pb.h"
 
 namespace timer::api {
@@ -25,8 +26,8 @@ using TimerServiceBase = v1::TimerService::WithRawCallbackMethod_WatchJob<
 class TimerServiceImpl final : public TimerServiceBase {
  public:
   TimerServiceImpl(domain::JobService* jobs, const auth::Authenticator* auth,
-                   domain::EventHub* events)
-      : jobs_(jobs), auth_(auth), events_(events) {}
+                   domain::WatchStarter* watches)
+      : jobs_(jobs), auth_(auth), watches_(watches) {}
 
   grpc::ServerUnaryReactor* CreateJob(grpc::CallbackServerContext* ctx,
                                       const v1::CreateJobRequest* request,
@@ -76,7 +77,7 @@ class TimerServiceImpl final : public TimerServiceBase {
 
   domain::JobService* const jobs_;
   const auth::Authenticator* const auth_;
-  domain::EventHub* const events_;
+  domain::WatchStarter* const watches_;
 };
 
 }  // namespace timer::api

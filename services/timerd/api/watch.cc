@@ -1,14 +1,13 @@
 #include "api/watch.h"
 
-#include <deque>
 #include <memory>
+#include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
-#include "absl/time/clock.h"
 #include "api/status.h"
-#include "domain/time_util.h"
 
 namespace timer::api {
 namespace {
@@ -46,54 +45,19 @@ class EndedStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void OnDone() override { delete this; }
 };
 
+// One stream: pumps the feed's pre-serialized events to the client, one
+// write in flight at a time. The feed (domain/watch_start.h) does the rest.
 class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  WatchReactor(domain::JobService* jobs, domain::EventHub* hub, domain::WatchFilter filter,
-               int64_t since)
-      : hub_(hub), end_on_delete_(!filter.job_id.empty()) {
-    // Subscribe before reading the snapshot: nothing committed after the
-    // snapshot's "as of" point can be missed (a change in between may show
-    // twice, as part of the snapshot and as an event: events are states, so
-    // applying one again is harmless).
-    domain::EventHub::Opened opened =
-        hub_->Subscribe(filter, since, [this] { Pump(); });
-    subscription_ = opened.subscription;
-    std::deque<domain::EventPtr> initial;
-    if (!opened.needs_snapshot) {
-      initial.assign(opened.replay.begin(), opened.replay.end());
-    } else {
-      const google::protobuf::Timestamp now = domain::ToProto(absl::Now());
-      if (since > 0) {
-        v1::JobEvent reset;
-        reset.set_sequence(opened.head);
-        reset.set_type(v1::JobEvent::RESET);
-        *reset.mutable_event_time() = now;
-        initial.push_back(domain::MakeEvent(std::move(reset)));
-      }
-      absl::StatusOr<std::vector<v1::Job>> jobs_now = jobs->Snapshot(filter);
-      if (!jobs_now.ok()) {
-        {
-          absl::MutexLock lock(&mu_);
-          started_ = true;
-          finished_ = true;
-          done_finishing_ = true;
-        }
-        Finish(ToGrpcStatus(jobs_now.status()));
-        return;
-      }
-      for (v1::Job& job : *jobs_now) {
-        v1::JobEvent e;
-        e.set_sequence(opened.head);
-        e.set_type(v1::JobEvent::SNAPSHOT);
-        *e.mutable_event_time() = now;
-        *e.mutable_job() = std::move(job);
-        initial.push_back(domain::MakeEvent(std::move(e)));
-      }
-    }
+  WatchReactor(domain::WatchStarter* starter, domain::WatchFilter filter, int64_t since)
+      : end_on_delete_(!filter.job_id.empty()) {
+    // The feed may call Pump() before Open() returns: it waits for kIdle.
+    std::shared_ptr<domain::WatchFeed> feed =
+        starter->Open(std::move(filter), since, [this] { Pump(); });
     {
       absl::MutexLock lock(&mu_);
-      initial_ = std::move(initial);
-      started_ = true;
+      feed_ = std::move(feed);
+      state_ = State::kIdle;
     }
     Pump();
   }
@@ -101,15 +65,14 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void OnWriteDone(bool ok) override {
     {
       absl::MutexLock lock(&mu_);
-      writing_ = false;
       message_.Clear();
-      if (finished_) return;
-      if (!ok || finish_after_write_) {
-        // Not ok: the client went away or the call was cancelled.
-        finished_ = true;
-        pending_finish_ = ok ? grpc::Status::OK
-                             : grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
+      if (!ok) {
+        // The client went away or the call was cancelled.
+        finish_ = grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
+      } else if (state_ == State::kWritingLast) {
+        finish_ = grpc::Status::OK;
       }
+      state_ = State::kIdle;
     }
     Pump();
   }
@@ -117,17 +80,31 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void OnCancel() override {
     {
       absl::MutexLock lock(&mu_);
-      cancelled_ = true;
+      if (!finish_) finish_ = grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
     }
     Pump();
   }
 
   void OnDone() override {
-    hub_->Unsubscribe(subscription_);
+    std::shared_ptr<domain::WatchFeed> feed;
+    {
+      absl::MutexLock lock(&mu_);
+      feed = feed_;
+    }
+    // Waits for a Pump() the feed is running; none starts after.
+    feed->Stop();
     delete this;
   }
 
  private:
+  enum class State {
+    kOpening,      // The constructor has not finished: nothing to do yet.
+    kIdle,         // No write in flight: the next one may start.
+    kWriting,      // A write in flight.
+    kWritingLast,  // The stream's last write in flight: it ends OK after.
+    kFinished,     // Finish() called.
+  };
+
   // Starts the next write, or finishes the stream, as the state says. Never
   // calls into gRPC with mu_ held. A write carries every event waiting
   // (within the per-message bounds): one while the watcher keeps up, more
@@ -135,76 +112,49 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   // for many events.
   void Pump() {
     std::optional<grpc::Status> finish;
-    bool write = false;
     {
       absl::MutexLock lock(&mu_);
-      if (!started_ || writing_ || done_finishing_) return;
-      if (finished_) {
-        // Decided in OnWriteDone; finish now that no write is pending.
-        finish = pending_finish_;
-      } else if (cancelled_) {
-        finish = grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
-      } else {
+      if (state_ != State::kIdle) return;
+      if (!finish_) {
         taken_.clear();
-        size_t bytes = 0;
-        while (!initial_.empty() && taken_.size() < kMaxEventsPerMessage &&
-               (taken_.empty() || bytes + initial_.front()->wire.size() <= kMaxBytesPerMessage)) {
-          bytes += initial_.front()->wire.size();
-          taken_.push_back(std::move(initial_.front()));
-          initial_.pop_front();
-        }
-        if (initial_.empty() && taken_.size() < kMaxEventsPerMessage &&
-            bytes < kMaxBytesPerMessage) {
-          subscription_->Take(kMaxEventsPerMessage - taken_.size(), taken_,
-                              taken_.empty() ? kMaxBytesPerMessage
-                                             : kMaxBytesPerMessage - bytes);
-        }
+        feed_->Take(kMaxEventsPerMessage, taken_, kMaxBytesPerMessage);
         if (taken_.empty()) {
-          absl::Status closed = subscription_->closed();
-          if (closed.ok()) return;  // Idle until the next event.
-          finish = ToGrpcStatus(closed);
-        } else {
-          std::string bytes_out;
-          for (const domain::EventPtr& e : taken_) {
-            AppendEventField(*e, bytes_out);
-            // A watched job's deletion is its stream's last event.
-            if (end_on_delete_ && e->message.type() == v1::JobEvent::DELETED) {
-              finish_after_write_ = true;
-            }
-          }
-          taken_.clear();
-          message_ = TakeBytes(std::move(bytes_out));
-          writing_ = true;
-          write = true;
+          absl::Status closed = feed_->closed();
+          if (closed.ok()) return;  // Idle until the feed has more.
+          finish_ = ToGrpcStatus(closed);
         }
       }
-      if (finish) {
-        finished_ = true;
-        done_finishing_ = true;
+      if (finish_) {
+        finish = finish_;
+        state_ = State::kFinished;
+      } else {
+        std::string bytes;
+        bool last = false;
+        for (const domain::EventPtr& e : taken_) {
+          AppendEventField(*e, bytes);
+          // A watched job's deletion is its stream's last event.
+          last = last || (end_on_delete_ && e->message.type() == v1::JobEvent::DELETED);
+        }
+        taken_.clear();
+        message_ = TakeBytes(std::move(bytes));
+        state_ = last ? State::kWritingLast : State::kWriting;
       }
     }
     if (finish) {
       Finish(*finish);
-    } else if (write) {
+    } else {
       // message_ is not touched again until OnWriteDone.
       StartWrite(&message_);
     }
   }
 
-  domain::EventHub* const hub_;
   const bool end_on_delete_;
-  std::shared_ptr<domain::EventHub::Subscription> subscription_;
 
   absl::Mutex mu_;
-  bool started_ ABSL_GUARDED_BY(mu_) = false;
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  bool finish_after_write_ ABSL_GUARDED_BY(mu_) = false;
-  // Decided to end (no more writes start) / Finish() called.
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  bool done_finishing_ ABSL_GUARDED_BY(mu_) = false;
-  grpc::Status pending_finish_ ABSL_GUARDED_BY(mu_);
-  std::deque<domain::EventPtr> initial_ ABSL_GUARDED_BY(mu_);
+  State state_ ABSL_GUARDED_BY(mu_) = State::kOpening;
+  // How the stream ends, once decided: it does when no write is in flight.
+  std::optional<grpc::Status> finish_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<domain::WatchFeed> feed_ ABSL_GUARDED_BY(mu_);
   std::vector<domain::EventPtr> taken_ ABSL_GUARDED_BY(mu_);
   // The message being written: alive until its OnWriteDone.
   grpc::ByteBuffer message_ ABSL_GUARDED_BY(mu_);
@@ -230,19 +180,19 @@ absl::Status ParseWatchRequest(const grpc::ByteBuffer& raw,
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* OpenWatchJob(
-    domain::JobService* jobs, domain::EventHub* hub, const domain::Identity& caller,
+    domain::JobService* jobs, domain::WatchStarter* watches, const domain::Identity& caller,
     const v1::WatchJobRequest& request) {
   absl::StatusOr<domain::WatchFilter> filter = jobs->WatchJobFilter(caller, request);
   if (!filter.ok()) return FinishedStream(ToGrpcStatus(filter.status()));
-  return new WatchReactor(jobs, hub, *std::move(filter), request.since());
+  return new WatchReactor(watches, *std::move(filter), request.since());
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* OpenWatchJobs(
-    domain::JobService* jobs, domain::EventHub* hub, const domain::Identity& caller,
+    domain::JobService* jobs, domain::WatchStarter* watches, const domain::Identity& caller,
     const v1::WatchJobsRequest& request) {
   absl::StatusOr<domain::WatchFilter> filter = jobs->WatchJobsFilter(caller, request);
   if (!filter.ok()) return FinishedStream(ToGrpcStatus(filter.status()));
-  return new WatchReactor(jobs, hub, *std::move(filter), request.since());
+  return new WatchReactor(watches, *std::move(filter), request.since());
 }
 
 }  // namespace timer::api

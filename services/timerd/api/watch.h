@@ -1,13 +1,15 @@
 // The server side of WatchJob / WatchJobs: one callback-API write reactor
-// per stream (no thread per stream), fed by a domain::EventHub subscription.
+// per stream (no thread per stream), fed by a domain::WatchFeed.
 //
 // A stream sends, in order: RESET (only when `since` was given but is no
 // longer kept), SNAPSHOT events of the current state (when starting fresh),
 // or the kept events after `since` (when resuming); then every later event
-// that matches, live. One write is in flight at a time; events wait in the
-// subscription's bounded buffer. A stream whose buffer overflows ends with
-// RESOURCE_EXHAUSTED, and server shutdown ends streams with UNAVAILABLE;
-// both messages name the `since` to resume with.
+// that matches, live. The feed decides and prepares all of it off the gRPC
+// threads (domain/watch_start.h); the reactor only pumps its bytes. One
+// write is in flight at a time; events wait in the subscription's bounded
+// buffer. A stream whose buffer overflows ends with RESOURCE_EXHAUSTED, and
+// server shutdown ends streams with UNAVAILABLE; both messages name the
+// `since` to resume with. A WatchJob stream ends OK after its job's DELETED.
 //
 // The methods are served raw (grpc::ByteBuffer): each event is serialized
 // once when it is published (domain::Event::wire), and a stream's message is
@@ -19,6 +21,7 @@
 #include "auth/authenticator.h"
 #include "domain/events.h"
 #include "domain/jobs.h"
+#include "domain/watch_start.h"
 #include "timer/v1/timer.grpc.pb.h"
 
 namespace timer::api {
@@ -28,12 +31,12 @@ absl::Status ParseWatchRequest(const grpc::ByteBuffer& raw,
                                google::protobuf::MessageLite& request);
 
 // Opens the stream for an authenticated caller. The returned reactor owns
-// itself (deleted in OnDone).
+// itself (deleted in OnDone). `watches` must outlive it.
 grpc::ServerWriteReactor<grpc::ByteBuffer>* OpenWatchJob(
-    domain::JobService* jobs, domain::EventHub* hub, const domain::Identity& caller,
+    domain::JobService* jobs, domain::WatchStarter* watches, const domain::Identity& caller,
     const v1::WatchJobRequest& request);
 grpc::ServerWriteReactor<grpc::ByteBuffer>* OpenWatchJobs(
-    domain::JobService* jobs, domain::EventHub* hub, const domain::Identity& caller,
+    domain::JobService* jobs, domain::WatchStarter* watches, const domain::Identity& caller,
     const v1::WatchJobsRequest& request);
 
 // A stream that ends at once with `status`.

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -97,10 +98,6 @@ absl::StatusOr<int64_t> DecodeResultsToken(absl::string_view token) {
 int PageSize(int requested) {
   return requested == 0 ? JobService::kDefaultPageSize
                         : std::min(requested, JobService::kMaxPageSize);
-}
-
-bool IsSchedulable(v1::Job::Status s) {
-  return s == v1::Job::NEW || s == v1::Job::LOADED || s == v1::Job::UPDATED;
 }
 
 // Schedules live between the Unix epoch and the end of year 9999.
@@ -613,31 +610,32 @@ absl::StatusOr<WatchFilter> JobService::WatchJobsFilter(const Identity& caller,
   return filter;
 }
 
-absl::StatusOr<std::vector<v1::Job>> JobService::Snapshot(const WatchFilter& filter) {
-  std::vector<v1::Job> out;
+absl::StatusOr<JobService::SnapshotPage> JobService::Snapshot(
+    const WatchFilter& filter, const std::optional<store::ListCursor>& after, int page_size) {
+  SnapshotPage out;
   if (!filter.job_id.empty()) {
+    if (after) return out;  // The one job was the first page.
     absl::StatusOr<v1::Job> job = store_->GetJob(filter.owner, filter.job_id);
     if (absl::IsNotFound(job.status())) return out;
     RETURN_IF_ERROR(job.status());
-    if (job->status() != v1::Job::DELETED && filter.Matches(*job)) out.push_back(*std::move(job));
+    if (job->status() != v1::Job::DELETED && filter.Matches(*job)) {
+      out.jobs.push_back(*std::move(job));
+    }
     return out;
   }
   store::ListJobsQuery query;
   query.owner = filter.owner;
-  query.page_size = kMaxPageSize;
-  for (;;) {
-    ASSIGN_OR_RETURN(store::ListJobsPage page, store_->ListJobs(query));
-    if (!page.has_more || page.jobs.empty()) {
-      query.after.reset();
-    } else {
-      const v1::Job& last = page.jobs.back();
-      query.after = store::ListCursor{store::ToMicros(last.create_time()), last.job_id()};
-    }
-    for (v1::Job& job : page.jobs) {
-      if (filter.Matches(job)) out.push_back(std::move(job));
-    }
-    if (!query.after) return out;
+  query.page_size = std::clamp(page_size, 1, kMaxPageSize);
+  query.after = after;
+  ASSIGN_OR_RETURN(store::ListJobsPage page, store_->ListJobs(query));
+  if (page.has_more && !page.jobs.empty()) {
+    const v1::Job& last = page.jobs.back();
+    out.next = store::ListCursor{store::ToMicros(last.create_time()), last.job_id()};
   }
+  for (v1::Job& job : page.jobs) {
+    if (filter.Matches(job)) out.jobs.push_back(std::move(job));
+  }
+  return out;
 }
 
 absl::StatusOr<v1::ListJobResultsResponse> JobService::ListJobResults(

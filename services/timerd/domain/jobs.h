@@ -11,6 +11,7 @@
 // thread, once the write is durable; `done` must not block.
 #pragma once
 
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -75,9 +76,17 @@ class JobService {
                                              const v1::WatchJobRequest& request);
   absl::StatusOr<WatchFilter> WatchJobsFilter(const Identity& caller,
                                               const v1::WatchJobsRequest& request);
-  // The live jobs that match `filter` now, with their results: a stream's
-  // starting snapshot.
-  absl::StatusOr<std::vector<v1::Job>> Snapshot(const WatchFilter& filter);
+  // One page of a watch stream's starting snapshot: of at most `page_size`
+  // live jobs read after `after` (nullopt: from the first), those that match
+  // `filter` now, with their results. `next` is where the following page
+  // starts: nullopt after the last.
+  struct SnapshotPage {
+    std::vector<v1::Job> jobs;
+    std::optional<store::ListCursor> next;
+  };
+  absl::StatusOr<SnapshotPage> Snapshot(const WatchFilter& filter,
+                                        const std::optional<store::ListCursor>& after,
+                                        int page_size);
   absl::StatusOr<v1::ListActionProvidersResponse> ListActionProviders(
       const v1::ListActionProvidersRequest& request);
   absl::StatusOr<v1::ActionProvider> GetActionProvider(

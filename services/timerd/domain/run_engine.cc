@@ -13,10 +13,6 @@
 namespace timer::domain {
 namespace {
 
-bool IsSchedulable(v1::Job::Status s) {
-  return s == v1::Job::NEW || s == v1::Job::LOADED || s == v1::Job::UPDATED;
-}
-
 v1::JobResult::Status ToResultStatus(ActionStatus::State s) {
   switch (s) {
     case ActionStatus::State::kActive: return v1::JobResult::ACTIVE;
@@ -83,29 +79,35 @@ void RunEngine::Stop() {
   if (thread_.joinable()) thread_.join();
   // Runs already recorded for a slot within the lookahead still start at
   // their slot: at most `lookahead` of waiting.
-  std::vector<PendingStart> pending;
+  std::vector<std::pair<PendingStart, InFlight>> pending;
   {
     absl::MutexLock lock(&mu_);
-    pending.swap(starts_);
-    in_flight_ += static_cast<int>(pending.size());
+    for (PendingStart& p : starts_) pending.emplace_back(std::move(p), BeginWorkLocked());
+    starts_.clear();
   }
-  std::sort(pending.begin(), pending.end(),
-            [](const PendingStart& a, const PendingStart& b) { return a.at < b.at; });
-  for (PendingStart& p : pending) {
+  std::sort(pending.begin(), pending.end(), [](const auto& a, const auto& b) {
+    return a.first.at < b.first.at;
+  });
+  for (auto& [p, in_flight] : pending) {
     const absl::Duration wait = p.at - clock_->Now();
     if (wait > absl::ZeroDuration()) absl::SleepFor(std::min(wait, options_.lookahead));
-    DispatchPending(std::move(p));
+    DispatchPending(std::move(p), std::move(in_flight));
   }
   WaitIdle();
   workers_.reset();
 }
 
-void RunEngine::Begin() {
+RunEngine::InFlight RunEngine::BeginWork() {
   absl::MutexLock lock(&mu_);
-  ++in_flight_;
+  return BeginWorkLocked();
 }
 
-void RunEngine::End() {
+RunEngine::InFlight RunEngine::BeginWorkLocked() {
+  ++in_flight_;
+  return InFlight(this);
+}
+
+void RunEngine::EndWork() {
   absl::MutexLock lock(&mu_);
   --in_flight_;
 }
@@ -166,10 +168,10 @@ absl::StatusOr<int64_t> RunEngine::PruneResults() {
 
 int RunEngine::Tick() {
   const absl::Time now = clock_->Now();
-  bool prune = false;
+  InFlight prune;  // Empty unless a prune is due.
   std::vector<std::pair<JobKey, absl::Time>> due;
-  std::vector<Poll> polls;
-  std::vector<PendingStart> ready;
+  std::vector<std::pair<Poll, InFlight>> polls;
+  std::vector<std::pair<PendingStart, InFlight>> ready;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_ && workers_ == nullptr) return 0;
@@ -181,24 +183,22 @@ int RunEngine::Tick() {
     };
     while (!starts_.empty() && starts_.front().at <= now) {
       std::pop_heap(starts_.begin(), starts_.end(), start_later);
-      ready.push_back(std::move(starts_.back()));
+      ready.emplace_back(std::move(starts_.back()), BeginWorkLocked());
       starts_.pop_back();
     }
     const auto later = [](const Poll& a, const Poll& b) { return a.at > b.at; };
     while (!polls_.empty() && polls_.front().at <= now) {
       std::pop_heap(polls_.begin(), polls_.end(), later);
-      polls.push_back(std::move(polls_.back()));
+      polls.emplace_back(std::move(polls_.back()), BeginWorkLocked());
       polls_.pop_back();
     }
-    in_flight_ += static_cast<int>(polls.size() + ready.size());
     if (options_.background && now >= next_prune_) {
       next_prune_ = now + absl::Hours(1);
-      prune = true;
-      ++in_flight_;
+      prune = BeginWorkLocked();  // Replaces an empty one: ends nothing.
     }
   }
   if (prune) {
-    workers_->Submit([this] {
+    workers_->Submit([this, in_flight = std::move(prune)]() mutable {
       absl::StatusOr<int64_t> pruned = PruneResults();
       if (!pruned.ok()) {
         spdlog::warn("run engine: pruning results failed: {}",
@@ -206,16 +206,17 @@ int RunEngine::Tick() {
       } else if (*pruned > 0) {
         spdlog::info("run engine: pruned {} old results", *pruned);
       }
-      End();
+      in_flight.Reset();
     });
   }
-  for (PendingStart& p : ready) DispatchPending(std::move(p));
+  for (auto& [p, in_flight] : ready) DispatchPending(std::move(p), std::move(in_flight));
   for (const auto& [key, at] : due) Fire(key, at, now);
-  for (Poll& p : polls) {
-    workers_->Submit([this, run = std::move(p.run)]() mutable {
-      PollRun(std::move(run));
-      End();
-    });
+  for (auto& [p, in_flight] : polls) {
+    workers_->Submit(
+        [this, run = std::move(p.run), in_flight = std::move(in_flight)]() mutable {
+          PollRun(std::move(run));
+          in_flight.Reset();
+        });
   }
   return static_cast<int>(due.size());
 }
@@ -258,13 +259,14 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
   }
   // What the mutation decided, for the commit callback.
   struct Outcome {
-    std::optional<v1::JobResult> run;  // A run to start.
-    bool buffer = false;               // ... after the active one ends.
-    bool cancel_previous = false;
+    std::optional<v1::JobResult> run;  // A run to start ...
+    // ... at once (kStart), after cancelling the active ones
+    // (kCancelPrevious), or once they end (kBuffer).
+    OverlapDecision::Kind overlap = OverlapDecision::Kind::kStart;
     std::optional<v1::JobResult> skipped;  // A slot recorded SKIPPED.
   };
   auto outcome = std::make_shared<Outcome>();
-  Begin();
+  InFlight in_flight = BeginWork();
   store_->WriteJobState(
       job_id,
       [=](v1::Job& job, std::vector<v1::JobResult>& table) -> absl::Status {
@@ -286,34 +288,17 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
         r.set_run_number(job.last_run_number() + 1);
         job.set_last_run_number(r.run_number());
         *r.mutable_scheduled_time() = ToProto(d.scheduled);
+        job.set_n_skipped(job.n_skipped() + d.missed);
         std::string skip;
         if (d.kind == FireDecision::Kind::kSkipMissed) {
           skip = absl::StrCat(d.missed + 1,
                               " run(s) missed: timerd was down or too busy at their time");
-          job.set_n_skipped(job.n_skipped() + d.missed);
         } else {
-          job.set_n_skipped(job.n_skipped() + d.missed);
-          switch (job.overlap_policy()) {
-            case v1::ALLOW:
-              if (active >= std::max(1, job.max_concurrent())) {
-                skip = absl::StrCat("max_concurrent (", std::max(1, job.max_concurrent()),
-                                    ") runs are already active");
-              }
-              break;
-            case v1::BUFFER_ONE:
-              if (active > 0) {
-                if (has_buffered) {
-                  skip = "a run is already waiting for the active one to end";
-                } else {
-                  outcome->buffer = true;
-                }
-              }
-              break;
-            case v1::CANCEL_PREVIOUS:
-              outcome->cancel_previous = active > 0;
-              break;
-            default:
-              if (active > 0) skip = "the previous run is still active";
+          OverlapDecision o = DecideOverlap(job, active, has_buffered);
+          if (o.kind == OverlapDecision::Kind::kSkip) {
+            skip = std::move(o.reason);
+          } else {
+            outcome->overlap = o.kind;
           }
         }
         if (!skip.empty()) {
@@ -337,7 +322,8 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
         PutResult(job, r, table);
         return absl::OkStatus();
       },
-      [this, key, due, job_id, outcome](absl::StatusOr<v1::Job> written) {
+      [this, key, due, job_id, outcome,
+       in_flight = std::move(in_flight)](absl::StatusOr<v1::Job> written) mutable {
         if (written.ok()) {
           JobChanged(*written);
           if (events_ != nullptr) {
@@ -349,8 +335,10 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
             }
           }
           if (outcome->run) {
-            if (outcome->cancel_previous) CancelActive(job_id);
-            if (outcome->buffer) {
+            if (outcome->overlap == OverlapDecision::Kind::kCancelPrevious) {
+              CancelActive(job_id);
+            }
+            if (outcome->overlap == OverlapDecision::Kind::kBuffer) {
               absl::MutexLock lock(&mu_);
               runs_[job_id].buffered = std::make_unique<std::pair<v1::Job, v1::JobResult>>(
                   *written, *outcome->run);
@@ -369,7 +357,7 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
           queue_.Set(key, retry);
           WakeFor(retry - options_.lookahead);
         }
-        End();
+        in_flight.Reset();
       });
 }
 
@@ -381,10 +369,10 @@ void RunEngine::CancelActive(const std::string& job_id) {
   if (provider == nullptr) return;
   for (const auto& [run_number, action_id] : it->second.runs) {
     if (action_id.empty()) continue;  // Not started yet.
-    ++in_flight_;
-    workers_->Submit([this, provider, action_id = action_id] {
+    workers_->Submit([provider, action_id = action_id,
+                      in_flight = BeginWorkLocked()]() mutable {
       provider->Cancel(action_id).IgnoreError();
-      End();
+      in_flight.Reset();
     });
   }
 }
@@ -396,6 +384,7 @@ void RunEngine::RunRecorded(const v1::Job& job, const v1::JobResult& result) {
 void RunEngine::RunRecorded(std::shared_ptr<const v1::Job> shared,
                             const v1::JobResult& result) {
   const v1::Job& job = *shared;
+  InFlight in_flight;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return;  // Stays PENDING; reconciled (UNKNOWN) at next start.
@@ -414,14 +403,14 @@ void RunEngine::RunRecorded(std::shared_ptr<const v1::Job> shared,
       WakeFor(at);
       return;
     }
-    ++in_flight_;
+    in_flight = BeginWorkLocked();  // Replaces an empty one: ends nothing.
   }
-  Dispatch(std::move(shared), result);
+  Dispatch(RunStart{std::move(shared), result, std::move(in_flight)});
 }
 
-void RunEngine::DispatchPending(PendingStart start) {
+void RunEngine::DispatchPending(PendingStart start, InFlight in_flight) {
   if (start.halted == v1::Job::STATUS_UNSPECIFIED) {
-    Dispatch(std::move(start.job), std::move(start.result));
+    Dispatch(RunStart{std::move(start.job), std::move(start.result), std::move(in_flight)});
     return;
   }
   // Counted as a run when it was recorded: now a skipped slot instead.
@@ -444,8 +433,8 @@ void RunEngine::DispatchPending(PendingStart start) {
         table.push_back(std::move(result));
         return absl::OkStatus();
       },
-      [this, job_id, run_number, event, job = std::move(start.job)](
-          absl::StatusOr<v1::Job> written) {
+      [this, job_id, run_number, event, job = std::move(start.job),
+       in_flight = std::move(in_flight)](absl::StatusOr<v1::Job> written) mutable {
         if (!written.ok()) {
           spdlog::warn("run engine: recording skipped run {} of job {} failed: {}",
                        run_number, job_id, std::string(written.status().message()));
@@ -453,36 +442,34 @@ void RunEngine::DispatchPending(PendingStart start) {
           PublishFinished(job_id, job, *event);
         }
         RunEnded(job_id, run_number);
-        End();  // The dispatch's count (Tick or Stop took it).
+        in_flight.Reset();  // The dispatch's count (Tick or Stop took it).
       });
 }
 
-void RunEngine::Dispatch(std::shared_ptr<const v1::Job> job, v1::JobResult result) {
-  std::string provider = job->action().provider();
+void RunEngine::Dispatch(RunStart start) {
+  std::string provider = start.job->action().provider();
   {
     absl::MutexLock lock(&mu_);
     Lane& lane = lanes_[provider];
     // One provider's calls (a hung one, say) never hold every worker.
     const int limit = std::max(1, options_.workers / 2);
     if (lane.starting >= limit) {
-      lane.waiting.emplace_back(std::move(job), std::move(result));
+      lane.waiting.push_back(std::move(start));
       return;
     }
     ++lane.starting;
   }
-  workers_->Submit([this, provider = std::move(provider), job = std::move(job),
-                    result = std::move(result)]() mutable {
+  workers_->Submit([this, provider = std::move(provider), start = std::move(start)]() mutable {
     for (;;) {
-      StartRun(std::move(job), std::move(result));
-      End();
+      StartRun(std::move(start.job), std::move(start.result));
+      start.in_flight.Reset();
       absl::MutexLock lock(&mu_);
       Lane& lane = lanes_[provider];
       if (lane.waiting.empty()) {
         --lane.starting;
         return;
       }
-      job = std::move(lane.waiting.front().first);
-      result = std::move(lane.waiting.front().second);
+      start = std::move(lane.waiting.front());  // `start` counts nothing now.
       lane.waiting.pop_front();
     }
   });
@@ -587,8 +574,8 @@ void RunEngine::Finish(const std::string& job_id, v1::JobResult result,
   const int64_t run_number = result.run_number();
   std::shared_ptr<const v1::JobResult> event;
   if (final && events_ != nullptr) event = std::make_shared<const v1::JobResult>(result);
-  auto written = [this, job_id, run_number, final, event,
-                  job = std::move(job)](absl::Status status) {
+  auto written = [this, job_id, run_number, final, event, job = std::move(job),
+                  in_flight = BeginWork()](absl::Status status) mutable {
     if (!status.ok()) {
       spdlog::warn("run engine: recording run {} of job {} failed: {}", run_number,
                    job_id, std::string(status.message()));
@@ -596,9 +583,8 @@ void RunEngine::Finish(const std::string& job_id, v1::JobResult result,
       PublishFinished(job_id, job, *event);
     }
     if (final) RunEnded(job_id, run_number);
-    End();
+    in_flight.Reset();
   };
-  Begin();
   const bool error = final && (result.status() == v1::JobResult::FAILED ||
                                result.status() == v1::JobResult::UNKNOWN);
   if (!error) {

@@ -28,6 +28,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -106,6 +107,39 @@ class RunEngine final : public JobObserver {
   int active_runs() const;
 
  private:
+  // One unit of in-flight work (a write, start, poll, cancel or prune), as
+  // WaitIdle() counts it: counted when made, ended by Reset() or when
+  // destroyed, so no path can leave it counted. Move-only; an empty one
+  // (default or moved from) counts nothing. Ending takes mu_: never Reset,
+  // destroy or assign over a non-empty one while holding it.
+  class InFlight {
+   public:
+    InFlight() = default;
+    InFlight(InFlight&& other) noexcept : engine_(std::exchange(other.engine_, nullptr)) {}
+    InFlight& operator=(InFlight&& other) noexcept {
+      if (this != &other) {
+        Reset();
+        engine_ = std::exchange(other.engine_, nullptr);
+      }
+      return *this;
+    }
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+    ~InFlight() { Reset(); }
+
+    // Whether it still counts.
+    explicit operator bool() const { return engine_ != nullptr; }
+    // Ends it now rather than at destruction.
+    void Reset() {
+      if (RunEngine* e = std::exchange(engine_, nullptr)) e->EndWork();
+    }
+
+   private:
+    friend class RunEngine;
+    explicit InFlight(RunEngine* engine) : engine_(engine) {}
+    RunEngine* engine_ = nullptr;
+  };
+
   struct ActiveRun {
     std::string job_id;
     int64_t run_number = 0;
@@ -132,10 +166,16 @@ class RunEngine final : public JobObserver {
     absl::Time at;
     ActiveRun run;
   };
+  // A recorded run on its way to ActionProvider::Start, counted in flight.
+  struct RunStart {
+    std::shared_ptr<const v1::Job> job;
+    v1::JobResult result;
+    InFlight in_flight;
+  };
   // Starts of one provider: at most workers/2 at once, the rest in line.
   struct Lane {
     int starting = 0;
-    std::deque<std::pair<std::shared_ptr<const v1::Job>, v1::JobResult>> waiting;
+    std::deque<RunStart> waiting;
   };
   // A recorded run waiting for its slot.
   struct PendingStart {
@@ -149,10 +189,10 @@ class RunEngine final : public JobObserver {
 
   void Loop();
   void Fire(const JobKey& key, absl::Time due, absl::Time now);
-  // Hands a recorded run to a worker (in_flight_ already counts it).
-  void Dispatch(std::shared_ptr<const v1::Job> job, v1::JobResult result);
+  // Hands a recorded run to a worker.
+  void Dispatch(RunStart start);
   // Dispatch, or for a halted start, records it SKIPPED.
-  void DispatchPending(PendingStart start);
+  void DispatchPending(PendingStart start, InFlight in_flight);
   void StartRun(std::shared_ptr<const v1::Job> job, v1::JobResult result);
   void PollRun(ActiveRun run);
   // Records a result (and, for an error, counts it into the job). `job`, the
@@ -170,8 +210,9 @@ class RunEngine final : public JobObserver {
   void Reconcile(const std::string& job_id, v1::JobResult result);
 
   // Bookkeeping of in-flight work, for WaitIdle().
-  void Begin();
-  void End();
+  InFlight BeginWork() ABSL_LOCKS_EXCLUDED(mu_);
+  InFlight BeginWorkLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EndWork() ABSL_LOCKS_EXCLUDED(mu_);
 
   store::Store* const store_;
   const Clock* const clock_;

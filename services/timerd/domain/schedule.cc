@@ -1,5 +1,8 @@
 #include "domain/schedule.h"
 
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
 #include "domain/time_util.h"
 
 namespace timer::domain {
@@ -55,6 +58,38 @@ FireDecision DecideFire(const v1::Job& job, absl::Time due, absl::Time now) {
     d.end_reason = v1::Job::STOP_AFTER_DATE;
   } else {
     d.next = next;
+  }
+  return d;
+}
+
+OverlapDecision DecideOverlap(const v1::Job& job, int active, bool buffered) {
+  OverlapDecision d;
+  const auto skip = [&d](std::string reason) {
+    d.kind = OverlapDecision::Kind::kSkip;
+    d.reason = std::move(reason);
+  };
+  switch (job.overlap_policy()) {
+    case v1::ALLOW: {
+      const int max_concurrent = std::max(1, job.max_concurrent());
+      if (active >= max_concurrent) {
+        skip(absl::StrCat("max_concurrent (", max_concurrent, ") runs are already active"));
+      }
+      break;
+    }
+    case v1::BUFFER_ONE:
+      if (active > 0) {
+        if (buffered) {
+          skip("a run is already waiting for the active one to end");
+        } else {
+          d.kind = OverlapDecision::Kind::kBuffer;
+        }
+      }
+      break;
+    case v1::CANCEL_PREVIOUS:
+      if (active > 0) d.kind = OverlapDecision::Kind::kCancelPrevious;
+      break;
+    default:
+      if (active > 0) skip("the previous run is still active");
   }
   return d;
 }

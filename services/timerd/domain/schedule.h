@@ -1,5 +1,6 @@
 // Schedule math: where runs fall on a job's fixed grid, and what to do when
-// a slot comes due. Pure: no clock reads, no I/O.
+// a slot comes due (DecideFire) and when its run would overlap runs still
+// active (DecideOverlap). Pure: no clock reads, no I/O; thread-safe.
 //
 // Run k is due at start + k * interval (k = 0, 1, ...). Lateness of one run
 // never moves the next: every due time is computed from the grid, never from
@@ -9,11 +10,18 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 #include "absl/time/time.h"
 #include "timer/v1/timer.pb.h"
 
 namespace timer::domain {
+
+// Whether a job in status `s` fires when due (paused, ended and deleted
+// jobs do not).
+inline bool IsSchedulable(v1::Job::Status s) {
+  return s == v1::Job::NEW || s == v1::Job::LOADED || s == v1::Job::UPDATED;
+}
 
 // Due time of run k.
 inline absl::Time SlotTime(absl::Time start, absl::Duration interval, int64_t k) {
@@ -55,6 +63,28 @@ struct FireDecision {
 // conditions (`stop_after_runs` against job.n_runs(), `stop_after_date`
 // against slot times) win over everything.
 FireDecision DecideFire(const v1::Job& job, absl::Time due, absl::Time now);
+
+// What the run engine does with a run DecideFire chose to run, given the
+// job's runs already active.
+struct OverlapDecision {
+  enum class Kind {
+    kStart,           // Start the run at its slot.
+    kCancelPrevious,  // Ask the provider to cancel the active runs, and start this one.
+    kBuffer,          // Record it now; start it once the active run ends.
+    kSkip,            // Record the slot SKIPPED, for `reason`.
+  };
+  Kind kind = Kind::kStart;
+  // Why the slot is skipped (kSkip only): the result's error.
+  std::string reason;
+};
+
+// Applies job.overlap_policy() to a run due while `active` of the job's runs
+// are active in this process; `buffered` says a BUFFER_ONE run already
+// waits for them. ALLOW starts up to max(1, job.max_concurrent()) at once;
+// BUFFER_ONE keeps one run waiting and skips any more; CANCEL_PREVIOUS
+// cancels the active runs; SKIP (and any other policy) skips while one is
+// active. With nothing active every policy starts the run.
+OverlapDecision DecideOverlap(const v1::Job& job, int active, bool buffered);
 
 // The next run of `job` on its grid at or after `earliest`, or nullopt with
 // `end_reason` set if a stop condition forbids any. Used at create, resume

@@ -27,6 +27,7 @@
 #include "domain/job_quota.h"
 #include "domain/jobs.h"
 #include "domain/run_engine.h"
+#include "domain/watch_start.h"
 #include "plugin_host/plugin_host.h"
 #include "store/sqlite_store.h"
 #include "store/token_store.h"
@@ -101,6 +102,7 @@ struct TimerServer::Impl {
   std::unique_ptr<domain::JobService> jobs;
   std::unique_ptr<domain::RunEngine> engine;
   std::unique_ptr<domain::EventHub> events;
+  std::unique_ptr<domain::WatchStarter> watches;
   std::unique_ptr<api::TimerServiceImpl> timer_service;
   std::unique_ptr<api::SessionServiceImpl> session_service;
   std::unique_ptr<grpc::Server> grpc_server;
@@ -176,8 +178,10 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(
       std::make_unique<domain::JobQuota>(impl->store.get(), config.max_jobs_per_identity);
   impl->jobs->set_quota(impl->quota.get());
   RETURN_IF_ERROR(impl->engine->Start());
+  impl->watches = std::make_unique<domain::WatchStarter>(
+      impl->jobs.get(), impl->events.get(), &impl->clock, domain::WatchStarter::Options{});
   impl->timer_service = std::make_unique<api::TimerServiceImpl>(
-      impl->jobs.get(), impl->authenticator.get(), impl->events.get());
+      impl->jobs.get(), impl->authenticator.get(), impl->watches.get());
   impl->session_service =
       std::make_unique<api::SessionServiceImpl>(impl->authenticator.get());
 
@@ -230,6 +234,9 @@ void TimerServer::Shutdown(absl::Duration grace) {
   // In-flight calls finish (their writes commit) before the store closes.
   impl_->grpc_server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   impl_->grpc_server->Wait();
+  // No stream is left: starts and snapshot reads still queued end here,
+  // before the store closes.
+  impl_->watches->Stop();
   // No RPC can record a run any more: stop firing, let in-flight writes land.
   impl_->engine->Stop();
   impl_->store->Close();

@@ -1,5 +1,5 @@
-// DecideFire / NextRunAtOrAfter: the grid, lateness, missed slots and stop
-// conditions, with no clock at all.
+// DecideFire / NextRunAtOrAfter / DecideOverlap: the grid, lateness, missed
+// slots, stop conditions and overlap policies, with no clock and no store.
 #include <random>
 
 #include <gtest/gtest.h>
@@ -146,6 +146,80 @@ TEST(NextRunAtOrAfterTest, NoneWhenAStopConditionHolds) {
   *dated.mutable_schedule()->mutable_stop_after_date() = ToProto(Slot(3));
   EXPECT_FALSE(NextRunAtOrAfter(dated, Slot(2) + absl::Seconds(1), &reason).has_value());
   EXPECT_EQ(reason, v1::Job::STOP_AFTER_DATE);
+}
+
+v1::Job WithOverlap(v1::OverlapPolicy policy, int max_concurrent = 0) {
+  v1::Job job = MakeJob(10);
+  job.set_overlap_policy(policy);
+  job.set_max_concurrent(max_concurrent);
+  return job;
+}
+
+using OverlapKind = OverlapDecision::Kind;
+
+TEST(DecideOverlapTest, WithNothingActiveEveryPolicyStarts) {
+  for (v1::OverlapPolicy policy :
+       {v1::OVERLAP_POLICY_UNSPECIFIED, v1::SKIP, v1::BUFFER_ONE, v1::CANCEL_PREVIOUS,
+        v1::ALLOW}) {
+    const OverlapDecision d = DecideOverlap(WithOverlap(policy), 0, false);
+    EXPECT_EQ(d.kind, OverlapKind::kStart) << v1::OverlapPolicy_Name(policy);
+    EXPECT_TRUE(d.reason.empty()) << v1::OverlapPolicy_Name(policy);
+  }
+}
+
+TEST(DecideOverlapTest, SkipAndUnspecifiedSkipWhileARunIsActive) {
+  for (v1::OverlapPolicy policy : {v1::OVERLAP_POLICY_UNSPECIFIED, v1::SKIP}) {
+    const OverlapDecision d = DecideOverlap(WithOverlap(policy), 1, false);
+    EXPECT_EQ(d.kind, OverlapKind::kSkip);
+    EXPECT_EQ(d.reason, "the previous run is still active");
+  }
+}
+
+TEST(DecideOverlapTest, BufferOneKeepsOneWaitingAndSkipsTheNext) {
+  const v1::Job job = WithOverlap(v1::BUFFER_ONE);
+  EXPECT_EQ(DecideOverlap(job, 1, false).kind, OverlapKind::kBuffer);
+  EXPECT_EQ(DecideOverlap(job, 3, false).kind, OverlapKind::kBuffer);
+  const OverlapDecision full = DecideOverlap(job, 1, true);
+  EXPECT_EQ(full.kind, OverlapKind::kSkip);
+  EXPECT_EQ(full.reason, "a run is already waiting for the active one to end");
+  // A waiting run with nothing active any more does not hold the next one.
+  EXPECT_EQ(DecideOverlap(job, 0, true).kind, OverlapKind::kStart);
+}
+
+TEST(DecideOverlapTest, CancelPreviousCancelsOnlyWhenSomethingIsActive) {
+  const v1::Job job = WithOverlap(v1::CANCEL_PREVIOUS);
+  EXPECT_EQ(DecideOverlap(job, 1, false).kind, OverlapKind::kCancelPrevious);
+  EXPECT_EQ(DecideOverlap(job, 2, true).kind, OverlapKind::kCancelPrevious);
+  EXPECT_TRUE(DecideOverlap(job, 1, false).reason.empty());
+}
+
+TEST(DecideOverlapTest, AllowStartsUpToMaxConcurrentThenSkips) {
+  const v1::Job three = WithOverlap(v1::ALLOW, 3);
+  EXPECT_EQ(DecideOverlap(three, 2, false).kind, OverlapKind::kStart);
+  const OverlapDecision d = DecideOverlap(three, 3, false);
+  EXPECT_EQ(d.kind, OverlapKind::kSkip);
+  EXPECT_EQ(d.reason, "max_concurrent (3) runs are already active");
+  EXPECT_EQ(DecideOverlap(three, 7, false).kind, OverlapKind::kSkip);
+}
+
+TEST(DecideOverlapTest, AllowWithoutMaxConcurrentMeansOneAtATime) {
+  for (int max_concurrent : {0, -5}) {
+    const v1::Job job = WithOverlap(v1::ALLOW, max_concurrent);
+    EXPECT_EQ(DecideOverlap(job, 0, false).kind, OverlapKind::kStart);
+    const OverlapDecision d = DecideOverlap(job, 1, false);
+    EXPECT_EQ(d.kind, OverlapKind::kSkip);
+    EXPECT_EQ(d.reason, "max_concurrent (1) runs are already active");
+  }
+}
+
+TEST(IsSchedulableTest, OnlyNewLoadedAndUpdatedJobsFire) {
+  for (int s = v1::Job::Status_MIN; s <= v1::Job::Status_MAX; ++s) {
+    if (!v1::Job::Status_IsValid(s)) continue;
+    const auto status = static_cast<v1::Job::Status>(s);
+    const bool expected =
+        status == v1::Job::NEW || status == v1::Job::LOADED || status == v1::Job::UPDATED;
+    EXPECT_EQ(IsSchedulable(status), expected) << v1::Job::Status_Name(status);
+  }
 }
 
 }  // namespace
