@@ -97,8 +97,8 @@ fi
 # (docs/RELIABILITY.md, "Sanitizers").
 tsan_targets=(
   tsan_absl_mutex_test
-  fire_decision_test timer_queue_test run_engine_test results_store_test events_test
-  store_test jobs_test
+  fire_decision_test timer_queue_test run_engine_test events_test
+  store_conformance_test sqlite_store_test group_commit_writer_test jobs_test
 )
 if [ "$what" = tsan ] || [ "$what" = all ]; then
   start=$SECONDS
