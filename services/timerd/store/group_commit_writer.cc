@@ -65,21 +65,25 @@ size_t GroupCommitWriter::AwaitBatch(size_t last_batch, absl::Time last_commit) 
         return !w->queue_.empty() || w->closing_;
       },
       this));
-  // Under load, commits are spaced at least max_gather apart so that each
-  // commit carries more writes; an idle writer commits at once.
-  (void)last_batch;
-  const absl::Duration since = absl::Now() - last_commit;
-  if (since < options_.max_gather && !closing_) {
-    mu_.AwaitWithTimeout(
-        absl::Condition(
-            +[](GroupCommitWriter* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->mu_) {
-              return static_cast<int>(w->queue_.size()) >= w->options_.max_batch ||
-                     w->closing_;
-            },
-            this),
-        options_.max_gather - since);
+  const size_t max_batch = static_cast<size_t>(options_.max_batch);
+  // A lone write (the previous batch had one, or the writer has been idle
+  // for max_gather) commits at once: waiting would only add latency.
+  if (last_batch > 1 && !closing_) {
+    const size_t target = std::min(max_batch, 2 * last_batch);
+    const absl::Time deadline = last_commit + options_.max_gather;
+    auto gathered = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return queue_.size() >= target || closing_;
+    };
+    // Slices of gather_gap: wakes the writer a few thousand times a second
+    // at most, not once per write; a slice in which nothing arrived ends it.
+    for (absl::Time now = absl::Now(); now < deadline && !gathered(); now = absl::Now()) {
+      const int64_t before = enqueued_;
+      mu_.AwaitWithTimeout(absl::Condition(&gathered),
+                           std::min(options_.gather_gap, deadline - now));
+      if (enqueued_ == before) break;
+    }
   }
-  return std::min(queue_.size(), static_cast<size_t>(options_.max_batch));
+  return std::min(queue_.size(), max_batch);
 }
 
 void GroupCommitWriter::WriterLoop() {

@@ -82,7 +82,8 @@ absl::Status SqliteStore::Init() {
   group_ = std::make_unique<GroupCommitWriter>(
       writer_.get(), GroupCommitWriter::Options{
                          .max_batch = options_.max_batch,
-                         .max_gather = options_.min_commit_interval,
+                         .max_gather = options_.max_gather,
+                         .gather_gap = options_.gather_gap,
                      });
   return absl::OkStatus();
 }

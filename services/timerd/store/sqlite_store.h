@@ -40,10 +40,12 @@ class SqliteStore final : public Store {
     std::string path;
     // Most writes applied in one transaction.
     int max_batch = 1024;
-    // Least time between the ends of two commits while writes keep coming
-    // (group commit): more writes share each fsync. An idle store commits at
-    // once; a full batch (max_batch) does not wait.
-    absl::Duration min_commit_interval = absl::Milliseconds(2);
+    // Group commit (group_commit_writer.h): a lone write commits at once;
+    // under load the writer gathers writes for at most `max_gather` after
+    // the previous commit, and stops early when none arrived for
+    // `gather_gap` or twice the previous batch is queued.
+    absl::Duration max_gather = absl::Milliseconds(2);
+    absl::Duration gather_gap = absl::Microseconds(200);
     // Most concurrent read connections.
     int max_readers = 8;
     // Page size of a database this store creates (an existing file keeps

@@ -180,5 +180,44 @@ TEST(GroupCommitWriterTest, CloseFinishesQueuedOperationsAndRefusesLaterOnes) {
   EXPECT_THAT(results.seen(), ElementsAre("0", "1", "UNAVAILABLE"));
 }
 
+// Pacing: a write that follows a lone write commits at once, however long
+// the writer may gather under load.
+TEST(GroupCommitWriterTest, ALoneWriteCommitsAtOnceEvenRightAfterAnother) {
+  FakeTransaction txn;
+  GroupCommitWriter writer(&txn, {.max_gather = absl::Hours(1)});
+  Results results;
+  for (int v = 1; v <= 5; ++v) {
+    writer.Submit<int>(Value(v), results.Callback());
+    ASSERT_TRUE(results.WaitFor(v));
+  }
+  EXPECT_THAT(results.seen(), ElementsAre("1", "2", "3", "4", "5"));
+  EXPECT_EQ(writer.commits(), 5);
+}
+
+// Under load (the previous batch held several), the writer gathers: a batch
+// of three is followed by one that waits for twice as many, here reached at
+// once because they are already queued.
+TEST(GroupCommitWriterTest, UnderLoadTheNextBatchGathersUpToTwiceTheLast) {
+  FakeTransaction txn;
+  GroupCommitWriter writer(&txn, {.max_gather = absl::Hours(1)});
+  Results results;
+  Gate first;
+  writer.Submit<int>(first.Op(), results.Callback());
+  ASSERT_TRUE(first.held.WaitForNotificationWithTimeout(kWait));
+  // Queued behind the gate: the next batch, of 3 (gate 2 holds it open).
+  Gate second;
+  writer.Submit<int>(second.Op(), results.Callback());
+  writer.Submit<int>(Value(1), results.Callback());
+  writer.Submit<int>(Value(2), results.Callback());
+  first.release.Notify();
+  ASSERT_TRUE(second.held.WaitForNotificationWithTimeout(kWait));
+  for (int v = 3; v <= 8; ++v) writer.Submit<int>(Value(v), results.Callback());
+  second.release.Notify();
+  ASSERT_TRUE(results.WaitFor(10));
+  writer.Close();
+  // 1 + 3 + 6: the third batch took all six without waiting for more.
+  EXPECT_EQ(writer.commits(), 3);
+}
+
 }  // namespace
 }  // namespace timer::store
