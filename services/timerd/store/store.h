@@ -18,7 +18,9 @@
 // changes reach it in commit order, after a fire's own); an implementation
 // that commits on several connections must still order its callbacks so.
 // A callback must not block; it may issue writes, whose callbacks then run
-// after it returns. Reads are synchronous and cheap. All methods are
+// after it returns. (A write refused because the store is closing never
+// joins the order: its callback gets UNAVAILABLE at once, on the caller's
+// thread.) Reads are synchronous and cheap. All methods are
 // thread-safe.
 //
 // Results live in their own table, not in the job: a job is stored without
