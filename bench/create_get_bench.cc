@@ -75,7 +75,7 @@
 #include "server/config.h"
 #include "server/server.h"
 #include "store/sqlite_store.h"
-#include "store/token_store.h"
+#include "store/sqlite_token_store.h"
 #include "timer/v1/session.grpc.pb.h"
 #include "timer/v1/timer.grpc.pb.h"
 
@@ -801,7 +801,7 @@ std::vector<CaseResult> RunOnce(const std::string& dir, const Options& opt) {
     return rows;
   }
   {
-    auto tokens = timer::store::TokenStore::Open(config.data_dir + "/timer.db");
+    auto tokens = timer::store::SqliteTokenStore::Open(config.data_dir + "/timer.db");
     absl::StatusOr<timer::auth::IssuedToken> issued =
         tokens.ok() ? timer::auth::IssueToken(**tokens, "bench", std::nullopt, "bench",
                                               absl::Now())

@@ -36,7 +36,7 @@
 #include "server/config.h"
 #include "server/server.h"
 #include "store/sqlite_store.h"
-#include "store/token_store.h"
+#include "store/sqlite_token_store.h"
 #include "timer/version.h"
 
 namespace {
@@ -95,13 +95,13 @@ absl::StatusOr<std::unique_ptr<timer::store::TokenStore>> OpenTokens(
     ::chmod(data_dir.c_str(), 0700);
   }
   const std::string path = data_dir + "/timer.db";
-  auto tokens = timer::store::TokenStore::Open(path);
+  auto tokens = timer::store::SqliteTokenStore::Open(path);
   if (tokens.ok() || !absl::IsFailedPrecondition(tokens.status())) return tokens;
   // A new or older store: its migrations add the tokens table.
   auto store = timer::store::SqliteStore::Open({.path = path});
   if (!store.ok()) return store.status();
   (*store)->Close();
-  return timer::store::TokenStore::Open(path);
+  return timer::store::SqliteTokenStore::Open(path);
 }
 
 struct TokenArgs {

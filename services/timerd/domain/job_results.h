@@ -3,16 +3,15 @@
 
 #include <vector>
 
+#include "store/store.h"
 #include "timer/v1/timer.pb.h"
 
 namespace timer::domain {
 
-// How many results a job carries inline, newest first (Globus Timer's "last 10").
-inline constexpr int kInlineResults = 10;
-
 // Writes `result` into `job.results` (replacing the one with its run_number,
-// or adding it newest-first and dropping the oldest beyond 10) and queues it
-// for the results table in `table`.
+// or adding it newest-first and dropping the oldest beyond the store's
+// results view, store::kJobResults) and queues it for the results table in
+// `table`.
 inline void PutResult(v1::Job& job, const v1::JobResult& result,
                       std::vector<v1::JobResult>& table) {
   table.push_back(result);
@@ -26,7 +25,7 @@ inline void PutResult(v1::Job& job, const v1::JobResult& result,
   *results->Add() = result;
   // Newest first: move the new one to the front.
   for (int i = results->size() - 1; i > 0; --i) results->SwapElements(i, i - 1);
-  while (results->size() > kInlineResults) results->RemoveLast();
+  while (results->size() > store::kJobResults) results->RemoveLast();
 }
 
 // True for a result that will not change any more.

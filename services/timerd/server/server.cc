@@ -30,7 +30,7 @@
 #include "domain/watch_start.h"
 #include "plugin_host/plugin_host.h"
 #include "store/sqlite_store.h"
-#include "store/token_store.h"
+#include "store/sqlite_token_store.h"
 #include "util/status_macros.h"
 
 namespace timer::server {
@@ -139,7 +139,7 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(
   ASSIGN_OR_RETURN(impl->lock_fd, LockDataDir(data_dir));
   ASSIGN_OR_RETURN(impl->store,
                    store::SqliteStore::Open({.path = data_dir + "/timer.db"}));
-  ASSIGN_OR_RETURN(impl->tokens, store::TokenStore::Open(data_dir + "/timer.db"));
+  ASSIGN_OR_RETURN(impl->tokens, store::SqliteTokenStore::Open(data_dir + "/timer.db"));
   if (!config.jwt_keys_file.empty()) {
     ASSIGN_OR_RETURN(std::string keys,
                      ReadFileText(config.jwt_keys_file, "auth.jwt.keys_file"));

@@ -9,27 +9,44 @@ namespace timer::store {
 
 v1::Job MemoryStore::Filled(const v1::Job& stored) const {
   v1::Job job = stored;
-  job.clear_results();
-  auto it = results_.lower_bound({job.job_id(), INT64_MAX});
-  while (it != results_.begin() && job.results_size() < kJobResults) {
-    --it;
-    if (it->first.first != job.job_id()) break;
-    *job.add_results() = it->second;
-  }
-  for (const v1::JobResult& r : job.results()) {
-    if (!r.has_start_time()) continue;
-    if (!job.has_last_run() || ToMicros(r.start_time()) > ToMicros(job.last_run())) {
-      *job.mutable_last_run() = r.start_time();
+  FillResultsView(job, [&](absl::FunctionRef<bool(const v1::JobResult&)> fn) {
+    for (auto it = results_.lower_bound({job.job_id(), INT64_MAX});
+         it != results_.begin();) {
+      --it;
+      if (it->first.first != job.job_id() || !fn(it->second)) break;
     }
-    break;
-  }
+    return absl::OkStatus();
+  }).IgnoreError();  // The walk cannot fail.
   return job;
+}
+
+void MemoryStore::Applied(absl::AnyInvocable<void() &&> callback) {
+  absl::MutexLock lock(&callbacks_mu_);
+  callbacks_.push_back(std::move(callback));
+}
+
+void MemoryStore::RunCallbacks() {
+  callbacks_mu_.Lock();
+  if (running_callbacks_) {
+    // That thread runs ours too, after the ones applied before it.
+    callbacks_mu_.Unlock();
+    return;
+  }
+  running_callbacks_ = true;
+  while (!callbacks_.empty()) {
+    absl::AnyInvocable<void() &&> next = std::move(callbacks_.front());
+    callbacks_.pop_front();
+    callbacks_mu_.Unlock();
+    std::move(next)();
+    callbacks_mu_.Lock();
+  }
+  running_callbacks_ = false;
+  callbacks_mu_.Unlock();
 }
 
 absl::StatusOr<v1::Job> MemoryStore::Create(v1::Job job,
                                             const std::string& request_id,
                                             const std::string& fingerprint) {
-  absl::MutexLock lock(&mu_);
   if (!request_id.empty()) {
     auto it = requests_.find({job.owner(), request_id});
     if (it != requests_.end()) {
@@ -55,7 +72,14 @@ absl::StatusOr<v1::Job> MemoryStore::Create(v1::Job job,
 
 void MemoryStore::CreateJob(v1::Job job, std::string request_id,
                             std::string fingerprint, JobCallback done) {
-  std::move(done)(Create(std::move(job), request_id, fingerprint));
+  {
+    absl::MutexLock lock(&mu_);
+    Applied([done = std::move(done),
+             r = Create(std::move(job), request_id, fingerprint)]() mutable {
+      std::move(done)(std::move(r));
+    });
+  }
+  RunCallbacks();
 }
 
 absl::StatusOr<v1::Job> MemoryStore::GetJob(const std::string& owner,
@@ -87,13 +111,12 @@ absl::StatusOr<ListJobsPage> MemoryStore::ListJobs(const ListJobsQuery& query) {
   return page;
 }
 
-absl::StatusOr<v1::Job> MemoryStore::Update(const std::string& owner,
+absl::StatusOr<v1::Job> MemoryStore::Update(const std::optional<std::string>& owner,
                                             const std::string& job_id,
                                             JobRunMutation& mutate,
                                             bool with_results) {
-  absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end() || (!owner.empty() && it->second.job.owner() != owner)) {
+  if (it == jobs_.end() || (owner && it->second.job.owner() != *owner)) {
     return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
   }
   // Mutate a copy: an error applies nothing.
@@ -111,26 +134,41 @@ absl::StatusOr<v1::Job> MemoryStore::Update(const std::string& owner,
 
 void MemoryStore::WriteJob(std::string owner, std::string job_id,
                            JobRunMutation mutate, JobCallback done) {
-  std::move(done)(Update(owner, job_id, mutate, /*with_results=*/true));
+  {
+    absl::MutexLock lock(&mu_);
+    Applied([done = std::move(done),
+             r = Update(owner, job_id, mutate, /*with_results=*/true)]() mutable {
+      std::move(done)(std::move(r));
+    });
+  }
+  RunCallbacks();
 }
 
 void MemoryStore::WriteJobState(std::string job_id, JobRunMutation mutate,
                                 JobCallback done) {
-  std::move(done)(Update("", job_id, mutate, /*with_results=*/false));
+  {
+    absl::MutexLock lock(&mu_);
+    Applied([done = std::move(done),
+             r = Update(std::nullopt, job_id, mutate, /*with_results=*/false)]() mutable {
+      std::move(done)(std::move(r));
+    });
+  }
+  RunCallbacks();
 }
 
 void MemoryStore::WriteResult(std::string job_id, v1::JobResult result,
                               StatusCallback done) {
-  absl::Status status;
   {
     absl::MutexLock lock(&mu_);
+    absl::Status status;
     if (jobs_.contains(job_id)) {
       results_[{job_id, result.run_number()}] = std::move(result);
     } else {
       status = absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
     }
+    Applied([done = std::move(done), status]() mutable { std::move(done)(status); });
   }
-  std::move(done)(status);
+  RunCallbacks();
 }
 
 absl::Status MemoryStore::ScanDue(

@@ -1,10 +1,17 @@
 // MemoryStore: an in-memory Store for tests (a fake, not a mock).
 //
-// Same contract as SqliteStore minus durability: callbacks run synchronously
-// on the calling thread, before the write method returns. Thread-safe.
+// The Store contract minus durability. A write is applied under the store's
+// lock, which also fixes its place in commit order; its callback then runs
+// on the calling thread before the write method returns, unless another
+// thread is running callbacks at that moment (or this one is: a write made
+// from a callback), in which case that thread runs it, in order, after the
+// ones before it. Without concurrent or nested writes, callbacks are thus
+// synchronous. Thread-safe.
 #pragma once
 
+#include <deque>
 #include <map>
+#include <optional>
 #include <string>
 #include <tuple>
 
@@ -50,10 +57,18 @@ class MemoryStore final : public Store {
     std::string job_id;
   };
   absl::StatusOr<v1::Job> Create(v1::Job job, const std::string& request_id,
-                                 const std::string& fingerprint);
-  absl::StatusOr<v1::Job> Update(const std::string& owner,
+                                 const std::string& fingerprint)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues the callback of a write just applied, in commit order: called
+  // under mu_, so the order of callbacks_ is the order of writes.
+  void Applied(absl::AnyInvocable<void() &&> callback) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs queued callbacks until none is left, unless another thread is
+  // already doing so. Called without mu_.
+  void RunCallbacks() ABSL_LOCKS_EXCLUDED(mu_, callbacks_mu_);
+  // `owner` nullopt: any owner's job.
+  absl::StatusOr<v1::Job> Update(const std::optional<std::string>& owner,
                                  const std::string& job_id, JobRunMutation& mutate,
-                                 bool with_results);
+                                 bool with_results) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A copy of a stored job with its newest results and last_run filled in.
   v1::Job Filled(const v1::Job& stored) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -67,6 +82,11 @@ class MemoryStore final : public Store {
   // (job_id, run_number) -> result.
   std::map<std::pair<std::string, int64_t>, v1::JobResult> results_
       ABSL_GUARDED_BY(mu_);
+
+  // Acquired after mu_, never before.
+  absl::Mutex callbacks_mu_ ABSL_ACQUIRED_AFTER(mu_);
+  std::deque<absl::AnyInvocable<void() &&>> callbacks_ ABSL_GUARDED_BY(callbacks_mu_);
+  bool running_callbacks_ ABSL_GUARDED_BY(callbacks_mu_) = false;
 };
 
 }  // namespace timer::store

@@ -1,26 +1,41 @@
-// Store: durable home of jobs, behind one interface.
+// Store: durable home of jobs, behind one interface. This header is the
+// whole contract; tests/unit/store/store_conformance_test.cc is its proof,
+// run against every implementation.
 //
 // Implementations: SqliteStore (embedded, the default), MemoryStore (a fake
 // for tests). The domain layer is the only caller; handlers never see a
 // Store. Every read and write is scoped to an owner: a job of another owner
-// is NOT_FOUND, exactly as if it did not exist.
+// is NOT_FOUND, exactly as if it did not exist. Bearer tokens are kept
+// apart, behind TokenStore (store/token_store.h).
 //
-// Writes are asynchronous: `done` runs once the write is durable (or failed),
-// possibly on a store thread, and must not block. Reads are synchronous and
-// cheap. All methods are thread-safe.
+// Writes are asynchronous: `done` runs exactly once, when the write is
+// durable and visible to every read (or failed), possibly on a store thread
+// or before the write method returns. The `done` callbacks of one store run
+// one at a time, never two at once, in the order their writes were applied
+// (commit order; a failed write takes its place in that order too): when a
+// callback runs, every write whose callback ran before it is visible, and
+// no later write's callback has run. The run engine relies on this (a job's
+// changes reach it in commit order, after a fire's own); an implementation
+// that commits on several connections must still order its callbacks so.
+// A callback must not block; it may issue writes, whose callbacks then run
+// after it returns. (A write refused because the store is closing never
+// joins the order: its callback gets UNAVAILABLE at once, on the caller's
+// thread.) Reads are synchronous and cheap. All methods are
+// thread-safe.
 //
 // Results live in their own table, not in the job: a job is stored without
 // `results`, and every job a store hands out (reads, the job a mutation sees,
-// the job passed to `done`) carries in `results` the newest 10 results of the
-// table, newest first, and in `last_run` the later of its stored `last_run`
-// and the newest result's start_time. WriteJobState is the one exception (see
-// there). Mutations add or replace results only through their `results`
-// vector.
+// the job passed to `done`) carries the results view: in `results` the
+// newest kJobResults results, newest first, and in `last_run` the later of
+// its stored `last_run` and the newest result's start_time (FillResultsView
+// builds it). WriteJobState is the one exception (see there). Mutations add
+// or replace results only through their `results` vector.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
@@ -34,8 +49,32 @@ namespace timer::store {
 // How many results a job carries, newest first (Globus Timer's "last 10").
 inline constexpr int kJobResults = 10;
 
-// Microseconds since the Unix epoch (defined in sqlite_store.cc).
-int64_t ToMicros(const google::protobuf::Timestamp& t);
+// Microseconds since the Unix epoch.
+inline int64_t ToMicros(const google::protobuf::Timestamp& t) {
+  return t.seconds() * 1000000 + t.nanos() / 1000;
+}
+
+// Sets `job`'s results view (see above) from `newest_first`, which calls its
+// argument with the job's results, newest first, until that returns false.
+inline absl::Status FillResultsView(
+    v1::Job& job,
+    absl::FunctionRef<absl::Status(absl::FunctionRef<bool(const v1::JobResult&)>)>
+        newest_first) {
+  job.clear_results();
+  absl::Status status = newest_first([&job](const v1::JobResult& r) {
+    *job.add_results() = r;
+    return job.results_size() < kJobResults;
+  });
+  if (!status.ok()) return status;
+  for (const v1::JobResult& r : job.results()) {
+    if (!r.has_start_time()) continue;
+    if (!job.has_last_run() || ToMicros(r.start_time()) > ToMicros(job.last_run())) {
+      *job.mutable_last_run() = r.start_time();
+    }
+    break;  // Newest first.
+  }
+  return absl::OkStatus();
+}
 
 // Called once with the job as stored (its `etag` set), or an error.
 using JobCallback = absl::AnyInvocable<void(absl::StatusOr<v1::Job>) &&>;
@@ -100,8 +139,7 @@ class Store {
              std::move(done));
   }
 
-  // UpdateJob that may also write results. An empty `owner` means any owner:
-  // only the run engine, which acts for every owner, passes it.
+  // UpdateJob that may also write results.
   virtual void WriteJob(std::string owner, std::string job_id, JobRunMutation mutate,
                         JobCallback done) = 0;
 

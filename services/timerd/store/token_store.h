@@ -1,28 +1,25 @@
-// TokenStore: the `tokens` table of timer.db, where bearer tokens are kept.
+// TokenStore: where bearer tokens are kept, behind one interface.
 //
-// A token is `tmr_<token_id>_<secret>` (auth/token.h); the table keeps its
-// id, owner identity, timestamps and the SHA-256 of its secret, never the
-// secret itself. The table is created by SqliteStore's migrations: open the
-// SqliteStore on the same file first (timerd does; `timerd token` does when
-// the file is new).
+// A token is `tmr_<token_id>_<secret>` (auth/token.h); a store keeps its id,
+// owner identity, timestamps and the SHA-256 of its secret, never the
+// secret itself. Every lookup reads the store, so a revocation committed by
+// any process sharing it is seen by the next call.
 //
-// The store uses its own SQLite connections, so it works beside a running
-// timerd (WAL: readers never block; a write waits for the server's writer
-// for at most busy_timeout). Every lookup reads the table, so a revocation
-// committed by any process is seen by the next call.
+// Implementations: SqliteTokenStore (store/sqlite_token_store.h), the
+// `tokens` table of timer.db. Tokens are not part of Store: a store of jobs
+// and a store of tokens may live in the same database, whose schema then has
+// one owner (for SQLite, store/sqlite_schema.h).
 //
-// Thread-safe.
+// Thread-safe: every method may be called from any thread.
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
-#include "store/sqlite_util.h"
 
 namespace timer::store {
 
@@ -38,30 +35,17 @@ struct TokenRecord {
 
 class TokenStore {
  public:
-  // Opens the tokens table of the database at `path`. FAILED_PRECONDITION if
-  // the file has no such table (not migrated yet).
-  static absl::StatusOr<std::unique_ptr<TokenStore>> Open(const std::string& path);
-  ~TokenStore();
+  virtual ~TokenStore() = default;
 
   // ALREADY_EXISTS if the token_id is taken.
-  absl::Status Insert(const TokenRecord& token);
+  virtual absl::Status Insert(const TokenRecord& token) = 0;
   // nullopt if there is no such token.
-  absl::StatusOr<std::optional<TokenRecord>> Find(const std::string& token_id);
+  virtual absl::StatusOr<std::optional<TokenRecord>> Find(const std::string& token_id) = 0;
   // Every token, or only `identity`'s when it is non-empty, oldest first.
-  absl::StatusOr<std::vector<TokenRecord>> List(const std::string& identity);
+  virtual absl::StatusOr<std::vector<TokenRecord>> List(const std::string& identity) = 0;
   // Marks the token revoked at `now_us`. NOT_FOUND if there is no such token;
   // revoking a revoked token keeps its first revocation time.
-  absl::Status Revoke(const std::string& token_id, int64_t now_us);
-
- private:
-  struct Conn;
-  explicit TokenStore(std::string path);
-  absl::StatusOr<std::unique_ptr<Conn>> Acquire();
-  void Release(std::unique_ptr<Conn> conn);
-
-  const std::string path_;
-  absl::Mutex mu_;
-  std::vector<std::unique_ptr<Conn>> idle_ ABSL_GUARDED_BY(mu_);
+  virtual absl::Status Revoke(const std::string& token_id, int64_t now_us) = 0;
 };
 
 }  // namespace timer::store

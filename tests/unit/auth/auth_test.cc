@@ -1,5 +1,5 @@
-// Tests of authentication (services/timerd/auth/): issued tokens in the
-// SQLite token store, JWT verification with keys generated at test time, and
+// Tests of authentication (services/timerd/auth/): issued tokens (the token
+// store itself: tests/unit/store/token_store_test.cc), JWT verification with keys generated at test time, and
 // the Authenticator that turns credentials into an identity. Time is a
 // FakeClock; nothing sleeps.
 #include <filesystem>
@@ -21,7 +21,7 @@
 #include "gtest/gtest.h"
 #include "jwt_testing.h"
 #include "store/sqlite_store.h"
-#include "store/token_store.h"
+#include "store/sqlite_token_store.h"
 
 namespace timer::auth {
 namespace {
@@ -57,7 +57,7 @@ std::unique_ptr<store::TokenStore> OpenTokens(const std::string& path) {
   auto s = store::SqliteStore::Open({.path = path});
   EXPECT_TRUE(s.ok()) << s.status();
   (*s)->Close();
-  auto tokens = store::TokenStore::Open(path);
+  auto tokens = store::SqliteTokenStore::Open(path);
   EXPECT_TRUE(tokens.ok()) << tokens.status();
   return *std::move(tokens);
 }
@@ -77,72 +77,6 @@ TEST(TokenFormatTest, ParsesOnlyWellFormedTokens) {
   EXPECT_FALSE(ParseToken("tmx_" + id + "_" + secret).has_value());
   EXPECT_FALSE(ParseToken("tmr_" + id + "_" + std::string(63, '0') + "G").has_value());
   EXPECT_FALSE(ParseToken("").has_value());
-}
-
-TEST(TokenStoreTest, KeepsOnlyTheSecretsHash) {
-  TempDb db;
-  auto tokens = OpenTokens(db.path());
-  auto issued = IssueToken(*tokens, "alice@example.org", std::nullopt, "laptop", kNow);
-  ASSERT_TRUE(issued.ok()) << issued.status();
-  auto parsed = ParseToken(issued->token);
-  ASSERT_TRUE(parsed.has_value());
-  EXPECT_EQ(parsed->token_id, issued->record.token_id);
-
-  auto found = tokens->Find(parsed->token_id);
-  ASSERT_TRUE(found.ok() && found->has_value());
-  EXPECT_EQ((*found)->identity, "alice@example.org");
-  EXPECT_EQ((*found)->description, "laptop");
-  EXPECT_EQ((*found)->secret_sha256, Sha256(parsed->secret));
-  EXPECT_FALSE((*found)->expire_us.has_value());
-  EXPECT_FALSE((*found)->revoke_us.has_value());
-
-  // Neither the token nor its secret is anywhere in the database files.
-  tokens.reset();
-  for (const std::string suffix : {"", "-wal"}) {
-    std::ifstream in(db.path() + suffix, std::ios::binary);
-    std::stringstream bytes;
-    bytes << in.rdbuf();
-    EXPECT_EQ(bytes.str().find(parsed->secret), std::string::npos) << suffix;
-    EXPECT_EQ(bytes.str().find(issued->token), std::string::npos) << suffix;
-  }
-}
-
-TEST(TokenStoreTest, IssueValidatesIdentityAndExpiry) {
-  TempDb db;
-  auto tokens = OpenTokens(db.path());
-  EXPECT_THAT(IssueToken(*tokens, "", std::nullopt, "", kNow),
-              StatusIs(absl::StatusCode::kInvalidArgument, "identity"));
-  EXPECT_THAT(IssueToken(*tokens, "has space", std::nullopt, "", kNow),
-              StatusIs(absl::StatusCode::kInvalidArgument, "identity"));
-  EXPECT_THAT(IssueToken(*tokens, "bob", kNow - absl::Hours(1), "", kNow),
-              StatusIs(absl::StatusCode::kInvalidArgument, "expires"));
-}
-
-TEST(TokenStoreTest, ListAndRevokeById) {
-  TempDb db;
-  auto tokens = OpenTokens(db.path());
-  auto a = IssueToken(*tokens, "alice", std::nullopt, "", kNow);
-  auto b = IssueToken(*tokens, "bob", kNow + absl::Hours(1), "", kNow + absl::Seconds(1));
-  ASSERT_TRUE(a.ok() && b.ok());
-  auto all = tokens->List("");
-  ASSERT_TRUE(all.ok());
-  ASSERT_EQ(all->size(), 2u);
-  EXPECT_EQ((*all)[0].identity, "alice");
-  EXPECT_EQ((*all)[1].expire_us, absl::ToUnixMicros(kNow + absl::Hours(1)));
-  auto bobs = tokens->List("bob");
-  ASSERT_TRUE(bobs.ok());
-  ASSERT_EQ(bobs->size(), 1u);
-
-  EXPECT_TRUE(tokens->Revoke(a->record.token_id, 42).ok());
-  EXPECT_TRUE(tokens->Revoke(a->record.token_id, 99).ok());  // Keeps the first time.
-  EXPECT_EQ((*tokens->Find(a->record.token_id))->revoke_us, 42);
-  EXPECT_EQ(tokens->Revoke("0000000000000000", 1).code(), absl::StatusCode::kNotFound);
-}
-
-TEST(TokenStoreTest, RefusesAnUnmigratedDatabase) {
-  TempDb db;
-  auto tokens = store::TokenStore::Open(db.path());
-  EXPECT_THAT(tokens, StatusIs(absl::StatusCode::kFailedPrecondition, "no tokens table"));
 }
 
 class AuthenticatorTest : public ::testing::Test {
@@ -207,7 +141,7 @@ TEST_F(AuthenticatorTest, RevokedTokenFailsAtOnceEvenFromAnotherConnection) {
   const std::string token = Issue("alice");
   ASSERT_TRUE(auth().Authenticate(Bearer(token)).ok());
   // `timerd token revoke` runs in another process: another connection.
-  auto other = store::TokenStore::Open(db_.path());
+  auto other = store::SqliteTokenStore::Open(db_.path());
   ASSERT_TRUE(other.ok());
   ASSERT_TRUE((*other)->Revoke(ParseToken(token)->token_id, absl::ToUnixMicros(kNow)).ok());
   EXPECT_THAT(auth().Authenticate(Bearer(token)),

@@ -335,20 +335,20 @@ TEST_F(RunEngineTest, MissedSlotsWithRunOnceCatchUpOnce) {
 TEST_F(RunEngineTest, AfterACrashPendingRunsBecomeUnknownAndAreNotRetried) {
   v1::Job job = Create(10);
   // What a crash between recording a run and starting it leaves behind.
-  store_.WriteJob("", job.job_id(),
-                  [](v1::Job& j, std::vector<v1::JobResult>& table) {
-                    v1::JobResult r;
-                    r.set_run_number(1);
-                    r.set_status(v1::JobResult::PENDING);
-                    *r.mutable_scheduled_time() = ToProto(kStart);
-                    j.set_last_run_number(1);
-                    j.set_n_runs(1);
-                    *j.mutable_next_run() = ToProto(kStart + absl::Seconds(10));
-                    *j.add_results() = r;
-                    table.push_back(r);
-                    return absl::OkStatus();
-                  },
-                  [](absl::StatusOr<v1::Job>) {});
+  store_.WriteJobState(job.job_id(),
+                       [](v1::Job& j, std::vector<v1::JobResult>& table) {
+                         v1::JobResult r;
+                         r.set_run_number(1);
+                         r.set_status(v1::JobResult::PENDING);
+                         *r.mutable_scheduled_time() = ToProto(kStart);
+                         j.set_last_run_number(1);
+                         j.set_n_runs(1);
+                         *j.mutable_next_run() = ToProto(kStart + absl::Seconds(10));
+                         *j.add_results() = r;
+                         table.push_back(r);
+                         return absl::OkStatus();
+                       },
+                       [](absl::StatusOr<v1::Job>) {});
   clock_.Set(kStart + absl::Seconds(2));
   StartEngine();
   engine_->WaitIdle();

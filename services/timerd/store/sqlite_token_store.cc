@@ -1,4 +1,4 @@
-#include "store/token_store.h"
+#include "store/sqlite_token_store.h"
 
 #include <utility>
 
@@ -32,22 +32,22 @@ TokenRecord Decode(const Stmt& stmt) {
 
 }  // namespace
 
-struct TokenStore::Conn {
+struct SqliteTokenStore::Conn {
   Db db;
   Stmt find;
 };
 
-TokenStore::TokenStore(std::string path) : path_(std::move(path)) {}
-TokenStore::~TokenStore() = default;
+SqliteTokenStore::SqliteTokenStore(std::string path) : path_(std::move(path)) {}
+SqliteTokenStore::~SqliteTokenStore() = default;
 
-absl::StatusOr<std::unique_ptr<TokenStore>> TokenStore::Open(const std::string& path) {
-  std::unique_ptr<TokenStore> store(new TokenStore(path));
+absl::StatusOr<std::unique_ptr<SqliteTokenStore>> SqliteTokenStore::Open(const std::string& path) {
+  std::unique_ptr<SqliteTokenStore> store(new SqliteTokenStore(path));
   ASSIGN_OR_RETURN(std::unique_ptr<Conn> conn, store->Acquire());
   store->Release(std::move(conn));
   return store;
 }
 
-absl::StatusOr<std::unique_ptr<TokenStore::Conn>> TokenStore::Acquire() {
+absl::StatusOr<std::unique_ptr<SqliteTokenStore::Conn>> SqliteTokenStore::Acquire() {
   {
     absl::MutexLock lock(&mu_);
     if (!idle_.empty()) {
@@ -71,12 +71,12 @@ absl::StatusOr<std::unique_ptr<TokenStore::Conn>> TokenStore::Acquire() {
   return c;
 }
 
-void TokenStore::Release(std::unique_ptr<Conn> conn) {
+void SqliteTokenStore::Release(std::unique_ptr<Conn> conn) {
   absl::MutexLock lock(&mu_);
   if (idle_.size() < kMaxIdle) idle_.push_back(std::move(conn));
 }
 
-absl::Status TokenStore::Insert(const TokenRecord& t) {
+absl::Status SqliteTokenStore::Insert(const TokenRecord& t) {
   ASSIGN_OR_RETURN(std::unique_ptr<Conn> c, Acquire());
   ASSIGN_OR_RETURN(Stmt insert,
                    Stmt::Prepare(c->db.get(), absl::StrCat("INSERT INTO tokens (", kColumns,
@@ -98,7 +98,7 @@ absl::Status TokenStore::Insert(const TokenRecord& t) {
   return s;
 }
 
-absl::StatusOr<std::optional<TokenRecord>> TokenStore::Find(const std::string& token_id) {
+absl::StatusOr<std::optional<TokenRecord>> SqliteTokenStore::Find(const std::string& token_id) {
   ASSIGN_OR_RETURN(std::unique_ptr<Conn> c, Acquire());
   Stmt& find = c->find.Reset();
   find.BindText(1, token_id);
@@ -111,7 +111,7 @@ absl::StatusOr<std::optional<TokenRecord>> TokenStore::Find(const std::string& t
   return out;
 }
 
-absl::StatusOr<std::vector<TokenRecord>> TokenStore::List(const std::string& identity) {
+absl::StatusOr<std::vector<TokenRecord>> SqliteTokenStore::List(const std::string& identity) {
   ASSIGN_OR_RETURN(std::unique_ptr<Conn> c, Acquire());
   std::vector<TokenRecord> out;
   {
@@ -132,7 +132,7 @@ absl::StatusOr<std::vector<TokenRecord>> TokenStore::List(const std::string& ide
   return out;
 }
 
-absl::Status TokenStore::Revoke(const std::string& token_id, int64_t now_us) {
+absl::Status SqliteTokenStore::Revoke(const std::string& token_id, int64_t now_us) {
   ASSIGN_OR_RETURN(std::unique_ptr<Conn> c, Acquire());
   {
     ASSIGN_OR_RETURN(Stmt revoke,

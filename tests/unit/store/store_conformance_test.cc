@@ -1,0 +1,871 @@
+// The Store contract (store/store.h), run against every implementation: one
+// suite, parameterised by named store factories (kStores). A new store
+// joins with one entry there; its tests then read `.../<name>`.
+//
+// No test sleeps: writes are awaited through their callbacks with a timeout.
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "store/memory_store.h"
+#include "store/sqlite_store.h"
+#include "store_test_support.h"
+
+namespace timer::store {
+namespace {
+
+// How to make one store of a kind, in a fresh directory `dir` of its own.
+struct StoreFactory {
+  std::string name;  // Test-name suffix: letters, digits, underscores.
+  std::function<absl::StatusOr<std::unique_ptr<Store>>(const std::string& dir)> make;
+};
+
+void PrintTo(const StoreFactory& factory, std::ostream* os) { *os << factory.name; }
+
+const std::vector<StoreFactory>& Stores() {
+  static const auto* stores = new std::vector<StoreFactory>{
+      {"sqlite",
+       [](const std::string& dir) -> absl::StatusOr<std::unique_ptr<Store>> {
+         return SqliteStore::Open({.path = dir + "/timer.db"});
+       }},
+      {"memory",
+       [](const std::string&) -> absl::StatusOr<std::unique_ptr<Store>> {
+         return std::make_unique<MemoryStore>();
+       }},
+  };
+  return *stores;
+}
+
+class StoreConformanceTest : public ::testing::TestWithParam<StoreFactory> {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(dir_.path().empty()) << "could not create a temp dir";
+    absl::StatusOr<std::unique_ptr<Store>> made = GetParam().make(dir_.path());
+    ASSERT_THAT(made, IsOk());
+    store_ = *std::move(made);
+  }
+  void TearDown() override { store_.reset(); }
+
+  Store& store() { return *store_; }
+
+  absl::StatusOr<v1::Job> Sync(const std::function<void(JobCallback)>& call) {
+    absl::Notification done;
+    absl::StatusOr<v1::Job> out = absl::UnknownError("");
+    call([&](absl::StatusOr<v1::Job> j) {
+      out = std::move(j);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return out;
+  }
+
+  std::string NewJob(const std::string& owner, std::optional<int64_t> next_us) {
+    v1::Job job;
+    job.set_job_id(domain::NewUuid());
+    job.set_owner(owner);
+    job.mutable_create_time()->set_seconds(1);
+    if (next_us) {
+      job.mutable_next_run()->set_seconds(*next_us / 1000000);
+      job.mutable_next_run()->set_nanos((*next_us % 1000000) * 1000);
+    }
+    EXPECT_TRUE(Sync([&](JobCallback cb) { store_->CreateJob(job, "", "", std::move(cb)); }).ok());
+    return job.job_id();
+  }
+
+  // Writes results run_numbers [from, to] with `status`, ended at second = run.
+  void AddResults(const std::string& id, int from, int to, v1::JobResult::Status status) {
+    auto r = Sync([&](JobCallback cb) {
+      store_->WriteJobState(id,
+                       [&](v1::Job&, std::vector<v1::JobResult>& table) {
+                         for (int n = from; n <= to; ++n) {
+                           v1::JobResult r;
+                           r.set_run_number(n);
+                           r.set_status(status);
+                           if (status != v1::JobResult::PENDING &&
+                               status != v1::JobResult::ACTIVE) {
+                             r.mutable_end_time()->set_seconds(n);
+                           }
+                           table.push_back(r);
+                         }
+                         return absl::OkStatus();
+                       },
+                       std::move(cb));
+    });
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreConformanceTest, CreateThenGetReturnsTheStoredJob) {
+  const v1::Job job = MakeJob("alice");
+
+  absl::StatusOr<v1::Job> created = Create(store(), job);
+  ASSERT_THAT(created, IsOk());
+  EXPECT_THAT(created->etag(), Not(IsEmpty()));
+  v1::Job expected = job;
+  expected.set_etag(created->etag());
+  EXPECT_THAT(*created, EqualsProto(expected));
+
+  absl::StatusOr<v1::Job> got = store().GetJob("alice", job.job_id());
+  ASSERT_THAT(got, IsOk());
+  EXPECT_THAT(*got, EqualsProto(expected));
+}
+
+TEST_P(StoreConformanceTest, GetUnknownJobIsNotFound) {
+  EXPECT_THAT(store().GetJob("alice", domain::NewUuid()),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(StoreConformanceTest, CreateWithAnExistingJobIdFailsAndKeepsTheFirstJob) {
+  v1::Job first = MakeJob("alice");
+  ASSERT_THAT(Create(store(), first), IsOk());
+  v1::Job second = MakeJob("alice", 1700000100, first.job_id());
+  second.set_name("impostor");
+
+  EXPECT_THAT(Create(store(), second), Not(IsOk()));
+
+  absl::StatusOr<v1::Job> got = store().GetJob("alice", first.job_id());
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->name(), "nightly");
+  EXPECT_THAT(ListAll(store(), "alice"), SizeIs(1));
+}
+
+TEST_P(StoreConformanceTest, AnotherOwnersJobIsNotFoundOnGet) {
+  const v1::Job job = MakeJob("alice");
+  ASSERT_THAT(Create(store(), job), IsOk());
+
+  EXPECT_THAT(store().GetJob("bob", job.job_id()),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(StoreConformanceTest, AnotherOwnersJobIsNotFoundOnUpdateAndUnchanged) {
+  const v1::Job job = MakeJob("alice");
+  absl::StatusOr<v1::Job> created = Create(store(), job);
+  ASSERT_THAT(created, IsOk());
+  bool mutation_ran = false;
+
+  absl::StatusOr<v1::Job> updated =
+      Update(store(), "bob", job.job_id(), [&mutation_ran](v1::Job& j) {
+        mutation_ran = true;
+        j.set_name("stolen");
+        return absl::OkStatus();
+      });
+
+  EXPECT_THAT(updated, StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_FALSE(mutation_ran);
+  absl::StatusOr<v1::Job> got = store().GetJob("alice", job.job_id());
+  ASSERT_THAT(got, IsOk());
+  EXPECT_THAT(*got, EqualsProto(*created));
+}
+
+TEST_P(StoreConformanceTest, AnotherOwnersJobsAreAbsentFromList) {
+  const v1::Job alices = MakeJob("alice", 1700000000);
+  const v1::Job bobs = MakeJob("bob", 1700000001);
+  ASSERT_THAT(Create(store(), alices), IsOk());
+  ASSERT_THAT(Create(store(), bobs), IsOk());
+
+  EXPECT_THAT(Ids(ListAll(store(), "alice")), ElementsAreArray({alices.job_id()}));
+  EXPECT_THAT(Ids(ListAll(store(), "bob")), ElementsAreArray({bobs.job_id()}));
+  EXPECT_THAT(ListAll(store(), "carol"), IsEmpty());
+}
+
+TEST_P(StoreConformanceTest, UpdateUnknownJobIsNotFound) {
+  EXPECT_THAT(Update(store(), "alice", domain::NewUuid(), Rename("x")),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(StoreConformanceTest, RepeatedRequestIdWithSameFingerprintReturnsTheFirstJob) {
+  const v1::Job first = MakeJob("alice", 1700000000);
+  absl::StatusOr<v1::Job> created = Create(store(), first, "req-1", "fp-A");
+  ASSERT_THAT(created, IsOk());
+  v1::Job retry = MakeJob("alice", 1700000050);  // A fresh id, as a retry gets.
+
+  absl::StatusOr<v1::Job> replayed = Create(store(), retry, "req-1", "fp-A");
+
+  ASSERT_THAT(replayed, IsOk());
+  EXPECT_THAT(*replayed, EqualsProto(*created));
+  EXPECT_THAT(store().GetJob("alice", retry.job_id()),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(Ids(ListAll(store(), "alice")), ElementsAreArray({first.job_id()}));
+}
+
+TEST_P(StoreConformanceTest, RepeatedRequestIdReturnsTheJobAsItIsNow) {
+  const v1::Job first = MakeJob("alice");
+  ASSERT_THAT(Create(store(), first, "req-1", "fp-A"), IsOk());
+  absl::StatusOr<v1::Job> renamed =
+      Update(store(), "alice", first.job_id(), Rename("renamed"));
+  ASSERT_THAT(renamed, IsOk());
+
+  absl::StatusOr<v1::Job> replayed = Create(store(), MakeJob("alice"), "req-1", "fp-A");
+
+  ASSERT_THAT(replayed, IsOk());
+  EXPECT_THAT(*replayed, EqualsProto(*renamed));
+}
+
+TEST_P(StoreConformanceTest, RepeatedRequestIdWithOtherFingerprintIsAlreadyExists) {
+  const v1::Job first = MakeJob("alice", 1700000000);
+  ASSERT_THAT(Create(store(), first, "req-1", "fp-A"), IsOk());
+  const v1::Job other = MakeJob("alice", 1700000050);
+
+  EXPECT_THAT(Create(store(), other, "req-1", "fp-B"),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+
+  EXPECT_THAT(store().GetJob("alice", other.job_id()),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(Ids(ListAll(store(), "alice")), ElementsAreArray({first.job_id()}));
+}
+
+TEST_P(StoreConformanceTest, RequestIdsAreScopedToTheOwner) {
+  const v1::Job alices = MakeJob("alice", 1700000000);
+  const v1::Job bobs = MakeJob("bob", 1700000001);
+  ASSERT_THAT(Create(store(), alices, "req-1", "fp-A"), IsOk());
+
+  absl::StatusOr<v1::Job> created = Create(store(), bobs, "req-1", "fp-B");
+
+  ASSERT_THAT(created, IsOk());
+  EXPECT_EQ(created->job_id(), bobs.job_id());
+  EXPECT_THAT(Ids(ListAll(store(), "bob")), ElementsAreArray({bobs.job_id()}));
+}
+
+TEST_P(StoreConformanceTest, EmptyRequestIdNeverDeduplicates) {
+  ASSERT_THAT(Create(store(), MakeJob("alice", 1700000000)), IsOk());
+  ASSERT_THAT(Create(store(), MakeJob("alice", 1700000001)), IsOk());
+
+  EXPECT_THAT(ListAll(store(), "alice"), SizeIs(2));
+}
+
+TEST_P(StoreConformanceTest, UpdateAppliesTheMutation) {
+  const v1::Job job = MakeJob("alice");
+  ASSERT_THAT(Create(store(), job), IsOk());
+
+  absl::StatusOr<v1::Job> updated =
+      Update(store(), "alice", job.job_id(), Rename("weekly"));
+
+  ASSERT_THAT(updated, IsOk());
+  EXPECT_EQ(updated->name(), "weekly");
+  absl::StatusOr<v1::Job> got = store().GetJob("alice", job.job_id());
+  ASSERT_THAT(got, IsOk());
+  EXPECT_THAT(*got, EqualsProto(*updated));
+}
+
+TEST_P(StoreConformanceTest, UpdateMutationSeesTheCurrentJobAndEtag) {
+  const v1::Job job = MakeJob("alice");
+  absl::StatusOr<v1::Job> created = Create(store(), job);
+  ASSERT_THAT(created, IsOk());
+  v1::Job seen;
+
+  ASSERT_THAT(Update(store(), "alice", job.job_id(),
+                     [&seen](v1::Job& j) {
+                       seen = j;
+                       return absl::OkStatus();
+                     }),
+              IsOk());
+
+  EXPECT_THAT(seen, EqualsProto(*created));
+}
+
+TEST_P(StoreConformanceTest, UpdateMutationErrorIsReturnedAndWritesNothing) {
+  const v1::Job job = MakeJob("alice");
+  absl::StatusOr<v1::Job> created = Create(store(), job);
+  ASSERT_THAT(created, IsOk());
+
+  absl::StatusOr<v1::Job> updated =
+      Update(store(), "alice", job.job_id(), [](v1::Job& j) {
+        j.set_name("half-done");
+        j.set_status(v1::Job::DELETED);
+        return absl::FailedPreconditionError("no, thanks");
+      });
+
+  EXPECT_THAT(updated, StatusIs(absl::StatusCode::kFailedPrecondition));
+  absl::StatusOr<v1::Job> got = store().GetJob("alice", job.job_id());
+  ASSERT_THAT(got, IsOk());
+  EXPECT_THAT(*got, EqualsProto(*created));
+  ListJobsQuery live;
+  live.owner = "alice";
+  absl::StatusOr<ListJobsPage> page = store().ListJobs(live);
+  ASSERT_THAT(page, IsOk());
+  EXPECT_THAT(Ids(page->jobs), ElementsAreArray({job.job_id()}));
+}
+
+TEST_P(StoreConformanceTest, EtagChangesOnEveryWrite) {
+  const v1::Job job = MakeJob("alice");
+  absl::StatusOr<v1::Job> created = Create(store(), job);
+  ASSERT_THAT(created, IsOk());
+  std::set<std::string> etags = {created->etag()};
+  std::string last = created->etag();
+
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<v1::Job> updated =
+        Update(store(), "alice", job.job_id(), Rename(absl::StrCat("n", i)));
+    ASSERT_THAT(updated, IsOk());
+    etags.insert(updated->etag());
+    last = updated->etag();
+  }
+  // Even a write that changes nothing is a new version.
+  absl::StatusOr<v1::Job> noop = Update(store(), "alice", job.job_id(),
+                                        [](v1::Job&) { return absl::OkStatus(); });
+  ASSERT_THAT(noop, IsOk());
+  etags.insert(noop->etag());
+  last = noop->etag();
+
+  EXPECT_THAT(etags, SizeIs(5));
+  absl::StatusOr<v1::Job> got = store().GetJob("alice", job.job_id());
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->etag(), last);
+}
+
+TEST_P(StoreConformanceTest, ListIsOrderedByCreateTimeThenJobId) {
+  // Created out of order; two pairs share a create time.
+  const std::vector<v1::Job> jobs = {
+      MakeJob("alice", 300, OrderedId(1)), MakeJob("alice", 100, OrderedId(5)),
+      MakeJob("alice", 200, OrderedId(9)), MakeJob("alice", 100, OrderedId(2)),
+      MakeJob("alice", 300, OrderedId(0)),
+  };
+  for (const v1::Job& job : jobs) ASSERT_THAT(Create(store(), job), IsOk());
+
+  EXPECT_THAT(Ids(ListAll(store(), "alice")),
+              ElementsAreArray({OrderedId(2), OrderedId(5), OrderedId(9), OrderedId(0),
+                                OrderedId(1)}));
+}
+
+TEST_P(StoreConformanceTest, ListOrdersBySubSecondCreateTime) {
+  v1::Job later = MakeJob("alice", 100, OrderedId(1));
+  later.mutable_create_time()->set_nanos(2000);
+  v1::Job earlier = MakeJob("alice", 100, OrderedId(2));
+  earlier.mutable_create_time()->set_nanos(1000);
+  ASSERT_THAT(Create(store(), later), IsOk());
+  ASSERT_THAT(Create(store(), earlier), IsOk());
+
+  EXPECT_THAT(Ids(ListAll(store(), "alice")),
+              ElementsAreArray({OrderedId(2), OrderedId(1)}));
+}
+
+TEST_P(StoreConformanceTest, ListPagesWithCursorsAndHasMore) {
+  std::vector<std::string> want;
+  for (int i = 0; i < 7; ++i) {
+    // Ties on create time, so the job id must break them across pages too.
+    v1::Job job = MakeJob("alice", 1000 + i / 2, OrderedId(100 - i));
+    ASSERT_THAT(Create(store(), job), IsOk());
+  }
+  for (const v1::Job& job : ListAll(store(), "alice")) want.push_back(job.job_id());
+  ASSERT_THAT(want, SizeIs(7));
+
+  ListJobsQuery query;
+  query.owner = "alice";
+  query.page_size = 3;
+  std::vector<std::string> got;
+  std::vector<size_t> sizes;
+  std::vector<bool> more;
+  for (int pages = 0; pages < 10; ++pages) {
+    absl::StatusOr<ListJobsPage> page = store().ListJobs(query);
+    ASSERT_THAT(page, IsOk());
+    sizes.push_back(page->jobs.size());
+    more.push_back(page->has_more);
+    for (const v1::Job& job : page->jobs) got.push_back(job.job_id());
+    if (!page->has_more) break;
+    ASSERT_FALSE(page->jobs.empty());
+    const v1::Job& last = page->jobs.back();
+    query.after = ListCursor{ToMicros(last.create_time()), last.job_id()};
+  }
+
+  EXPECT_THAT(sizes, ElementsAreArray({3u, 3u, 1u}));
+  EXPECT_THAT(more, ElementsAreArray({true, true, false}));
+  EXPECT_EQ(got, want);
+}
+
+TEST_P(StoreConformanceTest, HasMoreIsFalseWhenTheLastPageIsExactlyFull) {
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_THAT(Create(store(), MakeJob("alice", 1000 + i)), IsOk());
+  }
+  ListJobsQuery query;
+  query.owner = "alice";
+  query.page_size = 2;
+
+  absl::StatusOr<ListJobsPage> first = store().ListJobs(query);
+  ASSERT_THAT(first, IsOk());
+  ASSERT_THAT(first->jobs, SizeIs(2));
+  EXPECT_TRUE(first->has_more);
+  const v1::Job& last = first->jobs.back();
+  query.after = ListCursor{ToMicros(last.create_time()), last.job_id()};
+  absl::StatusOr<ListJobsPage> second = store().ListJobs(query);
+  ASSERT_THAT(second, IsOk());
+  EXPECT_THAT(second->jobs, SizeIs(2));
+  EXPECT_FALSE(second->has_more);
+}
+
+TEST_P(StoreConformanceTest, ListHidesDeletedJobsUnlessShowDeleted) {
+  const v1::Job a = MakeJob("alice", 100, OrderedId(1));
+  const v1::Job b = MakeJob("alice", 200, OrderedId(2));
+  v1::Job c = MakeJob("alice", 300, OrderedId(3));
+  c.set_status(v1::Job::DELETED);  // Stored already deleted.
+  const v1::Job d = MakeJob("alice", 400, OrderedId(4));
+  for (const v1::Job& job : {a, b, c, d}) ASSERT_THAT(Create(store(), job), IsOk());
+  ASSERT_THAT(Update(store(), "alice", b.job_id(), SetStatus(v1::Job::DELETED)), IsOk());
+
+  ListJobsQuery live;
+  live.owner = "alice";
+  absl::StatusOr<ListJobsPage> shown = store().ListJobs(live);
+  ListJobsQuery all = live;
+  all.show_deleted = true;
+  absl::StatusOr<ListJobsPage> everything = store().ListJobs(all);
+
+  ASSERT_THAT(shown, IsOk());
+  EXPECT_THAT(Ids(shown->jobs), ElementsAreArray({a.job_id(), d.job_id()}));
+  EXPECT_FALSE(shown->has_more);
+  ASSERT_THAT(everything, IsOk());
+  EXPECT_THAT(Ids(everything->jobs),
+              ElementsAreArray({a.job_id(), b.job_id(), c.job_id(), d.job_id()}));
+}
+
+TEST_P(StoreConformanceTest, PagingSkipsDeletedJobsWithoutShortPages) {
+  std::vector<v1::Job> jobs;
+  for (int i = 0; i < 6; ++i) {
+    jobs.push_back(MakeJob("alice", 100 + i, OrderedId(i)));
+    ASSERT_THAT(Create(store(), jobs.back()), IsOk());
+  }
+  for (int i : {1, 2, 4}) {
+    ASSERT_THAT(Update(store(), "alice", jobs[i].job_id(), SetStatus(v1::Job::DELETED)),
+                IsOk());
+  }
+  ListJobsQuery query;
+  query.owner = "alice";
+  query.page_size = 2;
+
+  absl::StatusOr<ListJobsPage> first = store().ListJobs(query);
+  ASSERT_THAT(first, IsOk());
+  EXPECT_THAT(Ids(first->jobs), ElementsAreArray({OrderedId(0), OrderedId(3)}));
+  EXPECT_TRUE(first->has_more);
+  query.after = ListCursor{ToMicros(jobs[3].create_time()), jobs[3].job_id()};
+  absl::StatusOr<ListJobsPage> second = store().ListJobs(query);
+  ASSERT_THAT(second, IsOk());
+  EXPECT_THAT(Ids(second->jobs), ElementsAreArray({OrderedId(5)}));
+  EXPECT_FALSE(second->has_more);
+}
+
+TEST_P(StoreConformanceTest, HasMoreIgnoresOnlyDeletedJobsBeyondThePage) {
+  const v1::Job a = MakeJob("alice", 100, OrderedId(1));
+  const v1::Job b = MakeJob("alice", 200, OrderedId(2));
+  ASSERT_THAT(Create(store(), a), IsOk());
+  ASSERT_THAT(Create(store(), b), IsOk());
+  ASSERT_THAT(Update(store(), "alice", b.job_id(), SetStatus(v1::Job::DELETED)), IsOk());
+  ListJobsQuery query;
+  query.owner = "alice";
+  query.page_size = 1;
+
+  absl::StatusOr<ListJobsPage> page = store().ListJobs(query);
+
+  ASSERT_THAT(page, IsOk());
+  EXPECT_THAT(Ids(page->jobs), ElementsAreArray({a.job_id()}));
+  EXPECT_FALSE(page->has_more);
+}
+
+TEST_P(StoreConformanceTest, UndeletingAJobShowsItInListsAgain) {
+  const v1::Job job = MakeJob("alice");
+  ASSERT_THAT(Create(store(), job), IsOk());
+  ASSERT_THAT(Update(store(), "alice", job.job_id(), SetStatus(v1::Job::DELETED)),
+              IsOk());
+  ASSERT_THAT(Update(store(), "alice", job.job_id(), SetStatus(v1::Job::PAUSED)), IsOk());
+
+  ListJobsQuery live;
+  live.owner = "alice";
+  absl::StatusOr<ListJobsPage> page = store().ListJobs(live);
+
+  ASSERT_THAT(page, IsOk());
+  EXPECT_THAT(Ids(page->jobs), ElementsAreArray({job.job_id()}));
+}
+
+TEST_P(StoreConformanceTest, GetReturnsSoftDeletedJobs) {
+  const v1::Job job = MakeJob("alice");
+  ASSERT_THAT(Create(store(), job), IsOk());
+  ASSERT_THAT(Update(store(), "alice", job.job_id(), SetStatus(v1::Job::DELETED)),
+              IsOk());
+
+  absl::StatusOr<v1::Job> got = store().GetJob("alice", job.job_id());
+
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->status(), v1::Job::DELETED);
+}
+
+TEST_P(StoreConformanceTest, ListResultsIsNewestFirstPagedAndOwnerScoped) {
+  const std::string id = NewJob("alice", std::nullopt);
+  AddResults(id, 1, 7, v1::JobResult::SUCCEEDED);
+  auto page = store_->ListResults("alice", id, 0, 3).value();
+  ASSERT_EQ(page.size(), 3u);
+  EXPECT_EQ(page[0].run_number(), 7);
+  EXPECT_EQ(page[2].run_number(), 5);
+  page = store_->ListResults("alice", id, 5, 10).value();
+  ASSERT_EQ(page.size(), 4u);
+  EXPECT_EQ(page[0].run_number(), 4);
+  EXPECT_EQ(store_->ListResults("bob", id, 0, 10).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, AResultWrittenAgainIsReplaced) {
+  const std::string id = NewJob("alice", std::nullopt);
+  AddResults(id, 1, 1, v1::JobResult::ACTIVE);
+  AddResults(id, 1, 1, v1::JobResult::SUCCEEDED);
+  auto all = store_->ListResults("alice", id, 0, 10).value();
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(all[0].status(), v1::JobResult::SUCCEEDED);
+}
+
+TEST_P(StoreConformanceTest, OpenResultsAreThePendingAndActiveOnes) {
+  const std::string a = NewJob("alice", std::nullopt);
+  const std::string b = NewJob("bob", std::nullopt);
+  AddResults(a, 1, 2, v1::JobResult::SUCCEEDED);
+  AddResults(a, 3, 3, v1::JobResult::PENDING);
+  AddResults(b, 1, 1, v1::JobResult::ACTIVE);
+  auto open = store_->ListOpenResults().value();
+  ASSERT_EQ(open.size(), 2u);
+  std::set<std::pair<std::string, int64_t>> got;
+  for (const auto& [id, r] : open) got.emplace(id, r.run_number());
+  EXPECT_EQ(got, (std::set<std::pair<std::string, int64_t>>{{a, 3}, {b, 1}}));
+}
+
+TEST_P(StoreConformanceTest, ScanDueSeesOnlyJobsWithANextRun) {
+  const std::string due = NewJob("alice", 5'000'000);
+  NewJob("alice", std::nullopt);
+  std::vector<std::pair<std::string, int64_t>> seen;
+  ASSERT_TRUE(store_->ScanDue([&](const std::string& id, int64_t us) {
+    seen.emplace_back(id, us);
+  }).ok());
+  EXPECT_EQ(seen, (std::vector<std::pair<std::string, int64_t>>{{due, 5'000'000}}));
+}
+
+TEST_P(StoreConformanceTest, PruneKeepsTheNewestAndDropsTheOldButNeverOpenRuns) {
+  const std::string id = NewJob("alice", std::nullopt);
+  AddResults(id, 1, 10, v1::JobResult::SUCCEEDED);
+  AddResults(id, 11, 11, v1::JobResult::ACTIVE);
+  EXPECT_EQ(store_->PruneResults(6, 0).value(), 5);  // Runs 1..5 beyond 6 newest.
+  auto left = store_->ListResults("alice", id, 0, 100).value();
+  ASSERT_EQ(left.size(), 6u);
+  EXPECT_EQ(left[0].run_number(), 11);  // Open: kept.
+  // Ended before second 8 (runs 6, 7) go.
+  EXPECT_EQ(store_->PruneResults(100, 8'000'000).value(), 2);
+  EXPECT_EQ(store_->ListResults("alice", id, 0, 100).value().size(), 4u);
+}
+
+TEST_P(StoreConformanceTest, PruneKeepsAnOpenRunAmongDroppedOnesListed) {
+  const std::string id = NewJob("alice", std::nullopt);
+  AddResults(id, 1, 10, v1::JobResult::SUCCEEDED);
+  AddResults(id, 3, 3, v1::JobResult::ACTIVE);  // Still open: never dropped.
+  EXPECT_EQ(store_->PruneResults(2, 0).value(), 7);  // 1, 2 and 4..8.
+  const auto runs = [&] {
+    std::vector<int64_t> out;
+    const std::vector<v1::JobResult> results = store_->ListResults("alice", id, 0, 100).value();
+    for (const auto& r : results) out.push_back(r.run_number());
+    return out;
+  };
+  EXPECT_EQ(runs(), (std::vector<int64_t>{10, 9, 3}));
+  AddResults(id, 11, 11, v1::JobResult::SUCCEEDED);
+  EXPECT_EQ(runs(), (std::vector<int64_t>{11, 10, 9, 3}));
+  EXPECT_EQ(store_->GetJob("alice", id)->results_size(), 4);
+  // The open run ends; now it goes too, and the newest one by age.
+  AddResults(id, 3, 3, v1::JobResult::SUCCEEDED);
+  EXPECT_EQ(store_->PruneResults(100, 4'000'000).value(), 1);  // Ended at second 3.
+  EXPECT_EQ(runs(), (std::vector<int64_t>{11, 10, 9}));
+}
+
+TEST_P(StoreConformanceTest, PruneCoversEveryJobWhenItTakesSeveralWrites) {
+  // More results than one of the SQLite store's prune writes walks.
+  std::vector<std::string> ids;
+  for (int j = 0; j < 3; ++j) {
+    ids.push_back(NewJob("alice", std::nullopt));
+    AddResults(ids.back(), 1, 2000, v1::JobResult::SUCCEEDED);
+  }
+  EXPECT_EQ(store_->PruneResults(10, 0).value(), 3 * 1990);
+  for (const std::string& id : ids) {
+    const auto left = store_->ListResults("alice", id, 0, 100).value();
+    ASSERT_EQ(left.size(), 10u);
+    EXPECT_EQ(left.front().run_number(), 2000);
+    EXPECT_EQ(left.back().run_number(), 1991);
+  }
+}
+
+TEST_P(StoreConformanceTest, PruneByAgeDropsTheNewestRunWhenItEndedFirst) {
+  const std::string id = NewJob("alice", std::nullopt);
+  AddResults(id, 1, 5, v1::JobResult::SUCCEEDED);
+  auto r = Sync([&](JobCallback cb) {
+    store_->WriteJobState(id,
+                     [&](v1::Job&, std::vector<v1::JobResult>& table) {
+                       v1::JobResult r;
+                       r.set_run_number(6);
+                       r.set_status(v1::JobResult::FAILED);
+                       r.mutable_end_time()->set_seconds(1);  // Before run 5 ended.
+                       table.push_back(r);
+                       return absl::OkStatus();
+                     },
+                     std::move(cb));
+  });
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(store_->PruneResults(100, 2'000'000).value(), 2);  // Runs 1 and 6.
+  const auto left = store_->ListResults("alice", id, 0, 100).value();
+  ASSERT_EQ(left.size(), 4u);
+  EXPECT_EQ(left[0].run_number(), 5);
+  EXPECT_EQ(left[3].run_number(), 2);
+  EXPECT_EQ(store_->GetJob("alice", id)->results(0).run_number(), 5);
+}
+
+TEST_P(StoreConformanceTest, AnOlderRunWrittenLaterIsListedInRunOrder) {
+  const std::string id = NewJob("alice", std::nullopt);
+  AddResults(id, 1, 2, v1::JobResult::SUCCEEDED);
+  for (int run : {5, 4, 3}) {
+    v1::JobResult r;
+    r.set_run_number(run);
+    r.set_status(v1::JobResult::SUCCEEDED);
+    absl::Notification done;
+    store_->WriteResult(id, r, [&](absl::Status s) {
+      EXPECT_TRUE(s.ok()) << s;
+      done.Notify();
+    });
+    done.WaitForNotification();
+  }
+  std::vector<int64_t> runs;
+  const std::vector<v1::JobResult> results = store_->ListResults("alice", id, 0, 100).value();
+  for (const auto& r : results) runs.push_back(r.run_number());
+  EXPECT_EQ(runs, (std::vector<int64_t>{5, 4, 3, 2, 1}));
+  const auto page = store_->ListResults("alice", id, 4, 2).value();
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].run_number(), 3);
+  EXPECT_EQ(page[1].run_number(), 2);
+}
+
+TEST_P(StoreConformanceTest, AResultOfAnUnknownJobIsNotFoundAndNotStored) {
+  v1::JobResult r;
+  r.set_run_number(1);
+  r.set_status(v1::JobResult::PENDING);
+  absl::Notification done;
+  absl::Status status;
+  store_->WriteResult("no-such-job", r, [&](absl::Status s) {
+    status = s;
+    done.Notify();
+  });
+  done.WaitForNotification();
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store_->ListOpenResults()->empty());
+}
+
+TEST_P(StoreConformanceTest, JobsCarryTheNewestTenResultsNewestFirstOnEveryRead) {
+  const std::string id = NewJob("alice", std::nullopt);
+  AddResults(id, 1, 12, v1::JobResult::SUCCEEDED);
+
+  const auto numbers = [](const v1::Job& job) {
+    std::vector<int64_t> n;
+    for (const auto& r : job.results()) n.push_back(r.run_number());
+    return n;
+  };
+  const std::vector<int64_t> newest = {12, 11, 10, 9, 8, 7, 6, 5, 4, 3};
+  EXPECT_EQ(numbers(store_->GetJob("alice", id).value()), newest);
+  EXPECT_EQ(numbers(store_->LoadJob(id).value()), newest);
+  ListJobsQuery query;
+  query.owner = "alice";
+  auto page = store_->ListJobs(query).value();
+  ASSERT_EQ(page.jobs.size(), 1u);
+  EXPECT_EQ(numbers(page.jobs[0]), newest);
+  // A mutation sees them, and the written job has them, new ones included.
+  std::vector<int64_t> seen;
+  auto written = Sync([&](JobCallback cb) {
+    store_->WriteJob("alice", id,
+                     [&](v1::Job& job, std::vector<v1::JobResult>& table) {
+                       seen = numbers(job);
+                       v1::JobResult r;
+                       r.set_run_number(13);
+                       table.push_back(r);
+                       return absl::OkStatus();
+                     },
+                     std::move(cb));
+  });
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_EQ(seen, newest);
+  EXPECT_EQ(numbers(*written), (std::vector<int64_t>{13, 12, 11, 10, 9, 8, 7, 6, 5, 4}));
+}
+
+TEST_P(StoreConformanceTest, ResultsSetOnTheJobItselfAreNotStored) {
+  const std::string id = NewJob("alice", std::nullopt);
+  auto written = Sync([&](JobCallback cb) {
+    store_->WriteJob("alice", id,
+                     [](v1::Job& job, std::vector<v1::JobResult>&) {
+                       job.add_results()->set_run_number(99);
+                       return absl::OkStatus();
+                     },
+                     std::move(cb));
+  });
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_EQ(written->results_size(), 0);
+  EXPECT_EQ(store_->GetJob("alice", id)->results_size(), 0);
+}
+
+TEST_P(StoreConformanceTest, LastRunIsTheNewestResultsStartWhenLater) {
+  const std::string id = NewJob("alice", std::nullopt);
+  auto written = Sync([&](JobCallback cb) {
+    store_->WriteJob("alice", id,
+                     [](v1::Job& job, std::vector<v1::JobResult>& table) {
+                       job.mutable_last_run()->set_seconds(50);
+                       v1::JobResult r;
+                       r.set_run_number(1);
+                       r.mutable_start_time()->set_seconds(40);
+                       table.push_back(r);
+                       return absl::OkStatus();
+                     },
+                     std::move(cb));
+  });
+  ASSERT_TRUE(written.ok());
+  EXPECT_EQ(store_->GetJob("alice", id)->last_run().seconds(), 50);  // Stored is later.
+
+  v1::JobResult r;
+  r.set_run_number(2);
+  r.mutable_start_time()->set_seconds(60);
+  absl::Notification done;
+  store_->WriteResult(id, r, [&](absl::Status s) {
+    EXPECT_TRUE(s.ok()) << s;
+    done.Notify();
+  });
+  done.WaitForNotification();
+  EXPECT_EQ(store_->GetJob("alice", id)->last_run().seconds(), 60);
+}
+
+TEST_P(StoreConformanceTest, WriteResultAddsOrReplacesAResultAndLeavesTheJobAlone) {
+  const std::string id = NewJob("alice", std::nullopt);
+  const std::string etag = store_->GetJob("alice", id)->etag();
+  for (auto status : {v1::JobResult::ACTIVE, v1::JobResult::SUCCEEDED}) {
+    v1::JobResult r;
+    r.set_run_number(1);
+    r.set_status(status);
+    absl::Notification done;
+    store_->WriteResult(id, r, [&](absl::Status s) {
+      EXPECT_TRUE(s.ok()) << s;
+      done.Notify();
+    });
+    done.WaitForNotification();
+  }
+  const v1::Job job = store_->GetJob("alice", id).value();
+  EXPECT_EQ(job.etag(), etag);
+  ASSERT_EQ(job.results_size(), 1);
+  EXPECT_EQ(job.results(0).status(), v1::JobResult::SUCCEEDED);
+  EXPECT_TRUE(store_->ListOpenResults()->empty());
+}
+
+TEST_P(StoreConformanceTest, WriteJobStateSkipsResultsButKeepsThem) {
+  const std::string id = NewJob("alice", std::nullopt);
+  AddResults(id, 1, 3, v1::JobResult::SUCCEEDED);
+  int seen = -1;
+  auto written = Sync([&](JobCallback cb) {
+    store_->WriteJobState(id,
+                          [&](v1::Job& job, std::vector<v1::JobResult>& table) {
+                            seen = job.results_size();
+                            job.set_name("renamed");
+                            v1::JobResult r;
+                            r.set_run_number(4);
+                            table.push_back(r);
+                            return absl::OkStatus();
+                          },
+                          std::move(cb));
+  });
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_EQ(seen, 0);
+  EXPECT_EQ(written->results_size(), 0);
+  const v1::Job job = store_->GetJob("alice", id).value();
+  EXPECT_EQ(job.name(), "renamed");
+  EXPECT_EQ(job.results_size(), 4);
+}
+
+// ---------------------------------------------------------------------------
+// Callbacks: one at a time, in commit order.
+
+// Writers on many threads bump one counter in the job; the mutation runs in
+// commit order, so the counter each callback sees is its write's place in
+// that order. Callbacks must see 1, 2, 3... never two at once, and each its
+// own write already visible to reads.
+TEST_P(StoreConformanceTest, ConcurrentWritersCallbacksRunOneAtATimeInCommitOrder) {
+  const v1::Job job = MakeJob("alice");
+  ASSERT_THAT(Create(store(), job), IsOk());
+  constexpr int kThreads = 8;
+  constexpr int kWritesEach = 50;
+  constexpr int kWrites = kThreads * kWritesEach;
+
+  absl::Mutex mu;
+  std::vector<int64_t> order;  // Counter per callback, in callback order.
+  int visible_too_early = 0;
+  std::atomic<int> inside{0};
+  std::atomic<int> overlapped{0};
+  absl::Notification all_done;
+  const auto callback = [&](absl::StatusOr<v1::Job> r) {
+    if (inside.fetch_add(1) != 0) overlapped.fetch_add(1);
+    const int64_t n = r.ok() ? r->n_runs() : -1;
+    // A read takes a while: an overlapping callback would be caught here.
+    absl::StatusOr<v1::Job> now = store().GetJob("alice", job.job_id());
+    inside.fetch_sub(1);
+    absl::MutexLock lock(&mu);
+    if (!now.ok() || now->n_runs() < n) ++visible_too_early;
+    order.push_back(n);
+    if (static_cast<int>(order.size()) == kWrites) all_done.Notify();
+  };
+
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kWritesEach; ++i) {
+        store().UpdateJob("alice", job.job_id(),
+                          [](v1::Job& j) {
+                            j.set_n_runs(j.n_runs() + 1);
+                            return absl::OkStatus();
+                          },
+                          callback);
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  ASSERT_TRUE(all_done.WaitForNotificationWithTimeout(kWait));
+
+  absl::MutexLock lock(&mu);
+  std::vector<int64_t> expected(kWrites);
+  for (int i = 0; i < kWrites; ++i) expected[i] = i + 1;
+  EXPECT_EQ(order, expected);
+  EXPECT_EQ(overlapped.load(), 0);
+  EXPECT_EQ(visible_too_early, 0);
+}
+
+// A callback may write; that write's callback runs after it returns, still
+// in commit order.
+TEST_P(StoreConformanceTest, AWriteFromACallbackCompletesAfterIt) {
+  const v1::Job job = MakeJob("alice");
+  ASSERT_THAT(Create(store(), job), IsOk());
+  absl::Mutex mu;
+  std::vector<std::string> events;
+  absl::Notification inner_done;
+  store().UpdateJob("alice", job.job_id(), Rename("outer"),
+                    [&](absl::StatusOr<v1::Job> r) {
+                      EXPECT_THAT(r, IsOk());
+                      store().UpdateJob("alice", job.job_id(), Rename("inner"),
+                                        [&](absl::StatusOr<v1::Job> r2) {
+                                          EXPECT_THAT(r2, IsOk());
+                                          absl::MutexLock lock(&mu);
+                                          events.push_back("inner");
+                                          inner_done.Notify();
+                                        });
+                      absl::MutexLock lock(&mu);
+                      events.push_back("outer");
+                    });
+  ASSERT_TRUE(inner_done.WaitForNotificationWithTimeout(kWait));
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(events, (std::vector<std::string>{"outer", "inner"}));
+  EXPECT_EQ(store().GetJob("alice", job.job_id())->name(), "inner");
+}
+
+INSTANTIATE_TEST_SUITE_P(AllStores, StoreConformanceTest, ::testing::ValuesIn(Stores()),
+                         [](const ::testing::TestParamInfo<StoreFactory>& info) {
+                           return info.param.name;
+                         });
+
+}  // namespace
+}  // namespace timer::store
