@@ -34,7 +34,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/sqlite_store.h"
-#include "store/token_store.h"
+#include "store/sqlite_token_store.h"
 #include "timer/v1/session.grpc.pb.h"
 #include "tls_testing.h"
 
@@ -135,7 +135,7 @@ class CallerTest : public ::testing::Test {
         {.path = db, .checkpoint_interval = absl::InfiniteDuration()});
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
-    auto tokens = store::TokenStore::Open(db);
+    auto tokens = store::SqliteTokenStore::Open(db);
     ASSERT_TRUE(tokens.ok()) << tokens.status();
     tokens_ = *std::move(tokens);
     auto issued = auth::IssueToken(*tokens_, "alice", std::nullopt, "test", clock_.Now());

@@ -28,7 +28,7 @@
 #include "gtest/gtest.h"
 #include "jwt_testing.h"
 #include "store/sqlite_store.h"
-#include "store/token_store.h"
+#include "store/sqlite_token_store.h"
 #include "timer/v1/session.grpc.pb.h"
 
 namespace timer::api {
@@ -78,7 +78,7 @@ class SessionServiceTest : public ::testing::Test {
         {.path = db, .checkpoint_interval = absl::InfiniteDuration()});
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
-    auto tokens = store::TokenStore::Open(db);
+    auto tokens = store::SqliteTokenStore::Open(db);
     ASSERT_TRUE(tokens.ok()) << tokens.status();
     tokens_ = *std::move(tokens);
 

@@ -35,7 +35,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "store/sqlite_store.h"
-#include "store/token_store.h"
+#include "store/sqlite_token_store.h"
 #include "timer/v1/timer.grpc.pb.h"
 
 namespace timer::api {
@@ -106,7 +106,7 @@ class TimerServiceTest : public ::testing::Test {
         {.path = db, .checkpoint_interval = absl::InfiniteDuration()});
     ASSERT_TRUE(store.ok()) << store.status();
     store_ = *std::move(store);
-    auto tokens = store::TokenStore::Open(db);
+    auto tokens = store::SqliteTokenStore::Open(db);
     ASSERT_TRUE(tokens.ok()) << tokens.status();
     tokens_ = *std::move(tokens);
     alice_ = Issue("alice");

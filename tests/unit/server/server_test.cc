@@ -29,7 +29,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/config.h"
-#include "store/token_store.h"
+#include "store/sqlite_token_store.h"
 #include "timer/v1/session.grpc.pb.h"
 #include "timer/v1/timer.grpc.pb.h"
 #include "tls_testing.h"
@@ -206,7 +206,7 @@ class TimerServerTest : public ::testing::Test {
   // A bearer token for `identity`, issued into `config`'s database as
   // `timerd token issue` does.
   static std::string Token(const Config& config, const std::string& identity = "alice") {
-    auto tokens = store::TokenStore::Open(config.data_dir + "/timer.db");
+    auto tokens = store::SqliteTokenStore::Open(config.data_dir + "/timer.db");
     EXPECT_TRUE(tokens.ok()) << tokens.status();
     if (!tokens.ok()) return "";
     auto issued = auth::IssueToken(**tokens, identity, std::nullopt, "test", absl::Now());
