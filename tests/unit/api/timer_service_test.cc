@@ -557,8 +557,12 @@ TEST_F(TimerServiceTest, GetJobOfADeletedJobIsNotFoundUnlessShowDeleted) {
 // ListJobs
 
 TEST_F(TimerServiceTest, ListJobsShowsOnlyTheCallersJobsAndPages) {
+  // Listed by (create_time, job_id): the clock moves between creates so that
+  // creation order is listing order.
   const v1::Job a1 = CreateOk(alice_, "a1");
+  clock_.Advance(absl::Seconds(1));
   const v1::Job b1 = CreateOk(bob_, "b1");
+  clock_.Advance(absl::Seconds(1));
   const v1::Job a2 = CreateOk(alice_, "a2");
 
   v1::ListJobsRequest request;
