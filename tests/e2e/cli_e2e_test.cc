@@ -433,19 +433,35 @@ TEST_F(CliE2eTest, SeedTransferExampleAndItsItemsFile) {
 // globus-timer job submit --name test-tutorial-job --interval 600
 //   --action-url https://actions.automate.globus.org/transfer/transfer/run
 //   --action-body '{"body": {"source_endpoint_id": ..., "transfer_items": [...]}}'
-// With timer, --action-url names a loaded provider and the body is the
-// provider's input itself. The job starts now and its first run copies.
+// runs unchanged but for the command name: the URL's .../transfer/run names
+// the transfer provider and the {"body": ...} wrapper is unwrapped. The
+// seed's own paths (/~/file1.txt) are absolute, which our endpoints refuse
+// when the job runs, so the job that runs uses relative paths in the same
+// form; it starts now and its first run copies.
 TEST_F(CliE2eTest, SeedSubmitExampleRunsThroughActionUrl) {
   WriteFile(src_ + "/file1.txt", "seed\n");
   auto daemon = StartTimerd();
-  json job = CliJson(
-      {"job", "submit", "--name", "test-tutorial-job", "--interval", "600", "--action-url",
-       "transfer", "--action-body",
-       std::string(R"({"source_endpoint_id": ")") + kSrcId +
+  const std::string seed_url = "https://actions.automate.globus.org/transfer/transfer/run";
+  const auto seed_body = [](const std::string& src_path, const std::string& dst_path) {
+    return std::string(R"({"body": {"source_endpoint_id": ")") + kSrcId +
            R"(", "destination_endpoint_id": ")" + kDstId +
-           R"(", "transfer_items": [{"source_path": "file1.txt", "destination_path": "new_file1.txt"}]})"});
-  EXPECT_EQ(job["name"], "test-tutorial-job");
-  EXPECT_EQ(job["schedule"]["interval_seconds"], "600");
+           R"(", "transfer_items": [{"source_path": ")" + src_path +
+           R"(", "destination_path": ")" + dst_path + R"("}]}})";
+  };
+
+  // The seed's command line, word for word after the command name.
+  json seed = CliJson({"job", "submit", "--name", "test-tutorial-job", "--interval", "600",
+                       "--action-url", seed_url, "--action-body",
+                       seed_body("/~/file1.txt", "/~/new_file1.txt")});
+  EXPECT_EQ(seed["name"], "test-tutorial-job");
+  EXPECT_EQ(seed["schedule"]["interval_seconds"], "600");
+  EXPECT_EQ(seed["action"]["provider"], "transfer");
+  EXPECT_EQ(Body(seed), json::parse(seed_body("/~/file1.txt", "/~/new_file1.txt"))["body"]);
+  CliJson({"job", "delete", seed["job_id"].get<std::string>()});
+
+  json job = CliJson({"job", "submit", "--name", "test-tutorial-job", "--interval", "600",
+                      "--action-url", seed_url, "--action-body",
+                      seed_body("file1.txt", "new_file1.txt")});
   EXPECT_EQ(job["action"]["provider"], "transfer");
   const std::string id = job["job_id"];
   json done = WaitForJob(id, [](const json& j) {
@@ -455,12 +471,68 @@ TEST_F(CliE2eTest, SeedSubmitExampleRunsThroughActionUrl) {
   EXPECT_EQ(done["results"][0]["status"], "SUCCEEDED") << done.dump();
   EXPECT_EQ(ReadFile(dst_ + "/new_file1.txt"), "seed\n");
 
-  // The seed's URL is not a provider name here: refused, naming the field.
-  RunResult url = Cli({"job", "submit", "--interval", "600", "--action-url",
-                       "https://actions.automate.globus.org/transfer/transfer/run",
-                       "--action-body", "{}"});
-  EXPECT_EQ(url.exit_code, 2) << url.err;
-  EXPECT_TRUE(Contains(url.err, "job.action.provider")) << url.err;
+  // A plain provider name is a URL whose last segment names it; --action-file
+  // takes the same wrapped body; --scope is accepted and ignored.
+  const std::string body_file = tmp_.path() + "/body.json";
+  WriteFile(body_file, seed_body("file1.txt", "again.txt"));
+  json from_file = CliJson({"job", "submit", "--interval", "1d", "--start", "2030-01-01",
+                            "--action-url", "transfer", "--action-file", body_file,
+                            "--scope", "https://auth.globus.org/scopes/actions.globus.org/"
+                                       "transfer/transfer"});
+  EXPECT_EQ(from_file["action"]["provider"], "transfer");
+  EXPECT_EQ(Body(from_file)["transfer_items"][0]["destination_path"], "again.txt");
+
+  // A URL naming no loaded provider, or disagreeing with --action-provider,
+  // is refused before anything is created, naming --action-url.
+  RunResult unknown = Cli({"job", "submit", "--interval", "600", "--action-url",
+                           "https://actions.automate.globus.org/search/ingest/run",
+                           "--action-body", "{}"});
+  EXPECT_EQ(unknown.exit_code, 2) << unknown.err;
+  EXPECT_TRUE(Contains(unknown.err, "--action-url")) << unknown.err;
+  EXPECT_TRUE(Contains(unknown.err, "\"ingest\"")) << unknown.err;
+  RunResult both = Cli({"job", "submit", "--interval", "600", "--action-url", seed_url,
+                        "--action-provider", "noop", "--action-body", "{}"});
+  EXPECT_EQ(both.exit_code, 2) << both.err;
+  EXPECT_TRUE(Contains(both.err, "--action-provider")) << both.err;
+  EXPECT_EQ(CliJson({"job", "list"})["jobs"].size(), 2u);
+}
+
+// Global options go before, between or after the command words, as with
+// kubectl, gh or globus: the three forms give the same answer.
+TEST_F(CliE2eTest, GlobalOptionsAnywhere) {
+  auto daemon = StartTimerd();
+  json job = CliJson({"job", "submit", "--name", "anywhere", "--interval", "1h", "--start",
+                      "2030-01-01T00:00:00Z", "--action-provider", "noop",
+                      "--action-body", "{}"});
+  std::vector<json> lists;
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"job", "list", "--format", "json"},
+                                             {"job", "--format", "json", "list"},
+                                             {"--format", "json", "job", "list"}}) {
+    RunResult r = Cli(args);
+    ASSERT_EQ(r.exit_code, 0) << args[0] << " " << args[1] << ": " << r.err;
+    lists.push_back(json::parse(r.out, nullptr, /*allow_exceptions=*/false));
+    ASSERT_FALSE(lists.back().is_discarded()) << r.out;
+  }
+  ASSERT_EQ(lists[0]["jobs"].size(), 1u);
+  EXPECT_EQ(lists[0]["jobs"][0]["job_id"], job["job_id"]);
+  EXPECT_EQ(lists[1], lists[0]);
+  EXPECT_EQ(lists[2], lists[0]);
+
+  // After a positional too, and --timeout with --format.
+  RunResult status = Cli({"job", "status", job["job_id"].get<std::string>(), "--format",
+                          "json", "--timeout", "5"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_EQ(json::parse(status.out)["name"], "anywhere");
+  // Still checked where given.
+  RunResult bad = Cli({"job", "list", "--format", "yaml"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_TRUE(Contains(bad.err, "--format")) << bad.err;
+  // And listed in each command's --help.
+  RunResult help = Cli({"job", "list", "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_TRUE(Contains(help.out, "Global options")) << help.out;
+  EXPECT_TRUE(Contains(help.out, "--format")) << help.out;
 }
 
 // globus-timer job status <job_id>; job status --verbose JOB_ID; job list;
