@@ -157,6 +157,9 @@ TEST_F(CliE2eTest, BashCompletionScriptIsValidAndCompletesCommandsOptionsAndValu
       // one word, --item three.
       {"timer --server 127.0.0.1:1 --format json job l", "list"},
       {"timer job transfer --item a b true --sy", "--sync-level"},
+      // Global options after a command: their values and arity still known.
+      {"timer job list --format ''", "table json"},
+      {"timer job --server 127.0.0.1:1 l", "list"},
       {"timer job transfer --item a b ''", ""},
       // A file option completes file names.
       {"timer job transfer --items-file '" + tmp_.path() + "/ite'",
