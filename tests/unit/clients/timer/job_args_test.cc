@@ -123,19 +123,22 @@ TEST(FillJobTest, EveryOptionSetsItsFieldAndMaskPath) {
 
 TEST(FillJobTest, BadValuesNameTheirOption) {
   const struct {
-    JobArgs args;
+    std::string JobArgs::*field;
+    const char* value;
     const char* option;
   } cases[] = {
-      {{.interval = "soon"}, "--interval: "},
-      {{.start = "2026-13-01"}, "--start: "},
-      {{.stop_after_date = "tomorrow"}, "--stop-after-date: "},
-      {{.overlap = "sometimes"}, "--overlap-policy: "},
-      {{.missed = "maybe"}, "--missed-run-policy: "},
+      {&JobArgs::interval, "soon", "--interval: "},
+      {&JobArgs::start, "2026-13-01", "--start: "},
+      {&JobArgs::stop_after_date, "tomorrow", "--stop-after-date: "},
+      {&JobArgs::overlap, "sometimes", "--overlap-policy: "},
+      {&JobArgs::missed, "maybe", "--missed-run-policy: "},
   };
   for (const auto& c : cases) {
+    JobArgs a;
+    a.*c.field = c.value;
     v1::Job job;
     std::vector<std::string> paths;
-    absl::Status s = FillJob(c.args, absl::UTCTimeZone(), &job, &paths);
+    absl::Status s = FillJob(a, absl::UTCTimeZone(), &job, &paths);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.option;
     EXPECT_THAT(s.message(), HasSubstr(c.option));
   }
