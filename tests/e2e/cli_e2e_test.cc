@@ -436,11 +436,11 @@ TEST_F(CliE2eTest, SeedTransferExampleAndItsItemsFile) {
 // globus-timer job submit --name test-tutorial-job --interval 600
 //   --action-url https://actions.automate.globus.org/transfer/transfer/run
 //   --action-body '{"body": {"source_endpoint_id": ..., "transfer_items": [...]}}'
-// runs unchanged but for the command name: the URL's .../transfer/run names
-// the transfer provider and the {"body": ...} wrapper is unwrapped. The
-// seed's own paths (/~/file1.txt) are absolute, which our endpoints refuse
-// when the job runs, so the job that runs uses relative paths in the same
-// form; it starts now and its first run copies.
+// runs unchanged but for the command name and the paths: the URL's
+// .../transfer/run names the transfer provider and the {"body": ...} wrapper
+// is unwrapped. Paths are relative to each endpoint's root (the seed's
+// /~/file1.txt was Globus' home-directory form; our endpoints refuse absolute
+// paths). The job starts now and its first run copies.
 TEST_F(CliE2eTest, SeedSubmitExampleRunsThroughActionUrl) {
   WriteFile(src_ + "/file1.txt", "seed\n");
   auto daemon = StartTimerd();
@@ -452,20 +452,23 @@ TEST_F(CliE2eTest, SeedSubmitExampleRunsThroughActionUrl) {
            R"(", "destination_path": ")" + dst_path + R"("}]}})";
   };
 
-  // The seed's command line, word for word after the command name.
-  json seed = CliJson({"job", "submit", "--name", "test-tutorial-job", "--interval", "600",
-                       "--action-url", seed_url, "--action-body",
-                       seed_body("/~/file1.txt", "/~/new_file1.txt")});
-  EXPECT_EQ(seed["name"], "test-tutorial-job");
-  EXPECT_EQ(seed["schedule"]["interval_seconds"], "600");
-  EXPECT_EQ(seed["action"]["provider"], "transfer");
-  EXPECT_EQ(Body(seed), json::parse(seed_body("/~/file1.txt", "/~/new_file1.txt"))["body"]);
-  CliJson({"job", "delete", seed["job_id"].get<std::string>()});
+  // The seed's command line word for word after the command name reaches
+  // the transfer provider, unwrapped: its one complaint is the absolute path.
+  RunResult seed = Cli({"job", "submit", "--name", "test-tutorial-job", "--interval", "600",
+                        "--action-url", seed_url, "--action-body",
+                        seed_body("/~/file1.txt", "/~/new_file1.txt")});
+  EXPECT_EQ(seed.exit_code, 2) << seed.err;
+  EXPECT_TRUE(Contains(seed.err, "job.action.body: transfer_items[0].source_path: must be "
+                                 "relative to the endpoint root"))
+      << seed.err;
 
   json job = CliJson({"job", "submit", "--name", "test-tutorial-job", "--interval", "600",
                       "--action-url", seed_url, "--action-body",
                       seed_body("file1.txt", "new_file1.txt")});
+  EXPECT_EQ(job["name"], "test-tutorial-job");
+  EXPECT_EQ(job["schedule"]["interval_seconds"], "600");
   EXPECT_EQ(job["action"]["provider"], "transfer");
+  EXPECT_EQ(Body(job), json::parse(seed_body("file1.txt", "new_file1.txt"))["body"]);
   const std::string id = job["job_id"];
   json done = WaitForJob(id, [](const json& j) {
     return j.contains("results") && !j["results"].empty() &&
