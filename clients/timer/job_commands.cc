@@ -34,16 +34,16 @@ void PrintJob(const Globals& g, const v1::Job& job, bool verbose) {
   }
 }
 
+template <typename Request>
+using JobMethod = grpc::Status (v1::TimerService::Stub::*)(grpc::ClientContext*,
+                                                           const Request&, v1::Job*);
+
 // Calls `method` with `request` and prints the job it returns.
 template <typename Request>
-absl::Status CallAndPrintJob(Globals& g,
-                             grpc::Status (v1::TimerService::Stub::*method)(
-                                 grpc::ClientContext*, const Request&, v1::Job*),
+absl::Status CallAndPrintJob(const Globals& g, const Client& client, JobMethod<Request> method,
                              const Request& request) {
-  absl::StatusOr<Client> client = ConnectAsUser(g);
-  if (!client.ok()) return client.status();
   v1::Job job;
-  if (absl::Status s = client->Call(method, request, &job); !s.ok()) return s;
+  if (absl::Status s = client.Call(method, request, &job); !s.ok()) return s;
   PrintJob(g, job, /*verbose=*/false);
   return absl::OkStatus();
 }
@@ -65,36 +65,34 @@ absl::Status ResolveActionOptions(const Client& client, JobArgs& a) {
   return ResolveActionUrl(&a, loaded);
 }
 
-absl::Status Submit(Globals& g, JobArgs a) {
+// submit and update: resolves the action options, builds the request with
+// `make(a)` (a StatusOr<Request>) and prints the job timerd returns.
+template <typename Request, typename Make>
+absl::Status SendJob(Globals& g, JobArgs a, Make make, JobMethod<Request> method) {
   absl::StatusOr<Client> client = ConnectAsUser(g);
   if (!client.ok()) return client.status();
   if (absl::Status s = ResolveActionOptions(*client, a); !s.ok()) return s;
-  absl::StatusOr<v1::CreateJobRequest> request =
-      MakeCreateJobRequest(a, absl::LocalTimeZone(), NewRequestId());
+  absl::StatusOr<Request> request = make(a);
   if (!request.ok()) return request.status();
-  v1::Job created;
-  if (absl::Status s = client->Call(&v1::TimerService::Stub::CreateJob, *request, &created);
-      !s.ok()) {
-    return s;
-  }
-  PrintJob(g, created, /*verbose=*/false);
-  return absl::OkStatus();
+  return CallAndPrintJob(g, *client, method, *request);
+}
+
+absl::Status Submit(Globals& g, JobArgs a) {
+  return SendJob(
+      g, std::move(a),
+      [](const JobArgs& args) {
+        return MakeCreateJobRequest(args, absl::LocalTimeZone(), NewRequestId());
+      },
+      &v1::TimerService::Stub::CreateJob);
 }
 
 absl::Status Update(Globals& g, const std::string& job_id, JobArgs a) {
-  absl::StatusOr<Client> client = ConnectAsUser(g);
-  if (!client.ok()) return client.status();
-  if (absl::Status s = ResolveActionOptions(*client, a); !s.ok()) return s;
-  absl::StatusOr<v1::UpdateJobRequest> request =
-      MakeUpdateJobRequest(job_id, a, absl::LocalTimeZone());
-  if (!request.ok()) return request.status();
-  v1::Job job;
-  if (absl::Status s = client->Call(&v1::TimerService::Stub::UpdateJob, *request, &job);
-      !s.ok()) {
-    return s;
-  }
-  PrintJob(g, job, /*verbose=*/false);
-  return absl::OkStatus();
+  return SendJob(
+      g, std::move(a),
+      [&job_id](const JobArgs& args) {
+        return MakeUpdateJobRequest(job_id, args, absl::LocalTimeZone());
+      },
+      &v1::TimerService::Stub::UpdateJob);
 }
 
 absl::Status Transfer(Globals& g, JobArgs a, const TransferArgs& t) {
@@ -175,12 +173,12 @@ absl::Status Results(Globals& g, const std::string& job_id, bool verbose) {
 
 // pause, resume, delete and run-now: a request naming one job, the job out.
 template <typename Request>
-absl::Status Act(Globals& g, const std::string& job_id,
-                 grpc::Status (v1::TimerService::Stub::*method)(grpc::ClientContext*,
-                                                                const Request&, v1::Job*),
+absl::Status Act(Globals& g, const std::string& job_id, JobMethod<Request> method,
                  Request request = Request()) {
   request.set_job_id(job_id);
-  return CallAndPrintJob(g, method, request);
+  absl::StatusOr<Client> client = ConnectAsUser(g);
+  if (!client.ok()) return client.status();
+  return CallAndPrintJob(g, *client, method, request);
 }
 
 constexpr char kActionUrlHelp[] =
