@@ -15,11 +15,13 @@ absl::StatusOr<std::string> ReadFileArg(const std::string& path, const char* opt
   std::stringstream text;
   if (allow_stdin && path == "-") {
     text << std::cin.rdbuf();
-    if (std::cin.bad()) return absl::InvalidArgumentError(absl::StrCat(option, ": cannot read stdin"));
+    if (std::cin.bad())
+      return absl::InvalidArgumentError(absl::StrCat(option, ": cannot read stdin"));
     return text.str();
   }
   std::ifstream in(path);
-  if (!in) return absl::InvalidArgumentError(absl::StrCat(option, ": cannot read ", path));
+  if (!in)
+    return absl::InvalidArgumentError(absl::StrCat(option, ": cannot read ", path));
   text << in.rdbuf();
   return text.str();
 }
@@ -28,7 +30,8 @@ absl::StatusOr<Client> Client::Connect(ClientOptions options) {
   options.tls = options.tls || !options.tls_ca.empty() || !options.tls_cert.empty() ||
                 !options.tls_server_name.empty();
   if (!options.tls) {
-    auto channel = grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials());
+    auto channel =
+        grpc::CreateChannel(options.server, grpc::InsecureChannelCredentials());
     return Client(std::move(options), channel);
   }
   grpc::SslCredentialsOptions ssl;
@@ -50,7 +53,8 @@ absl::StatusOr<Client> Client::Connect(ClientOptions options) {
   if (!options.tls_server_name.empty()) {
     args.SetSslTargetNameOverride(options.tls_server_name);
   }
-  auto channel = grpc::CreateCustomChannel(options.server, grpc::SslCredentials(ssl), args);
+  auto channel =
+      grpc::CreateCustomChannel(options.server, grpc::SslCredentials(ssl), args);
   return Client(std::move(options), channel);
 }
 
@@ -61,11 +65,12 @@ Client::Client(ClientOptions options, const std::shared_ptr<grpc::Channel>& chan
 
 void Client::Prepare(grpc::ClientContext* ctx, bool deadline) const {
   if (deadline) {
-    ctx->set_deadline(std::chrono::system_clock::now() +
-                      std::chrono::milliseconds(
-                          static_cast<int64_t>(options_.timeout_seconds * 1000)));
+    ctx->set_deadline(
+        std::chrono::system_clock::now() +
+        std::chrono::milliseconds(static_cast<int64_t>(options_.timeout_seconds * 1000)));
   }
-  if (!options_.token.empty()) ctx->AddMetadata("authorization", "Bearer " + options_.token);
+  if (!options_.token.empty())
+    ctx->AddMetadata("authorization", "Bearer " + options_.token);
 }
 
 absl::Status Client::ToStatus(const grpc::Status& status) const {
@@ -76,16 +81,16 @@ absl::Status Client::ToStatus(const grpc::Status& status) const {
       return absl::Status(code, absl::StrCat("cannot reach timerd at ", options_.server,
                                              " (", status.error_message(), ")"));
     case grpc::StatusCode::DEADLINE_EXCEEDED:
-      return absl::Status(code, absl::StrCat("timerd at ", options_.server,
-                                             " did not answer within ",
-                                             options_.timeout_seconds, "s"));
+      return absl::Status(
+          code, absl::StrCat("timerd at ", options_.server, " did not answer within ",
+                             options_.timeout_seconds, "s"));
     case grpc::StatusCode::UNAUTHENTICATED: {
       const std::string hint =
           options_.token_source.empty()
               ? "; log in with: timer session login (or set TIMER_TOKEN)"
               : absl::StrCat(" (token from ", options_.token_source, ")");
-      return absl::Status(code,
-                          absl::StrCat("not authenticated: ", status.error_message(), hint));
+      return absl::Status(
+          code, absl::StrCat("not authenticated: ", status.error_message(), hint));
     }
     default:
       return absl::Status(code, status.error_message());

@@ -48,9 +48,9 @@ void AddGlobalOptions(CLI::App& app, Globals& g) {
                  "PEM CA certificates that sign timerd's certificate (env TIMER_TLS_CA; "
                  "default: the system's)")
       ->check(CLI::ExistingFile);
-  auto* tls_cert = app.add_option("--tls-cert", c.tls_cert,
-                                  "PEM client certificate, for mutual TLS")
-                       ->check(CLI::ExistingFile);
+  auto* tls_cert =
+      app.add_option("--tls-cert", c.tls_cert, "PEM client certificate, for mutual TLS")
+          ->check(CLI::ExistingFile);
   auto* tls_key = app.add_option("--tls-key", c.tls_key, "PEM private key of --tls-cert")
                       ->check(CLI::ExistingFile);
   tls_cert->needs(tls_key);
@@ -66,15 +66,17 @@ namespace {
 
 void SetGlobalsFooter(CLI::App& sub, const CLI::App& root) {
   sub.footer([&root, &sub] {
-    std::vector<const CLI::Option*> globals = root.get_options([&root](const CLI::Option* o) {
-      return o->nonpositional() && o != root.get_help_ptr() &&
-             o != root.get_help_all_ptr() && o != root.get_version_ptr();
-    });
+    std::vector<const CLI::Option*> globals =
+        root.get_options([&root](const CLI::Option* o) {
+          return o->nonpositional() && o != root.get_help_ptr() &&
+                 o != root.get_help_all_ptr() && o != root.get_version_ptr();
+        });
     auto formatter = std::dynamic_pointer_cast<CLI::Formatter>(sub.get_formatter());
     if (!formatter || globals.empty()) return std::string();
-    std::string text = formatter->make_group(
-        "Global options (before or after the command, see " + root.get_name() + " --help)",
-        false, globals);
+    std::string text =
+        formatter->make_group("Global options (before or after the command, see " +
+                                  root.get_name() + " --help)",
+                              false, globals);
     while (!text.empty() && text.back() == '\n') text.pop_back();  // CLI11 adds its own.
     return text;
   });

@@ -37,8 +37,8 @@ namespace timer::cli {
 // Exit codes (stable, for scripts).
 enum ExitCode {
   kExitOk = 0,
-  kExitError = 1,        // Anything else.
-  kExitUsage = 2,        // A usage error or an invalid argument.
+  kExitError = 1,  // Anything else.
+  kExitUsage = 2,  // A usage error or an invalid argument.
   kExitNotFound = 3,
   kExitPermission = 4,   // Not authenticated or permission denied.
   kExitUnavailable = 5,  // Server unavailable or deadline exceeded.

@@ -1,5 +1,6 @@
 #include "job_args.h"
 
+#include <algorithm>
 #include <map>
 #include <random>
 #include <utility>
@@ -22,13 +23,14 @@ const std::map<std::string, v1::OverlapPolicy> kOverlap = {
     {"buffer_one", v1::BUFFER_ONE},
     {"cancel_previous", v1::CANCEL_PREVIOUS},
     {"allow", v1::ALLOW}};
-const std::map<std::string, v1::MissedRunPolicy> kMissed = {
-    {"skip", v1::SKIP_MISSED}, {"run_once", v1::RUN_ONCE}};
+const std::map<std::string, v1::MissedRunPolicy> kMissed = {{"skip", v1::SKIP_MISSED},
+                                                            {"run_once", v1::RUN_ONCE}};
 
 absl::Status SetTime(const std::string& text, const char* option, absl::TimeZone local,
                      google::protobuf::Timestamp* out) {
   absl::StatusOr<absl::Time> t = ParseTimeArg(text, local);
-  if (!t.ok()) return absl::InvalidArgumentError(absl::StrCat(option, ": ", t.status().message()));
+  if (!t.ok())
+    return absl::InvalidArgumentError(absl::StrCat(option, ": ", t.status().message()));
   out->set_seconds(absl::ToUnixSeconds(*t));
   out->set_nanos(static_cast<int32_t>(
       absl::ToInt64Nanoseconds(*t - absl::FromUnixSeconds(out->seconds()))));
@@ -62,10 +64,10 @@ absl::Status ResolveActionUrl(JobArgs* a, const std::vector<std::string>& loaded
         ": no provider name in it (expected .../PROVIDER/run or .../PROVIDER)"));
   }
   if (std::find(loaded.begin(), loaded.end(), name) == loaded.end()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--action-url ", a->action_url, ": names provider \"", name,
-        "\", which timerd has not loaded (loaded: ",
-        loaded.empty() ? "none" : absl::StrJoin(loaded, ", "), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--action-url ", a->action_url, ": names provider \"", name,
+                     "\", which timerd has not loaded (loaded: ",
+                     loaded.empty() ? "none" : absl::StrJoin(loaded, ", "), ")"));
   }
   if (!a->provider.empty() && a->provider != name) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -77,8 +79,10 @@ absl::Status ResolveActionUrl(JobArgs* a, const std::vector<std::string>& loaded
 }
 
 std::string UnwrapSeedBody(const std::string& body) {
-  const nlohmann::json doc = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_object() && doc.size() == 1 && doc.contains("body") && doc["body"].is_object()) {
+  const nlohmann::json doc =
+      nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_object() && doc.size() == 1 && doc.contains("body") &&
+      doc["body"].is_object()) {
     return doc["body"].dump();
   }
   return body;
@@ -151,12 +155,12 @@ absl::Status FillJob(const JobArgs& a, absl::TimeZone local, v1::Job* job,
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::CreateJobRequest> MakeCreateJobRequest(const JobArgs& a,
-                                                          absl::TimeZone local,
-                                                          const std::string& new_request_id) {
+absl::StatusOr<v1::CreateJobRequest> MakeCreateJobRequest(
+    const JobArgs& a, absl::TimeZone local, const std::string& new_request_id) {
   v1::CreateJobRequest request;
   std::vector<std::string> paths;
-  if (absl::Status s = FillJob(a, local, request.mutable_job(), &paths); !s.ok()) return s;
+  if (absl::Status s = FillJob(a, local, request.mutable_job(), &paths); !s.ok())
+    return s;
   request.set_request_id(a.request_id.empty() ? new_request_id : a.request_id);
   return request;
 }
@@ -166,7 +170,8 @@ absl::StatusOr<v1::UpdateJobRequest> MakeUpdateJobRequest(const std::string& job
                                                           absl::TimeZone local) {
   v1::UpdateJobRequest request;
   std::vector<std::string> paths;
-  if (absl::Status s = FillJob(a, local, request.mutable_job(), &paths); !s.ok()) return s;
+  if (absl::Status s = FillJob(a, local, request.mutable_job(), &paths); !s.ok())
+    return s;
   if (paths.empty()) {
     return absl::InvalidArgumentError("job update: give at least one option to change");
   }
@@ -175,8 +180,8 @@ absl::StatusOr<v1::UpdateJobRequest> MakeUpdateJobRequest(const std::string& job
   return request;
 }
 
-absl::Status MakeTransferJobArgs(const TransferArgs& t, const std::string& items_file_text,
-                                 JobArgs* a) {
+absl::Status MakeTransferJobArgs(const TransferArgs& t,
+                                 const std::string& items_file_text, JobArgs* a) {
   TransferSpec spec;
   spec.source_endpoint_id = t.source;
   spec.destination_endpoint_id = t.dest;
@@ -192,7 +197,8 @@ absl::Status MakeTransferJobArgs(const TransferArgs& t, const std::string& items
     spec.items.push_back({t.items[i], t.items[i + 1], *recursive});
   }
   if (spec.items.empty()) {
-    return absl::InvalidArgumentError("give at least one --item or an --items-file with items");
+    return absl::InvalidArgumentError(
+        "give at least one --item or an --items-file with items");
   }
   a->provider = "transfer";
   // Without --label, the transfer's label names the job (as the seed does).
@@ -214,8 +220,8 @@ std::string NewRequestId() {
   uint32_t w[4] = {dist(rd), dist(rd), dist(rd), dist(rd)};
   w[1] = (w[1] & 0xffff0fffu) | 0x00004000u;  // version 4
   w[2] = (w[2] & 0x3fffffffu) | 0x80000000u;  // RFC 4122 variant
-  return absl::StrFormat("%08x-%04x-%04x-%04x-%04x%08x", w[0], w[1] >> 16,
-                         w[1] & 0xffff, w[2] >> 16, w[2] & 0xffff, w[3]);
+  return absl::StrFormat("%08x-%04x-%04x-%04x-%04x%08x", w[0], w[1] >> 16, w[1] & 0xffff,
+                         w[2] >> 16, w[2] & 0xffff, w[3]);
 }
 
 }  // namespace timer::cli

@@ -75,9 +75,8 @@ absl::Status FillJob(const JobArgs& a, absl::TimeZone local, v1::Job* job,
 
 // `job submit`: the job from `a`, with a->request_id or else `new_request_id`
 // (a request id makes a retried submit create the job once).
-absl::StatusOr<v1::CreateJobRequest> MakeCreateJobRequest(const JobArgs& a,
-                                                          absl::TimeZone local,
-                                                          const std::string& new_request_id);
+absl::StatusOr<v1::CreateJobRequest> MakeCreateJobRequest(
+    const JobArgs& a, absl::TimeZone local, const std::string& new_request_id);
 
 // `job update JOB_ID`: only the options given, and the mask naming them;
 // INVALID_ARGUMENT when none is given.
@@ -89,8 +88,8 @@ absl::StatusOr<v1::UpdateJobRequest> MakeUpdateJobRequest(const std::string& job
 // `transfer`, the label defaulting to the name (as the seed does), and the
 // body built from `t` and `items_file_text` (the text of --items-file, if
 // one was given).
-absl::Status MakeTransferJobArgs(const TransferArgs& t, const std::string& items_file_text,
-                                 JobArgs* a);
+absl::Status MakeTransferJobArgs(const TransferArgs& t,
+                                 const std::string& items_file_text, JobArgs* a);
 
 // A random RFC 4122 version 4 UUID.
 std::string NewRequestId();

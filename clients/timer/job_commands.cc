@@ -40,8 +40,8 @@ using JobMethod = grpc::Status (v1::TimerService::Stub::*)(grpc::ClientContext*,
 
 // Calls `method` with `request` and prints the job it returns.
 template <typename Request>
-absl::Status CallAndPrintJob(const Globals& g, const Client& client, JobMethod<Request> method,
-                             const Request& request) {
+absl::Status CallAndPrintJob(const Globals& g, const Client& client,
+                             JobMethod<Request> method, const Request& request) {
   v1::Job job;
   if (absl::Status s = client.Call(method, request, &job); !s.ok()) return s;
   PrintJob(g, job, /*verbose=*/false);
@@ -61,7 +61,8 @@ absl::Status ResolveActionOptions(const Client& client, JobArgs& a) {
   absl::StatusOr<v1::ListActionProvidersResponse> providers = ListAllProviders(client);
   if (!providers.ok()) return providers.status();
   std::vector<std::string> loaded;
-  for (const v1::ActionProvider& p : providers->action_providers()) loaded.push_back(p.name());
+  for (const v1::ActionProvider& p : providers->action_providers())
+    loaded.push_back(p.name());
   return ResolveActionUrl(&a, loaded);
 }
 
@@ -106,14 +107,16 @@ absl::Status Transfer(Globals& g, JobArgs a, const TransferArgs& t) {
   return Submit(g, std::move(a));
 }
 
-absl::Status Status(Globals& g, const std::string& job_id, bool verbose, bool show_deleted) {
+absl::Status Status(Globals& g, const std::string& job_id, bool verbose,
+                    bool show_deleted) {
   absl::StatusOr<Client> client = ConnectAsUser(g);
   if (!client.ok()) return client.status();
   v1::GetJobRequest request;
   request.set_job_id(job_id);
   request.set_show_deleted(show_deleted);
   v1::Job job;
-  if (absl::Status s = client->Call(&v1::TimerService::Stub::GetJob, request, &job); !s.ok()) {
+  if (absl::Status s = client->Call(&v1::TimerService::Stub::GetJob, request, &job);
+      !s.ok()) {
     return s;
   }
   PrintJob(g, job, verbose);
@@ -141,7 +144,8 @@ absl::Status List(Globals& g, bool verbose, bool show_deleted) {
   } else if (all.jobs_size() == 0) {
     std::cout << "No jobs.\n";
   } else {
-    PrintJobsTable({all.jobs().begin(), all.jobs().end()}, verbose, absl::Now(), std::cout);
+    PrintJobsTable({all.jobs().begin(), all.jobs().end()}, verbose, absl::Now(),
+                   std::cout);
   }
   return absl::OkStatus();
 }
@@ -258,8 +262,9 @@ void AddSubmit(CLI::App* job, Globals& g, CommandSet& commands) {
 void AddUpdate(CLI::App* job, Globals& g, CommandSet& commands) {
   auto state = std::make_shared<JobCommandState>();
   CLI::App* update = job->add_subcommand(
-      "update", "change a job; only the options given change\n\n"
-                "Example:\n  timer job update JOB_ID --interval 12h --stop-after-runs 10");
+      "update",
+      "change a job; only the options given change\n\n"
+      "Example:\n  timer job update JOB_ID --interval 12h --stop-after-runs 10");
   update->add_option("JOB_ID", state->job_id, "the job's id")->required();
   AddJobOptions(update, state->job);
   commands.Add(update, [&g, state] { return Update(g, state->job_id, state->job); });
@@ -277,32 +282,41 @@ void AddTransfer(CLI::App* job, Globals& g, CommandSet& commands) {
       "    --source-endpoint SRC_ID --dest-endpoint DST_ID \\\n"
       "    --item data/ backup/data/ true --item notes.txt backup/notes.txt false");
   transfer->add_option("--name", xa.name, "a name for the job");
-  transfer->add_option("--label", xa.label, "the transfer's label (default: the job's name)");
-  transfer->add_option("--interval", xa.interval, "time between runs: seconds, or 15m, 1h, 1d, 1w")
+  transfer->add_option("--label", xa.label,
+                       "the transfer's label (default: the job's name)");
+  transfer
+      ->add_option("--interval", xa.interval,
+                   "time between runs: seconds, or 15m, 1h, 1d, 1w")
       ->required();
   transfer->add_option("--start,--start-time", xa.start, "first run (default: now)");
   transfer->add_option("--source-endpoint", ta.source, "source endpoint id")->required();
   transfer->add_option("--dest-endpoint", ta.dest, "destination endpoint id")->required();
-  auto* item = transfer->add_option("--item", ta.items,
-                                    "SOURCE_PATH DEST_PATH RECURSIVE (repeatable)")
-                   ->type_size(3)
-                   ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  auto* items_file = transfer->add_option(
-      "--items-file", ta.items_file,
-      "CSV of SOURCE_PATH, DEST_PATH, RECURSIVE lines ('#' starts a comment), "
-      "instead of --item")
-      ->type_name("FILE");
+  auto* item =
+      transfer
+          ->add_option("--item", ta.items, "SOURCE_PATH DEST_PATH RECURSIVE (repeatable)")
+          ->type_size(3)
+          ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  auto* items_file =
+      transfer
+          ->add_option(
+              "--items-file", ta.items_file,
+              "CSV of SOURCE_PATH, DEST_PATH, RECURSIVE lines ('#' starts a comment), "
+              "instead of --item")
+          ->type_name("FILE");
   item->excludes(items_file);
-  transfer->add_option("--sync-level", ta.sync_level,
-                       "skip files already at the destination: exists, size, mtime, checksum")
+  transfer
+      ->add_option("--sync-level", ta.sync_level,
+                   "skip files already at the destination: exists, size, mtime, checksum")
       ->check(CLI::IsMember({"exists", "size", "mtime", "checksum"}));
-  transfer->add_flag("--verify-checksum", ta.verify_checksum, "verify each copy with SHA-256");
+  transfer->add_flag("--verify-checksum", ta.verify_checksum,
+                     "verify each copy with SHA-256");
   transfer->add_flag("--encrypt-data", ta.encrypt_data, "encrypt data in transit");
   transfer->add_flag("--preserve-timestamp", ta.preserve_timestamp,
                      "keep each file's modification time");
   transfer->add_option("--stop-after-runs", xa.stop_after_runs, "stop after N runs")
       ->check(CLI::PositiveNumber);
-  transfer->add_option("--stop-after-date", xa.stop_after_date, "stop running at this time");
+  transfer->add_option("--stop-after-date", xa.stop_after_date,
+                       "stop running at this time");
   commands.Add(transfer,
                [&g, state] { return Transfer(g, state->job, state->transfer); });
 }
@@ -334,7 +348,8 @@ void AddJobCommands(CLI::App& app, Globals& g, CommandSet& commands) {
   CLI::App* list = job->add_subcommand("list", "list your jobs");
   list->add_flag("-v,--verbose", s.verbose, "show every job in full");
   list->add_flag("--show-deleted", s.show_deleted, "include deleted jobs");
-  commands.Add(list, [&g, state] { return List(g, state->verbose, state->show_deleted); });
+  commands.Add(list,
+               [&g, state] { return List(g, state->verbose, state->show_deleted); });
 
   CLI::App* del = AddJobIdCommand(
       job, "delete", "stop a job for good; it stays visible with --show-deleted", s);
@@ -349,12 +364,13 @@ void AddJobCommands(CLI::App& app, Globals& g, CommandSet& commands) {
     return Act(g, state->job_id, &v1::TimerService::Stub::PauseJob);
   });
   CLI::App* resume = AddJobIdCommand(
-      job, "resume", "run a paused job again, from the next slot of its original grid", s);
+      job, "resume", "run a paused job again, from the next slot of its original grid",
+      s);
   commands.Add(resume, [&g, state] {
     return Act(g, state->job_id, &v1::TimerService::Stub::ResumeJob);
   });
-  CLI::App* run_now =
-      AddJobIdCommand(job, "run-now", "run a job once now, without moving its schedule", s);
+  CLI::App* run_now = AddJobIdCommand(
+      job, "run-now", "run a job once now, without moving its schedule", s);
   run_now->add_option("--request-id", s.run_request_id,
                       "idempotency key; repeating it never starts a second run "
                       "(default: a new UUID)");

@@ -40,7 +40,8 @@ absl::Status Login(Globals& g, std::string token) {
               ? ""
               : token.substr(b, token.find_last_not_of(" \t\r\n") - b + 1);
   if (token.empty()) {
-    return absl::InvalidArgumentError("session login: give the token on stdin or with --token");
+    return absl::InvalidArgumentError(
+        "session login: give the token on stdin or with --token");
   }
   ClientOptions candidate = g.client;
   candidate.token = token;
@@ -79,7 +80,8 @@ absl::Status Logout(const Globals& g) {
   if (had) {
     if (absl::Status s = SaveCache(*cache); !s.ok()) return s;
   }
-  std::cout << (had ? "Logged out of " : "No saved session for ") << g.client.server << "\n";
+  std::cout << (had ? "Logged out of " : "No saved session for ") << g.client.server
+            << "\n";
   return absl::OkStatus();
 }
 
@@ -117,15 +119,16 @@ void AddSessionCommands(CLI::App& app, Globals& g, CommandSet& commands) {
       "login",
       "check a token with timerd and save it for this server (0600 in "
       "~/.config/timer/tokens.json); reads the token from stdin unless --token");
-  login->add_option("--token", *login_token, "the token (default: read a line from stdin)");
+  login->add_option("--token", *login_token,
+                    "the token (default: read a line from stdin)");
   commands.Add(login, [&g, login_token] { return Login(g, *login_token); });
   CLI::App* whoami = session->add_subcommand("whoami", "the identity timerd sees");
   commands.Add(whoami, [&g] { return ShowWhoAmI(g); });
   CLI::App* logout =
       session->add_subcommand("logout", "forget the saved token for this server");
   commands.Add(logout, [&g] { return Logout(g); });
-  CLI::App* revoke = session->add_subcommand(
-      "revoke", "revoke the token on the server, then forget it");
+  CLI::App* revoke =
+      session->add_subcommand("revoke", "revoke the token on the server, then forget it");
   commands.Add(revoke, [&g] { return Revoke(g); });
 }
 

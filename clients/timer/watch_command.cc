@@ -109,9 +109,10 @@ absl::Status Watch(Globals& g, const WatchArgs& args) {
       return client->ToStatus(status);
     }
     if (got_any) backoff = absl::Milliseconds(200);
-    std::cerr << "timer: " << (code == grpc::StatusCode::UNAVAILABLE
-                                   ? absl::StrCat("lost timerd at ", g.client.server)
-                                   : std::string("the stream fell behind"))
+    std::cerr << "timer: "
+              << (code == grpc::StatusCode::UNAVAILABLE
+                      ? absl::StrCat("lost timerd at ", g.client.server)
+                      : std::string("the stream fell behind"))
               << "; reconnecting with --since " << since << "\n";
     absl::SleepFor(backoff);  // Waiting for the server to come back.
     backoff = std::min(backoff * 2, absl::Seconds(5));
@@ -136,7 +137,8 @@ void AddWatchCommand(CLI::App& job, Globals& g, CommandSet& commands) {
   watch->add_option("--status", wa.statuses,
                     "with --all: only jobs in this status (repeatable: new, loaded, "
                     "updated, paused, ended)");
-  watch->add_option("--name", wa.name_contains, "with --all: only jobs whose name contains this");
+  watch->add_option("--name", wa.name_contains,
+                    "with --all: only jobs whose name contains this");
   watch->add_option("--since", wa.since,
                     "resume after this event sequence number (from an earlier watch)");
   watch->add_option("--limit", wa.limit, "stop after printing this many events");

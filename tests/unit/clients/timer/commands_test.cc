@@ -71,9 +71,10 @@ TEST(GlobalOptionsTest, AcceptedBeforeBetweenAndAfterTheCommandWords) {
     EXPECT_EQ(tree.g().format, "json") << line[0] << " " << line[1] << " " << line[2];
   }
   TimerTree tree;
-  EXPECT_EQ(tree.Parse({"job", "submit", "--interval", "1h", "--server", "h:1", "--timeout",
-                        "3", "--action-provider", "noop", "--action-body", "{}", "--tls"}),
-            "");
+  EXPECT_EQ(
+      tree.Parse({"job", "submit", "--interval", "1h", "--server", "h:1", "--timeout",
+                  "3", "--action-provider", "noop", "--action-body", "{}", "--tls"}),
+      "");
   EXPECT_EQ(tree.g().client.server, "h:1");
   EXPECT_EQ(tree.g().client.timeout_seconds, 3);
   EXPECT_TRUE(tree.g().client.tls);
@@ -81,7 +82,8 @@ TEST(GlobalOptionsTest, AcceptedBeforeBetweenAndAfterTheCommandWords) {
 
 TEST(GlobalOptionsTest, ValuesAreStillCheckedAndUnknownWordsRefused) {
   TimerTree bad_format;
-  EXPECT_THAT(bad_format.Parse({"job", "list", "--format", "yaml"}), HasSubstr("--format"));
+  EXPECT_THAT(bad_format.Parse({"job", "list", "--format", "yaml"}),
+              HasSubstr("--format"));
   TimerTree extra;
   EXPECT_THAT(extra.Parse({"job", "list", "extra"}), HasSubstr("extra"));
   TimerTree unknown;
@@ -103,18 +105,42 @@ TEST(GlobalOptionsTest, EverySubcommandHelpListsThem) {
 
 TEST(SeedOptionsTest, SubmitTakesTheSeedFormIncludingScope) {
   TimerTree tree;
-  EXPECT_EQ(tree.Parse({"job", "submit", "--name", "test-tutorial-job", "--interval", "600",
-                        "--action-url",
+  EXPECT_EQ(tree.Parse({"job", "submit", "--name", "test-tutorial-job", "--interval",
+                        "600", "--action-url",
                         "https://actions.automate.globus.org/transfer/transfer/run",
                         "--action-body", R"({"body": {}})", "--scope", "s"}),
             "");
   TimerTree neither;
-  EXPECT_THAT(neither.Parse({"job", "submit", "--interval", "600", "--action-body", "{}"}),
-              HasSubstr("--action-provider or --action-url"));
+  EXPECT_THAT(
+      neither.Parse({"job", "submit", "--interval", "600", "--action-body", "{}"}),
+      HasSubstr("--action-provider or --action-url"));
   TimerTree both_bodies;
-  EXPECT_THAT(both_bodies.Parse({"job", "submit", "--interval", "600", "--action-provider",
-                                 "noop", "--action-body", "{}", "--action-file", "f"}),
-              HasSubstr("excludes"));
+  EXPECT_THAT(
+      both_bodies.Parse({"job", "submit", "--interval", "600", "--action-provider",
+                         "noop", "--action-body", "{}", "--action-file", "f"}),
+      HasSubstr("excludes"));
+}
+
+TEST(CommandSetTest, RunsTheHandlerOfTheParsedCommand) {
+  CLI::App app{"t", "t"};
+  app.require_subcommand(1);
+  CLI::App* group = app.add_subcommand("group", "");
+  group->require_subcommand(1);
+  CommandSet commands;
+  std::vector<std::string> ran;
+  commands.Add(group->add_subcommand("a", ""), [&] {
+    ran.push_back("a");
+    return absl::OkStatus();
+  });
+  commands.Add(group->add_subcommand("b", ""), [&] {
+    ran.push_back("b");
+    return absl::NotFoundError("b");
+  });
+  std::vector<std::string> args = {"b", "group"};  // Last first, as CLI11 takes them.
+  app.parse(args);
+  EXPECT_EQ(commands.RunParsed(), absl::NotFoundError("b"));
+  EXPECT_EQ(ran, std::vector<std::string>{"b"});
+  EXPECT_EQ(CommandSet().RunParsed().code(), absl::StatusCode::kInternal);
 }
 
 TEST(ExitCodeForTest, TheDocumentedCodes) {
@@ -140,23 +166,27 @@ TEST(ClientTest, GrpcErrorsBecomeStatusesThatSayWhatToDo) {
   options.timeout_seconds = 2.5;
   absl::StatusOr<Client> client = Client::Connect(options);
   ASSERT_TRUE(client.ok());
-  absl::Status down = client->ToStatus(grpc::Status(grpc::StatusCode::UNAVAILABLE, "refused"));
+  absl::Status down =
+      client->ToStatus(grpc::Status(grpc::StatusCode::UNAVAILABLE, "refused"));
   EXPECT_EQ(down.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(down.message(), "cannot reach timerd at h:1 (refused)");
-  EXPECT_EQ(client->ToStatus(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "")).message(),
-            "timerd at h:1 did not answer within 2.5s");
+  EXPECT_EQ(
+      client->ToStatus(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "")).message(),
+      "timerd at h:1 did not answer within 2.5s");
   absl::Status unauth =
       client->ToStatus(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "no token"));
   EXPECT_EQ(unauth.code(), absl::StatusCode::kUnauthenticated);
   EXPECT_THAT(unauth.message(), HasSubstr("not authenticated: no token; log in with"));
-  absl::Status missing = client->ToStatus(grpc::Status(grpc::StatusCode::NOT_FOUND, "job x"));
+  absl::Status missing =
+      client->ToStatus(grpc::Status(grpc::StatusCode::NOT_FOUND, "job x"));
   EXPECT_EQ(missing, absl::NotFoundError("job x"));
   EXPECT_TRUE(client->ToStatus(grpc::Status::OK).ok());
 
   options.tls_ca = "/nonexistent/ca.pem";
   absl::StatusOr<Client> tls = Client::Connect(options);
   EXPECT_EQ(tls.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(tls.status().message(), HasSubstr("--tls-ca: cannot read /nonexistent/ca.pem"));
+  EXPECT_THAT(tls.status().message(),
+              HasSubstr("--tls-ca: cannot read /nonexistent/ca.pem"));
 }
 
 }  // namespace

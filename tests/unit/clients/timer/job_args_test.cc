@@ -24,7 +24,8 @@ TEST(ProviderNameFromActionUrlTest, TakesTheSegmentBeforeRunOrTheLastOne) {
   EXPECT_EQ(ProviderNameFromActionUrl("https://actions.globus.org/hello_world/run/"),
             "hello_world");
   EXPECT_EQ(ProviderNameFromActionUrl("https://host:8443/providers/noop"), "noop");
-  EXPECT_EQ(ProviderNameFromActionUrl("https://host/a/Transfer/run?x=1#frag"), "transfer");
+  EXPECT_EQ(ProviderNameFromActionUrl("https://host/a/Transfer/run?x=1#frag"),
+            "transfer");
   EXPECT_EQ(ProviderNameFromActionUrl("transfer"), "transfer");  // A bare name.
   EXPECT_EQ(ProviderNameFromActionUrl("transfer/run"), "transfer");
   EXPECT_EQ(ProviderNameFromActionUrl("https://host/run"), "run");
@@ -79,9 +80,9 @@ TEST(UnwrapSeedBodyTest, UnwrapsOnlyALoneObjectUnderBody) {
   EXPECT_EQ(nlohmann::json::parse(UnwrapSeedBody(R"({"body": {"a": 1, "b": [2]}})")),
             nlohmann::json::parse(R"({"a": 1, "b": [2]})"));
   // Anything else is passed on exactly as given.
-  for (const char* body : {R"({"a": 1})", R"({"body": {"a": 1}, "other": 2})",
-                           R"({"body": "text"})", R"({"body": [1]})", R"({ "body" : 1 })",
-                           "[1, 2]", "not json", "{}"}) {
+  for (const char* body :
+       {R"({"a": 1})", R"({"body": {"a": 1}, "other": 2})", R"({"body": "text"})",
+        R"({"body": [1]})", R"({ "body" : 1 })", "[1, 2]", "not json", "{}"}) {
     EXPECT_EQ(UnwrapSeedBody(body), body);
   }
 }
@@ -149,7 +150,8 @@ TEST(MakeCreateJobRequestTest, RequestIdGivenOrNew) {
   a.interval = "600";
   a.provider = "transfer";
   a.body = "{}";
-  absl::StatusOr<v1::CreateJobRequest> r = MakeCreateJobRequest(a, absl::UTCTimeZone(), "new");
+  absl::StatusOr<v1::CreateJobRequest> r =
+      MakeCreateJobRequest(a, absl::UTCTimeZone(), "new");
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->request_id(), "new");
   EXPECT_EQ(r->job().schedule().interval_seconds(), 600);
@@ -162,7 +164,8 @@ TEST(MakeUpdateJobRequestTest, OnlyTheGivenOptionsAreInTheMask) {
   JobArgs a;
   a.interval = "12h";
   a.stop_after_runs = 10;
-  absl::StatusOr<v1::UpdateJobRequest> r = MakeUpdateJobRequest("j1", a, absl::UTCTimeZone());
+  absl::StatusOr<v1::UpdateJobRequest> r =
+      MakeUpdateJobRequest("j1", a, absl::UTCTimeZone());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(r->job().job_id(), "j1");
   EXPECT_THAT(r->update_mask().paths(),

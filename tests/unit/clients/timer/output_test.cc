@@ -148,8 +148,8 @@ TEST(PrintJobsTableTest, ColumnsAreAlignedAndRowsHaveNoTrailingSpaces) {
 
 TEST(PrintJobsTableTest, VerboseIsOneBlockPerJob) {
   std::ostringstream out;
-  PrintJobsTable({SampleJob(), SampleJob()}, /*verbose=*/true, absl::FromUnixSeconds(k2030),
-                 out);
+  PrintJobsTable({SampleJob(), SampleJob()}, /*verbose=*/true,
+                 absl::FromUnixSeconds(k2030), out);
   const std::string text = out.str();
   EXPECT_THAT(text, HasSubstr("\n\nJob ID:"));  // A blank line between blocks.
   EXPECT_NE(text.find("Action body:"), text.rfind("Action body:"));  // One per job.
@@ -243,8 +243,8 @@ TEST(PrintJsonTest, ProtoFieldNamesEveryFieldOneDocument) {
   EXPECT_EQ(text.back(), '\n');
   const nlohmann::json doc = nlohmann::json::parse(text);
   EXPECT_EQ(doc["job_id"], "j1");
-  EXPECT_EQ(doc["name"], "");            // Default values are printed too.
-  EXPECT_EQ(doc["n_runs"], "0");         // int64 as a string (the JSON mapping).
+  EXPECT_EQ(doc["name"], "");     // Default values are printed too.
+  EXPECT_EQ(doc["n_runs"], "0");  // int64 as a string (the JSON mapping).
   EXPECT_EQ(doc["status"], "STATUS_UNSPECIFIED");
 }
 
@@ -276,7 +276,8 @@ TEST(PrintEventLineTest, TimeSequenceTypeJobAndRun) {
   std::ostringstream out;
   PrintEventLine(event, out);
   EXPECT_EQ(out.str(),
-            "2030-01-01T00:00:00Z  #12  RUN_FINISHED  j1 (nightly)  loaded  run 4 FAILED: boom\n");
+            "2030-01-01T00:00:00Z  #12  RUN_FINISHED  j1 (nightly)  loaded  run 4 "
+            "FAILED: boom\n");
 
   v1::JobEvent reset;
   *reset.mutable_event_time() = At(k2030);
@@ -284,8 +285,9 @@ TEST(PrintEventLineTest, TimeSequenceTypeJobAndRun) {
   reset.set_type(v1::JobEvent::RESET);
   std::ostringstream reset_out;
   PrintEventLine(reset, reset_out);
-  EXPECT_EQ(reset_out.str(),
-            "2030-01-01T00:00:00Z  #13  RESET  (events were missed; current state follows)\n");
+  EXPECT_EQ(
+      reset_out.str(),
+      "2030-01-01T00:00:00Z  #13  RESET  (events were missed; current state follows)\n");
 }
 
 }  // namespace
