@@ -88,6 +88,9 @@ void SetGlobalsFooter(CLI::App& sub, const CLI::App& root) {
 }  // namespace
 
 void ShowGlobalOptionsInSubcommandHelp(CLI::App& app) {
+  // Set last, so that no subcommand inherits it.
+  app.footer("These options may also follow the command words, e.g. " + app.get_name() +
+             " job list --format json.");
   for (CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) {
     SetGlobalsFooter(*sub, app);
   }

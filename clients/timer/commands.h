@@ -61,8 +61,9 @@ struct Globals {
 void AddGlobalOptions(CLI::App& app, Globals& g);
 
 // Lists the global options at the end of every subcommand's --help (they are
-// not the subcommand's own, so CLI11 would not show them). Call it after the
-// whole command tree is built.
+// not the subcommand's own, so CLI11 would not show them) and says in the
+// root's that they may follow the command words. Call it after the whole
+// command tree is built.
 void ShowGlobalOptionsInSubcommandHelp(CLI::App& app);
 
 // The handlers of the leaf commands.
