@@ -91,6 +91,22 @@ class Client {
   std::unique_ptr<v1::SessionService::Stub> session_;
 };
 
+// Calls a paged List method (AIP-158) from `request`'s page on until the
+// last page, handing each page to `take(Response&)`.
+template <typename Request, typename Response, typename Take>
+absl::Status CallEveryPage(const Client& client,
+                           grpc::Status (v1::TimerService::Stub::*method)(
+                               grpc::ClientContext*, const Request&, Response*),
+                           Request request, Take take) {
+  do {
+    Response page;
+    if (absl::Status s = client.Call(method, request, &page); !s.ok()) return s;
+    take(page);
+    request.set_page_token(page.next_page_token());
+  } while (!request.page_token().empty());
+  return absl::OkStatus();
+}
+
 // The whole of a text file, or of stdin for "-" when `allow_stdin`.
 // INVALID_ARGUMENT "<option>: cannot read <path>" when it cannot be read.
 absl::StatusOr<std::string> ReadFileArg(const std::string& path, const char* option,

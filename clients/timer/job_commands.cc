@@ -130,15 +130,14 @@ absl::Status List(Globals& g, bool verbose, bool show_deleted) {
   v1::ListJobsRequest request;
   request.set_page_size(1000);
   request.set_show_deleted(show_deleted);
-  do {
-    v1::ListJobsResponse page;
-    if (absl::Status s = client->Call(&v1::TimerService::Stub::ListJobs, request, &page);
-        !s.ok()) {
-      return s;
-    }
-    for (v1::Job& job : *page.mutable_jobs()) *all.add_jobs() = std::move(job);
-    request.set_page_token(page.next_page_token());
-  } while (!request.page_token().empty());
+  if (absl::Status s = CallEveryPage(*client, &v1::TimerService::Stub::ListJobs, request,
+                                     [&all](v1::ListJobsResponse& page) {
+                                       for (v1::Job& job : *page.mutable_jobs())
+                                         *all.add_jobs() = std::move(job);
+                                     });
+      !s.ok()) {
+    return s;
+  }
   if (g.json()) {
     PrintJson(all, std::cout);
   } else if (all.jobs_size() == 0) {
@@ -157,16 +156,16 @@ absl::Status Results(Globals& g, const std::string& job_id, bool verbose) {
   v1::ListJobResultsRequest request;
   request.set_job_id(job_id);
   request.set_page_size(1000);
-  do {
-    v1::ListJobResultsResponse page;
-    if (absl::Status s =
-            client->Call(&v1::TimerService::Stub::ListJobResults, request, &page);
-        !s.ok()) {
-      return s;
-    }
-    for (v1::JobResult& r : *page.mutable_results()) *all.add_results() = std::move(r);
-    request.set_page_token(page.next_page_token());
-  } while (!request.page_token().empty());
+  if (absl::Status s =
+          CallEveryPage(*client, &v1::TimerService::Stub::ListJobResults, request,
+                        [&all](v1::ListJobResultsResponse& page) {
+                          for (v1::JobResult& r : *page.mutable_results()) {
+                            *all.add_results() = std::move(r);
+                          }
+                        });
+      !s.ok()) {
+    return s;
+  }
   if (g.json()) {
     PrintJson(all, std::cout);
   } else {

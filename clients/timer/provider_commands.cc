@@ -46,18 +46,16 @@ absl::Status ShowProvider(Globals& g, const std::string& name) {
 }  // namespace
 
 absl::StatusOr<v1::ListActionProvidersResponse> ListAllProviders(const Client& client) {
-  v1::ListActionProvidersRequest request;
   v1::ListActionProvidersResponse all;
-  do {
-    v1::ListActionProvidersResponse page;
-    if (absl::Status s =
-            client.Call(&v1::TimerService::Stub::ListActionProviders, request, &page);
-        !s.ok()) {
-      return s;
-    }
-    for (auto& p : *page.mutable_action_providers()) *all.add_action_providers() = p;
-    request.set_page_token(page.next_page_token());
-  } while (!request.page_token().empty());
+  if (absl::Status s = CallEveryPage(client, &v1::TimerService::Stub::ListActionProviders,
+                                     v1::ListActionProvidersRequest(),
+                                     [&all](v1::ListActionProvidersResponse& page) {
+                                       for (auto& p : *page.mutable_action_providers())
+                                         *all.add_action_providers() = p;
+                                     });
+      !s.ok()) {
+    return s;
+  }
   return all;
 }
 
