@@ -156,7 +156,19 @@ std::string BashCompletion(const CLI::App& app) {
         "\"PATH OPTION\" (or PATH, for its first positional) -> the words it accepts;\n"
         "# @file: a file name.",
         values, "");
-  absl::StrAppend(&s, R"(# Finds the command path and what the word under the cursor is (an option,
+  absl::StrAppend(&s, R"(# Looks "PATH OPTION" up with the table function $1, then in each parent
+# command: options a command does not declare fall through to its parents.
+)", fn, R"(_inherited() {
+  local table=$1 path=$2 opt=$3
+  while :; do
+    "$table" "$path $opt"
+    [[ -n $REPLY && $REPLY != 0 ]] && return
+    [[ $path == *' '* ]] || return
+    path=${path% *}
+  done
+}
+
+# Finds the command path and what the word under the cursor is (an option,
 # an option's value, a subcommand or a positional) and fills COMPREPLY.
 )", fn, R"(() {
   local cur="${COMP_WORDS[COMP_CWORD]}" path=')", prog, R"(' word opt='' pending=0 npos=0 i REPLY
@@ -172,8 +184,8 @@ std::string BashCompletion(const CLI::App& app) {
     case "$word" in
       -*=*) ;;
       -*)
-        )", fn, R"(_arity "$path $word"
-        pending=$REPLY
+        )", fn, R"(_inherited )", fn, R"(_arity "$path" "$word"
+        pending=${REPLY:-0}
         opt=$word
         ;;
       *)
@@ -189,7 +201,7 @@ std::string BashCompletion(const CLI::App& app) {
   done
   REPLY=''
   if ((pending > 0)); then
-    )", fn, R"(_values "$path $opt"
+    )", fn, R"(_inherited )", fn, R"(_values "$path" "$opt"
   elif [[ $cur == -* ]]; then
     )", fn, R"(_options "$path"
   elif ((npos == 0)); then

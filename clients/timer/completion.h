@@ -6,8 +6,11 @@
 //   timer completion zsh    # a #compdef script; also works when sourced
 //
 // The scripts are static: they never call timerd (no job ids are offered).
-// Options belong to the command they are declared on, as CLI11 parses them
-// (`timer --format json job list`, not `timer job list --format json`).
+// A command's options are offered after it; options of a parent (the global
+// ones) are accepted after a subcommand too, as CLI11 parses them with
+// `fallthrough`: bash knows their arity and values there (`timer job list
+// --format <TAB>`) but offers only the command's own names for `-<TAB>`;
+// zsh completes them where they are declared.
 //
 // Pure functions of the app's tree; they read it and never parse with it.
 // Not thread-safe against concurrent changes to `app`.

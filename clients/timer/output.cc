@@ -208,4 +208,26 @@ void PrintProvider(const v1::ActionProvider& p, std::ostream& out) {
   out << "Input schema:\n" << p.input_schema() << "\n";
 }
 
+void PrintProvidersTable(const v1::ListActionProvidersResponse& providers,
+                         std::ostream& out) {
+  if (providers.action_providers_size() == 0) out << "No action providers are loaded.\n";
+  for (const v1::ActionProvider& p : providers.action_providers()) {
+    out << p.name() << "  " << p.version() << "  " << p.description() << "\n";
+  }
+}
+
+void PrintWhoAmI(const v1::WhoAmIResponse& who, const std::string& server,
+                 std::ostream& out) {
+  out << "Identity:     " << who.identity() << "\n"
+      << "Auth method:  " << who.auth_method() << "\n"
+      << "Expires:      "
+      << (who.has_expire_time()
+              ? absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
+                                 absl::FromUnixSeconds(who.expire_time().seconds()),
+                                 absl::UTCTimeZone())
+              : std::string("never"))
+      << "\n"
+      << "Server:       " << server << "\n";
+}
+
 }  // namespace timer::cli

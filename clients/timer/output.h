@@ -1,4 +1,5 @@
-// How `timer` prints what the server returns.
+// How `timer` prints what the server returns. Pure functions writing to the
+// stream they are given; thread-safe (each call on its own stream).
 //
 // json: the protobuf JSON mapping with proto field names (job_id, ...), every
 // field present, one document per command, for scripts and jq.
@@ -12,6 +13,7 @@
 
 #include "absl/time/time.h"
 #include "google/protobuf/message.h"
+#include "timer/v1/session.pb.h"
 #include "timer/v1/timer.pb.h"
 
 namespace timer::cli {
@@ -40,6 +42,16 @@ void PrintResultsTable(const std::vector<v1::JobResult>& results, bool verbose,
 
 // A provider: name, version, description and its input JSON schema.
 void PrintProvider(const v1::ActionProvider& provider, std::ostream& out);
+
+// One line per provider: name, version, description (or a sentence saying
+// there are none).
+void PrintProvidersTable(const v1::ListActionProvidersResponse& providers,
+                         std::ostream& out);
+
+// `timer session whoami`: the identity, how it authenticated, when the token
+// expires and the `server` asked.
+void PrintWhoAmI(const v1::WhoAmIResponse& who, const std::string& server,
+                 std::ostream& out);
 
 // "new", "loaded", ..., "ended (stop_after_runs)".
 std::string StatusText(const v1::Job& job);

@@ -157,6 +157,9 @@ TEST_F(CliE2eTest, BashCompletionScriptIsValidAndCompletesCommandsOptionsAndValu
       // one word, --item three.
       {"timer --server 127.0.0.1:1 --format json job l", "list"},
       {"timer job transfer --item a b true --sy", "--sync-level"},
+      // Global options after a command: their values and arity still known.
+      {"timer job list --format ''", "table json"},
+      {"timer job --server 127.0.0.1:1 l", "list"},
       {"timer job transfer --item a b ''", ""},
       // A file option completes file names.
       {"timer job transfer --items-file '" + tmp_.path() + "/ite'",
@@ -433,20 +436,39 @@ TEST_F(CliE2eTest, SeedTransferExampleAndItsItemsFile) {
 // globus-timer job submit --name test-tutorial-job --interval 600
 //   --action-url https://actions.automate.globus.org/transfer/transfer/run
 //   --action-body '{"body": {"source_endpoint_id": ..., "transfer_items": [...]}}'
-// With timer, --action-url names a loaded provider and the body is the
-// provider's input itself. The job starts now and its first run copies.
+// runs unchanged but for the command name and the paths: the URL's
+// .../transfer/run names the transfer provider and the {"body": ...} wrapper
+// is unwrapped. Paths are relative to each endpoint's root (the seed's
+// /~/file1.txt was Globus' home-directory form; our endpoints refuse absolute
+// paths). The job starts now and its first run copies.
 TEST_F(CliE2eTest, SeedSubmitExampleRunsThroughActionUrl) {
   WriteFile(src_ + "/file1.txt", "seed\n");
   auto daemon = StartTimerd();
-  json job = CliJson(
-      {"job", "submit", "--name", "test-tutorial-job", "--interval", "600", "--action-url",
-       "transfer", "--action-body",
-       std::string(R"({"source_endpoint_id": ")") + kSrcId +
+  const std::string seed_url = "https://actions.automate.globus.org/transfer/transfer/run";
+  const auto seed_body = [](const std::string& src_path, const std::string& dst_path) {
+    return std::string(R"({"body": {"source_endpoint_id": ")") + kSrcId +
            R"(", "destination_endpoint_id": ")" + kDstId +
-           R"(", "transfer_items": [{"source_path": "file1.txt", "destination_path": "new_file1.txt"}]})"});
+           R"(", "transfer_items": [{"source_path": ")" + src_path +
+           R"(", "destination_path": ")" + dst_path + R"("}]}})";
+  };
+
+  // The seed's command line word for word after the command name reaches
+  // the transfer provider, unwrapped: its one complaint is the absolute path.
+  RunResult seed = Cli({"job", "submit", "--name", "test-tutorial-job", "--interval", "600",
+                        "--action-url", seed_url, "--action-body",
+                        seed_body("/~/file1.txt", "/~/new_file1.txt")});
+  EXPECT_EQ(seed.exit_code, 2) << seed.err;
+  EXPECT_TRUE(Contains(seed.err, "job.action.body: transfer_items[0].source_path: must be "
+                                 "relative to the endpoint root"))
+      << seed.err;
+
+  json job = CliJson({"job", "submit", "--name", "test-tutorial-job", "--interval", "600",
+                      "--action-url", seed_url, "--action-body",
+                      seed_body("file1.txt", "new_file1.txt")});
   EXPECT_EQ(job["name"], "test-tutorial-job");
   EXPECT_EQ(job["schedule"]["interval_seconds"], "600");
   EXPECT_EQ(job["action"]["provider"], "transfer");
+  EXPECT_EQ(Body(job), json::parse(seed_body("file1.txt", "new_file1.txt"))["body"]);
   const std::string id = job["job_id"];
   json done = WaitForJob(id, [](const json& j) {
     return j.contains("results") && !j["results"].empty() &&
@@ -455,12 +477,68 @@ TEST_F(CliE2eTest, SeedSubmitExampleRunsThroughActionUrl) {
   EXPECT_EQ(done["results"][0]["status"], "SUCCEEDED") << done.dump();
   EXPECT_EQ(ReadFile(dst_ + "/new_file1.txt"), "seed\n");
 
-  // The seed's URL is not a provider name here: refused, naming the field.
-  RunResult url = Cli({"job", "submit", "--interval", "600", "--action-url",
-                       "https://actions.automate.globus.org/transfer/transfer/run",
-                       "--action-body", "{}"});
-  EXPECT_EQ(url.exit_code, 2) << url.err;
-  EXPECT_TRUE(Contains(url.err, "job.action.provider")) << url.err;
+  // A plain provider name is a URL whose last segment names it; --action-file
+  // takes the same wrapped body; --scope is accepted and ignored.
+  const std::string body_file = tmp_.path() + "/body.json";
+  WriteFile(body_file, seed_body("file1.txt", "again.txt"));
+  json from_file = CliJson({"job", "submit", "--interval", "1d", "--start", "2030-01-01",
+                            "--action-url", "transfer", "--action-file", body_file,
+                            "--scope", "https://auth.globus.org/scopes/actions.globus.org/"
+                                       "transfer/transfer"});
+  EXPECT_EQ(from_file["action"]["provider"], "transfer");
+  EXPECT_EQ(Body(from_file)["transfer_items"][0]["destination_path"], "again.txt");
+
+  // A URL naming no loaded provider, or disagreeing with --action-provider,
+  // is refused before anything is created, naming --action-url.
+  RunResult unknown = Cli({"job", "submit", "--interval", "600", "--action-url",
+                           "https://actions.automate.globus.org/search/ingest/run",
+                           "--action-body", "{}"});
+  EXPECT_EQ(unknown.exit_code, 2) << unknown.err;
+  EXPECT_TRUE(Contains(unknown.err, "--action-url")) << unknown.err;
+  EXPECT_TRUE(Contains(unknown.err, "\"ingest\"")) << unknown.err;
+  RunResult both = Cli({"job", "submit", "--interval", "600", "--action-url", seed_url,
+                        "--action-provider", "noop", "--action-body", "{}"});
+  EXPECT_EQ(both.exit_code, 2) << both.err;
+  EXPECT_TRUE(Contains(both.err, "--action-provider")) << both.err;
+  EXPECT_EQ(CliJson({"job", "list"})["jobs"].size(), 2u);
+}
+
+// Global options go before, between or after the command words, as with
+// kubectl, gh or globus: the three forms give the same answer.
+TEST_F(CliE2eTest, GlobalOptionsAnywhere) {
+  auto daemon = StartTimerd();
+  json job = CliJson({"job", "submit", "--name", "anywhere", "--interval", "1h", "--start",
+                      "2030-01-01T00:00:00Z", "--action-provider", "noop",
+                      "--action-body", "{}"});
+  std::vector<json> lists;
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"job", "list", "--format", "json"},
+                                             {"job", "--format", "json", "list"},
+                                             {"--format", "json", "job", "list"}}) {
+    RunResult r = Cli(args);
+    ASSERT_EQ(r.exit_code, 0) << args[0] << " " << args[1] << ": " << r.err;
+    lists.push_back(json::parse(r.out, nullptr, /*allow_exceptions=*/false));
+    ASSERT_FALSE(lists.back().is_discarded()) << r.out;
+  }
+  ASSERT_EQ(lists[0]["jobs"].size(), 1u);
+  EXPECT_EQ(lists[0]["jobs"][0]["job_id"], job["job_id"]);
+  EXPECT_EQ(lists[1], lists[0]);
+  EXPECT_EQ(lists[2], lists[0]);
+
+  // After a positional too, and --timeout with --format.
+  RunResult status = Cli({"job", "status", job["job_id"].get<std::string>(), "--format",
+                          "json", "--timeout", "5"});
+  ASSERT_EQ(status.exit_code, 0) << status.err;
+  EXPECT_EQ(json::parse(status.out)["name"], "anywhere");
+  // Still checked where given.
+  RunResult bad = Cli({"job", "list", "--format", "yaml"});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_TRUE(Contains(bad.err, "--format")) << bad.err;
+  // And listed in each command's --help.
+  RunResult help = Cli({"job", "list", "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_TRUE(Contains(help.out, "Global options")) << help.out;
+  EXPECT_TRUE(Contains(help.out, "--format")) << help.out;
 }
 
 // globus-timer job status <job_id>; job status --verbose JOB_ID; job list;

@@ -1,0 +1,227 @@
+#include "job_args.h"
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "cli_time.h"
+#include "transfer_items.h"
+
+namespace timer::cli {
+namespace {
+
+const std::map<std::string, v1::OverlapPolicy> kOverlap = {
+    {"skip", v1::SKIP},
+    {"buffer_one", v1::BUFFER_ONE},
+    {"cancel_previous", v1::CANCEL_PREVIOUS},
+    {"allow", v1::ALLOW}};
+const std::map<std::string, v1::MissedRunPolicy> kMissed = {{"skip", v1::SKIP_MISSED},
+                                                            {"run_once", v1::RUN_ONCE}};
+
+absl::Status SetTime(const std::string& text, const char* option, absl::TimeZone local,
+                     google::protobuf::Timestamp* out) {
+  absl::StatusOr<absl::Time> t = ParseTimeArg(text, local);
+  if (!t.ok())
+    return absl::InvalidArgumentError(absl::StrCat(option, ": ", t.status().message()));
+  out->set_seconds(absl::ToUnixSeconds(*t));
+  out->set_nanos(static_cast<int32_t>(
+      absl::ToInt64Nanoseconds(*t - absl::FromUnixSeconds(out->seconds()))));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string ProviderNameFromActionUrl(absl::string_view url) {
+  absl::string_view path = url;
+  if (const size_t scheme = path.find("://"); scheme != absl::string_view::npos) {
+    path.remove_prefix(scheme + 3);
+    const size_t slash = path.find('/');  // The host ends here.
+    path = slash == absl::string_view::npos ? absl::string_view() : path.substr(slash);
+  }
+  path = path.substr(0, path.find_first_of("?#"));
+  const std::vector<absl::string_view> segments =
+      absl::StrSplit(path, '/', absl::SkipEmpty());
+  if (segments.empty()) return "";
+  absl::string_view name = segments.back();
+  if (name == "run" && segments.size() >= 2) name = segments[segments.size() - 2];
+  return absl::AsciiStrToLower(name);
+}
+
+absl::Status ResolveActionUrl(JobArgs* a, const std::vector<std::string>& loaded) {
+  if (a->action_url.empty()) return absl::OkStatus();
+  const std::string name = ProviderNameFromActionUrl(a->action_url);
+  if (name.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--action-url ", a->action_url,
+        ": no provider name in it (expected .../PROVIDER/run or .../PROVIDER)"));
+  }
+  if (std::find(loaded.begin(), loaded.end(), name) == loaded.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--action-url ", a->action_url, ": names provider \"", name,
+                     "\", which timerd has not loaded (loaded: ",
+                     loaded.empty() ? "none" : absl::StrJoin(loaded, ", "), ")"));
+  }
+  if (!a->provider.empty() && a->provider != name) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--action-url ", a->action_url, ": names provider \"", name,
+        "\" but --action-provider is \"", a->provider, "\"; give one of them"));
+  }
+  a->provider = name;
+  return absl::OkStatus();
+}
+
+std::string UnwrapSeedBody(const std::string& body) {
+  const nlohmann::json doc =
+      nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_object() && doc.size() == 1 && doc.contains("body") &&
+      doc["body"].is_object()) {
+    return doc["body"].dump();
+  }
+  return body;
+}
+
+absl::Status FillJob(const JobArgs& a, absl::TimeZone local, v1::Job* job,
+                     std::vector<std::string>* paths) {
+  const auto touched = [&](const char* path) { paths->push_back(path); };
+  if (!a.name.empty()) job->set_name(a.name), touched("name");
+  if (!a.label.empty()) job->set_label(a.label), touched("label");
+  v1::Schedule* schedule = job->mutable_schedule();
+  if (!a.interval.empty()) {
+    absl::StatusOr<int64_t> interval = ParseIntervalArg(a.interval);
+    if (!interval.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--interval: ", interval.status().message()));
+    }
+    schedule->set_interval_seconds(*interval);
+    touched("schedule.interval_seconds");
+  }
+  if (!a.start.empty()) {
+    if (absl::Status s = SetTime(a.start, "--start", local, schedule->mutable_start());
+        !s.ok()) {
+      return s;
+    }
+    touched("schedule.start");
+  }
+  if (!a.stop_after_date.empty()) {
+    if (absl::Status s = SetTime(a.stop_after_date, "--stop-after-date", local,
+                                 schedule->mutable_stop_after_date());
+        !s.ok()) {
+      return s;
+    }
+    touched("schedule.stop_after_date");
+  }
+  if (a.stop_after_runs != 0) {
+    schedule->set_stop_after_runs(a.stop_after_runs);
+    touched("schedule.stop_after_runs");
+  }
+  if (!a.provider.empty()) {
+    job->mutable_action()->set_provider(a.provider);
+    touched("action.provider");
+  }
+  if (!a.body.empty()) {
+    job->mutable_action()->set_body(UnwrapSeedBody(a.body));
+    touched("action.body");
+  }
+  if (!a.overlap.empty()) {
+    const auto it = kOverlap.find(a.overlap);
+    if (it == kOverlap.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--overlap-policy: unknown policy \"", a.overlap, "\""));
+    }
+    job->set_overlap_policy(it->second);
+    touched("overlap_policy");
+  }
+  if (a.max_concurrent != 0) {
+    job->set_max_concurrent(a.max_concurrent);
+    touched("max_concurrent");
+  }
+  if (!a.missed.empty()) {
+    const auto it = kMissed.find(a.missed);
+    if (it == kMissed.end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--missed-run-policy: unknown policy \"", a.missed, "\""));
+    }
+    job->set_missed_run_policy(it->second);
+    touched("missed_run_policy");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::CreateJobRequest> MakeCreateJobRequest(
+    const JobArgs& a, absl::TimeZone local, const std::string& new_request_id) {
+  v1::CreateJobRequest request;
+  std::vector<std::string> paths;
+  if (absl::Status s = FillJob(a, local, request.mutable_job(), &paths); !s.ok())
+    return s;
+  request.set_request_id(a.request_id.empty() ? new_request_id : a.request_id);
+  return request;
+}
+
+absl::StatusOr<v1::UpdateJobRequest> MakeUpdateJobRequest(const std::string& job_id,
+                                                          const JobArgs& a,
+                                                          absl::TimeZone local) {
+  v1::UpdateJobRequest request;
+  std::vector<std::string> paths;
+  if (absl::Status s = FillJob(a, local, request.mutable_job(), &paths); !s.ok())
+    return s;
+  if (paths.empty()) {
+    return absl::InvalidArgumentError("job update: give at least one option to change");
+  }
+  request.mutable_job()->set_job_id(job_id);
+  for (const std::string& p : paths) request.mutable_update_mask()->add_paths(p);
+  return request;
+}
+
+absl::Status MakeTransferJobArgs(const TransferArgs& t,
+                                 const std::string& items_file_text, JobArgs* a) {
+  TransferSpec spec;
+  spec.source_endpoint_id = t.source;
+  spec.destination_endpoint_id = t.dest;
+  if (!t.items_file.empty()) {
+    absl::StatusOr<std::vector<TransferItem>> items =
+        ParseItemsFile(items_file_text, absl::StrCat("--items-file ", t.items_file));
+    if (!items.ok()) return items.status();
+    spec.items = *std::move(items);
+  }
+  for (size_t i = 0; i + 2 < t.items.size(); i += 3) {
+    absl::StatusOr<bool> recursive = ParseBoolArg(t.items[i + 2], "--item");
+    if (!recursive.ok()) return recursive.status();
+    spec.items.push_back({t.items[i], t.items[i + 1], *recursive});
+  }
+  if (spec.items.empty()) {
+    return absl::InvalidArgumentError(
+        "give at least one --item or an --items-file with items");
+  }
+  a->provider = "transfer";
+  // Without --label, the transfer's label names the job (as the seed does).
+  if (a->label.empty()) a->label = a->name;
+  spec.label = a->label;
+  spec.sync_level = t.sync_level;
+  spec.verify_checksum = t.verify_checksum;
+  spec.encrypt_data = t.encrypt_data;
+  spec.preserve_timestamp = t.preserve_timestamp;
+  absl::StatusOr<std::string> body = TransferBodyJson(spec);
+  if (!body.ok()) return body.status();
+  a->body = *std::move(body);
+  return absl::OkStatus();
+}
+
+std::string NewRequestId() {
+  std::random_device rd;
+  std::uniform_int_distribution<uint32_t> dist;
+  uint32_t w[4] = {dist(rd), dist(rd), dist(rd), dist(rd)};
+  w[1] = (w[1] & 0xffff0fffu) | 0x00004000u;  // version 4
+  w[2] = (w[2] & 0x3fffffffu) | 0x80000000u;  // RFC 4122 variant
+  return absl::StrFormat("%08x-%04x-%04x-%04x-%04x%08x", w[0], w[1] >> 16, w[1] & 0xffff,
+                         w[2] >> 16, w[2] & 0xffff, w[3]);
+}
+
+}  // namespace timer::cli

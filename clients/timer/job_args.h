@@ -1,0 +1,97 @@
+// How the options of `timer job submit`, `job update` and `job transfer`
+// become a CreateJobRequest or UpdateJobRequest: the flag-to-proto mapping,
+// apart from parsing (CLI11 fills JobArgs and TransferArgs) and from calling
+// timerd (the handlers in job_commands.cc). Files are read by the caller, so
+// everything here is a pure function of its arguments; thread-safe.
+//
+// Compatibility with globus-timer scripts (the seed CLI):
+//   --action-url URL  names the provider by URL. Globus action URLs end in
+//                     /<provider>/run, e.g.
+//                     https://actions.automate.globus.org/transfer/transfer/run
+//                     names `transfer`; a URL (or plain word) whose last path
+//                     segment is not `run` names that segment. The name must
+//                     be one of the server's loaded providers.
+//   --action-body '{"body": {...}}'  the seed CLI sent the provider's input
+//                     wrapped in "body"; an object whose only key is "body",
+//                     holding an object, is unwrapped to that object.
+//   --scope           accepted and ignored (timerd needs no Globus Auth scope).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "timer/v1/timer.pb.h"
+
+namespace timer::cli {
+
+// The job options shared by `job submit`, `job update` and `job transfer`.
+// Empty or zero: not given.
+struct JobArgs {
+  std::string name, label, interval, start, stop_after_date;
+  int64_t stop_after_runs = 0;
+  std::string provider;    // --action-provider
+  std::string action_url;  // --action-url, resolved into `provider` first.
+  std::string body;        // --action-body, or the text of --action-file.
+  std::string body_file;   // --action-file (read by the caller into `body`).
+  std::string scope;       // --scope: ignored.
+  std::string overlap;     // skip, buffer_one, cancel_previous, allow
+  int max_concurrent = 0;
+  std::string missed;      // skip, run_once
+  std::string request_id;  // submit only; empty: a new UUID.
+};
+
+// The options of `job transfer` that make the transfer provider's body.
+struct TransferArgs {
+  std::string source, dest, items_file, sync_level;
+  std::vector<std::string> items;  // Flat: SRC DST RECURSIVE, SRC DST RECURSIVE, ...
+  bool verify_checksum = false, encrypt_data = false, preserve_timestamp = false;
+};
+
+// The provider name an action URL names (see above), lower-cased; empty
+// when the URL has no path segment.
+std::string ProviderNameFromActionUrl(absl::string_view url);
+
+// Sets a->provider from a->action_url when one is given: the name must be in
+// `loaded` (the server's providers), and agree with --action-provider if
+// that is given too. INVALID_ARGUMENT naming --action-url otherwise. Without
+// --action-url, does nothing.
+absl::Status ResolveActionUrl(JobArgs* a, const std::vector<std::string>& loaded);
+
+// `body` without the seed CLI's {"body": {...}} wrapper; any other text
+// (including JSON that does not parse) unchanged.
+std::string UnwrapSeedBody(const std::string& body);
+
+// Copies the options given in `a` into `job` and appends each one's field
+// path to `paths` (the update mask, for `job update`). INVALID_ARGUMENT
+// naming the option when a value does not parse. Times without an offset
+// are in `local`.
+absl::Status FillJob(const JobArgs& a, absl::TimeZone local, v1::Job* job,
+                     std::vector<std::string>* paths);
+
+// `job submit`: the job from `a`, with a->request_id or else `new_request_id`
+// (a request id makes a retried submit create the job once).
+absl::StatusOr<v1::CreateJobRequest> MakeCreateJobRequest(
+    const JobArgs& a, absl::TimeZone local, const std::string& new_request_id);
+
+// `job update JOB_ID`: only the options given, and the mask naming them;
+// INVALID_ARGUMENT when none is given.
+absl::StatusOr<v1::UpdateJobRequest> MakeUpdateJobRequest(const std::string& job_id,
+                                                          const JobArgs& a,
+                                                          absl::TimeZone local);
+
+// `job transfer`: turns `a` into a transfer job's options: provider
+// `transfer`, the label defaulting to the name (as the seed does), and the
+// body built from `t` and `items_file_text` (the text of --items-file, if
+// one was given).
+absl::Status MakeTransferJobArgs(const TransferArgs& t,
+                                 const std::string& items_file_text, JobArgs* a);
+
+// A random RFC 4122 version 4 UUID.
+std::string NewRequestId();
+
+}  // namespace timer::cli

@@ -1,0 +1,393 @@
+#include "job_commands.h"
+
+#include <iostream>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "absl/time/clock.h"
+#include "job_args.h"
+#include "output.h"
+#include "provider_commands.h"
+
+namespace timer::cli {
+namespace {
+
+// The options of one job command; handlers share it with CLI11.
+struct JobCommandState {
+  std::string job_id;
+  bool verbose = false;
+  bool show_deleted = false;
+  JobArgs job;
+  TransferArgs transfer;
+  std::string run_request_id;
+};
+
+void PrintJob(const Globals& g, const v1::Job& job, bool verbose) {
+  if (g.json()) {
+    PrintJson(job, std::cout);
+  } else {
+    PrintJobTable(job, verbose, absl::Now(), std::cout);
+  }
+}
+
+template <typename Request>
+using JobMethod = grpc::Status (v1::TimerService::Stub::*)(grpc::ClientContext*,
+                                                           const Request&, v1::Job*);
+
+// Calls `method` with `request` and prints the job it returns.
+template <typename Request>
+absl::Status CallAndPrintJob(const Globals& g, const Client& client,
+                             JobMethod<Request> method, const Request& request) {
+  v1::Job job;
+  if (absl::Status s = client.Call(method, request, &job); !s.ok()) return s;
+  PrintJob(g, job, /*verbose=*/false);
+  return absl::OkStatus();
+}
+
+// Reads --action-file into a.body and maps --action-url to a provider
+// (asking `client` which are loaded).
+absl::Status ResolveActionOptions(const Client& client, JobArgs& a) {
+  if (!a.body_file.empty()) {
+    absl::StatusOr<std::string> body =
+        ReadFileArg(a.body_file, "--action-file", /*allow_stdin=*/true);
+    if (!body.ok()) return body.status();
+    a.body = *std::move(body);
+  }
+  if (a.action_url.empty()) return absl::OkStatus();
+  absl::StatusOr<v1::ListActionProvidersResponse> providers = ListAllProviders(client);
+  if (!providers.ok()) return providers.status();
+  std::vector<std::string> loaded;
+  for (const v1::ActionProvider& p : providers->action_providers())
+    loaded.push_back(p.name());
+  return ResolveActionUrl(&a, loaded);
+}
+
+// submit and update: resolves the action options, builds the request with
+// `make(a)` (a StatusOr<Request>) and prints the job timerd returns.
+template <typename Request, typename Make>
+absl::Status SendJob(Globals& g, JobArgs a, Make make, JobMethod<Request> method) {
+  absl::StatusOr<Client> client = ConnectAsUser(g);
+  if (!client.ok()) return client.status();
+  if (absl::Status s = ResolveActionOptions(*client, a); !s.ok()) return s;
+  absl::StatusOr<Request> request = make(a);
+  if (!request.ok()) return request.status();
+  return CallAndPrintJob(g, *client, method, *request);
+}
+
+absl::Status Submit(Globals& g, JobArgs a) {
+  return SendJob(
+      g, std::move(a),
+      [](const JobArgs& args) {
+        return MakeCreateJobRequest(args, absl::LocalTimeZone(), NewRequestId());
+      },
+      &v1::TimerService::Stub::CreateJob);
+}
+
+absl::Status Update(Globals& g, const std::string& job_id, JobArgs a) {
+  return SendJob(
+      g, std::move(a),
+      [&job_id](const JobArgs& args) {
+        return MakeUpdateJobRequest(job_id, args, absl::LocalTimeZone());
+      },
+      &v1::TimerService::Stub::UpdateJob);
+}
+
+absl::Status Transfer(Globals& g, JobArgs a, const TransferArgs& t) {
+  std::string items_text;
+  if (!t.items_file.empty()) {
+    absl::StatusOr<std::string> text = ReadFileArg(t.items_file, "--items-file");
+    if (!text.ok()) return text.status();
+    items_text = *std::move(text);
+  }
+  if (absl::Status s = MakeTransferJobArgs(t, items_text, &a); !s.ok()) return s;
+  return Submit(g, std::move(a));
+}
+
+absl::Status Status(Globals& g, const std::string& job_id, bool verbose,
+                    bool show_deleted) {
+  absl::StatusOr<Client> client = ConnectAsUser(g);
+  if (!client.ok()) return client.status();
+  v1::GetJobRequest request;
+  request.set_job_id(job_id);
+  request.set_show_deleted(show_deleted);
+  v1::Job job;
+  if (absl::Status s = client->Call(&v1::TimerService::Stub::GetJob, request, &job);
+      !s.ok()) {
+    return s;
+  }
+  PrintJob(g, job, verbose);
+  return absl::OkStatus();
+}
+
+absl::Status List(Globals& g, bool verbose, bool show_deleted) {
+  absl::StatusOr<Client> client = ConnectAsUser(g);
+  if (!client.ok()) return client.status();
+  v1::ListJobsResponse all;
+  v1::ListJobsRequest request;
+  request.set_page_size(1000);
+  request.set_show_deleted(show_deleted);
+  if (absl::Status s = CallEveryPage(*client, &v1::TimerService::Stub::ListJobs, request,
+                                     [&all](v1::ListJobsResponse& page) {
+                                       for (v1::Job& job : *page.mutable_jobs())
+                                         *all.add_jobs() = std::move(job);
+                                     });
+      !s.ok()) {
+    return s;
+  }
+  if (g.json()) {
+    PrintJson(all, std::cout);
+  } else if (all.jobs_size() == 0) {
+    std::cout << "No jobs.\n";
+  } else {
+    PrintJobsTable({all.jobs().begin(), all.jobs().end()}, verbose, absl::Now(),
+                   std::cout);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Results(Globals& g, const std::string& job_id, bool verbose) {
+  absl::StatusOr<Client> client = ConnectAsUser(g);
+  if (!client.ok()) return client.status();
+  v1::ListJobResultsResponse all;
+  v1::ListJobResultsRequest request;
+  request.set_job_id(job_id);
+  request.set_page_size(1000);
+  if (absl::Status s =
+          CallEveryPage(*client, &v1::TimerService::Stub::ListJobResults, request,
+                        [&all](v1::ListJobResultsResponse& page) {
+                          for (v1::JobResult& r : *page.mutable_results()) {
+                            *all.add_results() = std::move(r);
+                          }
+                        });
+      !s.ok()) {
+    return s;
+  }
+  if (g.json()) {
+    PrintJson(all, std::cout);
+  } else {
+    PrintResultsTable({all.results().begin(), all.results().end()}, verbose, std::cout);
+  }
+  return absl::OkStatus();
+}
+
+// pause, resume, delete and run-now: a request naming one job, the job out.
+template <typename Request>
+absl::Status Act(Globals& g, const std::string& job_id, JobMethod<Request> method,
+                 Request request = Request()) {
+  request.set_job_id(job_id);
+  absl::StatusOr<Client> client = ConnectAsUser(g);
+  if (!client.ok()) return client.status();
+  return CallAndPrintJob(g, *client, method, request);
+}
+
+constexpr char kActionUrlHelp[] =
+    "the provider by URL, as globus-timer took it: .../PROVIDER/run (e.g. "
+    "https://actions.automate.globus.org/transfer/transfer/run is transfer) or "
+    ".../PROVIDER; must name a provider timerd has loaded";
+constexpr char kActionBodyHelp[] =
+    "the provider's input, a JSON object; globus-timer's {\"body\": {...}} wrapper "
+    "is unwrapped";
+
+// The job options shared by `job submit` and `job update`.
+void AddJobOptions(CLI::App* cmd, JobArgs& a) {
+  cmd->add_option("--name", a.name, "a name for the job (need not be unique)");
+  cmd->add_option("--label", a.label, "a label handed to the action provider");
+  cmd->add_option("--interval", a.interval,
+                  "time between runs: seconds, or 90s, 15m, 1h, 1d, 1w");
+  cmd->add_option("--start,--start-time", a.start,
+                  "first run: 2026-12-01, 2026-12-01T02:00[:00][+01:00|Z]; "
+                  "local time unless an offset is given (default: now)");
+  cmd->add_option("--action-provider", a.provider,
+                  "name of the action provider, e.g. transfer");
+  cmd->add_option("--action-url", a.action_url, kActionUrlHelp)->type_name("URL");
+  auto* body = cmd->add_option("--action-body", a.body, kActionBodyHelp);
+  auto* file = cmd->add_option("--action-file", a.body_file,
+                               "a file holding the provider's input JSON (- for stdin); "
+                               "unwrapped as --action-body is")
+                   ->type_name("FILE");
+  body->excludes(file);
+  cmd->add_option("--scope", a.scope,
+                  "accepted for globus-timer scripts and ignored: timerd needs no "
+                  "Globus Auth scope");
+  cmd->add_option("--stop-after-runs", a.stop_after_runs, "stop after N runs")
+      ->check(CLI::PositiveNumber);
+  cmd->add_option("--stop-after-date", a.stop_after_date,
+                  "stop running at this date/time (same formats as --start)");
+  cmd->add_option("--overlap-policy", a.overlap,
+                  "when a run is due while one is active: skip (default), "
+                  "buffer_one, cancel_previous, allow")
+      ->check(CLI::IsMember({"skip", "buffer_one", "cancel_previous", "allow"}));
+  cmd->add_option("--max-concurrent", a.max_concurrent,
+                  "with --overlap-policy allow: most runs at once (1-100)")
+      ->check(CLI::Range(1, 100));
+  cmd->add_option("--missed-run-policy", a.missed,
+                  "slots missed while timerd was down: skip (default) or run_once")
+      ->check(CLI::IsMember({"skip", "run_once"}));
+}
+
+void AddSubmit(CLI::App* job, Globals& g, CommandSet& commands) {
+  auto state = std::make_shared<JobCommandState>();
+  JobArgs& a = state->job;
+  CLI::App* submit = job->add_subcommand(
+      "submit",
+      "schedule a recurring job\n\n"
+      "Example:\n"
+      "  timer job submit --name nightly --interval 1d --start 2026-12-01T02:00 \\\n"
+      "    --action-provider noop --action-body '{}'\n\n"
+      "globus-timer's form runs unchanged:\n"
+      "  timer job submit --name test-tutorial-job --interval 600 \\\n"
+      "    --action-url https://actions.automate.globus.org/transfer/transfer/run \\\n"
+      "    --action-body '{\"body\": {\"source_endpoint_id\": ..., ...}}'");
+  AddJobOptions(submit, a);
+  submit->add_option("--request-id", a.request_id,
+                     "idempotency key; repeating it never creates a second job "
+                     "(default: a new UUID)");
+  submit->callback([&a] {
+    if (a.interval.empty()) throw CLI::RequiredError("--interval");
+    if (a.provider.empty() && a.action_url.empty()) {
+      throw CLI::RequiredError("--action-provider or --action-url");
+    }
+    if (a.body.empty() && a.body_file.empty()) {
+      throw CLI::RequiredError("--action-body or --action-file");
+    }
+  });
+  commands.Add(submit, [&g, state] { return Submit(g, state->job); });
+}
+
+void AddUpdate(CLI::App* job, Globals& g, CommandSet& commands) {
+  auto state = std::make_shared<JobCommandState>();
+  CLI::App* update = job->add_subcommand(
+      "update",
+      "change a job; only the options given change\n\n"
+      "Example:\n  timer job update JOB_ID --interval 12h --stop-after-runs 10");
+  update->add_option("JOB_ID", state->job_id, "the job's id")->required();
+  AddJobOptions(update, state->job);
+  commands.Add(update, [&g, state] { return Update(g, state->job_id, state->job); });
+}
+
+void AddTransfer(CLI::App* job, Globals& g, CommandSet& commands) {
+  auto state = std::make_shared<JobCommandState>();
+  JobArgs& xa = state->job;
+  TransferArgs& ta = state->transfer;
+  CLI::App* transfer = job->add_subcommand(
+      "transfer",
+      "schedule a recurring transfer between two endpoints\n\n"
+      "Example:\n"
+      "  timer job transfer --name nightly --interval 1d --start 2026-12-01T02:00 \\\n"
+      "    --source-endpoint SRC_ID --dest-endpoint DST_ID \\\n"
+      "    --item data/ backup/data/ true --item notes.txt backup/notes.txt false");
+  transfer->add_option("--name", xa.name, "a name for the job");
+  transfer->add_option("--label", xa.label,
+                       "the transfer's label (default: the job's name)");
+  transfer
+      ->add_option("--interval", xa.interval,
+                   "time between runs: seconds, or 15m, 1h, 1d, 1w")
+      ->required();
+  transfer->add_option("--start,--start-time", xa.start, "first run (default: now)");
+  transfer->add_option("--source-endpoint", ta.source, "source endpoint id")->required();
+  transfer->add_option("--dest-endpoint", ta.dest, "destination endpoint id")->required();
+  auto* item =
+      transfer
+          ->add_option("--item", ta.items, "SOURCE_PATH DEST_PATH RECURSIVE (repeatable)")
+          ->type_size(3)
+          ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  auto* items_file =
+      transfer
+          ->add_option(
+              "--items-file", ta.items_file,
+              "CSV of SOURCE_PATH, DEST_PATH, RECURSIVE lines ('#' starts a comment), "
+              "instead of --item")
+          ->type_name("FILE");
+  item->excludes(items_file);
+  transfer
+      ->add_option("--sync-level", ta.sync_level,
+                   "skip files already at the destination: exists, size, mtime, checksum")
+      ->check(CLI::IsMember({"exists", "size", "mtime", "checksum"}));
+  transfer->add_flag("--verify-checksum", ta.verify_checksum,
+                     "verify each copy with SHA-256");
+  transfer->add_flag("--encrypt-data", ta.encrypt_data, "encrypt data in transit");
+  transfer->add_flag("--preserve-timestamp", ta.preserve_timestamp,
+                     "keep each file's modification time");
+  transfer->add_option("--stop-after-runs", xa.stop_after_runs, "stop after N runs")
+      ->check(CLI::PositiveNumber);
+  transfer->add_option("--stop-after-date", xa.stop_after_date,
+                       "stop running at this time");
+  commands.Add(transfer,
+               [&g, state] { return Transfer(g, state->job, state->transfer); });
+}
+
+// A command taking one JOB_ID, bound to state->job_id.
+CLI::App* AddJobIdCommand(CLI::App* job, const char* name, const char* description,
+                          JobCommandState& state) {
+  CLI::App* cmd = job->add_subcommand(name, description);
+  cmd->add_option("JOB_ID", state.job_id, "the job's id")->required();
+  return cmd;
+}
+
+}  // namespace
+
+void AddJobCommands(CLI::App& app, Globals& g, CommandSet& commands) {
+  CLI::App* job = app.add_subcommand("job", "create, inspect and delete jobs");
+  job->require_subcommand(1);
+  AddSubmit(job, g, commands);
+
+  auto state = std::make_shared<JobCommandState>();
+  JobCommandState& s = *state;
+  CLI::App* status = AddJobIdCommand(job, "status", "show one job", s);
+  status->add_flag("-v,--verbose", s.verbose, "include every kept result in full");
+  status->add_flag("--show-deleted", s.show_deleted, "also show a deleted job");
+  commands.Add(status, [&g, state] {
+    return Status(g, state->job_id, state->verbose, state->show_deleted);
+  });
+
+  CLI::App* list = job->add_subcommand("list", "list your jobs");
+  list->add_flag("-v,--verbose", s.verbose, "show every job in full");
+  list->add_flag("--show-deleted", s.show_deleted, "include deleted jobs");
+  commands.Add(list,
+               [&g, state] { return List(g, state->verbose, state->show_deleted); });
+
+  CLI::App* del = AddJobIdCommand(
+      job, "delete", "stop a job for good; it stays visible with --show-deleted", s);
+  commands.Add(del, [&g, state] {
+    return Act(g, state->job_id, &v1::TimerService::Stub::DeleteJob);
+  });
+
+  AddUpdate(job, g, commands);
+
+  CLI::App* pause = AddJobIdCommand(job, "pause", "stop running a job until resumed", s);
+  commands.Add(pause, [&g, state] {
+    return Act(g, state->job_id, &v1::TimerService::Stub::PauseJob);
+  });
+  CLI::App* resume = AddJobIdCommand(
+      job, "resume", "run a paused job again, from the next slot of its original grid",
+      s);
+  commands.Add(resume, [&g, state] {
+    return Act(g, state->job_id, &v1::TimerService::Stub::ResumeJob);
+  });
+  CLI::App* run_now = AddJobIdCommand(
+      job, "run-now", "run a job once now, without moving its schedule", s);
+  run_now->add_option("--request-id", s.run_request_id,
+                      "idempotency key; repeating it never starts a second run "
+                      "(default: a new UUID)");
+  commands.Add(run_now, [&g, state] {
+    v1::RunJobNowRequest request;
+    request.set_request_id(state->run_request_id.empty() ? NewRequestId()
+                                                         : state->run_request_id);
+    return Act(g, state->job_id, &v1::TimerService::Stub::RunJobNow, request);
+  });
+
+  AddWatchCommand(*job, g, commands);
+
+  CLI::App* results = AddJobIdCommand(job, "results", "every kept result of a job", s);
+  results->add_flag("-v,--verbose", s.verbose, "include the provider's details");
+  commands.Add(results,
+               [&g, state] { return Results(g, state->job_id, state->verbose); });
+
+  AddTransfer(job, g, commands);
+}
+
+}  // namespace timer::cli

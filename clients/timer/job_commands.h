@@ -1,0 +1,24 @@
+// `timer job ...`: submit, status, list, delete, update, pause, resume,
+// run-now, results, transfer and watch. Each command's handler builds its
+// request (job_args.h), calls timerd through a Client and prints the answer
+// (output.h) in the --format of `g`.
+//
+// The options are bound to state the CommandSet's handlers own; `g` must
+// outlive `commands`. Single-threaded, as the CLI is.
+#pragma once
+
+#include "commands.h"
+
+namespace CLI {
+class App;
+}  // namespace CLI
+
+namespace timer::cli {
+
+// Adds the `job` command group to `app` and its handlers to `commands`.
+void AddJobCommands(CLI::App& app, Globals& g, CommandSet& commands);
+
+// Adds `job watch` to the `job` group (watch_command.cc).
+void AddWatchCommand(CLI::App& job, Globals& g, CommandSet& commands);
+
+}  // namespace timer::cli

@@ -1,0 +1,294 @@
+// Tests of what `timer` prints (clients/timer/output.h): the table forms
+// people read and the JSON forms scripts parse, on hand-built messages and a
+// fixed `now`.
+#include "output.h"
+
+#include <algorithm>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace timer::cli {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// 2030-01-01T00:00:00Z.
+constexpr int64_t k2030 = 1893456000;
+
+google::protobuf::Timestamp At(int64_t unix_seconds) {
+  google::protobuf::Timestamp t;
+  t.set_seconds(unix_seconds);
+  return t;
+}
+
+v1::Job SampleJob() {
+  v1::Job job;
+  job.set_job_id("0b9c7e5e-0000-4000-8000-000000000001");
+  job.set_name("nightly");
+  job.set_status(v1::Job::LOADED);
+  job.mutable_action()->set_provider("noop");
+  job.mutable_action()->set_body("{}");
+  job.mutable_schedule()->set_interval_seconds(3600);
+  *job.mutable_schedule()->mutable_start() = At(k2030);
+  *job.mutable_next_run() = At(k2030 + 3600);
+  *job.mutable_last_run() = At(k2030);
+  *job.mutable_create_time() = At(k2030 - 86400);
+  job.set_n_runs(2);
+  job.set_n_errors(1);
+  v1::JobResult* r = job.add_results();
+  r->set_run_number(2);
+  r->set_status(v1::JobResult::SUCCEEDED);
+  *r->mutable_scheduled_time() = At(k2030);
+  *r->mutable_start_time() = At(k2030 + 1);
+  *r->mutable_end_time() = At(k2030 + 2);
+  r->set_action_id("act-2");
+  r->set_details("{\"copied\":1}");
+  return job;
+}
+
+std::string JobTable(const v1::Job& job, bool verbose) {
+  std::ostringstream out;
+  PrintJobTable(job, verbose, absl::FromUnixSeconds(k2030 + 60), out);
+  return out.str();
+}
+
+TEST(PrintJobTableTest, SummaryHasOneAlignedLinePerField) {
+  EXPECT_EQ(JobTable(SampleJob(), /*verbose=*/false),
+            "Job ID:       0b9c7e5e-0000-4000-8000-000000000001\n"
+            "Name:         nightly\n"
+            "Status:       loaded\n"
+            "Provider:     noop\n"
+            "Interval:     3600s (1h)\n"
+            "Start:        2030-01-01T00:00:00Z (1m ago)\n"
+            "Next run:     2030-01-01T01:00:00Z (in 59m)\n"
+            "Last run:     2030-01-01T00:00:00Z (1m ago)\n"
+            "Runs:         2 (1 errors)\n"
+            "Last result:  SUCCEEDED (run 2)\n"
+            "Created:      2029-12-31T00:00:00Z (1d ago)\n");
+}
+
+TEST(PrintJobTableTest, OptionalFieldsAppearOnlyWhenSet) {
+  v1::Job job = SampleJob();
+  job.clear_name();
+  job.clear_next_run();
+  job.clear_results();
+  std::string text = JobTable(job, false);
+  EXPECT_THAT(text, HasSubstr("Name:         -\n"));
+  EXPECT_THAT(text, HasSubstr("Next run:     -\n"));
+  EXPECT_THAT(text, HasSubstr("Last result:  -\n"));
+  EXPECT_THAT(text, Not(HasSubstr("Label:")));
+  EXPECT_THAT(text, Not(HasSubstr("Stop after:")));
+  EXPECT_THAT(text, Not(HasSubstr("Deleted:")));
+
+  job.set_label("Timer Transfer Job");
+  job.mutable_schedule()->set_stop_after_runs(10);
+  *job.mutable_schedule()->mutable_stop_after_date() = At(k2030 + 7 * 86400);
+  job.set_n_skipped(3);
+  job.set_status(v1::Job::DELETED);
+  *job.mutable_delete_time() = At(k2030);
+  text = JobTable(job, false);
+  EXPECT_THAT(text, HasSubstr("Label:        Timer Transfer Job\n"));
+  EXPECT_THAT(text, HasSubstr("Stop after:   10 runs\n"));
+  EXPECT_THAT(text, HasSubstr("Stop at:      2030-01-08T00:00:00Z (in 6d)\n"));
+  EXPECT_THAT(text, HasSubstr("Runs:         2 (1 errors, 3 skipped)\n"));
+  EXPECT_THAT(text, HasSubstr("Status:       deleted\n"));
+  EXPECT_THAT(text, HasSubstr("Deleted:      2030-01-01T00:00:00Z (1m ago)\n"));
+}
+
+TEST(PrintJobTableTest, VerboseAddsPoliciesBodyAndEveryResult) {
+  v1::Job job = SampleJob();
+  job.set_owner("alice@example.org");
+  job.set_overlap_policy(v1::BUFFER_ONE);
+  job.set_missed_run_policy(v1::RUN_ONCE);
+  const std::string text = JobTable(job, /*verbose=*/true);
+  EXPECT_THAT(text, HasSubstr("Owner:        alice@example.org\n"
+                              "Overlap:      buffer_one\n"
+                              "Missed runs:  run_once\n"
+                              "Action body:  {}\n"
+                              "  - SUCCEEDED (run 2)\n"
+                              "    scheduled 2030-01-01T00:00:00Z, started "
+                              "2030-01-01T00:00:01Z, ended 2030-01-01T00:00:02Z\n"
+                              "    action act-2\n"
+                              "    details {\"copied\":1}\n"));
+}
+
+TEST(StatusTextTest, EndedJobsSayWhy) {
+  v1::Job job;
+  job.set_status(v1::Job::PAUSED);
+  EXPECT_EQ(StatusText(job), "paused");
+  job.set_status(v1::Job::ENDED);
+  EXPECT_EQ(StatusText(job), "ended");
+  job.set_end_reason(v1::Job::STOP_AFTER_RUNS);
+  EXPECT_EQ(StatusText(job), "ended (stop_after_runs)");
+}
+
+TEST(PrintJobsTableTest, ColumnsAreAlignedAndRowsHaveNoTrailingSpaces) {
+  v1::Job a = SampleJob();
+  v1::Job b;
+  b.set_job_id("short");
+  b.set_status(v1::Job::NEW);
+  b.mutable_schedule()->set_interval_seconds(90);
+  std::ostringstream out;
+  PrintJobsTable({a, b}, /*verbose=*/false, absl::FromUnixSeconds(k2030), out);
+  EXPECT_EQ(out.str(),
+            "JOB ID                                NAME     STATUS  INTERVAL  NEXT RUN"
+            "              LAST RESULT\n"
+            "0b9c7e5e-0000-4000-8000-000000000001  nightly  loaded  1h        "
+            "2030-01-01T01:00:00Z  SUCCEEDED (run 2)\n"
+            "short                                 -        new     1m 30s    -"
+            "                     -\n");
+}
+
+TEST(PrintJobsTableTest, VerboseIsOneBlockPerJob) {
+  std::ostringstream out;
+  PrintJobsTable({SampleJob(), SampleJob()}, /*verbose=*/true,
+                 absl::FromUnixSeconds(k2030), out);
+  const std::string text = out.str();
+  EXPECT_THAT(text, HasSubstr("\n\nJob ID:"));  // A blank line between blocks.
+  EXPECT_NE(text.find("Action body:"), text.rfind("Action body:"));  // One per job.
+}
+
+TEST(PrintResultsTableTest, RowsWithErrorsAndDetails) {
+  v1::JobResult ok;
+  ok.set_run_number(3);
+  ok.set_manual(true);
+  ok.set_status(v1::JobResult::SUCCEEDED);
+  *ok.mutable_scheduled_time() = At(k2030);
+  *ok.mutable_start_time() = At(k2030);
+  *ok.mutable_end_time() = At(k2030 + 5);
+  ok.set_action_id("act-3");
+  ok.set_details("done");
+  v1::JobResult failed;
+  failed.set_run_number(2);
+  failed.set_status(v1::JobResult::FAILED);
+  *failed.mutable_scheduled_time() = At(k2030 - 3600);
+  failed.set_error("endpoint not found");
+
+  std::ostringstream brief;
+  PrintResultsTable({ok, failed}, /*verbose=*/false, brief);
+  EXPECT_EQ(brief.str(),
+            "RUN      STATUS     SCHEDULED             STARTED               ENDED\n"
+            "3 (now)  succeeded  2030-01-01T00:00:00Z  2030-01-01T00:00:00Z  "
+            "2030-01-01T00:00:05Z\n"
+            "2        failed     2029-12-31T23:00:00Z  -                     -\n"
+            "    error: endpoint not found\n");
+
+  std::ostringstream verbose;
+  PrintResultsTable({ok}, /*verbose=*/true, verbose);
+  EXPECT_THAT(verbose.str(), HasSubstr("\n    action: act-3\n    details: done\n"));
+
+  std::ostringstream none;
+  PrintResultsTable({}, false, none);
+  EXPECT_EQ(none.str(), "No results.\n");
+}
+
+TEST(PrintProviderTest, ShowsTheSchema) {
+  v1::ActionProvider p;
+  p.set_name("noop");
+  p.set_version("1.0.0");
+  p.set_abi_version("1.2");
+  p.set_description("does nothing");
+  p.set_input_schema("{\"type\": \"object\"}");
+  std::ostringstream one;
+  PrintProvider(p, one);
+  EXPECT_EQ(one.str(),
+            "Name:         noop\n"
+            "Version:      1.0.0\n"
+            "ABI:          1.2\n"
+            "Description:  does nothing\n"
+            "Input schema:\n"
+            "{\"type\": \"object\"}\n");
+
+  v1::ListActionProvidersResponse list;
+  std::ostringstream empty;
+  PrintProvidersTable(list, empty);
+  EXPECT_EQ(empty.str(), "No action providers are loaded.\n");
+  *list.add_action_providers() = p;
+  std::ostringstream lines;
+  PrintProvidersTable(list, lines);
+  EXPECT_EQ(lines.str(), "noop  1.0.0  does nothing\n");
+}
+
+TEST(PrintWhoAmITest, ExpiryInUtcOrNever) {
+  v1::WhoAmIResponse who;
+  who.set_identity("alice@example.org");
+  who.set_auth_method("token");
+  std::ostringstream never;
+  PrintWhoAmI(who, "127.0.0.1:50051", never);
+  EXPECT_EQ(never.str(),
+            "Identity:     alice@example.org\n"
+            "Auth method:  token\n"
+            "Expires:      never\n"
+            "Server:       127.0.0.1:50051\n");
+  *who.mutable_expire_time() = At(k2030);
+  std::ostringstream expires;
+  PrintWhoAmI(who, "h:1", expires);
+  EXPECT_THAT(expires.str(), HasSubstr("Expires:      2030-01-01T00:00:00Z\n"));
+}
+
+TEST(PrintJsonTest, ProtoFieldNamesEveryFieldOneDocument) {
+  v1::Job job;
+  job.set_job_id("j1");
+  std::ostringstream out;
+  PrintJson(job, out);
+  const std::string text = out.str();
+  ASSERT_FALSE(text.empty());
+  EXPECT_EQ(text.back(), '\n');
+  const nlohmann::json doc = nlohmann::json::parse(text);
+  EXPECT_EQ(doc["job_id"], "j1");
+  EXPECT_EQ(doc["name"], "");     // Default values are printed too.
+  EXPECT_EQ(doc["n_runs"], "0");  // int64 as a string (the JSON mapping).
+  EXPECT_EQ(doc["status"], "STATUS_UNSPECIFIED");
+}
+
+TEST(PrintJsonLineTest, OneLinePerMessage) {
+  v1::JobEvent event;
+  event.set_sequence(7);
+  event.set_type(v1::JobEvent::SNAPSHOT);
+  std::ostringstream out;
+  PrintJsonLine(event, out);
+  PrintJsonLine(event, out);
+  const std::string text = out.str();
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 2);
+  const nlohmann::json doc = nlohmann::json::parse(text.substr(0, text.find('\n')));
+  EXPECT_EQ(doc["sequence"], "7");
+  EXPECT_EQ(doc["type"], "SNAPSHOT");
+}
+
+TEST(PrintEventLineTest, TimeSequenceTypeJobAndRun) {
+  v1::JobEvent event;
+  *event.mutable_event_time() = At(k2030);
+  event.set_sequence(12);
+  event.set_type(v1::JobEvent::RUN_FINISHED);
+  event.mutable_job()->set_job_id("j1");
+  event.mutable_job()->set_name("nightly");
+  event.mutable_job()->set_status(v1::Job::LOADED);
+  event.mutable_result()->set_run_number(4);
+  event.mutable_result()->set_status(v1::JobResult::FAILED);
+  event.mutable_result()->set_error("boom");
+  std::ostringstream out;
+  PrintEventLine(event, out);
+  EXPECT_EQ(out.str(),
+            "2030-01-01T00:00:00Z  #12  RUN_FINISHED  j1 (nightly)  loaded  run 4 "
+            "FAILED: boom\n");
+
+  v1::JobEvent reset;
+  *reset.mutable_event_time() = At(k2030);
+  reset.set_sequence(13);
+  reset.set_type(v1::JobEvent::RESET);
+  std::ostringstream reset_out;
+  PrintEventLine(reset, reset_out);
+  EXPECT_EQ(
+      reset_out.str(),
+      "2030-01-01T00:00:00Z  #13  RESET  (events were missed; current state follows)\n");
+}
+
+}  // namespace
+}  // namespace timer::cli
