@@ -35,11 +35,10 @@
 #include "job_commands.h"
 #include "provider_commands.h"
 #include "session_commands.h"
+#include "timer/version.h"
 
 namespace timer::cli {
 namespace {
-
-constexpr char kVersion[] = "0.1.0";
 
 // `timer completion bash|zsh`: needs no server, token or TLS files.
 void AddCompletionCommand(CLI::App& app, CommandSet& commands) {
@@ -65,7 +64,7 @@ void AddCompletionCommand(CLI::App& app, CommandSet& commands) {
 
 int Run(int argc, char** argv) {
   CLI::App app{"timer: schedule recurring jobs on timerd", "timer"};
-  app.set_version_flag("--version", kVersion);
+  app.set_version_flag("--version", timer::kVersion);
   app.require_subcommand(1);
   Globals g;
   AddGlobalOptions(app, g);  // First: the subcommands inherit the fallthrough.
