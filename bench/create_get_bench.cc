@@ -40,10 +40,14 @@
 // Threading: main() drives everything; load threads share only atomics and
 // their own result slots, which are read after the threads are joined (or,
 // for the callback client, after every caller has stopped).
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/support/client_interceptor.h>
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/resource.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -56,11 +60,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/support/client_interceptor.h>
-#include <spdlog/spdlog.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -262,10 +261,11 @@ CaseResult SqliteBaseline(const std::string& dir, const Options& opt) {
     return Failed("sqlite-commit", 1, error);
   }
   sqlite3_stmt* insert = nullptr;
-  if (!Check(db,
-             sqlite3_prepare_v2(db, "INSERT INTO t (id, create_us, v) VALUES (?1, ?2, ?3)",
-                                -1, &insert, nullptr),
-             "prepare", &error)) {
+  if (!Check(
+          db,
+          sqlite3_prepare_v2(db, "INSERT INTO t (id, create_us, v) VALUES (?1, ?2, ?3)",
+                             -1, &insert, nullptr),
+          "prepare", &error)) {
     sqlite3_close(db);
     return Failed("sqlite-commit", 1, error);
   }
@@ -336,8 +336,7 @@ CaseResult StoreCreate(const std::string& dir, int threads, const Options& opt) 
 // ---- 3 and 4. Through the real server ----
 
 std::string Describe(const grpc::Status& s) {
-  return absl::StrCat("code ", static_cast<int>(s.error_code()), ": ",
-                      s.error_message());
+  return absl::StrCat("code ", static_cast<int>(s.error_code()), ": ", s.error_message());
 }
 
 // The bearer token every call carries: issued for the in-process timerd, or
@@ -444,7 +443,8 @@ CaseResult RunLoadAsync(const std::string& name, int callers, const Options& opt
       const int64_t ns =
           std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - c.start)
               .count();
-      if (c.start_phase == kMeasure && phase.load(std::memory_order_relaxed) == kMeasure) {
+      if (c.start_phase == kMeasure &&
+          phase.load(std::memory_order_relaxed) == kMeasure) {
         if (s.ok()) {
           c.result.latencies_ns.push_back(ns);
         } else if (c.result.errors++ == 0) {
@@ -491,7 +491,8 @@ CaseResult RunRpcLoad(const std::string& name, int callers, const Options& opt,
 
 CaseResult CreateJobs(const std::string& address, int callers, const Options& opt) {
   std::string error;
-  Stubs stubs = MakeStubs<timer::v1::TimerService>(Connect(address, callers, opt, &error));
+  Stubs stubs =
+      MakeStubs<timer::v1::TimerService>(Connect(address, callers, opt, &error));
   if (stubs.empty()) return Failed("CreateJob", callers, error);
   struct Slot {
     int64_t n = 0;
@@ -517,7 +518,8 @@ CaseResult CreateJobs(const std::string& address, int callers, const Options& op
 // answered inline by its handler, no store: what any unary RPC costs here.
 CaseResult WhoAmIs(const std::string& address, int callers, const Options& opt) {
   std::string error;
-  auto stubs = MakeStubs<timer::v1::SessionService>(Connect(address, callers, opt, &error));
+  auto stubs =
+      MakeStubs<timer::v1::SessionService>(Connect(address, callers, opt, &error));
   if (stubs.empty()) return Failed("WhoAmI-floor", callers, error);
   struct Slot {
     timer::v1::WhoAmIRequest request;
@@ -572,7 +574,8 @@ std::vector<std::string> SeedJobs(const std::string& address, int n, int callers
 CaseResult GetJobs(const std::string& address, int callers,
                    const std::vector<std::string>& ids, const Options& opt) {
   std::string error;
-  Stubs stubs = MakeStubs<timer::v1::TimerService>(Connect(address, callers, opt, &error));
+  Stubs stubs =
+      MakeStubs<timer::v1::TimerService>(Connect(address, callers, opt, &error));
   if (stubs.empty() || ids.empty()) {
     return Failed("GetJob", callers, ids.empty() ? "no jobs to get" : error);
   }
@@ -648,9 +651,9 @@ double Median(std::vector<double> v) {
 }
 
 void PrintRun(const std::vector<CaseResult>& rows) {
-  std::printf("%-14s %7s %9s %9s %8s %8s %8s %6s %5s %6s %9s\n", "case", "callers",
-              "ops", "ops/s", "p50 ms", "p99 ms", "max ms", "errors", "cpu%",
-              "us/op", "vs sqlite");
+  std::printf("%-14s %7s %9s %9s %8s %8s %8s %6s %5s %6s %9s\n", "case", "callers", "ops",
+              "ops/s", "p50 ms", "p99 ms", "max ms", "errors", "cpu%", "us/op",
+              "vs sqlite");
   for (const CaseResult& r : rows) {
     const std::string ratio =
         r.vs_sqlite > 0 ? absl::StrFormat("%.2fx", r.vs_sqlite) : std::string("-");
@@ -720,8 +723,9 @@ void PrintTargets(const std::vector<CaseResult>& rows) {
       std::printf(" (%.0f%% of target)", 100 * rate / kTargetCreatesPerSec);
     }
     if (create->vs_sqlite > 0) {
-      std::printf("; %.2fx the SQLite single-commit rate of the same run (target about 2x)",
-                  create->vs_sqlite);
+      std::printf(
+          "; %.2fx the SQLite single-commit rate of the same run (target about 2x)",
+          create->vs_sqlite);
     }
     std::printf("\n");
   }
@@ -833,9 +837,10 @@ struct TempDir {
 int main(int argc, char** argv) {
   Options opt;
   std::string callers = "1,64", cases = "sqlite,create,get";
-  CLI::App app{"Durable CreateJob / GetJob throughput and latency through an "
-               "in-process timerd, against the SQLite single-commit rate",
-               "timer_bench_create_get"};
+  CLI::App app{
+      "Durable CreateJob / GetJob throughput and latency through an "
+      "in-process timerd, against the SQLite single-commit rate",
+      "timer_bench_create_get"};
   app.add_option("--seconds", opt.seconds, "measured seconds per case")
       ->check(CLI::PositiveNumber);
   app.add_option("--warmup", opt.warmup, "unmeasured seconds before each case");
@@ -914,13 +919,14 @@ int main(int argc, char** argv) {
   }
   TempDir temp{pattern};
 
-  std::printf("timer_bench_create_get: %d s per case after %d s warmup, callers %s, "
-              "%d run(s), %s client, absl deadlock detection %s, server %s, %u cores, "
-              "temp dir %s\n",
-              opt.seconds, opt.warmup, callers.c_str(), opt.runs, opt.client.c_str(),
-              deadlock_detection ? "on" : "off",
-              opt.target.empty() ? "in-process" : opt.target.c_str(),
-              std::thread::hardware_concurrency(), temp.path.c_str());
+  std::printf(
+      "timer_bench_create_get: %d s per case after %d s warmup, callers %s, "
+      "%d run(s), %s client, absl deadlock detection %s, server %s, %u cores, "
+      "temp dir %s\n",
+      opt.seconds, opt.warmup, callers.c_str(), opt.runs, opt.client.c_str(),
+      deadlock_detection ? "on" : "off",
+      opt.target.empty() ? "in-process" : opt.target.c_str(),
+      std::thread::hardware_concurrency(), temp.path.c_str());
   std::vector<std::vector<CaseResult>> runs;
   for (int i = 0; i < opt.runs; ++i) {
     const std::string dir = absl::StrCat(temp.path, "/run-", i + 1);
@@ -933,13 +939,13 @@ int main(int argc, char** argv) {
     double spread = 0;
     const double baseline = Baseline(runs.back(), &spread);
     if (baseline > 0) {
-      std::printf("SQLite single-commit baseline of this run: %.0f commits/s%s\n",
-                  baseline,
-                  spread > 0 ? absl::StrFormat(" (mean of 2; they differ by %.0f%%%s)",
-                                               100 * spread,
-                                               spread > 0.25 ? ": NOISY, rerun" : "")
-                                   .c_str()
-                             : "");
+      std::printf(
+          "SQLite single-commit baseline of this run: %.0f commits/s%s\n", baseline,
+          spread > 0
+              ? absl::StrFormat(" (mean of 2; they differ by %.0f%%%s)", 100 * spread,
+                                spread > 0.25 ? ": NOISY, rerun" : "")
+                    .c_str()
+              : "");
     }
     std::fflush(stdout);
     std::error_code ec;

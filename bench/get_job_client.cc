@@ -4,12 +4,12 @@
 // job's id and status printed, exit.
 //
 //   TIMER_TOKEN=... timer_bench_get_job HOST:PORT JOB_ID
+#include <grpcpp/grpcpp.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "timer/v1/timer.grpc.pb.h"
 

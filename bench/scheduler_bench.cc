@@ -13,10 +13,12 @@
 //   timer_bench_scheduler --jobs 1000,10000,100000 --seconds 30
 //   timer_bench_scheduler --load 1000000
 #include <spawn.h>
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -27,9 +29,6 @@
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <spdlog/spdlog.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
@@ -143,7 +142,8 @@ std::map<std::string, double> ThreadCpuSeconds() {
   const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
   for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
     std::ifstream in(task.path() / "stat");
-    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string stat((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
     const size_t open = stat.find('('), close = stat.rfind(')');
     if (open == std::string::npos || close == std::string::npos) continue;
     const std::string name = stat.substr(open + 1, close - open - 1);
@@ -219,7 +219,8 @@ struct Rig {
         if (i == 0) job->set_missed_run_policy(first_missed);
         jobs->CreateJob({"bench", "none"}, req, [&, i](absl::StatusOr<v1::Job> j) {
           if (!j.ok()) {
-            std::fprintf(stderr, "create: %s\n", std::string(j.status().message()).c_str());
+            std::fprintf(stderr, "create: %s\n",
+                         std::string(j.status().message()).c_str());
             std::exit(1);
           }
           ids[i] = j->job_id();
@@ -228,22 +229,23 @@ struct Rig {
         });
       }
       absl::MutexLock lock(&mu);
-      mu.Await(absl::Condition(+[](size_t* n) { return *n == 0; }, &left));
+      mu.Await(absl::Condition(
+          +[](size_t* n) { return *n == 0; }, &left));
     }
     return ids;
   }
 };
 
 void FireMode(int64_t n, int seconds, const std::string& plugin_dir) {
-  const auto dir = std::filesystem::temp_directory_path() / ("timer-bench-" + domain::NewUuid());
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("timer-bench-" + domain::NewUuid());
   {
     Rig rig(dir, plugin_dir);
     // Room to create the jobs before the first is due.
-    const absl::Time base =
-        absl::Ceil(absl::Now() - absl::UnixEpoch() + absl::Seconds(2) +
-                       absl::Milliseconds(n / 5),
-                   absl::Seconds(1)) +
-        absl::UnixEpoch();
+    const absl::Time base = absl::Ceil(absl::Now() - absl::UnixEpoch() +
+                                           absl::Seconds(2) + absl::Milliseconds(n / 5),
+                                       absl::Seconds(1)) +
+                            absl::UnixEpoch();
     std::vector<absl::Time> starts(n);
     for (int64_t i = 0; i < n; ++i) starts[i] = base + absl::Seconds(1) * i / n;
     std::vector<std::string> ids = rig.Create(starts);
@@ -288,8 +290,8 @@ void FireMode(int64_t n, int seconds, const std::string& plugin_dir) {
     if (Rig::timeline) {
       for (int i = 0; i < seconds; ++i) {
         const auto& v = by_second[i];
-        std::printf("  second %2d  fired %6zu  lateness ms p50 %.2f p99 %.2f max %.2f\n", i,
-                    v.size(), Percentile(v, 0.5), Percentile(v, 0.99),
+        std::printf("  second %2d  fired %6zu  lateness ms p50 %.2f p99 %.2f max %.2f\n",
+                    i, v.size(), Percentile(v, 0.5), Percentile(v, 0.99),
                     v.empty() ? 0 : *std::max_element(v.begin(), v.end()));
       }
     }
@@ -298,13 +300,15 @@ void FireMode(int64_t n, int seconds, const std::string& plugin_dir) {
         "max %.2f  drift ms %.3f  CPU %.0f%%  peak RSS %lld MB\n",
         static_cast<long long>(n), static_cast<long long>(n),
         static_cast<double>(fired) / expected, Percentile(all, 0.5),
-        Percentile(all, 0.99), all.empty() ? 0 : *std::max_element(all.begin(), all.end()),
+        Percentile(all, 0.99),
+        all.empty() ? 0 : *std::max_element(all.begin(), all.end()),
         Percentile(last, 0.5) - Percentile(first, 0.5), 100.0 * cpu / seconds,
         static_cast<long long>(RssKb() / 1024));
     // Where the CPU went, per thread name: the store writer is the serial part.
     std::printf("          CPU by thread:");
     for (const auto& [name, sec] : threads) {
-      if (sec > 0.005 * seconds) std::printf("  %s %.0f%%", name.c_str(), 100.0 * sec / seconds);
+      if (sec > 0.005 * seconds)
+        std::printf("  %s %.0f%%", name.c_str(), 100.0 * sec / seconds);
     }
     // The WAL file keeps its largest size: a WAL that never starts over
     // grows by every byte written.
@@ -339,13 +343,15 @@ void RestartMode(const std::string& dir, const std::string& plugin_dir) {
   std::printf(
       "%8zu jobs loaded in %.0f ms; engine memory %.0f B/job; first fire %.0f ms after "
       "start\n",
-      n, absl::ToDoubleMilliseconds(loaded - t0), 1024.0 * (rss1 - rss0) / std::max<size_t>(n, 1),
+      n, absl::ToDoubleMilliseconds(loaded - t0),
+      1024.0 * (rss1 - rss0) / std::max<size_t>(n, 1),
       absl::ToDoubleMilliseconds(rig.measure->first_fire() - t0));
   engine.Stop();
 }
 
 void LoadMode(int64_t n, const std::string& plugin_dir, const char* self) {
-  const auto dir = std::filesystem::temp_directory_path() / ("timer-bench-" + domain::NewUuid());
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("timer-bench-" + domain::NewUuid());
   {
     Rig rig(dir, plugin_dir);
     // All due in an hour, but the first one created, whose slot has passed by
@@ -361,9 +367,12 @@ void LoadMode(int64_t n, const std::string& plugin_dir, const char* self) {
     std::fflush(stdout);
   }
   std::string dir_s = dir.string();
-  std::vector<char*> argv = {const_cast<char*>(self), const_cast<char*>("--restart-dir"),
-                             dir_s.data(), const_cast<char*>("--plugin-dir"),
-                             const_cast<char*>(plugin_dir.c_str()), nullptr};
+  std::vector<char*> argv = {const_cast<char*>(self),
+                             const_cast<char*>("--restart-dir"),
+                             dir_s.data(),
+                             const_cast<char*>("--plugin-dir"),
+                             const_cast<char*>(plugin_dir.c_str()),
+                             nullptr};
   pid_t pid;
   if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ) == 0) {
     int status;
@@ -377,7 +386,8 @@ void LoadMode(int64_t n, const std::string& plugin_dir, const char* self) {
 
 int main(int argc, char** argv) {
   CLI::App app{"scheduler_bench: run-engine firing accuracy and load"};
-  std::string jobs = "1000,10000,100000", plugin_dir = TIMER_BENCH_PLUGIN_DIR, restart_dir;
+  std::string jobs = "1000,10000,100000", plugin_dir = TIMER_BENCH_PLUGIN_DIR,
+              restart_dir;
   int seconds = 30;
   int64_t load = 0;
   app.add_option("--jobs", jobs, "comma-separated job counts (fire mode)");
@@ -397,7 +407,8 @@ int main(int argc, char** argv) {
                  "keep Abseil's Mutex deadlock detection on (Debian's build has it on; "
                  "timerd turns it off)");
   CLI11_PARSE(app, argc, argv);
-  if (!deadlock_detection) absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  if (!deadlock_detection)
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   spdlog::set_level(spdlog::level::warn);
   if (!restart_dir.empty()) {
     timer::bench::RestartMode(restart_dir, plugin_dir);

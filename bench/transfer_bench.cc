@@ -12,7 +12,8 @@
 // once by an untimed warm-up cp, so every side reads warm data; the output
 // says how much of the source was resident (mincore) before each
 // measurement. Dirty data is synced (untimed) before each measurement so
-// earlier writes do not bleed into it; nothing is deleted before the end. Each measurement is repeated
+// earlier writes do not bleed into it; nothing is deleted before the end. Each
+// measurement is repeated
 // (--repeat, default 5; cp and transfer alternate which goes first) and the
 // medians and best runs are reported.
 //
@@ -24,12 +25,14 @@
 //   timer_bench_transfer --small-files 2000 --large-mb 16   # quick
 #include <fcntl.h>
 #include <spawn.h>
+#include <spdlog/spdlog.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -39,12 +42,9 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -74,7 +74,9 @@ void Cleanup() {
   if (g_work_dir.empty()) return;
   std::error_code ec;
   fs::remove_all(g_work_dir, ec);
-  if (ec) std::fprintf(stderr, "could not remove %s: %s\n", g_work_dir.c_str(), ec.message().c_str());
+  if (ec)
+    std::fprintf(stderr, "could not remove %s: %s\n", g_work_dir.c_str(),
+                 ec.message().c_str());
   g_work_dir.clear();
 }
 
@@ -94,7 +96,8 @@ std::string LoadAverage() {
 }
 
 double NowSeconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration<double>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -157,7 +160,8 @@ double ResidentFraction(const fs::path& dir) {
     if (fd < 0) continue;
     struct stat st;
     if (fstat(fd, &st) == 0 && st.st_size > 0) {
-      void* m = mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
+      void* m =
+          mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd, 0);
       if (m != MAP_FAILED) {
         const size_t pages = (static_cast<size_t>(st.st_size) + page - 1) / page;
         vec.resize(pages);
@@ -211,8 +215,9 @@ std::string ShellQuote(const std::string& s) {
 double TimedSha256sum(const std::vector<fs::path>& dirs) {
   std::string roots;
   for (const fs::path& d : dirs) absl::StrAppend(&roots, " ", ShellQuote(d.string()));
-  return TimedSpawn({"/bin/sh", "-c",
-                     "find" + roots + " -type f -print0 | xargs -0 sha256sum > /dev/null"});
+  return TimedSpawn(
+      {"/bin/sh", "-c",
+       "find" + roots + " -type f -print0 | xargs -0 sha256sum > /dev/null"});
 }
 
 struct TransferResult {
@@ -237,11 +242,14 @@ TransferResult RunTransfer(ActionProvider* provider, const std::string& request_
   TransferResult r;
   r.seconds = NowSeconds() - t0;
   if (st->state != ActionStatus::State::kSucceeded) {
-    Die("transfer " + request_id + " did not succeed: " + st->error + " details " + st->details);
+    Die("transfer " + request_id + " did not succeed: " + st->error + " details " +
+        st->details);
   }
   r.details = nlohmann::json::parse(st->details, nullptr, false);
-  if (!r.details.is_object()) Die("transfer " + request_id + ": details are not JSON: " + st->details);
-  if (absl::Status s = provider->Release(action_id); !s.ok()) Die("Release: " + s.ToString());
+  if (!r.details.is_object())
+    Die("transfer " + request_id + ": details are not JSON: " + st->details);
+  if (absl::Status s = provider->Release(action_id); !s.ok())
+    Die("Release: " + s.ToString());
   return r;
 }
 
@@ -249,7 +257,8 @@ int64_t Count(const nlohmann::json& d, const char* key) {
   return d.contains(key) && d[key].is_number_integer() ? d[key].get<int64_t>() : -1;
 }
 
-void Expect(const TransferResult& r, const char* key, int64_t want, const std::string& what) {
+void Expect(const TransferResult& r, const char* key, int64_t want,
+            const std::string& what) {
   const int64_t got = Count(r.details, key);
   if (got != want) {
     Die(absl::StrCat(what, ": details.", key, " = ", got, ", expected ", want,
@@ -257,13 +266,14 @@ void Expect(const TransferResult& r, const char* key, int64_t want, const std::s
   }
 }
 
-nlohmann::json Body(const std::string& src, const std::string& dst, const char* sync_level,
-                    const std::string& label) {
+nlohmann::json Body(const std::string& src, const std::string& dst,
+                    const char* sync_level, const std::string& label) {
   nlohmann::json body = {
       {"source_endpoint_id", kSrcEndpoint},
       {"destination_endpoint_id", kDstEndpoint},
       {"transfer_items",
-       nlohmann::json::array({{{"source_path", src}, {"destination_path", dst}, {"recursive", true}}})},
+       nlohmann::json::array(
+           {{{"source_path", src}, {"destination_path", dst}, {"recursive", true}}})},
       {"label", label},
   };
   if (sync_level != nullptr) body["sync_level"] = sync_level;
@@ -299,13 +309,15 @@ Figures Measure(ActionProvider* provider, const std::string& name, const fs::pat
     auto time_cp = [&] {
       sync();
       Note(&f, src);
-      f.cp.push_back(TimedSpawn({"/bin/cp", "-r", src.string(), (dst_root / cp_dir).string()}));
+      f.cp.push_back(
+          TimedSpawn({"/bin/cp", "-r", src.string(), (dst_root / cp_dir).string()}));
     };
     auto time_first = [&] {
       sync();
       Note(&f, src);
-      TransferResult r = RunTransfer(provider, absl::StrCat("bench/", name, "/first/", rep),
-                                     Body(name, tr_dir, nullptr, name + " first run"));
+      TransferResult r =
+          RunTransfer(provider, absl::StrCat("bench/", name, "/first/", rep),
+                      Body(name, tr_dir, nullptr, name + " first run"));
       const std::string what = absl::StrCat(name, " first run ", rep);
       Expect(r, "files_transferred", files, what);
       Expect(r, "bytes_transferred", bytes, what);
@@ -326,8 +338,9 @@ Figures Measure(ActionProvider* provider, const std::string& name, const fs::pat
     // and skipped.
     sync();
     Note(&f, src);
-    TransferResult r = RunTransfer(provider, absl::StrCat("bench/", name, "/checksum/", rep),
-                                   Body(name, tr_dir, "checksum", name + " checksum run"));
+    TransferResult r =
+        RunTransfer(provider, absl::StrCat("bench/", name, "/checksum/", rep),
+                    Body(name, tr_dir, "checksum", name + " checksum run"));
     const std::string what = absl::StrCat(name, " checksum run ", rep);
     Expect(r, "files_transferred", 0, what);
     Expect(r, "bytes_transferred", 0, what);
@@ -339,10 +352,11 @@ Figures Measure(ActionProvider* provider, const std::string& name, const fs::pat
     f.sha_src.push_back(TimedSha256sum({src}));
     f.sha_both.push_back(TimedSha256sum({src, dst_root / tr_dir}));
 
-    std::printf("  %-5s rep %d: cp -r %.3f s, transfer %.3f s, checksum run %.3f s, "
-                "sha256sum %.3f s (source) %.3f s (source+destination)\n",
-                name.c_str(), rep, f.cp.back(), f.first.back(), f.checksum.back(),
-                f.sha_src.back(), f.sha_both.back());
+    std::printf(
+        "  %-5s rep %d: cp -r %.3f s, transfer %.3f s, checksum run %.3f s, "
+        "sha256sum %.3f s (source) %.3f s (source+destination)\n",
+        name.c_str(), rep, f.cp.back(), f.first.back(), f.checksum.back(),
+        f.sha_src.back(), f.sha_both.back());
     std::fflush(stdout);
     // The copies stay until the end: removing them here made the next
     // measurement several times slower (freed blocks are discarded on this
@@ -354,11 +368,13 @@ Figures Measure(ActionProvider* provider, const std::string& name, const fs::pat
 void PrintRow(const char* what, const std::vector<double>& v, const Figures& f,
               const std::string& ratio) {
   const double med = Median(v), best = *std::min_element(v.begin(), v.end());
-  std::printf("| %-41s | %8.3f | %8.3f | %9.0f | %8.1f | %-38s |\n", what, med, best, f.files / med,
-              f.bytes / 1e6 / med, ratio.c_str());
+  std::printf("| %-41s | %8.3f | %8.3f | %9.0f | %8.1f | %-38s |\n", what, med, best,
+              f.files / med, f.bytes / 1e6 / med, ratio.c_str());
 }
 
-double Best(const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); }
+double Best(const std::vector<double>& v) {
+  return *std::min_element(v.begin(), v.end());
+}
 
 // Prints one workload's table; returns false if a target is missed (judged
 // on the medians).
@@ -369,27 +385,30 @@ bool Print(const Figures& f) {
   const double hash_best = Best(f.checksum) / Best(f.sha_src);
   const bool copy_ok = copy_ratio >= 0.90, hash_ok = hash_ratio <= 1.5;
   char buf[128];
-  std::printf("\n%s: %lld files, %.1f MB, %zu runs each; source resident in page cache before "
-              "each measurement: %.1f%% at worst\n",
-              f.name.c_str(), static_cast<long long>(f.files), f.bytes / 1e6, f.cp.size(),
-              100 * f.min_resident);
-  std::printf("| %-41s | %8s | %8s | %9s | %8s | %-38s |\n", "measurement", "median s", "best s",
-              "files/s", "MB/s", "ratio median (best) target");
-  std::printf("|%s|%s|%s|%s|%s|%s|\n", std::string(43, '-').c_str(), std::string(10, '-').c_str(),
-              std::string(10, '-').c_str(), std::string(11, '-').c_str(),
-              std::string(10, '-').c_str(), std::string(40, '-').c_str());
+  std::printf(
+      "\n%s: %lld files, %.1f MB, %zu runs each; source resident in page cache before "
+      "each measurement: %.1f%% at worst\n",
+      f.name.c_str(), static_cast<long long>(f.files), f.bytes / 1e6, f.cp.size(),
+      100 * f.min_resident);
+  std::printf("| %-41s | %8s | %8s | %9s | %8s | %-38s |\n", "measurement", "median s",
+              "best s", "files/s", "MB/s", "ratio median (best) target");
+  std::printf("|%s|%s|%s|%s|%s|%s|\n", std::string(43, '-').c_str(),
+              std::string(10, '-').c_str(), std::string(10, '-').c_str(),
+              std::string(11, '-').c_str(), std::string(10, '-').c_str(),
+              std::string(40, '-').c_str());
   PrintRow("cp -r", f.cp, f, "");
   std::snprintf(buf, sizeof buf, "%.2f (%.2f) x cp, >= 0.90: %s", copy_ratio, copy_best,
                 copy_ok ? "met" : "MISSED");
   PrintRow("transfer, first run", f.first, f, buf);
   PrintRow("sha256sum of the source files", f.sha_src, f, "");
   PrintRow("sha256sum of source + destination files", f.sha_both, f, "(context)");
-  std::snprintf(buf, sizeof buf, "%.2f (%.2f) x sha256sum, <= 1.5: %s", hash_ratio, hash_best,
-                hash_ok ? "met" : "MISSED");
+  std::snprintf(buf, sizeof buf, "%.2f (%.2f) x sha256sum, <= 1.5: %s", hash_ratio,
+                hash_best, hash_ok ? "met" : "MISSED");
   PrintRow("transfer, second run, sync_level=checksum", f.checksum, f, buf);
-  std::printf("  files/s and MB/s from the medians. The checksum run hashes both sides: "
-              "%.2f x sha256sum of source + destination.\n",
-              Median(f.checksum) / Median(f.sha_both));
+  std::printf(
+      "  files/s and MB/s from the medians. The checksum run hashes both sides: "
+      "%.2f x sha256sum of source + destination.\n",
+      Median(f.checksum) / Median(f.sha_both));
   return copy_ok && hash_ok;
 }
 
@@ -405,21 +424,25 @@ int main(int argc, char** argv) {
   int repeat = 5;
   std::string dir = "/var/tmp";
   std::string plugin_dir = TIMER_BENCH_PLUGIN_DIR;
-  app.add_option("--small-files", small_files, "number of 4096-byte files (200 per directory)")
+  app.add_option("--small-files", small_files,
+                 "number of 4096-byte files (200 per directory)")
       ->check(CLI::Range(int64_t{1}, int64_t{10'000'000}));
   app.add_option("--large-mb", large_mb, "size of each large file, MiB")
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
   app.add_option("--large-files", large_files, "number of large files")
       ->check(CLI::Range(int64_t{1}, int64_t{10'000}));
-  app.add_option("--repeat", repeat, "runs of each measurement (medians and best are reported)")
+  app.add_option("--repeat", repeat,
+                 "runs of each measurement (medians and best are reported)")
       ->check(CLI::Range(1, 100));
-  app.add_option("--dir", dir, "where to make the temporary directory (removed at the end)");
+  app.add_option("--dir", dir,
+                 "where to make the temporary directory (removed at the end)");
   app.add_option("--plugin-dir", plugin_dir, "where transfer.so is");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
 
   std::string tmpl = (fs::path(dir) / "timer-bench-transfer-XXXXXX").string();
-  if (mkdtemp(tmpl.data()) == nullptr) Die("mkdtemp " + tmpl + ": " + std::strerror(errno));
+  if (mkdtemp(tmpl.data()) == nullptr)
+    Die("mkdtemp " + tmpl + ": " + std::strerror(errno));
   g_work_dir = tmpl;
   const fs::path work = g_work_dir;
   fs::create_directories(work / "src" / "small");
@@ -428,11 +451,12 @@ int main(int argc, char** argv) {
 
   nlohmann::json configs = {
       {"transfer",
-       {{"endpoints",
-         nlohmann::json::array({{{"id", kSrcEndpoint}, {"display_name", "bench source"},
-                                 {"root", (work / "src").string()}},
-                                {{"id", kDstEndpoint}, {"display_name", "bench destination"},
-                                 {"root", (work / "dst").string()}}})}}}};
+       {{"endpoints", nlohmann::json::array({{{"id", kSrcEndpoint},
+                                              {"display_name", "bench source"},
+                                              {"root", (work / "src").string()}},
+                                             {{"id", kDstEndpoint},
+                                              {"display_name", "bench destination"},
+                                              {"root", (work / "dst").string()}}})}}}};
   auto registry = timer::plugin_host::LoadPlugins({plugin_dir}, configs);
   if (!registry.ok()) Die("LoadPlugins: " + registry.status().ToString());
   ActionProvider* transfer = (*registry)->Find("transfer");
@@ -442,9 +466,11 @@ int main(int argc, char** argv) {
   Rng rng{0x5eed};
   std::vector<char> buf(kSmallFileBytes);
   for (int64_t i = 0; i < small_files; ++i) {
-    const fs::path d = work / "src" / "small" / absl::StrCat("d", 1000 + i / kFilesPerDir);
+    const fs::path d =
+        work / "src" / "small" / absl::StrCat("d", 1000 + i / kFilesPerDir);
     if (i % kFilesPerDir == 0) fs::create_directories(d);
-    WriteFile(d / absl::StrCat("f", 1000 + i % kFilesPerDir), kSmallFileBytes, &rng, &buf);
+    WriteFile(d / absl::StrCat("f", 1000 + i % kFilesPerDir), kSmallFileBytes, &rng,
+              &buf);
   }
   buf.resize(1 << 20);
   const int64_t large_bytes = large_mb << 20;
@@ -460,20 +486,25 @@ int main(int argc, char** argv) {
 
   const std::string start_load = LoadAverage();
   std::printf("transfer_bench: %s, plugin %s/transfer.so, %ld CPUs, load average %s\n",
-              work.c_str(), plugin_dir.c_str(), sysconf(_SC_NPROCESSORS_ONLN), start_load.c_str());
-  std::printf("source and destination on the same filesystem; page cache not dropped; "
-              "source warmed by one untimed cp -r; sync before each measurement; "
-              "fresh destination directory for each cp and first transfer\n");
-  Figures small = Measure(transfer, "small", work, small_files, small_files * kSmallFileBytes,
-                          repeat);
-  Figures large = Measure(transfer, "large", work, large_files, large_files * large_bytes, repeat);
-  std::printf("\nMB = 10^6 bytes. Copy ratio = transfer throughput / cp -r throughput; checksum "
-              "ratio = transfer time / sha256sum time; from the medians, in parentheses from "
-              "the best runs. Targets are judged on the medians.\n");
+              work.c_str(), plugin_dir.c_str(), sysconf(_SC_NPROCESSORS_ONLN),
+              start_load.c_str());
+  std::printf(
+      "source and destination on the same filesystem; page cache not dropped; "
+      "source warmed by one untimed cp -r; sync before each measurement; "
+      "fresh destination directory for each cp and first transfer\n");
+  Figures small = Measure(transfer, "small", work, small_files,
+                          small_files * kSmallFileBytes, repeat);
+  Figures large =
+      Measure(transfer, "large", work, large_files, large_files * large_bytes, repeat);
+  std::printf(
+      "\nMB = 10^6 bytes. Copy ratio = transfer throughput / cp -r throughput; checksum "
+      "ratio = transfer time / sha256sum time; from the medians, in parentheses from "
+      "the best runs. Targets are judged on the medians.\n");
   const bool small_ok = Print(small);
   const bool large_ok = Print(large);
   std::printf("\nall targets %s\n", small_ok && large_ok ? "met" : "NOT met");
-  std::printf("load average at start: %s, at end: %s\n", start_load.c_str(), LoadAverage().c_str());
+  std::printf("load average at start: %s, at end: %s\n", start_load.c_str(),
+              LoadAverage().c_str());
 
   registry->reset();
   Cleanup();

@@ -57,6 +57,7 @@
 // threads; main() reads only their atomics while they run, and everything
 // else after their OnDone.
 #include <fcntl.h>
+#include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
@@ -64,6 +65,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -78,9 +80,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -160,7 +159,8 @@ int64_t ProcStatusKb(pid_t pid, const std::string& field) {
 // utime + stime of PID, in seconds.
 double ProcCpuSeconds(pid_t pid) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text((std::istreambuf_iterator<char>(in)),
+                   std::istreambuf_iterator<char>());
   const size_t paren = text.rfind(')');
   if (paren == std::string::npos) return 0;
   std::vector<std::string> f = absl::StrSplit(text.substr(paren + 2), ' ');
@@ -221,11 +221,13 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path,
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return std::string((std::istreambuf_iterator<char>(in)),
+                     std::istreambuf_iterator<char>());
 }
 
 // Runs argv to completion; returns its exit code, its stdout in *out.
-int RunToEnd(const std::vector<std::string>& argv, const std::string& dir, std::string* out) {
+int RunToEnd(const std::vector<std::string>& argv, const std::string& dir,
+             std::string* out) {
   const std::string out_path = dir + "/cmd.out", err_path = dir + "/cmd.err";
   const pid_t pid = Spawn(argv, out_path, err_path);
   if (pid < 0) return -1;
@@ -332,8 +334,8 @@ bool WaitConnected(const std::shared_ptr<grpc::Channel>& channel) {
 struct Seen {
   int64_t sequence;
   int type;
-  int64_t event_us;    // event_time
-  int64_t receive_us;  // this process's wall clock on arrival
+  int64_t event_us;                // event_time
+  int64_t receive_us;              // this process's wall clock on arrival
   int64_t scheduled_us, start_us;  // RUN_STARTED only
 };
 
@@ -348,7 +350,8 @@ struct Shared {
 // are only counted unless keep_events.
 class Watcher final : public grpc::ClientReadReactor<v1::WatchJobsResponse> {
  public:
-  Watcher(Shared* shared, bool keep_events) : shared_(shared), keep_events_(keep_events) {}
+  Watcher(Shared* shared, bool keep_events)
+      : shared_(shared), keep_events_(keep_events) {}
 
   // Opens the stream. A stalled watcher does not read until Resume().
   void Start(v1::TimerService::Stub* stub, const std::string& bearer, bool stalled) {
@@ -468,12 +471,23 @@ void Retire(std::vector<std::unique_ptr<Watcher>>& watchers) {
 }
 
 std::string Describe(const grpc::Status& s) {
-  static const char* const kNames[] = {
-      "OK",        "CANCELLED",          "UNKNOWN",           "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED", "NOT_FOUND",  "ALREADY_EXISTS",    "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL",       "UNAVAILABLE",       "DATA_LOSS",
-      "UNAUTHENTICATED"};
+  static const char* const kNames[] = {"OK",
+                                       "CANCELLED",
+                                       "UNKNOWN",
+                                       "INVALID_ARGUMENT",
+                                       "DEADLINE_EXCEEDED",
+                                       "NOT_FOUND",
+                                       "ALREADY_EXISTS",
+                                       "PERMISSION_DENIED",
+                                       "RESOURCE_EXHAUSTED",
+                                       "FAILED_PRECONDITION",
+                                       "ABORTED",
+                                       "OUT_OF_RANGE",
+                                       "UNIMPLEMENTED",
+                                       "INTERNAL",
+                                       "UNAVAILABLE",
+                                       "DATA_LOSS",
+                                       "UNAUTHENTICATED"};
   const int code = s.error_code();
   const std::string name = code >= 0 && code <= 16 ? kNames[code] : absl::StrCat(code);
   return s.error_message().empty() ? name : absl::StrCat(name, ": ", s.error_message());
@@ -497,7 +511,9 @@ class Api {
       v1::Job* job = req.mutable_job();
       job->set_name(absl::StrCat(prefix, "-", i));
       job->mutable_schedule()->set_interval_seconds(idle ? 3600 : 1);
-      if (idle) job->mutable_schedule()->mutable_start()->set_seconds(WallMicros() / 1000000 + 3600);
+      if (idle)
+        job->mutable_schedule()->mutable_start()->set_seconds(WallMicros() / 1000000 +
+                                                              3600);
       job->mutable_action()->set_provider("noop");
       job->mutable_action()->set_body("{}");
       req.set_request_id(absl::StrCat(prefix, "-", i, "-", WallMicros()));
@@ -595,7 +611,8 @@ void MemoryCase(Env& env, Figures& fig) {
       }
     }
     fig.Fail(absl::StrCat("memory: ", opened, " of ", opt.streams, " streams opened, ",
-                          ended_early, " ended early", first.empty() ? "" : ": " + first));
+                          ended_early, " ended early",
+                          first.empty() ? "" : ": " + first));
   }
   fig.Add("memory.streams_open", opened);
   fig.Add("memory.open_seconds", open_s);
@@ -604,7 +621,8 @@ void MemoryCase(Env& env, Figures& fig) {
   fig.Add("memory.rss_after_close_MB", closed / 1024.0);
   fig.Add("memory.server_threads_before", threads_before);
   fig.Add("memory.server_threads_open", threads_after);
-  fig.Add("memory.KB_per_stream", opened > 0 ? static_cast<double>(after - before) / opened : 0);
+  fig.Add("memory.KB_per_stream",
+          opened > 0 ? static_cast<double>(after - before) / opened : 0);
   Retire(watchers);
 }
 
@@ -727,9 +745,9 @@ void DeliveryCase(Env& env, int jobs, Figures& fig) {
 
   fig.Add(key + "streams", opt.active_streams);
   fig.Add(key + "published_per_s(nominal)", nominal / secs);
-  fig.Add(key + "published_per_s(seen)", ref.status().error_code() == grpc::StatusCode::CANCELLED
-                                             ? published / secs
-                                             : 0);
+  fig.Add(
+      key + "published_per_s(seen)",
+      ref.status().error_code() == grpc::StatusCode::CANCELLED ? published / secs : 0);
   fig.Add(key + "expected_per_s", expected / secs);
   fig.Add(key + "delivered_per_s", delivered / secs);
   fig.Add(key + "delivered/expected", expected > 0 ? delivered / expected : 0);
@@ -741,8 +759,10 @@ void DeliveryCase(Env& env, int jobs, Figures& fig) {
   fig.Add(key + "run_lateness_p99_ms", Percentile(lateness_ms, 0.99));
   fig.Add(key + "server_cpu_pct", 100 * server_cpu / secs);
   fig.Add(key + "client_cpu_pct", 100 * client_cpu / secs);
-  fig.Add(key + "server_cpu_us_per_event", delivered > 0 ? 1e6 * server_cpu / delivered : 0);
-  fig.Add(key + "client_cpu_us_per_event", delivered > 0 ? 1e6 * client_cpu / delivered : 0);
+  fig.Add(key + "server_cpu_us_per_event",
+          delivered > 0 ? 1e6 * server_cpu / delivered : 0);
+  fig.Add(key + "client_cpu_us_per_event",
+          delivered > 0 ? 1e6 * client_cpu / delivered : 0);
   fig.Add(key + "server_rss_MB", rss / 1024.0);
   fig.Add(key + "machine_load1", LoadAverage1());
   fig.Add(key + "machine_cpu_pressure_pct", CpuPressureSome10());
@@ -877,10 +897,12 @@ void StallCase(Env& env, Figures& fig) {
   fig.Add("stall.stalled_overflow_after_s", Median(overflow_after_s));
   fig.Add("stall.stalled_drained_events", Median(drained));
   fig.Add("stall.events_published_while_stalled",
-          static_cast<double>(head_at_resume - (stalled.empty() ? 0 : stalled[0]->open_head())));
+          static_cast<double>(head_at_resume -
+                              (stalled.empty() ? 0 : stalled[0]->open_head())));
   fig.Add("stall.stalled_drain_seconds", drain_s);
   fig.notes.push_back("stall: first stalled stream ended: " + status_text);
-  if (!ended) fig.notes.push_back("stall: stalled streams neither ended nor caught up in 20 s");
+  if (!ended)
+    fig.notes.push_back("stall: stalled streams neither ended nor caught up in 20 s");
   Retire(stalled);
   if (!normal->done()) (void)normal.release();  // gRPC may still call it.
 }
@@ -922,7 +944,8 @@ Figures RunOnce(const Options& opt, int run) {
     fig.Fail(error);
     return fig;
   }
-  std::printf("run %d: timerd pid %d on %s\n", run, timerd.pid(), timerd.address().c_str());
+  std::printf("run %d: timerd pid %d on %s\n", run, timerd.pid(),
+              timerd.address().c_str());
   std::fflush(stdout);
 
   Env env;
@@ -961,7 +984,8 @@ Figures RunOnce(const Options& opt, int run) {
 
 void PrintRuns(const std::vector<Figures>& runs) {
   std::printf("\n%-44s", "figure");
-  for (size_t r = 0; r < runs.size(); ++r) std::printf(" %12s", absl::StrCat("run ", r + 1).c_str());
+  for (size_t r = 0; r < runs.size(); ++r)
+    std::printf(" %12s", absl::StrCat("run ", r + 1).c_str());
   if (runs.size() > 1) std::printf(" %12s", "median");
   std::printf("\n");
   for (size_t i = 0; i < runs.front().rows.size(); ++i) {
@@ -982,7 +1006,8 @@ void PrintRuns(const std::vector<Figures>& runs) {
     std::printf("\n");
   }
   for (size_t r = 0; r < runs.size(); ++r) {
-    for (const std::string& n : runs[r].notes) std::printf("run %zu: %s\n", r + 1, n.c_str());
+    for (const std::string& n : runs[r].notes)
+      std::printf("run %zu: %s\n", r + 1, n.c_str());
   }
 }
 
@@ -1001,19 +1026,23 @@ double MedianOf(const std::vector<Figures>& runs, const std::string& name) {
 int main(int argc, char** argv) {
   Options opt;
   std::string cases = "memory,delivery,stall", jobs = "50,100";
-  CLI::App app{"WatchJobs streams against a real timerd: server memory per stream, event "
-               "delivery rate, stalled consumers and run lateness"};
+  CLI::App app{
+      "WatchJobs streams against a real timerd: server memory per stream, event "
+      "delivery rate, stalled consumers and run lateness"};
   app.add_option("--cases", cases, "comma-separated: memory, delivery, stall");
-  app.add_option("--runs", opt.runs, "repeat everything (fresh timerd each); medians printed")
+  app.add_option("--runs", opt.runs,
+                 "repeat everything (fresh timerd each); medians printed")
       ->check(CLI::PositiveNumber);
   app.add_option("--streams", opt.streams, "streams the memory case opens")
       ->check(CLI::PositiveNumber);
-  app.add_option("--channels", opt.channels, "channels (TCP connections) streams spread over")
+  app.add_option("--channels", opt.channels,
+                 "channels (TCP connections) streams spread over")
       ->check(CLI::PositiveNumber);
   app.add_option("--active-streams", opt.active_streams, "streams of the delivery case")
       ->check(CLI::PositiveNumber);
   app.add_option("--jobs", jobs, "comma-separated 1 s jobs firing in the delivery case");
-  app.add_option("--seconds", opt.seconds, "measured window (delivery, and each stall window)")
+  app.add_option("--seconds", opt.seconds,
+                 "measured window (delivery, and each stall window)")
       ->check(CLI::PositiveNumber);
   app.add_option("--warmup", opt.warmup, "seconds jobs fire before a window starts");
   app.add_option("--stall-jobs", opt.stall_jobs, "1 s jobs firing in the stall case")
@@ -1025,7 +1054,8 @@ int main(int argc, char** argv) {
   app.add_option("--timerd", opt.timerd, "the timerd binary")->capture_default_str();
   app.add_option("--plugin-dir", opt.plugin_dir, "directory holding noop.so")
       ->capture_default_str();
-  app.add_option("--tmp", opt.tmp, "where the temp directory goes (default: the temp dir)");
+  app.add_option("--tmp", opt.tmp,
+                 "where the temp directory goes (default: the temp dir)");
   CLI11_PARSE(app, argc, argv);
   opt.cases = absl::StrSplit(cases, ',', absl::SkipEmpty());
   opt.jobs.clear();
@@ -1046,12 +1076,13 @@ int main(int argc, char** argv) {
   files.rlim_cur = files.rlim_max;
   ::setrlimit(RLIMIT_NOFILE, &files);
   ::getrlimit(RLIMIT_NOFILE, &files);
-  std::printf("timer_bench_watch: %d run(s), cases %s; streams %d over %d channels; "
-              "active streams %d, jobs %s; window %d s, warmup %d s; stall jobs %d, "
-              "stalled streams %d, stalled window %d B\n",
-              opt.runs, cases.c_str(), opt.streams, opt.channels, opt.active_streams,
-              jobs.c_str(), opt.seconds, opt.warmup, opt.stall_jobs, opt.stalled_streams,
-              opt.stall_window_bytes);
+  std::printf(
+      "timer_bench_watch: %d run(s), cases %s; streams %d over %d channels; "
+      "active streams %d, jobs %s; window %d s, warmup %d s; stall jobs %d, "
+      "stalled streams %d, stalled window %d B\n",
+      opt.runs, cases.c_str(), opt.streams, opt.channels, opt.active_streams,
+      jobs.c_str(), opt.seconds, opt.warmup, opt.stall_jobs, opt.stalled_streams,
+      opt.stall_window_bytes);
   std::printf("client open-files limit: soft %llu -> %llu (hard %llu)\n",
               static_cast<unsigned long long>(soft_before),
               static_cast<unsigned long long>(files.rlim_cur),
@@ -1067,7 +1098,8 @@ int main(int argc, char** argv) {
   PrintRuns(runs);
 
   std::printf("\nagainst the targets (medians):\n");
-  const bool memory = std::find(opt.cases.begin(), opt.cases.end(), "memory") != opt.cases.end();
+  const bool memory =
+      std::find(opt.cases.begin(), opt.cases.end(), "memory") != opt.cases.end();
   if (memory) {
     const double kb = MedianOf(runs, "memory.KB_per_stream");
     std::printf("  server memory per open stream: %.1f KB (target <= %.0f KB): %s\n", kb,
@@ -1078,18 +1110,20 @@ int main(int argc, char** argv) {
     const double rate = MedianOf(runs, key + "delivered_per_s");
     if (rate <= 0) continue;
     const double ratio = MedianOf(runs, key + "delivered/expected");
-    std::printf("  %d jobs: %.0f events/s delivered across %d streams, %.3f of expected "
-                "(target >= %.0f): %s\n",
-                j, rate, opt.active_streams, ratio, kTargetEventsPerSec,
-                rate >= kTargetEventsPerSec ? "met" : "MISSED");
+    std::printf(
+        "  %d jobs: %.0f events/s delivered across %d streams, %.3f of expected "
+        "(target >= %.0f): %s\n",
+        j, rate, opt.active_streams, ratio, kTargetEventsPerSec,
+        rate >= kTargetEventsPerSec ? "met" : "MISSED");
   }
   const double a = MedianOf(runs, "stall.A_lateness_p99_ms");
   if (a > 0) {
-    std::printf("  run lateness p50/p99 without a stalled consumer %.2f / %.2f ms, with %.2f / "
-                "%.2f ms\n",
-                MedianOf(runs, "stall.A_lateness_p50_ms"), a,
-                MedianOf(runs, "stall.B_lateness_p50_ms"),
-                MedianOf(runs, "stall.B_lateness_p99_ms"));
+    std::printf(
+        "  run lateness p50/p99 without a stalled consumer %.2f / %.2f ms, with %.2f / "
+        "%.2f ms\n",
+        MedianOf(runs, "stall.A_lateness_p50_ms"), a,
+        MedianOf(runs, "stall.B_lateness_p50_ms"),
+        MedianOf(runs, "stall.B_lateness_p99_ms"));
   }
   return failed ? 1 : 0;
 }

@@ -16,8 +16,7 @@ const absl::Time kEndTime = absl::FromUnixSeconds(253402300800);
 
 }  // namespace
 
-absl::StatusOr<absl::Time> ParseTimeArg(const std::string& text,
-                                        absl::TimeZone local) {
+absl::StatusOr<absl::Time> ParseTimeArg(const std::string& text, absl::TimeZone local) {
   std::string s = text;
   if (s.size() > 10 && s[10] == ' ') s[10] = 'T';
   // absl's %Ez takes "+hh:mm"/"+hhmm"; "Z" is spelled out here.
@@ -44,10 +43,10 @@ absl::StatusOr<absl::Time> ParseTimeArg(const std::string& text,
       return t;
     }
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "\"", text,
-      "\" is not a date or time; use e.g. 2026-12-01, 2026-12-01T02:00:00, "
-      "or 2026-12-01T02:00:00+01:00"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("\"", text,
+                   "\" is not a date or time; use e.g. 2026-12-01, 2026-12-01T02:00:00, "
+                   "or 2026-12-01T02:00:00+01:00"));
 }
 
 absl::StatusOr<int64_t> ParseIntervalArg(const std::string& text) {
@@ -59,14 +58,28 @@ absl::StatusOr<int64_t> ParseIntervalArg(const std::string& text) {
   int64_t unit = 1;
   std::string digits = text;
   switch (text.back()) {
-    case 's': unit = 1; break;
-    case 'm': unit = 60; break;
-    case 'h': unit = 3600; break;
-    case 'd': unit = 86400; break;
-    case 'w': unit = 604800; break;
-    default: unit = 0;
+    case 's':
+      unit = 1;
+      break;
+    case 'm':
+      unit = 60;
+      break;
+    case 'h':
+      unit = 3600;
+      break;
+    case 'd':
+      unit = 86400;
+      break;
+    case 'w':
+      unit = 604800;
+      break;
+    default:
+      unit = 0;
   }
-  if (unit != 0) digits.pop_back(); else unit = 1;
+  if (unit != 0)
+    digits.pop_back();
+  else
+    unit = 1;
   for (char c : digits) {
     if (!std::isdigit(static_cast<unsigned char>(c))) return bad();
   }

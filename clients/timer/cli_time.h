@@ -15,8 +15,7 @@ namespace timer::cli {
 // offset ("+02:00", "-0500"). Without an offset the time is in `local`
 // (pass absl::LocalTimeZone(), which honours TZ). A date alone is midnight.
 // Years 1 to 9999 only (a protobuf Timestamp's range).
-absl::StatusOr<absl::Time> ParseTimeArg(const std::string& text,
-                                        absl::TimeZone local);
+absl::StatusOr<absl::Time> ParseTimeArg(const std::string& text, absl::TimeZone local);
 
 // Accepts plain seconds ("3600") or a number with one unit: s, m, h, d, w
 // ("90s", "15m", "1h", "1d", "1w"). Must be > 0.

@@ -1,9 +1,8 @@
 #include "commands.h"
 
+#include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <memory>
-
-#include <CLI/CLI.hpp>
 
 namespace timer::cli {
 

@@ -1,12 +1,11 @@
 #include "job_commands.h"
 
+#include <CLI/CLI.hpp>
 #include <iostream>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "absl/time/clock.h"
 #include "job_args.h"

@@ -24,11 +24,10 @@
 //
 // This file builds the command tree (each group's commands and handlers come
 // from its *_commands.h), parses, runs the selected handler and reports.
+#include <CLI/CLI.hpp>
 #include <iostream>
 #include <memory>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "commands.h"
 #include "completion.h"

@@ -1,9 +1,9 @@
 #include "output.h"
 
+#include <google/protobuf/util/json_util.h>
+
 #include <algorithm>
 #include <array>
-
-#include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -16,8 +16,7 @@ absl::Time FromProto(const google::protobuf::Timestamp& t) {
   return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
 }
 
-std::string TimeText(const google::protobuf::Timestamp& t, bool present,
-                     absl::Time now) {
+std::string TimeText(const google::protobuf::Timestamp& t, bool present, absl::Time now) {
   if (!present) return "-";
   const absl::Time at = FromProto(t);
   return absl::StrCat(IsoTime(at), " (", RelativeHint(at, now), ")");
@@ -59,10 +58,11 @@ void PrintJsonLine(const google::protobuf::Message& message, std::ostream& out) 
 
 void PrintEventLine(const v1::JobEvent& event, std::ostream& out) {
   const v1::Job& job = event.job();
-  std::string line = absl::StrCat(
-      absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
-                       absl::FromUnixSeconds(event.event_time().seconds()), absl::UTCTimeZone()),
-      "  #", event.sequence(), "  ", v1::JobEvent::Type_Name(event.type()));
+  std::string line =
+      absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
+                                    absl::FromUnixSeconds(event.event_time().seconds()),
+                                    absl::UTCTimeZone()),
+                   "  #", event.sequence(), "  ", v1::JobEvent::Type_Name(event.type()));
   if (!job.job_id().empty()) {
     absl::StrAppend(&line, "  ", job.job_id());
     if (!job.name().empty()) absl::StrAppend(&line, " (", job.name(), ")");
@@ -82,25 +82,27 @@ void PrintEventLine(const v1::JobEvent& event, std::ostream& out) {
 
 std::string StatusText(const v1::Job& job) {
   std::string s = absl::AsciiStrToLower(v1::Job::Status_Name(job.status()));
-  if (job.status() == v1::Job::ENDED && job.end_reason() != v1::Job::END_REASON_UNSPECIFIED) {
-    absl::StrAppend(&s, " (",
-                    absl::AsciiStrToLower(v1::Job::EndReason_Name(job.end_reason())), ")");
+  if (job.status() == v1::Job::ENDED &&
+      job.end_reason() != v1::Job::END_REASON_UNSPECIFIED) {
+    absl::StrAppend(
+        &s, " (", absl::AsciiStrToLower(v1::Job::EndReason_Name(job.end_reason())), ")");
   }
   return s;
 }
 
-void PrintJobTable(const v1::Job& job, bool verbose, absl::Time now,
-                   std::ostream& out) {
+void PrintJobTable(const v1::Job& job, bool verbose, absl::Time now, std::ostream& out) {
   const v1::Schedule& s = job.schedule();
   Row(out, "Job ID:", job.job_id());
   Row(out, "Name:", job.name().empty() ? "-" : job.name());
   if (!job.label().empty()) Row(out, "Label:", job.label());
   Row(out, "Status:", StatusText(job));
   Row(out, "Provider:", job.action().provider());
-  Row(out, "Interval:", absl::StrCat(s.interval_seconds(), "s (",
-                                     FormatSeconds(s.interval_seconds()), ")"));
+  Row(out, "Interval:",
+      absl::StrCat(s.interval_seconds(), "s (", FormatSeconds(s.interval_seconds()),
+                   ")"));
   Row(out, "Start:", TimeText(s.start(), s.has_start(), now));
-  if (s.has_stop_after_runs()) Row(out, "Stop after:", absl::StrCat(s.stop_after_runs(), " runs"));
+  if (s.has_stop_after_runs())
+    Row(out, "Stop after:", absl::StrCat(s.stop_after_runs(), " runs"));
   if (s.has_stop_after_date()) {
     Row(out, "Stop at:", TimeText(s.stop_after_date(), true, now));
   }
@@ -114,7 +116,8 @@ void PrintJobTable(const v1::Job& job, bool verbose, absl::Time now,
   if (job.has_delete_time()) Row(out, "Deleted:", TimeText(job.delete_time(), true, now));
   if (verbose) {
     Row(out, "Owner:", job.owner());
-    Row(out, "Overlap:", absl::AsciiStrToLower(v1::OverlapPolicy_Name(job.overlap_policy())));
+    Row(out,
+        "Overlap:", absl::AsciiStrToLower(v1::OverlapPolicy_Name(job.overlap_policy())));
     Row(out, "Missed runs:",
         absl::AsciiStrToLower(v1::MissedRunPolicy_Name(job.missed_run_policy())));
     Row(out, "Action body:", job.action().body());
@@ -130,8 +133,8 @@ void PrintJobTable(const v1::Job& job, bool verbose, absl::Time now,
   }
 }
 
-void PrintJobsTable(const std::vector<v1::Job>& jobs, bool verbose,
-                    absl::Time now, std::ostream& out) {
+void PrintJobsTable(const std::vector<v1::Job>& jobs, bool verbose, absl::Time now,
+                    std::ostream& out) {
   if (verbose) {
     for (size_t i = 0; i < jobs.size(); ++i) {
       if (i > 0) out << "\n";
@@ -141,12 +144,14 @@ void PrintJobsTable(const std::vector<v1::Job>& jobs, bool verbose,
   }
   using Line = std::array<std::string, 6>;
   std::vector<Line> lines;
-  lines.push_back(Line{"JOB ID", "NAME", "STATUS", "INTERVAL", "NEXT RUN", "LAST RESULT"});
+  lines.push_back(
+      Line{"JOB ID", "NAME", "STATUS", "INTERVAL", "NEXT RUN", "LAST RESULT"});
   for (const v1::Job& job : jobs) {
     lines.push_back(Line{job.job_id(), job.name().empty() ? "-" : job.name(),
-                      StatusText(job), FormatSeconds(job.schedule().interval_seconds()),
-                      job.has_next_run() ? IsoTime(FromProto(job.next_run())) : "-",
-                      job.results_size() > 0 ? ResultText(job.results(0)) : "-"});
+                         StatusText(job),
+                         FormatSeconds(job.schedule().interval_seconds()),
+                         job.has_next_run() ? IsoTime(FromProto(job.next_run())) : "-",
+                         job.results_size() > 0 ? ResultText(job.results(0)) : "-"});
   }
   size_t width[6] = {};
   for (const Line& l : lines) {
@@ -173,12 +178,11 @@ void PrintResultsTable(const std::vector<v1::JobResult>& results, bool verbose,
   std::vector<Line> lines;
   lines.push_back(Line{"RUN", "STATUS", "SCHEDULED", "STARTED", "ENDED"});
   for (const v1::JobResult& r : results) {
-    lines.push_back(Line{
-        absl::StrCat(r.run_number(), r.manual() ? " (now)" : ""),
-        absl::AsciiStrToLower(v1::JobResult::Status_Name(r.status())),
-        IsoTime(FromProto(r.scheduled_time())),
-        r.has_start_time() ? IsoTime(FromProto(r.start_time())) : "-",
-        r.has_end_time() ? IsoTime(FromProto(r.end_time())) : "-"});
+    lines.push_back(Line{absl::StrCat(r.run_number(), r.manual() ? " (now)" : ""),
+                         absl::AsciiStrToLower(v1::JobResult::Status_Name(r.status())),
+                         IsoTime(FromProto(r.scheduled_time())),
+                         r.has_start_time() ? IsoTime(FromProto(r.start_time())) : "-",
+                         r.has_end_time() ? IsoTime(FromProto(r.end_time())) : "-"});
   }
   size_t width[5] = {};
   for (const Line& l : lines) {

@@ -29,12 +29,11 @@ void PrintEventLine(const v1::JobEvent& event, std::ostream& out);
 
 // A job as a block of "Key: value" lines. `verbose` adds every kept result
 // with the provider's details.
-void PrintJobTable(const v1::Job& job, bool verbose, absl::Time now,
-                   std::ostream& out);
+void PrintJobTable(const v1::Job& job, bool verbose, absl::Time now, std::ostream& out);
 
 // Jobs as a table, one row each (or blocks when `verbose`).
-void PrintJobsTable(const std::vector<v1::Job>& jobs, bool verbose,
-                    absl::Time now, std::ostream& out);
+void PrintJobsTable(const std::vector<v1::Job>& jobs, bool verbose, absl::Time now,
+                    std::ostream& out);
 
 // Results, newest first, one row each (with details when `verbose`).
 void PrintResultsTable(const std::vector<v1::JobResult>& results, bool verbose,

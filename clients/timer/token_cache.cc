@@ -47,8 +47,9 @@ absl::Status TokenCache::Load() {
   }
   if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {
     ::close(fd);
-    return absl::PermissionDeniedError(absl::StrCat(
-        "token cache ", path_, " is not a regular file owned by you; refusing to use it"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("token cache ", path_,
+                     " is not a regular file owned by you; refusing to use it"));
   }
   if ((st.st_mode & 077) != 0) {
     ::close(fd);
@@ -69,8 +70,8 @@ absl::Status TokenCache::Load() {
   ::close(fd);
   nlohmann::json doc = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!doc.is_object() || !doc.contains("servers") || !doc["servers"].is_object()) {
-    return absl::DataLossError(absl::StrCat(
-        "token cache ", path_, " is not valid; remove it and log in again"));
+    return absl::DataLossError(
+        absl::StrCat("token cache ", path_, " is not valid; remove it and log in again"));
   }
   doc_ = std::move(doc);
   return absl::OkStatus();
@@ -116,8 +117,10 @@ absl::Status TokenCache::Save() const {
   while (ok && done < text.size()) {
     const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) ok = false;
-    else done += static_cast<size_t>(n);
+    if (n <= 0)
+      ok = false;
+    else
+      done += static_cast<size_t>(n);
   }
   ok = ok && ::fsync(fd) == 0;
   ::close(fd);

@@ -12,10 +12,9 @@
 // Not thread-safe; one CLI process uses it at a time (the last writer wins).
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

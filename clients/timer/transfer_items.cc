@@ -1,7 +1,6 @@
 #include "transfer_items.h"
 
 #include <cctype>
-
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
@@ -63,7 +62,8 @@ absl::StatusOr<std::vector<TransferItem>> ParseItemsFile(absl::string_view text,
     // A file written in another encoding (Latin-1, say) would otherwise
     // only fail when the body is serialized, as an uncaught exception.
     if (absl::Status s = CheckUtf8(trimmed, where); !s.ok()) return s;
-    items.push_back({std::string(Trim(fields[0])), std::string(Trim(fields[1])), *recursive});
+    items.push_back(
+        {std::string(Trim(fields[0])), std::string(Trim(fields[1])), *recursive});
   }
   return items;
 }

@@ -1,11 +1,10 @@
 // `timer job watch`: one job's events, or all the user's with --all.
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "absl/functional/function_ref.h"
 #include "absl/strings/ascii.h"

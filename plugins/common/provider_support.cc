@@ -32,7 +32,8 @@ void ErrorDestroy(timer_ap_error* e) { delete e; }
 
 // One malloc block: the struct, then the three strings back to back.
 timer_ap_status* ToC(const ActionSnapshot& s) {
-  size_t n = sizeof(timer_ap_status) + s.action_id.size() + s.details.size() + s.error.size();
+  size_t n =
+      sizeof(timer_ap_status) + s.action_id.size() + s.details.size() + s.error.size();
   auto* block = static_cast<char*>(std::malloc(n));
   if (block == nullptr) throw std::bad_alloc();
   auto* st = reinterpret_cast<timer_ap_status*>(block);
@@ -83,7 +84,8 @@ Err ParseBody(timer_ap_str body, nlohmann::json* out) {
   return Ok();
 }
 
-timer_ap_error* Validate(timer_ap_provider* p, const timer_ap_identity* owner, timer_ap_str body) {
+timer_ap_error* Validate(timer_ap_provider* p, const timer_ap_identity* owner,
+                         timer_ap_str body) {
   return Guard([&] {
     nlohmann::json j;
     Err e = ParseBody(body, &j);
@@ -92,8 +94,9 @@ timer_ap_error* Validate(timer_ap_provider* p, const timer_ap_identity* owner, t
   });
 }
 
-timer_ap_error* Start(timer_ap_provider* p, timer_ap_str request_id, const timer_ap_identity* owner,
-                      timer_ap_str body, timer_ap_status** out) {
+timer_ap_error* Start(timer_ap_provider* p, timer_ap_str request_id,
+                      const timer_ap_identity* owner, timer_ap_str body,
+                      timer_ap_status** out) {
   return Guard([&] {
     if (request_id.size == 0) return InvalidArgument("request_id: must not be empty");
     ProviderBase* self = Self(p);
@@ -114,15 +117,16 @@ timer_ap_error* Start(timer_ap_provider* p, timer_ap_str request_id, const timer
     std::string rid(View(request_id));
     e = self->runner().Start(
         rid, std::move(work),
-        [&](std::string_view action_id) { self->OnCreated(rid, action_id); }, &snap, &created,
-        self->RunsInline(j));
+        [&](std::string_view action_id) { self->OnCreated(rid, action_id); }, &snap,
+        &created, self->RunsInline(j));
     if (!e.ok()) return e;
     *out = ToC(snap);
     return Ok();
   });
 }
 
-timer_ap_error* GetStatus(timer_ap_provider* p, timer_ap_str action_id, timer_ap_status** out) {
+timer_ap_error* GetStatus(timer_ap_provider* p, timer_ap_str action_id,
+                          timer_ap_status** out) {
   return Guard([&] {
     ActionSnapshot snap;
     Err e = Self(p)->runner().Status(View(action_id), &snap);
@@ -164,7 +168,8 @@ std::string NewActionId() {
 }  // namespace
 
 void HostLog::Log(timer_ap_log_level level, std::string_view message) const {
-  if (host_ != nullptr && host_->log != nullptr) host_->log(host_->context, level, Str(message));
+  if (host_ != nullptr && host_->log != nullptr)
+    host_->log(host_->context, level, Str(message));
 }
 
 bool ActionContext::WaitCancelledFor(std::chrono::milliseconds d) {
@@ -264,8 +269,8 @@ Err ActionRunner::Start(std::string_view request_id, Work work,
       if (run_inline) {
         inline_action = raw;
       } else {
-        raw->thread =
-            std::thread([this, raw, w = std::move(work)]() mutable { Run(raw, std::move(w)); });
+        raw->thread = std::thread(
+            [this, raw, w = std::move(work)]() mutable { Run(raw, std::move(w)); });
       }
       by_request_[raw->request_id] = raw;
       *out = Snap(*raw);
@@ -333,8 +338,8 @@ Err ActionRunner::Release(std::string_view action_id) {
   return Ok();
 }
 
-timer_ap_api MakeApi(std::string_view name, std::string_view version, std::string_view description,
-                     std::string_view input_schema,
+timer_ap_api MakeApi(std::string_view name, std::string_view version,
+                     std::string_view description, std::string_view input_schema,
                      timer_ap_error* (*create)(timer_ap_str, const timer_ap_host*,
                                                timer_ap_provider**)) {
   timer_ap_api api{};
@@ -359,8 +364,8 @@ timer_ap_api MakeApi(std::string_view name, std::string_view version, std::strin
   return api;
 }
 
-timer_ap_error* CreateWith(CreateFn fn, timer_ap_str config_json, const timer_ap_host* host,
-                           timer_ap_provider** out) noexcept {
+timer_ap_error* CreateWith(CreateFn fn, timer_ap_str config_json,
+                           const timer_ap_host* host, timer_ap_provider** out) noexcept {
   return Guard([&] {
     nlohmann::json config = nlohmann::json::object();
     if (config_json.size != 0) {
@@ -402,8 +407,8 @@ int64_t FieldReader::Int(const char* key, int64_t def, int64_t min, int64_t max)
   if (!v->is_number_integer() ||
       (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(max)) ||
       v->get<int64_t>() < min || v->get<int64_t>() > max) {
-    Fail(InvalidArgument(Name(key) + ": must be an integer from " + std::to_string(min) + " to " +
-                         std::to_string(max)));
+    Fail(InvalidArgument(Name(key) + ": must be an integer from " + std::to_string(min) +
+                         " to " + std::to_string(max)));
     return def;
   }
   return v->get<int64_t>();

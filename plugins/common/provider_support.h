@@ -20,12 +20,11 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "timer/action_provider.h"
 
@@ -38,10 +37,16 @@ struct Err {
   bool ok() const { return code == TIMER_AP_OK; }
 };
 inline Err Ok() { return {}; }
-inline Err InvalidArgument(std::string m) { return {TIMER_AP_INVALID_ARGUMENT, std::move(m)}; }
-inline Err PermissionDenied(std::string m) { return {TIMER_AP_PERMISSION_DENIED, std::move(m)}; }
+inline Err InvalidArgument(std::string m) {
+  return {TIMER_AP_INVALID_ARGUMENT, std::move(m)};
+}
+inline Err PermissionDenied(std::string m) {
+  return {TIMER_AP_PERMISSION_DENIED, std::move(m)};
+}
 inline Err NotFound(std::string m) { return {TIMER_AP_NOT_FOUND, std::move(m)}; }
-inline Err FailedPrecondition(std::string m) { return {TIMER_AP_FAILED_PRECONDITION, std::move(m)}; }
+inline Err FailedPrecondition(std::string m) {
+  return {TIMER_AP_FAILED_PRECONDITION, std::move(m)};
+}
 inline Err Internal(std::string m) { return {TIMER_AP_INTERNAL, std::move(m)}; }
 inline Err Unavailable(std::string m) { return {TIMER_AP_UNAVAILABLE, std::move(m)}; }
 
@@ -87,9 +92,9 @@ class ActionContext {
 
  private:
   friend class ActionRunner;
-  std::mutex* mu_ = nullptr;                // the runner's
-  std::condition_variable* cv_ = nullptr;   // the runner's
-  std::string* details_ = nullptr;          // guarded by *mu_
+  std::mutex* mu_ = nullptr;               // the runner's
+  std::condition_variable* cv_ = nullptr;  // the runner's
+  std::string* details_ = nullptr;         // guarded by *mu_
   std::atomic<bool> cancelled_{false};
 };
 
@@ -145,9 +150,9 @@ class ActionRunner {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;                                        // guarded by mu_
+  bool stopping_ = false;                                              // guarded by mu_
   std::map<std::string, std::unique_ptr<Action>, std::less<>> by_id_;  // guarded by mu_
-  std::map<std::string, Action*, std::less<>> by_request_;       // guarded by mu_
+  std::map<std::string, Action*, std::less<>> by_request_;             // guarded by mu_
   std::vector<std::thread> orphans_;  // threads of released actions; guarded by mu_
   // Released while active: cancelled, kept until their thread ends.
   std::vector<std::unique_ptr<Action>> releasing_;  // guarded by mu_
@@ -189,8 +194,8 @@ timer_ap_api MakeApi(std::string_view name, std::string_view version,
                                                timer_ap_provider**));
 
 // The body of a provider's create(): parses the config, calls `fn`.
-timer_ap_error* CreateWith(CreateFn fn, timer_ap_str config_json, const timer_ap_host* host,
-                           timer_ap_provider** out) noexcept;
+timer_ap_error* CreateWith(CreateFn fn, timer_ap_str config_json,
+                           const timer_ap_host* host, timer_ap_provider** out) noexcept;
 
 // Reads typed fields of a JSON object, collecting the first error, and
 // refuses keys it was not asked about (a typo must not silently default).

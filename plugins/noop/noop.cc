@@ -96,7 +96,8 @@ class NoopProvider : public ProviderBase {
   HostLog log_;
 };
 
-Err CreateNoop(const nlohmann::json& config, HostLog log, std::unique_ptr<ProviderBase>* out) {
+Err CreateNoop(const nlohmann::json& config, HostLog log,
+               std::unique_ptr<ProviderBase>* out) {
   FieldReader r(config, "plugins.noop");
   std::string record_file = r.String("record_file", "");
   if (Err e = r.Finish(); !e.ok()) return e;
@@ -104,22 +105,24 @@ Err CreateNoop(const nlohmann::json& config, HostLog log, std::unique_ptr<Provid
   if (!record_file.empty()) {
     fd = open(record_file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0) {
-      return InvalidArgument("plugins.noop.record_file: cannot open " + record_file + ": " +
-                             std::strerror(errno));
+      return InvalidArgument("plugins.noop.record_file: cannot open " + record_file +
+                             ": " + std::strerror(errno));
     }
   }
   *out = std::make_unique<NoopProvider>(fd, log);
   return Ok();
 }
 
-timer_ap_error* Create(timer_ap_str config, const timer_ap_host* host, timer_ap_provider** out) {
+timer_ap_error* Create(timer_ap_str config, const timer_ap_host* host,
+                       timer_ap_provider** out) {
   return CreateWith(&CreateNoop, config, host, out);
 }
 
-const timer_ap_api kApi = MakeApi("noop", "1.0.0",
-                                  "Does nothing: succeeds or fails on demand, after an optional "
-                                  "delay; for tests and benchmarks.",
-                                  kSchema, &Create);
+const timer_ap_api kApi =
+    MakeApi("noop", "1.0.0",
+            "Does nothing: succeeds or fails on demand, after an optional "
+            "delay; for tests and benchmarks.",
+            kSchema, &Create);
 
 }  // namespace
 }  // namespace timer::plugins

@@ -2,11 +2,10 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/stat.h>
-#include <signal.h>
-#include <unistd.h>
-
 #include <openssl/evp.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -21,9 +20,9 @@
 namespace timer::plugins::transfer {
 namespace {
 
-constexpr size_t kBufferSize = 1 << 20;          // read/write and hashing
-constexpr size_t kCopyChunk = 16 << 20;          // per copy_file_range call
-constexpr int kMaxDepth = 128;                   // directory nesting
+constexpr size_t kBufferSize = 1 << 20;  // read/write and hashing
+constexpr size_t kCopyChunk = 16 << 20;  // per copy_file_range call
+constexpr int kMaxDepth = 128;           // directory nesting
 constexpr size_t kMaxErrorsKept = 20;
 constexpr char kTempPrefix[] = ".timer-part-";
 
@@ -84,7 +83,8 @@ int OpenDirAt(int dir, const std::string& name) {
 // Why opening `name` in `dir` as a directory failed, in words.
 std::string WhyNotDir(int dir, const std::string& name, int err) {
   struct stat st;
-  if ((err == ELOOP || err == ENOTDIR) && fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+  if ((err == ELOOP || err == ENOTDIR) &&
+      fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
     if (S_ISLNK(st.st_mode)) return "is a symbolic link (refused, never followed)";
     if (!S_ISDIR(st.st_mode)) return "is not a directory";
   }
@@ -135,11 +135,14 @@ void SweepStaleTemps(int dir) {
 
 }  // namespace
 
-Err SplitPath(const std::string& path, const std::string& field, std::vector<std::string>* out) {
+Err SplitPath(const std::string& path, const std::string& field,
+              std::vector<std::string>* out) {
   out->clear();
-  if (path.find('\0') != std::string::npos) return InvalidArgument(field + ": contains NUL");
+  if (path.find('\0') != std::string::npos)
+    return InvalidArgument(field + ": contains NUL");
   if (!path.empty() && path[0] == '/') {
-    return InvalidArgument(field + ": must be relative to the endpoint root, not absolute");
+    return InvalidArgument(field +
+                           ": must be relative to the endpoint root, not absolute");
   }
   size_t start = 0;
   while (start <= path.size()) {
@@ -147,24 +150,28 @@ Err SplitPath(const std::string& path, const std::string& field, std::vector<std
     if (end == std::string::npos) end = path.size();
     std::string comp = path.substr(start, end - start);
     if (comp == "..") {
-      return InvalidArgument(field + ": \"..\" is not allowed (paths stay inside the endpoint)");
+      return InvalidArgument(field +
+                             ": \"..\" is not allowed (paths stay inside the endpoint)");
     }
-    if (comp.size() > 255) return InvalidArgument(field + ": a name is longer than 255 bytes");
+    if (comp.size() > 255)
+      return InvalidArgument(field + ": a name is longer than 255 bytes");
     if (!comp.empty() && comp != ".") out->push_back(std::move(comp));
     start = end + 1;
   }
-  if (out->size() > static_cast<size_t>(kMaxDepth)) return InvalidArgument(field + ": too deep");
+  if (out->size() > static_cast<size_t>(kMaxDepth))
+    return InvalidArgument(field + ": too deep");
   return Ok();
 }
 
 Err OpenRoot(const Endpoint& e, int* fd) {
   *fd = open(e.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (*fd < 0) return Unavailable("endpoint " + e.id + ": cannot open its root: " + Errno(errno));
+  if (*fd < 0)
+    return Unavailable("endpoint " + e.id + ": cannot open its root: " + Errno(errno));
   return Ok();
 }
 
-Err CheckPath(int root_fd, const std::vector<std::string>& comps, const std::string& field,
-              bool* exists) {
+Err CheckPath(int root_fd, const std::vector<std::string>& comps,
+              const std::string& field, bool* exists) {
   *exists = true;
   Fd cur(dup(root_fd));
   for (size_t i = 0; i < comps.size(); ++i) {
@@ -177,7 +184,8 @@ Err CheckPath(int root_fd, const std::vector<std::string>& comps, const std::str
       return InvalidArgument(field + ": " + Errno(errno));
     }
     if (S_ISLNK(st.st_mode)) {
-      return InvalidArgument(field + ": " + (i + 1 < comps.size() ? "goes through" : "is") +
+      return InvalidArgument(field + ": " +
+                             (i + 1 < comps.size() ? "goes through" : "is") +
                              " a symbolic link (refused, never followed)");
     }
     if (i + 1 == comps.size()) break;
@@ -185,14 +193,16 @@ Err CheckPath(int root_fd, const std::vector<std::string>& comps, const std::str
       return InvalidArgument(field + ": a parent is not a directory");
     }
     Fd next(OpenDirAt(cur.get(), comps[i]));
-    if (next.get() < 0) return InvalidArgument(field + ": " + WhyNotDir(cur.get(), comps[i], errno));
+    if (next.get() < 0)
+      return InvalidArgument(field + ": " + WhyNotDir(cur.get(), comps[i], errno));
     std::swap(cur, next);
   }
   return Ok();
 }
 
 Err HashFile(int fd, std::vector<char>* buf, Sha256* out) {
-  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> md(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> md(EVP_MD_CTX_new(),
+                                                        EVP_MD_CTX_free);
   if (!md || EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) != 1) {
     return Internal("sha256: cannot initialise");
   }
@@ -239,7 +249,8 @@ nlohmann::json Copier::Details() const {
   };
   if (req_.encrypt_data) {
     d["encrypt_data"] =
-        "not applied: both endpoints are local directories on the timerd host, so no data "
+        "not applied: both endpoints are local directories on the timerd host, so no "
+        "data "
         "crosses a network to encrypt";
   }
   return d;
@@ -255,13 +266,15 @@ void Copier::Publish(bool force) {
 void Copier::Fail(const std::string& path, const std::string& error) {
   ++c_.files_failed;
   if (first_error_.empty()) first_error_ = path + ": " + error;
-  if (errors_.size() < kMaxErrorsKept) errors_.push_back({{"path", path}, {"error", error}});
+  if (errors_.size() < kMaxErrorsKept)
+    errors_.push_back({{"path", path}, {"error", error}});
   Publish(false);
 }
 
 void Copier::Throttle() {
   if (max_bytes_per_second_ <= 0) return;
-  int64_t due_ns = throttle_start_ns_ + c_.bytes_transferred * 1'000'000'000 / max_bytes_per_second_;
+  int64_t due_ns =
+      throttle_start_ns_ + c_.bytes_transferred * 1'000'000'000 / max_bytes_per_second_;
   int64_t wait = due_ns - NowNs();
   if (wait > 0) ctx_->WaitCancelledFor(std::chrono::milliseconds(wait / 1'000'000 + 1));
 }
@@ -284,11 +297,13 @@ Outcome Copier::Run() {
   }
   Publish(true);
   if (ctx_->cancelled()) {
-    return {TIMER_AP_STATE_CANCELLED,
-            "cancelled after " + std::to_string(c_.files_transferred) + " files transferred"};
+    return {
+        TIMER_AP_STATE_CANCELLED,
+        "cancelled after " + std::to_string(c_.files_transferred) + " files transferred"};
   }
   if (c_.files_failed > 0) {
-    return {TIMER_AP_STATE_FAILED, std::to_string(c_.files_failed) + " failed; first: " + first_error_};
+    return {TIMER_AP_STATE_FAILED,
+            std::to_string(c_.files_failed) + " failed; first: " + first_error_};
   }
   return {TIMER_AP_STATE_SUCCEEDED, ""};
 }
@@ -301,8 +316,9 @@ void Copier::CopyItem(size_t index, const Item& item, int src_root, int dst_root
   for (size_t i = 0; i + 1 < item.source.size(); ++i) {
     Fd next(OpenDirAt(src_parent.get(), item.source[i]));
     if (next.get() < 0) {
-      return Fail(where + ".source_path " + src_name,
-                  item.source[i] + ": " + WhyNotDir(src_parent.get(), item.source[i], errno));
+      return Fail(
+          where + ".source_path " + src_name,
+          item.source[i] + ": " + WhyNotDir(src_parent.get(), item.source[i], errno));
     }
     std::swap(src_parent, next);
   }
@@ -312,19 +328,22 @@ void Copier::CopyItem(size_t index, const Item& item, int src_root, int dst_root
     return Fail(where + ".source_path " + src_name, Errno(errno));
   }
   if (S_ISLNK(st.st_mode)) {
-    return Fail(where + ".source_path " + src_name, "is a symbolic link (refused, never followed)");
+    return Fail(where + ".source_path " + src_name,
+                "is a symbolic link (refused, never followed)");
   }
 
   // Resolve (creating as needed) the destination's parent directory.
   const bool dir_item = S_ISDIR(st.st_mode);
   if (dir_item && !item.recursive) {
-    return Fail(where + ".source_path " + src_name, "is a directory; set recursive to copy it");
+    return Fail(where + ".source_path " + src_name,
+                "is a directory; set recursive to copy it");
   }
   if (!dir_item && !S_ISREG(st.st_mode)) {
     return Fail(where + ".source_path " + src_name, "is not a regular file or directory");
   }
   if (!dir_item && item.destination.empty()) {
-    return Fail(where + ".destination_path", "must name a file when the source is a file");
+    return Fail(where + ".destination_path",
+                "must name a file when the source is a file");
   }
   size_t parents = dir_item ? item.destination.size() : item.destination.size() - 1;
   Fd dst_dir(dup(dst_root));
@@ -348,7 +367,8 @@ void Copier::CopyItem(size_t index, const Item& item, int src_root, int dst_root
   }
   Fd src_dir(OpenDirAt(src_parent.get(), leaf));
   if (src_dir.get() < 0) {
-    return Fail(where + ".source_path " + src_name, WhyNotDir(src_parent.get(), leaf, errno));
+    return Fail(where + ".source_path " + src_name,
+                WhyNotDir(src_parent.get(), leaf, errno));
   }
   struct stat dst_st;
   if (fstat(dst_dir.get(), &dst_st) == 0) {
@@ -363,10 +383,12 @@ void Copier::CopyItem(size_t index, const Item& item, int src_root, int dst_root
 }
 
 void Copier::CopyTree(int src_dir, int dst_dir, const std::string& rel, int depth) {
-  if (depth > kMaxDepth) return Fail(rel, "directory nesting deeper than " + std::to_string(kMaxDepth));
+  if (depth > kMaxDepth)
+    return Fail(rel, "directory nesting deeper than " + std::to_string(kMaxDepth));
   SweepStaleTemps(dst_dir);
   std::vector<std::string> names;
-  if (Err e = ListDir(src_dir, &names); !e.ok()) return Fail(rel.empty() ? "." : rel, e.message);
+  if (Err e = ListDir(src_dir, &names); !e.ok())
+    return Fail(rel.empty() ? "." : rel, e.message);
   for (const std::string& name : names) {
     if (ctx_->cancelled()) return;
     if (IsTemp(name)) continue;  // another run's file in progress
@@ -408,7 +430,8 @@ void Copier::CopyTree(int src_dir, int dst_dir, const std::string& rel, int dept
       ++c_.special_files_skipped;
     }
   }
-  if (req_.delete_destination_extra && !ctx_->cancelled()) DeleteExtra(src_dir, dst_dir, rel);
+  if (req_.delete_destination_extra && !ctx_->cancelled())
+    DeleteExtra(src_dir, dst_dir, rel);
 }
 
 void Copier::DeleteExtra(int src_dir, int dst_dir, const std::string& rel) {
@@ -425,7 +448,8 @@ void Copier::DeleteExtra(int src_dir, int dst_dir, const std::string& rel) {
 
 Err Copier::RemoveTree(int dir_fd, const std::string& name, int depth) {
   struct stat st;
-  if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return Internal(Errno(errno));
+  if (fstatat(dir_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return Internal(Errno(errno));
   if (S_ISDIR(st.st_mode)) {
     if (depth > kMaxDepth) return Internal("too deep");
     Fd child(OpenDirAt(dir_fd, name));
@@ -489,13 +513,14 @@ Err Copier::CopyData(int src_fd, int dst_fd, Sha256* hash) {
   }
   if (md) {
     unsigned int len = 0;
-    if (EVP_DigestFinal_ex(md.get(), hash->data(), &len) != 1) return Internal("sha256: cannot finish");
+    if (EVP_DigestFinal_ex(md.get(), hash->data(), &len) != 1)
+      return Internal("sha256: cannot finish");
   }
   return Ok();
 }
 
-void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& src_st, int dst_dir,
-                     const std::string& dname, const std::string& rel) {
+void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& src_st,
+                     int dst_dir, const std::string& dname, const std::string& rel) {
   const std::string path = rel.empty() ? name : rel;
   // What is at the destination now (never read through a symlink).
   struct stat dst_st;
@@ -557,8 +582,10 @@ void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& sr
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (ctx_->cancelled()) return;
     const std::string tmp = TempName();
-    Fd out(openat(dst_dir, tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (out.get() < 0) return Fail(path, "cannot create a temporary file: " + Errno(errno));
+    Fd out(openat(dst_dir, tmp.c_str(),
+                  O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (out.get() < 0)
+      return Fail(path, "cannot create a temporary file: " + Errno(errno));
     auto discard = [&] { unlinkat(dst_dir, tmp.c_str(), 0); };
     if (lseek(src.get(), 0, SEEK_SET) != 0) {
       discard();
@@ -575,7 +602,8 @@ void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& sr
     if (req_.verify_checksum) {
       Sha256 written{};
       Err he = HashFile(out.get(), &buf2_, &written);
-      if (he.ok() && have_src_hash && copied_hash != src_hash) he = Internal("source changed");
+      if (he.ok() && have_src_hash && copied_hash != src_hash)
+        he = Internal("source changed");
       if (!he.ok() || written != copied_hash) {
         discard();
         c_.bytes_transferred = bytes_before;

@@ -20,10 +20,9 @@
 
 #include <array>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "provider_support.h"
 
@@ -34,7 +33,7 @@ enum class SyncLevel { kNone, kExists, kSize, kMtime, kChecksum };
 struct Endpoint {
   std::string id;
   std::string display_name;
-  std::string root;                          // absolute directory
+  std::string root;                             // absolute directory
   std::vector<std::string> allowed_identities;  // empty: everyone
 };
 
@@ -47,7 +46,7 @@ struct Item {
 };
 
 struct Request {
-  const Endpoint* source = nullptr;       // owned by the provider's config
+  const Endpoint* source = nullptr;  // owned by the provider's config
   const Endpoint* destination = nullptr;
   std::vector<Item> items;
   std::string label;
@@ -60,7 +59,8 @@ struct Request {
 
 // Splits a body path into components: refuses absolute paths, "..", NUL
 // and over-long names; "" and "." name the root. `field` prefixes errors.
-Err SplitPath(const std::string& path, const std::string& field, std::vector<std::string>* out);
+Err SplitPath(const std::string& path, const std::string& field,
+              std::vector<std::string>* out);
 
 // Opens `root` (an endpoint's directory).
 Err OpenRoot(const Endpoint& e, int* fd);
@@ -68,8 +68,8 @@ Err OpenRoot(const Endpoint& e, int* fd);
 // Walks `comps` below `root_fd` without following symlinks. Sets *exists to
 // false when a component is missing (not an error: it may appear later).
 // INVALID_ARGUMENT when a component is a symbolic link or not a directory.
-Err CheckPath(int root_fd, const std::vector<std::string>& comps, const std::string& field,
-              bool* exists);
+Err CheckPath(int root_fd, const std::vector<std::string>& comps,
+              const std::string& field, bool* exists);
 
 using Sha256 = std::array<unsigned char, 32>;
 // SHA-256 of a whole file read through `fd` from offset 0.
@@ -97,8 +97,8 @@ class Copier {
   void CopyItem(size_t index, const Item& item, int src_root, int dst_root);
   void CopyTree(int src_dir, int dst_dir, const std::string& rel, int depth);
   // Copies regular file `name` in src_dir to `dname` in dst_dir.
-  void CopyOne(int src_dir, const std::string& name, const struct stat& src_st, int dst_dir,
-               const std::string& dname, const std::string& rel);
+  void CopyOne(int src_dir, const std::string& name, const struct stat& src_st,
+               int dst_dir, const std::string& dname, const std::string& rel);
   // Streams src_fd to dst_fd; hashes the source when `hash` is non-null.
   Err CopyData(int src_fd, int dst_fd, Sha256* hash);
   void DeleteExtra(int src_dir, int dst_dir, const std::string& rel);

@@ -93,7 +93,8 @@ bool IsPrefix(const std::vector<std::string>& a, const std::vector<std::string>&
 
 class TransferProvider : public ProviderBase {
  public:
-  explicit TransferProvider(std::shared_ptr<const Config> config) : config_(std::move(config)) {}
+  explicit TransferProvider(std::shared_ptr<const Config> config)
+      : config_(std::move(config)) {}
 
   Err Plan(const Identity& owner, const nlohmann::json& body, Work* work) override {
     auto req = std::make_shared<Request>();
@@ -127,18 +128,21 @@ class TransferProvider : public ProviderBase {
         for (int i = 0; i < 4; ++i) {
           if (sync->get<std::string>() == kNames[i]) level = i;
         }
-      } else if (sync->is_number_integer() && sync->get<int64_t>() >= 0 && sync->get<int64_t>() <= 3) {
+      } else if (sync->is_number_integer() && sync->get<int64_t>() >= 0 &&
+                 sync->get<int64_t>() <= 3) {
         level = static_cast<int>(sync->get<int64_t>());
       }
       if (level < 0) {
-        return InvalidArgument("sync_level: must be exists, size, mtime or checksum (or 0 to 3)");
+        return InvalidArgument(
+            "sync_level: must be exists, size, mtime or checksum (or 0 to 3)");
       }
       req->sync_level = static_cast<SyncLevel>(level + 1);
     }
 
     req->source = config_->Find(src_id);
     if (req->source == nullptr) {
-      return InvalidArgument("source_endpoint_id: no endpoint \"" + src_id + "\" is configured");
+      return InvalidArgument("source_endpoint_id: no endpoint \"" + src_id +
+                             "\" is configured");
     }
     req->destination = config_->Find(dst_id);
     if (req->destination == nullptr) {
@@ -159,7 +163,8 @@ class TransferProvider : public ProviderBase {
       return InvalidArgument("transfer_items: must be a non-empty array");
     }
     if (items->size() > kMaxItems) {
-      return InvalidArgument("transfer_items: more than " + std::to_string(kMaxItems) + " items");
+      return InvalidArgument("transfer_items: more than " + std::to_string(kMaxItems) +
+                             " items");
     }
     // Symbolic links already on the paths are refused now; ones that
     // appear later are refused at run time.
@@ -179,26 +184,32 @@ class TransferProvider : public ProviderBase {
       item.destination_path = ir.String("destination_path", "", true);
       item.recursive = ir.Bool("recursive", false);
       if (Err e = ir.Finish(); !e.ok()) return e;
-      if (Err e = SplitPath(item.source_path, prefix + ".source_path", &item.source); !e.ok()) {
+      if (Err e = SplitPath(item.source_path, prefix + ".source_path", &item.source);
+          !e.ok()) {
         return e;
       }
-      if (Err e = SplitPath(item.destination_path, prefix + ".destination_path", &item.destination);
+      if (Err e = SplitPath(item.destination_path, prefix + ".destination_path",
+                            &item.destination);
           !e.ok()) {
         return e;
       }
       if (!item.recursive && item.destination.empty()) {
-        return InvalidArgument(prefix + ".destination_path: must name a file (or set recursive)");
+        return InvalidArgument(prefix +
+                               ".destination_path: must name a file (or set recursive)");
       }
       if (req->source == req->destination && item.recursive &&
-          (IsPrefix(item.source, item.destination) || IsPrefix(item.destination, item.source))) {
-        return InvalidArgument(prefix +
-                               ": source and destination directories overlap on one endpoint");
+          (IsPrefix(item.source, item.destination) ||
+           IsPrefix(item.destination, item.source))) {
+        return InvalidArgument(
+            prefix + ": source and destination directories overlap on one endpoint");
       }
       bool exists = false;
-      if (Err e = CheckPath(src_root, item.source, prefix + ".source_path", &exists); !e.ok()) {
+      if (Err e = CheckPath(src_root, item.source, prefix + ".source_path", &exists);
+          !e.ok()) {
         return e;
       }
-      if (Err e = CheckPath(dst_root, item.destination, prefix + ".destination_path", &exists);
+      if (Err e = CheckPath(dst_root, item.destination, prefix + ".destination_path",
+                            &exists);
           !e.ok()) {
         return e;
       }
@@ -210,12 +221,12 @@ class TransferProvider : public ProviderBase {
   const std::shared_ptr<const Config> config_;
 };
 
-Err CreateTransfer(const nlohmann::json& config, HostLog log, std::unique_ptr<ProviderBase>* out) {
+Err CreateTransfer(const nlohmann::json& config, HostLog log,
+                   std::unique_ptr<ProviderBase>* out) {
   auto cfg = std::make_shared<Config>();
   FieldReader r(config, "plugins.transfer");
   const nlohmann::json* endpoints = r.Raw("endpoints");
-  cfg->max_bytes_per_second =
-      r.Int("max_bytes_per_second", 0, 0, int64_t{1} << 50);
+  cfg->max_bytes_per_second = r.Int("max_bytes_per_second", 0, 0, int64_t{1} << 50);
   if (Err e = r.Finish(); !e.ok()) return e;
   if (endpoints != nullptr && !endpoints->is_array()) {
     return InvalidArgument("plugins.transfer.endpoints: must be an array of tables");
@@ -233,15 +244,18 @@ Err CreateTransfer(const nlohmann::json& config, HostLog log, std::unique_ptr<Pr
     const nlohmann::json* allowed = er.Raw("allowed_identities");
     if (Err err = er.Finish(); !err.ok()) return err;
     if (ep.id.empty()) return InvalidArgument(prefix + ".id: must not be empty");
-    if (!ids.insert(ep.id).second) return InvalidArgument(prefix + ".id: \"" + ep.id + "\" repeated");
+    if (!ids.insert(ep.id).second)
+      return InvalidArgument(prefix + ".id: \"" + ep.id + "\" repeated");
     if (ep.root.empty() || ep.root[0] != '/') {
       return InvalidArgument(prefix + ".root: must be an absolute path");
     }
     if (allowed != nullptr) {
-      if (!allowed->is_array()) return InvalidArgument(prefix + ".allowed_identities: must be an array");
+      if (!allowed->is_array())
+        return InvalidArgument(prefix + ".allowed_identities: must be an array");
       for (const auto& a : *allowed) {
         if (!a.is_string()) {
-          return InvalidArgument(prefix + ".allowed_identities: must be an array of strings");
+          return InvalidArgument(prefix +
+                                 ".allowed_identities: must be an array of strings");
         }
         ep.allowed_identities.push_back(a.get<std::string>());
       }
@@ -255,12 +269,14 @@ Err CreateTransfer(const nlohmann::json& config, HostLog log, std::unique_ptr<Pr
     }
     cfg->endpoints.push_back(std::move(ep));
   }
-  if (cfg->endpoints.empty()) log.Info("no endpoints configured; every body will be refused");
+  if (cfg->endpoints.empty())
+    log.Info("no endpoints configured; every body will be refused");
   *out = std::make_unique<TransferProvider>(std::move(cfg));
   return Ok();
 }
 
-timer_ap_error* Create(timer_ap_str config, const timer_ap_host* host, timer_ap_provider** out) {
+timer_ap_error* Create(timer_ap_str config, const timer_ap_host* host,
+                       timer_ap_provider** out) {
   return CreateWith(&CreateTransfer, config, host, out);
 }
 

@@ -10,21 +10,20 @@
 // docs/DEPLOYMENT.md), a config file of the defaults, and check a config
 // file (with the flags given) without starting.
 #include <signal.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
-#include <nlohmann/json.hpp>
-#include <spdlog/sinks/stdout_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -70,11 +69,16 @@ std::optional<absl::Duration> ParseExpires(const std::string& text, bool* ok) {
   if (!text.empty() && !std::isdigit(static_cast<unsigned char>(text.back()))) {
     const char u = text.back();
     digits = text.substr(0, text.size() - 1);
-    if (u == 'd') unit = absl::Hours(24);
-    else if (u == 'h') unit = absl::Hours(1);
-    else if (u == 'm') unit = absl::Minutes(1);
-    else if (u == 'w') unit = absl::Hours(24 * 7);
-    else if (u != 's') *ok = false;
+    if (u == 'd')
+      unit = absl::Hours(24);
+    else if (u == 'h')
+      unit = absl::Hours(1);
+    else if (u == 'm')
+      unit = absl::Minutes(1);
+    else if (u == 'w')
+      unit = absl::Hours(24 * 7);
+    else if (u != 's')
+      *ok = false;
   }
   int64_t n = 0;
   if (!absl::SimpleAtoi(digits, &n) || n <= 0 || n > 100LL * 365 * 24 * 3600) *ok = false;
@@ -112,7 +116,8 @@ int TokenIssue(timer::store::TokenStore& tokens, const TokenArgs& a) {
   bool ok = false;
   const std::optional<absl::Duration> ttl = ParseExpires(a.expires, &ok);
   if (!ok) {
-    return FailToken(kUsage, "--expires: use a duration like 90d, 12h, 30m or 3600, or never");
+    return FailToken(kUsage,
+                     "--expires: use a duration like 90d, 12h, 30m or 3600, or never");
   }
   const absl::Time now = absl::Now();
   std::optional<absl::Time> expires;
@@ -196,7 +201,8 @@ absl::Status CheckProviderConfigs(const timer::server::Config& config) {
     std::vector<std::string> files;
     for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
       const std::string name = e.path().filename().string();
-      if (e.path().extension() == ".so" && name[0] != '.') files.push_back(e.path().string());
+      if (e.path().extension() == ".so" && name[0] != '.')
+        files.push_back(e.path().string());
     }
     std::sort(files.begin(), files.end());
     for (const std::string& file : files) {
@@ -266,10 +272,13 @@ int main(int argc, char** argv) {
   token->require_subcommand(1);
   CLI::App* issue = token->add_subcommand(
       "issue", "issue a token for an identity; the token is the last line printed");
-  issue->add_option("--identity", ta.identity, "who the token acts as, e.g. alice@example.org")
+  issue
+      ->add_option("--identity", ta.identity,
+                   "who the token acts as, e.g. alice@example.org")
       ->required();
-  issue->add_option("--expires", ta.expires,
-                    "lifetime: 90d, 12h, 30m, 3600 (seconds) or never")
+  issue
+      ->add_option("--expires", ta.expires,
+                   "lifetime: 90d, 12h, 30m, 3600 (seconds) or never")
       ->capture_default_str();
   issue->add_option("--description", ta.description, "a note shown by token list");
   CLI::App* list = token->add_subcommand("list", "list tokens (never their secrets)");
@@ -279,16 +288,18 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI::App* revoke = token->add_subcommand(
       "revoke", "revoke a token; a running timerd refuses it from its next call");
-  revoke->add_option("TOKEN_ID", ta.token_id, "the id shown by issue and list")->required();
+  revoke->add_option("TOKEN_ID", ta.token_id, "the id shown by issue and list")
+      ->required();
 
   CLI::App* config_cmd = app.add_subcommand("config", "the configuration file's keys");
   config_cmd->require_subcommand(1);
   CLI::App* config_reference = config_cmd->add_subcommand(
       "reference", "print every key with its type, default and range (Markdown)");
-  CLI::App* config_sample =
-      config_cmd->add_subcommand("sample", "print a config file of every key at its default");
+  CLI::App* config_sample = config_cmd->add_subcommand(
+      "sample", "print a config file of every key at its default");
   CLI::App* config_check = config_cmd->add_subcommand(
-      "check", "check --config (and the flags given) as timerd would at start, then exit");
+      "check",
+      "check --config (and the flags given) as timerd would at start, then exit");
   CLI11_PARSE(app, argc, argv);
   if (config_reference->parsed()) {
     std::cout << timer::server::ConfigReference();

@@ -3,28 +3,27 @@
 // command, revoked and expired tokens, JWTs, TLS and mutual TLS with a CA
 // made at test time (the openssl command), the CLI's token cache, the job
 // limit, and that no credential ever reaches timerd's log.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "cli_fixture.h"
+#include "event_stream.h"
 #include "jwt_testing.h"
 #include "process.h"
 #include "timer/v1/session.grpc.pb.h"
-#include "event_stream.h"
 #include "timer/v1/timer.grpc.pb.h"
 
 namespace timer::testing {
@@ -70,15 +69,16 @@ class AuthE2eTest : public CliTest {
              "-nodes", "-keyout", d + ".key", "-out", d + ".crt", "-days", "1", "-subj",
              "/CN=" + name});
   }
-  void MakeCert(const std::string& ca, const std::string& name, const std::string& subject,
-                const std::string& ext) {
+  void MakeCert(const std::string& ca, const std::string& name,
+                const std::string& subject, const std::string& ext) {
     const std::string d = tmp_.path() + "/" + name;
     const std::string c = tmp_.path() + "/" + ca;
     std::ofstream(d + ".ext") << ext << "\n";
     Openssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
              "-keyout", d + ".key", "-out", d + ".csr", "-subj", subject});
     Openssl({"x509", "-req", "-in", d + ".csr", "-CA", c + ".crt", "-CAkey", c + ".key",
-             "-CAcreateserial", "-out", d + ".crt", "-days", "1", "-extfile", d + ".ext"});
+             "-CAcreateserial", "-out", d + ".crt", "-days", "1", "-extfile",
+             d + ".ext"});
   }
   void MakeServerCert(const std::string& ca) {
     MakeCert(ca, "server", "/CN=localhost",
@@ -106,19 +106,17 @@ TEST_F(AuthE2eTest, AlicesJobIsInvisibleToBobThroughEveryCliCommand) {
   EXPECT_EQ(job["owner"], "alice@example.org");
 
   const std::vector<std::vector<std::string>> commands = {
-      {"job", "status", "ID"},
-      {"job", "status", "--show-deleted", "-v", "ID"},
-      {"job", "results", "ID"},
-      {"job", "update", "ID", "--interval", "2h"},
-      {"job", "pause", "ID"},
-      {"job", "resume", "ID"},
-      {"job", "run-now", "ID"},
-      {"job", "delete", "ID"},
+      {"job", "status", "ID"},  {"job", "status", "--show-deleted", "-v", "ID"},
+      {"job", "results", "ID"}, {"job", "update", "ID", "--interval", "2h"},
+      {"job", "pause", "ID"},   {"job", "resume", "ID"},
+      {"job", "run-now", "ID"}, {"job", "delete", "ID"},
   };
   for (const auto& command : commands) {
     std::vector<std::string> on_alices = command, on_missing = command;
-    for (auto& a : on_alices) if (a == "ID") a = id;
-    for (auto& a : on_missing) if (a == "ID") a = kMissingJob;
+    for (auto& a : on_alices)
+      if (a == "ID") a = id;
+    for (auto& a : on_missing)
+      if (a == "ID") a = kMissingJob;
     RunResult theirs = CliAs(bob, on_alices);
     RunResult none = CliAs(bob, on_missing);
     EXPECT_EQ(theirs.exit_code, 3) << command[1] << ": " << theirs.err;
@@ -281,8 +279,9 @@ TEST_F(AuthE2eTest, EveryRpcWithoutValidCredentialsIsUnauthenticated) {
   auto daemon = StartTimerd();
   auto stub = v1::TimerService::NewStub(Plain());
   auto session = v1::SessionService::NewStub(Plain());
-  for (const std::string token : {std::string(), std::string("not-a-token"),
-                                  "tmr_" + std::string(16, '0') + "_" + std::string(64, '0')}) {
+  for (const std::string token :
+       {std::string(), std::string("not-a-token"),
+        "tmr_" + std::string(16, '0') + "_" + std::string(64, '0')}) {
     std::vector<grpc::Status> statuses;
     {
       grpc::ClientContext ctx;
@@ -468,16 +467,26 @@ TEST_F(AuthE2eTest, TransferEndpointAccessFollowsTheJobsOwner) {
   const std::string root = tmp_.path() + "/alice-endpoint";
   std::filesystem::create_directories(root + "/data");
   std::ofstream(root + "/data/f.txt") << "hello\n";
-  auto daemon = StartWithConfig(absl::StrCat(
-      "[[plugins.transfer.endpoints]]\nid = \"", kAliceEndpoint,
-      "\"\ndisplay_name = \"alice\"\nroot = \"", root,
-      "\"\nallowed_identities = [\"alice@example.org\"]\n"));
+  auto daemon = StartWithConfig(
+      absl::StrCat("[[plugins.transfer.endpoints]]\nid = \"", kAliceEndpoint,
+                   "\"\ndisplay_name = \"alice\"\nroot = \"", root,
+                   "\"\nallowed_identities = [\"alice@example.org\"]\n"));
   const std::string alice = IssueToken("alice@example.org");
   const std::string bob = IssueToken("bob@example.org");
-  const std::vector<std::string> args = {
-      "job", "transfer", "--interval", "1h", "--start", "2030-01-01T00:00:00Z",
-      "--source-endpoint", kAliceEndpoint, "--dest-endpoint", kAliceEndpoint,
-      "--item", "data/f.txt", "copy/f.txt", "false"};
+  const std::vector<std::string> args = {"job",
+                                         "transfer",
+                                         "--interval",
+                                         "1h",
+                                         "--start",
+                                         "2030-01-01T00:00:00Z",
+                                         "--source-endpoint",
+                                         kAliceEndpoint,
+                                         "--dest-endpoint",
+                                         kAliceEndpoint,
+                                         "--item",
+                                         "data/f.txt",
+                                         "copy/f.txt",
+                                         "false"};
   RunResult bobs = CliAs(bob, args);
   EXPECT_EQ(bobs.exit_code, 4) << bobs.err;
   EXPECT_NE(bobs.err.find("bob@example.org"), std::string::npos) << bobs.err;
@@ -490,12 +499,14 @@ TEST_F(AuthE2eTest, JwtSignedByTheConfiguredKeyWorksOthersFail) {
   auto other = NewEcKey();
   const std::string jwks = File("jwks.json");
   std::ofstream(jwks) << json{{"keys", {Jwk(key.get(), "k1")}}}.dump();
-  auto daemon = StartWithConfig(absl::StrCat(
-      "[auth.jwt]\nkeys_file = \"", jwks,
-      "\"\nissuer = \"https://idp.example.org\"\naudience = \"timer\"\n"));
+  auto daemon = StartWithConfig(
+      absl::StrCat("[auth.jwt]\nkeys_file = \"", jwks,
+                   "\"\nissuer = \"https://idp.example.org\"\naudience = \"timer\"\n"));
   const int64_t now = absl::ToUnixSeconds(absl::Now());
-  const json claims = {{"iss", "https://idp.example.org"}, {"aud", "timer"},
-                       {"sub", "carol@example.org"}, {"exp", now + 600}};
+  const json claims = {{"iss", "https://idp.example.org"},
+                       {"aud", "timer"},
+                       {"sub", "carol@example.org"},
+                       {"exp", now + 600}};
   const std::string good = SignJwt(key.get(), claims, "k1");
   RunResult who = CliAs(good, {"--format", "json", "session", "whoami"});
   ASSERT_EQ(who.exit_code, 0) << who.err;
@@ -525,8 +536,10 @@ TEST_F(AuthE2eTest, TlsWithATestCa) {
   MakeCa("ca");
   MakeCa("other-ca");
   MakeServerCert("ca");
-  auto daemon = StartTimerd({"--tls-cert", File("server.crt"), "--tls-key", File("server.key")});
-  RunResult ok = Cli({"--tls-ca", File("ca.crt"), "--format", "json", "session", "whoami"});
+  auto daemon =
+      StartTimerd({"--tls-cert", File("server.crt"), "--tls-key", File("server.key")});
+  RunResult ok =
+      Cli({"--tls-ca", File("ca.crt"), "--format", "json", "session", "whoami"});
   ASSERT_EQ(ok.exit_code, 0) << ok.err << daemon->log();
   EXPECT_EQ(json::parse(ok.out)["identity"], kIdentity);
   // Plaintext to a TLS port, and a CA that did not sign the server: no.
@@ -543,11 +556,13 @@ TEST_F(AuthE2eTest, MutualTlsSubjectIsTheIdentity) {
   MakeCa("other-ca");
   MakeServerCert("ca");
   MakeCert("ca", "client", "/O=Example/CN=backup-svc", "extendedKeyUsage=clientAuth");
-  MakeCert("other-ca", "rogue", "/O=Example/CN=backup-svc", "extendedKeyUsage=clientAuth");
+  MakeCert("other-ca", "rogue", "/O=Example/CN=backup-svc",
+           "extendedKeyUsage=clientAuth");
   auto daemon = StartTimerd({"--tls-cert", File("server.crt"), "--tls-key",
                              File("server.key"), "--tls-client-ca", File("ca.crt")});
-  const std::vector<std::string> tls = {"--tls-ca", File("ca.crt"), "--tls-cert",
-                                        File("client.crt"), "--tls-key", File("client.key")};
+  const std::vector<std::string> tls = {"--tls-ca",   File("ca.crt"),
+                                        "--tls-cert", File("client.crt"),
+                                        "--tls-key",  File("client.key")};
   const auto as_service = [&](std::vector<std::string> args) {
     args.insert(args.begin(), tls.begin(), tls.end());
     return CliAs("", args);
@@ -567,9 +582,9 @@ TEST_F(AuthE2eTest, MutualTlsSubjectIsTheIdentity) {
   ASSERT_EQ(theirs.exit_code, 0) << theirs.err;
   EXPECT_TRUE(json::parse(theirs.out)["jobs"].empty());
   // A certificate from another CA, same subject: the handshake fails.
-  RunResult rogue = CliAs("", {"--timeout", "3", "--tls-ca", File("ca.crt"), "--tls-cert",
-                               File("rogue.crt"), "--tls-key", File("rogue.key"), "session",
-                               "whoami"});
+  RunResult rogue =
+      CliAs("", {"--timeout", "3", "--tls-ca", File("ca.crt"), "--tls-cert",
+                 File("rogue.crt"), "--tls-key", File("rogue.key"), "session", "whoami"});
   EXPECT_NE(rogue.exit_code, 0) << rogue.out;
 }
 
@@ -617,11 +632,13 @@ TEST_F(AuthE2eTest, NoTokenOrSecretInTheLogAtAnyLevel) {
     const std::string log = daemon->log();
     if (level != "info") {
       // The refusals were logged (so the check below looked at real lines).
-      EXPECT_NE(log.find("call refused: token: not recognised"), std::string::npos) << log;
+      EXPECT_NE(log.find("call refused: token: not recognised"), std::string::npos)
+          << log;
     }
     for (const std::string& s : secrets) {
       ASSERT_GT(s.size(), 40u);
-      EXPECT_EQ(log.find(s), std::string::npos) << level << ": a credential is in the log";
+      EXPECT_EQ(log.find(s), std::string::npos)
+          << level << ": a credential is in the log";
       // The secret half of a token, or a JWT's signature.
       const std::string tail = s.substr(s.size() - 32);
       EXPECT_EQ(log.find(tail), std::string::npos) << level << ": a secret is in the log";

@@ -5,16 +5,16 @@
 // accepted form under different TZ values, and the generated bash and zsh
 // completion scripts. Each test starts at most one timerd, on a free
 // loopback port; its Daemon stops it.
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "cli_fixture.h"
 #include "process.h"
@@ -84,8 +84,9 @@ class CliE2eTest : public CliTest {
 
   // The schedule.start that `timer job submit --start START` stores, under TZ.
   std::string StartUtc(const std::string& tz, const std::string& start) {
-    json job = CliJsonEnv({"TZ=" + tz}, {"job", "submit", "--interval", "1d", "--start", start,
-                                         "--action-provider", "noop", "--action-body", "{}"});
+    json job =
+        CliJsonEnv({"TZ=" + tz}, {"job", "submit", "--interval", "1d", "--start", start,
+                                  "--action-provider", "noop", "--action-body", "{}"});
     return job["schedule"].value("start", "");
   }
 
@@ -124,7 +125,8 @@ TEST_F(CliE2eTest, BashCompletionScriptIsValidAndCompletesCommandsOptionsAndValu
   RunResult gen = timer::testing::Run({timer_, "completion", "bash"});
   ASSERT_EQ(gen.exit_code, 0) << gen.err;
   WriteFile(tmp_.path() + "/syntax.bash", gen.out);
-  RunResult syntax = timer::testing::Run({"/bin/bash", "-n", tmp_.path() + "/syntax.bash"});
+  RunResult syntax =
+      timer::testing::Run({"/bin/bash", "-n", tmp_.path() + "/syntax.bash"});
   EXPECT_EQ(syntax.exit_code, 0) << syntax.err;
   EXPECT_TRUE(Contains(gen.out, "complete -F _timer timer")) << gen.out;
 
@@ -205,15 +207,15 @@ TEST_F(CliE2eTest, BashCompletionOffersEveryCommandAndOption) {
                         "run-now", "results", "transfer"}) {
     EXPECT_TRUE(Contains(" " + job + " ", std::string(" ") + c + " ")) << job;
   }
-  for (const char* o :
-       {"--name", "--label", "--interval", "--start", "--source-endpoint", "--dest-endpoint",
-        "--item", "--items-file", "--sync-level", "--verify-checksum", "--encrypt-data",
-        "--preserve-timestamp", "--stop-after-runs", "--stop-after-date"}) {
+  for (const char* o : {"--name", "--label", "--interval", "--start", "--source-endpoint",
+                        "--dest-endpoint", "--item", "--items-file", "--sync-level",
+                        "--verify-checksum", "--encrypt-data", "--preserve-timestamp",
+                        "--stop-after-runs", "--stop-after-date"}) {
     EXPECT_TRUE(Contains(" " + transfer + " ", std::string(" ") + o + " ")) << transfer;
   }
-  for (const char* o : {"--action-provider", "--action-url", "--action-body", "--action-file",
-                        "--start-time", "--overlap-policy", "--max-concurrent",
-                        "--missed-run-policy", "--request-id"}) {
+  for (const char* o : {"--action-provider", "--action-url", "--action-body",
+                        "--action-file", "--start-time", "--overlap-policy",
+                        "--max-concurrent", "--missed-run-policy", "--request-id"}) {
     EXPECT_TRUE(Contains(" " + submit + " ", std::string(" ") + o + " ")) << submit;
   }
 }
@@ -229,8 +231,8 @@ TEST_F(CliE2eTest, ZshCompletionScriptIsValidAndRegistersItself) {
        {"_timer() {", "_timer_job() {", "_timer_job_status() {", "_timer_job_run_now() {",
         "_timer_provider_show() {", "status) _timer_job_status ;;",
         "'run-now:run a job once now", "'(-v --verbose)'{-v,--verbose}'[",
-        "'--show-deleted[", "'--format=[output format]:format:(table json)'",
-        "'*--item[", ":items-file:_files'", ":sync-level:(exists size mtime checksum)'",
+        "'--show-deleted[", "'--format=[output format]:format:(table json)'", "'*--item[",
+        ":items-file:_files'", ":sync-level:(exists size mtime checksum)'",
         "':SHELL:(bash zsh)'", "compdef _timer timer"}) {
     EXPECT_TRUE(Contains(s, part)) << "missing " << part;
   }
@@ -241,11 +243,11 @@ TEST_F(CliE2eTest, ZshCompletionScriptIsValidAndRegistersItself) {
   RunResult syntax = timer::testing::Run({zsh, "-n", path});
   EXPECT_EQ(syntax.exit_code, 0) << syntax.err;
   // Sourced after compinit, it registers _timer for `timer`.
-  RunResult sourced = timer::testing::Run(
-      {zsh, "-f", "-c",
-       "autoload -U compinit && compinit -u -D && source '" + path +
-           "' && print -r -- ${_comps[timer]}"},
-      {"HOME=" + tmp_.path()});
+  RunResult sourced =
+      timer::testing::Run({zsh, "-f", "-c",
+                           "autoload -U compinit && compinit -u -D && source '" + path +
+                               "' && print -r -- ${_comps[timer]}"},
+                          {"HOME=" + tmp_.path()});
   EXPECT_EQ(sourced.exit_code, 0) << sourced.err;
   EXPECT_EQ(sourced.out, "_timer\n") << sourced.err;
 }
@@ -303,10 +305,10 @@ TEST_F(CliE2eTest, EveryCommandHasAHappyPathAndRefusesABadInput) {
   EXPECT_EQ(results[0]["run_number"], "1");
   EXPECT_TRUE(results[0]["manual"].get<bool>());
 
-  json transfer = CliJson({"job", "transfer", "--name", "copy", "--interval", "1d",
-                           "--start", "2030-01-01T00:00:00Z", "--source-endpoint", kSrcId,
-                           "--dest-endpoint", kDstId, "--item", "file1.txt", "copy.txt",
-                           "false"});
+  json transfer =
+      CliJson({"job", "transfer", "--name", "copy", "--interval", "1d", "--start",
+               "2030-01-01T00:00:00Z", "--source-endpoint", kSrcId, "--dest-endpoint",
+               kDstId, "--item", "file1.txt", "copy.txt", "false"});
   EXPECT_EQ(transfer["action"]["provider"], "transfer");
 
   std::vector<std::string> providers;
@@ -329,7 +331,8 @@ TEST_F(CliE2eTest, EveryCommandHasAHappyPathAndRefusesABadInput) {
   };
   const std::vector<Case> cases = {
       {{"job", "submit", "--interval", "1h", "--action-provider", "noop"},
-       2, "--action-body"},
+       2,
+       "--action-body"},
       {{"job", "status"}, 2, "JOB_ID"},
       {{"job", "list", "--show-deleted", "extra"}, 2, "extra"},
       {{"job", "update", id, "--overlap-policy", "sometimes"}, 2, "--overlap-policy"},
@@ -343,10 +346,12 @@ TEST_F(CliE2eTest, EveryCommandHasAHappyPathAndRefusesABadInput) {
       {{"job", "transfer", "--interval", "1h", "--source-endpoint", kSrcId,
         "--dest-endpoint", kDstId, "--item", "file1.txt", "x.txt", "false",
         "--sync-level", "sometimes"},
-       2, "--sync-level"},
+       2,
+       "--sync-level"},
       {{"job", "transfer", "--interval", "1h", "--source-endpoint", kSrcId,
         "--dest-endpoint", kDstId, "--items-file", tmp_.path() + "/missing.csv"},
-       2, "--items-file"},
+       2,
+       "--items-file"},
       {{"provider", "list", "extra"}, 2, "extra"},
       {{"provider", "show", "nope"}, 3, "\"nope\""},
       {{"--format", "yaml", "job", "list"}, 2, "--format"},
@@ -355,8 +360,8 @@ TEST_F(CliE2eTest, EveryCommandHasAHappyPathAndRefusesABadInput) {
     RunResult r = Cli(c.args);
     const std::string what = c.args[0] + " " + c.args[1];
     EXPECT_EQ(r.exit_code, c.exit_code) << what << ": " << r.err;
-    EXPECT_TRUE(Contains(r.err, c.message)) << what << ": wanted " << c.message << " in "
-                                            << r.err;
+    EXPECT_TRUE(Contains(r.err, c.message))
+        << what << ": wanted " << c.message << " in " << r.err;
     EXPECT_EQ(r.err.rfind("timer: ", 0), 0u) << what << ": " << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << what << ": " << r.err;
     EXPECT_EQ(r.out, "") << what;
@@ -378,22 +383,39 @@ TEST_F(CliE2eTest, EveryCommandHasAHappyPathAndRefusesABadInput) {
 // to each endpoint's root (the seed's ~ was the endpoint's home).
 TEST_F(CliE2eTest, SeedTransferExampleAndItsItemsFile) {
   auto daemon = StartTimerd();
-  json job = CliJsonEnv(
-      {"TZ=UTC"},
-      {"job", "transfer", "--name", "example-job", "--label", "Timer Transfer Job",
-       "--interval", "28800", "--start", "2020-01-01T12:34:56", "--source-endpoint", kSrcId,
-       "--dest-endpoint", kDstId, "--item", "file1.txt", "new_file1.txt", "false",
-       "--item", "file2.txt", "new_file2.txt", "false"});
+  json job = CliJsonEnv({"TZ=UTC"}, {"job",
+                                     "transfer",
+                                     "--name",
+                                     "example-job",
+                                     "--label",
+                                     "Timer Transfer Job",
+                                     "--interval",
+                                     "28800",
+                                     "--start",
+                                     "2020-01-01T12:34:56",
+                                     "--source-endpoint",
+                                     kSrcId,
+                                     "--dest-endpoint",
+                                     kDstId,
+                                     "--item",
+                                     "file1.txt",
+                                     "new_file1.txt",
+                                     "false",
+                                     "--item",
+                                     "file2.txt",
+                                     "new_file2.txt",
+                                     "false"});
   EXPECT_EQ(job["name"], "example-job");
   EXPECT_EQ(job["label"], "Timer Transfer Job");
   EXPECT_EQ(job["schedule"]["interval_seconds"], "28800");
   EXPECT_EQ(job["schedule"]["start"], "2020-01-01T12:34:56Z");
   EXPECT_EQ(job["action"]["provider"], "transfer");
-  const json items = json::array(
-      {{{"source_path", "file1.txt"}, {"destination_path", "new_file1.txt"},
-        {"recursive", false}},
-       {{"source_path", "file2.txt"}, {"destination_path", "new_file2.txt"},
-        {"recursive", false}}});
+  const json items = json::array({{{"source_path", "file1.txt"},
+                                   {"destination_path", "new_file1.txt"},
+                                   {"recursive", false}},
+                                  {{"source_path", "file2.txt"},
+                                   {"destination_path", "new_file2.txt"},
+                                   {"recursive", false}}});
   json body = Body(job);
   EXPECT_EQ(body["source_endpoint_id"], kSrcId);
   EXPECT_EQ(body["destination_endpoint_id"], kDstId);
@@ -412,11 +434,11 @@ TEST_F(CliE2eTest, SeedTransferExampleAndItsItemsFile) {
             "file2.txt,new_file2.txt,FALSE\r\n"
             "\n"
             "# the end\n");
-  json from_file = CliJsonEnv(
-      {"TZ=UTC"},
-      {"job", "transfer", "--name", "example-job", "--label", "Timer Transfer Job",
-       "--interval", "28800", "--start", "2020-01-01T12:34:56", "--source-endpoint", kSrcId,
-       "--dest-endpoint", kDstId, "--items-file", csv});
+  json from_file =
+      CliJsonEnv({"TZ=UTC"}, {"job", "transfer", "--name", "example-job", "--label",
+                              "Timer Transfer Job", "--interval", "28800", "--start",
+                              "2020-01-01T12:34:56", "--source-endpoint", kSrcId,
+                              "--dest-endpoint", kDstId, "--items-file", csv});
   EXPECT_EQ(Body(from_file), body);
 
   // A bad line is named by file and line number.
@@ -426,9 +448,9 @@ TEST_F(CliE2eTest, SeedTransferExampleAndItsItemsFile) {
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_TRUE(Contains(bad.err, "--items-file " + csv + ":3")) << bad.err;
   // --item and --items-file are alternatives, as in the seed.
-  RunResult both = Cli({"job", "transfer", "--interval", "1h", "--source-endpoint", kSrcId,
-                        "--dest-endpoint", kDstId, "--items-file", csv, "--item", "a", "b",
-                        "true"});
+  RunResult both =
+      Cli({"job", "transfer", "--interval", "1h", "--source-endpoint", kSrcId,
+           "--dest-endpoint", kDstId, "--items-file", csv, "--item", "a", "b", "true"});
   EXPECT_EQ(both.exit_code, 2);
   EXPECT_TRUE(Contains(both.err, "--item")) << both.err;
 }
@@ -444,7 +466,8 @@ TEST_F(CliE2eTest, SeedTransferExampleAndItsItemsFile) {
 TEST_F(CliE2eTest, SeedSubmitExampleRunsThroughActionUrl) {
   WriteFile(src_ + "/file1.txt", "seed\n");
   auto daemon = StartTimerd();
-  const std::string seed_url = "https://actions.automate.globus.org/transfer/transfer/run";
+  const std::string seed_url =
+      "https://actions.automate.globus.org/transfer/transfer/run";
   const auto seed_body = [](const std::string& src_path, const std::string& dst_path) {
     return std::string(R"({"body": {"source_endpoint_id": ")") + kSrcId +
            R"(", "destination_endpoint_id": ")" + kDstId +
@@ -454,12 +477,13 @@ TEST_F(CliE2eTest, SeedSubmitExampleRunsThroughActionUrl) {
 
   // The seed's command line word for word after the command name reaches
   // the transfer provider, unwrapped: its one complaint is the absolute path.
-  RunResult seed = Cli({"job", "submit", "--name", "test-tutorial-job", "--interval", "600",
-                        "--action-url", seed_url, "--action-body",
+  RunResult seed = Cli({"job", "submit", "--name", "test-tutorial-job", "--interval",
+                        "600", "--action-url", seed_url, "--action-body",
                         seed_body("/~/file1.txt", "/~/new_file1.txt")});
   EXPECT_EQ(seed.exit_code, 2) << seed.err;
-  EXPECT_TRUE(Contains(seed.err, "job.action.body: transfer_items[0].source_path: must be "
-                                 "relative to the endpoint root"))
+  EXPECT_TRUE(Contains(seed.err,
+                       "job.action.body: transfer_items[0].source_path: must be "
+                       "relative to the endpoint root"))
       << seed.err;
 
   json job = CliJson({"job", "submit", "--name", "test-tutorial-job", "--interval", "600",
@@ -472,7 +496,8 @@ TEST_F(CliE2eTest, SeedSubmitExampleRunsThroughActionUrl) {
   const std::string id = job["job_id"];
   json done = WaitForJob(id, [](const json& j) {
     return j.contains("results") && !j["results"].empty() &&
-           j["results"][0]["status"] != "PENDING" && j["results"][0]["status"] != "ACTIVE";
+           j["results"][0]["status"] != "PENDING" &&
+           j["results"][0]["status"] != "ACTIVE";
   });
   EXPECT_EQ(done["results"][0]["status"], "SUCCEEDED") << done.dump();
   EXPECT_EQ(ReadFile(dst_ + "/new_file1.txt"), "seed\n");
@@ -481,10 +506,11 @@ TEST_F(CliE2eTest, SeedSubmitExampleRunsThroughActionUrl) {
   // takes the same wrapped body; --scope is accepted and ignored.
   const std::string body_file = tmp_.path() + "/body.json";
   WriteFile(body_file, seed_body("file1.txt", "again.txt"));
-  json from_file = CliJson({"job", "submit", "--interval", "1d", "--start", "2030-01-01",
-                            "--action-url", "transfer", "--action-file", body_file,
-                            "--scope", "https://auth.globus.org/scopes/actions.globus.org/"
-                                       "transfer/transfer"});
+  json from_file =
+      CliJson({"job", "submit", "--interval", "1d", "--start", "2030-01-01",
+               "--action-url", "transfer", "--action-file", body_file, "--scope",
+               "https://auth.globus.org/scopes/actions.globus.org/"
+               "transfer/transfer"});
   EXPECT_EQ(from_file["action"]["provider"], "transfer");
   EXPECT_EQ(Body(from_file)["transfer_items"][0]["destination_path"], "again.txt");
 
@@ -507,8 +533,8 @@ TEST_F(CliE2eTest, SeedSubmitExampleRunsThroughActionUrl) {
 // kubectl, gh or globus: the three forms give the same answer.
 TEST_F(CliE2eTest, GlobalOptionsAnywhere) {
   auto daemon = StartTimerd();
-  json job = CliJson({"job", "submit", "--name", "anywhere", "--interval", "1h", "--start",
-                      "2030-01-01T00:00:00Z", "--action-provider", "noop",
+  json job = CliJson({"job", "submit", "--name", "anywhere", "--interval", "1h",
+                      "--start", "2030-01-01T00:00:00Z", "--action-provider", "noop",
                       "--action-body", "{}"});
   std::vector<json> lists;
   for (const std::vector<std::string>& args :
@@ -608,17 +634,21 @@ TEST_F(CliE2eTest, StartTimesInEveryFormAndTwoTimeZones) {
   EXPECT_EQ(StartUtc("Asia/Tokyo", "2026-12-01T02:00:00Z"), "2026-12-01T02:00:00Z");
 
   // --stop-after-date takes the same forms.
-  json job = CliJsonEnv({"TZ=Asia/Tokyo"},
-                        {"job", "submit", "--interval", "1d", "--start-time", "2026-12-01",
-                         "--stop-after-date", "2027-01-01", "--action-provider", "noop",
-                         "--action-body", "{}"});
+  json job =
+      CliJsonEnv({"TZ=Asia/Tokyo"}, {"job", "submit", "--interval", "1d", "--start-time",
+                                     "2026-12-01", "--stop-after-date", "2027-01-01",
+                                     "--action-provider", "noop", "--action-body", "{}"});
   EXPECT_EQ(job["schedule"]["start"], "2026-11-30T15:00:00Z");
   EXPECT_EQ(job["schedule"]["stop_after_date"], "2026-12-31T15:00:00Z");
 
   // Intervals with units.
-  for (const auto& [text, seconds] : std::vector<std::pair<std::string, std::string>>{
-           {"90s", "90"}, {"15m", "900"}, {"1h", "3600"}, {"1d", "86400"},
-           {"1w", "604800"}, {"28800", "28800"}}) {
+  for (const auto& [text, seconds] :
+       std::vector<std::pair<std::string, std::string>>{{"90s", "90"},
+                                                        {"15m", "900"},
+                                                        {"1h", "3600"},
+                                                        {"1d", "86400"},
+                                                        {"1w", "604800"},
+                                                        {"28800", "28800"}}) {
     json j = CliJson({"job", "submit", "--interval", text, "--start", "2030-01-01",
                       "--action-provider", "noop", "--action-body", "{}"});
     EXPECT_EQ(j["schedule"]["interval_seconds"], seconds) << text;
@@ -630,8 +660,9 @@ TEST_F(CliE2eTest, StartTimesInEveryFormAndTwoTimeZones) {
            {"--start", "12/01/2026"},
            {"--start", "2026-12-01T25:00"},
            {"--stop-after-date", "tomorrow"}}) {
-    RunResult r = CliEnv({"TZ=UTC"}, {"job", "submit", "--interval", "1d", option, value,
-                                      "--action-provider", "noop", "--action-body", "{}"});
+    RunResult r =
+        CliEnv({"TZ=UTC"}, {"job", "submit", "--interval", "1d", option, value,
+                            "--action-provider", "noop", "--action-body", "{}"});
     EXPECT_EQ(r.exit_code, 2) << value << ": " << r.err;
     EXPECT_TRUE(Contains(r.err, option + ": ")) << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;

@@ -9,15 +9,15 @@
 // CLI's token cache lives in the test's directory (XDG_CONFIG_HOME).
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "absl/time/clock.h"
 #include "process.h"
@@ -44,8 +44,8 @@ class CliTest : public ::testing::Test {
   // (timerd may or may not be running); returns it (the last line printed).
   std::string IssueToken(const std::string& identity,
                          std::vector<std::string> extra = {}) {
-    std::vector<std::string> argv = {timerd_, "token", "issue", "--data-dir", data_dir_,
-                                     "--identity", identity};
+    std::vector<std::string> argv = {timerd_,   "token",      "issue", "--data-dir",
+                                     data_dir_, "--identity", identity};
     argv.insert(argv.end(), extra.begin(), extra.end());
     RunResult r = timer::testing::Run(argv);
     EXPECT_EQ(r.exit_code, 0) << r.err;

@@ -11,6 +11,9 @@
 //     (one line per JOB_ID/RUN_NUMBER) has no repeat;
 //   - the grid has not moved: every scheduled run is at start + k * interval;
 //   - the store passes PRAGMA integrity_check.
+#include <google/protobuf/util/time_util.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <atomic>
@@ -22,10 +25,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <google/protobuf/util/time_util.h>
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -163,13 +162,15 @@ TEST_F(CrashE2eTest, NothingAcknowledgedIsLostAndNoRunRepeatsAcrossKills) {
 
   std::atomic<bool> stop{false};
   std::vector<std::thread> clients;
-  for (int w = 0; w < 4; ++w) clients.emplace_back([this, w, &stop] { ClientLoop(w, stop); });
+  for (int w = 0; w < 4; ++w)
+    clients.emplace_back([this, w, &stop] { ClientLoop(w, stop); });
 
   std::mt19937 rng(42);
   int survived = 0;
   for (int k = 0; k < kills; ++k) {
     // A random moment: the point of the test, not a wait for a condition.
-    absl::SleepFor(absl::Milliseconds(std::uniform_int_distribution<int>(500, 3000)(rng)));
+    absl::SleepFor(
+        absl::Milliseconds(std::uniform_int_distribution<int>(500, 3000)(rng)));
     up_.store(false);
     daemon->Stop(SIGKILL);
     daemon = std::make_unique<Daemon>(std::vector<std::string>{
@@ -215,7 +216,8 @@ TEST_F(CrashE2eTest, NothingAcknowledgedIsLostAndNoRunRepeatsAcrossKills) {
       v1::ListJobResultsResponse page;
       ASSERT_TRUE(stub->ListJobResults(&rctx, list, &page).ok()) << id;
       for (const v1::JobResult& r : page.results()) {
-        EXPECT_TRUE(runs.insert(r.run_number()).second) << id << " run " << r.run_number();
+        EXPECT_TRUE(runs.insert(r.run_number()).second)
+            << id << " run " << r.run_number();
         if (!r.manual()) {
           const int64_t offset = r.scheduled_time().seconds() - want.start_s;
           EXPECT_EQ(r.scheduled_time().nanos(), 0) << id;
@@ -244,17 +246,20 @@ TEST_F(CrashE2eTest, NothingAcknowledgedIsLostAndNoRunRepeatsAcrossKills) {
   EXPECT_EQ(daemon->Stop(SIGTERM), 0) << daemon->log();
   absl::StatusOr<store::Db> db = store::Db::Open(data_dir_ + "/timer.db");
   ASSERT_TRUE(db.ok()) << db.status();
-  absl::StatusOr<store::Stmt> check = store::Stmt::Prepare(db->get(), "PRAGMA integrity_check");
+  absl::StatusOr<store::Stmt> check =
+      store::Stmt::Prepare(db->get(), "PRAGMA integrity_check");
   ASSERT_TRUE(check.ok()) << check.status();
   absl::StatusOr<bool> row = check->Step();
   ASSERT_TRUE(row.ok() && *row);
   EXPECT_EQ(check->ColumnText(0), "ok");
 
   std::printf(
-      "crash test: %d kills survived; %lld creates, %lld updates, %lld deletes acknowledged; "
+      "crash test: %d kills survived; %lld creates, %lld updates, %lld deletes "
+      "acknowledged; "
       "%zu runs started, %lld results checked, 0 repeated\n",
       survived, static_cast<long long>(creates_), static_cast<long long>(updates_),
-      static_cast<long long>(deletes_), started.size(), static_cast<long long>(results_checked));
+      static_cast<long long>(deletes_), started.size(),
+      static_cast<long long>(results_checked));
   EXPECT_EQ(survived, kills);
   EXPECT_GT(started.size(), 0u);
 }

@@ -6,15 +6,15 @@
 //
 // The script's path comes from the build (TIMER_DEMO_CONFIG_SH); the install
 // prefix from TIMER_INSTALL_PREFIX, as for every e2e test.
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
@@ -108,7 +108,8 @@ TEST_F(DemoE2eTest, ThePrintedTransferCopiesHelloTxtBetweenTheDemoEndpoints) {
     return j.contains("results") && !j["results"].empty() &&
            j["results"][0].value("status", "") == "SUCCEEDED";
   });
-  const json details = json::parse(job["results"][0].value("details", "{}"), nullptr, false);
+  const json details =
+      json::parse(job["results"][0].value("details", "{}"), nullptr, false);
   EXPECT_EQ(details.value("files_transferred", -1), 1) << job.dump();
 }
 

@@ -2,6 +2,8 @@
 // user drives them. The install prefix comes from TIMER_INSTALL_PREFIX (ctest
 // installs the build there first). Every server listens on a free loopback
 // port and a temporary data directory, and is stopped by the test.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -10,17 +12,14 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
-
+#include "cli_fixture.h"
 #include "grpc/health/v1/health_probe.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection_probe.grpc.pb.h"
-#include "cli_fixture.h"
 #include "process.h"
 #include "timer/v1/session.grpc.pb.h"
 #include "timer/v1/timer.grpc.pb.h"
@@ -33,9 +32,9 @@ using nlohmann::json;
 class E2eTest : public CliTest {
  protected:
   json Submit(const std::string& name) {
-    return CliJson({"job", "submit", "--name", name, "--interval", "1h",
-                    "--start", "2030-01-01T00:00:00Z", "--action-provider", "noop",
-                    "--action-body", R"({"delay_ms": 5})"});
+    return CliJson({"job", "submit", "--name", name, "--interval", "1h", "--start",
+                    "2030-01-01T00:00:00Z", "--action-provider", "noop", "--action-body",
+                    R"({"delay_ms": 5})"});
   }
 
   // Starts timerd with the noop provider recording every start in a file.
@@ -144,27 +143,34 @@ TEST_F(E2eTest, BadInputThroughCliNamesTheFieldAndWritesNothing) {
     std::string message;
   };
   const std::vector<Case> cases = {
-      {{"job", "submit", "--interval", "60", "--action-provider", "noop",
-        "--action-body", "[1, 2]"},
-       2, "job.action.body"},
-      {{"job", "submit", "--interval", "60", "--action-provider", "noop",
-        "--action-body", "{not json"},
-       2, "job.action.body"},
-      {{"job", "submit", "--interval", "60", "--action-provider", "",
-        "--action-body", "{}"},
-       2, "--action-provider"},
-      {{"job", "submit", "--interval", "60", "--action-provider", "nope",
-        "--action-body", "{}"},
-       2, "job.action.provider"},
-      {{"job", "submit", "--interval", "60", "--action-provider", "noop",
-        "--action-body", R"({"delay_ms": "soon"})"},
-       2, "job.action.body"},
-      {{"job", "submit", "--interval", "-5", "--action-provider", "noop",
-        "--action-body", "{}"},
-       2, "--interval"},
-      {{"job", "submit", "--interval", "60", "--start", "yesterday",
-        "--action-provider", "noop", "--action-body", "{}"},
-       2, "--start"},
+      {{"job", "submit", "--interval", "60", "--action-provider", "noop", "--action-body",
+        "[1, 2]"},
+       2,
+       "job.action.body"},
+      {{"job", "submit", "--interval", "60", "--action-provider", "noop", "--action-body",
+        "{not json"},
+       2,
+       "job.action.body"},
+      {{"job", "submit", "--interval", "60", "--action-provider", "", "--action-body",
+        "{}"},
+       2,
+       "--action-provider"},
+      {{"job", "submit", "--interval", "60", "--action-provider", "nope", "--action-body",
+        "{}"},
+       2,
+       "job.action.provider"},
+      {{"job", "submit", "--interval", "60", "--action-provider", "noop", "--action-body",
+        R"({"delay_ms": "soon"})"},
+       2,
+       "job.action.body"},
+      {{"job", "submit", "--interval", "-5", "--action-provider", "noop", "--action-body",
+        "{}"},
+       2,
+       "--interval"},
+      {{"job", "submit", "--interval", "60", "--start", "yesterday", "--action-provider",
+        "noop", "--action-body", "{}"},
+       2,
+       "--start"},
       {{"job", "status", "not-a-uuid"}, 2, "job_id"},
       {{"job", "status", "00000000-0000-4000-8000-000000000000"}, 3, "not found"},
       {{"job", "delete", "00000000-0000-4000-8000-000000000000"}, 3, "not found"},
@@ -236,9 +242,18 @@ TEST_F(E2eTest, GrpcBadInputGetsInvalidArgumentAndWritesNothing) {
 
 TEST_F(E2eTest, CreateIsIdempotentOnRequestId) {
   auto daemon = StartTimerd();
-  const std::vector<std::string> args = {
-      "job", "submit", "--name", "once", "--interval", "60", "--action-provider",
-      "noop", "--action-body", "{}", "--request-id", "retry-key-1"};
+  const std::vector<std::string> args = {"job",
+                                         "submit",
+                                         "--name",
+                                         "once",
+                                         "--interval",
+                                         "60",
+                                         "--action-provider",
+                                         "noop",
+                                         "--action-body",
+                                         "{}",
+                                         "--request-id",
+                                         "retry-key-1"};
   json first = CliJson(args);
   json second = CliJson(args);
   EXPECT_EQ(first["job_id"], second["job_id"]);
@@ -254,7 +269,8 @@ TEST_F(E2eTest, CreateIsIdempotentOnRequestId) {
 TEST_F(E2eTest, HealthServesAndReflectionListsServices) {
   auto daemon = StartTimerd();
   auto health = grpc::health::v1::Health::NewStub(Channel());
-  for (const std::string service : {"", "timer.v1.TimerService", "timer.v1.SessionService"}) {
+  for (const std::string service :
+       {"", "timer.v1.TimerService", "timer.v1.SessionService"}) {
     grpc::ClientContext ctx;
     Deadline(&ctx);
     grpc::health::v1::HealthCheckRequest req;
@@ -277,7 +293,8 @@ TEST_F(E2eTest, HealthServesAndReflectionListsServices) {
   std::vector<std::string> names;
   for (const auto& s : resp.list_services_response().service()) names.push_back(s.name());
   EXPECT_NE(std::find(names.begin(), names.end(), "timer.v1.TimerService"), names.end());
-  EXPECT_NE(std::find(names.begin(), names.end(), "timer.v1.SessionService"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "timer.v1.SessionService"),
+            names.end());
   EXPECT_NE(std::find(names.begin(), names.end(), "grpc.health.v1.Health"), names.end());
   while (stream->Read(&resp)) {
   }
@@ -330,9 +347,9 @@ int64_t Seconds(const std::string& rfc3339) {
 
 TEST_F(E2eTest, OneSecondJobRunsOnTheGridAndStopsAfterThreeRuns) {
   auto daemon = StartTimerdWithRecord();
-  json job = CliJson({"job", "submit", "--name", "tick", "--interval", "1",
-                      "--stop-after-runs", "3", "--action-provider", "noop",
-                      "--action-body", "{}"});
+  json job =
+      CliJson({"job", "submit", "--name", "tick", "--interval", "1", "--stop-after-runs",
+               "3", "--action-provider", "noop", "--action-body", "{}"});
   const std::string id = job["job_id"];
   const int64_t start = Seconds(job["schedule"]["start"]);
   // Ended, and its last run finished too.
@@ -362,7 +379,8 @@ TEST_F(E2eTest, Kill9AndRestartContinuesTheGridWithoutRepeatingARun) {
                       "--action-body", "{}"});
   const std::string id = job["job_id"];
   const int64_t start = Seconds(job["schedule"]["start"]);
-  WaitForJob(id, [](const json& j) { return std::stoi(j["n_runs"].get<std::string>()) >= 2; });
+  WaitForJob(
+      id, [](const json& j) { return std::stoi(j["n_runs"].get<std::string>()) >= 2; });
   EXPECT_EQ(daemon->Stop(SIGKILL), -1);
   daemon = StartTimerd({"--config", config_});
   const int64_t before = static_cast<int64_t>(RecordedStarts().size());
@@ -386,9 +404,9 @@ TEST_F(E2eTest, Kill9AndRestartContinuesTheGridWithoutRepeatingARun) {
 
 TEST_F(E2eTest, PauseResumeAndRunNowThroughTheCli) {
   auto daemon = StartTimerdWithRecord();
-  json job = CliJson({"job", "submit", "--interval", "1h", "--start",
-                      "2030-01-01T00:00:00Z", "--action-provider", "noop",
-                      "--action-body", "{}"});
+  json job =
+      CliJson({"job", "submit", "--interval", "1h", "--start", "2030-01-01T00:00:00Z",
+               "--action-provider", "noop", "--action-body", "{}"});
   const std::string id = job["job_id"];
   json paused = CliJson({"job", "pause", id});
   EXPECT_EQ(paused["status"], "PAUSED");

@@ -3,10 +3,10 @@
 // at the events, in order.
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <utility>
-
-#include <grpcpp/grpcpp.h>
 
 #include "timer/v1/timer.grpc.pb.h"
 
@@ -49,7 +49,8 @@ class EventStreamOf final : public EventStream {
 
 // Wraps what stub->WatchJob(...) or stub->WatchJobs(...) returned.
 template <typename Response>
-std::unique_ptr<EventStream> Events(std::unique_ptr<grpc::ClientReader<Response>> stream) {
+std::unique_ptr<EventStream> Events(
+    std::unique_ptr<grpc::ClientReader<Response>> stream) {
   return std::make_unique<EventStreamOf<Response>>(std::move(stream));
 }
 

@@ -1,13 +1,13 @@
 // Malformed and hostile requests over the wire: each gets a clear status
 // (naming the field where it is ours to name), nothing is written, and
 // timerd keeps serving.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
 #include <functional>
 #include <limits>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -67,60 +67,76 @@ TEST_F(HostileE2eTest, EveryHostileCreateGetsAClearStatusAndNothingIsWritten) {
   const grpc::StatusCode kInvalid = grpc::StatusCode::INVALID_ARGUMENT;
   const int64_t kMax = std::numeric_limits<int64_t>::max();
   const std::vector<Case> cases = {
-      {"body over 1 MiB", [](v1::Job& j) {
-         j.mutable_action()->set_body(absl::StrCat("{\"x\":\"", std::string(2 << 20, 'a'), "\"}"));
-       }, kInvalid, "job.action.body"},
-      {"request over max_message_bytes", [](v1::Job& j) {
-         j.set_label(std::string(8 << 20, 'l'));
-       }, grpc::StatusCode::RESOURCE_EXHAUSTED, ""},
-      {"JSON nested 100,000 deep", [](v1::Job& j) {
-         j.mutable_action()->set_body(Nested(100000));
-       }, kInvalid, "job.action.body"},
-      {"JSON nested 100,000 deep to transfer", [](v1::Job& j) {
+      {"body over 1 MiB",
+       [](v1::Job& j) {
+         j.mutable_action()->set_body(
+             absl::StrCat("{\"x\":\"", std::string(2 << 20, 'a'), "\"}"));
+       },
+       kInvalid, "job.action.body"},
+      {"request over max_message_bytes",
+       [](v1::Job& j) { j.set_label(std::string(8 << 20, 'l')); },
+       grpc::StatusCode::RESOURCE_EXHAUSTED, ""},
+      {"JSON nested 100,000 deep",
+       [](v1::Job& j) { j.mutable_action()->set_body(Nested(100000)); }, kInvalid,
+       "job.action.body"},
+      {"JSON nested 100,000 deep to transfer",
+       [](v1::Job& j) {
          j.mutable_action()->set_provider("transfer");
          j.mutable_action()->set_body(Nested(100000));
-       }, kInvalid, "job.action.body"},
-      {"name of 100 KB", [](v1::Job& j) { j.set_name(std::string(100000, 'n')); }, kInvalid,
-       "job.name"},
+       },
+       kInvalid, "job.action.body"},
+      {"name of 100 KB", [](v1::Job& j) { j.set_name(std::string(100000, 'n')); },
+       kInvalid, "job.name"},
       {"interval 0", [](v1::Job& j) { j.mutable_schedule()->set_interval_seconds(0); },
        kInvalid, "job.schedule.interval_seconds"},
-      {"interval negative", [](v1::Job& j) { j.mutable_schedule()->set_interval_seconds(-5); },
-       kInvalid, "job.schedule.interval_seconds"},
-      {"interval int64 max", [=](v1::Job& j) { j.mutable_schedule()->set_interval_seconds(kMax); },
-       kInvalid, "job.schedule.interval_seconds"},
+      {"interval negative",
+       [](v1::Job& j) { j.mutable_schedule()->set_interval_seconds(-5); }, kInvalid,
+       "job.schedule.interval_seconds"},
+      {"interval int64 max",
+       [=](v1::Job& j) { j.mutable_schedule()->set_interval_seconds(kMax); }, kInvalid,
+       "job.schedule.interval_seconds"},
       {"stop_after_runs negative",
        [](v1::Job& j) { j.mutable_schedule()->set_stop_after_runs(-1); }, kInvalid,
        "job.schedule.stop_after_runs"},
       {"start before 1970",
-       [](v1::Job& j) { j.mutable_schedule()->mutable_start()->set_seconds(-86400); }, kInvalid,
-       "job.schedule.start"},
+       [](v1::Job& j) { j.mutable_schedule()->mutable_start()->set_seconds(-86400); },
+       kInvalid, "job.schedule.start"},
       {"start beyond year 9999",
-       [](v1::Job& j) { j.mutable_schedule()->mutable_start()->set_seconds(253402300800); },
+       [](v1::Job& j) {
+         j.mutable_schedule()->mutable_start()->set_seconds(253402300800);
+       },
        kInvalid, "job.schedule.start"},
       {"start nanos out of range",
        [](v1::Job& j) { j.mutable_schedule()->mutable_start()->set_nanos(2000000000); },
        kInvalid, "job.schedule.start"},
       {"stop_after_date before 1970",
-       [](v1::Job& j) { j.mutable_schedule()->mutable_stop_after_date()->set_seconds(-1); },
+       [](v1::Job& j) {
+         j.mutable_schedule()->mutable_stop_after_date()->set_seconds(-1);
+       },
        kInvalid, "job.schedule.stop_after_date"},
       {"unknown overlap policy",
-       [](v1::Job& j) { j.set_overlap_policy(static_cast<v1::OverlapPolicy>(99)); }, kInvalid,
-       "job.overlap_policy"},
+       [](v1::Job& j) { j.set_overlap_policy(static_cast<v1::OverlapPolicy>(99)); },
+       kInvalid, "job.overlap_policy"},
       {"unknown missed-run policy",
        [](v1::Job& j) { j.set_missed_run_policy(static_cast<v1::MissedRunPolicy>(-7)); },
        kInvalid, "job.missed_run_policy"},
-      {"max_concurrent huge", [](v1::Job& j) {
+      {"max_concurrent huge",
+       [](v1::Job& j) {
          j.set_overlap_policy(v1::ALLOW);
          j.set_max_concurrent(std::numeric_limits<int32_t>::max());
-       }, kInvalid, "job.max_concurrent"},
-      {"unknown provider", [](v1::Job& j) { j.mutable_action()->set_provider("../../bin/sh"); },
-       kInvalid, "job.action.provider"},
-      {"transfer path escape", [](v1::Job& j) {
+       },
+       kInvalid, "job.max_concurrent"},
+      {"unknown provider",
+       [](v1::Job& j) { j.mutable_action()->set_provider("../../bin/sh"); }, kInvalid,
+       "job.action.provider"},
+      {"transfer path escape",
+       [](v1::Job& j) {
          j.mutable_action()->set_provider("transfer");
          j.mutable_action()->set_body(
              R"({"source_endpoint":"a","destination_endpoint":"b",)"
              R"("items":[{"source_path":"../../etc/passwd","destination_path":"x"}]})");
-       }, kInvalid, "job.action.body"},
+       },
+       kInvalid, "job.action.body"},
   };
   for (const Case& c : cases) {
     v1::CreateJobRequest req = ValidCreate();
@@ -134,7 +150,8 @@ TEST_F(HostileE2eTest, EveryHostileCreateGetsAClearStatusAndNothingIsWritten) {
       EXPECT_EQ(s.error_message().rfind(c.message_prefix, 0), 0u)
           << c.what << ": " << s.error_message().substr(0, 300);
     }
-    EXPECT_LT(s.error_message().size(), 1000u) << c.what << ": the message echoes the input";
+    EXPECT_LT(s.error_message().size(), 1000u)
+        << c.what << ": the message echoes the input";
   }
   EXPECT_EQ(CountJobs(*stub), 0);
 
@@ -156,9 +173,9 @@ TEST_F(HostileE2eTest, HostileReadsAndListsGetClearStatuses) {
     v1::Job created;
     ASSERT_TRUE(stub->CreateJob(&ctx, ValidCreate(), &created).ok());
   }
-  for (const std::string& id : {std::string(""), std::string("not-a-uuid"),
-                                std::string(10000, 'f'), std::string("../../etc/passwd"),
-                                std::string("\xff\xfe", 2)}) {
+  for (const std::string& id :
+       {std::string(""), std::string("not-a-uuid"), std::string(10000, 'f'),
+        std::string("../../etc/passwd"), std::string("\xff\xfe", 2)}) {
     grpc::ClientContext ctx;
     Prepare(&ctx);
     v1::GetJobRequest req;
@@ -172,7 +189,8 @@ TEST_F(HostileE2eTest, HostileReadsAndListsGetClearStatuses) {
     } else {
       EXPECT_TRUE(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT ||
                   s.error_code() == grpc::StatusCode::NOT_FOUND)
-          << "[" << id.substr(0, 20) << "] " << s.error_code() << " " << s.error_message();
+          << "[" << id.substr(0, 20) << "] " << s.error_code() << " "
+          << s.error_message();
       EXPECT_EQ(s.error_message().rfind("job_id", 0), 0u) << s.error_message();
     }
     EXPECT_LT(s.error_message().size(), 300u);
@@ -187,8 +205,8 @@ TEST_F(HostileE2eTest, HostileReadsAndListsGetClearStatuses) {
     EXPECT_TRUE(s.ok()) << s.error_message();  // Capped at 1000.
     EXPECT_EQ(out.jobs_size(), 1);
   }
-  for (const std::string& token : {std::string("garbage"), std::string(100000, 'A'),
-                                   std::string("\x01\x02\x03")}) {
+  for (const std::string& token :
+       {std::string("garbage"), std::string(100000, 'A'), std::string("\x01\x02\x03")}) {
     grpc::ClientContext ctx;
     Prepare(&ctx);
     v1::ListJobsRequest req;
@@ -204,7 +222,8 @@ TEST_F(HostileE2eTest, HostileReadsAndListsGetClearStatuses) {
     v1::ListJobsRequest req;
     req.set_page_size(-1);
     v1::ListJobsResponse out;
-    EXPECT_EQ(stub->ListJobs(&ctx, req, &out).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(stub->ListJobs(&ctx, req, &out).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
   }
   {
     grpc::ClientContext ctx;
@@ -230,7 +249,8 @@ TEST_F(HostileE2eTest, HostileReadsAndListsGetClearStatuses) {
     std::unique_ptr<grpc::ClientReader<grpc::ByteBuffer>> stream(
         grpc::internal::ClientReaderFactory<grpc::ByteBuffer>::Create(
             channel.get(),
-            grpc::internal::RpcMethod(method, grpc::internal::RpcMethod::SERVER_STREAMING),
+            grpc::internal::RpcMethod(method,
+                                      grpc::internal::RpcMethod::SERVER_STREAMING),
             &ctx, request));
     grpc::ByteBuffer message;
     EXPECT_FALSE(stream->Read(&message)) << method;

@@ -9,14 +9,13 @@
 //     after a restart the run is UNKNOWN and never retried, and other jobs go
 //     on. Supervise timerd (systemd Restart=always, see DEPLOYMENT.md) and
 //     remove or fix a provider that aborts.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
 
 #include "absl/time/clock.h"
 #include "cli_fixture.h"
@@ -47,7 +46,8 @@ class PluginFaultsE2eTest : public CliTest {
     v1::CreateJobRequest req;
     v1::Job* job = req.mutable_job();
     job->set_name(provider);
-    job->mutable_schedule()->mutable_start()->set_seconds(absl::ToUnixSeconds(absl::Now()) + 1);
+    job->mutable_schedule()->mutable_start()->set_seconds(
+        absl::ToUnixSeconds(absl::Now()) + 1);
     job->mutable_schedule()->set_interval_seconds(1);
     job->mutable_action()->set_provider(provider);
     job->mutable_action()->set_body("{}");
@@ -58,7 +58,8 @@ class PluginFaultsE2eTest : public CliTest {
     EXPECT_TRUE(s.ok()) << provider << ": " << s.error_message();
     return out.job_id();
   }
-  std::vector<v1::JobResult> Results(v1::TimerService::Stub& stub, const std::string& id) {
+  std::vector<v1::JobResult> Results(v1::TimerService::Stub& stub,
+                                     const std::string& id) {
     grpc::ClientContext ctx;
     Prepare(&ctx);
     v1::ListJobResultsRequest req;
@@ -83,7 +84,8 @@ class PluginFaultsE2eTest : public CliTest {
       if (done.size() >= n) return done;
       absl::SleepFor(absl::Milliseconds(100));  // Polling the server's state.
     }
-    ADD_FAILURE() << "job " << id << " has " << done.size() << " finished results, wanted " << n;
+    ADD_FAILURE() << "job " << id << " has " << done.size()
+                  << " finished results, wanted " << n;
     return done;
   }
 };
@@ -147,7 +149,8 @@ TEST_F(PluginFaultsE2eTest, AnAbortingProviderTakesTimerdDownButNoRunRepeats) {
   stub = Stub();  // A fresh channel: the old one backs off after the crash.
   // Reconciling the open run is written just after timerd starts listening.
   std::vector<v1::JobResult> aborted;
-  for (const absl::Time deadline = absl::Now() + absl::Seconds(20); absl::Now() < deadline;) {
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(20);
+       absl::Now() < deadline;) {
     aborted = Results(*stub, aborting);
     if (!aborted.empty() && aborted.back().status() != v1::JobResult::PENDING) break;
     absl::SleepFor(absl::Milliseconds(100));  // Polling the server's state.

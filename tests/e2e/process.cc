@@ -62,8 +62,8 @@ pid_t Spawn(const std::vector<std::string>& argv_in,
   }
   posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
   pid_t pid = -1;
-  int rc = posix_spawn(&pid, argv[0].c_str(), &actions, nullptr,
-                       CStrings(argv).data(), CStrings(env).data());
+  int rc = posix_spawn(&pid, argv[0].c_str(), &actions, nullptr, CStrings(argv).data(),
+                       CStrings(env).data());
   posix_spawn_file_actions_destroy(&actions);
   if (rc != 0) {
     throw std::runtime_error("cannot start " + argv[0] + ": " + std::strerror(rc));
@@ -87,8 +87,8 @@ int ExitCode(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; 
 
 }  // namespace
 
-RunResult Run(const std::vector<std::string>& argv,
-              const std::vector<std::string>& env, absl::Duration timeout) {
+RunResult Run(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+              absl::Duration timeout) {
   return RunWithInput(argv, env, "", timeout);
 }
 

@@ -1,10 +1,13 @@
 // Load and soak, bounded: 10,000 jobs firing (every 10 s: ~1,000 runs a
 // second) while 64 clients do mixed CRUD for a fixed time and 8 watchers
-// follow the jobs of 8 of the clients. Asserts zero unexpected errors, bounded memory growth
-// of timerd, watchers never dropped and their sequences increasing, and
-// counts consistent at the end: every job a client created and did not
-// delete is listed, every deleted one is DELETED, and every firing job has
-// one result per passed slot (one more may be in flight).
+// follow the jobs of 8 of the clients. Asserts zero unexpected errors, bounded memory
+// growth of timerd, watchers never dropped and their sequences increasing, and counts
+// consistent at the end: every job a client created and did not delete is listed, every
+// deleted one is DELETED, and every firing job has one result per passed slot (one more
+// may be in flight).
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <fstream>
 #include <map>
@@ -14,9 +17,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -41,7 +41,8 @@ int64_t RssKb(pid_t pid) {
   while (std::getline(status, line)) {
     if (line.rfind("VmRSS:", 0) == 0) {
       int64_t kb = 0;
-      (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(6, line.size() - 9)), &kb);
+      (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(line.substr(6, line.size() - 9)),
+                             &kb);
       return kb;
     }
   }
@@ -97,7 +98,8 @@ TEST_F(SoakE2eTest, MixedLoadWhileTenThousandJobsFire) {
           Prepare(&ctx);
           v1::Job out;
           const grpc::Status s = stub->CreateJob(
-              &ctx, NewJob(absl::StrCat("firing-", i), base + i % kInterval, kInterval), &out);
+              &ctx, NewJob(absl::StrCat("firing-", i), base + i % kInterval, kInterval),
+              &out);
           if (!s.ok()) Error(absl::StrCat("create firing: ", s.error_message()));
           firing[i] = out.job_id();
         }
@@ -126,15 +128,16 @@ TEST_F(SoakE2eTest, MixedLoadWhileTenThousandJobsFire) {
       int64_t last = 0;
       while (stream->Read(&e)) {
         if (e.type() != v1::JobEvent::SNAPSHOT && e.type() != v1::JobEvent::RESET) {
-          if (e.sequence() <= last) Error(absl::StrCat("watcher ", w, ": sequence went back"));
+          if (e.sequence() <= last)
+            Error(absl::StrCat("watcher ", w, ": sequence went back"));
           ++events;
         }
         last = e.sequence();
       }
       const grpc::Status s = stream->Finish();
       if (!stop.load() || s.error_code() != grpc::StatusCode::CANCELLED) {
-        Error(absl::StrCat("watcher ", w, " ended early (", s.error_code(), "): ",
-                           s.error_message()));
+        Error(absl::StrCat("watcher ", w, " ended early (", s.error_code(),
+                           "): ", s.error_message()));
       }
     });
   }
@@ -158,8 +161,8 @@ TEST_F(SoakE2eTest, MixedLoadWhileTenThousandJobsFire) {
         grpc::Status s;
         if (live.empty() || op < 3) {
           v1::Job out;
-          s = stub->CreateJob(&ctx, NewJob(absl::StrCat("c", c, "-", n++), base + 3600, 3600),
-                              &out);
+          s = stub->CreateJob(
+              &ctx, NewJob(absl::StrCat("c", c, "-", n++), base + 3600, 3600), &out);
           if (s.ok()) {
             live.push_back(out.job_id());
             absl::MutexLock lock(&mine_mu);
@@ -195,7 +198,8 @@ TEST_F(SoakE2eTest, MixedLoadWhileTenThousandJobsFire) {
           }
         }
         ++calls;
-        if (!s.ok()) Error(absl::StrCat("client ", c, " op ", op, ": ", s.error_message()));
+        if (!s.ok())
+          Error(absl::StrCat("client ", c, " op ", op, ": ", s.error_message()));
       }
     });
   }
@@ -240,9 +244,10 @@ TEST_F(SoakE2eTest, MixedLoadWhileTenThousandJobsFire) {
         job.create_time().seconds() * 1000000 + job.create_time().nanos() / 1000;
     const int64_t interval_us = kInterval * 1000000;
     const int64_t first_slot =
-        created_us <= start_us ? 0 : (created_us - start_us + interval_us - 1) / interval_us;
-    const int64_t next_slot = (job.next_run().seconds() - job.schedule().start().seconds()) /
-                              kInterval;
+        created_us <= start_us ? 0
+                               : (created_us - start_us + interval_us - 1) / interval_us;
+    const int64_t next_slot =
+        (job.next_run().seconds() - job.schedule().start().seconds()) / kInterval;
     const int64_t slots = next_slot - first_slot;
     EXPECT_NEAR(static_cast<double>(job.n_runs() + job.n_skipped()),
                 static_cast<double>(slots), 1.0)

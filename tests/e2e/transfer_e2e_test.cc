@@ -5,6 +5,7 @@
 // The install prefix comes from TIMER_INSTALL_PREFIX (ctest installs the build
 // there first). Every server listens on a free loopback port and a temporary
 // data directory, and is stopped by the test (Daemon's destructor).
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,13 +18,11 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -307,9 +306,10 @@ TEST_F(TransferE2eTest, KillMidTransferLeavesCompleteFilesAndTheNextRunFinishes)
   const std::string address = address_;
   const std::string body = Body(
       kSrcId, kDstId,
-      json::array({{{"source_path", "big"}, {"destination_path", "copy"}, {"recursive", true}}}));
-  json job = CliJson({"job", "submit", "--interval", "1h", "--action-provider", "transfer",
-                      "--action-body", body});
+      json::array(
+          {{{"source_path", "big"}, {"destination_path", "copy"}, {"recursive", true}}}));
+  json job = CliJson({"job", "submit", "--interval", "1h", "--action-provider",
+                      "transfer", "--action-body", body});
   const std::string id = job["job_id"];
 
   // Wait until one file is complete and the next is being written.
@@ -327,7 +327,8 @@ TEST_F(TransferE2eTest, KillMidTransferLeavesCompleteFilesAndTheNextRunFinishes)
     absl::SleepFor(absl::Milliseconds(5));  // Watching the copy's progress.
     state(&complete, &parts);
   }
-  ASSERT_TRUE(complete >= 1 && parts >= 1) << complete << " complete, " << parts << " parts";
+  ASSERT_TRUE(complete >= 1 && parts >= 1)
+      << complete << " complete, " << parts << " parts";
   daemon->Stop(SIGKILL);
 
   // Complete files only: every file under its real name is whole.
@@ -526,7 +527,8 @@ TEST_F(TransferE2eTest, JobTransferCommandTakesItemsAndAnItemsFile) {
   ASSERT_EQ(body["transfer_items"].size(), 2u);
   WaitForRun(job["job_id"], 1);
   std::ifstream copied(dst_ + "/new_file2.txt");
-  std::string text((std::istreambuf_iterator<char>(copied)), std::istreambuf_iterator<char>());
+  std::string text((std::istreambuf_iterator<char>(copied)),
+                   std::istreambuf_iterator<char>());
   EXPECT_EQ(text, "two\n");
 
   const std::string items = tmp_.path() + "/transfer_items.csv";
@@ -534,10 +536,10 @@ TEST_F(TransferE2eTest, JobTransferCommandTakesItemsAndAnItemsFile) {
                        << "file1.txt, again1.txt, false\n"
                        << "\n"
                        << "file2.txt, again2.txt, false\n";
-  json from_file = CliJson({"job", "transfer", "--name", "from-file", "--label", "L",
-                            "--interval", "1h", "--source-endpoint", kSrcId,
-                            "--dest-endpoint", kDstId, "--items-file", items,
-                            "--sync-level", "checksum"});
+  json from_file =
+      CliJson({"job", "transfer", "--name", "from-file", "--label", "L", "--interval",
+               "1h", "--source-endpoint", kSrcId, "--dest-endpoint", kDstId,
+               "--items-file", items, "--sync-level", "checksum"});
   json body2 = json::parse(from_file["action"]["body"].get<std::string>());
   EXPECT_EQ(body2["label"], "L");
   EXPECT_EQ(body2["sync_level"], "checksum");

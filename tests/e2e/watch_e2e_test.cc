@@ -1,15 +1,15 @@
 // WatchJob / WatchJobs end to end, against the installed timerd: order and
 // gaps, resuming with `since`, a stalled watcher, shutdown, and the CLI's
 // `timer job watch` across a server restart.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
 #include <chrono>
 #include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -45,13 +45,15 @@ class WatchE2eTest : public CliTest {
     v1::CreateJobRequest req;
     v1::Job* job = req.mutable_job();
     job->set_name(name);
-    const absl::Time start = absl::Ceil(absl::Now() - absl::UnixEpoch(), absl::Seconds(1)) +
-                             absl::UnixEpoch() + delay;
+    const absl::Time start =
+        absl::Ceil(absl::Now() - absl::UnixEpoch(), absl::Seconds(1)) +
+        absl::UnixEpoch() + delay;
     job->mutable_schedule()->mutable_start()->set_seconds(absl::ToUnixSeconds(start));
     job->mutable_schedule()->mutable_start()->set_nanos(
         static_cast<int32_t>(absl::ToInt64Nanoseconds(offset)));
     job->mutable_schedule()->set_interval_seconds(1);
-    if (stop_after_runs > 0) job->mutable_schedule()->set_stop_after_runs(stop_after_runs);
+    if (stop_after_runs > 0)
+      job->mutable_schedule()->set_stop_after_runs(stop_after_runs);
     job->mutable_action()->set_provider("noop");
     job->mutable_action()->set_body("{}");
     v1::Job created;
@@ -61,8 +63,7 @@ class WatchE2eTest : public CliTest {
   }
 
   // Reads events until `done` holds for one (included); false on stream end.
-  static bool ReadUntil(e2e::EventStream& stream,
-                        std::vector<v1::JobEvent>& out,
+  static bool ReadUntil(e2e::EventStream& stream, std::vector<v1::JobEvent>& out,
                         const std::function<bool(const v1::JobEvent&)>& done) {
     v1::JobEvent e;
     while (stream.Read(&e)) {
@@ -90,7 +91,8 @@ TEST_F(WatchE2eTest, AJobsEventsArriveInOrderWithNoGaps) {
   auto stream = e2e::Events(stub->WatchJob(&ctx, req));
 
   std::vector<v1::JobEvent> events;
-  ASSERT_TRUE(ReadUntil(*stream, events, RunFinished(3))) << stream->Finish().error_message();
+  ASSERT_TRUE(ReadUntil(*stream, events, RunFinished(3)))
+      << stream->Finish().error_message();
   ASSERT_GE(events.size(), 2u);
   EXPECT_EQ(events[0].type(), v1::JobEvent::SNAPSHOT);
   EXPECT_EQ(events[0].job().job_id(), job.job_id());
@@ -100,10 +102,11 @@ TEST_F(WatchE2eTest, AJobsEventsArriveInOrderWithNoGaps) {
     // One job, nothing else going on: every number, none skipped.
     EXPECT_EQ(events[i].sequence(), events[i - 1].sequence() + 1) << i;
   }
-  EXPECT_EQ(types, (std::vector<Type>{v1::JobEvent::RUN_STARTED, v1::JobEvent::RUN_FINISHED,
-                                      v1::JobEvent::RUN_STARTED, v1::JobEvent::RUN_FINISHED,
-                                      v1::JobEvent::ENDED, v1::JobEvent::RUN_STARTED,
-                                      v1::JobEvent::RUN_FINISHED}));
+  EXPECT_EQ(types,
+            (std::vector<Type>{v1::JobEvent::RUN_STARTED, v1::JobEvent::RUN_FINISHED,
+                               v1::JobEvent::RUN_STARTED, v1::JobEvent::RUN_FINISHED,
+                               v1::JobEvent::ENDED, v1::JobEvent::RUN_STARTED,
+                               v1::JobEvent::RUN_FINISHED}));
   int64_t run = 0;
   for (const v1::JobEvent& e : events) {
     if (e.type() != v1::JobEvent::RUN_FINISHED) continue;
@@ -186,7 +189,8 @@ TEST_F(WatchE2eTest, AStalledWatcherIsDroppedWithAResumePointAndRunsStayOnTime) 
   auto stalled_stub = v1::TimerService::NewStub(Channel(small));
   grpc::ClientContext stalled_ctx;
   Prepare(&stalled_ctx);
-  auto stalled = e2e::Events(stalled_stub->WatchJobs(&stalled_ctx, v1::WatchJobsRequest()));
+  auto stalled =
+      e2e::Events(stalled_stub->WatchJobs(&stalled_ctx, v1::WatchJobsRequest()));
 
   auto stub = v1::TimerService::NewStub(Channel());
   grpc::ClientContext ctx;
@@ -199,11 +203,10 @@ TEST_F(WatchE2eTest, AStalledWatcherIsDroppedWithAResumePointAndRunsStayOnTime) 
   absl::Duration worst = absl::ZeroDuration();
   ASSERT_TRUE(ReadUntil(*stream, events, [&](const v1::JobEvent& e) {
     if (e.type() == v1::JobEvent::RUN_STARTED) {
-      const absl::Duration late =
-          absl::Seconds(e.result().start_time().seconds() -
-                        e.result().scheduled_time().seconds()) +
-          absl::Nanoseconds(e.result().start_time().nanos() -
-                            e.result().scheduled_time().nanos());
+      const absl::Duration late = absl::Seconds(e.result().start_time().seconds() -
+                                                e.result().scheduled_time().seconds()) +
+                                  absl::Nanoseconds(e.result().start_time().nanos() -
+                                                    e.result().scheduled_time().nanos());
       worst = std::max(worst, late);
     }
     return ++count >= 1200;
@@ -251,7 +254,8 @@ TEST_F(WatchE2eTest, ShutdownEndsStreamsWithUnavailableAndAResumePoint) {
   EXPECT_EQ(daemon->Stop(SIGTERM), 0) << daemon->log();
   reader.join();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
-  EXPECT_NE(s.error_message().find(absl::StrCat("since=", e.sequence())), std::string::npos)
+  EXPECT_NE(s.error_message().find(absl::StrCat("since=", e.sequence())),
+            std::string::npos)
       << s.error_message();
   // Streams end at once rather than holding shutdown for its grace period.
   EXPECT_LT(ended - stopping, absl::Seconds(3));
@@ -261,13 +265,16 @@ TEST_F(WatchE2eTest, CliWatchPrintsEventsAndCarriesOnAcrossARestart) {
   auto daemon = StartTimerd();
   const std::string address = address_;
   const v1::Job job = CreateJob(0);
-  Daemon watch({timer_, "--server", address, "--format", "json", "job", "watch", job.job_id()},
-               {"TIMER_TOKEN=" + token_}, /*with_stdout=*/true);
+  Daemon watch(
+      {timer_, "--server", address, "--format", "json", "job", "watch", job.job_id()},
+      {"TIMER_TOKEN=" + token_}, /*with_stdout=*/true);
   ASSERT_TRUE(watch.WaitForLog(R"("type":"SNAPSHOT")", absl::Seconds(20))) << watch.log();
-  ASSERT_TRUE(watch.WaitForLog(R"("type":"RUN_FINISHED")", absl::Seconds(20))) << watch.log();
+  ASSERT_TRUE(watch.WaitForLog(R"("type":"RUN_FINISHED")", absl::Seconds(20)))
+      << watch.log();
 
   EXPECT_EQ(daemon->Stop(SIGTERM), 0);
-  ASSERT_TRUE(watch.WaitForLog("reconnecting with --since", absl::Seconds(20))) << watch.log();
+  ASSERT_TRUE(watch.WaitForLog("reconnecting with --since", absl::Seconds(20)))
+      << watch.log();
   daemon = std::make_unique<Daemon>(
       std::vector<std::string>{timerd_, "--listen", address, "--data-dir", data_dir_});
   ASSERT_TRUE(daemon->WaitForLog("listening on ", absl::Seconds(20))) << daemon->log();
@@ -280,7 +287,8 @@ TEST_F(WatchE2eTest, CliWatchPrintsEventsAndCarriesOnAcrossARestart) {
     const std::string log = watch.log();
     const size_t reset = log.find(R"("type":"RESET")");
     ran_after = log.find(R"("type":"RUN_FINISHED")", reset) != std::string::npos;
-    if (!ran_after) absl::SleepFor(absl::Milliseconds(50));  // Polling the client's output.
+    if (!ran_after)
+      absl::SleepFor(absl::Milliseconds(50));  // Polling the client's output.
   }
   EXPECT_TRUE(ran_after) << watch.log();
 }

@@ -35,13 +35,18 @@ timer_ap_provider* MakeProvider() {
   }
   fs::create_symlink("notes.txt", fs::path(g_root) / "src/link");
   fs::create_symlink("/etc", fs::path(g_root) / "src/escape");
-  const std::string config =
-      R"({"endpoints": [)"
-      R"({"id": "src-endpoint", "root": ")" + g_root + R"(/src",)"
-      R"( "allowed_identities": ["alice@example.org"]},)"
-      R"({"id": "dst-endpoint", "root": ")" + g_root + R"(/dst"},)"
-      R"({"id": "bob-only", "root": ")" + g_root + R"(/bob",)"
-      R"( "allowed_identities": ["bob@example.org"]}]})";
+  const std::string config = R"({"endpoints": [)"
+                             R"({"id": "src-endpoint", "root": ")" +
+                             g_root +
+                             R"(/src",)"
+                             R"( "allowed_identities": ["alice@example.org"]},)"
+                             R"({"id": "dst-endpoint", "root": ")" +
+                             g_root +
+                             R"(/dst"},)"
+                             R"({"id": "bob-only", "root": ")" +
+                             g_root +
+                             R"(/bob",)"
+                             R"( "allowed_identities": ["bob@example.org"]}]})";
   return timer::fuzz::CreateProvider(config);
 }
 

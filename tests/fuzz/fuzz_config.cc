@@ -12,7 +12,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       absl::string_view(reinterpret_cast<const char*>(data), size), "timerd.toml");
   if (!config.ok()) return 0;
   (void)timer::server::ValidateConfig(*config);
-  (void)timer::server::ValidateListenAddress(config->listen, config->allow_insecure_remote);
+  (void)timer::server::ValidateListenAddress(config->listen,
+                                             config->allow_insecure_remote);
   for (const auto& [name, plugin] : config->plugins.items()) (void)plugin.dump();
   return 0;
 }

@@ -31,9 +31,9 @@ struct Keys {
 
 Keys* MakeKeys() {
   auto* k = new Keys;
-  const nlohmann::json jwks = {
-      {"keys",
-       {timer::testing::Jwk(k->rsa.get(), "rsa-1"), timer::testing::Jwk(k->ec.get(), "ec-1")}}};
+  const nlohmann::json jwks = {{"keys",
+                                {timer::testing::Jwk(k->rsa.get(), "rsa-1"),
+                                 timer::testing::Jwk(k->ec.get(), "ec-1")}}};
   timer::auth::JwtOptions options;
   options.issuer = "https://idp.example.org";
   options.audience = "timer";
@@ -60,7 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string header = text.substr(0, newline);
     const bool rsa = header.find("RS256") != std::string::npos;
     token = timer::testing::SignJwtText(rsa ? keys->rsa.get() : keys->ec.get(), header,
-                                         text.substr(newline + 1));
+                                        text.substr(newline + 1));
   }
   (void)timer::auth::JwtVerifier::LooksLikeJwt(token);
   absl::StatusOr<timer::auth::JwtClaims> claims = keys->verifier->Verify(token, kNow);

@@ -4,8 +4,8 @@
 // fit a protobuf Timestamp (years 1 to 9999).
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "absl/time/time.h"
@@ -24,7 +24,8 @@ void Check(const std::string& text, absl::TimeZone zone) {
   absl::StatusOr<absl::Time> t = timer::cli::ParseTimeArg(text, zone);
   if (!t.ok()) return;
   // Whatever is accepted must fit a protobuf Timestamp (years 1 to 9999).
-  if (*t < absl::FromUnixSeconds(-62135596800) || *t >= absl::FromUnixSeconds(253402300800)) {
+  if (*t < absl::FromUnixSeconds(-62135596800) ||
+      *t >= absl::FromUnixSeconds(253402300800)) {
     std::fprintf(stderr, "ParseTimeArg accepted an out-of-range time: %s\n",
                  absl::FormatTime(*t).c_str());
     std::abort();

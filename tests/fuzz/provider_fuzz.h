@@ -18,7 +18,8 @@
 namespace timer::fuzz {
 
 inline const timer_ap_api* Api() {
-  static const timer_ap_api* api = timer_ap_get_api(TIMER_AP_ABI_MAJOR, TIMER_AP_ABI_MINOR);
+  static const timer_ap_api* api =
+      timer_ap_get_api(TIMER_AP_ABI_MAJOR, TIMER_AP_ABI_MINOR);
   return api;
 }
 
@@ -31,7 +32,8 @@ inline std::string Message(const timer_ap_error* e) {
 inline timer_ap_provider* CreateProvider(const std::string& config_json) {
   static const timer_ap_host host = {sizeof(timer_ap_host), nullptr, nullptr};
   timer_ap_provider* provider = nullptr;
-  timer_ap_error* e = Api()->create({config_json.data(), config_json.size()}, &host, &provider);
+  timer_ap_error* e =
+      Api()->create({config_json.data(), config_json.size()}, &host, &provider);
   if (e != nullptr) {
     std::fprintf(stderr, "create failed: %s\n", Message(e).c_str());
     std::abort();

@@ -51,8 +51,13 @@
 
 /* absl::Duration and absl::Time: trivially copyable 16-byte values, passed in
  * two integer registers; these structs have the same layout and ABI class. */
-typedef struct { int64_t hi; uint32_t lo; } timer_absl_duration;
-typedef struct { timer_absl_duration rep; } timer_absl_time;
+typedef struct {
+  int64_t hi;
+  uint32_t lo;
+} timer_absl_duration;
+typedef struct {
+  timer_absl_duration rep;
+} timer_absl_time;
 
 /* Depth of annotated calls in this thread: only the outermost annotates. */
 static __thread int timer_depth;
@@ -64,7 +69,8 @@ static void* timer_real(const char* name, void* _Atomic* slot) {
     if (fn == NULL) {
       fprintf(stderr,
               "tsan_absl_mutex: %s not found after this executable; "
-              "the Abseil ABI does not match this build\n", name);
+              "the Abseil ABI does not match this build\n",
+              name);
       abort();
     }
     atomic_store_explicit(slot, fn, memory_order_release);
@@ -73,19 +79,19 @@ static void* timer_real(const char* name, void* _Atomic* slot) {
 }
 
 /* REAL(type, name): the library's definition of the symbol named `name`. */
-#define REAL(type, name)                      \
-  ({                                          \
-    static void* _Atomic timer_slot;          \
-    (type)timer_real(name, &timer_slot);      \
+#define REAL(type, name)                  \
+  ({                                      \
+    static void* _Atomic timer_slot;      \
+    (type) timer_real(name, &timer_slot); \
   })
 
 #define RD __tsan_mutex_read_lock
 #define OUTER (timer_depth == 0)
 
 /* Before/after a call that takes `mu` (flags: 0 or RD). */
-#define PRE_LOCK(mu, flags) \
-  int outer = OUTER;        \
-  if (outer) __tsan_mutex_pre_lock(mu, flags);  \
+#define PRE_LOCK(mu, flags)                    \
+  int outer = OUTER;                           \
+  if (outer) __tsan_mutex_pre_lock(mu, flags); \
   ++timer_depth
 #define POST_LOCK(mu, flags) \
   --timer_depth;             \
@@ -94,88 +100,87 @@ static void* timer_real(const char* name, void* _Atomic* slot) {
 /* Before/after a call made holding `mu` that releases it while it waits and
  * takes it back before returning (Await*, CondVar::Wait*): an unlock, then a
  * lock. */
-#define PRE_WAIT(mu)                          \
-  int outer = OUTER;                          \
-  if (outer) {                                \
-    __tsan_mutex_pre_unlock(mu, 0);           \
-    __tsan_mutex_post_unlock(mu, 0);          \
-    __tsan_mutex_pre_lock(mu, 0);             \
-  }                                           \
+#define PRE_WAIT(mu)                 \
+  int outer = OUTER;                 \
+  if (outer) {                       \
+    __tsan_mutex_pre_unlock(mu, 0);  \
+    __tsan_mutex_post_unlock(mu, 0); \
+    __tsan_mutex_pre_lock(mu, 0);    \
+  }                                  \
   ++timer_depth
 #define POST_WAIT(mu) POST_LOCK(mu, 0)
 
 /* ---- Mutex: lock and unlock ---- */
 
-#define DEFINE_LOCK(fn, sym, flags)                                   \
-  void fn(void* mu) __asm__(MU(sym));                                 \
-  void fn(void* mu) {                                                 \
-    PRE_LOCK(mu, flags);                                              \
-    REAL(void (*)(void*), MU(sym))(mu);                               \
-    POST_LOCK(mu, flags);                                             \
+#define DEFINE_LOCK(fn, sym, flags)     \
+  void fn(void* mu) __asm__(MU(sym));   \
+  void fn(void* mu) {                   \
+    PRE_LOCK(mu, flags);                \
+    REAL(void (*)(void*), MU(sym))(mu); \
+    POST_LOCK(mu, flags);               \
   }
 DEFINE_LOCK(timer_lock, "4LockEv", 0)
 DEFINE_LOCK(timer_reader_lock, "10ReaderLockEv", RD)
 
-#define DEFINE_UNLOCK(fn, sym, flags)                                 \
-  void fn(void* mu) __asm__(MU(sym));                                 \
-  void fn(void* mu) {                                                 \
-    int outer = OUTER;                                                \
-    if (outer) __tsan_mutex_pre_unlock(mu, flags);                    \
-    ++timer_depth;                                                    \
-    REAL(void (*)(void*), MU(sym))(mu);                               \
-    --timer_depth;                                                    \
-    if (outer) __tsan_mutex_post_unlock(mu, flags);                   \
+#define DEFINE_UNLOCK(fn, sym, flags)               \
+  void fn(void* mu) __asm__(MU(sym));               \
+  void fn(void* mu) {                               \
+    int outer = OUTER;                              \
+    if (outer) __tsan_mutex_pre_unlock(mu, flags);  \
+    ++timer_depth;                                  \
+    REAL(void (*)(void*), MU(sym))(mu);             \
+    --timer_depth;                                  \
+    if (outer) __tsan_mutex_post_unlock(mu, flags); \
   }
 DEFINE_UNLOCK(timer_unlock, "6UnlockEv", 0)
 DEFINE_UNLOCK(timer_reader_unlock, "12ReaderUnlockEv", RD)
 
-#define DEFINE_TRY_LOCK(fn, sym, flags)                                      \
-  _Bool fn(void* mu) __asm__(MU(sym));                                       \
-  _Bool fn(void* mu) {                                                       \
-    PRE_LOCK(mu, (flags) | __tsan_mutex_try_lock);                           \
-    _Bool ok = REAL(_Bool (*)(void*), MU(sym))(mu);                          \
-    --timer_depth;                                                           \
-    if (outer)                                                               \
-      __tsan_mutex_post_lock(mu, (flags) | (ok ? __tsan_mutex_try_lock       \
-                                               : __tsan_mutex_try_lock_failed), \
-                             0);                                             \
-    return ok;                                                               \
+#define DEFINE_TRY_LOCK(fn, sym, flags)                                                  \
+  _Bool fn(void* mu) __asm__(MU(sym));                                                   \
+  _Bool fn(void* mu) {                                                                   \
+    PRE_LOCK(mu, (flags) | __tsan_mutex_try_lock);                                       \
+    _Bool ok = REAL(_Bool(*)(void*), MU(sym))(mu);                                       \
+    --timer_depth;                                                                       \
+    if (outer)                                                                           \
+      __tsan_mutex_post_lock(                                                            \
+          mu, (flags) | (ok ? __tsan_mutex_try_lock : __tsan_mutex_try_lock_failed), 0); \
+    return ok;                                                                           \
   }
 DEFINE_TRY_LOCK(timer_try_lock, "7TryLockEv", 0)
 DEFINE_TRY_LOCK(timer_reader_try_lock, "13ReaderTryLockEv", RD)
 
 /* LockWhen*: return holding the lock (the timed forms return whether the
  * condition holds, and hold the lock either way). */
-#define DEFINE_LOCK_WHEN(fn, sym, flags)                                \
-  void fn(void* mu, const void* cond) __asm__(MU(sym));                 \
-  void fn(void* mu, const void* cond) {                                 \
-    PRE_LOCK(mu, flags);                                                \
-    REAL(void (*)(void*, const void*), MU(sym))(mu, cond);              \
-    POST_LOCK(mu, flags);                                               \
+#define DEFINE_LOCK_WHEN(fn, sym, flags)                   \
+  void fn(void* mu, const void* cond) __asm__(MU(sym));    \
+  void fn(void* mu, const void* cond) {                    \
+    PRE_LOCK(mu, flags);                                   \
+    REAL(void (*)(void*, const void*), MU(sym))(mu, cond); \
+    POST_LOCK(mu, flags);                                  \
   }
 DEFINE_LOCK_WHEN(timer_lock_when, "8LockWhenERKNS0_9ConditionE", 0)
 DEFINE_LOCK_WHEN(timer_reader_lock_when, "14ReaderLockWhenERKNS0_9ConditionE", RD)
 
-#define DEFINE_TIMED_LOCK_WHEN(fn, sym, flags, arg_t)                         \
-  _Bool fn(void* mu, const void* cond, arg_t t) __asm__(MU(sym));             \
-  _Bool fn(void* mu, const void* cond, arg_t t) {                             \
-    PRE_LOCK(mu, flags);                                                      \
-    _Bool r = REAL(_Bool (*)(void*, const void*, arg_t), MU(sym))(mu, cond, t); \
-    POST_LOCK(mu, flags);                                                     \
-    return r;                                                                 \
+#define DEFINE_TIMED_LOCK_WHEN(fn, sym, flags, arg_t)                          \
+  _Bool fn(void* mu, const void* cond, arg_t t) __asm__(MU(sym));              \
+  _Bool fn(void* mu, const void* cond, arg_t t) {                              \
+    PRE_LOCK(mu, flags);                                                       \
+    _Bool r = REAL(_Bool(*)(void*, const void*, arg_t), MU(sym))(mu, cond, t); \
+    POST_LOCK(mu, flags);                                                      \
+    return r;                                                                  \
   }
 DEFINE_TIMED_LOCK_WHEN(timer_lock_when_timeout,
-                       "19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE",
-                       0, timer_absl_duration)
+                       "19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE", 0,
+                       timer_absl_duration)
 DEFINE_TIMED_LOCK_WHEN(timer_lock_when_deadline,
-                       "20LockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE",
-                       0, timer_absl_time)
+                       "20LockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE", 0,
+                       timer_absl_time)
 DEFINE_TIMED_LOCK_WHEN(timer_reader_lock_when_timeout,
-                       "25ReaderLockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE",
-                       RD, timer_absl_duration)
+                       "25ReaderLockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE", RD,
+                       timer_absl_duration)
 DEFINE_TIMED_LOCK_WHEN(timer_reader_lock_when_deadline,
-                       "26ReaderLockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE",
-                       RD, timer_absl_time)
+                       "26ReaderLockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE", RD,
+                       timer_absl_time)
 
 /* ---- Mutex::Await* ---- */
 
@@ -186,20 +191,19 @@ void timer_await(void* mu, const void* cond) {
   POST_WAIT(mu);
 }
 
-#define DEFINE_TIMED_AWAIT(fn, sym, arg_t)                                    \
-  _Bool fn(void* mu, const void* cond, arg_t t) __asm__(MU(sym));             \
-  _Bool fn(void* mu, const void* cond, arg_t t) {                             \
-    PRE_WAIT(mu);                                                             \
-    _Bool r = REAL(_Bool (*)(void*, const void*, arg_t), MU(sym))(mu, cond, t); \
-    POST_WAIT(mu);                                                            \
-    return r;                                                                 \
+#define DEFINE_TIMED_AWAIT(fn, sym, arg_t)                                     \
+  _Bool fn(void* mu, const void* cond, arg_t t) __asm__(MU(sym));              \
+  _Bool fn(void* mu, const void* cond, arg_t t) {                              \
+    PRE_WAIT(mu);                                                              \
+    _Bool r = REAL(_Bool(*)(void*, const void*, arg_t), MU(sym))(mu, cond, t); \
+    POST_WAIT(mu);                                                             \
+    return r;                                                                  \
   }
 DEFINE_TIMED_AWAIT(timer_await_timeout,
                    "16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE",
                    timer_absl_duration)
 DEFINE_TIMED_AWAIT(timer_await_deadline,
-                   "17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE",
-                   timer_absl_time)
+                   "17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE", timer_absl_time)
 
 /* ---- CondVar::Wait*(mu) ---- */
 
@@ -210,30 +214,28 @@ void timer_cv_wait(void* cv, void* mu) {
   POST_WAIT(mu);
 }
 
-#define DEFINE_TIMED_CV_WAIT(fn, sym, arg_t)                                  \
-  _Bool fn(void* cv, void* mu, arg_t t) __asm__(CV(sym));                     \
-  _Bool fn(void* cv, void* mu, arg_t t) {                                     \
-    PRE_WAIT(mu);                                                             \
-    _Bool r = REAL(_Bool (*)(void*, void*, arg_t), CV(sym))(cv, mu, t);       \
-    POST_WAIT(mu);                                                            \
-    return r;                                                                 \
+#define DEFINE_TIMED_CV_WAIT(fn, sym, arg_t)                           \
+  _Bool fn(void* cv, void* mu, arg_t t) __asm__(CV(sym));              \
+  _Bool fn(void* cv, void* mu, arg_t t) {                              \
+    PRE_WAIT(mu);                                                      \
+    _Bool r = REAL(_Bool(*)(void*, void*, arg_t), CV(sym))(cv, mu, t); \
+    POST_WAIT(mu);                                                     \
+    return r;                                                          \
   }
 DEFINE_TIMED_CV_WAIT(timer_cv_wait_timeout,
-                     "15WaitWithTimeoutEPNS0_5MutexENS0_8DurationE",
-                     timer_absl_duration)
-DEFINE_TIMED_CV_WAIT(timer_cv_wait_deadline,
-                     "16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE",
+                     "15WaitWithTimeoutEPNS0_5MutexENS0_8DurationE", timer_absl_duration)
+DEFINE_TIMED_CV_WAIT(timer_cv_wait_deadline, "16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE",
                      timer_absl_time)
 
 /* ---- ~Mutex (complete- and base-object destructors share one body) ---- */
 
-#define DEFINE_MUTEX_DTOR(fn, sym)                            \
-  void fn(void* mu) __asm__(MU(sym));                         \
-  void fn(void* mu) {                                         \
+#define DEFINE_MUTEX_DTOR(fn, sym)                                \
+  void fn(void* mu) __asm__(MU(sym));                             \
+  void fn(void* mu) {                                             \
     if (OUTER) __tsan_mutex_destroy(mu, __tsan_mutex_not_static); \
-    ++timer_depth;                                            \
-    REAL(void (*)(void*), MU(sym))(mu);                       \
-    --timer_depth;                                            \
+    ++timer_depth;                                                \
+    REAL(void (*)(void*), MU(sym))(mu);                           \
+    --timer_depth;                                                \
   }
 DEFINE_MUTEX_DTOR(timer_mutex_d1, "D1Ev")
 DEFINE_MUTEX_DTOR(timer_mutex_d2, "D2Ev")
@@ -259,15 +261,15 @@ void timer_wait_notification(const void* n) {
   if (outer) __tsan_acquire((void*)n);
 }
 
-#define DEFINE_TIMED_NOTIFICATION_WAIT(fn, sym, arg_t)                  \
-  _Bool fn(const void* n, arg_t t) __asm__(NOK(sym));                   \
-  _Bool fn(const void* n, arg_t t) {                                    \
-    int outer = OUTER;                                                  \
-    ++timer_depth;                                                      \
-    _Bool r = REAL(_Bool (*)(const void*, arg_t), NOK(sym))(n, t);      \
-    --timer_depth;                                                      \
-    if (outer && r) __tsan_acquire((void*)n);                           \
-    return r;                                                           \
+#define DEFINE_TIMED_NOTIFICATION_WAIT(fn, sym, arg_t)            \
+  _Bool fn(const void* n, arg_t t) __asm__(NOK(sym));             \
+  _Bool fn(const void* n, arg_t t) {                              \
+    int outer = OUTER;                                            \
+    ++timer_depth;                                                \
+    _Bool r = REAL(_Bool(*)(const void*, arg_t), NOK(sym))(n, t); \
+    --timer_depth;                                                \
+    if (outer && r) __tsan_acquire((void*)n);                     \
+    return r;                                                     \
   }
 DEFINE_TIMED_NOTIFICATION_WAIT(timer_wait_notification_timeout,
                                "30WaitForNotificationWithTimeoutENS0_8DurationE",

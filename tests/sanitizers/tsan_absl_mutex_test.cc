@@ -4,11 +4,11 @@
 // Without the interposer (or if Debian's Abseil changes the symbols it
 // interposes on), every test here fails with a data race report, which
 // scripts/sanitize-test.sh counts as a failure.
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"

@@ -65,7 +65,8 @@ static timer_ap_error* create(timer_ap_str config, const timer_ap_host* host,
   (void)config;
   (void)host;
   (void)out;
-  return make_error(TIMER_AP_INVALID_ARGUMENT, "plugins." FAKE_NAME ".x: refused on purpose");
+  return make_error(TIMER_AP_INVALID_ARGUMENT,
+                    "plugins." FAKE_NAME ".x: refused on purpose");
 #else
   timer_ap_provider* p = (timer_ap_provider*)calloc(1, sizeof(*p));
   p->config = (char*)malloc(config.size + 1);

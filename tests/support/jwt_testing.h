@@ -12,10 +12,9 @@
 #include <openssl/pem.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 namespace timer::testing {
 
@@ -66,7 +65,8 @@ inline std::string BnBytes(EVP_PKEY* key, const char* param, int pad_to = 0) {
   BIGNUM* bn = nullptr;
   if (EVP_PKEY_get_bn_param(key, param, &bn) != 1) throw std::runtime_error(param);
   std::string out(pad_to > 0 ? pad_to : BN_num_bytes(bn), '\0');
-  BN_bn2binpad(bn, reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(out.size()));
+  BN_bn2binpad(bn, reinterpret_cast<unsigned char*>(out.data()),
+               static_cast<int>(out.size()));
   BN_free(bn);
   return out;
 }
@@ -74,11 +74,17 @@ inline std::string BnBytes(EVP_PKEY* key, const char* param, int pad_to = 0) {
 // The public key as one JWK.
 inline nlohmann::json Jwk(EVP_PKEY* key, const std::string& kid) {
   if (EVP_PKEY_is_a(key, "RSA")) {
-    return {{"kty", "RSA"}, {"kid", kid}, {"use", "sig"}, {"alg", "RS256"},
+    return {{"kty", "RSA"},
+            {"kid", kid},
+            {"use", "sig"},
+            {"alg", "RS256"},
             {"n", B64Url(BnBytes(key, OSSL_PKEY_PARAM_RSA_N))},
             {"e", B64Url(BnBytes(key, OSSL_PKEY_PARAM_RSA_E))}};
   }
-  return {{"kty", "EC"}, {"kid", kid}, {"crv", "P-256"}, {"alg", "ES256"},
+  return {{"kty", "EC"},
+          {"kid", kid},
+          {"crv", "P-256"},
+          {"alg", "ES256"},
           {"x", B64Url(BnBytes(key, OSSL_PKEY_PARAM_EC_PUB_X, 32))},
           {"y", B64Url(BnBytes(key, OSSL_PKEY_PARAM_EC_PUB_Y, 32))}};
 }
@@ -93,7 +99,8 @@ inline std::string SignJwtText(EVP_PKEY* key, const std::string& header,
   size_t len = 0;
   std::string sig;
   if (EVP_DigestSignInit(md, nullptr, EVP_sha256(), nullptr, key) == 1 &&
-      EVP_DigestSign(md, nullptr, &len, reinterpret_cast<const unsigned char*>(input.data()),
+      EVP_DigestSign(md, nullptr, &len,
+                     reinterpret_cast<const unsigned char*>(input.data()),
                      input.size()) == 1) {
     sig.resize(len);
     EVP_DigestSign(md, reinterpret_cast<unsigned char*>(sig.data()), &len,
@@ -107,7 +114,8 @@ inline std::string SignJwtText(EVP_PKEY* key, const std::string& header,
     ECDSA_SIG* es = d2i_ECDSA_SIG(nullptr, &p, static_cast<long>(sig.size()));
     std::string raw(64, '\0');
     BN_bn2binpad(ECDSA_SIG_get0_r(es), reinterpret_cast<unsigned char*>(raw.data()), 32);
-    BN_bn2binpad(ECDSA_SIG_get0_s(es), reinterpret_cast<unsigned char*>(raw.data()) + 32, 32);
+    BN_bn2binpad(ECDSA_SIG_get0_s(es), reinterpret_cast<unsigned char*>(raw.data()) + 32,
+                 32);
     ECDSA_SIG_free(es);
     sig = raw;
   }

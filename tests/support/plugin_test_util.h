@@ -21,7 +21,8 @@ namespace timer::plugin_host::testing {
 class TempDir {
  public:
   TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "timer-plugins-XXXXXX").string();
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "timer-plugins-XXXXXX").string();
     path_ = mkdtemp(tmpl.data());
   }
   ~TempDir() {

@@ -88,7 +88,7 @@ extern "C" {
 #define TIMER_AP_ENTRY_SYMBOL "timer_ap_get_api"
 
 /* True if `ptr` (a struct that starts with struct_size) has `field`. */
-#define TIMER_AP_HAS_FIELD(type, ptr, field)    \
+#define TIMER_AP_HAS_FIELD(type, ptr, field) \
   ((ptr)->struct_size >= offsetof(type, field) + sizeof(((type*)0)->field))
 
 /* A borrowed or object-owned byte string; see "Ownership" above. `data` may
@@ -217,8 +217,7 @@ typedef struct timer_ap_api {
    * never becomes a job. INVALID_ARGUMENT for a bad body, PERMISSION_DENIED
    * when `owner` may not use a resource the body names. Quick: at most a
    * few stat() calls. */
-  timer_ap_error* (*validate)(timer_ap_provider* provider,
-                              const timer_ap_identity* owner,
+  timer_ap_error* (*validate)(timer_ap_provider* provider, const timer_ap_identity* owner,
                               timer_ap_str body);
 
   /* [thread-safe] Starts one action and returns its status in *out
@@ -265,7 +264,7 @@ typedef struct timer_ap_api {
  * the host's TIMER_AP_ABI_MAJOR/MINOR; return NULL to refuse a host this
  * provider cannot serve. Providers define it with TIMER_AP_EXPORT. */
 typedef const timer_ap_api* (*timer_ap_get_api_fn)(uint32_t host_major,
-                                                    uint32_t host_minor);
+                                                   uint32_t host_minor);
 
 #if defined(__GNUC__) || defined(__clang__)
 #define TIMER_AP_EXPORT __attribute__((visibility("default")))

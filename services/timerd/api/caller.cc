@@ -1,17 +1,18 @@
 #include "api/caller.h"
 
-#include <chrono>
-#include <string>
-
 #include <grpc/grpc_security_constants.h>
 #include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <string>
 
 namespace timer::api {
 
 absl::StatusOr<auth::Principal> CallerOf(const auth::Authenticator& auth,
                                          const grpc::CallbackServerContext* ctx) {
   if (ctx->deadline() <= std::chrono::system_clock::now()) {
-    return absl::DeadlineExceededError("the call's deadline passed before it was handled");
+    return absl::DeadlineExceededError(
+        "the call's deadline passed before it was handled");
   }
   auth::Credentials credentials;
   const auto& metadata = ctx->client_metadata();

@@ -7,9 +7,9 @@
 
 namespace timer::api {
 
-grpc::ServerUnaryReactor* SessionServiceImpl::WhoAmI(
-    grpc::CallbackServerContext* ctx, const v1::WhoAmIRequest*,
-    v1::WhoAmIResponse* response) {
+grpc::ServerUnaryReactor* SessionServiceImpl::WhoAmI(grpc::CallbackServerContext* ctx,
+                                                     const v1::WhoAmIRequest*,
+                                                     v1::WhoAmIResponse* response) {
   auto* reactor = ctx->DefaultReactor();
   absl::StatusOr<auth::Principal> caller = CallerOf(*auth_, ctx);
   if (caller.ok()) {
@@ -18,7 +18,8 @@ grpc::ServerUnaryReactor* SessionServiceImpl::WhoAmI(
     if (caller->expire_time) {
       const int64_t us = absl::ToUnixMicros(*caller->expire_time);
       response->mutable_expire_time()->set_seconds(us / 1000000);
-      response->mutable_expire_time()->set_nanos(static_cast<int32_t>(us % 1000000) * 1000);
+      response->mutable_expire_time()->set_nanos(static_cast<int32_t>(us % 1000000) *
+                                                 1000);
     }
   }
   reactor->Finish(ToGrpcStatus(caller.status()));

@@ -18,9 +18,9 @@ class SessionServiceImpl final : public v1::SessionService::CallbackService {
   grpc::ServerUnaryReactor* WhoAmI(grpc::CallbackServerContext* ctx,
                                    const v1::WhoAmIRequest* request,
                                    v1::WhoAmIResponse* response) override;
-  grpc::ServerUnaryReactor* RevokeSession(
-      grpc::CallbackServerContext* ctx, const v1::RevokeSessionRequest* request,
-      v1::RevokeSessionResponse* response) override;
+  grpc::ServerUnaryReactor* RevokeSession(grpc::CallbackServerContext* ctx,
+                                          const v1::RevokeSessionRequest* request,
+                                          v1::RevokeSessionResponse* response) override;
 
  private:
   const auth::Authenticator* const auth_;

@@ -19,7 +19,6 @@ auto FinishWith(grpc::ServerUnaryReactor* reactor, T* response) {
   };
 }
 
-
 }  // namespace
 
 std::optional<domain::Identity> TimerServiceImpl::Caller(
@@ -32,9 +31,9 @@ std::optional<domain::Identity> TimerServiceImpl::Caller(
   return principal->identity;
 }
 
-grpc::ServerUnaryReactor* TimerServiceImpl::CreateJob(
-    grpc::CallbackServerContext* ctx, const v1::CreateJobRequest* request,
-    v1::Job* response) {
+grpc::ServerUnaryReactor* TimerServiceImpl::CreateJob(grpc::CallbackServerContext* ctx,
+                                                      const v1::CreateJobRequest* request,
+                                                      v1::Job* response) {
   auto* reactor = ctx->DefaultReactor();
   const auto caller = Caller(ctx, reactor);
   if (!caller) return reactor;
@@ -42,9 +41,9 @@ grpc::ServerUnaryReactor* TimerServiceImpl::CreateJob(
   return reactor;
 }
 
-grpc::ServerUnaryReactor* TimerServiceImpl::GetJob(
-    grpc::CallbackServerContext* ctx, const v1::GetJobRequest* request,
-    v1::Job* response) {
+grpc::ServerUnaryReactor* TimerServiceImpl::GetJob(grpc::CallbackServerContext* ctx,
+                                                   const v1::GetJobRequest* request,
+                                                   v1::Job* response) {
   auto* reactor = ctx->DefaultReactor();
   const auto caller = Caller(ctx, reactor);
   if (!caller) return reactor;
@@ -52,9 +51,9 @@ grpc::ServerUnaryReactor* TimerServiceImpl::GetJob(
   return reactor;
 }
 
-grpc::ServerUnaryReactor* TimerServiceImpl::ListJobs(
-    grpc::CallbackServerContext* ctx, const v1::ListJobsRequest* request,
-    v1::ListJobsResponse* response) {
+grpc::ServerUnaryReactor* TimerServiceImpl::ListJobs(grpc::CallbackServerContext* ctx,
+                                                     const v1::ListJobsRequest* request,
+                                                     v1::ListJobsResponse* response) {
   auto* reactor = ctx->DefaultReactor();
   const auto caller = Caller(ctx, reactor);
   if (!caller) return reactor;
@@ -62,9 +61,9 @@ grpc::ServerUnaryReactor* TimerServiceImpl::ListJobs(
   return reactor;
 }
 
-grpc::ServerUnaryReactor* TimerServiceImpl::DeleteJob(
-    grpc::CallbackServerContext* ctx, const v1::DeleteJobRequest* request,
-    v1::Job* response) {
+grpc::ServerUnaryReactor* TimerServiceImpl::DeleteJob(grpc::CallbackServerContext* ctx,
+                                                      const v1::DeleteJobRequest* request,
+                                                      v1::Job* response) {
   auto* reactor = ctx->DefaultReactor();
   const auto caller = Caller(ctx, reactor);
   if (!caller) return reactor;
@@ -72,9 +71,9 @@ grpc::ServerUnaryReactor* TimerServiceImpl::DeleteJob(
   return reactor;
 }
 
-grpc::ServerUnaryReactor* TimerServiceImpl::UpdateJob(
-    grpc::CallbackServerContext* ctx, const v1::UpdateJobRequest* request,
-    v1::Job* response) {
+grpc::ServerUnaryReactor* TimerServiceImpl::UpdateJob(grpc::CallbackServerContext* ctx,
+                                                      const v1::UpdateJobRequest* request,
+                                                      v1::Job* response) {
   auto* reactor = ctx->DefaultReactor();
   const auto caller = Caller(ctx, reactor);
   if (!caller) return reactor;
@@ -82,9 +81,9 @@ grpc::ServerUnaryReactor* TimerServiceImpl::UpdateJob(
   return reactor;
 }
 
-grpc::ServerUnaryReactor* TimerServiceImpl::PauseJob(
-    grpc::CallbackServerContext* ctx, const v1::PauseJobRequest* request,
-    v1::Job* response) {
+grpc::ServerUnaryReactor* TimerServiceImpl::PauseJob(grpc::CallbackServerContext* ctx,
+                                                     const v1::PauseJobRequest* request,
+                                                     v1::Job* response) {
   auto* reactor = ctx->DefaultReactor();
   const auto caller = Caller(ctx, reactor);
   if (!caller) return reactor;
@@ -92,9 +91,9 @@ grpc::ServerUnaryReactor* TimerServiceImpl::PauseJob(
   return reactor;
 }
 
-grpc::ServerUnaryReactor* TimerServiceImpl::ResumeJob(
-    grpc::CallbackServerContext* ctx, const v1::ResumeJobRequest* request,
-    v1::Job* response) {
+grpc::ServerUnaryReactor* TimerServiceImpl::ResumeJob(grpc::CallbackServerContext* ctx,
+                                                      const v1::ResumeJobRequest* request,
+                                                      v1::Job* response) {
   auto* reactor = ctx->DefaultReactor();
   const auto caller = Caller(ctx, reactor);
   if (!caller) return reactor;
@@ -102,9 +101,9 @@ grpc::ServerUnaryReactor* TimerServiceImpl::ResumeJob(
   return reactor;
 }
 
-grpc::ServerUnaryReactor* TimerServiceImpl::RunJobNow(
-    grpc::CallbackServerContext* ctx, const v1::RunJobNowRequest* request,
-    v1::Job* response) {
+grpc::ServerUnaryReactor* TimerServiceImpl::RunJobNow(grpc::CallbackServerContext* ctx,
+                                                      const v1::RunJobNowRequest* request,
+                                                      v1::Job* response) {
   auto* reactor = ctx->DefaultReactor();
   const auto caller = Caller(ctx, reactor);
   if (!caller) return reactor;

@@ -54,20 +54,19 @@ class TimerServiceImpl final : public TimerServiceBase {
   grpc::ServerUnaryReactor* RunJobNow(grpc::CallbackServerContext* ctx,
                                       const v1::RunJobNowRequest* request,
                                       v1::Job* response) override;
-  grpc::ServerUnaryReactor* ListJobResults(
-      grpc::CallbackServerContext* ctx, const v1::ListJobResultsRequest* request,
-      v1::ListJobResultsResponse* response) override;
+  grpc::ServerUnaryReactor* ListJobResults(grpc::CallbackServerContext* ctx,
+                                           const v1::ListJobResultsRequest* request,
+                                           v1::ListJobResultsResponse* response) override;
   grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchJob(
       grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request) override;
   grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchJobs(
       grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* ListActionProviders(
-      grpc::CallbackServerContext* ctx,
-      const v1::ListActionProvidersRequest* request,
+      grpc::CallbackServerContext* ctx, const v1::ListActionProvidersRequest* request,
       v1::ListActionProvidersResponse* response) override;
-  grpc::ServerUnaryReactor* GetActionProvider(
-      grpc::CallbackServerContext* ctx, const v1::GetActionProviderRequest* request,
-      v1::ActionProvider* response) override;
+  grpc::ServerUnaryReactor* GetActionProvider(grpc::CallbackServerContext* ctx,
+                                              const v1::GetActionProviderRequest* request,
+                                              v1::ActionProvider* response) override;
 
  private:
   // The caller's identity, or nullopt after finishing `reactor` with the

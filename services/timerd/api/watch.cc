@@ -21,7 +21,7 @@ constexpr size_t kMaxBytesPerMessage = 1 << 20;
 // events = 1`: the field's tag, the length, the event's wire form.
 void AppendEventField(const domain::Event& e, std::string& out) {
   out.push_back(static_cast<char>((1 << 3) | 2));  // Field 1, length-delimited.
-  for (uint64_t n = e.wire.size(); ; n >>= 7) {
+  for (uint64_t n = e.wire.size();; n >>= 7) {
     if (n < 0x80) {
       out.push_back(static_cast<char>(n));
       break;
@@ -34,8 +34,9 @@ void AppendEventField(const domain::Event& e, std::string& out) {
 // A ByteBuffer that takes `bytes` over without copying them.
 grpc::ByteBuffer TakeBytes(std::string bytes) {
   auto* owned = new std::string(std::move(bytes));
-  grpc::Slice slice(owned->data(), owned->size(),
-                    [](void* p) { delete static_cast<std::string*>(p); }, owned);
+  grpc::Slice slice(
+      owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); },
+      owned);
   return grpc::ByteBuffer(&slice, 1);
 }
 
@@ -80,7 +81,8 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   void OnCancel() override {
     {
       absl::MutexLock lock(&mu_);
-      if (!finish_) finish_ = grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
+      if (!finish_)
+        finish_ = grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled");
     }
     Pump();
   }
@@ -180,16 +182,16 @@ absl::Status ParseWatchRequest(const grpc::ByteBuffer& raw,
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* OpenWatchJob(
-    domain::JobService* jobs, domain::WatchStarter* watches, const domain::Identity& caller,
-    const v1::WatchJobRequest& request) {
+    domain::JobService* jobs, domain::WatchStarter* watches,
+    const domain::Identity& caller, const v1::WatchJobRequest& request) {
   absl::StatusOr<domain::WatchFilter> filter = jobs->WatchJobFilter(caller, request);
   if (!filter.ok()) return FinishedStream(ToGrpcStatus(filter.status()));
   return new WatchReactor(watches, *std::move(filter), request.since());
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* OpenWatchJobs(
-    domain::JobService* jobs, domain::WatchStarter* watches, const domain::Identity& caller,
-    const v1::WatchJobsRequest& request) {
+    domain::JobService* jobs, domain::WatchStarter* watches,
+    const domain::Identity& caller, const v1::WatchJobsRequest& request) {
   absl::StatusOr<domain::WatchFilter> filter = jobs->WatchJobsFilter(caller, request);
   if (!filter.ok()) return FinishedStream(ToGrpcStatus(filter.status()));
   return new WatchReactor(watches, *std::move(filter), request.since());

@@ -33,11 +33,11 @@ absl::Status ParseWatchRequest(const grpc::ByteBuffer& raw,
 // Opens the stream for an authenticated caller. The returned reactor owns
 // itself (deleted in OnDone). `watches` must outlive it.
 grpc::ServerWriteReactor<grpc::ByteBuffer>* OpenWatchJob(
-    domain::JobService* jobs, domain::WatchStarter* watches, const domain::Identity& caller,
-    const v1::WatchJobRequest& request);
+    domain::JobService* jobs, domain::WatchStarter* watches,
+    const domain::Identity& caller, const v1::WatchJobRequest& request);
 grpc::ServerWriteReactor<grpc::ByteBuffer>* OpenWatchJobs(
-    domain::JobService* jobs, domain::WatchStarter* watches, const domain::Identity& caller,
-    const v1::WatchJobsRequest& request);
+    domain::JobService* jobs, domain::WatchStarter* watches,
+    const domain::Identity& caller, const v1::WatchJobsRequest& request);
 
 // A stream that ends at once with `status`.
 grpc::ServerWriteReactor<grpc::ByteBuffer>* FinishedStream(const grpc::Status& status);

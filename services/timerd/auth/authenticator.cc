@@ -20,8 +20,7 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
     absl::string_view value = *credentials.authorization;
     // RFC 6750: the scheme is case-insensitive.
     if (value.size() < 7 || !absl::EqualsIgnoreCase(value.substr(0, 7), "bearer ")) {
-      return absl::UnauthenticatedError(
-          "authorization: expected \"Bearer TOKEN\"");
+      return absl::UnauthenticatedError("authorization: expected \"Bearer TOKEN\"");
     }
     const std::string bearer(absl::StripAsciiWhitespace(value.substr(7)));
     if (absl::StartsWith(bearer, "tmr_")) return FromToken(bearer);
@@ -47,7 +46,8 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
 absl::StatusOr<Principal> Authenticator::FromToken(const std::string& bearer) const {
   const std::optional<ParsedToken> parsed = ParseToken(bearer);
   if (!parsed) return absl::UnauthenticatedError("token: malformed");
-  absl::StatusOr<std::optional<store::TokenRecord>> found = tokens_->Find(parsed->token_id);
+  absl::StatusOr<std::optional<store::TokenRecord>> found =
+      tokens_->Find(parsed->token_id);
   if (!found.ok()) {
     return absl::UnavailableError("token: the token store cannot be read");
   }
@@ -73,11 +73,12 @@ absl::StatusOr<Principal> Authenticator::FromToken(const std::string& bearer) co
 
 absl::Status Authenticator::Revoke(const Principal& principal) const {
   if (principal.token_id.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "this session uses ", principal.identity.auth_method == "jwt"
-                                  ? "a JWT, which its identity provider must revoke"
-                                  : "a client certificate, which its CA must revoke",
-        "; timerd can only revoke the tokens it issued"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("this session uses ",
+                     principal.identity.auth_method == "jwt"
+                         ? "a JWT, which its identity provider must revoke"
+                         : "a client certificate, which its CA must revoke",
+                     "; timerd can only revoke the tokens it issued"));
   }
   return tokens_->Revoke(principal.token_id, absl::ToUnixMicros(clock_->Now()));
 }

@@ -9,7 +9,6 @@
 #include <openssl/pem.h>
 
 #include <cmath>
-
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
@@ -92,7 +91,8 @@ std::optional<std::string> EcdsaRawToDer(absl::string_view raw) {
   ECDSA_SIG* sig = ECDSA_SIG_new();
   if (sig == nullptr) return std::nullopt;
   BIGNUM* r = BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data()), 32, nullptr);
-  BIGNUM* s = BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data()) + 32, 32, nullptr);
+  BIGNUM* s =
+      BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data()) + 32, 32, nullptr);
   if (r == nullptr || s == nullptr || ECDSA_SIG_set0(sig, r, s) != 1) {
     BN_free(r);
     BN_free(s);
@@ -127,7 +127,8 @@ constexpr double kMaxNumericDate = 253402300799.0;
 
 // A NumericDate claim (seconds since the epoch, possibly fractional):
 // nullopt when absent (or not a number), UNAUTHENTICATED when out of range.
-absl::StatusOr<std::optional<absl::Time>> NumericDate(const json& claims, const char* key) {
+absl::StatusOr<std::optional<absl::Time>> NumericDate(const json& claims,
+                                                      const char* key) {
   auto it = claims.find(key);
   if (it == claims.end() || !it->is_number()) return std::nullopt;
   const double v = it->get<double>();
@@ -156,7 +157,8 @@ std::optional<std::string> JwtVerifier::Base64UrlDecode(absl::string_view in) {
       b64.push_back('+');
     } else if (c == '_') {
       b64.push_back('/');
-    } else if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) {
+    } else if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+               (c >= '0' && c <= '9')) {
       b64.push_back(c);
     } else {
       return std::nullopt;  // Padding, '+' and '/' are not base64url.
@@ -206,7 +208,8 @@ absl::StatusOr<std::unique_ptr<JwtVerifier>> JwtVerifier::Create(absl::string_vi
   };
   const size_t first = text.find_first_not_of(" \t\r\n");
   if (first != absl::string_view::npos && text[first] == '{') {
-    json jwks = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+    json jwks =
+        json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
     if (!jwks.is_object() || !jwks.contains("keys") || !jwks["keys"].is_array()) {
       return bad("not a JWKS document (an object with a \"keys\" array)");
     }
@@ -264,26 +267,30 @@ absl::StatusOr<std::unique_ptr<JwtVerifier>> JwtVerifier::Create(absl::string_vi
     }
   }
   if (v->keys_.empty()) {
-    return bad("no RSA or EC P-256 public key found (expected a JWKS document or "
-               "PEM public keys)");
+    return bad(
+        "no RSA or EC P-256 public key found (expected a JWKS document or "
+        "PEM public keys)");
   }
   return v;
 }
 
-absl::StatusOr<JwtClaims> JwtVerifier::Verify(absl::string_view jwt, absl::Time now) const {
+absl::StatusOr<JwtClaims> JwtVerifier::Verify(absl::string_view jwt,
+                                              absl::Time now) const {
   std::vector<absl::string_view> parts = absl::StrSplit(jwt, '.');
   if (parts.size() != 3) return Unauthenticated("malformed token");
   auto header_text = Base64UrlDecode(parts[0]);
   auto payload_text = Base64UrlDecode(parts[1]);
   auto signature = Base64UrlDecode(parts[2]);
-  if (!header_text || !payload_text || !signature) return Unauthenticated("malformed token");
+  if (!header_text || !payload_text || !signature)
+    return Unauthenticated("malformed token");
   json header = json::parse(*header_text, nullptr, /*allow_exceptions=*/false);
   if (!header.is_object()) return Unauthenticated("malformed header");
   const std::string alg = JsonString(header, "alg");
   if (alg != "RS256" && alg != "ES256") {
     return Unauthenticated("alg must be RS256 or ES256");
   }
-  if (header.contains("crit")) return Unauthenticated("critical header extensions are not supported");
+  if (header.contains("crit"))
+    return Unauthenticated("critical header extensions are not supported");
   const std::string kid = JsonString(header, "kid");
 
   std::string der;
@@ -306,7 +313,8 @@ absl::StatusOr<JwtClaims> JwtVerifier::Verify(absl::string_view jwt, absl::Time 
       break;
     }
   }
-  if (!verified) return Unauthenticated("signature does not verify with any configured key");
+  if (!verified)
+    return Unauthenticated("signature does not verify with any configured key");
 
   json claims = json::parse(*payload_text, nullptr, /*allow_exceptions=*/false);
   if (!claims.is_object()) return Unauthenticated("malformed claims");
@@ -330,14 +338,17 @@ absl::StatusOr<JwtClaims> JwtVerifier::Verify(absl::string_view jwt, absl::Time 
     if (aud->is_string()) audience_ok = aud->get<std::string>() == options_.audience;
     if (aud->is_array()) {
       for (const json& a : *aud) {
-        if (a.is_string() && a.get<std::string>() == options_.audience) audience_ok = true;
+        if (a.is_string() && a.get<std::string>() == options_.audience)
+          audience_ok = true;
       }
     }
   }
-  if (!audience_ok) return Unauthenticated("aud: does not include this service's audience");
+  if (!audience_ok)
+    return Unauthenticated("aud: does not include this service's audience");
   const std::string identity = JsonString(claims, options_.identity_claim.c_str());
   if (identity.empty()) {
-    return Unauthenticated(absl::StrCat(options_.identity_claim, ": required (a string)"));
+    return Unauthenticated(
+        absl::StrCat(options_.identity_claim, ": required (a string)"));
   }
   return JwtClaims{identity, *exp};
 }

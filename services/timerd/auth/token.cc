@@ -25,7 +25,8 @@ bool IsLowerHex(absl::string_view s) {
 
 absl::StatusOr<std::string> RandomHex(size_t bytes) {
   std::string raw(bytes, '\0');
-  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) != 1) {
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(raw.data()), static_cast<int>(bytes)) !=
+      1) {
     return absl::InternalError("token: the random number generator failed");
   }
   return absl::BytesToHexString(raw);

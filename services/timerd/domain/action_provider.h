@@ -89,9 +89,8 @@ class StaticRegistry final : public ProviderRegistry {
  public:
   explicit StaticRegistry(std::vector<ActionProvider*> providers)
       : providers_(std::move(providers)) {
-    std::sort(providers_.begin(), providers_.end(), [](auto* a, auto* b) {
-      return a->info().name() < b->info().name();
-    });
+    std::sort(providers_.begin(), providers_.end(),
+              [](auto* a, auto* b) { return a->info().name() < b->info().name(); });
   }
   ActionProvider* Find(absl::string_view name) const override {
     for (ActionProvider* p : providers_) {

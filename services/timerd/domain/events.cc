@@ -57,9 +57,9 @@ bool EventHub::Subscription::Push(const EventPtr& e) {
   absl::MutexLock lock(&mu_);
   if (!closed_.ok()) return false;
   if (queue_.size() >= capacity_) {
-    closed_ = absl::ResourceExhaustedError(absl::StrCat(
-        "this watcher fell ", capacity_,
-        " events behind and was dropped; resume with since=", last_queued_));
+    closed_ = absl::ResourceExhaustedError(
+        absl::StrCat("this watcher fell ", capacity_,
+                     " events behind and was dropped; resume with since=", last_queued_));
     return true;
   }
   queue_.push_back(e);
@@ -70,8 +70,9 @@ bool EventHub::Subscription::Push(const EventPtr& e) {
 bool EventHub::Subscription::Close(absl::Status status) {
   absl::MutexLock lock(&mu_);
   if (!closed_.ok()) return false;
-  closed_ = absl::Status(status.code(), absl::StrCat(status.message(),
-                                                     "; resume with since=", last_queued_));
+  closed_ =
+      absl::Status(status.code(),
+                   absl::StrCat(status.message(), "; resume with since=", last_queued_));
   return true;
 }
 
@@ -144,9 +145,8 @@ void EventHub::DispatchLoop() {
 void EventHub::Flush() {
   absl::MutexLock lock(&mu_);
   const int64_t target = head_;
-  auto done = [this, target]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return dispatched_ >= target;
-  };
+  auto done = [this, target]()
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return dispatched_ >= target; };
   mu_.Await(absl::Condition(&done));
 }
 
@@ -234,7 +234,8 @@ void EventHub::Shutdown() {
     shut_down_ = true;
     for (auto& [owner, subs] : by_owner_) {
       for (const std::shared_ptr<Subscription>& s : subs) {
-        if (s->Close(absl::UnavailableError("timerd is shutting down"))) wake.push_back(s);
+        if (s->Close(absl::UnavailableError("timerd is shutting down")))
+          wake.push_back(s);
       }
     }
   }

@@ -96,7 +96,9 @@ class EventHub final : public EventSink {
    private:
     friend class EventHub;
     Subscription(WatchFilter filter, size_t capacity, absl::AnyInvocable<void()> on_ready)
-        : filter_(std::move(filter)), capacity_(capacity), on_ready_(std::move(on_ready)) {}
+        : filter_(std::move(filter)),
+          capacity_(capacity),
+          on_ready_(std::move(on_ready)) {}
     // Queues `e`; returns true if the consumer should be woken.
     bool Push(const EventPtr& e);
     bool Close(absl::Status status);
@@ -139,7 +141,8 @@ class EventHub final : public EventSink {
 
   // Registers a watcher. `on_ready` is called (on a publishing thread, with
   // no hub lock held) when its buffer becomes non-empty or it is closed.
-  Opened Subscribe(WatchFilter filter, int64_t since, absl::AnyInvocable<void()> on_ready);
+  Opened Subscribe(WatchFilter filter, int64_t since,
+                   absl::AnyInvocable<void()> on_ready);
   void Unsubscribe(const std::shared_ptr<Subscription>& subscription);
 
   // Closes every subscription with UNAVAILABLE; later subscriptions are

@@ -21,8 +21,8 @@ std::string NewUuid() {
   b[8] = (b[8] & 0x3f) | 0x80;  // RFC 4122 variant
   std::string hex = absl::BytesToHexString(
       absl::string_view(reinterpret_cast<const char*>(b), sizeof(b)));
-  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) +
-         "-" + hex.substr(16, 4) + "-" + hex.substr(20);
+  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" +
+         hex.substr(16, 4) + "-" + hex.substr(20);
 }
 
 bool IsUuid(std::string_view s) {

@@ -32,9 +32,9 @@ absl::Status JobQuota::Reserve(const std::string& owner) {
   if (c.live + c.pending >= max_) {
     const int64_t live = c.live;
     mu_.Unlock();
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "max_jobs_per_identity: ", owner, " already has ", live,
-        " jobs, the most allowed is ", max_, "; delete some first"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("max_jobs_per_identity: ", owner, " already has ", live,
+                     " jobs, the most allowed is ", max_, "; delete some first"));
   }
   ++c.pending;
   mu_.Unlock();

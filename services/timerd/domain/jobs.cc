@@ -1,8 +1,7 @@
 #include "domain/jobs.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
@@ -56,9 +55,9 @@ absl::Status ValidateRequestId(absl::string_view id) {
 // micros>|<job_id>"). The flag is checked so a token cannot be replayed
 // with different list parameters (AIP-158).
 std::string EncodePageToken(bool show_deleted, const v1::Job& last) {
-  return absl::WebSafeBase64Escape(
-      absl::StrCat("1|", show_deleted ? 1 : 0, "|",
-                   store::ToMicros(last.create_time()), "|", last.job_id()));
+  return absl::WebSafeBase64Escape(absl::StrCat("1|", show_deleted ? 1 : 0, "|",
+                                                store::ToMicros(last.create_time()), "|",
+                                                last.job_id()));
 }
 
 absl::StatusOr<store::ListCursor> DecodePageToken(absl::string_view token,
@@ -214,8 +213,7 @@ absl::Status ValidateNewJob(const v1::Job& job) {
   return absl::OkStatus();
 }
 
-void JobService::CreateJob(const Identity& caller,
-                           const v1::CreateJobRequest& request,
+void JobService::CreateJob(const Identity& caller, const v1::CreateJobRequest& request,
                            store::JobCallback done) {
   absl::Status valid = ValidateRequestId(request.request_id());
   if (valid.ok()) valid = ValidateNewJob(request.job());
@@ -248,17 +246,16 @@ void JobService::CreateJob(const Identity& caller,
   if (!in.schedule().has_start()) {
     // "Now", rounded up to a whole second so the grid is readable and the
     // first run is never in the past.
-    *job.mutable_schedule()->mutable_start() =
-        ToProto(absl::Ceil(now - absl::UnixEpoch(), absl::Seconds(1)) + absl::UnixEpoch());
+    *job.mutable_schedule()->mutable_start() = ToProto(
+        absl::Ceil(now - absl::UnixEpoch(), absl::Seconds(1)) + absl::UnixEpoch());
   }
   job.set_overlap_policy(in.overlap_policy() == v1::OVERLAP_POLICY_UNSPECIFIED
                              ? v1::SKIP
                              : in.overlap_policy());
   job.set_max_concurrent(in.max_concurrent() == 0 ? 1 : in.max_concurrent());
-  job.set_missed_run_policy(
-      in.missed_run_policy() == v1::MISSED_RUN_POLICY_UNSPECIFIED
-          ? v1::SKIP_MISSED
-          : in.missed_run_policy());
+  job.set_missed_run_policy(in.missed_run_policy() == v1::MISSED_RUN_POLICY_UNSPECIFIED
+                                ? v1::SKIP_MISSED
+                                : in.missed_run_policy());
   job.set_status(v1::Job::NEW);
   *job.mutable_create_time() = ToProto(now);
   *job.mutable_update_time() = ToProto(now);
@@ -294,8 +291,8 @@ absl::StatusOr<v1::Job> JobService::GetJob(const Identity& caller,
   RETURN_IF_ERROR(ValidateJobId(request.job_id()));
   ASSIGN_OR_RETURN(v1::Job job, store_->GetJob(caller.name, request.job_id()));
   if (job.status() == v1::Job::DELETED && !request.show_deleted()) {
-    return absl::NotFoundError(absl::StrCat(
-        "job ", request.job_id(), " was deleted (use show_deleted to see it)"));
+    return absl::NotFoundError(absl::StrCat("job ", request.job_id(),
+                                            " was deleted (use show_deleted to see it)"));
   }
   return job;
 }
@@ -321,8 +318,7 @@ absl::StatusOr<v1::ListJobsResponse> JobService::ListJobs(
   return response;
 }
 
-void JobService::DeleteJob(const Identity& caller,
-                           const v1::DeleteJobRequest& request,
+void JobService::DeleteJob(const Identity& caller, const v1::DeleteJobRequest& request,
                            store::JobCallback done) {
   absl::Status valid = ValidateJobId(request.job_id());
   if (!valid.ok()) {
@@ -338,8 +334,7 @@ void JobService::DeleteJob(const Identity& caller,
         }
         if (!etag.empty() && etag != job.etag()) {
           return absl::AbortedError(absl::StrCat(
-              "etag: the job changed since it was read (current etag ",
-              job.etag(), ")"));
+              "etag: the job changed since it was read (current etag ", job.etag(), ")"));
         }
         const absl::Time now = clock_->Now();
         job.set_status(v1::Job::DELETED);
@@ -348,8 +343,8 @@ void JobService::DeleteJob(const Identity& caller,
         job.clear_next_run();
         return absl::OkStatus();
       },
-      Notify(v1::JobEvent::DELETED, [this, owner = caller.name,
-                                     done = std::move(done)](absl::StatusOr<v1::Job> r) mutable {
+      Notify(v1::JobEvent::DELETED, [this, owner = caller.name, done = std::move(done)](
+                                        absl::StatusOr<v1::Job> r) mutable {
         if (r.ok() && quota_ != nullptr) quota_->Deleted(owner);
         std::move(done)(std::move(r));
       }));
@@ -370,9 +365,9 @@ absl::Status JobService::CheckAction(const Identity& caller,
   if (providers_ == nullptr) return absl::OkStatus();
   ActionProvider* provider = providers_->Find(action.provider());
   if (provider == nullptr) {
-    return Invalid("job.action.provider",
-                   absl::StrCat("no action provider named \"", action.provider(),
-                                "\" is loaded"));
+    return Invalid(
+        "job.action.provider",
+        absl::StrCat("no action provider named \"", action.provider(), "\" is loaded"));
   }
   absl::Status valid = provider->Validate(caller, action.body());
   if (!valid.ok()) {
@@ -387,8 +382,8 @@ void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& r
       "schedule", "schedule.start", "schedule.interval_seconds",
       "schedule.stop_after_runs", "schedule.stop_after_date"};
   static const absl::flat_hash_set<std::string> kOtherPaths = {
-      "name", "label", "action", "action.provider", "action.body",
-      "overlap_policy", "max_concurrent", "missed_run_policy"};
+      "name",        "label",          "action",         "action.provider",
+      "action.body", "overlap_policy", "max_concurrent", "missed_run_policy"};
   const v1::Job& in = request.job();
   absl::Status valid = ValidateJobId(in.job_id());
   if (valid.ok() && request.update_mask().paths_size() == 0) {
@@ -407,8 +402,8 @@ void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& r
   }
   // The merged job is validated before the write; the write then checks that
   // nothing changed in between (etag), so what was validated is what is stored.
-  absl::StatusOr<v1::Job> current =
-      valid.ok() ? store_->GetJob(caller.name, in.job_id()) : absl::StatusOr<v1::Job>(valid);
+  absl::StatusOr<v1::Job> current = valid.ok() ? store_->GetJob(caller.name, in.job_id())
+                                               : absl::StatusOr<v1::Job>(valid);
   if (current.ok()) valid = NotFoundIfDeleted(*current);
   if (valid.ok() && current.ok() && !in.etag().empty() && in.etag() != current->etag()) {
     valid = absl::AbortedError(absl::StrCat(
@@ -421,26 +416,34 @@ void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& r
       if (path == "name") merged.set_name(in.name());
       if (path == "label") merged.set_label(in.label());
       if (path == "action") *merged.mutable_action() = in.action();
-      if (path == "action.provider") merged.mutable_action()->set_provider(in.action().provider());
+      if (path == "action.provider")
+        merged.mutable_action()->set_provider(in.action().provider());
       if (path == "action.body") merged.mutable_action()->set_body(in.action().body());
       if (path == "overlap_policy") merged.set_overlap_policy(in.overlap_policy());
       if (path == "max_concurrent") merged.set_max_concurrent(in.max_concurrent());
-      if (path == "missed_run_policy") merged.set_missed_run_policy(in.missed_run_policy());
+      if (path == "missed_run_policy")
+        merged.set_missed_run_policy(in.missed_run_policy());
       v1::Schedule* s = merged.mutable_schedule();
       const v1::Schedule& n = in.schedule();
       if (path == "schedule") *s = n;
       if (path == "schedule.start") *s->mutable_start() = n.start();
-      if (path == "schedule.interval_seconds") s->set_interval_seconds(n.interval_seconds());
+      if (path == "schedule.interval_seconds")
+        s->set_interval_seconds(n.interval_seconds());
       if (path == "schedule.stop_after_runs") {
-        if (n.has_stop_after_runs()) s->set_stop_after_runs(n.stop_after_runs());
-        else s->clear_stop_after_runs();
+        if (n.has_stop_after_runs())
+          s->set_stop_after_runs(n.stop_after_runs());
+        else
+          s->clear_stop_after_runs();
       }
       if (path == "schedule.stop_after_date") {
-        if (n.has_stop_after_date()) *s->mutable_stop_after_date() = n.stop_after_date();
-        else s->clear_stop_after_date();
+        if (n.has_stop_after_date())
+          *s->mutable_stop_after_date() = n.stop_after_date();
+        else
+          s->clear_stop_after_date();
       }
     }
-    if (!merged.schedule().has_start()) *merged.mutable_schedule()->mutable_start() = current->schedule().start();
+    if (!merged.schedule().has_start())
+      *merged.mutable_schedule()->mutable_start() = current->schedule().start();
     if (merged.max_concurrent() == 0) merged.set_max_concurrent(1);
     valid = ValidateNewJob(merged);
     if (valid.ok() && action_changed) valid = CheckAction(caller, merged.action());
@@ -505,29 +508,33 @@ absl::Status EndedError() {
 
 void JobService::PauseJob(const Identity& caller, const v1::PauseJobRequest& request,
                           store::JobCallback done) {
-  MutateLiveJob(caller, request.job_id(), v1::JobEvent::PAUSED,
-                [this](v1::Job& job) -> absl::Status {
-    if (job.status() == v1::Job::PAUSED) return absl::OkStatus();
-    if (job.status() == v1::Job::ENDED) return EndedError();
-    job.set_status(v1::Job::PAUSED);
-    job.clear_next_run();
-    *job.mutable_update_time() = ToProto(clock_->Now());
-    return absl::OkStatus();
-  }, std::move(done));
+  MutateLiveJob(
+      caller, request.job_id(), v1::JobEvent::PAUSED,
+      [this](v1::Job& job) -> absl::Status {
+        if (job.status() == v1::Job::PAUSED) return absl::OkStatus();
+        if (job.status() == v1::Job::ENDED) return EndedError();
+        job.set_status(v1::Job::PAUSED);
+        job.clear_next_run();
+        *job.mutable_update_time() = ToProto(clock_->Now());
+        return absl::OkStatus();
+      },
+      std::move(done));
 }
 
 void JobService::ResumeJob(const Identity& caller, const v1::ResumeJobRequest& request,
                            store::JobCallback done) {
-  MutateLiveJob(caller, request.job_id(), v1::JobEvent::RESUMED,
-                [this](v1::Job& job) -> absl::Status {
-    if (IsSchedulable(job.status())) return absl::OkStatus();
-    if (job.status() == v1::Job::ENDED) return EndedError();
-    // Back on the original grid: the next slot, not "now + interval".
-    const absl::Time now = clock_->Now();
-    Reschedule(job, now, job.n_runs() > 0 ? v1::Job::LOADED : v1::Job::NEW);
-    *job.mutable_update_time() = ToProto(now);
-    return absl::OkStatus();
-  }, std::move(done));
+  MutateLiveJob(
+      caller, request.job_id(), v1::JobEvent::RESUMED,
+      [this](v1::Job& job) -> absl::Status {
+        if (IsSchedulable(job.status())) return absl::OkStatus();
+        if (job.status() == v1::Job::ENDED) return EndedError();
+        // Back on the original grid: the next slot, not "now + interval".
+        const absl::Time now = clock_->Now();
+        Reschedule(job, now, job.n_runs() > 0 ? v1::Job::LOADED : v1::Job::NEW);
+        *job.mutable_update_time() = ToProto(now);
+        return absl::OkStatus();
+      },
+      std::move(done));
 }
 
 void JobService::RunJobNow(const Identity& caller, const v1::RunJobNowRequest& request,
@@ -579,8 +586,8 @@ void JobService::RunJobNow(const Identity& caller, const v1::RunJobNowRequest& r
       });
 }
 
-absl::StatusOr<WatchFilter> JobService::WatchJobFilter(const Identity& caller,
-                                                       const v1::WatchJobRequest& request) {
+absl::StatusOr<WatchFilter> JobService::WatchJobFilter(
+    const Identity& caller, const v1::WatchJobRequest& request) {
   RETURN_IF_ERROR(ValidateJobId(request.job_id()));
   if (request.since() < 0) return Invalid("since", "must be >= 0");
   v1::GetJobRequest get;
@@ -592,11 +599,12 @@ absl::StatusOr<WatchFilter> JobService::WatchJobFilter(const Identity& caller,
   return filter;
 }
 
-absl::StatusOr<WatchFilter> JobService::WatchJobsFilter(const Identity& caller,
-                                                        const v1::WatchJobsRequest& request) {
+absl::StatusOr<WatchFilter> JobService::WatchJobsFilter(
+    const Identity& caller, const v1::WatchJobsRequest& request) {
   if (request.since() < 0) return Invalid("since", "must be >= 0");
   if (request.name_contains().size() > kMaxNameLength) {
-    return Invalid("name_contains", absl::StrCat("at most ", kMaxNameLength, " characters"));
+    return Invalid("name_contains",
+                   absl::StrCat("at most ", kMaxNameLength, " characters"));
   }
   WatchFilter filter;
   filter.owner = caller.name;
@@ -611,7 +619,8 @@ absl::StatusOr<WatchFilter> JobService::WatchJobsFilter(const Identity& caller,
 }
 
 absl::StatusOr<JobService::SnapshotPage> JobService::Snapshot(
-    const WatchFilter& filter, const std::optional<store::ListCursor>& after, int page_size) {
+    const WatchFilter& filter, const std::optional<store::ListCursor>& after,
+    int page_size) {
   SnapshotPage out;
   if (!filter.job_id.empty()) {
     if (after) return out;  // The one job was the first page.
@@ -647,9 +656,9 @@ absl::StatusOr<v1::ListJobResultsResponse> JobService::ListJobResults(
     ASSIGN_OR_RETURN(before, DecodeResultsToken(request.page_token()));
   }
   const int page_size = PageSize(request.page_size());
-  ASSIGN_OR_RETURN(std::vector<v1::JobResult> results,
-                   store_->ListResults(caller.name, request.job_id(), before,
-                                       page_size + 1));
+  ASSIGN_OR_RETURN(
+      std::vector<v1::JobResult> results,
+      store_->ListResults(caller.name, request.job_id(), before, page_size + 1));
   v1::ListJobResultsResponse response;
   for (size_t i = 0; i < results.size() && static_cast<int>(i) < page_size; ++i) {
     *response.add_results() = std::move(results[i]);
@@ -675,8 +684,8 @@ absl::StatusOr<v1::ListActionProvidersResponse> JobService::ListActionProviders(
   for (ActionProvider* p : providers_->List()) {
     if (!after.empty() && p->info().name() <= after) continue;
     if (response.action_providers_size() == page_size) {
-      response.set_next_page_token(absl::WebSafeBase64Escape(
-          response.action_providers(page_size - 1).name()));
+      response.set_next_page_token(
+          absl::WebSafeBase64Escape(response.action_providers(page_size - 1).name()));
       break;
     }
     *response.add_action_providers() = p->info();

@@ -106,8 +106,8 @@ class JobService {
   absl::Status CheckAction(const Identity& caller, const v1::Action& action) const;
   // Applies `mutate` to the caller's job unless it is deleted (NOT_FOUND).
   void MutateLiveJob(const Identity& caller, const std::string& job_id,
-                     v1::JobEvent::Type event,
-                     store::JobMutation mutate, store::JobCallback done);
+                     v1::JobEvent::Type event, store::JobMutation mutate,
+                     store::JobCallback done);
   // Wraps `done` so the observer hears of the written job first.
   // ... and the event sink, of an event of `type`.
   store::JobCallback Notify(v1::JobEvent::Type type, store::JobCallback done);

@@ -1,8 +1,8 @@
 #include "domain/run_engine.h"
 
-#include <algorithm>
-
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include "absl/strings/str_cat.h"
 #include "domain/job_results.h"
@@ -15,10 +15,14 @@ namespace {
 
 v1::JobResult::Status ToResultStatus(ActionStatus::State s) {
   switch (s) {
-    case ActionStatus::State::kActive: return v1::JobResult::ACTIVE;
-    case ActionStatus::State::kSucceeded: return v1::JobResult::SUCCEEDED;
-    case ActionStatus::State::kFailed: return v1::JobResult::FAILED;
-    case ActionStatus::State::kCancelled: return v1::JobResult::CANCELLED;
+    case ActionStatus::State::kActive:
+      return v1::JobResult::ACTIVE;
+    case ActionStatus::State::kSucceeded:
+      return v1::JobResult::SUCCEEDED;
+    case ActionStatus::State::kFailed:
+      return v1::JobResult::FAILED;
+    case ActionStatus::State::kCancelled:
+      return v1::JobResult::CANCELLED;
   }
   return v1::JobResult::UNKNOWN;
 }
@@ -53,10 +57,10 @@ absl::Status RunEngine::Start() {
   for (auto& [job_id, result] : *open) Reconcile(job_id, std::move(result));
   {
     absl::MutexLock lock(&mu_);
-    absl::Status scan = store_->ScanDue([this](const std::string& id, int64_t us)
-                                            ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      if (auto key = JobKey::Parse(id)) queue_.Set(*key, absl::FromUnixMicros(us));
-    });
+    absl::Status scan = store_->ScanDue(
+        [this](const std::string& id, int64_t us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+          if (auto key = JobKey::Parse(id)) queue_.Set(*key, absl::FromUnixMicros(us));
+        });
     if (!scan.ok()) return scan;
     spdlog::info("run engine: {} jobs scheduled, {} open runs reconciled", queue_.size(),
                  open->size());
@@ -85,9 +89,8 @@ void RunEngine::Stop() {
     for (PendingStart& p : starts_) pending.emplace_back(std::move(p), BeginWorkLocked());
     starts_.clear();
   }
-  std::sort(pending.begin(), pending.end(), [](const auto& a, const auto& b) {
-    return a.first.at < b.first.at;
-  });
+  std::sort(pending.begin(), pending.end(),
+            [](const auto& a, const auto& b) { return a.first.at < b.first.at; });
   for (auto& [p, in_flight] : pending) {
     const absl::Duration wait = p.at - clock_->Now();
     if (wait > absl::ZeroDuration()) absl::SleepFor(std::min(wait, options_.lookahead));
@@ -137,13 +140,15 @@ void RunEngine::Loop() {
       if (active_runs_ < options_.max_active_runs) {
         if (auto due = queue_.NextDue()) next = *due - options_.lookahead;
       }
-      if (!polls_.empty() && (!next || polls_.front().at < *next)) next = polls_.front().at;
-      if (!starts_.empty() && (!next || starts_.front().at < *next)) next = starts_.front().at;
+      if (!polls_.empty() && (!next || polls_.front().at < *next))
+        next = polls_.front().at;
+      if (!starts_.empty() && (!next || starts_.front().at < *next))
+        next = starts_.front().at;
       const absl::Time now = clock_->Now();
       // Ticks are at least `resolution` apart: due work is taken in batches
       // rather than one wakeup per run.
-      wake_at_ = next ? std::max(*next, last_tick_ + options_.resolution)
-                      : now + absl::Hours(1);
+      wake_at_ =
+          next ? std::max(*next, last_tick_ + options_.resolution) : now + absl::Hours(1);
       if (!wake_) {
         mu_.AwaitWithTimeout(absl::Condition(
                                  +[](RunEngine* e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(e->mu_) {
@@ -291,8 +296,8 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
         job.set_n_skipped(job.n_skipped() + d.missed);
         std::string skip;
         if (d.kind == FireDecision::Kind::kSkipMissed) {
-          skip = absl::StrCat(d.missed + 1,
-                              " run(s) missed: timerd was down or too busy at their time");
+          skip = absl::StrCat(
+              d.missed + 1, " run(s) missed: timerd was down or too busy at their time");
         } else {
           OverlapDecision o = DecideOverlap(job, active, has_buffered);
           if (o.kind == OverlapDecision::Kind::kSkip) {
@@ -340,15 +345,17 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
             }
             if (outcome->overlap == OverlapDecision::Kind::kBuffer) {
               absl::MutexLock lock(&mu_);
-              runs_[job_id].buffered = std::make_unique<std::pair<v1::Job, v1::JobResult>>(
-                  *written, *outcome->run);
+              runs_[job_id].buffered =
+                  std::make_unique<std::pair<v1::Job, v1::JobResult>>(*written,
+                                                                      *outcome->run);
             } else {
               // The job is not needed here any more: no copy.
               RunRecorded(std::make_shared<const v1::Job>(*std::move(written)),
                           *outcome->run);
             }
           }
-        } else if (!absl::IsAborted(written.status()) && !absl::IsNotFound(written.status())) {
+        } else if (!absl::IsAborted(written.status()) &&
+                   !absl::IsNotFound(written.status())) {
           // Nothing was recorded: try this slot again shortly.
           spdlog::warn("run engine: recording a fire of job {} failed: {}", job_id,
                        std::string(written.status().message()));
@@ -369,11 +376,11 @@ void RunEngine::CancelActive(const std::string& job_id) {
   if (provider == nullptr) return;
   for (const auto& [run_number, action_id] : it->second.runs) {
     if (action_id.empty()) continue;  // Not started yet.
-    workers_->Submit([provider, action_id = action_id,
-                      in_flight = BeginWorkLocked()]() mutable {
-      provider->Cancel(action_id).IgnoreError();
-      in_flight.Reset();
-    });
+    workers_->Submit(
+        [provider, action_id = action_id, in_flight = BeginWorkLocked()]() mutable {
+          provider->Cancel(action_id).IgnoreError();
+          in_flight.Reset();
+        });
   }
 }
 
@@ -398,8 +405,9 @@ void RunEngine::RunRecorded(std::shared_ptr<const v1::Job> shared,
     const absl::Time at = FromProto(result.scheduled_time());
     if (!result.manual() && at > clock_->Now()) {
       starts_.push_back(PendingStart{at, std::move(shared), result});
-      std::push_heap(starts_.begin(), starts_.end(),
-                     [](const PendingStart& a, const PendingStart& b) { return a.at > b.at; });
+      std::push_heap(
+          starts_.begin(), starts_.end(),
+          [](const PendingStart& a, const PendingStart& b) { return a.at > b.at; });
       WakeFor(at);
       return;
     }
@@ -410,15 +418,17 @@ void RunEngine::RunRecorded(std::shared_ptr<const v1::Job> shared,
 
 void RunEngine::DispatchPending(PendingStart start, InFlight in_flight) {
   if (start.halted == v1::Job::STATUS_UNSPECIFIED) {
-    Dispatch(RunStart{std::move(start.job), std::move(start.result), std::move(in_flight)});
+    Dispatch(
+        RunStart{std::move(start.job), std::move(start.result), std::move(in_flight)});
     return;
   }
   // Counted as a run when it was recorded: now a skipped slot instead.
   v1::JobResult& result = start.result;
   result.set_status(v1::JobResult::SKIPPED);
-  result.set_error(start.halted == v1::Job::PAUSED
-                       ? "the job was paused after this run was recorded, before its slot"
-                       : "the job was deleted after this run was recorded, before its slot");
+  result.set_error(
+      start.halted == v1::Job::PAUSED
+          ? "the job was paused after this run was recorded, before its slot"
+          : "the job was deleted after this run was recorded, before its slot");
   *result.mutable_end_time() = ToProto(clock_->Now());
   const std::string job_id = start.job->job_id();
   const int64_t run_number = result.run_number();
@@ -459,20 +469,21 @@ void RunEngine::Dispatch(RunStart start) {
     }
     ++lane.starting;
   }
-  workers_->Submit([this, provider = std::move(provider), start = std::move(start)]() mutable {
-    for (;;) {
-      StartRun(std::move(start.job), std::move(start.result));
-      start.in_flight.Reset();
-      absl::MutexLock lock(&mu_);
-      Lane& lane = lanes_[provider];
-      if (lane.waiting.empty()) {
-        --lane.starting;
-        return;
-      }
-      start = std::move(lane.waiting.front());  // `start` counts nothing now.
-      lane.waiting.pop_front();
-    }
-  });
+  workers_->Submit(
+      [this, provider = std::move(provider), start = std::move(start)]() mutable {
+        for (;;) {
+          StartRun(std::move(start.job), std::move(start.result));
+          start.in_flight.Reset();
+          absl::MutexLock lock(&mu_);
+          Lane& lane = lanes_[provider];
+          if (lane.waiting.empty()) {
+            --lane.starting;
+            return;
+          }
+          start = std::move(lane.waiting.front());  // `start` counts nothing now.
+          lane.waiting.pop_front();
+        }
+      });
 }
 
 void RunEngine::StartRun(std::shared_ptr<const v1::Job> shared, v1::JobResult result) {
@@ -481,8 +492,8 @@ void RunEngine::StartRun(std::shared_ptr<const v1::Job> shared, v1::JobResult re
   ActionProvider* provider = providers_->Find(job.action().provider());
   if (provider == nullptr) {
     result.set_status(v1::JobResult::FAILED);
-    result.set_error(absl::StrCat("action provider \"", job.action().provider(),
-                                  "\" is not loaded"));
+    result.set_error(
+        absl::StrCat("action provider \"", job.action().provider(), "\" is not loaded"));
     Finish(job.job_id(), std::move(result), shared);
     return;
   }
@@ -542,8 +553,8 @@ void RunEngine::PollRun(ActiveRun run) {
     provider->Release(run.action_id).IgnoreError();
   } else if (!st.ok() && !absl::IsUnavailable(st.status())) {
     result.set_status(v1::JobResult::UNKNOWN);
-    result.set_error(absl::StrCat("the run's outcome could not be learned: ",
-                                  st.status().message()));
+    result.set_error(
+        absl::StrCat("the run's outcome could not be learned: ", st.status().message()));
   } else if (now - run.started >= options_.run_timeout) {
     provider->Cancel(run.action_id).IgnoreError();
     provider->Release(run.action_id).IgnoreError();
@@ -597,7 +608,8 @@ void RunEngine::Finish(const std::string& job_id, v1::JobResult result,
       [result = std::move(result)](v1::Job& job,
                                    std::vector<v1::JobResult>& table) mutable {
         if (result.has_start_time() &&
-            (!job.has_last_run() || FromProto(job.last_run()) < FromProto(result.start_time()))) {
+            (!job.has_last_run() ||
+             FromProto(job.last_run()) < FromProto(result.start_time()))) {
           *job.mutable_last_run() = result.start_time();
         }
         job.set_n_errors(job.n_errors() + 1);
@@ -642,7 +654,8 @@ void RunEngine::Reconcile(const std::string& job_id, v1::JobResult result) {
   const absl::Time now = clock_->Now();
   if (result.status() == v1::JobResult::ACTIVE && !result.action_id().empty()) {
     absl::StatusOr<v1::Job> job = store_->LoadJob(job_id);
-    ActionProvider* provider = job.ok() ? providers_->Find(job->action().provider()) : nullptr;
+    ActionProvider* provider =
+        job.ok() ? providers_->Find(job->action().provider()) : nullptr;
     if (provider != nullptr) {
       absl::StatusOr<ActionStatus> st = provider->Status(result.action_id());
       if (st.ok() && st->state == ActionStatus::State::kActive) {
@@ -656,8 +669,8 @@ void RunEngine::Reconcile(const std::string& job_id, v1::JobResult result) {
         }
         SchedulePoll(ActiveRun{job_id, result.run_number(), result.action_id(),
                                job->action().provider(), FromProto(result.start_time()),
-                               options_.poll_min, result.scheduled_time(), result.manual(),
-                           result.request_id()},
+                               options_.poll_min, result.scheduled_time(),
+                               result.manual(), result.request_id()},
                      now);
         return;
       }

@@ -2,12 +2,14 @@
 // its action provider, durably.
 //
 // The life of a run:
-//   1. A job's due time comes up in the TimerQueue (`lookahead` early). The engine decides the
+//   1. A job's due time comes up in the TimerQueue (`lookahead` early). The engine
+//   decides the
 //      fire (schedule.h: run, skip for overlap or missed slots, or end) inside
 //      the store transaction that records it: the result is written PENDING
 //      and the job's next_run advanced, *before* the provider is called.
 //      Fires due together commit together (the store's group commit).
-//   2. At the slot's time, a worker thread calls ActionProvider::Start with the run's idempotency
+//   2. At the slot's time, a worker thread calls ActionProvider::Start with the run's
+//   idempotency
 //      key "<job_id>/<run_number>" and records ACTIVE (or the outcome).
 //   3. Active runs are polled with backoff until they end or time out
 //      (then cancelled), and the outcome is recorded.
@@ -115,7 +117,8 @@ class RunEngine final : public JobObserver {
   class InFlight {
    public:
     InFlight() = default;
-    InFlight(InFlight&& other) noexcept : engine_(std::exchange(other.engine_, nullptr)) {}
+    InFlight(InFlight&& other) noexcept
+        : engine_(std::exchange(other.engine_, nullptr)) {}
     InFlight& operator=(InFlight&& other) noexcept {
       if (this != &other) {
         Reset();
@@ -199,7 +202,8 @@ class RunEngine final : public JobObserver {
   // job as of the run's fire, goes with the RUN_FINISHED event.
   void Finish(const std::string& job_id, v1::JobResult result,
               std::shared_ptr<const v1::Job> job = nullptr);
-  void PublishFinished(const std::string& job_id, const std::shared_ptr<const v1::Job>& job,
+  void PublishFinished(const std::string& job_id,
+                       const std::shared_ptr<const v1::Job>& job,
                        const v1::JobResult& result);
   void RunEnded(const std::string& job_id, int64_t run_number);
   // Asks the provider to cancel the job's runs that are active now.
@@ -223,8 +227,8 @@ class RunEngine final : public JobObserver {
 
   mutable absl::Mutex mu_;
   TimerQueue queue_ ABSL_GUARDED_BY(mu_);
-  std::vector<Poll> polls_ ABSL_GUARDED_BY(mu_);             // Min-heap on `at`.
-  std::vector<PendingStart> starts_ ABSL_GUARDED_BY(mu_);    // Min-heap on `at`.
+  std::vector<Poll> polls_ ABSL_GUARDED_BY(mu_);           // Min-heap on `at`.
+  std::vector<PendingStart> starts_ ABSL_GUARDED_BY(mu_);  // Min-heap on `at`.
   absl::flat_hash_map<std::string, JobRuns> runs_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Lane> lanes_ ABSL_GUARDED_BY(mu_);
   int active_runs_ ABSL_GUARDED_BY(mu_) = 0;

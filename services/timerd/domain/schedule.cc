@@ -42,7 +42,8 @@ FireDecision DecideFire(const v1::Job& job, absl::Time due, absl::Time now) {
     if (job.missed_run_policy() == v1::RUN_ONCE) {
       // One catch-up run, for the latest missed slot still before the stop date.
       int64_t k_run = k_next - 1;
-      while (k_run > k_due && PastStopDate(job, SlotTime(start, interval, k_run))) --k_run;
+      while (k_run > k_due && PastStopDate(job, SlotTime(start, interval, k_run)))
+        --k_run;
       d.scheduled = SlotTime(start, interval, k_run);
       d.missed = k_run - k_due;
     } else {
@@ -72,7 +73,8 @@ OverlapDecision DecideOverlap(const v1::Job& job, int active, bool buffered) {
     case v1::ALLOW: {
       const int max_concurrent = std::max(1, job.max_concurrent());
       if (active >= max_concurrent) {
-        skip(absl::StrCat("max_concurrent (", max_concurrent, ") runs are already active"));
+        skip(absl::StrCat("max_concurrent (", max_concurrent,
+                          ") runs are already active"));
       }
       break;
     }

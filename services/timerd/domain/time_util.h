@@ -10,8 +10,8 @@ inline google::protobuf::Timestamp ToProto(absl::Time t) {
   google::protobuf::Timestamp out;
   const int64_t s = absl::ToUnixSeconds(t);
   out.set_seconds(s);
-  out.set_nanos(static_cast<int32_t>(
-      absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(s))));
+  out.set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(s))));
   return out;
 }
 

@@ -212,8 +212,9 @@ void WatchStarter::ReadNextPage(WatchFeed& feed) {
 }
 
 absl::StatusOr<std::optional<store::ListCursor>> WatchStarter::ReadPage(
-    const WatchFilter& filter, const std::optional<store::ListCursor>& after, int64_t head,
-    const google::protobuf::Timestamp& time, std::vector<EventPtr>& events) {
+    const WatchFilter& filter, const std::optional<store::ListCursor>& after,
+    int64_t head, const google::protobuf::Timestamp& time,
+    std::vector<EventPtr>& events) {
   ASSIGN_OR_RETURN(JobService::SnapshotPage page,
                    jobs_->Snapshot(filter, after, options_.snapshot_page_jobs));
   size_t bytes = 0;

@@ -157,7 +157,8 @@ class WatchStarter {
   // within the page bounds; returns where the next page starts.
   absl::StatusOr<std::optional<store::ListCursor>> ReadPage(
       const WatchFilter& filter, const std::optional<store::ListCursor>& after,
-      int64_t head, const google::protobuf::Timestamp& time, std::vector<EventPtr>& events);
+      int64_t head, const google::protobuf::Timestamp& time,
+      std::vector<EventPtr>& events);
   // Hands a page read (or its failure) to the feed, and wakes it.
   void Deliver(WatchFeed& feed, absl::StatusOr<std::optional<store::ListCursor>> next,
                std::vector<EventPtr> events);

@@ -1,6 +1,7 @@
 #include "plugin_host/plugin_host.h"
 
 #include <dlfcn.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -10,8 +11,6 @@
 #include <system_error>
 #include <type_traits>
 #include <utility>
-
-#include <spdlog/spdlog.h>
 
 #include "absl/strings/str_cat.h"
 
@@ -44,8 +43,9 @@ bool ValidName(const std::string& name) {
 
 // Every function pointer of ABI 1.0 must be set.
 bool TableComplete(const timer_ap_api* a) {
-  return a->error_code && a->error_message && a->error_destroy && a->create && a->destroy &&
-         a->validate && a->start && a->status && a->cancel && a->release && a->status_destroy;
+  return a->error_code && a->error_message && a->error_destroy && a->create &&
+         a->destroy && a->validate && a->start && a->status && a->cancel && a->release &&
+         a->status_destroy;
 }
 
 timer_ap_identity ToC(const domain::Identity& id) {
@@ -79,10 +79,18 @@ void Plugin::HostLog(void* context, timer_ap_log_level level, timer_ap_str messa
   const auto* self = static_cast<const Plugin*>(context);
   spdlog::level::level_enum l = spdlog::level::info;
   switch (level) {
-    case TIMER_AP_LOG_DEBUG: l = spdlog::level::debug; break;
-    case TIMER_AP_LOG_INFO: l = spdlog::level::info; break;
-    case TIMER_AP_LOG_WARN: l = spdlog::level::warn; break;
-    case TIMER_AP_LOG_ERROR: l = spdlog::level::err; break;
+    case TIMER_AP_LOG_DEBUG:
+      l = spdlog::level::debug;
+      break;
+    case TIMER_AP_LOG_INFO:
+      l = spdlog::level::info;
+      break;
+    case TIMER_AP_LOG_WARN:
+      l = spdlog::level::warn;
+      break;
+    case TIMER_AP_LOG_ERROR:
+      l = spdlog::level::err;
+      break;
   }
   spdlog::log(l, "provider {}: {}", self->info_.name(), String(message));
 }
@@ -93,33 +101,43 @@ absl::Status Plugin::ToStatus(timer_ap_error* error) const {
   std::string message = String(api_->error_message(error));
   api_->error_destroy(error);
   if (code <= 0 || code > 16) {
-    return absl::UnknownError(
-        absl::StrCat("provider ", info_.name(), " returned error code ", code, ": ", message));
+    return absl::UnknownError(absl::StrCat("provider ", info_.name(),
+                                           " returned error code ", code, ": ", message));
   }
   return absl::Status(static_cast<absl::StatusCode>(code), message);
 }
 
 absl::StatusOr<domain::ActionStatus> Plugin::TakeStatus(timer_ap_status* st) const {
   if (st == nullptr) {
-    return absl::InternalError(absl::StrCat("provider ", info_.name(), " returned no status"));
+    return absl::InternalError(
+        absl::StrCat("provider ", info_.name(), " returned no status"));
   }
   domain::ActionStatus out;
   absl::Status bad;
   if (!TIMER_AP_HAS_FIELD(timer_ap_status, st, error)) {
-    bad = absl::InternalError(absl::StrCat("provider ", info_.name(), ": status struct too small"));
+    bad = absl::InternalError(
+        absl::StrCat("provider ", info_.name(), ": status struct too small"));
   } else {
     // A provider may hand back any bits: read them as an integer, since
     // loading an out-of-range value as the enum type is undefined.
     std::underlying_type_t<timer_ap_state> state;
     std::memcpy(&state, &st->state, sizeof state);
     switch (state) {
-      case TIMER_AP_STATE_ACTIVE: out.state = domain::ActionStatus::State::kActive; break;
-      case TIMER_AP_STATE_SUCCEEDED: out.state = domain::ActionStatus::State::kSucceeded; break;
-      case TIMER_AP_STATE_FAILED: out.state = domain::ActionStatus::State::kFailed; break;
-      case TIMER_AP_STATE_CANCELLED: out.state = domain::ActionStatus::State::kCancelled; break;
+      case TIMER_AP_STATE_ACTIVE:
+        out.state = domain::ActionStatus::State::kActive;
+        break;
+      case TIMER_AP_STATE_SUCCEEDED:
+        out.state = domain::ActionStatus::State::kSucceeded;
+        break;
+      case TIMER_AP_STATE_FAILED:
+        out.state = domain::ActionStatus::State::kFailed;
+        break;
+      case TIMER_AP_STATE_CANCELLED:
+        out.state = domain::ActionStatus::State::kCancelled;
+        break;
       default:
-        bad = absl::InternalError(absl::StrCat("provider ", info_.name(),
-                                               ": invalid action state ", state));
+        bad = absl::InternalError(
+            absl::StrCat("provider ", info_.name(), ": invalid action state ", state));
     }
     out.action_id = String(st->action_id);
     // A provider's words are kept, within bounds: results live in the store.
@@ -135,7 +153,8 @@ absl::StatusOr<domain::ActionStatus> Plugin::TakeStatus(timer_ap_status* st) con
     }
     if (out.details.empty()) out.details = "{}";
     if (bad.ok() && out.action_id.empty()) {
-      bad = absl::InternalError(absl::StrCat("provider ", info_.name(), ": empty action id"));
+      bad = absl::InternalError(
+          absl::StrCat("provider ", info_.name(), ": empty action id"));
     }
   }
   api_->status_destroy(st);
@@ -188,8 +207,9 @@ std::vector<domain::ActionProvider*> PluginRegistry::List() const {
 absl::Status PluginRegistry::Add(std::unique_ptr<Plugin> plugin) {
   const std::string& name = plugin->info().name();
   if (auto it = plugins_.find(name); it != plugins_.end()) {
-    return absl::AlreadyExistsError(absl::StrCat(plugin->path(), ": provider name \"", name,
-                                                 "\" already loaded from ", it->second->path()));
+    return absl::AlreadyExistsError(absl::StrCat(plugin->path(), ": provider name \"",
+                                                 name, "\" already loaded from ",
+                                                 it->second->path()));
   }
   plugins_.emplace(name, std::move(plugin));
   return absl::OkStatus();
@@ -202,7 +222,8 @@ absl::StatusOr<std::unique_ptr<Plugin>> LoadPlugin(const std::string& path,
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) {
     const char* e = dlerror();
-    return Refused(path, absl::StrCat("not a loadable shared object: ", e ? e : "dlopen failed"));
+    return Refused(
+        path, absl::StrCat("not a loadable shared object: ", e ? e : "dlopen failed"));
   }
   // From here on, every refusal must dlclose.
   auto fail = [handle](absl::Status s) {
@@ -212,7 +233,8 @@ absl::StatusOr<std::unique_ptr<Plugin>> LoadPlugin(const std::string& path,
   dlerror();
   void* sym = dlsym(handle, TIMER_AP_ENTRY_SYMBOL);
   if (sym == nullptr) {
-    return fail(Refused(path, "no " TIMER_AP_ENTRY_SYMBOL " symbol: not an action-provider plugin"));
+    return fail(Refused(
+        path, "no " TIMER_AP_ENTRY_SYMBOL " symbol: not an action-provider plugin"));
   }
   auto get_api = reinterpret_cast<timer_ap_get_api_fn>(sym);
   const timer_ap_api* api = get_api(TIMER_AP_ABI_MAJOR, TIMER_AP_ABI_MINOR);
@@ -221,12 +243,14 @@ absl::StatusOr<std::unique_ptr<Plugin>> LoadPlugin(const std::string& path,
                                            TIMER_AP_ABI_MAJOR, ".", TIMER_AP_ABI_MINOR)));
   }
   if (api->abi_major != TIMER_AP_ABI_MAJOR) {
-    return fail(Refused(path, absl::StrCat("built for ABI ", api->abi_major, ".", api->abi_minor,
-                                           ", this timerd speaks ", TIMER_AP_ABI_MAJOR, ".x")));
+    return fail(
+        Refused(path, absl::StrCat("built for ABI ", api->abi_major, ".", api->abi_minor,
+                                   ", this timerd speaks ", TIMER_AP_ABI_MAJOR, ".x")));
   }
   if (api->struct_size < TIMER_AP_API_V1_0_SIZE) {
-    return fail(Refused(path, absl::StrCat("function table too small (", api->struct_size,
-                                           " bytes, ABI 1.0 needs ", TIMER_AP_API_V1_0_SIZE, ")")));
+    return fail(Refused(
+        path, absl::StrCat("function table too small (", api->struct_size,
+                           " bytes, ABI 1.0 needs ", TIMER_AP_API_V1_0_SIZE, ")")));
   }
   if (!TableComplete(api)) return fail(Refused(path, "function table has null entries"));
   std::string name = String(api->name);
@@ -236,21 +260,22 @@ absl::StatusOr<std::unique_ptr<Plugin>> LoadPlugin(const std::string& path,
   }
   if (existing != nullptr) {
     if (const auto* other = static_cast<const Plugin*>(existing->Find(name))) {
-      return fail(absl::AlreadyExistsError(absl::StrCat(path, ": provider name \"", name,
-                                                        "\" already loaded from ", other->path())));
+      return fail(absl::AlreadyExistsError(absl::StrCat(
+          path, ": provider name \"", name, "\" already loaded from ", other->path())));
     }
   }
 
   std::unique_ptr<Plugin> plugin(new Plugin(path, handle, api));  // owns handle now
   std::string config = "{}";
   if (configs_by_name.is_object()) {
-    if (auto it = configs_by_name.find(name); it != configs_by_name.end()) config = it->dump();
+    if (auto it = configs_by_name.find(name); it != configs_by_name.end())
+      config = it->dump();
   }
   timer_ap_provider* provider = nullptr;
   absl::Status s = plugin->ToStatus(api->create(Str(config), &plugin->host_, &provider));
   if (!s.ok()) {
-    return absl::Status(s.code(), absl::StrCat(path, ": provider ", name, " failed to start: ",
-                                               s.message()));
+    return absl::Status(s.code(), absl::StrCat(path, ": provider ", name,
+                                               " failed to start: ", s.message()));
   }
   if (provider == nullptr) {
     return absl::InternalError(absl::StrCat(path, ": create() returned no provider"));
@@ -259,10 +284,11 @@ absl::StatusOr<std::unique_ptr<Plugin>> LoadPlugin(const std::string& path,
   return plugin;
 }
 
-absl::StatusOr<std::unique_ptr<PluginRegistry>> LoadPlugins(const std::vector<std::string>& dirs,
-                                                            const nlohmann::json& configs_by_name) {
+absl::StatusOr<std::unique_ptr<PluginRegistry>> LoadPlugins(
+    const std::vector<std::string>& dirs, const nlohmann::json& configs_by_name) {
   if (!configs_by_name.is_object()) {
-    return absl::InvalidArgumentError("plugins: must be a table of provider configurations");
+    return absl::InvalidArgumentError(
+        "plugins: must be a table of provider configurations");
   }
   auto registry = std::make_unique<PluginRegistry>();
   std::set<std::string> seen_dirs;
@@ -276,7 +302,8 @@ absl::StatusOr<std::unique_ptr<PluginRegistry>> LoadPlugins(const std::vector<st
     }
     if (!seen_dirs.insert(canonical.string()).second) continue;  // listed twice
     std::vector<fs::path> files;
-    for (fs::directory_iterator it(canonical, ec), end; !ec && it != end; it.increment(ec)) {
+    for (fs::directory_iterator it(canonical, ec), end; !ec && it != end;
+         it.increment(ec)) {
       const fs::path& p = it->path();
       std::string fname = p.filename().string();
       if (p.extension() != ".so" || fname.front() == '.') continue;
@@ -295,15 +322,17 @@ absl::StatusOr<std::unique_ptr<PluginRegistry>> LoadPlugins(const std::vector<st
         continue;
       }
       const v1::ActionProvider& info = (*plugin)->info();
-      spdlog::info("plugin loaded: provider {} {} (ABI {}) from {}", info.name(), info.version(),
-                   info.abi_version(), file.string());
+      spdlog::info("plugin loaded: provider {} {} (ABI {}) from {}", info.name(),
+                   info.version(), info.abi_version(), file.string());
       absl::Status added = registry->Add(*std::move(plugin));
-      if (!added.ok()) spdlog::warn("plugin refused: {}", std::string(added.message()));  // not reached
+      if (!added.ok())
+        spdlog::warn("plugin refused: {}", std::string(added.message()));  // not reached
     }
   }
   for (const auto& [name, config] : configs_by_name.items()) {
     if (registry->Find(name) == nullptr) {
-      spdlog::warn("plugins.{}: configured, but no provider of that name was loaded", name);
+      spdlog::warn("plugins.{}: configured, but no provider of that name was loaded",
+                   name);
     }
   }
   return registry;

@@ -25,10 +25,9 @@
 
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -68,13 +67,14 @@ class Plugin : public domain::ActionProvider {
   Plugin(std::string path, void* handle, const timer_ap_api* api);
   static void HostLog(void* context, timer_ap_log_level level, timer_ap_str message);
   absl::Status ToStatus(timer_ap_error* error) const;  // frees `error`
-  absl::StatusOr<domain::ActionStatus> TakeStatus(timer_ap_status* status) const;  // frees it
+  absl::StatusOr<domain::ActionStatus> TakeStatus(
+      timer_ap_status* status) const;  // frees it
 
   const std::string path_;
-  void* const handle_;                       // dlopen handle; dlclose'd last
-  const timer_ap_api* const api_;            // owned by the shared object
-  timer_ap_host host_{};                     // must outlive provider_
-  timer_ap_provider* provider_ = nullptr;    // owned; api_->destroy()
+  void* const handle_;                     // dlopen handle; dlclose'd last
+  const timer_ap_api* const api_;          // owned by the shared object
+  timer_ap_host host_{};                   // must outlive provider_
+  timer_ap_provider* provider_ = nullptr;  // owned; api_->destroy()
   v1::ActionProvider info_;
 };
 
@@ -99,9 +99,9 @@ class PluginRegistry : public domain::ProviderRegistry {
 // ALREADY_EXISTS (`existing` has that name; checked before create()),
 // and whatever create() returned (e.g. INVALID_ARGUMENT for bad config).
 // Messages start with the path.
-absl::StatusOr<std::unique_ptr<Plugin>> LoadPlugin(const std::string& path,
-                                                   const nlohmann::json& configs_by_name,
-                                                   const PluginRegistry* existing = nullptr);
+absl::StatusOr<std::unique_ptr<Plugin>> LoadPlugin(
+    const std::string& path, const nlohmann::json& configs_by_name,
+    const PluginRegistry* existing = nullptr);
 
 // Loads every non-hidden *.so in each directory of `dirs` (files sorted by
 // name; a directory listed twice, or missing, is skipped with a log line;
@@ -109,7 +109,7 @@ absl::StatusOr<std::unique_ptr<Plugin>> LoadPlugin(const std::string& path,
 // that fails to load is logged with spdlog::warn and skipped. A config for
 // a provider that was not loaded is logged too. Fails only when
 // `configs_by_name` is not a JSON object (INVALID_ARGUMENT).
-absl::StatusOr<std::unique_ptr<PluginRegistry>> LoadPlugins(const std::vector<std::string>& dirs,
-                                                            const nlohmann::json& configs_by_name);
+absl::StatusOr<std::unique_ptr<PluginRegistry>> LoadPlugins(
+    const std::vector<std::string>& dirs, const nlohmann::json& configs_by_name);
 
 }  // namespace timer::plugin_host

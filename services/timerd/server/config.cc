@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <toml++/toml.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,8 +12,6 @@
 #include <limits>
 #include <sstream>
 #include <type_traits>
-
-#include <toml++/toml.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -191,8 +190,8 @@ std::string UnknownSetting(absl::string_view prefix, absl::string_view name) {
     }
   }
   if (!prefix.empty()) {
-    return absl::StrCat("unknown setting (known in [", prefix, "]: ",
-                        absl::StrJoin(names, ", "), ")");
+    return absl::StrCat("unknown setting (known in [", prefix,
+                        "]: ", absl::StrJoin(names, ", "), ")");
   }
   return "unknown setting";
 }
@@ -211,17 +210,17 @@ std::string OneOf(const std::vector<absl::string_view>& allowed) {
 
 // What the key accepts, for error messages: "must be <this>".
 std::string Expected(const ConfigKey& key) {
-  return std::visit(
-      Overloaded{
-          [&](std::string Config::*) -> std::string {
-            return key.allowed.empty() ? "a string" : OneOf(key.allowed);
-          },
-          [](bool Config::*) -> std::string { return "true or false"; },
-          [&](auto) -> std::string {
-            return absl::StrCat("a whole number from ", key.min, " to ", key.max);
-          },
-      },
-      key.field);
+  return std::visit(Overloaded{
+                        [&](std::string Config::*) -> std::string {
+                          return key.allowed.empty() ? "a string" : OneOf(key.allowed);
+                        },
+                        [](bool Config::*) -> std::string { return "true or false"; },
+                        [&](auto) -> std::string {
+                          return absl::StrCat("a whole number from ", key.min, " to ",
+                                              key.max);
+                        },
+                    },
+                    key.field);
 }
 
 // The value as TOML would write it, for "(got ...)".
@@ -235,8 +234,8 @@ std::string Shown(const toml::node& node) {
   return "a date or time";
 }
 
-absl::Status SetKey(const ConfigKey& key, const toml::node& node, absl::string_view origin,
-                    Config& config) {
+absl::Status SetKey(const ConfigKey& key, const toml::node& node,
+                    absl::string_view origin, Config& config) {
   const auto refuse = [&] {
     return Bad(origin, key.path,
                absl::StrCat("must be ", Expected(key), " (got ", Shown(node), ")"));
@@ -246,9 +245,8 @@ absl::Status SetKey(const ConfigKey& key, const toml::node& node, absl::string_v
           [&](std::string Config::*member) -> absl::Status {
             const auto* v = node.as_string();
             if (v == nullptr) return refuse();
-            if (!key.allowed.empty() &&
-                std::find(key.allowed.begin(), key.allowed.end(), Sv(v->get())) ==
-                    key.allowed.end()) {
+            if (!key.allowed.empty() && std::find(key.allowed.begin(), key.allowed.end(),
+                                                  Sv(v->get())) == key.allowed.end()) {
               return refuse();
             }
             config.*member = v->get();
@@ -272,12 +270,14 @@ absl::Status SetKey(const ConfigKey& key, const toml::node& node, absl::string_v
       key.field);
 }
 
-absl::Status ParsePlugins(const toml::node& node, absl::string_view origin, Config& config) {
+absl::Status ParsePlugins(const toml::node& node, absl::string_view origin,
+                          Config& config) {
   const toml::table* plugins = node.as_table();
   if (plugins == nullptr) return Bad(origin, kPluginsTable, "must be a table");
   for (const auto& [name, plugin] : *plugins) {
     if (!plugin.is_table()) {
-      return Bad(origin, absl::StrCat(kPluginsTable, ".", Sv(name.str())), "must be a table");
+      return Bad(origin, absl::StrCat(kPluginsTable, ".", Sv(name.str())),
+                 "must be a table");
     }
     std::ostringstream json;
     json << toml::json_formatter{*plugin.as_table()};
@@ -291,7 +291,8 @@ absl::Status ParseTable(const toml::table& table, const std::string& prefix,
                         absl::string_view origin, Config& config) {
   for (const auto& [name, node] : table) {
     const absl::string_view leaf = Sv(name.str());
-    const std::string path = prefix.empty() ? std::string(leaf) : absl::StrCat(prefix, ".", leaf);
+    const std::string path =
+        prefix.empty() ? std::string(leaf) : absl::StrCat(prefix, ".", leaf);
     if (path == kPluginsTable) {
       if (absl::Status s = ParsePlugins(node, origin, config); !s.ok()) return s;
     } else if (const ConfigKey* key = FindKey(path)) {
@@ -309,19 +310,20 @@ absl::Status ParseTable(const toml::table& table, const std::string& prefix,
 
 // Reference cells.
 std::string TypeName(const ConfigKey& key) {
-  return std::visit(Overloaded{[](std::string Config::*) { return "string"; },
-                               [](bool Config::*) { return "bool"; },
-                               [](auto) { return "integer"; }},
-                    key.field);
+  return std::visit(
+      Overloaded{[](std::string Config::*) { return "string"; },
+                 [](bool Config::*) { return "bool"; }, [](auto) { return "integer"; }},
+      key.field);
 }
 
 // The default as TOML writes it.
 std::string DefaultValue(const ConfigKey& key) {
   static const Config* const defaults = new Config();
   return std::visit(
-      Overloaded{[](std::string Config::*m) { return Quoted(defaults->*m); },
-                 [](bool Config::*m) -> std::string { return defaults->*m ? "true" : "false"; },
-                 [](auto m) { return absl::StrCat(defaults->*m); }},
+      Overloaded{
+          [](std::string Config::*m) { return Quoted(defaults->*m); },
+          [](bool Config::*m) -> std::string { return defaults->*m ? "true" : "false"; },
+          [](auto m) { return absl::StrCat(defaults->*m); }},
       key.field);
 }
 
@@ -331,9 +333,10 @@ std::string Accepted(const ConfigKey& key) {
       Overloaded{
           [&](std::string Config::*) -> std::string {
             if (key.allowed.empty()) return "a string";
-            return absl::StrJoin(key.allowed, ", ", [](std::string* out, absl::string_view v) {
-              absl::StrAppend(out, "`", v, "`");
-            });
+            return absl::StrJoin(key.allowed, ", ",
+                                 [](std::string* out, absl::string_view v) {
+                                   absl::StrAppend(out, "`", v, "`");
+                                 });
           },
           [](bool Config::*) -> std::string { return "`true`, `false`"; },
           [&](auto) -> std::string { return absl::StrCat(key.min, " to ", key.max); },
@@ -350,7 +353,8 @@ std::string ConfigReference() {
   for (const ConfigKey& key : ConfigKeys()) {
     std::string def(key.default_doc);
     if (def.empty()) {
-      def = DefaultValue(key) == "\"\"" ? "none" : absl::StrCat("`", DefaultValue(key), "`");
+      def = DefaultValue(key) == "\"\"" ? "none"
+                                        : absl::StrCat("`", DefaultValue(key), "`");
     }
     absl::StrAppend(&out, "| `", key.path, "` | ", TypeName(key), " | ", def, " | ",
                     Accepted(key), " | ", key.doc, " |\n");
@@ -383,7 +387,8 @@ std::string SampleConfig() {
     absl::StrAppend(&out, DefaultValue(key) == "\"\"" ? "# " : "", name, " = ",
                     DefaultValue(key), "\n");
   }
-  absl::StrAppend(&out, "\n# [", kPluginsTable, ".NAME]: handed to provider NAME as JSON\n");
+  absl::StrAppend(&out, "\n# [", kPluginsTable,
+                  ".NAME]: handed to provider NAME as JSON\n");
   return out;
 }
 
@@ -394,9 +399,9 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
     table = toml::parse(std::string_view(toml_text.data(), toml_text.size()),
                         std::string(origin));
   } catch (const toml::parse_error& err) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        origin, ":", err.source().begin.line, ":", err.source().begin.column,
-        ": ", std::string(err.description())));
+    return absl::InvalidArgumentError(absl::StrCat(origin, ":", err.source().begin.line,
+                                                   ":", err.source().begin.column, ": ",
+                                                   std::string(err.description())));
   }
   Config config;
   if (absl::Status s = ParseTable(table, "", origin, config); !s.ok()) return s;
@@ -466,8 +471,7 @@ absl::Status ValidateListenAddress(const std::string& listen,
   }
   std::string host = listen.substr(0, colon);
   int port = 0;
-  if (!absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 ||
-      port > 65535) {
+  if (!absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 || port > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat("listen: \"", listen, "\" has no valid port"));
   }

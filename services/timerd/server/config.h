@@ -26,11 +26,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <variant>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -104,8 +103,7 @@ std::string SampleConfig();
 
 // Parses TOML text; `origin` names it in error messages. Errors name the key
 // and, for a value out of range, the range.
-absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
-                                   absl::string_view origin);
+absl::StatusOr<Config> ParseConfig(absl::string_view toml_text, absl::string_view origin);
 absl::StatusOr<Config> LoadConfigFile(const std::string& path);
 
 // $XDG_DATA_HOME/timer, else $HOME/.local/share/timer, else ./timer-data.
@@ -118,7 +116,6 @@ absl::Status ValidateConfig(const Config& config);
 
 // Checks that `listen` is host:port and, unless allow_insecure_remote, that
 // the host is a loopback address (plaintext must not leave the machine).
-absl::Status ValidateListenAddress(const std::string& listen,
-                                   bool allow_insecure_remote);
+absl::Status ValidateListenAddress(const std::string& listen, bool allow_insecure_remote);
 
 }  // namespace timer::server

@@ -1,6 +1,10 @@
 #include "server/server.h"
 
 #include <fcntl.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,18 +15,13 @@
 #include <fstream>
 #include <sstream>
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
-#include <spdlog/spdlog.h>
-
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "api/session_service.h"
+#include "api/timer_service.h"
 #include "auth/authenticator.h"
 #include "auth/jwt.h"
-#include "api/timer_service.h"
 #include "domain/clock.h"
 #include "domain/job_quota.h"
 #include "domain/jobs.h"
@@ -49,13 +48,13 @@ absl::StatusOr<int> LockDataDir(const std::string& dir) {
   const std::string lock_path = dir + "/LOCK";
   int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data_dir: cannot open ", lock_path, ": ", std::strerror(errno)));
+    return absl::FailedPreconditionError(
+        absl::StrCat("data_dir: cannot open ", lock_path, ": ", std::strerror(errno)));
   }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     ::close(fd);
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data_dir: ", dir, " is in use by another timerd"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("data_dir: ", dir, " is in use by another timerd"));
   }
   return fd;
 }
@@ -72,7 +71,8 @@ absl::StatusOr<std::string> ReadFileText(const std::string& path, const char* se
 
 // Plaintext, or TLS from the configured files; with tls_client_ca, clients
 // may present a certificate, which must then verify against that CA.
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Config& config) {
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
+    const Config& config) {
   if (config.tls_cert.empty()) return grpc::InsecureServerCredentials();
   grpc::SslServerCredentialsOptions options(
       config.tls_client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
@@ -124,8 +124,7 @@ TimerServer::~TimerServer() { Shutdown(absl::Seconds(5)); }
 const std::string& TimerServer::address() const { return impl_->address; }
 int TimerServer::port() const { return impl_->port; }
 
-absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(
-    const Config& config) {
+absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& config) {
   RETURN_IF_ERROR(ValidateConfig(config));
   const bool tls = !config.tls_cert.empty();
   RETURN_IF_ERROR(
@@ -143,20 +142,21 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(
   if (!config.jwt_keys_file.empty()) {
     ASSIGN_OR_RETURN(std::string keys,
                      ReadFileText(config.jwt_keys_file, "auth.jwt.keys_file"));
-    ASSIGN_OR_RETURN(impl->jwt, auth::JwtVerifier::Create(
-                                    keys, absl::StrCat("auth.jwt.keys_file ",
-                                                       config.jwt_keys_file),
-                                    {.issuer = config.jwt_issuer,
-                                     .audience = config.jwt_audience,
-                                     .identity_claim = config.jwt_identity_claim,
-                                     .leeway = absl::Seconds(config.jwt_leeway_seconds)}));
+    ASSIGN_OR_RETURN(impl->jwt,
+                     auth::JwtVerifier::Create(
+                         keys, absl::StrCat("auth.jwt.keys_file ", config.jwt_keys_file),
+                         {.issuer = config.jwt_issuer,
+                          .audience = config.jwt_audience,
+                          .identity_claim = config.jwt_identity_claim,
+                          .leeway = absl::Seconds(config.jwt_leeway_seconds)}));
   }
   impl->authenticator = std::make_unique<auth::Authenticator>(
       impl->tokens.get(), impl->jwt.get(), &impl->clock);
   // Plugins from --plugin-dir and the installed directory next to the binary;
   // for a provider name found in both, the --plugin-dir one wins.
-  ASSIGN_OR_RETURN(impl->plugins, plugin_host::LoadPlugins(
-                                      {config.plugin_dir, DefaultPluginDir()}, config.plugins));
+  ASSIGN_OR_RETURN(
+      impl->plugins,
+      plugin_host::LoadPlugins({config.plugin_dir, DefaultPluginDir()}, config.plugins));
   spdlog::info("plugins: {} action provider(s) loaded", impl->plugins->size());
   impl->jobs = std::make_unique<domain::JobService>(impl->store.get(), &impl->clock,
                                                     impl->plugins.get());
@@ -165,21 +165,23 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(
   engine_options.run_timeout = absl::Seconds(config.run_timeout_seconds);
   engine_options.keep_results = config.results_keep_per_job;
   engine_options.keep_results_for = absl::Hours(24) * config.results_max_age_days;
-  impl->engine = std::make_unique<domain::RunEngine>(
-      impl->store.get(), &impl->clock, impl->plugins.get(), engine_options);
+  impl->engine = std::make_unique<domain::RunEngine>(impl->store.get(), &impl->clock,
+                                                     impl->plugins.get(), engine_options);
   impl->jobs->set_observer(impl->engine.get());
   impl->events = std::make_unique<domain::EventHub>(
       &impl->clock,
-      domain::EventHub::Options{.keep_events = static_cast<size_t>(config.watch_keep_events),
-                                .buffer_events = static_cast<size_t>(config.watch_buffer_events)});
+      domain::EventHub::Options{
+          .keep_events = static_cast<size_t>(config.watch_keep_events),
+          .buffer_events = static_cast<size_t>(config.watch_buffer_events)});
   impl->jobs->set_events(impl->events.get());
   impl->engine->set_events(impl->events.get());
   impl->quota =
       std::make_unique<domain::JobQuota>(impl->store.get(), config.max_jobs_per_identity);
   impl->jobs->set_quota(impl->quota.get());
   RETURN_IF_ERROR(impl->engine->Start());
-  impl->watches = std::make_unique<domain::WatchStarter>(
-      impl->jobs.get(), impl->events.get(), &impl->clock, domain::WatchStarter::Options{});
+  impl->watches = std::make_unique<domain::WatchStarter>(impl->jobs.get(),
+                                                         impl->events.get(), &impl->clock,
+                                                         domain::WatchStarter::Options{});
   impl->timer_service = std::make_unique<api::TimerServiceImpl>(
       impl->jobs.get(), impl->authenticator.get(), impl->watches.get());
   impl->session_service =
@@ -214,10 +216,11 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(
   health->SetServingStatus(v1::SessionService::service_full_name(), true);
   spdlog::info("store: {} (schema {})", data_dir + "/timer.db",
                store::SqliteStore::LatestSchemaVersion());
-  spdlog::info("auth: issued tokens{}{}; {}", impl->jwt ? ", JWTs from " : "",
-               impl->jwt ? config.jwt_issuer : "",
-               tls ? (config.tls_client_ca.empty() ? "TLS" : "TLS with client certificates")
-                   : "plaintext");
+  spdlog::info(
+      "auth: issued tokens{}{}; {}", impl->jwt ? ", JWTs from " : "",
+      impl->jwt ? config.jwt_issuer : "",
+      tls ? (config.tls_client_ca.empty() ? "TLS" : "TLS with client certificates")
+          : "plaintext");
   return std::unique_ptr<TimerServer>(new TimerServer(std::move(impl)));
 }
 

@@ -124,8 +124,8 @@ void GroupCommitWriter::RunBatch(std::vector<std::unique_ptr<Op>> batch) {
   }
   if (!txn.ok()) {
     // Nothing of this batch is durable: fail every operation in it.
-    const absl::Status failed =
-        absl::UnavailableError(absl::StrCat("store: write not committed: ", txn.message()));
+    const absl::Status failed = absl::UnavailableError(
+        absl::StrCat("store: write not committed: ", txn.message()));
     for (std::unique_ptr<Op>& op : batch) op->Fail(failed);
   } else {
     absl::MutexLock lock(&mu_);

@@ -89,8 +89,8 @@ class GroupCommitWriter {
   template <typename T>
   void Submit(absl::AnyInvocable<absl::StatusOr<T>()> apply,
               absl::AnyInvocable<void(absl::StatusOr<T>) &&> done) {
-    Enqueue(std::make_unique<TypedOp<absl::StatusOr<T>>>(std::move(apply),
-                                                        std::move(done)));
+    Enqueue(
+        std::make_unique<TypedOp<absl::StatusOr<T>>>(std::move(apply), std::move(done)));
   }
   void Submit(absl::AnyInvocable<absl::Status()> apply,
               absl::AnyInvocable<void(absl::Status) &&> done) {
@@ -161,8 +161,7 @@ class GroupCommitWriter {
 
   // Batches applied whose callbacks are still to run, oldest first.
   absl::Mutex callbacks_mu_;
-  std::deque<std::vector<std::unique_ptr<Op>>> committed_
-      ABSL_GUARDED_BY(callbacks_mu_);
+  std::deque<std::vector<std::unique_ptr<Op>>> committed_ ABSL_GUARDED_BY(callbacks_mu_);
   bool writer_done_ ABSL_GUARDED_BY(callbacks_mu_) = false;
 
   std::thread writer_thread_;

@@ -34,7 +34,7 @@ void MemoryStore::RunCallbacks() {
   }
   running_callbacks_ = true;
   while (!callbacks_.empty()) {
-    absl::AnyInvocable<void() &&> next = std::move(callbacks_.front());
+    absl::AnyInvocable<void()&&> next = std::move(callbacks_.front());
     callbacks_.pop_front();
     callbacks_mu_.Unlock();
     std::move(next)();
@@ -44,8 +44,7 @@ void MemoryStore::RunCallbacks() {
   callbacks_mu_.Unlock();
 }
 
-absl::StatusOr<v1::Job> MemoryStore::Create(v1::Job job,
-                                            const std::string& request_id,
+absl::StatusOr<v1::Job> MemoryStore::Create(v1::Job job, const std::string& request_id,
                                             const std::string& fingerprint) {
   if (!request_id.empty()) {
     auto it = requests_.find({job.owner(), request_id});
@@ -70,8 +69,8 @@ absl::StatusOr<v1::Job> MemoryStore::Create(v1::Job job,
   return job;
 }
 
-void MemoryStore::CreateJob(v1::Job job, std::string request_id,
-                            std::string fingerprint, JobCallback done) {
+void MemoryStore::CreateJob(v1::Job job, std::string request_id, std::string fingerprint,
+                            JobCallback done) {
   {
     absl::MutexLock lock(&mu_);
     Applied([done = std::move(done),
@@ -95,10 +94,9 @@ absl::StatusOr<v1::Job> MemoryStore::GetJob(const std::string& owner,
 absl::StatusOr<ListJobsPage> MemoryStore::ListJobs(const ListJobsQuery& query) {
   absl::MutexLock lock(&mu_);
   ListJobsPage page;
-  auto it = query.after
-                ? order_.upper_bound({query.owner, query.after->create_micros,
-                                      query.after->job_id})
-                : order_.lower_bound({query.owner, INT64_MIN, ""});
+  auto it = query.after ? order_.upper_bound({query.owner, query.after->create_micros,
+                                              query.after->job_id})
+                        : order_.lower_bound({query.owner, INT64_MIN, ""});
   for (; it != order_.end() && std::get<0>(it->first) == query.owner; ++it) {
     const v1::Job& job = jobs_.at(std::get<2>(it->first)).job;
     if (!query.show_deleted && job.status() == v1::Job::DELETED) continue;
@@ -113,8 +111,7 @@ absl::StatusOr<ListJobsPage> MemoryStore::ListJobs(const ListJobsQuery& query) {
 
 absl::StatusOr<v1::Job> MemoryStore::Update(const std::optional<std::string>& owner,
                                             const std::string& job_id,
-                                            JobRunMutation& mutate,
-                                            bool with_results) {
+                                            JobRunMutation& mutate, bool with_results) {
   auto it = jobs_.find(job_id);
   if (it == jobs_.end() || (owner && it->second.job.owner() != *owner)) {
     return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
@@ -132,8 +129,8 @@ absl::StatusOr<v1::Job> MemoryStore::Update(const std::optional<std::string>& ow
   return with_results ? Filled(job) : job;
 }
 
-void MemoryStore::WriteJob(std::string owner, std::string job_id,
-                           JobRunMutation mutate, JobCallback done) {
+void MemoryStore::WriteJob(std::string owner, std::string job_id, JobRunMutation mutate,
+                           JobCallback done) {
   {
     absl::MutexLock lock(&mu_);
     Applied([done = std::move(done),
@@ -183,7 +180,8 @@ absl::Status MemoryStore::ScanDue(
 absl::StatusOr<v1::Job> MemoryStore::LoadJob(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
   auto it = jobs_.find(job_id);
-  if (it == jobs_.end()) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  if (it == jobs_.end())
+    return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
   return Filled(it->second.job);
 }
 

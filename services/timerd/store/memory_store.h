@@ -33,14 +33,14 @@ class MemoryStore final : public Store {
                      JobCallback done) override;
   void WriteResult(std::string job_id, v1::JobResult result,
                    StatusCallback done) override;
-  absl::Status ScanDue(
-      absl::FunctionRef<void(const std::string&, int64_t)> fn) override;
+  absl::Status ScanDue(absl::FunctionRef<void(const std::string&, int64_t)> fn) override;
   absl::StatusOr<v1::Job> LoadJob(const std::string& job_id) override;
-  absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>
-  ListOpenResults() override;
-  absl::StatusOr<std::vector<v1::JobResult>> ListResults(
-      const std::string& owner, const std::string& job_id, int64_t before_run_number,
-      int page_size) override;
+  absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>> ListOpenResults()
+      override;
+  absl::StatusOr<std::vector<v1::JobResult>> ListResults(const std::string& owner,
+                                                         const std::string& job_id,
+                                                         int64_t before_run_number,
+                                                         int page_size) override;
   absl::StatusOr<int64_t> PruneResults(int keep_per_job,
                                        int64_t ended_before_us) override;
 
@@ -77,11 +77,9 @@ class MemoryStore final : public Store {
   // (owner, create_us, job_id) -> present; the listing order.
   std::map<std::tuple<std::string, int64_t, std::string>, bool> order_
       ABSL_GUARDED_BY(mu_);
-  std::map<std::pair<std::string, std::string>, Request> requests_
-      ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, std::string>, Request> requests_ ABSL_GUARDED_BY(mu_);
   // (job_id, run_number) -> result.
-  std::map<std::pair<std::string, int64_t>, v1::JobResult> results_
-      ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, int64_t>, v1::JobResult> results_ ABSL_GUARDED_BY(mu_);
 
   // Acquired after mu_, never before.
   absl::Mutex callbacks_mu_ ABSL_ACQUIRED_AFTER(mu_);

@@ -43,8 +43,7 @@ absl::StatusOr<v1::Job> DecodeJob(const Stmt& stmt) {
   return job;
 }
 
-absl::StatusOr<v1::Job> ReadOneJob(Stmt& stmt, const std::string& job_id,
-                                   int64_t& head) {
+absl::StatusOr<v1::Job> ReadOneJob(Stmt& stmt, const std::string& job_id, int64_t& head) {
   absl::StatusOr<bool> row = stmt.Step();
   absl::StatusOr<v1::Job> result;
   if (!row.ok()) {
@@ -108,9 +107,8 @@ absl::Status JobRows::Prepare(Db& db, sqlite_results::ResultLinks& links) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<v1::Job> JobRows::Create(v1::Job& job,
-                                                    const std::string& request_id,
-                                                    const std::string& fingerprint) {
+absl::StatusOr<v1::Job> JobRows::Create(v1::Job& job, const std::string& request_id,
+                                        const std::string& fingerprint) {
   if (!request_id.empty()) {
     Stmt& find = find_request_.Reset();
     find.BindText(1, job.owner()).BindText(2, request_id);
@@ -157,9 +155,9 @@ absl::StatusOr<v1::Job> JobRows::Create(v1::Job& job,
   return job;
 }
 
-absl::StatusOr<v1::Job> JobRows::Update(
-    const std::optional<std::string>& owner, const std::string& job_id,
-    JobRunMutation& mutate, bool with_results) {
+absl::StatusOr<v1::Job> JobRows::Update(const std::optional<std::string>& owner,
+                                        const std::string& job_id, JobRunMutation& mutate,
+                                        bool with_results) {
   Stmt& get = owner ? get_job_.Reset() : load_job_.Reset();
   get.BindText(1, job_id);
   if (owner) get.BindText(2, *owner);

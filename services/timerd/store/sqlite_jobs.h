@@ -41,8 +41,7 @@ absl::StatusOr<v1::Job> DecodeJob(const Stmt& stmt);
 
 // Steps `stmt` (kGetJob, kLoadJob) to its single row and decodes the job
 // there, and its newest result's id into `head`; NOT_FOUND if none.
-absl::StatusOr<v1::Job> ReadOneJob(Stmt& stmt, const std::string& job_id,
-                                   int64_t& head);
+absl::StatusOr<v1::Job> ReadOneJob(Stmt& stmt, const std::string& job_id, int64_t& head);
 
 // Steps `stmt` to the end, calling `fn` on each row, then resets it.
 absl::Status ForEachRow(Stmt& stmt, absl::FunctionRef<absl::Status(const Stmt&)> fn);

@@ -74,22 +74,22 @@ absl::Status ResultLinks::Prepare(Db& db) {
   db_ = &db;
   sqlite3* raw = db.get();
   ASSIGN_OR_RETURN(by_id_, Stmt::Prepare(raw, kResultById));
-  ASSIGN_OR_RETURN(insert_,
-                   Stmt::Prepare(raw,
-                                 "INSERT INTO results (job_id, run_number, status, "
-                                 "end_us, result, prev) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
+  ASSIGN_OR_RETURN(
+      insert_, Stmt::Prepare(raw,
+                             "INSERT INTO results (job_id, run_number, status, "
+                             "end_us, result, prev) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"));
   ASSIGN_OR_RETURN(set_prev_,
                    Stmt::Prepare(raw, "UPDATE results SET prev = ?2 WHERE id = ?1"));
-  ASSIGN_OR_RETURN(find_head_,
-                   Stmt::Prepare(raw, "SELECT rowid, last_result FROM jobs WHERE job_id = ?1"));
-  ASSIGN_OR_RETURN(set_head_,
-                   Stmt::Prepare(raw, "UPDATE jobs SET last_result = ?2 WHERE rowid = ?1"));
+  ASSIGN_OR_RETURN(
+      find_head_,
+      Stmt::Prepare(raw, "SELECT rowid, last_result FROM jobs WHERE job_id = ?1"));
+  ASSIGN_OR_RETURN(
+      set_head_, Stmt::Prepare(raw, "UPDATE jobs SET last_result = ?2 WHERE rowid = ?1"));
   ASSIGN_OR_RETURN(delete_, Stmt::Prepare(raw, "DELETE FROM results WHERE id = ?1"));
-  ASSIGN_OR_RETURN(update_,
-                   Stmt::Prepare(raw,
-                                 "UPDATE results SET status = ?4, end_us = ?5, "
-                                 "result = ?6 WHERE id = ?1 AND job_id = ?2 AND "
-                                 "run_number = ?3"));
+  ASSIGN_OR_RETURN(update_, Stmt::Prepare(raw,
+                                          "UPDATE results SET status = ?4, end_us = ?5, "
+                                          "result = ?6 WHERE id = ?1 AND job_id = ?2 AND "
+                                          "run_number = ?3"));
   ASSIGN_OR_RETURN(prune_link_,
                    Stmt::Prepare(raw,
                                  "SELECT prev, job_id, end_us IS NOT NULL, "
@@ -146,7 +146,8 @@ absl::Status ResultLinks::Put(const std::string& job_id, const v1::JobResult& r,
     }
     if (link->run_number == r.run_number()) {
       ASSIGN_OR_RETURN(const bool updated, update_row(older));
-      if (!updated) return absl::InternalError("store: a result row changed under its writer");
+      if (!updated)
+        return absl::InternalError("store: a result row changed under its writer");
       if (open) open_rows_[std::move(key)] = older;
       return absl::OkStatus();
     }
@@ -155,7 +156,10 @@ absl::Status ResultLinks::Put(const std::string& job_id, const v1::JobResult& r,
     older = link->prev;
   }
   Stmt& insert = insert_.Reset();
-  insert.BindText(1, job_id).Bind(2, r.run_number()).Bind(3, r.status()).BindBlob(5, data);
+  insert.BindText(1, job_id)
+      .Bind(2, r.run_number())
+      .Bind(3, r.status())
+      .BindBlob(5, data);
   if (r.has_end_time()) insert.Bind(4, ToMicros(r.end_time()));
   if (older != 0) insert.Bind(6, older);
   RETURN_IF_ERROR(insert.Run());

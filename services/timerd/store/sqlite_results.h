@@ -54,8 +54,7 @@ class ResultLinks {
   // the job's newest result as read in this transaction, which the caller
   // writes back to the job row; nullptr: read and written here (NOT_FOUND
   // if there is no such job).
-  absl::Status Put(const std::string& job_id, const v1::JobResult& result,
-                   int64_t* head);
+  absl::Status Put(const std::string& job_id, const v1::JobResult& result, int64_t* head);
 
   // Drops the job's finished results beyond the newest `keep` and those
   // that ended before `ended_before_us`, and links the rest past them.

@@ -79,12 +79,12 @@ absl::Status SqliteStore::Init() {
                                      .restart_frames = options_.wal_restart_frames}));
   w->wal = wal_.get();
   writer_ = std::move(w);
-  group_ = std::make_unique<GroupCommitWriter>(
-      writer_.get(), GroupCommitWriter::Options{
-                         .max_batch = options_.max_batch,
-                         .max_gather = options_.max_gather,
-                         .gather_gap = options_.gather_gap,
-                     });
+  group_ = std::make_unique<GroupCommitWriter>(writer_.get(),
+                                               GroupCommitWriter::Options{
+                                                   .max_batch = options_.max_batch,
+                                                   .max_gather = options_.max_gather,
+                                                   .gather_gap = options_.gather_gap,
+                                               });
   return absl::OkStatus();
 }
 
@@ -119,8 +119,8 @@ int64_t SqliteStore::commits() const { return group_->commits(); }
 
 int64_t SqliteStore::wal_checkpoints() const { return wal_->checkpoints(); }
 
-void SqliteStore::CreateJob(v1::Job job, std::string request_id,
-                            std::string fingerprint, JobCallback done) {
+void SqliteStore::CreateJob(v1::Job job, std::string request_id, std::string fingerprint,
+                            JobCallback done) {
   group_->Submit<v1::Job>(
       [w = writer_.get(), job = std::move(job), request_id = std::move(request_id),
        fingerprint = std::move(fingerprint)]() mutable {
@@ -129,8 +129,8 @@ void SqliteStore::CreateJob(v1::Job job, std::string request_id,
       std::move(done));
 }
 
-void SqliteStore::WriteJob(std::string owner, std::string job_id,
-                           JobRunMutation mutate, JobCallback done) {
+void SqliteStore::WriteJob(std::string owner, std::string job_id, JobRunMutation mutate,
+                           JobCallback done) {
   group_->Submit<v1::Job>(
       [w = writer_.get(), owner = std::optional<std::string>(std::move(owner)),
        job_id = std::move(job_id), mutate = std::move(mutate)]() mutable {
@@ -142,7 +142,8 @@ void SqliteStore::WriteJob(std::string owner, std::string job_id,
 void SqliteStore::WriteJobState(std::string job_id, JobRunMutation mutate,
                                 JobCallback done) {
   group_->Submit<v1::Job>(
-      [w = writer_.get(), job_id = std::move(job_id), mutate = std::move(mutate)]() mutable {
+      [w = writer_.get(), job_id = std::move(job_id),
+       mutate = std::move(mutate)]() mutable {
         return w->jobs.Update(std::nullopt, job_id, mutate, /*with_results=*/false);
       },
       std::move(done));
@@ -166,8 +167,7 @@ absl::StatusOr<std::unique_ptr<SqliteStore::Reader>> SqliteStore::AcquireReader(
     absl::MutexLock lock(&readers_mu_);
     readers_mu_.Await(absl::Condition(
         +[](SqliteStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->readers_mu_) {
-          return !s->idle_readers_.empty() ||
-                 s->open_readers_ < s->options_.max_readers;
+          return !s->idle_readers_.empty() || s->open_readers_ < s->options_.max_readers;
         },
         this));
     if (!idle_readers_.empty()) {
@@ -180,9 +180,9 @@ absl::StatusOr<std::unique_ptr<SqliteStore::Reader>> SqliteStore::AcquireReader(
   auto opened = [&]() -> absl::StatusOr<std::unique_ptr<Reader>> {
     auto r = std::make_unique<Reader>();
     ASSIGN_OR_RETURN(r->db, Db::Open(options_.path));
-    RETURN_IF_ERROR(r->db.Exec(
-        "PRAGMA busy_timeout = 5000; PRAGMA query_only = 1; "
-        "PRAGMA cache_size = -16384; PRAGMA mmap_size = 268435456;"));
+    RETURN_IF_ERROR(
+        r->db.Exec("PRAGMA busy_timeout = 5000; PRAGMA query_only = 1; "
+                   "PRAGMA cache_size = -16384; PRAGMA mmap_size = 268435456;"));
     sqlite3* raw = r->db.get();
     ASSIGN_OR_RETURN(r->get_job, Stmt::Prepare(raw, sqlite_jobs::kGetJob));
     ASSIGN_OR_RETURN(r->list_live, Stmt::Prepare(raw, sqlite_jobs::kListLive));
@@ -281,18 +281,19 @@ absl::StatusOr<ListJobsPage> SqliteStore::ListJobs(const ListJobsQuery& query) {
 absl::Status SqliteStore::ScanDue(
     absl::FunctionRef<void(const std::string&, int64_t)> fn) {
   return WithReader<bool>([&](Reader& r) -> absl::StatusOr<bool> {
-    ASSIGN_OR_RETURN(Stmt scan,
-                     Stmt::Prepare(r.db.get(),
-                                   "SELECT job_id, next_run_us FROM jobs "
-                                   "WHERE next_run_us IS NOT NULL"));
-    std::string id;
-    RETURN_IF_ERROR(ForEachRow(scan, [&](const Stmt& row) {
-      id.assign(row.ColumnText(0));
-      fn(id, row.ColumnInt(1));
-      return absl::OkStatus();
-    }));
-    return true;
-  }).status();
+           ASSIGN_OR_RETURN(Stmt scan,
+                            Stmt::Prepare(r.db.get(),
+                                          "SELECT job_id, next_run_us FROM jobs "
+                                          "WHERE next_run_us IS NOT NULL"));
+           std::string id;
+           RETURN_IF_ERROR(ForEachRow(scan, [&](const Stmt& row) {
+             id.assign(row.ColumnText(0));
+             fn(id, row.ColumnInt(1));
+             return absl::OkStatus();
+           }));
+           return true;
+         })
+      .status();
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>
@@ -304,7 +305,8 @@ SqliteStore::ListOpenResults() {
                                               "WHERE status IN (1, 2)"));
     Open open;
     RETURN_IF_ERROR(ForEachRow(scan, [&](const Stmt& row) -> absl::Status {
-      ASSIGN_OR_RETURN(v1::JobResult result, sqlite_results::DecodeResult(row.ColumnBlob(1)));
+      ASSIGN_OR_RETURN(v1::JobResult result,
+                       sqlite_results::DecodeResult(row.ColumnBlob(1)));
       open.emplace_back(std::string(row.ColumnText(0)), std::move(result));
       return absl::OkStatus();
     }));
@@ -326,12 +328,13 @@ absl::StatusOr<std::vector<v1::JobResult>> SqliteStore::ListResults(
     if (page_size <= 0) return results;
     // Down the links from the newest; a later page walks past the earlier
     // ones (at most the results kept per job, see PruneResults).
-    RETURN_IF_ERROR(sqlite_results::WalkResults(r.result_by_id, head, job_id, [&](const v1::JobResult& res) {
-      if (before_run_number <= 0 || res.run_number() < before_run_number) {
-        results.push_back(res);
-      }
-      return static_cast<int>(results.size()) < page_size;
-    }));
+    RETURN_IF_ERROR(sqlite_results::WalkResults(
+        r.result_by_id, head, job_id, [&](const v1::JobResult& res) {
+          if (before_run_number <= 0 || res.run_number() < before_run_number) {
+            results.push_back(res);
+          }
+          return static_cast<int>(results.size()) < page_size;
+        }));
     return results;
   });
 }
@@ -369,8 +372,9 @@ absl::StatusOr<int64_t> SqliteStore::PruneResults(int keep_per_job,
           Step step{next, 0};
           int64_t links = 0;
           while (step.next < ids.size() && links < kLinksPerWrite) {
-            ASSIGN_OR_RETURN(const sqlite_results::ResultLinks::PruneCount n,
-                             w->links.Prune(ids[step.next], keep_per_job, ended_before_us));
+            ASSIGN_OR_RETURN(
+                const sqlite_results::ResultLinks::PruneCount n,
+                w->links.Prune(ids[step.next], keep_per_job, ended_before_us));
             step.deleted += n.dropped;
             links += n.visited + 1;
             ++step.next;

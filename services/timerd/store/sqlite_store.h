@@ -84,14 +84,14 @@ class SqliteStore final : public Store {
                      JobCallback done) override;
   void WriteResult(std::string job_id, v1::JobResult result,
                    StatusCallback done) override;
-  absl::Status ScanDue(
-      absl::FunctionRef<void(const std::string&, int64_t)> fn) override;
+  absl::Status ScanDue(absl::FunctionRef<void(const std::string&, int64_t)> fn) override;
   absl::StatusOr<v1::Job> LoadJob(const std::string& job_id) override;
-  absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>
-  ListOpenResults() override;
-  absl::StatusOr<std::vector<v1::JobResult>> ListResults(
-      const std::string& owner, const std::string& job_id, int64_t before_run_number,
-      int page_size) override;
+  absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>> ListOpenResults()
+      override;
+  absl::StatusOr<std::vector<v1::JobResult>> ListResults(const std::string& owner,
+                                                         const std::string& job_id,
+                                                         int64_t before_run_number,
+                                                         int page_size) override;
   absl::StatusOr<int64_t> PruneResults(int keep_per_job,
                                        int64_t ended_before_us) override;
 

@@ -40,7 +40,8 @@ struct SqliteTokenStore::Conn {
 SqliteTokenStore::SqliteTokenStore(std::string path) : path_(std::move(path)) {}
 SqliteTokenStore::~SqliteTokenStore() = default;
 
-absl::StatusOr<std::unique_ptr<SqliteTokenStore>> SqliteTokenStore::Open(const std::string& path) {
+absl::StatusOr<std::unique_ptr<SqliteTokenStore>> SqliteTokenStore::Open(
+    const std::string& path) {
   std::unique_ptr<SqliteTokenStore> store(new SqliteTokenStore(path));
   ASSIGN_OR_RETURN(std::unique_ptr<Conn> conn, store->Acquire());
   store->Release(std::move(conn));
@@ -66,8 +67,8 @@ absl::StatusOr<std::unique_ptr<SqliteTokenStore::Conn>> SqliteTokenStore::Acquir
     return absl::FailedPreconditionError(absl::StrCat(
         "store: ", path_, " has no tokens table; start timerd once to upgrade it"));
   }
-  ASSIGN_OR_RETURN(c->find, Stmt::Prepare(c->db.get(),
-                                          absl::StrCat(kSelect, " WHERE token_id = ?1")));
+  ASSIGN_OR_RETURN(
+      c->find, Stmt::Prepare(c->db.get(), absl::StrCat(kSelect, " WHERE token_id = ?1")));
   return c;
 }
 
@@ -78,10 +79,11 @@ void SqliteTokenStore::Release(std::unique_ptr<Conn> conn) {
 
 absl::Status SqliteTokenStore::Insert(const TokenRecord& t) {
   ASSIGN_OR_RETURN(std::unique_ptr<Conn> c, Acquire());
-  ASSIGN_OR_RETURN(Stmt insert,
-                   Stmt::Prepare(c->db.get(), absl::StrCat("INSERT INTO tokens (", kColumns,
-                                                           ") VALUES (?1, ?2, ?3, ?4, ?5, "
-                                                           "?6, ?7)")));
+  ASSIGN_OR_RETURN(
+      Stmt insert,
+      Stmt::Prepare(c->db.get(), absl::StrCat("INSERT INTO tokens (", kColumns,
+                                              ") VALUES (?1, ?2, ?3, ?4, ?5, "
+                                              "?6, ?7)")));
   insert.BindText(1, t.token_id)
       .BindText(2, t.identity)
       .BindBlob(3, t.secret_sha256)
@@ -93,12 +95,14 @@ absl::Status SqliteTokenStore::Insert(const TokenRecord& t) {
   insert = Stmt();
   Release(std::move(c));
   if (absl::IsAlreadyExists(s)) {
-    return absl::AlreadyExistsError(absl::StrCat("token ", t.token_id, " already exists"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("token ", t.token_id, " already exists"));
   }
   return s;
 }
 
-absl::StatusOr<std::optional<TokenRecord>> SqliteTokenStore::Find(const std::string& token_id) {
+absl::StatusOr<std::optional<TokenRecord>> SqliteTokenStore::Find(
+    const std::string& token_id) {
   ASSIGN_OR_RETURN(std::unique_ptr<Conn> c, Acquire());
   Stmt& find = c->find.Reset();
   find.BindText(1, token_id);
@@ -111,16 +115,16 @@ absl::StatusOr<std::optional<TokenRecord>> SqliteTokenStore::Find(const std::str
   return out;
 }
 
-absl::StatusOr<std::vector<TokenRecord>> SqliteTokenStore::List(const std::string& identity) {
+absl::StatusOr<std::vector<TokenRecord>> SqliteTokenStore::List(
+    const std::string& identity) {
   ASSIGN_OR_RETURN(std::unique_ptr<Conn> c, Acquire());
   std::vector<TokenRecord> out;
   {
     ASSIGN_OR_RETURN(
         Stmt list,
-        Stmt::Prepare(c->db.get(),
-                      absl::StrCat(kSelect,
-                                   " WHERE ?1 = '' OR identity = ?1 "
-                                   "ORDER BY create_us, token_id")));
+        Stmt::Prepare(c->db.get(), absl::StrCat(kSelect,
+                                                " WHERE ?1 = '' OR identity = ?1 "
+                                                "ORDER BY create_us, token_id")));
     list.BindText(1, identity);
     for (;;) {
       ASSIGN_OR_RETURN(bool row, list.Step());
@@ -135,10 +139,11 @@ absl::StatusOr<std::vector<TokenRecord>> SqliteTokenStore::List(const std::strin
 absl::Status SqliteTokenStore::Revoke(const std::string& token_id, int64_t now_us) {
   ASSIGN_OR_RETURN(std::unique_ptr<Conn> c, Acquire());
   {
-    ASSIGN_OR_RETURN(Stmt revoke,
-                     Stmt::Prepare(c->db.get(),
-                                   "UPDATE tokens SET revoke_us = coalesce(revoke_us, ?2) "
-                                   "WHERE token_id = ?1"));
+    ASSIGN_OR_RETURN(
+        Stmt revoke,
+        Stmt::Prepare(c->db.get(),
+                      "UPDATE tokens SET revoke_us = coalesce(revoke_us, ?2) "
+                      "WHERE token_id = ?1"));
     revoke.BindText(1, token_id).Bind(2, now_us);
     RETURN_IF_ERROR(revoke.Run());
     if (sqlite3_changes(c->db.get()) == 0) {

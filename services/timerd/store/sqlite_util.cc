@@ -5,8 +5,8 @@
 namespace timer::store {
 
 absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
-  std::string msg = absl::StrCat("sqlite: ", what, ": ",
-                                 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  std::string msg =
+      absl::StrCat("sqlite: ", what, ": ", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
   switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:

@@ -12,7 +12,7 @@ WalCheckpointer::WalCheckpointer(Db& writer, Options options)
     : writer_(writer), options_(std::move(options)) {}
 
 absl::StatusOr<std::unique_ptr<WalCheckpointer>> WalCheckpointer::Start(Db& writer,
-                                                                       Options options) {
+                                                                        Options options) {
   std::unique_ptr<WalCheckpointer> wal(new WalCheckpointer(writer, std::move(options)));
   // No automatic checkpoint inside a commit (it would stall every write
   // queued behind it): Loop copies the WAL on its own connection, and the

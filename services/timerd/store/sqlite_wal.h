@@ -43,7 +43,7 @@ class WalCheckpointer {
   // Turns `writer`'s automatic checkpoints off, hooks its commits, bounds
   // the WAL file's size, and starts the background thread.
   static absl::StatusOr<std::unique_ptr<WalCheckpointer>> Start(Db& writer,
-                                                               Options options);
+                                                                Options options);
   ~WalCheckpointer();
   WalCheckpointer(const WalCheckpointer&) = delete;
   WalCheckpointer& operator=(const WalCheckpointer&) = delete;

@@ -118,8 +118,8 @@ class Store {
   // non-empty and the owner already used it, nothing is inserted: `done` gets
   // the job that request created when `fingerprint` matches the first
   // request's, ALREADY_EXISTS when it does not.
-  virtual void CreateJob(v1::Job job, std::string request_id,
-                         std::string fingerprint, JobCallback done) = 0;
+  virtual void CreateJob(v1::Job job, std::string request_id, std::string fingerprint,
+                         JobCallback done) = 0;
 
   // NOT_FOUND if no such job belongs to `owner`. Soft-deleted jobs are
   // returned; visibility is the domain's call.
@@ -132,11 +132,12 @@ class Store {
   // NOT_FOUND if there is no such job; `mutate`'s error aborts the write.
   void UpdateJob(std::string owner, std::string job_id, JobMutation mutate,
                  JobCallback done) {
-    WriteJob(std::move(owner), std::move(job_id),
-             [m = std::move(mutate)](v1::Job& job, std::vector<v1::JobResult>&) mutable {
-               return m(job);
-             },
-             std::move(done));
+    WriteJob(
+        std::move(owner), std::move(job_id),
+        [m = std::move(mutate)](v1::Job& job, std::vector<v1::JobResult>&) mutable {
+          return m(job);
+        },
+        std::move(done));
   }
 
   // UpdateJob that may also write results.

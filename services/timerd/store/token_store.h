@@ -40,7 +40,8 @@ class TokenStore {
   // ALREADY_EXISTS if the token_id is taken.
   virtual absl::Status Insert(const TokenRecord& token) = 0;
   // nullopt if there is no such token.
-  virtual absl::StatusOr<std::optional<TokenRecord>> Find(const std::string& token_id) = 0;
+  virtual absl::StatusOr<std::optional<TokenRecord>> Find(
+      const std::string& token_id) = 0;
   // Every token, or only `identity`'s when it is non-empty, oldest first.
   virtual absl::StatusOr<std::vector<TokenRecord>> List(const std::string& identity) = 0;
   // Marks the token revoked at `now_us`. NOT_FOUND if there is no such token;

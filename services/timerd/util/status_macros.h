@@ -11,9 +11,9 @@
 #define TIMER_STATUS_CONCAT_(a, b) TIMER_STATUS_CONCAT_INNER_(a, b)
 
 // Returns the status from the enclosing function if it is not OK.
-#define RETURN_IF_ERROR(expr)                  \
-  do {                                         \
-    ::absl::Status timer_status_ = (expr);     \
+#define RETURN_IF_ERROR(expr)                      \
+  do {                                             \
+    ::absl::Status timer_status_ = (expr);         \
     if (!timer_status_.ok()) return timer_status_; \
   } while (0)
 
@@ -22,7 +22,7 @@
 #define ASSIGN_OR_RETURN(lhs, expr) \
   TIMER_ASSIGN_OR_RETURN_IMPL_(TIMER_STATUS_CONCAT_(timer_statusor_, __LINE__), lhs, expr)
 
-#define TIMER_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
+#define TIMER_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr)  \
   auto statusor = (expr);                                  \
   if (!statusor.ok()) return std::move(statusor).status(); \
   lhs = std::move(statusor).value()

@@ -1,15 +1,14 @@
 // Tests of authentication (services/timerd/auth/): issued tokens (the token
-// store itself: tests/unit/store/token_store_test.cc), JWT verification with keys generated at test time, and
-// the Authenticator that turns credentials into an identity. Time is a
-// FakeClock; nothing sleeps.
+// store itself: tests/unit/store/token_store_test.cc), JWT verification with keys
+// generated at test time, and the Authenticator that turns credentials into an identity.
+// Time is a FakeClock; nothing sleeps.
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <string>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -134,7 +133,8 @@ TEST_F(AuthenticatorTest, WrongSecretAndUnknownIdLookTheSame) {
   auto bad_id = auth().Authenticate(Bearer(unknown));
   EXPECT_EQ(bad_id.status(), bad_secret.status());
   // No message quotes the credential.
-  EXPECT_THAT(std::string(bad_secret.status().message()), Not(HasSubstr(wrong.substr(4))));
+  EXPECT_THAT(std::string(bad_secret.status().message()),
+              Not(HasSubstr(wrong.substr(4))));
 }
 
 TEST_F(AuthenticatorTest, RevokedTokenFailsAtOnceEvenFromAnotherConnection) {
@@ -143,7 +143,8 @@ TEST_F(AuthenticatorTest, RevokedTokenFailsAtOnceEvenFromAnotherConnection) {
   // `timerd token revoke` runs in another process: another connection.
   auto other = store::SqliteTokenStore::Open(db_.path());
   ASSERT_TRUE(other.ok());
-  ASSERT_TRUE((*other)->Revoke(ParseToken(token)->token_id, absl::ToUnixMicros(kNow)).ok());
+  ASSERT_TRUE(
+      (*other)->Revoke(ParseToken(token)->token_id, absl::ToUnixMicros(kNow)).ok());
   EXPECT_THAT(auth().Authenticate(Bearer(token)),
               StatusIs(absl::StatusCode::kUnauthenticated,
                        "token: revoked at 2023-11-14T22:13:20Z"));
@@ -174,11 +175,13 @@ TEST_F(AuthenticatorTest, ClientCertificateSubjectIsTheIdentityWithoutAToken) {
   ASSERT_TRUE(p.ok());
   EXPECT_EQ(p->identity.name, "CN=backup-svc,O=Example");
   EXPECT_EQ(p->identity.auth_method, "mtls");
-  EXPECT_THAT(auth().Revoke(*p), ::testing::Property(&absl::Status::code,
-                                                     absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(
+      auth().Revoke(*p),
+      ::testing::Property(&absl::Status::code, absl::StatusCode::kFailedPrecondition));
   // A bearer token, when sent, decides.
   const std::string token = Issue("alice");
-  EXPECT_EQ(auth().Authenticate({"Bearer " + token, "CN=backup-svc"})->identity.name, "alice");
+  EXPECT_EQ(auth().Authenticate({"Bearer " + token, "CN=backup-svc"})->identity.name,
+            "alice");
 }
 
 TEST_F(AuthenticatorTest, JwtIsRefusedWhenNotConfigured) {
@@ -212,7 +215,9 @@ std::unique_ptr<JwtVerifier> Verifier(const std::string& keys, JwtOptions option
 class JwtTest : public ::testing::TestWithParam<bool> {
  protected:
   // RS256 or ES256, per the parameter.
-  testing::TestKey NewKey() { return GetParam() ? testing::NewRsaKey() : testing::NewEcKey(); }
+  testing::TestKey NewKey() {
+    return GetParam() ? testing::NewRsaKey() : testing::NewEcKey();
+  }
 };
 
 TEST_P(JwtTest, ValidTokenFromPemKeyWorks) {
@@ -228,7 +233,8 @@ TEST_P(JwtTest, ValidTokenFromPemKeyWorks) {
 TEST_P(JwtTest, ValidTokenFromJwksWorksAndKidSelectsTheKey) {
   auto key = NewKey();
   auto other = NewKey();
-  json jwks = {{"keys", {testing::Jwk(other.get(), "old"), testing::Jwk(key.get(), "k1")}}};
+  json jwks = {
+      {"keys", {testing::Jwk(other.get(), "old"), testing::Jwk(key.get(), "k1")}}};
   auto v = Verifier(jwks.dump());
   ASSERT_NE(v, nullptr);
   EXPECT_TRUE(v->Verify(testing::SignJwt(key.get(), Claims(kNow), "k1"), kNow).ok());
@@ -243,8 +249,9 @@ TEST_P(JwtTest, WrongKeyFails) {
   auto attacker = NewKey();
   auto v = Verifier(testing::PublicPem(key.get()));
   ASSERT_NE(v, nullptr);
-  EXPECT_THAT(v->Verify(testing::SignJwt(attacker.get(), Claims(kNow)), kNow),
-              StatusIs(absl::StatusCode::kUnauthenticated, "jwt: signature does not verify"));
+  EXPECT_THAT(
+      v->Verify(testing::SignJwt(attacker.get(), Claims(kNow)), kNow),
+      StatusIs(absl::StatusCode::kUnauthenticated, "jwt: signature does not verify"));
 }
 
 TEST_P(JwtTest, TamperedClaimsFail) {
@@ -268,14 +275,16 @@ TEST_P(JwtTest, ExpiredNotYetValidWrongAudienceOrIssuerFail) {
     return v->Verify(testing::SignJwt(key.get(), claims), kNow);
   };
   json expired = Claims(kNow - absl::Hours(2));
-  EXPECT_THAT(verify(expired), StatusIs(absl::StatusCode::kUnauthenticated, "jwt: expired at"));
+  EXPECT_THAT(verify(expired),
+              StatusIs(absl::StatusCode::kUnauthenticated, "jwt: expired at"));
   // Within the 60 s leeway it still works; beyond it, not.
   json edge = Claims(kNow);
   edge["exp"] = absl::ToUnixSeconds(kNow - absl::Seconds(30));
   EXPECT_TRUE(verify(edge).ok());
   json future = Claims(kNow);
   future["nbf"] = absl::ToUnixSeconds(kNow + absl::Minutes(5));
-  EXPECT_THAT(verify(future), StatusIs(absl::StatusCode::kUnauthenticated, "not valid before"));
+  EXPECT_THAT(verify(future),
+              StatusIs(absl::StatusCode::kUnauthenticated, "not valid before"));
   json wrong_aud = Claims(kNow);
   wrong_aud["aud"] = "some-other-service";
   EXPECT_THAT(verify(wrong_aud), StatusIs(absl::StatusCode::kUnauthenticated, "aud"));
@@ -287,10 +296,12 @@ TEST_P(JwtTest, ExpiredNotYetValidWrongAudienceOrIssuerFail) {
   EXPECT_THAT(verify(wrong_iss), StatusIs(absl::StatusCode::kUnauthenticated, "iss"));
   json no_exp = Claims(kNow);
   no_exp.erase("exp");
-  EXPECT_THAT(verify(no_exp), StatusIs(absl::StatusCode::kUnauthenticated, "exp: required"));
+  EXPECT_THAT(verify(no_exp),
+              StatusIs(absl::StatusCode::kUnauthenticated, "exp: required"));
   json no_sub = Claims(kNow);
   no_sub.erase("sub");
-  EXPECT_THAT(verify(no_sub), StatusIs(absl::StatusCode::kUnauthenticated, "sub: required"));
+  EXPECT_THAT(verify(no_sub),
+              StatusIs(absl::StatusCode::kUnauthenticated, "sub: required"));
 }
 
 // Found by fuzz_jwt (tests/fuzz/regressions/fuzz_jwt/): a signed exp or nbf
@@ -306,11 +317,13 @@ TEST_P(JwtTest, OutOfRangeDatesAreRefused) {
   for (double date : {1e300, -1e300, 9.3e12, -9.3e12, 253402300800.0}) {
     json exp = Claims(kNow);
     exp["exp"] = date;
-    EXPECT_THAT(verify(exp), StatusIs(absl::StatusCode::kUnauthenticated, "exp: out of range"))
+    EXPECT_THAT(verify(exp),
+                StatusIs(absl::StatusCode::kUnauthenticated, "exp: out of range"))
         << date;
     json nbf = Claims(kNow);
     nbf["nbf"] = date;
-    EXPECT_THAT(verify(nbf), StatusIs(absl::StatusCode::kUnauthenticated, "nbf: out of range"))
+    EXPECT_THAT(verify(nbf),
+                StatusIs(absl::StatusCode::kUnauthenticated, "nbf: out of range"))
         << date;
   }
   // The last second of year 9999 is still a date.
@@ -378,8 +391,9 @@ TEST_F(AuthenticatorTest, ConfiguredJwtAuthenticates) {
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->identity.name, "alice@example.org");
   EXPECT_EQ(p->identity.auth_method, "jwt");
-  EXPECT_THAT(with_jwt.Revoke(*p), ::testing::Property(&absl::Status::code,
-                                                       absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(
+      with_jwt.Revoke(*p),
+      ::testing::Property(&absl::Status::code, absl::StatusCode::kFailedPrecondition));
 }
 
 }  // namespace

@@ -3,12 +3,12 @@
 // events JobService and RunEngine publish for a job's life.
 #include "domain/events.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "absl/synchronization/notification.h"
 #include "domain/clock.h"
@@ -28,8 +28,8 @@ using Type = v1::JobEvent::Type;
 
 const absl::Time kStart = absl::FromUnixSeconds(1'800'000'000);
 
-v1::Job MakeJob(const std::string& owner, const std::string& id, const std::string& name = "",
-                v1::Job::Status status = v1::Job::LOADED) {
+v1::Job MakeJob(const std::string& owner, const std::string& id,
+                const std::string& name = "", v1::Job::Status status = v1::Job::LOADED) {
   v1::Job job;
   job.set_owner(owner);
   job.set_job_id(id);
@@ -84,12 +84,13 @@ TEST_F(EventHubTest, AnotherOwnersEventsNeverReachAWatcher) {
 TEST_F(EventHubTest, FiltersByJobStatusAndName) {
   EventHub hub(&clock_, {});
   auto one = hub.Subscribe({.owner = "alice", .job_id = "a"}, 0, [] {}).subscription;
-  auto paused =
-      hub.Subscribe({.owner = "alice", .statuses = {v1::Job::PAUSED}}, 0, [] {}).subscription;
+  auto paused = hub.Subscribe({.owner = "alice", .statuses = {v1::Job::PAUSED}}, 0, [] {})
+                    .subscription;
   auto nightly = hub.Subscribe({.owner = "alice", .name_contains = "nightly"}, 0, [] {})
                      .subscription;
   hub.Publish(v1::JobEvent::CREATED, MakeJob("alice", "a", "nightly backup"), nullptr);
-  hub.Publish(v1::JobEvent::PAUSED, MakeJob("alice", "b", "hourly", v1::Job::PAUSED), nullptr);
+  hub.Publish(v1::JobEvent::PAUSED, MakeJob("alice", "b", "hourly", v1::Job::PAUSED),
+              nullptr);
   EXPECT_EQ(TakeAll(hub, *one).size(), 1u);
   std::vector<EventPtr> p = TakeAll(hub, *paused);
   ASSERT_EQ(p.size(), 1u);
@@ -101,7 +102,8 @@ TEST_F(EventHubTest, FiltersByJobStatusAndName) {
 
 TEST_F(EventHubTest, ResumingReplaysExactlyTheEventsAfterSince) {
   EventHub hub(&clock_, {});
-  for (int i = 0; i < 5; ++i) hub.Publish(v1::JobEvent::UPDATED, MakeJob("alice", "a"), nullptr);
+  for (int i = 0; i < 5; ++i)
+    hub.Publish(v1::JobEvent::UPDATED, MakeJob("alice", "a"), nullptr);
   const int64_t head = hub.head();
   EventHub::Opened opened = hub.Subscribe({.owner = "alice"}, head - 2, [] {});
   EXPECT_FALSE(opened.needs_snapshot);
@@ -115,7 +117,8 @@ TEST_F(EventHubTest, ResumingReplaysExactlyTheEventsAfterSince) {
 
 TEST_F(EventHubTest, SinceOlderThanTheLogOrFromAnotherProcessNeedsASnapshot) {
   EventHub hub(&clock_, {.keep_events = 3});
-  for (int i = 0; i < 10; ++i) hub.Publish(v1::JobEvent::UPDATED, MakeJob("alice", "a"), nullptr);
+  for (int i = 0; i < 10; ++i)
+    hub.Publish(v1::JobEvent::UPDATED, MakeJob("alice", "a"), nullptr);
   const int64_t head = hub.head();
   EXPECT_FALSE(hub.Subscribe({.owner = "alice"}, head - 3, [] {}).needs_snapshot);
   EXPECT_TRUE(hub.Subscribe({.owner = "alice"}, head - 4, [] {}).needs_snapshot);
@@ -222,7 +225,8 @@ TEST_F(EventHubTest, WireFormIsTheMessage) {
 TEST_F(EventHubTest, TakeBoundsBytesButTakesAtLeastOne) {
   EventHub hub(&clock_, {});
   auto sub = hub.Subscribe({.owner = "alice"}, 0, [] {}).subscription;
-  for (int i = 0; i < 5; ++i) hub.Publish(v1::JobEvent::UPDATED, MakeJob("alice", "a"), nullptr);
+  for (int i = 0; i < 5; ++i)
+    hub.Publish(v1::JobEvent::UPDATED, MakeJob("alice", "a"), nullptr);
   hub.Flush();
   std::vector<EventPtr> out;
   ASSERT_EQ(sub->Take(100, out, 1), 1u);  // One, though over the bound.

@@ -1,8 +1,8 @@
 // DecideFire / NextRunAtOrAfter / DecideOverlap: the grid, lateness, missed
 // slots, stop conditions and overlap policies, with no clock and no store.
-#include <random>
-
 #include <gtest/gtest.h>
+
+#include <random>
 
 #include "domain/schedule.h"
 #include "domain/time_util.h"
@@ -118,7 +118,8 @@ TEST(DecideFireTest, StopAfterDateEndsBeforeTheFirstSlotAtOrAfterIt) {
 TEST(DecideFireTest, RunOnceNeverCatchesUpPastTheStopDate) {
   v1::Job job = MakeJob(10);
   job.set_missed_run_policy(v1::RUN_ONCE);
-  *job.mutable_schedule()->mutable_stop_after_date() = ToProto(Slot(2) + absl::Seconds(1));
+  *job.mutable_schedule()->mutable_stop_after_date() =
+      ToProto(Slot(2) + absl::Seconds(1));
   const FireDecision d = DecideFire(job, Slot(0), Slot(5));
   EXPECT_EQ(d.kind, FireDecision::Kind::kRun);
   EXPECT_EQ(d.scheduled, Slot(2));  // The latest slot before the stop date.
@@ -158,9 +159,8 @@ v1::Job WithOverlap(v1::OverlapPolicy policy, int max_concurrent = 0) {
 using OverlapKind = OverlapDecision::Kind;
 
 TEST(DecideOverlapTest, WithNothingActiveEveryPolicyStarts) {
-  for (v1::OverlapPolicy policy :
-       {v1::OVERLAP_POLICY_UNSPECIFIED, v1::SKIP, v1::BUFFER_ONE, v1::CANCEL_PREVIOUS,
-        v1::ALLOW}) {
+  for (v1::OverlapPolicy policy : {v1::OVERLAP_POLICY_UNSPECIFIED, v1::SKIP,
+                                   v1::BUFFER_ONE, v1::CANCEL_PREVIOUS, v1::ALLOW}) {
     const OverlapDecision d = DecideOverlap(WithOverlap(policy), 0, false);
     EXPECT_EQ(d.kind, OverlapKind::kStart) << v1::OverlapPolicy_Name(policy);
     EXPECT_TRUE(d.reason.empty()) << v1::OverlapPolicy_Name(policy);

@@ -3,6 +3,8 @@
 // FakeClock, so time only moves when a test moves it. The per-identity job
 // limit is tested in job_quota_test.cc.
 
+#include "domain/jobs.h"
+
 #include <functional>
 #include <memory>
 #include <set>
@@ -19,7 +21,6 @@
 #include "domain/clock.h"
 #include "domain/identity.h"
 #include "domain/ids.h"
-#include "domain/jobs.h"
 #include "domain/time_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -37,7 +38,8 @@ using ::testing::SizeIs;
 constexpr absl::Duration kWait = absl::Seconds(30);
 const absl::Time kNow = absl::FromUnixSeconds(1700000000);  // 2023-11-14T22:13:20Z
 
-MATCHER_P(StatusIs, code, absl::StrCat("has status code ", absl::StatusCodeToString(code))) {
+MATCHER_P(StatusIs, code,
+          absl::StrCat("has status code ", absl::StatusCodeToString(code))) {
   *result_listener << "whose status is " << arg.status();
   return arg.status().code() == code;
 }
@@ -46,9 +48,8 @@ MATCHER_P2(StatusIs, code, message_matcher,
            absl::StrCat("has status code ", absl::StatusCodeToString(code))) {
   *result_listener << "whose status is " << arg.status();
   return arg.status().code() == code &&
-         ::testing::ExplainMatchResult(message_matcher,
-                                       std::string(arg.status().message()),
-                                       result_listener);
+         ::testing::ExplainMatchResult(
+             message_matcher, std::string(arg.status().message()), result_listener);
 }
 
 MATCHER(IsOk, "is OK") {
@@ -116,7 +117,8 @@ class JobServiceTest : public ::testing::Test {
     return service_.GetJob(caller, request);
   }
 
-  absl::StatusOr<v1::ListJobsResponse> List(int page_size = 0, std::string page_token = "",
+  absl::StatusOr<v1::ListJobsResponse> List(int page_size = 0,
+                                            std::string page_token = "",
                                             bool show_deleted = false,
                                             const Identity& caller = kAlice) {
     v1::ListJobsRequest request;
@@ -341,19 +343,24 @@ TEST_P(CreateValidationTest, IsInvalidArgumentNamingTheFieldAndWritesNothing) {
 
   absl::StatusOr<v1::Job> job = Create(request);
 
-  EXPECT_THAT(job, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(GetParam().field)));
+  EXPECT_THAT(job,
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(GetParam().field)));
   EXPECT_EQ(store_.size(), 0u);
 }
 
-v1::Schedule& Sched(v1::CreateJobRequest& r) { return *r.mutable_job()->mutable_schedule(); }
+v1::Schedule& Sched(v1::CreateJobRequest& r) {
+  return *r.mutable_job()->mutable_schedule();
+}
 v1::Action& Act(v1::CreateJobRequest& r) { return *r.mutable_job()->mutable_action(); }
 
 INSTANTIATE_TEST_SUITE_P(
     BadInputs, CreateValidationTest,
     ::testing::ValuesIn(std::vector<InvalidCase>{
-        {"IntervalMissing", [](v1::CreateJobRequest& r) { Sched(r).clear_interval_seconds(); },
+        {"IntervalMissing",
+         [](v1::CreateJobRequest& r) { Sched(r).clear_interval_seconds(); },
          "schedule.interval_seconds"},
-        {"IntervalNegative", [](v1::CreateJobRequest& r) { Sched(r).set_interval_seconds(-5); },
+        {"IntervalNegative",
+         [](v1::CreateJobRequest& r) { Sched(r).set_interval_seconds(-5); },
          "schedule.interval_seconds"},
         {"IntervalTooLong",
          [](v1::CreateJobRequest& r) {
@@ -363,7 +370,8 @@ INSTANTIATE_TEST_SUITE_P(
         {"StartNotATimestamp",
          [](v1::CreateJobRequest& r) { Sched(r).mutable_start()->set_nanos(-1); },
          "schedule.start"},
-        {"StopAfterRunsZero", [](v1::CreateJobRequest& r) { Sched(r).set_stop_after_runs(0); },
+        {"StopAfterRunsZero",
+         [](v1::CreateJobRequest& r) { Sched(r).set_stop_after_runs(0); },
          "schedule.stop_after_runs"},
         {"StopAfterRunsNegative",
          [](v1::CreateJobRequest& r) { Sched(r).set_stop_after_runs(-1); },
@@ -382,9 +390,11 @@ INSTANTIATE_TEST_SUITE_P(
          "schedule.stop_after_date"},
         {"ProviderEmpty", [](v1::CreateJobRequest& r) { Act(r).clear_provider(); },
          "action.provider"},
-        {"ProviderNotAName", [](v1::CreateJobRequest& r) { Act(r).set_provider("Trans fer"); },
+        {"ProviderNotAName",
+         [](v1::CreateJobRequest& r) { Act(r).set_provider("Trans fer"); },
          "action.provider"},
-        {"BodyEmpty", [](v1::CreateJobRequest& r) { Act(r).clear_body(); }, "action.body"},
+        {"BodyEmpty", [](v1::CreateJobRequest& r) { Act(r).clear_body(); },
+         "action.body"},
         {"BodyNotJson", [](v1::CreateJobRequest& r) { Act(r).set_body("{not json"); },
          "action.body"},
         {"BodyJsonArray", [](v1::CreateJobRequest& r) { Act(r).set_body(R"([1, 2])"); },
@@ -393,8 +403,8 @@ INSTANTIATE_TEST_SUITE_P(
          "action.body"},
         {"BodyTooLarge",
          [](v1::CreateJobRequest& r) {
-           Act(r).set_body(absl::StrCat(R"({"pad":")",
-                                        std::string(JobService::kMaxBodyBytes, 'x'), R"("})"));
+           Act(r).set_body(absl::StrCat(
+               R"({"pad":")", std::string(JobService::kMaxBodyBytes, 'x'), R"("})"));
          },
          "action.body"},
         {"NameTooLong",
@@ -431,12 +441,14 @@ INSTANTIATE_TEST_SUITE_P(
            r.set_request_id(std::string(JobService::kMaxRequestIdLength + 1, 'r'));
          },
          "request_id"},
-        {"RequestIdWithSpace", [](v1::CreateJobRequest& r) { r.set_request_id("my request"); },
-         "request_id"},
-        {"RequestIdNotAscii", [](v1::CreateJobRequest& r) { r.set_request_id("r\xc3\xa9q"); },
-         "request_id"},
+        {"RequestIdWithSpace",
+         [](v1::CreateJobRequest& r) { r.set_request_id("my request"); }, "request_id"},
+        {"RequestIdNotAscii",
+         [](v1::CreateJobRequest& r) { r.set_request_id("r\xc3\xa9q"); }, "request_id"},
     }),
-    [](const ::testing::TestParamInfo<InvalidCase>& info) { return info.param.test_name; });
+    [](const ::testing::TestParamInfo<InvalidCase>& info) {
+      return info.param.test_name;
+    });
 
 // ---------------------------------------------------------------------------
 // Create: idempotency on request_id.
@@ -492,10 +504,11 @@ TEST_F(JobServiceTest, NoRequestIdMeansEveryCreateIsNew) {
 // Get.
 
 TEST_F(JobServiceTest, GetWithABadJobIdIsInvalidArgument) {
-  for (const char* bad : {"", "not-a-uuid", "0000000-0000-4000-8000-000000000000",
-                          "00000000-0000-4000-8000-00000000000g",
-                          "00000000_0000_4000_8000_000000000000"}) {
-    EXPECT_THAT(Get(bad), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("job_id")))
+  for (const char* bad :
+       {"", "not-a-uuid", "0000000-0000-4000-8000-000000000000",
+        "00000000-0000-4000-8000-00000000000g", "00000000_0000_4000_8000_000000000000"}) {
+    EXPECT_THAT(Get(bad),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("job_id")))
         << "job_id \"" << bad << "\"";
   }
 }
@@ -596,7 +609,8 @@ TEST_F(JobServiceTest, DeleteWithTheCurrentEtagSucceeds) {
 TEST_F(JobServiceTest, DeleteWithABadJobIdIsInvalidArgument) {
   CreateOk();
 
-  EXPECT_THAT(Delete(""), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("job_id")));
+  EXPECT_THAT(Delete(""),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("job_id")));
   EXPECT_THAT(Delete("nope"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("job_id")));
 }
@@ -637,9 +651,9 @@ TEST_F(JobServiceTest, ListShowsOnlyTheCallersJobsOldestFirst) {
 }
 
 // Pages through 7 jobs, 3 at a time.
-void ExpectPagesOf3_3_1(const std::function<absl::StatusOr<v1::ListJobsResponse>(
-                            const std::string&)>& list,
-                        const std::vector<std::string>& created) {
+void ExpectPagesOf3_3_1(
+    const std::function<absl::StatusOr<v1::ListJobsResponse>(const std::string&)>& list,
+    const std::vector<std::string>& created) {
   std::vector<int> sizes;
   std::vector<std::string> seen;
   std::string token;
@@ -663,8 +677,8 @@ TEST_F(JobServiceTest, PagesThroughSevenJobsThreeAtATime) {
     clock_.Advance(absl::Seconds(1));
   }
 
-  ExpectPagesOf3_3_1(
-      [this](const std::string& token) { return List(3, token); }, created);
+  ExpectPagesOf3_3_1([this](const std::string& token) { return List(3, token); },
+                     created);
 }
 
 TEST_F(JobServiceTest, PagesThroughJobsCreatedAtTheSameInstant) {
@@ -672,8 +686,8 @@ TEST_F(JobServiceTest, PagesThroughJobsCreatedAtTheSameInstant) {
   std::vector<std::string> created = ListAllIds();
   ASSERT_THAT(created, SizeIs(7));
 
-  ExpectPagesOf3_3_1(
-      [this](const std::string& token) { return List(3, token); }, created);
+  ExpectPagesOf3_3_1([this](const std::string& token) { return List(3, token); },
+                     created);
 }
 
 TEST_F(JobServiceTest, PagesWithShowDeletedIncludeDeletedJobs) {
@@ -700,7 +714,8 @@ TEST_F(JobServiceTest, PageSizeZeroMeansTheDefault) {
 }
 
 TEST_F(JobServiceTest, NegativePageSizeIsInvalidArgument) {
-  EXPECT_THAT(List(-1), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_size")));
+  EXPECT_THAT(List(-1),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_size")));
 }
 
 TEST_F(JobServiceTest, PageTokenWithADifferentShowDeletedIsInvalidArgument) {

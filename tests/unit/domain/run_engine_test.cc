@@ -3,10 +3,10 @@
 // clock, fires what is due (Tick) and waits for the engine to settle.
 #include "domain/run_engine.h"
 
-#include <memory>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "domain/jobs.h"
@@ -122,17 +122,16 @@ TEST_F(RunEngineTest, RunsOnTheGridWithStableIdempotencyKeys) {
     EXPECT_EQ(r.status(), v1::JobResult::SUCCEEDED);
   }
   const std::string id = job.job_id();
-  EXPECT_THAT(fake_.starts(), ElementsAre(id + "/1", id + "/2", id + "/3", id + "/4",
-                                          id + "/5"));
+  EXPECT_THAT(fake_.starts(),
+              ElementsAre(id + "/1", id + "/2", id + "/3", id + "/4", id + "/5"));
   EXPECT_THAT(fake_.owners(), ::testing::Each("alice"));
 }
 
 TEST_F(RunEngineTest, AStartWithNanosecondsStillFires) {
   StartEngine();
   const absl::Time start = kStart + absl::Nanoseconds(123456789);
-  v1::Job job = Create(10, [&](v1::Job& j) {
-    *j.mutable_schedule()->mutable_start() = ToProto(start);
-  });
+  v1::Job job = Create(
+      10, [&](v1::Job& j) { *j.mutable_schedule()->mutable_start() = ToProto(start); });
   // Kept to the microsecond, the resolution of the timer queue.
   EXPECT_EQ(FromProto(job.schedule().start()), kStart + absl::Microseconds(123456));
   At(start);
@@ -153,7 +152,8 @@ TEST_F(RunEngineTest, NothingFiresBeforeItIsDue) {
 
 TEST_F(RunEngineTest, StopAfterRunsGivesExactlyThatManyAndEnds) {
   StartEngine();
-  v1::Job job = Create(1, [](v1::Job& j) { j.mutable_schedule()->set_stop_after_runs(3); });
+  v1::Job job =
+      Create(1, [](v1::Job& j) { j.mutable_schedule()->set_stop_after_runs(3); });
   for (int k = 0; k < 10; ++k) At(Slot(k, 1));
   v1::Job after = Get(job.job_id());
   EXPECT_EQ(after.status(), v1::Job::ENDED);
@@ -179,7 +179,8 @@ TEST_F(RunEngineTest, StopAfterRunsGivesExactlyThatManyAndEnds) {
 TEST_F(RunEngineTest, StopAfterDateEnds) {
   StartEngine();
   v1::Job job = Create(10, [](v1::Job& j) {
-    *j.mutable_schedule()->mutable_stop_after_date() = ToProto(kStart + absl::Seconds(25));
+    *j.mutable_schedule()->mutable_stop_after_date() =
+        ToProto(kStart + absl::Seconds(25));
   });
   for (int k = 0; k < 6; ++k) At(Slot(k, 10));
   v1::Job after = Get(job.job_id());
@@ -290,7 +291,8 @@ TEST_F(RunEngineTest, RunNowIsOneExtraRunThatDoesNotShiftTheGrid) {
 
 TEST_F(RunEngineTest, ARunNowThatReachesStopAfterRunsEndsTheJobAtOnce) {
   StartEngine();
-  v1::Job job = Create(10, [](v1::Job& j) { j.mutable_schedule()->set_stop_after_runs(1); });
+  v1::Job job =
+      Create(10, [](v1::Job& j) { j.mutable_schedule()->set_stop_after_runs(1); });
   v1::RunJobNowRequest now;
   now.set_job_id(job.job_id());
   absl::StatusOr<v1::Job> ran = Call(&JobService::RunJobNow, now);
@@ -335,20 +337,21 @@ TEST_F(RunEngineTest, MissedSlotsWithRunOnceCatchUpOnce) {
 TEST_F(RunEngineTest, AfterACrashPendingRunsBecomeUnknownAndAreNotRetried) {
   v1::Job job = Create(10);
   // What a crash between recording a run and starting it leaves behind.
-  store_.WriteJobState(job.job_id(),
-                       [](v1::Job& j, std::vector<v1::JobResult>& table) {
-                         v1::JobResult r;
-                         r.set_run_number(1);
-                         r.set_status(v1::JobResult::PENDING);
-                         *r.mutable_scheduled_time() = ToProto(kStart);
-                         j.set_last_run_number(1);
-                         j.set_n_runs(1);
-                         *j.mutable_next_run() = ToProto(kStart + absl::Seconds(10));
-                         *j.add_results() = r;
-                         table.push_back(r);
-                         return absl::OkStatus();
-                       },
-                       [](absl::StatusOr<v1::Job>) {});
+  store_.WriteJobState(
+      job.job_id(),
+      [](v1::Job& j, std::vector<v1::JobResult>& table) {
+        v1::JobResult r;
+        r.set_run_number(1);
+        r.set_status(v1::JobResult::PENDING);
+        *r.mutable_scheduled_time() = ToProto(kStart);
+        j.set_last_run_number(1);
+        j.set_n_runs(1);
+        *j.mutable_next_run() = ToProto(kStart + absl::Seconds(10));
+        *j.add_results() = r;
+        table.push_back(r);
+        return absl::OkStatus();
+      },
+      [](absl::StatusOr<v1::Job>) {});
   clock_.Set(kStart + absl::Seconds(2));
   StartEngine();
   engine_->WaitIdle();
@@ -497,7 +500,8 @@ TEST_F(RunEngineTest, UpdateRejectsBadInputAndUnknownPathsWithoutWriting) {
   update.mutable_update_mask()->add_paths("schedule.interval_seconds");
   absl::StatusOr<v1::Job> r = Call(&JobService::UpdateJob, update);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(r.status().message()), ::testing::StartsWith("job.schedule.interval_seconds"));
+  EXPECT_THAT(std::string(r.status().message()),
+              ::testing::StartsWith("job.schedule.interval_seconds"));
 
   update.mutable_update_mask()->set_paths(0, "owner");
   r = Call(&JobService::UpdateJob, update);
@@ -508,7 +512,8 @@ TEST_F(RunEngineTest, UpdateRejectsBadInputAndUnknownPathsWithoutWriting) {
   update.mutable_job()->mutable_action()->set_body(R"({"bad": 1})");
   r = Call(&JobService::UpdateJob, update);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(r.status().message()), ::testing::StartsWith("job.action.body"));
+  EXPECT_THAT(std::string(r.status().message()),
+              ::testing::StartsWith("job.action.body"));
 
   update.mutable_job()->mutable_action()->set_body(R"({"good": 1})");
   update.mutable_job()->set_etag("stale");
@@ -526,7 +531,8 @@ TEST_F(RunEngineTest, UnknownProviderOrBadBodyNeverBecomesAJob) {
   absl::Status status;
   jobs_.CreateJob(kAlice, req, [&](absl::StatusOr<v1::Job> j) { status = j.status(); });
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(status.message()), ::testing::StartsWith("job.action.provider"));
+  EXPECT_THAT(std::string(status.message()),
+              ::testing::StartsWith("job.action.provider"));
   req.mutable_job()->mutable_action()->set_provider("fake");
   req.mutable_job()->mutable_action()->set_body(R"({"bad": true})");
   jobs_.CreateJob(kAlice, req, [&](absl::StatusOr<v1::Job> j) { status = j.status(); });

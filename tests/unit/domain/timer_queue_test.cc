@@ -1,9 +1,9 @@
 #include "domain/timer_queue.h"
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <random>
-
-#include <gtest/gtest.h>
 
 #include "domain/ids.h"
 

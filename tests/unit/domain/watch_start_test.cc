@@ -5,13 +5,13 @@
 // clock, and no gRPC: the reactor that pumps a feed is api/watch.cc's.
 #include "domain/watch_start.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
@@ -51,7 +51,8 @@ class Wakes {
   // Waits until on_ready has run more than `seen` times; false after 10 s.
   bool WaitPast(int seen) const {
     absl::MutexLock lock(&mu_);
-    auto past = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return count_ > seen; };
+    auto past = [this, seen]()
+                    ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return count_ > seen; };
     return mu_.AwaitWithTimeout(absl::Condition(&past), absl::Seconds(10));
   }
   // Whether on_ready ever ran on the thread that made this.
@@ -265,15 +266,15 @@ TEST_F(WatchStartTest, TheSnapshotHoldsOnlyMatchingLiveJobsAcrossPagesOfNone) {
   Pause(paused.job_id());
   Create(kAlice, "nightly last");
   Wakes wakes;
-  auto feed = starter_->Open({.owner = "alice", .name_contains = "nightly"}, 0,
-                             wakes.Callback());
+  auto feed =
+      starter_->Open({.owner = "alice", .name_contains = "nightly"}, 0, wakes.Callback());
   std::vector<EventPtr> got = TakeUntil(*feed, wakes, 3);
   EXPECT_THAT(Names(got), ElementsAre("nightly first", "nightly paused", "nightly last"));
   EXPECT_THAT(Types(got), Each(v1::JobEvent::SNAPSHOT));
 
   Wakes paused_wakes;
-  auto only_paused = starter_->Open(
-      {.owner = "alice", .statuses = {v1::Job::PAUSED}}, 0, paused_wakes.Callback());
+  auto only_paused = starter_->Open({.owner = "alice", .statuses = {v1::Job::PAUSED}}, 0,
+                                    paused_wakes.Callback());
   got = TakeUntil(*only_paused, paused_wakes, 1);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0]->message.job().job_id(), paused.job_id());

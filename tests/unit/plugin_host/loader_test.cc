@@ -1,14 +1,14 @@
 // Loader tests: good plugins load; each broken one is refused with one warn
 // line naming it, and the rest still load.
+#include <gtest/gtest.h>
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <spdlog/sinks/ringbuffer_sink.h>
-#include <spdlog/spdlog.h>
 
 #include "plugin_host/plugin_host.h"
 #include "plugin_test_util.h"
@@ -20,7 +20,9 @@ namespace fs = std::filesystem;
 using testing::TempDir;
 using testing::WriteFile;
 
-std::string Fake(const std::string& name) { return std::string(TIMER_FAKES_DIR) + "/" + name + ".so"; }
+std::string Fake(const std::string& name) {
+  return std::string(TIMER_FAKES_DIR) + "/" + name + ".so";
+}
 
 // Collects what spdlog's default logger writes while it lives.
 class LogCapture {
@@ -37,7 +39,8 @@ class LogCapture {
     int n = 0;
     for (const auto& msg : sink_->last_raw()) {
       if (msg.level >= spdlog::level::warn &&
-          std::string(msg.payload.data(), msg.payload.size()).find(needle) != std::string::npos) {
+          std::string(msg.payload.data(), msg.payload.size()).find(needle) !=
+              std::string::npos) {
         ++n;
       }
     }
@@ -68,14 +71,16 @@ TEST(LoadPlugins, LoadsTheGoodAndRefusesEachBrokenOneWithAWarning) {
   WriteFile(dir.path() / "README.txt", "ignored: not *.so\n");
 
   LogCapture log;
-  nlohmann::json configs = {{"fake_c", {{"greeting", "hello"}}}, {"ghost", nlohmann::json::object()}};
-  auto registry = LoadPlugins({dir.str(), dir.str() + "/../" + dir.path().filename().string()},
-                              configs);
+  nlohmann::json configs = {{"fake_c", {{"greeting", "hello"}}},
+                            {"ghost", nlohmann::json::object()}};
+  auto registry = LoadPlugins(
+      {dir.str(), dir.str() + "/../" + dir.path().filename().string()}, configs);
   ASSERT_TRUE(registry.ok()) << registry.status();
   EXPECT_EQ(Names(**registry), (std::vector<std::string>{"fake_c", "noop"}));
 
-  for (const char* f : {"fake_v2.so", "fake_refuse.so", "fake_nosym.so", "fake_small.so",
-                        "fake_initfail.so", "fake_badname.so", "zz_dup_noop.so", "x.so"}) {
+  for (const char* f :
+       {"fake_v2.so", "fake_refuse.so", "fake_nosym.so", "fake_small.so",
+        "fake_initfail.so", "fake_badname.so", "zz_dup_noop.so", "x.so"}) {
     EXPECT_EQ(log.WarnLinesWith(std::string("/") + f + ":"), 1) << f;
   }
   EXPECT_EQ(log.WarnLinesWith("README"), 0);
@@ -105,14 +110,18 @@ TEST(LoadPlugin, ReportsWhyEachBrokenPluginIsRefused) {
     std::string needle;
   };
   const std::vector<Case> cases = {
-      {(dir.path() / "x.so").string(), absl::StatusCode::kFailedPrecondition, "not a loadable"},
+      {(dir.path() / "x.so").string(), absl::StatusCode::kFailedPrecondition,
+       "not a loadable"},
       {(dir.path() / "missing.so").string(), absl::StatusCode::kFailedPrecondition,
        "not a loadable"},
-      {Fake("fake_nosym"), absl::StatusCode::kFailedPrecondition, "no timer_ap_get_api symbol"},
+      {Fake("fake_nosym"), absl::StatusCode::kFailedPrecondition,
+       "no timer_ap_get_api symbol"},
       {Fake("fake_v2"), absl::StatusCode::kFailedPrecondition, "built for ABI 2.7"},
       {Fake("fake_refuse"), absl::StatusCode::kFailedPrecondition, "refused this host"},
-      {Fake("fake_small"), absl::StatusCode::kFailedPrecondition, "function table too small"},
-      {Fake("fake_badname"), absl::StatusCode::kFailedPrecondition, "invalid provider name"},
+      {Fake("fake_small"), absl::StatusCode::kFailedPrecondition,
+       "function table too small"},
+      {Fake("fake_badname"), absl::StatusCode::kFailedPrecondition,
+       "invalid provider name"},
       {Fake("fake_initfail"), absl::StatusCode::kInvalidArgument, "refused on purpose"},
   };
   for (const Case& c : cases) {

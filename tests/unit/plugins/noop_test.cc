@@ -1,12 +1,12 @@
 // noop provider, driven through the plugin host as timerd drives it.
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_split.h"
 #include "plugin_host/plugin_host.h"
@@ -31,7 +31,8 @@ class NoopTest : public ::testing::Test {
     noop_ = *std::move(p);
   }
   std::vector<std::string> RecordLines() {
-    std::vector<std::string> lines = absl::StrSplit(ReadFile(record_), '\n', absl::SkipEmpty());
+    std::vector<std::string> lines =
+        absl::StrSplit(ReadFile(record_), '\n', absl::SkipEmpty());
     return lines;
   }
 
@@ -79,7 +80,8 @@ TEST_F(NoopTest, StaysActiveForDelayThenSucceeds) {
 }
 
 TEST_F(NoopTest, FailsOnRequest) {
-  auto st = noop_->Start("job1/3", LocalIdentity(), R"({"fail": true, "fail_message": "boom"})");
+  auto st = noop_->Start("job1/3", LocalIdentity(),
+                         R"({"fail": true, "fail_message": "boom"})");
   ASSERT_TRUE(st.ok()) << st.status();
   auto end = WaitForEnd(noop_.get(), st->action_id);
   ASSERT_TRUE(end.ok());
@@ -184,8 +186,9 @@ TEST_F(NoopTest, ReleasingAnActiveActionCancelsAndForgetsIt) {
 
 TEST_F(NoopTest, DestroyWithActionsRunningCancelsAndJoins) {
   for (int i = 0; i < 4; ++i) {
-    ASSERT_TRUE(noop_->Start("job5/" + std::to_string(i), LocalIdentity(),
-                             R"({"delay_ms": 600000})")
+    ASSERT_TRUE(noop_
+                    ->Start("job5/" + std::to_string(i), LocalIdentity(),
+                            R"({"delay_ms": 600000})")
                     .ok());
   }
   auto t0 = std::chrono::steady_clock::now();
@@ -196,10 +199,11 @@ TEST_F(NoopTest, DestroyWithActionsRunningCancelsAndJoins) {
 TEST(NoopConfig, BadConfigFailsCreate) {
   auto unknown = LoadPlugin(TIMER_NOOP_SO, {{"noop", {{"recordfile", "/tmp/x"}}}});
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_NE(unknown.status().message().find("plugins.noop.recordfile"), absl::string_view::npos)
+  EXPECT_NE(unknown.status().message().find("plugins.noop.recordfile"),
+            absl::string_view::npos)
       << unknown.status();
-  auto unwritable =
-      LoadPlugin(TIMER_NOOP_SO, {{"noop", {{"record_file", "/nonexistent/dir/runs.log"}}}});
+  auto unwritable = LoadPlugin(
+      TIMER_NOOP_SO, {{"noop", {{"record_file", "/nonexistent/dir/runs.log"}}}});
   EXPECT_EQ(unwritable.status().code(), absl::StatusCode::kInvalidArgument);
 }
 

@@ -1,5 +1,6 @@
 // transfer provider over temp directories, driven through the plugin host.
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,8 +11,6 @@
 #include <random>
 #include <string>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "plugin_host/plugin_host.h"
 #include "plugin_test_util.h"
@@ -40,8 +39,8 @@ std::string RandomBytes(size_t n, uint64_t seed) {
 // path relative to root -> content, for regular files; "dir/" for dirs.
 std::map<std::string, std::string> Snapshot(const fs::path& root) {
   std::map<std::string, std::string> out;
-  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
-       ++it) {
+  for (auto it = fs::recursive_directory_iterator(root);
+       it != fs::recursive_directory_iterator(); ++it) {
     std::string rel = fs::relative(it->path(), root).string();
     if (it->is_symlink()) {
       out[rel] = "-> " + fs::read_symlink(it->path()).string();
@@ -86,14 +85,15 @@ class TransferTest : public ::testing::Test {
 
   void Load(int64_t max_bytes_per_second) {
     provider_.reset();
-    json config = {{"transfer",
-                    {{"max_bytes_per_second", max_bytes_per_second},
-                     {"endpoints",
-                      {{{"id", "src"}, {"display_name", "Source"}, {"root", src_.string()}},
-                       {{"id", "dst"}, {"display_name", "Destination"}, {"root", dst_.string()}},
-                       {{"id", "lab"},
-                        {"root", restricted_.string()},
-                        {"allowed_identities", {"alice@example.org"}}}}}}}};
+    json config = {
+        {"transfer",
+         {{"max_bytes_per_second", max_bytes_per_second},
+          {"endpoints",
+           {{{"id", "src"}, {"display_name", "Source"}, {"root", src_.string()}},
+            {{"id", "dst"}, {"display_name", "Destination"}, {"root", dst_.string()}},
+            {{"id", "lab"},
+             {"root", restricted_.string()},
+             {"allowed_identities", {"alice@example.org"}}}}}}}};
     auto p = LoadPlugin(TIMER_TRANSFER_SO, config);
     ASSERT_TRUE(p.ok()) << p.status();
     provider_ = *std::move(p);
@@ -101,10 +101,11 @@ class TransferTest : public ::testing::Test {
 
   static json Body(const std::string& from, const std::string& to, bool recursive = true,
                    json extra = json::object()) {
-    json b = {{"source_endpoint_id", "src"},
-              {"destination_endpoint_id", "dst"},
-              {"transfer_items",
-               {{{"source_path", from}, {"destination_path", to}, {"recursive", recursive}}}}};
+    json b = {
+        {"source_endpoint_id", "src"},
+        {"destination_endpoint_id", "dst"},
+        {"transfer_items",
+         {{{"source_path", from}, {"destination_path", to}, {"recursive", recursive}}}}};
     for (auto& [k, v] : extra.items()) b[k] = v;
     return b;
   }
@@ -153,7 +154,8 @@ TEST_F(TransferTest, PartFilesOfADeadWriterAreSweptAndALiveOnesAreKept) {
   // No process has pid 2^22 + 1 here (pid_max is at most 2^22).
   WriteFile(dst_ / "backup/tree/.timer-part-4194305-0123456789abcdef", "half a fi");
   // A part file of a live writer (this process) is left alone.
-  const std::string live = ".timer-part-" + std::to_string(getpid()) + "-fedcba9876543210";
+  const std::string live =
+      ".timer-part-" + std::to_string(getpid()) + "-fedcba9876543210";
   WriteFile(dst_ / "backup/tree" / live, "in progress");
   ActionStatus st = Run(Body("tree", "backup/tree"));
   ASSERT_EQ(st.state, State::kSucceeded) << st.error;
@@ -182,15 +184,15 @@ TEST_F(TransferTest, EachSyncLevelSkipsWhatItShould) {
   };
   const time_t kSrcMtime = 2'000'000'000;
   const std::vector<Case> cases = {
-      {"", "same!", kSrcMtime, true},                 // no sync level: always copy
-      {"exists", "other content", 1, false},          // exists: anything there
-      {"size", "SAME!", kSrcMtime - 5, false},        // size: same size, different bytes
+      {"", "same!", kSrcMtime, true},           // no sync level: always copy
+      {"exists", "other content", 1, false},    // exists: anything there
+      {"size", "SAME!", kSrcMtime - 5, false},  // size: same size, different bytes
       {"size", "longer content", kSrcMtime, true},
-      {"mtime", "xx", kSrcMtime + 10, false},         // destination newer
-      {"mtime", "xx", kSrcMtime, false},              // same time
-      {"mtime", "same!", kSrcMtime - 10, true},       // destination older
-      {"checksum", "same!", 1, false},                // same bytes
-      {"checksum", "SAME!", kSrcMtime, true},         // same size, different bytes
+      {"mtime", "xx", kSrcMtime + 10, false},    // destination newer
+      {"mtime", "xx", kSrcMtime, false},         // same time
+      {"mtime", "same!", kSrcMtime - 10, true},  // destination older
+      {"checksum", "same!", 1, false},           // same bytes
+      {"checksum", "SAME!", kSrcMtime, true},    // same size, different bytes
   };
   WriteFile(src_ / "f.txt", "same!");
   SetMtime(src_ / "f.txt", kSrcMtime);
@@ -261,15 +263,18 @@ TEST_F(TransferTest, EscapesAreRefusedAtValidate) {
     std::string needle;
   };
   const std::vector<Case> cases = {
-      {Body("../outside/secret.txt", "s.txt", false), "transfer_items[0].source_path: \"..\""},
+      {Body("../outside/secret.txt", "s.txt", false),
+       "transfer_items[0].source_path: \"..\""},
       {Body("a/../../outside", "o"), "transfer_items[0].source_path: \"..\""},
       {Body("f", "../outside/x", false), "transfer_items[0].destination_path: \"..\""},
       {Body((outside_ / "secret.txt").string(), "s.txt", false), "not absolute"},
-      {Body("f", "/tmp/x", false), "transfer_items[0].destination_path: must be relative"},
+      {Body("f", "/tmp/x", false),
+       "transfer_items[0].destination_path: must be relative"},
       {Body("link_out/secret.txt", "s.txt", false), "goes through a symbolic link"},
       {Body("secret_link", "s.txt", false), "is a symbolic link"},
       {Body("link_out", "o"), "is a symbolic link"},
-      {Body("a", "evil/x"), "transfer_items[0].destination_path: goes through a symbolic link"},
+      {Body("a", "evil/x"),
+       "transfer_items[0].destination_path: goes through a symbolic link"},
   };
   for (const Case& c : cases) {
     absl::Status s = Validate(c.body);
@@ -278,7 +283,7 @@ TEST_F(TransferTest, EscapesAreRefusedAtValidate) {
     EXPECT_EQ(provider_->Start("esc", LocalIdentity(), c.body.dump()).status().code(),
               absl::StatusCode::kInvalidArgument);
   }
-  EXPECT_TRUE(Snapshot(dst_).size() == 1);  // only the "evil" link itself
+  EXPECT_TRUE(Snapshot(dst_).size() == 1);   // only the "evil" link itself
   EXPECT_EQ(Snapshot(outside_).size(), 1u);  // untouched
 }
 
@@ -289,7 +294,8 @@ TEST_F(TransferTest, SymlinksInsideATreeAreNeverFollowed) {
   ActionStatus st = Run(Body("t", "t"));
   ASSERT_EQ(st.state, State::kSucceeded) << st.error;
   EXPECT_EQ(Details(st)["symlinks_skipped"], 2);
-  EXPECT_EQ(Snapshot(dst_ / "t"), (std::map<std::string, std::string>{{"real.txt", "real"}}));
+  EXPECT_EQ(Snapshot(dst_ / "t"),
+            (std::map<std::string, std::string>{{"real.txt", "real"}}));
 }
 
 TEST_F(TransferTest, ASymlinkAppearingAfterStartIsRefusedAtRun) {
@@ -299,15 +305,17 @@ TEST_F(TransferTest, ASymlinkAppearingAfterStartIsRefusedAtRun) {
   WriteFile(src_ / "slow.bin", RandomBytes(1 << 20, 9));
   WriteFile(src_ / "d/f.txt", "f");
   json body = Body("slow.bin", "slow.bin", false);
-  body["transfer_items"].push_back(
-      {{"source_path", "d/f.txt"}, {"destination_path", "out/f.txt"}, {"recursive", false}});
-  body["transfer_items"].push_back(
-      {{"source_path", "slow.bin"}, {"destination_path", "out2/f.txt"}, {"recursive", false}});
+  body["transfer_items"].push_back({{"source_path", "d/f.txt"},
+                                    {"destination_path", "out/f.txt"},
+                                    {"recursive", false}});
+  body["transfer_items"].push_back({{"source_path", "slow.bin"},
+                                    {"destination_path", "out2/f.txt"},
+                                    {"recursive", false}});
   auto st = provider_->Start("late-link", LocalIdentity(), body.dump());
   ASSERT_TRUE(st.ok()) << st.status();
   fs::remove_all(src_ / "d");
-  fs::create_symlink(outside_, src_ / "d");          // source now leads out
-  fs::create_symlink(outside_, dst_ / "out2");       // so does a destination
+  fs::create_symlink(outside_, src_ / "d");     // source now leads out
+  fs::create_symlink(outside_, dst_ / "out2");  // so does a destination
   auto end = WaitForEnd(provider_.get(), st->action_id);
   ASSERT_TRUE(end.ok()) << end.status();
   EXPECT_EQ(end->state, State::kFailed);
@@ -316,7 +324,8 @@ TEST_F(TransferTest, ASymlinkAppearingAfterStartIsRefusedAtRun) {
   json d = Details(*end);
   EXPECT_EQ(d["files_transferred"], 1);
   ASSERT_EQ(d["errors"].size(), 2u);
-  EXPECT_NE(d["errors"][1]["error"].get<std::string>().find("symbolic link"), std::string::npos)
+  EXPECT_NE(d["errors"][1]["error"].get<std::string>().find("symbolic link"),
+            std::string::npos)
       << d;
   EXPECT_FALSE(fs::exists(dst_ / "out/f.txt"));
   EXPECT_EQ(Snapshot(outside_).size(), 1u);  // nothing written outside
@@ -325,7 +334,8 @@ TEST_F(TransferTest, ASymlinkAppearingAfterStartIsRefusedAtRun) {
 TEST_F(TransferTest, CancelMidwayLeavesNoPartialFile) {
   Load(8 << 20);  // 8 MB/s, so a 32 MB file takes ~4 s
   WriteFile(src_ / "big.bin", RandomBytes(32 << 20, 3));
-  auto st = provider_->Start("cancel/1", LocalIdentity(), Body("big.bin", "big.bin", false).dump());
+  auto st = provider_->Start("cancel/1", LocalIdentity(),
+                             Body("big.bin", "big.bin", false).dump());
   ASSERT_TRUE(st.ok()) << st.status();
   // Wait until the copy is under way (some bytes written), then cancel.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -403,7 +413,8 @@ TEST_F(TransferTest, MissingSourceFailsTheRunNamingThePath) {
 
 TEST_F(TransferTest, EncryptDataOnLocalEndpointsSaysSoInDetails) {
   WriteFile(src_ / "e.txt", "e");
-  ActionStatus st = Run(Body("e.txt", "e.txt", false, {{"encrypt_data", true}, {"label", "nightly"}}));
+  ActionStatus st =
+      Run(Body("e.txt", "e.txt", false, {{"encrypt_data", true}, {"label", "nightly"}}));
   ASSERT_EQ(st.state, State::kSucceeded);
   json d = Details(st);
   EXPECT_NE(d["encrypt_data"].get<std::string>().find("not applied"), std::string::npos);
@@ -418,30 +429,35 @@ TEST_F(TransferTest, DeleteDestinationExtraRemovesWhatTheSourceLacks) {
   fs::create_symlink(outside_, dst_ / "m/extralink");
   ActionStatus st = Run(Body("m", "m", true, {{"delete_destination_extra", true}}));
   ASSERT_EQ(st.state, State::kSucceeded) << st.error;
-  EXPECT_EQ(Snapshot(dst_ / "m"), (std::map<std::string, std::string>{{"keep.txt", "keep"}}));
-  EXPECT_EQ(Details(st)["entries_deleted"], 5);  // extra.txt, y.txt, x, extradir, extralink
+  EXPECT_EQ(Snapshot(dst_ / "m"),
+            (std::map<std::string, std::string>{{"keep.txt", "keep"}}));
+  EXPECT_EQ(Details(st)["entries_deleted"],
+            5);  // extra.txt, y.txt, x, extradir, extralink
   EXPECT_TRUE(fs::exists(outside_ / "secret.txt"));  // the link was removed, not followed
 }
 
 TEST(TransferConfig, BadConfigFailsCreate) {
-  auto relative = LoadPlugin(TIMER_TRANSFER_SO,
-                             {{"transfer", {{"endpoints", {{{"id", "a"}, {"root", "rel/dir"}}}}}}});
+  auto relative =
+      LoadPlugin(TIMER_TRANSFER_SO,
+                 {{"transfer", {{"endpoints", {{{"id", "a"}, {"root", "rel/dir"}}}}}}});
   EXPECT_EQ(relative.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(relative.status().message().find("plugins.transfer.endpoints[0].root"),
             absl::string_view::npos)
       << relative.status();
-  auto dup = LoadPlugin(TIMER_TRANSFER_SO, {{"transfer",
-                                             {{"endpoints",
-                                               {{{"id", "a"}, {"root", "/tmp"}},
-                                                {{"id", "a"}, {"root", "/tmp"}}}}}}});
+  auto dup = LoadPlugin(
+      TIMER_TRANSFER_SO,
+      {{"transfer",
+        {{"endpoints",
+          {{{"id", "a"}, {"root", "/tmp"}}, {{"id", "a"}, {"root", "/tmp"}}}}}}});
   EXPECT_EQ(dup.status().code(), absl::StatusCode::kInvalidArgument);
-  auto typo = LoadPlugin(TIMER_TRANSFER_SO, {{"transfer", {{"endpoint", json::array()}}}});
+  auto typo =
+      LoadPlugin(TIMER_TRANSFER_SO, {{"transfer", {{"endpoint", json::array()}}}});
   EXPECT_EQ(typo.status().code(), absl::StatusCode::kInvalidArgument);
   auto none = LoadPlugin(TIMER_TRANSFER_SO, json::object());
   ASSERT_TRUE(none.ok());
   auto schema = json::parse((*none)->info().input_schema());
-  EXPECT_EQ(schema["required"], json({"source_endpoint_id", "destination_endpoint_id",
-                                      "transfer_items"}));
+  EXPECT_EQ(schema["required"],
+            json({"source_endpoint_id", "destination_endpoint_id", "transfer_items"}));
 }
 
 }  // namespace

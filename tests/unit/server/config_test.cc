@@ -159,7 +159,8 @@ tags = ["a", "b"]
   ASSERT_EQ(endpoints.size(), 2u);
   EXPECT_TRUE(endpoints[0].is_object());
   EXPECT_EQ(endpoints[0], nlohmann::json::parse(R"({"name": "east", "port": 443})"));
-  EXPECT_EQ(endpoints[1], nlohmann::json::parse(R"({"name": "west", "tags": ["a", "b"]})"));
+  EXPECT_EQ(endpoints[1],
+            nlohmann::json::parse(R"({"name": "west", "tags": ["a", "b"]})"));
 }
 
 TEST(ParseConfigTest, PluginWithOnlyAnArrayOfTables) {
@@ -350,26 +351,28 @@ leeway_seconds = 30
 }
 
 TEST(ParseConfigTest, UnknownAuthSettingsAndBadLimitsAreErrors) {
-  EXPECT_THAT(ParseConfig("[auth.jwt]\nkeyfile = \"x\"\n", "t.toml"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("auth.jwt.keyfile")));
+  EXPECT_THAT(
+      ParseConfig("[auth.jwt]\nkeyfile = \"x\"\n", "t.toml"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("auth.jwt.keyfile")));
   EXPECT_THAT(ParseConfig("[auth.oauth]\n", "t.toml"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("auth.oauth")));
-  EXPECT_THAT(ParseConfig("max_jobs_per_identity = 0\n", "t.toml"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_jobs_per_identity")));
+  EXPECT_THAT(
+      ParseConfig("max_jobs_per_identity = 0\n", "t.toml"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_jobs_per_identity")));
 }
 
 TEST(ValidateConfigTest, TlsAndJwtSettingsMustBeComplete) {
   Config c;
   EXPECT_TRUE(ValidateConfig(c).ok());
   c.tls_cert = "cert.pem";
-  EXPECT_THAT(ValidateConfig(c), StatusIs(absl::StatusCode::kInvalidArgument,
-                                          HasSubstr("tls_key")));
+  EXPECT_THAT(ValidateConfig(c),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("tls_key")));
   c.tls_key = "key.pem";
   EXPECT_TRUE(ValidateConfig(c).ok());
   Config mtls_only;
   mtls_only.tls_client_ca = "ca.pem";
-  EXPECT_THAT(ValidateConfig(mtls_only), StatusIs(absl::StatusCode::kInvalidArgument,
-                                                  HasSubstr("tls_client_ca")));
+  EXPECT_THAT(ValidateConfig(mtls_only),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("tls_client_ca")));
   Config jwt;
   jwt.jwt_keys_file = "jwks.json";
   jwt.jwt_issuer = "https://idp";
@@ -417,7 +420,8 @@ TEST(ConfigKeysTest, AreConsistent) {
     }
     if (!key.allowed.empty()) {
       const std::string& def = defaults.*std::get<std::string Config::*>(key.field);
-      EXPECT_NE(std::find(key.allowed.begin(), key.allowed.end(), def), key.allowed.end());
+      EXPECT_NE(std::find(key.allowed.begin(), key.allowed.end(), def),
+                key.allowed.end());
     }
   }
   EXPECT_EQ(paths.count("plugins"), 0u) << "plugins tables are the providers'";
@@ -434,16 +438,17 @@ TEST(ConfigKeysTest, EveryIntegerKeyAcceptsItsRangeAndRefusesOutsideIt) {
     const std::string header =
         dot == std::string::npos ? "" : absl::StrCat("[", path.substr(0, dot), "]\n");
     const std::string name = dot == std::string::npos ? path : path.substr(dot + 1);
-    const auto toml = [&](auto value) { return absl::StrCat(header, name, " = ", value, "\n"); };
+    const auto toml = [&](auto value) {
+      return absl::StrCat(header, name, " = ", value, "\n");
+    };
     for (int64_t ok : {key.min, key.max}) {
       absl::StatusOr<Config> c = ParseConfig(toml(ok), kOrigin);
       ASSERT_THAT(c, IsOk()) << path << " = " << ok;
       EXPECT_EQ(ValueOf(key, *c), ::testing::PrintToString(ok)) << path;
     }
     const std::string range = absl::StrCat("from ", key.min, " to ", key.max);
-    for (const std::string& bad :
-         {absl::StrCat(key.min - 1), absl::StrCat(key.max + 1), std::string("\"9\""),
-          std::string("1.5")}) {
+    for (const std::string& bad : {absl::StrCat(key.min - 1), absl::StrCat(key.max + 1),
+                                   std::string("\"9\""), std::string("1.5")}) {
       EXPECT_THAT(ParseConfig(toml(bad), kOrigin),
                   StatusIs(absl::StatusCode::kInvalidArgument,
                            AllOf(HasSubstr(kOrigin), HasSubstr(path), HasSubstr(range))))
@@ -460,9 +465,10 @@ TEST(ConfigKeysTest, EveryKeyRefusesAValueOfAnotherType) {
         dot == std::string::npos ? "" : absl::StrCat("[", path.substr(0, dot), "]\n");
     const std::string name = dot == std::string::npos ? path : path.substr(dot + 1);
     // An array is no key's type.
-    EXPECT_THAT(ParseConfig(absl::StrCat(header, name, " = [1]\n"), kOrigin),
-                StatusIs(absl::StatusCode::kInvalidArgument,
-                         AllOf(HasSubstr(path), HasSubstr("must be"), HasSubstr("an array"))));
+    EXPECT_THAT(
+        ParseConfig(absl::StrCat(header, name, " = [1]\n"), kOrigin),
+        StatusIs(absl::StatusCode::kInvalidArgument,
+                 AllOf(HasSubstr(path), HasSubstr("must be"), HasSubstr("an array"))));
   }
 }
 
@@ -474,15 +480,19 @@ TEST(ConfigKeysTest, ARefusedStringNamesTheAllowedValuesAndTheValue) {
 }
 
 TEST(ConfigKeysTest, AnUnknownKeySuggestsTheKnownOne) {
-  EXPECT_THAT(ParseConfig("lisen = \"127.0.0.1:1\"\n", kOrigin),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("did you mean listen?")));
-  EXPECT_THAT(ParseConfig("[auth.jwt]\nissuers = \"x\"\n", kOrigin),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("auth.jwt.issuers: unknown setting (did you mean issuer?)")));
-  EXPECT_THAT(ParseConfig("[auth.oauth]\n", kOrigin),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("known in [auth]: jwt")));
+  EXPECT_THAT(
+      ParseConfig("lisen = \"127.0.0.1:1\"\n", kOrigin),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("did you mean listen?")));
+  EXPECT_THAT(
+      ParseConfig("[auth.jwt]\nissuers = \"x\"\n", kOrigin),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("auth.jwt.issuers: unknown setting (did you mean issuer?)")));
+  EXPECT_THAT(
+      ParseConfig("[auth.oauth]\n", kOrigin),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("known in [auth]: jwt")));
   EXPECT_THAT(ParseConfig("[auth]\njwt = 1\n", kOrigin),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("auth.jwt: must be a table")));
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("auth.jwt: must be a table")));
 }
 
 TEST(ConfigKeysTest, TheSampleConfigParsesToTheDefaults) {

@@ -260,7 +260,8 @@ TEST_F(TimerServerTest, ServesOnAUnixSocket) {
   ASSERT_NE(server, nullptr);
   // The address reported (and logged as "listening on ...") is the socket's.
   EXPECT_EQ(server->address(), config.listen);
-  auto channel = grpc::CreateChannel(server->address(), grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(server->address(), grpc::InsecureChannelCredentials());
   const auto [status, response] = CheckHealth(channel, "");
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response, kServing);

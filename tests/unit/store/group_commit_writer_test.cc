@@ -68,12 +68,14 @@ class Results {
   absl::AnyInvocable<void(absl::StatusOr<int>) &&> Callback() {
     return [this](absl::StatusOr<int> r) {
       absl::MutexLock lock(&mu_);
-      seen_.push_back(r.ok() ? absl::StrCat(*r) : absl::StatusCodeToString(r.status().code()));
+      seen_.push_back(r.ok() ? absl::StrCat(*r)
+                             : absl::StatusCodeToString(r.status().code()));
     };
   }
   bool WaitFor(size_t n) {
     absl::MutexLock lock(&mu_);
-    auto reached = [this, n]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return seen_.size() >= n; };
+    auto reached = [this, n]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return seen_.size() >= n; };
     return mu_.AwaitWithTimeout(absl::Condition(&reached), kWait);
   }
   std::vector<std::string> seen() const {

@@ -7,6 +7,8 @@
 // and SqliteStore's writer is held at a known point with a WriterGate (a
 // mutation that blocks inside the writer's transaction until released).
 
+#include "store/sqlite_store.h"
+
 #include <algorithm>
 #include <memory>
 #include <set>
@@ -17,7 +19,6 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/synchronization/mutex.h"
-#include "store/sqlite_store.h"
 #include "store/sqlite_util.h"
 #include "store_test_support.h"
 
@@ -30,12 +31,12 @@ namespace {
 class WriterGate {
  public:
   WriterGate(Store& store, const v1::Job& job) : state_(std::make_shared<State>()) {
-    outcome_ = StartUpdate(store, job.owner(), job.job_id(),
-                           [state = state_](v1::Job& j) {
-                             state->held.Notify();
-                             state->release.WaitForNotificationWithTimeout(kWait);
-                             return absl::OkStatus();
-                           });
+    outcome_ =
+        StartUpdate(store, job.owner(), job.job_id(), [state = state_](v1::Job& j) {
+          state->held.Notify();
+          state->release.WaitForNotificationWithTimeout(kWait);
+          return absl::OkStatus();
+        });
   }
   ~WriterGate() { Release(); }
   WriterGate(const WriterGate&) = delete;
@@ -574,17 +575,19 @@ TEST_F(SqliteStoreTest, ASchema1DatabaseKeepsItsJobsAndResultsAfterUpgrade) {
       r->set_run_number(run);
       r->set_status(run == 3 ? v1::JobResult::PENDING : v1::JobResult::SUCCEEDED);
     }
-    ASSERT_TRUE(db->Exec(absl::StrCat(
-                             "INSERT INTO jobs VALUES ('", id, "', 'alice', 1, 0, 2, NULL, 4, X'",
-                             absl::BytesToHexString(job.SerializeAsString()), "')")
-                             .c_str())
-                    .ok());
+    ASSERT_TRUE(
+        db->Exec(absl::StrCat("INSERT INTO jobs VALUES ('", id,
+                              "', 'alice', 1, 0, 2, NULL, 4, X'",
+                              absl::BytesToHexString(job.SerializeAsString()), "')")
+                     .c_str())
+            .ok());
     for (const v1::JobResult& r : job.results()) {
-      ASSERT_TRUE(db->Exec(absl::StrCat("INSERT INTO results VALUES ('", id, "', ",
-                                        r.run_number(), ", ", r.status(), ", NULL, X'",
-                                        absl::BytesToHexString(r.SerializeAsString()), "')")
-                               .c_str())
-                      .ok());
+      ASSERT_TRUE(
+          db->Exec(absl::StrCat("INSERT INTO results VALUES ('", id, "', ",
+                                r.run_number(), ", ", r.status(), ", NULL, X'",
+                                absl::BytesToHexString(r.SerializeAsString()), "')")
+                       .c_str())
+              .ok());
     }
   }
 

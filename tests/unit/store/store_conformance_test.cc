@@ -76,28 +76,30 @@ class StoreConformanceTest : public ::testing::TestWithParam<StoreFactory> {
       job.mutable_next_run()->set_seconds(*next_us / 1000000);
       job.mutable_next_run()->set_nanos((*next_us % 1000000) * 1000);
     }
-    EXPECT_TRUE(Sync([&](JobCallback cb) { store_->CreateJob(job, "", "", std::move(cb)); }).ok());
+    EXPECT_TRUE(Sync([&](JobCallback cb) {
+                  store_->CreateJob(job, "", "", std::move(cb));
+                }).ok());
     return job.job_id();
   }
 
   // Writes results run_numbers [from, to] with `status`, ended at second = run.
   void AddResults(const std::string& id, int from, int to, v1::JobResult::Status status) {
     auto r = Sync([&](JobCallback cb) {
-      store_->WriteJobState(id,
-                       [&](v1::Job&, std::vector<v1::JobResult>& table) {
-                         for (int n = from; n <= to; ++n) {
-                           v1::JobResult r;
-                           r.set_run_number(n);
-                           r.set_status(status);
-                           if (status != v1::JobResult::PENDING &&
-                               status != v1::JobResult::ACTIVE) {
-                             r.mutable_end_time()->set_seconds(n);
-                           }
-                           table.push_back(r);
-                         }
-                         return absl::OkStatus();
-                       },
-                       std::move(cb));
+      store_->WriteJobState(
+          id,
+          [&](v1::Job&, std::vector<v1::JobResult>& table) {
+            for (int n = from; n <= to; ++n) {
+              v1::JobResult r;
+              r.set_run_number(n);
+              r.set_status(status);
+              if (status != v1::JobResult::PENDING && status != v1::JobResult::ACTIVE) {
+                r.mutable_end_time()->set_seconds(n);
+              }
+              table.push_back(r);
+            }
+            return absl::OkStatus();
+          },
+          std::move(cb));
     });
     ASSERT_TRUE(r.ok()) << r.status();
   }
@@ -144,8 +146,7 @@ TEST_P(StoreConformanceTest, AnotherOwnersJobIsNotFoundOnGet) {
   const v1::Job job = MakeJob("alice");
   ASSERT_THAT(Create(store(), job), IsOk());
 
-  EXPECT_THAT(store().GetJob("bob", job.job_id()),
-              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store().GetJob("bob", job.job_id()), StatusIs(absl::StatusCode::kNotFound));
 }
 
 TEST_P(StoreConformanceTest, AnotherOwnersJobIsNotFoundOnUpdateAndUnchanged) {
@@ -312,8 +313,8 @@ TEST_P(StoreConformanceTest, EtagChangesOnEveryWrite) {
     last = updated->etag();
   }
   // Even a write that changes nothing is a new version.
-  absl::StatusOr<v1::Job> noop = Update(store(), "alice", job.job_id(),
-                                        [](v1::Job&) { return absl::OkStatus(); });
+  absl::StatusOr<v1::Job> noop =
+      Update(store(), "alice", job.job_id(), [](v1::Job&) { return absl::OkStatus(); });
   ASSERT_THAT(noop, IsOk());
   etags.insert(noop->etag());
   last = noop->etag();
@@ -536,9 +537,10 @@ TEST_P(StoreConformanceTest, ScanDueSeesOnlyJobsWithANextRun) {
   const std::string due = NewJob("alice", 5'000'000);
   NewJob("alice", std::nullopt);
   std::vector<std::pair<std::string, int64_t>> seen;
-  ASSERT_TRUE(store_->ScanDue([&](const std::string& id, int64_t us) {
-    seen.emplace_back(id, us);
-  }).ok());
+  ASSERT_TRUE(
+      store_
+          ->ScanDue([&](const std::string& id, int64_t us) { seen.emplace_back(id, us); })
+          .ok());
   EXPECT_EQ(seen, (std::vector<std::pair<std::string, int64_t>>{{due, 5'000'000}}));
 }
 
@@ -558,11 +560,12 @@ TEST_P(StoreConformanceTest, PruneKeepsTheNewestAndDropsTheOldButNeverOpenRuns) 
 TEST_P(StoreConformanceTest, PruneKeepsAnOpenRunAmongDroppedOnesListed) {
   const std::string id = NewJob("alice", std::nullopt);
   AddResults(id, 1, 10, v1::JobResult::SUCCEEDED);
-  AddResults(id, 3, 3, v1::JobResult::ACTIVE);  // Still open: never dropped.
+  AddResults(id, 3, 3, v1::JobResult::ACTIVE);       // Still open: never dropped.
   EXPECT_EQ(store_->PruneResults(2, 0).value(), 7);  // 1, 2 and 4..8.
   const auto runs = [&] {
     std::vector<int64_t> out;
-    const std::vector<v1::JobResult> results = store_->ListResults("alice", id, 0, 100).value();
+    const std::vector<v1::JobResult> results =
+        store_->ListResults("alice", id, 0, 100).value();
     for (const auto& r : results) out.push_back(r.run_number());
     return out;
   };
@@ -596,16 +599,17 @@ TEST_P(StoreConformanceTest, PruneByAgeDropsTheNewestRunWhenItEndedFirst) {
   const std::string id = NewJob("alice", std::nullopt);
   AddResults(id, 1, 5, v1::JobResult::SUCCEEDED);
   auto r = Sync([&](JobCallback cb) {
-    store_->WriteJobState(id,
-                     [&](v1::Job&, std::vector<v1::JobResult>& table) {
-                       v1::JobResult r;
-                       r.set_run_number(6);
-                       r.set_status(v1::JobResult::FAILED);
-                       r.mutable_end_time()->set_seconds(1);  // Before run 5 ended.
-                       table.push_back(r);
-                       return absl::OkStatus();
-                     },
-                     std::move(cb));
+    store_->WriteJobState(
+        id,
+        [&](v1::Job&, std::vector<v1::JobResult>& table) {
+          v1::JobResult r;
+          r.set_run_number(6);
+          r.set_status(v1::JobResult::FAILED);
+          r.mutable_end_time()->set_seconds(1);  // Before run 5 ended.
+          table.push_back(r);
+          return absl::OkStatus();
+        },
+        std::move(cb));
   });
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(store_->PruneResults(100, 2'000'000).value(), 2);  // Runs 1 and 6.
@@ -631,7 +635,8 @@ TEST_P(StoreConformanceTest, AnOlderRunWrittenLaterIsListedInRunOrder) {
     done.WaitForNotification();
   }
   std::vector<int64_t> runs;
-  const std::vector<v1::JobResult> results = store_->ListResults("alice", id, 0, 100).value();
+  const std::vector<v1::JobResult> results =
+      store_->ListResults("alice", id, 0, 100).value();
   for (const auto& r : results) runs.push_back(r.run_number());
   EXPECT_EQ(runs, (std::vector<int64_t>{5, 4, 3, 2, 1}));
   const auto page = store_->ListResults("alice", id, 4, 2).value();
@@ -675,15 +680,16 @@ TEST_P(StoreConformanceTest, JobsCarryTheNewestTenResultsNewestFirstOnEveryRead)
   // A mutation sees them, and the written job has them, new ones included.
   std::vector<int64_t> seen;
   auto written = Sync([&](JobCallback cb) {
-    store_->WriteJob("alice", id,
-                     [&](v1::Job& job, std::vector<v1::JobResult>& table) {
-                       seen = numbers(job);
-                       v1::JobResult r;
-                       r.set_run_number(13);
-                       table.push_back(r);
-                       return absl::OkStatus();
-                     },
-                     std::move(cb));
+    store_->WriteJob(
+        "alice", id,
+        [&](v1::Job& job, std::vector<v1::JobResult>& table) {
+          seen = numbers(job);
+          v1::JobResult r;
+          r.set_run_number(13);
+          table.push_back(r);
+          return absl::OkStatus();
+        },
+        std::move(cb));
   });
   ASSERT_TRUE(written.ok()) << written.status();
   EXPECT_EQ(seen, newest);
@@ -693,12 +699,13 @@ TEST_P(StoreConformanceTest, JobsCarryTheNewestTenResultsNewestFirstOnEveryRead)
 TEST_P(StoreConformanceTest, ResultsSetOnTheJobItselfAreNotStored) {
   const std::string id = NewJob("alice", std::nullopt);
   auto written = Sync([&](JobCallback cb) {
-    store_->WriteJob("alice", id,
-                     [](v1::Job& job, std::vector<v1::JobResult>&) {
-                       job.add_results()->set_run_number(99);
-                       return absl::OkStatus();
-                     },
-                     std::move(cb));
+    store_->WriteJob(
+        "alice", id,
+        [](v1::Job& job, std::vector<v1::JobResult>&) {
+          job.add_results()->set_run_number(99);
+          return absl::OkStatus();
+        },
+        std::move(cb));
   });
   ASSERT_TRUE(written.ok()) << written.status();
   EXPECT_EQ(written->results_size(), 0);
@@ -708,16 +715,17 @@ TEST_P(StoreConformanceTest, ResultsSetOnTheJobItselfAreNotStored) {
 TEST_P(StoreConformanceTest, LastRunIsTheNewestResultsStartWhenLater) {
   const std::string id = NewJob("alice", std::nullopt);
   auto written = Sync([&](JobCallback cb) {
-    store_->WriteJob("alice", id,
-                     [](v1::Job& job, std::vector<v1::JobResult>& table) {
-                       job.mutable_last_run()->set_seconds(50);
-                       v1::JobResult r;
-                       r.set_run_number(1);
-                       r.mutable_start_time()->set_seconds(40);
-                       table.push_back(r);
-                       return absl::OkStatus();
-                     },
-                     std::move(cb));
+    store_->WriteJob(
+        "alice", id,
+        [](v1::Job& job, std::vector<v1::JobResult>& table) {
+          job.mutable_last_run()->set_seconds(50);
+          v1::JobResult r;
+          r.set_run_number(1);
+          r.mutable_start_time()->set_seconds(40);
+          table.push_back(r);
+          return absl::OkStatus();
+        },
+        std::move(cb));
   });
   ASSERT_TRUE(written.ok());
   EXPECT_EQ(store_->GetJob("alice", id)->last_run().seconds(), 50);  // Stored is later.
@@ -760,16 +768,17 @@ TEST_P(StoreConformanceTest, WriteJobStateSkipsResultsButKeepsThem) {
   AddResults(id, 1, 3, v1::JobResult::SUCCEEDED);
   int seen = -1;
   auto written = Sync([&](JobCallback cb) {
-    store_->WriteJobState(id,
-                          [&](v1::Job& job, std::vector<v1::JobResult>& table) {
-                            seen = job.results_size();
-                            job.set_name("renamed");
-                            v1::JobResult r;
-                            r.set_run_number(4);
-                            table.push_back(r);
-                            return absl::OkStatus();
-                          },
-                          std::move(cb));
+    store_->WriteJobState(
+        id,
+        [&](v1::Job& job, std::vector<v1::JobResult>& table) {
+          seen = job.results_size();
+          job.set_name("renamed");
+          v1::JobResult r;
+          r.set_run_number(4);
+          table.push_back(r);
+          return absl::OkStatus();
+        },
+        std::move(cb));
   });
   ASSERT_TRUE(written.ok()) << written.status();
   EXPECT_EQ(seen, 0);
@@ -815,12 +824,13 @@ TEST_P(StoreConformanceTest, ConcurrentWritersCallbacksRunOneAtATimeInCommitOrde
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < kWritesEach; ++i) {
-        store().UpdateJob("alice", job.job_id(),
-                          [](v1::Job& j) {
-                            j.set_n_runs(j.n_runs() + 1);
-                            return absl::OkStatus();
-                          },
-                          callback);
+        store().UpdateJob(
+            "alice", job.job_id(),
+            [](v1::Job& j) {
+              j.set_n_runs(j.n_runs() + 1);
+              return absl::OkStatus();
+            },
+            callback);
       }
     });
   }

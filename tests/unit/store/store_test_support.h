@@ -38,14 +38,14 @@ using ::testing::SizeIs;
 // Longest a test waits for anything; only reached when something is broken.
 constexpr absl::Duration kWait = absl::Seconds(30);
 
-MATCHER_P(EqualsProto, expected,
-          absl::StrCat("equals ", expected.ShortDebugString())) {
+MATCHER_P(EqualsProto, expected, absl::StrCat("equals ", expected.ShortDebugString())) {
   if (google::protobuf::util::MessageDifferencer::Equals(arg, expected)) return true;
   *result_listener << "which is " << arg.ShortDebugString();
   return false;
 }
 
-MATCHER_P(StatusIs, code, absl::StrCat("has status code ", absl::StatusCodeToString(code))) {
+MATCHER_P(StatusIs, code,
+          absl::StrCat("has status code ", absl::StatusCodeToString(code))) {
   const absl::Status status = [&] {
     if constexpr (std::is_same_v<std::decay_t<arg_type>, absl::Status>) {
       return arg;
@@ -96,24 +96,23 @@ std::shared_ptr<Outcome> StartCreate(Store& store, v1::Job job,
   return outcome;
 }
 
-std::shared_ptr<Outcome> StartUpdate(Store& store, std::string owner,
-                                     std::string job_id, JobMutation mutate) {
+std::shared_ptr<Outcome> StartUpdate(Store& store, std::string owner, std::string job_id,
+                                     JobMutation mutate) {
   auto outcome = std::make_shared<Outcome>();
-  store.UpdateJob(std::move(owner), std::move(job_id), std::move(mutate),
-                  Into(outcome));
+  store.UpdateJob(std::move(owner), std::move(job_id), std::move(mutate), Into(outcome));
   return outcome;
 }
 
 absl::StatusOr<v1::Job> Create(Store& store, v1::Job job, std::string request_id = "",
                                std::string fingerprint = "") {
-  return Await(StartCreate(store, std::move(job), std::move(request_id),
-                           std::move(fingerprint)));
+  return Await(
+      StartCreate(store, std::move(job), std::move(request_id), std::move(fingerprint)));
 }
 
 absl::StatusOr<v1::Job> Update(Store& store, std::string owner, std::string job_id,
                                JobMutation mutate) {
-  return Await(StartUpdate(store, std::move(owner), std::move(job_id),
-                           std::move(mutate)));
+  return Await(
+      StartUpdate(store, std::move(owner), std::move(job_id), std::move(mutate)));
 }
 
 JobMutation Rename(std::string name) {

@@ -16,9 +16,9 @@ using ::testing::HasSubstr;
 TEST(ParseTimeArgTest, AcceptsTheDocumentedForms) {
   const absl::TimeZone utc = absl::UTCTimeZone();
   const absl::Time expected = absl::FromUnixSeconds(1796090400);  // 2026-12-01T02:00:00Z
-  for (const char* text : {"2026-12-01T02:00", "2026-12-01T02:00:00", "2026-12-01 02:00",
-                           "2026-12-01T02:00:00Z", "2026-12-01T03:00:00+01:00",
-                           "2026-11-30T21:00-0500"}) {
+  for (const char* text :
+       {"2026-12-01T02:00", "2026-12-01T02:00:00", "2026-12-01 02:00",
+        "2026-12-01T02:00:00Z", "2026-12-01T03:00:00+01:00", "2026-11-30T21:00-0500"}) {
     auto t = ParseTimeArg(text, utc);
     ASSERT_TRUE(t.ok()) << text << ": " << t.status();
     EXPECT_EQ(*t, expected) << text;
@@ -46,9 +46,9 @@ TEST(ParseTimeArgTest, RefusesWhatIsNotATime) {
 // "infinite-future", which the CLI then passed on (and RelativeHint negated
 // INT64_MIN, undefined behaviour). Times must fit a protobuf Timestamp.
 TEST(ParseTimeArgTest, RefusesInfiniteAndOutOfRangeTimes) {
-  for (const char* text : {"infinite-past", "infinite-future", "infinite-futureZ",
-                           "10000-01-01", "99999-12-31T00:00Z", "0000-12-31T23:59:59Z",
-                           "-0001-01-01"}) {
+  for (const char* text :
+       {"infinite-past", "infinite-future", "infinite-futureZ", "10000-01-01",
+        "99999-12-31T00:00Z", "0000-12-31T23:59:59Z", "-0001-01-01"}) {
     auto t = ParseTimeArg(text, absl::UTCTimeZone());
     EXPECT_FALSE(t.ok()) << text << " gave " << *t;
   }

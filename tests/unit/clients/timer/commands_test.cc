@@ -4,11 +4,10 @@
 // command tree is the CLI's own, parsed without a server.
 #include "commands.h"
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

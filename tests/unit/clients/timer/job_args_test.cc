@@ -3,10 +3,9 @@
 // --action-url, the {"body": ...} wrapper and --scope.
 #include "job_args.h"
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

@@ -1,5 +1,7 @@
 // Tests of the CLI's token cache (clients/timer/token_cache.h): private
 // file modes, atomic round trips, and refusal of a cache others can read.
+#include "token_cache.h"
+
 #include <sys/stat.h>
 
 #include <cstdlib>
@@ -9,7 +11,6 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "token_cache.h"
 
 namespace timer::cli {
 namespace {

@@ -3,9 +3,8 @@
 // on (tests/fuzz/regressions/fuzz_items_file/).
 #include "transfer_items.h"
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -45,13 +44,19 @@ TEST(ParseItemsFileTest, ErrorsNameTheLine) {
 // Latin-1) made the body's serialization throw, and the CLI died with an
 // uncaught exception instead of a usage error.
 TEST(ParseItemsFileTest, RefusesInvalidUtf8WithTheLine) {
-  EXPECT_THAT(ParseItemsFile("ok, ok, true\nprojects/, ba\xe5kup/projects/, true\n", "items.csv")
-                  .status()
-                  .message(),
-              HasSubstr("items.csv:2: not valid UTF-8"));
-  auto utf8 = ParseItemsFile("donn\xc3\xa9" "es/, sauvegarde/, 1\n", "items.csv");
+  EXPECT_THAT(
+      ParseItemsFile("ok, ok, true\nprojects/, ba\xe5kup/projects/, true\n", "items.csv")
+          .status()
+          .message(),
+      HasSubstr("items.csv:2: not valid UTF-8"));
+  auto utf8 = ParseItemsFile(
+      "donn\xc3\xa9"
+      "es/, sauvegarde/, 1\n",
+      "items.csv");
   ASSERT_TRUE(utf8.ok()) << utf8.status();
-  EXPECT_EQ((*utf8)[0].source_path, "donn\xc3\xa9" "es/");
+  EXPECT_EQ((*utf8)[0].source_path,
+            "donn\xc3\xa9"
+            "es/");
 }
 
 TEST(TransferBodyJsonTest, BuildsTheProviderBody) {
@@ -81,7 +86,8 @@ TEST(TransferBodyJsonTest, InvalidUtf8IsAnErrorNamingTheField) {
               HasSubstr("transfer_items[1].destination_path: not valid UTF-8"));
   spec.items.pop_back();
   spec.label = "\xc3";
-  EXPECT_THAT(TransferBodyJson(spec).status().message(), HasSubstr("label: not valid UTF-8"));
+  EXPECT_THAT(TransferBodyJson(spec).status().message(),
+              HasSubstr("label: not valid UTF-8"));
 }
 
 TEST(ParseBoolArgTest, TrueFalseInAnyCase) {
