@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "store/sqlite_store.h"
 #include "store/sqlite_token_store.h"
+#include "token_testing.h"
 
 namespace timer::store {
 namespace {
@@ -30,29 +31,8 @@ MATCHER_P2(StatusIs, code, substring, "") {
          std::string(arg.status().message()).find(substring) != std::string::npos;
 }
 
-class TempDb {
- public:
-  TempDb() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "timer-tokens-XXXXXX").string();
-    dir_ = mkdtemp(pattern.data());
-  }
-  ~TempDb() { std::filesystem::remove_all(dir_); }
-  std::string path() const { return dir_ + "/timer.db"; }
-
- private:
-  std::string dir_;
-};
-
-// A migrated store's tokens table.
-std::unique_ptr<store::TokenStore> OpenTokens(const std::string& path) {
-  auto s = store::SqliteStore::Open({.path = path});
-  EXPECT_TRUE(s.ok()) << s.status();
-  (*s)->Close();
-  auto tokens = store::SqliteTokenStore::Open(path);
-  EXPECT_TRUE(tokens.ok()) << tokens.status();
-  return *std::move(tokens);
-}
+using ::timer::testing::OpenTokens;
+using ::timer::testing::TempDb;
 
 TEST(TokenStoreTest, KeepsOnlyTheSecretsHash) {
   TempDb db;
