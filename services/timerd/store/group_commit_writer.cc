@@ -131,9 +131,20 @@ void GroupCommitWriter::RunBatch(std::vector<std::unique_ptr<Op>> batch) {
     absl::MutexLock lock(&mu_);
     ++commits_;
   }
+  bool run_here = false;
   {
     absl::MutexLock lock(&callbacks_mu_);
-    committed_.push_back(std::move(batch));
+    if (batch.size() == 1 && committed_.empty() && !callbacks_running_) {
+      callbacks_running_ = true;  // Our turn: nothing earlier is pending.
+      run_here = true;
+    } else {
+      committed_.push_back(std::move(batch));
+    }
+  }
+  if (run_here) {
+    std::move(*batch.front()).Finish();
+    absl::MutexLock lock(&callbacks_mu_);
+    callbacks_running_ = false;
   }
   txn_->AfterBatch();
 }
@@ -145,14 +156,17 @@ void GroupCommitWriter::CallbackLoop() {
       absl::MutexLock lock(&callbacks_mu_);
       callbacks_mu_.Await(absl::Condition(
           +[](GroupCommitWriter* w) ABSL_EXCLUSIVE_LOCKS_REQUIRED(w->callbacks_mu_) {
-            return !w->committed_.empty() || w->writer_done_;
+            return !w->callbacks_running_ && (!w->committed_.empty() || w->writer_done_);
           },
           this));
       if (committed_.empty()) return;  // The writer has stopped: nothing more.
       next = std::move(committed_.front());
       committed_.pop_front();
+      callbacks_running_ = true;
     }
     for (std::unique_ptr<Op>& op : next) std::move(*op).Finish();
+    absl::MutexLock lock(&callbacks_mu_);
+    callbacks_running_ = false;
   }
 }
 

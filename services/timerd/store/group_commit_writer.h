@@ -22,7 +22,10 @@
 //
 // Threads: the writer thread applies and commits batches; a callback thread
 // runs the callbacks, in commit order, one at a time, while the writer goes
-// on with the next batch. Callbacks must not block (they may Submit).
+// on with the next batch. A lone write (a batch of one) whose turn has come
+// (no callback running or waiting) has its callback run by the writer
+// itself, which saves a thread hand-off on the idle path. Callbacks must not
+// block (they may Submit).
 //
 // Thread-safety: Submit, Close and the counters may be called from any
 // thread. `Transaction` and every operation's function are used only on the
@@ -163,6 +166,9 @@ class GroupCommitWriter {
   absl::Mutex callbacks_mu_;
   std::deque<std::vector<std::unique_ptr<Op>>> committed_ ABSL_GUARDED_BY(callbacks_mu_);
   bool writer_done_ ABSL_GUARDED_BY(callbacks_mu_) = false;
+  // Some thread (the callback thread, or the writer for a lone write) is
+  // running callbacks: the one-at-a-time, commit-order token.
+  bool callbacks_running_ ABSL_GUARDED_BY(callbacks_mu_) = false;
 
   std::thread writer_thread_;
   std::thread callback_thread_;
