@@ -141,7 +141,7 @@ absl::Status CallGate::Check(absl::string_view path,
   }
   absl::StatusOr<auth::Principal> principal = auth_->Authenticate(credentials);
   if (!principal.ok()) {
-    spdlog::debug("call refused before its request was read: {}",
+    spdlog::debug("call refused: {}",
                   std::string(principal.status().message()));
     return principal.status();
   }
