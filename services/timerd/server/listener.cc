@@ -167,10 +167,12 @@ absl::StatusOr<int> BindUnix(const std::string& listen, const std::string& path)
     }
     // A socket someone still answers on is in use; one nobody answers on
     // is left over from a timerd that did not stop cleanly.
-    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    // (Non-blocking: a full backlog, EAGAIN, means in use too.)
+    const int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     const bool answered =
         probe >= 0 &&
-        ::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0;
+        (::connect(probe, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0 ||
+         errno == EAGAIN);
     if (probe >= 0) ::close(probe);
     if (answered) return InUse(listen);
     ::unlink(path.c_str());
@@ -200,7 +202,12 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(const std::string& list
     absl::StatusOr<int> fd = BindUnix(listen, path);
     if (!fd.ok()) return fd.status();
     sockets.push_back({*fd, true});
-    return std::unique_ptr<Listener>(new Listener(options, std::move(sockets), 0, path));
+    auto listener =
+        std::unique_ptr<Listener>(new Listener(options, std::move(sockets), 0, path));
+    if (listener->epoll_fd_ < 0 || listener->wake_fd_ < 0) {
+      return CannotListen(listen, errno);
+    }
+    return listener;
   }
   const size_t colon = listen.rfind(':');
   if (colon == std::string::npos) {
@@ -225,6 +232,8 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(const std::string& list
   }
   int port = 0;
   int last_error = 0;
+  // With both families asked for (an empty host), each gets its own socket.
+  const bool several = found != nullptr && found->ai_next != nullptr;
   for (const addrinfo* ai = found; ai != nullptr; ai = ai->ai_next) {
     if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
     sockaddr_storage addr = {};
@@ -250,7 +259,7 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(const std::string& list
     if (ai->ai_family == AF_INET6) {
       // "[::]" takes IPv4 too, as gRPC's listener did; a specific address only itself.
       const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
-      const int v6only = IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr) ? 0 : 1;
+      const int v6only = IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr) && !several ? 0 : 1;
       ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
     }
     if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), ai->ai_addrlen) != 0 ||
@@ -275,7 +284,12 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(const std::string& list
   }
   ::freeaddrinfo(found);
   if (sockets.empty()) return CannotListen(listen, last_error ? last_error : EINVAL);
-  return std::unique_ptr<Listener>(new Listener(options, std::move(sockets), port, ""));
+  auto listener =
+      std::unique_ptr<Listener>(new Listener(options, std::move(sockets), port, ""));
+  if (listener->epoll_fd_ < 0 || listener->wake_fd_ < 0) {
+    return CannotListen(listen, errno);
+  }
+  return listener;
 }
 
 Listener::Listener(Options options, std::vector<Socket> sockets, int port,
@@ -459,6 +473,7 @@ void Listener::AcceptFrom(size_t index) {
         // Out of descriptors (or memory): drop this one connection rather
         // than leave it, and every one behind it, waiting forever.
         ShedOne(socket.fd);
+        if (paused_) return;
         continue;
       default:
         spdlog::error("listener: accept: {}", std::strerror(errno));

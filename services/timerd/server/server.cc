@@ -317,7 +317,7 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
         absl::StrCat("listen: cannot serve on ", config.listen));
   }
   if (absl::StartsWith(config.listen, "unix:")) {
-    impl->address = config.listen;  // gRPC reports port 1 for a socket path.
+    impl->address = config.listen;  // A socket path has no port.
   } else {
     const size_t colon = config.listen.rfind(':');
     impl->address = absl::StrCat(config.listen.substr(0, colon), ":", impl->port);
