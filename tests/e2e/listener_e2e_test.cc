@@ -6,8 +6,11 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -112,11 +115,15 @@ TEST_F(ListenerE2eTest, TheListenerSurvivesRunningOutOfFileDescriptors) {
   }
   // Once they are gone, timerd answers again: its listener lived through it.
   flood.clear();
-  const absl::Time give_up = absl::Now() + absl::Seconds(20);
+  const absl::Time closed_at = absl::Now();
+  const absl::Time give_up = closed_at + absl::Seconds(20);
   bool healthy = false;
   while (!(healthy = Healthy()) && absl::Now() < give_up) {
     absl::SleepFor(absl::Milliseconds(100));  // Polling the server's state.
   }
+  std::cout << limit << " preface-only connections under RLIMIT_NOFILE " << limit
+            << ": healthy " << absl::FormatDuration(absl::Now() - closed_at)
+            << " after they closed\n";
   EXPECT_TRUE(healthy) << "timerd stopped accepting after running out of descriptors\n"
                        << daemon->log();
   EXPECT_EQ(daemon->Stop(SIGTERM), 0) << daemon->log();

@@ -67,6 +67,7 @@ class RawH2Connection {
   void Close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
+    closed_ = true;
   }
 
   // The client connection preface and an empty SETTINGS frame.
