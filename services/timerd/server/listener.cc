@@ -22,6 +22,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace timer::server {
 namespace {
@@ -259,7 +260,7 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(const std::string& list
     if (ai->ai_family == AF_INET6) {
       // "[::]" takes IPv4 too, as gRPC's listener did; a specific address only itself.
       const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
-      const int v6only = IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr) && !several ? 0 : 1;
+      const int v6only = (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr) && !several) ? 0 : 1;
       ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
     }
     if (::bind(fd, reinterpret_cast<const sockaddr*>(&addr), ai->ai_addrlen) != 0 ||
@@ -404,7 +405,7 @@ void Listener::SetListening(bool on) {
   for (size_t i = 0; i < sockets_.size(); ++i) {
     if (sockets_[i].fd < 0) continue;
     epoll_event ev = {};
-    ev.events = on ? EPOLLIN : 0;
+    ev.events = on ? static_cast<uint32_t>(EPOLLIN) : 0u;
     ev.data.u64 = i + 1;
     ::epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, sockets_[i].fd, &ev);
   }
