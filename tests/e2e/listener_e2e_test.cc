@@ -32,8 +32,14 @@ class ListenerE2eTest : public CliTest {
   std::unique_ptr<Daemon> StartLimited(const std::string& ulimit_args,
                                        std::vector<std::string> extra = {}) {
     std::vector<std::string> argv = {
-        "/bin/sh", "-c", absl::StrCat("ulimit ", ulimit_args, " && exec \"$0\" \"$@\""),
-        timerd_,   "--listen", "127.0.0.1:0", "--data-dir", data_dir_};
+        "/bin/sh",
+        "-c",
+        absl::StrCat("ulimit ", ulimit_args, " && exec \"$0\" \"$@\""),
+        timerd_,
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        data_dir_};
     argv.insert(argv.end(), extra.begin(), extra.end());
     auto daemon = std::make_unique<Daemon>(argv);
     std::string address;
@@ -63,8 +69,8 @@ class ListenerE2eTest : public CliTest {
   static int OpenFiles(pid_t pid) {
     int n = 0;
     std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(
-             absl::StrCat("/proc/", pid, "/fd"), ec)) {
+    for (const auto& e :
+         std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/fd"), ec)) {
       (void)e;
       ++n;
     }
@@ -132,7 +138,8 @@ TEST_F(ListenerE2eTest, TheListenerSurvivesRunningOutOfFileDescriptors) {
 TEST_F(ListenerE2eTest, TheSoftOpenFilesLimitIsRaisedToTheHardLimit) {
   auto daemon = StartLimited("-S -n 256");
   // Max open files  SOFT  HARD  files
-  const std::vector<std::string> limits = ProcLine(daemon->pid(), "limits", "Max open files");
+  const std::vector<std::string> limits =
+      ProcLine(daemon->pid(), "limits", "Max open files");
   ASSERT_GE(limits.size(), 2u);
   if (limits[1] == "256") GTEST_SKIP() << "the hard limit is 256 here";
   int64_t hard = 0;
@@ -162,15 +169,13 @@ TEST_F(ListenerE2eTest, AnUnauthenticatedClientCannotParkRequestBodies) {
     if (c.Ended(stream)) continue;
     const absl::Duration left = give_up - absl::Now();
     if (left <= absl::ZeroDuration()) break;
-    taken += c.SendData(stream,
-                        RawH2Connection::MessagePrefix(kRequest) +
-                            std::string(kRequest - 1, 'x'),
-                        left);
+    taken += c.SendData(
+        stream, RawH2Connection::MessagePrefix(kRequest) + std::string(kRequest - 1, 'x'),
+        left);
   }
   const int64_t rss_under_load = RssKib(daemon->pid());
-  std::cout << "request bytes taken without credentials: " << taken
-            << "; timerd RSS " << rss_before << " KiB before, " << rss_under_load
-            << " KiB under the load\n";
+  std::cout << "request bytes taken without credentials: " << taken << "; timerd RSS "
+            << rss_before << " KiB before, " << rss_under_load << " KiB under the load\n";
   EXPECT_LT(taken, size_t{1} << 20);
   EXPECT_LT(rss_under_load - rss_before, 32 * 1024) << "KiB";
   EXPECT_TRUE(Healthy());

@@ -34,9 +34,8 @@ namespace timer::testing {
 
 class RawH2Connection {
  public:
-  static constexpr uint8_t kData = 0x0, kHeaders = 0x1, kRstStream = 0x3,
-                           kSettings = 0x4, kPing = 0x6, kGoaway = 0x7,
-                           kWindowUpdate = 0x8;
+  static constexpr uint8_t kData = 0x0, kHeaders = 0x1, kRstStream = 0x3, kSettings = 0x4,
+                           kPing = 0x6, kGoaway = 0x7, kWindowUpdate = 0x8;
   static constexpr uint16_t kMaxConcurrentStreams = 0x3, kInitialWindowSize = 0x4;
 
   // Connects to 127.0.0.1:`port`, from `source` (another loopback address)
@@ -77,18 +76,19 @@ class RawH2Connection {
 
   // Starts a gRPC call of `path` (a new odd stream id, returned), with extra
   // `metadata`; its request stays open.
-  uint32_t StartCall(const std::string& path,
-                     const std::vector<std::pair<std::string, std::string>>& metadata = {}) {
+  uint32_t StartCall(
+      const std::string& path,
+      const std::vector<std::pair<std::string, std::string>>& metadata = {}) {
     const uint32_t stream = next_stream_;
     next_stream_ += 2;
     std::string block;
-    for (const auto& [name, value] :
-         std::vector<std::pair<std::string, std::string>>{{":method", "POST"},
-                                                          {":scheme", "http"},
-                                                          {":path", path},
-                                                          {":authority", "localhost"},
-                                                          {"content-type", "application/grpc"},
-                                                          {"te", "trailers"}}) {
+    for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+             {":method", "POST"},
+             {":scheme", "http"},
+             {":path", path},
+             {":authority", "localhost"},
+             {"content-type", "application/grpc"},
+             {"te", "trailers"}}) {
       AppendLiteral(&block, name, value);
     }
     for (const auto& [name, value] : metadata) AppendLiteral(&block, name, value);
@@ -119,8 +119,8 @@ class RawH2Connection {
         ReadFrames(absl::Milliseconds(20));
         continue;
       }
-      const size_t n = std::min<size_t>({bytes.size() - sent, 16384,
-                                         static_cast<size_t>(window)});
+      const size_t n =
+          std::min<size_t>({bytes.size() - sent, 16384, static_cast<size_t>(window)});
       if (!SendFrame(kData, 0, stream, bytes.substr(sent, n))) break;
       sent += n;
       connection_window_ -= static_cast<int64_t>(n);
@@ -178,7 +178,8 @@ class RawH2Connection {
   bool Write(const std::string& bytes) {
     size_t done = 0;
     while (done < bytes.size() && fd_ >= 0) {
-      const ssize_t n = ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+      const ssize_t n =
+          ::send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
         closed_ = true;
@@ -189,7 +190,8 @@ class RawH2Connection {
     return fd_ >= 0;
   }
 
-  bool SendFrame(uint8_t type, uint8_t flags, uint32_t stream, const std::string& payload) {
+  bool SendFrame(uint8_t type, uint8_t flags, uint32_t stream,
+                 const std::string& payload) {
     std::string frame;
     const size_t len = payload.size();
     frame.push_back(static_cast<char>((len >> 16) & 0xff));
@@ -244,11 +246,13 @@ class RawH2Connection {
       case kSettings:
         if (flags & 0x1) return;  // An acknowledgement of ours.
         for (size_t at = 0; at + 6 <= payload.size(); at += 6) {
-          const uint16_t id = static_cast<uint16_t>(
-              (static_cast<uint8_t>(payload[at]) << 8) | static_cast<uint8_t>(payload[at + 1]));
+          const uint16_t id =
+              static_cast<uint16_t>((static_cast<uint8_t>(payload[at]) << 8) |
+                                    static_cast<uint8_t>(payload[at + 1]));
           const uint32_t value = Be32(payload, at + 2);
           if (id == kInitialWindowSize) {
-            for (auto& [s, w] : send_window_) w += static_cast<int64_t>(value) - initial_window_;
+            for (auto& [s, w] : send_window_)
+              w += static_cast<int64_t>(value) - initial_window_;
             initial_window_ = value;
           }
           settings_[id] = value;

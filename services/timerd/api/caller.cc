@@ -141,8 +141,7 @@ absl::Status CallGate::Check(absl::string_view path,
   }
   absl::StatusOr<auth::Principal> principal = auth_->Authenticate(credentials);
   if (!principal.ok()) {
-    spdlog::debug("call refused: {}",
-                  std::string(principal.status().message()));
+    spdlog::debug("call refused: {}", std::string(principal.status().message()));
     return principal.status();
   }
   if (!digest.empty()) {

@@ -105,7 +105,8 @@ bool FromPeer(absl::string_view peer, Endpoint* out) {
   for (size_t i = 0; i < peer.size(); ++i) {
     if (peer[i] == '%' && i + 2 < peer.size() && HexDigit(peer[i + 1]) >= 0 &&
         HexDigit(peer[i + 2]) >= 0) {
-      text.push_back(static_cast<char>(HexDigit(peer[i + 1]) * 16 + HexDigit(peer[i + 2])));
+      text.push_back(
+          static_cast<char>(HexDigit(peer[i + 1]) * 16 + HexDigit(peer[i + 2])));
       i += 2;
     } else {
       text.push_back(peer[i]);
@@ -155,9 +156,9 @@ absl::StatusOr<int> BindUnix(const std::string& listen, const std::string& path)
   sockaddr_un addr = {};
   addr.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("listen: ", listen, ": the socket path must be 1 to ",
-                     sizeof(addr.sun_path) - 1, " bytes"));
+    return absl::InvalidArgumentError(absl::StrCat("listen: ", listen,
+                                                   ": the socket path must be 1 to ",
+                                                   sizeof(addr.sun_path) - 1, " bytes"));
   }
   std::memcpy(addr.sun_path, path.data(), path.size());
   struct stat st;
@@ -225,8 +226,8 @@ absl::StatusOr<std::unique_ptr<Listener>> Listener::Bind(const std::string& list
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_NUMERICSERV | AI_PASSIVE;
   addrinfo* found = nullptr;
-  if (const int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(),
-                                   service.c_str(), &hints, &found);
+  if (const int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(),
+                                   &hints, &found);
       rc != 0) {
     return absl::UnavailableError(
         absl::StrCat("listen: cannot resolve ", listen, ": ", ::gai_strerror(rc)));
@@ -512,9 +513,9 @@ void Listener::Refuse(int fd, const std::string& reason) {
   const absl::Time now = absl::Now();
   if (now < next_refusal_log_) return;
   spdlog::warn("listener: connection refused: {}{}", reason,
-               refusals_unlogged_ > 1
-                   ? absl::StrCat(" (", refusals_unlogged_, " refused since the last report)")
-                   : "");
+               refusals_unlogged_ > 1 ? absl::StrCat(" (", refusals_unlogged_,
+                                                     " refused since the last report)")
+                                      : "");
   refusals_unlogged_ = 0;
   next_refusal_log_ = now + kRefusalLogEvery;
 }
@@ -629,9 +630,10 @@ void Listener::ExpireUnauthenticated() {
     if (it == connections_.end() || it->second.authenticated) continue;
     // gRPC reads end-of-file and closes its side; the hang-up then frees
     // the slot.
-    spdlog::debug("listener: closing a connection that made no authenticated call "
-                  "within unauthenticated_connection_timeout_ms ({})",
-                  absl::ToInt64Milliseconds(options_.unauthenticated_timeout));
+    spdlog::debug(
+        "listener: closing a connection that made no authenticated call "
+        "within unauthenticated_connection_timeout_ms ({})",
+        absl::ToInt64Milliseconds(options_.unauthenticated_timeout));
     ::shutdown(it->second.own_fd, SHUT_RDWR);
   }
 }

@@ -291,9 +291,9 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
   // credentials before its request is read.
   impl->acceptor = builder.experimental().AddExternalConnectionAcceptor(
       grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
-      api::GatedCredentials(
-          CoreCredentials(tls_files),
-          std::make_shared<const api::CallGate>(impl->authenticator.get(), &impl->clock)));
+      api::GatedCredentials(CoreCredentials(tls_files),
+                            std::make_shared<const api::CallGate>(
+                                impl->authenticator.get(), &impl->clock)));
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
       interceptors;
   interceptors.push_back(

@@ -344,8 +344,8 @@ TEST(CallGateMethodsTest, HealthAndReflectionAreOpenAndNothingElse) {
   EXPECT_TRUE(CallGate::IsOpenMethod("/grpc.health.v1.Health/Watch"));
   EXPECT_TRUE(CallGate::IsOpenMethod(
       "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"));
-  EXPECT_TRUE(
-      CallGate::IsOpenMethod("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));
+  EXPECT_TRUE(CallGate::IsOpenMethod(
+      "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));
   EXPECT_FALSE(CallGate::IsOpenMethod("/timer.v1.TimerService/CreateJob"));
   EXPECT_FALSE(CallGate::IsOpenMethod("/timer.v1.SessionService/WhoAmI"));
   EXPECT_FALSE(CallGate::IsOpenMethod("/grpc.health.v1.HealthX/Check"));

@@ -32,11 +32,11 @@
 #include "auth/token.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "h2_testing.h"
 #include "server/config.h"
 #include "store/sqlite_token_store.h"
 #include "timer/v1/session.grpc.pb.h"
 #include "timer/v1/timer.grpc.pb.h"
-#include "h2_testing.h"
 #include "tls_testing.h"
 
 #ifndef TIMER_NOOP_SO
@@ -552,10 +552,10 @@ TEST_F(TimerServerTest, AUnixSocketInUseIsRefusedAndAStaleOneReplaced) {
   ::close(stale);
   auto again = StartOk(config);
   ASSERT_NE(again, nullptr);
-  EXPECT_TRUE(CheckHealth(grpc::CreateChannel(config.listen,
-                                              grpc::InsecureChannelCredentials()),
-                          "")
-                  .first.ok());
+  EXPECT_TRUE(
+      CheckHealth(grpc::CreateChannel(config.listen, grpc::InsecureChannelCredentials()),
+                  "")
+          .first.ok());
 }
 
 TEST_F(TimerServerTest, AConnectionWithNoAuthenticatedCallIsClosedAfterTheTimeout) {
@@ -656,9 +656,10 @@ TEST_F(TimerServerTest, CallsWithoutCredentialsAreRefusedBeforeTheirRequestArriv
     for (int i = 0; i < 5; ++i) {
       const uint32_t stream = c.StartCall("/timer.v1.TimerService/CreateJob", *metadata);
       ASSERT_NE(stream, 0u);
-      c.SendData(stream,
-                 testing::RawH2Connection::MessagePrefix(1 << 20) + std::string(1024, 'x'),
-                 kAbuseWait);
+      c.SendData(
+          stream,
+          testing::RawH2Connection::MessagePrefix(1 << 20) + std::string(1024, 'x'),
+          kAbuseWait);
       streams.push_back(stream);
     }
   }
