@@ -33,6 +33,7 @@
 #include "auth/token.h"
 #include "plugin_host/plugin_host.h"
 #include "server/config.h"
+#include "server/listener.h"
 #include "server/server.h"
 #include "store/sqlite_store.h"
 #include "store/sqlite_token_store.h"
@@ -353,6 +354,13 @@ int main(int argc, char** argv) {
     return TokenRevoke(**tokens, ta);
   }
 
+  // Each client connection costs two descriptors (server/listener.h); the
+  // soft limit (1,024 by default under systemd) is raised to the hard one.
+  const uint64_t files_before = timer::server::OpenFileLimit();
+  const uint64_t files = timer::server::RaiseOpenFileLimit();
+  if (files != files_before) {
+    spdlog::info("open files: soft limit raised from {} to {}", files_before, files);
+  }
   auto server = timer::server::TimerServer::Start(config);
   if (!server.ok()) return Fail(std::string(server.status().message()));
   spdlog::info("timerd {} listening on {}", kVersion, (*server)->address());

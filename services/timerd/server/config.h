@@ -51,6 +51,12 @@ struct Config {
   std::string tls_key;
   std::string tls_client_ca;
   int64_t max_message_bytes = 4 << 20;
+  // Connections and what gRPC holds for them (server/listener.h).
+  int max_connections = 2048;
+  int max_connections_per_peer = 256;
+  int64_t unauthenticated_connection_timeout_ms = 10000;
+  int max_streams_per_connection = 1000;
+  int64_t grpc_memory_quota_bytes = int64_t{512} << 20;
   int64_t max_jobs_per_identity = 10000;
   int64_t watch_keep_events = 20000;
   int64_t watch_buffer_events = 1024;

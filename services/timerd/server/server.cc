@@ -1,9 +1,15 @@
 #include "server/server.h"
 
 #include <fcntl.h>
+#include <grpc/grpc_security.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/resource_quota.h>
+#include <grpcpp/support/server_interceptor.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -13,11 +19,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "api/caller.h"
 #include "api/session_service.h"
 #include "api/timer_service.h"
 #include "auth/authenticator.h"
@@ -28,6 +37,7 @@
 #include "domain/run_engine.h"
 #include "domain/watch_start.h"
 #include "plugin_host/plugin_host.h"
+#include "server/listener.h"
 #include "store/sqlite_store.h"
 #include "store/sqlite_token_store.h"
 #include "util/status_macros.h"
@@ -69,24 +79,92 @@ absl::StatusOr<std::string> ReadFileText(const std::string& path, const char* se
   return text.str();
 }
 
-// Plaintext, or TLS from the configured files; with tls_client_ca, clients
-// may present a certificate, which must then verify against that CA.
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
-    const Config& config) {
-  if (config.tls_cert.empty()) return grpc::InsecureServerCredentials();
-  grpc::SslServerCredentialsOptions options(
-      config.tls_client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-                                   : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
-  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  ASSIGN_OR_RETURN(pair.cert_chain, ReadFileText(config.tls_cert, "tls_cert"));
-  ASSIGN_OR_RETURN(pair.private_key, ReadFileText(config.tls_key, "tls_key"));
-  options.pem_key_cert_pairs.push_back(std::move(pair));
-  if (!config.tls_client_ca.empty()) {
-    ASSIGN_OR_RETURN(options.pem_root_certs,
-                     ReadFileText(config.tls_client_ca, "tls_client_ca"));
+// The PEM files of tls_cert, tls_key and tls_client_ca, read and checked.
+struct TlsFiles {
+  std::string cert_chain, private_key, client_ca;
+};
+
+// Checks with OpenSSL what gRPC would only find out at the first handshake
+// (it takes connections from timerd's own listener, after it started).
+absl::Status CheckTls(const TlsFiles& tls) {
+  const auto bio = [](const std::string& pem) {
+    return std::unique_ptr<BIO, decltype(&BIO_free)>(
+        BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
+  };
+  auto cert_bio = bio(tls.cert_chain);
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr), &X509_free);
+  if (cert == nullptr) {
+    return absl::InvalidArgumentError("tls_cert: not a PEM certificate chain");
   }
-  return grpc::SslServerCredentials(options);
+  auto key_bio = bio(tls.private_key);
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr), &EVP_PKEY_free);
+  if (key == nullptr) {
+    return absl::InvalidArgumentError("tls_key: not a PEM private key");
+  }
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    return absl::InvalidArgumentError("tls_key: not the key of tls_cert's certificate");
+  }
+  if (!tls.client_ca.empty()) {
+    auto ca_bio = bio(tls.client_ca);
+    std::unique_ptr<X509, decltype(&X509_free)> ca(
+        PEM_read_bio_X509(ca_bio.get(), nullptr, nullptr, nullptr), &X509_free);
+    if (ca == nullptr) {
+      return absl::InvalidArgumentError("tls_client_ca: not a PEM certificate");
+    }
+  }
+  return absl::OkStatus();
 }
+
+// The TLS files of the config, or nullopt to serve plaintext.
+absl::StatusOr<std::optional<TlsFiles>> ReadTls(const Config& config) {
+  if (config.tls_cert.empty()) return std::nullopt;
+  TlsFiles tls;
+  ASSIGN_OR_RETURN(tls.cert_chain, ReadFileText(config.tls_cert, "tls_cert"));
+  ASSIGN_OR_RETURN(tls.private_key, ReadFileText(config.tls_key, "tls_key"));
+  if (!config.tls_client_ca.empty()) {
+    ASSIGN_OR_RETURN(tls.client_ca, ReadFileText(config.tls_client_ca, "tls_client_ca"));
+  }
+  RETURN_IF_ERROR(CheckTls(tls));
+  return tls;
+}
+
+// The C core's credentials: plaintext, or TLS from the configured files;
+// with tls_client_ca, clients may present a certificate, which must then
+// verify against that CA. The caller owns the result.
+grpc_server_credentials* CoreCredentials(const std::optional<TlsFiles>& tls) {
+  if (!tls) return grpc_insecure_server_credentials_create();
+  grpc_ssl_pem_key_cert_pair pair = {tls->private_key.c_str(), tls->cert_chain.c_str()};
+  grpc_ssl_server_certificate_config* certificates =
+      grpc_ssl_server_certificate_config_create(
+          tls->client_ca.empty() ? nullptr : tls->client_ca.c_str(), &pair, 1);
+  grpc_ssl_server_credentials_options* options =
+      grpc_ssl_server_credentials_create_options_using_config(
+          tls->client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                 : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY,
+          certificates);
+  return grpc_ssl_server_credentials_create_with_options(options);
+}
+
+// Tells the listener which connections made an authenticated call: every
+// call of a method other than health and reflection reaching the server has
+// passed the CallGate. Adds no interceptor to the call.
+class MarkAuthenticatedConnections final
+    : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit MarkAuthenticatedConnections(Listener* listener) : listener_(listener) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    if (!api::CallGate::IsOpenMethod(info->method())) {
+      listener_->MarkAuthenticated(info->server_context()->peer());
+    }
+    return nullptr;
+  }
+
+ private:
+  Listener* const listener_;
+};
 
 }  // namespace
 
@@ -105,6 +183,8 @@ struct TimerServer::Impl {
   std::unique_ptr<domain::WatchStarter> watches;
   std::unique_ptr<api::TimerServiceImpl> timer_service;
   std::unique_ptr<api::SessionServiceImpl> session_service;
+  std::unique_ptr<Listener> listener;  // Outlives grpc_server, which calls it.
+  std::unique_ptr<grpc::experimental::ExternalConnectionAcceptor> acceptor;
   std::unique_ptr<grpc::Server> grpc_server;
   std::string address;
   int port = 0;
@@ -129,13 +209,30 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
   const bool tls = !config.tls_cert.empty();
   RETURN_IF_ERROR(
       ValidateListenAddress(config.listen, config.allow_insecure_remote || tls));
-  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
-                   Credentials(config));
+  ASSIGN_OR_RETURN(const std::optional<TlsFiles> tls_files, ReadTls(config));
   const std::string data_dir =
       config.data_dir.empty() ? DefaultDataDir() : config.data_dir;
 
   auto impl = std::make_unique<Impl>();
   ASSIGN_OR_RETURN(impl->lock_fd, LockDataDir(data_dir));
+  // Bound before anything starts, without SO_REUSEPORT: a port another
+  // server listens on stops timerd here.
+  ASSIGN_OR_RETURN(
+      impl->listener,
+      Listener::Bind(config.listen,
+                     {.max_connections = config.max_connections,
+                      .max_connections_per_peer = config.max_connections_per_peer,
+                      .unauthenticated_timeout = absl::Milliseconds(
+                          config.unauthenticated_connection_timeout_ms)}));
+  impl->port = impl->listener->port();
+  const uint64_t files = OpenFileLimit();
+  const uint64_t files_needed = 2 * static_cast<uint64_t>(config.max_connections) + 256;
+  if (files < files_needed) {
+    spdlog::warn(
+        "max_connections ({}) needs about {} open files but RLIMIT_NOFILE is {}: raise "
+        "it (systemd: LimitNOFILE) or lower max_connections",
+        config.max_connections, files_needed, files);
+  }
   ASSIGN_OR_RETURN(impl->store,
                    store::SqliteStore::Open({.path = data_dir + "/timer.db"}));
   ASSIGN_OR_RETURN(impl->tokens, store::SqliteTokenStore::Open(data_dir + "/timer.db"));
@@ -190,21 +287,37 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(config.listen, credentials, &impl->port);
+  // Connections come from the listener; the gate checks every call's
+  // credentials before its request is read.
+  impl->acceptor = builder.experimental().AddExternalConnectionAcceptor(
+      grpc::ServerBuilder::experimental_type::ExternalConnectionType::FROM_FD,
+      api::GatedCredentials(CoreCredentials(tls_files),
+                            std::make_shared<const api::CallGate>(
+                                impl->authenticator.get(), &impl->clock)));
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      interceptors;
+  interceptors.push_back(
+      std::make_unique<MarkAuthenticatedConnections>(impl->listener.get()));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(impl->timer_service.get());
   builder.RegisterService(impl->session_service.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             config.max_streams_per_connection);
+  grpc::ResourceQuota quota("timerd");
+  quota.Resize(static_cast<size_t>(config.grpc_memory_quota_bytes));
+  builder.SetResourceQuota(quota);
   // A connection that never finishes its handshake, or sits idle, is closed
   // rather than held open forever.
   builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, 10 * 1000);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, 15 * 60 * 1000);
   impl->grpc_server = builder.BuildAndStart();
-  if (impl->grpc_server == nullptr || impl->port == 0) {
+  if (impl->grpc_server == nullptr) {
     return absl::UnavailableError(
-        absl::StrCat("listen: cannot listen on ", config.listen));
+        absl::StrCat("listen: cannot serve on ", config.listen));
   }
   if (absl::StartsWith(config.listen, "unix:")) {
-    impl->address = config.listen;  // gRPC reports port 1 for a socket path.
+    impl->address = config.listen;  // A socket path has no port.
   } else {
     const size_t colon = config.listen.rfind(':');
     impl->address = absl::StrCat(config.listen.substr(0, colon), ":", impl->port);
@@ -214,6 +327,12 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
   health->SetServingStatus(true);
   health->SetServingStatus(v1::TimerService::service_full_name(), true);
   health->SetServingStatus(v1::SessionService::service_full_name(), true);
+  impl->listener->Start([acceptor = impl->acceptor.get()](int listener_fd, int fd) {
+    grpc::experimental::ExternalConnectionAcceptor::NewConnectionParameters p;
+    p.listener_fd = listener_fd;
+    p.fd = fd;
+    acceptor->HandleNewConnection(&p);
+  });
   spdlog::info("store: {} (schema {})", data_dir + "/timer.db",
                store::SqliteStore::LatestSchemaVersion());
   spdlog::info(
@@ -234,9 +353,12 @@ void TimerServer::Shutdown(absl::Duration grace) {
   // Watch streams end now (UNAVAILABLE, with the `since` to resume from)
   // instead of holding the shutdown for its whole grace period.
   impl_->events->Shutdown();
+  // No new connections; gRPC takes none after its shutdown.
+  impl_->listener->StopAccepting();
   // In-flight calls finish (their writes commit) before the store closes.
   impl_->grpc_server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   impl_->grpc_server->Wait();
+  impl_->listener->Stop();
   // No stream is left: starts and snapshot reads still queued end here,
   // before the store closes.
   impl_->watches->Stop();

@@ -2,8 +2,11 @@
 // server, wired together. Owns everything it creates.
 //
 // Start() opens (or creates) the data directory, takes an exclusive lock on
-// it so two timerds never share one store, opens the SQLite store, and starts
-// serving with gRPC health checking and server reflection enabled.
+// it so two timerds never share one store, binds the listen address (a port
+// in use is an error: two timerds never share one port either), opens the
+// SQLite store, and starts serving with gRPC health checking and server
+// reflection enabled. Connections come through timerd's own Listener
+// (server/listener.h), calls through the CallGate (api/caller.h).
 // Shutdown() stops accepting calls, lets in-flight calls finish (up to a
 // grace period), then closes the store cleanly.
 //
@@ -27,6 +30,7 @@ class TimerServer {
   // The address actually bound, e.g. "127.0.0.1:43127" when port 0 was asked;
   // a "unix:PATH" listen address as it was given.
   const std::string& address() const;
+  // The port bound; 0 for a unix socket.
   int port() const;
 
   void Shutdown(absl::Duration grace);

@@ -87,6 +87,12 @@ class ProbeService final : public v1::SessionService::CallbackService {
     return first;
   }
 
+  // How many calls reached the service.
+  size_t answered() {
+    absl::MutexLock lock(&mu_);
+    return answered_;
+  }
+
   void JoinAll() {
     std::vector<std::thread> threads;
     {
@@ -107,6 +113,7 @@ class ProbeService final : public v1::SessionService::CallbackService {
     {
       absl::MutexLock lock(&mu_);
       answers_.push_back(caller);
+      ++answered_;
     }
     reactor->Finish(ToGrpcStatus(caller.status()));
   }
@@ -115,6 +122,7 @@ class ProbeService final : public v1::SessionService::CallbackService {
   std::atomic<bool> late_{false};  // Set by the test, read on gRPC's threads.
   absl::Mutex mu_;
   std::vector<absl::StatusOr<auth::Principal>> answers_ ABSL_GUARDED_BY(mu_);
+  size_t answered_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -325,6 +333,74 @@ TEST_F(CallerMutualTlsTest, ACertificateFromAnotherCaIsRefusedAtTheHandshake) {
       testing::MakeClientCert(other_ca, "Example", "backup-svc");
   EXPECT_EQ(CallOverTls(&rogue, std::nullopt).error_code(),
             grpc::StatusCode::UNAVAILABLE);
+}
+
+// ---------------------------------------------------------------------------
+// CallGate: the credentials checked as a call's headers arrive, before its
+// request is read, through GatedCredentials on a real server.
+
+TEST(CallGateMethodsTest, HealthAndReflectionAreOpenAndNothingElse) {
+  EXPECT_TRUE(CallGate::IsOpenMethod("/grpc.health.v1.Health/Check"));
+  EXPECT_TRUE(CallGate::IsOpenMethod("/grpc.health.v1.Health/Watch"));
+  EXPECT_TRUE(CallGate::IsOpenMethod(
+      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"));
+  EXPECT_TRUE(CallGate::IsOpenMethod(
+      "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));
+  EXPECT_FALSE(CallGate::IsOpenMethod("/timer.v1.TimerService/CreateJob"));
+  EXPECT_FALSE(CallGate::IsOpenMethod("/timer.v1.SessionService/WhoAmI"));
+  EXPECT_FALSE(CallGate::IsOpenMethod("/grpc.health.v1.HealthX/Check"));
+  EXPECT_FALSE(CallGate::IsOpenMethod(""));
+}
+
+class CallGateTest : public CallerTest {
+ protected:
+  std::shared_ptr<grpc::ServerCredentials> ServerCredentials() override {
+    gate_ = std::make_shared<const CallGate>(authenticator_.get(), &clock_);
+    return GatedCredentials(grpc_insecure_server_credentials_create(), gate_);
+  }
+
+  void Revoke() {
+    const auto parsed = auth::ParseToken(token_);
+    ASSERT_TRUE(parsed.has_value());
+    ASSERT_TRUE(tokens_->Revoke(parsed->token_id, absl::ToUnixMicros(clock_.Now())).ok());
+  }
+
+  std::shared_ptr<const CallGate> gate_;
+};
+
+TEST_F(CallGateTest, ACallWithoutValidCredentialsNeverReachesTheService) {
+  const grpc::Status none = Call(std::nullopt);
+  EXPECT_EQ(none.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(none.error_message(), HasSubstr("no credentials"));
+  const grpc::Status wrong = Call("Bearer tmr_0000000000000000_wrong");
+  EXPECT_EQ(wrong.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(probe_->answered(), 0u) << "the gate let a call through";
+}
+
+TEST_F(CallGateTest, AValidTokenPassesAndTheServiceStillSeesTheCaller) {
+  ASSERT_TRUE(Call(absl::StrCat("Bearer ", token_)).ok());
+  auto answer = probe_->AwaitAnswer();
+  ASSERT_TRUE(answer.has_value());
+  ASSERT_TRUE(answer->ok()) << answer->status();
+  EXPECT_EQ((*answer)->identity.name, "alice");
+}
+
+TEST_F(CallGateTest, ATokenRevokedWithinTheGatesMemoryIsStillRefusedByTheService) {
+  ASSERT_TRUE(Call(absl::StrCat("Bearer ", token_)).ok());
+  Revoke();
+  const grpc::Status status = Call(absl::StrCat("Bearer ", token_));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(status.error_message(), HasSubstr("revoked"));
+}
+
+TEST_F(CallGateTest, TheGateForgetsAVerifiedTokenAfterASecond) {
+  ASSERT_TRUE(Call(absl::StrCat("Bearer ", token_)).ok());
+  Revoke();
+  clock_.Advance(absl::Seconds(2));
+  const grpc::Status status = Call(absl::StrCat("Bearer ", token_));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_THAT(status.error_message(), HasSubstr("revoked"));
+  EXPECT_EQ(probe_->answered(), 1u) << "the refused call reached the service";
 }
 
 }  // namespace

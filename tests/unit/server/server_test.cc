@@ -9,10 +9,14 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -28,6 +32,7 @@
 #include "auth/token.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "h2_testing.h"
 #include "server/config.h"
 #include "store/sqlite_token_store.h"
 #include "timer/v1/session.grpc.pb.h"
@@ -492,6 +497,202 @@ TEST_F(TimerServerTest, AJwtKeysFileWithNoKeyIsInvalidArgument) {
   config.jwt_audience = "timer";
   EXPECT_THAT(TimerServer::Start(config), StatusIs(absl::StatusCode::kInvalidArgument,
                                                    HasSubstr("auth.jwt.keys_file")));
+}
+
+// ---------------------------------------------------------------------------
+// Abuse: ports, connections and requests (docs/RELIABILITY.md, "Abuse"),
+// driven with raw sockets speaking HTTP/2 by hand (h2_testing.h).
+
+constexpr absl::Duration kAbuseWait = absl::Seconds(5);
+
+// Opens a connection that sends the HTTP/2 preface and then nothing; true if
+// the server admitted it (answered with its SETTINGS).
+bool Admitted(testing::RawH2Connection& c) {
+  if (!c.connected() || !c.SendPreface()) return false;
+  c.ReadUntil([&c] { return c.HasSettings() || c.Closed(); }, kAbuseWait);
+  return c.HasSettings() && !c.Closed();
+}
+
+// True once the server closed `c` (within kAbuseWait).
+bool ClosedByServer(testing::RawH2Connection& c) {
+  return c.ReadUntil([&c] { return c.Closed(); }, kAbuseWait);
+}
+
+TEST_F(TimerServerTest, ASecondServerOnTheSamePortFailsToStartNamingIt) {
+  auto first = StartOk(TestConfig());
+  ASSERT_NE(first, nullptr);
+  Config second = TestConfig("other-data");
+  second.listen = first->address();
+  EXPECT_THAT(TimerServer::Start(second),
+              StatusIs(absl::StatusCode::kUnavailable,
+                       AllOf(HasSubstr("listen"), HasSubstr(first->address()),
+                             HasSubstr("in use"))));
+  // The first one still has every call: a fresh channel reaches it.
+  EXPECT_TRUE(CheckHealth(Channel(*first), "").first.ok());
+}
+
+TEST_F(TimerServerTest, AUnixSocketInUseIsRefusedAndAStaleOneReplaced) {
+  Config config = TestConfig();
+  config.listen = absl::StrCat("unix:", dir_, "/timerd.sock");
+  {
+    auto first = StartOk(config);
+    ASSERT_NE(first, nullptr);
+    Config second = TestConfig("other-data");
+    second.listen = config.listen;
+    EXPECT_THAT(TimerServer::Start(second),
+                StatusIs(absl::StatusCode::kUnavailable, HasSubstr("in use")));
+  }
+  // A socket file nobody answers on is left from an earlier run: replaced.
+  const int stale = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  const std::string path = dir_ + "/timerd.sock";
+  std::memcpy(addr.sun_path, path.c_str(), path.size());
+  ASSERT_EQ(::bind(stale, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ::close(stale);
+  auto again = StartOk(config);
+  ASSERT_NE(again, nullptr);
+  EXPECT_TRUE(
+      CheckHealth(grpc::CreateChannel(config.listen, grpc::InsecureChannelCredentials()),
+                  "")
+          .first.ok());
+}
+
+TEST_F(TimerServerTest, AConnectionWithNoAuthenticatedCallIsClosedAfterTheTimeout) {
+  Config config = TestConfig();
+  config.unauthenticated_connection_timeout_ms = 300;
+  auto server = StartOk(config);
+  ASSERT_NE(server, nullptr);
+  testing::RawH2Connection idle(server->port());
+  ASSERT_TRUE(Admitted(idle));
+  EXPECT_TRUE(ClosedByServer(idle)) << "a preface-only connection was kept open";
+  // So is one that only asks for its health.
+  auto channel = Channel(*server);
+  ASSERT_TRUE(CheckHealth(channel, "").first.ok());
+  EXPECT_TRUE(channel->WaitForStateChange(GRPC_CHANNEL_READY,
+                                          absl::ToChronoTime(absl::Now() + kAbuseWait)));
+}
+
+TEST_F(TimerServerTest, AConnectionThatMadeAnAuthenticatedCallIsKept) {
+  Config config = TestConfig();
+  config.unauthenticated_connection_timeout_ms = 300;
+  auto server = StartOk(config);
+  ASSERT_NE(server, nullptr);
+  auto channel = Channel(*server);
+  v1::WhoAmIResponse who;
+  ASSERT_TRUE(v1::SessionService::NewStub(channel)
+                  ->WhoAmI(Context(Token(config)).get(), v1::WhoAmIRequest(), &who)
+                  .ok());
+  ASSERT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
+  // Three timeouts later the connection is still the same, still ready.
+  EXPECT_FALSE(channel->WaitForStateChange(
+      GRPC_CHANNEL_READY, absl::ToChronoTime(absl::Now() + absl::Milliseconds(900))));
+}
+
+TEST_F(TimerServerTest, ConnectionsBeyondMaxConnectionsPerPeerAreClosed) {
+  Config config = TestConfig();
+  config.max_connections_per_peer = 3;
+  auto server = StartOk(config);
+  ASSERT_NE(server, nullptr);
+  std::vector<std::unique_ptr<testing::RawH2Connection>> held;
+  for (int i = 0; i < 3; ++i) {
+    held.push_back(std::make_unique<testing::RawH2Connection>(server->port()));
+    ASSERT_TRUE(Admitted(*held.back())) << "connection " << i;
+  }
+  testing::RawH2Connection fourth(server->port());
+  EXPECT_FALSE(Admitted(fourth));
+  // Another peer is not held back by this one's connections.
+  testing::RawH2Connection other(server->port(), "127.0.0.2");
+  EXPECT_TRUE(Admitted(other));
+  // Once one of the three is gone, the peer may connect again.
+  held.pop_back();
+  EXPECT_TRUE(WaitUntil([&] {
+    testing::RawH2Connection again(server->port());
+    return Admitted(again);
+  })) << "the slot of a closed connection was not freed";
+}
+
+TEST_F(TimerServerTest, ConnectionsBeyondMaxConnectionsAreClosed) {
+  Config config = TestConfig();
+  config.max_connections = 3;
+  auto server = StartOk(config);
+  ASSERT_NE(server, nullptr);
+  std::vector<std::unique_ptr<testing::RawH2Connection>> held;
+  for (const char* source : {"127.0.0.1", "127.0.0.2", "127.0.0.3"}) {
+    held.push_back(std::make_unique<testing::RawH2Connection>(server->port(), source));
+    ASSERT_TRUE(Admitted(*held.back())) << source;
+  }
+  testing::RawH2Connection fourth(server->port(), "127.0.0.4");
+  EXPECT_FALSE(Admitted(fourth));
+  held.clear();
+  // Once they are gone, calls are served again.
+  EXPECT_TRUE(WaitUntil([&] { return CheckHealth(Channel(*server), "").first.ok(); }));
+}
+
+TEST_F(TimerServerTest, TheServerAdvertisesMaxStreamsPerConnection) {
+  Config config = TestConfig();
+  config.max_streams_per_connection = 7;
+  auto server = StartOk(config);
+  ASSERT_NE(server, nullptr);
+  testing::RawH2Connection c(server->port());
+  ASSERT_TRUE(Admitted(c));
+  ASSERT_EQ(c.settings().count(testing::RawH2Connection::kMaxConcurrentStreams), 1u)
+      << "no SETTINGS_MAX_CONCURRENT_STREAMS: calls on one connection are unbounded";
+  EXPECT_EQ(c.settings().at(testing::RawH2Connection::kMaxConcurrentStreams), 7u);
+}
+
+TEST_F(TimerServerTest, CallsWithoutCredentialsAreRefusedBeforeTheirRequestArrives) {
+  auto server = StartOk(TestConfig());
+  ASSERT_NE(server, nullptr);
+  testing::RawH2Connection c(server->port());
+  ASSERT_TRUE(Admitted(c));
+  // Each call announces a 1 MiB request, sends 1 KiB of it and stops: the
+  // server must not wait (holding what came) for the rest.
+  const std::vector<std::pair<std::string, std::string>> no_credentials;
+  const std::vector<std::pair<std::string, std::string>> bad_token = {
+      {"authorization", "Bearer tmr_0000000000000000_not-a-secret"}};
+  std::vector<uint32_t> streams;
+  for (const auto* metadata : {&no_credentials, &bad_token}) {
+    for (int i = 0; i < 5; ++i) {
+      const uint32_t stream = c.StartCall("/timer.v1.TimerService/CreateJob", *metadata);
+      ASSERT_NE(stream, 0u);
+      c.SendData(
+          stream,
+          testing::RawH2Connection::MessagePrefix(1 << 20) + std::string(1024, 'x'),
+          kAbuseWait);
+      streams.push_back(stream);
+    }
+  }
+  for (uint32_t stream : streams) {
+    EXPECT_TRUE(c.ReadUntil([&] { return c.Ended(stream); }, kAbuseWait))
+        << "stream " << stream << " was left open, its request half-read";
+  }
+}
+
+TEST_F(TimerServerTest, HealthAndReflectionNeedNoCredentialsBehindTheGate) {
+  auto server = StartOk(TestConfig());
+  ASSERT_NE(server, nullptr);
+  EXPECT_TRUE(CheckHealth(Channel(*server), "").first.ok());
+  EXPECT_THAT(ListServicesByReflection(Channel(*server)),
+              HasSubstr("timer.v1.TimerService"));
+  // Any other method needs them, including one that does not exist.
+  grpc::GenericStub stub(Channel(*server));
+  grpc::CompletionQueue cq;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + kRpcTimeout);
+  auto call =
+      stub.PrepareUnaryCall(&ctx, "/timer.v1.TimerService/NoSuchMethod", Buffer(""), &cq);
+  call->StartCall();
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  call->Finish(&response, &status, reinterpret_cast<void*>(1));
+  void* tag = nullptr;
+  bool ok = false;
+  ASSERT_TRUE(cq.Next(&tag, &ok));
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
 }
 
 // ---------------------------------------------------------------------------
