@@ -453,10 +453,12 @@ int main(int argc, char** argv) {
       {"transfer",
        {{"endpoints", nlohmann::json::array({{{"id", kSrcEndpoint},
                                               {"display_name", "bench source"},
-                                              {"root", (work / "src").string()}},
+                                              {"root", (work / "src").string()},
+                                              {"allowed_identities", {"*"}}},
                                              {{"id", kDstEndpoint},
                                               {"display_name", "bench destination"},
-                                              {"root", (work / "dst").string()}}})}}}};
+                                              {"root", (work / "dst").string()},
+                                              {"allowed_identities", {"*"}}}})}}}};
   auto registry = timer::plugin_host::LoadPlugins({plugin_dir}, configs);
   if (!registry.ok()) Die("LoadPlugins: " + registry.status().ToString());
   ActionProvider* transfer = (*registry)->Find("transfer");

@@ -1,8 +1,15 @@
 #include "provider_support.h"
 
+#include <dlfcn.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <random>
+#include <set>
+#include <system_error>
+#include <thread>
 #include <utility>
 
 // The opaque error of the ABI, as every provider built from this tree
@@ -183,159 +190,304 @@ void ActionContext::SetDetails(const nlohmann::json& details) {
   *details_ = std::move(s);
 }
 
-ActionRunner::~ActionRunner() {
+struct ActionRunner::Action {
+  enum class Phase { kQueued, kRunning, kDone };
+  std::string id;
+  std::string request_id;
+  timer_ap_state state = TIMER_AP_STATE_ACTIVE;
+  std::string details = "{}";
+  std::string error;
+  Phase phase = Phase::kQueued;
+  Work work;  // until a pool thread takes it
+  ActionContext ctx;
+  // A delayed outcome (Outcome::delay): applied by Settle() once due.
+  bool delayed = false;
+  std::chrono::steady_clock::time_point due;
+  timer_ap_state due_state = TIMER_AP_STATE_SUCCEEDED;
+  std::string due_error;
+};
+
+struct ActionRunner::State {
+  std::mutex mu;
+  std::condition_variable work_cv;    // the queue got an action, or stopping
+  std::condition_variable cancel_cv;  // an action was cancelled
+  std::condition_variable idle_cv;    // a pool thread finished an action or exited
+  bool stopping = false;
+  std::map<std::string, std::shared_ptr<Action>, std::less<>> by_id;
+  std::map<std::string, std::shared_ptr<Action>, std::less<>> by_request;
+  std::deque<std::shared_ptr<Action>> queue;
+  // Running on a pool thread, released or not.
+  std::set<std::shared_ptr<Action>> running;
   std::vector<std::thread> threads;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
-    for (auto& [id, a] : by_id_) {
-      a->ctx.cancelled_ = true;
-      if (a->thread.joinable()) threads.push_back(std::move(a->thread));
-    }
-    for (auto& t : orphans_) threads.push_back(std::move(t));
-    orphans_.clear();
-    for (auto& a : releasing_) {
-      a->ctx.cancelled_ = true;
-      if (a->thread.joinable()) threads.push_back(std::move(a->thread));
-    }
-    cv_.notify_all();
+  int live_threads = 0;  // started and not yet returned
+};
+
+namespace {
+
+// Keeps the shared object this code is in mapped for the rest of the
+// process, whatever the host's dlclose() does: threads left running past
+// the stop deadline still execute it.
+void PinThisModule() {
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&PinThisModule), &info) != 0 &&
+      info.dli_fname != nullptr) {
+    // The handle is leaked on purpose: RTLD_NODELETE is what matters.
+    dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
   }
-  for (auto& t : threads) t.join();
 }
 
-ActionSnapshot ActionRunner::Snap(const Action& a) {
+}  // namespace
+
+ActionRunner::ActionRunner(Options options, HostLog log)
+    : options_(std::move(options)), log_(log), s_(std::make_shared<State>()) {}
+
+ActionRunner::~ActionRunner() {
+  std::vector<std::thread> threads;
+  std::vector<std::string> stuck;
+  {
+    std::unique_lock<std::mutex> lock(s_->mu);
+    s_->stopping = true;
+    for (auto& a : s_->queue) {
+      a->phase = Action::Phase::kDone;
+      a->state = TIMER_AP_STATE_CANCELLED;
+      a->error = "cancelled: the provider stopped before the action started";
+      a->work = nullptr;
+    }
+    s_->queue.clear();
+    for (auto& a : s_->running) a->ctx.cancelled_ = true;
+    s_->work_cv.notify_all();
+    s_->cancel_cv.notify_all();
+    const bool all_returned = s_->idle_cv.wait_for(
+        lock, options_.stop_timeout, [this] { return s_->live_threads == 0; });
+    if (all_returned) {
+      threads = std::move(s_->threads);
+    } else {
+      for (auto& a : s_->running) stuck.push_back(a->id);
+      for (auto& t : s_->threads) t.detach();
+      s_->threads.clear();
+    }
+  }
+  for (auto& t : threads) t.join();
+  if (!stuck.empty()) {
+    std::string ids;
+    for (const std::string& id : stuck) ids += (ids.empty() ? "" : ", ") + id;
+    log_.Warn(std::to_string(stuck.size()) + " action(s) still running " +
+              std::to_string(options_.stop_timeout.count()) +
+              " ms after being cancelled (" + options_.config_prefix +
+              ".stop_timeout_seconds); left running, not waited for: " + ids);
+    PinThisModule();
+  }
+}
+
+void ActionRunner::Settle(Action& a) {
+  if (a.delayed && a.state == TIMER_AP_STATE_ACTIVE &&
+      std::chrono::steady_clock::now() >= a.due) {
+    a.state = a.due_state;
+    a.error = a.due_error;
+  }
+}
+
+ActionSnapshot ActionRunner::Snap(Action& a) {
+  Settle(a);
   return ActionSnapshot{a.state, a.id, a.details, a.error};
 }
 
-std::vector<std::thread> ActionRunner::TakeFinishedThreads() {
-  std::vector<std::thread> done;
-  for (auto& [id, a] : by_id_) {
-    if (a->thread_done && a->thread.joinable()) done.push_back(std::move(a->thread));
+Outcome ActionRunner::RunWork(Work& work, ActionContext& ctx) {
+  try {
+    return work(ctx);
+  } catch (const std::exception& e) {
+    return Outcome{TIMER_AP_STATE_FAILED, std::string("internal error: ") + e.what()};
+  } catch (...) {
+    return Outcome{TIMER_AP_STATE_FAILED, "internal error"};
   }
-  for (auto& t : orphans_) done.push_back(std::move(t));
-  orphans_.clear();
-  for (auto it = releasing_.begin(); it != releasing_.end();) {
-    if ((*it)->thread_done) {
-      // Joining needs the Action's std::thread; keep the object alive by
-      // moving the thread out first (the thread no longer touches it).
-      done.push_back(std::move((*it)->thread));
-      it = releasing_.erase(it);
-    } else {
-      ++it;
-    }
-  }
-  return done;
 }
 
-void ActionRunner::Run(Action* a, Work work) {
-  Outcome out;
-  try {
-    out = work(a->ctx);
-  } catch (const std::exception& e) {
-    out = Outcome{TIMER_AP_STATE_FAILED, std::string("internal error: ") + e.what()};
-  } catch (...) {
-    out = Outcome{TIMER_AP_STATE_FAILED, "internal error"};
+void ActionRunner::WorkerLoop(std::shared_ptr<State> s) {
+  std::unique_lock<std::mutex> lock(s->mu);
+  for (;;) {
+    s->work_cv.wait(lock, [&] { return s->stopping || !s->queue.empty(); });
+    if (s->queue.empty()) break;  // stopping, and nothing is left to take
+    std::shared_ptr<Action> a = std::move(s->queue.front());
+    s->queue.pop_front();
+    a->phase = Action::Phase::kRunning;
+    s->running.insert(a);
+    Work work = std::move(a->work);
+    a->work = nullptr;
+    lock.unlock();
+    Outcome out = RunWork(work, a->ctx);
+    work = nullptr;  // destroy captured state before saying we are done
+    lock.lock();
+    a->phase = Action::Phase::kDone;
+    a->state = out.state;
+    a->error = std::move(out.error);
+    s->running.erase(a);
+    s->idle_cv.notify_all();
+    // The last reference to a released action may be this one: drop it
+    // outside the lock.
+    lock.unlock();
+    a.reset();
+    lock.lock();
   }
-  work = nullptr;  // destroy captured state before saying we are done
-  std::lock_guard<std::mutex> lock(mu_);
-  a->state = out.state;
-  a->error = std::move(out.error);
-  a->thread_done = true;
+  --s->live_threads;
+  s->idle_cv.notify_all();
 }
 
 Err ActionRunner::Start(std::string_view request_id, Work work,
                         const std::function<void(std::string_view)>& on_created,
                         ActionSnapshot* out, bool* created, bool run_inline) {
-  std::vector<std::thread> finished;
-  Err result;
-  Action* inline_action = nullptr;
+  std::shared_ptr<Action> inline_action;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    finished = TakeFinishedThreads();
-    if (auto it = by_request_.find(request_id); it != by_request_.end()) {
+    std::lock_guard<std::mutex> lock(s_->mu);
+    if (auto it = s_->by_request.find(request_id); it != s_->by_request.end()) {
       *out = Snap(*it->second);
       *created = false;
-    } else if (stopping_) {
-      result = Unavailable("provider is shutting down");
-    } else {
-      auto a = std::make_unique<Action>();
-      a->id = NewActionId();
-      a->request_id = std::string(request_id);
-      a->ctx.mu_ = &mu_;
-      a->ctx.cv_ = &cv_;
-      a->ctx.details_ = &a->details;
-      if (on_created) on_created(a->id);
-      Action* raw = a.get();
-      if (run_inline) {
-        inline_action = raw;
-      } else {
-        raw->thread = std::thread(
-            [this, raw, w = std::move(work)]() mutable { Run(raw, std::move(w)); });
-      }
-      by_request_[raw->request_id] = raw;
-      *out = Snap(*raw);
-      *created = true;
-      by_id_[raw->id] = std::move(a);
+      return Ok();
     }
+    if (s_->stopping) return Unavailable("provider is shutting down");
+    const size_t busy = s_->running.size() + s_->queue.size();
+    const size_t capacity =
+        static_cast<size_t>(options_.threads) + static_cast<size_t>(options_.max_queued);
+    if (!run_inline && busy >= capacity) {
+      return ResourceExhausted(options_.config_prefix + ".max_queued_actions (" +
+                               std::to_string(options_.max_queued) +
+                               ") reached: " + std::to_string(s_->running.size()) +
+                               " actions running (" + options_.config_prefix +
+                               ".action_threads " + std::to_string(options_.threads) +
+                               ") and " + std::to_string(s_->queue.size()) +
+                               " waiting; nothing was started, retry later");
+    }
+    if (!run_inline && s_->threads.size() < static_cast<size_t>(options_.threads) &&
+        busy + 1 > s_->threads.size()) {
+      // One more thread while every thread has work; none when one is free.
+      try {
+        s_->threads.emplace_back(&ActionRunner::WorkerLoop, s_);
+        ++s_->live_threads;
+      } catch (const std::system_error& e) {
+        // The host is out of threads: queue behind the threads there are.
+        if (s_->threads.empty())
+          return Unavailable(std::string("cannot start a thread: ") + e.what());
+      }
+    }
+    auto a = std::make_shared<Action>();
+    a->id = NewActionId();
+    a->request_id = std::string(request_id);
+    a->ctx.mu_ = &s_->mu;
+    a->ctx.cv_ = &s_->cancel_cv;
+    a->ctx.details_ = &a->details;
+    if (on_created) on_created(a->id);
+    if (run_inline) {
+      a->phase = Action::Phase::kRunning;
+      inline_action = a;
+    } else {
+      a->work = std::move(work);
+      s_->queue.push_back(a);
+      s_->work_cv.notify_one();
+    }
+    s_->by_request[a->request_id] = a;
+    s_->by_id[a->id] = a;
+    *out = Snap(*a);
+    *created = true;
   }
   if (inline_action != nullptr) {
-    // Not yet visible to Release (the caller has no action id), so it stays alive.
-    Run(inline_action, std::move(work));
-    std::lock_guard<std::mutex> lock(mu_);
-    *out = Snap(*inline_action);
+    // Not yet visible to Release (the caller has no action id), so it stays
+    // as it is until this returns.
+    Outcome o = RunWork(work, inline_action->ctx);
+    work = nullptr;
+    std::lock_guard<std::mutex> lock(s_->mu);
+    Action& a = *inline_action;
+    a.phase = Action::Phase::kDone;
+    if (o.delay.count() > 0 && a.ctx.cancelled()) {
+      a.state = TIMER_AP_STATE_CANCELLED;
+      a.error = "cancelled";
+    } else if (o.delay.count() > 0) {
+      a.delayed = true;
+      a.due = std::chrono::steady_clock::now() + o.delay;
+      a.due_state = o.state;
+      a.due_error = std::move(o.error);
+    } else if (a.state == TIMER_AP_STATE_ACTIVE) {
+      a.state = o.state;
+      a.error = std::move(o.error);
+    }
+    *out = Snap(a);
   }
-  for (auto& t : finished) t.join();
-  return result;
+  return Ok();
 }
 
 bool ActionRunner::FindRequest(std::string_view request_id, ActionSnapshot* out) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = by_request_.find(request_id);
-  if (it == by_request_.end()) return false;
+  std::lock_guard<std::mutex> lock(s_->mu);
+  auto it = s_->by_request.find(request_id);
+  if (it == s_->by_request.end()) return false;
   *out = Snap(*it->second);
   return true;
 }
 
 Err ActionRunner::Status(std::string_view action_id, ActionSnapshot* out) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = by_id_.find(action_id);
-  if (it == by_id_.end()) return NotFound("action_id: no such action");
+  std::lock_guard<std::mutex> lock(s_->mu);
+  auto it = s_->by_id.find(action_id);
+  if (it == s_->by_id.end()) return NotFound("action_id: no such action");
   *out = Snap(*it->second);
   return Ok();
 }
 
 Err ActionRunner::Cancel(std::string_view action_id) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = by_id_.find(action_id);
-  if (it == by_id_.end()) return NotFound("action_id: no such action");
-  it->second->ctx.cancelled_ = true;
-  cv_.notify_all();
+  Work dropped;  // a queued action's work, freed after the lock is released
+  std::lock_guard<std::mutex> lock(s_->mu);
+  auto it = s_->by_id.find(action_id);
+  if (it == s_->by_id.end()) return NotFound("action_id: no such action");
+  Action& a = *it->second;
+  Settle(a);
+  a.ctx.cancelled_ = true;
+  if (a.state == TIMER_AP_STATE_ACTIVE && a.phase != Action::Phase::kRunning) {
+    // Queued (it never ran) or delayed (its work is done): it ends now.
+    if (a.phase == Action::Phase::kQueued) {
+      auto q = std::find(s_->queue.begin(), s_->queue.end(), it->second);
+      if (q != s_->queue.end()) s_->queue.erase(q);
+      a.phase = Action::Phase::kDone;
+      dropped = std::move(a.work);
+    }
+    a.state = TIMER_AP_STATE_CANCELLED;
+    a.error = "cancelled";
+  }
+  s_->cancel_cv.notify_all();
   return Ok();
 }
 
 Err ActionRunner::Release(std::string_view action_id) {
-  std::vector<std::thread> finished;
+  std::shared_ptr<Action> a;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = by_id_.find(action_id);
-    if (it == by_id_.end()) return NotFound("action_id: no such action");
-    std::unique_ptr<Action> a = std::move(it->second);
-    by_request_.erase(a->request_id);
-    by_id_.erase(it);
-    if (a->state == TIMER_AP_STATE_ACTIVE) {
-      // Released while running: stop it and forget it once its thread ends.
-      a->ctx.cancelled_ = true;
-      cv_.notify_all();
-      releasing_.push_back(std::move(a));
-    } else if (a->thread.joinable()) {
-      // The state is final but the thread may be a few instructions from
-      // returning; join it outside the lock.
-      orphans_.push_back(std::move(a->thread));
+    std::lock_guard<std::mutex> lock(s_->mu);
+    auto it = s_->by_id.find(action_id);
+    if (it == s_->by_id.end()) return NotFound("action_id: no such action");
+    a = std::move(it->second);
+    s_->by_id.erase(it);
+    s_->by_request.erase(a->request_id);
+    if (a->phase == Action::Phase::kQueued) {
+      auto q = std::find(s_->queue.begin(), s_->queue.end(), a);
+      if (q != s_->queue.end()) s_->queue.erase(q);
     }
-    finished = TakeFinishedThreads();
+    // Released while running: its thread stops it soon and drops the last
+    // reference.
+    a->ctx.cancelled_ = true;
+    s_->cancel_cv.notify_all();
   }
-  for (auto& t : finished) t.join();
+  // `a` (and a queued action's work) is freed here, outside the lock,
+  // unless a pool thread still holds it.
   return Ok();
+}
+
+int ActionRunner::running() const {
+  std::lock_guard<std::mutex> lock(s_->mu);
+  return static_cast<int>(s_->running.size());
+}
+
+int ActionRunner::queued() const {
+  std::lock_guard<std::mutex> lock(s_->mu);
+  return static_cast<int>(s_->queue.size());
+}
+
+int ActionRunner::threads() const {
+  std::lock_guard<std::mutex> lock(s_->mu);
+  return static_cast<int>(s_->threads.size());
 }
 
 timer_ap_api MakeApi(std::string_view name, std::string_view version,
@@ -379,6 +531,15 @@ timer_ap_error* CreateWith(CreateFn fn, timer_ap_str config_json,
     *out = reinterpret_cast<timer_ap_provider*>(p.release());
     return Ok();
   });
+}
+
+ActionRunner::Options ReadRunnerOptions(FieldReader& r) {
+  ActionRunner::Options o;
+  o.config_prefix = r.prefix();
+  o.threads = static_cast<int>(r.Int("action_threads", o.threads, 1, 256));
+  o.max_queued = static_cast<int>(r.Int("max_queued_actions", o.max_queued, 0, 1000000));
+  o.stop_timeout = std::chrono::seconds(r.Int("stop_timeout_seconds", 10, 0, 3600));
+  return o;
 }
 
 std::string FieldReader::Name(const char* key) const {

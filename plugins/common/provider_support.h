@@ -3,13 +3,15 @@
 // built elsewhere needs only timer/action_provider.h.
 //
 // It turns a C++ class derived from ProviderBase into the C table the ABI
-// wants (MakeApi), catching every exception at the boundary, and runs each
-// action on a thread of its own through ActionRunner, which gives start()
-// its idempotency on request_id and cancel/release their semantics.
+// wants (MakeApi), catching every exception at the boundary, and runs the
+// actions through ActionRunner (a bounded pool of threads and a bounded
+// queue), which gives start() its idempotency on request_id and
+// cancel/release their semantics.
 //
 // Thread-safety: ProviderBase's entry points follow the ABI's tags
 // (Validate/Start/Status/Cancel/Release are thread-safe). ActionRunner is
-// thread-safe; its destructor cancels and joins every action thread.
+// thread-safe; its destructor cancels every action and waits, for a bounded
+// time, for the pool's threads.
 #pragma once
 
 #include <atomic>
@@ -23,7 +25,6 @@
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "timer/action_provider.h"
@@ -49,6 +50,9 @@ inline Err FailedPrecondition(std::string m) {
 }
 inline Err Internal(std::string m) { return {TIMER_AP_INTERNAL, std::move(m)}; }
 inline Err Unavailable(std::string m) { return {TIMER_AP_UNAVAILABLE, std::move(m)}; }
+inline Err ResourceExhausted(std::string m) {
+  return {TIMER_AP_RESOURCE_EXHAUSTED, std::move(m)};
+}
 
 inline std::string_view View(timer_ap_str s) {
   return s.size == 0 ? std::string_view() : std::string_view(s.data, s.size);
@@ -73,14 +77,18 @@ class HostLog {
   const timer_ap_host* host_ = nullptr;  // not owned; outlives the provider
 };
 
-// How an action ended.
+// How an action ended. With a `delay`, the action stays ACTIVE that long
+// after its work returned and only then takes `state` (unless cancelled
+// first): work whose outcome is known at once but must look like it takes
+// time (noop's delay_ms) needs no thread that way.
 struct Outcome {
   timer_ap_state state = TIMER_AP_STATE_SUCCEEDED;
   std::string error;  // when FAILED or CANCELLED
+  std::chrono::milliseconds delay{0};
 };
 
 // What an action's work sees. Owned by the ActionRunner; valid while the
-// work function runs, on the action's own thread.
+// work function runs, on a pool thread (or inline, in start()).
 class ActionContext {
  public:
   // True once Cancel() was called (or the provider is being destroyed).
@@ -93,7 +101,7 @@ class ActionContext {
  private:
   friend class ActionRunner;
   std::mutex* mu_ = nullptr;               // the runner's
-  std::condition_variable* cv_ = nullptr;  // the runner's
+  std::condition_variable* cv_ = nullptr;  // the runner's cancel signal
   std::string* details_ = nullptr;         // guarded by *mu_
   std::atomic<bool> cancelled_{false};
 };
@@ -108,13 +116,38 @@ struct ActionSnapshot {
   std::string error;
 };
 
-// Runs actions on their own threads and remembers them until released.
+// How an ActionRunner is bounded (the provider's config keys).
+struct ActionRunnerOptions {
+  // Names the keys below in messages, e.g. "plugins.transfer".
+  std::string config_prefix = "provider";
+  int threads = 4;        // `action_threads`
+  int max_queued = 1000;  // `max_queued_actions`
+  // How long the destructor waits for running actions to stop once
+  // cancelled (`stop_timeout_seconds`); see ~ActionRunner.
+  std::chrono::milliseconds stop_timeout{10000};
+};
+
+// Runs actions on a bounded pool of threads and remembers them until
+// released: at most `threads` actions run at once and at most
+// `max_queued` more wait for a thread; a start beyond that is refused with
+// RESOURCE_EXHAUSTED (nothing started, the request id not remembered, so
+// the caller may retry). Threads are made as actions need them, up to
+// `threads`, and kept until the runner is destroyed; a provider whose work
+// all runs inline (noop) never makes one.
 class ActionRunner {
  public:
-  ActionRunner() = default;
+  using Options = ActionRunnerOptions;
+
+  explicit ActionRunner(Options options = Options(), HostLog log = HostLog());
   ActionRunner(const ActionRunner&) = delete;
   ActionRunner& operator=(const ActionRunner&) = delete;
-  // Cancels every action still running and joins its thread.
+  // Cancels every action, drops the queued ones and waits up to
+  // `stop_timeout` for the running ones to return. Actions still running
+  // then (work stuck in a system call) are logged by id and left behind:
+  // their threads are detached, the state they use is kept alive by them,
+  // and the shared object they run in is pinned (RTLD_NODELETE) so the
+  // host's dlclose() cannot unmap it under them. The process is expected to
+  // exit soon after (timerd destroys providers on shutdown only).
   ~ActionRunner();
 
   // Starts `work` unless an unreleased action already has `request_id`, in
@@ -122,7 +155,8 @@ class ActionRunner {
   // runs under the runner's lock exactly once per new action, before the
   // work starts (noop's record file uses it).
   // With `run_inline`, the work runs on the calling thread before Start
-  // returns (for work known to take no time), so no thread is made for it.
+  // returns (for work known to take no time), so no thread is used for it.
+  // RESOURCE_EXHAUSTED when every thread is busy and the queue is full.
   Err Start(std::string_view request_id, Work work,
             const std::function<void(std::string_view action_id)>& on_created,
             ActionSnapshot* out, bool* created, bool run_inline = false);
@@ -132,36 +166,34 @@ class ActionRunner {
   Err Cancel(std::string_view action_id);
   Err Release(std::string_view action_id);
 
- private:
-  struct Action {
-    std::string id;
-    std::string request_id;
-    timer_ap_state state = TIMER_AP_STATE_ACTIVE;
-    std::string details = "{}";
-    std::string error;
-    bool thread_done = false;
-    ActionContext ctx;
-    std::thread thread;
-  };
-  static ActionSnapshot Snap(const Action& a);
-  void Run(Action* a, Work work);
-  // Moves the threads of finished actions out, to join outside the lock.
-  std::vector<std::thread> TakeFinishedThreads();  // requires mu_
+  // Actions running on a thread, and waiting for one; for tests.
+  int running() const;
+  int queued() const;
+  int threads() const;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;                                              // guarded by mu_
-  std::map<std::string, std::unique_ptr<Action>, std::less<>> by_id_;  // guarded by mu_
-  std::map<std::string, Action*, std::less<>> by_request_;             // guarded by mu_
-  std::vector<std::thread> orphans_;  // threads of released actions; guarded by mu_
-  // Released while active: cancelled, kept until their thread ends.
-  std::vector<std::unique_ptr<Action>> releasing_;  // guarded by mu_
+ private:
+  struct Action;
+  struct State;
+  static void WorkerLoop(std::shared_ptr<State> s);
+  static Outcome RunWork(Work& work, ActionContext& ctx);
+  // Applies a delayed outcome that has come due. Requires the lock.
+  static void Settle(Action& a);
+  static ActionSnapshot Snap(Action& a);  // settles first; requires the lock
+
+  const Options options_;
+  const HostLog log_;
+  // Shared with the pool threads, so that one left running past the
+  // destructor's deadline never touches freed memory.
+  const std::shared_ptr<State> s_;
 };
 
 // Base of a C++ provider. The glue in MakeApi() parses bodies, converts
 // errors and catches exceptions; a provider implements Plan().
 class ProviderBase {
  public:
+  explicit ProviderBase(ActionRunner::Options options = ActionRunner::Options(),
+                        HostLog log = HostLog())
+      : runner_(std::move(options), log) {}
   virtual ~ProviderBase() = default;
 
   // Checks `body` (already parsed; an object) for `owner`. With `work`
@@ -211,6 +243,7 @@ class FieldReader {
   Err Finish();
   const Err& err() const { return err_; }
   std::string Name(const char* key) const;
+  const std::string& prefix() const { return prefix_; }
 
  private:
   void Fail(Err e) {
@@ -221,5 +254,10 @@ class FieldReader {
   std::vector<std::string> seen_;
   Err err_;
 };
+
+// The runner's keys of a provider's config table, read through `r` (whose
+// prefix names them): action_threads, max_queued_actions and
+// stop_timeout_seconds.
+ActionRunner::Options ReadRunnerOptions(FieldReader& r);
 
 }  // namespace timer::plugins

@@ -4,7 +4,9 @@
 // Body: {"delay_ms": N, "fail": bool, "fail_message": "...",
 //        "fail_validation": bool}. The action stays ACTIVE for delay_ms
 // (cancellable meanwhile), then ends SUCCEEDED, or FAILED when `fail`.
-// `fail_validation` makes validate() and start() refuse the body.
+// `fail_validation` makes validate() and start() refuse the body. No action
+// uses a thread: its outcome is decided in start() and shown when due, so
+// any number of delayed actions cost memory only (a few hundred bytes each).
 //
 // Config: {"record_file": "/path"}: one line "<request_id> <unix time in
 // ms>\n" is appended (and flushed) per action actually started, so tests
@@ -46,7 +48,10 @@ constexpr char kSchema[] = R"({
 
 class NoopProvider : public ProviderBase {
  public:
-  NoopProvider(int record_fd, HostLog log) : record_fd_(record_fd), log_(log) {}
+  NoopProvider(int record_fd, HostLog log)
+      : ProviderBase(ActionRunner::Options{.config_prefix = "plugins.noop"}, log),
+        record_fd_(record_fd),
+        log_(log) {}
   ~NoopProvider() override {
     if (record_fd_ >= 0) close(record_fd_);
   }
@@ -60,22 +65,20 @@ class NoopProvider : public ProviderBase {
     if (Err e = r.Finish(); !e.ok()) return e;
     if (fail_validation) return InvalidArgument("fail_validation: refused on request");
     if (work == nullptr) return Ok();
+    // The outcome is known now; a delay only keeps it ACTIVE that long
+    // (ActionRunner applies it when due), so no thread waits for it.
     *work = [delay_ms, fail, message](ActionContext& ctx) -> Outcome {
       ctx.SetDetails({{"delay_ms", delay_ms}});
-      if (delay_ms > 0 && ctx.WaitCancelledFor(std::chrono::milliseconds(delay_ms))) {
-        return {TIMER_AP_STATE_CANCELLED, "cancelled"};
-      }
-      if (fail) return {TIMER_AP_STATE_FAILED, message};
-      return {TIMER_AP_STATE_SUCCEEDED, ""};
+      Outcome out{fail ? TIMER_AP_STATE_FAILED : TIMER_AP_STATE_SUCCEEDED,
+                  fail ? message : std::string()};
+      out.delay = std::chrono::milliseconds(delay_ms);
+      return out;
     };
     return Ok();
   }
 
-  // No delay: the action is done the moment it starts.
-  bool RunsInline(const nlohmann::json& body) const override {
-    auto it = body.find("delay_ms");
-    return it == body.end() || (it->is_number_integer() && it->get<int64_t>() == 0);
-  }
+  // Every noop action is decided inside start(): none needs a thread.
+  bool RunsInline(const nlohmann::json& body) const override { return true; }
 
   void OnCreated(std::string_view request_id, std::string_view action_id) override {
     if (record_fd_ < 0) return;

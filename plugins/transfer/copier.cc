@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <random>
 #include <set>
@@ -133,7 +135,133 @@ void SweepStaleTemps(int dir) {
   }
 }
 
+// Feeds `n` zero bytes to `md` (a hole, for the source's hash).
+void HashZeros(EVP_MD_CTX* md, int64_t n) {
+  static const unsigned char kZeros[64 << 10] = {};
+  while (n > 0) {
+    const size_t k = static_cast<size_t>(std::min<int64_t>(n, sizeof(kZeros)));
+    EVP_DigestUpdate(md, kZeros, k);
+    n -= static_cast<int64_t>(k);
+  }
+}
+
+std::string Quote(const std::string& s) { return "\"" + s + "\""; }
+
 }  // namespace
+
+bool Allowed(const Endpoint& e, const std::string& identity) {
+  for (const std::string& a : e.allowed_identities) {
+    if (a == "*" || a == identity) return true;
+  }
+  return false;
+}
+
+int OpenRegularAt(int dir, const std::string& name, struct stat* st, std::string* why) {
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+  // writer, forever. O_NOCTTY: a terminal never becomes ours.
+  int fd = openat(dir, name.c_str(),
+                  O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    *why = errno == ELOOP ? "is a symbolic link (refused, never followed)" : Errno(errno);
+    return -1;
+  }
+  Fd owned(fd);
+  if (fstat(fd, st) != 0) {
+    *why = Errno(errno);
+    return -1;
+  }
+  if (!S_ISREG(st->st_mode)) {
+    *why = "is not a regular file (changed while being copied?)";
+    return -1;
+  }
+  const int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+    *why = Errno(errno);
+    return -1;
+  }
+  return owned.release();
+}
+
+WriteQuota::WriteQuota(Limits limits, std::function<int64_t()> now_seconds)
+    : limits_(limits), now_seconds_(std::move(now_seconds)) {}
+
+int64_t WriteQuota::Hour() const {
+  const int64_t now = now_seconds_
+                          ? now_seconds_()
+                          : std::chrono::duration_cast<std::chrono::seconds>(
+                                std::chrono::steady_clock::now().time_since_epoch())
+                                .count();
+  return now / 3600;
+}
+
+std::pair<int64_t, int64_t> WriteQuota::Sum(const Buckets& b, int64_t hour) {
+  int64_t bytes = 0, files = 0;
+  for (const Bucket& k : b) {
+    if (k.hour > hour - 24 && k.hour <= hour) {
+      bytes += k.bytes;
+      files += k.files;
+    }
+  }
+  return {std::max<int64_t>(bytes, 0), std::max<int64_t>(files, 0)};
+}
+
+WriteQuota::Bucket& WriteQuota::Current(Buckets& b, int64_t hour) {
+  Bucket& k = b[static_cast<size_t>(hour % 24)];
+  if (k.hour != hour) k = Bucket{hour, 0, 0};
+  return k;
+}
+
+void WriteQuota::SweepLocked(int64_t hour) {
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    bool live = false;
+    for (const Bucket& k : it->second) live = live || k.hour > hour - 24;
+    it = live ? std::next(it) : entries_.erase(it);
+  }
+  sweep_at_ = std::max<size_t>(1024, 2 * entries_.size());
+}
+
+Err WriteQuota::Reserve(const std::string& identity, const std::string& endpoint,
+                        int64_t bytes, int64_t files) {
+  const int64_t hour = Hour();
+  std::lock_guard<std::mutex> lock(mu_);
+  if (entries_.size() >= sweep_at_) SweepLocked(hour);
+  Buckets& b = entries_[{identity, endpoint}];
+  const auto [used_bytes, used_files] = Sum(b, hour);
+  if (limits_.bytes_per_day > 0 && used_bytes + bytes > limits_.bytes_per_day) {
+    return ResourceExhausted(
+        "max_bytes_per_identity_per_day (" + std::to_string(limits_.bytes_per_day) +
+        ") reached for " + Quote(identity) + " on endpoint " + Quote(endpoint) + ": " +
+        std::to_string(used_bytes) + " bytes written in the last 24 hours");
+  }
+  if (limits_.files_per_day > 0 && used_files + files > limits_.files_per_day) {
+    return ResourceExhausted("max_files_per_identity_per_day (" +
+                             std::to_string(limits_.files_per_day) + ") reached for " +
+                             Quote(identity) + " on endpoint " + Quote(endpoint) + ": " +
+                             std::to_string(used_files) +
+                             " files and directories created in the last 24 hours");
+  }
+  Bucket& k = Current(b, hour);
+  k.bytes += bytes;
+  k.files += files;
+  return Ok();
+}
+
+void WriteQuota::Adjust(const std::string& identity, const std::string& endpoint,
+                        int64_t bytes, int64_t files) {
+  const int64_t hour = Hour();
+  std::lock_guard<std::mutex> lock(mu_);
+  Bucket& k = Current(entries_[{identity, endpoint}], hour);
+  k.bytes += bytes;
+  k.files += files;
+}
+
+std::pair<int64_t, int64_t> WriteQuota::Used(const std::string& identity,
+                                             const std::string& endpoint) {
+  const int64_t hour = Hour();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find({identity, endpoint});
+  return it == entries_.end() ? std::pair<int64_t, int64_t>{0, 0} : Sum(it->second, hour);
+}
 
 Err SplitPath(const std::string& path, const std::string& field,
               std::vector<std::string>* out) {
@@ -225,8 +353,8 @@ Err HashFile(int fd, std::vector<char>* buf, Sha256* out) {
   return Ok();
 }
 
-Copier::Copier(const Request& req, ActionContext* ctx, int64_t max_bytes_per_second)
-    : req_(req), ctx_(ctx), max_bytes_per_second_(max_bytes_per_second) {}
+Copier::Copier(const Request& req, ActionContext* ctx, CopyOptions options)
+    : req_(req), ctx_(ctx), options_(std::move(options)) {}
 
 nlohmann::json Copier::Details() const {
   static const char* kLevels[] = {"none", "exists", "size", "mtime", "checksum"};
@@ -247,6 +375,7 @@ nlohmann::json Copier::Details() const {
       {"special_files_skipped", c_.special_files_skipped},
       {"errors", errors_},
   };
+  if (!stop_.empty()) d["stopped"] = stop_;
   if (req_.encrypt_data) {
     d["encrypt_data"] =
         "not applied: both endpoints are local directories on the timerd host, so no "
@@ -271,10 +400,61 @@ void Copier::Fail(const std::string& path, const std::string& error) {
   Publish(false);
 }
 
+bool Copier::Admit(int dst_fd, int64_t bytes, int64_t entries) {
+  if (!stop_.empty()) return false;
+  if (options_.max_bytes_per_run > 0 && run_bytes_ + bytes > options_.max_bytes_per_run) {
+    stop_ = "max_bytes_per_run (" + std::to_string(options_.max_bytes_per_run) +
+            ") reached: the run has written " + std::to_string(run_bytes_) +
+            " bytes and needs " + std::to_string(bytes) + " more";
+    return false;
+  }
+  if (options_.max_files_per_run > 0 &&
+      run_entries_ + entries > options_.max_files_per_run) {
+    stop_ = "max_files_per_run (" + std::to_string(options_.max_files_per_run) +
+            ") reached: the run has created " + std::to_string(run_entries_) +
+            " files and directories";
+    return false;
+  }
+  const int64_t floor = req_.destination->min_free_bytes;
+  if (floor > 0) {
+    struct statvfs vfs;
+    if (fstatvfs(dst_fd, &vfs) == 0) {
+      const int64_t free_bytes =
+          static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize);
+      if (free_bytes - bytes < floor) {
+        stop_ = "destination endpoint " + Quote(req_.destination->id) + " has " +
+                std::to_string(free_bytes) + " bytes free: writing " +
+                std::to_string(bytes) + " more would pass its min_free_bytes (" +
+                std::to_string(floor) + ")";
+        return false;
+      }
+    }
+  }
+  if (options_.quota != nullptr) {
+    Err e =
+        options_.quota->Reserve(options_.identity, req_.destination->id, bytes, entries);
+    if (!e.ok()) {
+      stop_ = e.message;
+      return false;
+    }
+  }
+  run_bytes_ += bytes;
+  run_entries_ += entries;
+  return true;
+}
+
+void Copier::Refund(int64_t bytes, int64_t entries) {
+  if (bytes == 0 && entries == 0) return;
+  run_bytes_ -= bytes;
+  run_entries_ -= entries;
+  if (options_.quota != nullptr)
+    options_.quota->Adjust(options_.identity, req_.destination->id, -bytes, -entries);
+}
+
 void Copier::Throttle() {
-  if (max_bytes_per_second_ <= 0) return;
-  int64_t due_ns =
-      throttle_start_ns_ + c_.bytes_transferred * 1'000'000'000 / max_bytes_per_second_;
+  const int64_t rate = options_.max_bytes_per_second;
+  if (rate <= 0) return;
+  int64_t due_ns = throttle_start_ns_ + c_.bytes_transferred * 1'000'000'000 / rate;
   int64_t wait = due_ns - NowNs();
   if (wait > 0) ctx_->WaitCancelledFor(std::chrono::milliseconds(wait / 1'000'000 + 1));
 }
@@ -292,10 +472,15 @@ Outcome Copier::Run() {
     Publish(true);
     return {TIMER_AP_STATE_FAILED, e.message};
   }
-  for (size_t i = 0; i < req_.items.size() && !ctx_->cancelled(); ++i) {
+  for (size_t i = 0; i < req_.items.size() && !Stopped(); ++i) {
     CopyItem(i, req_.items[i], src_root.get(), dst_root.get());
   }
   Publish(true);
+  if (!stop_.empty()) {
+    return {TIMER_AP_STATE_FAILED, "stopped after " +
+                                       std::to_string(c_.files_transferred) +
+                                       " files transferred: " + stop_};
+  }
   if (ctx_->cancelled()) {
     return {
         TIMER_AP_STATE_CANCELLED,
@@ -351,7 +536,12 @@ void Copier::CopyItem(size_t index, const Item& item, int src_root, int dst_root
     const std::string& comp = item.destination[i];
     Fd next(OpenDirAt(dst_dir.get(), comp));
     if (next.get() < 0 && errno == ENOENT) {
-      if (mkdirat(dst_dir.get(), comp.c_str(), 0755) == 0) ++c_.directories_created;
+      if (!Admit(dst_dir.get(), 0, 1)) return;
+      if (mkdirat(dst_dir.get(), comp.c_str(), 0755) == 0) {
+        ++c_.directories_created;
+      } else {
+        Refund(0, 1);
+      }
       next = Fd(OpenDirAt(dst_dir.get(), comp));
     }
     if (next.get() < 0) {
@@ -376,7 +566,7 @@ void Copier::CopyItem(size_t index, const Item& item, int src_root, int dst_root
     skip_ino_ = dst_st.st_ino;
   }
   CopyTree(src_dir.get(), dst_dir.get(), item.source_path, 0);
-  if (req_.preserve_timestamp && !ctx_->cancelled()) {
+  if (req_.preserve_timestamp && !Stopped()) {
     struct timespec times[2] = {st.st_atim, st.st_mtim};
     futimens(dst_dir.get(), times);
   }
@@ -390,7 +580,7 @@ void Copier::CopyTree(int src_dir, int dst_dir, const std::string& rel, int dept
   if (Err e = ListDir(src_dir, &names); !e.ok())
     return Fail(rel.empty() ? "." : rel, e.message);
   for (const std::string& name : names) {
-    if (ctx_->cancelled()) return;
+    if (Stopped()) return;
     if (IsTemp(name)) continue;  // another run's file in progress
     const std::string path = Join(rel, name);
     struct stat st;
@@ -408,11 +598,21 @@ void Copier::CopyTree(int src_dir, int dst_dir, const std::string& rel, int dept
         Fail(path, WhyNotDir(src_dir, name, errno));
         continue;
       }
-      if (mkdirat(dst_dir, name.c_str(), (st.st_mode & 07777) | 0700) == 0) {
+      struct stat existing;
+      const bool exists =
+          fstatat(dst_dir, name.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0;
+      if (!exists && !Admit(dst_dir, 0, 1)) return;
+      if (exists) {
+        // Opened (and refused if not a directory) below.
+      } else if (mkdirat(dst_dir, name.c_str(), (st.st_mode & 07777) | 0700) == 0) {
         ++c_.directories_created;
-      } else if (errno != EEXIST) {
-        Fail(path, "cannot create directory: " + Errno(errno));
-        continue;
+      } else {
+        const int err = errno;
+        Refund(0, 1);
+        if (err != EEXIST) {
+          Fail(path, "cannot create directory: " + Errno(err));
+          continue;
+        }
       }
       Fd child_dst(OpenDirAt(dst_dir, name));
       if (child_dst.get() < 0) {
@@ -420,7 +620,7 @@ void Copier::CopyTree(int src_dir, int dst_dir, const std::string& rel, int dept
         continue;
       }
       CopyTree(child_src.get(), child_dst.get(), path, depth + 1);
-      if (req_.preserve_timestamp && !ctx_->cancelled()) {
+      if (req_.preserve_timestamp && !Stopped()) {
         struct timespec times[2] = {st.st_atim, st.st_mtim};
         futimens(child_dst.get(), times);
       }
@@ -430,8 +630,7 @@ void Copier::CopyTree(int src_dir, int dst_dir, const std::string& rel, int dept
       ++c_.special_files_skipped;
     }
   }
-  if (req_.delete_destination_extra && !ctx_->cancelled())
-    DeleteExtra(src_dir, dst_dir, rel);
+  if (req_.delete_destination_extra && !Stopped()) DeleteExtra(src_dir, dst_dir, rel);
 }
 
 void Copier::DeleteExtra(int src_dir, int dst_dir, const std::string& rel) {
@@ -467,7 +666,7 @@ Err Copier::RemoveTree(int dir_fd, const std::string& name, int depth) {
   return Ok();
 }
 
-Err Copier::CopyData(int src_fd, int dst_fd, Sha256* hash) {
+Err Copier::CopyData(int src_fd, int dst_fd, Sha256* hash, int64_t* reserved) {
   // copy_file_range keeps the data in the kernel (and lets a filesystem
   // share extents); hashing needs the bytes, so verify reads them instead.
   bool use_cfr = hash == nullptr;
@@ -479,38 +678,100 @@ Err Copier::CopyData(int src_fd, int dst_fd, Sha256* hash) {
     }
   }
   size_t chunk = kCopyChunk;
-  if (max_bytes_per_second_ > 0) {
-    chunk = std::max<size_t>(4096, std::min<size_t>(chunk, max_bytes_per_second_ / 20));
+  if (options_.max_bytes_per_second > 0) {
+    chunk = std::max<size_t>(4096,
+                             std::min<size_t>(chunk, options_.max_bytes_per_second / 20));
   }
-  for (;;) {
+  const auto stopped = [this]() -> Err {
     if (ctx_->cancelled()) return {TIMER_AP_CANCELLED, "cancelled"};
-    ssize_t n;
-    if (use_cfr) {
-      n = copy_file_range(src_fd, nullptr, dst_fd, nullptr, chunk, 0);
-      if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
-                    errno == EOPNOTSUPP || errno == EPERM)) {
-        use_cfr = false;  // e.g. across filesystems on older kernels
-        continue;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return Internal("copy: " + Errno(errno));
-    } else {
-      n = read(src_fd, buf_.data(), std::min(buf_.size(), chunk));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) return Internal("read: " + Errno(errno));
-      if (md) EVP_DigestUpdate(md.get(), buf_.data(), static_cast<size_t>(n));
-      for (ssize_t off = 0; off < n;) {
-        ssize_t w = write(dst_fd, buf_.data() + off, static_cast<size_t>(n - off));
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0) return Internal("write: " + Errno(errno));
-        off += w;
+    return {TIMER_AP_RESOURCE_EXHAUSTED, stop_};
+  };
+  // A hole is hashed as the zeros it reads as, a GiB at a time between
+  // checks for a cancel.
+  const auto hash_zeros = [&](int64_t n) {
+    while (n > 0) {
+      if (Stopped()) return false;
+      const int64_t k = std::min<int64_t>(n, int64_t{1} << 30);
+      HashZeros(md.get(), k);
+      n -= k;
+    }
+    return true;
+  };
+  // The source is copied one data segment at a time, each to the same
+  // offset: the holes between (SEEK_HOLE) are never read or written.
+  bool sparse = true;  // SEEK_DATA works here
+  int64_t written = 0;
+  off_t pos = 0;  // everything before it is copied (or a hole)
+  bool eof = false;
+  while (!eof) {
+    if (Stopped()) return stopped();
+    off_t data = pos;
+    off_t data_end = std::numeric_limits<off_t>::max();
+    if (sparse) {
+      data = lseek(src_fd, pos, SEEK_DATA);
+      if (data < 0 && errno == ENXIO) break;  // only a hole (or nothing) is left
+      if (data < 0) {
+        sparse = false;  // a filesystem without SEEK_DATA: copy every byte
+        data = pos;
+      } else {
+        data_end = lseek(src_fd, data, SEEK_HOLE);
+        if (data_end < 0) data_end = std::numeric_limits<off_t>::max();
       }
     }
-    if (n == 0) break;
-    c_.bytes_transferred += n;
-    Throttle();
-    Publish(false);
+    if (md && data > pos && !hash_zeros(data - pos)) return stopped();
+    off_t off = data;
+    while (off < data_end) {
+      if (Stopped()) return stopped();
+      const size_t want = static_cast<size_t>(
+          std::min<int64_t>(chunk, static_cast<int64_t>(data_end - off)));
+      ssize_t n;
+      if (use_cfr) {
+        off_t in = off, out = off;
+        n = copy_file_range(src_fd, &in, dst_fd, &out, want, 0);
+        if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+                      errno == EOPNOTSUPP || errno == EPERM)) {
+          use_cfr = false;  // e.g. across filesystems on older kernels
+          continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return Internal("copy: " + Errno(errno));
+      } else {
+        n = pread(src_fd, buf_.data(), std::min(buf_.size(), want), off);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return Internal("read: " + Errno(errno));
+        if (md) EVP_DigestUpdate(md.get(), buf_.data(), static_cast<size_t>(n));
+        for (ssize_t done = 0; done < n;) {
+          ssize_t w = pwrite(dst_fd, buf_.data() + done, static_cast<size_t>(n - done),
+                             off + done);
+          if (w < 0 && errno == EINTR) continue;
+          if (w < 0) return Internal("write: " + Errno(errno));
+          done += w;
+        }
+      }
+      if (n == 0) {
+        eof = true;  // the end of the file (it may have shrunk meanwhile)
+        break;
+      }
+      off += n;
+      written += n;
+      c_.bytes_transferred += n;
+      // A file that grew past what was admitted for it is admitted again,
+      // for the excess: the bounds hold to within one chunk.
+      if (written > *reserved) {
+        const int64_t more = written - *reserved;
+        if (!Admit(dst_fd, more, 0)) return stopped();
+        *reserved += more;
+      }
+      Throttle();
+      Publish(false);
+    }
+    pos = off;
   }
+  // The file's length: a hole at its end has no data to copy.
+  struct stat st;
+  if (fstat(src_fd, &st) != 0) return Internal("stat: " + Errno(errno));
+  if (md && st.st_size > pos && !hash_zeros(st.st_size - pos)) return stopped();
+  if (ftruncate(dst_fd, st.st_size) != 0) return Internal("truncate: " + Errno(errno));
   if (md) {
     unsigned int len = 0;
     if (EVP_DigestFinal_ex(md.get(), hash->data(), &len) != 1)
@@ -532,15 +793,11 @@ void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& sr
     return Fail(path, "destination: " + Errno(errno));
   }
 
-  Fd src(openat(src_dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (src.get() < 0) {
-    if (errno == ELOOP) return Fail(path, "is a symbolic link (refused, never followed)");
-    return Fail(path, Errno(errno));
-  }
+  if (options_.before_open_source) options_.before_open_source(src_dir, name);
   struct stat st;
-  if (fstat(src.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    return Fail(path, "changed while being copied (no longer a regular file)");
-  }
+  std::string why;
+  Fd src(OpenRegularAt(src_dir, name, &st, &why));
+  if (src.get() < 0) return Fail(path, why);
 
   Sha256 src_hash{};
   bool have_src_hash = false;
@@ -562,7 +819,9 @@ void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& sr
       break;
     case SyncLevel::kChecksum:
       if (dst_file && dst_st.st_size == st.st_size) {
-        Fd dst(openat(dst_dir, dname.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+        struct stat ignored;
+        std::string dst_why;
+        Fd dst(OpenRegularAt(dst_dir, dname, &ignored, &dst_why));
         Sha256 dst_hash{};
         if (dst.get() >= 0 && HashFile(dst.get(), &buf2_, &dst_hash).ok()) {
           Err e = HashFile(src.get(), &buf_, &src_hash);
@@ -579,22 +838,32 @@ void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& sr
     return;
   }
 
+  // What the copy will write: its data, not its holes (st_blocks), and no
+  // more than its length.
+  int64_t reserved =
+      std::min<int64_t>(st.st_size, static_cast<int64_t>(st.st_blocks) * 512);
+  if (!Admit(dst_dir, reserved, 1)) return;
   for (int attempt = 0; attempt < 2; ++attempt) {
-    if (ctx_->cancelled()) return;
+    if (ctx_->cancelled()) return Refund(reserved, 1);
     const std::string tmp = TempName();
     Fd out(openat(dst_dir, tmp.c_str(),
                   O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (out.get() < 0)
+    if (out.get() < 0) {
+      Refund(reserved, 1);
       return Fail(path, "cannot create a temporary file: " + Errno(errno));
-    auto discard = [&] { unlinkat(dst_dir, tmp.c_str(), 0); };
-    if (lseek(src.get(), 0, SEEK_SET) != 0) {
-      discard();
-      return Fail(path, "seek: " + Errno(errno));
     }
+    // A file not written (in the end) is given back to the quotas.
+    auto discard = [&] {
+      unlinkat(dst_dir, tmp.c_str(), 0);
+      Refund(reserved, 1);
+    };
     const int64_t bytes_before = c_.bytes_transferred;
     Sha256 copied_hash{};
-    Err e = CopyData(src.get(), out.get(), req_.verify_checksum ? &copied_hash : nullptr);
-    if (e.code == TIMER_AP_CANCELLED) return discard();
+    Err e = CopyData(src.get(), out.get(), req_.verify_checksum ? &copied_hash : nullptr,
+                     &reserved);
+    if (e.code == TIMER_AP_CANCELLED || e.code == TIMER_AP_RESOURCE_EXHAUSTED) {
+      return discard();  // the run stops; stop_ says why
+    }
     if (!e.ok()) {
       discard();
       return Fail(path, e.message);
@@ -605,12 +874,13 @@ void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& sr
       if (he.ok() && have_src_hash && copied_hash != src_hash)
         he = Internal("source changed");
       if (!he.ok() || written != copied_hash) {
-        discard();
+        unlinkat(dst_dir, tmp.c_str(), 0);
         c_.bytes_transferred = bytes_before;
         if (attempt == 0) {
           ++c_.checksum_retries;
-          continue;  // once more, as Globus does
+          continue;  // once more, as Globus does (under the same admission)
         }
+        Refund(reserved, 1);
         return Fail(path, "checksum mismatch after retry");
       }
       ++c_.files_verified;
@@ -632,6 +902,10 @@ void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& sr
       discard();
       return Fail(path, "cannot rename into place: " + Errno(err));
     }
+    // Admitted what st_blocks promised; give back what the copy did not
+    // write (holes the source's blocks overstated).
+    const int64_t wrote = c_.bytes_transferred - bytes_before;
+    if (wrote < reserved) Refund(reserved - wrote, 0);
     ++c_.files_transferred;
     Publish(false);
     return;

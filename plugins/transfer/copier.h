@@ -13,15 +13,34 @@
 // the final name. Files are not fsync'ed one by one (for throughput, like
 // cp); a crash of the host may lose the last files copied.
 //
-// Thread-safety: a Copier is used by one thread (the action's).
+// Holes: a sparse source is copied sparse (SEEK_DATA/SEEK_HOLE): only its
+// data is read and written, the holes stay holes, and the byte counts and
+// quotas count data only.
+//
+// Bounds (CopyLimits, WriteQuota, Endpoint::min_free_bytes): before each
+// file or directory it writes, a run checks its own byte and entry limits,
+// the writing identity's rolling-day quota on the destination endpoint and
+// the destination filesystem's free space; the first that would be passed
+// stops the whole run FAILED, naming the limit.
+//
+// Special files: a source is opened O_NONBLOCK and its type checked on the
+// descriptor, so a FIFO or device swapped in after the directory walk's
+// stat() is refused instead of blocking the run.
+//
+// Thread-safety: a Copier is used by one thread (the action's). WriteQuota
+// is thread-safe.
 #pragma once
 
 #include <sys/stat.h>
 
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "provider_support.h"
@@ -33,9 +52,15 @@ enum class SyncLevel { kNone, kExists, kSize, kMtime, kChecksum };
 struct Endpoint {
   std::string id;
   std::string display_name;
-  std::string root;                             // absolute directory
-  std::vector<std::string> allowed_identities;  // empty: everyone
+  std::string root;  // absolute directory
+  // Who may use it: empty means nobody; "*" in it means anyone.
+  std::vector<std::string> allowed_identities;
+  // A run writing here stops before free space would drop below this.
+  int64_t min_free_bytes = 0;
 };
+
+// True if `identity` may use `e`.
+bool Allowed(const Endpoint& e, const std::string& identity);
 
 struct Item {
   std::vector<std::string> source;       // components below the root
@@ -75,9 +100,71 @@ using Sha256 = std::array<unsigned char, 32>;
 // SHA-256 of a whole file read through `fd` from offset 0.
 Err HashFile(int fd, std::vector<char>* buf, Sha256* out);
 
+// Opens regular file `name` in `dir` for reading: never follows a symbolic
+// link, never blocks on a FIFO or device (O_NONBLOCK until the type is
+// checked on the descriptor). Returns the descriptor, or -1 with *why set.
+int OpenRegularAt(int dir, const std::string& name, struct stat* st, std::string* why);
+
+// Bytes and entries (files and directories) each identity wrote to each
+// destination endpoint over the last 24 hours, in hourly buckets, against
+// per-day limits. Held in the provider's memory: a restart of timerd
+// forgets it (the window starts empty), and it is per timerd process.
+// Thread-safe.
+class WriteQuota {
+ public:
+  struct Limits {
+    int64_t bytes_per_day = 0;  // max_bytes_per_identity_per_day; 0: none
+    int64_t files_per_day = 0;  // max_files_per_identity_per_day; 0: none
+  };
+  // `now_seconds` is the clock (seconds since any epoch); tests fake it.
+  explicit WriteQuota(Limits limits, std::function<int64_t()> now_seconds = nullptr);
+
+  // Counts `bytes` and `files` for (`identity`, `endpoint`) if both stay
+  // within the limits; otherwise counts nothing and returns
+  // RESOURCE_EXHAUSTED naming the limit.
+  Err Reserve(const std::string& identity, const std::string& endpoint, int64_t bytes,
+              int64_t files);
+  // Corrects what was counted (negative: gives back), never refused.
+  void Adjust(const std::string& identity, const std::string& endpoint, int64_t bytes,
+              int64_t files);
+  // What the window holds now.
+  std::pair<int64_t, int64_t> Used(const std::string& identity,
+                                   const std::string& endpoint);
+
+ private:
+  struct Bucket {
+    int64_t hour = -1;
+    int64_t bytes = 0;
+    int64_t files = 0;
+  };
+  using Buckets = std::array<Bucket, 24>;
+  int64_t Hour() const;
+  static std::pair<int64_t, int64_t> Sum(const Buckets& b, int64_t hour);
+  static Bucket& Current(Buckets& b, int64_t hour);
+  void SweepLocked(int64_t hour);  // drops entries with nothing in the window
+
+  const Limits limits_;
+  const std::function<int64_t()> now_seconds_;
+  std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, Buckets> entries_;  // guarded by mu_
+  size_t sweep_at_ = 1024;                                          // guarded by mu_
+};
+
+// What bounds one run, from the provider's configuration.
+struct CopyOptions {
+  int64_t max_bytes_per_second = 0;  // 0: unlimited
+  int64_t max_bytes_per_run = 0;     // data bytes written; 0: unlimited
+  int64_t max_files_per_run = 0;     // files and directories created; 0: unlimited
+  WriteQuota* quota = nullptr;       // may be null: no per-identity quota
+  std::string identity;              // the job's owner, charged to `quota`
+  // Test seam: called just before a source file is opened, after its type
+  // was checked by name (where a swap can happen). Null in production.
+  std::function<void(int dir_fd, const std::string& name)> before_open_source;
+};
+
 class Copier {
  public:
-  Copier(const Request& req, ActionContext* ctx, int64_t max_bytes_per_second);
+  Copier(const Request& req, ActionContext* ctx, CopyOptions options);
   Outcome Run();
 
  private:
@@ -99,8 +186,18 @@ class Copier {
   // Copies regular file `name` in src_dir to `dname` in dst_dir.
   void CopyOne(int src_dir, const std::string& name, const struct stat& src_st,
                int dst_dir, const std::string& dname, const std::string& rel);
-  // Streams src_fd to dst_fd; hashes the source when `hash` is non-null.
-  Err CopyData(int src_fd, int dst_fd, Sha256* hash);
+  // Copies src_fd's data to dst_fd at the same offsets, keeping holes;
+  // hashes the whole source (holes as zeros) when `hash` is non-null.
+  // `*reserved` is what was counted for this file against the identity's
+  // quota; more is reserved if the file grew.
+  Err CopyData(int src_fd, int dst_fd, Sha256* hash, int64_t* reserved);
+  // Checks the run's limits, the destination's free space and the
+  // identity's quota before writing `bytes` in `entries` new files or
+  // directories into `dst_dir`; reserves them in the quota. On refusal,
+  // stops the run (stop_) and returns false.
+  bool Admit(int dst_dir, int64_t bytes, int64_t entries);
+  void Refund(int64_t bytes, int64_t entries);
+  bool Stopped() const { return ctx_->cancelled() || !stop_.empty(); }
   void DeleteExtra(int src_dir, int dst_dir, const std::string& rel);
   Err RemoveTree(int dir_fd, const std::string& name, int depth);
   void Fail(const std::string& path, const std::string& error);
@@ -110,7 +207,10 @@ class Copier {
 
   const Request& req_;
   ActionContext* ctx_;
-  const int64_t max_bytes_per_second_;  // 0: unlimited
+  const CopyOptions options_;
+  std::string stop_;         // why the run stopped early (a limit); empty: it did not
+  int64_t run_bytes_ = 0;    // admitted against max_bytes_per_run
+  int64_t run_entries_ = 0;  // admitted against max_files_per_run
   std::vector<char> buf_;
   std::vector<char> buf2_;
   Counters c_;

@@ -1,20 +1,33 @@
 // transfer: copies files and directory trees between endpoints, the
 // Globus Transfer action's body on local directories.
 //
-// Config ([plugins.transfer] in timerd.toml):
+// Config ([plugins.transfer] in timerd.toml; docs/DEPLOYMENT.md has every
+// key with its default):
 //   max_bytes_per_second = 0           # optional bandwidth cap per action
+//   max_bytes_per_run, max_files_per_run           # per run
+//   max_bytes_per_identity_per_day, max_files_per_identity_per_day
+//   min_free_bytes                     # default free-space floor
+//   action_threads, max_queued_actions, stop_timeout_seconds
 //   [[plugins.transfer.endpoints]]
 //   id = "1f0c...-uuid"                # what bodies name
 //   display_name = "Lab archive"
-//   root = "/srv/archive"              # absolute directory
-//   allowed_identities = ["alice@example.org"]   # optional; empty: anyone
+//   root = "/srv/archive"              # absolute directory, not a system one
+//   allowed_identities = ["alice@example.org"]   # absent or []: nobody; "*": anyone
+//   min_free_bytes = 1073741824        # optional; the provider's by default
 //
 // Paths in a body are relative to the endpoint root; see copier.h for how
-// they are confined and how files land atomically. Each action runs on its
-// own thread; cancel stops it between chunks of 16 MiB at most.
+// they are confined, bounded and how files land atomically. Actions run on a
+// bounded pool of threads (ActionRunner); cancel stops one between chunks of
+// 16 MiB at most.
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <filesystem>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -68,9 +81,17 @@ constexpr char kSchema[] = R"({
   }
 })";
 
+constexpr int64_t kGiB = int64_t{1} << 30;
+constexpr int64_t kTiB = int64_t{1} << 40;
+
 struct Config {
   std::vector<Endpoint> endpoints;
   int64_t max_bytes_per_second = 0;
+  int64_t max_bytes_per_run = 100 * kGiB;
+  int64_t max_files_per_run = 1000000;
+  WriteQuota::Limits per_identity{.bytes_per_day = kTiB, .files_per_day = 10000000};
+  int64_t min_free_bytes = kGiB;
+  ActionRunner::Options runner;
   const Endpoint* Find(const std::string& id) const {
     for (const Endpoint& e : endpoints) {
       if (e.id == id) return &e;
@@ -79,30 +100,159 @@ struct Config {
   }
 };
 
-bool Allowed(const Endpoint& e, const Identity& who) {
-  if (e.allowed_identities.empty()) return true;
-  for (const std::string& a : e.allowed_identities) {
-    if (a == who.name) return true;
-  }
-  return false;
-}
-
 bool IsPrefix(const std::vector<std::string>& a, const std::vector<std::string>& b) {
   return a.size() <= b.size() && std::equal(a.begin(), a.end(), b.begin());
 }
 
+// The components of an absolute path, resolved through symbolic links as
+// far as it exists (the rest lexically): where the endpoint's files are.
+std::vector<std::string> PhysicalComponents(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path p = fs::weakly_canonical(fs::path(path), ec);
+  if (ec) p = fs::path(path).lexically_normal();
+  std::vector<std::string> out;
+  for (const fs::path& c : p) {
+    const std::string s = c.string();
+    if (!s.empty() && s != "/" && s != ".") out.push_back(s);
+  }
+  return out;
+}
+
+std::string JoinComponents(const std::vector<std::string>& comps) {
+  std::string s;
+  for (const std::string& c : comps) s += "/" + c;
+  return s.empty() ? "/" : s;
+}
+
+// System directories an endpoint must not be rooted at: the tree itself
+// (kSystemTrees: nothing below it either) or exactly the directory
+// (kSystemDirs: a directory below may be fine, e.g. /srv/x or /home/lab).
+constexpr const char* kSystemTrees[] = {"/proc", "/sys", "/dev", "/boot", "/etc", "/usr"};
+constexpr const char* kSystemDirs[] = {
+    "/",    "/bin",     "/sbin",    "/lib", "/lib32", "/lib64", "/libx32",
+    "/var", "/var/lib", "/var/tmp", "/run", "/home",  "/root",  "/tmp"};
+
+// The data directories of this process: where the files named timer.db it
+// has open are (timerd opens its store before it loads providers).
+std::vector<std::vector<std::string>> OpenDataDirs() {
+  std::vector<std::vector<std::string>> dirs;
+  DIR* d = opendir("/proc/self/fd");
+  if (d == nullptr) return dirs;
+  while (struct dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    char target[PATH_MAX];
+    const std::string link = std::string("/proc/self/fd/") + e->d_name;
+    const ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
+    if (n <= 0) continue;
+    std::string t(target, static_cast<size_t>(n));
+    const size_t slash = t.rfind('/');
+    if (slash == std::string::npos || t.substr(slash + 1) != "timer.db") continue;
+    std::vector<std::string> comps = PhysicalComponents(t.substr(0, slash + 1));
+    if (std::find(dirs.begin(), dirs.end(), comps) == dirs.end()) dirs.push_back(comps);
+  }
+  closedir(d);
+  return dirs;
+}
+
+// Refuses a root that is a system directory, or that holds timerd's data
+// directory (or is it): a job could then read or overwrite timer.db.
+Err CheckRoot(const std::string& field, const std::string& root,
+              const std::vector<std::vector<std::string>>& data_dirs) {
+  const std::vector<std::string> comps = PhysicalComponents(root);
+  const std::string resolved = JoinComponents(comps);
+  const std::string shown =
+      resolved == root ? root : root + " (that is, " + resolved + ")";
+  for (const char* dir : kSystemDirs) {
+    if (comps == PhysicalComponents(dir)) {
+      return InvalidArgument(field + ": " + shown +
+                             " is a system directory; an endpoint's root must be a "
+                             "directory of its own, e.g. /srv/NAME");
+    }
+  }
+  for (const char* tree : kSystemTrees) {
+    if (IsPrefix(PhysicalComponents(tree), comps)) {
+      return InvalidArgument(field + ": " + shown + " is in the system tree " + tree +
+                             "; an endpoint's root must be a directory of its own, "
+                             "e.g. /srv/NAME");
+    }
+  }
+  for (const auto& data : data_dirs) {
+    if (IsPrefix(comps, data)) {
+      return InvalidArgument(field + ": " + shown + " holds timerd's data directory " +
+                             JoinComponents(data) +
+                             "; a job could read or overwrite the store");
+    }
+  }
+  return Ok();
+}
+
+// Item i's source and item j's destination, as physical paths, overlap (one
+// is the other or inside it): a run would copy its own output, and every
+// run more of it (a directory copied into two children of itself doubles
+// each time). Finds one such pair in O(n log n).
+bool FindOverlap(const std::vector<std::string>& src_root,
+                 const std::vector<std::string>& dst_root, const std::vector<Item>& items,
+                 size_t* src_index, size_t* dst_index) {
+  // Unrelated roots: nothing to compare.
+  if (!IsPrefix(src_root, dst_root) && !IsPrefix(dst_root, src_root)) return false;
+  auto absolute = [](const std::vector<std::string>& root,
+                     const std::vector<std::string>& rel) {
+    std::vector<std::string> p = root;
+    p.insert(p.end(), rel.begin(), rel.end());
+    return p;
+  };
+  std::map<std::vector<std::string>, size_t> dests;
+  for (size_t j = 0; j < items.size(); ++j) {
+    dests.emplace(absolute(dst_root, items[j].destination), j);
+  }
+  for (size_t i = 0; i < items.size(); ++i) {
+    const std::vector<std::string> src = absolute(src_root, items[i].source);
+    // A destination at or below the source: lexicographic order puts every
+    // path that starts with `src` right from `src` on.
+    auto it = dests.lower_bound(src);
+    if (it != dests.end() && IsPrefix(src, it->first)) {
+      *src_index = i;
+      *dst_index = it->second;
+      return true;
+    }
+    // A destination above the source.
+    std::vector<std::string> up = src;
+    while (!up.empty()) {
+      up.pop_back();
+      if (auto d = dests.find(up); d != dests.end()) {
+        *src_index = i;
+        *dst_index = d->second;
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
 class TransferProvider : public ProviderBase {
  public:
-  explicit TransferProvider(std::shared_ptr<const Config> config)
-      : config_(std::move(config)) {}
+  TransferProvider(std::shared_ptr<const Config> config, HostLog log)
+      : ProviderBase(config->runner, log),
+        config_(std::move(config)),
+        quota_(std::make_shared<WriteQuota>(config_->per_identity)) {}
 
   Err Plan(const Identity& owner, const nlohmann::json& body, Work* work) override {
     auto req = std::make_shared<Request>();
     if (Err e = Parse(owner, body, req.get()); !e.ok()) return e;
     if (work == nullptr) return Ok();
-    int64_t limit = config_->max_bytes_per_second;
-    // The config outlives every action: destroy() joins them first.
-    *work = [req, limit](ActionContext& ctx) { return Copier(*req, &ctx, limit).Run(); };
+    CopyOptions options;
+    options.max_bytes_per_second = config_->max_bytes_per_second;
+    options.max_bytes_per_run = config_->max_bytes_per_run;
+    options.max_files_per_run = config_->max_files_per_run;
+    options.identity = owner.name;
+    // The work holds what it uses (the request points into the config), so
+    // an action left running past destroy()'s deadline uses nothing freed.
+    *work = [req, options, config = config_, quota = quota_](ActionContext& ctx) mutable {
+      (void)config;  // held for the endpoints `req` points to
+      options.quota = quota.get();
+      return Copier(*req, &ctx, options).Run();
+    };
     return Ok();
   }
 
@@ -149,11 +299,11 @@ class TransferProvider : public ProviderBase {
       return InvalidArgument("destination_endpoint_id: no endpoint \"" + dst_id +
                              "\" is configured");
     }
-    if (!Allowed(*req->source, owner)) {
+    if (!Allowed(*req->source, owner.name)) {
       return PermissionDenied("source_endpoint_id: identity \"" + owner.name +
                               "\" may not use endpoint \"" + src_id + "\"");
     }
-    if (!Allowed(*req->destination, owner)) {
+    if (!Allowed(*req->destination, owner.name)) {
       return PermissionDenied("destination_endpoint_id: identity \"" + owner.name +
                               "\" may not use endpoint \"" + dst_id + "\"");
     }
@@ -197,12 +347,6 @@ class TransferProvider : public ProviderBase {
         return InvalidArgument(prefix +
                                ".destination_path: must name a file (or set recursive)");
       }
-      if (req->source == req->destination && item.recursive &&
-          (IsPrefix(item.source, item.destination) ||
-           IsPrefix(item.destination, item.source))) {
-        return InvalidArgument(
-            prefix + ": source and destination directories overlap on one endpoint");
-      }
       bool exists = false;
       if (Err e = CheckPath(src_root, item.source, prefix + ".source_path", &exists);
           !e.ok()) {
@@ -215,10 +359,22 @@ class TransferProvider : public ProviderBase {
       }
       req->items.push_back(std::move(item));
     }
+    size_t i = 0, j = 0;
+    if (FindOverlap(PhysicalComponents(req->source->root),
+                    PhysicalComponents(req->destination->root), req->items, &i, &j)) {
+      const std::string what =
+          i == j ? "its own destination_path"
+                 : "transfer_items[" + std::to_string(j) + "].destination_path";
+      return InvalidArgument("transfer_items[" + std::to_string(i) +
+                             "].source_path: overlaps " + what +
+                             " (one is inside the other on disk): each run would copy "
+                             "its own output");
+    }
     return Ok();
   }
 
   const std::shared_ptr<const Config> config_;
+  const std::shared_ptr<WriteQuota> quota_;
 };
 
 Err CreateTransfer(const nlohmann::json& config, HostLog log,
@@ -226,8 +382,18 @@ Err CreateTransfer(const nlohmann::json& config, HostLog log,
   auto cfg = std::make_shared<Config>();
   FieldReader r(config, "plugins.transfer");
   const nlohmann::json* endpoints = r.Raw("endpoints");
-  cfg->max_bytes_per_second = r.Int("max_bytes_per_second", 0, 0, int64_t{1} << 50);
+  constexpr int64_t kMax = int64_t{1} << 50;
+  cfg->max_bytes_per_second = r.Int("max_bytes_per_second", 0, 0, kMax);
+  cfg->max_bytes_per_run = r.Int("max_bytes_per_run", cfg->max_bytes_per_run, 0, kMax);
+  cfg->max_files_per_run = r.Int("max_files_per_run", cfg->max_files_per_run, 0, kMax);
+  cfg->per_identity.bytes_per_day =
+      r.Int("max_bytes_per_identity_per_day", cfg->per_identity.bytes_per_day, 0, kMax);
+  cfg->per_identity.files_per_day =
+      r.Int("max_files_per_identity_per_day", cfg->per_identity.files_per_day, 0, kMax);
+  cfg->min_free_bytes = r.Int("min_free_bytes", cfg->min_free_bytes, 0, kMax);
+  cfg->runner = ReadRunnerOptions(r);
   if (Err e = r.Finish(); !e.ok()) return e;
+  const std::vector<std::vector<std::string>> data_dirs = OpenDataDirs();
   if (endpoints != nullptr && !endpoints->is_array()) {
     return InvalidArgument("plugins.transfer.endpoints: must be an array of tables");
   }
@@ -242,6 +408,7 @@ Err CreateTransfer(const nlohmann::json& config, HostLog log,
     ep.display_name = er.String("display_name", "");
     ep.root = er.String("root", "", true);
     const nlohmann::json* allowed = er.Raw("allowed_identities");
+    ep.min_free_bytes = er.Int("min_free_bytes", cfg->min_free_bytes, 0, kMax);
     if (Err err = er.Finish(); !err.ok()) return err;
     if (ep.id.empty()) return InvalidArgument(prefix + ".id: must not be empty");
     if (!ids.insert(ep.id).second)
@@ -249,16 +416,23 @@ Err CreateTransfer(const nlohmann::json& config, HostLog log,
     if (ep.root.empty() || ep.root[0] != '/') {
       return InvalidArgument(prefix + ".root: must be an absolute path");
     }
+    if (Err err = CheckRoot(prefix + ".root", ep.root, data_dirs); !err.ok()) return err;
     if (allowed != nullptr) {
       if (!allowed->is_array())
         return InvalidArgument(prefix + ".allowed_identities: must be an array");
       for (const auto& a : *allowed) {
-        if (!a.is_string()) {
-          return InvalidArgument(prefix +
-                                 ".allowed_identities: must be an array of strings");
+        if (!a.is_string() || a.get<std::string>().empty()) {
+          return InvalidArgument(
+              prefix + ".allowed_identities: must be an array of non-empty strings");
         }
         ep.allowed_identities.push_back(a.get<std::string>());
       }
+    }
+    if (ep.allowed_identities.empty()) {
+      // Closed unless opened: a forgotten list must not mean everyone.
+      log.Warn(prefix + " (" + ep.id +
+               "): no allowed_identities, so no identity may use it; list identities, "
+               "or \"*\" for anyone");
     }
     int fd = open(ep.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
@@ -271,7 +445,7 @@ Err CreateTransfer(const nlohmann::json& config, HostLog log,
   }
   if (cfg->endpoints.empty())
     log.Info("no endpoints configured; every body will be refused");
-  *out = std::make_unique<TransferProvider>(std::move(cfg));
+  *out = std::make_unique<TransferProvider>(std::move(cfg), log);
   return Ok();
 }
 

@@ -62,9 +62,11 @@ class CliE2eTest : public CliTest {
     std::ofstream(config) << "[[plugins.transfer.endpoints]]\n"
                           << "id = \"" << kSrcId << "\"\n"
                           << "root = \"" << src_ << "\"\n"
+                          << "allowed_identities = [\"*\"]\n"
                           << "[[plugins.transfer.endpoints]]\n"
                           << "id = \"" << kDstId << "\"\n"
-                          << "root = \"" << dst_ << "\"\n";
+                          << "root = \"" << dst_ << "\"\n"
+                          << "allowed_identities = [\"*\"]\n";
     return CliTest::StartTimerd({"--config", config});
   }
 

@@ -111,6 +111,12 @@ TEST_F(DemoE2eTest, ThePrintedTransferCopiesHelloTxtBetweenTheDemoEndpoints) {
   const json details =
       json::parse(job["results"][0].value("details", "{}"), nullptr, false);
   EXPECT_EQ(details.value("files_transferred", -1), 1) << job.dump();
+
+  // The endpoints are the demo user's only: another identity's job naming
+  // them is refused (an endpoint lists who may use it).
+  RunResult other = CliAs(IssueToken("mallory@example.org"), example);
+  EXPECT_NE(other.exit_code, 0) << other.out;
+  EXPECT_TRUE(absl::StrContains(other.err, "may not use endpoint")) << other.err;
 }
 
 TEST_F(DemoE2eTest, ASecondRunKeepsTheUsersConfigAndFiles) {

@@ -112,10 +112,12 @@ class TransferE2eTest : public CliTest {
                           << "id = \"" << kSrcId << "\"\n"
                           << "display_name = \"src\"\n"
                           << "root = \"" << src_ << "\"\n"
+                          << "allowed_identities = [\"*\"]\n"
                           << "[[plugins.transfer.endpoints]]\n"
                           << "id = \"" << kDstId << "\"\n"
                           << "display_name = \"dst\"\n"
                           << "root = \"" << dst_ << "\"\n"
+                          << "allowed_identities = [\"*\"]\n"
                           << "[[plugins.transfer.endpoints]]\n"
                           << "id = \"" << kAliceId << "\"\n"
                           << "display_name = \"alice only\"\n"
@@ -300,8 +302,10 @@ TEST_F(TransferE2eTest, KillMidTransferLeavesCompleteFilesAndTheNextRunFinishes)
   std::ofstream(config) << "[plugins.transfer]\nmax_bytes_per_second = 20000000\n"
                         << "[[plugins.transfer.endpoints]]\nid = \"" << kSrcId
                         << "\"\ndisplay_name = \"src\"\nroot = \"" << src_ << "\"\n"
+                        << "allowed_identities = [\"*\"]\n"
                         << "[[plugins.transfer.endpoints]]\nid = \"" << kDstId
-                        << "\"\ndisplay_name = \"dst\"\nroot = \"" << dst_ << "\"\n";
+                        << "\"\ndisplay_name = \"dst\"\nroot = \"" << dst_ << "\"\n"
+                        << "allowed_identities = [\"*\"]\n";
   auto daemon = CliTest::StartTimerd({"--config", config});
   const std::string address = address_;
   const std::string body = Body(

@@ -42,7 +42,7 @@ timer_ap_provider* MakeProvider() {
                              R"( "allowed_identities": ["alice@example.org"]},)"
                              R"({"id": "dst-endpoint", "root": ")" +
                              g_root +
-                             R"(/dst"},)"
+                             R"(/dst", "allowed_identities": ["*"]},)"
                              R"({"id": "bob-only", "root": ")" +
                              g_root +
                              R"(/bob",)"

@@ -68,8 +68,13 @@
  *                  with any other call on the same provider instance.
  * The host calls create() once per loaded plugin before anything else, and
  * destroy() last, after every other call has returned. A provider does long
- * work (copying data, waiting) on threads it owns; destroy() must stop and
- * join them before it returns, because the host dlclose()s right after.
+ * work (copying data, waiting) on threads it owns, a bounded number of them
+ * (not one per action); destroy() must stop and join them before it
+ * returns, because the host dlclose()s right after. A provider whose thread
+ * is stuck (in a system call that cancel cannot interrupt) may instead wait
+ * a bounded time, log the actions it leaves, and keep its code mapped
+ * (dlopen RTLD_NOLOAD|RTLD_NODELETE on itself) so the host's dlclose() does
+ * not unmap it; destroy() must never block without a deadline.
  */
 #ifndef TIMER_ACTION_PROVIDER_H_
 #define TIMER_ACTION_PROVIDER_H_
@@ -226,7 +231,10 @@ typedef struct timer_ap_api {
    * "<job_id>/<run_number>"): while the action is not released, a second
    * start() with the same key returns that action's current status and
    * never starts a second one, whatever the body. Returns quickly; the
-   * work happens on the provider's threads. */
+   * work happens on the provider's threads. RESOURCE_EXHAUSTED when the
+   * provider is at capacity (its threads busy and its queue full): nothing
+   * was started and the request_id is not remembered, so the same start may
+   * be retried later; the message names the provider's limit. */
   timer_ap_error* (*start)(timer_ap_provider* provider, timer_ap_str request_id,
                            const timer_ap_identity* owner, timer_ap_str body,
                            timer_ap_status** out);

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <thread>
@@ -194,6 +195,36 @@ TEST_F(NoopTest, DestroyWithActionsRunningCancelsAndJoins) {
   auto t0 = std::chrono::steady_clock::now();
   noop_.reset();  // destroy() then dlclose(): must not hang or crash
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+}
+
+// H6: an action waiting out its delay holds no thread (300 RunJobNow calls
+// once made 300 threads).
+TEST_F(NoopTest, DelayedActionsTakeNoThreads) {
+  auto threads = [] {
+    int n = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+      (void)e;
+      ++n;
+    }
+    return n;
+  };
+  const int before = threads();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 300; ++i) {
+    auto st = noop_->Start("job6/" + std::to_string(i), LocalIdentity(),
+                           R"({"delay_ms": 600000})");
+    ASSERT_TRUE(st.ok()) << st.status();
+    EXPECT_EQ(st->state, State::kActive);
+    ids.push_back(st->action_id);
+  }
+  EXPECT_EQ(threads(), before);
+  for (const std::string& id : ids) ASSERT_TRUE(noop_->Cancel(id).ok());
+  for (const std::string& id : ids) {
+    auto end = noop_->Status(id);
+    ASSERT_TRUE(end.ok()) << end.status();
+    EXPECT_EQ(end->state, State::kCancelled);
+  }
+  EXPECT_EQ(RecordLines().size(), 300u);
 }
 
 TEST(NoopConfig, BadConfigFailsCreate) {

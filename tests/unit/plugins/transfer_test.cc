@@ -1,11 +1,15 @@
 // transfer provider over temp directories, driven through the plugin host.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <random>
@@ -53,6 +57,31 @@ std::map<std::string, std::string> Snapshot(const fs::path& root) {
   return out;
 }
 
+// Threads of this process (the providers' pools among them).
+int ThreadCount() {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator("/proc/self/task")) {
+    (void)e;
+    ++n;
+  }
+  return n;
+}
+
+// Whether two files read the same, a MiB at a time.
+bool SameContent(const fs::path& a, const fs::path& b) {
+  std::ifstream fa(a, std::ios::binary), fb(b, std::ios::binary);
+  std::string ba(1 << 20, '\0'), bb(1 << 20, '\0');
+  while (fa && fb) {
+    fa.read(ba.data(), ba.size());
+    fb.read(bb.data(), bb.size());
+    if (fa.gcount() != fb.gcount() ||
+        ba.compare(0, fa.gcount(), bb, 0, fb.gcount()) != 0) {
+      return false;
+    }
+  }
+  return fa.eof() && fb.eof();
+}
+
 bool HasTempFiles(const fs::path& root) {
   for (const auto& e : fs::recursive_directory_iterator(root)) {
     if (e.path().filename().string().rfind(".timer-part-", 0) == 0) return true;
@@ -78,23 +107,35 @@ class TransferTest : public ::testing::Test {
     dst_ = dir_.path() / "dst";
     outside_ = dir_.path() / "outside";
     restricted_ = dir_.path() / "restricted";
-    for (const auto& d : {src_, dst_, outside_, restricted_}) fs::create_directories(d);
+    for (const auto& d : {src_, dst_, outside_, restricted_, src_ / "inner"}) {
+      fs::create_directories(d);
+    }
     WriteFile(outside_ / "secret.txt", "top secret");
     Load(0);
   }
 
-  void Load(int64_t max_bytes_per_second) {
+  // The provider with `extra` keys in its table (e.g. limits).
+  void Load(int64_t max_bytes_per_second, json extra = json::object()) {
     provider_.reset();
-    json config = {
-        {"transfer",
-         {{"max_bytes_per_second", max_bytes_per_second},
-          {"endpoints",
-           {{{"id", "src"}, {"display_name", "Source"}, {"root", src_.string()}},
-            {{"id", "dst"}, {"display_name", "Destination"}, {"root", dst_.string()}},
-            {{"id", "lab"},
-             {"root", restricted_.string()},
-             {"allowed_identities", {"alice@example.org"}}}}}}}};
-    auto p = LoadPlugin(TIMER_TRANSFER_SO, config);
+    json table = {{"max_bytes_per_second", max_bytes_per_second},
+                  {"endpoints",
+                   {{{"id", "src"},
+                     {"display_name", "Source"},
+                     {"root", src_.string()},
+                     {"allowed_identities", {"*"}}},
+                    {{"id", "dst"},
+                     {"display_name", "Destination"},
+                     {"root", dst_.string()},
+                     {"allowed_identities", {"*"}}},
+                    {{"id", "lab"},
+                     {"root", restricted_.string()},
+                     {"allowed_identities", {"alice@example.org"}}},
+                    // Inside src's root: one tree with it on disk.
+                    {{"id", "src-inner"},
+                     {"root", (src_ / "inner").string()},
+                     {"allowed_identities", {"*"}}}}}};
+    for (auto& [k, v] : extra.items()) table[k] = v;
+    auto p = LoadPlugin(TIMER_TRANSFER_SO, {{"transfer", table}});
     ASSERT_TRUE(p.ok()) << p.status();
     provider_ = *std::move(p);
   }
@@ -436,6 +477,271 @@ TEST_F(TransferTest, DeleteDestinationExtraRemovesWhatTheSourceLacks) {
   EXPECT_TRUE(fs::exists(outside_ / "secret.txt"));  // the link was removed, not followed
 }
 
+// --- H4: a tenant must not be able to fill the disk ------------------------
+
+TEST_F(TransferTest, SparseFilesStaySparse) {
+  constexpr off_t kSize = 64 << 20;
+  const fs::path f = src_ / "sparse.img";
+  {
+    int fd = open(f.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(ftruncate(fd, kSize), 0);
+    const std::string block(4096, 'x');
+    ASSERT_EQ(pwrite(fd, block.data(), block.size(), kSize / 2), 4096);
+    close(fd);
+  }
+  struct stat st;
+  ASSERT_EQ(stat(f.c_str(), &st), 0);
+  if (st.st_blocks * 512 > (1 << 20)) GTEST_SKIP() << "this filesystem has no holes";
+  for (bool verify : {false, true}) {
+    SCOPED_TRACE(verify ? "verify_checksum" : "plain");
+    const std::string name = verify ? "verified.img" : "plain.img";
+    ActionStatus r = Run(Body("sparse.img", name, false, {{"verify_checksum", verify}}));
+    ASSERT_EQ(r.state, State::kSucceeded) << r.error;
+    struct stat copy;
+    ASSERT_EQ(stat((dst_ / name).c_str(), &copy), 0);
+    EXPECT_EQ(copy.st_size, kSize);
+    EXPECT_LE(copy.st_blocks * 512, 1 << 20) << "the holes were written out";
+    EXPECT_LE(Details(r)["bytes_transferred"].get<int64_t>(), 1 << 20);
+    EXPECT_TRUE(SameContent(f, dst_ / name));
+  }
+}
+
+TEST_F(TransferTest, ARunStopsAtItsByteAndFileLimitsNamingThem) {
+  for (const char* name : {"a", "b", "c"})
+    WriteFile(src_ / "q" / name, RandomBytes(600, name[0]));
+
+  Load(0, {{"max_bytes_per_run", 1000}});
+  ActionStatus bytes = Run(Body("q", "q"));
+  EXPECT_EQ(bytes.state, State::kFailed);
+  EXPECT_NE(bytes.error.find("max_bytes_per_run (1000) reached"), std::string::npos)
+      << bytes.error;
+  EXPECT_EQ(Details(bytes)["files_transferred"], 1);
+  EXPECT_FALSE(fs::exists(dst_ / "q/b"));
+  EXPECT_FALSE(HasTempFiles(dst_));
+
+  // The destination directory and one file are two entries.
+  Load(0, {{"max_files_per_run", 2}});
+  ActionStatus files = Run(Body("q", "q2"));
+  EXPECT_EQ(files.state, State::kFailed);
+  EXPECT_NE(files.error.find("max_files_per_run (2) reached"), std::string::npos)
+      << files.error;
+  EXPECT_TRUE(fs::exists(dst_ / "q2/a"));
+  EXPECT_FALSE(fs::exists(dst_ / "q2/b"));
+}
+
+TEST_F(TransferTest, EachIdentityHasADailyQuotaOnEachDestination) {
+  Load(0, {{"max_bytes_per_identity_per_day", 1500}});
+  WriteFile(src_ / "k", RandomBytes(1000, 4));
+  Identity alice{"alice@example.org", "token"};
+  Identity bob{"bob@example.org", "token"};
+  ActionStatus first = Run(Body("k", "a1", false), alice);
+  ASSERT_EQ(first.state, State::kSucceeded) << first.error;
+  ActionStatus second = Run(Body("k", "a2", false), alice);
+  EXPECT_EQ(second.state, State::kFailed);
+  EXPECT_NE(second.error.find("max_bytes_per_identity_per_day (1500) reached for "
+                              "\"alice@example.org\" on endpoint \"dst\""),
+            std::string::npos)
+      << second.error;
+  EXPECT_FALSE(fs::exists(dst_ / "a2"));
+  // Another identity is not held back by alice's writes.
+  ActionStatus other = Run(Body("k", "b1", false), bob);
+  EXPECT_EQ(other.state, State::kSucceeded) << other.error;
+}
+
+TEST_F(TransferTest, AFreeSpaceFloorStopsARunNamingTheEndpoint) {
+  Load(0, {{"min_free_bytes", int64_t{1} << 50}});  // more than any disk here
+  WriteFile(src_ / "f", "data");
+  ActionStatus st = Run(Body("f", "f", false));
+  EXPECT_EQ(st.state, State::kFailed);
+  EXPECT_NE(st.error.find("destination endpoint \"dst\""), std::string::npos) << st.error;
+  EXPECT_NE(st.error.find("min_free_bytes (1125899906842624)"), std::string::npos)
+      << st.error;
+  EXPECT_FALSE(fs::exists(dst_ / "f"));
+}
+
+TEST_F(TransferTest, ItemsThatWouldCopyTheirOwnOutputAreRefused) {
+  // A directory copied into two children of another, and that one back
+  // inside the first: every run doubled the data.
+  json doubling = Body("d", "e/1");
+  doubling["destination_endpoint_id"] = "src";
+  doubling["transfer_items"].push_back(
+      {{"source_path", "d"}, {"destination_path", "e/2"}, {"recursive", true}});
+  doubling["transfer_items"].push_back(
+      {{"source_path", "e"}, {"destination_path", "d/back"}, {"recursive", true}});
+  absl::Status s = Validate(doubling);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("transfer_items[0].source_path: overlaps "
+                             "transfer_items[2].destination_path"),
+            absl::string_view::npos)
+      << s;
+  EXPECT_EQ(provider_->Start("dbl", LocalIdentity(), doubling.dump()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  // Two endpoints whose roots nest are one tree on disk.
+  json nested = Body("", "copy");
+  nested["destination_endpoint_id"] = "src-inner";
+  EXPECT_EQ(Validate(nested).code(), absl::StatusCode::kInvalidArgument);
+  json apart = Body("data", "copy");
+  apart["destination_endpoint_id"] = "src-inner";
+  EXPECT_TRUE(Validate(apart).ok()) << Validate(apart);
+}
+
+TEST(TransferConfig, AnEndpointWithoutAllowedIdentitiesIsClosed) {
+  TempDir dir;
+  for (const char* d : {"open", "unlisted", "empty"})
+    fs::create_directories(dir.path() / d);
+  auto p =
+      LoadPlugin(TIMER_TRANSFER_SO,
+                 {{"transfer",
+                   {{"endpoints",
+                     {{{"id", "open"},
+                       {"root", (dir.path() / "open").string()},
+                       {"allowed_identities", {"*"}}},
+                      {{"id", "unlisted"}, {"root", (dir.path() / "unlisted").string()}},
+                      {{"id", "empty"},
+                       {"root", (dir.path() / "empty").string()},
+                       {"allowed_identities", json::array()}}}}}}});
+  ASSERT_TRUE(p.ok()) << p.status();
+  const Identity alice{"alice@example.org", "token"};
+  auto body = [](const std::string& to) {
+    return json{{"source_endpoint_id", "open"},
+                {"destination_endpoint_id", to},
+                {"transfer_items", {{{"source_path", "a"}, {"destination_path", "b"}}}}}
+        .dump();
+  };
+  EXPECT_TRUE((*p)->Validate(alice, body("open")).ok());
+  for (const char* closed : {"unlisted", "empty"}) {
+    absl::Status s = (*p)->Validate(alice, body(closed));
+    EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << closed;
+    EXPECT_NE(s.message().find("destination_endpoint_id"), absl::string_view::npos) << s;
+  }
+}
+
+TEST(TransferConfig, SystemDirectoriesAndTheDataDirectoryAreRefusedAsRoots) {
+  auto load = [](const std::string& root) {
+    return LoadPlugin(
+        TIMER_TRANSFER_SO,
+        {{"transfer",
+          {{"endpoints",
+            {{{"id", "a"}, {"root", root}, {"allowed_identities", {"*"}}}}}}}});
+  };
+  for (const char* root :
+       {"/", "//", "/etc", "/etc/ssl", "/etc/../etc", "/proc", "/proc/self", "/sys",
+        "/dev", "/boot", "/usr", "/usr/local", "/var", "/tmp", "/home", "/root"}) {
+    auto p = load(root);
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << root;
+    EXPECT_NE(p.status().message().find("plugins.transfer.endpoints[0].root"),
+              absl::string_view::npos)
+        << p.status();
+  }
+  // timerd's data directory is where the timer.db it has open is.
+  TempDir dir;
+  const fs::path data = dir.path() / "data";
+  fs::create_directories(data / "demo/source");
+  int db = open((data / "timer.db").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  ASSERT_GE(db, 0);
+  for (const fs::path& root : {data, dir.path()}) {
+    auto p = load(root.string());
+    EXPECT_EQ(p.status().code(), absl::StatusCode::kInvalidArgument) << root;
+    EXPECT_NE(p.status().message().find("data directory"), absl::string_view::npos)
+        << p.status();
+  }
+  // A folder of its own inside it (as scripts/demo-config.sh makes) is fine.
+  EXPECT_TRUE(load((data / "demo/source").string()).ok());
+  close(db);
+}
+
+// --- M1: a FIFO raced in for a listed file --------------------------------
+
+TEST_F(TransferTest, AFifoRacedInForAFileNeverHangsARun) {
+  // "x" and "y" swap places (renameat2 RENAME_EXCHANGE) as fast as they
+  // can, so "x" is a regular file at one instant and a FIFO at the next:
+  // some runs see a file at stat() and a FIFO at open().
+  WriteFile(src_ / "x", "regular");
+  ASSERT_EQ(mkfifo((src_ / "y").c_str(), 0600), 0);
+  const std::string x = (src_ / "x").string(), y = (src_ / "y").string();
+  std::atomic<bool> stop{false};
+  std::thread swapper([&] {
+    while (!stop.load())
+      renameat2(AT_FDCWD, x.c_str(), AT_FDCWD, y.c_str(), RENAME_EXCHANGE);
+  });
+  bool stuck = false;
+  int runs = 0, copied = 0, raced = 0;
+  for (; runs < 200 && !stuck; ++runs) {
+    auto st = provider_->Start("race/" + std::to_string(runs), LocalIdentity(),
+                               Body("x", "out", false).dump());
+    if (!st.ok()) continue;
+    auto end = WaitForEnd(provider_.get(), st->action_id, std::chrono::seconds(3));
+    stuck = !end.ok();
+    if (end.ok() && end->state == State::kSucceeded) ++copied;
+    // A file at the walk's stat(), a FIFO at open(): the race this is about.
+    if (end.ok() && end->error.find("changed while being copied") != std::string::npos)
+      ++raced;
+  }
+  stop = true;
+  swapper.join();
+  if (stuck) {
+    // Let the reader stuck in open() go, so the provider can be destroyed.
+    for (const std::string& p : {x, y}) {
+      int w = open(p.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+      if (w >= 0) close(w);
+    }
+  }
+  EXPECT_FALSE(stuck) << "run " << runs << " stayed ACTIVE, stuck opening a FIFO";
+  std::cout << runs << " runs: " << copied << " copied the file, " << raced
+            << " found a FIFO where the walk had seen a file\n";
+}
+
+// --- H6: actions run on a bounded pool --------------------------------------
+
+TEST_F(TransferTest, ActionsShareABoundedPoolOfThreads) {
+  Load(64 << 10);  // 64 KB/s: a 1 MiB copy takes 16 s unless cancelled
+  WriteFile(src_ / "slow.bin", RandomBytes(1 << 20, 5));
+  const int before = ThreadCount();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 64; ++i) {
+    auto st = provider_->Start("pool/" + std::to_string(i), LocalIdentity(),
+                               Body("slow.bin", "p/" + std::to_string(i), false).dump());
+    ASSERT_TRUE(st.ok()) << st.status();
+    ids.push_back(st->action_id);
+  }
+  EXPECT_LE(ThreadCount() - before, 4) << "not action_threads' default (4)";
+  for (const std::string& id : ids) ASSERT_TRUE(provider_->Cancel(id).ok());
+  for (const std::string& id : ids) {
+    auto end = WaitForEnd(provider_.get(), id, std::chrono::seconds(5));
+    ASSERT_TRUE(end.ok()) << end.status();
+    EXPECT_EQ(end->state, State::kCancelled);
+  }
+}
+
+TEST_F(TransferTest, AFullQueueRefusesAStartRetryably) {
+  Load(64 << 10, {{"action_threads", 1}, {"max_queued_actions", 2}});
+  WriteFile(src_ / "slow.bin", RandomBytes(1 << 20, 6));
+  const std::string body = Body("slow.bin", "slow.bin", false).dump();
+  std::vector<std::string> ids;
+  for (int i = 0; i < 3; ++i) {
+    auto st = provider_->Start("q/" + std::to_string(i), LocalIdentity(), body);
+    ASSERT_TRUE(st.ok()) << st.status();
+    ids.push_back(st->action_id);
+  }
+  auto refused = provider_->Start("q/3", LocalIdentity(), body);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(
+      refused.status().message().find("plugins.transfer.max_queued_actions (2) reached"),
+      absl::string_view::npos)
+      << refused.status();
+  for (const std::string& id : ids) {
+    ASSERT_TRUE(provider_->Cancel(id).ok());
+    ASSERT_TRUE(WaitForEnd(provider_.get(), id, std::chrono::seconds(5)).ok());
+    ASSERT_TRUE(provider_->Release(id).ok());
+  }
+  // Nothing of the refused start was kept: the retry is a new action.
+  auto retried = provider_->Start("q/3", LocalIdentity(), body);
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  ASSERT_TRUE(provider_->Cancel(retried->action_id).ok());
+}
+
 TEST(TransferConfig, BadConfigFailsCreate) {
   auto relative =
       LoadPlugin(TIMER_TRANSFER_SO,
@@ -444,12 +750,15 @@ TEST(TransferConfig, BadConfigFailsCreate) {
   EXPECT_NE(relative.status().message().find("plugins.transfer.endpoints[0].root"),
             absl::string_view::npos)
       << relative.status();
+  TempDir dir;
   auto dup = LoadPlugin(
       TIMER_TRANSFER_SO,
       {{"transfer",
         {{"endpoints",
-          {{{"id", "a"}, {"root", "/tmp"}}, {{"id", "a"}, {"root", "/tmp"}}}}}}});
+          {{{"id", "a"}, {"root", dir.str()}}, {{"id", "a"}, {"root", dir.str()}}}}}}});
   EXPECT_EQ(dup.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(dup.status().message().find("\"a\" repeated"), absl::string_view::npos)
+      << dup.status();
   auto typo =
       LoadPlugin(TIMER_TRANSFER_SO, {{"transfer", {{"endpoint", json::array()}}}});
   EXPECT_EQ(typo.status().code(), absl::StatusCode::kInvalidArgument);

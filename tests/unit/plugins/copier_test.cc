@@ -1,0 +1,179 @@
+// The transfer provider's copier (plugins/transfer/copier.h) in-process,
+// where a test seam and a fake clock reach what the ABI cannot: a FIFO
+// swapped in between the walk's stat() and the open(), and the rolling
+// window of the per-identity write quota.
+#include "copier.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "provider_support.h"
+
+namespace timer::plugins::transfer {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (fs::temp_directory_path() / "timer-copier-XXXXXX").string();
+    path_ = mkdtemp(tmpl.data());
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+void WriteFile(const fs::path& p, const std::string& content) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << content;
+}
+
+Item MakeItem(const std::string& from, const std::string& to, bool recursive) {
+  Item item;
+  item.source_path = from;
+  item.destination_path = to;
+  item.recursive = recursive;
+  EXPECT_TRUE(SplitPath(from, "source_path", &item.source).ok());
+  EXPECT_TRUE(SplitPath(to, "destination_path", &item.destination).ok());
+  return item;
+}
+
+TEST(OpenRegularAtTest, RefusesAFifoWithoutWaitingForAWriter) {
+  TempDir dir;
+  ASSERT_EQ(mkfifo((dir.path() / "pipe").c_str(), 0600), 0);
+  WriteFile(dir.path() / "file", "data");
+  int dfd = open(dir.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(dfd, 0);
+  struct stat st;
+  std::string why;
+  // Without O_NONBLOCK this open would wait for a writer forever.
+  EXPECT_EQ(OpenRegularAt(dfd, "pipe", &st, &why), -1);
+  EXPECT_NE(why.find("not a regular file"), std::string::npos) << why;
+  int fd = OpenRegularAt(dfd, "file", &st, &why);
+  ASSERT_GE(fd, 0) << why;
+  EXPECT_EQ(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);  // cleared for the copy
+  EXPECT_EQ(st.st_size, 4);
+  close(fd);
+  close(dfd);
+}
+
+// M1: a local user who can write the source swaps a FIFO in for a file the
+// walk has just seen as regular. The run fails naming the file instead of
+// staying ACTIVE (and holding timerd's shutdown) forever.
+TEST(CopierTest, AFifoSwappedInAfterTheTypeCheckFailsTheRunAtOnce) {
+  TempDir dir;
+  const fs::path src = dir.path() / "src", dst = dir.path() / "dst";
+  WriteFile(src / "tree/a.txt", "alpha");
+  WriteFile(src / "tree/b.txt", "bravo");
+  fs::create_directories(dst);
+  Endpoint src_ep, dst_ep;
+  src_ep.id = "src";
+  src_ep.root = src.string();
+  dst_ep.id = "dst";
+  dst_ep.root = dst.string();
+  Request req;
+  req.source = &src_ep;
+  req.destination = &dst_ep;
+  req.items.push_back(MakeItem("tree", "tree", true));
+
+  CopyOptions options;
+  options.before_open_source = [](int dir_fd, const std::string& name) {
+    if (name != "a.txt") return;
+    ASSERT_EQ(unlinkat(dir_fd, name.c_str(), 0), 0);
+    ASSERT_EQ(mkfifoat(dir_fd, name.c_str(), 0600), 0);
+  };
+  ActionRunner runner;
+  ActionSnapshot snap;
+  bool created = false;
+  ASSERT_TRUE(
+      runner
+          .Start(
+              "fifo/1",
+              [&](ActionContext& ctx) { return Copier(req, &ctx, options).Run(); },
+              nullptr, &snap, &created)
+          .ok());
+  const auto deadline = std::chrono::steady_clock::now() + seconds(5);
+  ActionSnapshot now;
+  for (;;) {
+    ASSERT_TRUE(runner.Status(snap.action_id, &now).ok());
+    if (now.state != TIMER_AP_STATE_ACTIVE) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      // Release a reader stuck in open() so the runner can be destroyed.
+      int w = open((src / "tree/a.txt").c_str(), O_WRONLY | O_NONBLOCK);
+      if (w >= 0) close(w);
+      FAIL() << "the run is stuck opening the FIFO";
+    }
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  EXPECT_EQ(now.state, TIMER_AP_STATE_FAILED);
+  EXPECT_NE(now.error.find("tree/a.txt"), std::string::npos) << now.error;
+  EXPECT_NE(now.error.find("not a regular file"), std::string::npos) << now.error;
+  // The other file is copied; nothing is made of the FIFO.
+  EXPECT_TRUE(fs::exists(dst / "tree/b.txt"));
+  EXPECT_FALSE(fs::exists(dst / "tree/a.txt"));
+}
+
+TEST(WriteQuotaTest, BoundsEachIdentityAndEndpointOverARollingDay) {
+  const int64_t kStart = int64_t{1'000'000} * 3600;
+  int64_t now = kStart;  // on an hour boundary
+  WriteQuota quota({.bytes_per_day = 1000, .files_per_day = 3}, [&now] { return now; });
+  ASSERT_TRUE(quota.Reserve("alice", "ep", 600, 1).ok());
+  now += 3600 * 5;
+  ASSERT_TRUE(quota.Reserve("alice", "ep", 400, 1).ok());
+  Err full = quota.Reserve("alice", "ep", 1, 0);
+  EXPECT_EQ(full.code, TIMER_AP_RESOURCE_EXHAUSTED);
+  EXPECT_NE(full.message.find("max_bytes_per_identity_per_day (1000) reached for "
+                              "\"alice\" on endpoint \"ep\""),
+            std::string::npos)
+      << full.message;
+  // Another identity, or another endpoint, has a window of its own.
+  EXPECT_TRUE(quota.Reserve("bob", "ep", 1000, 1).ok());
+  EXPECT_TRUE(quota.Reserve("alice", "other", 1000, 1).ok());
+  // Files: two used, one left.
+  EXPECT_TRUE(quota.Reserve("alice", "ep", 0, 1).ok());
+  Err files = quota.Reserve("alice", "ep", 0, 1);
+  EXPECT_NE(files.message.find("max_files_per_identity_per_day (3)"), std::string::npos)
+      << files.message;
+  // Given back (a discarded copy): room again.
+  quota.Adjust("alice", "ep", -100, -1);
+  EXPECT_TRUE(quota.Reserve("alice", "ep", 100, 1).ok());
+
+  // 24 hours after the first write, it leaves the window; the later ones
+  // stay until their own 24 hours pass.
+  now = kStart + 24 * 3600;
+  EXPECT_EQ(quota.Used("alice", "ep").first, 400);  // 600 left the window
+  EXPECT_TRUE(quota.Reserve("alice", "ep", 600, 0).ok());
+  EXPECT_FALSE(quota.Reserve("alice", "ep", 1, 0).ok());
+  now += 5 * 3600;
+  EXPECT_EQ(quota.Used("alice", "ep").first, 600);  // the 400 left too
+  now += 24 * 3600;
+  EXPECT_EQ(quota.Used("alice", "ep").first, 0);
+  EXPECT_TRUE(quota.Reserve("alice", "ep", 1000, 3).ok());
+}
+
+TEST(WriteQuotaTest, ZeroMeansNoLimit) {
+  WriteQuota quota({}, [] { return int64_t{0}; });
+  EXPECT_TRUE(quota.Reserve("alice", "ep", int64_t{1} << 50, 1 << 30).ok());
+}
+
+}  // namespace
+}  // namespace timer::plugins::transfer
