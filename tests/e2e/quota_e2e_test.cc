@@ -67,8 +67,8 @@ class QuotaE2eTest : public CliTest {
     job->set_name("quota");
     job->mutable_schedule()->set_interval_seconds(86400);
     // First slot a day away: only manual runs happen.
-    job->mutable_schedule()->mutable_start()->set_seconds(absl::ToUnixSeconds(absl::Now()) +
-                                                          86400);
+    job->mutable_schedule()->mutable_start()->set_seconds(
+        absl::ToUnixSeconds(absl::Now()) + 86400);
     job->mutable_action()->set_provider("noop");
     job->mutable_action()->set_body(body);
     return req;
@@ -105,7 +105,8 @@ TEST_F(QuotaE2eTest, ACreateDeleteLoopOfBigJobsStopsAtTheStoredBytesLimitUntilPu
     if (!created.ok()) {
       EXPECT_EQ(created.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
           << created.error_message();
-      EXPECT_TRUE(absl::StrContains(created.error_message(), "max_stored_bytes_per_identity"))
+      EXPECT_TRUE(
+          absl::StrContains(created.error_message(), "max_stored_bytes_per_identity"))
           << created.error_message();
       ++refused;
       continue;
@@ -116,10 +117,11 @@ TEST_F(QuotaE2eTest, ACreateDeleteLoopOfBigJobsStopsAtTheStoredBytesLimitUntilPu
   const absl::Duration took = absl::Now() - start;
   const int64_t db = FileSize(data_dir_ + "/timer.db");
   const int64_t wal = FileSize(data_dir_ + "/timer.db-wal");
-  std::printf("[quota] %d create+delete rounds of 1 MB jobs in %.1f s: %d made, %d refused; "
-              "timer.db %.1f MB, WAL %.1f MB; timerd RSS %ld MB\n",
-              kRounds, absl::ToDoubleSeconds(took), made, refused, db / 1e6, wal / 1e6,
-              static_cast<long>(ProcStatus(daemon->pid(), "VmRSS") / 1024));
+  std::printf(
+      "[quota] %d create+delete rounds of 1 MB jobs in %.1f s: %d made, %d refused; "
+      "timer.db %.1f MB, WAL %.1f MB; timerd RSS %ld MB\n",
+      kRounds, absl::ToDoubleSeconds(took), made, refused, db / 1e6, wal / 1e6,
+      static_cast<long>(ProcStatus(daemon->pid(), "VmRSS") / 1024));
   // 16 jobs of a little over 1,000,000 bytes fit in 16 MiB, a 17th does not.
   EXPECT_EQ(made, 16);
   EXPECT_EQ(refused, kRounds - 16);
@@ -162,7 +164,8 @@ TEST_F(QuotaE2eTest, ARunNowFloodStopsAtTheIdentitysShareAndADeleteCancelsItsRun
     if (s.ok()) {
       ++ran;
     } else {
-      EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+          << s.error_message();
       EXPECT_TRUE(absl::StrContains(s.error_message(), "max_active_runs_per_identity"))
           << s.error_message();
       ++refused;
@@ -195,11 +198,12 @@ TEST_F(QuotaE2eTest, ARunNowFloodStopsAtTheIdentitysShareAndADeleteCancelsItsRun
     absl::SleepFor(absl::Milliseconds(100));  // Polling the server's state.
   }
   EXPECT_EQ(cancelled, kShare);
-  std::printf("[quota] %d RunJobNow calls in %.2f s: %d ran, %d refused; timerd threads "
-              "%ld before, %ld after, %ld once the delete cancelled them\n",
-              kCalls, absl::ToDoubleSeconds(took), ran, refused,
-              static_cast<long>(threads_before), static_cast<long>(threads_after),
-              static_cast<long>(ProcStatus(daemon->pid(), "Threads")));
+  std::printf(
+      "[quota] %d RunJobNow calls in %.2f s: %d ran, %d refused; timerd threads "
+      "%ld before, %ld after, %ld once the delete cancelled them\n",
+      kCalls, absl::ToDoubleSeconds(took), ran, refused,
+      static_cast<long>(threads_before), static_cast<long>(threads_after),
+      static_cast<long>(ProcStatus(daemon->pid(), "Threads")));
 }
 
 }  // namespace

@@ -21,8 +21,8 @@ absl::Status RateLimiter::Take(const std::string& key) {
   if (b.tokens < 1) {
     const double wait = (1 - b.tokens) / rate_;
     return absl::ResourceExhaustedError(absl::StrFormat(
-        "%s: %s made more than %g calls a second (%s %d at once); retry in %.3g s",
-        name_, key, rate_, burst_name_, static_cast<int64_t>(burst), wait));
+        "%s: %s made more than %g calls a second (%s %d at once); retry in %.3g s", name_,
+        key, rate_, burst_name_, static_cast<int64_t>(burst), wait));
   }
   b.tokens -= 1;
   // A bucket that has refilled is the same as none: forget idle keys, in one
@@ -86,10 +86,9 @@ absl::Status JobQuota::Reserve(const std::string& owner, int64_t bytes) {
   if (!counted.ok()) return counted.status();
   Count& c = **counted;
   if (c.live + c.pending_jobs >= limits_.max_jobs) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("max_jobs_per_identity: ", owner, " already has ", c.live,
-                     " jobs, the most allowed is ", limits_.max_jobs,
-                     "; delete some first"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "max_jobs_per_identity: ", owner, " already has ", c.live,
+        " jobs, the most allowed is ", limits_.max_jobs, "; delete some first"));
   }
   if (c.stored + c.pending_jobs >= limits_.max_stored_jobs) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -129,8 +128,8 @@ absl::Status JobQuota::ReserveBytes(const std::string& owner, int64_t bytes) {
   if (bytes > limits_.max_stored_bytes - c.bytes - c.pending_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "max_stored_bytes_per_identity: ", owner, "'s jobs take ", c.bytes,
-        " bytes, deleted ones included until they are purged; this change needs ",
-        bytes, " more, the most allowed is ", limits_.max_stored_bytes));
+        " bytes, deleted ones included until they are purged; this change needs ", bytes,
+        " more, the most allowed is ", limits_.max_stored_bytes));
   }
   c.pending_bytes += bytes;
   return absl::OkStatus();

@@ -601,12 +601,12 @@ void JobService::RunJobNow(const Identity& caller, const v1::RunJobNowRequest& r
         const OverlapDecision o = DecideOverlap(job, active, buffered);
         if (o.kind == OverlapDecision::Kind::kSkip) {
           if (job.overlap_policy() == v1::ALLOW) {
-            return absl::ResourceExhaustedError(absl::StrCat(
-                "max_concurrent: ", o.reason, "; try again once one ends"));
+            return absl::ResourceExhaustedError(
+                absl::StrCat("max_concurrent: ", o.reason, "; try again once one ends"));
           }
-          return absl::FailedPreconditionError(
-              absl::StrCat("overlap_policy ", v1::OverlapPolicy_Name(job.overlap_policy()),
-                           ": ", o.reason, "; try again once it ends"));
+          return absl::FailedPreconditionError(absl::StrCat(
+              "overlap_policy ", v1::OverlapPolicy_Name(job.overlap_policy()), ": ",
+              o.reason, "; try again once it ends"));
         }
         outcome->overlap = o.kind;
         const absl::Time now = clock_->Now();

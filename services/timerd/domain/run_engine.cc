@@ -179,8 +179,7 @@ absl::StatusOr<int64_t> RunEngine::PruneResults() {
 
 absl::StatusOr<int64_t> RunEngine::PurgeDeleted() {
   if (options_.purge_deleted_after == absl::InfiniteDuration()) return 0;
-  const int64_t cutoff =
-      absl::ToUnixMicros(clock_->Now() - options_.purge_deleted_after);
+  const int64_t cutoff = absl::ToUnixMicros(clock_->Now() - options_.purge_deleted_after);
   constexpr int kBatch = 1024;  // The store bounds each write itself.
   int64_t n = 0;
   for (;;) {

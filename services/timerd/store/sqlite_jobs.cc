@@ -293,7 +293,8 @@ absl::StatusOr<std::optional<PurgedJob>> JobRows::Purge(const Deleted& deleted,
   int64_t rowid = 0, head = 0;
   if (row.ok() && *row) {
     rowid = find.ColumnInt(0);
-    purged = PurgedJob{std::string(find.ColumnText(1)), deleted.job_id, find.ColumnInt(2)};
+    purged =
+        PurgedJob{std::string(find.ColumnText(1)), deleted.job_id, find.ColumnInt(2)};
     head = find.ColumnInt(3);
   }
   find.Reset();

@@ -79,8 +79,7 @@ class JobRows {
   // Deletes one such job for good, with its results, create request id and
   // manual-run request ids. nullopt if the job row was already gone. Adds the
   // result links it walked to `links`.
-  absl::StatusOr<std::optional<PurgedJob>> Purge(const Deleted& deleted,
-                                                 int64_t& links);
+  absl::StatusOr<std::optional<PurgedJob>> Purge(const Deleted& deleted, int64_t& links);
   // Deletes up to `limit` manual-run request ids recorded before
   // `before_us`; returns how many.
   absl::StatusOr<int64_t> PruneRunRequests(int64_t before_us, int limit);
@@ -93,8 +92,8 @@ class JobRows {
   sqlite_results::ResultLinks* links_ = nullptr;
   Stmt get_job_, load_job_, insert_job_, update_job_, update_job_state_, find_request_,
       insert_request_, insert_purge_, find_run_request_, insert_run_request_,
-      deleted_before_, purge_row_, delete_requests_, delete_run_requests_,
-      delete_queued_, delete_job_, prune_run_requests_;
+      deleted_before_, purge_row_, delete_requests_, delete_run_requests_, delete_queued_,
+      delete_job_, prune_run_requests_;
 };
 
 }  // namespace timer::store::sqlite_jobs

@@ -451,7 +451,8 @@ absl::StatusOr<std::vector<PurgedJob>> SqliteStore::PurgeDeletedJobs(
     int64_t deleted_before_us, int max_jobs) {
   std::vector<PurgedJob> purged;
   for (;;) {
-    const int want = std::min(kPurgeJobsPerWrite, max_jobs - static_cast<int>(purged.size()));
+    const int want =
+        std::min(kPurgeJobsPerWrite, max_jobs - static_cast<int>(purged.size()));
     if (want <= 0) return purged;
     struct Step {
       std::vector<PurgedJob> purged;

@@ -227,8 +227,8 @@ class GatedStore final : public store::Store {
     inner_->WriteManualRun(std::move(owner), std::move(job_id), std::move(request_id),
                            std::move(mutate), std::move(done));
   }
-  absl::StatusOr<std::vector<store::PurgedJob>> PurgeDeletedJobs(int64_t deleted_before_us,
-                                                                 int max_jobs) override {
+  absl::StatusOr<std::vector<store::PurgedJob>> PurgeDeletedJobs(
+      int64_t deleted_before_us, int max_jobs) override {
     return inner_->PurgeDeletedJobs(deleted_before_us, max_jobs);
   }
 
@@ -650,7 +650,8 @@ TEST_F(StoredLimitsTest, AnUpdateThatGrowsTheBodyBeyondTheLimitWritesNothing) {
   get.set_job_id(job->job_id());
   EXPECT_EQ(service_.GetJob(kAlice, get)->etag(), job->etag());
   // Shrinking frees room.
-  ASSERT_THAT(Create(BigRequest(600 << 10)), StatusIs(absl::StatusCode::kResourceExhausted));
+  ASSERT_THAT(Create(BigRequest(600 << 10)),
+              StatusIs(absl::StatusCode::kResourceExhausted));
   v1::UpdateJobRequest shrink = grow;
   *shrink.mutable_job()->mutable_action() = BigRequest(10).job().action();
   ASSERT_THAT(update(shrink), IsOk());

@@ -674,7 +674,9 @@ TEST_F(RunEngineTest, RunNowUnderBufferOneWaitsForTheActiveRunAndOneMoreIsRefuse
   StartEngine();
   fake_.set_instant(false);
   v1::Job job = Create(3600, [](v1::Job& j) {
-    Idle(j); j.set_overlap_policy(v1::BUFFER_ONE); });
+    Idle(j);
+    j.set_overlap_policy(v1::BUFFER_ONE);
+  });
   ASSERT_TRUE(RunNow(job.job_id()).ok());
   ASSERT_TRUE(RunNow(job.job_id()).ok());  // Recorded, waiting.
   EXPECT_EQ(CodeOf(RunNow(job.job_id())), absl::StatusCode::kFailedPrecondition);
@@ -687,9 +689,10 @@ TEST_F(RunEngineTest, RunNowUnderBufferOneWaitsForTheActiveRunAndOneMoreIsRefuse
 TEST_F(RunEngineTest, RunNowUnderCancelPreviousCancelsTheActiveRun) {
   StartEngine();
   fake_.set_instant(false);
-  v1::Job job =
-      Create(3600, [](v1::Job& j) {
-    Idle(j); j.set_overlap_policy(v1::CANCEL_PREVIOUS); });
+  v1::Job job = Create(3600, [](v1::Job& j) {
+    Idle(j);
+    j.set_overlap_policy(v1::CANCEL_PREVIOUS);
+  });
   ASSERT_TRUE(RunNow(job.job_id()).ok());
   ASSERT_TRUE(RunNow(job.job_id()).ok());
   EXPECT_THAT(fake_.cancels(), ElementsAre("a-1"));
@@ -781,7 +784,8 @@ TEST_F(RunEngineTest, RunNowBeyondTheRunNowRateIsResourceExhaustedNamingIt) {
   ASSERT_TRUE(RunNow(job.job_id()).ok());
   absl::StatusOr<v1::Job> third = RunNow(job.job_id());
   EXPECT_EQ(CodeOf(third), absl::StatusCode::kResourceExhausted);
-  EXPECT_THAT(third.status().message(), ::testing::HasSubstr("run_now_rate_per_identity"));
+  EXPECT_THAT(third.status().message(),
+              ::testing::HasSubstr("run_now_rate_per_identity"));
   clock_.Advance(absl::Seconds(1));
   EXPECT_TRUE(RunNow(job.job_id()).ok());
   EXPECT_EQ(fake_.starts().size(), 3u);
@@ -840,7 +844,9 @@ TEST_F(RunEngineTest, ARunWaitingUnderBufferOneIsSkippedWhenItsJobIsDeleted) {
   StartEngine();
   fake_.set_instant(false);
   v1::Job job = Create(3600, [](v1::Job& j) {
-    Idle(j); j.set_overlap_policy(v1::BUFFER_ONE); });
+    Idle(j);
+    j.set_overlap_policy(v1::BUFFER_ONE);
+  });
   ASSERT_TRUE(RunNow(job.job_id()).ok());
   ASSERT_TRUE(RunNow(job.job_id()).ok());  // Waits.
   v1::DeleteJobRequest del;
@@ -859,7 +865,8 @@ TEST_F(RunEngineTest, ARunWaitingUnderBufferOneIsSkippedWhenItsJobIsDeleted) {
 TEST_F(RunEngineTest, ADeletedJobIsPurgedAfterTheRetentionAndItsRoomFreed) {
   JobQuota quota(&store_, &clock_, {.max_stored_jobs = 1});
   jobs_.set_quota(&quota);
-  StartEngine([](RunEngine::Options& o) { o.purge_deleted_after = absl::Hours(24 * 30); });
+  StartEngine(
+      [](RunEngine::Options& o) { o.purge_deleted_after = absl::Hours(24 * 30); });
   engine_->set_quota(&quota);
   v1::Job job = Create(10);
   At(Slot(0, 10));

@@ -942,7 +942,8 @@ TEST_P(StoreConformanceTest, AManualRunRequestIdIsRememberedBeyondTheNewestResul
 TEST_P(StoreConformanceTest, AManualRunOfAnotherOwnersJobIsNotFoundAndRemembersNothing) {
   const std::string id = NewJob("alice", std::nullopt);
   int64_t earlier = -1;
-  EXPECT_THAT(RunNow("bob", id, "click", &earlier), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(RunNow("bob", id, "click", &earlier),
+              StatusIs(absl::StatusCode::kNotFound));
   ASSERT_THAT(RunNow("alice", id, "click", &earlier), IsOk());
   EXPECT_EQ(earlier, 0);
 }
@@ -984,7 +985,8 @@ TEST_P(StoreConformanceTest, PruneForgetsManualRunRequestIdsOlderThanItsCutoff) 
 TEST_P(StoreConformanceTest, CountJobsCountsDeletedJobsAndTheirBytesUntilPurged) {
   v1::Job small = MakeJob("alice", 100, OrderedId(1));
   v1::Job big = MakeJob("alice", 200, OrderedId(2));
-  big.mutable_action()->set_body(absl::StrCat(R"({"k":")", std::string(5000, 'x'), "\"}"));
+  big.mutable_action()->set_body(
+      absl::StrCat(R"({"k":")", std::string(5000, 'x'), "\"}"));
   ASSERT_THAT(Create(store(), small), IsOk());
   ASSERT_THAT(Create(store(), big), IsOk());
   ASSERT_THAT(Create(store(), MakeJob("bob")), IsOk());
