@@ -798,7 +798,12 @@ std::vector<CaseResult> RunOnce(const std::string& dir, const Options& opt) {
   config.data_dir = dir + "/timerd";
   config.plugin_dir = opt.plugin_dir;
   config.log_level = "warn";
-  config.max_jobs_per_identity = int64_t{1} << 40;  // The bench creates many.
+  // The bench creates many, as fast as it can, as one identity.
+  config.max_jobs_per_identity = int64_t{1} << 40;
+  config.max_stored_jobs_per_identity = int64_t{1} << 40;
+  config.max_stored_bytes_per_identity = int64_t{1} << 40;
+  config.write_rate_per_identity = 1'000'000;
+  config.write_burst_per_identity = 10'000'000;
   auto server = timer::server::TimerServer::Start(config);
   if (!server.ok()) {
     rows.push_back(Failed("timerd-start", 0, std::string(server.status().message())));

@@ -82,7 +82,11 @@ class SoakE2eTest : public CliTest {
 
 TEST_F(SoakE2eTest, MixedLoadWhileTenThousandJobsFire) {
   const std::string config = tmp_.path() + "/timerd.toml";
-  std::ofstream(config) << "max_jobs_per_identity = 100000\n";
+  // One identity makes every call, thousands a second.
+  std::ofstream(config) << "max_jobs_per_identity = 100000\n"
+                           "max_stored_jobs_per_identity = 1000000\n"
+                           "write_rate_per_identity = 1000000\n"
+                           "write_burst_per_identity = 10000000\n";
   auto daemon = StartTimerd({"--config", config});
 
   // 10,000 jobs, starts spread over one interval, created by 16 threads.

@@ -215,7 +215,9 @@ absl::Status ValidateNewJob(const v1::Job& job) {
 
 void JobService::CreateJob(const Identity& caller, const v1::CreateJobRequest& request,
                            store::JobCallback done) {
-  absl::Status valid = ValidateRequestId(request.request_id());
+  // The rate first: it bounds the work (a 1 MiB body parsed) too.
+  absl::Status valid = TakeWrite(caller);
+  if (valid.ok()) valid = ValidateRequestId(request.request_id());
   if (valid.ok()) valid = ValidateNewJob(request.job());
   if (valid.ok()) valid = CheckAction(caller, request.job().action());
   if (!valid.ok()) {
@@ -270,15 +272,16 @@ void JobService::CreateJob(const Identity& caller, const v1::CreateJobRequest& r
   }
 
   if (quota_ != nullptr) {
-    absl::Status room = quota_->Reserve(caller.name);
+    const int64_t bytes = store::StoredBytes(job);
+    absl::Status room = quota_->Reserve(caller.name, bytes);
     if (!room.ok()) {
       std::move(done)(room);
       return;
     }
     // A retried request returns the job its first attempt made: not a new one.
-    done = [quota = quota_, owner = caller.name, id = job.job_id(),
+    done = [quota = quota_, owner = caller.name, id = job.job_id(), bytes,
             done = std::move(done)](absl::StatusOr<v1::Job> r) mutable {
-      quota->Release(owner, r.ok() && r->job_id() == id);
+      quota->Release(owner, r.ok() && r->job_id() == id, bytes);
       std::move(done)(std::move(r));
     };
   }
@@ -320,7 +323,8 @@ absl::StatusOr<v1::ListJobsResponse> JobService::ListJobs(
 
 void JobService::DeleteJob(const Identity& caller, const v1::DeleteJobRequest& request,
                            store::JobCallback done) {
-  absl::Status valid = ValidateJobId(request.job_id());
+  absl::Status valid = TakeWrite(caller);
+  if (valid.ok()) valid = ValidateJobId(request.job_id());
   if (!valid.ok()) {
     std::move(done)(valid);
     return;
@@ -385,7 +389,8 @@ void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& r
       "name",        "label",          "action",         "action.provider",
       "action.body", "overlap_policy", "max_concurrent", "missed_run_policy"};
   const v1::Job& in = request.job();
-  absl::Status valid = ValidateJobId(in.job_id());
+  absl::Status valid = TakeWrite(caller);
+  if (valid.ok()) valid = ValidateJobId(in.job_id());
   if (valid.ok() && request.update_mask().paths_size() == 0) {
     valid = Invalid("update_mask", "required: name the fields to change");
   }
@@ -448,9 +453,22 @@ void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& r
     valid = ValidateNewJob(merged);
     if (valid.ok() && action_changed) valid = CheckAction(caller, merged.action());
   }
+  // A bigger body takes room under max_stored_bytes_per_identity first.
+  int64_t grows = 0;
+  if (valid.ok() && current.ok()) {
+    grows = store::StoredBytes(merged) - store::StoredBytes(*current);
+    if (quota_ != nullptr) valid = quota_->ReserveBytes(caller.name, grows);
+  }
   if (!valid.ok() || !current.ok()) {
     std::move(done)(valid.ok() ? current.status() : valid);
     return;
+  }
+  if (quota_ != nullptr) {
+    done = [quota = quota_, owner = caller.name, grows,
+            done = std::move(done)](absl::StatusOr<v1::Job> r) mutable {
+      quota->ReleaseBytes(owner, grows, r.ok());
+      std::move(done)(std::move(r));
+    };
   }
   store_->UpdateJob(
       caller.name, in.job_id(),
@@ -485,7 +503,8 @@ void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& r
 void JobService::MutateLiveJob(const Identity& caller, const std::string& job_id,
                                v1::JobEvent::Type event, store::JobMutation mutate,
                                store::JobCallback done) {
-  absl::Status valid = ValidateJobId(job_id);
+  absl::Status valid = TakeWrite(caller);
+  if (valid.ok()) valid = ValidateJobId(job_id);
   if (!valid.ok()) {
     std::move(done)(valid);
     return;
@@ -541,21 +560,55 @@ void JobService::RunJobNow(const Identity& caller, const v1::RunJobNowRequest& r
                            store::JobCallback done) {
   absl::Status valid = ValidateJobId(request.job_id());
   if (valid.ok()) valid = ValidateRequestId(request.request_id());
+  if (valid.ok() && quota_ != nullptr) valid = quota_->TakeRunNow(caller.name);
+  // Counted against the active-run limits from here on (a manual run is an
+  // action like any other), and told what its overlap policy decides on.
+  std::optional<ManualRunSlot> slot;
+  if (valid.ok() && observer_ != nullptr) {
+    absl::StatusOr<ManualRunSlot> admitted =
+        observer_->AdmitManualRun(caller.name, request.job_id());
+    if (admitted.ok()) {
+      slot = *std::move(admitted);
+    } else {
+      valid = admitted.status();
+    }
+  }
   if (!valid.ok()) {
     std::move(done)(valid);
     return;
   }
-  auto recorded = std::make_shared<std::optional<v1::JobResult>>();
-  store_->WriteJob(
-      caller.name, request.job_id(),
-      [this, recorded, request_id = request.request_id()](
-          v1::Job& job, std::vector<v1::JobResult>& table) -> absl::Status {
+  struct Outcome {
+    std::optional<v1::JobResult> recorded;
+    OverlapDecision::Kind overlap = OverlapDecision::Kind::kStart;
+  };
+  auto outcome = std::make_shared<Outcome>();
+  const int active = slot ? slot->active : 0;
+  const bool buffered = slot ? slot->buffered : false;
+  store_->WriteManualRun(
+      caller.name, request.job_id(), request.request_id(),
+      [this, outcome, active, buffered, request_id = request.request_id()](
+          v1::Job& job, std::vector<v1::JobResult>& table,
+          int64_t existing_run) -> absl::Status {
         RETURN_IF_ERROR(NotFoundIfDeleted(job));
-        if (!request_id.empty()) {
-          for (const v1::JobResult& r : job.results()) {
-            if (r.request_id() == request_id) return absl::OkStatus();  // A retry.
-          }
+        // A retry: the run its first attempt recorded, whatever happened since.
+        if (existing_run != 0) return absl::OkStatus();
+        if (job.status() == v1::Job::ENDED) {
+          return absl::FailedPreconditionError(
+              "job has ended; change its stop conditions (UpdateJob) to run it again");
         }
+        // A paused job runs: pausing stops its schedule, and asking for a run
+        // of it now means that run. Its overlap policy applies as to a slot.
+        const OverlapDecision o = DecideOverlap(job, active, buffered);
+        if (o.kind == OverlapDecision::Kind::kSkip) {
+          if (job.overlap_policy() == v1::ALLOW) {
+            return absl::ResourceExhaustedError(
+                absl::StrCat("max_concurrent: ", o.reason, "; try again once one ends"));
+          }
+          return absl::FailedPreconditionError(absl::StrCat(
+              "overlap_policy ", v1::OverlapPolicy_Name(job.overlap_policy()), ": ",
+              o.reason, "; try again once it ends"));
+        }
+        outcome->overlap = o.kind;
         const absl::Time now = clock_->Now();
         v1::JobResult r;
         r.set_run_number(job.last_run_number() + 1);
@@ -574,16 +627,26 @@ void JobService::RunJobNow(const Identity& caller, const v1::RunJobNowRequest& r
           job.clear_next_run();
         }
         PutResult(job, r, table);
-        *recorded = r;
+        outcome->recorded = r;
         return absl::OkStatus();
       },
-      [this, recorded, done = std::move(done)](absl::StatusOr<v1::Job> written) mutable {
-        if (written.ok() && observer_ != nullptr) {
-          observer_->JobChanged(*written);
-          if (*recorded) observer_->RunRecorded(*written, **recorded);
+      [this, outcome, slot = std::move(slot),
+       done = std::move(done)](absl::StatusOr<v1::Job> written) mutable {
+        if (written.ok() && observer_ != nullptr) observer_->JobChanged(*written);
+        if (slot) {
+          if (written.ok() && outcome->recorded) {
+            observer_->ManualRunRecorded(*slot, *written, *outcome->recorded,
+                                         outcome->overlap);
+          } else {
+            observer_->ManualRunDropped(*slot);
+          }
         }
         std::move(done)(std::move(written));
       });
+}
+
+absl::Status JobService::TakeWrite(const Identity& caller) {
+  return quota_ == nullptr ? absl::OkStatus() : quota_->TakeWrite(caller.name);
 }
 
 absl::StatusOr<WatchFilter> JobService::WatchJobFilter(

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -20,20 +21,50 @@
 #include "domain/events.h"
 #include "domain/identity.h"
 #include "domain/job_quota.h"
+#include "domain/schedule.h"
 #include "store/store.h"
 #include "timer/v1/timer.pb.h"
 
 namespace timer::domain {
 
+// A manual run let in by JobObserver::AdmitManualRun: it counts against the
+// active-run limits from then on, until ManualRunRecorded or
+// ManualRunDropped.
+struct ManualRunSlot {
+  std::string owner;
+  std::string job_id;
+  // What the job's overlap policy decides on: its runs active (or admitted)
+  // before this one, and whether a BUFFER_ONE run already waits.
+  int active = 0;
+  bool buffered = false;
+};
+
 // Told about every durable change JobService makes, in commit order, so the
-// run engine can (re)schedule. Called on store threads; must not block.
+// run engine can (re)schedule; and asked to let manual runs in. Called on
+// store threads (AdmitManualRun on the caller's); must not block.
 class JobObserver {
  public:
   virtual ~JobObserver() = default;
   // The job as written (its next_run decides whether and when it is due).
   virtual void JobChanged(const v1::Job& job) = 0;
-  // A run was recorded PENDING by RunJobNow and must be started.
+  // A run was recorded PENDING and must be started.
   virtual void RunRecorded(const v1::Job& job, const v1::JobResult& result) = 0;
+  // Lets a manual run of `owner`'s job in, or RESOURCE_EXHAUSTED naming the
+  // active-run limit it would pass. The default admits every run, with
+  // nothing active.
+  virtual absl::StatusOr<ManualRunSlot> AdmitManualRun(const std::string& owner,
+                                                       const std::string& job_id) {
+    return ManualRunSlot{owner, job_id};
+  }
+  // The admitted run was recorded PENDING: start it as `overlap` says
+  // (kStart, kCancelPrevious or kBuffer).
+  virtual void ManualRunRecorded(const ManualRunSlot& slot, const v1::Job& job,
+                                 const v1::JobResult& result,
+                                 OverlapDecision::Kind overlap) {
+    RunRecorded(job, result);
+  }
+  // The admitted run was not recorded (refused, failed, or a retry).
+  virtual void ManualRunDropped(const ManualRunSlot& slot) {}
 };
 
 class JobService {
@@ -48,8 +79,8 @@ class JobService {
   void set_observer(JobObserver* observer) { observer_ = observer; }
   // Set once, before the first call: where change events go (may be null).
   void set_events(EventSink* events) { events_ = events; }
-  // Set once, before the first call: how many jobs an owner may have
-  // (CreateJob is RESOURCE_EXHAUSTED beyond it). Null: no limit.
+  // Set once, before the first call: what an owner may keep and how fast it
+  // may write (domain/job_quota.h). Null: no limit.
   void set_quota(JobQuota* quota) { quota_ = quota; }
 
   void CreateJob(const Identity& caller, const v1::CreateJobRequest& request,
@@ -102,6 +133,8 @@ class JobService {
   static constexpr size_t kMaxRequestIdLength = 128;
 
  private:
+  // One write of `caller` under write_rate_per_identity (no quota: OK).
+  absl::Status TakeWrite(const Identity& caller);
   // Checks the provider exists and accepts the body, when providers are known.
   absl::Status CheckAction(const Identity& caller, const v1::Action& action) const;
   // Applies `mutate` to the caller's job unless it is deleted (NOT_FOUND).

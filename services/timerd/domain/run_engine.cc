@@ -8,6 +8,7 @@
 #include "domain/job_results.h"
 #include "domain/schedule.h"
 #include "domain/time_util.h"
+#include "util/status_macros.h"
 #include "util/thread_name.h"
 
 namespace timer::domain {
@@ -66,6 +67,11 @@ absl::Status RunEngine::Start() {
                  open->size());
   }
   if (options_.background) {
+    {
+      // The first tick at once: due jobs, and the pruning and purge at start.
+      absl::MutexLock lock(&mu_);
+      wake_ = true;
+    }
     thread_ = std::thread([this] {
       util::SetThreadName("run-engine");
       Loop();
@@ -137,7 +143,7 @@ void RunEngine::Loop() {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
       std::optional<absl::Time> next;
-      if (active_runs_ < options_.max_active_runs) {
+      if (InFlightRuns() < options_.max_active_runs) {
         if (auto due = queue_.NextDue()) next = *due - options_.lookahead;
       }
       if (!polls_.empty() && (!next || polls_.front().at < *next))
@@ -171,6 +177,22 @@ absl::StatusOr<int64_t> RunEngine::PruneResults() {
   return store_->PruneResults(options_.keep_results, absl::ToUnixMicros(cutoff));
 }
 
+absl::StatusOr<int64_t> RunEngine::PurgeDeleted() {
+  if (options_.purge_deleted_after == absl::InfiniteDuration()) return 0;
+  const int64_t cutoff = absl::ToUnixMicros(clock_->Now() - options_.purge_deleted_after);
+  constexpr int kBatch = 1024;  // The store bounds each write itself.
+  int64_t n = 0;
+  for (;;) {
+    ASSIGN_OR_RETURN(std::vector<store::PurgedJob> purged,
+                     store_->PurgeDeletedJobs(cutoff, kBatch));
+    for (const store::PurgedJob& p : purged) {
+      if (quota_ != nullptr) quota_->Purged(p.owner, p.bytes);
+    }
+    n += static_cast<int64_t>(purged.size());
+    if (static_cast<int>(purged.size()) < kBatch) return n;
+  }
+}
+
 int RunEngine::Tick() {
   const absl::Time now = clock_->Now();
   InFlight prune;  // Empty unless a prune is due.
@@ -180,7 +202,7 @@ int RunEngine::Tick() {
   {
     absl::MutexLock lock(&mu_);
     if (stopping_ && workers_ == nullptr) return 0;
-    const int room = std::max(0, options_.max_active_runs - active_runs_);
+    const int room = std::max(0, options_.max_active_runs - InFlightRuns());
     due = queue_.PopDue(now + options_.lookahead,
                         std::min<size_t>(room, options_.max_fires_per_tick));
     const auto start_later = [](const PendingStart& a, const PendingStart& b) {
@@ -211,6 +233,13 @@ int RunEngine::Tick() {
       } else if (*pruned > 0) {
         spdlog::info("run engine: pruned {} old results", *pruned);
       }
+      absl::StatusOr<int64_t> purged = PurgeDeleted();
+      if (!purged.ok()) {
+        spdlog::warn("run engine: purging deleted jobs failed: {}",
+                     std::string(purged.status().message()));
+      } else if (*purged > 0) {
+        spdlog::info("run engine: purged {} deleted jobs", *purged);
+      }
       in_flight.Reset();
     });
   }
@@ -233,6 +262,28 @@ void RunEngine::WakeFor(absl::Time at) {
 void RunEngine::JobChanged(const v1::Job& job) {
   auto key = JobKey::Parse(job.job_id());
   if (!key) return;
+  if (job.status() == v1::Job::DELETED) {
+    // Delete cancels: the provider is asked to stop the job's active runs
+    // (a run starting meanwhile is cancelled once started), and a run
+    // waiting for them (BUFFER_ONE) is recorded SKIPPED instead.
+    std::unique_ptr<std::pair<v1::Job, v1::JobResult>> waiting;
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = runs_.find(job.job_id());
+      if (it != runs_.end()) {
+        it->second.deleted = true;
+        waiting = std::move(it->second.buffered);
+      }
+    }
+    CancelActive(job.job_id());
+    if (waiting) {
+      const absl::Time now = clock_->Now();
+      DispatchPending(
+          PendingStart{now, std::make_shared<const v1::Job>(std::move(waiting->first)),
+                       std::move(waiting->second), v1::Job::DELETED},
+          BeginWork());
+    }
+  }
   absl::MutexLock lock(&mu_);
   // A run recorded ahead of its slot does not start once its job is paused
   // or deleted (JobChanged comes in commit order, after the fire's own).
@@ -343,12 +394,18 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
             if (outcome->overlap == OverlapDecision::Kind::kCancelPrevious) {
               CancelActive(job_id);
             }
+            bool buffered = false;
             if (outcome->overlap == OverlapDecision::Kind::kBuffer) {
               absl::MutexLock lock(&mu_);
-              runs_[job_id].buffered =
-                  std::make_unique<std::pair<v1::Job, v1::JobResult>>(*written,
-                                                                      *outcome->run);
-            } else {
+              JobRuns& jr = runs_[job_id];
+              // The active run may have ended meanwhile: then start it now.
+              if (jr.active > 0) {
+                jr.buffered = std::make_unique<std::pair<v1::Job, v1::JobResult>>(
+                    *written, *outcome->run);
+                buffered = true;
+              }
+            }
+            if (!buffered) {
               // The job is not needed here any more: no copy.
               RunRecorded(std::make_shared<const v1::Job>(*std::move(written)),
                           *outcome->run);
@@ -388,6 +445,73 @@ void RunEngine::RunRecorded(const v1::Job& job, const v1::JobResult& result) {
   RunRecorded(std::make_shared<const v1::Job>(job), result);
 }
 
+void RunEngine::AddOwnerRun(const std::string& owner) { ++owner_runs_[owner]; }
+
+void RunEngine::DropOwnerRun(const std::string& owner) {
+  auto it = owner_runs_.find(owner);
+  if (it != owner_runs_.end() && --it->second <= 0) owner_runs_.erase(it);
+}
+
+absl::StatusOr<ManualRunSlot> RunEngine::AdmitManualRun(const std::string& owner,
+                                                        const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::UnavailableError("timerd is stopping; try again later");
+  if (InFlightRuns() >= options_.max_active_runs) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("max_active_runs: ", options_.max_active_runs,
+                     " runs are in flight, the most timerd allows; try again later"));
+  }
+  auto mine = owner_runs_.find(owner);
+  const int owned = mine == owner_runs_.end() ? 0 : mine->second;
+  if (owned >= options_.max_active_runs_per_identity) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "max_active_runs_per_identity: ", owner, " has ", owned,
+        " runs in flight, the most one identity may have; try again once some end"));
+  }
+  JobRuns& jr = runs_[job_id];
+  ManualRunSlot slot{owner, job_id, jr.active + jr.admitted, jr.buffered != nullptr};
+  ++jr.admitted;
+  ++admitted_runs_;
+  AddOwnerRun(owner);
+  return slot;
+}
+
+void RunEngine::Unadmit(const ManualRunSlot& slot) {
+  if (InFlightRuns() == options_.max_active_runs) wake_ = true;  // Room for due jobs.
+  --admitted_runs_;
+  DropOwnerRun(slot.owner);
+  auto it = runs_.find(slot.job_id);
+  if (it == runs_.end()) return;
+  JobRuns& jr = it->second;
+  --jr.admitted;
+  if (jr.active == 0 && jr.admitted == 0 && jr.buffered == nullptr) runs_.erase(it);
+}
+
+void RunEngine::ManualRunDropped(const ManualRunSlot& slot) {
+  absl::MutexLock lock(&mu_);
+  Unadmit(slot);
+}
+
+void RunEngine::ManualRunRecorded(const ManualRunSlot& slot, const v1::Job& job,
+                                  const v1::JobResult& result,
+                                  OverlapDecision::Kind overlap) {
+  {
+    absl::MutexLock lock(&mu_);
+    Unadmit(slot);
+    if (overlap == OverlapDecision::Kind::kBuffer) {
+      // Waits for the active run, unless it ended meanwhile.
+      auto it = runs_.find(job.job_id());
+      if (it != runs_.end() && it->second.active > 0) {
+        it->second.buffered =
+            std::make_unique<std::pair<v1::Job, v1::JobResult>>(job, result);
+        return;
+      }
+    }
+  }
+  if (overlap == OverlapDecision::Kind::kCancelPrevious) CancelActive(job.job_id());
+  RunRecorded(std::make_shared<const v1::Job>(job), result);
+}
+
 void RunEngine::RunRecorded(std::shared_ptr<const v1::Job> shared,
                             const v1::JobResult& result) {
   const v1::Job& job = *shared;
@@ -399,7 +523,9 @@ void RunEngine::RunRecorded(std::shared_ptr<const v1::Job> shared,
     ++jr.active;
     jr.runs[result.run_number()];
     jr.provider = job.action().provider();
+    jr.owner = job.owner();
     ++active_runs_;
+    AddOwnerRun(job.owner());
     // A run recorded ahead of its slot waits for it (not counted in flight:
     // WaitIdle() does not wait for time to pass).
     const absl::Time at = FromProto(result.scheduled_time());
@@ -509,11 +635,17 @@ void RunEngine::StartRun(std::shared_ptr<const v1::Job> shared, v1::JobResult re
   Apply(*st, result);
   if (events_ != nullptr) events_->Publish(v1::JobEvent::RUN_STARTED, job, &result);
   const bool active = result.status() == v1::JobResult::ACTIVE;
+  bool deleted = false;
   if (active) {
     absl::MutexLock lock(&mu_);
     auto it = runs_.find(job.job_id());
-    if (it != runs_.end()) it->second.runs[result.run_number()] = st->action_id;
+    if (it != runs_.end()) {
+      it->second.runs[result.run_number()] = st->action_id;
+      deleted = it->second.deleted;
+    }
   }
+  // Deleted while it was starting: it stops now (polled to its end as usual).
+  if (deleted) provider->Cancel(st->action_id).IgnoreError();
   Finish(job.job_id(), result, shared);
   if (active) {
     SchedulePoll(ActiveRun{job.job_id(), result.run_number(), st->action_id,
@@ -643,9 +775,11 @@ void RunEngine::RunEnded(const std::string& job_id, int64_t run_number) {
     if (jr.runs.erase(run_number) == 0) return;  // Not one this process started.
     --jr.active;
     // Due jobs wait while max_active_runs are active: a slot opened.
-    if (active_runs_-- == options_.max_active_runs) wake_ = true;
+    if (InFlightRuns() == options_.max_active_runs) wake_ = true;
+    --active_runs_;
+    DropOwnerRun(jr.owner);
     if (jr.active == 0) next = std::move(jr.buffered);
-    if (jr.active == 0 && next == nullptr) runs_.erase(it);
+    if (jr.active == 0 && jr.admitted == 0 && next == nullptr) runs_.erase(it);
   }
   if (next) RunRecorded(next->first, next->second);
 }
@@ -665,7 +799,9 @@ void RunEngine::Reconcile(const std::string& job_id, v1::JobResult result) {
           ++jr.active;
           jr.runs[result.run_number()] = result.action_id();
           jr.provider = job->action().provider();
+          jr.owner = job->owner();
           ++active_runs_;
+          AddOwnerRun(job->owner());
         }
         SchedulePoll(ActiveRun{job_id, result.run_number(), result.action_id(),
                                job->action().provider(), FromProto(result.start_time()),

@@ -16,6 +16,17 @@
 // Provider calls never run on the timer thread; at most
 // `max_active_runs` runs are in flight, and due jobs wait (late) beyond that.
 //
+// Manual runs (RunJobNow) are let in by AdmitManualRun: refused
+// (RESOURCE_EXHAUSTED) when `max_active_runs` runs are in flight or their
+// owner's runs hold `max_active_runs_per_identity` of them, and told what
+// the job's overlap policy decides on. Deleting a job asks the provider to
+// cancel its active runs (and one that starts after the delete); a waiting
+// BUFFER_ONE run is recorded SKIPPED. Pausing lets active runs finish.
+//
+// Deleted jobs are purged, with their results and request ids, once
+// `purge_deleted_after` has passed since their delete, with the hourly
+// pruning of results.
+//
 // After a crash, Start() reconciles open runs before firing anything: a run
 // still PENDING may or may not have reached its provider, so it is marked
 // UNKNOWN and never retried (never twice beats maybe twice); an ACTIVE run
@@ -74,6 +85,12 @@ class RunEngine final : public JobObserver {
     // `keep_results_for` (finished runs only); pruned at start and hourly.
     int keep_results = 1000;
     absl::Duration keep_results_for = absl::Hours(24 * 90);
+    // Of max_active_runs, the most one identity's runs may hold before its
+    // manual runs are refused.
+    int max_active_runs_per_identity = 1000;
+    // Deleted jobs are purged this long after their delete (InfiniteDuration:
+    // never), at the pruning of results.
+    absl::Duration purge_deleted_after = absl::Hours(24 * 90);
     // false: no scheduler thread; the owner calls Tick() (tests, fake clock).
     bool background = true;
   };
@@ -93,6 +110,14 @@ class RunEngine final : public JobObserver {
   void JobChanged(const v1::Job& job) override;
   // Set once, before Start(): where run events go (may be null).
   void set_events(EventSink* events) { events_ = events; }
+  // Set once, before Start(): told of every job purged (may be null).
+  void set_quota(JobQuota* quota) { quota_ = quota; }
+  absl::StatusOr<ManualRunSlot> AdmitManualRun(const std::string& owner,
+                                               const std::string& job_id) override;
+  void ManualRunRecorded(const ManualRunSlot& slot, const v1::Job& job,
+                         const v1::JobResult& result,
+                         OverlapDecision::Kind overlap) override;
+  void ManualRunDropped(const ManualRunSlot& slot) override;
   void RunRecorded(const v1::Job& job, const v1::JobResult& result) override;
   void RunRecorded(std::shared_ptr<const v1::Job> job, const v1::JobResult& result);
 
@@ -101,6 +126,9 @@ class RunEngine final : public JobObserver {
   int Tick();
   // Deletes results beyond the retention limits; returns how many.
   absl::StatusOr<int64_t> PruneResults();
+  // Purges jobs deleted more than `purge_deleted_after` ago; returns how
+  // many.
+  absl::StatusOr<int64_t> PurgeDeleted();
   // Waits until no write, start or poll is in flight (polls waiting for a
   // later time do not count). For tests.
   void WaitIdle();
@@ -158,7 +186,12 @@ class RunEngine final : public JobObserver {
     std::shared_ptr<const v1::Job> job;
   };
   struct JobRuns {
+    std::string owner;
     int active = 0;
+    // Manual runs admitted, not yet recorded or dropped.
+    int admitted = 0;
+    // The job was deleted: a run that starts now is cancelled at once.
+    bool deleted = false;
     // run_number -> the provider's action id (empty until it started).
     std::map<int64_t, std::string> runs;
     std::string provider;
@@ -212,6 +245,15 @@ class RunEngine final : public JobObserver {
   // Wakes the scheduler thread if it sleeps past `at`.
   void WakeFor(absl::Time at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Reconcile(const std::string& job_id, v1::JobResult result);
+  // Counts a run of `owner` in flight, or no longer.
+  void AddOwnerRun(const std::string& owner) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DropOwnerRun(const std::string& owner) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends an admission (the run was recorded or dropped).
+  void Unadmit(const ManualRunSlot& slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Due jobs wait while this many runs are in flight or admitted.
+  int InFlightRuns() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return active_runs_ + admitted_runs_;
+  }
 
   // Bookkeeping of in-flight work, for WaitIdle().
   InFlight BeginWork() ABSL_LOCKS_EXCLUDED(mu_);
@@ -223,6 +265,7 @@ class RunEngine final : public JobObserver {
   const ProviderRegistry* const providers_;
   const Options options_;
   EventSink* events_ = nullptr;
+  JobQuota* quota_ = nullptr;
   std::unique_ptr<WorkerPool> workers_;
 
   mutable absl::Mutex mu_;
@@ -232,6 +275,9 @@ class RunEngine final : public JobObserver {
   absl::flat_hash_map<std::string, JobRuns> runs_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Lane> lanes_ ABSL_GUARDED_BY(mu_);
   int active_runs_ ABSL_GUARDED_BY(mu_) = 0;
+  int admitted_runs_ ABSL_GUARDED_BY(mu_) = 0;
+  // Runs in flight or admitted, per owner (no entry: none).
+  absl::flat_hash_map<std::string, int> owner_runs_ ABSL_GUARDED_BY(mu_);
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool wake_ ABSL_GUARDED_BY(mu_) = false;

@@ -58,6 +58,15 @@ struct Config {
   int max_streams_per_connection = 1000;
   int64_t grpc_memory_quota_bytes = int64_t{512} << 20;
   int64_t max_jobs_per_identity = 10000;
+  int64_t max_stored_jobs_per_identity = 50000;
+  int64_t max_stored_bytes_per_identity = int64_t{1} << 30;
+  int deleted_jobs_retention_days = 90;
+  int write_rate_per_identity = 100;
+  int write_burst_per_identity = 1000;
+  int run_now_rate_per_identity = 10;
+  int run_now_burst_per_identity = 100;
+  int max_active_runs = 50000;
+  int max_active_runs_per_identity = 1000;
   int64_t watch_keep_events = 20000;
   int64_t watch_buffer_events = 1024;
   // [auth.jwt]; JWTs are accepted only when jwt_keys_file is set.

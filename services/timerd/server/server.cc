@@ -262,6 +262,10 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
   engine_options.run_timeout = absl::Seconds(config.run_timeout_seconds);
   engine_options.keep_results = config.results_keep_per_job;
   engine_options.keep_results_for = absl::Hours(24) * config.results_max_age_days;
+  engine_options.max_active_runs = config.max_active_runs;
+  engine_options.max_active_runs_per_identity = config.max_active_runs_per_identity;
+  engine_options.purge_deleted_after =
+      absl::Hours(24) * config.deleted_jobs_retention_days;
   impl->engine = std::make_unique<domain::RunEngine>(impl->store.get(), &impl->clock,
                                                      impl->plugins.get(), engine_options);
   impl->jobs->set_observer(impl->engine.get());
@@ -272,9 +276,18 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
           .buffer_events = static_cast<size_t>(config.watch_buffer_events)});
   impl->jobs->set_events(impl->events.get());
   impl->engine->set_events(impl->events.get());
-  impl->quota =
-      std::make_unique<domain::JobQuota>(impl->store.get(), config.max_jobs_per_identity);
+  impl->quota = std::make_unique<domain::JobQuota>(
+      impl->store.get(), &impl->clock,
+      domain::JobQuota::Limits{
+          .max_jobs = config.max_jobs_per_identity,
+          .max_stored_jobs = config.max_stored_jobs_per_identity,
+          .max_stored_bytes = config.max_stored_bytes_per_identity,
+          .write_rate = static_cast<double>(config.write_rate_per_identity),
+          .write_burst = config.write_burst_per_identity,
+          .run_now_rate = static_cast<double>(config.run_now_rate_per_identity),
+          .run_now_burst = config.run_now_burst_per_identity});
   impl->jobs->set_quota(impl->quota.get());
+  impl->engine->set_quota(impl->quota.get());
   RETURN_IF_ERROR(impl->engine->Start());
   impl->watches = std::make_unique<domain::WatchStarter>(impl->jobs.get(),
                                                          impl->events.get(), &impl->clock,

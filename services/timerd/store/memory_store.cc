@@ -1,5 +1,7 @@
 #include "store/memory_store.h"
 
+#include <algorithm>
+#include <iterator>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -216,9 +218,79 @@ absl::StatusOr<std::vector<v1::JobResult>> MemoryStore::ListResults(
   return out;
 }
 
+void MemoryStore::WriteManualRun(std::string owner, std::string job_id,
+                                 std::string request_id, ManualRunMutation mutate,
+                                 JobCallback done) {
+  {
+    absl::MutexLock lock(&mu_);
+    int64_t existing = 0;
+    if (!request_id.empty()) {
+      auto it = run_requests_.find({job_id, request_id});
+      if (it != run_requests_.end()) existing = it->second.run_number;
+    }
+    int64_t added = 0;
+    JobRunMutation wrapped = [&](v1::Job& job,
+                                 std::vector<v1::JobResult>& results) -> absl::Status {
+      RETURN_IF_ERROR(mutate(job, results, existing));
+      for (const v1::JobResult& r : results) {
+        if (r.manual() && !request_id.empty() && r.request_id() == request_id) {
+          added = r.run_number();
+        }
+      }
+      return absl::OkStatus();
+    };
+    absl::StatusOr<v1::Job> r = Update(owner, job_id, wrapped, /*with_results=*/true);
+    if (r.ok() && existing == 0 && added != 0) {
+      run_requests_[{job_id, request_id}] = RunRequest{added, ToMicros(r->update_time())};
+    }
+    Applied([done = std::move(done), r = std::move(r)]() mutable {
+      std::move(done)(std::move(r));
+    });
+  }
+  RunCallbacks();
+}
+
+absl::StatusOr<std::vector<PurgedJob>> MemoryStore::PurgeDeletedJobs(
+    int64_t deleted_before_us, int max_jobs) {
+  std::vector<PurgedJob> purged;
+  {
+    absl::MutexLock lock(&mu_);
+    // Oldest deletes first, as the SQLite store does.
+    std::vector<std::pair<int64_t, std::string>> due;
+    for (const auto& [id, row] : jobs_) {
+      const v1::Job& job = row.job;
+      if (job.status() == v1::Job::DELETED && DeleteMicros(job) < deleted_before_us) {
+        due.emplace_back(DeleteMicros(job), id);
+      }
+    }
+    std::sort(due.begin(), due.end());
+    if (static_cast<int>(due.size()) > max_jobs) due.resize(std::max(0, max_jobs));
+    for (const auto& [us, id] : due) {
+      auto it = jobs_.find(id);
+      const v1::Job& job = it->second.job;
+      purged.push_back(PurgedJob{job.owner(), id, StoredBytes(job)});
+      order_.erase({job.owner(), ToMicros(job.create_time()), id});
+      for (auto r = requests_.begin(); r != requests_.end();) {
+        r = r->second.job_id == id ? requests_.erase(r) : std::next(r);
+      }
+      for (auto r = run_requests_.lower_bound({id, ""});
+           r != run_requests_.end() && r->first.first == id;) {
+        r = run_requests_.erase(r);
+      }
+      results_.erase(results_.lower_bound({id, INT64_MIN}),
+                     results_.upper_bound({id, INT64_MAX}));
+      jobs_.erase(it);
+    }
+  }
+  return purged;
+}
+
 absl::StatusOr<int64_t> MemoryStore::PruneResults(int keep_per_job,
                                                   int64_t ended_before_us) {
   absl::MutexLock lock(&mu_);
+  for (auto it = run_requests_.begin(); it != run_requests_.end();) {
+    it = it->second.create_us < ended_before_us ? run_requests_.erase(it) : std::next(it);
+  }
   int64_t deleted = 0;
   std::map<std::string, int> seen;  // Results kept so far per job, newest first.
   for (auto it = results_.end(); it != results_.begin();) {

@@ -43,6 +43,10 @@ class MemoryStore final : public Store {
                                                          int page_size) override;
   absl::StatusOr<int64_t> PruneResults(int keep_per_job,
                                        int64_t ended_before_us) override;
+  void WriteManualRun(std::string owner, std::string job_id, std::string request_id,
+                      ManualRunMutation mutate, JobCallback done) override;
+  absl::StatusOr<std::vector<PurgedJob>> PurgeDeletedJobs(int64_t deleted_before_us,
+                                                          int max_jobs) override;
 
   // Number of jobs stored, deleted ones included.
   size_t size() const;
@@ -78,6 +82,13 @@ class MemoryStore final : public Store {
   std::map<std::tuple<std::string, int64_t, std::string>, bool> order_
       ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, std::string>, Request> requests_ ABSL_GUARDED_BY(mu_);
+  // (job_id, request_id) -> the manual run it recorded, and when.
+  struct RunRequest {
+    int64_t run_number = 0;
+    int64_t create_us = 0;
+  };
+  std::map<std::pair<std::string, std::string>, RunRequest> run_requests_
+      ABSL_GUARDED_BY(mu_);
   // (job_id, run_number) -> result.
   std::map<std::pair<std::string, int64_t>, v1::JobResult> results_ ABSL_GUARDED_BY(mu_);
 

@@ -75,6 +75,7 @@ absl::Status ForEachRow(Stmt& stmt, absl::FunctionRef<absl::Status(const Stmt&)>
 }
 
 absl::Status JobRows::Prepare(Db& db, sqlite_results::ResultLinks& links) {
+  db_ = &db;
   links_ = &links;
   sqlite3* raw = db.get();
   ASSIGN_OR_RETURN(get_job_, Stmt::Prepare(raw, kGetJob));
@@ -104,6 +105,41 @@ absl::Status JobRows::Prepare(Db& db, sqlite_results::ResultLinks& links) {
                                  "INSERT INTO request_ids (owner, request_id, "
                                  "fingerprint, job_id, create_us) VALUES (?1, "
                                  "?2, ?3, ?4, ?5)"));
+  ASSIGN_OR_RETURN(insert_purge_,
+                   Stmt::Prepare(raw,
+                                 "INSERT OR IGNORE INTO purge_queue (delete_us, "
+                                 "job_id) VALUES (?1, ?2)"));
+  ASSIGN_OR_RETURN(find_run_request_,
+                   Stmt::Prepare(raw,
+                                 "SELECT run_number FROM run_request_ids "
+                                 "WHERE job_id = ?1 AND request_id = ?2"));
+  ASSIGN_OR_RETURN(insert_run_request_,
+                   Stmt::Prepare(raw,
+                                 "INSERT INTO run_request_ids (job_id, request_id, "
+                                 "run_number, create_us) VALUES (?1, ?2, ?3, ?4)"));
+  ASSIGN_OR_RETURN(deleted_before_,
+                   Stmt::Prepare(raw,
+                                 "SELECT delete_us, job_id FROM purge_queue WHERE "
+                                 "delete_us < ?1 ORDER BY delete_us, job_id LIMIT ?2"));
+  // Only a job still deleted (the store allows undeleting one).
+  ASSIGN_OR_RETURN(purge_row_, Stmt::Prepare(raw,
+                                             "SELECT rowid, owner, length(job), "
+                                             "last_result FROM jobs WHERE job_id = ?1 "
+                                             "AND deleted = 1"));
+  ASSIGN_OR_RETURN(delete_requests_,
+                   Stmt::Prepare(raw, "DELETE FROM request_ids WHERE job_id = ?1"));
+  ASSIGN_OR_RETURN(delete_run_requests_,
+                   Stmt::Prepare(raw, "DELETE FROM run_request_ids WHERE job_id = ?1"));
+  ASSIGN_OR_RETURN(delete_queued_,
+                   Stmt::Prepare(raw,
+                                 "DELETE FROM purge_queue WHERE delete_us = ?1 AND "
+                                 "job_id = ?2"));
+  ASSIGN_OR_RETURN(delete_job_, Stmt::Prepare(raw, "DELETE FROM jobs WHERE rowid = ?1"));
+  ASSIGN_OR_RETURN(prune_run_requests_,
+                   Stmt::Prepare(raw,
+                                 "DELETE FROM run_request_ids WHERE rowid IN (SELECT "
+                                 "rowid FROM run_request_ids WHERE create_us < ?1 "
+                                 "LIMIT ?2)"));
   return absl::OkStatus();
 }
 
@@ -142,6 +178,7 @@ absl::StatusOr<v1::Job> JobRows::Create(v1::Job& job, const std::string& request
       .BindBlob(8, blob);
   if (auto next = NextRunMicros(job)) insert.Bind(6, *next);
   RETURN_IF_ERROR(insert.Run());
+  if (job.status() == v1::Job::DELETED) RETURN_IF_ERROR(QueuePurge(job));
   if (!request_id.empty()) {
     Stmt& ins = insert_request_.Reset();
     ins.BindText(1, job.owner())
@@ -185,6 +222,7 @@ absl::StatusOr<v1::Job> JobRows::Update(const std::optional<std::string>& owner,
   if (auto next = NextRunMicros(job)) update.Bind(4, *next);
   if (head != 0) update.Bind(7, head);
   RETURN_IF_ERROR(update.Run());
+  if (!same_status && job.status() == v1::Job::DELETED) RETURN_IF_ERROR(QueuePurge(job));
   job.set_etag(absl::StrCat(version + 1));
   if (with_results) {
     RETURN_IF_ERROR(links_->Fill(head, job));
@@ -192,6 +230,92 @@ absl::StatusOr<v1::Job> JobRows::Update(const std::optional<std::string>& owner,
     job.clear_results();
   }
   return job;
+}
+
+absl::Status JobRows::QueuePurge(const v1::Job& job) {
+  return insert_purge_.Reset().Bind(1, DeleteMicros(job)).BindText(2, job.job_id()).Run();
+}
+
+absl::StatusOr<v1::Job> JobRows::UpdateManualRun(const std::string& owner,
+                                                 const std::string& job_id,
+                                                 const std::string& request_id,
+                                                 ManualRunMutation& mutate) {
+  int64_t existing = 0;
+  if (!request_id.empty()) {
+    Stmt& find = find_run_request_.Reset();
+    find.BindText(1, job_id).BindText(2, request_id);
+    absl::StatusOr<bool> row = find.Step();
+    if (row.ok() && *row) existing = find.ColumnInt(0);
+    find.Reset();
+    RETURN_IF_ERROR(row.status());
+  }
+  int64_t added = 0;
+  JobRunMutation wrapped = [&](v1::Job& job,
+                               std::vector<v1::JobResult>& results) -> absl::Status {
+    RETURN_IF_ERROR(mutate(job, results, existing));
+    for (const v1::JobResult& r : results) {
+      if (r.manual() && !request_id.empty() && r.request_id() == request_id) {
+        added = r.run_number();
+      }
+    }
+    return absl::OkStatus();
+  };
+  ASSIGN_OR_RETURN(v1::Job job, Update(owner, job_id, wrapped, /*with_results=*/true));
+  if (existing == 0 && added != 0) {
+    RETURN_IF_ERROR(insert_run_request_.Reset()
+                        .BindText(1, job_id)
+                        .BindText(2, request_id)
+                        .Bind(3, added)
+                        .Bind(4, ToMicros(job.update_time()))
+                        .Run());
+  }
+  return job;
+}
+
+absl::StatusOr<std::vector<JobRows::Deleted>> JobRows::DeletedBefore(
+    int64_t deleted_before_us, int max_jobs) {
+  std::vector<Deleted> out;
+  Stmt& list = deleted_before_.Reset();
+  list.Bind(1, deleted_before_us).Bind(2, max_jobs);
+  RETURN_IF_ERROR(ForEachRow(list, [&](const Stmt& row) {
+    out.push_back(Deleted{row.ColumnInt(0), std::string(row.ColumnText(1))});
+    return absl::OkStatus();
+  }));
+  return out;
+}
+
+absl::StatusOr<std::optional<PurgedJob>> JobRows::Purge(const Deleted& deleted,
+                                                        int64_t& links) {
+  Stmt& find = purge_row_.Reset();
+  find.BindText(1, deleted.job_id);
+  absl::StatusOr<bool> row = find.Step();
+  std::optional<PurgedJob> purged;
+  int64_t rowid = 0, head = 0;
+  if (row.ok() && *row) {
+    rowid = find.ColumnInt(0);
+    purged =
+        PurgedJob{std::string(find.ColumnText(1)), deleted.job_id, find.ColumnInt(2)};
+    head = find.ColumnInt(3);
+  }
+  find.Reset();
+  RETURN_IF_ERROR(row.status());
+  if (purged) {
+    ASSIGN_OR_RETURN(const int64_t walked, links_->DeleteAll(deleted.job_id, head));
+    links += walked;
+    RETURN_IF_ERROR(delete_requests_.Reset().BindText(1, deleted.job_id).Run());
+    RETURN_IF_ERROR(delete_run_requests_.Reset().BindText(1, deleted.job_id).Run());
+    RETURN_IF_ERROR(delete_job_.Reset().Bind(1, rowid).Run());
+  }
+  RETURN_IF_ERROR(delete_queued_.Reset()
+                      .Bind(1, deleted.delete_us)
+                      .BindText(2, deleted.job_id)
+                      .Run());
+  return purged;
+}
+
+absl::StatusOr<int64_t> JobRows::PruneRunRequests(int64_t before_us, int limit) {
+  RETURN_IF_ERROR(prune_run_requests_.Reset().Bind(1, before_us).Bind(2, limit).Run());
+  return static_cast<int64_t>(sqlite3_changes(db_->get()));
 }
 
 }  // namespace timer::store::sqlite_jobs

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
@@ -61,11 +62,38 @@ class JobRows {
   absl::StatusOr<v1::Job> Update(const std::optional<std::string>& owner,
                                  const std::string& job_id, JobRunMutation& mutate,
                                  bool with_results);
+  // Store::WriteManualRun's write.
+  absl::StatusOr<v1::Job> UpdateManualRun(const std::string& owner,
+                                          const std::string& job_id,
+                                          const std::string& request_id,
+                                          ManualRunMutation& mutate);
+
+  // Up to `max_jobs` jobs deleted before `deleted_before_us`, oldest deletes
+  // first (read before any is purged).
+  struct Deleted {
+    int64_t delete_us = 0;
+    std::string job_id;
+  };
+  absl::StatusOr<std::vector<Deleted>> DeletedBefore(int64_t deleted_before_us,
+                                                     int max_jobs);
+  // Deletes one such job for good, with its results, create request id and
+  // manual-run request ids. nullopt if the job row was already gone. Adds the
+  // result links it walked to `links`.
+  absl::StatusOr<std::optional<PurgedJob>> Purge(const Deleted& deleted, int64_t& links);
+  // Deletes up to `limit` manual-run request ids recorded before
+  // `before_us`; returns how many.
+  absl::StatusOr<int64_t> PruneRunRequests(int64_t before_us, int limit);
 
  private:
+  // Queues a job just deleted for its purge (PurgeDeletedJobs).
+  absl::Status QueuePurge(const v1::Job& job);
+
+  Db* db_ = nullptr;
   sqlite_results::ResultLinks* links_ = nullptr;
   Stmt get_job_, load_job_, insert_job_, update_job_, update_job_state_, find_request_,
-      insert_request_;
+      insert_request_, insert_purge_, find_run_request_, insert_run_request_,
+      deleted_before_, purge_row_, delete_requests_, delete_run_requests_, delete_queued_,
+      delete_job_, prune_run_requests_;
 };
 
 }  // namespace timer::store::sqlite_jobs

@@ -94,7 +94,29 @@ absl::Status ResultLinks::Prepare(Db& db) {
                    Stmt::Prepare(raw,
                                  "SELECT prev, job_id, end_us IS NOT NULL, "
                                  "coalesce(end_us, 0) FROM results WHERE id = ?1"));
+  ASSIGN_OR_RETURN(
+      run_link_,
+      Stmt::Prepare(raw, "SELECT prev, job_id, run_number FROM results WHERE id = ?1"));
   return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> ResultLinks::DeleteAll(const std::string& job_id, int64_t head) {
+  int64_t deleted = 0;
+  for (int64_t id = head; id != 0;) {
+    Stmt& link = run_link_.Reset().Bind(1, id);
+    absl::StatusOr<bool> row = link.Step();
+    const bool ours = row.ok() && *row && link.ColumnText(1) == job_id;
+    const int64_t prev = ours ? link.ColumnInt(0) : 0;
+    const int64_t run_number = ours ? link.ColumnInt(2) : 0;
+    link.Reset();
+    RETURN_IF_ERROR(row.status());
+    if (!ours) break;
+    RETURN_IF_ERROR(delete_.Reset().Bind(1, id).Run());
+    open_rows_.erase(absl::StrCat(job_id, "/", run_number));
+    ++deleted;
+    id = prev;
+  }
+  return deleted;
 }
 
 absl::Status ResultLinks::Put(const std::string& job_id, const v1::JobResult& r,

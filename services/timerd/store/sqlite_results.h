@@ -65,12 +65,17 @@ class ResultLinks {
   absl::StatusOr<PruneCount> Prune(const std::string& job_id, int keep,
                                    int64_t ended_before_us);
 
+  // Deletes every result of the job (open ones too), from `head` (its
+  // last_result) down the links: a job being purged. Returns how many.
+  absl::StatusOr<int64_t> DeleteAll(const std::string& job_id, int64_t head);
+
   // FillResults through the writer's connection.
   absl::Status Fill(int64_t head, v1::Job& job) { return FillResults(by_id_, head, job); }
 
  private:
   Db* db_ = nullptr;
-  Stmt by_id_, insert_, update_, set_prev_, find_head_, set_head_, delete_, prune_link_;
+  Stmt by_id_, insert_, update_, set_prev_, find_head_, set_head_, delete_, prune_link_,
+      run_link_;
   // Rowids of the open (PENDING, ACTIVE) results this writer inserted, by
   // "job_id/run_number": a run's progress and outcome update its row
   // directly instead of walking the job's links. A hint only: the update

@@ -94,6 +94,30 @@ constexpr const char* kMigrations[] = {
         ORDER BY r.run_number DESC LIMIT 1);
       DROP INDEX results_by_run;
     )sql",
+    // 5: deleted jobs are purged after a retention period, in the order they
+    // were deleted (purge_queue: no job row is rewritten to add a column;
+    // jobs deleted before this migration count their retention from it), with
+    // their create request ids (found by job) and the request ids of their
+    // manual runs (RunJobNow's idempotency, by (job_id, request_id)).
+    R"sql(
+      CREATE TABLE purge_queue (
+        delete_us INTEGER NOT NULL,
+        job_id    TEXT NOT NULL,
+        PRIMARY KEY (delete_us, job_id)
+      ) WITHOUT ROWID;
+      INSERT INTO purge_queue (delete_us, job_id)
+        SELECT CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER), job_id
+        FROM jobs WHERE deleted = 1;
+      CREATE INDEX request_ids_by_job ON request_ids (job_id);
+      CREATE TABLE run_request_ids (
+        job_id     TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        run_number INTEGER NOT NULL,
+        create_us  INTEGER NOT NULL
+      );
+      CREATE UNIQUE INDEX run_request_ids_by_key ON run_request_ids (job_id, request_id);
+      CREATE INDEX run_request_ids_by_age ON run_request_ids (create_us);
+    )sql",
 };
 
 }  // namespace

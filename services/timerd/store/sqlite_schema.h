@@ -1,11 +1,11 @@
 // The schema of timer.db, SQLite: its one owner.
 //
-// Every table of the file (jobs, results, request_ids, tokens) is created
-// and changed here, by versioned migrations tracked in PRAGMA user_version,
-// so that the stores sharing the file (SqliteStore, SqliteTokenStore) never
-// each bring their own. A database written by a newer timerd is refused
-// rather than misread. SqliteStore migrates on Open; SqliteTokenStore only
-// reads what is there.
+// Every table of the file (jobs, results, request_ids, run_request_ids,
+// purge_queue, tokens) is created and changed here, by versioned migrations
+// tracked in PRAGMA user_version, so that the stores sharing the file (SqliteStore,
+// SqliteTokenStore) never each bring their own. A database written by a newer timerd is
+// refused rather than misread. SqliteStore migrates on Open; SqliteTokenStore only reads
+// what is there.
 //
 // Free functions over a Db the caller owns and uses on one thread.
 #pragma once

@@ -1,5 +1,6 @@
 #include "store/sqlite_store.h"
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
@@ -390,19 +391,101 @@ absl::StatusOr<int64_t> SqliteStore::PruneResults(int keep_per_job,
     deleted += outcome->deleted;
     next = outcome->next;
   }
+  // Manual-run request ids as old as the results dropped by age, a bounded
+  // batch per write.
+  for (;;) {
+    constexpr int kRequestsPerWrite = 4096;
+    absl::Notification committed;
+    absl::StatusOr<int64_t> dropped;
+    group_->Submit<int64_t>(
+        [w = writer_.get(), ended_before_us] {
+          return w->jobs.PruneRunRequests(ended_before_us, kRequestsPerWrite);
+        },
+        [&](absl::StatusOr<int64_t> r) {
+          dropped = std::move(r);
+          committed.Notify();
+        });
+    committed.WaitForNotification();
+    if (!dropped.ok()) return dropped.status();
+    if (*dropped < kRequestsPerWrite) break;
+  }
   return deleted;
 }
 
-absl::StatusOr<int64_t> SqliteStore::CountLiveJobs(const std::string& owner) {
-  return WithReader<int64_t>([&](Reader& r) -> absl::StatusOr<int64_t> {
+absl::StatusOr<OwnerUsage> SqliteStore::CountJobs(const std::string& owner) {
+  return WithReader<OwnerUsage>([&](Reader& r) -> absl::StatusOr<OwnerUsage> {
     ASSIGN_OR_RETURN(Stmt count,
                      Stmt::Prepare(r.db.get(),
-                                   "SELECT count(*) FROM jobs WHERE owner = ?1 AND "
-                                   "deleted = 0"));
+                                   "SELECT coalesce(sum(deleted = 0), 0), count(*), "
+                                   "coalesce(sum(length(job)), 0) FROM jobs "
+                                   "WHERE owner = ?1"));
     count.BindText(1, owner);
     ASSIGN_OR_RETURN(bool row, count.Step());
-    return row ? count.ColumnInt(0) : 0;
+    OwnerUsage usage;
+    if (row) {
+      usage.live_jobs = count.ColumnInt(0);
+      usage.stored_jobs = count.ColumnInt(1);
+      usage.stored_bytes = count.ColumnInt(2);
+    }
+    return usage;
   });
+}
+
+void SqliteStore::WriteManualRun(std::string owner, std::string job_id,
+                                 std::string request_id, ManualRunMutation mutate,
+                                 JobCallback done) {
+  group_->Submit<v1::Job>(
+      [w = writer_.get(), owner = std::move(owner), job_id = std::move(job_id),
+       request_id = std::move(request_id), mutate = std::move(mutate)]() mutable {
+        return w->jobs.UpdateManualRun(owner, job_id, request_id, mutate);
+      },
+      std::move(done));
+}
+
+namespace {
+constexpr int kPurgeJobsPerWrite = 64;
+constexpr int64_t kLinksPerWrite = 4096;
+}  // namespace
+
+absl::StatusOr<std::vector<PurgedJob>> SqliteStore::PurgeDeletedJobs(
+    int64_t deleted_before_us, int max_jobs) {
+  std::vector<PurgedJob> purged;
+  for (;;) {
+    const int want =
+        std::min(kPurgeJobsPerWrite, max_jobs - static_cast<int>(purged.size()));
+    if (want <= 0) return purged;
+    struct Step {
+      std::vector<PurgedJob> purged;
+      bool more = false;  // Deleted jobs were left for the next write.
+    };
+    absl::Notification committed;
+    absl::StatusOr<Step> outcome;
+    group_->Submit<Step>(
+        [w = writer_.get(), deleted_before_us, want]() -> absl::StatusOr<Step> {
+          Step step;
+          ASSIGN_OR_RETURN(std::vector<sqlite_jobs::JobRows::Deleted> due,
+                           w->jobs.DeletedBefore(deleted_before_us, want));
+          step.more = static_cast<int>(due.size()) == want;
+          int64_t links = 0;
+          for (const sqlite_jobs::JobRows::Deleted& d : due) {
+            if (links >= kLinksPerWrite) {
+              step.more = true;
+              break;
+            }
+            ASSIGN_OR_RETURN(std::optional<PurgedJob> p, w->jobs.Purge(d, links));
+            if (p) step.purged.push_back(*std::move(p));
+          }
+          return step;
+        },
+        [&](absl::StatusOr<Step> r) {
+          outcome = std::move(r);
+          committed.Notify();
+        });
+    committed.WaitForNotification();
+    if (!outcome.ok()) return outcome.status();
+    for (PurgedJob& p : outcome->purged) purged.push_back(std::move(p));
+    if (!outcome->more) return purged;
+  }
 }
 
 }  // namespace timer::store

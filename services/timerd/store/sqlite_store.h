@@ -95,8 +95,16 @@ class SqliteStore final : public Store {
   absl::StatusOr<int64_t> PruneResults(int keep_per_job,
                                        int64_t ended_before_us) override;
 
-  // One indexed COUNT instead of paging through the jobs.
-  absl::StatusOr<int64_t> CountLiveJobs(const std::string& owner) override;
+  void WriteManualRun(std::string owner, std::string job_id, std::string request_id,
+                      ManualRunMutation mutate, JobCallback done) override;
+  // One indexed aggregate instead of paging through the jobs (length() of a
+  // job reads its row's header, not the whole body).
+  absl::StatusOr<OwnerUsage> CountJobs(const std::string& owner) override;
+  // Each write purges at most kPurgeJobsPerWrite jobs, and stops after the
+  // job that took it past kLinksPerWrite result links, so a fire never waits
+  // long behind a purge.
+  absl::StatusOr<std::vector<PurgedJob>> PurgeDeletedJobs(int64_t deleted_before_us,
+                                                          int max_jobs) override;
 
   // Transactions committed so far (for tests and benchmarks of batching).
   int64_t commits() const;

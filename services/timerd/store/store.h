@@ -42,6 +42,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "google/protobuf/io/coded_stream.h"
 #include "timer/v1/timer.pb.h"
 
 namespace timer::store {
@@ -96,6 +97,47 @@ using JobRunMutation =
 struct ListCursor {
   int64_t create_micros = 0;
   std::string job_id;
+};
+
+// Like JobRunMutation; `existing_run` is the run number a manual-run request
+// id already recorded (0: none), see Store::WriteManualRun.
+using ManualRunMutation = absl::AnyInvocable<absl::Status(
+    v1::Job&, std::vector<v1::JobResult>& results, int64_t existing_run)>;
+
+// A job's size as stored: serialized without `results` and `etag` (which
+// are kept elsewhere or derived). What the stored-bytes limit counts.
+inline int64_t StoredBytes(const v1::Job& job) {
+  const auto field = [](int number, size_t size) {
+    using google::protobuf::io::CodedOutputStream;
+    return CodedOutputStream::VarintSize32(static_cast<uint32_t>(number) << 3) +
+           CodedOutputStream::VarintSize64(size) + size;
+  };
+  size_t n = job.ByteSizeLong();
+  for (const v1::JobResult& r : job.results()) {
+    n -= field(v1::Job::kResultsFieldNumber, r.ByteSizeLong());
+  }
+  if (!job.etag().empty()) n -= field(v1::Job::kEtagFieldNumber, job.etag().size());
+  return static_cast<int64_t>(n);
+}
+
+// When a deleted job's retention starts: its delete_time, else (a job
+// stored deleted without one) its update_time.
+inline int64_t DeleteMicros(const v1::Job& job) {
+  return ToMicros(job.has_delete_time() ? job.delete_time() : job.update_time());
+}
+
+// What one owner keeps in the store (Store::CountJobs).
+struct OwnerUsage {
+  int64_t live_jobs = 0;     // Not deleted.
+  int64_t stored_jobs = 0;   // Deleted ones included, until purged.
+  int64_t stored_bytes = 0;  // StoredBytes of stored_jobs.
+};
+
+// A job Store::PurgeDeletedJobs removed for good.
+struct PurgedJob {
+  std::string owner;
+  std::string job_id;
+  int64_t bytes = 0;  // Its StoredBytes.
 };
 
 struct ListJobsQuery {
@@ -179,26 +221,52 @@ class Store {
       int page_size) = 0;
 
   // Deletes finished results beyond the newest `keep_per_job` of each job
-  // and those that ended before `ended_before_us`. Returns how many.
+  // and those that ended before `ended_before_us`, and manual-run request
+  // ids recorded before `ended_before_us`. Returns how many results.
   virtual absl::StatusOr<int64_t> PruneResults(int keep_per_job,
                                                int64_t ended_before_us) = 0;
 
-  // How many jobs `owner` has that are not deleted. Called once per owner by
-  // the job quota (domain/job_quota.h); this default pages through ListJobs.
-  virtual absl::StatusOr<int64_t> CountLiveJobs(const std::string& owner) {
+  // RunJobNow's write: WriteJob, with idempotency by request id. When
+  // `request_id` is not empty, `mutate` is told the run number an earlier
+  // call recorded for this job under it (0: none), and a result `mutate`
+  // adds with that request_id (and `manual` set) is remembered under it:
+  // in the same transaction, keyed by (job_id, request_id), until the job is
+  // purged or PruneResults drops ids older than its cutoff.
+  virtual void WriteManualRun(std::string owner, std::string job_id,
+                              std::string request_id, ManualRunMutation mutate,
+                              JobCallback done) = 0;
+
+  // What `owner` keeps in the store: for the per-identity limits
+  // (domain/job_quota.h), read once per owner. Deleted jobs count in
+  // `stored_jobs` and `stored_bytes` until they are purged. This default
+  // pages through ListJobs.
+  virtual absl::StatusOr<OwnerUsage> CountJobs(const std::string& owner) {
     ListJobsQuery query;
     query.owner = owner;
+    query.show_deleted = true;
     query.page_size = 1000;
-    int64_t n = 0;
+    OwnerUsage usage;
     for (;;) {
       absl::StatusOr<ListJobsPage> page = ListJobs(query);
       if (!page.ok()) return page.status();
-      n += static_cast<int64_t>(page->jobs.size());
-      if (!page->has_more || page->jobs.empty()) return n;
+      for (const v1::Job& job : page->jobs) {
+        ++usage.stored_jobs;
+        if (job.status() != v1::Job::DELETED) ++usage.live_jobs;
+        usage.stored_bytes += StoredBytes(job);
+      }
+      if (!page->has_more || page->jobs.empty()) return usage;
       const v1::Job& last = page->jobs.back();
       query.after = ListCursor{ToMicros(last.create_time()), last.job_id()};
     }
   }
+
+  // Deletes for good, in one write, up to `max_jobs` jobs deleted before
+  // `deleted_before_us` (oldest deletes first), with their results and the
+  // request ids of their create and their manual runs. Returns them; fewer
+  // than `max_jobs` means none is left to purge. Synchronous: returns once
+  // the write committed.
+  virtual absl::StatusOr<std::vector<PurgedJob>> PurgeDeletedJobs(
+      int64_t deleted_before_us, int max_jobs) = 0;
 };
 
 }  // namespace timer::store

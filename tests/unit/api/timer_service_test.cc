@@ -824,6 +824,18 @@ TEST_F(TimerServiceTest, RunJobNowOfADeletedJobIsNotFound) {
   EXPECT_THAT(RunNow(job.job_id(), alice_).status, HasCode(grpc::StatusCode::NOT_FOUND));
 }
 
+TEST_F(TimerServiceTest, RunJobNowOfAnEndedJobIsFailedPreconditionAndRecordsNothing) {
+  const Reply<v1::Job> created = Create(OneRunOnly(), alice_);
+  ASSERT_THAT(created.status, IsOk());
+  ASSERT_EQ(RunNow(created.response.job_id(), alice_, "last").response.status(),
+            v1::Job::ENDED);
+  EXPECT_THAT(RunNow(created.response.job_id(), alice_).status,
+              HasCode(grpc::StatusCode::FAILED_PRECONDITION, HasSubstr("ended")));
+  // A retry of the run that ended it is still that run.
+  EXPECT_THAT(RunNow(created.response.job_id(), alice_, "last").status, IsOk());
+  EXPECT_EQ(Get(created.response.job_id(), alice_).response.n_runs(), 1);
+}
+
 // ---------------------------------------------------------------------------
 // ListJobResults
 

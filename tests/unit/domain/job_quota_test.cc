@@ -125,19 +125,19 @@ class JobQuotaFixture : public ::testing::Test {
   JobService unlimited_{&store_, &clock_};
 };
 
-// A Store over another one that can fail CountLiveJobs, or hold it after it
+// A Store over another one that can fail CountJobs, or hold it after it
 // has counted (to let something happen between the count and its use).
 class GatedStore final : public store::Store {
  public:
   explicit GatedStore(store::Store* inner) : inner_(inner) {}
 
-  // The next CountLiveJobs calls fail with `error`, `times` times.
+  // The next CountJobs calls fail with `error`, `times` times.
   void FailCounts(absl::Status error, int times) {
     absl::MutexLock lock(&mu_);
     error_ = std::move(error);
     failures_ = times;
   }
-  // The next CountLiveJobs waits, once it has counted, until Open().
+  // The next CountJobs waits, once it has counted, until Open().
   void HoldNextCount() {
     absl::MutexLock lock(&mu_);
     hold_ = true;
@@ -156,7 +156,7 @@ class GatedStore final : public store::Store {
     return counts_;
   }
 
-  absl::StatusOr<int64_t> CountLiveJobs(const std::string& owner) override {
+  absl::StatusOr<store::OwnerUsage> CountJobs(const std::string& owner) override {
     {
       absl::MutexLock lock(&mu_);
       ++counts_;
@@ -165,7 +165,7 @@ class GatedStore final : public store::Store {
         return error_;
       }
     }
-    absl::StatusOr<int64_t> n = inner_->CountLiveJobs(owner);
+    absl::StatusOr<store::OwnerUsage> n = inner_->CountJobs(owner);
     absl::MutexLock lock(&mu_);
     if (hold_) {
       held_ = true;
@@ -221,6 +221,15 @@ class GatedStore final : public store::Store {
   absl::StatusOr<int64_t> PruneResults(int keep_per_job,
                                        int64_t ended_before_us) override {
     return inner_->PruneResults(keep_per_job, ended_before_us);
+  }
+  void WriteManualRun(std::string owner, std::string job_id, std::string request_id,
+                      store::ManualRunMutation mutate, store::JobCallback done) override {
+    inner_->WriteManualRun(std::move(owner), std::move(job_id), std::move(request_id),
+                           std::move(mutate), std::move(done));
+  }
+  absl::StatusOr<std::vector<store::PurgedJob>> PurgeDeletedJobs(
+      int64_t deleted_before_us, int max_jobs) override {
+    return inner_->PurgeDeletedJobs(deleted_before_us, max_jobs);
   }
 
  private:
@@ -519,6 +528,186 @@ TEST_F(JobQuotaTest, AFailedDeleteFreesNoRoom) {
   ASSERT_THAT(Delete(second.job_id()), StatusIs(absl::StatusCode::kNotFound));  // Twice.
   CreateOk();
   EXPECT_THAT(Create(ValidRequest()), StatusIs(absl::StatusCode::kResourceExhausted));
+}
+
+// ---------------------------------------------------------------------------
+// What an identity keeps, deleted jobs included, and how fast it writes.
+
+// A create request whose action body is about `bytes` long.
+v1::CreateJobRequest BigRequest(size_t bytes) {
+  v1::CreateJobRequest request = ValidRequest();
+  request.mutable_job()->mutable_action()->set_body(
+      absl::StrCat(R"({"pad":")", std::string(bytes, 'x'), R"("})"));
+  return request;
+}
+
+class StoredLimitsTest : public JobQuotaFixture {
+ protected:
+  void Use(JobQuota::Limits limits) {
+    quota_ = std::make_unique<JobQuota>(&store_, &clock_, limits);
+    service_.set_quota(quota_.get());
+  }
+  absl::StatusOr<v1::Job> Create(const v1::CreateJobRequest& request = ValidRequest(),
+                                 const Identity& caller = kAlice) {
+    return CreateVia(service_, caller, request);
+  }
+  absl::StatusOr<v1::Job> Delete(const std::string& job_id,
+                                 const Identity& caller = kAlice) {
+    return DeleteVia(service_, caller, job_id);
+  }
+  // Creates and deletes until a create fails; returns how many succeeded
+  // and (in `refused`) the failure. At most `rounds`.
+  int CreateDeleteLoop(const v1::CreateJobRequest& request, int rounds,
+                       absl::Status* refused) {
+    for (int i = 0; i < rounds; ++i) {
+      absl::StatusOr<v1::Job> job = Create(request);
+      if (!job.ok()) {
+        *refused = job.status();
+        return i;
+      }
+      EXPECT_THAT(Delete(job->job_id()), IsOk());
+    }
+    return rounds;
+  }
+
+  JobService service_{&store_, &clock_};
+  std::unique_ptr<JobQuota> quota_;
+};
+
+// H5: create+delete of big jobs used to grow the store without bound, since
+// only live jobs were counted.
+TEST_F(StoredLimitsTest, ACreateAndDeleteLoopStopsAtTheStoredBytesLimit) {
+  Use({.max_jobs = 10, .max_stored_bytes = 1 << 20});
+  absl::Status refused;
+  const int made = CreateDeleteLoop(BigRequest(200 << 10), 50, &refused);
+  EXPECT_EQ(made, 5);  // 5 x 200 KiB (and a few bytes each) fit in 1 MiB.
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kResourceExhausted,
+                                AllOf(HasSubstr("max_stored_bytes_per_identity"),
+                                      HasSubstr("deleted ones included"))));
+  // Another identity has room of its own; a small job of alice's still fits.
+  EXPECT_THAT(Create(BigRequest(200 << 10), kBob), IsOk());
+  EXPECT_THAT(Create(), IsOk());
+}
+
+TEST_F(StoredLimitsTest, ACreateAndDeleteLoopStopsAtTheStoredJobsLimit) {
+  Use({.max_jobs = 100, .max_stored_jobs = 5});
+  absl::Status refused;
+  EXPECT_EQ(CreateDeleteLoop(ValidRequest(), 50, &refused), 5);
+  EXPECT_THAT(refused,
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("max_stored_jobs_per_identity"), HasSubstr("5"))));
+}
+
+TEST_F(StoredLimitsTest, APurgedJobFreesItsRoom) {
+  Use({.max_stored_jobs = 2, .max_stored_bytes = 1 << 20});
+  absl::StatusOr<v1::Job> first = Create(BigRequest(600 << 10));
+  ASSERT_THAT(first, IsOk());
+  ASSERT_THAT(Delete(first->job_id()), IsOk());
+  ASSERT_THAT(Create(BigRequest(600 << 10)),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("max_stored_bytes_per_identity")));
+  absl::StatusOr<std::vector<store::PurgedJob>> purged =
+      store_.PurgeDeletedJobs(INT64_MAX, 10);
+  ASSERT_THAT(purged, IsOk());
+  ASSERT_EQ(purged->size(), 1u);
+  quota_->Purged(purged->at(0).owner, purged->at(0).bytes);
+  EXPECT_THAT(Create(BigRequest(600 << 10)), IsOk());
+}
+
+TEST_F(StoredLimitsTest, DeletedJobsAlreadyStoredCountFromTheStart) {
+  // Written before this quota existed (as after a restart).
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<v1::Job> job = CreateVia(unlimited_, kAlice, BigRequest(300 << 10));
+    ASSERT_THAT(job, IsOk());
+    ASSERT_THAT(DeleteVia(unlimited_, kAlice, job->job_id()), IsOk());
+  }
+  Use({.max_stored_jobs = 4, .max_stored_bytes = 1 << 20});
+  EXPECT_THAT(Create(BigRequest(300 << 10)),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("max_stored_bytes_per_identity")));
+  ASSERT_THAT(Create(), IsOk());
+  EXPECT_THAT(Create(), StatusIs(absl::StatusCode::kResourceExhausted,
+                                 HasSubstr("max_stored_jobs_per_identity")));
+}
+
+TEST_F(StoredLimitsTest, AnUpdateThatGrowsTheBodyBeyondTheLimitWritesNothing) {
+  Use({.max_stored_bytes = 1 << 20});
+  absl::StatusOr<v1::Job> job = Create(BigRequest(400 << 10));
+  ASSERT_THAT(job, IsOk());
+  ASSERT_THAT(Create(BigRequest(400 << 10)), IsOk());
+  v1::UpdateJobRequest grow;
+  grow.mutable_job()->set_job_id(job->job_id());
+  *grow.mutable_job()->mutable_action() = BigRequest(700 << 10).job().action();
+  grow.mutable_update_mask()->add_paths("action.body");
+  const auto update = [&](const v1::UpdateJobRequest& request) {
+    return Wait([&](store::JobCallback done) {
+      service_.UpdateJob(kAlice, request, std::move(done));
+    });
+  };
+  EXPECT_THAT(update(grow), StatusIs(absl::StatusCode::kResourceExhausted,
+                                     HasSubstr("max_stored_bytes_per_identity")));
+  v1::GetJobRequest get;
+  get.set_job_id(job->job_id());
+  EXPECT_EQ(service_.GetJob(kAlice, get)->etag(), job->etag());
+  // Shrinking frees room.
+  ASSERT_THAT(Create(BigRequest(600 << 10)),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  v1::UpdateJobRequest shrink = grow;
+  *shrink.mutable_job()->mutable_action() = BigRequest(10).job().action();
+  ASSERT_THAT(update(shrink), IsOk());
+  EXPECT_THAT(Create(BigRequest(600 << 10)), IsOk());
+}
+
+TEST_F(StoredLimitsTest, WritesBeyondTheBurstAreRefusedUntilTheRateRefills) {
+  Use({.write_rate = 2, .write_burst = 3});
+  absl::StatusOr<v1::Job> job = Create();
+  ASSERT_THAT(job, IsOk());
+  v1::PauseJobRequest pause;
+  pause.set_job_id(job->job_id());
+  ASSERT_THAT(Wait([&](store::JobCallback done) {
+                service_.PauseJob(kAlice, pause, std::move(done));
+              }),
+              IsOk());
+  ASSERT_THAT(Create(), IsOk());
+  // The burst is spent: create, delete, update, pause and resume all wait.
+  EXPECT_THAT(Create(), StatusIs(absl::StatusCode::kResourceExhausted,
+                                 AllOf(HasSubstr("write_rate_per_identity"),
+                                       HasSubstr("write_burst_per_identity 3"))));
+  EXPECT_THAT(Delete(job->job_id()), StatusIs(absl::StatusCode::kResourceExhausted));
+  v1::ResumeJobRequest resume;
+  resume.set_job_id(job->job_id());
+  EXPECT_THAT(Wait([&](store::JobCallback done) {
+                service_.ResumeJob(kAlice, resume, std::move(done));
+              }),
+              StatusIs(absl::StatusCode::kResourceExhausted));
+  // Another identity has its own bucket.
+  EXPECT_THAT(Create(ValidRequest(), kBob), IsOk());
+  // Two a second: half a second brings one more write.
+  clock_.Advance(absl::Milliseconds(500));
+  EXPECT_THAT(Delete(job->job_id()), IsOk());
+  EXPECT_THAT(Create(), StatusIs(absl::StatusCode::kResourceExhausted));
+  // A long pause refills no more than the burst.
+  clock_.Advance(absl::Hours(1));
+  for (int i = 0; i < 3; ++i) EXPECT_THAT(Create(), IsOk()) << i;
+  EXPECT_THAT(Create(), StatusIs(absl::StatusCode::kResourceExhausted));
+}
+
+TEST(RateLimiterTest, ForgetsIdleKeysAndStillLimitsBusyOnes) {
+  FakeClock clock(kNow);
+  RateLimiter limiter(&clock, "some_rate", "some_burst", 1, 2);
+  ASSERT_THAT(limiter.Take("busy"), IsOk());
+  ASSERT_THAT(limiter.Take("busy"), IsOk());
+  // Enough idle keys to sweep, each refilled by the time of the next.
+  for (int i = 0; i < 10000; ++i) {
+    clock.Advance(absl::Milliseconds(1));
+    ASSERT_THAT(limiter.Take(absl::StrCat("idle-", i)), IsOk()) << i;
+  }
+  // 10 s passed: busy refilled to its burst of 2, no more.
+  EXPECT_THAT(limiter.Take("busy"), IsOk());
+  EXPECT_THAT(limiter.Take("busy"), IsOk());
+  EXPECT_THAT(limiter.Take("busy"),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       AllOf(HasSubstr("some_rate"), HasSubstr("some_burst 2"))));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "domain/job_quota.h"
 #include "domain/jobs.h"
 #include "domain/time_util.h"
 #include "fake_action_provider.h"
@@ -87,6 +88,26 @@ class RunEngineTest : public ::testing::Test {
     engine_->WaitIdle();
     return out;
   }
+
+  template <typename Method, typename Req>
+  absl::StatusOr<v1::Job> CallAs(const Identity& caller, Method method, Req req) {
+    absl::StatusOr<v1::Job> out = absl::UnknownError("not called");
+    (jobs_.*method)(caller, req, [&](absl::StatusOr<v1::Job> j) { out = std::move(j); });
+    engine_->WaitIdle();
+    return out;
+  }
+
+  absl::StatusOr<v1::Job> RunNow(const std::string& job_id,
+                                 const std::string& request_id = "",
+                                 const Identity& caller = kAlice) {
+    v1::RunJobNowRequest now;
+    now.set_job_id(job_id);
+    now.set_request_id(request_id);
+    return CallAs(caller, &JobService::RunJobNow, now);
+  }
+
+  // Polls active runs once (poll_min and poll_max are 1 s here).
+  void Poll() { At(clock_.Now() + absl::Seconds(1)); }
 
   std::vector<v1::JobResult> AllResults(const std::string& id) {
     v1::ListJobResultsRequest req;
@@ -576,6 +597,305 @@ TEST_F(RunEngineTest, RetentionKeepsTheNewestResultsAndDropsOldOnes) {
   EXPECT_EQ(engine_->PruneResults().value(), 5);
   EXPECT_TRUE(AllResults(job.job_id()).empty());
   EXPECT_EQ(Get(job.job_id()).n_runs(), 12);  // The counts stay.
+}
+
+// ---------------------------------------------------------------------------
+// Manual runs (RunJobNow): the job's state, its overlap policy, the
+// active-run limits; delete and pause of a job with active runs; the purge of
+// deleted jobs.
+
+absl::StatusCode CodeOf(const absl::StatusOr<v1::Job>& r) { return r.status().code(); }
+
+// A job whose first slot is a day away: only manual runs happen in the test.
+void Idle(v1::Job& job) {
+  *job.mutable_schedule()->mutable_start() = ToProto(kStart + absl::Hours(24));
+}
+
+TEST_F(RunEngineTest, RunNowOfAnEndedJobIsFailedPrecondition) {
+  StartEngine();
+  v1::Job job =
+      Create(10, [](v1::Job& j) { j.mutable_schedule()->set_stop_after_runs(1); });
+  At(Slot(0, 10));
+  ASSERT_EQ(Get(job.job_id()).status(), v1::Job::ENDED);
+  absl::StatusOr<v1::Job> ran = RunNow(job.job_id());
+  EXPECT_EQ(CodeOf(ran), absl::StatusCode::kFailedPrecondition) << ran.status();
+  EXPECT_THAT(ran.status().message(), ::testing::HasSubstr("ended"));
+  EXPECT_EQ(fake_.starts().size(), 1u);
+  EXPECT_EQ(Get(job.job_id()).n_runs(), 1);
+}
+
+TEST_F(RunEngineTest, RunNowOfAPausedJobRunsOnceAndTheJobStaysPaused) {
+  StartEngine();
+  v1::Job job = Create(10);
+  v1::PauseJobRequest pause;
+  pause.set_job_id(job.job_id());
+  ASSERT_TRUE(Call(&JobService::PauseJob, pause).ok());
+  ASSERT_TRUE(RunNow(job.job_id()).ok());
+  EXPECT_EQ(fake_.starts().size(), 1u);
+  At(Slot(0, 10));
+  At(Slot(1, 10));
+  EXPECT_EQ(fake_.starts().size(), 1u);
+  EXPECT_EQ(Get(job.job_id()).status(), v1::Job::PAUSED);
+}
+
+TEST_F(RunEngineTest, RunNowWhileARunIsActiveIsRefusedUnderSkip) {
+  StartEngine();
+  fake_.set_instant(false);
+  v1::Job job = Create(3600, Idle);  // overlap_policy SKIP by default.
+  ASSERT_TRUE(RunNow(job.job_id()).ok());
+  absl::StatusOr<v1::Job> again = RunNow(job.job_id());
+  EXPECT_EQ(CodeOf(again), absl::StatusCode::kFailedPrecondition) << again.status();
+  EXPECT_THAT(again.status().message(), ::testing::HasSubstr("overlap_policy SKIP"));
+  EXPECT_EQ(fake_.starts().size(), 1u);
+  EXPECT_EQ(Get(job.job_id()).n_runs(), 1);  // Nothing recorded for it.
+  fake_.EndAll(State::kSucceeded);
+  Poll();
+  EXPECT_TRUE(RunNow(job.job_id()).ok());
+  EXPECT_EQ(fake_.starts().size(), 2u);
+}
+
+TEST_F(RunEngineTest, RunNowBeyondMaxConcurrentIsResourceExhaustedNamingIt) {
+  StartEngine();
+  fake_.set_instant(false);
+  v1::Job job = Create(3600, [](v1::Job& j) {
+    Idle(j);
+    j.set_overlap_policy(v1::ALLOW);
+    j.set_max_concurrent(2);
+  });
+  ASSERT_TRUE(RunNow(job.job_id()).ok());
+  ASSERT_TRUE(RunNow(job.job_id()).ok());
+  absl::StatusOr<v1::Job> third = RunNow(job.job_id());
+  EXPECT_EQ(CodeOf(third), absl::StatusCode::kResourceExhausted) << third.status();
+  EXPECT_THAT(third.status().message(), ::testing::HasSubstr("max_concurrent (2)"));
+  EXPECT_EQ(fake_.starts().size(), 2u);
+}
+
+TEST_F(RunEngineTest, RunNowUnderBufferOneWaitsForTheActiveRunAndOneMoreIsRefused) {
+  StartEngine();
+  fake_.set_instant(false);
+  v1::Job job = Create(3600, [](v1::Job& j) {
+    Idle(j);
+    j.set_overlap_policy(v1::BUFFER_ONE);
+  });
+  ASSERT_TRUE(RunNow(job.job_id()).ok());
+  ASSERT_TRUE(RunNow(job.job_id()).ok());  // Recorded, waiting.
+  EXPECT_EQ(CodeOf(RunNow(job.job_id())), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(fake_.starts().size(), 1u);
+  fake_.EndAll(State::kSucceeded);
+  Poll();
+  EXPECT_EQ(fake_.starts().size(), 2u);  // The waiting one started.
+}
+
+TEST_F(RunEngineTest, RunNowUnderCancelPreviousCancelsTheActiveRun) {
+  StartEngine();
+  fake_.set_instant(false);
+  v1::Job job = Create(3600, [](v1::Job& j) {
+    Idle(j);
+    j.set_overlap_policy(v1::CANCEL_PREVIOUS);
+  });
+  ASSERT_TRUE(RunNow(job.job_id()).ok());
+  ASSERT_TRUE(RunNow(job.job_id()).ok());
+  EXPECT_THAT(fake_.cancels(), ElementsAre("a-1"));
+  EXPECT_EQ(fake_.starts().size(), 2u);
+}
+
+// H6: manual runs were not counted against max_active_runs: a flood of them
+// held every slot and stopped every tenant's scheduled jobs.
+TEST_F(RunEngineTest, ManualRunsStopAtTheIdentitysShareAndScheduledJobsStillFire) {
+  StartEngine([](RunEngine::Options& o) {
+    o.max_active_runs = 10;
+    o.max_active_runs_per_identity = 4;
+  });
+  fake_.set_instant(false);
+  v1::Job flood = Create(3600, [](v1::Job& j) {
+    Idle(j);
+    j.set_overlap_policy(v1::ALLOW);
+    j.set_max_concurrent(100);
+  });
+  int started = 0;
+  absl::Status refused;
+  for (int i = 0; i < 20; ++i) {
+    absl::StatusOr<v1::Job> r = RunNow(flood.job_id());
+    if (r.ok()) {
+      ++started;
+    } else {
+      refused = r.status();
+    }
+  }
+  EXPECT_EQ(started, 4);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(refused.message(), ::testing::HasSubstr("max_active_runs_per_identity"));
+  EXPECT_EQ(engine_->active_runs(), 4);
+
+  // Another tenant's scheduled job fires on time.
+  const Identity bob{"bob", "token"};
+  v1::CreateJobRequest req;
+  *req.mutable_job()->mutable_schedule()->mutable_start() = ToProto(Slot(1, 10));
+  req.mutable_job()->mutable_schedule()->set_interval_seconds(10);
+  req.mutable_job()->mutable_action()->set_provider("fake");
+  req.mutable_job()->mutable_action()->set_body("{}");
+  absl::StatusOr<v1::Job> bobs = CallAs(bob, &JobService::CreateJob, req);
+  ASSERT_TRUE(bobs.ok()) << bobs.status();
+  At(Slot(1, 10));
+  EXPECT_EQ(fake_.starts().size(), 5u);
+  EXPECT_EQ(fake_.owners().back(), "bob");
+}
+
+TEST_F(RunEngineTest, RunNowBeyondMaxActiveRunsIsResourceExhaustedNamingIt) {
+  StartEngine([](RunEngine::Options& o) {
+    o.max_active_runs = 3;
+    o.max_active_runs_per_identity = 2;
+  });
+  fake_.set_instant(false);
+  const auto allow = [](v1::Job& j) {
+    Idle(j);
+    j.set_overlap_policy(v1::ALLOW);
+    j.set_max_concurrent(10);
+  };
+  v1::Job mine = Create(3600, allow);
+  ASSERT_TRUE(RunNow(mine.job_id()).ok());
+  ASSERT_TRUE(RunNow(mine.job_id()).ok());
+  const Identity bob{"bob", "token"};
+  v1::CreateJobRequest req;
+  Idle(*req.mutable_job());
+  req.mutable_job()->mutable_schedule()->set_interval_seconds(3600);
+  req.mutable_job()->set_overlap_policy(v1::ALLOW);
+  req.mutable_job()->set_max_concurrent(10);
+  req.mutable_job()->mutable_action()->set_provider("fake");
+  req.mutable_job()->mutable_action()->set_body("{}");
+  absl::StatusOr<v1::Job> bobs = CallAs(bob, &JobService::CreateJob, req);
+  ASSERT_TRUE(bobs.ok());
+  ASSERT_TRUE(RunNow(bobs->job_id(), "", bob).ok());
+  absl::StatusOr<v1::Job> full = RunNow(bobs->job_id(), "", bob);
+  EXPECT_EQ(CodeOf(full), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(full.status().message(), ::testing::HasSubstr("max_active_runs: 3"));
+  // Once runs end there is room again.
+  fake_.EndAll(State::kSucceeded);
+  Poll();
+  EXPECT_TRUE(RunNow(bobs->job_id(), "", bob).ok());
+}
+
+TEST_F(RunEngineTest, RunNowBeyondTheRunNowRateIsResourceExhaustedNamingIt) {
+  JobQuota quota(&store_, &clock_, {.run_now_rate = 1, .run_now_burst = 2});
+  jobs_.set_quota(&quota);
+  StartEngine();
+  v1::Job job = Create(3600, Idle);
+  ASSERT_TRUE(RunNow(job.job_id()).ok());
+  ASSERT_TRUE(RunNow(job.job_id()).ok());
+  absl::StatusOr<v1::Job> third = RunNow(job.job_id());
+  EXPECT_EQ(CodeOf(third), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(third.status().message(),
+              ::testing::HasSubstr("run_now_rate_per_identity"));
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_TRUE(RunNow(job.job_id()).ok());
+  EXPECT_EQ(fake_.starts().size(), 3u);
+}
+
+// M5: the request id was looked for among the newest 10 results only.
+TEST_F(RunEngineTest, RunNowRetriedAfterElevenMoreRunsReturnsTheSameRun) {
+  StartEngine();
+  v1::Job job = Create(3600, Idle);
+  ASSERT_TRUE(RunNow(job.job_id(), "click-0").ok());
+  for (int i = 1; i <= 11; ++i) {
+    ASSERT_TRUE(RunNow(job.job_id(), absl::StrCat("click-", i)).ok()) << i;
+  }
+  ASSERT_EQ(fake_.starts().size(), 12u);
+  absl::StatusOr<v1::Job> retried = RunNow(job.job_id(), "click-0");
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_EQ(fake_.starts().size(), 12u);
+  EXPECT_EQ(retried->last_run_number(), 12);
+  EXPECT_EQ(AllResults(job.job_id()).size(), 12u);
+}
+
+TEST_F(RunEngineTest, ARetriedRunNowIsNotRefusedByItsOwnActiveRun) {
+  StartEngine();
+  fake_.set_instant(false);
+  v1::Job job = Create(3600, Idle);  // SKIP: a second run would be refused.
+  ASSERT_TRUE(RunNow(job.job_id(), "click").ok());
+  EXPECT_TRUE(RunNow(job.job_id(), "click").ok());
+  EXPECT_EQ(fake_.starts().size(), 1u);
+}
+
+TEST_F(RunEngineTest, DeletingAJobCancelsItsActiveRunsAndPausingLetsThemFinish) {
+  StartEngine();
+  fake_.set_instant(false);
+  v1::Job paused = Create(3600, Idle);
+  ASSERT_TRUE(RunNow(paused.job_id()).ok());  // a-1
+  v1::PauseJobRequest pause;
+  pause.set_job_id(paused.job_id());
+  ASSERT_TRUE(Call(&JobService::PauseJob, pause).ok());
+  EXPECT_TRUE(fake_.cancels().empty());
+
+  v1::Job deleted = Create(3600, Idle);
+  ASSERT_TRUE(RunNow(deleted.job_id()).ok());  // a-2
+  v1::DeleteJobRequest del;
+  del.set_job_id(deleted.job_id());
+  ASSERT_TRUE(Call(&JobService::DeleteJob, del).ok());
+  EXPECT_THAT(fake_.cancels(), ElementsAre("a-2"));
+  Poll();
+  EXPECT_EQ(AllResults(deleted.job_id())[0].status(), v1::JobResult::CANCELLED);
+  EXPECT_EQ(AllResults(paused.job_id())[0].status(), v1::JobResult::ACTIVE);
+  fake_.EndAll(State::kSucceeded);
+  Poll();
+  EXPECT_EQ(AllResults(paused.job_id())[0].status(), v1::JobResult::SUCCEEDED);
+}
+
+TEST_F(RunEngineTest, ARunWaitingUnderBufferOneIsSkippedWhenItsJobIsDeleted) {
+  StartEngine();
+  fake_.set_instant(false);
+  v1::Job job = Create(3600, [](v1::Job& j) {
+    Idle(j);
+    j.set_overlap_policy(v1::BUFFER_ONE);
+  });
+  ASSERT_TRUE(RunNow(job.job_id()).ok());
+  ASSERT_TRUE(RunNow(job.job_id()).ok());  // Waits.
+  v1::DeleteJobRequest del;
+  del.set_job_id(job.job_id());
+  ASSERT_TRUE(Call(&JobService::DeleteJob, del).ok());
+  fake_.EndAll(State::kSucceeded);
+  Poll();
+  EXPECT_EQ(fake_.starts().size(), 1u);
+  const std::vector<v1::JobResult> results = AllResults(job.job_id());
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].status(), v1::JobResult::SKIPPED);
+  EXPECT_THAT(results[0].error(), ::testing::HasSubstr("deleted"));
+}
+
+// H5: deleted jobs were kept for ever.
+TEST_F(RunEngineTest, ADeletedJobIsPurgedAfterTheRetentionAndItsRoomFreed) {
+  JobQuota quota(&store_, &clock_, {.max_stored_jobs = 1});
+  jobs_.set_quota(&quota);
+  StartEngine(
+      [](RunEngine::Options& o) { o.purge_deleted_after = absl::Hours(24 * 30); });
+  engine_->set_quota(&quota);
+  v1::Job job = Create(10);
+  At(Slot(0, 10));
+  v1::DeleteJobRequest del;
+  del.set_job_id(job.job_id());
+  ASSERT_TRUE(Call(&JobService::DeleteJob, del).ok());
+  v1::CreateJobRequest another;
+  another.mutable_job()->mutable_schedule()->set_interval_seconds(10);
+  another.mutable_job()->mutable_action()->set_provider("fake");
+  another.mutable_job()->mutable_action()->set_body("{}");
+  EXPECT_EQ(CodeOf(CallAs(kAlice, &JobService::CreateJob, another)),
+            absl::StatusCode::kResourceExhausted);
+
+  // Results stay readable until the retention has passed.
+  clock_.Set(Slot(0, 10) + absl::Hours(24 * 30) - absl::Seconds(1));
+  EXPECT_EQ(engine_->PurgeDeleted().value(), 0);
+  EXPECT_EQ(AllResults(job.job_id()).size(), 1u);
+  EXPECT_EQ(Get(job.job_id()).status(), v1::Job::DELETED);
+
+  clock_.Set(Slot(0, 10) + absl::Hours(24 * 30) + absl::Seconds(1));
+  EXPECT_EQ(engine_->PurgeDeleted().value(), 1);
+  v1::GetJobRequest get;
+  get.set_job_id(job.job_id());
+  get.set_show_deleted(true);
+  EXPECT_TRUE(absl::IsNotFound(jobs_.GetJob(kAlice, get).status()));
+  v1::ListJobResultsRequest results;
+  results.set_job_id(job.job_id());
+  EXPECT_TRUE(absl::IsNotFound(jobs_.ListJobResults(kAlice, results).status()));
+  EXPECT_TRUE(CallAs(kAlice, &JobService::CreateJob, another).ok());
 }
 
 }  // namespace

@@ -104,6 +104,46 @@ class StoreConformanceTest : public ::testing::TestWithParam<StoreFactory> {
     ASSERT_TRUE(r.ok()) << r.status();
   }
 
+  // A WriteManualRun that adds the job's next run, manual, under
+  // `request_id` at second `at`, unless the store reports an earlier one:
+  // then nothing is added and `*earlier` is its run number.
+  absl::StatusOr<v1::Job> RunNow(const std::string& owner, const std::string& id,
+                                 const std::string& request_id, int64_t* earlier,
+                                 int64_t at = 1) {
+    return Sync([&](JobCallback cb) {
+      store_->WriteManualRun(
+          owner, id, request_id,
+          [&, request_id, at](v1::Job& job, std::vector<v1::JobResult>& table,
+                              int64_t existing) {
+            *earlier = existing;
+            if (existing != 0) return absl::OkStatus();
+            v1::JobResult r;
+            r.set_run_number(job.last_run_number() + 1);
+            r.set_manual(true);
+            r.set_request_id(request_id);
+            r.set_status(v1::JobResult::SUCCEEDED);
+            r.mutable_end_time()->set_seconds(at);
+            job.set_last_run_number(r.run_number());
+            job.mutable_update_time()->set_seconds(at);
+            table.push_back(r);
+            return absl::OkStatus();
+          },
+          std::move(cb));
+    });
+  }
+
+  // Deletes the job as the domain does, at second `at`.
+  void DeleteAt(const std::string& owner, const std::string& id, int64_t at) {
+    ASSERT_THAT(Update(store(), owner, id,
+                       [at](v1::Job& job) {
+                         job.set_status(v1::Job::DELETED);
+                         job.mutable_delete_time()->set_seconds(at);
+                         job.mutable_update_time()->set_seconds(at);
+                         return absl::OkStatus();
+                       }),
+                IsOk());
+  }
+
   TempDir dir_;
   std::unique_ptr<Store> store_;
 };
@@ -870,6 +910,190 @@ TEST_P(StoreConformanceTest, AWriteFromACallbackCompletesAfterIt) {
   absl::MutexLock lock(&mu);
   EXPECT_EQ(events, (std::vector<std::string>{"outer", "inner"}));
   EXPECT_EQ(store().GetJob("alice", job.job_id())->name(), "inner");
+}
+
+// ---------------------------------------------------------------------------
+// RunJobNow's request ids (WriteManualRun), per-owner usage (CountJobs) and
+// the purge of deleted jobs (PurgeDeletedJobs).
+
+TEST_P(StoreConformanceTest, AManualRunRequestIdIsRememberedBeyondTheNewestResults) {
+  const std::string id = NewJob("alice", std::nullopt);
+  int64_t earlier = -1;
+  // More runs than a job carries (kJobResults): the first is still found.
+  for (int i = 1; i <= kJobResults + 2; ++i) {
+    ASSERT_THAT(RunNow("alice", id, absl::StrCat("click-", i), &earlier), IsOk());
+    ASSERT_EQ(earlier, 0) << i;
+  }
+  absl::StatusOr<v1::Job> again = RunNow("alice", id, "click-1", &earlier);
+  ASSERT_THAT(again, IsOk());
+  EXPECT_EQ(earlier, 1);
+  EXPECT_EQ(again->last_run_number(), kJobResults + 2);  // Nothing added.
+  // Another job's request ids are its own.
+  const std::string other = NewJob("alice", std::nullopt);
+  ASSERT_THAT(RunNow("alice", other, "click-1", &earlier), IsOk());
+  EXPECT_EQ(earlier, 0);
+  // An empty request id never deduplicates.
+  ASSERT_THAT(RunNow("alice", id, "", &earlier), IsOk());
+  ASSERT_THAT(RunNow("alice", id, "", &earlier), IsOk());
+  EXPECT_EQ(earlier, 0);
+  EXPECT_EQ(store().GetJob("alice", id)->last_run_number(), kJobResults + 4);
+}
+
+TEST_P(StoreConformanceTest, AManualRunOfAnotherOwnersJobIsNotFoundAndRemembersNothing) {
+  const std::string id = NewJob("alice", std::nullopt);
+  int64_t earlier = -1;
+  EXPECT_THAT(RunNow("bob", id, "click", &earlier),
+              StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_THAT(RunNow("alice", id, "click", &earlier), IsOk());
+  EXPECT_EQ(earlier, 0);
+}
+
+TEST_P(StoreConformanceTest, AFailedManualRunRemembersNothing) {
+  const std::string id = NewJob("alice", std::nullopt);
+  absl::StatusOr<v1::Job> failed = Sync([&](JobCallback cb) {
+    store_->WriteManualRun(
+        "alice", id, "click",
+        [](v1::Job& job, std::vector<v1::JobResult>& table, int64_t) {
+          v1::JobResult r;
+          r.set_run_number(1);
+          r.set_manual(true);
+          r.set_request_id("click");
+          table.push_back(r);
+          return absl::FailedPreconditionError("refused");
+        },
+        std::move(cb));
+  });
+  EXPECT_THAT(failed, StatusIs(absl::StatusCode::kFailedPrecondition));
+  int64_t earlier = -1;
+  ASSERT_THAT(RunNow("alice", id, "click", &earlier), IsOk());
+  EXPECT_EQ(earlier, 0);
+  EXPECT_EQ(store().ListResults("alice", id, 0, 10)->size(), 1u);
+}
+
+TEST_P(StoreConformanceTest, PruneForgetsManualRunRequestIdsOlderThanItsCutoff) {
+  const std::string id = NewJob("alice", std::nullopt);
+  int64_t earlier = -1;
+  ASSERT_THAT(RunNow("alice", id, "old", &earlier, /*at=*/10), IsOk());
+  ASSERT_THAT(RunNow("alice", id, "new", &earlier, /*at=*/30), IsOk());
+  ASSERT_THAT(store().PruneResults(1000, 20'000'000), IsOk());
+  ASSERT_THAT(RunNow("alice", id, "new", &earlier, 40), IsOk());
+  EXPECT_EQ(earlier, 2);
+  ASSERT_THAT(RunNow("alice", id, "old", &earlier, 40), IsOk());
+  EXPECT_EQ(earlier, 0);  // Forgotten: a new run.
+}
+
+TEST_P(StoreConformanceTest, CountJobsCountsDeletedJobsAndTheirBytesUntilPurged) {
+  v1::Job small = MakeJob("alice", 100, OrderedId(1));
+  v1::Job big = MakeJob("alice", 200, OrderedId(2));
+  big.mutable_action()->set_body(
+      absl::StrCat(R"({"k":")", std::string(5000, 'x'), "\"}"));
+  ASSERT_THAT(Create(store(), small), IsOk());
+  ASSERT_THAT(Create(store(), big), IsOk());
+  ASSERT_THAT(Create(store(), MakeJob("bob")), IsOk());
+  DeleteAt("alice", big.job_id(), 300);
+  const int64_t small_bytes = StoredBytes(*store().GetJob("alice", small.job_id()));
+  const int64_t big_bytes = StoredBytes(*store().GetJob("alice", big.job_id()));
+  EXPECT_GT(big_bytes, 5000);
+
+  absl::StatusOr<OwnerUsage> usage = store().CountJobs("alice");
+  ASSERT_THAT(usage, IsOk());
+  EXPECT_EQ(usage->live_jobs, 1);
+  EXPECT_EQ(usage->stored_jobs, 2);
+  EXPECT_EQ(usage->stored_bytes, small_bytes + big_bytes);
+
+  absl::StatusOr<std::vector<PurgedJob>> purged =
+      store().PurgeDeletedJobs(INT64_MAX, 100);
+  ASSERT_THAT(purged, IsOk());
+  ASSERT_EQ(purged->size(), 1u);
+  EXPECT_EQ((*purged)[0].owner, "alice");
+  EXPECT_EQ((*purged)[0].job_id, big.job_id());
+  EXPECT_EQ((*purged)[0].bytes, big_bytes);
+  usage = store().CountJobs("alice");
+  ASSERT_THAT(usage, IsOk());
+  EXPECT_EQ(usage->live_jobs, 1);
+  EXPECT_EQ(usage->stored_jobs, 1);
+  EXPECT_EQ(usage->stored_bytes, small_bytes);
+}
+
+TEST_P(StoreConformanceTest, PurgeRemovesJobsDeletedBeforeTheCutoffWithAllTheyKept) {
+  const v1::Job doomed = MakeJob("alice", 100, OrderedId(1));
+  const v1::Job later = MakeJob("alice", 200, OrderedId(2));
+  const v1::Job live = MakeJob("alice", 300, OrderedId(3));
+  ASSERT_THAT(Create(store(), doomed, "create-1", "fp"), IsOk());
+  ASSERT_THAT(Create(store(), later), IsOk());
+  ASSERT_THAT(Create(store(), live), IsOk());
+  int64_t earlier = -1;
+  ASSERT_THAT(RunNow("alice", doomed.job_id(), "click", &earlier), IsOk());  // Run 1.
+  AddResults(doomed.job_id(), 2, 4, v1::JobResult::SUCCEEDED);
+  AddResults(doomed.job_id(), 5, 5, v1::JobResult::ACTIVE);
+  DeleteAt("alice", doomed.job_id(), 1000);
+  DeleteAt("alice", later.job_id(), 3000);
+
+  // Strictly before the cutoff; results stay readable until then.
+  ASSERT_THAT(store().PurgeDeletedJobs(1000'000'000, 100), IsOk());
+  EXPECT_THAT(store().GetJob("alice", doomed.job_id()), IsOk());
+  EXPECT_EQ(store().ListResults("alice", doomed.job_id(), 0, 10)->size(), 5u);
+
+  absl::StatusOr<std::vector<PurgedJob>> purged =
+      store().PurgeDeletedJobs(2000'000'000, 100);
+  ASSERT_THAT(purged, IsOk());
+  ASSERT_EQ(purged->size(), 1u);
+  EXPECT_EQ((*purged)[0].job_id, doomed.job_id());
+  EXPECT_THAT(store().GetJob("alice", doomed.job_id()),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(store().ListResults("alice", doomed.job_id(), 0, 10),
+              StatusIs(absl::StatusCode::kNotFound));
+  absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>> open =
+      store().ListOpenResults();
+  ASSERT_THAT(open, IsOk());
+  for (const auto& [job_id, result] : *open) EXPECT_NE(job_id, doomed.job_id());
+  // Its create request id is forgotten: the same request makes a new job.
+  const v1::Job retry = MakeJob("alice", 400, OrderedId(4));
+  absl::StatusOr<v1::Job> recreated = Create(store(), retry, "create-1", "fp");
+  ASSERT_THAT(recreated, IsOk());
+  EXPECT_EQ(recreated->job_id(), retry.job_id());
+  EXPECT_THAT(Ids(ListAll(store(), "alice")),
+              ElementsAreArray({later.job_id(), live.job_id(), retry.job_id()}));
+
+  // Each job once.
+  purged = store().PurgeDeletedJobs(INT64_MAX, 100);
+  ASSERT_THAT(purged, IsOk());
+  ASSERT_EQ(purged->size(), 1u);
+  EXPECT_EQ((*purged)[0].job_id, later.job_id());
+  EXPECT_THAT(store().PurgeDeletedJobs(INT64_MAX, 100), IsOk());
+  EXPECT_TRUE(store().PurgeDeletedJobs(INT64_MAX, 100)->empty());
+}
+
+TEST_P(StoreConformanceTest, PurgeTakesTheOldestDeletesFirstAndAtMostMaxJobs) {
+  // More than one of the SQLite store's purge writes takes.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 70; ++i) {
+    ids.push_back(OrderedId(i));
+    ASSERT_THAT(Create(store(), MakeJob("alice", 100 + i, ids.back())), IsOk());
+    AddResults(ids.back(), 1, 3, v1::JobResult::SUCCEEDED);
+  }
+  for (int i = 0; i < 70; ++i) DeleteAt("alice", ids[i], 10'000 - i);  // Last first.
+  absl::StatusOr<std::vector<PurgedJob>> first = store().PurgeDeletedJobs(INT64_MAX, 5);
+  ASSERT_THAT(first, IsOk());
+  std::vector<std::string> got;
+  for (const PurgedJob& p : *first) got.push_back(p.job_id);
+  EXPECT_THAT(got, ElementsAreArray({ids[69], ids[68], ids[67], ids[66], ids[65]}));
+  absl::StatusOr<std::vector<PurgedJob>> rest = store().PurgeDeletedJobs(INT64_MAX, 1000);
+  ASSERT_THAT(rest, IsOk());
+  EXPECT_EQ(rest->size(), 65u);
+  EXPECT_TRUE(ListAll(store(), "alice").empty());
+}
+
+TEST_P(StoreConformanceTest, AJobUndeletedIsNotPurged) {
+  const v1::Job job = MakeJob("alice");
+  ASSERT_THAT(Create(store(), job), IsOk());
+  DeleteAt("alice", job.job_id(), 10);
+  ASSERT_THAT(Update(store(), "alice", job.job_id(), SetStatus(v1::Job::PAUSED)), IsOk());
+  absl::StatusOr<std::vector<PurgedJob>> purged =
+      store().PurgeDeletedJobs(INT64_MAX, 100);
+  ASSERT_THAT(purged, IsOk());
+  EXPECT_TRUE(purged->empty());
+  EXPECT_THAT(store().GetJob("alice", job.job_id()), IsOk());
 }
 
 INSTANTIATE_TEST_SUITE_P(AllStores, StoreConformanceTest, ::testing::ValuesIn(Stores()),
