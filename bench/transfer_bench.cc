@@ -457,7 +457,7 @@ int main(int argc, char** argv) {
                                              {{"id", kDstEndpoint},
                                               {"display_name", "bench destination"},
                                               {"root", (work / "dst").string()}}})}}}};
-  auto registry = timer::plugin_host::LoadPlugins({plugin_dir}, configs);
+  auto registry = timer::plugin_host::LoadPlugins(plugin_dir, {}, configs, ::geteuid());
   if (!registry.ok()) Die("LoadPlugins: " + registry.status().ToString());
   ActionProvider* transfer = (*registry)->Find("transfer");
   if (transfer == nullptr) Die("no transfer plugin in " + plugin_dir);
