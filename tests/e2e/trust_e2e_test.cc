@@ -53,7 +53,8 @@ class TrustE2eTest : public CliTest {
                                      "--data-dir", data_dir_,  "--plugin-dir",
                                      plugin_dir_};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    return Run(argv, {"TIMER_FAKE_LOADED_MARKER=" + marker_}, absl::Seconds(10));
+    return timer::testing::Run(argv, {"TIMER_FAKE_LOADED_MARKER=" + marker_},
+                               absl::Seconds(10));
   }
 
   std::string WriteConfig(const std::string& toml) {
@@ -112,7 +113,7 @@ TEST_F(TrustE2eTest, AConfigFileOthersMayWriteIsRefused) {
   EXPECT_NE(r.err.find("config file: " + config + ": writable by others"),
             std::string::npos)
       << r.err;
-  RunResult check = Run({timerd_, "config", "check", "--config", config});
+  RunResult check = timer::testing::Run({timerd_, "config", "check", "--config", config});
   EXPECT_EQ(check.exit_code, 1) << check.err;
   EXPECT_NE(check.err.find("writable by others"), std::string::npos) << check.err;
 }
