@@ -188,7 +188,9 @@ struct Rig {
     if (page_size > 0) options.page_size = page_size;
     if (wal_restart_frames > 0) options.wal_restart_frames = wal_restart_frames;
     store = store::SqliteStore::Open(std::move(options)).value();
-    plugins = plugin_host::LoadPlugins({plugin_dir}, nlohmann::json::object()).value();
+    plugins = plugin_host::LoadPlugins(plugin_dir, {"noop"}, nlohmann::json::object(),
+                                       ::geteuid())
+                  .value();
     ActionProvider* noop = plugins->Find("noop");
     if (noop == nullptr) {
       std::fprintf(stderr, "no noop plugin in %s\n", plugin_dir.c_str());

@@ -459,7 +459,7 @@ int main(int argc, char** argv) {
                                               {"display_name", "bench destination"},
                                               {"root", (work / "dst").string()},
                                               {"allowed_identities", {"*"}}}})}}}};
-  auto registry = timer::plugin_host::LoadPlugins({plugin_dir}, configs);
+  auto registry = timer::plugin_host::LoadPlugins(plugin_dir, {}, configs, ::geteuid());
   if (!registry.ok()) Die("LoadPlugins: " + registry.status().ToString());
   ActionProvider* transfer = (*registry)->Find("transfer");
   if (transfer == nullptr) Die("no transfer plugin in " + plugin_dir);

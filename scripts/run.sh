@@ -21,6 +21,9 @@
 # DATA_DIR/demo/dest, usable by that user (scripts/demo-config.sh); a later
 # run keeps the file as it is, edits included.
 set -euo pipefail
+# What it installs must be writable by this user only: timerd refuses a
+# plugin directory its group or others could write (docs/DEPLOYMENT.md).
+umask 022
 cd "$(dirname "$0")/.."
 root=$(pwd)
 prefix="$root/_install"
@@ -45,6 +48,7 @@ cmake -S . -B build-run -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DTIMER_BUILD_TESTS=OFF -DTIMER_BUILD_BENCH=OFF -DCMAKE_INSTALL_PREFIX="$prefix" >/dev/null
 cmake --build build-run -j "$(nproc)"
 cmake --install build-run >/dev/null
+chmod -R go-w "$prefix"  # An install made under another umask, too.
 
 stop
 mkdir -p "$rundir"

@@ -19,6 +19,8 @@
 # Optimisation is -O1 (with -g1 line tables, asserts on), enough for readable
 # stacks at a fraction of the -O2 compile time. Benchmarks are not built.
 set -euo pipefail
+# As scripts/test.sh: timerd refuses a group-writable plugin directory.
+umask 022
 cd "$(dirname "$0")/.."
 root=$PWD
 

@@ -3,6 +3,9 @@
 # tree, build/. Installs missing Debian packages first. Exit status is
 # ctest's: 0 only if every test passed.
 set -euo pipefail
+# The trees it builds and installs must be writable by this user only:
+# timerd refuses a plugin directory its group or others could write.
+umask 022
 cd "$(dirname "$0")/.."
 
 ./scripts/deps.sh

@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "output.h"
 
 namespace timer::cli {
 namespace {
@@ -38,13 +39,13 @@ absl::StatusOr<absl::Time> ParseTimeArg(const std::string& text, absl::TimeZone 
       // Timestamps, which hold years 1 to 9999 only.
       if (t < kMinTime || t >= kEndTime) {
         return absl::InvalidArgumentError(
-            absl::StrCat("\"", text, "\" is out of range: years 1 to 9999 only"));
+            absl::StrCat("\"", Echo(text), "\" is out of range: years 1 to 9999 only"));
       }
       return t;
     }
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("\"", text,
+      absl::StrCat("\"", Echo(text),
                    "\" is not a date or time; use e.g. 2026-12-01, 2026-12-01T02:00:00, "
                    "or 2026-12-01T02:00:00+01:00"));
 }
@@ -52,7 +53,8 @@ absl::StatusOr<absl::Time> ParseTimeArg(const std::string& text, absl::TimeZone 
 absl::StatusOr<int64_t> ParseIntervalArg(const std::string& text) {
   const auto bad = [&] {
     return absl::InvalidArgumentError(absl::StrCat(
-        "\"", text, "\" is not an interval; use seconds (3600) or 90s, 15m, 1h, 1d, 1w"));
+        "\"", Echo(text),
+        "\" is not an interval; use seconds (3600) or 90s, 15m, 1h, 1d, 1w"));
   };
   if (text.empty()) return bad();
   int64_t unit = 1;

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "cli_time.h"
+#include "output.h"
 #include "transfer_items.h"
 
 namespace timer::cli {
@@ -59,19 +60,19 @@ absl::Status ResolveActionUrl(JobArgs* a, const std::vector<std::string>& loaded
   const std::string name = ProviderNameFromActionUrl(a->action_url);
   if (name.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--action-url ", a->action_url,
+        "--action-url ", Echo(a->action_url),
         ": no provider name in it (expected .../PROVIDER/run or .../PROVIDER)"));
   }
   if (std::find(loaded.begin(), loaded.end(), name) == loaded.end()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--action-url ", a->action_url, ": names provider \"", name,
-                     "\", which timerd has not loaded (loaded: ",
+        absl::StrCat("--action-url ", Echo(a->action_url), ": names provider \"",
+                     Echo(name), "\", which timerd has not loaded (loaded: ",
                      loaded.empty() ? "none" : absl::StrJoin(loaded, ", "), ")"));
   }
   if (!a->provider.empty() && a->provider != name) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "--action-url ", a->action_url, ": names provider \"", name,
-        "\" but --action-provider is \"", a->provider, "\"; give one of them"));
+        "--action-url ", Echo(a->action_url), ": names provider \"", Echo(name),
+        "\" but --action-provider is \"", Echo(a->provider), "\"; give one of them"));
   }
   a->provider = name;
   return absl::OkStatus();
@@ -133,7 +134,7 @@ absl::Status FillJob(const JobArgs& a, absl::TimeZone local, v1::Job* job,
     const auto it = kOverlap.find(a.overlap);
     if (it == kOverlap.end()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("--overlap-policy: unknown policy \"", a.overlap, "\""));
+          absl::StrCat("--overlap-policy: unknown policy \"", Echo(a.overlap), "\""));
     }
     job->set_overlap_policy(it->second);
     touched("overlap_policy");
@@ -146,7 +147,7 @@ absl::Status FillJob(const JobArgs& a, absl::TimeZone local, v1::Job* job,
     const auto it = kMissed.find(a.missed);
     if (it == kMissed.end()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("--missed-run-policy: unknown policy \"", a.missed, "\""));
+          absl::StrCat("--missed-run-policy: unknown policy \"", Echo(a.missed), "\""));
     }
     job->set_missed_run_policy(it->second);
     touched("missed_run_policy");

@@ -32,6 +32,7 @@
 #include "commands.h"
 #include "completion.h"
 #include "job_commands.h"
+#include "output.h"
 #include "provider_commands.h"
 #include "session_commands.h"
 #include "timer/version.h"
@@ -61,6 +62,16 @@ void AddCompletionCommand(CLI::App& app, CommandSet& commands) {
   });
 }
 
+// An error message as printed: Printable(), cut at 4 KiB.
+std::string ErrorText(absl::string_view message) {
+  constexpr size_t kMaxErrorBytes = 4096;
+  std::string text = Printable(message.substr(0, kMaxErrorBytes));
+  if (message.size() > kMaxErrorBytes) {
+    text += "...(" + std::to_string(message.size()) + " bytes)";
+  }
+  return text;
+}
+
 int Run(int argc, char** argv) {
   CLI::App app{"timer: schedule recurring jobs on timerd", "timer"};
   app.set_version_flag("--version", timer::kVersion);
@@ -83,12 +94,13 @@ int Run(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "timer: " << e.what() << " (see --help)\n";
+    std::cerr << "timer: " << ErrorText(e.what()) << " (see --help)\n";
     return kExitUsage;
   }
 
   const absl::Status status = commands.RunParsed();
-  if (!status.ok()) std::cerr << "timer: " << status.message() << "\n";
+  // The message may quote timerd or a provider: escaped, and bounded.
+  if (!status.ok()) std::cerr << "timer: " << ErrorText(status.message()) << "\n";
   return ExitCodeFor(status);
 }
 

@@ -4,12 +4,87 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdint>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "cli_time.h"
 
 namespace timer::cli {
+
+std::string Printable(absl::string_view text, bool keep_newlines) {
+  std::string out;
+  out.reserve(text.size());
+  const auto escape = [&out](absl::string_view bytes) {
+    for (const char ch : bytes) {
+      absl::StrAppendFormat(&out, "\\x%02x", static_cast<unsigned char>(ch));
+    }
+  };
+  size_t i = 0;
+  while (i < text.size()) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      if (c == '\n' && keep_newlines) {
+        out.push_back('\n');
+      } else if (c == '\n') {
+        out += "\\n";
+      } else if (c == '\r') {
+        out += "\\r";
+      } else if (c == '\t') {
+        out += "\\t";
+      } else if (c < 0x20 || c == 0x7f) {
+        escape(text.substr(i, 1));
+      } else {
+        out.push_back(static_cast<char>(c));
+      }
+      ++i;
+      continue;
+    }
+    // A UTF-8 sequence: its length from the lead byte, then its code point.
+    size_t n = 0;
+    uint32_t cp = 0;
+    if (c >= 0xc2 && c <= 0xdf) {
+      n = 2, cp = c & 0x1f;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 3, cp = c & 0x0f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 4, cp = c & 0x07;
+    }
+    bool valid = n > 0 && i + n <= text.size();
+    for (size_t k = 1; valid && k < n; ++k) {
+      const unsigned char cc = static_cast<unsigned char>(text[i + k]);
+      if ((cc & 0xc0) != 0x80) valid = false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    // Overlong forms, surrogates and code points beyond Unicode.
+    if (valid && ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+                  (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)) {
+      valid = false;
+    }
+    if (!valid) {
+      escape(text.substr(i, 1));
+      ++i;
+      continue;
+    }
+    const bool control =
+        cp <= 0x9f || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+    if (control) {
+      escape(text.substr(i, n));
+    } else {
+      out.append(text.data() + i, n);
+    }
+    i += n;
+  }
+  return out;
+}
+
+std::string Echo(absl::string_view text) {
+  std::string out = Printable(text.substr(0, kMaxEchoBytes));
+  if (text.size() > kMaxEchoBytes) absl::StrAppend(&out, "...(", text.size(), " bytes)");
+  return out;
+}
+
 namespace {
 
 absl::Time FromProto(const google::protobuf::Timestamp& t) {
@@ -25,7 +100,7 @@ std::string TimeText(const google::protobuf::Timestamp& t, bool present, absl::T
 std::string ResultText(const v1::JobResult& r) {
   std::string s = absl::AsciiStrToUpper(v1::JobResult::Status_Name(r.status()));
   absl::StrAppend(&s, " (run ", r.run_number(), ")");
-  if (!r.error().empty()) absl::StrAppend(&s, ": ", r.error());
+  if (!r.error().empty()) absl::StrAppend(&s, ": ", Printable(r.error()));
   return s;
 }
 
@@ -64,15 +139,15 @@ void PrintEventLine(const v1::JobEvent& event, std::ostream& out) {
                                     absl::UTCTimeZone()),
                    "  #", event.sequence(), "  ", v1::JobEvent::Type_Name(event.type()));
   if (!job.job_id().empty()) {
-    absl::StrAppend(&line, "  ", job.job_id());
-    if (!job.name().empty()) absl::StrAppend(&line, " (", job.name(), ")");
+    absl::StrAppend(&line, "  ", Printable(job.job_id()));
+    if (!job.name().empty()) absl::StrAppend(&line, " (", Printable(job.name()), ")");
     absl::StrAppend(&line, "  ", StatusText(job));
   }
   if (event.has_result()) {
     const v1::JobResult& r = event.result();
     absl::StrAppend(&line, "  run ", r.run_number(), " ",
                     v1::JobResult::Status_Name(r.status()));
-    if (!r.error().empty()) absl::StrAppend(&line, ": ", r.error());
+    if (!r.error().empty()) absl::StrAppend(&line, ": ", Printable(r.error()));
   }
   if (event.type() == v1::JobEvent::RESET) {
     absl::StrAppend(&line, "  (events were missed; current state follows)");
@@ -92,11 +167,11 @@ std::string StatusText(const v1::Job& job) {
 
 void PrintJobTable(const v1::Job& job, bool verbose, absl::Time now, std::ostream& out) {
   const v1::Schedule& s = job.schedule();
-  Row(out, "Job ID:", job.job_id());
-  Row(out, "Name:", job.name().empty() ? "-" : job.name());
-  if (!job.label().empty()) Row(out, "Label:", job.label());
+  Row(out, "Job ID:", Printable(job.job_id()));
+  Row(out, "Name:", job.name().empty() ? "-" : Printable(job.name()));
+  if (!job.label().empty()) Row(out, "Label:", Printable(job.label()));
   Row(out, "Status:", StatusText(job));
-  Row(out, "Provider:", job.action().provider());
+  Row(out, "Provider:", Printable(job.action().provider()));
   Row(out, "Interval:",
       absl::StrCat(s.interval_seconds(), "s (", FormatSeconds(s.interval_seconds()),
                    ")"));
@@ -115,20 +190,21 @@ void PrintJobTable(const v1::Job& job, bool verbose, absl::Time now, std::ostrea
   Row(out, "Created:", TimeText(job.create_time(), job.has_create_time(), now));
   if (job.has_delete_time()) Row(out, "Deleted:", TimeText(job.delete_time(), true, now));
   if (verbose) {
-    Row(out, "Owner:", job.owner());
+    Row(out, "Owner:", Printable(job.owner()));
     Row(out,
         "Overlap:", absl::AsciiStrToLower(v1::OverlapPolicy_Name(job.overlap_policy())));
     Row(out, "Missed runs:",
         absl::AsciiStrToLower(v1::MissedRunPolicy_Name(job.missed_run_policy())));
-    Row(out, "Action body:", job.action().body());
+    Row(out, "Action body:", Printable(job.action().body()));
     for (const v1::JobResult& r : job.results()) {
       out << "  - " << ResultText(r) << "\n";
       out << "    scheduled " << IsoTime(FromProto(r.scheduled_time()));
       if (r.has_start_time()) out << ", started " << IsoTime(FromProto(r.start_time()));
       if (r.has_end_time()) out << ", ended " << IsoTime(FromProto(r.end_time()));
       out << "\n";
-      if (!r.action_id().empty()) out << "    action " << r.action_id() << "\n";
-      if (!r.details().empty()) out << "    details " << r.details() << "\n";
+      if (!r.action_id().empty())
+        out << "    action " << Printable(r.action_id()) << "\n";
+      if (!r.details().empty()) out << "    details " << Printable(r.details()) << "\n";
     }
   }
 }
@@ -147,11 +223,11 @@ void PrintJobsTable(const std::vector<v1::Job>& jobs, bool verbose, absl::Time n
   lines.push_back(
       Line{"JOB ID", "NAME", "STATUS", "INTERVAL", "NEXT RUN", "LAST RESULT"});
   for (const v1::Job& job : jobs) {
-    lines.push_back(Line{job.job_id(), job.name().empty() ? "-" : job.name(),
-                         StatusText(job),
-                         FormatSeconds(job.schedule().interval_seconds()),
-                         job.has_next_run() ? IsoTime(FromProto(job.next_run())) : "-",
-                         job.results_size() > 0 ? ResultText(job.results(0)) : "-"});
+    lines.push_back(
+        Line{Printable(job.job_id()), job.name().empty() ? "-" : Printable(job.name()),
+             StatusText(job), FormatSeconds(job.schedule().interval_seconds()),
+             job.has_next_run() ? IsoTime(FromProto(job.next_run())) : "-",
+             job.results_size() > 0 ? ResultText(job.results(0)) : "-"});
   }
   size_t width[6] = {};
   for (const Line& l : lines) {
@@ -198,32 +274,37 @@ void PrintResultsTable(const std::vector<v1::JobResult>& results, bool verbose,
     out << row << "\n";
     if (i == 0) continue;
     const v1::JobResult& r = results[i - 1];
-    if (!r.error().empty()) out << "    error: " << r.error() << "\n";
-    if (verbose && !r.action_id().empty()) out << "    action: " << r.action_id() << "\n";
-    if (verbose && !r.details().empty()) out << "    details: " << r.details() << "\n";
+    if (!r.error().empty()) out << "    error: " << Printable(r.error()) << "\n";
+    if (verbose && !r.action_id().empty()) {
+      out << "    action: " << Printable(r.action_id()) << "\n";
+    }
+    if (verbose && !r.details().empty()) {
+      out << "    details: " << Printable(r.details()) << "\n";
+    }
   }
 }
 
 void PrintProvider(const v1::ActionProvider& p, std::ostream& out) {
-  Row(out, "Name:", p.name());
-  Row(out, "Version:", p.version());
-  Row(out, "ABI:", p.abi_version());
-  Row(out, "Description:", p.description());
-  out << "Input schema:\n" << p.input_schema() << "\n";
+  Row(out, "Name:", Printable(p.name()));
+  Row(out, "Version:", Printable(p.version()));
+  Row(out, "ABI:", Printable(p.abi_version()));
+  Row(out, "Description:", Printable(p.description()));
+  out << "Input schema:\n" << Printable(p.input_schema(), /*keep_newlines=*/true) << "\n";
 }
 
 void PrintProvidersTable(const v1::ListActionProvidersResponse& providers,
                          std::ostream& out) {
   if (providers.action_providers_size() == 0) out << "No action providers are loaded.\n";
   for (const v1::ActionProvider& p : providers.action_providers()) {
-    out << p.name() << "  " << p.version() << "  " << p.description() << "\n";
+    out << Printable(p.name()) << "  " << Printable(p.version()) << "  "
+        << Printable(p.description()) << "\n";
   }
 }
 
 void PrintWhoAmI(const v1::WhoAmIResponse& who, const std::string& server,
                  std::ostream& out) {
-  out << "Identity:     " << who.identity() << "\n"
-      << "Auth method:  " << who.auth_method() << "\n"
+  out << "Identity:     " << Printable(who.identity()) << "\n"
+      << "Auth method:  " << Printable(who.auth_method()) << "\n"
       << "Expires:      "
       << (who.has_expire_time()
               ? absl::FormatTime("%Y-%m-%dT%H:%M:%SZ",
@@ -231,7 +312,7 @@ void PrintWhoAmI(const v1::WhoAmIResponse& who, const std::string& server,
                                  absl::UTCTimeZone())
               : std::string("never"))
       << "\n"
-      << "Server:       " << server << "\n";
+      << "Server:       " << Printable(server) << "\n";
 }
 
 }  // namespace timer::cli

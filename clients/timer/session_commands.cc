@@ -54,8 +54,9 @@ absl::Status Login(Globals& g, std::string token) {
   if (g.json()) {
     PrintJson(*who, std::cout);
   } else {
-    std::cout << "Logged in to " << g.client.server << " as " << who->identity() << " ("
-              << who->auth_method() << "); token saved in " << cache->path() << "\n";
+    std::cout << "Logged in to " << Printable(g.client.server) << " as "
+              << Printable(who->identity()) << " (" << Printable(who->auth_method())
+              << "); token saved in " << Printable(cache->path()) << "\n";
   }
   return absl::OkStatus();
 }

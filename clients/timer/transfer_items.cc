@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "output.h"
 
 namespace timer::cli {
 namespace {
@@ -38,7 +39,7 @@ absl::StatusOr<bool> ParseBoolArg(absl::string_view text, absl::string_view wher
   if (lower == "true" || lower == "yes" || lower == "1") return true;
   if (lower == "false" || lower == "no" || lower == "0") return false;
   return absl::InvalidArgumentError(
-      absl::StrCat(where, ": \"", text, "\" is not true or false"));
+      absl::StrCat(where, ": \"", Echo(text), "\" is not true or false"));
 }
 
 absl::StatusOr<std::vector<TransferItem>> ParseItemsFile(absl::string_view text,

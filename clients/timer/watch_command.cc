@@ -60,7 +60,7 @@ absl::Status Watch(Globals& g, const WatchArgs& args) {
     if (!v1::Job::Status_Parse(absl::AsciiStrToUpper(s), &status) ||
         status == v1::Job::STATUS_UNSPECIFIED) {
       return absl::InvalidArgumentError(
-          absl::StrCat("--status: unknown job status \"", s, "\""));
+          absl::StrCat("--status: unknown job status \"", Echo(s), "\""));
     }
     all_request.add_statuses(status);
   }

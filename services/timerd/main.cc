@@ -13,26 +13,26 @@
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "auth/token.h"
 #include "plugin_host/plugin_host.h"
 #include "server/config.h"
+#include "server/data_dir.h"
 #include "server/listener.h"
 #include "server/server.h"
 #include "store/sqlite_store.h"
@@ -87,17 +87,13 @@ std::optional<absl::Duration> ParseExpires(const std::string& text, bool* ok) {
 }
 
 // The tokens table of the data directory's store, creating or upgrading the
-// store if needed. Needs no lock: SQLite lets this run beside a timerd.
+// store if needed. Needs no lock: SQLite lets this run beside a timerd. The
+// directory is created or checked as timerd does (server/data_dir.h): a store
+// planted by another user must not receive tokens either.
 absl::StatusOr<std::unique_ptr<timer::store::TokenStore>> OpenTokens(
     const std::string& data_dir) {
-  std::error_code ec;
-  if (!std::filesystem::exists(data_dir, ec)) {
-    std::filesystem::create_directories(data_dir, ec);
-    if (ec) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("data_dir: cannot create ", data_dir, ": ", ec.message()));
-    }
-    ::chmod(data_dir.c_str(), 0700);
+  if (absl::Status s = timer::server::PrepareDataDir(data_dir, ::geteuid()); !s.ok()) {
+    return s;
   }
   const std::string path = data_dir + "/timer.db";
   auto tokens = timer::store::SqliteTokenStore::Open(path);
@@ -188,43 +184,19 @@ int TokenRevoke(timer::store::TokenStore& tokens, const TokenArgs& a) {
   return 0;
 }
 
-// What `timerd config check` adds to ValidateConfig: each [plugins.NAME]
-// table is given to the installed provider NAME, as at start, where a
-// provider refusing its table or a table without a provider is only logged.
-absl::Status CheckProviderConfigs(const timer::server::Config& config) {
-  std::vector<std::string> dirs = {timer::server::DefaultPluginDir()};
-  if (!config.plugin_dir.empty() && config.plugin_dir != dirs[0]) {
-    dirs.insert(dirs.begin(), config.plugin_dir);
+// What `timerd config check` adds to ValidateConfig: the files the config
+// names are trusted, and the providers it asks for load, each [plugins.NAME]
+// table given to its provider, exactly as at start.
+absl::Status CheckFilesAndProviders(const timer::server::Config& config,
+                                    const std::string& config_path) {
+  const uid_t uid = ::geteuid();
+  if (absl::Status s = timer::server::CheckConfigFilesTrusted(config, config_path, uid);
+      !s.ok()) {
+    return s;
   }
-  std::set<std::string> loaded;
-  for (const std::string& dir : dirs) {
-    std::error_code ec;
-    std::vector<std::string> files;
-    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-      const std::string name = e.path().filename().string();
-      if (e.path().extension() == ".so" && name[0] != '.')
-        files.push_back(e.path().string());
-    }
-    std::sort(files.begin(), files.end());
-    for (const std::string& file : files) {
-      auto plugin = timer::plugin_host::LoadPlugin(file, config.plugins);
-      // A refused config is the config's fault; a file that is no plugin is not.
-      if (absl::IsInvalidArgument(plugin.status())) return plugin.status();
-      if (!plugin.ok()) {
-        spdlog::warn("{}", std::string(plugin.status().message()));
-        continue;
-      }
-      loaded.insert((*plugin)->info().name());
-    }
-  }
-  for (const auto& [name, table] : config.plugins.items()) {
-    if (loaded.count(name) == 0) {
-      return absl::NotFoundError(absl::StrCat("plugins.", name, ": no provider ", name,
-                                              " is installed (looked in ",
-                                              absl::StrJoin(dirs, ", "), ")"));
-    }
-  }
-  return absl::OkStatus();
+  return timer::plugin_host::LoadPlugins(timer::server::PluginDir(config),
+                                         config.load_plugins, config.plugins, uid)
+      .status();
 }
 
 }  // namespace
@@ -252,7 +224,9 @@ int main(int argc, char** argv) {
   app.add_option("--listen", listen, "address to serve on (default 127.0.0.1:50051)");
   app.add_option("--data-dir", data_dir,
                  "directory of the embedded store (default ~/.local/share/timer)");
-  app.add_option("--plugin-dir", plugin_dir, "directory of action-provider plugins");
+  app.add_option("--plugin-dir", plugin_dir,
+                 "directory of the action-provider plugins (NAME.so), instead of "
+                 "../lib/timer/plugins next to timerd");
   app.add_option("--log-level", log_level, "trace, debug, info, warn or error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
   app.add_option("--tls-cert", tls_cert, "PEM certificate chain: serve TLS")
@@ -318,6 +292,12 @@ int main(int argc, char** argv) {
 
   timer::server::Config config;
   if (!config_path.empty()) {
+    // Believed only if no other user could have written it.
+    if (absl::Status s = timer::server::CheckConfigFilesTrusted(timer::server::Config{},
+                                                                config_path, ::geteuid());
+        !s.ok()) {
+      return Fail(std::string(s.message()));
+    }
     auto loaded = timer::server::LoadConfigFile(config_path);
     if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
     config = *std::move(loaded);
@@ -337,7 +317,7 @@ int main(int argc, char** argv) {
       s = timer::server::ValidateListenAddress(
           config.listen, config.allow_insecure_remote || !config.tls_cert.empty());
     }
-    if (s.ok()) s = CheckProviderConfigs(config);
+    if (s.ok()) s = CheckFilesAndProviders(config, config_path);
     if (!s.ok()) return Fail(std::string(s.message()));
     std::cout << (config_path.empty() ? std::string("the defaults") : config_path)
               << ": ok\n";

@@ -13,6 +13,8 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,8 +32,24 @@ namespace {
 
 class PluginFaultsE2eTest : public CliTest {
  protected:
+  // timerd with a plugin directory of the fault providers, each under its
+  // provider's name, and the installed noop; the config names them all.
   std::unique_ptr<Daemon> Start() {
-    return StartTimerd({"--plugin-dir", TIMER_FAULTS_DIR});
+    namespace fs = std::filesystem;
+    const std::string dir = tmp_.path() + "/plugins";
+    fs::create_directories(dir);
+    fs::permissions(dir, fs::perms(0755));
+    fs::copy_file(fs::path(timerd_).parent_path().parent_path() / "lib" / "timer" /
+                      "plugins" / "noop.so",
+                  dir + "/noop.so", fs::copy_options::overwrite_existing);
+    for (const char* name : {"hang", "garbage", "abort"}) {
+      fs::copy_file(std::string(TIMER_FAULTS_DIR) + "/fault_" + name + ".so",
+                    dir + "/" + name + ".so", fs::copy_options::overwrite_existing);
+    }
+    const std::string config = tmp_.path() + "/faults.toml";
+    std::ofstream(config, std::ios::trunc)
+        << "load_plugins = [\"noop\", \"hang\", \"garbage\", \"abort\"]\n";
+    return StartTimerd({"--plugin-dir", dir, "--config", config});
   }
   void Prepare(grpc::ClientContext* ctx) {
     ctx->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));

@@ -14,11 +14,17 @@
  *                         empty action id, 8 MiB of details);
  *                      3: start() calls abort()
  *
+ * Every variant, when loaded (by its constructor, before any check of the
+ * host could refuse it), appends its provider name and a newline to the
+ * file named by the environment variable TIMER_FAKE_LOADED_MARKER, if set:
+ * the tests see which files a host opened at all.
+ *
  * The good variant reports ABI 1.<FAKE_MINOR> with a table grown by one
  * field, as a provider built against a newer minor would. Its actions end
  * at once: SUCCEEDED, with the config it was created with as details.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,6 +40,15 @@
 #ifndef FAKE_MINOR
 #define FAKE_MINOR 7
 #endif
+
+__attribute__((constructor)) static void fake_loaded(void) {
+  const char* marker = getenv("TIMER_FAKE_LOADED_MARKER");
+  if (marker == NULL || marker[0] == '\0') return;
+  FILE* f = fopen(marker, "a");
+  if (f == NULL) return;
+  fputs(FAKE_NAME "\n", f);
+  fclose(f);
+}
 
 struct timer_ap_error {
   timer_ap_code code;

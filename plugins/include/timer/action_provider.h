@@ -185,7 +185,9 @@ typedef struct timer_ap_api {
   uint32_t abi_minor; /* TIMER_AP_ABI_MINOR the provider was built with */
 
   /* Identity of the provider; static, live until the object is unloaded. */
-  /* Unique among loaded providers; [a-z0-9_-]{1,64}; jobs name it. */
+  /* Unique among loaded providers; [a-z0-9_-]{1,64}; jobs name it. The
+   * host opens provider NAME from the file NAME.so of its plugin directory
+   * and refuses a file whose provider has another name. */
   timer_ap_str name;
   timer_ap_str version;     /* the provider's own version, e.g. "1.2.0" */
   timer_ap_str description; /* one sentence */

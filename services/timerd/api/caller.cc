@@ -13,6 +13,8 @@
 
 #include "absl/strings/match.h"
 
+#include "util/escape.h"
+
 namespace timer::api {
 namespace {
 
@@ -111,9 +113,9 @@ absl::StatusOr<auth::Principal> CallerOf(const auth::Authenticator& auth,
   absl::StatusOr<auth::Principal> principal = auth.Authenticate(credentials);
   if (!principal.ok()) {
     // The reason, never the credential.
-    spdlog::debug("call refused: {}", std::string(principal.status().message()));
+    spdlog::debug("call refused: {}", util::Escaped(principal.status().message()));
   } else {
-    spdlog::trace("call by {} ({})", principal->identity.name,
+    spdlog::trace("call by {} ({})", util::Escaped(principal->identity.name),
                   principal->identity.auth_method);
   }
   return principal;

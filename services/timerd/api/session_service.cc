@@ -4,6 +4,7 @@
 
 #include "api/caller.h"
 #include "api/status.h"
+#include "util/escape.h"
 
 namespace timer::api {
 
@@ -34,7 +35,7 @@ grpc::ServerUnaryReactor* SessionServiceImpl::RevokeSession(
   absl::Status revoked = caller.ok() ? auth_->Revoke(*caller) : caller.status();
   if (caller.ok() && revoked.ok()) {
     spdlog::info("token {} of {} revoked by its holder", caller->token_id,
-                 caller->identity.name);
+                 util::Escaped(caller->identity.name));
   }
   reactor->Finish(ToGrpcStatus(revoked));
   return reactor;

@@ -8,11 +8,13 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "auth/token.h"
 
 namespace timer::auth {
 namespace {
@@ -325,6 +327,15 @@ absl::StatusOr<JwtClaims> JwtVerifier::Verify(absl::string_view jwt,
   if (now >= *exp + options_.leeway) {
     return Unauthenticated(absl::StrCat("expired at ", UtcString(*exp)));
   }
+  const absl::StatusOr<std::optional<absl::Time>> iat = NumericDate(claims, "iat");
+  if (!iat.ok()) return iat.status();
+  // Without iat, what is left of it from now.
+  const absl::Time issued = *iat ? std::min(**iat, now) : now;
+  if (*exp - issued > options_.max_lifetime) {
+    return Unauthenticated(
+        absl::StrCat("valid for longer than auth.jwt.max_lifetime_seconds (",
+                     absl::ToInt64Seconds(options_.max_lifetime), ")"));
+  }
   const absl::StatusOr<std::optional<absl::Time>> nbf = NumericDate(claims, "nbf");
   if (!nbf.ok()) return nbf.status();
   if (*nbf && now + options_.leeway < **nbf) {
@@ -349,6 +360,14 @@ absl::StatusOr<JwtClaims> JwtVerifier::Verify(absl::string_view jwt,
   if (identity.empty()) {
     return Unauthenticated(
         absl::StrCat(options_.identity_claim, ": required (a string)"));
+  }
+  // The identity of an issued token obeys this rule; a JWT's must too, since
+  // it is logged and shown like one. The message never quotes the value.
+  if (absl::Status valid = ValidateIdentityName(identity); !valid.ok()) {
+    return Unauthenticated(
+        absl::StrCat(options_.identity_claim,
+                     ": not a valid identity (1 to 256 printable ASCII characters "
+                     "without spaces)"));
   }
   return JwtClaims{identity, *exp};
 }

@@ -7,8 +7,14 @@
 // by `kid` when the token names one) or PEM public keys. OpenSSL's EVP API
 // does every cryptographic step. After the signature, the claims: `exp` is
 // required and `nbf` honoured (both with `leeway`), `iss` must equal
-// `issuer` and `aud` (a string or an array) must contain `audience`. The
-// identity is the string claim `identity_claim` (default `sub`).
+// `issuer` and `aud` (a string or an array) must contain `audience`. A
+// token valid for longer than `max_lifetime` (exp - iat, or exp - now
+// without iat) is refused: timerd cannot revoke a JWT, so its lifetime must
+// be short. The identity is the string claim `identity_claim` (default
+// `sub`) and must obey the rule of issued tokens' identities
+// (ValidateIdentityName in auth/token.h: 1 to 256 printable ASCII
+// characters, no spaces), so no newline or escape sequence reaches a log
+// line or a terminal through it.
 //
 // Errors are UNAUTHENTICATED and never quote the token. Immutable after
 // creation; thread-safe.
@@ -30,6 +36,7 @@ struct JwtOptions {
   std::string audience;  // Required.
   std::string identity_claim = "sub";
   absl::Duration leeway = absl::Seconds(60);
+  absl::Duration max_lifetime = absl::Hours(24);
 };
 
 struct JwtClaims {

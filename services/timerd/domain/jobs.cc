@@ -13,6 +13,7 @@
 #include "domain/job_results.h"
 #include "domain/schedule.h"
 #include "domain/time_util.h"
+#include "util/escape.h"
 #include "util/status_macros.h"
 
 namespace timer::domain {
@@ -402,7 +403,8 @@ void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& r
     } else if (kOtherPaths.contains(path)) {
       action_changed |= path.rfind("action", 0) == 0;
     } else {
-      valid = Invalid("update_mask", absl::StrCat("\"", path, "\" cannot be updated"));
+      valid = Invalid("update_mask",
+                      absl::StrCat("\"", util::Escaped(path), "\" cannot be updated"));
     }
   }
   // The merged job is validated before the write; the write then checks that
@@ -761,8 +763,8 @@ absl::StatusOr<v1::ActionProvider> JobService::GetActionProvider(
   if (request.name().empty()) return Invalid("name", "required");
   ActionProvider* p = providers_ ? providers_->Find(request.name()) : nullptr;
   if (p == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("no action provider named \"", request.name(), "\" is loaded"));
+    return absl::NotFoundError(absl::StrCat(
+        "no action provider named \"", util::Escaped(request.name()), "\" is loaded"));
   }
   return p->info();
 }

@@ -6,13 +6,13 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
-#include <filesystem>
-#include <set>
-#include <system_error>
+#include <map>
 #include <type_traits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "util/escape.h"
+#include "util/file_trust.h"
 
 namespace timer::plugin_host {
 namespace {
@@ -21,8 +21,6 @@ namespace {
 // replaced by a note (details) or cut (error).
 constexpr size_t kMaxDetailsBytes = 64 << 10;
 constexpr size_t kMaxErrorBytes = 4 << 10;
-
-namespace fs = std::filesystem;
 
 timer_ap_str Str(absl::string_view s) { return {s.data(), s.size()}; }
 std::string String(timer_ap_str s) {
@@ -92,7 +90,9 @@ void Plugin::HostLog(void* context, timer_ap_log_level level, timer_ap_str messa
       l = spdlog::level::err;
       break;
   }
-  spdlog::log(l, "provider {}: {}", self->info_.name(), String(message));
+  // A provider's words may carry what a job's owner wrote (paths, ...).
+  spdlog::log(l, "provider {}: {}", self->info_.name(),
+              util::Escaped(String(message), kMaxErrorBytes));
 }
 
 absl::Status Plugin::ToStatus(timer_ap_error* error) const {
@@ -100,6 +100,10 @@ absl::Status Plugin::ToStatus(timer_ap_error* error) const {
   int code = api_->error_code(error);
   std::string message = String(api_->error_message(error));
   api_->error_destroy(error);
+  if (message.size() > kMaxErrorBytes) {
+    message.resize(kMaxErrorBytes);
+    message += " [truncated]";
+  }
   if (code <= 0 || code > 16) {
     return absl::UnknownError(absl::StrCat("provider ", info_.name(),
                                            " returned error code ", code, ": ", message));
@@ -217,7 +221,8 @@ absl::Status PluginRegistry::Add(std::unique_ptr<Plugin> plugin) {
 
 absl::StatusOr<std::unique_ptr<Plugin>> LoadPlugin(const std::string& path,
                                                    const nlohmann::json& configs_by_name,
-                                                   const PluginRegistry* existing) {
+                                                   const PluginRegistry* existing,
+                                                   absl::string_view expected_name) {
   dlerror();
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (handle == nullptr) {
@@ -258,6 +263,10 @@ absl::StatusOr<std::unique_ptr<Plugin>> LoadPlugin(const std::string& path,
     return fail(Refused(path, absl::StrCat("invalid provider name \"", name,
                                            "\" (want [a-z0-9_-], 1 to 64 characters)")));
   }
+  if (!expected_name.empty() && name != expected_name) {
+    return fail(Refused(path, absl::StrCat("holds provider \"", name, "\", not \"",
+                                           expected_name, "\"")));
+  }
   if (existing != nullptr) {
     if (const auto* other = static_cast<const Plugin*>(existing->Find(name))) {
       return fail(absl::AlreadyExistsError(absl::StrCat(
@@ -285,54 +294,58 @@ absl::StatusOr<std::unique_ptr<Plugin>> LoadPlugin(const std::string& path,
 }
 
 absl::StatusOr<std::unique_ptr<PluginRegistry>> LoadPlugins(
-    const std::vector<std::string>& dirs, const nlohmann::json& configs_by_name) {
+    const std::string& dir, const std::vector<std::string>& names,
+    const nlohmann::json& configs_by_name, uid_t uid) {
   if (!configs_by_name.is_object()) {
     return absl::InvalidArgumentError(
         "plugins: must be a table of provider configurations");
   }
-  auto registry = std::make_unique<PluginRegistry>();
-  std::set<std::string> seen_dirs;
-  for (const std::string& dir : dirs) {
-    if (dir.empty()) continue;
-    std::error_code ec;
-    fs::path canonical = fs::canonical(dir, ec);
-    if (ec || !fs::is_directory(canonical, ec)) {
-      spdlog::warn("plugin directory {} skipped: not a readable directory", dir);
-      continue;
-    }
-    if (!seen_dirs.insert(canonical.string()).second) continue;  // listed twice
-    std::vector<fs::path> files;
-    for (fs::directory_iterator it(canonical, ec), end; !ec && it != end;
-         it.increment(ec)) {
-      const fs::path& p = it->path();
-      std::string fname = p.filename().string();
-      if (p.extension() != ".so" || fname.front() == '.') continue;
-      files.push_back(p);
-    }
-    if (ec) {
-      spdlog::warn("plugin directory {}: listing failed: {}", dir, ec.message());
-      continue;
-    }
-    std::sort(files.begin(), files.end());
-    for (const fs::path& file : files) {
-      absl::StatusOr<std::unique_ptr<Plugin>> plugin =
-          LoadPlugin(file.string(), configs_by_name, registry.get());
-      if (!plugin.ok()) {
-        spdlog::warn("plugin refused: {}", std::string(plugin.status().message()));
-        continue;
-      }
-      const v1::ActionProvider& info = (*plugin)->info();
-      spdlog::info("plugin loaded: provider {} {} (ABI {}) from {}", info.name(),
-                   info.version(), info.abi_version(), file.string());
-      absl::Status added = registry->Add(*std::move(plugin));
-      if (!added.ok())
-        spdlog::warn("plugin refused: {}", std::string(added.message()));  // not reached
-    }
+  // Each provider once, with the key that asked for it.
+  std::map<std::string, std::string> wanted;
+  for (const std::string& name : names) {
+    wanted.emplace(name, absl::StrCat("load_plugins: ", util::Escaped(name), ": "));
   }
   for (const auto& [name, config] : configs_by_name.items()) {
-    if (registry->Find(name) == nullptr) {
-      spdlog::warn("plugins.{}: configured, but no provider of that name was loaded",
-                   name);
+    wanted[name] = absl::StrCat("plugins.", util::Escaped(name), ": ");
+  }
+  auto registry = std::make_unique<PluginRegistry>();
+  if (wanted.empty()) return registry;
+  for (const auto& [name, key] : wanted) {
+    if (!ValidName(name)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(key, "not a provider name (want [a-z0-9_-], 1 to 64 characters)"));
+    }
+  }
+  const auto failed = [](const std::string& key, const absl::Status& s) {
+    return absl::Status(s.code(), absl::StrCat(key, s.message()));
+  };
+  if (absl::Status s =
+          util::CheckTrusted(dir, {.uid = uid,
+                                   .check_parents = true,
+                                   .kind = util::TrustOptions::Kind::kDirectory});
+      !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat("plugin_dir: ", s.message()));
+  }
+  for (const auto& [name, key] : wanted) {
+    const std::string file = absl::StrCat(dir, "/", name, ".so");
+    if (absl::Status s = util::CheckTrusted(
+            file,
+            {.uid = uid, .check_parents = true, .kind = util::TrustOptions::Kind::kFile});
+        !s.ok()) {
+      return failed(key, absl::IsNotFound(s)
+                             ? absl::NotFoundError(absl::StrCat("no provider ", name,
+                                                                " is installed (", file,
+                                                                " does not exist)"))
+                             : s);
+    }
+    absl::StatusOr<std::unique_ptr<Plugin>> plugin =
+        LoadPlugin(file, configs_by_name, registry.get(), name);
+    if (!plugin.ok()) return failed(key, plugin.status());
+    const v1::ActionProvider& info = (*plugin)->info();
+    spdlog::info("plugin loaded: provider {} {} (ABI {}) from {}", info.name(),
+                 util::Escaped(info.version()), info.abi_version(), util::Escaped(file));
+    if (absl::Status added = registry->Add(*std::move(plugin)); !added.ok()) {
+      return failed(key, added);  // Not reached: each name is loaded once.
     }
   }
   return registry;

@@ -3,14 +3,20 @@
 // domain::ActionProvider.
 //
 //   ASSIGN_OR_RETURN(std::unique_ptr<PluginRegistry> registry,
-//                    LoadPlugins({config.plugin_dir, DefaultPluginDir()},
-//                                config.plugins));
+//                    LoadPlugins(config.plugin_dir, config.load_plugins,
+//                                config.plugins, ::geteuid()));
 //   domain::ActionProvider* noop = registry->Find("noop");
 //
-// Loading never fails because of one bad file: a file that is not a shared
-// object, lacks the entry symbol, has another ABI major or a too-small table,
-// fails create(), or repeats a provider name is refused with one
-// spdlog::warn line naming the file and why, and the others still load.
+// Only the providers asked for are loaded, each from DIR/NAME.so: a file in
+// the directory that nobody named is never opened, since dlopen() runs a
+// shared object's constructors before any check of what it is. The
+// directory and each file must pass util::CheckTrusted (owned by root or the
+// user timerd runs as, not writable by group or others, nor any directory
+// above them): a plugin runs as timerd. Any failure (an untrusted or missing
+// file, a file that is not a plugin, a provider of another name, a provider
+// refusing its configuration) fails the whole load, naming the config key
+// (`plugins.NAME` or `load_plugins`): a typo must not leave timerd running
+// without the provider while it reports healthy.
 //
 // Ownership: the registry owns the plugins; each Plugin owns its provider
 // instance and its dlopen handle, and on destruction calls the provider's
@@ -22,6 +28,8 @@
 // loaded registry is immutable and thread-safe; Plugin's ActionProvider
 // methods are thread-safe (the ABI tags them so).
 #pragma once
+
+#include <sys/types.h>
 
 #include <map>
 #include <memory>
@@ -63,7 +71,8 @@ class Plugin : public domain::ActionProvider {
  private:
   friend absl::StatusOr<std::unique_ptr<Plugin>> LoadPlugin(const std::string&,
                                                             const nlohmann::json&,
-                                                            const PluginRegistry*);
+                                                            const PluginRegistry*,
+                                                            absl::string_view);
   Plugin(std::string path, void* handle, const timer_ap_api* api);
   static void HostLog(void* context, timer_ap_log_level level, timer_ap_str message);
   absl::Status ToStatus(timer_ap_error* error) const;  // frees `error`
@@ -94,6 +103,8 @@ class PluginRegistry : public domain::ProviderRegistry {
 
 // Loads one plugin file: dlopen(RTLD_NOW | RTLD_LOCAL), checks the table,
 // and creates the provider with configs_by_name[<provider name>] (or {}).
+// No trust check: LoadPlugins makes it before calling this. With
+// `expected_name`, a provider of another name is refused before create().
 // Errors: FAILED_PRECONDITION (not a loadable shared object, no entry
 // symbol, provider refused this host, ABI mismatch, malformed table),
 // ALREADY_EXISTS (`existing` has that name; checked before create()),
@@ -101,15 +112,18 @@ class PluginRegistry : public domain::ProviderRegistry {
 // Messages start with the path.
 absl::StatusOr<std::unique_ptr<Plugin>> LoadPlugin(
     const std::string& path, const nlohmann::json& configs_by_name,
-    const PluginRegistry* existing = nullptr);
+    const PluginRegistry* existing = nullptr, absl::string_view expected_name = {});
 
-// Loads every non-hidden *.so in each directory of `dirs` (files sorted by
-// name; a directory listed twice, or missing, is skipped with a log line;
-// the first of two plugins with the same provider name wins). Each file
-// that fails to load is logged with spdlog::warn and skipped. A config for
-// a provider that was not loaded is logged too. Fails only when
-// `configs_by_name` is not a JSON object (INVALID_ARGUMENT).
+// Loads the providers named in `names` and those with a table in
+// `configs_by_name` (a JSON object: provider name -> its configuration),
+// each from `dir`/NAME.so, which must hold the provider NAME. `dir` and
+// every file are checked with util::CheckTrusted for `uid` first. Fails on
+// the first provider that cannot be loaded; the message starts with
+// "plugins.NAME: " for a provider with a table, "load_plugins: NAME: " for
+// one only listed. INVALID_ARGUMENT when `configs_by_name` is not an
+// object or a name is not a provider name ([a-z0-9_-], 1 to 64 characters).
 absl::StatusOr<std::unique_ptr<PluginRegistry>> LoadPlugins(
-    const std::vector<std::string>& dirs, const nlohmann::json& configs_by_name);
+    const std::string& dir, const std::vector<std::string>& names,
+    const nlohmann::json& configs_by_name, uid_t uid);
 
 }  // namespace timer::plugin_host

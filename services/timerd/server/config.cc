@@ -17,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "util/file_trust.h"
 
 namespace timer::server {
 
@@ -32,12 +33,19 @@ const std::vector<ConfigKey>& ConfigKeys() {
        .field = &Config::data_dir,
        .doc = "directory of the embedded store (flag --data-dir)",
        .default_doc = "`$XDG_DATA_HOME/timer`, else `~/.local/share/timer`",
-       .accepted_doc = "a directory path; created private (0700) if missing"},
+       .accepted_doc = "a directory path; created private (0700) if missing, else "
+                       "it must be timerd's user's and not writable by group or others"},
       {.path = "plugin_dir",
        .field = &Config::plugin_dir,
-       .doc = "more action-provider plugins to load (flag --plugin-dir)",
-       .default_doc = "none; `../lib/timer/plugins` next to timerd is always loaded",
-       .accepted_doc = "a directory path"},
+       .doc =
+           "directory of the action-provider plugins, NAME.so each (flag --plugin-dir)",
+       .default_doc = "`../lib/timer/plugins` next to timerd",
+       .accepted_doc = "a directory owned by root or timerd's user, not writable by "
+                       "group or others"},
+      {.path = "load_plugins",
+       .field = &Config::load_plugins,
+       .doc = "providers to load besides those with a [plugins.NAME] table",
+       .accepted_doc = "provider names; each must be installed as plugin_dir/NAME.so"},
       {.path = "log_level",
        .field = &Config::log_level,
        .allowed = {"trace", "debug", "info", "warn", "error"},
@@ -194,6 +202,11 @@ const std::vector<ConfigKey>& ConfigKeys() {
        .min = 0,
        .max = 3600,
        .doc = "clock skew allowed on exp and nbf"},
+      {.path = "auth.jwt.max_lifetime_seconds",
+       .field = &Config::jwt_max_lifetime_seconds,
+       .min = 60,
+       .max = 366 * 24 * 3600,
+       .doc = "JWTs valid for longer (exp - iat, or exp - now) are refused"},
   };
   return *keys;
 }
@@ -290,6 +303,9 @@ std::string Expected(const ConfigKey& key) {
                           return key.allowed.empty() ? "a string" : OneOf(key.allowed);
                         },
                         [](bool Config::*) -> std::string { return "true or false"; },
+                        [](std::vector<std::string> Config::*) -> std::string {
+                          return "an array of strings";
+                        },
                         [&](auto) -> std::string {
                           return absl::StrCat("a whole number from ", key.min, " to ",
                                               key.max);
@@ -331,6 +347,18 @@ absl::Status SetKey(const ConfigKey& key, const toml::node& node,
             const auto* v = node.as_boolean();
             if (v == nullptr) return refuse();
             config.*member = v->get();
+            return absl::OkStatus();
+          },
+          [&](std::vector<std::string> Config::*member) -> absl::Status {
+            const auto* array = node.as_array();
+            if (array == nullptr) return refuse();
+            std::vector<std::string> values;
+            for (const toml::node& element : *array) {
+              const auto* v = element.as_string();
+              if (v == nullptr) return refuse();
+              values.push_back(v->get());
+            }
+            config.*member = std::move(values);
             return absl::OkStatus();
           },
           [&](auto member) -> absl::Status {
@@ -387,7 +415,9 @@ absl::Status ParseTable(const toml::table& table, const std::string& prefix,
 std::string TypeName(const ConfigKey& key) {
   return std::visit(
       Overloaded{[](std::string Config::*) { return "string"; },
-                 [](bool Config::*) { return "bool"; }, [](auto) { return "integer"; }},
+                 [](bool Config::*) { return "bool"; },
+                 [](std::vector<std::string> Config::*) { return "array of strings"; },
+                 [](auto) { return "integer"; }},
       key.field);
 }
 
@@ -398,6 +428,14 @@ std::string DefaultValue(const ConfigKey& key) {
       Overloaded{
           [](std::string Config::*m) { return Quoted(defaults->*m); },
           [](bool Config::*m) -> std::string { return defaults->*m ? "true" : "false"; },
+          [](std::vector<std::string> Config::*m) {
+            return absl::StrCat("[",
+                                absl::StrJoin(defaults->*m, ", ",
+                                              [](std::string* out, const std::string& v) {
+                                                absl::StrAppend(out, Quoted(v));
+                                              }),
+                                "]");
+          },
           [](auto m) { return absl::StrCat(defaults->*m); }},
       key.field);
 }
@@ -414,6 +452,9 @@ std::string Accepted(const ConfigKey& key) {
                                  });
           },
           [](bool Config::*) -> std::string { return "`true`, `false`"; },
+          [](std::vector<std::string> Config::*) -> std::string {
+            return "an array of strings";
+          },
           [&](auto) -> std::string { return absl::StrCat(key.min, " to ", key.max); },
       },
       key.field);
@@ -505,6 +546,30 @@ absl::Status ValidateConfig(const Config& config) {
   } else if (!config.jwt_issuer.empty() || !config.jwt_audience.empty()) {
     return absl::InvalidArgumentError(
         "auth.jwt.keys_file: required to accept JWTs (issuer/audience are set)");
+  }
+  return absl::OkStatus();
+}
+
+std::string PluginDir(const Config& config) {
+  return config.plugin_dir.empty() ? DefaultPluginDir() : config.plugin_dir;
+}
+
+absl::Status CheckConfigFilesTrusted(const Config& config, const std::string& config_path,
+                                     uid_t uid) {
+  const std::pair<const char*, const std::string*> files[] = {
+      {"config file", &config_path},
+      {"tls_cert", &config.tls_cert},
+      {"tls_key", &config.tls_key},
+      {"tls_client_ca", &config.tls_client_ca},
+      {"auth.jwt.keys_file", &config.jwt_keys_file}};
+  for (const auto& [key, path] : files) {
+    if (path->empty()) continue;
+    absl::Status s = util::CheckTrusted(
+        *path,
+        {.uid = uid, .check_parents = true, .kind = util::TrustOptions::Kind::kFile});
+    // A missing file is reported by what reads it, as "cannot read".
+    if (absl::IsNotFound(s)) continue;
+    if (!s.ok()) return absl::Status(s.code(), absl::StrCat(key, ": ", s.message()));
   }
   return absl::OkStatus();
 }

@@ -3,6 +3,7 @@
 //   listen = "127.0.0.1:50051"
 //   data_dir = "/var/lib/timer"
 //   plugin_dir = "/usr/local/lib/timer/plugins"
+//   load_plugins = ["noop", "transfer"]   # plus every [plugins.NAME] table
 //   log_level = "info"               # trace, debug, info, warn, error
 //   allow_insecure_remote = false    # plaintext on a non-loopback address
 //   workers = 4                      # threads calling action providers
@@ -19,11 +20,14 @@
 // messages, `timerd config reference` (the table in docs/DEPLOYMENT.md) and
 // `timerd config sample`; adding a setting is a member here plus an entry
 // there. The `[plugins.NAME]` tables are not in it: each is handed to the
-// provider NAME as JSON, and the provider checks it.
+// provider NAME as JSON, and the provider checks it (at start: a provider
+// refusing its table stops timerd).
 //
 // Unknown keys are errors: a typo must not silently fall back to a default.
 // Config is a plain value type; ConfigKeys() is immutable and thread-safe.
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
@@ -40,6 +44,8 @@ struct Config {
   std::string listen = "127.0.0.1:50051";
   std::string data_dir;    // Empty: DefaultDataDir().
   std::string plugin_dir;  // Empty: DefaultPluginDir().
+  // Providers to load besides those with a [plugins.NAME] table.
+  std::vector<std::string> load_plugins = {"noop", "transfer"};
   std::string log_level = "info";
   bool allow_insecure_remote = false;
   int workers = 4;
@@ -75,6 +81,7 @@ struct Config {
   std::string jwt_audience;
   std::string jwt_identity_claim = "sub";
   int64_t jwt_leeway_seconds = 60;
+  int64_t jwt_max_lifetime_seconds = 24 * 3600;
   // Provider name -> its configuration, as a JSON object.
   nlohmann::json plugins = nlohmann::json::object();
 };
@@ -82,9 +89,10 @@ struct Config {
 // One key of the config file.
 struct ConfigKey {
   // The member the key sets. A string member takes a TOML string, a bool
-  // member true or false, an int or int64_t member a whole number.
+  // member true or false, an int or int64_t member a whole number, a
+  // vector member an array of strings.
   using Field = std::variant<std::string Config::*, bool Config::*, int Config::*,
-                             int64_t Config::*>;
+                             int64_t Config::*, std::vector<std::string> Config::*>;
 
   absl::string_view path;  // Dotted, as in TOML: "workers", "auth.jwt.issuer".
   Field field;
@@ -128,6 +136,19 @@ std::string DefaultPluginDir();
 
 // Checks the settings that depend on each other (TLS files, [auth.jwt]).
 absl::Status ValidateConfig(const Config& config);
+
+// The directory plugins are loaded from: plugin_dir, else DefaultPluginDir().
+std::string PluginDir(const Config& config);
+
+// Checks that every file the config names which timerd believes or runs
+// (the config file itself when `config_path` is not empty, tls_cert,
+// tls_key, tls_client_ca, auth.jwt.keys_file) is trusted for `uid`
+// (util::CheckTrusted: owned by root or uid, not writable by group or
+// others, nor any directory above it). Errors name the key and the path; a
+// file that does not exist is left to the code that reads it.
+// Plugins are checked where they are loaded (plugin_host::LoadPlugins).
+absl::Status CheckConfigFilesTrusted(const Config& config, const std::string& config_path,
+                                     uid_t uid);
 
 // Checks that `listen` is host:port and, unless allow_insecure_remote, that
 // the host is a loopback address (plaintext must not leave the machine).

@@ -37,6 +37,7 @@
 #include "domain/run_engine.h"
 #include "domain/watch_start.h"
 #include "plugin_host/plugin_host.h"
+#include "server/data_dir.h"
 #include "server/listener.h"
 #include "store/sqlite_store.h"
 #include "store/sqlite_token_store.h"
@@ -44,30 +45,6 @@
 
 namespace timer::server {
 namespace {
-
-// Creates `dir` (and parents) private to this user, then takes an exclusive
-// advisory lock on dir/LOCK. Returns the lock's file descriptor.
-absl::StatusOr<int> LockDataDir(const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("data_dir: cannot create ", dir, ": ", ec.message()));
-  }
-  ::chmod(dir.c_str(), 0700);
-  const std::string lock_path = dir + "/LOCK";
-  int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("data_dir: cannot open ", lock_path, ": ", std::strerror(errno)));
-  }
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    ::close(fd);
-    return absl::FailedPreconditionError(
-        absl::StrCat("data_dir: ", dir, " is in use by another timerd"));
-  }
-  return fd;
-}
 
 absl::StatusOr<std::string> ReadFileText(const std::string& path, const char* setting) {
   std::ifstream in(path);
@@ -209,13 +186,17 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
   const bool tls = !config.tls_cert.empty();
   RETURN_IF_ERROR(
       ValidateListenAddress(config.listen, config.allow_insecure_remote || tls));
+  // Key files are believed only if no other user could have written them.
+  const uid_t uid = ::geteuid();
+  RETURN_IF_ERROR(CheckConfigFilesTrusted(config, /*config_path=*/"", uid));
   ASSIGN_OR_RETURN(const std::optional<TlsFiles> tls_files, ReadTls(config));
   const std::string data_dir =
       config.data_dir.empty() ? DefaultDataDir() : config.data_dir;
 
   auto impl = std::make_unique<Impl>();
-  ASSIGN_OR_RETURN(impl->lock_fd, LockDataDir(data_dir));
-  // Bound before anything starts, without SO_REUSEPORT: a port another
+  RETURN_IF_ERROR(PrepareDataDir(data_dir, uid));
+  ASSIGN_OR_RETURN(impl->lock_fd, LockDataDir(data_dir, uid));
+    // Bound before anything starts, without SO_REUSEPORT: a port another
   // server listens on stops timerd here.
   ASSIGN_OR_RETURN(
       impl->listener,
@@ -239,21 +220,22 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
   if (!config.jwt_keys_file.empty()) {
     ASSIGN_OR_RETURN(std::string keys,
                      ReadFileText(config.jwt_keys_file, "auth.jwt.keys_file"));
-    ASSIGN_OR_RETURN(impl->jwt,
-                     auth::JwtVerifier::Create(
-                         keys, absl::StrCat("auth.jwt.keys_file ", config.jwt_keys_file),
-                         {.issuer = config.jwt_issuer,
-                          .audience = config.jwt_audience,
-                          .identity_claim = config.jwt_identity_claim,
-                          .leeway = absl::Seconds(config.jwt_leeway_seconds)}));
+    ASSIGN_OR_RETURN(
+        impl->jwt, auth::JwtVerifier::Create(
+                       keys, absl::StrCat("auth.jwt.keys_file ", config.jwt_keys_file),
+                       {.issuer = config.jwt_issuer,
+                        .audience = config.jwt_audience,
+                        .identity_claim = config.jwt_identity_claim,
+                        .leeway = absl::Seconds(config.jwt_leeway_seconds),
+                        .max_lifetime = absl::Seconds(config.jwt_max_lifetime_seconds)}));
   }
   impl->authenticator = std::make_unique<auth::Authenticator>(
       impl->tokens.get(), impl->jwt.get(), &impl->clock);
-  // Plugins from --plugin-dir and the installed directory next to the binary;
-  // for a provider name found in both, the --plugin-dir one wins.
-  ASSIGN_OR_RETURN(
-      impl->plugins,
-      plugin_host::LoadPlugins({config.plugin_dir, DefaultPluginDir()}, config.plugins));
+  // Only the providers the config asks for, from one trusted directory; any
+  // that cannot be loaded stops the start.
+  ASSIGN_OR_RETURN(impl->plugins,
+                   plugin_host::LoadPlugins(PluginDir(config), config.load_plugins,
+                                            config.plugins, uid));
   spdlog::info("plugins: {} action provider(s) loaded", impl->plugins->size());
   impl->jobs = std::make_unique<domain::JobService>(impl->store.get(), &impl->clock,
                                                     impl->plugins.get());

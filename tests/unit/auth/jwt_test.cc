@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -144,7 +145,9 @@ TEST_P(JwtTest, ExpiredNotYetValidWrongAudienceOrIssuerFail) {
 // (undefined behaviour). Such a date is refused.
 TEST_P(JwtTest, OutOfRangeDatesAreRefused) {
   auto key = NewKey();
-  auto v = Verifier(testing::PublicPem(key.get()));
+  // No lifetime bound here: the dates themselves are under test.
+  auto v =
+      Verifier(testing::PublicPem(key.get()), {.max_lifetime = absl::InfiniteDuration()});
   ASSERT_NE(v, nullptr);
   const auto verify = [&](json claims) {
     return v->Verify(testing::SignJwt(key.get(), claims), kNow);
@@ -165,6 +168,66 @@ TEST_P(JwtTest, OutOfRangeDatesAreRefused) {
   json far = Claims(kNow);
   far["exp"] = 253402300799.0;
   EXPECT_TRUE(verify(far).ok());
+}
+
+// An identity from a JWT obeys the rule of issued tokens' identities: a
+// newline in `sub` once produced a forged line in timerd's log.
+TEST_P(JwtTest, AnIdentityThatIsNotAValidIdentityNameIsRefused) {
+  auto key = NewKey();
+  auto v = Verifier(testing::PublicPem(key.get()));
+  ASSERT_NE(v, nullptr);
+  for (const std::string& sub :
+       {std::string("mallory\n2026-12-05T11:00:00.000Z timerd info: token of root"),
+        std::string("\x1b]0;pwned\x07"), std::string("two words"),
+        std::string("caf\xc3\xa9"), std::string(257, 'a')}) {
+    auto c = v->Verify(testing::SignJwt(key.get(), Claims(kNow, sub)), kNow);
+    EXPECT_THAT(c,
+                StatusIs(absl::StatusCode::kUnauthenticated, "sub: not a valid identity"))
+        << sub;
+    EXPECT_EQ(c.status().message().find(sub), absl::string_view::npos)
+        << "the message must not quote the value";
+  }
+  EXPECT_TRUE(
+      v->Verify(testing::SignJwt(key.get(), Claims(kNow, std::string(256, 'a'))), kNow)
+          .ok());
+}
+
+// timerd cannot revoke a JWT: one valid for longer than the configured
+// lifetime (auth.jwt.max_lifetime_seconds) is refused.
+TEST_P(JwtTest, ATokenValidForLongerThanTheMaximumLifetimeIsRefused) {
+  auto key = NewKey();
+  auto v = Verifier(testing::PublicPem(key.get()), {.max_lifetime = absl::Hours(1)});
+  ASSERT_NE(v, nullptr);
+  const auto verify = [&](absl::Duration exp_after, std::optional<absl::Duration> iat) {
+    json claims = Claims(kNow);
+    claims["exp"] = absl::ToUnixSeconds(kNow + exp_after);
+    if (iat) {
+      claims["iat"] = absl::ToUnixSeconds(kNow + *iat);
+    } else {
+      claims.erase("iat");
+    }
+    return v->Verify(testing::SignJwt(key.get(), claims), kNow);
+  };
+  EXPECT_TRUE(verify(absl::Minutes(59), absl::ZeroDuration()).ok());
+  EXPECT_TRUE(verify(absl::Minutes(30), -absl::Minutes(30)).ok());
+  EXPECT_THAT(verify(absl::Hours(2), absl::ZeroDuration()),
+              StatusIs(absl::StatusCode::kUnauthenticated,
+                       "valid for longer than auth.jwt.max_lifetime_seconds (3600)"));
+  // Issued long ago and still valid: its lifetime counts from iat.
+  EXPECT_THAT(verify(absl::Minutes(10), -absl::Hours(3)),
+              StatusIs(absl::StatusCode::kUnauthenticated, "max_lifetime_seconds"));
+  // Without iat, from now; an iat in the future does not stretch it.
+  EXPECT_TRUE(verify(absl::Minutes(50), std::nullopt).ok());
+  EXPECT_THAT(verify(absl::Hours(2), std::nullopt),
+              StatusIs(absl::StatusCode::kUnauthenticated, "max_lifetime_seconds"));
+  EXPECT_THAT(verify(absl::Hours(2), absl::Hours(1) + absl::Minutes(30)),
+              StatusIs(absl::StatusCode::kUnauthenticated, "max_lifetime_seconds"));
+  // The default bound is a day.
+  auto by_default = Verifier(testing::PublicPem(key.get()));
+  json month = Claims(kNow);
+  month["exp"] = absl::ToUnixSeconds(kNow + absl::Hours(24 * 30));
+  EXPECT_THAT(by_default->Verify(testing::SignJwt(key.get(), month), kNow),
+              StatusIs(absl::StatusCode::kUnauthenticated, "max_lifetime_seconds"));
 }
 
 TEST_P(JwtTest, IdentityClaimIsConfigurable) {

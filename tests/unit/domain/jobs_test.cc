@@ -30,6 +30,7 @@
 namespace timer::domain {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
@@ -749,6 +750,31 @@ TEST_F(JobServiceTest, GarbagePageTokenIsInvalidArgument) {
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_token")))
         << "page_token \"" << bad << "\"";
   }
+}
+
+// ---------------------------------------------------------------------------
+// Errors echo a bounded, escaped part of what the caller sent.
+
+TEST_F(JobServiceTest, AnErrorEchoesABoundedEscapedPartOfTheInput) {
+  const std::string huge = "\x1b[2J" + std::string(1 << 20, 'p');
+  v1::GetActionProviderRequest get;
+  get.set_name(huge);
+  absl::StatusOr<v1::ActionProvider> provider = service_.GetActionProvider(get);
+  ASSERT_EQ(provider.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_LT(provider.status().message().size(), 512u);
+  EXPECT_THAT(std::string(provider.status().message()),
+              AllOf(HasSubstr("\\x1b[2Jppp"), HasSubstr("(1048580 bytes)")));
+
+  v1::UpdateJobRequest update;
+  *update.mutable_job() = CreateOk();
+  update.mutable_update_mask()->add_paths(huge);
+  absl::StatusOr<v1::Job> updated = Wait([&](store::JobCallback done) {
+    service_.UpdateJob(kAlice, update, std::move(done));
+  });
+  ASSERT_EQ(updated.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_LT(updated.status().message().size(), 512u);
+  EXPECT_THAT(std::string(updated.status().message()),
+              AllOf(HasSubstr("update_mask"), Not(HasSubstr("\x1b"))));
 }
 
 }  // namespace

@@ -1,8 +1,11 @@
-// Loader tests: good plugins load; each broken one is refused with one warn
-// line naming it, and the rest still load.
+// Loader tests: only the providers asked for are opened, from a trusted
+// directory; each broken or untrusted one fails the load, naming its key.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ringbuffer_sink.h>
 #include <spdlog/spdlog.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -57,34 +60,50 @@ std::vector<std::string> Names(const PluginRegistry& r) {
   return names;
 }
 
-TEST(LoadPlugins, LoadsTheGoodAndRefusesEachBrokenOneWithAWarning) {
-  TempDir dir;
-  fs::copy_file(TIMER_NOOP_SO, dir.path() / "noop.so");
-  for (const char* f : {"fake_good", "fake_v2", "fake_refuse", "fake_nosym", "fake_small",
-                        "fake_initfail", "fake_badname"}) {
-    fs::copy_file(Fake(f), dir.path() / (std::string(f) + ".so"));
+// Sets TIMER_FAKE_LOADED_MARKER (tests/support/fake_plugin.c) while it
+// lives: every fake plugin's constructor appends its name to the file, so a
+// test sees which files were opened at all.
+class LoadedMarker {
+ public:
+  explicit LoadedMarker(const TempDir& dir) : path_(dir.path() / "loaded.txt") {
+    ::setenv("TIMER_FAKE_LOADED_MARKER", path_.c_str(), 1);
   }
-  // Sorts after noop.so, so the real noop is loaded first and this one is
-  // the duplicate.
-  fs::copy_file(Fake("fake_dup"), dir.path() / "zz_dup_noop.so");
-  WriteFile(dir.path() / "x.so", "this is not an ELF file\n");
-  WriteFile(dir.path() / "README.txt", "ignored: not *.so\n");
+  ~LoadedMarker() { ::unsetenv("TIMER_FAKE_LOADED_MARKER"); }
+  std::string Loaded() const { return fs::exists(path_) ? testing::ReadFile(path_) : ""; }
+
+ private:
+  fs::path path_;
+};
+
+// A plugin directory of its own (0755 inside a private temp dir).
+fs::path PluginDir(const TempDir& tmp) {
+  const fs::path dir = tmp.path() / "plugins";
+  fs::create_directories(dir);
+  fs::permissions(dir, fs::perms(0755));
+  return dir;
+}
+
+TEST(LoadPlugins, LoadsOnlyTheProvidersAskedForAndOpensNoOtherFile) {
+  TempDir tmp;
+  LoadedMarker marker(tmp);
+  const fs::path dir = PluginDir(tmp);
+  fs::copy_file(TIMER_NOOP_SO, dir / "noop.so");
+  fs::copy_file(Fake("fake_good"), dir / "fake_c.so");
+  // Nobody asked for these: they are never opened, so their constructors
+  // never run as timerd.
+  for (const char* f : {"fake_v2", "fake_refuse", "fake_nosym", "fake_small",
+                        "fake_initfail", "fake_badname", "fake_dup"}) {
+    fs::copy_file(Fake(f), dir / (std::string(f) + ".so"));
+  }
+  WriteFile(dir / "x.so", "this is not an ELF file\n");
 
   LogCapture log;
-  nlohmann::json configs = {{"fake_c", {{"greeting", "hello"}}},
-                            {"ghost", nlohmann::json::object()}};
-  auto registry = LoadPlugins(
-      {dir.str(), dir.str() + "/../" + dir.path().filename().string()}, configs);
+  nlohmann::json configs = {{"fake_c", {{"greeting", "hello"}}}};
+  auto registry = LoadPlugins(dir.string(), {"noop"}, configs, ::geteuid());
   ASSERT_TRUE(registry.ok()) << registry.status();
   EXPECT_EQ(Names(**registry), (std::vector<std::string>{"fake_c", "noop"}));
-
-  for (const char* f :
-       {"fake_v2.so", "fake_refuse.so", "fake_nosym.so", "fake_small.so",
-        "fake_initfail.so", "fake_badname.so", "zz_dup_noop.so", "x.so"}) {
-    EXPECT_EQ(log.WarnLinesWith(std::string("/") + f + ":"), 1) << f;
-  }
-  EXPECT_EQ(log.WarnLinesWith("README"), 0);
-  EXPECT_EQ(log.WarnLinesWith("plugins.ghost"), 1);
+  EXPECT_EQ(marker.Loaded(), "fake_c\n");
+  EXPECT_EQ(log.WarnLinesWith(""), 0);
 
   // The good C plugin got its own config table and works through the host.
   domain::ActionProvider* fake = (*registry)->Find("fake_c");
@@ -99,6 +118,130 @@ TEST(LoadPlugins, LoadsTheGoodAndRefusesEachBrokenOneWithAWarning) {
   EXPECT_EQ(fake->Validate(domain::LocalIdentity(), "[]").code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ((*registry)->Find("nope"), nullptr);
+}
+
+TEST(LoadPlugins, AProviderThatCannotBeLoadedFailsTheLoadNamingItsKey) {
+  TempDir tmp;
+  const fs::path dir = PluginDir(tmp);
+  fs::copy_file(TIMER_NOOP_SO, dir / "noop.so");
+  fs::copy_file(Fake("fake_initfail"), dir / "initfail.so");
+  fs::copy_file(Fake("fake_v2"), dir / "v2.so");
+  fs::copy_file(Fake("fake_dup"), dir / "other.so");  // Holds a provider "noop".
+  WriteFile(dir / "junk.so", "not ELF");
+  const nlohmann::json none = nlohmann::json::object();
+  struct Case {
+    std::vector<std::string> names;
+    nlohmann::json configs;
+    absl::StatusCode code;
+    std::string prefix, needle;
+  };
+  const std::vector<Case> cases = {
+      // A typo in a table's name: no such provider.
+      {{},
+       {{"nopp", none}},
+       absl::StatusCode::kNotFound,
+       "plugins.nopp: ",
+       "no provider nopp is installed"},
+      {{"nopp"},
+       none,
+       absl::StatusCode::kNotFound,
+       "load_plugins: nopp: ",
+       "no provider nopp is installed"},
+      // A provider refusing its table.
+      {{},
+       {{"initfail", none}},
+       absl::StatusCode::kInvalidArgument,
+       "plugins.initfail: ",
+       "refused on purpose"},
+      {{"v2"},
+       none,
+       absl::StatusCode::kFailedPrecondition,
+       "load_plugins: v2: ",
+       "built for ABI 2.7"},
+      {{"junk"},
+       none,
+       absl::StatusCode::kFailedPrecondition,
+       "load_plugins: junk: ",
+       "not a loadable"},
+      {{"other"},
+       none,
+       absl::StatusCode::kFailedPrecondition,
+       "load_plugins: other: ",
+       "holds provider \"noop\", not \"other\""},
+      // Not a name: never turned into a path.
+      {{},
+       {{"../noop", none}},
+       absl::StatusCode::kInvalidArgument,
+       "plugins.../noop: ",
+       "not a provider name"},
+  };
+  for (const Case& c : cases) {
+    auto r = LoadPlugins(dir.string(), c.names, c.configs, ::geteuid());
+    ASSERT_FALSE(r.ok()) << c.prefix;
+    EXPECT_EQ(r.status().code(), c.code) << r.status();
+    EXPECT_EQ(r.status().message().find(c.prefix), 0u) << r.status();
+    EXPECT_NE(r.status().message().find(c.needle), absl::string_view::npos) << r.status();
+  }
+  EXPECT_EQ(
+      LoadPlugins(dir.string(), {}, nlohmann::json::array(), ::geteuid()).status().code(),
+      absl::StatusCode::kInvalidArgument);
+}
+
+TEST(LoadPlugins, NothingAskedForLoadsNothingAndNeedsNoDirectory) {
+  auto empty = LoadPlugins("/nonexistent/timer/plugins", {}, nlohmann::json::object(),
+                           ::geteuid());
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ((*empty)->size(), 0u);
+  auto missing = LoadPlugins("/nonexistent/timer/plugins", {"noop"},
+                             nlohmann::json::object(), ::geteuid());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << missing.status();
+}
+
+TEST(LoadPlugins, AnUntrustedDirectoryOrFileIsRefusedBeforeAnythingIsOpened) {
+  TempDir tmp;
+  LoadedMarker marker(tmp);
+  const fs::path dir = PluginDir(tmp);
+  fs::copy_file(Fake("fake_good"), dir / "fake_c.so");
+  const auto load = [&] {
+    return LoadPlugins(dir.string(), {"fake_c"}, nlohmann::json::object(), ::geteuid());
+  };
+  ASSERT_TRUE(load().ok());
+  EXPECT_EQ(marker.Loaded(), "fake_c\n");
+  fs::remove(tmp.path() / "loaded.txt");
+  // Each problem in turn, each refused before dlopen: the marker stays empty.
+  fs::permissions(dir, fs::perms(0777));
+  auto r = load();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied) << r.status();
+  EXPECT_THAT(std::string(r.status().message()),
+              ::testing::AllOf(::testing::StartsWith("plugin_dir: "),
+                               ::testing::HasSubstr("writable by others")));
+  fs::permissions(dir, fs::perms(0775));
+  r = load();
+  EXPECT_THAT(std::string(r.status().message()), ::testing::HasSubstr("its group"));
+  fs::permissions(dir, fs::perms(0755));
+  fs::permissions(dir / "fake_c.so", fs::perms(0666));
+  r = load();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied) << r.status();
+  EXPECT_THAT(std::string(r.status().message()),
+              ::testing::AllOf(::testing::StartsWith("load_plugins: fake_c: "),
+                               ::testing::HasSubstr("fake_c.so: writable by others")));
+  fs::permissions(dir / "fake_c.so", fs::perms(0755));
+  // A directory above that others may write (and that is not sticky).
+  fs::permissions(tmp.path(), fs::perms(0777));
+  r = load();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied) << r.status();
+  EXPECT_THAT(std::string(r.status().message()),
+              ::testing::HasSubstr("in an untrusted directory"));
+  fs::permissions(tmp.path(), fs::perms(0700));
+  if (::geteuid() == 0) {
+    // Owned by another user (nobody): refused even though root could read it.
+    ASSERT_EQ(::chown((dir / "fake_c.so").c_str(), 65534, 65534), 0);
+    r = load();
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied) << r.status();
+    EXPECT_THAT(std::string(r.status().message()),
+                ::testing::HasSubstr("owned by uid 65534"));
+  }
+  EXPECT_EQ(marker.Loaded(), "");
 }
 
 TEST(LoadPlugin, ReportsWhyEachBrokenPluginIsRefused) {
@@ -141,14 +284,6 @@ TEST(LoadPlugin, DuplicateNameIsRefusedBeforeCreate) {
   auto dup = LoadPlugin(Fake("fake_dup"), nlohmann::json::object(), &registry);
   EXPECT_EQ(dup.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(registry.size(), 1u);
-}
-
-TEST(LoadPlugins, MissingDirectoryIsSkippedAndConfigMustBeAnObject) {
-  auto empty = LoadPlugins({"/nonexistent/timer/plugins"}, nlohmann::json::object());
-  ASSERT_TRUE(empty.ok());
-  EXPECT_EQ((*empty)->size(), 0u);
-  EXPECT_EQ(LoadPlugins({}, nlohmann::json::array()).status().code(),
-            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(LoadPlugin, LoadingTwiceGivesIndependentInstances) {

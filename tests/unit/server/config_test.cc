@@ -6,6 +6,7 @@
 #include "server/config.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <set>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -515,6 +517,87 @@ TEST(ConfigKeysTest, TheReferenceHasARowPerKeyWithItsRange) {
   }
   EXPECT_THAT(reference, HasSubstr("| `workers` | integer | `4` | 1 to 256 |"));
   EXPECT_THAT(reference, HasSubstr("`[plugins.NAME]`"));
+}
+
+// ---------------------------------------------------------------------------
+// Which providers load, and the files timerd believes.
+
+TEST(ParseConfigTest, LoadPluginsIsAListOfProviderNames) {
+  EXPECT_EQ(Config().load_plugins, (std::vector<std::string>{"noop", "transfer"}));
+  absl::StatusOr<Config> config = ParseConfig("load_plugins = [\"transfer\"]\n", kOrigin);
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->load_plugins, std::vector<std::string>{"transfer"});
+  config = ParseConfig("load_plugins = []\n", kOrigin);
+  ASSERT_THAT(config, IsOk());
+  EXPECT_TRUE(config->load_plugins.empty());
+  EXPECT_THAT(
+      ParseConfig("load_plugins = \"noop\"\n", kOrigin),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("load_plugins: must be an array of strings (got \"noop\")")));
+  EXPECT_THAT(ParseConfig("load_plugins = [\"noop\", 1]\n", kOrigin),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("load_plugins")));
+}
+
+TEST(PluginDirTest, IsThePluginDirElseTheOneNextToTimerd) {
+  Config config;
+  EXPECT_EQ(PluginDir(config), DefaultPluginDir());
+  config.plugin_dir = "/opt/timer/plugins";
+  EXPECT_EQ(PluginDir(config), "/opt/timer/plugins");
+}
+
+class ConfigFilesTrustTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "config_trust.XXXXXX").string();
+    ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::string File(const std::string& name, int mode) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path) << "x";
+    EXPECT_EQ(::chmod(path.c_str(), mode), 0);
+    return path;
+  }
+  std::string dir_;
+};
+
+TEST_F(ConfigFilesTrustTest, EveryFileTheConfigNamesMustBeNoOtherUsersToWrite) {
+  Config config;
+  config.tls_cert = File("server.crt", 0644);
+  config.tls_key = File("server.key", 0600);
+  config.tls_client_ca = File("ca.crt", 0644);
+  config.jwt_keys_file = File("jwks.json", 0644);
+  const std::string config_path = File("timerd.toml", 0600);
+  EXPECT_THAT(CheckConfigFilesTrusted(config, config_path, ::geteuid()), IsOk());
+  const std::vector<std::pair<std::string, std::string>> keys = {
+      {"config file", config_path},
+      {"tls_cert", config.tls_cert},
+      {"tls_key", config.tls_key},
+      {"tls_client_ca", config.tls_client_ca},
+      {"auth.jwt.keys_file", config.jwt_keys_file}};
+  for (const auto& [key, path] : keys) {
+    ASSERT_EQ(::chmod(path.c_str(), 0666), 0);
+    EXPECT_THAT(
+        CheckConfigFilesTrusted(config, config_path, ::geteuid()),
+        StatusIs(absl::StatusCode::kPermissionDenied,
+                 HasSubstr(absl::StrCat(key, ": ", path, ": writable by others"))));
+    ASSERT_EQ(::chmod(path.c_str(), 0644), 0);
+  }
+  // A file that is not there is left to the code that reads it to report.
+  config.tls_key = dir_ + "/missing.key";
+  EXPECT_THAT(CheckConfigFilesTrusted(config, "", ::geteuid()), IsOk());
+  if (::geteuid() == 0) {
+    ASSERT_EQ(::chown(config.jwt_keys_file.c_str(), 65534, 65534), 0);
+    EXPECT_THAT(CheckConfigFilesTrusted(config, "", ::geteuid()),
+                StatusIs(absl::StatusCode::kPermissionDenied,
+                         AllOf(HasSubstr("auth.jwt.keys_file"),
+                               HasSubstr("owned by uid 65534"))));
+  }
 }
 
 }  // namespace

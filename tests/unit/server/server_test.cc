@@ -191,12 +191,13 @@ class TimerServerTest : public ::testing::Test {
   }
 
   // A config that starts: loopback port 0, a data dir under the temp dir,
-  // the providers built next to the noop one.
+  // the noop provider from the build.
   Config TestConfig(const std::string& data = "data") const {
     Config config;
     config.listen = "127.0.0.1:0";
     config.data_dir = absl::StrCat(dir_, "/", data);
     config.plugin_dir = std::filesystem::path(TIMER_NOOP_SO).parent_path().string();
+    config.load_plugins = {"noop"};
     config.log_level = "warn";
     config.workers = 1;
     return config;
@@ -873,6 +874,108 @@ TEST_F(TimerServerTlsTest, ATlsKeyThatIsNotAKeyIsRefusedAndFreesTheDataDirectory
   std::ofstream(config.tls_key) << "not a key\n";
   EXPECT_FALSE(TimerServer::Start(config).ok());
   std::ofstream(config.tls_key) << server_cert_.key_pem;
+  EXPECT_NE(StartOk(config), nullptr);
+}
+
+// ---------------------------------------------------------------------------
+// Trust: what timerd reads at start must not be another local user's to
+// change (data directory, store, key files), and a provider's table it
+// cannot use stops the start.
+
+// Mode bits of `path` (with the sticky bit), or -1.
+int ModeOf(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<int>(st.st_mode & 07777) : -1;
+}
+
+TEST_F(TimerServerTest, AnExistingDataDirectoryWritableByOthersIsRefusedAndLeftAsItIs) {
+  Config config = TestConfig();
+  ASSERT_EQ(::mkdir(config.data_dir.c_str(), 0700), 0);
+  ASSERT_EQ(::chmod(config.data_dir.c_str(), 01777), 0);  // Like /tmp.
+  EXPECT_THAT(TimerServer::Start(config),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       AllOf(HasSubstr("data_dir"), HasSubstr(config.data_dir),
+                             HasSubstr("writable by others"))));
+  EXPECT_EQ(ModeOf(config.data_dir), 01777) << "never chmod what timerd did not create";
+  EXPECT_FALSE(std::filesystem::exists(config.data_dir + "/timer.db"));
+  ASSERT_EQ(::chmod(config.data_dir.c_str(), 0770), 0);
+  EXPECT_THAT(TimerServer::Start(config),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("its group")));
+  // Readable by others is the owner's choice: accepted, and kept.
+  ASSERT_EQ(::chmod(config.data_dir.c_str(), 0755), 0);
+  EXPECT_NE(StartOk(config), nullptr);
+  EXPECT_EQ(ModeOf(config.data_dir), 0755);
+}
+
+TEST_F(TimerServerTest, AStoreFileWritableByOthersIsRefused) {
+  Config config = TestConfig();
+  StartOk(config).reset();  // Creates the store.
+  for (const char* name : {"timer.db", "LOCK"}) {
+    const std::string path = absl::StrCat(config.data_dir, "/", name);
+    ASSERT_EQ(::chmod(path.c_str(), 0666), 0) << path;
+    EXPECT_THAT(TimerServer::Start(config),
+                StatusIs(absl::StatusCode::kPermissionDenied,
+                         AllOf(HasSubstr("data_dir"), HasSubstr(path))));
+    ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
+  }
+  EXPECT_NE(StartOk(config), nullptr);
+}
+
+TEST_F(TimerServerTest, ADataDirectoryOrStoreOfAnotherUserIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give files to another user";
+  Config config = TestConfig();
+  StartOk(config).reset();
+  // Another user moved the store away and planted theirs (its tokens would
+  // authenticate as anyone they like).
+  const std::string db = config.data_dir + "/timer.db";
+  ASSERT_EQ(::chown(db.c_str(), 65534, 65534), 0);
+  EXPECT_THAT(TimerServer::Start(config),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       AllOf(HasSubstr(db), HasSubstr("owned by uid 65534"))));
+  ASSERT_EQ(::chown(db.c_str(), 0, 0), 0);
+  ASSERT_EQ(::chown(config.data_dir.c_str(), 65534, 65534), 0);
+  EXPECT_THAT(TimerServer::Start(config),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("owned by uid")));
+}
+
+TEST_F(TimerServerTest, AKeyFileOthersMayWriteIsRefused) {
+  Config config = TestConfig();
+  config.jwt_keys_file = dir_ + "/jwks.json";
+  std::ofstream(config.jwt_keys_file) << R"({"keys": []})";
+  config.jwt_issuer = "https://idp.example.org";
+  config.jwt_audience = "timer";
+  ASSERT_EQ(::chmod(config.jwt_keys_file.c_str(), 0666), 0);
+  EXPECT_THAT(
+      TimerServer::Start(config),
+      StatusIs(absl::StatusCode::kPermissionDenied,
+               AllOf(HasSubstr("auth.jwt.keys_file"), HasSubstr("writable by others"))));
+  EXPECT_FALSE(std::filesystem::exists(config.data_dir)) << "checked before any work";
+}
+
+TEST_F(TimerServerTest, AProviderRefusingItsTableStopsTheStart) {
+  Config config = TestConfig();
+  config.plugins = {{"noop", {{"recordfile", dir_ + "/runs.log"}}}};  // record_file
+  EXPECT_THAT(TimerServer::Start(config),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       AllOf(HasSubstr("plugins.noop"), HasSubstr("recordfile"))));
+  config.plugins = {{"nopp", nlohmann::json::object()}};  // A typo of the name.
+  EXPECT_THAT(TimerServer::Start(config),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("plugins.nopp")));
+  // The failed starts released the data directory.
+  config.plugins = nlohmann::json::object();
+  EXPECT_NE(StartOk(config), nullptr);
+}
+
+TEST_F(TimerServerTest, AnUntrustedPluginDirectoryStopsTheStart) {
+  Config config = TestConfig();
+  config.plugin_dir = dir_ + "/plugins";
+  std::filesystem::create_directory(config.plugin_dir);
+  std::filesystem::copy_file(TIMER_NOOP_SO, config.plugin_dir + "/noop.so");
+  ASSERT_EQ(::chmod(config.plugin_dir.c_str(), 0777), 0);
+  EXPECT_THAT(TimerServer::Start(config),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       AllOf(HasSubstr("plugin_dir"), HasSubstr("writable by others"))));
+  ASSERT_EQ(::chmod(config.plugin_dir.c_str(), 0755), 0);
   EXPECT_NE(StartOk(config), nullptr);
 }
 

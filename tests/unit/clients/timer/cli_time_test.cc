@@ -11,7 +11,9 @@
 namespace timer::cli {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(ParseTimeArgTest, AcceptsTheDocumentedForms) {
   const absl::TimeZone utc = absl::UTCTimeZone();
@@ -83,6 +85,21 @@ TEST(ParseIntervalArgTest, SecondsAndUnits) {
                            "9223372036854775808"}) {
     EXPECT_FALSE(ParseIntervalArg(text).ok()) << text;
   }
+}
+
+// An argument echoed in an error is escaped and cut: a megabyte pasted by
+// mistake, or an escape sequence, does not come back to the terminal whole.
+TEST(ParseArgErrorsTest, EchoAtMostABoundedEscapedPartOfTheArgument) {
+  const std::string huge(1 << 20, '9');
+  absl::StatusOr<int64_t> interval = ParseIntervalArg(huge + "q");
+  ASSERT_FALSE(interval.ok());
+  EXPECT_LT(interval.status().message().size(), 512u)
+      << interval.status().message().size();
+  EXPECT_THAT(std::string(interval.status().message()), HasSubstr("(1048577 bytes)"));
+  absl::StatusOr<absl::Time> time = ParseTimeArg("\x1b]0;owned\x07", absl::UTCTimeZone());
+  ASSERT_FALSE(time.ok());
+  EXPECT_THAT(std::string(time.status().message()),
+              AllOf(HasSubstr("\\x1b]0;owned\\x07"), Not(HasSubstr("\x1b"))));
 }
 
 }  // namespace

@@ -289,5 +289,93 @@ TEST(PrintEventLineTest, TimeSequenceTypeJobAndRun) {
       "2030-01-01T00:00:00Z  #13  RESET  (events were missed; current state follows)\n");
 }
 
+// ---------------------------------------------------------------------------
+// Text from timerd is printed, never obeyed by the terminal.
+
+// What an owner (or a provider's error) could put in a name or a message:
+// a title change, a screen clear, a carriage return that hides a line, a
+// C1 control sequence introducer and a right-to-left override.
+const std::string kHostile =
+    "x\x1b]0;owned\x07\x1b[2J\rfake line\n\x9b"
+    "31m\xc2\x9b"
+    "31m\xe2\x80\xae"
+    "ok";
+
+void ExpectNothingATerminalObeys(const std::string& out) {
+  for (size_t i = 0; i < out.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(out[i]);
+    EXPECT_FALSE((c < 0x20 && c != '\n') || c == 0x7f)
+        << "control byte " << int{c} << " at " << i << " in:\n"
+        << out;
+  }
+  EXPECT_THAT(out, Not(HasSubstr("\xc2\x9b")));      // U+009B, CSI
+  EXPECT_THAT(out, Not(HasSubstr("\xe2\x80\xae")));  // U+202E, RLO
+  EXPECT_THAT(out, Not(HasSubstr("\nfake line")));   // No line of its own.
+}
+
+TEST(HostileTextTest, NoControlCharacterFromTimerdReachesTheTerminal) {
+  v1::Job job = SampleJob();
+  job.set_name(kHostile);
+  job.set_label(kHostile);
+  job.set_owner(kHostile);
+  job.mutable_action()->set_body(kHostile);
+  v1::JobResult* r = job.add_results();
+  r->set_run_number(1);
+  r->set_status(v1::JobResult::FAILED);
+  r->set_error(kHostile);
+  r->set_action_id(kHostile);
+  r->set_details(kHostile);
+  std::ostringstream one, many, results, event, who, provider, providers;
+  PrintJobTable(job, /*verbose=*/true, absl::FromUnixSeconds(k2030), one);
+  PrintJobsTable({job, job}, /*verbose=*/false, absl::FromUnixSeconds(k2030), many);
+  PrintResultsTable({*r}, /*verbose=*/true, results);
+  v1::JobEvent e;
+  *e.mutable_job() = job;
+  *e.mutable_result() = *r;
+  PrintEventLine(e, event);
+  v1::WhoAmIResponse w;
+  w.set_identity(kHostile);
+  w.set_auth_method(kHostile);
+  PrintWhoAmI(w, "h:1", who);
+  v1::ActionProvider p;
+  p.set_name(kHostile);
+  p.set_version(kHostile);
+  p.set_description(kHostile);
+  p.set_input_schema(kHostile);
+  PrintProvider(p, provider);
+  v1::ListActionProvidersResponse list;
+  *list.add_action_providers() = p;
+  PrintProvidersTable(list, providers);
+  for (const std::string& out : {one.str(), many.str(), results.str(), event.str(),
+                                 who.str(), provider.str(), providers.str()}) {
+    SCOPED_TRACE(out);
+    ExpectNothingATerminalObeys(out);
+    EXPECT_THAT(out, HasSubstr("\\x1b]0;owned\\x07\\x1b[2J\\r"));
+  }
+}
+
+TEST(PrintableTest, EscapesControlsAndKeepsText) {
+  EXPECT_EQ(Printable("nightly backup"), "nightly backup");
+  EXPECT_EQ(Printable("caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80"),
+            "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80");
+  EXPECT_EQ(Printable("a\tb\r\nc\x1b"), "a\\tb\\r\\nc\\x1b");
+  EXPECT_EQ(Printable("a\nb", /*keep_newlines=*/true), "a\nb");
+  EXPECT_EQ(Printable("\x7f\xc2\x85"), "\\x7f\\xc2\\x85");    // DEL, U+0085 (NEL)
+  EXPECT_EQ(Printable("\xe2\x81\xa6x"), "\\xe2\\x81\\xa6x");  // U+2066, an isolate
+  // Not UTF-8: a lone continuation byte, a cut sequence, an overlong form.
+  EXPECT_EQ(Printable("\x80"), "\\x80");
+  EXPECT_EQ(Printable("\xe6\x97"), "\\xe6\\x97");
+  EXPECT_EQ(Printable("\xc0\xaf"), "\\xc0\\xaf");
+  EXPECT_EQ(Printable("\xe0\x80\xaf"), "\\xe0\\x80\\xaf");
+  EXPECT_EQ(Printable("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // A surrogate.
+}
+
+TEST(EchoTest, AnEchoedArgumentIsEscapedAndBounded) {
+  EXPECT_EQ(Echo("1x"), "1x");
+  const std::string out = Echo(std::string(1 << 20, 'a'));
+  EXPECT_EQ(out, std::string(kMaxEchoBytes, 'a') + "...(1048576 bytes)");
+  EXPECT_EQ(Echo("\x1b[2J"), "\\x1b[2J");
+}
+
 }  // namespace
 }  // namespace timer::cli
