@@ -18,6 +18,14 @@
 #
 # Optimisation is -O1 (with -g1 line tables, asserts on), enough for readable
 # stacks at a fraction of the -O2 compile time. Benchmarks are not built.
+#
+# The ASan+UBSan tree is compiled with Clang, the sanitizers' reference
+# implementation: on this code it compiles about 40% faster than GCC with the
+# same checks (GCC's -fsanitize=undefined more than doubles a test file's
+# compile time; measured on tests/unit/api/timer_service_test.cc: GCC 50 s,
+# Clang 30 s of CPU), which is most of this stage's time in CI. The TSan tree
+# stays on GCC (its suppressions and Abseil-mutex annotations are set up for
+# it; it builds only the tests it runs).
 set -euo pipefail
 # As scripts/test.sh: timerd refuses a group-writable plugin directory.
 umask 022
@@ -30,12 +38,13 @@ case "$what" in
   *) echo "usage: $0 [asan|tsan|all]" >&2; exit 2 ;;
 esac
 
-./scripts/deps.sh
+./scripts/deps.sh clang libclang-rt-14-dev   # libclang-rt: Clang's sanitizer runtimes
 jobs=$(nproc)
 
-# configure <dir> <sanitizers>
+# configure <dir> <sanitizers> [VAR=value...]: the environment (CC, CXX) for
+# the first configuration of <dir>.
 configure() {
-  cmake -S . -B "$1" -G Ninja \
+  env "${@:3}" cmake -S . -B "$1" -G Ninja \
     -DTIMER_SANITIZE="$2" \
     -DTIMER_BUILD_BENCH=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -62,7 +71,7 @@ status=0
 # ---- AddressSanitizer + UndefinedBehaviorSanitizer: the whole suite ----
 if [ "$what" = asan ] || [ "$what" = all ]; then
   start=$SECONDS
-  configure build-asan address,undefined
+  configure build-asan address,undefined CC=clang CXX=clang++
   cmake --build build-asan -j "$jobs"
   reports=$root/build-asan/sanitizer-reports
   rm -rf "$reports"
