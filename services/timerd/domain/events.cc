@@ -13,10 +13,7 @@ namespace timer::domain {
 bool WatchFilter::Matches(const v1::Job& job) const {
   if (job.owner() != owner) return false;
   if (!job_id.empty() && job.job_id() != job_id) return false;
-  if (!statuses.empty() &&
-      std::find(statuses.begin(), statuses.end(), job.status()) == statuses.end()) {
-    return false;
-  }
+  if (statuses != 0 && (statuses & StatusBit(job.status())) == 0) return false;
   return name_contains.empty() || absl::StrContains(job.name(), name_contains);
 }
 
@@ -25,6 +22,18 @@ EventPtr MakeEvent(v1::JobEvent message) {
   e->message = std::move(message);
   e->message.SerializeToString(&e->wire);
   return e;
+}
+
+size_t EventBytes(const Event& e) {
+  // The parsed message's strings and submessages: about its wire size again,
+  // plus their object headers, which the allowance covers.
+  constexpr size_t kObjects = 1024;
+  return sizeof(Event) + kObjects + 2 * e.wire.size();
+}
+
+void ClearToBasic(v1::Job& job) {
+  if (job.has_action()) job.mutable_action()->clear_body();
+  job.clear_results();
 }
 
 size_t EventHub::Subscription::Take(size_t max, std::vector<EventPtr>& out,
@@ -108,9 +117,12 @@ EventHub::~EventHub() {
 
 void EventHub::DispatchLoop() {
   std::vector<EventPtr> batch;
+  // Each event's owner's watchers, as they were when the batch was taken.
+  std::vector<std::shared_ptr<const Subscriptions>> watchers;
   std::vector<std::shared_ptr<Subscription>> wake;
   for (;;) {
     batch.clear();
+    watchers.clear();
     wake.clear();
     {
       absl::MutexLock lock(&mu_);
@@ -123,16 +135,28 @@ void EventHub::DispatchLoop() {
       batch.assign(std::make_move_iterator(pending_.begin()),
                    std::make_move_iterator(pending_.end()));
       pending_.clear();
+      // A subscription made after this point starts after every event of
+      // the batch (its start_after_ is the head now), so it needs none of
+      // them; one removed after it may still get some, harmlessly.
       for (const EventPtr& e : batch) {
         auto it = by_owner_.find(e->message.job().owner());
-        if (it == by_owner_.end()) continue;
-        for (const std::shared_ptr<Subscription>& s : it->second) {
-          if (e->message.sequence() > s->start_after_ &&
-              s->filter_.Matches(e->message.job()) && s->Push(e)) {
-            wake.push_back(s);
-          }
+        watchers.push_back(it == by_owner_.end() ? nullptr : it->second);
+      }
+    }
+    // Matching runs without mu_: however costly a filter, publishers and
+    // new subscriptions do not wait for it.
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (watchers[i] == nullptr) continue;
+      const EventPtr& e = batch[i];
+      for (const std::shared_ptr<Subscription>& s : *watchers[i]) {
+        if (e->message.sequence() > s->start_after_ &&
+            s->filter_.Matches(e->message.job()) && s->Push(e)) {
+          wake.push_back(s);
         }
       }
+    }
+    {
+      absl::MutexLock lock(&mu_);
       dispatched_ = batch.back()->message.sequence();
     }
     // Each subscription once, however many of its events this batch held.
@@ -158,8 +182,9 @@ void EventHub::Publish(v1::JobEvent::Type type, const v1::Job& job,
   *m.mutable_event_time() = ToProto(clock_->Now());
   v1::Job* copy = m.mutable_job();
   *copy = job;
-  // Events stay small: the results travel as `result` and in snapshots.
-  copy->clear_results();
+  // Events stay small whatever the job holds: the body is left out (GetJob
+  // has it), the results travel as `result` and in snapshots.
+  ClearToBasic(*copy);
   if (result != nullptr) *m.mutable_result() = *result;
   // Serialized outside the lock, without the sequence; the lock only puts
   // the sequence field in front (a parser takes fields in any order).
@@ -174,8 +199,13 @@ void EventHub::Publish(v1::JobEvent::Type type, const v1::Job& job,
   }
   event->wire.append(rest);
   EventPtr shared = std::move(event);
+  log_bytes_ += EventBytes(*shared);
   log_.push_back(shared);
-  while (log_.size() > options_.keep_events) log_.pop_front();
+  while (log_.size() > 1 &&
+         (log_.size() > options_.keep_events || log_bytes_ > options_.keep_bytes)) {
+    log_bytes_ -= EventBytes(*log_.front());
+    log_.pop_front();
+  }
   pending_.push_back(std::move(shared));
 }
 
@@ -205,7 +235,11 @@ EventHub::Opened EventHub::Subscribe(WatchFilter filter, int64_t since,
       // Its first Take() finds it closed.
       sub->Close(absl::UnavailableError("timerd is shutting down"));
     } else {
-      by_owner_[sub->filter_.owner].push_back(sub);
+      std::shared_ptr<const Subscriptions>& list = by_owner_[sub->filter_.owner];
+      auto grown = list ? std::make_shared<Subscriptions>(*list)
+                        : std::make_shared<Subscriptions>();
+      grown->push_back(sub);
+      list = std::move(grown);
       ++count_;
     }
   }
@@ -218,13 +252,20 @@ void EventHub::Unsubscribe(const std::shared_ptr<Subscription>& subscription) {
   absl::MutexLock lock(&mu_);
   auto it = by_owner_.find(subscription->filter_.owner);
   if (it == by_owner_.end()) return;
-  auto& subs = it->second;
+  const Subscriptions& subs = *it->second;
   auto found = std::find(subs.begin(), subs.end(), subscription);
   if (found == subs.end()) return;
-  *found = std::move(subs.back());
-  subs.pop_back();
   --count_;
-  if (subs.empty()) by_owner_.erase(it);
+  if (subs.size() == 1) {
+    by_owner_.erase(it);
+    return;
+  }
+  auto shrunk = std::make_shared<Subscriptions>();
+  shrunk->reserve(subs.size() - 1);
+  for (const std::shared_ptr<Subscription>& s : subs) {
+    if (s != subscription) shrunk->push_back(s);
+  }
+  it->second = std::move(shrunk);
 }
 
 void EventHub::Shutdown() {
@@ -233,7 +274,7 @@ void EventHub::Shutdown() {
     absl::MutexLock lock(&mu_);
     shut_down_ = true;
     for (auto& [owner, subs] : by_owner_) {
-      for (const std::shared_ptr<Subscription>& s : subs) {
+      for (const std::shared_ptr<Subscription>& s : *subs) {
         if (s->Close(absl::UnavailableError("timerd is shutting down")))
           wake.push_back(s);
       }
@@ -250,6 +291,16 @@ int64_t EventHub::head() const {
 size_t EventHub::subscriptions() const {
   absl::MutexLock lock(&mu_);
   return count_;
+}
+
+size_t EventHub::kept_events() const {
+  absl::MutexLock lock(&mu_);
+  return log_.size();
+}
+
+size_t EventHub::kept_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return log_bytes_;
 }
 
 }  // namespace timer::domain
