@@ -153,9 +153,10 @@ void AddWatchCommand(CLI::App& job, Globals& g, CommandSet& commands) {
   watch->add_option("--since", wa.since,
                     "resume after this event sequence number (from an earlier watch)");
   watch->add_option("--limit", wa.limit, "stop after printing this many events");
-  watch->add_option("--view", wa.view,
-                    "how SNAPSHOT events show jobs: basic, without action bodies and "
-                    "results (the default), or full; other events never carry them")
+  watch
+      ->add_option("--view", wa.view,
+                   "how SNAPSHOT events show jobs: basic, without action bodies and "
+                   "results (the default), or full; other events never carry them")
       ->check(CLI::IsMember({"basic", "full"}));
   commands.Add(watch, [&g, args] { return Watch(g, *args); });
 }

@@ -340,9 +340,8 @@ TEST_F(WatchE2eTest, JobsWithLargeBodiesFiringDoNotGrowTheServer) {
   auto stream = e2e::Events(stub->WatchJobs(&watch_ctx, v1::WatchJobsRequest()));
   const std::string body =
       absl::StrCat(R"({"fail_message":")", std::string(1000000, 'x'), R"("})");
-  const absl::Time start =
-      absl::Ceil(absl::Now() - absl::UnixEpoch(), absl::Seconds(1)) + absl::UnixEpoch() +
-      absl::Seconds(1);
+  const absl::Time start = absl::Ceil(absl::Now() - absl::UnixEpoch(), absl::Seconds(1)) +
+                           absl::UnixEpoch() + absl::Seconds(1);
   for (int i = 0; i < 10; ++i) {
     grpc::ClientContext ctx;
     Prepare(&ctx);
@@ -404,7 +403,8 @@ TEST_F(WatchE2eTest, AStreamOverTheIdentitysBoundIsRefusedAndTheCliSaysWhy) {
   EXPECT_FALSE(third->Read(&e));
   const grpc::Status s = third->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-  EXPECT_NE(s.error_message().find("max_watch_streams_per_identity (2)"), std::string::npos)
+  EXPECT_NE(s.error_message().find("max_watch_streams_per_identity (2)"),
+            std::string::npos)
       << s.error_message();
 
   RunResult cli = timer::testing::Run(

@@ -708,8 +708,8 @@ absl::StatusOr<JobService::SnapshotPage> JobService::Snapshot(
   size_t bytes = 0;
   std::optional<store::ListCursor> last;
   ASSIGN_OR_RETURN(const bool more,
-                   ReadJobs(*store_, std::move(query), std::clamp(page_size, 1, kMaxPageSize),
-                            [&](v1::Job& job) {
+                   ReadJobs(*store_, std::move(query),
+                            std::clamp(page_size, 1, kMaxPageSize), [&](v1::Job& job) {
                               if (bytes >= max_bytes) return false;
                               last = CursorOf(job);
                               if (filter.Matches(job)) {

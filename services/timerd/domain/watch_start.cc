@@ -131,15 +131,16 @@ absl::Status WatchStarter::Admit(const std::string& owner) {
   absl::MutexLock lock(&mu_);
   if (stopping_) return ShuttingDown();
   if (streams_ >= options_.max_streams) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "max_watch_streams (", options_.max_streams, ") reached: timerd serves no more "
-        "watch streams until some end"));
+    return absl::ResourceExhaustedError(absl::StrCat("max_watch_streams (",
+                                                     options_.max_streams,
+                                                     ") reached: timerd serves no more "
+                                                     "watch streams until some end"));
   }
   size_t& mine = streams_by_owner_[owner];
   if (mine >= options_.max_streams_per_identity) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("max_watch_streams_per_identity (", options_.max_streams_per_identity,
-                     ") reached: end one of your watch streams first"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "max_watch_streams_per_identity (", options_.max_streams_per_identity,
+        ") reached: end one of your watch streams first"));
   }
   ++mine;
   ++streams_;
@@ -255,9 +256,9 @@ absl::StatusOr<std::optional<store::ListCursor>> WatchStarter::ReadPage(
     const WatchFilter& filter, const std::optional<store::ListCursor>& after,
     int64_t head, const google::protobuf::Timestamp& time,
     std::vector<EventPtr>& events) {
-  ASSIGN_OR_RETURN(
-      JobService::SnapshotPage page,
-      jobs_->Snapshot(filter, after, options_.snapshot_page_jobs, options_.snapshot_page_bytes));
+  ASSIGN_OR_RETURN(JobService::SnapshotPage page,
+                   jobs_->Snapshot(filter, after, options_.snapshot_page_jobs,
+                                   options_.snapshot_page_bytes));
   size_t bytes = 0;
   for (v1::Job& job : page.jobs) {
     store::ListCursor cursor = CursorOf(job);

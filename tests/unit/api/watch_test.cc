@@ -327,7 +327,8 @@ TEST_F(WatchTest, AHugeStatusesListIsInvalidArgument) {
 // and then only the snapshot does.
 TEST_F(WatchTest, OnlyAFullSnapshotCarriesTheBody) {
   const v1::Job job = Create("a");
-  for (v1::JobView view : {v1::JOB_VIEW_UNSPECIFIED, v1::JOB_VIEW_BASIC, v1::JOB_VIEW_FULL}) {
+  for (v1::JobView view :
+       {v1::JOB_VIEW_UNSPECIFIED, v1::JOB_VIEW_BASIC, v1::JOB_VIEW_FULL}) {
     grpc::ClientContext ctx;
     Prepare(ctx);
     v1::WatchJobRequest req;

@@ -87,8 +87,9 @@ TEST_F(EventHubTest, AnotherOwnersEventsNeverReachAWatcher) {
 TEST_F(EventHubTest, FiltersByJobStatusAndName) {
   EventHub hub(&clock_, {});
   auto one = hub.Subscribe({.owner = "alice", .job_id = "a"}, 0, [] {}).subscription;
-  auto paused = hub.Subscribe({.owner = "alice", .statuses = StatusBit(v1::Job::PAUSED)}, 0, [] {})
-                    .subscription;
+  auto paused =
+      hub.Subscribe({.owner = "alice", .statuses = StatusBit(v1::Job::PAUSED)}, 0, [] {})
+          .subscription;
   auto nightly = hub.Subscribe({.owner = "alice", .name_contains = "nightly"}, 0, [] {})
                      .subscription;
   hub.Publish(v1::JobEvent::CREATED, MakeJob("alice", "a", "nightly backup"), nullptr);
@@ -254,7 +255,8 @@ TEST_F(EventHubTest, StatusFilterIsAMask) {
   EXPECT_TRUE(filter.Matches(MakeJob("alice", "a", "", v1::Job::PAUSED)));
   EXPECT_TRUE(filter.Matches(MakeJob("alice", "a", "", v1::Job::ENDED)));
   EXPECT_FALSE(filter.Matches(MakeJob("alice", "a", "", v1::Job::LOADED)));
-  EXPECT_FALSE(filter.Matches(MakeJob("alice", "a", "", static_cast<v1::Job::Status>(40))));
+  EXPECT_FALSE(
+      filter.Matches(MakeJob("alice", "a", "", static_cast<v1::Job::Status>(40))));
   EXPECT_TRUE(WatchFilter{.owner = "alice"}.Matches(
       MakeJob("alice", "a", "", static_cast<v1::Job::Status>(40))));
 }

@@ -273,8 +273,9 @@ TEST_F(WatchStartTest, TheSnapshotHoldsOnlyMatchingLiveJobsAcrossPagesOfNone) {
   EXPECT_THAT(Types(got), Each(v1::JobEvent::SNAPSHOT));
 
   Wakes paused_wakes;
-  auto only_paused = starter_->Open({.owner = "alice", .statuses = StatusBit(v1::Job::PAUSED)}, 0,
-                                    paused_wakes.Callback());
+  auto only_paused =
+      starter_->Open({.owner = "alice", .statuses = StatusBit(v1::Job::PAUSED)}, 0,
+                     paused_wakes.Callback());
   got = TakeUntil(*only_paused, paused_wakes, 1);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0]->message.job().job_id(), paused.job_id());
@@ -417,7 +418,8 @@ TEST_F(WatchStartTest, SnapshotsLeaveBodiesAndResultsOutUnlessFull) {
   written.WaitForNotification();
 
   for (const WatchFilter& filter :
-       {WatchFilter{.owner = "alice"}, WatchFilter{.owner = "alice", .job_id = job.job_id()}}) {
+       {WatchFilter{.owner = "alice"},
+        WatchFilter{.owner = "alice", .job_id = job.job_id()}}) {
     Wakes wakes;
     auto feed = starter_->Open(filter, 0, wakes.Callback());
     std::vector<EventPtr> got = TakeUntil(*feed, wakes, 1);

@@ -127,13 +127,14 @@ TEST(ParseConfigTest, WatchAndListBoundsParseAndHaveSafeDefaults) {
   EXPECT_EQ(defaults.max_watch_streams_per_identity, 64);
   EXPECT_EQ(defaults.max_list_page_bytes, 1 << 20);
 
-  for (const char* bad : {"watch_keep_bytes = 0", "max_watch_streams = 0",
-                          "max_watch_streams_per_identity = -1",
-                          "max_list_page_bytes = 10"}) {
+  for (const char* bad :
+       {"watch_keep_bytes = 0", "max_watch_streams = 0",
+        "max_watch_streams_per_identity = -1", "max_list_page_bytes = 10"}) {
     absl::StatusOr<Config> refused = ParseConfig(bad, kOrigin);
     ASSERT_FALSE(refused.ok()) << bad;
-    EXPECT_THAT(std::string(refused.status().message()),
-                ::testing::HasSubstr(std::string(bad).substr(0, std::string(bad).find(' '))));
+    EXPECT_THAT(
+        std::string(refused.status().message()),
+        ::testing::HasSubstr(std::string(bad).substr(0, std::string(bad).find(' '))));
   }
 }
 
