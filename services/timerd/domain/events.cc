@@ -226,9 +226,12 @@ EventHub::Opened EventHub::Subscribe(WatchFilter filter, int64_t since,
     if (since <= 0 || since < first - 1 || since > head_) {
       opened.needs_snapshot = true;
     } else {
-      // Sequence numbers in the log are consecutive.
+      // Sequence numbers in the log are consecutive. Only the owner is
+      // compared here; the rest of the filter is matched after the lock.
       for (auto it = log_.begin() + (since - first + 1); it != log_.end(); ++it) {
-        if (sub->filter_.Matches((*it)->message.job())) opened.replay.push_back(*it);
+        if ((*it)->message.job().owner() == sub->filter_.owner) {
+          opened.replay.push_back(*it);
+        }
       }
     }
     if (shut_down_) {
@@ -243,6 +246,11 @@ EventHub::Opened EventHub::Subscribe(WatchFilter filter, int64_t since,
       ++count_;
     }
   }
+  opened.replay.erase(std::remove_if(opened.replay.begin(), opened.replay.end(),
+                                     [&sub](const EventPtr& e) {
+                                       return !sub->filter_.Matches(e->message.job());
+                                     }),
+                      opened.replay.end());
   opened.subscription = std::move(sub);
   return opened;
 }

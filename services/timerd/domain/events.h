@@ -10,8 +10,9 @@
 // body calls GetJob). A dispatcher thread then hands each event to the
 // buffer of each subscription whose filter it matches, so a publisher (the
 // store's writer, a run worker) never pays for the fan-out to many
-// watchers; it matches outside the hub's lock, so a costly filter delays
-// only the dispatcher, never a publisher or a new subscription. Nothing
+// watchers. Filters are matched outside the hub's lock (by the dispatcher,
+// and for a replay by the subscriber), so a costly filter delays only its
+// own watcher and the dispatcher, never a publisher. Nothing
 // waits for a consumer: a subscription whose buffer is full is closed with
 // RESOURCE_EXHAUSTED naming the sequence to resume after, and gets nothing
 // more.
