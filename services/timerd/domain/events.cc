@@ -1,6 +1,7 @@
 #include "domain/events.h"
 
 #include <algorithm>
+#include <string>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -32,8 +33,11 @@ size_t EventBytes(const Event& e) {
 }
 
 void ClearToBasic(v1::Job& job) {
-  if (job.has_action()) job.mutable_action()->clear_body();
-  job.clear_results();
+  // Not clear_body() and clear_results(): protobuf keeps a cleared string's
+  // buffer and a cleared repeated field's elements for reuse, so a job
+  // cleared that way still holds every byte it had.
+  if (job.has_action()) std::string().swap(*job.mutable_action()->mutable_body());
+  google::protobuf::RepeatedPtrField<v1::JobResult>().Swap(job.mutable_results());
 }
 
 size_t EventHub::Subscription::Take(size_t max, std::vector<EventPtr>& out,

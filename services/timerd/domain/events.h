@@ -60,7 +60,7 @@ EventPtr MakeEvent(v1::JobEvent message);
 size_t EventBytes(const Event& e);
 
 // A job as events and BASIC views show it: without `action.body` and
-// `results`.
+// `results`, whose memory is released.
 void ClearToBasic(v1::Job& job);
 
 // Where JobService and RunEngine report what changed. Must not block.

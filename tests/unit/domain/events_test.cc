@@ -215,9 +215,45 @@ TEST_F(EventHubTest, EventsCarryNoActionBody) {
   for (const EventPtr& e : opened.replay) {
     EXPECT_EQ(e->message.job().action().provider(), "noop");
     EXPECT_TRUE(e->message.job().action().body().empty());
+    // Nor is the body's memory held: an emptied string keeps its buffer.
+    EXPECT_LT(e->message.SpaceUsedLong(), 16u * 1024);
     bytes += e->wire.size();
   }
   EXPECT_LT(bytes, 64u * 1024);
+}
+
+// Results a job carries are left out of its events, memory included (a
+// cleared repeated field keeps its elements).
+TEST_F(EventHubTest, EventsHoldNoMemoryOfTheJobsResults) {
+  EventHub hub(&clock_, {});
+  auto sub = hub.Subscribe({.owner = "alice"}, 0, [] {}).subscription;
+  v1::Job job = MakeJob("alice", "a");
+  for (int i = 0; i < 10; ++i) {
+    v1::JobResult* r = job.add_results();
+    r->set_run_number(10 - i);
+    r->set_details(std::string(60 << 10, 'd'));
+  }
+  hub.Publish(v1::JobEvent::UPDATED, job, nullptr);
+  std::vector<EventPtr> got = TakeAll(hub, *sub);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0]->message.job().results_size(), 0);
+  EXPECT_LT(got[0]->message.SpaceUsedLong(), 16u * 1024);
+}
+
+// ClearToBasic, as listings use it: the two large fields go, memory and all,
+// and nothing else changes.
+TEST(ClearToBasicTest, LeavesEverythingButBodyAndResults) {
+  v1::Job job = MakeJob("alice", "a", "nightly");
+  job.mutable_action()->set_provider("noop");
+  job.mutable_action()->set_body(std::string(1 << 20, 'x'));
+  job.add_results()->set_details(std::string(60 << 10, 'd'));
+  job.set_n_runs(3);
+  v1::Job expected = job;
+  expected.mutable_action()->clear_body();
+  expected.clear_results();
+  ClearToBasic(job);
+  EXPECT_EQ(job.SerializeAsString(), expected.SerializeAsString());
+  EXPECT_LT(job.SpaceUsedLong(), 16u * 1024);
 }
 
 // The log keeps the newest events within its byte bound, whatever their
