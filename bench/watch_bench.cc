@@ -251,8 +251,13 @@ class Timerd {
 
   bool Start(const Options& opt, const std::string& dir, std::string* error) {
     log_ = dir + "/timerd.log";
-    pid_ = Spawn({opt.timerd, "--listen", "127.0.0.1:0", "--data-dir", dir + "/data",
-                  "--plugin-dir", opt.plugin_dir, "--log-level", "info"},
+    // All of this bench's streams are one identity's: lift the per-identity
+    // (and total) stream bounds, which are far below --streams by default.
+    const std::string config = dir + "/timerd.toml";
+    std::ofstream(config) << "max_watch_streams = 10000000\n"
+                             "max_watch_streams_per_identity = 10000000\n";
+    pid_ = Spawn({opt.timerd, "--config", config, "--listen", "127.0.0.1:0", "--data-dir",
+                  dir + "/data", "--plugin-dir", opt.plugin_dir, "--log-level", "info"},
                  dir + "/timerd.out", log_);
     if (pid_ < 0) {
       *error = "fork failed";

@@ -20,6 +20,7 @@ struct JobCommandState {
   std::string job_id;
   bool verbose = false;
   bool show_deleted = false;
+  std::string view;  // --view of `list`: "basic", "full" or empty.
   JobArgs job;
   TransferArgs transfer;
   std::string run_request_id;
@@ -122,13 +123,17 @@ absl::Status Status(Globals& g, const std::string& job_id, bool verbose,
   return absl::OkStatus();
 }
 
-absl::Status List(Globals& g, bool verbose, bool show_deleted) {
+// --view full, or -v (which prints bodies and results), asks for jobs in
+// full; otherwise BASIC, which leaves them out.
+absl::Status List(Globals& g, bool verbose, bool show_deleted, const std::string& view) {
   absl::StatusOr<Client> client = ConnectAsUser(g);
   if (!client.ok()) return client.status();
   v1::ListJobsResponse all;
   v1::ListJobsRequest request;
   request.set_page_size(1000);
   request.set_show_deleted(show_deleted);
+  request.set_view(view == "full" || (view.empty() && verbose) ? v1::JOB_VIEW_FULL
+                                                               : v1::JOB_VIEW_BASIC);
   if (absl::Status s = CallEveryPage(*client, &v1::TimerService::Stub::ListJobs, request,
                                      [&all](v1::ListJobsResponse& page) {
                                        for (v1::Job& job : *page.mutable_jobs())
@@ -346,8 +351,13 @@ void AddJobCommands(CLI::App& app, Globals& g, CommandSet& commands) {
   CLI::App* list = job->add_subcommand("list", "list your jobs");
   list->add_flag("-v,--verbose", s.verbose, "show every job in full");
   list->add_flag("--show-deleted", s.show_deleted, "include deleted jobs");
-  commands.Add(list,
-               [&g, state] { return List(g, state->verbose, state->show_deleted); });
+  list->add_option("--view", s.view,
+                   "basic: without action bodies and results (the default); full: "
+                   "with them (the default with -v)")
+      ->check(CLI::IsMember({"basic", "full"}));
+  commands.Add(list, [&g, state] {
+    return List(g, state->verbose, state->show_deleted, state->view);
+  });
 
   CLI::App* del = AddJobIdCommand(
       job, "delete", "stop a job for good; it stays visible with --show-deleted", s);

@@ -220,14 +220,14 @@ void PrintJobsTable(const std::vector<v1::Job>& jobs, bool verbose, absl::Time n
   }
   using Line = std::array<std::string, 6>;
   std::vector<Line> lines;
-  lines.push_back(
-      Line{"JOB ID", "NAME", "STATUS", "INTERVAL", "NEXT RUN", "LAST RESULT"});
+  // Times only: a listing's jobs come without their results (BASIC view).
+  lines.push_back(Line{"JOB ID", "NAME", "STATUS", "INTERVAL", "NEXT RUN", "LAST RUN"});
   for (const v1::Job& job : jobs) {
     lines.push_back(
         Line{Printable(job.job_id()), job.name().empty() ? "-" : Printable(job.name()),
              StatusText(job), FormatSeconds(job.schedule().interval_seconds()),
              job.has_next_run() ? IsoTime(FromProto(job.next_run())) : "-",
-             job.results_size() > 0 ? ResultText(job.results(0)) : "-"});
+             job.has_last_run() ? IsoTime(FromProto(job.last_run())) : "-"});
   }
   size_t width[6] = {};
   for (const Line& l : lines) {

@@ -8,6 +8,7 @@
 
 #include "absl/functional/function_ref.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "job_commands.h"
@@ -23,6 +24,7 @@ struct WatchArgs {
   std::string name_contains;
   int64_t since = 0;
   int64_t limit = 0;  // 0: until interrupted.
+  std::string view;   // "basic", "full" or empty (basic).
 };
 
 // Reads a watch stream's messages, calling `handle` on each event in order
@@ -62,9 +64,15 @@ absl::Status Watch(Globals& g, const WatchArgs& args) {
       return absl::InvalidArgumentError(
           absl::StrCat("--status: unknown job status \"", Echo(s), "\""));
     }
-    all_request.add_statuses(status);
+    // Each once: timerd refuses a list longer than there are statuses.
+    if (std::find(all_request.statuses().begin(), all_request.statuses().end(), status) ==
+        all_request.statuses().end()) {
+      all_request.add_statuses(status);
+    }
   }
   all_request.set_name_contains(args.name_contains);
+  const v1::JobView view = args.view == "full" ? v1::JOB_VIEW_FULL : v1::JOB_VIEW_BASIC;
+  all_request.set_view(view);
   absl::StatusOr<Client> client = ConnectAsUser(g);
   if (!client.ok()) return client.status();
   int64_t since = args.since;
@@ -95,15 +103,19 @@ absl::Status Watch(Globals& g, const WatchArgs& args) {
       v1::WatchJobRequest request;
       request.set_job_id(args.job_id);
       request.set_since(since);
+      request.set_view(view);
       status = ReadEvents(ctx, *client->timer().WatchJob(&ctx, request), print);
     }
     if (limit_reached) return absl::OkStatus();
     if (status.ok()) return absl::OkStatus();  // The watched job was deleted.
     const grpc::StatusCode code = status.error_code();
-    // UNAVAILABLE: timerd went away; RESOURCE_EXHAUSTED: this watcher fell
-    // behind; CANCELLED: timerd was shutting down as we reconnected.
-    if (code != grpc::StatusCode::UNAVAILABLE &&
-        code != grpc::StatusCode::RESOURCE_EXHAUSTED &&
+    // UNAVAILABLE: timerd went away; RESOURCE_EXHAUSTED with a resume point:
+    // this watcher fell behind (without one it is a limit, such as
+    // max_watch_streams_per_identity, which retrying does not lift);
+    // CANCELLED: timerd was shutting down as we reconnected.
+    const bool fell_behind = code == grpc::StatusCode::RESOURCE_EXHAUSTED &&
+                             absl::StrContains(status.error_message(), "since=");
+    if (code != grpc::StatusCode::UNAVAILABLE && !fell_behind &&
         code != grpc::StatusCode::CANCELLED) {
       return client->ToStatus(status);
     }
@@ -141,6 +153,11 @@ void AddWatchCommand(CLI::App& job, Globals& g, CommandSet& commands) {
   watch->add_option("--since", wa.since,
                     "resume after this event sequence number (from an earlier watch)");
   watch->add_option("--limit", wa.limit, "stop after printing this many events");
+  watch
+      ->add_option("--view", wa.view,
+                   "how SNAPSHOT events show jobs: basic, without action bodies and "
+                   "results (the default), or full; other events never carry them")
+      ->check(CLI::IsMember({"basic", "full"}));
   commands.Add(watch, [&g, args] { return Watch(g, *args); });
 }
 

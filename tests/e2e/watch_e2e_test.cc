@@ -1,6 +1,7 @@
 // WatchJob / WatchJobs end to end, against the installed timerd: order and
-// gaps, resuming with `since`, a stalled watcher, shutdown, and the CLI's
-// `timer job watch` across a server restart.
+// gaps, resuming with `since`, a stalled watcher, shutdown, the CLI's
+// `timer job watch` across a server restart, and the bounds that keep
+// watching cheap (events without bodies, streams per identity).
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -316,6 +317,104 @@ TEST_F(WatchE2eTest, CliWatchRefusesBadInputAndStopsAfterLimit) {
   EXPECT_EQ(human.exit_code, 0) << human.err;
   EXPECT_NE(human.out.find("SNAPSHOT"), std::string::npos) << human.out;
   EXPECT_NE(human.out.find("(watched)"), std::string::npos) << human.out;
+}
+
+// timerd's resident memory in KB, from /proc; -1 if unreadable.
+int64_t RssKb(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
+// Issue 18, H1: ten jobs with 1 MB bodies firing every second grew timerd by
+// ~45 MB/s, every event holding a copy of the body. Events carry no body
+// now: 40 more runs (80 events) leave the server's size alone.
+TEST_F(WatchE2eTest, JobsWithLargeBodiesFiringDoNotGrowTheServer) {
+  auto daemon = StartTimerd();
+  auto stub = v1::TimerService::NewStub(Channel());
+  grpc::ClientContext watch_ctx;
+  Prepare(&watch_ctx);
+  auto stream = e2e::Events(stub->WatchJobs(&watch_ctx, v1::WatchJobsRequest()));
+  const std::string body =
+      absl::StrCat(R"({"fail_message":")", std::string(1000000, 'x'), R"("})");
+  const absl::Time start = absl::Ceil(absl::Now() - absl::UnixEpoch(), absl::Seconds(1)) +
+                           absl::UnixEpoch() + absl::Seconds(1);
+  for (int i = 0; i < 10; ++i) {
+    grpc::ClientContext ctx;
+    Prepare(&ctx);
+    v1::CreateJobRequest req;
+    v1::Job* job = req.mutable_job();
+    job->set_name(absl::StrCat("big-", i));
+    job->mutable_schedule()->mutable_start()->set_seconds(absl::ToUnixSeconds(start));
+    job->mutable_schedule()->set_interval_seconds(1);
+    job->mutable_action()->set_provider("noop");
+    job->mutable_action()->set_body(body);
+    v1::Job created;
+    const grpc::Status s = stub->CreateJob(&ctx, req, &created);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  // Counts RUN_FINISHED events as they come; every event is small.
+  int finished = 0;
+  auto await_runs = [&](int runs) {
+    v1::JobEvent e;
+    while (finished < runs && stream->Read(&e)) {
+      EXPECT_TRUE(e.job().action().body().empty()) << v1::JobEvent::Type_Name(e.type());
+      EXPECT_LT(e.ByteSizeLong(), 4096u) << v1::JobEvent::Type_Name(e.type());
+      if (e.type() == v1::JobEvent::RUN_FINISHED) ++finished;
+    }
+    return finished >= runs;
+  };
+  ASSERT_TRUE(await_runs(20)) << stream->Finish().error_message();  // Warmed up.
+  const int64_t before = RssKb(daemon->pid());
+  ASSERT_TRUE(await_runs(60)) << stream->Finish().error_message();
+  const int64_t after = RssKb(daemon->pid());
+  ASSERT_GT(before, 0);
+  // Before the fix: ~2 MB an event, 80 events, ~160 MB more.
+  EXPECT_LT(after - before, 48 * 1024) << "RSS " << before << " KB -> " << after << " KB";
+  watch_ctx.TryCancel();
+}
+
+// Issue 18, H7: one identity could open any number of streams. The one over
+// max_watch_streams_per_identity ends RESOURCE_EXHAUSTED naming it, and the
+// CLI reports that rather than reconnecting forever.
+TEST_F(WatchE2eTest, AStreamOverTheIdentitysBoundIsRefusedAndTheCliSaysWhy) {
+  const std::string config = tmp_.path() + "/timerd.toml";
+  std::ofstream(config) << "max_watch_streams_per_identity = 2\n";
+  auto daemon = StartTimerd({"--config", config});
+  CreateJob(0, absl::Hours(1));
+  auto stub = v1::TimerService::NewStub(Channel());
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<e2e::EventStream>> streams;
+  for (int i = 0; i < 2; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    Prepare(contexts.back().get());
+    streams.push_back(
+        e2e::Events(stub->WatchJobs(contexts.back().get(), v1::WatchJobsRequest())));
+    v1::JobEvent e;
+    ASSERT_TRUE(streams.back()->Read(&e));  // Open on the server.
+  }
+  grpc::ClientContext ctx;
+  Prepare(&ctx);
+  auto third = e2e::Events(stub->WatchJobs(&ctx, v1::WatchJobsRequest()));
+  v1::JobEvent e;
+  EXPECT_FALSE(third->Read(&e));
+  const grpc::Status s = third->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(s.error_message().find("max_watch_streams_per_identity (2)"),
+            std::string::npos)
+      << s.error_message();
+
+  RunResult cli = timer::testing::Run(
+      {timer_, "--server", address_, "job", "watch", "--all"},
+      {"TIMER_TOKEN=" + token_, "XDG_CONFIG_HOME=" + tmp_.path() + "/config"},
+      absl::Seconds(15));
+  EXPECT_GT(cli.exit_code, 0) << cli.err;  // Not killed by the timeout: it gave up.
+  EXPECT_NE(cli.err.find("max_watch_streams_per_identity (2)"), std::string::npos)
+      << cli.err;
+  for (auto& c : contexts) c->TryCancel();
 }
 
 }  // namespace

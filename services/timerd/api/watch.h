@@ -9,7 +9,10 @@
 // write is in flight at a time; events wait in the subscription's bounded
 // buffer. A stream whose buffer overflows ends with RESOURCE_EXHAUSTED, and
 // server shutdown ends streams with UNAVAILABLE; both messages name the
-// `since` to resume with. A WatchJob stream ends OK after its job's DELETED.
+// `since` to resume with. A stream opened beyond the bounds on open streams
+// (max_watch_streams, max_watch_streams_per_identity) ends at once with
+// RESOURCE_EXHAUSTED naming the bound. A WatchJob stream ends OK after its
+// job's DELETED.
 //
 // The methods are served raw (grpc::ByteBuffer): each event is serialized
 // once when it is published (domain::Event::wire), and a stream's message is

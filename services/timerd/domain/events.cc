@@ -1,6 +1,7 @@
 #include "domain/events.h"
 
 #include <algorithm>
+#include <string>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -13,10 +14,7 @@ namespace timer::domain {
 bool WatchFilter::Matches(const v1::Job& job) const {
   if (job.owner() != owner) return false;
   if (!job_id.empty() && job.job_id() != job_id) return false;
-  if (!statuses.empty() &&
-      std::find(statuses.begin(), statuses.end(), job.status()) == statuses.end()) {
-    return false;
-  }
+  if (statuses != 0 && (statuses & StatusBit(job.status())) == 0) return false;
   return name_contains.empty() || absl::StrContains(job.name(), name_contains);
 }
 
@@ -25,6 +23,21 @@ EventPtr MakeEvent(v1::JobEvent message) {
   e->message = std::move(message);
   e->message.SerializeToString(&e->wire);
   return e;
+}
+
+size_t EventBytes(const Event& e) {
+  // The parsed message's strings and submessages: about its wire size again,
+  // plus their object headers, which the allowance covers.
+  constexpr size_t kObjects = 1024;
+  return sizeof(Event) + kObjects + 2 * e.wire.size();
+}
+
+void ClearToBasic(v1::Job& job) {
+  // Not clear_body() and clear_results(): protobuf keeps a cleared string's
+  // buffer and a cleared repeated field's elements for reuse, so a job
+  // cleared that way still holds every byte it had.
+  if (job.has_action()) std::string().swap(*job.mutable_action()->mutable_body());
+  google::protobuf::RepeatedPtrField<v1::JobResult>().Swap(job.mutable_results());
 }
 
 size_t EventHub::Subscription::Take(size_t max, std::vector<EventPtr>& out,
@@ -108,9 +121,12 @@ EventHub::~EventHub() {
 
 void EventHub::DispatchLoop() {
   std::vector<EventPtr> batch;
+  // Each event's owner's watchers, as they were when the batch was taken.
+  std::vector<std::shared_ptr<const Subscriptions>> watchers;
   std::vector<std::shared_ptr<Subscription>> wake;
   for (;;) {
     batch.clear();
+    watchers.clear();
     wake.clear();
     {
       absl::MutexLock lock(&mu_);
@@ -123,16 +139,28 @@ void EventHub::DispatchLoop() {
       batch.assign(std::make_move_iterator(pending_.begin()),
                    std::make_move_iterator(pending_.end()));
       pending_.clear();
+      // A subscription made after this point starts after every event of
+      // the batch (its start_after_ is the head now), so it needs none of
+      // them; one removed after it may still get some, harmlessly.
       for (const EventPtr& e : batch) {
         auto it = by_owner_.find(e->message.job().owner());
-        if (it == by_owner_.end()) continue;
-        for (const std::shared_ptr<Subscription>& s : it->second) {
-          if (e->message.sequence() > s->start_after_ &&
-              s->filter_.Matches(e->message.job()) && s->Push(e)) {
-            wake.push_back(s);
-          }
+        watchers.push_back(it == by_owner_.end() ? nullptr : it->second);
+      }
+    }
+    // Matching runs without mu_: however costly a filter, publishers and
+    // new subscriptions do not wait for it.
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (watchers[i] == nullptr) continue;
+      const EventPtr& e = batch[i];
+      for (const std::shared_ptr<Subscription>& s : *watchers[i]) {
+        if (e->message.sequence() > s->start_after_ &&
+            s->filter_.Matches(e->message.job()) && s->Push(e)) {
+          wake.push_back(s);
         }
       }
+    }
+    {
+      absl::MutexLock lock(&mu_);
       dispatched_ = batch.back()->message.sequence();
     }
     // Each subscription once, however many of its events this batch held.
@@ -158,8 +186,9 @@ void EventHub::Publish(v1::JobEvent::Type type, const v1::Job& job,
   *m.mutable_event_time() = ToProto(clock_->Now());
   v1::Job* copy = m.mutable_job();
   *copy = job;
-  // Events stay small: the results travel as `result` and in snapshots.
-  copy->clear_results();
+  // Events stay small whatever the job holds: the body is left out (GetJob
+  // has it), the results travel as `result` and in snapshots.
+  ClearToBasic(*copy);
   if (result != nullptr) *m.mutable_result() = *result;
   // Serialized outside the lock, without the sequence; the lock only puts
   // the sequence field in front (a parser takes fields in any order).
@@ -174,8 +203,13 @@ void EventHub::Publish(v1::JobEvent::Type type, const v1::Job& job,
   }
   event->wire.append(rest);
   EventPtr shared = std::move(event);
+  log_bytes_ += EventBytes(*shared);
   log_.push_back(shared);
-  while (log_.size() > options_.keep_events) log_.pop_front();
+  while (log_.size() > 1 &&
+         (log_.size() > options_.keep_events || log_bytes_ > options_.keep_bytes)) {
+    log_bytes_ -= EventBytes(*log_.front());
+    log_.pop_front();
+  }
   pending_.push_back(std::move(shared));
 }
 
@@ -196,19 +230,31 @@ EventHub::Opened EventHub::Subscribe(WatchFilter filter, int64_t since,
     if (since <= 0 || since < first - 1 || since > head_) {
       opened.needs_snapshot = true;
     } else {
-      // Sequence numbers in the log are consecutive.
+      // Sequence numbers in the log are consecutive. Only the owner is
+      // compared here; the rest of the filter is matched after the lock.
       for (auto it = log_.begin() + (since - first + 1); it != log_.end(); ++it) {
-        if (sub->filter_.Matches((*it)->message.job())) opened.replay.push_back(*it);
+        if ((*it)->message.job().owner() == sub->filter_.owner) {
+          opened.replay.push_back(*it);
+        }
       }
     }
     if (shut_down_) {
       // Its first Take() finds it closed.
       sub->Close(absl::UnavailableError("timerd is shutting down"));
     } else {
-      by_owner_[sub->filter_.owner].push_back(sub);
+      std::shared_ptr<const Subscriptions>& list = by_owner_[sub->filter_.owner];
+      auto grown = list ? std::make_shared<Subscriptions>(*list)
+                        : std::make_shared<Subscriptions>();
+      grown->push_back(sub);
+      list = std::move(grown);
       ++count_;
     }
   }
+  opened.replay.erase(std::remove_if(opened.replay.begin(), opened.replay.end(),
+                                     [&sub](const EventPtr& e) {
+                                       return !sub->filter_.Matches(e->message.job());
+                                     }),
+                      opened.replay.end());
   opened.subscription = std::move(sub);
   return opened;
 }
@@ -218,13 +264,20 @@ void EventHub::Unsubscribe(const std::shared_ptr<Subscription>& subscription) {
   absl::MutexLock lock(&mu_);
   auto it = by_owner_.find(subscription->filter_.owner);
   if (it == by_owner_.end()) return;
-  auto& subs = it->second;
+  const Subscriptions& subs = *it->second;
   auto found = std::find(subs.begin(), subs.end(), subscription);
   if (found == subs.end()) return;
-  *found = std::move(subs.back());
-  subs.pop_back();
   --count_;
-  if (subs.empty()) by_owner_.erase(it);
+  if (subs.size() == 1) {
+    by_owner_.erase(it);
+    return;
+  }
+  auto shrunk = std::make_shared<Subscriptions>();
+  shrunk->reserve(subs.size() - 1);
+  for (const std::shared_ptr<Subscription>& s : subs) {
+    if (s != subscription) shrunk->push_back(s);
+  }
+  it->second = std::move(shrunk);
 }
 
 void EventHub::Shutdown() {
@@ -233,7 +286,7 @@ void EventHub::Shutdown() {
     absl::MutexLock lock(&mu_);
     shut_down_ = true;
     for (auto& [owner, subs] : by_owner_) {
-      for (const std::shared_ptr<Subscription>& s : subs) {
+      for (const std::shared_ptr<Subscription>& s : *subs) {
         if (s->Close(absl::UnavailableError("timerd is shutting down")))
           wake.push_back(s);
       }
@@ -250,6 +303,16 @@ int64_t EventHub::head() const {
 size_t EventHub::subscriptions() const {
   absl::MutexLock lock(&mu_);
   return count_;
+}
+
+size_t EventHub::kept_events() const {
+  absl::MutexLock lock(&mu_);
+  return log_.size();
+}
+
+size_t EventHub::kept_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return log_bytes_;
 }
 
 }  // namespace timer::domain

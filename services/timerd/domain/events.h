@@ -3,18 +3,27 @@
 //
 // Publishers (JobService after each durable write, RunEngine as runs start
 // and finish) call Publish(); every event gets the next sequence number and
-// goes into the log (the newest `keep_events`). A dispatcher thread then
-// hands it to the buffer of each subscription whose filter it matches, so a
-// publisher (the store's writer, a run worker) never pays for the fan-out to
-// many watchers. Nothing waits for a consumer: a subscription whose buffer
-// is full is closed with RESOURCE_EXHAUSTED naming the sequence to resume
-// after, and gets nothing more.
+// goes into the log, which keeps the newest events within two bounds: at
+// most `keep_events` of them, and at most `keep_bytes` of them as accounted
+// (EventBytes). An event carries the job without its action body and inline
+// results, so it stays small whatever the jobs hold (a watcher who needs a
+// body calls GetJob). A dispatcher thread then hands each event to the
+// buffer of each subscription whose filter it matches, so a publisher (the
+// store's writer, a run worker) never pays for the fan-out to many
+// watchers. Filters are matched outside the hub's lock (by the dispatcher,
+// and for a replay by the subscriber), so a costly filter delays only its
+// own watcher and the dispatcher, never a publisher. Nothing
+// waits for a consumer: a subscription whose buffer is full is closed with
+// RESOURCE_EXHAUSTED naming the sequence to resume after, and gets nothing
+// more.
 //
 // Sequence numbers are strictly increasing for the life of the process, and
 // start from the wall clock in microseconds, so that numbers handed out by
 // an earlier process are smaller than any of this one's: a watcher resuming
 // from before a restart (or from further back than the log keeps) is told
 // to start over from a snapshot rather than being silently given a gap.
+// They are one sequence for all owners (see docs/API.md, "Sequence
+// numbers", for what that shows a watcher and why).
 //
 // Thread-safe.
 #pragma once
@@ -46,6 +55,14 @@ using EventPtr = std::shared_ptr<const Event>;
 // An Event of `message` (serialized here).
 EventPtr MakeEvent(v1::JobEvent message);
 
+// The memory an event is accounted in the log: its message and its wire
+// form (each about the wire size) and a fixed allowance for the objects.
+size_t EventBytes(const Event& e);
+
+// A job as events and BASIC views show it: without `action.body` and
+// `results`, whose memory is released.
+void ClearToBasic(v1::Job& job);
+
 // Where JobService and RunEngine report what changed. Must not block.
 class EventSink {
  public:
@@ -55,15 +72,27 @@ class EventSink {
                        const v1::JobResult* result) = 0;
 };
 
-// Which events a watcher gets. Always scoped to one owner.
+// The bit of `status` in WatchFilter::statuses (none for a value beyond
+// the mask, which no filter then matches).
+constexpr uint32_t StatusBit(int status) {
+  return status >= 0 && status < 32 ? uint32_t{1} << status : 0;
+}
+static_assert(v1::Job::Status_MAX < 32, "WatchFilter::statuses is a 32-bit mask");
+
+// Which events a watcher gets, and how its snapshot shows jobs. Always
+// scoped to one owner.
 struct WatchFilter {
   std::string owner;
   // One job; empty means every job of the owner.
   std::string job_id;
-  // Only jobs in these statuses (as of the event); empty means all.
-  std::vector<v1::Job::Status> statuses;
+  // Only jobs in these statuses (as of the event): the StatusBit of each;
+  // 0 means all.
+  uint32_t statuses = 0;
   // Only jobs whose name contains this; empty means all.
   std::string name_contains;
+  // SNAPSHOT events show jobs in full (JOB_VIEW_FULL: body and results);
+  // otherwise as ClearToBasic leaves them. Other events are always basic.
+  bool full_view = false;
 
   bool Matches(const v1::Job& job) const;
 };
@@ -71,8 +100,11 @@ struct WatchFilter {
 class EventHub final : public EventSink {
  public:
   struct Options {
-    // Events kept for watchers that resume with `since`.
+    // Events kept for watchers that resume with `since`: at most this many,
     size_t keep_events = 20000;
+    // ... and at most this many bytes of them (EventBytes); the newest event
+    // is kept even if it alone is more.
+    size_t keep_bytes = size_t{32} << 20;
     // Events a subscription may hold undelivered before it is closed.
     size_t buffer_events = 1024;
   };
@@ -151,6 +183,9 @@ class EventHub final : public EventSink {
 
   int64_t head() const;
   size_t subscriptions() const;
+  // Events in the log now, and their EventBytes.
+  size_t kept_events() const;
+  size_t kept_bytes() const;
   // Waits until every event published so far is in its watchers' buffers.
   // For tests.
   void Flush();
@@ -161,8 +196,12 @@ class EventHub final : public EventSink {
   mutable absl::Mutex mu_;
   int64_t head_ ABSL_GUARDED_BY(mu_);
   std::deque<EventPtr> log_ ABSL_GUARDED_BY(mu_);
-  // By owner: publishing looks only at the owner's watchers.
-  absl::flat_hash_map<std::string, std::vector<std::shared_ptr<Subscription>>> by_owner_
+  size_t log_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  // By owner: publishing looks only at the owner's watchers. Each list is
+  // replaced, never changed in place, so the dispatcher can match against
+  // it after letting go of mu_.
+  using Subscriptions = std::vector<std::shared_ptr<Subscription>>;
+  absl::flat_hash_map<std::string, std::shared_ptr<const Subscriptions>> by_owner_
       ABSL_GUARDED_BY(mu_);
   size_t count_ ABSL_GUARDED_BY(mu_) = 0;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;

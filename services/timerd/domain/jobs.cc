@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -98,6 +99,52 @@ absl::StatusOr<int64_t> DecodeResultsToken(absl::string_view token) {
 int PageSize(int requested) {
   return requested == 0 ? JobService::kDefaultPageSize
                         : std::min(requested, JobService::kMaxPageSize);
+}
+
+// Whether `view` asks for jobs in full; BASIC when unspecified.
+absl::StatusOr<bool> FullView(int view) {
+  if (!v1::JobView_IsValid(view)) {
+    return Invalid("view", absl::StrCat(view, " is not a job view"));
+  }
+  return view == v1::JOB_VIEW_FULL;
+}
+
+store::ListCursor CursorOf(const v1::Job& job) {
+  return store::ListCursor{store::ToMicros(job.create_time()), job.job_id()};
+}
+
+// The size of `job` as one element of a repeated field: the job, its tag and
+// (at most) its length's five bytes.
+size_t EncodedSize(const v1::Job& job) { return job.ByteSizeLong() + 6; }
+
+// Reads the jobs of `query` after query.after, oldest first, at most
+// `limit`, handing each to `take` until it returns false (that job does not
+// count as read). Returns whether jobs follow the last one taken. The store
+// is asked for a few jobs first, then for as many as the sizes seen so far
+// say fit in kReadBytes: a listing never holds hundreds of jobs with large
+// bodies at once only to leave most of them out of its page.
+absl::StatusOr<bool> ReadJobs(store::Store& store, store::ListJobsQuery query, int limit,
+                              absl::FunctionRef<bool(v1::Job&)> take) {
+  constexpr int kFirstRead = 8;
+  constexpr size_t kReadBytes = 4 << 20;
+  int taken = 0;
+  size_t seen_bytes = 0;
+  query.page_size = std::min(limit, kFirstRead);
+  for (;;) {
+    ASSIGN_OR_RETURN(store::ListJobsPage page, store.ListJobs(query));
+    for (v1::Job& job : page.jobs) {
+      seen_bytes += job.ByteSizeLong();
+      store::ListCursor cursor = CursorOf(job);
+      if (!take(job)) return true;
+      ++taken;
+      query.after = std::move(cursor);
+    }
+    if (!page.has_more || page.jobs.empty()) return false;
+    if (taken >= limit) return true;
+    const size_t average = std::max<size_t>(1, seen_bytes / taken);
+    query.page_size = static_cast<int>(
+        std::clamp<size_t>(kReadBytes / average, 1, static_cast<size_t>(limit - taken)));
+  }
 }
 
 // Schedules live between the Unix epoch and the end of year 9999.
@@ -304,18 +351,32 @@ absl::StatusOr<v1::Job> JobService::GetJob(const Identity& caller,
 absl::StatusOr<v1::ListJobsResponse> JobService::ListJobs(
     const Identity& caller, const v1::ListJobsRequest& request) {
   if (request.page_size() < 0) return Invalid("page_size", "must be >= 0");
+  ASSIGN_OR_RETURN(const bool full, FullView(request.view()));
   store::ListJobsQuery query;
   query.owner = caller.name;
   query.show_deleted = request.show_deleted();
-  query.page_size = PageSize(request.page_size());
   if (!request.page_token().empty()) {
     ASSIGN_OR_RETURN(query.after,
                      DecodePageToken(request.page_token(), request.show_deleted()));
   }
-  ASSIGN_OR_RETURN(store::ListJobsPage page, store_->ListJobs(query));
   v1::ListJobsResponse response;
-  for (v1::Job& job : page.jobs) *response.add_jobs() = std::move(job);
-  if (page.has_more && response.jobs_size() > 0) {
+  size_t bytes = 0;
+  ASSIGN_OR_RETURN(
+      const bool more,
+      ReadJobs(*store_, std::move(query), PageSize(request.page_size()),
+               [&](v1::Job& job) {
+                 if (!full) ClearToBasic(job);
+                 const size_t size = EncodedSize(job);
+                 // The page ends before the job that would bring it over the
+                 // bound, and always holds one.
+                 if (response.jobs_size() > 0 && bytes + size > list_page_bytes_) {
+                   return false;
+                 }
+                 bytes += size;
+                 *response.add_jobs() = std::move(job);
+                 return true;
+               }));
+  if (more && response.jobs_size() > 0) {
     response.set_next_page_token(
         EncodePageToken(request.show_deleted(), *response.jobs().rbegin()));
   }
@@ -661,6 +722,7 @@ absl::StatusOr<WatchFilter> JobService::WatchJobFilter(
   WatchFilter filter;
   filter.owner = caller.name;
   filter.job_id = request.job_id();
+  ASSIGN_OR_RETURN(filter.full_view, FullView(request.view()));
   return filter;
 }
 
@@ -671,21 +733,28 @@ absl::StatusOr<WatchFilter> JobService::WatchJobsFilter(
     return Invalid("name_contains",
                    absl::StrCat("at most ", kMaxNameLength, " characters"));
   }
+  // Each status at most once: a longer list can only repeat one.
+  constexpr int kStatuses = v1::Job::Status_MAX;  // Less STATUS_UNSPECIFIED.
+  if (request.statuses_size() > kStatuses) {
+    return Invalid("statuses", absl::StrCat("at most ", kStatuses,
+                                            " (there are no more job statuses)"));
+  }
   WatchFilter filter;
   filter.owner = caller.name;
   filter.name_contains = request.name_contains();
+  ASSIGN_OR_RETURN(filter.full_view, FullView(request.view()));
   for (int s : request.statuses()) {
     if (!v1::Job::Status_IsValid(s) || s == v1::Job::STATUS_UNSPECIFIED) {
       return Invalid("statuses", absl::StrCat(s, " is not a job status"));
     }
-    filter.statuses.push_back(static_cast<v1::Job::Status>(s));
+    filter.statuses |= StatusBit(s);
   }
   return filter;
 }
 
 absl::StatusOr<JobService::SnapshotPage> JobService::Snapshot(
     const WatchFilter& filter, const std::optional<store::ListCursor>& after,
-    int page_size) {
+    int page_size, size_t max_bytes) {
   SnapshotPage out;
   if (!filter.job_id.empty()) {
     if (after) return out;  // The one job was the first page.
@@ -693,22 +762,29 @@ absl::StatusOr<JobService::SnapshotPage> JobService::Snapshot(
     if (absl::IsNotFound(job.status())) return out;
     RETURN_IF_ERROR(job.status());
     if (job->status() != v1::Job::DELETED && filter.Matches(*job)) {
+      if (!filter.full_view) ClearToBasic(*job);
       out.jobs.push_back(*std::move(job));
     }
     return out;
   }
   store::ListJobsQuery query;
   query.owner = filter.owner;
-  query.page_size = std::clamp(page_size, 1, kMaxPageSize);
   query.after = after;
-  ASSIGN_OR_RETURN(store::ListJobsPage page, store_->ListJobs(query));
-  if (page.has_more && !page.jobs.empty()) {
-    const v1::Job& last = page.jobs.back();
-    out.next = store::ListCursor{store::ToMicros(last.create_time()), last.job_id()};
-  }
-  for (v1::Job& job : page.jobs) {
-    if (filter.Matches(job)) out.jobs.push_back(std::move(job));
-  }
+  size_t bytes = 0;
+  std::optional<store::ListCursor> last;
+  ASSIGN_OR_RETURN(const bool more,
+                   ReadJobs(*store_, std::move(query),
+                            std::clamp(page_size, 1, kMaxPageSize), [&](v1::Job& job) {
+                              if (bytes >= max_bytes) return false;
+                              last = CursorOf(job);
+                              if (filter.Matches(job)) {
+                                if (!filter.full_view) ClearToBasic(job);
+                                bytes += EncodedSize(job);
+                                out.jobs.push_back(std::move(job));
+                              }
+                              return true;
+                            }));
+  if (more && last) out.next = std::move(last);
   return out;
 }
 

@@ -11,6 +11,8 @@
 // thread, once the write is durable; `done` must not block.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -82,6 +84,9 @@ class JobService {
   // Set once, before the first call: what an owner may keep and how fast it
   // may write (domain/job_quota.h). Null: no limit.
   void set_quota(JobQuota* quota) { quota_ = quota; }
+  // Set once, before the first call: a ListJobs page ends before the job
+  // that would bring its jobs' encoded size over this (it always holds one).
+  void set_list_page_bytes(size_t bytes) { list_page_bytes_ = bytes; }
 
   void CreateJob(const Identity& caller, const v1::CreateJobRequest& request,
                  store::JobCallback done);
@@ -109,15 +114,17 @@ class JobService {
                                               const v1::WatchJobsRequest& request);
   // One page of a watch stream's starting snapshot: of at most `page_size`
   // live jobs read after `after` (nullopt: from the first), those that match
-  // `filter` now, with their results. `next` is where the following page
-  // starts: nullopt after the last.
+  // `filter` now, shown as its view says (full: with body and results). The
+  // page ends early after the job that brings the jobs' encoded size to
+  // `max_bytes`. `next` is where the following page starts: nullopt after
+  // the last.
   struct SnapshotPage {
     std::vector<v1::Job> jobs;
     std::optional<store::ListCursor> next;
   };
   absl::StatusOr<SnapshotPage> Snapshot(const WatchFilter& filter,
                                         const std::optional<store::ListCursor>& after,
-                                        int page_size);
+                                        int page_size, size_t max_bytes = SIZE_MAX);
   absl::StatusOr<v1::ListActionProvidersResponse> ListActionProviders(
       const v1::ListActionProvidersRequest& request);
   absl::StatusOr<v1::ActionProvider> GetActionProvider(
@@ -131,6 +138,7 @@ class JobService {
   static constexpr int kDefaultPageSize = 50;
   static constexpr int kMaxPageSize = 1000;
   static constexpr size_t kMaxRequestIdLength = 128;
+  static constexpr size_t kDefaultListPageBytes = 1 << 20;
 
  private:
   // One write of `caller` under write_rate_per_identity (no quota: OK).
@@ -151,6 +159,7 @@ class JobService {
   JobObserver* observer_ = nullptr;
   EventSink* events_ = nullptr;
   JobQuota* quota_ = nullptr;
+  size_t list_page_bytes_ = kDefaultListPageBytes;
 };
 
 // Checks a job as given to CreateJob. Exposed for tests.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "domain/time_util.h"
 #include "util/status_macros.h"
 
@@ -71,14 +72,17 @@ void WatchFeed::Stop() {
     on_ready_ = nullptr;
   }
   std::shared_ptr<EventHub::Subscription> subscription;
+  bool counted;
   {
     absl::MutexLock lock(&mu_);
     stopped_ = true;
     initial_.clear();
     subscription = subscription_;
+    counted = std::exchange(counted_, false);
   }
   // A start still running sees stopped_ and unsubscribes itself.
   if (subscription != nullptr) starter_->hub_->Unsubscribe(subscription);
+  if (counted) starter_->Release(filter_.owner);
 }
 
 void WatchFeed::Wake() {
@@ -107,11 +111,48 @@ std::shared_ptr<WatchFeed> WatchStarter::Open(WatchFilter filter, int64_t since,
                                               absl::AnyInvocable<void()> on_ready) {
   std::shared_ptr<WatchFeed> feed(
       new WatchFeed(this, std::move(filter), since, std::move(on_ready)));
+  absl::Status admitted = Admit(feed->filter_.owner);
+  {
+    absl::MutexLock lock(&feed->mu_);
+    if (!admitted.ok()) {
+      feed->Fail(std::move(admitted));
+      return feed;
+    }
+    feed->counted_ = true;  // Until Stop(), whatever happens next.
+  }
   if (!Submit(feed, &WatchStarter::StartFeed)) {
     absl::MutexLock lock(&feed->mu_);
     feed->Fail(ShuttingDown());
   }
   return feed;
+}
+
+absl::Status WatchStarter::Admit(const std::string& owner) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return ShuttingDown();
+  if (streams_ >= options_.max_streams) {
+    return absl::ResourceExhaustedError(absl::StrCat("max_watch_streams (",
+                                                     options_.max_streams,
+                                                     ") reached: timerd serves no more "
+                                                     "watch streams until some end"));
+  }
+  size_t& mine = streams_by_owner_[owner];
+  if (mine >= options_.max_streams_per_identity) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "max_watch_streams_per_identity (", options_.max_streams_per_identity,
+        ") reached: end one of your watch streams first"));
+  }
+  ++mine;
+  ++streams_;
+  return absl::OkStatus();
+}
+
+void WatchStarter::Release(const std::string& owner) {
+  absl::MutexLock lock(&mu_);
+  auto it = streams_by_owner_.find(owner);
+  if (it == streams_by_owner_.end()) return;
+  --streams_;
+  if (--it->second == 0) streams_by_owner_.erase(it);
 }
 
 void WatchStarter::Stop() {
@@ -216,7 +257,8 @@ absl::StatusOr<std::optional<store::ListCursor>> WatchStarter::ReadPage(
     int64_t head, const google::protobuf::Timestamp& time,
     std::vector<EventPtr>& events) {
   ASSIGN_OR_RETURN(JobService::SnapshotPage page,
-                   jobs_->Snapshot(filter, after, options_.snapshot_page_jobs));
+                   jobs_->Snapshot(filter, after, options_.snapshot_page_jobs,
+                                   options_.snapshot_page_bytes));
   size_t bytes = 0;
   for (v1::Job& job : page.jobs) {
     store::ListCursor cursor = CursorOf(job);

@@ -18,6 +18,13 @@
 // next page only once the stream has taken the last one, so however many
 // jobs the owner has, a feed holds at most one page of snapshot events (see
 // Options). Pages of different feeds take turns on the starter's threads.
+// Snapshots show jobs as the filter's view says: by default without action
+// bodies and results.
+//
+// The starter counts the feeds open (from Open until Stop), in all and per
+// owner: a feed opened beyond either bound ends at once with
+// RESOURCE_EXHAUSTED naming the bound (max_watch_streams,
+// max_watch_streams_per_identity).
 //
 // Ownership: Open() returns a shared WatchFeed; the starter's queued work
 // holds it too. The JobService, EventHub and Clock must outlive the starter,
@@ -30,8 +37,10 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
@@ -93,6 +102,8 @@ class WatchFeed : public std::enable_shared_from_this<WatchFeed> {
   mutable absl::Mutex mu_;
   Phase phase_ ABSL_GUARDED_BY(mu_) = Phase::kStarting;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  // Counted among the starter's open feeds until Stop().
+  bool counted_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<EventHub::Subscription> subscription_ ABSL_GUARDED_BY(mu_);
   // Events to hand out before the subscription's.
   std::deque<EventPtr> initial_ ABSL_GUARDED_BY(mu_);
@@ -123,6 +134,9 @@ class WatchStarter {
     // A page ends early with the SNAPSHOT event that brings its events to
     // this many bytes: it exceeds them by at most that one event.
     size_t snapshot_page_bytes = 1 << 20;
+    // Feeds open at once: in all, and of one owner.
+    size_t max_streams = 10000;
+    size_t max_streams_per_identity = 64;
   };
 
   WatchStarter(JobService* jobs, EventHub* hub, const Clock* clock, Options options);
@@ -133,6 +147,7 @@ class WatchStarter {
 
   // Opens the stream of `filter`'s events, resuming after `since` (0: from a
   // snapshot). Returns at once; the start runs on the starter's threads.
+  // Beyond the bounds on open feeds the feed ends at once (see above).
   // `on_ready` is called (on a starter or publishing thread, with no lock of
   // the feed's or the hub's held) when the feed may have events to take or
   // has closed; it may run before Open() returns.
@@ -163,6 +178,10 @@ class WatchStarter {
   void Deliver(WatchFeed& feed, absl::StatusOr<std::optional<store::ListCursor>> next,
                std::vector<EventPtr> events);
   bool stopping() const;
+  // Counts a feed of `owner` in, or says which bound it would break.
+  absl::Status Admit(const std::string& owner);
+  // Counts a feed of `owner` out.
+  void Release(const std::string& owner);
 
   JobService* const jobs_;
   EventHub* const hub_;
@@ -172,6 +191,9 @@ class WatchStarter {
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::unique_ptr<WorkerPool> pool_ ABSL_GUARDED_BY(mu_);
+  // Feeds counted in: in all and by owner (owners with none are erased).
+  size_t streams_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<std::string, size_t> streams_by_owner_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace timer::domain

@@ -74,7 +74,11 @@ struct Config {
   int max_active_runs = 50000;
   int max_active_runs_per_identity = 1000;
   int64_t watch_keep_events = 20000;
+  int64_t watch_keep_bytes = 32 << 20;
   int64_t watch_buffer_events = 1024;
+  int64_t max_watch_streams = 10000;
+  int64_t max_watch_streams_per_identity = 64;
+  int64_t max_list_page_bytes = 1 << 20;
   // [auth.jwt]; JWTs are accepted only when jwt_keys_file is set.
   std::string jwt_keys_file;
   std::string jwt_issuer;

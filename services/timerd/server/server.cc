@@ -255,6 +255,7 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
       &impl->clock,
       domain::EventHub::Options{
           .keep_events = static_cast<size_t>(config.watch_keep_events),
+          .keep_bytes = static_cast<size_t>(config.watch_keep_bytes),
           .buffer_events = static_cast<size_t>(config.watch_buffer_events)});
   impl->jobs->set_events(impl->events.get());
   impl->engine->set_events(impl->events.get());
@@ -270,10 +271,14 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
           .run_now_burst = config.run_now_burst_per_identity});
   impl->jobs->set_quota(impl->quota.get());
   impl->engine->set_quota(impl->quota.get());
+  impl->jobs->set_list_page_bytes(static_cast<size_t>(config.max_list_page_bytes));
   RETURN_IF_ERROR(impl->engine->Start());
-  impl->watches = std::make_unique<domain::WatchStarter>(impl->jobs.get(),
-                                                         impl->events.get(), &impl->clock,
-                                                         domain::WatchStarter::Options{});
+  domain::WatchStarter::Options watch_options;
+  watch_options.max_streams = static_cast<size_t>(config.max_watch_streams);
+  watch_options.max_streams_per_identity =
+      static_cast<size_t>(config.max_watch_streams_per_identity);
+  impl->watches = std::make_unique<domain::WatchStarter>(
+      impl->jobs.get(), impl->events.get(), &impl->clock, watch_options);
   impl->timer_service = std::make_unique<api::TimerServiceImpl>(
       impl->jobs.get(), impl->authenticator.get(), impl->watches.get());
   impl->session_service =

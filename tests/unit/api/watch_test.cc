@@ -29,6 +29,8 @@ namespace {
 
 const absl::Time kStart = absl::FromUnixSeconds(1'800'000'000);
 const domain::Identity kAlice{"alice", "token"};
+// Streams alice may have open at once here.
+constexpr size_t kStreams = 4;
 
 // WatchJob / WatchJobs for alice; every other method UNIMPLEMENTED.
 class WatchOnlyService final : public TimerServiceBase {
@@ -85,7 +87,8 @@ class WatchTest : public ::testing::Test {
       : clock_(kStart),
         hub_(&clock_, {}),
         jobs_(&store_, &clock_),
-        watches_(&jobs_, &hub_, &clock_, {.snapshot_page_jobs = 100}),
+        watches_(&jobs_, &hub_, &clock_,
+                 {.snapshot_page_jobs = 100, .max_streams_per_identity = kStreams}),
         service_(&jobs_, &watches_) {
     jobs_.set_events(&hub_);
     grpc::ServerBuilder builder;
@@ -275,6 +278,83 @@ TEST_F(WatchTest, HubShutdownEndsStreamsUnavailableWithTheResumePoint) {
   EXPECT_NE(s.error_message().find(absl::StrCat("since=", events[0].sequence())),
             std::string::npos)
       << s.error_message();
+}
+
+// Issue 18, H7: one identity opened 3,000 streams. The one beyond the bound
+// ends RESOURCE_EXHAUSTED naming it.
+TEST_F(WatchTest, AStreamBeyondTheCallersBoundEndsResourceExhausted) {
+  Create("a");
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::WatchJobsResponse>>> readers;
+  for (size_t i = 0; i < kStreams; ++i) {
+    contexts.push_back(std::make_unique<grpc::ClientContext>());
+    Prepare(*contexts.back());
+    readers.push_back(stub_->WatchJobs(contexts.back().get(), v1::WatchJobsRequest()));
+    std::vector<v1::JobEvent> events;
+    ASSERT_TRUE(ReadEvents(*readers.back(), 1, events));  // Open on the server.
+  }
+  {
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    auto reader = stub_->WatchJobs(&ctx, v1::WatchJobsRequest());
+    const grpc::Status s = FinishStream(*reader);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    EXPECT_NE(s.error_message().find(
+                  absl::StrCat("max_watch_streams_per_identity (", kStreams, ")")),
+              std::string::npos)
+        << s.error_message();
+  }
+  // (That closing one makes room again is watch_start_test's.)
+  for (size_t i = 0; i < kStreams; ++i) {
+    contexts[i]->TryCancel();
+    FinishStream(*readers[i]);
+  }
+}
+
+// Issue 18, M6: a million-entry statuses list is refused, naming the field.
+TEST_F(WatchTest, AHugeStatusesListIsInvalidArgument) {
+  grpc::ClientContext ctx;
+  Prepare(ctx);
+  v1::WatchJobsRequest req;
+  for (int i = 0; i < 1'000'000; ++i) req.add_statuses(v1::Job::PAUSED);
+  auto reader = stub_->WatchJobs(&ctx, req);
+  const grpc::Status s = FinishStream(*reader);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message().rfind("statuses", 0), 0u) << s.error_message();
+}
+
+// Snapshots and events over the wire carry no body unless FULL is asked for,
+// and then only the snapshot does.
+TEST_F(WatchTest, OnlyAFullSnapshotCarriesTheBody) {
+  const v1::Job job = Create("a");
+  for (v1::JobView view :
+       {v1::JOB_VIEW_UNSPECIFIED, v1::JOB_VIEW_BASIC, v1::JOB_VIEW_FULL}) {
+    grpc::ClientContext ctx;
+    Prepare(ctx);
+    v1::WatchJobRequest req;
+    req.set_job_id(job.job_id());
+    req.set_view(view);
+    auto reader = stub_->WatchJob(&ctx, req);
+    std::vector<v1::JobEvent> events;
+    ASSERT_TRUE(ReadEvents(*reader, 1, events));
+    EXPECT_EQ(events[0].type(), v1::JobEvent::SNAPSHOT);
+    EXPECT_EQ(events[0].job().action().body(), view == v1::JOB_VIEW_FULL ? "{}" : "")
+        << v1::JobView_Name(view);
+    v1::PauseJobRequest pause;
+    pause.set_job_id(job.job_id());
+    Write(&domain::JobService::PauseJob, pause);
+    v1::ResumeJobRequest resume;
+    resume.set_job_id(job.job_id());
+    Write(&domain::JobService::ResumeJob, resume);
+    events.clear();
+    ASSERT_TRUE(ReadEvents(*reader, 2, events));
+    for (const v1::JobEvent& e : events) {
+      EXPECT_TRUE(e.job().action().body().empty()) << v1::JobEvent::Type_Name(e.type());
+      EXPECT_EQ(e.job().action().provider(), "fake");
+    }
+    ctx.TryCancel();
+    FinishStream(*reader);
+  }
 }
 
 }  // namespace

@@ -6,8 +6,11 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/synchronization/notification.h"
@@ -84,8 +87,9 @@ TEST_F(EventHubTest, AnotherOwnersEventsNeverReachAWatcher) {
 TEST_F(EventHubTest, FiltersByJobStatusAndName) {
   EventHub hub(&clock_, {});
   auto one = hub.Subscribe({.owner = "alice", .job_id = "a"}, 0, [] {}).subscription;
-  auto paused = hub.Subscribe({.owner = "alice", .statuses = {v1::Job::PAUSED}}, 0, [] {})
-                    .subscription;
+  auto paused =
+      hub.Subscribe({.owner = "alice", .statuses = StatusBit(v1::Job::PAUSED)}, 0, [] {})
+          .subscription;
   auto nightly = hub.Subscribe({.owner = "alice", .name_contains = "nightly"}, 0, [] {})
                      .subscription;
   hub.Publish(v1::JobEvent::CREATED, MakeJob("alice", "a", "nightly backup"), nullptr);
@@ -192,6 +196,131 @@ TEST_F(EventHubTest, EventsCarryNoInlineResults) {
   EXPECT_EQ(got[0]->message.job().results_size(), 0);
   EXPECT_EQ(got[0]->message.result().run_number(), 2);
   EXPECT_EQ(FromProto(got[0]->message.event_time()), kStart);
+}
+
+// A job's body never reaches the log: however large the jobs, the events
+// kept stay small (issue 18, H1: 10 jobs with 1 MiB bodies firing every
+// second grew the server by ~45 MB/s).
+TEST_F(EventHubTest, EventsCarryNoActionBody) {
+  EventHub hub(&clock_, {});
+  const int64_t before = hub.head();
+  v1::Job job = MakeJob("alice", "a");
+  job.mutable_action()->set_provider("noop");
+  job.mutable_action()->set_body(std::string(1 << 20, 'x'));
+  for (int i = 0; i < 64; ++i) hub.Publish(v1::JobEvent::RUN_STARTED, job, nullptr);
+  EventHub::Opened opened = hub.Subscribe({.owner = "alice"}, before, [] {});
+  ASSERT_FALSE(opened.needs_snapshot);
+  ASSERT_EQ(opened.replay.size(), 64u);
+  size_t bytes = 0;
+  for (const EventPtr& e : opened.replay) {
+    EXPECT_EQ(e->message.job().action().provider(), "noop");
+    EXPECT_TRUE(e->message.job().action().body().empty());
+    // Nor is the body's memory held: an emptied string keeps its buffer.
+    EXPECT_LT(e->message.SpaceUsedLong(), 16u * 1024);
+    bytes += e->wire.size();
+  }
+  EXPECT_LT(bytes, 64u * 1024);
+}
+
+// Results a job carries are left out of its events, memory included (a
+// cleared repeated field keeps its elements).
+TEST_F(EventHubTest, EventsHoldNoMemoryOfTheJobsResults) {
+  EventHub hub(&clock_, {});
+  auto sub = hub.Subscribe({.owner = "alice"}, 0, [] {}).subscription;
+  v1::Job job = MakeJob("alice", "a");
+  for (int i = 0; i < 10; ++i) {
+    v1::JobResult* r = job.add_results();
+    r->set_run_number(10 - i);
+    r->set_details(std::string(60 << 10, 'd'));
+  }
+  hub.Publish(v1::JobEvent::UPDATED, job, nullptr);
+  std::vector<EventPtr> got = TakeAll(hub, *sub);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0]->message.job().results_size(), 0);
+  EXPECT_LT(got[0]->message.SpaceUsedLong(), 16u * 1024);
+}
+
+// ClearToBasic, as listings use it: the two large fields go, memory and all,
+// and nothing else changes.
+TEST(ClearToBasicTest, LeavesEverythingButBodyAndResults) {
+  v1::Job job = MakeJob("alice", "a", "nightly");
+  job.mutable_action()->set_provider("noop");
+  job.mutable_action()->set_body(std::string(1 << 20, 'x'));
+  job.add_results()->set_details(std::string(60 << 10, 'd'));
+  job.set_n_runs(3);
+  v1::Job expected = job;
+  expected.mutable_action()->clear_body();
+  expected.clear_results();
+  ClearToBasic(job);
+  EXPECT_EQ(job.SerializeAsString(), expected.SerializeAsString());
+  EXPECT_LT(job.SpaceUsedLong(), 16u * 1024);
+}
+
+// The log keeps the newest events within its byte bound, whatever their
+// count bound says: here run events with the largest details a provider
+// may report (64 KiB).
+TEST_F(EventHubTest, TheLogIsBoundedInBytes) {
+  constexpr size_t kBound = 1 << 20;
+  EventHub hub(&clock_, {.keep_events = 20000, .keep_bytes = kBound});
+  const int64_t first = hub.head() + 1;
+  v1::JobResult result;
+  result.set_run_number(1);
+  result.set_details(std::string(64 << 10, 'd'));
+  for (int i = 0; i < 200; ++i) {
+    hub.Publish(v1::JobEvent::RUN_FINISHED, MakeJob("alice", "a"), &result);
+    ASSERT_LE(hub.kept_bytes(), kBound);
+  }
+  EXPECT_GT(hub.kept_events(), 0u);
+  EXPECT_LT(hub.kept_events(), 200u);
+  // What is kept is the newest, and resuming from before it is a RESET.
+  const int64_t head = hub.head();
+  EXPECT_FALSE(hub.Subscribe({.owner = "alice"}, head - 1, [] {}).needs_snapshot);
+  EXPECT_TRUE(hub.Subscribe({.owner = "alice"}, first, [] {}).needs_snapshot);
+  // One event over the bound alone is still kept (the newest always is).
+  EventHub tiny(&clock_, {.keep_bytes = 1});
+  tiny.Publish(v1::JobEvent::RUN_FINISHED, MakeJob("alice", "a"), &result);
+  EXPECT_EQ(tiny.kept_events(), 1u);
+  EXPECT_FALSE(tiny.Subscribe({.owner = "alice"}, tiny.head() - 1, [] {}).needs_snapshot);
+}
+
+// Statuses are a mask: any of them matches, and an out-of-range status
+// value matches no filter that names statuses.
+TEST_F(EventHubTest, StatusFilterIsAMask) {
+  WatchFilter filter{.owner = "alice",
+                     .statuses = StatusBit(v1::Job::PAUSED) | StatusBit(v1::Job::ENDED)};
+  EXPECT_TRUE(filter.Matches(MakeJob("alice", "a", "", v1::Job::PAUSED)));
+  EXPECT_TRUE(filter.Matches(MakeJob("alice", "a", "", v1::Job::ENDED)));
+  EXPECT_FALSE(filter.Matches(MakeJob("alice", "a", "", v1::Job::LOADED)));
+  EXPECT_FALSE(
+      filter.Matches(MakeJob("alice", "a", "", static_cast<v1::Job::Status>(40))));
+  EXPECT_TRUE(WatchFilter{.owner = "alice"}.Matches(
+      MakeJob("alice", "a", "", static_cast<v1::Job::Status>(40))));
+}
+
+// Subscribing and unsubscribing while events are being handed out: every
+// subscription gets exactly the events published after it began, in order.
+TEST_F(EventHubTest, SubscribersComingAndGoingDuringDispatchMissNothing) {
+  EventHub hub(&clock_, {.buffer_events = 100000});
+  std::atomic<bool> done{false};
+  std::thread publisher([&] {
+    for (int i = 0; i < 5000; ++i)
+      hub.Publish(v1::JobEvent::UPDATED, MakeJob("alice", "a"), nullptr);
+    done = true;
+  });
+  std::vector<std::pair<int64_t, std::shared_ptr<EventHub::Subscription>>> subs;
+  while (!done && subs.size() < 400) {
+    EventHub::Opened opened = hub.Subscribe({.owner = "alice"}, 0, [] {});
+    subs.emplace_back(opened.head, opened.subscription);
+    // Every other one leaves again at once.
+    if (subs.size() % 2 == 0) hub.Unsubscribe(opened.subscription);
+  }
+  publisher.join();
+  const int64_t head = hub.head();
+  for (size_t i = 0; i < subs.size(); i += 2) {
+    std::vector<int64_t> got = Sequences(TakeAll(hub, *subs[i].second));
+    ASSERT_EQ(got.size(), static_cast<size_t>(head - subs[i].first)) << i;
+    for (size_t k = 0; k < got.size(); ++k) EXPECT_EQ(got[k], subs[i].first + 1 + k);
+  }
 }
 
 // Watchers get the serialized form made once at publication: it must be

@@ -152,6 +152,37 @@ class JobServiceTest : public ::testing::Test {
     return job.ok() ? *job : v1::Job();
   }
 
+  // Creates a job whose body is about `body_bytes`, with one result.
+  v1::Job CreateBig(size_t body_bytes) {
+    v1::CreateJobRequest request = ValidRequest();
+    request.mutable_job()->mutable_action()->set_body(
+        absl::StrCat(R"({"pad":")", std::string(body_bytes, 'x'), R"("})"));
+    absl::StatusOr<v1::Job> job = Create(request);
+    EXPECT_THAT(job, IsOk());
+    if (!job.ok()) return v1::Job();
+    v1::JobResult result;
+    result.set_run_number(1);
+    result.set_status(v1::JobResult::SUCCEEDED);
+    result.set_details(R"({"copied":1})");
+    absl::Notification written;
+    store_.WriteResult(job->job_id(), result, [&](absl::Status s) {
+      EXPECT_TRUE(s.ok()) << s;
+      written.Notify();
+    });
+    written.WaitForNotification();
+    clock_.Advance(absl::Milliseconds(1));  // Listed in creation order.
+    return *job;
+  }
+
+  absl::StatusOr<v1::ListJobsResponse> ListView(v1::JobView view, int page_size = 0,
+                                                std::string page_token = "") {
+    v1::ListJobsRequest request;
+    request.set_page_size(page_size);
+    request.set_page_token(std::move(page_token));
+    request.set_view(view);
+    return service_.ListJobs(kAlice, request);
+  }
+
   store::MemoryStore store_;
   FakeClock clock_{kNow};
   JobService service_{&store_, &clock_};
@@ -775,6 +806,134 @@ TEST_F(JobServiceTest, AnErrorEchoesABoundedEscapedPartOfTheInput) {
   EXPECT_LT(updated.status().message().size(), 512u);
   EXPECT_THAT(std::string(updated.status().message()),
               AllOf(HasSubstr("update_mask"), Not(HasSubstr("\x1b"))));
+}
+
+// ---------------------------------------------------------------------------
+// Views, the page byte bound and watch filters (issue 18, H7 and M6).
+
+// A listing is BASIC unless FULL is asked for: no bodies, no results.
+TEST_F(JobServiceTest, ListLeavesBodiesAndResultsOutByDefault) {
+  const v1::Job created = CreateBig(100 << 10);
+  absl::StatusOr<v1::Job> full = Get(created.job_id());
+  ASSERT_THAT(full, IsOk());
+  ASSERT_EQ(full->results_size(), 1);
+
+  absl::StatusOr<v1::ListJobsResponse> page = List();
+  ASSERT_THAT(page, IsOk());
+  ASSERT_EQ(page->jobs_size(), 1);
+  const v1::Job& listed = page->jobs(0);
+  EXPECT_TRUE(listed.action().body().empty());
+  EXPECT_EQ(listed.results_size(), 0);
+  EXPECT_EQ(listed.action().provider(), "transfer");
+  EXPECT_EQ(listed.etag(), full->etag());
+  EXPECT_EQ(listed.last_run_number(), full->last_run_number());
+  EXPECT_LT(page->ByteSizeLong(), 1024u);
+
+  ASSERT_THAT(ListView(v1::JOB_VIEW_BASIC), IsOk());
+  EXPECT_EQ(ListView(v1::JOB_VIEW_BASIC)->SerializeAsString(), page->SerializeAsString());
+  absl::StatusOr<v1::ListJobsResponse> with_all = ListView(v1::JOB_VIEW_FULL);
+  ASSERT_THAT(with_all, IsOk());
+  ASSERT_EQ(with_all->jobs_size(), 1);
+  EXPECT_EQ(with_all->jobs(0).SerializeAsString(), full->SerializeAsString());
+}
+
+TEST_F(JobServiceTest, AnUnknownViewIsInvalidArgument) {
+  EXPECT_THAT(ListView(static_cast<v1::JobView>(7)),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("view")));
+  v1::WatchJobsRequest watch;
+  watch.set_view(static_cast<v1::JobView>(-1));
+  EXPECT_THAT(service_.WatchJobsFilter(kAlice, watch),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("view")));
+}
+
+// A page ends before the job that would bring it over the bound, with a
+// token for the rest; paging through still lists every job once, in order
+// (issue 18, H7: page_size=1000 built a 105 MB response).
+TEST_F(JobServiceTest, AListPageEndsBeforeItsByteBound) {
+  constexpr size_t kBound = 1 << 20;
+  service_.set_list_page_bytes(kBound);
+  std::vector<std::string> created;
+  for (int i = 0; i < 12; ++i) created.push_back(CreateBig(300 << 10).job_id());
+
+  std::vector<std::string> seen;
+  std::string token;
+  int pages = 0;
+  for (; pages < 20; ++pages) {
+    absl::StatusOr<v1::ListJobsResponse> page = ListView(v1::JOB_VIEW_FULL, 1000, token);
+    ASSERT_THAT(page, IsOk());
+    EXPECT_GE(page->jobs_size(), 1);
+    EXPECT_LE(page->ByteSizeLong(), kBound + 200);  // The token is extra.
+    for (const v1::Job& job : page->jobs()) {
+      EXPECT_EQ(job.results_size(), 1);
+      seen.push_back(job.job_id());
+    }
+    token = page->next_page_token();
+    if (token.empty()) break;
+  }
+  EXPECT_EQ(seen, created);
+  EXPECT_GE(pages, 3);  // 12 jobs of 300 KiB: at most 3 a page.
+
+  // Without bodies they all fit in one page.
+  absl::StatusOr<v1::ListJobsResponse> basic = ListView(v1::JOB_VIEW_BASIC, 1000);
+  ASSERT_THAT(basic, IsOk());
+  EXPECT_EQ(basic->jobs_size(), 12);
+  EXPECT_THAT(basic->next_page_token(), IsEmpty());
+
+  // A job larger than the bound alone still makes a page.
+  service_.set_list_page_bytes(1024);
+  absl::StatusOr<v1::ListJobsResponse> one = ListView(v1::JOB_VIEW_FULL, 1000);
+  ASSERT_THAT(one, IsOk());
+  EXPECT_EQ(one->jobs_size(), 1);
+  EXPECT_THAT(one->next_page_token(), Not(IsEmpty()));
+}
+
+// Paging still honours page_size and show_deleted when the store is read in
+// several pieces.
+TEST_F(JobServiceTest, ListReadsTheStoreInPiecesWithoutLosingJobs) {
+  std::vector<std::string> created;
+  for (int i = 0; i < 40; ++i) {
+    created.push_back(CreateOk().job_id());
+    clock_.Advance(absl::Milliseconds(1));
+  }
+  for (int i = 0; i < 40; i += 5) ASSERT_THAT(Delete(created[i]), IsOk());
+  std::vector<std::string> live;
+  for (int i = 0; i < 40; ++i) {
+    if (i % 5 != 0) live.push_back(created[i]);
+  }
+  EXPECT_EQ(ListAllIds(), live);
+  EXPECT_EQ(ListAllIds(/*show_deleted=*/true), created);
+  absl::StatusOr<v1::ListJobsResponse> page = List(25);
+  ASSERT_THAT(page, IsOk());
+  EXPECT_EQ(page->jobs_size(), 25);
+  EXPECT_THAT(page->next_page_token(), Not(IsEmpty()));
+}
+
+// A statuses list longer than there are statuses is refused before any
+// watcher holds it (issue 18, M6: a million-entry list slowed every tenant);
+// within the bound, repeats are harmless.
+TEST_F(JobServiceTest, AStatusesListLongerThanTheStatusesIsInvalidArgument) {
+  v1::WatchJobsRequest huge;
+  for (int i = 0; i < 1'000'000; ++i) huge.add_statuses(v1::Job::PAUSED);
+  EXPECT_THAT(service_.WatchJobsFilter(kAlice, huge),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("statuses")));
+  v1::WatchJobsRequest seven;
+  for (int i = 0; i < 7; ++i) seven.add_statuses(v1::Job::PAUSED);
+  EXPECT_THAT(service_.WatchJobsFilter(kAlice, seven),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("statuses")));
+
+  v1::WatchJobsRequest every;
+  for (int s = v1::Job::NEW; s <= v1::Job::DELETED; ++s)
+    every.add_statuses(static_cast<v1::Job::Status>(s));
+  absl::StatusOr<WatchFilter> all = service_.WatchJobsFilter(kAlice, every);
+  ASSERT_THAT(all, IsOk());
+  EXPECT_EQ(all->statuses, 0b1111110u);
+  v1::WatchJobsRequest twice;
+  twice.add_statuses(v1::Job::PAUSED);
+  twice.add_statuses(v1::Job::PAUSED);
+  absl::StatusOr<WatchFilter> paused = service_.WatchJobsFilter(kAlice, twice);
+  ASSERT_THAT(paused, IsOk());
+  EXPECT_EQ(paused->statuses, StatusBit(v1::Job::PAUSED));
+  EXPECT_FALSE(paused->full_view);
 }
 
 }  // namespace

@@ -273,8 +273,9 @@ TEST_F(WatchStartTest, TheSnapshotHoldsOnlyMatchingLiveJobsAcrossPagesOfNone) {
   EXPECT_THAT(Types(got), Each(v1::JobEvent::SNAPSHOT));
 
   Wakes paused_wakes;
-  auto only_paused = starter_->Open({.owner = "alice", .statuses = {v1::Job::PAUSED}}, 0,
-                                    paused_wakes.Callback());
+  auto only_paused =
+      starter_->Open({.owner = "alice", .statuses = StatusBit(v1::Job::PAUSED)}, 0,
+                     paused_wakes.Callback());
   got = TakeUntil(*only_paused, paused_wakes, 1);
   ASSERT_EQ(got.size(), 1u);
   EXPECT_EQ(got[0]->message.job().job_id(), paused.job_id());
@@ -402,6 +403,83 @@ TEST_F(WatchStartTest, AfterTheStarterStopsFeedsEndUnavailable) {
   EXPECT_EQ(late->closed().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(late_wakes.count(), 0);
   late->Stop();
+}
+
+// Snapshots leave bodies and results out unless the filter asks for the full
+// view (issue 18, H7: a never-read stream pinned ~140 MB of snapshot).
+TEST_F(WatchStartTest, SnapshotsLeaveBodiesAndResultsOutUnlessFull) {
+  MakeStarter();
+  const v1::Job job = Create(kAlice, "a");
+  v1::JobResult result;
+  result.set_run_number(1);
+  result.set_status(v1::JobResult::SUCCEEDED);
+  absl::Notification written;
+  store_.WriteResult(job.job_id(), result, [&](absl::Status) { written.Notify(); });
+  written.WaitForNotification();
+
+  for (const WatchFilter& filter :
+       {WatchFilter{.owner = "alice"},
+        WatchFilter{.owner = "alice", .job_id = job.job_id()}}) {
+    Wakes wakes;
+    auto feed = starter_->Open(filter, 0, wakes.Callback());
+    std::vector<EventPtr> got = TakeUntil(*feed, wakes, 1);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0]->message.type(), v1::JobEvent::SNAPSHOT);
+    EXPECT_EQ(got[0]->message.job().action().provider(), "fake");
+    EXPECT_TRUE(got[0]->message.job().action().body().empty());
+    EXPECT_EQ(got[0]->message.job().results_size(), 0);
+    feed->Stop();
+
+    WatchFilter full = filter;
+    full.full_view = true;
+    Wakes full_wakes;
+    feed = starter_->Open(full, 0, full_wakes.Callback());
+    got = TakeUntil(*feed, full_wakes, 1);
+    ASSERT_EQ(got.size(), 1u);
+    EXPECT_EQ(got[0]->message.job().action().body(), "{}");
+    EXPECT_EQ(got[0]->message.job().results_size(), 1);
+    feed->Stop();
+  }
+}
+
+// Open feeds are counted, per owner and in all; one beyond either bound ends
+// at once with RESOURCE_EXHAUSTED naming it (issue 18, H7: one identity
+// opened 3,000 streams), and a stopped feed makes room again.
+TEST_F(WatchStartTest, FeedsBeyondTheStreamBoundsEndResourceExhausted) {
+  MakeStarter({.max_streams = 3, .max_streams_per_identity = 2});
+  Wakes wakes;
+  auto a1 = starter_->Open({.owner = "alice"}, 0, wakes.Callback());
+  auto a2 = starter_->Open({.owner = "alice"}, 0, wakes.Callback());
+  auto a3 = starter_->Open({.owner = "alice"}, 0, wakes.Callback());
+  EXPECT_TRUE(a1->closed().ok());
+  EXPECT_TRUE(a2->closed().ok());
+  EXPECT_EQ(a3->closed().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(a3->closed().message()),
+              HasSubstr("max_watch_streams_per_identity (2)"));
+  std::vector<EventPtr> out;
+  EXPECT_EQ(a3->Take(SIZE_MAX, out), 0u);
+  a3->Stop();  // Was never counted: frees nothing.
+
+  auto b1 = starter_->Open({.owner = "bob"}, 0, wakes.Callback());
+  auto b2 = starter_->Open({.owner = "bob"}, 0, wakes.Callback());
+  EXPECT_TRUE(b1->closed().ok());
+  EXPECT_EQ(b2->closed().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(b2->closed().message()), HasSubstr("max_watch_streams (3)"));
+  b2->Stop();
+
+  a1->Stop();
+  auto a4 = starter_->Open({.owner = "alice"}, 0, wakes.Callback());
+  EXPECT_TRUE(a4->closed().ok());
+  auto a5 = starter_->Open({.owner = "alice"}, 0, wakes.Callback());
+  EXPECT_EQ(a5->closed().code(), absl::StatusCode::kResourceExhausted);
+  for (auto* f : {&a2, &a4, &a5, &b1}) (*f)->Stop();
+  // All gone: the full bound is free again.
+  std::vector<std::shared_ptr<WatchFeed>> again;
+  for (int i = 0; i < 2; ++i) {
+    again.push_back(starter_->Open({.owner = "carol"}, 0, wakes.Callback()));
+    EXPECT_TRUE(again.back()->closed().ok());
+  }
+  for (auto& f : again) f->Stop();
 }
 
 }  // namespace

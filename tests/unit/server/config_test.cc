@@ -111,6 +111,35 @@ TEST(ParseConfigTest, WatchLimitsParseAndAreBounded) {
   }
 }
 
+// Issue 18 (H1, H7): the event log's byte bound, the stream bounds and the
+// list page bound are keys with safe defaults.
+TEST(ParseConfigTest, WatchAndListBoundsParseAndHaveSafeDefaults) {
+  absl::StatusOr<Config> config = ParseConfig(
+      "watch_keep_bytes = 1048576\nmax_watch_streams = 100\n"
+      "max_watch_streams_per_identity = 8\nmax_list_page_bytes = 65536\n",
+      kOrigin);
+  ASSERT_THAT(config, IsOk());
+  EXPECT_EQ(config->watch_keep_bytes, 1 << 20);
+  EXPECT_EQ(config->max_watch_streams, 100);
+  EXPECT_EQ(config->max_watch_streams_per_identity, 8);
+  EXPECT_EQ(config->max_list_page_bytes, 65536);
+  const Config defaults;
+  EXPECT_EQ(defaults.watch_keep_bytes, 32 << 20);
+  EXPECT_EQ(defaults.max_watch_streams, 10000);
+  EXPECT_EQ(defaults.max_watch_streams_per_identity, 64);
+  EXPECT_EQ(defaults.max_list_page_bytes, 1 << 20);
+
+  for (const char* bad :
+       {"watch_keep_bytes = 0", "max_watch_streams = 0",
+        "max_watch_streams_per_identity = -1", "max_list_page_bytes = 10"}) {
+    absl::StatusOr<Config> refused = ParseConfig(bad, kOrigin);
+    ASSERT_FALSE(refused.ok()) << bad;
+    EXPECT_THAT(
+        std::string(refused.status().message()),
+        ::testing::HasSubstr(std::string(bad).substr(0, std::string(bad).find(' '))));
+  }
+}
+
 TEST(ParseConfigTest, AllowInsecureRemoteTrue) {
   absl::StatusOr<Config> config =
       ParseConfig("listen = \"0.0.0.0:50051\"\nallow_insecure_remote = true\n", kOrigin);

@@ -89,6 +89,24 @@ TEST(GlobalOptionsTest, ValuesAreStillCheckedAndUnknownWordsRefused) {
   EXPECT_THAT(unknown.Parse({"job", "list", "--bogus"}), HasSubstr("--bogus"));
 }
 
+// `--view` of list and watch: basic or full, nothing else.
+TEST(ViewOptionTest, ListAndWatchTakeBasicOrFull) {
+  for (const std::vector<std::string>& line : std::vector<std::vector<std::string>>{
+           {"job", "list", "--view", "full"},
+           {"job", "list", "--view", "basic", "-v"},
+           {"job", "watch", "--all", "--view", "full"},
+           {"job", "watch", "JOB", "--view=basic"},
+       }) {
+    TimerTree tree;
+    EXPECT_EQ(tree.Parse(line), "") << line[1] << " " << line[2];
+  }
+  TimerTree bad;
+  EXPECT_THAT(bad.Parse({"job", "list", "--view", "everything"}), HasSubstr("--view"));
+  TimerTree bad_watch;
+  EXPECT_THAT(bad_watch.Parse({"job", "watch", "--all", "--view", "FULL!"}),
+              HasSubstr("--view"));
+}
+
 TEST(GlobalOptionsTest, EverySubcommandHelpListsThem) {
   TimerTree tree;
   CLI::App* list = tree.app().get_subcommand("job")->get_subcommand("list");

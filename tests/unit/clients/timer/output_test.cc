@@ -138,9 +138,9 @@ TEST(PrintJobsTableTest, ColumnsAreAlignedAndRowsHaveNoTrailingSpaces) {
   PrintJobsTable({a, b}, /*verbose=*/false, absl::FromUnixSeconds(k2030), out);
   EXPECT_EQ(out.str(),
             "JOB ID                                NAME     STATUS  INTERVAL  NEXT RUN"
-            "              LAST RESULT\n"
+            "              LAST RUN\n"
             "0b9c7e5e-0000-4000-8000-000000000001  nightly  loaded  1h        "
-            "2030-01-01T01:00:00Z  SUCCEEDED (run 2)\n"
+            "2030-01-01T01:00:00Z  2030-01-01T00:00:00Z\n"
             "short                                 -        new     1m 30s    -"
             "                     -\n");
 }
