@@ -12,7 +12,6 @@
 #include <utility>
 
 #include "absl/strings/match.h"
-
 #include "util/escape.h"
 
 namespace timer::api {

@@ -196,7 +196,7 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
   auto impl = std::make_unique<Impl>();
   RETURN_IF_ERROR(PrepareDataDir(data_dir, uid));
   ASSIGN_OR_RETURN(impl->lock_fd, LockDataDir(data_dir, uid));
-    // Bound before anything starts, without SO_REUSEPORT: a port another
+  // Bound before anything starts, without SO_REUSEPORT: a port another
   // server listens on stops timerd here.
   ASSIGN_OR_RETURN(
       impl->listener,
