@@ -17,26 +17,13 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "google/protobuf/message.h"
+#include "printable.h"
 #include "timer/v1/session.pb.h"
 #include "timer/v1/timer.pb.h"
 
 namespace timer::cli {
 
 enum class Format { kTable, kJson };
-
-// `text` safe to print to a terminal: control characters (C0, DEL and the
-// C1 range U+0080..U+009F), bidirectional overrides and bytes that are not
-// UTF-8 become `\xNN` escapes (newline, carriage return and tab: `\n`, `\r`,
-// `\t`, unless `keep_newlines` keeps newlines as they are); other UTF-8 text
-// is kept.
-std::string Printable(absl::string_view text, bool keep_newlines = false);
-
-// How much of an argument an error message echoes.
-inline constexpr size_t kMaxEchoBytes = 128;
-
-// An argument (or other input) for an error message: Printable(), and cut
-// at kMaxEchoBytes with "...(N bytes)" appended.
-std::string Echo(absl::string_view text);
 
 // Prints `message` as one JSON document.
 void PrintJson(const google::protobuf::Message& message, std::ostream& out);

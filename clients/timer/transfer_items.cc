@@ -6,7 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "output.h"
+#include "printable.h"
 
 namespace timer::cli {
 namespace {
