@@ -15,6 +15,7 @@
 
 #include "absl/time/time.h"
 #include "cli_fixture.h"
+#include "other_user.h"
 
 #ifndef TIMER_FAULTS_DIR
 #error "TIMER_FAULTS_DIR must name the directory of the fault_* providers"
@@ -98,7 +99,8 @@ TEST_F(TrustE2eTest, APluginDirectoryOthersMayWriteIsRefused) {
 }
 
 TEST_F(TrustE2eTest, APluginOfAnotherUserIsRefused) {
-  if (::geteuid() != 0) GTEST_SKIP() << "giving a file to another user needs root";
+  if (!timer::testing::CanGiveFilesAway())
+    GTEST_SKIP() << timer::testing::kCannotGiveFilesAway;
   ASSERT_EQ(::chown((plugin_dir_ + "/transfer.so").c_str(), 65534, 65534), 0);
   RunResult r = RunTimerd({});
   EXPECT_EQ(r.exit_code, 1) << r.err;
@@ -135,7 +137,8 @@ TEST_F(TrustE2eTest, ADataDirectoryOthersMayWriteIsRefusedAndLeftAsItIs) {
 }
 
 TEST_F(TrustE2eTest, AStorePlantedByAnotherUserIsRefused) {
-  if (::geteuid() != 0) GTEST_SKIP() << "giving a file to another user needs root";
+  if (!timer::testing::CanGiveFilesAway())
+    GTEST_SKIP() << timer::testing::kCannotGiveFilesAway;
   IssueToken("alice");  // Creates the data directory and its store.
   ASSERT_EQ(::chown((data_dir_ + "/timer.db").c_str(), 65534, 65534), 0);
   RunResult r = RunTimerd({});

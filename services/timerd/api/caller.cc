@@ -3,7 +3,6 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security_constants.h>
 #include <grpc/slice.h>
-#include <openssl/sha.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -12,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/match.h"
+#include "auth/token.h"
 #include "util/escape.h"
 
 namespace timer::api {
@@ -90,7 +90,8 @@ class GatedServerCredentials final : public grpc::ServerCredentials {
 }  // namespace
 
 absl::StatusOr<auth::Principal> CallerOf(const auth::Authenticator& auth,
-                                         const grpc::CallbackServerContext* ctx) {
+                                         const grpc::CallbackServerContext* ctx,
+                                         AuthenticatedPeers* peers) {
   if (ctx->deadline() <= std::chrono::system_clock::now()) {
     return absl::DeadlineExceededError(
         "the call's deadline passed before it was handled");
@@ -116,6 +117,7 @@ absl::StatusOr<auth::Principal> CallerOf(const auth::Authenticator& auth,
   } else {
     spdlog::trace("call by {} ({})", util::Escaped(principal->identity.name),
                   principal->identity.auth_method);
+    if (peers != nullptr && peers->AnyWaiting()) peers->Authenticated(ctx->peer());
   }
   return principal;
 }
@@ -132,10 +134,7 @@ absl::Status CallGate::Check(absl::string_view path,
   std::string digest;
   const absl::Time now = clock_->Now();
   if (credentials.authorization) {
-    digest.resize(SHA256_DIGEST_LENGTH);
-    SHA256(reinterpret_cast<const unsigned char*>(credentials.authorization->data()),
-           credentials.authorization->size(),
-           reinterpret_cast<unsigned char*>(digest.data()));
+    digest = auth::Sha256(*credentials.authorization);
     absl::MutexLock lock(&mu_);
     auto it = verified_.find(digest);
     if (it != verified_.end() && now < it->second) return absl::OkStatus();

@@ -33,8 +33,22 @@
 
 namespace timer::api {
 
+// Told which connections made an authenticated call (server/listener.h
+// closes a TCP connection that makes none in time). Thread-safe.
+class AuthenticatedPeers {
+ public:
+  virtual ~AuthenticatedPeers() = default;
+  // Whether any connection still waits for its first authenticated call.
+  // When none does (the usual case), a call's peer is not even looked up.
+  virtual bool AnyWaiting() const = 0;
+  // `peer` (grpc::ServerContext::peer()) made an authenticated call.
+  virtual void Authenticated(absl::string_view peer) = 0;
+};
+
+// `peers`, when set, is told of the call once it authenticated.
 absl::StatusOr<auth::Principal> CallerOf(const auth::Authenticator& auth,
-                                         const grpc::CallbackServerContext* ctx);
+                                         const grpc::CallbackServerContext* ctx,
+                                         AuthenticatedPeers* peers = nullptr);
 
 class CallGate {
  public:

@@ -12,7 +12,7 @@ grpc::ServerUnaryReactor* SessionServiceImpl::WhoAmI(grpc::CallbackServerContext
                                                      const v1::WhoAmIRequest*,
                                                      v1::WhoAmIResponse* response) {
   auto* reactor = ctx->DefaultReactor();
-  absl::StatusOr<auth::Principal> caller = CallerOf(*auth_, ctx);
+  absl::StatusOr<auth::Principal> caller = CallerOf(*auth_, ctx, peers_);
   if (caller.ok()) {
     response->set_identity(caller->identity.name);
     response->set_auth_method(caller->identity.auth_method);
@@ -31,7 +31,7 @@ grpc::ServerUnaryReactor* SessionServiceImpl::RevokeSession(
     grpc::CallbackServerContext* ctx, const v1::RevokeSessionRequest*,
     v1::RevokeSessionResponse*) {
   auto* reactor = ctx->DefaultReactor();
-  absl::StatusOr<auth::Principal> caller = CallerOf(*auth_, ctx);
+  absl::StatusOr<auth::Principal> caller = CallerOf(*auth_, ctx, peers_);
   absl::Status revoked = caller.ok() ? auth_->Revoke(*caller) : caller.status();
   if (caller.ok() && revoked.ok()) {
     spdlog::info("token {} of {} revoked by its holder", caller->token_id,

@@ -6,6 +6,7 @@
 // Thread-safe; the Authenticator must outlive it.
 #pragma once
 
+#include "api/caller.h"
 #include "auth/authenticator.h"
 #include "timer/v1/session.grpc.pb.h"
 
@@ -13,7 +14,10 @@ namespace timer::api {
 
 class SessionServiceImpl final : public v1::SessionService::CallbackService {
  public:
-  explicit SessionServiceImpl(const auth::Authenticator* auth) : auth_(auth) {}
+  // `peers` (may be null) is told of each authenticated call.
+  explicit SessionServiceImpl(const auth::Authenticator* auth,
+                              AuthenticatedPeers* peers = nullptr)
+      : auth_(auth), peers_(peers) {}
 
   grpc::ServerUnaryReactor* WhoAmI(grpc::CallbackServerContext* ctx,
                                    const v1::WhoAmIRequest* request,
@@ -24,6 +28,7 @@ class SessionServiceImpl final : public v1::SessionService::CallbackService {
 
  private:
   const auth::Authenticator* const auth_;
+  AuthenticatedPeers* const peers_;
 };
 
 }  // namespace timer::api

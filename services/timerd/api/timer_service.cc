@@ -23,7 +23,7 @@ auto FinishWith(grpc::ServerUnaryReactor* reactor, T* response) {
 
 std::optional<domain::Identity> TimerServiceImpl::Caller(
     grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor) const {
-  absl::StatusOr<auth::Principal> principal = CallerOf(*auth_, ctx);
+  absl::StatusOr<auth::Principal> principal = CallerOf(*auth_, ctx, peers_);
   if (!principal.ok()) {
     reactor->Finish(ToGrpcStatus(principal.status()));
     return std::nullopt;
@@ -123,7 +123,7 @@ grpc::ServerUnaryReactor* TimerServiceImpl::ListJobResults(
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* TimerServiceImpl::WatchJob(
     grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw) {
-  absl::StatusOr<auth::Principal> principal = CallerOf(*auth_, ctx);
+  absl::StatusOr<auth::Principal> principal = CallerOf(*auth_, ctx, peers_);
   if (!principal.ok()) return FinishedStream(ToGrpcStatus(principal.status()));
   v1::WatchJobRequest request;
   absl::Status parsed = ParseWatchRequest(*raw, request);
@@ -133,7 +133,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* TimerServiceImpl::WatchJob(
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* TimerServiceImpl::WatchJobs(
     grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw) {
-  absl::StatusOr<auth::Principal> principal = CallerOf(*auth_, ctx);
+  absl::StatusOr<auth::Principal> principal = CallerOf(*auth_, ctx, peers_);
   if (!principal.ok()) return FinishedStream(ToGrpcStatus(principal.status()));
   v1::WatchJobsRequest request;
   absl::Status parsed = ParseWatchRequest(*raw, request);

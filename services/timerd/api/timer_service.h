@@ -6,11 +6,13 @@
 // callback API: reads answer inline, writes finish the reactor from the
 // store's commit callback, so no gRPC thread waits on a disk flush.
 //
-// Thread-safe; the JobService, Authenticator and WatchStarter must outlive it.
+// Thread-safe; the JobService, Authenticator, WatchStarter and peers must
+// outlive it.
 #pragma once
 
 #include <optional>
 
+#include "api/caller.h"
 #include "auth/authenticator.h"
 #include "domain/events.h"
 #include "domain/jobs.h"
@@ -25,9 +27,10 @@ using TimerServiceBase = v1::TimerService::WithRawCallbackMethod_WatchJob<
 
 class TimerServiceImpl final : public TimerServiceBase {
  public:
+  // `peers` (may be null) is told of each authenticated call.
   TimerServiceImpl(domain::JobService* jobs, const auth::Authenticator* auth,
-                   domain::WatchStarter* watches)
-      : jobs_(jobs), auth_(auth), watches_(watches) {}
+                   domain::WatchStarter* watches, AuthenticatedPeers* peers = nullptr)
+      : jobs_(jobs), auth_(auth), watches_(watches), peers_(peers) {}
 
   grpc::ServerUnaryReactor* CreateJob(grpc::CallbackServerContext* ctx,
                                       const v1::CreateJobRequest* request,
@@ -77,6 +80,7 @@ class TimerServiceImpl final : public TimerServiceBase {
   domain::JobService* const jobs_;
   const auth::Authenticator* const auth_;
   domain::WatchStarter* const watches_;
+  AuthenticatedPeers* const peers_;
 };
 
 }  // namespace timer::api

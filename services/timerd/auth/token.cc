@@ -49,9 +49,13 @@ std::optional<ParsedToken> ParseToken(absl::string_view token) {
 }
 
 std::string Sha256(absl::string_view data) {
+  // Fetched once: OpenSSL 3 otherwise looks the implementation up (under a
+  // lock) on every digest, which every authenticated call makes.
+  static EVP_MD* const kSha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha256(), nullptr);
+  EVP_Digest(data.data(), data.size(), md, &len,
+             kSha256 != nullptr ? kSha256 : EVP_sha256(), nullptr);
   return std::string(reinterpret_cast<const char*>(md), len);
 }
 

@@ -386,7 +386,12 @@ void Listener::MarkAuthenticated(absl::string_view peer) {
   auto it = by_endpoint_.find(key);
   if (it == by_endpoint_.end()) return;
   auto c = connections_.find(it->second);
-  if (c != connections_.end()) c->second.authenticated = true;
+  if (c == connections_.end()) return;
+  c->second.authenticated = true;
+  if (c->second.waiting) {
+    c->second.waiting = false;
+    waiting_.fetch_sub(1, std::memory_order_relaxed);
+  }
 }
 
 int Listener::NextTimeoutMs() const {
@@ -576,6 +581,8 @@ void Listener::Admit(const Socket& socket, int fd, const sockaddr_storage& addr,
     if (!socket.unix_socket) {
       by_endpoint_[c.endpoint] = id;
       deadlines_.emplace_back(absl::Now() + options_.unauthenticated_timeout, id);
+      c.waiting = true;
+      waiting_.fetch_add(1, std::memory_order_relaxed);
     }
     connections_.emplace(id, std::move(c));
   }
@@ -617,6 +624,7 @@ void Listener::Forget(uint64_t id) {
   }
   auto p = per_peer_.find(c.peer);
   if (p != per_peer_.end() && --p->second <= 0) per_peer_.erase(p);
+  if (c.waiting) waiting_.fetch_sub(1, std::memory_order_relaxed);
   connections_.erase(it);
 }
 

@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -40,10 +41,11 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "api/caller.h"
 
 namespace timer::server {
 
-class Listener {
+class Listener final : public api::AuthenticatedPeers {
  public:
   struct Options {
     int max_connections = 2048;
@@ -71,6 +73,14 @@ class Listener {
   // authenticated call: its connection is no longer closed for want of one.
   void MarkAuthenticated(absl::string_view peer);
 
+  // api::AuthenticatedPeers, for the handlers: AnyWaiting() is one atomic
+  // load, so a call pays for MarkAuthenticated only while some TCP
+  // connection has made no authenticated call yet.
+  bool AnyWaiting() const override {
+    return waiting_.load(std::memory_order_relaxed) > 0;
+  }
+  void Authenticated(absl::string_view peer) override { MarkAuthenticated(peer); }
+
   // Closes the listening sockets; when it returns, `handoff` is not called
   // again. Admitted connections stay.
   void StopAccepting();
@@ -93,6 +103,7 @@ class Listener {
     std::string endpoint;  // Peer address and port (Key()); empty for unix.
     std::string peer;      // The per-peer bucket.
     bool authenticated = false;
+    bool waiting = false;  // TCP, and no authenticated call yet: in waiting_.
     bool read_hangup = false;
   };
 
@@ -141,6 +152,8 @@ class Listener {
   bool stop_accepting_ ABSL_GUARDED_BY(mu_) = false;
   bool accepting_stopped_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Connections with `waiting` set; changed under mu_, read without it.
+  std::atomic<int> waiting_{0};
 };
 
 // Raises this process's soft RLIMIT_NOFILE to its hard limit (at most

@@ -6,7 +6,6 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/resource_quota.h>
-#include <grpcpp/support/server_interceptor.h>
 #include <openssl/bio.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -123,25 +122,6 @@ grpc_server_credentials* CoreCredentials(const std::optional<TlsFiles>& tls) {
           certificates);
   return grpc_ssl_server_credentials_create_with_options(options);
 }
-
-// Tells the listener which connections made an authenticated call: every
-// call of a method other than health and reflection reaching the server has
-// passed the CallGate. Adds no interceptor to the call.
-class MarkAuthenticatedConnections final
-    : public grpc::experimental::ServerInterceptorFactoryInterface {
- public:
-  explicit MarkAuthenticatedConnections(Listener* listener) : listener_(listener) {}
-  grpc::experimental::Interceptor* CreateServerInterceptor(
-      grpc::experimental::ServerRpcInfo* info) override {
-    if (!api::CallGate::IsOpenMethod(info->method())) {
-      listener_->MarkAuthenticated(info->server_context()->peer());
-    }
-    return nullptr;
-  }
-
- private:
-  Listener* const listener_;
-};
 
 }  // namespace
 
@@ -279,10 +259,11 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
       static_cast<size_t>(config.max_watch_streams_per_identity);
   impl->watches = std::make_unique<domain::WatchStarter>(
       impl->jobs.get(), impl->events.get(), &impl->clock, watch_options);
-  impl->timer_service = std::make_unique<api::TimerServiceImpl>(
-      impl->jobs.get(), impl->authenticator.get(), impl->watches.get());
-  impl->session_service =
-      std::make_unique<api::SessionServiceImpl>(impl->authenticator.get());
+  impl->timer_service =
+      std::make_unique<api::TimerServiceImpl>(impl->jobs.get(), impl->authenticator.get(),
+                                              impl->watches.get(), impl->listener.get());
+  impl->session_service = std::make_unique<api::SessionServiceImpl>(
+      impl->authenticator.get(), impl->listener.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -294,11 +275,6 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
       api::GatedCredentials(CoreCredentials(tls_files),
                             std::make_shared<const api::CallGate>(
                                 impl->authenticator.get(), &impl->clock)));
-  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-      interceptors;
-  interceptors.push_back(
-      std::make_unique<MarkAuthenticatedConnections>(impl->listener.get()));
-  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.RegisterService(impl->timer_service.get());
   builder.RegisterService(impl->session_service.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));

@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "other_user.h"
 
 namespace timer::server {
 namespace {
@@ -620,7 +621,7 @@ TEST_F(ConfigFilesTrustTest, EveryFileTheConfigNamesMustBeNoOtherUsersToWrite) {
   // A file that is not there is left to the code that reads it to report.
   config.tls_key = dir_ + "/missing.key";
   EXPECT_THAT(CheckConfigFilesTrusted(config, "", ::geteuid()), IsOk());
-  if (::geteuid() == 0) {
+  if (timer::testing::CanGiveFilesAway()) {
     ASSERT_EQ(::chown(config.jwt_keys_file.c_str(), 65534, 65534), 0);
     EXPECT_THAT(CheckConfigFilesTrusted(config, "", ::geteuid()),
                 StatusIs(absl::StatusCode::kPermissionDenied,

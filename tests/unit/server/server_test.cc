@@ -33,6 +33,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "h2_testing.h"
+#include "other_user.h"
 #include "server/config.h"
 #include "store/sqlite_token_store.h"
 #include "timer/v1/session.grpc.pb.h"
@@ -922,7 +923,8 @@ TEST_F(TimerServerTest, AStoreFileWritableByOthersIsRefused) {
 }
 
 TEST_F(TimerServerTest, ADataDirectoryOrStoreOfAnotherUserIsRefused) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give files to another user";
+  if (!timer::testing::CanGiveFilesAway())
+    GTEST_SKIP() << timer::testing::kCannotGiveFilesAway;
   Config config = TestConfig();
   StartOk(config).reset();
   // Another user moved the store away and planted theirs (its tokens would
