@@ -222,10 +222,14 @@ absl::StatusOr<std::unique_ptr<PgConn>> PgConnector::Connect() {
         absl::StrCat("store: cannot connect to PostgreSQL at ", RedactPgUri(options_.uri),
                      ": ", Trimmed(PQerrorMessage(conn->conn_))));
   } else {
+    // Server notices would go to stderr unformatted: dropped (errors come
+    // back as statuses).
+    PQsetNoticeProcessor(conn->conn_, [](void*, const char*) {}, nullptr);
     // Every session: durable commits whatever the server's default, and
     // no statement outlives the bound.
     status = conn->Exec(
-        absl::StrCat("SET synchronous_commit = on; SET statement_timeout = ",
+        absl::StrCat("SET synchronous_commit = on; SET client_min_messages = warning; "
+                     "SET statement_timeout = ",
                      options_.statement_timeout ? timeout_ms : 0, ";")
             .c_str());
   }

@@ -426,7 +426,9 @@ int PostgresStore::LatestSchemaVersion() { return pg_schema::LatestVersion(); }
 
 PostgresStore::PostgresStore(Options options)
     : options_(std::move(options)),
-      connector_({.uri = options_.uri, .timeout = options_.timeout}),
+      connector_({.uri = options_.uri,
+                  .timeout = options_.timeout,
+                  .retry_after = options_.retry_after}),
       readers_(&connector_, options_.readers) {}
 
 absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(Options options) {

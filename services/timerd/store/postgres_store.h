@@ -50,6 +50,8 @@ class PostgresStore final : public Store {
     int readers = 4;
     // Bounds a connect, each statement and a wait for a free reader.
     absl::Duration timeout = absl::Seconds(5);
+    // After a failed connect, calls fail at once for this long.
+    absl::Duration retry_after = absl::Milliseconds(200);
     // Group commit, as SqliteStore::Options.
     int max_batch = 1024;
     absl::Duration max_gather = absl::Milliseconds(2);
