@@ -2,7 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <libpq-fe.h>
+#include <postgresql/libpq-fe.h>  // Debian: /usr/include/postgresql
 #include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>

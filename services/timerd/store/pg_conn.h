@@ -20,7 +20,7 @@
 // PgPool are thread-safe.
 #pragma once
 
-#include <libpq-fe.h>
+#include <postgresql/libpq-fe.h>  // Debian: /usr/include/postgresql
 
 #include <cstdint>
 #include <memory>
