@@ -4,7 +4,6 @@
 // listed over gRPC, a job fires and its result is kept in PostgreSQL.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-
 #include <signal.h>
 
 #include <chrono>
@@ -110,7 +109,8 @@ TEST_F(PostgresE2eTest, TimerdServesJobsAndTokensFromPostgres) {
     EXPECT_EQ(out.jobs_size(), 0);  // Bob's jobs: none.
   }
   const std::string id = second.substr(4, second.find('_', 4) - 4);
-  RunResult revoked = timer::testing::Run({timerd_, "token", "revoke", id, "--store", uri_});
+  RunResult revoked =
+      timer::testing::Run({timerd_, "token", "revoke", id, "--store", uri_});
   ASSERT_EQ(revoked.exit_code, 0) << revoked.err;
   {
     v1::ListJobsRequest req;

@@ -2,8 +2,8 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <postgresql/libpq-fe.h>  // Debian: /usr/include/postgresql
 #include <netinet/in.h>
+#include <postgresql/libpq-fe.h>  // Debian: /usr/include/postgresql
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -92,13 +92,13 @@ absl::StatusOr<PgCluster*> PgCluster::Get() {
 }
 
 absl::Status PgCluster::Tool(const std::string& bin, const std::string& args) {
-  const std::string cmd = absl::StrCat(AsPostgres(), kBin, bin, " ", args, " >>", dir_,
-                                       "/tool.log 2>&1");
+  const std::string cmd =
+      absl::StrCat(AsPostgres(), kBin, bin, " ", args, " >>", dir_, "/tool.log 2>&1");
   const int rc = std::system(cmd.c_str());
   if (rc != 0) {
-    return absl::InternalError(absl::StrCat("pg_cluster: `", bin, " ", args,
-                                            "` failed (", rc, "); see ", dir_,
-                                            "/tool.log and ", dir_, "/server.log"));
+    return absl::InternalError(absl::StrCat("pg_cluster: `", bin, " ", args, "` failed (",
+                                            rc, "); see ", dir_, "/tool.log and ", dir_,
+                                            "/server.log"));
   }
   return absl::OkStatus();
 }
@@ -126,8 +126,10 @@ absl::Status PgCluster::Init() {
         "pg_cluster: ", kBin, "initdb not found (install postgresql: scripts/deps.sh)"));
   }
   // --no-sync: initdb's own files only; the server runs with fsync on.
-  if (absl::Status s = Tool("initdb", absl::StrCat("-D ", dir_, "/data -A trust -U postgres "
-                                                   "-E UTF8 --locale=C --no-sync")); !s.ok()) {
+  if (absl::Status s = Tool("initdb", absl::StrCat("-D ", dir_,
+                                                   "/data -A trust -U postgres "
+                                                   "-E UTF8 --locale=C --no-sync"));
+      !s.ok()) {
     return s;
   }
   auto port = FreePort();
@@ -137,10 +139,9 @@ absl::Status PgCluster::Init() {
 }
 
 absl::Status PgCluster::Start() {
-  return Tool("pg_ctl",
-              absl::StrCat("start -w -t 60 -D ", dir_, "/data -l ", dir_,
-                           "/server.log -o \"-c listen_addresses=127.0.0.1 -k ", dir_,
-                           " -p ", port_, " -c max_connections=200\""));
+  return Tool("pg_ctl", absl::StrCat("start -w -t 60 -D ", dir_, "/data -l ", dir_,
+                                     "/server.log -o \"-c listen_addresses=127.0.0.1 -k ",
+                                     dir_, " -p ", port_, " -c max_connections=200\""));
 }
 
 absl::Status PgCluster::Stop() {

@@ -24,9 +24,10 @@ absl::StatusOr<Stores> OpenStores(const Config& config, const std::string& data_
     return stores;
   }
   const absl::Duration timeout = absl::Milliseconds(config.store_timeout_ms);
-  ASSIGN_OR_RETURN(stores.jobs, store::PostgresStore::Open({.uri = config.store,
-                                                            .readers = config.store_readers,
-                                                            .timeout = timeout}));
+  ASSIGN_OR_RETURN(
+      stores.jobs,
+      store::PostgresStore::Open(
+          {.uri = config.store, .readers = config.store_readers, .timeout = timeout}));
   ASSIGN_OR_RETURN(stores.tokens, OpenPostgresTokens(config));
   stores.description =
       absl::StrCat("PostgreSQL ", util::Escaped(store::RedactPgUri(config.store)),
@@ -35,11 +36,12 @@ absl::StatusOr<Stores> OpenStores(const Config& config, const std::string& data_
   return stores;
 }
 
-absl::StatusOr<std::unique_ptr<store::TokenStore>> OpenPostgresTokens(const Config& config) {
-  ASSIGN_OR_RETURN(std::unique_ptr<store::PostgresTokenStore> tokens,
-                   store::PostgresTokenStore::Open(
-                       {.uri = config.store,
-                        .timeout = absl::Milliseconds(config.store_timeout_ms)}));
+absl::StatusOr<std::unique_ptr<store::TokenStore>> OpenPostgresTokens(
+    const Config& config) {
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<store::PostgresTokenStore> tokens,
+      store::PostgresTokenStore::Open(
+          {.uri = config.store, .timeout = absl::Milliseconds(config.store_timeout_ms)}));
   return std::unique_ptr<store::TokenStore>(std::move(tokens));
 }
 

@@ -26,6 +26,7 @@ absl::StatusOr<Stores> OpenStores(const Config& config, const std::string& data_
 
 // The configured PostgreSQL store's tokens (migrating a new database), for
 // `timerd token`; only when config.store is set.
-absl::StatusOr<std::unique_ptr<store::TokenStore>> OpenPostgresTokens(const Config& config);
+absl::StatusOr<std::unique_ptr<store::TokenStore>> OpenPostgresTokens(
+    const Config& config);
 
 }  // namespace timer::server

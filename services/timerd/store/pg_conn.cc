@@ -46,7 +46,8 @@ std::string RedactPgUri(absl::string_view uri) {
   // userinfo ends at the last '@' before the path or query.
   const size_t auth_end = std::min(rest.find('/'), rest.find('?'));
   const absl::string_view authority = rest.substr(0, auth_end);
-  absl::string_view tail = auth_end == absl::string_view::npos ? "" : rest.substr(auth_end);
+  absl::string_view tail =
+      auth_end == absl::string_view::npos ? "" : rest.substr(auth_end);
   const size_t at = authority.rfind('@');
   if (at != absl::string_view::npos) {
     absl::string_view userinfo = authority.substr(0, at);
@@ -97,7 +98,8 @@ int64_t PgResult::affected() const {
 
 int64_t PgResult::Int(int row, int col) const {
   if (IsNull(row, col)) return 0;
-  const auto* p = reinterpret_cast<const unsigned char*>(PQgetvalue(res_.get(), row, col));
+  const auto* p =
+      reinterpret_cast<const unsigned char*>(PQgetvalue(res_.get(), row, col));
   const int len = PQgetlength(res_.get(), row, col);
   uint64_t v = 0;
   for (int i = 0; i < len; ++i) v = (v << 8) | p[i];
@@ -115,14 +117,16 @@ int64_t PgResult::Int(int row, int col) const {
 
 absl::string_view PgResult::Bytes(int row, int col) const {
   return absl::string_view(PQgetvalue(res_.get(), row, col),
-                          static_cast<size_t>(PQgetlength(res_.get(), row, col)));
+                           static_cast<size_t>(PQgetlength(res_.get(), row, col)));
 }
 
 PgConn::~PgConn() {
   if (conn_ != nullptr) PQfinish(conn_);
 }
 
-bool PgConn::broken() const { return conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK; }
+bool PgConn::broken() const {
+  return conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK;
+}
 
 bool PgConn::idle() const { return PQtransactionStatus(conn_) == PQTRANS_IDLE; }
 
@@ -132,10 +136,9 @@ absl::Status PgConn::Error(const PGresult* res, absl::string_view what) const {
     return absl::UnavailableError(absl::StrCat("store: PostgreSQL unavailable (", what,
                                                "): ", Trimmed(PQerrorMessage(conn_))));
   }
-  const std::string message =
-      absl::StrCat("store: PostgreSQL ", what, ": ",
-                   Trimmed(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)), " (", state,
-                   ")");
+  const std::string message = absl::StrCat(
+      "store: PostgreSQL ", what, ": ",
+      Trimmed(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)), " (", state, ")");
   if (Transient(state)) return absl::UnavailableError(message);
   return absl::InternalError(message);
 }
@@ -197,12 +200,19 @@ absl::StatusOr<std::unique_ptr<PgConn>> PgConnector::Connect() {
     if (absl::Now() < retry_at_) return last_error_;
   }
   const int64_t timeout_ms = absl::ToInt64Milliseconds(options_.timeout);
-  const std::string connect_timeout = absl::StrCat(std::max<int64_t>(2, timeout_ms / 1000));
+  const std::string connect_timeout =
+      absl::StrCat(std::max<int64_t>(2, timeout_ms / 1000));
   const std::string user_timeout = absl::StrCat(timeout_ms);
   // Ours first: the URI (expanded from dbname) may override any of them.
-  const char* keys[] = {"connect_timeout",  "tcp_user_timeout",   "keepalives",
-                        "keepalives_idle",  "keepalives_interval", "keepalives_count",
-                        "application_name", "dbname",             nullptr};
+  const char* keys[] = {"connect_timeout",
+                        "tcp_user_timeout",
+                        "keepalives",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
+                        "application_name",
+                        "dbname",
+                        nullptr};
   const char* values[] = {connect_timeout.c_str(),
                           user_timeout.c_str(),
                           "1",
@@ -224,7 +234,8 @@ absl::StatusOr<std::unique_ptr<PgConn>> PgConnector::Connect() {
   } else {
     // Server notices would go to stderr unformatted: dropped (errors come
     // back as statuses).
-    PQsetNoticeProcessor(conn->conn_, [](void*, const char*) {}, nullptr);
+    PQsetNoticeProcessor(
+        conn->conn_, [](void*, const char*) {}, nullptr);
     // Every session: durable commits whatever the server's default, and
     // no statement outlives the bound.
     status = conn->Exec(

@@ -25,13 +25,13 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
@@ -54,11 +54,11 @@ struct PgStatement {
 class PgParam {
  public:
   // For a text (or bytea) parameter.
-  PgParam(absl::string_view bytes) : view_(bytes), binary_(true) {}  // NOLINT: implicit.
+  PgParam(absl::string_view bytes) : view_(bytes), binary_(true) {}   // NOLINT: implicit.
   PgParam(const std::string& bytes) : view_(bytes), binary_(true) {}  // NOLINT
   // A literal in PostgreSQL's text form ("true").
-  PgParam(const char* text) : view_(text) {}  // NOLINT
-  PgParam(int64_t value);                            // NOLINT
+  PgParam(const char* text) : view_(text) {}                    // NOLINT
+  PgParam(int64_t value);                                       // NOLINT
   PgParam(int value) : PgParam(static_cast<int64_t>(value)) {}  // NOLINT
   static PgParam Bytes(absl::string_view bytes);
   static PgParam Null();
@@ -107,7 +107,8 @@ class PgConn {
   // protocol.
   absl::Status Exec(const char* sql);
   // Runs a named statement with `params`, results in binary.
-  absl::StatusOr<PgResult> Run(const PgStatement& stmt, const std::vector<PgParam>& params);
+  absl::StatusOr<PgResult> Run(const PgStatement& stmt,
+                               const std::vector<PgParam>& params);
   // COMMIT that succeeds only if the server says it committed (COMMIT of a
   // failed transaction answers ROLLBACK). A lost connection makes the
   // outcome unknown: UNAVAILABLE, never OK.

@@ -71,7 +71,8 @@ constexpr const char* kMigrations[] = {
     )sql",
 };
 
-constexpr PgStatement kVersion = {"schema_version", "SELECT max(version) FROM timer_schema"};
+constexpr PgStatement kVersion = {"schema_version",
+                                  "SELECT max(version) FROM timer_schema"};
 
 absl::Status MigrateLocked(PgConn& conn) {
   RETURN_IF_ERROR(
@@ -80,10 +81,9 @@ absl::Status MigrateLocked(PgConn& conn) {
   const int64_t version = row.rows() == 1 ? row.Int(0, 0) : 0;
   const int64_t latest = LatestVersion();
   if (version > latest) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("store: the PostgreSQL database has schema version ", version,
-                     ", newer than this timerd understands (", latest,
-                     "); run a newer timerd"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "store: the PostgreSQL database has schema version ", version,
+        ", newer than this timerd understands (", latest, "); run a newer timerd"));
   }
   for (int64_t v = version; v < latest; ++v) {
     RETURN_IF_ERROR(conn.Exec("BEGIN"));

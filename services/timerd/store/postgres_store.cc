@@ -207,7 +207,8 @@ absl::Status DecodeResults(const PgResult& res, int begin, int end, int col,
 
 // The job of a kGetJob/kLoadJob answer with its results view.
 absl::StatusOr<v1::Job> JobFromRows(const PgResult& res, const std::string& job_id) {
-  if (res.rows() == 0) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  if (res.rows() == 0)
+    return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
   ASSIGN_OR_RETURN(v1::Job job, DecodeJob(res.Bytes(0, 1), res.Int(0, 0)));
   std::vector<v1::JobResult> results;
   RETURN_IF_ERROR(DecodeResults(res, 0, res.rows(), 2, results));
@@ -325,12 +326,11 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
     const bool deleted = job.status() == v1::Job::DELETED;
     ASSIGN_OR_RETURN(
         PgResult inserted,
-        Write(kInsertJob,
-              {job.job_id(), job.owner(), ShardOf(job.job_id()), create_us,
-               deleted ? "true" : "false",
-               deleted ? PgParam(DeleteMicros(job)) : PgParam::Null(),
-               static_cast<int64_t>(job.status()), OptionalMicros(NextRunMicros(job)),
-               PgParam::Bytes(blob)}));
+        Write(kInsertJob, {job.job_id(), job.owner(), ShardOf(job.job_id()), create_us,
+                           deleted ? "true" : "false",
+                           deleted ? PgParam(DeleteMicros(job)) : PgParam::Null(),
+                           static_cast<int64_t>(job.status()),
+                           OptionalMicros(NextRunMicros(job)), PgParam::Bytes(blob)}));
     if (inserted.affected() == 0) {
       if (request_id.empty()) dirty = false;  // Nothing changed.
       return absl::AlreadyExistsError(absl::StrCat("job ", job.job_id(), " exists"));
@@ -345,7 +345,8 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
                                  bool with_results) {
     ASSIGN_OR_RETURN(PgResult row, owner ? conn->Run(kLockJob, {job_id, *owner})
                                          : conn->Run(kLockAnyJob, {job_id}));
-    if (row.rows() == 0) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+    if (row.rows() == 0)
+      return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
     const int64_t version = row.Int(0, 0);
     ASSIGN_OR_RETURN(v1::Job job, DecodeJob(row.Bytes(0, 1), version));
     std::vector<v1::JobResult> newest;
@@ -361,12 +362,13 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
     }
     const std::string blob = EncodeJob(job);
     const bool deleted = job.status() == v1::Job::DELETED;
-    RETURN_IF_ERROR(Write(kUpdateJob, {job_id, deleted ? "true" : "false",
-                                       deleted ? PgParam(DeleteMicros(job)) : PgParam::Null(),
-                                       static_cast<int64_t>(job.status()),
-                                       OptionalMicros(NextRunMicros(job)), version + 1,
-                                       PgParam::Bytes(blob)})
-                        .status());
+    RETURN_IF_ERROR(
+        Write(kUpdateJob,
+              {job_id, deleted ? "true" : "false",
+               deleted ? PgParam(DeleteMicros(job)) : PgParam::Null(),
+               static_cast<int64_t>(job.status()), OptionalMicros(NextRunMicros(job)),
+               version + 1, PgParam::Bytes(blob)})
+            .status());
     job.set_etag(absl::StrCat(version + 1));
     if (!with_results) {
       job.clear_results();
@@ -489,7 +491,8 @@ absl::Status PostgresStore::Read(absl::FunctionRef<absl::Status(PgConn&)> fn,
 }
 
 template <typename T>
-absl::StatusOr<T> PostgresStore::WriteSync(absl::AnyInvocable<absl::StatusOr<T>()> apply) {
+absl::StatusOr<T> PostgresStore::WriteSync(
+    absl::AnyInvocable<absl::StatusOr<T>()> apply) {
   absl::Notification committed;
   absl::StatusOr<T> outcome = absl::UnknownError("store: write not applied");
   group_->Submit<T>(std::move(apply), [&](absl::StatusOr<T> r) {
@@ -500,8 +503,8 @@ absl::StatusOr<T> PostgresStore::WriteSync(absl::AnyInvocable<absl::StatusOr<T>(
   return outcome;
 }
 
-void PostgresStore::CreateJob(v1::Job job, std::string request_id, std::string fingerprint,
-                              JobCallback done) {
+void PostgresStore::CreateJob(v1::Job job, std::string request_id,
+                              std::string fingerprint, JobCallback done) {
   group_->Submit<v1::Job>(
       [w = writer_.get(), job = std::move(job), request_id = std::move(request_id),
        fingerprint = std::move(fingerprint)]() mutable {
@@ -656,7 +659,8 @@ absl::StatusOr<std::vector<v1::JobResult>> PostgresStore::ListResults(
     ASSIGN_OR_RETURN(PgResult res,
                      c.Run(kListResults, {job_id, owner, before_run_number,
                                           static_cast<int64_t>(std::max(page_size, 0))}));
-    if (res.rows() == 0) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+    if (res.rows() == 0)
+      return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
     return DecodeResults(res, 0, res.rows(), 0, results);
   }));
   return results;
@@ -670,23 +674,24 @@ absl::StatusOr<int64_t> PostgresStore::PruneResults(int keep_per_job,
   for (bool more = true; more;) {
     std::string high;
     RETURN_IF_ERROR(Read([&](PgConn& c) -> absl::Status {
-      ASSIGN_OR_RETURN(PgResult res, c.Run(kJobIdsAfter, {low, static_cast<int64_t>(
-                                                                   kPruneJobsPerWrite)}));
+      ASSIGN_OR_RETURN(
+          PgResult res,
+          c.Run(kJobIdsAfter, {low, static_cast<int64_t>(kPruneJobsPerWrite)}));
       more = res.rows() == kPruneJobsPerWrite;
       if (res.rows() > 0) high = std::string(res.Bytes(res.rows() - 1, 0));
       return absl::OkStatus();
     }));
     if (high.empty()) break;
-    ASSIGN_OR_RETURN(const int64_t n,
-                     WriteSync<int64_t>([w = writer_.get(), low, high, keep_per_job,
-                                         ended_before_us]() -> absl::StatusOr<int64_t> {
-                       ASSIGN_OR_RETURN(
-                           PgResult res,
-                           w->Write(kPruneResults,
-                                    {low, high, static_cast<int64_t>(keep_per_job),
-                                     ended_before_us}));
-                       return res.affected();
-                     }));
+    ASSIGN_OR_RETURN(
+        const int64_t n,
+        WriteSync<int64_t>([w = writer_.get(), low, high, keep_per_job,
+                            ended_before_us]() -> absl::StatusOr<int64_t> {
+          ASSIGN_OR_RETURN(
+              PgResult res,
+              w->Write(kPruneResults,
+                       {low, high, static_cast<int64_t>(keep_per_job), ended_before_us}));
+          return res.affected();
+        }));
     deleted += n;
     low = high;
   }
@@ -729,19 +734,17 @@ absl::StatusOr<std::vector<PurgedJob>> PostgresStore::PurgeDeletedJobs(
     if (want <= 0) return purged;
     ASSIGN_OR_RETURN(
         std::vector<PurgedJob> step,
-        WriteSync<std::vector<PurgedJob>>(
-            [w = writer_.get(), deleted_before_us,
-             want]() -> absl::StatusOr<std::vector<PurgedJob>> {
-              ASSIGN_OR_RETURN(PgResult res,
-                               w->Write(kPurge, {deleted_before_us,
-                                                 static_cast<int64_t>(want)}));
-              std::vector<PurgedJob> out;
-              for (int i = 0; i < res.rows(); ++i) {
-                out.push_back(PurgedJob{std::string(res.Bytes(i, 0)),
-                                        std::string(res.Bytes(i, 1)), res.Int(i, 2)});
-              }
-              return out;
-            }));
+        WriteSync<std::vector<PurgedJob>>([w = writer_.get(), deleted_before_us, want]()
+                                              -> absl::StatusOr<std::vector<PurgedJob>> {
+          ASSIGN_OR_RETURN(PgResult res, w->Write(kPurge, {deleted_before_us,
+                                                           static_cast<int64_t>(want)}));
+          std::vector<PurgedJob> out;
+          for (int i = 0; i < res.rows(); ++i) {
+            out.push_back(PurgedJob{std::string(res.Bytes(i, 0)),
+                                    std::string(res.Bytes(i, 1)), res.Int(i, 2)});
+          }
+          return out;
+        }));
     const bool more = static_cast<int>(step.size()) == want;
     for (PurgedJob& p : step) purged.push_back(std::move(p));
     if (!more) return purged;

@@ -17,8 +17,8 @@ constexpr PgStatement kInsert = {
     "INSERT INTO tokens (" TOKEN_COLUMNS
     ") VALUES ($1::text, $2::text, $3::bytea, $4::bigint, $5::bigint, $6::bigint, "
     "$7::text) ON CONFLICT (token_id) DO NOTHING"};
-constexpr PgStatement kFind = {"token_find",
-                               "SELECT " TOKEN_COLUMNS " FROM tokens WHERE token_id = $1::text"};
+constexpr PgStatement kFind = {
+    "token_find", "SELECT " TOKEN_COLUMNS " FROM tokens WHERE token_id = $1::text"};
 constexpr PgStatement kList = {"token_list", "SELECT " TOKEN_COLUMNS
                                              " FROM tokens WHERE $1::text = '' OR "
                                              "identity = $1::text ORDER BY create_us, "
@@ -68,17 +68,18 @@ absl::Status PostgresTokenStore::Insert(const TokenRecord& t) {
   // Not retried: an insert that reached the server must not be sent twice.
   RETURN_IF_ERROR(pool_.With(
       [&](PgConn& c) -> absl::Status {
-        ASSIGN_OR_RETURN(PgResult res,
-                         c.Run(kInsert, {t.token_id, t.identity,
-                                         PgParam::Bytes(t.secret_sha256), t.create_us,
-                                         Optional(t.expire_us), Optional(t.revoke_us),
-                                         t.description}));
+        ASSIGN_OR_RETURN(
+            PgResult res,
+            c.Run(kInsert,
+                  {t.token_id, t.identity, PgParam::Bytes(t.secret_sha256), t.create_us,
+                   Optional(t.expire_us), Optional(t.revoke_us), t.description}));
         added = res.affected();
         return absl::OkStatus();
       },
       /*retry=*/false));
   if (added == 0) {
-    return absl::AlreadyExistsError(absl::StrCat("token ", t.token_id, " already exists"));
+    return absl::AlreadyExistsError(
+        absl::StrCat("token ", t.token_id, " already exists"));
   }
   return absl::OkStatus();
 }
@@ -114,7 +115,8 @@ absl::Status PostgresTokenStore::Revoke(const std::string& token_id, int64_t now
     changed = res.affected();
     return absl::OkStatus();
   }));
-  if (changed == 0) return absl::NotFoundError(absl::StrCat("token ", token_id, " not found"));
+  if (changed == 0)
+    return absl::NotFoundError(absl::StrCat("token ", token_id, " not found"));
   return absl::OkStatus();
 }
 

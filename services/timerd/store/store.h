@@ -3,9 +3,9 @@
 // run against every implementation.
 //
 // Implementations: SqliteStore (embedded, the default), PostgresStore
-// (shared by replicas), MemoryStore (a fake for tests). The domain layer is the only caller; handlers never see a
-// Store. Every read and write is scoped to an owner: a job of another owner
-// is NOT_FOUND, exactly as if it did not exist. Bearer tokens are kept
+// (shared by replicas), MemoryStore (a fake for tests). The domain layer is the only
+// caller; handlers never see a Store. Every read and write is scoped to an owner: a job
+// of another owner is NOT_FOUND, exactly as if it did not exist. Bearer tokens are kept
 // apart, behind TokenStore (store/token_store.h).
 //
 // Writes are asynchronous: `done` runs exactly once, when the write is

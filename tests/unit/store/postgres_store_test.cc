@@ -3,6 +3,8 @@
 // (pg_cluster.h): migrations when several stores open one new database at
 // once, a newer schema refused, a PostgreSQL restart in the middle of use.
 // The Store contract itself is store_conformance_test's.
+#include "store/postgres_store.h"
+
 #include <atomic>
 #include <memory>
 #include <set>
@@ -15,7 +17,6 @@
 #include "pg_cluster.h"
 #include "store/pg_conn.h"
 #include "store/pg_schema.h"
-#include "store/postgres_store.h"
 #include "store/postgres_token_store.h"
 #include "store_test_support.h"
 
@@ -62,7 +63,8 @@ TEST(PostgresStoreTest, StoresOpeningANewDatabaseTogetherMigrateItOnce) {
   PgConnector connector({.uri = uri});
   auto conn = connector.Connect();
   ASSERT_THAT(conn, IsOk());
-  static constexpr PgStatement kRows = {"rows", "SELECT count(*), max(version) FROM timer_schema"};
+  static constexpr PgStatement kRows = {
+      "rows", "SELECT count(*), max(version) FROM timer_schema"};
   absl::StatusOr<PgResult> rows = (*conn)->Run(kRows, {});
   ASSERT_THAT(rows, IsOk());
   EXPECT_EQ(rows->Int(0, 0), 1);
@@ -79,7 +81,8 @@ TEST(PostgresStoreTest, ADatabaseWithANewerSchemaIsRefused) {
                                     PostgresStore::LatestSchemaVersion() + 1)
                            .c_str())
                   .ok());
-  absl::StatusOr<std::unique_ptr<PostgresStore>> store = PostgresStore::Open({.uri = uri});
+  absl::StatusOr<std::unique_ptr<PostgresStore>> store =
+      PostgresStore::Open({.uri = uri});
   EXPECT_THAT(store, StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(store.status().message(), HasSubstr("newer than this timerd"));
   EXPECT_THAT(PostgresTokenStore::Open({.uri = uri}),
@@ -96,7 +99,8 @@ TEST(PostgresStoreTest, AnUnreachableServerFailsOpenAtOnceWithUnavailable) {
   EXPECT_LT(absl::Now() - start, absl::Seconds(2));
   // The password never appears in the error.
   EXPECT_THAT(store.status().message(), Not(HasSubstr("hunter2")));
-  EXPECT_THAT(store.status().message(), HasSubstr("postgresql://postgres@127.0.0.1:1/none"));
+  EXPECT_THAT(store.status().message(),
+              HasSubstr("postgresql://postgres@127.0.0.1:1/none"));
 }
 
 // PostgreSQL stopped and started again behind the same address while a
@@ -111,9 +115,9 @@ TEST(PostgresStoreTest, SurvivesAPostgresRestartWithoutLosingAcknowledgedWrites)
   PostgresStore& store = **opened;
 
   absl::Mutex mu;
-  std::vector<std::string> acked;   // Guarded by mu.
-  int64_t failed = 0;                // Guarded by mu.
-  absl::Duration slowest_failure;    // Guarded by mu.
+  std::vector<std::string> acked;  // Guarded by mu.
+  int64_t failed = 0;              // Guarded by mu.
+  absl::Duration slowest_failure;  // Guarded by mu.
   std::atomic<bool> stop{false};
   std::thread writer([&] {
     while (!stop.load()) {
@@ -138,8 +142,8 @@ TEST(PostgresStoreTest, SurvivesAPostgresRestartWithoutLosingAcknowledgedWrites)
   {
     // Some writes before the outage.
     absl::MutexLock lock(&mu);
-    mu.Await(absl::Condition(+[](std::vector<std::string>* a) { return a->size() >= 20; },
-                             &acked));
+    mu.Await(absl::Condition(
+        +[](std::vector<std::string>* a) { return a->size() >= 20; }, &acked));
   }
   ASSERT_TRUE(Cluster().Stop().ok());
   // During the outage: reads and writes fail fast with UNAVAILABLE.

@@ -4,8 +4,8 @@
 // database its schema owner has not migrated. One suite, parameterised by
 // named store factories (kStores), as the Store conformance suite.
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <sstream>
