@@ -140,6 +140,7 @@ absl::Status PgConn::Error(const PGresult* res, absl::string_view what) const {
       "store: PostgreSQL ", what, ": ",
       Trimmed(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)), " (", state, ")");
   if (Transient(state)) return absl::UnavailableError(message);
+  if (absl::string_view(state) == "42501") return absl::PermissionDeniedError(message);
   return absl::InternalError(message);
 }
 

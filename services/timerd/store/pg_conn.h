@@ -8,7 +8,8 @@
 // (PQstatus) is never reused; the next use opens a new one, so a store
 // outlives a PostgreSQL restart. Errors: a lost or refused connection, a
 // statement timeout, a server shutting down or out of resources ->
-// UNAVAILABLE; everything else -> INTERNAL. Messages carry the server's
+// UNAVAILABLE; a missing privilege -> PERMISSION_DENIED; everything else ->
+// INTERNAL. Messages carry the server's
 // primary message only (never DETAIL, which may echo row values), escaped.
 //
 // Results are read in binary: integers by their width, text and bytea as

@@ -74,9 +74,16 @@ constexpr const char* kMigrations[] = {
 constexpr PgStatement kVersion = {"schema_version",
                                   "SELECT max(version) FROM timer_schema"};
 
+constexpr PgStatement kHasVersion = {"schema_exists",
+                                     "SELECT to_regclass('timer_schema') IS NOT NULL"};
+
 absl::Status MigrateLocked(PgConn& conn) {
-  RETURN_IF_ERROR(
-      conn.Exec("CREATE TABLE IF NOT EXISTS timer_schema (version integer NOT NULL)"));
+  // Created only when missing: a role without CREATE (least privilege)
+  // opens an up-to-date database without any DDL.
+  ASSIGN_OR_RETURN(PgResult exists, conn.Run(kHasVersion, {}));
+  if (exists.Int(0, 0) == 0) {
+    RETURN_IF_ERROR(conn.Exec("CREATE TABLE timer_schema (version integer NOT NULL)"));
+  }
   ASSIGN_OR_RETURN(PgResult row, conn.Run(kVersion, {}));
   const int64_t version = row.rows() == 1 ? row.Int(0, 0) : 0;
   const int64_t latest = LatestVersion();

@@ -89,6 +89,37 @@ TEST(PostgresStoreTest, ADatabaseWithANewerSchemaIsRefused) {
               StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
+// The least-privilege setup of docs/DEPLOYMENT.md: a role with only DML
+// grants runs on a database another role migrated, and cannot migrate one.
+TEST(PostgresStoreTest, ARoleWithOnlyDataGrantsRunsOnAMigratedDatabase) {
+  const std::string uri = NewDatabase();
+  ASSERT_THAT(PostgresStore::Open({.uri = uri}), IsOk());  // As postgres: migrates.
+  ASSERT_TRUE(Sql(uri,
+                  "DO $$ BEGIN CREATE ROLE timer_dml LOGIN; EXCEPTION WHEN "
+                  "duplicate_object THEN NULL; END $$; "
+                  "REVOKE CREATE ON SCHEMA public FROM PUBLIC; "
+                  "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public "
+                  "TO timer_dml")
+                  .ok());
+  const std::string as_dml = absl::StrCat(
+      "postgresql://timer_dml@127.0.0.1:", Cluster().port(), uri.substr(uri.rfind('/')));
+  absl::StatusOr<std::unique_ptr<PostgresStore>> store =
+      PostgresStore::Open({.uri = as_dml});
+  ASSERT_THAT(store, IsOk());
+  const v1::Job job = MakeJob("alice");
+  ASSERT_THAT(Create(**store, job), IsOk());
+  EXPECT_THAT((*store)->GetJob("alice", job.job_id()), IsOk());
+  EXPECT_THAT(PostgresTokenStore::Open({.uri = as_dml}), IsOk());
+  // A new database: the role may not create the tables.
+  const std::string fresh = NewDatabase();
+  ASSERT_TRUE(Sql(fresh, "REVOKE CREATE ON SCHEMA public FROM PUBLIC").ok());
+  EXPECT_THAT(
+      PostgresStore::Open(
+          {.uri = absl::StrCat("postgresql://timer_dml@127.0.0.1:", Cluster().port(),
+                               fresh.substr(fresh.rfind('/')))}),
+      StatusIs(absl::StatusCode::kPermissionDenied));
+}
+
 TEST(PostgresStoreTest, AnUnreachableServerFailsOpenAtOnceWithUnavailable) {
   // A port nothing listens on: the cluster's, while it is stopped, would
   // race with other tests; a closed port of our own instead.
