@@ -70,6 +70,9 @@ void StartWatcher(const std::string& dir) {
   if (pid == 0) {
     ::close(fds[1]);
     ::setsid();  // Not killed with the test's process group.
+    // Holds none of the test's output pipes (ctest waits for those).
+    const int null = ::open("/dev/null", O_RDWR);
+    for (int fd = 0; fd <= 2; ++fd) ::dup2(null, fd);
     char c;
     while (::read(fds[0], &c, 1) != 0) {
     }
