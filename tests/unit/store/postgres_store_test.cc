@@ -217,6 +217,38 @@ TEST(PostgresStoreTest, SurvivesAPostgresRestartWithoutLosingAcknowledgedWrites)
   EXPECT_GE(usage->stored_jobs, static_cast<int64_t>(acked.size()) + 1);
 }
 
+// A write stuck behind a lock held elsewhere (another replica, an operator's
+// session) fails with UNAVAILABLE once the statement timeout passes, and
+// the writer goes on with the next writes.
+TEST(PostgresStoreTest, AWriteBlockedPastTheTimeoutFailsUnavailableAndOthersGoOn) {
+  const std::string uri = NewDatabase();
+  absl::StatusOr<std::unique_ptr<PostgresStore>> store =
+      PostgresStore::Open({.uri = uri, .timeout = absl::Milliseconds(500)});
+  ASSERT_THAT(store, IsOk());
+  const v1::Job job = MakeJob("alice");
+  ASSERT_THAT(Create(**store, job), IsOk());
+  PgConnector other({.uri = uri});
+  absl::StatusOr<std::unique_ptr<PgConn>> locker = other.Connect();
+  ASSERT_THAT(locker, IsOk());
+  ASSERT_TRUE((*locker)->Exec("BEGIN").ok());
+  ASSERT_TRUE((*locker)
+                  ->Exec(absl::StrCat("SELECT 1 FROM jobs WHERE job_id = '", job.job_id(),
+                                      "' FOR UPDATE")
+                             .c_str())
+                  .ok());
+  const absl::Time start = absl::Now();
+  EXPECT_THAT(Update(**store, "alice", job.job_id(), Rename("blocked")),
+              StatusIs(absl::StatusCode::kUnavailable));
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_GE(took, absl::Milliseconds(400));
+  EXPECT_LT(took, absl::Seconds(3));
+  // Nothing of it applied; the store writes on.
+  EXPECT_EQ((*store)->GetJob("alice", job.job_id())->name(), job.name());
+  EXPECT_THAT(Create(**store, MakeJob("alice")), IsOk());
+  ASSERT_TRUE((*locker)->Exec("ROLLBACK").ok());
+  EXPECT_THAT(Update(**store, "alice", job.job_id(), Rename("free")), IsOk());
+}
+
 TEST(RedactPgUriTest, DropsThePasswordAndKeepsTheRest) {
   EXPECT_EQ(RedactPgUri("postgres://u:secret@db.example:5432/timer?sslmode=verify-full"),
             "postgres://u@db.example:5432/timer?sslmode=verify-full");
