@@ -43,28 +43,31 @@ std::string RedactPgUri(absl::string_view uri) {
   const size_t start = s + scheme_end.size();
   std::string out(uri.substr(0, start));
   absl::string_view rest = uri.substr(start);
-  // userinfo ends at the last '@' before the path or query.
-  const size_t auth_end = std::min(rest.find('/'), rest.find('?'));
-  const absl::string_view authority = rest.substr(0, auth_end);
-  absl::string_view tail =
-      auth_end == absl::string_view::npos ? "" : rest.substr(auth_end);
-  const size_t at = authority.rfind('@');
+  // [user[:password]@]hosts[/db][?params]. Where the userinfo ends: libpq
+  // takes the first '@' before any '/', and a malformed password may hold
+  // '/' or '@' too, so the later of that and the last '@' before the query
+  // (cutting more, never less).
+  size_t at = absl::string_view::npos;
+  if (const size_t p = rest.find_first_of("@/");
+      p != absl::string_view::npos && rest[p] == '@') {
+    at = p;
+  }
+  const size_t last = rest.substr(0, rest.find('?')).rfind('@');
+  if (last != absl::string_view::npos && (at == absl::string_view::npos || last > at)) {
+    at = last;
+  }
   if (at != absl::string_view::npos) {
-    absl::string_view userinfo = authority.substr(0, at);
-    const size_t colon = userinfo.find(':');
-    absl::StrAppend(&out, userinfo.substr(0, colon), authority.substr(at));
-  } else {
-    absl::StrAppend(&out, authority);
+    const absl::string_view userinfo = rest.substr(0, at);
+    absl::StrAppend(&out, userinfo.substr(0, userinfo.find(':')));
+    rest = rest.substr(at);
   }
-  const size_t q = tail.find('?');
-  if (q == absl::string_view::npos) {
-    absl::StrAppend(&out, tail);
-    return out;
-  }
-  absl::StrAppend(&out, tail.substr(0, q));
+  const size_t q = rest.find('?');
+  absl::StrAppend(&out, rest.substr(0, q));
+  if (q == absl::string_view::npos) return out;
+  // Parameters: every *password= one dropped (password, sslpassword).
   std::vector<absl::string_view> kept;
-  for (absl::string_view kv : absl::StrSplit(tail.substr(q + 1), '&')) {
-    if (absl::StartsWithIgnoreCase(kv, "password=")) continue;
+  for (absl::string_view kv : absl::StrSplit(rest.substr(q + 1), '&')) {
+    if (absl::EndsWithIgnoreCase(kv.substr(0, kv.find('=')), "password")) continue;
     kept.push_back(kv);
   }
   if (!kept.empty()) absl::StrAppend(&out, "?", absl::StrJoin(kept, "&"));

@@ -256,6 +256,14 @@ TEST(RedactPgUriTest, DropsThePasswordAndKeepsTheRest) {
             "postgresql://db/timer?user=u&sslmode=require");
   EXPECT_EQ(RedactPgUri("postgresql://u@h/d"), "postgresql://u@h/d");
   EXPECT_EQ(RedactPgUri("postgresql://u:p%40ss@h"), "postgresql://u@h");
+  // Unencoded '/', '@' or '?' in a password: cut whole all the same.
+  EXPECT_EQ(RedactPgUri("postgresql://u:pa?ss@h/d?user=a@b"),
+            "postgresql://u@h/d?user=a@b");
+  EXPECT_EQ(RedactPgUri("postgresql://u:pa/s@s@h/d"), "postgresql://u@h/d");
+  EXPECT_EQ(RedactPgUri("postgresql://u:a@b@h:5432/d?sslmode=require"),
+            "postgresql://u@h:5432/d?sslmode=require");
+  EXPECT_EQ(RedactPgUri("postgresql://h/d?sslpassword=k&PASSWORD=x&user=u"),
+            "postgresql://h/d?user=u");
   EXPECT_EQ(RedactPgUri("host=h password=x"), "(not a postgres:// URI)");
   EXPECT_TRUE(IsPgUri("postgres://h/d"));
   EXPECT_TRUE(IsPgUri("postgresql://h/d"));
