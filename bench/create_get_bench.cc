@@ -8,8 +8,9 @@
 //           INSERT per transaction, as many as fit in the window: the
 //           single-commit ceiling that group commit is compared with. Run
 //           again at the end (sqlite-again); ratios use the mean of both.
-//   store   store-create (diagnostic): domain::JobService over a SqliteStore,
-//           no gRPC, N threads each waiting until its write is durable.
+//   store   store-create (diagnostic): domain::JobService over a SqliteStore
+//           (with --store URI: a PostgresStore on that database), no gRPC,
+//           N threads each waiting until its write is durable.
 //           Shows writes per commit (SqliteStore::commits), which the server
 //           hides.
 //   floor   WhoAmI-floor (diagnostic): SessionService.WhoAmI on the same
@@ -17,7 +18,8 @@
 //           token's lookup, as every call makes): the most any unary RPC
 //           reaches with this client on this machine.
 //   create  CreateJob through a TimerServer started in-process on
-//           127.0.0.1:0 with a temp data dir and the noop provider.
+//           127.0.0.1:0 with a temp data dir and the noop provider (with
+//           --store URI: on that PostgreSQL database).
 //   get     GetJob: --get-jobs jobs are created first, then every caller
 //           fetches random ones of them.
 // For each N in --callers, N callers each own a channel (and so a TCP
@@ -31,7 +33,8 @@
 // Usage:
 //   timer_bench_create_get [--seconds 5] [--warmup 1] [--callers 1,64]
 //       [--runs 3] [--cases sqlite,store,floor,create,get] [--client callback]
-//       [--get-jobs 10000] [--deadline-ms 10000] [--tmp DIR] [--help]
+//       [--get-jobs 10000] [--deadline-ms 10000] [--tmp DIR]
+//       [--store postgres://...] [--help]
 //
 // With --runs > 1 every run's table is printed, then the median of each
 // figure over the runs (ratios are taken within a run, then their median).
@@ -73,6 +76,8 @@
 #include "domain/jobs.h"
 #include "server/config.h"
 #include "server/server.h"
+#include "server/store_open.h"
+#include "store/postgres_store.h"
 #include "store/sqlite_store.h"
 #include "store/sqlite_token_store.h"
 #include "timer/v1/session.grpc.pb.h"
@@ -106,6 +111,8 @@ struct Options {
   // and CreateJob is measured alone. 0: leave start unset (the server's
   // default, the next whole second: every job then also runs once).
   int start_in_seconds = 3600;
+  // A postgres:// URI: the store and create cases use PostgreSQL there.
+  std::string store;
 };
 
 // One row of the table.
@@ -303,13 +310,37 @@ timer::v1::CreateJobRequest NewCreateRequest(int thread, int64_t n, const Option
   return request;
 }
 
+// The store the store case writes to, with its commits() counter.
+struct BenchStore {
+  std::unique_ptr<timer::store::Store> store;
+  std::function<int64_t()> commits;
+};
+
+absl::StatusOr<BenchStore> OpenBenchStore(const std::string& dir, const Options& opt) {
+  BenchStore b;
+  if (!opt.store.empty()) {
+    auto pg = timer::store::PostgresStore::Open({.uri = opt.store});
+    if (!pg.ok()) return pg.status();
+    auto* raw = pg->get();
+    b.commits = [raw] { return raw->commits(); };
+    b.store = *std::move(pg);
+    return b;
+  }
+  auto sqlite = timer::store::SqliteStore::Open({.path = dir + "/store.db"});
+  if (!sqlite.ok()) return sqlite.status();
+  auto* raw = sqlite->get();
+  b.commits = [raw] { return raw->commits(); };
+  b.store = *std::move(sqlite);
+  return b;
+}
+
 CaseResult StoreCreate(const std::string& dir, int threads, const Options& opt) {
-  auto store = timer::store::SqliteStore::Open({.path = dir + "/store.db"});
+  auto store = OpenBenchStore(dir, opt);
   if (!store.ok()) {
     return Failed("store-create", threads, std::string(store.status().message()));
   }
   timer::domain::SystemClock clock;
-  timer::domain::JobService jobs(store->get(), &clock);
+  timer::domain::JobService jobs(store->store.get(), &clock);
   const timer::domain::Identity caller = timer::domain::LocalIdentity();
   std::vector<int64_t> counters(threads, 0);
   std::atomic<int64_t> writes{0};
@@ -326,8 +357,8 @@ CaseResult StoreCreate(const std::string& dir, int threads, const Options& opt) 
     if (!status.ok()) *err = status.ToString();
     return status.ok();
   });
-  const int64_t commits = (*store)->commits();
-  (*store)->Close();
+  const int64_t commits = store->commits();
+  store->store->Close();
   // Over the whole case, warmup included: writes per fsynced transaction.
   c.writes_per_commit = commits > 0 ? static_cast<double>(writes.load()) / commits : 0;
   return c;
@@ -799,6 +830,7 @@ std::vector<CaseResult> RunOnce(const std::string& dir, const Options& opt) {
   config.plugin_dir = opt.plugin_dir;
   config.load_plugins = {"noop"};  // The directory need hold no other.
   config.log_level = "warn";
+  config.store = opt.store;
   // The bench creates many, as fast as it can, as one identity.
   config.max_jobs_per_identity = int64_t{1} << 40;
   config.max_stored_jobs_per_identity = int64_t{1} << 40;
@@ -811,7 +843,11 @@ std::vector<CaseResult> RunOnce(const std::string& dir, const Options& opt) {
     return rows;
   }
   {
-    auto tokens = timer::store::SqliteTokenStore::Open(config.data_dir + "/timer.db");
+    absl::StatusOr<std::unique_ptr<timer::store::TokenStore>> tokens =
+        opt.store.empty()
+            ? absl::StatusOr<std::unique_ptr<timer::store::TokenStore>>(
+                  timer::store::SqliteTokenStore::Open(config.data_dir + "/timer.db"))
+            : timer::server::OpenPostgresTokens(config);
     absl::StatusOr<timer::auth::IssuedToken> issued =
         tokens.ok() ? timer::auth::IssueToken(**tokens, "bench", std::nullopt, "bench",
                                               absl::Now())
@@ -884,6 +920,8 @@ int main(int argc, char** argv) {
   app.add_option("--start-in-seconds", opt.start_in_seconds,
                  "created jobs start this far ahead so none fires during the run; "
                  "0: the server's default (next second: every job also runs once)");
+  app.add_option("--store", opt.store,
+                 "postgres:// URI: run the store and create cases on PostgreSQL there");
   app.add_option("--tmp", opt.tmp,
                  "parent of the temp directory (default $TMPDIR or /tmp)");
   CLI11_PARSE(app, argc, argv);

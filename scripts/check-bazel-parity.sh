@@ -138,6 +138,12 @@ for name in "${!test_exe[@]}"; do
   [ -n "${cmake_type[$name]:-}" ] || expect "$name" "test" "[a-z_]+_test"
 done
 for name in "${!plain_test[@]}"; do
+  # unit.<test>.postgres: the PostgreSQL cases of the test executable <test>
+  # in one process (timer_unit_test PG); Bazel runs <test> whole anyway.
+  if [[ $name =~ ^unit\.([a-z_]+_test)\.postgres$ ]] && [ -n "${test_exe[${BASH_REMATCH[1]}]:-}" ]; then
+    expect "${BASH_REMATCH[1]}" "test" "[a-z_]+_test"
+    continue
+  fi
   expect "$name" "test" "[a-z_]+"
 done
 

@@ -9,6 +9,8 @@ PACKAGES=(
   g++ cmake ninja-build pkg-config ccache tzdata
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libssl-dev libsqlite3-dev
+  libpq-dev               # the PostgreSQL store (services/timerd/store/postgres_store.h)
+  postgresql              # its tests start throwaway clusters (tests/support/pg_cluster.h)
   libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libspdlog-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libjemalloc-dev         # timerd's allocator (docs/PERFORMANCE-HISTORY.md, "Fourth round")

@@ -4,7 +4,7 @@
 // finish and the store is closed cleanly.
 //
 // `timerd token issue|list|revoke` manage bearer tokens in the store of the
-// same --config/--data-dir, whether or not a timerd is serving it.
+// same --config/--data-dir (or --store), whether or not a timerd is serving it.
 //
 // `timerd config reference|sample|check` print the config keys (the table of
 // docs/DEPLOYMENT.md), a config file of the defaults, and check a config
@@ -35,6 +35,7 @@
 #include "server/data_dir.h"
 #include "server/listener.h"
 #include "server/server.h"
+#include "server/store_open.h"
 #include "store/sqlite_store.h"
 #include "store/sqlite_token_store.h"
 #include "timer/version.h"
@@ -217,13 +218,16 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   CLI::App app{"timerd: runs recurring jobs on a fixed schedule", "timerd"};
-  std::string config_path, listen, data_dir, plugin_dir, log_level;
+  std::string config_path, listen, data_dir, store, plugin_dir, log_level;
   std::string tls_cert, tls_key, tls_client_ca;
   app.add_option("--config", config_path, "TOML configuration file")
       ->check(CLI::ExistingFile);
   app.add_option("--listen", listen, "address to serve on (default 127.0.0.1:50051)");
   app.add_option("--data-dir", data_dir,
                  "directory of the embedded store (default ~/.local/share/timer)");
+  app.add_option("--store", store,
+                 "postgres://USER@HOST:PORT/DB?sslmode=...: keep jobs and tokens in "
+                 "PostgreSQL (default: the embedded store in the data directory)");
   app.add_option("--plugin-dir", plugin_dir,
                  "directory of the action-provider plugins (NAME.so), instead of "
                  "../lib/timer/plugins next to timerd");
@@ -238,7 +242,7 @@ int main(int argc, char** argv) {
                  "certificate's subject is the caller's identity (mutual TLS)")
       ->check(CLI::ExistingFile);
   app.set_version_flag("--version", kVersion);
-  // --config and --data-dir may also follow `token ...`.
+  // --config, --data-dir and --store may also follow `token ...`.
   app.fallthrough();
 
   TokenArgs ta;
@@ -304,6 +308,7 @@ int main(int argc, char** argv) {
   }
   if (!listen.empty()) config.listen = listen;
   if (!data_dir.empty()) config.data_dir = data_dir;
+  if (!store.empty()) config.store = store;
   if (!plugin_dir.empty()) config.plugin_dir = plugin_dir;
   if (!log_level.empty()) config.log_level = log_level;
   if (!tls_cert.empty()) config.tls_cert = tls_cert;
@@ -325,9 +330,13 @@ int main(int argc, char** argv) {
   }
 
   if (token->parsed()) {
+    if (absl::Status s = timer::server::ValidateConfig(config); !s.ok()) {
+      return FailToken(1, std::string(s.message()));
+    }
     const std::string dir =
         config.data_dir.empty() ? timer::server::DefaultDataDir() : config.data_dir;
-    auto tokens = OpenTokens(dir);
+    auto tokens = config.store.empty() ? OpenTokens(dir)
+                                       : timer::server::OpenPostgresTokens(config);
     if (!tokens.ok()) return FailToken(1, std::string(tokens.status().message()));
     if (issue->parsed()) return TokenIssue(**tokens, ta);
     if (list->parsed()) return TokenList(**tokens, ta);

@@ -35,6 +35,24 @@ const std::vector<ConfigKey>& ConfigKeys() {
        .default_doc = "`$XDG_DATA_HOME/timer`, else `~/.local/share/timer`",
        .accepted_doc = "a directory path; created private (0700) if missing, else "
                        "it must be timerd's user's and not writable by group or others"},
+      {.path = "store",
+       .field = &Config::store,
+       .doc = "where jobs and tokens are kept: PostgreSQL, shared by replicas (flag "
+              "--store)",
+       .default_doc = "empty: the embedded SQLite store in data_dir",
+       .accepted_doc = "empty, or a libpq URI postgres://USER@HOST:PORT/DB?sslmode=... "
+                       "(keep the password out of it: ~/.pgpass or PGPASSFILE)"},
+      {.path = "store_readers",
+       .field = &Config::store_readers,
+       .min = 1,
+       .max = 256,
+       .doc = "PostgreSQL store: most read connections (the writer has one more)"},
+      {.path = "store_timeout_ms",
+       .field = &Config::store_timeout_ms,
+       .min = 100,
+       .max = 600000,
+       .doc = "PostgreSQL store: bound on a connect (at least 2 s), each statement and "
+              "a wait for a free connection"},
       {.path = "plugin_dir",
        .field = &Config::plugin_dir,
        .doc =
@@ -545,6 +563,13 @@ absl::StatusOr<Config> ParseConfig(absl::string_view toml_text,
 }
 
 absl::Status ValidateConfig(const Config& config) {
+  if (!config.store.empty() && !absl::StartsWith(config.store, "postgres://") &&
+      !absl::StartsWith(config.store, "postgresql://")) {
+    // Not echoed: it may hold a password.
+    return absl::InvalidArgumentError(
+        "store: must be a postgres:// or postgresql:// URI, or empty for the embedded "
+        "SQLite store");
+  }
   if (config.tls_cert.empty() != config.tls_key.empty()) {
     return absl::InvalidArgumentError(
         "tls_cert, tls_key: give both (or --tls-cert and --tls-key) or neither");

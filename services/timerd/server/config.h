@@ -42,7 +42,11 @@ namespace timer::server {
 
 struct Config {
   std::string listen = "127.0.0.1:50051";
-  std::string data_dir;    // Empty: DefaultDataDir().
+  std::string data_dir;  // Empty: DefaultDataDir().
+  // Empty: the SQLite store in data_dir; else a postgres:// URI.
+  std::string store;
+  int store_readers = 4;
+  int64_t store_timeout_ms = 5000;
   std::string plugin_dir;  // Empty: DefaultPluginDir().
   // Providers to load besides those with a [plugins.NAME] table.
   std::vector<std::string> load_plugins = {"noop", "transfer"};

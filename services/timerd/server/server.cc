@@ -38,8 +38,7 @@
 #include "plugin_host/plugin_host.h"
 #include "server/data_dir.h"
 #include "server/listener.h"
-#include "store/sqlite_store.h"
-#include "store/sqlite_token_store.h"
+#include "server/store_open.h"
 #include "util/status_macros.h"
 
 namespace timer::server {
@@ -128,7 +127,7 @@ grpc_server_credentials* CoreCredentials(const std::optional<TlsFiles>& tls) {
 struct TimerServer::Impl {
   int lock_fd = -1;
   domain::SystemClock clock;
-  std::unique_ptr<store::SqliteStore> store;
+  std::unique_ptr<store::Store> store;
   std::unique_ptr<store::TokenStore> tokens;
   std::unique_ptr<auth::JwtVerifier> jwt;
   std::unique_ptr<auth::Authenticator> authenticator;
@@ -194,9 +193,9 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
         "it (systemd: LimitNOFILE) or lower max_connections",
         config.max_connections, files_needed, files);
   }
-  ASSIGN_OR_RETURN(impl->store,
-                   store::SqliteStore::Open({.path = data_dir + "/timer.db"}));
-  ASSIGN_OR_RETURN(impl->tokens, store::SqliteTokenStore::Open(data_dir + "/timer.db"));
+  ASSIGN_OR_RETURN(Stores stores, OpenStores(config, data_dir));
+  impl->store = std::move(stores.jobs);
+  impl->tokens = std::move(stores.tokens);
   if (!config.jwt_keys_file.empty()) {
     ASSIGN_OR_RETURN(std::string keys,
                      ReadFileText(config.jwt_keys_file, "auth.jwt.keys_file"));
@@ -309,8 +308,7 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
     p.fd = fd;
     acceptor->HandleNewConnection(&p);
   });
-  spdlog::info("store: {} (schema {})", data_dir + "/timer.db",
-               store::SqliteStore::LatestSchemaVersion());
+  spdlog::info("store: {}", stores.description);
   spdlog::info(
       "auth: issued tokens{}{}; {}", impl->jwt ? ", JWTs from " : "",
       impl->jwt ? config.jwt_issuer : "",

@@ -71,7 +71,7 @@ class SqliteStore final : public Store {
 
   // Finishes every queued write, stops the writer and closes the database.
   // Later writes fail with UNAVAILABLE. Idempotent.
-  void Close();
+  void Close() override;
 
   void CreateJob(v1::Job job, std::string request_id, std::string fingerprint,
                  JobCallback done) override;

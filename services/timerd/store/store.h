@@ -2,10 +2,10 @@
 // whole contract; tests/unit/store/store_conformance_test.cc is its proof,
 // run against every implementation.
 //
-// Implementations: SqliteStore (embedded, the default), MemoryStore (a fake
-// for tests). The domain layer is the only caller; handlers never see a
-// Store. Every read and write is scoped to an owner: a job of another owner
-// is NOT_FOUND, exactly as if it did not exist. Bearer tokens are kept
+// Implementations: SqliteStore (embedded, the default), PostgresStore
+// (shared by replicas), MemoryStore (a fake for tests). The domain layer is the only
+// caller; handlers never see a Store. Every read and write is scoped to an owner: a job
+// of another owner is NOT_FOUND, exactly as if it did not exist. Bearer tokens are kept
 // apart, behind TokenStore (store/token_store.h).
 //
 // Writes are asynchronous: `done` runs exactly once, when the write is
@@ -42,6 +42,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "timer/v1/timer.pb.h"
 
@@ -49,6 +50,21 @@ namespace timer::store {
 
 // How many results a job carries, newest first (Globus Timer's "last 10").
 inline constexpr int kJobResults = 10;
+
+// Jobs are divided into kShards shards by ShardOf(job_id): FNV-1a (64-bit)
+// of the id's bytes modulo kShards. Stores keep it with the job (the
+// PostgreSQL store's `shard` column) and replicas divide work by it, so both
+// the function and kShards are fixed forever: changing either would move
+// stored jobs to other shards.
+inline constexpr int kShards = 256;
+inline int ShardOf(absl::string_view job_id) {
+  uint64_t h = 14695981039346656037ull;  // FNV-1a 64 offset basis.
+  for (unsigned char c : job_id) {
+    h ^= c;
+    h *= 1099511628211ull;  // FNV-1a 64 prime.
+  }
+  return static_cast<int>(h % kShards);
+}
 
 // Microseconds since the Unix epoch.
 inline int64_t ToMicros(const google::protobuf::Timestamp& t) {
@@ -155,6 +171,10 @@ struct ListJobsPage {
 class Store {
  public:
   virtual ~Store() = default;
+
+  // Finishes every queued write (running its callback), then refuses
+  // writes with UNAVAILABLE. Idempotent. Not from a callback.
+  virtual void Close() {}
 
   // Inserts `job` (its job_id and owner set by the caller). If `request_id` is
   // non-empty and the owner already used it, nothing is inserted: `done` gets

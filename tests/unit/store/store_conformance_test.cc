@@ -15,7 +15,9 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "pg_cluster.h"
 #include "store/memory_store.h"
+#include "store/postgres_store.h"
 #include "store/sqlite_store.h"
 #include "store_test_support.h"
 
@@ -39,6 +41,14 @@ const std::vector<StoreFactory>& Stores() {
       {"memory",
        [](const std::string&) -> absl::StatusOr<std::unique_ptr<Store>> {
          return std::make_unique<MemoryStore>();
+       }},
+      // A fresh database of the process's cluster (pg_cluster.h).
+      {"postgres",
+       [](const std::string&) -> absl::StatusOr<std::unique_ptr<Store>> {
+         absl::StatusOr<testing::PgCluster*> pg = testing::PgCluster::Get();
+         absl::StatusOr<std::string> uri = pg.ok() ? (*pg)->NewDatabase() : pg.status();
+         if (!uri.ok()) return uri.status();
+         return PostgresStore::Open({.uri = *uri});
        }},
   };
   return *stores;

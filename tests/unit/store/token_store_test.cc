@@ -1,17 +1,23 @@
 // Tests of the token store (store/token_store.h) in SQLite
-// (store/sqlite_token_store.h): what is kept of an issued token, listing and
-// revoking, and refusing a database its schema owner has not migrated.
+// (store/sqlite_token_store.h) and PostgreSQL (store/postgres_token_store.h):
+// what is kept of an issued token, listing and revoking, and refusing a
+// database its schema owner has not migrated. One suite, parameterised by
+// named store factories (kStores), as the Store conformance suite.
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "auth/token.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "pg_cluster.h"
+#include "store/postgres_token_store.h"
 #include "store/sqlite_store.h"
 #include "store/sqlite_token_store.h"
 #include "token_testing.h"
@@ -34,9 +40,42 @@ MATCHER_P2(StatusIs, code, substring, "") {
 using ::timer::testing::OpenTokens;
 using ::timer::testing::TempDb;
 
-TEST(TokenStoreTest, KeepsOnlyTheSecretsHash) {
-  TempDb db;
-  auto tokens = OpenTokens(db.path());
+// How to make one token store of a kind; `db` is a fresh temp dir's file.
+struct TokenStoreFactory {
+  std::string name;
+  std::function<std::unique_ptr<TokenStore>(const TempDb& db)> make;
+};
+
+void PrintTo(const TokenStoreFactory& f, std::ostream* os) { *os << f.name; }
+
+const std::vector<TokenStoreFactory>& Stores() {
+  static const auto* stores = new std::vector<TokenStoreFactory>{
+      {"sqlite", [](const TempDb& db) { return OpenTokens(db.path()); }},
+      {"postgres",
+       [](const TempDb&) -> std::unique_ptr<TokenStore> {
+         auto pg = testing::PgCluster::Get();
+         auto uri = pg.ok() ? (*pg)->NewDatabase() : pg.status();
+         auto tokens = uri.ok() ? PostgresTokenStore::Open({.uri = *uri}) : uri.status();
+         EXPECT_TRUE(tokens.ok()) << tokens.status();
+         return tokens.ok() ? *std::move(tokens) : nullptr;
+       }},
+  };
+  return *stores;
+}
+
+class TokenStoreTest : public ::testing::TestWithParam<TokenStoreFactory> {
+ protected:
+  void SetUp() override {
+    tokens_ = GetParam().make(db_);
+    ASSERT_NE(tokens_, nullptr);
+  }
+  TempDb db_;
+  std::unique_ptr<TokenStore> tokens_;
+};
+
+TEST_P(TokenStoreTest, KeepsOnlyTheSecretsHash) {
+  TempDb& db = db_;
+  auto& tokens = tokens_;
   auto issued = IssueToken(*tokens, "alice@example.org", std::nullopt, "laptop", kNow);
   ASSERT_TRUE(issued.ok()) << issued.status();
   auto parsed = ParseToken(issued->token);
@@ -52,6 +91,7 @@ TEST(TokenStoreTest, KeepsOnlyTheSecretsHash) {
   EXPECT_FALSE((*found)->revoke_us.has_value());
 
   // Neither the token nor its secret is anywhere in the database files.
+  if (GetParam().name != "sqlite") return;
   tokens.reset();
   for (const std::string suffix : {"", "-wal"}) {
     std::ifstream in(db.path() + suffix, std::ios::binary);
@@ -62,9 +102,8 @@ TEST(TokenStoreTest, KeepsOnlyTheSecretsHash) {
   }
 }
 
-TEST(TokenStoreTest, IssueValidatesIdentityAndExpiry) {
-  TempDb db;
-  auto tokens = OpenTokens(db.path());
+TEST_P(TokenStoreTest, IssueValidatesIdentityAndExpiry) {
+  auto& tokens = tokens_;
   EXPECT_THAT(IssueToken(*tokens, "", std::nullopt, "", kNow),
               StatusIs(absl::StatusCode::kInvalidArgument, "identity"));
   EXPECT_THAT(IssueToken(*tokens, "has space", std::nullopt, "", kNow),
@@ -73,9 +112,8 @@ TEST(TokenStoreTest, IssueValidatesIdentityAndExpiry) {
               StatusIs(absl::StatusCode::kInvalidArgument, "expires"));
 }
 
-TEST(TokenStoreTest, ListAndRevokeById) {
-  TempDb db;
-  auto tokens = OpenTokens(db.path());
+TEST_P(TokenStoreTest, ListAndRevokeById) {
+  auto& tokens = tokens_;
   auto a = IssueToken(*tokens, "alice", std::nullopt, "", kNow);
   auto b = IssueToken(*tokens, "bob", kNow + absl::Hours(1), "", kNow + absl::Seconds(1));
   ASSERT_TRUE(a.ok() && b.ok());
@@ -94,11 +132,16 @@ TEST(TokenStoreTest, ListAndRevokeById) {
   EXPECT_EQ(tokens->Revoke("0000000000000000", 1).code(), absl::StatusCode::kNotFound);
 }
 
-TEST(TokenStoreTest, RefusesAnUnmigratedDatabase) {
+TEST(SqliteTokenStoreTest, RefusesAnUnmigratedDatabase) {
   TempDb db;
   auto tokens = store::SqliteTokenStore::Open(db.path());
   EXPECT_THAT(tokens, StatusIs(absl::StatusCode::kFailedPrecondition, "no tokens table"));
 }
+
+INSTANTIATE_TEST_SUITE_P(AllStores, TokenStoreTest, ::testing::ValuesIn(Stores()),
+                         [](const ::testing::TestParamInfo<TokenStoreFactory>& info) {
+                           return info.param.name;
+                         });
 
 }  // namespace
 }  // namespace timer::store

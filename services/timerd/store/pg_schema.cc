@@ -1,0 +1,129 @@
+#include "store/pg_schema.h"
+
+#include <iterator>
+
+#include "absl/strings/str_cat.h"
+#include "util/status_macros.h"
+
+namespace timer::store::pg_schema {
+namespace {
+
+// Migration i (1-based) brings the schema from version i-1 to i. Append only;
+// never edit a migration that has shipped.
+constexpr const char* kMigrations[] = {
+    // 1: jobs (with the shard each belongs to: store::ShardOf), their
+    // results, create and manual-run request ids, bearer tokens. Ids compare
+    // as bytes (COLLATE "C"), as in the other stores, whatever the
+    // database's locale.
+    R"sql(
+      CREATE TABLE jobs (
+        job_id      text COLLATE "C" PRIMARY KEY,
+        owner       text COLLATE "C" NOT NULL,
+        shard       integer NOT NULL,   -- store::ShardOf(job_id), fixed forever
+        create_us   bigint NOT NULL,
+        deleted     boolean NOT NULL,
+        delete_us   bigint,             -- set while deleted: retention start
+        status      integer NOT NULL,   -- timer.v1.Job.Status
+        next_run_us bigint,             -- NULL when no run is due
+        version     bigint NOT NULL,    -- the etag
+        job         bytea NOT NULL      -- serialized timer.v1.Job, no etag/results
+      );
+      CREATE INDEX jobs_by_owner_live ON jobs (owner, create_us, job_id) WHERE NOT deleted;
+      CREATE INDEX jobs_by_owner_all ON jobs (owner, create_us, job_id);
+      CREATE INDEX jobs_due ON jobs (shard, next_run_us) WHERE next_run_us IS NOT NULL;
+      CREATE INDEX jobs_deleted ON jobs (delete_us, job_id) WHERE deleted;
+      CREATE TABLE results (
+        job_id     text COLLATE "C" NOT NULL,
+        run_number bigint NOT NULL,
+        status     integer NOT NULL,    -- timer.v1.JobResult.Status
+        end_us     bigint,              -- NULL while the run is open
+        result     bytea NOT NULL,      -- serialized timer.v1.JobResult
+        PRIMARY KEY (job_id, run_number)
+      );
+      CREATE INDEX results_open ON results (job_id) WHERE status IN (1, 2);
+      CREATE TABLE request_ids (
+        owner       text NOT NULL,
+        request_id  text NOT NULL,
+        fingerprint text NOT NULL,
+        job_id      text NOT NULL,
+        create_us   bigint NOT NULL,
+        PRIMARY KEY (owner, request_id)
+      );
+      CREATE INDEX request_ids_by_job ON request_ids (job_id);
+      CREATE TABLE run_request_ids (
+        job_id     text NOT NULL,
+        request_id text NOT NULL,
+        run_number bigint NOT NULL,
+        create_us  bigint NOT NULL,
+        PRIMARY KEY (job_id, request_id)
+      );
+      CREATE INDEX run_request_ids_by_age ON run_request_ids (create_us);
+      CREATE TABLE tokens (
+        token_id      text PRIMARY KEY,
+        identity      text NOT NULL,
+        secret_sha256 bytea NOT NULL,
+        create_us     bigint NOT NULL,
+        expire_us     bigint,           -- NULL: never expires
+        revoke_us     bigint,           -- NULL: not revoked
+        description   text NOT NULL DEFAULT ''
+      );
+      CREATE INDEX tokens_by_identity ON tokens (identity, create_us);
+    )sql",
+};
+
+constexpr PgStatement kVersion = {"schema_version",
+                                  "SELECT max(version) FROM timer_schema"};
+
+constexpr PgStatement kHasVersion = {"schema_exists",
+                                     "SELECT to_regclass('timer_schema') IS NOT NULL"};
+
+absl::Status MigrateLocked(PgConn& conn) {
+  // Created only when missing: a role without CREATE (least privilege)
+  // opens an up-to-date database without any DDL.
+  ASSIGN_OR_RETURN(PgResult exists, conn.Run(kHasVersion, {}));
+  if (exists.Int(0, 0) == 0) {
+    RETURN_IF_ERROR(conn.Exec("CREATE TABLE timer_schema (version integer NOT NULL)"));
+  }
+  ASSIGN_OR_RETURN(PgResult row, conn.Run(kVersion, {}));
+  const int64_t version = row.rows() == 1 ? row.Int(0, 0) : 0;
+  const int64_t latest = LatestVersion();
+  if (version > latest) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "store: the PostgreSQL database has schema version ", version,
+        ", newer than this timerd understands (", latest, "); run a newer timerd"));
+  }
+  for (int64_t v = version; v < latest; ++v) {
+    RETURN_IF_ERROR(conn.Exec("BEGIN"));
+    absl::Status s = conn.Exec(kMigrations[v]);
+    if (s.ok()) {
+      s = conn.Exec(absl::StrCat("DELETE FROM timer_schema; INSERT INTO timer_schema "
+                                 "VALUES (",
+                                 v + 1, ")")
+                        .c_str());
+    }
+    if (s.ok()) s = conn.Commit();
+    if (!s.ok()) {
+      conn.Exec("ROLLBACK").IgnoreError();
+      return absl::Status(s.code(), absl::StrCat("store: migration to schema ", v + 1,
+                                                 " failed: ", s.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int LatestVersion() { return static_cast<int>(std::size(kMigrations)); }
+
+absl::Status Migrate(PgConn& conn) {
+  // Session-level: held across the migrations' own transactions, released
+  // below (or with the connection, if that breaks).
+  RETURN_IF_ERROR(
+      conn.Exec(absl::StrCat("SELECT pg_advisory_lock(", kMigrationLock, ")").c_str()));
+  absl::Status s = MigrateLocked(conn);
+  conn.Exec(absl::StrCat("SELECT pg_advisory_unlock(", kMigrationLock, ")").c_str())
+      .IgnoreError();
+  return s;
+}
+
+}  // namespace timer::store::pg_schema

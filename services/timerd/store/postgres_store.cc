@@ -1,0 +1,754 @@
+#include "store/postgres_store.h"
+
+#include <algorithm>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "store/pg_schema.h"
+#include "util/status_macros.h"
+
+namespace timer::store {
+namespace {
+
+static_assert(kJobResults == 10, "the statements below read 10 results per job");
+
+// A job row with its newest results, one row per result (NULL: none),
+// newest first: one statement, so one snapshot.
+constexpr PgStatement kGetJob = {
+    "get_job",
+    "SELECT j.version, j.job, r.result FROM jobs j LEFT JOIN LATERAL ("
+    "SELECT run_number, result FROM results WHERE job_id = j.job_id "
+    "ORDER BY run_number DESC LIMIT 10) r ON true "
+    "WHERE j.job_id = $1::text AND j.owner = $2::text ORDER BY r.run_number DESC"};
+constexpr PgStatement kLoadJob = {
+    "load_job",
+    "SELECT j.version, j.job, r.result FROM jobs j LEFT JOIN LATERAL ("
+    "SELECT run_number, result FROM results WHERE job_id = j.job_id "
+    "ORDER BY run_number DESC LIMIT 10) r ON true "
+    "WHERE j.job_id = $1::text ORDER BY r.run_number DESC"};
+// Owner $1's jobs after (create_us $2, job_id $3), at most $4, each with its
+// newest results: job_id, version, job, result.
+constexpr PgStatement kListLive = {
+    "list_live",
+    "WITH page AS (SELECT job_id, create_us, version, job FROM jobs "
+    "WHERE owner = $1::text AND NOT deleted AND (create_us, job_id) > ($2::bigint, "
+    "$3::text) ORDER BY create_us, job_id LIMIT $4::bigint) "
+    "SELECT p.job_id, p.version, p.job, r.result FROM page p LEFT JOIN LATERAL ("
+    "SELECT run_number, result FROM results WHERE job_id = p.job_id "
+    "ORDER BY run_number DESC LIMIT 10) r ON true "
+    "ORDER BY p.create_us, p.job_id, r.run_number DESC"};
+constexpr PgStatement kListAll = {
+    "list_all",
+    "WITH page AS (SELECT job_id, create_us, version, job FROM jobs "
+    "WHERE owner = $1::text AND (create_us, job_id) > ($2::bigint, "
+    "$3::text) ORDER BY create_us, job_id LIMIT $4::bigint) "
+    "SELECT p.job_id, p.version, p.job, r.result FROM page p LEFT JOIN LATERAL ("
+    "SELECT run_number, result FROM results WHERE job_id = p.job_id "
+    "ORDER BY run_number DESC LIMIT 10) r ON true "
+    "ORDER BY p.create_us, p.job_id, r.run_number DESC"};
+// Results of job $1 of owner $2 older than run $3 (<= 0: all), at most $4:
+// no row if no such job, one NULL result if it has none.
+constexpr PgStatement kListResults = {
+    "list_results",
+    "SELECT r.result FROM jobs j LEFT JOIN LATERAL ("
+    "SELECT run_number, result FROM results WHERE job_id = j.job_id AND "
+    "($3::bigint <= 0 OR run_number < $3::bigint) ORDER BY run_number DESC "
+    "LIMIT $4::bigint) r ON true WHERE j.job_id = $1::text AND j.owner = $2::text "
+    "ORDER BY r.run_number DESC"};
+constexpr PgStatement kScanDue = {
+    "scan_due",
+    "SELECT job_id, next_run_us FROM jobs WHERE next_run_us IS NOT NULL AND "
+    "job_id > $1::text ORDER BY job_id LIMIT $2::bigint"};
+constexpr PgStatement kOpenResults = {
+    "open_results", "SELECT job_id, result FROM results WHERE status IN (1, 2)"};
+constexpr PgStatement kCount = {
+    "count_jobs",
+    "SELECT count(*) FILTER (WHERE NOT deleted), count(*), "
+    "coalesce(sum(octet_length(job)), 0)::bigint FROM jobs WHERE owner = $1::text"};
+constexpr PgStatement kJobIdsAfter = {
+    "job_ids_after",
+    "SELECT job_id FROM jobs WHERE job_id > $1::text ORDER BY job_id LIMIT $2::bigint"};
+
+// The writer's.
+constexpr PgStatement kLockJob = {
+    "lock_job",
+    "SELECT version, job FROM jobs WHERE job_id = $1::text AND owner = $2::text "
+    "FOR UPDATE"};
+constexpr PgStatement kLockAnyJob = {
+    "lock_any_job", "SELECT version, job FROM jobs WHERE job_id = $1::text FOR UPDATE"};
+constexpr PgStatement kNewestResults = {
+    "newest_results",
+    "SELECT result FROM results WHERE job_id = $1::text ORDER BY run_number DESC "
+    "LIMIT 10"};
+constexpr PgStatement kInsertJob = {
+    "insert_job",
+    "INSERT INTO jobs (job_id, owner, shard, create_us, deleted, delete_us, status, "
+    "next_run_us, version, job) VALUES ($1::text, $2::text, $3::integer, $4::bigint, "
+    "$5::boolean, $6::bigint, $7::integer, $8::bigint, 1, $9::bytea) "
+    "ON CONFLICT (job_id) DO NOTHING"};
+constexpr PgStatement kUpdateJob = {
+    "update_job",
+    "UPDATE jobs SET deleted = $2::boolean, delete_us = $3::bigint, status = "
+    "$4::integer, next_run_us = $5::bigint, version = $6::bigint, job = $7::bytea "
+    "WHERE job_id = $1::text"};
+constexpr PgStatement kFindRequest = {
+    "find_request",
+    "SELECT fingerprint, job_id FROM request_ids WHERE owner = $1::text AND "
+    "request_id = $2::text"};
+constexpr PgStatement kInsertRequest = {
+    "insert_request",
+    "INSERT INTO request_ids (owner, request_id, fingerprint, job_id, create_us) "
+    "VALUES ($1::text, $2::text, $3::text, $4::text, $5::bigint) ON CONFLICT DO NOTHING"};
+constexpr PgStatement kPutResult = {
+    "put_result",
+    "INSERT INTO results (job_id, run_number, status, end_us, result) VALUES "
+    "($1::text, $2::bigint, $3::integer, $4::bigint, $5::bytea) "
+    "ON CONFLICT (job_id, run_number) DO UPDATE SET status = EXCLUDED.status, "
+    "end_us = EXCLUDED.end_us, result = EXCLUDED.result"};
+// kPutResult, only when the job exists (no row changed: NOT_FOUND).
+constexpr PgStatement kPutResultChecked = {
+    "put_result_checked",
+    "INSERT INTO results (job_id, run_number, status, end_us, result) SELECT "
+    "$1::text, $2::bigint, $3::integer, $4::bigint, $5::bytea WHERE EXISTS ("
+    "SELECT 1 FROM jobs WHERE job_id = $1::text FOR KEY SHARE) "
+    "ON CONFLICT (job_id, run_number) DO UPDATE SET status = EXCLUDED.status, "
+    "end_us = EXCLUDED.end_us, result = EXCLUDED.result"};
+constexpr PgStatement kFindRunRequest = {
+    "find_run_request",
+    "SELECT run_number FROM run_request_ids WHERE job_id = $1::text AND "
+    "request_id = $2::text"};
+constexpr PgStatement kInsertRunRequest = {
+    "insert_run_request",
+    "INSERT INTO run_request_ids (job_id, request_id, run_number, create_us) VALUES "
+    "($1::text, $2::text, $3::bigint, $4::bigint) ON CONFLICT DO NOTHING"};
+// Finished results of the jobs in ($1, $2] beyond the newest $3 of each, or
+// ended before $4.
+constexpr PgStatement kPruneResults = {
+    "prune_results",
+    "DELETE FROM results r USING (SELECT job_id, run_number, end_us, row_number() "
+    "OVER (PARTITION BY job_id ORDER BY run_number DESC) AS rank FROM results "
+    "WHERE job_id > $1::text AND job_id <= $2::text) x WHERE r.job_id = x.job_id "
+    "AND r.run_number = x.run_number AND x.end_us IS NOT NULL AND "
+    "(x.rank > $3::bigint OR x.end_us < $4::bigint)"};
+constexpr PgStatement kPruneRunRequests = {
+    "prune_run_requests",
+    "DELETE FROM run_request_ids WHERE ctid IN (SELECT ctid FROM run_request_ids "
+    "WHERE create_us < $1::bigint LIMIT $2::bigint)"};
+// Up to $2 jobs deleted before $1, oldest deletes first, removed with all
+// they kept; returns owner, job_id, stored bytes of each.
+constexpr PgStatement kPurge = {
+    "purge",
+    "WITH doomed AS (SELECT job_id, owner, octet_length(job) AS bytes, delete_us "
+    "FROM jobs WHERE deleted AND delete_us < $1::bigint ORDER BY delete_us, job_id "
+    "LIMIT $2::bigint FOR UPDATE), "
+    "r AS (DELETE FROM results WHERE job_id IN (SELECT job_id FROM doomed)), "
+    "q AS (DELETE FROM request_ids WHERE job_id IN (SELECT job_id FROM doomed)), "
+    "m AS (DELETE FROM run_request_ids WHERE job_id IN (SELECT job_id FROM doomed)), "
+    "j AS (DELETE FROM jobs WHERE job_id IN (SELECT job_id FROM doomed)) "
+    "SELECT owner, job_id, bytes FROM doomed ORDER BY delete_us, job_id"};
+
+constexpr int kPruneJobsPerWrite = 1000;
+constexpr int kPurgeJobsPerWrite = 64;
+constexpr int kScanPage = 10000;
+
+// The stored form: without etag and results.
+std::string EncodeJob(v1::Job& job) {
+  std::string etag;
+  etag.swap(*job.mutable_etag());
+  google::protobuf::RepeatedPtrField<v1::JobResult> results;
+  results.Swap(job.mutable_results());
+  std::string out;
+  job.SerializeToString(&out);
+  job.mutable_results()->Swap(&results);
+  job.mutable_etag()->swap(etag);
+  return out;
+}
+
+absl::StatusOr<v1::Job> DecodeJob(absl::string_view bytes, int64_t version) {
+  v1::Job job;
+  if (!job.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::DataLossError("store: a stored job could not be decoded");
+  }
+  job.clear_results();
+  job.set_etag(absl::StrCat(version));
+  return job;
+}
+
+absl::StatusOr<v1::JobResult> DecodeResult(absl::string_view bytes) {
+  v1::JobResult r;
+  if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::DataLossError("store: a stored result could not be decoded");
+  }
+  return r;
+}
+
+// Sets `job`'s results view from `newest_first`.
+void SetView(v1::Job& job, const std::vector<v1::JobResult>& newest_first) {
+  FillResultsView(job, [&](absl::FunctionRef<bool(const v1::JobResult&)> fn) {
+    for (const v1::JobResult& r : newest_first) {
+      if (!fn(r)) break;
+    }
+    return absl::OkStatus();
+  }).IgnoreError();  // Cannot fail.
+}
+
+// Rows [begin, end) of `res` whose column `col` holds a result (or NULL).
+absl::Status DecodeResults(const PgResult& res, int begin, int end, int col,
+                           std::vector<v1::JobResult>& out) {
+  for (int i = begin; i < end; ++i) {
+    if (res.IsNull(i, col)) continue;
+    ASSIGN_OR_RETURN(v1::JobResult r, DecodeResult(res.Bytes(i, col)));
+    out.push_back(std::move(r));
+  }
+  return absl::OkStatus();
+}
+
+// The job of a kGetJob/kLoadJob answer with its results view.
+absl::StatusOr<v1::Job> JobFromRows(const PgResult& res, const std::string& job_id) {
+  if (res.rows() == 0)
+    return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  ASSIGN_OR_RETURN(v1::Job job, DecodeJob(res.Bytes(0, 1), res.Int(0, 0)));
+  std::vector<v1::JobResult> results;
+  RETURN_IF_ERROR(DecodeResults(res, 0, res.rows(), 2, results));
+  SetView(job, results);
+  return job;
+}
+
+std::optional<int64_t> NextRunMicros(const v1::Job& job) {
+  if (!job.has_next_run()) return std::nullopt;
+  return ToMicros(job.next_run());
+}
+
+PgParam OptionalMicros(std::optional<int64_t> us) {
+  return us ? PgParam(*us) : PgParam::Null();
+}
+
+}  // namespace
+
+// The writer connection and the transaction the group-commit writer drives
+// through it (see the header on failed writes). Writer thread only.
+struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
+  PgConnector* connector = nullptr;
+  std::unique_ptr<PgConn> conn;
+  bool dirty = false;     // The current write changed something.
+  bool poisoned = false;  // A failed write changed something: no commit.
+
+  absl::Status Begin() override {
+    poisoned = false;
+    for (int attempt = 0;; ++attempt) {
+      if (conn == nullptr || conn->broken()) {
+        conn.reset();
+        ASSIGN_OR_RETURN(conn, connector->Connect());
+      }
+      absl::Status s = conn->Exec("BEGIN");
+      // A connection that died while idle (a PostgreSQL restart) is only
+      // found out now: nothing was sent that counts, so once more anew.
+      if (s.ok() || !conn->broken() || attempt > 0) return s;
+    }
+  }
+  absl::Status Savepoint() override {
+    dirty = false;
+    return absl::OkStatus();
+  }
+  void RollbackToSavepoint() override {
+    if (dirty) poisoned = true;
+  }
+  void ReleaseSavepoint() override {}
+  absl::Status Commit() override {
+    if (poisoned) {
+      return absl::UnavailableError(
+          "store: a write failed after changing rows; its batch was rolled back");
+    }
+    return conn->Commit();
+  }
+  void Rollback() override {
+    if (conn != nullptr && !conn->broken()) {
+      if (!conn->Exec("ROLLBACK").ok()) conn.reset();
+    }
+  }
+
+  // A statement that changes rows.
+  absl::StatusOr<PgResult> Write(const PgStatement& stmt,
+                                 const std::vector<PgParam>& params) {
+    dirty = true;
+    return conn->Run(stmt, params);
+  }
+
+  absl::Status NewestResults(const std::string& job_id, std::vector<v1::JobResult>& out) {
+    ASSIGN_OR_RETURN(PgResult res, conn->Run(kNewestResults, {job_id}));
+    return DecodeResults(res, 0, res.rows(), 0, out);
+  }
+
+  absl::Status PutResult(const std::string& job_id, const v1::JobResult& r,
+                         const PgStatement& stmt, int64_t* changed) {
+    const std::string bytes = r.SerializeAsString();
+    ASSIGN_OR_RETURN(
+        PgResult res,
+        Write(stmt, {job_id, r.run_number(), static_cast<int64_t>(r.status()),
+                     OptionalMicros(r.has_end_time()
+                                        ? std::optional<int64_t>(ToMicros(r.end_time()))
+                                        : std::nullopt),
+                     PgParam::Bytes(bytes)}));
+    if (changed != nullptr) *changed = res.affected();
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<v1::Job> Create(v1::Job& job, const std::string& request_id,
+                                 const std::string& fingerprint) {
+    const int64_t create_us = ToMicros(job.create_time());
+    if (!request_id.empty()) {
+      ASSIGN_OR_RETURN(PgResult found,
+                       conn->Run(kFindRequest, {job.owner(), request_id}));
+      if (found.rows() > 0) {
+        if (found.Bytes(0, 0) != fingerprint) {
+          return absl::AlreadyExistsError(
+              "request_id: already used for a different request");
+        }
+        const std::string existing(found.Bytes(0, 1));
+        ASSIGN_OR_RETURN(PgResult rows, conn->Run(kGetJob, {existing, job.owner()}));
+        if (rows.rows() == 0) {
+          return absl::InternalError("store: request_id names a missing job");
+        }
+        return JobFromRows(rows, existing);
+      }
+      ASSIGN_OR_RETURN(PgResult added,
+                       Write(kInsertRequest, {job.owner(), request_id, fingerprint,
+                                              job.job_id(), create_us}));
+      if (added.affected() == 0) {
+        // Another replica took it in the meantime: nothing changed here.
+        dirty = false;
+        return absl::UnavailableError("store: request_id being used concurrently; retry");
+      }
+    }
+    const std::string blob = EncodeJob(job);
+    const bool deleted = job.status() == v1::Job::DELETED;
+    ASSIGN_OR_RETURN(
+        PgResult inserted,
+        Write(kInsertJob, {job.job_id(), job.owner(), ShardOf(job.job_id()), create_us,
+                           deleted ? "true" : "false",
+                           deleted ? PgParam(DeleteMicros(job)) : PgParam::Null(),
+                           static_cast<int64_t>(job.status()),
+                           OptionalMicros(NextRunMicros(job)), PgParam::Bytes(blob)}));
+    if (inserted.affected() == 0) {
+      if (request_id.empty()) dirty = false;  // Nothing changed.
+      return absl::AlreadyExistsError(absl::StrCat("job ", job.job_id(), " exists"));
+    }
+    job.set_etag("1");
+    job.clear_results();
+    return job;
+  }
+
+  absl::StatusOr<v1::Job> Update(const std::optional<std::string>& owner,
+                                 const std::string& job_id, JobRunMutation& mutate,
+                                 bool with_results) {
+    ASSIGN_OR_RETURN(PgResult row, owner ? conn->Run(kLockJob, {job_id, *owner})
+                                         : conn->Run(kLockAnyJob, {job_id}));
+    if (row.rows() == 0)
+      return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+    const int64_t version = row.Int(0, 0);
+    ASSIGN_OR_RETURN(v1::Job job, DecodeJob(row.Bytes(0, 1), version));
+    std::vector<v1::JobResult> newest;
+    if (with_results) {
+      RETURN_IF_ERROR(NewestResults(job_id, newest));
+      SetView(job, newest);
+    }
+    std::vector<v1::JobResult> results;
+    RETURN_IF_ERROR(mutate(job, results));
+    // Checked and mutated: from here on rows change.
+    for (const v1::JobResult& r : results) {
+      RETURN_IF_ERROR(PutResult(job_id, r, kPutResult, nullptr));
+    }
+    const std::string blob = EncodeJob(job);
+    const bool deleted = job.status() == v1::Job::DELETED;
+    RETURN_IF_ERROR(
+        Write(kUpdateJob,
+              {job_id, deleted ? "true" : "false",
+               deleted ? PgParam(DeleteMicros(job)) : PgParam::Null(),
+               static_cast<int64_t>(job.status()), OptionalMicros(NextRunMicros(job)),
+               version + 1, PgParam::Bytes(blob)})
+            .status());
+    job.set_etag(absl::StrCat(version + 1));
+    if (!with_results) {
+      job.clear_results();
+      return job;
+    }
+    // The view as stored now: the newest read before, with the ones
+    // written added or replaced.
+    for (const v1::JobResult& r : results) {
+      auto same = std::find_if(newest.begin(), newest.end(), [&](const v1::JobResult& n) {
+        return n.run_number() == r.run_number();
+      });
+      if (same != newest.end()) {
+        *same = r;
+      } else {
+        newest.push_back(r);
+      }
+    }
+    std::sort(newest.begin(), newest.end(),
+              [](const v1::JobResult& a, const v1::JobResult& b) {
+                return a.run_number() > b.run_number();
+              });
+    SetView(job, newest);
+    return job;
+  }
+
+  absl::StatusOr<v1::Job> UpdateManualRun(const std::string& owner,
+                                          const std::string& job_id,
+                                          const std::string& request_id,
+                                          ManualRunMutation& mutate) {
+    int64_t existing = 0;
+    if (!request_id.empty()) {
+      ASSIGN_OR_RETURN(PgResult found, conn->Run(kFindRunRequest, {job_id, request_id}));
+      if (found.rows() > 0) existing = found.Int(0, 0);
+    }
+    int64_t added = 0;
+    JobRunMutation wrapped = [&](v1::Job& job,
+                                 std::vector<v1::JobResult>& results) -> absl::Status {
+      RETURN_IF_ERROR(mutate(job, results, existing));
+      for (const v1::JobResult& r : results) {
+        if (r.manual() && !request_id.empty() && r.request_id() == request_id) {
+          added = r.run_number();
+        }
+      }
+      return absl::OkStatus();
+    };
+    ASSIGN_OR_RETURN(v1::Job job, Update(owner, job_id, wrapped, /*with_results=*/true));
+    if (existing == 0 && added != 0) {
+      RETURN_IF_ERROR(Write(kInsertRunRequest,
+                            {job_id, request_id, added, ToMicros(job.update_time())})
+                          .status());
+    }
+    return job;
+  }
+};
+
+int PostgresStore::LatestSchemaVersion() { return pg_schema::LatestVersion(); }
+
+PostgresStore::PostgresStore(Options options)
+    : options_(std::move(options)),
+      connector_({.uri = options_.uri,
+                  .timeout = options_.timeout,
+                  .retry_after = options_.retry_after}),
+      readers_(&connector_, options_.readers) {}
+
+absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(Options options) {
+  std::unique_ptr<PostgresStore> store(new PostgresStore(std::move(options)));
+  RETURN_IF_ERROR(store->Init());
+  return store;
+}
+
+absl::Status PostgresStore::Init() {
+  {
+    // Migrations may take long (and wait for another replica's): no
+    // statement timeout on their connection.
+    PgConnector migrator(
+        {.uri = options_.uri, .timeout = options_.timeout, .statement_timeout = false});
+    ASSIGN_OR_RETURN(std::unique_ptr<PgConn> conn, migrator.Connect());
+    RETURN_IF_ERROR(pg_schema::Migrate(*conn));
+  }
+  writer_ = std::make_unique<Writer>();
+  writer_->connector = &connector_;
+  group_ = std::make_unique<GroupCommitWriter>(writer_.get(),
+                                               GroupCommitWriter::Options{
+                                                   .max_batch = options_.max_batch,
+                                                   .max_gather = options_.max_gather,
+                                                   .gather_gap = options_.gather_gap,
+                                                   .name = "pgstore",
+                                               });
+  return absl::OkStatus();
+}
+
+PostgresStore::~PostgresStore() {
+  Close();
+  group_.reset();
+}
+
+void PostgresStore::Close() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closing_) {
+      mu_.Await(absl::Condition(&closed_));
+      return;
+    }
+    closing_ = true;
+  }
+  if (group_ != nullptr) group_->Close();
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+}
+
+int64_t PostgresStore::commits() const { return group_->commits(); }
+
+absl::Status PostgresStore::Read(absl::FunctionRef<absl::Status(PgConn&)> fn,
+                                 bool retry) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (closing_) return absl::UnavailableError("store: closed");
+  }
+  return readers_.With(fn, retry);
+}
+
+template <typename T>
+absl::StatusOr<T> PostgresStore::WriteSync(
+    absl::AnyInvocable<absl::StatusOr<T>()> apply) {
+  absl::Notification committed;
+  absl::StatusOr<T> outcome = absl::UnknownError("store: write not applied");
+  group_->Submit<T>(std::move(apply), [&](absl::StatusOr<T> r) {
+    outcome = std::move(r);
+    committed.Notify();
+  });
+  committed.WaitForNotification();
+  return outcome;
+}
+
+void PostgresStore::CreateJob(v1::Job job, std::string request_id,
+                              std::string fingerprint, JobCallback done) {
+  group_->Submit<v1::Job>(
+      [w = writer_.get(), job = std::move(job), request_id = std::move(request_id),
+       fingerprint = std::move(fingerprint)]() mutable {
+        return w->Create(job, request_id, fingerprint);
+      },
+      std::move(done));
+}
+
+void PostgresStore::WriteJob(std::string owner, std::string job_id, JobRunMutation mutate,
+                             JobCallback done) {
+  group_->Submit<v1::Job>(
+      [w = writer_.get(), owner = std::optional<std::string>(std::move(owner)),
+       job_id = std::move(job_id), mutate = std::move(mutate)]() mutable {
+        return w->Update(owner, job_id, mutate, /*with_results=*/true);
+      },
+      std::move(done));
+}
+
+void PostgresStore::WriteJobState(std::string job_id, JobRunMutation mutate,
+                                  JobCallback done) {
+  group_->Submit<v1::Job>(
+      [w = writer_.get(), job_id = std::move(job_id),
+       mutate = std::move(mutate)]() mutable {
+        return w->Update(std::nullopt, job_id, mutate, /*with_results=*/false);
+      },
+      std::move(done));
+}
+
+void PostgresStore::WriteResult(std::string job_id, v1::JobResult result,
+                                StatusCallback done) {
+  group_->Submit(
+      [w = writer_.get(), job_id = std::move(job_id),
+       result = std::move(result)]() -> absl::Status {
+        int64_t changed = 0;
+        RETURN_IF_ERROR(w->PutResult(job_id, result, kPutResultChecked, &changed));
+        if (changed == 0) {
+          w->dirty = false;  // Nothing was written.
+          return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+        }
+        return absl::OkStatus();
+      },
+      std::move(done));
+}
+
+void PostgresStore::WriteManualRun(std::string owner, std::string job_id,
+                                   std::string request_id, ManualRunMutation mutate,
+                                   JobCallback done) {
+  group_->Submit<v1::Job>(
+      [w = writer_.get(), owner = std::move(owner), job_id = std::move(job_id),
+       request_id = std::move(request_id), mutate = std::move(mutate)]() mutable {
+        return w->UpdateManualRun(owner, job_id, request_id, mutate);
+      },
+      std::move(done));
+}
+
+absl::StatusOr<v1::Job> PostgresStore::GetJob(const std::string& owner,
+                                              const std::string& job_id) {
+  absl::StatusOr<v1::Job> job;
+  RETURN_IF_ERROR(Read([&](PgConn& c) -> absl::Status {
+    ASSIGN_OR_RETURN(PgResult res, c.Run(kGetJob, {job_id, owner}));
+    job = JobFromRows(res, job_id);
+    return absl::OkStatus();
+  }));
+  return job;
+}
+
+absl::StatusOr<v1::Job> PostgresStore::LoadJob(const std::string& job_id) {
+  absl::StatusOr<v1::Job> job;
+  RETURN_IF_ERROR(Read([&](PgConn& c) -> absl::Status {
+    ASSIGN_OR_RETURN(PgResult res, c.Run(kLoadJob, {job_id}));
+    job = JobFromRows(res, job_id);
+    return absl::OkStatus();
+  }));
+  return job;
+}
+
+absl::StatusOr<ListJobsPage> PostgresStore::ListJobs(const ListJobsQuery& query) {
+  ListJobsPage page;
+  RETURN_IF_ERROR(Read([&](PgConn& c) -> absl::Status {
+    page = ListJobsPage();
+    const int64_t after_us = query.after ? query.after->create_micros : INT64_MIN;
+    const std::string after_id = query.after ? query.after->job_id : std::string();
+    // One extra job tells whether another page exists.
+    ASSIGN_OR_RETURN(PgResult res, c.Run(query.show_deleted ? kListAll : kListLive,
+                                         {query.owner, after_us, after_id,
+                                          static_cast<int64_t>(query.page_size) + 1}));
+    for (int i = 0; i < res.rows();) {
+      int end = i + 1;
+      while (end < res.rows() && res.Bytes(end, 0) == res.Bytes(i, 0)) ++end;
+      if (static_cast<int>(page.jobs.size()) == query.page_size) {
+        page.has_more = true;
+        break;
+      }
+      ASSIGN_OR_RETURN(v1::Job job, DecodeJob(res.Bytes(i, 2), res.Int(i, 1)));
+      std::vector<v1::JobResult> results;
+      RETURN_IF_ERROR(DecodeResults(res, i, end, 3, results));
+      SetView(job, results);
+      page.jobs.push_back(std::move(job));
+      i = end;
+    }
+    return absl::OkStatus();
+  }));
+  return page;
+}
+
+absl::Status PostgresStore::ScanDue(
+    absl::FunctionRef<void(const std::string&, int64_t)> fn) {
+  bool delivered = false;
+  auto scan = [&](PgConn& c) -> absl::Status {
+    // Pages of one snapshot.
+    RETURN_IF_ERROR(c.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+    std::string after;
+    for (;;) {
+      ASSIGN_OR_RETURN(PgResult res,
+                       c.Run(kScanDue, {after, static_cast<int64_t>(kScanPage)}));
+      for (int i = 0; i < res.rows(); ++i) {
+        after = std::string(res.Bytes(i, 0));
+        delivered = true;
+        fn(after, res.Int(i, 1));
+      }
+      if (res.rows() < kScanPage) break;
+    }
+    return c.Exec("COMMIT");
+  };
+  absl::Status s = Read(scan, /*retry=*/false);
+  // A connection found dead before anything was delivered: once more.
+  if (absl::IsUnavailable(s) && !delivered) s = Read(scan, /*retry=*/false);
+  return s;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>
+PostgresStore::ListOpenResults() {
+  std::vector<std::pair<std::string, v1::JobResult>> open;
+  RETURN_IF_ERROR(Read([&](PgConn& c) -> absl::Status {
+    open.clear();
+    ASSIGN_OR_RETURN(PgResult res, c.Run(kOpenResults, {}));
+    for (int i = 0; i < res.rows(); ++i) {
+      ASSIGN_OR_RETURN(v1::JobResult r, DecodeResult(res.Bytes(i, 1)));
+      open.emplace_back(std::string(res.Bytes(i, 0)), std::move(r));
+    }
+    return absl::OkStatus();
+  }));
+  return open;
+}
+
+absl::StatusOr<std::vector<v1::JobResult>> PostgresStore::ListResults(
+    const std::string& owner, const std::string& job_id, int64_t before_run_number,
+    int page_size) {
+  std::vector<v1::JobResult> results;
+  RETURN_IF_ERROR(Read([&](PgConn& c) -> absl::Status {
+    results.clear();
+    ASSIGN_OR_RETURN(PgResult res,
+                     c.Run(kListResults, {job_id, owner, before_run_number,
+                                          static_cast<int64_t>(std::max(page_size, 0))}));
+    if (res.rows() == 0)
+      return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+    return DecodeResults(res, 0, res.rows(), 0, results);
+  }));
+  return results;
+}
+
+absl::StatusOr<int64_t> PostgresStore::PruneResults(int keep_per_job,
+                                                    int64_t ended_before_us) {
+  // The jobs in ranges of job ids, each range's results pruned in one write.
+  int64_t deleted = 0;
+  std::string low;
+  for (bool more = true; more;) {
+    std::string high;
+    RETURN_IF_ERROR(Read([&](PgConn& c) -> absl::Status {
+      ASSIGN_OR_RETURN(
+          PgResult res,
+          c.Run(kJobIdsAfter, {low, static_cast<int64_t>(kPruneJobsPerWrite)}));
+      more = res.rows() == kPruneJobsPerWrite;
+      if (res.rows() > 0) high = std::string(res.Bytes(res.rows() - 1, 0));
+      return absl::OkStatus();
+    }));
+    if (high.empty()) break;
+    ASSIGN_OR_RETURN(
+        const int64_t n,
+        WriteSync<int64_t>([w = writer_.get(), low, high, keep_per_job,
+                            ended_before_us]() -> absl::StatusOr<int64_t> {
+          ASSIGN_OR_RETURN(
+              PgResult res,
+              w->Write(kPruneResults,
+                       {low, high, static_cast<int64_t>(keep_per_job), ended_before_us}));
+          return res.affected();
+        }));
+    deleted += n;
+    low = high;
+  }
+  // Manual-run request ids as old as the results dropped by age.
+  for (;;) {
+    constexpr int64_t kRequestsPerWrite = 4096;
+    ASSIGN_OR_RETURN(const int64_t n,
+                     WriteSync<int64_t>([w = writer_.get(),
+                                         ended_before_us]() -> absl::StatusOr<int64_t> {
+                       ASSIGN_OR_RETURN(PgResult res,
+                                        w->Write(kPruneRunRequests,
+                                                 {ended_before_us, kRequestsPerWrite}));
+                       return res.affected();
+                     }));
+    if (n < kRequestsPerWrite) break;
+  }
+  return deleted;
+}
+
+absl::StatusOr<OwnerUsage> PostgresStore::CountJobs(const std::string& owner) {
+  OwnerUsage usage;
+  RETURN_IF_ERROR(Read([&](PgConn& c) -> absl::Status {
+    ASSIGN_OR_RETURN(PgResult res, c.Run(kCount, {owner}));
+    if (res.rows() == 1) {
+      usage.live_jobs = res.Int(0, 0);
+      usage.stored_jobs = res.Int(0, 1);
+      usage.stored_bytes = res.Int(0, 2);
+    }
+    return absl::OkStatus();
+  }));
+  return usage;
+}
+
+absl::StatusOr<std::vector<PurgedJob>> PostgresStore::PurgeDeletedJobs(
+    int64_t deleted_before_us, int max_jobs) {
+  std::vector<PurgedJob> purged;
+  for (;;) {
+    const int want =
+        std::min(kPurgeJobsPerWrite, max_jobs - static_cast<int>(purged.size()));
+    if (want <= 0) return purged;
+    ASSIGN_OR_RETURN(
+        std::vector<PurgedJob> step,
+        WriteSync<std::vector<PurgedJob>>([w = writer_.get(), deleted_before_us, want]()
+                                              -> absl::StatusOr<std::vector<PurgedJob>> {
+          ASSIGN_OR_RETURN(PgResult res, w->Write(kPurge, {deleted_before_us,
+                                                           static_cast<int64_t>(want)}));
+          std::vector<PurgedJob> out;
+          for (int i = 0; i < res.rows(); ++i) {
+            out.push_back(PurgedJob{std::string(res.Bytes(i, 0)),
+                                    std::string(res.Bytes(i, 1)), res.Int(i, 2)});
+          }
+          return out;
+        }));
+    const bool more = static_cast<int>(step.size()) == want;
+    for (PurgedJob& p : step) purged.push_back(std::move(p));
+    if (!more) return purged;
+  }
+}
+
+}  // namespace timer::store

@@ -1,0 +1,126 @@
+// PostgresStore: the Store in a PostgreSQL database, which several timerd
+// replicas may share (store = "postgres://..." in the config).
+//
+// Its parts:
+//   - pg_conn.h: libpq connections with bounded connects and statements,
+//     re-established after PostgreSQL restarts, and a bounded reader pool;
+//   - pg_schema.h: the tables and their versioned migrations, run by Open
+//     under an advisory lock (a database from a newer timerd is refused);
+//   - group_commit_writer.h: writes are queued to one writer connection and
+//     applied in batches, one transaction each, callbacks in commit order
+//     (synchronous_commit on: a callback's OK means committed and flushed).
+//
+// A batch's writes share one transaction without savepoints (a savepoint
+// per write would be a subtransaction each, which PostgreSQL handles badly
+// past 64 in one transaction): every write checks what could make it fail
+// (a missing job, a conflicting request id, its mutation's error) before it
+// changes anything, so a refused write leaves nothing to undo and the others
+// of its batch commit. A write that fails after changing something (only an
+// SQL error: a lost connection, a statement timeout) fails its whole batch
+// with UNAVAILABLE; nothing of it is applied. So does a COMMIT whose outcome
+// is unknown (the connection lost during COMMIT): never reported OK.
+//
+// While PostgreSQL is unreachable every read and write fails fast with
+// UNAVAILABLE (a refused connection at once; an unanswered one within
+// `timeout`); the next call after it is back reconnects.
+//
+// Thread-safe. Callbacks run as store.h says: one at a time, in commit
+// order, on the writer's callback thread; they must not block.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "store/group_commit_writer.h"
+#include "store/pg_conn.h"
+#include "store/store.h"
+
+namespace timer::store {
+
+class PostgresStore final : public Store {
+ public:
+  struct Options {
+    // postgres://USER@HOST:PORT/DB?sslmode=... (libpq's URI; its
+    // parameters, sslmode included, pass through).
+    std::string uri;
+    // Most concurrent read connections (the writer has one more).
+    int readers = 4;
+    // Bounds a connect, each statement and a wait for a free reader.
+    absl::Duration timeout = absl::Seconds(5);
+    // After a failed connect, calls fail at once for this long.
+    absl::Duration retry_after = absl::Milliseconds(200);
+    // Group commit, as SqliteStore::Options.
+    int max_batch = 1024;
+    absl::Duration max_gather = absl::Milliseconds(2);
+    absl::Duration gather_gap = absl::Microseconds(200);
+  };
+
+  // The schema version this build writes.
+  static int LatestSchemaVersion();
+
+  // Connects, migrates the schema, and starts the writer. UNAVAILABLE if
+  // PostgreSQL cannot be reached; FAILED_PRECONDITION for a newer schema.
+  static absl::StatusOr<std::unique_ptr<PostgresStore>> Open(Options options);
+
+  ~PostgresStore() override;
+
+  void Close() override;
+
+  void CreateJob(v1::Job job, std::string request_id, std::string fingerprint,
+                 JobCallback done) override;
+  absl::StatusOr<v1::Job> GetJob(const std::string& owner,
+                                 const std::string& job_id) override;
+  absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
+  void WriteJob(std::string owner, std::string job_id, JobRunMutation mutate,
+                JobCallback done) override;
+  void WriteJobState(std::string job_id, JobRunMutation mutate,
+                     JobCallback done) override;
+  void WriteResult(std::string job_id, v1::JobResult result,
+                   StatusCallback done) override;
+  absl::Status ScanDue(absl::FunctionRef<void(const std::string&, int64_t)> fn) override;
+  absl::StatusOr<v1::Job> LoadJob(const std::string& job_id) override;
+  absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>> ListOpenResults()
+      override;
+  absl::StatusOr<std::vector<v1::JobResult>> ListResults(const std::string& owner,
+                                                         const std::string& job_id,
+                                                         int64_t before_run_number,
+                                                         int page_size) override;
+  // Each write prunes the results of at most kPruneJobsPerWrite jobs.
+  absl::StatusOr<int64_t> PruneResults(int keep_per_job,
+                                       int64_t ended_before_us) override;
+  void WriteManualRun(std::string owner, std::string job_id, std::string request_id,
+                      ManualRunMutation mutate, JobCallback done) override;
+  absl::StatusOr<OwnerUsage> CountJobs(const std::string& owner) override;
+  // Each write purges at most 64 jobs.
+  absl::StatusOr<std::vector<PurgedJob>> PurgeDeletedJobs(int64_t deleted_before_us,
+                                                          int max_jobs) override;
+
+  // Transactions committed so far (for tests and benchmarks of batching).
+  int64_t commits() const;
+
+ private:
+  struct Writer;
+
+  explicit PostgresStore(Options options);
+  absl::Status Init();
+  // Runs `fn` on a pooled reader; UNAVAILABLE once closing.
+  absl::Status Read(absl::FunctionRef<absl::Status(PgConn&)> fn, bool retry = true);
+  // Submits `apply` and waits for its commit.
+  template <typename T>
+  absl::StatusOr<T> WriteSync(absl::AnyInvocable<absl::StatusOr<T>()> apply);
+
+  const Options options_;
+  PgConnector connector_;
+  PgPool readers_;
+  std::unique_ptr<Writer> writer_;  // Used on the writer thread only.
+  std::unique_ptr<GroupCommitWriter> group_;
+
+  mutable absl::Mutex mu_;
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace timer::store

@@ -1,0 +1,274 @@
+// PostgreSQL-only tests of PostgresStore (store/postgres_store.h) and its
+// connections (store/pg_conn.h), on the process's throwaway cluster
+// (pg_cluster.h): migrations when several stores open one new database at
+// once, a newer schema refused, a PostgreSQL restart in the middle of use.
+// The Store contract itself is store_conformance_test's.
+#include "store/postgres_store.h"
+
+#include <atomic>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "pg_cluster.h"
+#include "store/pg_conn.h"
+#include "store/pg_schema.h"
+#include "store/postgres_token_store.h"
+#include "store_test_support.h"
+
+namespace timer::store {
+namespace {
+
+using testing::PgCluster;
+
+PgCluster& Cluster() {
+  absl::StatusOr<PgCluster*> pg = PgCluster::Get();
+  // No cluster: every test here fails (never skips).
+  EXPECT_TRUE(pg.ok()) << pg.status();
+  if (!pg.ok()) std::abort();
+  return **pg;
+}
+
+std::string NewDatabase() {
+  absl::StatusOr<std::string> uri = Cluster().NewDatabase();
+  EXPECT_TRUE(uri.ok()) << uri.status();
+  return uri.value_or("");
+}
+
+// Runs `sql` on the database at `uri` directly.
+absl::Status Sql(const std::string& uri, const char* sql) {
+  PgConnector connector({.uri = uri});
+  absl::StatusOr<std::unique_ptr<PgConn>> conn = connector.Connect();
+  if (!conn.ok()) return conn.status();
+  return (*conn)->Exec(sql);
+}
+
+TEST(PostgresStoreTest, StoresOpeningANewDatabaseTogetherMigrateItOnce) {
+  const std::string uri = NewDatabase();
+  constexpr int kStores = 6;
+  std::vector<absl::StatusOr<std::unique_ptr<PostgresStore>>> stores(kStores);
+  {
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kStores; ++i) {
+      threads.emplace_back([&, i] { stores[i] = PostgresStore::Open({.uri = uri}); });
+    }
+    for (std::thread& t : threads) t.join();
+  }
+  for (auto& s : stores) ASSERT_THAT(s, IsOk());
+  // One version row; every store sees what another wrote.
+  PgConnector connector({.uri = uri});
+  auto conn = connector.Connect();
+  ASSERT_THAT(conn, IsOk());
+  static constexpr PgStatement kRows = {
+      "rows", "SELECT count(*), max(version) FROM timer_schema"};
+  absl::StatusOr<PgResult> rows = (*conn)->Run(kRows, {});
+  ASSERT_THAT(rows, IsOk());
+  EXPECT_EQ(rows->Int(0, 0), 1);
+  EXPECT_EQ(rows->Int(0, 1), PostgresStore::LatestSchemaVersion());
+  const v1::Job job = MakeJob("alice");
+  ASSERT_THAT(Create(**stores[0], job), IsOk());
+  for (auto& s : stores) EXPECT_THAT((*s)->GetJob("alice", job.job_id()), IsOk());
+}
+
+TEST(PostgresStoreTest, ADatabaseWithANewerSchemaIsRefused) {
+  const std::string uri = NewDatabase();
+  ASSERT_THAT(PostgresStore::Open({.uri = uri}), IsOk());
+  ASSERT_TRUE(Sql(uri, absl::StrCat("UPDATE timer_schema SET version = ",
+                                    PostgresStore::LatestSchemaVersion() + 1)
+                           .c_str())
+                  .ok());
+  absl::StatusOr<std::unique_ptr<PostgresStore>> store =
+      PostgresStore::Open({.uri = uri});
+  EXPECT_THAT(store, StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(store.status().message(), HasSubstr("newer than this timerd"));
+  EXPECT_THAT(PostgresTokenStore::Open({.uri = uri}),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+}
+
+// The least-privilege setup of docs/DEPLOYMENT.md: a role with only DML
+// grants runs on a database another role migrated, and cannot migrate one.
+TEST(PostgresStoreTest, ARoleWithOnlyDataGrantsRunsOnAMigratedDatabase) {
+  const std::string uri = NewDatabase();
+  ASSERT_THAT(PostgresStore::Open({.uri = uri}), IsOk());  // As postgres: migrates.
+  ASSERT_TRUE(Sql(uri,
+                  "DO $$ BEGIN CREATE ROLE timer_dml LOGIN; EXCEPTION WHEN "
+                  "duplicate_object THEN NULL; END $$; "
+                  "REVOKE CREATE ON SCHEMA public FROM PUBLIC; "
+                  "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public "
+                  "TO timer_dml")
+                  .ok());
+  const std::string as_dml = absl::StrCat(
+      "postgresql://timer_dml@127.0.0.1:", Cluster().port(), uri.substr(uri.rfind('/')));
+  absl::StatusOr<std::unique_ptr<PostgresStore>> store =
+      PostgresStore::Open({.uri = as_dml});
+  ASSERT_THAT(store, IsOk());
+  const v1::Job job = MakeJob("alice");
+  ASSERT_THAT(Create(**store, job), IsOk());
+  EXPECT_THAT((*store)->GetJob("alice", job.job_id()), IsOk());
+  EXPECT_THAT(PostgresTokenStore::Open({.uri = as_dml}), IsOk());
+  // A new database: the role may not create the tables.
+  const std::string fresh = NewDatabase();
+  ASSERT_TRUE(Sql(fresh, "REVOKE CREATE ON SCHEMA public FROM PUBLIC").ok());
+  EXPECT_THAT(
+      PostgresStore::Open(
+          {.uri = absl::StrCat("postgresql://timer_dml@127.0.0.1:", Cluster().port(),
+                               fresh.substr(fresh.rfind('/')))}),
+      StatusIs(absl::StatusCode::kPermissionDenied));
+}
+
+TEST(PostgresStoreTest, AnUnreachableServerFailsOpenAtOnceWithUnavailable) {
+  // A port nothing listens on: the cluster's, while it is stopped, would
+  // race with other tests; a closed port of our own instead.
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::unique_ptr<PostgresStore>> store =
+      PostgresStore::Open({.uri = "postgresql://postgres:hunter2@127.0.0.1:1/none"});
+  EXPECT_THAT(store, StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  // The password never appears in the error.
+  EXPECT_THAT(store.status().message(), Not(HasSubstr("hunter2")));
+  EXPECT_THAT(store.status().message(),
+              HasSubstr("postgresql://postgres@127.0.0.1:1/none"));
+}
+
+// PostgreSQL stopped and started again behind the same address while a
+// writer keeps writing: calls during the outage fail with UNAVAILABLE
+// within the bound, the same store works again afterwards, and every write
+// that was acknowledged is there.
+TEST(PostgresStoreTest, SurvivesAPostgresRestartWithoutLosingAcknowledgedWrites) {
+  const std::string uri = NewDatabase();
+  absl::StatusOr<std::unique_ptr<PostgresStore>> opened = PostgresStore::Open(
+      {.uri = uri, .timeout = absl::Seconds(2), .retry_after = absl::ZeroDuration()});
+  ASSERT_THAT(opened, IsOk());
+  PostgresStore& store = **opened;
+
+  absl::Mutex mu;
+  std::vector<std::string> acked;  // Guarded by mu.
+  int64_t failed = 0;              // Guarded by mu.
+  absl::Duration slowest_failure;  // Guarded by mu.
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    while (!stop.load()) {
+      const v1::Job job = MakeJob("alice");
+      const absl::Time start = absl::Now();
+      absl::StatusOr<v1::Job> r = Create(store, job);
+      const absl::Duration took = absl::Now() - start;
+      absl::MutexLock lock(&mu);
+      if (r.ok()) {
+        acked.push_back(job.job_id());
+      } else {
+        EXPECT_THAT(r, StatusIs(absl::StatusCode::kUnavailable));
+        ++failed;
+        slowest_failure = std::max(slowest_failure, took);
+      }
+    }
+  });
+  const auto acked_count = [&] {
+    absl::MutexLock lock(&mu);
+    return acked.size();
+  };
+  {
+    // Some writes before the outage.
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(
+        +[](std::vector<std::string>* a) { return a->size() >= 20; }, &acked));
+  }
+  ASSERT_TRUE(Cluster().Stop().ok());
+  // During the outage: reads and writes fail fast with UNAVAILABLE.
+  const absl::Time start = absl::Now();
+  EXPECT_THAT(store.GetJob("alice", "nope"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(Create(store, MakeJob("alice")), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_THAT(store.CountJobs("alice"), StatusIs(absl::StatusCode::kUnavailable));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  const size_t before_restart = acked_count();
+  ASSERT_TRUE(Cluster().Start().ok());
+  // Back: the same store works at once, no reopening.
+  const v1::Job after = MakeJob("alice");
+  EXPECT_THAT(Create(store, after), IsOk());
+  EXPECT_THAT(store.GetJob("alice", after.job_id()), IsOk());
+  {
+    absl::MutexLock lock(&mu);
+    std::pair<std::vector<std::string>*, size_t> want(&acked, before_restart + 20);
+    mu.Await(absl::Condition(
+        +[](std::pair<std::vector<std::string>*, size_t>* a) {
+          return a->first->size() >= a->second;
+        },
+        &want));
+  }
+  stop = true;
+  writer.join();
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_GT(failed, 0);
+    EXPECT_LT(slowest_failure, absl::Seconds(3));
+    std::printf("restart: %zu writes acknowledged, %lld failed (slowest failure %s)\n",
+                acked.size(), static_cast<long long>(failed),
+                absl::FormatDuration(slowest_failure).c_str());
+  }
+  // Every acknowledged write survived.
+  for (const std::string& id : acked) {
+    EXPECT_THAT(store.GetJob("alice", id), IsOk()) << id;
+  }
+  absl::StatusOr<OwnerUsage> usage = store.CountJobs("alice");
+  ASSERT_THAT(usage, IsOk());
+  EXPECT_GE(usage->stored_jobs, static_cast<int64_t>(acked.size()) + 1);
+}
+
+// A write stuck behind a lock held elsewhere (another replica, an operator's
+// session) fails with UNAVAILABLE once the statement timeout passes, and
+// the writer goes on with the next writes.
+TEST(PostgresStoreTest, AWriteBlockedPastTheTimeoutFailsUnavailableAndOthersGoOn) {
+  const std::string uri = NewDatabase();
+  absl::StatusOr<std::unique_ptr<PostgresStore>> store =
+      PostgresStore::Open({.uri = uri, .timeout = absl::Milliseconds(500)});
+  ASSERT_THAT(store, IsOk());
+  const v1::Job job = MakeJob("alice");
+  ASSERT_THAT(Create(**store, job), IsOk());
+  PgConnector other({.uri = uri});
+  absl::StatusOr<std::unique_ptr<PgConn>> locker = other.Connect();
+  ASSERT_THAT(locker, IsOk());
+  ASSERT_TRUE((*locker)->Exec("BEGIN").ok());
+  ASSERT_TRUE((*locker)
+                  ->Exec(absl::StrCat("SELECT 1 FROM jobs WHERE job_id = '", job.job_id(),
+                                      "' FOR UPDATE")
+                             .c_str())
+                  .ok());
+  const absl::Time start = absl::Now();
+  EXPECT_THAT(Update(**store, "alice", job.job_id(), Rename("blocked")),
+              StatusIs(absl::StatusCode::kUnavailable));
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_GE(took, absl::Milliseconds(400));
+  EXPECT_LT(took, absl::Seconds(3));
+  // Nothing of it applied; the store writes on.
+  EXPECT_EQ((*store)->GetJob("alice", job.job_id())->name(), job.name());
+  EXPECT_THAT(Create(**store, MakeJob("alice")), IsOk());
+  ASSERT_TRUE((*locker)->Exec("ROLLBACK").ok());
+  EXPECT_THAT(Update(**store, "alice", job.job_id(), Rename("free")), IsOk());
+}
+
+TEST(RedactPgUriTest, DropsThePasswordAndKeepsTheRest) {
+  EXPECT_EQ(RedactPgUri("postgres://u:secret@db.example:5432/timer?sslmode=verify-full"),
+            "postgres://u@db.example:5432/timer?sslmode=verify-full");
+  EXPECT_EQ(RedactPgUri("postgresql://db/timer?user=u&password=secret&sslmode=require"),
+            "postgresql://db/timer?user=u&sslmode=require");
+  EXPECT_EQ(RedactPgUri("postgresql://u@h/d"), "postgresql://u@h/d");
+  EXPECT_EQ(RedactPgUri("postgresql://u:p%40ss@h"), "postgresql://u@h");
+  // Unencoded '/', '@' or '?' in a password: cut whole all the same.
+  EXPECT_EQ(RedactPgUri("postgresql://u:pa?ss@h/d?user=a@b"),
+            "postgresql://u@h/d?user=a@b");
+  EXPECT_EQ(RedactPgUri("postgresql://u:pa/s@s@h/d"), "postgresql://u@h/d");
+  EXPECT_EQ(RedactPgUri("postgresql://u:a@b@h:5432/d?sslmode=require"),
+            "postgresql://u@h:5432/d?sslmode=require");
+  EXPECT_EQ(RedactPgUri("postgresql://h/d?sslpassword=k&PASSWORD=x&user=u"),
+            "postgresql://h/d?user=u");
+  EXPECT_EQ(RedactPgUri("host=h password=x"), "(not a postgres:// URI)");
+  EXPECT_TRUE(IsPgUri("postgres://h/d"));
+  EXPECT_TRUE(IsPgUri("postgresql://h/d"));
+  EXPECT_FALSE(IsPgUri("mysql://h/d"));
+}
+
+}  // namespace
+}  // namespace timer::store
