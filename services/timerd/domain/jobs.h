@@ -39,6 +39,9 @@ struct ManualRunSlot {
   // before this one, and whether a BUFFER_ONE run already waits.
   int active = 0;
   bool buffered = false;
+  // With several replicas: the fence the run's write carries (the job's
+  // shard as this replica holds it).
+  std::optional<store::Fence> fence;
 };
 
 // Told about every durable change JobService makes, in commit order, so the
