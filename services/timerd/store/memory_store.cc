@@ -147,8 +147,10 @@ void MemoryStore::WriteJobState(std::string job_id, std::optional<Fence> fence,
                                 JobRunMutation mutate, JobCallback done) {
   {
     absl::MutexLock lock(&mu_);
-    absl::StatusOr<v1::Job> r = CheckFence(fence);
-    if (r.ok()) r = Update(std::nullopt, job_id, mutate, /*with_results=*/false);
+    absl::Status fenced = CheckFence(fence);
+    absl::StatusOr<v1::Job> r =
+        fenced.ok() ? Update(std::nullopt, job_id, mutate, /*with_results=*/false)
+                    : absl::StatusOr<v1::Job>(fenced);
     Applied([done = std::move(done), r = std::move(r)]() mutable {
       std::move(done)(std::move(r));
     });
