@@ -59,7 +59,7 @@ class JobObserver {
   // nothing active.
   virtual absl::StatusOr<ManualRunSlot> AdmitManualRun(const std::string& owner,
                                                        const std::string& job_id) {
-    return ManualRunSlot{owner, job_id};
+    return ManualRunSlot{owner, job_id, 0, false, std::nullopt};
   }
   // The admitted run was recorded PENDING: start it as `overlap` says
   // (kStart, kCancelPrevious or kBuffer).

@@ -58,19 +58,19 @@ absl::Status RunEngine::Start() {
     spdlog::info("run engine: replica {} schedules the shards it leases",
                  leases_->replica_id());
   } else {
-  auto open = store_->ListOpenResults();
-  if (!open.ok()) return open.status();
-  for (auto& [job_id, result] : *open) Reconcile(job_id, std::move(result));
-  {
-    absl::MutexLock lock(&mu_);
-    absl::Status scan = store_->ScanDue(
-        [this](const std::string& id, int64_t us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          if (auto key = JobKey::Parse(id)) queue_.Set(*key, absl::FromUnixMicros(us));
-        });
-    if (!scan.ok()) return scan;
-    spdlog::info("run engine: {} jobs scheduled, {} open runs reconciled", queue_.size(),
-                 open->size());
-  }
+    auto open = store_->ListOpenResults();
+    if (!open.ok()) return open.status();
+    for (auto& [job_id, result] : *open) Reconcile(job_id, std::move(result));
+    {
+      absl::MutexLock lock(&mu_);
+      absl::Status scan = store_->ScanDue(
+          [this](const std::string& id, int64_t us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+            if (auto key = JobKey::Parse(id)) queue_.Set(*key, absl::FromUnixMicros(us));
+          });
+      if (!scan.ok()) return scan;
+      spdlog::info("run engine: {} jobs scheduled, {} open runs reconciled",
+                   queue_.size(), open->size());
+    }
   }
   if (options_.background) {
     {
@@ -503,9 +503,9 @@ absl::StatusOr<ManualRunSlot> RunEngine::AdmitManualRun(const std::string& owner
     const int shard = store::ShardOf(job_id);
     if (firing_.test(shard)) fence = leases_->FenceFor(shard);
     if (!fence) {
-      return absl::UnavailableError(absl::StrCat(
-          "this job's shard (", shard,
-          ") is scheduled by another replica right now; try again"));
+      return absl::UnavailableError(
+          absl::StrCat("this job's shard (", shard,
+                       ") is scheduled by another replica right now; try again"));
     }
   }
   if (InFlightRuns() >= options_.max_active_runs) {
@@ -599,8 +599,8 @@ void RunEngine::RunRecorded(std::shared_ptr<const v1::Job> shared,
 
 void RunEngine::DispatchPending(PendingStart start, InFlight in_flight) {
   if (start.halted == v1::Job::STATUS_UNSPECIFIED) {
-    Dispatch(RunStart{std::move(start.job), std::move(start.result),
-                      std::move(in_flight), start.epoch});
+    Dispatch(RunStart{std::move(start.job), std::move(start.result), std::move(in_flight),
+                      start.epoch});
     return;
   }
   std::optional<store::Fence> fence;
@@ -921,10 +921,12 @@ void RunEngine::ShardsGained(const std::vector<store::HeldShard>& gained) {
   if (stopping_) return;
   firing_ |= shards;
   const size_t before = queue_.size();
-  absl::Status scan = store_->ScanDueInShards(
-      shards, [this](const std::string& id, int64_t us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        if (auto key = JobKey::Parse(id)) queue_.Set(*key, absl::FromUnixMicros(us));
-      });
+  absl::Status scan =
+      store_->ScanDueInShards(shards, [this](const std::string& id, int64_t us)
+                                          ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                                            if (auto key = JobKey::Parse(id))
+                                              queue_.Set(*key, absl::FromUnixMicros(us));
+                                          });
   if (!scan.ok()) {
     spdlog::warn("run engine: loading the jobs of {} gained shards failed: {}",
                  shards.count(), std::string(scan.message()));

@@ -257,8 +257,7 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
   void Dispatch(RunStart start);
   // Dispatch, or for a halted start, records it SKIPPED.
   void DispatchPending(PendingStart start, InFlight in_flight);
-  void StartRun(std::shared_ptr<const v1::Job> job, v1::JobResult result,
-                int64_t epoch);
+  void StartRun(std::shared_ptr<const v1::Job> job, v1::JobResult result, int64_t epoch);
   // RunRecorded of a run recorded under `epoch` (see RunStart).
   void RunRecorded(std::shared_ptr<const v1::Job> job, const v1::JobResult& result,
                    int64_t epoch);

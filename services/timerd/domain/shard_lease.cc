@@ -128,7 +128,8 @@ void ShardLeases::Loop() {
     Renew().IgnoreError();  // Logged; the deadline passes if it keeps failing.
     absl::MutexLock lock(&mu_);
     const absl::Duration wait = t0 + options_.ttl / 3 - clock_->Now();
-    mu_.AwaitWithTimeout(absl::Condition(&stopping_), std::max(absl::ZeroDuration(), wait));
+    mu_.AwaitWithTimeout(absl::Condition(&stopping_),
+                         std::max(absl::ZeroDuration(), wait));
     if (stopping_) return;
   }
 }

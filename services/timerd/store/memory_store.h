@@ -109,7 +109,7 @@ class MemoryStore final : public Store, public LeaseStore {
   };
   std::array<Lease, kShards> leases_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, absl::Time> heartbeats_ ABSL_GUARDED_BY(mu_);  // by replica
-  std::map<std::string, Row> jobs_ ABSL_GUARDED_BY(mu_);  // by job_id
+  std::map<std::string, Row> jobs_ ABSL_GUARDED_BY(mu_);               // by job_id
   // (owner, create_us, job_id) -> present; the listing order.
   std::map<std::tuple<std::string, int64_t, std::string>, bool> order_
       ABSL_GUARDED_BY(mu_);

@@ -56,6 +56,8 @@
 
 namespace timer::store {
 
+class LeaseStore;  // store/lease_store.h
+
 // How many results a job carries, newest first (Globus Timer's "last 10").
 inline constexpr int kJobResults = 10;
 
@@ -222,6 +224,11 @@ class Store {
                         JobCallback done) = 0;
 
   // --- For the run engine (not scoped to an owner) ---
+
+  // Non-null for a store several timerd processes share: each must then
+  // lease the shards it schedules from it (domain/shard_lease.h) and fence
+  // its writes. Null (this default) for a store one process owns.
+  virtual LeaseStore* shared_leases() { return nullptr; }
 
   // WriteJob of any owner's job, for the run engine's fires: the mutation
   // sees the job without its results, and the job passed to `done` has none,

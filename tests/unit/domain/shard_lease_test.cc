@@ -108,7 +108,7 @@ struct Replica {
   std::unique_ptr<ShardLeases> leases;
   std::unique_ptr<RunEngine> engine;
   std::unique_ptr<JobService> jobs;
-  bool renews = true;  // false: cut off from the store (renewals lost).
+  bool renews = true;   // false: cut off from the store (renewals lost).
   bool frozen = false;  // Nothing runs, its monotonic clock stands still.
   bool stopped = false;
 };
@@ -116,8 +116,7 @@ struct Replica {
 class ShardLeaseTest : public ::testing::Test {
  protected:
   ShardLeaseTest()
-      : clock_(kStart - absl::Seconds(5)),
-        store_([this] { return clock_.Now(); }) {}
+      : clock_(kStart - absl::Seconds(5)), store_([this] { return clock_.Now(); }) {}
 
   void AddReplicas(int n) {
     for (int i = 0; i < n; ++i) {
@@ -129,8 +128,7 @@ class ShardLeaseTest : public ::testing::Test {
 
   // `n` jobs every `interval` seconds from kStart, created through replica 0
   // (before its leases: the replicas find them when they gain their shards).
-  void CreateJobs(int n, int64_t interval,
-                  v1::MissedRunPolicy missed = v1::SKIP_MISSED) {
+  void CreateJobs(int n, int64_t interval, v1::MissedRunPolicy missed = v1::SKIP_MISSED) {
     for (int i = 0; i < n; ++i) {
       v1::CreateJobRequest req;
       v1::Job* job = req.mutable_job();
@@ -140,8 +138,8 @@ class ShardLeaseTest : public ::testing::Test {
       job->mutable_action()->set_provider("fake");
       job->mutable_action()->set_body("{}");
       absl::StatusOr<v1::Job> out = absl::UnknownError("not called");
-      replicas_[0]->jobs->CreateJob(kAlice, req,
-                                    [&](absl::StatusOr<v1::Job> j) { out = std::move(j); });
+      replicas_[0]->jobs->CreateJob(
+          kAlice, req, [&](absl::StatusOr<v1::Job> j) { out = std::move(j); });
       ASSERT_TRUE(out.ok()) << out.status();
       job_ids_.push_back(out->job_id());
     }
@@ -386,7 +384,8 @@ TEST_F(ShardLeaseTest, AManualRunOfAJobAnotherReplicaSchedulesIsUnavailable) {
       v1::RunJobNowRequest req;
       req.set_job_id(id);
       absl::StatusOr<v1::Job> out = absl::UnknownError("not called");
-      r->jobs->RunJobNow(kAlice, req, [&](absl::StatusOr<v1::Job> j) { out = std::move(j); });
+      r->jobs->RunJobNow(kAlice, req,
+                         [&](absl::StatusOr<v1::Job> j) { out = std::move(j); });
       r->engine->WaitIdle();
       if (r->leases->Epoch(store::ShardOf(id)) != 0) {
         EXPECT_TRUE(out.ok()) << out.status();

@@ -1246,10 +1246,10 @@ TEST_P(StoreConformanceTest, ShardScopedReadsSeeOnlyTheirShards) {
     if (some.test(ShardOf(id))) want.insert(id);
   }
   std::set<std::string> due;
-  ASSERT_TRUE(store()
-                  .ScanDueInShards(some,
-                                   [&](const std::string& id, int64_t) { due.insert(id); })
-                  .ok());
+  ASSERT_TRUE(
+      store()
+          .ScanDueInShards(some, [&](const std::string& id, int64_t) { due.insert(id); })
+          .ok());
   EXPECT_EQ(due, want);
   absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>> open =
       store().ListOpenResultsInShards(some);
@@ -1389,7 +1389,8 @@ TEST_P(SharedLeaseTest, ReleasedLeasesAreFreeAtOnce) {
   EXPECT_EQ(b.held.size(), static_cast<size_t>(kShards));
 }
 
-INSTANTIATE_TEST_SUITE_P(SharedStores, SharedLeaseTest, ::testing::ValuesIn(SharedStores()),
+INSTANTIATE_TEST_SUITE_P(SharedStores, SharedLeaseTest,
+                         ::testing::ValuesIn(SharedStores()),
                          [](const ::testing::TestParamInfo<SharedStoreFactory>& info) {
                            return info.param.name;
                          });
