@@ -903,6 +903,10 @@ void RunEngine::Reconcile(const std::string& job_id, v1::JobResult result) {
 namespace timer::domain {
 
 void RunEngine::ShardsGained(const std::vector<store::HeldShard>& gained) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;  // Its leases are about to be released.
+  }
   store::ShardSet shards;
   for (const store::HeldShard& h : gained) shards.set(h.shard);
   // Runs another holder (or this one, at an earlier epoch) left open, read

@@ -1264,6 +1264,8 @@ TEST_P(StoreConformanceTest, ShardScopedReadsSeeOnlyTheirShards) {
 // clock here; a real store sleeps).
 struct SharedStoreFactory {
   std::string name;
+  // The lease ttl the tests use: short where `advance` really waits.
+  absl::Duration ttl;
   std::function<absl::StatusOr<std::unique_ptr<Store>>(
       const std::string& dir, std::function<void(absl::Duration)>* advance)>
       make;
@@ -1273,7 +1275,7 @@ void PrintTo(const SharedStoreFactory& factory, std::ostream* os) { *os << facto
 
 const std::vector<SharedStoreFactory>& SharedStores() {
   static const auto* stores = new std::vector<SharedStoreFactory>{
-      {"memory",
+      {"memory", absl::Seconds(3),
        [](const std::string&, std::function<void(absl::Duration)>* advance)
            -> absl::StatusOr<std::unique_ptr<Store>> {
          auto now = std::make_shared<absl::Time>(absl::FromUnixSeconds(1'800'000'000));
@@ -1297,13 +1299,12 @@ class SharedLeaseTest : public ::testing::TestWithParam<SharedStoreFactory> {
 
   LeaseGrant Renew(const std::string& replica, std::vector<int> release = {}) {
     LeaseRenewal r = Renewal(replica, std::move(release));
-    r.ttl = kTtl;
+    r.ttl = GetParam().ttl;
     absl::StatusOr<LeaseGrant> grant = leases_->RenewLeases(r);
     EXPECT_THAT(grant, IsOk());
     return grant.value_or(LeaseGrant{});
   }
 
-  static constexpr absl::Duration kTtl = absl::Seconds(3);
   TempDir dir_;
   std::unique_ptr<Store> store_;
   LeaseStore* leases_ = nullptr;
@@ -1350,10 +1351,11 @@ TEST_P(SharedLeaseTest, AnExpiredLeaseIsTakenAtANewEpochAndItsFenceFails) {
   const int shard = ShardOf(id);
   const int64_t first = EpochIn(Renew("a"), shard);
   ASSERT_GT(first, 0);
-  advance_(kTtl / 2);
+  const absl::Duration ttl = GetParam().ttl;
+  advance_(ttl / 2);
   EXPECT_EQ(EpochIn(Renew("a"), shard), first);  // Renewed in time: same epoch.
   EXPECT_TRUE(Renew("b").held.empty());
-  advance_(kTtl + absl::Milliseconds(1));  // Neither renewed: both expired.
+  advance_(ttl + absl::Milliseconds(1));  // Neither renewed: both expired.
   const LeaseGrant b = Renew("b");
   EXPECT_EQ(b.live_replicas, 1);
   EXPECT_EQ(b.held.size(), static_cast<size_t>(kShards));
@@ -1376,7 +1378,7 @@ TEST_P(SharedLeaseTest, AnExpiredLeaseIsTakenAtANewEpochAndItsFenceFails) {
   EXPECT_EQ(store_->GetJob("alice", id)->n_runs(), 0);
   EXPECT_TRUE(Renew("a").held.empty());
   // Its own lease, expired and retaken by itself, has a new epoch too.
-  advance_(kTtl + absl::Milliseconds(1));
+  advance_(ttl + absl::Milliseconds(1));
   EXPECT_GT(EpochIn(Renew("a"), shard), EpochIn(b, shard));
 }
 
