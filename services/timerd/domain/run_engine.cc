@@ -427,6 +427,10 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
                           *outcome->run, epoch);
             }
           }
+        } else if (absl::IsAborted(written.status()) && epoch != 0) {
+          // Changed through another replica, whose JobChanged this one
+          // never hears: queued again as it is now.
+          Requeue(job_id);
         } else if (absl::IsFailedPrecondition(written.status()) && epoch != 0) {
           // The fence: another replica holds the shard now and fires the job.
           spdlog::warn("run engine: a fire of job {} was refused: {}", job_id,
@@ -976,8 +980,57 @@ void RunEngine::ShardsLost(const store::ShardSet& lost) {
 }
 
 void RunEngine::LeasesRenewed() {
+  bool rescan = false;
+  {
+    absl::MutexLock lock(&mu_);
+    wake_ = true;  // The deadline moved on: due jobs may fire again.
+    const absl::Time now = clock_->Now();
+    if (next_rescan_ == absl::InfinitePast()) {
+      next_rescan_ = now + options_.rescan_every;  // Gains scanned just now.
+    } else if (now >= next_rescan_ && !stopping_) {
+      next_rescan_ = now + options_.rescan_every;
+      rescan = true;
+    }
+  }
+  if (rescan) Rescan();
+}
+
+void RunEngine::Rescan() {
+  store::ShardSet shards;
+  {
+    absl::MutexLock lock(&mu_);
+    shards = firing_;
+  }
+  if (shards.none()) return;
+  // Read without the engine's lock (the scheduler keeps going), merged
+  // after: a job fired meanwhile may come back with its old due time; its
+  // fire then finds it changed and queues it as it is (Requeue).
+  std::vector<std::pair<JobKey, int64_t>> due;
+  absl::Status scan =
+      store_->ScanDueInShards(shards, [&due](const std::string& id, int64_t us) {
+        if (auto key = JobKey::Parse(id)) due.emplace_back(*key, us);
+      });
+  if (!scan.ok()) {
+    spdlog::warn("run engine: rescanning the held shards failed: {}",
+                 std::string(scan.message()));
+    return;
+  }
   absl::MutexLock lock(&mu_);
-  wake_ = true;  // The deadline moved on: due jobs may fire again.
+  size_t added = 0;
+  for (const auto& [key, us] : due) {
+    if (!firing_.test(store::ShardOf(key.ToString())) || queue_.DueTime(key)) continue;
+    queue_.Set(key, absl::FromUnixMicros(us));
+    ++added;
+  }
+  if (added > 0) {
+    spdlog::info("run engine: rescan found {} due jobs not queued here", added);
+    wake_ = true;
+  }
+}
+
+void RunEngine::Requeue(const std::string& job_id) {
+  absl::StatusOr<v1::Job> job = store_->LoadJob(job_id);
+  if (job.ok()) JobChanged(*job);  // Queued again only if due and its shard held.
 }
 
 void RunEngine::ReconcileGained(const std::string& job_id, v1::JobResult result) {

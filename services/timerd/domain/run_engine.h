@@ -107,6 +107,10 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
     // Deleted jobs are purged this long after their delete (InfiniteDuration:
     // never), at the pruning of results.
     absl::Duration purge_deleted_after = absl::Hours(24 * 90);
+    // With leases: how often the due jobs of the held shards are read again,
+    // the safety net for changes made through other replicas (a job missing
+    // from the queue is added; a stale entry is corrected when it fires).
+    absl::Duration rescan_every = absl::Seconds(15);
     // false: no scheduler thread; the owner calls Tick() (tests, fake clock).
     bool background = true;
   };
@@ -270,6 +274,11 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
   int64_t EpochOf(const std::string& job_id) const;
   // Reconciles a run found open in a shard just gained.
   void ReconcileGained(const std::string& job_id, v1::JobResult result);
+  // With leases: queues the held shards' due jobs missing from the queue.
+  void Rescan();
+  // With leases: a fire found its job changed (by another replica, maybe):
+  // queues the job again as it is now, if it is still due here.
+  void Requeue(const std::string& job_id);
   void PollRun(ActiveRun run);
   // Records a result (and, for an error, counts it into the job). `job`, the
   // job as of the run's fire, goes with the RUN_FINISHED event.
@@ -329,6 +338,7 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
   absl::Time wake_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Time last_tick_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Time next_prune_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Time next_rescan_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::thread thread_;
 };
 

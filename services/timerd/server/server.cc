@@ -231,6 +231,8 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
   engine_options.keep_results_for = absl::Hours(24) * config.results_max_age_days;
   engine_options.max_active_runs = config.max_active_runs;
   engine_options.max_active_runs_per_identity = config.max_active_runs_per_identity;
+  // With several replicas: the safety net for changes made through others.
+  engine_options.rescan_every = absl::Milliseconds(config.lease_ttl_ms) * 5;
   engine_options.purge_deleted_after =
       absl::Hours(24) * config.deleted_jobs_retention_days;
   impl->engine = std::make_unique<domain::RunEngine>(impl->store.get(), &impl->clock,

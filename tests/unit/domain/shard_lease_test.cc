@@ -374,6 +374,29 @@ TEST_F(ShardLeaseTest, AReplicaThatStopsReleasesItsShardsAndOthersTakeThemAtOnce
   }
 }
 
+TEST_F(ShardLeaseTest, AJobCreatedThroughAnotherReplicaFiresOnItsShardsHolder) {
+  AddReplicas(2);
+  Steps(4);
+  ASSERT_THAT(Held(), ::testing::ElementsAre(128, 128));
+  // Created through replica 0 once the shards are divided: replica 1 hears
+  // nothing of the jobs in its shards (no events across replicas here)
+  // until its rescan reads them, 15 s after its leases began.
+  CreateJobs(20, 10, v1::RUN_ONCE);
+  std::set<std::string> elsewhere;
+  for (const std::string& id : job_ids_) {
+    if (replicas_[1]->leases->Epoch(store::ShardOf(id)) != 0) elsewhere.insert(id);
+  }
+  ASSERT_FALSE(elsewhere.empty());
+  Steps(14);  // To kStart+13s: the rescan at kStart+11s, a catch-up run.
+  const auto starts = AllStarts();
+  const auto runs = RunsByJob(starts);
+  for (const std::string& id : job_ids_) {
+    ASSERT_TRUE(runs.contains(id)) << id << " never fired";
+    const int by = starts.at(absl::StrCat(id, "/1")).first;
+    EXPECT_EQ(by, elsewhere.contains(id) ? 1 : 0) << id;
+  }
+}
+
 TEST_F(ShardLeaseTest, AManualRunOfAJobAnotherReplicaSchedulesIsUnavailable) {
   AddReplicas(2);
   CreateJobs(20, 10);
