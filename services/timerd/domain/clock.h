@@ -5,6 +5,8 @@
 // thread-safe too (a mutex guards its time).
 #pragma once
 
+#include <chrono>
+
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -20,6 +22,18 @@ class Clock {
 class SystemClock final : public Clock {
  public:
   absl::Time Now() const override { return absl::Now(); }
+};
+
+// std::chrono::steady_clock as a Clock: its Now() means nothing as a date,
+// only differences between two readings do; it never jumps (for lease
+// deadlines, domain/shard_lease.h).
+class MonotonicClock final : public Clock {
+ public:
+  absl::Time Now() const override {
+    return absl::FromUnixNanos(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+  }
 };
 
 // A clock that only moves when told to.

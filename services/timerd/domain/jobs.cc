@@ -647,8 +647,9 @@ void JobService::RunJobNow(const Identity& caller, const v1::RunJobNowRequest& r
   auto outcome = std::make_shared<Outcome>();
   const int active = slot ? slot->active : 0;
   const bool buffered = slot ? slot->buffered : false;
+  std::optional<store::Fence> fence = slot ? slot->fence : std::nullopt;
   store_->WriteManualRun(
-      caller.name, request.job_id(), request.request_id(),
+      caller.name, request.job_id(), request.request_id(), std::move(fence),
       [this, outcome, active, buffered, request_id = request.request_id()](
           v1::Job& job, std::vector<v1::JobResult>& table,
           int64_t existing_run) -> absl::Status {

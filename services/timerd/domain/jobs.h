@@ -39,6 +39,9 @@ struct ManualRunSlot {
   // before this one, and whether a BUFFER_ONE run already waits.
   int active = 0;
   bool buffered = false;
+  // With several replicas: the fence the run's write carries (the job's
+  // shard as this replica holds it).
+  std::optional<store::Fence> fence;
 };
 
 // Told about every durable change JobService makes, in commit order, so the
@@ -56,7 +59,7 @@ class JobObserver {
   // nothing active.
   virtual absl::StatusOr<ManualRunSlot> AdmitManualRun(const std::string& owner,
                                                        const std::string& job_id) {
-    return ManualRunSlot{owner, job_id};
+    return ManualRunSlot{owner, job_id, 0, false, std::nullopt};
   }
   // The admitted run was recorded PENDING: start it as `overlap` says
   // (kStart, kCancelPrevious or kBuffer).

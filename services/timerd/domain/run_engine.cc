@@ -53,18 +53,24 @@ RunEngine::RunEngine(store::Store* store, const Clock* clock,
 RunEngine::~RunEngine() { Stop(); }
 
 absl::Status RunEngine::Start() {
-  auto open = store_->ListOpenResults();
-  if (!open.ok()) return open.status();
-  for (auto& [job_id, result] : *open) Reconcile(job_id, std::move(result));
-  {
-    absl::MutexLock lock(&mu_);
-    absl::Status scan = store_->ScanDue(
-        [this](const std::string& id, int64_t us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-          if (auto key = JobKey::Parse(id)) queue_.Set(*key, absl::FromUnixMicros(us));
-        });
-    if (!scan.ok()) return scan;
-    spdlog::info("run engine: {} jobs scheduled, {} open runs reconciled", queue_.size(),
-                 open->size());
+  if (leases_ != nullptr) {
+    // Shards come with the leases (ShardsGained): nothing is ours yet.
+    spdlog::info("run engine: replica {} schedules the shards it leases",
+                 leases_->replica_id());
+  } else {
+    auto open = store_->ListOpenResults();
+    if (!open.ok()) return open.status();
+    for (auto& [job_id, result] : *open) Reconcile(job_id, std::move(result));
+    {
+      absl::MutexLock lock(&mu_);
+      absl::Status scan = store_->ScanDue(
+          [this](const std::string& id, int64_t us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+            if (auto key = JobKey::Parse(id)) queue_.Set(*key, absl::FromUnixMicros(us));
+          });
+      if (!scan.ok()) return scan;
+      spdlog::info("run engine: {} jobs scheduled, {} open runs reconciled",
+                   queue_.size(), open->size());
+    }
   }
   if (options_.background) {
     {
@@ -143,7 +149,9 @@ void RunEngine::Loop() {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
       std::optional<absl::Time> next;
-      if (InFlightRuns() < options_.max_active_runs) {
+      // Past the local deadline nothing fires; a renewal wakes the thread.
+      if (InFlightRuns() < options_.max_active_runs &&
+          (leases_ == nullptr || leases_->BeforeDeadline())) {
         if (auto due = queue_.NextDue()) next = *due - options_.lookahead;
       }
       if (!polls_.empty() && (!next || polls_.front().at < *next))
@@ -202,7 +210,8 @@ int RunEngine::Tick() {
   {
     absl::MutexLock lock(&mu_);
     if (stopping_ && workers_ == nullptr) return 0;
-    const int room = std::max(0, options_.max_active_runs - InFlightRuns());
+    int room = std::max(0, options_.max_active_runs - InFlightRuns());
+    if (leases_ != nullptr && !leases_->BeforeDeadline()) room = 0;
     due = queue_.PopDue(now + options_.lookahead,
                         std::min<size_t>(room, options_.max_fires_per_tick));
     const auto start_later = [](const PendingStart& a, const PendingStart& b) {
@@ -292,7 +301,8 @@ void RunEngine::JobChanged(const v1::Job& job) {
       if (p.job->job_id() == job.job_id()) p.halted = job.status();
     }
   }
-  if (IsSchedulable(job.status()) && job.has_next_run()) {
+  if (IsSchedulable(job.status()) && job.has_next_run() &&
+      (leases_ == nullptr || firing_.test(store::ShardOf(job.job_id())))) {
     const absl::Time due = FromProto(job.next_run());
     queue_.Set(*key, due);
     WakeFor(due - options_.lookahead);
@@ -303,6 +313,12 @@ void RunEngine::JobChanged(const v1::Job& job) {
 
 void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
   const std::string job_id = key.ToString();
+  std::optional<store::Fence> fence;
+  if (leases_ != nullptr) {
+    fence = leases_->FenceFor(store::ShardOf(job_id));
+    if (!fence) return;  // Lost meanwhile: its next holder fires it.
+  }
+  const int64_t epoch = fence ? fence->epoch : 0;
   int active = 0;
   bool has_buffered = false;
   {
@@ -324,7 +340,7 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
   auto outcome = std::make_shared<Outcome>();
   InFlight in_flight = BeginWork();
   store_->WriteJobState(
-      job_id,
+      job_id, std::move(fence),
       [=](v1::Job& job, std::vector<v1::JobResult>& table) -> absl::Status {
         // The queue keeps microseconds; so does the schedule (see jobs.cc).
         if (!IsSchedulable(job.status()) || !job.has_next_run() ||
@@ -378,7 +394,7 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
         PutResult(job, r, table);
         return absl::OkStatus();
       },
-      [this, key, due, job_id, outcome,
+      [this, key, due, job_id, outcome, epoch,
        in_flight = std::move(in_flight)](absl::StatusOr<v1::Job> written) mutable {
         if (written.ok()) {
           JobChanged(*written);
@@ -408,9 +424,17 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
             if (!buffered) {
               // The job is not needed here any more: no copy.
               RunRecorded(std::make_shared<const v1::Job>(*std::move(written)),
-                          *outcome->run);
+                          *outcome->run, epoch);
             }
           }
+        } else if (absl::IsAborted(written.status()) && epoch != 0) {
+          // Changed through another replica, whose JobChanged this one
+          // never hears: queued again as it is now.
+          Requeue(job_id);
+        } else if (absl::IsFailedPrecondition(written.status()) && epoch != 0) {
+          // The fence: another replica holds the shard now and fires the job.
+          spdlog::warn("run engine: a fire of job {} was refused: {}", job_id,
+                       std::string(written.status().message()));
         } else if (!absl::IsAborted(written.status()) &&
                    !absl::IsNotFound(written.status())) {
           // Nothing was recorded: try this slot again shortly.
@@ -445,6 +469,28 @@ void RunEngine::RunRecorded(const v1::Job& job, const v1::JobResult& result) {
   RunRecorded(std::make_shared<const v1::Job>(job), result);
 }
 
+void RunEngine::RunRecorded(std::shared_ptr<const v1::Job> job,
+                            const v1::JobResult& result) {
+  const int64_t epoch = EpochOf(job->job_id());
+  RunRecorded(std::move(job), result, epoch);
+}
+
+int64_t RunEngine::EpochOf(const std::string& job_id) const {
+  return leases_ == nullptr ? 0 : leases_->Epoch(store::ShardOf(job_id));
+}
+
+bool RunEngine::MayStart(const std::string& job_id, int64_t epoch) const {
+  return leases_ == nullptr || leases_->MayStart(store::ShardOf(job_id), epoch);
+}
+
+void RunEngine::LeavePending(const std::string& job_id, int64_t run_number) {
+  spdlog::warn(
+      "run engine: run {} of job {} is not started: its shard is no longer held "
+      "here (or the lease deadline passed); its next holder reconciles it",
+      run_number, job_id);
+  RunEnded(job_id, run_number);
+}
+
 void RunEngine::AddOwnerRun(const std::string& owner) { ++owner_runs_[owner]; }
 
 void RunEngine::DropOwnerRun(const std::string& owner) {
@@ -456,6 +502,16 @@ absl::StatusOr<ManualRunSlot> RunEngine::AdmitManualRun(const std::string& owner
                                                         const std::string& job_id) {
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("timerd is stopping; try again later");
+  std::optional<store::Fence> fence;
+  if (leases_ != nullptr) {
+    const int shard = store::ShardOf(job_id);
+    if (firing_.test(shard)) fence = leases_->FenceFor(shard);
+    if (!fence) {
+      return absl::UnavailableError(
+          absl::StrCat("this job's shard (", shard,
+                       ") is scheduled by another replica right now; try again"));
+    }
+  }
   if (InFlightRuns() >= options_.max_active_runs) {
     return absl::ResourceExhaustedError(
         absl::StrCat("max_active_runs: ", options_.max_active_runs,
@@ -469,7 +525,8 @@ absl::StatusOr<ManualRunSlot> RunEngine::AdmitManualRun(const std::string& owner
         " runs in flight, the most one identity may have; try again once some end"));
   }
   JobRuns& jr = runs_[job_id];
-  ManualRunSlot slot{owner, job_id, jr.active + jr.admitted, jr.buffered != nullptr};
+  ManualRunSlot slot{owner, job_id, jr.active + jr.admitted, jr.buffered != nullptr,
+                     std::move(fence)};
   ++jr.admitted;
   ++admitted_runs_;
   AddOwnerRun(owner);
@@ -509,11 +566,12 @@ void RunEngine::ManualRunRecorded(const ManualRunSlot& slot, const v1::Job& job,
     }
   }
   if (overlap == OverlapDecision::Kind::kCancelPrevious) CancelActive(job.job_id());
-  RunRecorded(std::make_shared<const v1::Job>(job), result);
+  RunRecorded(std::make_shared<const v1::Job>(job), result,
+              slot.fence ? slot.fence->epoch : 0);
 }
 
 void RunEngine::RunRecorded(std::shared_ptr<const v1::Job> shared,
-                            const v1::JobResult& result) {
+                            const v1::JobResult& result, int64_t epoch) {
   const v1::Job& job = *shared;
   InFlight in_flight;
   {
@@ -530,7 +588,8 @@ void RunEngine::RunRecorded(std::shared_ptr<const v1::Job> shared,
     // WaitIdle() does not wait for time to pass).
     const absl::Time at = FromProto(result.scheduled_time());
     if (!result.manual() && at > clock_->Now()) {
-      starts_.push_back(PendingStart{at, std::move(shared), result});
+      starts_.push_back(PendingStart{at, std::move(shared), result,
+                                     v1::Job::STATUS_UNSPECIFIED, epoch});
       std::push_heap(
           starts_.begin(), starts_.end(),
           [](const PendingStart& a, const PendingStart& b) { return a.at > b.at; });
@@ -539,14 +598,23 @@ void RunEngine::RunRecorded(std::shared_ptr<const v1::Job> shared,
     }
     in_flight = BeginWorkLocked();  // Replaces an empty one: ends nothing.
   }
-  Dispatch(RunStart{std::move(shared), result, std::move(in_flight)});
+  Dispatch(RunStart{std::move(shared), result, std::move(in_flight), epoch});
 }
 
 void RunEngine::DispatchPending(PendingStart start, InFlight in_flight) {
   if (start.halted == v1::Job::STATUS_UNSPECIFIED) {
-    Dispatch(
-        RunStart{std::move(start.job), std::move(start.result), std::move(in_flight)});
+    Dispatch(RunStart{std::move(start.job), std::move(start.result), std::move(in_flight),
+                      start.epoch});
     return;
+  }
+  std::optional<store::Fence> fence;
+  if (leases_ != nullptr) {
+    if (!MayStart(start.job->job_id(), start.epoch)) {
+      LeavePending(start.job->job_id(), start.result.run_number());
+      return;
+    }
+    fence = store::Fence{store::ShardOf(start.job->job_id()), leases_->replica_id(),
+                         start.epoch};
   }
   // Counted as a run when it was recorded: now a skipped slot instead.
   v1::JobResult& result = start.result;
@@ -561,7 +629,7 @@ void RunEngine::DispatchPending(PendingStart start, InFlight in_flight) {
   std::shared_ptr<const v1::JobResult> event;
   if (events_ != nullptr) event = std::make_shared<const v1::JobResult>(result);
   store_->WriteJobState(
-      job_id,
+      job_id, std::move(fence),
       [result = std::move(result)](v1::Job& job,
                                    std::vector<v1::JobResult>& table) mutable {
         job.set_n_runs(std::max<int64_t>(0, job.n_runs() - 1));
@@ -598,7 +666,7 @@ void RunEngine::Dispatch(RunStart start) {
   workers_->Submit(
       [this, provider = std::move(provider), start = std::move(start)]() mutable {
         for (;;) {
-          StartRun(std::move(start.job), std::move(start.result));
+          StartRun(std::move(start.job), std::move(start.result), start.epoch);
           start.in_flight.Reset();
           absl::MutexLock lock(&mu_);
           Lane& lane = lanes_[provider];
@@ -612,8 +680,14 @@ void RunEngine::Dispatch(RunStart start) {
       });
 }
 
-void RunEngine::StartRun(std::shared_ptr<const v1::Job> shared, v1::JobResult result) {
+void RunEngine::StartRun(std::shared_ptr<const v1::Job> shared, v1::JobResult result,
+                         int64_t epoch) {
   const v1::Job& job = *shared;
+  // The last moment to find the shard gone: the provider is called next.
+  if (!MayStart(job.job_id(), epoch)) {
+    LeavePending(job.job_id(), result.run_number());
+    return;
+  }
   *result.mutable_start_time() = ToProto(clock_->Now());
   ActionProvider* provider = providers_->Find(job.action().provider());
   if (provider == nullptr) {
@@ -640,7 +714,9 @@ void RunEngine::StartRun(std::shared_ptr<const v1::Job> shared, v1::JobResult re
     absl::MutexLock lock(&mu_);
     auto it = runs_.find(job.job_id());
     if (it != runs_.end()) {
-      it->second.runs[result.run_number()] = st->action_id;
+      // Unless it was ended meanwhile (reconciled when its shard came back).
+      auto run = it->second.runs.find(result.run_number());
+      if (run != it->second.runs.end()) run->second = st->action_id;
       deleted = it->second.deleted;
     }
   }
@@ -823,6 +899,175 @@ void RunEngine::Reconcile(const std::string& job_id, v1::JobResult result) {
           ? "timerd stopped before it learned whether this run reached its provider; "
             "it is not retried, so it never runs twice"
           : "timerd restarted and the provider no longer knows this run's outcome");
+  Finish(job_id, std::move(result));
+}
+
+}  // namespace timer::domain
+
+namespace timer::domain {
+
+void RunEngine::ShardsGained(const std::vector<store::HeldShard>& gained) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;  // Its leases are about to be released.
+  }
+  store::ShardSet shards;
+  for (const store::HeldShard& h : gained) shards.set(h.shard);
+  // Runs another holder (or this one, at an earlier epoch) left open, read
+  // after the takeover committed: every fire recorded before it is seen.
+  // Before the shard fires here, so none of its new runs is among them.
+  auto open = store_->ListOpenResultsInShards(shards);
+  if (!open.ok()) {
+    spdlog::warn("run engine: reading the open runs of {} gained shards failed: {}",
+                 shards.count(), std::string(open.status().message()));
+    // Not scheduled here: the next renewal offers them again.
+    leases_->Forget(shards);
+    return;
+  }
+  for (auto& [job_id, result] : *open) ReconcileGained(job_id, std::move(result));
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return;
+  firing_ |= shards;
+  const size_t before = queue_.size();
+  absl::Status scan =
+      store_->ScanDueInShards(shards, [this](const std::string& id, int64_t us)
+                                          ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+                                            if (auto key = JobKey::Parse(id))
+                                              queue_.Set(*key, absl::FromUnixMicros(us));
+                                          });
+  if (!scan.ok()) {
+    spdlog::warn("run engine: loading the jobs of {} gained shards failed: {}",
+                 shards.count(), std::string(scan.message()));
+    firing_ &= ~shards;
+    queue_.RemoveIf([&shards](const JobKey& key) {
+      return shards.test(store::ShardOf(key.ToString()));
+    });
+    leases_->Forget(shards);
+    return;
+  }
+  spdlog::info("run engine: {} shards gained: {} jobs scheduled, {} open runs reconciled",
+               shards.count(), queue_.size() - before, open->size());
+  wake_ = true;
+}
+
+void RunEngine::ShardsDraining(const store::ShardSet& draining) {
+  absl::MutexLock lock(&mu_);
+  firing_ &= ~draining;
+  queue_.RemoveIf([&draining](const JobKey& key) {
+    return draining.test(store::ShardOf(key.ToString()));
+  });
+}
+
+void RunEngine::ShardsLost(const store::ShardSet& lost) {
+  absl::MutexLock lock(&mu_);
+  firing_ &= ~lost;
+  queue_.RemoveIf(
+      [&lost](const JobKey& key) { return lost.test(store::ShardOf(key.ToString())); });
+  // A run waiting for its job's active one (BUFFER_ONE) stays PENDING for
+  // the next holder. Runs recorded ahead of their slot are dropped when
+  // they come up (StartRun); active runs are polled to their end.
+  for (auto it = runs_.begin(); it != runs_.end();) {
+    JobRuns& jr = it->second;
+    if (jr.buffered != nullptr && lost.test(store::ShardOf(it->first))) {
+      jr.buffered.reset();
+    }
+    if (jr.active == 0 && jr.admitted == 0 && jr.buffered == nullptr) {
+      runs_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void RunEngine::LeasesRenewed() {
+  bool rescan = false;
+  {
+    absl::MutexLock lock(&mu_);
+    wake_ = true;  // The deadline moved on: due jobs may fire again.
+    const absl::Time now = clock_->Now();
+    if (next_rescan_ == absl::InfinitePast()) {
+      next_rescan_ = now + options_.rescan_every;  // Gains scanned just now.
+    } else if (now >= next_rescan_ && !stopping_) {
+      next_rescan_ = now + options_.rescan_every;
+      rescan = true;
+    }
+  }
+  if (rescan) Rescan();
+}
+
+void RunEngine::Rescan() {
+  store::ShardSet shards;
+  {
+    absl::MutexLock lock(&mu_);
+    shards = firing_;
+  }
+  if (shards.none()) return;
+  // Read without the engine's lock (the scheduler keeps going), merged
+  // after: a job fired meanwhile may come back with its old due time; its
+  // fire then finds it changed and queues it as it is (Requeue).
+  std::vector<std::pair<JobKey, int64_t>> due;
+  absl::Status scan =
+      store_->ScanDueInShards(shards, [&due](const std::string& id, int64_t us) {
+        if (auto key = JobKey::Parse(id)) due.emplace_back(*key, us);
+      });
+  if (!scan.ok()) {
+    spdlog::warn("run engine: rescanning the held shards failed: {}",
+                 std::string(scan.message()));
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  size_t added = 0;
+  for (const auto& [key, us] : due) {
+    if (!firing_.test(store::ShardOf(key.ToString())) || queue_.DueTime(key)) continue;
+    queue_.Set(key, absl::FromUnixMicros(us));
+    ++added;
+  }
+  if (added > 0) {
+    spdlog::info("run engine: rescan found {} due jobs not queued here", added);
+    wake_ = true;
+  }
+}
+
+void RunEngine::Requeue(const std::string& job_id) {
+  absl::StatusOr<v1::Job> job = store_->LoadJob(job_id);
+  if (job.ok()) JobChanged(*job);  // Queued again only if due and its shard held.
+}
+
+void RunEngine::ReconcileGained(const std::string& job_id, v1::JobResult result) {
+  if (result.status() == v1::JobResult::ACTIVE && !result.action_id().empty()) {
+    absl::StatusOr<v1::Job> job = store_->LoadJob(job_id);
+    if (job.ok()) {
+      {
+        absl::MutexLock lock(&mu_);
+        JobRuns& jr = runs_[job_id];
+        // Started here (before the shard moved and came back): already polled.
+        if (jr.runs.contains(result.run_number())) return;
+        ++jr.active;
+        jr.runs[result.run_number()] = result.action_id();
+        jr.provider = job->action().provider();
+        jr.owner = job->owner();
+        ++active_runs_;
+        AddOwnerRun(job->owner());
+      }
+      // Polled on a worker, not here on the renewal thread.
+      SchedulePoll(ActiveRun{job_id, result.run_number(), result.action_id(),
+                             job->action().provider(), FromProto(result.start_time()),
+                             options_.poll_min, result.scheduled_time(), result.manual(),
+                             result.request_id(),
+                             std::make_shared<const v1::Job>(*std::move(job))},
+                   clock_->Now());
+      return;
+    }
+  }
+  // PENDING (recorded here at an earlier epoch too: that start is refused
+  // by MayStart, or, if it just began, its outcome overwrites this).
+  result.set_status(v1::JobResult::UNKNOWN);
+  result.set_error(
+      result.action_id().empty()
+          ? "the replica that recorded this run lost its shard before it learned "
+            "whether the run reached its provider; it is not retried, so it never "
+            "runs twice"
+          : "the provider no longer knows this run's outcome");
   Finish(job_id, std::move(result));
 }
 

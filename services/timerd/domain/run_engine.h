@@ -33,6 +33,21 @@
 // is polled by its action_id, and marked UNKNOWN if the provider no longer
 // knows it. The grid is unchanged: next_run is durable.
 //
+// Several replicas on one shared store (set_leases): the engine schedules
+// only the jobs of the shards its ShardLeases hold (domain/shard_lease.h).
+// Gaining a shard, it reconciles the shard's open runs as Start() does (a
+// PENDING run was recorded by a replica that lost the shard: UNKNOWN; an
+// ACTIVE one is polled) and then loads its due jobs. Losing or draining one,
+// it drops its jobs from the queue. Every fire and manual run carries its
+// shard's fence, so the store refuses it once the shard was lost; a
+// recorded run is started only while its shard is still held at the epoch
+// it was recorded under and the local deadline has not passed, else it is
+// left PENDING for the shard's next holder (who marks it UNKNOWN: never
+// twice). Past the local deadline nothing is fired either. A manual run of
+// a job whose shard this replica does not schedule is UNAVAILABLE. Runs it
+// started are polled to their end even after their shard moved on. Without
+// leases (one process owns the store) every shard is scheduled, unfenced.
+//
 // Thread-safe. The store, clock and registry must outlive the engine.
 #pragma once
 
@@ -51,13 +66,14 @@
 #include "domain/clock.h"
 #include "domain/events.h"
 #include "domain/jobs.h"
+#include "domain/shard_lease.h"
 #include "domain/timer_queue.h"
 #include "domain/worker_pool.h"
 #include "store/store.h"
 
 namespace timer::domain {
 
-class RunEngine final : public JobObserver {
+class RunEngine final : public JobObserver, public ShardLeases::Listener {
  public:
   struct Options {
     // Threads calling providers.
@@ -91,6 +107,10 @@ class RunEngine final : public JobObserver {
     // Deleted jobs are purged this long after their delete (InfiniteDuration:
     // never), at the pruning of results.
     absl::Duration purge_deleted_after = absl::Hours(24 * 90);
+    // With leases: how often the due jobs of the held shards are read again,
+    // the safety net for changes made through other replicas (a job missing
+    // from the queue is added; a stale entry is corrected when it fires).
+    absl::Duration rescan_every = absl::Seconds(15);
     // false: no scheduler thread; the owner calls Tick() (tests, fake clock).
     bool background = true;
   };
@@ -112,6 +132,15 @@ class RunEngine final : public JobObserver {
   void set_events(EventSink* events) { events_ = events; }
   // Set once, before Start(): told of every job purged (may be null).
   void set_quota(JobQuota* quota) { quota_ = quota; }
+  // Set once, before Start() (null: this process owns every shard). The
+  // engine must also be `leases`' listener; Start() then schedules nothing
+  // until shards are gained.
+  void set_leases(ShardLeases* leases) { leases_ = leases; }
+  // ShardLeases::Listener.
+  void ShardsGained(const std::vector<store::HeldShard>& gained) override;
+  void ShardsDraining(const store::ShardSet& draining) override;
+  void ShardsLost(const store::ShardSet& lost) override;
+  void LeasesRenewed() override;
   absl::StatusOr<ManualRunSlot> AdmitManualRun(const std::string& owner,
                                                const std::string& job_id) override;
   void ManualRunRecorded(const ManualRunSlot& slot, const v1::Job& job,
@@ -207,6 +236,8 @@ class RunEngine final : public JobObserver {
     std::shared_ptr<const v1::Job> job;
     v1::JobResult result;
     InFlight in_flight;
+    // With leases: the epoch of the job's shard it was recorded under.
+    int64_t epoch = 0;
   };
   // Starts of one provider: at most workers/2 at once, the rest in line.
   struct Lane {
@@ -221,6 +252,7 @@ class RunEngine final : public JobObserver {
     // PAUSED or DELETED when the job was paused or deleted after this run
     // was recorded: it is then recorded SKIPPED at its slot, not started.
     v1::Job::Status halted = v1::Job::STATUS_UNSPECIFIED;
+    int64_t epoch = 0;  // As RunStart's.
   };
 
   void Loop();
@@ -229,7 +261,24 @@ class RunEngine final : public JobObserver {
   void Dispatch(RunStart start);
   // Dispatch, or for a halted start, records it SKIPPED.
   void DispatchPending(PendingStart start, InFlight in_flight);
-  void StartRun(std::shared_ptr<const v1::Job> job, v1::JobResult result);
+  void StartRun(std::shared_ptr<const v1::Job> job, v1::JobResult result, int64_t epoch);
+  // RunRecorded of a run recorded under `epoch` (see RunStart).
+  void RunRecorded(std::shared_ptr<const v1::Job> job, const v1::JobResult& result,
+                   int64_t epoch);
+  // With leases: whether a run of `job_id` recorded under `epoch` may start
+  // now (else it is left PENDING and forgotten here). Always true without.
+  bool MayStart(const std::string& job_id, int64_t epoch) const;
+  // A run that may not start (MayStart): forgotten here, left PENDING.
+  void LeavePending(const std::string& job_id, int64_t run_number);
+  // The epoch of the job's shard now (0 without leases or if not held).
+  int64_t EpochOf(const std::string& job_id) const;
+  // Reconciles a run found open in a shard just gained.
+  void ReconcileGained(const std::string& job_id, v1::JobResult result);
+  // With leases: queues the held shards' due jobs missing from the queue.
+  void Rescan();
+  // With leases: a fire found its job changed (by another replica, maybe):
+  // queues the job again as it is now, if it is still due here.
+  void Requeue(const std::string& job_id);
   void PollRun(ActiveRun run);
   // Records a result (and, for an error, counts it into the job). `job`, the
   // job as of the run's fire, goes with the RUN_FINISHED event.
@@ -266,10 +315,13 @@ class RunEngine final : public JobObserver {
   const Options options_;
   EventSink* events_ = nullptr;
   JobQuota* quota_ = nullptr;
+  ShardLeases* leases_ = nullptr;
   std::unique_ptr<WorkerPool> workers_;
 
   mutable absl::Mutex mu_;
   TimerQueue queue_ ABSL_GUARDED_BY(mu_);
+  // With leases: the shards whose jobs are queued (held and not draining).
+  store::ShardSet firing_ ABSL_GUARDED_BY(mu_);
   std::vector<Poll> polls_ ABSL_GUARDED_BY(mu_);           // Min-heap on `at`.
   std::vector<PendingStart> starts_ ABSL_GUARDED_BY(mu_);  // Min-heap on `at`.
   absl::flat_hash_map<std::string, JobRuns> runs_ ABSL_GUARDED_BY(mu_);
@@ -286,6 +338,7 @@ class RunEngine final : public JobObserver {
   absl::Time wake_at_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Time last_tick_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Time next_prune_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Time next_rescan_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::thread thread_;
 };
 

@@ -66,6 +66,15 @@ void TimerQueue::Set(const JobKey& key, absl::Time due) {
   if (heap_.size() > 2 * index_.size() + 1024) Compact();
 }
 
+size_t TimerQueue::RemoveIf(absl::FunctionRef<bool(const JobKey&)> drop) {
+  std::vector<JobKey> doomed;
+  for (const auto& [key, slot] : index_) {
+    if (drop(key)) doomed.push_back(key);
+  }
+  for (const JobKey& key : doomed) Remove(key);
+  return doomed.size();
+}
+
 void TimerQueue::Remove(const JobKey& key) {
   auto it = index_.find(key);
   if (it == index_.end()) return;

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
@@ -45,6 +46,8 @@ class TimerQueue {
   void Set(const JobKey& key, absl::Time due);
   // Forgets the job; a no-op if absent.
   void Remove(const JobKey& key);
+  // Forgets every job for which `drop` is true; returns how many.
+  size_t RemoveIf(absl::FunctionRef<bool(const JobKey&)> drop);
   // Removes and returns up to `max` jobs due at or before `now`, earliest first.
   std::vector<std::pair<JobKey, absl::Time>> PopDue(absl::Time now, size_t max);
   // The earliest due time, if any job is queued.

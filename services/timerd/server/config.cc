@@ -219,6 +219,20 @@ const std::vector<ConfigKey>& ConfigKeys() {
        .min = 1 << 10,
        .max = 1 << 30,
        .doc = "a ListJobs page ends before the job that would bring it over this"},
+      {.path = "lease_ttl_ms",
+       .field = &Config::lease_ttl_ms,
+       .min = 300,
+       .max = 600'000,
+       .doc = "with several replicas on a shared store: how long a renewal holds a "
+              "replica's shard leases (renewed every third of it); a lost replica's "
+              "jobs fire again within about 4/3 of it"},
+      {.path = "lease_margin_ms",
+       .field = &Config::lease_margin_ms,
+       .min = 1,
+       .max = 300'000,
+       .doc = "with several replicas: a replica starts no run later than "
+              "lease_ttl_ms minus this after its last renewal was sent",
+       .accepted_doc = "1 to 300000, below half of lease_ttl_ms"},
       {.path = "auth.jwt.keys_file",
        .field = &Config::jwt_keys_file,
        .doc = "JWKS document or PEM public key(s): accept JWTs signed by them",
@@ -591,6 +605,11 @@ absl::Status ValidateConfig(const Config& config) {
   } else if (!config.jwt_issuer.empty() || !config.jwt_audience.empty()) {
     return absl::InvalidArgumentError(
         "auth.jwt.keys_file: required to accept JWTs (issuer/audience are set)");
+  }
+  if (config.lease_margin_ms * 2 >= config.lease_ttl_ms) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("lease_margin_ms: must be below half of lease_ttl_ms (",
+                     config.lease_ttl_ms, ")"));
   }
   return absl::OkStatus();
 }

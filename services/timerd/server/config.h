@@ -83,6 +83,10 @@ struct Config {
   int64_t max_watch_streams = 10000;
   int64_t max_watch_streams_per_identity = 64;
   int64_t max_list_page_bytes = 1 << 20;
+  // Several replicas on a shared store (domain/shard_lease.h); unused with
+  // the embedded store, which one process owns.
+  int64_t lease_ttl_ms = 3000;
+  int64_t lease_margin_ms = 1000;
   // [auth.jwt]; JWTs are accepted only when jwt_keys_file is set.
   std::string jwt_keys_file;
   std::string jwt_issuer;

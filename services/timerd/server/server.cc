@@ -34,6 +34,7 @@
 #include "domain/job_quota.h"
 #include "domain/jobs.h"
 #include "domain/run_engine.h"
+#include "domain/shard_lease.h"
 #include "domain/watch_start.h"
 #include "plugin_host/plugin_host.h"
 #include "server/data_dir.h"
@@ -135,6 +136,10 @@ struct TimerServer::Impl {
   std::unique_ptr<plugin_host::PluginRegistry> plugins;
   std::unique_ptr<domain::JobService> jobs;
   std::unique_ptr<domain::RunEngine> engine;
+  // With a shared store: the shards this replica schedules. After `engine`,
+  // its listener: destroyed (and released) first.
+  domain::MonotonicClock monotonic;
+  std::unique_ptr<domain::ShardLeases> leases;
   std::unique_ptr<domain::EventHub> events;
   std::unique_ptr<domain::WatchStarter> watches;
   std::unique_ptr<api::TimerServiceImpl> timer_service;
@@ -225,6 +230,8 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
   engine_options.keep_results_for = absl::Hours(24) * config.results_max_age_days;
   engine_options.max_active_runs = config.max_active_runs;
   engine_options.max_active_runs_per_identity = config.max_active_runs_per_identity;
+  // With several replicas: the safety net for changes made through others.
+  engine_options.rescan_every = absl::Milliseconds(config.lease_ttl_ms) * 5;
   engine_options.purge_deleted_after =
       absl::Hours(24) * config.deleted_jobs_retention_days;
   impl->engine = std::make_unique<domain::RunEngine>(impl->store.get(), &impl->clock,
@@ -251,7 +258,20 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
   impl->jobs->set_quota(impl->quota.get());
   impl->engine->set_quota(impl->quota.get());
   impl->jobs->set_list_page_bytes(static_cast<size_t>(config.max_list_page_bytes));
+  if (store::LeaseStore* shared = impl->store->shared_leases()) {
+    domain::ShardLeases::Options lease_options;
+    char host[256] = {};
+    if (gethostname(host, sizeof(host) - 1) == 0) lease_options.host = host;
+    lease_options.ttl = absl::Milliseconds(config.lease_ttl_ms);
+    lease_options.margin = absl::Milliseconds(config.lease_margin_ms);
+    RETURN_IF_ERROR(domain::ShardLeases::Validate(lease_options));
+    impl->leases = std::make_unique<domain::ShardLeases>(shared, &impl->monotonic,
+                                                         std::move(lease_options));
+    impl->leases->set_listener(impl->engine.get());
+    impl->engine->set_leases(impl->leases.get());
+  }
   RETURN_IF_ERROR(impl->engine->Start());
+  if (impl->leases != nullptr) impl->leases->Start();
   domain::WatchStarter::Options watch_options;
   watch_options.max_streams = static_cast<size_t>(config.max_watch_streams);
   watch_options.max_streams_per_identity =
@@ -338,6 +358,8 @@ void TimerServer::Shutdown(absl::Duration grace) {
   impl_->watches->Stop();
   // No RPC can record a run any more: stop firing, let in-flight writes land.
   impl_->engine->Stop();
+  // Then its leases go, so other replicas take its shards at once.
+  if (impl_->leases != nullptr) impl_->leases->Stop();
   impl_->store->Close();
 }
 

@@ -143,16 +143,89 @@ void MemoryStore::WriteJob(std::string owner, std::string job_id, JobRunMutation
   RunCallbacks();
 }
 
-void MemoryStore::WriteJobState(std::string job_id, JobRunMutation mutate,
-                                JobCallback done) {
+void MemoryStore::WriteJobState(std::string job_id, std::optional<Fence> fence,
+                                JobRunMutation mutate, JobCallback done) {
   {
     absl::MutexLock lock(&mu_);
-    Applied([done = std::move(done),
-             r = Update(std::nullopt, job_id, mutate, /*with_results=*/false)]() mutable {
+    absl::Status fenced = CheckFence(fence);
+    absl::StatusOr<v1::Job> r =
+        fenced.ok() ? Update(std::nullopt, job_id, mutate, /*with_results=*/false)
+                    : absl::StatusOr<v1::Job>(fenced);
+    Applied([done = std::move(done), r = std::move(r)]() mutable {
       std::move(done)(std::move(r));
     });
   }
   RunCallbacks();
+}
+
+absl::Status MemoryStore::CheckFence(const std::optional<Fence>& fence) const {
+  if (!fence) return absl::OkStatus();
+  if (fence->shard < 0 || fence->shard >= kShards) {
+    return absl::InvalidArgumentError(absl::StrCat("fence: no shard ", fence->shard));
+  }
+  const Lease& lease = leases_[fence->shard];
+  if (lease.holder != fence->holder || lease.epoch != fence->epoch ||
+      lease.expires <= now_()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("fence: this replica no longer holds shard ", fence->shard,
+                     " at epoch ", fence->epoch));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LeaseGrant> MemoryStore::RenewLeases(const LeaseRenewal& renewal) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = now_();
+  const std::string& me = renewal.replica_id;
+  heartbeats_[me] = now;
+  for (auto it = heartbeats_.begin(); it != heartbeats_.end();) {
+    it = it->second + renewal.ttl <= now ? heartbeats_.erase(it) : std::next(it);
+  }
+  for (const int shard : renewal.release) {
+    if (shard < 0 || shard >= kShards) continue;
+    Lease& lease = leases_[shard];
+    if (lease.holder == me) {
+      lease.holder.clear();
+      lease.expires = absl::InfinitePast();
+    }
+  }
+  LeaseGrant grant;
+  grant.live_replicas = static_cast<int>(heartbeats_.size());
+  grant.fair_share = (kShards + grant.live_replicas - 1) / grant.live_replicas;
+  int held = 0;
+  for (Lease& lease : leases_) {
+    if (lease.holder == me && lease.expires > now) {
+      lease.expires = now + renewal.ttl;
+      ++held;
+    }
+  }
+  for (Lease& lease : leases_) {
+    if (held >= grant.fair_share) break;
+    if (!lease.holder.empty() && lease.expires > now) continue;
+    lease.holder = me;
+    ++lease.epoch;
+    lease.expires = now + renewal.ttl;
+    ++held;
+  }
+  for (int shard = 0; shard < kShards; ++shard) {
+    const Lease& lease = leases_[shard];
+    if (lease.holder == me && lease.expires > now) {
+      grant.held.push_back(HeldShard{shard, lease.epoch});
+    }
+  }
+  return grant;
+}
+
+absl::Status MemoryStore::ReleaseLeases(const std::string& replica_id) {
+  absl::MutexLock lock(&mu_);
+  heartbeats_.erase(replica_id);
+  for (Lease& lease : leases_) {
+    if (lease.holder == replica_id) {
+      lease.holder.clear();
+      lease.expires = absl::InfinitePast();
+    }
+  }
+  return absl::OkStatus();
 }
 
 void MemoryStore::WriteResult(std::string job_id, v1::JobResult result,
@@ -219,33 +292,38 @@ absl::StatusOr<std::vector<v1::JobResult>> MemoryStore::ListResults(
 }
 
 void MemoryStore::WriteManualRun(std::string owner, std::string job_id,
-                                 std::string request_id, ManualRunMutation mutate,
-                                 JobCallback done) {
+                                 std::string request_id, std::optional<Fence> fence,
+                                 ManualRunMutation mutate, JobCallback done) {
   {
     absl::MutexLock lock(&mu_);
-    int64_t existing = 0;
-    if (!request_id.empty()) {
-      auto it = run_requests_.find({job_id, request_id});
-      if (it != run_requests_.end()) existing = it->second.run_number;
-    }
-    int64_t added = 0;
-    JobRunMutation wrapped = [&](v1::Job& job,
-                                 std::vector<v1::JobResult>& results) -> absl::Status {
-      RETURN_IF_ERROR(mutate(job, results, existing));
-      for (const v1::JobResult& r : results) {
-        if (r.manual() && !request_id.empty() && r.request_id() == request_id) {
-          added = r.run_number();
-        }
+    if (absl::Status fenced = CheckFence(fence); !fenced.ok()) {
+      Applied([done = std::move(done), fenced]() mutable { std::move(done)(fenced); });
+    } else {
+      int64_t existing = 0;
+      if (!request_id.empty()) {
+        auto it = run_requests_.find({job_id, request_id});
+        if (it != run_requests_.end()) existing = it->second.run_number;
       }
-      return absl::OkStatus();
-    };
-    absl::StatusOr<v1::Job> r = Update(owner, job_id, wrapped, /*with_results=*/true);
-    if (r.ok() && existing == 0 && added != 0) {
-      run_requests_[{job_id, request_id}] = RunRequest{added, ToMicros(r->update_time())};
+      int64_t added = 0;
+      JobRunMutation wrapped = [&](v1::Job& job,
+                                   std::vector<v1::JobResult>& results) -> absl::Status {
+        RETURN_IF_ERROR(mutate(job, results, existing));
+        for (const v1::JobResult& r : results) {
+          if (r.manual() && !request_id.empty() && r.request_id() == request_id) {
+            added = r.run_number();
+          }
+        }
+        return absl::OkStatus();
+      };
+      absl::StatusOr<v1::Job> r = Update(owner, job_id, wrapped, /*with_results=*/true);
+      if (r.ok() && existing == 0 && added != 0) {
+        run_requests_[{job_id, request_id}] =
+            RunRequest{added, ToMicros(r->update_time())};
+      }
+      Applied([done = std::move(done), r = std::move(r)]() mutable {
+        std::move(done)(std::move(r));
+      });
     }
-    Applied([done = std::move(done), r = std::move(r)]() mutable {
-      std::move(done)(std::move(r));
-    });
   }
   RunCallbacks();
 }

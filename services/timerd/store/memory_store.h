@@ -6,22 +6,37 @@
 // thread is running callbacks at that moment (or this one is: a write made
 // from a callback), in which case that thread runs it, in order, after the
 // ones before it. Without concurrent or nested writes, callbacks are thus
-// synchronous. Thread-safe.
+// synchronous.
+//
+// Also a LeaseStore, shared by every replica a test makes on it: expiry is
+// judged on the clock given at construction (absl::Now by default), so a
+// fake clock expires leases. Thread-safe.
 #pragma once
 
+#include <array>
 #include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <tuple>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "store/lease_store.h"
 #include "store/store.h"
 
 namespace timer::store {
 
-class MemoryStore final : public Store {
+class MemoryStore final : public Store, public LeaseStore {
  public:
+  // `now`: the store's clock, for leases and fences.
+  explicit MemoryStore(std::function<absl::Time()> now = [] { return absl::Now(); })
+      : now_(std::move(now)) {}
+
+  using Store::WriteJobState;
+  using Store::WriteManualRun;
   void CreateJob(v1::Job job, std::string request_id, std::string fingerprint,
                  JobCallback done) override;
   absl::StatusOr<v1::Job> GetJob(const std::string& owner,
@@ -29,8 +44,8 @@ class MemoryStore final : public Store {
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
   void WriteJob(std::string owner, std::string job_id, JobRunMutation mutate,
                 JobCallback done) override;
-  void WriteJobState(std::string job_id, JobRunMutation mutate,
-                     JobCallback done) override;
+  void WriteJobState(std::string job_id, std::optional<Fence> fence,
+                     JobRunMutation mutate, JobCallback done) override;
   void WriteResult(std::string job_id, v1::JobResult result,
                    StatusCallback done) override;
   absl::Status ScanDue(absl::FunctionRef<void(const std::string&, int64_t)> fn) override;
@@ -44,9 +59,14 @@ class MemoryStore final : public Store {
   absl::StatusOr<int64_t> PruneResults(int keep_per_job,
                                        int64_t ended_before_us) override;
   void WriteManualRun(std::string owner, std::string job_id, std::string request_id,
-                      ManualRunMutation mutate, JobCallback done) override;
+                      std::optional<Fence> fence, ManualRunMutation mutate,
+                      JobCallback done) override;
   absl::StatusOr<std::vector<PurgedJob>> PurgeDeletedJobs(int64_t deleted_before_us,
                                                           int max_jobs) override;
+
+  // LeaseStore.
+  absl::StatusOr<LeaseGrant> RenewLeases(const LeaseRenewal& renewal) override;
+  absl::Status ReleaseLeases(const std::string& replica_id) override;
 
   // Number of jobs stored, deleted ones included.
   size_t size() const;
@@ -76,8 +96,20 @@ class MemoryStore final : public Store {
   // A copy of a stored job with its newest results and last_run filled in.
   v1::Job Filled(const v1::Job& stored) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // OK if `fence` (if any) holds now; else FAILED_PRECONDITION.
+  absl::Status CheckFence(const std::optional<Fence>& fence) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::function<absl::Time()> now_;
   mutable absl::Mutex mu_;
-  std::map<std::string, Row> jobs_ ABSL_GUARDED_BY(mu_);  // by job_id
+  struct Lease {
+    std::string holder;  // Empty: never taken, or released.
+    int64_t epoch = 0;
+    absl::Time expires = absl::InfinitePast();
+  };
+  std::array<Lease, kShards> leases_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, absl::Time> heartbeats_ ABSL_GUARDED_BY(mu_);  // by replica
+  std::map<std::string, Row> jobs_ ABSL_GUARDED_BY(mu_);               // by job_id
   // (owner, create_us, job_id) -> present; the listing order.
   std::map<std::tuple<std::string, int64_t, std::string>, bool> order_
       ABSL_GUARDED_BY(mu_);

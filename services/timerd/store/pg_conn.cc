@@ -240,12 +240,16 @@ absl::StatusOr<std::unique_ptr<PgConn>> PgConnector::Connect() {
     // back as statuses).
     PQsetNoticeProcessor(
         conn->conn_, [](void*, const char*) {}, nullptr);
-    // Every session: durable commits whatever the server's default, and
-    // no statement outlives the bound.
+    // Every session: durable commits whatever the server's default, no
+    // statement outlives the bound, and a transaction left idle (its
+    // process stalled) is ended after 2 s, so the lease rows it locked
+    // (FOR SHARE, by a fenced write) are free again well within a lease.
     status = conn->Exec(
         absl::StrCat("SET synchronous_commit = on; SET client_min_messages = warning; "
                      "SET statement_timeout = ",
-                     options_.statement_timeout ? timeout_ms : 0, ";")
+                     options_.statement_timeout ? timeout_ms : 0,
+                     "; SET idle_in_transaction_session_timeout = ",
+                     options_.statement_timeout ? 2000 : 0, ";")
             .c_str());
   }
   absl::MutexLock lock(&mu_);

@@ -69,6 +69,24 @@ constexpr const char* kMigrations[] = {
       );
       CREATE INDEX tokens_by_identity ON tokens (identity, create_us);
     )sql",
+    // 2: shard leases of the replicas sharing this database (LeaseStore):
+    // one row per shard, its holder and epoch (the fencing token), expiry on
+    // PostgreSQL's clock; and the replicas' heartbeats.
+    R"sql(
+      CREATE TABLE shard_leases (
+        shard      integer PRIMARY KEY,
+        holder     text COLLATE "C",    -- a replica id; NULL: free
+        epoch      bigint NOT NULL DEFAULT 0,
+        expires_at timestamptz
+      );
+      INSERT INTO shard_leases (shard) SELECT generate_series(0, 255);
+      CREATE INDEX shard_leases_by_holder ON shard_leases (holder);
+      CREATE TABLE replicas (
+        replica_id   text COLLATE "C" PRIMARY KEY,
+        host         text NOT NULL,
+        heartbeat_at timestamptz NOT NULL
+      );
+    )sql",
 };
 
 constexpr PgStatement kVersion = {"schema_version",

@@ -16,6 +16,60 @@ static_assert(kJobResults == 10, "the statements below read 10 results per job")
 
 // A job row with its newest results, one row per result (NULL: none),
 // newest first: one statement, so one snapshot.
+// Shard leases (LeaseStore) and fences. Expiry is judged on PostgreSQL's
+// clock, clock_timestamp() (not the transaction's start: a renewal's
+// statements see time pass).
+constexpr PgStatement kCheckFence = {
+    "check_fence",
+    "SELECT 1 FROM shard_leases WHERE shard = $1::integer AND holder = $2::text "
+    "AND epoch = $3::bigint AND expires_at > clock_timestamp() FOR SHARE"};
+constexpr PgStatement kHeartbeat = {
+    "heartbeat",
+    "INSERT INTO replicas (replica_id, host, heartbeat_at) "
+    "VALUES ($1::text, $2::text, clock_timestamp()) ON CONFLICT (replica_id) DO UPDATE "
+    "SET host = EXCLUDED.host, heartbeat_at = EXCLUDED.heartbeat_at"};
+constexpr PgStatement kReleaseSome = {
+    "release_some",
+    "UPDATE shard_leases SET holder = NULL, expires_at = NULL "
+    "WHERE holder = $1::text AND shard = ANY($2::integer[])"};
+constexpr PgStatement kRenewHeld = {
+    "renew_held",
+    "UPDATE shard_leases SET expires_at = clock_timestamp() + $2::bigint * "
+    "interval '1 microsecond' WHERE holder = $1::text AND expires_at > clock_timestamp()"};
+constexpr PgStatement kLiveReplicas = {
+    "live_replicas",
+    "SELECT count(*) FROM replicas WHERE heartbeat_at > clock_timestamp() - "
+    "$1::bigint * interval '1 microsecond'"};
+constexpr PgStatement kHeldCount = {
+    "held_count",
+    "SELECT count(*) FROM shard_leases WHERE holder = $1::text "
+    "AND expires_at > clock_timestamp()"};
+// Free or expired shards, lowest first; rows another transaction holds
+// locked (a fire's FOR SHARE, another replica's renewal) are skipped, never
+// waited for. A lease that expired gets a new epoch even if its last holder
+// takes it again.
+constexpr PgStatement kTakeShards = {
+    "take_shards",
+    "WITH free AS (SELECT shard FROM shard_leases WHERE holder IS NULL "
+    "OR expires_at IS NULL OR expires_at <= clock_timestamp() ORDER BY shard "
+    "LIMIT $3::bigint FOR UPDATE SKIP LOCKED) "
+    "UPDATE shard_leases l SET holder = $1::text, epoch = l.epoch + 1, "
+    "expires_at = clock_timestamp() + $2::bigint * interval '1 microsecond' "
+    "FROM free WHERE l.shard = free.shard"};
+constexpr PgStatement kHeldShards = {
+    "held_shards",
+    "SELECT shard::bigint, epoch FROM shard_leases WHERE holder = $1::text "
+    "AND expires_at > clock_timestamp() ORDER BY shard"};
+constexpr PgStatement kReleaseAll = {
+    "release_all",
+    "UPDATE shard_leases SET holder = NULL, expires_at = NULL WHERE holder = $1::text"};
+constexpr PgStatement kForgetReplica = {
+    "forget_replica", "DELETE FROM replicas WHERE replica_id = $1::text"};
+// Replicas gone for a day are forgotten (bounded table).
+constexpr PgStatement kForgetGone = {
+    "forget_gone",
+    "DELETE FROM replicas WHERE heartbeat_at < clock_timestamp() - interval '1 day'"};
+
 constexpr PgStatement kGetJob = {
     "get_job",
     "SELECT j.version, j.job, r.result FROM jobs j LEFT JOIN LATERAL ("
@@ -276,6 +330,23 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
     return conn->Run(stmt, params);
   }
 
+  // FAILED_PRECONDITION unless `fence` holds now; the lease row stays
+  // locked (FOR SHARE) until this batch commits. Changes nothing.
+  absl::Status CheckFence(const std::optional<Fence>& fence) {
+    if (!fence) return absl::OkStatus();
+    if (fence->shard < 0 || fence->shard >= kShards) {
+      return absl::InvalidArgumentError(absl::StrCat("fence: no shard ", fence->shard));
+    }
+    ASSIGN_OR_RETURN(PgResult res,
+                     conn->Run(kCheckFence, {fence->shard, fence->holder, fence->epoch}));
+    if (res.rows() == 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("fence: this replica no longer holds shard ", fence->shard,
+                       " at epoch ", fence->epoch));
+    }
+    return absl::OkStatus();
+  }
+
   absl::Status NewestResults(const std::string& job_id, std::vector<v1::JobResult>& out) {
     ASSIGN_OR_RETURN(PgResult res, conn->Run(kNewestResults, {job_id}));
     return DecodeResults(res, 0, res.rows(), 0, out);
@@ -523,11 +594,12 @@ void PostgresStore::WriteJob(std::string owner, std::string job_id, JobRunMutati
       std::move(done));
 }
 
-void PostgresStore::WriteJobState(std::string job_id, JobRunMutation mutate,
-                                  JobCallback done) {
+void PostgresStore::WriteJobState(std::string job_id, std::optional<Fence> fence,
+                                  JobRunMutation mutate, JobCallback done) {
   group_->Submit<v1::Job>(
-      [w = writer_.get(), job_id = std::move(job_id),
-       mutate = std::move(mutate)]() mutable {
+      [w = writer_.get(), job_id = std::move(job_id), fence = std::move(fence),
+       mutate = std::move(mutate)]() mutable -> absl::StatusOr<v1::Job> {
+        RETURN_IF_ERROR(w->CheckFence(fence));
         return w->Update(std::nullopt, job_id, mutate, /*with_results=*/false);
       },
       std::move(done));
@@ -550,14 +622,75 @@ void PostgresStore::WriteResult(std::string job_id, v1::JobResult result,
 }
 
 void PostgresStore::WriteManualRun(std::string owner, std::string job_id,
-                                   std::string request_id, ManualRunMutation mutate,
-                                   JobCallback done) {
+                                   std::string request_id, std::optional<Fence> fence,
+                                   ManualRunMutation mutate, JobCallback done) {
   group_->Submit<v1::Job>(
       [w = writer_.get(), owner = std::move(owner), job_id = std::move(job_id),
-       request_id = std::move(request_id), mutate = std::move(mutate)]() mutable {
+       request_id = std::move(request_id), fence = std::move(fence),
+       mutate = std::move(mutate)]() mutable -> absl::StatusOr<v1::Job> {
+        RETURN_IF_ERROR(w->CheckFence(fence));
         return w->UpdateManualRun(owner, job_id, request_id, mutate);
       },
       std::move(done));
+}
+
+absl::StatusOr<LeaseGrant> PostgresStore::RenewLeases(const LeaseRenewal& renewal) {
+  const int64_t ttl_us = absl::ToInt64Microseconds(renewal.ttl);
+  std::string release = "{";
+  for (size_t i = 0; i < renewal.release.size(); ++i) {
+    absl::StrAppend(&release, i == 0 ? "" : ",", renewal.release[i]);
+  }
+  release += "}";
+  LeaseGrant grant;
+  // One transaction on a reader connection; not retried on another (the
+  // outcome of a lost COMMIT is unknown: the next renewal settles it).
+  RETURN_IF_ERROR(Read(
+      [&](PgConn& c) -> absl::Status {
+        grant = LeaseGrant{};
+        RETURN_IF_ERROR(c.Exec("BEGIN"));
+        absl::Status s = [&]() -> absl::Status {
+          RETURN_IF_ERROR(c.Run(kHeartbeat, {renewal.replica_id, renewal.host}).status());
+          if (!renewal.release.empty()) {
+            RETURN_IF_ERROR(
+                c.Run(kReleaseSome, {renewal.replica_id, release.c_str()}).status());
+          }
+          RETURN_IF_ERROR(c.Run(kRenewHeld, {renewal.replica_id, ttl_us}).status());
+          ASSIGN_OR_RETURN(PgResult live, c.Run(kLiveReplicas, {ttl_us}));
+          grant.live_replicas = std::max<int>(1, static_cast<int>(live.Int(0, 0)));
+          grant.fair_share = (kShards + grant.live_replicas - 1) / grant.live_replicas;
+          ASSIGN_OR_RETURN(PgResult held, c.Run(kHeldCount, {renewal.replica_id}));
+          const int64_t want = grant.fair_share - held.Int(0, 0);
+          if (want > 0) {
+            RETURN_IF_ERROR(c.Run(kTakeShards, {renewal.replica_id, ttl_us, want}).status());
+          }
+          ASSIGN_OR_RETURN(PgResult rows, c.Run(kHeldShards, {renewal.replica_id}));
+          for (int i = 0; i < rows.rows(); ++i) {
+            grant.held.push_back(
+                HeldShard{static_cast<int>(rows.Int(i, 0)), rows.Int(i, 1)});
+          }
+          RETURN_IF_ERROR(c.Run(kForgetGone, {}).status());
+          return c.Commit();
+        }();
+        if (!s.ok() && !c.broken()) c.Exec("ROLLBACK").IgnoreError();
+        return s;
+      },
+      /*retry=*/false));
+  return grant;
+}
+
+absl::Status PostgresStore::ReleaseLeases(const std::string& replica_id) {
+  return Read(
+      [&](PgConn& c) -> absl::Status {
+        RETURN_IF_ERROR(c.Exec("BEGIN"));
+        absl::Status s = [&]() -> absl::Status {
+          RETURN_IF_ERROR(c.Run(kReleaseAll, {replica_id}).status());
+          RETURN_IF_ERROR(c.Run(kForgetReplica, {replica_id}).status());
+          return c.Commit();
+        }();
+        if (!s.ok() && !c.broken()) c.Exec("ROLLBACK").IgnoreError();
+        return s;
+      },
+      /*retry=*/false);
 }
 
 absl::StatusOr<v1::Job> PostgresStore::GetJob(const std::string& owner,

@@ -24,6 +24,14 @@
 // UNAVAILABLE (a refused connection at once; an unanswered one within
 // `timeout`); the next call after it is back reconnects.
 //
+// Replicas: the store is its own LeaseStore (store/lease_store.h): shard
+// leases live in the `shard_leases` table, expire on PostgreSQL's clock
+// (clock_timestamp()), and a write's Fence is checked in its transaction
+// with a FOR SHARE lock on the lease row, so a takeover (which takes rows
+// FOR UPDATE SKIP LOCKED) cannot commit between the check and the write's
+// commit. Sessions end a transaction left idle for lease_idle_timeout, so
+// a stalled replica cannot keep a lease row locked.
+//
 // Thread-safe. Callbacks run as store.h says: one at a time, in commit
 // order, on the writer's callback thread; they must not block.
 #pragma once
@@ -35,12 +43,13 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "store/group_commit_writer.h"
+#include "store/lease_store.h"
 #include "store/pg_conn.h"
 #include "store/store.h"
 
 namespace timer::store {
 
-class PostgresStore final : public Store {
+class PostgresStore final : public Store, public LeaseStore {
  public:
   struct Options {
     // postgres://USER@HOST:PORT/DB?sslmode=... (libpq's URI; its
@@ -76,8 +85,10 @@ class PostgresStore final : public Store {
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
   void WriteJob(std::string owner, std::string job_id, JobRunMutation mutate,
                 JobCallback done) override;
-  void WriteJobState(std::string job_id, JobRunMutation mutate,
-                     JobCallback done) override;
+  using Store::WriteJobState;
+  using Store::WriteManualRun;
+  void WriteJobState(std::string job_id, std::optional<Fence> fence,
+                     JobRunMutation mutate, JobCallback done) override;
   void WriteResult(std::string job_id, v1::JobResult result,
                    StatusCallback done) override;
   absl::Status ScanDue(absl::FunctionRef<void(const std::string&, int64_t)> fn) override;
@@ -92,7 +103,13 @@ class PostgresStore final : public Store {
   absl::StatusOr<int64_t> PruneResults(int keep_per_job,
                                        int64_t ended_before_us) override;
   void WriteManualRun(std::string owner, std::string job_id, std::string request_id,
-                      ManualRunMutation mutate, JobCallback done) override;
+                      std::optional<Fence> fence, ManualRunMutation mutate,
+                      JobCallback done) override;
+  LeaseStore* shared_leases() override { return this; }
+
+  // LeaseStore.
+  absl::StatusOr<LeaseGrant> RenewLeases(const LeaseRenewal& renewal) override;
+  absl::Status ReleaseLeases(const std::string& replica_id) override;
   absl::StatusOr<OwnerUsage> CountJobs(const std::string& owner) override;
   // Each write purges at most 64 jobs.
   absl::StatusOr<std::vector<PurgedJob>> PurgeDeletedJobs(int64_t deleted_before_us,

@@ -140,14 +140,53 @@ void SqliteStore::WriteJob(std::string owner, std::string job_id, JobRunMutation
       std::move(done));
 }
 
-void SqliteStore::WriteJobState(std::string job_id, JobRunMutation mutate,
-                                JobCallback done) {
+void SqliteStore::WriteJobState(std::string job_id, std::optional<Fence> fence,
+                                JobRunMutation mutate, JobCallback done) {
   group_->Submit<v1::Job>(
-      [w = writer_.get(), job_id = std::move(job_id),
-       mutate = std::move(mutate)]() mutable {
+      [this, w = writer_.get(), job_id = std::move(job_id), fence = std::move(fence),
+       mutate = std::move(mutate)]() mutable -> absl::StatusOr<v1::Job> {
+        RETURN_IF_ERROR(CheckFence(fence));
         return w->jobs.Update(std::nullopt, job_id, mutate, /*with_results=*/false);
       },
       std::move(done));
+}
+
+absl::Status SqliteStore::CheckFence(const std::optional<Fence>& fence) const {
+  if (!fence) return absl::OkStatus();
+  absl::MutexLock lock(&lease_mu_);
+  if (fence->shard < 0 || fence->shard >= kShards) {
+    return absl::InvalidArgumentError(absl::StrCat("fence: no shard ", fence->shard));
+  }
+  if (lease_holder_.empty() || fence->holder != lease_holder_ ||
+      fence->epoch != lease_epoch_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("fence: this replica no longer holds shard ", fence->shard,
+                     " at epoch ", fence->epoch));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LeaseGrant> SqliteStore::RenewLeases(const LeaseRenewal& renewal) {
+  absl::MutexLock lock(&lease_mu_);
+  if (lease_holder_.empty()) {
+    lease_holder_ = renewal.replica_id;
+    ++lease_epoch_;
+  }
+  LeaseGrant grant;
+  grant.live_replicas = 1;
+  grant.fair_share = kShards;
+  if (lease_holder_ == renewal.replica_id) {
+    for (int shard = 0; shard < kShards; ++shard) {
+      grant.held.push_back(HeldShard{shard, lease_epoch_});
+    }
+  }
+  return grant;
+}
+
+absl::Status SqliteStore::ReleaseLeases(const std::string& replica_id) {
+  absl::MutexLock lock(&lease_mu_);
+  if (lease_holder_ == replica_id) lease_holder_.clear();
+  return absl::OkStatus();
 }
 
 void SqliteStore::WriteResult(std::string job_id, v1::JobResult result,
@@ -432,11 +471,13 @@ absl::StatusOr<OwnerUsage> SqliteStore::CountJobs(const std::string& owner) {
 }
 
 void SqliteStore::WriteManualRun(std::string owner, std::string job_id,
-                                 std::string request_id, ManualRunMutation mutate,
-                                 JobCallback done) {
+                                 std::string request_id, std::optional<Fence> fence,
+                                 ManualRunMutation mutate, JobCallback done) {
   group_->Submit<v1::Job>(
-      [w = writer_.get(), owner = std::move(owner), job_id = std::move(job_id),
-       request_id = std::move(request_id), mutate = std::move(mutate)]() mutable {
+      [this, w = writer_.get(), owner = std::move(owner), job_id = std::move(job_id),
+       request_id = std::move(request_id), fence = std::move(fence),
+       mutate = std::move(mutate)]() mutable -> absl::StatusOr<v1::Job> {
+        RETURN_IF_ERROR(CheckFence(fence));
         return w->jobs.UpdateManualRun(owner, job_id, request_id, mutate);
       },
       std::move(done));

@@ -17,6 +17,11 @@
 // Reads use a small pool of separate connections and never wait for the
 // writer (WAL readers see the last committed state).
 //
+// Leases (LeaseStore): the file is locked by one process, so no table: the
+// first replica id that asks holds every shard, at epoch 1, until it
+// releases them (kept in memory; a restart starts over). Fences are checked
+// against that on the writer thread, in the write's transaction.
+//
 // Thread-safe. Callbacks run as store.h says: one at a time, in commit
 // order, on the writer's callback thread; they must not block.
 #pragma once
@@ -28,13 +33,17 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "store/group_commit_writer.h"
+#include "store/lease_store.h"
 #include "store/sqlite_wal.h"
 #include "store/store.h"
 
 namespace timer::store {
 
-class SqliteStore final : public Store {
+class SqliteStore final : public Store, public LeaseStore {
  public:
+  using Store::WriteJobState;
+  using Store::WriteManualRun;
+
   struct Options {
     // Database file; created with its directory's permissions as they are.
     std::string path;
@@ -80,8 +89,8 @@ class SqliteStore final : public Store {
   absl::StatusOr<ListJobsPage> ListJobs(const ListJobsQuery& query) override;
   void WriteJob(std::string owner, std::string job_id, JobRunMutation mutate,
                 JobCallback done) override;
-  void WriteJobState(std::string job_id, JobRunMutation mutate,
-                     JobCallback done) override;
+  void WriteJobState(std::string job_id, std::optional<Fence> fence,
+                     JobRunMutation mutate, JobCallback done) override;
   void WriteResult(std::string job_id, v1::JobResult result,
                    StatusCallback done) override;
   absl::Status ScanDue(absl::FunctionRef<void(const std::string&, int64_t)> fn) override;
@@ -96,7 +105,10 @@ class SqliteStore final : public Store {
                                        int64_t ended_before_us) override;
 
   void WriteManualRun(std::string owner, std::string job_id, std::string request_id,
-                      ManualRunMutation mutate, JobCallback done) override;
+                      std::optional<Fence> fence, ManualRunMutation mutate,
+                      JobCallback done) override;
+  absl::StatusOr<LeaseGrant> RenewLeases(const LeaseRenewal& renewal) override;
+  absl::Status ReleaseLeases(const std::string& replica_id) override;
   // One indexed aggregate instead of paging through the jobs (length() of a
   // job reads its row's header, not the whole body).
   absl::StatusOr<OwnerUsage> CountJobs(const std::string& owner) override;
@@ -136,6 +148,14 @@ class SqliteStore final : public Store {
   mutable absl::Mutex mu_;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
+
+  // OK if `fence` (if any) holds; else FAILED_PRECONDITION.
+  absl::Status CheckFence(const std::optional<Fence>& fence) const
+      ABSL_LOCKS_EXCLUDED(lease_mu_);
+
+  mutable absl::Mutex lease_mu_;
+  std::string lease_holder_ ABSL_GUARDED_BY(lease_mu_);  // Empty: none.
+  int64_t lease_epoch_ ABSL_GUARDED_BY(lease_mu_) = 0;
 
   absl::Mutex readers_mu_;
   std::vector<std::unique_ptr<Reader>> idle_readers_ ABSL_GUARDED_BY(readers_mu_);

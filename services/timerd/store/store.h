@@ -30,11 +30,20 @@
 // its stored `last_run` and the newest result's start_time (FillResultsView
 // builds it). WriteJobState is the one exception (see there). Mutations add
 // or replace results only through their `results` vector.
+//
+// Several processes may share one store (PostgreSQL). Each job belongs to a
+// shard (ShardOf); a process schedules the shards it leases (LeaseStore,
+// store/lease_store.h), and its fires and manual runs carry a Fence, checked
+// in the write's transaction: a write of a process that lost its lease is
+// refused FAILED_PRECONDITION and applies nothing. A store only one process
+// can open (SQLite) implements the same calls trivially.
 #pragma once
 
+#include <bitset>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -48,23 +57,36 @@
 
 namespace timer::store {
 
+class LeaseStore;  // store/lease_store.h
+
 // How many results a job carries, newest first (Globus Timer's "last 10").
 inline constexpr int kJobResults = 10;
 
-// Jobs are divided into kShards shards by ShardOf(job_id): FNV-1a (64-bit)
-// of the id's bytes modulo kShards. Stores keep it with the job (the
-// PostgreSQL store's `shard` column) and replicas divide work by it, so both
-// the function and kShards are fixed forever: changing either would move
-// stored jobs to other shards.
+// Jobs are divided into kShards shards, the unit a replica leases
+// (store/lease_store.h). Fixed forever: a stored job keeps its shard.
 inline constexpr int kShards = 256;
-inline int ShardOf(absl::string_view job_id) {
-  uint64_t h = 14695981039346656037ull;  // FNV-1a 64 offset basis.
-  for (unsigned char c : job_id) {
-    h ^= c;
-    h *= 1099511628211ull;  // FNV-1a 64 prime.
+
+// The shard of a job: FNV-1a 64 of its id's bytes, modulo kShards.
+inline int ShardOf(std::string_view job_id) {
+  uint64_t h = 14695981039346656037ull;
+  for (const char c : job_id) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
   }
   return static_cast<int>(h % kShards);
 }
+
+// A set of shards.
+using ShardSet = std::bitset<kShards>;
+
+// A fencing token: the write it goes with is applied only if `holder` holds
+// `shard` at `epoch`, unexpired on the store's clock, when the write is
+// applied (checked in its transaction; see LeaseStore for holding).
+struct Fence {
+  int shard = 0;
+  std::string holder;  // A replica id.
+  int64_t epoch = 0;
+};
 
 // Microseconds since the Unix epoch.
 inline int64_t ToMicros(const google::protobuf::Timestamp& t) {
@@ -208,11 +230,24 @@ class Store {
 
   // --- For the run engine (not scoped to an owner) ---
 
+  // Non-null for a store several timerd processes share: each must then
+  // lease the shards it schedules from it (domain/shard_lease.h) and fence
+  // its writes. Null (this default) for a store one process owns.
+  virtual LeaseStore* shared_leases() { return nullptr; }
+
   // WriteJob of any owner's job, for the run engine's fires: the mutation
   // sees the job without its results, and the job passed to `done` has none,
   // which spares reading them on the hottest write path.
-  virtual void WriteJobState(std::string job_id, JobRunMutation mutate,
-                             JobCallback done) = 0;
+  void WriteJobState(std::string job_id, JobRunMutation mutate, JobCallback done) {
+    WriteJobState(std::move(job_id), std::nullopt, std::move(mutate), std::move(done));
+  }
+  // ... fenced: with a `fence`, the write is applied only if the fence
+  // holds (see Fence) in the same transaction; if it does not, `done` gets
+  // FAILED_PRECONDITION, `mutate` is not called and nothing is applied. A
+  // fence's shard need not be the job's (the caller's business). Without
+  // one, the write is not fenced.
+  virtual void WriteJobState(std::string job_id, std::optional<Fence> fence,
+                             JobRunMutation mutate, JobCallback done) = 0;
 
   // Adds or replaces one result of `job_id` (keyed by its run_number) and
   // leaves the job itself alone: a run's progress or outcome. NOT_FOUND if
@@ -226,6 +261,17 @@ class Store {
   virtual absl::Status ScanDue(
       absl::FunctionRef<void(const std::string& job_id, int64_t next_run_us)> fn) = 0;
 
+  // ScanDue of the jobs in `shards` only: what a replica reads when it gains
+  // shards. This default filters ScanDue; a shared store reads an index on
+  // (shard, next_run) instead.
+  virtual absl::Status ScanDueInShards(
+      const ShardSet& shards,
+      absl::FunctionRef<void(const std::string& job_id, int64_t next_run_us)> fn) {
+    return ScanDue([&](const std::string& job_id, int64_t next_run_us) {
+      if (shards.test(ShardOf(job_id))) fn(job_id, next_run_us);
+    });
+  }
+
   // Any owner's job; NOT_FOUND if none.
   virtual absl::StatusOr<v1::Job> LoadJob(const std::string& job_id) = 0;
 
@@ -233,6 +279,20 @@ class Store {
   // after a restart.
   virtual absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>
   ListOpenResults() = 0;
+
+  // ListOpenResults of the jobs in `shards` only. This default filters
+  // ListOpenResults.
+  virtual absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>
+  ListOpenResultsInShards(const ShardSet& shards) {
+    absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>> open =
+        ListOpenResults();
+    if (!open.ok()) return open;
+    std::vector<std::pair<std::string, v1::JobResult>> mine;
+    for (auto& entry : *open) {
+      if (shards.test(ShardOf(entry.first))) mine.push_back(std::move(entry));
+    }
+    return mine;
+  }
 
   // Results of the owner's job, newest first, strictly older than
   // `before_run_number` (0: from the newest). NOT_FOUND if no such job.
@@ -252,9 +312,16 @@ class Store {
   // adds with that request_id (and `manual` set) is remembered under it:
   // in the same transaction, keyed by (job_id, request_id), until the job is
   // purged or PruneResults drops ids older than its cutoff.
+  void WriteManualRun(std::string owner, std::string job_id, std::string request_id,
+                      ManualRunMutation mutate, JobCallback done) {
+    WriteManualRun(std::move(owner), std::move(job_id), std::move(request_id),
+                   std::nullopt, std::move(mutate), std::move(done));
+  }
+  // ... fenced, as WriteJobState: a fence that does not hold fails the write
+  // FAILED_PRECONDITION, and nothing is applied or remembered.
   virtual void WriteManualRun(std::string owner, std::string job_id,
-                              std::string request_id, ManualRunMutation mutate,
-                              JobCallback done) = 0;
+                              std::string request_id, std::optional<Fence> fence,
+                              ManualRunMutation mutate, JobCallback done) = 0;
 
   // What `owner` keeps in the store: for the per-identity limits
   // (domain/job_quota.h), read once per owner. Deleted jobs count in

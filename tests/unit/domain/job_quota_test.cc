@@ -129,6 +129,8 @@ class JobQuotaFixture : public ::testing::Test {
 // has counted (to let something happen between the count and its use).
 class GatedStore final : public store::Store {
  public:
+  using store::Store::WriteJobState;
+  using store::Store::WriteManualRun;
   explicit GatedStore(store::Store* inner) : inner_(inner) {}
 
   // The next CountJobs calls fail with `error`, `times` times.
@@ -194,9 +196,10 @@ class GatedStore final : public store::Store {
     inner_->WriteJob(std::move(owner), std::move(job_id), std::move(mutate),
                      std::move(done));
   }
-  void WriteJobState(std::string job_id, store::JobRunMutation mutate,
-                     store::JobCallback done) override {
-    inner_->WriteJobState(std::move(job_id), std::move(mutate), std::move(done));
+  void WriteJobState(std::string job_id, std::optional<store::Fence> fence,
+                     store::JobRunMutation mutate, store::JobCallback done) override {
+    inner_->WriteJobState(std::move(job_id), std::move(fence), std::move(mutate),
+                          std::move(done));
   }
   void WriteResult(std::string job_id, v1::JobResult result,
                    store::StatusCallback done) override {
@@ -223,9 +226,10 @@ class GatedStore final : public store::Store {
     return inner_->PruneResults(keep_per_job, ended_before_us);
   }
   void WriteManualRun(std::string owner, std::string job_id, std::string request_id,
-                      store::ManualRunMutation mutate, store::JobCallback done) override {
+                      std::optional<store::Fence> fence, store::ManualRunMutation mutate,
+                      store::JobCallback done) override {
     inner_->WriteManualRun(std::move(owner), std::move(job_id), std::move(request_id),
-                           std::move(mutate), std::move(done));
+                           std::move(fence), std::move(mutate), std::move(done));
   }
   absl::StatusOr<std::vector<store::PurgedJob>> PurgeDeletedJobs(
       int64_t deleted_before_us, int max_jobs) override {

@@ -393,6 +393,16 @@ TEST(ParseConfigTest, UnknownAuthSettingsAndBadLimitsAreErrors) {
       StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("max_jobs_per_identity")));
 }
 
+TEST(ValidateConfigTest, TheLeaseMarginMustBeBelowHalfTheTtl) {
+  Config c;
+  EXPECT_TRUE(ValidateConfig(c).ok());  // 3000 / 1000.
+  c.lease_margin_ms = 1500;
+  EXPECT_THAT(ValidateConfig(c),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("lease_margin_ms")));
+  c.lease_ttl_ms = 3001;
+  EXPECT_TRUE(ValidateConfig(c).ok());
+}
+
 TEST(ValidateConfigTest, TlsAndJwtSettingsMustBeComplete) {
   Config c;
   EXPECT_TRUE(ValidateConfig(c).ok());

@@ -16,6 +16,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "pg_cluster.h"
+#include "store/lease_store.h"
 #include "store/memory_store.h"
 #include "store/postgres_store.h"
 #include "store/sqlite_store.h"
@@ -1105,6 +1106,316 @@ TEST_P(StoreConformanceTest, AJobUndeletedIsNotPurged) {
   EXPECT_TRUE(purged->empty());
   EXPECT_THAT(store().GetJob("alice", job.job_id()), IsOk());
 }
+
+// --- Shards, leases and fences (store/lease_store.h) ---
+
+TEST(ShardOfTest, IsFnv1a64OfTheIdModulo256ForEver) {
+  EXPECT_EQ(ShardOf(""), 37);  // 0xcbf29ce484222325 % 256
+  EXPECT_EQ(ShardOf("00000000-0000-0000-0000-000000000000"), 241);
+  EXPECT_EQ(ShardOf("6f1c2a9e-3b4d-4e5f-8a7b-9c0d1e2f3a4b"), 151);
+}
+
+// A lone replica: every store holds all shards for it.
+LeaseRenewal Renewal(const std::string& replica, std::vector<int> release = {}) {
+  LeaseRenewal r;
+  r.replica_id = replica;
+  r.host = "test";
+  r.ttl = absl::Minutes(10);
+  r.release = std::move(release);
+  return r;
+}
+
+int64_t EpochIn(const LeaseGrant& grant, int shard) {
+  for (const HeldShard& h : grant.held) {
+    if (h.shard == shard) return h.epoch;
+  }
+  return 0;
+}
+
+TEST_P(StoreConformanceTest, ALoneReplicaHoldsEveryShardAtAStableEpoch) {
+  auto* leases = dynamic_cast<LeaseStore*>(&store());
+  ASSERT_NE(leases, nullptr);
+  absl::StatusOr<LeaseGrant> first = leases->RenewLeases(Renewal("r1"));
+  ASSERT_THAT(first, IsOk());
+  ASSERT_EQ(first->held.size(), static_cast<size_t>(kShards));
+  EXPECT_EQ(first->live_replicas, 1);
+  EXPECT_EQ(first->fair_share, kShards);
+  for (int shard = 0; shard < kShards; ++shard) {
+    EXPECT_EQ(first->held[shard].shard, shard);
+    EXPECT_GT(first->held[shard].epoch, 0);
+  }
+  absl::StatusOr<LeaseGrant> again = leases->RenewLeases(Renewal("r1"));
+  ASSERT_THAT(again, IsOk());
+  EXPECT_EQ(again->held, first->held);
+}
+
+TEST_P(StoreConformanceTest, AFenceThatDoesNotHoldFailsTheWriteAndAppliesNothing) {
+  auto* leases = dynamic_cast<LeaseStore*>(&store());
+  ASSERT_NE(leases, nullptr);
+  const std::string id = NewJob("alice", 5'000'000);
+  const int shard = ShardOf(id);
+  // Before any renewal nobody holds anything.
+  const auto write = [&](std::optional<Fence> fence, bool* called) {
+    return Sync([&](JobCallback cb) {
+      store().WriteJobState(
+          id, std::move(fence),
+          [called](v1::Job& job, std::vector<v1::JobResult>& table) {
+            *called = true;
+            job.set_n_runs(job.n_runs() + 1);
+            v1::JobResult r;
+            r.set_run_number(job.n_runs());
+            r.set_status(v1::JobResult::PENDING);
+            table.push_back(r);
+            return absl::OkStatus();
+          },
+          std::move(cb));
+    });
+  };
+  bool called = false;
+  EXPECT_THAT(write(Fence{shard, "r1", 1}, &called),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_FALSE(called);
+
+  absl::StatusOr<LeaseGrant> grant = leases->RenewLeases(Renewal("r1"));
+  ASSERT_THAT(grant, IsOk());
+  const int64_t epoch = EpochIn(*grant, shard);
+  ASSERT_GT(epoch, 0);
+  const std::string etag = store().GetJob("alice", id)->etag();
+  for (const Fence& bad : {Fence{shard, "r1", epoch + 1}, Fence{shard, "r2", epoch},
+                           Fence{shard, "", epoch}}) {
+    called = false;
+    EXPECT_THAT(write(bad, &called), StatusIs(absl::StatusCode::kFailedPrecondition))
+        << bad.holder << "@" << bad.epoch;
+    EXPECT_FALSE(called);
+  }
+  EXPECT_EQ(store().GetJob("alice", id)->etag(), etag);
+  EXPECT_TRUE(store().ListOpenResults()->empty());
+
+  absl::StatusOr<v1::Job> ok = write(Fence{shard, "r1", epoch}, &called);
+  ASSERT_THAT(ok, IsOk());
+  EXPECT_EQ(ok->n_runs(), 1);
+  EXPECT_EQ(store().ListOpenResults()->size(), 1u);
+  // Unfenced writes are not checked.
+  EXPECT_THAT(write(std::nullopt, &called), IsOk());
+
+  // Released: the fence no longer holds.
+  ASSERT_TRUE(leases->ReleaseLeases("r1").ok());
+  EXPECT_THAT(write(Fence{shard, "r1", epoch}, &called),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(store().GetJob("alice", id)->n_runs(), 2);
+}
+
+TEST_P(StoreConformanceTest, AFencedOffManualRunRemembersNothing) {
+  auto* leases = dynamic_cast<LeaseStore*>(&store());
+  ASSERT_NE(leases, nullptr);
+  const std::string id = NewJob("alice", std::nullopt);
+  const int shard = ShardOf(id);
+  absl::StatusOr<LeaseGrant> grant = leases->RenewLeases(Renewal("r1"));
+  ASSERT_THAT(grant, IsOk());
+  const int64_t epoch = EpochIn(*grant, shard);
+  const auto run_now = [&](std::optional<Fence> fence, int64_t* existing) {
+    return Sync([&](JobCallback cb) {
+      store().WriteManualRun(
+          "alice", id, "click", std::move(fence),
+          [existing](v1::Job& job, std::vector<v1::JobResult>& table, int64_t earlier) {
+            *existing = earlier;
+            if (earlier != 0) return absl::OkStatus();
+            v1::JobResult r;
+            r.set_run_number(job.last_run_number() + 1);
+            r.set_manual(true);
+            r.set_request_id("click");
+            r.set_status(v1::JobResult::PENDING);
+            job.set_last_run_number(r.run_number());
+            table.push_back(r);
+            return absl::OkStatus();
+          },
+          std::move(cb));
+    });
+  };
+  int64_t existing = -1;
+  EXPECT_THAT(run_now(Fence{shard, "r1", epoch + 1}, &existing),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(existing, -1);  // Not even asked.
+  EXPECT_EQ(store().GetJob("alice", id)->last_run_number(), 0);
+  ASSERT_THAT(run_now(Fence{shard, "r1", epoch}, &existing), IsOk());
+  EXPECT_EQ(existing, 0);  // The refused attempt was not remembered.
+  ASSERT_THAT(run_now(Fence{shard, "r1", epoch}, &existing), IsOk());
+  EXPECT_EQ(existing, 1);
+}
+
+TEST_P(StoreConformanceTest, ShardScopedReadsSeeOnlyTheirShards) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 40; ++i) {
+    ids.push_back(NewJob("alice", 1'000'000 + i));
+    AddResults(ids.back(), 1, 1, v1::JobResult::PENDING);
+  }
+  ShardSet some;
+  for (int i = 0; i < 40; i += 3) some.set(ShardOf(ids[i]));
+  std::set<std::string> want;
+  for (const std::string& id : ids) {
+    if (some.test(ShardOf(id))) want.insert(id);
+  }
+  std::set<std::string> due;
+  ASSERT_TRUE(
+      store()
+          .ScanDueInShards(some, [&](const std::string& id, int64_t) { due.insert(id); })
+          .ok());
+  EXPECT_EQ(due, want);
+  absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>> open =
+      store().ListOpenResultsInShards(some);
+  ASSERT_THAT(open, IsOk());
+  std::set<std::string> open_ids;
+  for (const auto& [id, r] : *open) open_ids.insert(id);
+  EXPECT_EQ(open_ids, want);
+}
+
+// Several replicas on one shared store: the stores several processes can
+// share (not SQLite), each with a way to let time pass on its clock (a fake
+// clock here; a real store sleeps).
+struct SharedStoreFactory {
+  std::string name;
+  // The lease ttl the tests use: short where `advance` really waits.
+  absl::Duration ttl;
+  std::function<absl::StatusOr<std::unique_ptr<Store>>(
+      const std::string& dir, std::function<void(absl::Duration)>* advance)>
+      make;
+};
+
+void PrintTo(const SharedStoreFactory& factory, std::ostream* os) { *os << factory.name; }
+
+const std::vector<SharedStoreFactory>& SharedStores() {
+  static const auto* stores = new std::vector<SharedStoreFactory>{
+      {"memory", absl::Seconds(3),
+       [](const std::string&, std::function<void(absl::Duration)>* advance)
+           -> absl::StatusOr<std::unique_ptr<Store>> {
+         auto now = std::make_shared<absl::Time>(absl::FromUnixSeconds(1'800'000'000));
+         *advance = [now](absl::Duration d) { *now += d; };
+         return std::make_unique<MemoryStore>([now] { return *now; });
+       }},
+      // Expiry on PostgreSQL's clock: the tests really wait, so a short ttl.
+      {"postgres", absl::Milliseconds(400),
+       [](const std::string&, std::function<void(absl::Duration)>* advance)
+           -> absl::StatusOr<std::unique_ptr<Store>> {
+         *advance = [](absl::Duration d) { absl::SleepFor(d); };
+         absl::StatusOr<testing::PgCluster*> pg = testing::PgCluster::Get();
+         absl::StatusOr<std::string> uri = pg.ok() ? (*pg)->NewDatabase() : pg.status();
+         if (!uri.ok()) return uri.status();
+         return PostgresStore::Open({.uri = *uri});
+       }},
+  };
+  return *stores;
+}
+
+class SharedLeaseTest : public ::testing::TestWithParam<SharedStoreFactory> {
+ protected:
+  void SetUp() override {
+    ASSERT_FALSE(dir_.path().empty()) << "could not create a temp dir";
+    absl::StatusOr<std::unique_ptr<Store>> made = GetParam().make(dir_.path(), &advance_);
+    ASSERT_THAT(made, IsOk());
+    store_ = *std::move(made);
+    leases_ = dynamic_cast<LeaseStore*>(store_.get());
+    ASSERT_NE(leases_, nullptr);
+  }
+
+  LeaseGrant Renew(const std::string& replica, std::vector<int> release = {}) {
+    LeaseRenewal r = Renewal(replica, std::move(release));
+    r.ttl = GetParam().ttl;
+    absl::StatusOr<LeaseGrant> grant = leases_->RenewLeases(r);
+    EXPECT_THAT(grant, IsOk());
+    return grant.value_or(LeaseGrant{});
+  }
+
+  TempDir dir_;
+  std::unique_ptr<Store> store_;
+  LeaseStore* leases_ = nullptr;
+  std::function<void(absl::Duration)> advance_;
+};
+
+std::vector<int> Shards(const LeaseGrant& grant) {
+  std::vector<int> out;
+  for (const HeldShard& h : grant.held) out.push_back(h.shard);
+  return out;
+}
+
+TEST_P(SharedLeaseTest, AReplicaTakesFreeShardsUpToItsFairShareOnly) {
+  EXPECT_EQ(Renew("a").held.size(), static_cast<size_t>(kShards));
+  const LeaseGrant b = Renew("b");  // Nothing is free.
+  EXPECT_TRUE(b.held.empty());
+  EXPECT_EQ(b.live_replicas, 2);
+  EXPECT_EQ(b.fair_share, kShards / 2);
+  // "a" is told its share and gives back the surplus (the highest) when
+  // it asks; "b" takes it at its next renewal, each shard at a new epoch.
+  LeaseGrant a = Renew("a");
+  EXPECT_EQ(a.fair_share, kShards / 2);
+  EXPECT_EQ(a.held.size(), static_cast<size_t>(kShards));
+  std::vector<int> surplus;
+  for (int shard = kShards / 2; shard < kShards; ++shard) surplus.push_back(shard);
+  const int64_t old_epoch = EpochIn(a, kShards - 1);
+  a = Renew("a", surplus);
+  EXPECT_EQ(a.held.size(), static_cast<size_t>(kShards / 2));
+  EXPECT_EQ(Shards(a).back(), kShards / 2 - 1);
+  const LeaseGrant b2 = Renew("b");
+  EXPECT_EQ(Shards(b2), surplus);
+  EXPECT_GT(EpochIn(b2, kShards - 1), old_epoch);
+  // A third replica: fair share ceil(256/3) = 86.
+  EXPECT_EQ(Renew("c").fair_share, 86);
+}
+
+TEST_P(SharedLeaseTest, AnExpiredLeaseIsTakenAtANewEpochAndItsFenceFails) {
+  const std::string id = domain::NewUuid();
+  v1::Job job;
+  job.set_job_id(id);
+  job.set_owner("alice");
+  job.mutable_create_time()->set_seconds(1);
+  ASSERT_THAT(Create(*store_, job), IsOk());
+  const int shard = ShardOf(id);
+  const int64_t first = EpochIn(Renew("a"), shard);
+  ASSERT_GT(first, 0);
+  const absl::Duration ttl = GetParam().ttl;
+  advance_(ttl / 2);
+  EXPECT_EQ(EpochIn(Renew("a"), shard), first);  // Renewed in time: same epoch.
+  EXPECT_TRUE(Renew("b").held.empty());
+  advance_(ttl + absl::Milliseconds(1));  // Neither renewed: both expired.
+  const LeaseGrant b = Renew("b");
+  EXPECT_EQ(b.live_replicas, 1);
+  EXPECT_EQ(b.held.size(), static_cast<size_t>(kShards));
+  EXPECT_GT(EpochIn(b, shard), first);
+  // "a" wakes: its fence fails; its renewal finds nothing free.
+  absl::StatusOr<v1::Job> fenced = absl::UnknownError("not called");
+  absl::Notification done;
+  store_->WriteJobState(
+      id, Fence{shard, "a", first},
+      [](v1::Job& j, std::vector<v1::JobResult>&) {
+        j.set_n_runs(7);
+        return absl::OkStatus();
+      },
+      [&](absl::StatusOr<v1::Job> j) {
+        fenced = std::move(j);
+        done.Notify();
+      });
+  done.WaitForNotification();
+  EXPECT_THAT(fenced, StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(store_->GetJob("alice", id)->n_runs(), 0);
+  EXPECT_TRUE(Renew("a").held.empty());
+  // Its own lease, expired and retaken by itself, has a new epoch too.
+  advance_(ttl + absl::Milliseconds(1));
+  EXPECT_GT(EpochIn(Renew("a"), shard), EpochIn(b, shard));
+}
+
+TEST_P(SharedLeaseTest, ReleasedLeasesAreFreeAtOnce) {
+  Renew("a");
+  EXPECT_TRUE(Renew("b").held.empty());
+  ASSERT_TRUE(leases_->ReleaseLeases("a").ok());
+  const LeaseGrant b = Renew("b");
+  EXPECT_EQ(b.live_replicas, 1);  // Its heartbeat went with it.
+  EXPECT_EQ(b.held.size(), static_cast<size_t>(kShards));
+}
+
+INSTANTIATE_TEST_SUITE_P(SharedStores, SharedLeaseTest,
+                         ::testing::ValuesIn(SharedStores()),
+                         [](const ::testing::TestParamInfo<SharedStoreFactory>& info) {
+                           return info.param.name;
+                         });
 
 INSTANTIATE_TEST_SUITE_P(AllStores, StoreConformanceTest, ::testing::ValuesIn(Stores()),
                          [](const ::testing::TestParamInfo<StoreFactory>& info) {
