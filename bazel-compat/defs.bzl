@@ -127,10 +127,13 @@ def _source_path(path):
         return path
     return "external/%s/%s" % (repo[1:], path)
 
-def timer_gtest(name, srcs, deps = [], data = [], local_defines = [], env = None, includes = []):
+def timer_gtest(name, srcs, deps = [], data = [], local_defines = [], env = None, includes = [],
+                tags = []):
     """A GoogleTest executable linked with gmock and gtest_main. `includes`
     are private include directories (CMake's target_include_directories
-    PRIVATE); their headers must be in `srcs`."""
+    PRIVATE); their headers must be in `srcs`. `tags` are the test's
+    (no-sandbox: it starts a PostgreSQL cluster as the postgres user, which
+    the sandbox's user namespace cannot)."""
     native.cc_test(
         name = name,
         srcs = srcs,
@@ -141,9 +144,11 @@ def timer_gtest(name, srcs, deps = [], data = [], local_defines = [], env = None
         env = env,
         linkstatic = True,
         timeout = _TEST_TIMEOUT,
+        tags = tags,
     )
 
-def timer_unit_test(path, deps, hdrs = [], includes = [], data = [], local_defines = []):
+def timer_unit_test(path, deps, hdrs = [], includes = [], data = [], local_defines = [],
+                    tags = []):
     """tests/unit/<path>.cc into the test named for its file (path's last
     component), as CMake's timer_unit_test; tests/support is on the include
     path and its headers are available. `hdrs` are further headers it
@@ -155,10 +160,11 @@ def timer_unit_test(path, deps, hdrs = [], includes = [], data = [], local_defin
         data = data,
         local_defines = local_defines,
         includes = ["tests/support"] + includes,
+        tags = tags,
     )
 
 def timer_e2e_test(name, deps = [], hdrs = [], includes = [], env = {}, data = [],
-                   local_defines = []):
+                   local_defines = [], tags = []):
     """tests/e2e/<name>.cc against the installed build (:e2e_install);
     `hdrs` and `includes` as for timer_unit_test; `env` adds variables."""
     test_env = {"TIMER_INSTALL_PREFIX": E2E_PREFIX}
@@ -171,4 +177,5 @@ def timer_e2e_test(name, deps = [], hdrs = [], includes = [], env = {}, data = [
         local_defines = local_defines,
         env = test_env,
         includes = includes,
+        tags = tags,
     )
