@@ -17,7 +17,9 @@
 # only if every selected test passed and no report file was written.
 #
 # Optimisation is -O1 (with -g1 line tables, asserts on), enough for readable
-# stacks at a fraction of the -O2 compile time. Benchmarks are not built.
+# stacks at a fraction of the -O2 compile time; the tests' own code is
+# compiled at -O0, as in every tree (tests/CMakeLists.txt). Benchmarks are not
+# built.
 #
 # The ASan+UBSan tree is compiled with Clang, the sanitizers' reference
 # implementation: on this code it compiles about 40% faster than GCC with the
