@@ -35,7 +35,8 @@ constexpr PgStatement kReleaseSome = {
 constexpr PgStatement kRenewHeld = {
     "renew_held",
     "UPDATE shard_leases SET expires_at = clock_timestamp() + $2::bigint * "
-    "interval '1 microsecond' WHERE holder = $1::text AND expires_at > clock_timestamp()"};
+    "interval '1 microsecond' WHERE holder = $1::text AND expires_at > "
+    "clock_timestamp()"};
 constexpr PgStatement kLiveReplicas = {
     "live_replicas",
     "SELECT count(*) FROM replicas WHERE heartbeat_at > clock_timestamp() - "
@@ -661,7 +662,8 @@ absl::StatusOr<LeaseGrant> PostgresStore::RenewLeases(const LeaseRenewal& renewa
           ASSIGN_OR_RETURN(PgResult held, c.Run(kHeldCount, {renewal.replica_id}));
           const int64_t want = grant.fair_share - held.Int(0, 0);
           if (want > 0) {
-            RETURN_IF_ERROR(c.Run(kTakeShards, {renewal.replica_id, ttl_us, want}).status());
+            RETURN_IF_ERROR(
+                c.Run(kTakeShards, {renewal.replica_id, ttl_us, want}).status());
           }
           ASSIGN_OR_RETURN(PgResult rows, c.Run(kHeldShards, {renewal.replica_id}));
           for (int i = 0; i < rows.rows(); ++i) {
