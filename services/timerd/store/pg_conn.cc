@@ -243,7 +243,7 @@ absl::StatusOr<std::unique_ptr<PgConn>> PgConnector::Connect() {
     // Every session: durable commits whatever the server's default, no
     // statement outlives the bound, and a transaction left idle (its
     // process stalled) is ended after 2 s, so the lease rows it locked
-    // (FOR SHARE, by a fenced write) are free again well within a lease.
+    // (FOR KEY SHARE, by a fenced write) are free again well within a lease.
     status = conn->Exec(
         absl::StrCat("SET synchronous_commit = on; SET client_min_messages = warning; "
                      "SET statement_timeout = ",

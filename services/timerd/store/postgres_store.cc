@@ -22,7 +22,7 @@ static_assert(kJobResults == 10, "the statements below read 10 results per job")
 constexpr PgStatement kCheckFence = {
     "check_fence",
     "SELECT 1 FROM shard_leases WHERE shard = $1::integer AND holder = $2::text "
-    "AND epoch = $3::bigint AND expires_at > clock_timestamp() FOR SHARE"};
+    "AND epoch = $3::bigint AND expires_at > clock_timestamp() FOR KEY SHARE"};
 constexpr PgStatement kHeartbeat = {
     "heartbeat",
     "INSERT INTO replicas (replica_id, host, heartbeat_at) "
@@ -46,7 +46,7 @@ constexpr PgStatement kHeldCount = {
     "SELECT count(*) FROM shard_leases WHERE holder = $1::text "
     "AND expires_at > clock_timestamp()"};
 // Free or expired shards, lowest first; rows another transaction holds
-// locked (a fire's FOR SHARE, another replica's renewal) are skipped, never
+// locked (a fire's FOR KEY SHARE, another replica's renewal) are skipped, never
 // waited for. A lease that expired gets a new epoch even if its last holder
 // takes it again.
 constexpr PgStatement kTakeShards = {
@@ -332,7 +332,11 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
   }
 
   // FAILED_PRECONDITION unless `fence` holds now; the lease row stays
-  // locked (FOR SHARE) until this batch commits. Changes nothing.
+  // locked until this batch commits. FOR KEY SHARE: it blocks a takeover
+  // (which locks FOR UPDATE, SKIP LOCKED) but not this replica's own
+  // renewal, whose plain UPDATEs lock FOR NO KEY UPDATE; a FOR SHARE lock
+  // made the two deadlock (the writer's batch and the renewal each waiting
+  // for a lease row the other had locked). Changes nothing.
   absl::Status CheckFence(const std::optional<Fence>& fence) {
     if (!fence) return absl::OkStatus();
     if (fence->shard < 0 || fence->shard >= kShards) {
