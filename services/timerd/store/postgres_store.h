@@ -29,8 +29,9 @@
 // (clock_timestamp()), and a write's Fence is checked in its transaction
 // with a FOR KEY SHARE lock on the lease row, so a takeover (which takes
 // rows FOR UPDATE SKIP LOCKED) cannot commit between the check and the
-// write's commit, while the holder's own renewal is not held up by it. Sessions end a transaction left idle for lease_idle_timeout, so
-// a stalled replica cannot keep a lease row locked.
+// write's commit, while the holder's own renewal is not held up by it. Sessions end a
+// transaction left idle for lease_idle_timeout, so a stalled replica cannot keep a lease
+// row locked.
 //
 // Thread-safe. Callbacks run as store.h says: one at a time, in commit
 // order, on the writer's callback thread; they must not block.
