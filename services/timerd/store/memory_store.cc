@@ -305,16 +305,7 @@ void MemoryStore::WriteManualRun(std::string owner, std::string job_id,
         if (it != run_requests_.end()) existing = it->second.run_number;
       }
       int64_t added = 0;
-      JobRunMutation wrapped = [&](v1::Job& job,
-                                   std::vector<v1::JobResult>& results) -> absl::Status {
-        RETURN_IF_ERROR(mutate(job, results, existing));
-        for (const v1::JobResult& r : results) {
-          if (r.manual() && !request_id.empty() && r.request_id() == request_id) {
-            added = r.run_number();
-          }
-        }
-        return absl::OkStatus();
-      };
+      JobRunMutation wrapped = ManualRunWrapper(mutate, request_id, existing, &added);
       absl::StatusOr<v1::Job> r = Update(owner, job_id, wrapped, /*with_results=*/true);
       if (r.ok() && existing == 0 && added != 0) {
         run_requests_[{job_id, request_id}] =

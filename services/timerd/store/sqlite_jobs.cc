@@ -250,16 +250,7 @@ absl::StatusOr<v1::Job> JobRows::UpdateManualRun(const std::string& owner,
     RETURN_IF_ERROR(row.status());
   }
   int64_t added = 0;
-  JobRunMutation wrapped = [&](v1::Job& job,
-                               std::vector<v1::JobResult>& results) -> absl::Status {
-    RETURN_IF_ERROR(mutate(job, results, existing));
-    for (const v1::JobResult& r : results) {
-      if (r.manual() && !request_id.empty() && r.request_id() == request_id) {
-        added = r.run_number();
-      }
-    }
-    return absl::OkStatus();
-  };
+  JobRunMutation wrapped = ManualRunWrapper(mutate, request_id, existing, &added);
   ASSIGN_OR_RETURN(v1::Job job, Update(owner, job_id, wrapped, /*with_results=*/true));
   if (existing == 0 && added != 0) {
     RETURN_IF_ERROR(insert_run_request_.Reset()

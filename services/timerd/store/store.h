@@ -142,6 +142,28 @@ struct ListCursor {
 using ManualRunMutation = absl::AnyInvocable<absl::Status(
     v1::Job&, std::vector<v1::JobResult>& results, int64_t existing_run)>;
 
+// The JobRunMutation a store applies for WriteManualRun: calls `mutate`
+// with `existing` (the run number `request_id` already recorded, 0: none)
+// and sets `*added` to the run number of the manual result it adds under
+// `request_id` (0: none), which the store then remembers. Refers to its
+// arguments: use it within the write.
+inline JobRunMutation ManualRunWrapper(ManualRunMutation& mutate,
+                                       const std::string& request_id, int64_t existing,
+                                       int64_t* added) {
+  *added = 0;
+  return [&mutate, &request_id, existing, added](
+             v1::Job& job, std::vector<v1::JobResult>& results) -> absl::Status {
+    absl::Status s = mutate(job, results, existing);
+    if (!s.ok()) return s;
+    for (const v1::JobResult& r : results) {
+      if (r.manual() && !request_id.empty() && r.request_id() == request_id) {
+        *added = r.run_number();
+      }
+    }
+    return absl::OkStatus();
+  };
+}
+
 // A job's size as stored: serialized without `results` and `etag` (which
 // are kept elsewhere or derived). What the stored-bytes limit counts.
 inline int64_t StoredBytes(const v1::Job& job) {
