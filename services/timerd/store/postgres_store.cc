@@ -208,19 +208,6 @@ constexpr int kPruneJobsPerWrite = 1000;
 constexpr int kPurgeJobsPerWrite = 64;
 constexpr int kScanPage = 10000;
 
-// The stored form: without etag and results.
-std::string EncodeJob(v1::Job& job) {
-  std::string etag;
-  etag.swap(*job.mutable_etag());
-  google::protobuf::RepeatedPtrField<v1::JobResult> results;
-  results.Swap(job.mutable_results());
-  std::string out;
-  job.SerializeToString(&out);
-  job.mutable_results()->Swap(&results);
-  job.mutable_etag()->swap(etag);
-  return out;
-}
-
 absl::StatusOr<v1::Job> DecodeJob(absl::string_view bytes, int64_t version) {
   v1::Job job;
   if (!job.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {

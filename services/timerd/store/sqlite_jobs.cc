@@ -9,20 +9,6 @@
 namespace timer::store::sqlite_jobs {
 namespace {
 
-// The stored form: without etag and results (their home is the results
-// table). Both are set aside and put back rather than copying the job.
-std::string EncodeJob(v1::Job& job) {
-  std::string etag;
-  etag.swap(*job.mutable_etag());
-  google::protobuf::RepeatedPtrField<v1::JobResult> results;
-  results.Swap(job.mutable_results());
-  std::string out;
-  job.SerializeToString(&out);
-  job.mutable_results()->Swap(&results);
-  job.mutable_etag()->swap(etag);
-  return out;
-}
-
 // Unix microseconds of job.next_run; nullopt when unset.
 std::optional<int64_t> NextRunMicros(const v1::Job& job) {
   if (!job.has_next_run()) return std::nullopt;

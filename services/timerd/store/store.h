@@ -180,6 +180,21 @@ inline int64_t StoredBytes(const v1::Job& job) {
   return static_cast<int64_t>(n);
 }
 
+// A job as a store keeps it: serialized without `etag` and `results`
+// (their home is elsewhere). Both are set aside and put back rather than
+// copying the job.
+inline std::string EncodeJob(v1::Job& job) {
+  std::string etag;
+  etag.swap(*job.mutable_etag());
+  google::protobuf::RepeatedPtrField<v1::JobResult> results;
+  results.Swap(job.mutable_results());
+  std::string out;
+  job.SerializeToString(&out);
+  job.mutable_results()->Swap(&results);
+  job.mutable_etag()->swap(etag);
+  return out;
+}
+
 // When a deleted job's retention starts: its delete_time, else (a job
 // stored deleted without one) its update_time.
 inline int64_t DeleteMicros(const v1::Job& job) {
