@@ -493,6 +493,16 @@ void RunEngine::LeavePending(const std::string& job_id, int64_t run_number) {
 
 void RunEngine::AddOwnerRun(const std::string& owner) { ++owner_runs_[owner]; }
 
+void RunEngine::CountActiveRun(const v1::Job& job, const v1::JobResult& result) {
+  JobRuns& jr = runs_[job.job_id()];
+  ++jr.active;
+  jr.runs[result.run_number()] = result.action_id();
+  jr.provider = job.action().provider();
+  jr.owner = job.owner();
+  ++active_runs_;
+  AddOwnerRun(job.owner());
+}
+
 void RunEngine::DropOwnerRun(const std::string& owner) {
   auto it = owner_runs_.find(owner);
   if (it != owner_runs_.end() && --it->second <= 0) owner_runs_.erase(it);
@@ -871,13 +881,7 @@ void RunEngine::Reconcile(const std::string& job_id, v1::JobResult result) {
       if (st.ok() && st->state == ActionStatus::State::kActive) {
         {
           absl::MutexLock lock(&mu_);
-          JobRuns& jr = runs_[job_id];
-          ++jr.active;
-          jr.runs[result.run_number()] = result.action_id();
-          jr.provider = job->action().provider();
-          jr.owner = job->owner();
-          ++active_runs_;
-          AddOwnerRun(job->owner());
+          CountActiveRun(*job, result);
         }
         SchedulePoll(ActiveRun{job_id, result.run_number(), result.action_id(),
                                job->action().provider(), FromProto(result.start_time()),
@@ -1042,12 +1046,7 @@ void RunEngine::ReconcileGained(const std::string& job_id, v1::JobResult result)
         JobRuns& jr = runs_[job_id];
         // Started here (before the shard moved and came back): already polled.
         if (jr.runs.contains(result.run_number())) return;
-        ++jr.active;
-        jr.runs[result.run_number()] = result.action_id();
-        jr.provider = job->action().provider();
-        jr.owner = job->owner();
-        ++active_runs_;
-        AddOwnerRun(job->owner());
+        CountActiveRun(*job, result);
       }
       // Polled on a worker, not here on the renewal thread.
       SchedulePoll(ActiveRun{job_id, result.run_number(), result.action_id(),

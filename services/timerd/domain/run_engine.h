@@ -295,6 +295,10 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
   void WakeFor(absl::Time at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Reconcile(const std::string& job_id, v1::JobResult result);
   // Counts a run of `owner` in flight, or no longer.
+  // Counts an ACTIVE run found in the store (after a restart or on gaining
+  // its shard) as this process's, to be polled.
+  void CountActiveRun(const v1::Job& job, const v1::JobResult& result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddOwnerRun(const std::string& owner) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void DropOwnerRun(const std::string& owner) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Ends an admission (the run was recorded or dropped).
