@@ -624,6 +624,25 @@ void JobService::RunJobNow(const Identity& caller, const v1::RunJobNowRequest& r
   absl::Status valid = ValidateJobId(request.job_id());
   if (valid.ok()) valid = ValidateRequestId(request.request_id());
   if (valid.ok() && quota_ != nullptr) valid = quota_->TakeRunNow(caller.name);
+  if (!valid.ok()) {
+    std::move(done)(valid);
+    return;
+  }
+  // With several replicas, only the one scheduling the job knows its active
+  // runs and holds the fence its run's record needs.
+  if (relay_ != nullptr && observer_ != nullptr &&
+      !observer_->SchedulesHere(request.job_id())) {
+    relay_->Relay(caller, request, std::move(done));
+    return;
+  }
+  RunJobNowRelayed(caller, request, std::move(done));
+}
+
+void JobService::RunJobNowRelayed(const Identity& caller,
+                                  const v1::RunJobNowRequest& request,
+                                  store::JobCallback done) {
+  absl::Status valid = ValidateJobId(request.job_id());
+  if (valid.ok()) valid = ValidateRequestId(request.request_id());
   // Counted against the active-run limits from here on (a manual run is an
   // action like any other), and told what its overlap policy decides on.
   std::optional<ManualRunSlot> slot;

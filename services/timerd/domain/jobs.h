@@ -70,6 +70,19 @@ class JobObserver {
   }
   // The admitted run was not recorded (refused, failed, or a retry).
   virtual void ManualRunDropped(const ManualRunSlot& slot) {}
+  // Whether this process schedules `job_id` now (with several replicas, only
+  // the one holding its shard does; the default: always).
+  virtual bool SchedulesHere(const std::string& job_id) { return true; }
+};
+
+// Where a RunJobNow goes when this replica does not schedule the job: to the
+// one that does (domain/run_now_relay.h). `done` gets what RunJobNow there
+// returned, or UNAVAILABLE if no answer came in time.
+class RunRelay {
+ public:
+  virtual ~RunRelay() = default;
+  virtual void Relay(const Identity& caller, const v1::RunJobNowRequest& request,
+                     store::JobCallback done) = 0;
 };
 
 class JobService {
@@ -90,6 +103,10 @@ class JobService {
   // Set once, before the first call: a ListJobs page ends before the job
   // that would bring its jobs' encoded size over this (it always holds one).
   void set_list_page_bytes(size_t bytes) { list_page_bytes_ = bytes; }
+  // Set once, before the first call, with several replicas: where RunJobNow
+  // of a job another replica schedules goes. Null: it is refused with
+  // UNAVAILABLE.
+  void set_relay(RunRelay* relay) { relay_ = relay; }
 
   void CreateJob(const Identity& caller, const v1::CreateJobRequest& request,
                  store::JobCallback done);
@@ -107,6 +124,10 @@ class JobService {
                  store::JobCallback done);
   void RunJobNow(const Identity& caller, const v1::RunJobNowRequest& request,
                  store::JobCallback done);
+  // RunJobNow relayed from another replica (its caller's quota was taken
+  // there): never relayed again.
+  void RunJobNowRelayed(const Identity& caller, const v1::RunJobNowRequest& request,
+                        store::JobCallback done);
   absl::StatusOr<v1::ListJobResultsResponse> ListJobResults(
       const Identity& caller, const v1::ListJobResultsRequest& request);
   // Watches: the filter a request means, scoped to `caller`. WatchJob of a
@@ -162,6 +183,7 @@ class JobService {
   JobObserver* observer_ = nullptr;
   EventSink* events_ = nullptr;
   JobQuota* quota_ = nullptr;
+  RunRelay* relay_ = nullptr;
   size_t list_page_bytes_ = kDefaultListPageBytes;
 };
 

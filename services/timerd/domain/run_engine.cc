@@ -508,6 +508,12 @@ void RunEngine::DropOwnerRun(const std::string& owner) {
   if (it != owner_runs_.end() && --it->second <= 0) owner_runs_.erase(it);
 }
 
+bool RunEngine::SchedulesHere(const std::string& job_id) {
+  if (leases_ == nullptr) return true;
+  absl::MutexLock lock(&mu_);
+  return firing_.test(store::ShardOf(job_id));
+}
+
 absl::StatusOr<ManualRunSlot> RunEngine::AdmitManualRun(const std::string& owner,
                                                         const std::string& job_id) {
   absl::MutexLock lock(&mu_);

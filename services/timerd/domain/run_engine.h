@@ -141,6 +141,7 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
   void ShardsDraining(const store::ShardSet& draining) override;
   void ShardsLost(const store::ShardSet& lost) override;
   void LeasesRenewed() override;
+  bool SchedulesHere(const std::string& job_id) override;
   absl::StatusOr<ManualRunSlot> AdmitManualRun(const std::string& owner,
                                                const std::string& job_id) override;
   void ManualRunRecorded(const ManualRunSlot& slot, const v1::Job& job,

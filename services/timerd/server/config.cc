@@ -233,6 +233,24 @@ const std::vector<ConfigKey>& ConfigKeys() {
        .doc = "with several replicas: a replica starts no run later than "
               "lease_ttl_ms minus this after its last renewal was sent",
        .accepted_doc = "1 to 300000, below half of lease_ttl_ms"},
+      {.path = "run_now_relay_timeout_ms",
+       .field = &Config::run_now_relay_timeout_ms,
+       .min = 200,
+       .max = 600'000,
+       .doc = "with several replicas: how long a RunJobNow of a job another replica "
+              "schedules waits for that replica's answer before UNAVAILABLE"},
+      {.path = "max_relayed_runs",
+       .field = &Config::max_relayed_runs,
+       .min = 1,
+       .max = 1'000'000,
+       .doc = "with several replicas: RunJobNow calls waiting at once for another "
+              "replica, of all identities"},
+      {.path = "max_relayed_runs_per_identity",
+       .field = &Config::max_relayed_runs_per_identity,
+       .min = 1,
+       .max = 1'000'000,
+       .doc = "with several replicas: RunJobNow calls one identity may have waiting "
+              "at once for another replica"},
       {.path = "auth.jwt.keys_file",
        .field = &Config::jwt_keys_file,
        .doc = "JWKS document or PEM public key(s): accept JWTs signed by them",

@@ -87,6 +87,10 @@ struct Config {
   // the embedded store, which one process owns.
   int64_t lease_ttl_ms = 3000;
   int64_t lease_margin_ms = 1000;
+  // RunJobNow relayed to the replica scheduling the job (domain/run_now_relay.h).
+  int64_t run_now_relay_timeout_ms = 5000;
+  int64_t max_relayed_runs = 1024;
+  int64_t max_relayed_runs_per_identity = 64;
   // [auth.jwt]; JWTs are accepted only when jwt_keys_file is set.
   std::string jwt_keys_file;
   std::string jwt_issuer;

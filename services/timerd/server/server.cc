@@ -34,6 +34,7 @@
 #include "domain/job_quota.h"
 #include "domain/jobs.h"
 #include "domain/run_engine.h"
+#include "domain/run_now_relay.h"
 #include "domain/shard_lease.h"
 #include "domain/watch_start.h"
 #include "plugin_host/plugin_host.h"
@@ -140,6 +141,8 @@ struct TimerServer::Impl {
   // its listener: destroyed (and released) first.
   domain::MonotonicClock monotonic;
   std::unique_ptr<domain::ShardLeases> leases;
+  // With a shared store: RunJobNow of jobs other replicas schedule.
+  std::unique_ptr<domain::RunNowRelay> relay;
   std::unique_ptr<domain::EventHub> events;
   std::unique_ptr<domain::WatchStarter> watches;
   std::unique_ptr<api::TimerServiceImpl> timer_service;
@@ -269,9 +272,20 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
                                                          std::move(lease_options));
     impl->leases->set_listener(impl->engine.get());
     impl->engine->set_leases(impl->leases.get());
+    if (store::RelayStore* relay = impl->store->shared_relay()) {
+      impl->relay = std::make_unique<domain::RunNowRelay>(
+          relay, impl->jobs.get(), impl->leases->replica_id(),
+          domain::RunNowRelay::Options{
+              .timeout = absl::Milliseconds(config.run_now_relay_timeout_ms),
+              .max_waiting = static_cast<int>(config.max_relayed_runs),
+              .max_waiting_per_identity =
+                  static_cast<int>(config.max_relayed_runs_per_identity)});
+      impl->jobs->set_relay(impl->relay.get());
+    }
   }
   RETURN_IF_ERROR(impl->engine->Start());
   if (impl->leases != nullptr) impl->leases->Start();
+  if (impl->relay != nullptr) impl->relay->Start();
   domain::WatchStarter::Options watch_options;
   watch_options.max_streams = static_cast<size_t>(config.max_watch_streams);
   watch_options.max_streams_per_identity =
@@ -347,6 +361,9 @@ void TimerServer::Shutdown(absl::Duration grace) {
   // Watch streams end now (UNAVAILABLE, with the `since` to resume from)
   // instead of holding the shutdown for its whole grace period.
   impl_->events->Shutdown();
+  // RunJobNow calls waiting for another replica end now (UNAVAILABLE), and
+  // relayed runs being recorded here are answered.
+  if (impl_->relay != nullptr) impl_->relay->Stop();
   // No new connections; gRPC takes none after its shutdown.
   impl_->listener->StopAccepting();
   // In-flight calls finish (their writes commit) before the store closes.

@@ -30,7 +30,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace timer::store {
@@ -72,6 +74,62 @@ class LeaseStore {
   // A clean shutdown: releases every lease of `replica_id` and forgets its
   // heartbeat, so the others take its shards at their next renewal.
   virtual absl::Status ReleaseLeases(const std::string& replica_id) = 0;
+};
+
+// A RunJobNow that reached a replica which does not schedule the job's
+// shard, handed to the one that does (domain/run_now_relay.h).
+struct RelayedRun {
+  std::string id;  // Random, made by the asking replica.
+  std::string owner;
+  std::string job_id;
+  std::string request_id;  // The caller's idempotency key; may be empty.
+};
+
+// An outcome's message as a RelayStore keeps it: at most 1 KiB, cut at a
+// UTF-8 character boundary.
+inline std::string RelayedRunMessage(absl::string_view message) {
+  constexpr size_t kMax = 1024;
+  if (message.size() <= kMax) return std::string(message);
+  size_t n = kMax;
+  while (n > 0 && (static_cast<unsigned char>(message[n]) & 0xC0) == 0x80) --n;
+  return std::string(message.substr(0, n));
+}
+
+// A finished RelayedRun: the status its RunJobNow ended with.
+struct RelayedRunOutcome {
+  std::string id;
+  absl::Status status;
+};
+
+// RunJobNow calls relayed between the replicas sharing a store. Each request is claimed
+// by at most one replica, and only while it is unexpired on the store's
+// clock and the claimer holds its job's shard; the asker polls for the
+// outcome. Thread-safe; calls are synchronous.
+class RelayStore {
+ public:
+  virtual ~RelayStore() = default;
+
+  // Records `request`; claimable until `ttl` passes. ALREADY_EXISTS if its
+  // id is taken.
+  virtual absl::Status AddRelayedRun(const RelayedRun& request, absl::Duration ttl) = 0;
+
+  // Claims for `replica_id` up to `limit` unclaimed, unexpired requests
+  // whose job's shard `replica_id` holds now, oldest first. Each request is
+  // returned by one call only, ever.
+  virtual absl::StatusOr<std::vector<RelayedRun>> ClaimRelayedRuns(
+      const std::string& replica_id, int limit) = 0;
+
+  // The outcome of a request claimed by this replica (its code and message;
+  // the message is cut to 1 KiB).
+  virtual absl::Status FinishRelayedRun(const std::string& id,
+                                        const absl::Status& outcome) = 0;
+
+  // The outcomes of those of `ids` that are finished.
+  virtual absl::StatusOr<std::vector<RelayedRunOutcome>> RelayedRunOutcomes(
+      const std::vector<std::string>& ids) = 0;
+
+  // Forgets the requests that expired more than `keep` ago; returns how many.
+  virtual absl::StatusOr<int64_t> PruneRelayedRuns(absl::Duration keep) = 0;
 };
 
 }  // namespace timer::store

@@ -228,6 +228,75 @@ absl::Status MemoryStore::ReleaseLeases(const std::string& replica_id) {
   return absl::OkStatus();
 }
 
+absl::Status MemoryStore::AddRelayedRun(const RelayedRun& request, absl::Duration ttl) {
+  absl::MutexLock lock(&mu_);
+  auto [it, added] = relayed_.try_emplace(request.id);
+  if (!added) return absl::AlreadyExistsError("store: relayed run id already taken");
+  it->second.run = request;
+  it->second.seq = ++relayed_seq_;
+  it->second.expires = now_() + ttl;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<RelayedRun>> MemoryStore::ClaimRelayedRuns(
+    const std::string& replica_id, int limit) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = now_();
+  std::vector<Relayed*> open;
+  for (auto& [id, r] : relayed_) {
+    if (!r.claimed_by.empty() || r.expires <= now) continue;
+    const Lease& lease = leases_[ShardOf(r.run.job_id)];
+    if (lease.holder != replica_id || lease.expires <= now) continue;
+    open.push_back(&r);
+  }
+  std::sort(open.begin(), open.end(),
+            [](const Relayed* a, const Relayed* b) { return a->seq < b->seq; });
+  std::vector<RelayedRun> claimed;
+  for (Relayed* r : open) {
+    if (static_cast<int>(claimed.size()) >= limit) break;
+    r->claimed_by = replica_id;
+    claimed.push_back(r->run);
+  }
+  return claimed;
+}
+
+absl::Status MemoryStore::FinishRelayedRun(const std::string& id,
+                                           const absl::Status& outcome) {
+  absl::MutexLock lock(&mu_);
+  auto it = relayed_.find(id);
+  if (it == relayed_.end()) return absl::NotFoundError("store: no such relayed run");
+  it->second.outcome = absl::Status(outcome.code(), RelayedRunMessage(outcome.message()));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<RelayedRunOutcome>> MemoryStore::RelayedRunOutcomes(
+    const std::vector<std::string>& ids) {
+  absl::MutexLock lock(&mu_);
+  std::vector<RelayedRunOutcome> out;
+  for (const std::string& id : ids) {
+    auto it = relayed_.find(id);
+    if (it != relayed_.end() && it->second.outcome) {
+      out.push_back(RelayedRunOutcome{id, *it->second.outcome});
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> MemoryStore::PruneRelayedRuns(absl::Duration keep) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time before = now_() - keep;
+  int64_t pruned = 0;
+  for (auto it = relayed_.begin(); it != relayed_.end();) {
+    if (it->second.expires < before) {
+      it = relayed_.erase(it);
+      ++pruned;
+    } else {
+      ++it;
+    }
+  }
+  return pruned;
+}
+
 void MemoryStore::WriteResult(std::string job_id, v1::JobResult result,
                               StatusCallback done) {
   {

@@ -29,7 +29,7 @@
 
 namespace timer::store {
 
-class MemoryStore final : public Store, public LeaseStore {
+class MemoryStore final : public Store, public LeaseStore, public RelayStore {
  public:
   // `now`: the store's clock, for leases and fences.
   explicit MemoryStore(std::function<absl::Time()> now = [] { return absl::Now(); })
@@ -67,6 +67,16 @@ class MemoryStore final : public Store, public LeaseStore {
   // LeaseStore.
   absl::StatusOr<LeaseGrant> RenewLeases(const LeaseRenewal& renewal) override;
   absl::Status ReleaseLeases(const std::string& replica_id) override;
+
+  // RelayStore.
+  absl::Status AddRelayedRun(const RelayedRun& request, absl::Duration ttl) override;
+  absl::StatusOr<std::vector<RelayedRun>> ClaimRelayedRuns(const std::string& replica_id,
+                                                           int limit) override;
+  absl::Status FinishRelayedRun(const std::string& id,
+                                const absl::Status& outcome) override;
+  absl::StatusOr<std::vector<RelayedRunOutcome>> RelayedRunOutcomes(
+      const std::vector<std::string>& ids) override;
+  absl::StatusOr<int64_t> PruneRelayedRuns(absl::Duration keep) override;
 
   // Number of jobs stored, deleted ones included.
   size_t size() const;
@@ -109,7 +119,16 @@ class MemoryStore final : public Store, public LeaseStore {
   };
   std::array<Lease, kShards> leases_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, absl::Time> heartbeats_ ABSL_GUARDED_BY(mu_);  // by replica
-  std::map<std::string, Row> jobs_ ABSL_GUARDED_BY(mu_);               // by job_id
+  struct Relayed {
+    RelayedRun run;
+    int64_t seq = 0;  // Claims take the oldest first.
+    absl::Time expires;
+    std::string claimed_by;
+    std::optional<absl::Status> outcome;
+  };
+  std::map<std::string, Relayed> relayed_ ABSL_GUARDED_BY(mu_);  // by id
+  int64_t relayed_seq_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, Row> jobs_ ABSL_GUARDED_BY(mu_);  // by job_id
   // (owner, create_us, job_id) -> present; the listing order.
   std::map<std::tuple<std::string, int64_t, std::string>, bool> order_
       ABSL_GUARDED_BY(mu_);

@@ -87,6 +87,25 @@ constexpr const char* kMigrations[] = {
         heartbeat_at timestamptz NOT NULL
       );
     )sql",
+    // 3: RunJobNow calls relayed to the replica that schedules the job
+    // (RelayStore); rows live for a minute past their expiry.
+    R"sql(
+      CREATE TABLE relayed_runs (
+        id          text COLLATE "C" PRIMARY KEY,
+        shard       integer NOT NULL,
+        seq         bigserial,
+        owner       text NOT NULL,
+        job_id      text NOT NULL,
+        request_id  text NOT NULL,
+        expires_at  timestamptz NOT NULL,
+        claimed_by  text COLLATE "C",   -- a replica id; NULL: not claimed
+        code        integer,            -- the outcome; NULL: not finished
+        message     text
+      );
+      CREATE INDEX relayed_runs_unclaimed ON relayed_runs (shard, seq)
+        WHERE claimed_by IS NULL;
+      CREATE INDEX relayed_runs_by_expiry ON relayed_runs (expires_at);
+    )sql",
 };
 
 constexpr PgStatement kVersion = {"schema_version",

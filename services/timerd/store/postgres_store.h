@@ -50,7 +50,7 @@
 
 namespace timer::store {
 
-class PostgresStore final : public Store, public LeaseStore {
+class PostgresStore final : public Store, public LeaseStore, public RelayStore {
  public:
   struct Options {
     // postgres://USER@HOST:PORT/DB?sslmode=... (libpq's URI; its
@@ -111,6 +111,16 @@ class PostgresStore final : public Store, public LeaseStore {
   // LeaseStore.
   absl::StatusOr<LeaseGrant> RenewLeases(const LeaseRenewal& renewal) override;
   absl::Status ReleaseLeases(const std::string& replica_id) override;
+  // RelayStore (pg_relay.cc).
+  RelayStore* shared_relay() override { return this; }
+  absl::Status AddRelayedRun(const RelayedRun& request, absl::Duration ttl) override;
+  absl::StatusOr<std::vector<RelayedRun>> ClaimRelayedRuns(const std::string& replica_id,
+                                                           int limit) override;
+  absl::Status FinishRelayedRun(const std::string& id,
+                                const absl::Status& outcome) override;
+  absl::StatusOr<std::vector<RelayedRunOutcome>> RelayedRunOutcomes(
+      const std::vector<std::string>& ids) override;
+  absl::StatusOr<int64_t> PruneRelayedRuns(absl::Duration keep) override;
   absl::StatusOr<OwnerUsage> CountJobs(const std::string& owner) override;
   // Each write purges at most 64 jobs.
   absl::StatusOr<std::vector<PurgedJob>> PurgeDeletedJobs(int64_t deleted_before_us,

@@ -58,6 +58,7 @@
 namespace timer::store {
 
 class LeaseStore;  // store/lease_store.h
+class RelayStore;  // store/lease_store.h
 
 // How many results a job carries, newest first (Globus Timer's "last 10").
 inline constexpr int kJobResults = 10;
@@ -271,6 +272,9 @@ class Store {
   // lease the shards it schedules from it (domain/shard_lease.h) and fence
   // its writes. Null (this default) for a store one process owns.
   virtual LeaseStore* shared_leases() { return nullptr; }
+  // Non-null when shared_leases() is: how a RunJobNow reaches the replica
+  // that schedules its job (domain/run_now_relay.h).
+  virtual RelayStore* shared_relay() { return nullptr; }
 
   // WriteJob of any owner's job, for the run engine's fires: the mutation
   // sees the job without its results, and the job passed to `done` has none,

@@ -21,8 +21,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
 #include "domain/jobs.h"
 #include "domain/run_engine.h"
+#include "domain/run_now_relay.h"
 #include "domain/time_util.h"
 #include "store/memory_store.h"
 
@@ -421,6 +423,145 @@ TEST_F(ShardLeaseTest, AManualRunOfAJobAnotherReplicaSchedulesIsUnavailable) {
   EXPECT_EQ(tried, 40);
   const auto runs = RunsByJob(AllStarts());
   EXPECT_EQ(runs.size(), job_ids_.size());  // One manual run each.
+}
+
+// RunJobNow through any replica: relayed (RunNowRelay, on the store) to the
+// one holding the job's shard. The relays poll on their own threads, in
+// real time; the leases stay as the fake clock left them.
+class RunNowRelayTest : public ShardLeaseTest {
+ protected:
+  void AddRelays(RunNowRelay::Options options = {}) {
+    options.claim_every = absl::Milliseconds(5);
+    options.answer_every = absl::Milliseconds(5);
+    for (auto& r : replicas_) {
+      relays_.push_back(std::make_unique<RunNowRelay>(&store_, r->jobs.get(),
+                                                      r->leases->replica_id(), options));
+      r->jobs->set_relay(relays_.back().get());
+    }
+  }
+  void TearDown() override {
+    for (auto& relay : relays_) relay->Stop();
+  }
+  // RunJobNow through replica `i`, waiting (at most 10 s) for its answer.
+  absl::StatusOr<v1::Job> RunNow(int i, const std::string& job_id,
+                                 const std::string& request_id = "",
+                                 const Identity& caller = kAlice) {
+    v1::RunJobNowRequest req;
+    req.set_job_id(job_id);
+    req.set_request_id(request_id);
+    auto out = std::make_shared<absl::StatusOr<v1::Job>>(absl::UnknownError("no answer"));
+    auto done = std::make_shared<absl::Notification>();
+    replicas_[i]->jobs->RunJobNow(caller, req, [out, done](absl::StatusOr<v1::Job> j) {
+      *out = std::move(j);
+      done->Notify();
+    });
+    EXPECT_TRUE(done->WaitForNotificationWithTimeout(absl::Seconds(10)));
+    for (auto& r : replicas_) r->engine->WaitIdle();
+    return *out;
+  }
+  int HolderOf(const std::string& job_id) {
+    for (size_t i = 0; i < replicas_.size(); ++i) {
+      if (replicas_[i]->leases->Epoch(store::ShardOf(job_id)) != 0) {
+        return static_cast<int>(i);
+      }
+    }
+    return -1;
+  }
+  std::vector<std::unique_ptr<RunNowRelay>> relays_;
+};
+
+TEST_F(RunNowRelayTest, ARunNowThroughAnyReplicaIsStartedOnceByTheHolder) {
+  AddReplicas(3);
+  CreateJobs(12, 100);  // No slot falls within the test.
+  Steps(4);
+  AddRelays();
+  for (auto& relay : relays_) relay->Start();
+  std::set<int> asked;
+  for (const std::string& id : job_ids_) {
+    const int holder = HolderOf(id);
+    ASSERT_GE(holder, 0);
+    const int other = (holder + 1) % 3;
+    asked.insert(other);
+    const std::string request_id = absl::StrCat("req-", id);
+    absl::StatusOr<v1::Job> first = RunNow(other, id, request_id);
+    ASSERT_TRUE(first.ok()) << first.status();
+    EXPECT_EQ(first->last_run_number(), 1) << id;
+    // The same request_id through the third replica, then the holder: the
+    // same run, not another.
+    absl::StatusOr<v1::Job> again = RunNow((holder + 2) % 3, id, request_id);
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(again->last_run_number(), 1) << id;
+    again = RunNow(holder, id, request_id);
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(again->last_run_number(), 1) << id;
+  }
+  EXPECT_EQ(asked.size(), 3u);
+  const auto starts = AllStarts();  // Fails on any run started twice.
+  ASSERT_EQ(starts.size(), job_ids_.size());
+  for (const std::string& id : job_ids_) {
+    const auto it = starts.find(absl::StrCat(id, "/1"));
+    ASSERT_NE(it, starts.end()) << id;
+    EXPECT_EQ(it->second.first, HolderOf(id)) << id;
+    EXPECT_TRUE(Results(id).at(1).manual());
+  }
+  for (auto& relay : relays_) EXPECT_EQ(relay->waiting(), 0u);
+}
+
+TEST_F(RunNowRelayTest, TheHoldersRefusalReachesTheCaller) {
+  AddReplicas(2);
+  CreateJobs(4, 100);
+  Steps(4);
+  AddRelays();
+  for (auto& relay : relays_) relay->Start();
+  for (const std::string& id : job_ids_) {
+    const int other = 1 - HolderOf(id);
+    // Another identity's job: NOT_FOUND, as on the holder.
+    EXPECT_EQ(RunNow(other, id, "", Identity{"mallory", "token"}).status().code(),
+              absl::StatusCode::kNotFound);
+  }
+  EXPECT_TRUE(AllStarts().empty());
+}
+
+TEST_F(RunNowRelayTest, UnansweredIsUnavailableAfterTheTimeoutAndWaitersAreBounded) {
+  AddReplicas(2);
+  CreateJobs(20, 100);
+  Steps(4);
+  AddRelays({.timeout = absl::Milliseconds(300), .max_waiting_per_identity = 1});
+  relays_[0]->Start();  // Replica 1 never answers.
+  std::string theirs;
+  for (const std::string& id : job_ids_) {
+    if (HolderOf(id) == 1) theirs = id;
+  }
+  ASSERT_FALSE(theirs.empty());
+  // A second call while the first waits: over max_relayed_runs_per_identity.
+  v1::RunJobNowRequest req;
+  req.set_job_id(theirs);
+  absl::Notification first_done;
+  absl::StatusOr<v1::Job> first = absl::UnknownError("no answer");
+  replicas_[0]->jobs->RunJobNow(kAlice, req, [&](absl::StatusOr<v1::Job> j) {
+    first = std::move(j);
+    first_done.Notify();
+  });
+  absl::StatusOr<v1::Job> second = RunNow(0, theirs);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(std::string(second.status().message()),
+              ::testing::HasSubstr("max_relayed_runs_per_identity (1)"));
+  // Another identity is not held back by alice's waiting call.
+  EXPECT_EQ(RunNow(0, theirs, "", Identity{"bob", "token"}).status().code(),
+            absl::StatusCode::kUnavailable);
+  ASSERT_TRUE(first_done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(first.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(first.status().message()),
+              ::testing::HasSubstr("did not answer within 300ms"));
+  EXPECT_EQ(relays_[0]->waiting(), 0u);
+  // The request expired unclaimed (claimable for half the timeout, on the
+  // store's clock): replica 1, late, finds nothing to run.
+  clock_.Advance(absl::Milliseconds(150));
+  absl::StatusOr<std::vector<store::RelayedRun>> left =
+      store_.ClaimRelayedRuns(replicas_[1]->leases->replica_id(), 100);
+  ASSERT_TRUE(left.ok());
+  EXPECT_TRUE(left->empty());
+  EXPECT_TRUE(AllStarts().empty());
 }
 
 }  // namespace

@@ -1411,6 +1411,119 @@ TEST_P(SharedLeaseTest, ReleasedLeasesAreFreeAtOnce) {
   EXPECT_EQ(b.held.size(), static_cast<size_t>(kShards));
 }
 
+// RelayStore: RunJobNow calls handed to the replica holding the job's shard.
+class SharedRelayTest : public SharedLeaseTest {
+ protected:
+  void SetUp() override {
+    SharedLeaseTest::SetUp();
+    relay_ = dynamic_cast<RelayStore*>(store_.get());
+    ASSERT_NE(relay_, nullptr);
+    if (store_->shared_leases() != nullptr) ASSERT_EQ(store_->shared_relay(), relay_);
+  }
+  RelayedRun Request(const std::string& job_id, std::string request_id = "") {
+    return RelayedRun{domain::NewUuid(), "alice", job_id, std::move(request_id)};
+  }
+  std::vector<std::string> Claim(const std::string& replica, int limit = 100) {
+    absl::StatusOr<std::vector<RelayedRun>> claimed =
+        relay_->ClaimRelayedRuns(replica, limit);
+    EXPECT_THAT(claimed, IsOk());
+    std::vector<std::string> ids;
+    for (const RelayedRun& r : claimed.value_or(std::vector<RelayedRun>{})) {
+      ids.push_back(r.id);
+    }
+    return ids;
+  }
+  RelayStore* relay_ = nullptr;
+};
+
+TEST_P(SharedRelayTest, ARequestIsClaimedOnceAndOnlyByItsShardsHolder) {
+  Renew("a");  // Holds every shard.
+  const RelayedRun request = Request(domain::NewUuid(), "req-1");
+  ASSERT_THAT(relay_->AddRelayedRun(request, GetParam().ttl), IsOk());
+  EXPECT_THAT(relay_->AddRelayedRun(request, GetParam().ttl),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_TRUE(Claim("b").empty());  // Holds nothing.
+  absl::StatusOr<std::vector<RelayedRun>> claimed = relay_->ClaimRelayedRuns("a", 10);
+  ASSERT_THAT(claimed, IsOk());
+  ASSERT_EQ(claimed->size(), 1u);
+  EXPECT_EQ((*claimed)[0].id, request.id);
+  EXPECT_EQ((*claimed)[0].owner, "alice");
+  EXPECT_EQ((*claimed)[0].job_id, request.job_id);
+  EXPECT_EQ((*claimed)[0].request_id, "req-1");
+  EXPECT_TRUE(Claim("a").empty());  // Never twice.
+  // No outcome until it is finished; then its code and message.
+  absl::StatusOr<std::vector<RelayedRunOutcome>> outcomes =
+      relay_->RelayedRunOutcomes({request.id, "no-such-id"});
+  ASSERT_THAT(outcomes, IsOk());
+  EXPECT_TRUE(outcomes->empty());
+  ASSERT_THAT(relay_->FinishRelayedRun(
+                  request.id, absl::FailedPreconditionError("overlap_policy SKIP: busy")),
+              IsOk());
+  outcomes = relay_->RelayedRunOutcomes({request.id, "no-such-id"});
+  ASSERT_THAT(outcomes, IsOk());
+  ASSERT_EQ(outcomes->size(), 1u);
+  EXPECT_EQ((*outcomes)[0].id, request.id);
+  EXPECT_EQ((*outcomes)[0].status,
+            absl::FailedPreconditionError("overlap_policy SKIP: busy"));
+  EXPECT_THAT(relay_->FinishRelayedRun("no-such-id", absl::OkStatus()),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(SharedRelayTest, ClaimsTakeTheOldestFirstUpToTheLimit) {
+  Renew("a");
+  std::vector<std::string> ids;
+  for (int i = 0; i < 5; ++i) {
+    const RelayedRun request = Request(domain::NewUuid());
+    ASSERT_THAT(relay_->AddRelayedRun(request, GetParam().ttl * 10), IsOk());
+    ids.push_back(request.id);
+  }
+  EXPECT_EQ(Claim("a", 2), std::vector<std::string>(ids.begin(), ids.begin() + 2));
+  EXPECT_EQ(Claim("a", 10), std::vector<std::string>(ids.begin() + 2, ids.end()));
+}
+
+TEST_P(SharedRelayTest, AnExpiredRequestIsNeverClaimedAndIsPruned) {
+  Renew("a");
+  const RelayedRun request = Request(domain::NewUuid());
+  ASSERT_THAT(relay_->AddRelayedRun(request, GetParam().ttl / 4), IsOk());
+  advance_(GetParam().ttl / 2);
+  Renew("a");
+  EXPECT_TRUE(Claim("a").empty());
+  EXPECT_EQ(relay_->PruneRelayedRuns(GetParam().ttl * 10).value_or(-1), 0);
+  EXPECT_EQ(relay_->PruneRelayedRuns(absl::ZeroDuration()).value_or(-1), 1);
+}
+
+TEST_P(SharedRelayTest, ARequestOfAShardWhoseLeaseExpiredIsNotClaimed) {
+  Renew("a");
+  const RelayedRun request = Request(domain::NewUuid());
+  ASSERT_THAT(relay_->AddRelayedRun(request, GetParam().ttl * 10), IsOk());
+  advance_(GetParam().ttl + absl::Milliseconds(1));  // a's leases expired.
+  EXPECT_TRUE(Claim("a").empty());
+  Renew("b");  // b takes every shard, and the request with it.
+  EXPECT_EQ(Claim("b"), std::vector<std::string>{request.id});
+}
+
+TEST_P(SharedRelayTest, AnOutcomesMessageIsCutAtACharacterBoundary) {
+  Renew("a");
+  const RelayedRun request = Request(domain::NewUuid());
+  ASSERT_THAT(relay_->AddRelayedRun(request, GetParam().ttl * 10), IsOk());
+  ASSERT_EQ(Claim("a").size(), 1u);
+  // 1023 ASCII bytes, then two-byte characters: byte 1024 is mid-character.
+  std::string utf8 = std::string(1023, 'x');
+  for (int i = 0; i < 20; ++i) utf8 += "\xC3\xA9";  // "é"
+  ASSERT_THAT(relay_->FinishRelayedRun(request.id, absl::InternalError(utf8)), IsOk());
+  absl::StatusOr<std::vector<RelayedRunOutcome>> outcomes =
+      relay_->RelayedRunOutcomes({request.id});
+  ASSERT_THAT(outcomes, IsOk());
+  ASSERT_EQ(outcomes->size(), 1u);
+  EXPECT_EQ((*outcomes)[0].status.message(), std::string(1023, 'x'));
+}
+
+INSTANTIATE_TEST_SUITE_P(SharedStores, SharedRelayTest,
+                         ::testing::ValuesIn(SharedStores()),
+                         [](const ::testing::TestParamInfo<SharedStoreFactory>& info) {
+                           return info.param.name;
+                         });
+
 INSTANTIATE_TEST_SUITE_P(SharedStores, SharedLeaseTest,
                          ::testing::ValuesIn(SharedStores()),
                          [](const ::testing::TestParamInfo<SharedStoreFactory>& info) {

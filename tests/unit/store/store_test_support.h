@@ -59,7 +59,11 @@ MATCHER_P(StatusIs, code,
 
 MATCHER(IsOk, "is OK") {
   if (arg.ok()) return true;
-  *result_listener << "whose status is " << arg.status();
+  if constexpr (std::is_same_v<std::decay_t<arg_type>, absl::Status>) {
+    *result_listener << "whose status is " << arg;
+  } else {
+    *result_listener << "whose status is " << arg.status();
+  }
   return false;
 }
 
