@@ -101,7 +101,8 @@ pg_running() { # DIR: its postmaster is alive (not a zombie nobody reaped)
   local pid
   pid=$(head -n 1 "$1/pg/data/postmaster.pid" 2>/dev/null) || return 1
   [ -n "$pid" ] && alive "$pid" || return 1
-  tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$1/pg/data"
+  # The postmaster runs in its data directory (whatever its command line).
+  [ "$(readlink "/proc/$pid/cwd" 2>/dev/null)" = "$1/pg/data" ]
 }
 
 # Anything of the cluster in DIR still running: prints what.
