@@ -34,6 +34,10 @@
 # _run/cluster); TIMER_CLUSTER_REPLICAS (1 to 9, default 3).
 set -euo pipefail
 umask 077 # Data directories, configs, the password file: this user's only.
+# Paths given relative to where we were called from, before the cd.
+absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+[ -z "${TIMER_INSTALL_PREFIX:-}" ] || TIMER_INSTALL_PREFIX=$(absolute "$TIMER_INSTALL_PREFIX")
+[ -z "${TIMER_CLUSTER_LINK:-}" ] || TIMER_CLUSTER_LINK=$(absolute "$TIMER_CLUSTER_LINK")
 cd "$(dirname "$0")/.."
 root=$(pwd)
 link="${TIMER_CLUSTER_LINK:-$root/_run/cluster}"
