@@ -284,8 +284,10 @@ SQL
   printf 'export PATH=%q:"$PATH"\nexport TIMER_SERVER=%q\n' "$prefix/bin" "$first" >"$dir/env"
   trap - EXIT
 
+  local pgversion
+  pgversion=$("$pg_bin/postgres" --version | awk '{print $3}')
   cat <<MSG
-PostgreSQL $("$pg_bin/postgres" --version | awk '{print $3}') listens on 127.0.0.1:$pg_port (database $db, log $link/pg/server.log).
+PostgreSQL $pgversion listens on 127.0.0.1:$pg_port (database $db, log $link/pg/server.log).
 $replicas timerd replicas share it, as role timerd (store = "$store";
 passwords in $link/pgpass):
 $(print_replicas)
@@ -293,17 +295,18 @@ Each replica's noop runs: $link/replicaN/runs.log (JOB_ID/RUN_NUMBER UNIX_MS).
 
 The CLI is logged in to every replica as "$identity". Try:
 
-  . $link/env       # PATH, and TIMER_SERVER=$first (replica 1)
-  timer job submit --name tick --interval 1s --action-provider noop --action-body '{}'
-  timer job status JOB_ID                                # the Job ID printed above
-  timer --server $(cat "$dir/replica$replicas/address") job list       # any replica serves any call
-  tail -f $link/replica*/runs.log      # which replica started each run
-  scripts/cluster.sh status            # each replica's shards and health
-  kill -9 $(cat "$dir/replica1/pid")                         # replica 1: the others take its shards within ~4 s
-  scripts/cluster.sh restart 1         # it comes back and takes its share again
-
-Stop it all with: scripts/cluster.sh stop
 MSG
+  try() { printf '  %-44s # %s\n' "$1" "$2"; }
+  try ". $link/env" "PATH, and TIMER_SERVER=$first (replica 1)"
+  echo "  timer job submit --name tick --interval 1s --action-provider noop --action-body '{}'"
+  try "timer --server $(cat "$dir/replica$replicas/address") job list" "any replica serves any call"
+  try "tail -f $link/replica*/runs.log" "which replica starts each run"
+  try "scripts/cluster.sh status" "each replica's health and shards"
+  local victim=$((replicas > 1 ? 2 : 1)) # The CLI talks to replica 1.
+  try "kill -9 $(cat "$dir/replica$victim/pid")" "lose replica $victim: the others take its shards within ~4 s"
+  try "scripts/cluster.sh restart $victim" "it comes back and takes its share again"
+  echo
+  echo "Stop it all with: scripts/cluster.sh stop"
 }
 
 cmd_status() {
@@ -332,7 +335,7 @@ WHERE holder IS NULL OR expires_at IS NULL OR expires_at <= clock_timestamp();
 SQL
     )
   fi
-  printf '%-3s %-16s %-8s %-12s %-7s %-9s %-14s %s\n' "" address pid process health shards heartbeat \
+  printf '%-3s %-16s %-8s %-8s %-10s %-7s %-10s %s\n' "" address pid process health shards heartbeat \
     "replica id"
   for n in $(seq "$replicas"); do
     local r="$dir/replica$n" pid="" process="exited" health="-" id="" shards="-" beat="-"
@@ -356,12 +359,14 @@ SQL
       read -r _ shards _ beat <<<"$line"
       beat="${beat} s ago"
     fi
-    printf '%-3s %-16s %-8s %-12s %-7s %-9s %-14s %s\n' "$n" "$(cat "$r/address")" "$pid" \
+    printf '%-3s %-16s %-8s %-8s %-10s %-7s %-10s %s\n' "$n" "$(cat "$r/address")" "$pid" \
       "$process" "$health" "$shards" "$beat" "${id:--}"
   done
   local free
   free=$(grep '^free ' <<<"$leases" | awk '{print $2}')
-  [ -z "$free" ] || echo "Shards held by no live replica: $free of 256 (taken at the next renewals)."
+  if [ -n "$free" ] && [ "$free" -gt 0 ]; then
+    echo "Shards held by no live replica: $free of 256 (the others take them at their next renewals)."
+  fi
   echo "Logs: $link/replicaN/timerd.log; runs started: $link/replicaN/runs.log"
 }
 
