@@ -59,7 +59,8 @@ usage() {
   exit 2
 }
 
-# PostgreSQL's tools, as the `postgres` user when we are root.
+# Where PostgreSQL's server tools are (Debian: not on PATH); as_pg runs one
+# as the `postgres` user when we are root.
 pg_bin() {
   local d
   for d in /usr/lib/postgresql/15/bin /usr/lib/postgresql/*/bin; do
