@@ -6,6 +6,7 @@
 #   scripts/run.sh               build, install, (re)start timerd
 #   scripts/run.sh --foreground  same, but run timerd in this terminal
 #   scripts/run.sh stop          stop the timerd this script started
+#   scripts/run.sh install       build and install only (scripts/cluster.sh)
 #
 # timerd listens on 127.0.0.1:50051 and keeps its data in
 # ~/.local/share/timer (override with TIMER_DATA_DIR). Its log is
@@ -49,6 +50,7 @@ cmake -S . -B build-run -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 cmake --build build-run -j "$(nproc)"
 cmake --install build-run >/dev/null
 chmod -R go-w "$prefix"  # An install made under another umask, too.
+if [ "${1:-}" = "install" ]; then exit 0; fi
 
 stop
 mkdir -p "$rundir"

@@ -363,8 +363,15 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
         job.set_n_skipped(job.n_skipped() + d.missed);
         std::string skip;
         if (d.kind == FireDecision::Kind::kSkipMissed) {
-          skip = absl::StrCat(
-              d.missed + 1, " run(s) missed: timerd was down or too busy at their time");
+          // With replicas (a fence), "timerd was down" would mislead: the
+          // others were up, and the job's shard was moving, or its holder
+          // had not seen the job yet.
+          skip = absl::StrCat(d.missed + 1, " run(s) missed: ",
+                              epoch != 0 ? "no replica was scheduling this job at their "
+                                           "time (a replica was lost or too busy, or the "
+                                           "job was just created or changed through "
+                                           "another replica)"
+                                         : "timerd was down or too busy at their time");
         } else {
           OverlapDecision o = DecideOverlap(job, active, has_buffered);
           if (o.kind == OverlapDecision::Kind::kSkip) {

@@ -160,6 +160,16 @@ absl::Status Migrate(PgConn& conn) {
   absl::Status s = MigrateLocked(conn);
   conn.Exec(absl::StrCat("SELECT pg_advisory_unlock(", kMigrationLock, ")").c_str())
       .IgnoreError();
+  if (absl::IsPermissionDenied(s)) {
+    // A role with data grants only (least privilege) on a database that is
+    // new or older than this timerd: say who may migrate it.
+    return absl::PermissionDeniedError(absl::StrCat(
+        s.message(),
+        "; creating or upgrading the tables needs a role allowed to (their owner): "
+        "run this timerd once as that role, e.g. `timerd token list --store "
+        "postgres://OWNER@...`, then start it as this one (docs/DEPLOYMENT.md, "
+        "\"Roles and grants\")"));
+  }
   return s;
 }
 

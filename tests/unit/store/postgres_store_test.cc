@@ -113,11 +113,13 @@ TEST(PostgresStoreTest, ARoleWithOnlyDataGrantsRunsOnAMigratedDatabase) {
   // A new database: the role may not create the tables.
   const std::string fresh = NewDatabase();
   ASSERT_TRUE(Sql(fresh, "REVOKE CREATE ON SCHEMA public FROM PUBLIC").ok());
-  EXPECT_THAT(
-      PostgresStore::Open(
-          {.uri = absl::StrCat("postgresql://timer_dml@127.0.0.1:", Cluster().port(),
-                               fresh.substr(fresh.rfind('/')))}),
-      StatusIs(absl::StatusCode::kPermissionDenied));
+  absl::StatusOr<std::unique_ptr<PostgresStore>> refused = PostgresStore::Open(
+      {.uri = absl::StrCat("postgresql://timer_dml@127.0.0.1:", Cluster().port(),
+                           fresh.substr(fresh.rfind('/')))});
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kPermissionDenied));
+  // The error says what to do: migrate once as the tables' owner.
+  EXPECT_THAT(refused.status().message(),
+              HasSubstr("needs a role allowed to (their owner)"));
 }
 
 TEST(PostgresStoreTest, AnUnreachableServerFailsOpenAtOnceWithUnavailable) {
