@@ -233,6 +233,25 @@ const std::vector<ConfigKey>& ConfigKeys() {
        .doc = "with several replicas: a replica starts no run later than "
               "lease_ttl_ms minus this after its last renewal was sent",
        .accepted_doc = "1 to 300000, below half of lease_ttl_ms"},
+      {.path = "event_log_keep_events",
+       .field = &Config::event_log_keep_events,
+       .min = 1000,
+       .max = 100'000'000,
+       .doc = "with several replicas: the newest events the shared event log in "
+              "PostgreSQL keeps for watchers resuming with `since` on any replica"},
+      {.path = "event_outbox_events",
+       .field = &Config::event_outbox_events,
+       .min = 1,
+       .max = 10'000'000,
+       .doc = "with several replicas: events a replica holds while the shared event "
+              "log is unreachable; beyond, they are dropped and every watcher starts "
+              "over (RESET)"},
+      {.path = "watch_since_wait_ms",
+       .field = &Config::watch_since_wait_ms,
+       .min = 0,
+       .max = 60'000,
+       .doc = "with several replicas: how long a watch resuming with a `since` this "
+              "replica has not received yet waits for it before starting over (RESET)"},
       {.path = "auth.jwt.keys_file",
        .field = &Config::jwt_keys_file,
        .doc = "JWKS document or PEM public key(s): accept JWTs signed by them",

@@ -87,6 +87,10 @@ struct Config {
   // the embedded store, which one process owns.
   int64_t lease_ttl_ms = 3000;
   int64_t lease_margin_ms = 1000;
+  // The shared event log (domain/shared_events.h); with several replicas.
+  int64_t event_log_keep_events = 100000;
+  int64_t event_outbox_events = 50000;
+  int64_t watch_since_wait_ms = 2000;
   // [auth.jwt]; JWTs are accepted only when jwt_keys_file is set.
   std::string jwt_keys_file;
   std::string jwt_issuer;
