@@ -58,7 +58,8 @@ std::vector<Start> ReadStarts(const std::string& path) {
     if (f.size() != 2) continue;
     const size_t slash = f[0].rfind('/');
     Start s;
-    if (slash == std::string::npos || !absl::SimpleAtoi(f[0].substr(slash + 1), &s.run_number) ||
+    if (slash == std::string::npos ||
+        !absl::SimpleAtoi(f[0].substr(slash + 1), &s.run_number) ||
         !absl::SimpleAtoi(f[1], &s.millis)) {
       continue;
     }
@@ -108,7 +109,8 @@ class Watch {
   template <typename F>
   bool WaitUntil(F done, absl::Duration timeout = absl::Seconds(20)) {
     absl::MutexLock lock(&mu_);
-    auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return ended_ || done(seen_); };
+    auto ready = [&]()
+                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return ended_ || done(seen_); };
     mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
     return done(seen_);
   }
@@ -151,9 +153,9 @@ class ReplicaWatchE2eTest : public CliTest {
     r.record = dir + "/record";
     const std::string config = dir + "/timerd.toml";
     std::ofstream(config) << "[plugins.noop]\nrecord_file = \"" << r.record << "\"\n";
-    r.daemon = std::make_unique<Daemon>(std::vector<std::string>{
-        timerd_, "--listen", "127.0.0.1:0", "--data-dir", dir + "/data", "--config", config,
-        "--store", uri_});
+    r.daemon = std::make_unique<Daemon>(
+        std::vector<std::string>{timerd_, "--listen", "127.0.0.1:0", "--data-dir",
+                                 dir + "/data", "--config", config, "--store", uri_});
     EXPECT_TRUE(r.daemon->WaitForLog("listening on ", absl::Seconds(20), &r.address))
         << r.daemon->log();
     r.stub = v1::TimerService::NewStub(
@@ -258,9 +260,9 @@ TEST_F(ReplicaWatchE2eTest, WatchersSeeEveryReplicasRunsAndResumeOnAnotherReplic
     ASSERT_FALSE(ms.empty());
     std::sort(ms.begin(), ms.end());
     std::cout << "B's RUN_STARTED events to A's watcher: n=" << ms.size()
-              << " p50=" << ms[ms.size() / 2] << " ms p99="
-              << ms[std::min(ms.size() - 1, ms.size() * 99 / 100)] << " ms max="
-              << ms.back() << " ms\n";
+              << " p50=" << ms[ms.size() / 2]
+              << " ms p99=" << ms[std::min(ms.size() - 1, ms.size() * 99 / 100)]
+              << " ms max=" << ms.back() << " ms\n";
   }
 
   // A watcher on A leaves at some number; later it resumes on B with it.
@@ -337,7 +339,8 @@ TEST_F(ReplicaWatchE2eTest, APauseAndAResumeThroughOneReplicaTakeEffectOnTheOthe
   ASSERT_FALSE(job_id.empty()) << a.daemon->log() << b.daemon->log();
   auto starts_after = [&](int64_t millis) {
     int n = 0;
-    for (const Start& s : ReadStarts(a.record)) n += s.job_id == job_id && s.millis > millis;
+    for (const Start& s : ReadStarts(a.record))
+      n += s.job_id == job_id && s.millis > millis;
     return n;
   };
 

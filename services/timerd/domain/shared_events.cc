@@ -36,8 +36,7 @@ absl::Status SharedEvents::Start() {
   absl::StatusOr<store::EventLogBounds> bounds = log_->EventBounds();
   if (!bounds.ok()) return bounds.status();
   // The newest the hub keeps; older ones it would drop at once.
-  const int64_t start =
-      std::max(bounds->oldest - 1, bounds->head - options_.load_events);
+  const int64_t start = std::max(bounds->oldest - 1, bounds->head - options_.load_events);
   hub_->StartAt(start);
   {
     absl::MutexLock lock(&mu_);

@@ -244,13 +244,12 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
                                                      impl->plugins.get(), engine_options);
   impl->jobs->set_observer(impl->engine.get());
   impl->events = std::make_unique<domain::EventHub>(
-      &impl->clock,
-      domain::EventHub::Options{
-          .keep_events = static_cast<size_t>(config.watch_keep_events),
-          .keep_bytes = static_cast<size_t>(config.watch_keep_bytes),
-          .buffer_events = static_cast<size_t>(config.watch_buffer_events),
-          .shared = impl->event_log != nullptr,
-          .since_wait = absl::Milliseconds(config.watch_since_wait_ms)});
+      &impl->clock, domain::EventHub::Options{
+                        .keep_events = static_cast<size_t>(config.watch_keep_events),
+                        .keep_bytes = static_cast<size_t>(config.watch_keep_bytes),
+                        .buffer_events = static_cast<size_t>(config.watch_buffer_events),
+                        .shared = impl->event_log != nullptr,
+                        .since_wait = absl::Milliseconds(config.watch_since_wait_ms)});
   impl->jobs->set_events(impl->events.get());
   impl->engine->set_events(impl->events.get());
   impl->quota = std::make_unique<domain::JobQuota>(

@@ -60,7 +60,8 @@ class EventLog {
   // number of the first (the others follow it, consecutively). An error may
   // leave the outcome unknown (a connection lost during COMMIT): the caller
   // may append again, and readers may then see the events twice.
-  virtual absl::StatusOr<int64_t> AppendEvents(const std::vector<LoggedEvent>& events) = 0;
+  virtual absl::StatusOr<int64_t> AppendEvents(
+      const std::vector<LoggedEvent>& events) = 0;
 
   // The kept events numbered after `after`, oldest first, at most `limit`.
   virtual absl::StatusOr<std::vector<LoggedEvent>> ReadEventsAfter(int64_t after,

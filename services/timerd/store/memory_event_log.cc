@@ -26,9 +26,9 @@ absl::StatusOr<std::vector<LoggedEvent>> MemoryEventLog::ReadEventsAfter(int64_t
   absl::MutexLock lock(&mu_);
   if (absl::Status s = Check(); !s.ok()) return s;
   std::vector<LoggedEvent> out;
-  auto it = std::upper_bound(
-      events_.begin(), events_.end(), after,
-      [](int64_t seq, const LoggedEvent& e) { return seq < e.seq; });
+  auto it =
+      std::upper_bound(events_.begin(), events_.end(), after,
+                       [](int64_t seq, const LoggedEvent& e) { return seq < e.seq; });
   for (; it != events_.end() && static_cast<int>(out.size()) < limit; ++it) {
     out.push_back(*it);
   }

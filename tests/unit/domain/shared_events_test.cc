@@ -67,10 +67,11 @@ bool Eventually(F done) {
 struct Replica {
   Replica(store::EventLog* log, const std::string& id, const Clock* clock,
           EventHub::Options hub_options = {}, SharedEvents::Options options = {})
-      : hub(clock, [&] {
-          hub_options.shared = true;
-          return hub_options;
-        }()),
+      : hub(clock,
+            [&] {
+              hub_options.shared = true;
+              return hub_options;
+            }()),
         shared(log, &hub, clock, [&] {
           options.replica_id = id;
           options.poll = absl::Milliseconds(20);
@@ -109,9 +110,8 @@ class Watcher {
       opened_.subscription->Take(1 << 20, got_);
       if (got_.size() >= n || absl::Now() >= deadline) return got_;
       absl::MutexLock lock(&mu_);
-      auto woken = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return wakes_ != seen;
-      };
+      auto woken = [this, seen]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return wakes_ != seen; };
       mu_.AwaitWithDeadline(absl::Condition(&woken), deadline);
     }
   }
@@ -128,9 +128,8 @@ class Watcher {
       absl::Status closed = opened_.subscription->closed();
       if (!closed.ok() || absl::Now() >= deadline) return closed;
       absl::MutexLock lock(&mu_);
-      auto woken = [this, seen]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return wakes_ != seen;
-      };
+      auto woken = [this, seen]()
+                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return wakes_ != seen; };
       mu_.AwaitWithDeadline(absl::Condition(&woken), deadline);
     }
   }
@@ -170,7 +169,8 @@ TEST_F(SharedEventsTest, AWatcherOnOneReplicaSeesEveryReplicasEventsWithTheSameN
   EXPECT_EQ(seen_a[0]->wire, seen_b[0]->wire);
   std::vector<std::string> from_b;
   for (const EventPtr& e : seen_a) {
-    if (e->message.job().job_id() == "b1") from_b.push_back(v1::JobEvent::Type_Name(e->message.type()));
+    if (e->message.job().job_id() == "b1")
+      from_b.push_back(v1::JobEvent::Type_Name(e->message.type()));
   }
   EXPECT_THAT(from_b, ElementsAre("CREATED", "UPDATED"));
   // Numbered from the log: 1..4 in all, alice's three among them.
