@@ -161,7 +161,8 @@ void EventHub::DispatchLoop() {
     }
     {
       absl::MutexLock lock(&mu_);
-      dispatched_ = batch.back()->message.sequence();
+      // Not back: LoseUpTo may have moved it past this batch.
+      dispatched_ = std::max(dispatched_, batch.back()->message.sequence());
     }
     // Each subscription once, however many of its events this batch held.
     std::sort(wake.begin(), wake.end());
@@ -193,6 +194,11 @@ void EventHub::Publish(v1::JobEvent::Type type, const v1::Job& job,
   // Serialized outside the lock, without the sequence; the lock only puts
   // the sequence field in front (a parser takes fields in any order).
   std::string rest = m.SerializeAsString();
+  if (options_.shared) {
+    // Numbered by the shared log; comes back through Ingest().
+    if (outbox_ != nullptr) outbox_->Send(m, std::move(rest));
+    return;
+  }
 
   absl::MutexLock lock(&mu_);
   m.set_sequence(++head_);
@@ -202,7 +208,10 @@ void EventHub::Publish(v1::JobEvent::Type type, const v1::Job& job,
     sequence_only.SerializeToString(&event->wire);
   }
   event->wire.append(rest);
-  EventPtr shared = std::move(event);
+  Append(std::move(event));
+}
+
+void EventHub::Append(EventPtr shared) {
   log_bytes_ += EventBytes(*shared);
   log_.push_back(shared);
   while (log_.size() > 1 &&
@@ -213,6 +222,77 @@ void EventHub::Publish(v1::JobEvent::Type type, const v1::Job& job,
   pending_.push_back(std::move(shared));
 }
 
+void EventHub::StartAt(int64_t head) {
+  absl::MutexLock lock(&mu_);
+  head_ = floor_ = dispatched_ = head;
+}
+
+std::vector<EventPtr> EventHub::Ingest(const std::vector<store::LoggedEvent>& events) {
+  // Parsed and framed outside the lock, as Publish serializes outside it.
+  std::vector<EventPtr> parsed(events.size());
+  for (size_t i = 0; i < events.size(); ++i) {
+    const store::LoggedEvent& row = events[i];
+    if (row.IsLostMarker()) continue;
+    auto e = std::make_shared<Event>();
+    if (!e->message.ParseFromString(row.body)) continue;
+    e->message.set_sequence(row.seq);
+    v1::JobEvent sequence_only;
+    sequence_only.set_sequence(row.seq);
+    sequence_only.SerializeToString(&e->wire);
+    e->wire.append(row.body);
+    parsed[i] = std::move(e);
+  }
+  std::vector<std::shared_ptr<Subscription>> wake;
+  {
+    absl::MutexLock lock(&mu_);
+    for (size_t i = 0; i < events.size(); ++i) {
+      const int64_t seq = events[i].seq;
+      if (seq <= head_) {
+        parsed[i] = nullptr;  // Already here (a read again after an error).
+        continue;
+      }
+      if (seq != head_ + 1) {
+        // Pruned before this replica read them, or lost with the log's
+        // table (a PostgreSQL crash): watchers may have missed them.
+        std::vector<std::shared_ptr<Subscription>> closed = LoseUpTo(seq - 1);
+        wake.insert(wake.end(), closed.begin(), closed.end());
+      }
+      if (events[i].IsLostMarker()) {
+        // A replica dropped events it could not append, before this.
+        std::vector<std::shared_ptr<Subscription>> closed = LoseUpTo(seq);
+        wake.insert(wake.end(), closed.begin(), closed.end());
+        continue;
+      }
+      head_ = seq;
+      if (parsed[i] == nullptr) continue;  // Unreadable: skipped, numbered.
+      Append(parsed[i]);
+    }
+  }
+  for (const std::shared_ptr<Subscription>& s : wake) s->Wake();
+  return parsed;
+}
+
+std::vector<std::shared_ptr<EventHub::Subscription>> EventHub::LoseUpTo(int64_t seq) {
+  head_ = std::max(head_, seq);
+  floor_ = std::max(floor_, seq);
+  log_.clear();
+  log_bytes_ = 0;
+  // Their subscriptions are closed below; later ones start after them.
+  pending_.clear();
+  dispatched_ = head_;
+  std::vector<std::shared_ptr<Subscription>> wake;
+  for (auto& [owner, subs] : by_owner_) {
+    for (const std::shared_ptr<Subscription>& s : *subs) {
+      if (s->Close(absl::UnavailableError(
+              "events were lost between timerd replicas (the shared event log "
+              "was unreachable or emptied); this stream must start over"))) {
+        wake.push_back(s);
+      }
+    }
+  }
+  return wake;
+}
+
 EventHub::Opened EventHub::Subscribe(WatchFilter filter, int64_t since,
                                      absl::AnyInvocable<void()> on_ready) {
   Opened opened;
@@ -220,6 +300,13 @@ EventHub::Opened EventHub::Subscribe(WatchFilter filter, int64_t since,
       new Subscription(std::move(filter), options_.buffer_events, std::move(on_ready)));
   {
     absl::MutexLock lock(&mu_);
+    if (options_.shared && since > head_) {
+      // Seen on another replica a moment ago: this one's tail is on its way.
+      auto caught_up = [this, since]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return head_ >= since || shut_down_;
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&caught_up), options_.since_wait);
+    }
     opened.head = head_;
     {
       absl::MutexLock sub_lock(&sub->mu_);
@@ -227,7 +314,7 @@ EventHub::Opened EventHub::Subscribe(WatchFilter filter, int64_t since,
     }
     sub->start_after_ = head_;
     const int64_t first = log_.empty() ? head_ + 1 : log_.front()->message.sequence();
-    if (since <= 0 || since < first - 1 || since > head_) {
+    if (since <= 0 || since < first - 1 || since < floor_ || since > head_) {
       opened.needs_snapshot = true;
     } else {
       // Sequence numbers in the log are consecutive. Only the owner is

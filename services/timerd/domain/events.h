@@ -25,6 +25,18 @@
 // They are one sequence for all owners (see docs/API.md, "Sequence
 // numbers", for what that shows a watcher and why).
 //
+// Shared mode (Options::shared: several replicas on one store): the numbers
+// are the shared event log's (store/event_log.h), the same on every
+// replica. Publish() numbers nothing: it hands the event to the outbox
+// (domain/shared_events.h), which appends it to the log; every replica's
+// tail reads the log in order and Ingest()s the events, with their numbers,
+// into its hub, which keeps and dispatches them as above. A `since` ahead of
+// what this replica has ingested (the watcher saw it on a replica whose tail
+// is further on) is waited for, up to `since_wait`. A gap in the numbers, or
+// a marker of events lost, makes every `since` before it too old: open
+// subscriptions are closed (UNAVAILABLE, with their resume point), and
+// resume into a RESET and a snapshot.
+//
 // Thread-safe.
 #pragma once
 
@@ -40,6 +52,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "domain/clock.h"
+#include "store/event_log.h"
 #include "timer/v1/timer.pb.h"
 
 namespace timer::domain {
@@ -70,6 +83,15 @@ class EventSink {
   // `job` is the job after the change; `result` is set for run events.
   virtual void Publish(v1::JobEvent::Type type, const v1::Job& job,
                        const v1::JobResult* result) = 0;
+};
+
+// Where a shared-mode EventHub sends what it publishes, to be numbered by
+// the shared log. Must not block.
+class EventOutbox {
+ public:
+  virtual ~EventOutbox() = default;
+  // `event` is without a sequence; `body` is its serialized form.
+  virtual void Send(const v1::JobEvent& event, std::string body) = 0;
 };
 
 // The bit of `status` in WatchFilter::statuses (none for a value beyond
@@ -107,6 +129,11 @@ class EventHub final : public EventSink {
     size_t keep_bytes = size_t{32} << 20;
     // Events a subscription may hold undelivered before it is closed.
     size_t buffer_events = 1024;
+    // Shared mode (see above): set_outbox() and StartAt() before use.
+    bool shared = false;
+    // Shared mode: how long a subscription waits for this replica to ingest
+    // up to a `since` ahead of it before it starts over (RESET).
+    absl::Duration since_wait = absl::Seconds(2);
   };
 
   // The consumer side of one watcher.
@@ -171,8 +198,21 @@ class EventHub final : public EventSink {
   void Publish(v1::JobEvent::Type type, const v1::Job& job,
                const v1::JobResult* result) override;
 
+  // Shared mode, set once before use: where Publish() sends events.
+  void set_outbox(EventOutbox* outbox) { outbox_ = outbox; }
+  // Shared mode, once before the first Ingest(): the events up to `head`
+  // are not kept here (a `since` before it gets a RESET).
+  void StartAt(int64_t head);
+  // Shared mode: the log's events after head(), in order (older ones are
+  // ignored; a gap or a lost-events marker closes every subscription, see
+  // above). Returns each one's event as kept (null for a marker, an old
+  // one or a body that does not parse), in the order given.
+  std::vector<EventPtr> Ingest(const std::vector<store::LoggedEvent>& events);
+
   // Registers a watcher. `on_ready` is called (on a publishing thread, with
   // no hub lock held) when its buffer becomes non-empty or it is closed.
+  // In shared mode it may wait (up to since_wait) for `since` to be
+  // ingested.
   Opened Subscribe(WatchFilter filter, int64_t since,
                    absl::AnyInvocable<void()> on_ready);
   void Unsubscribe(const std::shared_ptr<Subscription>& subscription);
@@ -195,6 +235,10 @@ class EventHub final : public EventSink {
   const Options options_;
   mutable absl::Mutex mu_;
   int64_t head_ ABSL_GUARDED_BY(mu_);
+  // A `since` below this is too old, whatever log_ holds (shared mode: the
+  // start, the last gap or lost-events marker).
+  int64_t floor_ ABSL_GUARDED_BY(mu_) = 0;
+  EventOutbox* outbox_ = nullptr;
   std::deque<EventPtr> log_ ABSL_GUARDED_BY(mu_);
   size_t log_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   // By owner: publishing looks only at the owner's watchers. Each list is
@@ -211,6 +255,12 @@ class EventHub final : public EventSink {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread dispatcher_;
   void DispatchLoop();
+  // Keeps `e` (numbered) and queues it for the dispatcher.
+  void Append(EventPtr e) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Events up to `seq` may be missing: nothing before it is resumable, and
+  // every subscription is closed; returns those to wake.
+  std::vector<std::shared_ptr<Subscription>> LoseUpTo(int64_t seq)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 };
 
 }  // namespace timer::domain

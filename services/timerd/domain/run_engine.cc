@@ -1045,6 +1045,15 @@ void RunEngine::Rescan() {
   }
 }
 
+void RunEngine::ChangedElsewhere(const std::string& job_id) {
+  if (leases_ == nullptr) return;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!firing_.test(store::ShardOf(job_id))) return;
+  }
+  Requeue(job_id);
+}
+
 void RunEngine::Requeue(const std::string& job_id) {
   absl::StatusOr<v1::Job> job = store_->LoadJob(job_id);
   if (job.ok()) JobChanged(*job);  // Queued again only if due and its shard held.

@@ -128,6 +128,12 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
 
   // JobObserver: called by JobService after each durable change.
   void JobChanged(const v1::Job& job) override;
+  // With leases: another replica changed `job_id` (its event came through
+  // the shared log, domain/shared_events.h). If this replica schedules the
+  // job's shard, reads the job and takes it as JobChanged does, so a pause
+  // or an update through any replica takes effect here at once, not at the
+  // next rescan. Reads the store: not on the scheduler's threads.
+  void ChangedElsewhere(const std::string& job_id);
   // Set once, before Start(): where run events go (may be null).
   void set_events(EventSink* events) { events_ = events; }
   // Set once, before Start(): told of every job purged (may be null).

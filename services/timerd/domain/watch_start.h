@@ -8,7 +8,13 @@
 // Every later matching event follows, live. Subscribing before reading the
 // snapshot means nothing committed after the snapshot's "as of" point is
 // missed (a change in between may show twice, in the snapshot and as an
-// event: events are states, so applying one again is harmless). RESET and
+// event: events are states, so applying one again is harmless). With
+// several replicas (the hub in shared mode) this still holds: the "as of"
+// point H is the last event the replica ingested; a write the snapshot
+// misses committed after the snapshot's read began, so its event was
+// appended to the shared log after the subscription, when every event up to
+// H had committed, and the log numbers events in commit order: its number
+// is above H, and it reaches the stream live. RESET and
 // SNAPSHOT events carry the subscription's head as their sequence and, all
 // of them, one event_time read from the injected Clock.
 //

@@ -251,6 +251,25 @@ const std::vector<ConfigKey>& ConfigKeys() {
        .max = 1'000'000,
        .doc = "with several replicas: RunJobNow calls one identity may have waiting "
               "at once for another replica"},
+      {.path = "event_log_keep_events",
+       .field = &Config::event_log_keep_events,
+       .min = 1000,
+       .max = 100'000'000,
+       .doc = "with several replicas: the newest events the shared event log in "
+              "PostgreSQL keeps for watchers resuming with `since` on any replica"},
+      {.path = "event_outbox_events",
+       .field = &Config::event_outbox_events,
+       .min = 1,
+       .max = 10'000'000,
+       .doc = "with several replicas: events a replica holds while the shared event "
+              "log is unreachable; beyond, they are dropped and every watcher starts "
+              "over (RESET)"},
+      {.path = "watch_since_wait_ms",
+       .field = &Config::watch_since_wait_ms,
+       .min = 0,
+       .max = 60'000,
+       .doc = "with several replicas: how long a watch resuming with a `since` this "
+              "replica has not received yet waits for it before starting over (RESET)"},
       {.path = "auth.jwt.keys_file",
        .field = &Config::jwt_keys_file,
        .doc = "JWKS document or PEM public key(s): accept JWTs signed by them",

@@ -91,6 +91,10 @@ struct Config {
   int64_t run_now_relay_timeout_ms = 5000;
   int64_t max_relayed_runs = 1024;
   int64_t max_relayed_runs_per_identity = 64;
+  // The shared event log (domain/shared_events.h); with several replicas.
+  int64_t event_log_keep_events = 100000;
+  int64_t event_outbox_events = 50000;
+  int64_t watch_since_wait_ms = 2000;
   // [auth.jwt]; JWTs are accepted only when jwt_keys_file is set.
   std::string jwt_keys_file;
   std::string jwt_issuer;

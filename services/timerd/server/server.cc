@@ -36,6 +36,7 @@
 #include "domain/run_engine.h"
 #include "domain/run_now_relay.h"
 #include "domain/shard_lease.h"
+#include "domain/shared_events.h"
 #include "domain/watch_start.h"
 #include "plugin_host/plugin_host.h"
 #include "server/data_dir.h"
@@ -131,6 +132,7 @@ struct TimerServer::Impl {
   domain::SystemClock clock;
   std::unique_ptr<store::Store> store;
   std::unique_ptr<store::TokenStore> tokens;
+  std::unique_ptr<store::EventLog> event_log;  // Several replicas: their events.
   std::unique_ptr<auth::JwtVerifier> jwt;
   std::unique_ptr<auth::Authenticator> authenticator;
   std::unique_ptr<domain::JobQuota> quota;
@@ -144,6 +146,9 @@ struct TimerServer::Impl {
   // With a shared store: RunJobNow of jobs other replicas schedule.
   std::unique_ptr<domain::RunNowRelay> relay;
   std::unique_ptr<domain::EventHub> events;
+  // With event_log: feeds `events` from it, and it from `events`. After
+  // `events` and `engine` (it calls both): destroyed before them.
+  std::unique_ptr<domain::SharedEvents> shared_events;
   std::unique_ptr<domain::WatchStarter> watches;
   std::unique_ptr<api::TimerServiceImpl> timer_service;
   std::unique_ptr<api::SessionServiceImpl> session_service;
@@ -204,6 +209,7 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
   ASSIGN_OR_RETURN(Stores stores, OpenStores(config, data_dir));
   impl->store = std::move(stores.jobs);
   impl->tokens = std::move(stores.tokens);
+  impl->event_log = std::move(stores.events);
   if (!config.jwt_keys_file.empty()) {
     ASSIGN_OR_RETURN(std::string keys,
                      ReadFileText(config.jwt_keys_file, "auth.jwt.keys_file"));
@@ -241,11 +247,12 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
                                                      impl->plugins.get(), engine_options);
   impl->jobs->set_observer(impl->engine.get());
   impl->events = std::make_unique<domain::EventHub>(
-      &impl->clock,
-      domain::EventHub::Options{
-          .keep_events = static_cast<size_t>(config.watch_keep_events),
-          .keep_bytes = static_cast<size_t>(config.watch_keep_bytes),
-          .buffer_events = static_cast<size_t>(config.watch_buffer_events)});
+      &impl->clock, domain::EventHub::Options{
+                        .keep_events = static_cast<size_t>(config.watch_keep_events),
+                        .keep_bytes = static_cast<size_t>(config.watch_keep_bytes),
+                        .buffer_events = static_cast<size_t>(config.watch_buffer_events),
+                        .shared = impl->event_log != nullptr,
+                        .since_wait = absl::Milliseconds(config.watch_since_wait_ms)});
   impl->jobs->set_events(impl->events.get());
   impl->engine->set_events(impl->events.get());
   impl->quota = std::make_unique<domain::JobQuota>(
@@ -282,6 +289,25 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
                   static_cast<int>(config.max_relayed_runs_per_identity)});
       impl->jobs->set_relay(impl->relay.get());
     }
+  }
+  if (impl->event_log != nullptr) {
+    if (impl->leases == nullptr) {
+      return absl::InternalError("store: a shared event log without shard leases");
+    }
+    domain::SharedEvents::Options event_options;
+    event_options.replica_id = impl->leases->replica_id();
+    event_options.outbox_events = static_cast<size_t>(config.event_outbox_events);
+    event_options.keep_events = config.event_log_keep_events;
+    event_options.load_events = config.watch_keep_events;
+    impl->shared_events = std::make_unique<domain::SharedEvents>(
+        impl->event_log.get(), impl->events.get(), &impl->clock, event_options);
+    impl->events->set_outbox(impl->shared_events.get());
+    impl->shared_events->set_on_remote_change(
+        [engine = impl->engine.get()](const std::string& job_id) {
+          engine->ChangedElsewhere(job_id);
+        });
+    // Before anything publishes or watches: the hub starts at the log's head.
+    RETURN_IF_ERROR(impl->shared_events->Start());
   }
   RETURN_IF_ERROR(impl->engine->Start());
   if (impl->leases != nullptr) impl->leases->Start();
@@ -375,6 +401,8 @@ void TimerServer::Shutdown(absl::Duration grace) {
   impl_->watches->Stop();
   // No RPC can record a run any more: stop firing, let in-flight writes land.
   impl_->engine->Stop();
+  // Its last events are appended (if the log can be reached) for the others.
+  if (impl_->shared_events != nullptr) impl_->shared_events->Stop();
   // Then its leases go, so other replicas take its shards at once.
   if (impl_->leases != nullptr) impl_->leases->Stop();
   impl_->store->Close();

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "store/pg_conn.h"
+#include "store/pg_event_log.h"
 #include "store/postgres_store.h"
 #include "store/postgres_token_store.h"
 #include "store/sqlite_store.h"
@@ -29,6 +30,9 @@ absl::StatusOr<Stores> OpenStores(const Config& config, const std::string& data_
       store::PostgresStore::Open(
           {.uri = config.store, .readers = config.store_readers, .timeout = timeout}));
   ASSIGN_OR_RETURN(stores.tokens, OpenPostgresTokens(config));
+  // Migrated by the store's Open above.
+  stores.events = std::make_unique<store::PgEventLog>(
+      store::PgEventLog::Options{.uri = config.store, .timeout = timeout});
   stores.description =
       absl::StrCat("PostgreSQL ", util::Escaped(store::RedactPgUri(config.store)),
                    " (schema ", store::PostgresStore::LatestSchemaVersion(), ", ",

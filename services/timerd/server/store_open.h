@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/config.h"
+#include "store/event_log.h"
 #include "store/store.h"
 #include "store/token_store.h"
 
@@ -16,6 +17,9 @@ namespace timer::server {
 struct Stores {
   std::unique_ptr<store::Store> jobs;
   std::unique_ptr<store::TokenStore> tokens;
+  // The event log the replicas share (PostgreSQL); null for SQLite, whose
+  // one process numbers its events itself.
+  std::unique_ptr<store::EventLog> events;
   // For the log: the file, or the URI without its password; and the schema.
   std::string description;
 };

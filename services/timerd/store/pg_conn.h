@@ -119,6 +119,9 @@ class PgConn {
   bool broken() const;
   // Not inside a transaction block.
   bool idle() const;
+  // libpq's connection, for what this wrapper does not cover (LISTEN's
+  // notifications: PQsocket, PQconsumeInput, PQnotifies). Owned here.
+  PGconn* native() { return conn_; }
 
  private:
   friend class PgConnector;

@@ -87,7 +87,25 @@ constexpr const char* kMigrations[] = {
         heartbeat_at timestamptz NOT NULL
       );
     )sql",
-    // 3: RunJobNow calls relayed to the replica that schedules the job
+    // 3: the shared event log (store/pg_event_log.h): a logged counter, so
+    // sequence numbers never go back, and the events themselves UNLOGGED
+    // (not in the WAL: cheap to write; emptied by a crash recovery or lost
+    // by a failover to a standby, which watchers see as a RESET).
+    R"sql(
+      CREATE TABLE event_counter (
+        one  boolean PRIMARY KEY DEFAULT true CHECK (one),
+        last bigint NOT NULL
+      );
+      INSERT INTO event_counter (last) VALUES (0);
+      CREATE UNLOGGED TABLE events (
+        seq    bigint PRIMARY KEY,
+        at_us  bigint NOT NULL,
+        origin text COLLATE "C" NOT NULL,  -- the appending replica's id
+        owner  text COLLATE "C" NOT NULL,  -- empty: a marker of lost events
+        job_id text COLLATE "C" NOT NULL,
+        body   bytea NOT NULL              -- timer.v1.JobEvent, no sequence
+      );
+    // 4: RunJobNow calls relayed to the replica that schedules the job
     // (RelayStore); rows live for a minute past their expiry.
     R"sql(
       CREATE TABLE relayed_runs (
