@@ -91,7 +91,8 @@ class ReplicaCluster {
 
   // host:port; empty before its first start.
   const std::string& address(int i) const { return replicas_[i].address; }
-  // A channel to replica `i` that reconnects quickly after a restart.
+  // A channel to replica `i` that reconnects quickly after a restart (made
+  // on first use: call from the driving thread first).
   std::shared_ptr<grpc::Channel> Channel(int i);
   std::unique_ptr<v1::TimerService::Stub> Stub(int i);
 
