@@ -333,7 +333,8 @@ class PgOutageE2eTest : public ::testing::Test {
         "pg outage (%s): PostgreSQL stopped in %.0f ms, down %.1f s, started in %.0f "
         "ms; every firing job ran again %.0f ms after it was up\n",
         crash ? "crash, -m immediate" : "stop, -m fast",
-        absl::ToDoubleMilliseconds(t_down - t_stop), absl::ToDoubleSeconds(t_start - t_down),
+        absl::ToDoubleMilliseconds(t_down - t_stop),
+        absl::ToDoubleSeconds(t_start - t_down),
         absl::ToDoubleMilliseconds(t_up - t_start),
         absl::ToDoubleMilliseconds(t_all_resumed - t_up));
     absl::MutexLock lock(&mu_);

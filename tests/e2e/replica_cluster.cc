@@ -19,7 +19,8 @@ namespace timer::testing {
 absl::StatusOr<std::unique_ptr<ReplicaCluster>> ReplicaCluster::Create(Options options) {
   const char* prefix = std::getenv("TIMER_INSTALL_PREFIX");
   if (prefix == nullptr) {
-    return absl::FailedPreconditionError("TIMER_INSTALL_PREFIX must name the install prefix");
+    return absl::FailedPreconditionError(
+        "TIMER_INSTALL_PREFIX must name the install prefix");
   }
   std::unique_ptr<ReplicaCluster> c(new ReplicaCluster());
   c->options_ = options;
@@ -42,8 +43,9 @@ absl::StatusOr<std::unique_ptr<ReplicaCluster>> ReplicaCluster::Create(Options o
     std::filesystem::create_directories(r.dir);
     std::ofstream(r.config) << "store = \"" << c->uri_ << "\"\n"
                             << "lease_ttl_ms = " << options.lease_ttl_ms << "\n"
-                            << options.extra_config << "\n[plugins.noop]\nrecord_file = \""
-                            << r.record_file << "\"\n";
+                            << options.extra_config
+                            << "\n[plugins.noop]\nrecord_file = \"" << r.record_file
+                            << "\"\n";
   }
   return c;
 }
@@ -69,8 +71,8 @@ absl::StatusOr<std::string> ReplicaCluster::IssueToken(const std::string& identi
 absl::Status ReplicaCluster::RevokeToken(const std::string& token) {
   // tmr_<id>_<secret>
   const std::string id = token.substr(4, token.find('_', 4) - 4);
-  RunResult r = Run({timerd_, "token", "revoke", id, "--data-dir", tmp_.path() + "/tokens",
-                     "--store", uri_});
+  RunResult r = Run({timerd_, "token", "revoke", id, "--data-dir",
+                     tmp_.path() + "/tokens", "--store", uri_});
   if (r.exit_code != 0) return absl::InternalError("token revoke: " + r.err);
   return absl::OkStatus();
 }
@@ -161,7 +163,8 @@ std::vector<ReplicaCluster::Record> ReplicaCluster::Records(int i) const {
     // "JOB_ID/RUN_NUMBER UNIX_MS"; a line being written may be incomplete.
     const size_t slash = line.find('/');
     const size_t space = line.find(' ');
-    if (slash == std::string::npos || space == std::string::npos || space < slash) continue;
+    if (slash == std::string::npos || space == std::string::npos || space < slash)
+      continue;
     Record rec;
     rec.job_id = line.substr(0, slash);
     if (!absl::SimpleAtoi(line.substr(slash + 1, space - slash - 1), &rec.run_number) ||

@@ -173,8 +173,7 @@ TEST(ReplicasE2eTest, EveryRunOnceAcrossKillPauseAndRejoinWithMeasuredFailover) 
   }
   ASSERT_TRUE(c.Start(1).ok());
   ASSERT_TRUE(c.Start(2).ok());
-  ASSERT_TRUE(c.WaitForBalance(absl::Seconds(15)))
-      << c.log(0) << c.log(1) << c.log(2);
+  ASSERT_TRUE(c.WaitForBalance(absl::Seconds(15))) << c.log(0) << c.log(1) << c.log(2);
   ASSERT_LT(NowMs(), t0_ms) << "setup took too long: the first slot passed";
   std::printf("replicas: 3 replicas up, %d jobs created, first slot in %lld ms\n", kJobs,
               static_cast<long long>(t0_ms - NowMs()));
@@ -213,8 +212,7 @@ TEST(ReplicasE2eTest, EveryRunOnceAcrossKillPauseAndRejoinWithMeasuredFailover) 
   SleepUntilMs(t0_ms + 27000);
   const int64_t t_restart = NowMs();
   ASSERT_TRUE(c.Start(0).ok());
-  ASSERT_TRUE(c.WaitForBalance(absl::Seconds(15)))
-      << c.log(0) << c.log(1) << c.log(2);
+  ASSERT_TRUE(c.WaitForBalance(absl::Seconds(15))) << c.log(0) << c.log(1) << c.log(2);
   const int64_t t_restart_balanced = NowMs();
   EXPECT_GT(c.HeldShards(0), 0);
   EXPECT_TRUE(c.running(1) && c.running(2));  // Never restarted.
@@ -355,9 +353,9 @@ TEST(ReplicasE2eTest, EveryRunOnceAcrossKillPauseAndRejoinWithMeasuredFailover) 
                 w.what.c_str(), static_cast<long long>(w.to_ms - w.from_ms),
                 static_cast<long long>(w.missed));
   }
-  std::printf("replicas: lateness outside windows p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
-              Percentile(lateness, 0.5), Percentile(lateness, 0.99),
-              Percentile(lateness, 1.0));
+  std::printf(
+      "replicas: lateness outside windows p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
+      Percentile(lateness, 0.5), Percentile(lateness, 0.99), Percentile(lateness, 1.0));
   std::printf("replicas: test took %.1f s\n",
               absl::ToDoubleSeconds(absl::Now() - test_start));
   for (int i = 0; i < c.size(); ++i) EXPECT_EQ(c.Stop(i), 0) << c.log(i);

@@ -183,7 +183,8 @@ TEST_F(ReplicasSharedE2eTest, TheJobLimitPerIdentityHoldsAcrossReplicas) {
       ++ok;
       ids.push_back(out.job_id());
     } else {
-      EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+          << s.error_message();
       EXPECT_NE(s.error_message().find("max_jobs_per_identity"), std::string::npos)
           << s.error_message();
     }
@@ -227,13 +228,15 @@ TEST_F(ReplicasSharedE2eTest, TheJobLimitPerIdentityHoldsAcrossReplicas) {
     if (n < 2) {
       EXPECT_TRUE(s.ok()) << n << ": " << s.error_message();
     } else {
-      EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+          << s.error_message();
     }
   }
   EXPECT_EQ(CountJobs(1, token), 5);
-  std::printf("shared: alternating replicas, %d of 12 creates accepted (limit 5); "
-              "four threads on both replicas, %d of 24 accepted\n",
-              ok, ok2.load());
+  std::printf(
+      "shared: alternating replicas, %d of 12 creates accepted (limit 5); "
+      "four threads on both replicas, %d of 24 accepted\n",
+      ok, ok2.load());
 }
 
 }  // namespace

@@ -348,9 +348,10 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
       // the slot (a late start's, its end still being written), and every
       // overlap policy would act on it now. Judged at the slot instead.
       deferred_.emplace_back(due, key);
-      std::push_heap(deferred_.begin(), deferred_.end(),
-                     [](const std::pair<absl::Time, JobKey>& a,
-                        const std::pair<absl::Time, JobKey>& b) { return a.first > b.first; });
+      std::push_heap(
+          deferred_.begin(), deferred_.end(),
+          [](const std::pair<absl::Time, JobKey>& a,
+             const std::pair<absl::Time, JobKey>& b) { return a.first > b.first; });
       WakeFor(due);
       return;
     }

@@ -288,8 +288,8 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
   std::unique_ptr<PgConn> conn;
   int64_t max_live_jobs = 0;    // Options::max_live_jobs_per_owner
   int64_t max_stored_jobs = 0;  // Options::max_stored_jobs_per_owner
-  bool dirty = false;     // The current write changed something.
-  bool poisoned = false;  // A failed write changed something: no commit.
+  bool dirty = false;           // The current write changed something.
+  bool poisoned = false;        // A failed write changed something: no commit.
 
   absl::Status Begin() override {
     poisoned = false;

@@ -273,7 +273,9 @@ TEST_F(JobQuotaUnitTest, ReservesUpToTheLimitThenIsResourceExhaustedNamingIt) {
 // create checks them in its transaction); the bytes stay counted here.
 TEST_F(JobQuotaUnitTest, JobsCountedByTheStoreAreNotCountedHereButBytesAre) {
   JobQuota quota(&store_, nullptr,
-                 {.max_jobs = 1, .max_stored_jobs = 1, .max_stored_bytes = 100,
+                 {.max_jobs = 1,
+                  .max_stored_jobs = 1,
+                  .max_stored_bytes = 100,
                   .jobs_counted_by_store = true});
   for (int i = 0; i < 3; ++i) {
     ASSERT_THAT(quota.Reserve("alice", 30), IsOk());
