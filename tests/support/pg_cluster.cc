@@ -147,8 +147,9 @@ absl::Status PgCluster::Start() {
                                      dir_, " -p ", port_, " -c max_connections=200\""));
 }
 
-absl::Status PgCluster::Stop() {
-  return Tool("pg_ctl", absl::StrCat("stop -w -m fast -D ", dir_, "/data"));
+absl::Status PgCluster::Stop(bool immediate) {
+  return Tool("pg_ctl", absl::StrCat("stop -w -m ", immediate ? "immediate" : "fast",
+                                     " -D ", dir_, "/data"));
 }
 
 absl::StatusOr<std::string> PgCluster::NewDatabase() {

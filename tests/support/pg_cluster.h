@@ -29,9 +29,11 @@ class PgCluster {
   // 127.0.0.1, user postgres, trust authentication).
   absl::StatusOr<std::string> NewDatabase();
 
-  // Stops the server (pg_ctl stop -m fast), and starts it again on the same
-  // port and data: a PostgreSQL restart as clients see it.
-  absl::Status Stop();
+  // Stops the server (pg_ctl stop -m fast; `immediate`: -m immediate, a
+  // crash: no checkpoint, its next start recovers from the WAL), and starts
+  // it again on the same port and data: a PostgreSQL restart, or a primary
+  // replaced behind the same address, as clients see it.
+  absl::Status Stop(bool immediate = false);
   absl::Status Start();
 
   int port() const { return port_; }

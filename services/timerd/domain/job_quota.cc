@@ -85,12 +85,13 @@ absl::Status JobQuota::Reserve(const std::string& owner, int64_t bytes) {
   absl::StatusOr<Count*> counted = Counted(owner);
   if (!counted.ok()) return counted.status();
   Count& c = **counted;
-  if (c.live + c.pending_jobs >= limits_.max_jobs) {
+  if (!limits_.jobs_counted_by_store && c.live + c.pending_jobs >= limits_.max_jobs) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "max_jobs_per_identity: ", owner, " already has ", c.live,
         " jobs, the most allowed is ", limits_.max_jobs, "; delete some first"));
   }
-  if (c.stored + c.pending_jobs >= limits_.max_stored_jobs) {
+  if (!limits_.jobs_counted_by_store &&
+      c.stored + c.pending_jobs >= limits_.max_stored_jobs) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "max_stored_jobs_per_identity: ", owner, " keeps ", c.stored,
         " jobs, deleted ones included until they are purged; the most allowed is ",

@@ -87,6 +87,13 @@ class JobQuota {
     int64_t write_burst = 1;
     double run_now_rate = 0;
     int64_t run_now_burst = 1;
+    // The store checks max_jobs and max_stored_jobs in each create's
+    // transaction (a store several replicas share: a count kept in one
+    // process sees only that process's creates and deletes, so it lets an
+    // owner alternating replicas past the limit, and refuses a create after
+    // deletes made through another replica). Reserve then checks only the
+    // bytes, which stay counted per process.
+    bool jobs_counted_by_store = false;
   };
 
   // All limits; `clock` may be null when no rate is limited.

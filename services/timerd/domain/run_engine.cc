@@ -91,6 +91,7 @@ void RunEngine::Stop() {
     absl::MutexLock lock(&mu_);
     if (stopping_ && workers_ == nullptr) return;
     stopping_ = true;
+    deferred_.clear();
   }
   if (thread_.joinable()) thread_.join();
   // Runs already recorded for a slot within the lookahead still start at
@@ -158,6 +159,8 @@ void RunEngine::Loop() {
         next = polls_.front().at;
       if (!starts_.empty() && (!next || starts_.front().at < *next))
         next = starts_.front().at;
+      if (!deferred_.empty() && (!next || deferred_.front().first < *next))
+        next = deferred_.front().first;
       const absl::Time now = clock_->Now();
       // Ticks are at least `resolution` apart: due work is taken in batches
       // rather than one wakeup per run.
@@ -217,6 +220,18 @@ int RunEngine::Tick() {
     const auto start_later = [](const PendingStart& a, const PendingStart& b) {
       return a.at > b.at;
     };
+    const auto due_later = [](const std::pair<absl::Time, JobKey>& a,
+                              const std::pair<absl::Time, JobKey>& b) {
+      return a.first > b.first;
+    };
+    while (!deferred_.empty() && deferred_.front().first <= now) {
+      std::pop_heap(deferred_.begin(), deferred_.end(), due_later);
+      const auto [at, key] = deferred_.back();
+      deferred_.pop_back();
+      // A shard lost or draining meanwhile: its next holder fires the job.
+      if (leases_ != nullptr && !firing_.test(store::ShardOf(key.ToString()))) continue;
+      due.emplace_back(key, at);
+    }
     while (!starts_.empty() && starts_.front().at <= now) {
       std::pop_heap(starts_.begin(), starts_.end(), start_later);
       ready.emplace_back(std::move(starts_.back()), BeginWorkLocked());
@@ -327,6 +342,18 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
     if (it != runs_.end()) {
       active = it->second.active;
       has_buffered = it->second.buffered != nullptr;
+    }
+    if (active > 0 && due > now) {
+      // Ahead of its slot with a run active: that run may well end before
+      // the slot (a late start's, its end still being written), and every
+      // overlap policy would act on it now. Judged at the slot instead.
+      deferred_.emplace_back(due, key);
+      std::push_heap(
+          deferred_.begin(), deferred_.end(),
+          [](const std::pair<absl::Time, JobKey>& a,
+             const std::pair<absl::Time, JobKey>& b) { return a.first > b.first; });
+      WakeFor(due);
+      return;
     }
   }
   // What the mutation decided, for the commit callback.

@@ -335,6 +335,10 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
   store::ShardSet firing_ ABSL_GUARDED_BY(mu_);
   std::vector<Poll> polls_ ABSL_GUARDED_BY(mu_);           // Min-heap on `at`.
   std::vector<PendingStart> starts_ ABSL_GUARDED_BY(mu_);  // Min-heap on `at`.
+  // Fires that came up ahead of their slot (the lookahead) while a run of
+  // their job was active: fired again at the slot itself, so the overlap
+  // policy judges the runs active then. Min-heap on the due time.
+  std::vector<std::pair<absl::Time, JobKey>> deferred_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, JobRuns> runs_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Lane> lanes_ ABSL_GUARDED_BY(mu_);
   int active_runs_ ABSL_GUARDED_BY(mu_) = 0;

@@ -96,13 +96,15 @@ absl::Status ShardLeases::Renew() {
     --held;
   }
   if (draining_.any() && listener_ != nullptr) listener_->ShardsDraining(draining_);
-  if (!lost.none() || !gained.empty() || draining_.any()) {
+  // A release counts as a change: without it the last line an operator saw
+  // still showed the released shards held.
+  if (!lost.none() || !gained.empty() || draining_.any() || released.any()) {
     spdlog::info(
-        "shard leases: replica {} ({}) holds {} shards ({} gained, {} lost, {} to "
-        "release) of {} live replicas",
+        "shard leases: replica {} ({}) holds {} shards ({} gained, {} lost, {} released, "
+        "{} to release) of {} live replicas",
         util::Escaped(options_.replica_id), util::Escaped(options_.host),
-        grant->held.size(), gained.size(), lost.count(), draining_.count(),
-        grant->live_replicas);
+        grant->held.size(), gained.size(), lost.count(), released.count(),
+        draining_.count(), grant->live_replicas);
   }
   if (listener_ != nullptr) listener_->LeasesRenewed();
   return absl::OkStatus();

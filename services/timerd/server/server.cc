@@ -264,7 +264,9 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
           .write_rate = static_cast<double>(config.write_rate_per_identity),
           .write_burst = config.write_burst_per_identity,
           .run_now_rate = static_cast<double>(config.run_now_rate_per_identity),
-          .run_now_burst = config.run_now_burst_per_identity});
+          .run_now_burst = config.run_now_burst_per_identity,
+          // PostgreSQL (store_open.cc): checked in each create's transaction.
+          .jobs_counted_by_store = !config.store.empty()});
   impl->jobs->set_quota(impl->quota.get());
   impl->engine->set_quota(impl->quota.get());
   impl->jobs->set_list_page_bytes(static_cast<size_t>(config.max_list_page_bytes));

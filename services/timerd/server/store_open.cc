@@ -28,7 +28,11 @@ absl::StatusOr<Stores> OpenStores(const Config& config, const std::string& data_
   ASSIGN_OR_RETURN(
       stores.jobs,
       store::PostgresStore::Open(
-          {.uri = config.store, .readers = config.store_readers, .timeout = timeout}));
+          {.uri = config.store,
+           .readers = config.store_readers,
+           .timeout = timeout,
+           .max_live_jobs_per_owner = config.max_jobs_per_identity,
+           .max_stored_jobs_per_owner = config.max_stored_jobs_per_identity}));
   ASSIGN_OR_RETURN(stores.tokens, OpenPostgresTokens(config));
   // Migrated by the store's Open above.
   stores.events = std::make_unique<store::PgEventLog>(

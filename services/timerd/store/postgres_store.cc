@@ -148,6 +148,18 @@ constexpr PgStatement kUpdateJob = {
     "UPDATE jobs SET deleted = $2::boolean, delete_us = $3::bigint, status = "
     "$4::integer, next_run_us = $5::bigint, version = $6::bigint, job = $7::bytea "
     "WHERE job_id = $1::text"};
+// The per-owner job limits (Options::max_live_jobs_per_owner): a create
+// takes its owner's lock for the rest of its transaction, without waiting
+// (another replica's writer holding it fails the create UNAVAILABLE: a
+// wait could deadlock two writers' batches), then counts the owner's jobs.
+// Class 0x74696d72 ("timr"), apart from the migrations' lock.
+constexpr PgStatement kLockOwner = {
+    "lock_owner",
+    "SELECT pg_try_advisory_xact_lock(1953066354, hashtext($1::text))::integer"};
+constexpr PgStatement kOwnerCounts = {
+    "owner_counts",
+    "SELECT (SELECT count(*) FROM jobs WHERE owner = $1::text AND NOT deleted), "
+    "(SELECT count(*) FROM jobs WHERE owner = $1::text)"};
 constexpr PgStatement kFindRequest = {
     "find_request",
     "SELECT fingerprint, job_id FROM request_ids WHERE owner = $1::text AND "
@@ -274,8 +286,10 @@ PgParam OptionalMicros(std::optional<int64_t> us) {
 struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
   PgConnector* connector = nullptr;
   std::unique_ptr<PgConn> conn;
-  bool dirty = false;     // The current write changed something.
-  bool poisoned = false;  // A failed write changed something: no commit.
+  int64_t max_live_jobs = 0;    // Options::max_live_jobs_per_owner
+  int64_t max_stored_jobs = 0;  // Options::max_stored_jobs_per_owner
+  bool dirty = false;           // The current write changed something.
+  bool poisoned = false;        // A failed write changed something: no commit.
 
   absl::Status Begin() override {
     poisoned = false;
@@ -358,6 +372,33 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
     return absl::OkStatus();
   }
 
+  // The owner's job limits, counted in this transaction under the owner's
+  // lock, so creates through every replica add up to at most the limit.
+  // Changes nothing.
+  absl::Status CheckOwnerLimits(const std::string& owner) {
+    if (max_live_jobs <= 0 && max_stored_jobs <= 0) return absl::OkStatus();
+    ASSIGN_OR_RETURN(PgResult locked, conn->Run(kLockOwner, {owner}));
+    if (locked.Int(0, 0) != 1) {
+      return absl::UnavailableError(
+          "store: another replica is creating a job of this owner right now; retry");
+    }
+    ASSIGN_OR_RETURN(PgResult counts, conn->Run(kOwnerCounts, {owner}));
+    const int64_t live = counts.Int(0, 0);
+    const int64_t stored = counts.Int(0, 1);
+    if (max_live_jobs > 0 && live >= max_live_jobs) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "max_jobs_per_identity: ", owner, " already has ", live,
+          " jobs, the most allowed is ", max_live_jobs, "; delete some first"));
+    }
+    if (max_stored_jobs > 0 && stored >= max_stored_jobs) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "max_stored_jobs_per_identity: ", owner, " keeps ", stored,
+          " jobs, deleted ones included until they are purged; the most allowed is ",
+          max_stored_jobs));
+    }
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<v1::Job> Create(v1::Job& job, const std::string& request_id,
                                  const std::string& fingerprint) {
     const int64_t create_us = ToMicros(job.create_time());
@@ -376,6 +417,9 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
         }
         return JobFromRows(rows, existing);
       }
+    }
+    RETURN_IF_ERROR(CheckOwnerLimits(job.owner()));
+    if (!request_id.empty()) {
       ASSIGN_OR_RETURN(PgResult added,
                        Write(kInsertRequest, {job.owner(), request_id, fingerprint,
                                               job.job_id(), create_us}));
@@ -504,6 +548,8 @@ absl::Status PostgresStore::Init() {
   }
   writer_ = std::make_unique<Writer>();
   writer_->connector = &connector_;
+  writer_->max_live_jobs = options_.max_live_jobs_per_owner;
+  writer_->max_stored_jobs = options_.max_stored_jobs_per_owner;
   group_ = std::make_unique<GroupCommitWriter>(writer_.get(),
                                                GroupCommitWriter::Options{
                                                    .max_batch = options_.max_batch,

@@ -62,6 +62,13 @@ class PostgresStore final : public Store, public LeaseStore, public RelayStore {
     absl::Duration timeout = absl::Seconds(5);
     // After a failed connect, calls fail at once for this long.
     absl::Duration retry_after = absl::Milliseconds(200);
+    // Per-owner bounds on jobs, live and kept (max_jobs_per_identity and
+    // max_stored_jobs_per_identity; 0: none), checked by a create in its
+    // own transaction: replicas each count only what they write, so the
+    // bound on what an owner keeps in total is the database's. A create
+    // over one fails RESOURCE_EXHAUSTED naming it.
+    int64_t max_live_jobs_per_owner = 0;
+    int64_t max_stored_jobs_per_owner = 0;
     // Group commit, as SqliteStore::Options.
     int max_batch = 1024;
     absl::Duration max_gather = absl::Milliseconds(2);

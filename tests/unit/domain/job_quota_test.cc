@@ -269,6 +269,23 @@ TEST_F(JobQuotaUnitTest, ReservesUpToTheLimitThenIsResourceExhaustedNamingIt) {
                      HasSubstr("already has 2 jobs"), HasSubstr("most allowed is 2"))));
 }
 
+// On a store several replicas share, the job counts are the store's (each
+// create checks them in its transaction); the bytes stay counted here.
+TEST_F(JobQuotaUnitTest, JobsCountedByTheStoreAreNotCountedHereButBytesAre) {
+  JobQuota quota(&store_, nullptr,
+                 {.max_jobs = 1,
+                  .max_stored_jobs = 1,
+                  .max_stored_bytes = 100,
+                  .jobs_counted_by_store = true});
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_THAT(quota.Reserve("alice", 30), IsOk());
+    quota.Release("alice", /*created=*/true, 30);
+  }
+  EXPECT_THAT(quota.Reserve("alice", 30),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("max_stored_bytes_per_identity")));
+}
+
 TEST_F(JobQuotaUnitTest, OpenReservationsCountAgainstTheLimit) {
   // Two creates still committing: a third must not overshoot.
   JobQuota quota(&store_, 2);

@@ -229,6 +229,42 @@ TEST_F(RunEngineTest, SkipOverlapRecordsSkippedWhileARunIsActive) {
   EXPECT_EQ(fake_.starts().size(), 2u);
 }
 
+// A run that started late (after a takeover or a busy moment) and ended
+// before the next slot must not make that slot SKIPPED: the next fire comes
+// up `lookahead` ahead of its slot, when the late run may still be active,
+// so with a run active the overlap policy is applied at the slot itself.
+// Seen with three replicas: the first fire after a takeover is late, and
+// the slot after it was skipped for "the previous run is still active".
+TEST_F(RunEngineTest, ARunActiveAheadOfTheNextSlotButEndedByItDoesNotSkipIt) {
+  fake_.set_instant(false);
+  StartEngine([](RunEngine::Options& o) {
+    o.lookahead = absl::Milliseconds(500);
+    o.poll_min = absl::Milliseconds(100);
+    o.poll_max = absl::Milliseconds(100);
+  });
+  v1::Job job = Create(1);
+  At(Slot(0, 1) + absl::Milliseconds(700));  // Slot 0 starts 700 ms late.
+  ASSERT_EQ(fake_.starts().size(), 1u);
+  At(Slot(1, 1) - absl::Milliseconds(250));  // Slot 1 within the lookahead.
+  fake_.EndAll(State::kSucceeded);
+  At(Slot(1, 1) - absl::Milliseconds(100));  // The poll learns it ended.
+  At(Slot(1, 1));
+  std::vector<v1::JobResult> results = AllResults(job.job_id());
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[1].status(), v1::JobResult::SUCCEEDED);
+  EXPECT_NE(results[0].status(), v1::JobResult::SKIPPED) << results[0].error();
+  EXPECT_EQ(FromProto(results[0].scheduled_time()), Slot(1, 1));
+  EXPECT_EQ(fake_.starts().size(), 2u);
+  EXPECT_EQ(Get(job.job_id()).n_skipped(), 0);
+
+  // A run still active at the slot itself is still skipped (SKIP).
+  At(Slot(2, 1));
+  results = AllResults(job.job_id());
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[0].status(), v1::JobResult::SKIPPED);
+  EXPECT_THAT(results[0].error(), ::testing::HasSubstr("still active"));
+}
+
 TEST_F(RunEngineTest, AllowOverlapRunsUpToMaxConcurrent) {
   fake_.set_instant(false);
   StartEngine();

@@ -251,6 +251,48 @@ TEST(PostgresStoreTest, AWriteBlockedPastTheTimeoutFailsUnavailableAndOthersGoOn
   EXPECT_THAT(Update(**store, "alice", job.job_id(), Rename("free")), IsOk());
 }
 
+// Two stores on one database are two replicas. Each used to bound an
+// owner's jobs by its own count (domain/job_quota.h), so an owner
+// alternating replicas kept twice the limit; the bound is now checked in
+// each create's transaction, against what the database holds.
+TEST(PostgresStoreTest, AnOwnersJobLimitsHoldAcrossStoresOnOneDatabase) {
+  const std::string uri = NewDatabase();
+  const PostgresStore::Options options{
+      .uri = uri, .max_live_jobs_per_owner = 3, .max_stored_jobs_per_owner = 4};
+  absl::StatusOr<std::unique_ptr<PostgresStore>> a = PostgresStore::Open(options);
+  absl::StatusOr<std::unique_ptr<PostgresStore>> b = PostgresStore::Open(options);
+  ASSERT_THAT(a, IsOk());
+  ASSERT_THAT(b, IsOk());
+  std::vector<std::string> ids;
+  for (int n = 0; n < 8; ++n) {
+    const v1::Job job = MakeJob("mallory");
+    absl::StatusOr<v1::Job> r = Create(n % 2 == 0 ? **a : **b, job);
+    if (r.ok()) {
+      ids.push_back(job.job_id());
+    } else {
+      EXPECT_THAT(r, StatusIs(absl::StatusCode::kResourceExhausted));
+      EXPECT_THAT(r.status().message(), HasSubstr("max_jobs_per_identity"));
+    }
+  }
+  EXPECT_EQ(ids.size(), 3u);
+  EXPECT_THAT(Create(**b, MakeJob("alice")), IsOk());  // Another owner's room.
+  // A create retried with its request id at the limit returns its job.
+  const v1::Job retried = MakeJob("alice");
+  ASSERT_THAT(Create(**a, retried, "req-1", "fp"), IsOk());
+  ASSERT_THAT(Create(**a, MakeJob("alice")), IsOk());  // Alice's third: the limit.
+  absl::StatusOr<v1::Job> again = Create(**b, retried, "req-1", "fp");
+  ASSERT_THAT(again, IsOk());
+  EXPECT_EQ(again->job_id(), retried.job_id());
+  // A delete through one store makes room through the other; a deleted job
+  // is still kept (max_stored_jobs) until it is purged.
+  ASSERT_THAT(Update(**b, "mallory", ids[0], SetStatus(v1::Job::DELETED)), IsOk());
+  EXPECT_THAT(Create(**a, MakeJob("mallory")), IsOk());  // 3 live, 4 kept.
+  ASSERT_THAT(Update(**a, "mallory", ids[1], SetStatus(v1::Job::DELETED)), IsOk());
+  absl::StatusOr<v1::Job> full = Create(**b, MakeJob("mallory"));
+  EXPECT_THAT(full, StatusIs(absl::StatusCode::kResourceExhausted));
+  EXPECT_THAT(full.status().message(), HasSubstr("max_stored_jobs_per_identity"));
+}
+
 TEST(RedactPgUriTest, DropsThePasswordAndKeepsTheRest) {
   EXPECT_EQ(RedactPgUri("postgres://u:secret@db.example:5432/timer?sslmode=verify-full"),
             "postgres://u@db.example:5432/timer?sslmode=verify-full");
