@@ -4,6 +4,8 @@
 #include <optional>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "store/pg_schema.h"
@@ -116,8 +118,20 @@ constexpr PgStatement kScanDue = {
     "scan_due",
     "SELECT job_id, next_run_us FROM jobs WHERE next_run_us IS NOT NULL AND "
     "job_id > $1::text ORDER BY job_id LIMIT $2::bigint"};
+// One shard's due jobs after (next_run_us $2, job_id $3), at most $4: an
+// index range of jobs_due (shard, next_run_us).
+constexpr PgStatement kScanDueShard = {
+    "scan_due_shard",
+    "SELECT job_id, next_run_us FROM jobs WHERE shard = $1::integer AND "
+    "next_run_us IS NOT NULL AND (next_run_us, job_id) > ($2::bigint, $3::text) "
+    "ORDER BY next_run_us, job_id LIMIT $4::bigint"};
 constexpr PgStatement kOpenResults = {
     "open_results", "SELECT job_id, result FROM results WHERE status IN (1, 2)"};
+// The open results (results_open: few rows) of the jobs in shards $1.
+constexpr PgStatement kOpenResultsInShards = {
+    "open_results_in_shards",
+    "SELECT r.job_id, r.result FROM results r JOIN jobs j ON j.job_id = r.job_id "
+    "WHERE r.status IN (1, 2) AND j.shard = ANY($1::integer[])"};
 constexpr PgStatement kCount = {
     "count_jobs",
     "SELECT count(*) FILTER (WHERE NOT deleted), count(*), "
@@ -125,6 +139,43 @@ constexpr PgStatement kCount = {
 constexpr PgStatement kJobIdsAfter = {
     "job_ids_after",
     "SELECT job_id FROM jobs WHERE job_id > $1::text ORDER BY job_id LIMIT $2::bigint"};
+
+// The writer's multi-row statements, one each per group of deferred fires
+// and results (Writer::Flush); arrays in binary (PgArray).
+// The lease rows of shards $1 that holder $2 holds now, locked as kCheckFence.
+constexpr PgStatement kCheckFences = {
+    "check_fences",
+    "SELECT shard, epoch FROM shard_leases WHERE shard = ANY($1::integer[]) AND "
+    "holder = $2::text AND expires_at > clock_timestamp() ORDER BY shard "
+    "FOR KEY SHARE"};
+// Locked in job_id order, as every multi-row lock of the writer.
+constexpr PgStatement kLockJobs = {
+    "lock_jobs",
+    "SELECT job_id, version, job FROM jobs WHERE job_id = ANY($1::text[]) "
+    "ORDER BY job_id FOR UPDATE"};
+constexpr PgStatement kPutResults = {
+    "put_results",
+    "INSERT INTO results (job_id, run_number, status, end_us, result) SELECT * FROM "
+    "unnest($1::text[], $2::bigint[], $3::integer[], $4::bigint[], $5::bytea[]) "
+    "ON CONFLICT (job_id, run_number) DO UPDATE SET status = EXCLUDED.status, "
+    "end_us = EXCLUDED.end_us, result = EXCLUDED.result"};
+// kPutResults of the jobs that exist (distinct job ids); returns the job ids
+// written.
+constexpr PgStatement kPutResultsChecked = {
+    "put_results_checked",
+    "INSERT INTO results (job_id, run_number, status, end_us, result) SELECT u.* FROM "
+    "unnest($1::text[], $2::bigint[], $3::integer[], $4::bigint[], $5::bytea[]) AS "
+    "u(job_id, run_number, status, end_us, result) WHERE EXISTS (SELECT 1 FROM jobs "
+    "WHERE jobs.job_id = u.job_id FOR KEY SHARE) ON CONFLICT (job_id, run_number) DO "
+    "UPDATE SET status = EXCLUDED.status, end_us = EXCLUDED.end_us, result = "
+    "EXCLUDED.result RETURNING job_id"};
+constexpr PgStatement kUpdateJobs = {
+    "update_jobs",
+    "UPDATE jobs j SET deleted = u.deleted, delete_us = u.delete_us, status = "
+    "u.status, next_run_us = u.next_run_us, version = u.version, job = u.job FROM "
+    "unnest($1::text[], $2::boolean[], $3::bigint[], $4::integer[], $5::bigint[], "
+    "$6::bigint[], $7::bytea[]) AS u(job_id, deleted, delete_us, status, next_run_us, "
+    "version, job) WHERE j.job_id = u.job_id"};
 
 // The writer's.
 constexpr PgStatement kLockJob = {
@@ -160,14 +211,6 @@ constexpr PgStatement kPutResult = {
     "put_result",
     "INSERT INTO results (job_id, run_number, status, end_us, result) VALUES "
     "($1::text, $2::bigint, $3::integer, $4::bigint, $5::bytea) "
-    "ON CONFLICT (job_id, run_number) DO UPDATE SET status = EXCLUDED.status, "
-    "end_us = EXCLUDED.end_us, result = EXCLUDED.result"};
-// kPutResult, only when the job exists (no row changed: NOT_FOUND).
-constexpr PgStatement kPutResultChecked = {
-    "put_result_checked",
-    "INSERT INTO results (job_id, run_number, status, end_us, result) SELECT "
-    "$1::text, $2::bigint, $3::integer, $4::bigint, $5::bytea WHERE EXISTS ("
-    "SELECT 1 FROM jobs WHERE job_id = $1::text FOR KEY SHARE) "
     "ON CONFLICT (job_id, run_number) DO UPDATE SET status = EXCLUDED.status, "
     "end_us = EXCLUDED.end_us, result = EXCLUDED.result"};
 constexpr PgStatement kFindRunRequest = {
@@ -272,13 +315,36 @@ PgParam OptionalMicros(std::optional<int64_t> us) {
 // The writer connection and the transaction the group-commit writer drives
 // through it (see the header on failed writes). Writer thread only.
 struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
+  // The run engine's writes (a fire's WriteJobState, a run's WriteResult)
+  // are deferred: queued here by their operation, which returns at once,
+  // and applied together by Flush in a few multi-row statements (a round
+  // trip and a statement per group instead of four per fire). Their
+  // callbacks take the outcome from here. A group holds at most one
+  // write per job, and any other write flushes the group first, so writes
+  // take effect in the order they were submitted.
+  struct DeferredFire {
+    std::string job_id;
+    std::optional<Fence> fence;
+    JobRunMutation mutate;
+    absl::StatusOr<v1::Job> outcome = absl::UnknownError("store: write not applied");
+  };
+  struct DeferredResult {
+    std::string job_id;
+    v1::JobResult result;
+    absl::Status outcome = absl::UnknownError("store: write not applied");
+  };
+
   PgConnector* connector = nullptr;
   std::unique_ptr<PgConn> conn;
   bool dirty = false;     // The current write changed something.
   bool poisoned = false;  // A failed write changed something: no commit.
+  std::vector<std::shared_ptr<DeferredFire>> fires;
+  std::vector<std::shared_ptr<DeferredResult>> results;
+  absl::flat_hash_set<std::string> deferred_jobs;  // Of fires and results.
 
   absl::Status Begin() override {
     poisoned = false;
+    DropDeferred();
     for (int attempt = 0;; ++attempt) {
       if (conn == nullptr || conn->broken()) {
         conn.reset();
@@ -299,6 +365,7 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
   }
   void ReleaseSavepoint() override {}
   absl::Status Commit() override {
+    Flush().IgnoreError();  // A failure poisons the batch.
     if (poisoned) {
       return absl::UnavailableError(
           "store: a write failed after changing rows; its batch was rolled back");
@@ -306,6 +373,7 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
     return conn->Commit();
   }
   void Rollback() override {
+    DropDeferred();
     if (conn != nullptr && !conn->broken()) {
       if (!conn->Exec("ROLLBACK").ok()) conn.reset();
     }
@@ -316,6 +384,221 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
                                  const std::vector<PgParam>& params) {
     dirty = true;
     return conn->Run(stmt, params);
+  }
+
+  void Defer(std::shared_ptr<DeferredFire> fire) {
+    if (!deferred_jobs.insert(fire->job_id).second) {
+      Flush().IgnoreError();
+      deferred_jobs.insert(fire->job_id);
+    }
+    fires.push_back(std::move(fire));
+  }
+  void Defer(std::shared_ptr<DeferredResult> result) {
+    if (!deferred_jobs.insert(result->job_id).second) {
+      Flush().IgnoreError();
+      deferred_jobs.insert(result->job_id);
+    }
+    results.push_back(std::move(result));
+  }
+  void DropDeferred() {
+    fires.clear();
+    results.clear();
+    deferred_jobs.clear();
+  }
+
+  // Applies the deferred writes: every check (fences, jobs found,
+  // mutations) before any change, then one statement per kind of change.
+  // An SQL error fails the whole batch (poisoned); a write refused by its
+  // checks gets its error and changes nothing. UNAVAILABLE once the batch
+  // is poisoned (the caller's own write cannot commit either).
+  absl::Status Flush() {
+    if (!fires.empty() || !results.empty()) {
+      absl::Status s = FlushFires();
+      if (s.ok()) s = FlushResults();
+      if (!s.ok()) {
+        poisoned = true;
+        for (auto& f : fires) f->outcome = s;
+        for (auto& r : results) r->outcome = s;
+      }
+      DropDeferred();
+    }
+    if (poisoned) {
+      return absl::UnavailableError(
+          "store: a write failed after changing rows; its batch was rolled back");
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status FlushFires() {
+    if (fires.empty()) return absl::OkStatus();
+    // Fences, by holder (one, normally: this replica).
+    absl::flat_hash_map<std::string, std::vector<int>> shards_of;
+    for (auto& f : fires) {
+      if (!f->fence) continue;
+      if (f->fence->shard < 0 || f->fence->shard >= kShards) {
+        f->outcome =
+            absl::InvalidArgumentError(absl::StrCat("fence: no shard ", f->fence->shard));
+        continue;
+      }
+      shards_of[f->fence->holder].push_back(f->fence->shard);
+    }
+    // holder -> shard -> epoch, for the leases held now.
+    absl::flat_hash_map<std::string, absl::flat_hash_map<int, int64_t>> held;
+    for (auto& [holder, shards] : shards_of) {
+      std::sort(shards.begin(), shards.end());
+      shards.erase(std::unique(shards.begin(), shards.end()), shards.end());
+      PgArray array(PgArray::kInt4);
+      for (int shard : shards) array.AddInt32(shard);
+      ASSIGN_OR_RETURN(PgResult rows,
+                       conn->Run(kCheckFences, {PgParam::Bytes(array.bytes()), holder}));
+      auto& epochs = held[holder];
+      for (int i = 0; i < rows.rows(); ++i) {
+        epochs[static_cast<int>(rows.Int(i, 0))] = rows.Int(i, 1);
+      }
+    }
+    std::vector<DeferredFire*> live;
+    PgArray ids(PgArray::kText);
+    for (auto& f : fires) {
+      if (f->fence) {
+        if (f->fence->shard < 0 || f->fence->shard >= kShards) continue;  // Refused.
+        bool holds = false;
+        if (auto h = held.find(f->fence->holder); h != held.end()) {
+          auto e = h->second.find(f->fence->shard);
+          holds = e != h->second.end() && e->second == f->fence->epoch;
+        }
+        if (!holds) {
+          f->outcome = absl::FailedPreconditionError(
+              absl::StrCat("fence: this replica no longer holds shard ", f->fence->shard,
+                           " at epoch ", f->fence->epoch));
+          continue;
+        }
+      }
+      live.push_back(f.get());
+      ids.Add(f->job_id);
+    }
+    if (live.empty()) return absl::OkStatus();
+    ASSIGN_OR_RETURN(PgResult rows, conn->Run(kLockJobs, {PgParam::Bytes(ids.bytes())}));
+    absl::flat_hash_map<absl::string_view, int> row_of;
+    for (int i = 0; i < rows.rows(); ++i) row_of[rows.Bytes(i, 0)] = i;
+    // Checked and mutated, in memory: nothing is written before all are.
+    PgArray r_job(PgArray::kText), r_run(PgArray::kInt8), r_status(PgArray::kInt4),
+        r_end(PgArray::kInt8), r_bytes(PgArray::kBytea);
+    PgArray j_id(PgArray::kText), j_deleted(PgArray::kBool), j_delete_us(PgArray::kInt8),
+        j_status(PgArray::kInt4), j_next(PgArray::kInt8), j_version(PgArray::kInt8),
+        j_bytes(PgArray::kBytea);
+    std::string blob;
+    for (DeferredFire* f : live) {
+      auto row = row_of.find(f->job_id);
+      if (row == row_of.end()) {
+        f->outcome = absl::NotFoundError(absl::StrCat("job ", f->job_id, " not found"));
+        continue;
+      }
+      const int64_t version = rows.Int(row->second, 1);
+      absl::StatusOr<v1::Job> job = DecodeJob(rows.Bytes(row->second, 2), version);
+      if (!job.ok()) {
+        f->outcome = job.status();
+        continue;
+      }
+      std::vector<v1::JobResult> table;
+      if (absl::Status m = f->mutate(*job, table); !m.ok()) {
+        f->outcome = m;
+        continue;
+      }
+      // One row per run number (the last written wins, as one upsert each
+      // would): a statement may not change a row twice.
+      for (size_t i = 0; i < table.size(); ++i) {
+        const v1::JobResult& r = table[i];
+        bool later = false;
+        for (size_t k = i + 1; k < table.size(); ++k) {
+          later = later || table[k].run_number() == r.run_number();
+        }
+        if (later) continue;
+        r_job.Add(f->job_id);
+        r_run.AddInt64(r.run_number());
+        r_status.AddInt32(static_cast<int32_t>(r.status()));
+        if (r.has_end_time()) {
+          r_end.AddInt64(ToMicros(r.end_time()));
+        } else {
+          r_end.AddNull();
+        }
+        blob.clear();
+        r.SerializeToString(&blob);
+        r_bytes.Add(blob);
+      }
+      const bool deleted = job->status() == v1::Job::DELETED;
+      j_id.Add(f->job_id);
+      j_deleted.AddBool(deleted);
+      if (deleted) {
+        j_delete_us.AddInt64(DeleteMicros(*job));
+      } else {
+        j_delete_us.AddNull();
+      }
+      j_status.AddInt32(static_cast<int32_t>(job->status()));
+      if (job->has_next_run()) {
+        j_next.AddInt64(ToMicros(job->next_run()));
+      } else {
+        j_next.AddNull();
+      }
+      j_version.AddInt64(version + 1);
+      j_bytes.Add(EncodeJob(*job));
+      job->set_etag(absl::StrCat(version + 1));
+      job->clear_results();
+      f->outcome = *std::move(job);
+    }
+    if (r_job.size() > 0) {
+      RETURN_IF_ERROR(
+          conn->Run(kPutResults,
+                    {PgParam::Bytes(r_job.bytes()), PgParam::Bytes(r_run.bytes()),
+                     PgParam::Bytes(r_status.bytes()), PgParam::Bytes(r_end.bytes()),
+                     PgParam::Bytes(r_bytes.bytes())})
+              .status());
+    }
+    if (j_id.size() > 0) {
+      RETURN_IF_ERROR(
+          conn->Run(kUpdateJobs,
+                    {PgParam::Bytes(j_id.bytes()), PgParam::Bytes(j_deleted.bytes()),
+                     PgParam::Bytes(j_delete_us.bytes()),
+                     PgParam::Bytes(j_status.bytes()), PgParam::Bytes(j_next.bytes()),
+                     PgParam::Bytes(j_version.bytes()), PgParam::Bytes(j_bytes.bytes())})
+              .status());
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status FlushResults() {
+    if (results.empty()) return absl::OkStatus();
+    PgArray r_job(PgArray::kText), r_run(PgArray::kInt8), r_status(PgArray::kInt4),
+        r_end(PgArray::kInt8), r_bytes(PgArray::kBytea);
+    std::string blob;
+    for (auto& d : results) {
+      const v1::JobResult& r = d->result;
+      r_job.Add(d->job_id);
+      r_run.AddInt64(r.run_number());
+      r_status.AddInt32(static_cast<int32_t>(r.status()));
+      if (r.has_end_time()) {
+        r_end.AddInt64(ToMicros(r.end_time()));
+      } else {
+        r_end.AddNull();
+      }
+      blob.clear();
+      r.SerializeToString(&blob);
+      r_bytes.Add(blob);
+    }
+    ASSIGN_OR_RETURN(
+        PgResult written,
+        conn->Run(kPutResultsChecked,
+                  {PgParam::Bytes(r_job.bytes()), PgParam::Bytes(r_run.bytes()),
+                   PgParam::Bytes(r_status.bytes()), PgParam::Bytes(r_end.bytes()),
+                   PgParam::Bytes(r_bytes.bytes())}));
+    absl::flat_hash_set<absl::string_view> found;
+    for (int i = 0; i < written.rows(); ++i) found.insert(written.Bytes(i, 0));
+    for (auto& d : results) {
+      d->outcome =
+          found.contains(d->job_id)
+              ? absl::OkStatus()
+              : absl::NotFoundError(absl::StrCat("job ", d->job_id, " not found"));
+    }
+    return absl::OkStatus();
   }
 
   // FAILED_PRECONDITION unless `fence` holds now; the lease row stays
@@ -561,7 +844,8 @@ void PostgresStore::CreateJob(v1::Job job, std::string request_id,
                               std::string fingerprint, JobCallback done) {
   group_->Submit<v1::Job>(
       [w = writer_.get(), job = std::move(job), request_id = std::move(request_id),
-       fingerprint = std::move(fingerprint)]() mutable {
+       fingerprint = std::move(fingerprint)]() mutable -> absl::StatusOr<v1::Job> {
+        RETURN_IF_ERROR(w->Flush());
         return w->Create(job, request_id, fingerprint);
       },
       std::move(done));
@@ -571,7 +855,9 @@ void PostgresStore::WriteJob(std::string owner, std::string job_id, JobRunMutati
                              JobCallback done) {
   group_->Submit<v1::Job>(
       [w = writer_.get(), owner = std::optional<std::string>(std::move(owner)),
-       job_id = std::move(job_id), mutate = std::move(mutate)]() mutable {
+       job_id = std::move(job_id),
+       mutate = std::move(mutate)]() mutable -> absl::StatusOr<v1::Job> {
+        RETURN_IF_ERROR(w->Flush());
         return w->Update(owner, job_id, mutate, /*with_results=*/true);
       },
       std::move(done));
@@ -579,29 +865,37 @@ void PostgresStore::WriteJob(std::string owner, std::string job_id, JobRunMutati
 
 void PostgresStore::WriteJobState(std::string job_id, std::optional<Fence> fence,
                                   JobRunMutation mutate, JobCallback done) {
+  // Deferred (Writer::Flush): the operation only queues it; its outcome is
+  // the deferred one once the batch committed.
+  auto fire = std::make_shared<Writer::DeferredFire>();
+  fire->job_id = std::move(job_id);
+  fire->fence = std::move(fence);
+  fire->mutate = std::move(mutate);
   group_->Submit<v1::Job>(
-      [w = writer_.get(), job_id = std::move(job_id), fence = std::move(fence),
-       mutate = std::move(mutate)]() mutable -> absl::StatusOr<v1::Job> {
-        RETURN_IF_ERROR(w->CheckFence(fence));
-        return w->Update(std::nullopt, job_id, mutate, /*with_results=*/false);
+      [w = writer_.get(), fire]() -> absl::StatusOr<v1::Job> {
+        w->Defer(fire);
+        return v1::Job();
       },
-      std::move(done));
+      [fire, done = std::move(done)](absl::StatusOr<v1::Job> committed) mutable {
+        if (committed.ok()) committed = std::move(fire->outcome);
+        std::move(done)(std::move(committed));
+      });
 }
 
 void PostgresStore::WriteResult(std::string job_id, v1::JobResult result,
                                 StatusCallback done) {
+  auto deferred = std::make_shared<Writer::DeferredResult>();
+  deferred->job_id = std::move(job_id);
+  deferred->result = std::move(result);
   group_->Submit(
-      [w = writer_.get(), job_id = std::move(job_id),
-       result = std::move(result)]() -> absl::Status {
-        int64_t changed = 0;
-        RETURN_IF_ERROR(w->PutResult(job_id, result, kPutResultChecked, &changed));
-        if (changed == 0) {
-          w->dirty = false;  // Nothing was written.
-          return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
-        }
+      [w = writer_.get(), deferred]() -> absl::Status {
+        w->Defer(deferred);
         return absl::OkStatus();
       },
-      std::move(done));
+      [deferred, done = std::move(done)](absl::Status committed) mutable {
+        if (committed.ok()) committed = std::move(deferred->outcome);
+        std::move(done)(std::move(committed));
+      });
 }
 
 void PostgresStore::WriteManualRun(std::string owner, std::string job_id,
@@ -611,6 +905,7 @@ void PostgresStore::WriteManualRun(std::string owner, std::string job_id,
       [w = writer_.get(), owner = std::move(owner), job_id = std::move(job_id),
        request_id = std::move(request_id), fence = std::move(fence),
        mutate = std::move(mutate)]() mutable -> absl::StatusOr<v1::Job> {
+        RETURN_IF_ERROR(w->Flush());
         RETURN_IF_ERROR(w->CheckFence(fence));
         return w->UpdateManualRun(owner, job_id, request_id, mutate);
       },
@@ -752,6 +1047,58 @@ absl::Status PostgresStore::ScanDue(
   return s;
 }
 
+absl::Status PostgresStore::ScanDueInShards(
+    const ShardSet& shards, absl::FunctionRef<void(const std::string&, int64_t)> fn) {
+  bool delivered = false;
+  auto scan = [&](PgConn& c) -> absl::Status {
+    // Pages of one snapshot, shard by shard, each an index range.
+    RETURN_IF_ERROR(c.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+    for (int shard = 0; shard < kShards; ++shard) {
+      if (!shards.test(shard)) continue;
+      int64_t after_us = INT64_MIN;
+      std::string after_id;
+      for (;;) {
+        ASSIGN_OR_RETURN(PgResult res,
+                         c.Run(kScanDueShard, {shard, after_us, after_id,
+                                               static_cast<int64_t>(kScanPage)}));
+        for (int i = 0; i < res.rows(); ++i) {
+          after_id = std::string(res.Bytes(i, 0));
+          after_us = res.Int(i, 1);
+          delivered = true;
+          fn(after_id, after_us);
+        }
+        if (res.rows() < kScanPage) break;
+      }
+    }
+    return c.Exec("COMMIT");
+  };
+  absl::Status s = Read(scan, /*retry=*/false);
+  // A connection found dead before anything was delivered: once more.
+  if (absl::IsUnavailable(s) && !delivered) s = Read(scan, /*retry=*/false);
+  return s;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>
+PostgresStore::ListOpenResultsInShards(const ShardSet& shards) {
+  std::string list = "{";
+  for (int shard = 0; shard < kShards; ++shard) {
+    if (!shards.test(shard)) continue;
+    absl::StrAppend(&list, list.size() > 1 ? "," : "", shard);
+  }
+  list += "}";
+  std::vector<std::pair<std::string, v1::JobResult>> open;
+  RETURN_IF_ERROR(Read([&](PgConn& c) -> absl::Status {
+    open.clear();
+    ASSIGN_OR_RETURN(PgResult res, c.Run(kOpenResultsInShards, {list.c_str()}));
+    for (int i = 0; i < res.rows(); ++i) {
+      ASSIGN_OR_RETURN(v1::JobResult r, DecodeResult(res.Bytes(i, 1)));
+      open.emplace_back(std::string(res.Bytes(i, 0)), std::move(r));
+    }
+    return absl::OkStatus();
+  }));
+  return open;
+}
+
 absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>
 PostgresStore::ListOpenResults() {
   std::vector<std::pair<std::string, v1::JobResult>> open;
@@ -803,6 +1150,7 @@ absl::StatusOr<int64_t> PostgresStore::PruneResults(int keep_per_job,
         const int64_t n,
         WriteSync<int64_t>([w = writer_.get(), low, high, keep_per_job,
                             ended_before_us]() -> absl::StatusOr<int64_t> {
+          RETURN_IF_ERROR(w->Flush());
           ASSIGN_OR_RETURN(
               PgResult res,
               w->Write(kPruneResults,
@@ -818,6 +1166,7 @@ absl::StatusOr<int64_t> PostgresStore::PruneResults(int keep_per_job,
     ASSIGN_OR_RETURN(const int64_t n,
                      WriteSync<int64_t>([w = writer_.get(),
                                          ended_before_us]() -> absl::StatusOr<int64_t> {
+                       RETURN_IF_ERROR(w->Flush());
                        ASSIGN_OR_RETURN(PgResult res,
                                         w->Write(kPruneRunRequests,
                                                  {ended_before_us, kRequestsPerWrite}));
@@ -853,6 +1202,7 @@ absl::StatusOr<std::vector<PurgedJob>> PostgresStore::PurgeDeletedJobs(
         std::vector<PurgedJob> step,
         WriteSync<std::vector<PurgedJob>>([w = writer_.get(), deleted_before_us, want]()
                                               -> absl::StatusOr<std::vector<PurgedJob>> {
+          RETURN_IF_ERROR(w->Flush());
           ASSIGN_OR_RETURN(PgResult res, w->Write(kPurge, {deleted_before_us,
                                                            static_cast<int64_t>(want)}));
           std::vector<PurgedJob> out;

@@ -93,9 +93,16 @@ class PostgresStore final : public Store, public LeaseStore {
   void WriteResult(std::string job_id, v1::JobResult result,
                    StatusCallback done) override;
   absl::Status ScanDue(absl::FunctionRef<void(const std::string&, int64_t)> fn) override;
+  // By the shard column: an index range of jobs_due per shard.
+  absl::Status ScanDueInShards(
+      const ShardSet& shards,
+      absl::FunctionRef<void(const std::string&, int64_t)> fn) override;
   absl::StatusOr<v1::Job> LoadJob(const std::string& job_id) override;
   absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>> ListOpenResults()
       override;
+  // The open results (a partial index) joined to their jobs' shard.
+  absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>
+  ListOpenResultsInShards(const ShardSet& shards) override;
   absl::StatusOr<std::vector<v1::JobResult>> ListResults(const std::string& owner,
                                                          const std::string& job_id,
                                                          int64_t before_run_number,
