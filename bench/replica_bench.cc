@@ -69,6 +69,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "pg_cluster.h"
+#include "postgresql/libpq-fe.h"
 #include "timer/v1/timer.grpc.pb.h"
 
 namespace {
@@ -87,6 +88,9 @@ struct Options {
   int callers = 64;
   int create_seconds = 5;
   std::vector<std::string> cases = {"create", "fire", "failover"};
+  // postgresql://USER@HOST:PORT: a server to use instead of a throwaway
+  // cluster (each case CREATEs a database of its own there).
+  std::string pg;
   std::string timerd = TIMER_BENCH_TIMERD;
   std::string plugin_dir = TIMER_BENCH_PLUGIN_DIR;
 };
@@ -409,6 +413,26 @@ absl::flat_hash_map<std::string, std::vector<Start>> ReadStarts(
   return starts;
 }
 
+// A new database on the server at `base` (postgresql://USER@HOST:PORT).
+absl::StatusOr<std::string> NewDatabaseAt(const std::string& base) {
+  static int n = 0;
+  const std::string name = absl::StrCat("replica_bench_", ::getpid(), "_", ++n);
+  PGconn* conn = PQconnectdb((base + "/postgres").c_str());
+  absl::Status status;
+  if (PQstatus(conn) != CONNECTION_OK) {
+    status = absl::UnavailableError(PQerrorMessage(conn));
+  } else {
+    PGresult* res = PQexec(conn, ("CREATE DATABASE " + name).c_str());
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+      status = absl::InternalError(PQerrorMessage(conn));
+    }
+    PQclear(res);
+  }
+  PQfinish(conn);
+  if (!status.ok()) return status;
+  return base + "/" + name;
+}
+
 struct FireFigures {
   std::string name;
   int64_t expected = 0, fired = 0, twice = 0;
@@ -600,7 +624,8 @@ FireFigures MeasureFires(const Options& opt, const std::string& name,
 }
 
 int Main(const Options& opt) {
-  absl::StatusOr<timer::testing::PgCluster*> pg = timer::testing::PgCluster::Get();
+  absl::StatusOr<timer::testing::PgCluster*> pg = nullptr;
+  if (opt.pg.empty()) pg = timer::testing::PgCluster::Get();
   if (!pg.ok()) {
     std::fprintf(stderr, "replica bench: no PostgreSQL cluster: %s\n",
                  std::string(pg.status().message()).c_str());
@@ -624,7 +649,8 @@ int Main(const Options& opt) {
     const std::string dir = absl::StrCat(tmp, "/case", ++case_no);
     std::string store;
     if (!sqlite) {
-      absl::StatusOr<std::string> uri = (*pg)->NewDatabase();
+      absl::StatusOr<std::string> uri =
+          opt.pg.empty() ? (*pg)->NewDatabase() : NewDatabaseAt(opt.pg);
       if (!uri.ok()) {
         std::printf("  FAILED: no database: %s\n",
                     std::string(uri.status().message()).c_str());
@@ -743,6 +769,8 @@ int main(int argc, char** argv) {
   app.add_option("--callers", opt.callers, "concurrent CreateJob callers");
   app.add_option("--create-seconds", opt.create_seconds, "the create window");
   app.add_option("--cases", opt.cases, "create,fire,failover")->delimiter(',');
+  app.add_option("--pg", opt.pg,
+                 "postgresql://USER@HOST:PORT to use instead of a throwaway cluster");
   app.add_option("--timerd", opt.timerd, "the timerd binary");
   app.add_option("--plugin-dir", opt.plugin_dir, "directory of noop.so");
   CLI11_PARSE(app, argc, argv);

@@ -118,13 +118,12 @@ constexpr PgStatement kScanDue = {
     "scan_due",
     "SELECT job_id, next_run_us FROM jobs WHERE next_run_us IS NOT NULL AND "
     "job_id > $1::text ORDER BY job_id LIMIT $2::bigint"};
-// One shard's due jobs after (next_run_us $2, job_id $3), at most $4: an
-// index range of jobs_due (shard, next_run_us).
+// One shard's due jobs after job_id $2, at most $3: the rows of
+// jobs_by_shard.
 constexpr PgStatement kScanDueShard = {
     "scan_due_shard",
     "SELECT job_id, next_run_us FROM jobs WHERE shard = $1::integer AND "
-    "next_run_us IS NOT NULL AND (next_run_us, job_id) > ($2::bigint, $3::text) "
-    "ORDER BY next_run_us, job_id LIMIT $4::bigint"};
+    "next_run_us IS NOT NULL AND job_id > $2::text ORDER BY job_id LIMIT $3::bigint"};
 constexpr PgStatement kOpenResults = {
     "open_results", "SELECT job_id, result FROM results WHERE status IN (1, 2)"};
 // The open results (results_open: few rows) of the jobs in shards $1.
@@ -159,6 +158,15 @@ constexpr PgStatement kPutResults = {
     "unnest($1::text[], $2::bigint[], $3::integer[], $4::bigint[], $5::bytea[]) "
     "ON CONFLICT (job_id, run_number) DO UPDATE SET status = EXCLUDED.status, "
     "end_us = EXCLUDED.end_us, result = EXCLUDED.result"};
+// Replaces existing results (distinct job ids); returns the job ids
+// written. Most of a run's writes after its first find its row: this needs
+// no lock on the job (a result row exists only while its job does).
+constexpr PgStatement kUpdateResults = {
+    "update_results",
+    "UPDATE results r SET status = u.status, end_us = u.end_us, result = u.result "
+    "FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::bigint[], $5::bytea[]) "
+    "AS u(job_id, run_number, status, end_us, result) WHERE r.job_id = u.job_id AND "
+    "r.run_number = u.run_number RETURNING r.job_id"};
 // kPutResults of the jobs that exist (distinct job ids); returns the job ids
 // written.
 constexpr PgStatement kPutResultsChecked = {
@@ -567,34 +575,39 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
 
   absl::Status FlushResults() {
     if (results.empty()) return absl::OkStatus();
-    PgArray r_job(PgArray::kText), r_run(PgArray::kInt8), r_status(PgArray::kInt4),
-        r_end(PgArray::kInt8), r_bytes(PgArray::kBytea);
-    std::string blob;
-    for (auto& d : results) {
-      const v1::JobResult& r = d->result;
-      r_job.Add(d->job_id);
-      r_run.AddInt64(r.run_number());
-      r_status.AddInt32(static_cast<int32_t>(r.status()));
-      if (r.has_end_time()) {
-        r_end.AddInt64(ToMicros(r.end_time()));
-      } else {
-        r_end.AddNull();
+    // Existing rows replaced first; the others inserted if their job exists.
+    absl::flat_hash_set<std::string> written;
+    for (const PgStatement* stmt : {&kUpdateResults, &kPutResultsChecked}) {
+      PgArray r_job(PgArray::kText), r_run(PgArray::kInt8), r_status(PgArray::kInt4),
+          r_end(PgArray::kInt8), r_bytes(PgArray::kBytea);
+      std::string blob;
+      for (auto& d : results) {
+        if (written.contains(d->job_id)) continue;
+        const v1::JobResult& r = d->result;
+        r_job.Add(d->job_id);
+        r_run.AddInt64(r.run_number());
+        r_status.AddInt32(static_cast<int32_t>(r.status()));
+        if (r.has_end_time()) {
+          r_end.AddInt64(ToMicros(r.end_time()));
+        } else {
+          r_end.AddNull();
+        }
+        blob.clear();
+        r.SerializeToString(&blob);
+        r_bytes.Add(blob);
       }
-      blob.clear();
-      r.SerializeToString(&blob);
-      r_bytes.Add(blob);
+      if (r_job.size() == 0) break;
+      ASSIGN_OR_RETURN(
+          PgResult rows,
+          conn->Run(*stmt,
+                    {PgParam::Bytes(r_job.bytes()), PgParam::Bytes(r_run.bytes()),
+                     PgParam::Bytes(r_status.bytes()), PgParam::Bytes(r_end.bytes()),
+                     PgParam::Bytes(r_bytes.bytes())}));
+      for (int i = 0; i < rows.rows(); ++i) written.insert(std::string(rows.Bytes(i, 0)));
     }
-    ASSIGN_OR_RETURN(
-        PgResult written,
-        conn->Run(kPutResultsChecked,
-                  {PgParam::Bytes(r_job.bytes()), PgParam::Bytes(r_run.bytes()),
-                   PgParam::Bytes(r_status.bytes()), PgParam::Bytes(r_end.bytes()),
-                   PgParam::Bytes(r_bytes.bytes())}));
-    absl::flat_hash_set<absl::string_view> found;
-    for (int i = 0; i < written.rows(); ++i) found.insert(written.Bytes(i, 0));
     for (auto& d : results) {
       d->outcome =
-          found.contains(d->job_id)
+          written.contains(d->job_id)
               ? absl::OkStatus()
               : absl::NotFoundError(absl::StrCat("job ", d->job_id, " not found"));
     }
@@ -1055,17 +1068,15 @@ absl::Status PostgresStore::ScanDueInShards(
     RETURN_IF_ERROR(c.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
     for (int shard = 0; shard < kShards; ++shard) {
       if (!shards.test(shard)) continue;
-      int64_t after_us = INT64_MIN;
-      std::string after_id;
+      std::string after;
       for (;;) {
-        ASSIGN_OR_RETURN(PgResult res,
-                         c.Run(kScanDueShard, {shard, after_us, after_id,
-                                               static_cast<int64_t>(kScanPage)}));
+        ASSIGN_OR_RETURN(
+            PgResult res,
+            c.Run(kScanDueShard, {shard, after, static_cast<int64_t>(kScanPage)}));
         for (int i = 0; i < res.rows(); ++i) {
-          after_id = std::string(res.Bytes(i, 0));
-          after_us = res.Int(i, 1);
+          after = std::string(res.Bytes(i, 0));
           delivered = true;
-          fn(after_id, after_us);
+          fn(after, res.Int(i, 1));
         }
         if (res.rows() < kScanPage) break;
       }

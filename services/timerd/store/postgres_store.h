@@ -93,7 +93,7 @@ class PostgresStore final : public Store, public LeaseStore {
   void WriteResult(std::string job_id, v1::JobResult result,
                    StatusCallback done) override;
   absl::Status ScanDue(absl::FunctionRef<void(const std::string&, int64_t)> fn) override;
-  // By the shard column: an index range of jobs_due per shard.
+  // By the shard column: the rows of the shard index, shard by shard.
   absl::Status ScanDueInShards(
       const ShardSet& shards,
       absl::FunctionRef<void(const std::string&, int64_t)> fn) override;
