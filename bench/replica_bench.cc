@@ -38,8 +38,10 @@
 // callback threads and reports through atomics.
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -133,6 +135,23 @@ double ProcCpuSeconds(pid_t pid) {
     return 0;
   }
   return static_cast<double>(ut + st) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// CPU seconds of every process of the `postgres` user (the server and its
+// backends; a server run by another user is not counted: -1).
+double PostgresCpuSeconds() {
+  const passwd* pw = ::getpwnam("postgres");
+  if (pw == nullptr) return -1;
+  double total = 0;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    const std::string name = entry.path().filename();
+    pid_t pid = 0;
+    if (!absl::SimpleAtoi(name, &pid)) continue;
+    struct stat st;
+    if (::stat(entry.path().c_str(), &st) != 0 || st.st_uid != pw->pw_uid) continue;
+    total += ProcCpuSeconds(pid);
+  }
+  return total;
 }
 
 // Forks and execs argv, stdout and stderr to `log_path`; the child gets
@@ -438,6 +457,7 @@ struct FireFigures {
   int64_t expected = 0, fired = 0, twice = 0;
   double p50 = 0, p99 = 0, max = 0;
   double cpu_percent = 0;  // timerd processes, of one core, over the window.
+  double pg_cpu_percent = 0;  // PostgreSQL's processes, likewise.
   std::string error;
 };
 
@@ -505,7 +525,7 @@ std::string MeasureCreates(const Options& opt, const Timerd& timerd,
   const int64_t to = from + opt.create_seconds * 1000000LL;
   load.CountFrom(from, to);
   load.Start();
-  SleepUntil((to));
+  SleepUntil(to);
   load.Stop();
   load.Wait();
   *per_sec = static_cast<double>(load.counted()) / opt.create_seconds;
@@ -549,13 +569,15 @@ FireFigures MeasureFires(const Options& opt, const std::string& name,
   if (!add_replicas(&fig.error)) return fig;
   const int64_t w0 = std::max(NowMicros(), t0) / 1000000 * 1000000 + 3000000;
   const int64_t w1 = w0 + opt.seconds * 1000000LL;
-  SleepUntil((w0));
+  SleepUntil(w0);
   double cpu0 = 0;
   for (auto& t : timerds) cpu0 += t->CpuSeconds();
-  SleepUntil((w1));
+  const double pg0 = PostgresCpuSeconds();
+  SleepUntil(w1);
   double cpu1 = 0;
   for (auto& t : timerds) cpu1 += t->CpuSeconds();
   fig.cpu_percent = 100.0 * (cpu1 - cpu0) / opt.seconds;
+  fig.pg_cpu_percent = 100.0 * (PostgresCpuSeconds() - pg0) / opt.seconds;
   int64_t kill_ms = 0;
   if (kill_last) {
     kill_ms = NowMicros() / 1000;
@@ -701,18 +723,18 @@ int Main(const Options& opt) {
   if (want("fire") || want("failover")) {
     std::printf("\nfire: %d jobs at a 1 s interval (%d fires/s), %d s window\n", opt.jobs,
                 opt.jobs, opt.seconds);
-    std::printf("  %-22s %10s %8s %8s %8s %8s %6s %10s\n", "store", "fired", "p50 ms",
-                "p99 ms", "max ms", "twice", "cpu%", "load");
+    std::printf("  %-22s %8s %7s %7s %7s %5s %7s %7s %s\n", "store", "fired", "p50 ms",
+                "p99 ms", "max ms", "twice", "timerd%", "pg%", "load");
     auto print = [&](const FireFigures& f) {
       if (!f.error.empty()) {
         std::printf("  %-22s ERROR: %s\n", f.name.c_str(), f.error.c_str());
         ++failures;
         return;
       }
-      std::printf("  %-22s %10.4f %8.1f %8.1f %8.1f %8lld %6.0f %10s\n", f.name.c_str(),
+      std::printf("  %-22s %8.4f %7.1f %7.1f %7.1f %5lld %7.0f %7.0f %s\n", f.name.c_str(),
                   f.expected > 0 ? static_cast<double>(f.fired) / f.expected : 0, f.p50,
                   f.p99, f.max, static_cast<long long>(f.twice), f.cpu_percent,
-                  LoadAverage().c_str());
+                  f.pg_cpu_percent, LoadAverage().c_str());
       if (f.twice > 0) ++failures;
       std::fflush(stdout);
     };
