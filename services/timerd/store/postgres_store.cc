@@ -185,6 +185,27 @@ constexpr PgStatement kUpdateJobs = {
     "$6::bigint[], $7::bytea[]) AS u(job_id, deleted, delete_us, status, next_run_us, "
     "version, job) WHERE j.job_id = u.job_id"};
 
+// Creates: the request ids of ($1 owner, $2 request id) already used, by
+// position (1-based) in the arrays; the new request ids (those inserted:
+// their job ids); the new jobs (those inserted: their job ids).
+constexpr PgStatement kFindRequests = {
+    "find_requests",
+    "SELECT u.i, r.fingerprint, r.job_id FROM unnest($1::text[], $2::text[]) WITH "
+    "ORDINALITY AS u(owner, request_id, i) JOIN request_ids r ON r.owner = u.owner "
+    "AND r.request_id = u.request_id"};
+constexpr PgStatement kInsertRequests = {
+    "insert_requests",
+    "INSERT INTO request_ids (owner, request_id, fingerprint, job_id, create_us) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+    "$5::bigint[]) ON CONFLICT DO NOTHING RETURNING job_id"};
+constexpr PgStatement kInsertJobs = {
+    "insert_jobs",
+    "INSERT INTO jobs (job_id, owner, shard, create_us, deleted, delete_us, status, "
+    "next_run_us, version, job) SELECT j, o, s, c, d, du, st, n, 1, b FROM "
+    "unnest($1::text[], $2::text[], $3::integer[], $4::bigint[], $5::boolean[], "
+    "$6::bigint[], $7::integer[], $8::bigint[], $9::bytea[]) AS u(j, o, s, c, d, du, "
+    "st, n, b) ON CONFLICT (job_id) DO NOTHING RETURNING job_id"};
+
 // The writer's.
 constexpr PgStatement kLockJob = {
     "lock_job",
@@ -196,25 +217,11 @@ constexpr PgStatement kNewestResults = {
     "newest_results",
     "SELECT result FROM results WHERE job_id = $1::text ORDER BY run_number DESC "
     "LIMIT 10"};
-constexpr PgStatement kInsertJob = {
-    "insert_job",
-    "INSERT INTO jobs (job_id, owner, shard, create_us, deleted, delete_us, status, "
-    "next_run_us, version, job) VALUES ($1::text, $2::text, $3::integer, $4::bigint, "
-    "$5::boolean, $6::bigint, $7::integer, $8::bigint, 1, $9::bytea) "
-    "ON CONFLICT (job_id) DO NOTHING"};
 constexpr PgStatement kUpdateJob = {
     "update_job",
     "UPDATE jobs SET deleted = $2::boolean, delete_us = $3::bigint, status = "
     "$4::integer, next_run_us = $5::bigint, version = $6::bigint, job = $7::bytea "
     "WHERE job_id = $1::text"};
-constexpr PgStatement kFindRequest = {
-    "find_request",
-    "SELECT fingerprint, job_id FROM request_ids WHERE owner = $1::text AND "
-    "request_id = $2::text"};
-constexpr PgStatement kInsertRequest = {
-    "insert_request",
-    "INSERT INTO request_ids (owner, request_id, fingerprint, job_id, create_us) "
-    "VALUES ($1::text, $2::text, $3::text, $4::text, $5::bigint) ON CONFLICT DO NOTHING"};
 constexpr PgStatement kPutResult = {
     "put_result",
     "INSERT INTO results (job_id, run_number, status, end_us, result) VALUES "
@@ -323,13 +330,20 @@ PgParam OptionalMicros(std::optional<int64_t> us) {
 // The writer connection and the transaction the group-commit writer drives
 // through it (see the header on failed writes). Writer thread only.
 struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
-  // The run engine's writes (a fire's WriteJobState, a run's WriteResult)
-  // are deferred: queued here by their operation, which returns at once,
-  // and applied together by Flush in a few multi-row statements (a round
-  // trip and a statement per group instead of four per fire). Their
-  // callbacks take the outcome from here. A group holds at most one
-  // write per job, and any other write flushes the group first, so writes
-  // take effect in the order they were submitted.
+  // Creates and the run engine's writes (a fire's WriteJobState, a run's
+  // WriteResult) are deferred: queued here by their operation, which
+  // returns at once, and applied together by Flush in a few multi-row
+  // statements (a round trip and a statement per group instead of up to
+  // four per write). Their callbacks take the outcome from here. A group
+  // holds at most one write per job (and per create request id), and any
+  // other write flushes the group first, so writes take effect in the
+  // order they were submitted.
+  struct DeferredCreate {
+    v1::Job job;
+    std::string request_id;
+    std::string fingerprint;
+    absl::StatusOr<v1::Job> outcome = absl::UnknownError("store: write not applied");
+  };
   struct DeferredFire {
     std::string job_id;
     std::optional<Fence> fence;
@@ -346,6 +360,7 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
   std::unique_ptr<PgConn> conn;
   bool dirty = false;     // The current write changed something.
   bool poisoned = false;  // A failed write changed something: no commit.
+  std::vector<std::shared_ptr<DeferredCreate>> creates;
   std::vector<std::shared_ptr<DeferredFire>> fires;
   std::vector<std::shared_ptr<DeferredResult>> results;
   absl::flat_hash_set<std::string> deferred_jobs;  // Of fires and results.
@@ -394,6 +409,21 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
     return conn->Run(stmt, params);
   }
 
+  void Defer(std::shared_ptr<DeferredCreate> create) {
+    // Keys of request ids start with \x01, which no job id holds.
+    std::string request_key;
+    if (!create->request_id.empty()) {
+      request_key = absl::StrCat("\x01", create->job.owner(), std::string(1, '\0'),
+                                 create->request_id);
+    }
+    if (deferred_jobs.contains(create->job.job_id()) ||
+        (!request_key.empty() && deferred_jobs.contains(request_key))) {
+      Flush().IgnoreError();
+    }
+    deferred_jobs.insert(create->job.job_id());
+    if (!request_key.empty()) deferred_jobs.insert(std::move(request_key));
+    creates.push_back(std::move(create));
+  }
   void Defer(std::shared_ptr<DeferredFire> fire) {
     if (!deferred_jobs.insert(fire->job_id).second) {
       Flush().IgnoreError();
@@ -409,6 +439,7 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
     results.push_back(std::move(result));
   }
   void DropDeferred() {
+    creates.clear();
     fires.clear();
     results.clear();
     deferred_jobs.clear();
@@ -420,11 +451,13 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
   // checks gets its error and changes nothing. UNAVAILABLE once the batch
   // is poisoned (the caller's own write cannot commit either).
   absl::Status Flush() {
-    if (!fires.empty() || !results.empty()) {
-      absl::Status s = FlushFires();
+    if (!creates.empty() || !fires.empty() || !results.empty()) {
+      absl::Status s = FlushCreates();
+      if (s.ok()) s = FlushFires();
       if (s.ok()) s = FlushResults();
       if (!s.ok()) {
         poisoned = true;
+        for (auto& c : creates) c->outcome = s;
         for (auto& f : fires) f->outcome = s;
         for (auto& r : results) r->outcome = s;
       }
@@ -433,6 +466,135 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
     if (poisoned) {
       return absl::UnavailableError(
           "store: a write failed after changing rows; its batch was rolled back");
+    }
+    return absl::OkStatus();
+  }
+
+  // The deferred creates. With a request id: one used before returns the
+  // first request's job (the same fingerprint) or ALREADY_EXISTS; a new one
+  // is written with the job, in the same transaction; one another replica
+  // wrote meanwhile fails UNAVAILABLE (retry), nothing of it written.
+  absl::Status FlushCreates() {
+    if (creates.empty()) return absl::OkStatus();
+    std::vector<DeferredCreate*> pending;
+    // Request ids used before: the first request's job, or ALREADY_EXISTS.
+    {
+      PgArray owners(PgArray::kText), ids(PgArray::kText);
+      std::vector<DeferredCreate*> asked;
+      for (auto& c : creates) {
+        if (c->request_id.empty()) continue;
+        owners.Add(c->job.owner());
+        ids.Add(c->request_id);
+        asked.push_back(c.get());
+      }
+      absl::flat_hash_set<DeferredCreate*> answered;
+      if (!asked.empty()) {
+        ASSIGN_OR_RETURN(PgResult found,
+                         conn->Run(kFindRequests, {PgParam::Bytes(owners.bytes()),
+                                                   PgParam::Bytes(ids.bytes())}));
+        for (int i = 0; i < found.rows(); ++i) {
+          const int64_t at = found.Int(i, 0) - 1;
+          if (at < 0 || at >= static_cast<int64_t>(asked.size())) continue;
+          DeferredCreate* c = asked[static_cast<size_t>(at)];
+          answered.insert(c);
+          if (found.Bytes(i, 1) != c->fingerprint) {
+            c->outcome = absl::AlreadyExistsError(
+                "request_id: already used for a different request");
+            continue;
+          }
+          const std::string existing(found.Bytes(i, 2));
+          ASSIGN_OR_RETURN(PgResult rows, conn->Run(kGetJob, {existing, c->job.owner()}));
+          c->outcome = rows.rows() == 0 ? absl::StatusOr<v1::Job>(absl::InternalError(
+                                              "store: request_id names a missing job"))
+                                        : JobFromRows(rows, existing);
+        }
+      }
+      for (auto& c : creates) {
+        if (!answered.contains(c.get())) pending.push_back(c.get());
+      }
+    }
+    // New request ids: one another replica took meanwhile fails its create
+    // (nothing of it written).
+    absl::flat_hash_set<std::string> requested;  // Job ids of those inserted.
+    {
+      PgArray owners(PgArray::kText), ids(PgArray::kText), prints(PgArray::kText),
+          jobs(PgArray::kText), at(PgArray::kInt8);
+      for (DeferredCreate* c : pending) {
+        if (c->request_id.empty()) continue;
+        owners.Add(c->job.owner());
+        ids.Add(c->request_id);
+        prints.Add(c->fingerprint);
+        jobs.Add(c->job.job_id());
+        at.AddInt64(ToMicros(c->job.create_time()));
+      }
+      if (owners.size() > 0) {
+        ASSIGN_OR_RETURN(
+            PgResult added,
+            conn->Run(kInsertRequests,
+                      {PgParam::Bytes(owners.bytes()), PgParam::Bytes(ids.bytes()),
+                       PgParam::Bytes(prints.bytes()), PgParam::Bytes(jobs.bytes()),
+                       PgParam::Bytes(at.bytes())}));
+        for (int i = 0; i < added.rows(); ++i)
+          requested.insert(std::string(added.Bytes(i, 0)));
+      }
+    }
+    PgArray j_id(PgArray::kText), j_owner(PgArray::kText), j_shard(PgArray::kInt4),
+        j_create(PgArray::kInt8), j_deleted(PgArray::kBool), j_delete_us(PgArray::kInt8),
+        j_status(PgArray::kInt4), j_next(PgArray::kInt8), j_bytes(PgArray::kBytea);
+    std::vector<DeferredCreate*> inserting;
+    for (DeferredCreate* c : pending) {
+      if (!c->request_id.empty() && !requested.contains(c->job.job_id())) {
+        c->outcome =
+            absl::UnavailableError("store: request_id being used concurrently; retry");
+        continue;
+      }
+      v1::Job& job = c->job;
+      const bool deleted = job.status() == v1::Job::DELETED;
+      j_id.Add(job.job_id());
+      j_owner.Add(job.owner());
+      j_shard.AddInt32(ShardOf(job.job_id()));
+      j_create.AddInt64(ToMicros(job.create_time()));
+      j_deleted.AddBool(deleted);
+      if (deleted) {
+        j_delete_us.AddInt64(DeleteMicros(job));
+      } else {
+        j_delete_us.AddNull();
+      }
+      j_status.AddInt32(static_cast<int32_t>(job.status()));
+      if (job.has_next_run()) {
+        j_next.AddInt64(ToMicros(job.next_run()));
+      } else {
+        j_next.AddNull();
+      }
+      j_bytes.Add(EncodeJob(job));
+      inserting.push_back(c);
+    }
+    if (inserting.empty()) return absl::OkStatus();
+    ASSIGN_OR_RETURN(
+        PgResult inserted,
+        conn->Run(kInsertJobs,
+                  {PgParam::Bytes(j_id.bytes()), PgParam::Bytes(j_owner.bytes()),
+                   PgParam::Bytes(j_shard.bytes()), PgParam::Bytes(j_create.bytes()),
+                   PgParam::Bytes(j_deleted.bytes()), PgParam::Bytes(j_delete_us.bytes()),
+                   PgParam::Bytes(j_status.bytes()), PgParam::Bytes(j_next.bytes()),
+                   PgParam::Bytes(j_bytes.bytes())}));
+    absl::flat_hash_set<std::string> created;
+    for (int i = 0; i < inserted.rows(); ++i)
+      created.insert(std::string(inserted.Bytes(i, 0)));
+    for (DeferredCreate* c : inserting) {
+      if (!created.contains(c->job.job_id())) {
+        // Its request id is written already: the batch cannot commit.
+        if (!c->request_id.empty()) {
+          return absl::UnavailableError(
+              "store: a create failed after its request id was written; retry");
+        }
+        c->outcome =
+            absl::AlreadyExistsError(absl::StrCat("job ", c->job.job_id(), " exists"));
+        continue;
+      }
+      c->job.set_etag("1");
+      c->job.clear_results();
+      c->outcome = std::move(c->job);
     }
     return absl::OkStatus();
   }
@@ -654,51 +816,6 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
     return absl::OkStatus();
   }
 
-  absl::StatusOr<v1::Job> Create(v1::Job& job, const std::string& request_id,
-                                 const std::string& fingerprint) {
-    const int64_t create_us = ToMicros(job.create_time());
-    if (!request_id.empty()) {
-      ASSIGN_OR_RETURN(PgResult found,
-                       conn->Run(kFindRequest, {job.owner(), request_id}));
-      if (found.rows() > 0) {
-        if (found.Bytes(0, 0) != fingerprint) {
-          return absl::AlreadyExistsError(
-              "request_id: already used for a different request");
-        }
-        const std::string existing(found.Bytes(0, 1));
-        ASSIGN_OR_RETURN(PgResult rows, conn->Run(kGetJob, {existing, job.owner()}));
-        if (rows.rows() == 0) {
-          return absl::InternalError("store: request_id names a missing job");
-        }
-        return JobFromRows(rows, existing);
-      }
-      ASSIGN_OR_RETURN(PgResult added,
-                       Write(kInsertRequest, {job.owner(), request_id, fingerprint,
-                                              job.job_id(), create_us}));
-      if (added.affected() == 0) {
-        // Another replica took it in the meantime: nothing changed here.
-        dirty = false;
-        return absl::UnavailableError("store: request_id being used concurrently; retry");
-      }
-    }
-    const std::string blob = EncodeJob(job);
-    const bool deleted = job.status() == v1::Job::DELETED;
-    ASSIGN_OR_RETURN(
-        PgResult inserted,
-        Write(kInsertJob, {job.job_id(), job.owner(), ShardOf(job.job_id()), create_us,
-                           deleted ? "true" : "false",
-                           deleted ? PgParam(DeleteMicros(job)) : PgParam::Null(),
-                           static_cast<int64_t>(job.status()),
-                           OptionalMicros(NextRunMicros(job)), PgParam::Bytes(blob)}));
-    if (inserted.affected() == 0) {
-      if (request_id.empty()) dirty = false;  // Nothing changed.
-      return absl::AlreadyExistsError(absl::StrCat("job ", job.job_id(), " exists"));
-    }
-    job.set_etag("1");
-    job.clear_results();
-    return job;
-  }
-
   absl::StatusOr<v1::Job> Update(const std::optional<std::string>& owner,
                                  const std::string& job_id, JobRunMutation& mutate,
                                  bool with_results) {
@@ -855,13 +972,20 @@ absl::StatusOr<T> PostgresStore::WriteSync(
 
 void PostgresStore::CreateJob(v1::Job job, std::string request_id,
                               std::string fingerprint, JobCallback done) {
+  // Deferred, as WriteJobState.
+  auto create = std::make_shared<Writer::DeferredCreate>();
+  create->job = std::move(job);
+  create->request_id = std::move(request_id);
+  create->fingerprint = std::move(fingerprint);
   group_->Submit<v1::Job>(
-      [w = writer_.get(), job = std::move(job), request_id = std::move(request_id),
-       fingerprint = std::move(fingerprint)]() mutable -> absl::StatusOr<v1::Job> {
-        RETURN_IF_ERROR(w->Flush());
-        return w->Create(job, request_id, fingerprint);
+      [w = writer_.get(), create]() -> absl::StatusOr<v1::Job> {
+        w->Defer(create);
+        return v1::Job();
       },
-      std::move(done));
+      [create, done = std::move(done)](absl::StatusOr<v1::Job> committed) mutable {
+        if (committed.ok()) committed = std::move(create->outcome);
+        std::move(done)(std::move(committed));
+      });
 }
 
 void PostgresStore::WriteJob(std::string owner, std::string job_id, JobRunMutation mutate,
