@@ -147,11 +147,10 @@ constexpr PgStatement kCheckFences = {
     "SELECT shard, epoch FROM shard_leases WHERE shard = ANY($1::integer[]) AND "
     "holder = $2::text AND expires_at > clock_timestamp() ORDER BY shard "
     "FOR KEY SHARE"};
-// Locked in job_id order, as every multi-row lock of the writer.
-constexpr PgStatement kLockJobs = {
-    "lock_jobs",
-    "SELECT job_id, version, job FROM jobs WHERE job_id = ANY($1::text[]) "
-    "ORDER BY job_id FOR UPDATE"};
+// Read without a lock: kUpdateJobs writes only the rows still at the
+// version read (a row lock per job here cost as much as its update).
+constexpr PgStatement kReadJobs = {
+    "read_jobs", "SELECT job_id, version, job FROM jobs WHERE job_id = ANY($1::text[])"};
 constexpr PgStatement kPutResults = {
     "put_results",
     "INSERT INTO results (job_id, run_number, status, end_us, result) SELECT * FROM "
@@ -183,7 +182,8 @@ constexpr PgStatement kUpdateJobs = {
     "u.status, next_run_us = u.next_run_us, version = u.version, job = u.job FROM "
     "unnest($1::text[], $2::boolean[], $3::bigint[], $4::integer[], $5::bigint[], "
     "$6::bigint[], $7::bytea[]) AS u(job_id, deleted, delete_us, status, next_run_us, "
-    "version, job) WHERE j.job_id = u.job_id"};
+    "version, job) WHERE j.job_id = u.job_id AND j.version = u.version - 1 "
+    "RETURNING j.job_id"};
 
 // Creates: the request ids of ($1 owner, $2 request id) already used, by
 // position (1-based) in the arrays; the new request ids (those inserted:
@@ -647,16 +647,14 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
       ids.Add(f->job_id);
     }
     if (live.empty()) return absl::OkStatus();
-    ASSIGN_OR_RETURN(PgResult rows, conn->Run(kLockJobs, {PgParam::Bytes(ids.bytes())}));
+    ASSIGN_OR_RETURN(PgResult rows, conn->Run(kReadJobs, {PgParam::Bytes(ids.bytes())}));
     absl::flat_hash_map<absl::string_view, int> row_of;
     for (int i = 0; i < rows.rows(); ++i) row_of[rows.Bytes(i, 0)] = i;
     // Checked and mutated, in memory: nothing is written before all are.
-    PgArray r_job(PgArray::kText), r_run(PgArray::kInt8), r_status(PgArray::kInt4),
-        r_end(PgArray::kInt8), r_bytes(PgArray::kBytea);
+    std::vector<std::pair<DeferredFire*, std::vector<v1::JobResult>>> mutated;
     PgArray j_id(PgArray::kText), j_deleted(PgArray::kBool), j_delete_us(PgArray::kInt8),
         j_status(PgArray::kInt4), j_next(PgArray::kInt8), j_version(PgArray::kInt8),
         j_bytes(PgArray::kBytea);
-    std::string blob;
     for (DeferredFire* f : live) {
       auto row = row_of.find(f->job_id);
       if (row == row_of.end()) {
@@ -672,6 +670,48 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
       std::vector<v1::JobResult> table;
       if (absl::Status m = f->mutate(*job, table); !m.ok()) {
         f->outcome = m;
+        continue;
+      }
+      const bool deleted = job->status() == v1::Job::DELETED;
+      j_id.Add(f->job_id);
+      j_deleted.AddBool(deleted);
+      if (deleted) {
+        j_delete_us.AddInt64(DeleteMicros(*job));
+      } else {
+        j_delete_us.AddNull();
+      }
+      j_status.AddInt32(static_cast<int32_t>(job->status()));
+      if (job->has_next_run()) {
+        j_next.AddInt64(ToMicros(job->next_run()));
+      } else {
+        j_next.AddNull();
+      }
+      j_version.AddInt64(version + 1);
+      j_bytes.Add(EncodeJob(*job));
+      job->set_etag(absl::StrCat(version + 1));
+      job->clear_results();
+      f->outcome = *std::move(job);
+      mutated.emplace_back(f, std::move(table));
+    }
+    if (mutated.empty()) return absl::OkStatus();
+    // The jobs first: one changed since it was read (through another
+    // replica) is not written, nor are its results.
+    ASSIGN_OR_RETURN(
+        PgResult updated,
+        conn->Run(kUpdateJobs,
+                  {PgParam::Bytes(j_id.bytes()), PgParam::Bytes(j_deleted.bytes()),
+                   PgParam::Bytes(j_delete_us.bytes()), PgParam::Bytes(j_status.bytes()),
+                   PgParam::Bytes(j_next.bytes()), PgParam::Bytes(j_version.bytes()),
+                   PgParam::Bytes(j_bytes.bytes())}));
+    absl::flat_hash_set<absl::string_view> written;
+    for (int i = 0; i < updated.rows(); ++i) written.insert(updated.Bytes(i, 0));
+    PgArray r_job(PgArray::kText), r_run(PgArray::kInt8), r_status(PgArray::kInt4),
+        r_end(PgArray::kInt8), r_bytes(PgArray::kBytea);
+    std::string blob;
+    for (auto& [f, table] : mutated) {
+      if (!written.contains(f->job_id)) {
+        f->outcome = absl::AbortedError(
+            absl::StrCat("job ", f->job_id, " changed meanwhile; not written"));
         continue;
       }
       // One row per run number (the last written wins, as one upsert each
@@ -695,25 +735,6 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
         r.SerializeToString(&blob);
         r_bytes.Add(blob);
       }
-      const bool deleted = job->status() == v1::Job::DELETED;
-      j_id.Add(f->job_id);
-      j_deleted.AddBool(deleted);
-      if (deleted) {
-        j_delete_us.AddInt64(DeleteMicros(*job));
-      } else {
-        j_delete_us.AddNull();
-      }
-      j_status.AddInt32(static_cast<int32_t>(job->status()));
-      if (job->has_next_run()) {
-        j_next.AddInt64(ToMicros(job->next_run()));
-      } else {
-        j_next.AddNull();
-      }
-      j_version.AddInt64(version + 1);
-      j_bytes.Add(EncodeJob(*job));
-      job->set_etag(absl::StrCat(version + 1));
-      job->clear_results();
-      f->outcome = *std::move(job);
     }
     if (r_job.size() > 0) {
       RETURN_IF_ERROR(
@@ -721,15 +742,6 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
                     {PgParam::Bytes(r_job.bytes()), PgParam::Bytes(r_run.bytes()),
                      PgParam::Bytes(r_status.bytes()), PgParam::Bytes(r_end.bytes()),
                      PgParam::Bytes(r_bytes.bytes())})
-              .status());
-    }
-    if (j_id.size() > 0) {
-      RETURN_IF_ERROR(
-          conn->Run(kUpdateJobs,
-                    {PgParam::Bytes(j_id.bytes()), PgParam::Bytes(j_deleted.bytes()),
-                     PgParam::Bytes(j_delete_us.bytes()),
-                     PgParam::Bytes(j_status.bytes()), PgParam::Bytes(j_next.bytes()),
-                     PgParam::Bytes(j_version.bytes()), PgParam::Bytes(j_bytes.bytes())})
               .status());
     }
     return absl::OkStatus();

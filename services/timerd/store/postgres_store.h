@@ -10,6 +10,17 @@
 //     applied in batches, one transaction each, callbacks in commit order
 //     (synchronous_commit on: a callback's OK means committed and flushed).
 //
+// Creates and the run engine's writes (WriteJobState, WriteResult) are
+// deferred within a batch and applied together in multi-row statements over
+// unnest() of binary arrays (PgArray): per batch, one statement for the
+// fences, one reading the jobs, one writing them, one or two for results,
+// whatever its size (the per-write statements cost a round trip and a
+// statement each). A group holds one write per job; any other write
+// flushes the group first, so writes apply in submission order. A fire's
+// job is read without a lock and written only if still at the version read
+// (else ABORTED: changed meanwhile through another replica), which spares a
+// row lock per fire.
+//
 // A batch's writes share one transaction without savepoints (a savepoint
 // per write would be a subtransaction each, which PostgreSQL handles badly
 // past 64 in one transaction): every write checks what could make it fail

@@ -342,6 +342,42 @@ TEST(PostgresStoreTest, WritesQueuedTogetherApplyInOrderEachWithItsOwnOutcome) {
   EXPECT_EQ(store.GetJob("alice", a.job_id())->n_errors(), 0);
 }
 
+// A fire reads its job without a lock and writes it only if unchanged: a
+// change committed through another replica in between (here from inside
+// the fire's mutation, between the two) wins, and the fire is ABORTED with
+// nothing of it written.
+TEST(PostgresStoreTest, AFireWhoseJobChangedThroughAnotherReplicaIsNotWritten) {
+  const std::string uri = NewDatabase();
+  absl::StatusOr<std::unique_ptr<PostgresStore>> one = PostgresStore::Open({.uri = uri});
+  absl::StatusOr<std::unique_ptr<PostgresStore>> two = PostgresStore::Open({.uri = uri});
+  ASSERT_THAT(one, IsOk());
+  ASSERT_THAT(two, IsOk());
+  const v1::Job job = MakeJob("alice");
+  ASSERT_THAT(Create(**one, job), IsOk());
+
+  absl::StatusOr<v1::Job> renamed = absl::UnknownError("not run");
+  auto fired = std::make_shared<Outcome>();
+  (*one)->WriteJobState(
+      job.job_id(),
+      [&](v1::Job& j, std::vector<v1::JobResult>& table) {
+        renamed = Update(**two, "alice", job.job_id(), Rename("renamed"));
+        j.set_n_runs(j.n_runs() + 1);
+        v1::JobResult r;
+        r.set_run_number(1);
+        r.set_status(v1::JobResult::PENDING);
+        table.push_back(r);
+        return absl::OkStatus();
+      },
+      Into(fired));
+  EXPECT_THAT(Await(fired), StatusIs(absl::StatusCode::kAborted));
+  EXPECT_THAT(renamed, IsOk());
+  absl::StatusOr<v1::Job> got = (*one)->GetJob("alice", job.job_id());
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->name(), "renamed");
+  EXPECT_EQ(got->n_runs(), 0);
+  EXPECT_EQ(got->results_size(), 0);
+}
+
 TEST(RedactPgUriTest, DropsThePasswordAndKeepsTheRest) {
   EXPECT_EQ(RedactPgUri("postgres://u:secret@db.example:5432/timer?sslmode=verify-full"),
             "postgres://u@db.example:5432/timer?sslmode=verify-full");
