@@ -456,7 +456,7 @@ struct FireFigures {
   std::string name;
   int64_t expected = 0, fired = 0, twice = 0;
   double p50 = 0, p99 = 0, max = 0;
-  double cpu_percent = 0;  // timerd processes, of one core, over the window.
+  double cpu_percent = 0;     // timerd processes, of one core, over the window.
   double pg_cpu_percent = 0;  // PostgreSQL's processes, likewise.
   std::string error;
 };
@@ -731,7 +731,8 @@ int Main(const Options& opt) {
         ++failures;
         return;
       }
-      std::printf("  %-22s %8.4f %7.1f %7.1f %7.1f %5lld %7.0f %7.0f %s\n", f.name.c_str(),
+      std::printf("  %-22s %8.4f %7.1f %7.1f %7.1f %5lld %7.0f %7.0f %s\n",
+                  f.name.c_str(),
                   f.expected > 0 ? static_cast<double>(f.fired) / f.expected : 0, f.p50,
                   f.p99, f.max, static_cast<long long>(f.twice), f.cpu_percent,
                   f.pg_cpu_percent, LoadAverage().c_str());
