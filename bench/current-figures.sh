@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the commands of docs/PERFORMANCE.md, "Current figures at HEAD", in the
 # table's order, and prints their output, so the whole table can be
-# re-measured in one go (about ten minutes).
+# re-measured in one go (about twelve minutes).
 #
 #   bench/current-figures.sh [BUILD_DIR]     # default: build
 #
@@ -20,7 +20,7 @@ if [[ ! -f "$build/CMakeCache.txt" ]]; then
 fi
 
 cmake --build "$build" --target timer_bench_create_get timer_bench_scheduler \
-  timer_bench_transfer timer_bench_cli_status timer_bench_watch
+  timer_bench_transfer timer_bench_cli_status timer_bench_watch timer_bench_replicas
 
 echo "== commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo ' (with local changes)')"
 echo "== $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -33,6 +33,7 @@ commands=(
   "$build/bench/timer_bench_transfer"
   "$build/bench/timer_bench_cli_status --runs 200"
   "$build/bench/timer_bench_watch --runs 1"
+  "$build/bench/timer_bench_replicas --jobs 10000 --seconds 20"
 )
 
 total_start=$SECONDS

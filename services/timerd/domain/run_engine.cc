@@ -217,6 +217,9 @@ int RunEngine::Tick() {
     if (leases_ != nullptr && !leases_->BeforeDeadline()) room = 0;
     due = queue_.PopDue(now + options_.lookahead,
                         std::min<size_t>(room, options_.max_fires_per_tick));
+    if (leases_ != nullptr) {
+      for (const auto& [key, at] : due) fires_in_flight_.insert(key);
+    }
     const auto start_later = [](const PendingStart& a, const PendingStart& b) {
       return a.at > b.at;
     };
@@ -331,7 +334,11 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
   std::optional<store::Fence> fence;
   if (leases_ != nullptr) {
     fence = leases_->FenceFor(store::ShardOf(job_id));
-    if (!fence) return;  // Lost meanwhile: its next holder fires it.
+    if (!fence) {  // Lost meanwhile: its next holder fires it.
+      absl::MutexLock lock(&mu_);
+      fires_in_flight_.erase(key);
+      return;
+    }
   }
   const int64_t epoch = fence ? fence->epoch : 0;
   int active = 0;
@@ -430,6 +437,10 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
       },
       [this, key, due, job_id, outcome, epoch,
        in_flight = std::move(in_flight)](absl::StatusOr<v1::Job> written) mutable {
+        if (leases_ != nullptr) {
+          absl::MutexLock lock(&mu_);
+          fires_in_flight_.erase(key);
+        }
         if (written.ok()) {
           JobChanged(*written);
           if (events_ != nullptr) {
@@ -1062,7 +1073,13 @@ void RunEngine::Rescan() {
   absl::MutexLock lock(&mu_);
   size_t added = 0;
   for (const auto& [key, us] : due) {
-    if (!firing_.test(store::ShardOf(key.ToString())) || queue_.DueTime(key)) continue;
+    // A job being fired is out of the queue until its fire commits: added
+    // again with the due time read, its fire would find it changed and
+    // read it again (Requeue), on the writer's callback thread.
+    if (!firing_.test(store::ShardOf(key.ToString())) || queue_.DueTime(key) ||
+        fires_in_flight_.contains(key)) {
+      continue;
+    }
     queue_.Set(key, absl::FromUnixMicros(us));
     ++added;
   }

@@ -60,6 +60,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "domain/action_provider.h"
@@ -333,6 +334,9 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
   TimerQueue queue_ ABSL_GUARDED_BY(mu_);
   // With leases: the shards whose jobs are queued (held and not draining).
   store::ShardSet firing_ ABSL_GUARDED_BY(mu_);
+  // With leases: jobs popped from the queue whose fire has not committed
+  // yet, which a rescan must not queue again (bounded by the queue).
+  absl::flat_hash_set<JobKey> fires_in_flight_ ABSL_GUARDED_BY(mu_);
   std::vector<Poll> polls_ ABSL_GUARDED_BY(mu_);           // Min-heap on `at`.
   std::vector<PendingStart> starts_ ABSL_GUARDED_BY(mu_);  // Min-heap on `at`.
   // Fires that came up ahead of their slot (the lookahead) while a run of

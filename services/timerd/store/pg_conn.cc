@@ -93,6 +93,69 @@ PgParam PgParam::Null() {
   return p;
 }
 
+namespace {
+
+void PutBigEndian(std::string& out, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>(v >> (8 * i)));
+}
+
+}  // namespace
+
+PgArray::PgArray(uint32_t element_type) {
+  buf_.reserve(4096);
+  PutBigEndian(buf_, 1, 4);  // ndim
+  PutBigEndian(buf_, 0, 4);  // flags: has nulls, set in bytes()
+  PutBigEndian(buf_, element_type, 4);
+  PutBigEndian(buf_, 0, 4);  // size, set in bytes()
+  PutBigEndian(buf_, 1, 4);  // lower bound
+}
+
+void PgArray::Element(const char* data, int32_t length) {
+  PutBigEndian(buf_, static_cast<uint32_t>(length), 4);
+  if (length > 0) buf_.append(data, static_cast<size_t>(length));
+  ++count_;
+}
+
+void PgArray::Add(absl::string_view bytes) {
+  Element(bytes.data(), static_cast<int32_t>(bytes.size()));
+}
+
+void PgArray::AddInt64(int64_t value) {
+  PutBigEndian(buf_, 8, 4);
+  PutBigEndian(buf_, static_cast<uint64_t>(value), 8);
+  ++count_;
+}
+
+void PgArray::AddInt32(int32_t value) {
+  PutBigEndian(buf_, 4, 4);
+  PutBigEndian(buf_, static_cast<uint32_t>(value), 4);
+  ++count_;
+}
+
+void PgArray::AddBool(bool value) {
+  PutBigEndian(buf_, 1, 4);
+  buf_.push_back(value ? 1 : 0);
+  ++count_;
+}
+
+void PgArray::AddNull() {
+  PutBigEndian(buf_, 0xffffffffu, 4);  // Length -1.
+  has_null_ = true;
+  ++count_;
+}
+
+const std::string& PgArray::bytes() {
+  // The header: ndim (0), flags (4), element type (8), size (12), lower
+  // bound (16).
+  std::string head;
+  PutBigEndian(head, has_null_ ? 1 : 0, 4);
+  buf_.replace(4, 4, head);
+  head.clear();
+  PutBigEndian(head, static_cast<uint32_t>(count_), 4);
+  buf_.replace(12, 4, head);
+  return buf_;
+}
+
 int64_t PgResult::affected() const {
   int64_t n = 0;
   if (res_ == nullptr || !absl::SimpleAtoi(PQcmdTuples(res_.get()), &n)) return 0;

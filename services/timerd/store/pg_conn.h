@@ -79,6 +79,34 @@ class PgParam {
   bool null_ = false;
 };
 
+// A one-dimensional array parameter in PostgreSQL's binary array format
+// (what array_recv reads), for multi-row statements over unnest($1::T[]).
+// Its element type must be the one the statement casts to: PostgreSQL
+// refuses any other ("wrong element type"). Pass it as PgParam::Bytes(
+// builder.bytes()) once every element is added.
+class PgArray {
+ public:
+  // Element type OIDs (pg_type.h).
+  static constexpr uint32_t kBool = 16, kBytea = 17, kInt8 = 20, kInt4 = 23, kText = 25;
+
+  explicit PgArray(uint32_t element_type);
+
+  void Add(absl::string_view bytes);  // text or bytea.
+  void AddInt64(int64_t value);       // int8.
+  void AddInt32(int32_t value);       // int4.
+  void AddBool(bool value);           // bool.
+  void AddNull();
+  int size() const { return count_; }
+  // The encoded array; valid until the next Add.
+  const std::string& bytes();
+
+ private:
+  void Element(const char* data, int32_t length);
+  std::string buf_;
+  int count_ = 0;
+  bool has_null_ = false;
+};
+
 class PgResult {
  public:
   PgResult() = default;

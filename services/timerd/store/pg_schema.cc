@@ -105,7 +105,18 @@ constexpr const char* kMigrations[] = {
         job_id text COLLATE "C" NOT NULL,
         body   bytea NOT NULL              -- timer.v1.JobEvent, no sequence
       );
-    // 4: RunJobNow calls relayed to the replica that schedules the job
+    )sql",
+    // 4: a fire updates its job in place (a HOT update: no new entry in
+    // any index): the shard index no longer holds next_run_us, which every
+    // fire changes (a shard's due jobs are read from the heap by shard, a
+    // few thousand rows at a million jobs), and jobs pages keep room for
+    // the new row versions.
+    R"sql(
+      CREATE INDEX jobs_by_shard ON jobs (shard);
+      DROP INDEX jobs_due;
+      ALTER TABLE jobs SET (fillfactor = 70);
+    )sql",
+    // 5: RunJobNow calls relayed to the replica that schedules the job
     // (RelayStore); rows live for a minute past their expiry.
     R"sql(
       CREATE TABLE relayed_runs (

@@ -4,6 +4,8 @@
 #include <optional>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "store/pg_schema.h"
@@ -116,8 +118,19 @@ constexpr PgStatement kScanDue = {
     "scan_due",
     "SELECT job_id, next_run_us FROM jobs WHERE next_run_us IS NOT NULL AND "
     "job_id > $1::text ORDER BY job_id LIMIT $2::bigint"};
+// One shard's due jobs after job_id $2, at most $3: the rows of
+// jobs_by_shard.
+constexpr PgStatement kScanDueShard = {
+    "scan_due_shard",
+    "SELECT job_id, next_run_us FROM jobs WHERE shard = $1::integer AND "
+    "next_run_us IS NOT NULL AND job_id > $2::text ORDER BY job_id LIMIT $3::bigint"};
 constexpr PgStatement kOpenResults = {
     "open_results", "SELECT job_id, result FROM results WHERE status IN (1, 2)"};
+// The open results (results_open: few rows) of the jobs in shards $1.
+constexpr PgStatement kOpenResultsInShards = {
+    "open_results_in_shards",
+    "SELECT r.job_id, r.result FROM results r JOIN jobs j ON j.job_id = r.job_id "
+    "WHERE r.status IN (1, 2) AND j.shard = ANY($1::integer[])"};
 constexpr PgStatement kCount = {
     "count_jobs",
     "SELECT count(*) FILTER (WHERE NOT deleted), count(*), "
@@ -125,6 +138,73 @@ constexpr PgStatement kCount = {
 constexpr PgStatement kJobIdsAfter = {
     "job_ids_after",
     "SELECT job_id FROM jobs WHERE job_id > $1::text ORDER BY job_id LIMIT $2::bigint"};
+
+// The writer's multi-row statements, one each per group of deferred fires
+// and results (Writer::Flush); arrays in binary (PgArray).
+// The lease rows of shards $1 that holder $2 holds now, locked as kCheckFence.
+constexpr PgStatement kCheckFences = {
+    "check_fences",
+    "SELECT shard, epoch FROM shard_leases WHERE shard = ANY($1::integer[]) AND "
+    "holder = $2::text AND expires_at > clock_timestamp() ORDER BY shard "
+    "FOR KEY SHARE"};
+// Read without a lock: kUpdateJobs writes only the rows still at the
+// version read (a row lock per job here cost as much as its update).
+constexpr PgStatement kReadJobs = {
+    "read_jobs", "SELECT job_id, version, job FROM jobs WHERE job_id = ANY($1::text[])"};
+constexpr PgStatement kPutResults = {
+    "put_results",
+    "INSERT INTO results (job_id, run_number, status, end_us, result) SELECT * FROM "
+    "unnest($1::text[], $2::bigint[], $3::integer[], $4::bigint[], $5::bytea[]) "
+    "ON CONFLICT (job_id, run_number) DO UPDATE SET status = EXCLUDED.status, "
+    "end_us = EXCLUDED.end_us, result = EXCLUDED.result"};
+// Replaces existing results (distinct job ids); returns the job ids
+// written. Most of a run's writes after its first find its row: this needs
+// no lock on the job (a result row exists only while its job does).
+constexpr PgStatement kUpdateResults = {
+    "update_results",
+    "UPDATE results r SET status = u.status, end_us = u.end_us, result = u.result "
+    "FROM unnest($1::text[], $2::bigint[], $3::integer[], $4::bigint[], $5::bytea[]) "
+    "AS u(job_id, run_number, status, end_us, result) WHERE r.job_id = u.job_id AND "
+    "r.run_number = u.run_number RETURNING r.job_id"};
+// kPutResults of the jobs that exist (distinct job ids); returns the job ids
+// written.
+constexpr PgStatement kPutResultsChecked = {
+    "put_results_checked",
+    "INSERT INTO results (job_id, run_number, status, end_us, result) SELECT u.* FROM "
+    "unnest($1::text[], $2::bigint[], $3::integer[], $4::bigint[], $5::bytea[]) AS "
+    "u(job_id, run_number, status, end_us, result) WHERE EXISTS (SELECT 1 FROM jobs "
+    "WHERE jobs.job_id = u.job_id FOR KEY SHARE) ON CONFLICT (job_id, run_number) DO "
+    "UPDATE SET status = EXCLUDED.status, end_us = EXCLUDED.end_us, result = "
+    "EXCLUDED.result RETURNING job_id"};
+constexpr PgStatement kUpdateJobs = {
+    "update_jobs",
+    "UPDATE jobs j SET deleted = u.deleted, delete_us = u.delete_us, status = "
+    "u.status, next_run_us = u.next_run_us, version = u.version, job = u.job FROM "
+    "unnest($1::text[], $2::boolean[], $3::bigint[], $4::integer[], $5::bigint[], "
+    "$6::bigint[], $7::bytea[]) AS u(job_id, deleted, delete_us, status, next_run_us, "
+    "version, job) WHERE j.job_id = u.job_id AND j.version = u.version - 1 "
+    "RETURNING j.job_id"};
+
+// Creates: the request ids of ($1 owner, $2 request id) already used, by
+// position (1-based) in the arrays; the new request ids (those inserted:
+// their job ids); the new jobs (those inserted: their job ids).
+constexpr PgStatement kFindRequests = {
+    "find_requests",
+    "SELECT u.i, r.fingerprint, r.job_id FROM unnest($1::text[], $2::text[]) WITH "
+    "ORDINALITY AS u(owner, request_id, i) JOIN request_ids r ON r.owner = u.owner "
+    "AND r.request_id = u.request_id"};
+constexpr PgStatement kInsertRequests = {
+    "insert_requests",
+    "INSERT INTO request_ids (owner, request_id, fingerprint, job_id, create_us) "
+    "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+    "$5::bigint[]) ON CONFLICT DO NOTHING RETURNING job_id"};
+constexpr PgStatement kInsertJobs = {
+    "insert_jobs",
+    "INSERT INTO jobs (job_id, owner, shard, create_us, deleted, delete_us, status, "
+    "next_run_us, version, job) SELECT j, o, s, c, d, du, st, n, 1, b FROM "
+    "unnest($1::text[], $2::text[], $3::integer[], $4::bigint[], $5::boolean[], "
+    "$6::bigint[], $7::integer[], $8::bigint[], $9::bytea[]) AS u(j, o, s, c, d, du, "
+    "st, n, b) ON CONFLICT (job_id) DO NOTHING RETURNING job_id"};
 
 // The writer's.
 constexpr PgStatement kLockJob = {
@@ -137,22 +217,17 @@ constexpr PgStatement kNewestResults = {
     "newest_results",
     "SELECT result FROM results WHERE job_id = $1::text ORDER BY run_number DESC "
     "LIMIT 10"};
-constexpr PgStatement kInsertJob = {
-    "insert_job",
-    "INSERT INTO jobs (job_id, owner, shard, create_us, deleted, delete_us, status, "
-    "next_run_us, version, job) VALUES ($1::text, $2::text, $3::integer, $4::bigint, "
-    "$5::boolean, $6::bigint, $7::integer, $8::bigint, 1, $9::bytea) "
-    "ON CONFLICT (job_id) DO NOTHING"};
 constexpr PgStatement kUpdateJob = {
     "update_job",
     "UPDATE jobs SET deleted = $2::boolean, delete_us = $3::bigint, status = "
     "$4::integer, next_run_us = $5::bigint, version = $6::bigint, job = $7::bytea "
     "WHERE job_id = $1::text"};
-// The per-owner job limits (Options::max_live_jobs_per_owner): a create
-// takes its owner's lock for the rest of its transaction, without waiting
-// (another replica's writer holding it fails the create UNAVAILABLE: a
-// wait could deadlock two writers' batches), then counts the owner's jobs.
-// Class 0x74696d72 ("timr"), apart from the migrations' lock.
+// The per-owner job limits (Options::max_live_jobs_per_owner): a batch
+// with creates takes each creating owner's lock for the rest of its
+// transaction, without waiting (another replica's writer holding it fails
+// that owner's creates UNAVAILABLE: a wait could deadlock two writers'
+// batches), then counts the owner's jobs. Class 0x74696d72 ("timr"), apart
+// from the migrations' lock.
 constexpr PgStatement kLockOwner = {
     "lock_owner",
     "SELECT pg_try_advisory_xact_lock(1953066354, hashtext($1::text))::integer"};
@@ -160,26 +235,10 @@ constexpr PgStatement kOwnerCounts = {
     "owner_counts",
     "SELECT (SELECT count(*) FROM jobs WHERE owner = $1::text AND NOT deleted), "
     "(SELECT count(*) FROM jobs WHERE owner = $1::text)"};
-constexpr PgStatement kFindRequest = {
-    "find_request",
-    "SELECT fingerprint, job_id FROM request_ids WHERE owner = $1::text AND "
-    "request_id = $2::text"};
-constexpr PgStatement kInsertRequest = {
-    "insert_request",
-    "INSERT INTO request_ids (owner, request_id, fingerprint, job_id, create_us) "
-    "VALUES ($1::text, $2::text, $3::text, $4::text, $5::bigint) ON CONFLICT DO NOTHING"};
 constexpr PgStatement kPutResult = {
     "put_result",
     "INSERT INTO results (job_id, run_number, status, end_us, result) VALUES "
     "($1::text, $2::bigint, $3::integer, $4::bigint, $5::bytea) "
-    "ON CONFLICT (job_id, run_number) DO UPDATE SET status = EXCLUDED.status, "
-    "end_us = EXCLUDED.end_us, result = EXCLUDED.result"};
-// kPutResult, only when the job exists (no row changed: NOT_FOUND).
-constexpr PgStatement kPutResultChecked = {
-    "put_result_checked",
-    "INSERT INTO results (job_id, run_number, status, end_us, result) SELECT "
-    "$1::text, $2::bigint, $3::integer, $4::bigint, $5::bytea WHERE EXISTS ("
-    "SELECT 1 FROM jobs WHERE job_id = $1::text FOR KEY SHARE) "
     "ON CONFLICT (job_id, run_number) DO UPDATE SET status = EXCLUDED.status, "
     "end_us = EXCLUDED.end_us, result = EXCLUDED.result"};
 constexpr PgStatement kFindRunRequest = {
@@ -284,15 +343,46 @@ PgParam OptionalMicros(std::optional<int64_t> us) {
 // The writer connection and the transaction the group-commit writer drives
 // through it (see the header on failed writes). Writer thread only.
 struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
+  // Creates and the run engine's writes (a fire's WriteJobState, a run's
+  // WriteResult) are deferred: queued here by their operation, which
+  // returns at once, and applied together by Flush in a few multi-row
+  // statements (a round trip and a statement per group instead of up to
+  // four per write). Their callbacks take the outcome from here. A group
+  // holds at most one write per job (and per create request id), and any
+  // other write flushes the group first, so writes take effect in the
+  // order they were submitted.
+  struct DeferredCreate {
+    v1::Job job;
+    std::string request_id;
+    std::string fingerprint;
+    absl::StatusOr<v1::Job> outcome = absl::UnknownError("store: write not applied");
+  };
+  struct DeferredFire {
+    std::string job_id;
+    std::optional<Fence> fence;
+    JobRunMutation mutate;
+    absl::StatusOr<v1::Job> outcome = absl::UnknownError("store: write not applied");
+  };
+  struct DeferredResult {
+    std::string job_id;
+    v1::JobResult result;
+    absl::Status outcome = absl::UnknownError("store: write not applied");
+  };
+
   PgConnector* connector = nullptr;
   std::unique_ptr<PgConn> conn;
   int64_t max_live_jobs = 0;    // Options::max_live_jobs_per_owner
   int64_t max_stored_jobs = 0;  // Options::max_stored_jobs_per_owner
   bool dirty = false;           // The current write changed something.
   bool poisoned = false;        // A failed write changed something: no commit.
+  std::vector<std::shared_ptr<DeferredCreate>> creates;
+  std::vector<std::shared_ptr<DeferredFire>> fires;
+  std::vector<std::shared_ptr<DeferredResult>> results;
+  absl::flat_hash_set<std::string> deferred_jobs;  // Of fires and results.
 
   absl::Status Begin() override {
     poisoned = false;
+    DropDeferred();
     for (int attempt = 0;; ++attempt) {
       if (conn == nullptr || conn->broken()) {
         conn.reset();
@@ -313,6 +403,7 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
   }
   void ReleaseSavepoint() override {}
   absl::Status Commit() override {
+    Flush().IgnoreError();  // A failure poisons the batch.
     if (poisoned) {
       return absl::UnavailableError(
           "store: a write failed after changing rows; its batch was rolled back");
@@ -320,6 +411,7 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
     return conn->Commit();
   }
   void Rollback() override {
+    DropDeferred();
     if (conn != nullptr && !conn->broken()) {
       if (!conn->Exec("ROLLBACK").ok()) conn.reset();
     }
@@ -330,6 +422,442 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
                                  const std::vector<PgParam>& params) {
     dirty = true;
     return conn->Run(stmt, params);
+  }
+
+  void Defer(std::shared_ptr<DeferredCreate> create) {
+    // Keys of request ids start with \x01, which no job id holds.
+    std::string request_key;
+    if (!create->request_id.empty()) {
+      request_key = absl::StrCat("\x01", create->job.owner(), std::string(1, '\0'),
+                                 create->request_id);
+    }
+    if (deferred_jobs.contains(create->job.job_id()) ||
+        (!request_key.empty() && deferred_jobs.contains(request_key))) {
+      Flush().IgnoreError();
+    }
+    deferred_jobs.insert(create->job.job_id());
+    if (!request_key.empty()) deferred_jobs.insert(std::move(request_key));
+    creates.push_back(std::move(create));
+  }
+  void Defer(std::shared_ptr<DeferredFire> fire) {
+    if (!deferred_jobs.insert(fire->job_id).second) {
+      Flush().IgnoreError();
+      deferred_jobs.insert(fire->job_id);
+    }
+    fires.push_back(std::move(fire));
+  }
+  void Defer(std::shared_ptr<DeferredResult> result) {
+    if (!deferred_jobs.insert(result->job_id).second) {
+      Flush().IgnoreError();
+      deferred_jobs.insert(result->job_id);
+    }
+    results.push_back(std::move(result));
+  }
+  void DropDeferred() {
+    creates.clear();
+    fires.clear();
+    results.clear();
+    deferred_jobs.clear();
+  }
+
+  // Applies the deferred writes: every check (fences, jobs found,
+  // mutations) before any change, then one statement per kind of change.
+  // An SQL error fails the whole batch (poisoned); a write refused by its
+  // checks gets its error and changes nothing. UNAVAILABLE once the batch
+  // is poisoned (the caller's own write cannot commit either).
+  absl::Status Flush() {
+    if (!creates.empty() || !fires.empty() || !results.empty()) {
+      absl::Status s = FlushCreates();
+      if (s.ok()) s = FlushFires();
+      if (s.ok()) s = FlushResults();
+      if (!s.ok()) {
+        poisoned = true;
+        for (auto& c : creates) c->outcome = s;
+        for (auto& f : fires) f->outcome = s;
+        for (auto& r : results) r->outcome = s;
+      }
+      DropDeferred();
+    }
+    if (poisoned) {
+      return absl::UnavailableError(
+          "store: a write failed after changing rows; its batch was rolled back");
+    }
+    return absl::OkStatus();
+  }
+
+  // Those of `creates` their owners' job limits let in, in order, counted
+  // in this transaction under each owner's lock, so creates through every
+  // replica add up to at most the limits; the others get their error
+  // (RESOURCE_EXHAUSTED naming the limit, or UNAVAILABLE while another
+  // replica's batch holds the owner's lock). Changes nothing.
+  absl::StatusOr<std::vector<DeferredCreate*>> WithinOwnerLimits(
+      std::vector<DeferredCreate*> creates) {
+    if (max_live_jobs <= 0 && max_stored_jobs <= 0) return creates;
+    struct Count {
+      absl::Status refused;  // Lock not taken.
+      int64_t live = 0;
+      int64_t stored = 0;
+    };
+    absl::flat_hash_map<std::string, Count> counts;
+    std::vector<DeferredCreate*> admitted;
+    for (DeferredCreate* c : creates) {
+      const std::string& owner = c->job.owner();
+      auto it = counts.find(owner);
+      if (it == counts.end()) {
+        Count n;
+        ASSIGN_OR_RETURN(PgResult locked, conn->Run(kLockOwner, {owner}));
+        if (locked.Int(0, 0) != 1) {
+          n.refused = absl::UnavailableError(
+              "store: another replica is creating a job of this owner right now; retry");
+        } else {
+          ASSIGN_OR_RETURN(PgResult rows, conn->Run(kOwnerCounts, {owner}));
+          n.live = rows.Int(0, 0);
+          n.stored = rows.Int(0, 1);
+        }
+        it = counts.emplace(owner, std::move(n)).first;
+      }
+      Count& n = it->second;
+      if (!n.refused.ok()) {
+        c->outcome = n.refused;
+        continue;
+      }
+      if (max_live_jobs > 0 && n.live >= max_live_jobs) {
+        c->outcome = absl::ResourceExhaustedError(absl::StrCat(
+            "max_jobs_per_identity: ", owner, " already has ", n.live,
+            " jobs, the most allowed is ", max_live_jobs, "; delete some first"));
+        continue;
+      }
+      if (max_stored_jobs > 0 && n.stored >= max_stored_jobs) {
+        c->outcome = absl::ResourceExhaustedError(absl::StrCat(
+            "max_stored_jobs_per_identity: ", owner, " keeps ", n.stored,
+            " jobs, deleted ones included until they are purged; the most allowed is ",
+            max_stored_jobs));
+        continue;
+      }
+      ++n.live;
+      ++n.stored;
+      admitted.push_back(c);
+    }
+    return admitted;
+  }
+
+  // The deferred creates. With a request id: one used before returns the
+  // first request's job (the same fingerprint) or ALREADY_EXISTS; a new one
+  // is written with the job, in the same transaction; one another replica
+  // wrote meanwhile fails UNAVAILABLE (retry), nothing of it written.
+  absl::Status FlushCreates() {
+    if (creates.empty()) return absl::OkStatus();
+    std::vector<DeferredCreate*> pending;
+    // Request ids used before: the first request's job, or ALREADY_EXISTS.
+    {
+      PgArray owners(PgArray::kText), ids(PgArray::kText);
+      std::vector<DeferredCreate*> asked;
+      for (auto& c : creates) {
+        if (c->request_id.empty()) continue;
+        owners.Add(c->job.owner());
+        ids.Add(c->request_id);
+        asked.push_back(c.get());
+      }
+      absl::flat_hash_set<DeferredCreate*> answered;
+      if (!asked.empty()) {
+        ASSIGN_OR_RETURN(PgResult found,
+                         conn->Run(kFindRequests, {PgParam::Bytes(owners.bytes()),
+                                                   PgParam::Bytes(ids.bytes())}));
+        for (int i = 0; i < found.rows(); ++i) {
+          const int64_t at = found.Int(i, 0) - 1;
+          if (at < 0 || at >= static_cast<int64_t>(asked.size())) continue;
+          DeferredCreate* c = asked[static_cast<size_t>(at)];
+          answered.insert(c);
+          if (found.Bytes(i, 1) != c->fingerprint) {
+            c->outcome = absl::AlreadyExistsError(
+                "request_id: already used for a different request");
+            continue;
+          }
+          const std::string existing(found.Bytes(i, 2));
+          ASSIGN_OR_RETURN(PgResult rows, conn->Run(kGetJob, {existing, c->job.owner()}));
+          c->outcome = rows.rows() == 0 ? absl::StatusOr<v1::Job>(absl::InternalError(
+                                              "store: request_id names a missing job"))
+                                        : JobFromRows(rows, existing);
+        }
+      }
+      for (auto& c : creates) {
+        if (!answered.contains(c.get())) pending.push_back(c.get());
+      }
+    }
+    ASSIGN_OR_RETURN(pending, WithinOwnerLimits(std::move(pending)));
+    // New request ids: one another replica took meanwhile fails its create
+    // (nothing of it written).
+    absl::flat_hash_set<std::string> requested;  // Job ids of those inserted.
+    {
+      PgArray owners(PgArray::kText), ids(PgArray::kText), prints(PgArray::kText),
+          jobs(PgArray::kText), at(PgArray::kInt8);
+      for (DeferredCreate* c : pending) {
+        if (c->request_id.empty()) continue;
+        owners.Add(c->job.owner());
+        ids.Add(c->request_id);
+        prints.Add(c->fingerprint);
+        jobs.Add(c->job.job_id());
+        at.AddInt64(ToMicros(c->job.create_time()));
+      }
+      if (owners.size() > 0) {
+        ASSIGN_OR_RETURN(
+            PgResult added,
+            conn->Run(kInsertRequests,
+                      {PgParam::Bytes(owners.bytes()), PgParam::Bytes(ids.bytes()),
+                       PgParam::Bytes(prints.bytes()), PgParam::Bytes(jobs.bytes()),
+                       PgParam::Bytes(at.bytes())}));
+        for (int i = 0; i < added.rows(); ++i)
+          requested.insert(std::string(added.Bytes(i, 0)));
+      }
+    }
+    PgArray j_id(PgArray::kText), j_owner(PgArray::kText), j_shard(PgArray::kInt4),
+        j_create(PgArray::kInt8), j_deleted(PgArray::kBool), j_delete_us(PgArray::kInt8),
+        j_status(PgArray::kInt4), j_next(PgArray::kInt8), j_bytes(PgArray::kBytea);
+    std::vector<DeferredCreate*> inserting;
+    for (DeferredCreate* c : pending) {
+      if (!c->request_id.empty() && !requested.contains(c->job.job_id())) {
+        c->outcome =
+            absl::UnavailableError("store: request_id being used concurrently; retry");
+        continue;
+      }
+      v1::Job& job = c->job;
+      const bool deleted = job.status() == v1::Job::DELETED;
+      j_id.Add(job.job_id());
+      j_owner.Add(job.owner());
+      j_shard.AddInt32(ShardOf(job.job_id()));
+      j_create.AddInt64(ToMicros(job.create_time()));
+      j_deleted.AddBool(deleted);
+      if (deleted) {
+        j_delete_us.AddInt64(DeleteMicros(job));
+      } else {
+        j_delete_us.AddNull();
+      }
+      j_status.AddInt32(static_cast<int32_t>(job.status()));
+      if (job.has_next_run()) {
+        j_next.AddInt64(ToMicros(job.next_run()));
+      } else {
+        j_next.AddNull();
+      }
+      j_bytes.Add(EncodeJob(job));
+      inserting.push_back(c);
+    }
+    if (inserting.empty()) return absl::OkStatus();
+    ASSIGN_OR_RETURN(
+        PgResult inserted,
+        conn->Run(kInsertJobs,
+                  {PgParam::Bytes(j_id.bytes()), PgParam::Bytes(j_owner.bytes()),
+                   PgParam::Bytes(j_shard.bytes()), PgParam::Bytes(j_create.bytes()),
+                   PgParam::Bytes(j_deleted.bytes()), PgParam::Bytes(j_delete_us.bytes()),
+                   PgParam::Bytes(j_status.bytes()), PgParam::Bytes(j_next.bytes()),
+                   PgParam::Bytes(j_bytes.bytes())}));
+    absl::flat_hash_set<std::string> created;
+    for (int i = 0; i < inserted.rows(); ++i)
+      created.insert(std::string(inserted.Bytes(i, 0)));
+    for (DeferredCreate* c : inserting) {
+      if (!created.contains(c->job.job_id())) {
+        // Its request id is written already: the batch cannot commit.
+        if (!c->request_id.empty()) {
+          return absl::UnavailableError(
+              "store: a create failed after its request id was written; retry");
+        }
+        c->outcome =
+            absl::AlreadyExistsError(absl::StrCat("job ", c->job.job_id(), " exists"));
+        continue;
+      }
+      c->job.set_etag("1");
+      c->job.clear_results();
+      c->outcome = std::move(c->job);
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status FlushFires() {
+    if (fires.empty()) return absl::OkStatus();
+    // Fences, by holder (one, normally: this replica).
+    absl::flat_hash_map<std::string, std::vector<int>> shards_of;
+    for (auto& f : fires) {
+      if (!f->fence) continue;
+      if (f->fence->shard < 0 || f->fence->shard >= kShards) {
+        f->outcome =
+            absl::InvalidArgumentError(absl::StrCat("fence: no shard ", f->fence->shard));
+        continue;
+      }
+      shards_of[f->fence->holder].push_back(f->fence->shard);
+    }
+    // holder -> shard -> epoch, for the leases held now.
+    absl::flat_hash_map<std::string, absl::flat_hash_map<int, int64_t>> held;
+    for (auto& [holder, shards] : shards_of) {
+      std::sort(shards.begin(), shards.end());
+      shards.erase(std::unique(shards.begin(), shards.end()), shards.end());
+      PgArray array(PgArray::kInt4);
+      for (int shard : shards) array.AddInt32(shard);
+      ASSIGN_OR_RETURN(PgResult rows,
+                       conn->Run(kCheckFences, {PgParam::Bytes(array.bytes()), holder}));
+      auto& epochs = held[holder];
+      for (int i = 0; i < rows.rows(); ++i) {
+        epochs[static_cast<int>(rows.Int(i, 0))] = rows.Int(i, 1);
+      }
+    }
+    std::vector<DeferredFire*> live;
+    PgArray ids(PgArray::kText);
+    for (auto& f : fires) {
+      if (f->fence) {
+        if (f->fence->shard < 0 || f->fence->shard >= kShards) continue;  // Refused.
+        bool holds = false;
+        if (auto h = held.find(f->fence->holder); h != held.end()) {
+          auto e = h->second.find(f->fence->shard);
+          holds = e != h->second.end() && e->second == f->fence->epoch;
+        }
+        if (!holds) {
+          f->outcome = absl::FailedPreconditionError(
+              absl::StrCat("fence: this replica no longer holds shard ", f->fence->shard,
+                           " at epoch ", f->fence->epoch));
+          continue;
+        }
+      }
+      live.push_back(f.get());
+      ids.Add(f->job_id);
+    }
+    if (live.empty()) return absl::OkStatus();
+    ASSIGN_OR_RETURN(PgResult rows, conn->Run(kReadJobs, {PgParam::Bytes(ids.bytes())}));
+    absl::flat_hash_map<absl::string_view, int> row_of;
+    for (int i = 0; i < rows.rows(); ++i) row_of[rows.Bytes(i, 0)] = i;
+    // Checked and mutated, in memory: nothing is written before all are.
+    std::vector<std::pair<DeferredFire*, std::vector<v1::JobResult>>> mutated;
+    PgArray j_id(PgArray::kText), j_deleted(PgArray::kBool), j_delete_us(PgArray::kInt8),
+        j_status(PgArray::kInt4), j_next(PgArray::kInt8), j_version(PgArray::kInt8),
+        j_bytes(PgArray::kBytea);
+    for (DeferredFire* f : live) {
+      auto row = row_of.find(f->job_id);
+      if (row == row_of.end()) {
+        f->outcome = absl::NotFoundError(absl::StrCat("job ", f->job_id, " not found"));
+        continue;
+      }
+      const int64_t version = rows.Int(row->second, 1);
+      absl::StatusOr<v1::Job> job = DecodeJob(rows.Bytes(row->second, 2), version);
+      if (!job.ok()) {
+        f->outcome = job.status();
+        continue;
+      }
+      std::vector<v1::JobResult> table;
+      if (absl::Status m = f->mutate(*job, table); !m.ok()) {
+        f->outcome = m;
+        continue;
+      }
+      const bool deleted = job->status() == v1::Job::DELETED;
+      j_id.Add(f->job_id);
+      j_deleted.AddBool(deleted);
+      if (deleted) {
+        j_delete_us.AddInt64(DeleteMicros(*job));
+      } else {
+        j_delete_us.AddNull();
+      }
+      j_status.AddInt32(static_cast<int32_t>(job->status()));
+      if (job->has_next_run()) {
+        j_next.AddInt64(ToMicros(job->next_run()));
+      } else {
+        j_next.AddNull();
+      }
+      j_version.AddInt64(version + 1);
+      j_bytes.Add(EncodeJob(*job));
+      job->set_etag(absl::StrCat(version + 1));
+      job->clear_results();
+      f->outcome = *std::move(job);
+      mutated.emplace_back(f, std::move(table));
+    }
+    if (mutated.empty()) return absl::OkStatus();
+    // The jobs first: one changed since it was read (through another
+    // replica) is not written, nor are its results.
+    ASSIGN_OR_RETURN(
+        PgResult updated,
+        conn->Run(kUpdateJobs,
+                  {PgParam::Bytes(j_id.bytes()), PgParam::Bytes(j_deleted.bytes()),
+                   PgParam::Bytes(j_delete_us.bytes()), PgParam::Bytes(j_status.bytes()),
+                   PgParam::Bytes(j_next.bytes()), PgParam::Bytes(j_version.bytes()),
+                   PgParam::Bytes(j_bytes.bytes())}));
+    absl::flat_hash_set<absl::string_view> written;
+    for (int i = 0; i < updated.rows(); ++i) written.insert(updated.Bytes(i, 0));
+    PgArray r_job(PgArray::kText), r_run(PgArray::kInt8), r_status(PgArray::kInt4),
+        r_end(PgArray::kInt8), r_bytes(PgArray::kBytea);
+    std::string blob;
+    for (auto& [f, table] : mutated) {
+      if (!written.contains(f->job_id)) {
+        f->outcome = absl::AbortedError(
+            absl::StrCat("job ", f->job_id, " changed meanwhile; not written"));
+        continue;
+      }
+      // One row per run number (the last written wins, as one upsert each
+      // would): a statement may not change a row twice.
+      for (size_t i = 0; i < table.size(); ++i) {
+        const v1::JobResult& r = table[i];
+        bool later = false;
+        for (size_t k = i + 1; k < table.size(); ++k) {
+          later = later || table[k].run_number() == r.run_number();
+        }
+        if (later) continue;
+        r_job.Add(f->job_id);
+        r_run.AddInt64(r.run_number());
+        r_status.AddInt32(static_cast<int32_t>(r.status()));
+        if (r.has_end_time()) {
+          r_end.AddInt64(ToMicros(r.end_time()));
+        } else {
+          r_end.AddNull();
+        }
+        blob.clear();
+        r.SerializeToString(&blob);
+        r_bytes.Add(blob);
+      }
+    }
+    if (r_job.size() > 0) {
+      RETURN_IF_ERROR(
+          conn->Run(kPutResults,
+                    {PgParam::Bytes(r_job.bytes()), PgParam::Bytes(r_run.bytes()),
+                     PgParam::Bytes(r_status.bytes()), PgParam::Bytes(r_end.bytes()),
+                     PgParam::Bytes(r_bytes.bytes())})
+              .status());
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status FlushResults() {
+    if (results.empty()) return absl::OkStatus();
+    // Existing rows replaced first; the others inserted if their job exists.
+    absl::flat_hash_set<std::string> written;
+    for (const PgStatement* stmt : {&kUpdateResults, &kPutResultsChecked}) {
+      PgArray r_job(PgArray::kText), r_run(PgArray::kInt8), r_status(PgArray::kInt4),
+          r_end(PgArray::kInt8), r_bytes(PgArray::kBytea);
+      std::string blob;
+      for (auto& d : results) {
+        if (written.contains(d->job_id)) continue;
+        const v1::JobResult& r = d->result;
+        r_job.Add(d->job_id);
+        r_run.AddInt64(r.run_number());
+        r_status.AddInt32(static_cast<int32_t>(r.status()));
+        if (r.has_end_time()) {
+          r_end.AddInt64(ToMicros(r.end_time()));
+        } else {
+          r_end.AddNull();
+        }
+        blob.clear();
+        r.SerializeToString(&blob);
+        r_bytes.Add(blob);
+      }
+      if (r_job.size() == 0) break;
+      ASSIGN_OR_RETURN(
+          PgResult rows,
+          conn->Run(*stmt,
+                    {PgParam::Bytes(r_job.bytes()), PgParam::Bytes(r_run.bytes()),
+                     PgParam::Bytes(r_status.bytes()), PgParam::Bytes(r_end.bytes()),
+                     PgParam::Bytes(r_bytes.bytes())}));
+      for (int i = 0; i < rows.rows(); ++i) written.insert(std::string(rows.Bytes(i, 0)));
+    }
+    for (auto& d : results) {
+      d->outcome =
+          written.contains(d->job_id)
+              ? absl::OkStatus()
+              : absl::NotFoundError(absl::StrCat("job ", d->job_id, " not found"));
+    }
+    return absl::OkStatus();
   }
 
   // FAILED_PRECONDITION unless `fence` holds now; the lease row stays
@@ -370,81 +898,6 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
                      PgParam::Bytes(bytes)}));
     if (changed != nullptr) *changed = res.affected();
     return absl::OkStatus();
-  }
-
-  // The owner's job limits, counted in this transaction under the owner's
-  // lock, so creates through every replica add up to at most the limit.
-  // Changes nothing.
-  absl::Status CheckOwnerLimits(const std::string& owner) {
-    if (max_live_jobs <= 0 && max_stored_jobs <= 0) return absl::OkStatus();
-    ASSIGN_OR_RETURN(PgResult locked, conn->Run(kLockOwner, {owner}));
-    if (locked.Int(0, 0) != 1) {
-      return absl::UnavailableError(
-          "store: another replica is creating a job of this owner right now; retry");
-    }
-    ASSIGN_OR_RETURN(PgResult counts, conn->Run(kOwnerCounts, {owner}));
-    const int64_t live = counts.Int(0, 0);
-    const int64_t stored = counts.Int(0, 1);
-    if (max_live_jobs > 0 && live >= max_live_jobs) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "max_jobs_per_identity: ", owner, " already has ", live,
-          " jobs, the most allowed is ", max_live_jobs, "; delete some first"));
-    }
-    if (max_stored_jobs > 0 && stored >= max_stored_jobs) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "max_stored_jobs_per_identity: ", owner, " keeps ", stored,
-          " jobs, deleted ones included until they are purged; the most allowed is ",
-          max_stored_jobs));
-    }
-    return absl::OkStatus();
-  }
-
-  absl::StatusOr<v1::Job> Create(v1::Job& job, const std::string& request_id,
-                                 const std::string& fingerprint) {
-    const int64_t create_us = ToMicros(job.create_time());
-    if (!request_id.empty()) {
-      ASSIGN_OR_RETURN(PgResult found,
-                       conn->Run(kFindRequest, {job.owner(), request_id}));
-      if (found.rows() > 0) {
-        if (found.Bytes(0, 0) != fingerprint) {
-          return absl::AlreadyExistsError(
-              "request_id: already used for a different request");
-        }
-        const std::string existing(found.Bytes(0, 1));
-        ASSIGN_OR_RETURN(PgResult rows, conn->Run(kGetJob, {existing, job.owner()}));
-        if (rows.rows() == 0) {
-          return absl::InternalError("store: request_id names a missing job");
-        }
-        return JobFromRows(rows, existing);
-      }
-    }
-    RETURN_IF_ERROR(CheckOwnerLimits(job.owner()));
-    if (!request_id.empty()) {
-      ASSIGN_OR_RETURN(PgResult added,
-                       Write(kInsertRequest, {job.owner(), request_id, fingerprint,
-                                              job.job_id(), create_us}));
-      if (added.affected() == 0) {
-        // Another replica took it in the meantime: nothing changed here.
-        dirty = false;
-        return absl::UnavailableError("store: request_id being used concurrently; retry");
-      }
-    }
-    const std::string blob = EncodeJob(job);
-    const bool deleted = job.status() == v1::Job::DELETED;
-    ASSIGN_OR_RETURN(
-        PgResult inserted,
-        Write(kInsertJob, {job.job_id(), job.owner(), ShardOf(job.job_id()), create_us,
-                           deleted ? "true" : "false",
-                           deleted ? PgParam(DeleteMicros(job)) : PgParam::Null(),
-                           static_cast<int64_t>(job.status()),
-                           OptionalMicros(NextRunMicros(job)), PgParam::Bytes(blob)}));
-    if (inserted.affected() == 0) {
-      if (request_id.empty()) dirty = false;  // Nothing changed.
-      return absl::AlreadyExistsError(absl::StrCat("job ", job.job_id(), " exists"));
-    }
-    job.set_etag("1");
-    job.clear_results();
-    return job;
   }
 
   absl::StatusOr<v1::Job> Update(const std::optional<std::string>& owner,
@@ -605,19 +1058,29 @@ absl::StatusOr<T> PostgresStore::WriteSync(
 
 void PostgresStore::CreateJob(v1::Job job, std::string request_id,
                               std::string fingerprint, JobCallback done) {
+  // Deferred, as WriteJobState.
+  auto create = std::make_shared<Writer::DeferredCreate>();
+  create->job = std::move(job);
+  create->request_id = std::move(request_id);
+  create->fingerprint = std::move(fingerprint);
   group_->Submit<v1::Job>(
-      [w = writer_.get(), job = std::move(job), request_id = std::move(request_id),
-       fingerprint = std::move(fingerprint)]() mutable {
-        return w->Create(job, request_id, fingerprint);
+      [w = writer_.get(), create]() -> absl::StatusOr<v1::Job> {
+        w->Defer(create);
+        return v1::Job();
       },
-      std::move(done));
+      [create, done = std::move(done)](absl::StatusOr<v1::Job> committed) mutable {
+        if (committed.ok()) committed = std::move(create->outcome);
+        std::move(done)(std::move(committed));
+      });
 }
 
 void PostgresStore::WriteJob(std::string owner, std::string job_id, JobRunMutation mutate,
                              JobCallback done) {
   group_->Submit<v1::Job>(
       [w = writer_.get(), owner = std::optional<std::string>(std::move(owner)),
-       job_id = std::move(job_id), mutate = std::move(mutate)]() mutable {
+       job_id = std::move(job_id),
+       mutate = std::move(mutate)]() mutable -> absl::StatusOr<v1::Job> {
+        RETURN_IF_ERROR(w->Flush());
         return w->Update(owner, job_id, mutate, /*with_results=*/true);
       },
       std::move(done));
@@ -625,29 +1088,37 @@ void PostgresStore::WriteJob(std::string owner, std::string job_id, JobRunMutati
 
 void PostgresStore::WriteJobState(std::string job_id, std::optional<Fence> fence,
                                   JobRunMutation mutate, JobCallback done) {
+  // Deferred (Writer::Flush): the operation only queues it; its outcome is
+  // the deferred one once the batch committed.
+  auto fire = std::make_shared<Writer::DeferredFire>();
+  fire->job_id = std::move(job_id);
+  fire->fence = std::move(fence);
+  fire->mutate = std::move(mutate);
   group_->Submit<v1::Job>(
-      [w = writer_.get(), job_id = std::move(job_id), fence = std::move(fence),
-       mutate = std::move(mutate)]() mutable -> absl::StatusOr<v1::Job> {
-        RETURN_IF_ERROR(w->CheckFence(fence));
-        return w->Update(std::nullopt, job_id, mutate, /*with_results=*/false);
+      [w = writer_.get(), fire]() -> absl::StatusOr<v1::Job> {
+        w->Defer(fire);
+        return v1::Job();
       },
-      std::move(done));
+      [fire, done = std::move(done)](absl::StatusOr<v1::Job> committed) mutable {
+        if (committed.ok()) committed = std::move(fire->outcome);
+        std::move(done)(std::move(committed));
+      });
 }
 
 void PostgresStore::WriteResult(std::string job_id, v1::JobResult result,
                                 StatusCallback done) {
+  auto deferred = std::make_shared<Writer::DeferredResult>();
+  deferred->job_id = std::move(job_id);
+  deferred->result = std::move(result);
   group_->Submit(
-      [w = writer_.get(), job_id = std::move(job_id),
-       result = std::move(result)]() -> absl::Status {
-        int64_t changed = 0;
-        RETURN_IF_ERROR(w->PutResult(job_id, result, kPutResultChecked, &changed));
-        if (changed == 0) {
-          w->dirty = false;  // Nothing was written.
-          return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
-        }
+      [w = writer_.get(), deferred]() -> absl::Status {
+        w->Defer(deferred);
         return absl::OkStatus();
       },
-      std::move(done));
+      [deferred, done = std::move(done)](absl::Status committed) mutable {
+        if (committed.ok()) committed = std::move(deferred->outcome);
+        std::move(done)(std::move(committed));
+      });
 }
 
 void PostgresStore::WriteManualRun(std::string owner, std::string job_id,
@@ -657,6 +1128,7 @@ void PostgresStore::WriteManualRun(std::string owner, std::string job_id,
       [w = writer_.get(), owner = std::move(owner), job_id = std::move(job_id),
        request_id = std::move(request_id), fence = std::move(fence),
        mutate = std::move(mutate)]() mutable -> absl::StatusOr<v1::Job> {
+        RETURN_IF_ERROR(w->Flush());
         RETURN_IF_ERROR(w->CheckFence(fence));
         return w->UpdateManualRun(owner, job_id, request_id, mutate);
       },
@@ -798,6 +1270,56 @@ absl::Status PostgresStore::ScanDue(
   return s;
 }
 
+absl::Status PostgresStore::ScanDueInShards(
+    const ShardSet& shards, absl::FunctionRef<void(const std::string&, int64_t)> fn) {
+  bool delivered = false;
+  auto scan = [&](PgConn& c) -> absl::Status {
+    // Pages of one snapshot, shard by shard, each an index range.
+    RETURN_IF_ERROR(c.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+    for (int shard = 0; shard < kShards; ++shard) {
+      if (!shards.test(shard)) continue;
+      std::string after;
+      for (;;) {
+        ASSIGN_OR_RETURN(
+            PgResult res,
+            c.Run(kScanDueShard, {shard, after, static_cast<int64_t>(kScanPage)}));
+        for (int i = 0; i < res.rows(); ++i) {
+          after = std::string(res.Bytes(i, 0));
+          delivered = true;
+          fn(after, res.Int(i, 1));
+        }
+        if (res.rows() < kScanPage) break;
+      }
+    }
+    return c.Exec("COMMIT");
+  };
+  absl::Status s = Read(scan, /*retry=*/false);
+  // A connection found dead before anything was delivered: once more.
+  if (absl::IsUnavailable(s) && !delivered) s = Read(scan, /*retry=*/false);
+  return s;
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>
+PostgresStore::ListOpenResultsInShards(const ShardSet& shards) {
+  std::string list = "{";
+  for (int shard = 0; shard < kShards; ++shard) {
+    if (!shards.test(shard)) continue;
+    absl::StrAppend(&list, list.size() > 1 ? "," : "", shard);
+  }
+  list += "}";
+  std::vector<std::pair<std::string, v1::JobResult>> open;
+  RETURN_IF_ERROR(Read([&](PgConn& c) -> absl::Status {
+    open.clear();
+    ASSIGN_OR_RETURN(PgResult res, c.Run(kOpenResultsInShards, {list.c_str()}));
+    for (int i = 0; i < res.rows(); ++i) {
+      ASSIGN_OR_RETURN(v1::JobResult r, DecodeResult(res.Bytes(i, 1)));
+      open.emplace_back(std::string(res.Bytes(i, 0)), std::move(r));
+    }
+    return absl::OkStatus();
+  }));
+  return open;
+}
+
 absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>
 PostgresStore::ListOpenResults() {
   std::vector<std::pair<std::string, v1::JobResult>> open;
@@ -849,6 +1371,7 @@ absl::StatusOr<int64_t> PostgresStore::PruneResults(int keep_per_job,
         const int64_t n,
         WriteSync<int64_t>([w = writer_.get(), low, high, keep_per_job,
                             ended_before_us]() -> absl::StatusOr<int64_t> {
+          RETURN_IF_ERROR(w->Flush());
           ASSIGN_OR_RETURN(
               PgResult res,
               w->Write(kPruneResults,
@@ -864,6 +1387,7 @@ absl::StatusOr<int64_t> PostgresStore::PruneResults(int keep_per_job,
     ASSIGN_OR_RETURN(const int64_t n,
                      WriteSync<int64_t>([w = writer_.get(),
                                          ended_before_us]() -> absl::StatusOr<int64_t> {
+                       RETURN_IF_ERROR(w->Flush());
                        ASSIGN_OR_RETURN(PgResult res,
                                         w->Write(kPruneRunRequests,
                                                  {ended_before_us, kRequestsPerWrite}));
@@ -899,6 +1423,7 @@ absl::StatusOr<std::vector<PurgedJob>> PostgresStore::PurgeDeletedJobs(
         std::vector<PurgedJob> step,
         WriteSync<std::vector<PurgedJob>>([w = writer_.get(), deleted_before_us, want]()
                                               -> absl::StatusOr<std::vector<PurgedJob>> {
+          RETURN_IF_ERROR(w->Flush());
           ASSIGN_OR_RETURN(PgResult res, w->Write(kPurge, {deleted_before_us,
                                                            static_cast<int64_t>(want)}));
           std::vector<PurgedJob> out;

@@ -10,6 +10,17 @@
 //     applied in batches, one transaction each, callbacks in commit order
 //     (synchronous_commit on: a callback's OK means committed and flushed).
 //
+// Creates and the run engine's writes (WriteJobState, WriteResult) are
+// deferred within a batch and applied together in multi-row statements over
+// unnest() of binary arrays (PgArray): per batch, one statement for the
+// fences, one reading the jobs, one writing them, one or two for results,
+// whatever its size (the per-write statements cost a round trip and a
+// statement each). A group holds one write per job; any other write
+// flushes the group first, so writes apply in submission order. A fire's
+// job is read without a lock and written only if still at the version read
+// (else ABORTED: changed meanwhile through another replica), which spares a
+// row lock per fire.
+//
 // A batch's writes share one transaction without savepoints (a savepoint
 // per write would be a subtransaction each, which PostgreSQL handles badly
 // past 64 in one transaction): every write checks what could make it fail
@@ -100,9 +111,16 @@ class PostgresStore final : public Store, public LeaseStore, public RelayStore {
   void WriteResult(std::string job_id, v1::JobResult result,
                    StatusCallback done) override;
   absl::Status ScanDue(absl::FunctionRef<void(const std::string&, int64_t)> fn) override;
+  // By the shard column: the rows of the shard index, shard by shard.
+  absl::Status ScanDueInShards(
+      const ShardSet& shards,
+      absl::FunctionRef<void(const std::string&, int64_t)> fn) override;
   absl::StatusOr<v1::Job> LoadJob(const std::string& job_id) override;
   absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>> ListOpenResults()
       override;
+  // The open results (a partial index) joined to their jobs' shard.
+  absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>
+  ListOpenResultsInShards(const ShardSet& shards) override;
   absl::StatusOr<std::vector<v1::JobResult>> ListResults(const std::string& owner,
                                                          const std::string& job_id,
                                                          int64_t before_run_number,

@@ -291,6 +291,133 @@ TEST(PostgresStoreTest, AnOwnersJobLimitsHoldAcrossStoresOnOneDatabase) {
   absl::StatusOr<v1::Job> full = Create(**b, MakeJob("mallory"));
   EXPECT_THAT(full, StatusIs(absl::StatusCode::kResourceExhausted));
   EXPECT_THAT(full.status().message(), HasSubstr("max_stored_jobs_per_identity"));
+// Writes queued behind a busy writer commit as one batch, in which creates,
+// fires and results are applied in multi-row statements: each still gets
+// its own outcome, and they take effect in the order they were submitted.
+TEST(PostgresStoreTest, WritesQueuedTogetherApplyInOrderEachWithItsOwnOutcome) {
+  absl::StatusOr<std::unique_ptr<PostgresStore>> opened =
+      PostgresStore::Open({.uri = NewDatabase()});
+  ASSERT_THAT(opened, IsOk());
+  PostgresStore& store = **opened;
+  const v1::Job a = MakeJob("alice");
+  const v1::Job b = MakeJob("alice");
+  ASSERT_THAT(Create(store, a), IsOk());
+  ASSERT_THAT(Create(store, b), IsOk());
+
+  // The writer is held inside a batch (a mutation runs on its thread) while
+  // the rest queue up.
+  absl::Notification release;
+  auto gate = StartUpdate(store, "alice", a.job_id(), [&](v1::Job&) {
+    release.WaitForNotification();
+    return absl::OkStatus();
+  });
+  const int64_t commits_before = store.commits();
+  const v1::Job first = MakeJob("alice");
+  auto created = StartCreate(store, first, "req-1", "print");
+  auto retried = StartCreate(store, MakeJob("alice"), "req-1", "print");
+  auto reused = StartCreate(store, MakeJob("alice"), "req-1", "other print");
+  auto taken = StartCreate(store, first);  // Its job id exists by then.
+  struct StatusOutcome {
+    absl::Notification done;
+    absl::Status status = absl::UnknownError("callback not run");
+  };
+  auto write_result = [&](const std::string& job_id, v1::JobResult::Status status) {
+    auto out = std::make_shared<StatusOutcome>();
+    v1::JobResult r;
+    r.set_run_number(1);
+    r.set_status(status);
+    store.WriteResult(job_id, r, [out](absl::Status s) {
+      out->status = std::move(s);
+      out->done.Notify();
+    });
+    return out;
+  };
+  auto write_state = [&](const std::string& job_id, std::optional<Fence> fence) {
+    auto out = std::make_shared<Outcome>();
+    store.WriteJobState(
+        job_id, std::move(fence),
+        [](v1::Job& job, std::vector<v1::JobResult>& table) {
+          v1::JobResult r;
+          r.set_run_number(1);
+          r.set_status(v1::JobResult::FAILED);
+          table.push_back(r);
+          job.set_n_errors(job.n_errors() + 1);
+          return absl::OkStatus();
+        },
+        Into(out));
+    return out;
+  };
+  auto active = write_result(b.job_id(), v1::JobResult::ACTIVE);
+  auto failed = write_state(b.job_id(), std::nullopt);
+  auto succeeded = write_result(b.job_id(), v1::JobResult::SUCCEEDED);
+  auto no_job_result = write_result("no-such-job", v1::JobResult::SUCCEEDED);
+  auto no_job_state = write_state("no-such-job", std::nullopt);
+  auto fenced_out = write_state(a.job_id(), Fence{ShardOf(a.job_id()), "nobody", 1});
+  release.Notify();
+
+  ASSERT_THAT(Await(gate), IsOk());
+  ASSERT_THAT(Await(created), IsOk());
+  EXPECT_EQ(created->result->job_id(), first.job_id());
+  ASSERT_THAT(Await(retried), IsOk());
+  EXPECT_EQ(retried->result->job_id(), first.job_id());  // The first request's job.
+  EXPECT_THAT(Await(reused), StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(Await(taken), StatusIs(absl::StatusCode::kAlreadyExists));
+  for (auto* out : {active.get(), succeeded.get(), no_job_result.get()}) {
+    ASSERT_TRUE(out->done.WaitForNotificationWithTimeout(kWait));
+  }
+  EXPECT_TRUE(active->status.ok()) << active->status;
+  EXPECT_TRUE(succeeded->status.ok()) << succeeded->status;
+  EXPECT_EQ(no_job_result->status.code(), absl::StatusCode::kNotFound);
+  ASSERT_THAT(Await(failed), IsOk());
+  EXPECT_EQ(failed->result->n_errors(), 1);
+  EXPECT_THAT(Await(no_job_state), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(Await(fenced_out), StatusIs(absl::StatusCode::kFailedPrecondition));
+  // The queued writes shared one commit (besides the gate's).
+  EXPECT_LE(store.commits() - commits_before, 2);
+
+  // The last write of run 1 won; the fenced-out write changed nothing.
+  absl::StatusOr<v1::Job> got = store.GetJob("alice", b.job_id());
+  ASSERT_THAT(got, IsOk());
+  ASSERT_EQ(got->results_size(), 1);
+  EXPECT_EQ(got->results(0).status(), v1::JobResult::SUCCEEDED);
+  EXPECT_EQ(got->n_errors(), 1);
+  EXPECT_EQ(store.GetJob("alice", a.job_id())->n_errors(), 0);
+}
+
+// A fire reads its job without a lock and writes it only if unchanged: a
+// change committed through another replica in between (here from inside
+// the fire's mutation, between the two) wins, and the fire is ABORTED with
+// nothing of it written.
+TEST(PostgresStoreTest, AFireWhoseJobChangedThroughAnotherReplicaIsNotWritten) {
+  const std::string uri = NewDatabase();
+  absl::StatusOr<std::unique_ptr<PostgresStore>> one = PostgresStore::Open({.uri = uri});
+  absl::StatusOr<std::unique_ptr<PostgresStore>> two = PostgresStore::Open({.uri = uri});
+  ASSERT_THAT(one, IsOk());
+  ASSERT_THAT(two, IsOk());
+  const v1::Job job = MakeJob("alice");
+  ASSERT_THAT(Create(**one, job), IsOk());
+
+  absl::StatusOr<v1::Job> renamed = absl::UnknownError("not run");
+  auto fired = std::make_shared<Outcome>();
+  (*one)->WriteJobState(
+      job.job_id(),
+      [&](v1::Job& j, std::vector<v1::JobResult>& table) {
+        renamed = Update(**two, "alice", job.job_id(), Rename("renamed"));
+        j.set_n_runs(j.n_runs() + 1);
+        v1::JobResult r;
+        r.set_run_number(1);
+        r.set_status(v1::JobResult::PENDING);
+        table.push_back(r);
+        return absl::OkStatus();
+      },
+      Into(fired));
+  EXPECT_THAT(Await(fired), StatusIs(absl::StatusCode::kAborted));
+  EXPECT_THAT(renamed, IsOk());
+  absl::StatusOr<v1::Job> got = (*one)->GetJob("alice", job.job_id());
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->name(), "renamed");
+  EXPECT_EQ(got->n_runs(), 0);
+  EXPECT_EQ(got->results_size(), 0);
 }
 
 TEST(RedactPgUriTest, DropsThePasswordAndKeepsTheRest) {
