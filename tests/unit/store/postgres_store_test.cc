@@ -291,6 +291,8 @@ TEST(PostgresStoreTest, AnOwnersJobLimitsHoldAcrossStoresOnOneDatabase) {
   absl::StatusOr<v1::Job> full = Create(**b, MakeJob("mallory"));
   EXPECT_THAT(full, StatusIs(absl::StatusCode::kResourceExhausted));
   EXPECT_THAT(full.status().message(), HasSubstr("max_stored_jobs_per_identity"));
+}
+
 // Writes queued behind a busy writer commit as one batch, in which creates,
 // fires and results are applied in multi-row statements: each still gets
 // its own outcome, and they take effect in the order they were submitted.
