@@ -300,12 +300,18 @@ EventHub::Opened EventHub::Subscribe(WatchFilter filter, int64_t since,
       new Subscription(std::move(filter), options_.buffer_events, std::move(on_ready)));
   {
     absl::MutexLock lock(&mu_);
-    if (options_.shared && since > head_) {
+    if (options_.shared && since > head_ && since_waiting_ == 0 &&
+        since - head_ <= static_cast<int64_t>(options_.keep_events)) {
       // Seen on another replica a moment ago: this one's tail is on its way.
+      // One such wait at a time (it holds a WatchStarter thread), and only
+      // for a `since` within reach: a made-up one cannot hold the starter's
+      // threads; it gets a RESET instead.
+      ++since_waiting_;
       auto caught_up = [this, since]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return head_ >= since || shut_down_;
       };
       mu_.AwaitWithTimeout(absl::Condition(&caught_up), options_.since_wait);
+      --since_waiting_;
     }
     opened.head = head_;
     {

@@ -132,7 +132,9 @@ class EventHub final : public EventSink {
     // Shared mode (see above): set_outbox() and StartAt() before use.
     bool shared = false;
     // Shared mode: how long a subscription waits for this replica to ingest
-    // up to a `since` ahead of it before it starts over (RESET).
+    // up to a `since` ahead of it before it starts over (RESET). One waits
+    // at a time, and only for a `since` at most keep_events ahead; others
+    // start over at once.
     absl::Duration since_wait = absl::Seconds(2);
   };
 
@@ -238,6 +240,8 @@ class EventHub final : public EventSink {
   // A `since` below this is too old, whatever log_ holds (shared mode: the
   // start, the last gap or lost-events marker).
   int64_t floor_ ABSL_GUARDED_BY(mu_) = 0;
+  // Subscriptions waiting for their `since` to be ingested (at most one).
+  int since_waiting_ ABSL_GUARDED_BY(mu_) = 0;
   EventOutbox* outbox_ = nullptr;
   std::deque<EventPtr> log_ ABSL_GUARDED_BY(mu_);
   size_t log_bytes_ ABSL_GUARDED_BY(mu_) = 0;

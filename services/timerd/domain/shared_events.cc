@@ -75,7 +75,14 @@ void SharedEvents::Stop() {
 
 void SharedEvents::Send(const v1::JobEvent& event, std::string body) {
   absl::MutexLock lock(&mu_);
-  if (outbox_.size() + in_flight_ >= options_.outbox_events || stopping_) {
+  if (stopping_) {
+    // After Stop() (nothing publishes then in timerd): gone with the
+    // replica, as at a crash; no marker, which would make every replica's
+    // watchers start over at every restart.
+    ++dropped_;
+    return;
+  }
+  if (outbox_.size() + in_flight_ >= options_.outbox_events) {
     // Never silently: the marker makes every watcher start over.
     lost_ = true;
     ++dropped_;

@@ -269,7 +269,8 @@ const std::vector<ConfigKey>& ConfigKeys() {
        .min = 0,
        .max = 60'000,
        .doc = "with several replicas: how long a watch resuming with a `since` this "
-              "replica has not received yet waits for it before starting over (RESET)"},
+              "replica has not received yet waits for it before starting over (RESET); "
+              "one such wait at a time"},
       {.path = "auth.jwt.keys_file",
        .field = &Config::jwt_keys_file,
        .doc = "JWKS document or PEM public key(s): accept JWTs signed by them",

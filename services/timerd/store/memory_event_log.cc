@@ -66,6 +66,12 @@ void MemoryEventLog::set_available(bool available) {
   available_ = available;
 }
 
+void MemoryEventLog::Lose(int64_t n) {
+  absl::MutexLock lock(&mu_);
+  events_.clear();
+  head_ += n;
+}
+
 void MemoryEventLog::Forget() {
   absl::MutexLock lock(&mu_);
   events_.clear();

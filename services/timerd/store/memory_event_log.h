@@ -29,6 +29,9 @@ class MemoryEventLog final : public EventLog {
   // Drops every kept event, keeping the numbering: PostgreSQL's crash
   // recovery emptying its UNLOGGED table.
   void Forget();
+  // Numbers `n` events that are never kept: appended, then lost before any
+  // reader saw them (Forget() right after an append, with no reader between).
+  void Lose(int64_t n);
 
  private:
   absl::Status Check() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

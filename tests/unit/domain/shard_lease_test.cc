@@ -404,6 +404,32 @@ TEST_F(ShardLeaseTest, AJobCreatedThroughAnotherReplicaFiresOnItsShardsHolder) {
   }
 }
 
+// With events across replicas (domain/shared_events.h), the holder hears of
+// a job created through another replica as the event arrives: it fires the
+// job's first slot, not at its rescan.
+TEST_F(ShardLeaseTest, AJobChangedElsewhereIsTakenByItsShardsHolderAtOnce) {
+  AddReplicas(2);
+  Steps(4);
+  ASSERT_THAT(Held(), ::testing::ElementsAre(128, 128));
+  CreateJobs(20, 1);  // Through replica 0, first slot at kStart (1 s away).
+  std::set<std::string> elsewhere;
+  for (const std::string& id : job_ids_) {
+    if (replicas_[1]->leases->Epoch(store::ShardOf(id)) != 0) elsewhere.insert(id);
+    // As its tail would: every job's event reaches replica 1, which takes
+    // only those of its own shards.
+    replicas_[1]->engine->ChangedElsewhere(id);
+  }
+  ASSERT_FALSE(elsewhere.empty());
+  Steps(2);  // To kStart + 1 s: long before the rescan (kStart + 11 s).
+  const auto starts = AllStarts();
+  for (const std::string& id : job_ids_) {
+    auto it = starts.find(absl::StrCat(id, "/1"));
+    ASSERT_NE(it, starts.end()) << id << " did not fire its first slot";
+    EXPECT_EQ(it->second.first, elsewhere.contains(id) ? 1 : 0) << id;
+    EXPECT_LE(it->second.second, kStart + absl::Milliseconds(1)) << id;
+  }
+}
+
 TEST_F(ShardLeaseTest, AManualRunOfAJobAnotherReplicaSchedulesIsUnavailable) {
   AddReplicas(2);
   CreateJobs(20, 10);
