@@ -154,13 +154,13 @@ void RunEngine::Loop() {
       if (InFlightRuns() < options_.max_active_runs &&
           (leases_ == nullptr || leases_->BeforeDeadline())) {
         if (auto due = queue_.NextDue()) next = *due - options_.lookahead;
+        if (!deferred_.empty() && (!next || deferred_.front().first < *next))
+          next = deferred_.front().first;
       }
       if (!polls_.empty() && (!next || polls_.front().at < *next))
         next = polls_.front().at;
       if (!starts_.empty() && (!next || starts_.front().at < *next))
         next = starts_.front().at;
-      if (!deferred_.empty() && (!next || deferred_.front().first < *next))
-        next = deferred_.front().first;
       const absl::Time now = clock_->Now();
       // Ticks are at least `resolution` apart: due work is taken in batches
       // rather than one wakeup per run.
@@ -215,26 +215,33 @@ int RunEngine::Tick() {
     if (stopping_ && workers_ == nullptr) return 0;
     int room = std::max(0, options_.max_active_runs - InFlightRuns());
     if (leases_ != nullptr && !leases_->BeforeDeadline()) room = 0;
-    due = queue_.PopDue(now + options_.lookahead,
-                        std::min<size_t>(room, options_.max_fires_per_tick));
-    if (leases_ != nullptr) {
-      for (const auto& [key, at] : due) fires_in_flight_.insert(key);
-    }
-    const auto start_later = [](const PendingStart& a, const PendingStart& b) {
-      return a.at > b.at;
-    };
+    size_t fires = std::min<size_t>(room, options_.max_fires_per_tick);
+    // Deferred fires first (their slot has come), within the same room.
     const auto due_later = [](const std::pair<absl::Time, JobKey>& a,
                               const std::pair<absl::Time, JobKey>& b) {
       return a.first > b.first;
     };
-    while (!deferred_.empty() && deferred_.front().first <= now) {
+    while (fires > 0 && !deferred_.empty() && deferred_.front().first <= now) {
       std::pop_heap(deferred_.begin(), deferred_.end(), due_later);
       const auto [at, key] = deferred_.back();
       deferred_.pop_back();
       // A shard lost or draining meanwhile: its next holder fires the job.
-      if (leases_ != nullptr && !firing_.test(store::ShardOf(key.ToString()))) continue;
+      if (leases_ != nullptr && !firing_.test(store::ShardOf(key.ToString()))) {
+        fires_in_flight_.erase(key);
+        continue;
+      }
       due.emplace_back(key, at);
+      --fires;
     }
+    std::vector<std::pair<JobKey, absl::Time>> popped =
+        queue_.PopDue(now + options_.lookahead, fires);
+    if (leases_ != nullptr) {
+      for (const auto& [key, at] : popped) fires_in_flight_.insert(key);
+    }
+    due.insert(due.end(), popped.begin(), popped.end());
+    const auto start_later = [](const PendingStart& a, const PendingStart& b) {
+      return a.at > b.at;
+    };
     while (!starts_.empty() && starts_.front().at <= now) {
       std::pop_heap(starts_.begin(), starts_.end(), start_later);
       ready.emplace_back(std::move(starts_.back()), BeginWorkLocked());
