@@ -15,8 +15,10 @@
 //            replica; after the creates and 2 s more, a --seconds window
 //            (default 10). From the record files (one line per provider
 //            start: "<job_id>/<run_number> <unix ms>"): fired = distinct runs
-//            whose slot (start + (run_number - 1) s) falls in the window over
-//            the slots in it; lateness = start minus slot (ms resolution),
+//            whose slot falls in the window over the slots in it (run n's
+//            slot: start + (n - 1 + k) s, k the slots the job skipped before
+//            it, estimated from the start times); lateness = start minus slot
+//            (ms resolution),
 //            p50/p99/max; runs started twice (must be 0). On SQLite (the
 //            baseline), then 1, 2 and 3 replicas (--replicas).
 //   failover With 3 replicas, after the fire window: SIGKILL of the last
@@ -93,6 +95,7 @@ struct Options {
   // postgresql://USER@HOST:PORT: a server to use instead of a throwaway
   // cluster (each case CREATEs a database of its own there).
   std::string pg;
+  bool keep = false;  // Keep the temp dir (logs, record files).
   std::string timerd = TIMER_BENCH_TIMERD;
   std::string plugin_dir = TIMER_BENCH_PLUGIN_DIR;
 };
@@ -602,13 +605,31 @@ FireFigures MeasureFires(const Options& opt, const std::string& name,
   for (const auto& [id, list] : starts) {
     auto job = jobs.find(id);
     if (job == jobs.end()) continue;
+    // Run n is for slot n + k, k the slots the job skipped before it (a
+    // missed slot takes no run number: missed_run_policy SKIP_MISSED). k is
+    // estimated from the start times, assuming some run after n and before
+    // the next skip started less than 0.5 s late: the least of the
+    // estimates of runs n, n+1, ... (lateness only adds to an estimate).
+    std::map<int64_t, int64_t> first_start;  // run -> earliest start (ms)
     std::map<int64_t, int> seen;
     for (const Start& s : list) {
       if (++seen[s.run] > 1) ++fig.twice;
-      const int64_t slot_us = job->second + (s.run - 1) * 1000000;
-      if (slot_us < w0 || slot_us >= w1 || seen[s.run] > 1) continue;
+      auto [it, added] = first_start.emplace(s.run, s.ms);
+      if (!added) it->second = std::min(it->second, s.ms);
+    }
+    std::map<int64_t, int64_t> skipped;  // run -> slots skipped before it
+    int64_t least = INT64_MAX;
+    for (auto it = first_start.rbegin(); it != first_start.rend(); ++it) {
+      const int64_t since_ms = it->second - job->second / 1000;
+      const int64_t estimate = (since_ms + 500) / 1000 - (it->first - 1);
+      least = std::min(least, std::max<int64_t>(estimate, 0));
+      skipped[it->first] = least;
+    }
+    for (const auto& [run, ms] : first_start) {
+      const int64_t slot_us = job->second + (run - 1 + skipped[run]) * 1000000;
+      if (slot_us < w0 || slot_us >= w1) continue;
       ++fig.fired;
-      lateness.push_back(static_cast<double>(s.ms) - static_cast<double>(slot_us) / 1000);
+      lateness.push_back(static_cast<double>(ms) - static_cast<double>(slot_us) / 1000);
     }
     if (kill_last) {
       // A job of the killed replica: started there in the second before.
@@ -694,7 +715,7 @@ int Main(const Options& opt) {
     };
     body(timerds, token, add);
     timerds.clear();
-    std::filesystem::remove_all(dir);
+    if (!opt.keep) std::filesystem::remove_all(dir);
   };
 
   double sqlite_creates = 0, pg_creates = 0;
@@ -777,7 +798,11 @@ int Main(const Options& opt) {
         failover_max, failover_median, refired, kTargetFailoverSec,
         refired <= kTargetFailoverSec ? "met" : "MISSED");
   }
-  std::filesystem::remove_all(tmp);
+  if (opt.keep) {
+    std::printf("kept: %s\n", tmp.c_str());
+  } else {
+    std::filesystem::remove_all(tmp);
+  }
   return failures == 0 ? 0 : 1;
 }
 
@@ -794,6 +819,7 @@ int main(int argc, char** argv) {
   app.add_option("--cases", opt.cases, "create,fire,failover")->delimiter(',');
   app.add_option("--pg", opt.pg,
                  "postgresql://USER@HOST:PORT to use instead of a throwaway cluster");
+  app.add_flag("--keep", opt.keep, "keep the temp dir: timerd logs and record files");
   app.add_option("--timerd", opt.timerd, "the timerd binary");
   app.add_option("--plugin-dir", opt.plugin_dir, "directory of noop.so");
   CLI11_PARSE(app, argc, argv);
