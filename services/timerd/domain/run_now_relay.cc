@@ -82,10 +82,10 @@ void RunNowRelay::Relay(const Identity& caller, const v1::RunJobNowRequest& requ
     }
     int& mine = waiting_by_owner_[caller.name];
     if (mine >= options_.max_waiting_per_identity) {
-      std::move(done)(absl::ResourceExhaustedError(absl::StrCat(
-          "max_relayed_runs_per_identity (", options_.max_waiting_per_identity,
-          ") reached: ", caller.name,
-          " has that many RunJobNow calls waiting for another replica")));
+      std::move(done)(absl::ResourceExhaustedError(
+          absl::StrCat("max_relayed_runs_per_identity (",
+                       options_.max_waiting_per_identity, ") reached: ", caller.name,
+                       " has that many RunJobNow calls waiting for another replica")));
       return;
     }
     ++mine;  // Reserved before the store call, so a burst cannot pass the bound.
@@ -185,13 +185,12 @@ void RunNowRelay::Claim() {
     v1::RunJobNowRequest request;
     request.set_job_id(run.job_id);
     request.set_request_id(run.request_id);
-    jobs_->RunJobNowRelayed(
-        Identity{run.owner, "relayed"}, request,
-        [this, id = run.id](absl::StatusOr<v1::Job> written) {
-          absl::MutexLock lock(&mu_);
-          answers_.emplace_back(id, written.status());
-          --running_;
-        });
+    jobs_->RunJobNowRelayed(Identity{run.owner, "relayed"}, request,
+                            [this, id = run.id](absl::StatusOr<v1::Job> written) {
+                              absl::MutexLock lock(&mu_);
+                              answers_.emplace_back(id, written.status());
+                              --running_;
+                            });
   }
 }
 

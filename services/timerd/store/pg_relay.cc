@@ -43,16 +43,15 @@ constexpr PgStatement kPruneRelayed = {
 
 }  // namespace
 
-absl::Status PostgresStore::AddRelayedRun(const RelayedRun& request,
-                                          absl::Duration ttl) {
+absl::Status PostgresStore::AddRelayedRun(const RelayedRun& request, absl::Duration ttl) {
   const int64_t ttl_us = absl::ToInt64Microseconds(ttl);
   const int shard = ShardOf(request.job_id);
   int64_t added = 0;
   RETURN_IF_ERROR(Read(
       [&](PgConn& c) -> absl::Status {
-        ASSIGN_OR_RETURN(PgResult res,
-                         c.Run(kAddRelayed, {request.id, shard, request.owner,
-                                             request.job_id, request.request_id, ttl_us}));
+        ASSIGN_OR_RETURN(PgResult res, c.Run(kAddRelayed, {request.id, shard,
+                                                           request.owner, request.job_id,
+                                                           request.request_id, ttl_us}));
         added = res.affected();
         return absl::OkStatus();
       },
@@ -94,8 +93,9 @@ absl::Status PostgresStore::FinishRelayedRun(const std::string& id,
   const std::string message = RelayedRunMessage(outcome.message());
   int64_t updated = 0;
   RETURN_IF_ERROR(Read([&](PgConn& c) -> absl::Status {
-    ASSIGN_OR_RETURN(PgResult res,
-                     c.Run(kFinishRelayed, {id, static_cast<int>(outcome.code()), message}));
+    ASSIGN_OR_RETURN(
+        PgResult res,
+        c.Run(kFinishRelayed, {id, static_cast<int>(outcome.code()), message}));
     updated = res.affected();
     return absl::OkStatus();
   }));
@@ -113,10 +113,10 @@ absl::StatusOr<std::vector<RelayedRunOutcome>> PostgresStore::RelayedRunOutcomes
     out.clear();
     ASSIGN_OR_RETURN(PgResult res, c.Run(kRelayedOutcomes, {joined}));
     for (int i = 0; i < res.rows(); ++i) {
-      out.push_back(RelayedRunOutcome{
-          std::string(res.Bytes(i, 0)),
-          absl::Status(static_cast<absl::StatusCode>(res.Int(i, 1)),
-                       std::string(res.Bytes(i, 2)))});
+      out.push_back(
+          RelayedRunOutcome{std::string(res.Bytes(i, 0)),
+                            absl::Status(static_cast<absl::StatusCode>(res.Int(i, 1)),
+                                         std::string(res.Bytes(i, 2)))});
     }
     return absl::OkStatus();
   }));
