@@ -62,7 +62,7 @@ absl::Status ShardLeases::Renew() {
   }
   deadline_ns_.store(absl::ToUnixNanos(t0 + options_.ttl - options_.margin),
                      std::memory_order_release);
-  live_.store(grant->live_replicas, std::memory_order_relaxed);
+  const int live_before = live_.exchange(grant->live_replicas, std::memory_order_relaxed);
 
   std::array<int64_t, store::kShards> now_held{};
   for (const store::HeldShard& h : grant->held) {
@@ -96,6 +96,12 @@ absl::Status ShardLeases::Renew() {
     --held;
   }
   if (draining_.any() && listener_ != nullptr) listener_->ShardsDraining(draining_);
+  if (live_before != grant->live_replicas || lost.any() || !gained.empty() ||
+      released.any()) {
+    settle_until_ = t0 + 2 * options_.ttl;
+  }
+  settling_.store(draining_.any() || (held < grant->fair_share && t0 < settle_until_),
+                  std::memory_order_relaxed);
   // A release counts as a change: without it the last line an operator saw
   // still showed the released shards held.
   if (!lost.none() || !gained.empty() || draining_.any() || released.any()) {
@@ -129,7 +135,9 @@ void ShardLeases::Loop() {
     const absl::Time t0 = clock_->Now();
     Renew().IgnoreError();  // Logged; the deadline passes if it keeps failing.
     absl::MutexLock lock(&mu_);
-    const absl::Duration wait = t0 + options_.ttl / 3 - clock_->Now();
+    const absl::Duration period =
+        settling() ? std::min(options_.ttl / 3, kSettleEvery) : options_.ttl / 3;
+    const absl::Duration wait = t0 + period - clock_->Now();
     mu_.AwaitWithTimeout(absl::Condition(&stopping_),
                          std::max(absl::ZeroDuration(), wait));
     if (stopping_) return;

@@ -126,6 +126,13 @@ class ShardLeases {
   // replica count (for logs and tests).
   int held() const;
   int live_replicas() const { return live_.load(std::memory_order_relaxed); }
+  // Whether the shards are being divided anew (a replica came or went):
+  // this replica has shards to release, or holds fewer than its share while
+  // the division changed within the last 2 ttl. The background thread then
+  // renews every kSettleEvery instead of every ttl/3, so shards handed over
+  // go unscheduled for a fraction of a second, not up to two renewals.
+  bool settling() const { return settling_.load(std::memory_order_relaxed); }
+  static constexpr absl::Duration kSettleEvery = absl::Milliseconds(200);
 
  private:
   void Loop();
@@ -138,6 +145,8 @@ class ShardLeases {
   std::array<std::atomic<int64_t>, store::kShards> epochs_{};
   std::atomic<int64_t> deadline_ns_{INT64_MIN};
   std::atomic<int> live_{0};
+  std::atomic<bool> settling_{false};
+  absl::Time settle_until_ = absl::InfinitePast();  // Renewing thread only.
   // Held above the fair share: released at the next renewal. Renewal thread
   // only.
   store::ShardSet draining_;

@@ -381,6 +381,36 @@ TEST_F(ShardLeaseTest, AReplicaThatStopsReleasesItsShardsAndOthersTakeThemAtOnce
   }
 }
 
+TEST_F(ShardLeaseTest, ReplicasSettleQuicklyWhileShardsAreDividedAnewThenRenewAsUsual) {
+  AddReplicas(1);
+  Step();
+  ASSERT_EQ(replicas_[0]->leases->held(), store::kShards);
+  Steps(7);  // More than 2 ttl since the division last changed.
+  EXPECT_FALSE(replicas_[0]->leases->settling());
+  AddReplicas(1);
+  Replica& a = *replicas_[0];
+  Replica& b = *replicas_[1];
+  // b joins: nothing is free, it holds less than its share.
+  ASSERT_TRUE(b.leases->Renew().ok());
+  EXPECT_EQ(b.leases->held(), 0);
+  EXPECT_TRUE(b.leases->settling());
+  // a sees two replicas: drains half, to release at its next renewal.
+  ASSERT_TRUE(a.leases->Renew().ok());
+  EXPECT_TRUE(a.leases->settling());
+  ASSERT_TRUE(a.leases->Renew().ok());  // Released: a holds its share.
+  EXPECT_EQ(a.leases->held(), store::kShards / 2);
+  EXPECT_FALSE(a.leases->settling());
+  ASSERT_TRUE(b.leases->Renew().ok());  // b takes them.
+  EXPECT_EQ(b.leases->held(), store::kShards / 2);
+  EXPECT_FALSE(b.leases->settling());
+  // A third: 86/86/84. The one below its share settles for 2 ttl at most.
+  AddReplicas(1);
+  Steps(4);
+  EXPECT_THAT(Held(), ::testing::ElementsAre(86, 86, 84));
+  Steps(7);
+  for (const auto& r : replicas_) EXPECT_FALSE(r->leases->settling());
+}
+
 TEST_F(ShardLeaseTest, AJobCreatedThroughAnotherReplicaFiresOnItsShardsHolder) {
   AddReplicas(2);
   Steps(4);
