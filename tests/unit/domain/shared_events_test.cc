@@ -98,6 +98,10 @@ class Watcher {
     });
     got_ = opened_.replay;
   }
+  // The hub's dispatcher may be waking it right now: wait for that to end.
+  ~Watcher() {
+    if (opened_.subscription != nullptr) opened_.subscription->Detach();
+  }
   const EventHub::Opened& opened() const { return opened_; }
   // Takes until it holds `n` events (replay included), or kWait passed.
   const std::vector<EventPtr>& WaitFor(size_t n) {
