@@ -246,7 +246,8 @@ class Timerd {
   // how many live replicas (-1: none said yet).
   std::pair<int, int> Holding() const {
     static const std::regex re(
-        "holds (\\d+) shards \\(\\d+ gained, \\d+ lost, (\\d+) to release\\) of (\\d+) "
+        "holds (\\d+) shards \\(\\d+ gained, \\d+ lost, (?:\\d+ released, )?(\\d+) to "
+        "release\\) of (\\d+) "
         "live replicas");
     const std::string log = ReadFile(log_path());
     std::pair<int, int> last = {-1, -1};
