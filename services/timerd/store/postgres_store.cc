@@ -1247,48 +1247,40 @@ absl::StatusOr<ListJobsPage> PostgresStore::ListJobs(const ListJobsQuery& query)
 
 absl::Status PostgresStore::ScanDue(
     absl::FunctionRef<void(const std::string&, int64_t)> fn) {
+  return ScanDueIn(nullptr, fn);
+}
+
+absl::Status PostgresStore::ScanDueInShards(
+    const ShardSet& shards, absl::FunctionRef<void(const std::string&, int64_t)> fn) {
+  return ScanDueIn(&shards, fn);
+}
+
+absl::Status PostgresStore::ScanDueIn(
+    const ShardSet* shards, absl::FunctionRef<void(const std::string&, int64_t)> fn) {
   bool delivered = false;
-  auto scan = [&](PgConn& c) -> absl::Status {
-    // Pages of one snapshot.
-    RETURN_IF_ERROR(c.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  // The pages of one shard (or of every job, without one), by job id.
+  auto pages = [&](PgConn& c, std::optional<int> shard) -> absl::Status {
     std::string after;
     for (;;) {
-      ASSIGN_OR_RETURN(PgResult res,
-                       c.Run(kScanDue, {after, static_cast<int64_t>(kScanPage)}));
+      const int64_t limit = kScanPage;
+      ASSIGN_OR_RETURN(PgResult res, shard ? c.Run(kScanDueShard, {*shard, after, limit})
+                                           : c.Run(kScanDue, {after, limit}));
       for (int i = 0; i < res.rows(); ++i) {
         after = std::string(res.Bytes(i, 0));
         delivered = true;
         fn(after, res.Int(i, 1));
       }
-      if (res.rows() < kScanPage) break;
+      if (res.rows() < kScanPage) return absl::OkStatus();
     }
-    return c.Exec("COMMIT");
   };
-  absl::Status s = Read(scan, /*retry=*/false);
-  // A connection found dead before anything was delivered: once more.
-  if (absl::IsUnavailable(s) && !delivered) s = Read(scan, /*retry=*/false);
-  return s;
-}
-
-absl::Status PostgresStore::ScanDueInShards(
-    const ShardSet& shards, absl::FunctionRef<void(const std::string&, int64_t)> fn) {
-  bool delivered = false;
+  // One snapshot for every page; shard by shard, each an index range.
   auto scan = [&](PgConn& c) -> absl::Status {
-    // Pages of one snapshot, shard by shard, each an index range.
     RETURN_IF_ERROR(c.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
-    for (int shard = 0; shard < kShards; ++shard) {
-      if (!shards.test(shard)) continue;
-      std::string after;
-      for (;;) {
-        ASSIGN_OR_RETURN(
-            PgResult res,
-            c.Run(kScanDueShard, {shard, after, static_cast<int64_t>(kScanPage)}));
-        for (int i = 0; i < res.rows(); ++i) {
-          after = std::string(res.Bytes(i, 0));
-          delivered = true;
-          fn(after, res.Int(i, 1));
-        }
-        if (res.rows() < kScanPage) break;
+    if (shards == nullptr) {
+      RETURN_IF_ERROR(pages(c, std::nullopt));
+    } else {
+      for (int shard = 0; shard < kShards; ++shard) {
+        if (shards->test(shard)) RETURN_IF_ERROR(pages(c, shard));
       }
     }
     return c.Exec("COMMIT");
@@ -1307,25 +1299,20 @@ PostgresStore::ListOpenResultsInShards(const ShardSet& shards) {
     absl::StrAppend(&list, list.size() > 1 ? "," : "", shard);
   }
   list += "}";
-  std::vector<std::pair<std::string, v1::JobResult>> open;
-  RETURN_IF_ERROR(Read([&](PgConn& c) -> absl::Status {
-    open.clear();
-    ASSIGN_OR_RETURN(PgResult res, c.Run(kOpenResultsInShards, {list.c_str()}));
-    for (int i = 0; i < res.rows(); ++i) {
-      ASSIGN_OR_RETURN(v1::JobResult r, DecodeResult(res.Bytes(i, 1)));
-      open.emplace_back(std::string(res.Bytes(i, 0)), std::move(r));
-    }
-    return absl::OkStatus();
-  }));
-  return open;
+  return OpenResults(kOpenResultsInShards, {list.c_str()});
 }
 
 absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>
 PostgresStore::ListOpenResults() {
+  return OpenResults(kOpenResults, {});
+}
+
+absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>
+PostgresStore::OpenResults(const PgStatement& stmt, const std::vector<PgParam>& params) {
   std::vector<std::pair<std::string, v1::JobResult>> open;
   RETURN_IF_ERROR(Read([&](PgConn& c) -> absl::Status {
     open.clear();
-    ASSIGN_OR_RETURN(PgResult res, c.Run(kOpenResults, {}));
+    ASSIGN_OR_RETURN(PgResult res, c.Run(stmt, params));
     for (int i = 0; i < res.rows(); ++i) {
       ASSIGN_OR_RETURN(v1::JobResult r, DecodeResult(res.Bytes(i, 1)));
       open.emplace_back(std::string(res.Bytes(i, 0)), std::move(r));

@@ -161,6 +161,12 @@ class PostgresStore final : public Store, public LeaseStore, public RelayStore {
   absl::Status Init();
   // Runs `fn` on a pooled reader; UNAVAILABLE once closing.
   absl::Status Read(absl::FunctionRef<absl::Status(PgConn&)> fn, bool retry = true);
+  // ScanDue of every job (`shards` null) or of `shards`' jobs, in one snapshot.
+  absl::Status ScanDueIn(const ShardSet* shards,
+                         absl::FunctionRef<void(const std::string&, int64_t)> fn);
+  // The open results `stmt` selects (job_id, result), on a reader.
+  absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>> OpenResults(
+      const PgStatement& stmt, const std::vector<PgParam>& params);
   // Submits `apply` and waits for its commit.
   template <typename T>
   absl::StatusOr<T> WriteSync(absl::AnyInvocable<absl::StatusOr<T>()> apply);
