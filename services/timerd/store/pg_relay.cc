@@ -24,10 +24,11 @@ constexpr PgStatement kClaimRelayed = {
     "WITH open AS (SELECT r.id FROM relayed_runs r JOIN shard_leases l "
     "ON l.shard = r.shard WHERE r.claimed_by IS NULL "
     "AND r.expires_at > clock_timestamp() AND l.holder = $1::text "
-    "AND l.expires_at > clock_timestamp() ORDER BY r.seq LIMIT $2::bigint "
+    "AND l.expires_at > clock_timestamp() ORDER BY r.created_at, r.id LIMIT $2::bigint "
     "FOR UPDATE OF r SKIP LOCKED) "
     "UPDATE relayed_runs r SET claimed_by = $1::text FROM open WHERE r.id = open.id "
-    "RETURNING r.id, r.owner, r.job_id, r.request_id, r.seq"};
+    "RETURNING r.id, r.owner, r.job_id, r.request_id, "
+    "(extract(epoch FROM r.created_at) * 1000000)::bigint"};
 constexpr PgStatement kFinishRelayed = {
     "finish_relayed",
     "UPDATE relayed_runs SET code = $2::integer, message = $3::text "
@@ -80,8 +81,9 @@ absl::StatusOr<std::vector<RelayedRun>> PostgresStore::ClaimRelayedRuns(
       },
       /*retry=*/false));
   // UPDATE ... RETURNING does not keep the subquery's order.
-  std::sort(claimed.begin(), claimed.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(claimed.begin(), claimed.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.first, a.second.id) < std::tie(b.first, b.second.id);
+  });
   std::vector<RelayedRun> out;
   out.reserve(claimed.size());
   for (auto& [seq, run] : claimed) out.push_back(std::move(run));

@@ -117,12 +117,13 @@ constexpr const char* kMigrations[] = {
       ALTER TABLE jobs SET (fillfactor = 70);
     )sql",
     // 5: RunJobNow calls relayed to the replica that schedules the job
-    // (RelayStore); rows live for a minute past their expiry.
+    // (RelayStore); rows live for a minute past their expiry. No sequence:
+    // a role with table grants only (DEPLOYMENT.md) must be able to insert.
     R"sql(
       CREATE TABLE relayed_runs (
         id          text COLLATE "C" PRIMARY KEY,
         shard       integer NOT NULL,
-        seq         bigserial,
+        created_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
         owner       text NOT NULL,
         job_id      text NOT NULL,
         request_id  text NOT NULL,
@@ -131,7 +132,7 @@ constexpr const char* kMigrations[] = {
         code        integer,            -- the outcome; NULL: not finished
         message     text
       );
-      CREATE INDEX relayed_runs_unclaimed ON relayed_runs (shard, seq)
+      CREATE INDEX relayed_runs_unclaimed ON relayed_runs (shard, created_at)
         WHERE claimed_by IS NULL;
       CREATE INDEX relayed_runs_by_expiry ON relayed_runs (expires_at);
     )sql",

@@ -110,6 +110,20 @@ TEST(PostgresStoreTest, ARoleWithOnlyDataGrantsRunsOnAMigratedDatabase) {
   ASSERT_THAT(Create(**store, job), IsOk());
   EXPECT_THAT((*store)->GetJob("alice", job.job_id()), IsOk());
   EXPECT_THAT(PostgresTokenStore::Open({.uri = as_dml}), IsOk());
+  // Leases and relayed runs too (a relayed run's table once had a sequence,
+  // which table grants do not cover: "permission denied for sequence").
+  EXPECT_THAT((*store)->RenewLeases({.replica_id = "r1", .host = "test"}), IsOk());
+  const RelayedRun relayed{"relay-1", "alice", job.job_id(), ""};
+  ASSERT_THAT((*store)->AddRelayedRun(relayed, absl::Seconds(30)), IsOk());
+  absl::StatusOr<std::vector<RelayedRun>> claimed = (*store)->ClaimRelayedRuns("r1", 8);
+  ASSERT_THAT(claimed, IsOk());
+  EXPECT_EQ(claimed->size(), 1u);
+  EXPECT_THAT((*store)->FinishRelayedRun("relay-1", absl::OkStatus()), IsOk());
+  absl::StatusOr<std::vector<RelayedRunOutcome>> outcomes =
+      (*store)->RelayedRunOutcomes({"relay-1"});
+  ASSERT_THAT(outcomes, IsOk());
+  EXPECT_EQ(outcomes->size(), 1u);
+  EXPECT_THAT((*store)->PruneRelayedRuns(absl::Minutes(1)), IsOk());
   // A new database: the role may not create the tables.
   const std::string fresh = NewDatabase();
   ASSERT_TRUE(Sql(fresh, "REVOKE CREATE ON SCHEMA public FROM PUBLIC").ok());
