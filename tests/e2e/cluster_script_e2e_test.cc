@@ -120,9 +120,9 @@ TEST_F(ClusterScriptE2eTest, StartServesOnEveryReplicaAndStopLeavesNothingRunnin
 
   // Any replica serves any call: created through replica 1, read through
   // each, with the session start saved for every replica.
-  RunResult created =
-      Cli(1, {"job", "submit", "--name", "tick", "--interval", "1h", "--action-provider",
-              "noop", "--action-body", "{}", "--format", "json"});
+  RunResult created = Cli(1, {"job", "submit", "--name", "tick", "--interval", "1h",
+                              "--start", "2030-01-01T00:00Z", "--action-provider", "noop",
+                              "--action-body", "{}", "--format", "json"});
   ASSERT_EQ(created.exit_code, 0) << created.err;
   const size_t at = created.out.find("\"job_id\": \"");
   ASSERT_NE(at, std::string::npos) << created.out;
@@ -131,6 +131,15 @@ TEST_F(ClusterScriptE2eTest, StartServesOnEveryReplicaAndStopLeavesNothingRunnin
     RunResult got = Cli(n, {"job", "status", job_id});
     EXPECT_EQ(got.exit_code, 0) << "replica " << n << ": " << got.err;
     EXPECT_TRUE(absl::StrContains(got.out, "tick")) << got.out;
+  }
+  // RunJobNow through each replica, as the least-privilege role: two of the
+  // three relay it to the one scheduling the job; three runs in all.
+  for (int n = 1; n <= 3; ++n) {
+    RunResult ran = Cli(n, {"job", "run-now", job_id, "--format", "json"});
+    EXPECT_EQ(ran.exit_code, 0) << "replica " << n << ": " << ran.err;
+    EXPECT_TRUE(absl::StrContains(ran.out, absl::StrCat("\"last_run_number\": \"", n)) ||
+                absl::StrContains(ran.out, absl::StrCat("\"last_run_number\": ", n)))
+        << ran.out;
   }
 
   // Twice: refused, and the running cluster is left alone.
