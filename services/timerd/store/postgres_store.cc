@@ -342,6 +342,35 @@ PgParam OptionalMicros(std::optional<int64_t> us) {
 
 // The writer connection and the transaction the group-commit writer drives
 // through it (see the header on failed writes). Writer thread only.
+// Results as the columns of one multi-row statement (kPutResults and the
+// like: job ids, run numbers, statuses, end times, encoded results).
+struct ResultColumns {
+  PgArray job{PgArray::kText}, run{PgArray::kInt8}, status{PgArray::kInt4},
+      end{PgArray::kInt8}, bytes{PgArray::kBytea};
+  std::string blob;
+
+  void Add(const std::string& job_id, const v1::JobResult& r) {
+    job.Add(job_id);
+    run.AddInt64(r.run_number());
+    status.AddInt32(static_cast<int32_t>(r.status()));
+    if (r.has_end_time()) {
+      end.AddInt64(ToMicros(r.end_time()));
+    } else {
+      end.AddNull();
+    }
+    blob.clear();
+    r.SerializeToString(&blob);
+    bytes.Add(blob);
+  }
+  int size() const { return job.size(); }
+  // Valid until the next Add.
+  std::vector<PgParam> Params() {
+    return {PgParam::Bytes(job.bytes()), PgParam::Bytes(run.bytes()),
+            PgParam::Bytes(status.bytes()), PgParam::Bytes(end.bytes()),
+            PgParam::Bytes(bytes.bytes())};
+  }
+};
+
 struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
   // Creates and the run engine's writes (a fire's WriteJobState, a run's
   // WriteResult) are deferred: queued here by their operation, which
@@ -777,9 +806,7 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
                    PgParam::Bytes(j_bytes.bytes())}));
     absl::flat_hash_set<absl::string_view> written;
     for (int i = 0; i < updated.rows(); ++i) written.insert(updated.Bytes(i, 0));
-    PgArray r_job(PgArray::kText), r_run(PgArray::kInt8), r_status(PgArray::kInt4),
-        r_end(PgArray::kInt8), r_bytes(PgArray::kBytea);
-    std::string blob;
+    ResultColumns columns;
     for (auto& [f, table] : mutated) {
       if (!written.contains(f->job_id)) {
         f->outcome = absl::AbortedError(
@@ -794,27 +821,11 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
         for (size_t k = i + 1; k < table.size(); ++k) {
           later = later || table[k].run_number() == r.run_number();
         }
-        if (later) continue;
-        r_job.Add(f->job_id);
-        r_run.AddInt64(r.run_number());
-        r_status.AddInt32(static_cast<int32_t>(r.status()));
-        if (r.has_end_time()) {
-          r_end.AddInt64(ToMicros(r.end_time()));
-        } else {
-          r_end.AddNull();
-        }
-        blob.clear();
-        r.SerializeToString(&blob);
-        r_bytes.Add(blob);
+        if (!later) columns.Add(f->job_id, r);
       }
     }
-    if (r_job.size() > 0) {
-      RETURN_IF_ERROR(
-          conn->Run(kPutResults,
-                    {PgParam::Bytes(r_job.bytes()), PgParam::Bytes(r_run.bytes()),
-                     PgParam::Bytes(r_status.bytes()), PgParam::Bytes(r_end.bytes()),
-                     PgParam::Bytes(r_bytes.bytes())})
-              .status());
+    if (columns.size() > 0) {
+      RETURN_IF_ERROR(conn->Run(kPutResults, columns.Params()).status());
     }
     return absl::OkStatus();
   }
@@ -824,31 +835,12 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
     // Existing rows replaced first; the others inserted if their job exists.
     absl::flat_hash_set<std::string> written;
     for (const PgStatement* stmt : {&kUpdateResults, &kPutResultsChecked}) {
-      PgArray r_job(PgArray::kText), r_run(PgArray::kInt8), r_status(PgArray::kInt4),
-          r_end(PgArray::kInt8), r_bytes(PgArray::kBytea);
-      std::string blob;
+      ResultColumns columns;
       for (auto& d : results) {
-        if (written.contains(d->job_id)) continue;
-        const v1::JobResult& r = d->result;
-        r_job.Add(d->job_id);
-        r_run.AddInt64(r.run_number());
-        r_status.AddInt32(static_cast<int32_t>(r.status()));
-        if (r.has_end_time()) {
-          r_end.AddInt64(ToMicros(r.end_time()));
-        } else {
-          r_end.AddNull();
-        }
-        blob.clear();
-        r.SerializeToString(&blob);
-        r_bytes.Add(blob);
+        if (!written.contains(d->job_id)) columns.Add(d->job_id, d->result);
       }
-      if (r_job.size() == 0) break;
-      ASSIGN_OR_RETURN(
-          PgResult rows,
-          conn->Run(*stmt,
-                    {PgParam::Bytes(r_job.bytes()), PgParam::Bytes(r_run.bytes()),
-                     PgParam::Bytes(r_status.bytes()), PgParam::Bytes(r_end.bytes()),
-                     PgParam::Bytes(r_bytes.bytes())}));
+      if (columns.size() == 0) break;
+      ASSIGN_OR_RETURN(PgResult rows, conn->Run(*stmt, columns.Params()));
       for (int i = 0; i < rows.rows(); ++i) written.insert(std::string(rows.Bytes(i, 0)));
     }
     for (auto& d : results) {
