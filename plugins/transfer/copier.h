@@ -37,12 +37,14 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "endpoint_fs.h"
 #include "provider_support.h"
 
 namespace timer::plugins::transfer {
@@ -52,7 +54,10 @@ enum class SyncLevel { kNone, kExists, kSize, kMtime, kChecksum };
 struct Endpoint {
   std::string id;
   std::string display_name;
-  std::string root;  // absolute directory
+  std::string root;  // absolute directory (local endpoints)
+  // The storage of an endpoint that is not a local directory (SFTP, S3);
+  // null for a local one, whose files are under `root`.
+  std::shared_ptr<const RemoteEndpoint> remote;
   // Who may use it: empty means nobody; "*" in it means anyone.
   std::vector<std::string> allowed_identities;
   // A run writing here stops before free space would drop below this.

@@ -1,0 +1,140 @@
+// endpoint_fs: what a transfer needs of an endpoint's storage, so that one
+// copier carries out transfers between any two kinds of endpoint (a local
+// directory, an SFTP server, an S3-compatible bucket).
+//
+// Paths are components below the endpoint's root, as SplitPath makes them:
+// none is empty, ".", ".." or holds '/' or NUL; an empty Path is the root.
+// An implementation maps them into its own namespace (root + "/" + joined
+// components; an S3 key prefix + joined components) and never reaches
+// outside its root: it never follows a symbolic link on the way (a link met
+// before the last component is INVALID_ARGUMENT; Stat and List report a link
+// as kSymlink and leave it to the copier).
+//
+// Errors name what failed in the endpoint's terms (a path below the root, an
+// HTTP status, an SFTP status) and never hold a secret (a key, a password, a
+// signed URL). UNAVAILABLE means the storage could not be reached (a run may
+// retry); every other code is final for that file.
+//
+// Bounds: an EndpointFs is used by one thread (the run's); every call that
+// talks to a server is bounded by the endpoint's timeout; List holds one page
+// of entries at a time; a FileWriter buffers at most one part (S3 multipart)
+// or one chunk.
+//
+// Thread-safety: none; one run owns its EndpointFs and the readers and
+// writers it made, and destroys them before the EndpointFs.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "provider_support.h"
+
+namespace timer::plugins::transfer {
+
+using Path = std::vector<std::string>;
+using Sha256Digest = std::array<unsigned char, 32>;
+
+enum class EntryKind { kFile, kDirectory, kSymlink, kOther };
+
+struct EntryInfo {
+  std::string name;  // the last component (List); empty from Stat
+  EntryKind kind = EntryKind::kOther;
+  int64_t size = 0;       // files: bytes
+  int64_t mtime_ns = -1;  // since the Unix epoch; -1: the storage does not say
+  // A SHA-256 of the content the storage kept beside it (S3 object metadata
+  // written by Publish), usable for sync_level checksum without reading the
+  // file; unset when the storage keeps none.
+  std::optional<Sha256Digest> sha256;
+};
+
+class FileReader {
+ public:
+  virtual ~FileReader() = default;
+  // Reads up to `n` bytes in order; *got == 0 at the end of the file.
+  virtual Err Read(char* buf, size_t n, size_t* got) = 0;
+};
+
+struct PublishOptions {
+  int64_t mtime_ns = -1;               // set on the file when >= 0
+  std::optional<Sha256Digest> sha256;  // kept beside the file where possible
+};
+
+class FileWriter {
+ public:
+  // Destroying a writer that was not published aborts it: the temporary file
+  // is removed, the multipart upload aborted; nothing appears under the name.
+  virtual ~FileWriter() = default;
+  virtual Err Write(const char* buf, size_t n) = 0;
+  // Makes the file appear whole under its final name, replacing what was
+  // there (the rename of a temporary name; the completion of an upload).
+  virtual Err Publish(const PublishOptions& options) = 0;
+};
+
+class EndpointFs {
+ public:
+  virtual ~EndpointFs() = default;
+
+  // What the run's details say of encryption: true when the data crosses
+  // the network encrypted (SFTP always; S3 over https).
+  virtual bool Encrypted() const = 0;
+
+  // The entry at `path`, never following a symbolic link. *exists is false
+  // (and OK returned) when it, or a directory on the way, is missing.
+  virtual Err Stat(const Path& path, EntryInfo* info, bool* exists) = 0;
+
+  // Calls `each` for every entry of directory `dir` except "." and "..",
+  // fetched a page at a time; stops early when `each` returns false.
+  virtual Err List(const Path& dir,
+                   const std::function<bool(const EntryInfo&)>& each) = 0;
+
+  virtual Err OpenRead(const Path& file, std::unique_ptr<FileReader>* out) = 0;
+
+  // Starts writing `file` (its parent directory exists): nothing appears
+  // under its name until Publish. `size` is the expected length, -1 when
+  // unknown (S3 chooses a single PUT or a multipart upload from it).
+  virtual Err Create(const Path& file, int64_t size,
+                     std::unique_ptr<FileWriter>* out) = 0;
+
+  // Creates directory `dir`; one that exists is fine. On S3, where a
+  // directory is only a key prefix, there is nothing to do.
+  virtual Err MakeDir(const Path& dir) = 0;
+
+  // Removes a file, or a directory and everything in it.
+  virtual Err Remove(const Path& path) = 0;
+
+  // Bytes free where `dir` is, or -1 when the storage does not say.
+  virtual int64_t FreeBytes(const Path& dir) = 0;
+
+  // Copies `src` on `source` (the run's other EndpointFs) to `dst` here
+  // without streaming the bytes through timerd, when both are the same
+  // storage (S3 CopyObject within one server); UNIMPLEMENTED otherwise, and
+  // the copier streams.
+  virtual Err CopyFrom(EndpointFs& source, const Path& src, const Path& dst,
+                       const PublishOptions& options) {
+    (void)source, (void)src, (void)dst, (void)options;
+    return {TIMER_AP_UNIMPLEMENTED, "no server-side copy"};
+  }
+};
+
+// The storage behind an endpoint that is not a local directory: parsed once
+// from its [[plugins.transfer.endpoints]] table, opened once per run.
+class RemoteEndpoint {
+ public:
+  virtual ~RemoteEndpoint() = default;
+  virtual std::string type() const = 0;  // "sftp", "s3"
+  // Connects for one run (SFTP: one SSH session and SFTP channel, the host
+  // key checked against the pinned one; S3: a client). The run uses it for
+  // all its files and destroys it at its end.
+  virtual Err Open(std::unique_ptr<EndpointFs>* out) const = 0;
+  // What `timer provider show` may print: host, port, bucket, root; never a
+  // credential or the name of a file holding one.
+  virtual nlohmann::json Describe() const = 0;
+};
+
+}  // namespace timer::plugins::transfer
