@@ -95,7 +95,8 @@ struct Options {
   // postgresql://USER@HOST:PORT: a server to use instead of a throwaway
   // cluster (each case CREATEs a database of its own there).
   std::string pg;
-  bool keep = false;  // Keep the temp dir (logs, record files).
+  bool keep = false;                      // Keep the temp dir (logs, record files).
+  std::vector<std::string> config_lines;  // Added to every timerd's config.
   std::string timerd = TIMER_BENCH_TIMERD;
   std::string plugin_dir = TIMER_BENCH_PLUGIN_DIR;
 };
@@ -202,7 +203,8 @@ class Timerd {
            "write_rate_per_identity = 1000000\n"
            "write_burst_per_identity = 10000000\n"
            "max_active_runs_per_identity = 10000000\n"
-           "load_plugins = [\"noop\"]\n"
+        << absl::StrJoin(opt.config_lines, "\n") << "\n"
+        << "load_plugins = [\"noop\"]\n"
            "[plugins.noop]\n"
            "record_file = \""
         << record_file() << "\"\n";
@@ -820,6 +822,9 @@ int main(int argc, char** argv) {
   app.add_option("--cases", opt.cases, "create,fire,failover")->delimiter(',');
   app.add_option("--pg", opt.pg,
                  "postgresql://USER@HOST:PORT to use instead of a throwaway cluster");
+  app.add_option(
+      "--config-line", opt.config_lines,
+      "a line added to every timerd's config, e.g. store_writers=1 (repeatable)");
   app.add_flag("--keep", opt.keep, "keep the temp dir: timerd logs and record files");
   app.add_option("--timerd", opt.timerd, "the timerd binary");
   app.add_option("--plugin-dir", opt.plugin_dir, "directory of noop.so");

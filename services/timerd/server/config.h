@@ -46,6 +46,7 @@ struct Config {
   // Empty: the SQLite store in data_dir; else a postgres:// URI.
   std::string store;
   int store_readers = 4;
+  int store_writers = 1;
   int64_t store_timeout_ms = 5000;
   std::string plugin_dir;  // Empty: DefaultPluginDir().
   // Providers to load besides those with a [plugins.NAME] table.

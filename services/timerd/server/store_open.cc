@@ -30,6 +30,7 @@ absl::StatusOr<Stores> OpenStores(const Config& config, const std::string& data_
       store::PostgresStore::Open(
           {.uri = config.store,
            .readers = config.store_readers,
+           .writers = config.store_writers,
            .timeout = timeout,
            .max_live_jobs_per_owner = config.max_jobs_per_identity,
            .max_stored_jobs_per_owner = config.max_stored_jobs_per_identity}));
@@ -40,7 +41,7 @@ absl::StatusOr<Stores> OpenStores(const Config& config, const std::string& data_
   stores.description =
       absl::StrCat("PostgreSQL ", util::Escaped(store::RedactPgUri(config.store)),
                    " (schema ", store::PostgresStore::LatestSchemaVersion(), ", ",
-                   config.store_readers, " readers)");
+                   config.store_readers, " readers, ", config.store_writers, " writers)");
   return stores;
 }
 

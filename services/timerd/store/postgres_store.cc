@@ -119,7 +119,7 @@ constexpr PgStatement kScanDue = {
     "SELECT job_id, next_run_us FROM jobs WHERE next_run_us IS NOT NULL AND "
     "job_id > $1::text ORDER BY job_id LIMIT $2::bigint"};
 // One shard's due jobs after job_id $2, at most $3: the rows of
-// jobs_by_shard.
+// jobs_by_shard_id, in order.
 constexpr PgStatement kScanDueShard = {
     "scan_due_shard",
     "SELECT job_id, next_run_us FROM jobs WHERE shard = $1::integer AND "
@@ -967,6 +967,11 @@ struct PostgresStore::Writer final : GroupCommitWriter::Transaction {
   }
 };
 
+struct PostgresStore::Lane {
+  std::unique_ptr<Writer> writer;  // Used on its group's thread only.
+  std::unique_ptr<GroupCommitWriter> group;
+};
+
 int PostgresStore::LatestSchemaVersion() { return pg_schema::LatestVersion(); }
 
 PostgresStore::PostgresStore(Options options)
@@ -991,23 +996,28 @@ absl::Status PostgresStore::Init() {
     ASSIGN_OR_RETURN(std::unique_ptr<PgConn> conn, migrator.Connect());
     RETURN_IF_ERROR(pg_schema::Migrate(*conn));
   }
-  writer_ = std::make_unique<Writer>();
-  writer_->connector = &connector_;
-  writer_->max_live_jobs = options_.max_live_jobs_per_owner;
-  writer_->max_stored_jobs = options_.max_stored_jobs_per_owner;
-  group_ = std::make_unique<GroupCommitWriter>(writer_.get(),
-                                               GroupCommitWriter::Options{
-                                                   .max_batch = options_.max_batch,
-                                                   .max_gather = options_.max_gather,
-                                                   .gather_gap = options_.gather_gap,
-                                                   .name = "pgstore",
-                                               });
+  const int writers = std::max(1, options_.writers);
+  lanes_.resize(static_cast<size_t>(writers));
+  for (int i = 0; i < writers; ++i) {
+    Lane& lane = lanes_[static_cast<size_t>(i)];
+    lane.writer = std::make_unique<Writer>();
+    lane.writer->connector = &connector_;
+    lane.writer->max_live_jobs = options_.max_live_jobs_per_owner;
+    lane.writer->max_stored_jobs = options_.max_stored_jobs_per_owner;
+    lane.group = std::make_unique<GroupCommitWriter>(
+        lane.writer.get(), GroupCommitWriter::Options{
+                               .max_batch = options_.max_batch,
+                               .max_gather = options_.max_gather,
+                               .gather_gap = options_.gather_gap,
+                               .name = absl::StrCat("pgstore", i),
+                           });
+  }
   return absl::OkStatus();
 }
 
 PostgresStore::~PostgresStore() {
   Close();
-  group_.reset();
+  lanes_.clear();
 }
 
 void PostgresStore::Close() {
@@ -1019,12 +1029,21 @@ void PostgresStore::Close() {
     }
     closing_ = true;
   }
-  if (group_ != nullptr) group_->Close();
+  for (Lane& lane : lanes_) lane.group->Close();
   absl::MutexLock lock(&mu_);
   closed_ = true;
 }
 
-int64_t PostgresStore::commits() const { return group_->commits(); }
+int64_t PostgresStore::commits() const {
+  int64_t n = 0;
+  for (const Lane& lane : lanes_) n += lane.group->commits();
+  return n;
+}
+
+PostgresStore::Lane& PostgresStore::LaneOf(std::string_view key) {
+  if (lanes_.size() == 1) return lanes_[0];
+  return lanes_[std::hash<std::string_view>{}(key) % lanes_.size()];
+}
 
 absl::Status PostgresStore::Read(absl::FunctionRef<absl::Status(PgConn&)> fn,
                                  bool retry) {
@@ -1037,13 +1056,16 @@ absl::Status PostgresStore::Read(absl::FunctionRef<absl::Status(PgConn&)> fn,
 
 template <typename T>
 absl::StatusOr<T> PostgresStore::WriteSync(
-    absl::AnyInvocable<absl::StatusOr<T>()> apply) {
+    absl::AnyInvocable<absl::StatusOr<T>(Writer*)> apply) {
   absl::Notification committed;
   absl::StatusOr<T> outcome = absl::UnknownError("store: write not applied");
-  group_->Submit<T>(std::move(apply), [&](absl::StatusOr<T> r) {
-    outcome = std::move(r);
-    committed.Notify();
-  });
+  Lane& lane = lanes_[0];
+  lane.group->Submit<T>(
+      [w = lane.writer.get(), apply = std::move(apply)]() mutable { return apply(w); },
+      [&](absl::StatusOr<T> r) {
+        outcome = std::move(r);
+        committed.Notify();
+      });
   committed.WaitForNotification();
   return outcome;
 }
@@ -1055,8 +1077,9 @@ void PostgresStore::CreateJob(v1::Job job, std::string request_id,
   create->job = std::move(job);
   create->request_id = std::move(request_id);
   create->fingerprint = std::move(fingerprint);
-  group_->Submit<v1::Job>(
-      [w = writer_.get(), create]() -> absl::StatusOr<v1::Job> {
+  Lane& lane = LaneOf(create->job.owner());
+  lane.group->Submit<v1::Job>(
+      [w = lane.writer.get(), create]() -> absl::StatusOr<v1::Job> {
         w->Defer(create);
         return v1::Job();
       },
@@ -1068,8 +1091,9 @@ void PostgresStore::CreateJob(v1::Job job, std::string request_id,
 
 void PostgresStore::WriteJob(std::string owner, std::string job_id, JobRunMutation mutate,
                              JobCallback done) {
-  group_->Submit<v1::Job>(
-      [w = writer_.get(), owner = std::optional<std::string>(std::move(owner)),
+  Lane& lane = LaneOf(job_id);
+  lane.group->Submit<v1::Job>(
+      [w = lane.writer.get(), owner = std::optional<std::string>(std::move(owner)),
        job_id = std::move(job_id),
        mutate = std::move(mutate)]() mutable -> absl::StatusOr<v1::Job> {
         RETURN_IF_ERROR(w->Flush());
@@ -1086,8 +1110,9 @@ void PostgresStore::WriteJobState(std::string job_id, std::optional<Fence> fence
   fire->job_id = std::move(job_id);
   fire->fence = std::move(fence);
   fire->mutate = std::move(mutate);
-  group_->Submit<v1::Job>(
-      [w = writer_.get(), fire]() -> absl::StatusOr<v1::Job> {
+  Lane& lane = LaneOf(fire->job_id);
+  lane.group->Submit<v1::Job>(
+      [w = lane.writer.get(), fire]() -> absl::StatusOr<v1::Job> {
         w->Defer(fire);
         return v1::Job();
       },
@@ -1102,8 +1127,9 @@ void PostgresStore::WriteResult(std::string job_id, v1::JobResult result,
   auto deferred = std::make_shared<Writer::DeferredResult>();
   deferred->job_id = std::move(job_id);
   deferred->result = std::move(result);
-  group_->Submit(
-      [w = writer_.get(), deferred]() -> absl::Status {
+  Lane& lane = LaneOf(deferred->job_id);
+  lane.group->Submit(
+      [w = lane.writer.get(), deferred]() -> absl::Status {
         w->Defer(deferred);
         return absl::OkStatus();
       },
@@ -1116,8 +1142,9 @@ void PostgresStore::WriteResult(std::string job_id, v1::JobResult result,
 void PostgresStore::WriteManualRun(std::string owner, std::string job_id,
                                    std::string request_id, std::optional<Fence> fence,
                                    ManualRunMutation mutate, JobCallback done) {
-  group_->Submit<v1::Job>(
-      [w = writer_.get(), owner = std::move(owner), job_id = std::move(job_id),
+  Lane& lane = LaneOf(job_id);
+  lane.group->Submit<v1::Job>(
+      [w = lane.writer.get(), owner = std::move(owner), job_id = std::move(job_id),
        request_id = std::move(request_id), fence = std::move(fence),
        mutate = std::move(mutate)]() mutable -> absl::StatusOr<v1::Job> {
         RETURN_IF_ERROR(w->Flush());
@@ -1347,9 +1374,8 @@ absl::StatusOr<int64_t> PostgresStore::PruneResults(int keep_per_job,
     }));
     if (high.empty()) break;
     ASSIGN_OR_RETURN(
-        const int64_t n,
-        WriteSync<int64_t>([w = writer_.get(), low, high, keep_per_job,
-                            ended_before_us]() -> absl::StatusOr<int64_t> {
+        const int64_t n, WriteSync<int64_t>([low, high, keep_per_job, ended_before_us](
+                                                Writer* w) -> absl::StatusOr<int64_t> {
           RETURN_IF_ERROR(w->Flush());
           ASSIGN_OR_RETURN(
               PgResult res,
@@ -1363,15 +1389,14 @@ absl::StatusOr<int64_t> PostgresStore::PruneResults(int keep_per_job,
   // Manual-run request ids as old as the results dropped by age.
   for (;;) {
     constexpr int64_t kRequestsPerWrite = 4096;
-    ASSIGN_OR_RETURN(const int64_t n,
-                     WriteSync<int64_t>([w = writer_.get(),
-                                         ended_before_us]() -> absl::StatusOr<int64_t> {
-                       RETURN_IF_ERROR(w->Flush());
-                       ASSIGN_OR_RETURN(PgResult res,
-                                        w->Write(kPruneRunRequests,
-                                                 {ended_before_us, kRequestsPerWrite}));
-                       return res.affected();
-                     }));
+    ASSIGN_OR_RETURN(
+        const int64_t n,
+        WriteSync<int64_t>([ended_before_us](Writer* w) -> absl::StatusOr<int64_t> {
+          RETURN_IF_ERROR(w->Flush());
+          ASSIGN_OR_RETURN(PgResult res, w->Write(kPruneRunRequests,
+                                                  {ended_before_us, kRequestsPerWrite}));
+          return res.affected();
+        }));
     if (n < kRequestsPerWrite) break;
   }
   return deleted;
@@ -1400,7 +1425,7 @@ absl::StatusOr<std::vector<PurgedJob>> PostgresStore::PurgeDeletedJobs(
     if (want <= 0) return purged;
     ASSIGN_OR_RETURN(
         std::vector<PurgedJob> step,
-        WriteSync<std::vector<PurgedJob>>([w = writer_.get(), deleted_before_us, want]()
+        WriteSync<std::vector<PurgedJob>>([deleted_before_us, want](Writer* w)
                                               -> absl::StatusOr<std::vector<PurgedJob>> {
           RETURN_IF_ERROR(w->Flush());
           ASSIGN_OR_RETURN(PgResult res, w->Write(kPurge, {deleted_before_us,

@@ -67,8 +67,14 @@ class PostgresStore final : public Store, public LeaseStore, public RelayStore {
     // postgres://USER@HOST:PORT/DB?sslmode=... (libpq's URI; its
     // parameters, sslmode included, pass through).
     std::string uri;
-    // Most concurrent read connections (the writer has one more).
+    // Most concurrent read connections (the writers have their own).
     int readers = 4;
+    // Writer connections, each with its own group commit: a job's writes
+    // all go to one (chosen by its id; a create by its owner, so one
+    // owner's creates and their job limits are counted on one), so they
+    // take effect in order, and writes to different jobs commit side by
+    // side. Writes not of one job (pruning, purging) go to the first.
+    int writers = 1;
     // Bounds a connect, each statement and a wait for a free reader.
     absl::Duration timeout = absl::Seconds(5);
     // After a failed connect, calls fail at once for this long.
@@ -167,15 +173,17 @@ class PostgresStore final : public Store, public LeaseStore, public RelayStore {
   // The open results `stmt` selects (job_id, result), on a reader.
   absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>> OpenResults(
       const PgStatement& stmt, const std::vector<PgParam>& params);
-  // Submits `apply` and waits for its commit.
+  struct Lane;
+  // The lane that writes `key`'s rows (a job id; an owner for creates).
+  Lane& LaneOf(std::string_view key);
+  // Submits `apply` to the first lane and waits for its commit.
   template <typename T>
-  absl::StatusOr<T> WriteSync(absl::AnyInvocable<absl::StatusOr<T>()> apply);
+  absl::StatusOr<T> WriteSync(absl::AnyInvocable<absl::StatusOr<T>(Writer*)> apply);
 
   const Options options_;
   PgConnector connector_;
   PgPool readers_;
-  std::unique_ptr<Writer> writer_;  // Used on the writer thread only.
-  std::unique_ptr<GroupCommitWriter> group_;
+  std::vector<Lane> lanes_;
 
   mutable absl::Mutex mu_;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;

@@ -436,6 +436,94 @@ TEST(PostgresStoreTest, AFireWhoseJobChangedThroughAnotherReplicaIsNotWritten) {
   EXPECT_EQ(got->results_size(), 0);
 }
 
+// With several writer connections (Options::writers) a job's writes all
+// go to one, so they still take effect in order; a writer held inside a
+// batch holds up only its own jobs' writes, the others commit meanwhile.
+TEST(PostgresStoreTest, SeveralWritersCommitSideBySideAndKeepEachJobsWritesInOrder) {
+  absl::StatusOr<std::unique_ptr<PostgresStore>> opened =
+      PostgresStore::Open({.uri = NewDatabase(), .writers = 4});
+  ASSERT_THAT(opened, IsOk());
+  PostgresStore& store = **opened;
+  // 32 jobs: with 4 writers, some are another writer's than the first's
+  // (all on one would take odds of 4^-31).
+  std::vector<v1::Job> jobs;
+  for (int i = 0; i < 32; ++i) {
+    jobs.push_back(MakeJob(i % 2 == 0 ? "alice" : "bob"));
+    ASSERT_THAT(Create(store, jobs.back()), IsOk());
+  }
+  absl::Notification release;
+  auto gate = StartUpdate(store, "alice", jobs[0].job_id(), [&](v1::Job&) {
+    release.WaitForNotification();
+    return absl::OkStatus();
+  });
+  // Each job's run 1: ACTIVE, then the fire's state, then SUCCEEDED, all
+  // queued at once.
+  struct StatusOutcome {
+    absl::Notification done;
+    absl::Status status = absl::UnknownError("callback not run");
+  };
+  auto write_result = [&](const std::string& job_id, v1::JobResult::Status status) {
+    auto out = std::make_shared<StatusOutcome>();
+    v1::JobResult r;
+    r.set_run_number(1);
+    r.set_status(status);
+    store.WriteResult(job_id, r, [out](absl::Status s) {
+      out->status = std::move(s);
+      out->done.Notify();
+    });
+    return out;
+  };
+  std::vector<std::shared_ptr<StatusOutcome>> results;
+  std::vector<std::shared_ptr<Outcome>> states;
+  absl::Mutex mu;
+  int done_while_held = 0;  // Guarded by mu: fires committed before release.
+  for (const v1::Job& job : jobs) {
+    results.push_back(write_result(job.job_id(), v1::JobResult::ACTIVE));
+    auto state = std::make_shared<Outcome>();
+    store.WriteJobState(
+        job.job_id(), std::nullopt,
+        [](v1::Job& j, std::vector<v1::JobResult>&) {
+          j.set_n_runs(j.n_runs() + 1);
+          return absl::OkStatus();
+        },
+        [&, done = Into(state)](absl::StatusOr<v1::Job> r) mutable {
+          {
+            absl::MutexLock lock(&mu);
+            if (!release.HasBeenNotified()) ++done_while_held;
+          }
+          std::move(done)(std::move(r));
+        });
+    states.push_back(state);
+    results.push_back(write_result(job.job_id(), v1::JobResult::SUCCEEDED));
+  }
+  // While the first job's writer is held, another writer's jobs commit.
+  {
+    absl::MutexLock lock(&mu);
+    mu.AwaitWithTimeout(absl::Condition(
+                            +[](int* n) { return *n > 0; }, &done_while_held),
+                        absl::Seconds(10));
+  }
+  EXPECT_FALSE(states[0]->done.HasBeenNotified());  // Behind the gate.
+  release.Notify();
+  {
+    absl::MutexLock lock(&mu);
+    EXPECT_GT(done_while_held, 0);
+  }
+  ASSERT_THAT(Await(gate), IsOk());
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    ASSERT_THAT(Await(states[i]), IsOk());
+    ASSERT_TRUE(results[2 * i]->done.WaitForNotificationWithTimeout(kWait));
+    ASSERT_TRUE(results[2 * i + 1]->done.WaitForNotificationWithTimeout(kWait));
+    EXPECT_TRUE(results[2 * i]->status.ok()) << results[2 * i]->status;
+    EXPECT_TRUE(results[2 * i + 1]->status.ok()) << results[2 * i + 1]->status;
+    absl::StatusOr<v1::Job> got = store.GetJob(jobs[i].owner(), jobs[i].job_id());
+    ASSERT_THAT(got, IsOk());
+    EXPECT_EQ(got->n_runs(), 1);
+    ASSERT_EQ(got->results_size(), 1);
+    EXPECT_EQ(got->results(0).status(), v1::JobResult::SUCCEEDED);  // The last.
+  }
+}
+
 TEST(RedactPgUriTest, DropsThePasswordAndKeepsTheRest) {
   EXPECT_EQ(RedactPgUri("postgres://u:secret@db.example:5432/timer?sslmode=verify-full"),
             "postgres://u@db.example:5432/timer?sslmode=verify-full");
