@@ -135,8 +135,9 @@ void ShardLeases::Loop() {
     const absl::Time t0 = clock_->Now();
     Renew().IgnoreError();  // Logged; the deadline passes if it keeps failing.
     absl::MutexLock lock(&mu_);
-    const absl::Duration period =
-        settling() ? std::min(options_.ttl / 3, kSettleEvery) : options_.ttl / 3;
+    const absl::Duration period = settling()
+                                      ? std::min(options_.ttl / kRenewals, kSettleEvery)
+                                      : options_.ttl / kRenewals;
     const absl::Duration wait = t0 + period - clock_->Now();
     mu_.AwaitWithTimeout(absl::Condition(&stopping_),
                          std::max(absl::ZeroDuration(), wait));

@@ -1,7 +1,7 @@
 // ShardLeases: the shards this replica schedules, leased from a shared store
 // (store/lease_store.h), and its local deadline.
 //
-// Every `ttl/3` the renewal thread notes the monotonic clock `t0`, then makes
+// Every `ttl/6` the renewal thread notes the monotonic clock `t0`, then makes
 // one RenewLeases call. Once it returns, the replica may start runs of the
 // shards it holds until its local deadline `t0 + ttl - margin`; past it,
 // renewed or not, it starts nothing (MayStart is false). Since `t0` is
@@ -87,7 +87,10 @@ class ShardLeases {
   // One renewal (see above). On error the leases stay as they were
   // published, and the deadline does not move.
   absl::Status Renew();
-  // With `background`: renews at once, then every ttl/3 on a thread.
+  // With `background`: renews at once, then every ttl/6 on a thread
+  // (kRenewals a ttl: a lost replica's leases are seen expired within ttl/6
+  // of their expiry, and a renewal may come up to ttl - margin - ttl/6 late
+  // before this replica stops starting runs).
   void Start();
   // Stops renewing, unpublishes every shard (the listener hears them lost)
   // and releases the leases in the store, so others take them at once.
@@ -129,10 +132,11 @@ class ShardLeases {
   // Whether the shards are being divided anew (a replica came or went):
   // this replica has shards to release, or holds fewer than its share while
   // the division changed within the last 2 ttl. The background thread then
-  // renews every kSettleEvery instead of every ttl/3, so shards handed over
+  // renews every kSettleEvery instead of every ttl/6, so shards handed over
   // go unscheduled for a fraction of a second, not up to two renewals.
   bool settling() const { return settling_.load(std::memory_order_relaxed); }
   static constexpr absl::Duration kSettleEvery = absl::Milliseconds(200);
+  static constexpr int kRenewals = 6;
 
  private:
   void Loop();

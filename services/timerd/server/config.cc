@@ -230,8 +230,8 @@ const std::vector<ConfigKey>& ConfigKeys() {
        .min = 300,
        .max = 600'000,
        .doc = "with several replicas on a shared store: how long a renewal holds a "
-              "replica's shard leases (renewed every third of it); a lost replica's "
-              "jobs fire again within about 4/3 of it"},
+              "replica's shard leases (renewed every sixth of it); a lost replica's "
+              "jobs fire again within about 7/6 of it"},
       {.path = "lease_margin_ms",
        .field = &Config::lease_margin_ms,
        .min = 1,

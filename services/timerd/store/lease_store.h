@@ -9,7 +9,7 @@
 // (store::Fence). A lease that expired, even one nobody else took, is taken
 // again with a new epoch, so a gap in holding always shows as a new epoch.
 //
-// One call, RenewLeases, made by each replica every lease_ttl/3, does in one
+// One call, RenewLeases, made by each replica every lease_ttl/6, does in one
 // transaction: the replica's heartbeat; the release of the shards it names;
 // the renewal of every unexpired lease it holds (expiry = now + ttl); the
 // count of live replicas (heartbeat within ttl); and the taking of free or
