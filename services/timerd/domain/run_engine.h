@@ -280,8 +280,10 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
   void LeavePending(const std::string& job_id, int64_t run_number);
   // The epoch of the job's shard now (0 without leases or if not held).
   int64_t EpochOf(const std::string& job_id) const;
-  // Reconciles a run found open in a shard just gained.
-  void ReconcileGained(const std::string& job_id, v1::JobResult result);
+  // Reconciles a run found open in a shard just gained; `job` is its job
+  // (null if not found).
+  void ReconcileGained(const std::string& job_id, v1::JobResult result,
+                       std::shared_ptr<const v1::Job> job);
   // With leases: queues the held shards' due jobs missing from the queue.
   void Rescan();
   // With leases: a fire found its job changed (by another replica, maybe):

@@ -1235,6 +1235,27 @@ absl::StatusOr<v1::Job> PostgresStore::LoadJob(const std::string& job_id) {
   return job;
 }
 
+absl::StatusOr<std::vector<v1::Job>> PostgresStore::LoadJobs(
+    const std::vector<std::string>& job_ids) {
+  constexpr size_t kPerRead = 1000;
+  std::vector<v1::Job> out;
+  for (size_t begin = 0; begin < job_ids.size(); begin += kPerRead) {
+    PgArray ids(PgArray::kText);
+    for (size_t i = begin; i < std::min(job_ids.size(), begin + kPerRead); ++i) {
+      ids.Add(job_ids[i]);
+    }
+    RETURN_IF_ERROR(Read([&](PgConn& c) -> absl::Status {
+      ASSIGN_OR_RETURN(PgResult res, c.Run(kReadJobs, {PgParam::Bytes(ids.bytes())}));
+      for (int r = 0; r < res.rows(); ++r) {
+        ASSIGN_OR_RETURN(v1::Job job, DecodeJob(res.Bytes(r, 2), res.Int(r, 1)));
+        out.push_back(std::move(job));
+      }
+      return absl::OkStatus();
+    }));
+  }
+  return out;
+}
+
 absl::StatusOr<ListJobsPage> PostgresStore::ListJobs(const ListJobsQuery& query) {
   ListJobsPage page;
   RETURN_IF_ERROR(Read([&](PgConn& c) -> absl::Status {

@@ -122,6 +122,9 @@ class PostgresStore final : public Store, public LeaseStore, public RelayStore {
       const ShardSet& shards,
       absl::FunctionRef<void(const std::string&, int64_t)> fn) override;
   absl::StatusOr<v1::Job> LoadJob(const std::string& job_id) override;
+  // In one statement per 1,000 ids.
+  absl::StatusOr<std::vector<v1::Job>> LoadJobs(
+      const std::vector<std::string>& job_ids) override;
   absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>> ListOpenResults()
       override;
   // The open results (a partial index) joined to their jobs' shard.

@@ -316,6 +316,23 @@ class Store {
   // Any owner's job; NOT_FOUND if none.
   virtual absl::StatusOr<v1::Job> LoadJob(const std::string& job_id) = 0;
 
+  // The jobs of `job_ids` (any owner) that exist, in no particular order,
+  // without their results (the run engine's reconciliation of many open
+  // runs at once, when it gains shards). A store that can reads them in
+  // one round trip; this default loads them one by one.
+  virtual absl::StatusOr<std::vector<v1::Job>> LoadJobs(
+      const std::vector<std::string>& job_ids) {
+    std::vector<v1::Job> out;
+    for (const std::string& id : job_ids) {
+      absl::StatusOr<v1::Job> job = LoadJob(id);
+      if (absl::IsNotFound(job.status())) continue;
+      if (!job.ok()) return job.status();
+      job->clear_results();
+      out.push_back(*std::move(job));
+    }
+    return out;
+  }
+
   // Every result still PENDING or ACTIVE, with its job_id: runs to reconcile
   // after a restart.
   virtual absl::StatusOr<std::vector<std::pair<std::string, v1::JobResult>>>

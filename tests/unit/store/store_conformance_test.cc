@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -709,6 +710,22 @@ TEST_P(StoreConformanceTest, AResultOfAnUnknownJobIsNotFoundAndNotStored) {
   done.WaitForNotification();
   EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(store_->ListOpenResults()->empty());
+}
+
+TEST_P(StoreConformanceTest, LoadJobsReadsEveryOwnersJobsThatExistWithoutResults) {
+  const std::string a = NewJob("alice", std::nullopt);
+  const std::string b = NewJob("bob", std::nullopt);
+  AddResults(a, 1, 3, v1::JobResult::SUCCEEDED);
+  absl::StatusOr<std::vector<v1::Job>> jobs = store_->LoadJobs({b, "no-such-job", a});
+  ASSERT_THAT(jobs, IsOk());
+  std::map<std::string, v1::Job> by_id;
+  for (const v1::Job& job : *jobs) by_id[job.job_id()] = job;
+  ASSERT_EQ(by_id.size(), 2u);
+  EXPECT_EQ(by_id[a].owner(), "alice");
+  EXPECT_EQ(by_id[b].owner(), "bob");
+  EXPECT_EQ(by_id[a].results_size(), 0);
+  EXPECT_EQ(by_id[a].etag(), store_->LoadJob(a)->etag());
+  EXPECT_THAT(store_->LoadJobs({}), IsOk());
 }
 
 TEST_P(StoreConformanceTest, JobsCarryTheNewestTenResultsNewestFirstOnEveryRead) {
