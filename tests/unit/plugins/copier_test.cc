@@ -183,7 +183,9 @@ TEST(CopierTest, SkipSourceErrorsSkipsAFileThatVanishes) {
     req.items.push_back(MakeItem("tree", "tree", true));
     CopyOptions options;
     options.before_open_source = [](int dir_fd, const std::string& name) {
-      if (name == "a.txt") ASSERT_EQ(unlinkat(dir_fd, name.c_str(), 0), 0);
+      if (name == "a.txt") {
+        ASSERT_EQ(unlinkat(dir_fd, name.c_str(), 0), 0);
+      }
     };
     ActionSnapshot end = RunToEnd(req, options);
     EXPECT_EQ(end.state, skip ? TIMER_AP_STATE_SUCCEEDED : TIMER_AP_STATE_FAILED)
