@@ -379,7 +379,8 @@ nlohmann::json Copier::Details() const {
       {"errors", errors_},
   };
   const TransferOptions& o = req_.options;
-  if (o.recursive_symlinks == RecursiveSymlinks::kKeep) d["symlinks_kept"] = c_.symlinks_kept;
+  if (o.recursive_symlinks == RecursiveSymlinks::kKeep)
+    d["symlinks_kept"] = c_.symlinks_kept;
   if (o.recursive_symlinks == RecursiveSymlinks::kCopy)
     d["symlinks_followed"] = c_.symlinks_followed;
   if (!o.filter_rules.empty()) d["entries_excluded"] = c_.entries_excluded;
@@ -778,7 +779,8 @@ void Copier::KeepLink(int src_dir, const std::string& name, int dst_dir,
 
 int Copier::OpenSourceDir(const Path& comps, size_t n) {
   Fd cur(dup(src_root_));
-  for (size_t i = 0; i < n && cur.get() >= 0; ++i) cur = Fd(OpenDirAt(cur.get(), comps[i]));
+  for (size_t i = 0; i < n && cur.get() >= 0; ++i)
+    cur = Fd(OpenDirAt(cur.get(), comps[i]));
   return cur.release();
 }
 
@@ -794,7 +796,8 @@ void Copier::FollowLink(int src_dir, const std::string& name, int dst_dir,
   const LinkLookup lookup = [this](const Path& p, EntryKind* kind, std::string* next) {
     Fd dir(OpenSourceDir(p, p.size() - 1));
     struct stat st;
-    if (dir.get() < 0 || fstatat(dir.get(), p.back().c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (dir.get() < 0 ||
+        fstatat(dir.get(), p.back().c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       return NotFound(p.back() + ": " + Errno(errno));
     }
     if (S_ISLNK(st.st_mode)) {
@@ -839,7 +842,8 @@ void Copier::FollowLink(int src_dir, const std::string& name, int dst_dir,
   for (const auto& [dev, ino] : open_dirs_) {
     if (dev == st.st_dev && ino == st.st_ino) {
       --c_.symlinks_followed;
-      return SkipLink(path, "not followed: it leads to a directory being copied (a loop)");
+      return SkipLink(path,
+                      "not followed: it leads to a directory being copied (a loop)");
     }
   }
   if (st.st_dev == skip_dev_ && st.st_ino == skip_ino_) return;  // the copy itself

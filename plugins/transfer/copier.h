@@ -209,10 +209,10 @@ class Copier {
   void CopyDir(int child_src, const struct stat& st, int dst_dir, const std::string& name,
                const std::string& path, int depth);
   // A symbolic link `name` in src_dir met in a tree, as recursive_symlinks says.
-  void CopyLink(int src_dir, const std::string& name, int dst_dir, const std::string& path,
-                int depth);
-  void KeepLink(int src_dir, const std::string& name, int dst_dir, const std::string& path,
-                int depth);
+  void CopyLink(int src_dir, const std::string& name, int dst_dir,
+                const std::string& path, int depth);
+  void KeepLink(int src_dir, const std::string& name, int dst_dir,
+                const std::string& path, int depth);
   void FollowLink(int src_dir, const std::string& name, int dst_dir,
                   const std::string& path, int depth);
   // Opens the directory at `comps` below the source root, never following a

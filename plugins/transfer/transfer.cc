@@ -385,11 +385,13 @@ class TransferProvider : public ProviderBase {
 
     req->source = config_->Find(src_id);
     if (req->source == nullptr) {
-      return InvalidArgument(src_field + ": no endpoint \"" + src_id + "\" is configured");
+      return InvalidArgument(src_field + ": no endpoint \"" + src_id +
+                             "\" is configured");
     }
     req->destination = config_->Find(dst_id);
     if (req->destination == nullptr) {
-      return InvalidArgument(dst_field + ": no endpoint \"" + dst_id + "\" is configured");
+      return InvalidArgument(dst_field + ": no endpoint \"" + dst_id +
+                             "\" is configured");
     }
     if (!Allowed(*req->source, owner.name)) {
       return PermissionDenied(src_field + ": identity \"" + owner.name +

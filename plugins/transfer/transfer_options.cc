@@ -49,11 +49,12 @@ std::string Substitute(std::string s, const std::string& identity) {
 // ---- Paths -----------------------------------------------------------------
 
 Err CheckHomeTemplate(const std::string& home, const std::string& field) {
-  if (home.find('\0') != std::string::npos) return InvalidArgument(field + ": contains NUL");
+  if (home.find('\0') != std::string::npos)
+    return InvalidArgument(field + ": contains NUL");
   for (const std::string& c : Components(home)) {
     if (c == "..") {
-      return InvalidArgument(field +
-                             ": \"..\" is not allowed (a home is below the endpoint root)");
+      return InvalidArgument(
+          field + ": \"..\" is not allowed (a home is below the endpoint root)");
     }
     if (c.size() > kMaxName && c.find(kIdentityVar) == std::string::npos) {
       return InvalidArgument(field + ": a name is longer than 255 bytes");
@@ -91,7 +92,8 @@ Err HomeComponents(const std::string& home, const std::string& identity,
 Err ResolvePath(const std::string& home, const std::string& identity,
                 const std::string& path, const std::string& field, Path* out) {
   out->clear();
-  if (path.find('\0') != std::string::npos) return InvalidArgument(field + ": contains NUL");
+  if (path.find('\0') != std::string::npos)
+    return InvalidArgument(field + ": contains NUL");
   std::string rest = path;
   bool from_home = true;
   if (!rest.empty() && rest[0] == '/') {
@@ -244,7 +246,8 @@ Err ResolveLinkBeneath(const Path& link_dir, const std::string& target,
     std::string next;
     if (Err e = lookup(cur, &k, &next); !e.ok()) return e;
     if (k == EntryKind::kSymlink) {
-      if (++links > kMaxLinks) return FailedPrecondition("too many levels of symbolic links");
+      if (++links > kMaxLinks)
+        return FailedPrecondition("too many levels of symbolic links");
       cur.pop_back();
       if (next.empty()) return NotFound("an empty link");
       if (next[0] == '/') return outside();
@@ -282,7 +285,8 @@ bool IsQuotaError(const std::string& message) {
 BodyShape BodyShapeOf(const nlohmann::json& body) {
   BodyShape shape;
   if (!body.is_object()) return shape;
-  for (const char* key : {"DATA_TYPE", "DATA", "source_endpoint", "destination_endpoint"}) {
+  for (const char* key :
+       {"DATA_TYPE", "DATA", "source_endpoint", "destination_endpoint"}) {
     if (body.contains(key)) shape.globus = true;
   }
   if (shape.globus) {
@@ -301,8 +305,8 @@ Err ReadTransferOptions(FieldReader& r, const BodyShape& shape, TransferOptions*
   out->skip_source_errors = r.Bool("skip_source_errors", false);
   out->fail_on_quota_errors = r.Bool("fail_on_quota_errors", false);
   if (const nlohmann::json* mode = r.Raw("recursive_symlinks"); mode != nullptr) {
-    if (Err e = ParseRecursiveSymlinks(*mode, "recursive_symlinks",
-                                       &out->recursive_symlinks);
+    if (Err e =
+            ParseRecursiveSymlinks(*mode, "recursive_symlinks", &out->recursive_symlinks);
         !e.ok()) {
       return e;
     }
@@ -328,7 +332,8 @@ Err ReadTransferOptions(FieldReader& r, const BodyShape& shape, TransferOptions*
   };
   for (const Refused& f : kRefused) {
     const nlohmann::json* v = r.Raw(f.key);
-    if (v != nullptr && !v->is_null()) return InvalidArgument(std::string(f.key) + ": " + f.why);
+    if (v != nullptr && !v->is_null())
+      return InvalidArgument(std::string(f.key) + ": " + f.why);
   }
   // Harmless to leave undone: accepted, and noted in the run's details when
   // they ask for something (true, or any submission_id).
@@ -349,13 +354,16 @@ Err ReadTransferOptions(FieldReader& r, const BodyShape& shape, TransferOptions*
   for (const Noted& f : kNoted) {
     const nlohmann::json* v = r.Raw(f.key);
     if (v == nullptr || v->is_null()) continue;
-    if (!v->is_boolean()) return InvalidArgument(std::string(f.key) + ": must be true or false");
+    if (!v->is_boolean())
+      return InvalidArgument(std::string(f.key) + ": must be true or false");
     if (v->get<bool>()) out->notes[f.key] = f.note;
   }
-  if (const nlohmann::json* id = r.Raw("submission_id"); id != nullptr && !id->is_null()) {
+  if (const nlohmann::json* id = r.Raw("submission_id");
+      id != nullptr && !id->is_null()) {
     if (!id->is_string()) return InvalidArgument("submission_id: must be a string");
     out->notes["submission_id"] =
-        "not applied: each run of the job is its own transfer; the run's id identifies it";
+        "not applied: each run of the job is its own transfer; the run's id identifies "
+        "it";
   }
   return Ok();
 }

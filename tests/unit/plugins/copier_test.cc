@@ -144,7 +144,8 @@ ActionSnapshot RunToEnd(const Request& req, CopyOptions options = {}) {
   EXPECT_TRUE(
       runner
           .Start(
-              "run/1", [&](ActionContext& ctx) { return Copier(req, &ctx, options).Run(); },
+              "run/1",
+              [&](ActionContext& ctx) { return Copier(req, &ctx, options).Run(); },
               nullptr, &snap, &created)
           .ok());
   const auto deadline = std::chrono::steady_clock::now() + seconds(20);

@@ -62,14 +62,15 @@ TEST(ResolvePathTest, WithoutAHomeEveryFormIsFromTheRoot) {
 }
 
 TEST(ResolvePathTest, DotDotAndOtherHomesAreRefusedNamingTheField) {
-  for (const char* path : {"..", "/..", "/~/..", "~/../x", "a/../../b", "/a/..",
-                                 "/~/a/../.."}) {
+  for (const char* path :
+       {"..", "/..", "/~/..", "~/../x", "a/../../b", "/a/..", "/~/a/../.."}) {
     const std::string got = Resolve("home/{identity}", "alice", path);
     EXPECT_EQ(got.rfind("ERROR: item.source_path: \"..\" is not allowed", 0), 0)
         << path << " -> " << got;
   }
-  EXPECT_NE(Resolve("home/{identity}", "alice", "~bob/x").find("item.source_path: \"~bob\""),
-            std::string::npos);
+  EXPECT_NE(
+      Resolve("home/{identity}", "alice", "~bob/x").find("item.source_path: \"~bob\""),
+      std::string::npos);
   EXPECT_NE(Resolve("", "alice", std::string("a\0b", 3)).find("contains NUL"),
             std::string::npos);
   EXPECT_NE(Resolve("", "alice", "/" + std::string(256, 'x')).find("longer than 255"),
@@ -79,8 +80,9 @@ TEST(ResolvePathTest, DotDotAndOtherHomesAreRefusedNamingTheField) {
 // An identity is one path component in its home, never more: "/", ".."
 // and "." could otherwise climb out of home/ or into another's home.
 TEST(ResolvePathTest, AHostileIdentityNeverEscapesItsHome) {
-  const std::vector<std::string> hostile = {"../../etc", "..", ".", "a/b", "/abs", "",
-                                           std::string(256, 'x'), std::string("a\0b", 3)};
+  const std::vector<std::string> hostile = {
+      "../../etc",           "..", ".", "a/b", "/abs", "", std::string(256, 'x'),
+      std::string("a\0b", 3)};
   for (const std::string& who : hostile) {
     SCOPED_TRACE(who);
     const std::string got = Resolve("home/{identity}", who, "~/x");
@@ -101,8 +103,8 @@ TEST(ResolvePathTest, HomeTemplatesAreCheckedAtConfig) {
   EXPECT_TRUE(CheckHomeTemplate("/users/{identity}/data", "h").ok());
   EXPECT_EQ(CheckHomeTemplate("../{identity}", "h").code, TIMER_AP_INVALID_ARGUMENT);
   EXPECT_EQ(CheckHomeTemplate("home/{user}", "h").code, TIMER_AP_INVALID_ARGUMENT);
-  EXPECT_NE(CheckHomeTemplate("a/../b", "endpoints[0].home").message.find(
-                "endpoints[0].home: \"..\""),
+  EXPECT_NE(CheckHomeTemplate("a/../b", "endpoints[0].home")
+                .message.find("endpoints[0].home: \"..\""),
             std::string::npos);
 }
 
@@ -116,7 +118,10 @@ FilterRules Rules(const json& rules) {
 TEST(FilterRulesTest, FirstMatchWinsAndNoMatchIncludes) {
   // Globus's example: only .txt files.
   FilterRules txt = Rules(json::array({
-      {{"DATA_TYPE", "filter_rule"}, {"method", "include"}, {"name", "*.txt"}, {"type", "file"}},
+      {{"DATA_TYPE", "filter_rule"},
+       {"method", "include"},
+       {"name", "*.txt"},
+       {"type", "file"}},
       {{"method", "exclude"}, {"name", "*"}, {"type", "file"}},
   }));
   EXPECT_TRUE(txt.Included("a.txt", false));
@@ -149,7 +154,8 @@ TEST(FilterRulesTest, BadRulesAreRefusedNamingTheField) {
       {json::array({{{"type", "link"}, {"name", "x"}}}), "filter_rules[0].type"},
       {json::array({{{"method", "include"}}}), "filter_rules[0].name: required"},
       {json::array({{{"name", ""}}}), "filter_rules[0].name"},
-      {json::array({{{"name", "x"}, {"DATA_TYPE", "rule"}}}), "filter_rules[0].DATA_TYPE"},
+      {json::array({{{"name", "x"}, {"DATA_TYPE", "rule"}}}),
+       "filter_rules[0].DATA_TYPE"},
       {json::array({{{"name", "x"}, {"glob", "y"}}}), "filter_rules[0].glob: unknown"},
   };
   for (const Case& c : cases) {
@@ -161,7 +167,8 @@ TEST(FilterRulesTest, BadRulesAreRefusedNamingTheField) {
   json many = json::array();
   for (size_t i = 0; i <= FilterRules::kMaxRules; ++i) many.push_back({{"name", "x"}});
   FilterRules out;
-  EXPECT_EQ(FilterRules::Parse(many, "filter_rules", &out).code, TIMER_AP_INVALID_ARGUMENT);
+  EXPECT_EQ(FilterRules::Parse(many, "filter_rules", &out).code,
+            TIMER_AP_INVALID_ARGUMENT);
 }
 
 TEST(RecursiveSymlinksTest, KeepOnlyTargetsThatStayInsideTheRoot) {
@@ -169,7 +176,7 @@ TEST(RecursiveSymlinksTest, KeepOnlyTargetsThatStayInsideTheRoot) {
   EXPECT_TRUE(KeepableLinkTarget("./sub/b", 0));
   EXPECT_TRUE(KeepableLinkTarget("../x", 1));
   EXPECT_TRUE(KeepableLinkTarget("../../x/y", 2));
-  EXPECT_FALSE(KeepableLinkTarget("../x", 0));      // above the root
+  EXPECT_FALSE(KeepableLinkTarget("../x", 0));  // above the root
   EXPECT_FALSE(KeepableLinkTarget("../../x", 1));
   EXPECT_FALSE(KeepableLinkTarget("/etc/passwd", 5));  // the host's, not the endpoint's
   EXPECT_FALSE(KeepableLinkTarget("", 5));
@@ -202,8 +209,8 @@ std::string Follow(const FakeTree& t, const Path& dir, const std::string& target
   EntryKind kind = EntryKind::kOther;
   Err e = ResolveLinkBeneath(
       dir, target,
-      [&t](const Path& p, EntryKind* k, std::string* n) { return t.Lookup(p, k, n); }, &out,
-      &kind);
+      [&t](const Path& p, EntryKind* k, std::string* n) { return t.Lookup(p, k, n); },
+      &out, &kind);
   if (!e.ok()) return "ERROR " + std::to_string(e.code) + ": " + e.message;
   std::string s;
   for (const std::string& c : out) s += "/" + c;
@@ -217,8 +224,9 @@ TEST(RecursiveSymlinksTest, CopyResolvesOnlyInsideTheRoot) {
              {"/d/sub", EntryKind::kDirectory},
              {"/d/sub/b", EntryKind::kFile},
              {"/top.txt", EntryKind::kFile}};
-  t.links = {{"/d/up", ".."},          {"/d/chain1", "chain2"}, {"/d/chain2", "a.txt"},
-             {"/d/loop1", "loop2"},     {"/d/loop2", "loop1"},   {"/d/abs", "/etc/passwd"},
+  t.links = {{"/d/up", ".."},           {"/d/chain1", "chain2"},
+             {"/d/chain2", "a.txt"},    {"/d/loop1", "loop2"},
+             {"/d/loop2", "loop1"},     {"/d/abs", "/etc/passwd"},
              {"/d/sub/deep", "../up/d"}};
   EXPECT_EQ(Follow(t, {"d"}, "a.txt"), "/d/a.txt file");
   EXPECT_EQ(Follow(t, {"d"}, "../top.txt"), "/top.txt file");
@@ -293,7 +301,8 @@ TEST(BodyShapeTest, GlobusFieldsAreAppliedNotedOrRefused) {
     EXPECT_EQ(r.message.rfind(std::string(key) + ": not supported", 0), 0) << r.message;
   }
   // Today's shape has no notify_on_*: unknown there, as before.
-  Err unknown = ReadOptions({{"source_endpoint_id", "a"}, {"notify_on_failed", true}}, &o);
+  Err unknown =
+      ReadOptions({{"source_endpoint_id", "a"}, {"notify_on_failed", true}}, &o);
   EXPECT_NE(unknown.message.find("notify_on_failed: unknown field"), std::string::npos)
       << unknown.message;
   Err mode = ReadOptions({{"recursive_symlinks", "follow"}}, &o);
@@ -309,10 +318,13 @@ TEST(BodyShapeTest, GlobusItemFields) {
   };
   EXPECT_EQ(check({{"DATA_TYPE", "transfer_item"}}), "ok");
   EXPECT_EQ(check(json::object()), "ok");
-  EXPECT_EQ(check({{"DATA_TYPE", "transfer_symlink_item"}}).rfind("DATA[0].DATA_TYPE", 0), 0);
+  EXPECT_EQ(check({{"DATA_TYPE", "transfer_symlink_item"}}).rfind("DATA[0].DATA_TYPE", 0),
+            0);
   EXPECT_EQ(check({{"DATA_TYPE", "delete_item"}}).rfind("DATA[0].DATA_TYPE", 0), 0);
-  EXPECT_EQ(check({{"external_checksum", "abc"}}).rfind("DATA[0].external_checksum", 0), 0);
-  EXPECT_EQ(check({{"checksum_algorithm", "MD5"}}).rfind("DATA[0].checksum_algorithm", 0), 0);
+  EXPECT_EQ(check({{"external_checksum", "abc"}}).rfind("DATA[0].external_checksum", 0),
+            0);
+  EXPECT_EQ(check({{"checksum_algorithm", "MD5"}}).rfind("DATA[0].checksum_algorithm", 0),
+            0);
 }
 
 }  // namespace

@@ -527,7 +527,8 @@ TEST_F(TransferTest, GlobusPathFormsUseTheCallersHome) {
   missing["source_endpoint_id"] = "homes";
   ActionStatus failed = Run(missing, alice);
   EXPECT_EQ(failed.state, State::kFailed);
-  EXPECT_NE(failed.error.find("transfer_items[0].source_path /~/nope.txt"), std::string::npos)
+  EXPECT_NE(failed.error.find("transfer_items[0].source_path /~/nope.txt"),
+            std::string::npos)
       << failed.error;
 
   // Confinement attempts, each refused naming the field.
@@ -547,7 +548,8 @@ TEST_F(TransferTest, GlobusPathFormsUseTheCallersHome) {
   const std::vector<Case> cases = {
       {homes_body("/~/../../../outside/secret.txt", "x"), alice,
        "transfer_items[0].source_path: \"..\""},
-      {homes_body("~bob/file1.txt", "x"), alice, "transfer_items[0].source_path: \"~bob\""},
+      {homes_body("~bob/file1.txt", "x"), alice,
+       "transfer_items[0].source_path: \"~bob\""},
       {homes_body("~/secret.txt", "x"), climber,
        "transfer_items[0].source_path: identity \"../../outside\" cannot name a home"},
       {homes_body("/shared/s.txt", "~/x"), slash,
@@ -569,10 +571,11 @@ TEST_F(TransferTest, GlobusPathFormsUseTheCallersHome) {
 
 TEST(TransferConfig, AHomeTemplateWithDotDotIsRefused) {
   TempDir dir;
-  auto bad = LoadPlugin(TIMER_TRANSFER_SO,
-                        {{"transfer",
-                          {{"endpoints",
-                            {{{"id", "a"}, {"root", dir.str()}, {"home", "../{identity}"}}}}}}});
+  auto bad =
+      LoadPlugin(TIMER_TRANSFER_SO,
+                 {{"transfer",
+                   {{"endpoints",
+                     {{{"id", "a"}, {"root", dir.str()}, {"home", "../{identity}"}}}}}}});
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("plugins.transfer.endpoints[0].home: \"..\""),
             absl::string_view::npos)
@@ -584,33 +587,35 @@ TEST_F(TransferTest, TheGlobusTransferDocumentIsAccepted) {
   WriteFile(src_ / "g/a.txt", "alpha");
   WriteFile(src_ / "g/skip.tmp", "tmp");
   WriteFile(src_ / "one.txt", "one");
-  json body = {
-      {"DATA_TYPE", "transfer"},
-      {"submission_id", "3f3bc1f0-0000-4000-8000-000000000000"},
-      {"source_endpoint", "src"},
-      {"destination_endpoint", "dst"},
-      {"label", "globus shape"},
-      {"sync_level", 3},
-      {"verify_checksum", true},
-      {"preserve_timestamp", false},
-      {"encrypt_data", false},
-      {"delete_destination_extra", false},
-      {"skip_source_errors", false},
-      {"fail_on_quota_errors", false},
-      {"recursive_symlinks", "ignore"},
-      {"notify_on_succeeded", true},
-      {"notify_on_failed", true},
-      {"notify_on_inactive", true},
-      {"filter_rules",
-       {{{"DATA_TYPE", "filter_rule"}, {"method", "exclude"}, {"name", "*.tmp"}, {"type", "file"}}}},
-      {"DATA",
-       {{{"DATA_TYPE", "transfer_item"},
-         {"source_path", "/g"},
-         {"destination_path", "/backup/g"},
-         {"recursive", true}},
-        {{"DATA_TYPE", "transfer_item"},
-         {"source_path", "/one.txt"},
-         {"destination_path", "/backup/one.txt"}}}}};
+  json body = {{"DATA_TYPE", "transfer"},
+               {"submission_id", "3f3bc1f0-0000-4000-8000-000000000000"},
+               {"source_endpoint", "src"},
+               {"destination_endpoint", "dst"},
+               {"label", "globus shape"},
+               {"sync_level", 3},
+               {"verify_checksum", true},
+               {"preserve_timestamp", false},
+               {"encrypt_data", false},
+               {"delete_destination_extra", false},
+               {"skip_source_errors", false},
+               {"fail_on_quota_errors", false},
+               {"recursive_symlinks", "ignore"},
+               {"notify_on_succeeded", true},
+               {"notify_on_failed", true},
+               {"notify_on_inactive", true},
+               {"filter_rules",
+                {{{"DATA_TYPE", "filter_rule"},
+                  {"method", "exclude"},
+                  {"name", "*.tmp"},
+                  {"type", "file"}}}},
+               {"DATA",
+                {{{"DATA_TYPE", "transfer_item"},
+                  {"source_path", "/g"},
+                  {"destination_path", "/backup/g"},
+                  {"recursive", true}},
+                 {{"DATA_TYPE", "transfer_item"},
+                  {"source_path", "/one.txt"},
+                  {"destination_path", "/backup/one.txt"}}}}};
   ActionStatus st = Run(body);
   ASSERT_EQ(st.state, State::kSucceeded) << st.error << st.details;
   EXPECT_EQ(Snapshot(dst_ / "backup"),
@@ -620,8 +625,8 @@ TEST_F(TransferTest, TheGlobusTransferDocumentIsAccepted) {
   EXPECT_EQ(d["label"], "globus shape");
   EXPECT_EQ(d["files_verified"], 2);
   EXPECT_EQ(d["entries_excluded"], 1);
-  for (const char* noted : {"notify_on_succeeded", "notify_on_failed", "notify_on_inactive",
-                            "submission_id"}) {
+  for (const char* noted : {"notify_on_succeeded", "notify_on_failed",
+                            "notify_on_inactive", "submission_id"}) {
     EXPECT_TRUE(d["notes"].contains(noted)) << noted << d.dump();
   }
 
@@ -675,14 +680,14 @@ TEST_F(TransferTest, FilterRulesAreFirstMatchWinsAndProtectFromDeletion) {
       {{"method", "include"}, {"name", "*.txt"}, {"type", "file"}},
       {{"method", "exclude"}, {"name", "*"}, {"type", "file"}},
   });
-  ActionStatus st = Run(Body("f", "f", true,
-                             {{"filter_rules", rules}, {"delete_destination_extra", true}}));
+  ActionStatus st = Run(Body(
+      "f", "f", true, {{"filter_rules", rules}, {"delete_destination_extra", true}}));
   ASSERT_EQ(st.state, State::kSucceeded) << st.error;
-  EXPECT_EQ(Snapshot(dst_ / "f"),
-            (std::map<std::string, std::string>{{"a.txt", "a"},
-                                                {"keep/", ""},
-                                                {"keep/c.txt", "c"},
-                                                {"old.log", "excluded at the destination: kept"}}));
+  EXPECT_EQ(Snapshot(dst_ / "f"), (std::map<std::string, std::string>{
+                                      {"a.txt", "a"},
+                                      {"keep/", ""},
+                                      {"keep/c.txt", "c"},
+                                      {"old.log", "excluded at the destination: kept"}}));
   EXPECT_EQ(Details(st)["entries_excluded"], 2);  // b.log, cache/
   EXPECT_EQ(Details(st)["entries_deleted"], 1);   // old.txt
   // An item's own path is not filtered.
@@ -715,7 +720,7 @@ TEST_F(TransferTest, RecursiveSymlinksKeepRecreatesOnlyLinksThatStayInside) {
   WriteFile(src_ / "k/sub/b.txt", "b");
   fs::create_symlink("a.txt", src_ / "k/same_dir");
   fs::create_symlink("sub/b.txt", src_ / "k/below");
-  fs::create_symlink("../a.txt", src_ / "k/sub/up_one");     // stays in k/
+  fs::create_symlink("../a.txt", src_ / "k/sub/up_one");      // stays in k/
   fs::create_symlink("../../../x", src_ / "k/sub/too_high");  // above dst's root
   fs::create_symlink(outside_ / "secret.txt", src_ / "k/absolute");
   fs::create_symlink("sub/../../x", src_ / "k/dotdot_after_name");
@@ -766,7 +771,8 @@ TEST_F(TransferTest, RecursiveSymlinksCopyFollowsOnlyInsideTheSourceRoot) {
                                       {"to_sibling/e.txt", "e"},
                                   }));
   json d = Details(st);
-  EXPECT_EQ(d["symlinks_followed"], 5) << d.dump();  // to_file, to_dir, to_sibling, chain1/2
+  EXPECT_EQ(d["symlinks_followed"], 5)
+      << d.dump();  // to_file, to_dir, to_sibling, chain1/2
   // absolute, escape, dangling, and the loop (twice: under sub/ and to_dir/)
   EXPECT_EQ(d["symlinks_skipped"], 5) << d.dump();
   EXPECT_EQ(Snapshot(outside_).size(), 1u);
