@@ -181,7 +181,8 @@ absl::StatusOr<v1::UpdateJobRequest> MakeUpdateJobRequest(const std::string& job
 }
 
 absl::Status MakeTransferJobArgs(const TransferArgs& t,
-                                 const std::string& items_file_text, JobArgs* a) {
+                                 const std::string& items_file_text, JobArgs* a,
+                                 const std::string& batch_text) {
   TransferSpec spec;
   spec.source_endpoint_id = t.source;
   spec.destination_endpoint_id = t.dest;
@@ -191,6 +192,12 @@ absl::Status MakeTransferJobArgs(const TransferArgs& t,
     if (!items.ok()) return items.status();
     spec.items = *std::move(items);
   }
+  if (!t.batch.empty()) {
+    absl::StatusOr<std::vector<TransferItem>> items =
+        ParseBatchFile(batch_text, absl::StrCat("--batch ", t.batch));
+    if (!items.ok()) return items.status();
+    spec.items.insert(spec.items.end(), items->begin(), items->end());
+  }
   for (size_t i = 0; i + 2 < t.items.size(); i += 3) {
     absl::StatusOr<bool> recursive = ParseBoolArg(t.items[i + 2], "--item");
     if (!recursive.ok()) return recursive.status();
@@ -198,7 +205,7 @@ absl::Status MakeTransferJobArgs(const TransferArgs& t,
   }
   if (spec.items.empty()) {
     return absl::InvalidArgumentError(
-        "give at least one --item or an --items-file with items");
+        "give at least one --item, or an --items-file or --batch file with items");
   }
   a->provider = "transfer";
   // Without --label, the transfer's label names the job (as the seed does).
@@ -208,6 +215,11 @@ absl::Status MakeTransferJobArgs(const TransferArgs& t,
   spec.verify_checksum = t.verify_checksum;
   spec.encrypt_data = t.encrypt_data;
   spec.preserve_timestamp = t.preserve_timestamp;
+  spec.delete_destination_extra = t.delete_destination_extra;
+  spec.skip_source_errors = t.skip_source_errors;
+  spec.fail_on_quota_errors = t.fail_on_quota_errors;
+  spec.recursive_symlinks = t.recursive_symlinks;
+  spec.filter_rules = t.filter_rules;
   absl::StatusOr<std::string> body = TransferBodyJson(spec);
   if (!body.ok()) return body.status();
   a->body = *std::move(body);

@@ -26,6 +26,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "timer/v1/timer.pb.h"
+#include "transfer_items.h"
 
 namespace timer::cli {
 
@@ -48,8 +49,14 @@ struct JobArgs {
 // The options of `job transfer` that make the transfer provider's body.
 struct TransferArgs {
   std::string source, dest, items_file, sync_level;
+  std::string batch;               // --batch FILE ('-': stdin), read by the caller.
   std::vector<std::string> items;  // Flat: SRC DST RECURSIVE, SRC DST RECURSIVE, ...
   bool verify_checksum = false, encrypt_data = false, preserve_timestamp = false;
+  bool delete_destination_extra = false, skip_source_errors = false,
+       fail_on_quota_errors = false;
+  std::string recursive_symlinks;  // ignore, keep, copy; empty: not given.
+  // --include and --exclude in command-line order (the first match wins).
+  std::vector<FilterRuleArg> filter_rules;
 };
 
 // The provider name an action URL names (see above), lower-cased; empty
@@ -86,10 +93,12 @@ absl::StatusOr<v1::UpdateJobRequest> MakeUpdateJobRequest(const std::string& job
 
 // `job transfer`: turns `a` into a transfer job's options: provider
 // `transfer`, the label defaulting to the name (as the seed does), and the
-// body built from `t` and `items_file_text` (the text of --items-file, if
-// one was given).
+// body built from `t`, `items_file_text` (the text of --items-file, if one
+// was given) and `batch_text` (of --batch). Paths go into the body as given
+// ("/~/file1.txt" included): the provider resolves them.
 absl::Status MakeTransferJobArgs(const TransferArgs& t,
-                                 const std::string& items_file_text, JobArgs* a);
+                                 const std::string& items_file_text, JobArgs* a,
+                                 const std::string& batch_text = "");
 
 // A random RFC 4122 version 4 UUID.
 std::string NewRequestId();

@@ -103,7 +103,15 @@ absl::Status Transfer(Globals& g, JobArgs a, const TransferArgs& t) {
     if (!text.ok()) return text.status();
     items_text = *std::move(text);
   }
-  if (absl::Status s = MakeTransferJobArgs(t, items_text, &a); !s.ok()) return s;
+  std::string batch_text;
+  if (!t.batch.empty()) {
+    absl::StatusOr<std::string> text =
+        ReadFileArg(t.batch, "--batch", /*allow_stdin=*/true);
+    if (!text.ok()) return text.status();
+    batch_text = *std::move(text);
+  }
+  if (absl::Status s = MakeTransferJobArgs(t, items_text, &a, batch_text); !s.ok())
+    return s;
   return Submit(g, std::move(a));
 }
 
@@ -273,17 +281,33 @@ void AddUpdate(CLI::App* job, Globals& g, CommandSet& commands) {
   commands.Add(update, [&g, state] { return Update(g, state->job_id, state->job); });
 }
 
+constexpr char kTransferHelp[] =
+    "schedule a recurring transfer between two endpoints\n\n"
+    "Paths follow Globus's conventions: /PATH is from the endpoint's root,\n"
+    "/~/PATH and ~/PATH from your home on it, PATH (relative) from that home.\n\n"
+    "Examples:\n"
+    "  timer job transfer --name nightly --interval 1d --start 2026-12-01T02:00 \\\n"
+    "    --source-endpoint SRC_ID --dest-endpoint DST_ID \\\n"
+    "    --item /~/data /~/backup/data true --item notes.txt backup/notes.txt false\n\n"
+    "  # globus-timer's example, unchanged:\n"
+    "  timer job transfer --name example-job --label \"Timer Transfer Job\" \\\n"
+    "    --interval 28800 --start '2020-01-01T12:34:56' \\\n"
+    "    --source-endpoint SRC_ID --dest-endpoint DST_ID \\\n"
+    "    --item '~/file1.txt' '~/new_file1.txt' false \\\n"
+    "    --item '~/file2.txt' '~/new_file2.txt' false\n\n"
+    "  # only *.txt files, mirrored (extra files deleted), from a globus-cli batch:\n"
+    "  timer job transfer --name txt --interval 1h --source-endpoint SRC_ID \\\n"
+    "    --dest-endpoint DST_ID --include '*.txt' --exclude '*' \\\n"
+    "    --delete-destination-extra --batch items.txt\n"
+    "  # items.txt, one item a line (as `globus transfer --batch`):\n"
+    "  #   /~/projects /~/backup/projects --recursive\n"
+    "  #   \"/~/my notes.txt\" /~/backup/notes.txt";
+
 void AddTransfer(CLI::App* job, Globals& g, CommandSet& commands) {
   auto state = std::make_shared<JobCommandState>();
   JobArgs& xa = state->job;
   TransferArgs& ta = state->transfer;
-  CLI::App* transfer = job->add_subcommand(
-      "transfer",
-      "schedule a recurring transfer between two endpoints\n\n"
-      "Example:\n"
-      "  timer job transfer --name nightly --interval 1d --start 2026-12-01T02:00 \\\n"
-      "    --source-endpoint SRC_ID --dest-endpoint DST_ID \\\n"
-      "    --item data/ backup/data/ true --item notes.txt backup/notes.txt false");
+  CLI::App* transfer = job->add_subcommand("transfer", kTransferHelp);
   transfer->add_option("--name", xa.name, "a name for the job");
   transfer->add_option("--label", xa.label,
                        "the transfer's label (default: the job's name)");
@@ -306,7 +330,15 @@ void AddTransfer(CLI::App* job, Globals& g, CommandSet& commands) {
               "CSV of SOURCE_PATH, DEST_PATH, RECURSIVE lines ('#' starts a comment), "
               "instead of --item")
           ->type_name("FILE");
+  auto* batch = transfer
+                    ->add_option("--batch", ta.batch,
+                                 "globus-cli's batch input: one 'SOURCE_PATH DEST_PATH "
+                                 "[--recursive]' a line, quoted as in a shell, '#' "
+                                 "comments; - for stdin; instead of --item")
+                    ->type_name("FILE");
   item->excludes(items_file);
+  batch->excludes(item);
+  batch->excludes(items_file);
   transfer
       ->add_option("--sync-level", ta.sync_level,
                    "skip files already at the destination: exists, size, mtime, checksum")
@@ -316,13 +348,61 @@ void AddTransfer(CLI::App* job, Globals& g, CommandSet& commands) {
   transfer->add_flag("--encrypt-data", ta.encrypt_data, "encrypt data in transit");
   transfer->add_flag("--preserve-timestamp", ta.preserve_timestamp,
                      "keep each file's modification time");
+  // Kept in command-line order by the callback below: the first rule that
+  // matches a name decides.
+  transfer
+      ->add_option("--include",
+                   "in recursive items, copy files whose "
+                   "name matches GLOB (repeatable; with "
+                   "--exclude, the first match decides)")
+      ->type_name("GLOB")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  transfer
+      ->add_option("--exclude",
+                   "in recursive items, skip files whose "
+                   "name matches GLOB (repeatable)")
+      ->type_name("GLOB")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  transfer->add_flag("--delete-destination-extra", ta.delete_destination_extra,
+                     "in recursive items, delete what the source does not have");
+  transfer->add_flag("--skip-source-errors", ta.skip_source_errors,
+                     "skip (and count) source files that are missing or unreadable");
+  transfer->add_flag("--fail-on-quota-errors", ta.fail_on_quota_errors,
+                     "stop the run at once when the destination is full");
+  transfer
+      ->add_option("--recursive-symlinks", ta.recursive_symlinks,
+                   "symbolic links in recursive items: ignore (default), keep "
+                   "(recreate them), copy (copy what they point to)")
+      ->check(CLI::IsMember({"ignore", "keep", "copy"}));
   transfer->add_option("--stop-after-runs", xa.stop_after_runs, "stop after N runs")
       ->check(CLI::PositiveNumber);
   transfer->add_option("--stop-after-date", xa.stop_after_date,
                        "stop running at this time");
+  transfer->callback(
+      [transfer, &ta] { ta.filter_rules = FilterRulesInOrder(*transfer); });
   commands.Add(transfer,
                [&g, state] { return Transfer(g, state->job, state->transfer); });
 }
+
+}  // namespace
+
+std::vector<FilterRuleArg> FilterRulesInOrder(const CLI::App& transfer) {
+  const CLI::Option* include = transfer.get_option_no_throw("--include");
+  const CLI::Option* exclude = transfer.get_option_no_throw("--exclude");
+  std::vector<FilterRuleArg> rules;
+  if (include == nullptr || exclude == nullptr) return rules;
+  size_t next_include = 0, next_exclude = 0;
+  for (const CLI::Option* opt : transfer.parse_order()) {
+    if (opt == include && next_include < include->results().size()) {
+      rules.push_back({true, include->results()[next_include++]});
+    } else if (opt == exclude && next_exclude < exclude->results().size()) {
+      rules.push_back({false, exclude->results()[next_exclude++]});
+    }
+  }
+  return rules;
+}
+
+namespace {
 
 // A command taking one JOB_ID, bound to state->job_id.
 CLI::App* AddJobIdCommand(CLI::App* job, const char* name, const char* description,

@@ -7,7 +7,10 @@
 // outlive `commands`. Single-threaded, as the CLI is.
 #pragma once
 
+#include <vector>
+
 #include "commands.h"
+#include "transfer_items.h"
 
 namespace CLI {
 class App;
@@ -17,6 +20,11 @@ namespace timer::cli {
 
 // Adds the `job` command group to `app` and its handlers to `commands`.
 void AddJobCommands(CLI::App& app, Globals& g, CommandSet& commands);
+
+// The --include and --exclude rules of a parsed `job transfer` command, in
+// the order they were given on the command line (CLI11 keeps each option's
+// values apart; the order decides which rule matches first).
+std::vector<FilterRuleArg> FilterRulesInOrder(const CLI::App& transfer);
 
 // Adds `job watch` to the `job` group (watch_command.cc).
 void AddWatchCommand(CLI::App& job, Globals& g, CommandSet& commands);

@@ -62,8 +62,9 @@ class Fd {
   int fd_;
 };
 
+// `a`/`b`, for messages; `a` may end in '/' (the path "/", or "/~/").
 std::string Join(const std::string& a, const std::string& b) {
-  return a.empty() ? b : a + "/" + b;
+  return a.empty() ? b : a.back() == '/' ? a + b : a + "/" + b;
 }
 
 // ".timer-part-<pid>-<random>": the pid says whose it is, so a file left by
@@ -172,6 +173,7 @@ int OpenRegularAt(int dir, const std::string& name, struct stat* st, std::string
   }
   if (!S_ISREG(st->st_mode)) {
     *why = "is not a regular file (changed while being copied?)";
+    errno = EINVAL;  // what the caller reads: not a missing or forbidden file
     return -1;
   }
   const int flags = fcntl(fd, F_GETFL);
@@ -373,8 +375,19 @@ nlohmann::json Copier::Details() const {
       {"entries_deleted", c_.entries_deleted},
       {"symlinks_skipped", c_.symlinks_skipped},
       {"special_files_skipped", c_.special_files_skipped},
+      {"recursive_symlinks", RecursiveSymlinksName(req_.options.recursive_symlinks)},
       {"errors", errors_},
   };
+  const TransferOptions& o = req_.options;
+  if (o.recursive_symlinks == RecursiveSymlinks::kKeep)
+    d["symlinks_kept"] = c_.symlinks_kept;
+  if (o.recursive_symlinks == RecursiveSymlinks::kCopy)
+    d["symlinks_followed"] = c_.symlinks_followed;
+  if (!o.filter_rules.empty()) d["entries_excluded"] = c_.entries_excluded;
+  if (o.skip_source_errors) d["source_errors_skipped"] = c_.source_errors_skipped;
+  if (o.fail_on_quota_errors) d["fail_on_quota_errors"] = true;
+  if (!skipped_.empty()) d["skipped"] = skipped_;
+  if (!o.notes.empty()) d["notes"] = o.notes;
   if (!stop_.empty()) d["stopped"] = stop_;
   if (req_.encrypt_data) {
     d["encrypt_data"] =
@@ -397,7 +410,30 @@ void Copier::Fail(const std::string& path, const std::string& error) {
   if (first_error_.empty()) first_error_ = path + ": " + error;
   if (errors_.size() < kMaxErrorsKept)
     errors_.push_back({{"path", path}, {"error", error}});
+  // A full destination stops the run at once when asked (Globus's
+  // fail_on_quota_errors); otherwise the file fails and the others go on,
+  // and the job's next run tries it again.
+  if (req_.options.fail_on_quota_errors && stop_.empty() && IsQuotaError(error)) {
+    stop_ = "fail_on_quota_errors: the destination is full or over its quota: " + path +
+            ": " + error;
+  }
   Publish(false);
+}
+
+void Copier::SourceError(const std::string& path, const std::string& why, int err) {
+  if (!req_.options.skip_source_errors || !IsSkippableSourceErrno(err)) {
+    return Fail(path, why);
+  }
+  ++c_.source_errors_skipped;
+  if (skipped_.size() < kMaxErrorsKept)
+    skipped_.push_back({{"path", path}, {"skipped", why + " (skip_source_errors)"}});
+  Publish(false);
+}
+
+void Copier::SkipLink(const std::string& path, const std::string& why) {
+  ++c_.symlinks_skipped;
+  if (skipped_.size() < kMaxErrorsKept)
+    skipped_.push_back({{"path", path}, {"skipped", "symbolic link " + why}});
 }
 
 bool Copier::Admit(int dst_fd, int64_t bytes, int64_t entries) {
@@ -468,6 +504,7 @@ Outcome Copier::Run() {
   Fd src_root(src_fd);
   if (e.ok()) e = OpenRoot(*req_.destination, &dst_fd);
   Fd dst_root(dst_fd);
+  src_root_ = src_root.get();
   if (!e.ok()) {
     Publish(true);
     return {TIMER_AP_STATE_FAILED, e.message};
@@ -501,16 +538,18 @@ void Copier::CopyItem(size_t index, const Item& item, int src_root, int dst_root
   for (size_t i = 0; i + 1 < item.source.size(); ++i) {
     Fd next(OpenDirAt(src_parent.get(), item.source[i]));
     if (next.get() < 0) {
-      return Fail(
+      const int err = errno;
+      return SourceError(
           where + ".source_path " + src_name,
-          item.source[i] + ": " + WhyNotDir(src_parent.get(), item.source[i], errno));
+          item.source[i] + ": " + WhyNotDir(src_parent.get(), item.source[i], err), err);
     }
     std::swap(src_parent, next);
   }
   struct stat st;
   std::string leaf = item.source.empty() ? "." : item.source.back();
   if (fstatat(src_parent.get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-    return Fail(where + ".source_path " + src_name, Errno(errno));
+    const int err = errno;
+    return SourceError(where + ".source_path " + src_name, Errno(err), err);
   }
   if (S_ISLNK(st.st_mode)) {
     return Fail(where + ".source_path " + src_name,
@@ -557,14 +596,18 @@ void Copier::CopyItem(size_t index, const Item& item, int src_root, int dst_root
   }
   Fd src_dir(OpenDirAt(src_parent.get(), leaf));
   if (src_dir.get() < 0) {
-    return Fail(where + ".source_path " + src_name,
-                WhyNotDir(src_parent.get(), leaf, errno));
+    const int err = errno;
+    return SourceError(where + ".source_path " + src_name,
+                       WhyNotDir(src_parent.get(), leaf, err), err);
   }
   struct stat dst_st;
   if (fstat(dst_dir.get(), &dst_st) == 0) {
     skip_dev_ = dst_st.st_dev;
     skip_ino_ = dst_st.st_ino;
   }
+  src_path_ = item.source;
+  dst_depth_ = item.destination.size();
+  open_dirs_.clear();
   CopyTree(src_dir.get(), dst_dir.get(), item.source_path, 0);
   if (req_.preserve_timestamp && !Stopped()) {
     struct timespec times[2] = {st.st_atim, st.st_mtim};
@@ -579,14 +622,28 @@ void Copier::CopyTree(int src_dir, int dst_dir, const std::string& rel, int dept
   std::vector<std::string> names;
   if (Err e = ListDir(src_dir, &names); !e.ok())
     return Fail(rel.empty() ? "." : rel, e.message);
+  const TransferOptions& o = req_.options;
+  // Only recursive_symlinks copy can reach a directory twice (through a
+  // link): it keeps the directories being copied to refuse a loop.
+  const bool track = o.recursive_symlinks == RecursiveSymlinks::kCopy;
+  if (track) {
+    struct stat self;
+    if (fstat(src_dir, &self) == 0) open_dirs_.emplace_back(self.st_dev, self.st_ino);
+  }
   for (const std::string& name : names) {
-    if (Stopped()) return;
+    if (Stopped()) break;
     if (IsTemp(name)) continue;  // another run's file in progress
     const std::string path = Join(rel, name);
     struct stat st;
     if (fstatat(src_dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno == ENOENT) continue;  // removed while we walk
-      Fail(path, Errno(errno));
+      SourceError(path, Errno(errno), errno);
+      continue;
+    }
+    // Links are filtered as what they become (CopyLink).
+    if (!o.filter_rules.empty() && !S_ISLNK(st.st_mode) &&
+        !o.filter_rules.Included(name, S_ISDIR(st.st_mode))) {
+      ++c_.entries_excluded;
       continue;
     }
     if (S_ISREG(st.st_mode)) {
@@ -595,50 +652,226 @@ void Copier::CopyTree(int src_dir, int dst_dir, const std::string& rel, int dept
       if (st.st_dev == skip_dev_ && st.st_ino == skip_ino_) continue;  // the copy itself
       Fd child_src(OpenDirAt(src_dir, name));
       if (child_src.get() < 0) {
-        Fail(path, WhyNotDir(src_dir, name, errno));
-        continue;
-      }
-      struct stat existing;
-      const bool exists =
-          fstatat(dst_dir, name.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0;
-      if (!exists && !Admit(dst_dir, 0, 1)) return;
-      if (exists) {
-        // Opened (and refused if not a directory) below.
-      } else if (mkdirat(dst_dir, name.c_str(), (st.st_mode & 07777) | 0700) == 0) {
-        ++c_.directories_created;
-      } else {
         const int err = errno;
-        Refund(0, 1);
-        if (err != EEXIST) {
-          Fail(path, "cannot create directory: " + Errno(err));
-          continue;
-        }
-      }
-      Fd child_dst(OpenDirAt(dst_dir, name));
-      if (child_dst.get() < 0) {
-        Fail(path, "destination " + WhyNotDir(dst_dir, name, errno));
+        SourceError(path, WhyNotDir(src_dir, name, err), err);
         continue;
       }
-      CopyTree(child_src.get(), child_dst.get(), path, depth + 1);
-      if (req_.preserve_timestamp && !Stopped()) {
-        struct timespec times[2] = {st.st_atim, st.st_mtim};
-        futimens(child_dst.get(), times);
-      }
+      src_path_.push_back(name);
+      CopyDir(child_src.get(), st, dst_dir, name, path, depth);
+      src_path_.pop_back();
     } else if (S_ISLNK(st.st_mode)) {
-      ++c_.symlinks_skipped;
+      CopyLink(src_dir, name, dst_dir, path, depth);
     } else {
       ++c_.special_files_skipped;
     }
   }
+  if (track && !open_dirs_.empty()) open_dirs_.pop_back();
   if (req_.delete_destination_extra && !Stopped()) DeleteExtra(src_dir, dst_dir, rel);
+}
+
+void Copier::CopyDir(int child_src, const struct stat& st, int dst_dir,
+                     const std::string& name, const std::string& path, int depth) {
+  struct stat existing;
+  const bool exists = fstatat(dst_dir, name.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0;
+  if (!exists && !Admit(dst_dir, 0, 1)) return;
+  if (exists) {
+    // Opened (and refused if not a directory) below.
+  } else if (mkdirat(dst_dir, name.c_str(), (st.st_mode & 07777) | 0700) == 0) {
+    ++c_.directories_created;
+  } else {
+    const int err = errno;
+    Refund(0, 1);
+    if (err != EEXIST) return Fail(path, "cannot create directory: " + Errno(err));
+  }
+  Fd child_dst(OpenDirAt(dst_dir, name));
+  if (child_dst.get() < 0) {
+    return Fail(path, "destination " + WhyNotDir(dst_dir, name, errno));
+  }
+  ++dst_depth_;
+  CopyTree(child_src, child_dst.get(), path, depth + 1);
+  --dst_depth_;
+  if (req_.preserve_timestamp && !Stopped()) {
+    struct timespec times[2] = {st.st_atim, st.st_mtim};
+    futimens(child_dst.get(), times);
+  }
+}
+
+void Copier::CopyLink(int src_dir, const std::string& name, int dst_dir,
+                      const std::string& path, int depth) {
+  switch (req_.options.recursive_symlinks) {
+    case RecursiveSymlinks::kIgnore:
+      ++c_.symlinks_skipped;
+      return;
+    case RecursiveSymlinks::kKeep:
+      return KeepLink(src_dir, name, dst_dir, path, depth);
+    case RecursiveSymlinks::kCopy:
+      return FollowLink(src_dir, name, dst_dir, path, depth);
+  }
+}
+
+namespace {
+
+// The target of link `name` in `dir`; false (errno set) when it is not one.
+bool ReadLinkAt(int dir, const std::string& name, std::string* target) {
+  std::vector<char> buf(256);
+  for (;;) {
+    const ssize_t n = readlinkat(dir, name.c_str(), buf.data(), buf.size());
+    if (n < 0) return false;
+    if (static_cast<size_t>(n) < buf.size()) {
+      target->assign(buf.data(), static_cast<size_t>(n));
+      return true;
+    }
+    if (buf.size() >= 65536) {
+      errno = ENAMETOOLONG;
+      return false;
+    }
+    buf.resize(buf.size() * 4);
+  }
+}
+
+}  // namespace
+
+void Copier::KeepLink(int src_dir, const std::string& name, int dst_dir,
+                      const std::string& path, int depth) {
+  (void)depth;
+  if (!req_.options.filter_rules.empty() &&
+      !req_.options.filter_rules.Included(name, false)) {
+    ++c_.entries_excluded;
+    return;
+  }
+  std::string target;
+  if (!ReadLinkAt(src_dir, name, &target)) {
+    const int err = errno;
+    return SourceError(path, "cannot read the link: " + Errno(err), err);
+  }
+  if (!KeepableLinkTarget(target, dst_depth_)) {
+    return SkipLink(path, "not kept: its target " + Quote(target) +
+                              " could point outside the destination endpoint (only "
+                              "relative targets whose \"..\" stay inside are kept)");
+  }
+  struct stat dst_st;
+  if (fstatat(dst_dir, name.c_str(), &dst_st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (S_ISDIR(dst_st.st_mode)) return Fail(path, "destination is a directory");
+    std::string existing;
+    if (S_ISLNK(dst_st.st_mode) && ReadLinkAt(dst_dir, name, &existing) &&
+        existing == target) {
+      ++c_.files_skipped;  // already there, as it is
+      return;
+    }
+  }
+  if (!Admit(dst_dir, 0, 1)) return;
+  // Made under a temporary name and renamed over the final one, as files are.
+  const std::string tmp = TempName();
+  if (symlinkat(target.c_str(), dst_dir, tmp.c_str()) != 0) {
+    const int err = errno;
+    Refund(0, 1);
+    return Fail(path, "cannot create the link: " + Errno(err));
+  }
+  if (renameat(dst_dir, tmp.c_str(), dst_dir, name.c_str()) != 0) {
+    const int err = errno;
+    unlinkat(dst_dir, tmp.c_str(), 0);
+    Refund(0, 1);
+    return Fail(path, "cannot rename the link into place: " + Errno(err));
+  }
+  ++c_.symlinks_kept;
+  Publish(false);
+}
+
+int Copier::OpenSourceDir(const Path& comps, size_t n) {
+  Fd cur(dup(src_root_));
+  for (size_t i = 0; i < n && cur.get() >= 0; ++i)
+    cur = Fd(OpenDirAt(cur.get(), comps[i]));
+  return cur.release();
+}
+
+void Copier::FollowLink(int src_dir, const std::string& name, int dst_dir,
+                        const std::string& path, int depth) {
+  std::string target;
+  if (!ReadLinkAt(src_dir, name, &target)) {
+    const int err = errno;
+    return SourceError(path, "cannot read the link: " + Errno(err), err);
+  }
+  // What it points to, every step below the source root, no link followed
+  // by the kernel: each is looked up here and its target resolved again.
+  const LinkLookup lookup = [this](const Path& p, EntryKind* kind, std::string* next) {
+    Fd dir(OpenSourceDir(p, p.size() - 1));
+    struct stat st;
+    if (dir.get() < 0 ||
+        fstatat(dir.get(), p.back().c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      return NotFound(p.back() + ": " + Errno(errno));
+    }
+    if (S_ISLNK(st.st_mode)) {
+      *kind = EntryKind::kSymlink;
+      if (!ReadLinkAt(dir.get(), p.back(), next)) return NotFound(Errno(errno));
+    } else {
+      *kind = S_ISDIR(st.st_mode)   ? EntryKind::kDirectory
+              : S_ISREG(st.st_mode) ? EntryKind::kFile
+                                    : EntryKind::kOther;
+    }
+    return Ok();
+  };
+  Path real;
+  EntryKind kind = EntryKind::kOther;
+  if (Err e = ResolveLinkBeneath(src_path_, target, lookup, &real, &kind); !e.ok()) {
+    return SkipLink(path, "not followed: " + e.message);
+  }
+  const bool is_dir = kind == EntryKind::kDirectory;
+  if (!req_.options.filter_rules.empty() &&
+      !req_.options.filter_rules.Included(name, is_dir)) {
+    ++c_.entries_excluded;
+    return;
+  }
+  if (kind != EntryKind::kFile && !is_dir) {
+    ++c_.special_files_skipped;
+    return;
+  }
+  // Opened again, each step without following a link: a swap since the
+  // lookup fails here instead of leading outside.
+  Fd parent(OpenSourceDir(real, real.empty() ? 0 : real.size() - 1));
+  if (parent.get() < 0) return SourceError(path, "link target: " + Errno(errno), errno);
+  const std::string leaf = real.empty() ? "." : real.back();
+  struct stat st;
+  if (fstatat(parent.get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return SourceError(path, "link target: " + Errno(errno), errno);
+  }
+  ++c_.symlinks_followed;
+  if (!is_dir) {
+    if (!S_ISREG(st.st_mode)) return Fail(path, "link target changed while being copied");
+    return CopyOne(parent.get(), leaf, st, dst_dir, name, path);
+  }
+  for (const auto& [dev, ino] : open_dirs_) {
+    if (dev == st.st_dev && ino == st.st_ino) {
+      --c_.symlinks_followed;
+      return SkipLink(path,
+                      "not followed: it leads to a directory being copied (a loop)");
+    }
+  }
+  if (st.st_dev == skip_dev_ && st.st_ino == skip_ino_) return;  // the copy itself
+  Fd child_src(OpenDirAt(parent.get(), leaf));
+  if (child_src.get() < 0) {
+    const int err = errno;
+    return SourceError(path, "link target: " + WhyNotDir(parent.get(), leaf, err), err);
+  }
+  Path saved = std::move(src_path_);
+  src_path_ = std::move(real);
+  CopyDir(child_src.get(), st, dst_dir, name, path, depth);
+  src_path_ = std::move(saved);
 }
 
 void Copier::DeleteExtra(int src_dir, int dst_dir, const std::string& rel) {
   std::vector<std::string> src_names, dst_names;
   if (!ListDir(src_dir, &src_names).ok() || !ListDir(dst_dir, &dst_names).ok()) return;
   std::set<std::string> keep(src_names.begin(), src_names.end());
+  const FilterRules& filters = req_.options.filter_rules;
   for (const std::string& name : dst_names) {
     if (keep.count(name) != 0) continue;
+    // What filter_rules exclude is left alone at the destination too.
+    if (!filters.empty()) {
+      struct stat st;
+      const bool is_dir = fstatat(dst_dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                          S_ISDIR(st.st_mode);
+      if (!filters.Included(name, is_dir)) continue;
+    }
     if (Err e = RemoveTree(dst_dir, name, 0); !e.ok()) {
       Fail(Join(rel, name), "cannot delete: " + e.message);
     }
@@ -797,7 +1030,7 @@ void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& sr
   struct stat st;
   std::string why;
   Fd src(OpenRegularAt(src_dir, name, &st, &why));
-  if (src.get() < 0) return Fail(path, why);
+  if (src.get() < 0) return SourceError(path, why, errno);
 
   Sha256 src_hash{};
   bool have_src_hash = false;

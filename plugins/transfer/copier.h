@@ -2,9 +2,14 @@
 //
 // Confinement: every path is opened relative to a descriptor of the
 // endpoint root, one component at a time, with O_NOFOLLOW, and paths never
-// contain ".." (the body parser refuses it). So nothing outside the root is
-// ever reached, and a symbolic link is never followed: met on a path it is
-// refused, met inside a recursive tree it is skipped and counted.
+// contain ".." (the body parser refuses it; transfer_options.h resolves the
+// Globus path forms, "/", "/~/", "~/" and relative, into components below
+// the root). So nothing outside the root is ever reached, and a symbolic link
+// is never followed on a path: met on an item's path it is refused; met
+// inside a recursive tree it is skipped and counted, or with
+// recursive_symlinks recreated ("keep", only a target that stays inside the
+// destination root) or followed ("copy", only to what resolves inside the
+// source root), as transfer_options.h decides.
 //
 // Atomicity: each file is written to a temporary name (".timer-part-*") in
 // its destination directory and renamed over the final name only once it
@@ -46,6 +51,7 @@
 
 #include "endpoint_fs.h"
 #include "provider_support.h"
+#include "transfer_options.h"
 
 namespace timer::plugins::transfer {
 
@@ -58,6 +64,9 @@ struct Endpoint {
   // The storage of an endpoint that is not a local directory (SFTP, S3);
   // null for a local one, whose files are under `root`.
   std::shared_ptr<const RemoteEndpoint> remote;
+  // Each identity's home below the root ("~" in body paths), "{identity}"
+  // standing for the caller; empty: the root. See ResolvePath.
+  std::string home;
   // Who may use it: empty means nobody; "*" in it means anyone.
   std::vector<std::string> allowed_identities;
   // A run writing here stops before free space would drop below this.
@@ -68,9 +77,9 @@ struct Endpoint {
 bool Allowed(const Endpoint& e, const std::string& identity);
 
 struct Item {
-  std::vector<std::string> source;       // components below the root
-  std::vector<std::string> destination;  // components below the root
-  std::string source_path;               // as given, for messages
+  std::vector<std::string> source;       // components below the root (resolved)
+  std::vector<std::string> destination;  // components below the root (resolved)
+  std::string source_path;               // as given ("/~/x"), for messages
   std::string destination_path;
   bool recursive = false;
 };
@@ -85,6 +94,9 @@ struct Request {
   bool preserve_timestamp = false;
   bool encrypt_data = false;
   bool delete_destination_extra = false;
+  // filter_rules, skip_source_errors, fail_on_quota_errors,
+  // recursive_symlinks and the notes on fields not applied.
+  TransferOptions options;
 };
 
 // Splits a body path into components: refuses absolute paths, "..", NUL
@@ -184,10 +196,33 @@ class Copier {
     int64_t entries_deleted = 0;
     int64_t symlinks_skipped = 0;
     int64_t special_files_skipped = 0;
+    int64_t symlinks_kept = 0;          // recursive_symlinks keep
+    int64_t symlinks_followed = 0;      // recursive_symlinks copy
+    int64_t entries_excluded = 0;       // by filter_rules
+    int64_t source_errors_skipped = 0;  // by skip_source_errors
   };
 
   void CopyItem(size_t index, const Item& item, int src_root, int dst_root);
   void CopyTree(int src_dir, int dst_dir, const std::string& rel, int depth);
+  // Creates (or opens) directory `name` in dst_dir and copies the tree of
+  // `child_src` (whose stat is `st`) into it.
+  void CopyDir(int child_src, const struct stat& st, int dst_dir, const std::string& name,
+               const std::string& path, int depth);
+  // A symbolic link `name` in src_dir met in a tree, as recursive_symlinks says.
+  void CopyLink(int src_dir, const std::string& name, int dst_dir,
+                const std::string& path, int depth);
+  void KeepLink(int src_dir, const std::string& name, int dst_dir,
+                const std::string& path, int depth);
+  void FollowLink(int src_dir, const std::string& name, int dst_dir,
+                  const std::string& path, int depth);
+  // Opens the directory at `comps` below the source root, never following a
+  // link; -1 with errno set when it cannot.
+  int OpenSourceDir(const Path& comps, size_t n);
+  // A source entry that cannot be read: skipped and counted with
+  // skip_source_errors when `err` is one it skips, else a failure.
+  void SourceError(const std::string& path, const std::string& why, int err);
+  // A link not kept or not followed: counted, and why kept in the details.
+  void SkipLink(const std::string& path, const std::string& why);
   // Copies regular file `name` in src_dir to `dname` in dst_dir.
   void CopyOne(int src_dir, const std::string& name, const struct stat& src_st,
                int dst_dir, const std::string& dname, const std::string& rel);
@@ -225,6 +260,16 @@ class Copier {
   int64_t last_publish_ns_ = 0;
   dev_t skip_dev_ = 0;  // the item's destination directory, never a source
   ino_t skip_ino_ = 0;
+  nlohmann::json skipped_ = nlohmann::json::array();  // the first few entries skipped
+  // Where CopyTree is, below each root (a real directory at every step): the
+  // source side for recursive_symlinks copy, the depth of the destination
+  // side for keep.
+  int src_root_ = -1;  // the run's, not owned
+  Path src_path_;
+  size_t dst_depth_ = 0;
+  // The source directories being copied, outermost first: a link followed
+  // to one of them would copy it into itself.
+  std::vector<std::pair<dev_t, ino_t>> open_dirs_;
 };
 
 }  // namespace timer::plugins::transfer

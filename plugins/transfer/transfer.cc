@@ -14,9 +14,13 @@
 //   root = "/srv/archive"              # absolute directory, not a system one
 //   allowed_identities = ["alice@example.org"]   # absent or []: nobody; "*": anyone
 //   min_free_bytes = 1073741824        # optional; the provider's by default
+//   home = "home/{identity}"           # optional: "~" in paths; default the root
 //
-// Paths in a body are relative to the endpoint root; see copier.h for how
-// they are confined, bounded and how files land atomically. Actions run on a
+// Bodies come in two shapes, today's and the Globus Transfer document, and
+// paths follow Globus's conventions ("/" the endpoint root, "/~/" and "~/"
+// the caller's home there, relative paths below that home): see
+// transfer_options.h; copier.h says how paths are confined, bounded and how
+// files land atomically. Actions run on a
 // bounded pool of threads (ActionRunner); cancel stops one between chunks of
 // 16 MiB at most.
 #include <dirent.h>
@@ -36,48 +40,125 @@
 #include "copier.h"
 #include "provider_support.h"
 #include "timer/action_provider.h"
+#include "transfer_options.h"
 
 namespace timer::plugins::transfer {
 namespace {
 
 constexpr size_t kMaxItems = 100000;
 
+// Both shapes: today's (source_endpoint_id, transfer_items) and the Globus
+// Transfer API's transfer document (DATA_TYPE, source_endpoint, DATA).
 constexpr char kSchema[] = R"({
   "$schema": "https://json-schema.org/draft/2020-12/schema",
   "title": "transfer action body",
-  "description": "Copies files and directories from one configured endpoint to another. Paths are relative to each endpoint's root; '..', absolute paths and symbolic links are refused.",
-  "type": "object",
-  "additionalProperties": false,
-  "required": ["source_endpoint_id", "destination_endpoint_id", "transfer_items"],
-  "properties": {
-    "source_endpoint_id": {"type": "string", "minLength": 1},
-    "destination_endpoint_id": {"type": "string", "minLength": 1},
-    "transfer_items": {
-      "type": "array", "minItems": 1, "maxItems": 100000,
-      "items": {
-        "type": "object",
-        "additionalProperties": false,
-        "required": ["source_path", "destination_path"],
-        "properties": {
-          "source_path": {"type": "string", "description": "A file, or a directory with recursive."},
-          "destination_path": {"type": "string", "description": "The file, or the directory mirroring the source directory."},
-          "recursive": {"type": "boolean", "default": false}
-        }
+  "description": "Copies files and directories from one configured endpoint to another. Paths follow Globus's conventions: '/' is the endpoint's root, '/~/' and '~/' your home on it, other paths are relative to that home; '..' and symbolic links on a path are refused. Two shapes: timer's (source_endpoint_id, transfer_items) and the Globus Transfer document (DATA_TYPE transfer, source_endpoint, DATA).",
+  "oneOf": [{"$ref": "#/$defs/timer_body"}, {"$ref": "#/$defs/globus_body"}],
+  "$defs": {
+    "path": {"type": "string", "description": "/PATH from the endpoint root, /~/PATH or ~/PATH from your home on it, PATH relative to that home."},
+    "item": {
+      "type": "object",
+      "required": ["source_path", "destination_path"],
+      "properties": {
+        "source_path": {"$ref": "#/$defs/path", "description": "A file, or a directory with recursive."},
+        "destination_path": {"$ref": "#/$defs/path", "description": "The file, or the directory mirroring the source directory."},
+        "recursive": {"type": "boolean", "default": false}
       }
     },
-    "label": {"type": "string", "maxLength": 256},
-    "sync_level": {
-      "description": "Skip files already at the destination: exists (any file there), size (same size), mtime (destination not older), checksum (same SHA-256). Unset: copy every file.",
-      "oneOf": [{"enum": ["exists", "size", "mtime", "checksum"]},
-                {"type": "integer", "minimum": 0, "maximum": 3}]
+    "options": {
+      "label": {"type": "string", "maxLength": 256},
+      "sync_level": {
+        "description": "Skip files already at the destination: exists (any file there), size (same size), mtime (destination not older), checksum (same SHA-256). Unset: copy every file.",
+        "oneOf": [{"enum": ["exists", "size", "mtime", "checksum"]},
+                  {"type": "integer", "minimum": 0, "maximum": 3}]
+      },
+      "verify_checksum": {"type": "boolean", "default": false,
+                          "description": "Compare SHA-256 of source and copy; retry once on mismatch."},
+      "preserve_timestamp": {"type": "boolean", "default": false},
+      "encrypt_data": {"type": "boolean", "default": false,
+                       "description": "Local endpoints have nothing to encrypt; the run's details say so."},
+      "delete_destination_extra": {"type": "boolean", "default": false,
+                                   "description": "In recursive items, delete destination entries the source does not have (except what filter_rules exclude)."},
+      "filter_rules": {
+        "type": "array", "maxItems": 1000,
+        "description": "In recursive items, matched in order against each entry's name; the first match decides; no match: included. An excluded directory is not entered.",
+        "items": {
+          "type": "object",
+          "additionalProperties": false,
+          "required": ["name"],
+          "properties": {
+            "DATA_TYPE": {"const": "filter_rule"},
+            "method": {"enum": ["include", "exclude"], "default": "exclude"},
+            "type": {"enum": ["file", "dir"], "description": "Unset: both."},
+            "name": {"type": "string", "minLength": 1, "maxLength": 1024, "description": "An fnmatch glob: *, ?, [...], [!...]."}
+          }
+        }
+      },
+      "skip_source_errors": {"type": "boolean", "default": false,
+                             "description": "A source entry that is missing or unreadable is skipped and counted instead of failing the run."},
+      "fail_on_quota_errors": {"type": "boolean", "default": false,
+                               "description": "A full destination (ENOSPC, EDQUOT) stops the run at once; otherwise that file fails and the others go on."},
+      "recursive_symlinks": {"enum": ["ignore", "keep", "copy"], "default": "ignore",
+                             "description": "Symbolic links in recursive items: ignore (skip, count), keep (recreate when the target stays inside the destination root), copy (copy what they point to, when inside the source root)."}
     },
-    "verify_checksum": {"type": "boolean", "default": false,
-                        "description": "Compare SHA-256 of source and copy; retry once on mismatch."},
-    "preserve_timestamp": {"type": "boolean", "default": false},
-    "encrypt_data": {"type": "boolean", "default": false,
-                     "description": "Local endpoints have nothing to encrypt; the run's details say so."},
-    "delete_destination_extra": {"type": "boolean", "default": false,
-                                 "description": "In recursive items, delete destination entries the source does not have."}
+    "timer_body": {
+      "type": "object",
+      "required": ["source_endpoint_id", "destination_endpoint_id", "transfer_items"],
+      "properties": {
+        "source_endpoint_id": {"type": "string", "minLength": 1},
+        "destination_endpoint_id": {"type": "string", "minLength": 1},
+        "transfer_items": {
+          "type": "array", "minItems": 1, "maxItems": 100000,
+          "items": {"$ref": "#/$defs/item", "unevaluatedProperties": false}
+        },
+        "label": {"$ref": "#/$defs/options/label"},
+        "sync_level": {"$ref": "#/$defs/options/sync_level"},
+        "verify_checksum": {"$ref": "#/$defs/options/verify_checksum"},
+        "preserve_timestamp": {"$ref": "#/$defs/options/preserve_timestamp"},
+        "encrypt_data": {"$ref": "#/$defs/options/encrypt_data"},
+        "delete_destination_extra": {"$ref": "#/$defs/options/delete_destination_extra"},
+        "filter_rules": {"$ref": "#/$defs/options/filter_rules"},
+        "skip_source_errors": {"$ref": "#/$defs/options/skip_source_errors"},
+        "fail_on_quota_errors": {"$ref": "#/$defs/options/fail_on_quota_errors"},
+        "recursive_symlinks": {"$ref": "#/$defs/options/recursive_symlinks"}
+      },
+      "additionalProperties": false
+    },
+    "globus_body": {
+      "type": "object",
+      "description": "The Globus Transfer API's transfer document. Refused: deadline, source_local_user, destination_local_user, and in DATA items external_checksum, checksum_algorithm and DATA_TYPE transfer_symlink_item. Accepted and noted in the run's details, not applied: notify_on_succeeded, notify_on_failed, notify_on_inactive, skip_activation_check, store_base_path_info (when true), submission_id.",
+      "required": ["source_endpoint", "destination_endpoint", "DATA"],
+      "properties": {
+        "DATA_TYPE": {"const": "transfer"},
+        "source_endpoint": {"type": "string", "minLength": 1},
+        "destination_endpoint": {"type": "string", "minLength": 1},
+        "DATA": {
+          "type": "array", "minItems": 1, "maxItems": 100000,
+          "items": {
+            "$ref": "#/$defs/item",
+            "properties": {"DATA_TYPE": {"const": "transfer_item"}},
+            "unevaluatedProperties": false
+          }
+        },
+        "label": {"$ref": "#/$defs/options/label"},
+        "sync_level": {"$ref": "#/$defs/options/sync_level"},
+        "verify_checksum": {"$ref": "#/$defs/options/verify_checksum"},
+        "preserve_timestamp": {"$ref": "#/$defs/options/preserve_timestamp"},
+        "encrypt_data": {"$ref": "#/$defs/options/encrypt_data"},
+        "delete_destination_extra": {"$ref": "#/$defs/options/delete_destination_extra"},
+        "filter_rules": {"$ref": "#/$defs/options/filter_rules"},
+        "skip_source_errors": {"$ref": "#/$defs/options/skip_source_errors"},
+        "fail_on_quota_errors": {"$ref": "#/$defs/options/fail_on_quota_errors"},
+        "recursive_symlinks": {"$ref": "#/$defs/options/recursive_symlinks"},
+        "submission_id": {"type": "string"},
+        "notify_on_succeeded": {"type": "boolean"},
+        "notify_on_failed": {"type": "boolean"},
+        "notify_on_inactive": {"type": "boolean"},
+        "skip_activation_check": {"type": "boolean"},
+        "store_base_path_info": {"type": "boolean"}
+      },
+      "additionalProperties": false
+    }
   }
 })";
 
@@ -257,17 +338,30 @@ class TransferProvider : public ProviderBase {
   }
 
  private:
+  // Reads either body shape (transfer_options.h) into `req`; errors name
+  // the fields as the body's shape names them.
   Err Parse(const Identity& owner, const nlohmann::json& body, Request* req) const {
+    const BodyShape shape = BodyShapeOf(body);
     FieldReader r(body, "");
-    std::string src_id = r.String("source_endpoint_id", "", true);
-    std::string dst_id = r.String("destination_endpoint_id", "", true);
-    const nlohmann::json* items = r.Raw("transfer_items");
+    if (shape.globus) {
+      const nlohmann::json* type = r.Raw("DATA_TYPE");
+      if (type != nullptr && *type != "transfer") {
+        return InvalidArgument("DATA_TYPE: must be \"transfer\"");
+      }
+    }
+    const std::string src_field = shape.source_endpoint;
+    const std::string dst_field = shape.destination_endpoint;
+    const std::string items_field = shape.items;
+    std::string src_id = r.String(shape.source_endpoint, "", true);
+    std::string dst_id = r.String(shape.destination_endpoint, "", true);
+    const nlohmann::json* items = r.Raw(shape.items);
     req->label = r.String("label", "");
     const nlohmann::json* sync = r.Raw("sync_level");
     req->verify_checksum = r.Bool("verify_checksum", false);
     req->preserve_timestamp = r.Bool("preserve_timestamp", false);
     req->encrypt_data = r.Bool("encrypt_data", false);
     req->delete_destination_extra = r.Bool("delete_destination_extra", false);
+    if (Err e = ReadTransferOptions(r, shape, &req->options); !e.ok()) return e;
     if (Err e = r.Finish(); !e.ok()) return e;
     if (req->label.size() > 256) return InvalidArgument("label: longer than 256 bytes");
 
@@ -291,29 +385,29 @@ class TransferProvider : public ProviderBase {
 
     req->source = config_->Find(src_id);
     if (req->source == nullptr) {
-      return InvalidArgument("source_endpoint_id: no endpoint \"" + src_id +
+      return InvalidArgument(src_field + ": no endpoint \"" + src_id +
                              "\" is configured");
     }
     req->destination = config_->Find(dst_id);
     if (req->destination == nullptr) {
-      return InvalidArgument("destination_endpoint_id: no endpoint \"" + dst_id +
+      return InvalidArgument(dst_field + ": no endpoint \"" + dst_id +
                              "\" is configured");
     }
     if (!Allowed(*req->source, owner.name)) {
-      return PermissionDenied("source_endpoint_id: identity \"" + owner.name +
+      return PermissionDenied(src_field + ": identity \"" + owner.name +
                               "\" may not use endpoint \"" + src_id + "\"");
     }
     if (!Allowed(*req->destination, owner.name)) {
-      return PermissionDenied("destination_endpoint_id: identity \"" + owner.name +
+      return PermissionDenied(dst_field + ": identity \"" + owner.name +
                               "\" may not use endpoint \"" + dst_id + "\"");
     }
 
-    if (items == nullptr) return InvalidArgument("transfer_items: required");
+    if (items == nullptr) return InvalidArgument(items_field + ": required");
     if (!items->is_array() || items->empty()) {
-      return InvalidArgument("transfer_items: must be a non-empty array");
+      return InvalidArgument(items_field + ": must be a non-empty array");
     }
     if (items->size() > kMaxItems) {
-      return InvalidArgument("transfer_items: more than " + std::to_string(kMaxItems) +
+      return InvalidArgument(items_field + ": more than " + std::to_string(kMaxItems) +
                              " items");
     }
     // Symbolic links already on the paths are refused now; ones that
@@ -326,20 +420,24 @@ class TransferProvider : public ProviderBase {
 
     for (size_t i = 0; i < items->size(); ++i) {
       const nlohmann::json& it = (*items)[i];
-      std::string prefix = "transfer_items[" + std::to_string(i) + "]";
+      std::string prefix = items_field + "[" + std::to_string(i) + "]";
       if (!it.is_object()) return InvalidArgument(prefix + ": must be an object");
       FieldReader ir(it, prefix);
       Item item;
       item.source_path = ir.String("source_path", "", true);
       item.destination_path = ir.String("destination_path", "", true);
       item.recursive = ir.Bool("recursive", false);
+      if (shape.globus) {
+        if (Err e = ReadGlobusItemFields(ir); !e.ok()) return e;
+      }
       if (Err e = ir.Finish(); !e.ok()) return e;
-      if (Err e = SplitPath(item.source_path, prefix + ".source_path", &item.source);
+      if (Err e = ResolvePath(req->source->home, owner.name, item.source_path,
+                              prefix + ".source_path", &item.source);
           !e.ok()) {
         return e;
       }
-      if (Err e = SplitPath(item.destination_path, prefix + ".destination_path",
-                            &item.destination);
+      if (Err e = ResolvePath(req->destination->home, owner.name, item.destination_path,
+                              prefix + ".destination_path", &item.destination);
           !e.ok()) {
         return e;
       }
@@ -364,8 +462,8 @@ class TransferProvider : public ProviderBase {
                     PhysicalComponents(req->destination->root), req->items, &i, &j)) {
       const std::string what =
           i == j ? "its own destination_path"
-                 : "transfer_items[" + std::to_string(j) + "].destination_path";
-      return InvalidArgument("transfer_items[" + std::to_string(i) +
+                 : items_field + "[" + std::to_string(j) + "].destination_path";
+      return InvalidArgument(items_field + "[" + std::to_string(i) +
                              "].source_path: overlaps " + what +
                              " (one is inside the other on disk): each run would copy "
                              "its own output");
@@ -407,6 +505,7 @@ Err CreateTransfer(const nlohmann::json& config, HostLog log,
     ep.id = er.String("id", "", true);
     ep.display_name = er.String("display_name", "");
     ep.root = er.String("root", "", true);
+    ep.home = er.String("home", "");
     const nlohmann::json* allowed = er.Raw("allowed_identities");
     ep.min_free_bytes = er.Int("min_free_bytes", cfg->min_free_bytes, 0, kMax);
     if (Err err = er.Finish(); !err.ok()) return err;
@@ -417,6 +516,7 @@ Err CreateTransfer(const nlohmann::json& config, HostLog log,
       return InvalidArgument(prefix + ".root: must be an absolute path");
     }
     if (Err err = CheckRoot(prefix + ".root", ep.root, data_dirs); !err.ok()) return err;
+    if (Err err = CheckHomeTemplate(ep.home, prefix + ".home"); !err.ok()) return err;
     if (allowed != nullptr) {
       if (!allowed->is_array())
         return InvalidArgument(prefix + ".allowed_identities: must be an array");

@@ -462,9 +462,10 @@ TEST_F(CliE2eTest, SeedTransferExampleAndItsItemsFile) {
 //   --action-body '{"body": {"source_endpoint_id": ..., "transfer_items": [...]}}'
 // runs unchanged but for the command name and the paths: the URL's
 // .../transfer/run names the transfer provider and the {"body": ...} wrapper
-// is unwrapped. Paths are relative to each endpoint's root (the seed's
-// /~/file1.txt was Globus' home-directory form; our endpoints refuse absolute
-// paths). The job starts now and its first run copies.
+// is unwrapped. Paths follow Globus's conventions: the seed's /~/file1.txt is
+// file1.txt in the caller's home on the endpoint (here, without a `home`
+// key, its root), as is the relative file1.txt. The jobs start now and their
+// first runs copy.
 TEST_F(CliE2eTest, SeedSubmitExampleRunsThroughActionUrl) {
   WriteFile(src_ + "/file1.txt", "seed\n");
   auto daemon = StartTimerd();
@@ -477,32 +478,35 @@ TEST_F(CliE2eTest, SeedSubmitExampleRunsThroughActionUrl) {
            R"(", "destination_path": ")" + dst_path + R"("}]}})";
   };
 
+  const auto wait_for_run = [this](const std::string& id) {
+    return WaitForJob(id, [](const json& j) {
+      return j.contains("results") && !j["results"].empty() &&
+             j["results"][0]["status"] != "PENDING" &&
+             j["results"][0]["status"] != "ACTIVE";
+    });
+  };
   // The seed's command line word for word after the command name reaches
-  // the transfer provider, unwrapped: its one complaint is the absolute path.
-  RunResult seed = Cli({"job", "submit", "--name", "test-tutorial-job", "--interval",
-                        "600", "--action-url", seed_url, "--action-body",
-                        seed_body("/~/file1.txt", "/~/new_file1.txt")});
-  EXPECT_EQ(seed.exit_code, 2) << seed.err;
-  EXPECT_TRUE(Contains(seed.err,
-                       "job.action.body: transfer_items[0].source_path: must be "
-                       "relative to the endpoint root"))
-      << seed.err;
+  // the transfer provider, unwrapped, and runs with its paths.
+  json seed = CliJson({"job", "submit", "--name", "test-tutorial-job", "--interval",
+                       "600", "--action-url", seed_url, "--action-body",
+                       seed_body("/~/file1.txt", "/~/new_file1.txt")});
+  EXPECT_EQ(Body(seed),
+            json::parse(seed_body("/~/file1.txt", "/~/new_file1.txt"))["body"]);
+  json seed_done = wait_for_run(seed["job_id"]);
+  EXPECT_EQ(seed_done["results"][0]["status"], "SUCCEEDED") << seed_done.dump();
+  EXPECT_EQ(ReadFile(dst_ + "/new_file1.txt"), "seed\n");
 
   json job = CliJson({"job", "submit", "--name", "test-tutorial-job", "--interval", "600",
                       "--action-url", seed_url, "--action-body",
-                      seed_body("file1.txt", "new_file1.txt")});
+                      seed_body("file1.txt", "relative_file1.txt")});
   EXPECT_EQ(job["name"], "test-tutorial-job");
   EXPECT_EQ(job["schedule"]["interval_seconds"], "600");
   EXPECT_EQ(job["action"]["provider"], "transfer");
-  EXPECT_EQ(Body(job), json::parse(seed_body("file1.txt", "new_file1.txt"))["body"]);
+  EXPECT_EQ(Body(job), json::parse(seed_body("file1.txt", "relative_file1.txt"))["body"]);
   const std::string id = job["job_id"];
-  json done = WaitForJob(id, [](const json& j) {
-    return j.contains("results") && !j["results"].empty() &&
-           j["results"][0]["status"] != "PENDING" &&
-           j["results"][0]["status"] != "ACTIVE";
-  });
+  json done = wait_for_run(id);
   EXPECT_EQ(done["results"][0]["status"], "SUCCEEDED") << done.dump();
-  EXPECT_EQ(ReadFile(dst_ + "/new_file1.txt"), "seed\n");
+  EXPECT_EQ(ReadFile(dst_ + "/relative_file1.txt"), "seed\n");
 
   // A plain provider name is a URL whose last segment names it; --action-file
   // takes the same wrapped body; --scope is accepted and ignored.
@@ -528,7 +532,7 @@ TEST_F(CliE2eTest, SeedSubmitExampleRunsThroughActionUrl) {
                         "--action-provider", "noop", "--action-body", "{}"});
   EXPECT_EQ(both.exit_code, 2) << both.err;
   EXPECT_TRUE(Contains(both.err, "--action-provider")) << both.err;
-  EXPECT_EQ(CliJson({"job", "list"})["jobs"].size(), 2u);
+  EXPECT_EQ(CliJson({"job", "list"})["jobs"].size(), 3u);
 }
 
 // Global options go before, between or after the command words, as with

@@ -40,6 +40,9 @@ constexpr char kDstId[] = "6f1d3c2a-0b7e-4c11-9a55-1c2d3e4f5a02";
 // Usable only by alice, never by the fixture's identity (CliTest::kIdentity).
 constexpr char kAliceId[] = "6f1d3c2a-0b7e-4c11-9a55-1c2d3e4f5a03";
 constexpr char kUnknownId[] = "00000000-0000-4000-8000-0000000000ff";
+// The seed's two endpoint ids, each with a home per identity ("~").
+constexpr char kSeedSrcId[] = "ddb59aef-6d04-11e5-ba46-22000b92c6ec";
+constexpr char kSeedDstId[] = "ddb59af0-6d04-11e5-ba46-22000b92c6ec";
 
 void WriteFile(const std::string& path, const std::string& content) {
   fs::create_directories(fs::path(path).parent_path());
@@ -102,7 +105,11 @@ class TransferE2eTest : public CliTest {
     dst_ = tmp_.path() + "/dst-endpoint";
     alice_ = tmp_.path() + "/alice-endpoint";
     outside_ = tmp_.path() + "/outside";
-    for (const std::string& d : {src_, dst_, alice_, outside_}) fs::create_directories(d);
+    seed_src_ = tmp_.path() + "/seed-src";
+    seed_dst_ = tmp_.path() + "/seed-dst";
+    for (const std::string& d : {src_, dst_, alice_, outside_, seed_src_, seed_dst_}) {
+      fs::create_directories(d);
+    }
   }
 
   // Starts timerd with three transfer endpoints and waits until it listens.
@@ -123,6 +130,14 @@ class TransferE2eTest : public CliTest {
                           << "display_name = \"alice only\"\n"
                           << "root = \"" << alice_ << "\"\n"
                           << "allowed_identities = [\"alice@example.org\"]\n";
+    for (const auto& [id, root] :
+         {std::pair{kSeedSrcId, seed_src_}, {kSeedDstId, seed_dst_}}) {
+      std::ofstream(config, std::ios::app) << "[[plugins.transfer.endpoints]]\n"
+                                           << "id = \"" << id << "\"\n"
+                                           << "root = \"" << root << "\"\n"
+                                           << "home = \"home/{identity}\"\n"
+                                           << "allowed_identities = [\"*\"]\n";
+    }
     return CliTest::StartTimerd({"--config", config});
   }
 
@@ -156,7 +171,7 @@ class TransferE2eTest : public CliTest {
     return body.dump();
   }
 
-  std::string src_, dst_, alice_, outside_;
+  std::string src_, dst_, alice_, outside_, seed_src_, seed_dst_;
 };
 
 TEST_F(TransferE2eTest, FirstRunCopiesTheTreeAndChecksumSecondRunCopiesNothing) {
@@ -409,19 +424,23 @@ TEST_F(TransferE2eTest, EscapingPathsAndUnknownEndpointsAreRefusedAtSubmit) {
        Body(kSrcId, kDstId, item("data/file.txt", "../outside/x.txt")),
        2,
        {"transfer_items[0].destination_path", ".."}},
-      {"source absolute",
-       Body(kSrcId, kDstId, item(outside_ + "/file.txt", "f.txt")),
+      // Globus's path forms: "/" is the endpoint's root, never the host's.
+      {"source from the root, then ..",
+       Body(kSrcId, kDstId, item("/../outside/file.txt", "f.txt")),
        2,
-       {"transfer_items[0].source_path", "absolute"}},
-      // Even an absolute path naming a directory inside the root is refused.
-      {"source absolute inside",
-       Body(kSrcId, kDstId, item(src_ + "/data", "d", true)),
+       {"transfer_items[0].source_path", ".."}},
+      {"source from the home, then ..",
+       Body(kSrcId, kDstId, item("/~/../outside", "d", true)),
        2,
-       {"transfer_items[0].source_path", "absolute"}},
-      {"destination absolute",
-       Body(kSrcId, kDstId, item("data/file.txt", outside_ + "/x.txt")),
+       {"transfer_items[0].source_path", ".."}},
+      {"destination from the home, then ..",
+       Body(kSrcId, kDstId, item("data/file.txt", "~/../x.txt")),
        2,
-       {"transfer_items[0].destination_path", "absolute"}},
+       {"transfer_items[0].destination_path", ".."}},
+      {"another identity's home",
+       Body(kSrcId, kDstId, item("~bob/file.txt", "f.txt")),
+       2,
+       {"transfer_items[0].source_path", "~bob"}},
       {"second item escapes",
        Body(kSrcId, kDstId,
             json::array(
@@ -494,11 +513,19 @@ TEST_F(TransferE2eTest, ProviderIsListedAndShowsItsInputSchema) {
   // The schema is a JSON Schema document naming the body's required fields.
   json schema = json::parse(schema_text, nullptr, /*allow_exceptions=*/false);
   ASSERT_TRUE(schema.is_object()) << schema_text;
-  EXPECT_EQ(schema["required"],
+  // Both shapes: timer's and the Globus Transfer document.
+  const json& timer_body = schema["$defs"]["timer_body"];
+  const json& globus_body = schema["$defs"]["globus_body"];
+  EXPECT_EQ(timer_body["required"],
             (json{"source_endpoint_id", "destination_endpoint_id", "transfer_items"}));
-  for (const char* field : {"sync_level", "verify_checksum", "preserve_timestamp",
-                            "encrypt_data", "delete_destination_extra", "label"}) {
-    EXPECT_TRUE(schema["properties"].contains(field)) << field;
+  EXPECT_EQ(globus_body["required"],
+            (json{"source_endpoint", "destination_endpoint", "DATA"}));
+  for (const char* field :
+       {"sync_level", "verify_checksum", "preserve_timestamp", "encrypt_data",
+        "delete_destination_extra", "label", "filter_rules", "skip_source_errors",
+        "fail_on_quota_errors", "recursive_symlinks"}) {
+    EXPECT_TRUE(timer_body["properties"].contains(field)) << field;
+    EXPECT_TRUE(globus_body["properties"].contains(field)) << field;
   }
 
   // The human table shows it too.
@@ -554,6 +581,112 @@ TEST_F(TransferE2eTest, JobTransferCommandTakesItemsAndAnItemsFile) {
                        "--dest-endpoint", kDstId, "--item", "a", "b", "maybe"});
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--item"), std::string::npos) << bad.err;
+}
+
+// The seed's `globus-timer job transfer` example, with its own paths
+// (`~/file1.txt`, given to the CLI unexpanded, as a quoting shell or a
+// script passes them), against two configured endpoints whose "~" is
+// home/IDENTITY; then the seed's `job submit` body with its `/~/` paths, and
+// the Globus Transfer document globus-cli sends, with filter rules.
+TEST_F(TransferE2eTest, TheSeedsJobTransferExampleRunsWithItsPaths) {
+  const std::string home = std::string("/home/") + kIdentity;
+  WriteFile(seed_src_ + home + "/file1.txt", "file one\n");
+  WriteFile(seed_src_ + home + "/file2.txt", "file two\n");
+  auto daemon = StartTimerd();
+
+  // As in the seed (000), apart from the program's name.
+  json job = CliJson({"job",
+                      "transfer",
+                      "--name",
+                      "example-job",
+                      "--label",
+                      "Timer Transfer Job",
+                      "--interval",
+                      "28800",
+                      "--start",
+                      "2020-01-01T12:34:56",
+                      "--source-endpoint",
+                      kSeedSrcId,
+                      "--dest-endpoint",
+                      kSeedDstId,
+                      "--item",
+                      "~/file1.txt",
+                      "~/new_file1.txt",
+                      "false",
+                      "--item",
+                      "~/file2.txt",
+                      "~/new_file2.txt",
+                      "false"});
+  const std::string id = job["job_id"];
+  // The body holds the paths as given.
+  const json body = json::parse(job["action"]["body"].get<std::string>());
+  EXPECT_EQ(body["transfer_items"][0]["source_path"], "~/file1.txt");
+  // The start is in the past: run it now rather than wait for the grid.
+  CliJson({"job", "run-now", id});
+  json run = WaitForRun(id, 1);
+  ASSERT_EQ(run["status"], "SUCCEEDED") << run.dump() << "\n" << daemon->log();
+  EXPECT_EQ(Details(run)["label"], "Timer Transfer Job");
+  EXPECT_EQ(Details(run)["files_transferred"], 2);
+  EXPECT_EQ(Tree(seed_dst_), (std::map<std::string, std::string>{
+                                 {"home", "<dir>"},
+                                 {home.substr(1), "<dir>"},
+                                 {home.substr(1) + "/new_file1.txt", "file one\n"},
+                                 {home.substr(1) + "/new_file2.txt", "file two\n"}}));
+
+  // The earlier seed's (001) `job submit` example: "/~/" paths in today's
+  // body, wrapped in {"body": ...}.
+  const std::string seed_body =
+      std::string(R"({"body": {"source_endpoint_id": ")") + kSeedSrcId +
+      R"(", "destination_endpoint_id": ")" + kSeedDstId +
+      R"(", "transfer_items": [{"source_path": "/~/file1.txt", "destination_path": "/~/new_file1.txt"}]}})";
+  fs::remove(seed_dst_ + home + "/new_file1.txt");
+  json submitted = CliJson({"job", "submit", "--name", "test-tutorial-job", "--interval",
+                            "600", "--action-url",
+                            "https://actions.automate.globus.org/transfer/transfer/run",
+                            "--action-body", seed_body});
+  json run2 = WaitForRun(submitted["job_id"], 1);
+  ASSERT_EQ(run2["status"], "SUCCEEDED") << run2.dump() << "\n" << daemon->log();
+  EXPECT_EQ(ReadFile(seed_dst_ + home + "/new_file1.txt"), "file one\n");
+
+  // The Globus Transfer document (globus-cli's TransferData) with --batch-like
+  // items, filter rules and fields noted rather than applied.
+  WriteFile(seed_src_ + home + "/tree/keep.txt", "kept\n");
+  WriteFile(seed_src_ + home + "/tree/skip.tmp", "skipped\n");
+  const json globus = {
+      {"DATA_TYPE", "transfer"},
+      {"source_endpoint", kSeedSrcId},
+      {"destination_endpoint", kSeedDstId},
+      {"label", "globus document"},
+      {"notify_on_succeeded", true},
+      {"filter_rules",
+       {{{"DATA_TYPE", "filter_rule"}, {"method", "exclude"}, {"name", "*.tmp"}}}},
+      {"DATA",
+       {{{"DATA_TYPE", "transfer_item"},
+         {"source_path", "/~/tree"},
+         {"destination_path", "/shared/tree"},
+         {"recursive", true}}}}};
+  json globus_job =
+      CliJson({"job", "submit", "--name", "globus-doc", "--interval", "1h",
+               "--action-provider", "transfer", "--action-body", globus.dump()});
+  json run3 = WaitForRun(globus_job["job_id"], 1);
+  ASSERT_EQ(run3["status"], "SUCCEEDED") << run3.dump() << "\n" << daemon->log();
+  EXPECT_EQ(Tree(seed_dst_ + "/shared"),
+            (std::map<std::string, std::string>{{"tree", "<dir>"},
+                                                {"tree/keep.txt", "kept\n"}}));
+  json d3 = Details(run3);
+  EXPECT_EQ(d3["entries_excluded"], 1) << d3.dump();
+  EXPECT_TRUE(d3["notes"].contains("notify_on_succeeded")) << d3.dump();
+
+  // A confinement attempt in the Globus shape is refused at submit, naming
+  // the field as the document names it.
+  json escape = globus;
+  escape["DATA"][0]["source_path"] = "/~/../../../outside";
+  RunResult refused =
+      Cli({"job", "submit", "--name", "escape", "--interval", "1h", "--action-provider",
+           "transfer", "--action-body", escape.dump()});
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(refused.err.find("DATA[0].source_path: \"..\""), std::string::npos)
+      << refused.err;
 }
 
 }  // namespace

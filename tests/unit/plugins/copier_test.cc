@@ -1,16 +1,20 @@
 // The transfer provider's copier (plugins/transfer/copier.h) in-process,
 // where a test seam and a fake clock reach what the ABI cannot: a FIFO
-// swapped in between the walk's stat() and the open(), and the rolling
-// window of the per-identity write quota.
+// swapped in (or a file removed) between the walk's stat() and the open(),
+// a destination filesystem that fills up, and the rolling window of the
+// per-identity write quota.
 #include "copier.h"
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -130,6 +134,119 @@ TEST(CopierTest, AFifoSwappedInAfterTheTypeCheckFailsTheRunAtOnce) {
   // The other file is copied; nothing is made of the FIFO.
   EXPECT_TRUE(fs::exists(dst / "tree/b.txt"));
   EXPECT_FALSE(fs::exists(dst / "tree/a.txt"));
+}
+
+// Runs `req` to its end on a runner of its own.
+ActionSnapshot RunToEnd(const Request& req, CopyOptions options = {}) {
+  ActionRunner runner;
+  ActionSnapshot snap;
+  bool created = false;
+  EXPECT_TRUE(
+      runner
+          .Start(
+              "run/1",
+              [&](ActionContext& ctx) { return Copier(req, &ctx, options).Run(); },
+              nullptr, &snap, &created)
+          .ok());
+  const auto deadline = std::chrono::steady_clock::now() + seconds(20);
+  ActionSnapshot now;
+  for (;;) {
+    EXPECT_TRUE(runner.Status(snap.action_id, &now).ok());
+    if (now.state != TIMER_AP_STATE_ACTIVE) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      ADD_FAILURE() << "the run did not end";
+      break;
+    }
+    std::this_thread::sleep_for(milliseconds(2));
+  }
+  return now;
+}
+
+// skip_source_errors: a file removed between the walk and its open is
+// skipped and counted, and the run succeeds; without it the run fails.
+TEST(CopierTest, SkipSourceErrorsSkipsAFileThatVanishes) {
+  for (const bool skip : {false, true}) {
+    SCOPED_TRACE(skip);
+    TempDir dir;
+    const fs::path src = dir.path() / "src", dst = dir.path() / "dst";
+    WriteFile(src / "tree/a.txt", "alpha");
+    WriteFile(src / "tree/b.txt", "bravo");
+    fs::create_directories(dst);
+    Endpoint src_ep, dst_ep;
+    src_ep.id = "src";
+    src_ep.root = src.string();
+    dst_ep.id = "dst";
+    dst_ep.root = dst.string();
+    Request req;
+    req.source = &src_ep;
+    req.destination = &dst_ep;
+    req.options.skip_source_errors = skip;
+    req.items.push_back(MakeItem("tree", "tree", true));
+    CopyOptions options;
+    options.before_open_source = [](int dir_fd, const std::string& name) {
+      if (name == "a.txt") {
+        ASSERT_EQ(unlinkat(dir_fd, name.c_str(), 0), 0);
+      }
+    };
+    ActionSnapshot end = RunToEnd(req, options);
+    EXPECT_EQ(end.state, skip ? TIMER_AP_STATE_SUCCEEDED : TIMER_AP_STATE_FAILED)
+        << end.error;
+    const nlohmann::json d = nlohmann::json::parse(end.details);
+    EXPECT_EQ(d["files_failed"], skip ? 0 : 1);
+    if (skip) {
+      EXPECT_EQ(d["source_errors_skipped"], 1);
+    }
+    EXPECT_TRUE(fs::exists(dst / "tree/b.txt"));
+  }
+}
+
+// A destination filesystem that fills up: a tmpfs of 256 KiB. Needs the
+// right to mount (root); skipped otherwise.
+class FullDestinationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    mnt_ = dir_.path() / "small";
+    fs::create_directories(mnt_);
+    if (mount("tmpfs", mnt_.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=256k") != 0) {
+      GTEST_SKIP() << "cannot mount a small tmpfs here: " << std::strerror(errno);
+    }
+    mounted_ = true;
+  }
+  void TearDown() override {
+    if (mounted_) umount2(mnt_.c_str(), MNT_DETACH);
+  }
+  TempDir dir_;
+  fs::path mnt_;
+  bool mounted_ = false;
+};
+
+// fail_on_quota_errors: the first ENOSPC stops the run at once. Without
+// it, that file fails and the others go on (the next run tries it again).
+TEST_F(FullDestinationTest, FailOnQuotaErrorsStopsTheRunAtTheFirstFullWrite) {
+  const fs::path src = dir_.path() / "src";
+  WriteFile(src / "t/a_big.bin", std::string(1 << 20, 'x'));  // does not fit
+  WriteFile(src / "t/b_small.txt", "fits");
+  for (const bool fail_fast : {false, true}) {
+    SCOPED_TRACE(fail_fast);
+    fs::remove_all(mnt_ / "t");
+    Endpoint src_ep, dst_ep;
+    src_ep.id = "src";
+    src_ep.root = src.string();
+    dst_ep.id = "small";
+    dst_ep.root = mnt_.string();
+    Request req;
+    req.source = &src_ep;
+    req.destination = &dst_ep;
+    req.options.fail_on_quota_errors = fail_fast;
+    req.items.push_back(MakeItem("t", "t", true));
+    ActionSnapshot end = RunToEnd(req);
+    EXPECT_EQ(end.state, TIMER_AP_STATE_FAILED);
+    EXPECT_NE(end.error.find(std::strerror(ENOSPC)), std::string::npos) << end.error;
+    EXPECT_EQ(end.error.find("fail_on_quota_errors") != std::string::npos, fail_fast)
+        << end.error;
+    EXPECT_EQ(fs::exists(mnt_ / "t/b_small.txt"), !fail_fast);
+    EXPECT_FALSE(fs::exists(mnt_ / "t/a_big.bin"));
+  }
 }
 
 TEST(WriteQuotaTest, BoundsEachIdentityAndEndpointOverARollingDay) {

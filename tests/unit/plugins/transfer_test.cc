@@ -107,7 +107,8 @@ class TransferTest : public ::testing::Test {
     dst_ = dir_.path() / "dst";
     outside_ = dir_.path() / "outside";
     restricted_ = dir_.path() / "restricted";
-    for (const auto& d : {src_, dst_, outside_, restricted_, src_ / "inner"}) {
+    homes_ = dir_.path() / "homes";
+    for (const auto& d : {src_, dst_, outside_, restricted_, homes_, src_ / "inner"}) {
       fs::create_directories(d);
     }
     WriteFile(outside_ / "secret.txt", "top secret");
@@ -133,6 +134,11 @@ class TransferTest : public ::testing::Test {
                     // Inside src's root: one tree with it on disk.
                     {{"id", "src-inner"},
                      {"root", (src_ / "inner").string()},
+                     {"allowed_identities", {"*"}}},
+                    // Each identity's "~" is home/IDENTITY below the root.
+                    {{"id", "homes"},
+                     {"root", homes_.string()},
+                     {"home", "home/{identity}"},
                      {"allowed_identities", {"*"}}}}}};
     for (auto& [k, v] : extra.items()) table[k] = v;
     auto p = LoadPlugin(TIMER_TRANSFER_SO, {{"transfer", table}});
@@ -168,7 +174,7 @@ class TransferTest : public ::testing::Test {
   }
 
   TempDir dir_;
-  fs::path src_, dst_, outside_, restricted_;
+  fs::path src_, dst_, outside_, restricted_, homes_;
   std::unique_ptr<Plugin> provider_;
   int runs_ = 0;
 };
@@ -308,9 +314,10 @@ TEST_F(TransferTest, EscapesAreRefusedAtValidate) {
        "transfer_items[0].source_path: \"..\""},
       {Body("a/../../outside", "o"), "transfer_items[0].source_path: \"..\""},
       {Body("f", "../outside/x", false), "transfer_items[0].destination_path: \"..\""},
-      {Body((outside_ / "secret.txt").string(), "s.txt", false), "not absolute"},
-      {Body("f", "/tmp/x", false),
-       "transfer_items[0].destination_path: must be relative"},
+      {Body("/../outside/secret.txt", "s.txt", false),
+       "transfer_items[0].source_path: \"..\""},
+      {Body("/~/../../outside", "o"), "transfer_items[0].source_path: \"..\""},
+      {Body("f", "~/../x", false), "transfer_items[0].destination_path: \"..\""},
       {Body("link_out/secret.txt", "s.txt", false), "goes through a symbolic link"},
       {Body("secret_link", "s.txt", false), "is a symbolic link"},
       {Body("link_out", "o"), "is a symbolic link"},
@@ -475,6 +482,300 @@ TEST_F(TransferTest, DeleteDestinationExtraRemovesWhatTheSourceLacks) {
   EXPECT_EQ(Details(st)["entries_deleted"],
             5);  // extra.txt, y.txt, x, extradir, extralink
   EXPECT_TRUE(fs::exists(outside_ / "secret.txt"));  // the link was removed, not followed
+}
+
+// An absolute path is absolute in the endpoint's namespace (Globus's
+// convention), never the host's: "/tmp/x" is the root's tmp/x.
+TEST_F(TransferTest, AbsolutePathsAreFromTheEndpointRoot) {
+  WriteFile(src_ / "f.txt", "from the root");
+  ActionStatus st = Run(Body("/f.txt", "/tmp/x", false));
+  ASSERT_EQ(st.state, State::kSucceeded) << st.error;
+  EXPECT_EQ(ReadFile(dst_ / "tmp/x"), "from the root");
+  // A host path names the same path below the root: here, nothing.
+  ActionStatus host = Run(Body((outside_ / "secret.txt").string(), "s.txt", false));
+  EXPECT_EQ(host.state, State::kFailed);
+  EXPECT_NE(host.error.find((outside_ / "secret.txt").string()), std::string::npos)
+      << host.error;
+  EXPECT_FALSE(fs::exists(dst_ / "s.txt"));
+  ActionStatus whole = Run(Body("/", "/mirror"));
+  ASSERT_EQ(whole.state, State::kSucceeded) << whole.error;
+  EXPECT_EQ(ReadFile(dst_ / "mirror/f.txt"), "from the root");
+}
+
+TEST_F(TransferTest, GlobusPathFormsUseTheCallersHome) {
+  Identity alice{"alice@example.org", "token"};
+  const fs::path home = homes_ / "home/alice@example.org";
+  WriteFile(home / "file1.txt", "one");
+  WriteFile(home / "file2.txt", "two");
+  WriteFile(homes_ / "shared/s.txt", "shared");
+  json body = Body("/~/file1.txt", "/~/new_file1.txt", false);
+  body["source_endpoint_id"] = "homes";
+  body["destination_endpoint_id"] = "homes";
+  body["transfer_items"].push_back(
+      {{"source_path", "~/file2.txt"}, {"destination_path", "copies/new_file2.txt"}});
+  body["transfer_items"].push_back(
+      {{"source_path", "/shared/s.txt"}, {"destination_path", "~/s.txt"}});
+  ActionStatus st = Run(body, alice);
+  ASSERT_EQ(st.state, State::kSucceeded) << st.error << st.details;
+  EXPECT_EQ(ReadFile(home / "new_file1.txt"), "one");
+  EXPECT_EQ(ReadFile(home / "copies/new_file2.txt"), "two");  // relative: in the home
+  EXPECT_EQ(ReadFile(home / "s.txt"), "shared");
+  EXPECT_EQ(Details(st)["files_transferred"], 3);
+
+  // Paths are shown as given.
+  json missing = Body("/~/nope.txt", "x.txt", false);
+  missing["source_endpoint_id"] = "homes";
+  ActionStatus failed = Run(missing, alice);
+  EXPECT_EQ(failed.state, State::kFailed);
+  EXPECT_NE(failed.error.find("transfer_items[0].source_path /~/nope.txt"),
+            std::string::npos)
+      << failed.error;
+
+  // Confinement attempts, each refused naming the field.
+  struct Case {
+    json body;
+    Identity who;
+    std::string needle;
+  };
+  Identity climber{"../../outside", "token"};
+  Identity slash{"evil/..", "token"};
+  const auto homes_body = [](const std::string& from, const std::string& to) {
+    json b = Body(from, to, false);
+    b["source_endpoint_id"] = "homes";
+    b["destination_endpoint_id"] = "homes";
+    return b;
+  };
+  const std::vector<Case> cases = {
+      {homes_body("/~/../../../outside/secret.txt", "x"), alice,
+       "transfer_items[0].source_path: \"..\""},
+      {homes_body("~bob/file1.txt", "x"), alice,
+       "transfer_items[0].source_path: \"~bob\""},
+      {homes_body("~/secret.txt", "x"), climber,
+       "transfer_items[0].source_path: identity \"../../outside\" cannot name a home"},
+      {homes_body("/shared/s.txt", "~/x"), slash,
+       "transfer_items[0].destination_path: identity \"evil/..\" cannot name a home"},
+      {homes_body("/shared/s.txt", "x"), climber,
+       "transfer_items[0].destination_path: identity"},
+  };
+  for (const Case& c : cases) {
+    absl::Status s = Validate(c.body, c.who);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.body;
+    EXPECT_NE(s.message().find(c.needle), absl::string_view::npos) << s;
+  }
+  // A hostile identity still uses paths from the root.
+  ActionStatus abs = Run(homes_body("/shared/s.txt", "/shared/t.txt"), climber);
+  ASSERT_EQ(abs.state, State::kSucceeded) << abs.error;
+  EXPECT_EQ(ReadFile(homes_ / "shared/t.txt"), "shared");
+  EXPECT_EQ(Snapshot(outside_).size(), 1u);
+}
+
+TEST(TransferConfig, AHomeTemplateWithDotDotIsRefused) {
+  TempDir dir;
+  auto bad =
+      LoadPlugin(TIMER_TRANSFER_SO,
+                 {{"transfer",
+                   {{"endpoints",
+                     {{{"id", "a"}, {"root", dir.str()}, {"home", "../{identity}"}}}}}}});
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("plugins.transfer.endpoints[0].home: \"..\""),
+            absl::string_view::npos)
+      << bad.status();
+}
+
+// The body globus-cli and the Globus SDK send (a TransferData document).
+TEST_F(TransferTest, TheGlobusTransferDocumentIsAccepted) {
+  WriteFile(src_ / "g/a.txt", "alpha");
+  WriteFile(src_ / "g/skip.tmp", "tmp");
+  WriteFile(src_ / "one.txt", "one");
+  json body = {{"DATA_TYPE", "transfer"},
+               {"submission_id", "3f3bc1f0-0000-4000-8000-000000000000"},
+               {"source_endpoint", "src"},
+               {"destination_endpoint", "dst"},
+               {"label", "globus shape"},
+               {"sync_level", 3},
+               {"verify_checksum", true},
+               {"preserve_timestamp", false},
+               {"encrypt_data", false},
+               {"delete_destination_extra", false},
+               {"skip_source_errors", false},
+               {"fail_on_quota_errors", false},
+               {"recursive_symlinks", "ignore"},
+               {"notify_on_succeeded", true},
+               {"notify_on_failed", true},
+               {"notify_on_inactive", true},
+               {"filter_rules",
+                {{{"DATA_TYPE", "filter_rule"},
+                  {"method", "exclude"},
+                  {"name", "*.tmp"},
+                  {"type", "file"}}}},
+               {"DATA",
+                {{{"DATA_TYPE", "transfer_item"},
+                  {"source_path", "/g"},
+                  {"destination_path", "/backup/g"},
+                  {"recursive", true}},
+                 {{"DATA_TYPE", "transfer_item"},
+                  {"source_path", "/one.txt"},
+                  {"destination_path", "/backup/one.txt"}}}}};
+  ActionStatus st = Run(body);
+  ASSERT_EQ(st.state, State::kSucceeded) << st.error << st.details;
+  EXPECT_EQ(Snapshot(dst_ / "backup"),
+            (std::map<std::string, std::string>{
+                {"g/", ""}, {"g/a.txt", "alpha"}, {"one.txt", "one"}}));
+  json d = Details(st);
+  EXPECT_EQ(d["label"], "globus shape");
+  EXPECT_EQ(d["files_verified"], 2);
+  EXPECT_EQ(d["entries_excluded"], 1);
+  for (const char* noted : {"notify_on_succeeded", "notify_on_failed",
+                            "notify_on_inactive", "submission_id"}) {
+    EXPECT_TRUE(d["notes"].contains(noted)) << noted << d.dump();
+  }
+
+  // Refused fields, each named as the document names it.
+  struct Case {
+    std::string pointer;  // a JSON pointer into the body
+    json value;
+    std::string needle;
+  };
+  const std::vector<Case> cases = {
+      {"/deadline", "2030-01-01T00:00:00Z", "deadline: not supported"},
+      {"/source_local_user", "root", "source_local_user: not supported"},
+      {"/DATA_TYPE", "delete", "DATA_TYPE: must be \"transfer\""},
+      {"/DATA/0/external_checksum", "d41d8cd98f00b204e9800998ecf8427e",
+       "DATA[0].external_checksum: not supported"},
+      {"/DATA/1/DATA_TYPE", "transfer_symlink_item", "DATA[1].DATA_TYPE"},
+      {"/DATA/1/source_path", "/../outside/secret.txt", "DATA[1].source_path: \"..\""},
+      {"/DATA/0/recursve", true, "DATA[0].recursve: unknown field"},
+      {"/source_endpoint", "nowhere", "source_endpoint: no endpoint \"nowhere\""},
+      {"/source_endpoint_id", "src", "source_endpoint_id: unknown field"},
+      {"/filter_rules/0/method", "drop", "filter_rules[0].method"},
+      {"/perf_cc", 4, "perf_cc: unknown field"},
+  };
+  for (const Case& c : cases) {
+    json bad = body;
+    bad[json::json_pointer(c.pointer)] = c.value;
+    absl::Status s = Validate(bad);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.pointer;
+    EXPECT_NE(s.message().find(c.needle), absl::string_view::npos) << s;
+  }
+  json no_data = body;
+  no_data.erase("DATA");
+  EXPECT_NE(Validate(no_data).message().find("DATA: required"), absl::string_view::npos);
+  // allowed_identities holds for this shape too, naming its field.
+  json lab = body;
+  lab["source_endpoint"] = "lab";
+  absl::Status denied = Validate(lab, Identity{"bob@example.org", "token"});
+  EXPECT_EQ(denied.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_NE(denied.message().find("source_endpoint: identity"), absl::string_view::npos);
+}
+
+TEST_F(TransferTest, FilterRulesAreFirstMatchWinsAndProtectFromDeletion) {
+  WriteFile(src_ / "f/a.txt", "a");
+  WriteFile(src_ / "f/b.log", "b");
+  WriteFile(src_ / "f/keep/c.txt", "c");
+  WriteFile(src_ / "f/cache/d.txt", "d");
+  WriteFile(dst_ / "f/old.log", "excluded at the destination: kept");
+  WriteFile(dst_ / "f/old.txt", "not in the source: deleted");
+  json rules = json::array({
+      {{"method", "exclude"}, {"name", "cache"}, {"type", "dir"}},
+      {{"method", "include"}, {"name", "*.txt"}, {"type", "file"}},
+      {{"method", "exclude"}, {"name", "*"}, {"type", "file"}},
+  });
+  ActionStatus st = Run(Body(
+      "f", "f", true, {{"filter_rules", rules}, {"delete_destination_extra", true}}));
+  ASSERT_EQ(st.state, State::kSucceeded) << st.error;
+  EXPECT_EQ(Snapshot(dst_ / "f"), (std::map<std::string, std::string>{
+                                      {"a.txt", "a"},
+                                      {"keep/", ""},
+                                      {"keep/c.txt", "c"},
+                                      {"old.log", "excluded at the destination: kept"}}));
+  EXPECT_EQ(Details(st)["entries_excluded"], 2);  // b.log, cache/
+  EXPECT_EQ(Details(st)["entries_deleted"], 1);   // old.txt
+  // An item's own path is not filtered.
+  ActionStatus item = Run(Body("f/b.log", "b.log", false, {{"filter_rules", rules}}));
+  ASSERT_EQ(item.state, State::kSucceeded) << item.error;
+  EXPECT_EQ(ReadFile(dst_ / "b.log"), "b");
+}
+
+TEST_F(TransferTest, SkipSourceErrorsSkipsWhatIsMissingAndCountsIt) {
+  WriteFile(src_ / "here.txt", "here");
+  json body = Body("gone.txt", "gone.txt", false);
+  body["transfer_items"].push_back(
+      {{"source_path", "here.txt"}, {"destination_path", "here.txt"}});
+  ActionStatus strict = Run(body);
+  EXPECT_EQ(strict.state, State::kFailed);
+  EXPECT_EQ(Details(strict)["files_failed"], 1);
+
+  body["skip_source_errors"] = true;
+  ActionStatus lenient = Run(body);
+  ASSERT_EQ(lenient.state, State::kSucceeded) << lenient.error;
+  json d = Details(lenient);
+  EXPECT_EQ(d["source_errors_skipped"], 1);
+  EXPECT_EQ(d["files_failed"], 0);
+  EXPECT_EQ(d["skipped"][0]["path"], "transfer_items[0].source_path gone.txt");
+  EXPECT_EQ(ReadFile(dst_ / "here.txt"), "here");
+}
+
+TEST_F(TransferTest, RecursiveSymlinksKeepRecreatesOnlyLinksThatStayInside) {
+  WriteFile(src_ / "k/a.txt", "a");
+  WriteFile(src_ / "k/sub/b.txt", "b");
+  fs::create_symlink("a.txt", src_ / "k/same_dir");
+  fs::create_symlink("sub/b.txt", src_ / "k/below");
+  fs::create_symlink("../a.txt", src_ / "k/sub/up_one");      // stays in k/
+  fs::create_symlink("../../../x", src_ / "k/sub/too_high");  // above dst's root
+  fs::create_symlink(outside_ / "secret.txt", src_ / "k/absolute");
+  fs::create_symlink("sub/../../x", src_ / "k/dotdot_after_name");
+  ActionStatus st = Run(Body("k", "k", true, {{"recursive_symlinks", "keep"}}));
+  ASSERT_EQ(st.state, State::kSucceeded) << st.error;
+  json d = Details(st);
+  EXPECT_EQ(d["symlinks_kept"], 3) << d.dump();
+  EXPECT_EQ(d["symlinks_skipped"], 3) << d.dump();
+  EXPECT_EQ(d["recursive_symlinks"], "keep");
+  EXPECT_EQ(fs::read_symlink(dst_ / "k/same_dir"), "a.txt");
+  EXPECT_EQ(fs::read_symlink(dst_ / "k/below"), "sub/b.txt");
+  EXPECT_EQ(fs::read_symlink(dst_ / "k/sub/up_one"), "../a.txt");
+  for (const char* not_kept : {"k/sub/too_high", "k/absolute", "k/dotdot_after_name"}) {
+    EXPECT_FALSE(fs::exists(fs::symlink_status(dst_ / not_kept))) << not_kept;
+  }
+  EXPECT_FALSE(HasTempFiles(dst_));
+  // Again: the links are there already, as they are.
+  ActionStatus again = Run(Body("k", "k", true, {{"recursive_symlinks", "keep"}}));
+  ASSERT_EQ(again.state, State::kSucceeded) << again.error;
+  EXPECT_EQ(Details(again)["symlinks_kept"], 0);
+}
+
+TEST_F(TransferTest, RecursiveSymlinksCopyFollowsOnlyInsideTheSourceRoot) {
+  WriteFile(src_ / "c/a.txt", "a");
+  WriteFile(src_ / "c/sub/b.txt", "b");
+  WriteFile(src_ / "elsewhere/e.txt", "e");  // in the root, outside the item
+  fs::create_symlink("a.txt", src_ / "c/to_file");
+  fs::create_symlink("sub", src_ / "c/to_dir");
+  fs::create_symlink("../elsewhere", src_ / "c/to_sibling");
+  fs::create_symlink("chain2", src_ / "c/chain1");
+  fs::create_symlink("a.txt", src_ / "c/chain2");
+  fs::create_symlink(outside_ / "secret.txt", src_ / "c/absolute");
+  fs::create_symlink("../../outside/secret.txt", src_ / "c/escape");
+  fs::create_symlink("..", src_ / "c/sub/loop");  // c itself: a loop
+  fs::create_symlink("missing", src_ / "c/dangling");
+  ActionStatus st = Run(Body("c", "c", true, {{"recursive_symlinks", "copy"}}));
+  ASSERT_EQ(st.state, State::kSucceeded) << st.error << st.details;
+  EXPECT_EQ(Snapshot(dst_ / "c"), (std::map<std::string, std::string>{
+                                      {"a.txt", "a"},
+                                      {"chain1", "a"},
+                                      {"chain2", "a"},
+                                      {"sub/", ""},
+                                      {"sub/b.txt", "b"},
+                                      {"to_dir/", ""},
+                                      {"to_dir/b.txt", "b"},
+                                      {"to_file", "a"},
+                                      {"to_sibling/", ""},
+                                      {"to_sibling/e.txt", "e"},
+                                  }));
+  json d = Details(st);
+  EXPECT_EQ(d["symlinks_followed"], 5)
+      << d.dump();  // to_file, to_dir, to_sibling, chain1/2
+  // absolute, escape, dangling, and the loop (twice: under sub/ and to_dir/)
+  EXPECT_EQ(d["symlinks_skipped"], 5) << d.dump();
+  EXPECT_EQ(Snapshot(outside_).size(), 1u);
 }
 
 // --- H4: a tenant must not be able to fill the disk ------------------------
@@ -765,8 +1066,11 @@ TEST(TransferConfig, BadConfigFailsCreate) {
   auto none = LoadPlugin(TIMER_TRANSFER_SO, json::object());
   ASSERT_TRUE(none.ok());
   auto schema = json::parse((*none)->info().input_schema());
-  EXPECT_EQ(schema["required"],
+  EXPECT_EQ(schema["$defs"]["timer_body"]["required"],
             json({"source_endpoint_id", "destination_endpoint_id", "transfer_items"}));
+  EXPECT_EQ(schema["$defs"]["globus_body"]["required"],
+            json({"source_endpoint", "destination_endpoint", "DATA"}));
+  EXPECT_EQ(schema["oneOf"].size(), 2u);
 }
 
 }  // namespace

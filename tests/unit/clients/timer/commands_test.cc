@@ -138,6 +138,82 @@ TEST(SeedOptionsTest, SubmitTakesTheSeedFormIncludingScope) {
       HasSubstr("excludes"));
 }
 
+// `job transfer`'s Globus options: --include/--exclude keep their order
+// across the two options, options come anywhere, paths are taken as given.
+TEST(TransferOptionsTest, IncludeAndExcludeKeepCommandLineOrder) {
+  TimerTree tree;
+  ASSERT_EQ(tree.Parse({"job",
+                        "transfer",
+                        "--exclude",
+                        "*.tmp",
+                        "--interval",
+                        "1h",
+                        "--include",
+                        "keep.tmp",
+                        "--source-endpoint",
+                        "a",
+                        "--dest-endpoint",
+                        "b",
+                        "--exclude",
+                        "*.log",
+                        "--item",
+                        "/~/file1.txt",
+                        "/~/new_file1.txt",
+                        "false",
+                        "--include=x.log",
+                        "--recursive-symlinks",
+                        "keep",
+                        "--delete-destination-extra",
+                        "--skip-source-errors",
+                        "--fail-on-quota-errors",
+                        "--format",
+                        "json"}),
+            "");
+  CLI::App* transfer = tree.app().get_subcommand("job")->get_subcommand("transfer");
+  const std::vector<FilterRuleArg> rules = FilterRulesInOrder(*transfer);
+  ASSERT_EQ(rules.size(), 4u);
+  EXPECT_FALSE(rules[0].include);
+  EXPECT_EQ(rules[0].glob, "*.tmp");
+  EXPECT_TRUE(rules[1].include);
+  EXPECT_EQ(rules[1].glob, "keep.tmp");
+  EXPECT_FALSE(rules[2].include);
+  EXPECT_EQ(rules[2].glob, "*.log");
+  EXPECT_TRUE(rules[3].include);
+  EXPECT_EQ(rules[3].glob, "x.log");
+  EXPECT_EQ(tree.g().format, "json");
+}
+
+TEST(TransferOptionsTest, BatchRecursiveSymlinksAndHelp) {
+  TimerTree ok;
+  EXPECT_EQ(ok.Parse({"job", "transfer", "--interval", "1h", "--source-endpoint", "a",
+                      "--dest-endpoint", "b", "--batch", "-"}),
+            "");
+  TimerTree both;
+  EXPECT_THAT(
+      both.Parse({"job", "transfer", "--interval", "1h", "--source-endpoint", "a",
+                  "--dest-endpoint", "b", "--batch", "f", "--item", "x", "y", "false"}),
+      HasSubstr("excludes"));
+  TimerTree with_file;
+  EXPECT_THAT(
+      with_file.Parse({"job", "transfer", "--interval", "1h", "--source-endpoint", "a",
+                       "--dest-endpoint", "b", "--batch", "f", "--items-file", "g"}),
+      HasSubstr("excludes"));
+  TimerTree bad_mode;
+  EXPECT_THAT(
+      bad_mode.Parse({"job", "transfer", "--interval", "1h", "--source-endpoint", "a",
+                      "--dest-endpoint", "b", "--recursive-symlinks", "follow"}),
+      HasSubstr("--recursive-symlinks"));
+  TimerTree tree;
+  const std::string help =
+      tree.app().get_subcommand("job")->get_subcommand("transfer")->help();
+  for (const char* text :
+       {"--include", "--exclude", "--delete-destination-extra", "--skip-source-errors",
+        "--fail-on-quota-errors", "--recursive-symlinks", "--batch", "/~/PATH",
+        "Examples:", "'~/file1.txt' '~/new_file1.txt' false"}) {
+    EXPECT_THAT(help, HasSubstr(text));
+  }
+}
+
 TEST(CommandSetTest, RunsTheHandlerOfTheParsedCommand) {
   CLI::App app{"t", "t"};
   app.require_subcommand(1);

@@ -217,6 +217,32 @@ TEST(MakeTransferJobArgsTest, ErrorsNameTheOption) {
   EXPECT_THAT(bad_file.message(), HasSubstr("--items-file x.csv:1"));
 }
 
+TEST(MakeTransferJobArgsTest, TakesABatchFileAndTheTransferOptions) {
+  TransferArgs t;
+  t.source = "src";
+  t.dest = "dst";
+  t.batch = "-";
+  t.skip_source_errors = true;
+  t.recursive_symlinks = "copy";
+  t.filter_rules = {{false, "*.tmp"}};
+  JobArgs a;
+  ASSERT_TRUE(
+      MakeTransferJobArgs(t, "", &a, "/~/data /~/backup --recursive\n~/f.txt g.txt\n")
+          .ok());
+  const nlohmann::json body = nlohmann::json::parse(a.body);
+  ASSERT_EQ(body["transfer_items"].size(), 2u);
+  EXPECT_EQ(body["transfer_items"][0]["source_path"], "/~/data");
+  EXPECT_EQ(body["transfer_items"][0]["recursive"], true);
+  EXPECT_EQ(body["transfer_items"][1]["source_path"], "~/f.txt");
+  EXPECT_EQ(body["skip_source_errors"], true);
+  EXPECT_EQ(body["recursive_symlinks"], "copy");
+  EXPECT_EQ(body["filter_rules"][0]["name"], "*.tmp");
+  absl::Status bad = MakeTransferJobArgs(t, "", &a, "only-one-path\n");
+  EXPECT_THAT(bad.message(), HasSubstr("--batch -:1"));
+  absl::Status none = MakeTransferJobArgs(t, "", &a, "# empty\n");
+  EXPECT_THAT(none.message(), HasSubstr("--batch"));
+}
+
 TEST(NewRequestIdTest, IsAVersion4Uuid) {
   const std::string id = NewRequestId();
   ASSERT_EQ(id.size(), 36u);

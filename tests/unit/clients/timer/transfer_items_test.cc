@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -75,6 +76,88 @@ TEST(TransferBodyJsonTest, BuildsTheProviderBody) {
                                                 "recursive": true}],
                             "label": "nightly", "sync_level": "checksum",
                             "verify_checksum": true})"));
+}
+
+TEST(TransferBodyJsonTest, CarriesTheTransferOptionsAndRulesInOrder) {
+  TransferSpec spec;
+  spec.source_endpoint_id = "src";
+  spec.destination_endpoint_id = "dst";
+  spec.items = {{"/~/file1.txt", "/~/new_file1.txt", false}};
+  spec.delete_destination_extra = true;
+  spec.skip_source_errors = true;
+  spec.fail_on_quota_errors = true;
+  spec.recursive_symlinks = "keep";
+  spec.filter_rules = {{true, "*.txt"}, {false, "*"}};
+  auto body = TransferBodyJson(spec);
+  ASSERT_TRUE(body.ok()) << body.status();
+  const json b = json::parse(*body);
+  EXPECT_EQ(b["transfer_items"][0]["source_path"], "/~/file1.txt");  // as given
+  EXPECT_EQ(b["delete_destination_extra"], true);
+  EXPECT_EQ(b["skip_source_errors"], true);
+  EXPECT_EQ(b["fail_on_quota_errors"], true);
+  EXPECT_EQ(b["recursive_symlinks"], "keep");
+  EXPECT_EQ(b["filter_rules"], json::parse(R"([
+      {"DATA_TYPE": "filter_rule", "method": "include", "name": "*.txt", "type": "file"},
+      {"DATA_TYPE": "filter_rule", "method": "exclude", "name": "*", "type": "file"}])"));
+  // Options not given stay out of the body.
+  TransferSpec plain;
+  plain.items = {{"a", "b", false}};
+  const json p = json::parse(*TransferBodyJson(plain));
+  for (const char* key : {"delete_destination_extra", "skip_source_errors",
+                          "fail_on_quota_errors", "recursive_symlinks", "filter_rules"}) {
+    EXPECT_FALSE(p.contains(key)) << key;
+  }
+}
+
+// globus-cli's `globus transfer --batch` lines.
+TEST(ParseBatchFileTest, GlobusCliLines) {
+  auto items = ParseBatchFile(
+      "# SOURCE DEST [--recursive]\n"
+      "\n"
+      "/~/projects /~/backup/projects --recursive\n"
+      "  --recursive ~/a ~/b  # trailing comment\n"
+      "\"/~/my notes.txt\" '/~/backup/it'\"'\"'s.txt'\n"
+      "-r x y\n"
+      "plain\\ space.txt dst.txt --no-recursive\r\n"
+      "-- -dash.txt d#not-a-comment.txt\n",
+      "--batch b.txt");
+  ASSERT_TRUE(items.ok()) << items.status();
+  ASSERT_EQ(items->size(), 6u);
+  const auto expect = [&](size_t i, const std::string& s, const std::string& d, bool r) {
+    EXPECT_EQ((*items)[i].source_path, s) << i;
+    EXPECT_EQ((*items)[i].destination_path, d) << i;
+    EXPECT_EQ((*items)[i].recursive, r) << i;
+  };
+  expect(0, "/~/projects", "/~/backup/projects", true);
+  expect(1, "~/a", "~/b", true);
+  expect(2, "/~/my notes.txt", "/~/backup/it's.txt", false);
+  expect(3, "x", "y", true);
+  expect(4, "plain space.txt", "dst.txt", false);
+  expect(5, "-dash.txt", "d#not-a-comment.txt", false);
+}
+
+TEST(ParseBatchFileTest, ErrorsNameTheLine) {
+  struct Case {
+    std::string text, needle;
+  };
+  const std::vector<Case> cases = {
+      {"a\n", "--batch f:1: expected SOURCE_PATH DEST_PATH [--recursive], got 1 path"},
+      {"\na b c\n", "--batch f:2: expected SOURCE_PATH DEST_PATH [--recursive], got 3"},
+      {"a b --verbose\n", "--batch f:1: unknown option --verbose"},
+      {"a b --external-checksum=abc\n",
+       "--batch f:1: --external-checksum=abc is not supported"},
+      {"'a b\n", "--batch f:1: no closing '"},
+      {"\"a b\n", "--batch f:1: no closing \""},
+      {"a \xff\n", "--batch f:1: not valid UTF-8"},
+  };
+  for (const Case& c : cases) {
+    auto items = ParseBatchFile(c.text, "--batch f");
+    EXPECT_EQ(items.status().code(), absl::StatusCode::kInvalidArgument) << c.text;
+    EXPECT_THAT(items.status().message(), HasSubstr(c.needle));
+  }
+  auto empty = ParseBatchFile("# nothing\n\n", "--batch f");
+  ASSERT_TRUE(empty.ok());
+  EXPECT_TRUE(empty->empty());
 }
 
 TEST(TransferBodyJsonTest, InvalidUtf8IsAnErrorNamingTheField) {
