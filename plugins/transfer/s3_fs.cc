@@ -355,7 +355,8 @@ class S3Fs : public EndpointFs {
     std::string token;
     do {
       Page page;
-      if (Err e = ListPage(prefix, true, token, c_.list_page_size, what, &page); !e.ok()) {
+      if (Err e = ListPage(prefix, true, token, c_.list_page_size, what, &page);
+          !e.ok()) {
         return e;
       }
       for (const EntryInfo& f : page.files) {
@@ -401,8 +402,8 @@ class S3Fs : public EndpointFs {
     std::string token;
     do {
       Page page;
-      if (Err e = ListPage(prefix, false, token, c_.list_page_size, "s3: list " + Shown(path),
-                           &page);
+      if (Err e = ListPage(prefix, false, token, c_.list_page_size,
+                           "s3: list " + Shown(path), &page);
           !e.ok()) {
         return e;
       }
@@ -424,13 +425,14 @@ class S3Fs : public EndpointFs {
 
   // Metadata headers for `options` (x-amz-meta-mtime, x-amz-meta-sha256).
   static void MetaHeaders(const PublishOptions& options, std::vector<std::string>* h) {
-    if (options.mtime_ns >= 0) h->push_back("x-amz-meta-mtime: " + std::to_string(options.mtime_ns));
+    if (options.mtime_ns >= 0)
+      h->push_back("x-amz-meta-mtime: " + std::to_string(options.mtime_ns));
     if (options.sha256) h->push_back("x-amz-meta-sha256: " + Hex(*options.sha256));
   }
 
  private:
   const S3Config c_;
-  CURL* const curl_;   // owned
+  CURL* const curl_;  // owned
   char errbuf_[CURL_ERROR_SIZE] = {};
 };
 
@@ -529,7 +531,8 @@ Err S3Fs::Send(const Request& req, const std::string& what, Response* resp) {
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, static_cast<long>(c_.timeout_seconds));
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(c_.timeout_seconds));
-  if (!req.payload) curl_easy_setopt(h, CURLOPT_TIMEOUT, static_cast<long>(c_.timeout_seconds));
+  if (!req.payload)
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, static_cast<long>(c_.timeout_seconds));
   Sink sink{h, resp, &req};
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &OnHeader);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &sink);
@@ -545,7 +548,8 @@ Err S3Fs::Send(const Request& req, const std::string& what, Response* resp) {
   } else if (method == "PUT" || method == "POST") {
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body != nullptr ? req.body : "");
-    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body_size));
+    curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                     static_cast<curl_off_t>(req.body_size));
     if (method == "PUT") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
   } else if (method == "DELETE") {
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
@@ -554,7 +558,8 @@ Err S3Fs::Send(const Request& req, const std::string& what, Response* resp) {
   const std::string content_sha256 =
       "x-amz-content-sha256: " + PayloadHash(req.body, req.body_size);
   headers = curl_slist_append(headers, content_sha256.c_str());
-  for (const std::string& s : req.headers) headers = curl_slist_append(headers, s.c_str());
+  for (const std::string& s : req.headers)
+    headers = curl_slist_append(headers, s.c_str());
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
   const CURLcode rc = curl_easy_perform(h);
   curl_slist_free_all(headers);
@@ -590,7 +595,8 @@ Err S3Fs::ListPage(const std::string& prefix, bool delimited, const std::string&
     const std::string key = c.child_value("Key");
     // Confinement: only keys below the prefix, one component deep when
     // delimited (the server's word is not taken for it).
-    if (key.size() <= prefix.size() || key.compare(0, prefix.size(), prefix) != 0) continue;
+    if (key.size() <= prefix.size() || key.compare(0, prefix.size(), prefix) != 0)
+      continue;
     EntryInfo info;
     info.name = key.substr(prefix.size());
     if (delimited && !ValidComponent(info.name)) continue;
@@ -671,14 +677,15 @@ class S3Reader : public FileReader {
     Response r;
     const std::string what = "s3: GET " + shown_;
     if (Err e = fs_->Call(req, what, &r); !e.ok()) return e;
-    if (r.status != 206 && !(r.status == 200 && offset_ == 0 &&
-                             static_cast<int64_t>(n) == size_)) {
+    if (r.status != 206 &&
+        !(r.status == 200 && offset_ == 0 && static_cast<int64_t>(n) == size_)) {
       return Unavailable(what + ": the server ignored the byte range (HTTP " +
                          std::to_string(r.status) + ")");
     }
     if (r.sunk != n) {
       return Unavailable(what + ": got " + std::to_string(r.sunk) + " of " +
-                         std::to_string(n) + " bytes at offset " + std::to_string(offset_));
+                         std::to_string(n) + " bytes at offset " +
+                         std::to_string(offset_));
     }
     offset_ += static_cast<int64_t>(n);
     return Ok();
@@ -841,14 +848,20 @@ class S3Writer : public FileWriter {
         "s3: PUT " + shown_ + " part " + std::to_string(etags_.size() + 1);
     if (Err e = fs_->Call(part, what, &r); !e.ok()) return e;
     const std::string* etag = r.Header("etag");
-    if (etag == nullptr || etag->empty()) return Unavailable(what + ": no ETag in the reply");
+    if (etag == nullptr || etag->empty())
+      return Unavailable(what + ": no ETag in the reply");
     std::string escaped;
     for (char c : *etag) {
-      if (c == '&') escaped += "&amp;";
-      else if (c == '<') escaped += "&lt;";
-      else if (c == '>') escaped += "&gt;";
-      else if (c == '"') escaped += "&quot;";
-      else escaped += c;
+      if (c == '&')
+        escaped += "&amp;";
+      else if (c == '<')
+        escaped += "&lt;";
+      else if (c == '>')
+        escaped += "&gt;";
+      else if (c == '"')
+        escaped += "&quot;";
+      else
+        escaped += c;
     }
     etags_.push_back(std::move(escaped));
     total_ += static_cast<int64_t>(buf_.size());
@@ -888,8 +901,8 @@ Err S3Fs::CopyFrom(EndpointFs& source, const Path& src, const Path& dst,
   if (other == nullptr) return {TIMER_AP_UNIMPLEMENTED, "s3: the source is not S3"};
   const S3Config& o = other->config();
   if (o.endpoint != c_.endpoint || o.region != c_.region ||
-      o.access_key_id != c_.access_key_id || o.secret_access_key != c_.secret_access_key ||
-      o.path_style != c_.path_style) {
+      o.access_key_id != c_.access_key_id ||
+      o.secret_access_key != c_.secret_access_key || o.path_style != c_.path_style) {
     return {TIMER_AP_UNIMPLEMENTED, "s3: another server or other credentials"};
   }
   if (src.empty() || dst.empty()) return InvalidArgument("s3: copy of the root");
@@ -987,7 +1000,8 @@ Err ReadCredentialsFile(const std::string& field, const std::string& path,
     if (k == "aws_access_key_id") c->access_key_id = v;
     if (k == "aws_secret_access_key") c->secret_access_key = v;
   }
-  if (!found) return InvalidArgument(field + ": " + path + " has no [" + profile + "] profile");
+  if (!found)
+    return InvalidArgument(field + ": " + path + " has no [" + profile + "] profile");
   if (c->access_key_id.empty() || c->secret_access_key.empty()) {
     return InvalidArgument(field + ": profile [" + profile + "] of " + path +
                            " needs aws_access_key_id and aws_secret_access_key");
@@ -1022,17 +1036,19 @@ Err CheckEndpointUrl(const std::string& field, const std::string& url, bool allo
   }
   if (!part(CURLUPART_USER).empty() || !part(CURLUPART_PASSWORD).empty()) {
     return InvalidArgument(
-        field + ": must not hold credentials (use access_key_id and secret_access_key_file)");
+        field +
+        ": must not hold credentials (use access_key_id and secret_access_key_file)");
   }
   if (!part(CURLUPART_QUERY).empty() || !part(CURLUPART_FRAGMENT).empty()) {
     return InvalidArgument(field + ": must not have a query or fragment");
   }
   if (host.empty()) return InvalidArgument(field + ": has no host");
   if (scheme == "http" && !allow_http && !LoopbackHost(host)) {
-    return InvalidArgument(field +
-                           ": plain http is allowed for a loopback host only (data and "
-                           "signatures would cross the network in clear); use https, or set "
-                           "allow_insecure_http = true");
+    return InvalidArgument(
+        field +
+        ": plain http is allowed for a loopback host only (data and "
+        "signatures would cross the network in clear); use https, or set "
+        "allow_insecure_http = true");
   }
   std::string path = part(CURLUPART_PATH);
   while (!path.empty() && path.back() == '/') path.pop_back();

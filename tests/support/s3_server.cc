@@ -66,7 +66,9 @@ absl::StatusOr<S3Server*> S3Server::Get() {
   return *server;
 }
 
-std::string S3Server::endpoint() const { return absl::StrCat("http://127.0.0.1:", port_); }
+std::string S3Server::endpoint() const {
+  return absl::StrCat("http://127.0.0.1:", port_);
+}
 
 absl::Status S3Server::Start() {
   const std::string pkg = PackageDir();
@@ -87,10 +89,21 @@ absl::Status S3Server::Start() {
   const std::string log = dir_ + "/server.log";
   // --openssl-legacy-provider: s3rver makes its ListObjectsV2 continuation
   // tokens with DES, which OpenSSL 3 keeps in its legacy provider.
-  std::vector<std::string> args = {"node", "--openssl-legacy-provider", script,   "-d",       data, "-a",
-                                   "127.0.0.1", "-p", "0",        "--silent",
-                                   "--no-vhost-buckets", "--configure-bucket", kBucketA,
-                                   "--configure-bucket", kBucketB};
+  std::vector<std::string> args = {"node",
+                                   "--openssl-legacy-provider",
+                                   script,
+                                   "-d",
+                                   data,
+                                   "-a",
+                                   "127.0.0.1",
+                                   "-p",
+                                   "0",
+                                   "--silent",
+                                   "--no-vhost-buckets",
+                                   "--configure-bucket",
+                                   kBucketA,
+                                   "--configure-bucket",
+                                   kBucketB};
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -120,8 +133,9 @@ absl::Status S3Server::Start() {
   while (port_ == 0) {
     timespec now;
     ::clock_gettime(CLOCK_MONOTONIC, &now);
-    const long left_ms = kStartSeconds * 1000L - ((now.tv_sec - start.tv_sec) * 1000L +
-                                                  (now.tv_nsec - start.tv_nsec) / 1000000L);
+    const long left_ms =
+        kStartSeconds * 1000L -
+        ((now.tv_sec - start.tv_sec) * 1000L + (now.tv_nsec - start.tv_nsec) / 1000000L);
     if (left_ms <= 0) break;
     pollfd p{out[0], POLLIN, 0};
     const int rc = ::poll(&p, 1, static_cast<int>(left_ms));

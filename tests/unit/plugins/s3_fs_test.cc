@@ -4,6 +4,7 @@
 #include "s3_fs.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -89,7 +90,8 @@ Err Put(EndpointFs& fs, const Path& p, const std::string& data,
   std::unique_ptr<FileWriter> w;
   if (Err e = fs.Create(p, static_cast<int64_t>(data.size()), &w); !e.ok()) return e;
   for (size_t off = 0; off < data.size(); off += chunk) {
-    if (Err e = w->Write(data.data() + off, std::min(chunk, data.size() - off)); !e.ok()) {
+    if (Err e = w->Write(data.data() + off, std::min(chunk, data.size() - off));
+        !e.ok()) {
       return e;
     }
   }
@@ -279,8 +281,9 @@ TEST(S3FsTest, ListsEveryPageOfADirectoryAndWalksATree) {
     want[d] = EntryKind::kDirectory;
   }
   EXPECT_EQ(ListAll(*fs, {}), want);
-  EXPECT_EQ(ListAll(*fs, {"b"}), (std::map<std::string, EntryKind>{
-                                     {"x", EntryKind::kFile}, {"sub", EntryKind::kDirectory}}));
+  EXPECT_EQ(ListAll(*fs, {"b"}),
+            (std::map<std::string, EntryKind>{{"x", EntryKind::kFile},
+                                              {"sub", EntryKind::kDirectory}}));
   EXPECT_TRUE(ListAll(*fs, {"missing"}).empty());
 
   // A recursive walk, as a copier does it.
@@ -335,9 +338,9 @@ TEST(S3FsTest, RemovesAFileOrADirectoryWithEverythingInIt) {
   bool exists = true;
   ASSERT_TRUE(fs->Stat({"tree"}, &info, &exists).ok());
   EXPECT_FALSE(exists);
-  EXPECT_EQ(ListAll(*fs, {}), (std::map<std::string, EntryKind>{
-                                  {"tree-sibling", EntryKind::kFile},
-                                  {"treefile", EntryKind::kFile}}));
+  EXPECT_EQ(ListAll(*fs, {}),
+            (std::map<std::string, EntryKind>{{"tree-sibling", EntryKind::kFile},
+                                              {"treefile", EntryKind::kFile}}));
   // Removing what is not there is fine; the root is refused.
   EXPECT_TRUE(fs->Remove({"tree"}).ok());
   EXPECT_EQ(fs->Remove({}).code, TIMER_AP_INVALID_ARGUMENT);
@@ -397,8 +400,9 @@ TEST(S3FsTest, KeysStayBelowThePrefix) {
 
   auto fs = Open(ServerConfig(S3Server::kBucketA, prefix));
   ASSERT_NE(fs, nullptr);
-  EXPECT_EQ(ListAll(*fs, {}), (std::map<std::string, EntryKind>{
-                                  {"inside", EntryKind::kFile}, {"a", EntryKind::kDirectory}}));
+  EXPECT_EQ(ListAll(*fs, {}),
+            (std::map<std::string, EntryKind>{{"inside", EntryKind::kFile},
+                                              {"a", EntryKind::kDirectory}}));
   EXPECT_EQ(ListAll(*fs, {"a"}),
             (std::map<std::string, EntryKind>{{"b", EntryKind::kFile}}));
   ASSERT_TRUE(Put(*fs, {"new", "file"}, "here").ok());
@@ -510,7 +514,8 @@ bool VerifySigV4(const std::string& head, const std::string& secret) {
     at = end + 2;
     const size_t colon = line.find(':');
     std::string name = line.substr(0, colon);
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (char& c : name)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     std::string value = line.substr(colon + 1);
     value.erase(0, value.find_first_not_of(' '));
     headers[name] = value;
@@ -547,95 +552,133 @@ bool VerifySigV4(const std::string& head, const std::string& secret) {
     b = e + 1;
   }
   if (parts.size() != 4) return false;
-  const std::string to_sign = "AWS4-HMAC-SHA256\n" + headers["x-amz-date"] + "\n" + scope +
-                              "\n" + HexOf(Sha(canonical).data(), 32);
+  const std::string to_sign = "AWS4-HMAC-SHA256\n" + headers["x-amz-date"] + "\n" +
+                              scope + "\n" + HexOf(Sha(canonical).data(), 32);
   std::string key = Hmac("AWS4" + secret, parts[0]);
   key = Hmac(key, parts[1]);
   key = Hmac(key, parts[2]);
   key = Hmac(key, parts[3]);
   const std::string sig = Hmac(key, to_sign);
-  return HexOf(reinterpret_cast<const unsigned char*>(sig.data()), sig.size()) == signature;
+  return HexOf(reinterpret_cast<const unsigned char*>(sig.data()), sig.size()) ==
+         signature;
 }
 
-// Accepts one connection on 127.0.0.1, reads the request's head, answers
-// `reply` (or nothing, holding the connection, when empty) and closes.
-class OneShotServer {
+// Answers requests on 127.0.0.1 with `replies`, one each, in order, over
+// as many connections as the client opens; an empty reply holds the
+// connection unanswered until the server is destroyed. Records each request
+// (head and body).
+class FakeS3 {
  public:
-  explicit OneShotServer(std::string reply) : reply_(std::move(reply)) {
+  explicit FakeS3(std::vector<std::string> replies) : replies_(std::move(replies)) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof(a);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-    ::listen(fd_, 4);
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+    EXPECT_EQ(::listen(fd_, 4), 0);
     ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
     port_ = ntohs(a.sin_port);
-    ::pipe(stop_);
+    EXPECT_EQ(::pipe2(stop_, O_CLOEXEC), 0);
     thread_ = std::thread([this] { Serve(); });
   }
-  ~OneShotServer() {
+  ~FakeS3() {
     ::write(stop_[1], "x", 1);
-    thread_.join();
+    if (thread_.joinable()) thread_.join();
     ::close(fd_);
     ::close(stop_[0]);
     ::close(stop_[1]);
   }
   std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  // The request head, once the server has answered.
+  // The requests, once every reply was sent.
+  std::vector<std::string> requests() {
+    if (thread_.joinable()) thread_.join();
+    return requests_;
+  }
   std::string request() {
-    thread_.join();
-    thread_ = std::thread([] {});
-    return request_;
+    auto r = requests();
+    return r.empty() ? "" : r[0];
   }
 
  private:
-  void Serve() {
-    pollfd p[2] = {{fd_, POLLIN, 0}, {stop_[0], POLLIN, 0}};
-    if (::poll(p, 2, 30000) <= 0 || (p[1].revents & POLLIN)) return;
-    const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c < 0) return;
-    char buf[4096];
-    while (request_.find("\r\n\r\n") == std::string::npos) {
-      const ssize_t k = ::read(c, buf, sizeof(buf));
-      if (k <= 0) break;
-      request_.append(buf, static_cast<size_t>(k));
-    }
-    // The body, Content-Length bytes of it.
-    const size_t head_end = request_.find("\r\n\r\n");
-    const size_t cl = request_.find("Content-Length: ");
-    if (head_end != std::string::npos && cl != std::string::npos && cl < head_end) {
-      const size_t want = head_end + 4 + std::stoul(request_.substr(cl + 16));
-      while (request_.size() < want) {
-        const ssize_t k = ::read(c, buf, sizeof(buf));
-        if (k <= 0) break;
-        request_.append(buf, static_cast<size_t>(k));
-      }
-    }
-    if (!reply_.empty()) {
-      ::write(c, reply_.data(), reply_.size());
-    } else {
-      pollfd q = {stop_[0], POLLIN, 0};
-      ::poll(&q, 1, 30000);  // holds the connection until the test ends
-    }
-    ::close(c);
+  // Waits for `fd` to be readable; false when stopped or after 30 s.
+  bool Wait(int fd) {
+    pollfd p[2] = {{fd, POLLIN, 0}, {stop_[0], POLLIN, 0}};
+    return ::poll(p, 2, 30000) > 0 && !(p[1].revents & POLLIN) && (p[0].revents != 0);
   }
-  const std::string reply_;
+  void Serve() {
+    int c = -1;
+    size_t next = 0;
+    char buf[65536];
+    while (next < replies_.size()) {
+      if (c < 0) {
+        if (!Wait(fd_)) return;
+        c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) return;
+      }
+      std::string req;
+      bool closed = false;
+      while (req.find("\r\n\r\n") == std::string::npos) {
+        if (!Wait(c)) break;
+        const ssize_t k = ::read(c, buf, sizeof(buf));
+        if (k <= 0) {
+          closed = true;
+          break;
+        }
+        req.append(buf, static_cast<size_t>(k));
+      }
+      if (closed && req.empty()) {
+        ::close(c);
+        c = -1;
+        continue;
+      }
+      const size_t head_end = req.find("\r\n\r\n");
+      if (head_end == std::string::npos) break;
+      if (req.find("Expect: 100-continue") < head_end) {
+        const std::string cont = "HTTP/1.1 100 Continue\r\n\r\n";
+        ::write(c, cont.data(), cont.size());
+      }
+      const size_t cl = req.find("Content-Length: ");
+      if (cl < head_end) {
+        const size_t want = head_end + 4 + std::stoul(req.substr(cl + 16));
+        while (req.size() < want && Wait(c)) {
+          const ssize_t k = ::read(c, buf, sizeof(buf));
+          if (k <= 0) break;
+          req.append(buf, static_cast<size_t>(k));
+        }
+      }
+      requests_.push_back(std::move(req));
+      const std::string& reply = replies_[next++];
+      if (reply.empty()) {
+        pollfd q = {stop_[0], POLLIN, 0};
+        ::poll(&q, 1, 30000);  // holds the connection until the test ends
+        break;
+      }
+      ::write(c, reply.data(), reply.size());
+    }
+    if (c >= 0) ::close(c);
+  }
+  const std::vector<std::string> replies_;
   int fd_ = -1;
   int port_ = 0;
   int stop_[2] = {-1, -1};
-  std::string request_;
+  std::vector<std::string> requests_;
   std::thread thread_;
 };
+
+// An HTTP/1.1 reply with `head` lines and `body`.
+std::string Reply(const std::string& status, const std::string& head,
+                  const std::string& body = "") {
+  return "HTTP/1.1 " + status + "\r\n" + head +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
 
 TEST(S3FsWireTest, SignsWithSigV4AndKeepsTheSecretOutOfErrors) {
   const std::string secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
   const std::string body =
       "<?xml version=\"1.0\"?><Error><Code>AccessDenied</Code><Message>denied for " +
       secret + "</Message><SignatureProvided>abc</SignatureProvided></Error>";
-  OneShotServer server("HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\n"
-                       "Content-Length: " +
-                       std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+  FakeS3 server({Reply("403 Forbidden", "Content-Type: application/xml\r\n", body)});
   S3Config c;
   c.endpoint = server.endpoint();
   c.region = "eu-west-3";
@@ -664,8 +707,9 @@ TEST(S3FsWireTest, SignsWithSigV4AndKeepsTheSecretOutOfErrors) {
   EXPECT_THAT(req, HasSubstr("SignedHeaders=host;x-amz-content-sha256;x-amz-date"));
   EXPECT_THAT(req, HasSubstr("Signature="));
   // A GET has no payload: the empty body's hash.
-  EXPECT_THAT(req, HasSubstr("x-amz-content-sha256: "
-                             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+  EXPECT_THAT(
+      req, HasSubstr("x-amz-content-sha256: "
+                     "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
   EXPECT_THAT(req, Not(HasSubstr(secret)));
   // The signature is right for the secret, and only for it.
   EXPECT_TRUE(VerifySigV4(req, secret)) << req;
@@ -673,8 +717,7 @@ TEST(S3FsWireTest, SignsWithSigV4AndKeepsTheSecretOutOfErrors) {
 }
 
 TEST(S3FsWireTest, UploadsSignTheirPayloadAndMetadata) {
-  OneShotServer server(
-      "HTTP/1.1 200 OK\r\nETag: \"x\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+  FakeS3 server({Reply("200 OK", "ETag: \"x\"\r\n")});
   S3Config c;
   c.endpoint = server.endpoint();
   c.bucket = "bkt";
@@ -690,15 +733,57 @@ TEST(S3FsWireTest, UploadsSignTheirPayloadAndMetadata) {
   const std::string req = server.request();
   EXPECT_THAT(req, HasSubstr("PUT /bkt/a%20b/c%2Bd HTTP/1.1"));
   // The payload's hash ("abc"), signed.
-  EXPECT_THAT(req, HasSubstr("x-amz-content-sha256: "
-                             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+  EXPECT_THAT(
+      req, HasSubstr("x-amz-content-sha256: "
+                     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
   EXPECT_THAT(req, HasSubstr("x-amz-content-sha256;x-amz-date;x-amz-meta-mtime"));
   EXPECT_THAT(req, HasSubstr("x-amz-meta-mtime: 42"));
-  EXPECT_THAT(req, HasSubstr("x-amz-meta-sha256: "
-                             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+  EXPECT_THAT(
+      req, HasSubstr("x-amz-meta-sha256: "
+                     "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
   EXPECT_THAT(req, HasSubstr("x-amz-meta-mtime;x-amz-meta-sha256"));  // signed too
   EXPECT_THAT(req, HasSubstr("\r\n\r\nabc"));
   EXPECT_TRUE(VerifySigV4(req, "s")) << req;
+}
+
+TEST(S3FsWireTest, DestroyingAnUnpublishedMultipartWriterAbortsTheUpload) {
+  // s3rver has no AbortMultipartUpload (405), so the requests are checked
+  // here: start, part 1, then the abort when the writer goes.
+  FakeS3 server({Reply("200 OK", "Content-Type: application/xml\r\n",
+                       "<InitiateMultipartUploadResult><UploadId>up/1+x</UploadId>"
+                       "</InitiateMultipartUploadResult>"),
+                 Reply("200 OK", "ETag: \"e1\"\r\n"), Reply("204 No Content", "")});
+  S3Config c;
+  c.endpoint = server.endpoint();
+  c.bucket = "bkt";
+  c.prefix = "root/";
+  c.access_key_id = "AKIDEXAMPLE";
+  c.secret_access_key = "s";
+  c.path_style = true;
+  c.part_size = kS3MinPartSize;
+  auto fs = Open(c);
+  ASSERT_NE(fs, nullptr);
+  {
+    std::unique_ptr<FileWriter> w;
+    ASSERT_TRUE(fs->Create({"f"}, -1, &w).ok());
+    const std::string part(kS3MinPartSize + 1, 'x');
+    Err e = w->Write(part.data(), part.size());
+    ASSERT_TRUE(e.ok()) << e.message;
+  }
+  const std::vector<std::string> reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  EXPECT_EQ(reqs[0].substr(0, reqs[0].find("\r\n")),
+            "POST /bkt/root/f?uploads= HTTP/1.1");
+  EXPECT_EQ(reqs[1].substr(0, reqs[1].find("\r\n")),
+            "PUT /bkt/root/f?partNumber=1&uploadId=up%2F1%2Bx HTTP/1.1");
+  EXPECT_EQ(reqs[1].size() - reqs[1].find("\r\n\r\n") - 4,
+            static_cast<size_t>(kS3MinPartSize));  // one part, the rest kept
+  EXPECT_EQ(reqs[2].substr(0, reqs[2].find("\r\n")),
+            "DELETE /bkt/root/f?uploadId=up%2F1%2Bx HTTP/1.1");
+  for (const std::string& r : reqs) {
+    EXPECT_TRUE(VerifySigV4(r.substr(0, r.find("\r\n\r\n") + 4), "s"))
+        << r.substr(0, 300);
+  }
 }
 
 TEST(S3FsWireTest, SkipsListedNamesThatAreNoComponents) {
@@ -720,9 +805,7 @@ TEST(S3FsWireTest, SkipsListedNamesThatAreNoComponents) {
       "<CommonPrefixes><Prefix>root//</Prefix></CommonPrefixes>"
       "<CommonPrefixes><Prefix>elsewhere/</Prefix></CommonPrefixes>"
       "<IsTruncated>false</IsTruncated></ListBucketResult>";
-  OneShotServer server("HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\n"
-                       "Content-Length: " +
-                       std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+  FakeS3 server({Reply("200 OK", "Content-Type: application/xml\r\n", body)});
   S3Config c;
   c.endpoint = server.endpoint();
   c.bucket = "bkt";
@@ -748,7 +831,7 @@ TEST(S3FsWireTest, SkipsListedNamesThatAreNoComponents) {
 }
 
 TEST(S3FsWireTest, AStalledServerTimesOut) {
-  OneShotServer server("");  // accepts, never answers
+  FakeS3 server({""});  // accepts, never answers
   S3Config c;
   c.endpoint = server.endpoint();
   c.bucket = "bkt";
