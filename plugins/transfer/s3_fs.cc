@@ -22,11 +22,6 @@
 namespace timer::plugins::transfer {
 namespace {
 
-// Bytes one ranged GET fetches (OpenRead): the reader's memory bound.
-constexpr size_t kReadChunk = size_t{8} << 20;
-// A read of at least this many bytes is fetched straight into the caller's
-// buffer (no copy through the reader's own).
-constexpr size_t kDirectRead = size_t{1} << 20;
 // The largest XML response read (a ListObjectsV2 page of 1000 keys of 1 KiB
 // each is about 1.3 MB).
 constexpr size_t kMaxXml = size_t{8} << 20;
@@ -647,15 +642,16 @@ class S3Reader : public FileReader {
       return Ok();
     }
     if (offset_ >= size_) return Ok();
-    const size_t want =
-        static_cast<size_t>(std::min<int64_t>(size_ - offset_, int64_t{kReadChunk}));
-    if (n >= kDirectRead) {
-      const size_t k = std::min(n, want);
-      if (Err e = Fetch(buf, k); !e.ok()) return e;
-      *got = k;
+    // One ranged GET of up to a part (the reader's memory bound), straight
+    // into the caller's buffer when it holds it all.
+    const size_t want = static_cast<size_t>(
+        std::min<int64_t>(size_ - offset_, fs_->config().part_size));
+    if (n >= want) {
+      if (Err e = Fetch(buf, want); !e.ok()) return e;
+      *got = want;
       return Ok();
     }
-    buf_.resize(kReadChunk);
+    buf_.resize(want);
     if (Err e = Fetch(buf_.data(), want); !e.ok()) return e;
     pos_ = 0;
     len_ = want;
