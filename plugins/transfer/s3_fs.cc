@@ -425,6 +425,10 @@ class S3Fs : public EndpointFs {
     if (options.sha256) h->push_back("x-amz-meta-sha256: " + Hex(*options.sha256));
   }
 
+  // A part's buffer kept between files (a writer takes it and gives it
+  // back), so each file does not fault in fresh memory: at most one part.
+  std::string spare_;
+
  private:
   const S3Config c_;
   CURL* const curl_;  // owned
@@ -478,6 +482,21 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
   return len;
 }
 
+struct Upload {
+  const char* data;
+  size_t left;
+};
+
+size_t OnRead(char* buf, size_t size, size_t n, void* user) {
+  auto* u = static_cast<Upload*>(user);
+  const size_t len = std::min(size * n, u->left);
+  if (len == 0) return 0;
+  std::memcpy(buf, u->data, len);
+  u->data += len;
+  u->left -= len;
+  return len;
+}
+
 Err S3Fs::Send(const Request& req, const std::string& what, Response* resp) {
   *resp = Response{};
   CURL* h = curl_;
@@ -526,6 +545,7 @@ Err S3Fs::Send(const Request& req, const std::string& what, Response* resp) {
   curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, static_cast<long>(c_.timeout_seconds));
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(c_.timeout_seconds));
+  if (req.payload) curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L << 10);  // the maximum
   if (!req.payload)
     curl_easy_setopt(h, CURLOPT_TIMEOUT, static_cast<long>(c_.timeout_seconds));
   Sink sink{h, resp, &req};
@@ -533,25 +553,36 @@ Err S3Fs::Send(const Request& req, const std::string& what, Response* resp) {
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &sink);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &OnBody);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, &sink);
-  // The payload is signed: libcurl (7.88) puts the SHA-256 of
-  // CURLOPT_POSTFIELDS (empty without) in the canonical request, and S3
-  // wants the same value in x-amz-content-sha256. So a PUT's body is sent
-  // as POSTFIELDS with the method PUT, from memory (at most one part).
+  // x-amz-content-sha256 is the payload hash libcurl signs when the request
+  // carries it (7.88 computes none for a streamed body): the SHA-256 of the
+  // body, or for a PUT over https UNSIGNED-PAYLOAD (TLS protects the bytes;
+  // the hash would cost a pass over each part). Over http, where nothing
+  // else would, the payload is signed.
   const std::string_view method = req.method;
+  Upload up{req.body, req.body_size};
   if (method == "HEAD") {
     curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-  } else if (method == "PUT" || method == "POST") {
+  } else if (method == "PUT") {
+    curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+    // Fewer, larger writes to the socket (libcurl's default is 64 KiB).
+    curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 2L << 20);
+    curl_easy_setopt(h, CURLOPT_READFUNCTION, &OnRead);
+    curl_easy_setopt(h, CURLOPT_READDATA, &up);
+    curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body_size));
+  } else if (method == "POST") {
     curl_easy_setopt(h, CURLOPT_POST, 1L);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body != nullptr ? req.body : "");
     curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
                      static_cast<curl_off_t>(req.body_size));
-    if (method == "PUT") curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "PUT");
   } else if (method == "DELETE") {
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
   }
   curl_slist* headers = nullptr;
+  const bool unsigned_payload = method == "PUT" && req.body_size > 0 && Encrypted();
   const std::string content_sha256 =
-      "x-amz-content-sha256: " + PayloadHash(req.body, req.body_size);
+      "x-amz-content-sha256: " + (unsigned_payload
+                                      ? std::string("UNSIGNED-PAYLOAD")
+                                      : PayloadHash(req.body, req.body_size));
   headers = curl_slist_append(headers, content_sha256.c_str());
   for (const std::string& s : req.headers)
     headers = curl_slist_append(headers, s.c_str());
@@ -636,7 +667,7 @@ class S3Reader : public FileReader {
     if (n == 0) return Ok();
     if (pos_ < len_) {
       const size_t k = std::min(n, len_ - pos_);
-      std::memcpy(buf, buf_.data() + pos_, k);
+      std::memcpy(buf, buf_.get() + pos_, k);
       pos_ += k;
       *got = k;
       return Ok();
@@ -644,15 +675,18 @@ class S3Reader : public FileReader {
     if (offset_ >= size_) return Ok();
     // One ranged GET of up to a part (the reader's memory bound), straight
     // into the caller's buffer when it holds it all.
-    const size_t want = static_cast<size_t>(
-        std::min<int64_t>(size_ - offset_, fs_->config().part_size));
+    const size_t want =
+        static_cast<size_t>(std::min<int64_t>(size_ - offset_, fs_->config().part_size));
     if (n >= want) {
       if (Err e = Fetch(buf, want); !e.ok()) return e;
       *got = want;
       return Ok();
     }
-    buf_.resize(want);
-    if (Err e = Fetch(buf_.data(), want); !e.ok()) return e;
+    if (cap_ < want) {
+      buf_.reset(new char[want]);  // not zeroed: Fetch fills what is read
+      cap_ = want;
+    }
+    if (Err e = Fetch(buf_.get(), want); !e.ok()) return e;
     pos_ = 0;
     len_ = want;
     return Read(buf, n, got);
@@ -693,7 +727,8 @@ class S3Reader : public FileReader {
   const int64_t size_;
   const std::string etag_;
   int64_t offset_ = 0;  // of the next byte to fetch
-  std::vector<char> buf_;
+  std::unique_ptr<char[]> buf_;
+  size_t cap_ = 0;
   size_t pos_ = 0, len_ = 0;
 };
 
@@ -721,9 +756,14 @@ class S3Writer : public FileWriter {
         key_(std::move(key)),
         shown_(std::move(shown)),
         part_size_(part_size),
-        reserve_(size >= 0 && size < part_size ? size : part_size) {}
+        reserve_(size >= 0 && size < part_size ? size : part_size) {
+    buf_ = std::move(fs_->spare_);
+    buf_.clear();
+  }
 
   ~S3Writer() override {
+    buf_.clear();
+    if (buf_.capacity() > fs_->spare_.capacity()) fs_->spare_ = std::move(buf_);
     if (published_ || upload_id_.empty()) return;
     // Aborted: the parts go, no object appears. Best effort: a failure
     // leaves parts the bucket's lifecycle rule must clean.
@@ -770,7 +810,6 @@ class S3Writer : public FileWriter {
       S3Fs::MetaHeaders(options, &req.headers);
       if (Err e = fs_->Call(req, "s3: PUT " + shown_, &r); !e.ok()) return failed_ = e;
       published_ = true;
-      std::string().swap(buf_);
       return Ok();
     }
     if (!buf_.empty()) {
@@ -791,7 +830,6 @@ class S3Writer : public FileWriter {
       return failed_ = e;
     }
     published_ = true;
-    std::string().swap(buf_);
     if ((options.mtime_ns < 0 && !options.sha256) || total_ > kMaxCopyObject) return Ok();
     // The metadata, known only now: a copy of the object onto itself.
     Request copy;

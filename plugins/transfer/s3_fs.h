@@ -11,12 +11,11 @@
 // is ever listed, read, written or deleted. S3 has no symbolic links.
 //
 // Requests are signed by libcurl (CURLOPT_AWS_SIGV4, "aws:amz:<region>:s3").
-// The payload is signed too: libcurl 7.88 (Debian 12) hashes the request
-// body it was given in memory (CURLOPT_POSTFIELDS; nothing for GET, HEAD,
-// DELETE) into the canonical request and adds no x-amz-content-sha256
-// header, so every request carries that header with the same SHA-256, and a
-// PUT's body (one part at most) is given as POSTFIELDS with the method PUT.
-// (UNSIGNED-PAYLOAD would need libcurl 8.) XML responses are parsed with
+// Every request carries x-amz-content-sha256, which libcurl signs as the
+// payload hash (libcurl 7.88, Debian 12's, computes none for a streamed
+// body): over http the SHA-256 of the body, so the payload is signed where
+// nothing else protects it; for a PUT over https UNSIGNED-PAYLOAD (TLS
+// does, and no pass over the bytes is spent). XML responses are parsed with
 // pugixml, which never loads external entities or DTDs.
 //
 // Atomicity: an object appears whole or not at all. A file below part_size
