@@ -539,6 +539,7 @@ Err S3Fs::Send(const Request& req, const std::string& what, Response* resp) {
   curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf_);
+  if (!c_.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, c_.ca_file.c_str());
   curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4.c_str());
   curl_easy_setopt(h, CURLOPT_USERNAME, c_.access_key_id.c_str());
   curl_easy_setopt(h, CURLOPT_PASSWORD, c_.secret_access_key.c_str());
@@ -1131,6 +1132,7 @@ Err ParseS3Endpoint(FieldReader& r, std::shared_ptr<const RemoteEndpoint>* out) 
   const std::string secret_file = r.String("secret_access_key_file", "");
   const std::string credentials_file = r.String("credentials_file", "");
   const std::string profile = r.String("profile", "default");
+  c.ca_file = r.String("ca_file", "");
   c.path_style = r.Bool("path_style", false);
   c.allow_insecure_http = r.Bool("allow_insecure_http", false);
   c.timeout_seconds = r.Int("timeout_seconds", c.timeout_seconds, 1, 3600);
@@ -1168,6 +1170,12 @@ Err ParseS3Endpoint(FieldReader& r, std::shared_ptr<const RemoteEndpoint>* out) 
     prefix += '/';
   }
   c.prefix = prefix;
+  if (!c.ca_file.empty() && ::access(c.ca_file.c_str(), R_OK) != 0) {
+    return InvalidArgument(r.Name("ca_file") + ": cannot read " + c.ca_file);
+  }
+  if (!c.ca_file.empty() && c.endpoint.rfind("https://", 0) != 0) {
+    return InvalidArgument(r.Name("ca_file") + ": only for an https endpoint");
+  }
   if (!credentials_file.empty()) {
     if (!c.access_key_id.empty() || !secret_file.empty()) {
       return InvalidArgument(r.Name("credentials_file") +

@@ -63,6 +63,7 @@ struct S3Config {
   std::string prefix;  // "" or ends with '/'
   std::string access_key_id;
   std::string secret_access_key;  // never logged, described or returned
+  std::string ca_file;            // PEM CAs to trust for https; "": the system's
   bool path_style = false;        // https://host/bucket/key, not bucket.host
   bool allow_insecure_http = false;
   int64_t timeout_seconds = 60;
@@ -79,8 +80,8 @@ inline constexpr int kS3MaxParts = 10000;
 // (the caller's reader, which reads the common keys, id, display_name,
 // type, allowed_identities, ..., and calls Finish): endpoint, region,
 // bucket, prefix, access_key_id, secret_access_key_file, credentials_file,
-// profile, path_style, allow_insecure_http, timeout_seconds, part_size,
-// list_page_size. Reads the secret now. Errors name the key
+// profile, ca_file, path_style, allow_insecure_http, timeout_seconds,
+// part_size, list_page_size. Reads the secret now. Errors name the key
 // (r.prefix() + ".bucket: ...") and never hold the secret.
 Err ParseS3Endpoint(FieldReader& r, std::shared_ptr<const RemoteEndpoint>* out);
 

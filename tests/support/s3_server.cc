@@ -15,10 +15,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "tls_testing.h"
 
 #ifndef TIMER_S3RVER_PACKAGE
 #error "TIMER_S3RVER_PACKAGE: the path of tests/support/s3/package.json"
@@ -29,21 +31,25 @@ namespace {
 
 constexpr int kStartSeconds = 60;
 
-// For the exit handler.
-pid_t server_pid = -1;
-std::string* server_dir = nullptr;
+// For the exit handler: the servers' processes and directories.
+std::vector<std::pair<pid_t, std::string>>* servers = nullptr;
 
 void StopAtExit() {
-  if (server_pid > 0) {
-    ::kill(server_pid, SIGTERM);
+  if (servers == nullptr) return;
+  for (auto& [pid, dir] : *servers) {
+    ::kill(pid, SIGTERM);
     int status = 0;
-    ::waitpid(server_pid, &status, 0);
-    server_pid = -1;
-  }
-  if (server_dir != nullptr) {
+    ::waitpid(pid, &status, 0);
     std::error_code ec;
-    std::filesystem::remove_all(*server_dir, ec);
+    std::filesystem::remove_all(dir, ec);
   }
+  servers->clear();
+}
+
+bool WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  return static_cast<bool>(out);
 }
 
 // The directory holding package.json and node_modules/ (a Bazel runfile is
@@ -56,10 +62,20 @@ std::string PackageDir() {
 
 }  // namespace
 
+absl::StatusOr<S3Server*> S3Server::GetTls() {
+  static absl::StatusOr<S3Server*>* server = [] {
+    auto* s = new S3Server();
+    absl::Status st = s->Start(true);
+    return new absl::StatusOr<S3Server*>(st.ok() ? absl::StatusOr<S3Server*>(s)
+                                                 : absl::StatusOr<S3Server*>(st));
+  }();
+  return *server;
+}
+
 absl::StatusOr<S3Server*> S3Server::Get() {
   static absl::StatusOr<S3Server*>* server = [] {
     auto* s = new S3Server();
-    absl::Status st = s->Start();
+    absl::Status st = s->Start(false);
     return new absl::StatusOr<S3Server*>(st.ok() ? absl::StatusOr<S3Server*>(s)
                                                  : absl::StatusOr<S3Server*>(st));
   }();
@@ -67,10 +83,11 @@ absl::StatusOr<S3Server*> S3Server::Get() {
 }
 
 std::string S3Server::endpoint() const {
-  return absl::StrCat("http://127.0.0.1:", port_);
+  return absl::StrCat(tls_ ? "https" : "http", "://127.0.0.1:", port_);
 }
 
-absl::Status S3Server::Start() {
+absl::Status S3Server::Start(bool tls) {
+  tls_ = tls;
   const std::string pkg = PackageDir();
   const std::string script = pkg + "/node_modules/s3rver/bin/s3rver.js";
   if (pkg.empty() || !std::filesystem::exists(script)) {
@@ -81,8 +98,10 @@ absl::Status S3Server::Start() {
   char pattern[] = "/tmp/timer-s3-XXXXXX";
   if (::mkdtemp(pattern) == nullptr) return absl::InternalError("s3_server: mkdtemp");
   dir_ = pattern;
-  server_dir = new std::string(dir_);
-  std::atexit(StopAtExit);
+  if (servers == nullptr) {
+    servers = new std::vector<std::pair<pid_t, std::string>>();
+    std::atexit(StopAtExit);
+  }
 
   // Built before fork(): the child of a threaded process may not allocate.
   const std::string data = dir_ + "/data";
@@ -104,6 +123,17 @@ absl::Status S3Server::Start() {
                                    kBucketA,
                                    "--configure-bucket",
                                    kBucketB};
+  if (tls) {
+    const KeyAndCert ca = MakeCa("timer s3 test CA");
+    const KeyAndCert cert = MakeServerCert(ca);
+    ca_file_ = dir_ + "/ca.pem";
+    if (!WriteFile(ca_file_, ca.cert_pem) ||
+        !WriteFile(dir_ + "/cert.pem", cert.cert_pem) ||
+        !WriteFile(dir_ + "/key.pem", cert.key_pem)) {
+      return absl::InternalError("s3_server: cannot write the TLS files");
+    }
+    args.insert(args.end(), {"--cert", dir_ + "/cert.pem", "--key", dir_ + "/key.pem"});
+  }
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -124,7 +154,7 @@ absl::Status S3Server::Start() {
   ::close(out[1]);
   if (log_fd >= 0) ::close(log_fd);
   pid_ = pid;
-  server_pid = pid;
+  servers->emplace_back(pid, dir_);
 
   // Awaits "S3rver listening on 127.0.0.1:<port>".
   std::string got;

@@ -4,8 +4,9 @@
 // dir under /tmp, listening on 127.0.0.1 at a port it picks (-p 0; the port
 // is read from its "listening" line, so no other process can take it
 // between a probe and the bind), with the buckets kBucketA and kBucketB.
-// Stopped (SIGTERM, then waited for) and its dir removed at exit; it also
-// gets SIGTERM if this process dies first (PR_SET_PDEATHSIG).
+// GetTls() starts another one with TLS. Each is stopped (SIGTERM, then waited for) and
+// its dir removed at exit; it also gets SIGTERM if this process dies first
+// (PR_SET_PDEATHSIG).
 //
 // s3rver checks that the access key id exists (S3RVER) but not V4
 // signatures: a wrong secret is not detected by it.
@@ -31,9 +32,13 @@ class S3Server {
 
   // The process's server, started on the first call.
   static absl::StatusOr<S3Server*> Get();
+  // A second one serving https with a certificate for 127.0.0.1 that a CA
+  // made at start signs (its PEM file: ca_file()).
+  static absl::StatusOr<S3Server*> GetTls();
 
-  // http://127.0.0.1:<port>
+  // http(s)://127.0.0.1:<port>
   std::string endpoint() const;
+  const std::string& ca_file() const { return ca_file_; }
   int port() const { return port_; }
   // Where s3rver keeps the buckets' objects (tests look at it to check
   // that nothing was written outside a prefix).
@@ -41,9 +46,11 @@ class S3Server {
 
  private:
   S3Server() = default;
-  absl::Status Start();
+  absl::Status Start(bool tls);
 
   std::string dir_;
+  std::string ca_file_;
+  bool tls_ = false;
   int port_ = 0;
   pid_t pid_ = -1;
 };

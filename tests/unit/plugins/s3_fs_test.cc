@@ -427,6 +427,36 @@ TEST(S3FsTest, KeysStayBelowThePrefix) {
   EXPECT_TRUE(exists);
 }
 
+TEST(S3FsTest, OverHttpsWithAPrivateCa) {
+  auto tls = S3Server::GetTls();
+  ASSERT_TRUE(tls.ok()) << tls.status();
+  S3Config c = ServerConfig(S3Server::kBucketA, UniquePrefix());
+  c.endpoint = (*tls)->endpoint();
+  c.ca_file = (*tls)->ca_file();
+  auto fs = Open(c);
+  ASSERT_NE(fs, nullptr);
+  EXPECT_TRUE(fs->Encrypted());
+  // Uploads over https are UNSIGNED-PAYLOAD; a single PUT and a multipart.
+  for (size_t size : {size_t{1000}, size_t(kS3MinPartSize + 1000)}) {
+    const std::string data = Bytes(size, 5);
+    PublishOptions opts;
+    opts.sha256 = Sha(data);
+    Err e = Put(*fs, {"f"}, data, opts);
+    ASSERT_TRUE(e.ok()) << e.message;
+    std::string back;
+    ASSERT_TRUE(Get(*fs, {"f"}, &back, 1 << 20).ok());
+    EXPECT_TRUE(back == data);
+  }
+  // The system's CAs do not know this server's: refused, saying why.
+  c.ca_file.clear();
+  auto untrusted = Open(c);
+  EntryInfo info;
+  bool exists = false;
+  Err e = untrusted->Stat({"f"}, &info, &exists);
+  EXPECT_EQ(e.code, TIMER_AP_UNAVAILABLE) << e.message;
+  EXPECT_THAT(e.message, HasSubstr("certificate"));
+}
+
 TEST(S3FsTest, AnUnknownAccessKeyFailsClearly) {
   ASSERT_NE(Server(), nullptr);
   S3Config c = ServerConfig(S3Server::kBucketA, UniquePrefix());
