@@ -816,6 +816,39 @@ TEST(S3FsWireTest, DestroyingAnUnpublishedMultipartWriterAbortsTheUpload) {
   }
 }
 
+TEST(S3FsWireTest, AnObjectReplacedWhileReadFailsTheRead) {
+  // Each ranged GET is tied to the ETag the HEAD saw (If-Match): a server
+  // holding another version answers 412, and the read fails instead of
+  // mixing two versions.
+  FakeS3 server({"HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nContent-Length: 10\r\n\r\n",
+                 Reply("412 Precondition Failed", "Content-Type: application/xml\r\n",
+                       "<Error><Code>PreconditionFailed</Code><Message>At least one of the "
+                       "pre-conditions you specified did not hold</Message></Error>")});
+  S3Config c;
+  c.endpoint = server.endpoint();
+  c.bucket = "bkt";
+  c.access_key_id = "AKIDEXAMPLE";
+  c.secret_access_key = "s";
+  c.path_style = true;
+  auto fs = Open(c);
+  ASSERT_NE(fs, nullptr);
+  std::unique_ptr<FileReader> r;
+  Err e = fs->OpenRead({"f"}, &r);
+  ASSERT_TRUE(e.ok()) << e.message;
+  char buf[64];
+  size_t got = 0;
+  e = r->Read(buf, sizeof(buf), &got);
+  EXPECT_EQ(e.code, TIMER_AP_FAILED_PRECONDITION) << e.message;
+  EXPECT_THAT(e.message, HasSubstr("changed while read"));
+  EXPECT_EQ(got, 0u);
+  const auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_THAT(reqs[0], HasSubstr("HEAD /bkt/f HTTP/1.1"));
+  EXPECT_THAT(reqs[1], HasSubstr("GET /bkt/f HTTP/1.1"));
+  EXPECT_THAT(reqs[1], HasSubstr("Range: bytes=0-9"));
+  EXPECT_THAT(reqs[1], HasSubstr("If-Match: \"v1\""));
+}
+
 TEST(S3FsWireTest, SkipsListedNamesThatAreNoComponents) {
   // A server (or a bucket shared with other writers) may list keys that
   // are no path below the root: outside the prefix, or with empty, "." or
