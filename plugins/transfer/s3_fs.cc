@@ -781,15 +781,17 @@ class S3Writer : public FileWriter {
     if (!failed_.ok()) return failed_;
     if (published_) return FailedPrecondition("s3: " + shown_ + ": already published");
     while (n > 0) {
+      // A full part is sent only once more bytes come: a file of exactly
+      // part_size is then one PUT, not a multipart upload of one part.
+      if (buf_.size() == static_cast<size_t>(part_size_)) {
+        if (Err e = FlushPart(); !e.ok()) return failed_ = e;
+      }
       const size_t room = static_cast<size_t>(part_size_) - buf_.size();
       const size_t k = std::min(n, room);
       if (buf_.capacity() < static_cast<size_t>(reserve_)) buf_.reserve(reserve_);
       buf_.append(data, k);
       data += k;
       n -= k;
-      if (buf_.size() == static_cast<size_t>(part_size_)) {
-        if (Err e = FlushPart(); !e.ok()) return failed_ = e;
-      }
     }
     return Ok();
   }

@@ -18,7 +18,7 @@
 // does, and no pass over the bytes is spent). XML responses are parsed with
 // pugixml, which never loads external entities or DTDs.
 //
-// Atomicity: an object appears whole or not at all. A file below part_size
+// Atomicity: an object appears whole or not at all. A file up to part_size
 // is one PUT at Publish; a larger one a multipart upload (one part buffered
 // at a time), completed at Publish and aborted when the writer is destroyed
 // unpublished. mtime and SHA-256 are kept as object metadata

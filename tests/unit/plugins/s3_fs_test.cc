@@ -816,14 +816,35 @@ TEST(S3FsWireTest, DestroyingAnUnpublishedMultipartWriterAbortsTheUpload) {
   }
 }
 
+TEST(S3FsWireTest, AFileOfExactlyOnePartIsOnePut) {
+  FakeS3 server({Reply("200 OK", "ETag: \"x\"\r\n")});
+  S3Config c;
+  c.endpoint = server.endpoint();
+  c.bucket = "bkt";
+  c.access_key_id = "AKIDEXAMPLE";
+  c.secret_access_key = "s";
+  c.path_style = true;
+  c.part_size = kS3MinPartSize;
+  auto fs = Open(c);
+  ASSERT_NE(fs, nullptr);
+  Err e = Put(*fs, {"f"}, std::string(kS3MinPartSize, 'p'));
+  ASSERT_TRUE(e.ok()) << e.message;
+  const auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].substr(0, reqs[0].find("\r\n")), "PUT /bkt/f HTTP/1.1");
+  EXPECT_EQ(reqs[0].size() - reqs[0].find("\r\n\r\n") - 4,
+            static_cast<size_t>(kS3MinPartSize));
+}
+
 TEST(S3FsWireTest, AnObjectReplacedWhileReadFailsTheRead) {
   // Each ranged GET is tied to the ETag the HEAD saw (If-Match): a server
   // holding another version answers 412, and the read fails instead of
   // mixing two versions.
-  FakeS3 server({"HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nContent-Length: 10\r\n\r\n",
-                 Reply("412 Precondition Failed", "Content-Type: application/xml\r\n",
-                       "<Error><Code>PreconditionFailed</Code><Message>At least one of the "
-                       "pre-conditions you specified did not hold</Message></Error>")});
+  FakeS3 server(
+      {"HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nContent-Length: 10\r\n\r\n",
+       Reply("412 Precondition Failed", "Content-Type: application/xml\r\n",
+             "<Error><Code>PreconditionFailed</Code><Message>At least one of the "
+             "pre-conditions you specified did not hold</Message></Error>")});
   S3Config c;
   c.endpoint = server.endpoint();
   c.bucket = "bkt";
