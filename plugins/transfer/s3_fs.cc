@@ -22,6 +22,8 @@
 namespace timer::plugins::transfer {
 namespace {
 
+// The largest ranged GET a reader makes, and so the buffer it holds.
+constexpr int64_t kMaxReadChunk = int64_t{16} << 20;
 // The largest XML response read (a ListObjectsV2 page of 1000 keys of 1 KiB
 // each is about 1.3 MB).
 constexpr size_t kMaxXml = size_t{8} << 20;
@@ -428,6 +430,9 @@ class S3Fs : public EndpointFs {
   // A part's buffer kept between files (a writer takes it and gives it
   // back), so each file does not fault in fresh memory: at most one part.
   std::string spare_;
+  // Likewise a reader's buffer (read_spare_cap_ bytes).
+  std::unique_ptr<char[]> read_spare_;
+  size_t read_spare_cap_ = 0;
 
  private:
   const S3Config c_;
@@ -662,6 +667,12 @@ class S3Reader : public FileReader {
         shown_(std::move(shown)),
         size_(size),
         etag_(std::move(etag)) {}
+  ~S3Reader() override {
+    if (cap_ > fs_->read_spare_cap_) {
+      fs_->read_spare_ = std::move(buf_);
+      fs_->read_spare_cap_ = cap_;
+    }
+  }
 
   Err Read(char* buf, size_t n, size_t* got) override {
     *got = 0;
@@ -674,18 +685,27 @@ class S3Reader : public FileReader {
       return Ok();
     }
     if (offset_ >= size_) return Ok();
-    // One ranged GET of up to a part (the reader's memory bound), straight
+    // One ranged GET of up to a part, at most 16 MiB (the reader's memory
+    // bound; larger GETs only delay the first byte the caller gets), straight
     // into the caller's buffer when it holds it all.
-    const size_t want =
-        static_cast<size_t>(std::min<int64_t>(size_ - offset_, fs_->config().part_size));
+    const size_t want = static_cast<size_t>(std::min<int64_t>(
+        size_ - offset_, std::min<int64_t>(fs_->config().part_size, kMaxReadChunk)));
     if (n >= want) {
       if (Err e = Fetch(buf, want); !e.ok()) return e;
       *got = want;
       return Ok();
     }
     if (cap_ < want) {
-      buf_.reset(new char[want]);  // not zeroed: Fetch fills what is read
-      cap_ = want;
+      // The run's reader buffer when it is big enough, else a new one (not
+      // zeroed: Fetch fills what is read).
+      if (fs_->read_spare_cap_ >= want) {
+        buf_ = std::move(fs_->read_spare_);
+        cap_ = fs_->read_spare_cap_;
+        fs_->read_spare_cap_ = 0;
+      } else {
+        buf_.reset(new char[want]);
+        cap_ = want;
+      }
     }
     if (Err e = Fetch(buf_.get(), want); !e.ok()) return e;
     pos_ = 0;

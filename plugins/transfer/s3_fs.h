@@ -27,9 +27,9 @@
 // after completion (objects up to 5 GiB; a larger one keeps none).
 //
 // Reading: OpenRead HEADs the object, then GETs it in ranges of part_size
-// bytes, each with If-Match on the first ETag, so memory stays bounded (one
-// part, as for writing) and an object replaced while being read fails the
-// read (FAILED_PRECONDITION) instead of mixing two versions.
+// bytes (at most 16 MiB), each with If-Match on the first ETag, so memory
+// stays bounded and an object replaced while being read fails the read
+// (FAILED_PRECONDITION) instead of mixing two versions.
 //
 // Bounds: every request has a connect timeout and a stall timeout
 // (timeout_seconds with under 1 byte/s) and no redirects are followed;
