@@ -139,8 +139,9 @@ for name in "${!test_exe[@]}"; do
 done
 for name in "${!plain_test[@]}"; do
   # unit.<test>.postgres: the PostgreSQL cases of the test executable <test>
-  # in one process (timer_unit_test PG); Bazel runs <test> whole anyway.
-  if [[ $name =~ ^unit\.([a-z_]+_test)\.postgres$ ]] && [ -n "${test_exe[${BASH_REMATCH[1]}]:-}" ]; then
+  # in one process (timer_unit_test PG); unit.<test>.server: all its cases
+  # in one process (SERVER). Bazel runs <test> whole anyway.
+  if [[ $name =~ ^unit\.([a-z0-9_]+_test)\.(postgres|server)$ ]] && [ -n "${test_exe[${BASH_REMATCH[1]}]:-}" ]; then
     expect "${BASH_REMATCH[1]}" "test" "[a-z_]+_test"
     continue
   fi

@@ -16,8 +16,15 @@ PACKAGES=(
   libjemalloc-dev         # timerd's allocator (docs/PERFORMANCE-HISTORY.md, "Fourth round")
   zsh                     # the completion tests check the zsh script with zsh -n
   openssl                 # the TLS end-to-end tests make their CA with it
+  libcurl4-openssl-dev    # S3 endpoints of the transfer provider (plugins/transfer/s3_fs.h)
+  libpugixml-dev          # their XML replies
   "$@"
 )
+# Their tests run s3rver (tests/support/s3_server.h) on Node.js; a Node.js
+# already installed (with its npm) is used as it is.
+if ! command -v npm >/dev/null; then
+  PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -25,7 +32,22 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# s3rver, pinned by tests/support/s3/package-lock.json, into
+# tests/support/s3/node_modules (again when the lock file changed).
+install_s3rver() {
+  local dir
+  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/support/s3"
+  if [ ! -f "$dir/node_modules/s3rver/bin/s3rver.js" ] ||
+     [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    echo "Installing s3rver (npm ci in tests/support/s3)"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+if [ ${#missing[@]} -eq 0 ]; then
+  install_s3rver
+  exit 0
+fi
 
 echo "Installing: ${missing[*]}"
 SUDO=()
@@ -36,3 +58,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update -qq
 "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_s3rver

@@ -39,6 +39,7 @@
 
 #include "copier.h"
 #include "provider_support.h"
+#include "s3_fs.h"
 #include "timer/action_provider.h"
 #include "transfer_options.h"
 
@@ -504,7 +505,13 @@ Err CreateTransfer(const nlohmann::json& config, HostLog log,
     Endpoint ep;
     ep.id = er.String("id", "", true);
     ep.display_name = er.String("display_name", "");
-    ep.root = er.String("root", "", true);
+    const std::string type = er.String("type", "local");
+    if (type == "s3") {
+      if (Err err = ParseS3Endpoint(er, &ep.remote); !err.ok()) return err;
+    } else if (type != "local") {
+      return InvalidArgument(prefix + ".type: must be \"local\" or \"s3\"");
+    }
+    if (!ep.remote) ep.root = er.String("root", "", true);
     ep.home = er.String("home", "");
     const nlohmann::json* allowed = er.Raw("allowed_identities");
     ep.min_free_bytes = er.Int("min_free_bytes", cfg->min_free_bytes, 0, kMax);
@@ -512,10 +519,13 @@ Err CreateTransfer(const nlohmann::json& config, HostLog log,
     if (ep.id.empty()) return InvalidArgument(prefix + ".id: must not be empty");
     if (!ids.insert(ep.id).second)
       return InvalidArgument(prefix + ".id: \"" + ep.id + "\" repeated");
-    if (ep.root.empty() || ep.root[0] != '/') {
+    if (!ep.remote && (ep.root.empty() || ep.root[0] != '/')) {
       return InvalidArgument(prefix + ".root: must be an absolute path");
     }
-    if (Err err = CheckRoot(prefix + ".root", ep.root, data_dirs); !err.ok()) return err;
+    if (Err err = ep.remote ? Ok() : CheckRoot(prefix + ".root", ep.root, data_dirs);
+        !err.ok()) {
+      return err;
+    }
     if (Err err = CheckHomeTemplate(ep.home, prefix + ".home"); !err.ok()) return err;
     if (allowed != nullptr) {
       if (!allowed->is_array())
@@ -534,8 +544,10 @@ Err CreateTransfer(const nlohmann::json& config, HostLog log,
                "): no allowed_identities, so no identity may use it; list identities, "
                "or \"*\" for anyone");
     }
-    int fd = open(ep.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
+    int fd = ep.remote ? -1 : open(ep.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (ep.remote) {
+      // Reached at run time.
+    } else if (fd < 0) {
       // Not fatal: a mount may come later; runs fail until it does.
       log.Warn(prefix + ".root " + ep.root + ": not an accessible directory (yet)");
     } else {

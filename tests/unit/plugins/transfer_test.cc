@@ -1073,5 +1073,50 @@ TEST(TransferConfig, BadConfigFailsCreate) {
   EXPECT_EQ(schema["oneOf"].size(), 2u);
 }
 
+// An endpoint of `type = "s3"` takes the S3 keys instead of `root`
+// (plugins/transfer/s3_fs.h); its secret file is checked at start.
+TEST_F(TransferTest, S3EndpointsAreParsedAndTheirSecretFileChecked) {
+  const fs::path secret = dir_.path() / "s3.secret";
+  WriteFile(secret, "s3-secret-value\n");
+  ::chmod(secret.c_str(), 0600);
+  auto load = [&](json endpoint) {
+    return LoadPlugin(TIMER_TRANSFER_SO, {{"transfer", {{"endpoints", {endpoint}}}}});
+  };
+  const json good = {{"id", "s3"},
+                     {"type", "s3"},
+                     {"endpoint", "http://127.0.0.1:9"},
+                     {"bucket", "bkt"},
+                     {"prefix", "lab"},
+                     {"path_style", true},
+                     {"access_key_id", "AKID"},
+                     {"secret_access_key_file", secret.string()},
+                     {"allowed_identities", {"*"}}};
+  auto p = load(good);
+  EXPECT_TRUE(p.ok()) << p.status();
+
+  ::chmod(secret.c_str(), 0644);
+  p = load(good);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("endpoints[0].secret_access_key_file"),
+            std::string::npos)
+      << p.status();
+  EXPECT_EQ(p.status().message().find("s3-secret-value"), std::string::npos);
+  ::chmod(secret.c_str(), 0600);
+
+  json with_root = good;
+  with_root["root"] = dst_.string();  // not an S3 key
+  p = load(with_root);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("endpoints[0].root: unknown field"),
+            std::string::npos)
+      << p.status();
+  json other = good;
+  other["type"] = "ftp";
+  p = load(other);
+  ASSERT_FALSE(p.ok());
+  EXPECT_NE(p.status().message().find("endpoints[0].type: must be"), std::string::npos)
+      << p.status();
+}
+
 }  // namespace
 }  // namespace timer::plugin_host
