@@ -16,6 +16,8 @@ PACKAGES=(
   libjemalloc-dev         # timerd's allocator (docs/PERFORMANCE-HISTORY.md, "Fourth round")
   zsh                     # the completion tests check the zsh script with zsh -n
   openssl                 # the TLS end-to-end tests make their CA with it
+  libssh-dev              # SFTP endpoints of the transfer provider (plugins/transfer/sftp_fs.h)
+  openssh-server          # their tests start a throwaway sshd (tests/support/sshd_server.h)
   "$@"
 )
 
