@@ -35,6 +35,8 @@
 
 #include "copier.h"
 #include "provider_support.h"
+#include "sftp_fs.h"
+#include "stream_copier.h"
 #include "timer/action_provider.h"
 
 namespace timer::plugins::transfer {
@@ -251,6 +253,8 @@ class TransferProvider : public ProviderBase {
     *work = [req, options, config = config_, quota = quota_](ActionContext& ctx) mutable {
       (void)config;  // held for the endpoints `req` points to
       options.quota = quota.get();
+      // A remote side (SFTP, S3) streams through the EndpointFs seam.
+      if (NeedsStreamCopier(*req)) return StreamCopier(*req, &ctx, options).Run();
       return Copier(*req, &ctx, options).Run();
     };
     return Ok();
@@ -317,12 +321,20 @@ class TransferProvider : public ProviderBase {
                              " items");
     }
     // Symbolic links already on the paths are refused now; ones that
-    // appear later are refused at run time.
+    // appear later are refused at run time. A remote endpoint's paths are
+    // checked at run time only (no connection is made to plan).
     int src_root = -1, dst_root = -1;
-    if (Err e = OpenRoot(*req->source, &src_root); !e.ok()) return e;
-    std::unique_ptr<int, void (*)(int*)> close_src(&src_root, [](int* f) { close(*f); });
-    if (Err e = OpenRoot(*req->destination, &dst_root); !e.ok()) return e;
-    std::unique_ptr<int, void (*)(int*)> close_dst(&dst_root, [](int* f) { close(*f); });
+    const auto close_fd = [](int* f) {
+      if (*f >= 0) close(*f);
+    };
+    if (!req->source->remote) {
+      if (Err e = OpenRoot(*req->source, &src_root); !e.ok()) return e;
+    }
+    std::unique_ptr<int, decltype(close_fd)> close_src(&src_root, close_fd);
+    if (!req->destination->remote) {
+      if (Err e = OpenRoot(*req->destination, &dst_root); !e.ok()) return e;
+    }
+    std::unique_ptr<int, decltype(close_fd)> close_dst(&dst_root, close_fd);
 
     for (size_t i = 0; i < items->size(); ++i) {
       const nlohmann::json& it = (*items)[i];
@@ -348,19 +360,23 @@ class TransferProvider : public ProviderBase {
                                ".destination_path: must name a file (or set recursive)");
       }
       bool exists = false;
-      if (Err e = CheckPath(src_root, item.source, prefix + ".source_path", &exists);
+      if (Err e = src_root < 0 ? Ok()
+                               : CheckPath(src_root, item.source, prefix + ".source_path",
+                                           &exists);
           !e.ok()) {
         return e;
       }
-      if (Err e = CheckPath(dst_root, item.destination, prefix + ".destination_path",
-                            &exists);
+      if (Err e = dst_root < 0 ? Ok()
+                               : CheckPath(dst_root, item.destination,
+                                           prefix + ".destination_path", &exists);
           !e.ok()) {
         return e;
       }
       req->items.push_back(std::move(item));
     }
     size_t i = 0, j = 0;
-    if (FindOverlap(PhysicalComponents(req->source->root),
+    if (src_root >= 0 && dst_root >= 0 &&
+        FindOverlap(PhysicalComponents(req->source->root),
                     PhysicalComponents(req->destination->root), req->items, &i, &j)) {
       const std::string what =
           i == j ? "its own destination_path"
@@ -407,8 +423,14 @@ Err CreateTransfer(const nlohmann::json& config, HostLog log,
     ep.id = er.String("id", "", true);
     ep.display_name = er.String("display_name", "");
     ep.root = er.String("root", "", true);
+    const std::string type = er.String("type", "local");
     const nlohmann::json* allowed = er.Raw("allowed_identities");
     ep.min_free_bytes = er.Int("min_free_bytes", cfg->min_free_bytes, 0, kMax);
+    if (type == "sftp") {
+      if (Err err = ParseSftpEndpoint(er, &ep); !err.ok()) return err;
+    } else if (type != "local") {
+      return InvalidArgument(prefix + ".type: must be local or sftp");
+    }
     if (Err err = er.Finish(); !err.ok()) return err;
     if (ep.id.empty()) return InvalidArgument(prefix + ".id: must not be empty");
     if (!ids.insert(ep.id).second)
@@ -416,7 +438,9 @@ Err CreateTransfer(const nlohmann::json& config, HostLog log,
     if (ep.root.empty() || ep.root[0] != '/') {
       return InvalidArgument(prefix + ".root: must be an absolute path");
     }
-    if (Err err = CheckRoot(prefix + ".root", ep.root, data_dirs); !err.ok()) return err;
+    if (!ep.remote) {
+      if (Err err = CheckRoot(prefix + ".root", ep.root, data_dirs); !err.ok()) return err;
+    }
     if (allowed != nullptr) {
       if (!allowed->is_array())
         return InvalidArgument(prefix + ".allowed_identities: must be an array");
@@ -434,11 +458,11 @@ Err CreateTransfer(const nlohmann::json& config, HostLog log,
                "): no allowed_identities, so no identity may use it; list identities, "
                "or \"*\" for anyone");
     }
-    int fd = open(ep.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
+    int fd = ep.remote ? -2 : open(ep.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd == -1) {
       // Not fatal: a mount may come later; runs fail until it does.
       log.Warn(prefix + ".root " + ep.root + ": not an accessible directory (yet)");
-    } else {
+    } else if (fd >= 0) {
       close(fd);
     }
     cfg->endpoints.push_back(std::move(ep));
