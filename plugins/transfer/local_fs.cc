@@ -180,8 +180,8 @@ int LocalFs::OpenDir(const Path& dir, size_t n, Err* err, bool* missing) {
     return -1;
   }
   for (size_t i = 0; i < n; ++i) {
-    const int next = openat(cur, dir[i].c_str(),
-                            O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    const int next =
+        openat(cur, dir[i].c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (next < 0) {
       const int e = errno;
       struct stat st;
@@ -277,8 +277,8 @@ Err LocalFs::Create(const Path& file, int64_t size, std::unique_ptr<FileWriter>*
   const int dir = OpenDir(file, file.size() - 1, &err);
   if (dir < 0) return err;
   const std::string tmp = TempPartName();
-  const int fd = openat(dir, tmp.c_str(),
-                        O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  const int fd =
+      openat(dir, tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
     const int e = errno;
     close(dir);
@@ -297,10 +297,12 @@ Err LocalFs::MakeDir(const Path& dir) {
   if (mkdirat(parent, dir.back().c_str(), 0755) != 0) {
     const int e = errno;
     struct stat st;
-    if (e != EEXIST || fstatat(parent, dir.back().c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+    if (e != EEXIST ||
+        fstatat(parent, dir.back().c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 ||
         !S_ISDIR(st.st_mode)) {
-      result = e == EEXIST ? InvalidArgument(Shown(dir) + ": exists and is not a directory")
-                           : Internal(Shown(dir) + ": cannot create: " + Errno(e));
+      result = e == EEXIST
+                   ? InvalidArgument(Shown(dir) + ": exists and is not a directory")
+                   : Internal(Shown(dir) + ": cannot create: " + Errno(e));
     }
   }
   close(parent);

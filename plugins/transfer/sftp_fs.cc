@@ -227,11 +227,12 @@ class SftpFs : public EndpointFs {
                          " lost: " + ssh_get_error(session_.get()));
     }
     const int code = sftp_get_error(sftp_.get());
-    if (code == SSH_FX_OK) return Unavailable(what + ": " + ssh_get_error(session_.get()));
-    const timer_ap_code c = code == SSH_FX_NO_SUCH_FILE || code == SSH_FX_NO_SUCH_PATH
-                                ? TIMER_AP_NOT_FOUND
-                            : code == SSH_FX_PERMISSION_DENIED ? TIMER_AP_PERMISSION_DENIED
-                                                               : TIMER_AP_INTERNAL;
+    if (code == SSH_FX_OK)
+      return Unavailable(what + ": " + ssh_get_error(session_.get()));
+    const timer_ap_code c =
+        code == SSH_FX_NO_SUCH_FILE || code == SSH_FX_NO_SUCH_PATH ? TIMER_AP_NOT_FOUND
+        : code == SSH_FX_PERMISSION_DENIED ? TIMER_AP_PERMISSION_DENIED
+                                           : TIMER_AP_INTERNAL;
     return {c, what + ": " + SftpStatusText(code)};
   }
   bool Missing() const {
@@ -258,7 +259,8 @@ class SftpFs : public EndpointFs {
       }
       const EntryKind k = KindOf(*a);
       if (k == EntryKind::kSymlink) {
-        return InvalidArgument(Shown(upto) + ": is a symbolic link (refused, never followed)");
+        return InvalidArgument(Shown(upto) +
+                               ": is a symbolic link (refused, never followed)");
       }
       if (k != EntryKind::kDirectory)
         return InvalidArgument(Shown(upto) + ": is not a directory");
@@ -318,7 +320,8 @@ class SftpFs : public EndpointFs {
     Attr a(sftp_lstat(sftp_.get(), abs.c_str()));
     if (!a) return Error(Shown(file));
     if (KindOf(*a) == EntryKind::kSymlink)
-      return InvalidArgument(Shown(file) + ": is a symbolic link (refused, never followed)");
+      return InvalidArgument(Shown(file) +
+                             ": is a symbolic link (refused, never followed)");
     if (KindOf(*a) != EntryKind::kFile)
       return InvalidArgument(Shown(file) + ": is not a regular file");
     sftp_file f = sftp_open(sftp_.get(), abs.c_str(), O_RDONLY, 0);
@@ -528,8 +531,8 @@ Err CheckHostKey(const SftpConfig& c, ssh_session s) {
     return Unavailable("sftp " + where + ": no host key received");
   Key server(raw);
   const std::string seen = Fingerprint(server.get());
-  const std::string refused = "sftp " + where + ": host key refused: the server presented " +
-                              seen + ", which ";
+  const std::string refused =
+      "sftp " + where + ": host key refused: the server presented " + seen + ", which ";
   if (!c.host_key.empty()) {
     if (c.host_key.rfind("SHA256:", 0) == 0) {
       if (seen.substr(seen.find(' ') + 1) != c.host_key)
@@ -603,7 +606,8 @@ Err SftpEndpoint::Open(std::unique_ptr<EndpointFs>* out) const {
   const long timeout = c.timeout_seconds;
   const int port = c.port;
   const int no = 0;
-  const char* known = c.known_hosts_file.empty() ? "/dev/null" : c.known_hosts_file.c_str();
+  const char* known =
+      c.known_hosts_file.empty() ? "/dev/null" : c.known_hosts_file.c_str();
   if (ssh_options_set(s.get(), SSH_OPTIONS_PROCESS_CONFIG, &no) != SSH_OK ||
       ssh_options_set(s.get(), SSH_OPTIONS_HOST, c.host.c_str()) != SSH_OK ||
       ssh_options_set(s.get(), SSH_OPTIONS_PORT, &port) != SSH_OK ||
@@ -624,7 +628,8 @@ Err SftpEndpoint::Open(std::unique_ptr<EndpointFs>* out) const {
     return e;
   }
   ssh_key raw = nullptr;
-  const int rc = ssh_pki_import_privkey_base64(pem.c_str(), nullptr, nullptr, nullptr, &raw);
+  const int rc =
+      ssh_pki_import_privkey_base64(pem.c_str(), nullptr, nullptr, nullptr, &raw);
   OPENSSL_cleanse(pem.data(), pem.size());
   if (rc != SSH_OK || raw == nullptr) {
     return FailedPrecondition("sftp " + where +
@@ -638,8 +643,8 @@ Err SftpEndpoint::Open(std::unique_ptr<EndpointFs>* out) const {
   }
   Sftp sftp(sftp_new(s.get()));
   if (!sftp || sftp_init(sftp.get()) != SSH_OK) {
-    return Unavailable("sftp " + where + ": cannot start the SFTP subsystem: " +
-                       ssh_get_error(s.get()));
+    return Unavailable("sftp " + where +
+                       ": cannot start the SFTP subsystem: " + ssh_get_error(s.get()));
   }
   Attr root(sftp_stat(sftp.get(), c.root.c_str()));
   if (!root || KindOf(*root) != EntryKind::kDirectory) {

@@ -117,8 +117,9 @@ Outcome StreamCopier::Run() {
                (!req_.destination->remote || dst_->Encrypted());
   if (req_.encrypt_data && !encrypted_) {
     Publish(true);
-    return {TIMER_AP_STATE_FAILED,
-            "encrypt_data: an endpoint of this transfer does not encrypt data in transit"};
+    return {
+        TIMER_AP_STATE_FAILED,
+        "encrypt_data: an endpoint of this transfer does not encrypt data in transit"};
   }
   for (size_t i = 0; i < req_.items.size() && !Stopped(); ++i) {
     CopyItem(i, req_.items[i]);
@@ -158,17 +159,20 @@ void StreamCopier::CopyItem(size_t index, const Item& item) {
   if (!dir_item && info.kind != EntryKind::kFile)
     return Fail(src_field, "is not a regular file or directory");
   if (!dir_item && item.destination.empty())
-    return Fail(where + ".destination_path", "must name a file when the source is a file");
+    return Fail(where + ".destination_path",
+                "must name a file when the source is a file");
   // One storage on both sides: a tree copied into itself (or over its own
   // parent) would copy its own output.
   if (src_ == dst_ && (IsPrefix(item.source, item.destination) ||
                        IsPrefix(item.destination, item.source))) {
-    return Fail(src_field, "overlaps destination_path " + item.destination_path +
-                               " on the same endpoint: the run would copy its own output");
+    return Fail(src_field,
+                "overlaps destination_path " + item.destination_path +
+                    " on the same endpoint: the run would copy its own output");
   }
   const size_t parents = dir_item ? item.destination.size() : item.destination.size() - 1;
   for (size_t i = 1; i <= parents; ++i) {
-    const Path p(item.destination.begin(), item.destination.begin() + static_cast<long>(i));
+    const Path p(item.destination.begin(),
+                 item.destination.begin() + static_cast<long>(i));
     if (!EnsureDir(p, where + ".destination_path " + item.destination_path)) return;
   }
   if (!dir_item) return CopyFile(item.source, info, item.destination, item.source_path);
@@ -248,7 +252,8 @@ void StreamCopier::CopyTree(const Path& src, const Path& dst, const std::string&
 void StreamCopier::DeleteExtra(const Path& src, const Path& dst, const std::string& rel) {
   std::set<std::string> keep;
   std::vector<std::string> extra;
-  if (!src_->List(src, [&](const EntryInfo& i) { return keep.insert(i.name), true; }).ok())
+  if (!src_->List(src, [&](const EntryInfo& i) { return keep.insert(i.name), true; })
+           .ok())
     return;
   Err e = dst_->List(dst, [&](const EntryInfo& i) {
     // Another run's file in progress is left to it.

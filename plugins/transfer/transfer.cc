@@ -439,7 +439,8 @@ Err CreateTransfer(const nlohmann::json& config, HostLog log,
       return InvalidArgument(prefix + ".root: must be an absolute path");
     }
     if (!ep.remote) {
-      if (Err err = CheckRoot(prefix + ".root", ep.root, data_dirs); !err.ok()) return err;
+      if (Err err = CheckRoot(prefix + ".root", ep.root, data_dirs); !err.ok())
+        return err;
     }
     if (allowed != nullptr) {
       if (!allowed->is_array())

@@ -95,7 +95,8 @@ std::string SshdServer::NewRoot() {
 absl::Status SshdServer::Init() {
   if (!std::filesystem::exists(kSshd)) {
     return absl::FailedPreconditionError(
-        "sshd_server: /usr/sbin/sshd not found (install openssh-server: scripts/deps.sh)");
+        "sshd_server: /usr/sbin/sshd not found (install openssh-server: "
+        "scripts/deps.sh)");
   }
   char pattern[] = "/tmp/timer-sshd-XXXXXX";
   if (::mkdtemp(pattern) == nullptr) return absl::InternalError("sshd_server: mkdtemp");
@@ -112,8 +113,8 @@ absl::Status SshdServer::Init() {
     ::mkdir("/run/sshd", 0755);
   }
   for (const char* key : {"host_key", "user_key", "other_key"}) {
-    if (absl::Status s = Run(absl::StrCat("ssh-keygen -q -t ed25519 -N '' -C test -f ", dir_,
-                                          "/", key, " </dev/null >/dev/null"));
+    if (absl::Status s = Run(absl::StrCat("ssh-keygen -q -t ed25519 -N '' -C test -f ",
+                                          dir_, "/", key, " </dev/null >/dev/null"));
         !s.ok()) {
       return s;
     }
@@ -185,9 +186,7 @@ absl::Status SshdServer::Init() {
     seen.append(buf, static_cast<size_t>(n));
     ready = seen.find("Server listening on 127.0.0.1") != std::string::npos;
   }
-  {
-    std::ofstream(log_path) << seen;
-  }
+  { std::ofstream(log_path) << seen; }
   if (!ready) {
     ::kill(pid_, SIGTERM);
     ::waitpid(pid_, nullptr, 0);

@@ -108,8 +108,8 @@ class SftpTest : public ::testing::Test {
   }
 
   // Runs `req` to its end on this thread; *details gets the run's details.
-  Outcome Run(const Request& req, std::string* details = nullptr,
-              StreamHooks hooks = {}, CopyOptions options = {}) {
+  Outcome Run(const Request& req, std::string* details = nullptr, StreamHooks hooks = {},
+              CopyOptions options = {}) {
     Outcome out;
     ActionSnapshot snap;
     bool created = false;
@@ -119,7 +119,8 @@ class SftpTest : public ::testing::Test {
           out = StreamCopier(req, &ctx, options, hooks).Run();
           return out;
         },
-        [&](std::string_view id) { action_id_ = std::string(id); }, &snap, &created, true);
+        [&](std::string_view id) { action_id_ = std::string(id); }, &snap, &created,
+        true);
     EXPECT_TRUE(e.ok()) << e.message;
     if (details != nullptr) *details = snap.details;
     return out;
@@ -286,7 +287,8 @@ TEST_F(SftpTest, ACancelledUploadLeavesNoFileUnderItsNameAndNoTemporary) {
   hooks.after_chunk = [&](const std::string&, int64_t written) {
     if (written != kStreamChunk) return;
     // Mid-copy: the bytes are in a temporary file, the name holds the old one.
-    saw_partial = TempFiles(remote) == 1 && ReadFile(fs::path(remote) / "big") == "previous";
+    saw_partial =
+        TempFiles(remote) == 1 && ReadFile(fs::path(remote) / "big") == "previous";
     ASSERT_TRUE(runner_.Cancel(action_id_).ok());
   };
   const Outcome out = Run(req, nullptr, hooks);
@@ -308,7 +310,8 @@ TEST_F(SftpTest, AWrongHostKeyIsRefusedNamingTheHostAndTheKeySeen) {
   req.items.push_back(MakeItem("f", "f", false));
   Outcome out = Run(req);
   EXPECT_EQ(out.state, TIMER_AP_STATE_FAILED);
-  EXPECT_NE(out.error.find("127.0.0.1:" + std::to_string(sshd_->port())), std::string::npos)
+  EXPECT_NE(out.error.find("127.0.0.1:" + std::to_string(sshd_->port())),
+            std::string::npos)
       << out.error;
   EXPECT_NE(out.error.find("host key refused"), std::string::npos) << out.error;
   EXPECT_NE(out.error.find("ssh-ed25519 SHA256:"), std::string::npos) << out.error;
@@ -322,13 +325,14 @@ TEST_F(SftpTest, AWrongHostKeyIsRefusedNamingTheHostAndTheKeySeen) {
   Err e = SftpEndpoint(c).Open(&fs_ok);
   EXPECT_TRUE(e.ok()) << e.message;
   const std::string wrong = sshd_->NewRoot() + "/known_hosts";
-  std::ofstream(wrong) << "[127.0.0.1]:" << sshd_->port() << " " << sshd_->other_key_line()
-                       << "\n";
+  std::ofstream(wrong) << "[127.0.0.1]:" << sshd_->port() << " "
+                       << sshd_->other_key_line() << "\n";
   c.known_hosts_file = wrong;
   std::unique_ptr<EndpointFs> fs_bad;
   e = SftpEndpoint(c).Open(&fs_bad);
   EXPECT_FALSE(e.ok());
-  EXPECT_NE(e.message.find("differs from the key known_hosts_file holds"), std::string::npos)
+  EXPECT_NE(e.message.find("differs from the key known_hosts_file holds"),
+            std::string::npos)
       << e.message;
 }
 
@@ -397,8 +401,10 @@ TEST_F(SftpTest, ConfigRefusesAKeyFileOthersCanReadAndNeedsAPinnedHostKey) {
   const std::string dir = sshd_->NewRoot();
   const std::string key = dir + "/key";
   fs::copy_file(sshd_->user_key(), key);
-  nlohmann::json table = {{"host", "127.0.0.1"},         {"user", "u"},
-                          {"private_key_file", key},     {"host_key", sshd_->host_key_line()}};
+  nlohmann::json table = {{"host", "127.0.0.1"},
+                          {"user", "u"},
+                          {"private_key_file", key},
+                          {"host_key", sshd_->host_key_line()}};
   auto parse = [&](const nlohmann::json& t) {
     FieldReader r(t, "plugins.transfer.endpoints[0]");
     Endpoint ep;
@@ -421,7 +427,8 @@ TEST_F(SftpTest, ConfigRefusesAKeyFileOthersCanReadAndNeedsAPinnedHostKey) {
   none.erase("host_key");
   e = parse(none);
   EXPECT_FALSE(e.ok());
-  EXPECT_NE(e.message.find("known_hosts_file and host_key"), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find("known_hosts_file and host_key"), std::string::npos)
+      << e.message;
   // Describe names the server, never the key or its file.
   Endpoint ep;
   ep.id = "x";
