@@ -5,13 +5,19 @@
 #include <libssh/sftp.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <mutex>
 #include <set>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -137,14 +143,91 @@ Err ImportPinnedKey(const std::string& line, Key* out) {
   return Ok();
 }
 
+// Bounds every request of a session: libssh 0.10 applies its timeout to
+// connecting but waits for an SFTP answer without end. While a request is
+// in flight (a Guard is alive) a thread of its own watches the deadline
+// (timeout_seconds from the last progress) and, when it passes, shuts the
+// socket down: the request fails at once, and so does the session.
+class Watchdog {
+ public:
+  Watchdog(int fd, std::chrono::seconds timeout)
+      : fd_(fd), timeout_(timeout), thread_([this] { Watch(); }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  bool fired() const { return fired_.load(); }
+
+  // Arms it for one call (nested calls share the outer deadline, which
+  // Touch moves on after progress).
+  class Guard {
+   public:
+    explicit Guard(Watchdog* w) : w_(w) { w_->Arm(); }
+    ~Guard() { w_->Disarm(); }
+    Guard(const Guard&) = delete;
+    Guard& operator=(const Guard&) = delete;
+
+   private:
+    Watchdog* w_;
+  };
+  void Touch() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (depth_ > 0) deadline_ = Clock::now() + timeout_;
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  void Arm() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (depth_++ == 0) {
+      deadline_ = Clock::now() + timeout_;
+      cv_.notify_one();
+    }
+  }
+  void Disarm() {
+    std::lock_guard<std::mutex> lock(mu_);
+    --depth_;
+  }
+  void Watch() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      if (depth_ == 0) {
+        cv_.wait(lock);
+      } else if (Clock::now() >= deadline_) {
+        fired_ = true;
+        ::shutdown(fd_, SHUT_RDWR);  // the socket stays open: libssh closes it
+        cv_.wait(lock, [this] { return stop_; });
+      } else {
+        cv_.wait_until(lock, deadline_);
+      }
+    }
+  }
+
+  const int fd_;
+  const std::chrono::seconds timeout_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int depth_ = 0;               // guarded by mu_
+  Clock::time_point deadline_;  // guarded by mu_
+  bool stop_ = false;           // guarded by mu_
+  std::atomic<bool> fired_{false};
+  std::thread thread_;  // last: started once the rest is set
+};
+
 class SftpFs;
 
 // Pipelined reads: up to kReadRequests requests of kReadRequest bytes in
 // flight, answered in order.
 class SftpReader : public FileReader {
  public:
-  SftpReader(sftp_file file, std::string shown) : file_(file), shown_(std::move(shown)) {}
+  SftpReader(Watchdog* watchdog, sftp_file file, std::string shown)
+      : watchdog_(watchdog), file_(file), shown_(std::move(shown)) {}
   ~SftpReader() override {
+    Watchdog::Guard guard(watchdog_);
     Drain();
     sftp_close(file_);
   }
@@ -155,13 +238,22 @@ class SftpReader : public FileReader {
     uint32_t id;
     uint64_t offset;
   };
+  // Collects the answers of the requests in flight (libssh keeps each
+  // until it is asked for: not asking would grow its queue by one message
+  // per request). libssh answers 0 without collecting once the file is at
+  // its end: the seek clears that, and keeps the offset.
   void Drain() {
+    if (pending_.empty() || watchdog_->fired()) return;
     std::vector<char> scratch(kReadRequest);
+    const uint64_t offset = sftp_tell64(file_);
     for (const Pending& p : pending_) {
-      sftp_async_read(file_, scratch.data(), kReadRequest, p.id);
+      sftp_seek64(file_, offset);
+      if (sftp_async_read(file_, scratch.data(), kReadRequest, p.id) < 0) break;
     }
+    sftp_seek64(file_, offset);
     pending_.clear();
   }
+  Watchdog* watchdog_;
   sftp_file file_;
   const std::string shown_;
   std::deque<Pending> pending_;
@@ -172,6 +264,7 @@ class SftpReader : public FileReader {
 Err SftpReader::Read(char* buf, size_t n, size_t* got) {
   *got = 0;
   if (n < kReadRequest) return Internal("sftp read: buffer too small");
+  Watchdog::Guard guard(watchdog_);
   while (!eof_ && pending_.size() < kReadRequests) {
     const int id = sftp_async_read_begin(file_, kReadRequest);
     if (id < 0) return Internal(shown_ + ": read request failed");
@@ -201,14 +294,20 @@ Err SftpReader::Read(char* buf, size_t n, size_t* got) {
 
 class SftpFs : public EndpointFs {
  public:
-  SftpFs(const SftpConfig& config, Session session, Sftp sftp)
-      : config_(config), session_(std::move(session)), sftp_(std::move(sftp)) {
+  SftpFs(const SftpConfig& config, Session session, Sftp sftp,
+         std::unique_ptr<Watchdog> watchdog)
+      : config_(config),
+        session_(std::move(session)),
+        sftp_(std::move(sftp)),
+        watchdog_(std::move(watchdog)) {
     statvfs_ = sftp_extension_supported(sftp_.get(), "statvfs@openssh.com", "2") != 0;
   }
   ~SftpFs() override {
+    Watchdog::Guard guard(watchdog_.get());
     sftp_.reset();
     session_.reset();
   }
+  Watchdog* watchdog() const { return watchdog_.get(); }
 
   bool Encrypted() const override { return true; }
 
@@ -221,6 +320,11 @@ class SftpFs : public EndpointFs {
 
   // The error of the last SFTP request on `what`.
   Err Error(const std::string& what) const {
+    if (watchdog_->fired()) {
+      return Unavailable(what + ": no answer from " + config_.host + ":" +
+                         std::to_string(config_.port) + " within timeout_seconds (" +
+                         std::to_string(config_.timeout_seconds) + ")");
+    }
     if (!ssh_is_connected(session_.get())) {
       return Unavailable(what + ": connection to " + config_.host + ":" +
                          std::to_string(config_.port) +
@@ -237,7 +341,7 @@ class SftpFs : public EndpointFs {
   }
   bool Missing() const {
     const int code = sftp_get_error(sftp_.get());
-    return ssh_is_connected(session_.get()) &&
+    return !watchdog_->fired() && ssh_is_connected(session_.get()) &&
            (code == SSH_FX_NO_SUCH_FILE || code == SSH_FX_NO_SUCH_PATH);
   }
 
@@ -277,6 +381,7 @@ class SftpFs : public EndpointFs {
   }
 
   Err Stat(const Path& path, EntryInfo* info, bool* exists) override {
+    Watchdog::Guard guard(watchdog_.get());
     *exists = false;
     bool missing = false;
     if (Err e = CheckDirs(path, path.empty() ? 0 : path.size() - 1, &missing);
@@ -293,6 +398,7 @@ class SftpFs : public EndpointFs {
   }
 
   Err List(const Path& dir, const std::function<bool(const EntryInfo&)>& each) override {
+    Watchdog::Guard guard(watchdog_.get());
     bool missing = false;
     if (Err e = CheckDirs(dir, dir.size(), &missing); !e.ok()) return e;
     if (missing) return NotFound(Shown(dir) + ": no such directory");
@@ -309,12 +415,14 @@ class SftpFs : public EndpointFs {
       if (name.empty() || name == "." || name == "..") continue;
       if (name.find('/') != std::string::npos) continue;  // never from a sane server
       if (!each(FromAttr(*a, name))) break;
+      watchdog_->Touch();
     }
     sftp_closedir(d);
     return err;
   }
 
   Err OpenRead(const Path& file, std::unique_ptr<FileReader>* out) override {
+    Watchdog::Guard guard(watchdog_.get());
     if (Err e = CheckParents(file); !e.ok()) return e;
     const std::string abs = Abs(file);
     Attr a(sftp_lstat(sftp_.get(), abs.c_str()));
@@ -326,7 +434,7 @@ class SftpFs : public EndpointFs {
       return InvalidArgument(Shown(file) + ": is not a regular file");
     sftp_file f = sftp_open(sftp_.get(), abs.c_str(), O_RDONLY, 0);
     if (f == nullptr) return Error(Shown(file) + ": cannot open");
-    out->reset(new SftpReader(f, Shown(file)));
+    out->reset(new SftpReader(watchdog_.get(), f, Shown(file)));
     return Ok();
   }
 
@@ -334,6 +442,7 @@ class SftpFs : public EndpointFs {
 
   Err MakeDir(const Path& dir) override {
     if (dir.empty()) return Ok();
+    Watchdog::Guard guard(watchdog_.get());
     if (Err e = CheckParents(dir); !e.ok()) return e;
     const std::string abs = Abs(dir);
     if (sftp_mkdir(sftp_.get(), abs.c_str(), 0755) != 0) {
@@ -348,6 +457,7 @@ class SftpFs : public EndpointFs {
   }
 
   Err RemoveAbs(const std::string& abs, const std::string& shown, int depth) {
+    watchdog_->Touch();
     Attr a(sftp_lstat(sftp_.get(), abs.c_str()));
     if (!a) return Error(shown);
     if (KindOf(*a) != EntryKind::kDirectory) {
@@ -373,6 +483,7 @@ class SftpFs : public EndpointFs {
 
   Err Remove(const Path& path) override {
     if (path.empty()) return InvalidArgument("the endpoint's root is never removed");
+    Watchdog::Guard guard(watchdog_.get());
     if (Err e = CheckParents(path); !e.ok()) return e;
     const std::string abs = Abs(path);
     for (auto it = checked_.lower_bound(abs);
@@ -402,6 +513,7 @@ class SftpFs : public EndpointFs {
   }
 
   Err SetMtime(const Path& dir, int64_t mtime_ns) override {
+    Watchdog::Guard guard(watchdog_.get());
     bool missing = false;
     if (Err e = CheckDirs(dir, dir.size(), &missing); !e.ok() || missing) return e;
     return SetTimes(Abs(dir), mtime_ns, 0, Shown(dir));
@@ -409,6 +521,7 @@ class SftpFs : public EndpointFs {
 
   int64_t FreeBytes(const Path& dir) override {
     if (!statvfs_) return -1;
+    Watchdog::Guard guard(watchdog_.get());
     sftp_statvfs_t v = sftp_statvfs(sftp_.get(), Abs(dir).c_str());
     if (v == nullptr) return -1;
     const int64_t free_bytes = static_cast<int64_t>(v->f_bavail * v->f_frsize);
@@ -422,6 +535,7 @@ class SftpFs : public EndpointFs {
   const SftpConfig& config_;
   Session session_;
   Sftp sftp_;
+  std::unique_ptr<Watchdog> watchdog_;
   bool statvfs_ = false;
   std::set<std::string> checked_;  // directories LSTATed in this run
 };
@@ -436,13 +550,16 @@ class SftpWriter : public FileWriter {
         final_(std::move(final_path)),
         shown_(std::move(shown)) {}
   ~SftpWriter() override {
+    Watchdog::Guard guard(fs_->watchdog());
     if (file_ != nullptr) sftp_close(file_);
     if (!published_) sftp_unlink(fs_->sftp(), tmp_.c_str());  // best effort
   }
 
   Err Write(const char* buf, size_t n) override {
     if (file_ == nullptr) return Internal(shown_ + ": written after it was closed");
+    Watchdog::Guard guard(fs_->watchdog());
     while (n > 0) {
+      fs_->watchdog()->Touch();
       const size_t k = std::min(n, kWriteRequest);
       const ssize_t w = sftp_write(file_, buf, k);
       if (w < 0) return fs_->Error(shown_ + ": write");
@@ -455,6 +572,7 @@ class SftpWriter : public FileWriter {
 
   Err Close() {
     if (file_ == nullptr) return Ok();
+    Watchdog::Guard guard(fs_->watchdog());
     const int rc = sftp_close(file_);
     file_ = nullptr;
     if (rc != 0) return fs_->Error(shown_ + ": close");
@@ -463,9 +581,10 @@ class SftpWriter : public FileWriter {
 
   Err ReadBackSha256(Sha256Digest* out) override {
     if (Err e = Close(); !e.ok()) return e;
+    Watchdog::Guard guard(fs_->watchdog());
     sftp_file f = sftp_open(fs_->sftp(), tmp_.c_str(), O_RDONLY, 0);
     if (f == nullptr) return fs_->Error(shown_ + ": cannot read back");
-    SftpReader reader(f, shown_);
+    SftpReader reader(fs_->watchdog(), f, shown_);
     std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> md(EVP_MD_CTX_new(),
                                                           EVP_MD_CTX_free);
     if (!md || EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) != 1)
@@ -476,6 +595,7 @@ class SftpWriter : public FileWriter {
       if (Err e = reader.Read(buf.data(), buf.size(), &got); !e.ok()) return e;
       if (got == 0) break;
       EVP_DigestUpdate(md.get(), buf.data(), got);
+      fs_->watchdog()->Touch();
     }
     unsigned int len = 0;
     if (EVP_DigestFinal_ex(md.get(), out->data(), &len) != 1)
@@ -485,6 +605,7 @@ class SftpWriter : public FileWriter {
 
   Err Publish(const PublishOptions& options) override {
     if (Err e = Close(); !e.ok()) return e;
+    Watchdog::Guard guard(fs_->watchdog());
     if (Err e = fs_->SetTimes(tmp_, options.mtime_ns, 0644, shown_); !e.ok()) return e;
     if (sftp_rename(fs_->sftp(), tmp_.c_str(), final_.c_str()) != 0) {
       // OpenSSH refuses SSH_FXP_RENAME onto an existing name (and libssh
@@ -514,6 +635,7 @@ class SftpWriter : public FileWriter {
 Err SftpFs::Create(const Path& file, int64_t size, std::unique_ptr<FileWriter>* out) {
   (void)size;
   if (file.empty()) return InvalidArgument(".: is a directory");
+  Watchdog::Guard guard(watchdog_.get());
   if (Err e = CheckParents(file); !e.ok()) return e;
   const std::string tmp = Abs(file, file.size() - 1) + "/" + TempPartName();
   sftp_file f =
@@ -620,6 +742,10 @@ Err SftpEndpoint::Open(std::unique_ptr<EndpointFs>* out) const {
   if (ssh_connect(s.get()) != SSH_OK) {
     return Unavailable("sftp " + where + ": cannot connect: " + ssh_get_error(s.get()));
   }
+  // From here on a silent server is cut off by the watchdog.
+  auto watchdog = std::make_unique<Watchdog>(ssh_get_fd(s.get()),
+                                             std::chrono::seconds(c.timeout_seconds));
+  Watchdog::Guard guard(watchdog.get());
   if (Err e = CheckHostKey(c, s.get()); !e.ok()) return e;
 
   std::string pem;
@@ -651,7 +777,7 @@ Err SftpEndpoint::Open(std::unique_ptr<EndpointFs>* out) const {
     return Unavailable("sftp " + where + ": root " + c.root +
                        " is not a directory on the server");
   }
-  out->reset(new SftpFs(config_, std::move(s), std::move(sftp)));
+  out->reset(new SftpFs(config_, std::move(s), std::move(sftp), std::move(watchdog)));
   return Ok();
 }
 

@@ -97,16 +97,12 @@ Outcome StreamCopier::Run() {
   throttle_.Start();
   buf_.resize(kStreamChunk);
   Publish(true);
+  // A copy within one endpoint opens it twice too: reads in flight and
+  // writes on one SFTP channel can stall each other (flow control).
   Err e = OpenEndpoint(*req_.source, &src_owned_);
-  if (e.ok()) {
-    if (req_.destination == req_.source) {
-      dst_ = src_owned_.get();  // one session for both sides
-    } else {
-      e = OpenEndpoint(*req_.destination, &dst_owned_);
-      dst_ = dst_owned_.get();
-    }
-  }
+  if (e.ok()) e = OpenEndpoint(*req_.destination, &dst_owned_);
   src_ = src_owned_.get();
+  dst_ = dst_owned_.get();
   if (!e.ok()) {
     Publish(true);
     return {TIMER_AP_STATE_FAILED, e.message};
@@ -163,8 +159,8 @@ void StreamCopier::CopyItem(size_t index, const Item& item) {
                 "must name a file when the source is a file");
   // One storage on both sides: a tree copied into itself (or over its own
   // parent) would copy its own output.
-  if (src_ == dst_ && (IsPrefix(item.source, item.destination) ||
-                       IsPrefix(item.destination, item.source))) {
+  if (req_.source == req_.destination && (IsPrefix(item.source, item.destination) ||
+                                          IsPrefix(item.destination, item.source))) {
     return Fail(src_field,
                 "overlaps destination_path " + item.destination_path +
                     " on the same endpoint: the run would copy its own output");

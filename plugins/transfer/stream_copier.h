@@ -3,8 +3,10 @@
 // EndpointFs seam (endpoint_fs.h); a local side is a LocalFs. Two local
 // endpoints are Copier's (copier.h), which copies in the kernel.
 //
-// Each endpoint is opened once per run (one SSH session, one S3 client) and
-// used for all its files; a run from an endpoint to itself opens it once.
+// Each side is opened once per run (one SSH session, one S3 client) and
+// used for all its files; a run from an endpoint to itself opens it once
+// for reading and once for writing (reads in flight and writes on one SFTP
+// channel can stall each other).
 // Bytes are streamed through one buffer of kStreamChunk bytes: memory is
 // bounded whatever the files' sizes.
 //

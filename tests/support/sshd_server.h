@@ -40,6 +40,8 @@ class SshdServer {
   const std::string& other_key_line() const { return other_key_line_; }
   // A fresh directory for an endpoint root (below dir(), readable by sshd).
   std::string NewRoot();
+  // The listening sshd (its connections are its descendants).
+  int pid() const { return pid_; }
 
  private:
   SshdServer() = default;

@@ -6,7 +6,11 @@
 // key check and confinement to the remote root.
 #include "sftp_fs.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -438,6 +442,108 @@ TEST_F(SftpTest, ConfigRefusesAKeyFileOthersCanReadAndNeedsAPinnedHostKey) {
   const std::string shown = ep.remote->Describe().dump();
   EXPECT_EQ(shown.find(key), std::string::npos) << shown;
   EXPECT_NE(shown.find("/srv/data"), std::string::npos) << shown;
+}
+
+TEST_F(SftpTest, CopiesWithinOneEndpoint) {
+  const std::string remote = sshd_->NewRoot();
+  WriteFile(fs::path(remote) / "in/a", Bytes((1 << 20) + 3, 'a'));
+  WriteFile(fs::path(remote) / "in/b", "b");
+  Endpoint r = Sftp("r", remote);
+  Request req = Req(&r, &r);
+  req.items.push_back(MakeItem("in", "out", true));
+  req.verify_checksum = true;
+  std::string details;
+  const Outcome out = Run(req, &details);
+  ASSERT_EQ(out.state, TIMER_AP_STATE_SUCCEEDED) << out.error;
+  EXPECT_EQ(ReadFile(fs::path(remote) / "out/a"), Bytes((1 << 20) + 3, 'a'));
+  EXPECT_EQ(ReadFile(fs::path(remote) / "out/b"), "b");
+  EXPECT_EQ(nlohmann::json::parse(details)["files_verified"], 2);
+}
+
+TEST_F(SftpTest, RunLimitsAndTheQuotaHoldForUploads) {
+  const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot();
+  for (const char* n : {"1", "2", "3"})
+    WriteFile(fs::path(local) / "t" / n, Bytes(1000, 'q'));
+  Endpoint src = Local("l", local), dst = Sftp("r", remote);
+  Request req = Req(&src, &dst);
+  req.items.push_back(MakeItem("t", "t", true));
+  WriteQuota quota({.bytes_per_day = 0, .files_per_day = 0});
+  CopyOptions options;
+  options.max_bytes_per_run = 2500;  // two files of 1000 bytes fit, not three
+  options.quota = &quota;
+  options.identity = "alice";
+  std::string details;
+  const Outcome out = Run(req, &details, {}, options);
+  EXPECT_EQ(out.state, TIMER_AP_STATE_FAILED);
+  EXPECT_NE(out.error.find("max_bytes_per_run (2500)"), std::string::npos) << out.error;
+  EXPECT_EQ(nlohmann::json::parse(details)["files_transferred"], 2);
+  EXPECT_FALSE(fs::exists(fs::path(remote) / "t/3"));
+  // What was written (and the directory made) is what the quota counted.
+  EXPECT_EQ(quota.Used("alice", "r"), (std::pair<int64_t, int64_t>{2000, 3}));
+}
+
+// A server that accepts the connection and never speaks: the run fails
+// after timeout_seconds instead of waiting for ever.
+TEST_F(SftpTest, AServerThatNeverAnswersFailsWithinTheTimeout) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 4), 0);  // the kernel completes the handshake
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  SftpConfig c = Config(sshd_->NewRoot());
+  c.port = ntohs(addr.sin_port);
+  c.timeout_seconds = 1;
+  const auto start = std::chrono::steady_clock::now();
+  std::unique_ptr<EndpointFs> out;
+  Err e = SftpEndpoint(c).Open(&out);
+  const auto took = std::chrono::steady_clock::now() - start;
+  close(fd);
+  EXPECT_EQ(e.code, TIMER_AP_UNAVAILABLE) << e.message;
+  EXPECT_NE(e.message.find("cannot connect"), std::string::npos) << e.message;
+  EXPECT_LT(took, std::chrono::seconds(5));
+}
+
+// The processes below `pid` (sshd's connections), from /proc.
+std::vector<int> Descendants(int pid) {
+  std::vector<int> out;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) +
+                   "/children");
+  int child;
+  while (in >> child) {
+    out.push_back(child);
+    for (int d : Descendants(child)) out.push_back(d);
+  }
+  return out;
+}
+
+// A server that stops answering in the middle of a session (its processes
+// stopped): the request fails after timeout_seconds, the session with it.
+TEST_F(SftpTest, AServerThatStopsAnsweringFailsWithinTheTimeout) {
+  const std::string remote = sshd_->NewRoot();
+  WriteFile(fs::path(remote) / "f", "x");
+  SftpConfig c = Config(remote);
+  c.timeout_seconds = 1;
+  std::unique_ptr<EndpointFs> efs;
+  ASSERT_TRUE(SftpEndpoint(c).Open(&efs).ok());
+  EntryInfo info;
+  bool exists = false;
+  ASSERT_TRUE(efs->Stat({"f"}, &info, &exists).ok());
+  const std::vector<int> stopped = Descendants(sshd_->pid());
+  ASSERT_FALSE(stopped.empty());
+  for (int p : stopped) kill(p, SIGSTOP);
+  const auto start = std::chrono::steady_clock::now();
+  Err e = efs->Stat({"f"}, &info, &exists);
+  std::unique_ptr<FileReader> reader;
+  Err e2 = efs->OpenRead({"f"}, &reader);
+  const auto took = std::chrono::steady_clock::now() - start;
+  for (int p : stopped) kill(p, SIGCONT);
+  EXPECT_FALSE(e.ok());
+  EXPECT_FALSE(e2.ok());
+  EXPECT_LT(took, std::chrono::seconds(6));
 }
 
 }  // namespace
