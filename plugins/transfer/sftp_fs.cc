@@ -26,7 +26,7 @@
 namespace timer::plugins::transfer {
 namespace {
 
-constexpr uint32_t kReadRequest = 64 << 10;  // bytes per SSH_FXP_READ
+constexpr uint32_t kReadRequest = 128 << 10;  // bytes per SSH_FXP_READ
 constexpr size_t kReadRequests = kSftpReadWindow / kReadRequest;
 // Bytes per SSH_FXP_WRITE: under OpenSSH's 256 KiB message limit.
 constexpr size_t kWriteRequest = 128 << 10;
