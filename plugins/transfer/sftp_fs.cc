@@ -727,7 +727,7 @@ Err SftpEndpoint::Open(std::unique_ptr<EndpointFs>* out) const {
   if (!s) return Internal("sftp: cannot create a session");
   const long timeout = c.timeout_seconds;
   const int port = c.port;
-  const int no = 0;
+  const bool no = false;
   const char* known =
       c.known_hosts_file.empty() ? "/dev/null" : c.known_hosts_file.c_str();
   if (ssh_options_set(s.get(), SSH_OPTIONS_PROCESS_CONFIG, &no) != SSH_OK ||

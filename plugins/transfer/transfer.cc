@@ -14,6 +14,8 @@
 //   root = "/srv/archive"              # absolute directory, not a system one
 //   allowed_identities = ["alice@example.org"]   # absent or []: nobody; "*": anyone
 //   min_free_bytes = 1073741824        # optional; the provider's by default
+//   type = "sftp"                      # optional; "local" by default. An SFTP
+//                                      # endpoint's keys: sftp_fs.h, DEPLOYMENT.md
 //
 // Paths in a body are relative to the endpoint root; see copier.h for how
 // they are confined, bounded and how files land atomically. Actions run on a
