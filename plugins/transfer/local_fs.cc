@@ -249,10 +249,15 @@ Err LocalFs::List(const Path& dir, const std::function<bool(const EntryInfo&)>& 
     if (n == "." || n == "..") continue;
     struct stat st;
     if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone
-    if (!each(FromStat(st, std::string(n)))) break;
+    if (!each(FromStat(st, std::string(n)))) {
+      errno = 0;
+      break;
+    }
     errno = 0;
   }
+  const int err = errno;
   closedir(d);
+  if (err != 0) return Internal(Shown(dir) + ": cannot list: " + Errno(err));
   return Ok();
 }
 
