@@ -150,8 +150,12 @@ Err ImportPinnedKey(const std::string& line, Key* out) {
 // socket down: the request fails at once, and so does the session.
 class Watchdog {
  public:
+  // Watches a duplicate of `fd`: the socket outlives the session, so its
+  // number is never another's when the watchdog shuts it down.
   Watchdog(int fd, std::chrono::seconds timeout)
-      : fd_(fd), timeout_(timeout), thread_([this] { Watch(); }) {}
+      : fd_(fcntl(fd, F_DUPFD_CLOEXEC, 0)),
+        timeout_(timeout),
+        thread_([this] { Watch(); }) {}
   ~Watchdog() {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -159,6 +163,7 @@ class Watchdog {
     }
     cv_.notify_one();
     thread_.join();
+    if (fd_ >= 0) close(fd_);
   }
   bool fired() const { return fired_.load(); }
 
@@ -199,7 +204,7 @@ class Watchdog {
         cv_.wait(lock);
       } else if (Clock::now() >= deadline_) {
         fired_ = true;
-        ::shutdown(fd_, SHUT_RDWR);  // the socket stays open: libssh closes it
+        if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
         cv_.wait(lock, [this] { return stop_; });
       } else {
         cv_.wait_until(lock, deadline_);

@@ -122,9 +122,27 @@ absl::Status SshdServer::Init() {
   host_key_line_ = KeyLine(dir_ + "/host_key.pub");
   other_key_line_ = KeyLine(dir_ + "/other_key.pub");
   std::filesystem::copy_file(dir_ + "/user_key.pub", dir_ + "/authorized_keys");
-  auto port = FreePort();
-  if (!port.ok()) return port.status();
-  port_ = *port;
+  // A port found free may be taken before sshd binds it (another test
+  // process): a start that fails is tried again on another port.
+  absl::Status started;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    auto port = FreePort();
+    if (!port.ok()) return port.status();
+    port_ = *port;
+    started = Start();
+    if (started.ok()) break;
+  }
+  if (!started.ok()) return started;
+  std::atexit([] {
+    if (server != nullptr && server->pid_ > 0) {
+      ::kill(server->pid_, SIGTERM);
+      ::waitpid(server->pid_, nullptr, 0);
+    }
+  });
+  return absl::OkStatus();
+}
+
+absl::Status SshdServer::Start() {
   {
     std::ofstream kh(known_hosts());
     kh << "[127.0.0.1]:" << port_ << " " << host_key_line_ << "\n";
@@ -190,6 +208,7 @@ absl::Status SshdServer::Init() {
   if (!ready) {
     ::kill(pid_, SIGTERM);
     ::waitpid(pid_, nullptr, 0);
+    pid_ = -1;
     ::close(rfd);
     return absl::UnavailableError(
         absl::StrCat("sshd_server: sshd did not start; its output: ", seen));
@@ -204,12 +223,6 @@ absl::Status SshdServer::Init() {
     }
     ::close(rfd);
   }).detach();
-  std::atexit([] {
-    if (server != nullptr && server->pid_ > 0) {
-      ::kill(server->pid_, SIGTERM);
-      ::waitpid(server->pid_, nullptr, 0);
-    }
-  });
   return absl::OkStatus();
 }
 

@@ -46,6 +46,8 @@ class SshdServer {
  private:
   SshdServer() = default;
   absl::Status Init();
+  // Writes known_hosts and sshd_config for port_, starts sshd and awaits it.
+  absl::Status Start();
 
   std::string dir_;
   std::string user_;
