@@ -248,16 +248,20 @@ Err LocalFs::List(const Path& dir, const std::function<bool(const EntryInfo&)>& 
     std::string_view n = e->d_name;
     if (n == "." || n == "..") continue;
     struct stat st;
-    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone
+    if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      errno = 0;  // gone meanwhile: not a listing error
+      continue;
+    }
     if (!each(FromStat(st, std::string(n)))) {
       errno = 0;
       break;
     }
     errno = 0;
   }
-  const int err = errno;
+  const int read_errno = errno;
   closedir(d);
-  if (err != 0) return Internal(Shown(dir) + ": cannot list: " + Errno(err));
+  if (read_errno != 0)
+    return Internal(Shown(dir) + ": cannot list: " + Errno(read_errno));
   return Ok();
 }
 
