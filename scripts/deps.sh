@@ -18,6 +18,8 @@ PACKAGES=(
   openssl                 # the TLS end-to-end tests make their CA with it
   libcurl4-openssl-dev    # S3 endpoints of the transfer provider (plugins/transfer/s3_fs.h)
   libpugixml-dev          # their XML replies
+  libssh-dev              # SFTP endpoints of the transfer provider (plugins/transfer/sftp_fs.h)
+  openssh-server          # their tests start a throwaway sshd (tests/support/sshd_server.h)
   "$@"
 )
 # Their tests run s3rver (tests/support/s3_server.h) on Node.js; a Node.js

@@ -356,46 +356,20 @@ Err HashFile(int fd, std::vector<char>* buf, Sha256* out) {
 }
 
 Copier::Copier(const Request& req, ActionContext* ctx, CopyOptions options)
-    : req_(req), ctx_(ctx), options_(std::move(options)) {}
+    : req_(req),
+      ctx_(ctx),
+      options_(std::move(options)),
+      limits_(req_, options_),
+      throttle_(ctx, options_.max_bytes_per_second) {}
 
 nlohmann::json Copier::Details() const {
-  static const char* kLevels[] = {"none", "exists", "size", "mtime", "checksum"};
-  nlohmann::json d = {
-      {"label", req_.label},
-      {"source_endpoint_id", req_.source->id},
-      {"destination_endpoint_id", req_.destination->id},
-      {"sync_level", kLevels[static_cast<int>(req_.sync_level)]},
-      {"files_transferred", c_.files_transferred},
-      {"bytes_transferred", c_.bytes_transferred},
-      {"files_skipped", c_.files_skipped},
-      {"files_failed", c_.files_failed},
-      {"files_verified", c_.files_verified},
-      {"checksum_retries", c_.checksum_retries},
-      {"directories_created", c_.directories_created},
-      {"entries_deleted", c_.entries_deleted},
-      {"symlinks_skipped", c_.symlinks_skipped},
-      {"special_files_skipped", c_.special_files_skipped},
-      {"recursive_symlinks", RecursiveSymlinksName(req_.options.recursive_symlinks)},
-      {"errors", errors_},
-  };
-  const TransferOptions& o = req_.options;
-  if (o.recursive_symlinks == RecursiveSymlinks::kKeep)
-    d["symlinks_kept"] = c_.symlinks_kept;
-  if (o.recursive_symlinks == RecursiveSymlinks::kCopy)
-    d["symlinks_followed"] = c_.symlinks_followed;
-  if (!o.filter_rules.empty()) d["entries_excluded"] = c_.entries_excluded;
-  if (o.skip_source_errors) d["source_errors_skipped"] = c_.source_errors_skipped;
-  if (o.fail_on_quota_errors) d["fail_on_quota_errors"] = true;
-  if (!skipped_.empty()) d["skipped"] = skipped_;
-  if (!o.notes.empty()) d["notes"] = o.notes;
-  if (!stop_.empty()) d["stopped"] = stop_;
-  if (req_.encrypt_data) {
-    d["encrypt_data"] =
-        "not applied: both endpoints are local directories on the timerd host, so no "
-        "data "
-        "crosses a network to encrypt";
-  }
-  return d;
+  return TransferDetails(
+      req_, c_, errors_, stop_,
+      req_.encrypt_data ? nlohmann::json("not applied: both endpoints are local "
+                                         "directories on the timerd host, so no data "
+                                         "crosses a network to encrypt")
+                        : nlohmann::json(),
+      skipped_);
 }
 
 void Copier::Publish(bool force) {
@@ -437,66 +411,20 @@ void Copier::SkipLink(const std::string& path, const std::string& why) {
 }
 
 bool Copier::Admit(int dst_fd, int64_t bytes, int64_t entries) {
-  if (!stop_.empty()) return false;
-  if (options_.max_bytes_per_run > 0 && run_bytes_ + bytes > options_.max_bytes_per_run) {
-    stop_ = "max_bytes_per_run (" + std::to_string(options_.max_bytes_per_run) +
-            ") reached: the run has written " + std::to_string(run_bytes_) +
-            " bytes and needs " + std::to_string(bytes) + " more";
-    return false;
+  int64_t free_bytes = -1;
+  struct statvfs vfs;
+  if (limits_.NeedsFreeBytes() && fstatvfs(dst_fd, &vfs) == 0) {
+    free_bytes = static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize);
   }
-  if (options_.max_files_per_run > 0 &&
-      run_entries_ + entries > options_.max_files_per_run) {
-    stop_ = "max_files_per_run (" + std::to_string(options_.max_files_per_run) +
-            ") reached: the run has created " + std::to_string(run_entries_) +
-            " files and directories";
-    return false;
-  }
-  const int64_t floor = req_.destination->min_free_bytes;
-  if (floor > 0) {
-    struct statvfs vfs;
-    if (fstatvfs(dst_fd, &vfs) == 0) {
-      const int64_t free_bytes =
-          static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize);
-      if (free_bytes - bytes < floor) {
-        stop_ = "destination endpoint " + Quote(req_.destination->id) + " has " +
-                std::to_string(free_bytes) + " bytes free: writing " +
-                std::to_string(bytes) + " more would pass its min_free_bytes (" +
-                std::to_string(floor) + ")";
-        return false;
-      }
-    }
-  }
-  if (options_.quota != nullptr) {
-    Err e =
-        options_.quota->Reserve(options_.identity, req_.destination->id, bytes, entries);
-    if (!e.ok()) {
-      stop_ = e.message;
-      return false;
-    }
-  }
-  run_bytes_ += bytes;
-  run_entries_ += entries;
-  return true;
+  return limits_.Admit(free_bytes, bytes, entries, &stop_);
 }
 
-void Copier::Refund(int64_t bytes, int64_t entries) {
-  if (bytes == 0 && entries == 0) return;
-  run_bytes_ -= bytes;
-  run_entries_ -= entries;
-  if (options_.quota != nullptr)
-    options_.quota->Adjust(options_.identity, req_.destination->id, -bytes, -entries);
-}
+void Copier::Refund(int64_t bytes, int64_t entries) { limits_.Refund(bytes, entries); }
 
-void Copier::Throttle() {
-  const int64_t rate = options_.max_bytes_per_second;
-  if (rate <= 0) return;
-  int64_t due_ns = throttle_start_ns_ + c_.bytes_transferred * 1'000'000'000 / rate;
-  int64_t wait = due_ns - NowNs();
-  if (wait > 0) ctx_->WaitCancelledFor(std::chrono::milliseconds(wait / 1'000'000 + 1));
-}
+void Copier::Throttle() { throttle_.Wait(c_.bytes_transferred); }
 
 Outcome Copier::Run() {
-  throttle_start_ns_ = NowNs();
+  throttle_.Start();
   buf_.resize(kBufferSize);
   Publish(true);
   int src_fd = -1, dst_fd = -1;

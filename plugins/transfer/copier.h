@@ -51,6 +51,7 @@
 
 #include "endpoint_fs.h"
 #include "provider_support.h"
+#include "run_limits.h"
 #include "transfer_options.h"
 
 namespace timer::plugins::transfer {
@@ -185,22 +186,7 @@ class Copier {
   Outcome Run();
 
  private:
-  struct Counters {
-    int64_t files_transferred = 0;
-    int64_t bytes_transferred = 0;
-    int64_t files_skipped = 0;
-    int64_t files_failed = 0;
-    int64_t files_verified = 0;
-    int64_t checksum_retries = 0;
-    int64_t directories_created = 0;
-    int64_t entries_deleted = 0;
-    int64_t symlinks_skipped = 0;
-    int64_t special_files_skipped = 0;
-    int64_t symlinks_kept = 0;          // recursive_symlinks keep
-    int64_t symlinks_followed = 0;      // recursive_symlinks copy
-    int64_t entries_excluded = 0;       // by filter_rules
-    int64_t source_errors_skipped = 0;  // by skip_source_errors
-  };
+  using Counters = TransferCounters;
 
   void CopyItem(size_t index, const Item& item, int src_root, int dst_root);
   void CopyTree(int src_dir, int dst_dir, const std::string& rel, int depth);
@@ -248,15 +234,14 @@ class Copier {
   const Request& req_;
   ActionContext* ctx_;
   const CopyOptions options_;
-  std::string stop_;         // why the run stopped early (a limit); empty: it did not
-  int64_t run_bytes_ = 0;    // admitted against max_bytes_per_run
-  int64_t run_entries_ = 0;  // admitted against max_files_per_run
+  std::string stop_;  // why the run stopped early (a limit); empty: it did not
+  RunLimits limits_;  // after options_, which it reads
+  RateLimiter throttle_;
   std::vector<char> buf_;
   std::vector<char> buf2_;
   Counters c_;
   nlohmann::json errors_ = nlohmann::json::array();  // the first few failures
   std::string first_error_;
-  int64_t throttle_start_ns_ = 0;
   int64_t last_publish_ns_ = 0;
   dev_t skip_dev_ = 0;  // the item's destination directory, never a source
   ino_t skip_ino_ = 0;

@@ -74,6 +74,14 @@ class FileWriter {
   // Makes the file appear whole under its final name, replacing what was
   // there (the rename of a temporary name; the completion of an upload).
   virtual Err Publish(const PublishOptions& options) = 0;
+  // The SHA-256 of what the storage holds for the unpublished file, read
+  // back from it (verify_checksum checks the copy before it is published);
+  // UNIMPLEMENTED where it cannot be read before Publish, and the copier
+  // then compares after publishing. Call after the last Write.
+  virtual Err ReadBackSha256(Sha256Digest* out) {
+    (void)out;
+    return {TIMER_AP_UNIMPLEMENTED, "no read-back before publish"};
+  }
 };
 
 class EndpointFs {
@@ -107,6 +115,13 @@ class EndpointFs {
 
   // Removes a file, or a directory and everything in it.
   virtual Err Remove(const Path& path) = 0;
+
+  // Sets the modification time of directory `dir` (preserve_timestamp);
+  // UNIMPLEMENTED where the storage keeps none (S3), and the copier goes on.
+  virtual Err SetMtime(const Path& dir, int64_t mtime_ns) {
+    (void)dir, (void)mtime_ns;
+    return {TIMER_AP_UNIMPLEMENTED, "no directory times"};
+  }
 
   // Bytes free where `dir` is, or -1 when the storage does not say.
   virtual int64_t FreeBytes(const Path& dir) = 0;

@@ -15,6 +15,8 @@
 //   allowed_identities = ["alice@example.org"]   # absent or []: nobody; "*": anyone
 //   min_free_bytes = 1073741824        # optional; the provider's by default
 //   home = "home/{identity}"           # optional: "~" in paths; default the root
+//   type = "sftp"                      # optional; "local" by default; or "s3".
+//                                      # Their keys: sftp_fs.h, s3_fs.h, DEPLOYMENT.md
 //
 // Bodies come in two shapes, today's and the Globus Transfer document, and
 // paths follow Globus's conventions ("/" the endpoint root, "/~/" and "~/"
@@ -40,6 +42,8 @@
 #include "copier.h"
 #include "provider_support.h"
 #include "s3_fs.h"
+#include "sftp_fs.h"
+#include "stream_copier.h"
 #include "timer/action_provider.h"
 #include "transfer_options.h"
 
@@ -333,6 +337,8 @@ class TransferProvider : public ProviderBase {
     *work = [req, options, config = config_, quota = quota_](ActionContext& ctx) mutable {
       (void)config;  // held for the endpoints `req` points to
       options.quota = quota.get();
+      // A remote side (SFTP, S3) streams through the EndpointFs seam.
+      if (NeedsStreamCopier(*req)) return StreamCopier(*req, &ctx, options).Run();
       return Copier(*req, &ctx, options).Run();
     };
     return Ok();
@@ -412,12 +418,20 @@ class TransferProvider : public ProviderBase {
                              " items");
     }
     // Symbolic links already on the paths are refused now; ones that
-    // appear later are refused at run time.
+    // appear later are refused at run time. A remote endpoint's paths are
+    // checked at run time only (no connection is made to plan).
     int src_root = -1, dst_root = -1;
-    if (Err e = OpenRoot(*req->source, &src_root); !e.ok()) return e;
-    std::unique_ptr<int, void (*)(int*)> close_src(&src_root, [](int* f) { close(*f); });
-    if (Err e = OpenRoot(*req->destination, &dst_root); !e.ok()) return e;
-    std::unique_ptr<int, void (*)(int*)> close_dst(&dst_root, [](int* f) { close(*f); });
+    const auto close_fd = [](int* f) {
+      if (*f >= 0) close(*f);
+    };
+    if (!req->source->remote) {
+      if (Err e = OpenRoot(*req->source, &src_root); !e.ok()) return e;
+    }
+    std::unique_ptr<int, decltype(close_fd)> close_src(&src_root, close_fd);
+    if (!req->destination->remote) {
+      if (Err e = OpenRoot(*req->destination, &dst_root); !e.ok()) return e;
+    }
+    std::unique_ptr<int, decltype(close_fd)> close_dst(&dst_root, close_fd);
 
     for (size_t i = 0; i < items->size(); ++i) {
       const nlohmann::json& it = (*items)[i];
@@ -447,19 +461,23 @@ class TransferProvider : public ProviderBase {
                                ".destination_path: must name a file (or set recursive)");
       }
       bool exists = false;
-      if (Err e = CheckPath(src_root, item.source, prefix + ".source_path", &exists);
+      if (Err e = src_root < 0 ? Ok()
+                               : CheckPath(src_root, item.source, prefix + ".source_path",
+                                           &exists);
           !e.ok()) {
         return e;
       }
-      if (Err e = CheckPath(dst_root, item.destination, prefix + ".destination_path",
-                            &exists);
+      if (Err e = dst_root < 0 ? Ok()
+                               : CheckPath(dst_root, item.destination,
+                                           prefix + ".destination_path", &exists);
           !e.ok()) {
         return e;
       }
       req->items.push_back(std::move(item));
     }
     size_t i = 0, j = 0;
-    if (FindOverlap(PhysicalComponents(req->source->root),
+    if (src_root >= 0 && dst_root >= 0 &&
+        FindOverlap(PhysicalComponents(req->source->root),
                     PhysicalComponents(req->destination->root), req->items, &i, &j)) {
       const std::string what =
           i == j ? "its own destination_path"
@@ -506,25 +524,27 @@ Err CreateTransfer(const nlohmann::json& config, HostLog log,
     ep.id = er.String("id", "", true);
     ep.display_name = er.String("display_name", "");
     const std::string type = er.String("type", "local");
-    if (type == "s3") {
-      if (Err err = ParseS3Endpoint(er, &ep.remote); !err.ok()) return err;
-    } else if (type != "local") {
-      return InvalidArgument(prefix + ".type: must be \"local\" or \"s3\"");
-    }
-    if (!ep.remote) ep.root = er.String("root", "", true);
+    if (type != "s3") ep.root = er.String("root", "", true);
     ep.home = er.String("home", "");
     const nlohmann::json* allowed = er.Raw("allowed_identities");
     ep.min_free_bytes = er.Int("min_free_bytes", cfg->min_free_bytes, 0, kMax);
+    if (type == "sftp") {
+      if (Err err = ParseSftpEndpoint(er, &ep); !err.ok()) return err;
+    } else if (type == "s3") {
+      if (Err err = ParseS3Endpoint(er, &ep.remote); !err.ok()) return err;
+    } else if (type != "local") {
+      return InvalidArgument(prefix + ".type: must be \"local\", \"sftp\" or \"s3\"");
+    }
     if (Err err = er.Finish(); !err.ok()) return err;
     if (ep.id.empty()) return InvalidArgument(prefix + ".id: must not be empty");
     if (!ids.insert(ep.id).second)
       return InvalidArgument(prefix + ".id: \"" + ep.id + "\" repeated");
-    if (!ep.remote && (ep.root.empty() || ep.root[0] != '/')) {
+    if (type != "s3" && (ep.root.empty() || ep.root[0] != '/')) {
       return InvalidArgument(prefix + ".root: must be an absolute path");
     }
-    if (Err err = ep.remote ? Ok() : CheckRoot(prefix + ".root", ep.root, data_dirs);
-        !err.ok()) {
-      return err;
+    if (!ep.remote) {
+      if (Err err = CheckRoot(prefix + ".root", ep.root, data_dirs); !err.ok())
+        return err;
     }
     if (Err err = CheckHomeTemplate(ep.home, prefix + ".home"); !err.ok()) return err;
     if (allowed != nullptr) {
@@ -544,13 +564,11 @@ Err CreateTransfer(const nlohmann::json& config, HostLog log,
                "): no allowed_identities, so no identity may use it; list identities, "
                "or \"*\" for anyone");
     }
-    int fd = ep.remote ? -1 : open(ep.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (ep.remote) {
-      // Reached at run time.
-    } else if (fd < 0) {
+    int fd = ep.remote ? -2 : open(ep.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd == -1) {
       // Not fatal: a mount may come later; runs fail until it does.
       log.Warn(prefix + ".root " + ep.root + ": not an accessible directory (yet)");
-    } else {
+    } else if (fd >= 0) {
       close(fd);
     }
     cfg->endpoints.push_back(std::move(ep));

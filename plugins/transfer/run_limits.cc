@@ -1,0 +1,119 @@
+#include "run_limits.h"
+
+#include <chrono>
+
+#include "copier.h"
+
+namespace timer::plugins::transfer {
+namespace {
+
+std::string Quote(const std::string& s) { return "\"" + s + "\""; }
+
+}  // namespace
+
+int64_t SteadyNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+RunLimits::RunLimits(const Request& req, const CopyOptions& options)
+    : req_(req), options_(options) {}
+
+bool RunLimits::NeedsFreeBytes() const { return req_.destination->min_free_bytes > 0; }
+
+bool RunLimits::Admit(int64_t free_bytes, int64_t bytes, int64_t entries,
+                      std::string* stop) {
+  if (!stop->empty()) return false;
+  if (options_.max_bytes_per_run > 0 && run_bytes_ + bytes > options_.max_bytes_per_run) {
+    *stop = "max_bytes_per_run (" + std::to_string(options_.max_bytes_per_run) +
+            ") reached: the run has written " + std::to_string(run_bytes_) +
+            " bytes and needs " + std::to_string(bytes) + " more";
+    return false;
+  }
+  if (options_.max_files_per_run > 0 &&
+      run_entries_ + entries > options_.max_files_per_run) {
+    *stop = "max_files_per_run (" + std::to_string(options_.max_files_per_run) +
+            ") reached: the run has created " + std::to_string(run_entries_) +
+            " files and directories";
+    return false;
+  }
+  const int64_t floor = req_.destination->min_free_bytes;
+  if (floor > 0 && free_bytes >= 0 && free_bytes - bytes < floor) {
+    *stop = "destination endpoint " + Quote(req_.destination->id) + " has " +
+            std::to_string(free_bytes) + " bytes free: writing " + std::to_string(bytes) +
+            " more would pass its min_free_bytes (" + std::to_string(floor) + ")";
+    return false;
+  }
+  if (options_.quota != nullptr) {
+    Err e =
+        options_.quota->Reserve(options_.identity, req_.destination->id, bytes, entries);
+    if (!e.ok()) {
+      *stop = e.message;
+      return false;
+    }
+  }
+  run_bytes_ += bytes;
+  run_entries_ += entries;
+  return true;
+}
+
+void RunLimits::Refund(int64_t bytes, int64_t entries) {
+  if (bytes == 0 && entries == 0) return;
+  run_bytes_ -= bytes;
+  run_entries_ -= entries;
+  if (options_.quota != nullptr)
+    options_.quota->Adjust(options_.identity, req_.destination->id, -bytes, -entries);
+}
+
+RateLimiter::RateLimiter(ActionContext* ctx, int64_t bytes_per_second)
+    : ctx_(ctx), rate_(bytes_per_second) {}
+
+void RateLimiter::Start() { start_ns_ = SteadyNowNs(); }
+
+void RateLimiter::Wait(int64_t bytes) {
+  if (rate_ <= 0) return;
+  const int64_t due_ns = start_ns_ + bytes * 1'000'000'000 / rate_;
+  const int64_t wait = due_ns - SteadyNowNs();
+  if (wait > 0) ctx_->WaitCancelledFor(std::chrono::milliseconds(wait / 1'000'000 + 1));
+}
+
+nlohmann::json TransferDetails(const Request& req, const TransferCounters& c,
+                               const nlohmann::json& errors, const std::string& stop,
+                               const nlohmann::json& encrypt_data,
+                               const nlohmann::json& skipped) {
+  static const char* kLevels[] = {"none", "exists", "size", "mtime", "checksum"};
+  nlohmann::json d = {
+      {"label", req.label},
+      {"source_endpoint_id", req.source->id},
+      {"destination_endpoint_id", req.destination->id},
+      {"sync_level", kLevels[static_cast<int>(req.sync_level)]},
+      {"files_transferred", c.files_transferred},
+      {"bytes_transferred", c.bytes_transferred},
+      {"files_skipped", c.files_skipped},
+      {"files_failed", c.files_failed},
+      {"files_verified", c.files_verified},
+      {"checksum_retries", c.checksum_retries},
+      {"directories_created", c.directories_created},
+      {"entries_deleted", c.entries_deleted},
+      {"symlinks_skipped", c.symlinks_skipped},
+      {"special_files_skipped", c.special_files_skipped},
+      {"recursive_symlinks", RecursiveSymlinksName(req.options.recursive_symlinks)},
+      {"errors", errors},
+  };
+  const TransferOptions& o = req.options;
+  if (o.recursive_symlinks == RecursiveSymlinks::kKeep)
+    d["symlinks_kept"] = c.symlinks_kept;
+  if (o.recursive_symlinks == RecursiveSymlinks::kCopy)
+    d["symlinks_followed"] = c.symlinks_followed;
+  if (!o.filter_rules.empty()) d["entries_excluded"] = c.entries_excluded;
+  if (o.skip_source_errors) d["source_errors_skipped"] = c.source_errors_skipped;
+  if (o.fail_on_quota_errors) d["fail_on_quota_errors"] = true;
+  if (skipped.is_array() && !skipped.empty()) d["skipped"] = skipped;
+  if (!o.notes.empty()) d["notes"] = o.notes;
+  if (!stop.empty()) d["stopped"] = stop;
+  if (!encrypt_data.is_null()) d["encrypt_data"] = encrypt_data;
+  return d;
+}
+
+}  // namespace timer::plugins::transfer

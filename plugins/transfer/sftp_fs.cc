@@ -1,0 +1,841 @@
+#include "sftp_fs.h"
+
+#include <fcntl.h>
+#include <libssh/libssh.h>
+#include <libssh/sftp.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "local_fs.h"
+
+namespace timer::plugins::transfer {
+namespace {
+
+constexpr uint32_t kReadRequest = 128 << 10;  // bytes per SSH_FXP_READ
+constexpr size_t kReadRequests = kSftpReadWindow / kReadRequest;
+// Bytes per SSH_FXP_WRITE: under OpenSSH's 256 KiB message limit.
+constexpr size_t kWriteRequest = 128 << 10;
+constexpr int kMaxDepth = 128;
+constexpr size_t kMaxCheckedDirs = 100000;
+constexpr size_t kMaxSecretFile = 64 << 10;
+
+struct SessionDeleter {
+  void operator()(ssh_session s) const {
+    if (ssh_is_connected(s)) ssh_disconnect(s);
+    ssh_free(s);
+  }
+};
+struct SftpDeleter {
+  void operator()(sftp_session s) const { sftp_free(s); }
+};
+struct KeyDeleter {
+  void operator()(ssh_key k) const { ssh_key_free(k); }
+};
+struct AttrDeleter {
+  void operator()(sftp_attributes a) const { sftp_attributes_free(a); }
+};
+using Session = std::unique_ptr<ssh_session_struct, SessionDeleter>;
+using Sftp = std::unique_ptr<sftp_session_struct, SftpDeleter>;
+using Key = std::unique_ptr<ssh_key_struct, KeyDeleter>;
+using Attr = std::unique_ptr<sftp_attributes_struct, AttrDeleter>;
+
+std::string Shown(const Path& p) {
+  if (p.empty()) return ".";
+  std::string s;
+  for (const std::string& c : p) s += (s.empty() ? "" : "/") + c;
+  return s;
+}
+
+const char* SftpStatusText(int code) {
+  switch (code) {
+    case SSH_FX_OK:
+      return "ok";
+    case SSH_FX_EOF:
+      return "end of file";
+    case SSH_FX_NO_SUCH_FILE:
+    case SSH_FX_NO_SUCH_PATH:
+      return "no such file or directory";
+    case SSH_FX_PERMISSION_DENIED:
+      return "permission denied";
+    case SSH_FX_FAILURE:
+      return "failure (SSH_FX_FAILURE)";
+    case SSH_FX_BAD_MESSAGE:
+      return "bad message";
+    case SSH_FX_NO_CONNECTION:
+    case SSH_FX_CONNECTION_LOST:
+      return "connection lost";
+    case SSH_FX_OP_UNSUPPORTED:
+      return "operation not supported by the server";
+    case SSH_FX_FILE_ALREADY_EXISTS:
+      return "file already exists";
+    case SSH_FX_WRITE_PROTECT:
+      return "write protected";
+    default:
+      return "error";
+  }
+}
+
+EntryKind KindOf(const sftp_attributes_struct& a) {
+  switch (a.type) {
+    case SSH_FILEXFER_TYPE_REGULAR:
+      return EntryKind::kFile;
+    case SSH_FILEXFER_TYPE_DIRECTORY:
+      return EntryKind::kDirectory;
+    case SSH_FILEXFER_TYPE_SYMLINK:
+      return EntryKind::kSymlink;
+    default:
+      return EntryKind::kOther;
+  }
+}
+
+EntryInfo FromAttr(const sftp_attributes_struct& a, std::string name) {
+  EntryInfo info;
+  info.name = std::move(name);
+  info.kind = KindOf(a);
+  if (a.flags & SSH_FILEXFER_ATTR_SIZE) info.size = static_cast<int64_t>(a.size);
+  if (a.flags & SSH_FILEXFER_ATTR_ACMODTIME)
+    info.mtime_ns = int64_t{a.mtime} * 1'000'000'000;
+  return info;
+}
+
+// "ssh-ed25519 SHA256:..." of `key`, as ssh-keygen -l shows it.
+std::string Fingerprint(ssh_key key) {
+  unsigned char* hash = nullptr;
+  size_t len = 0;
+  if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &len) != 0)
+    return "(no fingerprint)";
+  char* fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, len);
+  ssh_clean_pubkey_hash(&hash);
+  std::string s = std::string(ssh_key_type_to_char(ssh_key_type(key))) + " " +
+                  (fp != nullptr ? fp : "(no fingerprint)");
+  ssh_string_free_char(fp);
+  return s;
+}
+
+// A pinned "type base64 [comment]" public key line.
+Err ImportPinnedKey(const std::string& line, Key* out) {
+  const size_t sp = line.find(' ');
+  if (sp == std::string::npos) return InvalidArgument("not \"TYPE BASE64\"");
+  const std::string type = line.substr(0, sp);
+  std::string b64 = line.substr(sp + 1);
+  b64 = b64.substr(0, b64.find(' '));
+  const enum ssh_keytypes_e t = ssh_key_type_from_name(type.c_str());
+  if (t == SSH_KEYTYPE_UNKNOWN) return InvalidArgument("unknown key type " + type);
+  ssh_key key = nullptr;
+  if (ssh_pki_import_pubkey_base64(b64.c_str(), t, &key) != SSH_OK || key == nullptr)
+    return InvalidArgument("not a valid " + type + " public key");
+  out->reset(key);
+  return Ok();
+}
+
+// Bounds every request of a session: libssh 0.10 applies its timeout to
+// connecting but waits for an SFTP answer without end. While a request is
+// in flight (a Guard is alive) a thread of its own watches the deadline
+// (timeout_seconds from the last progress) and, when it passes, shuts the
+// socket down: the request fails at once, and so does the session.
+class Watchdog {
+ public:
+  // Watches a duplicate of `fd`: the socket outlives the session, so its
+  // number is never another's when the watchdog shuts it down.
+  Watchdog(int fd, std::chrono::seconds timeout)
+      : fd_(fcntl(fd, F_DUPFD_CLOEXEC, 0)),
+        timeout_(timeout),
+        thread_([this] { Watch(); }) {}
+  ~Watchdog() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+    if (fd_ >= 0) close(fd_);
+  }
+  bool fired() const { return fired_.load(); }
+
+  // Arms it for one call (nested calls share the outer deadline, which
+  // Touch moves on after progress).
+  class Guard {
+   public:
+    explicit Guard(Watchdog* w) : w_(w) { w_->Arm(); }
+    ~Guard() { w_->Disarm(); }
+    Guard(const Guard&) = delete;
+    Guard& operator=(const Guard&) = delete;
+
+   private:
+    Watchdog* w_;
+  };
+  void Touch() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (depth_ > 0) deadline_ = Clock::now() + timeout_;
+  }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  void Arm() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (depth_++ == 0) {
+      deadline_ = Clock::now() + timeout_;
+      cv_.notify_one();
+    }
+  }
+  void Disarm() {
+    std::lock_guard<std::mutex> lock(mu_);
+    --depth_;
+  }
+  void Watch() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      if (depth_ == 0) {
+        cv_.wait(lock);
+      } else if (Clock::now() >= deadline_) {
+        fired_ = true;
+        if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+        cv_.wait(lock, [this] { return stop_; });
+      } else {
+        cv_.wait_until(lock, deadline_);
+      }
+    }
+  }
+
+  const int fd_;
+  const std::chrono::seconds timeout_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int depth_ = 0;               // guarded by mu_
+  Clock::time_point deadline_;  // guarded by mu_
+  bool stop_ = false;           // guarded by mu_
+  std::atomic<bool> fired_{false};
+  std::thread thread_;  // last: started once the rest is set
+};
+
+class SftpFs;
+
+// Pipelined reads: up to kReadRequests requests of kReadRequest bytes in
+// flight, answered in order.
+class SftpReader : public FileReader {
+ public:
+  SftpReader(Watchdog* watchdog, sftp_file file, std::string shown)
+      : watchdog_(watchdog), file_(file), shown_(std::move(shown)) {}
+  ~SftpReader() override {
+    Watchdog::Guard guard(watchdog_);
+    Drain();
+    sftp_close(file_);
+  }
+  Err Read(char* buf, size_t n, size_t* got) override;
+
+ private:
+  struct Pending {
+    uint32_t id;
+    uint64_t offset;
+  };
+  // Collects the answers of the requests in flight (libssh keeps each
+  // until it is asked for: not asking would grow its queue by one message
+  // per request). libssh answers 0 without collecting once the file is at
+  // its end: the seek clears that, and keeps the offset.
+  void Drain() {
+    if (pending_.empty() || watchdog_->fired()) return;
+    std::vector<char> scratch(kReadRequest);
+    const uint64_t offset = sftp_tell64(file_);
+    for (const Pending& p : pending_) {
+      sftp_seek64(file_, offset);
+      if (sftp_async_read(file_, scratch.data(), kReadRequest, p.id) < 0) break;
+    }
+    sftp_seek64(file_, offset);
+    pending_.clear();
+  }
+  Watchdog* watchdog_;
+  sftp_file file_;
+  const std::string shown_;
+  std::deque<Pending> pending_;
+  uint64_t next_ = 0;  // the offset of the next request
+  bool eof_ = false;
+};
+
+Err SftpReader::Read(char* buf, size_t n, size_t* got) {
+  *got = 0;
+  if (n < kReadRequest) return Internal("sftp read: buffer too small");
+  Watchdog::Guard guard(watchdog_);
+  while (!eof_ && pending_.size() < kReadRequests) {
+    const int id = sftp_async_read_begin(file_, kReadRequest);
+    if (id < 0) return Internal(shown_ + ": read request failed");
+    pending_.push_back({static_cast<uint32_t>(id), next_});
+    next_ += kReadRequest;
+  }
+  if (pending_.empty()) return Ok();  // end of file
+  const Pending p = pending_.front();
+  pending_.pop_front();
+  const int r = sftp_async_read(file_, buf, kReadRequest, p.id);
+  if (r < 0) return Unavailable(shown_ + ": read failed");
+  if (r == 0) {  // end of file: the requests after it say so too
+    eof_ = true;
+    Drain();
+    return Ok();
+  }
+  if (static_cast<uint32_t>(r) < kReadRequest) {
+    // A short read: the requests in flight were for the offsets after a
+    // full one. Drop them and go on from where this one ended.
+    Drain();
+    next_ = p.offset + static_cast<uint64_t>(r);
+    if (sftp_seek64(file_, next_) != 0) return Internal(shown_ + ": seek failed");
+  }
+  *got = static_cast<size_t>(r);
+  return Ok();
+}
+
+class SftpFs : public EndpointFs {
+ public:
+  SftpFs(const SftpConfig& config, Session session, Sftp sftp,
+         std::unique_ptr<Watchdog> watchdog)
+      : config_(config),
+        session_(std::move(session)),
+        sftp_(std::move(sftp)),
+        watchdog_(std::move(watchdog)) {
+    statvfs_ = sftp_extension_supported(sftp_.get(), "statvfs@openssh.com", "2") != 0;
+  }
+  ~SftpFs() override {
+    Watchdog::Guard guard(watchdog_.get());
+    sftp_.reset();
+    session_.reset();
+  }
+  Watchdog* watchdog() const { return watchdog_.get(); }
+
+  bool Encrypted() const override { return true; }
+
+  std::string Abs(const Path& p, size_t n) const {
+    std::string s = config_.root;
+    for (size_t i = 0; i < n; ++i) s += (s.empty() || s.back() != '/' ? "/" : "") + p[i];
+    return s;
+  }
+  std::string Abs(const Path& p) const { return Abs(p, p.size()); }
+
+  // The error of the last SFTP request on `what`.
+  Err Error(const std::string& what) const {
+    if (watchdog_->fired()) {
+      return Unavailable(what + ": no answer from " + config_.host + ":" +
+                         std::to_string(config_.port) + " within timeout_seconds (" +
+                         std::to_string(config_.timeout_seconds) + ")");
+    }
+    if (!ssh_is_connected(session_.get())) {
+      return Unavailable(what + ": connection to " + config_.host + ":" +
+                         std::to_string(config_.port) +
+                         " lost: " + ssh_get_error(session_.get()));
+    }
+    const int code = sftp_get_error(sftp_.get());
+    if (code == SSH_FX_OK)
+      return Unavailable(what + ": " + ssh_get_error(session_.get()));
+    const timer_ap_code c =
+        code == SSH_FX_NO_SUCH_FILE || code == SSH_FX_NO_SUCH_PATH ? TIMER_AP_NOT_FOUND
+        : code == SSH_FX_PERMISSION_DENIED ? TIMER_AP_PERMISSION_DENIED
+                                           : TIMER_AP_INTERNAL;
+    return {c, what + ": " + SftpStatusText(code)};
+  }
+  bool Missing() const {
+    const int code = sftp_get_error(sftp_.get());
+    return !watchdog_->fired() && ssh_is_connected(session_.get()) &&
+           (code == SSH_FX_NO_SUCH_FILE || code == SSH_FX_NO_SUCH_PATH);
+  }
+
+  // Checks that components [0, n) of `p` are directories, not links
+  // (LSTAT, once per directory per run). *missing: one does not exist.
+  Err CheckDirs(const Path& p, size_t n, bool* missing) {
+    *missing = false;
+    for (size_t i = 1; i <= n; ++i) {
+      const std::string abs = Abs(p, i);
+      if (checked_.count(abs) != 0) continue;
+      Attr a(sftp_lstat(sftp_.get(), abs.c_str()));
+      const Path upto(p.begin(), p.begin() + static_cast<long>(i));
+      if (!a) {
+        if (Missing()) {
+          *missing = true;
+          return Ok();
+        }
+        return Error(Shown(upto));
+      }
+      const EntryKind k = KindOf(*a);
+      if (k == EntryKind::kSymlink) {
+        return InvalidArgument(Shown(upto) +
+                               ": is a symbolic link (refused, never followed)");
+      }
+      if (k != EntryKind::kDirectory)
+        return InvalidArgument(Shown(upto) + ": is not a directory");
+      if (checked_.size() >= kMaxCheckedDirs) checked_.clear();
+      checked_.insert(abs);
+    }
+    return Ok();
+  }
+  Err CheckParents(const Path& p) {
+    bool missing = false;
+    Err e = CheckDirs(p, p.empty() ? 0 : p.size() - 1, &missing);
+    if (e.ok() && missing) return NotFound(Shown(p) + ": a parent directory is missing");
+    return e;
+  }
+
+  Err Stat(const Path& path, EntryInfo* info, bool* exists) override {
+    Watchdog::Guard guard(watchdog_.get());
+    *exists = false;
+    bool missing = false;
+    if (Err e = CheckDirs(path, path.empty() ? 0 : path.size() - 1, &missing);
+        !e.ok() || missing) {
+      return e;
+    }
+    // The root itself may be a link the operator chose: STAT follows it.
+    Attr a(path.empty() ? sftp_stat(sftp_.get(), config_.root.c_str())
+                        : sftp_lstat(sftp_.get(), Abs(path).c_str()));
+    if (!a) return Missing() ? Ok() : Error(Shown(path));
+    *info = FromAttr(*a, "");
+    *exists = true;
+    return Ok();
+  }
+
+  Err List(const Path& dir, const std::function<bool(const EntryInfo&)>& each) override {
+    Watchdog::Guard guard(watchdog_.get());
+    bool missing = false;
+    if (Err e = CheckDirs(dir, dir.size(), &missing); !e.ok()) return e;
+    if (missing) return NotFound(Shown(dir) + ": no such directory");
+    sftp_dir d = sftp_opendir(sftp_.get(), Abs(dir).c_str());
+    if (d == nullptr) return Error(Shown(dir) + ": cannot list");
+    Err err;
+    for (;;) {
+      Attr a(sftp_readdir(sftp_.get(), d));
+      if (!a) {
+        if (!sftp_dir_eof(d)) err = Error(Shown(dir) + ": cannot list");
+        break;
+      }
+      const std::string name = a->name != nullptr ? a->name : "";
+      if (name.empty() || name == "." || name == "..") continue;
+      if (name.find('/') != std::string::npos) continue;  // never from a sane server
+      if (!each(FromAttr(*a, name))) break;
+      watchdog_->Touch();
+    }
+    sftp_closedir(d);
+    return err;
+  }
+
+  Err OpenRead(const Path& file, std::unique_ptr<FileReader>* out) override {
+    Watchdog::Guard guard(watchdog_.get());
+    if (Err e = CheckParents(file); !e.ok()) return e;
+    const std::string abs = Abs(file);
+    Attr a(sftp_lstat(sftp_.get(), abs.c_str()));
+    if (!a) return Error(Shown(file));
+    if (KindOf(*a) == EntryKind::kSymlink)
+      return InvalidArgument(Shown(file) +
+                             ": is a symbolic link (refused, never followed)");
+    if (KindOf(*a) != EntryKind::kFile)
+      return InvalidArgument(Shown(file) + ": is not a regular file");
+    sftp_file f = sftp_open(sftp_.get(), abs.c_str(), O_RDONLY, 0);
+    if (f == nullptr) return Error(Shown(file) + ": cannot open");
+    out->reset(new SftpReader(watchdog_.get(), f, Shown(file)));
+    return Ok();
+  }
+
+  Err Create(const Path& file, int64_t size, std::unique_ptr<FileWriter>* out) override;
+
+  Err MakeDir(const Path& dir) override {
+    if (dir.empty()) return Ok();
+    Watchdog::Guard guard(watchdog_.get());
+    if (Err e = CheckParents(dir); !e.ok()) return e;
+    const std::string abs = Abs(dir);
+    if (sftp_mkdir(sftp_.get(), abs.c_str(), 0755) != 0) {
+      Err err = Error(Shown(dir) + ": cannot create");
+      Attr a(sftp_lstat(sftp_.get(), abs.c_str()));
+      if (!a) return err;
+      if (KindOf(*a) != EntryKind::kDirectory)
+        return InvalidArgument(Shown(dir) + ": exists and is not a directory");
+    }
+    checked_.insert(abs);
+    return Ok();
+  }
+
+  Err RemoveAbs(const std::string& abs, const std::string& shown, int depth) {
+    watchdog_->Touch();
+    Attr a(sftp_lstat(sftp_.get(), abs.c_str()));
+    if (!a) return Error(shown);
+    if (KindOf(*a) != EntryKind::kDirectory) {
+      if (sftp_unlink(sftp_.get(), abs.c_str()) != 0) return Error(shown);
+      return Ok();
+    }
+    if (depth > kMaxDepth) return Internal(shown + ": too deep");
+    std::vector<std::string> names;
+    sftp_dir d = sftp_opendir(sftp_.get(), abs.c_str());
+    if (d == nullptr) return Error(shown);
+    while (Attr e{sftp_readdir(sftp_.get(), d)}) {
+      const std::string n = e->name != nullptr ? e->name : "";
+      if (!n.empty() && n != "." && n != ".." && n.find('/') == std::string::npos)
+        names.push_back(n);
+    }
+    sftp_closedir(d);
+    for (const std::string& n : names) {
+      if (Err e = RemoveAbs(abs + "/" + n, shown + "/" + n, depth + 1); !e.ok()) return e;
+    }
+    if (sftp_rmdir(sftp_.get(), abs.c_str()) != 0) return Error(shown);
+    return Ok();
+  }
+
+  Err Remove(const Path& path) override {
+    if (path.empty()) return InvalidArgument("the endpoint's root is never removed");
+    Watchdog::Guard guard(watchdog_.get());
+    if (Err e = CheckParents(path); !e.ok()) return e;
+    const std::string abs = Abs(path);
+    for (auto it = checked_.lower_bound(abs);
+         it != checked_.end() && it->compare(0, abs.size(), abs) == 0;) {
+      it = checked_.erase(it);
+    }
+    return RemoveAbs(abs, Shown(path), 0);
+  }
+
+  Err SetTimes(const std::string& abs, int64_t mtime_ns, uint32_t permissions,
+               const std::string& shown) {
+    sftp_attributes_struct attr;
+    std::memset(&attr, 0, sizeof(attr));
+    if (mtime_ns >= 0) {
+      attr.flags |= SSH_FILEXFER_ATTR_ACMODTIME;
+      attr.mtime = static_cast<uint32_t>(mtime_ns / 1'000'000'000);
+      attr.atime = static_cast<uint32_t>(time(nullptr));
+    }
+    if (permissions != 0) {
+      attr.flags |= SSH_FILEXFER_ATTR_PERMISSIONS;
+      attr.permissions = permissions;
+    }
+    if (attr.flags == 0) return Ok();
+    if (sftp_setstat(sftp_.get(), abs.c_str(), &attr) != 0)
+      return Error(shown + ": cannot set attributes");
+    return Ok();
+  }
+
+  Err SetMtime(const Path& dir, int64_t mtime_ns) override {
+    Watchdog::Guard guard(watchdog_.get());
+    bool missing = false;
+    if (Err e = CheckDirs(dir, dir.size(), &missing); !e.ok() || missing) return e;
+    return SetTimes(Abs(dir), mtime_ns, 0, Shown(dir));
+  }
+
+  int64_t FreeBytes(const Path& dir) override {
+    if (!statvfs_) return -1;
+    Watchdog::Guard guard(watchdog_.get());
+    sftp_statvfs_t v = sftp_statvfs(sftp_.get(), Abs(dir).c_str());
+    if (v == nullptr) return -1;
+    const int64_t free_bytes = static_cast<int64_t>(v->f_bavail * v->f_frsize);
+    sftp_statvfs_free(v);
+    return free_bytes;
+  }
+
+  sftp_session sftp() const { return sftp_.get(); }
+
+ private:
+  const SftpConfig& config_;
+  Session session_;
+  Sftp sftp_;
+  std::unique_ptr<Watchdog> watchdog_;
+  bool statvfs_ = false;
+  std::set<std::string> checked_;  // directories LSTATed in this run
+};
+
+class SftpWriter : public FileWriter {
+ public:
+  SftpWriter(SftpFs* fs, sftp_file file, std::string tmp, std::string final_path,
+             std::string shown)
+      : fs_(fs),
+        file_(file),
+        tmp_(std::move(tmp)),
+        final_(std::move(final_path)),
+        shown_(std::move(shown)) {}
+  ~SftpWriter() override {
+    Watchdog::Guard guard(fs_->watchdog());
+    if (file_ != nullptr) sftp_close(file_);
+    if (!published_) sftp_unlink(fs_->sftp(), tmp_.c_str());  // best effort
+  }
+
+  Err Write(const char* buf, size_t n) override {
+    if (file_ == nullptr) return Internal(shown_ + ": written after it was closed");
+    Watchdog::Guard guard(fs_->watchdog());
+    while (n > 0) {
+      fs_->watchdog()->Touch();
+      const size_t k = std::min(n, kWriteRequest);
+      const ssize_t w = sftp_write(file_, buf, k);
+      if (w < 0) return fs_->Error(shown_ + ": write");
+      if (w == 0) return Internal(shown_ + ": write made no progress");
+      buf += w;
+      n -= static_cast<size_t>(w);
+    }
+    return Ok();
+  }
+
+  Err Close() {
+    if (file_ == nullptr) return Ok();
+    Watchdog::Guard guard(fs_->watchdog());
+    const int rc = sftp_close(file_);
+    file_ = nullptr;
+    if (rc != 0) return fs_->Error(shown_ + ": close");
+    return Ok();
+  }
+
+  Err ReadBackSha256(Sha256Digest* out) override {
+    if (Err e = Close(); !e.ok()) return e;
+    Watchdog::Guard guard(fs_->watchdog());
+    sftp_file f = sftp_open(fs_->sftp(), tmp_.c_str(), O_RDONLY, 0);
+    if (f == nullptr) return fs_->Error(shown_ + ": cannot read back");
+    SftpReader reader(fs_->watchdog(), f, shown_);
+    std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> md(EVP_MD_CTX_new(),
+                                                          EVP_MD_CTX_free);
+    if (!md || EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) != 1)
+      return Internal("sha256: cannot initialise");
+    std::vector<char> buf(kReadRequest);
+    for (;;) {
+      size_t got = 0;
+      if (Err e = reader.Read(buf.data(), buf.size(), &got); !e.ok()) return e;
+      if (got == 0) break;
+      EVP_DigestUpdate(md.get(), buf.data(), got);
+      fs_->watchdog()->Touch();
+    }
+    unsigned int len = 0;
+    if (EVP_DigestFinal_ex(md.get(), out->data(), &len) != 1)
+      return Internal("sha256: cannot finish");
+    return Ok();
+  }
+
+  Err Publish(const PublishOptions& options) override {
+    if (Err e = Close(); !e.ok()) return e;
+    Watchdog::Guard guard(fs_->watchdog());
+    if (Err e = fs_->SetTimes(tmp_, options.mtime_ns, 0644, shown_); !e.ok()) return e;
+    if (sftp_rename(fs_->sftp(), tmp_.c_str(), final_.c_str()) != 0) {
+      // OpenSSH refuses SSH_FXP_RENAME onto an existing name (and libssh
+      // 0.10 cannot send posix-rename@openssh.com): remove what is there
+      // (a file or a link, never a directory) and rename again.
+      Err first = fs_->Error(shown_ + ": cannot rename into place");
+      Attr a(sftp_lstat(fs_->sftp(), final_.c_str()));
+      if (!a) return first;
+      if (KindOf(*a) == EntryKind::kDirectory)
+        return InvalidArgument(shown_ + ": destination is a directory");
+      if (sftp_unlink(fs_->sftp(), final_.c_str()) != 0)
+        return fs_->Error(shown_ + ": cannot replace");
+      if (sftp_rename(fs_->sftp(), tmp_.c_str(), final_.c_str()) != 0)
+        return fs_->Error(shown_ + ": cannot rename into place");
+    }
+    published_ = true;
+    return Ok();
+  }
+
+ private:
+  SftpFs* fs_;
+  sftp_file file_;
+  const std::string tmp_, final_, shown_;
+  bool published_ = false;
+};
+
+Err SftpFs::Create(const Path& file, int64_t size, std::unique_ptr<FileWriter>* out) {
+  (void)size;
+  if (file.empty()) return InvalidArgument(".: is a directory");
+  Watchdog::Guard guard(watchdog_.get());
+  if (Err e = CheckParents(file); !e.ok()) return e;
+  const std::string tmp = Abs(file, file.size() - 1) + "/" + TempPartName();
+  sftp_file f =
+      sftp_open(sftp_.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_TRUNC, 0600);
+  if (f == nullptr) return Error(Shown(file) + ": cannot create a temporary file");
+  out->reset(new SftpWriter(this, f, tmp, Abs(file), Shown(file)));
+  return Ok();
+}
+
+// Checks the server's host key against the pinned key or known_hosts file.
+Err CheckHostKey(const SftpConfig& c, ssh_session s) {
+  const std::string where = c.host + ":" + std::to_string(c.port);
+  ssh_key raw = nullptr;
+  if (ssh_get_server_publickey(s, &raw) != SSH_OK || raw == nullptr)
+    return Unavailable("sftp " + where + ": no host key received");
+  Key server(raw);
+  const std::string seen = Fingerprint(server.get());
+  const std::string refused =
+      "sftp " + where + ": host key refused: the server presented " + seen + ", which ";
+  if (!c.host_key.empty()) {
+    if (c.host_key.rfind("SHA256:", 0) == 0) {
+      if (seen.substr(seen.find(' ') + 1) != c.host_key)
+        return FailedPrecondition(refused + "does not match the pinned host_key");
+      return Ok();
+    }
+    Key pinned;
+    if (Err e = ImportPinnedKey(c.host_key, &pinned); !e.ok()) return e;
+    if (ssh_key_cmp(server.get(), pinned.get(), SSH_KEY_CMP_PUBLIC) != 0)
+      return FailedPrecondition(refused + "does not match the pinned host_key");
+    return Ok();
+  }
+  switch (ssh_session_is_known_server(s)) {
+    case SSH_KNOWN_HOSTS_OK:
+      return Ok();
+    case SSH_KNOWN_HOSTS_CHANGED:
+      return FailedPrecondition(refused + "differs from the key known_hosts_file holds");
+    case SSH_KNOWN_HOSTS_OTHER:
+      return FailedPrecondition(refused + "is of another type than known_hosts_file's");
+    case SSH_KNOWN_HOSTS_UNKNOWN:
+    case SSH_KNOWN_HOSTS_NOT_FOUND:
+      return FailedPrecondition(refused + "known_hosts_file does not list");
+    default:
+      return FailedPrecondition("sftp " + where + ": cannot read known_hosts_file");
+  }
+}
+
+}  // namespace
+
+Err ReadSecretFile(const std::string& field, const std::string& path,
+                   std::string* content) {
+  const int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return FailedPrecondition(field + ": cannot open: " + std::strerror(errno));
+  struct stat st;
+  Err err;
+  if (fstat(fd, &st) != 0) {
+    err = FailedPrecondition(field + ": " + std::strerror(errno));
+  } else if (!S_ISREG(st.st_mode)) {
+    err = FailedPrecondition(field + ": not a regular file");
+  } else if (st.st_uid != geteuid()) {
+    err = FailedPrecondition(field + ": not owned by timerd's user (uid " +
+                             std::to_string(geteuid()) + "); refused");
+  } else if ((st.st_mode & 077) != 0) {
+    err = FailedPrecondition(field +
+                             ": group or others may access it (chmod 600); refused");
+  } else if (st.st_size > static_cast<off_t>(kMaxSecretFile)) {
+    err = FailedPrecondition(field + ": larger than 64 KiB");
+  } else if (content != nullptr) {
+    content->resize(static_cast<size_t>(st.st_size));
+    size_t done = 0;
+    while (done < content->size()) {
+      const ssize_t n = read(fd, content->data() + done, content->size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        err = FailedPrecondition(field + ": cannot read");
+        break;
+      }
+      done += static_cast<size_t>(n);
+    }
+    content->resize(done);
+  }
+  close(fd);
+  return err;
+}
+
+Err SftpEndpoint::Open(std::unique_ptr<EndpointFs>* out) const {
+  const SftpConfig& c = config_;
+  const std::string where = c.host + ":" + std::to_string(c.port);
+  Session s(ssh_new());
+  if (!s) return Internal("sftp: cannot create a session");
+  const long timeout = c.timeout_seconds;
+  const int port = c.port;
+  const bool no = false;
+  const char* known =
+      c.known_hosts_file.empty() ? "/dev/null" : c.known_hosts_file.c_str();
+  if (ssh_options_set(s.get(), SSH_OPTIONS_PROCESS_CONFIG, &no) != SSH_OK ||
+      ssh_options_set(s.get(), SSH_OPTIONS_HOST, c.host.c_str()) != SSH_OK ||
+      ssh_options_set(s.get(), SSH_OPTIONS_PORT, &port) != SSH_OK ||
+      ssh_options_set(s.get(), SSH_OPTIONS_USER, c.user.c_str()) != SSH_OK ||
+      ssh_options_set(s.get(), SSH_OPTIONS_TIMEOUT, &timeout) != SSH_OK ||
+      ssh_options_set(s.get(), SSH_OPTIONS_KNOWNHOSTS, known) != SSH_OK ||
+      ssh_options_set(s.get(), SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null") != SSH_OK) {
+    return Internal("sftp " + where + ": cannot set options: " + ssh_get_error(s.get()));
+  }
+  if (ssh_connect(s.get()) != SSH_OK) {
+    return Unavailable("sftp " + where + ": cannot connect: " + ssh_get_error(s.get()));
+  }
+  // From here on a silent server is cut off by the watchdog.
+  auto watchdog = std::make_unique<Watchdog>(ssh_get_fd(s.get()),
+                                             std::chrono::seconds(c.timeout_seconds));
+  Watchdog::Guard guard(watchdog.get());
+  if (Err e = CheckHostKey(c, s.get()); !e.ok()) return e;
+
+  std::string pem;
+  if (Err e = ReadSecretFile("private_key_file", c.private_key_file, &pem); !e.ok()) {
+    e.message = "sftp " + where + ": " + e.message;
+    return e;
+  }
+  ssh_key raw = nullptr;
+  const int rc =
+      ssh_pki_import_privkey_base64(pem.c_str(), nullptr, nullptr, nullptr, &raw);
+  OPENSSL_cleanse(pem.data(), pem.size());
+  if (rc != SSH_OK || raw == nullptr) {
+    return FailedPrecondition("sftp " + where +
+                              ": private_key_file is not a usable private key (an "
+                              "unencrypted OpenSSH or PEM key)");
+  }
+  Key key(raw);
+  if (ssh_userauth_publickey(s.get(), nullptr, key.get()) != SSH_AUTH_SUCCESS) {
+    return PermissionDenied("sftp " + where + ": user " + c.user +
+                            " was refused with private_key_file's key");
+  }
+  Sftp sftp(sftp_new(s.get()));
+  if (!sftp || sftp_init(sftp.get()) != SSH_OK) {
+    return Unavailable("sftp " + where +
+                       ": cannot start the SFTP subsystem: " + ssh_get_error(s.get()));
+  }
+  Attr root(sftp_stat(sftp.get(), c.root.c_str()));
+  if (!root || KindOf(*root) != EntryKind::kDirectory) {
+    return Unavailable("sftp " + where + ": root " + c.root +
+                       " is not a directory on the server");
+  }
+  out->reset(new SftpFs(config_, std::move(s), std::move(sftp), std::move(watchdog)));
+  return Ok();
+}
+
+nlohmann::json SftpEndpoint::Describe() const {
+  return {{"type", "sftp"},
+          {"host", config_.host},
+          {"port", config_.port},
+          {"user", config_.user},
+          {"root", config_.root},
+          {"host_key_check", config_.host_key.empty() ? "known_hosts_file" : "host_key"},
+          {"timeout_seconds", config_.timeout_seconds}};
+}
+
+Err ParseSftpEndpoint(FieldReader& r, Endpoint* ep) {
+  SftpConfig c;
+  c.endpoint_id = ep->id;
+  c.root = ep->root;
+  c.host = r.String("host", "", true);
+  c.port = static_cast<int>(r.Int("port", 22, 1, 65535));
+  c.user = r.String("user", "", true);
+  c.private_key_file = r.String("private_key_file", "", true);
+  c.known_hosts_file = r.String("known_hosts_file", "");
+  c.host_key = r.String("host_key", "");
+  c.timeout_seconds = static_cast<int>(r.Int("timeout_seconds", 30, 1, 3600));
+  if (!r.err().ok()) return r.err();
+  const std::string& p = r.prefix();
+  if (c.host.empty()) return InvalidArgument(p + ".host: must not be empty");
+  if (c.user.empty()) return InvalidArgument(p + ".user: must not be empty");
+  if (c.known_hosts_file.empty() == c.host_key.empty()) {
+    return InvalidArgument(p +
+                           ": set exactly one of known_hosts_file and host_key (the "
+                           "server's key is never taken on trust)");
+  }
+  if (!c.host_key.empty() && c.host_key.rfind("SHA256:", 0) != 0) {
+    Key k;
+    if (Err e = ImportPinnedKey(c.host_key, &k); !e.ok())
+      return InvalidArgument(p + ".host_key: " + e.message);
+  }
+  if (c.root.empty() || c.root[0] != '/')
+    return InvalidArgument(p + ".root: must be an absolute directory on the server");
+  for (size_t start = 1; start <= c.root.size();) {
+    size_t end = c.root.find('/', start);
+    if (end == std::string::npos) end = c.root.size();
+    if (c.root.compare(start, end - start, "..") == 0 && end - start == 2)
+      return InvalidArgument(p + ".root: must not hold \"..\"");
+    start = end + 1;
+  }
+  if (Err e = ReadSecretFile(p + ".private_key_file", c.private_key_file, nullptr);
+      !e.ok()) {
+    return InvalidArgument(e.message);
+  }
+  ep->remote = std::make_shared<SftpEndpoint>(std::move(c));
+  return Ok();
+}
+
+}  // namespace timer::plugins::transfer

@@ -1,0 +1,454 @@
+#include "stream_copier.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "local_fs.h"
+
+namespace timer::plugins::transfer {
+namespace {
+
+constexpr int kMaxDepth = 128;
+constexpr size_t kMaxErrorsKept = 20;
+
+using Md = std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)>;
+
+Md NewSha256() {
+  Md md(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  if (md && EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) != 1) md.reset();
+  return md;
+}
+
+bool FinishSha256(EVP_MD_CTX* md, Sha256Digest* out) {
+  unsigned int len = 0;
+  return EVP_DigestFinal_ex(md, out->data(), &len) == 1 && len == out->size();
+}
+
+std::string Join(const std::string& a, const std::string& b) {
+  return a.empty() ? b : a + "/" + b;
+}
+
+Path Child(const Path& p, const std::string& name) {
+  Path c = p;
+  c.push_back(name);
+  return c;
+}
+
+Path Parent(const Path& p) { return p.empty() ? p : Path(p.begin(), p.end() - 1); }
+
+bool IsPrefix(const Path& a, const Path& b) {
+  return a.size() <= b.size() && std::equal(a.begin(), a.end(), b.begin());
+}
+
+Err OpenEndpoint(const Endpoint& e, std::unique_ptr<EndpointFs>* out) {
+  Err err = e.remote ? e.remote->Open(out) : LocalFs::Open(e.root, out);
+  if (!err.ok()) err.message = "endpoint " + e.id + ": " + err.message;
+  return err;
+}
+
+}  // namespace
+
+bool NeedsStreamCopier(const Request& req) {
+  return req.source->remote != nullptr || req.destination->remote != nullptr;
+}
+
+StreamCopier::StreamCopier(const Request& req, ActionContext* ctx, CopyOptions options,
+                           StreamHooks hooks)
+    : req_(req),
+      ctx_(ctx),
+      options_(std::move(options)),
+      hooks_(std::move(hooks)),
+      limits_(req_, options_),
+      throttle_(ctx, options_.max_bytes_per_second) {}
+
+nlohmann::json StreamCopier::Details() const {
+  return TransferDetails(req_, c_, errors_, stop_, encrypted_);
+}
+
+void StreamCopier::Publish(bool force) {
+  const int64_t now = SteadyNowNs();
+  if (!force && now - last_publish_ns_ < 50'000'000) return;  // 20 updates/s at most
+  last_publish_ns_ = now;
+  ctx_->SetDetails(Details());
+}
+
+void StreamCopier::Fail(const std::string& path, const std::string& error) {
+  ++c_.files_failed;
+  if (first_error_.empty()) first_error_ = path + ": " + error;
+  if (errors_.size() < kMaxErrorsKept)
+    errors_.push_back({{"path", path}, {"error", error}});
+  Publish(false);
+}
+
+Err StreamCopier::StopReason() const {
+  if (ctx_->cancelled()) return {TIMER_AP_CANCELLED, "cancelled"};
+  return {TIMER_AP_RESOURCE_EXHAUSTED, stop_};
+}
+
+bool StreamCopier::Admit(const Path& dst_dir, int64_t bytes, int64_t entries) {
+  const int64_t free_bytes = limits_.NeedsFreeBytes() ? dst_->FreeBytes(dst_dir) : -1;
+  return limits_.Admit(free_bytes, bytes, entries, &stop_);
+}
+
+Outcome StreamCopier::Run() {
+  throttle_.Start();
+  buf_.resize(kStreamChunk);
+  Publish(true);
+  // A copy within one endpoint opens it twice too: reads in flight and
+  // writes on one SFTP channel can stall each other (flow control).
+  Err e = OpenEndpoint(*req_.source, &src_owned_);
+  if (e.ok()) e = OpenEndpoint(*req_.destination, &dst_owned_);
+  src_ = src_owned_.get();
+  dst_ = dst_owned_.get();
+  if (!e.ok()) {
+    Publish(true);
+    return {TIMER_AP_STATE_FAILED, e.message};
+  }
+  // What crosses a network is encrypted when every remote side encrypts
+  // (a local side crosses none).
+  encrypted_ = (!req_.source->remote || src_->Encrypted()) &&
+               (!req_.destination->remote || dst_->Encrypted());
+  if (req_.encrypt_data && !encrypted_) {
+    Publish(true);
+    return {
+        TIMER_AP_STATE_FAILED,
+        "encrypt_data: an endpoint of this transfer does not encrypt data in transit"};
+  }
+  for (size_t i = 0; i < req_.items.size() && !Stopped(); ++i) {
+    CopyItem(i, req_.items[i]);
+  }
+  Publish(true);
+  if (!stop_.empty()) {
+    return {TIMER_AP_STATE_FAILED, "stopped after " +
+                                       std::to_string(c_.files_transferred) +
+                                       " files transferred: " + stop_};
+  }
+  if (ctx_->cancelled()) {
+    return {
+        TIMER_AP_STATE_CANCELLED,
+        "cancelled after " + std::to_string(c_.files_transferred) + " files transferred"};
+  }
+  if (c_.files_failed > 0) {
+    return {TIMER_AP_STATE_FAILED,
+            std::to_string(c_.files_failed) + " failed; first: " + first_error_};
+  }
+  return {TIMER_AP_STATE_SUCCEEDED, ""};
+}
+
+void StreamCopier::CopyItem(size_t index, const Item& item) {
+  const std::string where = "transfer_items[" + std::to_string(index) + "]";
+  const std::string src_name = item.source_path.empty() ? "." : item.source_path;
+  const std::string src_field = where + ".source_path " + src_name;
+  EntryInfo info;
+  bool exists = false;
+  if (Err e = src_->Stat(item.source, &info, &exists); !e.ok())
+    return Fail(src_field, e.message);
+  if (!exists) return Fail(src_field, "no such file or directory");
+  if (info.kind == EntryKind::kSymlink)
+    return Fail(src_field, "is a symbolic link (refused, never followed)");
+  const bool dir_item = info.kind == EntryKind::kDirectory;
+  if (dir_item && !item.recursive)
+    return Fail(src_field, "is a directory; set recursive to copy it");
+  if (!dir_item && info.kind != EntryKind::kFile)
+    return Fail(src_field, "is not a regular file or directory");
+  if (!dir_item && item.destination.empty())
+    return Fail(where + ".destination_path",
+                "must name a file when the source is a file");
+  // One storage on both sides: a tree copied into itself (or over its own
+  // parent) would copy its own output.
+  if (req_.source == req_.destination && (IsPrefix(item.source, item.destination) ||
+                                          IsPrefix(item.destination, item.source))) {
+    return Fail(src_field,
+                "overlaps destination_path " + item.destination_path +
+                    " on the same endpoint: the run would copy its own output");
+  }
+  const size_t parents = dir_item ? item.destination.size() : item.destination.size() - 1;
+  for (size_t i = 1; i <= parents; ++i) {
+    const Path p(item.destination.begin(),
+                 item.destination.begin() + static_cast<long>(i));
+    if (!EnsureDir(p, where + ".destination_path " + item.destination_path)) return;
+  }
+  if (!dir_item) return CopyFile(item.source, info, item.destination, item.source_path);
+  CopyTree(item.source, item.destination, item.source_path, 0);
+  if (req_.preserve_timestamp && !Stopped() && info.mtime_ns >= 0)
+    dst_->SetMtime(item.destination, info.mtime_ns);
+}
+
+bool StreamCopier::EnsureDir(const Path& dst, const std::string& shown) {
+  EntryInfo info;
+  bool exists = false;
+  if (Err e = dst_->Stat(dst, &info, &exists); !e.ok()) {
+    Fail(shown, e.message);
+    return false;
+  }
+  if (exists) {
+    if (info.kind == EntryKind::kDirectory) return true;
+    Fail(shown, "destination " + (dst.empty() ? "." : dst.back()) +
+                    (info.kind == EntryKind::kSymlink
+                         ? " is a symbolic link (refused, never followed)"
+                         : " is not a directory"));
+    return false;
+  }
+  if (!Admit(Parent(dst), 0, 1)) return false;
+  if (Err e = dst_->MakeDir(dst); !e.ok()) {
+    limits_.Refund(0, 1);
+    Fail(shown, "cannot create directory: " + e.message);
+    return false;
+  }
+  ++c_.directories_created;
+  return true;
+}
+
+void StreamCopier::CopyTree(const Path& src, const Path& dst, const std::string& rel,
+                            int depth) {
+  if (depth > kMaxDepth)
+    return Fail(rel, "directory nesting deeper than " + std::to_string(kMaxDepth));
+  std::vector<EntryInfo> entries;
+  if (Err e = src_->List(src,
+                         [&](const EntryInfo& info) {
+                           if (!IsTempPartName(info.name)) entries.push_back(info);
+                           return !Stopped();
+                         });
+      !e.ok()) {
+    return Fail(rel.empty() ? "." : rel, e.message);
+  }
+  std::sort(entries.begin(), entries.end(),
+            [](const EntryInfo& a, const EntryInfo& b) { return a.name < b.name; });
+  for (const EntryInfo& info : entries) {
+    if (Stopped()) return;
+    const std::string path = Join(rel, info.name);
+    const Path s = Child(src, info.name), d = Child(dst, info.name);
+    switch (info.kind) {
+      case EntryKind::kFile:
+        CopyFile(s, info, d, path);
+        break;
+      case EntryKind::kDirectory:
+        if (!EnsureDir(d, path)) {
+          if (Stopped()) return;
+          continue;
+        }
+        CopyTree(s, d, path, depth + 1);
+        if (req_.preserve_timestamp && !Stopped() && info.mtime_ns >= 0)
+          dst_->SetMtime(d, info.mtime_ns);
+        break;
+      case EntryKind::kSymlink:
+        ++c_.symlinks_skipped;
+        break;
+      case EntryKind::kOther:
+        ++c_.special_files_skipped;
+        break;
+    }
+  }
+  if (req_.delete_destination_extra && !Stopped()) DeleteExtra(src, dst, rel);
+}
+
+void StreamCopier::DeleteExtra(const Path& src, const Path& dst, const std::string& rel) {
+  std::set<std::string> keep;
+  std::vector<std::string> extra;
+  if (!src_->List(src, [&](const EntryInfo& i) { return keep.insert(i.name), true; })
+           .ok())
+    return;
+  Err e = dst_->List(dst, [&](const EntryInfo& i) {
+    // Another run's file in progress is left to it.
+    if (keep.count(i.name) == 0 && !IsTempPartName(i.name)) extra.push_back(i.name);
+    return true;
+  });
+  if (!e.ok()) return Fail(rel.empty() ? "." : rel, "cannot list: " + e.message);
+  for (const std::string& name : extra) {
+    if (Stopped()) return;
+    if (Err r = dst_->Remove(Child(dst, name)); !r.ok()) {
+      Fail(Join(rel, name), "cannot delete: " + r.message);
+    } else {
+      ++c_.entries_deleted;
+    }
+  }
+}
+
+Err StreamCopier::HashOf(EndpointFs& fs, const Path& p, const EntryInfo& info,
+                         Sha256Digest* out) {
+  if (info.sha256) {
+    *out = *info.sha256;
+    return Ok();
+  }
+  std::unique_ptr<FileReader> r;
+  if (Err e = fs.OpenRead(p, &r); !e.ok()) return e;
+  Md md = NewSha256();
+  if (!md) return Internal("sha256: cannot initialise");
+  for (;;) {
+    if (Stopped()) return StopReason();
+    size_t got = 0;
+    if (Err e = r->Read(buf_.data(), buf_.size(), &got); !e.ok()) return e;
+    if (got == 0) break;
+    EVP_DigestUpdate(md.get(), buf_.data(), got);
+  }
+  if (!FinishSha256(md.get(), out)) return Internal("sha256: cannot finish");
+  return Ok();
+}
+
+void StreamCopier::CopyFile(const Path& src, const EntryInfo& src_info, const Path& dst,
+                            const std::string& shown) {
+  EntryInfo dst_info;
+  bool dst_exists = false;
+  if (Err e = dst_->Stat(dst, &dst_info, &dst_exists); !e.ok())
+    return Fail(shown, "destination: " + e.message);
+  if (dst_exists && dst_info.kind == EntryKind::kDirectory)
+    return Fail(shown, "destination is a directory");
+  const bool dst_file = dst_exists && dst_info.kind == EntryKind::kFile;
+
+  bool skip = false;
+  switch (req_.sync_level) {
+    case SyncLevel::kNone:
+      break;
+    case SyncLevel::kExists:
+      skip = dst_file;
+      break;
+    case SyncLevel::kSize:
+      skip = dst_file && dst_info.size == src_info.size;
+      break;
+    case SyncLevel::kMtime:
+      // As Globus: copy when the source is newer. To the second: SFTP
+      // (version 3) keeps no finer time.
+      skip = dst_file && src_info.mtime_ns >= 0 && dst_info.mtime_ns >= 0 &&
+             dst_info.mtime_ns / 1'000'000'000 >= src_info.mtime_ns / 1'000'000'000;
+      break;
+    case SyncLevel::kChecksum:
+      if (dst_file && dst_info.size == src_info.size) {
+        Sha256Digest a{}, b{};
+        Err e = HashOf(*dst_, dst, dst_info, &b);
+        if (e.ok()) e = HashOf(*src_, src, src_info, &a);
+        if (Stopped()) return;
+        if (!e.ok()) return Fail(shown, e.message);
+        skip = a == b;
+      }
+      break;
+  }
+  if (skip) {
+    ++c_.files_skipped;
+    Publish(false);
+    return;
+  }
+
+  int64_t reserved = std::max<int64_t>(src_info.size, 0);
+  if (!Admit(Parent(dst), reserved, 1)) return;
+  PublishOptions publish;
+  if (req_.preserve_timestamp) publish.mtime_ns = src_info.mtime_ns;
+
+  // The same storage on both sides may copy without the bytes crossing
+  // timerd (S3 CopyObject); a checked copy needs the bytes.
+  if (!req_.verify_checksum) {
+    Err e = dst_->CopyFrom(*src_, src, dst, publish);
+    if (e.ok()) {
+      c_.bytes_transferred += reserved;
+      ++c_.files_transferred;
+      Publish(false);
+      return;
+    }
+    if (e.code != TIMER_AP_UNIMPLEMENTED) {
+      limits_.Refund(reserved, 1);
+      return Fail(shown, e.message);
+    }
+  }
+
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const int64_t bytes_before = c_.bytes_transferred;
+    Sha256Digest hash{};
+    Err e = Stream(src, dst, src_info.size, shown, &hash, &reserved, publish);
+    if (e.code == TIMER_AP_CANCELLED || e.code == TIMER_AP_RESOURCE_EXHAUSTED) {
+      limits_.Refund(reserved, 1);
+      return;  // the run stops; stop_ or the cancel says why
+    }
+    if (e.code == TIMER_AP_DATA_LOSS) {
+      c_.bytes_transferred = bytes_before;
+      if (attempt == 0) {
+        ++c_.checksum_retries;
+        continue;  // once more, as Globus does (under the same admission)
+      }
+      limits_.Refund(reserved, 1);
+      return Fail(shown, "checksum mismatch after retry");
+    }
+    if (!e.ok()) {
+      limits_.Refund(reserved, 1);
+      return Fail(shown, e.message);
+    }
+    const int64_t wrote = c_.bytes_transferred - bytes_before;
+    if (wrote < reserved) limits_.Refund(reserved - wrote, 0);
+    if (req_.verify_checksum) ++c_.files_verified;
+    ++c_.files_transferred;
+    Publish(false);
+    return;
+  }
+}
+
+Err StreamCopier::Stream(const Path& src, const Path& dst, int64_t size,
+                         const std::string& shown, Sha256Digest* hash, int64_t* reserved,
+                         const PublishOptions& publish_options) {
+  std::unique_ptr<FileReader> reader;
+  if (Err e = src_->OpenRead(src, &reader); !e.ok()) return e;
+  std::unique_ptr<FileWriter> writer;  // destroyed unpublished: aborted
+  if (Err e = dst_->Create(dst, size, &writer); !e.ok()) return e;
+  Md md = NewSha256();
+  if (!md) return Internal("sha256: cannot initialise");
+  int64_t written = 0;
+  for (;;) {
+    if (Stopped()) return StopReason();
+    size_t got = 0;
+    if (Err e = reader->Read(buf_.data(), buf_.size(), &got); !e.ok()) {
+      e.message = "read: " + e.message;
+      return e;
+    }
+    if (got == 0) break;
+    EVP_DigestUpdate(md.get(), buf_.data(), got);
+    if (Err e = writer->Write(buf_.data(), got); !e.ok()) {
+      e.message = "write: " + e.message;
+      return e;
+    }
+    written += static_cast<int64_t>(got);
+    c_.bytes_transferred += static_cast<int64_t>(got);
+    // A file that grew past what was admitted for it is admitted again,
+    // for the excess: the bounds hold to within one chunk.
+    if (written > *reserved) {
+      const int64_t more = written - *reserved;
+      if (!Admit(Parent(dst), more, 0)) return StopReason();
+      *reserved += more;
+    }
+    if (hooks_.after_chunk) hooks_.after_chunk(shown, written);
+    throttle_.Wait(c_.bytes_transferred);
+    Publish(false);
+  }
+  if (!FinishSha256(md.get(), hash)) return Internal("sha256: cannot finish");
+  PublishOptions options = publish_options;
+  options.sha256 = *hash;
+  bool checked = false;
+  if (req_.verify_checksum) {
+    Sha256Digest back{};
+    Err e = writer->ReadBackSha256(&back);
+    if (e.ok()) {
+      if (back != *hash) return {TIMER_AP_DATA_LOSS, "checksum mismatch"};
+      checked = true;
+    } else if (e.code != TIMER_AP_UNIMPLEMENTED) {
+      return e;
+    }
+  }
+  if (Stopped()) return StopReason();
+  if (Err e = writer->Publish(options); !e.ok()) return e;
+  if (req_.verify_checksum && !checked) {
+    // The storage reads back only what it published: compare that.
+    EntryInfo info;
+    bool exists = false;
+    Sha256Digest back{};
+    Err e = dst_->Stat(dst, &info, &exists);
+    if (e.ok() && !exists) e = Internal("the published file is gone");
+    if (e.ok()) {
+      info.sha256.reset();  // the bytes, not what was stored beside them
+      e = HashOf(*dst_, dst, info, &back);
+    }
+    if (!e.ok()) return e;
+    if (back != *hash) return {TIMER_AP_DATA_LOSS, "checksum mismatch"};
+  }
+  return Ok();
+}
+
+}  // namespace timer::plugins::transfer

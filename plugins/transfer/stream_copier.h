@@ -1,0 +1,98 @@
+// stream_copier: carries out one transfer whose source or destination (or
+// both) is a remote endpoint (Endpoint::remote: SFTP, S3), through the
+// EndpointFs seam (endpoint_fs.h); a local side is a LocalFs. Two local
+// endpoints are Copier's (copier.h), which copies in the kernel.
+//
+// Each side is opened once per run (one SSH session, one S3 client) and
+// used for all its files; a run from an endpoint to itself opens it once
+// for reading and once for writing (reads in flight and writes on one SFTP
+// channel can stall each other).
+// Bytes are streamed through one buffer of kStreamChunk bytes: memory is
+// bounded whatever the files' sizes.
+//
+// The guarantees are Copier's, in the endpoints' terms: paths are confined
+// by the EndpointFs (no link followed on the way; a link met in a tree is
+// skipped and counted); each file is written under a temporary name and
+// published whole (FileWriter::Publish), so an interrupted copy never
+// leaves a partial file under its final name; sync levels compare what the
+// storages report (sizes; mtimes to the second, as SFTP keeps them;
+// checksums from EntryInfo::sha256 or by reading both files);
+// verify_checksum hashes the bytes as they are read from the source and
+// compares them with the copy's (read back before publishing where the
+// storage can, after otherwise), retrying once; cancel is seen between
+// chunks; limits, quota and details are RunLimits' (run_limits.h), as
+// Copier's.
+//
+// Thread-safety: a StreamCopier is used by one thread (the action's).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "copier.h"
+#include "endpoint_fs.h"
+#include "provider_support.h"
+#include "run_limits.h"
+
+namespace timer::plugins::transfer {
+
+constexpr size_t kStreamChunk = 1 << 20;
+
+// True when Copier cannot carry `req` out: an endpoint is remote.
+bool NeedsStreamCopier(const Request& req);
+
+// Test seams; empty in production.
+struct StreamHooks {
+  // Called after each chunk is written to a destination file, with the
+  // bytes of that file written so far.
+  std::function<void(const std::string& path, int64_t written)> after_chunk;
+};
+
+class StreamCopier {
+ public:
+  StreamCopier(const Request& req, ActionContext* ctx, CopyOptions options,
+               StreamHooks hooks = {});
+  Outcome Run();
+
+ private:
+  void CopyItem(size_t index, const Item& item);
+  void CopyTree(const Path& src, const Path& dst, const std::string& rel, int depth);
+  void CopyFile(const Path& src, const EntryInfo& src_info, const Path& dst,
+                const std::string& shown);
+  // Streams src to a new file at dst; *hash gets the source's SHA-256 when
+  // non-null. CANCELLED / RESOURCE_EXHAUSTED when the run stops meanwhile.
+  Err Stream(const Path& src, const Path& dst, int64_t size, const std::string& shown,
+             Sha256Digest* hash, int64_t* reserved, const PublishOptions& publish);
+  Err HashOf(EndpointFs& fs, const Path& p, const EntryInfo& info, Sha256Digest* out);
+  // Creates dst (and counts it) unless it is a directory already.
+  bool EnsureDir(const Path& dst, const std::string& shown);
+  void DeleteExtra(const Path& src, const Path& dst, const std::string& rel);
+  bool Admit(const Path& dst_dir, int64_t bytes, int64_t entries);
+  bool Stopped() const { return ctx_->cancelled() || !stop_.empty(); }
+  Err StopReason() const;
+  void Fail(const std::string& path, const std::string& error);
+  void Publish(bool force);
+  nlohmann::json Details() const;
+
+  const Request& req_;
+  ActionContext* ctx_;
+  const CopyOptions options_;
+  const StreamHooks hooks_;
+  RunLimits limits_;
+  RateLimiter throttle_;
+  std::unique_ptr<EndpointFs> src_owned_, dst_owned_;
+  EndpointFs* src_ = nullptr;
+  EndpointFs* dst_ = nullptr;
+  bool encrypted_ = false;
+  std::string stop_;
+  TransferCounters c_;
+  std::vector<char> buf_;
+  nlohmann::json errors_ = nlohmann::json::array();
+  std::string first_error_;
+  int64_t last_publish_ns_ = 0;
+};
+
+}  // namespace timer::plugins::transfer

@@ -1,0 +1,550 @@
+// SFTP endpoints (plugins/transfer/sftp_fs.h) and the StreamCopier
+// (stream_copier.h) against a real OpenSSH sshd on loopback
+// (tests/support/sshd_server.h), started once per test process: uploads,
+// downloads and SFTP to SFTP, each sync level, verify_checksum,
+// preserve_timestamp, delete_destination_extra, a cancelled copy, the host
+// key check and confinement to the remote root.
+#include "sftp_fs.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+
+#include "provider_support.h"
+#include "sshd_server.h"
+#include "stream_copier.h"
+
+namespace timer::plugins::transfer {
+namespace {
+
+namespace fs = std::filesystem;
+using timer::testing::SshdServer;
+
+std::string ReadFile(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFile(const fs::path& p, const std::string& content) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p, std::ios::binary | std::ios::trunc) << content;
+}
+
+std::string Bytes(size_t n, char seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(seed + i * 7 + (i >> 10));
+  return s;
+}
+
+// Names in `dir` starting with ".timer-part-", recursively.
+int TempFiles(const fs::path& dir) {
+  int n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (e.path().filename().string().rfind(".timer-part-", 0) == 0) ++n;
+  }
+  return n;
+}
+
+Item MakeItem(const std::string& from, const std::string& to, bool recursive) {
+  Item item;
+  item.source_path = from;
+  item.destination_path = to;
+  item.recursive = recursive;
+  EXPECT_TRUE(SplitPath(from, "source_path", &item.source).ok());
+  EXPECT_TRUE(SplitPath(to, "destination_path", &item.destination).ok());
+  return item;
+}
+
+Request Req(const Endpoint* source, const Endpoint* destination) {
+  Request r;
+  r.source = source;
+  r.destination = destination;
+  return r;
+}
+
+class SftpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto s = SshdServer::Get();
+    ASSERT_TRUE(s.ok()) << s.status();
+    sshd_ = *s;
+  }
+
+  SftpConfig Config(const std::string& root) const {
+    SftpConfig c;
+    c.endpoint_id = "remote";
+    c.host = "127.0.0.1";
+    c.port = sshd_->port();
+    c.user = sshd_->user();
+    c.private_key_file = sshd_->user_key();
+    c.host_key = sshd_->host_key_line();
+    c.root = root;
+    c.timeout_seconds = 10;
+    return c;
+  }
+  Endpoint Sftp(const std::string& id, const std::string& root) const {
+    Endpoint e;
+    e.id = id;
+    e.root = root;
+    e.remote = std::make_shared<SftpEndpoint>(Config(root));
+    e.allowed_identities = {"*"};
+    return e;
+  }
+  Endpoint Local(const std::string& id, const std::string& root) const {
+    Endpoint e;
+    e.id = id;
+    e.root = root;
+    e.allowed_identities = {"*"};
+    return e;
+  }
+
+  // Runs `req` to its end on this thread; *details gets the run's details.
+  Outcome Run(const Request& req, std::string* details = nullptr, StreamHooks hooks = {},
+              CopyOptions options = {}) {
+    Outcome out;
+    ActionSnapshot snap;
+    bool created = false;
+    Err e = runner_.Start(
+        "run/" + std::to_string(++runs_),
+        [&](ActionContext& ctx) {
+          out = StreamCopier(req, &ctx, options, hooks).Run();
+          return out;
+        },
+        [&](std::string_view id) { action_id_ = std::string(id); }, &snap, &created,
+        true);
+    EXPECT_TRUE(e.ok()) << e.message;
+    if (details != nullptr) *details = snap.details;
+    return out;
+  }
+
+  SshdServer* sshd_ = nullptr;
+  ActionRunner runner_;
+  std::string action_id_;
+  int runs_ = 0;
+};
+
+TEST_F(SftpTest, UploadsATreeAndSaysTheDataIsEncrypted) {
+  const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot();
+  WriteFile(fs::path(local) / "tree/a.txt", "alpha");
+  WriteFile(fs::path(local) / "tree/sub/b.bin", Bytes(3 << 20, 'b'));  // > 1 chunk
+  Endpoint src = Local("lab", local), dst = Sftp("server", remote);
+  Request req = Req(&src, &dst);
+  req.items.push_back(MakeItem("tree", "backup/tree", true));
+  std::string details;
+  const Outcome out = Run(req, &details);
+  ASSERT_EQ(out.state, TIMER_AP_STATE_SUCCEEDED) << out.error;
+  EXPECT_EQ(ReadFile(fs::path(remote) / "backup/tree/a.txt"), "alpha");
+  EXPECT_EQ(ReadFile(fs::path(remote) / "backup/tree/sub/b.bin"), Bytes(3 << 20, 'b'));
+  EXPECT_EQ(TempFiles(remote), 0);
+  const auto d = nlohmann::json::parse(details);
+  EXPECT_EQ(d["encrypt_data"], true);
+  EXPECT_EQ(d["files_transferred"], 2);
+  EXPECT_EQ(d["bytes_transferred"], 5 + (3 << 20));
+  EXPECT_EQ(d["directories_created"], 3);  // backup, backup/tree, backup/tree/sub
+}
+
+TEST_F(SftpTest, DownloadsAFileAndSftpToSftpWithVerifyAndTimestamps) {
+  const std::string remote = sshd_->NewRoot(), remote2 = sshd_->NewRoot(),
+                    local = sshd_->NewRoot();
+  WriteFile(fs::path(remote) / "data/big.bin", Bytes((2 << 20) + 12345, 'x'));
+  const auto when = fs::file_time_type::clock::now() - std::chrono::hours(48);
+  fs::last_write_time(fs::path(remote) / "data/big.bin", when);
+  Endpoint a = Sftp("a", remote), b = Sftp("b", remote2), l = Local("l", local);
+
+  Request down = Req(&a, &l);
+  down.items.push_back(MakeItem("data/big.bin", "big.bin", false));
+  down.verify_checksum = true;
+  down.preserve_timestamp = true;
+  std::string details;
+  Outcome out = Run(down, &details);
+  ASSERT_EQ(out.state, TIMER_AP_STATE_SUCCEEDED) << out.error;
+  EXPECT_EQ(ReadFile(fs::path(local) / "big.bin"), Bytes((2 << 20) + 12345, 'x'));
+  EXPECT_EQ(nlohmann::json::parse(details)["files_verified"], 1);
+  // SFTP (version 3) carries whole seconds.
+  const auto secs = [](const fs::path& p) {
+    struct stat st;
+    EXPECT_EQ(stat(p.c_str(), &st), 0) << p;
+    return st.st_mtim.tv_sec;
+  };
+  const auto when_s = secs(fs::path(remote) / "data/big.bin");
+  EXPECT_EQ(secs(fs::path(local) / "big.bin"), when_s);
+
+  Request across = Req(&a, &b);
+  across.items.push_back(MakeItem("data", "copy", true));
+  across.verify_checksum = true;
+  across.preserve_timestamp = true;
+  out = Run(across, &details);
+  ASSERT_EQ(out.state, TIMER_AP_STATE_SUCCEEDED) << out.error;
+  EXPECT_EQ(ReadFile(fs::path(remote2) / "copy/big.bin"), Bytes((2 << 20) + 12345, 'x'));
+  EXPECT_EQ(secs(fs::path(remote2) / "copy/big.bin"), when_s);
+  EXPECT_EQ(nlohmann::json::parse(details)["files_verified"], 1);
+  EXPECT_EQ(TempFiles(remote2), 0);
+}
+
+TEST_F(SftpTest, ReplacesAnExistingFileOnTheServer) {
+  const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot();
+  WriteFile(fs::path(local) / "f", "new content");
+  WriteFile(fs::path(remote) / "f", "old");
+  Endpoint src = Local("l", local), dst = Sftp("r", remote);
+  Request req = Req(&src, &dst);
+  req.items.push_back(MakeItem("f", "f", false));
+  const Outcome out = Run(req);
+  ASSERT_EQ(out.state, TIMER_AP_STATE_SUCCEEDED) << out.error;
+  EXPECT_EQ(ReadFile(fs::path(remote) / "f"), "new content");
+}
+
+TEST_F(SftpTest, EverySyncLevel) {
+  const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot();
+  const fs::path l(local), r(remote);
+  // same: identical; size: same size, other bytes; older: the server's copy
+  // is older; missing: not on the server.
+  WriteFile(l / "t/same", "12345");
+  WriteFile(r / "t/same", "12345");
+  WriteFile(l / "t/size", "abcde");
+  WriteFile(r / "t/size", "vwxyz");
+  WriteFile(l / "t/older", "fresh!");
+  WriteFile(r / "t/older", "stale");
+  WriteFile(l / "t/missing", "m");
+  const auto now = fs::file_time_type::clock::now();
+  for (const char* n : {"same", "size"}) {
+    fs::last_write_time(l / "t" / n, now - std::chrono::hours(2));
+    fs::last_write_time(r / "t" / n, now - std::chrono::hours(1));
+  }
+  fs::last_write_time(r / "t/older", now - std::chrono::hours(3));
+  fs::last_write_time(l / "t/older", now - std::chrono::hours(1));
+  Endpoint src = Local("l", local), dst = Sftp("r", remote);
+
+  struct Case {
+    SyncLevel level;
+    int transferred;  // of the 4 files
+  };
+  // exists: only missing; size: older (6 vs 5 bytes), missing; mtime:
+  // older, missing; checksum: size, older, missing.
+  for (const Case& c : {Case{SyncLevel::kExists, 1}, Case{SyncLevel::kSize, 2},
+                        Case{SyncLevel::kMtime, 2}, Case{SyncLevel::kChecksum, 3}}) {
+    // Put the server's side back as it was.
+    fs::remove(r / "t/missing");
+    WriteFile(r / "t/size", "vwxyz");
+    WriteFile(r / "t/older", "stale");
+    fs::last_write_time(r / "t/size", now - std::chrono::hours(1));
+    fs::last_write_time(r / "t/older", now - std::chrono::hours(3));
+    Request req = Req(&src, &dst);
+    req.items.push_back(MakeItem("t", "t", true));
+    req.sync_level = c.level;
+    std::string details;
+    const Outcome out = Run(req, &details);
+    ASSERT_EQ(out.state, TIMER_AP_STATE_SUCCEEDED) << out.error;
+    const auto d = nlohmann::json::parse(details);
+    EXPECT_EQ(d["files_transferred"], c.transferred) << static_cast<int>(c.level);
+    EXPECT_EQ(d["files_skipped"], 4 - c.transferred) << static_cast<int>(c.level);
+    EXPECT_EQ(ReadFile(r / "t/missing"), "m");
+  }
+  // And the reverse direction reads the server's sizes, times and bytes.
+  Request back = Req(&dst, &src);
+  back.items.push_back(MakeItem("t", "t", true));
+  back.sync_level = SyncLevel::kChecksum;
+  std::string details;
+  ASSERT_EQ(Run(back, &details).state, TIMER_AP_STATE_SUCCEEDED);
+  EXPECT_EQ(nlohmann::json::parse(details)["files_skipped"], 4);
+}
+
+TEST_F(SftpTest, DeletesDestinationExtrasOnTheServer) {
+  const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot();
+  WriteFile(fs::path(local) / "t/keep", "k");
+  WriteFile(fs::path(remote) / "t/keep", "k");
+  WriteFile(fs::path(remote) / "t/extra", "x");
+  WriteFile(fs::path(remote) / "t/old/deep/file", "x");
+  Endpoint src = Local("l", local), dst = Sftp("r", remote);
+  Request req = Req(&src, &dst);
+  req.items.push_back(MakeItem("t", "t", true));
+  req.delete_destination_extra = true;
+  std::string details;
+  ASSERT_EQ(Run(req, &details).state, TIMER_AP_STATE_SUCCEEDED);
+  EXPECT_TRUE(fs::exists(fs::path(remote) / "t/keep"));
+  EXPECT_FALSE(fs::exists(fs::path(remote) / "t/extra"));
+  EXPECT_FALSE(fs::exists(fs::path(remote) / "t/old"));
+  EXPECT_EQ(nlohmann::json::parse(details)["entries_deleted"], 2);
+}
+
+TEST_F(SftpTest, ACancelledUploadLeavesNoFileUnderItsNameAndNoTemporary) {
+  const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot();
+  WriteFile(fs::path(local) / "big", Bytes(4 << 20, 'c'));
+  WriteFile(fs::path(remote) / "big", "previous");
+  Endpoint src = Local("l", local), dst = Sftp("r", remote);
+  Request req = Req(&src, &dst);
+  req.items.push_back(MakeItem("big", "big", false));
+  StreamHooks hooks;
+  bool saw_partial = false;
+  hooks.after_chunk = [&](const std::string&, int64_t written) {
+    if (written != kStreamChunk) return;
+    // Mid-copy: the bytes are in a temporary file, the name holds the old one.
+    saw_partial =
+        TempFiles(remote) == 1 && ReadFile(fs::path(remote) / "big") == "previous";
+    ASSERT_TRUE(runner_.Cancel(action_id_).ok());
+  };
+  const Outcome out = Run(req, nullptr, hooks);
+  EXPECT_EQ(out.state, TIMER_AP_STATE_CANCELLED) << out.error;
+  EXPECT_TRUE(saw_partial);
+  EXPECT_EQ(ReadFile(fs::path(remote) / "big"), "previous");
+  EXPECT_EQ(TempFiles(remote), 0);
+}
+
+TEST_F(SftpTest, AWrongHostKeyIsRefusedNamingTheHostAndTheKeySeen) {
+  const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot();
+  WriteFile(fs::path(local) / "f", "data");
+  SftpConfig c = Config(remote);
+  c.host_key = sshd_->other_key_line();
+  Endpoint src = Local("l", local), dst;
+  dst.id = "r";
+  dst.remote = std::make_shared<SftpEndpoint>(c);
+  Request req = Req(&src, &dst);
+  req.items.push_back(MakeItem("f", "f", false));
+  Outcome out = Run(req);
+  EXPECT_EQ(out.state, TIMER_AP_STATE_FAILED);
+  EXPECT_NE(out.error.find("127.0.0.1:" + std::to_string(sshd_->port())),
+            std::string::npos)
+      << out.error;
+  EXPECT_NE(out.error.find("host key refused"), std::string::npos) << out.error;
+  EXPECT_NE(out.error.find("ssh-ed25519 SHA256:"), std::string::npos) << out.error;
+  EXPECT_FALSE(fs::exists(fs::path(remote) / "f"));
+
+  // A known_hosts file naming the right key is accepted; one naming
+  // another key for the host is refused.
+  c.host_key.clear();
+  c.known_hosts_file = sshd_->known_hosts();
+  std::unique_ptr<EndpointFs> fs_ok;
+  Err e = SftpEndpoint(c).Open(&fs_ok);
+  EXPECT_TRUE(e.ok()) << e.message;
+  const std::string wrong = sshd_->NewRoot() + "/known_hosts";
+  std::ofstream(wrong) << "[127.0.0.1]:" << sshd_->port() << " "
+                       << sshd_->other_key_line() << "\n";
+  c.known_hosts_file = wrong;
+  std::unique_ptr<EndpointFs> fs_bad;
+  e = SftpEndpoint(c).Open(&fs_bad);
+  EXPECT_FALSE(e.ok());
+  EXPECT_NE(e.message.find("differs from the key known_hosts_file holds"),
+            std::string::npos)
+      << e.message;
+}
+
+TEST_F(SftpTest, SymlinksOnTheServerAreNeverFollowed) {
+  const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot();
+  const std::string outside = sshd_->NewRoot();
+  WriteFile(fs::path(outside) / "secret", "outside the root");
+  WriteFile(fs::path(remote) / "tree/ok", "fine");
+  fs::create_directory_symlink(outside, fs::path(remote) / "tree/link");
+  fs::create_symlink(fs::path(outside) / "secret", fs::path(remote) / "tree/filelink");
+  fs::create_directory_symlink(outside, fs::path(remote) / "out");
+  Endpoint r = Sftp("r", remote), l = Local("l", local);
+
+  // A tree holding links: they are skipped and counted, never read.
+  Request down = Req(&r, &l);
+  down.items.push_back(MakeItem("tree", "tree", true));
+  std::string details;
+  ASSERT_EQ(Run(down, &details).state, TIMER_AP_STATE_SUCCEEDED);
+  EXPECT_EQ(ReadFile(fs::path(local) / "tree/ok"), "fine");
+  EXPECT_FALSE(fs::exists(fs::path(local) / "tree/link"));
+  EXPECT_FALSE(fs::exists(fs::path(local) / "tree/filelink"));
+  EXPECT_EQ(nlohmann::json::parse(details)["symlinks_skipped"], 2);
+
+  // Through a link, as a source: refused.
+  Request via = Req(&r, &l);
+  via.items.push_back(MakeItem("out/secret", "stolen", false));
+  Outcome out = Run(via);
+  EXPECT_EQ(out.state, TIMER_AP_STATE_FAILED);
+  EXPECT_NE(out.error.find("symbolic link"), std::string::npos) << out.error;
+  via.items[0] = MakeItem("tree/filelink", "stolen", false);
+  out = Run(via);
+  EXPECT_EQ(out.state, TIMER_AP_STATE_FAILED);
+  EXPECT_FALSE(fs::exists(fs::path(local) / "stolen"));
+
+  // Through a link, as a destination: refused; nothing lands outside.
+  WriteFile(fs::path(local) / "payload", "p");
+  Request up = Req(&l, &r);
+  up.items.push_back(MakeItem("payload", "out/payload", false));
+  out = Run(up);
+  EXPECT_EQ(out.state, TIMER_AP_STATE_FAILED);
+  EXPECT_NE(out.error.find("symbolic link"), std::string::npos) << out.error;
+  EXPECT_FALSE(fs::exists(fs::path(outside) / "payload"));
+  Request tree_up = Req(&l, &r);
+  tree_up.items.push_back(MakeItem("", "out", true));
+  out = Run(tree_up);
+  EXPECT_EQ(out.state, TIMER_AP_STATE_FAILED);
+  EXPECT_FALSE(fs::exists(fs::path(outside) / "payload"));
+}
+
+TEST_F(SftpTest, ConfinedToTheRootAndOneEndpointNeverCopiesIntoItself) {
+  const std::string remote = sshd_->NewRoot();
+  WriteFile(fs::path(remote) / "d/f", "x");
+  Endpoint r = Sftp("r", remote);
+  Item bad;
+  EXPECT_FALSE(SplitPath("../etc/passwd", "source_path", &bad.source).ok());
+  EXPECT_FALSE(SplitPath("/etc/passwd", "source_path", &bad.source).ok());
+  Request self = Req(&r, &r);
+  self.items.push_back(MakeItem("d", "d/inner", true));
+  const Outcome out = Run(self);
+  EXPECT_EQ(out.state, TIMER_AP_STATE_FAILED);
+  EXPECT_NE(out.error.find("overlaps"), std::string::npos) << out.error;
+  EXPECT_FALSE(fs::exists(fs::path(remote) / "d/inner"));
+}
+
+TEST_F(SftpTest, ConfigRefusesAKeyFileOthersCanReadAndNeedsAPinnedHostKey) {
+  const std::string dir = sshd_->NewRoot();
+  const std::string key = dir + "/key";
+  fs::copy_file(sshd_->user_key(), key);
+  nlohmann::json table = {{"host", "127.0.0.1"},
+                          {"user", "u"},
+                          {"private_key_file", key},
+                          {"host_key", sshd_->host_key_line()}};
+  auto parse = [&](const nlohmann::json& t) {
+    FieldReader r(t, "plugins.transfer.endpoints[0]");
+    Endpoint ep;
+    ep.id = "x";
+    ep.root = "/srv/data";
+    Err e = ParseSftpEndpoint(r, &ep);
+    if (e.ok()) e = r.Finish();
+    return e;
+  };
+  ASSERT_EQ(chmod(key.c_str(), 0600), 0);
+  Err e = parse(table);
+  EXPECT_TRUE(e.ok()) << e.message;
+  ASSERT_EQ(chmod(key.c_str(), 0644), 0);
+  e = parse(table);
+  EXPECT_FALSE(e.ok());
+  EXPECT_NE(e.message.find("private_key_file"), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find("group or others"), std::string::npos) << e.message;
+  ASSERT_EQ(chmod(key.c_str(), 0600), 0);
+  nlohmann::json none = table;
+  none.erase("host_key");
+  e = parse(none);
+  EXPECT_FALSE(e.ok());
+  EXPECT_NE(e.message.find("known_hosts_file and host_key"), std::string::npos)
+      << e.message;
+  // Describe names the server, never the key or its file.
+  Endpoint ep;
+  ep.id = "x";
+  ep.root = "/srv/data";
+  FieldReader r(table, "p");
+  ASSERT_TRUE(ParseSftpEndpoint(r, &ep).ok());
+  const std::string shown = ep.remote->Describe().dump();
+  EXPECT_EQ(shown.find(key), std::string::npos) << shown;
+  EXPECT_NE(shown.find("/srv/data"), std::string::npos) << shown;
+}
+
+TEST_F(SftpTest, CopiesWithinOneEndpoint) {
+  const std::string remote = sshd_->NewRoot();
+  WriteFile(fs::path(remote) / "in/a", Bytes((1 << 20) + 3, 'a'));
+  WriteFile(fs::path(remote) / "in/b", "b");
+  Endpoint r = Sftp("r", remote);
+  Request req = Req(&r, &r);
+  req.items.push_back(MakeItem("in", "out", true));
+  req.verify_checksum = true;
+  std::string details;
+  const Outcome out = Run(req, &details);
+  ASSERT_EQ(out.state, TIMER_AP_STATE_SUCCEEDED) << out.error;
+  EXPECT_EQ(ReadFile(fs::path(remote) / "out/a"), Bytes((1 << 20) + 3, 'a'));
+  EXPECT_EQ(ReadFile(fs::path(remote) / "out/b"), "b");
+  EXPECT_EQ(nlohmann::json::parse(details)["files_verified"], 2);
+}
+
+TEST_F(SftpTest, RunLimitsAndTheQuotaHoldForUploads) {
+  const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot();
+  for (const char* n : {"1", "2", "3"})
+    WriteFile(fs::path(local) / "t" / n, Bytes(1000, 'q'));
+  Endpoint src = Local("l", local), dst = Sftp("r", remote);
+  Request req = Req(&src, &dst);
+  req.items.push_back(MakeItem("t", "t", true));
+  WriteQuota quota({.bytes_per_day = 0, .files_per_day = 0});
+  CopyOptions options;
+  options.max_bytes_per_run = 2500;  // two files of 1000 bytes fit, not three
+  options.quota = &quota;
+  options.identity = "alice";
+  std::string details;
+  const Outcome out = Run(req, &details, {}, options);
+  EXPECT_EQ(out.state, TIMER_AP_STATE_FAILED);
+  EXPECT_NE(out.error.find("max_bytes_per_run (2500)"), std::string::npos) << out.error;
+  EXPECT_EQ(nlohmann::json::parse(details)["files_transferred"], 2);
+  EXPECT_FALSE(fs::exists(fs::path(remote) / "t/3"));
+  // What was written (and the directory made) is what the quota counted.
+  EXPECT_EQ(quota.Used("alice", "r"), (std::pair<int64_t, int64_t>{2000, 3}));
+}
+
+// A server that accepts the connection and never speaks: the run fails
+// after timeout_seconds instead of waiting for ever.
+TEST_F(SftpTest, AServerThatNeverAnswersFailsWithinTheTimeout) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 4), 0);  // the kernel completes the handshake
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  SftpConfig c = Config(sshd_->NewRoot());
+  c.port = ntohs(addr.sin_port);
+  c.timeout_seconds = 1;
+  const auto start = std::chrono::steady_clock::now();
+  std::unique_ptr<EndpointFs> out;
+  Err e = SftpEndpoint(c).Open(&out);
+  const auto took = std::chrono::steady_clock::now() - start;
+  close(fd);
+  EXPECT_EQ(e.code, TIMER_AP_UNAVAILABLE) << e.message;
+  EXPECT_NE(e.message.find("cannot connect"), std::string::npos) << e.message;
+  EXPECT_LT(took, std::chrono::seconds(5));
+}
+
+// The processes below `pid` (sshd's connections), from /proc.
+std::vector<int> Descendants(int pid) {
+  std::vector<int> out;
+  std::ifstream in("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) +
+                   "/children");
+  int child;
+  while (in >> child) {
+    out.push_back(child);
+    for (int d : Descendants(child)) out.push_back(d);
+  }
+  return out;
+}
+
+// A server that stops answering in the middle of a session (its processes
+// stopped): the request fails after timeout_seconds, the session with it.
+TEST_F(SftpTest, AServerThatStopsAnsweringFailsWithinTheTimeout) {
+  const std::string remote = sshd_->NewRoot();
+  WriteFile(fs::path(remote) / "f", "x");
+  SftpConfig c = Config(remote);
+  c.timeout_seconds = 1;
+  std::unique_ptr<EndpointFs> efs;
+  ASSERT_TRUE(SftpEndpoint(c).Open(&efs).ok());
+  EntryInfo info;
+  bool exists = false;
+  ASSERT_TRUE(efs->Stat({"f"}, &info, &exists).ok());
+  const std::vector<int> stopped = Descendants(sshd_->pid());
+  ASSERT_FALSE(stopped.empty());
+  for (int p : stopped) kill(p, SIGSTOP);
+  const auto start = std::chrono::steady_clock::now();
+  Err e = efs->Stat({"f"}, &info, &exists);
+  std::unique_ptr<FileReader> reader;
+  Err e2 = efs->OpenRead({"f"}, &reader);
+  const auto took = std::chrono::steady_clock::now() - start;
+  for (int p : stopped) kill(p, SIGCONT);
+  EXPECT_FALSE(e.ok());
+  EXPECT_FALSE(e2.ok());
+  EXPECT_LT(took, std::chrono::seconds(6));
+}
+
+}  // namespace
+}  // namespace timer::plugins::transfer
