@@ -819,17 +819,22 @@ int LinkUnnamed(int fd, int dir, const std::string& name) {
 void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& src_st,
                      int dst_dir, const std::string& dname, const std::string& rel) {
   const std::string path = rel.empty() ? name : rel;
-  // What is at the destination now (never read through a symlink).
+  // What is at the destination now (never read through a symlink). Without
+  // a sync level nothing depends on it when new files are linked into
+  // place: linkat finds out (EEXIST), and only then is the name looked at.
+  // That saves a lookup per file on a first run; once a name was found
+  // taken, the run looks first (a destination with one file likely has more).
   struct stat dst_st;
   bool dst_file = false;
-  bool dst_free = false;  // nothing has the final name
-  if (fstatat(dst_dir, dname.c_str(), &dst_st, AT_SYMLINK_NOFOLLOW) == 0) {
-    if (S_ISDIR(dst_st.st_mode)) return Fail(path, "destination is a directory");
-    dst_file = S_ISREG(dst_st.st_mode);
-  } else if (errno == ENOENT) {
-    dst_free = true;
-  } else {
-    return Fail(path, "destination: " + Errno(errno));
+  bool dst_free = true;  // nothing has the final name (as far as we know)
+  if (req_.sync_level != SyncLevel::kNone || !unnamed_temps_ || names_taken_) {
+    if (fstatat(dst_dir, dname.c_str(), &dst_st, AT_SYMLINK_NOFOLLOW) == 0) {
+      if (S_ISDIR(dst_st.st_mode)) return Fail(path, "destination is a directory");
+      dst_file = S_ISREG(dst_st.st_mode);
+      dst_free = false;
+    } else if (errno != ENOENT) {
+      return Fail(path, "destination: " + Errno(errno));
+    }
   }
 
   if (options_.before_open_source) options_.before_open_source(src_dir, name);
@@ -961,8 +966,16 @@ void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& sr
           --attempt;
           continue;
         }
-        // A file appeared under the final name since it was looked at:
-        // name the copy and rename it over, as for an existing file.
+        // The final name is taken (a file appeared since it was looked at,
+        // or it was not looked at): name the copy and rename it over, as
+        // for an existing file; never over a directory.
+        names_taken_ = true;
+        struct stat taken;
+        if (fstatat(dst_dir, dname.c_str(), &taken, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISDIR(taken.st_mode)) {
+          discard();
+          return Fail(path, "destination is a directory");
+        }
         tmp = TempName();
         if (LinkUnnamed(out.get(), dst_dir, tmp) != 0) {
           const int err2 = errno;

@@ -231,6 +231,8 @@ class Copier {
   // Copies to new names are written as unnamed files (O_TMPFILE) until the
   // first place that cannot make or link them.
   bool unnamed_temps_ = true;
+  // A copy found its final name taken: later files look at theirs first.
+  bool names_taken_ = false;
   dev_t skip_dev_ = 0;  // the item's destination directory, never a source
   ino_t skip_ino_ = 0;
 };

@@ -206,6 +206,44 @@ TEST(CopierTest, AFileAppearingUnderTheNameMidCopyIsReplacedWhole) {
   }
 }
 
+// A directory where a file would go is never replaced, whether the run
+// looks at the name first (a sync level) or finds it taken when linking
+// the copy into place (none); the other files are copied.
+TEST(CopierTest, ADirectoryUnderTheNameFailsThatFileOnly) {
+  TempDir dir;
+  const fs::path src = dir.path() / "src", dst = dir.path() / "dst";
+  WriteFile(src / "tree/a.txt", "alpha");
+  WriteFile(src / "tree/b.txt", "bravo");
+  Endpoint src_ep, dst_ep;
+  src_ep.id = "src";
+  src_ep.root = src.string();
+  dst_ep.id = "dst";
+  dst_ep.root = dst.string();
+  Request req;
+  req.source = &src_ep;
+  req.destination = &dst_ep;
+  req.items.push_back(MakeItem("tree", "tree", true));
+  for (SyncLevel level : {SyncLevel::kNone, SyncLevel::kSize}) {
+    SCOPED_TRACE(static_cast<int>(level));
+    fs::remove_all(dst);
+    fs::create_directories(dst / "tree/a.txt");
+    WriteFile(dst / "tree/a.txt/inside", "kept");
+    req.sync_level = level;
+    ActionSnapshot end = RunToEnd(req, CopyOptions{});
+    EXPECT_EQ(end.state, TIMER_AP_STATE_FAILED);
+    EXPECT_NE(end.error.find("tree/a.txt: destination is a directory"), std::string::npos)
+        << end.error;
+    EXPECT_EQ(ReadAll(dst / "tree/a.txt/inside"), "kept");
+    EXPECT_EQ(ReadAll(dst / "tree/b.txt"), "bravo");
+    int names = 0;
+    for (const auto& e : fs::directory_iterator(dst / "tree")) {
+      (void)e;
+      ++names;
+    }
+    EXPECT_EQ(names, 2) << "a temporary file was left behind";
+  }
+}
+
 // Files with all their blocks are copied without looking for holes, and
 // files with fewer are copied sparse; both come out at their exact length,
 // whatever sits at their end (data or a hole).
