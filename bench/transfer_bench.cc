@@ -326,9 +326,8 @@ Figures Measure(ActionProvider* provider, ActionProvider* baseline,
                          std::vector<double>* out) {
       sync();
       Note(&f, src);
-      TransferResult r =
-          RunTransfer(p, absl::StrCat("bench/", name, "/", who, "/", rep),
-                      Body(name, dir, nullptr, name + " first run"));
+      TransferResult r = RunTransfer(p, absl::StrCat("bench/", name, "/", who, "/", rep),
+                                     Body(name, dir, nullptr, name + " first run"));
       const std::string what = absl::StrCat(name, " ", who, " first run ", rep);
       Expect(r, "files_transferred", files, what);
       Expect(r, "bytes_transferred", bytes, what);
@@ -492,8 +491,8 @@ int main(int argc, char** argv) {
   decltype(registry) baseline_registry = absl::NotFoundError("no baseline");
   ActionProvider* baseline = nullptr;
   if (!baseline_plugin_dir.empty()) {
-    baseline_registry = timer::plugin_host::LoadPlugins(baseline_plugin_dir, {}, configs,
-                                                         ::geteuid());
+    baseline_registry =
+        timer::plugin_host::LoadPlugins(baseline_plugin_dir, {}, configs, ::geteuid());
     if (!baseline_registry.ok())
       Die("LoadPlugins " + baseline_plugin_dir + ": " +
           baseline_registry.status().ToString());

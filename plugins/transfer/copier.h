@@ -13,12 +13,13 @@
 // the filesystem has no unnamed files) under a temporary name
 // (".timer-part-*") then renamed over the final name. A cancelled run
 // removes its temporary file; a killed one may leave a named one, never a
-// partial file under the final name. Files are not fsync'ed one by one (for throughput, like
-// cp); a crash of the host may lose the last files copied.
+// partial file under the final name. Files are not fsync'ed one by one
+// (for throughput, like cp); a crash of the host may lose the last files
+// copied.
 //
-// Holes: a sparse source is copied sparse (SEEK_DATA/SEEK_HOLE): only its
-// data is read and written, the holes stay holes, and the byte counts and
-// quotas count data only.
+// Holes: a sparse source (fewer blocks than its length needs, cp's test) is
+// copied sparse (SEEK_DATA/SEEK_HOLE): only its data is read and written,
+// the holes stay holes, and the byte counts and quotas count data only.
 //
 // Bounds (CopyLimits, WriteQuota, Endpoint::min_free_bytes): before each
 // file or directory it writes, a run checks its own byte and entry limits,

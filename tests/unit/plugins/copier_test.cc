@@ -134,7 +134,8 @@ TEST(CopierTest, AFifoSwappedInAfterTheTypeCheckFailsTheRunAtOnce) {
 
 std::string ReadAll(const fs::path& p) {
   std::string out(fs::file_size(p), '\0');
-  std::ifstream(p, std::ios::binary).read(out.data(), static_cast<std::streamsize>(out.size()));
+  std::ifstream(p, std::ios::binary)
+      .read(out.data(), static_cast<std::streamsize>(out.size()));
   return out;
 }
 
@@ -256,7 +257,8 @@ TEST(CopierTest, DenseAndSparseFilesKeepTheirLength) {
   WriteFile(src / "dense", std::string(10000, 'd'));
   {
     // A hole at the start and one at the end, 1 MiB each, data between.
-    int fd = open((src / "holes").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd =
+        open((src / "holes").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     ASSERT_GE(fd, 0);
     const std::string block(4096, 'h');
     ASSERT_EQ(pwrite(fd, block.data(), block.size(), 1 << 20), 4096);
