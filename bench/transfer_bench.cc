@@ -13,9 +13,14 @@
 // says how much of the source was resident (mincore) before each
 // measurement. Dirty data is synced (untimed) before each measurement so
 // earlier writes do not bleed into it; nothing is deleted before the end. Each
-// measurement is repeated
-// (--repeat, default 5; cp and transfer alternate which goes first) and the
-// medians and best runs are reported.
+// measurement is repeated (--repeat, default 5), the copies taking turns
+// (each repetition starts with the next one: cp, transfer, baseline, cp, ...),
+// and the medians, best runs and spreads (slowest / fastest) are reported.
+//
+// --baseline-plugin-dir DIR loads a second transfer.so (another build, e.g.
+// the previous commit's) and times its first run too, in the same turns, so
+// a change is judged against its predecessor in the same minutes of a shared
+// machine rather than in another run.
 //
 // The transfer goes through the real plugin host and the built transfer.so:
 // Start with a unique request id, Status polled every 2 ms until final,
@@ -23,6 +28,7 @@
 //
 //   timer_bench_transfer                       # 20,000 x 4 KiB, 4 x 256 MiB
 //   timer_bench_transfer --small-files 2000 --large-mb 16   # quick
+//   timer_bench_transfer --baseline-plugin-dir build-old/plugins  # A/B
 #include <fcntl.h>
 #include <spawn.h>
 #include <spdlog/spdlog.h>
@@ -286,6 +292,7 @@ struct Figures {
   int64_t files = 0;
   int64_t bytes = 0;
   std::vector<double> cp, first, sha_src, sha_both, checksum;
+  std::vector<double> baseline;  // the baseline build's first run, if loaded
   double min_resident = 1;
 };
 
@@ -294,8 +301,9 @@ void Note(Figures* f, const fs::path& src) {
 }
 
 // Runs the four measurements of one workload `repeat` times.
-Figures Measure(ActionProvider* provider, const std::string& name, const fs::path& work,
-                int64_t files, int64_t bytes, int repeat) {
+Figures Measure(ActionProvider* provider, ActionProvider* baseline,
+                const std::string& name, const fs::path& work, int64_t files,
+                int64_t bytes, int repeat) {
   Figures f;
   f.name = name;
   f.files = files;
@@ -305,6 +313,7 @@ Figures Measure(ActionProvider* provider, const std::string& name, const fs::pat
   for (int rep = 1; rep <= repeat; ++rep) {
     const std::string cp_dir = absl::StrCat("cp-", name, "-", rep);
     const std::string tr_dir = absl::StrCat("tr-", name, "-", rep);
+    const std::string base_dir = absl::StrCat("base-", name, "-", rep);
 
     auto time_cp = [&] {
       sync();
@@ -312,27 +321,27 @@ Figures Measure(ActionProvider* provider, const std::string& name, const fs::pat
       f.cp.push_back(
           TimedSpawn({"/bin/cp", "-r", src.string(), (dst_root / cp_dir).string()}));
     };
-    auto time_first = [&] {
+    // One first run of `p` into `dir`, checked.
+    auto first_run = [&](ActionProvider* p, const std::string& dir, const char* who,
+                         std::vector<double>* out) {
       sync();
       Note(&f, src);
-      TransferResult r =
-          RunTransfer(provider, absl::StrCat("bench/", name, "/first/", rep),
-                      Body(name, tr_dir, nullptr, name + " first run"));
-      const std::string what = absl::StrCat(name, " first run ", rep);
+      TransferResult r = RunTransfer(p, absl::StrCat("bench/", name, "/", who, "/", rep),
+                                     Body(name, dir, nullptr, name + " first run"));
+      const std::string what = absl::StrCat(name, " ", who, " first run ", rep);
       Expect(r, "files_transferred", files, what);
       Expect(r, "bytes_transferred", bytes, what);
       Expect(r, "files_skipped", 0, what);
       Expect(r, "files_failed", 0, what);
-      f.first.push_back(r.seconds);
+      out->push_back(r.seconds);
     };
-    // Alternate the order so neither side always runs right after the other.
-    if (rep % 2 == 1) {
-      time_cp();
-      time_first();
-    } else {
-      time_first();
-      time_cp();
-    }
+    std::vector<std::function<void()>> turns = {
+        time_cp, [&] { first_run(provider, tr_dir, "first", &f.first); }};
+    if (baseline != nullptr)
+      turns.push_back([&] { first_run(baseline, base_dir, "baseline", &f.baseline); });
+    // Take turns: each repetition starts with the next contender, so none
+    // always runs right after another (or first, after the checksum runs).
+    for (size_t i = 0; i < turns.size(); ++i) turns[(rep - 1 + i) % turns.size()]();
 
     // Second run over the unchanged tree: every file hashed on both sides
     // and skipped.
@@ -354,9 +363,11 @@ Figures Measure(ActionProvider* provider, const std::string& name, const fs::pat
 
     std::printf(
         "  %-5s rep %d: cp -r %.3f s, transfer %.3f s, checksum run %.3f s, "
-        "sha256sum %.3f s (source) %.3f s (source+destination)\n",
+        "sha256sum %.3f s (source) %.3f s (source+destination)",
         name.c_str(), rep, f.cp.back(), f.first.back(), f.checksum.back(),
         f.sha_src.back(), f.sha_both.back());
+    if (baseline != nullptr) std::printf(", baseline build %.3f s", f.baseline.back());
+    std::printf("\n");
     std::fflush(stdout);
     // The copies stay until the end: removing them here made the next
     // measurement several times slower (freed blocks are discarded on this
@@ -365,11 +376,13 @@ Figures Measure(ActionProvider* provider, const std::string& name, const fs::pat
   return f;
 }
 
+// Spread: the slowest run over the fastest.
 void PrintRow(const char* what, const std::vector<double>& v, const Figures& f,
               const std::string& ratio) {
   const double med = Median(v), best = *std::min_element(v.begin(), v.end());
-  std::printf("| %-41s | %8.3f | %8.3f | %9.0f | %8.1f | %-38s |\n", what, med, best,
-              f.files / med, f.bytes / 1e6 / med, ratio.c_str());
+  const double worst = *std::max_element(v.begin(), v.end());
+  std::printf("| %-41s | %8.3f | %8.3f | %6.2f | %9.0f | %8.1f | %-46s |\n", what, med,
+              best, worst / best, f.files / med, f.bytes / 1e6 / med, ratio.c_str());
 }
 
 double Best(const std::vector<double>& v) {
@@ -390,16 +403,23 @@ bool Print(const Figures& f) {
       "each measurement: %.1f%% at worst\n",
       f.name.c_str(), static_cast<long long>(f.files), f.bytes / 1e6, f.cp.size(),
       100 * f.min_resident);
-  std::printf("| %-41s | %8s | %8s | %9s | %8s | %-38s |\n", "measurement", "median s",
-              "best s", "files/s", "MB/s", "ratio median (best) target");
-  std::printf("|%s|%s|%s|%s|%s|%s|\n", std::string(43, '-').c_str(),
+  std::printf("| %-41s | %8s | %8s | %6s | %9s | %8s | %-46s |\n", "measurement",
+              "median s", "best s", "spread", "files/s", "MB/s",
+              "ratio median (best) target");
+  std::printf("|%s|%s|%s|%s|%s|%s|%s|\n", std::string(43, '-').c_str(),
               std::string(10, '-').c_str(), std::string(10, '-').c_str(),
-              std::string(11, '-').c_str(), std::string(10, '-').c_str(),
-              std::string(40, '-').c_str());
+              std::string(8, '-').c_str(), std::string(11, '-').c_str(),
+              std::string(10, '-').c_str(), std::string(48, '-').c_str());
   PrintRow("cp -r", f.cp, f, "");
   std::snprintf(buf, sizeof buf, "%.2f (%.2f) x cp, >= 0.90: %s", copy_ratio, copy_best,
                 copy_ok ? "met" : "MISSED");
   PrintRow("transfer, first run", f.first, f, buf);
+  if (!f.baseline.empty()) {
+    std::snprintf(buf, sizeof buf, "%.2f (%.2f) x cp; this build %.2f (%.2f) x it",
+                  Median(f.cp) / Median(f.baseline), Best(f.cp) / Best(f.baseline),
+                  Median(f.baseline) / Median(f.first), Best(f.baseline) / Best(f.first));
+    PrintRow("baseline build, first run", f.baseline, f, buf);
+  }
   PrintRow("sha256sum of the source files", f.sha_src, f, "");
   PrintRow("sha256sum of source + destination files", f.sha_both, f, "(context)");
   std::snprintf(buf, sizeof buf, "%.2f (%.2f) x sha256sum, <= 1.5: %s", hash_ratio,
@@ -424,6 +444,7 @@ int main(int argc, char** argv) {
   int repeat = 5;
   std::string dir = "/var/tmp";
   std::string plugin_dir = TIMER_BENCH_PLUGIN_DIR;
+  std::string baseline_plugin_dir;
   app.add_option("--small-files", small_files,
                  "number of 4096-byte files (200 per directory)")
       ->check(CLI::Range(int64_t{1}, int64_t{10'000'000}));
@@ -437,6 +458,8 @@ int main(int argc, char** argv) {
   app.add_option("--dir", dir,
                  "where to make the temporary directory (removed at the end)");
   app.add_option("--plugin-dir", plugin_dir, "where transfer.so is");
+  app.add_option("--baseline-plugin-dir", baseline_plugin_dir,
+                 "where another build's transfer.so is, timed in the same turns");
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
 
@@ -463,6 +486,19 @@ int main(int argc, char** argv) {
   if (!registry.ok()) Die("LoadPlugins: " + registry.status().ToString());
   ActionProvider* transfer = (*registry)->Find("transfer");
   if (transfer == nullptr) Die("no transfer plugin in " + plugin_dir);
+  // A second copy of the provider from another file: dlopen keeps the two
+  // apart (another path and inode, RTLD_LOCAL).
+  decltype(registry) baseline_registry = absl::NotFoundError("no baseline");
+  ActionProvider* baseline = nullptr;
+  if (!baseline_plugin_dir.empty()) {
+    baseline_registry =
+        timer::plugin_host::LoadPlugins(baseline_plugin_dir, {}, configs, ::geteuid());
+    if (!baseline_registry.ok())
+      Die("LoadPlugins " + baseline_plugin_dir + ": " +
+          baseline_registry.status().ToString());
+    baseline = (*baseline_registry)->Find("transfer");
+    if (baseline == nullptr) Die("no transfer plugin in " + baseline_plugin_dir);
+  }
 
   // The trees.
   Rng rng{0x5eed};
@@ -494,10 +530,12 @@ int main(int argc, char** argv) {
       "source and destination on the same filesystem; page cache not dropped; "
       "source warmed by one untimed cp -r; sync before each measurement; "
       "fresh destination directory for each cp and first transfer\n");
-  Figures small = Measure(transfer, "small", work, small_files,
+  if (baseline != nullptr)
+    std::printf("baseline build: %s/transfer.so\n", baseline_plugin_dir.c_str());
+  Figures small = Measure(transfer, baseline, "small", work, small_files,
                           small_files * kSmallFileBytes, repeat);
-  Figures large =
-      Measure(transfer, "large", work, large_files, large_files * large_bytes, repeat);
+  Figures large = Measure(transfer, baseline, "large", work, large_files,
+                          large_files * large_bytes, repeat);
   std::printf(
       "\nMB = 10^6 bytes. Copy ratio = transfer throughput / cp -r throughput; checksum "
       "ratio = transfer time / sha256sum time; from the medians, in parentheses from "
@@ -508,6 +546,7 @@ int main(int argc, char** argv) {
   std::printf("load average at start: %s, at end: %s\n", start_load.c_str(),
               LoadAverage().c_str());
 
+  if (baseline_registry.ok()) baseline_registry->reset();
   registry->reset();
   Cleanup();
   return 0;

@@ -72,7 +72,11 @@ std::string Join(const std::string& a, const std::string& b) {
 std::string TempName() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   static const char* hex = "0123456789abcdef";
-  std::string s = kTempPrefix + std::to_string(getpid()) + "-";
+  // getpid() is a system call each time (glibc no longer caches it), and a
+  // process never changes its pid while it runs a copy.
+  static thread_local const std::string prefix =
+      kTempPrefix + std::to_string(getpid()) + "-";
+  std::string s = prefix;
   uint64_t v = rng();
   for (int i = 0; i < 16; ++i) s.push_back(hex[(v >> (4 * i)) & 0xf]);
   return s;
@@ -176,8 +180,10 @@ int OpenRegularAt(int dir, const std::string& name, struct stat* st, std::string
     errno = EINVAL;  // what the caller reads: not a missing or forbidden file
     return -1;
   }
-  const int flags = fcntl(fd, F_GETFL);
-  if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+  // F_SETFL changes only the status flags (O_APPEND, O_ASYNC, O_DIRECT,
+  // O_NOATIME, O_NONBLOCK), of which we set O_NONBLOCK alone: clearing them
+  // all clears it without an F_GETFL first.
+  if (fcntl(fd, F_SETFL, 0) != 0) {
     *why = Errno(errno);
     return -1;
   }
@@ -827,7 +833,8 @@ Err Copier::RemoveTree(int dir_fd, const std::string& name, int depth) {
   return Ok();
 }
 
-Err Copier::CopyData(int src_fd, int dst_fd, Sha256* hash, int64_t* reserved) {
+Err Copier::CopyData(int src_fd, const struct stat& src_st, int dst_fd, Sha256* hash,
+                     int64_t* reserved) {
   // copy_file_range keeps the data in the kernel (and lets a filesystem
   // share extents); hashing needs the bytes, so verify reads them instead.
   bool use_cfr = hash == nullptr;
@@ -858,11 +865,16 @@ Err Copier::CopyData(int src_fd, int dst_fd, Sha256* hash, int64_t* reserved) {
     }
     return true;
   };
-  // The source is copied one data segment at a time, each to the same
-  // offset: the holes between (SEEK_HOLE) are never read or written.
-  bool sparse = true;  // SEEK_DATA works here
+  // A sparse source is copied one data segment at a time, each to the same
+  // offset: the holes between (SEEK_HOLE) are never read or written. Whether
+  // to look for holes at all is cp's test: fewer blocks than the length
+  // needs. A file with all its blocks is read straight to its end, without
+  // the three lseek calls and the final stat and truncate a small file
+  // would otherwise cost (a third of its system calls).
+  bool sparse = static_cast<int64_t>(src_st.st_blocks) * 512 < src_st.st_size;
   int64_t written = 0;
-  off_t pos = 0;  // everything before it is copied (or a hole)
+  off_t pos = 0;      // everything before it is copied (or a hole)
+  off_t dst_end = 0;  // the destination's length: it starts empty
   bool eof = false;
   while (!eof) {
     if (Stopped()) return stopped();
@@ -914,6 +926,7 @@ Err Copier::CopyData(int src_fd, int dst_fd, Sha256* hash, int64_t* reserved) {
         break;
       }
       off += n;
+      dst_end = off;
       written += n;
       c_.bytes_transferred += n;
       // A file that grew past what was admitted for it is admitted again,
@@ -928,11 +941,18 @@ Err Copier::CopyData(int src_fd, int dst_fd, Sha256* hash, int64_t* reserved) {
     }
     pos = off;
   }
-  // The file's length: a hole at its end has no data to copy.
-  struct stat st;
-  if (fstat(src_fd, &st) != 0) return Internal("stat: " + Errno(errno));
-  if (md && st.st_size > pos && !hash_zeros(st.st_size - pos)) return stopped();
-  if (ftruncate(dst_fd, st.st_size) != 0) return Internal("truncate: " + Errno(errno));
+  if (sparse) {
+    // The file's length: a hole at its end has no data to copy, and the
+    // destination ends with its last data until it is extended.
+    struct stat st;
+    if (fstat(src_fd, &st) != 0) return Internal("stat: " + Errno(errno));
+    if (md && st.st_size > pos && !hash_zeros(st.st_size - pos)) return stopped();
+    if (st.st_size != dst_end && ftruncate(dst_fd, st.st_size) != 0)
+      return Internal("truncate: " + Errno(errno));
+  }
+  // Read to its end (a read returned 0), a file is as long as what was
+  // written: there is nothing to truncate. (ftruncate is not free even to
+  // the same length: ext4 runs its whole truncate path.)
   if (md) {
     unsigned int len = 0;
     if (EVP_DigestFinal_ex(md.get(), hash->data(), &len) != 1)
@@ -941,17 +961,41 @@ Err Copier::CopyData(int src_fd, int dst_fd, Sha256* hash, int64_t* reserved) {
   return Ok();
 }
 
+namespace {
+
+// Gives the unnamed file `fd` (O_TMPFILE) the name `name` in `dir`. linkat
+// with AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH before Linux 6.10, so
+// without it the file is linked through /proc/self/fd. Returns 0 or -1 with
+// errno set (EEXIST: the name is taken).
+int LinkUnnamed(int fd, int dir, const std::string& name) {
+  if (linkat(fd, "", dir, name.c_str(), AT_EMPTY_PATH) == 0) return 0;
+  if (errno != ENOENT && errno != EPERM) return -1;
+  char proc_path[64];
+  std::snprintf(proc_path, sizeof proc_path, "/proc/self/fd/%d", fd);
+  return linkat(AT_FDCWD, proc_path, dir, name.c_str(), AT_SYMLINK_FOLLOW);
+}
+
+}  // namespace
+
 void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& src_st,
                      int dst_dir, const std::string& dname, const std::string& rel) {
   const std::string path = rel.empty() ? name : rel;
-  // What is at the destination now (never read through a symlink).
+  // What is at the destination now (never read through a symlink). Without
+  // a sync level nothing depends on it when new files are linked into
+  // place: linkat finds out (EEXIST), and only then is the name looked at.
+  // That saves a lookup per file on a first run; once a name was found
+  // taken, the run looks first (a destination with one file likely has more).
   struct stat dst_st;
   bool dst_file = false;
-  if (fstatat(dst_dir, dname.c_str(), &dst_st, AT_SYMLINK_NOFOLLOW) == 0) {
-    if (S_ISDIR(dst_st.st_mode)) return Fail(path, "destination is a directory");
-    dst_file = S_ISREG(dst_st.st_mode);
-  } else if (errno != ENOENT) {
-    return Fail(path, "destination: " + Errno(errno));
+  bool dst_free = true;  // nothing has the final name (as far as we know)
+  if (req_.sync_level != SyncLevel::kNone || !unnamed_temps_ || names_taken_) {
+    if (fstatat(dst_dir, dname.c_str(), &dst_st, AT_SYMLINK_NOFOLLOW) == 0) {
+      if (S_ISDIR(dst_st.st_mode)) return Fail(path, "destination is a directory");
+      dst_file = S_ISREG(dst_st.st_mode);
+      dst_free = false;
+    } else if (errno != ENOENT) {
+      return Fail(path, "destination: " + Errno(errno));
+    }
   }
 
   if (options_.before_open_source) options_.before_open_source(src_dir, name);
@@ -1006,22 +1050,40 @@ void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& sr
   if (!Admit(dst_dir, reserved, 1)) return;
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (ctx_->cancelled()) return Refund(reserved, 1);
-    const std::string tmp = TempName();
-    Fd out(openat(dst_dir, tmp.c_str(),
-                  O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    // The copy is written out of sight. To a new name, as an unnamed file
+    // (O_TMPFILE) given its name once complete: one linkat instead of a
+    // create under a temporary name and a rename, and a run killed midway
+    // leaves nothing behind. Over an existing file (or where the
+    // filesystem has no unnamed files), under a temporary name renamed over
+    // the final one, since linkat never replaces a name.
+    std::string tmp;  // empty while the copy has no name
+    Fd out;
+    if (dst_free && unnamed_temps_) {
+      out = Fd(openat(dst_dir, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+      if (out.get() < 0 && errno != EMFILE && errno != ENFILE && errno != ENOSPC &&
+          errno != EDQUOT && errno != ENOMEM) {
+        unnamed_temps_ = false;  // EOPNOTSUPP, EISDIR (old kernels), ...
+      }
+    }
+    if (out.get() < 0) {
+      tmp = TempName();
+      out = Fd(openat(dst_dir, tmp.c_str(),
+                      O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    }
     if (out.get() < 0) {
       Refund(reserved, 1);
       return Fail(path, "cannot create a temporary file: " + Errno(errno));
     }
-    // A file not written (in the end) is given back to the quotas.
+    // A file not written (in the end) is given back to the quotas. An
+    // unnamed one vanishes with its descriptor.
     auto discard = [&] {
-      unlinkat(dst_dir, tmp.c_str(), 0);
+      if (!tmp.empty()) unlinkat(dst_dir, tmp.c_str(), 0);
       Refund(reserved, 1);
     };
     const int64_t bytes_before = c_.bytes_transferred;
     Sha256 copied_hash{};
-    Err e = CopyData(src.get(), out.get(), req_.verify_checksum ? &copied_hash : nullptr,
-                     &reserved);
+    Err e = CopyData(src.get(), st, out.get(),
+                     req_.verify_checksum ? &copied_hash : nullptr, &reserved);
     if (e.code == TIMER_AP_CANCELLED || e.code == TIMER_AP_RESOURCE_EXHAUSTED) {
       return discard();  // the run stops; stop_ says why
     }
@@ -1035,7 +1097,7 @@ void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& sr
       if (he.ok() && have_src_hash && copied_hash != src_hash)
         he = Internal("source changed");
       if (!he.ok() || written != copied_hash) {
-        unlinkat(dst_dir, tmp.c_str(), 0);
+        if (!tmp.empty()) unlinkat(dst_dir, tmp.c_str(), 0);
         c_.bytes_transferred = bytes_before;
         if (attempt == 0) {
           ++c_.checksum_retries;
@@ -1054,11 +1116,44 @@ void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& sr
         return Fail(path, "cannot set timestamps: " + Errno(errno));
       }
     }
-    if (close(out.release()) != 0) {
-      discard();
-      return Fail(path, "write: " + Errno(errno));
+    if (tmp.empty()) {
+      if (LinkUnnamed(out.get(), dst_dir, dname) != 0) {
+        if (errno != EEXIST) {
+          // Unnamed files cannot be linked here (no capability, no /proc):
+          // this file once more under a temporary name, and every next one.
+          unnamed_temps_ = false;
+          c_.bytes_transferred = bytes_before;
+          if (req_.verify_checksum) --c_.files_verified;
+          --attempt;
+          continue;
+        }
+        // The final name is taken (a file appeared since it was looked at,
+        // or it was not looked at): name the copy and rename it over, as
+        // for an existing file; never over a directory.
+        names_taken_ = true;
+        struct stat taken;
+        if (fstatat(dst_dir, dname.c_str(), &taken, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISDIR(taken.st_mode)) {
+          discard();
+          return Fail(path, "destination is a directory");
+        }
+        tmp = TempName();
+        if (LinkUnnamed(out.get(), dst_dir, tmp) != 0) {
+          const int err2 = errno;
+          tmp.clear();
+          discard();
+          return Fail(path, "cannot name the copy: " + Errno(err2));
+        }
+      }
     }
-    if (renameat(dst_dir, tmp.c_str(), dst_dir, dname.c_str()) != 0) {
+    if (close(out.release()) != 0) {
+      const int err = errno;
+      // An unnamed file already has its final name: take it back.
+      unlinkat(dst_dir, tmp.empty() ? dname.c_str() : tmp.c_str(), 0);
+      Refund(reserved, 1);
+      return Fail(path, "write: " + Errno(err));
+    }
+    if (!tmp.empty() && renameat(dst_dir, tmp.c_str(), dst_dir, dname.c_str()) != 0) {
       int err = errno;
       discard();
       return Fail(path, "cannot rename into place: " + Errno(err));

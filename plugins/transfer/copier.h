@@ -11,16 +11,20 @@
 // destination root) or followed ("copy", only to what resolves inside the
 // source root), as transfer_options.h decides.
 //
-// Atomicity: each file is written to a temporary name (".timer-part-*") in
-// its destination directory and renamed over the final name only once it
-// is complete (and verified, with verify_checksum). A cancelled run removes
-// its temporary file; a killed one may leave it, never a partial file under
-// the final name. Files are not fsync'ed one by one (for throughput, like
-// cp); a crash of the host may lose the last files copied.
+// Atomicity: each file is written out of sight in its destination
+// directory and given its final name only once it is complete (and
+// verified, with verify_checksum): a new file as an unnamed file (O_TMPFILE)
+// then linked (linkat) under its name; a file replacing another (or where
+// the filesystem has no unnamed files) under a temporary name
+// (".timer-part-*") then renamed over the final name. A cancelled run
+// removes its temporary file; a killed one may leave a named one, never a
+// partial file under the final name. Files are not fsync'ed one by one
+// (for throughput, like cp); a crash of the host may lose the last files
+// copied.
 //
-// Holes: a sparse source is copied sparse (SEEK_DATA/SEEK_HOLE): only its
-// data is read and written, the holes stay holes, and the byte counts and
-// quotas count data only.
+// Holes: a sparse source (fewer blocks than its length needs, cp's test) is
+// copied sparse (SEEK_DATA/SEEK_HOLE): only its data is read and written,
+// the holes stay holes, and the byte counts and quotas count data only.
 //
 // Bounds (CopyLimits, WriteQuota, Endpoint::min_free_bytes): before each
 // file or directory it writes, a run checks its own byte and entry limits,
@@ -216,7 +220,9 @@ class Copier {
   // hashes the whole source (holes as zeros) when `hash` is non-null.
   // `*reserved` is what was counted for this file against the identity's
   // quota; more is reserved if the file grew.
-  Err CopyData(int src_fd, int dst_fd, Sha256* hash, int64_t* reserved);
+  // `src_st` is src_fd's stat at open (whether to look for holes).
+  Err CopyData(int src_fd, const struct stat& src_st, int dst_fd, Sha256* hash,
+               int64_t* reserved);
   // Checks the run's limits, the destination's free space and the
   // identity's quota before writing `bytes` in `entries` new files or
   // directories into `dst_dir`; reserves them in the quota. On refusal,
@@ -243,6 +249,11 @@ class Copier {
   nlohmann::json errors_ = nlohmann::json::array();  // the first few failures
   std::string first_error_;
   int64_t last_publish_ns_ = 0;
+  // Copies to new names are written as unnamed files (O_TMPFILE) until the
+  // first place that cannot make or link them.
+  bool unnamed_temps_ = true;
+  // A copy found its final name taken: later files look at theirs first.
+  bool names_taken_ = false;
   dev_t skip_dev_ = 0;  // the item's destination directory, never a source
   ino_t skip_ino_ = 0;
   nlohmann::json skipped_ = nlohmann::json::array();  // the first few entries skipped

@@ -136,6 +136,13 @@ TEST(CopierTest, AFifoSwappedInAfterTheTypeCheckFailsTheRunAtOnce) {
   EXPECT_FALSE(fs::exists(dst / "tree/a.txt"));
 }
 
+std::string ReadAll(const fs::path& p) {
+  std::string out(fs::file_size(p), '\0');
+  std::ifstream(p, std::ios::binary)
+      .read(out.data(), static_cast<std::streamsize>(out.size()));
+  return out;
+}
+
 // Runs `req` to its end on a runner of its own.
 ActionSnapshot RunToEnd(const Request& req, CopyOptions options = {}) {
   ActionRunner runner;
@@ -246,6 +253,130 @@ TEST_F(FullDestinationTest, FailOnQuotaErrorsStopsTheRunAtTheFirstFullWrite) {
         << end.error;
     EXPECT_EQ(fs::exists(mnt_ / "t/b_small.txt"), !fail_fast);
     EXPECT_FALSE(fs::exists(mnt_ / "t/a_big.bin"));
+  }
+}
+
+// A new file is written unnamed and linked under its name (linkat, which
+// never replaces a name). A file that appears under that name meanwhile is
+// replaced by the copy all the same, through a temporary name and a rename,
+// and no temporary file stays behind.
+TEST(CopierTest, AFileAppearingUnderTheNameMidCopyIsReplacedWhole) {
+  TempDir dir;
+  const fs::path src = dir.path() / "src", dst = dir.path() / "dst";
+  WriteFile(src / "tree/a.txt", "alpha from the source");
+  WriteFile(src / "tree/b.txt", std::string(3 << 20, 'b'));  // more than one chunk
+  fs::create_directories(dst / "tree");
+  Endpoint src_ep, dst_ep;
+  src_ep.id = "src";
+  src_ep.root = src.string();
+  dst_ep.id = "dst";
+  dst_ep.root = dst.string();
+  Request req;
+  req.source = &src_ep;
+  req.destination = &dst_ep;
+  req.items.push_back(MakeItem("tree", "tree", true));
+  for (bool verify : {false, true}) {
+    SCOPED_TRACE(verify ? "verify_checksum" : "plain");
+    fs::remove_all(dst / "tree");
+    fs::create_directories(dst / "tree");
+    req.verify_checksum = verify;
+    CopyOptions options;
+    // After the destination was seen free, before the copy: another
+    // writer creates the file.
+    options.before_open_source = [&](int, const std::string& name) {
+      WriteFile(dst / "tree" / name, "someone else's");
+    };
+    ActionSnapshot end = RunToEnd(req, options);
+    EXPECT_EQ(end.state, TIMER_AP_STATE_SUCCEEDED) << end.error;
+    EXPECT_EQ(ReadAll(dst / "tree/a.txt"), "alpha from the source");
+    EXPECT_EQ(ReadAll(dst / "tree/b.txt"), std::string(3 << 20, 'b'));
+    int names = 0;
+    for (const auto& e : fs::directory_iterator(dst / "tree")) {
+      (void)e;
+      ++names;
+    }
+    EXPECT_EQ(names, 2) << "a temporary file was left behind";
+  }
+}
+
+// A directory where a file would go is never replaced, whether the run
+// looks at the name first (a sync level) or finds it taken when linking
+// the copy into place (none); the other files are copied.
+TEST(CopierTest, ADirectoryUnderTheNameFailsThatFileOnly) {
+  TempDir dir;
+  const fs::path src = dir.path() / "src", dst = dir.path() / "dst";
+  WriteFile(src / "tree/a.txt", "alpha");
+  WriteFile(src / "tree/b.txt", "bravo");
+  Endpoint src_ep, dst_ep;
+  src_ep.id = "src";
+  src_ep.root = src.string();
+  dst_ep.id = "dst";
+  dst_ep.root = dst.string();
+  Request req;
+  req.source = &src_ep;
+  req.destination = &dst_ep;
+  req.items.push_back(MakeItem("tree", "tree", true));
+  for (SyncLevel level : {SyncLevel::kNone, SyncLevel::kSize}) {
+    SCOPED_TRACE(static_cast<int>(level));
+    fs::remove_all(dst);
+    fs::create_directories(dst / "tree/a.txt");
+    WriteFile(dst / "tree/a.txt/inside", "kept");
+    req.sync_level = level;
+    ActionSnapshot end = RunToEnd(req, CopyOptions{});
+    EXPECT_EQ(end.state, TIMER_AP_STATE_FAILED);
+    EXPECT_NE(end.error.find("tree/a.txt: destination is a directory"), std::string::npos)
+        << end.error;
+    EXPECT_EQ(ReadAll(dst / "tree/a.txt/inside"), "kept");
+    EXPECT_EQ(ReadAll(dst / "tree/b.txt"), "bravo");
+    int names = 0;
+    for (const auto& e : fs::directory_iterator(dst / "tree")) {
+      (void)e;
+      ++names;
+    }
+    EXPECT_EQ(names, 2) << "a temporary file was left behind";
+  }
+}
+
+// Files with all their blocks are copied without looking for holes, and
+// files with fewer are copied sparse; both come out at their exact length,
+// whatever sits at their end (data or a hole).
+TEST(CopierTest, DenseAndSparseFilesKeepTheirLength) {
+  TempDir dir;
+  const fs::path src = dir.path() / "src", dst = dir.path() / "dst";
+  fs::create_directories(src);
+  fs::create_directories(dst);
+  WriteFile(src / "empty", "");
+  WriteFile(src / "dense", std::string(10000, 'd'));
+  {
+    // A hole at the start and one at the end, 1 MiB each, data between.
+    int fd =
+        open((src / "holes").c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ASSERT_GE(fd, 0);
+    const std::string block(4096, 'h');
+    ASSERT_EQ(pwrite(fd, block.data(), block.size(), 1 << 20), 4096);
+    ASSERT_EQ(ftruncate(fd, (2 << 20) + 4096), 0);
+    close(fd);
+  }
+  Endpoint src_ep, dst_ep;
+  src_ep.id = "src";
+  src_ep.root = src.string();
+  dst_ep.id = "dst";
+  dst_ep.root = dst.string();
+  Request req;
+  req.source = &src_ep;
+  req.destination = &dst_ep;
+  req.items.push_back(MakeItem("", "copy", true));
+  for (bool verify : {false, true}) {
+    SCOPED_TRACE(verify ? "verify_checksum" : "plain");
+    fs::remove_all(dst / "copy");
+    req.verify_checksum = verify;
+    ActionSnapshot end = RunToEnd(req, CopyOptions{});
+    EXPECT_EQ(end.state, TIMER_AP_STATE_SUCCEEDED) << end.error;
+    for (const char* name : {"empty", "dense", "holes"}) {
+      SCOPED_TRACE(name);
+      EXPECT_EQ(fs::file_size(dst / "copy" / name), fs::file_size(src / name));
+      EXPECT_EQ(ReadAll(dst / "copy" / name), ReadAll(src / name));
+    }
   }
 }
 

@@ -395,7 +395,8 @@ TEST_F(TransferTest, CancelMidwayLeavesNoPartialFile) {
     ASSERT_LT(std::chrono::steady_clock::now(), deadline);
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  EXPECT_TRUE(HasTempFiles(dst_));  // the copy in progress has a temporary name
+  // A new file is written unnamed (O_TMPFILE): nothing under its name yet.
+  EXPECT_FALSE(fs::exists(dst_ / "big.bin"));
   ASSERT_TRUE(provider_->Cancel(st->action_id).ok());
   auto end = WaitForEnd(provider_.get(), st->action_id, std::chrono::seconds(3));
   ASSERT_TRUE(end.ok()) << end.status();
@@ -776,6 +777,43 @@ TEST_F(TransferTest, RecursiveSymlinksCopyFollowsOnlyInsideTheSourceRoot) {
   // absolute, escape, dangling, and the loop (twice: under sub/ and to_dir/)
   EXPECT_EQ(d["symlinks_skipped"], 5) << d.dump();
   EXPECT_EQ(Snapshot(outside_).size(), 1u);
+}
+
+// A file replacing another is written out of sight and renamed over it:
+// cancelled midway, the old file stays whole and no temporary file stays.
+// With a sync level the name is looked at first and the copy written under
+// a temporary name; without, it is written unnamed and finds the name
+// taken only when complete.
+TEST_F(TransferTest, CancelMidwayOverAnExistingFileKeepsTheOldOne) {
+  Load(8 << 20);  // 8 MB/s, so a 32 MB file takes ~4 s
+  WriteFile(src_ / "big.bin", RandomBytes(32 << 20, 4));
+  const std::string old_content = "the previous backup";
+  for (const char* level : {"size", ""}) {
+    SCOPED_TRACE(level);
+    WriteFile(dst_ / "big.bin", old_content);
+    json extra = json::object();
+    if (*level != '\0') extra["sync_level"] = level;
+    auto st = provider_->Start(std::string("cancel/over/") + level, LocalIdentity(),
+                               Body("big.bin", "big.bin", false, extra).dump());
+    ASSERT_TRUE(st.ok()) << st.status();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    for (;;) {
+      auto now = provider_->Status(st->action_id);
+      ASSERT_TRUE(now.ok());
+      ASSERT_EQ(now->state, State::kActive) << "finished before it could be cancelled";
+      if (Details(*now).value("bytes_transferred", int64_t{0}) > 0) break;
+      ASSERT_LT(std::chrono::steady_clock::now(), deadline);
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    EXPECT_EQ(HasTempFiles(dst_), *level != '\0');  // named only when looked first
+    EXPECT_EQ(ReadFile(dst_ / "big.bin"), old_content);
+    ASSERT_TRUE(provider_->Cancel(st->action_id).ok());
+    auto end = WaitForEnd(provider_.get(), st->action_id, std::chrono::seconds(3));
+    ASSERT_TRUE(end.ok()) << end.status();
+    EXPECT_EQ(end->state, State::kCancelled);
+    EXPECT_EQ(ReadFile(dst_ / "big.bin"), old_content);
+    EXPECT_FALSE(HasTempFiles(dst_));
+  }
 }
 
 // --- H4: a tenant must not be able to fill the disk ------------------------
