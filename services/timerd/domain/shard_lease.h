@@ -53,7 +53,7 @@ class ShardLeases {
     // For people (logs); not an identity.
     std::string host;
     // How long a renewal holds a lease, on the store's clock (lease_ttl_ms).
-    absl::Duration ttl = absl::Seconds(3);
+    absl::Duration ttl = absl::Milliseconds(2500);
     // The local deadline is ttl - margin after a renewal was sent
     // (lease_margin_ms). Must be below ttl/2.
     absl::Duration margin = absl::Seconds(1);

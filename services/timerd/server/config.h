@@ -86,7 +86,7 @@ struct Config {
   int64_t max_list_page_bytes = 1 << 20;
   // Several replicas on a shared store (domain/shard_lease.h); unused with
   // the embedded store, which one process owns.
-  int64_t lease_ttl_ms = 3000;
+  int64_t lease_ttl_ms = 2500;
   int64_t lease_margin_ms = 1000;
   // RunJobNow relayed to the replica scheduling the job (domain/run_now_relay.h).
   int64_t run_now_relay_timeout_ms = 5000;
