@@ -78,6 +78,25 @@ void RateLimiter::Wait(int64_t bytes) {
   if (wait > 0) ctx_->WaitCancelledFor(std::chrono::milliseconds(wait / 1'000'000 + 1));
 }
 
+Outcome RunOutcome(const TransferCounters& c, const std::string& stop, bool cancelled,
+                   const std::string& first_error) {
+  if (!stop.empty()) {
+    return {TIMER_AP_STATE_FAILED, "stopped after " +
+                                       std::to_string(c.files_transferred) +
+                                       " files transferred: " + stop};
+  }
+  if (cancelled) {
+    return {
+        TIMER_AP_STATE_CANCELLED,
+        "cancelled after " + std::to_string(c.files_transferred) + " files transferred"};
+  }
+  if (c.files_failed > 0) {
+    return {TIMER_AP_STATE_FAILED,
+            std::to_string(c.files_failed) + " failed; first: " + first_error};
+  }
+  return {TIMER_AP_STATE_SUCCEEDED, ""};
+}
+
 nlohmann::json TransferDetails(const Request& req, const TransferCounters& c,
                                const nlohmann::json& errors, const std::string& stop,
                                const nlohmann::json& encrypt_data,

@@ -79,6 +79,11 @@ class RateLimiter {
   int64_t start_ns_ = 0;
 };
 
+// How a run ended, from its counters: stopped by a limit (`stop`), cancelled,
+// some files failed (the first's error), or succeeded.
+Outcome RunOutcome(const TransferCounters& c, const std::string& stop, bool cancelled,
+                   const std::string& first_error);
+
 // The details document of a run. `encrypt_data` is what the run says of
 // encryption (a string or a bool); null leaves it out. `skipped`: the first
 // entries skip_source_errors skipped (an array; empty leaves it out).

@@ -121,21 +121,7 @@ Outcome StreamCopier::Run() {
     CopyItem(i, req_.items[i]);
   }
   Publish(true);
-  if (!stop_.empty()) {
-    return {TIMER_AP_STATE_FAILED, "stopped after " +
-                                       std::to_string(c_.files_transferred) +
-                                       " files transferred: " + stop_};
-  }
-  if (ctx_->cancelled()) {
-    return {
-        TIMER_AP_STATE_CANCELLED,
-        "cancelled after " + std::to_string(c_.files_transferred) + " files transferred"};
-  }
-  if (c_.files_failed > 0) {
-    return {TIMER_AP_STATE_FAILED,
-            std::to_string(c_.files_failed) + " failed; first: " + first_error_};
-  }
-  return {TIMER_AP_STATE_SUCCEEDED, ""};
+  return RunOutcome(c_, stop_, ctx_->cancelled(), first_error_);
 }
 
 void StreamCopier::CopyItem(size_t index, const Item& item) {
