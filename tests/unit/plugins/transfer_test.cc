@@ -957,6 +957,80 @@ TEST(TransferConfig, AnEndpointWithoutAllowedIdentitiesIsClosed) {
   }
 }
 
+// What a remote endpoint cannot honour is refused at validation, naming the
+// field and the endpoint, never silently ignored: recursive_symlinks keep or
+// copy with any remote side, encrypt_data with an S3 endpoint over plain
+// http (validation connects to nothing, so no server is needed here).
+TEST(TransferConfig, RemoteEndpointsRefuseOptionsTheyCannotHonour) {
+  TempDir dir;
+  fs::create_directories(dir.path() / "local");
+  const fs::path secret = dir.path() / "s3-secret";
+  WriteFile(secret, "not-a-real-secret\n");
+  fs::permissions(secret, fs::perms::owner_read | fs::perms::owner_write);
+  auto s3 = [&](const std::string& id, const std::string& url) {
+    return json{{"id", id},
+                {"access_key_id", "AKIDTEST"},
+                {"secret_access_key_file", secret.string()},
+                {"type", "s3"},
+                {"endpoint", url},
+                {"bucket", "data"},
+                {"path_style", true},
+                {"allow_insecure_http", true},
+                {"allowed_identities", {"*"}}};
+  };
+  auto p = LoadPlugin(TIMER_TRANSFER_SO, {{"transfer",
+                                           {{"endpoints",
+                                             {{{"id", "local"},
+                                               {"root", (dir.path() / "local").string()},
+                                               {"allowed_identities", {"*"}}},
+                                              s3("plain", "http://127.0.0.1:9"),
+                                              s3("tls", "https://s3.example.org")}}}}});
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto body = [](const std::string& from, const std::string& to, json extra) {
+    json b{{"source_endpoint_id", from},
+           {"destination_endpoint_id", to},
+           {"transfer_items",
+            {{{"source_path", "t"}, {"destination_path", "t"}, {"recursive", true}}}}};
+    for (auto& [k, v] : extra.items()) b[k] = v;
+    return b.dump();
+  };
+  const Identity alice{"alice@example.org", "token"};
+  struct Case {
+    std::string from, to;
+    json extra;
+    std::string needle;  // "" when accepted
+  };
+  const std::vector<Case> cases = {
+      {"local",
+       "plain",
+       {{"encrypt_data", true}},
+       "encrypt_data: endpoint \"plain\" (s3)"},
+      {"plain",
+       "local",
+       {{"encrypt_data", true}},
+       "encrypt_data: endpoint \"plain\" (s3)"},
+      {"local", "tls", {{"encrypt_data", true}}, ""},
+      {"local", "plain", {{"encrypt_data", false}}, ""},
+      {"local", "tls", {{"recursive_symlinks", "keep"}}, "recursive_symlinks: keep"},
+      {"tls", "local", {{"recursive_symlinks", "copy"}}, "recursive_symlinks: copy"},
+      {"tls", "local", {{"recursive_symlinks", "ignore"}}, ""},
+      {"local", "tls", {{"filter_rules", {{{"name", "*.tmp"}}}}}, ""},
+  };
+  for (const Case& c : cases) {
+    const std::string b = body(c.from, c.to, c.extra);
+    absl::Status s = (*p)->Validate(alice, b);
+    if (c.needle.empty()) {
+      EXPECT_TRUE(s.ok()) << b << ": " << s;
+      continue;
+    }
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << b;
+    EXPECT_NE(s.message().find(c.needle), absl::string_view::npos) << s;
+    if (c.needle.rfind("recursive_symlinks", 0) == 0) {
+      EXPECT_NE(s.message().find("s3 endpoint"), absl::string_view::npos) << s;
+    }
+  }
+}
+
 TEST(TransferConfig, SystemDirectoriesAndTheDataDirectoryAreRefusedAsRoots) {
   auto load = [](const std::string& root) {
     return LoadPlugin(
