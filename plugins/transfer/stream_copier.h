@@ -30,7 +30,8 @@
 // denied", or a local ENOENT, EACCES, EPERM); fail_on_quota_errors
 // (IsQuotaError on the destination's message: a local ENOSPC/EDQUOT; SFTP
 // version 3 reports a full disk as a bare SSH_FX_FAILURE, which cannot be
-// told apart, so over SFTP such a write fails the file only). A
+// told apart, and S3 has no such error, so there such a write fails the
+// file only). A
 // recursive_symlinks other than ignore is refused at validation when an
 // endpoint is remote (transfer.cc): links met in a tree are skipped.
 //
