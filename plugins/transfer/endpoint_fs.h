@@ -143,6 +143,10 @@ class RemoteEndpoint {
  public:
   virtual ~RemoteEndpoint() = default;
   virtual std::string type() const = 0;  // "sftp", "s3"
+  // Whether the data crosses the network encrypted, known from the
+  // configuration alone (SFTP always; S3 when its URL is https://): a body
+  // with encrypt_data is refused at validation when an endpoint does not.
+  virtual bool Encrypted() const = 0;
   // Connects for one run (SFTP: one SSH session and SFTP channel, the host
   // key checked against the pinned one; S3: a client). The run uses it for
   // all its files and destroys it at its end.

@@ -223,6 +223,7 @@ class S3EndpointImpl : public RemoteEndpoint {
  public:
   explicit S3EndpointImpl(S3Config c) : config_(std::move(c)) {}
   std::string type() const override { return "s3"; }
+  bool Encrypted() const override { return config_.endpoint.rfind("https://", 0) == 0; }
   Err Open(std::unique_ptr<EndpointFs>* out) const override;
   nlohmann::json Describe() const override {
     return {{"type", "s3"},

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "local_fs.h"
+#include "transfer_options.h"
 
 namespace timer::plugins::transfer {
 namespace {
@@ -65,7 +66,7 @@ StreamCopier::StreamCopier(const Request& req, ActionContext* ctx, CopyOptions o
       throttle_(ctx, options_.max_bytes_per_second) {}
 
 nlohmann::json StreamCopier::Details() const {
-  return TransferDetails(req_, c_, errors_, stop_, encrypted_);
+  return TransferDetails(req_, c_, errors_, stop_, encrypted_, skipped_);
 }
 
 void StreamCopier::Publish(bool force) {
@@ -80,6 +81,22 @@ void StreamCopier::Fail(const std::string& path, const std::string& error) {
   if (first_error_.empty()) first_error_ = path + ": " + error;
   if (errors_.size() < kMaxErrorsKept)
     errors_.push_back({{"path", path}, {"error", error}});
+  // A full destination stops the run at once when asked, as in Copier.
+  if (req_.options.fail_on_quota_errors && stop_.empty() && IsQuotaError(error)) {
+    stop_ = "fail_on_quota_errors: the destination is full or over its quota: " + path +
+            ": " + error;
+  }
+  Publish(false);
+}
+
+void StreamCopier::SourceError(const std::string& path, const Err& e) {
+  if (!req_.options.skip_source_errors || !IsSkippableSourceError(e)) {
+    return Fail(path, e.message);
+  }
+  ++c_.source_errors_skipped;
+  if (skipped_.size() < kMaxErrorsKept)
+    skipped_.push_back(
+        {{"path", path}, {"skipped", e.message + " (skip_source_errors)"}});
   Publish(false);
 }
 
@@ -131,8 +148,8 @@ void StreamCopier::CopyItem(size_t index, const Item& item) {
   EntryInfo info;
   bool exists = false;
   if (Err e = src_->Stat(item.source, &info, &exists); !e.ok())
-    return Fail(src_field, e.message);
-  if (!exists) return Fail(src_field, "no such file or directory");
+    return SourceError(src_field, e);
+  if (!exists) return SourceError(src_field, NotFound("no such file or directory"));
   if (info.kind == EntryKind::kSymlink)
     return Fail(src_field, "is a symbolic link (refused, never followed)");
   const bool dir_item = info.kind == EntryKind::kDirectory;
@@ -199,7 +216,7 @@ void StreamCopier::CopyTree(const Path& src, const Path& dst, const std::string&
                            return !Stopped();
                          });
       !e.ok()) {
-    return Fail(rel.empty() ? "." : rel, e.message);
+    return SourceError(rel.empty() ? "." : rel, e);
   }
   std::sort(entries.begin(), entries.end(),
             [](const EntryInfo& a, const EntryInfo& b) { return a.name < b.name; });
@@ -207,6 +224,14 @@ void StreamCopier::CopyTree(const Path& src, const Path& dst, const std::string&
     if (Stopped()) return;
     const std::string path = Join(rel, info.name);
     const Path s = Child(src, info.name), d = Child(dst, info.name);
+    // Links are not filtered: they are skipped whatever their name (only
+    // recursive_symlinks ignore is allowed with a remote side).
+    const FilterRules& filters = req_.options.filter_rules;
+    if (!filters.empty() && info.kind != EntryKind::kSymlink &&
+        !filters.Included(info.name, info.kind == EntryKind::kDirectory)) {
+      ++c_.entries_excluded;
+      continue;
+    }
     switch (info.kind) {
       case EntryKind::kFile:
         CopyFile(s, info, d, path);
@@ -234,12 +259,17 @@ void StreamCopier::CopyTree(const Path& src, const Path& dst, const std::string&
 void StreamCopier::DeleteExtra(const Path& src, const Path& dst, const std::string& rel) {
   std::set<std::string> keep;
   std::vector<std::string> extra;
+  const FilterRules& filters = req_.options.filter_rules;
   if (!src_->List(src, [&](const EntryInfo& i) { return keep.insert(i.name), true; })
            .ok())
     return;
   Err e = dst_->List(dst, [&](const EntryInfo& i) {
     // Another run's file in progress is left to it.
-    if (keep.count(i.name) == 0 && !IsTempPartName(i.name)) extra.push_back(i.name);
+    // What filter_rules exclude is left alone at the destination too.
+    if (keep.count(i.name) == 0 && !IsTempPartName(i.name) &&
+        (filters.empty() || filters.Included(i.name, i.kind == EntryKind::kDirectory))) {
+      extra.push_back(i.name);
+    }
     return true;
   });
   if (!e.ok()) return Fail(rel.empty() ? "." : rel, "cannot list: " + e.message);
@@ -341,7 +371,9 @@ void StreamCopier::CopyFile(const Path& src, const EntryInfo& src_info, const Pa
   for (int attempt = 0; attempt < 2; ++attempt) {
     const int64_t bytes_before = c_.bytes_transferred;
     Sha256Digest hash{};
-    Err e = Stream(src, dst, src_info.size, shown, &hash, &reserved, publish);
+    bool from_source = false;
+    Err e =
+        Stream(src, dst, src_info.size, shown, &hash, &reserved, publish, &from_source);
     if (e.code == TIMER_AP_CANCELLED || e.code == TIMER_AP_RESOURCE_EXHAUSTED) {
       limits_.Refund(reserved, 1);
       return;  // the run stops; stop_ or the cancel says why
@@ -357,6 +389,7 @@ void StreamCopier::CopyFile(const Path& src, const EntryInfo& src_info, const Pa
     }
     if (!e.ok()) {
       limits_.Refund(reserved, 1);
+      if (from_source) return SourceError(shown, e);
       return Fail(shown, e.message);
     }
     const int64_t wrote = c_.bytes_transferred - bytes_before;
@@ -370,9 +403,12 @@ void StreamCopier::CopyFile(const Path& src, const EntryInfo& src_info, const Pa
 
 Err StreamCopier::Stream(const Path& src, const Path& dst, int64_t size,
                          const std::string& shown, Sha256Digest* hash, int64_t* reserved,
-                         const PublishOptions& publish_options) {
+                         const PublishOptions& publish_options, bool* from_source) {
+  *from_source = true;
+  if (hooks_.before_open_source) hooks_.before_open_source(shown);
   std::unique_ptr<FileReader> reader;
   if (Err e = src_->OpenRead(src, &reader); !e.ok()) return e;
+  *from_source = false;
   std::unique_ptr<FileWriter> writer;  // destroyed unpublished: aborted
   if (Err e = dst_->Create(dst, size, &writer); !e.ok()) return e;
   Md md = NewSha256();
@@ -383,6 +419,7 @@ Err StreamCopier::Stream(const Path& src, const Path& dst, int64_t size,
     size_t got = 0;
     if (Err e = reader->Read(buf_.data(), buf_.size(), &got); !e.ok()) {
       e.message = "read: " + e.message;
+      *from_source = true;
       return e;
     }
     if (got == 0) break;

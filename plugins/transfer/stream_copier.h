@@ -23,6 +23,18 @@
 // chunks; limits, quota and details are RunLimits' (run_limits.h), as
 // Copier's.
 //
+// The options of transfer_options.h are applied as Copier applies them, by
+// the same functions: filter_rules while walking a tree and in
+// delete_destination_extra (what they exclude is kept); skip_source_errors
+// (IsSkippableSourceError: an SFTP or HTTP "not found" / "permission
+// denied", or a local ENOENT, EACCES, EPERM); fail_on_quota_errors
+// (IsQuotaError on the destination's message: a local ENOSPC/EDQUOT; SFTP
+// version 3 reports a full disk as a bare SSH_FX_FAILURE, which cannot be
+// told apart, and S3 has no such error, so there such a write fails the
+// file only). A
+// recursive_symlinks other than ignore is refused at validation when an
+// endpoint is remote (transfer.cc): links met in a tree are skipped.
+//
 // Thread-safety: a StreamCopier is used by one thread (the action's).
 #pragma once
 
@@ -49,6 +61,9 @@ struct StreamHooks {
   // Called after each chunk is written to a destination file, with the
   // bytes of that file written so far.
   std::function<void(const std::string& path, int64_t written)> after_chunk;
+  // Called before a source file is opened for reading, with its path as
+  // shown (a test removes it there: the walk saw it, the open does not).
+  std::function<void(const std::string& path)> before_open_source;
 };
 
 class StreamCopier {
@@ -64,8 +79,11 @@ class StreamCopier {
                 const std::string& shown);
   // Streams src to a new file at dst; *hash gets the source's SHA-256 when
   // non-null. CANCELLED / RESOURCE_EXHAUSTED when the run stops meanwhile.
+  // *from_source: the error came from reading the source (skip_source_errors
+  // may skip it), not from writing the destination.
   Err Stream(const Path& src, const Path& dst, int64_t size, const std::string& shown,
-             Sha256Digest* hash, int64_t* reserved, const PublishOptions& publish);
+             Sha256Digest* hash, int64_t* reserved, const PublishOptions& publish,
+             bool* from_source);
   Err HashOf(EndpointFs& fs, const Path& p, const EntryInfo& info, Sha256Digest* out);
   // Creates dst (and counts it) unless it is a directory already.
   bool EnsureDir(const Path& dst, const std::string& shown);
@@ -74,6 +92,10 @@ class StreamCopier {
   bool Stopped() const { return ctx_->cancelled() || !stop_.empty(); }
   Err StopReason() const;
   void Fail(const std::string& path, const std::string& error);
+  // A source entry that cannot be read: skipped and counted with
+  // skip_source_errors when the error is one it skips
+  // (IsSkippableSourceError), else Fail.
+  void SourceError(const std::string& path, const Err& e);
   void Publish(bool force);
   nlohmann::json Details() const;
 
@@ -91,6 +113,7 @@ class StreamCopier {
   TransferCounters c_;
   std::vector<char> buf_;
   nlohmann::json errors_ = nlohmann::json::array();
+  nlohmann::json skipped_ = nlohmann::json::array();  // the first few entries skipped
   std::string first_error_;
   int64_t last_publish_ns_ = 0;
 };

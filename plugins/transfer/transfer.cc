@@ -409,6 +409,23 @@ class TransferProvider : public ProviderBase {
                               "\" may not use endpoint \"" + dst_id + "\"");
     }
 
+    // What a remote side cannot honour is refused now, never ignored.
+    for (const Endpoint* ep : {req->source, req->destination}) {
+      if (!ep->remote) continue;
+      if (req->options.recursive_symlinks != RecursiveSymlinks::kIgnore) {
+        return InvalidArgument(std::string("recursive_symlinks: ") +
+                               RecursiveSymlinksName(req->options.recursive_symlinks) +
+                               " is not supported with a " + ep->remote->type() +
+                               " endpoint (\"" + ep->id + "\"); only ignore is");
+      }
+      if (req->encrypt_data && !ep->remote->Encrypted()) {
+        return InvalidArgument("encrypt_data: endpoint \"" + ep->id + "\" (" +
+                               ep->remote->type() +
+                               ") does not encrypt data in transit (its URL is not "
+                               "https://)");
+      }
+    }
+
     if (items == nullptr) return InvalidArgument(items_field + ": required");
     if (!items->is_array() || items->empty()) {
       return InvalidArgument(items_field + ": must be a non-empty array");

@@ -271,6 +271,15 @@ bool IsSkippableSourceErrno(int err) {
   return err == EACCES || err == EPERM || err == ENOENT;
 }
 
+bool IsSkippableSourceError(const Err& e) {
+  if (e.code == TIMER_AP_NOT_FOUND || e.code == TIMER_AP_PERMISSION_DENIED) return true;
+  if (e.code != TIMER_AP_INTERNAL) return false;  // UNAVAILABLE etc. are not skipped
+  for (int err : {EACCES, EPERM, ENOENT}) {
+    if (e.message.find(std::strerror(err)) != std::string::npos) return true;
+  }
+  return false;
+}
+
 bool IsQuotaErrno(int err) { return err == ENOSPC || err == EDQUOT; }
 
 bool IsQuotaError(const std::string& message) {

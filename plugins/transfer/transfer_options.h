@@ -144,6 +144,10 @@ Err ResolveLinkBeneath(const Path& link_dir, const std::string& target,
 // The source errors skip_source_errors skips (as Globus: permission denied
 // and not found): EACCES, EPERM, ENOENT.
 bool IsSkippableSourceErrno(int err);
+// The same for an error an EndpointFs returned (endpoint_fs.h): NOT_FOUND or
+// PERMISSION_DENIED (an SFTP status, an HTTP 404/401/403), or the strerror()
+// text of those errnos in the message (a local directory's LocalFs).
+bool IsSkippableSourceError(const Err& e);
 
 // A destination that is full or over its quota: ENOSPC, EDQUOT. The copiers
 // build their messages with strerror(), so a message is matched by the

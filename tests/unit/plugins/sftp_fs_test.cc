@@ -10,11 +10,14 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -277,6 +280,124 @@ TEST_F(SftpTest, DeletesDestinationExtrasOnTheServer) {
   EXPECT_FALSE(fs::exists(fs::path(remote) / "t/extra"));
   EXPECT_FALSE(fs::exists(fs::path(remote) / "t/old"));
   EXPECT_EQ(nlohmann::json::parse(details)["entries_deleted"], 2);
+}
+
+// filter_rules apply over SFTP as in Copier: while walking, both ways, and
+// delete_destination_extra keeps what they exclude.
+TEST_F(SftpTest, FilterRulesApplyToUploadsDownloadsAndDeletion) {
+  const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot(),
+                    back = sshd_->NewRoot();
+  WriteFile(fs::path(local) / "t/a.txt", "a");
+  WriteFile(fs::path(local) / "t/a.tmp", "tmp");
+  WriteFile(fs::path(local) / "t/cache/c.txt", "c");  // an excluded directory
+  WriteFile(fs::path(local) / "t/sub/b.txt", "b");
+  WriteFile(fs::path(local) / "t/sub/b.tmp", "tmp");
+  WriteFile(fs::path(remote) / "t/old.tmp", "excluded: kept");
+  WriteFile(fs::path(remote) / "t/cache/x", "excluded dir: kept");
+  WriteFile(fs::path(remote) / "t/stale.txt", "included extra: deleted");
+  FilterRules rules;
+  rules.Add({false, FilterRules::Type::kFile, "*.tmp"});
+  rules.Add({false, FilterRules::Type::kDir, "cache"});
+  Endpoint l = Local("l", local), r = Sftp("r", remote), b = Local("b", back);
+
+  Request up = Req(&l, &r);
+  up.items.push_back(MakeItem("t", "t", true));
+  up.options.filter_rules = rules;
+  up.delete_destination_extra = true;
+  std::string details;
+  ASSERT_EQ(Run(up, &details).state, TIMER_AP_STATE_SUCCEEDED) << details;
+  auto d = nlohmann::json::parse(details);
+  EXPECT_EQ(d["files_transferred"], 2);
+  EXPECT_EQ(d["entries_excluded"], 3);  // a.tmp, cache, sub/b.tmp
+  EXPECT_EQ(d["entries_deleted"], 1);   // stale.txt
+  EXPECT_EQ(ReadFile(fs::path(remote) / "t/a.txt"), "a");
+  EXPECT_EQ(ReadFile(fs::path(remote) / "t/sub/b.txt"), "b");
+  EXPECT_FALSE(fs::exists(fs::path(remote) / "t/a.tmp"));
+  EXPECT_FALSE(fs::exists(fs::path(remote) / "t/sub/b.tmp"));
+  EXPECT_FALSE(fs::exists(fs::path(remote) / "t/cache/c.txt"));
+  EXPECT_EQ(ReadFile(fs::path(remote) / "t/old.tmp"), "excluded: kept");
+  EXPECT_TRUE(fs::exists(fs::path(remote) / "t/cache/x"));
+  EXPECT_FALSE(fs::exists(fs::path(remote) / "t/stale.txt"));
+
+  Request down = Req(&r, &b);
+  down.items.push_back(MakeItem("t", "t", true));
+  down.options.filter_rules = rules;
+  ASSERT_EQ(Run(down, &details).state, TIMER_AP_STATE_SUCCEEDED) << details;
+  d = nlohmann::json::parse(details);
+  EXPECT_EQ(d["files_transferred"], 2);
+  EXPECT_EQ(d["entries_excluded"], 2);  // old.tmp, cache
+  EXPECT_TRUE(fs::exists(fs::path(back) / "t/a.txt"));
+  EXPECT_TRUE(fs::exists(fs::path(back) / "t/sub/b.txt"));
+  EXPECT_FALSE(fs::exists(fs::path(back) / "t/old.tmp"));
+  EXPECT_FALSE(fs::exists(fs::path(back) / "t/cache"));
+}
+
+// skip_source_errors over SFTP: a file gone between the listing and its
+// open (SSH_FX_NO_SUCH_FILE) and an item whose source is missing are
+// skipped, counted and listed, and the run succeeds; without it they fail.
+TEST_F(SftpTest, SkipSourceErrorsSkipsWhatTheServerCannotFind) {
+  for (const bool skip : {false, true}) {
+    SCOPED_TRACE(skip);
+    const std::string remote = sshd_->NewRoot(), local = sshd_->NewRoot();
+    WriteFile(fs::path(remote) / "t/a.txt", "alpha");
+    WriteFile(fs::path(remote) / "t/b.txt", "bravo");
+    Endpoint r = Sftp("r", remote), l = Local("l", local);
+    Request req = Req(&r, &l);
+    req.items.push_back(MakeItem("t", "t", true));
+    req.items.push_back(MakeItem("missing.txt", "missing.txt", false));
+    req.options.skip_source_errors = skip;
+    StreamHooks hooks;
+    hooks.before_open_source = [&](const std::string& path) {
+      if (path == "t/a.txt") fs::remove(fs::path(remote) / "t/a.txt");
+    };
+    std::string details;
+    const Outcome out = Run(req, &details, hooks);
+    EXPECT_EQ(out.state, skip ? TIMER_AP_STATE_SUCCEEDED : TIMER_AP_STATE_FAILED)
+        << out.error;
+    const auto d = nlohmann::json::parse(details);
+    EXPECT_EQ(d["files_failed"], skip ? 0 : 2);
+    EXPECT_EQ(d["files_transferred"], 1);
+    EXPECT_EQ(ReadFile(fs::path(local) / "t/b.txt"), "bravo");
+    EXPECT_FALSE(fs::exists(fs::path(local) / "t/a.txt"));
+    if (skip) {
+      EXPECT_EQ(d["source_errors_skipped"], 2);
+      ASSERT_EQ(d["skipped"].size(), 2u);
+      EXPECT_EQ(d["skipped"][0]["path"], "t/a.txt");
+    }
+  }
+}
+
+// fail_on_quota_errors on a download: a local destination that fills up (a
+// tmpfs of 256 KiB; needs the right to mount, skipped otherwise) stops the
+// run at the first ENOSPC; without it that file fails and the others go on.
+TEST_F(SftpTest, FailOnQuotaErrorsStopsADownloadAtTheFirstFullWrite) {
+  const std::string remote = sshd_->NewRoot(), base = sshd_->NewRoot();
+  const fs::path mnt = fs::path(base) / "small";
+  fs::create_directories(mnt);
+  if (mount("tmpfs", mnt.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=256k") != 0) {
+    GTEST_SKIP() << "cannot mount a small tmpfs here: " << std::strerror(errno);
+  }
+  struct Unmount {
+    fs::path p;
+    ~Unmount() { umount2(p.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+  WriteFile(fs::path(remote) / "t/a_big.bin", std::string(1 << 20, 'x'));  // too big
+  WriteFile(fs::path(remote) / "t/b_small.txt", "fits");
+  for (const bool fail_fast : {false, true}) {
+    SCOPED_TRACE(fail_fast);
+    fs::remove_all(mnt / "t");
+    Endpoint r = Sftp("r", remote), l = Local("small", mnt.string());
+    Request req = Req(&r, &l);
+    req.items.push_back(MakeItem("t", "t", true));
+    req.options.fail_on_quota_errors = fail_fast;
+    const Outcome out = Run(req);
+    EXPECT_EQ(out.state, TIMER_AP_STATE_FAILED);
+    EXPECT_NE(out.error.find(std::strerror(ENOSPC)), std::string::npos) << out.error;
+    EXPECT_EQ(out.error.find("fail_on_quota_errors") != std::string::npos, fail_fast)
+        << out.error;
+    EXPECT_EQ(fs::exists(mnt / "t/b_small.txt"), !fail_fast);
+    EXPECT_FALSE(fs::exists(mnt / "t/a_big.bin"));
+  }
 }
 
 TEST_F(SftpTest, ACancelledUploadLeavesNoFileUnderItsNameAndNoTemporary) {

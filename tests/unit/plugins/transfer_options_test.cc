@@ -272,6 +272,14 @@ TEST(ErrorClassesTest, SourceAndQuotaErrors) {
   EXPECT_TRUE(IsQuotaError(std::string("write: ") + std::strerror(ENOSPC)));
   EXPECT_TRUE(IsQuotaError(std::string("copy: ") + std::strerror(EDQUOT)));
   EXPECT_FALSE(IsQuotaError(std::string("read: ") + std::strerror(EIO)));
+  // An EndpointFs's errors: by code (SFTP, S3), or a local strerror() text.
+  EXPECT_TRUE(IsSkippableSourceError(NotFound("sftp: open a: no such file")));
+  EXPECT_TRUE(IsSkippableSourceError(PermissionDenied("s3: GET a: HTTP 403")));
+  EXPECT_TRUE(
+      IsSkippableSourceError(Internal(std::string("a: ") + std::strerror(EACCES))));
+  EXPECT_FALSE(IsSkippableSourceError(Internal(std::string("a: ") + std::strerror(EIO))));
+  EXPECT_FALSE(IsSkippableSourceError(Unavailable("s3: GET a: HTTP 503")));
+  EXPECT_FALSE(IsSkippableSourceError(Ok()));
 }
 
 Err ReadOptions(const json& body, TransferOptions* out) {

@@ -18,6 +18,7 @@
 
 #include "plugin_host/plugin_host.h"
 #include "plugin_test_util.h"
+#include "s3_server.h"
 
 namespace timer::plugin_host {
 namespace {
@@ -955,6 +956,168 @@ TEST(TransferConfig, AnEndpointWithoutAllowedIdentitiesIsClosed) {
     EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied) << closed;
     EXPECT_NE(s.message().find("destination_endpoint_id"), absl::string_view::npos) << s;
   }
+}
+
+// What a remote endpoint cannot honour is refused at validation, naming the
+// field and the endpoint, never silently ignored: recursive_symlinks keep or
+// copy with any remote side, encrypt_data with an S3 endpoint over plain
+// http (validation connects to nothing, so no server is needed here).
+TEST(TransferConfig, RemoteEndpointsRefuseOptionsTheyCannotHonour) {
+  TempDir dir;
+  fs::create_directories(dir.path() / "local");
+  const fs::path secret = dir.path() / "s3-secret";
+  WriteFile(secret, "not-a-real-secret\n");
+  fs::permissions(secret, fs::perms::owner_read | fs::perms::owner_write);
+  auto s3 = [&](const std::string& id, const std::string& url) {
+    return json{{"id", id},
+                {"access_key_id", "AKIDTEST"},
+                {"secret_access_key_file", secret.string()},
+                {"type", "s3"},
+                {"endpoint", url},
+                {"bucket", "data"},
+                {"path_style", true},
+                {"allow_insecure_http", true},
+                {"allowed_identities", {"*"}}};
+  };
+  auto p = LoadPlugin(TIMER_TRANSFER_SO, {{"transfer",
+                                           {{"endpoints",
+                                             {{{"id", "local"},
+                                               {"root", (dir.path() / "local").string()},
+                                               {"allowed_identities", {"*"}}},
+                                              s3("plain", "http://127.0.0.1:9"),
+                                              s3("tls", "https://s3.example.org")}}}}});
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto body = [](const std::string& from, const std::string& to, json extra) {
+    json b{{"source_endpoint_id", from},
+           {"destination_endpoint_id", to},
+           {"transfer_items",
+            {{{"source_path", "t"}, {"destination_path", "t"}, {"recursive", true}}}}};
+    for (auto& [k, v] : extra.items()) b[k] = v;
+    return b.dump();
+  };
+  const Identity alice{"alice@example.org", "token"};
+  struct Case {
+    std::string from, to;
+    json extra;
+    std::string needle;  // "" when accepted
+  };
+  const std::vector<Case> cases = {
+      {"local",
+       "plain",
+       {{"encrypt_data", true}},
+       "encrypt_data: endpoint \"plain\" (s3)"},
+      {"plain",
+       "local",
+       {{"encrypt_data", true}},
+       "encrypt_data: endpoint \"plain\" (s3)"},
+      {"local", "tls", {{"encrypt_data", true}}, ""},
+      {"local", "plain", {{"encrypt_data", false}}, ""},
+      {"local", "tls", {{"recursive_symlinks", "keep"}}, "recursive_symlinks: keep"},
+      {"tls", "local", {{"recursive_symlinks", "copy"}}, "recursive_symlinks: copy"},
+      {"tls", "local", {{"recursive_symlinks", "ignore"}}, ""},
+      {"local", "tls", {{"filter_rules", {{{"name", "*.tmp"}}}}}, ""},
+  };
+  for (const Case& c : cases) {
+    const std::string b = body(c.from, c.to, c.extra);
+    absl::Status s = (*p)->Validate(alice, b);
+    if (c.needle.empty()) {
+      EXPECT_TRUE(s.ok()) << b << ": " << s;
+      continue;
+    }
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << b;
+    EXPECT_NE(s.message().find(c.needle), absl::string_view::npos) << s;
+    if (c.needle.rfind("recursive_symlinks", 0) == 0) {
+      EXPECT_NE(s.message().find("s3 endpoint"), absl::string_view::npos) << s;
+    }
+  }
+}
+
+// S3 end to end through the provider, as a job's run goes (Start, then
+// Status until it ends), against s3rver (tests/support/s3_server.h, started
+// once for this process): a small tree local -> S3 with verify_checksum and
+// a filter rule, a second run that finds it all there (sync_level
+// checksum), then S3 -> local, byte for byte.
+TEST(TransferS3, ATreeGoesToS3AndBackThroughTheProvider) {
+  auto server = timer::testing::S3Server::Get();
+  ASSERT_TRUE(server.ok()) << server.status();
+  TempDir dir;
+  const fs::path up = dir.path() / "up", down = dir.path() / "down";
+  fs::create_directories(down);
+  const fs::path secret = dir.path() / "s3-secret";
+  WriteFile(secret, std::string(timer::testing::S3Server::kSecretAccessKey) + "\n");
+  fs::permissions(secret, fs::perms::owner_read | fs::perms::owner_write);
+  std::string big(300 * 1024, '\0');
+  std::mt19937 rng(20);
+  for (char& c : big) c = static_cast<char>(rng());
+  WriteFile(up / "t/a.txt", "alpha");
+  WriteFile(up / "t/sub/b.bin", big);
+  WriteFile(up / "t/sub/c.tmp", "excluded");
+  auto p = LoadPlugin(
+      TIMER_TRANSFER_SO,
+      {{"transfer",
+        {{"endpoints",
+          {{{"id", "up"}, {"root", up.string()}, {"allowed_identities", {"*"}}},
+           {{"id", "down"}, {"root", down.string()}, {"allowed_identities", {"*"}}},
+           {{"id", "bucket"},
+            {"type", "s3"},
+            {"endpoint", (*server)->endpoint()},
+            {"bucket", timer::testing::S3Server::kBucketA},
+            {"prefix", "transfer-provider-" + std::to_string(getpid())},
+            {"access_key_id", timer::testing::S3Server::kAccessKeyId},
+            {"secret_access_key_file", secret.string()},
+            {"path_style", true},
+            {"timeout_seconds", 10},
+            {"allowed_identities", {"*"}}}}}}}});
+  ASSERT_TRUE(p.ok()) << p.status();
+  int runs = 0;
+  auto run = [&](const json& body) {
+    auto st = (*p)->Start("s3/" + std::to_string(++runs), LocalIdentity(), body.dump());
+    EXPECT_TRUE(st.ok()) << st.status();
+    if (!st.ok()) return ActionStatus{};
+    auto end = WaitForEnd(p->get(), st->action_id, std::chrono::seconds(60));
+    EXPECT_TRUE(end.ok()) << end.status();
+    return end.ok() ? *end : ActionStatus{};
+  };
+  const json upload = {{"source_endpoint_id", "up"},
+                       {"destination_endpoint_id", "bucket"},
+                       {"verify_checksum", true},
+                       {"sync_level", "checksum"},
+                       {"filter_rules", {{{"method", "exclude"}, {"name", "*.tmp"}}}},
+                       {"transfer_items",
+                        {{{"source_path", "/t"},
+                          {"destination_path", "/backup/t"},
+                          {"recursive", true}}}}};
+  ActionStatus first = run(upload);
+  ASSERT_EQ(first.state, State::kSucceeded) << first.error << " " << first.details;
+  json d = json::parse(first.details);
+  EXPECT_EQ(d["files_transferred"], 2);
+  EXPECT_EQ(d["files_verified"], 2);
+  EXPECT_EQ(d["entries_excluded"], 1);
+  EXPECT_EQ(d["bytes_transferred"], 5 + big.size());
+  EXPECT_EQ(d["encrypt_data"], false);  // plain http on loopback
+
+  ActionStatus again = run(upload);
+  ASSERT_EQ(again.state, State::kSucceeded) << again.error;
+  d = json::parse(again.details);
+  EXPECT_EQ(d["files_transferred"], 0);
+  EXPECT_EQ(d["files_skipped"], 2);
+
+  const json download = {{"source_endpoint_id", "bucket"},
+                         {"destination_endpoint_id", "down"},
+                         {"transfer_items",
+                          {{{"source_path", "/backup/t"},
+                            {"destination_path", "/t"},
+                            {"recursive", true}}}}};
+  ActionStatus back = run(download);
+  ASSERT_EQ(back.state, State::kSucceeded) << back.error << " " << back.details;
+  EXPECT_EQ(json::parse(back.details)["files_transferred"], 2);
+  EXPECT_EQ(ReadFile(down / "t/a.txt"), "alpha");
+  EXPECT_EQ(ReadFile(down / "t/sub/b.bin"), big);
+  EXPECT_FALSE(fs::exists(down / "t/sub/c.tmp"));
+  size_t files = 0;
+  for (const auto& e : fs::recursive_directory_iterator(down))
+    files += e.is_regular_file();
+  EXPECT_EQ(files, 2u);
 }
 
 TEST(TransferConfig, SystemDirectoriesAndTheDataDirectoryAreRefusedAsRoots) {
