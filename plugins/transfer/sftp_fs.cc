@@ -537,7 +537,7 @@ class SftpFs : public EndpointFs {
   sftp_session sftp() const { return sftp_.get(); }
 
  private:
-  const SftpConfig& config_;
+  const SftpConfig config_;  // A copy: the endpoint that opened it may go first.
   Session session_;
   Sftp sftp_;
   std::unique_ptr<Watchdog> watchdog_;
