@@ -304,7 +304,7 @@ MSG
   try "tail -f $link/replica*/runs.log" "which replica starts each run"
   try "scripts/cluster.sh status" "each replica's health and shards"
   local victim=$((replicas > 1 ? 2 : 1)) # The CLI talks to replica 1.
-  try "kill -9 $(cat "$dir/replica$victim/pid")" "lose replica $victim: the others take its shards within ~4 s"
+  try "kill -9 $(cat "$dir/replica$victim/pid")" "lose replica $victim: the others take its shards within ~3 s"
   try "scripts/cluster.sh restart $victim" "it comes back and takes its share again"
   echo
   echo "Stop it all with: scripts/cluster.sh stop"
