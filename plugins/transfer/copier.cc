@@ -25,7 +25,7 @@ namespace {
 constexpr size_t kBufferSize = 1 << 20;  // read/write and hashing
 constexpr size_t kCopyChunk = 16 << 20;  // per copy_file_range call
 constexpr int kMaxDepth = 128;           // directory nesting
-constexpr size_t kMaxErrorsKept = 20;
+
 constexpr char kTempPrefix[] = ".timer-part-";
 
 std::string Errno(int e) { return std::strerror(e); }
@@ -386,17 +386,7 @@ void Copier::Publish(bool force) {
 }
 
 void Copier::Fail(const std::string& path, const std::string& error) {
-  ++c_.files_failed;
-  if (first_error_.empty()) first_error_ = path + ": " + error;
-  if (errors_.size() < kMaxErrorsKept)
-    errors_.push_back({{"path", path}, {"error", error}});
-  // A full destination stops the run at once when asked (Globus's
-  // fail_on_quota_errors); otherwise the file fails and the others go on,
-  // and the job's next run tries it again.
-  if (req_.options.fail_on_quota_errors && stop_.empty() && IsQuotaError(error)) {
-    stop_ = "fail_on_quota_errors: the destination is full or over its quota: " + path +
-            ": " + error;
-  }
+  RecordFailure(req_, path, error, &c_, &first_error_, &errors_, &stop_);
   Publish(false);
 }
 
@@ -404,15 +394,13 @@ void Copier::SourceError(const std::string& path, const std::string& why, int er
   if (!req_.options.skip_source_errors || !IsSkippableSourceErrno(err)) {
     return Fail(path, why);
   }
-  ++c_.source_errors_skipped;
-  if (skipped_.size() < kMaxErrorsKept)
-    skipped_.push_back({{"path", path}, {"skipped", why + " (skip_source_errors)"}});
+  RecordSkippedSource(path, why, &c_, &skipped_);
   Publish(false);
 }
 
 void Copier::SkipLink(const std::string& path, const std::string& why) {
   ++c_.symlinks_skipped;
-  if (skipped_.size() < kMaxErrorsKept)
+  if (skipped_.size() < kMaxListed)
     skipped_.push_back({{"path", path}, {"skipped", "symbolic link " + why}});
 }
 

@@ -78,6 +78,29 @@ void RateLimiter::Wait(int64_t bytes) {
   if (wait > 0) ctx_->WaitCancelledFor(std::chrono::milliseconds(wait / 1'000'000 + 1));
 }
 
+void RecordFailure(const Request& req, const std::string& path, const std::string& error,
+                   TransferCounters* c, std::string* first_error, nlohmann::json* errors,
+                   std::string* stop) {
+  ++c->files_failed;
+  if (first_error->empty()) *first_error = path + ": " + error;
+  if (errors->size() < kMaxListed) errors->push_back({{"path", path}, {"error", error}});
+  // A full destination stops the run at once when asked (Globus's
+  // fail_on_quota_errors); otherwise the file fails and the others go on,
+  // and the job's next run tries it again.
+  if (req.options.fail_on_quota_errors && stop->empty() && IsQuotaError(error)) {
+    *stop = "fail_on_quota_errors: the destination is full or over its quota: " + path +
+            ": " + error;
+  }
+}
+
+void RecordSkippedSource(const std::string& path, const std::string& why,
+                         TransferCounters* c, nlohmann::json* skipped) {
+  ++c->source_errors_skipped;
+  if (skipped->size() < kMaxListed) {
+    skipped->push_back({{"path", path}, {"skipped", why + " (skip_source_errors)"}});
+  }
+}
+
 Outcome RunOutcome(const TransferCounters& c, const std::string& stop, bool cancelled,
                    const std::string& first_error) {
   if (!stop.empty()) {

@@ -79,6 +79,18 @@ class RateLimiter {
   int64_t start_ns_ = 0;
 };
 
+// A file that failed: counted in `c`, the first error kept, the first
+// kMaxListed listed in `errors`; with fail_on_quota_errors, a full
+// destination stops the run (`*stop`).
+inline constexpr size_t kMaxListed = 20;
+void RecordFailure(const Request& req, const std::string& path, const std::string& error,
+                   TransferCounters* c, std::string* first_error, nlohmann::json* errors,
+                   std::string* stop);
+// A source entry skip_source_errors skipped: counted, the first kMaxListed
+// listed in `skipped`.
+void RecordSkippedSource(const std::string& path, const std::string& why,
+                         TransferCounters* c, nlohmann::json* skipped);
+
 // How a run ended, from its counters: stopped by a limit (`stop`), cancelled,
 // some files failed (the first's error), or succeeded.
 Outcome RunOutcome(const TransferCounters& c, const std::string& stop, bool cancelled,

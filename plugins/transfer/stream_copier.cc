@@ -13,7 +13,6 @@ namespace timer::plugins::transfer {
 namespace {
 
 constexpr int kMaxDepth = 128;
-constexpr size_t kMaxErrorsKept = 20;
 
 using Md = std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)>;
 
@@ -77,15 +76,7 @@ void StreamCopier::Publish(bool force) {
 }
 
 void StreamCopier::Fail(const std::string& path, const std::string& error) {
-  ++c_.files_failed;
-  if (first_error_.empty()) first_error_ = path + ": " + error;
-  if (errors_.size() < kMaxErrorsKept)
-    errors_.push_back({{"path", path}, {"error", error}});
-  // A full destination stops the run at once when asked, as in Copier.
-  if (req_.options.fail_on_quota_errors && stop_.empty() && IsQuotaError(error)) {
-    stop_ = "fail_on_quota_errors: the destination is full or over its quota: " + path +
-            ": " + error;
-  }
+  RecordFailure(req_, path, error, &c_, &first_error_, &errors_, &stop_);
   Publish(false);
 }
 
@@ -93,10 +84,7 @@ void StreamCopier::SourceError(const std::string& path, const Err& e) {
   if (!req_.options.skip_source_errors || !IsSkippableSourceError(e)) {
     return Fail(path, e.message);
   }
-  ++c_.source_errors_skipped;
-  if (skipped_.size() < kMaxErrorsKept)
-    skipped_.push_back(
-        {{"path", path}, {"skipped", e.message + " (skip_source_errors)"}});
+  RecordSkippedSource(path, e.message, &c_, &skipped_);
   Publish(false);
 }
 
