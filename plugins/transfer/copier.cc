@@ -980,36 +980,24 @@ void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& sr
 
   Sha256 src_hash{};
   bool have_src_hash = false;
-  bool skip = false;
-  switch (req_.sync_level) {
-    case SyncLevel::kNone:
-      break;
-    case SyncLevel::kExists:
-      skip = dst_file;
-      break;
-    case SyncLevel::kSize:
-      skip = dst_file && dst_st.st_size == st.st_size;
-      break;
-    case SyncLevel::kMtime:
-      // As Globus: copy when the source is newer than the destination.
-      skip = dst_file && (dst_st.st_mtim.tv_sec > st.st_mtim.tv_sec ||
-                          (dst_st.st_mtim.tv_sec == st.st_mtim.tv_sec &&
-                           dst_st.st_mtim.tv_nsec >= st.st_mtim.tv_nsec));
-      break;
-    case SyncLevel::kChecksum:
-      if (dst_file && dst_st.st_size == st.st_size) {
-        struct stat ignored;
-        std::string dst_why;
-        Fd dst(OpenRegularAt(dst_dir, dname, &ignored, &dst_why));
-        Sha256 dst_hash{};
-        if (dst.get() >= 0 && HashFile(dst.get(), &buf2_, &dst_hash).ok()) {
-          Err e = HashFile(src.get(), &buf_, &src_hash);
-          if (!e.ok()) return Fail(path, e.message);
-          have_src_hash = true;
-          skip = src_hash == dst_hash;
-        }
-      }
-      break;
+  const auto ns = [](const struct timespec& t) {
+    return int64_t{t.tv_sec} * 1'000'000'000 + t.tv_nsec;
+  };
+  bool skip =
+      SyncSkipsByMetadata(req_.sync_level, dst_file, st.st_size, dst_st.st_size,
+                          /*times_known=*/true, ns(st.st_mtim), ns(dst_st.st_mtim), 1);
+  if (req_.sync_level == SyncLevel::kChecksum && dst_file &&
+      dst_st.st_size == st.st_size) {
+    struct stat ignored;
+    std::string dst_why;
+    Fd dst(OpenRegularAt(dst_dir, dname, &ignored, &dst_why));
+    Sha256 dst_hash{};
+    if (dst.get() >= 0 && HashFile(dst.get(), &buf2_, &dst_hash).ok()) {
+      Err e = HashFile(src.get(), &buf_, &src_hash);
+      if (!e.ok()) return Fail(path, e.message);
+      have_src_hash = true;
+      skip = src_hash == dst_hash;
+    }
   }
   if (skip) {
     ++c_.files_skipped;

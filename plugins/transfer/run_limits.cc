@@ -78,6 +78,24 @@ void RateLimiter::Wait(int64_t bytes) {
   if (wait > 0) ctx_->WaitCancelledFor(std::chrono::milliseconds(wait / 1'000'000 + 1));
 }
 
+bool SyncSkipsByMetadata(SyncLevel level, bool dst_file, int64_t src_size,
+                         int64_t dst_size, bool times_known, int64_t src_mtime_ns,
+                         int64_t dst_mtime_ns, int64_t mtime_unit_ns) {
+  if (!dst_file) return false;
+  switch (level) {
+    case SyncLevel::kExists:
+      return true;
+    case SyncLevel::kSize:
+      return dst_size == src_size;
+    case SyncLevel::kMtime:
+      return times_known && dst_mtime_ns / mtime_unit_ns >= src_mtime_ns / mtime_unit_ns;
+    case SyncLevel::kNone:
+    case SyncLevel::kChecksum:
+      return false;
+  }
+  return false;
+}
+
 void RecordFailure(const Request& req, const std::string& path, const std::string& error,
                    TransferCounters* c, std::string* first_error, nlohmann::json* errors,
                    std::string* stop) {

@@ -20,6 +20,18 @@ namespace timer::plugins::transfer {
 
 struct Request;
 struct CopyOptions;
+enum class SyncLevel;
+
+// Whether sync_level `level` skips a file from the two sides' sizes and
+// modification times alone (exists, size, mtime; never none or checksum,
+// which the caller decides by hashing): `dst_file` is true when a regular
+// file has the destination's name. As Globus, mtime skips unless the
+// source is newer; times compare in units of `mtime_unit_ns` (1 for local
+// files; a second for SFTP, which keeps no finer time), and an unknown
+// time (`times_known` false) never skips.
+bool SyncSkipsByMetadata(SyncLevel level, bool dst_file, int64_t src_size,
+                         int64_t dst_size, bool times_known, int64_t src_mtime_ns,
+                         int64_t dst_mtime_ns, int64_t mtime_unit_ns);
 
 // What a run's details count.
 struct TransferCounters {

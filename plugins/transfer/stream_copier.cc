@@ -302,32 +302,18 @@ void StreamCopier::CopyFile(const Path& src, const EntryInfo& src_info, const Pa
     return Fail(shown, "destination is a directory");
   const bool dst_file = dst_exists && dst_info.kind == EntryKind::kFile;
 
-  bool skip = false;
-  switch (req_.sync_level) {
-    case SyncLevel::kNone:
-      break;
-    case SyncLevel::kExists:
-      skip = dst_file;
-      break;
-    case SyncLevel::kSize:
-      skip = dst_file && dst_info.size == src_info.size;
-      break;
-    case SyncLevel::kMtime:
-      // As Globus: copy when the source is newer. To the second: SFTP
-      // (version 3) keeps no finer time.
-      skip = dst_file && src_info.mtime_ns >= 0 && dst_info.mtime_ns >= 0 &&
-             dst_info.mtime_ns / 1'000'000'000 >= src_info.mtime_ns / 1'000'000'000;
-      break;
-    case SyncLevel::kChecksum:
-      if (dst_file && dst_info.size == src_info.size) {
-        Sha256Digest a{}, b{};
-        Err e = HashOf(*dst_, dst, dst_info, &b);
-        if (e.ok()) e = HashOf(*src_, src, src_info, &a);
-        if (Stopped()) return;
-        if (!e.ok()) return Fail(shown, e.message);
-        skip = a == b;
-      }
-      break;
+  // To the second: SFTP (version 3) keeps no finer time.
+  bool skip = SyncSkipsByMetadata(req_.sync_level, dst_file, src_info.size, dst_info.size,
+                                  src_info.mtime_ns >= 0 && dst_info.mtime_ns >= 0,
+                                  src_info.mtime_ns, dst_info.mtime_ns, 1'000'000'000);
+  if (req_.sync_level == SyncLevel::kChecksum && dst_file &&
+      dst_info.size == src_info.size) {
+    Sha256Digest a{}, b{};
+    Err e = HashOf(*dst_, dst, dst_info, &b);
+    if (e.ok()) e = HashOf(*src_, src, src_info, &a);
+    if (Stopped()) return;
+    if (!e.ok()) return Fail(shown, e.message);
+    skip = a == b;
   }
   if (skip) {
     ++c_.files_skipped;
