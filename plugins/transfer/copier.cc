@@ -98,8 +98,17 @@ std::string WhyNotDir(int dir, const std::string& name, int err) {
   return Errno(err);
 }
 
-// The names in a directory, sorted, without "." and "..".
-Err ListDir(int dir_fd, std::vector<std::string>* names) {
+// An entry of a directory: its name and its type as the directory says it
+// (d_type: DT_REG, DT_DIR, DT_LNK, ...; DT_UNKNOWN where the filesystem
+// does not say, and the caller must stat).
+struct DirEntry {
+  std::string name;
+  unsigned char type = DT_UNKNOWN;
+  bool operator<(const DirEntry& o) const { return name < o.name; }
+};
+
+// The entries of a directory, sorted by name, without "." and "..".
+Err ListDir(int dir_fd, std::vector<DirEntry>* entries) {
   int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Internal("cannot list: " + Errno(errno));
   DIR* d = fdopendir(fd);
@@ -110,14 +119,22 @@ Err ListDir(int dir_fd, std::vector<std::string>* names) {
   errno = 0;
   while (struct dirent* e = readdir(d)) {
     std::string_view n = e->d_name;
-    if (n != "." && n != "..") names->emplace_back(n);
+    if (n != "." && n != "..") entries->push_back({std::string(n), e->d_type});
     errno = 0;
   }
   int err = errno;
   closedir(d);
   if (err != 0) return Internal("cannot list: " + Errno(err));
-  std::sort(names->begin(), names->end());
+  std::sort(entries->begin(), entries->end());
   return Ok();
+}
+
+// The names in a directory, sorted, without "." and "..".
+Err ListDir(int dir_fd, std::vector<std::string>* names) {
+  std::vector<DirEntry> entries;
+  Err e = ListDir(dir_fd, &entries);
+  for (DirEntry& entry : entries) names->push_back(std::move(entry.name));
+  return e;
 }
 
 bool IsTemp(const std::string& name) { return name.rfind(kTempPrefix, 0) == 0; }
@@ -151,6 +168,26 @@ void HashZeros(EVP_MD_CTX* md, int64_t n) {
 }
 
 std::string Quote(const std::string& s) { return "\"" + s + "\""; }
+
+// The process's umask, read without changing it (umask() sets it, a race
+// with the process's other threads): Linux says it in /proc/self/status
+// since 4.7. 0777 when it cannot be read: every copy's mode is then set
+// with fchmod.
+mode_t ProcessUmask() {
+  int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0777;
+  char buf[4096];
+  const ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0777;
+  buf[n] = '\0';
+  const char* line = std::strstr(buf, "\nUmask:");
+  if (line == nullptr) return 0777;
+  char* end = nullptr;
+  const long v = std::strtol(line + 7, &end, 8);
+  if (end == line + 7 || v < 0 || v > 0777) return 0777;
+  return static_cast<mode_t>(v);
+}
 
 }  // namespace
 
@@ -405,12 +442,31 @@ void Copier::SkipLink(const std::string& path, const std::string& why) {
 }
 
 bool Copier::Admit(int dst_fd, int64_t bytes, int64_t entries) {
-  int64_t free_bytes = -1;
-  struct statvfs vfs;
-  if (limits_.NeedsFreeBytes() && fstatvfs(dst_fd, &vfs) == 0) {
-    free_bytes = static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize);
+  if (!limits_.NeedsFreeBytes()) return limits_.Admit(-1, bytes, entries, &stop_);
+  // What the write takes from the filesystem, counted high: its bytes in
+  // whole blocks and a block for each new entry (an inode, a directory
+  // block).
+  const auto takes = [&](int64_t block) {
+    return (bytes + block - 1) / block * block + entries * block;
+  };
+  const int64_t now = NowNs();
+  const bool fresh = free_.dir == dst_fd && now - free_.at_ns < kFreeSpaceMaxAgeNs;
+  // The free space as last asked, less what the run took since: asked again
+  // when it is older than kFreeSpaceMaxAgeNs, in another directory, or
+  // would refuse the write (a refusal always rests on a fresh answer).
+  if (!fresh || free_.bytes - takes(free_.block) < req_.destination->min_free_bytes) {
+    struct statvfs vfs;
+    free_.dir = -1;
+    if (fstatvfs(dst_fd, &vfs) == 0) {
+      free_ = {dst_fd,
+               static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize),
+               std::max<int64_t>(static_cast<int64_t>(vfs.f_frsize), 512), now};
+    }
   }
-  return limits_.Admit(free_bytes, bytes, entries, &stop_);
+  const int64_t free_bytes = free_.dir == dst_fd ? free_.bytes : -1;
+  if (!limits_.Admit(free_bytes, bytes, entries, &stop_)) return false;
+  if (free_.dir == dst_fd) free_.bytes -= takes(free_.block);
+  return true;
 }
 
 void Copier::Refund(int64_t bytes, int64_t entries) { limits_.Refund(bytes, entries); }
@@ -419,6 +475,7 @@ void Copier::Throttle() { throttle_.Wait(c_.bytes_transferred); }
 
 Outcome Copier::Run() {
   throttle_.Start();
+  umask_ = ProcessUmask();
   buf_.resize(kBufferSize);
   Publish(true);
   int src_fd = -1, dst_fd = -1;
@@ -483,6 +540,7 @@ void Copier::CopyItem(size_t index, const Item& item, int src_root, int dst_root
     const std::string& comp = item.destination[i];
     Fd next(OpenDirAt(dst_dir.get(), comp));
     if (next.get() < 0 && errno == ENOENT) {
+      ForgetFreeSpace();  // each step is another directory
       if (!Admit(dst_dir.get(), 0, 1)) return;
       if (mkdirat(dst_dir.get(), comp.c_str(), 0755) == 0) {
         ++c_.directories_created;
@@ -499,7 +557,8 @@ void Copier::CopyItem(size_t index, const Item& item, int src_root, int dst_root
   }
 
   if (!dir_item) {
-    return CopyOne(src_parent.get(), leaf, st, dst_dir.get(), item.destination.back(),
+    ForgetFreeSpace();
+    return CopyOne(src_parent.get(), leaf, dst_dir.get(), item.destination.back(),
                    item.source_path);
   }
   Fd src_dir(OpenDirAt(src_parent.get(), leaf));
@@ -527,8 +586,8 @@ void Copier::CopyTree(int src_dir, int dst_dir, const std::string& rel, int dept
   if (depth > kMaxDepth)
     return Fail(rel, "directory nesting deeper than " + std::to_string(kMaxDepth));
   SweepStaleTemps(dst_dir);
-  std::vector<std::string> names;
-  if (Err e = ListDir(src_dir, &names); !e.ok())
+  std::vector<DirEntry> entries;
+  if (Err e = ListDir(src_dir, &entries); !e.ok())
     return Fail(rel.empty() ? "." : rel, e.message);
   const TransferOptions& o = req_.options;
   // Only recursive_symlinks copy can reach a directory twice (through a
@@ -538,42 +597,61 @@ void Copier::CopyTree(int src_dir, int dst_dir, const std::string& rel, int dept
     struct stat self;
     if (fstat(src_dir, &self) == 0) open_dirs_.emplace_back(self.st_dev, self.st_ino);
   }
-  for (const std::string& name : names) {
+  // The free space asked in another directory may be another filesystem's.
+  ForgetFreeSpace();
+  for (const DirEntry& entry : entries) {
     if (Stopped()) break;
+    const std::string& name = entry.name;
     if (IsTemp(name)) continue;  // another run's file in progress
     const std::string path = Join(rel, name);
-    struct stat st;
-    if (fstatat(src_dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      if (errno == ENOENT) continue;  // removed while we walk
-      SourceError(path, Errno(errno), errno);
-      continue;
+    // The type the directory gives (no stat per entry, as cp and find):
+    // each kind is opened below in a way that checks it again (a regular
+    // file's type on its descriptor, a directory with O_DIRECTORY and
+    // O_NOFOLLOW), so an entry swapped since the listing is refused, never
+    // followed. Only a filesystem that gives no type is asked.
+    unsigned char type = entry.type;
+    if (type == DT_UNKNOWN) {
+      struct stat st;
+      if (fstatat(src_dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) continue;  // removed while we walk
+        SourceError(path, Errno(errno), errno);
+        continue;
+      }
+      type = IFTODT(st.st_mode);
     }
     // Links are filtered as what they become (CopyLink).
-    if (!o.filter_rules.empty() && !S_ISLNK(st.st_mode) &&
-        !o.filter_rules.Included(name, S_ISDIR(st.st_mode))) {
+    if (!o.filter_rules.empty() && type != DT_LNK &&
+        !o.filter_rules.Included(name, type == DT_DIR)) {
       ++c_.entries_excluded;
       continue;
     }
-    if (S_ISREG(st.st_mode)) {
-      CopyOne(src_dir, name, st, dst_dir, name, path);
-    } else if (S_ISDIR(st.st_mode)) {
-      if (st.st_dev == skip_dev_ && st.st_ino == skip_ino_) continue;  // the copy itself
+    if (type == DT_REG) {
+      CopyOne(src_dir, name, dst_dir, name, path);
+    } else if (type == DT_DIR) {
       Fd child_src(OpenDirAt(src_dir, name));
       if (child_src.get() < 0) {
         const int err = errno;
+        if (err == ENOENT) continue;  // removed while we walk
         SourceError(path, WhyNotDir(src_dir, name, err), err);
         continue;
       }
+      struct stat st;
+      if (fstat(child_src.get(), &st) != 0) {
+        SourceError(path, Errno(errno), errno);
+        continue;
+      }
+      if (st.st_dev == skip_dev_ && st.st_ino == skip_ino_) continue;  // the copy itself
       src_path_.push_back(name);
       CopyDir(child_src.get(), st, dst_dir, name, path, depth);
       src_path_.pop_back();
-    } else if (S_ISLNK(st.st_mode)) {
+    } else if (type == DT_LNK) {
       CopyLink(src_dir, name, dst_dir, path, depth);
     } else {
       ++c_.special_files_skipped;
     }
   }
   if (track && !open_dirs_.empty()) open_dirs_.pop_back();
+  ForgetFreeSpace();  // dst_dir is closed after this: its number is reused
   if (req_.delete_destination_extra && !Stopped()) DeleteExtra(src_dir, dst_dir, rel);
 }
 
@@ -745,7 +823,7 @@ void Copier::FollowLink(int src_dir, const std::string& name, int dst_dir,
   ++c_.symlinks_followed;
   if (!is_dir) {
     if (!S_ISREG(st.st_mode)) return Fail(path, "link target changed while being copied");
-    return CopyOne(parent.get(), leaf, st, dst_dir, name, path);
+    return CopyOne(parent.get(), leaf, dst_dir, name, path);
   }
   for (const auto& [dev, ino] : open_dirs_) {
     if (dev == st.st_dev && ino == st.st_ino) {
@@ -951,8 +1029,8 @@ int LinkUnnamed(int fd, int dir, const std::string& name) {
 
 }  // namespace
 
-void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& src_st,
-                     int dst_dir, const std::string& dname, const std::string& rel) {
+void Copier::CopyOne(int src_dir, const std::string& name, int dst_dir,
+                     const std::string& dname, const std::string& rel) {
   const std::string path = rel.empty() ? name : rel;
   // What is at the destination now (never read through a symlink). Without
   // a sync level nothing depends on it when new files are linked into
@@ -1010,6 +1088,7 @@ void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& sr
   int64_t reserved =
       std::min<int64_t>(st.st_size, static_cast<int64_t>(st.st_blocks) * 512);
   if (!Admit(dst_dir, reserved, 1)) return;
+  const mode_t mode = st.st_mode & 0777;
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (ctx_->cancelled()) return Refund(reserved, 1);
     // The copy is written out of sight. To a new name, as an unnamed file
@@ -1021,7 +1100,9 @@ void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& sr
     std::string tmp;  // empty while the copy has no name
     Fd out;
     if (dst_free && unnamed_temps_) {
-      out = Fd(openat(dst_dir, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
+      // Made with the copy's mode, out of sight until linked: no fchmod
+      // after, unless the umask takes away some of it.
+      out = Fd(openat(dst_dir, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode));
       if (out.get() < 0 && errno != EMFILE && errno != ENFILE && errno != ENOSPC &&
           errno != EDQUOT && errno != ENOMEM) {
         unnamed_temps_ = false;  // EOPNOTSUPP, EISDIR (old kernels), ...
@@ -1070,7 +1151,7 @@ void Copier::CopyOne(int src_dir, const std::string& name, const struct stat& sr
       }
       ++c_.files_verified;
     }
-    fchmod(out.get(), st.st_mode & 0777);
+    if (!tmp.empty() || (mode & umask_) != 0) fchmod(out.get(), mode);
     if (req_.preserve_timestamp) {
       struct timespec times[2] = {st.st_atim, st.st_mtim};
       if (futimens(out.get(), times) != 0) {

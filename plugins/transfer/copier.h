@@ -213,9 +213,10 @@ class Copier {
   void SourceError(const std::string& path, const std::string& why, int err);
   // A link not kept or not followed: counted, and why kept in the details.
   void SkipLink(const std::string& path, const std::string& why);
-  // Copies regular file `name` in src_dir to `dname` in dst_dir.
-  void CopyOne(int src_dir, const std::string& name, const struct stat& src_st,
-               int dst_dir, const std::string& dname, const std::string& rel);
+  // Copies regular file `name` in src_dir to `dname` in dst_dir (its type
+  // is checked on the descriptor it is opened as).
+  void CopyOne(int src_dir, const std::string& name, int dst_dir,
+               const std::string& dname, const std::string& rel);
   // Copies src_fd's data to dst_fd at the same offsets, keeping holes;
   // hashes the whole source (holes as zeros) when `hash` is non-null.
   // `*reserved` is what was counted for this file against the identity's
@@ -226,8 +227,14 @@ class Copier {
   // Checks the run's limits, the destination's free space and the
   // identity's quota before writing `bytes` in `entries` new files or
   // directories into `dst_dir`; reserves them in the quota. On refusal,
-  // stops the run (stop_) and returns false.
+  // stops the run (stop_) and returns false. The free space is asked
+  // (fstatvfs) once per directory and then at most every
+  // kFreeSpaceMaxAgeNs, the run's own writes taken off in between (see
+  // free_); a write the estimate would refuse is asked about afresh.
   bool Admit(int dst_dir, int64_t bytes, int64_t entries);
+  // The free space asked is no longer that of the directory whose
+  // descriptor had its number (closed, or another directory).
+  void ForgetFreeSpace() { free_.dir = -1; }
   void Refund(int64_t bytes, int64_t entries);
   bool Stopped() const { return ctx_->cancelled() || !stop_.empty(); }
   void DeleteExtra(int src_dir, int dst_dir, const std::string& rel);
@@ -254,6 +261,20 @@ class Copier {
   bool unnamed_temps_ = true;
   // A copy found its final name taken: later files look at theirs first.
   bool names_taken_ = false;
+  // The process's umask when the run started: the bits of a copy's mode it
+  // takes away at creation are set again with fchmod.
+  mode_t umask_ = 0777;
+  // The destination's free space as last asked of directory `dir` (-1:
+  // none) at `at_ns`, less the run's writes since, in `block`-sized blocks.
+  // Other writers' use shows within kFreeSpaceMaxAgeNs: as before, a floor
+  // other processes race with is kept to within what they write meanwhile.
+  static constexpr int64_t kFreeSpaceMaxAgeNs = 100'000'000;
+  struct FreeSpace {
+    int dir = -1;
+    int64_t bytes = 0;
+    int64_t block = 4096;
+    int64_t at_ns = 0;
+  } free_;
   dev_t skip_dev_ = 0;  // the item's destination directory, never a source
   ino_t skip_ino_ = 0;
   nlohmann::json skipped_ = nlohmann::json::array();  // the first few entries skipped

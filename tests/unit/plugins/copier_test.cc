@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -254,6 +255,75 @@ TEST_F(FullDestinationTest, FailOnQuotaErrorsStopsTheRunAtTheFirstFullWrite) {
     EXPECT_EQ(fs::exists(mnt_ / "t/b_small.txt"), !fail_fast);
     EXPECT_FALSE(fs::exists(mnt_ / "t/a_big.bin"));
   }
+}
+
+// min_free_bytes holds within a directory of many files, though the free
+// space is asked of the filesystem once and the run's own writes are taken
+// off it in between: a 256 KiB tmpfs with a 128 KiB floor takes only the
+// files that leave 128 KiB free, and the run stops naming the floor.
+TEST_F(FullDestinationTest, MinFreeBytesHoldsAcrossTheFilesOfADirectory) {
+  const fs::path src = dir_.path() / "src";
+  for (int i = 0; i < 24; ++i) {
+    WriteFile(src / "t" / ("f" + std::to_string(100 + i)), std::string(16 << 10, 'x'));
+  }
+  Endpoint src_ep, dst_ep;
+  src_ep.id = "src";
+  src_ep.root = src.string();
+  dst_ep.id = "small";
+  dst_ep.root = mnt_.string();
+  dst_ep.min_free_bytes = 128 << 10;
+  Request req;
+  req.source = &src_ep;
+  req.destination = &dst_ep;
+  req.items.push_back(MakeItem("t", "t", true));
+  ActionSnapshot end = RunToEnd(req);
+  EXPECT_EQ(end.state, TIMER_AP_STATE_FAILED);
+  EXPECT_NE(end.error.find("min_free_bytes (131072)"), std::string::npos) << end.error;
+  struct statvfs vfs;
+  ASSERT_EQ(statvfs(mnt_.c_str(), &vfs), 0);
+  EXPECT_GE(static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize),
+            int64_t{128} << 10);
+  const nlohmann::json d = nlohmann::json::parse(end.details);
+  EXPECT_GE(d["files_transferred"], 1);
+  EXPECT_LE(d["files_transferred"], 8);
+}
+
+// A copy has its source's permission bits, whatever the umask takes away
+// when the file is made (new files are made with the mode, and set again
+// only when the umask took some of it) and whether it is new or replaces
+// a file.
+TEST(CopierTest, CopiesKeepTheSourceMode) {
+  TempDir dir;
+  const fs::path src = dir.path() / "src", dst = dir.path() / "dst";
+  const mode_t modes[] = {0600, 0640, 0644, 0666, 0755, 0777, 0444, 0400, 0750};
+  for (const mode_t m : modes) {
+    const fs::path f = src / "t" / ("m" + std::to_string(m));
+    WriteFile(f, "mode");
+    ASSERT_EQ(chmod(f.c_str(), m), 0);
+  }
+  fs::create_directories(dst);
+  Endpoint src_ep, dst_ep;
+  src_ep.id = "src";
+  src_ep.root = src.string();
+  dst_ep.id = "dst";
+  dst_ep.root = dst.string();
+  Request req;
+  req.source = &src_ep;
+  req.destination = &dst_ep;
+  req.items.push_back(MakeItem("t", "t", true));
+  const mode_t saved = umask(027);
+  for (const char* pass : {"new", "replacing"}) {
+    SCOPED_TRACE(pass);
+    ActionSnapshot end = RunToEnd(req);
+    EXPECT_EQ(end.state, TIMER_AP_STATE_SUCCEEDED) << end.error;
+    for (const mode_t m : modes) {
+      struct stat st;
+      const fs::path f = dst / "t" / ("m" + std::to_string(m));
+      ASSERT_EQ(stat(f.c_str(), &st), 0) << f;
+      EXPECT_EQ(st.st_mode & 07777, m) << f;
+    }
+  }
+  umask(saved);
 }
 
 // A new file is written unnamed and linked under its name (linkat, which
