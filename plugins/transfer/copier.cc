@@ -422,9 +422,13 @@ void Copier::Publish(bool force) {
   ctx_->SetDetails(Details());
 }
 
-void Copier::Fail(const std::string& path, const std::string& error) {
+void Copier::Fail(const std::string& path, const Err& error) {
   RecordFailure(req_, path, error, &c_, &first_error_, &errors_, &stop_);
   Publish(false);
+}
+
+void Copier::Fail(const std::string& path, const std::string& error) {
+  Fail(path, Err{TIMER_AP_UNKNOWN, error});
 }
 
 void Copier::SourceError(const std::string& path, const std::string& why, int err) {
@@ -545,7 +549,12 @@ void Copier::CopyItem(size_t index, const Item& item, int src_root, int dst_root
       if (mkdirat(dst_dir.get(), comp.c_str(), 0755) == 0) {
         ++c_.directories_created;
       } else {
+        const int err = errno;
         Refund(0, 1);
+        if (err != EEXIST) {
+          return Fail(where + ".destination_path " + item.destination_path,
+                      ErrnoError(comp + ": cannot create directory", err));
+        }
       }
       next = Fd(OpenDirAt(dst_dir.get(), comp));
     }
@@ -667,7 +676,7 @@ void Copier::CopyDir(int child_src, const struct stat& st, int dst_dir,
   } else {
     const int err = errno;
     Refund(0, 1);
-    if (err != EEXIST) return Fail(path, "cannot create directory: " + Errno(err));
+    if (err != EEXIST) return Fail(path, ErrnoError("cannot create directory", err));
   }
   Fd child_dst(OpenDirAt(dst_dir, name));
   if (child_dst.get() < 0) {
@@ -751,13 +760,13 @@ void Copier::KeepLink(int src_dir, const std::string& name, int dst_dir,
   if (symlinkat(target.c_str(), dst_dir, tmp.c_str()) != 0) {
     const int err = errno;
     Refund(0, 1);
-    return Fail(path, "cannot create the link: " + Errno(err));
+    return Fail(path, ErrnoError("cannot create the link", err));
   }
   if (renameat(dst_dir, tmp.c_str(), dst_dir, name.c_str()) != 0) {
     const int err = errno;
     unlinkat(dst_dir, tmp.c_str(), 0);
     Refund(0, 1);
-    return Fail(path, "cannot rename the link into place: " + Errno(err));
+    return Fail(path, ErrnoError("cannot rename the link into place", err));
   }
   ++c_.symlinks_kept;
   Publish(false);
@@ -904,7 +913,7 @@ Err Copier::CopyData(int src_fd, const struct stat& src_st, int dst_fd, Sha256* 
   }
   const auto stopped = [this]() -> Err {
     if (ctx_->cancelled()) return {TIMER_AP_CANCELLED, "cancelled"};
-    return {TIMER_AP_RESOURCE_EXHAUSTED, stop_};
+    return {TIMER_AP_ABORTED, stop_};  // a limit: not this file's failure
   };
   // A hole is hashed as the zeros it reads as, a GiB at a time between
   // checks for a cancel.
@@ -959,7 +968,7 @@ Err Copier::CopyData(int src_fd, const struct stat& src_st, int dst_fd, Sha256* 
           continue;
         }
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0) return Internal("copy: " + Errno(errno));
+        if (n < 0) return ErrnoError("copy", errno);
       } else {
         n = pread(src_fd, buf_.data(), std::min(buf_.size(), want), off);
         if (n < 0 && errno == EINTR) continue;
@@ -969,7 +978,7 @@ Err Copier::CopyData(int src_fd, const struct stat& src_st, int dst_fd, Sha256* 
           ssize_t w = pwrite(dst_fd, buf_.data() + done, static_cast<size_t>(n - done),
                              off + done);
           if (w < 0 && errno == EINTR) continue;
-          if (w < 0) return Internal("write: " + Errno(errno));
+          if (w < 0) return ErrnoError("write", errno);
           done += w;
         }
       }
@@ -1000,7 +1009,7 @@ Err Copier::CopyData(int src_fd, const struct stat& src_st, int dst_fd, Sha256* 
     if (fstat(src_fd, &st) != 0) return Internal("stat: " + Errno(errno));
     if (md && st.st_size > pos && !hash_zeros(st.st_size - pos)) return stopped();
     if (st.st_size != dst_end && ftruncate(dst_fd, st.st_size) != 0)
-      return Internal("truncate: " + Errno(errno));
+      return ErrnoError("truncate", errno);
   }
   // Read to its end (a read returned 0), a file is as long as what was
   // written: there is nothing to truncate. (ftruncate is not free even to
@@ -1114,8 +1123,9 @@ void Copier::CopyOne(int src_dir, const std::string& name, int dst_dir,
                       O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     }
     if (out.get() < 0) {
+      const int err = errno;
       Refund(reserved, 1);
-      return Fail(path, "cannot create a temporary file: " + Errno(errno));
+      return Fail(path, ErrnoError("cannot create a temporary file", err));
     }
     // A file not written (in the end) is given back to the quotas. An
     // unnamed one vanishes with its descriptor.
@@ -1127,12 +1137,12 @@ void Copier::CopyOne(int src_dir, const std::string& name, int dst_dir,
     Sha256 copied_hash{};
     Err e = CopyData(src.get(), st, out.get(),
                      req_.verify_checksum ? &copied_hash : nullptr, &reserved);
-    if (e.code == TIMER_AP_CANCELLED || e.code == TIMER_AP_RESOURCE_EXHAUSTED) {
+    if ((e.code == TIMER_AP_CANCELLED || e.code == TIMER_AP_ABORTED) && Stopped()) {
       return discard();  // the run stops; stop_ says why
     }
     if (!e.ok()) {
       discard();
-      return Fail(path, e.message);
+      return Fail(path, e);  // RESOURCE_EXHAUSTED: the destination is full
     }
     if (req_.verify_checksum) {
       Sha256 written{};
@@ -1161,6 +1171,11 @@ void Copier::CopyOne(int src_dir, const std::string& name, int dst_dir,
     }
     if (tmp.empty()) {
       if (LinkUnnamed(out.get(), dst_dir, dname) != 0) {
+        if (IsQuotaErrno(errno)) {  // no room for the name
+          const int err = errno;
+          discard();
+          return Fail(path, ErrnoError("cannot link the copy into place", err));
+        }
         if (errno != EEXIST) {
           // Unnamed files cannot be linked here (no capability, no /proc):
           // this file once more under a temporary name, and every next one.
@@ -1185,7 +1200,7 @@ void Copier::CopyOne(int src_dir, const std::string& name, int dst_dir,
           const int err2 = errno;
           tmp.clear();
           discard();
-          return Fail(path, "cannot name the copy: " + Errno(err2));
+          return Fail(path, ErrnoError("cannot name the copy", err2));
         }
       }
     }
@@ -1194,12 +1209,12 @@ void Copier::CopyOne(int src_dir, const std::string& name, int dst_dir,
       // An unnamed file already has its final name: take it back.
       unlinkat(dst_dir, tmp.empty() ? dname.c_str() : tmp.c_str(), 0);
       Refund(reserved, 1);
-      return Fail(path, "write: " + Errno(err));
+      return Fail(path, ErrnoError("write", err));
     }
     if (!tmp.empty() && renameat(dst_dir, tmp.c_str(), dst_dir, dname.c_str()) != 0) {
       int err = errno;
       discard();
-      return Fail(path, "cannot rename into place: " + Errno(err));
+      return Fail(path, ErrnoError("cannot rename into place", err));
     }
     // Admitted what st_blocks promised; give back what the copy did not
     // write (holes the source's blocks overstated).

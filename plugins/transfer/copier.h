@@ -222,6 +222,9 @@ class Copier {
   // `*reserved` is what was counted for this file against the identity's
   // quota; more is reserved if the file grew.
   // `src_st` is src_fd's stat at open (whether to look for holes).
+  // Returns RESOURCE_EXHAUSTED when the destination is full or over its
+  // quota (ENOSPC, EDQUOT); CANCELLED or ABORTED when the run stops (a
+  // cancel, or a limit: stop_ says which).
   Err CopyData(int src_fd, const struct stat& src_st, int dst_fd, Sha256* hash,
                int64_t* reserved);
   // Checks the run's limits, the destination's free space and the
@@ -239,6 +242,10 @@ class Copier {
   bool Stopped() const { return ctx_->cancelled() || !stop_.empty(); }
   void DeleteExtra(int src_dir, int dst_dir, const std::string& rel);
   Err RemoveTree(int dir_fd, const std::string& name, int depth);
+  // A file (or entry) that failed, RecordFailure's rules: `error`'s code
+  // RESOURCE_EXHAUSTED is a full destination (fail_on_quota_errors). A
+  // failure given as text alone is never one (UNKNOWN).
+  void Fail(const std::string& path, const Err& error);
   void Fail(const std::string& path, const std::string& error);
   void Throttle();
   void Publish(bool force);

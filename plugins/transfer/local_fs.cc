@@ -78,7 +78,7 @@ class LocalWriter : public FileWriter {
     while (n > 0) {
       const ssize_t w = write(fd_, buf, n);
       if (w < 0 && errno == EINTR) continue;
-      if (w < 0) return Internal(shown_ + ": write: " + Errno(errno));
+      if (w < 0) return ErrnoError(shown_ + ": write", errno);
       buf += w;
       n -= static_cast<size_t>(w);
     }
@@ -103,9 +103,9 @@ class LocalWriter : public FileWriter {
     }
     const int fd = fd_;
     fd_ = -1;
-    if (close(fd) != 0) return Internal(shown_ + ": write: " + Errno(errno));
+    if (close(fd) != 0) return ErrnoError(shown_ + ": write", errno);
     if (renameat(dir_fd_, tmp_.c_str(), dir_fd_, name_.c_str()) != 0)
-      return Internal(shown_ + ": cannot rename into place: " + Errno(errno));
+      return ErrnoError(shown_ + ": cannot rename into place", errno);
     published_ = true;
     return Ok();
   }
@@ -291,7 +291,7 @@ Err LocalFs::Create(const Path& file, int64_t size, std::unique_ptr<FileWriter>*
   if (fd < 0) {
     const int e = errno;
     close(dir);
-    return Internal(Shown(file) + ": cannot create a temporary file: " + Errno(e));
+    return ErrnoError(Shown(file) + ": cannot create a temporary file", e);
   }
   out->reset(new LocalWriter(dir, fd, tmp, file.back(), Shown(file)));
   return Ok();
@@ -311,7 +311,7 @@ Err LocalFs::MakeDir(const Path& dir) {
         !S_ISDIR(st.st_mode)) {
       result = e == EEXIST
                    ? InvalidArgument(Shown(dir) + ": exists and is not a directory")
-                   : Internal(Shown(dir) + ": cannot create: " + Errno(e));
+                   : ErrnoError(Shown(dir) + ": cannot create", e);
     }
   }
   close(parent);

@@ -7,7 +7,9 @@
 // way is refused (INVALID_ARGUMENT) and nothing outside the root is
 // reached. Files are written to a temporary name (".timer-part-<pid>-*") in
 // their directory and renamed over the final name by Publish; a writer
-// destroyed unpublished removes its temporary file.
+// destroyed unpublished removes its temporary file. A full destination or
+// an exceeded quota (ENOSPC, EDQUOT) is RESOURCE_EXHAUSTED from Create,
+// Write, Publish and MakeDir (what fail_on_quota_errors stops a run for).
 //
 // Thread-safety: none (one run's thread), as EndpointFs.
 #pragma once

@@ -96,16 +96,17 @@ bool SyncSkipsByMetadata(SyncLevel level, bool dst_file, int64_t src_size,
   return false;
 }
 
-void RecordFailure(const Request& req, const std::string& path, const std::string& error,
+void RecordFailure(const Request& req, const std::string& path, const Err& status,
                    TransferCounters* c, std::string* first_error, nlohmann::json* errors,
                    std::string* stop) {
+  const std::string& error = status.message;
   ++c->files_failed;
   if (first_error->empty()) *first_error = path + ": " + error;
   if (errors->size() < kMaxListed) errors->push_back({{"path", path}, {"error", error}});
   // A full destination stops the run at once when asked (Globus's
   // fail_on_quota_errors); otherwise the file fails and the others go on,
   // and the job's next run tries it again.
-  if (req.options.fail_on_quota_errors && stop->empty() && IsQuotaError(error)) {
+  if (req.options.fail_on_quota_errors && stop->empty() && IsQuotaError(status)) {
     *stop = "fail_on_quota_errors: the destination is full or over its quota: " + path +
             ": " + error;
   }

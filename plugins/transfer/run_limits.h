@@ -91,11 +91,13 @@ class RateLimiter {
   int64_t start_ns_ = 0;
 };
 
-// A file that failed: counted in `c`, the first error kept, the first
-// kMaxListed listed in `errors`; with fail_on_quota_errors, a full
-// destination stops the run (`*stop`).
+// A file that failed with `error`: counted in `c`, the first error kept,
+// the first kMaxListed listed in `errors` (their messages); with
+// fail_on_quota_errors, a full destination or an exceeded quota (the code
+// RESOURCE_EXHAUSTED, IsQuotaError; never the message's text) stops the
+// run (`*stop`).
 inline constexpr size_t kMaxListed = 20;
-void RecordFailure(const Request& req, const std::string& path, const std::string& error,
+void RecordFailure(const Request& req, const std::string& path, const Err& error,
                    TransferCounters* c, std::string* first_error, nlohmann::json* errors,
                    std::string* stop);
 // A source entry skip_source_errors skipped: counted, the first kMaxListed

@@ -75,9 +75,13 @@ void StreamCopier::Publish(bool force) {
   ctx_->SetDetails(Details());
 }
 
-void StreamCopier::Fail(const std::string& path, const std::string& error) {
+void StreamCopier::Fail(const std::string& path, const Err& error) {
   RecordFailure(req_, path, error, &c_, &first_error_, &errors_, &stop_);
   Publish(false);
+}
+
+void StreamCopier::Fail(const std::string& path, const std::string& error) {
+  Fail(path, Err{TIMER_AP_UNKNOWN, error});
 }
 
 void StreamCopier::SourceError(const std::string& path, const Err& e) {
@@ -90,7 +94,7 @@ void StreamCopier::SourceError(const std::string& path, const Err& e) {
 
 Err StreamCopier::StopReason() const {
   if (ctx_->cancelled()) return {TIMER_AP_CANCELLED, "cancelled"};
-  return {TIMER_AP_RESOURCE_EXHAUSTED, stop_};
+  return {TIMER_AP_ABORTED, stop_};  // a limit: not this file's failure
 }
 
 bool StreamCopier::Admit(const Path& dst_dir, int64_t bytes, int64_t entries) {
@@ -186,7 +190,8 @@ bool StreamCopier::EnsureDir(const Path& dst, const std::string& shown) {
   if (!Admit(Parent(dst), 0, 1)) return false;
   if (Err e = dst_->MakeDir(dst); !e.ok()) {
     limits_.Refund(0, 1);
-    Fail(shown, "cannot create directory: " + e.message);
+    e.message = "cannot create directory: " + e.message;
+    Fail(shown, e);
     return false;
   }
   ++c_.directories_created;
@@ -338,7 +343,7 @@ void StreamCopier::CopyFile(const Path& src, const EntryInfo& src_info, const Pa
     }
     if (e.code != TIMER_AP_UNIMPLEMENTED) {
       limits_.Refund(reserved, 1);
-      return Fail(shown, e.message);
+      return Fail(shown, e);
     }
   }
 
@@ -348,7 +353,7 @@ void StreamCopier::CopyFile(const Path& src, const EntryInfo& src_info, const Pa
     bool from_source = false;
     Err e =
         Stream(src, dst, src_info.size, shown, &hash, &reserved, publish, &from_source);
-    if (e.code == TIMER_AP_CANCELLED || e.code == TIMER_AP_RESOURCE_EXHAUSTED) {
+    if ((e.code == TIMER_AP_CANCELLED || e.code == TIMER_AP_ABORTED) && Stopped()) {
       limits_.Refund(reserved, 1);
       return;  // the run stops; stop_ or the cancel says why
     }
@@ -364,7 +369,7 @@ void StreamCopier::CopyFile(const Path& src, const EntryInfo& src_info, const Pa
     if (!e.ok()) {
       limits_.Refund(reserved, 1);
       if (from_source) return SourceError(shown, e);
-      return Fail(shown, e.message);
+      return Fail(shown, e);  // RESOURCE_EXHAUSTED: the destination is full
     }
     const int64_t wrote = c_.bytes_transferred - bytes_before;
     if (wrote < reserved) limits_.Refund(reserved - wrote, 0);

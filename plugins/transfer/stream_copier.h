@@ -28,10 +28,9 @@
 // delete_destination_extra (what they exclude is kept); skip_source_errors
 // (IsSkippableSourceError: an SFTP or HTTP "not found" / "permission
 // denied", or a local ENOENT, EACCES, EPERM); fail_on_quota_errors
-// (IsQuotaError on the destination's message: a local ENOSPC/EDQUOT; SFTP
-// version 3 reports a full disk as a bare SSH_FX_FAILURE, which cannot be
-// told apart, and S3 has no such error, so there such a write fails the
-// file only). A
+// (IsQuotaError: the destination's writing step returned
+// RESOURCE_EXHAUSTED, a full destination or an exceeded quota, as every
+// EndpointFs says it). A
 // recursive_symlinks other than ignore is refused at validation when an
 // endpoint is remote (transfer.cc): links met in a tree are skipped.
 //
@@ -90,7 +89,13 @@ class StreamCopier {
   void DeleteExtra(const Path& src, const Path& dst, const std::string& rel);
   bool Admit(const Path& dst_dir, int64_t bytes, int64_t entries);
   bool Stopped() const { return ctx_->cancelled() || !stop_.empty(); }
+  // Why a file's copy ends early when the run stops: CANCELLED, or ABORTED
+  // for a limit (stop_ says which); never RESOURCE_EXHAUSTED, which is a
+  // full destination's (RecordFailure).
   Err StopReason() const;
+  // RecordFailure's rules: `error`'s code RESOURCE_EXHAUSTED is a full
+  // destination (fail_on_quota_errors); text alone never is one (UNKNOWN).
+  void Fail(const std::string& path, const Err& error);
   void Fail(const std::string& path, const std::string& error);
   // A source entry that cannot be read: skipped and counted with
   // skip_source_errors when the error is one it skips

@@ -282,12 +282,13 @@ bool IsSkippableSourceError(const Err& e) {
 
 bool IsQuotaErrno(int err) { return err == ENOSPC || err == EDQUOT; }
 
-bool IsQuotaError(const std::string& message) {
-  for (int err : {ENOSPC, EDQUOT}) {
-    if (message.find(std::strerror(err)) != std::string::npos) return true;
-  }
-  return false;
+Err ErrnoError(const std::string& what, int err) {
+  std::string message = what + ": " + std::strerror(err);
+  if (IsQuotaErrno(err)) return ResourceExhausted(std::move(message));
+  return Internal(std::move(message));
 }
+
+bool IsQuotaError(const Err& e) { return e.code == TIMER_AP_RESOURCE_EXHAUSTED; }
 
 // ---- The two body shapes ---------------------------------------------------
 

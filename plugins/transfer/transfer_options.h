@@ -17,7 +17,8 @@
 //     harmless, never dropped silently.
 //   - filter_rules (FilterRules), recursive_symlinks (RecursiveSymlinks,
 //     KeepableLinkTarget, ResolveLinkBeneath), skip_source_errors
-//     (IsSkippableSourceErrno) and fail_on_quota_errors (IsQuotaError).
+//     (IsSkippableSourceErrno) and fail_on_quota_errors (IsQuotaError: a
+//     RESOURCE_EXHAUSTED status from the writing step, ErrnoError).
 //
 // Errors name the body field they are about (the prefix the caller passes)
 // and quote paths as the user gave them.
@@ -149,11 +150,18 @@ bool IsSkippableSourceErrno(int err);
 // text of those errnos in the message (a local directory's LocalFs).
 bool IsSkippableSourceError(const Err& e);
 
-// A destination that is full or over its quota: ENOSPC, EDQUOT. The copiers
-// build their messages with strerror(), so a message is matched by the
-// strerror() text of these too.
+// A destination that is full or over its quota: ENOSPC, EDQUOT.
 bool IsQuotaErrno(int err);
-bool IsQuotaError(const std::string& message);
+// A failure of a local system call: "`what`: strerror(err)", with the code
+// RESOURCE_EXHAUSTED for a full destination or an exceeded quota
+// (IsQuotaErrno), INTERNAL otherwise.
+Err ErrnoError(const std::string& what, int err);
+// Whether a failed write is a full destination or an exceeded quota, what
+// fail_on_quota_errors stops a run for. The convention of every storage
+// (local, SFTP, S3): its writing step (create, write, publish, make a
+// directory) says so with the code RESOURCE_EXHAUSTED; the message is for
+// people and never decides (a file may be named "No space left on device").
+bool IsQuotaError(const Err& e);
 
 // ---- The two body shapes ---------------------------------------------------
 

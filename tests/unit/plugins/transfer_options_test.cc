@@ -269,9 +269,17 @@ TEST(ErrorClassesTest, SourceAndQuotaErrors) {
   EXPECT_FALSE(IsSkippableSourceErrno(EIO));
   EXPECT_TRUE(IsQuotaErrno(ENOSPC));
   EXPECT_TRUE(IsQuotaErrno(EDQUOT));
-  EXPECT_TRUE(IsQuotaError(std::string("write: ") + std::strerror(ENOSPC)));
-  EXPECT_TRUE(IsQuotaError(std::string("copy: ") + std::strerror(EDQUOT)));
-  EXPECT_FALSE(IsQuotaError(std::string("read: ") + std::strerror(EIO)));
+  // A full destination is a status code (every storage's writer returns
+  // RESOURCE_EXHAUSTED), never a message's text.
+  EXPECT_TRUE(IsQuotaError(ErrnoError("a/b: write", ENOSPC)));
+  EXPECT_TRUE(IsQuotaError(ErrnoError("a/b: copy", EDQUOT)));
+  EXPECT_TRUE(IsQuotaError(ResourceExhausted("sftp: write a: the disk is full")));
+  EXPECT_FALSE(IsQuotaError(ErrnoError("a/b: read", EIO)));
+  EXPECT_FALSE(
+      IsQuotaError(Internal(std::string("a/b: write: ") + std::strerror(ENOSPC))));
+  EXPECT_EQ(ErrnoError("a/b: write", ENOSPC).message,
+            std::string("a/b: write: ") + std::strerror(ENOSPC));
+  EXPECT_EQ(ErrnoError("a/b: read", EIO).code, TIMER_AP_INTERNAL);
   // An EndpointFs's errors: by code (SFTP, S3), or a local strerror() text.
   EXPECT_TRUE(IsSkippableSourceError(NotFound("sftp: open a: no such file")));
   EXPECT_TRUE(IsSkippableSourceError(PermissionDenied("s3: GET a: HTTP 403")));
