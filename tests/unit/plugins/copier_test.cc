@@ -326,6 +326,36 @@ TEST(CopierTest, CopiesKeepTheSourceMode) {
   umask(saved);
 }
 
+// fail_on_quota_errors stops a run for a full destination, said by the
+// failure's status code, never by its text: a destination directory named
+// like strerror(ENOSPC) that is a file fails that item only, and the next
+// item is copied.
+TEST(CopierTest, ANameReadingLikeAFullDiskIsNotAFullDisk) {
+  TempDir dir;
+  const fs::path src = dir.path() / "src", dst = dir.path() / "dst";
+  const std::string no_space = std::strerror(ENOSPC);
+  WriteFile(src / "a.txt", "alpha");
+  WriteFile(src / "b.txt", "bravo");
+  WriteFile(dst / no_space, "a file where a directory would go");
+  Endpoint src_ep, dst_ep;
+  src_ep.id = "src";
+  src_ep.root = src.string();
+  dst_ep.id = "dst";
+  dst_ep.root = dst.string();
+  Request req;
+  req.source = &src_ep;
+  req.destination = &dst_ep;
+  req.options.fail_on_quota_errors = true;
+  req.items.push_back(MakeItem("a.txt", no_space + "/a.txt", false));
+  req.items.push_back(MakeItem("b.txt", "b.txt", false));
+  ActionSnapshot end = RunToEnd(req);
+  EXPECT_EQ(end.state, TIMER_AP_STATE_FAILED);
+  EXPECT_NE(end.error.find(no_space + ": is not a directory"), std::string::npos)
+      << end.error;
+  EXPECT_EQ(end.error.find("fail_on_quota_errors"), std::string::npos) << end.error;
+  EXPECT_EQ(ReadAll(dst / "b.txt"), "bravo");
+}
+
 // A new file is written unnamed and linked under its name (linkat, which
 // never replaces a name). A file that appears under that name meanwhile is
 // replaced by the copy all the same, through a temporary name and a rename,
