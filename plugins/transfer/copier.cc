@@ -640,7 +640,8 @@ void Copier::CopyTree(int src_dir, int dst_dir, const std::string& rel, int dept
       Fd child_src(OpenDirAt(src_dir, name));
       if (child_src.get() < 0) {
         const int err = errno;
-        if (err == ENOENT) continue;  // removed while we walk
+        // Gone since the listing (ENOENT), as a file gone before its open:
+        // a source error, which skip_source_errors skips.
         SourceError(path, WhyNotDir(src_dir, name, err), err);
         continue;
       }

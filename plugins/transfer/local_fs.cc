@@ -273,8 +273,17 @@ Err LocalFs::OpenRead(const Path& file, std::unique_ptr<FileReader>* out) {
   struct stat st;
   std::string why;
   const int fd = OpenRegularAt(dir, file.back(), &st, &why);
+  const int open_errno = errno;
   close(dir);
-  if (fd < 0) return InvalidArgument(Shown(file) + ": " + why);
+  if (fd < 0) {
+    // Gone or forbidden: what skip_source_errors skips (by the code, as
+    // for every storage); a link or a special file is the request's fault.
+    std::string message = Shown(file) + ": " + why;
+    if (open_errno == ENOENT) return NotFound(std::move(message));
+    if (open_errno == EACCES || open_errno == EPERM)
+      return PermissionDenied(std::move(message));
+    return InvalidArgument(std::move(message));
+  }
   out->reset(new LocalReader(fd));
   return Ok();
 }

@@ -77,7 +77,7 @@ class StreamCopier {
   void CopyFile(const Path& src, const EntryInfo& src_info, const Path& dst,
                 const std::string& shown);
   // Streams src to a new file at dst; *hash gets the source's SHA-256 when
-  // non-null. CANCELLED / RESOURCE_EXHAUSTED when the run stops meanwhile.
+  // non-null. CANCELLED / ABORTED when the run stops meanwhile (StopReason).
   // *from_source: the error came from reading the source (skip_source_errors
   // may skip it), not from writing the destination.
   Err Stream(const Path& src, const Path& dst, int64_t size, const std::string& shown,

@@ -6,10 +6,12 @@
 #include "copier.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -206,6 +208,116 @@ TEST(CopierTest, SkipSourceErrorsSkipsAFileThatVanishes) {
     }
     EXPECT_TRUE(fs::exists(dst / "tree/b.txt"));
   }
+}
+
+// Runs `req` where permissions apply: as this process when it is not
+// root; as root, in a child process that became "nobody" (65534), since
+// root reads everything. The snapshot's state, error and details come back
+// through a pipe. False (and *why) when the child cannot drop its rights.
+bool RunWithoutRoot(const Request& req, ActionSnapshot* out, std::string* why) {
+  if (geteuid() != 0) {
+    *out = RunToEnd(req);
+    return true;
+  }
+  int fds[2];
+  if (pipe(fds) != 0) {
+    *why = std::strerror(errno);
+    return false;
+  }
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    nlohmann::json result;
+    if (setgroups(0, nullptr) != 0 || setresgid(65534, 65534, 65534) != 0 ||
+        setresuid(65534, 65534, 65534) != 0) {
+      result = {{"skip", std::string("cannot become nobody: ") + std::strerror(errno)}};
+    } else {
+      const ActionSnapshot end = RunToEnd(req);
+      result = {{"state", end.state}, {"error", end.error}, {"details", end.details}};
+    }
+    const std::string text = result.dump();
+    const bool ok =
+        write(fds[1], text.data(), text.size()) == static_cast<ssize_t>(text.size());
+    _exit(ok ? 0 : 1);
+  }
+  close(fds[1]);
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) text.append(buf, n);
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  const nlohmann::json result = nlohmann::json::parse(text, nullptr, false);
+  if (!result.is_object()) {
+    *why = "the child gave no result";
+    return false;
+  }
+  if (result.contains("skip")) {
+    *why = result["skip"];
+    return false;
+  }
+  out->state = result["state"];
+  out->error = result["error"];
+  out->details = result["details"];
+  return true;
+}
+
+// skip_source_errors skips a source the run may not read (EACCES): a file
+// and a directory without read permission are skipped and counted, the
+// rest copied, the run succeeds; without it both fail the run. (EPERM, the
+// other errno skipped, has no unprivileged way to arise on a read.)
+TEST(CopierTest, SkipSourceErrorsSkipsWhatThePermissionsRefuse) {
+  TempDir dir;
+  const fs::path src = dir.path() / "src", dst = dir.path() / "dst";
+  WriteFile(src / "tree/open.txt", "readable");
+  WriteFile(src / "tree/closed.txt", "not readable");
+  WriteFile(src / "tree/shut/inner.txt", "in a directory not readable");
+  fs::create_directories(dst);
+  // Everyone may walk to the tree and write the destination; the two
+  // entries below may be read by their owner (root) only.
+  for (const fs::path& p : {dir.path(), src, src / "tree"}) {
+    ASSERT_EQ(chmod(p.c_str(), 0755), 0);
+  }
+  ASSERT_EQ(chmod(dst.c_str(), 0777), 0);
+  ASSERT_EQ(chmod((src / "tree/open.txt").c_str(), 0644), 0);
+  ASSERT_EQ(chmod((src / "tree/closed.txt").c_str(), 0000), 0);
+  ASSERT_EQ(chmod((src / "tree/shut").c_str(), 0000), 0);
+  Endpoint src_ep, dst_ep;
+  src_ep.id = "src";
+  src_ep.root = src.string();
+  dst_ep.id = "dst";
+  dst_ep.root = dst.string();
+  Request req;
+  req.source = &src_ep;
+  req.destination = &dst_ep;
+  req.items.push_back(MakeItem("tree", "tree", true));
+  for (const bool skip : {false, true}) {
+    SCOPED_TRACE(skip ? "skip_source_errors" : "without it");
+    fs::remove_all(dst / "tree");
+    req.options.skip_source_errors = skip;
+    ActionSnapshot end;
+    std::string why;
+    if (!RunWithoutRoot(req, &end, &why)) GTEST_SKIP() << why;
+    EXPECT_EQ(end.state, skip ? TIMER_AP_STATE_SUCCEEDED : TIMER_AP_STATE_FAILED)
+        << end.error;
+    const nlohmann::json d = nlohmann::json::parse(end.details);
+    EXPECT_EQ(d["files_transferred"], 1) << d.dump();
+    EXPECT_EQ(d["files_failed"], skip ? 0 : 2) << d.dump();
+    if (skip) {
+      EXPECT_EQ(d["source_errors_skipped"], 2) << d.dump();
+      ASSERT_EQ(d["skipped"].size(), 2u) << d.dump();
+      EXPECT_EQ(d["skipped"][0]["path"], "tree/closed.txt");
+      EXPECT_NE(d["skipped"][0]["skipped"].get<std::string>().find(std::strerror(EACCES)),
+                std::string::npos);
+      EXPECT_EQ(d["skipped"][1]["path"], "tree/shut");
+    } else {
+      EXPECT_NE(end.error.find(std::strerror(EACCES)), std::string::npos) << end.error;
+    }
+    EXPECT_EQ(ReadAll(dst / "tree/open.txt"), "readable");
+    EXPECT_FALSE(fs::exists(dst / "tree/closed.txt"));
+    EXPECT_FALSE(fs::exists(dst / "tree/shut/inner.txt"));
+  }
+  chmod((src / "tree/shut").c_str(), 0755);  // so that it can be removed
 }
 
 // A destination filesystem that fills up: a tmpfs of 256 KiB. Needs the

@@ -4,13 +4,17 @@
 #include "transfer_options.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "local_fs.h"
 
 namespace timer::plugins::transfer {
 namespace {
@@ -288,6 +292,28 @@ TEST(ErrorClassesTest, SourceAndQuotaErrors) {
   EXPECT_FALSE(IsSkippableSourceError(Internal(std::string("a: ") + std::strerror(EIO))));
   EXPECT_FALSE(IsSkippableSourceError(Unavailable("s3: GET a: HTTP 503")));
   EXPECT_FALSE(IsSkippableSourceError(Ok()));
+}
+
+// A local source read through the stream copier (LocalFs, when the other
+// side is remote) says a file gone by its code, so skip_source_errors skips
+// it as it does a missing SFTP or S3 file; a symbolic link is not skipped.
+TEST(ErrorClassesTest, ALocalSourceGoneIsSkippable) {
+  char tmpl[] = "/tmp/timer-options-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string root = tmpl;
+  ASSERT_EQ(symlink("/etc/hostname", (root + "/link").c_str()), 0);
+  std::unique_ptr<EndpointFs> fs;
+  ASSERT_TRUE(LocalFs::Open(root, &fs).ok());
+  std::unique_ptr<FileReader> reader;
+  const Err gone = fs->OpenRead({"missing.txt"}, &reader);
+  EXPECT_EQ(gone.code, TIMER_AP_NOT_FOUND) << gone.message;
+  EXPECT_EQ(gone.message, std::string("missing.txt: ") + std::strerror(ENOENT));
+  EXPECT_TRUE(IsSkippableSourceError(gone));
+  const Err link = fs->OpenRead({"link"}, &reader);
+  EXPECT_EQ(link.code, TIMER_AP_INVALID_ARGUMENT) << link.message;
+  EXPECT_FALSE(IsSkippableSourceError(link));
+  unlink((root + "/link").c_str());
+  rmdir(root.c_str());
 }
 
 Err ReadOptions(const json& body, TransferOptions* out) {
