@@ -29,8 +29,12 @@
 // Bounds (CopyLimits, WriteQuota, Endpoint::min_free_bytes): before each
 // file or directory it writes, a run checks its own byte and entry limits,
 // the writing identity's rolling-day quota on the destination endpoint and
-// the destination filesystem's free space; the first that would be passed
-// stops the whole run FAILED, naming the limit.
+// the destination filesystem's free space (asked once per directory and at
+// most every kFreeSpaceMaxAgeNs, the run's own writes taken off between;
+// asked afresh before a refusal); the first that would be passed stops the
+// whole run FAILED, naming the limit. A destination that fills up anyway
+// (ENOSPC, EDQUOT) fails the file with the code RESOURCE_EXHAUSTED, which
+// fail_on_quota_errors stops the run for (RecordFailure).
 //
 // Special files: a source is opened O_NONBLOCK and its type checked on the
 // descriptor, so a FIFO or device swapped in after the directory walk's
