@@ -508,18 +508,22 @@ absl::StatusOr<CivilPattern> ParseCron(std::string_view expression) {
   if (fields.empty()) return absl::InvalidArgumentError("cron: the expression is empty");
   if (fields[0].first[0] == '@') {
     const std::string name = absl::AsciiStrToLower(std::string(fields[0].first));
+    const Macro* found = nullptr;
+    for (const Macro& macro : kMacros) {
+      if (name == macro.name) found = &macro;
+    }
+    if (found == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cron: at position ", fields[0].second + 1, ": unknown macro ",
+                       std::string(fields[0].first),
+                       " (expected @yearly, @annually, @monthly, @weekly, @daily, "
+                       "@midnight or @hourly)"));
+    }
     if (fields.size() > 1) {
       return absl::InvalidArgumentError(absl::StrCat(
           "cron: at position ", fields[1].second + 1, ": nothing may follow ", name));
     }
-    for (const Macro& macro : kMacros) {
-      if (name == macro.name) return ParseCron(macro.expansion);
-    }
-    return absl::InvalidArgumentError(
-        absl::StrCat("cron: at position ", fields[0].second + 1, ": unknown macro ",
-                     std::string(fields[0].first),
-                     " (expected @yearly, @annually, @monthly, @weekly, @daily, "
-                     "@midnight or @hourly)"));
+    return ParseCron(found->expansion);
   }
   if (fields.size() != 5 && fields.size() != 6) {
     return absl::InvalidArgumentError(absl::StrCat(

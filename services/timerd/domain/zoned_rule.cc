@@ -183,7 +183,11 @@ class ZonedRule final : public ScheduleRule {
     int64_t offset = info.offset;
     absl::CivilSecond lo = info.cs + 1;  // c > after + offset, c whole seconds
     absl::TimeZone::CivilTransition prev, next;
-    bool have_prev = tz_.PrevTransition(after + absl::Nanoseconds(1), &prev);
+    // The transition at or before `after`. Abseil compares whole seconds
+    // (PrevTransition(t) finds one strictly before t's second), and
+    // transitions fall on whole seconds.
+    bool have_prev =
+        tz_.PrevTransition(absl::FromUnixSeconds(absl::ToUnixSeconds(after) + 1), &prev);
     absl::Time t = after;
     bool first = true;
     int which = 0;
