@@ -45,26 +45,35 @@ constexpr std::array<const char*, 7> kDayNames = {"SUN", "MON", "TUE", "WED",
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 bool IsAlpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
-// Weekday with Sunday = 0.
-int WeekdayOf(absl::CivilDay d) {
-  switch (absl::GetWeekday(d)) {
-    case absl::Weekday::sunday:
-      return 0;
-    case absl::Weekday::monday:
-      return 1;
-    case absl::Weekday::tuesday:
-      return 2;
-    case absl::Weekday::wednesday:
-      return 3;
-    case absl::Weekday::thursday:
-      return 4;
-    case absl::Weekday::friday:
-      return 5;
-    case absl::Weekday::saturday:
-      return 6;
-  }
-  return 0;
+int64_t FloorDiv(int64_t a, int64_t b) {
+  return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
 }
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+// days_from_civil).
+int64_t DaysFromCivil(int64_t y, int m, int d) {
+  y -= m <= 2;
+  const int64_t era = FloorDiv(y, 400);
+  const int64_t yoe = y - era * 400;
+  const int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+void CivilFromDays(int64_t z, int64_t* y, int* m, int* d) {
+  z += 719468;
+  const int64_t era = FloorDiv(z, 146097);
+  const int64_t doe = z - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  *d = static_cast<int>(doy - (153 * mp + 2) / 5 + 1);
+  *m = static_cast<int>(mp < 10 ? mp + 3 : mp - 9);
+  *y = yoe + era * 400 + (*m <= 2);
+}
+
+// Weekday of a day number, Sunday = 0 (1970-01-01 was a Thursday).
+int WeekdayOfDays(int64_t days) { return static_cast<int>(((days + 4) % 7 + 7) % 7); }
 
 int DaysInMonth(int64_t year, int month) {
   static constexpr int kDays[13] = {0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
@@ -392,37 +401,60 @@ const char* PatternFieldName(PatternField field) {
   return "?";
 }
 
-bool CivilPattern::MatchesDay(absl::CivilDay day) const {
-  const int m = day.month();
-  if (((months >> m) & 1) == 0) return false;
-  const int64_t y = day.year();
-  if (years != nullptr &&
-      (y < kMinPatternYear || y > kMaxPatternYear || !years->test(y - kMinPatternYear))) {
-    return false;
-  }
-  const int d = day.day();
-  const int wd = WeekdayOf(day);
-  const int dim = DaysInMonth(y, m);
-  bool dom = ((days >> d) & 1) != 0;
-  if (!dom && last_days != 0) dom = ((last_days >> (dim - d)) & 1) != 0;
-  if (!dom && nearest_weekdays != 0) {
-    for (uint32_t bits = nearest_weekdays; bits != 0 && !dom; bits &= bits - 1) {
+namespace {
+
+// Whether day d (weekday wd) of month m of year y, a month of dim days,
+// matches the day fields (months and years excluded).
+bool DayFieldsMatch(const CivilPattern& p, int d, int wd, int dim) {
+  bool dom = ((p.days >> d) & 1) != 0;
+  if (!dom && p.last_days != 0) dom = ((p.last_days >> (dim - d)) & 1) != 0;
+  if (!dom && p.nearest_weekdays != 0) {
+    for (uint32_t bits = p.nearest_weekdays; bits != 0 && !dom; bits &= bits - 1) {
       const int n = __builtin_ctz(bits);
       const int wd_n = ((wd + n - d) % 7 + 7) % 7;
       dom = NearestWeekday(n, wd_n, dim) == d;
     }
   }
-  if (!dom && last_weekday_of_month) {
+  if (!dom && p.last_weekday_of_month) {
     const int wd_last = (wd + dim - d) % 7;
     dom = NearestWeekday(dim, wd_last, dim) == d;
   }
-  if (dom && day_or) return true;
-  if (!dom && !day_or) return false;
-  bool dow = ((weekdays >> wd) & 1) != 0;
-  if (!dow && nth_weekdays != 0)
-    dow = ((nth_weekdays >> (5 * wd + (d - 1) / 7)) & 1) != 0;
-  if (!dow && last_weekdays != 0) dow = ((last_weekdays >> wd) & 1) != 0 && d + 7 > dim;
+  if (dom && p.day_or) return true;
+  if (!dom && !p.day_or) return false;
+  bool dow = ((p.weekdays >> wd) & 1) != 0;
+  if (!dow && p.nth_weekdays != 0)
+    dow = ((p.nth_weekdays >> (5 * wd + (d - 1) / 7)) & 1) != 0;
+  if (!dow && p.last_weekdays != 0)
+    dow = ((p.last_weekdays >> wd) & 1) != 0 && d + 7 > dim;
   return dow;
+}
+
+bool YearMatches(const CivilPattern& p, int64_t y) {
+  return p.years == nullptr || (y >= kMinPatternYear && y <= kMaxPatternYear &&
+                                p.years->test(y - kMinPatternYear));
+}
+
+}  // namespace
+
+int64_t LocalSeconds(absl::CivilSecond c) {
+  return DaysFromCivil(c.year(), c.month(), c.day()) * 86400 + c.hour() * 3600 +
+         c.minute() * 60 + c.second();
+}
+
+int64_t LocalSeconds(int64_t year, int month, int day) {
+  return DaysFromCivil(year, month, day) * 86400;
+}
+
+absl::CivilSecond FromLocalSeconds(int64_t local) {
+  return absl::CivilSecond(1970, 1, 1, 0, 0, 0) + local;
+}
+
+bool CivilPattern::MatchesDay(absl::CivilDay day) const {
+  const int m = day.month();
+  if (((months >> m) & 1) == 0 || !YearMatches(*this, day.year())) return false;
+  const int64_t days_num = DaysFromCivil(day.year(), m, day.day());
+  return DayFieldsMatch(*this, day.day(), WeekdayOfDays(days_num),
+                        DaysInMonth(day.year(), m));
 }
 
 bool CivilPattern::Matches(absl::CivilSecond t) const {
@@ -430,52 +462,112 @@ bool CivilPattern::Matches(absl::CivilSecond t) const {
          ((hours >> t.hour()) & 1) != 0 && MatchesDay(absl::CivilDay(t));
 }
 
+bool CivilPattern::Matches(int64_t local) const {
+  const int64_t day = FloorDiv(local, 86400);
+  const int tod = static_cast<int>(local - day * 86400);
+  if (((seconds >> (tod % 60)) & 1) == 0 || ((minutes >> (tod / 60 % 60)) & 1) == 0 ||
+      ((hours >> (tod / 3600)) & 1) == 0) {
+    return false;
+  }
+  int64_t y;
+  int m, d;
+  CivilFromDays(day, &y, &m, &d);
+  if (((months >> m) & 1) == 0 || !YearMatches(*this, y)) return false;
+  return DayFieldsMatch(*this, d, WeekdayOfDays(day), DaysInMonth(y, m));
+}
+
 std::optional<absl::CivilSecond> CivilPattern::FirstMatch(absl::CivilSecond from,
                                                           absl::CivilSecond to) const {
-  if (seconds == 0 || minutes == 0 || hours == 0 || months == 0) return std::nullopt;
-  absl::CivilDay day(from);
-  const absl::CivilDay last_day(to);
-  int h = from.hour(), m = from.minute(), s = from.second();
+  const auto found = FirstMatch(LocalSeconds(from), LocalSeconds(to));
+  if (!found) return std::nullopt;
+  return FromLocalSeconds(*found);
+}
+
+std::optional<int64_t> CivilPattern::FirstMatch(int64_t from, int64_t to) const {
+  if (seconds == 0 || minutes == 0 || hours == 0 || (months & 0x1ffe) == 0 ||
+      from >= to) {
+    return std::nullopt;
+  }
+  // Only plain days of month restrict the day: jump between them.
+  const bool plain_days = !day_or && last_days == 0 && nearest_weekdays == 0 &&
+                          !last_weekday_of_month && (weekdays & 0x7f) == 0x7f;
+  int64_t day = FloorDiv(from, 86400);
+  const int64_t last_day = FloorDiv(to - 1, 86400);
+  int tod = static_cast<int>(from - day * 86400);
+  int h = tod / 3600, mi = tod / 60 % 60, s = tod % 60;
+  int64_t y;
+  int m, d;
+  CivilFromDays(day, &y, &m, &d);
+  // Moves to the first day of the month after (y, m) whose month matches.
+  const auto next_month = [&] {
+    const int nm = NextBit(months, m + 1);
+    if (nm >= 1 && nm <= 12) {
+      m = nm;
+    } else {
+      ++y;
+      m = __builtin_ctz(months);
+    }
+    d = 1;
+    day = DaysFromCivil(y, m, 1);
+    h = mi = s = 0;
+  };
   while (day <= last_day) {
-    if (((months >> day.month()) & 1) == 0) {
-      day = absl::CivilDay(absl::CivilMonth(day) + 1);
-      h = m = s = 0;
+    if (((months >> m) & 1) == 0) {
+      next_month();
       continue;
     }
-    if (years != nullptr) {
-      const int64_t y = day.year();
-      if (y < kMinPatternYear) {
-        day = absl::CivilDay(kMinPatternYear, 1, 1);
-        h = m = s = 0;
-        continue;
-      }
+    if (years != nullptr && !YearMatches(*this, y)) {
       if (y > kMaxPatternYear) return std::nullopt;
-      if (!years->test(y - kMinPatternYear)) {
-        day = absl::CivilDay(y + 1, 1, 1);
-        h = m = s = 0;
-        continue;
-      }
-    }
-    if (!MatchesDay(day)) {
-      ++day;
-      h = m = s = 0;
+      int64_t ny = y < kMinPatternYear ? kMinPatternYear : y + 1;
+      while (ny <= kMaxPatternYear && !years->test(ny - kMinPatternYear)) ++ny;
+      if (ny > kMaxPatternYear) return std::nullopt;
+      y = ny;
+      m = 0;
+      next_month();  // the first matching month of year ny
       continue;
     }
-    // The first (H, M, S) >= (h, m, s) in the day: the bounds apply only
+    const int dim = DaysInMonth(y, m);
+    if (plain_days) {
+      const int nd = NextBit(days, d);
+      if (nd < 0 || nd > dim) {
+        next_month();
+        continue;
+      }
+      if (nd != d) {
+        day += nd - d;
+        d = nd;
+        h = mi = s = 0;
+      }
+    } else if (!DayFieldsMatch(*this, d, WeekdayOfDays(day), dim)) {
+      if (d == dim) {
+        next_month();
+      } else {
+        ++d;
+        ++day;
+        h = mi = s = 0;
+      }
+      continue;
+    }
+    // The first (H, M, S) >= (h, mi, s) in the day: the bounds apply only
     // while the earlier fields equal their lower bound.
     int H = -1, M = -1, S = -1;
     for (H = NextBit(hours, h); H >= 0 && S < 0; H = S < 0 ? NextBit(hours, H + 1) : H) {
-      for (M = NextBit(minutes, H == h ? m : 0); M >= 0; M = NextBit(minutes, M + 1)) {
-        S = NextBit(seconds, H == h && M == m ? s : 0);
+      for (M = NextBit(minutes, H == h ? mi : 0); M >= 0; M = NextBit(minutes, M + 1)) {
+        S = NextBit(seconds, H == h && M == mi ? s : 0);
         if (S >= 0) break;
       }
     }
     if (S < 0) {
-      ++day;
-      h = m = s = 0;
+      if (d == dim) {
+        next_month();
+      } else {
+        ++d;
+        ++day;
+        h = mi = s = 0;
+      }
       continue;
     }
-    const absl::CivilSecond found(day.year(), day.month(), day.day(), H, M, S);
+    const int64_t found = day * 86400 + H * 3600 + M * 60 + S;
     if (found >= to) return std::nullopt;
     return found;
   }

@@ -66,17 +66,28 @@ struct CivilPattern {
 
   bool MatchesDay(absl::CivilDay day) const;
   bool Matches(absl::CivilSecond t) const;
+  bool Matches(int64_t local) const;  // local: LocalSeconds(civil)
 
   // The first civil second in [from, to) that matches, or nullopt. Skips
   // whole years, months and days that cannot match; within a day it finds the
   // time with a few bit scans. Work is bounded by the number of days in the
-  // range (months outside the months field cost one step each).
+  // range (months outside the months field cost one step each, and when only
+  // plain days of month restrict the day, one step per month).
   std::optional<absl::CivilSecond> FirstMatch(absl::CivilSecond from,
                                               absl::CivilSecond to) const;
+  // As above on local seconds (the hot path: integer arithmetic only).
+  std::optional<int64_t> FirstMatch(int64_t from, int64_t to) const;
 
   // Heap bytes owned beyond sizeof(CivilPattern) (the years bitset, if any).
   size_t HeapBytes() const;
 };
+
+// Civil time as seconds since 1970-01-01 00:00:00 of the same calendar (no
+// zone): the pattern's search works on these. Exact for every civil time
+// absl::CivilSecond holds within +-10^11 years.
+int64_t LocalSeconds(absl::CivilSecond c);
+int64_t LocalSeconds(int64_t year, int month, int day);  // at 00:00:00
+absl::CivilSecond FromLocalSeconds(int64_t local);
 
 // A parse error inside one field: `position` is the 0-based offset in the
 // field's text.

@@ -19,23 +19,32 @@ constexpr int64_t kLastYear = 9999;
 // the cap only guards against a zone whose transitions never end.
 constexpr int kMaxSegments = 20000;
 
-const absl::CivilSecond kUnixEpoch(1970, 1, 1, 0, 0, 0);
-
 // Searches start no earlier than this (an `after` before it is treated as it).
 const absl::Time kEarliest = absl::FromUnixSeconds(-2208988800);  // 1900-01-01Z
 
-absl::Time ToInstant(absl::CivilSecond c, int64_t offset) {
-  return absl::FromUnixSeconds((c - kUnixEpoch) - offset);
+// Local seconds (cron.h's LocalSeconds) read with a UTC offset.
+absl::Time ToInstant(int64_t local, int64_t offset) {
+  return absl::FromUnixSeconds(local - offset);
+}
+
+// A transition as local seconds: clocks jump from `from` to `to`.
+struct Transition {
+  int64_t from = 0;
+  int64_t to = 0;
+};
+
+Transition ToLocal(const absl::TimeZone::CivilTransition& tr) {
+  return {LocalSeconds(tr.from), LocalSeconds(tr.to)};
 }
 
 enum class FireKind { kPlain, kGapAfter, kGapShift, kRepeatFirst, kRepeatLast };
 
 struct Fire {
   absl::Time time;
-  absl::CivilSecond civil;  // the civil time the pattern matched
-  int which = 0;            // the include that matched
+  int64_t local = 0;  // the civil time the pattern matched (local seconds)
+  int which = 0;      // the include that matched
   FireKind kind = FireKind::kPlain;
-  absl::TimeZone::CivilTransition transition;  // the DST kinds' transition
+  Transition transition;  // the DST kinds' transition
 };
 
 constexpr uint64_t kAllSixty = (uint64_t{1} << 60) - 1;
@@ -78,11 +87,11 @@ class ZonedRule final : public ScheduleRule {
     if (!fire) return std::nullopt;
     RuleFire out;
     out.time = fire->time;
-    out.matched =
-        absl::StrCat(options_.source,
-                     options_.name_includes ? absl::StrCat(" include[", fire->which, "]")
-                                            : std::string(),
-                     " matched ", FormatCivil(fire->civil), " in ", tz_.name());
+    out.matched = absl::StrCat(
+        options_.source,
+        options_.name_includes ? absl::StrCat(" include[", fire->which, "]")
+                               : std::string(),
+        " matched ", FormatCivil(FromLocalSeconds(fire->local)), " in ", tz_.name());
     out.dst = ExplainDst(*fire);
     return out;
   }
@@ -92,8 +101,10 @@ class ZonedRule final : public ScheduleRule {
  private:
   std::string ExplainDst(const Fire& fire) const {
     if (fire.kind == FireKind::kPlain) return "";
-    const absl::TimeZone::CivilTransition& tr = fire.transition;
-    const absl::Time trans = tz_.At(tr.to).trans;
+    const absl::CivilSecond from = FromLocalSeconds(fire.transition.from);
+    const absl::CivilSecond to = FromLocalSeconds(fire.transition.to);
+    const absl::Time trans = tz_.At(to).trans;
+    const absl::CivilSecond civil = FromLocalSeconds(fire.local);
     const std::string before_abbr = tz_.At(trans - absl::Seconds(1)).zone_abbr;
     const std::string after_abbr = tz_.At(trans).zone_abbr;
     const std::string fired_at =
@@ -103,25 +114,25 @@ class ZonedRule final : public ScheduleRule {
         return "";
       case FireKind::kGapAfter:
       case FireKind::kGapShift: {
-        std::string out =
-            absl::StrCat(FormatClock(fire.civil), " does not exist (clocks went from ",
-                         FormatClock(tr.from), " ", before_abbr, " to ",
-                         FormatClock(tr.to), " ", after_abbr, "): ");
+        std::string out = absl::StrCat(
+            FormatClock(civil), " does not exist (clocks went from ", FormatClock(from),
+            " ", before_abbr, " to ", FormatClock(to), " ", after_abbr, "): ");
         if (fire.kind == FireKind::kGapAfter) {
           absl::StrAppend(&out, "ran at the first instant after the gap, ", fired_at);
         } else {
           absl::StrAppend(&out, "ran shifted by the gap (",
-                          absl::FormatDuration(absl::Seconds(tr.to - tr.from)), "), at ",
-                          fired_at);
+                          absl::FormatDuration(
+                              absl::Seconds(fire.transition.to - fire.transition.from)),
+                          "), at ", fired_at);
         }
         return out;
       }
       case FireKind::kRepeatFirst:
       case FireKind::kRepeatLast: {
         std::string out =
-            absl::StrCat(FormatClock(fire.civil), " occurs twice (clocks went back from ",
-                         FormatClock(tr.from), " ", before_abbr, " to ",
-                         FormatClock(tr.to), " ", after_abbr, "): ");
+            absl::StrCat(FormatClock(civil), " occurs twice (clocks went back from ",
+                         FormatClock(from), " ", before_abbr, " to ", FormatClock(to),
+                         " ", after_abbr, "): ");
         const bool first = fire.kind == FireKind::kRepeatFirst;
         absl::StrAppend(&out, first ? "first occurrence (" : "second occurrence (",
                         first ? before_abbr : after_abbr, ")");
@@ -137,22 +148,23 @@ class ZonedRule final : public ScheduleRule {
 
   // The end of the run of civil seconds that `exclude` matches from `c` on,
   // at the granularity its unrestricted fields allow.
-  static absl::CivilSecond SkipExcluded(const CivilPattern& exclude,
-                                        absl::CivilSecond c) {
+  static int64_t SkipExcluded(const CivilPattern& exclude, int64_t c) {
+    const auto up = [c](int64_t unit) { return (c - ((c % unit) + unit) % unit) + unit; };
     if ((exclude.seconds & kAllSixty) != kAllSixty) return c + 1;
-    if ((exclude.minutes & kAllSixty) != kAllSixty)
-      return absl::CivilSecond(absl::CivilMinute(c) + 1);
-    if ((exclude.hours & kAllHours) != kAllHours)
-      return absl::CivilSecond(absl::CivilHour(c) + 1);
-    return absl::CivilSecond(absl::CivilDay(c) + 1);
+    if ((exclude.minutes & kAllSixty) != kAllSixty) return up(60);
+    if ((exclude.hours & kAllHours) != kAllHours) return up(3600);
+    return up(86400);
   }
 
   // The first civil time in [from, to) that an include matches and no
   // exclude does.
-  std::optional<absl::CivilSecond> FirstMatch(absl::CivilSecond from,
-                                              absl::CivilSecond to, int* which) const {
+  std::optional<int64_t> FirstMatch(int64_t from, int64_t to, int* which) const {
+    if (exclude_.empty() && include_.size() == 1) {
+      *which = 0;
+      return include_[0].FirstMatch(from, to);
+    }
     while (from < to) {
-      std::optional<absl::CivilSecond> best;
+      std::optional<int64_t> best;
       for (size_t i = 0; i < include_.size(); ++i) {
         const auto c = include_[i].FirstMatch(from, best ? *best : to);
         if (c) {
@@ -178,25 +190,29 @@ class ZonedRule final : public ScheduleRule {
     if (after == absl::InfiniteFuture()) return std::nullopt;
     if (after < kEarliest) after = kEarliest;
     const absl::TimeZone::CivilInfo info = tz_.At(after);
-    const absl::CivilSecond limit(std::min(info.cs.year() + kSearchYears, kLastYear + 1),
-                                  1, 1, 0, 0, 0);
+    const int64_t after_s = absl::ToUnixSeconds(after);  // floor
+    const int64_t limit_year =
+        std::min<int64_t>(info.cs.year() + kSearchYears, kLastYear + 1);
+    const int64_t limit = LocalSeconds(limit_year, 1, 1);
     int64_t offset = info.offset;
-    absl::CivilSecond lo = info.cs + 1;  // c > after + offset, c whole seconds
-    absl::TimeZone::CivilTransition prev, next;
+    int64_t lo = after_s + offset + 1;  // local > after + offset, whole seconds
+    absl::TimeZone::CivilTransition civil_tr;
+    Transition prev, next;
     // The transition at or before `after`. Abseil compares whole seconds
     // (PrevTransition(t) finds one strictly before t's second), and
     // transitions fall on whole seconds.
-    bool have_prev =
-        tz_.PrevTransition(absl::FromUnixSeconds(absl::ToUnixSeconds(after) + 1), &prev);
+    bool have_prev = tz_.PrevTransition(absl::FromUnixSeconds(after_s + 1), &civil_tr);
+    if (have_prev) prev = ToLocal(civil_tr);
     absl::Time t = after;
     bool first = true;
     int which = 0;
     for (int segment = 0; segment < kMaxSegments && lo < limit; ++segment) {
-      const bool have_next = tz_.NextTransition(t, &next);
-      absl::CivilSecond hi = have_next ? std::min(next.from, limit) : limit;
+      const bool have_next = tz_.NextTransition(t, &civil_tr);
+      if (have_next) next = ToLocal(civil_tr);
+      int64_t hi = have_next ? std::min(next.from, limit) : limit;
       const bool prev_back = have_prev && prev.to < prev.from;
       const bool next_back = have_next && next.to < next.from;
-      absl::CivilSecond seg_lo = lo;
+      int64_t seg_lo = lo;
       // The repeated civil times at either end of the segment.
       if (repeat_ == DstRepeat::kFirst && prev_back && seg_lo < prev.from)
         seg_lo = prev.from;
@@ -224,11 +240,8 @@ class ZonedRule final : public ScheduleRule {
             }
           }
         } else if (gap_ == DstGap::kShiftByGap) {
-          absl::CivilSecond gap_lo = prev.from;
-          if (first) {
-            gap_lo = std::max(
-                gap_lo, kUnixEpoch + (absl::ToUnixSeconds(after) + offset_before + 1));
-          }
+          int64_t gap_lo = prev.from;
+          if (first) gap_lo = std::max(gap_lo, after_s + offset_before + 1);
           if (gap_lo < prev.to) {
             if (const auto c = FirstMatch(gap_lo, prev.to, &which)) {
               const absl::Time shifted = ToInstant(*c, offset_before);
