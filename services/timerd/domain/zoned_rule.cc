@@ -1,6 +1,9 @@
 #include "domain/zoned_rule.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cstdlib>
 #include <optional>
 #include <utility>
 
@@ -295,6 +298,18 @@ absl::StatusOr<absl::TimeZone> LoadRuleTimeZone(std::string_view name) {
       name.substr(0, 6) == "Fixed/" ||
       !std::all_of(name.begin(), name.end(), IsZoneNameChar)) {
     return unknown();
+  }
+  // Abseil keeps every name it is asked for in a process-wide cache, unknown
+  // ones too: only names of files in the tz database reach it, so the cache
+  // holds at most one entry per file there. (Abseil reads the same
+  // directory: $TZDIR, else /usr/share/zoneinfo.)
+  if (name != "UTC") {
+    const char* dir = std::getenv("TZDIR");
+    const std::string path =
+        absl::StrCat(dir != nullptr && *dir != '\0' ? dir : "/usr/share/zoneinfo", "/",
+                     std::string(name));
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return unknown();
   }
   absl::TimeZone tz;
   if (!absl::LoadTimeZone(std::string(name), &tz)) return unknown();

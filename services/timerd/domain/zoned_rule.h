@@ -42,9 +42,12 @@ namespace timer::domain {
 // Loads an IANA zone name ("Europe/Berlin", "UTC") from the system tz
 // database. INVALID_ARGUMENT naming it when it is not a zone: also for
 // names that are paths ("/etc/passwd", "../x"), "localtime" and Abseil's
-// "Fixed/UTC+hh:mm:ss" forms, which are not IANA names. Abseil caches each
-// loaded zone for the life of the process, so a tzdata update is seen by
-// zones first loaded after it (in practice: after a restart of timerd).
+// "Fixed/UTC+hh:mm:ss" forms, which are not IANA names, and names with no
+// file in the tz database ($TZDIR, else /usr/share/zoneinfo), which never
+// reach Abseil's process-wide zone cache (it keeps unknown names too).
+// Abseil caches each loaded zone for the life of the process, so a tzdata
+// update is seen by zones first loaded after it (in practice: after a
+// restart of timerd).
 absl::StatusOr<absl::TimeZone> LoadRuleTimeZone(std::string_view name);
 
 struct ZonedRuleOptions {

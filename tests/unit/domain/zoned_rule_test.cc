@@ -5,6 +5,7 @@
 // reference built from absl::TimeZone::At's TimeInfo (pre/trans/post).
 #include "domain/zoned_rule.h"
 
+#include <fstream>
 #include <set>
 #include <string>
 #include <tuple>
@@ -317,6 +318,28 @@ TEST(ZonedRuleTest, ExtremeInstants) {
   // Searches start at 1900-01-01T00:00Z, 01:00 CET in Berlin.
   EXPECT_EQ(absl::FormatTime("%Y-%m-%d %H:%M", *first, Zone("Europe/Berlin")),
             "1900-01-02 00:00");
+}
+
+// Resident memory of this process, in KiB.
+long ResidentKib() {
+  std::ifstream statm("/proc/self/statm");
+  long size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * 4;
+}
+
+TEST(ZonedRuleTest, UnknownZoneNamesCostNoMemory) {
+  // Abseil caches every name it is asked to load, unknown ones too (as
+  // UTC), for the life of the process: a caller sending made-up zone names
+  // would grow timerd without bound (about 100 bytes a name).
+  const long before = ResidentKib();
+  for (int i = 0; i < 50000; ++i) {
+    const std::string zone = absl::StrCat("Nowhere/Zone_", i);
+    auto rule = CompileCron("0 0 * * *", zone, kAfter, kFirst);
+    ASSERT_FALSE(rule.ok());
+    ASSERT_THAT(rule.status().message(), HasSubstr(zone));
+  }
+  EXPECT_LT(ResidentKib() - before, 2048);
 }
 
 // --- Against a brute-force reference, minute by minute around each
