@@ -7,9 +7,11 @@
 #include <optional>
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/civil_time.h"
 
 namespace timer::domain {
@@ -291,13 +293,23 @@ absl::StatusOr<absl::TimeZone> LoadRuleTimeZone(std::string_view name) {
         "' is not an IANA time zone name (e.g. Europe/Berlin, UTC)"));
   };
   // Names only, as the tz database spells them: no paths, no "..", no
-  // Abseil-specific or host-dependent names.
+  // Abseil-specific or host-dependent names, not the leap-second "right/"
+  // variants (their clocks count leap seconds).
   if (name.empty() || name.size() > 64 || name.front() == '/' || name.back() == '/' ||
       name.find("//") != std::string_view::npos ||
       name.find("..") != std::string_view::npos || name == "localtime" ||
-      name.substr(0, 6) == "Fixed/" ||
+      name.substr(0, 6) == "right/" || name.substr(0, 6) == "Fixed/" ||
       !std::all_of(name.begin(), name.end(), IsZoneNameChar)) {
     return unknown();
+  }
+  // Zones loaded before, by name: at most one entry per file in the tz
+  // database, so compiling a million rules costs one file check per zone.
+  static absl::Mutex mu(absl::kConstInit);
+  static auto* const loaded = new absl::flat_hash_map<std::string, absl::TimeZone>();
+  {
+    absl::MutexLock lock(&mu);
+    const auto it = loaded->find(absl::string_view(name.data(), name.size()));
+    if (it != loaded->end()) return it->second;
   }
   // Abseil keeps every name it is asked for in a process-wide cache, unknown
   // ones too: only names of files in the tz database reach it, so the cache
@@ -313,6 +325,8 @@ absl::StatusOr<absl::TimeZone> LoadRuleTimeZone(std::string_view name) {
   }
   absl::TimeZone tz;
   if (!absl::LoadTimeZone(std::string(name), &tz)) return unknown();
+  absl::MutexLock lock(&mu);
+  loaded->emplace(std::string(name), tz);
   return tz;
 }
 

@@ -278,7 +278,8 @@ TEST(CronTest, ErrorsNameFieldAndPosition) {
 
 TEST(CronTest, UnknownZoneIsInvalidArgumentNamingIt) {
   for (const char* zone : {"Mars/Olympus_Mons", "", "/etc/passwd", "../../etc/passwd",
-                           "localtime", "Fixed/UTC+05:00", "Europe//Berlin"}) {
+                           "localtime", "Fixed/UTC+05:00", "Europe//Berlin",
+                           "right/Europe/Berlin", "Europe", "zone1970.tab/x"}) {
     auto rule = CompileCron("0 0 * * *", zone, DstGap::kRunAfterGap, DstRepeat::kFirst);
     ASSERT_FALSE(rule.ok()) << zone;
     EXPECT_EQ(rule.status().code(), absl::StatusCode::kInvalidArgument);
