@@ -24,7 +24,9 @@ constexpr int64_t kLastYear = 9999;
 // the cap only guards against a zone whose transitions never end.
 constexpr int kMaxSegments = 20000;
 
-// Searches start no earlier than this (an `after` before it is treated as it).
+// Nothing fires at or after kLatest (10000-01-01Z); searches start no
+// earlier than kEarliest (an `after` before it is treated as it).
+const absl::Time kLatest = absl::FromUnixSeconds(253402300800);
 const absl::Time kEarliest = absl::FromUnixSeconds(-2208988800);  // 1900-01-01Z
 
 // Local seconds (cron.h's LocalSeconds) read with a UTC offset.
@@ -192,7 +194,7 @@ class ZonedRule final : public ScheduleRule {
   }
 
   std::optional<Fire> Search(absl::Time after) const {
-    if (after == absl::InfiniteFuture()) return std::nullopt;
+    if (after >= kLatest) return std::nullopt;
     if (after < kEarliest) after = kEarliest;
     const absl::TimeZone::CivilInfo info = tz_.At(after);
     const int64_t after_s = absl::ToUnixSeconds(after);  // floor
@@ -257,7 +259,10 @@ class ZonedRule final : public ScheduleRule {
           }
         }
       }
-      if (best) return best;
+      if (best) {
+        if (best->time >= kLatest) return std::nullopt;  // past a Timestamp's range
+        return best;
+      }
       if (!have_next) return std::nullopt;
       t = ToInstant(next.from, offset);
       offset += next.to - next.from;

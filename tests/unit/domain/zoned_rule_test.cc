@@ -6,6 +6,7 @@
 #include "domain/zoned_rule.h"
 
 #include <fstream>
+#include <limits>
 #include <set>
 #include <string>
 #include <tuple>
@@ -313,6 +314,17 @@ TEST(ZonedRuleTest, ExtremeInstants) {
   auto rule = CompileCron("0 0 * * *", "Europe/Berlin", kAfter, kFirst);
   ASSERT_TRUE(rule.ok());
   EXPECT_EQ((*rule)->Next(absl::InfiniteFuture()), std::nullopt);
+  // The largest finite instants: no overflow in the local-time arithmetic.
+  EXPECT_EQ((*rule)->Next(absl::FromUnixSeconds(std::numeric_limits<int64_t>::max() - 1)),
+            std::nullopt);
+  EXPECT_EQ((*rule)->Next(absl::FromUnixSeconds(253402300799)),
+            std::nullopt);  // 9999-12-31
+  // Nothing past 9999-12-31T23:59:59Z (a Timestamp's last second), even
+  // where the local date is still 9999.
+  auto late = CompileCron("0 23 31 12 *", "Pacific/Honolulu", kAfter, kFirst);
+  ASSERT_TRUE(late.ok());
+  EXPECT_EQ((*late)->Next(Utc("9999-12-01T00:00:00Z")), std::nullopt);
+  EXPECT_EQ(*(*late)->Next(Utc("9998-12-01T00:00:00Z")), Utc("9999-01-01T09:00:00Z"));
   const auto first = (*rule)->Next(absl::InfinitePast());
   ASSERT_TRUE(first.has_value());
   // Searches start at 1900-01-01T00:00Z, 01:00 CET in Berlin.
