@@ -6,9 +6,9 @@
 // (no clock reads, no I/O) and thread-safe: the run engine asks it for the
 // next fire time after a slot, the preview asks it for the next N with the
 // reason for each. The zone's transitions are read from the system tz
-// database through Abseil's time zone support when a rule is compiled, so a
-// tzdata update takes effect the next time a job's rule is compiled (at
-// load, create and update).
+// database through Abseil's time zone support the first time the process
+// compiles a rule in that zone; Abseil keeps them for the life of the
+// process, so a tzdata update takes effect when timerd restarts.
 //
 // This header is the seam between the schedule math (cron.cc,
 // calendar_spec.cc, zoned_rule.cc) and its users (schedule.cc's
