@@ -7,6 +7,7 @@ set -euo pipefail
 
 PACKAGES=(
   g++ cmake ninja-build pkg-config ccache tzdata
+  lld                     # the linker (CMakeLists.txt, TIMER_USE_LLD)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libssl-dev libsqlite3-dev
   libpq-dev               # the PostgreSQL store (services/timerd/store/postgres_store.h)

@@ -28,7 +28,11 @@ parallel=${FUZZ_JOBS:-$(nproc)}
 
 ./scripts/deps.sh clang libclang-rt-14-dev   # libclang-rt: the libFuzzer and sanitizer runtimes
 export CC=clang CXX=clang++
+# -g1: line tables, enough for the file:line of every frame of a crash's
+# stack (plugins/transfer/copier.cc: 10.7 -> 8.4 s of CPU against -g).
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
   -DTIMER_FUZZ=ON -DTIMER_BUILD_TESTS=OFF -DTIMER_BUILD_BENCH=OFF >/dev/null
 cmake --build build-fuzz -j "$jobs" --target fuzz
 

@@ -18,8 +18,9 @@
 #
 # Optimisation is -O1 (with -g1 line tables, asserts on), enough for readable
 # stacks at a fraction of the -O2 compile time; the tests' own code is
-# compiled at -O0, as in every tree (tests/CMakeLists.txt). Benchmarks are not
-# built.
+# compiled at -O0, as in every tree, and in the Clang tree reuses one
+# precompiled header (tests/CMakeLists.txt, TIMER_TEST_PCH). Benchmarks are
+# not built.
 #
 # The ASan+UBSan tree is compiled with Clang, the sanitizers' reference
 # implementation: on this code it compiles about 40% faster than GCC with the
@@ -89,7 +90,9 @@ if [ "$what" = asan ] || [ "$what" = all ]; then
   export TIMER_CRASH_KILLS=20
   # The soak test is left to test.sh: it measures a loaded timerd against
   # time bounds that an instrumented build (2-3x slower) cannot meet.
-  if ! ctest --test-dir build-asan -j "$jobs" --output-on-failure --timeout 600 \
+  # Two tests per core, as in scripts/test.sh (TIMER_TEST_JOBS to change).
+  if ! ctest --test-dir build-asan -j "${TIMER_TEST_JOBS:-$((2 * jobs))}" \
+      --output-on-failure --timeout 600 \
       -E '^soak_e2e_test$'; then
     status=1
   fi
