@@ -21,7 +21,9 @@
 // or one chunk.
 //
 // Thread-safety: none; one run owns its EndpointFs and the readers and
-// writers it made, and destroys them before the EndpointFs.
+// writers it made, and destroys them before the EndpointFs. A FileReader may
+// be used on another thread than the one that made it (StreamCopier reads
+// ahead on a thread of its own) while nothing else uses its EndpointFs.
 #pragma once
 
 #include <array>
@@ -122,6 +124,11 @@ class EndpointFs {
     (void)dir, (void)mtime_ns;
     return {TIMER_AP_UNIMPLEMENTED, "no directory times"};
   }
+
+  // Whether the storage keeps PublishOptions::sha256 beside a file (S3
+  // object metadata): the copier works the hash out only when it is kept
+  // or verify_checksum asks for it.
+  virtual bool KeepsSha256() const { return true; }
 
   // Bytes free where `dir` is, or -1 when the storage does not say.
   virtual int64_t FreeBytes(const Path& dir) = 0;

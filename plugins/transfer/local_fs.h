@@ -32,6 +32,7 @@ class LocalFs : public EndpointFs {
   ~LocalFs() override;
 
   bool Encrypted() const override { return false; }
+  bool KeepsSha256() const override { return false; }
   Err Stat(const Path& path, EntryInfo* info, bool* exists) override;
   Err List(const Path& dir, const std::function<bool(const EntryInfo&)>& each) override;
   Err OpenRead(const Path& file, std::unique_ptr<FileReader>* out) override;

@@ -48,7 +48,7 @@
 
 namespace timer::plugins::transfer {
 
-constexpr size_t kSftpReadWindow = 1 << 20;
+constexpr size_t kSftpReadWindow = 2 << 20;
 
 struct SftpConfig {
   std::string endpoint_id;  // for messages

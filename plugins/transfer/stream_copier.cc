@@ -3,7 +3,11 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include "local_fs.h"
@@ -48,6 +52,128 @@ Err OpenEndpoint(const Endpoint& e, std::unique_ptr<EndpointFs>* out) {
   if (!err.ok()) err.message = "endpoint " + e.id + ": " + err.message;
   return err;
 }
+
+// Reads a file ahead on a thread of its own while the run's thread writes
+// what was read: the network side (an SFTP download decrypts and parses on
+// this thread) and the writing side overlap, and a run scheduled away for a
+// moment on a busy host finds a chunk ready instead of an idle pipeline.
+// The reading thread also hashes (SHA-256) what it read when asked.
+// Memory: the caller's kReadAheadChunks buffers (kStreamChunk bytes each,
+// allocated once per run: a fresh allocation per file costs page faults
+// that a tree of small files feels). The reader is
+// used by this object's thread only, from construction to destruction; the
+// destructor stops it after the Read in progress (bounded by the
+// endpoint's timeout) and joins it.
+class ReadAhead {
+ public:
+  // Borrows `buffers` (kReadAheadChunks of them, non-empty) until destroyed.
+  ReadAhead(FileReader* reader, EVP_MD_CTX* md, std::vector<std::vector<char>>* buffers)
+      : reader_(reader), md_(md), buffers_(buffers) {
+    for (std::vector<char>& b : *buffers_) free_.push_back(std::move(b));
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~ReadAhead() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+    // Given back (the run's next file reuses them).
+    buffers_->clear();
+    for (auto& b : free_) buffers_->push_back(std::move(b));
+    for (auto& c : full_) buffers_->push_back(std::move(c.buf));
+    if (given_) buffers_->push_back(std::move(*given_));
+  }
+  ReadAhead(const ReadAhead&) = delete;
+  ReadAhead& operator=(const ReadAhead&) = delete;
+
+  // The next chunk, valid until the next call; *n == 0 at the end of the
+  // file. An error is the reader's.
+  Err Next(const char** data, size_t* n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (given_) {  // the chunk given last time is written: reuse it
+      free_.push_back(std::move(*given_));
+      given_.reset();
+      cv_.notify_all();
+    }
+    cv_.wait(lock, [this] { return !full_.empty() || done_; });
+    if (full_.empty()) {
+      *n = 0;
+      return err_;
+    }
+    Chunk c = std::move(full_.front());
+    full_.pop_front();
+    given_ = std::move(c.buf);
+    *data = given_->data();
+    *n = c.size;
+    return Ok();
+  }
+
+ private:
+  static constexpr size_t kMinRoom = 256 << 10;  // SFTP reads want >= 128 KiB
+  struct Chunk {
+    std::vector<char> buf;
+    size_t size;
+  };
+
+  void Run() {
+    for (;;) {
+      std::vector<char> buf;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return !free_.empty() || stop_; });
+        if (stop_) return;
+        buf = std::move(free_.front());
+        free_.pop_front();
+      }
+      // Filled with several reads (an SFTP read gives one request's bytes).
+      size_t size = 0;
+      Err err;
+      bool eof = false;
+      while (buf.size() - size >= kMinRoom) {
+        size_t got = 0;
+        err = reader_->Read(buf.data() + size, buf.size() - size, &got);
+        if (!err.ok() || got == 0) {
+          eof = true;
+          break;
+        }
+        size += got;
+        std::lock_guard<std::mutex> lock(mu_);
+        if (stop_) {
+          free_.push_back(std::move(buf));
+          return;
+        }
+      }
+      if (md_ != nullptr && size > 0) EVP_DigestUpdate(md_, buf.data(), size);
+      std::lock_guard<std::mutex> lock(mu_);
+      if (size > 0) {
+        full_.push_back({std::move(buf), size});
+      } else {
+        free_.push_back(std::move(buf));
+      }
+      if (eof) {
+        err_ = err;
+        done_ = true;
+      }
+      cv_.notify_all();
+      if (eof) return;
+    }
+  }
+
+  FileReader* const reader_;
+  EVP_MD_CTX* const md_;  // updated by the reading thread only
+  std::vector<std::vector<char>>* const buffers_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::vector<char>> free_;      // guarded by mu_
+  std::deque<Chunk> full_;                  // guarded by mu_
+  std::optional<std::vector<char>> given_;  // guarded by mu_
+  bool stop_ = false;                       // guarded by mu_
+  bool done_ = false;                       // guarded by mu_
+  Err err_;                                 // guarded by mu_
+  std::thread thread_;                      // last: started once the rest is set
+};
 
 }  // namespace
 
@@ -385,20 +511,35 @@ Err StreamCopier::Stream(const Path& src, const Path& dst, int64_t size,
   *from_source = false;
   std::unique_ptr<FileWriter> writer;  // destroyed unpublished: aborted
   if (Err e = dst_->Create(dst, size, &writer); !e.ok()) return e;
+  // The hash is worked out only when something uses it: verify_checksum,
+  // or a destination that keeps it beside the file (S3 metadata).
+  const bool hashing = req_.verify_checksum || dst_->KeepsSha256();
   Md md = NewSha256();
   if (!md) return Internal("sha256: cannot initialise");
   int64_t written = 0;
+  // A file of one chunk or less is read here: a thread per small file
+  // would cost more than it overlaps.
+  std::optional<ReadAhead> ahead;
+  if (size > static_cast<int64_t>(kStreamChunk)) {
+    if (ahead_bufs_.empty()) {
+      for (int i = 0; i < kReadAheadChunks; ++i) ahead_bufs_.emplace_back(kStreamChunk);
+    }
+    ahead.emplace(reader.get(), hashing ? md.get() : nullptr, &ahead_bufs_);
+  }
   for (;;) {
     if (Stopped()) return StopReason();
+    const char* data = buf_.data();
     size_t got = 0;
-    if (Err e = reader->Read(buf_.data(), buf_.size(), &got); !e.ok()) {
+    Err e =
+        ahead ? ahead->Next(&data, &got) : reader->Read(buf_.data(), buf_.size(), &got);
+    if (!e.ok()) {
       e.message = "read: " + e.message;
       *from_source = true;
       return e;
     }
+    if (!ahead && hashing) EVP_DigestUpdate(md.get(), data, got);
     if (got == 0) break;
-    EVP_DigestUpdate(md.get(), buf_.data(), got);
-    if (Err e = writer->Write(buf_.data(), got); !e.ok()) {
+    if (Err e = writer->Write(data, got); !e.ok()) {
       e.message = "write: " + e.message;
       return e;
     }
@@ -415,9 +556,14 @@ Err StreamCopier::Stream(const Path& src, const Path& dst, int64_t size,
     throttle_.Wait(c_.bytes_transferred);
     Publish(false);
   }
-  if (!FinishSha256(md.get(), hash)) return Internal("sha256: cannot finish");
+  if (!hashing) {
+    // Nothing uses it; the copier's callers get zeros.
+    *hash = Sha256Digest{};
+  } else if (!FinishSha256(md.get(), hash)) {
+    return Internal("sha256: cannot finish");
+  }
   PublishOptions options = publish_options;
-  options.sha256 = *hash;
+  if (hashing) options.sha256 = *hash;
   bool checked = false;
   if (req_.verify_checksum) {
     Sha256Digest back{};

@@ -41,6 +41,7 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,9 @@
 namespace timer::plugins::transfer {
 
 constexpr size_t kStreamChunk = 1 << 20;
+// A file larger than a chunk is read ahead on a second thread into this
+// many more chunks (allocated once per run).
+constexpr int kReadAheadChunks = 3;
 
 // True when Copier cannot carry `req` out: an endpoint is remote.
 bool NeedsStreamCopier(const Request& req);
@@ -112,6 +116,7 @@ class StreamCopier {
   std::string stop_;
   TransferCounters c_;
   std::vector<char> buf_;
+  std::vector<std::vector<char>> ahead_bufs_;  // ReadAhead's, kept for the run
   nlohmann::json errors_ = nlohmann::json::array();
   nlohmann::json skipped_ = nlohmann::json::array();  // the first few entries skipped
   std::string first_error_;
