@@ -444,6 +444,34 @@ class SftpFs : public EndpointFs {
                                            : TIMER_AP_INTERNAL;
     return {c, what + ": " + SftpStatusText(code)};
   }
+  // SFTP version 3 has no "disk full" status: OpenSSH answers a write that
+  // hit ENOSPC with a bare SSH_FX_FAILURE. After such a failure on a write,
+  // close, create or rename in directory `dir_abs`, the server's
+  // statvfs@openssh.com tells a full filesystem apart: no block (or inode)
+  // free for the user, or fewer bytes than were being written. Then the
+  // error is RESOURCE_EXHAUSTED, the code every copier gives a full
+  // destination (fail_on_quota_errors is decided on it), and it says so in
+  // words; otherwise `e` is returned as it was. Call right after the
+  // failed request (its status is still the session's last). A quota the
+  // server enforces per user is not visible to statvfs: it stays a failure.
+  Err FullOr(Err e, const std::string& dir_abs, uint64_t bytes) {
+    if (e.code != TIMER_AP_INTERNAL || !statvfs_ || watchdog_->fired() ||
+        sftp_get_error(sftp_.get()) != SSH_FX_FAILURE) {
+      return e;
+    }
+    sftp_statvfs_t v = sftp_statvfs(sftp_.get(), dir_abs.c_str());
+    if (v == nullptr) return e;
+    const uint64_t avail = v->f_bavail * v->f_frsize;
+    const bool full = v->f_bavail == 0 || avail < bytes || v->f_favail == 0;
+    sftp_statvfs_free(v);
+    if (!full) return e;
+    const size_t colon = e.message.rfind(": ");
+    const std::string what =
+        colon == std::string::npos ? e.message : e.message.substr(0, colon);
+    return ResourceExhausted(what + ": " + std::strerror(ENOSPC) +
+                             " (the server's filesystem has " + std::to_string(avail) +
+                             " bytes free for this user)");
+  }
   bool Missing() const {
     const int code = sftp_get_error(sftp_.get());
     return !watchdog_->fired() && ssh_is_connected(session_.get()) &&
@@ -647,10 +675,11 @@ class SftpFs : public EndpointFs {
 
 class SftpWriter : public FileWriter {
  public:
-  SftpWriter(SftpFs* fs, sftp_file file, std::string tmp, std::string final_path,
-             std::string shown)
+  SftpWriter(SftpFs* fs, sftp_file file, std::string dir, std::string tmp,
+             std::string final_path, std::string shown)
       : fs_(fs),
         file_(file),
+        dir_(std::move(dir)),
         tmp_(std::move(tmp)),
         final_(std::move(final_path)),
         shown_(std::move(shown)) {}
@@ -667,7 +696,7 @@ class SftpWriter : public FileWriter {
       fs_->watchdog()->Touch();
       const size_t k = std::min(n, kWriteRequest);
       const ssize_t w = sftp_write(file_, buf, k);
-      if (w < 0) return fs_->Error(shown_ + ": write");
+      if (w < 0) return fs_->FullOr(fs_->Error(shown_ + ": write"), dir_, k);
       if (w == 0) return Internal(shown_ + ": write made no progress");
       buf += w;
       n -= static_cast<size_t>(w);
@@ -680,7 +709,7 @@ class SftpWriter : public FileWriter {
     Watchdog::Guard guard(fs_->watchdog());
     const int rc = sftp_close(file_);
     file_ = nullptr;
-    if (rc != 0) return fs_->Error(shown_ + ": close");
+    if (rc != 0) return fs_->FullOr(fs_->Error(shown_ + ": close"), dir_, 1);
     return Ok();
   }
 
@@ -716,7 +745,8 @@ class SftpWriter : public FileWriter {
       // OpenSSH refuses SSH_FXP_RENAME onto an existing name (and libssh
       // 0.10 cannot send posix-rename@openssh.com): remove what is there
       // (a file or a link, never a directory) and rename again.
-      Err first = fs_->Error(shown_ + ": cannot rename into place");
+      Err first = fs_->FullOr(fs_->Error(shown_ + ": cannot rename into place"), dir_, 1);
+      if (first.code == TIMER_AP_RESOURCE_EXHAUSTED) return first;
       Attr a(sftp_lstat(fs_->sftp(), final_.c_str()));
       if (!a) return first;
       if (KindOf(*a) == EntryKind::kDirectory)
@@ -724,7 +754,7 @@ class SftpWriter : public FileWriter {
       if (sftp_unlink(fs_->sftp(), final_.c_str()) != 0)
         return fs_->Error(shown_ + ": cannot replace");
       if (sftp_rename(fs_->sftp(), tmp_.c_str(), final_.c_str()) != 0)
-        return fs_->Error(shown_ + ": cannot rename into place");
+        return fs_->FullOr(fs_->Error(shown_ + ": cannot rename into place"), dir_, 1);
     }
     published_ = true;
     return Ok();
@@ -733,7 +763,7 @@ class SftpWriter : public FileWriter {
  private:
   SftpFs* fs_;
   sftp_file file_;
-  const std::string tmp_, final_, shown_;
+  const std::string dir_, tmp_, final_, shown_;
   bool published_ = false;
 };
 
@@ -742,11 +772,13 @@ Err SftpFs::Create(const Path& file, int64_t size, std::unique_ptr<FileWriter>* 
   if (file.empty()) return InvalidArgument(".: is a directory");
   Watchdog::Guard guard(watchdog_.get());
   if (Err e = CheckParents(file); !e.ok()) return e;
-  const std::string tmp = Abs(file, file.size() - 1) + "/" + TempPartName();
+  const std::string dir = Abs(file, file.size() - 1);
+  const std::string tmp = dir + "/" + TempPartName();
   sftp_file f =
       sftp_open(sftp_.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_TRUNC, 0600);
-  if (f == nullptr) return Error(Shown(file) + ": cannot create a temporary file");
-  out->reset(new SftpWriter(this, f, tmp, Abs(file), Shown(file)));
+  if (f == nullptr)
+    return FullOr(Error(Shown(file) + ": cannot create a temporary file"), dir, 1);
+  out->reset(new SftpWriter(this, f, dir, tmp, Abs(file), Shown(file)));
   return Ok();
 }
 

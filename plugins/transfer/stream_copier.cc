@@ -202,7 +202,13 @@ void StreamCopier::Publish(bool force) {
 }
 
 void StreamCopier::Fail(const std::string& path, const std::string& error) {
-  RecordFailure(req_, path, error, &c_, &first_error_, &errors_, &stop_);
+  Fail(path, Internal(error));
+}
+
+void StreamCopier::Fail(const std::string& path, const Err& e) {
+  // The one call: a full destination is e.code RESOURCE_EXHAUSTED (an SFTP
+  // writer's; its message also names ENOSPC, which RecordFailure looks for).
+  RecordFailure(req_, path, e.message, &c_, &first_error_, &errors_, &stop_);
   Publish(false);
 }
 
@@ -474,7 +480,8 @@ void StreamCopier::CopyFile(const Path& src, const EntryInfo& src_info, const Pa
     bool from_source = false;
     Err e =
         Stream(src, dst, src_info.size, shown, &hash, &reserved, publish, &from_source);
-    if (e.code == TIMER_AP_CANCELLED || e.code == TIMER_AP_RESOURCE_EXHAUSTED) {
+    if (Stopped() &&
+        (e.code == TIMER_AP_CANCELLED || e.code == TIMER_AP_RESOURCE_EXHAUSTED)) {
       limits_.Refund(reserved, 1);
       return;  // the run stops; stop_ or the cancel says why
     }
@@ -490,7 +497,7 @@ void StreamCopier::CopyFile(const Path& src, const EntryInfo& src_info, const Pa
     if (!e.ok()) {
       limits_.Refund(reserved, 1);
       if (from_source) return SourceError(shown, e);
-      return Fail(shown, e.message);
+      return Fail(shown, e);  // RESOURCE_EXHAUSTED: the destination is full
     }
     const int64_t wrote = c_.bytes_transferred - bytes_before;
     if (wrote < reserved) limits_.Refund(reserved - wrote, 0);

@@ -28,9 +28,9 @@
 // delete_destination_extra (what they exclude is kept); skip_source_errors
 // (IsSkippableSourceError: an SFTP or HTTP "not found" / "permission
 // denied", or a local ENOENT, EACCES, EPERM); fail_on_quota_errors
-// (IsQuotaError on the destination's message: a local ENOSPC/EDQUOT; SFTP
-// version 3 reports a full disk as a bare SSH_FX_FAILURE, which cannot be
-// told apart, and S3 has no such error, so there such a write fails the
+// (a full destination: a writer's RESOURCE_EXHAUSTED, as SFTP's after
+// statvfs@openssh.com finds the server's filesystem full, or a local
+// ENOSPC/EDQUOT; S3 has no such error, so there such a write fails the
 // file only). A
 // recursive_symlinks other than ignore is refused at validation when an
 // endpoint is remote (transfer.cc): links met in a tree are skipped.
@@ -96,6 +96,9 @@ class StreamCopier {
   bool Stopped() const { return ctx_->cancelled() || !stop_.empty(); }
   Err StopReason() const;
   void Fail(const std::string& path, const std::string& error);
+  // A file that failed with `e`; RESOURCE_EXHAUSTED is a full destination
+  // (fail_on_quota_errors stops the run on it).
+  void Fail(const std::string& path, const Err& e);
   // A source entry that cannot be read: skipped and counted with
   // skip_source_errors when the error is one it skips
   // (IsSkippableSourceError), else Fail.

@@ -400,6 +400,46 @@ TEST_F(SftpTest, FailOnQuotaErrorsStopsADownloadAtTheFirstFullWrite) {
   }
 }
 
+// fail_on_quota_errors on an upload: the server's filesystem fills up (a
+// tmpfs of 256 KiB under the remote root; needs the right to mount, skipped
+// otherwise). OpenSSH answers the failed write with a bare SSH_FX_FAILURE;
+// the writer asks statvfs@openssh.com, finds the filesystem full and fails
+// the file as a full destination (RESOURCE_EXHAUSTED, naming ENOSPC): with
+// the option the run stops there, without it the next file still goes.
+// No temporary file is left on the server either way.
+TEST_F(SftpTest, FailOnQuotaErrorsStopsAnUploadWhenTheServersDiskIsFull) {
+  const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot();
+  const fs::path mnt = fs::path(remote) / "small";
+  fs::create_directories(mnt);
+  if (mount("tmpfs", mnt.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=256k") != 0) {
+    GTEST_SKIP() << "cannot mount a small tmpfs here: " << std::strerror(errno);
+  }
+  struct Unmount {
+    fs::path p;
+    ~Unmount() { umount2(p.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+  WriteFile(fs::path(local) / "t/a_big.bin", Bytes(1 << 20, 'b'));  // too big
+  WriteFile(fs::path(local) / "t/b_small.txt", "fits");
+  for (const bool fail_fast : {false, true}) {
+    SCOPED_TRACE(fail_fast);
+    fs::remove_all(mnt / "t");
+    Endpoint l = Local("l", local), r = Sftp("small", mnt.string());
+    Request req = Req(&l, &r);
+    req.items.push_back(MakeItem("t", "t", true));
+    req.options.fail_on_quota_errors = fail_fast;
+    std::string details;
+    const Outcome out = Run(req, &details);
+    EXPECT_EQ(out.state, TIMER_AP_STATE_FAILED);
+    EXPECT_NE(out.error.find(std::strerror(ENOSPC)), std::string::npos) << out.error;
+    EXPECT_NE(out.error.find("bytes free"), std::string::npos) << out.error;
+    EXPECT_EQ(out.error.find("fail_on_quota_errors") != std::string::npos, fail_fast)
+        << out.error;
+    EXPECT_EQ(fs::exists(mnt / "t/b_small.txt"), !fail_fast);
+    EXPECT_FALSE(fs::exists(mnt / "t/a_big.bin"));
+    EXPECT_EQ(TempFiles(mnt), 0);
+  }
+}
+
 TEST_F(SftpTest, ACancelledUploadLeavesNoFileUnderItsNameAndNoTemporary) {
   const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot();
   WriteFile(fs::path(local) / "big", Bytes(4 << 20, 'c'));
