@@ -125,6 +125,16 @@ class EndpointFs {
     return {TIMER_AP_UNIMPLEMENTED, "no directory times"};
   }
 
+  // Removes the temporary files a writer of this storage made (".timer-part-*",
+  // TempPartName) in directory `dir` that nothing has written for
+  // `min_age_seconds`: what a run killed mid-copy left behind. Best effort,
+  // at most a bounded number per call; any other name is never touched.
+  // Nothing where the storage keeps no such files (S3: an interrupted
+  // upload is aborted) or sweeps them otherwise (local: Copier's rule).
+  virtual void SweepStaleParts(const Path& dir, int64_t min_age_seconds) {
+    (void)dir, (void)min_age_seconds;
+  }
+
   // Whether the storage keeps PublishOptions::sha256 beside a file (S3
   // object metadata): the copier works the hash out only when it is kept
   // or verify_checksum asks for it.

@@ -32,6 +32,7 @@ constexpr size_t kReadRequests = kSftpReadWindow / kReadRequest;
 constexpr size_t kWriteRequest = 128 << 10;
 constexpr int kMaxDepth = 128;
 constexpr size_t kMaxCheckedDirs = 100000;
+constexpr size_t kMaxSweptParts = 1000;  // per directory and call
 constexpr size_t kMaxSecretFile = 64 << 10;
 
 struct SessionDeleter {
@@ -650,6 +651,30 @@ class SftpFs : public EndpointFs {
     bool missing = false;
     if (Err e = CheckDirs(dir, dir.size(), &missing); !e.ok() || missing) return e;
     return SetTimes(Abs(dir), mtime_ns, 0, Shown(dir));
+  }
+
+  // Parts are judged by their modification time on the server against
+  // timerd's clock: `min_age_seconds` (an hour at least) absorbs a skew
+  // between the two, and a live writer moves the time with every chunk.
+  void SweepStaleParts(const Path& dir, int64_t min_age_seconds) override {
+    Watchdog::Guard guard(watchdog_.get());
+    const int64_t now = static_cast<int64_t>(time(nullptr));
+    std::vector<std::string> stale;
+    const Err e = List(dir, [&](const EntryInfo& i) {
+      if (IsTempPartName(i.name) &&
+          (i.kind == EntryKind::kFile || i.kind == EntryKind::kSymlink) &&
+          i.mtime_ns >= 0 && now - i.mtime_ns / 1'000'000'000 > min_age_seconds) {
+        stale.push_back(i.name);
+      }
+      return stale.size() < kMaxSweptParts;
+    });
+    if (!e.ok()) return;
+    for (const std::string& name : stale) {
+      Path p = dir;
+      p.push_back(name);
+      sftp_unlink(sftp_.get(), Abs(p).c_str());  // best effort: gone already is fine
+      watchdog_->Touch();
+    }
   }
 
   int64_t FreeBytes(const Path& dir) override {

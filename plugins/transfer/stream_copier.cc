@@ -289,24 +289,43 @@ void StreamCopier::CopyItem(size_t index, const Item& item) {
                     " on the same endpoint: the run would copy its own output");
   }
   const size_t parents = dir_item ? item.destination.size() : item.destination.size() - 1;
+  bool existed = true;  // the root
   for (size_t i = 1; i <= parents; ++i) {
     const Path p(item.destination.begin(),
                  item.destination.begin() + static_cast<long>(i));
-    if (!EnsureDir(p, where + ".destination_path " + item.destination_path)) return;
+    if (!EnsureDir(p, where + ".destination_path " + item.destination_path, &existed))
+      return;
   }
+  if (existed)
+    SweepStaleParts(Path(item.destination.begin(),
+                         item.destination.begin() + static_cast<long>(parents)));
   if (!dir_item) return CopyFile(item.source, info, item.destination, item.source_path);
   CopyTree(item.source, item.destination, item.source_path, 0);
   if (req_.preserve_timestamp && !Stopped() && info.mtime_ns >= 0)
     dst_->SetMtime(item.destination, info.mtime_ns);
 }
 
-bool StreamCopier::EnsureDir(const Path& dst, const std::string& shown) {
+void StreamCopier::SweepStaleParts(const Path& dir) {
+  // A live writer writes at least a chunk per this long, throttled or not
+  // (and never waits a whole timeout_seconds for an answer): an hour, or
+  // two chunks at the bandwidth cap when that is longer.
+  int64_t age = 3600;
+  if (options_.max_bytes_per_second > 0) {
+    age = std::max<int64_t>(
+        age, 2 * static_cast<int64_t>(kStreamChunk) / options_.max_bytes_per_second + 1);
+  }
+  dst_->SweepStaleParts(dir, age);
+}
+
+bool StreamCopier::EnsureDir(const Path& dst, const std::string& shown, bool* existed) {
   EntryInfo info;
   bool exists = false;
+  if (existed != nullptr) *existed = false;
   if (Err e = dst_->Stat(dst, &info, &exists); !e.ok()) {
     Fail(shown, e.message);
     return false;
   }
+  if (exists && existed != nullptr) *existed = info.kind == EntryKind::kDirectory;
   if (exists) {
     if (info.kind == EntryKind::kDirectory) return true;
     Fail(shown, "destination " + (dst.empty() ? "." : dst.back()) +
@@ -357,13 +376,7 @@ void StreamCopier::CopyTree(const Path& src, const Path& dst, const std::string&
         CopyFile(s, info, d, path);
         break;
       case EntryKind::kDirectory:
-        if (!EnsureDir(d, path)) {
-          if (Stopped()) return;
-          continue;
-        }
-        CopyTree(s, d, path, depth + 1);
-        if (req_.preserve_timestamp && !Stopped() && info.mtime_ns >= 0)
-          dst_->SetMtime(d, info.mtime_ns);
+        CopyDir(s, info, d, path, depth);
         break;
       case EntryKind::kSymlink:
         ++c_.symlinks_skipped;
@@ -374,6 +387,16 @@ void StreamCopier::CopyTree(const Path& src, const Path& dst, const std::string&
     }
   }
   if (req_.delete_destination_extra && !Stopped()) DeleteExtra(src, dst, rel);
+}
+
+void StreamCopier::CopyDir(const Path& src, const EntryInfo& info, const Path& dst,
+                           const std::string& path, int depth) {
+  bool existed = false;
+  if (!EnsureDir(dst, path, &existed)) return;
+  if (existed) SweepStaleParts(dst);
+  CopyTree(src, dst, path, depth + 1);
+  if (req_.preserve_timestamp && !Stopped() && info.mtime_ns >= 0)
+    dst_->SetMtime(dst, info.mtime_ns);
 }
 
 void StreamCopier::DeleteExtra(const Path& src, const Path& dst, const std::string& rel) {

@@ -79,6 +79,10 @@ class StreamCopier {
  private:
   void CopyItem(size_t index, const Item& item);
   void CopyTree(const Path& src, const Path& dst, const std::string& rel, int depth);
+  // Directory `src` (its entry `info`) of a tree into `dst`, created unless
+  // it is there.
+  void CopyDir(const Path& src, const EntryInfo& info, const Path& dst,
+               const std::string& path, int depth);
   void CopyFile(const Path& src, const EntryInfo& src_info, const Path& dst,
                 const std::string& shown);
   // Streams src to a new file at dst; *hash gets the source's SHA-256 when
@@ -89,8 +93,13 @@ class StreamCopier {
              Sha256Digest* hash, int64_t* reserved, const PublishOptions& publish,
              bool* from_source);
   Err HashOf(EndpointFs& fs, const Path& p, const EntryInfo& info, Sha256Digest* out);
-  // Creates dst (and counts it) unless it is a directory already.
-  bool EnsureDir(const Path& dst, const std::string& shown);
+  // Creates dst (and counts it) unless it is a directory already;
+  // *existed (when non-null): it was one already.
+  bool EnsureDir(const Path& dst, const std::string& shown, bool* existed = nullptr);
+  // Removes what runs killed mid-copy left in destination directory `dir`
+  // (EndpointFs::SweepStaleParts), once per directory the run writes to
+  // that it did not create.
+  void SweepStaleParts(const Path& dir);
   void DeleteExtra(const Path& src, const Path& dst, const std::string& rel);
   bool Admit(const Path& dst_dir, int64_t bytes, int64_t entries);
   bool Stopped() const { return ctx_->cancelled() || !stop_.empty(); }

@@ -440,6 +440,42 @@ TEST_F(SftpTest, FailOnQuotaErrorsStopsAnUploadWhenTheServersDiskIsFull) {
   }
 }
 
+// A run killed mid-upload leaves its ".timer-part-*" on the server (its
+// writer never got to remove it). The next run that writes to that
+// directory removes the parts nothing has written for an hour; a recent
+// one (a run in progress) and every other name stay.
+TEST_F(SftpTest, StalePartsOnTheServerAreSweptWhereARunWrites) {
+  const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot();
+  WriteFile(fs::path(local) / "t/sub/f", "new");
+  WriteFile(fs::path(local) / "one", "file");
+  const auto old = fs::file_time_type::clock::now() - std::chrono::hours(2);
+  const std::vector<std::string> stale = {"t/.timer-part-77-0123456789abcdef",
+                                          "t/sub/.timer-part-1-aaaa",
+                                          "d/.timer-part-5-x"};
+  const std::vector<std::string> kept = {
+      "t/.timer-part-78-recent",  // written a moment ago: maybe a run in progress
+      "t/x.timer-part-1-old",     // not a part: another name
+      "t/.timer-part",            // not one of ours either
+      "other/.timer-part-9-old",  // a directory the run does not write to
+  };
+  for (const std::string& n : stale) WriteFile(fs::path(remote) / n, "partial");
+  for (const std::string& n : kept) WriteFile(fs::path(remote) / n, "keep");
+  for (const std::string& n : stale) fs::last_write_time(fs::path(remote) / n, old);
+  for (const std::string& n : kept) {
+    if (n != "t/.timer-part-78-recent") fs::last_write_time(fs::path(remote) / n, old);
+  }
+  Endpoint l = Local("l", local), r = Sftp("r", remote);
+  Request req = Req(&l, &r);
+  req.items.push_back(MakeItem("t", "t", true));         // t and t/sub
+  req.items.push_back(MakeItem("one", "d/one", false));  // d, the file's directory
+  const Outcome out = Run(req);
+  ASSERT_EQ(out.state, TIMER_AP_STATE_SUCCEEDED) << out.error;
+  for (const std::string& n : stale) EXPECT_FALSE(fs::exists(fs::path(remote) / n)) << n;
+  for (const std::string& n : kept) EXPECT_TRUE(fs::exists(fs::path(remote) / n)) << n;
+  EXPECT_EQ(ReadFile(fs::path(remote) / "t/sub/f"), "new");
+  EXPECT_EQ(ReadFile(fs::path(remote) / "d/one"), "file");
+}
+
 TEST_F(SftpTest, ACancelledUploadLeavesNoFileUnderItsNameAndNoTemporary) {
   const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot();
   WriteFile(fs::path(local) / "big", Bytes(4 << 20, 'c'));
