@@ -21,9 +21,7 @@
 // or one chunk.
 //
 // Thread-safety: none; one run owns its EndpointFs and the readers and
-// writers it made, and destroys them before the EndpointFs. A FileReader may
-// be used on another thread than the one that made it (StreamCopier reads
-// ahead on a thread of its own) while nothing else uses its EndpointFs.
+// writers it made, and destroys them before the EndpointFs.
 #pragma once
 
 #include <array>
@@ -140,6 +138,21 @@ class EndpointFs {
   // or verify_checksum asks for it.
   virtual bool KeepsSha256() const { return true; }
 
+  // recursive_symlinks. The target of symbolic link `link` as stored (its
+  // text, not resolved); UNIMPLEMENTED where the storage has no links (S3).
+  virtual Err ReadLink(const Path& link, std::string* target) {
+    (void)link, (void)target;
+    return {TIMER_AP_UNIMPLEMENTED, "no symbolic links"};
+  }
+  // Makes `link` (its parent directory exists) a symbolic link whose target
+  // text is `target`, under a temporary name renamed over what is there (a
+  // file or a link; never a directory). The caller checked the target
+  // (KeepableLinkTarget). UNIMPLEMENTED where the storage cannot hold links.
+  virtual Err MakeLink(const Path& link, const std::string& target) {
+    (void)link, (void)target;
+    return {TIMER_AP_UNIMPLEMENTED, "no symbolic links"};
+  }
+
   // Bytes free where `dir` is, or -1 when the storage does not say.
   virtual int64_t FreeBytes(const Path& dir) = 0;
 
@@ -168,6 +181,9 @@ class RemoteEndpoint {
   // key checked against the pinned one; S3: a client). The run uses it for
   // all its files and destroys it at its end.
   virtual Err Open(std::unique_ptr<EndpointFs>* out) const = 0;
+  // Whether the storage can hold a symbolic link (SFTP; not S3): a body
+  // asking recursive_symlinks keep into one that cannot is refused.
+  virtual bool HoldsSymlinks() const { return false; }
   // What `timer provider show` may print: host, port, bucket, root; never a
   // credential or the name of a file holding one.
   virtual nlohmann::json Describe() const = 0;

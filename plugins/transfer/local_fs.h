@@ -41,6 +41,8 @@ class LocalFs : public EndpointFs {
   Err Remove(const Path& path) override;
   Err SetMtime(const Path& dir, int64_t mtime_ns) override;
   int64_t FreeBytes(const Path& dir) override;
+  Err ReadLink(const Path& link, std::string* target) override;
+  Err MakeLink(const Path& link, const std::string& target) override;
 
  private:
   explicit LocalFs(int root_fd) : root_fd_(root_fd) {}

@@ -74,6 +74,7 @@ class SftpEndpoint : public RemoteEndpoint {
   explicit SftpEndpoint(SftpConfig config) : config_(std::move(config)) {}
   std::string type() const override { return "sftp"; }
   bool Encrypted() const override { return true; }  // SSH always encrypts
+  bool HoldsSymlinks() const override { return true; }
   Err Open(std::unique_ptr<EndpointFs>* out) const override;
   nlohmann::json Describe() const override;
   const SftpConfig& config() const { return config_; }

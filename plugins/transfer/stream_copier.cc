@@ -3,11 +3,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
-#include <condition_variable>
-#include <deque>
-#include <mutex>
 #include <set>
-#include <thread>
 #include <utility>
 
 #include "local_fs.h"
@@ -52,128 +48,6 @@ Err OpenEndpoint(const Endpoint& e, std::unique_ptr<EndpointFs>* out) {
   if (!err.ok()) err.message = "endpoint " + e.id + ": " + err.message;
   return err;
 }
-
-// Reads a file ahead on a thread of its own while the run's thread writes
-// what was read: the network side (an SFTP download decrypts and parses on
-// this thread) and the writing side overlap, and a run scheduled away for a
-// moment on a busy host finds a chunk ready instead of an idle pipeline.
-// The reading thread also hashes (SHA-256) what it read when asked.
-// Memory: the caller's kReadAheadChunks buffers (kStreamChunk bytes each,
-// allocated once per run: a fresh allocation per file costs page faults
-// that a tree of small files feels). The reader is
-// used by this object's thread only, from construction to destruction; the
-// destructor stops it after the Read in progress (bounded by the
-// endpoint's timeout) and joins it.
-class ReadAhead {
- public:
-  // Borrows `buffers` (kReadAheadChunks of them, non-empty) until destroyed.
-  ReadAhead(FileReader* reader, EVP_MD_CTX* md, std::vector<std::vector<char>>* buffers)
-      : reader_(reader), md_(md), buffers_(buffers) {
-    for (std::vector<char>& b : *buffers_) free_.push_back(std::move(b));
-    thread_ = std::thread([this] { Run(); });
-  }
-  ~ReadAhead() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-    // Given back (the run's next file reuses them).
-    buffers_->clear();
-    for (auto& b : free_) buffers_->push_back(std::move(b));
-    for (auto& c : full_) buffers_->push_back(std::move(c.buf));
-    if (given_) buffers_->push_back(std::move(*given_));
-  }
-  ReadAhead(const ReadAhead&) = delete;
-  ReadAhead& operator=(const ReadAhead&) = delete;
-
-  // The next chunk, valid until the next call; *n == 0 at the end of the
-  // file. An error is the reader's.
-  Err Next(const char** data, size_t* n) {
-    std::unique_lock<std::mutex> lock(mu_);
-    if (given_) {  // the chunk given last time is written: reuse it
-      free_.push_back(std::move(*given_));
-      given_.reset();
-      cv_.notify_all();
-    }
-    cv_.wait(lock, [this] { return !full_.empty() || done_; });
-    if (full_.empty()) {
-      *n = 0;
-      return err_;
-    }
-    Chunk c = std::move(full_.front());
-    full_.pop_front();
-    given_ = std::move(c.buf);
-    *data = given_->data();
-    *n = c.size;
-    return Ok();
-  }
-
- private:
-  static constexpr size_t kMinRoom = 256 << 10;  // SFTP reads want >= 128 KiB
-  struct Chunk {
-    std::vector<char> buf;
-    size_t size;
-  };
-
-  void Run() {
-    for (;;) {
-      std::vector<char> buf;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return !free_.empty() || stop_; });
-        if (stop_) return;
-        buf = std::move(free_.front());
-        free_.pop_front();
-      }
-      // Filled with several reads (an SFTP read gives one request's bytes).
-      size_t size = 0;
-      Err err;
-      bool eof = false;
-      while (buf.size() - size >= kMinRoom) {
-        size_t got = 0;
-        err = reader_->Read(buf.data() + size, buf.size() - size, &got);
-        if (!err.ok() || got == 0) {
-          eof = true;
-          break;
-        }
-        size += got;
-        std::lock_guard<std::mutex> lock(mu_);
-        if (stop_) {
-          free_.push_back(std::move(buf));
-          return;
-        }
-      }
-      if (md_ != nullptr && size > 0) EVP_DigestUpdate(md_, buf.data(), size);
-      std::lock_guard<std::mutex> lock(mu_);
-      if (size > 0) {
-        full_.push_back({std::move(buf), size});
-      } else {
-        free_.push_back(std::move(buf));
-      }
-      if (eof) {
-        err_ = err;
-        done_ = true;
-      }
-      cv_.notify_all();
-      if (eof) return;
-    }
-  }
-
-  FileReader* const reader_;
-  EVP_MD_CTX* const md_;  // updated by the reading thread only
-  std::vector<std::vector<char>>* const buffers_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::vector<char>> free_;      // guarded by mu_
-  std::deque<Chunk> full_;                  // guarded by mu_
-  std::optional<std::vector<char>> given_;  // guarded by mu_
-  bool stop_ = false;                       // guarded by mu_
-  bool done_ = false;                       // guarded by mu_
-  Err err_;                                 // guarded by mu_
-  std::thread thread_;                      // last: started once the rest is set
-};
 
 }  // namespace
 
@@ -300,6 +174,8 @@ void StreamCopier::CopyItem(size_t index, const Item& item) {
     SweepStaleParts(Path(item.destination.begin(),
                          item.destination.begin() + static_cast<long>(parents)));
   if (!dir_item) return CopyFile(item.source, info, item.destination, item.source_path);
+  item_dst_ = item.destination;
+  open_dirs_.clear();
   CopyTree(item.source, item.destination, item.source_path, 0);
   if (req_.preserve_timestamp && !Stopped() && info.mtime_ns >= 0)
     dst_->SetMtime(item.destination, info.mtime_ns);
@@ -359,12 +235,15 @@ void StreamCopier::CopyTree(const Path& src, const Path& dst, const std::string&
   }
   std::sort(entries.begin(), entries.end(),
             [](const EntryInfo& a, const EntryInfo& b) { return a.name < b.name; });
+  // Only recursive_symlinks copy can reach a directory twice (through a
+  // link): the directories being copied are kept to refuse a loop.
+  const bool track = req_.options.recursive_symlinks == RecursiveSymlinks::kCopy;
+  if (track) open_dirs_.push_back(src);
   for (const EntryInfo& info : entries) {
     if (Stopped()) return;
     const std::string path = Join(rel, info.name);
     const Path s = Child(src, info.name), d = Child(dst, info.name);
-    // Links are not filtered: they are skipped whatever their name (only
-    // recursive_symlinks ignore is allowed with a remote side).
+    // Links are filtered as what they become (CopyLink).
     const FilterRules& filters = req_.options.filter_rules;
     if (!filters.empty() && info.kind != EntryKind::kSymlink &&
         !filters.Included(info.name, info.kind == EntryKind::kDirectory)) {
@@ -376,16 +255,19 @@ void StreamCopier::CopyTree(const Path& src, const Path& dst, const std::string&
         CopyFile(s, info, d, path);
         break;
       case EntryKind::kDirectory:
+        // Only a followed link can lead the walk to the copy itself.
+        if (req_.source == req_.destination && s == item_dst_) break;
         CopyDir(s, info, d, path, depth);
         break;
       case EntryKind::kSymlink:
-        ++c_.symlinks_skipped;
+        CopyLink(s, d, path, depth);
         break;
       case EntryKind::kOther:
         ++c_.special_files_skipped;
         break;
     }
   }
+  if (track && !open_dirs_.empty()) open_dirs_.pop_back();
   if (req_.delete_destination_extra && !Stopped()) DeleteExtra(src, dst, rel);
 }
 
@@ -397,6 +279,115 @@ void StreamCopier::CopyDir(const Path& src, const EntryInfo& info, const Path& d
   CopyTree(src, dst, path, depth + 1);
   if (req_.preserve_timestamp && !Stopped() && info.mtime_ns >= 0)
     dst_->SetMtime(dst, info.mtime_ns);
+}
+
+void StreamCopier::SkipLink(const std::string& path, const std::string& why) {
+  ++c_.symlinks_skipped;
+  if (skipped_.size() < kMaxListed)
+    skipped_.push_back({{"path", path}, {"skipped", "symbolic link " + why}});
+  Publish(false);
+}
+
+void StreamCopier::CopyLink(const Path& src, const Path& dst, const std::string& path,
+                            int depth) {
+  switch (req_.options.recursive_symlinks) {
+    case RecursiveSymlinks::kIgnore:
+      ++c_.symlinks_skipped;
+      return;
+    case RecursiveSymlinks::kKeep:
+      return KeepLink(src, dst, path);
+    case RecursiveSymlinks::kCopy:
+      return FollowLink(src, dst, path, depth);
+  }
+}
+
+void StreamCopier::KeepLink(const Path& src, const Path& dst, const std::string& path) {
+  const FilterRules& filters = req_.options.filter_rules;
+  if (!filters.empty() && !filters.Included(src.back(), false)) {
+    ++c_.entries_excluded;
+    return;
+  }
+  std::string target;
+  if (Err e = src_->ReadLink(src, &target); !e.ok()) return SourceError(path, e);
+  // dst's directory is dst.size() - 1 real directories below the root.
+  if (!KeepableLinkTarget(target, dst.size() - 1)) {
+    return SkipLink(path, "not kept: its target \"" + target +
+                              "\" could point outside the destination endpoint (only "
+                              "relative targets whose \"..\" stay inside are kept)");
+  }
+  EntryInfo info;
+  bool exists = false;
+  if (Err e = dst_->Stat(dst, &info, &exists); !e.ok())
+    return Fail(path, "destination: " + e.message);
+  if (exists) {
+    if (info.kind == EntryKind::kDirectory)
+      return Fail(path, "destination is a directory");
+    std::string existing;
+    if (info.kind == EntryKind::kSymlink && dst_->ReadLink(dst, &existing).ok() &&
+        existing == target) {
+      ++c_.files_skipped;  // already there, as it is
+      return;
+    }
+  }
+  if (!Admit(Parent(dst), 0, 1)) return;
+  if (Err e = dst_->MakeLink(dst, target); !e.ok()) {
+    limits_.Refund(0, 1);
+    return Fail(path, e);
+  }
+  ++c_.symlinks_kept;
+  Publish(false);
+}
+
+void StreamCopier::FollowLink(const Path& src, const Path& dst, const std::string& path,
+                              int depth) {
+  std::string target;
+  if (Err e = src_->ReadLink(src, &target); !e.ok()) return SourceError(path, e);
+  // What it points to, every step below the source root, no link followed
+  // by the server: each is looked up without following it and its target
+  // resolved again here.
+  const LinkLookup lookup = [this](const Path& p, EntryKind* kind, std::string* next) {
+    EntryInfo info;
+    bool exists = false;
+    if (Err e = src_->Stat(p, &info, &exists); !e.ok()) return e;
+    if (!exists) return NotFound(p.back() + ": no such file or directory");
+    *kind = info.kind;
+    if (info.kind == EntryKind::kSymlink) return src_->ReadLink(p, next);
+    return Ok();
+  };
+  Path real;
+  EntryKind kind = EntryKind::kOther;
+  if (Err e = ResolveLinkBeneath(Parent(src), target, lookup, &real, &kind); !e.ok())
+    return SkipLink(path, "not followed: " + e.message);
+  const bool is_dir = kind == EntryKind::kDirectory;
+  const FilterRules& filters = req_.options.filter_rules;
+  if (!filters.empty() && !filters.Included(src.back(), is_dir)) {
+    ++c_.entries_excluded;
+    return;
+  }
+  if (kind != EntryKind::kFile && !is_dir) {
+    ++c_.special_files_skipped;
+    return;
+  }
+  // Looked up again: what the copy reads is opened without following a
+  // link on the way (EndpointFs), so a link swapped in since fails the file
+  // instead of leading outside.
+  EntryInfo info;
+  bool exists = false;
+  if (Err e = src_->Stat(real, &info, &exists); !e.ok()) return SourceError(path, e);
+  if (!exists)
+    return SourceError(path, NotFound("link target: no such file or directory"));
+  if (info.kind != kind) return Fail(path, "link target changed while being copied");
+  ++c_.symlinks_followed;
+  if (!is_dir) return CopyFile(real, info, dst, path);
+  for (const Path& open : open_dirs_) {
+    if (open == real) {
+      --c_.symlinks_followed;
+      return SkipLink(path,
+                      "not followed: it leads to a directory being copied (a loop)");
+    }
+  }
+  if (req_.source == req_.destination && real == item_dst_) return;  // the copy itself
+  CopyDir(real, info, dst, path, depth);
 }
 
 void StreamCopier::DeleteExtra(const Path& src, const Path& dst, const std::string& rel) {
@@ -547,27 +538,16 @@ Err StreamCopier::Stream(const Path& src, const Path& dst, int64_t size,
   Md md = NewSha256();
   if (!md) return Internal("sha256: cannot initialise");
   int64_t written = 0;
-  // A file of one chunk or less is read here: a thread per small file
-  // would cost more than it overlaps.
-  std::optional<ReadAhead> ahead;
-  if (size > static_cast<int64_t>(kStreamChunk)) {
-    if (ahead_bufs_.empty()) {
-      for (int i = 0; i < kReadAheadChunks; ++i) ahead_bufs_.emplace_back(kStreamChunk);
-    }
-    ahead.emplace(reader.get(), hashing ? md.get() : nullptr, &ahead_bufs_);
-  }
   for (;;) {
     if (Stopped()) return StopReason();
     const char* data = buf_.data();
     size_t got = 0;
-    Err e =
-        ahead ? ahead->Next(&data, &got) : reader->Read(buf_.data(), buf_.size(), &got);
-    if (!e.ok()) {
+    if (Err e = reader->Read(buf_.data(), buf_.size(), &got); !e.ok()) {
       e.message = "read: " + e.message;
       *from_source = true;
       return e;
     }
-    if (!ahead && hashing) EVP_DigestUpdate(md.get(), data, got);
+    if (hashing) EVP_DigestUpdate(md.get(), data, got);
     if (got == 0) break;
     if (Err e = writer->Write(data, got); !e.ok()) {
       e.message = "write: " + e.message;

@@ -12,7 +12,7 @@
 //
 // The guarantees are Copier's, in the endpoints' terms: paths are confined
 // by the EndpointFs (no link followed on the way; a link met in a tree is
-// skipped and counted); each file is written under a temporary name and
+// handled as recursive_symlinks says); each file is written under a temporary name and
 // published whole (FileWriter::Publish), so an interrupted copy never
 // leaves a partial file under its final name; sync levels compare what the
 // storages report (sizes; mtimes to the second, as SFTP keeps them;
@@ -31,9 +31,9 @@
 // (a full destination: a writer's RESOURCE_EXHAUSTED, as SFTP's after
 // statvfs@openssh.com finds the server's filesystem full, or a local
 // ENOSPC/EDQUOT; S3 has no such error, so there such a write fails the
-// file only). A
-// recursive_symlinks other than ignore is refused at validation when an
-// endpoint is remote (transfer.cc): links met in a tree are skipped.
+// file only); recursive_symlinks (CopyLink: Copier's rules, the links read,
+// resolved and made through EndpointFs::ReadLink, Stat and MakeLink; keep
+// into a storage that cannot hold a link, S3, is refused at validation).
 //
 // Thread-safety: a StreamCopier is used by one thread (the action's).
 #pragma once
@@ -41,7 +41,6 @@
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,9 +52,6 @@
 namespace timer::plugins::transfer {
 
 constexpr size_t kStreamChunk = 1 << 20;
-// A file larger than a chunk is read ahead on a second thread into this
-// many more chunks (allocated once per run).
-constexpr int kReadAheadChunks = 3;
 
 // True when Copier cannot carry `req` out: an endpoint is remote.
 bool NeedsStreamCopier(const Request& req);
@@ -79,6 +75,16 @@ class StreamCopier {
  private:
   void CopyItem(size_t index, const Item& item);
   void CopyTree(const Path& src, const Path& dst, const std::string& rel, int depth);
+  // A symbolic link `src` met in a tree, to `dst`, as recursive_symlinks
+  // says (Copier's rules, through the EndpointFs): ignore skips it; keep
+  // makes it again when KeepableLinkTarget allows; copy copies what it
+  // resolves to inside the source root (ResolveLinkBeneath), a directory
+  // being copied above it (a loop) skipped.
+  void CopyLink(const Path& src, const Path& dst, const std::string& path, int depth);
+  void KeepLink(const Path& src, const Path& dst, const std::string& path);
+  void FollowLink(const Path& src, const Path& dst, const std::string& path, int depth);
+  // A link skipped: counted, the first few listed with why.
+  void SkipLink(const std::string& path, const std::string& why);
   // Directory `src` (its entry `info`) of a tree into `dst`, created unless
   // it is there.
   void CopyDir(const Path& src, const EntryInfo& info, const Path& dst,
@@ -128,7 +134,8 @@ class StreamCopier {
   std::string stop_;
   TransferCounters c_;
   std::vector<char> buf_;
-  std::vector<std::vector<char>> ahead_bufs_;  // ReadAhead's, kept for the run
+  Path item_dst_;                // the destination of the item being copied
+  std::vector<Path> open_dirs_;  // source directories being copied (copy)
   nlohmann::json errors_ = nlohmann::json::array();
   nlohmann::json skipped_ = nlohmann::json::array();  // the first few entries skipped
   std::string first_error_;

@@ -27,6 +27,7 @@
 #include "provider_support.h"
 #include "sshd_server.h"
 #include "stream_copier.h"
+#include "transfer_options.h"
 
 namespace timer::plugins::transfer {
 namespace {
@@ -581,6 +582,104 @@ TEST_F(SftpTest, SymlinksOnTheServerAreNeverFollowed) {
   out = Run(tree_up);
   EXPECT_EQ(out.state, TIMER_AP_STATE_FAILED);
   EXPECT_FALSE(fs::exists(fs::path(outside) / "payload"));
+}
+
+// recursive_symlinks copy with an SFTP source: a link is resolved on the
+// server one component at a time (LSTAT and READLINK, never following one)
+// and copied when it stays inside the remote root; one pointing outside
+// (absolute, or ".." above the root), dangling, or leading back to a
+// directory being copied (a loop) is skipped and listed.
+TEST_F(SftpTest, RecursiveSymlinksCopyFollowsLinksOnlyWithinTheRemoteRoot) {
+  const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot();
+  const std::string outside = sshd_->NewRoot();
+  WriteFile(fs::path(outside) / "secret", "outside the root");
+  WriteFile(fs::path(remote) / "tree/ok", "fine");
+  WriteFile(fs::path(remote) / "other/inner", "reached through a link");
+  const fs::path t = fs::path(remote) / "tree";
+  fs::create_symlink("ok", t / "file_in");                      // a file inside
+  fs::create_directory_symlink("../other", t / "dir_in");       // a directory inside
+  fs::create_symlink("dir_in/inner", t / "chain");              // through another link
+  fs::create_symlink(fs::path(outside) / "secret", t / "abs");  // absolute: outside
+  fs::create_symlink("../../" + fs::path(outside).filename().string() + "/secret",
+                     t / "above");                // ".." above the root
+  fs::create_symlink("missing", t / "dangling");  // nothing there
+  fs::create_directory_symlink(".", t / "loop");  // the directory being copied
+  Endpoint r = Sftp("r", remote), l = Local("l", local);
+  Request req = Req(&r, &l);
+  req.items.push_back(MakeItem("tree", "tree", true));
+  req.options.recursive_symlinks = RecursiveSymlinks::kCopy;
+  std::string details;
+  const Outcome out = Run(req, &details);
+  ASSERT_EQ(out.state, TIMER_AP_STATE_SUCCEEDED) << out.error;
+  const fs::path got = fs::path(local) / "tree";
+  EXPECT_EQ(ReadFile(got / "ok"), "fine");
+  EXPECT_EQ(ReadFile(got / "file_in"), "fine");
+  EXPECT_FALSE(fs::is_symlink(got / "file_in"));
+  EXPECT_EQ(ReadFile(got / "dir_in/inner"), "reached through a link");
+  EXPECT_EQ(ReadFile(got / "chain"), "reached through a link");
+  for (const char* n : {"abs", "above", "dangling", "loop"})
+    EXPECT_FALSE(fs::exists(got / n)) << n;
+  const auto d = nlohmann::json::parse(details);
+  EXPECT_EQ(d["symlinks_followed"], 3) << details;
+  EXPECT_EQ(d["symlinks_skipped"], 4) << details;
+  EXPECT_NE(details.find("points outside the endpoint root"), std::string::npos)
+      << details;
+  EXPECT_NE(details.find("a loop"), std::string::npos) << details;
+  EXPECT_EQ(details.find("outside the root\""), std::string::npos);  // never read
+}
+
+// recursive_symlinks keep with an SFTP destination: a relative link that
+// stays inside the root is made again on the server (SSH_FXP_SYMLINK, in
+// OpenSSH's argument order) under a temporary name renamed over what is
+// there; one already there is left alone; an absolute target or one
+// climbing above the root is skipped. And back: an SFTP link kept locally.
+TEST_F(SftpTest, RecursiveSymlinksKeepMakesLinksOnTheServerAndBack) {
+  const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot();
+  const fs::path t = fs::path(local) / "tree";
+  WriteFile(t / "ok", "fine");
+  WriteFile(t / "sub/deep", "deep");
+  fs::create_symlink("ok", t / "rel");
+  fs::create_symlink("../ok", t / "sub/up");     // one ".." from one level down
+  fs::create_symlink("/etc/passwd", t / "abs");  // never kept
+  fs::create_symlink("../../x", t / "high");     // above the destination root
+  WriteFile(fs::path(remote) / "tree/rel", "a file where the link goes");
+  Endpoint l = Local("l", local), r = Sftp("r", remote);
+  Request up = Req(&l, &r);
+  up.items.push_back(MakeItem("tree", "tree", true));
+  up.options.recursive_symlinks = RecursiveSymlinks::kKeep;
+  std::string details;
+  Outcome out = Run(up, &details);
+  ASSERT_EQ(out.state, TIMER_AP_STATE_SUCCEEDED) << out.error;
+  const fs::path rt = fs::path(remote) / "tree";
+  ASSERT_TRUE(fs::is_symlink(rt / "rel"));
+  EXPECT_EQ(fs::read_symlink(rt / "rel"), "ok");
+  EXPECT_EQ(ReadFile(rt / "rel"), "fine");
+  ASSERT_TRUE(fs::is_symlink(rt / "sub/up"));
+  EXPECT_EQ(fs::read_symlink(rt / "sub/up"), "../ok");
+  EXPECT_FALSE(fs::exists(rt / "abs") || fs::is_symlink(rt / "abs"));
+  EXPECT_FALSE(fs::is_symlink(rt / "high"));
+  EXPECT_EQ(TempFiles(rt), 0);
+  auto d = nlohmann::json::parse(details);
+  EXPECT_EQ(d["symlinks_kept"], 2) << details;
+  EXPECT_EQ(d["symlinks_skipped"], 2) << details;
+
+  // Again: the links are there as they are.
+  out = Run(up, &details);
+  ASSERT_EQ(out.state, TIMER_AP_STATE_SUCCEEDED) << out.error;
+  d = nlohmann::json::parse(details);
+  EXPECT_EQ(d["symlinks_kept"], 0) << details;
+
+  // SFTP -> local keeps the server's links too.
+  const std::string back = sshd_->NewRoot();
+  Endpoint b = Local("b", back);
+  Request down = Req(&r, &b);
+  down.items.push_back(MakeItem("tree", "tree", true));
+  down.options.recursive_symlinks = RecursiveSymlinks::kKeep;
+  out = Run(down, &details);
+  ASSERT_EQ(out.state, TIMER_AP_STATE_SUCCEEDED) << out.error;
+  ASSERT_TRUE(fs::is_symlink(fs::path(back) / "tree/sub/up"));
+  EXPECT_EQ(fs::read_symlink(fs::path(back) / "tree/sub/up"), "../ok");
+  EXPECT_EQ(ReadFile(fs::path(back) / "tree/rel"), "fine");
 }
 
 TEST_F(SftpTest, ConfinedToTheRootAndOneEndpointNeverCopiesIntoItself) {
