@@ -244,16 +244,29 @@ class SftpFs;
 // what libssh holds of the channel (at most the window, as large).
 class SftpReader : public FileReader {
  public:
-  SftpReader(Watchdog* watchdog, sftp_session sftp, sftp_file file, std::string shown)
+  // `spare`: the session's answer buffer, borrowed until the reader goes
+  // (one allocation per run, not per file: a tree of small files would pay
+  // its page faults every time). `size`: the file's size when opened; no
+  // request is sent past it but one (to see the end), unless it grew.
+  SftpReader(Watchdog* watchdog, sftp_session sftp, sftp_file file, std::string shown,
+             std::unique_ptr<char[]>* spare, int64_t size)
       : watchdog_(watchdog),
         channel_(sftp->channel),
         file_(file),
         shown_(std::move(shown)),
-        in_(kAnswerBuffer) {}
+        spare_(spare),
+        size_(size < 0 ? 0 : static_cast<uint64_t>(size)) {
+    if (*spare_) {
+      in_ = std::move(*spare_);
+    } else {
+      in_.reset(new char[kAnswerBuffer]);  // not zeroed: filled before it is read
+    }
+  }
   ~SftpReader() override {
     Watchdog::Guard guard(watchdog_);
     Drain();
     sftp_close(file_);
+    *spare_ = std::move(in_);
   }
   Err Read(char* buf, size_t n, size_t* got) override;
 
@@ -275,16 +288,17 @@ class SftpReader : public FileReader {
   }
   // Reads from the channel until `need` unparsed bytes are held.
   Err Fill(size_t need) {
-    if (need > in_.size()) return Internal(shown_ + ": an answer larger than expected");
+    if (need > kAnswerBuffer)
+      return Internal(shown_ + ": an answer larger than expected");
     if (end_ - pos_ >= need) return Ok();
-    if (in_.size() - pos_ < need) {  // room at the end: move what is left down
-      std::memmove(in_.data(), in_.data() + pos_, end_ - pos_);
+    if (kAnswerBuffer - pos_ < need) {  // room at the end: move what is left down
+      std::memmove(in_.get(), in_.get() + pos_, end_ - pos_);
       end_ -= pos_;
       pos_ = 0;
     }
     while (end_ - pos_ < need) {
-      const int r = ssh_channel_read(channel_, in_.data() + end_,
-                                     static_cast<uint32_t>(in_.size() - end_), 0);
+      const int r = ssh_channel_read(channel_, in_.get() + end_,
+                                     static_cast<uint32_t>(kAnswerBuffer - end_), 0);
       if (r < 0 || (r == 0 && ssh_channel_is_eof(channel_))) {
         broken_ = true;
         return Unavailable(shown_ + ": read failed: the connection broke");
@@ -297,15 +311,15 @@ class SftpReader : public FileReader {
   // The next answer on the channel (consumed by the next call).
   Err Next(Answer* a) {
     if (Err e = Fill(9); !e.ok()) return e;
-    const uint32_t len = U32(in_.data() + pos_);
+    const uint32_t len = U32(in_.get() + pos_);
     if (len < 5 || len > kReadRequest + 1024) {
       broken_ = true;
       return Internal(shown_ + ": read: a malformed answer from the server");
     }
     if (Err e = Fill(4 + len); !e.ok()) return e;
     a->type = static_cast<uint8_t>(in_[pos_ + 4]);
-    a->id = U32(in_.data() + pos_ + 5);
-    a->body = in_.data() + pos_ + 9;
+    a->id = U32(in_.get() + pos_ + 5);
+    a->body = in_.get() + pos_ + 9;
     a->size = len - 5;
     pos_ += 4 + len;
     return Ok();
@@ -358,8 +372,10 @@ class SftpReader : public FileReader {
   uint64_t next_ = 0;  // the offset of the next request
   bool eof_ = false;
   bool broken_ = false;  // the channel holds an unparsed or foreign answer
-  std::vector<char> in_;
-  size_t pos_ = 0, end_ = 0;  // unparsed bytes: in_[pos_, end_)
+  std::unique_ptr<char[]>* const spare_;
+  const uint64_t size_;
+  std::unique_ptr<char[]> in_;  // kAnswerBuffer bytes
+  size_t pos_ = 0, end_ = 0;    // unparsed bytes: in_[pos_, end_)
 };
 
 Err SftpReader::Read(char* buf, size_t n, size_t* got) {
@@ -367,7 +383,10 @@ Err SftpReader::Read(char* buf, size_t n, size_t* got) {
   if (n < kReadRequest) return Internal("sftp read: buffer too small");
   if (broken_) return Unavailable(shown_ + ": read: the session is unusable");
   Watchdog::Guard guard(watchdog_);
-  while (!eof_ && pending_.size() < kReadRequests) {
+  // Up to the size known at open (and one request past it, which says
+  // where the file ends), then one at a time should it have grown.
+  while (!eof_ && pending_.size() < kReadRequests &&
+         (next_ <= size_ || pending_.empty())) {
     const int id = sftp_async_read_begin(file_, kReadRequest);
     if (id < 0) return Unavailable(shown_ + ": read request failed");
     pending_.push_back({static_cast<uint32_t>(id), next_});
@@ -568,7 +587,8 @@ class SftpFs : public EndpointFs {
       return InvalidArgument(Shown(file) + ": is not a regular file");
     sftp_file f = sftp_open(sftp_.get(), abs.c_str(), O_RDONLY, 0);
     if (f == nullptr) return Error(Shown(file) + ": cannot open");
-    out->reset(new SftpReader(watchdog_.get(), sftp_.get(), f, Shown(file)));
+    out->reset(new SftpReader(watchdog_.get(), sftp_.get(), f, Shown(file),
+                              &answer_buffer_, FromAttr(*a, "").size));
     return Ok();
   }
 
@@ -730,6 +750,7 @@ class SftpFs : public EndpointFs {
   }
 
   sftp_session sftp() const { return sftp_.get(); }
+  std::unique_ptr<char[]>* answer_buffer() { return &answer_buffer_; }
 
  private:
   const SftpConfig config_;  // A copy: the endpoint that opened it may go first.
@@ -737,7 +758,8 @@ class SftpFs : public EndpointFs {
   Sftp sftp_;
   std::unique_ptr<Watchdog> watchdog_;
   bool statvfs_ = false;
-  std::set<std::string> checked_;  // directories LSTATed in this run
+  std::set<std::string> checked_;          // directories LSTATed in this run
+  std::unique_ptr<char[]> answer_buffer_;  // lent to one SftpReader at a time
 };
 
 class SftpWriter : public FileWriter {
@@ -767,6 +789,7 @@ class SftpWriter : public FileWriter {
       if (w == 0) return Internal(shown_ + ": write made no progress");
       buf += w;
       n -= static_cast<size_t>(w);
+      written_ += w;
     }
     return Ok();
   }
@@ -785,7 +808,8 @@ class SftpWriter : public FileWriter {
     Watchdog::Guard guard(fs_->watchdog());
     sftp_file f = sftp_open(fs_->sftp(), tmp_.c_str(), O_RDONLY, 0);
     if (f == nullptr) return fs_->Error(shown_ + ": cannot read back");
-    SftpReader reader(fs_->watchdog(), fs_->sftp(), f, shown_);
+    SftpReader reader(fs_->watchdog(), fs_->sftp(), f, shown_, fs_->answer_buffer(),
+                      written_);
     std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> md(EVP_MD_CTX_new(),
                                                           EVP_MD_CTX_free);
     if (!md || EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) != 1)
@@ -832,6 +856,7 @@ class SftpWriter : public FileWriter {
   sftp_file file_;
   const std::string dir_, tmp_, final_, shown_;
   bool published_ = false;
+  int64_t written_ = 0;
 };
 
 Err SftpFs::Create(const Path& file, int64_t size, std::unique_ptr<FileWriter>* out) {
