@@ -123,6 +123,36 @@ class EndpointFs {
     return {TIMER_AP_UNIMPLEMENTED, "no directory times"};
   }
 
+  // Removes the temporary files a writer of this storage made (".timer-part-*",
+  // TempPartName) in directory `dir` that nothing has written for
+  // `min_age_seconds`: what a run killed mid-copy left behind. Best effort,
+  // at most a bounded number per call; any other name is never touched.
+  // Nothing where the storage keeps no such files (S3: an interrupted
+  // upload is aborted) or sweeps them otherwise (local: Copier's rule).
+  virtual void SweepStaleParts(const Path& dir, int64_t min_age_seconds) {
+    (void)dir, (void)min_age_seconds;
+  }
+
+  // Whether the storage keeps PublishOptions::sha256 beside a file (S3
+  // object metadata): the copier works the hash out only when it is kept
+  // or verify_checksum asks for it.
+  virtual bool KeepsSha256() const { return true; }
+
+  // recursive_symlinks. The target of symbolic link `link` as stored (its
+  // text, not resolved); UNIMPLEMENTED where the storage has no links (S3).
+  virtual Err ReadLink(const Path& link, std::string* target) {
+    (void)link, (void)target;
+    return {TIMER_AP_UNIMPLEMENTED, "no symbolic links"};
+  }
+  // Makes `link` (its parent directory exists) a symbolic link whose target
+  // text is `target`, under a temporary name renamed over what is there (a
+  // file or a link; never a directory). The caller checked the target
+  // (KeepableLinkTarget). UNIMPLEMENTED where the storage cannot hold links.
+  virtual Err MakeLink(const Path& link, const std::string& target) {
+    (void)link, (void)target;
+    return {TIMER_AP_UNIMPLEMENTED, "no symbolic links"};
+  }
+
   // Bytes free where `dir` is, or -1 when the storage does not say.
   virtual int64_t FreeBytes(const Path& dir) = 0;
 
@@ -151,6 +181,9 @@ class RemoteEndpoint {
   // key checked against the pinned one; S3: a client). The run uses it for
   // all its files and destroys it at its end.
   virtual Err Open(std::unique_ptr<EndpointFs>* out) const = 0;
+  // Whether the storage can hold a symbolic link (SFTP; not S3): a body
+  // asking recursive_symlinks keep into one that cannot is refused.
+  virtual bool HoldsSymlinks() const { return false; }
   // What `timer provider show` may print: host, port, bucket, root; never a
   // credential or the name of a file holding one.
   virtual nlohmann::json Describe() const = 0;

@@ -365,4 +365,42 @@ int64_t LocalFs::FreeBytes(const Path& dir) {
   return static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize);
 }
 
+Err LocalFs::ReadLink(const Path& link, std::string* target) {
+  if (link.empty()) return InvalidArgument(".: is not a symbolic link");
+  Err err;
+  const int dir = OpenDir(link, link.size() - 1, &err);
+  if (dir < 0) return err;
+  std::vector<char> buf(4096);
+  const ssize_t n = readlinkat(dir, link.back().c_str(), buf.data(), buf.size());
+  const int e = errno;
+  close(dir);
+  if (n < 0) return Internal(Shown(link) + ": cannot read the link: " + Errno(e));
+  if (static_cast<size_t>(n) >= buf.size())
+    return Internal(Shown(link) + ": cannot read the link: " + Errno(ENAMETOOLONG));
+  target->assign(buf.data(), static_cast<size_t>(n));
+  return Ok();
+}
+
+Err LocalFs::MakeLink(const Path& link, const std::string& target) {
+  if (link.empty()) return InvalidArgument(".: is a directory");
+  Err err;
+  const int dir = OpenDir(link, link.size() - 1, &err);
+  if (dir < 0) return err;
+  Err result;
+  const std::string tmp = TempPartName();
+  struct stat st;
+  if (fstatat(dir, link.back().c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+      S_ISDIR(st.st_mode)) {
+    result = InvalidArgument(Shown(link) + ": destination is a directory");
+  } else if (symlinkat(target.c_str(), dir, tmp.c_str()) != 0) {
+    result = Internal(Shown(link) + ": cannot create the link: " + Errno(errno));
+  } else if (renameat(dir, tmp.c_str(), dir, link.back().c_str()) != 0) {
+    result =
+        Internal(Shown(link) + ": cannot rename the link into place: " + Errno(errno));
+    unlinkat(dir, tmp.c_str(), 0);
+  }
+  close(dir);
+  return result;
+}
+
 }  // namespace timer::plugins::transfer

@@ -34,6 +34,7 @@ class LocalFs : public EndpointFs {
   ~LocalFs() override;
 
   bool Encrypted() const override { return false; }
+  bool KeepsSha256() const override { return false; }
   Err Stat(const Path& path, EntryInfo* info, bool* exists) override;
   Err List(const Path& dir, const std::function<bool(const EntryInfo&)>& each) override;
   Err OpenRead(const Path& file, std::unique_ptr<FileReader>* out) override;
@@ -42,6 +43,8 @@ class LocalFs : public EndpointFs {
   Err Remove(const Path& path) override;
   Err SetMtime(const Path& dir, int64_t mtime_ns) override;
   int64_t FreeBytes(const Path& dir) override;
+  Err ReadLink(const Path& link, std::string* target) override;
+  Err MakeLink(const Path& link, const std::string& target) override;
 
  private:
   explicit LocalFs(int root_fd) : root_fd_(root_fd) {}

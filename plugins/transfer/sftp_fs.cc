@@ -32,6 +32,7 @@ constexpr size_t kReadRequests = kSftpReadWindow / kReadRequest;
 constexpr size_t kWriteRequest = 128 << 10;
 constexpr int kMaxDepth = 128;
 constexpr size_t kMaxCheckedDirs = 100000;
+constexpr size_t kMaxSweptParts = 1000;  // per directory and call
 constexpr size_t kMaxSecretFile = 64 << 10;
 
 struct SessionDeleter {
@@ -226,74 +227,192 @@ class Watchdog {
 class SftpFs;
 
 // Pipelined reads: up to kReadRequests requests of kReadRequest bytes in
-// flight, answered in order.
+// flight, sent with libssh (sftp_async_read_begin) and their answers read
+// here straight from the channel. Why not sftp_async_read: libssh 0.10
+// reads the channel a packet at a time, which never lets its receive
+// window grow past 1.28 MB (WINDOWBASE), so the server stops sending
+// whenever the reader is scheduled away for a few milliseconds (downloads
+// at a third of OpenSSH's sftp, which keeps 64 x 32 KiB in flight in a
+// 2 MB window, on a busy host). ssh_channel_read asked for more than the
+// window holds grows the window to what was asked: reading up to
+// kAnswerBuffer at a time keeps a window of about that size open.
+// The answers are parsed here (SSH_FXP_DATA, SSH_FXP_STATUS; SFTP v3) and
+// must come in the order of the requests, as OpenSSH's server sends them;
+// a server that reorders them fails the read. Every request sent is
+// answered and its answer consumed before the reader goes (Drain), so
+// libssh never sees one. Memory: the answer buffer (kAnswerBuffer) and
+// what libssh holds of the channel (at most the window, as large).
 class SftpReader : public FileReader {
  public:
-  SftpReader(Watchdog* watchdog, sftp_file file, std::string shown)
-      : watchdog_(watchdog), file_(file), shown_(std::move(shown)) {}
+  // `spare`: the session's answer buffer, borrowed until the reader goes
+  // (one allocation per run, not per file: a tree of small files would pay
+  // its page faults every time). `size`: the file's size when opened; no
+  // request is sent past it but one (to see the end), unless it grew.
+  SftpReader(Watchdog* watchdog, sftp_session sftp, sftp_file file, std::string shown,
+             std::unique_ptr<char[]>* spare, int64_t size)
+      : watchdog_(watchdog),
+        channel_(sftp->channel),
+        file_(file),
+        shown_(std::move(shown)),
+        spare_(spare),
+        size_(size < 0 ? 0 : static_cast<uint64_t>(size)) {
+    if (*spare_) {
+      in_ = std::move(*spare_);
+    } else {
+      in_.reset(new char[kAnswerBuffer]);  // not zeroed: filled before it is read
+    }
+  }
   ~SftpReader() override {
     Watchdog::Guard guard(watchdog_);
     Drain();
     sftp_close(file_);
+    *spare_ = std::move(in_);
   }
   Err Read(char* buf, size_t n, size_t* got) override;
 
  private:
+  static constexpr size_t kAnswerBuffer = kSftpReadWindow + kReadRequest + 4096;
   struct Pending {
     uint32_t id;
     uint64_t offset;
   };
-  // Collects the answers of the requests in flight (libssh keeps each
-  // until it is asked for: not asking would grow its queue by one message
-  // per request). libssh answers 0 without collecting once the file is at
-  // its end: the seek clears that, and keeps the offset.
-  void Drain() {
-    if (pending_.empty() || watchdog_->fired()) return;
-    std::vector<char> scratch(kReadRequest);
-    const uint64_t offset = sftp_tell64(file_);
-    for (const Pending& p : pending_) {
-      sftp_seek64(file_, offset);
-      if (sftp_async_read(file_, scratch.data(), kReadRequest, p.id) < 0) break;
+  struct Answer {
+    uint8_t type = 0;
+    uint32_t id = 0;
+    const char* body = nullptr;  // after the id, in in_
+    uint32_t size = 0;
+  };
+  static uint32_t U32(const char* p) {
+    const auto* u = reinterpret_cast<const unsigned char*>(p);
+    return uint32_t{u[0]} << 24 | uint32_t{u[1]} << 16 | uint32_t{u[2]} << 8 | u[3];
+  }
+  // Reads from the channel until `need` unparsed bytes are held.
+  Err Fill(size_t need) {
+    if (need > kAnswerBuffer)
+      return Internal(shown_ + ": an answer larger than expected");
+    if (end_ - pos_ >= need) return Ok();
+    if (kAnswerBuffer - pos_ < need) {  // room at the end: move what is left down
+      std::memmove(in_.get(), in_.get() + pos_, end_ - pos_);
+      end_ -= pos_;
+      pos_ = 0;
     }
-    sftp_seek64(file_, offset);
+    while (end_ - pos_ < need) {
+      const int r = ssh_channel_read(channel_, in_.get() + end_,
+                                     static_cast<uint32_t>(kAnswerBuffer - end_), 0);
+      if (r < 0 || (r == 0 && ssh_channel_is_eof(channel_))) {
+        broken_ = true;
+        return Unavailable(shown_ + ": read failed: the connection broke");
+      }
+      end_ += static_cast<size_t>(r);
+      watchdog_->Touch();
+    }
+    return Ok();
+  }
+  // The next answer on the channel (consumed by the next call).
+  Err Next(Answer* a) {
+    if (Err e = Fill(9); !e.ok()) return e;
+    const uint32_t len = U32(in_.get() + pos_);
+    if (len < 5 || len > kReadRequest + 1024) {
+      broken_ = true;
+      return Internal(shown_ + ": read: a malformed answer from the server");
+    }
+    if (Err e = Fill(4 + len); !e.ok()) return e;
+    a->type = static_cast<uint8_t>(in_[pos_ + 4]);
+    a->id = U32(in_.get() + pos_ + 5);
+    a->body = in_.get() + pos_ + 9;
+    a->size = len - 5;
+    pos_ += 4 + len;
+    return Ok();
+  }
+  // The answer to `p`: its data (*data, *len), or *len == 0 at the end of
+  // the file.
+  Err Collect(const Pending& p, const char** data, uint32_t* len) {
+    *len = 0;
+    Answer a;
+    if (Err e = Next(&a); !e.ok()) return e;
+    if (a.id != p.id) {
+      broken_ = true;
+      return Internal(shown_ + ": read: the server answered out of order");
+    }
+    if (a.type == SSH_FXP_DATA && a.size >= 4 && U32(a.body) <= a.size - 4) {
+      *len = U32(a.body);
+      *data = a.body + 4;
+      return Ok();
+    }
+    if (a.type == SSH_FXP_STATUS && a.size >= 4) {
+      const uint32_t code = U32(a.body);
+      if (code == SSH_FX_EOF) return Ok();
+      const timer_ap_code c = code == SSH_FX_PERMISSION_DENIED
+                                  ? TIMER_AP_PERMISSION_DENIED
+                              : code == SSH_FX_NO_SUCH_FILE ? TIMER_AP_NOT_FOUND
+                                                            : TIMER_AP_INTERNAL;
+      return {c, shown_ + ": read: " + SftpStatusText(static_cast<int>(code))};
+    }
+    broken_ = true;
+    return Internal(shown_ + ": read: a malformed answer from the server");
+  }
+  // Consumes the answers of the requests in flight; keeps the offset.
+  void Drain() {
+    const char* data = nullptr;
+    uint32_t len = 0;
+    while (!pending_.empty() && !broken_ && !watchdog_->fired()) {
+      const Pending p = pending_.front();
+      pending_.pop_front();
+      Err e = Collect(p, &data, &len);
+      if (!e.ok() && broken_) break;
+    }
     pending_.clear();
   }
+
   Watchdog* watchdog_;
+  ssh_channel channel_;
   sftp_file file_;
   const std::string shown_;
   std::deque<Pending> pending_;
   uint64_t next_ = 0;  // the offset of the next request
   bool eof_ = false;
+  bool broken_ = false;  // the channel holds an unparsed or foreign answer
+  std::unique_ptr<char[]>* const spare_;
+  const uint64_t size_;
+  std::unique_ptr<char[]> in_;  // kAnswerBuffer bytes
+  size_t pos_ = 0, end_ = 0;    // unparsed bytes: in_[pos_, end_)
 };
 
 Err SftpReader::Read(char* buf, size_t n, size_t* got) {
   *got = 0;
   if (n < kReadRequest) return Internal("sftp read: buffer too small");
+  if (broken_) return Unavailable(shown_ + ": read: the session is unusable");
   Watchdog::Guard guard(watchdog_);
-  while (!eof_ && pending_.size() < kReadRequests) {
+  // Up to the size known at open (and one request past it, which says
+  // where the file ends), then one at a time should it have grown.
+  while (!eof_ && pending_.size() < kReadRequests &&
+         (next_ <= size_ || pending_.empty())) {
     const int id = sftp_async_read_begin(file_, kReadRequest);
-    if (id < 0) return Internal(shown_ + ": read request failed");
+    if (id < 0) return Unavailable(shown_ + ": read request failed");
     pending_.push_back({static_cast<uint32_t>(id), next_});
     next_ += kReadRequest;
   }
   if (pending_.empty()) return Ok();  // end of file
   const Pending p = pending_.front();
   pending_.pop_front();
-  const int r = sftp_async_read(file_, buf, kReadRequest, p.id);
-  if (r < 0) return Unavailable(shown_ + ": read failed");
+  const char* data = nullptr;
+  uint32_t r = 0;
+  if (Err e = Collect(p, &data, &r); !e.ok()) return e;
   if (r == 0) {  // end of file: the requests after it say so too
     eof_ = true;
     Drain();
     return Ok();
   }
-  if (static_cast<uint32_t>(r) < kReadRequest) {
+  if (r > kReadRequest) return Internal(shown_ + ": read: more data than asked for");
+  std::memcpy(buf, data, r);
+  if (r < kReadRequest) {
     // A short read: the requests in flight were for the offsets after a
     // full one. Drop them and go on from where this one ended.
     Drain();
-    next_ = p.offset + static_cast<uint64_t>(r);
+    next_ = p.offset + r;
     if (sftp_seek64(file_, next_) != 0) return Internal(shown_ + ": seek failed");
   }
-  *got = static_cast<size_t>(r);
+  *got = r;
   return Ok();
 }
 
@@ -315,6 +434,7 @@ class SftpFs : public EndpointFs {
   Watchdog* watchdog() const { return watchdog_.get(); }
 
   bool Encrypted() const override { return true; }
+  bool KeepsSha256() const override { return false; }
 
   std::string Abs(const Path& p, size_t n) const {
     std::string s = config_.root;
@@ -343,6 +463,34 @@ class SftpFs : public EndpointFs {
         : code == SSH_FX_PERMISSION_DENIED ? TIMER_AP_PERMISSION_DENIED
                                            : TIMER_AP_INTERNAL;
     return {c, what + ": " + SftpStatusText(code)};
+  }
+  // SFTP version 3 has no "disk full" status: OpenSSH answers a write that
+  // hit ENOSPC with a bare SSH_FX_FAILURE. After such a failure on a write,
+  // close, create or rename in directory `dir_abs`, the server's
+  // statvfs@openssh.com tells a full filesystem apart: no block (or inode)
+  // free for the user, or fewer bytes than were being written. Then the
+  // error is RESOURCE_EXHAUSTED, the code every copier gives a full
+  // destination (fail_on_quota_errors is decided on it), and it says so in
+  // words; otherwise `e` is returned as it was. Call right after the
+  // failed request (its status is still the session's last). A quota the
+  // server enforces per user is not visible to statvfs: it stays a failure.
+  Err FullOr(Err e, const std::string& dir_abs, uint64_t bytes) {
+    if (e.code != TIMER_AP_INTERNAL || !statvfs_ || watchdog_->fired() ||
+        sftp_get_error(sftp_.get()) != SSH_FX_FAILURE) {
+      return e;
+    }
+    sftp_statvfs_t v = sftp_statvfs(sftp_.get(), dir_abs.c_str());
+    if (v == nullptr) return e;
+    const uint64_t avail = v->f_bavail * v->f_frsize;
+    const bool full = v->f_bavail == 0 || avail < bytes || v->f_favail == 0;
+    sftp_statvfs_free(v);
+    if (!full) return e;
+    const size_t colon = e.message.rfind(": ");
+    const std::string what =
+        colon == std::string::npos ? e.message : e.message.substr(0, colon);
+    return ResourceExhausted(what + ": " + std::strerror(ENOSPC) +
+                             " (the server's filesystem has " + std::to_string(avail) +
+                             " bytes free for this user)");
   }
   bool Missing() const {
     const int code = sftp_get_error(sftp_.get());
@@ -439,7 +587,8 @@ class SftpFs : public EndpointFs {
       return InvalidArgument(Shown(file) + ": is not a regular file");
     sftp_file f = sftp_open(sftp_.get(), abs.c_str(), O_RDONLY, 0);
     if (f == nullptr) return Error(Shown(file) + ": cannot open");
-    out->reset(new SftpReader(watchdog_.get(), f, Shown(file)));
+    out->reset(new SftpReader(watchdog_.get(), sftp_.get(), f, Shown(file),
+                              &answer_buffer_, FromAttr(*a, "").size));
     return Ok();
   }
 
@@ -524,6 +673,72 @@ class SftpFs : public EndpointFs {
     return SetTimes(Abs(dir), mtime_ns, 0, Shown(dir));
   }
 
+  Err ReadLink(const Path& link, std::string* target) override {
+    if (link.empty()) return InvalidArgument(".: is not a symbolic link");
+    Watchdog::Guard guard(watchdog_.get());
+    if (Err e = CheckParents(link); !e.ok()) return e;
+    char* t = sftp_readlink(sftp_.get(), Abs(link).c_str());
+    if (t == nullptr) return Error(Shown(link) + ": cannot read the link");
+    target->assign(t);
+    ssh_string_free_char(t);
+    return Ok();
+  }
+
+  // SSH_FXP_SYMLINK: OpenSSH's server takes its two paths in the reverse of
+  // the draft's order; libssh 0.10's sftp_symlink(target, link) sends them
+  // as the server it talks to expects (it checks for OpenSSH's banner).
+  Err MakeLink(const Path& link, const std::string& target) override {
+    if (link.empty()) return InvalidArgument(".: is a directory");
+    Watchdog::Guard guard(watchdog_.get());
+    if (Err e = CheckParents(link); !e.ok()) return e;
+    const std::string dir = Abs(link, link.size() - 1);
+    const std::string tmp = dir + "/" + TempPartName();
+    const std::string abs = Abs(link);
+    const std::string shown = Shown(link);
+    if (sftp_symlink(sftp_.get(), target.c_str(), tmp.c_str()) != 0)
+      return FullOr(Error(shown + ": cannot create the link"), dir, 1);
+    if (sftp_rename(sftp_.get(), tmp.c_str(), abs.c_str()) != 0) {
+      // As a file's publish: OpenSSH refuses SSH_FXP_RENAME onto a name.
+      Err err = Error(shown + ": cannot rename the link into place");
+      Attr a(sftp_lstat(sftp_.get(), abs.c_str()));
+      if (a && KindOf(*a) == EntryKind::kDirectory) {
+        err = InvalidArgument(shown + ": destination is a directory");
+      } else if (a && sftp_unlink(sftp_.get(), abs.c_str()) == 0 &&
+                 sftp_rename(sftp_.get(), tmp.c_str(), abs.c_str()) == 0) {
+        return Ok();
+      } else if (a) {
+        err = Error(shown + ": cannot replace");
+      }
+      sftp_unlink(sftp_.get(), tmp.c_str());
+      return err;
+    }
+    return Ok();
+  }
+
+  // Parts are judged by their modification time on the server against
+  // timerd's clock: `min_age_seconds` (an hour at least) absorbs a skew
+  // between the two, and a live writer moves the time with every chunk.
+  void SweepStaleParts(const Path& dir, int64_t min_age_seconds) override {
+    Watchdog::Guard guard(watchdog_.get());
+    const int64_t now = static_cast<int64_t>(time(nullptr));
+    std::vector<std::string> stale;
+    const Err e = List(dir, [&](const EntryInfo& i) {
+      if (IsTempPartName(i.name) &&
+          (i.kind == EntryKind::kFile || i.kind == EntryKind::kSymlink) &&
+          i.mtime_ns >= 0 && now - i.mtime_ns / 1'000'000'000 > min_age_seconds) {
+        stale.push_back(i.name);
+      }
+      return stale.size() < kMaxSweptParts;
+    });
+    if (!e.ok()) return;
+    for (const std::string& name : stale) {
+      Path p = dir;
+      p.push_back(name);
+      sftp_unlink(sftp_.get(), Abs(p).c_str());  // best effort: gone already is fine
+      watchdog_->Touch();
+    }
+  }
+
   int64_t FreeBytes(const Path& dir) override {
     if (!statvfs_) return -1;
     Watchdog::Guard guard(watchdog_.get());
@@ -535,6 +750,7 @@ class SftpFs : public EndpointFs {
   }
 
   sftp_session sftp() const { return sftp_.get(); }
+  std::unique_ptr<char[]>* answer_buffer() { return &answer_buffer_; }
 
  private:
   const SftpConfig config_;  // A copy: the endpoint that opened it may go first.
@@ -542,15 +758,17 @@ class SftpFs : public EndpointFs {
   Sftp sftp_;
   std::unique_ptr<Watchdog> watchdog_;
   bool statvfs_ = false;
-  std::set<std::string> checked_;  // directories LSTATed in this run
+  std::set<std::string> checked_;          // directories LSTATed in this run
+  std::unique_ptr<char[]> answer_buffer_;  // lent to one SftpReader at a time
 };
 
 class SftpWriter : public FileWriter {
  public:
-  SftpWriter(SftpFs* fs, sftp_file file, std::string tmp, std::string final_path,
-             std::string shown)
+  SftpWriter(SftpFs* fs, sftp_file file, std::string dir, std::string tmp,
+             std::string final_path, std::string shown)
       : fs_(fs),
         file_(file),
+        dir_(std::move(dir)),
         tmp_(std::move(tmp)),
         final_(std::move(final_path)),
         shown_(std::move(shown)) {}
@@ -567,10 +785,11 @@ class SftpWriter : public FileWriter {
       fs_->watchdog()->Touch();
       const size_t k = std::min(n, kWriteRequest);
       const ssize_t w = sftp_write(file_, buf, k);
-      if (w < 0) return fs_->Error(shown_ + ": write");
+      if (w < 0) return fs_->FullOr(fs_->Error(shown_ + ": write"), dir_, k);
       if (w == 0) return Internal(shown_ + ": write made no progress");
       buf += w;
       n -= static_cast<size_t>(w);
+      written_ += w;
     }
     return Ok();
   }
@@ -580,7 +799,7 @@ class SftpWriter : public FileWriter {
     Watchdog::Guard guard(fs_->watchdog());
     const int rc = sftp_close(file_);
     file_ = nullptr;
-    if (rc != 0) return fs_->Error(shown_ + ": close");
+    if (rc != 0) return fs_->FullOr(fs_->Error(shown_ + ": close"), dir_, 1);
     return Ok();
   }
 
@@ -589,7 +808,8 @@ class SftpWriter : public FileWriter {
     Watchdog::Guard guard(fs_->watchdog());
     sftp_file f = sftp_open(fs_->sftp(), tmp_.c_str(), O_RDONLY, 0);
     if (f == nullptr) return fs_->Error(shown_ + ": cannot read back");
-    SftpReader reader(fs_->watchdog(), f, shown_);
+    SftpReader reader(fs_->watchdog(), fs_->sftp(), f, shown_, fs_->answer_buffer(),
+                      written_);
     std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> md(EVP_MD_CTX_new(),
                                                           EVP_MD_CTX_free);
     if (!md || EVP_DigestInit_ex(md.get(), EVP_sha256(), nullptr) != 1)
@@ -616,7 +836,8 @@ class SftpWriter : public FileWriter {
       // OpenSSH refuses SSH_FXP_RENAME onto an existing name (and libssh
       // 0.10 cannot send posix-rename@openssh.com): remove what is there
       // (a file or a link, never a directory) and rename again.
-      Err first = fs_->Error(shown_ + ": cannot rename into place");
+      Err first = fs_->FullOr(fs_->Error(shown_ + ": cannot rename into place"), dir_, 1);
+      if (first.code == TIMER_AP_RESOURCE_EXHAUSTED) return first;
       Attr a(sftp_lstat(fs_->sftp(), final_.c_str()));
       if (!a) return first;
       if (KindOf(*a) == EntryKind::kDirectory)
@@ -624,7 +845,7 @@ class SftpWriter : public FileWriter {
       if (sftp_unlink(fs_->sftp(), final_.c_str()) != 0)
         return fs_->Error(shown_ + ": cannot replace");
       if (sftp_rename(fs_->sftp(), tmp_.c_str(), final_.c_str()) != 0)
-        return fs_->Error(shown_ + ": cannot rename into place");
+        return fs_->FullOr(fs_->Error(shown_ + ": cannot rename into place"), dir_, 1);
     }
     published_ = true;
     return Ok();
@@ -633,8 +854,9 @@ class SftpWriter : public FileWriter {
  private:
   SftpFs* fs_;
   sftp_file file_;
-  const std::string tmp_, final_, shown_;
+  const std::string dir_, tmp_, final_, shown_;
   bool published_ = false;
+  int64_t written_ = 0;
 };
 
 Err SftpFs::Create(const Path& file, int64_t size, std::unique_ptr<FileWriter>* out) {
@@ -642,11 +864,13 @@ Err SftpFs::Create(const Path& file, int64_t size, std::unique_ptr<FileWriter>* 
   if (file.empty()) return InvalidArgument(".: is a directory");
   Watchdog::Guard guard(watchdog_.get());
   if (Err e = CheckParents(file); !e.ok()) return e;
-  const std::string tmp = Abs(file, file.size() - 1) + "/" + TempPartName();
+  const std::string dir = Abs(file, file.size() - 1);
+  const std::string tmp = dir + "/" + TempPartName();
   sftp_file f =
       sftp_open(sftp_.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_TRUNC, 0600);
-  if (f == nullptr) return Error(Shown(file) + ": cannot create a temporary file");
-  out->reset(new SftpWriter(this, f, tmp, Abs(file), Shown(file)));
+  if (f == nullptr)
+    return FullOr(Error(Shown(file) + ": cannot create a temporary file"), dir, 1);
+  out->reset(new SftpWriter(this, f, dir, tmp, Abs(file), Shown(file)));
   return Ok();
 }
 

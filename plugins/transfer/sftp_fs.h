@@ -14,7 +14,8 @@
 //
 // Bounds: connecting and every SFTP request are bounded by
 // `timeout_seconds` (libssh's session timeout); reads keep at most
-// kSftpReadWindow bytes of requests in flight.
+// kSftpReadWindow bytes of requests in flight, and as much in the answer
+// buffer and libssh's channel window (SftpReader in sftp_fs.cc).
 //
 // Confinement on the server: paths are `root` + "/" + components (never
 // "..": SplitPath). Each directory on the way is checked with LSTAT before
@@ -34,6 +35,12 @@
 // exists: the writer then removes the old file and renames again, so for
 // that instant the name is absent; it never holds a partial file.
 //
+// A full disk: SFTP version 3 has no status for it (OpenSSH answers
+// SSH_FX_FAILURE); after a failed write, close, create or rename the writer
+// asks statvfs@openssh.com and, when no space (or inode) is left for the
+// user or less than was being written, fails with RESOURCE_EXHAUSTED naming
+// ENOSPC (fail_on_quota_errors stops the run on it).
+//
 // Thread-safety: as EndpointFs (one run's thread). SftpEndpoint is
 // immutable and thread-safe.
 #pragma once
@@ -48,7 +55,7 @@
 
 namespace timer::plugins::transfer {
 
-constexpr size_t kSftpReadWindow = 1 << 20;
+constexpr size_t kSftpReadWindow = 2 << 20;
 
 struct SftpConfig {
   std::string endpoint_id;  // for messages
@@ -67,6 +74,7 @@ class SftpEndpoint : public RemoteEndpoint {
   explicit SftpEndpoint(SftpConfig config) : config_(std::move(config)) {}
   std::string type() const override { return "sftp"; }
   bool Encrypted() const override { return true; }  // SSH always encrypts
+  bool HoldsSymlinks() const override { return true; }
   Err Open(std::unique_ptr<EndpointFs>* out) const override;
   nlohmann::json Describe() const override;
   const SftpConfig& config() const { return config_; }

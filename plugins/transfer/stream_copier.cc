@@ -161,24 +161,45 @@ void StreamCopier::CopyItem(size_t index, const Item& item) {
                     " on the same endpoint: the run would copy its own output");
   }
   const size_t parents = dir_item ? item.destination.size() : item.destination.size() - 1;
+  bool existed = true;  // the root
   for (size_t i = 1; i <= parents; ++i) {
     const Path p(item.destination.begin(),
                  item.destination.begin() + static_cast<long>(i));
-    if (!EnsureDir(p, where + ".destination_path " + item.destination_path)) return;
+    if (!EnsureDir(p, where + ".destination_path " + item.destination_path, &existed))
+      return;
   }
+  if (existed)
+    SweepStaleParts(Path(item.destination.begin(),
+                         item.destination.begin() + static_cast<long>(parents)));
   if (!dir_item) return CopyFile(item.source, info, item.destination, item.source_path);
+  item_dst_ = item.destination;
+  open_dirs_.clear();
   CopyTree(item.source, item.destination, item.source_path, 0);
   if (req_.preserve_timestamp && !Stopped() && info.mtime_ns >= 0)
     dst_->SetMtime(item.destination, info.mtime_ns);
 }
 
-bool StreamCopier::EnsureDir(const Path& dst, const std::string& shown) {
+void StreamCopier::SweepStaleParts(const Path& dir) {
+  // A live writer writes at least a chunk per this long, throttled or not
+  // (and never waits a whole timeout_seconds for an answer): an hour, or
+  // two chunks at the bandwidth cap when that is longer.
+  int64_t age = 3600;
+  if (options_.max_bytes_per_second > 0) {
+    age = std::max<int64_t>(
+        age, 2 * static_cast<int64_t>(kStreamChunk) / options_.max_bytes_per_second + 1);
+  }
+  dst_->SweepStaleParts(dir, age);
+}
+
+bool StreamCopier::EnsureDir(const Path& dst, const std::string& shown, bool* existed) {
   EntryInfo info;
   bool exists = false;
+  if (existed != nullptr) *existed = false;
   if (Err e = dst_->Stat(dst, &info, &exists); !e.ok()) {
     Fail(shown, e.message);
     return false;
   }
+  if (exists && existed != nullptr) *existed = info.kind == EntryKind::kDirectory;
   if (exists) {
     if (info.kind == EntryKind::kDirectory) return true;
     Fail(shown, "destination " + (dst.empty() ? "." : dst.back()) +
@@ -213,12 +234,15 @@ void StreamCopier::CopyTree(const Path& src, const Path& dst, const std::string&
   }
   std::sort(entries.begin(), entries.end(),
             [](const EntryInfo& a, const EntryInfo& b) { return a.name < b.name; });
+  // Only recursive_symlinks copy can reach a directory twice (through a
+  // link): the directories being copied are kept to refuse a loop.
+  const bool track = req_.options.recursive_symlinks == RecursiveSymlinks::kCopy;
+  if (track) open_dirs_.push_back(src);
   for (const EntryInfo& info : entries) {
     if (Stopped()) return;
     const std::string path = Join(rel, info.name);
     const Path s = Child(src, info.name), d = Child(dst, info.name);
-    // Links are not filtered: they are skipped whatever their name (only
-    // recursive_symlinks ignore is allowed with a remote side).
+    // Links are filtered as what they become (CopyLink).
     const FilterRules& filters = req_.options.filter_rules;
     if (!filters.empty() && info.kind != EntryKind::kSymlink &&
         !filters.Included(info.name, info.kind == EntryKind::kDirectory)) {
@@ -230,23 +254,139 @@ void StreamCopier::CopyTree(const Path& src, const Path& dst, const std::string&
         CopyFile(s, info, d, path);
         break;
       case EntryKind::kDirectory:
-        if (!EnsureDir(d, path)) {
-          if (Stopped()) return;
-          continue;
-        }
-        CopyTree(s, d, path, depth + 1);
-        if (req_.preserve_timestamp && !Stopped() && info.mtime_ns >= 0)
-          dst_->SetMtime(d, info.mtime_ns);
+        // Only a followed link can lead the walk to the copy itself.
+        if (req_.source == req_.destination && s == item_dst_) break;
+        CopyDir(s, info, d, path, depth);
         break;
       case EntryKind::kSymlink:
-        ++c_.symlinks_skipped;
+        CopyLink(s, d, path, depth);
         break;
       case EntryKind::kOther:
         ++c_.special_files_skipped;
         break;
     }
   }
+  if (track && !open_dirs_.empty()) open_dirs_.pop_back();
   if (req_.delete_destination_extra && !Stopped()) DeleteExtra(src, dst, rel);
+}
+
+void StreamCopier::CopyDir(const Path& src, const EntryInfo& info, const Path& dst,
+                           const std::string& path, int depth) {
+  bool existed = false;
+  if (!EnsureDir(dst, path, &existed)) return;
+  if (existed) SweepStaleParts(dst);
+  CopyTree(src, dst, path, depth + 1);
+  if (req_.preserve_timestamp && !Stopped() && info.mtime_ns >= 0)
+    dst_->SetMtime(dst, info.mtime_ns);
+}
+
+void StreamCopier::SkipLink(const std::string& path, const std::string& why) {
+  ++c_.symlinks_skipped;
+  if (skipped_.size() < kMaxListed)
+    skipped_.push_back({{"path", path}, {"skipped", "symbolic link " + why}});
+  Publish(false);
+}
+
+void StreamCopier::CopyLink(const Path& src, const Path& dst, const std::string& path,
+                            int depth) {
+  switch (req_.options.recursive_symlinks) {
+    case RecursiveSymlinks::kIgnore:
+      ++c_.symlinks_skipped;
+      return;
+    case RecursiveSymlinks::kKeep:
+      return KeepLink(src, dst, path);
+    case RecursiveSymlinks::kCopy:
+      return FollowLink(src, dst, path, depth);
+  }
+}
+
+void StreamCopier::KeepLink(const Path& src, const Path& dst, const std::string& path) {
+  const FilterRules& filters = req_.options.filter_rules;
+  if (!filters.empty() && !filters.Included(src.back(), false)) {
+    ++c_.entries_excluded;
+    return;
+  }
+  std::string target;
+  if (Err e = src_->ReadLink(src, &target); !e.ok()) return SourceError(path, e);
+  // dst's directory is dst.size() - 1 real directories below the root.
+  if (!KeepableLinkTarget(target, dst.size() - 1)) {
+    return SkipLink(path, "not kept: its target \"" + target +
+                              "\" could point outside the destination endpoint (only "
+                              "relative targets whose \"..\" stay inside are kept)");
+  }
+  EntryInfo info;
+  bool exists = false;
+  if (Err e = dst_->Stat(dst, &info, &exists); !e.ok())
+    return Fail(path, "destination: " + e.message);
+  if (exists) {
+    if (info.kind == EntryKind::kDirectory)
+      return Fail(path, "destination is a directory");
+    std::string existing;
+    if (info.kind == EntryKind::kSymlink && dst_->ReadLink(dst, &existing).ok() &&
+        existing == target) {
+      ++c_.files_skipped;  // already there, as it is
+      return;
+    }
+  }
+  if (!Admit(Parent(dst), 0, 1)) return;
+  if (Err e = dst_->MakeLink(dst, target); !e.ok()) {
+    limits_.Refund(0, 1);
+    return Fail(path, e);
+  }
+  ++c_.symlinks_kept;
+  Publish(false);
+}
+
+void StreamCopier::FollowLink(const Path& src, const Path& dst, const std::string& path,
+                              int depth) {
+  std::string target;
+  if (Err e = src_->ReadLink(src, &target); !e.ok()) return SourceError(path, e);
+  // What it points to, every step below the source root, no link followed
+  // by the server: each is looked up without following it and its target
+  // resolved again here.
+  const LinkLookup lookup = [this](const Path& p, EntryKind* kind, std::string* next) {
+    EntryInfo info;
+    bool exists = false;
+    if (Err e = src_->Stat(p, &info, &exists); !e.ok()) return e;
+    if (!exists) return NotFound(p.back() + ": no such file or directory");
+    *kind = info.kind;
+    if (info.kind == EntryKind::kSymlink) return src_->ReadLink(p, next);
+    return Ok();
+  };
+  Path real;
+  EntryKind kind = EntryKind::kOther;
+  if (Err e = ResolveLinkBeneath(Parent(src), target, lookup, &real, &kind); !e.ok())
+    return SkipLink(path, "not followed: " + e.message);
+  const bool is_dir = kind == EntryKind::kDirectory;
+  const FilterRules& filters = req_.options.filter_rules;
+  if (!filters.empty() && !filters.Included(src.back(), is_dir)) {
+    ++c_.entries_excluded;
+    return;
+  }
+  if (kind != EntryKind::kFile && !is_dir) {
+    ++c_.special_files_skipped;
+    return;
+  }
+  // Looked up again: what the copy reads is opened without following a
+  // link on the way (EndpointFs), so a link swapped in since fails the file
+  // instead of leading outside.
+  EntryInfo info;
+  bool exists = false;
+  if (Err e = src_->Stat(real, &info, &exists); !e.ok()) return SourceError(path, e);
+  if (!exists)
+    return SourceError(path, NotFound("link target: no such file or directory"));
+  if (info.kind != kind) return Fail(path, "link target changed while being copied");
+  ++c_.symlinks_followed;
+  if (!is_dir) return CopyFile(real, info, dst, path);
+  for (const Path& open : open_dirs_) {
+    if (open == real) {
+      --c_.symlinks_followed;
+      return SkipLink(path,
+                      "not followed: it leads to a directory being copied (a loop)");
+    }
+  }
+  if (req_.source == req_.destination && real == item_dst_) return;  // the copy itself
+  CopyDir(real, info, dst, path, depth);
 }
 
 void StreamCopier::DeleteExtra(const Path& src, const Path& dst, const std::string& rel) {
@@ -390,20 +530,24 @@ Err StreamCopier::Stream(const Path& src, const Path& dst, int64_t size,
   *from_source = false;
   std::unique_ptr<FileWriter> writer;  // destroyed unpublished: aborted
   if (Err e = dst_->Create(dst, size, &writer); !e.ok()) return e;
+  // The hash is worked out only when something uses it: verify_checksum,
+  // or a destination that keeps it beside the file (S3 metadata).
+  const bool hashing = req_.verify_checksum || dst_->KeepsSha256();
   Md md = NewSha256();
   if (!md) return Internal("sha256: cannot initialise");
   int64_t written = 0;
   for (;;) {
     if (Stopped()) return StopReason();
+    const char* data = buf_.data();
     size_t got = 0;
     if (Err e = reader->Read(buf_.data(), buf_.size(), &got); !e.ok()) {
       e.message = "read: " + e.message;
       *from_source = true;
       return e;
     }
+    if (hashing) EVP_DigestUpdate(md.get(), data, got);
     if (got == 0) break;
-    EVP_DigestUpdate(md.get(), buf_.data(), got);
-    if (Err e = writer->Write(buf_.data(), got); !e.ok()) {
+    if (Err e = writer->Write(data, got); !e.ok()) {
       e.message = "write: " + e.message;
       return e;
     }
@@ -420,9 +564,14 @@ Err StreamCopier::Stream(const Path& src, const Path& dst, int64_t size,
     throttle_.Wait(c_.bytes_transferred);
     Publish(false);
   }
-  if (!FinishSha256(md.get(), hash)) return Internal("sha256: cannot finish");
+  if (!hashing) {
+    // Nothing uses it; the copier's callers get zeros.
+    *hash = Sha256Digest{};
+  } else if (!FinishSha256(md.get(), hash)) {
+    return Internal("sha256: cannot finish");
+  }
   PublishOptions options = publish_options;
-  options.sha256 = *hash;
+  if (hashing) options.sha256 = *hash;
   bool checked = false;
   if (req_.verify_checksum) {
     Sha256Digest back{};

@@ -12,7 +12,7 @@
 //
 // The guarantees are Copier's, in the endpoints' terms: paths are confined
 // by the EndpointFs (no link followed on the way; a link met in a tree is
-// skipped and counted); each file is written under a temporary name and
+// handled as recursive_symlinks says); each file is written under a temporary name and
 // published whole (FileWriter::Publish), so an interrupted copy never
 // leaves a partial file under its final name; sync levels compare what the
 // storages report (sizes; mtimes to the second, as SFTP keeps them;
@@ -28,11 +28,13 @@
 // delete_destination_extra (what they exclude is kept); skip_source_errors
 // (IsSkippableSourceError: an SFTP or HTTP "not found" / "permission
 // denied", or a local ENOENT, EACCES, EPERM); fail_on_quota_errors
-// (IsQuotaError: the destination's writing step returned
-// RESOURCE_EXHAUSTED, a full destination or an exceeded quota, as every
-// EndpointFs says it). A
-// recursive_symlinks other than ignore is refused at validation when an
-// endpoint is remote (transfer.cc): links met in a tree are skipped.
+// (a full destination: the destination's writing step returned
+// RESOURCE_EXHAUSTED, as every EndpointFs says it: a local ENOSPC/EDQUOT, or
+// SFTP's failure once statvfs@openssh.com finds the server's filesystem
+// full; text alone never counts); recursive_symlinks (CopyLink: Copier's
+// rules, the links read, resolved and made through EndpointFs::ReadLink,
+// Stat and MakeLink; keep into a storage that cannot hold a link, S3, is
+// refused at validation).
 //
 // Thread-safety: a StreamCopier is used by one thread (the action's).
 #pragma once
@@ -74,6 +76,20 @@ class StreamCopier {
  private:
   void CopyItem(size_t index, const Item& item);
   void CopyTree(const Path& src, const Path& dst, const std::string& rel, int depth);
+  // A symbolic link `src` met in a tree, to `dst`, as recursive_symlinks
+  // says (Copier's rules, through the EndpointFs): ignore skips it; keep
+  // makes it again when KeepableLinkTarget allows; copy copies what it
+  // resolves to inside the source root (ResolveLinkBeneath), a directory
+  // being copied above it (a loop) skipped.
+  void CopyLink(const Path& src, const Path& dst, const std::string& path, int depth);
+  void KeepLink(const Path& src, const Path& dst, const std::string& path);
+  void FollowLink(const Path& src, const Path& dst, const std::string& path, int depth);
+  // A link skipped: counted, the first few listed with why.
+  void SkipLink(const std::string& path, const std::string& why);
+  // Directory `src` (its entry `info`) of a tree into `dst`, created unless
+  // it is there.
+  void CopyDir(const Path& src, const EntryInfo& info, const Path& dst,
+               const std::string& path, int depth);
   void CopyFile(const Path& src, const EntryInfo& src_info, const Path& dst,
                 const std::string& shown);
   // Streams src to a new file at dst; *hash gets the source's SHA-256 when
@@ -84,8 +100,13 @@ class StreamCopier {
              Sha256Digest* hash, int64_t* reserved, const PublishOptions& publish,
              bool* from_source);
   Err HashOf(EndpointFs& fs, const Path& p, const EntryInfo& info, Sha256Digest* out);
-  // Creates dst (and counts it) unless it is a directory already.
-  bool EnsureDir(const Path& dst, const std::string& shown);
+  // Creates dst (and counts it) unless it is a directory already;
+  // *existed (when non-null): it was one already.
+  bool EnsureDir(const Path& dst, const std::string& shown, bool* existed = nullptr);
+  // Removes what runs killed mid-copy left in destination directory `dir`
+  // (EndpointFs::SweepStaleParts), once per directory the run writes to
+  // that it did not create.
+  void SweepStaleParts(const Path& dir);
   void DeleteExtra(const Path& src, const Path& dst, const std::string& rel);
   bool Admit(const Path& dst_dir, int64_t bytes, int64_t entries);
   bool Stopped() const { return ctx_->cancelled() || !stop_.empty(); }
@@ -97,6 +118,9 @@ class StreamCopier {
   // destination (fail_on_quota_errors); text alone never is one (UNKNOWN).
   void Fail(const std::string& path, const Err& error);
   void Fail(const std::string& path, const std::string& error);
+  // A file that failed with `e`; RESOURCE_EXHAUSTED is a full destination
+  // (fail_on_quota_errors stops the run on it).
+  void Fail(const std::string& path, const Err& e);
   // A source entry that cannot be read: skipped and counted with
   // skip_source_errors when the error is one it skips
   // (IsSkippableSourceError), else Fail.
@@ -117,6 +141,8 @@ class StreamCopier {
   std::string stop_;
   TransferCounters c_;
   std::vector<char> buf_;
+  Path item_dst_;                // the destination of the item being copied
+  std::vector<Path> open_dirs_;  // source directories being copied (copy)
   nlohmann::json errors_ = nlohmann::json::array();
   nlohmann::json skipped_ = nlohmann::json::array();  // the first few entries skipped
   std::string first_error_;

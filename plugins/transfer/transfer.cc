@@ -410,14 +410,15 @@ class TransferProvider : public ProviderBase {
     }
 
     // What a remote side cannot honour is refused now, never ignored.
+    if (req->options.recursive_symlinks == RecursiveSymlinks::kKeep &&
+        req->destination->remote && !req->destination->remote->HoldsSymlinks()) {
+      return InvalidArgument("recursive_symlinks: keep cannot make a symbolic link on " +
+                             req->destination->remote->type() + " endpoint \"" +
+                             req->destination->id +
+                             "\" (it holds no links); use ignore or copy");
+    }
     for (const Endpoint* ep : {req->source, req->destination}) {
       if (!ep->remote) continue;
-      if (req->options.recursive_symlinks != RecursiveSymlinks::kIgnore) {
-        return InvalidArgument(std::string("recursive_symlinks: ") +
-                               RecursiveSymlinksName(req->options.recursive_symlinks) +
-                               " is not supported with a " + ep->remote->type() +
-                               " endpoint (\"" + ep->id + "\"); only ignore is");
-      }
       if (req->encrypt_data && !ep->remote->Encrypted()) {
         return InvalidArgument("encrypt_data: endpoint \"" + ep->id + "\" (" +
                                ep->remote->type() +

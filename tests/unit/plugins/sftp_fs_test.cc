@@ -27,6 +27,7 @@
 #include "provider_support.h"
 #include "sshd_server.h"
 #include "stream_copier.h"
+#include "transfer_options.h"
 
 namespace timer::plugins::transfer {
 namespace {
@@ -400,6 +401,82 @@ TEST_F(SftpTest, FailOnQuotaErrorsStopsADownloadAtTheFirstFullWrite) {
   }
 }
 
+// fail_on_quota_errors on an upload: the server's filesystem fills up (a
+// tmpfs of 256 KiB under the remote root; needs the right to mount, skipped
+// otherwise). OpenSSH answers the failed write with a bare SSH_FX_FAILURE;
+// the writer asks statvfs@openssh.com, finds the filesystem full and fails
+// the file as a full destination (RESOURCE_EXHAUSTED, naming ENOSPC): with
+// the option the run stops there, without it the next file still goes.
+// No temporary file is left on the server either way.
+TEST_F(SftpTest, FailOnQuotaErrorsStopsAnUploadWhenTheServersDiskIsFull) {
+  const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot();
+  const fs::path mnt = fs::path(remote) / "small";
+  fs::create_directories(mnt);
+  if (mount("tmpfs", mnt.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "size=256k") != 0) {
+    GTEST_SKIP() << "cannot mount a small tmpfs here: " << std::strerror(errno);
+  }
+  struct Unmount {
+    fs::path p;
+    ~Unmount() { umount2(p.c_str(), MNT_DETACH); }
+  } unmount{mnt};
+  WriteFile(fs::path(local) / "t/a_big.bin", Bytes(1 << 20, 'b'));  // too big
+  WriteFile(fs::path(local) / "t/b_small.txt", "fits");
+  for (const bool fail_fast : {false, true}) {
+    SCOPED_TRACE(fail_fast);
+    fs::remove_all(mnt / "t");
+    Endpoint l = Local("l", local), r = Sftp("small", mnt.string());
+    Request req = Req(&l, &r);
+    req.items.push_back(MakeItem("t", "t", true));
+    req.options.fail_on_quota_errors = fail_fast;
+    std::string details;
+    const Outcome out = Run(req, &details);
+    EXPECT_EQ(out.state, TIMER_AP_STATE_FAILED);
+    EXPECT_NE(out.error.find(std::strerror(ENOSPC)), std::string::npos) << out.error;
+    EXPECT_NE(out.error.find("bytes free"), std::string::npos) << out.error;
+    EXPECT_EQ(out.error.find("fail_on_quota_errors") != std::string::npos, fail_fast)
+        << out.error;
+    EXPECT_EQ(fs::exists(mnt / "t/b_small.txt"), !fail_fast);
+    EXPECT_FALSE(fs::exists(mnt / "t/a_big.bin"));
+    EXPECT_EQ(TempFiles(mnt), 0);
+  }
+}
+
+// A run killed mid-upload leaves its ".timer-part-*" on the server (its
+// writer never got to remove it). The next run that writes to that
+// directory removes the parts nothing has written for an hour; a recent
+// one (a run in progress) and every other name stay.
+TEST_F(SftpTest, StalePartsOnTheServerAreSweptWhereARunWrites) {
+  const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot();
+  WriteFile(fs::path(local) / "t/sub/f", "new");
+  WriteFile(fs::path(local) / "one", "file");
+  const auto old = fs::file_time_type::clock::now() - std::chrono::hours(2);
+  const std::vector<std::string> stale = {"t/.timer-part-77-0123456789abcdef",
+                                          "t/sub/.timer-part-1-aaaa",
+                                          "d/.timer-part-5-x"};
+  const std::vector<std::string> kept = {
+      "t/.timer-part-78-recent",  // written a moment ago: maybe a run in progress
+      "t/x.timer-part-1-old",     // not a part: another name
+      "t/.timer-part",            // not one of ours either
+      "other/.timer-part-9-old",  // a directory the run does not write to
+  };
+  for (const std::string& n : stale) WriteFile(fs::path(remote) / n, "partial");
+  for (const std::string& n : kept) WriteFile(fs::path(remote) / n, "keep");
+  for (const std::string& n : stale) fs::last_write_time(fs::path(remote) / n, old);
+  for (const std::string& n : kept) {
+    if (n != "t/.timer-part-78-recent") fs::last_write_time(fs::path(remote) / n, old);
+  }
+  Endpoint l = Local("l", local), r = Sftp("r", remote);
+  Request req = Req(&l, &r);
+  req.items.push_back(MakeItem("t", "t", true));         // t and t/sub
+  req.items.push_back(MakeItem("one", "d/one", false));  // d, the file's directory
+  const Outcome out = Run(req);
+  ASSERT_EQ(out.state, TIMER_AP_STATE_SUCCEEDED) << out.error;
+  for (const std::string& n : stale) EXPECT_FALSE(fs::exists(fs::path(remote) / n)) << n;
+  for (const std::string& n : kept) EXPECT_TRUE(fs::exists(fs::path(remote) / n)) << n;
+  EXPECT_EQ(ReadFile(fs::path(remote) / "t/sub/f"), "new");
+  EXPECT_EQ(ReadFile(fs::path(remote) / "d/one"), "file");
+}
+
 TEST_F(SftpTest, ACancelledUploadLeavesNoFileUnderItsNameAndNoTemporary) {
   const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot();
   WriteFile(fs::path(local) / "big", Bytes(4 << 20, 'c'));
@@ -505,6 +582,104 @@ TEST_F(SftpTest, SymlinksOnTheServerAreNeverFollowed) {
   out = Run(tree_up);
   EXPECT_EQ(out.state, TIMER_AP_STATE_FAILED);
   EXPECT_FALSE(fs::exists(fs::path(outside) / "payload"));
+}
+
+// recursive_symlinks copy with an SFTP source: a link is resolved on the
+// server one component at a time (LSTAT and READLINK, never following one)
+// and copied when it stays inside the remote root; one pointing outside
+// (absolute, or ".." above the root), dangling, or leading back to a
+// directory being copied (a loop) is skipped and listed.
+TEST_F(SftpTest, RecursiveSymlinksCopyFollowsLinksOnlyWithinTheRemoteRoot) {
+  const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot();
+  const std::string outside = sshd_->NewRoot();
+  WriteFile(fs::path(outside) / "secret", "outside the root");
+  WriteFile(fs::path(remote) / "tree/ok", "fine");
+  WriteFile(fs::path(remote) / "other/inner", "reached through a link");
+  const fs::path t = fs::path(remote) / "tree";
+  fs::create_symlink("ok", t / "file_in");                      // a file inside
+  fs::create_directory_symlink("../other", t / "dir_in");       // a directory inside
+  fs::create_symlink("dir_in/inner", t / "chain");              // through another link
+  fs::create_symlink(fs::path(outside) / "secret", t / "abs");  // absolute: outside
+  fs::create_symlink("../../" + fs::path(outside).filename().string() + "/secret",
+                     t / "above");                // ".." above the root
+  fs::create_symlink("missing", t / "dangling");  // nothing there
+  fs::create_directory_symlink(".", t / "loop");  // the directory being copied
+  Endpoint r = Sftp("r", remote), l = Local("l", local);
+  Request req = Req(&r, &l);
+  req.items.push_back(MakeItem("tree", "tree", true));
+  req.options.recursive_symlinks = RecursiveSymlinks::kCopy;
+  std::string details;
+  const Outcome out = Run(req, &details);
+  ASSERT_EQ(out.state, TIMER_AP_STATE_SUCCEEDED) << out.error;
+  const fs::path got = fs::path(local) / "tree";
+  EXPECT_EQ(ReadFile(got / "ok"), "fine");
+  EXPECT_EQ(ReadFile(got / "file_in"), "fine");
+  EXPECT_FALSE(fs::is_symlink(got / "file_in"));
+  EXPECT_EQ(ReadFile(got / "dir_in/inner"), "reached through a link");
+  EXPECT_EQ(ReadFile(got / "chain"), "reached through a link");
+  for (const char* n : {"abs", "above", "dangling", "loop"})
+    EXPECT_FALSE(fs::exists(got / n)) << n;
+  const auto d = nlohmann::json::parse(details);
+  EXPECT_EQ(d["symlinks_followed"], 3) << details;
+  EXPECT_EQ(d["symlinks_skipped"], 4) << details;
+  EXPECT_NE(details.find("points outside the endpoint root"), std::string::npos)
+      << details;
+  EXPECT_NE(details.find("a loop"), std::string::npos) << details;
+  EXPECT_EQ(details.find("outside the root\""), std::string::npos);  // never read
+}
+
+// recursive_symlinks keep with an SFTP destination: a relative link that
+// stays inside the root is made again on the server (SSH_FXP_SYMLINK, in
+// OpenSSH's argument order) under a temporary name renamed over what is
+// there; one already there is left alone; an absolute target or one
+// climbing above the root is skipped. And back: an SFTP link kept locally.
+TEST_F(SftpTest, RecursiveSymlinksKeepMakesLinksOnTheServerAndBack) {
+  const std::string local = sshd_->NewRoot(), remote = sshd_->NewRoot();
+  const fs::path t = fs::path(local) / "tree";
+  WriteFile(t / "ok", "fine");
+  WriteFile(t / "sub/deep", "deep");
+  fs::create_symlink("ok", t / "rel");
+  fs::create_symlink("../ok", t / "sub/up");     // one ".." from one level down
+  fs::create_symlink("/etc/passwd", t / "abs");  // never kept
+  fs::create_symlink("../../x", t / "high");     // above the destination root
+  WriteFile(fs::path(remote) / "tree/rel", "a file where the link goes");
+  Endpoint l = Local("l", local), r = Sftp("r", remote);
+  Request up = Req(&l, &r);
+  up.items.push_back(MakeItem("tree", "tree", true));
+  up.options.recursive_symlinks = RecursiveSymlinks::kKeep;
+  std::string details;
+  Outcome out = Run(up, &details);
+  ASSERT_EQ(out.state, TIMER_AP_STATE_SUCCEEDED) << out.error;
+  const fs::path rt = fs::path(remote) / "tree";
+  ASSERT_TRUE(fs::is_symlink(rt / "rel"));
+  EXPECT_EQ(fs::read_symlink(rt / "rel"), "ok");
+  EXPECT_EQ(ReadFile(rt / "rel"), "fine");
+  ASSERT_TRUE(fs::is_symlink(rt / "sub/up"));
+  EXPECT_EQ(fs::read_symlink(rt / "sub/up"), "../ok");
+  EXPECT_FALSE(fs::exists(rt / "abs") || fs::is_symlink(rt / "abs"));
+  EXPECT_FALSE(fs::is_symlink(rt / "high"));
+  EXPECT_EQ(TempFiles(rt), 0);
+  auto d = nlohmann::json::parse(details);
+  EXPECT_EQ(d["symlinks_kept"], 2) << details;
+  EXPECT_EQ(d["symlinks_skipped"], 2) << details;
+
+  // Again: the links are there as they are.
+  out = Run(up, &details);
+  ASSERT_EQ(out.state, TIMER_AP_STATE_SUCCEEDED) << out.error;
+  d = nlohmann::json::parse(details);
+  EXPECT_EQ(d["symlinks_kept"], 0) << details;
+
+  // SFTP -> local keeps the server's links too.
+  const std::string back = sshd_->NewRoot();
+  Endpoint b = Local("b", back);
+  Request down = Req(&r, &b);
+  down.items.push_back(MakeItem("tree", "tree", true));
+  down.options.recursive_symlinks = RecursiveSymlinks::kKeep;
+  out = Run(down, &details);
+  ASSERT_EQ(out.state, TIMER_AP_STATE_SUCCEEDED) << out.error;
+  ASSERT_TRUE(fs::is_symlink(fs::path(back) / "tree/sub/up"));
+  EXPECT_EQ(fs::read_symlink(fs::path(back) / "tree/sub/up"), "../ok");
+  EXPECT_EQ(ReadFile(fs::path(back) / "tree/rel"), "fine");
 }
 
 TEST_F(SftpTest, ConfinedToTheRootAndOneEndpointNeverCopiesIntoItself) {

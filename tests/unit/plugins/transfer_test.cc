@@ -959,9 +959,10 @@ TEST(TransferConfig, AnEndpointWithoutAllowedIdentitiesIsClosed) {
 }
 
 // What a remote endpoint cannot honour is refused at validation, naming the
-// field and the endpoint, never silently ignored: recursive_symlinks keep or
-// copy with any remote side, encrypt_data with an S3 endpoint over plain
-// http (validation connects to nothing, so no server is needed here).
+// field and the endpoint, never silently ignored: recursive_symlinks keep
+// into S3 (which holds no links; copy, and keep from S3, are fine), encrypt_data with an
+// S3 endpoint over plain http (validation connects to nothing, so no server is needed
+// here).
 TEST(TransferConfig, RemoteEndpointsRefuseOptionsTheyCannotHonour) {
   TempDir dir;
   fs::create_directories(dir.path() / "local");
@@ -1013,7 +1014,9 @@ TEST(TransferConfig, RemoteEndpointsRefuseOptionsTheyCannotHonour) {
       {"local", "tls", {{"encrypt_data", true}}, ""},
       {"local", "plain", {{"encrypt_data", false}}, ""},
       {"local", "tls", {{"recursive_symlinks", "keep"}}, "recursive_symlinks: keep"},
-      {"tls", "local", {{"recursive_symlinks", "copy"}}, "recursive_symlinks: copy"},
+      {"tls", "local", {{"recursive_symlinks", "copy"}}, ""},
+      {"local", "tls", {{"recursive_symlinks", "copy"}}, ""},
+      {"tls", "local", {{"recursive_symlinks", "keep"}}, ""},
       {"tls", "local", {{"recursive_symlinks", "ignore"}}, ""},
       {"local", "tls", {{"filter_rules", {{{"name", "*.tmp"}}}}}, ""},
   };
