@@ -118,9 +118,6 @@ class StreamCopier {
   // destination (fail_on_quota_errors); text alone never is one (UNKNOWN).
   void Fail(const std::string& path, const Err& error);
   void Fail(const std::string& path, const std::string& error);
-  // A file that failed with `e`; RESOURCE_EXHAUSTED is a full destination
-  // (fail_on_quota_errors stops the run on it).
-  void Fail(const std::string& path, const Err& e);
   // A source entry that cannot be read: skipped and counted with
   // skip_source_errors when the error is one it skips
   // (IsSkippableSourceError), else Fail.
