@@ -61,7 +61,8 @@ timer_ap_status* ToC(const ActionSnapshot& s) {
 void StatusDestroy(timer_ap_status* s) { std::free(s); }
 
 timer_ap_description* ToDescription(const std::string& json) {
-  auto* block = static_cast<char*>(std::malloc(sizeof(timer_ap_description) + json.size()));
+  auto* block =
+      static_cast<char*>(std::malloc(sizeof(timer_ap_description) + json.size()));
   if (block == nullptr) throw std::bad_alloc();
   auto* d = reinterpret_cast<timer_ap_description*>(block);
   char* p = block + sizeof(timer_ap_description);
@@ -161,7 +162,8 @@ timer_ap_error* Describe(timer_ap_provider* p, const timer_ap_identity* caller,
     nlohmann::json j = Self(p)->Describe(ToIdentity(caller));
     if (!j.is_object()) return Internal("provider: describe made no JSON object");
     // Replacement for invalid UTF-8, so dump() never throws on a name.
-    *out = ToDescription(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    *out =
+        ToDescription(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     return Ok();
   });
 }

@@ -309,7 +309,7 @@ class S3Fs : public EndpointFs {
   struct Page {
     std::vector<EntryInfo> files;  // name = key minus prefix
     std::vector<std::string> dirs;
-    std::string next;  // the continuation token; empty: last page
+    std::string next;    // the continuation token; empty: last page
     int64_t listed = 0;  // keys and common prefixes the server sent
   };
 
@@ -331,8 +331,9 @@ class S3Fs : public EndpointFs {
           "); transfer fewer or smaller trees at once, or raise it");
     }
     if (!page.next.empty() && !seen->insert(std::hash<std::string>()(page.next)).second) {
-      return Unavailable(what + ": the server repeated a continuation token (the listing "
-                                "goes round in a circle)");
+      return Unavailable(what +
+                         ": the server repeated a continuation token (the listing "
+                         "goes round in a circle)");
     }
     return Ok();
   }
@@ -648,7 +649,8 @@ Err S3Fs::ListPage(const std::string& prefix, bool delimited, const std::string&
   if (Err e = Call(req, what, &r); !e.ok()) return e;
   s3xml::ListPage parsed;
   std::string why;
-  if (!s3xml::ParseListObjectsV2(r.body, &parsed, &why)) return Unavailable(what + ": " + why);
+  if (!s3xml::ParseListObjectsV2(r.body, &parsed, &why))
+    return Unavailable(what + ": " + why);
   page->listed =
       static_cast<int64_t>(parsed.objects.size() + parsed.common_prefixes.size());
   for (s3xml::ListedObject& o : parsed.objects) {

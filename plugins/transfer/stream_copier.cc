@@ -351,7 +351,8 @@ void StreamCopier::CopyFile(const Path& src, const EntryInfo& src_info, const Pa
     // A writer's own RESOURCE_EXHAUSTED (a full destination) is that
     // file's failure below, which fail_on_quota_errors acts on; only the
     // run's limits and a cancel stop it here.
-    if (e.code == TIMER_AP_CANCELLED || (e.code == TIMER_AP_RESOURCE_EXHAUSTED && Stopped())) {
+    if (e.code == TIMER_AP_CANCELLED ||
+        (e.code == TIMER_AP_RESOURCE_EXHAUSTED && Stopped())) {
       limits_.Refund(reserved, 1);
       return;  // the run stops; stop_ or the cancel says why
     }

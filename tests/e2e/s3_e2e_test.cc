@@ -30,8 +30,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using plugins::transfer::EntryInfo;
 using plugins::transfer::EndpointFs;
+using plugins::transfer::EntryInfo;
 using plugins::transfer::S3Config;
 
 constexpr char kLocalId[] = "8b2e4d3b-1c8f-4d22-8b66-2d3e4f5a6b01";
@@ -138,9 +138,11 @@ TEST_F(S3E2eTest, JobTransferUploadsToAnS3EndpointWithItsChecksum) {
   RunResult shown = Cli({"provider", "show", "transfer"});
   ASSERT_EQ(shown.exit_code, 0) << shown.err;
   EXPECT_NE(shown.out.find("Endpoints you may use:"), std::string::npos) << shown.out;
-  EXPECT_NE(shown.out.find(std::string(kLocalId) + " (local) lab disk"), std::string::npos)
+  EXPECT_NE(shown.out.find(std::string(kLocalId) + " (local) lab disk"),
+            std::string::npos)
       << shown.out;
-  EXPECT_NE(shown.out.find(std::string(kS3Id) + " (s3) bucket timer-a"), std::string::npos)
+  EXPECT_NE(shown.out.find(std::string(kS3Id) + " (s3) bucket timer-a"),
+            std::string::npos)
       << shown.out;
   EXPECT_NE(shown.out.find("endpoint: " + (*server)->endpoint()), std::string::npos)
       << shown.out;
@@ -149,9 +151,11 @@ TEST_F(S3E2eTest, JobTransferUploadsToAnS3EndpointWithItsChecksum) {
   EXPECT_EQ(shown.out.find(kAliceS3Id), std::string::npos) << shown.out;
   EXPECT_EQ(shown.out.find("timer-b"), std::string::npos) << shown.out;
   const std::string alice_token = IssueToken("alice@example.org");
-  RunResult alice = CliAs(alice_token, {"--format", "json", "provider", "show", "transfer"});
+  RunResult alice =
+      CliAs(alice_token, {"--format", "json", "provider", "show", "transfer"});
   ASSERT_EQ(alice.exit_code, 0) << alice.err;
-  const json alice_view = json::parse(json::parse(alice.out)["configuration"].get<std::string>());
+  const json alice_view =
+      json::parse(json::parse(alice.out)["configuration"].get<std::string>());
   ASSERT_EQ(alice_view["endpoints"].size(), 2u) << alice_view.dump();
   EXPECT_EQ(alice_view["endpoints"][0]["id"], kLocalId);
   EXPECT_EQ(alice_view["endpoints"][1]["id"], kAliceS3Id);

@@ -282,7 +282,8 @@ typedef struct timer_ap_api {
    * free with description_destroy()): e.g. the transfer provider's
    * endpoints that `caller` may use. Returns quickly, without I/O to other
    * machines. Never holds a secret. */
-  timer_ap_error* (*describe)(timer_ap_provider* provider, const timer_ap_identity* caller,
+  timer_ap_error* (*describe)(timer_ap_provider* provider,
+                              const timer_ap_identity* caller,
                               timer_ap_description** out);
   /* [thread-safe] Frees a description. NULL is a no-op. */
   void (*description_destroy)(timer_ap_description* description);

@@ -909,6 +909,9 @@ TEST(S3FsWireTest, SkipsListedNamesThatAreNoComponents) {
       "<?xml version=\"1.0\"?><ListBucketResult>"
       "<Contents><Key>root/ok</Key><Size>2</Size>"
       "<LastModified>2026-01-02T03:04:05.678Z</LastModified></Contents>"
+      // Numbers past int64 (and times past 2262 in ns) are no size or time.
+      "<Contents><Key>root/huge</Key><Size>9999999999999999999</Size>"
+      "<LastModified>9999-12-31T23:59:59.999Z</LastModified></Contents>"
       "<Contents><Key>root/..</Key><Size>1</Size></Contents>"
       "<Contents><Key>root/.</Key><Size>1</Size></Contents>"
       "<Contents><Key>root/</Key><Size>0</Size></Contents>"
@@ -936,13 +939,16 @@ TEST(S3FsWireTest, SkipsListedNamesThatAreNoComponents) {
     return true;
   });
   ASSERT_TRUE(e.ok()) << e.message;
-  ASSERT_EQ(got.size(), 2u);
+  ASSERT_EQ(got.size(), 3u);
   EXPECT_EQ(got[0].name, "ok");
   EXPECT_EQ(got[0].kind, EntryKind::kFile);
   EXPECT_EQ(got[0].size, 2);
   EXPECT_EQ(got[0].mtime_ns, 1767323045678000000);
-  EXPECT_EQ(got[1].name, "dir");
-  EXPECT_EQ(got[1].kind, EntryKind::kDirectory);
+  EXPECT_EQ(got[1].name, "huge");
+  EXPECT_EQ(got[1].size, 0);
+  EXPECT_EQ(got[1].mtime_ns, -1);
+  EXPECT_EQ(got[2].name, "dir");
+  EXPECT_EQ(got[2].kind, EntryKind::kDirectory);
 }
 
 // A server that hands back a continuation token the listing already had
@@ -1021,14 +1027,15 @@ TEST(S3FsWireTest, AFullDestinationIsResourceExhausted) {
   }
 
   // A multipart upload whose completion fails after HTTP 200.
-  FakeS3 server({Reply("200 OK", "Content-Type: application/xml\r\n",
-                       "<InitiateMultipartUploadResult><UploadId>u1</UploadId>"
-                       "</InitiateMultipartUploadResult>"),
-                 Reply("200 OK", "ETag: \"e1\"\r\n"), Reply("200 OK", "ETag: \"e2\"\r\n"),
-                 Reply("200 OK", "Content-Type: application/xml\r\n",
-                       "<Error><Code>XMinioStorageFull</Code><Message>Storage backend has "
-                       "reached its minimum free drive threshold.</Message></Error>"),
-                 Reply("204 No Content", "")});
+  FakeS3 server(
+      {Reply("200 OK", "Content-Type: application/xml\r\n",
+             "<InitiateMultipartUploadResult><UploadId>u1</UploadId>"
+             "</InitiateMultipartUploadResult>"),
+       Reply("200 OK", "ETag: \"e1\"\r\n"), Reply("200 OK", "ETag: \"e2\"\r\n"),
+       Reply("200 OK", "Content-Type: application/xml\r\n",
+             "<Error><Code>XMinioStorageFull</Code><Message>Storage backend has "
+             "reached its minimum free drive threshold.</Message></Error>"),
+       Reply("204 No Content", "")});
   S3Config c;
   c.endpoint = server.endpoint();
   c.bucket = "bkt";

@@ -1131,36 +1131,35 @@ TEST(TransferConfig, DescribeShowsTheCallerItsOwnEndpointsWithoutSecrets) {
   const fs::path secret = dir.path() / "s3-secret";
   WriteFile(secret, "very-secret-value\n");
   fs::permissions(secret, fs::perms::owner_read | fs::perms::owner_write);
-  auto p = LoadPlugin(
-      TIMER_TRANSFER_SO,
-      {{"transfer",
-        {{"endpoints",
-          {{{"id", "shared"},
-            {"display_name", "Shared"},
-            {"root", (dir.path() / "shared").string()},
-            {"home", "home/{identity}"},
-            {"allowed_identities", {"*"}}},
-           {{"id", "lab-only"},
-            {"display_name", "Lab secret project"},
-            {"root", (dir.path() / "lab-only").string()},
-            {"allowed_identities", {"alice@example.org"}}},
-           {{"id", "archive"},
-            {"type", "s3"},
-            {"endpoint", "https://s3.example.org"},
-            {"region", "eu-central-1"},
-            {"bucket", "lab-archive"},
-            {"prefix", "timer"},
-            {"access_key_id", "AKIDSHOWN"},
-            {"secret_access_key_file", secret.string()},
-            {"allowed_identities", {"alice@example.org"}}},
-           {{"id", "plain"},
-            {"type", "s3"},
-            {"endpoint", "http://127.0.0.1:9"},
-            {"bucket", "scratch"},
-            {"path_style", true},
-            {"access_key_id", "AKIDSHOWN"},
-            {"secret_access_key_file", secret.string()},
-            {"allowed_identities", {"*"}}}}}}}});
+  auto p =
+      LoadPlugin(TIMER_TRANSFER_SO, {{"transfer",
+                                      {{"endpoints",
+                                        {{{"id", "shared"},
+                                          {"display_name", "Shared"},
+                                          {"root", (dir.path() / "shared").string()},
+                                          {"home", "home/{identity}"},
+                                          {"allowed_identities", {"*"}}},
+                                         {{"id", "lab-only"},
+                                          {"display_name", "Lab secret project"},
+                                          {"root", (dir.path() / "lab-only").string()},
+                                          {"allowed_identities", {"alice@example.org"}}},
+                                         {{"id", "archive"},
+                                          {"type", "s3"},
+                                          {"endpoint", "https://s3.example.org"},
+                                          {"region", "eu-central-1"},
+                                          {"bucket", "lab-archive"},
+                                          {"prefix", "timer"},
+                                          {"access_key_id", "AKIDSHOWN"},
+                                          {"secret_access_key_file", secret.string()},
+                                          {"allowed_identities", {"alice@example.org"}}},
+                                         {{"id", "plain"},
+                                          {"type", "s3"},
+                                          {"endpoint", "http://127.0.0.1:9"},
+                                          {"bucket", "scratch"},
+                                          {"path_style", true},
+                                          {"access_key_id", "AKIDSHOWN"},
+                                          {"secret_access_key_file", secret.string()},
+                                          {"allowed_identities", {"*"}}}}}}}});
   ASSERT_TRUE(p.ok()) << p.status();
   auto describe = [&](const std::string& who) {
     auto d = (*p)->Describe(Identity{who, "token"});
@@ -1174,7 +1173,8 @@ TEST(TransferConfig, DescribeShowsTheCallerItsOwnEndpointsWithoutSecrets) {
   };
 
   const json alice = describe("alice@example.org");
-  EXPECT_EQ(ids(alice), (std::vector<std::string>{"shared", "lab-only", "archive", "plain"}));
+  EXPECT_EQ(ids(alice),
+            (std::vector<std::string>{"shared", "lab-only", "archive", "plain"}));
   const json& shared = alice["endpoints"][0];
   EXPECT_EQ(shared["type"], "local");
   EXPECT_EQ(shared["display_name"], "Shared");
@@ -1196,7 +1196,8 @@ TEST(TransferConfig, DescribeShowsTheCallerItsOwnEndpointsWithoutSecrets) {
   const json bob = describe("bob@example.org");
   EXPECT_EQ(ids(bob), (std::vector<std::string>{"shared", "plain"}));
   const std::string bob_text = bob.dump();
-  for (const char* hidden : {"lab-only", "Lab secret project", "lab-archive", "archive"}) {
+  for (const char* hidden :
+       {"lab-only", "Lab secret project", "lab-archive", "archive"}) {
     EXPECT_EQ(bob_text.find(hidden), std::string::npos) << hidden << " in " << bob_text;
   }
   for (const json& d : {alice, bob}) {
