@@ -49,7 +49,7 @@ std::string ScalarText(const nlohmann::json& v) {
 // (transfer) one block each, anything else as indented JSON.
 void PrintProviderConfiguration(const std::string& json, std::ostream& out) {
   const nlohmann::json doc = nlohmann::json::parse(json, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) return;
+  if (doc.is_discarded() || !doc.is_object() || doc.empty()) return;
   const auto endpoints = doc.find("endpoints");
   if (endpoints != doc.end() && endpoints->is_array() && doc.size() == 1) {
     if (endpoints->empty()) {
