@@ -17,12 +17,14 @@ bool Load(std::string_view xml, pugi::xml_document* doc) {
 }  // namespace
 
 bool ParseInt64(std::string_view s, int64_t* out) {
-  // 18 digits always fit: no overflow to guard against.
-  if (s.empty() || s.size() > 18) return false;
+  if (s.empty() || s.size() > 19) return false;
   int64_t v = 0;
   for (char c : s) {
     if (c < '0' || c > '9') return false;
-    v = v * 10 + (c - '0');
+    const int d = c - '0';
+    // Nanosecond times take 19 digits; past int64 is no number.
+    if (v > (std::numeric_limits<int64_t>::max() - d) / 10) return false;
+    v = v * 10 + d;
   }
   *out = v;
   return true;

@@ -56,7 +56,7 @@ std::string ParseInitiateMultipartUpload(std::string_view xml);
 // it is not such a time.
 int64_t ParseIsoTime(std::string_view s);
 
-// A non-negative decimal integer of at most 18 digits (no sign, no space).
+// A non-negative decimal integer that fits int64 (no sign, no space).
 bool ParseInt64(std::string_view s, int64_t* out);
 
 }  // namespace timer::plugins::transfer::s3xml
