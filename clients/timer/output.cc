@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -35,6 +36,45 @@ std::string ResultText(const v1::JobResult& r) {
 void Row(std::ostream& out, const char* key, const std::string& value) {
   out << key << std::string(14 - std::min<size_t>(13, std::string(key).size()), ' ')
       << value << "\n";
+}
+
+// A scalar of a provider's description as text.
+std::string ScalarText(const nlohmann::json& v) {
+  if (v.is_string()) return Printable(v.get<std::string>());
+  if (v.is_boolean()) return v.get<bool>() ? "yes" : "no";
+  return Printable(v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+// What the provider tells the caller of its configuration: its endpoints
+// (transfer) one block each, anything else as indented JSON.
+void PrintProviderConfiguration(const std::string& json, std::ostream& out) {
+  const nlohmann::json doc = nlohmann::json::parse(json, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object() || doc.empty()) return;
+  const auto endpoints = doc.find("endpoints");
+  if (endpoints != doc.end() && endpoints->is_array() && doc.size() == 1) {
+    if (endpoints->empty()) {
+      out << "Endpoints:    none that you may use\n";
+      return;
+    }
+    out << "Endpoints you may use:\n";
+    for (const nlohmann::json& e : *endpoints) {
+      if (!e.is_object()) continue;
+      out << "  " << ScalarText(e.value("id", nlohmann::json(""))) << " ("
+          << ScalarText(e.value("type", nlohmann::json("?"))) << ")";
+      if (e.contains("display_name")) out << " " << ScalarText(e["display_name"]);
+      out << "\n   ";
+      for (const auto& [k, v] : e.items()) {
+        if (k == "id" || k == "type" || k == "display_name") continue;
+        out << " " << Printable(k) << ": " << ScalarText(v);
+      }
+      out << "\n";
+    }
+    return;
+  }
+  out << "Configuration:\n"
+      << Printable(doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace),
+                   /*keep_newlines=*/true)
+      << "\n";
 }
 
 }  // namespace
@@ -218,6 +258,7 @@ void PrintProvider(const v1::ActionProvider& p, std::ostream& out) {
   Row(out, "ABI:", Printable(p.abi_version()));
   Row(out, "Description:", Printable(p.description()));
   out << "Input schema:\n" << Printable(p.input_schema(), /*keep_newlines=*/true) << "\n";
+  if (!p.configuration().empty()) PrintProviderConfiguration(p.configuration(), out);
 }
 
 void PrintProvidersTable(const v1::ListActionProvidersResponse& providers,

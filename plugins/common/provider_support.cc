@@ -60,6 +60,19 @@ timer_ap_status* ToC(const ActionSnapshot& s) {
 }
 void StatusDestroy(timer_ap_status* s) { std::free(s); }
 
+timer_ap_description* ToDescription(const std::string& json) {
+  auto* block =
+      static_cast<char*>(std::malloc(sizeof(timer_ap_description) + json.size()));
+  if (block == nullptr) throw std::bad_alloc();
+  auto* d = reinterpret_cast<timer_ap_description*>(block);
+  char* p = block + sizeof(timer_ap_description);
+  if (!json.empty()) std::memcpy(p, json.data(), json.size());
+  d->struct_size = sizeof(timer_ap_description);
+  d->json = timer_ap_str{p, json.size()};
+  return d;
+}
+void DescriptionDestroy(timer_ap_description* d) { std::free(d); }
+
 ProviderBase* Self(timer_ap_provider* p) { return reinterpret_cast<ProviderBase*>(p); }
 
 Identity ToIdentity(const timer_ap_identity* id) {
@@ -139,6 +152,18 @@ timer_ap_error* GetStatus(timer_ap_provider* p, timer_ap_str action_id,
     Err e = Self(p)->runner().Status(View(action_id), &snap);
     if (!e.ok()) return e;
     *out = ToC(snap);
+    return Ok();
+  });
+}
+
+timer_ap_error* Describe(timer_ap_provider* p, const timer_ap_identity* caller,
+                         timer_ap_description** out) {
+  return Guard([&] {
+    nlohmann::json j = Self(p)->Describe(ToIdentity(caller));
+    if (!j.is_object()) return Internal("provider: describe made no JSON object");
+    // Replacement for invalid UTF-8, so dump() never throws on a name.
+    *out =
+        ToDescription(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     return Ok();
   });
 }
@@ -513,6 +538,8 @@ timer_ap_api MakeApi(std::string_view name, std::string_view version,
   api.cancel = &Cancel;
   api.release = &Release;
   api.status_destroy = &StatusDestroy;
+  api.describe = &Describe;
+  api.description_destroy = &DescriptionDestroy;
   return api;
 }
 

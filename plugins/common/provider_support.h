@@ -205,6 +205,13 @@ class ProviderBase {
   // inside start() and the action is already final when start() returns.
   virtual bool RunsInline(const nlohmann::json& body) const { return false; }
 
+  // What `caller` may see of this instance's configuration (ABI 1.1's
+  // describe()): a JSON object, never holding a secret. [thread-safe]
+  virtual nlohmann::json Describe(const Identity& caller) const {
+    (void)caller;
+    return nlohmann::json::object();
+  }
+
   // Called once per newly created action, under the runner's lock.
   virtual void OnCreated(std::string_view request_id, std::string_view action_id) {}
 

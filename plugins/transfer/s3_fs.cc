@@ -14,10 +14,12 @@
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <pugixml.hpp>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <vector>
+
+#include "s3_xml.h"
 
 namespace timer::plugins::transfer {
 namespace {
@@ -122,35 +124,7 @@ std::optional<Sha256Digest> ParseHex(std::string_view s) {
   return d;
 }
 
-bool ParseInt64(std::string_view s, int64_t* out) {
-  if (s.empty() || s.size() > 19) return false;
-  int64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + (c - '0');
-  }
-  *out = v;
-  return true;
-}
-
-// "2026-12-05T21:00:00.000Z" (ListObjectsV2's LastModified) in ns.
-int64_t ParseIsoTime(const std::string& s) {
-  struct tm tm = {};
-  int frac = 0;
-  int ms = 0;
-  if (std::sscanf(s.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
-                  &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &frac) < 6) {
-    return -1;
-  }
-  if (frac > 0 && s.size() > static_cast<size_t>(frac) + 1 && s[frac] == '.') {
-    std::sscanf(s.c_str() + frac + 1, "%3d", &ms);
-  }
-  tm.tm_year -= 1900;
-  tm.tm_mon -= 1;
-  const time_t t = timegm(&tm);
-  if (t < 0) return -1;
-  return static_cast<int64_t>(t) * 1000000000 + int64_t{ms} * 1000000;
-}
+using s3xml::ParseInt64;
 
 // A name from a listing that can be a path component (endpoint_fs.h).
 bool ValidComponent(std::string_view name) {
@@ -159,8 +133,26 @@ bool ValidComponent(std::string_view name) {
          name.find('\0') == std::string_view::npos;
 }
 
-Err StatusErr(long status, const std::string& what, const std::string& detail) {
+// S3 error codes that mean the destination has no room, whatever the HTTP
+// status they come with: MinIO's drives past their free-space threshold
+// (XMinioStorageFull, 507), a MinIO bucket quota
+// (XMinioAdminBucketQuotaExceeded, 400), a Ceph RGW user or bucket quota
+// (QuotaExceeded, 403). With 507 Insufficient Storage they are a full
+// destination: RESOURCE_EXHAUSTED, which fail_on_quota_errors acts on.
+// EntityTooLarge is not one of them: it refuses one object over the
+// server's size limit (S3's 5 GiB for a PUT, RGW's rgw_max_put_size), the
+// bucket has room for the others, so that file fails (FAILED_PRECONDITION)
+// and the run goes on.
+bool NoRoom(long status, const std::string& code) {
+  return status == 507 || code == "XMinioStorageFull" || code == "QuotaExceeded" ||
+         code == "XMinioAdminBucketQuotaExceeded";
+}
+
+// `code`: S3's error code from the reply's <Error>, "" when none.
+Err StatusErr(long status, const std::string& what, const std::string& detail,
+              const std::string& code = "") {
   std::string m = what + ": HTTP " + std::to_string(status) + detail;
+  if (NoRoom(status, code)) return ResourceExhausted(m + " (the destination is full)");
   if (status == 404) return NotFound(m);
   if (status == 401 || status == 403) return PermissionDenied(m);
   if (status == 429 || status >= 500) return Unavailable(m);
@@ -204,16 +196,14 @@ std::string PayloadHash(const char* data, size_t n) {
   return Hex(d);
 }
 
-// <Error><Code>..</Code><Message>..</Message></Error>, as " NoSuchKey: ...".
-std::string ErrorDetail(const std::string& body) {
-  if (body.empty()) return "";
-  pugi::xml_document doc;
-  if (!doc.load_buffer(body.data(), body.size())) return "";
-  pugi::xml_node e = doc.child("Error");
-  if (!e) return "";
-  std::string out = " " + Printable(e.child_value("Code"), 64);
-  const std::string msg = e.child_value("Message");
-  if (!msg.empty()) out += ": " + Printable(msg);
+// <Error><Code>..</Code><Message>..</Message></Error>, as " NoSuchKey: ...";
+// its code in *code.
+std::string ErrorDetail(const std::string& body, std::string* code = nullptr) {
+  s3xml::ErrorDoc doc;
+  if (body.empty() || !s3xml::ParseError(body, &doc)) return "";
+  if (code != nullptr) *code = doc.code;
+  std::string out = " " + Printable(doc.code, 64);
+  if (!doc.message.empty()) out += ": " + Printable(doc.message);
   return out;
 }
 
@@ -265,11 +255,17 @@ class S3Fs : public EndpointFs {
   // CompleteMultipartUpload report failures that way).
   Err Call(const Request& req, const std::string& what, Response* resp) {
     if (Err e = Send(req, what, resp); !e.ok()) return e;
+    std::string code;
     if (resp->status < 200 || resp->status > 299) {
-      return StatusErr(resp->status, what, Scrub(ErrorDetail(resp->body)));
+      const std::string d = Scrub(ErrorDetail(resp->body, &code));
+      return StatusErr(resp->status, what, d, code);
     }
     if (!resp->body.empty() && resp->body.find("<Error>") != std::string::npos) {
-      const std::string d = Scrub(ErrorDetail(resp->body));
+      const std::string d = Scrub(ErrorDetail(resp->body, &code));
+      if (NoRoom(0, code)) {
+        return ResourceExhausted(what + ": failed after HTTP 200:" + d +
+                                 " (the destination is full)");
+      }
       if (!d.empty()) return Unavailable(what + ": failed after HTTP 200:" + d);
     }
     return Ok();
@@ -313,8 +309,34 @@ class S3Fs : public EndpointFs {
   struct Page {
     std::vector<EntryInfo> files;  // name = key minus prefix
     std::vector<std::string> dirs;
-    std::string next;  // the continuation token; empty: last page
+    std::string next;    // the continuation token; empty: last page
+    int64_t listed = 0;  // keys and common prefixes the server sent
   };
+
+  // Hashes of the continuation tokens one listing was given.
+  using TokensSeen = std::unordered_set<size_t>;
+
+  // Counts a page against the run's max_keys_per_run (at least 1 a page, so
+  // that empty pages count too) and refuses a continuation token the
+  // listing was already given: a server that sends the listing round in a
+  // circle must not keep a run listing for ever. FAILED_PRECONDITION, not
+  // RESOURCE_EXHAUSTED: the destination is not full, and the run's other
+  // items go on.
+  Err Charge(const Page& page, const std::string& what, TokensSeen* seen) {
+    listed_ += std::max<int64_t>(1, page.listed);
+    if (listed_ > c_.max_keys_per_run) {
+      return FailedPrecondition(
+          what + ": more than " + std::to_string(c_.max_keys_per_run) +
+          " keys listed from this endpoint in one run (" + c_.max_keys_field +
+          "); transfer fewer or smaller trees at once, or raise it");
+    }
+    if (!page.next.empty() && !seen->insert(std::hash<std::string>()(page.next)).second) {
+      return Unavailable(what +
+                         ": the server repeated a continuation token (the listing "
+                         "goes round in a circle)");
+    }
+    return Ok();
+  }
   Err ListPage(const std::string& prefix, bool delimited, const std::string& token,
                int64_t max_keys, const std::string& what, Page* page);
 
@@ -351,12 +373,14 @@ class S3Fs : public EndpointFs {
     const std::string prefix = DirPrefix(dir);
     const std::string what = "s3: list " + Shown(dir);
     std::string token;
+    TokensSeen seen;
     do {
       Page page;
       if (Err e = ListPage(prefix, true, token, c_.list_page_size, what, &page);
           !e.ok()) {
         return e;
       }
+      if (Err e = Charge(page, what, &seen); !e.ok()) return e;
       for (const EntryInfo& f : page.files) {
         if (!each(f)) return Ok();
       }
@@ -384,7 +408,9 @@ class S3Fs : public EndpointFs {
     Response r;
     if (Err e = Send(req, what, &r); !e.ok()) return e;
     if ((r.status >= 200 && r.status <= 299) || r.status == 404) return Ok();
-    return StatusErr(r.status, what, Scrub(ErrorDetail(r.body)));
+    std::string code;
+    const std::string d = Scrub(ErrorDetail(r.body, &code));
+    return StatusErr(r.status, what, d, code);
   }
 
   Err Remove(const Path& path) override {
@@ -398,6 +424,7 @@ class S3Fs : public EndpointFs {
     // A directory: every key below it, a page at a time.
     const std::string prefix = DirPrefix(path);
     std::string token;
+    TokensSeen seen;
     do {
       Page page;
       if (Err e = ListPage(prefix, false, token, c_.list_page_size,
@@ -405,6 +432,7 @@ class S3Fs : public EndpointFs {
           !e.ok()) {
         return e;
       }
+      if (Err e = Charge(page, "s3: list " + Shown(path), &seen); !e.ok()) return e;
       for (const EntryInfo& f : page.files) {
         if (Err e = Delete(prefix + f.name, "s3: DELETE " + Shown(path) + "/" + f.name);
             !e.ok()) {
@@ -439,6 +467,7 @@ class S3Fs : public EndpointFs {
   const S3Config c_;
   CURL* const curl_;  // owned
   char errbuf_[CURL_ERROR_SIZE] = {};
+  int64_t listed_ = 0;  // keys (and pages) listed by this run (Charge)
 };
 
 // ---------------------------------------------------------------------------
@@ -618,14 +647,14 @@ Err S3Fs::ListPage(const std::string& prefix, bool delimited, const std::string&
   if (!token.empty()) req.query += "&continuation-token=" + UriEncode(token, false);
   Response r;
   if (Err e = Call(req, what, &r); !e.ok()) return e;
-  pugi::xml_document doc;
-  if (!doc.load_buffer(r.body.data(), r.body.size())) {
-    return Unavailable(what + ": the server's listing is not XML");
-  }
-  pugi::xml_node root = doc.child("ListBucketResult");
-  if (!root) return Unavailable(what + ": the server's listing has no ListBucketResult");
-  for (pugi::xml_node c : root.children("Contents")) {
-    const std::string key = c.child_value("Key");
+  s3xml::ListPage parsed;
+  std::string why;
+  if (!s3xml::ParseListObjectsV2(r.body, &parsed, &why))
+    return Unavailable(what + ": " + why);
+  page->listed =
+      static_cast<int64_t>(parsed.objects.size() + parsed.common_prefixes.size());
+  for (s3xml::ListedObject& o : parsed.objects) {
+    const std::string& key = o.key;
     // Confinement: only keys below the prefix, one component deep when
     // delimited (the server's word is not taken for it).
     if (key.size() <= prefix.size() || key.compare(0, prefix.size(), prefix) != 0)
@@ -634,12 +663,11 @@ Err S3Fs::ListPage(const std::string& prefix, bool delimited, const std::string&
     info.name = key.substr(prefix.size());
     if (delimited && !ValidComponent(info.name)) continue;
     info.kind = EntryKind::kFile;
-    ParseInt64(c.child_value("Size"), &info.size);
-    info.mtime_ns = ParseIsoTime(c.child_value("LastModified"));
+    info.size = o.size;
+    info.mtime_ns = o.mtime_ns;
     page->files.push_back(std::move(info));
   }
-  for (pugi::xml_node c : root.children("CommonPrefixes")) {
-    const std::string p = c.child_value("Prefix");
+  for (const std::string& p : parsed.common_prefixes) {
     if (p.size() <= prefix.size() + 1 || p.compare(0, prefix.size(), prefix) != 0 ||
         p.back() != '/') {
       continue;
@@ -647,12 +675,8 @@ Err S3Fs::ListPage(const std::string& prefix, bool delimited, const std::string&
     std::string name = p.substr(prefix.size(), p.size() - prefix.size() - 1);
     if (ValidComponent(name)) page->dirs.push_back(std::move(name));
   }
-  const std::string truncated = root.child_value("IsTruncated");
-  if (truncated == "true") {
-    page->next = root.child_value("NextContinuationToken");
-    if (page->next.empty()) {
-      return Unavailable(what + ": truncated listing without a continuation token");
-    }
+  if (parsed.truncated) {
+    page->next = std::move(parsed.next_token);
     if (page->next == token) return Unavailable(what + ": the listing does not advance");
   }
   return Ok();
@@ -881,16 +905,14 @@ class S3Writer : public FileWriter {
       Response r;
       const std::string what = "s3: start upload of " + shown_;
       if (Err e = fs_->Call(init, what, &r); !e.ok()) return e;
-      pugi::xml_document doc;
-      if (doc.load_buffer(r.body.data(), r.body.size())) {
-        upload_id_ = doc.child("InitiateMultipartUploadResult").child_value("UploadId");
-      }
+      upload_id_ = s3xml::ParseInitiateMultipartUpload(r.body);
       if (upload_id_.empty()) return Unavailable(what + ": no UploadId in the reply");
     }
     if (etags_.size() >= static_cast<size_t>(kS3MaxParts)) {
-      return ResourceExhausted("s3: PUT " + shown_ + ": larger than " +
-                               std::to_string(kS3MaxParts) + " parts of " +
-                               std::to_string(part_size_) + " bytes");
+      // One object over S3's limits, not a full destination (see NoRoom).
+      return FailedPrecondition("s3: PUT " + shown_ + ": larger than " +
+                                std::to_string(kS3MaxParts) + " parts of " +
+                                std::to_string(part_size_) + " bytes");
     }
     Request part;
     part.method = "PUT";
@@ -946,8 +968,8 @@ Err S3Fs::Create(const Path& file, int64_t size, std::unique_ptr<FileWriter>* ou
   int64_t part = c_.part_size;
   if (size > 0) part = std::max(part, (size + kS3MaxParts - 1) / kS3MaxParts);
   if (part > kS3MaxPartSize) {
-    return ResourceExhausted("s3: PUT " + Shown(file) + ": " + std::to_string(size) +
-                             " bytes is more than S3's largest object");
+    return FailedPrecondition("s3: PUT " + Shown(file) + ": " + std::to_string(size) +
+                              " bytes is more than S3's largest object");
   }
   *out = std::make_unique<S3Writer>(this, Key(file), Shown(file), part, size);
   return Ok();
@@ -1161,6 +1183,9 @@ Err ParseS3Endpoint(FieldReader& r, std::shared_ptr<const RemoteEndpoint>* out) 
   c.timeout_seconds = r.Int("timeout_seconds", c.timeout_seconds, 1, 3600);
   c.part_size = r.Int("part_size", c.part_size, kS3MinPartSize, kS3MaxPartSizeConfig);
   c.list_page_size = r.Int("list_page_size", c.list_page_size, 1, 1000);
+  c.max_keys_per_run =
+      r.Int("max_keys_per_run", c.max_keys_per_run, 1, int64_t{1000000000});
+  c.max_keys_field = r.Name("max_keys_per_run");
   if (!r.err().ok()) return r.err();
   if (Err e = CheckEndpointUrl(r.Name("endpoint"), endpoint, c.allow_insecure_http,
                                &c.endpoint);

@@ -34,7 +34,16 @@
 // Bounds: every request has a connect timeout and a stall timeout
 // (timeout_seconds with under 1 byte/s) and no redirects are followed;
 // requests without a payload also a total timeout. XML responses are read
-// up to 8 MiB. One connection (a libcurl easy handle) per EndpointFs.
+// up to 8 MiB (and parsed by s3_xml.h). One connection (a libcurl easy
+// handle) per EndpointFs, which is one run's. A run lists at most
+// max_keys_per_run keys from the endpoint (FAILED_PRECONDITION past it),
+// and a listing fails when the server hands back a continuation token it
+// already gave (a listing going round in a circle).
+//
+// A full destination (507, MinIO's XMinioStorageFull and bucket quota, Ceph
+// RGW's QuotaExceeded) is RESOURCE_EXHAUSTED, what fail_on_quota_errors
+// acts on; one object over the server's size limit (EntityTooLarge, more
+// than 10,000 parts) is FAILED_PRECONDITION for that file alone.
 //
 // Secrets: the secret access key is read from a file (refused when its
 // group or others may read it) when the provider starts and is given only to
@@ -55,6 +64,10 @@
 
 namespace timer::plugins::transfer {
 
+// As many as max_files_per_run's default: a run's listings hold a
+// directory's entries at a time, so this bounds their memory too.
+inline constexpr int64_t kS3DefaultMaxKeysPerRun = 1000000;
+
 // An endpoint's S3 settings, as parsed from its table.
 struct S3Config {
   std::string endpoint;  // scheme://host[:port][/path], no trailing '/'
@@ -69,6 +82,10 @@ struct S3Config {
   int64_t timeout_seconds = 60;
   int64_t part_size = int64_t{16} << 20;
   int64_t list_page_size = 1000;  // max-keys per ListObjectsV2 page
+  // Keys and common prefixes one run may list from the endpoint, all
+  // listings together (each page counts at least 1).
+  int64_t max_keys_per_run = kS3DefaultMaxKeysPerRun;
+  std::string max_keys_field = "max_keys_per_run";  // its config key, for messages
 };
 
 inline constexpr int64_t kS3MinPartSize = int64_t{5} << 20;  // S3's minimum
@@ -81,7 +98,7 @@ inline constexpr int kS3MaxParts = 10000;
 // type, allowed_identities, ..., and calls Finish): endpoint, region,
 // bucket, prefix, access_key_id, secret_access_key_file, credentials_file,
 // profile, ca_file, path_style, allow_insecure_http, timeout_seconds,
-// part_size, list_page_size. Reads the secret now. Errors name the key
+// part_size, list_page_size, max_keys_per_run. Reads the secret now. Errors name the key
 // (r.prefix() + ".bucket: ...") and never hold the secret.
 Err ParseS3Endpoint(FieldReader& r, std::shared_ptr<const RemoteEndpoint>* out);
 

@@ -344,6 +344,37 @@ class TransferProvider : public ProviderBase {
     return Ok();
   }
 
+  // `timer provider show transfer`: the endpoints `caller` may use, in the
+  // configuration's order. An endpoint whose allowed_identities exclude the
+  // caller is left out entirely (not even its id): another team's hosts,
+  // buckets and endpoint ids are nothing a tenant needs, and a hostile one
+  // would use them to aim. A local endpoint's root is not shown: it is the
+  // timerd host's file layout, and bodies never name it ("/" is the root).
+  // Remote endpoints show what RemoteEndpoint::Describe returns (never a
+  // secret or the name of a file holding one).
+  nlohmann::json Describe(const Identity& caller) const override {
+    nlohmann::json endpoints = nlohmann::json::array();
+    for (const Endpoint& ep : config_->endpoints) {
+      if (!Allowed(ep, caller.name)) continue;
+      nlohmann::json e = ep.remote ? ep.remote->Describe() : nlohmann::json::object();
+      e["id"] = ep.id;
+      if (!ep.display_name.empty()) e["display_name"] = ep.display_name;
+      if (!ep.remote) e["type"] = "local";
+      // Where "/~/" leads for this caller, from the root ("/": the root).
+      Path home;
+      if (HomeComponents(ep.home, caller.name, "home", &home).ok()) {
+        std::string h;
+        for (const std::string& c : home) h += "/" + c;
+        e["home"] = h.empty() ? "/" : h;
+      }
+      // Whether a body may ask for encrypt_data with this endpoint: a local
+      // one has nothing to encrypt, a remote one must encrypt in transit.
+      e["encrypt_data"] = ep.remote ? ep.remote->Encrypted() : true;
+      endpoints.push_back(std::move(e));
+    }
+    return {{"endpoints", std::move(endpoints)}};
+  }
+
  private:
   // Reads either body shape (transfer_options.h) into `req`; errors name
   // the fields as the body's shape names them.
@@ -604,8 +635,9 @@ timer_ap_error* Create(timer_ap_str config, const timer_ap_host* host,
 
 const timer_ap_api kApi = MakeApi(
     "transfer", "1.0.0",
-    "Copies files and directory trees between configured endpoints (local directories), "
-    "with sync levels, SHA-256 verification and atomic renames.",
+    "Copies files and directory trees between configured endpoints (local directories, "
+    "SFTP servers, S3-compatible buckets), with sync levels, SHA-256 verification and "
+    "atomic publishing.",
     kSchema, &Create);
 
 }  // namespace

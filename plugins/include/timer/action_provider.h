@@ -87,7 +87,7 @@ extern "C" {
 #endif
 
 #define TIMER_AP_ABI_MAJOR 1
-#define TIMER_AP_ABI_MINOR 0
+#define TIMER_AP_ABI_MINOR 1
 
 /* The one exported symbol, for dlsym(). */
 #define TIMER_AP_ENTRY_SYMBOL "timer_ap_get_api"
@@ -163,6 +163,17 @@ typedef struct timer_ap_host {
    * provider. `message` is borrowed. May be NULL: then do not log. */
   void (*log)(void* context, timer_ap_log_level level, timer_ap_str message);
 } timer_ap_host;
+
+/* ABI 1.1. What one caller may see of a provider instance's configuration,
+ * allocated by the provider and owned by the caller, who frees it with
+ * timer_ap_api.description_destroy(). The string lives as long as the
+ * object. */
+typedef struct timer_ap_description {
+  size_t struct_size;
+  /* A JSON object; "{}" when there is nothing to say. Never a secret (a
+   * key, a password, the name of a file holding one). */
+  timer_ap_str json;
+} timer_ap_description;
 
 /* One action's status, allocated by the provider and owned by the caller,
  * who frees it with timer_ap_api.status_destroy(). The strings live as long
@@ -262,7 +273,22 @@ typedef struct timer_ap_api {
    * no-op. */
   void (*status_destroy)(timer_ap_status* status);
 
-  /* ABI 1.1 and later append fields here. */
+  /* --- ABI 1.1 ------------------------------------------------------- */
+  /* Read only when struct_size says they are there (TIMER_AP_HAS_FIELD);
+   * either may be NULL in a 1.1 table that has nothing to describe. */
+
+  /* [thread-safe] What `caller` may see of this instance's configuration
+   * (`timer provider show NAME`), as a JSON object in *out (caller-owned;
+   * free with description_destroy()): e.g. the transfer provider's
+   * endpoints that `caller` may use. Returns quickly, without I/O to other
+   * machines. Never holds a secret. */
+  timer_ap_error* (*describe)(timer_ap_provider* provider,
+                              const timer_ap_identity* caller,
+                              timer_ap_description** out);
+  /* [thread-safe] Frees a description. NULL is a no-op. */
+  void (*description_destroy)(timer_ap_description* description);
+
+  /* ABI 1.2 and later append fields here. */
 } timer_ap_api;
 
 /* Size of a 1.0 table: the host refuses anything smaller. */

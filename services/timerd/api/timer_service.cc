@@ -157,7 +157,7 @@ grpc::ServerUnaryReactor* TimerServiceImpl::GetActionProvider(
   auto* reactor = ctx->DefaultReactor();
   const auto caller = Caller(ctx, reactor);
   if (!caller) return reactor;
-  FinishWith(reactor, response)(jobs_->GetActionProvider(*request));
+  FinishWith(reactor, response)(jobs_->GetActionProvider(*caller, *request));
   return reactor;
 }
 

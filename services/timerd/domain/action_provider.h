@@ -54,6 +54,16 @@ class ActionProvider {
   // schema and ABI version.
   virtual const v1::ActionProvider& info() const = 0;
 
+  // What `caller` may see of the provider's configuration, a JSON object
+  // (the transfer provider: the endpoints `caller` may use), for
+  // GetActionProvider; "" when the provider says nothing (an ABI 1.0
+  // plugin). Never holds a secret. Unlike the other methods it is called on
+  // the RPC's thread: it must not block (it only reads the configuration).
+  virtual absl::StatusOr<std::string> Describe(const Identity& caller) {
+    (void)caller;
+    return std::string();
+  }
+
   // Checks `body` (a JSON object) for a job owned by `owner`, at create and
   // update time, so a bad body never becomes a job.
   virtual absl::Status Validate(const Identity& owner, absl::string_view body) = 0;

@@ -855,14 +855,17 @@ absl::StatusOr<v1::ListActionProvidersResponse> JobService::ListActionProviders(
 }
 
 absl::StatusOr<v1::ActionProvider> JobService::GetActionProvider(
-    const v1::GetActionProviderRequest& request) {
+    const Identity& caller, const v1::GetActionProviderRequest& request) {
   if (request.name().empty()) return Invalid("name", "required");
   ActionProvider* p = providers_ ? providers_->Find(request.name()) : nullptr;
   if (p == nullptr) {
     return absl::NotFoundError(absl::StrCat(
         "no action provider named \"", util::Escaped(request.name()), "\" is loaded"));
   }
-  return p->info();
+  v1::ActionProvider out = p->info();
+  ASSIGN_OR_RETURN(std::string configuration, p->Describe(caller));
+  out.set_configuration(std::move(configuration));
+  return out;
 }
 
 }  // namespace timer::domain

@@ -151,8 +151,10 @@ class JobService {
                                         int page_size, size_t max_bytes = SIZE_MAX);
   absl::StatusOr<v1::ListActionProvidersResponse> ListActionProviders(
       const v1::ListActionProvidersRequest& request);
+  // With `configuration`: what the provider tells `caller` of its
+  // configuration (ActionProvider::Describe).
   absl::StatusOr<v1::ActionProvider> GetActionProvider(
-      const v1::GetActionProviderRequest& request);
+      const Identity& caller, const v1::GetActionProviderRequest& request);
 
   // Limits, exposed for tests and documentation.
   static constexpr int kMaxNameLength = 256;

@@ -166,6 +166,37 @@ absl::StatusOr<domain::ActionStatus> Plugin::TakeStatus(timer_ap_status* st) con
   return out;
 }
 
+absl::StatusOr<std::string> Plugin::Describe(const domain::Identity& caller) {
+  // ABI 1.1: an older table has no describe(), a newer one may leave it NULL.
+  if (!TIMER_AP_HAS_FIELD(timer_ap_api, api_, description_destroy) ||
+      api_->describe == nullptr || api_->description_destroy == nullptr) {
+    return std::string();
+  }
+  timer_ap_identity id = ToC(caller);
+  timer_ap_description* d = nullptr;
+  absl::Status s = ToStatus(api_->describe(provider_, &id, &d));
+  if (!s.ok()) return s;
+  if (d == nullptr) return std::string();
+  std::string out;
+  absl::Status bad;
+  if (!TIMER_AP_HAS_FIELD(timer_ap_description, d, json)) {
+    bad = absl::InternalError(
+        absl::StrCat("provider ", info_.name(), ": description struct too small"));
+  } else if (d->json.size > kMaxDetailsBytes) {
+    // Bounded like a run's details: it goes into a reply.
+    out = absl::StrCat("{\"truncated\":true,\"bytes\":", d->json.size, "}");
+  } else {
+    out = String(d->json);
+  }
+  api_->description_destroy(d);
+  if (bad.ok() && !nlohmann::json::accept(out)) {
+    bad = absl::InternalError(
+        absl::StrCat("provider ", info_.name(), ": description is not JSON"));
+  }
+  if (!bad.ok()) return bad;
+  return out;
+}
+
 absl::Status Plugin::Validate(const domain::Identity& owner, absl::string_view body) {
   timer_ap_identity id = ToC(owner);
   return ToStatus(api_->validate(provider_, &id, Str(body)));

@@ -57,6 +57,7 @@ class Plugin : public domain::ActionProvider {
   Plugin& operator=(const Plugin&) = delete;
 
   const v1::ActionProvider& info() const override { return info_; }
+  absl::StatusOr<std::string> Describe(const domain::Identity& caller) override;
   absl::Status Validate(const domain::Identity& owner, absl::string_view body) override;
   absl::StatusOr<domain::ActionStatus> Start(absl::string_view request_id,
                                              const domain::Identity& owner,

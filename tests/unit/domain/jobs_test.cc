@@ -790,7 +790,7 @@ TEST_F(JobServiceTest, AnErrorEchoesABoundedEscapedPartOfTheInput) {
   const std::string huge = "\x1b[2J" + std::string(1 << 20, 'p');
   v1::GetActionProviderRequest get;
   get.set_name(huge);
-  absl::StatusOr<v1::ActionProvider> provider = service_.GetActionProvider(get);
+  absl::StatusOr<v1::ActionProvider> provider = service_.GetActionProvider(kAlice, get);
   ASSERT_EQ(provider.status().code(), absl::StatusCode::kNotFound);
   EXPECT_LT(provider.status().message().size(), 512u);
   EXPECT_THAT(std::string(provider.status().message()),

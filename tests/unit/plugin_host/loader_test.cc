@@ -119,6 +119,16 @@ TEST(LoadPlugins, LoadsOnlyTheProvidersAskedForAndOpensNoOtherFile) {
   EXPECT_EQ(fake->Validate(domain::LocalIdentity(), "[]").code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ((*registry)->Find("nope"), nullptr);
+
+  // ABI 1.1's describe(): a table that leaves it NULL describes nothing;
+  // noop (provider_support) describes an empty object.
+  auto described = fake->Describe(domain::LocalIdentity());
+  ASSERT_TRUE(described.ok()) << described.status();
+  EXPECT_EQ(*described, "");
+  described = (*registry)->Find("noop")->Describe(domain::LocalIdentity());
+  ASSERT_TRUE(described.ok()) << described.status();
+  EXPECT_EQ(*described, "{}");
+  EXPECT_EQ((*registry)->Find("noop")->info().abi_version(), "1.1");
 }
 
 TEST(LoadPlugins, AProviderThatCannotBeLoadedFailsTheLoadNamingItsKey) {

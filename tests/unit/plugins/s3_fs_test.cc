@@ -317,6 +317,37 @@ TEST(S3FsTest, ListsEveryPageOfADirectoryAndWalksATree) {
   EXPECT_EQ(seen, 3);
 }
 
+// A run lists at most max_keys_per_run keys from an endpoint, all its
+// listings together: past it a listing fails naming the key.
+TEST(S3FsTest, ARunListsAtMostMaxKeysPerRun) {
+  ASSERT_NE(Server(), nullptr);
+  S3Config c = ServerConfig(S3Server::kBucketA, UniquePrefix());
+  c.list_page_size = 2;
+  c.max_keys_per_run = 7;
+  c.max_keys_field = "plugins.transfer.endpoints[3].max_keys_per_run";
+  auto fs = Open(c);
+  ASSERT_NE(fs, nullptr);
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(Put(*fs, {"d", "f" + std::to_string(i)}, "x").ok());
+  }
+  // 6 keys in 3 pages: within the bound.
+  EXPECT_EQ(ListAll(*fs, {"d"}).size(), 6u);
+  // The same run again: 12 keys in all, more than 7.
+  int seen = 0;
+  Err e = fs->List({"d"}, [&](const EntryInfo&) { return ++seen, true; });
+  EXPECT_EQ(e.code, TIMER_AP_FAILED_PRECONDITION) << e.message;
+  EXPECT_THAT(e.message, HasSubstr("s3: list /d: more than 7 keys"));
+  EXPECT_THAT(e.message, HasSubstr("plugins.transfer.endpoints[3].max_keys_per_run"));
+  EXPECT_EQ(seen, 0);  // the page over the bound is not handed out
+  // Removing a tree lists too, and counts.
+  e = fs->Remove({"d"});
+  EXPECT_EQ(e.code, TIMER_AP_FAILED_PRECONDITION) << e.message;
+  // A new run (a new EndpointFs) starts from 0.
+  auto next = Open(c);
+  ASSERT_NE(next, nullptr);
+  ASSERT_TRUE(next->Remove({"d"}).ok());
+}
+
 TEST(S3FsTest, RemovesAFileOrADirectoryWithEverythingInIt) {
   ASSERT_NE(Server(), nullptr);
   S3Config c = ServerConfig(S3Server::kBucketA, UniquePrefix());
@@ -878,6 +909,9 @@ TEST(S3FsWireTest, SkipsListedNamesThatAreNoComponents) {
       "<?xml version=\"1.0\"?><ListBucketResult>"
       "<Contents><Key>root/ok</Key><Size>2</Size>"
       "<LastModified>2026-01-02T03:04:05.678Z</LastModified></Contents>"
+      // Numbers past int64 (and times past 2262 in ns) are no size or time.
+      "<Contents><Key>root/huge</Key><Size>9999999999999999999</Size>"
+      "<LastModified>9999-12-31T23:59:59.999Z</LastModified></Contents>"
       "<Contents><Key>root/..</Key><Size>1</Size></Contents>"
       "<Contents><Key>root/.</Key><Size>1</Size></Contents>"
       "<Contents><Key>root/</Key><Size>0</Size></Contents>"
@@ -905,13 +939,117 @@ TEST(S3FsWireTest, SkipsListedNamesThatAreNoComponents) {
     return true;
   });
   ASSERT_TRUE(e.ok()) << e.message;
-  ASSERT_EQ(got.size(), 2u);
+  ASSERT_EQ(got.size(), 3u);
   EXPECT_EQ(got[0].name, "ok");
   EXPECT_EQ(got[0].kind, EntryKind::kFile);
   EXPECT_EQ(got[0].size, 2);
   EXPECT_EQ(got[0].mtime_ns, 1767323045678000000);
-  EXPECT_EQ(got[1].name, "dir");
-  EXPECT_EQ(got[1].kind, EntryKind::kDirectory);
+  EXPECT_EQ(got[1].name, "huge");
+  EXPECT_EQ(got[1].size, 0);
+  EXPECT_EQ(got[1].mtime_ns, -1);
+  EXPECT_EQ(got[2].name, "dir");
+  EXPECT_EQ(got[2].kind, EntryKind::kDirectory);
+}
+
+// A server that hands back a continuation token the listing already had
+// would keep a run listing for ever: the listing fails at the repeat.
+TEST(S3FsWireTest, AListingGoingRoundInACircleFails) {
+  auto page = [](const std::string& key, const std::string& next) {
+    return Reply("200 OK", "Content-Type: application/xml\r\n",
+                 "<ListBucketResult><Contents><Key>" + key +
+                     "</Key><Size>1</Size></Contents><IsTruncated>true</IsTruncated>"
+                     "<NextContinuationToken>" +
+                     next + "</NextContinuationToken></ListBucketResult>");
+  };
+  FakeS3 server({page("a", "A"), page("b", "B"), page("a", "A"), page("b", "B")});
+  S3Config c;
+  c.endpoint = server.endpoint();
+  c.bucket = "bkt";
+  c.access_key_id = "AKIDEXAMPLE";
+  c.secret_access_key = "s";
+  c.path_style = true;
+  c.timeout_seconds = 5;
+  auto fs = Open(c);
+  ASSERT_NE(fs, nullptr);
+  std::vector<std::string> names;
+  Err e = fs->List({}, [&](const EntryInfo& i) { return names.push_back(i.name), true; });
+  EXPECT_EQ(e.code, TIMER_AP_UNAVAILABLE) << e.message;
+  EXPECT_THAT(e.message, HasSubstr("repeated a continuation token"));
+  EXPECT_EQ(names, (std::vector<std::string>{"a", "b"}));
+  const auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  EXPECT_THAT(reqs[1], HasSubstr("continuation-token=A"));
+  EXPECT_THAT(reqs[2], HasSubstr("continuation-token=B"));
+}
+
+// Team convention: a full destination is RESOURCE_EXHAUSTED from the writer
+// (fail_on_quota_errors acts on the code). S3 says so with 507 or the
+// codes below, whatever their status, and CompleteMultipartUpload even
+// after HTTP 200; an object over the server's size limit (EntityTooLarge)
+// is that file's failure only.
+TEST(S3FsWireTest, AFullDestinationIsResourceExhausted) {
+  auto error = [](const std::string& status, const std::string& code) {
+    return Reply(status, "Content-Type: application/xml\r\n",
+                 "<?xml version=\"1.0\"?><Error><Code>" + code +
+                     "</Code><Message>no room</Message></Error>");
+  };
+  struct Case {
+    std::string reply;
+    timer_ap_code want;
+  };
+  const std::vector<Case> cases = {
+      {error("507 Insufficient Storage", "XMinioStorageFull"),
+       TIMER_AP_RESOURCE_EXHAUSTED},
+      {error("507 Insufficient Storage", "SomethingNew"), TIMER_AP_RESOURCE_EXHAUSTED},
+      {error("500 Internal Server Error", "XMinioStorageFull"),
+       TIMER_AP_RESOURCE_EXHAUSTED},  // older MinIO
+      {error("403 Forbidden", "QuotaExceeded"), TIMER_AP_RESOURCE_EXHAUSTED},  // Ceph
+      {error("400 Bad Request", "XMinioAdminBucketQuotaExceeded"),
+       TIMER_AP_RESOURCE_EXHAUSTED},
+      {error("400 Bad Request", "EntityTooLarge"), TIMER_AP_FAILED_PRECONDITION},
+      {error("403 Forbidden", "AccessDenied"), TIMER_AP_PERMISSION_DENIED},
+      {error("503 Slow Down", "SlowDown"), TIMER_AP_UNAVAILABLE},
+  };
+  for (const Case& k : cases) {
+    FakeS3 server({k.reply});
+    S3Config c;
+    c.endpoint = server.endpoint();
+    c.bucket = "bkt";
+    c.access_key_id = "AKIDEXAMPLE";
+    c.secret_access_key = "s";
+    c.path_style = true;
+    c.timeout_seconds = 5;
+    auto fs = Open(c);
+    ASSERT_NE(fs, nullptr);
+    Err e = Put(*fs, {"f"}, "abc");
+    EXPECT_EQ(e.code, k.want) << k.reply << " -> " << e.message;
+    EXPECT_THAT(e.message, HasSubstr("s3: PUT /f: HTTP"));
+  }
+
+  // A multipart upload whose completion fails after HTTP 200.
+  FakeS3 server(
+      {Reply("200 OK", "Content-Type: application/xml\r\n",
+             "<InitiateMultipartUploadResult><UploadId>u1</UploadId>"
+             "</InitiateMultipartUploadResult>"),
+       Reply("200 OK", "ETag: \"e1\"\r\n"), Reply("200 OK", "ETag: \"e2\"\r\n"),
+       Reply("200 OK", "Content-Type: application/xml\r\n",
+             "<Error><Code>XMinioStorageFull</Code><Message>Storage backend has "
+             "reached its minimum free drive threshold.</Message></Error>"),
+       Reply("204 No Content", "")});
+  S3Config c;
+  c.endpoint = server.endpoint();
+  c.bucket = "bkt";
+  c.access_key_id = "AKIDEXAMPLE";
+  c.secret_access_key = "s";
+  c.path_style = true;
+  c.part_size = kS3MinPartSize;
+  c.timeout_seconds = 5;
+  auto fs = Open(c);
+  ASSERT_NE(fs, nullptr);
+  Err e = Put(*fs, {"big"}, std::string(kS3MinPartSize + 10, 'b'));
+  EXPECT_EQ(e.code, TIMER_AP_RESOURCE_EXHAUSTED) << e.message;
+  EXPECT_THAT(e.message, HasSubstr("s3: complete upload of /big"));
+  EXPECT_THAT(e.message, HasSubstr("XMinioStorageFull"));
 }
 
 TEST(S3FsWireTest, AStalledServerTimesOut) {
@@ -1025,6 +1163,7 @@ TEST_F(S3ConfigTest, RefusesBadValues) {
   EXPECT_EQ(code_of("prefix", "a//b"), TIMER_AP_INVALID_ARGUMENT);
   EXPECT_EQ(code_of("part_size", 1024), TIMER_AP_INVALID_ARGUMENT);
   EXPECT_EQ(code_of("list_page_size", 5000), TIMER_AP_INVALID_ARGUMENT);
+  EXPECT_EQ(code_of("max_keys_per_run", 0), TIMER_AP_INVALID_ARGUMENT);
   EXPECT_EQ(code_of("timeout_seconds", 0), TIMER_AP_INVALID_ARGUMENT);
   EXPECT_EQ(code_of("region", "Bad Region"), TIMER_AP_INVALID_ARGUMENT);
   nlohmann::json t = Good();

@@ -1123,6 +1123,96 @@ TEST(TransferS3, ATreeGoesToS3AndBackThroughTheProvider) {
   EXPECT_EQ(files, 2u);
 }
 
+// `timer provider show transfer`: each caller sees the endpoints it may use
+// (id, name, type, home, whether encrypt_data is accepted; for S3 the URL,
+// region, bucket and prefix), in config order, and nothing of the others;
+// never a secret, the name of a secret file, or a local root.
+TEST(TransferConfig, DescribeShowsTheCallerItsOwnEndpointsWithoutSecrets) {
+  TempDir dir;
+  fs::create_directories(dir.path() / "shared");
+  fs::create_directories(dir.path() / "lab-only");
+  const fs::path secret = dir.path() / "s3-secret";
+  WriteFile(secret, "very-secret-value\n");
+  fs::permissions(secret, fs::perms::owner_read | fs::perms::owner_write);
+  auto p =
+      LoadPlugin(TIMER_TRANSFER_SO, {{"transfer",
+                                      {{"endpoints",
+                                        {{{"id", "shared"},
+                                          {"display_name", "Shared"},
+                                          {"root", (dir.path() / "shared").string()},
+                                          {"home", "home/{identity}"},
+                                          {"allowed_identities", {"*"}}},
+                                         {{"id", "lab-only"},
+                                          {"display_name", "Lab secret project"},
+                                          {"root", (dir.path() / "lab-only").string()},
+                                          {"allowed_identities", {"alice@example.org"}}},
+                                         {{"id", "archive"},
+                                          {"type", "s3"},
+                                          {"endpoint", "https://s3.example.org"},
+                                          {"region", "eu-central-1"},
+                                          {"bucket", "lab-archive"},
+                                          {"prefix", "timer"},
+                                          {"access_key_id", "AKIDSHOWN"},
+                                          {"secret_access_key_file", secret.string()},
+                                          {"allowed_identities", {"alice@example.org"}}},
+                                         {{"id", "plain"},
+                                          {"type", "s3"},
+                                          {"endpoint", "http://127.0.0.1:9"},
+                                          {"bucket", "scratch"},
+                                          {"path_style", true},
+                                          {"access_key_id", "AKIDSHOWN"},
+                                          {"secret_access_key_file", secret.string()},
+                                          {"allowed_identities", {"*"}}}}}}}});
+  ASSERT_TRUE(p.ok()) << p.status();
+  auto describe = [&](const std::string& who) {
+    auto d = (*p)->Describe(Identity{who, "token"});
+    EXPECT_TRUE(d.ok()) << d.status();
+    return d.ok() ? json::parse(*d) : json();
+  };
+  auto ids = [](const json& d) {
+    std::vector<std::string> out;
+    for (const json& e : d["endpoints"]) out.push_back(e["id"]);
+    return out;
+  };
+
+  const json alice = describe("alice@example.org");
+  EXPECT_EQ(ids(alice),
+            (std::vector<std::string>{"shared", "lab-only", "archive", "plain"}));
+  const json& shared = alice["endpoints"][0];
+  EXPECT_EQ(shared["type"], "local");
+  EXPECT_EQ(shared["display_name"], "Shared");
+  EXPECT_EQ(shared["home"], "/home/alice@example.org");
+  EXPECT_EQ(shared["encrypt_data"], true);
+  EXPECT_FALSE(shared.contains("root"));
+  const json& archive = alice["endpoints"][2];
+  EXPECT_EQ(archive["type"], "s3");
+  EXPECT_EQ(archive["endpoint"], "https://s3.example.org");
+  EXPECT_EQ(archive["region"], "eu-central-1");
+  EXPECT_EQ(archive["bucket"], "lab-archive");
+  EXPECT_EQ(archive["prefix"], "timer/");
+  EXPECT_EQ(archive["home"], "/");
+  EXPECT_EQ(archive["encrypt_data"], true);
+  EXPECT_EQ(alice["endpoints"][3]["encrypt_data"], false);  // http
+
+  // Bob sees the open endpoints only: not the ids, names or buckets of
+  // alice's.
+  const json bob = describe("bob@example.org");
+  EXPECT_EQ(ids(bob), (std::vector<std::string>{"shared", "plain"}));
+  const std::string bob_text = bob.dump();
+  for (const char* hidden :
+       {"lab-only", "Lab secret project", "lab-archive", "archive"}) {
+    EXPECT_EQ(bob_text.find(hidden), std::string::npos) << hidden << " in " << bob_text;
+  }
+  for (const json& d : {alice, bob}) {
+    const std::string text = d.dump();
+    for (const std::string& never :
+         {std::string("very-secret-value"), secret.string(), std::string("AKIDSHOWN"),
+          (dir.path() / "shared").string(), std::string("secret_access_key")}) {
+      EXPECT_EQ(text.find(never), std::string::npos) << never << " in " << text;
+    }
+  }
+}
+
 TEST(TransferConfig, SystemDirectoriesAndTheDataDirectoryAreRefusedAsRoots) {
   auto load = [](const std::string& root) {
     return LoadPlugin(

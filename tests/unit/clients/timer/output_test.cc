@@ -205,6 +205,30 @@ TEST(PrintProviderTest, ShowsTheSchema) {
             "Input schema:\n"
             "{\"type\": \"object\"}\n");
 
+  // What the provider tells the caller of its configuration: the transfer
+  // provider's endpoints, one block each; nothing when it says nothing.
+  p.set_configuration(
+      R"({"endpoints":[{"id":"e1","type":"local","display_name":"lab disk","home":"/",)"
+      R"("encrypt_data":true},{"id":"e2","type":"s3","bucket":"b","part_size":5242880,)"
+      R"("encrypt_data":false}]})");
+  std::ostringstream with_endpoints;
+  PrintProvider(p, with_endpoints);
+  EXPECT_THAT(with_endpoints.str(), HasSubstr("Input schema:\n{\"type\": \"object\"}\n"
+                                              "Endpoints you may use:\n"
+                                              "  e1 (local) lab disk\n"
+                                              "    encrypt_data: yes home: /\n"
+                                              "  e2 (s3)\n"
+                                              "    bucket: b encrypt_data: no part_size: "
+                                              "5242880\n"));
+  p.set_configuration(R"({"endpoints":[]})");
+  std::ostringstream no_endpoints;
+  PrintProvider(p, no_endpoints);
+  EXPECT_THAT(no_endpoints.str(), HasSubstr("Endpoints:    none that you may use\n"));
+  p.set_configuration("{}");
+  std::ostringstream nothing;
+  PrintProvider(p, nothing);
+  EXPECT_EQ(nothing.str(), one.str());
+
   v1::ListActionProvidersResponse list;
   std::ostringstream empty;
   PrintProvidersTable(list, empty);
@@ -342,6 +366,9 @@ TEST(HostileTextTest, NoControlCharacterFromTimerdReachesTheTerminal) {
   p.set_version(kHostile);
   p.set_description(kHostile);
   p.set_input_schema(kHostile);
+  p.set_configuration(
+      nlohmann::json{{"endpoints", {{{"id", kHostile}, {"display_name", kHostile}}}}}
+          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   PrintProvider(p, provider);
   v1::ListActionProvidersResponse list;
   *list.add_action_providers() = p;
