@@ -16,6 +16,7 @@
 #include "domain/job_results.h"
 #include "domain/schedule.h"
 #include "domain/time_util.h"
+#include "domain/zoned_rule.h"
 #include "util/escape.h"
 #include "util/status_macros.h"
 
@@ -227,23 +228,6 @@ void Reschedule(v1::Job& job, absl::Time now, v1::Job::Status running_status) {
   }
 }
 
-// An IANA zone name as the tz database spells them ("Europe/Berlin",
-// "America/Argentina/Buenos_Aires", "Etc/GMT+5", "UTC"): nothing that could
-// name a file outside it.
-bool IsZoneName(absl::string_view z) {
-  if (z.empty() || z.size() > 64 || z.front() == '/' || z.back() == '/' ||
-      absl::StrContains(z, "..") || absl::StrContains(z, "//")) {
-    return false;
-  }
-  for (char c : z) {
-    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '/' && c != '_' &&
-        c != '-' && c != '+') {
-      return false;
-    }
-  }
-  return true;
-}
-
 absl::Status ValidateCalendarSpecs(const v1::CalendarSchedule& cal, absl::string_view prefix) {
   if (cal.include_size() == 0) {
     return Invalid(absl::StrCat(prefix, "schedule.calendar.include"), "at least one spec");
@@ -327,8 +311,9 @@ absl::Status ValidateSchedule(const v1::Schedule& s, absl::string_view prefix) {
   }
   if (zoned) {
     if (!s.time_zone().empty()) {
-      absl::TimeZone tz;
-      if (!IsZoneName(s.time_zone()) || !absl::LoadTimeZone(s.time_zone(), &tz)) {
+      // Names only, as the tz database spells them: nothing that could name
+      // a file outside it.
+      if (!LoadRuleTimeZone(s.time_zone()).ok()) {
         return Invalid(field("time_zone"),
                        absl::StrCat("unknown zone \"", util::Escaped(s.time_zone()),
                                     "\" (an IANA name such as \"Europe/Berlin\")"));

@@ -289,12 +289,23 @@ absl::Time FireTime(const v1::Job& job, const ScheduleRule* rule, absl::Time slo
   return slot + JitterFor(job.job_id(), job.schedule(), slot,
                           NextSlotAfter(job.schedule(), rule, slot));
 }
+// The nominal slot of a fire due at `due`: next_scheduled_time when it is
+// consistent with `due` (at most the jitter before it), else `due` itself
+// (no jitter, or next_run written by code that knew no jitter, e.g. an older
+// replica during an upgrade).
+absl::Time SlotOf(const v1::Job& job, absl::Time due) {
+  if (job.schedule().jitter_seconds() <= 0 || !job.has_next_scheduled_time()) return due;
+  const absl::Time slot = FromProto(job.next_scheduled_time());
+  if (slot <= due && due - slot < absl::Seconds(job.schedule().jitter_seconds())) {
+    return slot;
+  }
+  return due;
+}
 }  // namespace
 
 FireDecision DecideFire(const v1::Job& job, absl::Time due, absl::Time now) {
   const v1::Schedule& s = job.schedule();
-  const absl::Time slot =
-      job.has_next_scheduled_time() ? FromProto(job.next_scheduled_time()) : due;
+  const absl::Time slot = SlotOf(job, due);
   FireDecision d;
   d.scheduled = slot;
   d.start_at = due;
