@@ -24,16 +24,16 @@ TEST_F(CalendarE2eTest, OnceJobRunsExactlyOnceAndEnds) {
                         absl::UnixEpoch() + absl::Seconds(2);
   json job = CliJson({"job", "submit", "--name", "once", "--once", Rfc3339(at),
                       "--action-provider", "noop", "--action-body", "{}"});
-  const std::string id = job["jobId"];
+  const std::string id = job["job_id"];
   EXPECT_EQ(job["schedule"]["once"], true);
   json ended = WaitForJob(id, [](const json& j) { return j["status"] == "ENDED"; });
-  EXPECT_EQ(ended["endReason"], "SCHEDULE_COMPLETE");
-  EXPECT_EQ(ended["nRuns"], "1");
+  EXPECT_EQ(ended["end_reason"], "SCHEDULE_COMPLETE");
+  EXPECT_EQ(ended["n_runs"], "1");
   json results = CliJson({"job", "results", id});
   ASSERT_EQ(results["results"].size(), 1u) << results.dump();
-  EXPECT_EQ(results["results"][0]["scheduledTime"], Rfc3339(at));
+  EXPECT_EQ(results["results"][0]["scheduled_time"], Rfc3339(at));
   // Ended: run-now is refused, and nothing else is ever scheduled.
-  EXPECT_FALSE(ended.contains("nextRun"));
+  EXPECT_FALSE(ended.contains("next_run"));
 }
 
 TEST_F(CalendarE2eTest, CronWithSecondsFiresExactlyWhenJobNextSaid) {
@@ -41,22 +41,22 @@ TEST_F(CalendarE2eTest, CronWithSecondsFiresExactlyWhenJobNextSaid) {
   json job = CliJson({"job", "submit", "--name", "every-second", "--cron",
                       "*/1 * * * * *", "--action-provider", "noop", "--action-body",
                       "{}", "--stop-after-runs", "4"});
-  const std::string id = job["jobId"];
+  const std::string id = job["job_id"];
   json next = CliJson({"job", "next", id, "-n", "4"});
   ASSERT_EQ(next["entries"].size(), 4u) << next.dump();
   std::vector<std::string> listed;
   for (const json& e : next["entries"]) {
-    const std::string t = e["fireTime"];
+    const std::string t = e["fire_time"];
     EXPECT_EQ(t.find('.'), std::string::npos) << "not a whole second: " << t;
     listed.push_back(t);
   }
   // The fourth run reaches stop_after_runs.
   json ended = WaitForJob(id, [](const json& j) { return j["status"] == "ENDED"; },
                           absl::Seconds(20));
-  EXPECT_EQ(ended["endReason"], "STOP_AFTER_RUNS");
+  EXPECT_EQ(ended["end_reason"], "STOP_AFTER_RUNS");
   json results = CliJson({"job", "results", id});
   std::vector<std::string> fired;
-  for (const json& r : results["results"]) fired.insert(fired.begin(), r["scheduledTime"]);
+  for (const json& r : results["results"]) fired.insert(fired.begin(), r["scheduled_time"]);
   // The first listed may have passed while `job next` ran; every fire is
   // one listed, in order, and the rest follow on whole seconds.
   ASSERT_GE(fired.size(), 3u) << results.dump();

@@ -1015,8 +1015,11 @@ absl::StatusOr<v1::PreviewScheduleResponse> JobService::PreviewSchedule(
         return Invalid("schedule.stop_after_date", kScheduleTimeRange);
       }
       if (!s.has_start()) {
-        *job.mutable_schedule()->mutable_start() = ToProto(
-            absl::Ceil(now - absl::UnixEpoch(), absl::Seconds(1)) + absl::UnixEpoch());
+        // Now, as CreateJob would; or `from`, when the preview starts earlier.
+        absl::Time start =
+            absl::Ceil(now - absl::UnixEpoch(), absl::Seconds(1)) + absl::UnixEpoch();
+        if (request.has_from()) start = std::min(start, FromProto(request.from()));
+        *job.mutable_schedule()->mutable_start() = ToProto(start);
       }
       TruncateToMicros(job.mutable_schedule());
       job.set_status(v1::Job::NEW);

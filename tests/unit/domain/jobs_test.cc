@@ -1092,6 +1092,17 @@ TEST_F(JobServiceTest, PreviewOfAJobIsTheCallersOnly) {
               StatusIs(absl::StatusCode::kNotFound));
 }
 
+TEST_F(JobServiceTest, PreviewOfAScheduleFromThePastStartsThere) {
+  v1::PreviewScheduleRequest request;
+  request.mutable_schedule()->set_cron("0 2 * * *");
+  *request.mutable_from() = ToProto(kNow - absl::Hours(24 * 30));
+  request.set_count(1);
+  absl::StatusOr<v1::PreviewScheduleResponse> p = service_.PreviewSchedule(kAlice, request);
+  ASSERT_THAT(p, IsOk());
+  ASSERT_EQ(p->entries_size(), 1);
+  EXPECT_LT(FromProto(p->entries(0).fire_time()), kNow - absl::Hours(24 * 29));
+}
+
 TEST_F(JobServiceTest, PreviewOfASchedulePlainAndBounded) {
   v1::PreviewScheduleRequest request;
   request.mutable_schedule()->set_cron("*/15 * * * *");
