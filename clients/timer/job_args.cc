@@ -38,15 +38,20 @@ absl::Status SetTime(const std::string& text, const char* option, absl::TimeZone
 }
 
 const std::map<std::string, v1::DstGapPolicy> kDstGap = {
-    {"run-after", v1::DST_GAP_RUN_AFTER}, {"skip", v1::DST_GAP_SKIP}, {"shift", v1::DST_GAP_SHIFT}};
+    {"run-after", v1::DST_GAP_RUN_AFTER},
+    {"skip", v1::DST_GAP_SKIP},
+    {"shift", v1::DST_GAP_SHIFT}};
 const std::map<std::string, v1::DstRepeatPolicy> kDstRepeat = {
-    {"first", v1::DST_REPEAT_FIRST}, {"last", v1::DST_REPEAT_LAST}, {"both", v1::DST_REPEAT_BOTH}};
+    {"first", v1::DST_REPEAT_FIRST},
+    {"last", v1::DST_REPEAT_LAST},
+    {"both", v1::DST_REPEAT_BOTH}};
 
 absl::StatusOr<int64_t> DurationArg(const std::string& text, const char* option) {
   if (text == "0") return 0;
   absl::StatusOr<int64_t> seconds = ParseIntervalArg(text);
   if (!seconds.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat(option, ": ", seconds.status().message()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(option, ": ", seconds.status().message()));
   }
   return *seconds;
 }
@@ -65,7 +70,8 @@ absl::StatusOr<v1::CalendarSpec> ParseCalendarSpecArg(absl::string_view text,
       {"dow", &v1::CalendarSpec::mutable_days_of_week},
       {"year", &v1::CalendarSpec::mutable_years}};
   std::vector<std::string> seen;
-  const std::vector<absl::string_view> parts = absl::StrSplit(text, ' ', absl::SkipEmpty());
+  const std::vector<absl::string_view> parts =
+      absl::StrSplit(text, ' ', absl::SkipEmpty());
   if (parts.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat(option, ": empty; e.g. 'dow=MON-FRI hour=2'"));
@@ -114,8 +120,8 @@ std::string ScheduleText(const v1::Schedule& s) {
       for (const auto& c : s.calendar().include()) in.push_back(spec(c));
       for (const auto& c : s.calendar().exclude()) out.push_back(spec(c));
       return absl::StrCat("calendar ", absl::StrJoin(in, " + "),
-                          out.empty() ? "" : " except ", absl::StrJoin(out, " + "), " in ",
-                          zone);
+                          out.empty() ? "" : " except ", absl::StrJoin(out, " + "),
+                          " in ", zone);
     }
     default:
       return absl::StrCat("every ", s.interval_seconds(), "s (",
@@ -187,7 +193,8 @@ absl::Status FillJob(const JobArgs& a, absl::TimeZone local, v1::Job* job,
     schedule->set_interval_seconds(*interval);
     touched("schedule.interval_seconds");
   }
-  int kinds = !a.interval.empty() + !a.cron.empty() + !a.calendar.empty() + !a.once.empty();
+  int kinds =
+      !a.interval.empty() + !a.cron.empty() + !a.calendar.empty() + !a.once.empty();
   if (kinds > 1) {
     return absl::InvalidArgumentError(
         "give one of --interval, --cron, --calendar and --once");
@@ -196,7 +203,8 @@ absl::Status FillJob(const JobArgs& a, absl::TimeZone local, v1::Job* job,
     return absl::InvalidArgumentError("--calendar-exclude: only with --calendar");
   }
   if (!a.once.empty() && !a.start.empty()) {
-    return absl::InvalidArgumentError("--once TIME is the start: give no --start with it");
+    return absl::InvalidArgumentError(
+        "--once TIME is the start: give no --start with it");
   }
   if (!a.cron.empty()) {
     schedule->set_cron(a.cron);

@@ -4,10 +4,9 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
-
-#include <tuple>
 
 #include "absl/time/clock.h"
 #include "cli_time.h"
@@ -27,10 +26,10 @@ struct JobCommandState {
   JobArgs job;
   TransferArgs transfer;
   std::string run_request_id;
-  int count = 10;      // -n of `job next` and `schedule preview`
-  std::string from;    // --from
-  std::string to;      // --to of `job backfill`
-  int max_runs = 0;    // --max-runs of `job backfill`
+  int count = 10;          // -n of `job next` and `schedule preview`
+  std::string from;        // --from
+  std::string to;          // --to of `job backfill`
+  int max_runs = 0;        // --max-runs of `job backfill`
   std::string expression;  // EXPR of `schedule preview`
 };
 
@@ -162,7 +161,8 @@ absl::Status Preview(Globals& g, v1::PreviewScheduleRequest request,
 }
 
 absl::Status Backfill(Globals& g, const std::string& job_id, const std::string& from,
-                      const std::string& to, int max_runs, const std::string& request_id) {
+                      const std::string& to, int max_runs,
+                      const std::string& request_id) {
   v1::BackfillJobRequest request;
   request.set_job_id(job_id);
   for (auto [text, option, field] :
@@ -179,7 +179,8 @@ absl::Status Backfill(Globals& g, const std::string& job_id, const std::string& 
   absl::StatusOr<Client> client = ConnectAsUser(g);
   if (!client.ok()) return client.status();
   v1::BackfillJobResponse response;
-  if (absl::Status s = client->Call(&v1::TimerService::Stub::BackfillJob, request, &response);
+  if (absl::Status s =
+          client->Call(&v1::TimerService::Stub::BackfillJob, request, &response);
       !s.ok()) {
     return s;
   }
@@ -411,7 +412,8 @@ void AddSubmit(CLI::App* job, Globals& g, CommandSet& commands) {
       "    --action-body '{\"body\": {\"source_endpoint_id\": ..., ...}}'\n\n"
       "Nightly at 02:00 Berlin time:\n"
       "  timer job submit --name nightly --cron '0 2 * * *' --tz Europe/Berlin \\\n"
-      "    --action-provider noop --action-body '{}'" + std::string(kScheduleHelp));
+      "    --action-provider noop --action-body '{}'" +
+          std::string(kScheduleHelp));
   AddJobOptions(submit, a);
   submit->add_option("--request-id", a.request_id,
                      "idempotency key; repeating it never creates a second job "
@@ -695,12 +697,14 @@ void AddScheduleCommands(CLI::App& app, Globals& g, CommandSet& commands) {
   AddScheduleOptions(preview, s.job);
   preview->add_option("-n,--count", s.count, "how many (default 10, at most 1000)")
       ->check(CLI::Range(1, 1000));
-  preview->add_option("--from", s.from, "from this time (default: now)")->type_name("TIME");
+  preview->add_option("--from", s.from, "from this time (default: now)")
+      ->type_name("TIME");
   commands.Add(preview, [&g, state] {
     JobArgs a = state->job;
     if (!state->expression.empty()) {
       if (!a.cron.empty()) {
-        return absl::InvalidArgumentError("give the cron expression once (EXPR or --cron)");
+        return absl::InvalidArgumentError(
+            "give the cron expression once (EXPR or --cron)");
       }
       a.cron = state->expression;
     }

@@ -1,6 +1,5 @@
 #include "output.h"
 
-
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
@@ -113,10 +112,10 @@ void PrintJobTable(const v1::Job& job, bool verbose, absl::Time now, std::ostrea
       if (s.dst_gap() != v1::DST_GAP_POLICY_UNSPECIFIED ||
           s.dst_repeat() != v1::DST_REPEAT_POLICY_UNSPECIFIED) {
         Row(out, "DST:",
-            absl::StrCat("gap ",
-                         absl::AsciiStrToLower(v1::DstGapPolicy_Name(s.dst_gap())),
-                         ", repeat ",
-                         absl::AsciiStrToLower(v1::DstRepeatPolicy_Name(s.dst_repeat()))));
+            absl::StrCat(
+                "gap ", absl::AsciiStrToLower(v1::DstGapPolicy_Name(s.dst_gap())),
+                ", repeat ",
+                absl::AsciiStrToLower(v1::DstRepeatPolicy_Name(s.dst_repeat()))));
       }
     }
   }
@@ -172,14 +171,14 @@ void PrintJobsTable(const std::vector<v1::Job>& jobs, bool verbose, absl::Time n
   // Times only: a listing's jobs come without their results (BASIC view).
   lines.push_back(Line{"JOB ID", "NAME", "STATUS", "INTERVAL", "NEXT RUN", "LAST RUN"});
   for (const v1::Job& job : jobs) {
-    lines.push_back(
-        Line{Printable(job.job_id()), job.name().empty() ? "-" : Printable(job.name()),
-             StatusText(job),
-             job.schedule().has_interval_seconds()
-                 ? FormatSeconds(job.schedule().interval_seconds())
-                 : ScheduleText(job.schedule()),
-             job.has_next_run() ? IsoTime(FromProto(job.next_run())) : "-",
-             job.has_last_run() ? IsoTime(FromProto(job.last_run())) : "-"});
+    lines.push_back(Line{Printable(job.job_id()),
+                         job.name().empty() ? "-" : Printable(job.name()),
+                         StatusText(job),
+                         job.schedule().has_interval_seconds()
+                             ? FormatSeconds(job.schedule().interval_seconds())
+                             : ScheduleText(job.schedule()),
+                         job.has_next_run() ? IsoTime(FromProto(job.next_run())) : "-",
+                         job.has_last_run() ? IsoTime(FromProto(job.last_run())) : "-"});
   }
   size_t width[6] = {};
   for (const Line& l : lines) {
@@ -310,8 +309,8 @@ void PrintFireChange(const v1::PreviewScheduleResponse& before,
   const auto fires = [](const v1::PreviewScheduleResponse& p) {
     std::vector<std::string> v;
     for (const v1::PreviewEntry& e : p.entries()) {
-      v.push_back(absl::StrCat(IsoTime(FromProto(e.fire_time())),
-                               Disposition(e.disposition())));
+      v.push_back(
+          absl::StrCat(IsoTime(FromProto(e.fire_time())), Disposition(e.disposition())));
     }
     if (p.ended()) v.push_back(absl::StrCat("ended: ", Printable(p.end_reason())));
     return v;

@@ -39,8 +39,8 @@ TEST_F(CalendarE2eTest, OnceJobRunsExactlyOnceAndEnds) {
 TEST_F(CalendarE2eTest, CronWithSecondsFiresExactlyWhenJobNextSaid) {
   auto timerd = StartTimerd();
   json job = CliJson({"job", "submit", "--name", "every-second", "--cron",
-                      "*/1 * * * * *", "--action-provider", "noop", "--action-body",
-                      "{}", "--stop-after-runs", "4"});
+                      "*/1 * * * * *", "--action-provider", "noop", "--action-body", "{}",
+                      "--stop-after-runs", "4"});
   const std::string id = job["job_id"];
   json next = CliJson({"job", "next", id, "-n", "4"});
   ASSERT_EQ(next["entries"].size(), 4u) << next.dump();
@@ -51,12 +51,13 @@ TEST_F(CalendarE2eTest, CronWithSecondsFiresExactlyWhenJobNextSaid) {
     listed.push_back(t);
   }
   // The fourth run reaches stop_after_runs.
-  json ended = WaitForJob(id, [](const json& j) { return j["status"] == "ENDED"; },
-                          absl::Seconds(20));
+  json ended = WaitForJob(
+      id, [](const json& j) { return j["status"] == "ENDED"; }, absl::Seconds(20));
   EXPECT_EQ(ended["end_reason"], "STOP_AFTER_RUNS");
   json results = CliJson({"job", "results", id});
   std::vector<std::string> fired;
-  for (const json& r : results["results"]) fired.insert(fired.begin(), r["scheduled_time"]);
+  for (const json& r : results["results"])
+    fired.insert(fired.begin(), r["scheduled_time"]);
   // The first listed may have passed while `job next` ran; every fire is
   // one listed, in order, and the rest follow on whole seconds.
   ASSERT_GE(fired.size(), 3u) << results.dump();
@@ -83,10 +84,10 @@ TEST_F(CalendarE2eTest, ScheduleErrorsNameTheFieldAndStatusShowsTheZone) {
   RunResult ok = Cli({"job", "submit", "--cron", "0 2 * * *", "--tz", "Europe/Berlin",
                       "--action-provider", "noop", "--action-body", "{}"});
   ASSERT_EQ(ok.exit_code, 0) << ok.err;
-  EXPECT_NE(ok.out.find("cron '0 2 * * *' in Europe/Berlin"), std::string::npos) << ok.out;
-  RunResult preview =
-      Cli({"schedule", "preview", "30 2 * * *", "--tz", "Europe/Berlin", "--from",
-           "2026-03-28T12:00:00Z", "-n", "2"});
+  EXPECT_NE(ok.out.find("cron '0 2 * * *' in Europe/Berlin"), std::string::npos)
+      << ok.out;
+  RunResult preview = Cli({"schedule", "preview", "30 2 * * *", "--tz", "Europe/Berlin",
+                           "--from", "2026-03-28T12:00:00Z", "-n", "2"});
   ASSERT_EQ(preview.exit_code, 0) << preview.err;
   EXPECT_NE(preview.out.find("2026-03-29T01:00:00Z"), std::string::npos) << preview.out;
   EXPECT_NE(preview.out.find("does not exist"), std::string::npos) << preview.out;

@@ -174,9 +174,10 @@ absl::Time EarliestNextRun(const v1::Job& job, absl::Time now) {
   for (const v1::JobResult& r : job.results()) {
     if (r.manual() || r.backfill()) continue;
     const absl::Time last = FromProto(r.scheduled_time());
-    earliest = std::max(earliest, job.schedule().has_interval_seconds()
-                                      ? last + absl::Seconds(job.schedule().interval_seconds())
-                                      : last + absl::Nanoseconds(1));
+    earliest =
+        std::max(earliest, job.schedule().has_interval_seconds()
+                               ? last + absl::Seconds(job.schedule().interval_seconds())
+                               : last + absl::Nanoseconds(1));
     break;  // Newest first: the first scheduled one is the last slot.
   }
   return earliest;
@@ -196,7 +197,8 @@ void NormalizeZone(v1::Schedule& s, const google::protobuf::FieldMask& mask) {
     return;
   }
   const auto named = [&mask](absl::string_view path) {
-    return std::find(mask.paths().begin(), mask.paths().end(), path) != mask.paths().end();
+    return std::find(mask.paths().begin(), mask.paths().end(), path) !=
+           mask.paths().end();
   };
   if (!named("schedule") && !named("schedule.time_zone")) s.clear_time_zone();
   if (!named("schedule") && !named("schedule.dst_gap")) s.clear_dst_gap();
@@ -228,9 +230,11 @@ void Reschedule(v1::Job& job, absl::Time now, v1::Job::Status running_status) {
   }
 }
 
-absl::Status ValidateCalendarSpecs(const v1::CalendarSchedule& cal, absl::string_view prefix) {
+absl::Status ValidateCalendarSpecs(const v1::CalendarSchedule& cal,
+                                   absl::string_view prefix) {
   if (cal.include_size() == 0) {
-    return Invalid(absl::StrCat(prefix, "schedule.calendar.include"), "at least one spec");
+    return Invalid(absl::StrCat(prefix, "schedule.calendar.include"),
+                   "at least one spec");
   }
   if (cal.include_size() > kMaxCalendarSpecs || cal.exclude_size() > kMaxCalendarSpecs) {
     return Invalid(absl::StrCat(prefix, "schedule.calendar"),
@@ -238,12 +242,13 @@ absl::Status ValidateCalendarSpecs(const v1::CalendarSchedule& cal, absl::string
                                 kMaxCalendarSpecs, " exclude specs"));
   }
   const auto check = [&](const char* list, int i, const v1::CalendarSpec& c) {
-    for (const std::string* f : {&c.seconds(), &c.minutes(), &c.hours(), &c.days_of_month(),
-                                 &c.months(), &c.days_of_week(), &c.years()}) {
+    for (const std::string* f :
+         {&c.seconds(), &c.minutes(), &c.hours(), &c.days_of_month(), &c.months(),
+          &c.days_of_week(), &c.years()}) {
       if (f->size() > kMaxCalendarFieldLength) {
-        return Invalid(absl::StrCat(prefix, "schedule.calendar.", list, "[", i, "]"),
-                       absl::StrCat("each field at most ", kMaxCalendarFieldLength,
-                                    " characters"));
+        return Invalid(
+            absl::StrCat(prefix, "schedule.calendar.", list, "[", i, "]"),
+            absl::StrCat("each field at most ", kMaxCalendarFieldLength, " characters"));
       }
     }
     return absl::OkStatus();
@@ -264,7 +269,8 @@ absl::Status ValidateSchedule(const v1::Schedule& s, absl::string_view prefix) {
   const bool zoned = s.has_cron() || s.has_calendar();
   switch (s.kind_case()) {
     case v1::Schedule::kIntervalSeconds:
-      if (s.interval_seconds() <= 0) return Invalid(field("interval_seconds"), "must be > 0");
+      if (s.interval_seconds() <= 0)
+        return Invalid(field("interval_seconds"), "must be > 0");
       if (s.interval_seconds() > JobService::kMaxIntervalSeconds) {
         return Invalid(field("interval_seconds"), "must be at most 10 years");
       }
@@ -283,8 +289,9 @@ absl::Status ValidateSchedule(const v1::Schedule& s, absl::string_view prefix) {
       RETURN_IF_ERROR(ValidateCalendarSpecs(s.calendar(), prefix));
       break;
     default:
-      return Invalid(field("interval_seconds"),
-                     "a schedule kind is required: interval_seconds, once, cron or calendar");
+      return Invalid(
+          field("interval_seconds"),
+          "a schedule kind is required: interval_seconds, once, cron or calendar");
   }
   if (!zoned) {
     if (!s.time_zone().empty()) {
@@ -292,12 +299,13 @@ absl::Status ValidateSchedule(const v1::Schedule& s, absl::string_view prefix) {
     }
     if (s.dst_gap() != v1::DST_GAP_POLICY_UNSPECIFIED ||
         s.dst_repeat() != v1::DST_REPEAT_POLICY_UNSPECIFIED) {
-      return Invalid(field(s.dst_gap() != v1::DST_GAP_POLICY_UNSPECIFIED ? "dst_gap"
-                                                                         : "dst_repeat"),
-                     "only for cron and calendar schedules");
+      return Invalid(
+          field(s.dst_gap() != v1::DST_GAP_POLICY_UNSPECIFIED ? "dst_gap" : "dst_repeat"),
+          "only for cron and calendar schedules");
     }
   }
-  if (!v1::DstGapPolicy_IsValid(s.dst_gap())) return Invalid(field("dst_gap"), "unknown value");
+  if (!v1::DstGapPolicy_IsValid(s.dst_gap()))
+    return Invalid(field("dst_gap"), "unknown value");
   if (!v1::DstRepeatPolicy_IsValid(s.dst_repeat())) {
     return Invalid(field("dst_repeat"), "unknown value");
   }

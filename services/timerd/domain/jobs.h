@@ -157,8 +157,9 @@ class JobService {
       const Identity& caller, const v1::PreviewScheduleRequest& request);
   // Records runs for the slots of a past range of the caller's job (see
   // timer.proto, BackfillJob); `done` gets the job and the runs recorded.
-  void BackfillJob(const Identity& caller, const v1::BackfillJobRequest& request,
-                   absl::AnyInvocable<void(absl::StatusOr<v1::BackfillJobResponse>)> done);
+  void BackfillJob(
+      const Identity& caller, const v1::BackfillJobRequest& request,
+      absl::AnyInvocable<void(absl::StatusOr<v1::BackfillJobResponse>)> done);
   absl::StatusOr<v1::ListActionProvidersResponse> ListActionProviders(
       const v1::ListActionProvidersRequest& request);
   absl::StatusOr<v1::ActionProvider> GetActionProvider(

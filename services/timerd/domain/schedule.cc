@@ -58,9 +58,9 @@ std::string RuleKey(const v1::Schedule& s) {
     return key;
   }
   const auto add = [&key](const char* tag, const v1::CalendarSpec& c) {
-    absl::StrAppend(&key, tag, c.seconds(), "\x1e", c.minutes(), "\x1e", c.hours(), "\x1e",
-                    c.days_of_month(), "\x1e", c.months(), "\x1e", c.days_of_week(),
-                    "\x1e", c.years(), "\x1d");
+    absl::StrAppend(&key, tag, c.seconds(), "\x1e", c.minutes(), "\x1e", c.hours(),
+                    "\x1e", c.days_of_month(), "\x1e", c.months(), "\x1e",
+                    c.days_of_week(), "\x1e", c.years(), "\x1d");
   };
   for (const v1::CalendarSpec& c : s.calendar().include()) add("+", c);
   for (const v1::CalendarSpec& c : s.calendar().exclude()) add("-", c);
@@ -206,7 +206,8 @@ absl::StatusOr<std::shared_ptr<const ScheduleRule>> RuleFor(const v1::Schedule& 
     }
     rule = CompileCalendar(cal, ZoneOf(s), ToGap(s.dst_gap()), ToRepeat(s.dst_repeat()));
   }
-  if (!rule.ok()) return SchedulePrefixed(rule.status(), s.has_cron() ? "cron" : "calendar");
+  if (!rule.ok())
+    return SchedulePrefixed(rule.status(), s.has_cron() ? "cron" : "calendar");
   absl::MutexLock lock(&cache.mu);
   if (cache.rules.size() >= kRuleCacheSize) cache.rules.erase(cache.rules.begin());
   return cache.rules.emplace(std::move(key), *rule).first->second;
@@ -239,8 +240,8 @@ std::string DescribeSchedule(const v1::Schedule& s) {
       for (const auto& c : s.calendar().include()) in.push_back(spec(c));
       for (const auto& c : s.calendar().exclude()) out.push_back(spec(c));
       return absl::StrCat("calendar ", absl::StrJoin(in, " + "),
-                          out.empty() ? "" : " except ", absl::StrJoin(out, " + "), " in ",
-                          ZoneOf(s));
+                          out.empty() ? "" : " except ", absl::StrJoin(out, " + "),
+                          " in ", ZoneOf(s));
     }
     default:
       return absl::StrCat("every ", s.interval_seconds(), "s");
@@ -272,7 +273,8 @@ absl::Duration JitterFor(const std::string& job_id, const v1::Schedule& s,
                          absl::Time slot, std::optional<absl::Time> next_slot) {
   if (s.jitter_seconds() <= 0) return absl::ZeroDuration();
   int64_t span_us = s.jitter_seconds() * 1'000'000;
-  if (next_slot) span_us = std::min(span_us, absl::ToInt64Microseconds(*next_slot - slot));
+  if (next_slot)
+    span_us = std::min(span_us, absl::ToInt64Microseconds(*next_slot - slot));
   if (span_us <= 1) return absl::ZeroDuration();
   // FNV-1a of the job id, mixed with the slot: stable across processes
   // (absl::Hash is seeded per process).
@@ -326,8 +328,8 @@ FireDecision DecideFire(const v1::Job& job, absl::Time due, absl::Time now) {
     return d;
   }
   const ScheduleRule* rule = compiled->get();
-  const absl::Time window_floor =
-      s.catch_up_window_seconds() > 0 ? now - absl::Seconds(s.catch_up_window_seconds())
+  const absl::Time window_floor = s.catch_up_window_seconds() > 0
+                                      ? now - absl::Seconds(s.catch_up_window_seconds())
                                       : absl::InfinitePast();
   std::optional<absl::Time> next = NextSlotAfter(s, rule, slot);
   if (next && *next <= now) {
@@ -339,7 +341,8 @@ FireDecision DecideFire(const v1::Job& job, absl::Time due, absl::Time now) {
       // One catch-up run, for the latest missed slot inside the window and
       // before the stop date.
       absl::Time limit = now;
-      if (s.has_stop_after_date()) limit = std::min(limit, FromProto(s.stop_after_date()));
+      if (s.has_stop_after_date())
+        limit = std::min(limit, FromProto(s.stop_after_date()));
       run_slot = LatestSlotIn(s, rule, std::max(slot, window_floor), limit);
     }
     if (run_slot) {
@@ -447,7 +450,8 @@ v1::PreviewScheduleResponse PreviewSlots(const v1::Job& job, absl::Time from,
     out.set_end_reason(job.status() == v1::Job::DELETED
                            ? "the job is deleted"
                            : absl::StrCat("the job has ended (",
-                                          v1::Job::EndReason_Name(job.end_reason()), ")"));
+                                          v1::Job::EndReason_Name(job.end_reason()),
+                                          ")"));
     return out;
   }
   absl::StatusOr<std::shared_ptr<const ScheduleRule>> compiled = RuleFor(s);
@@ -458,8 +462,8 @@ v1::PreviewScheduleResponse PreviewSlots(const v1::Job& job, absl::Time from,
   }
   const ScheduleRule* rule = compiled->get();
   const absl::Time start = FromProto(s.start());
-  const absl::Time window_floor =
-      s.catch_up_window_seconds() > 0 ? now - absl::Seconds(s.catch_up_window_seconds())
+  const absl::Time window_floor = s.catch_up_window_seconds() > 0
+                                      ? now - absl::Seconds(s.catch_up_window_seconds())
                                       : absl::InfinitePast();
   int64_t runs = job.n_runs();
   absl::Time after = from - kEpsilon;

@@ -112,8 +112,8 @@ struct FireDecision {
 // Decides a scheduled fire: `due` is job.next_run() (the jittered time) and
 // its slot job.next_scheduled_time() (`due` itself without jitter, or when
 // next_scheduled_time is unset or not within the jitter before `due`, as
-// for jobs whose next_run was written by a version that knew no jitter). A slot fired before the next slot has
-// passed runs as is, unless it is older than the catch-up window
+// for jobs whose next_run was written by a version that knew no jitter). A slot fired
+// before the next slot has passed runs as is, unless it is older than the catch-up window
 // (schedule.catch_up_window_seconds > 0): then it is recorded as missed. A
 // slot so late that the next one has passed too (timerd was down or
 // overloaded) follows job.missed_run_policy(): SKIP_MISSED records the missed

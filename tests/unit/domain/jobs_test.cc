@@ -385,158 +385,244 @@ v1::Schedule& Sched(v1::CreateJobRequest& r) {
 }
 v1::Action& Act(v1::CreateJobRequest& r) { return *r.mutable_job()->mutable_action(); }
 
-INSTANTIATE_TEST_SUITE_P(
-    BadInputs, CreateValidationTest,
-    ::testing::ValuesIn(std::vector<InvalidCase>{
-        {"IntervalMissing",
-         [](v1::CreateJobRequest& r) { Sched(r).clear_interval_seconds(); },
-         "schedule.interval_seconds"},
-        {"IntervalNegative",
-         [](v1::CreateJobRequest& r) { Sched(r).set_interval_seconds(-5); },
-         "schedule.interval_seconds"},
-        {"IntervalTooLong",
-         [](v1::CreateJobRequest& r) {
-           Sched(r).set_interval_seconds(JobService::kMaxIntervalSeconds + 1);
-         },
-         "schedule.interval_seconds"},
-        {"StartNotATimestamp",
-         [](v1::CreateJobRequest& r) { Sched(r).mutable_start()->set_nanos(-1); },
-         "schedule.start"},
-        {"StopAfterRunsZero",
-         [](v1::CreateJobRequest& r) { Sched(r).set_stop_after_runs(0); },
-         "schedule.stop_after_runs"},
-        {"StopAfterRunsNegative",
-         [](v1::CreateJobRequest& r) { Sched(r).set_stop_after_runs(-1); },
-         "schedule.stop_after_runs"},
-        {"StopDateBeforeStart",
-         [](v1::CreateJobRequest& r) {
-           *Sched(r).mutable_start() = ToProto(kNow + absl::Hours(2));
-           *Sched(r).mutable_stop_after_date() = ToProto(kNow + absl::Hours(1));
-         },
-         "schedule.stop_after_date"},
-        {"StopDateEqualsStart",
-         [](v1::CreateJobRequest& r) {
-           *Sched(r).mutable_start() = ToProto(kNow + absl::Hours(2));
-           *Sched(r).mutable_stop_after_date() = ToProto(kNow + absl::Hours(2));
-         },
-         "schedule.stop_after_date"},
-        {"ProviderEmpty", [](v1::CreateJobRequest& r) { Act(r).clear_provider(); },
-         "action.provider"},
-        {"ProviderNotAName",
-         [](v1::CreateJobRequest& r) { Act(r).set_provider("Trans fer"); },
-         "action.provider"},
-        {"BodyEmpty", [](v1::CreateJobRequest& r) { Act(r).clear_body(); },
-         "action.body"},
-        {"BodyNotJson", [](v1::CreateJobRequest& r) { Act(r).set_body("{not json"); },
-         "action.body"},
-        {"BodyJsonArray", [](v1::CreateJobRequest& r) { Act(r).set_body(R"([1, 2])"); },
-         "action.body"},
-        {"BodyJsonString", [](v1::CreateJobRequest& r) { Act(r).set_body(R"("text")"); },
-         "action.body"},
-        {"BodyTooLarge",
-         [](v1::CreateJobRequest& r) {
-           Act(r).set_body(absl::StrCat(
-               R"({"pad":")", std::string(JobService::kMaxBodyBytes, 'x'), R"("})"));
-         },
-         "action.body"},
-        {"NameTooLong",
-         [](v1::CreateJobRequest& r) {
-           r.mutable_job()->set_name(std::string(JobService::kMaxNameLength + 1, 'n'));
-         },
-         "name"},
-        {"LabelTooLong",
-         [](v1::CreateJobRequest& r) {
-           r.mutable_job()->set_label(std::string(JobService::kMaxLabelLength + 1, 'l'));
-         },
-         "label"},
-        {"OverlapPolicyUnknown",
-         [](v1::CreateJobRequest& r) {
-           r.mutable_job()->set_overlap_policy(static_cast<v1::OverlapPolicy>(99));
-         },
-         "overlap_policy"},
-        {"MissedRunPolicyUnknown",
-         [](v1::CreateJobRequest& r) {
-           r.mutable_job()->set_missed_run_policy(static_cast<v1::MissedRunPolicy>(99));
-         },
-         "missed_run_policy"},
-        {"MaxConcurrentTooHigh",
-         [](v1::CreateJobRequest& r) {
-           r.mutable_job()->set_overlap_policy(v1::ALLOW);
-           r.mutable_job()->set_max_concurrent(101);
-         },
-         "max_concurrent"},
-        {"MaxConcurrentWithoutAllow",
-         [](v1::CreateJobRequest& r) { r.mutable_job()->set_max_concurrent(2); },
-         "max_concurrent"},
-        {"RequestIdTooLong",
-         [](v1::CreateJobRequest& r) {
-           r.set_request_id(std::string(JobService::kMaxRequestIdLength + 1, 'r'));
-         },
-         "request_id"},
-        {"RequestIdWithSpace",
-         [](v1::CreateJobRequest& r) { r.set_request_id("my request"); }, "request_id"},
-        {"RequestIdNotAscii",
-         [](v1::CreateJobRequest& r) { r.set_request_id("r\xc3\xa9q"); }, "request_id"},
-        {"CronBadHours",
-         [](v1::CreateJobRequest& r) { Sched(r).set_cron("0 0 25 * * *"); },
-         "job.schedule.cron: field 3 (hours) at position"},
-        {"CronEmpty", [](v1::CreateJobRequest& r) { Sched(r).set_cron(""); },
-         "job.schedule.cron: required"},
-        {"CronTooLong",
-         [](v1::CreateJobRequest& r) { Sched(r).set_cron(std::string(300, '*')); },
-         "job.schedule.cron: at most 256"},
-        {"UnknownZone",
-         [](v1::CreateJobRequest& r) {
-           Sched(r).set_cron("0 2 * * *");
-           Sched(r).set_time_zone("Mars/Base");
-         },
-         "job.schedule.time_zone: unknown zone \"Mars/Base\""},
-        {"ZoneThatIsAPath",
-         [](v1::CreateJobRequest& r) {
-           Sched(r).set_cron("0 2 * * *");
-           Sched(r).set_time_zone("../../../etc/passwd");
-         },
-         "job.schedule.time_zone: unknown zone"},
-        {"ZoneOnAnIntervalJob",
-         [](v1::CreateJobRequest& r) { Sched(r).set_time_zone("Europe/Berlin"); },
-         "job.schedule.time_zone: only for cron and calendar"},
-        {"DstPolicyOnAnIntervalJob",
-         [](v1::CreateJobRequest& r) { Sched(r).set_dst_gap(v1::DST_GAP_SKIP); },
-         "job.schedule.dst_gap"},
-        {"DstGapUnknown",
-         [](v1::CreateJobRequest& r) {
-           Sched(r).set_cron("0 2 * * *");
-           Sched(r).set_dst_gap(static_cast<v1::DstGapPolicy>(42));
-         },
-         "job.schedule.dst_gap: unknown value"},
-        {"OnceFalse", [](v1::CreateJobRequest& r) { Sched(r).set_once(false); },
-         "job.schedule.once"},
-        {"CalendarWithoutInclude",
-         [](v1::CreateJobRequest& r) { Sched(r).mutable_calendar(); },
-         "job.schedule.calendar.include"},
-        {"CalendarBadField",
-         [](v1::CreateJobRequest& r) {
-           Sched(r).mutable_calendar()->add_include()->set_minutes("61");
-         },
-         "job.schedule.calendar.include[0].minutes"},
-        {"CalendarTooManySpecs",
-         [](v1::CreateJobRequest& r) {
-           for (int i = 0; i < 17; ++i) Sched(r).mutable_calendar()->add_include();
-         },
-         "job.schedule.calendar: at most 16"},
-        {"JitterNegative",
-         [](v1::CreateJobRequest& r) { Sched(r).set_jitter_seconds(-1); },
-         "job.schedule.jitter_seconds"},
-        {"JitterOverADay",
-         [](v1::CreateJobRequest& r) { Sched(r).set_jitter_seconds(86401); },
-         "job.schedule.jitter_seconds"},
-        {"CatchUpWindowNegative",
-         [](v1::CreateJobRequest& r) { Sched(r).set_catch_up_window_seconds(-1); },
-         "job.schedule.catch_up_window_seconds"},
-    }),
-    [](const ::testing::TestParamInfo<InvalidCase>& info) {
-      return info.param.test_name;
-    });
+INSTANTIATE_TEST_SUITE_P(BadInputs, CreateValidationTest,
+                         ::testing::
+                             ValuesIn(std::
+                                          vector<InvalidCase>{
+                                              {"IntervalMissing",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).clear_interval_seconds();
+                                               },
+                                               "schedule.interval_seconds"},
+                                              {"IntervalNegative",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_interval_seconds(-5);
+                                               },
+                                               "schedule.interval_seconds"},
+                                              {"IntervalTooLong",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_interval_seconds(
+                                                     JobService::kMaxIntervalSeconds + 1);
+                                               },
+                                               "schedule.interval_seconds"},
+                                              {"StartNotATimestamp",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).mutable_start()->set_nanos(-1);
+                                               },
+                                               "schedule.start"},
+                                              {"StopAfterRunsZero",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_stop_after_runs(0);
+                                               },
+                                               "schedule.stop_after_runs"},
+                                              {"StopAfterRunsNegative",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_stop_after_runs(-1);
+                                               },
+                                               "schedule.stop_after_runs"},
+                                              {"StopDateBeforeStart",
+                                               [](v1::CreateJobRequest& r) {
+                                                 *Sched(r).mutable_start() =
+                                                     ToProto(kNow + absl::Hours(2));
+                                                 *Sched(r).mutable_stop_after_date() =
+                                                     ToProto(kNow + absl::Hours(1));
+                                               },
+                                               "schedule.stop_after_date"},
+                                              {"StopDateEqualsStart",
+                                               [](v1::CreateJobRequest& r) {
+                                                 *Sched(r).mutable_start() =
+                                                     ToProto(kNow + absl::Hours(2));
+                                                 *Sched(r).mutable_stop_after_date() =
+                                                     ToProto(kNow + absl::Hours(2));
+                                               },
+                                               "schedule.stop_after_date"},
+                                              {"ProviderEmpty",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Act(r).clear_provider();
+                                               },
+                                               "action.provider"},
+                                              {"ProviderNotAName",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Act(r).set_provider("Trans fer");
+                                               },
+                                               "action.provider"},
+                                              {"BodyEmpty",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Act(r).clear_body();
+                                               },
+                                               "action.body"},
+                                              {"BodyNotJson",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Act(r).set_body("{not json");
+                                               },
+                                               "action.body"},
+                                              {"BodyJsonArray",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Act(r).set_body(R"([1, 2])");
+                                               },
+                                               "action.body"},
+                                              {"BodyJsonString",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Act(r).set_body(R"("text")");
+                                               },
+                                               "action.body"},
+                                              {"BodyTooLarge",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Act(r).set_body(absl::StrCat(
+                                                     R"({"pad":")",
+                                                     std::string(
+                                                         JobService::kMaxBodyBytes, 'x'),
+                                                     R"("})"));
+                                               },
+                                               "action.body"},
+                                              {"NameTooLong",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.mutable_job()->set_name(std::string(
+                                                     JobService::kMaxNameLength + 1,
+                                                     'n'));
+                                               },
+                                               "name"},
+                                              {"LabelTooLong",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.mutable_job()->set_label(std::string(
+                                                     JobService::kMaxLabelLength + 1,
+                                                     'l'));
+                                               },
+                                               "label"},
+                                              {"OverlapPolicyUnknown",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.mutable_job()->set_overlap_policy(
+                                                     static_cast<v1::OverlapPolicy>(99));
+                                               },
+                                               "overlap_policy"},
+                                              {"MissedRunPolicyUnknown",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.mutable_job()->set_missed_run_policy(
+                                                     static_cast<v1::MissedRunPolicy>(
+                                                         99));
+                                               },
+                                               "missed_run_policy"},
+                                              {"MaxConcurrentTooHigh",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.mutable_job()->set_overlap_policy(
+                                                     v1::ALLOW);
+                                                 r.mutable_job()->set_max_concurrent(101);
+                                               },
+                                               "max_concurrent"},
+                                              {"MaxConcurrentWithoutAllow",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.mutable_job()->set_max_concurrent(2);
+                                               },
+                                               "max_concurrent"},
+                                              {"RequestIdTooLong",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.set_request_id(std::string(
+                                                     JobService::kMaxRequestIdLength + 1,
+                                                     'r'));
+                                               },
+                                               "request_id"},
+                                              {"RequestIdWithSpace",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.set_request_id("my request");
+                                               },
+                                               "request_id"},
+                                              {"RequestIdNotAscii",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.set_request_id("r\xc3\xa9q");
+                                               },
+                                               "request_id"},
+                                              {"CronBadHours",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_cron("0 0 25 * * *");
+                                               },
+                                               "job.schedule.cron: field 3 (hours) at "
+                                               "position"},
+                                              {"CronEmpty",
+                                               [](v1::CreateJobRequest&
+                                                      r) { Sched(r).set_cron(""); },
+                                               "job.schedule.cron: required"},
+                                              {"CronTooLong",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_cron(std::string(300, '*'));
+                                               },
+                                               "job.schedule.cron: at most 256"},
+                                              {"UnknownZone",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_cron("0 2 * * *");
+                                                 Sched(r).set_time_zone("Mars/Base");
+                                               },
+                                               "job.schedule.time_zone: unknown zone "
+                                               "\"Mars/Base\""},
+                                              {"ZoneThatIsAPath",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_cron("0 2 * * *");
+                                                 Sched(r).set_time_zone(
+                                                     "../../../etc/passwd");
+                                               },
+                                               "job.schedule.time_zone: unknown zone"},
+                                              {"ZoneOnAnIntervalJob",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_time_zone("Europe/Berlin");
+                                               },
+                                               "job.schedule.time_zone: only for cron "
+                                               "and calendar"},
+                                              {"DstPolicyOnAnIntervalJob",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_dst_gap(v1::DST_GAP_SKIP);
+                                               },
+                                               "job.schedule.dst_gap"},
+                                              {"DstGapUnknown",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_cron("0 2 * * *");
+                                                 Sched(r).set_dst_gap(
+                                                     static_cast<v1::DstGapPolicy>(42));
+                                               },
+                                               "job.schedule.dst_gap: unknown value"},
+                                              {"OnceFalse",
+                                               [](v1::CreateJobRequest&
+                                                      r) { Sched(r).set_once(false); },
+                                               "job.schedule.once"},
+                                              {"CalendarWithoutInclude",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).mutable_calendar();
+                                               },
+                                               "job.schedule.calendar.include"},
+                                              {"CalendarBadField",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r)
+                                                     .mutable_calendar()
+                                                     ->add_include()
+                                                     ->set_minutes("61");
+                                               },
+                                               "job.schedule.calendar.include[0]."
+                                               "minutes"},
+                                              {"CalendarTooManySpecs",
+                                               [](v1::CreateJobRequest& r) {
+                                                 for (int i = 0; i < 17; ++i)
+                                                   Sched(r)
+                                                       .mutable_calendar()
+                                                       ->add_include();
+                                               },
+                                               "job.schedule.calendar: at most 16"},
+                                              {"JitterNegative",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_jitter_seconds(-1);
+                                               },
+                                               "job.schedule.jitter_seconds"},
+                                              {"JitterOverADay",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_jitter_seconds(86401);
+                                               },
+                                               "job.schedule.jitter_seconds"},
+                                              {"CatchUpWindowNegative",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_catch_up_window_seconds(-1);
+                                               },
+                                               "job.schedule.catch_up_window_seconds"},
+                                          }),
+                         [](const ::testing::TestParamInfo<InvalidCase>& info) {
+                           return info.param.test_name;
+                         });
 
 // ---------------------------------------------------------------------------
 // Create: idempotency on request_id.
@@ -992,7 +1078,6 @@ TEST_F(JobServiceTest, AStatusesListLongerThanTheStatusesIsInvalidArgument) {
   EXPECT_FALSE(paused->full_view);
 }
 
-
 // ---------------------------------------------------------------------------
 // Calendar schedules: create, update, preview.
 
@@ -1008,7 +1093,8 @@ TEST_F(JobServiceTest, CronJobWithoutAZoneIsInUtcAndFirstRunsAtItsNextSlot) {
   ASSERT_THAT(job, IsOk());
   EXPECT_EQ(job->schedule().time_zone(), "UTC");
   // kNow is 2023-11-14T22:13:20Z.
-  EXPECT_EQ(FromProto(job->next_run()), absl::FromUnixSeconds(1700013600));  // 15th 02:00Z
+  EXPECT_EQ(FromProto(job->next_run()),
+            absl::FromUnixSeconds(1700013600));  // 15th 02:00Z
   EXPECT_EQ(job->next_run().seconds(), job->next_scheduled_time().seconds());
 }
 
@@ -1073,9 +1159,9 @@ TEST_F(JobServiceTest, UpdateChangesTheKindCoherently) {
                        HasSubstr("job.schedule.cron: field 2 (hours)")));
   // A zone on an interval job is refused.
   in.mutable_schedule()->set_time_zone("Europe/Berlin");
-  EXPECT_THAT(update(in, {"schedule.time_zone"}),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("job.schedule.time_zone")));
+  EXPECT_THAT(
+      update(in, {"schedule.time_zone"}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("job.schedule.time_zone")));
   EXPECT_EQ(Get(job.job_id())->schedule().interval_seconds(), 600);
 }
 
@@ -1084,7 +1170,8 @@ TEST_F(JobServiceTest, PreviewOfAJobIsTheCallersOnly) {
   v1::PreviewScheduleRequest request;
   request.set_job_id(job.job_id());
   request.set_count(3);
-  absl::StatusOr<v1::PreviewScheduleResponse> mine = service_.PreviewSchedule(kAlice, request);
+  absl::StatusOr<v1::PreviewScheduleResponse> mine =
+      service_.PreviewSchedule(kAlice, request);
   ASSERT_THAT(mine, IsOk());
   ASSERT_EQ(mine->entries_size(), 3);
   EXPECT_EQ(FromProto(mine->entries(0).fire_time()), FromProto(job.next_run()));
@@ -1097,7 +1184,8 @@ TEST_F(JobServiceTest, PreviewOfAScheduleFromThePastStartsThere) {
   request.mutable_schedule()->set_cron("0 2 * * *");
   *request.mutable_from() = ToProto(kNow - absl::Hours(24 * 30));
   request.set_count(1);
-  absl::StatusOr<v1::PreviewScheduleResponse> p = service_.PreviewSchedule(kAlice, request);
+  absl::StatusOr<v1::PreviewScheduleResponse> p =
+      service_.PreviewSchedule(kAlice, request);
   ASSERT_THAT(p, IsOk());
   ASSERT_EQ(p->entries_size(), 1);
   EXPECT_LT(FromProto(p->entries(0).fire_time()), kNow - absl::Hours(24 * 29));
@@ -1106,7 +1194,8 @@ TEST_F(JobServiceTest, PreviewOfAScheduleFromThePastStartsThere) {
 TEST_F(JobServiceTest, PreviewOfASchedulePlainAndBounded) {
   v1::PreviewScheduleRequest request;
   request.mutable_schedule()->set_cron("*/15 * * * *");
-  absl::StatusOr<v1::PreviewScheduleResponse> p = service_.PreviewSchedule(kAlice, request);
+  absl::StatusOr<v1::PreviewScheduleResponse> p =
+      service_.PreviewSchedule(kAlice, request);
   ASSERT_THAT(p, IsOk());
   EXPECT_EQ(p->entries_size(), JobService::kDefaultPreviewCount);
   EXPECT_EQ(p->description(), "cron '*/15 * * * *' in UTC");

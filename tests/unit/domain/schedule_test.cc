@@ -10,7 +10,6 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-
 #include "absl/time/time.h"
 #include "domain/time_util.h"
 #include "gtest/gtest.h"
@@ -273,7 +272,8 @@ TEST(DecideFireKindsTest, StopAfterRunsCountsRunsNotSkippedSlots) {
 
 TEST(DecideFireKindsTest, StopAfterDateAppliesToCron) {
   v1::Job job = CronJob("0 * * * *", "UTC", "2026-01-01T00:00:00Z");
-  *job.mutable_schedule()->mutable_stop_after_date() = ToProto(Utc("2026-01-01T01:30:00Z"));
+  *job.mutable_schedule()->mutable_stop_after_date() =
+      ToProto(Utc("2026-01-01T01:30:00Z"));
   Place(job, Utc("2026-01-01T00:00:00Z"));
   FireDecision d = FireAt(job, Utc("2026-01-01T00:00:00Z"));
   ASSERT_TRUE(d.next.has_value());
@@ -361,8 +361,8 @@ TEST(JitterTest, DeterministicPerJobAndSlotBelowJAndNeverPastTheNextSlot) {
   // Spread over jobs and slots, each below the next slot.
   absl::Duration lo = absl::InfiniteDuration(), hi = absl::ZeroDuration();
   for (int i = 0; i < 1000; ++i) {
-    const absl::Duration j =
-        JitterFor(absl::StrCat("job-", i), s, slot + absl::Seconds(i), slot + absl::Seconds(i + 5));
+    const absl::Duration j = JitterFor(
+        absl::StrCat("job-", i), s, slot + absl::Seconds(i), slot + absl::Seconds(i + 5));
     ASSERT_LT(j, absl::Seconds(5));
     const absl::Duration k = JitterFor(absl::StrCat("job-", i), s, slot, std::nullopt);
     ASSERT_LT(k, absl::Seconds(30));
