@@ -144,10 +144,10 @@ TEST(FillJobTest, CalendarScheduleOptionsSetTheirFieldsAndMaskPaths) {
   EXPECT_EQ(s.dst_repeat(), v1::DST_REPEAT_BOTH);
   EXPECT_EQ(s.jitter_seconds(), 300);
   EXPECT_EQ(s.catch_up_window_seconds(), 3600);
-  EXPECT_EQ(paths, (std::vector<std::string>{
-                       "schedule.calendar", "schedule.time_zone", "schedule.dst_gap",
-                       "schedule.dst_repeat", "schedule.jitter_seconds",
-                       "schedule.catch_up_window_seconds"}));
+  EXPECT_EQ(paths, (std::vector<std::string>{"schedule.calendar", "schedule.time_zone",
+                                             "schedule.dst_gap", "schedule.dst_repeat",
+                                             "schedule.jitter_seconds",
+                                             "schedule.catch_up_window_seconds"}));
   EXPECT_EQ(ScheduleText(s),
             "calendar 'hour=2 dow=MON-FRI' except 'dom=24-26 mon=12' in Europe/Berlin");
 
@@ -174,7 +174,8 @@ TEST(FillJobTest, ScheduleKindsAreExclusiveAndSpecsParse) {
               HasSubstr("hour given twice"));
   EXPECT_THAT(ParseCalendarSpecArg("week=1", "--calendar-exclude").status().message(),
               HasSubstr("--calendar-exclude"));
-  absl::StatusOr<v1::CalendarSpec> last = ParseCalendarSpecArg("dom=L hour=23 min=30", "x");
+  absl::StatusOr<v1::CalendarSpec> last =
+      ParseCalendarSpecArg("dom=L hour=23 min=30", "x");
   ASSERT_TRUE(last.ok());
   EXPECT_EQ(last->days_of_month(), "L");
   EXPECT_EQ(last->minutes(), "30");
