@@ -37,7 +37,97 @@ absl::Status SetTime(const std::string& text, const char* option, absl::TimeZone
   return absl::OkStatus();
 }
 
+const std::map<std::string, v1::DstGapPolicy> kDstGap = {
+    {"run-after", v1::DST_GAP_RUN_AFTER},
+    {"skip", v1::DST_GAP_SKIP},
+    {"shift", v1::DST_GAP_SHIFT}};
+const std::map<std::string, v1::DstRepeatPolicy> kDstRepeat = {
+    {"first", v1::DST_REPEAT_FIRST},
+    {"last", v1::DST_REPEAT_LAST},
+    {"both", v1::DST_REPEAT_BOTH}};
+
+absl::StatusOr<int64_t> DurationArg(const std::string& text, const char* option) {
+  if (text == "0") return 0;
+  absl::StatusOr<int64_t> seconds = ParseIntervalArg(text);
+  if (!seconds.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(option, ": ", seconds.status().message()));
+  }
+  return *seconds;
+}
+
 }  // namespace
+
+absl::StatusOr<v1::CalendarSpec> ParseCalendarSpecArg(absl::string_view text,
+                                                      absl::string_view option) {
+  v1::CalendarSpec spec;
+  const std::map<std::string, std::string* (v1::CalendarSpec::*)()> fields = {
+      {"sec", &v1::CalendarSpec::mutable_seconds},
+      {"min", &v1::CalendarSpec::mutable_minutes},
+      {"hour", &v1::CalendarSpec::mutable_hours},
+      {"dom", &v1::CalendarSpec::mutable_days_of_month},
+      {"mon", &v1::CalendarSpec::mutable_months},
+      {"dow", &v1::CalendarSpec::mutable_days_of_week},
+      {"year", &v1::CalendarSpec::mutable_years}};
+  std::vector<std::string> seen;
+  const std::vector<absl::string_view> parts =
+      absl::StrSplit(text, ' ', absl::SkipEmpty());
+  if (parts.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(option, ": empty; e.g. 'dow=MON-FRI hour=2'"));
+  }
+  for (absl::string_view part : parts) {
+    const size_t eq = part.find('=');
+    const std::string key(part.substr(0, eq));
+    const auto it = fields.find(key);
+    if (eq == absl::string_view::npos || it == fields.end() || eq + 1 == part.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          option, ": \"", Echo(std::string(part)),
+          "\" is not KEY=VALUE with KEY one of sec, min, hour, dom, mon, dow, year"));
+    }
+    if (std::find(seen.begin(), seen.end(), key) != seen.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(option, ": ", key, " given twice"));
+    }
+    seen.push_back(key);
+    *(spec.*(it->second))() = std::string(part.substr(eq + 1));
+  }
+  return spec;
+}
+
+std::string ScheduleText(const v1::Schedule& s) {
+  const auto spec = [](const v1::CalendarSpec& c) {
+    std::vector<std::string> parts;
+    const auto add = [&parts](const char* k, const std::string& v) {
+      if (!v.empty()) parts.push_back(absl::StrCat(k, "=", Echo(v)));
+    };
+    add("sec", c.seconds());
+    add("min", c.minutes());
+    add("hour", c.hours());
+    add("dom", c.days_of_month());
+    add("mon", c.months());
+    add("dow", c.days_of_week());
+    add("year", c.years());
+    return absl::StrCat("'", absl::StrJoin(parts, " "), "'");
+  };
+  const std::string zone = s.time_zone().empty() ? "UTC" : Echo(s.time_zone());
+  switch (s.kind_case()) {
+    case v1::Schedule::kOnce:
+      return "once, at its start";
+    case v1::Schedule::kCron:
+      return absl::StrCat("cron '", Echo(s.cron()), "' in ", zone);
+    case v1::Schedule::kCalendar: {
+      std::vector<std::string> in, out;
+      for (const auto& c : s.calendar().include()) in.push_back(spec(c));
+      for (const auto& c : s.calendar().exclude()) out.push_back(spec(c));
+      return absl::StrCat("calendar ", absl::StrJoin(in, " + "),
+                          out.empty() ? "" : " except ", absl::StrJoin(out, " + "),
+                          " in ", zone);
+    }
+    default:
+      return absl::StrCat("every ", s.interval_seconds(), "s (",
+                          FormatSeconds(s.interval_seconds()), ")");
+  }
+}
 
 std::string ProviderNameFromActionUrl(absl::string_view url) {
   absl::string_view path = url;
@@ -102,6 +192,80 @@ absl::Status FillJob(const JobArgs& a, absl::TimeZone local, v1::Job* job,
     }
     schedule->set_interval_seconds(*interval);
     touched("schedule.interval_seconds");
+  }
+  int kinds =
+      !a.interval.empty() + !a.cron.empty() + !a.calendar.empty() + !a.once.empty();
+  if (kinds > 1) {
+    return absl::InvalidArgumentError(
+        "give one of --interval, --cron, --calendar and --once");
+  }
+  if (!a.calendar_exclude.empty() && a.calendar.empty()) {
+    return absl::InvalidArgumentError("--calendar-exclude: only with --calendar");
+  }
+  if (!a.once.empty() && !a.start.empty()) {
+    return absl::InvalidArgumentError(
+        "--once TIME is the start: give no --start with it");
+  }
+  if (!a.cron.empty()) {
+    schedule->set_cron(a.cron);
+    touched("schedule.cron");
+  }
+  if (!a.calendar.empty()) {
+    for (const std::string& text : a.calendar) {
+      absl::StatusOr<v1::CalendarSpec> spec = ParseCalendarSpecArg(text, "--calendar");
+      if (!spec.ok()) return spec.status();
+      *schedule->mutable_calendar()->add_include() = *std::move(spec);
+    }
+    for (const std::string& text : a.calendar_exclude) {
+      absl::StatusOr<v1::CalendarSpec> spec =
+          ParseCalendarSpecArg(text, "--calendar-exclude");
+      if (!spec.ok()) return spec.status();
+      *schedule->mutable_calendar()->add_exclude() = *std::move(spec);
+    }
+    touched("schedule.calendar");
+  }
+  if (!a.once.empty()) {
+    if (absl::Status s = SetTime(a.once, "--once", local, schedule->mutable_start());
+        !s.ok()) {
+      return s;
+    }
+    schedule->set_once(true);
+    touched("schedule.once");
+    touched("schedule.start");
+  }
+  if (!a.tz.empty()) {
+    schedule->set_time_zone(a.tz);
+    touched("schedule.time_zone");
+  }
+  if (!a.dst_gap.empty()) {
+    const auto it = kDstGap.find(a.dst_gap);
+    if (it == kDstGap.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--dst-gap: \"", Echo(a.dst_gap), "\" is not run-after, skip or shift"));
+    }
+    schedule->set_dst_gap(it->second);
+    touched("schedule.dst_gap");
+  }
+  if (!a.dst_repeat.empty()) {
+    const auto it = kDstRepeat.find(a.dst_repeat);
+    if (it == kDstRepeat.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--dst-repeat: \"", Echo(a.dst_repeat), "\" is not first, last or both"));
+    }
+    schedule->set_dst_repeat(it->second);
+    touched("schedule.dst_repeat");
+  }
+  if (!a.jitter.empty()) {
+    absl::StatusOr<int64_t> j = DurationArg(a.jitter, "--jitter");
+    if (!j.ok()) return j.status();
+    schedule->set_jitter_seconds(*j);
+    touched("schedule.jitter_seconds");
+  }
+  if (!a.catch_up_window.empty()) {
+    absl::StatusOr<int64_t> w = DurationArg(a.catch_up_window, "--catch-up-window");
+    if (!w.ok()) return w.status();
+    schedule->set_catch_up_window_seconds(*w);
+    touched("schedule.catch_up_window_seconds");
   }
   if (!a.start.empty()) {
     if (absl::Status s = SetTime(a.start, "--start", local, schedule->mutable_start());

@@ -44,7 +44,33 @@ struct JobArgs {
   int max_concurrent = 0;
   std::string missed;      // skip, run_once
   std::string request_id;  // submit only; empty: a new UUID.
+  // Calendar schedules (one kind of --interval, --cron, --calendar, --once).
+  std::string cron;                           // --cron EXPR
+  std::string tz;                             // --tz ZONE
+  std::vector<std::string> calendar;          // --calendar SPEC (repeatable: union)
+  std::vector<std::string> calendar_exclude;  // --calendar-exclude SPEC
+  std::string once;                           // --once TIME
+  std::string jitter;                         // --jitter DURATION
+  std::string dst_gap;                        // run-after, skip, shift
+  std::string dst_repeat;                     // first, last, both
+  std::string catch_up_window;                // --catch-up-window DURATION
 };
+
+// The one-line calendar spec of --calendar and --calendar-exclude: fields
+// KEY=VALUE separated by spaces, keys sec, min, hour, dom, mon, dow, year
+// (each at most once), values as in a cron field ("0", "0,30", "9-17",
+// "*/15", "MON-FRI", "L"). A field not given: "0" for sec/min/hour in an
+// include, every value otherwise.
+//   "dow=MON-FRI hour=2"            every weekday at 02:00:00
+//   "mon=12 dom=24-26"              (as an exclusion) those whole days
+//   "dom=L hour=23 min=30"          the last day of each month, 23:30
+absl::StatusOr<v1::CalendarSpec> ParseCalendarSpecArg(absl::string_view text,
+                                                      absl::string_view option);
+
+// The schedule in words, as `timer job status` shows it: "every 3600s
+// (1h)", "once at ...", "cron '0 2 * * *' in Europe/Berlin", "calendar
+// 'dow=MON-FRI hour=2' except 'mon=12 dom=24-26' in UTC".
+std::string ScheduleText(const v1::Schedule& s);
 
 // The options of `job transfer` that make the transfer provider's body.
 struct TransferArgs {

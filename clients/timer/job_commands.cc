@@ -4,10 +4,12 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "cli_time.h"
 #include "job_args.h"
 #include "output.h"
 #include "provider_commands.h"
@@ -24,6 +26,11 @@ struct JobCommandState {
   JobArgs job;
   TransferArgs transfer;
   std::string run_request_id;
+  int count = 10;          // -n of `job next` and `schedule preview`
+  std::string from;        // --from
+  std::string to;          // --to of `job backfill`
+  int max_runs = 0;        // --max-runs of `job backfill`
+  std::string expression;  // EXPR of `schedule preview`
 };
 
 void PrintJob(const Globals& g, const v1::Job& job, bool verbose) {
@@ -87,13 +94,103 @@ absl::Status Submit(Globals& g, JobArgs a) {
       &v1::TimerService::Stub::CreateJob);
 }
 
+// The next `n` fires of job `job_id` (empty on error: the update itself
+// reports what went wrong).
+v1::PreviewScheduleResponse NextFires(const Client& client, const std::string& job_id,
+                                      int n) {
+  v1::PreviewScheduleRequest request;
+  request.set_job_id(job_id);
+  request.set_count(n);
+  v1::PreviewScheduleResponse response;
+  if (!client.Call(&v1::TimerService::Stub::PreviewSchedule, request, &response).ok()) {
+    response.Clear();
+  }
+  return response;
+}
+
+// `job update` prints the job, then how its next fires changed.
 absl::Status Update(Globals& g, const std::string& job_id, JobArgs a) {
-  return SendJob(
-      g, std::move(a),
-      [&job_id](const JobArgs& args) {
-        return MakeUpdateJobRequest(job_id, args, absl::LocalTimeZone());
-      },
-      &v1::TimerService::Stub::UpdateJob);
+  absl::StatusOr<Client> client = ConnectAsUser(g);
+  if (!client.ok()) return client.status();
+  if (absl::Status s = ResolveActionOptions(*client, a); !s.ok()) return s;
+  absl::StatusOr<v1::UpdateJobRequest> request =
+      MakeUpdateJobRequest(job_id, a, absl::LocalTimeZone());
+  if (!request.ok()) return request.status();
+  constexpr int kShown = 3;
+  const v1::PreviewScheduleResponse before = NextFires(*client, job_id, kShown);
+  v1::Job job;
+  if (absl::Status s = client->Call(&v1::TimerService::Stub::UpdateJob, *request, &job);
+      !s.ok()) {
+    return s;
+  }
+  const v1::PreviewScheduleResponse after = NextFires(*client, job_id, kShown);
+  if (g.json()) {
+    PrintJson(job, std::cout);
+    return absl::OkStatus();
+  }
+  PrintJobTable(job, /*verbose=*/false, absl::Now(), std::cout);
+  std::cout << "Next fires:\n";
+  PrintFireChange(before, after, std::cout);
+  return absl::OkStatus();
+}
+
+// `job next JOB_ID` and `schedule preview`: prints a preview.
+absl::Status Preview(Globals& g, v1::PreviewScheduleRequest request,
+                     const std::string& from) {
+  if (!from.empty()) {
+    absl::StatusOr<absl::Time> t = ParseTimeArg(from, absl::LocalTimeZone());
+    if (!t.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--from: ", t.status().message()));
+    }
+    request.mutable_from()->set_seconds(absl::ToUnixSeconds(*t));
+  }
+  absl::StatusOr<Client> client = ConnectAsUser(g);
+  if (!client.ok()) return client.status();
+  v1::PreviewScheduleResponse response;
+  if (absl::Status s =
+          client->Call(&v1::TimerService::Stub::PreviewSchedule, request, &response);
+      !s.ok()) {
+    return s;
+  }
+  if (g.json()) {
+    PrintJson(response, std::cout);
+  } else {
+    PrintPreview(response, std::cout);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Backfill(Globals& g, const std::string& job_id, const std::string& from,
+                      const std::string& to, int max_runs,
+                      const std::string& request_id) {
+  v1::BackfillJobRequest request;
+  request.set_job_id(job_id);
+  for (auto [text, option, field] :
+       {std::tuple{&from, "--from", request.mutable_start_time()},
+        std::tuple{&to, "--to", request.mutable_end_time()}}) {
+    absl::StatusOr<absl::Time> t = ParseTimeArg(*text, absl::LocalTimeZone());
+    if (!t.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(option, ": ", t.status().message()));
+    }
+    field->set_seconds(absl::ToUnixSeconds(*t));
+  }
+  request.set_max_runs(max_runs);
+  request.set_request_id(request_id.empty() ? NewRequestId() : request_id);
+  absl::StatusOr<Client> client = ConnectAsUser(g);
+  if (!client.ok()) return client.status();
+  v1::BackfillJobResponse response;
+  if (absl::Status s =
+          client->Call(&v1::TimerService::Stub::BackfillJob, request, &response);
+      !s.ok()) {
+    return s;
+  }
+  if (g.json()) {
+    PrintJson(response, std::cout);
+  } else {
+    PrintResultsTable({response.results().begin(), response.results().end()}, false,
+                      std::cout);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Transfer(Globals& g, JobArgs a, const TransferArgs& t) {
@@ -204,6 +301,64 @@ constexpr char kActionBodyHelp[] =
     "the provider's input, a JSON object; globus-timer's {\"body\": {...}} wrapper "
     "is unwrapped";
 
+constexpr char kScheduleHelp[] =
+    "\n\nSchedules (one of --interval, --cron, --calendar, --once):\n"
+    "  --interval 1h                      every hour from --start, on a UTC grid\n"
+    "  --cron '0 2 * * *' --tz Europe/Berlin\n"
+    "                                     02:00 Berlin time every day\n"
+    "  --cron '*/10 * * * * *'            every 10 seconds (6 fields: seconds first)\n"
+    "  --calendar 'dow=MON-FRI hour=2' --calendar-exclude 'mon=12 dom=24-26' --tz UTC\n"
+    "                                     weekdays at 02:00 except 24-26 December\n"
+    "  --once 2026-12-24T18:00+01:00      a single run\n"
+    "A --calendar SPEC is KEY=VALUE fields separated by spaces, keys sec, min, hour,\n"
+    "dom, mon, dow, year, values as in a cron field (0,30  9-17  */15  MON-FRI  L);\n"
+    "sec/min/hour not given are 0, other fields every value (in --calendar-exclude\n"
+    "every field not given is every value). --calendar repeats: their union.\n"
+    "DST: --dst-gap run-after (default: a 02:30 job runs at 03:00 on the day clocks\n"
+    "skip 02:00-03:00) | skip | shift (runs 03:30); --dst-repeat first (default) |\n"
+    "last | both, for a local time that occurs twice.";
+
+// The schedule options of `job submit`, `job update` and `job transfer`
+// beyond --interval, --start and the stop conditions.
+void AddScheduleOptions(CLI::App* cmd, JobArgs& a) {
+  cmd->add_option("--cron", a.cron,
+                  "a cron expression: 5 fields, or 6 with seconds first; @daily etc.; "
+                  "L, W, # as Quartz")
+      ->type_name("EXPR");
+  cmd->add_option("--calendar", a.calendar,
+                  "a calendar spec, e.g. 'dow=MON-FRI hour=2' (repeatable: union)")
+      ->type_name("SPEC")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cmd->add_option("--calendar-exclude", a.calendar_exclude,
+                  "times no --calendar run falls on, e.g. 'mon=12 dom=24-26'")
+      ->type_name("SPEC")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  cmd->add_option("--once", a.once, "a single run at TIME (formats as --start)")
+      ->type_name("TIME");
+  cmd->add_option("--tz", a.tz,
+                  "IANA time zone of --cron/--calendar, e.g. Europe/Berlin (default UTC)")
+      ->type_name("ZONE");
+  cmd->add_option("--dst-gap", a.dst_gap,
+                  "a local time that does not exist: run-after (default), skip, shift")
+      ->check(CLI::IsMember({"run-after", "skip", "shift"}));
+  cmd->add_option("--dst-repeat", a.dst_repeat,
+                  "a local time that occurs twice: first (default), last, both")
+      ->check(CLI::IsMember({"first", "last", "both"}));
+  cmd->add_option("--jitter", a.jitter,
+                  "delay each run by a fixed-per-slot amount in [0, DURATION), e.g. 5m")
+      ->type_name("DURATION");
+  cmd->add_option("--catch-up-window", a.catch_up_window,
+                  "after downtime, slots older than DURATION are recorded missed")
+      ->type_name("DURATION");
+}
+
+// Exactly one schedule kind, for submit and transfer.
+void RequireScheduleKind(const JobArgs& a) {
+  if (a.interval.empty() && a.cron.empty() && a.calendar.empty() && a.once.empty()) {
+    throw CLI::RequiredError("--interval, --cron, --calendar or --once");
+  }
+}
+
 // The job options shared by `job submit` and `job update`.
 void AddJobOptions(CLI::App* cmd, JobArgs& a) {
   cmd->add_option("--name", a.name, "a name for the job (need not be unique)");
@@ -239,6 +394,7 @@ void AddJobOptions(CLI::App* cmd, JobArgs& a) {
   cmd->add_option("--missed-run-policy", a.missed,
                   "slots missed while timerd was down: skip (default) or run_once")
       ->check(CLI::IsMember({"skip", "run_once"}));
+  AddScheduleOptions(cmd, a);
 }
 
 void AddSubmit(CLI::App* job, Globals& g, CommandSet& commands) {
@@ -253,13 +409,17 @@ void AddSubmit(CLI::App* job, Globals& g, CommandSet& commands) {
       "globus-timer's form runs unchanged:\n"
       "  timer job submit --name test-tutorial-job --interval 600 \\\n"
       "    --action-url https://actions.automate.globus.org/transfer/transfer/run \\\n"
-      "    --action-body '{\"body\": {\"source_endpoint_id\": ..., ...}}'");
+      "    --action-body '{\"body\": {\"source_endpoint_id\": ..., ...}}'\n\n"
+      "Nightly at 02:00 Berlin time:\n"
+      "  timer job submit --name nightly --cron '0 2 * * *' --tz Europe/Berlin \\\n"
+      "    --action-provider noop --action-body '{}'" +
+          std::string(kScheduleHelp));
   AddJobOptions(submit, a);
   submit->add_option("--request-id", a.request_id,
                      "idempotency key; repeating it never creates a second job "
                      "(default: a new UUID)");
   submit->callback([&a] {
-    if (a.interval.empty()) throw CLI::RequiredError("--interval");
+    RequireScheduleKind(a);
     if (a.provider.empty() && a.action_url.empty()) {
       throw CLI::RequiredError("--action-provider or --action-url");
     }
@@ -275,7 +435,9 @@ void AddUpdate(CLI::App* job, Globals& g, CommandSet& commands) {
   CLI::App* update = job->add_subcommand(
       "update",
       "change a job; only the options given change\n\n"
-      "Example:\n  timer job update JOB_ID --interval 12h --stop-after-runs 10");
+      "Prints how the next fires change (before and after).\n\n"
+      "Examples:\n  timer job update JOB_ID --interval 12h --stop-after-runs 10\n"
+      "  timer job update JOB_ID --cron '30 3 * * MON-FRI' --tz America/New_York");
   update->add_option("JOB_ID", state->job_id, "the job's id")->required();
   AddJobOptions(update, state->job);
   commands.Add(update, [&g, state] { return Update(g, state->job_id, state->job); });
@@ -311,10 +473,9 @@ void AddTransfer(CLI::App* job, Globals& g, CommandSet& commands) {
   transfer->add_option("--name", xa.name, "a name for the job");
   transfer->add_option("--label", xa.label,
                        "the transfer's label (default: the job's name)");
-  transfer
-      ->add_option("--interval", xa.interval,
-                   "time between runs: seconds, or 15m, 1h, 1d, 1w")
-      ->required();
+  transfer->add_option("--interval", xa.interval,
+                       "time between runs: seconds, or 15m, 1h, 1d, 1w");
+  AddScheduleOptions(transfer, xa);
   transfer->add_option("--start,--start-time", xa.start, "first run (default: now)");
   transfer->add_option("--source-endpoint", ta.source, "source endpoint id")->required();
   transfer->add_option("--dest-endpoint", ta.dest, "destination endpoint id")->required();
@@ -378,8 +539,10 @@ void AddTransfer(CLI::App* job, Globals& g, CommandSet& commands) {
       ->check(CLI::PositiveNumber);
   transfer->add_option("--stop-after-date", xa.stop_after_date,
                        "stop running at this time");
-  transfer->callback(
-      [transfer, &ta] { ta.filter_rules = FilterRulesInOrder(*transfer); });
+  transfer->callback([transfer, &ta, &xa] {
+    RequireScheduleKind(xa);
+    ta.filter_rules = FilterRulesInOrder(*transfer);
+  });
   commands.Add(transfer,
                [&g, state] { return Transfer(g, state->job, state->transfer); });
 }
@@ -477,6 +640,87 @@ void AddJobCommands(CLI::App& app, Globals& g, CommandSet& commands) {
                [&g, state] { return Results(g, state->job_id, state->verbose); });
 
   AddTransfer(job, g, commands);
+
+  CLI::App* next = AddJobIdCommand(
+      job, "next",
+      "the job's next fire times, each with why (the rule that matched, the DST "
+      "decision) and the ones a stop condition, pause or the catch-up window removes",
+      s);
+  next->add_option("-n,--count", s.count, "how many (default 10, at most 1000)")
+      ->check(CLI::Range(1, 1000));
+  next->add_option("--from", s.from, "from this time (default: now)")->type_name("TIME");
+  commands.Add(next, [&g, state] {
+    v1::PreviewScheduleRequest request;
+    request.set_job_id(state->job_id);
+    request.set_count(state->count);
+    return Preview(g, request, state->from);
+  });
+
+  CLI::App* backfill = AddJobIdCommand(
+      job, "backfill",
+      "run the job's slots in a past range, one after another under its overlap "
+      "policy, each recorded with its slot as scheduled time; pause or delete the "
+      "job to cancel the runs not yet started",
+      s);
+  backfill->add_option("--from", s.from, "first slot time (inclusive)")->required();
+  backfill->add_option("--to", s.to, "end of the range (exclusive, not in the future)")
+      ->required();
+  backfill->add_option("--max-runs", s.max_runs, "most slots to run (default/max 100)")
+      ->check(CLI::Range(1, 100));
+  backfill->add_option("--request-id", s.run_request_id,
+                       "idempotency key (default: a new UUID)");
+  commands.Add(backfill, [&g, state] {
+    return Backfill(g, state->job_id, state->from, state->to, state->max_runs,
+                    state->run_request_id);
+  });
+
+  AddScheduleCommands(app, g, commands);
+}
+
+void AddScheduleCommands(CLI::App& app, Globals& g, CommandSet& commands) {
+  CLI::App* schedule = app.add_subcommand("schedule", "try out schedules");
+  schedule->require_subcommand(1);
+  auto state = std::make_shared<JobCommandState>();
+  JobCommandState& s = *state;
+  CLI::App* preview = schedule->add_subcommand(
+      "preview",
+      "the next fire times of a schedule not yet submitted, each with why\n\n"
+      "Examples:\n"
+      "  timer schedule preview '0 2 * * *' --tz Europe/Berlin -n 10\n"
+      "  timer schedule preview --calendar 'dow=MON-FRI hour=2' \\\n"
+      "    --calendar-exclude 'mon=12 dom=24-26' --from 2026-12-20\n"
+      "  timer schedule preview --interval 1h --start 2026-12-01T00:30Z -n 3" +
+          std::string(kScheduleHelp));
+  preview->add_option("EXPR", s.expression, "a cron expression (or use --calendar ...)");
+  preview->add_option("--interval", s.job.interval, "time between runs");
+  preview->add_option("--start", s.job.start, "the schedule's start (default: now)");
+  AddScheduleOptions(preview, s.job);
+  preview->add_option("-n,--count", s.count, "how many (default 10, at most 1000)")
+      ->check(CLI::Range(1, 1000));
+  preview->add_option("--from", s.from, "from this time (default: now)")
+      ->type_name("TIME");
+  commands.Add(preview, [&g, state] {
+    JobArgs a = state->job;
+    if (!state->expression.empty()) {
+      if (!a.cron.empty()) {
+        return absl::InvalidArgumentError(
+            "give the cron expression once (EXPR or --cron)");
+      }
+      a.cron = state->expression;
+    }
+    if (a.interval.empty() && a.cron.empty() && a.calendar.empty() && a.once.empty()) {
+      return absl::InvalidArgumentError(
+          "give a schedule: EXPR, --cron, --calendar, --interval or --once");
+    }
+    v1::Job job;
+    std::vector<std::string> paths;
+    if (absl::Status st = FillJob(a, absl::LocalTimeZone(), &job, &paths); !st.ok())
+      return st;
+    v1::PreviewScheduleRequest request;
+    *request.mutable_schedule() = job.schedule();
+    request.set_count(state->count);
+    return Preview(g, request, state->from);
+  });
 }
 
 }  // namespace timer::cli

@@ -18,8 +18,12 @@ class App;
 
 namespace timer::cli {
 
-// Adds the `job` command group to `app` and its handlers to `commands`.
+// Adds the `job` command group to `app` and its handlers to `commands`
+// (and the `schedule` group, AddScheduleCommands).
 void AddJobCommands(CLI::App& app, Globals& g, CommandSet& commands);
+
+// Adds the `schedule` command group (`schedule preview`).
+void AddScheduleCommands(CLI::App& app, Globals& g, CommandSet& commands);
 
 // The --include and --exclude rules of a parsed `job transfer` command, in
 // the order they were given on the command line (CLI11 keeps each option's

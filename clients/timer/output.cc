@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cli_time.h"
+#include "job_args.h"
 
 namespace timer::cli {
 
@@ -140,9 +141,28 @@ void PrintJobTable(const v1::Job& job, bool verbose, absl::Time now, std::ostrea
   if (!job.label().empty()) Row(out, "Label:", Printable(job.label()));
   Row(out, "Status:", StatusText(job));
   Row(out, "Provider:", Printable(job.action().provider()));
-  Row(out, "Interval:",
-      absl::StrCat(s.interval_seconds(), "s (", FormatSeconds(s.interval_seconds()),
-                   ")"));
+  if (s.has_interval_seconds() || s.kind_case() == v1::Schedule::KIND_NOT_SET) {
+    Row(out, "Interval:",
+        absl::StrCat(s.interval_seconds(), "s (", FormatSeconds(s.interval_seconds()),
+                     ")"));
+  } else {
+    Row(out, "Schedule:", ScheduleText(s));
+    if (s.has_cron() || s.has_calendar()) {
+      Row(out, "Time zone:", s.time_zone().empty() ? "UTC" : Printable(s.time_zone()));
+      if (s.dst_gap() != v1::DST_GAP_POLICY_UNSPECIFIED ||
+          s.dst_repeat() != v1::DST_REPEAT_POLICY_UNSPECIFIED) {
+        Row(out, "DST:",
+            absl::StrCat(
+                "gap ", absl::AsciiStrToLower(v1::DstGapPolicy_Name(s.dst_gap())),
+                ", repeat ",
+                absl::AsciiStrToLower(v1::DstRepeatPolicy_Name(s.dst_repeat()))));
+      }
+    }
+  }
+  if (s.jitter_seconds() > 0) Row(out, "Jitter:", FormatSeconds(s.jitter_seconds()));
+  if (s.catch_up_window_seconds() > 0) {
+    Row(out, "Catch-up window:", FormatSeconds(s.catch_up_window_seconds()));
+  }
   Row(out, "Start:", TimeText(s.start(), s.has_start(), now));
   if (s.has_stop_after_runs())
     Row(out, "Stop after:", absl::StrCat(s.stop_after_runs(), " runs"));
@@ -191,11 +211,14 @@ void PrintJobsTable(const std::vector<v1::Job>& jobs, bool verbose, absl::Time n
   // Times only: a listing's jobs come without their results (BASIC view).
   lines.push_back(Line{"JOB ID", "NAME", "STATUS", "INTERVAL", "NEXT RUN", "LAST RUN"});
   for (const v1::Job& job : jobs) {
-    lines.push_back(
-        Line{Printable(job.job_id()), job.name().empty() ? "-" : Printable(job.name()),
-             StatusText(job), FormatSeconds(job.schedule().interval_seconds()),
-             job.has_next_run() ? IsoTime(FromProto(job.next_run())) : "-",
-             job.has_last_run() ? IsoTime(FromProto(job.last_run())) : "-"});
+    lines.push_back(Line{Printable(job.job_id()),
+                         job.name().empty() ? "-" : Printable(job.name()),
+                         StatusText(job),
+                         job.schedule().has_interval_seconds()
+                             ? FormatSeconds(job.schedule().interval_seconds())
+                             : ScheduleText(job.schedule()),
+                         job.has_next_run() ? IsoTime(FromProto(job.next_run())) : "-",
+                         job.has_last_run() ? IsoTime(FromProto(job.last_run())) : "-"});
   }
   size_t width[6] = {};
   for (const Line& l : lines) {
@@ -282,6 +305,69 @@ void PrintWhoAmI(const v1::WhoAmIResponse& who, const std::string& server,
               : std::string("never"))
       << "\n"
       << "Server:       " << Printable(server) << "\n";
+}
+
+namespace {
+std::string Disposition(v1::PreviewEntry::Disposition d) {
+  switch (d) {
+    case v1::PreviewEntry::FIRES:
+      return "";
+    case v1::PreviewEntry::PAUSED:
+      return "  [paused]";
+    case v1::PreviewEntry::STOPPED_BY_RUNS:
+      return "  [removed: stop_after_runs]";
+    case v1::PreviewEntry::STOPPED_BY_DATE:
+      return "  [removed: stop_after_date]";
+    case v1::PreviewEntry::MISSED:
+      return "  [missed: older than the catch-up window]";
+    default:
+      return "";
+  }
+}
+}  // namespace
+
+void PrintPreview(const v1::PreviewScheduleResponse& preview, std::ostream& out) {
+  if (!preview.description().empty()) out << Printable(preview.description()) << "\n";
+  for (const v1::PreviewEntry& e : preview.entries()) {
+    std::string line = IsoTime(FromProto(e.fire_time()));
+    if (e.fire_time().seconds() != e.nominal_time().seconds() ||
+        e.fire_time().nanos() != e.nominal_time().nanos()) {
+      absl::StrAppend(&line, " (slot ", IsoTime(FromProto(e.nominal_time())), ")");
+    }
+    absl::StrAppend(&line, Disposition(e.disposition()));
+    out << "  " << line << "\n";
+    if (!e.why().empty()) out << "      " << Printable(e.why()) << "\n";
+  }
+  if (preview.ended()) {
+    out << "  ended: " << Printable(preview.end_reason()) << "\n";
+  } else if (preview.entries_size() == 0) {
+    out << "  no fires\n";
+  }
+}
+
+void PrintFireChange(const v1::PreviewScheduleResponse& before,
+                     const v1::PreviewScheduleResponse& after, std::ostream& out) {
+  const auto fires = [](const v1::PreviewScheduleResponse& p) {
+    std::vector<std::string> v;
+    for (const v1::PreviewEntry& e : p.entries()) {
+      v.push_back(
+          absl::StrCat(IsoTime(FromProto(e.fire_time())), Disposition(e.disposition())));
+    }
+    if (p.ended()) v.push_back(absl::StrCat("ended: ", Printable(p.end_reason())));
+    return v;
+  };
+  const std::vector<std::string> b = fires(before), a = fires(after);
+  if (b == a) {
+    out << "  unchanged";
+    for (const std::string& f : a) out << "\n    " << f;
+    out << "\n";
+    return;
+  }
+  const size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    out << "  " << (i < b.size() ? b[i] : "-") << "  ->  " << (i < a.size() ? a[i] : "-")
+        << "\n";
+  }
 }
 
 }  // namespace timer::cli

@@ -60,4 +60,12 @@ void PrintWhoAmI(const v1::WhoAmIResponse& who, const std::string& server,
 // "new", "loaded", ..., "ended (stop_after_runs)".
 std::string StatusText(const v1::Job& job);
 
+// A schedule preview: one line per entry (fire time, nominal slot when it
+// differs, what removes it) with its why, then how it ends.
+void PrintPreview(const v1::PreviewScheduleResponse& preview, std::ostream& out);
+
+// `job update`'s before/after of the next fires.
+void PrintFireChange(const v1::PreviewScheduleResponse& before,
+                     const v1::PreviewScheduleResponse& after, std::ostream& out);
+
 }  // namespace timer::cli

@@ -121,6 +121,26 @@ grpc::ServerUnaryReactor* TimerServiceImpl::ListJobResults(
   return reactor;
 }
 
+grpc::ServerUnaryReactor* TimerServiceImpl::PreviewSchedule(
+    grpc::CallbackServerContext* ctx, const v1::PreviewScheduleRequest* request,
+    v1::PreviewScheduleResponse* response) {
+  auto* reactor = ctx->DefaultReactor();
+  const auto caller = Caller(ctx, reactor);
+  if (!caller) return reactor;
+  FinishWith(reactor, response)(jobs_->PreviewSchedule(*caller, *request));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* TimerServiceImpl::BackfillJob(
+    grpc::CallbackServerContext* ctx, const v1::BackfillJobRequest* request,
+    v1::BackfillJobResponse* response) {
+  auto* reactor = ctx->DefaultReactor();
+  const auto caller = Caller(ctx, reactor);
+  if (!caller) return reactor;
+  jobs_->BackfillJob(*caller, *request, FinishWith(reactor, response));
+  return reactor;
+}
+
 grpc::ServerWriteReactor<grpc::ByteBuffer>* TimerServiceImpl::WatchJob(
     grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* raw) {
   absl::StatusOr<auth::Principal> principal = CallerOf(*auth_, ctx, peers_);

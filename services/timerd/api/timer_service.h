@@ -60,6 +60,12 @@ class TimerServiceImpl final : public TimerServiceBase {
   grpc::ServerUnaryReactor* ListJobResults(grpc::CallbackServerContext* ctx,
                                            const v1::ListJobResultsRequest* request,
                                            v1::ListJobResultsResponse* response) override;
+  grpc::ServerUnaryReactor* PreviewSchedule(
+      grpc::CallbackServerContext* ctx, const v1::PreviewScheduleRequest* request,
+      v1::PreviewScheduleResponse* response) override;
+  grpc::ServerUnaryReactor* BackfillJob(grpc::CallbackServerContext* ctx,
+                                        const v1::BackfillJobRequest* request,
+                                        v1::BackfillJobResponse* response) override;
   grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchJob(
       grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* request) override;
   grpc::ServerWriteReactor<grpc::ByteBuffer>* WatchJobs(

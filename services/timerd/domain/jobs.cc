@@ -6,7 +6,9 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -14,6 +16,7 @@
 #include "domain/job_results.h"
 #include "domain/schedule.h"
 #include "domain/time_util.h"
+#include "domain/zoned_rule.h"
 #include "util/escape.h"
 #include "util/status_macros.h"
 
@@ -161,18 +164,45 @@ absl::Status NotFoundIfDeleted(const v1::Job& job) {
   return absl::OkStatus();
 }
 
-// The earliest a newly computed next run may be: now, and never sooner than
-// one interval after the last scheduled slot (a job never runs more often
-// than its interval).
+// The earliest a newly computed next run may be: now, and never a slot
+// already scheduled: for an interval job never sooner than one interval
+// after the last scheduled slot (a job never runs more often than its
+// interval); for the other kinds strictly after it (a once job that ran has
+// no slot left).
 absl::Time EarliestNextRun(const v1::Job& job, absl::Time now) {
   absl::Time earliest = now;
   for (const v1::JobResult& r : job.results()) {
-    if (r.manual()) continue;
-    earliest = std::max(earliest, FromProto(r.scheduled_time()) +
-                                      absl::Seconds(job.schedule().interval_seconds()));
+    if (r.manual() || r.backfill()) continue;
+    const absl::Time last = FromProto(r.scheduled_time());
+    earliest =
+        std::max(earliest, job.schedule().has_interval_seconds()
+                               ? last + absl::Seconds(job.schedule().interval_seconds())
+                               : last + absl::Nanoseconds(1));
     break;  // Newest first: the first scheduled one is the last slot.
   }
   return earliest;
+}
+
+void SetNextRun(v1::Job& job, const NextRun& next) {
+  *job.mutable_next_run() = ToProto(next.fire);
+  *job.mutable_next_scheduled_time() = ToProto(next.slot);
+}
+
+// A cron or calendar schedule without a zone is in "UTC", and says so.
+// Interval and once schedules have none: a kind changed to them by an update
+// loses the zone and DST policies unless `mask` names them.
+void NormalizeZone(v1::Schedule& s, const google::protobuf::FieldMask& mask) {
+  if (s.has_cron() || s.has_calendar()) {
+    if (s.time_zone().empty()) s.set_time_zone("UTC");
+    return;
+  }
+  const auto named = [&mask](absl::string_view path) {
+    return std::find(mask.paths().begin(), mask.paths().end(), path) !=
+           mask.paths().end();
+  };
+  if (!named("schedule") && !named("schedule.time_zone")) s.clear_time_zone();
+  if (!named("schedule") && !named("schedule.dst_gap")) s.clear_dst_gap();
+  if (!named("schedule") && !named("schedule.dst_repeat")) s.clear_dst_repeat();
 }
 
 void TruncateToMicros(google::protobuf::Timestamp* t) {
@@ -189,17 +219,122 @@ void TruncateToMicros(v1::Schedule* s) {
 void Reschedule(v1::Job& job, absl::Time now, v1::Job::Status running_status) {
   v1::Job::EndReason reason = v1::Job::END_REASON_UNSPECIFIED;
   if (auto next = NextRunAtOrAfter(job, EarliestNextRun(job, now), &reason)) {
-    *job.mutable_next_run() = ToProto(*next);
+    SetNextRun(job, *next);
     job.set_status(running_status);
     job.clear_end_reason();
   } else {
     job.clear_next_run();
+    job.clear_next_scheduled_time();
     job.set_status(v1::Job::ENDED);
     job.set_end_reason(reason);
   }
 }
 
+absl::Status ValidateCalendarSpecs(const v1::CalendarSchedule& cal,
+                                   absl::string_view prefix) {
+  if (cal.include_size() == 0) {
+    return Invalid(absl::StrCat(prefix, "schedule.calendar.include"),
+                   "at least one spec");
+  }
+  if (cal.include_size() > kMaxCalendarSpecs || cal.exclude_size() > kMaxCalendarSpecs) {
+    return Invalid(absl::StrCat(prefix, "schedule.calendar"),
+                   absl::StrCat("at most ", kMaxCalendarSpecs, " include and ",
+                                kMaxCalendarSpecs, " exclude specs"));
+  }
+  const auto check = [&](const char* list, int i, const v1::CalendarSpec& c) {
+    for (const std::string* f :
+         {&c.seconds(), &c.minutes(), &c.hours(), &c.days_of_month(), &c.months(),
+          &c.days_of_week(), &c.years()}) {
+      if (f->size() > kMaxCalendarFieldLength) {
+        return Invalid(
+            absl::StrCat(prefix, "schedule.calendar.", list, "[", i, "]"),
+            absl::StrCat("each field at most ", kMaxCalendarFieldLength, " characters"));
+      }
+    }
+    return absl::OkStatus();
+  };
+  for (int i = 0; i < cal.include_size(); ++i)
+    RETURN_IF_ERROR(check("include", i, cal.include(i)));
+  for (int i = 0; i < cal.exclude_size(); ++i)
+    RETURN_IF_ERROR(check("exclude", i, cal.exclude(i)));
+  return absl::OkStatus();
+}
+
 }  // namespace
+
+absl::Status ValidateSchedule(const v1::Schedule& s, absl::string_view prefix) {
+  const auto field = [prefix](absl::string_view name) {
+    return absl::StrCat(prefix, "schedule.", name);
+  };
+  const bool zoned = s.has_cron() || s.has_calendar();
+  switch (s.kind_case()) {
+    case v1::Schedule::kIntervalSeconds:
+      if (s.interval_seconds() <= 0)
+        return Invalid(field("interval_seconds"), "must be > 0");
+      if (s.interval_seconds() > JobService::kMaxIntervalSeconds) {
+        return Invalid(field("interval_seconds"), "must be at most 10 years");
+      }
+      break;
+    case v1::Schedule::kOnce:
+      if (!s.once()) return Invalid(field("once"), "must be true when set");
+      break;
+    case v1::Schedule::kCron:
+      if (s.cron().empty()) return Invalid(field("cron"), "required (an expression)");
+      if (s.cron().size() > JobService::kMaxCronLength) {
+        return Invalid(field("cron"), absl::StrCat("at most ", JobService::kMaxCronLength,
+                                                   " characters"));
+      }
+      break;
+    case v1::Schedule::kCalendar:
+      RETURN_IF_ERROR(ValidateCalendarSpecs(s.calendar(), prefix));
+      break;
+    default:
+      return Invalid(
+          field("interval_seconds"),
+          "a schedule kind is required: interval_seconds, once, cron or calendar");
+  }
+  if (!zoned) {
+    if (!s.time_zone().empty()) {
+      return Invalid(field("time_zone"), "only for cron and calendar schedules");
+    }
+    if (s.dst_gap() != v1::DST_GAP_POLICY_UNSPECIFIED ||
+        s.dst_repeat() != v1::DST_REPEAT_POLICY_UNSPECIFIED) {
+      return Invalid(
+          field(s.dst_gap() != v1::DST_GAP_POLICY_UNSPECIFIED ? "dst_gap" : "dst_repeat"),
+          "only for cron and calendar schedules");
+    }
+  }
+  if (!v1::DstGapPolicy_IsValid(s.dst_gap()))
+    return Invalid(field("dst_gap"), "unknown value");
+  if (!v1::DstRepeatPolicy_IsValid(s.dst_repeat())) {
+    return Invalid(field("dst_repeat"), "unknown value");
+  }
+  if (s.jitter_seconds() < 0 || s.jitter_seconds() > JobService::kMaxJitterSeconds) {
+    return Invalid(field("jitter_seconds"),
+                   absl::StrCat("must be between 0 and ", JobService::kMaxJitterSeconds));
+  }
+  if (s.catch_up_window_seconds() < 0 ||
+      s.catch_up_window_seconds() > JobService::kMaxIntervalSeconds) {
+    return Invalid(field("catch_up_window_seconds"), "must be between 0 and 10 years");
+  }
+  if (zoned) {
+    if (!s.time_zone().empty()) {
+      // Names only, as the tz database spells them: nothing that could name
+      // a file outside it.
+      if (!LoadRuleTimeZone(s.time_zone()).ok()) {
+        return Invalid(field("time_zone"),
+                       absl::StrCat("unknown zone \"", util::Escaped(s.time_zone()),
+                                    "\" (an IANA name such as \"Europe/Berlin\")"));
+      }
+    }
+    absl::StatusOr<std::shared_ptr<const ScheduleRule>> rule = RuleFor(s);
+    if (!rule.ok()) {
+      return absl::Status(rule.status().code(),
+                          absl::StrCat(prefix, rule.status().message()));
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ValidateNewJob(const v1::Job& job) {
   if (job.name().size() > JobService::kMaxNameLength) {
@@ -208,13 +343,8 @@ absl::Status ValidateNewJob(const v1::Job& job) {
   if (job.label().size() > JobService::kMaxLabelLength) {
     return Invalid("job.label", "at most 256 characters");
   }
+  RETURN_IF_ERROR(ValidateSchedule(job.schedule(), "job."));
   const v1::Schedule& s = job.schedule();
-  if (s.interval_seconds() <= 0) {
-    return Invalid("job.schedule.interval_seconds", "must be > 0");
-  }
-  if (s.interval_seconds() > JobService::kMaxIntervalSeconds) {
-    return Invalid("job.schedule.interval_seconds", "must be at most 10 years");
-  }
   if (s.has_start() && !IsScheduleTime(s.start())) {
     return Invalid("job.schedule.start", kScheduleTimeRange);
   }
@@ -290,6 +420,7 @@ void JobService::CreateJob(const Identity& caller, const v1::CreateJobRequest& r
   job.set_label(in.label());
   *job.mutable_action() = in.action();
   *job.mutable_schedule() = in.schedule();
+  NormalizeZone(*job.mutable_schedule(), google::protobuf::FieldMask());
   // Schedules are kept to the microsecond (the timer queue's resolution), so
   // every due time computed from them is exact.
   TruncateToMicros(job.mutable_schedule());
@@ -313,7 +444,7 @@ void JobService::CreateJob(const Identity& caller, const v1::CreateJobRequest& r
   // The first run is the first grid slot that is not in the past.
   v1::Job::EndReason reason = v1::Job::END_REASON_UNSPECIFIED;
   if (auto first = NextRunAtOrAfter(job, now, &reason)) {
-    *job.mutable_next_run() = ToProto(*first);
+    SetNextRun(job, *first);
   } else {
     job.set_status(v1::Job::ENDED);
     job.set_end_reason(reason);
@@ -407,6 +538,7 @@ void JobService::DeleteJob(const Identity& caller, const v1::DeleteJobRequest& r
         *job.mutable_delete_time() = ToProto(now);
         *job.mutable_update_time() = ToProto(now);
         job.clear_next_run();
+        job.clear_next_scheduled_time();
         return absl::OkStatus();
       },
       Notify(v1::JobEvent::DELETED, [this, owner = caller.name, done = std::move(done)](
@@ -445,8 +577,19 @@ absl::Status JobService::CheckAction(const Identity& caller,
 void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& request,
                            store::JobCallback done) {
   static const absl::flat_hash_set<std::string> kSchedulePaths = {
-      "schedule", "schedule.start", "schedule.interval_seconds",
-      "schedule.stop_after_runs", "schedule.stop_after_date"};
+      "schedule",
+      "schedule.start",
+      "schedule.interval_seconds",
+      "schedule.once",
+      "schedule.cron",
+      "schedule.calendar",
+      "schedule.time_zone",
+      "schedule.dst_gap",
+      "schedule.dst_repeat",
+      "schedule.jitter_seconds",
+      "schedule.catch_up_window_seconds",
+      "schedule.stop_after_runs",
+      "schedule.stop_after_date"};
   static const absl::flat_hash_set<std::string> kOtherPaths = {
       "name",        "label",          "action",         "action.provider",
       "action.body", "overlap_policy", "max_concurrent", "missed_run_policy"};
@@ -495,8 +638,18 @@ void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& r
       const v1::Schedule& n = in.schedule();
       if (path == "schedule") *s = n;
       if (path == "schedule.start") *s->mutable_start() = n.start();
+      // A kind path switches the schedule to that kind (the oneof keeps one).
       if (path == "schedule.interval_seconds")
         s->set_interval_seconds(n.interval_seconds());
+      if (path == "schedule.once") s->set_once(n.once());
+      if (path == "schedule.cron") s->set_cron(n.cron());
+      if (path == "schedule.calendar") *s->mutable_calendar() = n.calendar();
+      if (path == "schedule.time_zone") s->set_time_zone(n.time_zone());
+      if (path == "schedule.dst_gap") s->set_dst_gap(n.dst_gap());
+      if (path == "schedule.dst_repeat") s->set_dst_repeat(n.dst_repeat());
+      if (path == "schedule.jitter_seconds") s->set_jitter_seconds(n.jitter_seconds());
+      if (path == "schedule.catch_up_window_seconds")
+        s->set_catch_up_window_seconds(n.catch_up_window_seconds());
       if (path == "schedule.stop_after_runs") {
         if (n.has_stop_after_runs())
           s->set_stop_after_runs(n.stop_after_runs());
@@ -512,6 +665,11 @@ void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& r
     }
     if (!merged.schedule().has_start())
       *merged.mutable_schedule()->mutable_start() = current->schedule().start();
+    // Changing the kind to interval or once drops the zone and DST policies
+    // the old cron or calendar kind had, unless the mask sets them (then
+    // validation refuses them); a new cron or calendar kind without a zone
+    // gets "UTC".
+    NormalizeZone(*merged.mutable_schedule(), request.update_mask());
     if (merged.max_concurrent() == 0) merged.set_max_concurrent(1);
     valid = ValidateNewJob(merged);
     if (valid.ok() && action_changed) valid = CheckAction(caller, merged.action());
@@ -708,6 +866,7 @@ void JobService::RunJobNowRelayed(const Identity& caller,
           job.set_status(v1::Job::ENDED);
           job.set_end_reason(v1::Job::STOP_AFTER_RUNS);
           job.clear_next_run();
+          job.clear_next_scheduled_time();
         }
         PutResult(job, r, table);
         outcome->recorded = r;
@@ -829,6 +988,63 @@ absl::StatusOr<v1::ListJobResultsResponse> JobService::ListJobResults(
         EncodeResultsToken(response.results(page_size - 1).run_number()));
   }
   return response;
+}
+
+absl::StatusOr<v1::PreviewScheduleResponse> JobService::PreviewSchedule(
+    const Identity& caller, const v1::PreviewScheduleRequest& request) {
+  if (request.count() < 0 || request.count() > kMaxPreviewCount) {
+    return Invalid("count", absl::StrCat("must be between 0 and ", kMaxPreviewCount,
+                                         " (0: ", kDefaultPreviewCount, ")"));
+  }
+  if (request.has_from() && !IsScheduleTime(request.from())) {
+    return Invalid("from", kScheduleTimeRange);
+  }
+  const absl::Time now = clock_->Now();
+  v1::Job job;
+  switch (request.target_case()) {
+    case v1::PreviewScheduleRequest::kJobId: {
+      RETURN_IF_ERROR(ValidateJobId(request.job_id()));
+      ASSIGN_OR_RETURN(job, store_->GetJob(caller.name, request.job_id()));
+      RETURN_IF_ERROR(NotFoundIfDeleted(job));
+      break;
+    }
+    case v1::PreviewScheduleRequest::kSchedule: {
+      *job.mutable_schedule() = request.schedule();
+      NormalizeZone(*job.mutable_schedule(), google::protobuf::FieldMask());
+      RETURN_IF_ERROR(ValidateSchedule(job.schedule(), ""));
+      const v1::Schedule& s = job.schedule();
+      if (s.has_start() && !IsScheduleTime(s.start())) {
+        return Invalid("schedule.start", kScheduleTimeRange);
+      }
+      if (s.has_stop_after_runs() && s.stop_after_runs() <= 0) {
+        return Invalid("schedule.stop_after_runs", "must be > 0");
+      }
+      if (s.has_stop_after_date() && !IsScheduleTime(s.stop_after_date())) {
+        return Invalid("schedule.stop_after_date", kScheduleTimeRange);
+      }
+      if (!s.has_start()) {
+        // Now, as CreateJob would; or `from`, when the preview starts earlier.
+        absl::Time start =
+            absl::Ceil(now - absl::UnixEpoch(), absl::Seconds(1)) + absl::UnixEpoch();
+        if (request.has_from()) start = std::min(start, FromProto(request.from()));
+        *job.mutable_schedule()->mutable_start() = ToProto(start);
+      }
+      TruncateToMicros(job.mutable_schedule());
+      job.set_status(v1::Job::NEW);
+      break;
+    }
+    default:
+      return Invalid("job_id", "required: a job_id or a schedule");
+  }
+  const int count = request.count() == 0 ? kDefaultPreviewCount : request.count();
+  const absl::Time from = request.has_from() ? FromProto(request.from()) : now;
+  return PreviewSlots(job, from, now, count);
+}
+
+void JobService::BackfillJob(
+    const Identity& caller, const v1::BackfillJobRequest& request,
+    absl::AnyInvocable<void(absl::StatusOr<v1::BackfillJobResponse>)> done) {
+  std::move(done)(absl::UnimplementedError("BackfillJob is not implemented yet"));
 }
 
 absl::StatusOr<v1::ListActionProvidersResponse> JobService::ListActionProviders(

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "domain/action_provider.h"
 #include "domain/clock.h"
@@ -149,6 +150,16 @@ class JobService {
   absl::StatusOr<SnapshotPage> Snapshot(const WatchFilter& filter,
                                         const std::optional<store::ListCursor>& after,
                                         int page_size, size_t max_bytes = SIZE_MAX);
+  // The next fire times of the caller's job (NOT_FOUND for another's or a
+  // deleted one) or of a schedule not yet submitted, with why (schedule.h,
+  // PreviewSlots). At most kMaxPreviewCount entries.
+  absl::StatusOr<v1::PreviewScheduleResponse> PreviewSchedule(
+      const Identity& caller, const v1::PreviewScheduleRequest& request);
+  // Records runs for the slots of a past range of the caller's job (see
+  // timer.proto, BackfillJob); `done` gets the job and the runs recorded.
+  void BackfillJob(
+      const Identity& caller, const v1::BackfillJobRequest& request,
+      absl::AnyInvocable<void(absl::StatusOr<v1::BackfillJobResponse>)> done);
   absl::StatusOr<v1::ListActionProvidersResponse> ListActionProviders(
       const v1::ListActionProvidersRequest& request);
   // With `configuration`: what the provider tells `caller` of its
@@ -161,6 +172,10 @@ class JobService {
   static constexpr int kMaxLabelLength = 256;
   static constexpr size_t kMaxBodyBytes = 1 << 20;
   static constexpr int64_t kMaxIntervalSeconds = 10LL * 366 * 24 * 3600;
+  static constexpr size_t kMaxCronLength = 256;
+  static constexpr int kDefaultPreviewCount = 10;
+  static constexpr int kMaxPreviewCount = 1000;
+  static constexpr int64_t kMaxJitterSeconds = 86400;
   static constexpr int kDefaultPageSize = 50;
   static constexpr int kMaxPageSize = 1000;
   static constexpr size_t kMaxRequestIdLength = 128;
@@ -191,5 +206,12 @@ class JobService {
 
 // Checks a job as given to CreateJob. Exposed for tests.
 absl::Status ValidateNewJob(const v1::Job& job);
+
+// Checks a schedule (kind, zone, DST policies, jitter, catch-up window; the
+// cron expression or calendar compiles). Errors name the field after
+// `prefix`: "job.schedule.cron: field 2 (hours) at position 7: ...".
+inline constexpr int kMaxCalendarSpecs = 16;
+inline constexpr size_t kMaxCalendarFieldLength = 128;
+absl::Status ValidateSchedule(const v1::Schedule& s, absl::string_view prefix);
 
 }  // namespace timer::domain

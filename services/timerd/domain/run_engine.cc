@@ -377,6 +377,8 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
     // (kCancelPrevious), or once they end (kBuffer).
     OverlapDecision::Kind overlap = OverlapDecision::Kind::kStart;
     std::optional<v1::JobResult> skipped;  // A slot recorded SKIPPED.
+    // When the run starts: its slot plus the slot's jitter.
+    absl::Time start_at = absl::InfinitePast();
   };
   auto outcome = std::make_shared<Outcome>();
   InFlight in_flight = BeginWork();
@@ -395,6 +397,7 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
           job.set_status(v1::Job::ENDED);
           job.set_end_reason(d.end_reason);
           job.clear_next_run();
+          job.clear_next_scheduled_time();
           return absl::OkStatus();
         }
         v1::JobResult r;
@@ -407,12 +410,14 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
           // With replicas (a fence), "timerd was down" would mislead: the
           // others were up, and the job's shard was moving, or its holder
           // had not seen the job yet.
-          skip = absl::StrCat(d.missed + 1, " run(s) missed: ",
-                              epoch != 0 ? "no replica was scheduling this job at their "
-                                           "time (a replica was lost or too busy, or the "
-                                           "job was just created or changed through "
-                                           "another replica)"
-                                         : "timerd was down or too busy at their time");
+          skip = absl::StrCat(
+              d.missed_at_least ? "at least " : "", d.missed + 1, " run(s) missed: ",
+              epoch != 0 ? "no replica was scheduling this job at their "
+                           "time (a replica was lost or too busy, or the "
+                           "job was just created or changed through "
+                           "another replica)"
+                         : "timerd was down or too busy at their time",
+              d.outside_window ? " (older than the catch-up window)" : "");
         } else {
           OverlapDecision o = DecideOverlap(job, active, has_buffered);
           if (o.kind == OverlapDecision::Kind::kSkip) {
@@ -432,10 +437,13 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
           job.set_n_runs(job.n_runs() + 1);
           outcome->run = r;
         }
+        outcome->start_at = d.start_at;
         if (d.next) {
-          *job.mutable_next_run() = ToProto(*d.next);
+          *job.mutable_next_run() = ToProto(*d.next_fire);
+          *job.mutable_next_scheduled_time() = ToProto(*d.next);
         } else {
           job.clear_next_run();
+          job.clear_next_scheduled_time();
           job.set_status(v1::Job::ENDED);
           job.set_end_reason(d.end_reason);
         }
@@ -476,7 +484,7 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
             if (!buffered) {
               // The job is not needed here any more: no copy.
               RunRecorded(std::make_shared<const v1::Job>(*std::move(written)),
-                          *outcome->run, epoch);
+                          *outcome->run, epoch, outcome->start_at);
             }
           }
         } else if (absl::IsAborted(written.status()) && epoch != 0) {
@@ -639,7 +647,8 @@ void RunEngine::ManualRunRecorded(const ManualRunSlot& slot, const v1::Job& job,
 }
 
 void RunEngine::RunRecorded(std::shared_ptr<const v1::Job> shared,
-                            const v1::JobResult& result, int64_t epoch) {
+                            const v1::JobResult& result, int64_t epoch,
+                            absl::Time start_at) {
   const v1::Job& job = *shared;
   InFlight in_flight;
   {
@@ -654,7 +663,7 @@ void RunEngine::RunRecorded(std::shared_ptr<const v1::Job> shared,
     AddOwnerRun(job.owner());
     // A run recorded ahead of its slot waits for it (not counted in flight:
     // WaitIdle() does not wait for time to pass).
-    const absl::Time at = FromProto(result.scheduled_time());
+    const absl::Time at = std::max(FromProto(result.scheduled_time()), start_at);
     if (!result.manual() && at > clock_->Now()) {
       starts_.push_back(PendingStart{at, std::move(shared), result,
                                      v1::Job::STATUS_UNSPECIFIED, epoch});

@@ -270,9 +270,10 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
   // Dispatch, or for a halted start, records it SKIPPED.
   void DispatchPending(PendingStart start, InFlight in_flight);
   void StartRun(std::shared_ptr<const v1::Job> job, v1::JobResult result, int64_t epoch);
-  // RunRecorded of a run recorded under `epoch` (see RunStart).
+  // RunRecorded of a run recorded under `epoch` (see RunStart), started at
+  // its scheduled_time or `start_at` (its jittered time), whichever is later.
   void RunRecorded(std::shared_ptr<const v1::Job> job, const v1::JobResult& result,
-                   int64_t epoch);
+                   int64_t epoch, absl::Time start_at = absl::InfinitePast());
   // With leases: whether a run of `job_id` recorded under `epoch` may start
   // now (else it is left PENDING and forgotten here). Always true without.
   bool MayStart(const std::string& job_id, int64_t epoch) const;

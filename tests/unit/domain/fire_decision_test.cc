@@ -130,9 +130,10 @@ TEST(DecideFireTest, RunOnceNeverCatchesUpPastTheStopDate) {
 TEST(NextRunAtOrAfterTest, IsTheNextGridSlot) {
   v1::Job job = MakeJob(10);
   v1::Job::EndReason reason = v1::Job::END_REASON_UNSPECIFIED;
-  EXPECT_EQ(NextRunAtOrAfter(job, kStart - absl::Hours(1), &reason), Slot(0));
-  EXPECT_EQ(NextRunAtOrAfter(job, Slot(4) + absl::Milliseconds(1), &reason), Slot(5));
-  EXPECT_EQ(NextRunAtOrAfter(job, Slot(7), &reason), Slot(7));
+  EXPECT_EQ(NextRunAtOrAfter(job, kStart - absl::Hours(1), &reason)->slot, Slot(0));
+  EXPECT_EQ(NextRunAtOrAfter(job, Slot(4) + absl::Milliseconds(1), &reason)->slot,
+            Slot(5));
+  EXPECT_EQ(NextRunAtOrAfter(job, Slot(7), &reason)->slot, Slot(7));
 }
 
 TEST(NextRunAtOrAfterTest, NoneWhenAStopConditionHolds) {

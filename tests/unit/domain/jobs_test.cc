@@ -385,102 +385,244 @@ v1::Schedule& Sched(v1::CreateJobRequest& r) {
 }
 v1::Action& Act(v1::CreateJobRequest& r) { return *r.mutable_job()->mutable_action(); }
 
-INSTANTIATE_TEST_SUITE_P(
-    BadInputs, CreateValidationTest,
-    ::testing::ValuesIn(std::vector<InvalidCase>{
-        {"IntervalMissing",
-         [](v1::CreateJobRequest& r) { Sched(r).clear_interval_seconds(); },
-         "schedule.interval_seconds"},
-        {"IntervalNegative",
-         [](v1::CreateJobRequest& r) { Sched(r).set_interval_seconds(-5); },
-         "schedule.interval_seconds"},
-        {"IntervalTooLong",
-         [](v1::CreateJobRequest& r) {
-           Sched(r).set_interval_seconds(JobService::kMaxIntervalSeconds + 1);
-         },
-         "schedule.interval_seconds"},
-        {"StartNotATimestamp",
-         [](v1::CreateJobRequest& r) { Sched(r).mutable_start()->set_nanos(-1); },
-         "schedule.start"},
-        {"StopAfterRunsZero",
-         [](v1::CreateJobRequest& r) { Sched(r).set_stop_after_runs(0); },
-         "schedule.stop_after_runs"},
-        {"StopAfterRunsNegative",
-         [](v1::CreateJobRequest& r) { Sched(r).set_stop_after_runs(-1); },
-         "schedule.stop_after_runs"},
-        {"StopDateBeforeStart",
-         [](v1::CreateJobRequest& r) {
-           *Sched(r).mutable_start() = ToProto(kNow + absl::Hours(2));
-           *Sched(r).mutable_stop_after_date() = ToProto(kNow + absl::Hours(1));
-         },
-         "schedule.stop_after_date"},
-        {"StopDateEqualsStart",
-         [](v1::CreateJobRequest& r) {
-           *Sched(r).mutable_start() = ToProto(kNow + absl::Hours(2));
-           *Sched(r).mutable_stop_after_date() = ToProto(kNow + absl::Hours(2));
-         },
-         "schedule.stop_after_date"},
-        {"ProviderEmpty", [](v1::CreateJobRequest& r) { Act(r).clear_provider(); },
-         "action.provider"},
-        {"ProviderNotAName",
-         [](v1::CreateJobRequest& r) { Act(r).set_provider("Trans fer"); },
-         "action.provider"},
-        {"BodyEmpty", [](v1::CreateJobRequest& r) { Act(r).clear_body(); },
-         "action.body"},
-        {"BodyNotJson", [](v1::CreateJobRequest& r) { Act(r).set_body("{not json"); },
-         "action.body"},
-        {"BodyJsonArray", [](v1::CreateJobRequest& r) { Act(r).set_body(R"([1, 2])"); },
-         "action.body"},
-        {"BodyJsonString", [](v1::CreateJobRequest& r) { Act(r).set_body(R"("text")"); },
-         "action.body"},
-        {"BodyTooLarge",
-         [](v1::CreateJobRequest& r) {
-           Act(r).set_body(absl::StrCat(
-               R"({"pad":")", std::string(JobService::kMaxBodyBytes, 'x'), R"("})"));
-         },
-         "action.body"},
-        {"NameTooLong",
-         [](v1::CreateJobRequest& r) {
-           r.mutable_job()->set_name(std::string(JobService::kMaxNameLength + 1, 'n'));
-         },
-         "name"},
-        {"LabelTooLong",
-         [](v1::CreateJobRequest& r) {
-           r.mutable_job()->set_label(std::string(JobService::kMaxLabelLength + 1, 'l'));
-         },
-         "label"},
-        {"OverlapPolicyUnknown",
-         [](v1::CreateJobRequest& r) {
-           r.mutable_job()->set_overlap_policy(static_cast<v1::OverlapPolicy>(99));
-         },
-         "overlap_policy"},
-        {"MissedRunPolicyUnknown",
-         [](v1::CreateJobRequest& r) {
-           r.mutable_job()->set_missed_run_policy(static_cast<v1::MissedRunPolicy>(99));
-         },
-         "missed_run_policy"},
-        {"MaxConcurrentTooHigh",
-         [](v1::CreateJobRequest& r) {
-           r.mutable_job()->set_overlap_policy(v1::ALLOW);
-           r.mutable_job()->set_max_concurrent(101);
-         },
-         "max_concurrent"},
-        {"MaxConcurrentWithoutAllow",
-         [](v1::CreateJobRequest& r) { r.mutable_job()->set_max_concurrent(2); },
-         "max_concurrent"},
-        {"RequestIdTooLong",
-         [](v1::CreateJobRequest& r) {
-           r.set_request_id(std::string(JobService::kMaxRequestIdLength + 1, 'r'));
-         },
-         "request_id"},
-        {"RequestIdWithSpace",
-         [](v1::CreateJobRequest& r) { r.set_request_id("my request"); }, "request_id"},
-        {"RequestIdNotAscii",
-         [](v1::CreateJobRequest& r) { r.set_request_id("r\xc3\xa9q"); }, "request_id"},
-    }),
-    [](const ::testing::TestParamInfo<InvalidCase>& info) {
-      return info.param.test_name;
-    });
+INSTANTIATE_TEST_SUITE_P(BadInputs, CreateValidationTest,
+                         ::testing::
+                             ValuesIn(std::
+                                          vector<InvalidCase>{
+                                              {"IntervalMissing",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).clear_interval_seconds();
+                                               },
+                                               "schedule.interval_seconds"},
+                                              {"IntervalNegative",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_interval_seconds(-5);
+                                               },
+                                               "schedule.interval_seconds"},
+                                              {"IntervalTooLong",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_interval_seconds(
+                                                     JobService::kMaxIntervalSeconds + 1);
+                                               },
+                                               "schedule.interval_seconds"},
+                                              {"StartNotATimestamp",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).mutable_start()->set_nanos(-1);
+                                               },
+                                               "schedule.start"},
+                                              {"StopAfterRunsZero",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_stop_after_runs(0);
+                                               },
+                                               "schedule.stop_after_runs"},
+                                              {"StopAfterRunsNegative",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_stop_after_runs(-1);
+                                               },
+                                               "schedule.stop_after_runs"},
+                                              {"StopDateBeforeStart",
+                                               [](v1::CreateJobRequest& r) {
+                                                 *Sched(r).mutable_start() =
+                                                     ToProto(kNow + absl::Hours(2));
+                                                 *Sched(r).mutable_stop_after_date() =
+                                                     ToProto(kNow + absl::Hours(1));
+                                               },
+                                               "schedule.stop_after_date"},
+                                              {"StopDateEqualsStart",
+                                               [](v1::CreateJobRequest& r) {
+                                                 *Sched(r).mutable_start() =
+                                                     ToProto(kNow + absl::Hours(2));
+                                                 *Sched(r).mutable_stop_after_date() =
+                                                     ToProto(kNow + absl::Hours(2));
+                                               },
+                                               "schedule.stop_after_date"},
+                                              {"ProviderEmpty",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Act(r).clear_provider();
+                                               },
+                                               "action.provider"},
+                                              {"ProviderNotAName",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Act(r).set_provider("Trans fer");
+                                               },
+                                               "action.provider"},
+                                              {"BodyEmpty",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Act(r).clear_body();
+                                               },
+                                               "action.body"},
+                                              {"BodyNotJson",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Act(r).set_body("{not json");
+                                               },
+                                               "action.body"},
+                                              {"BodyJsonArray",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Act(r).set_body(R"([1, 2])");
+                                               },
+                                               "action.body"},
+                                              {"BodyJsonString",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Act(r).set_body(R"("text")");
+                                               },
+                                               "action.body"},
+                                              {"BodyTooLarge",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Act(r).set_body(absl::StrCat(
+                                                     R"({"pad":")",
+                                                     std::string(
+                                                         JobService::kMaxBodyBytes, 'x'),
+                                                     R"("})"));
+                                               },
+                                               "action.body"},
+                                              {"NameTooLong",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.mutable_job()->set_name(std::string(
+                                                     JobService::kMaxNameLength + 1,
+                                                     'n'));
+                                               },
+                                               "name"},
+                                              {"LabelTooLong",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.mutable_job()->set_label(std::string(
+                                                     JobService::kMaxLabelLength + 1,
+                                                     'l'));
+                                               },
+                                               "label"},
+                                              {"OverlapPolicyUnknown",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.mutable_job()->set_overlap_policy(
+                                                     static_cast<v1::OverlapPolicy>(99));
+                                               },
+                                               "overlap_policy"},
+                                              {"MissedRunPolicyUnknown",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.mutable_job()->set_missed_run_policy(
+                                                     static_cast<v1::MissedRunPolicy>(
+                                                         99));
+                                               },
+                                               "missed_run_policy"},
+                                              {"MaxConcurrentTooHigh",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.mutable_job()->set_overlap_policy(
+                                                     v1::ALLOW);
+                                                 r.mutable_job()->set_max_concurrent(101);
+                                               },
+                                               "max_concurrent"},
+                                              {"MaxConcurrentWithoutAllow",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.mutable_job()->set_max_concurrent(2);
+                                               },
+                                               "max_concurrent"},
+                                              {"RequestIdTooLong",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.set_request_id(std::string(
+                                                     JobService::kMaxRequestIdLength + 1,
+                                                     'r'));
+                                               },
+                                               "request_id"},
+                                              {"RequestIdWithSpace",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.set_request_id("my request");
+                                               },
+                                               "request_id"},
+                                              {"RequestIdNotAscii",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.set_request_id("r\xc3\xa9q");
+                                               },
+                                               "request_id"},
+                                              {"CronBadHours",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_cron("0 0 25 * * *");
+                                               },
+                                               "job.schedule.cron: field 3 (hours) at "
+                                               "position"},
+                                              {"CronEmpty",
+                                               [](v1::CreateJobRequest&
+                                                      r) { Sched(r).set_cron(""); },
+                                               "job.schedule.cron: required"},
+                                              {"CronTooLong",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_cron(std::string(300, '*'));
+                                               },
+                                               "job.schedule.cron: at most 256"},
+                                              {"UnknownZone",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_cron("0 2 * * *");
+                                                 Sched(r).set_time_zone("Mars/Base");
+                                               },
+                                               "job.schedule.time_zone: unknown zone "
+                                               "\"Mars/Base\""},
+                                              {"ZoneThatIsAPath",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_cron("0 2 * * *");
+                                                 Sched(r).set_time_zone(
+                                                     "../../../etc/passwd");
+                                               },
+                                               "job.schedule.time_zone: unknown zone"},
+                                              {"ZoneOnAnIntervalJob",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_time_zone("Europe/Berlin");
+                                               },
+                                               "job.schedule.time_zone: only for cron "
+                                               "and calendar"},
+                                              {"DstPolicyOnAnIntervalJob",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_dst_gap(v1::DST_GAP_SKIP);
+                                               },
+                                               "job.schedule.dst_gap"},
+                                              {"DstGapUnknown",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_cron("0 2 * * *");
+                                                 Sched(r).set_dst_gap(
+                                                     static_cast<v1::DstGapPolicy>(42));
+                                               },
+                                               "job.schedule.dst_gap: unknown value"},
+                                              {"OnceFalse",
+                                               [](v1::CreateJobRequest&
+                                                      r) { Sched(r).set_once(false); },
+                                               "job.schedule.once"},
+                                              {"CalendarWithoutInclude",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).mutable_calendar();
+                                               },
+                                               "job.schedule.calendar.include"},
+                                              {"CalendarBadField",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r)
+                                                     .mutable_calendar()
+                                                     ->add_include()
+                                                     ->set_minutes("61");
+                                               },
+                                               "job.schedule.calendar.include[0]."
+                                               "minutes"},
+                                              {"CalendarTooManySpecs",
+                                               [](v1::CreateJobRequest& r) {
+                                                 for (int i = 0; i < 17; ++i)
+                                                   Sched(r)
+                                                       .mutable_calendar()
+                                                       ->add_include();
+                                               },
+                                               "job.schedule.calendar: at most 16"},
+                                              {"JitterNegative",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_jitter_seconds(-1);
+                                               },
+                                               "job.schedule.jitter_seconds"},
+                                              {"JitterOverADay",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_jitter_seconds(86401);
+                                               },
+                                               "job.schedule.jitter_seconds"},
+                                              {"CatchUpWindowNegative",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_catch_up_window_seconds(-1);
+                                               },
+                                               "job.schedule.catch_up_window_seconds"},
+                                          }),
+                         [](const ::testing::TestParamInfo<InvalidCase>& info) {
+                           return info.param.test_name;
+                         });
 
 // ---------------------------------------------------------------------------
 // Create: idempotency on request_id.
@@ -934,6 +1076,142 @@ TEST_F(JobServiceTest, AStatusesListLongerThanTheStatusesIsInvalidArgument) {
   ASSERT_THAT(paused, IsOk());
   EXPECT_EQ(paused->statuses, StatusBit(v1::Job::PAUSED));
   EXPECT_FALSE(paused->full_view);
+}
+
+// ---------------------------------------------------------------------------
+// Calendar schedules: create, update, preview.
+
+v1::CreateJobRequest CronRequest(const std::string& expr, const std::string& zone) {
+  v1::CreateJobRequest r = ValidRequest();
+  r.mutable_job()->mutable_schedule()->set_cron(expr);
+  r.mutable_job()->mutable_schedule()->set_time_zone(zone);
+  return r;
+}
+
+TEST_F(JobServiceTest, CronJobWithoutAZoneIsInUtcAndFirstRunsAtItsNextSlot) {
+  absl::StatusOr<v1::Job> job = Create(CronRequest("0 2 * * *", ""));
+  ASSERT_THAT(job, IsOk());
+  EXPECT_EQ(job->schedule().time_zone(), "UTC");
+  // kNow is 2023-11-14T22:13:20Z.
+  EXPECT_EQ(FromProto(job->next_run()),
+            absl::FromUnixSeconds(1700013600));  // 15th 02:00Z
+  EXPECT_EQ(job->next_run().seconds(), job->next_scheduled_time().seconds());
+}
+
+TEST_F(JobServiceTest, CronJobInBerlinRunsAtLocalTime) {
+  absl::StatusOr<v1::Job> job = Create(CronRequest("0 2 * * *", "Europe/Berlin"));
+  ASSERT_THAT(job, IsOk());
+  // 2023-11-15 02:00 CET = 01:00Z.
+  EXPECT_EQ(FromProto(job->next_run()), absl::FromUnixSeconds(1700010000));
+}
+
+TEST_F(JobServiceTest, OnceJobInThePastEndsAtCreate) {
+  v1::CreateJobRequest r = ValidRequest();
+  r.mutable_job()->mutable_schedule()->set_once(true);
+  *r.mutable_job()->mutable_schedule()->mutable_start() = ToProto(kNow - absl::Hours(1));
+  absl::StatusOr<v1::Job> job = Create(r);
+  ASSERT_THAT(job, IsOk());
+  EXPECT_EQ(job->status(), v1::Job::ENDED);
+  EXPECT_EQ(job->end_reason(), v1::Job::SCHEDULE_COMPLETE);
+}
+
+TEST_F(JobServiceTest, JitteredJobKeepsTheNominalSlotBesideNextRun) {
+  v1::CreateJobRequest r = CronRequest("0 * * * *", "UTC");
+  r.mutable_job()->mutable_schedule()->set_jitter_seconds(1200);
+  absl::StatusOr<v1::Job> job = Create(r);
+  ASSERT_THAT(job, IsOk());
+  const absl::Time slot = FromProto(job->next_scheduled_time());
+  EXPECT_EQ(slot, absl::FromUnixSeconds(1700002800));  // 23:00Z
+  EXPECT_EQ(FromProto(job->next_run()) - slot,
+            JitterFor(job->job_id(), job->schedule(), slot, slot + absl::Hours(1)));
+}
+
+TEST_F(JobServiceTest, UpdateChangesTheKindCoherently) {
+  v1::Job job = CreateOk();
+  ASSERT_TRUE(job.schedule().has_interval_seconds());
+  const auto update = [&](const v1::Job& in, std::vector<std::string> paths) {
+    v1::UpdateJobRequest request;
+    *request.mutable_job() = in;
+    request.mutable_job()->set_job_id(job.job_id());
+    for (auto& p : paths) request.mutable_update_mask()->add_paths(p);
+    return Wait([&](store::JobCallback done) {
+      service_.UpdateJob(kAlice, request, std::move(done));
+    });
+  };
+  v1::Job in;
+  in.mutable_schedule()->set_cron("0 2 * * *");
+  in.mutable_schedule()->set_time_zone("Europe/Berlin");
+  absl::StatusOr<v1::Job> cron = update(in, {"schedule.cron", "schedule.time_zone"});
+  ASSERT_THAT(cron, IsOk());
+  EXPECT_EQ(cron->schedule().cron(), "0 2 * * *");
+  EXPECT_FALSE(cron->schedule().has_interval_seconds());
+  EXPECT_EQ(FromProto(cron->next_run()), absl::FromUnixSeconds(1700010000));
+  // Back to an interval: the zone goes with the cron kind.
+  in.mutable_schedule()->set_interval_seconds(600);
+  absl::StatusOr<v1::Job> interval = update(in, {"schedule.interval_seconds"});
+  ASSERT_THAT(interval, IsOk());
+  EXPECT_EQ(interval->schedule().interval_seconds(), 600);
+  EXPECT_EQ(interval->schedule().time_zone(), "");
+  // A bad expression names the field and changes nothing.
+  in.mutable_schedule()->set_cron("0 61 * * *");
+  EXPECT_THAT(update(in, {"schedule.cron"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("job.schedule.cron: field 2 (hours)")));
+  // A zone on an interval job is refused.
+  in.mutable_schedule()->set_time_zone("Europe/Berlin");
+  EXPECT_THAT(
+      update(in, {"schedule.time_zone"}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("job.schedule.time_zone")));
+  EXPECT_EQ(Get(job.job_id())->schedule().interval_seconds(), 600);
+}
+
+TEST_F(JobServiceTest, PreviewOfAJobIsTheCallersOnly) {
+  v1::Job job = *Create(CronRequest("0 2 * * *", "Europe/Berlin"));
+  v1::PreviewScheduleRequest request;
+  request.set_job_id(job.job_id());
+  request.set_count(3);
+  absl::StatusOr<v1::PreviewScheduleResponse> mine =
+      service_.PreviewSchedule(kAlice, request);
+  ASSERT_THAT(mine, IsOk());
+  ASSERT_EQ(mine->entries_size(), 3);
+  EXPECT_EQ(FromProto(mine->entries(0).fire_time()), FromProto(job.next_run()));
+  EXPECT_THAT(service_.PreviewSchedule(kBob, request),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_F(JobServiceTest, PreviewOfAScheduleFromThePastStartsThere) {
+  v1::PreviewScheduleRequest request;
+  request.mutable_schedule()->set_cron("0 2 * * *");
+  *request.mutable_from() = ToProto(kNow - absl::Hours(24 * 30));
+  request.set_count(1);
+  absl::StatusOr<v1::PreviewScheduleResponse> p =
+      service_.PreviewSchedule(kAlice, request);
+  ASSERT_THAT(p, IsOk());
+  ASSERT_EQ(p->entries_size(), 1);
+  EXPECT_LT(FromProto(p->entries(0).fire_time()), kNow - absl::Hours(24 * 29));
+}
+
+TEST_F(JobServiceTest, PreviewOfASchedulePlainAndBounded) {
+  v1::PreviewScheduleRequest request;
+  request.mutable_schedule()->set_cron("*/15 * * * *");
+  absl::StatusOr<v1::PreviewScheduleResponse> p =
+      service_.PreviewSchedule(kAlice, request);
+  ASSERT_THAT(p, IsOk());
+  EXPECT_EQ(p->entries_size(), JobService::kDefaultPreviewCount);
+  EXPECT_EQ(p->description(), "cron '*/15 * * * *' in UTC");
+  request.set_count(JobService::kMaxPreviewCount + 1);
+  EXPECT_THAT(service_.PreviewSchedule(kAlice, request),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("count")));
+  request.set_count(5);
+  request.mutable_schedule()->set_cron("0 0 31 2 *");  // never
+  p = service_.PreviewSchedule(kAlice, request);
+  ASSERT_THAT(p, IsOk());
+  EXPECT_EQ(p->entries_size(), 0);
+  EXPECT_TRUE(p->ended());
+  request.mutable_schedule()->set_time_zone("Mars/Base");
+  EXPECT_THAT(service_.PreviewSchedule(kAlice, request),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("schedule.time_zone: unknown zone \"Mars/Base\"")));
 }
 
 }  // namespace

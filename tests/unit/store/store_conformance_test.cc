@@ -175,6 +175,54 @@ TEST_P(StoreConformanceTest, CreateThenGetReturnsTheStoredJob) {
   EXPECT_THAT(*got, EqualsProto(expected));
 }
 
+// Calendar schedules (cron, calendar, zone, DST policies, jitter, catch-up
+// window, the nominal next slot) are part of the job: they round-trip, also
+// after an update, and the due scan sees the (jittered) next_run.
+TEST_P(StoreConformanceTest, CalendarSchedulesRoundTrip) {
+  v1::Job cron = MakeJob("alice");
+  v1::Schedule* s = cron.mutable_schedule();
+  s->set_cron("0 30 2 * * MON-FRI");
+  s->set_time_zone("Europe/Berlin");
+  s->set_dst_gap(v1::DST_GAP_SHIFT);
+  s->set_dst_repeat(v1::DST_REPEAT_BOTH);
+  s->set_jitter_seconds(90);
+  s->set_catch_up_window_seconds(3600);
+  cron.mutable_next_run()->set_seconds(1'900'000'042);
+  cron.mutable_next_scheduled_time()->set_seconds(1'900'000'000);
+  ASSERT_THAT(Create(store(), cron), IsOk());
+  absl::StatusOr<v1::Job> got = store().GetJob("alice", cron.job_id());
+  ASSERT_THAT(got, IsOk());
+  got->clear_etag();
+  EXPECT_THAT(*got, EqualsProto(cron));
+
+  ASSERT_THAT(Update(store(), "alice", cron.job_id(),
+                     [](v1::Job& job) {
+                       v1::Schedule* s = job.mutable_schedule();
+                       v1::CalendarSpec* in = s->mutable_calendar()->add_include();
+                       in->set_hours("2");
+                       in->set_days_of_week("MON-FRI");
+                       v1::CalendarSpec* out = s->mutable_calendar()->add_exclude();
+                       out->set_months("12");
+                       out->set_days_of_month("24-26");
+                       return absl::OkStatus();
+                     }),
+              IsOk());
+  got = store().GetJob("alice", cron.job_id());
+  ASSERT_THAT(got, IsOk());
+  EXPECT_FALSE(got->schedule().has_cron());
+  ASSERT_EQ(got->schedule().calendar().include_size(), 1);
+  EXPECT_EQ(got->schedule().calendar().exclude(0).days_of_month(), "24-26");
+  EXPECT_EQ(got->schedule().time_zone(), "Europe/Berlin");
+  EXPECT_EQ(got->next_scheduled_time().seconds(), 1'900'000'000);
+
+  v1::Job once = MakeJob("alice");
+  once.mutable_schedule()->set_once(true);
+  ASSERT_THAT(Create(store(), once), IsOk());
+  got = store().GetJob("alice", once.job_id());
+  ASSERT_THAT(got, IsOk());
+  EXPECT_TRUE(got->schedule().has_once());
+}
+
 TEST_P(StoreConformanceTest, GetUnknownJobIsNotFound) {
   EXPECT_THAT(store().GetJob("alice", domain::NewUuid()),
               StatusIs(absl::StatusCode::kNotFound));

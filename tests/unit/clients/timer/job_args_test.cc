@@ -121,6 +121,66 @@ TEST(FillJobTest, EveryOptionSetsItsFieldAndMaskPath) {
                           "max_concurrent", "missed_run_policy"));
 }
 
+TEST(FillJobTest, CalendarScheduleOptionsSetTheirFieldsAndMaskPaths) {
+  JobArgs a;
+  a.calendar = {"dow=MON-FRI hour=2"};
+  a.calendar_exclude = {"mon=12 dom=24-26"};
+  a.tz = "Europe/Berlin";
+  a.dst_gap = "shift";
+  a.dst_repeat = "both";
+  a.jitter = "5m";
+  a.catch_up_window = "1h";
+  v1::Job job;
+  std::vector<std::string> paths;
+  ASSERT_TRUE(FillJob(a, absl::UTCTimeZone(), &job, &paths).ok());
+  const v1::Schedule& s = job.schedule();
+  ASSERT_EQ(s.calendar().include_size(), 1);
+  EXPECT_EQ(s.calendar().include(0).days_of_week(), "MON-FRI");
+  EXPECT_EQ(s.calendar().include(0).hours(), "2");
+  EXPECT_EQ(s.calendar().exclude(0).months(), "12");
+  EXPECT_EQ(s.calendar().exclude(0).days_of_month(), "24-26");
+  EXPECT_EQ(s.time_zone(), "Europe/Berlin");
+  EXPECT_EQ(s.dst_gap(), v1::DST_GAP_SHIFT);
+  EXPECT_EQ(s.dst_repeat(), v1::DST_REPEAT_BOTH);
+  EXPECT_EQ(s.jitter_seconds(), 300);
+  EXPECT_EQ(s.catch_up_window_seconds(), 3600);
+  EXPECT_EQ(paths, (std::vector<std::string>{"schedule.calendar", "schedule.time_zone",
+                                             "schedule.dst_gap", "schedule.dst_repeat",
+                                             "schedule.jitter_seconds",
+                                             "schedule.catch_up_window_seconds"}));
+  EXPECT_EQ(ScheduleText(s),
+            "calendar 'hour=2 dow=MON-FRI' except 'dom=24-26 mon=12' in Europe/Berlin");
+
+  JobArgs once;
+  once.once = "2026-12-24T18:00:00Z";
+  v1::Job o;
+  paths.clear();
+  ASSERT_TRUE(FillJob(once, absl::UTCTimeZone(), &o, &paths).ok());
+  EXPECT_TRUE(o.schedule().once());
+  EXPECT_EQ(o.schedule().start().seconds(), 1798135200);
+}
+
+TEST(FillJobTest, ScheduleKindsAreExclusiveAndSpecsParse) {
+  JobArgs a;
+  a.interval = "1h";
+  a.cron = "0 2 * * *";
+  v1::Job job;
+  std::vector<std::string> paths;
+  EXPECT_THAT(FillJob(a, absl::UTCTimeZone(), &job, &paths).message(),
+              HasSubstr("one of --interval, --cron, --calendar and --once"));
+  EXPECT_THAT(ParseCalendarSpecArg("hour", "--calendar").status().message(),
+              HasSubstr("--calendar: \"hour\" is not KEY=VALUE"));
+  EXPECT_THAT(ParseCalendarSpecArg("hour=1 hour=2", "--calendar").status().message(),
+              HasSubstr("hour given twice"));
+  EXPECT_THAT(ParseCalendarSpecArg("week=1", "--calendar-exclude").status().message(),
+              HasSubstr("--calendar-exclude"));
+  absl::StatusOr<v1::CalendarSpec> last =
+      ParseCalendarSpecArg("dom=L hour=23 min=30", "x");
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(last->days_of_month(), "L");
+  EXPECT_EQ(last->minutes(), "30");
+}
+
 TEST(FillJobTest, BadValuesNameTheirOption) {
   const struct {
     std::string JobArgs::*field;

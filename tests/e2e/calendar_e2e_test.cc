@@ -1,0 +1,97 @@
+// End to end, the installed timerd and timer: calendar schedules. A `once`
+// job runs exactly once and ends; a cron job with seconds fires on whole
+// seconds, exactly at the times `timer job next` listed beforehand.
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "cli_fixture.h"
+
+namespace timer::testing {
+namespace {
+
+class CalendarE2eTest : public CliTest {};
+
+std::string Rfc3339(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone());
+}
+
+TEST_F(CalendarE2eTest, OnceJobRunsExactlyOnceAndEnds) {
+  auto timerd = StartTimerd();
+  const absl::Time at = absl::Ceil(absl::Now() - absl::UnixEpoch(), absl::Seconds(1)) +
+                        absl::UnixEpoch() + absl::Seconds(2);
+  json job = CliJson({"job", "submit", "--name", "once", "--once", Rfc3339(at),
+                      "--action-provider", "noop", "--action-body", "{}"});
+  const std::string id = job["job_id"];
+  EXPECT_EQ(job["schedule"]["once"], true);
+  json ended = WaitForJob(id, [](const json& j) { return j["status"] == "ENDED"; });
+  EXPECT_EQ(ended["end_reason"], "SCHEDULE_COMPLETE");
+  EXPECT_EQ(ended["n_runs"], "1");
+  json results = CliJson({"job", "results", id});
+  ASSERT_EQ(results["results"].size(), 1u) << results.dump();
+  EXPECT_EQ(results["results"][0]["scheduled_time"], Rfc3339(at));
+  // Ended: run-now is refused, and nothing else is ever scheduled.
+  EXPECT_FALSE(ended.contains("next_run"));
+}
+
+TEST_F(CalendarE2eTest, CronWithSecondsFiresExactlyWhenJobNextSaid) {
+  auto timerd = StartTimerd();
+  json job = CliJson({"job", "submit", "--name", "every-second", "--cron",
+                      "*/1 * * * * *", "--action-provider", "noop", "--action-body", "{}",
+                      "--stop-after-runs", "4"});
+  const std::string id = job["job_id"];
+  json next = CliJson({"job", "next", id, "-n", "4"});
+  ASSERT_EQ(next["entries"].size(), 4u) << next.dump();
+  std::vector<std::string> listed;
+  for (const json& e : next["entries"]) {
+    const std::string t = e["fire_time"];
+    EXPECT_EQ(t.find('.'), std::string::npos) << "not a whole second: " << t;
+    listed.push_back(t);
+  }
+  // The fourth run reaches stop_after_runs.
+  json ended = WaitForJob(
+      id, [](const json& j) { return j["status"] == "ENDED"; }, absl::Seconds(20));
+  EXPECT_EQ(ended["end_reason"], "STOP_AFTER_RUNS");
+  json results = CliJson({"job", "results", id});
+  std::vector<std::string> fired;
+  for (const json& r : results["results"])
+    fired.insert(fired.begin(), r["scheduled_time"]);
+  // The first listed may have passed while `job next` ran; every fire is
+  // one listed, in order, and the rest follow on whole seconds.
+  ASSERT_GE(fired.size(), 3u) << results.dump();
+  size_t first = 0;
+  while (first < listed.size() && listed[first] != fired[0]) ++first;
+  ASSERT_LT(first, listed.size()) << fired[0];
+  for (size_t i = 0; first + i < listed.size() && i < fired.size(); ++i) {
+    EXPECT_EQ(fired[i], listed[first + i]);
+  }
+  EXPECT_EQ(first, 0u) << "the job's first run was not the first time job next listed";
+}
+
+TEST_F(CalendarE2eTest, ScheduleErrorsNameTheFieldAndStatusShowsTheZone) {
+  auto timerd = StartTimerd();
+  RunResult bad = Cli({"job", "submit", "--cron", "0 25 * * *", "--action-provider",
+                       "noop", "--action-body", "{}"});
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("schedule.cron: field 2 (hours)"), std::string::npos) << bad.err;
+  RunResult zone = Cli({"job", "submit", "--cron", "0 2 * * *", "--tz", "Mars/Base",
+                        "--action-provider", "noop", "--action-body", "{}"});
+  EXPECT_NE(zone.err.find("schedule.time_zone: unknown zone \"Mars/Base\""),
+            std::string::npos)
+      << zone.err;
+  RunResult ok = Cli({"job", "submit", "--cron", "0 2 * * *", "--tz", "Europe/Berlin",
+                      "--action-provider", "noop", "--action-body", "{}"});
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_NE(ok.out.find("cron '0 2 * * *' in Europe/Berlin"), std::string::npos)
+      << ok.out;
+  RunResult preview = Cli({"schedule", "preview", "30 2 * * *", "--tz", "Europe/Berlin",
+                           "--from", "2026-03-28T12:00:00Z", "-n", "2"});
+  ASSERT_EQ(preview.exit_code, 0) << preview.err;
+  EXPECT_NE(preview.out.find("2026-03-29T01:00:00Z"), std::string::npos) << preview.out;
+  EXPECT_NE(preview.out.find("does not exist"), std::string::npos) << preview.out;
+}
+
+}  // namespace
+}  // namespace timer::testing
