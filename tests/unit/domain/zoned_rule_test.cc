@@ -351,6 +351,19 @@ TEST(ZonedRuleTest, UnknownZoneNamesCostNoMemory) {
     ASSERT_FALSE(rule.ok());
     ASSERT_THAT(rule.status().message(), HasSubstr(zone));
   }
+#if defined(__SANITIZE_ADDRESS__)
+#define TIMER_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TIMER_TEST_ASAN 1
+#endif
+#endif
+#ifdef TIMER_TEST_ASAN
+  // Resident memory under AddressSanitizer includes its quarantine of freed
+  // blocks (up to 256 MB by default): the bound is checked in the plain
+  // build (scripts/test.sh, Bazel); here only the refusals above are.
+  GTEST_SKIP() << "resident-memory bound not measurable under AddressSanitizer";
+#endif
   EXPECT_LT(ResidentKib() - before, 2048);
 }
 
