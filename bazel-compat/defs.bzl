@@ -25,13 +25,20 @@ E2E_PREFIX = "e2e-prefix"
 # "moderate" (300 s).
 _TEST_TIMEOUT = "moderate"
 
+def _proto_label(root, rel):
+    # `root` is a folder of this package, or a repository's ("@repo//:").
+    return root + rel if root.endswith(":") else root + "/" + rel
+
 def _strip_suffix(s, suffix):
     return s[:-len(suffix)] if s.endswith(suffix) else s
 
-def timer_proto_library(name, root, protos):
+def timer_proto_library(name, root, protos, imports = {}, deps = []):
     """C++ and gRPC code for `protos` (paths relative to `root`, the protoc
     import root), generated at build time by the system protoc and
-    grpc_cpp_plugin into `<name>_gen/`, built into the cc_library `name`."""
+    grpc_cpp_plugin into `<name>_gen/`, built into the cc_library `name`.
+    `imports` maps labels of protos they import (from another repository)
+    to their import paths; `deps` are the libraries that build those (as
+    CMake's IMPORTS and DEPS)."""
     gen_dir = name + "_gen"
     outs = []
     for rel in protos:
@@ -41,12 +48,20 @@ def timer_proto_library(name, root, protos):
 
     # protoc wants the import root on disk; derive it from the first proto's
     # path so that this also works when the workspace is an external
-    # repository of another one.
+    # repository of another one. Each imported proto's root likewise.
     cmd = " ".join([
-        "first=$(execpath %s/%s);" % (root, protos[0]),
+        "first=$(execpath %s);" % _proto_label(root, protos[0]),
         "root=$${first%%/%s};" % protos[0],
+    ] + [
+        "imp%d=$(execpath %s); imp%d=$${imp%d%%/%s};" % (i, label, i, i, rel)
+        for i, (label, rel) in enumerate(imports.items())
+    ] + [
         "/usr/bin/protoc",
         "--proto_path=$$root",
+    ] + [
+        "--proto_path=$$imp%d" % i
+        for i in range(len(imports))
+    ] + [
         "--cpp_out=$(RULEDIR)/" + gen_dir,
         "--grpc_out=$(RULEDIR)/" + gen_dir,
         "--plugin=protoc-gen-grpc=/usr/bin/grpc_cpp_plugin",
@@ -56,7 +71,7 @@ def timer_proto_library(name, root, protos):
     ])
     native.genrule(
         name = gen_dir,
-        srcs = [root + "/" + rel for rel in protos],
+        srcs = [_proto_label(root, rel) for rel in protos] + list(imports.keys()),
         outs = outs,
         cmd = cmd,
         message = "protoc " + " ".join(protos),
@@ -67,7 +82,7 @@ def timer_proto_library(name, root, protos):
         hdrs = [o for o in outs if o.endswith(".h")],
         includes = [gen_dir],
         copts = ["-w"],
-        deps = [
+        deps = deps + [
             "//system:protobuf",
             "//system:grpcpp",
         ],
