@@ -55,18 +55,34 @@ configure() {
     -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" >/dev/null
 }
 
-# check_reports <dir>: prints every report file; fails if there is one.
+# check_reports <dir>: prints every report file; fails if there is one,
+# with one exception: a file holding nothing but LeakSanitizer's own tracer
+# crashing ("Tracer caught signal 11" ... "LeakSanitizer has encountered a
+# fatal error") is a failure of the tool, not a finding: its stop-the-world
+# thread intermittently segfaults at a process's exit (google/sanitizers
+# #1353, open; seen once in ~1000 instrumented processes here). That
+# process's leak check did not run; the file is printed and counted, and
+# more than one such file fails the stage (then it is no longer chance).
 check_reports() {
-  local files
+  local files tracer=0 failed=0
   files=$(find "$1" -type f 2>/dev/null | sort)
-  if [ -n "$files" ]; then
-    echo "sanitize-test: sanitizer reports in $1:" >&2
-    for f in $files; do
-      echo "---- $f" >&2
-      cat "$f" >&2
-    done
-    return 1
+  [ -z "$files" ] && return 0
+  echo "sanitize-test: sanitizer reports in $1:" >&2
+  for f in $files; do
+    echo "---- $f" >&2
+    cat "$f" >&2
+    if grep -q "Tracer caught signal" "$f" &&
+       ! grep -v -e "^Tracer caught signal" -e "LeakSanitizer has encountered a fatal error" \
+         -e "HINT: " "$f" | grep -q .; then
+      tracer=$((tracer + 1))
+    else
+      failed=1
+    fi
+  done
+  if [ "$tracer" -gt 0 ]; then
+    echo "sanitize-test: $tracer report(s) of LeakSanitizer's tracer crashing (a tool failure, google/sanitizers#1353): that process's leak check did not run" >&2
   fi
+  [ "$failed" -eq 0 ] && [ "$tracer" -le 1 ]
 }
 
 status=0
@@ -90,9 +106,18 @@ if [ "$what" = asan ] || [ "$what" = all ]; then
   export TIMER_CRASH_KILLS=20
   # The soak test is left to test.sh: it measures a loaded timerd against
   # time bounds that an instrumented build (2-3x slower) cannot meet.
-  # Two tests per core, as in scripts/test.sh (TIMER_TEST_JOBS to change).
+  # The unit tests two per core, as in scripts/test.sh (TIMER_TEST_JOBS to
+  # change); the end-to-end tests (label e2e) one per core: each drives an
+  # instrumented timerd (two to three times slower) against time bounds
+  # (runs on time, a watcher dropped within seconds, replicas failing over),
+  # which two per core made miss under ASan (pg_outage_e2e_test,
+  # WatchE2eTest.AStalledWatcher...; CI's sanitizer stage failed on one).
   if ! ctest --test-dir build-asan -j "${TIMER_TEST_JOBS:-$((2 * jobs))}" \
-      --output-on-failure --timeout 600 \
+      --output-on-failure --timeout 600 -LE e2e; then
+    status=1
+  fi
+  if ! ctest --test-dir build-asan -j "${TIMER_E2E_TEST_JOBS:-$jobs}" \
+      --output-on-failure --timeout 600 -L e2e \
       -E '^soak_e2e_test$'; then
     status=1
   fi
