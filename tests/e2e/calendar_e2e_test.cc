@@ -148,6 +148,11 @@ TEST_F(CalendarE2eTest, BackfillRunsThePastSlotsOfACronJobWithTheirNominalTimes)
   ASSERT_EQ(again["results"].size(), 3u) << again.dump();
   EXPECT_EQ(again["results"][0]["run_number"], recorded["results"][0]["run_number"]);
   EXPECT_EQ(again["results"][2]["status"], "SUCCEEDED") << again.dump();
+  // The help shows how.
+  RunResult help = Cli({"job", "backfill", "--help"});
+  EXPECT_NE(help.out.find("Examples:\n  timer job backfill JOB_ID --from"),
+            std::string::npos)
+      << help.out;
   // A range reaching into the future is refused, naming the field.
   RunResult future = Cli({"job", "backfill", id, "--from", Rfc3339(hour), "--to",
                           Rfc3339(absl::Now() + absl::Hours(1))});

@@ -655,8 +655,14 @@ void RunEngine::Unadmit(const ManualRunSlot& slot) {
 }
 
 void RunEngine::ManualRunDropped(const ManualRunSlot& slot) {
-  absl::MutexLock lock(&mu_);
-  Unadmit(slot);
+  std::vector<RunStart> starts;
+  {
+    absl::MutexLock lock(&mu_);
+    Unadmit(slot);
+    // Backfill runs that waited for this admission may start now.
+    PumpBackfill(slot.job_id, starts);
+  }
+  DispatchAll(std::move(starts));
 }
 
 void RunEngine::ManualRunRecorded(const ManualRunSlot& slot, const v1::Job& job,
