@@ -1091,8 +1091,10 @@ absl::StatusOr<std::vector<absl::Time>> BackfillSlots(const v1::Job& job, absl::
     return Invalid("max_runs",
                    absl::StrCat("the range holds ", at_least ? "at least " : "", held,
                                 " slots of the job's schedule, more than ", max,
-                                "; narrow the range (or raise max_runs, at most ",
-                                JobService::kMaxBackfillRuns, ")"));
+                                max < JobService::kMaxBackfillRuns
+                                    ? "; narrow the range or raise max_runs"
+                                    : "; split the range into calls of at most 100 "
+                                      "slots"));
   };
   if (s.has_interval_seconds()) {
     if (s.interval_seconds() <= 0) return slots;
