@@ -305,31 +305,6 @@ void RunEngine::WakeFor(absl::Time at) {
 void RunEngine::JobChanged(const v1::Job& job) {
   auto key = JobKey::Parse(job.job_id());
   if (!key) return;
-  {
-    // Backfill runs waiting to start: cancelled by a pause or a delete;
-    // otherwise started as the job now says (its overlap policy, its
-    // action may have changed).
-    std::deque<v1::JobResult> halted;
-    std::shared_ptr<const v1::Job> shared;
-    std::vector<RunStart> starts;
-    {
-      absl::MutexLock lock(&mu_);
-      auto it = runs_.find(job.job_id());
-      if (it != runs_.end() && !it->second.backfill.empty()) {
-        shared = std::make_shared<const v1::Job>(job);
-        if (job.status() == v1::Job::PAUSED || job.status() == v1::Job::DELETED) {
-          halted = TakeBackfill(it->second);
-          backfill_jobs_.erase(job.job_id());
-          if (Idle(it->second)) runs_.erase(it);
-        } else {
-          it->second.backfill_job = shared;
-          PumpBackfill(job.job_id(), starts);
-        }
-      }
-    }
-    DispatchAll(std::move(starts));
-    if (!halted.empty()) SkipBackfill(std::move(shared), std::move(halted), job.status());
-  }
   if (job.status() == v1::Job::DELETED) {
     // Delete cancels: the provider is asked to stop the job's active runs
     // (a run starting meanwhile is cancelled once started), and a run
@@ -352,22 +327,45 @@ void RunEngine::JobChanged(const v1::Job& job) {
           BeginWork());
     }
   }
-  absl::MutexLock lock(&mu_);
-  // A run recorded ahead of its slot does not start once its job is paused
-  // or deleted (JobChanged comes in commit order, after the fire's own).
-  if (job.status() == v1::Job::PAUSED || job.status() == v1::Job::DELETED) {
-    for (PendingStart& p : starts_) {
-      if (p.job->job_id() == job.job_id()) p.halted = job.status();
+  std::deque<v1::JobResult> halted;
+  std::shared_ptr<const v1::Job> shared;
+  std::vector<RunStart> starts;
+  {
+    absl::MutexLock lock(&mu_);
+    // A run recorded ahead of its slot does not start once its job is paused
+    // or deleted (JobChanged comes in commit order, after the fire's own).
+    if (job.status() == v1::Job::PAUSED || job.status() == v1::Job::DELETED) {
+      for (PendingStart& p : starts_) {
+        if (p.job->job_id() == job.job_id()) p.halted = job.status();
+      }
+    }
+    if (IsSchedulable(job.status()) && job.has_next_run() &&
+        (leases_ == nullptr || firing_.test(store::ShardOf(job.job_id())))) {
+      const absl::Time due = FromProto(job.next_run());
+      queue_.Set(*key, due);
+      WakeFor(due - options_.lookahead);
+    } else {
+      queue_.Remove(*key);
+    }
+    // Backfill runs waiting to start: cancelled by a pause or a delete;
+    // otherwise started as the job now says (its overlap policy or its
+    // action may have changed). Under the same lock as the above: this is
+    // every fire's commit path.
+    auto it = runs_.find(job.job_id());
+    if (it != runs_.end() && !it->second.backfill.empty()) {
+      shared = std::make_shared<const v1::Job>(job);
+      if (job.status() == v1::Job::PAUSED || job.status() == v1::Job::DELETED) {
+        halted = TakeBackfill(it->second);
+        backfill_jobs_.erase(job.job_id());
+        if (Idle(it->second)) runs_.erase(it);
+      } else {
+        it->second.backfill_job = shared;
+        PumpBackfill(job.job_id(), starts);
+      }
     }
   }
-  if (IsSchedulable(job.status()) && job.has_next_run() &&
-      (leases_ == nullptr || firing_.test(store::ShardOf(job.job_id())))) {
-    const absl::Time due = FromProto(job.next_run());
-    queue_.Set(*key, due);
-    WakeFor(due - options_.lookahead);
-  } else {
-    queue_.Remove(*key);
-  }
+  DispatchAll(std::move(starts));
+  if (!halted.empty()) SkipBackfill(std::move(shared), std::move(halted), job.status());
 }
 
 void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
