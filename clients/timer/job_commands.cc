@@ -186,10 +186,20 @@ absl::Status Backfill(Globals& g, const std::string& job_id, const std::string& 
   }
   if (g.json()) {
     PrintJson(response, std::cout);
-  } else {
-    PrintResultsTable({response.results().begin(), response.results().end()}, false,
-                      std::cout);
+    return absl::OkStatus();
   }
+  if (response.results().empty()) {
+    std::cout << "The range holds no slot of the job's schedule: nothing to run.\n";
+    return absl::OkStatus();
+  }
+  std::cout << "Recorded " << response.results_size() << " backfill run"
+            << (response.results_size() == 1 ? "" : "s") << " of job "
+            << response.job().job_id()
+            << "; they start one after another as its overlap policy allows.\n"
+            << "Follow them with: timer job results " << response.job().job_id()
+            << "\n\n";
+  PrintResultsTable({response.results().begin(), response.results().end()}, false,
+                    std::cout);
   return absl::OkStatus();
 }
 
@@ -660,7 +670,14 @@ void AddJobCommands(CLI::App& app, Globals& g, CommandSet& commands) {
       job, "backfill",
       "run the job's slots in a past range, one after another under its overlap "
       "policy, each recorded with its slot as scheduled time; pause or delete the "
-      "job to cancel the runs not yet started",
+      "job to cancel the runs not yet started\n\n"
+      "Times are RFC 3339 or local date-times; --to may not be in the future and the\n"
+      "range is at most 366 days. A range with more slots than --max-runs is refused\n"
+      "with how many it holds. Repeating --request-id records nothing new.\n\n"
+      "Examples:\n"
+      "  timer job backfill JOB_ID --from 2026-12-01 --to 2026-12-04\n"
+      "  timer job backfill JOB_ID --from 2026-12-01T00:00Z --to 2026-12-01T06:00Z \\\n"
+      "    --max-runs 6 --request-id fill-dec-1 --format json",
       s);
   backfill->add_option("--from", s.from, "first slot time (inclusive)")->required();
   backfill->add_option("--to", s.to, "end of the range (exclusive, not in the future)")

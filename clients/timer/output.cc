@@ -245,7 +245,8 @@ void PrintResultsTable(const std::vector<v1::JobResult>& results, bool verbose,
   std::vector<Line> lines;
   lines.push_back(Line{"RUN", "STATUS", "SCHEDULED", "STARTED", "ENDED"});
   for (const v1::JobResult& r : results) {
-    lines.push_back(Line{absl::StrCat(r.run_number(), r.manual() ? " (now)" : ""),
+    lines.push_back(Line{absl::StrCat(r.run_number(), r.manual() ? " (now)" : "",
+                                      r.backfill() ? " (backfill)" : ""),
                          absl::AsciiStrToLower(v1::JobResult::Status_Name(r.status())),
                          IsoTime(FromProto(r.scheduled_time())),
                          r.has_start_time() ? IsoTime(FromProto(r.start_time())) : "-",

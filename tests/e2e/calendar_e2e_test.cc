@@ -1,6 +1,7 @@
 // End to end, the installed timerd and timer: calendar schedules. A `once`
 // job runs exactly once and ends; a cron job with seconds fires on whole
-// seconds, exactly at the times `timer job next` listed beforehand.
+// seconds, exactly at the times `timer job next` listed beforehand; `timer
+// job backfill` runs a cron job's past slots with their nominal times.
 #include <string>
 #include <vector>
 
@@ -90,6 +91,73 @@ TEST_F(CalendarE2eTest, ScheduleErrorsNameTheFieldAndStatusShowsTheZone) {
   ASSERT_EQ(preview.exit_code, 0) << preview.err;
   EXPECT_NE(preview.out.find("2026-03-29T01:00:00Z"), std::string::npos) << preview.out;
   EXPECT_NE(preview.out.find("does not exist"), std::string::npos) << preview.out;
+}
+
+TEST_F(CalendarE2eTest, BackfillRunsThePastSlotsOfACronJobWithTheirNominalTimes) {
+  auto timerd = StartTimerd();
+  const absl::Time hour =
+      absl::Floor(absl::Now() - absl::UnixEpoch(), absl::Hours(1)) + absl::UnixEpoch();
+  json job = CliJson({"job", "submit", "--name", "hourly", "--cron", "0 * * * *",
+                      "--start", Rfc3339(hour - absl::Hours(24)), "--action-provider",
+                      "noop", "--action-body", "{}"});
+  const std::string id = job["job_id"];
+  const std::vector<std::string> backfill = {"job",
+                                             "backfill",
+                                             id,
+                                             "--from",
+                                             Rfc3339(hour - absl::Hours(5)),
+                                             "--to",
+                                             Rfc3339(hour - absl::Hours(2)),
+                                             "--request-id",
+                                             "e2e-fill"};
+  json recorded = CliJson(backfill);
+  ASSERT_EQ(recorded["results"].size(), 3u) << recorded.dump();
+  for (int i = 0; i < 3; ++i) {
+    const json& run = recorded["results"][i];
+    EXPECT_EQ(run["scheduled_time"], Rfc3339(hour - absl::Hours(5 - i))) << run.dump();
+    EXPECT_EQ(run["backfill"], true) << run.dump();
+    EXPECT_EQ(run["status"], "PENDING") << run.dump();
+  }
+  // All three run (noop: at once, one after another) and succeed.
+  const auto backfills_succeeded = [](const json& j) {
+    int n = 0;
+    for (const json& r : j.value("results", json::array())) {
+      if (r.value("backfill", false) && r["status"] == "SUCCEEDED") ++n;
+    }
+    return n == 3;
+  };
+  json done = WaitForJob(id, backfills_succeeded);
+  ASSERT_TRUE(backfills_succeeded(done)) << done.dump();
+  // Not runs of the grid: n_runs is untouched.
+  EXPECT_EQ(done["n_runs"], "0") << done.dump();
+  json results = CliJson({"job", "results", id});
+  std::vector<std::string> times;
+  for (const json& r : results["results"]) {
+    if (r.value("backfill", false)) times.insert(times.begin(), r["scheduled_time"]);
+  }
+  EXPECT_EQ(times, (std::vector<std::string>{Rfc3339(hour - absl::Hours(5)),
+                                             Rfc3339(hour - absl::Hours(4)),
+                                             Rfc3339(hour - absl::Hours(3))}));
+  // The table marks them.
+  RunResult table = Cli({"job", "results", id});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("3 (backfill)"), std::string::npos) << table.out;
+  // Retried with the same request id: the same runs, nothing new.
+  json again = CliJson(backfill);
+  ASSERT_EQ(again["results"].size(), 3u) << again.dump();
+  EXPECT_EQ(again["results"][0]["run_number"], recorded["results"][0]["run_number"]);
+  EXPECT_EQ(again["results"][2]["status"], "SUCCEEDED") << again.dump();
+  // The help shows how.
+  RunResult help = Cli({"job", "backfill", "--help"});
+  EXPECT_NE(help.out.find("Examples:\n  timer job backfill JOB_ID --from"),
+            std::string::npos)
+      << help.out;
+  // A range reaching into the future is refused, naming the field.
+  RunResult future = Cli({"job", "backfill", id, "--from", Rfc3339(hour), "--to",
+                          Rfc3339(absl::Now() + absl::Hours(1))});
+  EXPECT_NE(future.exit_code, 0);
+  EXPECT_NE(future.err.find("end_time: must not be after now"), std::string::npos)
+      << future.err;
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "domain/schedule.h"
 #include "domain/time_util.h"
 #include "domain/zoned_rule.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "util/escape.h"
 #include "util/status_macros.h"
 
@@ -1041,10 +1042,244 @@ absl::StatusOr<v1::PreviewScheduleResponse> JobService::PreviewSchedule(
   return PreviewSlots(job, from, now, count);
 }
 
+namespace {
+
+std::string Rfc3339(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone());
+}
+
+// Checks a BackfillJob request against `now`, before anything is read.
+absl::Status ValidateBackfill(const v1::BackfillJobRequest& request, absl::Time now) {
+  RETURN_IF_ERROR(ValidateJobId(request.job_id()));
+  if (!request.has_start_time()) return Invalid("start_time", "required");
+  if (!IsScheduleTime(request.start_time())) {
+    return Invalid("start_time", kScheduleTimeRange);
+  }
+  if (!request.has_end_time()) return Invalid("end_time", "required");
+  if (!IsScheduleTime(request.end_time())) return Invalid("end_time", kScheduleTimeRange);
+  const absl::Time from = FromProto(request.start_time());
+  const absl::Time to = FromProto(request.end_time());
+  if (to <= from) return Invalid("end_time", "must be after start_time");
+  if (to > now) {
+    return Invalid("end_time", absl::StrCat("must not be after now (", Rfc3339(now),
+                                            "): only past slots are backfilled"));
+  }
+  if (to - from > JobService::kMaxBackfillRange) {
+    return Invalid("end_time", "at most 366 days after start_time");
+  }
+  if (request.max_runs() < 0 || request.max_runs() > JobService::kMaxBackfillRuns) {
+    return Invalid("max_runs",
+                   absl::StrCat("must be between 0 and ", JobService::kMaxBackfillRuns,
+                                " (0: ", JobService::kMaxBackfillRuns, ")"));
+  }
+  return ValidateRequestId(request.request_id());
+}
+
+// The nominal slots of `job`'s schedule in [from, to), before its
+// stop_after_date, oldest first: the same math the run engine and
+// PreviewSchedule use (NextSlotAfter), without jitter. More than `max` is
+// INVALID_ARGUMENT naming how many the range holds, counted exactly for
+// interval and once schedules and up to kMissedCountCap for rules (bounded
+// work: a per-second cron over 366 days holds 31 million).
+absl::StatusOr<std::vector<absl::Time>> BackfillSlots(const v1::Job& job, absl::Time from,
+                                                      absl::Time to, int max) {
+  const v1::Schedule& s = job.schedule();
+  if (s.has_stop_after_date()) to = std::min(to, FromProto(s.stop_after_date()));
+  std::vector<absl::Time> slots;
+  if (to <= from) return slots;
+  const auto too_many = [&](int64_t held, bool at_least) {
+    return Invalid("max_runs",
+                   absl::StrCat("the range holds ", at_least ? "at least " : "", held,
+                                " slots of the job's schedule, more than ", max,
+                                max < JobService::kMaxBackfillRuns
+                                    ? "; narrow the range or raise max_runs"
+                                    : "; split the range into calls of at most 100 "
+                                      "slots"));
+  };
+  if (s.has_interval_seconds()) {
+    if (s.interval_seconds() <= 0) return slots;
+    const absl::Time start = FromProto(s.start());
+    const absl::Duration interval = absl::Seconds(s.interval_seconds());
+    const int64_t first = FirstSlotAtOrAfter(start, interval, from);
+    const int64_t held = FirstSlotAtOrAfter(start, interval, to) - first;
+    if (held > max) return too_many(held, false);
+    for (int64_t k = 0; k < held; ++k)
+      slots.push_back(SlotTime(start, interval, first + k));
+    return slots;
+  }
+  ASSIGN_OR_RETURN(std::shared_ptr<const ScheduleRule> rule, RuleFor(s));
+  int64_t held = 0;
+  // "At or after from" is "strictly after from - 1 ns" (slots are whole
+  // microseconds).
+  for (std::optional<absl::Time> t =
+           NextSlotAfter(s, rule.get(), from - absl::Nanoseconds(1));
+       t && *t < to; t = NextSlotAfter(s, rule.get(), *t)) {
+    if (++held <= max) {
+      slots.push_back(*t);
+    } else if (held >= kMissedCountCap) {
+      return too_many(held, true);
+    }
+  }
+  if (held > max) return too_many(held, false);
+  return slots;
+}
+
+absl::Status NotBackfillable(const v1::Job& job) {
+  if (job.status() == v1::Job::ENDED) {
+    return absl::FailedPreconditionError(
+        "job has ended; change its stop conditions (UpdateJob) to backfill it");
+  }
+  if (job.status() == v1::Job::PAUSED) {
+    return absl::FailedPreconditionError(
+        "job is paused, which cancels its backfill runs not yet started; resume it "
+        "first");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 void JobService::BackfillJob(
     const Identity& caller, const v1::BackfillJobRequest& request,
     absl::AnyInvocable<void(absl::StatusOr<v1::BackfillJobResponse>)> done) {
-  std::move(done)(absl::UnimplementedError("BackfillJob is not implemented yet"));
+  using Response = v1::BackfillJobResponse;
+  const absl::Time from = FromProto(request.start_time());
+  const absl::Time to = FromProto(request.end_time());
+  const int max_runs = request.max_runs() == 0 ? kMaxBackfillRuns : request.max_runs();
+  // The request's own fields first, then the write rate: it bounds the work
+  // below (a read and up to kMissedCountCap rule steps).
+  v1::Job job;
+  absl::StatusOr<std::vector<absl::Time>> slots =
+      [&]() -> absl::StatusOr<std::vector<absl::Time>> {
+    RETURN_IF_ERROR(ValidateBackfill(request, clock_->Now()));
+    RETURN_IF_ERROR(TakeWrite(caller));
+    ASSIGN_OR_RETURN(job, store_->GetJob(caller.name, request.job_id()));
+    RETURN_IF_ERROR(NotFoundIfDeleted(job));
+    return BackfillSlots(job, from, to, max_runs);
+  }();
+  if (!slots.ok()) {
+    std::move(done)(slots.status());
+    return;
+  }
+  if (slots->empty()) {
+    // Nothing to record: the answer is the job as it is, with no runs.
+    if (absl::Status s = NotBackfillable(job); !s.ok()) {
+      std::move(done)(s);
+      return;
+    }
+    Response response;
+    *response.mutable_job() = std::move(job);
+    std::move(done)(std::move(response));
+    return;
+  }
+  // Room for the runs in the observer's queue (bounded in total and per
+  // identity), held until they are recorded or dropped.
+  std::optional<BackfillSlot> slot;
+  if (observer_ != nullptr) {
+    absl::StatusOr<BackfillSlot> admitted = observer_->AdmitBackfill(
+        caller.name, request.job_id(), static_cast<int>(slots->size()));
+    if (!admitted.ok()) {
+      std::move(done)(admitted.status());
+      return;
+    }
+    slot = *std::move(admitted);
+  }
+  struct Outcome {
+    std::vector<v1::JobResult> recorded;
+    int64_t existing_run = 0;  // A retry: the last run its first call recorded.
+  };
+  auto outcome = std::make_shared<Outcome>();
+  std::optional<store::Fence> fence = slot ? slot->fence : std::nullopt;
+  store_->WriteManualRun(
+      caller.name, request.job_id(), request.request_id(), std::move(fence),
+      [this, outcome, schedule = job.schedule(), slots = *std::move(slots),
+       request_id = request.request_id()](v1::Job& job, std::vector<v1::JobResult>& table,
+                                          int64_t existing_run) -> absl::Status {
+        RETURN_IF_ERROR(NotFoundIfDeleted(job));
+        // A retry: the runs its first call recorded, whatever happened since.
+        if (existing_run != 0) {
+          outcome->existing_run = existing_run;
+          return absl::OkStatus();
+        }
+        RETURN_IF_ERROR(NotBackfillable(job));
+        // The slots were computed from the job as read before this write.
+        if (!google::protobuf::util::MessageDifferencer::Equals(job.schedule(),
+                                                                schedule)) {
+          return absl::AbortedError(
+              "job.schedule: changed while the backfill was prepared; try again");
+        }
+        const absl::Time now = clock_->Now();
+        for (const absl::Time slot_time : slots) {
+          v1::JobResult r;
+          r.set_run_number(job.last_run_number() + 1);
+          r.set_backfill(true);
+          r.set_request_id(request_id);
+          r.set_status(v1::JobResult::PENDING);
+          *r.mutable_scheduled_time() = ToProto(slot_time);
+          job.set_last_run_number(r.run_number());
+          PutResult(job, r, table);
+          outcome->recorded.push_back(std::move(r));
+        }
+        // Neither n_runs (stop_after_runs counts the schedule's own runs)
+        // nor next_run moves: the grid goes on as before.
+        *job.mutable_update_time() = ToProto(now);
+        return absl::OkStatus();
+      },
+      [this, outcome, slot = std::move(slot), owner = caller.name, request, from, to,
+       done = std::move(done)](absl::StatusOr<v1::Job> written) mutable {
+        if (written.ok() && observer_ != nullptr) observer_->JobChanged(*written);
+        if (slot) {
+          if (written.ok() && !outcome->recorded.empty()) {
+            observer_->BackfillRecorded(*slot, *written, outcome->recorded);
+          } else {
+            observer_->BackfillDropped(*slot);
+          }
+        }
+        if (!written.ok()) {
+          std::move(done)(written.status());
+          return;
+        }
+        Response response;
+        *response.mutable_job() = *std::move(written);
+        if (outcome->existing_run == 0) {
+          for (v1::JobResult& r : outcome->recorded)
+            *response.add_results() = std::move(r);
+          std::move(done)(std::move(response));
+          return;
+        }
+        // A retry: its first call's runs, read back as they are now. They
+        // hold consecutive run numbers ending at existing_run.
+        absl::StatusOr<std::vector<v1::JobResult>> kept = store_->ListResults(
+            owner, request.job_id(), outcome->existing_run + 1, kMaxBackfillRuns);
+        if (!kept.ok()) {
+          std::move(done)(kept.status());
+          return;
+        }
+        int64_t expect = outcome->existing_run;
+        for (v1::JobResult& r : *kept) {
+          if (r.run_number() != expect || !r.backfill() ||
+              r.request_id() != request.request_id()) {
+            break;
+          }
+          --expect;
+          const absl::Time t = FromProto(r.scheduled_time());
+          if (t < from || t >= to) {
+            std::move(done)(absl::AlreadyExistsError(
+                "request_id: already used by a BackfillJob of this job for another "
+                "range"));
+            return;
+          }
+          *response.add_results() = std::move(r);
+        }
+        if (response.results().empty()) {
+          std::move(done)(absl::AlreadyExistsError(
+              "request_id: already used by a RunJobNow of this job"));
+          return;
+        }
+        std::reverse(response.mutable_results()->begin(),
+                     response.mutable_results()->end());
+        std::move(done)(std::move(response));
+      });
 }
 
 absl::StatusOr<v1::ListActionProvidersResponse> JobService::ListActionProviders(

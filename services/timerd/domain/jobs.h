@@ -45,6 +45,16 @@ struct ManualRunSlot {
   std::optional<store::Fence> fence;
 };
 
+// Room for the runs of one BackfillJob call, held by JobObserver::AdmitBackfill
+// until BackfillRecorded or BackfillDropped.
+struct BackfillSlot {
+  std::string owner;
+  std::string job_id;
+  int runs = 0;  // How many the call may record.
+  // With several replicas: the fence the write carries (as ManualRunSlot's).
+  std::optional<store::Fence> fence;
+};
+
 // Told about every durable change JobService makes, in commit order, so the
 // run engine can (re)schedule; and asked to let manual runs in. Called on
 // store threads (AdmitManualRun on the caller's); must not block.
@@ -71,6 +81,23 @@ class JobObserver {
   }
   // The admitted run was not recorded (refused, failed, or a retry).
   virtual void ManualRunDropped(const ManualRunSlot& slot) {}
+  // Holds room for `runs` backfill runs of `owner`'s job waiting to start,
+  // or RESOURCE_EXHAUSTED naming the bound they would pass (UNAVAILABLE when
+  // another replica schedules the job). The default admits them.
+  virtual absl::StatusOr<BackfillSlot> AdmitBackfill(const std::string& owner,
+                                                     const std::string& job_id,
+                                                     int runs) {
+    return BackfillSlot{owner, job_id, runs, std::nullopt};
+  }
+  // The admitted runs were recorded PENDING, `runs` oldest slot first: start
+  // them one after another as the job's overlap policy allows. The default
+  // starts them all (RunRecorded).
+  virtual void BackfillRecorded(const BackfillSlot& slot, const v1::Job& job,
+                                const std::vector<v1::JobResult>& runs) {
+    for (const v1::JobResult& r : runs) RunRecorded(job, r);
+  }
+  // The admitted runs were not recorded (refused, failed, or a retry).
+  virtual void BackfillDropped(const BackfillSlot& slot) {}
   // Whether this process schedules `job_id` now (with several replicas, only
   // the one holding its shard does; the default: always).
   virtual bool SchedulesHere(const std::string& job_id) { return true; }
@@ -156,7 +183,13 @@ class JobService {
   absl::StatusOr<v1::PreviewScheduleResponse> PreviewSchedule(
       const Identity& caller, const v1::PreviewScheduleRequest& request);
   // Records runs for the slots of a past range of the caller's job (see
-  // timer.proto, BackfillJob); `done` gets the job and the runs recorded.
+  // timer.proto, BackfillJob); `done` gets the job and the runs recorded,
+  // oldest slot first. The runs are recorded PENDING in one write, with
+  // `backfill` set, their nominal slot as scheduled_time and the call's
+  // request_id, on run numbers following the job's last; they change
+  // neither n_runs (stop_after_runs) nor next_run. The observer starts them
+  // (BackfillRecorded). A retry of a request_id answers with the runs its
+  // first call recorded, as they are now, and records nothing.
   void BackfillJob(
       const Identity& caller, const v1::BackfillJobRequest& request,
       absl::AnyInvocable<void(absl::StatusOr<v1::BackfillJobResponse>)> done);
@@ -180,6 +213,10 @@ class JobService {
   static constexpr int kMaxPageSize = 1000;
   static constexpr size_t kMaxRequestIdLength = 128;
   static constexpr size_t kDefaultListPageBytes = 1 << 20;
+  // BackfillJob: runs per call (max_runs' default and maximum), and the
+  // longest range.
+  static constexpr int kMaxBackfillRuns = 100;
+  static constexpr absl::Duration kMaxBackfillRange = absl::Hours(366 * 24);
 
  private:
   // One write of `caller` under write_rate_per_identity (no quota: OK).

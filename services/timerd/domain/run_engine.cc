@@ -210,6 +210,7 @@ int RunEngine::Tick() {
   std::vector<std::pair<JobKey, absl::Time>> due;
   std::vector<std::pair<Poll, InFlight>> polls;
   std::vector<std::pair<PendingStart, InFlight>> ready;
+  std::vector<RunStart> backfill_starts;
   {
     absl::MutexLock lock(&mu_);
     if (stopping_ && workers_ == nullptr) return 0;
@@ -253,6 +254,13 @@ int RunEngine::Tick() {
       polls.emplace_back(std::move(polls_.back()), BeginWorkLocked());
       polls_.pop_back();
     }
+    if (backfill_blocked_) {
+      // Room may have opened under the limits: every waiting job tries once.
+      backfill_blocked_ = false;
+      const std::vector<std::string> waiting(backfill_jobs_.begin(),
+                                             backfill_jobs_.end());
+      for (const std::string& id : waiting) PumpBackfill(id, backfill_starts);
+    }
     if (options_.background && now >= next_prune_) {
       next_prune_ = now + absl::Hours(1);
       prune = BeginWorkLocked();  // Replaces an empty one: ends nothing.
@@ -278,6 +286,7 @@ int RunEngine::Tick() {
     });
   }
   for (auto& [p, in_flight] : ready) DispatchPending(std::move(p), std::move(in_flight));
+  DispatchAll(std::move(backfill_starts));
   for (const auto& [key, at] : due) Fire(key, at, now);
   for (auto& [p, in_flight] : polls) {
     workers_->Submit(
@@ -318,22 +327,45 @@ void RunEngine::JobChanged(const v1::Job& job) {
           BeginWork());
     }
   }
-  absl::MutexLock lock(&mu_);
-  // A run recorded ahead of its slot does not start once its job is paused
-  // or deleted (JobChanged comes in commit order, after the fire's own).
-  if (job.status() == v1::Job::PAUSED || job.status() == v1::Job::DELETED) {
-    for (PendingStart& p : starts_) {
-      if (p.job->job_id() == job.job_id()) p.halted = job.status();
+  std::deque<v1::JobResult> halted;
+  std::shared_ptr<const v1::Job> shared;
+  std::vector<RunStart> starts;
+  {
+    absl::MutexLock lock(&mu_);
+    // A run recorded ahead of its slot does not start once its job is paused
+    // or deleted (JobChanged comes in commit order, after the fire's own).
+    if (job.status() == v1::Job::PAUSED || job.status() == v1::Job::DELETED) {
+      for (PendingStart& p : starts_) {
+        if (p.job->job_id() == job.job_id()) p.halted = job.status();
+      }
+    }
+    if (IsSchedulable(job.status()) && job.has_next_run() &&
+        (leases_ == nullptr || firing_.test(store::ShardOf(job.job_id())))) {
+      const absl::Time due = FromProto(job.next_run());
+      queue_.Set(*key, due);
+      WakeFor(due - options_.lookahead);
+    } else {
+      queue_.Remove(*key);
+    }
+    // Backfill runs waiting to start: cancelled by a pause or a delete;
+    // otherwise started as the job now says (its overlap policy or its
+    // action may have changed). Under the same lock as the above: this is
+    // every fire's commit path.
+    auto it = runs_.find(job.job_id());
+    if (it != runs_.end() && !it->second.backfill.empty()) {
+      shared = std::make_shared<const v1::Job>(job);
+      if (job.status() == v1::Job::PAUSED || job.status() == v1::Job::DELETED) {
+        halted = TakeBackfill(it->second);
+        backfill_jobs_.erase(job.job_id());
+        if (Idle(it->second)) runs_.erase(it);
+      } else {
+        it->second.backfill_job = shared;
+        PumpBackfill(job.job_id(), starts);
+      }
     }
   }
-  if (IsSchedulable(job.status()) && job.has_next_run() &&
-      (leases_ == nullptr || firing_.test(store::ShardOf(job.job_id())))) {
-    const absl::Time due = FromProto(job.next_run());
-    queue_.Set(*key, due);
-    WakeFor(due - options_.lookahead);
-  } else {
-    queue_.Remove(*key);
-  }
+  DispatchAll(std::move(starts));
+  if (!halted.empty()) SkipBackfill(std::move(shared), std::move(halted), job.status());
 }
 
 void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
@@ -617,12 +649,18 @@ void RunEngine::Unadmit(const ManualRunSlot& slot) {
   if (it == runs_.end()) return;
   JobRuns& jr = it->second;
   --jr.admitted;
-  if (jr.active == 0 && jr.admitted == 0 && jr.buffered == nullptr) runs_.erase(it);
+  if (Idle(jr)) runs_.erase(it);
 }
 
 void RunEngine::ManualRunDropped(const ManualRunSlot& slot) {
-  absl::MutexLock lock(&mu_);
-  Unadmit(slot);
+  std::vector<RunStart> starts;
+  {
+    absl::MutexLock lock(&mu_);
+    Unadmit(slot);
+    // Backfill runs that waited for this admission may start now.
+    PumpBackfill(slot.job_id, starts);
+  }
+  DispatchAll(std::move(starts));
 }
 
 void RunEngine::ManualRunRecorded(const ManualRunSlot& slot, const v1::Job& job,
@@ -644,6 +682,186 @@ void RunEngine::ManualRunRecorded(const ManualRunSlot& slot, const v1::Job& job,
   if (overlap == OverlapDecision::Kind::kCancelPrevious) CancelActive(job.job_id());
   RunRecorded(std::make_shared<const v1::Job>(job), result,
               slot.fence ? slot.fence->epoch : 0);
+}
+
+int RunEngine::backfill_waiting() const {
+  absl::MutexLock lock(&mu_);
+  return backfill_waiting_;
+}
+
+absl::StatusOr<BackfillSlot> RunEngine::AdmitBackfill(const std::string& owner,
+                                                      const std::string& job_id,
+                                                      int runs) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::UnavailableError("timerd is stopping; try again later");
+  std::optional<store::Fence> fence;
+  if (leases_ != nullptr) {
+    // Not relayed (unlike RunJobNow): the replica scheduling the job's shard
+    // must be asked.
+    const int shard = store::ShardOf(job_id);
+    if (firing_.test(shard)) fence = leases_->FenceFor(shard);
+    if (!fence) {
+      return absl::UnavailableError(absl::StrCat(
+          "this job's shard (", shard,
+          ") is scheduled by another replica right now, and BackfillJob is served "
+          "only by the replica that schedules it; try again (another connection "
+          "may reach that replica)"));
+    }
+  }
+  if (backfill_waiting_ + runs > options_.max_backfill_waiting) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "max_backfill_waiting: ", backfill_waiting_,
+        " backfill runs are waiting to start, and ", runs, " more would pass the ",
+        options_.max_backfill_waiting, " timerd holds; try again once some started"));
+  }
+  auto mine = owner_backfill_.find(owner);
+  const int owned = mine == owner_backfill_.end() ? 0 : mine->second;
+  if (owned + runs > options_.max_backfill_waiting_per_identity) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("max_backfill_waiting_per_identity: ", owner, " has ", owned,
+                     " backfill runs waiting to start, and ", runs,
+                     " more would pass the ", options_.max_backfill_waiting_per_identity,
+                     " one identity may have waiting; try again once some started"));
+  }
+  backfill_waiting_ += runs;
+  owner_backfill_[owner] += runs;
+  runs_[job_id].backfill_admitted += runs;
+  return BackfillSlot{owner, job_id, runs, std::move(fence)};
+}
+
+void RunEngine::ReleaseBackfill(const std::string& owner, int runs) {
+  if (runs <= 0) return;
+  backfill_waiting_ -= runs;
+  auto it = owner_backfill_.find(owner);
+  if (it != owner_backfill_.end() && (it->second -= runs) <= 0) owner_backfill_.erase(it);
+}
+
+void RunEngine::BackfillDropped(const BackfillSlot& slot) {
+  absl::MutexLock lock(&mu_);
+  ReleaseBackfill(slot.owner, slot.runs);
+  auto it = runs_.find(slot.job_id);
+  if (it == runs_.end()) return;
+  it->second.backfill_admitted -= slot.runs;
+  if (Idle(it->second)) runs_.erase(it);
+}
+
+void RunEngine::BackfillRecorded(const BackfillSlot& slot, const v1::Job& job,
+                                 const std::vector<v1::JobResult>& runs) {
+  std::vector<RunStart> starts;
+  {
+    absl::MutexLock lock(&mu_);
+    JobRuns& jr = runs_[slot.job_id];
+    jr.backfill_admitted -= slot.runs;
+    const int recorded = std::min(slot.runs, static_cast<int>(runs.size()));
+    ReleaseBackfill(slot.owner, slot.runs - recorded);
+    if (stopping_) {
+      // They stay PENDING: reconciled (UNKNOWN) at the next start.
+      ReleaseBackfill(slot.owner, recorded);
+      if (Idle(jr)) runs_.erase(slot.job_id);
+      return;
+    }
+    jr.backfill.insert(jr.backfill.end(), runs.begin(), runs.begin() + recorded);
+    jr.backfill_job = std::make_shared<const v1::Job>(job);
+    jr.backfill_epoch = slot.fence ? slot.fence->epoch : 0;
+    jr.owner = job.owner();
+    backfill_jobs_.insert(slot.job_id);
+    PumpBackfill(slot.job_id, starts);
+  }
+  DispatchAll(std::move(starts));
+}
+
+void RunEngine::PumpBackfill(const std::string& job_id, std::vector<RunStart>& out) {
+  auto it = runs_.find(job_id);
+  if (it == runs_.end()) return;
+  JobRuns& jr = it->second;
+  if (jr.backfill.empty() || stopping_) return;
+  const v1::Job& job = *jr.backfill_job;
+  // ALLOW: up to max_concurrent of the job's runs at once; every other
+  // policy: one at a time, after the previous ended (a waiting BUFFER_ONE
+  // run goes first).
+  const int limit =
+      job.overlap_policy() == v1::ALLOW ? std::max(1, job.max_concurrent()) : 1;
+  while (!jr.backfill.empty() && jr.active + jr.admitted < limit &&
+         jr.buffered == nullptr) {
+    auto mine = owner_runs_.find(jr.owner);
+    const int owned = mine == owner_runs_.end() ? 0 : mine->second;
+    if (InFlightRuns() >= options_.max_active_runs ||
+        owned >= options_.max_active_runs_per_identity) {
+      backfill_blocked_ = true;  // Tried again at the next Tick.
+      return;
+    }
+    v1::JobResult result = std::move(jr.backfill.front());
+    jr.backfill.pop_front();
+    ReleaseBackfill(jr.owner, 1);
+    ++jr.active;
+    jr.runs[result.run_number()];
+    jr.provider = job.action().provider();
+    ++active_runs_;
+    AddOwnerRun(jr.owner);
+    out.push_back(RunStart{jr.backfill_job, std::move(result), BeginWorkLocked(),
+                           jr.backfill_epoch});
+  }
+  if (jr.backfill.empty()) {
+    backfill_jobs_.erase(job_id);
+    jr.backfill_job.reset();
+  }
+}
+
+void RunEngine::DispatchAll(std::vector<RunStart> starts) {
+  for (RunStart& start : starts) Dispatch(std::move(start));
+}
+
+std::deque<v1::JobResult> RunEngine::TakeBackfill(JobRuns& jr) {
+  std::deque<v1::JobResult> taken;
+  taken.swap(jr.backfill);
+  ReleaseBackfill(jr.owner, static_cast<int>(taken.size()));
+  jr.backfill_job.reset();
+  return taken;
+}
+
+void RunEngine::SkipBackfill(std::shared_ptr<const v1::Job> job,
+                             std::deque<v1::JobResult> runs, v1::Job::Status halted) {
+  const std::string job_id = job->job_id();
+  std::optional<store::Fence> fence;
+  if (leases_ != nullptr) {
+    fence = leases_->FenceFor(store::ShardOf(job_id));
+    if (!fence) {
+      spdlog::warn(
+          "run engine: {} backfill runs of job {} are left PENDING: its shard is no "
+          "longer held here; its next holder reconciles them",
+          runs.size(), job_id);
+      return;
+    }
+  }
+  const absl::Time now = clock_->Now();
+  auto skipped = std::make_shared<std::vector<v1::JobResult>>();
+  for (v1::JobResult& r : runs) {
+    r.set_status(v1::JobResult::SKIPPED);
+    r.set_error(halted == v1::Job::PAUSED
+                    ? "the job was paused before this backfill run started"
+                    : "the job was deleted before this backfill run started");
+    *r.mutable_end_time() = ToProto(now);
+    skipped->push_back(std::move(r));
+  }
+  // One write for all of them; the job's counts are left alone (a backfill
+  // run is not a slot of its grid).
+  store_->WriteJobState(
+      job_id, std::move(fence),
+      [skipped](v1::Job&, std::vector<v1::JobResult>& table) {
+        table.insert(table.end(), skipped->begin(), skipped->end());
+        return absl::OkStatus();
+      },
+      [this, job_id, skipped, job = std::move(job),
+       in_flight = BeginWork()](absl::StatusOr<v1::Job> written) mutable {
+        if (!written.ok()) {
+          spdlog::warn(
+              "run engine: recording {} skipped backfill runs of job {} failed: {}",
+              skipped->size(), job_id, std::string(written.status().message()));
+        } else if (events_ != nullptr) {
+          for (const v1::JobResult& r : *skipped) PublishFinished(job_id, job, r);
+        }
+        in_flight.Reset();
+      });
 }
 
 void RunEngine::RunRecorded(std::shared_ptr<const v1::Job> shared,
@@ -804,7 +1022,7 @@ void RunEngine::StartRun(std::shared_ptr<const v1::Job> shared, v1::JobResult re
     SchedulePoll(ActiveRun{job.job_id(), result.run_number(), st->action_id,
                            job.action().provider(), FromProto(result.start_time()),
                            options_.poll_min, result.scheduled_time(), result.manual(),
-                           result.request_id(), shared},
+                           result.request_id(), shared, result.backfill()},
                  clock_->Now() + options_.poll_min);
   } else {
     provider->Release(st->action_id).IgnoreError();
@@ -828,6 +1046,7 @@ void RunEngine::PollRun(ActiveRun run) {
   *result.mutable_scheduled_time() = run.scheduled_time;
   result.set_manual(run.manual);
   result.set_request_id(run.request_id);
+  result.set_backfill(run.backfill);
   const absl::Time now = clock_->Now();
   absl::StatusOr<ActionStatus> st =
       provider ? provider->Status(run.action_id)
@@ -932,9 +1151,18 @@ void RunEngine::RunEnded(const std::string& job_id, int64_t run_number) {
     --active_runs_;
     DropOwnerRun(jr.owner);
     if (jr.active == 0) next = std::move(jr.buffered);
-    if (jr.active == 0 && jr.admitted == 0 && next == nullptr) runs_.erase(it);
+    // A backfill run waiting for room under the limits may start now.
+    if (backfill_blocked_) wake_ = true;
+    if (Idle(jr)) runs_.erase(it);
   }
+  // The waiting BUFFER_ONE run first: it was the schedule's.
   if (next) RunRecorded(next->first, next->second);
+  std::vector<RunStart> starts;
+  {
+    absl::MutexLock lock(&mu_);
+    PumpBackfill(job_id, starts);
+  }
+  DispatchAll(std::move(starts));
 }
 
 void RunEngine::Reconcile(const std::string& job_id, v1::JobResult result) {
@@ -950,11 +1178,12 @@ void RunEngine::Reconcile(const std::string& job_id, v1::JobResult result) {
           absl::MutexLock lock(&mu_);
           CountActiveRun(*job, result);
         }
-        SchedulePoll(ActiveRun{job_id, result.run_number(), result.action_id(),
-                               job->action().provider(), FromProto(result.start_time()),
-                               options_.poll_min, result.scheduled_time(),
-                               result.manual(), result.request_id()},
-                     now);
+        SchedulePoll(
+            ActiveRun{job_id, result.run_number(), result.action_id(),
+                      job->action().provider(), FromProto(result.start_time()),
+                      options_.poll_min, result.scheduled_time(), result.manual(),
+                      result.request_id(), nullptr, result.backfill()},
+            now);
         return;
       }
       if (st.ok()) {
@@ -1066,12 +1295,17 @@ void RunEngine::ShardsLost(const store::ShardSet& lost) {
   // A run waiting for its job's active one (BUFFER_ONE) stays PENDING for
   // the next holder. Runs recorded ahead of their slot are dropped when
   // they come up (StartRun); active runs are polled to their end.
+  // So do backfill runs waiting to start.
   for (auto it = runs_.begin(); it != runs_.end();) {
     JobRuns& jr = it->second;
     if (jr.buffered != nullptr && lost.test(store::ShardOf(it->first))) {
       jr.buffered.reset();
     }
-    if (jr.active == 0 && jr.admitted == 0 && jr.buffered == nullptr) {
+    if (!jr.backfill.empty() && lost.test(store::ShardOf(it->first))) {
+      TakeBackfill(jr);
+      backfill_jobs_.erase(it->first);
+    }
+    if (Idle(jr)) {
       runs_.erase(it++);
     } else {
       ++it;
@@ -1163,7 +1397,7 @@ void RunEngine::ReconcileGained(const std::string& job_id, v1::JobResult result,
       SchedulePoll(ActiveRun{job_id, result.run_number(), result.action_id(),
                              job->action().provider(), FromProto(result.start_time()),
                              options_.poll_min, result.scheduled_time(), result.manual(),
-                             result.request_id(), std::move(job)},
+                             result.request_id(), std::move(job), result.backfill()},
                    clock_->Now());
       return;
     }

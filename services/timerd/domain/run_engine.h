@@ -23,6 +23,21 @@
 // cancel its active runs (and one that starts after the delete); a waiting
 // BUFFER_ONE run is recorded SKIPPED. Pausing lets active runs finish.
 //
+// Backfill runs (BackfillJob) wait in a queue per job and start one after
+// another, oldest slot first, as the job's overlap policy allows: under
+// ALLOW while fewer than max(1, max_concurrent) of the job's runs are
+// active, under every other policy only when none is (and no BUFFER_ONE run
+// waits); scheduled fires and manual runs count those active backfill runs
+// as their own. A started backfill run counts against `max_active_runs` and
+// `max_active_runs_per_identity` like any run, and waits while either is
+// full. Pausing or deleting the job records the runs still waiting SKIPPED
+// ("the job was paused before this backfill run started"). Bounded:
+// `max_backfill_waiting` runs wait in all and
+// `max_backfill_waiting_per_identity` per owner (AdmitBackfill refuses more
+// with RESOURCE_EXHAUSTED before anything is written). Waiting runs are
+// PENDING in the store: after a crash (or on Stop, or when their shard is
+// lost) they are reconciled like any PENDING run, UNKNOWN, never run twice.
+//
 // Deleted jobs are purged, with their results and request ids, once
 // `purge_deleted_after` has passed since their delete, with the hourly
 // pruning of results.
@@ -105,6 +120,11 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
     // Of max_active_runs, the most one identity's runs may hold before its
     // manual runs are refused.
     int max_active_runs_per_identity = 1000;
+    // Backfill runs waiting to start, in all and of one identity: more are
+    // refused (RESOURCE_EXHAUSTED). Each waiting run holds a JobResult of a
+    // few hundred bytes: 10,000 are a few MB.
+    int max_backfill_waiting = 10000;
+    int max_backfill_waiting_per_identity = 1000;
     // Deleted jobs are purged this long after their delete (InfiniteDuration:
     // never), at the pruning of results.
     absl::Duration purge_deleted_after = absl::Hours(24 * 90);
@@ -155,6 +175,12 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
                          const v1::JobResult& result,
                          OverlapDecision::Kind overlap) override;
   void ManualRunDropped(const ManualRunSlot& slot) override;
+  absl::StatusOr<BackfillSlot> AdmitBackfill(const std::string& owner,
+                                             const std::string& job_id,
+                                             int runs) override;
+  void BackfillRecorded(const BackfillSlot& slot, const v1::Job& job,
+                        const std::vector<v1::JobResult>& runs) override;
+  void BackfillDropped(const BackfillSlot& slot) override;
   void RunRecorded(const v1::Job& job, const v1::JobResult& result) override;
   void RunRecorded(std::shared_ptr<const v1::Job> job, const v1::JobResult& result);
 
@@ -172,6 +198,8 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
 
   size_t queued_jobs() const;
   int active_runs() const;
+  // Backfill runs waiting to start (admitted ones included).
+  int backfill_waiting() const;
 
  private:
   // One unit of in-flight work (a write, start, poll, cancel or prune), as
@@ -221,6 +249,7 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
     std::string request_id;
     // The job as of the run's fire, for events.
     std::shared_ptr<const v1::Job> job;
+    bool backfill = false;
   };
   struct JobRuns {
     std::string owner;
@@ -234,7 +263,19 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
     std::string provider;
     // BUFFER_ONE: a recorded run waiting for the active one to end.
     std::unique_ptr<std::pair<v1::Job, v1::JobResult>> buffered;
+    // Backfill runs recorded and waiting to start, oldest slot first, with
+    // the job as last heard of and the epoch they were recorded under; and
+    // how many more are admitted, not yet recorded or dropped.
+    std::deque<v1::JobResult> backfill;
+    std::shared_ptr<const v1::Job> backfill_job;
+    int64_t backfill_epoch = 0;
+    int backfill_admitted = 0;
   };
+  // Whether a job's entry in runs_ holds nothing any more.
+  static bool Idle(const JobRuns& jr) {
+    return jr.active == 0 && jr.admitted == 0 && jr.buffered == nullptr &&
+           jr.backfill.empty() && jr.backfill_admitted == 0;
+  }
   struct Poll {
     absl::Time at;
     ActiveRun run;
@@ -263,6 +304,21 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
     int64_t epoch = 0;  // As RunStart's.
   };
 
+  // Starts the backfill runs of `job_id` its overlap policy and the
+  // active-run limits let start now: counted as runs here, handed back to
+  // be dispatched once mu_ is released.
+  void PumpBackfill(const std::string& job_id, std::vector<RunStart>& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void DispatchAll(std::vector<RunStart> starts) ABSL_LOCKS_EXCLUDED(mu_);
+  // Takes the backfill runs waiting for `job_id` out of the queue (for a
+  // pause, a delete or a lost shard), uncounted.
+  std::deque<v1::JobResult> TakeBackfill(JobRuns& jr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records waiting backfill runs SKIPPED because their job was paused or
+  // deleted (`halted`).
+  void SkipBackfill(std::shared_ptr<const v1::Job> job, std::deque<v1::JobResult> runs,
+                    v1::Job::Status halted);
+  void ReleaseBackfill(const std::string& owner, int runs)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Loop();
   void Fire(const JobKey& key, absl::Time due, absl::Time now);
   // Hands a recorded run to a worker.
@@ -350,6 +406,14 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
   absl::flat_hash_map<std::string, Lane> lanes_ ABSL_GUARDED_BY(mu_);
   int active_runs_ ABSL_GUARDED_BY(mu_) = 0;
   int admitted_runs_ ABSL_GUARDED_BY(mu_) = 0;
+  // Backfill runs waiting or admitted, in all and per owner (no entry:
+  // none); the jobs with backfill runs waiting; and whether one waits for
+  // room under max_active_runs or an identity's share (then every Tick, and
+  // every run's end, tries them again: at most one try per such job).
+  int backfill_waiting_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<std::string, int> owner_backfill_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> backfill_jobs_ ABSL_GUARDED_BY(mu_);
+  bool backfill_blocked_ ABSL_GUARDED_BY(mu_) = false;
   // Runs in flight or admitted, per owner (no entry: none).
   absl::flat_hash_map<std::string, int> owner_runs_ ABSL_GUARDED_BY(mu_);
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;

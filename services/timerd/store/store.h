@@ -39,6 +39,7 @@
 // can open (SQLite) implements the same calls trivially.
 #pragma once
 
+#include <algorithm>
 #include <bitset>
 #include <cstdint>
 #include <optional>
@@ -146,7 +147,10 @@ using ManualRunMutation = absl::AnyInvocable<absl::Status(
 // The JobRunMutation a store applies for WriteManualRun: calls `mutate`
 // with `existing` (the run number `request_id` already recorded, 0: none)
 // and sets `*added` to the run number of the manual result it adds under
-// `request_id` (0: none), which the store then remembers. Refers to its
+// `request_id` (0: none), which the store then remembers. A BackfillJob
+// write adds several results (`backfill` set) under one request id, with
+// consecutive run numbers: `*added` is then the highest, the last of the
+// batch, and a retry reads the batch back from there. Refers to its
 // arguments: use it within the write.
 inline JobRunMutation ManualRunWrapper(ManualRunMutation& mutate,
                                        const std::string& request_id, int64_t existing,
@@ -157,8 +161,9 @@ inline JobRunMutation ManualRunWrapper(ManualRunMutation& mutate,
     absl::Status s = mutate(job, results, existing);
     if (!s.ok()) return s;
     for (const v1::JobResult& r : results) {
-      if (r.manual() && !request_id.empty() && r.request_id() == request_id) {
-        *added = r.run_number();
+      if ((r.manual() || r.backfill()) && !request_id.empty() &&
+          r.request_id() == request_id) {
+        *added = std::max(*added, r.run_number());
       }
     }
     return absl::OkStatus();
@@ -364,10 +369,11 @@ class Store {
   virtual absl::StatusOr<int64_t> PruneResults(int keep_per_job,
                                                int64_t ended_before_us) = 0;
 
-  // RunJobNow's write: WriteJob, with idempotency by request id. When
-  // `request_id` is not empty, `mutate` is told the run number an earlier
-  // call recorded for this job under it (0: none), and a result `mutate`
-  // adds with that request_id (and `manual` set) is remembered under it:
+  // RunJobNow's and BackfillJob's write: WriteJob, with idempotency by
+  // request id. When `request_id` is not empty, `mutate` is told the run
+  // number an earlier call recorded for this job under it (0: none), and a
+  // result `mutate` adds with that request_id (and `manual` or `backfill`
+  // set; of several, the highest run number) is remembered under it:
   // in the same transaction, keyed by (job_id, request_id), until the job is
   // purged or PruneResults drops ids older than its cutoff.
   void WriteManualRun(std::string owner, std::string job_id, std::string request_id,

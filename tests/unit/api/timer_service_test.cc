@@ -31,6 +31,7 @@
 #include "domain/ids.h"
 #include "domain/job_quota.h"
 #include "domain/jobs.h"
+#include "domain/time_util.h"
 #include "fake_action_provider.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -940,6 +941,75 @@ TEST_F(TimerServiceTest, GetActionProviderOfAnUnknownProviderIsNotFound) {
   request.set_name("missing");
   EXPECT_THAT(Call(&v1::TimerService::Stub::GetActionProvider, request, alice_).status,
               HasCode(grpc::StatusCode::NOT_FOUND, HasSubstr("missing")));
+}
+
+// ---------------------------------------------------------------------------
+// BackfillJob
+
+class BackfillJobTest : public TimerServiceTest {
+ protected:
+  // An hourly job of alice's that started ten hours ago.
+  v1::Job CreatePast() {
+    v1::CreateJobRequest request = ValidCreate();
+    *request.mutable_job()->mutable_schedule()->mutable_start() =
+        domain::ToProto(clock_.Now() - absl::Hours(10));
+    Reply<v1::Job> reply = Create(request, alice_);
+    EXPECT_THAT(reply.status, IsOk());
+    return reply.response;
+  }
+
+  Reply<v1::BackfillJobResponse> Backfill(const std::string& job_id, absl::Time from,
+                                          absl::Time to, const std::string& token) {
+    v1::BackfillJobRequest request;
+    request.set_job_id(job_id);
+    *request.mutable_start_time() = domain::ToProto(from);
+    *request.mutable_end_time() = domain::ToProto(to);
+    request.set_request_id("fill");
+    return Call(&v1::TimerService::Stub::BackfillJob, request, token);
+  }
+};
+
+TEST_F(BackfillJobTest, RecordsTheRangesSlotsAsPendingBackfillRuns) {
+  const v1::Job job = CreatePast();
+  const absl::Time start = domain::FromProto(job.schedule().start());
+  const Reply<v1::BackfillJobResponse> reply =
+      Backfill(job.job_id(), start, start + absl::Hours(3), alice_);
+  ASSERT_THAT(reply.status, IsOk());
+  EXPECT_EQ(reply.response.job().job_id(), job.job_id());
+  EXPECT_EQ(reply.response.job().last_run_number(), 3);
+  ASSERT_THAT(reply.response.results(), SizeIs(3));
+  for (int i = 0; i < 3; ++i) {
+    const v1::JobResult& run = reply.response.results(i);
+    EXPECT_EQ(run.run_number(), i + 1);
+    EXPECT_TRUE(run.backfill());
+    EXPECT_EQ(run.status(), v1::JobResult::PENDING);
+    EXPECT_EQ(domain::FromProto(run.scheduled_time()), start + absl::Hours(i));
+  }
+  // Retried: the same runs, nothing new.
+  const Reply<v1::BackfillJobResponse> again =
+      Backfill(job.job_id(), start, start + absl::Hours(3), alice_);
+  ASSERT_THAT(again.status, IsOk());
+  ASSERT_THAT(again.response.results(), SizeIs(3));
+  EXPECT_EQ(again.response.results(2).run_number(), 3);
+  EXPECT_EQ(Get(job.job_id(), alice_).response.last_run_number(), 3);
+}
+
+TEST_F(BackfillJobTest, ARangeEndingInTheFutureIsInvalidArgumentNamingTheField) {
+  const v1::Job job = CreatePast();
+  EXPECT_THAT(Backfill(job.job_id(), clock_.Now() - absl::Hours(1),
+                       clock_.Now() + absl::Hours(1), alice_)
+                  .status,
+              HasCode(grpc::StatusCode::INVALID_ARGUMENT,
+                      HasSubstr("end_time: must not be after now")));
+  EXPECT_EQ(Get(job.job_id(), alice_).response.last_run_number(), 0);
+}
+
+TEST_F(BackfillJobTest, AnotherIdentitysJobIsNotFoundAndRecordsNothing) {
+  const v1::Job job = CreatePast();
+  EXPECT_THAT(
+      Backfill(job.job_id(), clock_.Now() - absl::Hours(5), clock_.Now(), bob_).status,
+      HasCode(grpc::StatusCode::NOT_FOUND));
+  EXPECT_EQ(Get(job.job_id(), alice_).response.last_run_number(), 0);
 }
 
 }  // namespace

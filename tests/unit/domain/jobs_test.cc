@@ -1214,5 +1214,225 @@ TEST_F(JobServiceTest, PreviewOfASchedulePlainAndBounded) {
                        HasSubstr("schedule.time_zone: unknown zone \"Mars/Base\"")));
 }
 
+// ---------------------------------------------------------------------------
+// BackfillJob: validation, idempotency, the runs it records.
+
+class BackfillTest : public JobServiceTest {
+ protected:
+  // A job of `edit`'s schedule (default: hourly from 10 h ago).
+  v1::Job CreateWith(const std::function<void(v1::Schedule&)>& edit = {},
+                     const Identity& caller = kAlice) {
+    v1::CreateJobRequest request = ValidRequest();
+    v1::Schedule* s = request.mutable_job()->mutable_schedule();
+    s->set_interval_seconds(3600);
+    *s->mutable_start() = ToProto(kNow - absl::Hours(10));
+    if (edit) edit(*s);
+    absl::StatusOr<v1::Job> job = Create(request, caller);
+    EXPECT_THAT(job, IsOk());
+    return job.value_or(v1::Job());
+  }
+
+  absl::StatusOr<v1::BackfillJobResponse> Backfill(const v1::BackfillJobRequest& request,
+                                                   const Identity& caller = kAlice) {
+    absl::Notification done;
+    absl::StatusOr<v1::BackfillJobResponse> out = absl::UnknownError("not called");
+    service_.BackfillJob(caller, request, [&](absl::StatusOr<v1::BackfillJobResponse> r) {
+      out = std::move(r);
+      done.Notify();
+    });
+    if (!done.WaitForNotificationWithTimeout(kWait)) {
+      return absl::DeadlineExceededError("test: callback never ran");
+    }
+    return out;
+  }
+
+  static v1::BackfillJobRequest Range(const std::string& job_id, absl::Time from,
+                                      absl::Time to, int max_runs = 0,
+                                      const std::string& request_id = "") {
+    v1::BackfillJobRequest request;
+    request.set_job_id(job_id);
+    *request.mutable_start_time() = ToProto(from);
+    *request.mutable_end_time() = ToProto(to);
+    request.set_max_runs(max_runs);
+    request.set_request_id(request_id);
+    return request;
+  }
+
+  std::vector<v1::JobResult> Results(const std::string& job_id) {
+    v1::ListJobResultsRequest request;
+    request.set_job_id(job_id);
+    request.set_page_size(1000);
+    absl::StatusOr<v1::ListJobResultsResponse> r =
+        service_.ListJobResults(kAlice, request);
+    EXPECT_THAT(r, IsOk());
+    if (!r.ok()) return {};
+    return {r->results().begin(), r->results().end()};
+  }
+};
+
+TEST_F(BackfillTest, EachBadFieldIsNamedAndNothingIsWritten) {
+  const v1::Job job = CreateWith();
+  const std::string id = job.job_id();
+  const absl::Time from = kNow - absl::Hours(10);
+  const absl::Time to = kNow - absl::Hours(7);
+  const auto invalid = [](absl::string_view text) {
+    return StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(text));
+  };
+  EXPECT_THAT(Backfill(Range("", from, to)), invalid("job_id: required"));
+  EXPECT_THAT(Backfill(Range("not-a-uuid", from, to)), invalid("job_id: must be a UUID"));
+  v1::BackfillJobRequest no_start = Range(id, from, to);
+  no_start.clear_start_time();
+  EXPECT_THAT(Backfill(no_start), invalid("start_time: required"));
+  v1::BackfillJobRequest no_end = Range(id, from, to);
+  no_end.clear_end_time();
+  EXPECT_THAT(Backfill(no_end), invalid("end_time: required"));
+  EXPECT_THAT(Backfill(Range(id, to, from)),
+              invalid("end_time: must be after start_time"));
+  EXPECT_THAT(Backfill(Range(id, from, from)),
+              invalid("end_time: must be after start_time"));
+  EXPECT_THAT(Backfill(Range(id, from, kNow + absl::Seconds(1))),
+              invalid("end_time: must not be after now"));
+  EXPECT_THAT(Backfill(Range(id, kNow - absl::Hours(24 * 367), kNow - absl::Hours(23))),
+              invalid("end_time: at most 366 days after start_time"));
+  EXPECT_THAT(Backfill(Range(id, from, to, -1)), invalid("max_runs: must be between 0"));
+  EXPECT_THAT(Backfill(Range(id, from, to, JobService::kMaxBackfillRuns + 1)),
+              invalid("max_runs: must be between 0"));
+  EXPECT_THAT(Backfill(Range(id, from, to, 0, std::string(129, 'x'))),
+              invalid("request_id"));
+  // Three slots where two are allowed: the count is named.
+  EXPECT_THAT(Backfill(Range(id, from, to, 2)),
+              invalid("max_runs: the range holds 3 slots of the job's schedule, more "
+                      "than 2"));
+  // Ten hours of a per-minute schedule: more than the default 100.
+  const v1::Job minutely =
+      CreateWith([](v1::Schedule& s) { s.set_interval_seconds(60); });
+  EXPECT_THAT(Backfill(Range(minutely.job_id(), from, kNow)),
+              invalid("the range holds 600 slots of the job's schedule, more than 100"));
+  const v1::Job cron = CreateWith([](v1::Schedule& s) { s.set_cron("* * * * *"); });
+  EXPECT_THAT(Backfill(Range(cron.job_id(), from, from + absl::Minutes(101))),
+              invalid("the range holds 101 slots"));
+  EXPECT_THAT(Results(id), IsEmpty());
+  absl::StatusOr<v1::Job> after = Get(id);
+  ASSERT_THAT(after, IsOk());
+  EXPECT_EQ(after->last_run_number(), 0);
+}
+
+TEST_F(BackfillTest, AnotherOwnersJobIsNotFoundAndAnEndedOrPausedOneIsRefused) {
+  const v1::Job bobs = CreateWith({}, kBob);
+  const absl::Time from = kNow - absl::Hours(10);
+  EXPECT_THAT(Backfill(Range(bobs.job_id(), from, kNow)),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(Backfill(Range(NewUuid(), from, kNow)),
+              StatusIs(absl::StatusCode::kNotFound));
+
+  // Its next slot would come after the stop date: created ENDED.
+  const v1::Job ended = CreateWith([](v1::Schedule& s) {
+    *s.mutable_start() = ToProto(kNow - absl::Minutes(90));
+    *s.mutable_stop_after_date() = ToProto(kNow + absl::Minutes(10));
+  });
+  ASSERT_EQ(ended.status(), v1::Job::ENDED);
+  EXPECT_THAT(Backfill(Range(ended.job_id(), kNow - absl::Minutes(90), kNow)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("ended")));
+
+  const v1::Job paused = CreateWith();
+  v1::PauseJobRequest pause;
+  pause.set_job_id(paused.job_id());
+  ASSERT_THAT(Wait([&](store::JobCallback done) {
+                service_.PauseJob(kAlice, pause, std::move(done));
+              }),
+              IsOk());
+  EXPECT_THAT(Backfill(Range(paused.job_id(), from, kNow)),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("paused")));
+
+  ASSERT_THAT(Delete(paused.job_id()), IsOk());
+  EXPECT_THAT(Backfill(Range(paused.job_id(), from, kNow)),
+              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(Results(ended.job_id()), IsEmpty());
+}
+
+TEST_F(BackfillTest, RecordsIntervalSlotsPendingWithNominalTimesOldestFirst) {
+  const v1::Job job = CreateWith([](v1::Schedule& s) { s.set_jitter_seconds(600); });
+  // From between two slots: the first slot at or after it, up to (not
+  // including) the end.
+  absl::StatusOr<v1::BackfillJobResponse> r =
+      Backfill(Range(job.job_id(), kNow - absl::Hours(10) + absl::Minutes(1),
+                     kNow - absl::Hours(6), 0, "fill-1"));
+  ASSERT_THAT(r, IsOk());
+  ASSERT_EQ(r->results_size(), 3);
+  for (int i = 0; i < 3; ++i) {
+    const v1::JobResult& run = r->results(i);
+    EXPECT_EQ(run.run_number(), i + 1);
+    EXPECT_TRUE(run.backfill());
+    EXPECT_FALSE(run.manual());
+    EXPECT_EQ(run.status(), v1::JobResult::PENDING);
+    EXPECT_EQ(run.request_id(), "fill-1");
+    // The nominal slot, without the job's jitter.
+    EXPECT_EQ(FromProto(run.scheduled_time()), kNow - absl::Hours(9 - i));
+  }
+  EXPECT_EQ(r->job().last_run_number(), 3);
+  // Not a run of the grid: stop_after_runs and next_run are untouched.
+  EXPECT_EQ(r->job().n_runs(), 0);
+  EXPECT_EQ(r->job().next_run().seconds(), job.next_run().seconds());
+  EXPECT_EQ(Results(job.job_id()).size(), 3u);
+}
+
+TEST_F(BackfillTest, RecordsCronSlotsInTheRange) {
+  // kNow is 2023-11-14T22:13:20Z; every six hours from three days before.
+  const v1::Job job = CreateWith([](v1::Schedule& s) {
+    s.set_cron("0 */6 * * *");
+    *s.mutable_start() = ToProto(kNow - absl::Hours(72));
+  });
+  absl::StatusOr<v1::BackfillJobResponse> r =
+      Backfill(Range(job.job_id(), kNow - absl::Hours(48), kNow - absl::Hours(24)));
+  ASSERT_THAT(r, IsOk());
+  std::vector<std::string> times;
+  for (const v1::JobResult& run : r->results()) {
+    EXPECT_TRUE(run.backfill());
+    times.push_back(absl::FormatTime(
+        "%Y-%m-%dT%H:%M:%SZ", FromProto(run.scheduled_time()), absl::UTCTimeZone()));
+  }
+  EXPECT_THAT(times,
+              ::testing::ElementsAre("2023-11-13T00:00:00Z", "2023-11-13T06:00:00Z",
+                                     "2023-11-13T12:00:00Z", "2023-11-13T18:00:00Z"));
+  // Nothing before the schedule's start, nothing in a range with no slot.
+  r = Backfill(Range(job.job_id(), kNow - absl::Hours(100), kNow - absl::Hours(72)));
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->results_size(), 0);
+  EXPECT_EQ(Results(job.job_id()).size(), 4u);
+}
+
+TEST_F(BackfillTest, ARetryWithTheSameRequestIdRecordsNothingNew) {
+  const v1::Job job = CreateWith();
+  const v1::BackfillJobRequest request =
+      Range(job.job_id(), kNow - absl::Hours(10), kNow - absl::Hours(8), 0, "again");
+  absl::StatusOr<v1::BackfillJobResponse> first = Backfill(request);
+  ASSERT_THAT(first, IsOk());
+  ASSERT_EQ(first->results_size(), 2);
+  // A run of its own in between: the retry still finds its first call's.
+  v1::RunJobNowRequest now;
+  now.set_job_id(job.job_id());
+  ASSERT_THAT(Wait([&](store::JobCallback done) {
+                service_.RunJobNow(kAlice, now, std::move(done));
+              }),
+              IsOk());
+  absl::StatusOr<v1::BackfillJobResponse> retry = Backfill(request);
+  ASSERT_THAT(retry, IsOk());
+  ASSERT_EQ(retry->results_size(), 2);
+  EXPECT_EQ(retry->results(0).run_number(), 1);
+  EXPECT_EQ(retry->results(1).run_number(), 2);
+  EXPECT_EQ(retry->job().last_run_number(), 3);
+  EXPECT_EQ(Results(job.job_id()).size(), 3u);
+  // The same id for another range is not a retry.
+  EXPECT_THAT(Backfill(Range(job.job_id(), kNow - absl::Hours(6), kNow - absl::Hours(5),
+                             0, "again")),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("request_id")));
+  // Without an id, every call records anew.
+  v1::BackfillJobRequest plain = request;
+  plain.clear_request_id();
+  ASSERT_THAT(Backfill(plain), IsOk());
+  ASSERT_THAT(Backfill(plain), IsOk());
+  EXPECT_EQ(Results(job.job_id()).size(), 7u);
+}
+
 }  // namespace
 }  // namespace timer::domain

@@ -934,5 +934,184 @@ TEST_F(RunEngineTest, ADeletedJobIsPurgedAfterTheRetentionAndItsRoomFreed) {
   EXPECT_TRUE(CallAs(kAlice, &JobService::CreateJob, another).ok());
 }
 
+// ---------------------------------------------------------------------------
+// BackfillJob: the runs of past slots wait in the engine and start as the
+// job's overlap policy allows.
+
+class BackfillEngineTest : public RunEngineTest {
+ protected:
+  // A daily job whose slots fall at noon-offset days before kStart (the
+  // next one 12 h after it: no scheduled fire during a test).
+  v1::Job CreatePast(const std::function<void(v1::Job&)>& edit = {}) {
+    return Create(86400, [&](v1::Job& j) {
+      *j.mutable_schedule()->mutable_start() =
+          ToProto(kStart - absl::Hours(24 * 5) + absl::Hours(12));
+      if (edit) edit(j);
+    });
+  }
+
+  // Backfills [kStart - 4 d, kStart - 1 d): its slots at 3.5, 2.5 and 1.5
+  // days before kStart.
+  absl::StatusOr<v1::BackfillJobResponse> Backfill(const std::string& job_id,
+                                                   int days = 3) {
+    v1::BackfillJobRequest request;
+    request.set_job_id(job_id);
+    *request.mutable_start_time() = ToProto(kStart - absl::Hours(24 * 4));
+    *request.mutable_end_time() = ToProto(kStart - absl::Hours(24 * (4 - days)));
+    absl::StatusOr<v1::BackfillJobResponse> out = absl::UnknownError("not called");
+    jobs_.BackfillJob(kAlice, request, [&](absl::StatusOr<v1::BackfillJobResponse> r) {
+      out = std::move(r);
+    });
+    if (engine_) engine_->WaitIdle();
+    return out;
+  }
+
+  static absl::Time BackfillSlot(int i) {
+    return kStart - absl::Hours(24 * 4) + absl::Hours(12) + absl::Hours(24) * i;
+  }
+};
+
+TEST_F(BackfillEngineTest, UnderSkipEachRunStartsOnlyAfterThePreviousEnded) {
+  fake_.set_instant(false);
+  StartEngine();
+  const v1::Job job = CreatePast();
+  absl::StatusOr<v1::BackfillJobResponse> r = Backfill(job.job_id());
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->results_size(), 3);
+  EXPECT_THAT(fake_.starts(), ElementsAre(job.job_id() + "/1"));
+  EXPECT_EQ(engine_->backfill_waiting(), 2);
+  Poll();  // Still active: the next waits.
+  EXPECT_EQ(fake_.starts().size(), 1u);
+  for (int run = 2; run <= 3; ++run) {
+    fake_.EndAll(State::kSucceeded);
+    Poll();  // The poll learns it ended; the next starts.
+    EXPECT_EQ(fake_.starts().size(), static_cast<size_t>(run));
+    EXPECT_EQ(fake_.starts().back(), absl::StrCat(job.job_id(), "/", run));
+    EXPECT_EQ(engine_->active_runs(), 1);
+  }
+  fake_.EndAll(State::kSucceeded);
+  Poll();
+  EXPECT_EQ(engine_->active_runs(), 0);
+  EXPECT_EQ(engine_->backfill_waiting(), 0);
+  const std::vector<v1::JobResult> results = AllResults(job.job_id());
+  ASSERT_EQ(results.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    const v1::JobResult& run = results[2 - i];  // Newest first.
+    EXPECT_EQ(run.status(), v1::JobResult::SUCCEEDED);
+    EXPECT_TRUE(run.backfill());
+    EXPECT_EQ(FromProto(run.scheduled_time()), BackfillSlot(i));
+  }
+  EXPECT_EQ(Get(job.job_id()).n_runs(), 0);  // Not runs of the grid.
+}
+
+TEST_F(BackfillEngineTest, UnderAllowUpToMaxConcurrentRunAtOnce) {
+  fake_.set_instant(false);
+  StartEngine();
+  const v1::Job job = CreatePast([](v1::Job& j) {
+    j.set_overlap_policy(v1::ALLOW);
+    j.set_max_concurrent(2);
+  });
+  ASSERT_TRUE(Backfill(job.job_id()).ok());
+  EXPECT_EQ(fake_.starts().size(), 2u);
+  EXPECT_EQ(engine_->active_runs(), 2);
+  fake_.EndAll(State::kSucceeded);
+  Poll();
+  EXPECT_EQ(fake_.starts().size(), 3u);
+  EXPECT_EQ(fake_.starts().back(), job.job_id() + "/3");
+  fake_.EndAll(State::kSucceeded);
+  Poll();
+  for (const v1::JobResult& run : AllResults(job.job_id())) {
+    EXPECT_EQ(run.status(), v1::JobResult::SUCCEEDED);
+  }
+}
+
+TEST_F(BackfillEngineTest, PausingRecordsTheRunsNotYetStartedSkipped) {
+  fake_.set_instant(false);
+  StartEngine();
+  const v1::Job job = CreatePast();
+  ASSERT_TRUE(Backfill(job.job_id()).ok());
+  v1::PauseJobRequest pause;
+  pause.set_job_id(job.job_id());
+  ASSERT_TRUE(Call(&JobService::PauseJob, pause).ok());
+  EXPECT_EQ(engine_->backfill_waiting(), 0);
+  fake_.EndAll(State::kSucceeded);  // The one started finishes.
+  Poll();
+  EXPECT_EQ(fake_.starts().size(), 1u);
+  EXPECT_TRUE(fake_.cancels().empty());
+  const std::vector<v1::JobResult> results = AllResults(job.job_id());
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[2].status(), v1::JobResult::SUCCEEDED);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(results[i].status(), v1::JobResult::SKIPPED);
+    EXPECT_TRUE(results[i].backfill());
+    EXPECT_EQ(results[i].error(), "the job was paused before this backfill run started");
+  }
+}
+
+TEST_F(BackfillEngineTest, DeletingCancelsTheActiveRunAndSkipsTheRest) {
+  fake_.set_instant(false);
+  StartEngine();
+  const v1::Job job = CreatePast();
+  ASSERT_TRUE(Backfill(job.job_id()).ok());
+  v1::DeleteJobRequest del;
+  del.set_job_id(job.job_id());
+  ASSERT_TRUE(Call(&JobService::DeleteJob, del).ok());
+  EXPECT_THAT(fake_.cancels(), ElementsAre("a-1"));
+  Poll();
+  EXPECT_EQ(fake_.starts().size(), 1u);
+  const std::vector<v1::JobResult> results = AllResults(job.job_id());
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[2].status(), v1::JobResult::CANCELLED);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(results[i].status(), v1::JobResult::SKIPPED);
+    EXPECT_THAT(results[i].error(), ::testing::HasSubstr("deleted before this backfill"));
+  }
+  EXPECT_EQ(engine_->active_runs(), 0);
+  EXPECT_EQ(engine_->backfill_waiting(), 0);
+}
+
+TEST_F(BackfillEngineTest, AScheduledSlotWhileABackfillRunIsActiveIsSkippedUnderSkip) {
+  fake_.set_instant(false);
+  StartEngine();
+  const v1::Job job = CreatePast();
+  ASSERT_TRUE(Backfill(job.job_id(), 1).ok());
+  At(kStart + absl::Hours(12));  // The grid's slot: the backfill run is active.
+  const std::vector<v1::JobResult> results = AllResults(job.job_id());
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].status(), v1::JobResult::SKIPPED);
+  EXPECT_THAT(results[0].error(), ::testing::HasSubstr("still active"));
+  EXPECT_EQ(fake_.starts().size(), 1u);
+}
+
+TEST_F(BackfillEngineTest, WaitingRunsAreBoundedAndMoreAreRefusedBeforeAnyWrite) {
+  fake_.set_instant(false);
+  StartEngine([](RunEngine::Options& o) { o.max_backfill_waiting = 4; });
+  const v1::Job first = CreatePast();
+  ASSERT_TRUE(Backfill(first.job_id()).ok());  // One starts, two wait.
+  const v1::Job second = CreatePast();
+  absl::StatusOr<v1::BackfillJobResponse> r = Backfill(second.job_id());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(r.status().message(), ::testing::HasSubstr("max_backfill_waiting: 2"));
+  EXPECT_TRUE(AllResults(second.job_id()).empty());
+  EXPECT_TRUE(Backfill(second.job_id(), 2).ok());  // 2 + 2 fit.
+  EXPECT_EQ(engine_->backfill_waiting(), 3);       // Its first started.
+}
+
+TEST_F(BackfillEngineTest, RunsWaitingAtACrashBecomeUnknownAndNeverStart) {
+  const v1::Job job = CreatePast();
+  // No engine listening: the runs are recorded and nothing starts them,
+  // as after a crash right after the write.
+  ASSERT_TRUE(Backfill(job.job_id()).ok());
+  StartEngine();
+  engine_->WaitIdle();
+  const std::vector<v1::JobResult> results = AllResults(job.job_id());
+  ASSERT_EQ(results.size(), 3u);
+  for (const v1::JobResult& run : results) {
+    EXPECT_EQ(run.status(), v1::JobResult::UNKNOWN);
+    EXPECT_TRUE(run.backfill());
+  }
+  EXPECT_TRUE(fake_.starts().empty());
+}
+
 }  // namespace
 }  // namespace timer::domain
