@@ -8,6 +8,10 @@
 // loaded into the in-memory store and the engine's queue, in the same run.
 // Nothing in the registry is per job, so the two should match.
 //
+// Count: what the background count of jobs by status (timer_jobs) costs on
+// the SQLite store holding --jobs jobs: one CountJobsByStatus, timed three
+// times (it runs every 15 s, or 20 times its own duration if longer).
+//
 // Observe: the per-observation cost on the hot path, on one thread and on
 // two threads hitting the same series, against a plain relaxed atomic add
 // measured in the same run: Counter::Inc (a series resolved once),
@@ -19,6 +23,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
+#include <map>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,6 +40,7 @@
 #include "domain/time_util.h"
 #include "server/server_metrics.h"
 #include "store/memory_store.h"
+#include "store/sqlite_store.h"
 #include "util/metrics.h"
 
 namespace timer::bench {
@@ -117,6 +124,13 @@ void LoadJobs(store::Store& store, int64_t n) {
       absl::MutexLock lock(&mu);
       --left;
     });
+    if (i % 8192 == 8191) {  // At most a window of writes queued at once.
+      absl::MutexLock lock(&mu);
+      std::pair<int64_t*, int64_t> wait{&left, n - i - 1};
+      mu.Await(absl::Condition(
+          +[](std::pair<int64_t*, int64_t>* w) { return *w->first <= w->second; },
+          &wait));
+    }
   }
   absl::MutexLock lock(&mu);
   mu.Await(absl::Condition(
@@ -180,6 +194,38 @@ RenderStats RenderWith(int64_t jobs, int renders) {
   server_metrics.Stop();
   engine.Stop();
   return s;
+}
+
+void MeasureSqliteCount(int64_t jobs) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("timer-metrics-bench-" + domain::NewUuid());
+  std::filesystem::create_directories(dir);
+  {
+    absl::StatusOr<std::unique_ptr<store::SqliteStore>> store =
+        store::SqliteStore::Open({.path = (dir / "timer.db").string()});
+    if (!store.ok()) {
+      std::fprintf(stderr, "sqlite: %s\n", std::string(store.status().message()).c_str());
+      std::exit(1);
+    }
+    const absl::Time t0 = absl::Now();
+    LoadJobs(**store, jobs);
+    std::printf("\njobs by status on SQLite (%lld jobs, loaded in %.1f s):\n",
+                static_cast<long long>(jobs), absl::ToDoubleSeconds(absl::Now() - t0));
+    for (int i = 0; i < 3; ++i) {
+      const absl::Time c0 = absl::Now();
+      absl::StatusOr<std::map<int, int64_t>> counted = (*store)->CountJobsByStatus();
+      const absl::Duration took = absl::Now() - c0;
+      int64_t total = 0;
+      if (counted.ok()) {
+        for (const auto& [status, n] : *counted) total += n;
+      }
+      std::printf("  CountJobsByStatus %d: %8.1f ms (%lld jobs counted)\n", i + 1,
+                  absl::ToDoubleMilliseconds(took), static_cast<long long>(total));
+    }
+    (*store)->Close();
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
 }
 
 // ns per operation of `op` run `ops` times on each of `threads` threads.
@@ -248,9 +294,12 @@ int main(int argc, char** argv) {
   int64_t jobs = 1000000;
   int renders = 200;
   int64_t ops = 20000000;
+  int64_t sqlite_jobs = -1;
   app.add_option("--jobs", jobs, "jobs loaded for the second render case");
   app.add_option("--renders", renders, "renders per case");
   app.add_option("--ops", ops, "observations per thread per case");
+  app.add_option("--sqlite-jobs", sqlite_jobs,
+                 "jobs in the SQLite store for the count (default: --jobs; 0: skip)");
   CLI11_PARSE(app, argc, argv);
 
   timer::bench::FillRegistry();
@@ -260,5 +309,7 @@ int main(int argc, char** argv) {
   timer::bench::RenderWith(0, renders);
   timer::bench::RenderWith(jobs, renders);
   timer::bench::MeasureObserve(ops);
+  if (sqlite_jobs < 0) sqlite_jobs = jobs;
+  if (sqlite_jobs > 0) timer::bench::MeasureSqliteCount(sqlite_jobs);
   return 0;
 }
