@@ -116,6 +116,12 @@ std::string FormatValue(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
   char buf[64];
+  // Whole numbers as such ("900000", not the shorter "9e+05"): counts stay
+  // readable and grep-able.
+  if (v == std::trunc(v) && std::fabs(v) < 1e15) {
+    auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), static_cast<int64_t>(v));
+    return std::string(buf, end);
+  }
   auto [end, ec] = std::to_chars(buf, buf + sizeof(buf), v);
   if (ec != std::errc()) return "NaN";
   return std::string(buf, end);

@@ -62,6 +62,10 @@ TEST(MetricsTest, GaugeGoesUpAndDownAndPrintsShortestForm) {
   EXPECT_EQ(FormatValue(-std::numeric_limits<double>::infinity()), "-Inf");
   EXPECT_EQ(FormatValue(std::nan("")), "NaN");
   EXPECT_EQ(FormatValue(300), "300");
+  EXPECT_EQ(FormatValue(900000), "900000");  // Not "9e+05".
+  EXPECT_EQ(FormatValue(-2), "-2");
+  EXPECT_EQ(FormatValue(0.00001), "1e-05");
+  EXPECT_EQ(FormatValue(1e300), "1e+300");
 }
 
 TEST(MetricsTest, HistogramBucketsAreCumulativeWithInfSumAndCount) {
