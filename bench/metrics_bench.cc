@@ -18,7 +18,9 @@
 // Family::With + Inc (found by label values), Histogram::Observe, and
 // metrics::CountFire / ObserveFireLateness as the run engine calls them.
 //
-//   timer_bench_metrics [--jobs N] [--renders R] [--ops K]
+//   timer_bench_metrics [--jobs N] [--renders R] [--ops K] [--sqlite-jobs N]
+//   timer_bench_metrics --print   # the filled registry's text, then exit
+//                                 # (for `promtool check metrics`)
 #include <time.h>
 
 #include <CLI/CLI.hpp>
@@ -322,14 +324,21 @@ int main(int argc, char** argv) {
   int renders = 200;
   int64_t ops = 20000000;
   int64_t sqlite_jobs = -1;
+  bool print = false;
   app.add_option("--jobs", jobs, "jobs loaded for the second render case");
   app.add_option("--renders", renders, "renders per case");
   app.add_option("--ops", ops, "observations per thread per case");
   app.add_option("--sqlite-jobs", sqlite_jobs,
                  "jobs in the SQLite store for the count (default: --jobs; 0: skip)");
+  app.add_flag("--print", print, "print the filled registry's text and exit");
   CLI11_PARSE(app, argc, argv);
 
   timer::bench::FillRegistry();
+  if (print) {
+    timer::metrics::RegisterProcessMetrics();
+    std::fputs(timer::metrics::Render().c_str(), stdout);
+    return 0;
+  }
   std::printf("render (metrics::Render(), %d each):\n", renders);
   std::printf("  %-9s %-15s %6s %8s  %8s %8s %8s %8s\n", "jobs", "", "series", "bytes",
               "p50 ms", "p99 ms", "max ms", "cpu p50");
