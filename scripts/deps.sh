@@ -22,6 +22,8 @@ PACKAGES=(
   libpugixml-dev          # their XML replies
   libssh-dev              # SFTP endpoints of the transfer provider (plugins/transfer/sftp_fs.h)
   openssh-server          # their tests start a throwaway sshd (tests/support/sshd_server.h)
+  prometheus              # promtool tests the shipped alert rules (tests/prometheus/); the
+                          # Prometheus end-to-end test scrapes timerd with it
   "$@"
 )
 # Their tests run s3rver (tests/support/s3_server.h) on Node.js; a Node.js

@@ -5,6 +5,7 @@
 #include "api/caller.h"
 #include "api/status.h"
 #include "util/escape.h"
+#include "util/metrics.h"
 
 namespace timer::api {
 
@@ -23,6 +24,7 @@ grpc::ServerUnaryReactor* SessionServiceImpl::WhoAmI(grpc::CallbackServerContext
                                                  1000);
     }
   }
+  metrics::CountGrpcRequest("WhoAmI", caller.status().code());
   reactor->Finish(ToGrpcStatus(caller.status()));
   return reactor;
 }
@@ -37,6 +39,7 @@ grpc::ServerUnaryReactor* SessionServiceImpl::RevokeSession(
     spdlog::info("token {} of {} revoked by its holder", caller->token_id,
                  util::Escaped(caller->identity.name));
   }
+  metrics::CountGrpcRequest("RevokeSession", revoked.code());
   reactor->Finish(ToGrpcStatus(revoked));
   return reactor;
 }

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <optional>
+#include <string_view>
 
 #include "api/caller.h"
 #include "auth/authenticator.h"
@@ -80,8 +81,10 @@ class TimerServiceImpl final : public TimerServiceBase {
  private:
   // The caller's identity, or nullopt after finishing `reactor` with the
   // authentication error.
+  // Counts the call as `method`'s when it ends here.
   std::optional<domain::Identity> Caller(grpc::CallbackServerContext* ctx,
-                                         grpc::ServerUnaryReactor* reactor) const;
+                                         grpc::ServerUnaryReactor* reactor,
+                                         std::string_view method) const;
 
   domain::JobService* const jobs_;
   const auth::Authenticator* const auth_;

@@ -8,6 +8,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "api/status.h"
+#include "util/metrics.h"
 
 namespace timer::api {
 namespace {
@@ -40,9 +41,19 @@ grpc::ByteBuffer TakeBytes(std::string bytes) {
   return grpc::ByteBuffer(&slice, 1);
 }
 
+// Counts a stream of `method` ended with `status` (no method: not counted).
+void CountStream(std::string_view method, const grpc::Status& status) {
+  if (!method.empty()) {
+    metrics::CountGrpcRequest(method, static_cast<absl::StatusCode>(status.error_code()));
+  }
+}
+
 class EndedStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  explicit EndedStream(const grpc::Status& status) { Finish(status); }
+  EndedStream(const grpc::Status& status, std::string_view method) {
+    CountStream(method, status);
+    Finish(status);
+  }
   void OnDone() override { delete this; }
 };
 
@@ -50,8 +61,9 @@ class EndedStream final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 // write in flight at a time. The feed (domain/watch_start.h) does the rest.
 class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  WatchReactor(domain::WatchStarter* starter, domain::WatchFilter filter, int64_t since)
-      : end_on_delete_(!filter.job_id.empty()) {
+  WatchReactor(domain::WatchStarter* starter, domain::WatchFilter filter, int64_t since,
+               std::string_view method)
+      : end_on_delete_(!filter.job_id.empty()), method_(method) {
     // The feed may call Pump() before Open() returns: it waits for kIdle.
     std::shared_ptr<domain::WatchFeed> feed =
         starter->Open(std::move(filter), since, [this] { Pump(); });
@@ -143,6 +155,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       }
     }
     if (finish) {
+      CountStream(method_, *finish);
       Finish(*finish);
     } else {
       // message_ is not touched again until OnWriteDone.
@@ -151,6 +164,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   }
 
   const bool end_on_delete_;
+  const std::string_view method_;  // A literal.
 
   absl::Mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_) = State::kOpening;
@@ -164,8 +178,9 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
 
 }  // namespace
 
-grpc::ServerWriteReactor<grpc::ByteBuffer>* FinishedStream(const grpc::Status& status) {
-  return new EndedStream(status);
+grpc::ServerWriteReactor<grpc::ByteBuffer>* FinishedStream(const grpc::Status& status,
+                                                           std::string_view method) {
+  return new EndedStream(status, method);
 }
 
 absl::Status ParseWatchRequest(const grpc::ByteBuffer& raw,
@@ -185,16 +200,16 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* OpenWatchJob(
     domain::JobService* jobs, domain::WatchStarter* watches,
     const domain::Identity& caller, const v1::WatchJobRequest& request) {
   absl::StatusOr<domain::WatchFilter> filter = jobs->WatchJobFilter(caller, request);
-  if (!filter.ok()) return FinishedStream(ToGrpcStatus(filter.status()));
-  return new WatchReactor(watches, *std::move(filter), request.since());
+  if (!filter.ok()) return FinishedStream(ToGrpcStatus(filter.status()), "WatchJob");
+  return new WatchReactor(watches, *std::move(filter), request.since(), "WatchJob");
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* OpenWatchJobs(
     domain::JobService* jobs, domain::WatchStarter* watches,
     const domain::Identity& caller, const v1::WatchJobsRequest& request) {
   absl::StatusOr<domain::WatchFilter> filter = jobs->WatchJobsFilter(caller, request);
-  if (!filter.ok()) return FinishedStream(ToGrpcStatus(filter.status()));
-  return new WatchReactor(watches, *std::move(filter), request.since());
+  if (!filter.ok()) return FinishedStream(ToGrpcStatus(filter.status()), "WatchJobs");
+  return new WatchReactor(watches, *std::move(filter), request.since(), "WatchJobs");
 }
 
 }  // namespace timer::api

@@ -12,7 +12,8 @@
 // `since` to resume with. A stream opened beyond the bounds on open streams
 // (max_watch_streams, max_watch_streams_per_identity) ends at once with
 // RESOURCE_EXHAUSTED naming the bound. A WatchJob stream ends OK after its
-// job's DELETED.
+// job's DELETED. Each stream counts as one call in timer_grpc_requests_total
+// when it ends, with the status it ends with.
 //
 // The methods are served raw (grpc::ByteBuffer): each event is serialized
 // once when it is published (domain::Event::wire), and a stream's message is
@@ -20,6 +21,8 @@
 // a thousand watchers of one event cost one serialization, not a thousand.
 // A message carries every event waiting, up to 256 events or 1 MB.
 #pragma once
+
+#include <string_view>
 
 #include "auth/authenticator.h"
 #include "domain/events.h"
@@ -42,7 +45,9 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* OpenWatchJobs(
     domain::JobService* jobs, domain::WatchStarter* watches,
     const domain::Identity& caller, const v1::WatchJobsRequest& request);
 
-// A stream that ends at once with `status`.
-grpc::ServerWriteReactor<grpc::ByteBuffer>* FinishedStream(const grpc::Status& status);
+// A stream that ends at once with `status`, counted as a call of `method`
+// (the RPC's short name; empty: not counted).
+grpc::ServerWriteReactor<grpc::ByteBuffer>* FinishedStream(const grpc::Status& status,
+                                                           std::string_view method = {});
 
 }  // namespace timer::api

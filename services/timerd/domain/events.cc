@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "domain/time_util.h"
+#include "util/metrics.h"
 #include "util/thread_name.h"
 
 namespace timer::domain {
@@ -70,6 +71,7 @@ bool EventHub::Subscription::Push(const EventPtr& e) {
   absl::MutexLock lock(&mu_);
   if (!closed_.ok()) return false;
   if (queue_.size() >= capacity_) {
+    metrics::CountWatchStreamDropped("slow_consumer");
     closed_ = absl::ResourceExhaustedError(
         absl::StrCat("this watcher fell ", capacity_,
                      " events behind and was dropped; resume with since=", last_queued_));
@@ -286,6 +288,7 @@ std::vector<std::shared_ptr<EventHub::Subscription>> EventHub::LoseUpTo(int64_t 
       if (s->Close(absl::UnavailableError(
               "events were lost between timerd replicas (the shared event log "
               "was unreachable or emptied); this stream must start over"))) {
+        metrics::CountWatchStreamDropped("events_lost");
         wake.push_back(s);
       }
     }
@@ -341,6 +344,7 @@ EventHub::Opened EventHub::Subscribe(WatchFilter filter, int64_t since,
       grown->push_back(sub);
       list = std::move(grown);
       ++count_;
+      metrics::WatchStreamOpened();
     }
   }
   opened.replay.erase(std::remove_if(opened.replay.begin(), opened.replay.end(),
@@ -361,6 +365,7 @@ void EventHub::Unsubscribe(const std::shared_ptr<Subscription>& subscription) {
   auto found = std::find(subs.begin(), subs.end(), subscription);
   if (found == subs.end()) return;
   --count_;
+  metrics::WatchStreamClosed();
   if (subs.size() == 1) {
     by_owner_.erase(it);
     return;

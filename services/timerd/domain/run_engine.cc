@@ -8,6 +8,7 @@
 #include "domain/job_results.h"
 #include "domain/schedule.h"
 #include "domain/time_util.h"
+#include "util/metrics.h"
 #include "util/status_macros.h"
 #include "util/thread_name.h"
 
@@ -38,6 +39,21 @@ void Apply(const ActionStatus& st, v1::JobResult& r) {
 
 std::string RequestId(const std::string& job_id, int64_t run_number) {
   return absl::StrCat(job_id, "/", run_number);
+}
+
+std::string_view StatusLabel(v1::JobResult::Status s) {
+  switch (s) {
+    case v1::JobResult::SUCCEEDED:
+      return "succeeded";
+    case v1::JobResult::FAILED:
+      return "failed";
+    case v1::JobResult::CANCELLED:
+      return "cancelled";
+    case v1::JobResult::SKIPPED:
+      return "skipped";
+    default:
+      return "unknown";
+  }
 }
 
 }  // namespace
@@ -142,6 +158,13 @@ size_t RunEngine::queued_jobs() const {
 int RunEngine::active_runs() const {
   absl::MutexLock lock(&mu_);
   return active_runs_;
+}
+
+absl::Duration RunEngine::due_lag() {
+  absl::MutexLock lock(&mu_);
+  const std::optional<absl::Time> due = queue_.NextDue();
+  return due ? std::max(absl::ZeroDuration(), clock_->Now() - *due)
+             : absl::ZeroDuration();
 }
 
 void RunEngine::Loop() {
@@ -411,6 +434,10 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
     std::optional<v1::JobResult> skipped;  // A slot recorded SKIPPED.
     // When the run starts: its slot plus the slot's jitter.
     absl::Time start_at = absl::InfinitePast();
+    // For the metrics: the skip was for missed slots (else for overlap), and
+    // how many slots were missed besides the one recorded.
+    bool skipped_missed = false;
+    int64_t missed = 0;
   };
   auto outcome = std::make_shared<Outcome>();
   InFlight in_flight = BeginWork();
@@ -437,6 +464,8 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
         job.set_last_run_number(r.run_number());
         *r.mutable_scheduled_time() = ToProto(d.scheduled);
         job.set_n_skipped(job.n_skipped() + d.missed);
+        outcome->missed = d.missed;
+        outcome->skipped_missed = d.kind == FireDecision::Kind::kSkipMissed;
         std::string skip;
         if (d.kind == FireDecision::Kind::kSkipMissed) {
           // With replicas (a fence), "timerd was down" would mislead: the
@@ -490,6 +519,18 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
         }
         if (written.ok()) {
           JobChanged(*written);
+          metrics::CountSkippedSlots(metrics::SkipReason::kMissed, outcome->missed);
+          if (outcome->skipped) {
+            metrics::CountFire(outcome->skipped_missed
+                                   ? metrics::FireOutcome::kSkippedMissed
+                                   : metrics::FireOutcome::kSkippedOverlap);
+            metrics::CountSkippedSlots(outcome->skipped_missed
+                                           ? metrics::SkipReason::kMissed
+                                           : metrics::SkipReason::kOverlap,
+                                       1);
+          } else if (!outcome->run) {
+            metrics::CountFire(metrics::FireOutcome::kEnded);
+          }
           if (events_ != nullptr) {
             if (outcome->skipped) {
               events_->Publish(v1::JobEvent::RUN_FINISHED, *written, &*outcome->skipped);
@@ -525,11 +566,13 @@ void RunEngine::Fire(const JobKey& key, absl::Time due, absl::Time now) {
           Requeue(job_id);
         } else if (absl::IsFailedPrecondition(written.status()) && epoch != 0) {
           // The fence: another replica holds the shard now and fires the job.
+          metrics::CountFire(metrics::FireOutcome::kNotStarted);
           spdlog::warn("run engine: a fire of job {} was refused: {}", job_id,
                        std::string(written.status().message()));
         } else if (!absl::IsAborted(written.status()) &&
                    !absl::IsNotFound(written.status())) {
           // Nothing was recorded: try this slot again shortly.
+          metrics::CountFire(metrics::FireOutcome::kWriteFailed);
           spdlog::warn("run engine: recording a fire of job {} failed: {}", job_id,
                        std::string(written.status().message()));
           absl::MutexLock lock(&mu_);
@@ -893,18 +936,24 @@ void RunEngine::RunRecorded(std::shared_ptr<const v1::Job> shared,
     }
     in_flight = BeginWorkLocked();  // Replaces an empty one: ends nothing.
   }
-  Dispatch(RunStart{std::move(shared), result, std::move(in_flight), epoch});
+  // Lateness is measured for scheduled fires (which pass their start time).
+  const absl::Time due = result.manual() || start_at == absl::InfinitePast()
+                             ? absl::InfinitePast()
+                             : std::max(FromProto(result.scheduled_time()), start_at);
+  Dispatch(RunStart{std::move(shared), result, std::move(in_flight), epoch, due});
 }
 
 void RunEngine::DispatchPending(PendingStart start, InFlight in_flight) {
   if (start.halted == v1::Job::STATUS_UNSPECIFIED) {
+    const absl::Time due = start.result.manual() ? absl::InfinitePast() : start.at;
     Dispatch(RunStart{std::move(start.job), std::move(start.result), std::move(in_flight),
-                      start.epoch});
+                      start.epoch, due});
     return;
   }
   std::optional<store::Fence> fence;
   if (leases_ != nullptr) {
     if (!MayStart(start.job->job_id(), start.epoch)) {
+      if (!start.result.manual()) metrics::CountFire(metrics::FireOutcome::kNotStarted);
       LeavePending(start.job->job_id(), start.result.run_number());
       return;
     }
@@ -913,6 +962,13 @@ void RunEngine::DispatchPending(PendingStart start, InFlight in_flight) {
   }
   // Counted as a run when it was recorded: now a skipped slot instead.
   v1::JobResult& result = start.result;
+  if (!result.manual()) {
+    const bool paused = start.halted == v1::Job::PAUSED;
+    metrics::CountFire(paused ? metrics::FireOutcome::kSkippedPaused
+                              : metrics::FireOutcome::kSkippedDeleted);
+    metrics::CountSkippedSlots(
+        paused ? metrics::SkipReason::kPaused : metrics::SkipReason::kDeleted, 1);
+  }
   result.set_status(v1::JobResult::SKIPPED);
   result.set_error(
       start.halted == v1::Job::PAUSED
@@ -961,7 +1017,7 @@ void RunEngine::Dispatch(RunStart start) {
   workers_->Submit(
       [this, provider = std::move(provider), start = std::move(start)]() mutable {
         for (;;) {
-          StartRun(std::move(start.job), std::move(start.result), start.epoch);
+          StartRun(std::move(start.job), std::move(start.result), start.epoch, start.due);
           start.in_flight.Reset();
           absl::MutexLock lock(&mu_);
           Lane& lane = lanes_[provider];
@@ -976,16 +1032,24 @@ void RunEngine::Dispatch(RunStart start) {
 }
 
 void RunEngine::StartRun(std::shared_ptr<const v1::Job> shared, v1::JobResult result,
-                         int64_t epoch) {
+                         int64_t epoch, absl::Time due) {
   const v1::Job& job = *shared;
+  // Fires of the schedule only: manual and backfill runs are not fires.
+  const bool scheduled = !result.manual() && !result.backfill();
   // The last moment to find the shard gone: the provider is called next.
   if (!MayStart(job.job_id(), epoch)) {
+    if (scheduled) metrics::CountFire(metrics::FireOutcome::kNotStarted);
     LeavePending(job.job_id(), result.run_number());
     return;
   }
-  *result.mutable_start_time() = ToProto(clock_->Now());
+  const absl::Time now = clock_->Now();
+  *result.mutable_start_time() = ToProto(now);
+  if (due != absl::InfinitePast()) metrics::ObserveFireLateness(now - due);
   ActionProvider* provider = providers_->Find(job.action().provider());
   if (provider == nullptr) {
+    if (scheduled) metrics::CountFire(metrics::FireOutcome::kFailed);
+    metrics::CountProviderError(job.action().provider(), "start",
+                                absl::StatusCode::kNotFound);
     result.set_status(v1::JobResult::FAILED);
     result.set_error(
         absl::StrCat("action provider \"", job.action().provider(), "\" is not loaded"));
@@ -996,11 +1060,14 @@ void RunEngine::StartRun(std::shared_ptr<const v1::Job> shared, v1::JobResult re
       provider->Start(RequestId(job.job_id(), result.run_number()),
                       Identity{job.owner(), ""}, job.action().body());
   if (!st.ok()) {
+    if (scheduled) metrics::CountFire(metrics::FireOutcome::kFailed);
+    metrics::CountProviderError(job.action().provider(), "start", st.status().code());
     result.set_status(v1::JobResult::FAILED);
     result.set_error(std::string(st.status().message()));
     Finish(job.job_id(), std::move(result), shared);
     return;
   }
+  if (scheduled) metrics::CountFire(metrics::FireOutcome::kStarted);
   Apply(*st, result);
   if (events_ != nullptr) events_->Publish(v1::JobEvent::RUN_STARTED, job, &result);
   const bool active = result.status() == v1::JobResult::ACTIVE;
@@ -1052,6 +1119,7 @@ void RunEngine::PollRun(ActiveRun run) {
       provider ? provider->Status(run.action_id)
                : absl::StatusOr<ActionStatus>(absl::NotFoundError(absl::StrCat(
                      "action provider \"", run.provider, "\" is not loaded")));
+  if (!st.ok()) metrics::CountProviderError(run.provider, "status", st.status().code());
   if (st.ok() && st->state != ActionStatus::State::kActive) {
     Apply(*st, result);
     provider->Release(run.action_id).IgnoreError();
@@ -1086,6 +1154,14 @@ void RunEngine::Finish(const std::string& job_id, v1::JobResult result,
   const absl::Time now = clock_->Now();
   const bool final = IsFinal(result.status());
   if (final && !result.has_end_time()) *result.mutable_end_time() = ToProto(now);
+  if (final) {
+    metrics::ObserveRunFinished(
+        job != nullptr ? std::string_view(job->action().provider()) : "unknown",
+        StatusLabel(result.status()),
+        result.has_start_time()
+            ? FromProto(result.end_time()) - FromProto(result.start_time())
+            : absl::Seconds(-1));
+  }
   const int64_t run_number = result.run_number();
   std::shared_ptr<const v1::JobResult> event;
   if (final && events_ != nullptr) event = std::make_shared<const v1::JobResult>(result);

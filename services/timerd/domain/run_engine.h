@@ -200,6 +200,9 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
   int active_runs() const;
   // Backfill runs waiting to start (admitted ones included).
   int backfill_waiting() const;
+  // How long the earliest queued job has been due (zero when none is): the
+  // queue's head, for the metrics (timer_scheduler_due_lag_seconds).
+  absl::Duration due_lag();
 
  private:
   // One unit of in-flight work (a write, start, poll, cancel or prune), as
@@ -287,6 +290,10 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
     InFlight in_flight;
     // With leases: the epoch of the job's shard it was recorded under.
     int64_t epoch = 0;
+    // A scheduled run's due time (its slot plus jitter), from which its
+    // lateness is measured; InfinitePast for runs not measured (manual runs,
+    // runs that waited for an active one).
+    absl::Time due = absl::InfinitePast();
   };
   // Starts of one provider: at most workers/2 at once, the rest in line.
   struct Lane {
@@ -325,7 +332,8 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
   void Dispatch(RunStart start);
   // Dispatch, or for a halted start, records it SKIPPED.
   void DispatchPending(PendingStart start, InFlight in_flight);
-  void StartRun(std::shared_ptr<const v1::Job> job, v1::JobResult result, int64_t epoch);
+  void StartRun(std::shared_ptr<const v1::Job> job, v1::JobResult result, int64_t epoch,
+                absl::Time due);
   // RunRecorded of a run recorded under `epoch` (see RunStart), started at
   // its scheduled_time or `start_at` (its jittered time), whichever is later.
   void RunRecorded(std::shared_ptr<const v1::Job> job, const v1::JobResult& result,

@@ -41,6 +41,7 @@
 #include "plugin_host/plugin_host.h"
 #include "server/data_dir.h"
 #include "server/listener.h"
+#include "server/server_metrics.h"
 #include "server/store_open.h"
 #include "util/status_macros.h"
 
@@ -160,6 +161,8 @@ struct TimerServer::Impl {
 
   absl::Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
+  // Reads `engine` and `store` at scrape: destroyed first.
+  std::unique_ptr<ServerMetrics> metrics;
 
   ~Impl() {
     if (lock_fd >= 0) ::close(lock_fd);
@@ -312,6 +315,7 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
     RETURN_IF_ERROR(impl->shared_events->Start());
   }
   RETURN_IF_ERROR(impl->engine->Start());
+  impl->metrics = std::make_unique<ServerMetrics>(impl->engine.get(), impl->store.get());
   if (impl->leases != nullptr) impl->leases->Start();
   if (impl->relay != nullptr) impl->relay->Start();
   domain::WatchStarter::Options watch_options;
@@ -385,6 +389,7 @@ void TimerServer::Shutdown(absl::Duration grace) {
     if (impl_->shut_down) return;
     impl_->shut_down = true;
   }
+  if (impl_->metrics != nullptr) impl_->metrics->Stop();  // Before the store closes.
   impl_->grpc_server->GetHealthCheckService()->SetServingStatus(false);
   // Watch streams end now (UNAVAILABLE, with the `since` to resume from)
   // instead of holding the shutdown for its whole grace period.

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "util/metrics.h"
 #include "util/thread_name.h"
 
 namespace timer::store {
@@ -108,6 +109,7 @@ void GroupCommitWriter::WriterLoop() {
 }
 
 void GroupCommitWriter::RunBatch(std::vector<std::unique_ptr<Op>> batch) {
+  const absl::Time began = absl::Now();
   absl::Status txn = txn_->Begin();
   if (txn.ok()) {
     for (std::unique_ptr<Op>& op : batch) {
@@ -122,6 +124,7 @@ void GroupCommitWriter::RunBatch(std::vector<std::unique_ptr<Op>> batch) {
     txn = txn_->Commit();
     if (!txn.ok()) txn_->Rollback();
   }
+  metrics::ObserveStoreCommit(batch.size(), absl::Now() - began, txn.ok());
   if (!txn.ok()) {
     // Nothing of this batch is durable: fail every operation in it.
     const absl::Status failed = absl::UnavailableError(

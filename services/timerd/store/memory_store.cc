@@ -388,6 +388,13 @@ void MemoryStore::WriteManualRun(std::string owner, std::string job_id,
   RunCallbacks();
 }
 
+absl::StatusOr<std::map<int, int64_t>> MemoryStore::CountJobsByStatus() {
+  absl::MutexLock lock(&mu_);
+  std::map<int, int64_t> out;
+  for (const auto& [id, row] : jobs_) ++out[static_cast<int>(row.job.status())];
+  return out;
+}
+
 absl::StatusOr<std::vector<PurgedJob>> MemoryStore::PurgeDeletedJobs(
     int64_t deleted_before_us, int max_jobs) {
   std::vector<PurgedJob> purged;

@@ -61,6 +61,7 @@ class MemoryStore final : public Store, public LeaseStore, public RelayStore {
   void WriteManualRun(std::string owner, std::string job_id, std::string request_id,
                       std::optional<Fence> fence, ManualRunMutation mutate,
                       JobCallback done) override;
+  absl::StatusOr<std::map<int, int64_t>> CountJobsByStatus() override;
   absl::StatusOr<std::vector<PurgedJob>> PurgeDeletedJobs(int64_t deleted_before_us,
                                                           int max_jobs) override;
 

@@ -135,6 +135,8 @@ constexpr PgStatement kCount = {
     "count_jobs",
     "SELECT count(*) FILTER (WHERE NOT deleted), count(*), "
     "coalesce(sum(octet_length(job)), 0)::bigint FROM jobs WHERE owner = $1::text"};
+constexpr PgStatement kCountByStatus = {
+    "count_jobs_by_status", "SELECT status, count(*) FROM jobs GROUP BY status"};
 constexpr PgStatement kJobIdsAfter = {
     "job_ids_after",
     "SELECT job_id FROM jobs WHERE job_id > $1::text ORDER BY job_id LIMIT $2::bigint"};
@@ -1435,6 +1437,18 @@ absl::StatusOr<OwnerUsage> PostgresStore::CountJobs(const std::string& owner) {
     return absl::OkStatus();
   }));
   return usage;
+}
+
+absl::StatusOr<std::map<int, int64_t>> PostgresStore::CountJobsByStatus() {
+  std::map<int, int64_t> out;
+  RETURN_IF_ERROR(Read([&](PgConn& c) -> absl::Status {
+    ASSIGN_OR_RETURN(PgResult res, c.Run(kCountByStatus, {}));
+    for (int i = 0; i < res.rows(); ++i) {
+      out[static_cast<int>(res.Int(i, 0))] = res.Int(i, 1);
+    }
+    return absl::OkStatus();
+  }));
+  return out;
 }
 
 absl::StatusOr<std::vector<PurgedJob>> PostgresStore::PurgeDeletedJobs(

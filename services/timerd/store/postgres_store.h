@@ -156,6 +156,7 @@ class PostgresStore final : public Store, public LeaseStore, public RelayStore {
       const std::vector<std::string>& ids) override;
   absl::StatusOr<int64_t> PruneRelayedRuns(absl::Duration keep) override;
   absl::StatusOr<OwnerUsage> CountJobs(const std::string& owner) override;
+  absl::StatusOr<std::map<int, int64_t>> CountJobsByStatus() override;
   // Each write purges at most 64 jobs.
   absl::StatusOr<std::vector<PurgedJob>> PurgeDeletedJobs(int64_t deleted_before_us,
                                                           int max_jobs) override;

@@ -470,6 +470,22 @@ absl::StatusOr<OwnerUsage> SqliteStore::CountJobs(const std::string& owner) {
   });
 }
 
+absl::StatusOr<std::map<int, int64_t>> SqliteStore::CountJobsByStatus() {
+  return WithReader<std::map<int, int64_t>>(
+      [&](Reader& r) -> absl::StatusOr<std::map<int, int64_t>> {
+        ASSIGN_OR_RETURN(
+            Stmt count,
+            Stmt::Prepare(r.db.get(),
+                          "SELECT status, count(*) FROM jobs GROUP BY status"));
+        std::map<int, int64_t> out;
+        for (;;) {
+          ASSIGN_OR_RETURN(bool row, count.Step());
+          if (!row) return out;
+          out[static_cast<int>(count.ColumnInt(0))] = count.ColumnInt(1);
+        }
+      });
+}
+
 void SqliteStore::WriteManualRun(std::string owner, std::string job_id,
                                  std::string request_id, std::optional<Fence> fence,
                                  ManualRunMutation mutate, JobCallback done) {

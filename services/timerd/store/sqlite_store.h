@@ -112,6 +112,7 @@ class SqliteStore final : public Store, public LeaseStore {
   // One indexed aggregate instead of paging through the jobs (length() of a
   // job reads its row's header, not the whole body).
   absl::StatusOr<OwnerUsage> CountJobs(const std::string& owner) override;
+  absl::StatusOr<std::map<int, int64_t>> CountJobsByStatus() override;
   // Each write purges at most kPurgeJobsPerWrite jobs, and stops after the
   // job that took it past kLinksPerWrite result links, so a fire never waits
   // long behind a purge.

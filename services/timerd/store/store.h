@@ -42,6 +42,7 @@
 #include <algorithm>
 #include <bitset>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -418,6 +419,14 @@ class Store {
   // the write committed.
   virtual absl::StatusOr<std::vector<PurgedJob>> PurgeDeletedJobs(
       int64_t deleted_before_us, int max_jobs) = 0;
+
+  // How many jobs the store holds in each status (v1::Job::Status; deleted
+  // jobs until purged): for the timer_jobs metric, read in the background at
+  // most every 15 s (server/server_metrics.h), never per scrape. A scan of
+  // the jobs table; UNIMPLEMENTED where a store cannot tell.
+  virtual absl::StatusOr<std::map<int, int64_t>> CountJobsByStatus() {
+    return absl::UnimplementedError("store: jobs by status are not counted");
+  }
 };
 
 }  // namespace timer::store

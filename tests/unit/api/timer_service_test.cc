@@ -35,6 +35,7 @@
 #include "fake_action_provider.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "metrics_testing.h"
 #include "store/sqlite_store.h"
 #include "store/sqlite_token_store.h"
 #include "timer/v1/timer.grpc.pb.h"
@@ -520,6 +521,30 @@ TEST_F(TimerServiceTest, DeletingAJobMakesRoomUnderTheQuota) {
 
 // ---------------------------------------------------------------------------
 // GetJob
+
+TEST_F(TimerServiceTest, CallsAreCountedByMethodAndCodeAndWritesByCommit) {
+  using ::timer::testing::MetricValue;
+  const auto calls = [](const char* method, const char* code) {
+    return MetricValue(absl::StrCat("timer_grpc_requests_total{method=\"", method,
+                                    "\",code=\"", code, "\"}"));
+  };
+  const double created = calls("CreateJob", "OK");
+  const double found = calls("GetJob", "OK");
+  const double missing = calls("GetJob", "NOT_FOUND");
+  const double anonymous = calls("GetJob", "UNAUTHENTICATED");
+  const double commits = MetricValue("timer_store_commit_duration_seconds_count");
+  const v1::Job job = CreateOk(alice_);
+  EXPECT_THAT(Get(job.job_id(), alice_).status, IsOk());
+  EXPECT_THAT(Get(job.job_id(), bob_).status, HasCode(grpc::StatusCode::NOT_FOUND));
+  EXPECT_THAT(Get(job.job_id(), "").status, HasCode(grpc::StatusCode::UNAUTHENTICATED));
+  EXPECT_EQ(calls("CreateJob", "OK"), created + 1);
+  EXPECT_EQ(calls("GetJob", "OK"), found + 1);
+  EXPECT_EQ(calls("GetJob", "NOT_FOUND"), missing + 1);
+  EXPECT_EQ(calls("GetJob", "UNAUTHENTICATED"), anonymous + 1);
+  // The create was one group commit of the SQLite store (at least).
+  EXPECT_GE(MetricValue("timer_store_commit_duration_seconds_count"), commits + 1);
+  EXPECT_GE(MetricValue("timer_store_commit_batch_size_count"), 1);
+}
 
 TEST_F(TimerServiceTest, GetJobWithoutAJobIdIsInvalidArgument) {
   EXPECT_THAT(Get("", alice_).status,

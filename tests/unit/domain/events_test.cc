@@ -20,6 +20,7 @@
 #include "domain/run_engine.h"
 #include "domain/time_util.h"
 #include "fake_action_provider.h"
+#include "metrics_testing.h"
 #include "store/memory_store.h"
 
 namespace timer::domain {
@@ -156,6 +157,26 @@ TEST_F(EventHubTest, AFullBufferClosesTheSubscriptionWithTheResumePoint) {
   EXPECT_THAT(std::string(closed.message()),
               HasSubstr(absl::StrCat("since=", got.back()->message.sequence())));
   EXPECT_EQ(woken, 2);  // Once for the first event, once for the overflow.
+}
+
+TEST_F(EventHubTest, OpenAndDroppedStreamsAreCounted) {
+  using ::timer::testing::MetricValue;
+  const double open = MetricValue("timer_watch_streams_open");
+  const double dropped =
+      MetricValue("timer_watch_streams_dropped_total{reason=\"slow_consumer\"}");
+  EventHub hub(&clock_, {.buffer_events = 1});
+  auto slow = hub.Subscribe({.owner = "alice"}, 0, [] {}).subscription;
+  auto other = hub.Subscribe({.owner = "bob"}, 0, [] {}).subscription;
+  EXPECT_EQ(MetricValue("timer_watch_streams_open"), open + 2);
+  for (int i = 0; i < 3; ++i) {
+    hub.Publish(v1::JobEvent::UPDATED, MakeJob("alice", "a"), nullptr);
+  }
+  hub.Flush();
+  EXPECT_EQ(MetricValue("timer_watch_streams_dropped_total{reason=\"slow_consumer\"}"),
+            dropped + 1);  // Once, however many events it missed.
+  hub.Unsubscribe(slow);
+  hub.Unsubscribe(other);
+  EXPECT_EQ(MetricValue("timer_watch_streams_open"), open);
 }
 
 TEST_F(EventHubTest, ShutdownClosesEveryStreamWithUnavailable) {

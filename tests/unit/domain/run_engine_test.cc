@@ -13,6 +13,7 @@
 #include "domain/jobs.h"
 #include "domain/time_util.h"
 #include "fake_action_provider.h"
+#include "metrics_testing.h"
 #include "store/memory_store.h"
 
 namespace timer::domain {
@@ -20,6 +21,7 @@ namespace {
 
 using ::testing::ElementsAre;
 using ::timer::testing::FakeActionProvider;
+using ::timer::testing::MetricValue;
 using State = ActionStatus::State;
 
 const absl::Time kStart = absl::FromUnixSeconds(1'800'000'000);
@@ -1111,6 +1113,79 @@ TEST_F(BackfillEngineTest, RunsWaitingAtACrashBecomeUnknownAndNeverStart) {
     EXPECT_TRUE(run.backfill());
   }
   EXPECT_TRUE(fake_.starts().empty());
+}
+
+}  // namespace
+}  // namespace timer::domain
+
+namespace timer::domain {
+namespace {
+
+TEST_F(RunEngineTest, FiresAreCountedByOutcomeWithTheirLateness) {
+  StartEngine([](RunEngine::Options& o) { o.lookahead = absl::Milliseconds(500); });
+  const auto started = [] {
+    return MetricValue("timer_fires_total{outcome=\"started\"}");
+  };
+  const auto late = [](const char* le) {
+    return MetricValue(
+        absl::StrCat("timer_fire_lateness_seconds_bucket{le=\"", le, "\"}"));
+  };
+  const auto count = [] { return MetricValue("timer_fire_lateness_seconds_count"); };
+  const double started0 = started(), count0 = count();
+  const double ms0 = late("0.001"), s1 = late("1"), s2_5 = late("2.5");
+  Create(10);
+  At(Slot(0, 10) - absl::Milliseconds(200));  // Recorded ahead ...
+  EXPECT_EQ(started(), started0);
+  At(Slot(0, 10));                     // ... and started at its slot: on time.
+  At(Slot(1, 10) + absl::Seconds(2));  // Fired 2 s late.
+  EXPECT_EQ(fake_.starts().size(), 2u);
+  EXPECT_EQ(started(), started0 + 2);
+  EXPECT_EQ(count(), count0 + 2);
+  EXPECT_EQ(late("0.001"), ms0 + 1);
+  EXPECT_EQ(late("1"), s1 + 1);
+  EXPECT_EQ(late("2.5"), s2_5 + 2);
+  // Runs ended, by provider and status, with their duration.
+  EXPECT_GE(
+      MetricValue("timer_runs_finished_total{provider=\"fake\",status=\"succeeded\"}"),
+      2);
+  EXPECT_GE(MetricValue("timer_run_duration_seconds_count{provider=\"fake\"}"), 2);
+}
+
+TEST_F(RunEngineTest, SkippedSlotsAreCountedByReason) {
+  const auto fires = [](const char* outcome) {
+    return MetricValue(absl::StrCat("timer_fires_total{outcome=\"", outcome, "\"}"));
+  };
+  const auto skipped = [](const char* reason) {
+    return MetricValue(
+        absl::StrCat("timer_skipped_slots_total{reason=\"", reason, "\"}"));
+  };
+  const double missed_fires = fires("skipped_missed"), missed = skipped("missed");
+  const double overlap_fires = fires("skipped_overlap"), overlap = skipped("overlap");
+  v1::Job job = Create(10);
+  // The engine starts 35 s after the first slot: slots 0..3 passed.
+  clock_.Set(Slot(3, 10) + absl::Seconds(5));
+  fake_.set_instant(false);
+  StartEngine();
+  At(clock_.Now());
+  EXPECT_EQ(Get(job.job_id()).n_skipped(), 4);
+  EXPECT_EQ(fires("skipped_missed"), missed_fires + 1);
+  EXPECT_EQ(skipped("missed"), missed + 4);
+  At(Slot(4, 10));  // Runs, and stays active ...
+  At(Slot(5, 10));  // ... so this slot is skipped for overlap.
+  EXPECT_EQ(fires("skipped_overlap"), overlap_fires + 1);
+  EXPECT_EQ(skipped("overlap"), overlap + 1);
+  // The engine's queue: one job, due now and fired.
+  EXPECT_EQ(engine_->due_lag(), absl::ZeroDuration());
+}
+
+TEST_F(RunEngineTest, DueLagGrowsWhileFiresWait) {
+  StartEngine([](RunEngine::Options& o) { o.max_active_runs = 1; });
+  fake_.set_instant(false);
+  Create(10);
+  Create(10);
+  At(Slot(0, 10));  // One run fills max_active_runs; the other job waits.
+  clock_.Set(Slot(0, 10) + absl::Seconds(30));
+  EXPECT_EQ(engine_->due_lag(), absl::Seconds(30));
 }
 
 }  // namespace

@@ -39,6 +39,7 @@
 #include "timer/v1/session.grpc.pb.h"
 #include "timer/v1/timer.grpc.pb.h"
 #include "tls_testing.h"
+#include "util/metrics.h"
 
 #ifndef TIMER_NOOP_SO
 #error "TIMER_NOOP_SO must name the noop provider built with the tests"
@@ -363,6 +364,37 @@ TEST_F(TimerServerTest, ARunRequestedThroughTheApiIsRunByTheEngine) {
            results.results_size() == 1 &&
            results.results(0).status() == v1::JobResult::SUCCEEDED;
   })) << results.DebugString();
+}
+
+TEST_F(TimerServerTest, ServesItsMetricsWhileRunningAndDropsThemAtShutdown) {
+  using ::testing::HasSubstr;
+  using ::testing::Not;
+  const Config config = TestConfig();
+  {
+    auto first = StartOk(config);
+    ASSERT_NE(first, nullptr);
+    auto timer = v1::TimerService::NewStub(Channel(*first));
+    v1::Job job;
+    ASSERT_TRUE(timer->CreateJob(Context(Token(config)).get(), NoopJob(), &job).ok());
+  }
+  // The jobs by status are counted in the background at start: this
+  // server's count holds the job the first one created.
+  auto server = StartOk(config);
+  ASSERT_NE(server, nullptr);
+  std::string text;
+  EXPECT_TRUE(WaitUntil([&] {
+    text = metrics::Render();
+    return text.find("\ntimer_jobs{status=\"new\"} 1\n") != std::string::npos;
+  })) << text;
+  EXPECT_THAT(text, HasSubstr("\ntimer_runs_active 0\n"));
+  EXPECT_THAT(text, HasSubstr("\ntimer_jobs_scheduled 1\n"));
+  EXPECT_THAT(text, HasSubstr("\ntimer_scheduler_due_lag_seconds 0\n"));
+  EXPECT_THAT(text, HasSubstr("\nprocess_open_fds "));
+  EXPECT_THAT(text,
+              HasSubstr("timer_grpc_requests_total{method=\"CreateJob\",code=\"OK\"}"));
+  server->Shutdown(absl::Seconds(5));
+  // Nothing reads the stopped server's engine or store at a scrape.
+  EXPECT_THAT(metrics::Render(), Not(HasSubstr("timer_runs_active")));
 }
 
 TEST_F(TimerServerTest, TheJobQuotaOfTheConfigApplies) {

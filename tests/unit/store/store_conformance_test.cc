@@ -1091,6 +1091,34 @@ TEST_P(StoreConformanceTest, CountJobsCountsDeletedJobsAndTheirBytesUntilPurged)
   EXPECT_EQ(usage->stored_bytes, small_bytes);
 }
 
+TEST_P(StoreConformanceTest, CountJobsByStatusCountsEveryOwnersJobsUntilPurged) {
+  absl::StatusOr<std::map<int, int64_t>> none = store().CountJobsByStatus();
+  ASSERT_THAT(none, IsOk());
+  EXPECT_TRUE(none->empty());
+  const v1::Job fresh = MakeJob("alice");
+  const v1::Job paused = MakeJob("alice");
+  const v1::Job gone = MakeJob("bob");
+  for (const v1::Job& job : {fresh, paused, gone}) {
+    ASSERT_THAT(Create(store(), job), IsOk());
+  }
+  ASSERT_THAT(Update(store(), "alice", paused.job_id(),
+                     [](v1::Job& job) {
+                       job.set_status(v1::Job::PAUSED);
+                       return absl::OkStatus();
+                     }),
+              IsOk());
+  DeleteAt("bob", gone.job_id(), 300);
+  absl::StatusOr<std::map<int, int64_t>> counted = store().CountJobsByStatus();
+  ASSERT_THAT(counted, IsOk());
+  EXPECT_EQ(*counted,
+            (std::map<int, int64_t>{
+                {v1::Job::NEW, 1}, {v1::Job::PAUSED, 1}, {v1::Job::DELETED, 1}}));
+  ASSERT_THAT(store().PurgeDeletedJobs(INT64_MAX, 100), IsOk());
+  counted = store().CountJobsByStatus();
+  ASSERT_THAT(counted, IsOk());
+  EXPECT_EQ(*counted, (std::map<int, int64_t>{{v1::Job::NEW, 1}, {v1::Job::PAUSED, 1}}));
+}
+
 TEST_P(StoreConformanceTest, PurgeRemovesJobsDeletedBeforeTheCutoffWithAllTheyKept) {
   const v1::Job doomed = MakeJob("alice", 100, OrderedId(1));
   const v1::Job later = MakeJob("alice", 200, OrderedId(2));
