@@ -256,7 +256,7 @@ TEST_F(HttpE2eTest, EveryRouteAnswersAsTheCliPrints) {
 
   json providers = Ok(Call("GET", "/v1/providers"));
   bool has_noop = false;
-  for (const json& p : providers["providers"]) has_noop |= p["name"] == "noop";
+  for (const json& p : providers["action_providers"]) has_noop |= p["name"] == "noop";
   EXPECT_TRUE(has_noop) << providers.dump();
   EXPECT_EQ(Ok(Call("GET", "/v1/providers/noop"))["name"], "noop");
 
@@ -510,7 +510,7 @@ TEST_F(HttpE2eTest, TlsAndClientCertificatesAsOverGrpc) {
         "--cacert",      d + "/ca.crt", "-w",         "\n%{http_code}"};
     argv.insert(argv.end(), args.begin(), args.end());
     argv.push_back(url);
-    return Run(argv);
+    return timer::testing::Run(argv);
   };
   // A bearer token over TLS.
   RunResult r = curl({"-H", "Authorization: Bearer " + token_});
@@ -534,9 +534,9 @@ TEST_F(HttpE2eTest, AnHttpListenOffLoopbackNeedsTls) {
   const std::string path = tmp_.path() + "/remote.toml";
   std::ofstream(path) << "http_listen = \"0.0.0.0:0\"\n";
   token_ = IssueToken(kIdentity);
-  RunResult r =
-      Run({timerd_, "--listen", "127.0.0.1:0", "--data-dir", data_dir_, "--config", path},
-          {}, absl::Seconds(20));
+  RunResult r = timer::testing::Run(
+      {timerd_, "--listen", "127.0.0.1:0", "--data-dir", data_dir_, "--config", path}, {},
+      absl::Seconds(20));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(
       absl::StrContains(r.err, "http_listen: 0.0.0.0:0 is not a loopback address"))

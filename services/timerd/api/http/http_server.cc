@@ -263,6 +263,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                         absl::StrCat("request line and headers: over ",
                                      impl_->options.max_header_bytes, " bytes")));
     }
+    // A Content-Length over the limit fails while the headers are parsed.
+    if (ec == bhttp::error::body_limit) {
+      route_ = "other";
+      return RefuseBodySize();
+    }
     if (ec && Quiet(ec)) return Close();
     if (ec) {
       return Refuse(400, "other",
