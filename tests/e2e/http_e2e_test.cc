@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -356,6 +357,16 @@ TEST_F(HttpE2eTest, KeepAliveServesOneRequestAfterAnother) {
   ASSERT_TRUE(c.Send(req + req));
   EXPECT_EQ(c.ReadResponse().code, 200);
   EXPECT_EQ(c.ReadResponse().code, 200);
+
+  // SIGTERM with this connection open and idle, and another halfway through
+  // its headers: timerd still stops cleanly, and soon.
+  Conn half(http_port_);
+  ASSERT_TRUE(half.Send("GET /v1/jobs HTTP/1.1\r\nHost: x\r\n"));
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(daemon->Stop(SIGTERM), 0) << daemon->log();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  std::string rest;
+  EXPECT_TRUE(c.ReadToEnd(&rest, absl::Seconds(5)));  // Closed.
 }
 
 TEST_F(HttpE2eTest, HostileRequestsGetClearErrorsAndTheServerKeepsServing) {

@@ -665,13 +665,13 @@ void HttpServer::Stop(absl::Duration grace) {
   }
   for (auto& acceptor : impl.acceptors) {
     tcp::acceptor* a = acceptor.get();
-    absl::Notification closed;
-    net::post(a->get_executor(), [a, &closed] {
+    auto closed = std::make_shared<absl::Notification>();
+    net::post(a->get_executor(), [a, closed] {
       beast::error_code ignored;
       a->close(ignored);
-      closed.Notify();
+      closed->Notify();
     });
-    closed.WaitForNotificationWithTimeout(absl::Seconds(5));
+    closed->WaitForNotificationWithTimeout(absl::Seconds(5));
   }
   {
     // Requests in flight get their answers, up to the grace period.
