@@ -373,7 +373,9 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
       options.client_ca = tls_files->client_ca;
     }
     api::http::HttpHooks hooks;
-    // The metrics registry renders here once it is wired; until then, empty.
+    // The metrics registry (util/metrics.h) renders here and counts requests
+    // through hooks.observe (route template, code, latency) once it is
+    // wired; until then /metrics is empty and nothing is counted.
     hooks.metrics = [] { return std::string(); };
     // Ready when the store answers a read (a job that does not exist: NOT_FOUND
     // is an answer) and, with several replicas, this one's leases are current
