@@ -218,12 +218,17 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
                           config.unauthenticated_connection_timeout_ms)}));
   impl->port = impl->listener->port();
   const uint64_t files = OpenFileLimit();
-  const uint64_t files_needed = 2 * static_cast<uint64_t>(config.max_connections) + 256;
+  // gRPC connections cost two descriptors each, HTTP ones one.
+  const uint64_t http_files =
+      config.http_listen.empty() ? 0 : static_cast<uint64_t>(config.http_max_connections);
+  const uint64_t files_needed =
+      2 * static_cast<uint64_t>(config.max_connections) + http_files + 256;
   if (files < files_needed) {
     spdlog::warn(
         "max_connections ({}) needs about {} open files but RLIMIT_NOFILE is {}: raise "
-        "it (systemd: LimitNOFILE) or lower max_connections",
-        config.max_connections, files_needed, files);
+        "it (systemd: LimitNOFILE) or lower max_connections{}",
+        config.max_connections, files_needed, files,
+        http_files > 0 ? " and http_max_connections" : "");
   }
   ASSIGN_OR_RETURN(Stores stores, OpenStores(config, data_dir));
   impl->store = std::move(stores.jobs);
