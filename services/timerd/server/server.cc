@@ -172,6 +172,9 @@ struct TimerServer::Impl {
   bool shut_down ABSL_GUARDED_BY(mu) = false;
 
   ~Impl() {
+    // A start that failed later: no HTTP request may reach what is
+    // destroyed below (Stop is a no-op after Shutdown's).
+    if (http != nullptr) http->Stop(absl::ZeroDuration());
     if (lock_fd >= 0) ::close(lock_fd);
   }
 };
