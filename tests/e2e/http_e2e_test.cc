@@ -551,16 +551,36 @@ TEST_F(HttpE2eTest, TlsAndClientCertificatesAsOverGrpc) {
   EXPECT_EQ(plain.code, 0);
 }
 
-TEST_F(HttpE2eTest, AnHttpListenOffLoopbackNeedsTls) {
-  const std::string path = tmp_.path() + "/remote.toml";
-  std::ofstream(path) << "http_listen = \"0.0.0.0:0\"\n";
+TEST_F(HttpE2eTest, AnHttpListenOffLoopbackOrInUseStopsTheStart) {
   token_ = IssueToken(kIdentity);
-  RunResult r = timer::testing::Run(
-      {timerd_, "--listen", "127.0.0.1:0", "--data-dir", data_dir_, "--config", path}, {},
-      absl::Seconds(20));
+  const std::string path = tmp_.path() + "/remote.toml";
+  const auto start = [&](const std::string& http_listen) {
+    std::ofstream(path) << "http_listen = \"" << http_listen << "\"\n";
+    return timer::testing::Run(
+        {timerd_, "--listen", "127.0.0.1:0", "--data-dir", data_dir_, "--config", path},
+        {}, absl::Seconds(20));
+  };
+  RunResult r = start("0.0.0.0:0");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_TRUE(
       absl::StrContains(r.err, "http_listen: 0.0.0.0:0 is not a loopback address"))
+      << r.err;
+
+  // A port another socket listens on.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  const std::string taken = absl::StrCat("127.0.0.1:", ntohs(addr.sin_port));
+  r = start(taken);
+  ::close(fd);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(
+      absl::StrContains(r.err, "http_listen: " + taken + ": address already in use"))
       << r.err;
 }
 
