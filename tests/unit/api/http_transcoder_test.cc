@@ -274,6 +274,29 @@ TEST(HttpTranscoderTest, ErrorsAreGoogleRpcStatusJsonWithGatewayCodes) {
   EXPECT_EQ(HttpCodeOf(absl::StatusCode::kDataLoss), 500);
 }
 
+TEST(HttpTranscoderTest, StringsMustBeUtf8AndErrorsStayValidJson) {
+  const RouteMatch m = Routes().Find("GET", "/v1/jobs");
+  v1::ListJobsRequest list;
+  absl::Status s = Transcoder::BuildRequest(m, "page_token=%C3%28", "", &list);
+  EXPECT_THAT(std::string(s.message()),
+              HasSubstr("query parameter page_token: not valid UTF-8"));
+  EXPECT_TRUE(Transcoder::BuildRequest(m, "page_token=caf%C3%A9", "", &list).ok());
+  EXPECT_EQ(list.page_token(), "caf\xC3\xA9");
+  const RouteMatch get = Routes().Find("GET", "/v1/jobs/%ED%A0%80");  // A surrogate.
+  v1::GetJobRequest g;
+  EXPECT_THAT(std::string(Transcoder::BuildRequest(get, "", "", &g).message()),
+              HasSubstr("path {job_id}: not valid UTF-8"));
+  // A message with bytes that are not UTF-8 (a JSON parser quoting its
+  // input, say) is escaped, not dropped.
+  EXPECT_EQ(StatusJson(absl::InvalidArgumentError("bad \xff byte")),
+            R"({"code":3,"message":"bad \\xff byte","details":[]})");
+  const RouteMatch create = Routes().Find("POST", "/v1/jobs");
+  v1::CreateJobRequest req;
+  s = Transcoder::BuildRequest(create, "", "{\"name\":\"\xff\"}", &req);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(StatusJson(s), "");
+}
+
 TEST(HttpTranscoderTest, ResponsesPrintProtoNamesAndEveryField) {
   v1::Job job;
   job.set_job_id("j1");

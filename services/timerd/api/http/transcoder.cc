@@ -67,6 +67,42 @@ std::string PathOf(const std::vector<const FieldDescriptor*>& chain) {
   return absl::StrJoin(names, ".");
 }
 
+// Whether `text` is well-formed UTF-8 (no overlong forms, surrogates or
+// code points past U+10FFFF), as proto3 strings must be.
+bool IsUtf8(absl::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    int n;
+    uint32_t cp;
+    if (c >= 0xC2 && c <= 0xDF) {
+      n = 1, cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 2, cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= text.size()) return false;
+    for (int k = 1; k <= n; ++k) {
+      const auto b = static_cast<unsigned char>(text[i + k]);
+      if ((b & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (b & 0x3F);
+    }
+    if ((n == 2 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (n == 3 && (cp < 0x10000 || cp > 0x10FFFF))) {
+      return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
 absl::Status Invalid(absl::string_view what, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat(what, ": ", why));
 }
@@ -77,6 +113,11 @@ absl::Status SetValue(Message* msg, const FieldDescriptor* f, absl::string_view 
                       absl::string_view what) {
   const Reflection* r = msg->GetReflection();
   const bool rep = f->is_repeated();
+  // Every value but a base64 bytes field is text (a string, a number, a
+  // name, field paths): UTF-8, as proto3 strings must be.
+  if (f->type() != FieldDescriptor::TYPE_BYTES && !IsUtf8(value)) {
+    return Invalid(what, "not valid UTF-8");
+  }
   const std::string shown = util::Escaped(value.substr(0, 64));
   switch (f->cpp_type()) {
     case FieldDescriptor::CPPTYPE_STRING: {
@@ -218,8 +259,10 @@ absl::Status ParseJsonInto(absl::string_view body, Message* msg, absl::string_vi
   const auto status = google::protobuf::util::JsonStringToMessage(
       google::protobuf::StringPiece(body.data(), body.size()), msg, options);
   if (!status.ok()) {
+    // The parser's message may quote the input: escaped, as any echo.
     return Invalid(what, absl::StrCat("not a valid ", msg->GetDescriptor()->full_name(),
-                                      " in JSON: ", status.message().ToString()));
+                                      " in JSON: ",
+                                      util::Escaped(status.message().ToString(), 256)));
   }
   return absl::OkStatus();
 }
@@ -508,7 +551,10 @@ std::string ToJson(const Message& message) {
 std::string StatusJson(const absl::Status& status) {
   google::rpc::Status s;
   s.set_code(static_cast<int>(status.code()));
-  s.set_message(std::string(status.message()));
+  // A JSON string must be UTF-8; a message that is not is escaped whole.
+  s.set_message(IsUtf8(status.message())
+                    ? std::string(status.message())
+                    : util::Escaped(status.message(), status.message().size()));
   return ToJson(s);
 }
 
