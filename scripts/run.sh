@@ -8,9 +8,10 @@
 #   scripts/run.sh stop          stop the timerd this script started
 #   scripts/run.sh install       build and install only (scripts/cluster.sh)
 #
-# timerd listens on 127.0.0.1:50051 and keeps its data in
-# ~/.local/share/timer (override with TIMER_DATA_DIR). Its log is
-# _run/timerd.log.
+# timerd listens on 127.0.0.1:50051 (gRPC) and 127.0.0.1:8080 (the API as
+# JSON over HTTP; a free port if 8080 is taken; TIMER_HTTP_LISTEN to
+# choose) and keeps its data in ~/.local/share/timer (override with
+# TIMER_DATA_DIR). Its log is _run/timerd.log.
 #
 # timerd requires credentials, so the first run also issues a token for the
 # user running it (identity: the login name) and saves it in the CLI's token
@@ -31,6 +32,7 @@ prefix="$root/_install"
 rundir="$root/_run"
 pidfile="$rundir/timerd.pid"
 listen="${TIMER_LISTEN:-127.0.0.1:50051}"
+http_listen="${TIMER_HTTP_LISTEN:-127.0.0.1:8080}"
 data_dir="${TIMER_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/timer}"
 
 stop() {
@@ -55,11 +57,16 @@ if [ "${1:-}" = "install" ]; then exit 0; fi
 stop
 mkdir -p "$rundir"
 config=$(./scripts/demo-config.sh "$data_dir" "$(id -un)")
+# The default HTTP port taken by something else: any free one (printed below).
+if [ -z "${TIMER_HTTP_LISTEN:-}" ] && (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null; then
+  http_listen=127.0.0.1:0
+fi
 if [ "${1:-}" = "--foreground" ]; then
-  exec "$prefix/bin/timerd" --config "$config" --listen "$listen" --data-dir "$data_dir"
+  exec "$prefix/bin/timerd" --config "$config" --listen "$listen" --data-dir "$data_dir" \
+    --http-listen "$http_listen"
 fi
 nohup "$prefix/bin/timerd" --config "$config" --listen "$listen" --data-dir "$data_dir" \
-  >"$rundir/timerd.log" 2>&1 &
+  --http-listen "$http_listen" >"$rundir/timerd.log" 2>&1 &
 echo $! >"$pidfile"
 
 # Ready when timerd answers at all (at most 30 s): whoami exits 5 only while
@@ -78,6 +85,7 @@ for _ in $(seq 300); do
       unset token
     fi
     who=$(TIMER_TOKEN= "${timer[@]}" session whoami | sed -n 's/^Identity: *//p')
+    http_url=$(sed -n 's/.*http: serving on \(http[^ ]*\).*/\1/p' "$rundir/timerd.log" | tail -n 1)
     server_env=""  # The CLI's default server is timerd's default address.
     [ "$listen" = 127.0.0.1:50051 ] || server_env=$'\n'"  export TIMER_SERVER=$listen"
     cat <<MSG
@@ -88,6 +96,11 @@ The CLI is logged in as "$who". Try:
   export PATH="$prefix/bin:\$PATH"$server_env
   timer job submit --name hello --interval 1h --action-provider noop --action-body '{}'
   timer job list
+
+The same API as JSON over HTTP is at $http_url (docs/API.md, "HTTP"):
+
+  curl -H "Authorization: Bearer \$(jq -r '.servers["$listen"].token' ~/.config/timer/tokens.json)" $http_url/v1/jobs
+  curl $http_url/readyz
 MSG
     example=$(./scripts/demo-config.sh --example "$data_dir")
     if [ -n "$example" ]; then

@@ -219,10 +219,13 @@ int main(int argc, char** argv) {
 
   CLI::App app{"timerd: runs recurring jobs on a fixed schedule", "timerd"};
   std::string config_path, listen, data_dir, store, plugin_dir, log_level;
-  std::string tls_cert, tls_key, tls_client_ca;
+  std::string tls_cert, tls_key, tls_client_ca, http_listen;
   app.add_option("--config", config_path, "TOML configuration file")
       ->check(CLI::ExistingFile);
   app.add_option("--listen", listen, "address to serve on (default 127.0.0.1:50051)");
+  app.add_option("--http-listen", http_listen,
+                 "HOST:PORT: also serve the API as JSON over HTTP, /healthz, /readyz and "
+                 "/metrics (default: off)");
   app.add_option("--data-dir", data_dir,
                  "directory of the embedded store (default ~/.local/share/timer)");
   app.add_option("--store", store,
@@ -307,6 +310,7 @@ int main(int argc, char** argv) {
     config = *std::move(loaded);
   }
   if (!listen.empty()) config.listen = listen;
+  if (!http_listen.empty()) config.http_listen = http_listen;
   if (!data_dir.empty()) config.data_dir = data_dir;
   if (!store.empty()) config.store = store;
   if (!plugin_dir.empty()) config.plugin_dir = plugin_dir;
@@ -321,6 +325,11 @@ int main(int argc, char** argv) {
     if (s.ok()) {
       s = timer::server::ValidateListenAddress(
           config.listen, config.allow_insecure_remote || !config.tls_cert.empty());
+    }
+    if (s.ok() && !config.http_listen.empty()) {
+      s = timer::server::ValidateListenAddress(
+          config.http_listen, config.allow_insecure_remote || !config.tls_cert.empty(),
+          "http_listen");
     }
     if (s.ok()) s = CheckFilesAndProviders(config, config_path);
     if (!s.ok()) return Fail(std::string(s.message()));

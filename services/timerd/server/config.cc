@@ -277,6 +277,46 @@ const std::vector<ConfigKey>& ConfigKeys() {
        .doc = "with several replicas: how long a watch resuming with a `since` this "
               "replica has not received yet waits for it before starting over (RESET); "
               "one such wait at a time"},
+      {.path = "http_listen",
+       .field = &Config::http_listen,
+       .doc = "address of the HTTP listener: the API as JSON, /healthz, /readyz, "
+              "/metrics (flag --http-listen)",
+       .default_doc = "empty: no HTTP listener",
+       .accepted_doc = "empty or HOST:PORT; a loopback host unless TLS is served or "
+                       "allow_insecure_remote is true"},
+      {.path = "http_max_connections",
+       .field = &Config::http_max_connections,
+       .min = 1,
+       .max = 1 << 20,
+       .doc = "open HTTP connections in all; more are closed at once"},
+      {.path = "http_max_connections_per_peer",
+       .field = &Config::http_max_connections_per_peer,
+       .min = 1,
+       .max = 1 << 20,
+       .doc = "open HTTP connections from one IPv4 address or IPv6 /64"},
+      {.path = "http_max_header_bytes",
+       .field = &Config::http_max_header_bytes,
+       .min = 1024,
+       .max = 1 << 20,
+       .doc = "largest HTTP request line and headers; more is refused with 431"},
+      {.path = "http_header_timeout_ms",
+       .field = &Config::http_header_timeout_ms,
+       .min = 100,
+       .max = 3'600'000,
+       .doc = "a new HTTP connection must send its request headers within this; "
+              "else it is closed"},
+      {.path = "http_body_timeout_ms",
+       .field = &Config::http_body_timeout_ms,
+       .min = 100,
+       .max = 3'600'000,
+       .doc = "an HTTP request body (at most max_message_bytes) must arrive within "
+              "this; a response must be taken within it too"},
+      {.path = "http_idle_timeout_ms",
+       .field = &Config::http_idle_timeout_ms,
+       .min = 100,
+       .max = 3'600'000,
+       .doc = "a kept-alive HTTP connection idle this long is closed; the next "
+              "request's headers then have http_header_timeout_ms"},
       {.path = "auth.jwt.keys_file",
        .field = &Config::jwt_keys_file,
        .doc = "JWKS document or PEM public key(s): accept JWTs signed by them",
@@ -709,19 +749,19 @@ std::string DefaultPluginDir() {
   return (exe.parent_path().parent_path() / "lib" / "timer" / "plugins").string();
 }
 
-absl::Status ValidateListenAddress(const std::string& listen,
-                                   bool allow_insecure_remote) {
+absl::Status ValidateListenAddress(const std::string& listen, bool allow_insecure_remote,
+                                   absl::string_view key) {
   if (absl::StartsWith(listen, "unix:")) return absl::OkStatus();
   const size_t colon = listen.rfind(':');
   if (colon == std::string::npos) {
     return absl::InvalidArgumentError(
-        absl::StrCat("listen: \"", listen, "\" is not HOST:PORT"));
+        absl::StrCat(key, ": \"", listen, "\" is not HOST:PORT"));
   }
   std::string host = listen.substr(0, colon);
   int port = 0;
   if (!absl::SimpleAtoi(listen.substr(colon + 1), &port) || port < 0 || port > 65535) {
     return absl::InvalidArgumentError(
-        absl::StrCat("listen: \"", listen, "\" has no valid port"));
+        absl::StrCat(key, ": \"", listen, "\" has no valid port"));
   }
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
@@ -736,8 +776,8 @@ absl::Status ValidateListenAddress(const std::string& listen,
       (inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6));
   if (!loopback && !allow_insecure_remote) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "listen: ", listen,
-        " is not a loopback address; plaintext gRPC would leave this machine. "
+        key, ": ", listen,
+        " is not a loopback address; plaintext would leave this machine. "
         "Serve TLS (--tls-cert/--tls-key) or set allow_insecure_remote = true to "
         "do it anyway"));
   }

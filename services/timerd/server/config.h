@@ -96,6 +96,15 @@ struct Config {
   int64_t event_log_keep_events = 100000;
   int64_t event_outbox_events = 50000;
   int64_t watch_since_wait_ms = 2000;
+  // The HTTP listener (api/http/http_server.h): the API as JSON, health and
+  // metrics. Off while http_listen is empty.
+  std::string http_listen;
+  int http_max_connections = 1024;
+  int http_max_connections_per_peer = 64;
+  int http_max_header_bytes = 16 << 10;
+  int64_t http_header_timeout_ms = 10000;
+  int64_t http_body_timeout_ms = 30000;
+  int64_t http_idle_timeout_ms = 60000;
   // [auth.jwt]; JWTs are accepted only when jwt_keys_file is set.
   std::string jwt_keys_file;
   std::string jwt_issuer;
@@ -173,6 +182,8 @@ absl::Status CheckConfigFilesTrusted(const Config& config, const std::string& co
 
 // Checks that `listen` is host:port and, unless allow_insecure_remote, that
 // the host is a loopback address (plaintext must not leave the machine).
-absl::Status ValidateListenAddress(const std::string& listen, bool allow_insecure_remote);
+// Errors name `key` (the setting `listen` came from).
+absl::Status ValidateListenAddress(const std::string& listen, bool allow_insecure_remote,
+                                   absl::string_view key = "listen");
 
 }  // namespace timer::server

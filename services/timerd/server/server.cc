@@ -26,6 +26,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "api/caller.h"
+#include "api/http/http_handlers.h"
+#include "api/http/http_server.h"
+#include "api/http/transcoder.h"
 #include "api/session_service.h"
 #include "api/timer_service.h"
 #include "auth/authenticator.h"
@@ -130,6 +133,12 @@ grpc_server_credentials* CoreCredentials(const std::optional<TlsFiles>& tls) {
 
 struct TimerServer::Impl {
   int lock_fd = -1;
+  // The HTTP listener (http_listen). Declared first, so destroyed last:
+  // replies the domain gives after it stopped (from the store's commit
+  // thread, until the store closes) are handed to its stopped io_context.
+  std::unique_ptr<api::http::HttpServer> http;
+  std::unique_ptr<api::http::Transcoder> http_routes;
+  std::unique_ptr<api::http::HttpHandlers> http_handlers;
   domain::SystemClock clock;
   std::unique_ptr<store::Store> store;
   std::unique_ptr<store::TokenStore> tokens;
@@ -158,6 +167,7 @@ struct TimerServer::Impl {
   std::unique_ptr<grpc::Server> grpc_server;
   std::string address;
   int port = 0;
+  std::string http_address;  // Empty without http_listen.
 
   absl::Mutex mu;
   bool shut_down ABSL_GUARDED_BY(mu) = false;
@@ -165,6 +175,9 @@ struct TimerServer::Impl {
   std::unique_ptr<ServerMetrics> metrics;
 
   ~Impl() {
+    // A start that failed later: no HTTP request may reach what is
+    // destroyed below (Stop is a no-op after Shutdown's).
+    if (http != nullptr) http->Stop(absl::ZeroDuration());
     if (lock_fd >= 0) ::close(lock_fd);
   }
 };
@@ -174,6 +187,7 @@ TimerServer::TimerServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TimerServer::~TimerServer() { Shutdown(absl::Seconds(5)); }
 
 const std::string& TimerServer::address() const { return impl_->address; }
+const std::string& TimerServer::http_address() const { return impl_->http_address; }
 int TimerServer::port() const { return impl_->port; }
 
 absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& config) {
@@ -181,6 +195,14 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
   const bool tls = !config.tls_cert.empty();
   RETURN_IF_ERROR(
       ValidateListenAddress(config.listen, config.allow_insecure_remote || tls));
+  if (!config.http_listen.empty()) {
+    if (absl::StartsWith(config.http_listen, "unix:")) {
+      return absl::InvalidArgumentError(
+          "http_listen: takes HOST:PORT, not a unix socket");
+    }
+    RETURN_IF_ERROR(ValidateListenAddress(
+        config.http_listen, config.allow_insecure_remote || tls, "http_listen"));
+  }
   // Key files are believed only if no other user could have written them.
   const uid_t uid = ::geteuid();
   RETURN_IF_ERROR(CheckConfigFilesTrusted(config, /*config_path=*/"", uid));
@@ -202,12 +224,17 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
                           config.unauthenticated_connection_timeout_ms)}));
   impl->port = impl->listener->port();
   const uint64_t files = OpenFileLimit();
-  const uint64_t files_needed = 2 * static_cast<uint64_t>(config.max_connections) + 256;
+  // gRPC connections cost two descriptors each, HTTP ones one.
+  const uint64_t http_files =
+      config.http_listen.empty() ? 0 : static_cast<uint64_t>(config.http_max_connections);
+  const uint64_t files_needed =
+      2 * static_cast<uint64_t>(config.max_connections) + http_files + 256;
   if (files < files_needed) {
     spdlog::warn(
         "max_connections ({}) needs about {} open files but RLIMIT_NOFILE is {}: raise "
-        "it (systemd: LimitNOFILE) or lower max_connections",
-        config.max_connections, files_needed, files);
+        "it (systemd: LimitNOFILE) or lower max_connections{}",
+        config.max_connections, files_needed, files,
+        http_files > 0 ? " and http_max_connections" : "");
   }
   ASSIGN_OR_RETURN(Stores stores, OpenStores(config, data_dir));
   impl->store = std::move(stores.jobs);
@@ -329,6 +356,60 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
                                               impl->watches.get(), impl->listener.get());
   impl->session_service = std::make_unique<api::SessionServiceImpl>(
       impl->authenticator.get(), impl->listener.get());
+  if (!config.http_listen.empty()) {
+    // The HTTP listener: the routes declared in the protos, the same
+    // JobService, Authenticator and TLS files as gRPC.
+    const auto* pool = google::protobuf::DescriptorPool::generated_pool();
+    ASSIGN_OR_RETURN(
+        api::http::Transcoder routes,
+        api::http::Transcoder::FromServices(
+            {pool->FindServiceByName(v1::TimerService::service_full_name()),
+             pool->FindServiceByName(v1::SessionService::service_full_name())}));
+    impl->http_routes = std::make_unique<api::http::Transcoder>(std::move(routes));
+    impl->http_handlers = std::make_unique<api::http::HttpHandlers>(
+        impl->jobs.get(), impl->authenticator.get());
+    api::http::HttpOptions options;
+    options.listen = config.http_listen;
+    options.max_connections = config.http_max_connections;
+    options.max_connections_per_peer = config.http_max_connections_per_peer;
+    options.max_header_bytes = static_cast<size_t>(config.http_max_header_bytes);
+    options.max_body_bytes = static_cast<size_t>(config.max_message_bytes);
+    // Bodies held at once, in all: 16 requests of the largest size.
+    options.max_bodies_bytes = 16 * static_cast<size_t>(config.max_message_bytes);
+    options.header_timeout = absl::Milliseconds(config.http_header_timeout_ms);
+    options.body_timeout = absl::Milliseconds(config.http_body_timeout_ms);
+    options.idle_timeout = absl::Milliseconds(config.http_idle_timeout_ms);
+    if (tls_files) {
+      options.cert_chain = tls_files->cert_chain;
+      options.private_key = tls_files->private_key;
+      options.client_ca = tls_files->client_ca;
+    }
+    api::http::HttpHooks hooks;
+    // The metrics registry (util/metrics.h) renders here and counts requests
+    // through hooks.observe (route template, code, latency) once it is
+    // wired; until then /metrics is empty and nothing is counted.
+    hooks.metrics = [] { return std::string(); };
+    // Ready when the store answers a read (a job that does not exist: NOT_FOUND
+    // is an answer) and, with several replicas, this one's leases are current
+    // and it holds shards.
+    hooks.ready = [store = impl->store.get(), leases = impl->leases.get()] {
+      absl::StatusOr<v1::Job> probe =
+          store->GetJob("", "00000000-0000-0000-0000-000000000000");
+      if (!probe.ok() && !absl::IsNotFound(probe.status())) return false;
+      if (leases != nullptr && (!leases->BeforeDeadline() || leases->held() == 0)) {
+        return false;
+      }
+      return true;
+    };
+    ASSIGN_OR_RETURN(impl->http, api::http::HttpServer::Start(
+                                     std::move(options), std::move(hooks),
+                                     impl->http_routes.get(), impl->http_handlers.get()));
+    const size_t colon = config.http_listen.rfind(':');
+    impl->http_address =
+        absl::StrCat(config.http_listen.substr(0, colon), ":", impl->http->port());
+    spdlog::info("http: serving on {}://{}", tls_files ? "https" : "http",
+                 impl->http_address);
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -391,6 +472,8 @@ void TimerServer::Shutdown(absl::Duration grace) {
   }
   if (impl_->metrics != nullptr) impl_->metrics->Stop();  // Before the store closes.
   impl_->grpc_server->GetHealthCheckService()->SetServingStatus(false);
+  // HTTP takes no new requests; those in flight get their answers first.
+  if (impl_->http != nullptr) impl_->http->Stop(std::min(grace, absl::Seconds(5)));
   // Watch streams end now (UNAVAILABLE, with the `since` to resume from)
   // instead of holding the shutdown for its whole grace period.
   impl_->events->Shutdown();

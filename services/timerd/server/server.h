@@ -32,6 +32,9 @@ class TimerServer {
   const std::string& address() const;
   // The port bound; 0 for a unix socket.
   int port() const;
+  // The HTTP listener's address as bound ("127.0.0.1:8080"); empty when
+  // http_listen is not set.
+  const std::string& http_address() const;
 
   void Shutdown(absl::Duration grace);
 

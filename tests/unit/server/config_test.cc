@@ -30,6 +30,7 @@ namespace {
 
 using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::StartsWith;
 
 MATCHER_P2(StatusIs, code, message_matcher,
            absl::StrCat("has status code ", absl::StatusCodeToString(code))) {
@@ -332,6 +333,16 @@ TEST(ValidateListenAddressTest, RefusesNonLoopbackUnlessAllowed) {
     EXPECT_THAT(ValidateListenAddress(listen, /*allow_insecure_remote=*/true), IsOk())
         << listen;
   }
+}
+
+TEST(ValidateListenAddressTest, ErrorsNameTheSettingChecked) {
+  EXPECT_THAT(
+      ValidateListenAddress("0.0.0.0:8080", false, "http_listen"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               StartsWith("http_listen: 0.0.0.0:8080 is not a loopback address")));
+  EXPECT_THAT(ValidateListenAddress("8080", false, "http_listen"),
+              StatusIs(absl::StatusCode::kInvalidArgument, StartsWith("http_listen: ")));
+  EXPECT_THAT(ValidateListenAddress("127.0.0.1:8080", false, "http_listen"), IsOk());
 }
 
 TEST(ValidateListenAddressTest, RefusesHostNamesThatOnlyLookLikeLoopback) {

@@ -1,0 +1,690 @@
+#include "api/http/http_server.h"
+
+#include <arpa/inet.h>
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <optional>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "util/escape.h"
+
+namespace timer::api::http {
+namespace {
+
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
+using tcp = boost::asio::ip::tcp;
+
+using PlainStream = beast::tcp_stream;
+using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+
+constexpr absl::Duration kReadyCacheFor = absl::Seconds(1);
+// After a refusal: how long, and how many bytes, the connection is drained
+// before it closes, so the client reads the answer instead of a reset.
+constexpr absl::Duration kLingerFor = absl::Seconds(1);
+constexpr size_t kLingerBytes = 64 << 10;
+
+std::chrono::steady_clock::duration Chrono(absl::Duration d) {
+  return absl::ToChronoNanoseconds(d);
+}
+
+// The per-peer bucket: an IPv4 address, or an IPv6 /64.
+std::string PeerKey(const tcp::endpoint& endpoint) {
+  net::ip::address a = endpoint.address();
+  if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+    a = net::ip::make_address_v4(net::ip::v4_mapped, a.to_v6());
+  }
+  if (a.is_v4()) return a.to_string();
+  const auto bytes = a.to_v6().to_bytes();
+  std::string key;
+  for (int i = 0; i < 8; ++i) absl::StrAppendFormat(&key, "%02x", bytes[i]);
+  return absl::StrCat(key, "::/64");
+}
+
+// The verified client certificate's subject, as gRPC names it
+// (GRPC_X509_SUBJECT_PROPERTY_NAME: RFC 2253); empty without one.
+std::string VerifiedSubject(SSL* ssl) {
+  if (SSL_get_verify_result(ssl) != X509_V_OK) return "";
+  X509* cert = SSL_get1_peer_certificate(ssl);
+  if (cert == nullptr) return "";
+  std::string subject;
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (bio != nullptr &&
+      X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253) >= 0) {
+    char* data = nullptr;
+    const long len = BIO_get_mem_data(bio, &data);
+    if (len > 0) subject.assign(data, static_cast<size_t>(len));
+  }
+  BIO_free(bio);
+  X509_free(cert);
+  return subject;
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  HttpOptions options;
+  HttpHooks hooks;
+  const Transcoder* transcoder = nullptr;
+  const HttpHandlers* handlers = nullptr;
+  std::optional<ssl::context> tls;
+  int port = 0;
+
+  mutable absl::Mutex mu;
+  int connections ABSL_GUARDED_BY(mu) = 0;
+  absl::flat_hash_map<std::string, int> per_peer ABSL_GUARDED_BY(mu);
+  size_t bodies_bytes ABSL_GUARDED_BY(mu) = 0;
+  int in_flight ABSL_GUARDED_BY(mu) = 0;
+  bool stopping ABSL_GUARDED_BY(mu) = false;
+  bool stopped ABSL_GUARDED_BY(mu) = false;
+
+  absl::Mutex ready_mu;
+  absl::Time ready_checked ABSL_GUARDED_BY(ready_mu) = absl::InfinitePast();
+  bool ready_last ABSL_GUARDED_BY(ready_mu) = false;
+  bool probing ABSL_GUARDED_BY(ready_mu) = false;
+
+  absl::Mutex refusal_mu;
+  absl::Time next_refusal_log ABSL_GUARDED_BY(refusal_mu) = absl::InfinitePast();
+
+  std::vector<std::thread> threads;
+  // Last: destroyed first, with the handlers it still holds (connections),
+  // while what they release into is still here.
+  net::io_context ioc;
+  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+
+  // Admission of a new connection from `peer`.
+  bool Admit(const std::string& peer) {
+    absl::MutexLock lock(&mu);
+    if (stopping || connections >= options.max_connections) return false;
+    int& n = per_peer[peer];
+    if (n >= options.max_connections_per_peer) {
+      if (n == 0) per_peer.erase(peer);
+      return false;
+    }
+    ++n;
+    ++connections;
+    return true;
+  }
+  void Release(const std::string& peer) {
+    absl::MutexLock lock(&mu);
+    --connections;
+    auto it = per_peer.find(peer);
+    if (it != per_peer.end() && --it->second <= 0) per_peer.erase(it);
+  }
+  bool BeginRequest() {
+    absl::MutexLock lock(&mu);
+    if (stopping) return false;
+    ++in_flight;
+    return true;
+  }
+  void EndRequest() {
+    absl::MutexLock lock(&mu);
+    --in_flight;
+  }
+  bool ReserveBody(size_t bytes) {
+    absl::MutexLock lock(&mu);
+    if (bodies_bytes + bytes > options.max_bodies_bytes) return false;
+    bodies_bytes += bytes;
+    return true;
+  }
+  void ReleaseBody(size_t bytes) {
+    absl::MutexLock lock(&mu);
+    bodies_bytes -= bytes;
+  }
+  void LogRefusal(const std::string& why) {
+    absl::MutexLock lock(&refusal_mu);
+    const absl::Time now = absl::Now();
+    if (now < next_refusal_log) return;
+    next_refusal_log = now + absl::Seconds(10);
+    spdlog::warn("http: connection refused: {} (logged at most every 10 s)", why);
+  }
+
+  bool Ready() {
+    const absl::Time now = absl::Now();
+    {
+      absl::MutexLock lock(&ready_mu);
+      if (probing || now < ready_checked + kReadyCacheFor) return ready_last;
+      probing = true;
+    }
+    const bool ready = hooks.ready ? hooks.ready() : true;
+    absl::MutexLock lock(&ready_mu);
+    ready_last = ready;
+    ready_checked = now;
+    probing = false;
+    return ready;
+  }
+
+  void Observe(absl::string_view route, int code, absl::Duration took) const {
+    if (hooks.observe) hooks.observe(route, code, took);
+  }
+
+  void Accept(tcp::acceptor* acceptor);
+};
+
+namespace {
+
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+
+  Session(HttpServer::Impl* impl, Stream stream, std::string peer)
+      : impl_(impl), stream_(std::move(stream)), peer_(std::move(peer)) {}
+  ~Session() {
+    if (in_flight_) impl_->EndRequest();
+    if (body_reserved_ > 0) impl_->ReleaseBody(body_reserved_);
+    impl_->Release(peer_);
+  }
+
+  void Run() {
+    Lowest().expires_after(Chrono(impl_->options.header_timeout));
+    if constexpr (kTls) {
+      stream_.async_handshake(ssl::stream_base::server,
+                              [self = this->shared_from_this()](beast::error_code ec) {
+                                if (ec) return self->Close();
+                                self->peer_subject_ =
+                                    VerifiedSubject(self->stream_.native_handle());
+                                self->ReadNext();
+                              });
+    } else {
+      ReadNext();
+    }
+  }
+
+ private:
+  beast::tcp_stream& Lowest() { return beast::get_lowest_layer(stream_); }
+
+  void ReadNext() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(impl_->options.max_header_bytes));
+    parser_->body_limit(impl_->options.max_body_bytes);
+    if (first_) {
+      // The handshake's deadline goes on: headers within header_timeout of
+      // the connection's start.
+      bhttp::async_read_header(stream_, buffer_, *parser_,
+                               [self = this->shared_from_this()](
+                                   beast::error_code ec, size_t) { self->OnHeader(ec); });
+      return;
+    }
+    // Kept alive: the next request's first bytes within idle_timeout, then
+    // its headers within header_timeout.
+    Lowest().expires_after(Chrono(impl_->options.idle_timeout));
+    bhttp::async_read_some(
+        stream_, buffer_, *parser_,
+        [self = this->shared_from_this()](beast::error_code ec, size_t) {
+          if (ec || self->parser_->is_header_done()) {
+            return self->OnHeader(ec);
+          }
+          self->Lowest().expires_after(Chrono(self->impl_->options.header_timeout));
+          bhttp::async_read_header(
+              self->stream_, self->buffer_, *self->parser_,
+              [self](beast::error_code ec, size_t) { self->OnHeader(ec); });
+        });
+  }
+
+  static bool Quiet(const beast::error_code& ec) {
+    return ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
+           ec == net::error::eof || ec == net::error::operation_aborted ||
+           ec == net::error::connection_reset || ec == net::error::broken_pipe ||
+           ec == bhttp::error::partial_message ||
+           ec.category() == net::error::get_ssl_category() ||
+           ec == net::ssl::error::stream_truncated;
+  }
+
+  void OnHeader(beast::error_code ec) {
+    if (ec == bhttp::error::header_limit) {
+      return Refuse(431, "other",
+                    absl::InvalidArgumentError(
+                        absl::StrCat("request line and headers: over ",
+                                     impl_->options.max_header_bytes, " bytes")));
+    }
+    // A Content-Length over the limit fails while the headers are parsed.
+    if (ec == bhttp::error::body_limit) {
+      route_ = "other";
+      return RefuseBodySize();
+    }
+    if (ec && Quiet(ec)) return Close();
+    if (ec) {
+      return Refuse(400, "other",
+                    absl::InvalidArgumentError(
+                        absl::StrCat("malformed HTTP request: ", ec.message())));
+    }
+    if (!impl_->BeginRequest()) {
+      return Refuse(503, "other", absl::UnavailableError("timerd is shutting down"));
+    }
+    in_flight_ = true;
+    started_ = absl::Now();
+    const auto& req = parser_->get();
+    const std::string method(req.method_string());
+    const absl::string_view target(req.target().data(), req.target().size());
+    const size_t q = target.find('?');
+    const absl::string_view path = target.substr(0, q);
+    query_ = std::string(q == absl::string_view::npos ? "" : target.substr(q + 1));
+
+    if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
+      route_ = std::string(path);
+      if (method != "GET") {
+        return Refuse(
+            405, route_,
+            absl::InvalidArgumentError(absl::StrCat(method, " ", path, ": only GET")),
+            "GET");
+      }
+      if (!parser_->is_done()) {
+        return Refuse(400, route_,
+                      absl::InvalidArgumentError(absl::StrCat(path, " takes no body")));
+      }
+      if (path == "/healthz") return Respond(200, "text/plain; charset=utf-8", "ok\n");
+      if (path == "/readyz") {
+        return impl_->Ready() ? Respond(200, "text/plain; charset=utf-8", "ready\n")
+                              : Respond(503, "text/plain; charset=utf-8", "not ready\n");
+      }
+      return Respond(200, "text/plain; version=0.0.4; charset=utf-8",
+                     impl_->hooks.metrics ? impl_->hooks.metrics() : std::string());
+    }
+
+    match_ = impl_->transcoder->Find(method, path);
+    if (match_.route == nullptr) {
+      if (!match_.allowed.empty()) {
+        return Refuse(405, "other",
+                      absl::InvalidArgumentError(absl::StrCat(
+                          method, " ", util::Escaped(path), ": method not allowed (",
+                          absl::StrJoin(match_.allowed, ", "), ")")),
+                      absl::StrJoin(match_.allowed, ", "));
+      }
+      return Refuse(
+          404, "other",
+          absl::NotFoundError(absl::StrCat("no route for ", util::Escaped(method), " ",
+                                           util::Escaped(path))));
+    }
+    route_ = match_.route->pattern;
+
+    auth::Credentials credentials;
+    if (auto it = req.find(bhttp::field::authorization); it != req.end()) {
+      credentials.authorization = std::string(it->value());
+    }
+    credentials.peer_subject = peer_subject_;
+    absl::StatusOr<auth::Principal> principal =
+        impl_->handlers->Authenticate(credentials);
+    if (!principal.ok()) return Refuse(401, route_, principal.status());
+    principal_ = *std::move(principal);
+
+    if (parser_->is_done()) return Dispatch();
+    size_t expected = impl_->options.max_body_bytes;
+    if (const auto length = parser_->content_length()) {
+      if (*length > impl_->options.max_body_bytes) return RefuseBodySize();
+      expected = static_cast<size_t>(*length);
+    }
+    if (!impl_->ReserveBody(expected)) {
+      return Refuse(
+          503, route_,
+          absl::UnavailableError("too many request bodies in flight; retry in a moment"));
+    }
+    body_reserved_ = expected;
+    const bool expect_continue =
+        beast::iequals(req[bhttp::field::expect], "100-continue");
+    Lowest().expires_after(Chrono(impl_->options.body_timeout));
+    if (expect_continue) {
+      continue_.emplace(bhttp::status::continue_, req.version());
+      bhttp::async_write(stream_, *continue_,
+                         [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                           if (ec) return self->Close();
+                           self->ReadBody();
+                         });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                        self->OnBody(ec);
+                      });
+  }
+
+  void RefuseBodySize() {
+    Refuse(
+        413, route_,
+        absl::InvalidArgumentError(absl::StrCat(
+            "body: over ", impl_->options.max_body_bytes, " bytes (max_message_bytes)")));
+  }
+
+  void OnBody(beast::error_code ec) {
+    if (ec == bhttp::error::body_limit) return RefuseBodySize();
+    if (ec && Quiet(ec)) return Close();
+    if (ec) {
+      return Refuse(400, route_,
+                    absl::InvalidArgumentError(
+                        absl::StrCat("malformed HTTP request body: ", ec.message())));
+    }
+    Dispatch();
+  }
+
+  void Dispatch() {
+    const google::protobuf::MethodDescriptor* method = match_.route->method;
+    std::unique_ptr<google::protobuf::Message> request = HttpHandlers::NewRequest(method);
+    absl::Status built =
+        Transcoder::BuildRequest(match_, query_, parser_->get().body(), request.get());
+    // The body is in the request message now (or refused).
+    parser_->get().body().clear();
+    parser_->get().body().shrink_to_fit();
+    if (!built.ok()) return RespondStatus(built);
+    impl_->handlers->Call(
+        method, principal_, std::move(request),
+        [self = this->shared_from_this()](
+            absl::StatusOr<std::unique_ptr<google::protobuf::Message>> result) mutable {
+          // Back on the connection's strand (a write answers from the
+          // store's commit thread).
+          net::post(self->stream_.get_executor(),
+                    [self, result = std::move(result)]() mutable {
+                      if (!result.ok()) return self->RespondStatus(result.status());
+                      self->Respond(200, "application/json", ToJson(**result));
+                    });
+        });
+  }
+
+  void RespondStatus(const absl::Status& status) {
+    Respond(HttpCodeOf(status.code()), "application/json", StatusJson(status));
+  }
+
+  // Answers a request it will not read further, then closes the connection.
+  void Refuse(int code, std::string route, const absl::Status& status,
+              const std::string& allow = "") {
+    route_ = std::move(route);
+    close_after_ = true;
+    Respond(code, "application/json", StatusJson(status), allow);
+  }
+
+  void Respond(int code, const char* content_type, std::string body,
+               const std::string& allow = "") {
+    const bool have_request = parser_ && parser_->is_header_done();
+    res_.emplace();
+    res_->version(have_request ? parser_->get().version() : 11);
+    res_->result(static_cast<unsigned>(code));
+    res_->set(bhttp::field::content_type, content_type);
+    res_->set(bhttp::field::cache_control, "no-store");
+    if (!allow.empty()) res_->set(bhttp::field::allow, allow);
+    if (code == 401) res_->set(bhttp::field::www_authenticate, "Bearer");
+    if (code == 503) res_->set(bhttp::field::retry_after, "1");
+    const bool keep = !close_after_ && have_request && parser_->get().keep_alive() &&
+                      parser_->is_done();
+    res_->keep_alive(keep);
+    close_after_ = !keep;
+    res_->body() = std::move(body);
+    res_->prepare_payload();
+    impl_->Observe(
+        route_.empty() ? "other" : route_, code,
+        started_ == absl::InfinitePast() ? absl::ZeroDuration() : absl::Now() - started_);
+    Lowest().expires_after(Chrono(impl_->options.body_timeout));
+    bhttp::async_write(stream_, *res_,
+                       [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                         self->OnWritten(ec);
+                       });
+  }
+
+  void OnWritten(beast::error_code ec) {
+    res_.reset();
+    if (in_flight_) {
+      in_flight_ = false;
+      impl_->EndRequest();
+    }
+    if (body_reserved_ > 0) {
+      impl_->ReleaseBody(body_reserved_);
+      body_reserved_ = 0;
+    }
+    started_ = absl::InfinitePast();
+    route_.clear();
+    if (ec) return Close();
+    if (close_after_) return Linger();
+    first_ = false;
+    ReadNext();
+  }
+
+  // Sends FIN, then reads and drops what the client still sends (bounded)
+  // so the answer is not lost to a reset; then closes.
+  void Linger() {
+    beast::error_code ignored;
+    Lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+    Lowest().expires_after(Chrono(kLingerFor));
+    DrainSome();
+  }
+  void DrainSome() {
+    drain_.resize(4096);
+    Lowest().async_read_some(net::buffer(drain_), [self = this->shared_from_this()](
+                                                      beast::error_code ec, size_t n) {
+      self->drained_ += n;
+      if (ec || self->drained_ >= kLingerBytes) return self->Close();
+      self->DrainSome();
+    });
+  }
+
+  void Close() {
+    beast::error_code ignored;
+    Lowest().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    Lowest().close();
+  }
+
+  HttpServer::Impl* const impl_;
+  Stream stream_;
+  const std::string peer_;
+  std::string peer_subject_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  std::optional<bhttp::response<bhttp::string_body>> res_;
+  std::optional<bhttp::response<bhttp::empty_body>> continue_;
+  bool first_ = true;
+  bool close_after_ = false;
+  bool in_flight_ = false;
+  size_t body_reserved_ = 0;
+  absl::Time started_ = absl::InfinitePast();
+  std::string route_;
+  std::string query_;
+  RouteMatch match_;
+  auth::Principal principal_;
+  std::string drain_;
+  size_t drained_ = 0;
+};
+
+}  // namespace
+
+void HttpServer::Impl::Accept(tcp::acceptor* acceptor) {
+  acceptor->async_accept(net::make_strand(ioc), [this, acceptor](beast::error_code ec,
+                                                                 tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !acceptor->is_open()) return;
+    if (!ec) {
+      beast::error_code peer_ec;
+      const tcp::endpoint remote = socket.remote_endpoint(peer_ec);
+      const std::string peer = peer_ec ? std::string("?") : PeerKey(remote);
+      if (!Admit(peer)) {
+        LogRefusal(
+            absl::StrCat("over http_max_connections or "
+                         "http_max_connections_per_peer (",
+                         peer, ")"));
+        socket.close(peer_ec);
+      } else if (tls) {
+        std::make_shared<Session<TlsStream>>(
+            this, TlsStream(beast::tcp_stream(std::move(socket)), *tls), peer)
+            ->Run();
+      } else {
+        std::make_shared<Session<PlainStream>>(this, PlainStream(std::move(socket)), peer)
+            ->Run();
+      }
+    } else if (ec == net::error::no_descriptors) {
+      LogRefusal("out of file descriptors");
+      // Not to spin: the next accept waits for a descriptor to close.
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    Accept(acceptor);
+  });
+}
+
+HttpServer::HttpServer(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() { Stop(absl::ZeroDuration()); }
+
+int HttpServer::port() const { return impl_->port; }
+
+int HttpServer::connections() const {
+  absl::MutexLock lock(&impl_->mu);
+  return impl_->connections;
+}
+
+absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
+    HttpOptions options, HttpHooks hooks, const Transcoder* transcoder,
+    const HttpHandlers* handlers) {
+  auto impl = std::make_shared<Impl>();
+  impl->options = std::move(options);
+  impl->hooks = std::move(hooks);
+  impl->transcoder = transcoder;
+  impl->handlers = handlers;
+  const HttpOptions& o = impl->options;
+  if (!o.cert_chain.empty()) {
+    impl->tls.emplace(ssl::context::tls_server);
+    ssl::context& ctx = *impl->tls;
+    beast::error_code ec;
+    ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                        ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
+                        ssl::context::no_tlsv1_1,
+                    ec);
+    ctx.use_certificate_chain(net::buffer(o.cert_chain), ec);
+    if (ec)
+      return absl::InvalidArgumentError("tls_cert: not usable for HTTP: " + ec.message());
+    ctx.use_private_key(net::buffer(o.private_key), ssl::context::pem, ec);
+    if (ec)
+      return absl::InvalidArgumentError("tls_key: not usable for HTTP: " + ec.message());
+    if (!o.client_ca.empty()) {
+      ctx.add_certificate_authority(net::buffer(o.client_ca), ec);
+      if (ec) {
+        return absl::InvalidArgumentError("tls_client_ca: not usable for HTTP: " +
+                                          ec.message());
+      }
+      // Asked for, verified when given, not required (as gRPC's
+      // REQUEST_CLIENT_CERTIFICATE_AND_VERIFY): a bearer token still works.
+      ctx.set_verify_mode(ssl::verify_peer, ec);
+    }
+  }
+
+  const size_t colon = o.listen.rfind(':');
+  if (colon == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("http_listen: \"", o.listen, "\" is not HOST:PORT"));
+  }
+  std::string host = o.listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  int port = 0;
+  if (!absl::SimpleAtoi(o.listen.substr(colon + 1), &port) || port < 0 || port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("http_listen: \"", o.listen, "\" has no valid port"));
+  }
+  beast::error_code ec;
+  tcp::resolver resolver(impl->ioc);
+  const auto results =
+      resolver.resolve(host, std::to_string(port),
+                       tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("http_listen: cannot resolve ", o.listen, ": ", ec.message()));
+  }
+  std::string last_error = "no address";
+  for (const auto& entry : results) {
+    tcp::endpoint endpoint = entry.endpoint();
+    if (impl->port != 0) endpoint.port(static_cast<uint16_t>(impl->port));
+    auto acceptor = std::make_unique<tcp::acceptor>(net::make_strand(impl->ioc));
+    acceptor->open(endpoint.protocol(), ec);
+    if (!ec) acceptor->set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec && endpoint.address().is_v6())
+      acceptor->set_option(net::ip::v6_only(true), ec);
+    if (!ec) acceptor->bind(endpoint, ec);
+    if (ec == net::error::address_in_use) {
+      return absl::UnavailableError(
+          absl::StrCat("http_listen: ", o.listen, ": address already in use"));
+    }
+    if (!ec) acceptor->listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+      last_error = ec.message();
+      continue;
+    }
+    impl->port = acceptor->local_endpoint().port();
+    impl->acceptors.push_back(std::move(acceptor));
+  }
+  if (impl->acceptors.empty()) {
+    return absl::UnavailableError(
+        absl::StrCat("http_listen: cannot serve on ", o.listen, ": ", last_error));
+  }
+  impl->work.emplace(impl->ioc.get_executor());
+  for (auto& acceptor : impl->acceptors) impl->Accept(acceptor.get());
+  for (int i = 0; i < std::max(1, o.io_threads); ++i) {
+    impl->threads.emplace_back([raw = impl.get()] {
+      for (;;) {
+        try {
+          raw->ioc.run();
+          return;
+        } catch (const std::exception& e) {
+          spdlog::error("http: io thread: {}", e.what());
+        }
+      }
+    });
+  }
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+void HttpServer::Stop(absl::Duration grace) {
+  Impl& impl = *impl_;
+  {
+    absl::MutexLock lock(&impl.mu);
+    if (impl.stopped) return;
+    impl.stopped = true;
+    impl.stopping = true;
+  }
+  for (auto& acceptor : impl.acceptors) {
+    tcp::acceptor* a = acceptor.get();
+    auto closed = std::make_shared<absl::Notification>();
+    net::post(a->get_executor(), [a, closed] {
+      beast::error_code ignored;
+      a->close(ignored);
+      closed->Notify();
+    });
+    closed->WaitForNotificationWithTimeout(absl::Seconds(5));
+  }
+  {
+    // Requests in flight get their answers, up to the grace period.
+    absl::MutexLock lock(&impl.mu);
+    impl.mu.AwaitWithTimeout(
+        absl::Condition(
+            +[](int* in_flight) { return *in_flight == 0; }, &impl.in_flight),
+        grace);
+  }
+  impl.work.reset();
+  impl.ioc.stop();
+  for (std::thread& t : impl.threads) t.join();
+  impl.threads.clear();
+}
+
+}  // namespace timer::api::http

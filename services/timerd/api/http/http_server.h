@@ -1,0 +1,101 @@
+// HttpServer: timerd's HTTP/1.1 listener (Boost.Beast over Asio): the API
+// as JSON (api/http/transcoder.h routes, api/http/http_handlers.h calls),
+// /healthz, /readyz and /metrics.
+//
+// Event-driven: a fixed pool of io threads (Options::io_threads) serves
+// every connection; no thread is tied to one. Each connection takes one
+// request at a time (no pipelining beyond one in flight) and keeps alive
+// between them. Plaintext, or TLS with the same certificate and key as gRPC;
+// with a client CA, a client may present a certificate, which must then
+// verify, and its subject is the identity (mutual TLS), as over gRPC.
+//
+// Bounds (each also before authentication; docs/DEPLOYMENT.md, "HTTP"):
+//   - connections: max_connections in all, max_connections_per_peer from one
+//     IPv4 address or IPv6 /64; more are closed at once;
+//   - request line and headers: max_header_bytes (431 beyond), within
+//     header_timeout of the connection's start (TLS handshake included) or of
+//     the first byte of a kept-alive connection's next request;
+//   - a kept-alive connection idle for idle_timeout is closed;
+//   - body: read only after the route and the credentials were accepted; at
+//     most max_body_bytes (413 beyond), within body_timeout; bodies held at
+//     once in all at most max_bodies_bytes (503 beyond); JSON nested at most
+//     kMaxJsonDepth deep (transcoder.h);
+//   - a response must be taken by the client within body_timeout;
+//   - a request refused for its credentials (401), its route (404, 405) or
+//     its framing (400, 413, 431) is answered, then the connection closed.
+// The domain bounds what each identity may do, as over gRPC.
+//
+// Thread-safe. Stop() (also run by the destructor) stops accepting, gives
+// requests in flight up to its grace to finish, then ends every connection
+// and joins the io threads. Replies the domain gives later (from its commit
+// thread) are dropped; the server object must outlive them, so the owner
+// destroys it after the store has closed.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "api/http/http_handlers.h"
+#include "api/http/transcoder.h"
+
+namespace timer::api::http {
+
+struct HttpOptions {
+  std::string listen;  // HOST:PORT; port 0 picks a free one.
+  int io_threads = 2;
+  int max_connections = 1024;
+  int max_connections_per_peer = 64;
+  size_t max_header_bytes = 16 << 10;
+  size_t max_body_bytes = 4 << 20;  // timerd: max_message_bytes, as gRPC.
+  size_t max_bodies_bytes = 64 << 20;
+  absl::Duration header_timeout = absl::Seconds(10);
+  absl::Duration body_timeout = absl::Seconds(30);
+  absl::Duration idle_timeout = absl::Seconds(60);
+  // TLS: PEM texts. An empty cert_chain: plaintext.
+  std::string cert_chain, private_key, client_ca;
+};
+
+struct HttpHooks {
+  // The body of GET /metrics (Prometheus text format 0.0.4). Unset: empty.
+  std::function<std::string()> metrics;
+  // Whether the server is ready (GET /readyz: 200, else 503). Called at most
+  // once a second; callers in between get the last answer. Unset: ready.
+  std::function<bool()> ready;
+  // Told of each answered request: its route template ("/v1/jobs/{job_id}",
+  // "/healthz", or "other" for no route), HTTP status code and time from
+  // its headers to its response. Called on an io thread; must be cheap.
+  absl::AnyInvocable<void(absl::string_view route, int code, absl::Duration) const>
+      observe;
+};
+
+class HttpServer {
+ public:
+  // Binds options.listen (every address its host resolves to; an address in
+  // use is UNAVAILABLE naming http_listen) and starts serving. `transcoder`
+  // and `handlers` must outlive the server.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(HttpOptions options,
+                                                           HttpHooks hooks,
+                                                           const Transcoder* transcoder,
+                                                           const HttpHandlers* handlers);
+  ~HttpServer();
+
+  // The port bound (the one chosen when 0 was asked).
+  int port() const;
+  // Open connections (for tests and logs).
+  int connections() const;
+
+  void Stop(absl::Duration grace = absl::Seconds(5));
+
+  struct Impl;  // Internal (http_server.cc).
+
+ private:
+  explicit HttpServer(std::shared_ptr<Impl> impl);
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace timer::api::http
