@@ -46,6 +46,7 @@
 #include "server/listener.h"
 #include "server/server_metrics.h"
 #include "server/store_open.h"
+#include "util/metrics.h"
 #include "util/status_macros.h"
 
 namespace timer::server {
@@ -385,10 +386,12 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
       options.client_ca = tls_files->client_ca;
     }
     api::http::HttpHooks hooks;
-    // The metrics registry (util/metrics.h) renders here and counts requests
-    // through hooks.observe (route template, code, latency) once it is
-    // wired; until then /metrics is empty and nothing is counted.
-    hooks.metrics = [] { return std::string(); };
+    // The process-wide metrics registry (util/metrics.h): /metrics renders
+    // it, and every answered request is counted by route template and code.
+    hooks.metrics = [] { return metrics::Render(); };
+    hooks.observe = [](absl::string_view route, int code, absl::Duration took) {
+      metrics::ObserveHttpRequest(route, code, took);
+    };
     // Ready when the store answers a read (a job that does not exist: NOT_FOUND
     // is an answer) and, with several replicas, this one's leases are current
     // and it holds shards.
