@@ -9,7 +9,10 @@
 // floor of any zoned computation). Compile: CompileCron (parse + zone
 // lookup, the zone already loaded) and ParseCron alone per second, with the
 // bytes a compiled rule keeps on the heap (counted by this program's
-// operator new).
+// operator new). DecideFire: the run engine's whole per-fire decision (rule
+// lookup in the shared cache, this slot, the next, its jitter) for a cron
+// job against an interval job, both firing every second with a 1 s jitter,
+// as timer_bench_scheduler --cron runs them.
 //
 //   timer_bench_cron [--seconds S]   # S per case, default 0.5
 #include <malloc.h>
@@ -26,7 +29,9 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "domain/cron.h"
+#include "domain/schedule.h"
 #include "domain/schedule_rule.h"
+#include "domain/time_util.h"
 
 namespace {
 
@@ -145,6 +150,39 @@ int main(int argc, char** argv) {
                             DstRepeat::kFirst);
     Row("'0 0 30 2 *' Berlin (never: 400-year search)",
         Rate([&](int64_t i) { g_sink = g_sink + (*rule)->Next(Point(i)).has_value(); }));
+  }
+
+  std::printf("\nDecideFire per CPU-second, one thread (a due slot, on time)\n");
+  {
+    const auto job = [](bool cron) {
+      timer::v1::Job j;
+      j.set_job_id("0d6f8f5e-4c1a-4f7e-9a53-2d4b9b1c7e10");
+      j.set_status(timer::v1::Job::LOADED);
+      timer::v1::Schedule* s = j.mutable_schedule();
+      if (cron) {
+        s->set_cron("* * * * * *");
+      } else {
+        s->set_interval_seconds(1);
+      }
+      s->set_jitter_seconds(1);
+      *s->mutable_start() = timer::domain::ToProto(kBase);
+      return j;
+    };
+    double rates[2];
+    for (int cron = 0; cron < 2; ++cron) {
+      timer::v1::Job j = job(cron == 1);
+      rates[cron] = Rate([&](int64_t i) {
+        const absl::Time slot = kBase + absl::Seconds(i % kYear);
+        *j.mutable_next_scheduled_time() = timer::domain::ToProto(slot);
+        const timer::domain::FireDecision d =
+            timer::domain::DecideFire(j, slot, slot + absl::Milliseconds(1));
+        g_sink = g_sink + absl::ToUnixSeconds(*d.next_fire);
+      });
+    }
+    Row("interval 1 s, 1 s jitter", rates[0]);
+    Row("cron '* * * * * *' UTC, 1 s jitter", rates[1]);
+    std::printf("  %-46s %14.2f us - %.2f us = %.2f us per fire\n", "cron - interval",
+                1e6 / rates[1], 1e6 / rates[0], 1e6 / rates[1] - 1e6 / rates[0]);
   }
 
   std::printf("\nCompile per CPU-second, one thread\n");

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the commands of docs/PERFORMANCE.md, "Current figures at HEAD", in the
 # table's order, and prints their output, so the whole table can be
-# re-measured in one go (about twelve minutes).
+# re-measured in one go (about twenty-five minutes).
 #
 #   bench/current-figures.sh [BUILD_DIR]     # default: build
 #
@@ -21,7 +21,7 @@ fi
 
 cmake --build "$build" --target timer_bench_create_get timer_bench_scheduler \
   timer_bench_transfer timer_bench_cli_status timer_bench_watch timer_bench_replicas \
-  timer_bench_metrics
+  timer_bench_metrics timer_bench_cron
 
 echo "== commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo ' (with local changes)')"
 echo "== $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -36,6 +36,9 @@ commands=(
   "$build/bench/timer_bench_watch --runs 1"
   "$build/bench/timer_bench_replicas --jobs 10000 --seconds 20"
   "$build/bench/timer_bench_metrics"
+  "$build/bench/timer_bench_cron --seconds 2"
+  "$build/bench/timer_bench_scheduler --jobs 10000,20000 --seconds 20 --cron '* * * * * *' --rounds 3"
+  "$build/bench/timer_bench_scheduler --load 1000000 --cron '0 2 * * *' --tz Europe/Berlin"
 )
 
 total_start=$SECONDS
@@ -44,8 +47,9 @@ for cmd in "${commands[@]}"; do
   echo "== \$ $cmd"
   echo "== load average $(cut -d' ' -f1-3 /proc/loadavg)"
   start=$SECONDS
-  # Word splitting is wanted: each entry is a command line without quoting.
-  $cmd
+  # Each entry is a command line as typed in a shell (cron expressions are
+  # quoted): evaluated as such. The entries are this script's own constants.
+  eval "$cmd"
   echo "== $((SECONDS - start)) s"
 done
 echo

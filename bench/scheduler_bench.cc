@@ -10,9 +10,20 @@
 // the same store) and reports the engine's memory per loaded job and the time
 // from start to the first fire.
 //
+// Cron against interval (--cron EXPR, an expression that fires every second
+// such as '* * * * * *'): each --jobs case runs twice in the same process,
+// once with 1 s interval jobs and once with cron jobs on EXPR, both with a
+// 1 s jitter and starting together (so the load has the same shape: the
+// jitter spreads the runs over each second, and a run is missed once the
+// next slot has passed), alternately for --rounds rounds, and prints the
+// ratios of fires/s and of CPU per fire, cron over interval, of each round. With
+// --load, --cron EXPR (and --tz ZONE) makes the million jobs cron jobs
+// instead.
+//
 //   timer_bench_scheduler --jobs 1000,10000,100000 --seconds 30
 //   timer_bench_scheduler --load 1000000
-//   timer_bench_scheduler --cron '* * * * * *' ...   (cron jobs, same cases)
+//   timer_bench_scheduler --jobs 20000 --seconds 20 --cron '* * * * * *' --rounds 3
+//   timer_bench_scheduler --load 1000000 --cron '0 2 * * *' --tz Europe/Berlin
 #include <spawn.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
@@ -27,6 +38,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -39,6 +51,7 @@
 #include "domain/ids.h"
 #include "domain/jobs.h"
 #include "domain/run_engine.h"
+#include "domain/schedule.h"
 #include "domain/time_util.h"
 #include "plugin_host/plugin_host.h"
 #include "store/sqlite_store.h"
@@ -51,8 +64,9 @@ namespace {
 using domain::ActionProvider;
 using domain::ActionStatus;
 
-// Wraps the noop provider: notes when each run reached it, against the time
-// it was scheduled for (start + (run_number - 1) * 1 s for these jobs).
+// Wraps the noop provider: notes when each run reached it (job, run number,
+// time); the time each run was due is computed after the window
+// (FireMode), from the job's schedule.
 class MeasuringProvider final : public ActionProvider {
  public:
   explicit MeasuringProvider(ActionProvider* inner) : inner_(inner) {}
@@ -70,10 +84,8 @@ class MeasuringProvider final : public ActionProvider {
         absl::SimpleAtoi(request_id.substr(slash + 1), &run)) {
       const std::string job_id(request_id.substr(0, slash));
       absl::MutexLock lock(&mu_);
-      auto it = starts_.find(job_id);
-      if (it != starts_.end()) {
-        samples_.push_back({it->second + absl::Seconds(run - 1), now});
-      }
+      auto it = jobs_.find(job_id);
+      if (it != jobs_.end()) samples_.push_back({it->second, run, now});
       if (first_fire_ == absl::InfinitePast()) first_fire_ = now;
     }
     return inner_->Start(request_id, owner, body);
@@ -84,12 +96,14 @@ class MeasuringProvider final : public ActionProvider {
   absl::Status Cancel(absl::string_view id) override { return inner_->Cancel(id); }
   absl::Status Release(absl::string_view id) override { return inner_->Release(id); }
 
-  void Expect(const std::string& job_id, absl::Time start) {
+  // Measure the runs of `job_id`, the job numbered `index` by the caller.
+  void Expect(const std::string& job_id, size_t index) {
     absl::MutexLock lock(&mu_);
-    starts_[job_id] = start;
+    jobs_[job_id] = index;
   }
   struct Sample {
-    absl::Time scheduled;
+    size_t job;
+    int64_t run;
     absl::Time started;
   };
   std::vector<Sample> samples() {
@@ -104,7 +118,7 @@ class MeasuringProvider final : public ActionProvider {
  private:
   ActionProvider* const inner_;
   absl::Mutex mu_;
-  std::map<std::string, absl::Time> starts_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, size_t> jobs_ ABSL_GUARDED_BY(mu_);
   std::vector<Sample> samples_ ABSL_GUARDED_BY(mu_);
   absl::Time first_fire_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 };
@@ -182,10 +196,25 @@ struct Rig {
   static inline int wal_restart_frames = 0;
   // Print lateness for each second of the window (where a tail comes from).
   static inline bool timeline = false;
-  // --cron EXPR: jobs on this cron expression (UTC) instead of a 1 s
-  // interval, with a 1 s jitter so their runs spread over each second as the
-  // interval jobs' starts do.
+  // --cron EXPR and --tz ZONE (load mode): the jobs' cron expression and
+  // time zone instead of a 1 s interval.
   static inline std::string cron;
+  static inline std::string tz;
+
+  // The schedule of the jobs Create makes (its start set per job): a 1 s
+  // interval, or the cron expression `cron_expr` in `tz`, with a jitter of
+  // `jitter_seconds`.
+  static v1::Schedule ScheduleFor(const std::string& cron_expr, int64_t jitter_seconds) {
+    v1::Schedule s;
+    if (cron_expr.empty()) {
+      s.set_interval_seconds(1);
+    } else {
+      s.set_cron(cron_expr);
+      if (!tz.empty()) s.set_time_zone(tz);
+    }
+    s.set_jitter_seconds(jitter_seconds);
+    return s;
+  }
 
   Rig(const std::filesystem::path& d, const std::string& plugin_dir) : dir(d) {
     std::filesystem::create_directories(dir);
@@ -208,8 +237,11 @@ struct Rig {
   }
 
   // Creates jobs with the given starts, `window` at a time; returns their ids.
+  // Job 0 gets `first_missed` and, when given, `first_schedule` instead.
   std::vector<std::string> Create(const std::vector<absl::Time>& starts,
-                                  v1::MissedRunPolicy first_missed = v1::SKIP_MISSED) {
+                                  const v1::Schedule& schedule,
+                                  v1::MissedRunPolicy first_missed = v1::SKIP_MISSED,
+                                  const v1::Schedule* first_schedule = nullptr) {
     std::vector<std::string> ids(starts.size());
     const size_t window = 4096;
     for (size_t from = 0; from < starts.size(); from += window) {
@@ -219,13 +251,9 @@ struct Rig {
       for (size_t i = from; i < to; ++i) {
         v1::CreateJobRequest req;
         v1::Job* job = req.mutable_job();
+        *job->mutable_schedule() =
+            i == 0 && first_schedule != nullptr ? *first_schedule : schedule;
         *job->mutable_schedule()->mutable_start() = domain::ToProto(starts[i]);
-        if (cron.empty()) {
-          job->mutable_schedule()->set_interval_seconds(1);
-        } else {
-          job->mutable_schedule()->set_cron(cron);
-          job->mutable_schedule()->set_jitter_seconds(1);
-        }
         job->mutable_action()->set_provider("noop");
         job->mutable_action()->set_body("{}");
         if (i == 0) job->set_missed_run_policy(first_missed);
@@ -248,7 +276,24 @@ struct Rig {
   }
 };
 
-void FireMode(int64_t n, int seconds, const std::string& plugin_dir) {
+// What one fire-mode case measured.
+struct FireFigures {
+  double fires_per_second = 0;  // Runs started in the window, per second.
+  double fired_ratio = 0;       // ... over the slots in the window.
+  double cpu_us_per_fire = 0;   // The whole process's CPU per run started.
+  double p99_ms = 0;
+};
+
+// N jobs on `schedule` for `seconds`: without a jitter, their starts spread
+// evenly over one second; with one, all starting together (their jitter
+// spreads them). A cron schedule must fire every second (checked): run r of
+// a job is due at its first slot plus r - 1 seconds, plus the slot's jitter
+// (domain::JitterFor, as the engine computes it).
+FireFigures FireMode(int64_t n, int seconds, const std::string& plugin_dir,
+                     const v1::Schedule& schedule) {
+  FireFigures figures;
+  const bool is_cron = schedule.has_cron();
+  const bool jittered = schedule.jitter_seconds() > 0;
   const auto dir =
       std::filesystem::temp_directory_path() / ("timer-bench-" + domain::NewUuid());
   {
@@ -258,10 +303,34 @@ void FireMode(int64_t n, int seconds, const std::string& plugin_dir) {
                                            absl::Seconds(2) + absl::Milliseconds(n / 5),
                                        absl::Seconds(1)) +
                             absl::UnixEpoch();
-    std::vector<absl::Time> starts(n);
-    for (int64_t i = 0; i < n; ++i) starts[i] = base + absl::Seconds(1) * i / n;
-    std::vector<std::string> ids = rig.Create(starts);
-    for (int64_t i = 0; i < n; ++i) rig.measure->Expect(ids[i], starts[i]);
+    // Spread over the first second, or all at `base` (their first slot) and
+    // spread by their jitter.
+    std::vector<absl::Time> starts(n, base);
+    if (!jittered) {
+      for (int64_t i = 0; i < n; ++i) starts[i] = base + absl::Seconds(1) * i / n;
+    }
+    std::vector<std::string> ids = rig.Create(starts, schedule);
+    // When each job's run 1 is due, before its jitter.
+    std::vector<absl::Time> first_slot(starts);
+    std::shared_ptr<const domain::ScheduleRule> rule;
+    if (is_cron) {
+      rule = domain::RuleFor(schedule).value();
+      for (int64_t i = 0; i < n; ++i) {
+        v1::Schedule s = schedule;
+        *s.mutable_start() = domain::ToProto(starts[i]);
+        const std::optional<absl::Time> first =
+            domain::NextSlotAfter(s, rule.get(), starts[i] - absl::Nanoseconds(1));
+        const std::optional<absl::Time> second =
+            first ? domain::NextSlotAfter(s, rule.get(), *first) : std::nullopt;
+        if (!second || *second - *first != absl::Seconds(1)) {
+          std::fprintf(stderr, "--cron %s: must fire every second\n",
+                       schedule.cron().c_str());
+          std::exit(2);
+        }
+        first_slot[i] = *first;
+      }
+    }
+    for (int64_t i = 0; i < n; ++i) rig.measure->Expect(ids[i], i);
     if (absl::Now() > base) {
       // Slots that passed meanwhile are missed (and skipped): say so with the figures.
       std::printf("warning: creating the jobs overran the first slot by %.0f ms\n",
@@ -284,19 +353,33 @@ void FireMode(int64_t n, int seconds, const std::string& plugin_dir) {
     auto threads = ThreadCpuSeconds();
     for (auto& [name, sec] : threads) sec -= threads0.count(name) ? threads0.at(name) : 0;
     engine.Stop();
+    // Slots recorded as missed (a SKIPPED result each, or one for several):
+    // writes that are not runs.
+    int64_t skipped = 0;
+    for (const std::string& id : ids) {
+      absl::StatusOr<v1::Job> job = rig.store->LoadJob(id);
+      if (job.ok()) skipped += job->n_skipped();
+    }
 
     std::vector<double> all, first, last;
     std::vector<std::vector<double>> by_second(seconds);
     int64_t fired = 0;
-    for (const auto& s : rig.measure->samples()) {
-      if (s.scheduled >= end) continue;
+    for (const auto& sample : rig.measure->samples()) {
+      const absl::Time slot = first_slot[sample.job] + absl::Seconds(sample.run - 1);
+      if (slot >= end) continue;
+      absl::Time scheduled = slot;
+      if (jittered) {
+        v1::Schedule s = schedule;
+        *s.mutable_start() = domain::ToProto(starts[sample.job]);
+        scheduled += domain::JitterFor(ids[sample.job], s, slot, slot + absl::Seconds(1));
+      }
       ++fired;
-      const double ms = absl::ToDoubleMilliseconds(s.started - s.scheduled);
+      const double ms = absl::ToDoubleMilliseconds(sample.started - scheduled);
       all.push_back(ms);
-      const int64_t second = absl::ToInt64Seconds(s.scheduled - base);
+      const int64_t second = absl::ToInt64Seconds(slot - base);
       if (second >= 0 && second < seconds) by_second[second].push_back(ms);
-      if (s.scheduled < base + absl::Seconds(5)) first.push_back(ms);
-      if (s.scheduled >= end - absl::Seconds(5)) last.push_back(ms);
+      if (slot < base + absl::Seconds(5)) first.push_back(ms);
+      if (slot >= end - absl::Seconds(5)) last.push_back(ms);
     }
     const int64_t expected = n * seconds;
     if (Rig::timeline) {
@@ -307,15 +390,20 @@ void FireMode(int64_t n, int seconds, const std::string& plugin_dir) {
                     v.empty() ? 0 : *std::max_element(v.begin(), v.end()));
       }
     }
+    figures.fires_per_second = static_cast<double>(fired) / seconds;
+    figures.fired_ratio = static_cast<double>(fired) / expected;
+    figures.cpu_us_per_fire = fired > 0 ? 1e6 * cpu / fired : 0;
+    figures.p99_ms = Percentile(all, 0.99);
     std::printf(
-        "%8lld jobs  %6lld fires/s  fired/expected %.4f  lateness ms p50 %.2f p99 %.2f "
-        "max %.2f  drift ms %.3f  CPU %.0f%%  peak RSS %lld MB\n",
-        static_cast<long long>(n), static_cast<long long>(n),
-        static_cast<double>(fired) / expected, Percentile(all, 0.5),
-        Percentile(all, 0.99),
-        all.empty() ? 0 : *std::max_element(all.begin(), all.end()),
+        "%8lld %s%s jobs  %6lld fires/s offered, %.0f fired/s  fired/expected %.4f  "
+        "slots missed %lld  lateness ms p50 %.2f p99 %.2f max %.2f  drift ms %.3f  "
+        "CPU %.0f%% (%.1f us/fire)  peak RSS %lld MB\n",
+        static_cast<long long>(n), is_cron ? "cron" : "interval",
+        jittered ? " +jitter" : "", static_cast<long long>(n), figures.fires_per_second,
+        figures.fired_ratio, static_cast<long long>(skipped), Percentile(all, 0.5),
+        figures.p99_ms, all.empty() ? 0 : *std::max_element(all.begin(), all.end()),
         Percentile(last, 0.5) - Percentile(first, 0.5), 100.0 * cpu / seconds,
-        static_cast<long long>(RssKb() / 1024));
+        figures.cpu_us_per_fire, static_cast<long long>(RssKb() / 1024));
     // Where the CPU went, per thread name: the store writer is the serial part.
     std::printf("          CPU by thread:");
     for (const auto& [name, sec] : threads) {
@@ -336,6 +424,37 @@ void FireMode(int64_t n, int seconds, const std::string& plugin_dir) {
     std::fflush(stdout);
   }
   std::filesystem::remove_all(dir);
+  return figures;
+}
+
+// Interval jobs, then cron jobs on `cron`, both with a 1 s jitter and all
+// starting at the same second (the same shape of load: each run at its slot
+// plus its jitter, missed once the next slot has passed), `rounds` times,
+// the same N; after each pair, the ratios cron / interval, and their
+// medians.
+void CompareMode(int64_t n, int seconds, int rounds, const std::string& plugin_dir,
+                 const std::string& cron) {
+  std::vector<double> fires, cpu;
+  for (int r = 0; r < rounds; ++r) {
+    const FireFigures interval =
+        FireMode(n, seconds, plugin_dir, Rig::ScheduleFor("", 1));
+    const FireFigures crons = FireMode(n, seconds, plugin_dir, Rig::ScheduleFor(cron, 1));
+    fires.push_back(crons.fires_per_second / std::max(interval.fires_per_second, 1.0));
+    cpu.push_back(crons.cpu_us_per_fire / std::max(interval.cpu_us_per_fire, 1e-9));
+    std::printf(
+        "  round %d: cron/interval fired/s %.0f/%.0f = %.3f, CPU per fire %.1f/%.1f us "
+        "= %.3f, p99 %.1f/%.1f ms\n",
+        r + 1, crons.fires_per_second, interval.fires_per_second, fires.back(),
+        crons.cpu_us_per_fire, interval.cpu_us_per_fire, cpu.back(), crons.p99_ms,
+        interval.p99_ms);
+    std::fflush(stdout);
+  }
+  std::printf(
+      "%8lld jobs, %d rounds: cron/interval durable fires/s median %.3f (min %.3f), CPU "
+      "per fire median %.3f\n",
+      static_cast<long long>(n), rounds, Percentile(fires, 0.5),
+      *std::min_element(fires.begin(), fires.end()), Percentile(cpu, 0.5));
+  std::fflush(stdout);
 }
 
 // Phase 2 of load mode, in a fresh process: open the store, start the engine.
@@ -369,13 +488,23 @@ void LoadMode(int64_t n, const std::string& plugin_dir, const char* self) {
     // All due in an hour, but the first one created, whose slot has passed by
     // the restart and whose policy is to catch up: it fires as soon as the
     // restarted engine can.
+    // With --cron, job 0 is a cron job that fires every second (so that its
+    // slot has passed by the restart whatever the expression).
     std::vector<absl::Time> starts(n, absl::Now() + absl::Hours(1));
     starts.front() = absl::Now() - absl::Hours(1);
+    const v1::Schedule schedule = Rig::ScheduleFor(Rig::cron, 0);
+    const v1::Schedule first =
+        Rig::ScheduleFor(Rig::cron.empty() ? "" : "* * * * * *", 0);
     const absl::Time t0 = absl::Now();
-    rig.Create(starts, v1::RUN_ONCE);
-    std::printf("%8lld jobs created in %.1f s (%.0f creates/s, durable)\n",
-                static_cast<long long>(n), absl::ToDoubleSeconds(absl::Now() - t0),
-                n / absl::ToDoubleSeconds(absl::Now() - t0));
+    rig.Create(starts, schedule, v1::RUN_ONCE, &first);
+    std::printf(
+        "%8lld %s jobs created in %.1f s (%.0f creates/s, durable)\n",
+        static_cast<long long>(n),
+        Rig::cron.empty()
+            ? "interval"
+            : ("cron '" + Rig::cron + "' " + (Rig::tz.empty() ? "UTC" : Rig::tz)).c_str(),
+        absl::ToDoubleSeconds(absl::Now() - t0),
+        n / absl::ToDoubleSeconds(absl::Now() - t0));
     std::fflush(stdout);
   }
   std::string dir_s = dir.string();
@@ -412,8 +541,12 @@ int main(int argc, char** argv) {
                  "WAL frames at which the store's writer finishes a checkpoint "
                  "(default: the store's)");
   app.add_option("--cron", timer::bench::Rig::cron,
-                 "jobs on this cron expression with a 1 s jitter instead of a 1 s "
-                 "interval, e.g. '* * * * * *'");
+                 "fire mode: also cron jobs on this expression (which must fire every "
+                 "second, e.g. '* * * * * *') with a 1 s jitter, alternately with the "
+                 "interval jobs, and their ratio; load mode: the jobs' cron expression");
+  app.add_option("--tz", timer::bench::Rig::tz, "the cron jobs' time zone (default UTC)");
+  int rounds = 1;
+  app.add_option("--rounds", rounds, "with --cron in fire mode: pairs of cases per N");
   app.add_flag("--timeline", timer::bench::Rig::timeline,
                "also print lateness for each second of the window");
   app.add_option("--restart-dir", restart_dir, "(internal) phase 2 of load mode");
@@ -432,7 +565,14 @@ int main(int argc, char** argv) {
   } else {
     for (absl::string_view n : absl::StrSplit(jobs, ',')) {
       int64_t count = 0;
-      if (absl::SimpleAtoi(n, &count)) timer::bench::FireMode(count, seconds, plugin_dir);
+      if (!absl::SimpleAtoi(n, &count)) continue;
+      if (timer::bench::Rig::cron.empty()) {
+        timer::bench::FireMode(count, seconds, plugin_dir,
+                               timer::bench::Rig::ScheduleFor("", 0));
+      } else {
+        timer::bench::CompareMode(count, seconds, std::max(1, rounds), plugin_dir,
+                                  timer::bench::Rig::cron);
+      }
     }
   }
   return 0;

@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "cli_time.h"
 #include "output.h"
+#include "timer/v1/schedule_text.h"
 #include "transfer_items.h"
 
 namespace timer::cli {
@@ -95,38 +96,7 @@ absl::StatusOr<v1::CalendarSpec> ParseCalendarSpecArg(absl::string_view text,
 }
 
 std::string ScheduleText(const v1::Schedule& s) {
-  const auto spec = [](const v1::CalendarSpec& c) {
-    std::vector<std::string> parts;
-    const auto add = [&parts](const char* k, const std::string& v) {
-      if (!v.empty()) parts.push_back(absl::StrCat(k, "=", Echo(v)));
-    };
-    add("sec", c.seconds());
-    add("min", c.minutes());
-    add("hour", c.hours());
-    add("dom", c.days_of_month());
-    add("mon", c.months());
-    add("dow", c.days_of_week());
-    add("year", c.years());
-    return absl::StrCat("'", absl::StrJoin(parts, " "), "'");
-  };
-  const std::string zone = s.time_zone().empty() ? "UTC" : Echo(s.time_zone());
-  switch (s.kind_case()) {
-    case v1::Schedule::kOnce:
-      return "once, at its start";
-    case v1::Schedule::kCron:
-      return absl::StrCat("cron '", Echo(s.cron()), "' in ", zone);
-    case v1::Schedule::kCalendar: {
-      std::vector<std::string> in, out;
-      for (const auto& c : s.calendar().include()) in.push_back(spec(c));
-      for (const auto& c : s.calendar().exclude()) out.push_back(spec(c));
-      return absl::StrCat("calendar ", absl::StrJoin(in, " + "),
-                          out.empty() ? "" : " except ", absl::StrJoin(out, " + "),
-                          " in ", zone);
-    }
-    default:
-      return absl::StrCat("every ", s.interval_seconds(), "s (",
-                          FormatSeconds(s.interval_seconds()), ")");
-  }
+  return timer::ScheduleText(s, {.escape = Echo});
 }
 
 std::string ProviderNameFromActionUrl(absl::string_view url) {

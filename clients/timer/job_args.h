@@ -67,9 +67,11 @@ struct JobArgs {
 absl::StatusOr<v1::CalendarSpec> ParseCalendarSpecArg(absl::string_view text,
                                                       absl::string_view option);
 
-// The schedule in words, as `timer job status` shows it: "every 3600s
-// (1h)", "once at ...", "cron '0 2 * * *' in Europe/Berlin", "calendar
-// 'dow=MON-FRI hour=2' except 'mon=12 dom=24-26' in UTC".
+// The schedule in words, as `timer job status` shows it: "every 3600s",
+// "once at 2026-12-24T18:00:00Z", "cron '0 2 * * *' in Europe/Berlin",
+// "calendar 'hour=2 dow=MON-FRI' except 'dom=24-26 mon=12' in UTC": the
+// shared rendering (timer/v1/schedule_text.h), with every piece of the
+// schedule's own text passed through Echo (terminal-safe, bounded).
 std::string ScheduleText(const v1::Schedule& s);
 
 // The options of `job transfer` that make the transfer provider's body.

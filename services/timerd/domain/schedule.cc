@@ -5,9 +5,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "domain/time_util.h"
+#include "timer/v1/schedule_text.h"
 
 namespace timer::domain {
 namespace {
@@ -213,40 +213,7 @@ absl::StatusOr<std::shared_ptr<const ScheduleRule>> RuleFor(const v1::Schedule& 
   return cache.rules.emplace(std::move(key), *rule).first->second;
 }
 
-std::string DescribeSchedule(const v1::Schedule& s) {
-  const auto spec = [](const v1::CalendarSpec& c) {
-    std::vector<std::string> parts;
-    const auto add = [&parts](const char* k, const std::string& v) {
-      if (!v.empty()) parts.push_back(absl::StrCat(k, "=", v));
-    };
-    add("sec", c.seconds());
-    add("min", c.minutes());
-    add("hour", c.hours());
-    add("dom", c.days_of_month());
-    add("mon", c.months());
-    add("dow", c.days_of_week());
-    add("year", c.years());
-    return absl::StrCat("'", absl::StrJoin(parts, " "), "'");
-  };
-  switch (s.kind_case()) {
-    case v1::Schedule::kOnce:
-      return absl::StrCat("once at ",
-                          absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", FromProto(s.start()),
-                                           absl::UTCTimeZone()));
-    case v1::Schedule::kCron:
-      return absl::StrCat("cron '", s.cron(), "' in ", ZoneOf(s));
-    case v1::Schedule::kCalendar: {
-      std::vector<std::string> in, out;
-      for (const auto& c : s.calendar().include()) in.push_back(spec(c));
-      for (const auto& c : s.calendar().exclude()) out.push_back(spec(c));
-      return absl::StrCat("calendar ", absl::StrJoin(in, " + "),
-                          out.empty() ? "" : " except ", absl::StrJoin(out, " + "),
-                          " in ", ZoneOf(s));
-    }
-    default:
-      return absl::StrCat("every ", s.interval_seconds(), "s");
-  }
-}
+std::string DescribeSchedule(const v1::Schedule& s) { return ScheduleText(s); }
 
 std::optional<absl::Time> NextSlotAfter(const v1::Schedule& s, const ScheduleRule* rule,
                                         absl::Time after) {

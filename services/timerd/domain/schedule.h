@@ -41,8 +41,9 @@ absl::StatusOr<std::shared_ptr<const ScheduleRule>> RuleFor(const v1::Schedule& 
 // The time zone a schedule is evaluated in: "UTC" when empty.
 std::string ZoneOf(const v1::Schedule& s);
 
-// The schedule in words, for status output and previews: "every 1h",
-// "once at 2026-12-06T02:00:00Z", "cron '0 2 * * *' in Europe/Berlin".
+// The schedule in words, for previews: "every 3600s", "once at
+// 2026-12-06T02:00:00Z", "cron '0 2 * * *' in Europe/Berlin" (the shared
+// rendering of timer/v1/schedule_text.h, which the CLI uses too).
 std::string DescribeSchedule(const v1::Schedule& s);
 
 // The first slot of `s` strictly after `after`, never before s.start();

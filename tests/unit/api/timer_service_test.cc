@@ -1035,6 +1035,168 @@ TEST_F(BackfillJobTest, AnotherIdentitysJobIsNotFoundAndRecordsNothing) {
       Backfill(job.job_id(), clock_.Now() - absl::Hours(5), clock_.Now(), bob_).status,
       HasCode(grpc::StatusCode::NOT_FOUND));
   EXPECT_EQ(Get(job.job_id(), alice_).response.last_run_number(), 0);
+// PreviewSchedule
+
+// 2026-03-28T00:00:00Z + h hours + m minutes.
+google::protobuf::Timestamp March2026(int day, int h, int m) {
+  google::protobuf::Timestamp t;
+  t.set_seconds(absl::ToUnixSeconds(
+      absl::FromCivil(absl::CivilMinute(2026, 3, day, h, m), absl::UTCTimeZone())));
+  return t;
+}
+
+v1::Schedule BerlinCron(const std::string& expr) {
+  v1::Schedule s;
+  s.set_cron(expr);
+  s.set_time_zone("Europe/Berlin");
+  return s;
+}
+
+std::vector<int64_t> NominalSeconds(const v1::PreviewScheduleResponse& r) {
+  std::vector<int64_t> out;
+  for (const v1::PreviewEntry& e : r.entries()) out.push_back(e.nominal_time().seconds());
+  return out;
+}
+
+class PreviewScheduleTest : public TimerServiceTest {
+ protected:
+  Reply<v1::PreviewScheduleResponse> Preview(const v1::PreviewScheduleRequest& request,
+                                             const std::string& token) {
+    return Call(&v1::TimerService::Stub::PreviewSchedule, request, token);
+  }
+  // A cron job of alice's, `0 2 * * *` in Europe/Berlin from 2026-03-27.
+  v1::Job CreateCronJob() {
+    v1::CreateJobRequest request = ValidCreate("nightly");
+    *request.mutable_job()->mutable_schedule() = BerlinCron("0 2 * * *");
+    *request.mutable_job()->mutable_schedule()->mutable_start() = March2026(27, 0, 0);
+    Reply<v1::Job> created = Create(request, alice_);
+    EXPECT_THAT(created.status, IsOk());
+    return created.response;
+  }
+};
+
+TEST_F(PreviewScheduleTest, ByJobIdListsItsSlotsAndIsNotFoundForAnotherOwner) {
+  const v1::Job job = CreateCronJob();
+  v1::PreviewScheduleRequest request;
+  request.set_job_id(job.job_id());
+  *request.mutable_from() = March2026(28, 0, 0);
+  request.set_count(3);
+  const Reply<v1::PreviewScheduleResponse> reply = Preview(request, alice_);
+  ASSERT_THAT(reply.status, IsOk());
+  EXPECT_EQ(reply.response.description(), "cron '0 2 * * *' in Europe/Berlin");
+  // 02:00 CET (01:00Z); on the 29th 02:00 does not exist: 03:00 CEST, 01:00Z;
+  // then 02:00 CEST (00:00Z).
+  EXPECT_EQ(
+      NominalSeconds(reply.response),
+      (std::vector<int64_t>{March2026(28, 1, 0).seconds(), March2026(29, 1, 0).seconds(),
+                            March2026(30, 0, 0).seconds()}));
+  for (const v1::PreviewEntry& e : reply.response.entries()) {
+    EXPECT_EQ(e.disposition(), v1::PreviewEntry::FIRES);
+    EXPECT_EQ(e.fire_time().seconds(), e.nominal_time().seconds());
+  }
+  EXPECT_THAT(
+      reply.response.entries(1).why(),
+      AllOf(HasSubstr("does not exist"), HasSubstr("first instant after the gap")));
+  EXPECT_FALSE(reply.response.ended());
+
+  // Another identity's job, an unknown job and a deleted one are not found,
+  // and a job_id that is not a UUID is refused.
+  EXPECT_THAT(Preview(request, bob_).status, HasCode(grpc::StatusCode::NOT_FOUND));
+  v1::PreviewScheduleRequest unknown = request;
+  unknown.set_job_id(domain::NewUuid());
+  EXPECT_THAT(Preview(unknown, alice_).status, HasCode(grpc::StatusCode::NOT_FOUND));
+  v1::PreviewScheduleRequest bad = request;
+  bad.set_job_id("not-a-uuid");
+  EXPECT_THAT(Preview(bad, alice_).status,
+              HasCode(grpc::StatusCode::INVALID_ARGUMENT, HasSubstr("job_id")));
+  ASSERT_THAT(Delete(job.job_id(), alice_).status, IsOk());
+  EXPECT_THAT(Preview(request, alice_).status, HasCode(grpc::StatusCode::NOT_FOUND));
+}
+
+TEST_F(PreviewScheduleTest, OfAnUnsubmittedScheduleWritesNothing) {
+  v1::PreviewScheduleRequest request;
+  *request.mutable_schedule() = BerlinCron("30 2 * * *");
+  request.mutable_schedule()->set_dst_gap(v1::DST_GAP_SHIFT);
+  *request.mutable_from() = March2026(28, 0, 0);
+  request.set_count(3);
+  const Reply<v1::PreviewScheduleResponse> reply = Preview(request, alice_);
+  ASSERT_THAT(reply.status, IsOk());
+  // 02:30 CET (01:30Z); on the 29th shifted by the gap to 03:30 CEST (01:30Z);
+  // then 02:30 CEST (00:30Z).
+  EXPECT_EQ(NominalSeconds(reply.response),
+            (std::vector<int64_t>{March2026(28, 1, 30).seconds(),
+                                  March2026(29, 1, 30).seconds(),
+                                  March2026(30, 0, 30).seconds()}));
+  EXPECT_THAT(reply.response.entries(1).why(), HasSubstr("shifted by the gap"));
+  EXPECT_EQ(reply.response.description(), "cron '30 2 * * *' in Europe/Berlin");
+  EXPECT_THAT(ListIds(alice_), IsEmpty());
+
+  // A once schedule lists its one slot, then says it ended.
+  v1::PreviewScheduleRequest once;
+  once.mutable_schedule()->set_once(true);
+  *once.mutable_schedule()->mutable_start() = March2026(28, 18, 0);
+  *once.mutable_from() = March2026(28, 0, 0);
+  const Reply<v1::PreviewScheduleResponse> one = Preview(once, alice_);
+  ASSERT_THAT(one.status, IsOk());
+  EXPECT_EQ(NominalSeconds(one.response),
+            std::vector<int64_t>{March2026(28, 18, 0).seconds()});
+  EXPECT_TRUE(one.response.ended());
+  EXPECT_EQ(one.response.description(), "once at 2026-03-28T18:00:00Z");
+}
+
+TEST_F(PreviewScheduleTest, CountDefaultsToTenAndIsBounded) {
+  v1::PreviewScheduleRequest request;
+  *request.mutable_schedule() = BerlinCron("*/5 * * * *");
+  *request.mutable_from() = March2026(28, 0, 0);
+  Reply<v1::PreviewScheduleResponse> reply = Preview(request, alice_);
+  ASSERT_THAT(reply.status, IsOk());
+  EXPECT_THAT(reply.response.entries(), SizeIs(10));
+
+  request.set_count(1000);
+  reply = Preview(request, alice_);
+  ASSERT_THAT(reply.status, IsOk());
+  EXPECT_THAT(reply.response.entries(), SizeIs(1000));
+
+  for (int count : {1001, -1, 1 << 30}) {
+    request.set_count(count);
+    EXPECT_THAT(Preview(request, alice_).status,
+                HasCode(grpc::StatusCode::INVALID_ARGUMENT,
+                        AllOf(HasSubstr("count"), HasSubstr("1000"))))
+        << count;
+  }
+}
+
+TEST_F(PreviewScheduleTest, ABadScheduleIsInvalidArgumentNamingTheFieldAndPosition) {
+  v1::PreviewScheduleRequest request;
+  *request.mutable_schedule() = BerlinCron("0 25 * * *");
+  EXPECT_THAT(Preview(request, alice_).status,
+              HasCode(grpc::StatusCode::INVALID_ARGUMENT,
+                      AllOf(HasSubstr("schedule.cron"), HasSubstr("field 2 (hours)"),
+                            HasSubstr("position 3"))));
+  *request.mutable_schedule() = BerlinCron("0 2 * * *");
+  request.mutable_schedule()->set_time_zone("Europe/Atlantis");
+  EXPECT_THAT(Preview(request, alice_).status, HasCode(grpc::StatusCode::INVALID_ARGUMENT,
+                                                       HasSubstr("schedule.time_zone")));
+  // Neither a job nor a schedule.
+  EXPECT_THAT(Preview(v1::PreviewScheduleRequest(), alice_).status,
+              HasCode(grpc::StatusCode::INVALID_ARGUMENT, HasSubstr("job_id")));
+  // Without credentials, nothing is looked at.
+  EXPECT_THAT(Preview(request, "").status, HasCode(grpc::StatusCode::UNAUTHENTICATED));
+}
+
+TEST_F(PreviewScheduleTest, OfAnEndedJobListsNothingAndSaysWhy) {
+  const Reply<v1::Job> created = Create(OneRunOnly(), alice_);
+  ASSERT_THAT(created.status, IsOk());
+  ASSERT_EQ(RunNow(created.response.job_id(), alice_).response.status(), v1::Job::ENDED);
+  v1::PreviewScheduleRequest request;
+  request.set_job_id(created.response.job_id());
+  const Reply<v1::PreviewScheduleResponse> reply = Preview(request, alice_);
+  ASSERT_THAT(reply.status, IsOk());
+  EXPECT_THAT(reply.response.entries(), IsEmpty());
+  EXPECT_TRUE(reply.response.ended());
+  EXPECT_THAT(reply.response.end_reason(),
+              AllOf(HasSubstr("ended"), HasSubstr("STOP_AFTER_RUNS")));
+  EXPECT_EQ(reply.response.description(), "every 3600s");
 }
 
 }  // namespace

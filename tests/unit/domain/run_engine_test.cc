@@ -1186,6 +1186,190 @@ TEST_F(RunEngineTest, DueLagGrowsWhileFiresWait) {
   At(Slot(0, 10));  // One run fills max_active_runs; the other job waits.
   clock_.Set(Slot(0, 10) + absl::Seconds(30));
   EXPECT_EQ(engine_->due_lag(), absl::Seconds(30));
+// Calendar schedules through the engine: cron jobs across real daylight-saving
+// transitions, driven by the fake clock in 5-minute steps (every slot below
+// falls on a step), and a once job. Each run's scheduled_time is checked to
+// the second, with its start (the clock at the step it fired on), and that
+// no slot was skipped or recorded twice.
+namespace dst {
+
+absl::Time Utc(int y, int mo, int d, int h, int mi) {
+  return absl::FromCivil(absl::CivilMinute(y, mo, d, h, mi), absl::UTCTimeZone());
+}
+
+void CronIn(v1::Job& j, const std::string& expr, const std::string& zone,
+            absl::Time start) {
+  j.mutable_schedule()->set_cron(expr);
+  j.mutable_schedule()->set_time_zone(zone);
+  *j.mutable_schedule()->mutable_start() = ToProto(start);
+}
+
+}  // namespace dst
+
+class RunEngineDstTest : public RunEngineTest {
+ protected:
+  // Moves the clock from its time to `to` in `step`s, firing at each.
+  void StepTo(absl::Time to, absl::Duration step = absl::Minutes(5)) {
+    for (absl::Time t = clock_.Now() + step; t <= to; t += step) At(t);
+  }
+
+  // The scheduled times of the job's runs, oldest first, checking that each
+  // succeeded and started at its scheduled time (no run started early or
+  // late) and that nothing was skipped.
+  std::vector<absl::Time> RunTimes(const std::string& job_id) {
+    std::vector<absl::Time> times;
+    const std::vector<v1::JobResult> results = AllResults(job_id);
+    for (auto it = results.rbegin(); it != results.rend(); ++it) {
+      const absl::Time scheduled = FromProto(it->scheduled_time());
+      EXPECT_EQ(it->status(), v1::JobResult::SUCCEEDED) << scheduled;
+      EXPECT_EQ(FromProto(it->start_time()), scheduled);
+      times.push_back(scheduled);
+    }
+    const v1::Job job = Get(job_id);
+    EXPECT_EQ(job.n_skipped(), 0);
+    EXPECT_EQ(job.n_runs(), static_cast<int64_t>(times.size()));
+    return times;
+  }
+};
+
+// Europe/Berlin, 2026-03-29: at 02:00 CET (01:00Z) the clocks go to 03:00
+// CEST, so 02:30 does not exist that day. The day before, 02:30 CET is
+// 01:30Z; the day after, 02:30 CEST is 00:30Z.
+TEST_F(RunEngineDstTest, BerlinSpringForwardFollowsEachGapPolicy) {
+  using dst::Utc;
+  const absl::Time from = Utc(2026, 3, 28, 0, 0);
+  clock_.Set(from);
+  StartEngine();
+  const auto job = [&](v1::DstGapPolicy gap) {
+    return Create(60,
+                  [&](v1::Job& j) {
+                    dst::CronIn(j, "30 2 * * *", "Europe/Berlin", from);
+                    j.mutable_schedule()->set_dst_gap(gap);
+                  })
+        .job_id();
+  };
+  const std::string unspecified = job(v1::DST_GAP_POLICY_UNSPECIFIED);
+  const std::string run_after = job(v1::DST_GAP_RUN_AFTER);
+  const std::string skip = job(v1::DST_GAP_SKIP);
+  const std::string shift = job(v1::DST_GAP_SHIFT);
+  EXPECT_EQ(FromProto(Get(skip).next_run()), Utc(2026, 3, 28, 1, 30));
+
+  StepTo(Utc(2026, 3, 31, 0, 0));
+
+  // Run after the gap (the default): at 03:00 CEST, the first valid instant.
+  const std::vector<absl::Time> after_gap = {
+      Utc(2026, 3, 28, 1, 30), Utc(2026, 3, 29, 1, 0), Utc(2026, 3, 30, 0, 30)};
+  EXPECT_EQ(RunTimes(unspecified), after_gap);
+  EXPECT_EQ(RunTimes(run_after), after_gap);
+  // Skip: no run that day.
+  EXPECT_EQ(RunTimes(skip),
+            (std::vector<absl::Time>{Utc(2026, 3, 28, 1, 30), Utc(2026, 3, 30, 0, 30)}));
+  // Shift by the gap's length (1 h): 03:30 CEST, 01:30Z.
+  EXPECT_EQ(RunTimes(shift),
+            (std::vector<absl::Time>{Utc(2026, 3, 28, 1, 30), Utc(2026, 3, 29, 1, 30),
+                                     Utc(2026, 3, 30, 0, 30)}));
+  for (const std::string& id : {unspecified, run_after, skip, shift}) {
+    EXPECT_EQ(FromProto(Get(id).next_run()), Utc(2026, 3, 31, 0, 30)) << id;
+  }
+}
+
+// Europe/Berlin, 2026-10-25: at 03:00 CEST (01:00Z) the clocks go back to
+// 02:00 CET, so 02:30 happens twice: 00:30Z (CEST) and 01:30Z (CET).
+TEST_F(RunEngineDstTest, BerlinFallBackFollowsEachRepeatPolicy) {
+  using dst::Utc;
+  const absl::Time from = Utc(2026, 10, 24, 0, 0);
+  clock_.Set(from);
+  StartEngine();
+  const auto job = [&](v1::DstRepeatPolicy repeat) {
+    return Create(60,
+                  [&](v1::Job& j) {
+                    dst::CronIn(j, "30 2 * * *", "Europe/Berlin", from);
+                    j.mutable_schedule()->set_dst_repeat(repeat);
+                  })
+        .job_id();
+  };
+  const std::string unspecified = job(v1::DST_REPEAT_POLICY_UNSPECIFIED);
+  const std::string first = job(v1::DST_REPEAT_FIRST);
+  const std::string last = job(v1::DST_REPEAT_LAST);
+  const std::string both = job(v1::DST_REPEAT_BOTH);
+
+  StepTo(Utc(2026, 10, 27, 0, 0));
+
+  // The first occurrence (the default): once, in summer time.
+  const std::vector<absl::Time> once_first = {
+      Utc(2026, 10, 24, 0, 30), Utc(2026, 10, 25, 0, 30), Utc(2026, 10, 26, 1, 30)};
+  EXPECT_EQ(RunTimes(unspecified), once_first);
+  EXPECT_EQ(RunTimes(first), once_first);
+  // The last: once, in standard time.
+  EXPECT_EQ(RunTimes(last),
+            (std::vector<absl::Time>{Utc(2026, 10, 24, 0, 30), Utc(2026, 10, 25, 1, 30),
+                                     Utc(2026, 10, 26, 1, 30)}));
+  // Both: twice that day, an hour apart.
+  EXPECT_EQ(RunTimes(both), (std::vector<absl::Time>{
+                                Utc(2026, 10, 24, 0, 30), Utc(2026, 10, 25, 0, 30),
+                                Utc(2026, 10, 25, 1, 30), Utc(2026, 10, 26, 1, 30)}));
+  for (const std::string& id : {unspecified, first, last, both}) {
+    EXPECT_EQ(FromProto(Get(id).next_run()), Utc(2026, 10, 27, 1, 30)) << id;
+  }
+}
+
+// America/New_York, 2026: 02:00 EST -> 03:00 EDT on 8 March (07:00Z), 02:00
+// EDT -> 01:00 EST on 1 November (06:00Z), with the default policies and a
+// job that runs at both 01:30s.
+TEST_F(RunEngineDstTest, NewYorkTransitionsWithTheDefaultsAndBoth) {
+  using dst::Utc;
+  const absl::Time spring = Utc(2026, 3, 7, 0, 0);
+  clock_.Set(spring);
+  StartEngine();
+  const std::string gap = Create(60, [&](v1::Job& j) {
+                            dst::CronIn(j, "30 2 * * *", "America/New_York", spring);
+                          }).job_id();
+  StepTo(Utc(2026, 3, 10, 0, 0));
+  EXPECT_EQ(RunTimes(gap),
+            (std::vector<absl::Time>{Utc(2026, 3, 7, 7, 30), Utc(2026, 3, 8, 7, 0),
+                                     Utc(2026, 3, 9, 6, 30)}));
+
+  const absl::Time fall = Utc(2026, 10, 31, 0, 0);
+  clock_.Set(fall);
+  const auto job = [&](v1::DstRepeatPolicy repeat) {
+    return Create(60,
+                  [&](v1::Job& j) {
+                    dst::CronIn(j, "30 1 * * *", "America/New_York", fall);
+                    j.mutable_schedule()->set_dst_repeat(repeat);
+                  })
+        .job_id();
+  };
+  const std::string first = job(v1::DST_REPEAT_POLICY_UNSPECIFIED);
+  const std::string both = job(v1::DST_REPEAT_BOTH);
+  StepTo(Utc(2026, 11, 3, 0, 0));
+  EXPECT_EQ(RunTimes(first),
+            (std::vector<absl::Time>{Utc(2026, 10, 31, 5, 30), Utc(2026, 11, 1, 5, 30),
+                                     Utc(2026, 11, 2, 6, 30)}));
+  EXPECT_EQ(RunTimes(both),
+            (std::vector<absl::Time>{Utc(2026, 10, 31, 5, 30), Utc(2026, 11, 1, 5, 30),
+                                     Utc(2026, 11, 1, 6, 30), Utc(2026, 11, 2, 6, 30)}));
+}
+
+TEST_F(RunEngineDstTest, AOnceJobRunsExactlyOnceThenEndsComplete) {
+  using dst::Utc;
+  const absl::Time at = Utc(2026, 12, 24, 18, 0);
+  clock_.Set(at - absl::Hours(1));
+  StartEngine();
+  const std::string id = Create(60, [&](v1::Job& j) {
+                           j.mutable_schedule()->set_once(true);
+                           *j.mutable_schedule()->mutable_start() = ToProto(at);
+                         }).job_id();
+  EXPECT_EQ(FromProto(Get(id).next_run()), at);
+  At(at - absl::Seconds(1));
+  EXPECT_TRUE(fake_.starts().empty());
+  At(at);
+  StepTo(at + absl::Hours(2));
+  EXPECT_EQ(RunTimes(id), std::vector<absl::Time>{at});
+  EXPECT_THAT(fake_.starts(), ElementsAre(id + "/1"));
+  const v1::Job after = Get(id);
+  EXPECT_EQ(after.status(), v1::Job::ENDED);
+  EXPECT_EQ(after.end_reason(), v1::Job::SCHEDULE_COMPLETE);
+  EXPECT_FALSE(after.has_next_run());
 }
 
 }  // namespace

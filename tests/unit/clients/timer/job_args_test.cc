@@ -160,6 +160,20 @@ TEST(FillJobTest, CalendarScheduleOptionsSetTheirFieldsAndMaskPaths) {
   EXPECT_EQ(o.schedule().start().seconds(), 1798135200);
 }
 
+TEST(ScheduleTextTest, EchoesTheSchedulesOwnTextSafelyAndNamesTheOnceTime) {
+  v1::Schedule cron;
+  cron.set_cron("0 2 * * *\x1b[2J");
+  cron.set_time_zone("Europe/Berlin\n");
+  EXPECT_EQ(ScheduleText(cron), "cron '0 2 * * *\\x1b[2J' in Europe/Berlin\\n");
+  v1::Schedule cal;
+  cal.mutable_calendar()->add_include()->set_hours(std::string(200, '1'));
+  EXPECT_THAT(ScheduleText(cal), HasSubstr("...(200 bytes)' in UTC"));
+  v1::Schedule once;
+  once.set_once(true);
+  once.mutable_start()->set_seconds(1798135200);
+  EXPECT_EQ(ScheduleText(once), "once at 2026-12-24T18:00:00Z");
+}
+
 TEST(FillJobTest, ScheduleKindsAreExclusiveAndSpecsParse) {
   JobArgs a;
   a.interval = "1h";
