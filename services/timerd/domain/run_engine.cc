@@ -78,12 +78,15 @@ absl::Status RunEngine::Start() {
     if (!open.ok()) return open.status();
     for (auto& [job_id, result] : *open) Reconcile(job_id, std::move(result));
     {
+      // Read first, then queued all at once (TimerQueue::SetAll); under the
+      // lock throughout, so no JobChanged lands between the two.
       absl::MutexLock lock(&mu_);
-      absl::Status scan = store_->ScanDue(
-          [this](const std::string& id, int64_t us) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-            if (auto key = JobKey::Parse(id)) queue_.Set(*key, absl::FromUnixMicros(us));
-          });
+      std::vector<std::pair<JobKey, int64_t>> due;
+      absl::Status scan = store_->ScanDue([&due](const std::string& id, int64_t us) {
+        if (auto key = JobKey::Parse(id)) due.emplace_back(*key, us);
+      });
       if (!scan.ok()) return scan;
+      queue_.SetAll(due);
       spdlog::info("run engine: {} jobs scheduled, {} open runs reconciled",
                    queue_.size(), open->size());
     }
@@ -1334,12 +1337,12 @@ void RunEngine::ShardsGained(const std::vector<store::HeldShard>& gained) {
   if (stopping_) return;
   firing_ |= shards;
   const size_t before = queue_.size();
+  std::vector<std::pair<JobKey, int64_t>> due;
   absl::Status scan =
-      store_->ScanDueInShards(shards, [this](const std::string& id, int64_t us)
-                                          ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-                                            if (auto key = JobKey::Parse(id))
-                                              queue_.Set(*key, absl::FromUnixMicros(us));
-                                          });
+      store_->ScanDueInShards(shards, [&due](const std::string& id, int64_t us) {
+        if (auto key = JobKey::Parse(id)) due.emplace_back(*key, us);
+      });
+  if (scan.ok()) queue_.SetAll(due);
   if (!scan.ok()) {
     spdlog::warn("run engine: loading the jobs of {} gained shards failed: {}",
                  shards.count(), std::string(scan.message()));

@@ -42,6 +42,24 @@ bool TimerQueue::Stale(const Entry& e) const {
 }
 
 void TimerQueue::Set(const JobKey& key, absl::Time due) {
+  SetUnordered(key, Micros(due));
+  std::push_heap(heap_.begin(), heap_.end(), Later);
+  if (heap_.size() > 2 * index_.size() + 1024) Compact();
+}
+
+void TimerQueue::SetAll(const std::vector<std::pair<JobKey, int64_t>>& jobs) {
+  index_.reserve(index_.size() + jobs.size());
+  slots_.reserve(slots_.size() + jobs.size());
+  heap_.reserve(heap_.size() + jobs.size());
+  for (const auto& [key, due_us] : jobs) SetUnordered(key, due_us);
+  if (heap_.size() > 2 * index_.size() + 1024) {
+    Compact();  // Drops the stale entries and makes the heap.
+  } else {
+    std::make_heap(heap_.begin(), heap_.end(), Later);
+  }
+}
+
+void TimerQueue::SetUnordered(const JobKey& key, int64_t due_us) {
   uint32_t slot;
   auto it = index_.find(key);
   if (it != index_.end()) {
@@ -59,11 +77,9 @@ void TimerQueue::Set(const JobKey& key, absl::Time due) {
     slots_[slot].live = true;
   }
   Slot& s = slots_[slot];
-  s.due_us = Micros(due);
+  s.due_us = due_us;
   ++s.generation;
   heap_.push_back(Entry{s.due_us, slot, s.generation});
-  std::push_heap(heap_.begin(), heap_.end(), Later);
-  if (heap_.size() > 2 * index_.size() + 1024) Compact();
 }
 
 size_t TimerQueue::RemoveIf(absl::FunctionRef<bool(const JobKey&)> drop) {

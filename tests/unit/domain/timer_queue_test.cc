@@ -92,5 +92,38 @@ TEST(TimerQueueTest, ManyRandomMovesStayOrderedAndCompact) {
   EXPECT_EQ(q.size(), 0u);
 }
 
+// SetAll, the load at start: the same queue as one Set per job, also over
+// jobs already queued (moved, not doubled) and with a job named twice (the
+// later due time wins, as two Sets).
+TEST(TimerQueueTest, SetAllQueuesAsOneSetEachWould) {
+  TimerQueue q;
+  q.Set(Key(1), T(500));
+  q.Set(Key(2), T(5));
+  std::mt19937 rng(11);
+  std::vector<std::pair<JobKey, int64_t>> jobs;
+  std::vector<int64_t> due(5000);
+  for (int i = 0; i < 5000; ++i) {
+    due[i] = rng() % 100000;
+    jobs.emplace_back(Key(i), absl::ToUnixMicros(T(due[i])));
+  }
+  jobs.emplace_back(Key(7), absl::ToUnixMicros(T(3)));
+  due[7] = 3;
+  q.SetAll(jobs);
+  EXPECT_EQ(q.size(), 5000u);
+  EXPECT_EQ(q.DueTime(Key(1)), T(due[1]));
+  EXPECT_EQ(q.DueTime(Key(2)), T(due[2]));
+  EXPECT_EQ(q.DueTime(Key(7)), T(3));
+  auto popped = q.PopDue(T(1000000), 1000000);
+  ASSERT_EQ(popped.size(), 5000u);
+  for (size_t i = 0; i < popped.size(); ++i) {
+    EXPECT_EQ(popped[i].second, T(due[popped[i].first.lo])) << i;
+    if (i > 0) {
+      EXPECT_LE(popped[i - 1].second, popped[i].second);
+    }
+  }
+  EXPECT_EQ(q.size(), 0u);
+  EXPECT_EQ(q.NextDue(), std::nullopt);
+}
+
 }  // namespace
 }  // namespace timer::domain
