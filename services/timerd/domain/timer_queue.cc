@@ -19,7 +19,7 @@ int HexValue(char c) {
 }  // namespace
 
 std::optional<JobKey> JobKey::Parse(absl::string_view uuid) {
-  if (!IsUuid(std::string(uuid))) return std::nullopt;
+  if (!IsUuid(uuid)) return std::nullopt;  // No copy: a million of these at start.
   JobKey key;
   int nibbles = 0;
   for (char c : uuid) {
