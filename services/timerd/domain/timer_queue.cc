@@ -19,7 +19,8 @@ int HexValue(char c) {
 }  // namespace
 
 std::optional<JobKey> JobKey::Parse(absl::string_view uuid) {
-  if (!IsUuid(uuid)) return std::nullopt;  // No copy: a million of these at start.
+  // No copy: a million of these at start.
+  if (!IsUuid(std::string_view(uuid.data(), uuid.size()))) return std::nullopt;
   JobKey key;
   int nibbles = 0;
   for (char c : uuid) {

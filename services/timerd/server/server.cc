@@ -390,7 +390,8 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
     // it, and every answered request is counted by route template and code.
     hooks.metrics = [] { return metrics::Render(); };
     hooks.observe = [](absl::string_view route, int code, absl::Duration took) {
-      metrics::ObserveHttpRequest(route, code, took);
+      metrics::ObserveHttpRequest(std::string_view(route.data(), route.size()), code,
+                                  took);
     };
     // Ready when the store answers a read (a job that does not exist: NOT_FOUND
     // is an answer) and, with several replicas, this one's leases are current
