@@ -1186,6 +1186,8 @@ TEST_F(RunEngineTest, DueLagGrowsWhileFiresWait) {
   At(Slot(0, 10));  // One run fills max_active_runs; the other job waits.
   clock_.Set(Slot(0, 10) + absl::Seconds(30));
   EXPECT_EQ(engine_->due_lag(), absl::Seconds(30));
+}
+
 // Calendar schedules through the engine: cron jobs across real daylight-saving
 // transitions, driven by the fake clock in 5-minute steps (every slot below
 // falls on a step), and a once job. Each run's scheduled_time is checked to
