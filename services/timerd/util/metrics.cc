@@ -204,7 +204,7 @@ FamilyBase::Slot& FamilyBase::Find(LabelValues values) {
   }
   if (n == max_series_) {
     if (Slot* o = other_.load(std::memory_order_relaxed)) return *o;
-    other_slot_.values.assign(label_names_.size(), "other");
+    other_slot_.values.assign(label_names_.size(), "_overflow");
     other_slot_.metric = MakeMetric();
     other_.store(&other_slot_, std::memory_order_release);
     return other_slot_;

@@ -7,7 +7,9 @@
 // closed set (an outcome, a status code, a loaded provider's name, a
 // declared method or route): a family holds at most `max_series` series
 // (64 unless its Add* call says otherwise); the values of any further
-// series are all folded into one series whose every label is "other". So no
+// series are all folded into one series whose every label is "_overflow"
+// (a value no route, provider or code takes, so it never repeats a real
+// series: Prometheus refuses a scrape with duplicate samples). So no
 // caller can grow a family without bound, and nothing is ever per job.
 //
 // The hot path is lock-free and allocation-free: Counter::Inc is one
@@ -139,7 +141,7 @@ class FamilyBase {
   virtual void Render(std::string& out) const = 0;
 
   struct Slot;
-  // The slot of `values`, made if new (beyond max_series: the "other" one).
+  // The slot of `values`, made if new (beyond max_series: the "_overflow" one).
   // Aborts if the number of values is not the number of labels.
   Slot& Find(LabelValues values);
   // Makes the metric of a new slot.
