@@ -1035,6 +1035,8 @@ TEST_F(BackfillJobTest, AnotherIdentitysJobIsNotFoundAndRecordsNothing) {
       Backfill(job.job_id(), clock_.Now() - absl::Hours(5), clock_.Now(), bob_).status,
       HasCode(grpc::StatusCode::NOT_FOUND));
   EXPECT_EQ(Get(job.job_id(), alice_).response.last_run_number(), 0);
+}
+
 // PreviewSchedule
 
 // 2026-03-28T00:00:00Z + h hours + m minutes.
