@@ -317,6 +317,12 @@ const std::vector<ConfigKey>& ConfigKeys() {
        .max = 3'600'000,
        .doc = "a kept-alive HTTP connection idle this long is closed; the next "
               "request's headers then have http_header_timeout_ms"},
+      {.path = "http_sse_heartbeat_ms",
+       .field = &Config::http_sse_heartbeat_ms,
+       .min = 10,
+       .max = 3'600'000,
+       .doc = "a watch stream over HTTP (server-sent events) with nothing to send "
+              "this long sends a `: keep-alive` comment, so proxies keep it open"},
       {.path = "auth.jwt.keys_file",
        .field = &Config::jwt_keys_file,
        .doc = "JWKS document or PEM public key(s): accept JWTs signed by them",

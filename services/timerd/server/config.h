@@ -105,6 +105,7 @@ struct Config {
   int64_t http_header_timeout_ms = 10000;
   int64_t http_body_timeout_ms = 30000;
   int64_t http_idle_timeout_ms = 60000;
+  int64_t http_sse_heartbeat_ms = 15000;
   // [auth.jwt]; JWTs are accepted only when jwt_keys_file is set.
   std::string jwt_keys_file;
   std::string jwt_issuer;

@@ -368,7 +368,7 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
              pool->FindServiceByName(v1::SessionService::service_full_name())}));
     impl->http_routes = std::make_unique<api::http::Transcoder>(std::move(routes));
     impl->http_handlers = std::make_unique<api::http::HttpHandlers>(
-        impl->jobs.get(), impl->authenticator.get());
+        impl->jobs.get(), impl->authenticator.get(), impl->watches.get());
     api::http::HttpOptions options;
     options.listen = config.http_listen;
     options.max_connections = config.http_max_connections;
@@ -380,6 +380,7 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
     options.header_timeout = absl::Milliseconds(config.http_header_timeout_ms);
     options.body_timeout = absl::Milliseconds(config.http_body_timeout_ms);
     options.idle_timeout = absl::Milliseconds(config.http_idle_timeout_ms);
+    options.sse_heartbeat = absl::Milliseconds(config.http_sse_heartbeat_ms);
     if (tls_files) {
       options.cert_chain = tls_files->cert_chain;
       options.private_key = tls_files->private_key;
@@ -476,11 +477,12 @@ void TimerServer::Shutdown(absl::Duration grace) {
   }
   if (impl_->metrics != nullptr) impl_->metrics->Stop();  // Before the store closes.
   impl_->grpc_server->GetHealthCheckService()->SetServingStatus(false);
-  // HTTP takes no new requests; those in flight get their answers first.
-  if (impl_->http != nullptr) impl_->http->Stop(std::min(grace, absl::Seconds(5)));
-  // Watch streams end now (UNAVAILABLE, with the `since` to resume from)
-  // instead of holding the shutdown for its whole grace period.
+  // Watch streams (gRPC and HTTP) end now (UNAVAILABLE, with the `since` to
+  // resume from) instead of holding the shutdown for its whole grace period.
   impl_->events->Shutdown();
+  // HTTP takes no new requests; those in flight get their answers first,
+  // and watch streams their final event.
+  if (impl_->http != nullptr) impl_->http->Stop(std::min(grace, absl::Seconds(5)));
   // RunJobNow calls waiting for another replica end now (UNAVAILABLE), and
   // relayed runs being recorded here are answered.
   if (impl_->relay != nullptr) impl_->relay->Stop();

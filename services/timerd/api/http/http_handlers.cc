@@ -36,8 +36,9 @@ const google::protobuf::MethodDescriptor* MethodOf(
 
 }  // namespace
 
-HttpHandlers::HttpHandlers(domain::JobService* jobs, const auth::Authenticator* auth)
-    : jobs_(jobs), auth_(auth) {
+HttpHandlers::HttpHandlers(domain::JobService* jobs, const auth::Authenticator* auth,
+                           domain::WatchStarter* watches)
+    : jobs_(jobs), auth_(auth), watches_(watches) {
   const auto* pool = google::protobuf::DescriptorPool::generated_pool();
   const auto* timer = pool->FindServiceByName("timer.v1.TimerService");
   const auto* session = pool->FindServiceByName("timer.v1.SessionService");
@@ -151,7 +152,7 @@ void HttpHandlers::Call(const google::protobuf::MethodDescriptor* method,
                         Reply reply) const {
   if (method->server_streaming()) {
     std::move(reply)(absl::UnimplementedError(
-        absl::StrCat(method->name(), " over HTTP: server-sent events: not built yet")));
+        absl::StrCat(method->name(), " over HTTP: a server-sent event stream")));
     return;
   }
   auto it = handlers_.find(method);
@@ -169,6 +170,35 @@ void HttpHandlers::Call(const google::protobuf::MethodDescriptor* method,
                  absl::StatusOr<std::unique_ptr<Message>> result) mutable {
                std::move(reply)(std::move(result));
              });
+}
+
+absl::StatusOr<HttpHandlers::Watch> HttpHandlers::OpenWatch(
+    const google::protobuf::MethodDescriptor* method, const auth::Principal& caller,
+    const Message& request, std::optional<int64_t> last_event_id,
+    absl::AnyInvocable<void()> on_ready) const {
+  if (watches_ == nullptr || !method->server_streaming()) {
+    return absl::UnimplementedError(
+        absl::StrCat(method->full_name(), ": not served as a stream over HTTP"));
+  }
+  // As api/watch.cc's OpenWatchJob / OpenWatchJobs.
+  absl::StatusOr<domain::WatchFilter> filter;
+  int64_t since = 0;
+  if (const auto* one = dynamic_cast<const v1::WatchJobRequest*>(&request)) {
+    filter = jobs_->WatchJobFilter(caller.identity, *one);
+    since = one->since();
+  } else if (const auto* all = dynamic_cast<const v1::WatchJobsRequest*>(&request)) {
+    filter = jobs_->WatchJobsFilter(caller.identity, *all);
+    since = all->since();
+  } else {
+    return absl::UnimplementedError(
+        absl::StrCat(method->full_name(), ": not served as a stream over HTTP"));
+  }
+  if (!filter.ok()) return filter.status();
+  Watch watch;
+  watch.end_on_delete = !filter->job_id.empty();
+  watch.feed = watches_->Open(*std::move(filter), last_event_id.value_or(since),
+                              std::move(on_ready));
+  return watch;
 }
 
 }  // namespace timer::api::http

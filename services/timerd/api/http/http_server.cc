@@ -10,10 +10,13 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/ssl.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <deque>
 #include <optional>
 #include <thread>
 #include <type_traits>
@@ -21,6 +24,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -28,6 +32,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "api/http/sse.h"
 #include "util/escape.h"
 
 namespace timer::api::http {
@@ -47,6 +52,52 @@ constexpr absl::Duration kReadyCacheFor = absl::Seconds(1);
 // before it closes, so the client reads the answer instead of a reset.
 constexpr absl::Duration kLingerFor = absl::Seconds(1);
 constexpr size_t kLingerBytes = 64 << 10;
+// A watch stream's write: at most this many events, and this many bytes
+// beyond the first event (as gRPC's messages, api/watch.cc).
+constexpr size_t kSseMaxEventsPerWrite = 256;
+constexpr size_t kSseMaxBytesPerWrite = 1 << 20;
+// A stream's write buffer is given back after a write over this size, so
+// an idle stream holds little.
+constexpr size_t kSseKeepBufferBytes = 16 << 10;
+
+// The SSE frames of recent events (api/http/sse.h), made once for all the
+// streams that send the same event, as the gRPC streams share its wire form.
+// Bounded: at most kEvents frames and kBytes of them; each entry holds its
+// event so the key (its address) is not reused while kept.
+class SseFrameCache {
+ public:
+  static constexpr size_t kEvents = 4096;
+  static constexpr size_t kBytes = 8 << 20;
+
+  std::shared_ptr<const std::string> Get(const domain::EventPtr& e) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = frames_.find(e.get());
+      if (it != frames_.end()) return it->second;
+    }
+    auto frame = std::make_shared<std::string>();
+    AppendSseEvent(e->message, *frame);
+    absl::MutexLock lock(&mu_);
+    auto [it, inserted] = frames_.emplace(e.get(), frame);
+    if (!inserted) return it->second;
+    order_.push_back(e);
+    bytes_ += frame->size();
+    while (order_.size() > kEvents || (bytes_ > kBytes && order_.size() > 1)) {
+      auto old = frames_.find(order_.front().get());
+      bytes_ -= old->second->size();
+      frames_.erase(old);
+      order_.pop_front();
+    }
+    return frame;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::deque<domain::EventPtr> order_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<const domain::Event*, std::shared_ptr<const std::string>> frames_
+      ABSL_GUARDED_BY(mu_);
+  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+};
 
 std::chrono::steady_clock::duration Chrono(absl::Duration d) {
   return absl::ToChronoNanoseconds(d);
@@ -106,6 +157,23 @@ struct HttpServer::Impl {
   absl::Time ready_checked ABSL_GUARDED_BY(ready_mu) = absl::InfinitePast();
   bool ready_last ABSL_GUARDED_BY(ready_mu) = false;
   bool probing ABSL_GUARDED_BY(ready_mu) = false;
+
+  SseFrameCache sse_frames;
+  // The feeds of open watch streams: whoever takes one out stops it (the
+  // stream when it ends, or Stop() for those left).
+  absl::Mutex feeds_mu;
+  absl::flat_hash_set<std::shared_ptr<domain::WatchFeed>> feeds ABSL_GUARDED_BY(feeds_mu);
+  bool feeds_closed ABSL_GUARDED_BY(feeds_mu) = false;
+  bool AddFeed(const std::shared_ptr<domain::WatchFeed>& feed) {
+    absl::MutexLock lock(&feeds_mu);
+    if (feeds_closed) return false;
+    feeds.insert(feed);
+    return true;
+  }
+  bool TakeFeed(const std::shared_ptr<domain::WatchFeed>& feed) {
+    absl::MutexLock lock(&feeds_mu);
+    return feeds.erase(feed) > 0;
+  }
 
   absl::Mutex refusal_mu;
   absl::Time next_refusal_log ABSL_GUARDED_BY(refusal_mu) = absl::InfinitePast();
@@ -196,6 +264,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   Session(HttpServer::Impl* impl, Stream stream, std::string peer)
       : impl_(impl), stream_(std::move(stream)), peer_(std::move(peer)) {}
   ~Session() {
+    if (feed_ != nullptr && impl_->TakeFeed(feed_)) feed_->Stop();
     if (in_flight_) impl_->EndRequest();
     if (body_reserved_ > 0) impl_->ReleaseBody(body_reserved_);
     impl_->Release(peer_);
@@ -394,6 +463,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_->get().body().clear();
     parser_->get().body().shrink_to_fit();
     if (!built.ok()) return RespondStatus(built);
+    if (method->server_streaming()) return OpenStream(method, *request);
     impl_->handlers->Call(
         method, principal_, std::move(request),
         [self = this->shared_from_this()](
@@ -406,6 +476,128 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                       self->Respond(200, "application/json", ToJson(**result));
                     });
         });
+  }
+
+  // A watch stream (see http_server.h): refused as any request (400, 429,
+  // ...) if its feed cannot start, else text/event-stream until it ends.
+  void OpenStream(const google::protobuf::MethodDescriptor* method,
+                  const google::protobuf::Message& request) {
+    const auto& req = parser_->get();
+    std::optional<int64_t> last_event_id;
+    if (auto it = req.find("Last-Event-ID"); it != req.end()) {
+      const absl::string_view value(it->value().data(), it->value().size());
+      last_event_id = ParseLastEventId(value);
+      if (!last_event_id) {
+        return RespondStatus(absl::InvalidArgumentError(
+            "Last-Event-ID: must be an event's id (a sequence number >= 0)"));
+      }
+    }
+    std::weak_ptr<Session> weak = this->shared_from_this();
+    absl::StatusOr<HttpHandlers::Watch> watch =
+        impl_->handlers->OpenWatch(method, principal_, request, last_event_id, [weak] {
+          // On a hub or starter thread: the stream's work goes to its strand.
+          if (std::shared_ptr<Session> self = weak.lock()) {
+            net::post(self->stream_.get_executor(), [self] { self->PumpStream(); });
+          }
+        });
+    if (!watch.ok()) return RespondStatus(watch.status());
+    feed_ = std::move(watch->feed);
+    end_on_delete_ = watch->end_on_delete;
+    // Over a bound on open streams: refused before any event (429).
+    if (absl::Status closed = feed_->closed(); !closed.ok()) {
+      feed_->Stop();
+      feed_ = nullptr;
+      return RespondStatus(closed);
+    }
+    if (!impl_->AddFeed(feed_)) {
+      feed_->Stop();
+      feed_ = nullptr;
+      return RespondStatus(absl::UnavailableError("timerd is shutting down"));
+    }
+    impl_->Observe(route_, 200, absl::Now() - started_);
+    streaming_ = true;
+    // Until the stream ends, the connection serves nothing else.
+    out_ = absl::StrCat(req.version() == 10 ? "HTTP/1.0" : "HTTP/1.1",
+                        " 200 OK\r\n"
+                        "Content-Type: text/event-stream; charset=utf-8\r\n"
+                        "Cache-Control: no-store\r\n"
+                        "X-Accel-Buffering: no\r\n"
+                        "Connection: close\r\n\r\n");
+    heartbeat_.emplace(stream_.get_executor());
+    ArmHeartbeat();
+    // A client that closes (or sends anything more) ends the stream.
+    Lowest().socket().async_wait(tcp::socket::wait_read,
+                                 [self = this->shared_from_this()](beast::error_code ec) {
+                                   if (!ec) self->EndStream();
+                                 });
+    PumpStream();
+  }
+
+  void ArmHeartbeat() {
+    heartbeat_->expires_after(Chrono(impl_->options.sse_heartbeat));
+    heartbeat_->async_wait([self = this->shared_from_this()](beast::error_code ec) {
+      if (ec || self->stream_ended_) return;
+      self->heartbeat_due_ = true;
+      self->PumpStream();
+      self->ArmHeartbeat();
+    });
+  }
+
+  // On the strand: starts the next write with every event ready (within
+  // the per-write bounds), the stream's final event, or a heartbeat; one
+  // write in flight at a time.
+  void PumpStream() {
+    if (!streaming_ || stream_ended_ || writing_) return;
+    bool last = false;
+    taken_.clear();
+    feed_->Take(kSseMaxEventsPerWrite, taken_, kSseMaxBytesPerWrite);
+    for (const domain::EventPtr& e : taken_) {
+      out_.append(*impl_->sse_frames.Get(e));
+      // A watched job's deletion is its stream's last event.
+      last = last || (end_on_delete_ && e->message.type() == v1::JobEvent::DELETED);
+    }
+    if (taken_.empty()) {
+      if (absl::Status closed = feed_->closed(); !closed.ok()) {
+        AppendSseError(closed, out_);
+        last = true;
+      }
+    }
+    taken_.clear();
+    if (out_.empty() && heartbeat_due_)
+      out_.append(kSseKeepAlive.data(), kSseKeepAlive.size());
+    heartbeat_due_ = false;
+    if (out_.empty()) return;
+    last_write_ = last;
+    writing_ = true;
+    Lowest().expires_after(Chrono(impl_->options.body_timeout));
+    net::async_write(stream_, net::buffer(out_),
+                     [self = this->shared_from_this()](beast::error_code ec, size_t) {
+                       self->OnStreamWritten(ec);
+                     });
+  }
+
+  void OnStreamWritten(beast::error_code ec) {
+    writing_ = false;
+    Lowest().expires_never();
+    if (out_.capacity() > kSseKeepBufferBytes) {
+      std::string().swap(out_);
+    } else {
+      out_.clear();
+    }
+    if (ec || last_write_) return EndStream();
+    PumpStream();
+  }
+
+  void EndStream() {
+    if (stream_ended_) return;
+    stream_ended_ = true;
+    if (heartbeat_) heartbeat_->cancel();
+    if (impl_->TakeFeed(feed_)) feed_->Stop();
+    if (in_flight_) {
+      in_flight_ = false;
+      impl_->EndRequest();
+    }
+    Close();
   }
 
   void RespondStatus(const absl::Status& status) {
@@ -508,6 +700,17 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   auth::Principal principal_;
   std::string drain_;
   size_t drained_ = 0;
+  // A watch stream (OpenStream): all on the strand.
+  std::shared_ptr<domain::WatchFeed> feed_;
+  bool end_on_delete_ = false;
+  bool streaming_ = false;
+  bool stream_ended_ = false;
+  bool writing_ = false;
+  bool last_write_ = false;
+  bool heartbeat_due_ = false;
+  std::optional<net::steady_timer> heartbeat_;
+  std::vector<domain::EventPtr> taken_;
+  std::string out_;  // The write in flight, or the next one being built.
 };
 
 }  // namespace
@@ -685,6 +888,15 @@ void HttpServer::Stop(absl::Duration grace) {
   impl.ioc.stop();
   for (std::thread& t : impl.threads) t.join();
   impl.threads.clear();
+  // Streams still open (their final write not taken): their feeds end now,
+  // while the WatchStarter is still there.
+  absl::flat_hash_set<std::shared_ptr<domain::WatchFeed>> feeds;
+  {
+    absl::MutexLock lock(&impl.feeds_mu);
+    impl.feeds_closed = true;
+    feeds.swap(impl.feeds);
+  }
+  for (const auto& feed : feeds) feed->Stop();
 }
 
 }  // namespace timer::api::http

@@ -25,6 +25,18 @@
 //     its framing (400, 413, 431) is answered, then the connection closed.
 // The domain bounds what each identity may do, as over gRPC.
 //
+// Watch streams (GET /v1/jobs:watch, GET /v1/jobs/{job_id}:watch) answer
+// text/event-stream (api/http/sse.h) from the same domain::WatchFeed as the
+// gRPC streams, so the same bounds hold: open streams in all and per
+// identity (a stream over them is refused with 429 before any event), the
+// per-watcher event buffer (a watcher that falls behind gets a final error
+// event naming its resume point, then the connection closes). The io threads
+// write: one write in flight per stream, carrying every event ready (up to
+// 256 events or 1 MB); a stream holds no other buffer. A write not taken
+// within body_timeout ends the stream. A client that closes (or sends
+// anything) ends it. Stop() ends streams that are still open after the
+// event hub was shut down (which gives them their final event).
+//
 // Thread-safe. Stop() (also run by the destructor) stops accepting, gives
 // requests in flight up to its grace to finish, then ends every connection
 // and joins the io threads. Replies the domain gives later (from its commit
@@ -56,6 +68,9 @@ struct HttpOptions {
   absl::Duration header_timeout = absl::Seconds(10);
   absl::Duration body_timeout = absl::Seconds(30);
   absl::Duration idle_timeout = absl::Seconds(60);
+  // Watch streams (Server-Sent Events): a `: keep-alive` comment after this
+  // long without a write, so proxies keep the connection.
+  absl::Duration sse_heartbeat = absl::Seconds(15);
   // TLS: PEM texts. An empty cert_chain: plaintext.
   std::string cert_chain, private_key, client_ca;
 };
