@@ -25,10 +25,12 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -48,6 +50,15 @@ using PlainStream = beast::tcp_stream;
 using TlsStream = beast::ssl_stream<beast::tcp_stream>;
 
 constexpr absl::Duration kReadyCacheFor = absl::Seconds(1);
+// /metrics is rendered at most once per this, however often it is asked for
+// (it is open to anyone who reaches the listener).
+constexpr absl::Duration kMetricsCacheFor = absl::Seconds(1);
+// After a failed accept (out of descriptors, or any other error): the wait
+// before the next, so the io thread neither spins nor sleeps.
+constexpr std::chrono::milliseconds kAcceptRetryAfter(50);
+// The connection's read buffer holds at most the headers and this much more
+// (a chunk header with its extensions included): bounded, whatever is sent.
+constexpr size_t kReadBufferSlack = 64 << 10;
 // After a refusal: how long, and how many bytes, the connection is drained
 // before it closes, so the client reads the answer instead of a reset.
 constexpr absl::Duration kLingerFor = absl::Seconds(1);
@@ -135,6 +146,24 @@ std::string VerifiedSubject(SSL* ssl) {
   return subject;
 }
 
+// Whether a Content-Type is JSON: application/json, with at most a charset
+// parameter of utf-8 (case-insensitive, optionally quoted).
+bool IsJsonContentType(absl::string_view value) {
+  const size_t semi = value.find(';');
+  if (!absl::EqualsIgnoreCase(absl::StripAsciiWhitespace(value.substr(0, semi)),
+                              "application/json")) {
+    return false;
+  }
+  if (semi == absl::string_view::npos) return true;
+  absl::string_view param = absl::StripAsciiWhitespace(value.substr(semi + 1));
+  if (!absl::StartsWithIgnoreCase(param, "charset=")) return false;
+  param.remove_prefix(sizeof("charset=") - 1);
+  if (param.size() >= 2 && param.front() == '"' && param.back() == '"') {
+    param = param.substr(1, param.size() - 2);
+  }
+  return absl::EqualsIgnoreCase(param, "utf-8");
+}
+
 }  // namespace
 
 struct HttpServer::Impl {
@@ -174,6 +203,12 @@ struct HttpServer::Impl {
     absl::MutexLock lock(&feeds_mu);
     return feeds.erase(feed) > 0;
   }
+
+  // Held while /metrics renders: one render at a time, at most one a
+  // second (kMetricsCacheFor); callers in between get the cached text.
+  absl::Mutex metrics_mu;
+  absl::Time metrics_rendered ABSL_GUARDED_BY(metrics_mu) = absl::InfinitePast();
+  std::string metrics_last ABSL_GUARDED_BY(metrics_mu);
 
   absl::Mutex refusal_mu;
   absl::Time next_refusal_log ABSL_GUARDED_BY(refusal_mu) = absl::InfinitePast();
@@ -247,6 +282,16 @@ struct HttpServer::Impl {
     return ready;
   }
 
+  std::string Metrics() {
+    absl::MutexLock lock(&metrics_mu);
+    const absl::Time now = absl::Now();
+    if (now >= metrics_rendered + kMetricsCacheFor) {
+      metrics_last = hooks.metrics ? hooks.metrics() : std::string();
+      metrics_rendered = now;
+    }
+    return metrics_last;
+  }
+
   void Observe(absl::string_view route, int code, absl::Duration took) const {
     if (hooks.observe) hooks.observe(route, code, took);
   }
@@ -262,7 +307,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
 
   Session(HttpServer::Impl* impl, Stream stream, std::string peer)
-      : impl_(impl), stream_(std::move(stream)), peer_(std::move(peer)) {}
+      : impl_(impl),
+        stream_(std::move(stream)),
+        peer_(std::move(peer)),
+        buffer_(impl->options.max_header_bytes + kReadBufferSlack) {}
   ~Session() {
     if (feed_ != nullptr && impl_->TakeFeed(feed_)) feed_->Stop();
     if (in_flight_) impl_->EndRequest();
@@ -343,6 +391,15 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                     absl::InvalidArgumentError(
                         absl::StrCat("malformed HTTP request: ", ec.message())));
     }
+    // A Transfer-Encoding not ending in chunked would be read as no body,
+    // and what follows as the next request (request smuggling).
+    if (parser_->get().count(bhttp::field::transfer_encoding) > 0 &&
+        !parser_->chunked()) {
+      return Refuse(
+          400, "other",
+          absl::InvalidArgumentError(
+              "Transfer-Encoding: only chunked, as the last coding, is accepted"));
+    }
     if (!impl_->BeginRequest()) {
       return Refuse(503, "other", absl::UnavailableError("timerd is shutting down"));
     }
@@ -367,13 +424,15 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         return Refuse(400, route_,
                       absl::InvalidArgumentError(absl::StrCat(path, " takes no body")));
       }
+      // A connection that never authenticated is not kept for its next
+      // request: probes and scrapes hold no slot between requests.
+      if (!authenticated_) close_after_ = true;
       if (path == "/healthz") return Respond(200, "text/plain; charset=utf-8", "ok\n");
       if (path == "/readyz") {
         return impl_->Ready() ? Respond(200, "text/plain; charset=utf-8", "ready\n")
                               : Respond(503, "text/plain; charset=utf-8", "not ready\n");
       }
-      return Respond(200, "text/plain; version=0.0.4; charset=utf-8",
-                     impl_->hooks.metrics ? impl_->hooks.metrics() : std::string());
+      return Respond(200, "text/plain; version=0.0.4; charset=utf-8", impl_->Metrics());
     }
 
     match_ = impl_->transcoder->Find(method, path);
@@ -401,6 +460,23 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
         impl_->handlers->Authenticate(credentials);
     if (!principal.ok()) return Refuse(401, route_, principal.status());
     principal_ = *std::move(principal);
+    authenticated_ = true;
+
+    // Only JSON, even with no body: a browser sends a cross-site form
+    // (text/plain, urlencoded, multipart) without asking first, with the
+    // client certificate it holds (CSRF).
+    if (method != "GET") {
+      const auto type = req.find(bhttp::field::content_type);
+      if (type == req.end() || !IsJsonContentType(absl::string_view(
+                                   type->value().data(), type->value().size()))) {
+        return Refuse(
+            415, route_,
+            absl::InvalidArgumentError(absl::StrCat(
+                "Content-Type: must be application/json (got \"",
+                type == req.end() ? "" : util::Escaped(std::string(type->value())),
+                "\")")));
+      }
+    }
 
     if (parser_->is_done()) return Dispatch();
     size_t expected = impl_->options.max_body_bytes;
@@ -629,9 +705,6 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     close_after_ = !keep;
     res_->body() = std::move(body);
     res_->prepare_payload();
-    impl_->Observe(
-        route_.empty() ? "other" : route_, code,
-        started_ == absl::InfinitePast() ? absl::ZeroDuration() : absl::Now() - started_);
     Lowest().expires_after(Chrono(impl_->options.body_timeout));
     bhttp::async_write(stream_, *res_,
                        [self = this->shared_from_this()](beast::error_code ec, size_t) {
@@ -640,6 +713,9 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void OnWritten(beast::error_code ec) {
+    impl_->Observe(
+        route_.empty() ? "other" : route_, res_->result_int(),
+        started_ == absl::InfinitePast() ? absl::ZeroDuration() : absl::Now() - started_);
     res_.reset();
     if (in_flight_) {
       in_flight_ = false;
@@ -690,6 +766,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::optional<bhttp::response<bhttp::string_body>> res_;
   std::optional<bhttp::response<bhttp::empty_body>> continue_;
   bool first_ = true;
+  bool authenticated_ = false;  // Once a request's credentials were accepted.
   bool close_after_ = false;
   bool in_flight_ = false;
   size_t body_reserved_ = 0;
@@ -737,10 +814,17 @@ void HttpServer::Impl::Accept(tcp::acceptor* acceptor) {
         std::make_shared<Session<PlainStream>>(this, PlainStream(std::move(socket)), peer)
             ->Run();
       }
-    } else if (ec == net::error::no_descriptors) {
-      LogRefusal("out of file descriptors");
-      // Not to spin: the next accept waits for a descriptor to close.
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    } else {
+      LogRefusal(ec == net::error::no_descriptors ? std::string("out of file descriptors")
+                                                  : "accept: " + ec.message());
+      // Not to spin (nor block the io thread): the next accept a moment
+      // later, when a descriptor may have closed.
+      auto timer = std::make_shared<net::steady_timer>(acceptor->get_executor(),
+                                                       kAcceptRetryAfter);
+      timer->async_wait([this, acceptor, timer](beast::error_code wait_ec) {
+        if (!wait_ec && acceptor->is_open()) Accept(acceptor);
+      });
+      return;
     }
     Accept(acceptor);
   });
@@ -789,6 +873,11 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
       // Asked for, verified when given, not required (as gRPC's
       // REQUEST_CLIENT_CERTIFICATE_AND_VERIFY): a bearer token still works.
       ctx.set_verify_mode(ssl::verify_peer, ec);
+      // Verifying peers, OpenSSL refuses to resume a session (a TLS 1.3
+      // ticket too) without a session id context.
+      static constexpr unsigned char kSessionContext[] = "timerd-http";
+      SSL_CTX_set_session_id_context(ctx.native_handle(), kSessionContext,
+                                     sizeof(kSessionContext) - 1);
     }
   }
 

@@ -20,9 +20,14 @@
 //     most max_body_bytes (413 beyond), within body_timeout; bodies held at
 //     once in all at most max_bodies_bytes (503 beyond); JSON nested at most
 //     kMaxJsonDepth deep (transcoder.h);
+//   - the read buffer: at most max_header_bytes + 64 KiB;
 //   - a response must be taken by the client within body_timeout;
-//   - a request refused for its credentials (401), its route (404, 405) or
-//     its framing (400, 413, 431) is answered, then the connection closed.
+//   - a request refused for its credentials (401), its route (404, 405),
+//     its framing (400, 413, 431; a Transfer-Encoding not ending in chunked
+//     is 400) or a write's Content-Type other than JSON (415) is answered,
+//     then the connection closed;
+//   - an answer on /healthz, /readyz or /metrics closes a connection that
+//     never authenticated; /metrics is rendered at most once a second.
 // The domain bounds what each identity may do, as over gRPC.
 //
 // Watch streams (GET /v1/jobs:watch, GET /v1/jobs/{job_id}:watch) answer
@@ -83,7 +88,7 @@ struct HttpHooks {
   std::function<bool()> ready;
   // Told of each answered request: its route template ("/v1/jobs/{job_id}",
   // "/healthz", or "other" for no route), HTTP status code and time from
-  // its headers to its response. Called on an io thread; must be cheap.
+  // its headers to its response written. Called on an io thread; must be cheap.
   absl::AnyInvocable<void(absl::string_view route, int code, absl::Duration) const>
       observe;
 };
