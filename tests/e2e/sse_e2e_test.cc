@@ -352,34 +352,6 @@ TEST_F(SseE2eTest, StreamsOverThePerIdentityBoundAreRefused) {
   EXPECT_EQ(code, 200);
 }
 
-TEST_F(SseE2eTest, DISABLED_StalledReaderIsDroppedWithItsResumePointAndRunsStayOnTime) {
-  auto daemon = StartHttp("watch_buffer_events = 8\n");
-  const std::string id = CreateJob("busy");
-  ASSERT_FALSE(id.empty());
-  // A reader that takes nothing (small receive buffer).
-  SseStream stalled(http_port_, "/v1/jobs:watch", token_, "", 4096);
-  ASSERT_EQ(stalled.ReadHead(), 200);
-  // Events fill the socket buffers, then its 8-event buffer.
-  RenameMany(id, 3000, std::string(100, 'x'));
-  // Runs stay on time meanwhile: a one-second job fires on its grid.
-  json tick =
-      CliJson({"job", "submit", "--name", "tick", "--interval", "1", "--stop-after-runs",
-               "2", "--action-provider", "noop", "--action-body", "{}"});
-  const std::string tick_id = tick.value("job_id", "");
-  json ended = WaitForJob(
-      tick_id, [](const json& j) { return j["status"] == "ENDED"; }, absl::Seconds(20));
-  EXPECT_EQ(ended["n_runs"], "2") << ended.dump();
-  // Reading again: what was buffered, then the end naming the resume point.
-  std::optional<SseEvent> e;
-  std::optional<SseEvent> last;
-  while ((e = stalled.Next(absl::Seconds(10)))) last = e;
-  ASSERT_TRUE(last.has_value());
-  EXPECT_EQ(last->event, "error") << last->data;
-  EXPECT_EQ(last->Json()["code"], 8) << last->data;
-  EXPECT_TRUE(absl::StrContains(last->data, "resume with since=")) << last->data;
-  EXPECT_TRUE(stalled.Closed(absl::Seconds(5)));
-}
-
 TEST_F(SseE2eTest, SigtermEndsStreamsWithAFinalEvent) {
   auto daemon = StartHttp();
   SseStream s(http_port_, "/v1/jobs:watch", token_);
