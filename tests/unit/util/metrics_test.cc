@@ -157,8 +157,9 @@ TEST(MetricsTest, SeriesBeyondTheCapFoldIntoOther) {
   EXPECT_THAT(text, HasSubstr("timer_capped_total{route=\"/r0\",code=\"200\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("timer_capped_total{route=\"/r2\",code=\"200\"} 1\n"));
   EXPECT_THAT(text, Not(HasSubstr("/r3\"")));
-  EXPECT_THAT(text,
-              HasSubstr("timer_capped_total{route=\"_overflow\",code=\"_overflow\"} 997\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr("timer_capped_total{route=\"_overflow\",code=\"_overflow\"} 997\n"));
   // A value seen before the cap still has its own series.
   f.With({"/r1", "200"}).Inc();
   EXPECT_EQ(f.With({"/r1", "200"}).Value(), 2u);
