@@ -54,8 +54,9 @@ int FreePort() {
 
 // GET http://127.0.0.1:port/path with curl; the body, or "" on failure.
 std::string HttpGet(int port, const std::string& path_and_query) {
-  RunResult r = Run({"curl", "--silent", "--fail", "--max-time", "10", "--globoff",
-                     absl::StrCat("http://127.0.0.1:", port, path_and_query)});
+  RunResult r =
+      Run({"/usr/bin/curl", "--silent", "--fail", "--max-time", "10", "--globoff",
+           absl::StrCat("http://127.0.0.1:", port, path_and_query)});
   return r.exit_code == 0 ? r.out : std::string();
 }
 
@@ -78,7 +79,8 @@ class PrometheusE2eTest : public CliTest {
  protected:
   void SetUp() override {
     CliTest::SetUp();
-    ASSERT_EQ(timer::testing::Run({"sh", "-c", "command -v prometheus"}).exit_code, 0)
+    ASSERT_EQ(timer::testing::Run({"/bin/sh", "-c", "command -v prometheus"}).exit_code,
+              0)
         << "prometheus not installed (scripts/deps.sh installs Debian's prometheus)";
   }
 
@@ -146,7 +148,7 @@ TEST_F(PrometheusE2eTest, PrometheusScrapesTheFireCounterAndTheLatenessHistogram
                                 "    static_configs:\n"
                                 "      - targets: [\"127.0.0.1:"
                              << http_port << "\"]\n";
-  Daemon prometheus({"prometheus", "--config.file=" + prom_config,
+  Daemon prometheus({"/usr/bin/prometheus", "--config.file=" + prom_config,
                      "--storage.tsdb.path=" + tmp_.path() + "/tsdb",
                      absl::StrCat("--web.listen-address=127.0.0.1:", prometheus_port_)});
   ASSERT_TRUE(
