@@ -18,6 +18,7 @@ PACKAGES=(
   zsh                     # the completion tests check the zsh script with zsh -n
   openssl                 # the TLS end-to-end tests make their CA with it
   curl                    # the HTTP and Prometheus end-to-end tests' client
+  jq                      # the token in the curl line scripts/run.sh prints
   golang-github-gogo-googleapis-dev  # google/api/annotations.proto, google/rpc/status.proto (proto/CMakeLists.txt)
   libboost1.81-dev        # Boost.Beast/Asio, header-only: timerd's HTTP listener (services/timerd/api/http/)
   libcurl4-openssl-dev    # S3 endpoints of the transfer provider (plugins/transfer/s3_fs.h)
