@@ -7,8 +7,14 @@
 # Run from anywhere: the files are found next to this script (the source
 # tree, or Bazel's runfiles).
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+# Under Bazel the script runs from bazel-bin, the files are in its runfiles.
+if [ -n "${TEST_SRCDIR:-}" ] && [ -n "${TEST_WORKSPACE:-}" ]; then
+  root="$TEST_SRCDIR/$TEST_WORKSPACE"
+  here="$root/tests/prometheus"
+else
+  here=$(cd "$(dirname "$0")" && pwd)
+  root=$(cd "$here/../.." && pwd)
+fi
 if ! command -v promtool >/dev/null; then
   echo "prometheus_rules_test: promtool not found (install Debian's prometheus: scripts/deps.sh)" >&2
   exit 1
