@@ -87,7 +87,7 @@ extern "C" {
 #endif
 
 #define TIMER_AP_ABI_MAJOR 1
-#define TIMER_AP_ABI_MINOR 1
+#define TIMER_AP_ABI_MINOR 2
 
 /* The one exported symbol, for dlsym(). */
 #define TIMER_AP_ENTRY_SYMBOL "timer_ap_get_api"
@@ -131,6 +131,23 @@ typedef enum timer_ap_state {
   TIMER_AP_STATE_FAILED = 3,
   TIMER_AP_STATE_CANCELLED = 4
 } timer_ap_state;
+
+/* ABI 1.2. How a failure is likely to end if the same action is tried
+ * again: the host retries only TRANSIENT failures (within the job's retry
+ * policy). 0 means "not said" and reads as PERMANENT, as does every failure
+ * of a provider built against 1.0 or 1.1. */
+typedef enum timer_ap_error_class {
+  TIMER_AP_ERROR_CLASS_UNSPECIFIED = 0,
+  /* The same request would fail again: a bad body, a 4xx answer, a missing
+   * file. Not retried. */
+  TIMER_AP_ERROR_CLASS_PERMANENT = 1,
+  /* May succeed if tried again later: a refused or reset connection, a
+   * timeout, HTTP 429 or 5xx, a server restarting. Retried per policy. */
+  TIMER_AP_ERROR_CLASS_TRANSIENT = 2,
+  /* Needs a person before it can succeed: expired or revoked credentials,
+   * a consent to give, a quota to raise. Not retried; shown as such. */
+  TIMER_AP_ERROR_CLASS_NEEDS_ATTENTION = 3
+} timer_ap_error_class;
 
 /* Log levels for timer_ap_host.log. */
 typedef enum timer_ap_log_level {
@@ -188,6 +205,10 @@ typedef struct timer_ap_status {
   timer_ap_str details;
   /* Human-readable reason when state is FAILED or CANCELLED, else empty. */
   timer_ap_str error;
+  /* ABI 1.2 (present iff TIMER_AP_HAS_FIELD(timer_ap_status, s, error_class)):
+   * when state is FAILED, how the failure is likely to end if tried again;
+   * otherwise UNSPECIFIED. */
+  timer_ap_error_class error_class;
 } timer_ap_status;
 
 typedef struct timer_ap_api {
@@ -288,7 +309,13 @@ typedef struct timer_ap_api {
   /* [thread-safe] Frees a description. NULL is a no-op. */
   void (*description_destroy)(timer_ap_description* description);
 
-  /* ABI 1.2 and later append fields here. */
+  /* --- ABI 1.2 ------------------------------------------------------- */
+  /* [thread-safe] The class of an error returned by any call above (e.g.
+   * start() failing before an action exists). May be NULL: every error then
+   * reads as PERMANENT. */
+  timer_ap_error_class (*error_class)(const timer_ap_error* error);
+
+  /* ABI 1.3 and later append fields here. */
 } timer_ap_api;
 
 /* Size of a 1.0 table: the host refuses anything smaller. */

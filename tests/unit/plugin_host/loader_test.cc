@@ -128,7 +128,7 @@ TEST(LoadPlugins, LoadsOnlyTheProvidersAskedForAndOpensNoOtherFile) {
   described = (*registry)->Find("noop")->Describe(domain::LocalIdentity());
   ASSERT_TRUE(described.ok()) << described.status();
   EXPECT_EQ(*described, "{}");
-  EXPECT_EQ((*registry)->Find("noop")->info().abi_version(), "1.1");
+  EXPECT_EQ((*registry)->Find("noop")->info().abi_version(), "1.2");
 }
 
 TEST(LoadPlugins, AProviderThatCannotBeLoadedFailsTheLoadNamingItsKey) {

@@ -44,7 +44,7 @@ class NoopTest : public ::testing::Test {
 
 TEST_F(NoopTest, Info) {
   EXPECT_EQ(noop_->info().name(), "noop");
-  EXPECT_EQ(noop_->info().abi_version(), "1.1");
+  EXPECT_EQ(noop_->info().abi_version(), "1.2");
   auto schema = nlohmann::json::parse(noop_->info().input_schema());
   EXPECT_TRUE(schema["properties"].contains("delay_ms"));
 }
