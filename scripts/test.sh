@@ -16,6 +16,12 @@ jobs=$(nproc)
 # 337 s (22% of the cores, under a load of other builds), against ~400 s
 # at -j2. The soak and replicas tests still run alone (RUN_SERIAL).
 test_jobs=${TIMER_TEST_JOBS:-$((2 * jobs))}
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# -g1 (line tables and function names: stack traces and perf profiles stay
+# readable) instead of CMake's -g: GCC compiled a large source about a third
+# faster (services/timerd/api/timer_service.cc: 10.1 s -> 6.5 s of CPU) and
+# the objects are a fifth of the size, so linking is cheaper too.
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG"
 cmake --build build -j "$jobs"
 ctest --test-dir build -j "$test_jobs" --output-on-failure --timeout 300
