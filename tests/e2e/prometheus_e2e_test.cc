@@ -8,11 +8,8 @@
 // every job to end, reads the count from the jobs themselves (n_runs), and
 // then expects exactly that many `started` fires and lateness observations
 // from Prometheus, with the lateness p99 under a second.
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -28,6 +25,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "cli_fixture.h"
+#include "free_port.h"
 #include "process.h"
 
 namespace timer::testing {
@@ -37,21 +35,6 @@ using nlohmann::json;
 
 // A loopback port free now (bound to 0, then closed): for a server whose
 // port must be named in its configuration.
-int FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  return port;
-}
-
 // GET http://127.0.0.1:port/path with curl; the body, or "" on failure.
 std::string HttpGet(int port, const std::string& path_and_query) {
   RunResult r =
@@ -116,8 +99,9 @@ class PrometheusE2eTest : public CliTest {
 };
 
 TEST_F(PrometheusE2eTest, PrometheusScrapesTheFireCounterAndTheLatenessHistogram) {
-  const int http_port = FreePort();
-  ASSERT_NE(http_port, 0);
+  const absl::StatusOr<int> free_port = FreeLoopbackPort();
+  ASSERT_TRUE(free_port.ok()) << free_port.status();
+  const int http_port = *free_port;
   const std::string config = tmp_.path() + "/timerd.toml";
   std::ofstream(config) << "http_listen = \"127.0.0.1:" << http_port << "\"\n";
   auto timerd = StartTimerd({"--config", config});
@@ -133,8 +117,9 @@ TEST_F(PrometheusE2eTest, PrometheusScrapesTheFireCounterAndTheLatenessHistogram
   ASSERT_NE(text.find("# TYPE timer_fire_lateness_seconds histogram"), std::string::npos);
   ASSERT_NE(text.find("process_start_time_seconds "), std::string::npos);
 
-  prometheus_port_ = FreePort();
-  ASSERT_NE(prometheus_port_, 0);
+  const absl::StatusOr<int> prometheus_port = FreeLoopbackPort();
+  ASSERT_TRUE(prometheus_port.ok()) << prometheus_port.status();
+  prometheus_port_ = *prometheus_port;
   const std::string prom_config = tmp_.path() + "/prometheus.yml";
   std::ofstream(prom_config) << "global:\n"
                                 "  scrape_interval: 1s\n"

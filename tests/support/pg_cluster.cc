@@ -18,29 +18,12 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "free_port.h"
 
 namespace timer::testing {
 namespace {
 
 constexpr char kBin[] = "/usr/lib/postgresql/15/bin/";
-
-// A TCP port on 127.0.0.1 nobody listens on now.
-absl::StatusOr<int> FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return absl::InternalError("pg_cluster: socket() failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  if (port == 0) return absl::InternalError("pg_cluster: no free port");
-  return port;
-}
 
 std::string AsPostgres() { return ::geteuid() == 0 ? "runuser -u postgres -- " : ""; }
 
@@ -135,7 +118,7 @@ absl::Status PgCluster::Init() {
       !s.ok()) {
     return s;
   }
-  auto port = FreePort();
+  auto port = FreeLoopbackPort();
   if (!port.ok()) return port.status();
   port_ = *port;
   return Start();

@@ -22,28 +22,12 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "free_port.h"
 
 namespace timer::testing {
 namespace {
 
 constexpr char kSshd[] = "/usr/sbin/sshd";
-
-absl::StatusOr<int> FreePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return absl::InternalError("sshd_server: socket() failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  ::close(fd);
-  if (port == 0) return absl::InternalError("sshd_server: no free port");
-  return port;
-}
 
 absl::Status Run(const std::string& cmd) {
   if (std::system(cmd.c_str()) != 0)
@@ -126,7 +110,7 @@ absl::Status SshdServer::Init() {
   // process): a start that fails is tried again on another port.
   absl::Status started;
   for (int attempt = 0; attempt < 3; ++attempt) {
-    auto port = FreePort();
+    auto port = FreeLoopbackPort();
     if (!port.ok()) return port.status();
     port_ = *port;
     started = Start();
