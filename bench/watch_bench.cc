@@ -81,6 +81,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -476,25 +477,8 @@ void Retire(std::vector<std::unique_ptr<Watcher>>& watchers) {
 }
 
 std::string Describe(const grpc::Status& s) {
-  static const char* const kNames[] = {"OK",
-                                       "CANCELLED",
-                                       "UNKNOWN",
-                                       "INVALID_ARGUMENT",
-                                       "DEADLINE_EXCEEDED",
-                                       "NOT_FOUND",
-                                       "ALREADY_EXISTS",
-                                       "PERMISSION_DENIED",
-                                       "RESOURCE_EXHAUSTED",
-                                       "FAILED_PRECONDITION",
-                                       "ABORTED",
-                                       "OUT_OF_RANGE",
-                                       "UNIMPLEMENTED",
-                                       "INTERNAL",
-                                       "UNAVAILABLE",
-                                       "DATA_LOSS",
-                                       "UNAUTHENTICATED"};
-  const int code = s.error_code();
-  const std::string name = code >= 0 && code <= 16 ? kNames[code] : absl::StrCat(code);
+  const std::string name =
+      absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code()));
   return s.error_message().empty() ? name : absl::StrCat(name, ": ", s.error_message());
 }
 
