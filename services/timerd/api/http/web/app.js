@@ -1,0 +1,128 @@
+// The web view: a hash router over the pages, sign-in and the header.
+// Each page is a function (main, params, signal) rendering into <main>; the
+// AbortSignal ends its requests and streams when the user navigates away.
+import {api, clearToken, setToken, setUnauthenticatedHandler, token} from './api.js';
+import {h, replace, toast} from './dom.js';
+import {renderJobs} from './page_jobs.js';
+import {renderJob} from './page_job.js';
+import {renderEdit} from './page_edit.js';
+import {renderProviders, renderProvider} from './page_providers.js';
+
+const main = document.getElementById('main');
+let session = null;  // GET /v1/session, once signed in.
+let current = null;  // The AbortController of the page shown.
+
+const routes = [
+  [/^#\/jobs\/?$/, (m, q) => renderJobs(main, {query: q})],
+  [/^#\/new\/?$/, (m, q) => renderEdit(main, {jobId: null, query: q})],
+  [/^#\/jobs\/([^/?]+)\/edit$/, (m) => renderEdit(main, {jobId: decodeURIComponent(m[1])})],
+  [/^#\/jobs\/([^/?]+)$/, (m) => renderJob(main, {jobId: decodeURIComponent(m[1])})],
+  [/^#\/providers\/?$/, () => renderProviders(main)],
+  [/^#\/providers\/([^/?]+)$/, (m) => renderProvider(main, {name: decodeURIComponent(m[1])})],
+];
+
+function signalOf() {
+  if (current) current.abort();
+  current = new AbortController();
+  return current.signal;
+}
+
+async function route() {
+  const signal = signalOf();
+  const hash = location.hash || '#/jobs';
+  if (!token()) return renderSignIn();
+  if (!session) {
+    try {
+      session = await api('GET', '/v1/session');
+    } catch (e) {
+      return renderSignIn(e.status === 401 ? 'That token was refused; paste a valid one.' : e.message);
+    }
+    showWho();
+  }
+  const [path, q] = hash.split('?');
+  const params = new URLSearchParams(q || '');
+  for (const [re, render] of routes) {
+    const m = path.match(re);
+    if (m) {
+      main.dataset.page = re.source;
+      try {
+        await render(m, params, signal);
+      } catch (e) {
+        if (e.name !== 'AbortError') showError(e);
+      }
+      focusMain();
+      return;
+    }
+  }
+  location.replace('#/jobs');
+}
+
+function focusMain() {
+  // Moves focus to the new page's heading for keyboard and screen-reader users.
+  const h1 = main.querySelector('h1');
+  if (h1) {
+    h1.setAttribute('tabindex', '-1');
+    h1.focus({preventScroll: true});
+  }
+}
+
+function showError(e) {
+  replace(main, h('h1', {}, 'Something went wrong'), h('p', {class: 'error'}, e.message));
+}
+
+function showWho() {
+  const who = document.getElementById('who');
+  document.getElementById('nav').hidden = !session;
+  if (!session) return replace(who);
+  replace(who,
+    h('span', {class: 'identity', title: `signed in with a ${session.auth_method || 'token'}`},
+      session.identity),
+    h('button', {type: 'button', class: 'link', on: {click: signOut}}, 'Sign out'));
+}
+
+function signOut() {
+  clearToken();
+  session = null;
+  showWho();
+  toast('Signed out');
+  if (location.hash === '#/signin') route();
+  else location.hash = '#/signin';
+}
+
+function renderSignIn(problem) {
+  session = null;
+  showWho();
+  const input = h('textarea', {
+    id: 'token', name: 'token', rows: 3, required: true, autocomplete: 'off', spellcheck: 'false',
+    'aria-describedby': 'token-help' + (problem ? ' token-error' : ''),
+  });
+  const form = h('form', {class: 'card signin', on: {submit: onSubmit}},
+    h('label', {for: 'token'}, 'Token'),
+    input,
+    h('p', {id: 'token-help', class: 'help'},
+      'A token from `timerd token issue` (scripts/run.sh prints one) or a JWT. ',
+      'It is kept for this browser tab only and sent as an Authorization header.'),
+    problem ? h('p', {id: 'token-error', class: 'error', role: 'alert'}, problem) : null,
+    h('button', {type: 'submit'}, 'Sign in'));
+  replace(main, h('h1', {}, 'Sign in'), form);
+  input.focus();
+
+  async function onSubmit(ev) {
+    ev.preventDefault();
+    const t = input.value.trim();
+    if (!t) return;
+    setToken(t);
+    session = null;
+    if (location.hash === '#/signin' || !location.hash) location.hash = '#/jobs';
+    else route();
+  }
+}
+
+setUnauthenticatedHandler(() => {
+  clearToken();
+  session = null;
+  if (location.hash !== '#/signin') location.hash = '#/signin';
+});
+
+window.addEventListener('hashchange', route);
+route();
