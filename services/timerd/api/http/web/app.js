@@ -12,13 +12,16 @@ const main = document.getElementById('main');
 let session = null;  // GET /v1/session, once signed in.
 let current = null;  // The AbortController of the page shown.
 
+// Each route renders into a fresh <div class="view"> put in <main> at once,
+// so a page still loading when the user moved on renders into a detached
+// element and never over the page that replaced it.
 const routes = [
-  [/^#\/jobs\/?$/, (m, q) => renderJobs(main, {query: q})],
-  [/^#\/new\/?$/, (m, q) => renderEdit(main, {jobId: null, query: q})],
-  [/^#\/jobs\/([^/?]+)\/edit$/, (m) => renderEdit(main, {jobId: decodeURIComponent(m[1])})],
-  [/^#\/jobs\/([^/?]+)$/, (m) => renderJob(main, {jobId: decodeURIComponent(m[1])})],
-  [/^#\/providers\/?$/, () => renderProviders(main)],
-  [/^#\/providers\/([^/?]+)$/, (m) => renderProvider(main, {name: decodeURIComponent(m[1])})],
+  [/^#\/jobs\/?$/, (v, m, q) => renderJobs(v, {query: q})],
+  [/^#\/new\/?$/, (v, m, q) => renderEdit(v, {jobId: null, query: q})],
+  [/^#\/jobs\/([^/?]+)\/edit$/, (v, m) => renderEdit(v, {jobId: decodeURIComponent(m[1])})],
+  [/^#\/jobs\/([^/?]+)$/, (v, m) => renderJob(v, {jobId: decodeURIComponent(m[1])})],
+  [/^#\/providers\/?$/, (v) => renderProviders(v)],
+  [/^#\/providers\/([^/?]+)$/, (v, m) => renderProvider(v, {name: decodeURIComponent(m[1])})],
 ];
 
 function signalOf() {
@@ -35,8 +38,10 @@ async function route() {
     try {
       session = await api('GET', '/v1/session');
     } catch (e) {
+      if (signal.aborted) return;
       return renderSignIn(e.status === 401 ? 'That token was refused; paste a valid one.' : e.message);
     }
+    if (signal.aborted) return;
     showWho();
   }
   const [path, q] = hash.split('?');
@@ -44,13 +49,14 @@ async function route() {
   for (const [re, render] of routes) {
     const m = path.match(re);
     if (m) {
-      main.dataset.page = re.source;
+      const view = h('div', {class: 'view', id: 'view'});
+      replace(main, view);
       try {
-        await render(m, params, signal);
+        await render(view, m, params, signal);
       } catch (e) {
-        if (e.name !== 'AbortError') showError(e);
+        if (e.name !== 'AbortError' && !signal.aborted) showError(view, e);
       }
-      focusMain();
+      if (!signal.aborted) focusMain();
       return;
     }
   }
@@ -66,8 +72,8 @@ function focusMain() {
   }
 }
 
-function showError(e) {
-  replace(main, h('h1', {}, 'Something went wrong'), h('p', {class: 'error'}, e.message));
+function showError(view, e) {
+  replace(view, h('h1', {}, 'Something went wrong'), h('p', {class: 'error'}, e.message));
 }
 
 function showWho() {
