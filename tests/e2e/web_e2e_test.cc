@@ -37,7 +37,14 @@ class WebE2eTest : public CliTest {};
 TEST_F(WebE2eTest, TheViewWorksInHeadlessChromium) {
   const std::string node = EnvOr("TIMER_NODE", "/usr/bin/node");
   const std::string chromium = EnvOr("TIMER_CHROMIUM", "/usr/bin/chromium");
-  const std::string dir = TIMER_WEB_TEST_DIR;
+  // Where the script really is (under Bazel, its runfile is a symlink to
+  // the source tree, whose tests/web/node_modules `npm ci` filled).
+  std::error_code ec;
+  const std::string dir =
+      std::filesystem::canonical(std::string(TIMER_WEB_TEST_DIR) + "/web_test.mjs", ec)
+          .parent_path()
+          .string();
+  ASSERT_FALSE(ec) << TIMER_WEB_TEST_DIR << "/web_test.mjs: " << ec.message();
   ASSERT_TRUE(std::filesystem::exists(node)) << node << ": run scripts/deps.sh";
   ASSERT_TRUE(std::filesystem::exists(chromium)) << chromium << ": run scripts/deps.sh";
   ASSERT_TRUE(std::filesystem::exists(dir + "/node_modules/puppeteer-core/package.json"))

@@ -2,8 +2,6 @@
 // embedded file is served under /assets/ with its type and the security
 // headers, / is index.html, revalidation, unknown paths and methods, and
 // the page-weight budget.
-#include "api/http/web_assets.h"
-
 #include <gtest/gtest.h>
 
 #include <map>
@@ -11,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "api/http/web_assets.h"
 
 namespace timer::api::http {
 namespace {
@@ -37,7 +36,8 @@ TEST(WebAssetsTest, RootIsIndexHtml) {
   WebResponse r = ServeWeb("GET", "/", "");
   EXPECT_EQ(r.code, 200);
   EXPECT_EQ(r.content_type, "text/html; charset=utf-8");
-  EXPECT_TRUE(absl::StrContains(r.body, "<script type=\"module\" src=\"/assets/app.js\">"));
+  EXPECT_TRUE(
+      absl::StrContains(r.body, "<script type=\"module\" src=\"/assets/app.js\">"));
   ExpectSecurityHeaders(r);
   EXPECT_EQ(Headers(r)["Cache-Control"], "no-cache");
   EXPECT_FALSE(Headers(r)["ETag"].empty());
@@ -53,7 +53,8 @@ TEST(WebAssetsTest, EveryFileIsServedWithItsType) {
     if (absl::EndsWith(f.name, ".js")) {
       EXPECT_EQ(r.content_type, "text/javascript; charset=utf-8");
     }
-    if (absl::EndsWith(f.name, ".css")) EXPECT_EQ(r.content_type, "text/css; charset=utf-8");
+    if (absl::EndsWith(f.name, ".css"))
+      EXPECT_EQ(r.content_type, "text/css; charset=utf-8");
     if (absl::EndsWith(f.name, ".svg")) EXPECT_EQ(r.content_type, "image/svg+xml");
     // No inline script or style in the page: the CSP would refuse them.
     if (absl::EndsWith(f.name, ".html")) {

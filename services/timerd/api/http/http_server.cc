@@ -442,10 +442,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       if (!authenticated_) close_after_ = true;  // As for /healthz, above.
       const auto inm = req.find(bhttp::field::if_none_match);
       const WebResponse web = ServeWeb(
-          method, path, inm == req.end() ? "" : absl::string_view(inm->value().data(),
-                                                                  inm->value().size()));
-      return Respond(web.code, std::string(web.content_type).c_str(), std::string(web.body),
-                     "", web.headers);
+          method, path,
+          inm == req.end() ? ""
+                           : absl::string_view(inm->value().data(), inm->value().size()));
+      return Respond(web.code, std::string(web.content_type).c_str(),
+                     std::string(web.body), "", web.headers);
     }
 
     match_ = impl_->transcoder->Find(method, path);
