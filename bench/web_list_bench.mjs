@@ -3,8 +3,10 @@
 // a build installed somewhere (scripts/run.sh install: ./_install):
 //
 //   node bench/web_list_bench.mjs [--prefix _install] [--jobs 1000] [--runs 5]
+//   node bench/web_list_bench.mjs --url http://127.0.0.1:8080 --token TOKEN ...
 //
-// It starts its own timerd (loopback, a temporary data directory), creates
+// It starts its own timerd (loopback, a temporary data directory; or uses
+// the one at --url, whose identity must have no jobs yet), creates
 // --jobs noop jobs through the JSON API, signs the page in, then reloads
 // #/jobs --runs times and prints, per run and as medians: the time from the
 // start of navigation to the list rendered (a performance mark the page sets
@@ -28,22 +30,28 @@ const nJobs = Number(opt('jobs', '1000'));
 const runs = Number(opt('runs', '5'));
 const timerd = path.join(prefix, 'bin/timerd');
 
-const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'timer-web-bench-'));
-const data = path.join(tmp, 'data');
-fs.writeFileSync(path.join(tmp, 'timerd.toml'), 'http_listen = "127.0.0.1:0"\n');
-const token = execFileSync(timerd, ['token', 'issue', '--data-dir', data, '--identity',
-  'bench@example.org']).toString().trim().split('\n').pop();
-const daemon = spawn(timerd, ['--config', path.join(tmp, 'timerd.toml'), '--listen', '127.0.0.1:0',
-  '--data-dir', data], {stdio: ['ignore', 'ignore', 'pipe']});
-const url = await new Promise((resolve, reject) => {
-  let log = '';
-  daemon.stderr.on('data', (d) => {
-    log += d;
-    const m = /http: serving on (http:\/\/\S+)/.exec(log);
-    if (m) resolve(m[1]);
+let daemon = null;
+let tmp = '';
+let token = opt('token', '');
+let url = opt('url', '');
+if (!url) {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'timer-web-bench-'));
+  const data = path.join(tmp, 'data');
+  fs.writeFileSync(path.join(tmp, 'timerd.toml'), 'http_listen = "127.0.0.1:0"\n');
+  token = execFileSync(timerd, ['token', 'issue', '--data-dir', data, '--identity',
+    'bench@example.org']).toString().trim().split('\n').pop();
+  daemon = spawn(timerd, ['--config', path.join(tmp, 'timerd.toml'), '--listen', '127.0.0.1:0',
+    '--data-dir', data], {stdio: ['ignore', 'ignore', 'pipe']});
+  url = await new Promise((resolve, reject) => {
+    let log = '';
+    daemon.stderr.on('data', (d) => {
+      log += d;
+      const m = /http: serving on (http:\/\/\S+)/.exec(log);
+      if (m) resolve(m[1]);
+    });
+    daemon.on('exit', () => reject(new Error(`timerd exited:\n${log}`)));
   });
-  daemon.on('exit', () => reject(new Error(`timerd exited:\n${log}`)));
-});
+}
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 try {
@@ -101,6 +109,10 @@ try {
     await close();
   }
 } finally {
-  daemon.kill('SIGTERM');
-  fs.rmSync(tmp, {recursive: true, force: true});
+  if (daemon) {
+    const exited = new Promise((r) => daemon.on('exit', r));
+    daemon.kill('SIGTERM');
+    await exited;
+  }
+  if (tmp) fs.rmSync(tmp, {recursive: true, force: true});
 }

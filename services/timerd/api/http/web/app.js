@@ -35,14 +35,16 @@ async function route() {
   const hash = location.hash || '#/jobs';
   if (!token()) return renderSignIn();
   if (!session) {
-    try {
-      session = await api('GET', '/v1/session');
-    } catch (e) {
-      if (signal.aborted) return;
-      return renderSignIn(e.status === 401 ? 'That token was refused; paste a valid one.' : e.message);
-    }
-    if (signal.aborted) return;
-    showWho();
+    // Who the token is, asked beside the page's own first requests (not
+    // before them); a refused token sends every request to sign-in.
+    session = api('GET', '/v1/session');
+    session.then((s) => {
+      session = s;
+      showWho();
+    }, (e) => {
+      session = null;
+      renderSignIn(e.status === 401 ? 'That token was refused; paste a valid one.' : e.message);
+    });
   }
   const [path, q] = hash.split('?');
   const params = new URLSearchParams(q || '');
@@ -78,8 +80,9 @@ function showError(view, e) {
 
 function showWho() {
   const who = document.getElementById('who');
-  document.getElementById('nav').hidden = !session;
-  if (!session) return replace(who);
+  const known = session && !(session instanceof Promise);
+  document.getElementById('nav').hidden = !known;
+  if (!known) return replace(who);
   replace(who,
     h('span', {class: 'identity', title: `signed in with a ${session.auth_method || 'token'}`},
       session.identity),
