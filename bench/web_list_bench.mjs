@@ -74,6 +74,8 @@ try {
   try {
     const page = await browser.newPage();
     await page.setViewport({width: 1280, height: 900});
+    // Every load as a first visit: no asset from the browser's cache.
+    await page.setCacheEnabled(false);
     await page.goto(`${url}/#/signin`);
     await page.waitForSelector('#token');
     await page.type('#token', token);

@@ -10,7 +10,7 @@
 # name.
 #
 # As a script (cmake -P cmake/EmbedFiles.cmake), with
-#   -DOUTPUT=<file.cc> -DBASE_DIR=<dir> -DMAX_BYTES=<n> -DFILES=<a;b;...>
+#   -DOUTPUT=<file.cc> -DBASE_DIR=<dir> -DMAX_BYTES=<n> -DFILES=<a,b,...>
 # writes the source. The files together must not exceed MAX_BYTES: the build
 # fails naming the total (the web view's page-weight budget).
 
@@ -22,7 +22,9 @@ function(timer_embed_files)
   foreach(f IN LISTS ARG_FILES)
     list(APPEND deps ${ARG_BASE_DIR}/${f})
   endforeach()
-  string(REPLACE ";" "\\;" files_arg "${ARG_FILES}")
+  # Commas, not semicolons, between the names: a list survives the command
+  # line so (file names here hold no comma).
+  string(REPLACE ";" "," files_arg "${ARG_FILES}")
   add_custom_command(
     OUTPUT ${ARG_OUTPUT}
     COMMAND ${CMAKE_COMMAND} -DOUTPUT=${ARG_OUTPUT} -DBASE_DIR=${ARG_BASE_DIR}
@@ -38,18 +40,19 @@ if(CMAKE_SCRIPT_MODE_FILE)
       message(FATAL_ERROR "EmbedFiles.cmake: -D${v}=... is required")
     endif()
   endforeach()
+  string(REPLACE "," ";" FILES "${FILES}")
   set(total 0)
   set(body "")
   set(table "")
   set(i 0)
   foreach(f IN LISTS FILES)
     set(path ${BASE_DIR}/${f})
-    if(NOT EXISTS ${path})
+    if(NOT EXISTS "${path}")
       message(FATAL_ERROR "EmbedFiles.cmake: ${path}: no such file")
     endif()
-    file(SIZE ${path} size)
+    file(SIZE "${path}" size)
     math(EXPR total "${total} + ${size}")
-    file(READ ${path} hex HEX)
+    file(READ "${path}" hex HEX)
     string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
     # One line per 32 bytes keeps the source readable by tools.
     string(REGEX REPLACE "((0x[0-9a-f][0-9a-f],){32})" "\\1\n" hex "${hex}")

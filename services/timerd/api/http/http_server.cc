@@ -713,7 +713,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     if (!allow.empty()) res_->set(bhttp::field::allow, allow);
     if (code == 401) res_->set(bhttp::field::www_authenticate, "Bearer");
     if (code == 503) res_->set(bhttp::field::retry_after, "1");
-    for (const auto& [name, value] : extra) res_->set(name, value);  // Overrides.
+    for (const auto& [name, value] : extra) {  // Overrides what is above.
+      res_->set(beast::string_view(name.data(), name.size()),
+                beast::string_view(value.data(), value.size()));
+    }
     const bool keep = !close_after_ && have_request && parser_->get().keep_alive() &&
                       parser_->is_done();
     res_->keep_alive(keep);

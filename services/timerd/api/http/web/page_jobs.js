@@ -38,16 +38,25 @@ export async function renderJobs(main, {query: q}) {
   nameIn.addEventListener('input', render);
   await loadMore();
 
+  // Loads up to kPageSize more jobs: a page may end early (the server's
+  // max_list_page_bytes; the full view carries each job's last 10 results),
+  // so pages are fetched until that many came or there are no more, each
+  // rendered as it arrives.
   async function loadMore() {
     more.disabled = true;
-    const page = await api('GET', `/v1/jobs${query({
-      page_size: kPageSize, page_token: nextToken, view: 'JOB_VIEW_FULL',
-    })}`);
-    jobs.push(...(page.jobs || []));
-    nextToken = page.next_page_token || '';
+    let got = 0;
+    do {
+      const page = await api('GET', `/v1/jobs${query({
+        page_size: kPageSize - got, page_token: nextToken, view: 'JOB_VIEW_FULL',
+      })}`);
+      const list = page.jobs || [];
+      got += list.length;
+      jobs.push(...list);
+      nextToken = page.next_page_token || '';
+      render();
+    } while (nextToken && got < kPageSize && main.isConnected);
     more.hidden = !nextToken;
     more.disabled = false;
-    render();
   }
 
   function render() {
