@@ -73,7 +73,8 @@ TEST_F(WebE2eTest, TheViewWorksInHeadlessChromium) {
   if (const char* shot = std::getenv("TIMER_WEB_SCREENSHOT")) {
     env.push_back(std::string("TIMER_WEB_SCREENSHOT=") + shot);
   }
-  RunResult r = Run({node, dir + "/web_test.mjs"}, env, absl::Seconds(240));
+  RunResult r =
+      timer::testing::Run({node, dir + "/web_test.mjs"}, env, absl::Seconds(240));
   json out = json::parse(r.out, nullptr, /*allow_exceptions=*/false);
   ASSERT_TRUE(out.is_object()) << "exit " << r.exit_code << "\nstdout: " << r.out
                                << "\nstderr: " << r.err;

@@ -213,6 +213,7 @@ async function main() {
           document.activeElement && document.activeElement.blur();
           document.getElementById('toast').classList.remove('shown');
         });
+        await new Promise((r) => setTimeout(r, 400));  // The toast's fade (0.2 s) to end.
         await page.screenshot({path: SHOT, fullPage: true});
       }
     });
