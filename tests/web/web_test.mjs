@@ -112,10 +112,21 @@ async function main() {
       await d.dismiss();
     });
 
-    await step('sign in', async () => {
+    await step('a refused token', async () => {
       await page.goto(`${URL_}/`, {waitUntil: 'load'});
       await page.waitForSelector('#token');
       await axe(page, 'sign-in');
+      await page.type('#token', 'not-a-token');
+      await page.click('form.signin button[type=submit]');
+      await page.waitForSelector('#token-error');
+      const msg = await text(page, '#token-error');
+      const stored = await page.evaluate(() => sessionStorage.getItem('timer.token'));
+      check('sign in: a refused token is said so, and not kept', /refused/.test(msg) && stored === null, msg);
+    }, [401]);
+
+    await step('sign in', async () => {
+      await page.waitForSelector('#token');
+      await page.$eval('#token', (el) => { el.value = ''; });
       await page.type('#token', TOKEN);
       await page.click('form.signin button[type=submit]');
       await page.waitForFunction((id) => {

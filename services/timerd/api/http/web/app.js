@@ -41,9 +41,8 @@ async function route() {
     session.then((s) => {
       session = s;
       showWho();
-    }, (e) => {
-      session = null;
-      renderSignIn(e.status === 401 ? 'That token was refused; paste a valid one.' : e.message);
+    }, () => {
+      session = null;  // A 401 went to sign-in; other failures show on the page.
     });
   }
   const [path, q] = hash.split('?');
@@ -91,6 +90,7 @@ function showWho() {
 
 function signOut() {
   clearToken();
+  signInProblem = '';
   session = null;
   showWho();
   toast('Signed out');
@@ -99,6 +99,7 @@ function signOut() {
 }
 
 function renderSignIn(problem) {
+  problem = problem || signInProblem;  // Kept until another token is tried.
   session = null;
   showWho();
   const input = h('textarea', {
@@ -122,15 +123,21 @@ function renderSignIn(problem) {
     if (!t) return;
     setToken(t);
     session = null;
+    signInProblem = '';
     if (location.hash === '#/signin' || !location.hash) location.hash = '#/jobs';
     else route();
   }
 }
 
+// Any request refused for its credentials (401): the token is forgotten and
+// the user asked for another.
+let signInProblem = '';
 setUnauthenticatedHandler(() => {
   clearToken();
   session = null;
+  signInProblem = 'That token was refused (unknown, expired or revoked); paste a valid one.';
   if (location.hash !== '#/signin') location.hash = '#/signin';
+  else route();
 });
 
 window.addEventListener('hashchange', route);
