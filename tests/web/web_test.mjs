@@ -289,6 +289,24 @@ async function main() {
       await axe(page, 'provider transfer');
     });
 
+    await step('delete, after a confirmation', async () => {
+      await page.goto(`${URL_}/#/jobs/${jobId}`);
+      await page.waitForSelector('#act-delete');
+      await page.click('#act-delete');
+      await page.waitForSelector('dialog.confirm[open]');
+      await axe(page, 'delete confirmation');
+      await page.keyboard.press('Escape');  // Cancels.
+      await page.waitForFunction(() => !document.querySelector('dialog.confirm'));
+      const kept = await api('GET', `/v1/jobs/${jobId}`, TOKEN);
+      await page.click('#act-delete');
+      await page.waitForSelector('dialog.confirm[open]');
+      await page.click('dialog.confirm button.danger');
+      await page.waitForFunction(() => location.hash === '#/jobs', WAIT);
+      const gone = await api('GET', `/v1/jobs/${jobId}`, TOKEN);
+      check('delete: Escape cancels, confirming deletes', kept.status === 200 && gone.status === 404,
+        `${kept.status} ${gone.status}`);
+    });
+
     await step('keyboard: sign out from the keyboard', async () => {
       await page.goto(`${URL_}/#/jobs`);
       await page.waitForSelector('#view[data-rendered]');
