@@ -27,6 +27,8 @@ PACKAGES=(
   openssh-server          # their tests start a throwaway sshd (tests/support/sshd_server.h)
   prometheus              # promtool tests the shipped alert rules (tests/prometheus/); the
                           # Prometheus end-to-end test scrapes timerd with it
+  chromium                # the web view's browser test (tests/web/) drives it headless;
+                          # as root it must run with --no-sandbox (tests/web/browser.mjs)
   "$@"
 )
 # Their tests run s3rver (tests/support/s3_server.h) on Node.js; a Node.js
@@ -41,20 +43,27 @@ for p in "${PACKAGES[@]}"; do
     missing+=("$p")
   fi
 done
-# s3rver, pinned by tests/support/s3/package-lock.json, into
-# tests/support/s3/node_modules (again when the lock file changed).
-install_s3rver() {
+# Node packages pinned by a package-lock.json, into that folder's
+# node_modules (again when the lock file changed): s3rver
+# (tests/support/s3/), and puppeteer-core and axe-core for the web view's
+# browser test (tests/web/; puppeteer-core downloads no browser, the test
+# uses Debian's chromium).
+npm_ci() {  # npm_ci <dir under the repository> <a file npm ci puts in node_modules>
   local dir
-  dir="$(cd "$(dirname "$0")/.." && pwd)/tests/support/s3"
-  if [ ! -f "$dir/node_modules/s3rver/bin/s3rver.js" ] ||
+  dir="$(cd "$(dirname "$0")/.." && pwd)/$1"
+  if [ ! -f "$dir/node_modules/$2" ] ||
      [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-    echo "Installing s3rver (npm ci in tests/support/s3)"
+    echo "Installing $1's node modules (npm ci)"
     (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   fi
 }
+install_node_modules() {
+  npm_ci tests/support/s3 s3rver/bin/s3rver.js
+  npm_ci tests/web puppeteer-core/package.json
+}
 
 if [ ${#missing[@]} -eq 0 ]; then
-  install_s3rver
+  install_node_modules
   exit 0
 fi
 
@@ -67,4 +76,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update -qq
 "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
-install_s3rver
+install_node_modules

@@ -8,9 +8,9 @@
 #   scripts/run.sh stop          stop the timerd this script started
 #   scripts/run.sh install       build and install only (scripts/cluster.sh)
 #
-# timerd listens on 127.0.0.1:50051 (gRPC) and 127.0.0.1:8080 (the API as
-# JSON over HTTP; a free port if 8080 is taken; TIMER_HTTP_LISTEN to
-# choose) and keeps its data in ~/.local/share/timer (override with
+# timerd listens on 127.0.0.1:50051 (gRPC) and 127.0.0.1:8080 (the web view
+# at /, and the API as JSON over HTTP; a free port if 8080 is taken;
+# TIMER_HTTP_LISTEN to choose) and keeps its data in ~/.local/share/timer (override with
 # TIMER_DATA_DIR). Its log is _run/timerd.log.
 #
 # timerd requires credentials, so the first run also issues a token for the
@@ -101,6 +101,10 @@ The same API as JSON over HTTP is at $http_url (docs/API.md, "HTTP"):
 
   curl -H "Authorization: Bearer \$(jq -r '.servers["$listen"].token' ~/.config/timer/tokens.json)" $http_url/v1/jobs
   curl $http_url/readyz
+
+The web view is at $http_url/ — sign in there with the same token:
+
+  jq -r '.servers["$listen"].token' ~/.config/timer/tokens.json
 MSG
     example=$(./scripts/demo-config.sh --example "$data_dir")
     if [ -n "$example" ]; then

@@ -35,6 +35,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "api/http/sse.h"
+#include "api/http/web_assets.h"
 #include "util/escape.h"
 
 namespace timer::api::http {
@@ -435,6 +436,19 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       return Respond(200, "text/plain; version=0.0.4; charset=utf-8", impl_->Metrics());
     }
 
+    // The web view (api/http/web_assets.h): public, static, no body read.
+    if (IsWebPath(path)) {
+      route_ = "web";
+      if (!authenticated_) close_after_ = true;  // As for /healthz, above.
+      const auto inm = req.find(bhttp::field::if_none_match);
+      const WebResponse web = ServeWeb(
+          method, path,
+          inm == req.end() ? ""
+                           : absl::string_view(inm->value().data(), inm->value().size()));
+      return Respond(web.code, std::string(web.content_type).c_str(),
+                     std::string(web.body), "", web.headers);
+    }
+
     match_ = impl_->transcoder->Find(method, path);
     if (match_.route == nullptr) {
       if (!match_.allowed.empty()) {
@@ -689,7 +703,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   }
 
   void Respond(int code, const char* content_type, std::string body,
-               const std::string& allow = "") {
+               const std::string& allow = "", absl::Span<const WebHeader> extra = {}) {
     const bool have_request = parser_ && parser_->is_header_done();
     res_.emplace();
     res_->version(have_request ? parser_->get().version() : 11);
@@ -699,6 +713,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     if (!allow.empty()) res_->set(bhttp::field::allow, allow);
     if (code == 401) res_->set(bhttp::field::www_authenticate, "Bearer");
     if (code == 503) res_->set(bhttp::field::retry_after, "1");
+    for (const auto& [name, value] : extra) {  // Overrides what is above.
+      res_->set(beast::string_view(name.data(), name.size()),
+                beast::string_view(value.data(), value.size()));
+    }
     const bool keep = !close_after_ && have_request && parser_->get().keep_alive() &&
                       parser_->is_done();
     res_->keep_alive(keep);
