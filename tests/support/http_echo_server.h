@@ -1,6 +1,6 @@
 // Starts tests/support/http_echo_server.py (a scriptable HTTP server on
 // Python's http.server) on 127.0.0.1 port 0 for one test, and stops it at
-// destruction (closing its stdin, then SIGKILL if it lingers). Requests it
+// destruction (SIGTERM, then SIGKILL if it lingers). Requests it
 // received are read back from its record file, one JSON object a line.
 // Not thread-safe: one owner.
 #pragma once
@@ -53,6 +53,8 @@ class HttpEchoServer {
   ~HttpEchoServer() {
     if (pid_ <= 0) return;
     close(stdin_);
+    // Every request is on record already (flushed before its answer).
+    kill(pid_, SIGTERM);
     for (int i = 0; i < 200; ++i) {
       if (waitpid(pid_, nullptr, WNOHANG) == pid_) return;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));

@@ -362,7 +362,7 @@ void Notifier::Loop() {
       d->job.reset();
       if (!failed.ok()) {
         spdlog::warn("notifications: recovery check of job {} failed: {}", d->job_id,
-                     failed.status().message());
+                     std::string(failed.status().message()));
       }
       if (!failed.ok() || !*failed) {
         Finished(*d);
