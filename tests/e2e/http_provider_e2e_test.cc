@@ -119,10 +119,21 @@ TEST_F(HttpProviderE2eTest, JobHttpRunsAndNotifiesTheEnd) {
   const std::string id = job["job_id"];
   ASSERT_FALSE(id.empty());
   EXPECT_EQ(job["notification"]["url"], server_->base() + "/hook?token=t0k3n");
-  json ended = WaitForJob(id, [](const json& j) { return j["status"] == "ENDED"; });
-  json results = CliJson({"job", "results", id})["results"];
-  ASSERT_EQ(results.size(), 1u);
-  EXPECT_EQ(results[0]["status"], "SUCCEEDED");
+  // The job ends as its one run starts (stop_after_runs counts starts);
+  // the run's result follows.
+  WaitForJob(id, [](const json& j) { return j["status"] == "ENDED"; });
+  json results;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  for (;;) {
+    results = CliJson({"job", "results", id})["results"];
+    if (results.size() == 1 && results[0]["status"] != "PENDING" &&
+        results[0]["status"] != "ACTIVE") {
+      break;
+    }
+    ASSERT_LT(absl::Now(), deadline) << results.dump();
+    absl::SleepFor(absl::Milliseconds(50));  // polling the server's state
+  }
+  EXPECT_EQ(results[0]["status"], "SUCCEEDED") << results.dump();
   json details = json::parse(results[0]["details"].get<std::string>());
   EXPECT_EQ(details["status"], 200);
   EXPECT_EQ(details["method"], "PUT");
