@@ -21,7 +21,7 @@ fi
 
 cmake --build "$build" --target timer_bench_create_get timer_bench_scheduler \
   timer_bench_transfer timer_bench_cli_status timer_bench_watch timer_bench_replicas \
-  timer_bench_metrics timer_bench_cron
+  timer_bench_metrics timer_bench_cron timer_bench_http_provider
 
 echo "== commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo ' (with local changes)')"
 echo "== $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -38,6 +38,7 @@ commands=(
   "$build/bench/timer_bench_metrics"
   "$build/bench/timer_bench_cron --seconds 2"
   "$build/bench/timer_bench_scheduler --jobs 10000,20000 --seconds 20 --cron '* * * * * *' --rounds 3"
+  "$build/bench/timer_bench_http_provider"
   "$build/bench/timer_bench_scheduler --load 1000000 --cron '0 2 * * *' --tz Europe/Berlin"
 )
 

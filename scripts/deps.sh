@@ -21,7 +21,10 @@ PACKAGES=(
   jq                      # the token in the curl line scripts/run.sh prints
   golang-github-gogo-googleapis-dev  # google/api/annotations.proto, google/rpc/status.proto (proto/CMakeLists.txt)
   libboost1.81-dev        # Boost.Beast/Asio, header-only: timerd's HTTP listener (services/timerd/api/http/)
-  libcurl4-openssl-dev    # S3 endpoints of the transfer provider (plugins/transfer/s3_fs.h)
+  libcurl4-openssl-dev    # S3 endpoints of the transfer provider (plugins/transfer/s3_fs.h),
+                          # the http provider (plugins/http) and job notifications
+  python3                 # tests/support/http_echo_server.py, the HTTP server the http
+                          # provider and notification tests call
   libpugixml-dev          # their XML replies
   libssh-dev              # SFTP endpoints of the transfer provider (plugins/transfer/sftp_fs.h)
   openssh-server          # their tests start a throwaway sshd (tests/support/sshd_server.h)

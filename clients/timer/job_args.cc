@@ -151,6 +151,34 @@ std::string UnwrapSeedBody(const std::string& body) {
 absl::Status FillJob(const JobArgs& a, absl::TimeZone local, v1::Job* job,
                      std::vector<std::string>* paths) {
   const auto touched = [&](const char* path) { paths->push_back(path); };
+  // Notifications (issue 24).
+  if (a.notify_url == "none") {
+    if (!a.notify_on.empty()) {
+      return absl::InvalidArgumentError("--notify-on: not with --notify-url none");
+    }
+    job->clear_notification();
+    touched("notification");
+  } else if (!a.notify_url.empty()) {
+    job->mutable_notification()->set_url(a.notify_url);
+    touched("notification.url");
+  }
+  if (!a.notify_on.empty()) {
+    static const std::map<std::string, v1::Notification::Event> kEvents = {
+        {"failure", v1::Notification::FAILURE},
+        {"recovery", v1::Notification::RECOVERY},
+        {"end", v1::Notification::END},
+        {"pause", v1::Notification::PAUSE}};
+    for (absl::string_view part : absl::StrSplit(a.notify_on, ',', absl::SkipEmpty())) {
+      auto it = kEvents.find(absl::AsciiStrToLower(absl::StripAsciiWhitespace(part)));
+      if (it == kEvents.end()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--notify-on: \"", Echo(std::string(part)),
+                         "\" is not one of failure, recovery, end, pause"));
+      }
+      job->mutable_notification()->add_on(it->second);
+    }
+    touched("notification.on");
+  }
   if (!a.name.empty()) job->set_name(a.name), touched("name");
   if (!a.label.empty()) job->set_label(a.label), touched("label");
   v1::Schedule* schedule = job->mutable_schedule();
@@ -357,6 +385,40 @@ absl::Status MakeTransferJobArgs(const TransferArgs& t,
   absl::StatusOr<std::string> body = TransferBodyJson(spec);
   if (!body.ok()) return body.status();
   a->body = *std::move(body);
+  return absl::OkStatus();
+}
+
+absl::Status MakeHttpJobArgs(const HttpArgs& h, JobArgs* a) {
+  nlohmann::json body = {{"url", h.url}, {"method", absl::AsciiStrToUpper(h.method)}};
+  if (!h.headers.empty()) {
+    nlohmann::json headers = nlohmann::json::object();
+    for (const std::string& line : h.headers) {
+      const size_t colon = line.find(':');
+      if (colon == std::string::npos || colon == 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--header ", Echo(line), ": expected NAME:VALUE"));
+      }
+      std::string value = line.substr(colon + 1);
+      absl::StripLeadingAsciiWhitespace(&value);
+      headers[line.substr(0, colon)] = value;
+    }
+    body["headers"] = std::move(headers);
+  }
+  if (h.body_given) body["body"] = h.body;
+  if (h.json_given) {
+    nlohmann::json j = nlohmann::json::parse(h.json, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) return absl::InvalidArgumentError("--json: not valid JSON");
+    body["json"] = std::move(j);
+  }
+  if (!h.credential.empty()) body["credential"] = h.credential;
+  if (!h.timeout.empty()) {
+    absl::StatusOr<int64_t> seconds = DurationArg(h.timeout, "--timeout");
+    if (!seconds.ok()) return seconds.status();
+    if (*seconds <= 0) return absl::InvalidArgumentError("--timeout: must be > 0");
+    body["timeout_seconds"] = *seconds;
+  }
+  a->provider = "http";
+  a->body = body.dump();
   return absl::OkStatus();
 }
 

@@ -54,6 +54,10 @@ struct JobArgs {
   std::string dst_gap;                        // run-after, skip, shift
   std::string dst_repeat;                     // first, last, both
   std::string catch_up_window;                // --catch-up-window DURATION
+  // Notifications (issue 24): --notify-url URL ("none" removes them),
+  // --notify-on failure,recovery,end,pause.
+  std::string notify_url;
+  std::string notify_on;
 };
 
 // The one-line calendar spec of --calendar and --calendar-exclude: fields
@@ -86,6 +90,18 @@ struct TransferArgs {
   // --include and --exclude in command-line order (the first match wins).
   std::vector<FilterRuleArg> filter_rules;
 };
+
+// The options of `job http` that make the http provider's body.
+struct HttpArgs {
+  std::string url, method = "POST";
+  std::vector<std::string> headers;  // "Name: value" or "Name:value"
+  std::string body, json, credential, timeout;
+  bool body_given = false, json_given = false;
+};
+
+// Sets a->provider to "http" and a->body to the body `h` describes.
+// INVALID_ARGUMENT naming the option (--header, --json, --timeout).
+absl::Status MakeHttpJobArgs(const HttpArgs& h, JobArgs* a);
 
 // The provider name an action URL names (see above), lower-cased; empty
 // when the URL has no path segment.

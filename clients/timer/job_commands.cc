@@ -25,6 +25,7 @@ struct JobCommandState {
   std::string view;  // --view of `list`: "basic", "full" or empty.
   JobArgs job;
   TransferArgs transfer;
+  HttpArgs http;  // `job http` (issue 24)
   std::string run_request_id;
   int count = 10;          // -n of `job next` and `schedule preview`
   std::string from;        // --from
@@ -222,6 +223,12 @@ absl::Status Transfer(Globals& g, JobArgs a, const TransferArgs& t) {
   return Submit(g, std::move(a));
 }
 
+// `job http` (issue 24): an http provider body from the options.
+absl::Status Http(Globals& g, JobArgs a, const HttpArgs& h) {
+  if (absl::Status s = MakeHttpJobArgs(h, &a); !s.ok()) return s;
+  return Submit(g, std::move(a));
+}
+
 absl::Status Status(Globals& g, const std::string& job_id, bool verbose,
                     bool show_deleted) {
   absl::StatusOr<Client> client = ConnectAsUser(g);
@@ -362,6 +369,18 @@ void AddScheduleOptions(CLI::App* cmd, JobArgs& a) {
       ->type_name("DURATION");
 }
 
+// Notifications (issue 24), for submit, update and http.
+void AddNotifyOptions(CLI::App* cmd, JobArgs& a) {
+  cmd->add_option("--notify-url", a.notify_url,
+                  "POST a signed JSON notification here (on the server's "
+                  "notifications.allow list); 'none' removes it")
+      ->type_name("URL");
+  cmd->add_option("--notify-on", a.notify_on,
+                  "when to notify: failure (default), recovery, end, pause; "
+                  "comma-separated")
+      ->type_name("EVENTS");
+}
+
 // Exactly one schedule kind, for submit and transfer.
 void RequireScheduleKind(const JobArgs& a) {
   if (a.interval.empty() && a.cron.empty() && a.calendar.empty() && a.once.empty()) {
@@ -405,6 +424,7 @@ void AddJobOptions(CLI::App* cmd, JobArgs& a) {
                   "slots missed while timerd was down: skip (default) or run_once")
       ->check(CLI::IsMember({"skip", "run_once"}));
   AddScheduleOptions(cmd, a);
+  AddNotifyOptions(cmd, a);
 }
 
 void AddSubmit(CLI::App* job, Globals& g, CommandSet& commands) {
@@ -557,6 +577,56 @@ void AddTransfer(CLI::App* job, Globals& g, CommandSet& commands) {
                [&g, state] { return Transfer(g, state->job, state->transfer); });
 }
 
+constexpr char kHttpHelp[] =
+    "schedule an HTTP request (the http provider)\n\n"
+    "The URL must be on the server's allowlist (timer provider show http).\n"
+    "Every request carries Idempotency-Key: JOB_ID/RUN_NUMBER; the run\n"
+    "succeeds on a 2xx answer.\n\n"
+    "Example:\n"
+    "  timer job http --name ping --interval 1h --url https://api.example.org/ping \\\n"
+    "    --header 'X-Team: ops' --json '{\"check\": true}' --credential api \\\n"
+    "    --notify-url https://hooks.example.org/timer --notify-on failure,recovery";
+
+void AddHttp(CLI::App* job, Globals& g, CommandSet& commands) {
+  auto state = std::make_shared<JobCommandState>();
+  JobArgs& xa = state->job;
+  HttpArgs& h = state->http;
+  CLI::App* http = job->add_subcommand("http", kHttpHelp);
+  http->add_option("--name", xa.name, "a name for the job");
+  http->add_option("--interval", xa.interval,
+                   "time between runs: seconds, or 15m, 1h, 1d, 1w");
+  AddScheduleOptions(http, xa);
+  http->add_option("--start,--start-time", xa.start, "first run (default: now)");
+  http->add_option("--stop-after-runs", xa.stop_after_runs, "stop after N runs")
+      ->check(CLI::PositiveNumber);
+  http->add_option("--stop-after-date", xa.stop_after_date, "stop running at this time");
+  http->add_option("--url", h.url, "the URL to call")->required();
+  http->add_option("--method", h.method, "GET, HEAD, POST (default), PUT, PATCH, DELETE")
+      ->check(CLI::IsMember({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"},
+                            CLI::ignore_case));
+  http->add_option("--header", h.headers, "NAME:VALUE (repeatable)")
+      ->type_name("NAME:VALUE")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  auto* body =
+      http->add_option("--body", h.body, "the request body, as text")->type_name("TEXT");
+  auto* json =
+      http->add_option("--json", h.json,
+                       "the request body as JSON (Content-Type: application/json)")
+          ->type_name("JSON");
+  body->excludes(json);
+  http->add_option("--credential", h.credential,
+                   "an operator-configured credential that sets one header, by name");
+  http->add_option("--timeout", h.timeout, "time limit of a request, e.g. 30s, 2m")
+      ->type_name("DURATION");
+  AddNotifyOptions(http, xa);
+  http->callback([http, &h, &xa] {
+    RequireScheduleKind(xa);
+    h.body_given = http->count("--body") > 0;
+    h.json_given = http->count("--json") > 0;
+  });
+  commands.Add(http, [&g, state] { return Http(g, state->job, state->http); });
+}
+
 }  // namespace
 
 std::vector<FilterRuleArg> FilterRulesInOrder(const CLI::App& transfer) {
@@ -650,6 +720,7 @@ void AddJobCommands(CLI::App& app, Globals& g, CommandSet& commands) {
                [&g, state] { return Results(g, state->job_id, state->verbose); });
 
   AddTransfer(job, g, commands);
+  AddHttp(job, g, commands);
 
   CLI::App* next = AddJobIdCommand(
       job, "next",

@@ -9,6 +9,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_format.h"
 #include "cli_time.h"
 #include "job_args.h"
@@ -141,6 +142,17 @@ void PrintJobTable(const v1::Job& job, bool verbose, absl::Time now, std::ostrea
   if (!job.label().empty()) Row(out, "Label:", Printable(job.label()));
   Row(out, "Status:", StatusText(job));
   Row(out, "Provider:", Printable(job.action().provider()));
+  // Notifications (issue 24).
+  if (job.has_notification() && !job.notification().url().empty()) {
+    std::vector<std::string> on;
+    for (int e : job.notification().on()) {
+      on.push_back(absl::AsciiStrToLower(
+          v1::Notification::Event_Name(static_cast<v1::Notification::Event>(e))));
+    }
+    Row(out, "Notify:",
+        absl::StrCat(Printable(job.notification().url()), " on ",
+                     on.empty() ? "failure" : absl::StrJoin(on, ",")));
+  }
   if (s.has_interval_seconds() || s.kind_case() == v1::Schedule::KIND_NOT_SET) {
     Row(out, "Interval:",
         absl::StrCat(s.interval_seconds(), "s (", FormatSeconds(s.interval_seconds()),

@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "domain/ids.h"
 #include "domain/job_results.h"
+#include "domain/notifier.h"
 #include "domain/schedule.h"
 #include "domain/time_util.h"
 #include "domain/zoned_rule.h"
@@ -399,6 +400,7 @@ void JobService::CreateJob(const Identity& caller, const v1::CreateJobRequest& r
   if (valid.ok()) valid = ValidateRequestId(request.request_id());
   if (valid.ok()) valid = ValidateNewJob(request.job());
   if (valid.ok()) valid = CheckAction(caller, request.job().action());
+  if (valid.ok()) valid = CheckNotification(request.job());  // notifications (issue 24)
   if (!valid.ok()) {
     std::move(done)(valid);
     return;
@@ -420,6 +422,7 @@ void JobService::CreateJob(const Identity& caller, const v1::CreateJobRequest& r
   job.set_owner(caller.name);
   job.set_label(in.label());
   *job.mutable_action() = in.action();
+  if (in.has_notification()) *job.mutable_notification() = in.notification();
   *job.mutable_schedule() = in.schedule();
   NormalizeZone(*job.mutable_schedule(), google::protobuf::FieldMask());
   // Schedules are kept to the microsecond (the timer queue's resolution), so
@@ -575,6 +578,18 @@ absl::Status JobService::CheckAction(const Identity& caller,
   return absl::OkStatus();
 }
 
+absl::Status JobService::CheckNotification(const v1::Job& job) const {
+  if (!job.has_notification()) return absl::OkStatus();
+  const v1::Notification& n = job.notification();
+  if (n.url().empty() && n.on_size() == 0) return absl::OkStatus();
+  if (notifier_ == nullptr) {
+    return absl::FailedPreconditionError(
+        "job.notification: notifications are not configured on this server "
+        "([notifications] key_file)");
+  }
+  return notifier_->Validate(n);
+}
+
 void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& request,
                            store::JobCallback done) {
   static const absl::flat_hash_set<std::string> kSchedulePaths = {
@@ -592,21 +607,24 @@ void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& r
       "schedule.stop_after_runs",
       "schedule.stop_after_date"};
   static const absl::flat_hash_set<std::string> kOtherPaths = {
-      "name",        "label",          "action",         "action.provider",
-      "action.body", "overlap_policy", "max_concurrent", "missed_run_policy"};
+      "name", "label", "action", "action.provider", "action.body", "overlap_policy",
+      "max_concurrent", "missed_run_policy",
+      // notifications (issue 24)
+      "notification", "notification.url", "notification.on"};
   const v1::Job& in = request.job();
   absl::Status valid = TakeWrite(caller);
   if (valid.ok()) valid = ValidateJobId(in.job_id());
   if (valid.ok() && request.update_mask().paths_size() == 0) {
     valid = Invalid("update_mask", "required: name the fields to change");
   }
-  bool schedule_changed = false, action_changed = false;
+  bool schedule_changed = false, action_changed = false, notification_changed = false;
   for (const std::string& path : request.update_mask().paths()) {
     if (!valid.ok()) break;
     if (kSchedulePaths.contains(path)) {
       schedule_changed = true;
     } else if (kOtherPaths.contains(path)) {
       action_changed |= path.rfind("action", 0) == 0;
+      notification_changed |= path.rfind("notification", 0) == 0;
     } else {
       valid = Invalid("update_mask",
                       absl::StrCat("\"", util::Escaped(path), "\" cannot be updated"));
@@ -635,6 +653,12 @@ void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& r
       if (path == "max_concurrent") merged.set_max_concurrent(in.max_concurrent());
       if (path == "missed_run_policy")
         merged.set_missed_run_policy(in.missed_run_policy());
+      // notifications (issue 24)
+      if (path == "notification") *merged.mutable_notification() = in.notification();
+      if (path == "notification.url")
+        merged.mutable_notification()->set_url(in.notification().url());
+      if (path == "notification.on")
+        *merged.mutable_notification()->mutable_on() = in.notification().on();
       v1::Schedule* s = merged.mutable_schedule();
       const v1::Schedule& n = in.schedule();
       if (path == "schedule") *s = n;
@@ -674,6 +698,7 @@ void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& r
     if (merged.max_concurrent() == 0) merged.set_max_concurrent(1);
     valid = ValidateNewJob(merged);
     if (valid.ok() && action_changed) valid = CheckAction(caller, merged.action());
+    if (valid.ok() && notification_changed) valid = CheckNotification(merged);
   }
   // A bigger body takes room under max_stored_bytes_per_identity first.
   int64_t grows = 0;
@@ -709,6 +734,11 @@ void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& r
         job.set_overlap_policy(merged.overlap_policy());
         job.set_max_concurrent(merged.max_concurrent());
         job.set_missed_run_policy(merged.missed_run_policy());
+        if (merged.has_notification() && !merged.notification().url().empty()) {
+          *job.mutable_notification() = merged.notification();
+        } else {
+          job.clear_notification();
+        }
         *job.mutable_update_time() = ToProto(now);
         if (job.status() != v1::Job::PAUSED) {
           if (schedule_changed || was_ended) {

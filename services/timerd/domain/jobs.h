@@ -58,6 +58,8 @@ struct BackfillSlot {
 // Told about every durable change JobService makes, in commit order, so the
 // run engine can (re)schedule; and asked to let manual runs in. Called on
 // store threads (AdmitManualRun on the caller's); must not block.
+class Notifier;  // domain/notifier.h
+
 class JobObserver {
  public:
   virtual ~JobObserver() = default;
@@ -135,6 +137,10 @@ class JobService {
   // of a job another replica schedules goes. Null: it is refused with
   // UNAVAILABLE.
   void set_relay(RunRelay* relay) { relay_ = relay; }
+  // Set once, before the first call: checks job.notification at create and
+  // update (domain/notifier.h). Null: a job with a notification is refused
+  // (FAILED_PRECONDITION: notifications are not configured).
+  void set_notifier(const Notifier* notifier) { notifier_ = notifier; }
 
   void CreateJob(const Identity& caller, const v1::CreateJobRequest& request,
                  store::JobCallback done);
@@ -223,6 +229,8 @@ class JobService {
   absl::Status TakeWrite(const Identity& caller);
   // Checks the provider exists and accepts the body, when providers are known.
   absl::Status CheckAction(const Identity& caller, const v1::Action& action) const;
+  // job.notification, through notifier_ (issue 24).
+  absl::Status CheckNotification(const v1::Job& job) const;
   // Applies `mutate` to the caller's job unless it is deleted (NOT_FOUND).
   void MutateLiveJob(const Identity& caller, const std::string& job_id,
                      v1::JobEvent::Type event, store::JobMutation mutate,
@@ -238,6 +246,7 @@ class JobService {
   EventSink* events_ = nullptr;
   JobQuota* quota_ = nullptr;
   RunRelay* relay_ = nullptr;
+  const Notifier* notifier_ = nullptr;  // not owned; may be null
   size_t list_page_bytes_ = kDefaultListPageBytes;
 };
 

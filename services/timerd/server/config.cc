@@ -349,6 +349,57 @@ const std::vector<ConfigKey>& ConfigKeys() {
        .min = 60,
        .max = 366 * 24 * 3600,
        .doc = "JWTs valid for longer (exp - iat, or exp - now) are refused"},
+      {.path = "notifications.key_file",
+       .field = &Config::notifications_key_file,
+       .doc = "HMAC-SHA256 key signing job notifications (Timer-Signature); "
+              "empty: notifications off",
+       .accepted_doc = "a file path; owned by timerd's user or root, mode 0600"},
+      {.path = "notifications.allow",
+       .field = &Config::notifications_allow,
+       .doc = "where notification webhooks may go: hosts, host:port, URL prefixes, "
+              "addresses, CIDR ranges, `*`",
+       .accepted_doc = "strings; special addresses (loopback, private...) only by "
+                       "address or CIDR"},
+      {.path = "notifications.ca_file",
+       .field = &Config::notifications_ca_file,
+       .doc = "CA bundle for https webhooks",
+       .default_doc = "the system's",
+       .accepted_doc = "a file path"},
+      {.path = "notifications.threads",
+       .field = &Config::notifications_threads,
+       .min = 1,
+       .max = 64,
+       .doc = "threads delivering notifications"},
+      {.path = "notifications.max_queued",
+       .field = &Config::notifications_max_queued,
+       .min = 1,
+       .max = 10'000'000,
+       .doc = "notifications waiting or between attempts; more are dropped"},
+      {.path = "notifications.max_queued_per_identity",
+       .field = &Config::notifications_max_queued_per_identity,
+       .min = 1,
+       .max = 10'000'000,
+       .doc = "of those, at most this many for one owner"},
+      {.path = "notifications.max_attempts",
+       .field = &Config::notifications_max_attempts,
+       .min = 1,
+       .max = 100,
+       .doc = "attempts per notification before it is given up"},
+      {.path = "notifications.initial_backoff_ms",
+       .field = &Config::notifications_initial_backoff_ms,
+       .min = 1,
+       .max = 3'600'000,
+       .doc = "wait before the second attempt; doubles for each further one"},
+      {.path = "notifications.max_backoff_ms",
+       .field = &Config::notifications_max_backoff_ms,
+       .min = 1,
+       .max = 86'400'000,
+       .doc = "longest wait between attempts"},
+      {.path = "notifications.timeout_ms",
+       .field = &Config::notifications_timeout_ms,
+       .min = 100,
+       .max = 300'000,
+       .doc = "time limit of one attempt"},
   };
   return *keys;
 }
@@ -715,7 +766,8 @@ absl::Status CheckConfigFilesTrusted(const Config& config, const std::string& co
       {"tls_cert", &config.tls_cert},
       {"tls_key", &config.tls_key},
       {"tls_client_ca", &config.tls_client_ca},
-      {"auth.jwt.keys_file", &config.jwt_keys_file}};
+      {"auth.jwt.keys_file", &config.jwt_keys_file},
+      {"notifications.key_file", &config.notifications_key_file}};
   for (const auto& [key, path] : files) {
     if (path->empty()) continue;
     absl::Status s = util::CheckTrusted(

@@ -113,6 +113,18 @@ struct Config {
   std::string jwt_identity_claim = "sub";
   int64_t jwt_leeway_seconds = 60;
   int64_t jwt_max_lifetime_seconds = 24 * 3600;
+  // [notifications] (domain/notifier.h): job webhooks; off (jobs with a
+  // notification are refused) while key_file is empty.
+  std::string notifications_key_file;
+  std::vector<std::string> notifications_allow;
+  std::string notifications_ca_file;
+  int notifications_threads = 2;
+  int64_t notifications_max_queued = 1000;
+  int64_t notifications_max_queued_per_identity = 100;
+  int notifications_max_attempts = 5;
+  int64_t notifications_initial_backoff_ms = 1000;
+  int64_t notifications_max_backoff_ms = 60000;
+  int64_t notifications_timeout_ms = 10000;
   // Provider name -> its configuration, as a JSON object.
   nlohmann::json plugins = nlohmann::json::object();
 };

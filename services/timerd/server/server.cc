@@ -36,6 +36,7 @@
 #include "domain/clock.h"
 #include "domain/job_quota.h"
 #include "domain/jobs.h"
+#include "domain/notifier.h"
 #include "domain/run_engine.h"
 #include "domain/run_now_relay.h"
 #include "domain/shard_lease.h"
@@ -130,6 +131,59 @@ grpc_server_credentials* CoreCredentials(const std::optional<TlsFiles>& tls) {
   return grpc_ssl_server_credentials_create_with_options(options);
 }
 
+// The notifier of [notifications]: the key file is a secret (owned by
+// timerd's user or root, like the other files it trusts, and neither
+// readable nor writable by group or others).
+absl::StatusOr<std::unique_ptr<domain::Notifier>> MakeNotifier(
+    const Config& config, store::Store* store, const domain::Clock* clock) {
+  const std::string& path = config.notifications_key_file;
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("notifications.key_file: cannot read ", path));
+  }
+  if ((st.st_mode & 077) != 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("notifications.key_file: ", path,
+                     " may be read or written by other users; chmod 600 it"));
+  }
+  ASSIGN_OR_RETURN(std::string key, ReadFileText(path, "notifications.key_file"));
+  while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
+  domain::Notifier::Options o;
+  o.allow = config.notifications_allow;
+  o.key = std::move(key);
+  o.ca_file = config.notifications_ca_file;
+  o.threads = config.notifications_threads;
+  o.max_queued = static_cast<size_t>(config.notifications_max_queued);
+  o.max_queued_per_owner =
+      static_cast<size_t>(config.notifications_max_queued_per_identity);
+  o.max_attempts = config.notifications_max_attempts;
+  o.initial_backoff = absl::Milliseconds(config.notifications_initial_backoff_ms);
+  o.max_backoff = absl::Milliseconds(config.notifications_max_backoff_ms);
+  o.timeout = absl::Milliseconds(config.notifications_timeout_ms);
+  // RECOVERY: did the newest earlier finished run fail? One page of the
+  // store's results, read on a delivery thread.
+  auto previous_failed = [store](const v1::Job& job,
+                                 int64_t run_number) -> absl::StatusOr<bool> {
+    ASSIGN_OR_RETURN(std::vector<v1::JobResult> older,
+                     store->ListResults(job.owner(), job.job_id(), run_number, 20));
+    for (const v1::JobResult& r : older) {
+      switch (r.status()) {
+        case v1::JobResult::FAILED:
+        case v1::JobResult::UNKNOWN:
+          return true;
+        case v1::JobResult::SUCCEEDED:
+        case v1::JobResult::CANCELLED:
+          return false;
+        default:
+          continue;  // skipped, or still running
+      }
+    }
+    return false;
+  };
+  return domain::Notifier::Create(std::move(o), clock, std::move(previous_failed));
+}
+
 }  // namespace
 
 struct TimerServer::Impl {
@@ -148,6 +202,10 @@ struct TimerServer::Impl {
   std::unique_ptr<auth::Authenticator> authenticator;
   std::unique_ptr<domain::JobQuota> quota;
   std::unique_ptr<plugin_host::PluginRegistry> plugins;
+  // [notifications]: fed by `events_tee` (the hub, then the notifier), which
+  // jobs and engine publish to; both outlive them.
+  std::unique_ptr<domain::Notifier> notifier;
+  std::unique_ptr<domain::TeeSink> events_tee;
   std::unique_ptr<domain::JobService> jobs;
   std::unique_ptr<domain::RunEngine> engine;
   // With a shared store: the shards this replica schedules. After `engine`,
@@ -284,8 +342,20 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
                         .buffer_events = static_cast<size_t>(config.watch_buffer_events),
                         .shared = impl->event_log != nullptr,
                         .since_wait = absl::Milliseconds(config.watch_since_wait_ms)});
-  impl->jobs->set_events(impl->events.get());
-  impl->engine->set_events(impl->events.get());
+  domain::EventSink* sink = impl->events.get();
+  if (!config.notifications_key_file.empty()) {
+    ASSIGN_OR_RETURN(impl->notifier,
+                     MakeNotifier(config, impl->store.get(), &impl->clock));
+    impl->events_tee = std::make_unique<domain::TeeSink>(sink, impl->notifier.get());
+    sink = impl->events_tee.get();
+    impl->jobs->set_notifier(impl->notifier.get());
+    impl->notifier->Start();
+    spdlog::info("notifications: on, {} allowlist entr{}",
+                 config.notifications_allow.size(),
+                 config.notifications_allow.size() == 1 ? "y" : "ies");
+  }
+  impl->jobs->set_events(sink);
+  impl->engine->set_events(sink);
   impl->quota = std::make_unique<domain::JobQuota>(
       impl->store.get(), &impl->clock,
       domain::JobQuota::Limits{
@@ -497,6 +567,8 @@ void TimerServer::Shutdown(absl::Duration grace) {
   impl_->watches->Stop();
   // No RPC can record a run any more: stop firing, let in-flight writes land.
   impl_->engine->Stop();
+  // Then no event comes: queued notifications are dropped (in memory only).
+  if (impl_->notifier != nullptr) impl_->notifier->Stop();
   // Its last events are appended (if the log can be reached) for the others.
   if (impl_->shared_events != nullptr) impl_->shared_events->Stop();
   // Then its leases go, so other replicas take its shards at once.

@@ -21,6 +21,7 @@
 #include "domain/clock.h"
 #include "domain/identity.h"
 #include "domain/ids.h"
+#include "domain/notifier.h"
 #include "domain/time_util.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -1432,6 +1433,63 @@ TEST_F(BackfillTest, ARetryWithTheSameRequestIdRecordsNothingNew) {
   ASSERT_THAT(Backfill(plain), IsOk());
   ASSERT_THAT(Backfill(plain), IsOk());
   EXPECT_EQ(Results(job.job_id()).size(), 7u);
+}
+
+// ---------------------------------------------------------------------------
+// Notifications (issue 24): checked by the notifier at create and update.
+
+TEST_F(JobServiceTest, NotificationRefusedWithoutANotifier) {
+  v1::CreateJobRequest request = ValidRequest();
+  request.mutable_job()->mutable_notification()->set_url("https://hooks.example.org/x");
+  absl::StatusOr<v1::Job> job = Create(request);
+  ASSERT_EQ(job.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(job.status().message()), HasSubstr("job.notification"));
+}
+
+TEST_F(JobServiceTest, NotificationCheckedStoredAndUpdated) {
+  Notifier::Options options;
+  options.allow = {"hooks.example.org"};
+  options.key = "k";
+  absl::StatusOr<std::unique_ptr<Notifier>> notifier =
+      Notifier::Create(options, &clock_, nullptr);
+  ASSERT_THAT(notifier, IsOk());
+  service_.set_notifier(notifier->get());
+
+  v1::CreateJobRequest request = ValidRequest();
+  request.mutable_job()->mutable_notification()->set_url("http://127.0.0.1:9/");
+  absl::StatusOr<v1::Job> refused = Create(request);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("job.notification.url"));
+
+  request.mutable_job()->mutable_notification()->set_url("https://hooks.example.org/x");
+  request.mutable_job()->mutable_notification()->add_on(v1::Notification::END);
+  absl::StatusOr<v1::Job> job = Create(request);
+  ASSERT_THAT(job, IsOk());
+  EXPECT_EQ(job->notification().url(), "https://hooks.example.org/x");
+  ASSERT_EQ(job->notification().on_size(), 1);
+
+  v1::UpdateJobRequest update;
+  update.mutable_job()->set_job_id(job->job_id());
+  update.mutable_job()->mutable_notification()->add_on(v1::Notification::FAILURE);
+  update.mutable_job()->mutable_notification()->add_on(v1::Notification::RECOVERY);
+  update.mutable_update_mask()->add_paths("notification.on");
+  absl::StatusOr<v1::Job> updated = Wait([&](store::JobCallback done) {
+    service_.UpdateJob(kAlice, update, std::move(done));
+  });
+  ASSERT_THAT(updated, IsOk());
+  EXPECT_EQ(updated->notification().url(), "https://hooks.example.org/x");
+  EXPECT_EQ(updated->notification().on_size(), 2);
+
+  // Removing it: the whole field, empty.
+  update.mutable_job()->clear_notification();
+  update.mutable_update_mask()->Clear();
+  update.mutable_update_mask()->add_paths("notification");
+  updated = Wait([&](store::JobCallback done) {
+    service_.UpdateJob(kAlice, update, std::move(done));
+  });
+  ASSERT_THAT(updated, IsOk());
+  EXPECT_FALSE(updated->has_notification());
+  EXPECT_FALSE(Get(job->job_id())->has_notification());
 }
 
 }  // namespace
