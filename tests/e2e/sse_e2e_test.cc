@@ -445,7 +445,7 @@ TEST_F(SseE2eTest, SigtermEndsStreamsWithAFinalEvent) {
 TEST_F(SseE2eTest, AStalledReaderIsDroppedWithItsResumePointAndRunsStayOnTime) {
   // A write not taken never times out here: the stream can only end by
   // falling watch_buffer_events behind (the bound under test).
-  auto daemon = StartHttp("watch_buffer_events = 16\nhttp_body_timeout_ms = 600000\n");
+  auto daemon = StartHttp("watch_buffer_events = 64\nhttp_body_timeout_ms = 600000\n");
   // Each of this job's events is ~100 KB (its action body), so few renames
   // fill any socket buffer.
   RunResult big =
@@ -501,7 +501,7 @@ TEST_F(SseE2eTest, AStalledReaderIsDroppedWithItsResumePointAndRunsStayOnTime) {
     renames += 10;
   }
   ASSERT_GE(Metric(dropped), 1) << renames << " renames";
-  // Memory stays bounded: the stalled stream held at most its 16 events
+  // Memory stays bounded: the stalled stream held at most its 64 events
   // (shared with the others) and one write.
   EXPECT_LT(Metric("process_resident_memory_bytes"), 512.0 * (1 << 20));
 

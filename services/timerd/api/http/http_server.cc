@@ -231,6 +231,12 @@ struct HttpServer::Impl {
   absl::Mutex refusal_mu;
   absl::Time next_refusal_log ABSL_GUARDED_BY(refusal_mu) = absl::InfinitePast();
 
+  // Open connections, for Stop() to close (one entry per connection, not
+  // per request). Before ioc: the sessions its handlers hold
+  // remove themselves when it is destroyed.
+  absl::Mutex sessions_mu;
+  absl::flat_hash_map<SessionBase*, std::weak_ptr<SessionBase>> sessions
+      ABSL_GUARDED_BY(sessions_mu);
   std::vector<std::thread> threads;
   // Last: destroyed first, with the handlers it still holds (connections),
   // while what they release into is still here.
@@ -310,11 +316,6 @@ struct HttpServer::Impl {
     }
   }
 
-  // Open connections, for Stop() to close (one entry per connection, not
-  // per request).
-  absl::Mutex sessions_mu;
-  absl::flat_hash_map<SessionBase*, std::weak_ptr<SessionBase>> sessions
-      ABSL_GUARDED_BY(sessions_mu);
   void AddSession(const std::shared_ptr<SessionBase>& session) {
     absl::MutexLock lock(&sessions_mu);
     sessions.emplace(session.get(), session);
@@ -494,7 +495,11 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     const absl::string_view target(req.target().data(), req.target().size());
     const size_t q = target.find('?');
     const absl::string_view path = target.substr(0, q);
-    query_ = std::string(q == absl::string_view::npos ? "" : target.substr(q + 1));
+    // assign(): the connection's earlier capacity is reused (no allocation
+    // per request on a kept-alive connection).
+    const absl::string_view query =
+        q == absl::string_view::npos ? absl::string_view() : target.substr(q + 1);
+    query_.assign(query.data(), query.size());
 
     if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
       route_ = std::string(path);
@@ -541,14 +546,16 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     }
     route_ = match_.route->pattern;
 
-    auth::Credentials credentials;
     if (auto it = req.find(bhttp::field::authorization); it != req.end()) {
-      credentials.authorization = std::string(it->value());
+      if (!credentials_.authorization) credentials_.authorization.emplace();
+      credentials_.authorization->assign(it->value().data(), it->value().size());
+    } else {
+      credentials_.authorization.reset();
     }
-    credentials.peer_subject = peer_subject_;
-    OnWorker([self = this->shared_from_this(), credentials = std::move(credentials)] {
-      self->Authenticate(credentials);
-    });
+    if (credentials_.peer_subject != peer_subject_)
+      credentials_.peer_subject = peer_subject_;
+    OnWorker(
+        [self = this->shared_from_this()] { self->Authenticate(self->credentials_); });
   }
 
   // On a worker (the strand waits: nothing else touches the request): the
@@ -920,6 +927,7 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::string query_;
   RouteMatch match_;
   auth::Principal principal_;
+  auth::Credentials credentials_;  // The request's; kept for its capacity.
   std::string drain_;
   size_t drained_ = 0;
   // A watch stream (OpenStream): all on the strand.
