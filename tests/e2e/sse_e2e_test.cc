@@ -445,13 +445,16 @@ TEST_F(SseE2eTest, SigtermEndsStreamsWithAFinalEvent) {
 TEST_F(SseE2eTest, AStalledReaderIsDroppedWithItsResumePointAndRunsStayOnTime) {
   // A write not taken never times out here: the stream can only end by
   // falling watch_buffer_events behind (the bound under test).
-  auto daemon = StartHttp("watch_buffer_events = 64\nhttp_body_timeout_ms = 600000\n");
+  // Renames as fast as they commit (no write rate in the way).
+  auto daemon = StartHttp(
+      "watch_buffer_events = 64\nhttp_body_timeout_ms = 600000\n"
+      "write_rate_per_identity = 1000000\nwrite_burst_per_identity = 1000000\n");
   // Each of this job's events is ~100 KB (its action body), so few renames
   // fill any socket buffer.
   RunResult big =
       Cli({"--format", "json", "job", "submit", "--name", "big", "--interval", "1h",
            "--start", "2030-01-01T00:00:00Z", "--action-provider", "noop",
-           "--action-body", json{{"pad", std::string(100000, 'x')}}.dump()});
+           "--action-body", json{{"fail_message", std::string(100000, 'x')}}.dump()});
   ASSERT_EQ(big.exit_code, 0) << big.err;
   const std::string big_id = json::parse(big.out, nullptr, false).value("job_id", "");
   ASSERT_FALSE(big_id.empty()) << big.out;
