@@ -44,8 +44,9 @@
 // write: one write in flight per stream, carrying every event ready (up to
 // 256 events or 1 MB); a stream holds no other buffer. A write not taken
 // within body_timeout ends the stream. A client that closes (or sends
-// anything) ends it. Stop() ends streams that are still open after the
-// event hub was shut down (which gives them their final event).
+// anything) ends it. On shutdown the event hub is shut down first, which
+// gives every stream its final event (code 14 with the resume point); Stop()
+// then waits for them within its grace and cuts those still open.
 //
 // Thread-safe. Stop() (also run by the destructor) stops accepting, gives
 // requests in flight (and streams their final write) up to its grace to
