@@ -251,6 +251,27 @@ class PgOutageE2eTest : public ::testing::Test {
       }
     }
     ASSERT_TRUE(c_->Start(1).ok());
+    // Just started, replica 1 holds no shard while replica 0 still holds
+    // them all: ready all the same once its first lease renewal is in
+    // (docs/DEPLOYMENT.md, "HTTP"). Checked when the database shows it held
+    // none both before and after its first 200 (the shards are divided anew
+    // within a few renewals).
+    {
+      const int before = c_->HeldShards(1);
+      int code = 0;
+      const absl::Time deadline = absl::Now() + absl::Seconds(5);
+      while ((code = Readyz(HttpPort(1))) != 200 && absl::Now() < deadline) {
+        absl::SleepFor(absl::Milliseconds(100));  // Polling the replica's state.
+      }
+      const int after = c_->HeldShards(1);
+      if (before == 0 && after == 0) {
+        EXPECT_EQ(code, 200) << "a replica holding no shard";
+        std::printf("pg outage: /readyz of a replica holding no shard: %d\n", code);
+      } else {
+        std::printf("pg outage: replica 1 held %d, then %d shards by its first ready\n",
+                    before, after);
+      }
+    }
     ASSERT_TRUE(c_->WaitForBalance(absl::Seconds(15))) << c_->log(0) << c_->log(1);
     channels_ = {c_->Channel(0), c_->Channel(1)};
     ASSERT_NE(HttpPort(0), 0) << c_->log(0);
