@@ -17,7 +17,8 @@
 //     every started run has its result in the store (none started without
 //     its durable record);
 //   - each replica's GET /readyz (http_listen) is 200 while both run on
-//     PostgreSQL, 503 while it is stopped, 200 again once it is back.
+//     PostgreSQL (also a replica just started that holds no shard yet), 503
+//     while it is stopped, 200 again once it is back.
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
