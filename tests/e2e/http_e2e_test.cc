@@ -13,6 +13,7 @@
 #include <cctype>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
@@ -580,6 +581,58 @@ TEST_F(HttpE2eTest, OpenRoutesCloseConnectionsThatNeverAuthenticated) {
     EXPECT_EQ(r.code, 200) << i;
     EXPECT_NE(r.headers["connection"], "close") << i;
   }
+}
+
+TEST_F(HttpE2eTest, BodiesHeldAtOnceAreBoundedPerIdentity) {
+  // max_message_bytes 4 MiB: bodies held at once 64 MiB in all, 16 MiB (four
+  // bodies of the largest size) by one identity.
+  auto daemon = StartHttp();
+  constexpr size_t kBody = 4 << 20;
+  const std::string head = absl::StrCat(
+      "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+      "Content-Length: ",
+      kBody, "\r\nExpect: 100-continue\r\n");
+  // Four of this identity's bodies reserved (each told 100 Continue, which
+  // timerd sends once the body is reserved) and never sent.
+  std::vector<std::unique_ptr<Conn>> held;
+  for (int i = 0; i < 4; ++i) {
+    held.push_back(std::make_unique<Conn>(http_port_));
+    ASSERT_TRUE(held.back()->Send(
+        absl::StrCat(head, "Authorization: Bearer ", token_, "\r\n\r\n")));
+    EXPECT_EQ(held.back()->ReadResponse().code, 100) << i;
+  }
+  // A fifth of the same identity is over its share: 429 naming the limit.
+  {
+    Conn c(http_port_);
+    ASSERT_TRUE(c.Send(absl::StrCat(head, "Authorization: Bearer ", token_, "\r\n\r\n")));
+    json j = Error(c.ReadResponse(), 429, 8);
+    EXPECT_TRUE(
+        absl::StrContains(j.value("message", ""), "by one identity: over 16777216"))
+        << j.dump();
+  }
+  // Another identity still gets through, body and all.
+  const std::string other = IssueToken("other@example.org");
+  json created = Ok(Call("POST", "/v1/jobs", JobBody("other's"), other));
+  EXPECT_FALSE(created.value("job_id", "").empty()) << created.dump();
+  {
+    Conn c(http_port_);
+    ASSERT_TRUE(c.Send(absl::StrCat(head, "Authorization: Bearer ", other, "\r\n\r\n")));
+    EXPECT_EQ(c.ReadResponse().code, 100);
+  }
+  // One of the first identity's connections closed: its share frees, and
+  // its next body is taken (awaited: the server frees it when it sees the
+  // close).
+  held.pop_back();
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  int code = 0;
+  while (absl::Now() < deadline) {
+    Conn c(http_port_);
+    ASSERT_TRUE(c.Send(absl::StrCat(head, "Authorization: Bearer ", token_, "\r\n\r\n")));
+    code = c.ReadResponse().code;
+    if (code == 100) break;
+    absl::SleepFor(absl::Milliseconds(50));  // Polling the server's state.
+  }
+  EXPECT_EQ(code, 100);
 }
 
 TEST_F(HttpE2eTest, AChunkExtensionCannotGrowTheReadBuffer) {

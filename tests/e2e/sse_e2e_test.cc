@@ -2,8 +2,9 @@
 // timerd, with a real HTTP client on a socket: a job's events read, the
 // connection dropped, resumed with Last-Event-ID getting exactly the missed
 // events; WatchJobs scoped to the caller; the per-identity stream bound
-// (429); a stalled reader dropped with its resume point while runs stay on
-// time; heartbeats; SIGTERM ending streams with a final event.
+// (429); a stalled reader dropped with its resume point while runs and the
+// other watchers stay on time; heartbeats; SIGTERM ending streams with a
+// final event and closing kept-alive connections.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -11,10 +12,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <fstream>
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -23,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "cli_fixture.h"
 
@@ -227,8 +231,58 @@ class SseE2eTest : public CliTest {
     ::close(fd);
   }
 
+  // GET `target` on a connection of its own (Connection: close): the
+  // whole response, head and body; empty on failure.
+  std::string HttpGet(const std::string& target, const std::string& token = "") {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(http_port_));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string out;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
+      std::string req = absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: localhost\r\n");
+      if (!token.empty()) absl::StrAppend(&req, "Authorization: Bearer ", token, "\r\n");
+      req += "Connection: close\r\n\r\n";
+      if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(req.size())) {
+        char b[65536];
+        for (;;) {
+          pollfd p{fd, POLLIN, 0};
+          if (::poll(&p, 1, 10000) <= 0) break;
+          const ssize_t n = ::recv(fd, b, sizeof(b), 0);
+          if (n <= 0) break;
+          out.append(b, static_cast<size_t>(n));
+        }
+      }
+    }
+    ::close(fd);
+    return out;
+  }
+
+  // A sample's value in /metrics (its full name with labels); -1 if absent.
+  double Metric(const std::string& sample) {
+    const std::string text = HttpGet("/metrics");
+    for (absl::string_view line : absl::StrSplit(text, '\n')) {
+      if (!absl::ConsumePrefix(&line, sample + " ")) continue;
+      double v = 0;
+      if (absl::SimpleAtod(line, &v)) return v;
+    }
+    return -1;
+  }
+
   int http_port_ = 0;
 };
+
+// A Timestamp's JSON form as a time (InfinitePast if it does not parse).
+absl::Time JsonTime(const json& v) {
+  absl::Time t;
+  std::string err;
+  if (!v.is_string() ||
+      !absl::ParseTime(absl::RFC3339_full, v.get<std::string>(), &t, &err))
+    return absl::InfinitePast();
+  return t;
+}
 
 TEST_F(SseE2eTest, ResumeWithLastEventIdGetsExactlyTheMissedEvents) {
   auto daemon = StartHttp("http_sse_heartbeat_ms = 200\n");
@@ -359,13 +413,140 @@ TEST_F(SseE2eTest, SigtermEndsStreamsWithAFinalEvent) {
   const std::string id = CreateJob("one");
   std::optional<SseEvent> created = s.Next();
   ASSERT_TRUE(created.has_value());
+  // A kept-alive connection, authenticated and idle between requests.
+  SseStream kept(http_port_, "/v1/session", token_);
+  ASSERT_EQ(kept.ReadHead(), 200) << kept.head();
+  ASSERT_TRUE(absl::StrContains(kept.head(), "Connection: keep-alive") ||
+              !absl::StrContains(kept.head(), "Connection: close"))
+      << kept.head();
+
+  // The stream is read while timerd stops, as a watcher does.
+  std::optional<SseEvent> end;
+  bool closed = false;
+  std::thread reader([&] {
+    std::optional<SseEvent> e;
+    while ((e = s.Next(absl::Seconds(15)))) end = e;
+    closed = s.Closed(absl::Seconds(1));
+  });
+  const absl::Time stopping = absl::Now();
   EXPECT_EQ(daemon->Stop(SIGTERM), 0) << daemon->log();
-  std::optional<SseEvent> end = s.Next(absl::Seconds(5));
+  // Within its grace (main.cc: 10 s), not at its end.
+  EXPECT_LT(absl::Now() - stopping, absl::Seconds(10)) << daemon->log();
+  reader.join();
   ASSERT_TRUE(end.has_value());
   EXPECT_EQ(end->event, "error");
   EXPECT_EQ(end->Json()["code"], 14) << end->data;
   EXPECT_TRUE(absl::StrContains(end->data, "resume with since=")) << end->data;
-  EXPECT_TRUE(s.Closed(absl::Seconds(5)));
+  EXPECT_TRUE(closed);
+  // The kept-alive connection got its end too (EOF, nothing else).
+  EXPECT_TRUE(kept.Closed(absl::Seconds(5)));
+}
+
+TEST_F(SseE2eTest, AStalledReaderIsDroppedWithItsResumePointAndRunsStayOnTime) {
+  // A write not taken never times out here: the stream can only end by
+  // falling watch_buffer_events behind (the bound under test).
+  // Renames as fast as they commit (no write rate in the way).
+  auto daemon = StartHttp(
+      "watch_buffer_events = 64\nhttp_body_timeout_ms = 600000\n"
+      "write_rate_per_identity = 1000000\nwrite_burst_per_identity = 1000000\n");
+  // Each of this job's events is ~100 KB (its action body), so few renames
+  // fill any socket buffer.
+  RunResult big =
+      Cli({"--format", "json", "job", "submit", "--name", "big", "--interval", "1h",
+           "--start", "2030-01-01T00:00:00Z", "--action-provider", "noop",
+           "--action-body", json{{"fail_message", std::string(100000, 'x')}}.dump()});
+  ASSERT_EQ(big.exit_code, 0) << big.err;
+  const std::string big_id = json::parse(big.out, nullptr, false).value("job_id", "");
+  ASSERT_FALSE(big_id.empty()) << big.out;
+
+  // Jobs firing every second meanwhile.
+  std::string tick_id;
+  for (int i = 0; i < 3; ++i) {
+    json tick =
+        CliJson({"job", "submit", "--name", absl::StrCat("tick-", i), "--interval", "1",
+                 "--action-provider", "noop", "--action-body", "{}"});
+    tick_id = tick.value("job_id", "");
+    ASSERT_FALSE(tick_id.empty()) << tick.dump();
+  }
+
+  // Another watcher, of one firing job (its stream carries none of the big
+  // job's events), reading on its own thread: how late each run started, by
+  // its RUN_STARTED events.
+  SseStream live(http_port_, "/v1/jobs/" + tick_id + ":watch", token_);
+  ASSERT_EQ(live.ReadHead(), 200);
+  absl::Mutex mu;
+  int runs_seen = 0;
+  absl::Duration worst = absl::ZeroDuration();
+  std::optional<SseEvent> live_end;
+  std::atomic<bool> stop{false};
+  std::thread live_reader([&] {
+    while (!stop.load()) {
+      std::optional<SseEvent> e = live.Next(absl::Milliseconds(200));
+      if (!e && live.Closed(absl::ZeroDuration())) break;
+      if (!e) continue;
+      absl::MutexLock lock(&mu);
+      if (e->event == "error") live_end = e;
+      if (e->event != "RUN_STARTED") continue;
+      const json j = e->Json();
+      const absl::Duration late =
+          JsonTime(j["result"]["start_time"]) - JsonTime(j["result"]["scheduled_time"]);
+      worst = std::max(worst, late);
+      ++runs_seen;
+    }
+  });
+
+  // The stalled one takes nothing (a small receive buffer, never read).
+  SseStream stalled(http_port_, "/v1/jobs:watch", token_, "", 4096);
+  ASSERT_EQ(stalled.ReadHead(), 200);
+
+  // Renames until timerd drops the stalled stream (awaited on its counter,
+  // however large the kernel's buffers are).
+  const std::string dropped =
+      "timer_watch_streams_dropped_total{reason=\"slow_consumer\"}";
+  const absl::Time deadline = absl::Now() + absl::Seconds(90);
+  int renames = 0;
+  while (Metric(dropped) < 1 && absl::Now() < deadline) {
+    RenameMany(big_id, 10, absl::StrCat("big-", renames, "-"));
+    renames += 10;
+  }
+  ASSERT_GE(Metric(dropped), 1) << renames << " renames";
+  // Memory stays bounded: the stalled stream held at most its 64 events
+  // (shared with the others) and one write.
+  EXPECT_LT(Metric("process_resident_memory_bytes"), 512.0 * (1 << 20));
+
+  // Runs stayed on time, and the other watcher still gets its events:
+  // awaited, three more runs.
+  int seen_at_drop = 0;
+  {
+    absl::MutexLock lock(&mu);
+    seen_at_drop = runs_seen;
+  }
+  {
+    absl::MutexLock lock(&mu);
+    auto three_more = [&] { return runs_seen >= seen_at_drop + 3; };
+    EXPECT_TRUE(mu.AwaitWithTimeout(absl::Condition(&three_more), absl::Seconds(20)))
+        << runs_seen;
+    EXPECT_LT(worst, absl::Seconds(1));
+    EXPECT_FALSE(live_end.has_value()) << live_end->data;
+  }
+  stop.store(true);
+  live_reader.join();
+
+  // Reading again: what was in transit, then the end naming the resume
+  // point (RESOURCE_EXHAUSTED, as a slow gRPC watcher), then EOF.
+  std::optional<SseEvent> e;
+  std::optional<SseEvent> last;
+  int read = 0;
+  while ((e = stalled.Next(absl::Seconds(10)))) {
+    last = e;
+    ++read;
+  }
+  ASSERT_TRUE(last.has_value());
+  EXPECT_EQ(last->event, "error") << last->data;
+  EXPECT_EQ(last->Json()["code"], 8) << last->data;
+  EXPECT_TRUE(absl::StrContains(last->data, "resume with since=")) << last->data;
+  EXPECT_TRUE(stalled.Closed(absl::Seconds(5)));
+  EXPECT_GT(read, 0);
 }
 
 }  // namespace

@@ -289,6 +289,19 @@ const std::vector<ConfigKey>& ConfigKeys() {
        .min = 1,
        .max = 1 << 20,
        .doc = "open HTTP connections in all; more are closed at once"},
+      {.path = "http_io_threads",
+       .field = &Config::http_io_threads,
+       .min = 1,
+       .max = 16,
+       .doc = "threads that read and write every HTTP connection (event-driven: "
+              "none is tied to a connection; none blocks)"},
+      {.path = "http_workers",
+       .field = &Config::http_workers,
+       .min = 1,
+       .max = 64,
+       .doc = "threads that authenticate HTTP requests and run their handlers "
+              "(store reads, waiting for a write's commit), off the io threads; "
+              "requests waiting for one are at most http_max_connections"},
       {.path = "http_max_connections_per_peer",
        .field = &Config::http_max_connections_per_peer,
        .min = 1,

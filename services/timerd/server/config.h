@@ -100,6 +100,8 @@ struct Config {
   // metrics. Off while http_listen is empty.
   std::string http_listen;
   int http_max_connections = 1024;
+  int http_io_threads = 2;
+  int http_workers = 8;
   int http_max_connections_per_peer = 64;
   int http_max_header_bytes = 16 << 10;
   int64_t http_header_timeout_ms = 10000;

@@ -442,6 +442,8 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
     api::http::HttpOptions options;
     options.listen = config.http_listen;
     options.max_connections = config.http_max_connections;
+    options.io_threads = config.http_io_threads;
+    options.workers = config.http_workers;
     options.max_connections_per_peer = config.http_max_connections_per_peer;
     options.max_header_bytes = static_cast<size_t>(config.http_max_header_bytes);
     options.max_body_bytes = static_cast<size_t>(config.max_message_bytes);
@@ -465,16 +467,14 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
                                   took);
     };
     // Ready when the store answers a read (a job that does not exist: NOT_FOUND
-    // is an answer) and, with several replicas, this one's leases are current
-    // and it holds shards.
+    // is an answer) and, with several replicas, this one's lease renewal is
+    // current. Holding no shard (the others hold them all) is still ready:
+    // the whole API is served from the shared store (docs/DEPLOYMENT.md).
     hooks.ready = [store = impl->store.get(), leases = impl->leases.get()] {
       absl::StatusOr<v1::Job> probe =
           store->GetJob("", "00000000-0000-0000-0000-000000000000");
       if (!probe.ok() && !absl::IsNotFound(probe.status())) return false;
-      if (leases != nullptr && (!leases->BeforeDeadline() || leases->held() == 0)) {
-        return false;
-      }
-      return true;
+      return leases == nullptr || leases->BeforeDeadline();
     };
     ASSIGN_OR_RETURN(impl->http, api::http::HttpServer::Start(
                                      std::move(options), std::move(hooks),

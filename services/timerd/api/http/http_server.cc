@@ -6,12 +6,14 @@
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -31,6 +33,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/blocking_counter.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -165,6 +168,19 @@ bool IsJsonContentType(absl::string_view value) {
   return absl::EqualsIgnoreCase(param, "utf-8");
 }
 
+// A connection as Stop() sees it.
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  // From any thread: closes the connection on its strand, then calls
+  // `done` (also when the strand never runs it: the io threads stopped).
+  virtual void CloseForStop(std::shared_ptr<absl::BlockingCounter> done) = 0;
+};
+
+// Set on the worker threads: a reply given there is serialized there too,
+// not on an io thread.
+thread_local bool t_on_worker = false;
+
 }  // namespace
 
 struct HttpServer::Impl {
@@ -179,6 +195,8 @@ struct HttpServer::Impl {
   int connections ABSL_GUARDED_BY(mu) = 0;
   absl::flat_hash_map<std::string, int> per_peer ABSL_GUARDED_BY(mu);
   size_t bodies_bytes ABSL_GUARDED_BY(mu) = 0;
+  // Body bytes reserved by identity name (entries with bytes only).
+  absl::flat_hash_map<std::string, size_t> bodies_by_identity ABSL_GUARDED_BY(mu);
   int in_flight ABSL_GUARDED_BY(mu) = 0;
   bool stopping ABSL_GUARDED_BY(mu) = false;
   bool stopped ABSL_GUARDED_BY(mu) = false;
@@ -214,12 +232,22 @@ struct HttpServer::Impl {
   absl::Mutex refusal_mu;
   absl::Time next_refusal_log ABSL_GUARDED_BY(refusal_mu) = absl::InfinitePast();
 
+  // Open connections, for Stop() to close (one entry per connection, not
+  // per request). Before ioc: the sessions its handlers hold
+  // remove themselves when it is destroyed.
+  absl::Mutex sessions_mu;
+  absl::flat_hash_map<SessionBase*, std::weak_ptr<SessionBase>> sessions
+      ABSL_GUARDED_BY(sessions_mu);
   std::vector<std::thread> threads;
   // Last: destroyed first, with the handlers it still holds (connections),
   // while what they release into is still here.
   net::io_context ioc;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  // After ioc: destroyed before it, with the tasks it still holds (their
+  // connections' sockets belong to ioc). Each connection has at most one
+  // request here (one at a time), so at most max_connections wait.
+  std::optional<net::thread_pool> workers;
 
   // Admission of a new connection from `peer`.
   bool Admit(const std::string& peer) {
@@ -250,15 +278,52 @@ struct HttpServer::Impl {
     absl::MutexLock lock(&mu);
     --in_flight;
   }
-  bool ReserveBody(size_t bytes) {
-    absl::MutexLock lock(&mu);
-    if (bodies_bytes + bytes > options.max_bodies_bytes) return false;
-    bodies_bytes += bytes;
-    return true;
+  // What one identity may hold in request bodies at once: a quarter of
+  // the total (at least one body of the largest size), so one caller
+  // cannot take the whole budget from the others.
+  size_t MaxBodiesBytesPerIdentity() const {
+    return std::max(options.max_body_bytes, options.max_bodies_bytes / 4);
   }
-  void ReleaseBody(size_t bytes) {
+  // Reserves `bytes` of body for `identity`: UNAVAILABLE over the total,
+  // RESOURCE_EXHAUSTED over the identity's share.
+  absl::Status ReserveBody(const std::string& identity, size_t bytes) {
+    absl::MutexLock lock(&mu);
+    auto it = bodies_by_identity.find(identity);
+    const size_t held = it == bodies_by_identity.end() ? 0 : it->second;
+    if (held + bytes > MaxBodiesBytesPerIdentity()) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "request bodies held at once by one identity: over ",
+          MaxBodiesBytesPerIdentity(),
+          " bytes (a quarter of 16 x max_message_bytes); retry when one is answered"));
+    }
+    if (bodies_bytes + bytes > options.max_bodies_bytes) {
+      return absl::UnavailableError(
+          "too many request bodies in flight; retry in a moment");
+    }
+    bodies_bytes += bytes;
+    if (it == bodies_by_identity.end()) {
+      bodies_by_identity.emplace(identity, bytes);
+    } else {
+      it->second += bytes;
+    }
+    return absl::OkStatus();
+  }
+  void ReleaseBody(const std::string& identity, size_t bytes) {
     absl::MutexLock lock(&mu);
     bodies_bytes -= bytes;
+    auto it = bodies_by_identity.find(identity);
+    if (it != bodies_by_identity.end() && (it->second -= bytes) == 0) {
+      bodies_by_identity.erase(it);
+    }
+  }
+
+  void AddSession(const std::shared_ptr<SessionBase>& session) {
+    absl::MutexLock lock(&sessions_mu);
+    sessions.emplace(session.get(), session);
+  }
+  void RemoveSession(SessionBase* session) {
+    absl::MutexLock lock(&sessions_mu);
+    sessions.erase(session);
   }
   void LogRefusal(const std::string& why) {
     absl::MutexLock lock(&refusal_mu);
@@ -303,7 +368,7 @@ struct HttpServer::Impl {
 namespace {
 
 template <class Stream>
-class Session : public std::enable_shared_from_this<Session<Stream>> {
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
  public:
   static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
 
@@ -315,11 +380,31 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   ~Session() {
     if (feed_ != nullptr && impl_->TakeFeed(feed_)) feed_->Stop();
     if (in_flight_) impl_->EndRequest();
-    if (body_reserved_ > 0) impl_->ReleaseBody(body_reserved_);
+    if (body_reserved_ > 0) impl_->ReleaseBody(principal_.identity.name, body_reserved_);
+    impl_->RemoveSession(this);
     impl_->Release(peer_);
   }
 
+  void CloseForStop(std::shared_ptr<absl::BlockingCounter> done) override {
+    // The guard counts down once, whether the strand runs the task or the
+    // task is destroyed unrun.
+    struct CountDown {
+      std::shared_ptr<absl::BlockingCounter> done;
+      CountDown(std::shared_ptr<absl::BlockingCounter> d) : done(std::move(d)) {}
+      CountDown(CountDown&& o) noexcept : done(std::move(o.done)) {}
+      ~CountDown() {
+        if (done) done->DecrementCount();
+      }
+    };
+    net::post(stream_.get_executor(),
+              [self = this->shared_from_this(), guard = CountDown(std::move(done))] {
+                if (self->streaming_ && !self->stream_ended_) return self->EndStream();
+                self->Close();
+              });
+  }
+
   void Run() {
+    impl_->AddSession(this->shared_from_this());
     Lowest().expires_after(Chrono(impl_->options.header_timeout));
     if constexpr (kTls) {
       stream_.async_handshake(ssl::stream_base::server,
@@ -411,7 +496,11 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     const absl::string_view target(req.target().data(), req.target().size());
     const size_t q = target.find('?');
     const absl::string_view path = target.substr(0, q);
-    query_ = std::string(q == absl::string_view::npos ? "" : target.substr(q + 1));
+    // assign(): the connection's earlier capacity is reused (no allocation
+    // per request on a kept-alive connection).
+    const absl::string_view query =
+        q == absl::string_view::npos ? absl::string_view() : target.substr(q + 1);
+    query_.assign(query.data(), query.size());
 
     if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
       route_ = std::string(path);
@@ -430,8 +519,14 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       if (!authenticated_) close_after_ = true;
       if (path == "/healthz") return Respond(200, "text/plain; charset=utf-8", "ok\n");
       if (path == "/readyz") {
-        return impl_->Ready() ? Respond(200, "text/plain; charset=utf-8", "ready\n")
-                              : Respond(503, "text/plain; charset=utf-8", "not ready\n");
+        // Its hook reads the store (at most once a second): on a worker.
+        return OnWorker([self = this->shared_from_this()] {
+          const bool ready = self->impl_->Ready();
+          self->OnStrand([self, ready] {
+            if (ready) return self->Respond(200, "text/plain; charset=utf-8", "ready\n");
+            self->Respond(503, "text/plain; charset=utf-8", "not ready\n");
+          });
+        });
       }
       return Respond(200, "text/plain; version=0.0.4; charset=utf-8", impl_->Metrics());
     }
@@ -465,43 +560,63 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     }
     route_ = match_.route->pattern;
 
-    auth::Credentials credentials;
     if (auto it = req.find(bhttp::field::authorization); it != req.end()) {
-      credentials.authorization = std::string(it->value());
+      if (!credentials_.authorization) credentials_.authorization.emplace();
+      credentials_.authorization->assign(it->value().data(), it->value().size());
+    } else {
+      credentials_.authorization.reset();
     }
-    credentials.peer_subject = peer_subject_;
+    if (credentials_.peer_subject != peer_subject_)
+      credentials_.peer_subject = peer_subject_;
+    OnWorker(
+        [self = this->shared_from_this()] { self->Authenticate(self->credentials_); });
+  }
+
+  // On a worker (the strand waits: nothing else touches the request): the
+  // credentials, the Content-Type, then the handler at once when there is
+  // no body to read (one hop for a GET).
+  void Authenticate(const auth::Credentials& credentials) {
     absl::StatusOr<auth::Principal> principal =
         impl_->handlers->Authenticate(credentials);
-    if (!principal.ok()) return Refuse(401, route_, principal.status());
+    if (!principal.ok()) {
+      return OnStrand([self = this->shared_from_this(), status = principal.status()] {
+        self->Refuse(401, self->route_, status);
+      });
+    }
     principal_ = *std::move(principal);
     authenticated_ = true;
 
     // Only JSON, even with no body: a browser sends a cross-site form
     // (text/plain, urlencoded, multipart) without asking first, with the
     // client certificate it holds (CSRF).
-    if (method != "GET") {
+    const auto& req = parser_->get();
+    if (req.method() != bhttp::verb::get) {
       const auto type = req.find(bhttp::field::content_type);
       if (type == req.end() || !IsJsonContentType(absl::string_view(
                                    type->value().data(), type->value().size()))) {
-        return Refuse(
-            415, route_,
-            absl::InvalidArgumentError(absl::StrCat(
-                "Content-Type: must be application/json (got \"",
-                type == req.end() ? "" : util::Escaped(std::string(type->value())),
-                "\")")));
+        return OnStrand(
+            [self = this->shared_from_this(),
+             status = absl::InvalidArgumentError(absl::StrCat(
+                 "Content-Type: must be application/json (got \"",
+                 type == req.end() ? "" : util::Escaped(std::string(type->value())),
+                 "\")"))] { self->Refuse(415, self->route_, status); });
       }
     }
-
     if (parser_->is_done()) return Dispatch();
+    OnStrand([self = this->shared_from_this()] { self->StartBody(); });
+  }
+
+  // On the strand, credentials accepted: reserves the body, then reads it.
+  void StartBody() {
+    const auto& req = parser_->get();
     size_t expected = impl_->options.max_body_bytes;
     if (const auto length = parser_->content_length()) {
       if (*length > impl_->options.max_body_bytes) return RefuseBodySize();
       expected = static_cast<size_t>(*length);
     }
-    if (!impl_->ReserveBody(expected)) {
-      return Refuse(
-          503, route_,
-          absl::UnavailableError("too many request bodies in flight; retry in a moment"));
+    if (absl::Status reserved = impl_->ReserveBody(principal_.identity.name, expected);
+        !reserved.ok()) {
+      return Refuse(HttpCodeOf(reserved.code()), route_, reserved);
     }
     body_reserved_ = expected;
     const bool expect_continue =
@@ -541,9 +656,23 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
                     absl::InvalidArgumentError(
                         absl::StrCat("malformed HTTP request body: ", ec.message())));
     }
-    Dispatch();
+    OnWorker([self = this->shared_from_this()] { self->Dispatch(); });
   }
 
+  template <class F>
+  void OnWorker(F&& f) {
+    net::post(*impl_->workers, [f = std::forward<F>(f)]() mutable {
+      t_on_worker = true;
+      f();
+    });
+  }
+  template <class F>
+  void OnStrand(F&& f) {
+    net::post(stream_.get_executor(), std::forward<F>(f));
+  }
+
+  // On a worker: builds the request and calls its handler (or opens its
+  // watch); the answer goes to the strand.
   void Dispatch() {
     const google::protobuf::MethodDescriptor* method = match_.route->method;
     std::unique_ptr<google::protobuf::Message> request = HttpHandlers::NewRequest(method);
@@ -552,24 +681,38 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     // The body is in the request message now (or refused).
     parser_->get().body().clear();
     parser_->get().body().shrink_to_fit();
-    if (!built.ok()) return RespondStatus(built);
+    if (!built.ok()) {
+      return OnStrand(
+          [self = this->shared_from_this(), built] { self->RespondStatus(built); });
+    }
     if (method->server_streaming()) return OpenStream(method, *request);
     impl_->handlers->Call(
         method, principal_, std::move(request),
         [self = this->shared_from_this()](
             absl::StatusOr<std::unique_ptr<google::protobuf::Message>> result) mutable {
-          // Back on the connection's strand (a write answers from the
-          // store's commit thread).
-          net::post(self->stream_.get_executor(),
-                    [self, result = std::move(result)]() mutable {
-                      if (!result.ok()) return self->RespondStatus(result.status());
-                      self->Respond(200, "application/json", ToJson(**result));
-                    });
+          // Back on the connection's strand. A reply given on the worker
+          // (a read) is serialized there; one from the store's commit
+          // thread (a write) on the strand, not to hold up commits.
+          if (!result.ok()) {
+            return self->OnStrand([self, status = std::move(result).status()] {
+              self->RespondStatus(status);
+            });
+          }
+          if (t_on_worker) {
+            return self->OnStrand([self, body = ToJson(**result)]() mutable {
+              self->Respond(200, "application/json", std::move(body));
+            });
+          }
+          self->OnStrand([self, result = std::move(result)]() mutable {
+            self->Respond(200, "application/json", ToJson(**result));
+          });
         });
   }
 
   // A watch stream (see http_server.h): refused as any request (400, 429,
   // ...) if its feed cannot start, else text/event-stream until it ends.
+  // Opened on a worker (a resume may read the store), then started on the
+  // strand.
   void OpenStream(const google::protobuf::MethodDescriptor* method,
                   const google::protobuf::Message& request) {
     const auto& req = parser_->get();
@@ -578,8 +721,10 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       const absl::string_view value(it->value().data(), it->value().size());
       last_event_id = ParseLastEventId(value);
       if (!last_event_id) {
-        return RespondStatus(absl::InvalidArgumentError(
-            "Last-Event-ID: must be an event's id (a sequence number >= 0)"));
+        return OnStrand([self = this->shared_from_this()] {
+          self->RespondStatus(absl::InvalidArgumentError(
+              "Last-Event-ID: must be an event's id (a sequence number >= 0)"));
+        });
       }
     }
     std::weak_ptr<Session> weak = this->shared_from_this();
@@ -590,7 +735,14 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
             net::post(self->stream_.get_executor(), [self] { self->PumpStream(); });
           }
         });
+    OnStrand([self = this->shared_from_this(), watch = std::move(watch)]() mutable {
+      self->StartStream(std::move(watch));
+    });
+  }
+
+  void StartStream(absl::StatusOr<HttpHandlers::Watch> watch) {
     if (!watch.ok()) return RespondStatus(watch.status());
+    const auto& req = parser_->get();
     feed_ = std::move(watch->feed);
     end_on_delete_ = watch->end_on_delete;
     // Over a bound on open streams: refused before any event (429).
@@ -740,7 +892,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       impl_->EndRequest();
     }
     if (body_reserved_ > 0) {
-      impl_->ReleaseBody(body_reserved_);
+      impl_->ReleaseBody(principal_.identity.name, body_reserved_);
       body_reserved_ = 0;
     }
     started_ = absl::InfinitePast();
@@ -793,6 +945,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   std::string query_;
   RouteMatch match_;
   auth::Principal principal_;
+  auth::Credentials credentials_;  // The request's; kept for its capacity.
   std::string drain_;
   size_t drained_ = 0;
   // A watch stream (OpenStream): all on the strand.
@@ -948,9 +1101,10 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     return absl::UnavailableError(
         absl::StrCat("http_listen: cannot serve on ", o.listen, ": ", last_error));
   }
+  impl->workers.emplace(static_cast<size_t>(std::clamp(o.workers, 1, 64)));
   impl->work.emplace(impl->ioc.get_executor());
   for (auto& acceptor : impl->acceptors) impl->Accept(acceptor.get());
-  for (int i = 0; i < std::max(1, o.io_threads); ++i) {
+  for (int i = 0; i < std::clamp(o.io_threads, 1, 16); ++i) {
     impl->threads.emplace_back([raw = impl.get()] {
       for (;;) {
         try {
@@ -991,10 +1145,30 @@ void HttpServer::Stop(absl::Duration grace) {
             +[](int* in_flight) { return *in_flight == 0; }, &impl.in_flight),
         grace);
   }
+  {
+    // Then every connection closes on its strand: a kept-alive one gets a
+    // FIN rather than silence, a stream whose final write was not taken is
+    // cut, a request still on a worker loses its answer.
+    std::vector<std::shared_ptr<SessionBase>> open;
+    {
+      absl::MutexLock lock(&impl.sessions_mu);
+      for (const auto& [raw, weak] : impl.sessions) {
+        if (std::shared_ptr<SessionBase> session = weak.lock()) open.push_back(session);
+      }
+    }
+    auto closed = std::make_shared<absl::BlockingCounter>(static_cast<int>(open.size()));
+    for (const auto& session : open) session->CloseForStop(closed);
+    open.clear();
+    // Bounded: the io threads are running, each close is a few syscalls.
+    closed->Wait();
+  }
   impl.work.reset();
   impl.ioc.stop();
   for (std::thread& t : impl.threads) t.join();
   impl.threads.clear();
+  // Tasks still queued are dropped; one running (a handler) finishes first.
+  impl.workers->stop();
+  impl.workers->join();
   // Streams still open (their final write not taken): their feeds end now,
   // while the WatchStarter is still there.
   absl::flat_hash_set<std::shared_ptr<domain::WatchFeed>> feeds;

@@ -2,10 +2,15 @@
 // as JSON (api/http/transcoder.h routes, api/http/http_handlers.h calls),
 // /healthz, /readyz and /metrics.
 //
-// Event-driven: a fixed pool of io threads (Options::io_threads) serves
-// every connection; no thread is tied to one. Each connection takes one
-// request at a time (no pipelining beyond one in flight) and keeps alive
-// between them. Plaintext, or TLS with the same certificate and key as gRPC;
+// Event-driven: a fixed pool of io threads (HttpOptions::io_threads) serves
+// every connection; no thread is tied to one. The io threads never block:
+// authentication (a token-store read) and the handler (store reads; a write
+// waits for its commit) run on a fixed pool of workers
+// (HttpOptions::workers), whose answer is posted back to the connection's
+// strand; /healthz and /metrics are answered on the io thread itself. Each
+// connection takes one request at a time (no pipelining beyond one in
+// flight) and keeps alive between them, so at most max_connections requests
+// wait for a worker. Plaintext, or TLS with the same certificate and key as gRPC;
 // with a client CA, a client may present a certificate, which must then
 // verify, and its subject is the identity (mutual TLS), as over gRPC.
 //
@@ -39,13 +44,15 @@
 // write: one write in flight per stream, carrying every event ready (up to
 // 256 events or 1 MB); a stream holds no other buffer. A write not taken
 // within body_timeout ends the stream. A client that closes (or sends
-// anything) ends it. Stop() ends streams that are still open after the
-// event hub was shut down (which gives them their final event).
+// anything) ends it. On shutdown the event hub is shut down first, which
+// gives every stream its final event (code 14 with the resume point); Stop()
+// then waits for them within its grace and cuts those still open.
 //
 // Thread-safe. Stop() (also run by the destructor) stops accepting, gives
-// requests in flight up to its grace to finish, then ends every connection
-// and joins the io threads. Replies the domain gives later (from its commit
-// thread) are dropped; the server object must outlive them, so the owner
+// requests in flight (and streams their final write) up to its grace to
+// finish, then closes every connection on its strand (a kept-alive one gets
+// a FIN), joins the io threads and then the workers. Replies the domain gives later (from
+// its commit thread) are dropped; the server object must outlive them, so the owner
 // destroys it after the store has closed.
 #pragma once
 
@@ -64,7 +71,10 @@ namespace timer::api::http {
 
 struct HttpOptions {
   std::string listen;  // HOST:PORT; port 0 picks a free one.
-  int io_threads = 2;
+  int io_threads = 2;  // 1..16 (timerd: http_io_threads).
+  // Threads that authenticate and run handlers, off the io threads
+  // (timerd: http_workers, 1..64).
+  int workers = 8;
   int max_connections = 1024;
   int max_connections_per_peer = 64;
   size_t max_header_bytes = 16 << 10;
