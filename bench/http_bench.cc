@@ -1158,7 +1158,8 @@ void SseCase(const Options& opt, const Timerd& timerd, v1::TimerService::Stub* a
   const double offered = 2.0 * opt.jobs * opt.watchers;
   fig.Add("sse.offered_events_per_s", offered);
   std::vector<double> sse_rates, grpc_rates, ratios;
-  double sse_kb = -1, grpc_kb = -1, sse_kb_end = -1, grpc_kb_end = -1;
+  // Memory per watcher at each kind's first opening in the run.
+  std::optional<double> sse_kb, grpc_kb, sse_kb_end, grpc_kb_end;
   for (int r = 1; r <= opt.sse_rounds; ++r) {
     DeliveryResult s, g;
     g.opened = opt.grpc_watch ? 0 : opt.watchers;
@@ -1172,11 +1173,11 @@ void SseCase(const Options& opt, const Timerd& timerd, v1::TimerService::Stub* a
     const std::string key = absl::StrCat("sse.round", r, ".");
     AddDelivery(fig, key + "sse.", s);
     AddDelivery(fig, key + "grpc.", g);
-    if (sse_kb < 0) {
+    if (!sse_kb) {
       sse_kb = s.kb_per_watcher_open;
       sse_kb_end = s.kb_per_watcher_window_end;
     }
-    if (grpc_kb < 0) {
+    if (!grpc_kb && opt.grpc_watch) {
       grpc_kb = g.kb_per_watcher_open;
       grpc_kb_end = g.kb_per_watcher_window_end;
     }
@@ -1216,10 +1217,10 @@ void SseCase(const Options& opt, const Timerd& timerd, v1::TimerService::Stub* a
   fig.Add("sse.median_sse_events_per_s", Median(sse_rates));
   fig.Add("sse.median_grpc_events_per_s", Median(grpc_rates));
   fig.Add("sse.median_sse/grpc", Median(ratios));
-  fig.Add("sse.sse_KB_per_watcher_first_open", sse_kb);
-  fig.Add("sse.sse_KB_per_watcher_first_window_end", sse_kb_end);
-  fig.Add("sse.grpc_KB_per_watcher_first_open", grpc_kb);
-  fig.Add("sse.grpc_KB_per_watcher_first_window_end", grpc_kb_end);
+  fig.Add("sse.sse_KB_per_watcher_first_open", sse_kb.value_or(0));
+  fig.Add("sse.sse_KB_per_watcher_first_window_end", sse_kb_end.value_or(0));
+  fig.Add("sse.grpc_KB_per_watcher_first_open", grpc_kb.value_or(0));
+  fig.Add("sse.grpc_KB_per_watcher_first_window_end", grpc_kb_end.value_or(0));
 }
 
 // ---- A run ----
