@@ -610,6 +610,16 @@ class HttpGetLoad {
         return false;
       }
       s.next = static_cast<size_t>(t);
+      // One request now: a connection's first request must come within
+      // http_header_timeout_ms of its start, and the connections may wait
+      // longer for their window (a kept-alive one, http_idle_timeout_ms).
+      net::write(*s.socket, net::buffer(requests_[t % requests_.size()]), ec);
+      bhttp::response<bhttp::string_body> response;
+      if (!ec) bhttp::read(*s.socket, s.buffer, response, ec);
+      if (ec || response.result_int() != 200) {
+        *error = absl::StrCat("HTTP GetJob: ", ec ? ec.message() : response.body());
+        return false;
+      }
     }
     return true;
   }
