@@ -15,16 +15,21 @@
 //         callback API on gRPC's own threads.
 //   sse   --watchers (default 1,000) Server-Sent Events streams on
 //         GET /v1/jobs:watch, all on one client thread (Asio), each its own
-//         connection, while --jobs noop jobs fire every second (RUN_STARTED
-//         and RUN_FINISHED each: 2 x jobs events/s published, x watchers
-//         offered). Memory: timerd's VmRSS before the watchers connect and
-//         once each has its first event, per watcher; and at the end of the
-//         delivery window. Delivery: events received by all watchers in
-//         --seconds s after --warmup s. Then the same with as many gRPC
-//         WatchJobs streams over --grpc-channels channels (the baseline, as
-//         bench/watch_bench.cc opens them); --sse-rounds rounds, alternating
-//         which goes first. Memory per watcher is taken at each kind's first
-//         opening in the run (later ones reuse the heap the other kind freed).
+//         connection, of an owner with one idle job (so each opens with one
+//         SNAPSHOT). Memory: timerd's VmRSS before the watchers connect and
+//         once each has its snapshot, per watcher. Then --jobs noop jobs are
+//         created firing every second from the next whole second
+//         (RUN_STARTED and RUN_FINISHED each: 2 x jobs events/s published,
+//         x watchers offered, in one burst a second); events received by all
+//         watchers are counted for --seconds s after --warmup s, VmRSS read
+//         again at the window's end, the jobs deleted, the watchers closed
+//         and checked (gaps in their ids, dropped, a final error event).
+//         Then the same with as many gRPC WatchJobs streams over
+//         --grpc-channels channels (the baseline, as bench/watch_bench.cc
+//         opens them; --no-grpc-watch leaves it out); --sse-rounds rounds,
+//         alternating which goes first. Memory per watcher is reported for
+//         each kind's first opening in the run (later ones reuse the heap
+//         the other kind freed, so the second kind's figure is low).
 //
 // Each run starts a fresh timerd from the build tree as a child process
 // (gRPC and HTTP on loopback, port 0, a temp data dir, the noop provider),
@@ -39,6 +44,7 @@
 //   timer_bench_http [--cases get,sse] [--callers 64] [--rounds 5]
 //       [--seconds 5] [--warmup 1] [--get-jobs 1000] [--http-client-threads 1]
 //       [--watchers 1000] [--jobs 100] [--sse-rounds 2] [--grpc-channels 16]
+//       [--no-grpc-watch]
 //       [--timerd PATH] [--plugin-dir DIR] [--tmp DIR]
 //
 // Exits 1 if a case could not run, a request failed, or a watcher was
