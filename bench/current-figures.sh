@@ -21,7 +21,7 @@ fi
 
 cmake --build "$build" --target timer_bench_create_get timer_bench_scheduler \
   timer_bench_transfer timer_bench_cli_status timer_bench_watch timer_bench_replicas \
-  timer_bench_metrics timer_bench_cron timer_bench_http_provider
+  timer_bench_metrics timer_bench_cron timer_bench_http_provider timer_bench_http
 
 echo "== commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo ' (with local changes)')"
 echo "== $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -34,6 +34,7 @@ commands=(
   "$build/bench/timer_bench_transfer"
   "$build/bench/timer_bench_cli_status --runs 200"
   "$build/bench/timer_bench_watch --runs 1"
+  "$build/bench/timer_bench_http --seconds 10"
   "$build/bench/timer_bench_replicas --jobs 10000 --seconds 20"
   "$build/bench/timer_bench_metrics"
   "$build/bench/timer_bench_cron --seconds 2"

@@ -2,9 +2,12 @@
 // template matching, and request messages built from path, query and body.
 #include <gmock/gmock.h>
 #include <google/protobuf/descriptor.h>
+#include <google/protobuf/timestamp.pb.h>
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "api/http/transcoder.h"
 #include "google/rpc/status.pb.h"
@@ -305,6 +308,113 @@ TEST(HttpTranscoderTest, ResponsesPrintProtoNamesAndEveryField) {
   EXPECT_THAT(json, HasSubstr(R"("job_id":"j1")"));
   EXPECT_THAT(json, HasSubstr(R"("interval_seconds":"60")"));
   EXPECT_THAT(json, HasSubstr(R"("label":"")"));
+}
+
+// Fills every field of `m` (recursively, `depth` levels) with a value of
+// its type; in each oneof the member `choice` picks (modulo its size).
+// Repeated fields get two elements.
+void FillAll(google::protobuf::Message* m, int depth, int choice,
+             absl::string_view text) {
+  using FD = google::protobuf::FieldDescriptor;
+  const google::protobuf::Descriptor* d = m->GetDescriptor();
+  const google::protobuf::Reflection* r = m->GetReflection();
+  if (d == google::protobuf::Timestamp::descriptor()) {
+    auto* ts = static_cast<google::protobuf::Timestamp*>(m);
+    ts->set_seconds(1764979200 + choice * 3601);
+    static constexpr int32_t kNanos[] = {0, 500000000, 123456000, 1, 999999999};
+    ts->set_nanos(kNanos[choice % 5]);
+    return;
+  }
+  for (int i = 0; i < d->field_count(); ++i) {
+    const FD* f = d->field(i);
+    if (const auto* oneof = f->real_containing_oneof()) {
+      if (oneof->field(choice % oneof->field_count()) != f) continue;
+    }
+    const int n = f->is_repeated() ? 2 : 1;
+    for (int k = 0; k < n; ++k) {
+      const int v = 7 + i + k + choice;
+      switch (f->cpp_type()) {
+        case FD::CPPTYPE_INT32:
+          f->is_repeated() ? r->AddInt32(m, f, -v) : r->SetInt32(m, f, -v);
+          break;
+        case FD::CPPTYPE_INT64:
+          f->is_repeated() ? r->AddInt64(m, f, int64_t{1} << 40 | v)
+                           : r->SetInt64(m, f, int64_t{1} << 40 | v);
+          break;
+        case FD::CPPTYPE_UINT32:
+          f->is_repeated() ? r->AddUInt32(m, f, v) : r->SetUInt32(m, f, v);
+          break;
+        case FD::CPPTYPE_UINT64:
+          f->is_repeated() ? r->AddUInt64(m, f, v) : r->SetUInt64(m, f, v);
+          break;
+        case FD::CPPTYPE_BOOL:
+          f->is_repeated() ? r->AddBool(m, f, v % 2 == 0) : r->SetBool(m, f, v % 2 == 0);
+          break;
+        case FD::CPPTYPE_ENUM: {
+          const auto* e = f->enum_type();
+          const int value = e->value((choice + 1) % e->value_count())->number();
+          f->is_repeated() ? r->AddEnumValue(m, f, value) : r->SetEnumValue(m, f, value);
+          break;
+        }
+        case FD::CPPTYPE_STRING: {
+          const std::string value = absl::StrCat(f->name(), "-", k, text);
+          f->is_repeated() ? r->AddString(m, f, value) : r->SetString(m, f, value);
+          break;
+        }
+        case FD::CPPTYPE_MESSAGE:
+          if (depth <= 0) break;
+          if (f->message_type()->full_name() == "google.protobuf.Any") break;
+          FillAll(f->is_repeated() ? r->AddMessage(m, f) : r->MutableMessage(m, f),
+                  depth - 1, choice + k, text);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+}
+
+TEST(HttpTranscoderTest, DirectJsonIsProtobufsJson) {
+  // Each response message of the API (and the events and errors), empty,
+  // and filled in every field with each oneof member in turn, printed
+  // directly: byte for byte what protobuf's printer prints.
+  const std::vector<const google::protobuf::Message*> prototypes = {
+      &v1::Job::default_instance(),
+      &v1::JobEvent::default_instance(),
+      &v1::ListJobsResponse::default_instance(),
+      &v1::WatchJobsResponse::default_instance(),
+      &v1::JobResult::default_instance(),
+      &v1::WhoAmIResponse::default_instance(),
+      &google::rpc::Status::default_instance(),
+  };
+  for (const google::protobuf::Message* prototype : prototypes) {
+    for (int choice = -1; choice < 5; ++choice) {
+      for (absl::string_view text : {"", " a \"quoted\" \\ b/{x}:y"}) {
+        std::unique_ptr<google::protobuf::Message> m(prototype->New());
+        if (choice >= 0) FillAll(m.get(), 4, choice, text);
+        std::string direct;
+        EXPECT_TRUE(ToJsonDirect(*m, &direct))
+            << m->GetTypeName() << " choice " << choice << " left to protobuf";
+        EXPECT_EQ(direct, ToJsonByProtobuf(*m))
+            << m->GetTypeName() << " choice " << choice;
+        EXPECT_EQ(ToJson(*m), ToJsonByProtobuf(*m));
+      }
+    }
+  }
+}
+
+TEST(HttpTranscoderTest, JsonEscapesBeyondQuotesAreProtobufs) {
+  // Text protobuf escapes its own way (controls, non-ASCII, HTML-unsafe
+  // characters) is printed by protobuf's printer: the same bytes as before.
+  for (const char* text : {"line\nbreak", "tab\there", "caf\xc3\xa9", "<b>&'='",
+                           "bad \xff byte", "\x01\x1f\x7f"}) {
+    v1::Job job;
+    job.set_job_id("j1");
+    job.set_name(text);
+    std::string direct;
+    EXPECT_FALSE(ToJsonDirect(job, &direct)) << text;
+    EXPECT_EQ(ToJson(job), ToJsonByProtobuf(job)) << text;
+  }
 }
 
 }  // namespace

@@ -95,8 +95,19 @@ absl::StatusOr<Route> ParseRoute(absl::string_view http_method, absl::string_vie
 // `max_depth` (strings are skipped; nothing else is checked here).
 absl::Status CheckJsonDepth(absl::string_view json, int max_depth = kMaxJsonDepth);
 
-// `message` as the CLI's `--format json` prints it, on one line.
+// `message` as the CLI's `--format json` prints it, on one line. Printed
+// directly by reflection where the message's shape allows (the API's
+// messages: scalars, strings, enums, Timestamps, nested messages), with the
+// same bytes as ToJsonByProtobuf, which prints anything else.
 std::string ToJson(const google::protobuf::Message& message);
+
+// The direct printing alone: false (and *json unspecified) for a message it
+// leaves to protobuf's printer.
+bool ToJsonDirect(const google::protobuf::Message& message, std::string* json);
+
+// The same through protobuf's own printer (MessageToJsonString with proto
+// field names and every primitive field): the reference ToJson matches.
+std::string ToJsonByProtobuf(const google::protobuf::Message& message);
 
 // `status` as a google.rpc.Status JSON object:
 // {"code":5,"message":"...","details":[]}.
