@@ -792,9 +792,13 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     if (!streaming_ || stream_ended_ || writing_) return;
     bool last = false;
     taken_.clear();
+    frames_.clear();
     feed_->Take(kSseMaxEventsPerWrite, taken_, kSseMaxBytesPerWrite);
     for (const domain::EventPtr& e : taken_) {
-      out_.append(*impl_->sse_frames.Get(e));
+      // The frame is shared by every stream that sends this event (gathered
+      // into the write, not copied: 1,000 watchers of a burst held 200 KB
+      // each when every stream copied its frames).
+      frames_.push_back(impl_->sse_frames.Get(e));
       // A watched job's deletion is its stream's last event.
       last = last || (end_on_delete_ && e->message.type() == v1::JobEvent::DELETED);
     }
@@ -805,14 +809,18 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
       }
     }
     taken_.clear();
-    if (out_.empty() && heartbeat_due_)
+    if (out_.empty() && frames_.empty() && heartbeat_due_)
       out_.append(kSseKeepAlive.data(), kSseKeepAlive.size());
     heartbeat_due_ = false;
-    if (out_.empty()) return;
+    if (out_.empty() && frames_.empty()) return;
     last_write_ = last;
     writing_ = true;
+    // out_ (the response's head, an error, or a heartbeat) goes first.
+    buffers_.clear();
+    if (!out_.empty()) buffers_.push_back(net::buffer(out_));
+    for (const auto& frame : frames_) buffers_.push_back(net::buffer(*frame));
     Lowest().expires_after(Chrono(impl_->options.body_timeout));
-    net::async_write(stream_, net::buffer(out_),
+    net::async_write(stream_, buffers_,
                      [self = this->shared_from_this()](beast::error_code ec, size_t) {
                        self->OnStreamWritten(ec);
                      });
@@ -820,6 +828,15 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
   void OnStreamWritten(beast::error_code ec) {
     writing_ = false;
+    // A burst's vectors are given back, so an idle stream holds little.
+    if (frames_.capacity() > 16) {
+      std::vector<std::shared_ptr<const std::string>>().swap(frames_);
+      std::vector<net::const_buffer>().swap(buffers_);
+      std::vector<domain::EventPtr>().swap(taken_);
+    } else {
+      frames_.clear();
+      buffers_.clear();
+    }
     Lowest().expires_never();
     if (out_.capacity() > kSseKeepBufferBytes) {
       std::string().swap(out_);
@@ -959,6 +976,9 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
   std::optional<net::steady_timer> heartbeat_;
   std::vector<domain::EventPtr> taken_;
   std::string out_;  // The write in flight, or the next one being built.
+  // The shared event frames of the write in flight, and its buffers.
+  std::vector<std::shared_ptr<const std::string>> frames_;
+  std::vector<net::const_buffer> buffers_;
 };
 
 }  // namespace
