@@ -381,13 +381,14 @@ Err ActionRunner::Start(std::string_view request_id, Work work,
     const size_t capacity =
         static_cast<size_t>(options_.threads) + static_cast<size_t>(options_.max_queued);
     if (!run_inline && busy >= capacity) {
-      return ResourceExhausted(options_.config_prefix + ".max_queued_actions (" +
-                               std::to_string(options_.max_queued) +
-                               ") reached: " + std::to_string(s_->running.size()) +
-                               " actions running (" + options_.config_prefix +
-                               ".action_threads " + std::to_string(options_.threads) +
-                               ") and " + std::to_string(s_->queue.size()) +
-                               " waiting; nothing was started, retry later");
+      // At capacity: nothing started, so trying again later may well work.
+      return Transient(ResourceExhausted(
+          options_.config_prefix + ".max_queued_actions (" +
+          std::to_string(options_.max_queued) +
+          ") reached: " + std::to_string(s_->running.size()) + " actions running (" +
+          options_.config_prefix + ".action_threads " + std::to_string(options_.threads) +
+          ") and " + std::to_string(s_->queue.size()) +
+          " waiting); nothing was started, retry later"));
     }
     if (!run_inline && s_->threads.size() < static_cast<size_t>(options_.threads) &&
         busy + 1 > s_->threads.size()) {
