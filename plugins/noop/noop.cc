@@ -9,7 +9,8 @@
 // said, which reads as permanent). With `fail_attempts` N > 0, only the
 // first N actions started for a request id fail and later ones (a retry of
 // the same run, after the failed action was released) succeed: a provider
-// that fails transiently N times, for retry tests.
+// that fails transiently N times, for retry tests. With record_file, the
+// counts start from the file's lines, so they survive a restart of timerd.
 // `fail_validation` makes validate() and start() refuse the body. No action
 // uses a thread: its outcome is decided in start() and shown when due, so
 // any number of delayed actions cost memory only (a few hundred bytes each).
@@ -25,10 +26,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 
 #include "provider_support.h"
 #include "timer/action_provider.h"
@@ -59,10 +62,11 @@ constexpr char kSchema[] = R"({
 
 class NoopProvider : public ProviderBase {
  public:
-  NoopProvider(int record_fd, HostLog log)
+  NoopProvider(int record_fd, HostLog log, std::map<std::string, int64_t> counts)
       : ProviderBase(ActionRunner::Options{.config_prefix = "plugins.noop"}, log),
         record_fd_(record_fd),
-        log_(log) {}
+        log_(log),
+        counts_(std::move(counts)) {}
   ~NoopProvider() override {
     if (record_fd_ >= 0) close(record_fd_);
   }
@@ -154,7 +158,18 @@ Err CreateNoop(const nlohmann::json& config, HostLog log,
                              ": " + std::strerror(errno));
     }
   }
-  *out = std::make_unique<NoopProvider>(fd, log);
+  // The actions recorded so far, per request id (fail_attempts), from at
+  // most kMaxCounted lines.
+  std::map<std::string, int64_t> counts;
+  if (!record_file.empty()) {
+    std::ifstream in(record_file);
+    std::string line;
+    for (size_t n = 0; n < 10000 && std::getline(in, line); ++n) {
+      const size_t space = line.find(' ');
+      if (space != std::string::npos) ++counts[line.substr(0, space)];
+    }
+  }
+  *out = std::make_unique<NoopProvider>(fd, log, std::move(counts));
   return Ok();
 }
 

@@ -1334,12 +1334,13 @@ void RunEngine::Finish(const std::string& job_id, v1::JobResult result,
   };
   const bool error = final && (result.status() == v1::JobResult::FAILED ||
                                result.status() == v1::JobResult::UNKNOWN);
-  // A success resets the job's consecutive_failures: read and written only
-  // for jobs that count them (pause_after_failures) or have some counted.
+  // A success resets the job's consecutive_failures: the job is read and
+  // written only for jobs that pause after failures or had failed (as of
+  // the run's fire), so the common case stays one result write.
   const bool reset =
       final && result.status() == v1::JobResult::SUCCEEDED &&
       (job_snapshot == nullptr || job_snapshot->pause_after_failures() > 0 ||
-       job_snapshot->consecutive_failures() > 0);
+       job_snapshot->consecutive_failures() > 0 || job_snapshot->n_errors() > 0);
   if (!error && !reset) {
     // Progress or success changes only the result: no read of the job.
     store_->WriteResult(job_id, std::move(result),
