@@ -210,7 +210,8 @@ const std::vector<ConfigKey>& ConfigKeys() {
        .field = &Config::retry_multiplier,
        .min = 1,
        .max = 10,
-       .doc = "with retry.max_attempts > 1: each later wait is the previous one times this"},
+       .doc =
+           "with retry.max_attempts > 1: each later wait is the previous one times this"},
       {.path = "retry.max_backoff_seconds",
        .field = &Config::retry_max_backoff_seconds,
        .min = 1,

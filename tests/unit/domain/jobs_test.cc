@@ -694,9 +694,8 @@ INSTANTIATE_TEST_SUITE_P(BadInputs, CreateValidationTest,
                                                "job.schedule.cron: field 3 (hours) at "
                                                "position"},
                                               {"CronEmpty",
-                                               [](
-                                                   v1::CreateJobRequest&
-                                                       r) { Sched(r).set_cron(""); },
+                                               [](v1::CreateJobRequest&
+                                                      r) { Sched(r).set_cron(""); },
                                                "job.schedule.cron: required"},
                                               {"CronTooLong",
                                                [](v1::CreateJobRequest& r) {
