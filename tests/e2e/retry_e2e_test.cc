@@ -18,9 +18,8 @@ namespace timer::testing {
 namespace {
 
 constexpr char kFailOnce[] =
-    R"({"fail": true, "fail_class": "transient", "fail_attempts": 1,
-        "fail_message": "connection refused (on purpose)"
-})";
+    R"json({"fail": true, "fail_class": "transient", "fail_attempts": 1,
+            "fail_message": "connection refused (on purpose)"})json";
 
 class RetryE2eTest : public CliTest {
  protected:
@@ -28,7 +27,9 @@ class RetryE2eTest : public CliTest {
   std::unique_ptr<Daemon> Start() {
     config_ = tmp_.path() + "/timerd.toml";
     record_ = tmp_.path() + "/starts.txt";
-    std::ofstream(config_) << "[plugins.noop]\nrecord_file = \"" << record_ << "\"\n";
+    std::ofstream(config_)
+        << "load_plugins = [\"noop\"]\n[plugins.noop]\nrecord_file = \"" << record_
+        << "\"\n";
     return StartTimerd({"--config", config_});
   }
 
@@ -86,7 +87,7 @@ TEST_F(RetryE2eTest, ATransientFailureIsRetriedAsTheSameRunWithTwoAttempts) {
             std::string::npos)
       << table.out;
   EXPECT_NE(table.out.find("attempt 2: "), std::string::npos) << table.out;
-  RunResult show = Cli({"job", "show", id});
+  RunResult show = Cli({"job", "status", id});
   EXPECT_NE(show.out.find("up to 3 attempts on transient errors"), std::string::npos)
       << show.out;
 }
