@@ -800,6 +800,71 @@ TEST_F(RunEngineTest, WaitingRetriesAreBoundedPerIdentity) {
   EXPECT_THAT(failed.error(), ::testing::HasSubstr("max_retry_waiting_per_identity"));
 }
 
+// What watchers see: RUN_RETRYING with the attempts and the next attempt's
+// time, then RUN_FINISHED; a pause after failures is a PAUSED event with
+// the job's inactive_reason.
+class RecordingSink : public EventSink {
+ public:
+  void Publish(v1::JobEvent::Type type, const v1::Job& job,
+               const v1::JobResult* result) override {
+    absl::MutexLock lock(&mu_);
+    v1::JobEvent e;
+    e.set_type(type);
+    *e.mutable_job() = job;
+    if (result != nullptr) *e.mutable_result() = *result;
+    events_.push_back(std::move(e));
+  }
+  std::vector<v1::JobEvent> events() const {
+    absl::MutexLock lock(&mu_);
+    return events_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<v1::JobEvent> events_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(RunEngineTest, WatchersSeeRetryingThenFinishedAndAPauseWithItsReason) {
+  RecordingSink sink;
+  engine_ = std::make_unique<RunEngine>(&store_, &clock_, &registry_, [] {
+    RunEngine::Options o;
+    o.background = false;
+    o.workers = 2;
+    o.poll_min = o.poll_max = absl::Seconds(1);
+    return o;
+  }());
+  engine_->set_events(&sink);
+  jobs_.set_observer(engine_.get());
+  ASSERT_TRUE(engine_->Start().ok());
+  v1::Job job = Create(600, [](v1::Job& j) {
+    SetRetry(j, 2, 10);
+    j.set_pause_after_failures(1);
+  });
+  fake_.FailNext(2, v1::ERROR_CLASS_TRANSIENT);
+  At(kStart);
+  At(kStart + absl::Seconds(10));
+  std::vector<v1::JobEvent::Type> types;
+  const v1::JobEvent* retrying = nullptr;
+  const v1::JobEvent* paused = nullptr;
+  const std::vector<v1::JobEvent> events = sink.events();
+  for (const v1::JobEvent& e : events) {
+    types.push_back(e.type());
+    if (e.type() == v1::JobEvent::RUN_RETRYING) retrying = &e;
+    if (e.type() == v1::JobEvent::PAUSED) paused = &e;
+  }
+  EXPECT_THAT(types, ElementsAre(v1::JobEvent::RUN_STARTED, v1::JobEvent::RUN_RETRYING,
+                                 v1::JobEvent::RUN_STARTED, v1::JobEvent::RUN_FINISHED,
+                                 v1::JobEvent::PAUSED));
+  ASSERT_NE(retrying, nullptr);
+  EXPECT_EQ(retrying->result().attempts_size(), 1);
+  EXPECT_EQ(FromProto(retrying->result().next_attempt_time()),
+            kStart + absl::Seconds(10));
+  ASSERT_NE(paused, nullptr);
+  EXPECT_EQ(paused->job().inactive_reason().cause(),
+            v1::InactiveReason::CONSECUTIVE_FAILURES);
+  EXPECT_EQ(Get(job.job_id()).status(), v1::Job::PAUSED);
+}
+
 TEST_F(RunEngineTest, ThreeConsecutiveFailuresPauseTheJobWithItsReason) {
   StartEngine();
   v1::Job job = Create(10, [](v1::Job& j) { j.set_pause_after_failures(3); });

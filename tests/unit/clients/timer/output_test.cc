@@ -207,21 +207,16 @@ TEST(PrintResultsTableTest, AttemptsOfARetriedRunAndItsNextAttempt) {
   }
   std::ostringstream brief;
   PrintResultsTable({r}, /*verbose=*/false, brief);
-  EXPECT_THAT(brief.str(), HasSubstr("    error: refused (transient)
-"
-                                     "    next attempt: 2030-01-01T00:00:20Z
-"
-                                     "    attempts: 2 (-v lists them)
-"));
+  EXPECT_THAT(brief.str(), HasSubstr("    error: refused (transient)\n"
+                                     "    next attempt: 2030-01-01T00:00:20Z\n"
+                                     "    attempts: 2 (-v lists them)\n"));
   std::ostringstream verbose;
   PrintResultsTable({r}, /*verbose=*/true, verbose);
   EXPECT_THAT(verbose.str(),
               HasSubstr("    attempt 1: 2030-01-01T00:00:00Z - 2030-01-01T00:00:01Z  "
-                        "failed (transient): refused
-"
+                        "failed (transient): refused\n"
                         "    attempt 2: 2030-01-01T00:00:10Z - 2030-01-01T00:00:11Z  "
-                        "failed (transient): refused
-"));
+                        "failed (transient): refused\n"));
 }
 
 TEST(PrintJobTableTest, APausedJobSaysWhyAndRetriesAreShown) {
@@ -236,8 +231,7 @@ TEST(PrintJobTableTest, APausedJobSaysWhyAndRetriesAreShown) {
   PrintJobTable(job, /*verbose=*/false, absl::FromUnixSeconds(k2030), out);
   EXPECT_THAT(out.str(),
               HasSubstr("Paused:       after failures: 3 consecutive runs failed; "
-                        "last: boom
-"));
+                        "last: boom\n"));
   EXPECT_THAT(out.str(), HasSubstr("up to 4 attempts on transient errors, backoff 10s x2 "
                                    "up to 10m"));
   EXPECT_THAT(out.str(), HasSubstr("3 consecutive failures (3 so far)"));
