@@ -314,6 +314,37 @@ absl::Status FillJob(const JobArgs& a, absl::TimeZone local, v1::Job* job,
     job->set_missed_run_policy(it->second);
     touched("missed_run_policy");
   }
+  // Retries and pausing: each option its own mask path, so `job update`
+  // changes only what it names.
+  v1::RetryPolicy* retry = nullptr;
+  const auto policy = [&]() {
+    if (retry == nullptr) retry = job->mutable_retry_policy();
+    return retry;
+  };
+  if (a.retry_max_attempts != 0) {
+    policy()->set_max_attempts(a.retry_max_attempts);
+    touched("retry_policy.max_attempts");
+  }
+  if (!a.retry_backoff.empty()) {
+    absl::StatusOr<int64_t> d = DurationArg(a.retry_backoff, "--retry-backoff");
+    if (!d.ok()) return d.status();
+    policy()->mutable_initial_backoff()->set_seconds(*d);
+    touched("retry_policy.initial_backoff");
+  }
+  if (a.retry_multiplier != 0) {
+    policy()->set_multiplier(a.retry_multiplier);
+    touched("retry_policy.multiplier");
+  }
+  if (!a.retry_max_backoff.empty()) {
+    absl::StatusOr<int64_t> d = DurationArg(a.retry_max_backoff, "--retry-max-backoff");
+    if (!d.ok()) return d.status();
+    policy()->mutable_max_backoff()->set_seconds(*d);
+    touched("retry_policy.max_backoff");
+  }
+  if (a.pause_after_failures >= 0) {
+    job->set_pause_after_failures(a.pause_after_failures);
+    touched("pause_after_failures");
+  }
   return absl::OkStatus();
 }
 

@@ -58,6 +58,12 @@ struct JobArgs {
   // --notify-on failure,recovery,end,pause.
   std::string notify_url;
   std::string notify_on;
+  // Retries and pausing (docs/API.md, "Retries"); 0 / empty: not given.
+  int retry_max_attempts = 0;     // --retry-max-attempts N (1: no retry)
+  std::string retry_backoff;      // --retry-backoff DURATION (the first wait)
+  double retry_multiplier = 0;    // --retry-multiplier X
+  std::string retry_max_backoff;  // --retry-max-backoff DURATION
+  int pause_after_failures = -1;  // --pause-after-failures N (0: never); -1: not given
 };
 
 // The one-line calendar spec of --calendar and --calendar-exclude: fields

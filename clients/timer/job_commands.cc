@@ -423,6 +423,24 @@ void AddJobOptions(CLI::App* cmd, JobArgs& a) {
   cmd->add_option("--missed-run-policy", a.missed,
                   "slots missed while timerd was down: skip (default) or run_once")
       ->check(CLI::IsMember({"skip", "run_once"}));
+  // Retries and pausing (docs/API.md, "Retries").
+  cmd->add_option("--retry-max-attempts", a.retry_max_attempts,
+                  "tries in all for a run failing with a transient error (1-10; 1: no "
+                  "retry; default: the server's, none unless its operator set one)")
+      ->check(CLI::Range(1, 10));
+  cmd->add_option("--retry-backoff", a.retry_backoff,
+                  "wait before the first retry (default 10s), e.g. 30s, 2m; at most half "
+                  "the interval and 45m")
+      ->type_name("DURATION");
+  cmd->add_option("--retry-multiplier", a.retry_multiplier,
+                  "each later wait is the previous one times this (1-10, default 2)")
+      ->check(CLI::Range(1.0, 10.0));
+  cmd->add_option("--retry-max-backoff", a.retry_max_backoff,
+                  "longest wait between tries (default 10m, at most 45m)")
+      ->type_name("DURATION");
+  cmd->add_option("--pause-after-failures", a.pause_after_failures,
+                  "pause the job after N consecutive failed runs (0: never)")
+      ->check(CLI::Range(0, 1000));
   AddScheduleOptions(cmd, a);
   AddNotifyOptions(cmd, a);
 }
@@ -436,6 +454,10 @@ void AddSubmit(CLI::App* job, Globals& g, CommandSet& commands) {
       "Example:\n"
       "  timer job submit --name nightly --interval 1d --start 2026-12-01T02:00 \\\n"
       "    --action-provider noop --action-body '{}'\n\n"
+      "Retried up to 3 times on transient errors, paused after 3 failed runs:\n"
+      "  timer job submit --name sync --interval 1h --action-provider noop \\\n"
+      "    --action-body '{}' --retry-max-attempts 3 --retry-backoff 30s \\\n"
+      "    --pause-after-failures 3\n\n"
       "globus-timer's form runs unchanged:\n"
       "  timer job submit --name test-tutorial-job --interval 600 \\\n"
       "    --action-url https://actions.automate.globus.org/transfer/transfer/run \\\n"

@@ -79,6 +79,38 @@ void PrintProviderConfiguration(const std::string& json, std::ostream& out) {
       << "\n";
 }
 
+std::string ErrorClassText(v1::ErrorClass c) {
+  switch (c) {
+    case v1::ERROR_CLASS_TRANSIENT:
+      return "transient";
+    case v1::ERROR_CLASS_NEEDS_ATTENTION:
+      return "needs attention";
+    default:
+      return "permanent";
+  }
+}
+
+std::string InactiveText(const v1::InactiveReason& why) {
+  std::string s = why.cause() == v1::InactiveReason::CONSECUTIVE_FAILURES
+                      ? "after failures"
+                      : "by user";
+  if (!why.detail().empty()) absl::StrAppend(&s, ": ", Printable(why.detail()));
+  return s;
+}
+
+std::string RetryText(const v1::RetryPolicy& p) {
+  if (p.max_attempts() == 0) return "the server's default";
+  if (p.max_attempts() == 1) return "none (1 attempt)";
+  std::string s =
+      absl::StrCat("up to ", p.max_attempts(), " attempts on transient errors");
+  const int64_t initial = p.has_initial_backoff() ? p.initial_backoff().seconds() : 10;
+  absl::StrAppend(&s, ", backoff ", FormatSeconds(initial));
+  absl::StrAppend(&s, " x", p.has_multiplier() ? p.multiplier() : 2.0);
+  absl::StrAppend(&s, " up to ",
+                  FormatSeconds(p.has_max_backoff() ? p.max_backoff().seconds() : 600));
+  return s;
+}
+
 }  // namespace
 
 void PrintJson(const google::protobuf::Message& message, std::ostream& out) {
@@ -118,6 +150,13 @@ void PrintEventLine(const v1::JobEvent& event, std::ostream& out) {
     absl::StrAppend(&line, "  run ", r.run_number(), " ",
                     v1::JobResult::Status_Name(r.status()));
     if (!r.error().empty()) absl::StrAppend(&line, ": ", Printable(r.error()));
+    if (r.has_next_attempt_time()) {
+      absl::StrAppend(&line, "  (attempt ", r.attempts_size(), " failed; next at ",
+                      IsoTime(FromProto(r.next_attempt_time())), ")");
+    }
+  }
+  if (event.type() == v1::JobEvent::PAUSED && job.has_inactive_reason()) {
+    absl::StrAppend(&line, "  ", InactiveText(job.inactive_reason()));
   }
   if (event.type() == v1::JobEvent::RESET) {
     absl::StrAppend(&line, "  (events were missed; current state follows)");
@@ -141,6 +180,7 @@ void PrintJobTable(const v1::Job& job, bool verbose, absl::Time now, std::ostrea
   Row(out, "Name:", job.name().empty() ? "-" : Printable(job.name()));
   if (!job.label().empty()) Row(out, "Label:", Printable(job.label()));
   Row(out, "Status:", StatusText(job));
+  if (job.has_inactive_reason()) Row(out, "Paused:", InactiveText(job.inactive_reason()));
   Row(out, "Provider:", Printable(job.action().provider()));
   // Notifications (issue 24).
   if (job.has_notification() && !job.notification().url().empty()) {
@@ -186,6 +226,14 @@ void PrintJobTable(const v1::Job& job, bool verbose, absl::Time now, std::ostrea
   std::string runs = absl::StrCat(job.n_runs(), " (", job.n_errors(), " errors");
   if (job.n_skipped() > 0) absl::StrAppend(&runs, ", ", job.n_skipped(), " skipped");
   Row(out, "Runs:", runs + ")");
+  if (job.has_retry_policy()) Row(out, "Retries:", RetryText(job.retry_policy()));
+  if (job.pause_after_failures() > 0) {
+    Row(out, "Pause after:",
+        absl::StrCat(job.pause_after_failures(), " consecutive failures (",
+                     job.consecutive_failures(), " so far)"));
+  } else if (job.consecutive_failures() > 0) {
+    Row(out, "Failures:", absl::StrCat(job.consecutive_failures(), " in a row"));
+  }
   Row(out, "Last result:", job.results_size() > 0 ? ResultText(job.results(0)) : "-");
   Row(out, "Created:", TimeText(job.create_time(), job.has_create_time(), now));
   if (job.has_delete_time()) Row(out, "Deleted:", TimeText(job.delete_time(), true, now));
@@ -278,7 +326,36 @@ void PrintResultsTable(const std::vector<v1::JobResult>& results, bool verbose,
     out << row << "\n";
     if (i == 0) continue;
     const v1::JobResult& r = results[i - 1];
-    if (!r.error().empty()) out << "    error: " << Printable(r.error()) << "\n";
+    if (!r.error().empty()) {
+      out << "    error: " << Printable(r.error());
+      if (r.error_class() != v1::ERROR_CLASS_UNSPECIFIED) {
+        out << " (" << ErrorClassText(r.error_class()) << ")";
+      }
+      out << "\n";
+    }
+    if (r.has_next_attempt_time()) {
+      out << "    next attempt: " << IsoTime(FromProto(r.next_attempt_time())) << "\n";
+    }
+    if (!verbose && r.attempts_size() > 1) {
+      out << "    attempts: " << r.attempts_size() << " (-v lists them)\n";
+    }
+    if (verbose) {
+      for (const v1::RunAttempt& a : r.attempts()) {
+        out << "    attempt " << a.attempt() << ": "
+            << (a.has_start_time() ? IsoTime(FromProto(a.start_time())) : "-") << " - "
+            << (a.has_end_time() ? IsoTime(FromProto(a.end_time())) : "running");
+        if (!a.error().empty()) {
+          out << "  failed";
+          if (a.error_class() != v1::ERROR_CLASS_UNSPECIFIED) {
+            out << " (" << ErrorClassText(a.error_class()) << ")";
+          }
+          out << ": " << Printable(a.error());
+        } else if (a.has_end_time()) {
+          out << "  ok";
+        }
+        out << "\n";
+      }
+    }
     if (verbose && !r.action_id().empty()) {
       out << "    action: " << Printable(r.action_id()) << "\n";
     }

@@ -17,6 +17,7 @@
 struct timer_ap_error {
   timer_ap_code code;
   std::string message;
+  timer_ap_error_class error_class;
 };
 
 namespace timer::plugins {
@@ -25,7 +26,7 @@ namespace {
 timer_ap_error* ToC(Err e) noexcept {
   if (e.ok()) return nullptr;
   try {
-    return new timer_ap_error{e.code, std::move(e.message)};
+    return new timer_ap_error{e.code, std::move(e.message), e.error_class};
   } catch (...) {
     // Out of memory while reporting an error: a static fallback would need
     // a destroy that knows it; std::terminate is the honest answer.
@@ -36,6 +37,7 @@ timer_ap_error* ToC(Err e) noexcept {
 timer_ap_code ErrorCode(const timer_ap_error* e) { return e->code; }
 timer_ap_str ErrorMessage(const timer_ap_error* e) { return Str(e->message); }
 void ErrorDestroy(timer_ap_error* e) { delete e; }
+timer_ap_error_class ErrorClass(const timer_ap_error* e) { return e->error_class; }
 
 // One malloc block: the struct, then the three strings back to back.
 timer_ap_status* ToC(const ActionSnapshot& s) {
@@ -56,6 +58,8 @@ timer_ap_status* ToC(const ActionSnapshot& s) {
   st->action_id = put(s.action_id);
   st->details = put(s.details);
   st->error = put(s.error);
+  st->error_class =
+      s.state == TIMER_AP_STATE_FAILED ? s.error_class : TIMER_AP_ERROR_CLASS_UNSPECIFIED;
   return st;
 }
 void StatusDestroy(timer_ap_status* s) { std::free(s); }
@@ -230,6 +234,8 @@ struct ActionRunner::Action {
   std::chrono::steady_clock::time_point due;
   timer_ap_state due_state = TIMER_AP_STATE_SUCCEEDED;
   std::string due_error;
+  timer_ap_error_class error_class = TIMER_AP_ERROR_CLASS_UNSPECIFIED;
+  timer_ap_error_class due_error_class = TIMER_AP_ERROR_CLASS_UNSPECIFIED;
 };
 
 struct ActionRunner::State {
@@ -309,12 +315,13 @@ void ActionRunner::Settle(Action& a) {
       std::chrono::steady_clock::now() >= a.due) {
     a.state = a.due_state;
     a.error = a.due_error;
+    a.error_class = a.due_error_class;
   }
 }
 
 ActionSnapshot ActionRunner::Snap(Action& a) {
   Settle(a);
-  return ActionSnapshot{a.state, a.id, a.details, a.error};
+  return ActionSnapshot{a.state, a.id, a.details, a.error, a.error_class};
 }
 
 Outcome ActionRunner::RunWork(Work& work, ActionContext& ctx) {
@@ -345,6 +352,7 @@ void ActionRunner::WorkerLoop(std::shared_ptr<State> s) {
     a->phase = Action::Phase::kDone;
     a->state = out.state;
     a->error = std::move(out.error);
+    a->error_class = out.error_class;
     s->running.erase(a);
     s->idle_cv.notify_all();
     // The last reference to a released action may be this one: drop it
@@ -373,13 +381,14 @@ Err ActionRunner::Start(std::string_view request_id, Work work,
     const size_t capacity =
         static_cast<size_t>(options_.threads) + static_cast<size_t>(options_.max_queued);
     if (!run_inline && busy >= capacity) {
-      return ResourceExhausted(options_.config_prefix + ".max_queued_actions (" +
-                               std::to_string(options_.max_queued) +
-                               ") reached: " + std::to_string(s_->running.size()) +
-                               " actions running (" + options_.config_prefix +
-                               ".action_threads " + std::to_string(options_.threads) +
-                               ") and " + std::to_string(s_->queue.size()) +
-                               " waiting; nothing was started, retry later");
+      // At capacity: nothing started, so trying again later may well work.
+      return Transient(ResourceExhausted(
+          options_.config_prefix + ".max_queued_actions (" +
+          std::to_string(options_.max_queued) +
+          ") reached: " + std::to_string(s_->running.size()) + " actions running (" +
+          options_.config_prefix + ".action_threads " + std::to_string(options_.threads) +
+          ") and " + std::to_string(s_->queue.size()) +
+          " waiting); nothing was started, retry later"));
     }
     if (!run_inline && s_->threads.size() < static_cast<size_t>(options_.threads) &&
         busy + 1 > s_->threads.size()) {
@@ -429,9 +438,11 @@ Err ActionRunner::Start(std::string_view request_id, Work work,
       a.due = std::chrono::steady_clock::now() + o.delay;
       a.due_state = o.state;
       a.due_error = std::move(o.error);
+      a.due_error_class = o.error_class;
     } else if (a.state == TIMER_AP_STATE_ACTIVE) {
       a.state = o.state;
       a.error = std::move(o.error);
+      a.error_class = o.error_class;
     }
     *out = Snap(a);
   }
@@ -540,6 +551,7 @@ timer_ap_api MakeApi(std::string_view name, std::string_view version,
   api.status_destroy = &StatusDestroy;
   api.describe = &Describe;
   api.description_destroy = &DescriptionDestroy;
+  api.error_class = &ErrorClass;
   return api;
 }
 

@@ -31,13 +31,37 @@
 
 namespace timer::plugins {
 
-// A code and a message; code TIMER_AP_OK means success.
+// A code, a message and (ABI 1.2) an error class; code TIMER_AP_OK means
+// success. The class says whether trying again may help; unset
+// (UNSPECIFIED) reads as PERMANENT at the host:
+//   return Transient(Unavailable("s3: connection refused"));
+//   return NeedsAttention(PermissionDenied("sftp: key rejected"));
+//   return Err{TIMER_AP_UNAVAILABLE, "..."}.with_class(TIMER_AP_ERROR_CLASS_TRANSIENT);
 struct Err {
   timer_ap_code code = TIMER_AP_OK;
   std::string message;
+  timer_ap_error_class error_class = TIMER_AP_ERROR_CLASS_UNSPECIFIED;
   bool ok() const { return code == TIMER_AP_OK; }
+  Err with_class(timer_ap_error_class c) && {
+    error_class = c;
+    return std::move(*this);
+  }
+  Err with_class(timer_ap_error_class c) const& {
+    Err e = *this;
+    e.error_class = c;
+    return e;
+  }
 };
 inline Err Ok() { return {}; }
+inline Err Transient(Err e) {
+  return std::move(e).with_class(TIMER_AP_ERROR_CLASS_TRANSIENT);
+}
+inline Err Permanent(Err e) {
+  return std::move(e).with_class(TIMER_AP_ERROR_CLASS_PERMANENT);
+}
+inline Err NeedsAttention(Err e) {
+  return std::move(e).with_class(TIMER_AP_ERROR_CLASS_NEEDS_ATTENTION);
+}
 inline Err InvalidArgument(std::string m) {
   return {TIMER_AP_INVALID_ARGUMENT, std::move(m)};
 }
@@ -85,6 +109,17 @@ struct Outcome {
   timer_ap_state state = TIMER_AP_STATE_SUCCEEDED;
   std::string error;  // when FAILED or CANCELLED
   std::chrono::milliseconds delay{0};
+  // When FAILED (ABI 1.2): UNSPECIFIED reads as PERMANENT at the host.
+  timer_ap_error_class error_class = TIMER_AP_ERROR_CLASS_UNSPECIFIED;
+
+  // A FAILED outcome carrying `e`'s message and class.
+  static Outcome Failed(const Err& e) {
+    Outcome o;
+    o.state = TIMER_AP_STATE_FAILED;
+    o.error = e.message;
+    o.error_class = e.error_class;
+    return o;
+  }
 };
 
 // What an action's work sees. Owned by the ActionRunner; valid while the
@@ -114,6 +149,7 @@ struct ActionSnapshot {
   std::string action_id;
   std::string details;
   std::string error;
+  timer_ap_error_class error_class = TIMER_AP_ERROR_CLASS_UNSPECIFIED;  // when FAILED
 };
 
 // How an ActionRunner is bounded (the provider's config keys).

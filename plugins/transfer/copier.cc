@@ -490,7 +490,9 @@ Outcome Copier::Run() {
   src_root_ = src_root.get();
   if (!e.ok()) {
     Publish(true);
-    return {TIMER_AP_STATE_FAILED, e.message};
+    // Opening an endpoint: a refused connection may pass, a refused key not.
+    e.error_class = ClassOf(e);
+    return Outcome::Failed(e);
   }
   for (size_t i = 0; i < req_.items.size() && !Stopped(); ++i) {
     CopyItem(i, req_.items[i], src_root.get(), dst_root.get());

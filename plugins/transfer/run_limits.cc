@@ -101,6 +101,16 @@ void RecordFailure(const Request& req, const std::string& path, const Err& statu
                    std::string* stop) {
   const std::string& error = status.message;
   ++c->files_failed;
+  switch (ClassOf(status)) {
+    case TIMER_AP_ERROR_CLASS_TRANSIENT:
+      ++c->files_failed_transient;
+      break;
+    case TIMER_AP_ERROR_CLASS_NEEDS_ATTENTION:
+      ++c->files_failed_attention;
+      break;
+    default:
+      break;
+  }
   if (first_error->empty()) *first_error = path + ": " + error;
   if (errors->size() < kMaxListed) errors->push_back({{"path", path}, {"error", error}});
   // A full destination stops the run at once when asked (Globus's
@@ -120,6 +130,19 @@ void RecordSkippedSource(const std::string& path, const std::string& why,
   }
 }
 
+timer_ap_error_class ClassOf(const Err& e) {
+  if (e.error_class != TIMER_AP_ERROR_CLASS_UNSPECIFIED) return e.error_class;
+  switch (e.code) {
+    case TIMER_AP_UNAVAILABLE:
+    case TIMER_AP_DEADLINE_EXCEEDED:
+      return TIMER_AP_ERROR_CLASS_TRANSIENT;
+    case TIMER_AP_UNAUTHENTICATED:
+      return TIMER_AP_ERROR_CLASS_NEEDS_ATTENTION;
+    default:
+      return TIMER_AP_ERROR_CLASS_PERMANENT;
+  }
+}
+
 Outcome RunOutcome(const TransferCounters& c, const std::string& stop, bool cancelled,
                    const std::string& first_error) {
   if (!stop.empty()) {
@@ -133,8 +156,16 @@ Outcome RunOutcome(const TransferCounters& c, const std::string& stop, bool canc
         "cancelled after " + std::to_string(c.files_transferred) + " files transferred"};
   }
   if (c.files_failed > 0) {
-    return {TIMER_AP_STATE_FAILED,
-            std::to_string(c.files_failed) + " failed; first: " + first_error};
+    Outcome out{TIMER_AP_STATE_FAILED,
+                std::to_string(c.files_failed) + " failed; first: " + first_error};
+    // A retry helps only if every failure may go away by itself.
+    const int64_t permanent =
+        c.files_failed - c.files_failed_transient - c.files_failed_attention;
+    out.error_class = permanent > 0 ? TIMER_AP_ERROR_CLASS_PERMANENT
+                      : c.files_failed_attention > 0
+                          ? TIMER_AP_ERROR_CLASS_NEEDS_ATTENTION
+                          : TIMER_AP_ERROR_CLASS_TRANSIENT;
+    return out;
   }
   return {TIMER_AP_STATE_SUCCEEDED, ""};
 }

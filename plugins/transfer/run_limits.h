@@ -49,7 +49,18 @@ struct TransferCounters {
   int64_t symlinks_followed = 0;      // recursive_symlinks copy
   int64_t entries_excluded = 0;       // by filter_rules
   int64_t source_errors_skipped = 0;  // by skip_source_errors
+  // Of files_failed, those whose error was TRANSIENT or NEEDS_ATTENTION
+  // (ClassOf): how the run's failure is classed (RunOutcome).
+  int64_t files_failed_transient = 0;
+  int64_t files_failed_attention = 0;
 };
+
+// The class of a transfer error (ABI 1.2): the one the error carries, else
+// by its code: UNAVAILABLE and DEADLINE_EXCEEDED (refused, reset or timed
+// out connections, 5xx and 429 answers) TRANSIENT, UNAUTHENTICATED
+// NEEDS_ATTENTION, anything else (a bad body, a missing source, permission
+// denied, a full destination) PERMANENT.
+timer_ap_error_class ClassOf(const Err& e);
 
 // The run's admission: max_bytes_per_run, max_files_per_run, the
 // destination's min_free_bytes and the identity's quota. `req` and `options`

@@ -154,8 +154,13 @@ Err StatusErr(long status, const std::string& what, const std::string& detail,
   std::string m = what + ": HTTP " + std::to_string(status) + detail;
   if (NoRoom(status, code)) return ResourceExhausted(m + " (the destination is full)");
   if (status == 404) return NotFound(m);
-  if (status == 401 || status == 403) return PermissionDenied(m);
-  if (status == 429 || status >= 500) return Unavailable(m);
+  // Credentials the server does not take: a person must fix them.
+  if (status == 401 || code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" ||
+      code == "ExpiredToken" || code == "InvalidToken") {
+    return NeedsAttention(PermissionDenied(m + " (check the endpoint's credentials)"));
+  }
+  if (status == 403) return Permanent(PermissionDenied(m));
+  if (status == 429 || status >= 500) return Transient(Unavailable(m));
   if (status == 412) return FailedPrecondition(m + " (the object changed while read)");
   return FailedPrecondition(m);
 }

@@ -987,14 +987,15 @@ Err SftpEndpoint::Open(std::unique_ptr<EndpointFs>* out) const {
       ssh_pki_import_privkey_base64(pem.c_str(), nullptr, nullptr, nullptr, &raw);
   OPENSSL_cleanse(pem.data(), pem.size());
   if (rc != SSH_OK || raw == nullptr) {
-    return FailedPrecondition("sftp " + where +
-                              ": private_key_file is not a usable private key (an "
-                              "unencrypted OpenSSH or PEM key)");
+    return NeedsAttention(FailedPrecondition("sftp " + where +
+                                             ": private_key_file is not a usable private "
+                                             "key (an unencrypted OpenSSH or PEM key)"));
   }
   Key key(raw);
   if (ssh_userauth_publickey(s.get(), nullptr, key.get()) != SSH_AUTH_SUCCESS) {
-    return PermissionDenied("sftp " + where + ": user " + c.user +
-                            " was refused with private_key_file's key");
+    // The credentials: a person must fix them before a retry can work.
+    return NeedsAttention(PermissionDenied("sftp " + where + ": user " + c.user +
+                                           " was refused with private_key_file's key"));
   }
   Sftp sftp(sftp_new(s.get()));
   if (!sftp || sftp_init(sftp.get()) != SSH_OK) {
@@ -1003,8 +1004,8 @@ Err SftpEndpoint::Open(std::unique_ptr<EndpointFs>* out) const {
   }
   Attr root(sftp_stat(sftp.get(), c.root.c_str()));
   if (!root || KindOf(*root) != EntryKind::kDirectory) {
-    return Unavailable("sftp " + where + ": root " + c.root +
-                       " is not a directory on the server");
+    return Permanent(Unavailable("sftp " + where + ": root " + c.root +
+                                 " is not a directory on the server"));
   }
   out->reset(new SftpFs(config_, std::move(s), std::move(sftp), std::move(watchdog)));
   return Ok();

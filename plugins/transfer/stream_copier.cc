@@ -114,7 +114,9 @@ Outcome StreamCopier::Run() {
   dst_ = dst_owned_.get();
   if (!e.ok()) {
     Publish(true);
-    return {TIMER_AP_STATE_FAILED, e.message};
+    // Opening an endpoint: a refused connection may pass, a refused key not.
+    e.error_class = ClassOf(e);
+    return Outcome::Failed(e);
   }
   // What crosses a network is encrypted when every remote side encrypts
   // (a local side crosses none).

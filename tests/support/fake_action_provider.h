@@ -40,10 +40,21 @@ class FakeActionProvider final : public domain::ActionProvider {
     absl::MutexLock lock(&mu_);
     starts_.emplace_back(request_id);
     owners_.emplace_back(owner.name);
+    if (!start_errors_.empty()) {
+      absl::Status error = start_errors_.front();
+      start_errors_.erase(start_errors_.begin());
+      return error;
+    }
     domain::ActionStatus st;
     st.action_id = absl::StrCat("a-", starts_.size());
     st.state = instant_ ? domain::ActionStatus::State::kSucceeded
                         : domain::ActionStatus::State::kActive;
+    if (fail_next_ > 0) {
+      --fail_next_;
+      st.state = domain::ActionStatus::State::kFailed;
+      st.error = absl::StrCat("it broke (attempt ", starts_.size(), ")");
+      st.error_class = fail_class_;
+    }
     st.details = "{}";
     actions_[st.action_id] = st.state;
     return st;
@@ -56,7 +67,11 @@ class FakeActionProvider final : public domain::ActionProvider {
     domain::ActionStatus st;
     st.action_id = std::string(action_id);
     st.state = it->second;
-    if (st.state == domain::ActionStatus::State::kFailed) st.error = "it broke";
+    if (st.state == domain::ActionStatus::State::kFailed) {
+      st.error = "it broke";
+      auto c = classes_.find(st.action_id);
+      st.error_class = c == classes_.end() ? v1::ERROR_CLASS_PERMANENT : c->second;
+    }
     return st;
   }
 
@@ -70,7 +85,37 @@ class FakeActionProvider final : public domain::ActionProvider {
     return absl::OkStatus();
   }
 
-  absl::Status Release(absl::string_view) override { return absl::OkStatus(); }
+  absl::Status Release(absl::string_view action_id) override {
+    absl::MutexLock lock(&mu_);
+    releases_.emplace_back(action_id);
+    return absl::OkStatus();
+  }
+
+  // The next `n` starts end FAILED at once, with error class `c`.
+  void FailNext(int n, v1::ErrorClass c) {
+    absl::MutexLock lock(&mu_);
+    fail_next_ = n;
+    fail_class_ = c;
+  }
+  // The next start() calls return these errors, in order (nothing started).
+  void FailNextStartCalls(std::vector<absl::Status> errors) {
+    absl::MutexLock lock(&mu_);
+    start_errors_ = std::move(errors);
+  }
+  // Ends every active action FAILED with error class `c`.
+  void FailAllAs(v1::ErrorClass c) {
+    absl::MutexLock lock(&mu_);
+    for (auto& [id, s] : actions_) {
+      if (s == domain::ActionStatus::State::kActive) {
+        s = domain::ActionStatus::State::kFailed;
+        classes_[id] = c;
+      }
+    }
+  }
+  std::vector<std::string> releases() const {
+    absl::MutexLock lock(&mu_);
+    return releases_;
+  }
 
   // Ends every active action with `state`.
   void EndAll(domain::ActionStatus::State state) {
@@ -109,6 +154,11 @@ class FakeActionProvider final : public domain::ActionProvider {
   std::vector<std::string> starts_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> owners_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> cancels_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> releases_ ABSL_GUARDED_BY(mu_);
+  int fail_next_ ABSL_GUARDED_BY(mu_) = 0;
+  v1::ErrorClass fail_class_ ABSL_GUARDED_BY(mu_) = v1::ERROR_CLASS_PERMANENT;
+  std::vector<absl::Status> start_errors_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, v1::ErrorClass> classes_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, domain::ActionStatus::State> actions_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -13,6 +13,15 @@
  *                      2: start() returns garbage (an unknown state, an
  *                         empty action id, 8 MiB of details);
  *                      3: start() calls abort()
+ *   FAKE_TABLE         0 or 1: the table (and every status) is as big as
+ *                      ABI 1.0's or 1.1's, as a provider built against that
+ *                      minor; its status structs stop before error_class
+ *                      (the memory after them says TRANSIENT, which the
+ *                      host must not read)
+ *   FAKE_FAIL          actions end FAILED ("it broke"); a body holding
+ *                      "start_error" makes start() itself fail UNAVAILABLE
+ *   FAKE_CLASS         with FAKE_FAIL in a 1.2 table: the timer_ap_error_class
+ *                      of those failures (status and error_class())
  *
  * Every variant, when loaded (by its constructor, before any check of the
  * host could refuse it), appends its provider name and a newline to the
@@ -23,6 +32,8 @@
  * field, as a provider built against a newer minor would. Its actions end
  * at once: SUCCEEDED, with the config it was created with as details.
  */
+#define _GNU_SOURCE /* memmem */
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,10 +61,24 @@ __attribute__((constructor)) static void fake_loaded(void) {
   fclose(f);
 }
 
+#ifndef FAKE_CLASS
+#define FAKE_CLASS TIMER_AP_ERROR_CLASS_UNSPECIFIED
+#endif
+
 struct timer_ap_error {
   timer_ap_code code;
   char message[128];
 };
+
+/* A status as the provider's minor lays it out: struct_size stops before
+ * error_class for 1.0 and 1.1 (whose header had no such field). */
+static size_t status_size(void) {
+#if defined(FAKE_TABLE)
+  return offsetof(timer_ap_status, error_class);
+#else
+  return sizeof(timer_ap_status);
+#endif
+}
 
 struct timer_ap_provider {
   char* config;
@@ -120,14 +145,27 @@ static timer_ap_status* make_status(const timer_ap_provider* p, timer_ap_str id)
   char* details = id_copy + id.size;
   memcpy(id_copy, id.data, id.size);
   memcpy(details, p->config, p->config_size);
-  s->struct_size = sizeof(*s);
+  s->struct_size = status_size();
+#ifdef FAKE_FAIL
+  s->state = TIMER_AP_STATE_FAILED;
+  s->error.data = "it broke";
+  s->error.size = 8;
+#if defined(FAKE_TABLE)
+  /* Past struct_size: not this provider's to say. */
+  s->error_class = TIMER_AP_ERROR_CLASS_TRANSIENT;
+#else
+  s->error_class = FAKE_CLASS;
+#endif
+#else
   s->state = TIMER_AP_STATE_SUCCEEDED;
+  s->error.data = NULL;
+  s->error.size = 0;
+  s->error_class = TIMER_AP_ERROR_CLASS_UNSPECIFIED;
+#endif
   s->action_id.data = id_copy;
   s->action_id.size = id.size;
   s->details.data = details;
   s->details.size = p->config_size;
-  s->error.data = NULL;
-  s->error.size = 0;
   return s;
 }
 
@@ -136,6 +174,11 @@ static timer_ap_error* start(timer_ap_provider* p, timer_ap_str request_id,
                              timer_ap_status** out) {
   timer_ap_error* e = validate(p, owner, body);
   if (e != NULL) return e;
+#ifdef FAKE_FAIL
+  if (body.size >= 11 && memmem(body.data, body.size, "start_error", 11) != NULL) {
+    return make_error(TIMER_AP_UNAVAILABLE, "start: connection refused");
+  }
+#endif
 #if defined(FAKE_FAULT) && FAKE_FAULT == 1
   struct timespec hang = {4, 0};
   while (nanosleep(&hang, &hang) != 0) {
@@ -185,6 +228,13 @@ static timer_ap_error* release(timer_ap_provider* p, timer_ap_str action_id) {
 
 static void status_destroy(timer_ap_status* s) { free(s); }
 
+#if defined(FAKE_FAIL) && !defined(FAKE_TABLE)
+static timer_ap_error_class error_class(const timer_ap_error* e) {
+  (void)e;
+  return FAKE_CLASS;
+}
+#endif
+
 /* A table from a future minor: one more field at the end. */
 typedef struct fake_api {
   timer_ap_api base;
@@ -195,6 +245,10 @@ static const fake_api kApi = {
     {
 #ifdef FAKE_SMALL_TABLE
         offsetof(timer_ap_api, status),
+#elif defined(FAKE_TABLE) && FAKE_TABLE == 0
+        TIMER_AP_API_V1_0_SIZE,
+#elif defined(FAKE_TABLE) && FAKE_TABLE == 1
+        offsetof(timer_ap_api, error_class),
 #else
         sizeof(fake_api),
 #endif
@@ -215,6 +269,13 @@ static const fake_api kApi = {
         cancel,
         release,
         status_destroy,
+        NULL, /* describe */
+        NULL, /* description_destroy */
+#if defined(FAKE_FAIL) && !defined(FAKE_TABLE)
+        error_class,
+#else
+        NULL, /* error_class: every error reads PERMANENT */
+#endif
     },
     NULL,
 };

@@ -20,14 +20,21 @@
 //   for a bad body (message naming the field, e.g. "transfer_items[0]
 //   .source_path: ..."), PERMISSION_DENIED when the identity may not use a
 //   resource, UNAVAILABLE for a transient failure worth retrying.
+// - A failure carries an error class (v1::ErrorClass): ActionStatus
+//   .error_class for a FAILED action, and a payload on the absl::Status a
+//   call returns (WithErrorClass / ErrorClassOf below). Only TRANSIENT
+//   failures are retried (the job's retry policy); an unclassed failure
+//   reads as PERMANENT.
 #pragma once
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/string_view.h"
 #include "domain/identity.h"
 #include "timer/v1/timer.pb.h"
@@ -44,7 +51,31 @@ struct ActionStatus {
   std::string details;
   // Human-readable, when state is kFailed or kCancelled.
   std::string error;
+  // When state is kFailed: how the failure would likely end if tried again.
+  v1::ErrorClass error_class = v1::ERROR_CLASS_PERMANENT;
 };
+
+// The payload type URL under which a Status carries its error class.
+inline constexpr absl::string_view kErrorClassPayload =
+    "type.timer.dev/timer.v1.ErrorClass";
+
+// `status` with its error class attached (a no-op for OK).
+inline absl::Status WithErrorClass(absl::Status status, v1::ErrorClass c) {
+  if (!status.ok())
+    status.SetPayload(kErrorClassPayload, absl::Cord(v1::ErrorClass_Name(c)));
+  return status;
+}
+
+// The class attached to `status`; PERMANENT when none is.
+inline v1::ErrorClass ErrorClassOf(const absl::Status& status) {
+  auto p = status.GetPayload(kErrorClassPayload);
+  v1::ErrorClass c = v1::ERROR_CLASS_PERMANENT;
+  if (!p || !v1::ErrorClass_Parse(std::string(*p), &c) ||
+      c == v1::ERROR_CLASS_UNSPECIFIED) {
+    return v1::ERROR_CLASS_PERMANENT;
+  }
+  return c;
+}
 
 class ActionProvider {
  public:

@@ -15,6 +15,7 @@
 #include "domain/ids.h"
 #include "domain/job_results.h"
 #include "domain/notifier.h"
+#include "domain/retry.h"
 #include "domain/schedule.h"
 #include "domain/time_util.h"
 #include "domain/zoned_rule.h"
@@ -390,6 +391,7 @@ absl::Status ValidateNewJob(const v1::Job& job) {
   if (job.max_concurrent() > 1 && job.overlap_policy() != v1::ALLOW) {
     return Invalid("job.max_concurrent", "only applies with overlap_policy ALLOW");
   }
+  RETURN_IF_ERROR(ValidateRetry(job));
   return absl::OkStatus();
 }
 
@@ -441,6 +443,9 @@ void JobService::CreateJob(const Identity& caller, const v1::CreateJobRequest& r
   job.set_missed_run_policy(in.missed_run_policy() == v1::MISSED_RUN_POLICY_UNSPECIFIED
                                 ? v1::SKIP_MISSED
                                 : in.missed_run_policy());
+  // Retries and pausing (retry.h); the counters are the engine's.
+  if (in.has_retry_policy()) *job.mutable_retry_policy() = in.retry_policy();
+  job.set_pause_after_failures(in.pause_after_failures());
   job.set_status(v1::Job::NEW);
   *job.mutable_create_time() = ToProto(now);
   *job.mutable_update_time() = ToProto(now);
@@ -610,7 +615,10 @@ void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& r
       "name", "label", "action", "action.provider", "action.body", "overlap_policy",
       "max_concurrent", "missed_run_policy",
       // notifications (issue 24)
-      "notification", "notification.url", "notification.on"};
+      "notification", "notification.url", "notification.on",
+      // Retries and pausing (retry.h).
+      "retry_policy", "retry_policy.max_attempts", "retry_policy.initial_backoff",
+      "retry_policy.multiplier", "retry_policy.max_backoff", "pause_after_failures"};
   const v1::Job& in = request.job();
   absl::Status valid = TakeWrite(caller);
   if (valid.ok()) valid = ValidateJobId(in.job_id());
@@ -659,6 +667,36 @@ void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& r
         merged.mutable_notification()->set_url(in.notification().url());
       if (path == "notification.on")
         *merged.mutable_notification()->mutable_on() = in.notification().on();
+      if (path == "retry_policy") {
+        if (in.has_retry_policy())
+          *merged.mutable_retry_policy() = in.retry_policy();
+        else
+          merged.clear_retry_policy();
+      }
+      const v1::RetryPolicy& rp = in.retry_policy();
+      if (path == "retry_policy.max_attempts")
+        merged.mutable_retry_policy()->set_max_attempts(rp.max_attempts());
+      if (path == "retry_policy.initial_backoff") {
+        if (rp.has_initial_backoff())
+          *merged.mutable_retry_policy()->mutable_initial_backoff() =
+              rp.initial_backoff();
+        else
+          merged.mutable_retry_policy()->clear_initial_backoff();
+      }
+      if (path == "retry_policy.multiplier") {
+        if (rp.has_multiplier())
+          merged.mutable_retry_policy()->set_multiplier(rp.multiplier());
+        else
+          merged.mutable_retry_policy()->clear_multiplier();
+      }
+      if (path == "retry_policy.max_backoff") {
+        if (rp.has_max_backoff())
+          *merged.mutable_retry_policy()->mutable_max_backoff() = rp.max_backoff();
+        else
+          merged.mutable_retry_policy()->clear_max_backoff();
+      }
+      if (path == "pause_after_failures")
+        merged.set_pause_after_failures(in.pause_after_failures());
       v1::Schedule* s = merged.mutable_schedule();
       const v1::Schedule& n = in.schedule();
       if (path == "schedule") *s = n;
@@ -739,6 +777,12 @@ void JobService::UpdateJob(const Identity& caller, const v1::UpdateJobRequest& r
         } else {
           job.clear_notification();
         }
+        if (merged.has_retry_policy()) {
+          *job.mutable_retry_policy() = merged.retry_policy();
+        } else {
+          job.clear_retry_policy();
+        }
+        job.set_pause_after_failures(merged.pause_after_failures());
         *job.mutable_update_time() = ToProto(now);
         if (job.status() != v1::Job::PAUSED) {
           if (schedule_changed || was_ended) {
@@ -781,12 +825,17 @@ void JobService::PauseJob(const Identity& caller, const v1::PauseJobRequest& req
                           store::JobCallback done) {
   MutateLiveJob(
       caller, request.job_id(), v1::JobEvent::PAUSED,
-      [this](v1::Job& job) -> absl::Status {
+      [this, caller_name = caller.name](v1::Job& job) -> absl::Status {
         if (job.status() == v1::Job::PAUSED) return absl::OkStatus();
         if (job.status() == v1::Job::ENDED) return EndedError();
         job.set_status(v1::Job::PAUSED);
         job.clear_next_run();
-        *job.mutable_update_time() = ToProto(clock_->Now());
+        const absl::Time now = clock_->Now();
+        *job.mutable_update_time() = ToProto(now);
+        v1::InactiveReason* why = job.mutable_inactive_reason();
+        why->set_cause(v1::InactiveReason::USER);
+        why->set_detail("paused by " + caller_name);
+        *why->mutable_time() = ToProto(now);
         return absl::OkStatus();
       },
       std::move(done));
@@ -803,6 +852,9 @@ void JobService::ResumeJob(const Identity& caller, const v1::ResumeJobRequest& r
         const absl::Time now = clock_->Now();
         Reschedule(job, now, job.n_runs() > 0 ? v1::Job::LOADED : v1::Job::NEW);
         *job.mutable_update_time() = ToProto(now);
+        // A resumed job starts counting failures afresh.
+        job.clear_inactive_reason();
+        job.set_consecutive_failures(0);
         return absl::OkStatus();
       },
       std::move(done));

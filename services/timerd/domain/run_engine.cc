@@ -5,7 +5,9 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "domain/job_results.h"
+#include "domain/retry.h"
 #include "domain/schedule.h"
 #include "domain/time_util.h"
 #include "util/metrics.h"
@@ -35,6 +37,29 @@ void Apply(const ActionStatus& st, v1::JobResult& r) {
   if (!st.action_id.empty()) r.set_action_id(st.action_id);
   r.set_details(st.details);
   r.set_error(st.error);
+  r.set_error_class(st.state == ActionStatus::State::kFailed
+                        ? st.error_class
+                        : v1::ERROR_CLASS_UNSPECIFIED);
+}
+
+// Ends the run's open attempt (its last, without an end time) as the run
+// ended.
+void CloseAttempt(v1::JobResult& r, absl::Time now) {
+  if (r.attempts_size() == 0) return;
+  v1::RunAttempt& a = *r.mutable_attempts(r.attempts_size() - 1);
+  if (a.has_end_time()) return;
+  *a.mutable_end_time() = r.has_end_time() ? r.end_time() : ToProto(now);
+  if (r.status() != v1::JobResult::SUCCEEDED) a.set_error(r.error());
+  if (r.status() == v1::JobResult::FAILED) a.set_error_class(r.error_class());
+}
+
+// An ActiveRun's attempts, from the result it polls.
+void CarryAttempts(const v1::JobResult& r, std::vector<v1::RunAttempt>& attempts,
+                   absl::Time& attempt_started) {
+  attempts.assign(r.attempts().begin(), r.attempts().end());
+  attempt_started = attempts.empty() || !attempts.back().has_start_time()
+                        ? FromProto(r.start_time())
+                        : FromProto(attempts.back().start_time());
 }
 
 std::string RequestId(const std::string& job_id, int64_t run_number) {
@@ -118,8 +143,15 @@ void RunEngine::Stop() {
   std::vector<std::pair<PendingStart, InFlight>> pending;
   {
     absl::MutexLock lock(&mu_);
-    for (PendingStart& p : starts_) pending.emplace_back(std::move(p), BeginWorkLocked());
+    for (PendingStart& p : starts_) {
+      // A run waiting to be tried again stays so in the store (PENDING with
+      // its next_attempt_time): the next start makes the attempt.
+      if (p.retry) continue;
+      pending.emplace_back(std::move(p), BeginWorkLocked());
+    }
     starts_.clear();
+    retry_waiting_ = 0;
+    owner_retry_.clear();
   }
   std::sort(pending.begin(), pending.end(),
             [](const auto& a, const auto& b) { return a.first.at < b.first.at; });
@@ -161,6 +193,11 @@ size_t RunEngine::queued_jobs() const {
 int RunEngine::active_runs() const {
   absl::MutexLock lock(&mu_);
   return active_runs_;
+}
+
+int RunEngine::retry_waiting() const {
+  absl::MutexLock lock(&mu_);
+  return retry_waiting_;
 }
 
 absl::Duration RunEngine::due_lag() {
@@ -361,9 +398,29 @@ void RunEngine::JobChanged(const v1::Job& job) {
     // A run recorded ahead of its slot does not start once its job is paused
     // or deleted (JobChanged comes in commit order, after the fire's own).
     if (job.status() == v1::Job::PAUSED || job.status() == v1::Job::DELETED) {
+      bool moved = false;
+      const absl::Time now = clock_->Now();
       for (PendingStart& p : starts_) {
-        if (p.job->job_id() == job.job_id()) p.halted = job.status();
+        if (p.job->job_id() != job.job_id()) continue;
+        p.halted = job.status();
+        // A run waiting to be tried again ends now, not at its retry time.
+        if (p.retry && p.at > now) {
+          p.at = now;
+          moved = true;
+        }
       }
+      if (moved) {
+        std::make_heap(
+            starts_.begin(), starts_.end(),
+            [](const PendingStart& a, const PendingStart& b) { return a.at > b.at; });
+        WakeFor(now);
+      }
+    }
+    if (auto it = runs_.find(job.job_id()); it != runs_.end()) {
+      it->second.halted =
+          job.status() == v1::Job::PAUSED || job.status() == v1::Job::DELETED
+              ? job.status()
+              : v1::Job::STATUS_UNSPECIFIED;
     }
     if (IsSchedulable(job.status()) && job.has_next_run() &&
         (leases_ == nullptr || firing_.test(store::ShardOf(job.job_id())))) {
@@ -947,6 +1004,27 @@ void RunEngine::RunRecorded(std::shared_ptr<const v1::Job> shared,
 }
 
 void RunEngine::DispatchPending(PendingStart start, InFlight in_flight) {
+  if (start.retry) {
+    {
+      absl::MutexLock lock(&mu_);
+      ReleaseRetry(start.job->owner());
+    }
+    if (start.halted != v1::Job::STATUS_UNSPECIFIED) {
+      // Paused or deleted while it waited: it ends with its last error.
+      v1::JobResult& result = start.result;
+      result.clear_next_attempt_time();
+      result.set_status(v1::JobResult::FAILED);
+      result.set_error(
+          absl::StrCat(result.error(), " (not tried again: the job was ",
+                       start.halted == v1::Job::PAUSED ? "paused" : "deleted", ")"));
+      Finish(start.job->job_id(), std::move(result), start.job);
+      return;
+    }
+    // Lateness is not measured for retries: they are not fires.
+    Dispatch(RunStart{std::move(start.job), std::move(start.result), std::move(in_flight),
+                      start.epoch, absl::InfinitePast()});
+    return;
+  }
   if (start.halted == v1::Job::STATUS_UNSPECIFIED) {
     const absl::Time due = start.result.manual() ? absl::InfinitePast() : start.at;
     Dispatch(RunStart{std::move(start.job), std::move(start.result), std::move(in_flight),
@@ -1037,8 +1115,11 @@ void RunEngine::Dispatch(RunStart start) {
 void RunEngine::StartRun(std::shared_ptr<const v1::Job> shared, v1::JobResult result,
                          int64_t epoch, absl::Time due) {
   const v1::Job& job = *shared;
-  // Fires of the schedule only: manual and backfill runs are not fires.
-  const bool scheduled = !result.manual() && !result.backfill();
+  // A run waiting to be tried again (its next attempt is due now).
+  const bool retry = result.has_next_attempt_time();
+  // Fires of the schedule only: manual and backfill runs, and retries, are
+  // not fires.
+  const bool scheduled = !result.manual() && !result.backfill() && !retry;
   // The last moment to find the shard gone: the provider is called next.
   if (!MayStart(job.job_id(), epoch)) {
     if (scheduled) metrics::CountFire(metrics::FireOutcome::kNotStarted);
@@ -1046,14 +1127,46 @@ void RunEngine::StartRun(std::shared_ptr<const v1::Job> shared, v1::JobResult re
     return;
   }
   const absl::Time now = clock_->Now();
-  *result.mutable_start_time() = ToProto(now);
+  // start_time is the run's first attempt's; each attempt has its own.
+  if (!retry) *result.mutable_start_time() = ToProto(now);
   if (due != absl::InfinitePast()) metrics::ObserveFireLateness(now - due);
+  // Attempts are recorded for jobs that may retry (and every retried run).
+  if (retry || EffectiveRetry(job, options_.default_retry).max_attempts > 1) {
+    v1::RunAttempt* attempt = result.add_attempts();
+    attempt->set_attempt(result.attempts_size());
+    *attempt->mutable_start_time() = ToProto(now);
+  }
+  if (retry) {
+    // Recorded before the provider is called: a crash from here on finds the
+    // run PENDING with no retry due, which is reconciled UNKNOWN like any
+    // PENDING run (never twice), rather than made again at restart.
+    result.clear_next_attempt_time();
+    absl::Notification written;
+    absl::Status write_status;
+    store_->WriteResult(job.job_id(), result, [&](absl::Status st) {
+      write_status = std::move(st);
+      written.Notify();
+    });
+    written.WaitForNotification();
+    if (!write_status.ok()) {
+      spdlog::warn("run engine: recording attempt {} of run {} of job {} failed: {}",
+                   result.attempts_size(), result.run_number(), job.job_id(),
+                   std::string(write_status.message()));
+      result.set_status(v1::JobResult::FAILED);
+      result.set_error_class(v1::ERROR_CLASS_PERMANENT);
+      result.set_error(absl::StrCat("not tried again: recording the attempt failed: ",
+                                    write_status.message()));
+      Finish(job.job_id(), std::move(result), shared);
+      return;
+    }
+  }
   ActionProvider* provider = providers_->Find(job.action().provider());
   if (provider == nullptr) {
     if (scheduled) metrics::CountFire(metrics::FireOutcome::kFailed);
     metrics::CountProviderError(job.action().provider(), "start",
                                 absl::StatusCode::kNotFound);
     result.set_status(v1::JobResult::FAILED);
+    result.set_error_class(v1::ERROR_CLASS_PERMANENT);
     result.set_error(
         absl::StrCat("action provider \"", job.action().provider(), "\" is not loaded"));
     Finish(job.job_id(), std::move(result), shared);
@@ -1067,6 +1180,7 @@ void RunEngine::StartRun(std::shared_ptr<const v1::Job> shared, v1::JobResult re
     metrics::CountProviderError(job.action().provider(), "start", st.status().code());
     result.set_status(v1::JobResult::FAILED);
     result.set_error(std::string(st.status().message()));
+    result.set_error_class(ErrorClassOf(st.status()));
     Finish(job.job_id(), std::move(result), shared);
     return;
   }
@@ -1087,15 +1201,28 @@ void RunEngine::StartRun(std::shared_ptr<const v1::Job> shared, v1::JobResult re
   }
   // Deleted while it was starting: it stops now (polled to its end as usual).
   if (deleted) provider->Cancel(st->action_id).IgnoreError();
-  Finish(job.job_id(), result, shared);
+  // Released before the outcome is recorded: a retry's start() with the
+  // same request id must find the failed action forgotten.
+  if (!active) provider->Release(st->action_id).IgnoreError();
   if (active) {
-    SchedulePoll(ActiveRun{job.job_id(), result.run_number(), st->action_id,
-                           job.action().provider(), FromProto(result.start_time()),
-                           options_.poll_min, result.scheduled_time(), result.manual(),
-                           result.request_id(), shared, result.backfill()},
-                 clock_->Now() + options_.poll_min);
+    ActiveRun run{job.job_id(),
+                  result.run_number(),
+                  st->action_id,
+                  job.action().provider(),
+                  FromProto(result.start_time()),
+                  options_.poll_min,
+                  result.scheduled_time(),
+                  result.manual(),
+                  result.request_id(),
+                  shared,
+                  result.backfill(),
+                  {},
+                  now};
+    run.attempts.assign(result.attempts().begin(), result.attempts().end());
+    Finish(job.job_id(), result, shared);
+    SchedulePoll(std::move(run), clock_->Now() + options_.poll_min);
   } else {
-    provider->Release(st->action_id).IgnoreError();
+    Finish(job.job_id(), result, shared);
   }
 }
 
@@ -1117,7 +1244,10 @@ void RunEngine::PollRun(ActiveRun run) {
   result.set_manual(run.manual);
   result.set_request_id(run.request_id);
   result.set_backfill(run.backfill);
+  for (const v1::RunAttempt& a : run.attempts) *result.add_attempts() = a;
   const absl::Time now = clock_->Now();
+  const absl::Time attempt_started =
+      run.attempt_started == absl::InfinitePast() ? run.started : run.attempt_started;
   absl::StatusOr<ActionStatus> st =
       provider ? provider->Status(run.action_id)
                : absl::StatusOr<ActionStatus>(absl::NotFoundError(absl::StrCat(
@@ -1130,11 +1260,12 @@ void RunEngine::PollRun(ActiveRun run) {
     result.set_status(v1::JobResult::UNKNOWN);
     result.set_error(
         absl::StrCat("the run's outcome could not be learned: ", st.status().message()));
-  } else if (now - run.started >= options_.run_timeout) {
+  } else if (now - attempt_started >= options_.run_timeout) {
     provider->Cancel(run.action_id).IgnoreError();
     provider->Release(run.action_id).IgnoreError();
     if (st.ok()) Apply(*st, result);
     result.set_status(v1::JobResult::FAILED);
+    result.set_error_class(v1::ERROR_CLASS_PERMANENT);
     result.set_error(absl::StrCat("timed out after ",
                                   absl::FormatDuration(options_.run_timeout),
                                   " and was cancelled"));
@@ -1156,6 +1287,19 @@ void RunEngine::Finish(const std::string& job_id, v1::JobResult result,
                        std::shared_ptr<const v1::Job> job) {
   const absl::Time now = clock_->Now();
   const bool final = IsFinal(result.status());
+  if (final) {
+    if (result.status() == v1::JobResult::FAILED &&
+        result.error_class() == v1::ERROR_CLASS_UNSPECIFIED) {
+      result.set_error_class(v1::ERROR_CLASS_PERMANENT);
+    }
+    CloseAttempt(result, now);
+    // A transient failure may be tried again: then the run goes on.
+    if (result.status() == v1::JobResult::FAILED &&
+        result.error_class() == v1::ERROR_CLASS_TRANSIENT && job != nullptr &&
+        MaybeRetry(job_id, result, job, now)) {
+      return;
+    }
+  }
   if (final && !result.has_end_time()) *result.mutable_end_time() = ToProto(now);
   if (final) {
     metrics::ObserveRunFinished(
@@ -1168,40 +1312,79 @@ void RunEngine::Finish(const std::string& job_id, v1::JobResult result,
   const int64_t run_number = result.run_number();
   std::shared_ptr<const v1::JobResult> event;
   if (final && events_ != nullptr) event = std::make_shared<const v1::JobResult>(result);
-  auto written = [this, job_id, run_number, final, event, job = std::move(job),
-                  in_flight = BeginWork()](absl::Status status) mutable {
+  // Whether the job's write paused it (pause_after_failures).
+  auto paused = std::make_shared<bool>(false);
+  const std::shared_ptr<const v1::Job> job_snapshot = job;
+  auto written = [this, job_id, run_number, final, event, paused, job = std::move(job),
+                  in_flight = BeginWork()](absl::StatusOr<v1::Job> status) mutable {
     if (!status.ok()) {
       spdlog::warn("run engine: recording run {} of job {} failed: {}", run_number,
-                   job_id, std::string(status.message()));
+                   job_id, std::string(status.status().message()));
     } else if (event != nullptr) {
       PublishFinished(job_id, job, *event);
+    }
+    if (status.ok() && *paused) {
+      spdlog::info("run engine: job {} paused: {}", job_id,
+                   status->inactive_reason().detail());
+      JobChanged(*status);
+      if (events_ != nullptr) events_->Publish(v1::JobEvent::PAUSED, *status, nullptr);
     }
     if (final) RunEnded(job_id, run_number);
     in_flight.Reset();
   };
   const bool error = final && (result.status() == v1::JobResult::FAILED ||
                                result.status() == v1::JobResult::UNKNOWN);
-  if (!error) {
+  // A success resets the job's consecutive_failures: the job is read and
+  // written only for jobs that pause after failures or had failed (as of
+  // the run's fire), so the common case stays one result write.
+  const bool reset =
+      final && result.status() == v1::JobResult::SUCCEEDED &&
+      (job_snapshot == nullptr || job_snapshot->pause_after_failures() > 0 ||
+       job_snapshot->consecutive_failures() > 0 || job_snapshot->n_errors() > 0);
+  if (!error && !reset) {
     // Progress or success changes only the result: no read of the job.
-    store_->WriteResult(job_id, std::move(result), std::move(written));
+    store_->WriteResult(job_id, std::move(result),
+                        [written = std::move(written)](absl::Status status) mutable {
+                          std::move(written)(status.ok()
+                                                 ? absl::StatusOr<v1::Job>(v1::Job())
+                                                 : absl::StatusOr<v1::Job>(status));
+                        });
     return;
   }
   store_->WriteJobState(
       job_id,
-      [result = std::move(result)](v1::Job& job,
-                                   std::vector<v1::JobResult>& table) mutable {
+      [result = std::move(result), error, paused, now](
+          v1::Job& job, std::vector<v1::JobResult>& table) mutable {
+        if (!error) {
+          job.set_consecutive_failures(0);
+          table.push_back(std::move(result));
+          return absl::OkStatus();
+        }
         if (result.has_start_time() &&
             (!job.has_last_run() ||
              FromProto(job.last_run()) < FromProto(result.start_time()))) {
           *job.mutable_last_run() = result.start_time();
         }
         job.set_n_errors(job.n_errors() + 1);
+        job.set_consecutive_failures(job.consecutive_failures() + 1);
+        if (job.pause_after_failures() > 0 &&
+            job.consecutive_failures() >= job.pause_after_failures() &&
+            IsSchedulable(job.status())) {
+          job.set_status(v1::Job::PAUSED);
+          job.clear_next_run();
+          *job.mutable_update_time() = ToProto(now);
+          v1::InactiveReason* why = job.mutable_inactive_reason();
+          why->set_cause(v1::InactiveReason::CONSECUTIVE_FAILURES);
+          why->set_detail(absl::StrCat(
+              job.consecutive_failures(),
+              " consecutive runs failed; last: ", result.error().substr(0, 512)));
+          *why->mutable_time() = ToProto(now);
+          *paused = true;
+        }
         table.push_back(std::move(result));
         return absl::OkStatus();
       },
-      [written = std::move(written)](absl::StatusOr<v1::Job> job) mutable {
-        std::move(written)(job.status());
-      });
+      std::move(written));
 }
 
 void RunEngine::PublishFinished(const std::string& job_id,
@@ -1246,28 +1429,52 @@ void RunEngine::RunEnded(const std::string& job_id, int64_t run_number) {
 
 void RunEngine::Reconcile(const std::string& job_id, v1::JobResult result) {
   const absl::Time now = clock_->Now();
+  if (result.status() == v1::JobResult::PENDING && result.has_next_attempt_time()) {
+    // Waiting to be tried again when timerd stopped.
+    absl::StatusOr<v1::Job> job = store_->LoadJob(job_id);
+    ResumeRetry(job_id, std::move(result),
+                job.ok() ? std::make_shared<const v1::Job>(*std::move(job)) : nullptr);
+    return;
+  }
   if (result.status() == v1::JobResult::ACTIVE && !result.action_id().empty()) {
     absl::StatusOr<v1::Job> job = store_->LoadJob(job_id);
     ActionProvider* provider =
         job.ok() ? providers_->Find(job->action().provider()) : nullptr;
     if (provider != nullptr) {
+      // The job as it is now: a transient failure may still be retried.
+      auto shared = std::make_shared<const v1::Job>(*job);
       absl::StatusOr<ActionStatus> st = provider->Status(result.action_id());
       if (st.ok() && st->state == ActionStatus::State::kActive) {
         {
           absl::MutexLock lock(&mu_);
           CountActiveRun(*job, result);
         }
-        SchedulePoll(
-            ActiveRun{job_id, result.run_number(), result.action_id(),
-                      job->action().provider(), FromProto(result.start_time()),
-                      options_.poll_min, result.scheduled_time(), result.manual(),
-                      result.request_id(), nullptr, result.backfill()},
-            now);
+        ActiveRun run{job_id,
+                      result.run_number(),
+                      result.action_id(),
+                      job->action().provider(),
+                      FromProto(result.start_time()),
+                      options_.poll_min,
+                      result.scheduled_time(),
+                      result.manual(),
+                      result.request_id(),
+                      shared,
+                      result.backfill(),
+                      {},
+                      absl::InfinitePast()};
+        CarryAttempts(result, run.attempts, run.attempt_started);
+        SchedulePoll(std::move(run), now);
         return;
       }
       if (st.ok()) {
+        {
+          // Counted as this process's run, so a retry of it is too.
+          absl::MutexLock lock(&mu_);
+          CountActiveRun(*job, result);
+        }
         Apply(*st, result);
-        Finish(job_id, std::move(result));
+        provider->Release(result.action_id()).IgnoreError();
+        Finish(job_id, std::move(result), shared);
         return;
       }
     }
@@ -1279,6 +1486,149 @@ void RunEngine::Reconcile(const std::string& job_id, v1::JobResult result) {
             "it is not retried, so it never runs twice"
           : "timerd restarted and the provider no longer knows this run's outcome");
   Finish(job_id, std::move(result));
+}
+
+bool RunEngine::MaybeRetry(const std::string& job_id, v1::JobResult& result,
+                           const std::shared_ptr<const v1::Job>& job, absl::Time now) {
+  const RetrySettings settings = EffectiveRetry(*job, options_.default_retry);
+  if (settings.max_attempts <= 1 || result.attempts_size() == 0) return false;
+  const v1::RunAttempt& last = result.attempts(result.attempts_size() - 1);
+  const absl::Time first = result.attempts(0).has_start_time()
+                               ? FromProto(result.attempts(0).start_time())
+                               : FromProto(result.start_time());
+  const std::optional<absl::Time> at =
+      NextAttemptTime(settings, *job, result, first, last.attempt(), now);
+  if (!at) return false;  // Attempts used up, or past the bound.
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = runs_.find(job_id);
+    // Not a run this process counts (cannot happen), or the job was paused
+    // or deleted: it ends here.
+    if (it == runs_.end() || !it->second.runs.contains(result.run_number()) ||
+        it->second.deleted || it->second.halted != v1::Job::STATUS_UNSPECIFIED) {
+      return false;
+    }
+    auto mine = owner_retry_.find(job->owner());
+    const int owned = mine == owner_retry_.end() ? 0 : mine->second;
+    if (retry_waiting_ >= options_.max_retry_waiting ||
+        owned >= options_.max_retry_waiting_per_identity) {
+      result.set_error(absl::StrCat(
+          result.error(), " (not tried again: ",
+          retry_waiting_ >= options_.max_retry_waiting
+              ? absl::StrCat("max_retry_waiting: ", options_.max_retry_waiting,
+                             " runs wait to be tried again, the most timerd holds")
+              : absl::StrCat("max_retry_waiting_per_identity: ", job->owner(), " has ",
+                             owned, " runs waiting to be tried again"),
+          ")"));
+      return false;
+    }
+    ++retry_waiting_;
+    ++owner_retry_[job->owner()];
+    // Released at the provider: nothing to cancel while it waits.
+    it->second.runs[result.run_number()].clear();
+  }
+  result.set_status(v1::JobResult::PENDING);
+  result.clear_end_time();
+  *result.mutable_next_attempt_time() = ToProto(*at);
+  const int64_t epoch = EpochOf(job_id);
+  // Durable before the wait: a restart finds the run waiting and makes the
+  // attempt at its time (Reconcile).
+  store_->WriteResult(
+      job_id, result,
+      [this, job_id, job, result, epoch,
+       in_flight = BeginWork()](absl::Status st) mutable {
+        if (!st.ok()) {
+          // The run stays as last recorded (ACTIVE): reconciled at the next
+          // start. Here it ends.
+          spdlog::warn("run engine: recording the retry of run {} of job {} failed: {}",
+                       result.run_number(), job_id, std::string(st.message()));
+          {
+            absl::MutexLock lock(&mu_);
+            ReleaseRetry(job->owner());
+          }
+          RunEnded(job_id, result.run_number());
+          in_flight.Reset();
+          return;
+        }
+        if (events_ != nullptr)
+          events_->Publish(v1::JobEvent::RUN_RETRYING, *job, &result);
+        {
+          absl::MutexLock lock(&mu_);
+          if (stopping_) {
+            ReleaseRetry(job->owner());
+          } else {
+            QueueRetry(std::move(job), std::move(result), epoch);
+          }
+        }
+        in_flight.Reset();
+      });
+  return true;
+}
+
+void RunEngine::QueueRetry(std::shared_ptr<const v1::Job> job, v1::JobResult result,
+                           int64_t epoch) {
+  const absl::Time at = FromProto(result.next_attempt_time());
+  PendingStart p{at,
+                 std::move(job),
+                 std::move(result),
+                 v1::Job::STATUS_UNSPECIFIED,
+                 epoch,
+                 /*retry=*/true};
+  // Paused or deleted before it was queued: it ends at once.
+  if (auto it = runs_.find(p.job->job_id()); it != runs_.end()) {
+    if (it->second.deleted) p.halted = v1::Job::DELETED;
+    if (it->second.halted != v1::Job::STATUS_UNSPECIFIED) p.halted = it->second.halted;
+  }
+  if (p.halted != v1::Job::STATUS_UNSPECIFIED) p.at = std::min(p.at, clock_->Now());
+  const absl::Time wake = p.at;
+  starts_.push_back(std::move(p));
+  std::push_heap(
+      starts_.begin(), starts_.end(),
+      [](const PendingStart& a, const PendingStart& b) { return a.at > b.at; });
+  WakeFor(wake);
+}
+
+void RunEngine::ReleaseRetry(const std::string& owner) {
+  if (retry_waiting_ > 0) --retry_waiting_;
+  auto it = owner_retry_.find(owner);
+  if (it != owner_retry_.end() && --it->second <= 0) owner_retry_.erase(it);
+}
+
+void RunEngine::ResumeRetry(const std::string& job_id, v1::JobResult result,
+                            std::shared_ptr<const v1::Job> job) {
+  const absl::Time now = clock_->Now();
+  std::string why;
+  if (job == nullptr) {
+    why = "the job is gone";
+  } else if (job->status() == v1::Job::PAUSED || job->status() == v1::Job::DELETED) {
+    why = job->status() == v1::Job::PAUSED ? "the job was paused" : "the job was deleted";
+  } else {
+    const absl::Time first =
+        result.attempts_size() > 0 && result.attempts(0).has_start_time()
+            ? FromProto(result.attempts(0).start_time())
+            : FromProto(result.start_time());
+    const absl::Time at = FromProto(result.next_attempt_time());
+    // Down past the retry's bound (e.g. into the job's next slot): not made.
+    if (std::max(at, now) > RetryDeadline(*job, result, first)) {
+      why = "timerd was down past the bound of this run's retries";
+    }
+  }
+  if (!why.empty()) {
+    result.clear_next_attempt_time();
+    result.set_status(v1::JobResult::FAILED);
+    if (result.error_class() == v1::ERROR_CLASS_UNSPECIFIED) {
+      result.set_error_class(v1::ERROR_CLASS_TRANSIENT);
+    }
+    result.set_error(absl::StrCat(result.error(), " (not tried again: ", why, ")"));
+    Finish(job_id, std::move(result), nullptr);
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  CountActiveRun(*job, result);
+  runs_[job_id].runs[result.run_number()].clear();
+  ++retry_waiting_;
+  ++owner_retry_[job->owner()];
+  QueueRetry(std::move(job), std::move(result), EpochOf(job_id));
 }
 
 }  // namespace timer::domain
@@ -1463,6 +1813,20 @@ void RunEngine::Requeue(const std::string& job_id) {
 
 void RunEngine::ReconcileGained(const std::string& job_id, v1::JobResult result,
                                 std::shared_ptr<const v1::Job> job) {
+  if (result.status() == v1::JobResult::PENDING && result.has_next_attempt_time()) {
+    if (job == nullptr) {
+      absl::StatusOr<v1::Job> loaded = store_->LoadJob(job_id);
+      if (loaded.ok()) job = std::make_shared<const v1::Job>(*std::move(loaded));
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = runs_.find(job_id);
+      // Queued here already (the shard moved and came back).
+      if (it != runs_.end() && it->second.runs.contains(result.run_number())) return;
+    }
+    ResumeRetry(job_id, std::move(result), std::move(job));
+    return;
+  }
   if (result.status() == v1::JobResult::ACTIVE && !result.action_id().empty()) {
     if (job != nullptr) {
       {
@@ -1473,11 +1837,21 @@ void RunEngine::ReconcileGained(const std::string& job_id, v1::JobResult result,
         CountActiveRun(*job, result);
       }
       // Polled on a worker, not here on the renewal thread.
-      SchedulePoll(ActiveRun{job_id, result.run_number(), result.action_id(),
-                             job->action().provider(), FromProto(result.start_time()),
-                             options_.poll_min, result.scheduled_time(), result.manual(),
-                             result.request_id(), std::move(job), result.backfill()},
-                   clock_->Now());
+      ActiveRun run{job_id,
+                    result.run_number(),
+                    result.action_id(),
+                    job->action().provider(),
+                    FromProto(result.start_time()),
+                    options_.poll_min,
+                    result.scheduled_time(),
+                    result.manual(),
+                    result.request_id(),
+                    std::move(job),
+                    result.backfill(),
+                    {},
+                    absl::InfinitePast()};
+      CarryAttempts(result, run.attempts, run.attempt_started);
+      SchedulePoll(std::move(run), clock_->Now());
       return;
     }
   }

@@ -38,6 +38,30 @@
 // PENDING in the store: after a crash (or on Stop, or when their shard is
 // lost) they are reconciled like any PENDING run, UNKNOWN, never run twice.
 //
+// Retries (domain/retry.h): a run whose attempt fails with a TRANSIENT
+// error is tried again under the job's retry policy (or the server's
+// default, `default_retry`), within the schedule's bound. Between attempts
+// the run stays PENDING in the store with its attempts and
+// `next_attempt_time`, written before the engine waits; the wait is an
+// entry in the same timer heap as runs recorded ahead of their slot, so no
+// thread sleeps and other jobs are not held up. The waiting run still
+// counts as the job's active run (overlap, max_concurrent, max_active_runs)
+// and keeps its run_number, so every attempt uses the same idempotency key
+// "<job_id>/<run_number>" (the previous action is released first). Before a
+// retry calls its provider, the attempt is recorded (next_attempt_time
+// cleared): a crash after that finds the run PENDING without a due retry
+// and marks it UNKNOWN like any PENDING run (never twice); a crash while it
+// waits finds next_attempt_time and makes the attempt at that time (or ends
+// the run FAILED if its bound has passed meanwhile). Pausing or deleting the
+// job ends a waiting run FAILED at once. Bounded: `max_retry_waiting` runs
+// wait in all and `max_retry_waiting_per_identity` per owner; beyond that a
+// transient failure is not retried and the run ends FAILED, saying so.
+//
+// Pausing after failures: every FAILED or UNKNOWN end counts into the job's
+// consecutive_failures (reset by a SUCCEEDED one); once it reaches
+// pause_after_failures, the same write pauses the job with inactive_reason
+// CONSECUTIVE_FAILURES and a PAUSED event follows.
+//
 // Deleted jobs are purged, with their results and request ids, once
 // `purge_deleted_after` has passed since their delete, with the hourly
 // pruning of results.
@@ -128,6 +152,13 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
     // Deleted jobs are purged this long after their delete (InfiniteDuration:
     // never), at the pruning of results.
     absl::Duration purge_deleted_after = absl::Hours(24 * 90);
+    // The retry policy of jobs that set none (retry_policy.max_attempts 0):
+    // `[retry]` in timerd's config; by default none (1 attempt).
+    v1::RetryPolicy default_retry;
+    // Runs waiting to be tried again, in all and of one identity. Each holds
+    // its JobResult (a few hundred bytes) and shares its job's snapshot.
+    int max_retry_waiting = 10000;
+    int max_retry_waiting_per_identity = 1000;
     // With leases: how often the due jobs of the held shards are read again,
     // the safety net for changes made through other replicas (a job missing
     // from the queue is added; a stale entry is corrected when it fires).
@@ -200,6 +231,8 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
   int active_runs() const;
   // Backfill runs waiting to start (admitted ones included).
   int backfill_waiting() const;
+  // Runs waiting to be tried again.
+  int retry_waiting() const;
   // How long the earliest queued job has been due (zero when none is): the
   // queue's head, for the metrics (timer_scheduler_due_lag_seconds).
   absl::Duration due_lag();
@@ -253,6 +286,10 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
     // The job as of the run's fire, for events.
     std::shared_ptr<const v1::Job> job;
     bool backfill = false;
+    // The run's attempts so far (the last one open: this one), and when this
+    // attempt started (run_timeout counts from it).
+    std::vector<v1::RunAttempt> attempts;
+    absl::Time attempt_started = absl::InfinitePast();
   };
   struct JobRuns {
     std::string owner;
@@ -273,6 +310,9 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
     std::shared_ptr<const v1::Job> backfill_job;
     int64_t backfill_epoch = 0;
     int backfill_admitted = 0;
+    // PAUSED or DELETED once the job was (JobChanged): a failed attempt is
+    // then not retried.
+    v1::Job::Status halted = v1::Job::STATUS_UNSPECIFIED;
   };
   // Whether a job's entry in runs_ holds nothing any more.
   static bool Idle(const JobRuns& jr) {
@@ -309,6 +349,9 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
     // was recorded: it is then recorded SKIPPED at its slot, not started.
     v1::Job::Status halted = v1::Job::STATUS_UNSPECIFIED;
     int64_t epoch = 0;  // As RunStart's.
+    // A run waiting to be tried again (counted in retry_waiting_), not a
+    // run recorded ahead of its slot.
+    bool retry = false;
   };
 
   // Starts the backfill runs of `job_id` its overlap policy and the
@@ -355,6 +398,18 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
   // queues the job again as it is now, if it is still due here.
   void Requeue(const std::string& job_id);
   void PollRun(ActiveRun run);
+  // After a TRANSIENT failure of `result`'s attempt: if the job's retry
+  // policy and its bound allow another, records the run PENDING with its
+  // next_attempt_time and queues the attempt; true if so (the run goes on).
+  bool MaybeRetry(const std::string& job_id, v1::JobResult& result,
+                  const std::shared_ptr<const v1::Job>& job, absl::Time now);
+  // A run found waiting for a retry after a restart or on gaining its shard.
+  void ResumeRetry(const std::string& job_id, v1::JobResult result,
+                   std::shared_ptr<const v1::Job> job);
+  // Queues a waiting run's next attempt (already counted in retry_waiting_).
+  void QueueRetry(std::shared_ptr<const v1::Job> job, v1::JobResult result, int64_t epoch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseRetry(const std::string& owner) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records a result (and, for an error, counts it into the job). `job`, the
   // job as of the run's fire, goes with the RUN_FINISHED event.
   void Finish(const std::string& job_id, v1::JobResult result,
@@ -422,6 +477,9 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
   absl::flat_hash_map<std::string, int> owner_backfill_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string> backfill_jobs_ ABSL_GUARDED_BY(mu_);
   bool backfill_blocked_ ABSL_GUARDED_BY(mu_) = false;
+  // Runs waiting to be tried again, in all and per owner (no entry: none).
+  int retry_waiting_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::flat_hash_map<std::string, int> owner_retry_ ABSL_GUARDED_BY(mu_);
   // Runs in flight or admitted, per owner (no entry: none).
   absl::flat_hash_map<std::string, int> owner_runs_ ABSL_GUARDED_BY(mu_);
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;

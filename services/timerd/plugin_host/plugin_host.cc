@@ -95,10 +95,34 @@ void Plugin::HostLog(void* context, timer_ap_log_level level, timer_ap_str messa
               util::Escaped(String(message), kMaxErrorBytes));
 }
 
+namespace {
+// A class as a provider may hand it back (any bits): UNSPECIFIED and
+// anything unknown read as PERMANENT.
+v1::ErrorClass ClassOf(std::underlying_type_t<timer_ap_error_class> c) {
+  switch (c) {
+    case TIMER_AP_ERROR_CLASS_TRANSIENT:
+      return v1::ERROR_CLASS_TRANSIENT;
+    case TIMER_AP_ERROR_CLASS_NEEDS_ATTENTION:
+      return v1::ERROR_CLASS_NEEDS_ATTENTION;
+    default:
+      return v1::ERROR_CLASS_PERMANENT;
+  }
+}
+}  // namespace
+
 absl::Status Plugin::ToStatus(timer_ap_error* error) const {
   if (error == nullptr) return absl::OkStatus();
   int code = api_->error_code(error);
   std::string message = String(api_->error_message(error));
+  // ABI 1.2: a 1.0/1.1 table has no error_class, a 1.2 one may leave it NULL.
+  v1::ErrorClass error_class = v1::ERROR_CLASS_PERMANENT;
+  if (TIMER_AP_HAS_FIELD(timer_ap_api, api_, error_class) &&
+      api_->error_class != nullptr) {
+    timer_ap_error_class c = api_->error_class(error);
+    std::underlying_type_t<timer_ap_error_class> raw;
+    std::memcpy(&raw, &c, sizeof raw);
+    error_class = ClassOf(raw);
+  }
   api_->error_destroy(error);
   if (message.size() > kMaxErrorBytes) {
     message.resize(kMaxErrorBytes);
@@ -108,7 +132,8 @@ absl::Status Plugin::ToStatus(timer_ap_error* error) const {
     return absl::UnknownError(absl::StrCat("provider ", info_.name(),
                                            " returned error code ", code, ": ", message));
   }
-  return absl::Status(static_cast<absl::StatusCode>(code), message);
+  return domain::WithErrorClass(
+      absl::Status(static_cast<absl::StatusCode>(code), message), error_class);
 }
 
 absl::StatusOr<domain::ActionStatus> Plugin::TakeStatus(timer_ap_status* st) const {
@@ -156,6 +181,14 @@ absl::StatusOr<domain::ActionStatus> Plugin::TakeStatus(timer_ap_status* st) con
       out.error += " [truncated]";
     }
     if (out.details.empty()) out.details = "{}";
+    // ABI 1.2: absent (an older provider) or UNSPECIFIED reads as PERMANENT.
+    out.error_class = v1::ERROR_CLASS_PERMANENT;
+    if (out.state == domain::ActionStatus::State::kFailed &&
+        TIMER_AP_HAS_FIELD(timer_ap_status, st, error_class)) {
+      std::underlying_type_t<timer_ap_error_class> raw;
+      std::memcpy(&raw, &st->error_class, sizeof raw);
+      out.error_class = ClassOf(raw);
+    }
     if (bad.ok() && out.action_id.empty()) {
       bad = absl::InternalError(
           absl::StrCat("provider ", info_.name(), ": empty action id"));

@@ -24,6 +24,12 @@
 // registry must outlive every user of the ActionProvider pointers it hands
 // out (the run engine).
 //
+// Error classes (ABI 1.2): a FAILED status's error_class becomes
+// ActionStatus::error_class, and the class of an error a call returns rides
+// on the absl::Status (domain::ErrorClassOf). A table or status too small to
+// hold the field (a provider built against 1.0 or 1.1), a NULL
+// error_class(), UNSPECIFIED or an unknown value all read as PERMANENT.
+//
 // Thread-safety: LoadPlugins/LoadPlugin are for startup (one thread). A
 // loaded registry is immutable and thread-safe; Plugin's ActionProvider
 // methods are thread-safe (the ABI tags them so).

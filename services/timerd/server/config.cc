@@ -336,6 +336,41 @@ const std::vector<ConfigKey>& ConfigKeys() {
        .max = 3'600'000,
        .doc = "a watch stream over HTTP (server-sent events) with nothing to send "
               "this long sends a `: keep-alive` comment, so proxies keep it open"},
+      {.path = "retry.max_attempts",
+       .field = &Config::retry_max_attempts,
+       .min = 1,
+       .max = 10,
+       .doc = "tries in all of a run failing with a transient error, for jobs that set "
+              "no retry_policy (1: no retry)"},
+      {.path = "retry.initial_backoff_seconds",
+       .field = &Config::retry_initial_backoff_seconds,
+       .min = 1,
+       .max = 2700,
+       .doc = "with retry.max_attempts > 1: the wait before a job's first retry"},
+      {.path = "retry.multiplier",
+       .field = &Config::retry_multiplier,
+       .min = 1,
+       .max = 10,
+       .doc =
+           "with retry.max_attempts > 1: each later wait is the previous one times this"},
+      {.path = "retry.max_backoff_seconds",
+       .field = &Config::retry_max_backoff_seconds,
+       .min = 1,
+       .max = 2700,
+       .doc = "with retry.max_attempts > 1: the longest wait between tries; at least "
+              "retry.initial_backoff_seconds"},
+      {.path = "retry.max_waiting",
+       .field = &Config::retry_max_waiting,
+       .min = 1,
+       .max = 10'000'000,
+       .doc = "runs waiting to be tried again, of all identities; a transient failure "
+              "beyond this is not retried"},
+      {.path = "retry.max_waiting_per_identity",
+       .field = &Config::retry_max_waiting_per_identity,
+       .min = 1,
+       .max = 10'000'000,
+       .doc = "runs of one identity waiting to be tried again; a transient failure "
+              "beyond this is not retried"},
       {.path = "auth.jwt.keys_file",
        .field = &Config::jwt_keys_file,
        .doc = "JWKS document or PEM public key(s): accept JWTs signed by them",
@@ -759,6 +794,10 @@ absl::Status ValidateConfig(const Config& config) {
   } else if (!config.jwt_issuer.empty() || !config.jwt_audience.empty()) {
     return absl::InvalidArgumentError(
         "auth.jwt.keys_file: required to accept JWTs (issuer/audience are set)");
+  }
+  if (config.retry_max_backoff_seconds < config.retry_initial_backoff_seconds) {
+    return absl::InvalidArgumentError(
+        "retry.max_backoff_seconds: must be at least retry.initial_backoff_seconds");
   }
   if (config.lease_margin_ms * 2 >= config.lease_ttl_ms) {
     return absl::InvalidArgumentError(

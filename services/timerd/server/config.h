@@ -78,6 +78,14 @@ struct Config {
   int run_now_burst_per_identity = 100;
   int max_active_runs = 50000;
   int max_active_runs_per_identity = 1000;
+  // [retry]: the retry policy of jobs that set none, and the bound on runs
+  // waiting to be tried again (domain/retry.h, RunEngine::Options).
+  int retry_max_attempts = 1;
+  int64_t retry_initial_backoff_seconds = 10;
+  int retry_multiplier = 2;
+  int64_t retry_max_backoff_seconds = 600;
+  int retry_max_waiting = 10000;
+  int retry_max_waiting_per_identity = 1000;
   int64_t watch_keep_events = 20000;
   int64_t watch_keep_bytes = 32 << 20;
   int64_t watch_buffer_events = 1024;

@@ -328,6 +328,15 @@ absl::StatusOr<std::unique_ptr<TimerServer>> TimerServer::Start(const Config& co
   engine_options.keep_results_for = absl::Hours(24) * config.results_max_age_days;
   engine_options.max_active_runs = config.max_active_runs;
   engine_options.max_active_runs_per_identity = config.max_active_runs_per_identity;
+  // [retry]: the policy of jobs that set none (max_attempts 1: none).
+  engine_options.default_retry.set_max_attempts(config.retry_max_attempts);
+  engine_options.default_retry.mutable_initial_backoff()->set_seconds(
+      config.retry_initial_backoff_seconds);
+  engine_options.default_retry.set_multiplier(config.retry_multiplier);
+  engine_options.default_retry.mutable_max_backoff()->set_seconds(
+      config.retry_max_backoff_seconds);
+  engine_options.max_retry_waiting = config.retry_max_waiting;
+  engine_options.max_retry_waiting_per_identity = config.retry_max_waiting_per_identity;
   // With several replicas: the safety net for changes made through others.
   engine_options.rescan_every = absl::Milliseconds(config.lease_ttl_ms) * 5;
   engine_options.purge_deleted_after =

@@ -420,6 +420,23 @@ TEST_F(TimerServiceTest, CreateJobReturnsTheStoredJobOwnedByTheCaller) {
   EXPECT_EQ(read.response.etag(), job.etag());
 }
 
+TEST_F(TimerServiceTest, CreateJobKeepsTheRetryPolicyAndPauseAfterFailures) {
+  v1::CreateJobRequest request = ValidCreate("flaky");
+  request.mutable_job()->mutable_retry_policy()->set_max_attempts(3);
+  request.mutable_job()->mutable_retry_policy()->mutable_initial_backoff()->set_seconds(
+      20);
+  request.mutable_job()->set_pause_after_failures(4);
+  const Reply<v1::Job> created = Create(request, alice_);
+  ASSERT_THAT(created.status, IsOk());
+  const Reply<v1::Job> read = Get(created.response.job_id(), alice_);
+  ASSERT_THAT(read.status, IsOk());
+  EXPECT_EQ(read.response.retry_policy().max_attempts(), 3);
+  EXPECT_EQ(read.response.retry_policy().initial_backoff().seconds(), 20);
+  EXPECT_FALSE(read.response.retry_policy().has_multiplier());
+  EXPECT_EQ(read.response.pause_after_failures(), 4);
+  EXPECT_EQ(read.response.consecutive_failures(), 0);
+}
+
 struct InvalidCreate {
   std::string name;
   std::function<void(v1::CreateJobRequest&)> mutate;
@@ -474,7 +491,33 @@ INSTANTIATE_TEST_SUITE_P(
                       "job.name"},
         InvalidCreate{"RequestIdWithASpace",
                       [](v1::CreateJobRequest& r) { r.set_request_id("two words"); },
-                      "request_id"}),
+                      "request_id"},
+        InvalidCreate{"RetryNegativeAttempts",
+                      [](v1::CreateJobRequest& r) {
+                        r.mutable_job()->mutable_retry_policy()->set_max_attempts(-2);
+                      },
+                      "job.retry_policy.max_attempts"},
+        InvalidCreate{"RetryZeroMultiplier",
+                      [](v1::CreateJobRequest& r) {
+                        r.mutable_job()->mutable_retry_policy()->set_max_attempts(3);
+                        r.mutable_job()->mutable_retry_policy()->set_multiplier(0);
+                      },
+                      "job.retry_policy.multiplier"},
+        InvalidCreate{"RetryBackoffPastTheBound",
+                      [](v1::CreateJobRequest& r) {
+                        r.mutable_job()->mutable_schedule()->set_interval_seconds(600);
+                        r.mutable_job()
+                            ->mutable_retry_policy()
+                            ->mutable_initial_backoff()
+                            ->set_seconds(301);
+                      },
+                      "job.retry_policy.initial_backoff: must be at most half the "
+                      "interval"},
+        InvalidCreate{"PauseAfterFailuresNegative",
+                      [](v1::CreateJobRequest& r) {
+                        r.mutable_job()->set_pause_after_failures(-1);
+                      },
+                      "job.pause_after_failures"}),
     [](const ::testing::TestParamInfo<InvalidCreate>& info) { return info.param.name; });
 
 TEST_F(TimerServiceTest, CreateJobRetriedWithTheSameRequestIdReturnsTheSameJob) {

@@ -246,6 +246,88 @@ TEST_F(JobServiceTest, CreateKeepsExplicitPolicies) {
   EXPECT_EQ(job->label(), "label-1");
 }
 
+TEST_F(JobServiceTest, CreateKeepsTheRetryPolicyAndPauseAfterFailures) {
+  v1::CreateJobRequest request = ValidRequest();
+  v1::RetryPolicy* p = request.mutable_job()->mutable_retry_policy();
+  p->set_max_attempts(4);
+  p->mutable_initial_backoff()->set_seconds(30);
+  p->set_multiplier(3);
+  p->mutable_max_backoff()->set_seconds(600);
+  request.mutable_job()->set_pause_after_failures(3);
+  // Output only: ignored.
+  request.mutable_job()->set_consecutive_failures(7);
+  request.mutable_job()->mutable_inactive_reason()->set_detail("no");
+
+  absl::StatusOr<v1::Job> job = Create(request);
+
+  ASSERT_THAT(job, IsOk());
+  EXPECT_EQ(job->retry_policy().max_attempts(), 4);
+  EXPECT_EQ(job->retry_policy().initial_backoff().seconds(), 30);
+  EXPECT_EQ(job->retry_policy().multiplier(), 3);
+  EXPECT_EQ(job->retry_policy().max_backoff().seconds(), 600);
+  EXPECT_EQ(job->pause_after_failures(), 3);
+  EXPECT_EQ(job->consecutive_failures(), 0);
+  EXPECT_FALSE(job->has_inactive_reason());
+}
+
+TEST_F(JobServiceTest, UpdateChangesTheRetryPolicyByPathAndValidatesIt) {
+  absl::StatusOr<v1::Job> job = Create(ValidRequest());
+  ASSERT_THAT(job, IsOk());
+  const auto update = [&](const std::function<void(v1::Job&)>& edit,
+                          std::vector<std::string> paths) {
+    v1::UpdateJobRequest request;
+    request.mutable_job()->set_job_id(job->job_id());
+    edit(*request.mutable_job());
+    for (std::string& path : paths)
+      request.mutable_update_mask()->add_paths(std::move(path));
+    return Wait([&](store::JobCallback done) {
+      service_.UpdateJob(kAlice, request, std::move(done));
+    });
+  };
+  absl::StatusOr<v1::Job> updated = update(
+      [](v1::Job& j) {
+        j.mutable_retry_policy()->set_max_attempts(3);
+        j.set_pause_after_failures(5);
+      },
+      {"retry_policy.max_attempts", "pause_after_failures"});
+  ASSERT_THAT(updated, IsOk());
+  EXPECT_EQ(updated->retry_policy().max_attempts(), 3);
+  EXPECT_EQ(updated->pause_after_failures(), 5);
+
+  EXPECT_THAT(update([](v1::Job& j) { j.mutable_retry_policy()->set_multiplier(0.5); },
+                     {"retry_policy.multiplier"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("job.retry_policy.multiplier")));
+  EXPECT_EQ(Get(job->job_id())->retry_policy().has_multiplier(), false);
+
+  updated = update([](v1::Job&) {}, {"retry_policy"});  // Cleared.
+  ASSERT_THAT(updated, IsOk());
+  EXPECT_FALSE(updated->has_retry_policy());
+}
+
+TEST_F(JobServiceTest, PauseSaysTheUserPausedAndResumeClearsTheReason) {
+  absl::StatusOr<v1::Job> job = Create(ValidRequest());
+  ASSERT_THAT(job, IsOk());
+  v1::PauseJobRequest pause;
+  pause.set_job_id(job->job_id());
+  absl::StatusOr<v1::Job> paused = Wait([&](store::JobCallback done) {
+    service_.PauseJob(kAlice, pause, std::move(done));
+  });
+  ASSERT_THAT(paused, IsOk());
+  EXPECT_EQ(paused->inactive_reason().cause(), v1::InactiveReason::USER);
+  EXPECT_THAT(paused->inactive_reason().detail(), HasSubstr(kAlice.name));
+  EXPECT_TRUE(paused->inactive_reason().has_time());
+
+  v1::ResumeJobRequest resume;
+  resume.set_job_id(job->job_id());
+  absl::StatusOr<v1::Job> resumed = Wait([&](store::JobCallback done) {
+    service_.ResumeJob(kAlice, resume, std::move(done));
+  });
+  ASSERT_THAT(resumed, IsOk());
+  EXPECT_FALSE(resumed->has_inactive_reason());
+  EXPECT_EQ(resumed->consecutive_failures(), 0);
+}
+
 TEST_F(JobServiceTest, CreateIgnoresOutputOnlyFields) {
   v1::CreateJobRequest request = ValidRequest();
   v1::Job* in = request.mutable_job();
@@ -532,6 +614,80 @@ INSTANTIATE_TEST_SUITE_P(BadInputs, CreateValidationTest,
                                                  r.set_request_id("r\xc3\xa9q");
                                                },
                                                "request_id"},
+                                              {"RetryNegativeAttempts",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.mutable_job()
+                                                     ->mutable_retry_policy()
+                                                     ->set_max_attempts(-1);
+                                               },
+                                               "job.retry_policy.max_attempts: must be "
+                                               "between 1 and 10"},
+                                              {"RetryTooManyAttempts",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.mutable_job()
+                                                     ->mutable_retry_policy()
+                                                     ->set_max_attempts(11);
+                                               },
+                                               "job.retry_policy.max_attempts"},
+                                              {"RetryZeroMultiplier",
+                                               [](v1::CreateJobRequest& r) {
+                                                 auto* p = r.mutable_job()
+                                                               ->mutable_retry_policy();
+                                                 p->set_max_attempts(3);
+                                                 p->set_multiplier(0);
+                                               },
+                                               "job.retry_policy.multiplier: must be "
+                                               "between 1 and 10"},
+                                              {"RetryZeroBackoff",
+                                               [](v1::CreateJobRequest& r) {
+                                                 auto* p = r.mutable_job()
+                                                               ->mutable_retry_policy();
+                                                 p->set_max_attempts(3);
+                                                 p->mutable_initial_backoff();
+                                               },
+                                               "job.retry_policy.initial_backoff: must "
+                                               "be "
+                                               "> 0"},
+                                              {"RetryBackoffPastTheBound",
+                                               [](v1::CreateJobRequest& r) {
+                                                 Sched(r).set_interval_seconds(60);
+                                                 auto* p = r.mutable_job()
+                                                               ->mutable_retry_policy();
+                                                 p->set_max_attempts(3);
+                                                 p->mutable_initial_backoff()
+                                                     ->set_seconds(31);
+                                               },
+                                               "job.retry_policy.initial_backoff: must "
+                                               "be "
+                                               "at most half the interval"},
+                                              {"RetryBackoffPast45Minutes",
+                                               [](v1::CreateJobRequest& r) {
+                                                 auto* p = r.mutable_job()
+                                                               ->mutable_retry_policy();
+                                                 p->set_max_attempts(3);
+                                                 p->mutable_max_backoff()->set_seconds(
+                                                     3600);
+                                               },
+                                               "job.retry_policy.max_backoff: must be at "
+                                               "most 45m"},
+                                              {"RetryMaxBelowInitial",
+                                               [](v1::CreateJobRequest& r) {
+                                                 auto* p = r.mutable_job()
+                                                               ->mutable_retry_policy();
+                                                 p->set_max_attempts(3);
+                                                 p->mutable_initial_backoff()
+                                                     ->set_seconds(20);
+                                                 p->mutable_max_backoff()->set_seconds(
+                                                     10);
+                                               },
+                                               "job.retry_policy.max_backoff: must be at "
+                                               "least initial_backoff"},
+                                              {"PauseAfterNegative",
+                                               [](v1::CreateJobRequest& r) {
+                                                 r.mutable_job()
+                                                     ->set_pause_after_failures(-1);
+                                               },
+                                               "job.pause_after_failures"},
                                               {"CronBadHours",
                                                [](v1::CreateJobRequest& r) {
                                                  Sched(r).set_cron("0 0 25 * * *");

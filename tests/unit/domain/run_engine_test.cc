@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "domain/job_quota.h"
 #include "domain/jobs.h"
+#include "domain/retry.h"
 #include "domain/time_util.h"
 #include "fake_action_provider.h"
 #include "metrics_testing.h"
@@ -473,6 +474,431 @@ TEST_F(RunEngineTest, FailedRunsCountAsErrors) {
   EXPECT_EQ(after.n_errors(), 1);
   EXPECT_EQ(after.results(0).status(), v1::JobResult::FAILED);
   EXPECT_EQ(after.results(0).error(), "it broke");
+}
+
+// --- Retries (domain/retry.h) and pause_after_failures -------------------
+
+void SetRetry(v1::Job& j, int attempts, int64_t initial_s, double multiplier = 2,
+              int64_t max_s = 0) {
+  v1::RetryPolicy* p = j.mutable_retry_policy();
+  p->set_max_attempts(attempts);
+  p->mutable_initial_backoff()->set_seconds(initial_s);
+  p->set_multiplier(multiplier);
+  if (max_s > 0) p->mutable_max_backoff()->set_seconds(max_s);
+}
+
+TEST_F(RunEngineTest, ATransientFailureThenSuccessIsOneRunWithTwoAttempts) {
+  StartEngine();
+  v1::Job job = Create(600, [](v1::Job& j) { SetRetry(j, 3, 10); });
+  fake_.FailNext(1, v1::ERROR_CLASS_TRANSIENT);
+  At(kStart);
+  v1::JobResult waiting = Get(job.job_id()).results(0);
+  EXPECT_EQ(waiting.status(), v1::JobResult::PENDING);
+  ASSERT_EQ(waiting.attempts_size(), 1);
+  EXPECT_EQ(waiting.attempts(0).error_class(), v1::ERROR_CLASS_TRANSIENT);
+  EXPECT_EQ(FromProto(waiting.next_attempt_time()), kStart + absl::Seconds(10));
+  EXPECT_EQ(engine_->retry_waiting(), 1);
+  EXPECT_EQ(engine_->active_runs(), 1);  // Still the job's run.
+
+  At(kStart + absl::Seconds(9));
+  EXPECT_EQ(fake_.starts().size(), 1u);
+  At(kStart + absl::Seconds(10));
+  // The same idempotency key, after the failed action was released.
+  EXPECT_THAT(fake_.starts(), ElementsAre(job.job_id() + "/1", job.job_id() + "/1"));
+  EXPECT_THAT(fake_.releases(), ::testing::Contains("a-1"));
+  v1::Job after = Get(job.job_id());
+  ASSERT_EQ(after.results_size(), 1);
+  const v1::JobResult& r = after.results(0);
+  EXPECT_EQ(r.status(), v1::JobResult::SUCCEEDED);
+  EXPECT_EQ(r.run_number(), 1);
+  ASSERT_EQ(r.attempts_size(), 2);
+  EXPECT_EQ(r.attempts(0).attempt(), 1);
+  EXPECT_EQ(r.attempts(0).error(), "it broke (attempt 1)");
+  EXPECT_EQ(FromProto(r.attempts(1).start_time()), kStart + absl::Seconds(10));
+  EXPECT_EQ(r.attempts(1).attempt(), 2);
+  EXPECT_TRUE(r.attempts(1).error().empty());
+  EXPECT_TRUE(r.attempts(1).has_end_time());
+  EXPECT_EQ(FromProto(r.start_time()), kStart);
+  EXPECT_FALSE(r.has_next_attempt_time());
+  EXPECT_EQ(after.n_runs(), 1);
+  EXPECT_EQ(after.n_errors(), 0);
+  EXPECT_EQ(engine_->retry_waiting(), 0);
+  EXPECT_EQ(engine_->active_runs(), 0);
+}
+
+TEST_F(RunEngineTest, APermanentFailureIsTriedOnce) {
+  StartEngine();
+  v1::Job job = Create(600, [](v1::Job& j) { SetRetry(j, 3, 10); });
+  fake_.FailNext(1, v1::ERROR_CLASS_PERMANENT);
+  At(kStart);
+  At(kStart + absl::Seconds(60));
+  v1::JobResult r = Get(job.job_id()).results(0);
+  EXPECT_EQ(r.status(), v1::JobResult::FAILED);
+  EXPECT_EQ(r.error_class(), v1::ERROR_CLASS_PERMANENT);
+  ASSERT_EQ(r.attempts_size(), 1);
+  EXPECT_EQ(fake_.starts().size(), 1u);
+}
+
+TEST_F(RunEngineTest, NeedsAttentionAndUnclassedStartErrorsAreNotRetried) {
+  StartEngine();
+  v1::Job job = Create(600, [](v1::Job& j) { SetRetry(j, 3, 10); });
+  // A start() error without a class (a 1.0 provider's) reads as PERMANENT.
+  fake_.FailNextStartCalls({absl::UnavailableError("down")});
+  At(kStart);
+  At(kStart + absl::Seconds(60));
+  EXPECT_EQ(Get(job.job_id()).results(0).status(), v1::JobResult::FAILED);
+  EXPECT_EQ(Get(job.job_id()).results(0).error_class(), v1::ERROR_CLASS_PERMANENT);
+  fake_.FailNext(1, v1::ERROR_CLASS_NEEDS_ATTENTION);
+  At(kStart + absl::Seconds(600));
+  At(kStart + absl::Seconds(660));
+  EXPECT_EQ(Get(job.job_id()).results(0).error_class(), v1::ERROR_CLASS_NEEDS_ATTENTION);
+  EXPECT_EQ(fake_.starts().size(), 2u);
+}
+
+TEST_F(RunEngineTest, ATransientStartErrorIsRetried) {
+  StartEngine();
+  v1::Job job = Create(600, [](v1::Job& j) { SetRetry(j, 2, 5); });
+  fake_.FailNextStartCalls(
+      {WithErrorClass(absl::UnavailableError("refused"), v1::ERROR_CLASS_TRANSIENT)});
+  At(kStart);
+  EXPECT_EQ(Get(job.job_id()).results(0).status(), v1::JobResult::PENDING);
+  At(kStart + absl::Seconds(5));
+  v1::JobResult r = Get(job.job_id()).results(0);
+  EXPECT_EQ(r.status(), v1::JobResult::SUCCEEDED);
+  ASSERT_EQ(r.attempts_size(), 2);
+  EXPECT_EQ(r.attempts(0).error(), "refused");
+}
+
+TEST_F(RunEngineTest, RetriesBackOffAndStopAtHalfTheInterval) {
+  StartEngine();
+  // Half of 60 s is the bound: tries at 0, 10 and 30 s; the next (70 s)
+  // would pass it.
+  v1::Job job = Create(60, [](v1::Job& j) { SetRetry(j, 10, 10); });
+  fake_.FailNext(10, v1::ERROR_CLASS_TRANSIENT);
+  At(kStart);
+  EXPECT_EQ(FromProto(Get(job.job_id()).results(0).next_attempt_time()),
+            kStart + absl::Seconds(10));
+  At(kStart + absl::Seconds(10));
+  EXPECT_EQ(FromProto(Get(job.job_id()).results(0).next_attempt_time()),
+            kStart + absl::Seconds(30));
+  At(kStart + absl::Seconds(30));
+  v1::JobResult r = Get(job.job_id()).results(0);
+  EXPECT_EQ(r.status(), v1::JobResult::FAILED);
+  EXPECT_EQ(r.error(), "it broke (attempt 3)");  // The last attempt's.
+  EXPECT_EQ(r.error_class(), v1::ERROR_CLASS_TRANSIENT);
+  EXPECT_EQ(r.attempts_size(), 3);
+  EXPECT_EQ(Get(job.job_id()).n_errors(), 1);
+  EXPECT_EQ(fake_.starts().size(), 3u);
+  At(kStart + absl::Seconds(59));
+  EXPECT_EQ(fake_.starts().size(), 3u);
+  At(kStart + absl::Seconds(60));  // The grid goes on: run 2.
+  EXPECT_EQ(fake_.starts().back(), job.job_id() + "/2");
+}
+
+TEST_F(RunEngineTest, RetriesStopAt45MinutesForLongIntervals) {
+  StartEngine();
+  // Every 10 minutes (multiplier 1): 0, 10, 20, 30, 40; 50 is past 45.
+  v1::Job job = Create(86400, [](v1::Job& j) { SetRetry(j, 10, 600, 1); });
+  fake_.FailNext(10, v1::ERROR_CLASS_TRANSIENT);
+  for (int m = 0; m <= 60; m += 10) At(kStart + absl::Minutes(m));
+  v1::JobResult r = Get(job.job_id()).results(0);
+  EXPECT_EQ(r.status(), v1::JobResult::FAILED);
+  EXPECT_EQ(r.attempts_size(), 5);
+  EXPECT_EQ(fake_.starts().size(), 5u);
+}
+
+TEST_F(RunEngineTest, CronRetriesStopAtHalfTheGapToTheNextSlot) {
+  StartEngine();
+  // Every 10 minutes: the bound is 5 minutes; tries at 0, 2 and 4.
+  v1::Job job = Create(60, [](v1::Job& j) {
+    j.mutable_schedule()->set_cron("*/10 * * * *");
+    SetRetry(j, 10, 120, 1);
+  });
+  fake_.FailNext(10, v1::ERROR_CLASS_TRANSIENT);
+  for (int m = 0; m <= 8; m += 2) At(kStart + absl::Minutes(m));
+  v1::JobResult r = Get(job.job_id()).results(0);
+  EXPECT_EQ(r.status(), v1::JobResult::FAILED);
+  EXPECT_EQ(r.attempts_size(), 3);
+}
+
+TEST_F(RunEngineTest, BackoffGrowsByTheMultiplierUpToItsMaximum) {
+  RetrySettings s;
+  s.max_attempts = 10;
+  s.initial_backoff = absl::Seconds(10);
+  s.multiplier = 2;
+  s.max_backoff = absl::Seconds(35);
+  EXPECT_EQ(Backoff(s, 1), absl::Seconds(10));
+  EXPECT_EQ(Backoff(s, 2), absl::Seconds(20));
+  EXPECT_EQ(Backoff(s, 3), absl::Seconds(35));
+  EXPECT_EQ(Backoff(s, 9), absl::Seconds(35));
+  // Unset fields take the defaults; a job without a policy takes the
+  // server's default, which is none unless set.
+  v1::Job job;
+  EXPECT_EQ(EffectiveRetry(job, v1::RetryPolicy()).max_attempts, 1);
+  v1::RetryPolicy server;
+  server.set_max_attempts(3);
+  RetrySettings d = EffectiveRetry(job, server);
+  EXPECT_EQ(d.max_attempts, 3);
+  EXPECT_EQ(d.initial_backoff, kDefaultInitialBackoff);
+  EXPECT_EQ(d.multiplier, kDefaultMultiplier);
+  EXPECT_EQ(d.max_backoff, kDefaultMaxBackoff);
+}
+
+TEST_F(RunEngineTest, TheServersDefaultPolicyAppliesToJobsWithoutOne) {
+  StartEngine([](RunEngine::Options& o) {
+    o.default_retry.set_max_attempts(2);
+    o.default_retry.mutable_initial_backoff()->set_seconds(5);
+  });
+  v1::Job job = Create(600);
+  fake_.FailNext(1, v1::ERROR_CLASS_TRANSIENT);
+  At(kStart);
+  At(kStart + absl::Seconds(5));
+  EXPECT_EQ(Get(job.job_id()).results(0).status(), v1::JobResult::SUCCEEDED);
+  EXPECT_EQ(fake_.starts().size(), 2u);
+}
+
+TEST_F(RunEngineTest, ARetryOfAPolledRunUsesTheSameKeyAndTheTimeoutPerAttempt) {
+  fake_.set_instant(false);
+  StartEngine();
+  v1::Job job = Create(3600, [](v1::Job& j) { SetRetry(j, 2, 30); });
+  At(kStart);
+  fake_.FailAllAs(v1::ERROR_CLASS_TRANSIENT);
+  Poll();
+  v1::JobResult r = Get(job.job_id()).results(0);
+  EXPECT_EQ(r.status(), v1::JobResult::PENDING);
+  EXPECT_EQ(FromProto(r.next_attempt_time()), kStart + absl::Seconds(31));
+  At(kStart + absl::Seconds(31));
+  EXPECT_EQ(Get(job.job_id()).results(0).status(), v1::JobResult::ACTIVE);
+  EXPECT_EQ(Get(job.job_id()).results(0).attempts_size(), 2);
+  fake_.EndAll(State::kSucceeded);
+  Poll();
+  r = Get(job.job_id()).results(0);
+  EXPECT_EQ(r.status(), v1::JobResult::SUCCEEDED);
+  EXPECT_EQ(r.attempts_size(), 2);
+  EXPECT_THAT(fake_.starts(), ElementsAre(job.job_id() + "/1", job.job_id() + "/1"));
+}
+
+TEST_F(RunEngineTest, ACrashBetweenAttemptsNeitherLosesNorRepeatsOne) {
+  StartEngine();
+  v1::Job job = Create(600, [](v1::Job& j) { SetRetry(j, 3, 10); });
+  fake_.FailNext(1, v1::ERROR_CLASS_TRANSIENT);
+  At(kStart + absl::Seconds(1));  // Started at 1 s: the retry is due at 11 s.
+  ASSERT_EQ(Get(job.job_id()).results(0).status(), v1::JobResult::PENDING);
+  // A new engine on the same store (the old one's waiting retry stays in
+  // the store only).
+  engine_->Stop();
+  clock_.Set(kStart + absl::Seconds(5));
+  StartEngine();
+  engine_->WaitIdle();
+  EXPECT_EQ(engine_->retry_waiting(), 1);
+  EXPECT_EQ(fake_.starts().size(), 1u);
+  At(kStart + absl::Seconds(10));
+  EXPECT_EQ(fake_.starts().size(), 1u);
+  At(kStart + absl::Seconds(11));
+  EXPECT_EQ(fake_.starts().size(), 2u);
+  v1::JobResult r = Get(job.job_id()).results(0);
+  EXPECT_EQ(r.status(), v1::JobResult::SUCCEEDED);
+  EXPECT_EQ(r.attempts_size(), 2);
+  // Once more: nothing is left to make.
+  engine_->Stop();
+  StartEngine();
+  At(kStart + absl::Seconds(30));
+  EXPECT_EQ(fake_.starts().size(), 2u);
+}
+
+TEST_F(RunEngineTest, ACrashDuringARetryAttemptFollowsThePendingRule) {
+  v1::Job job = Create(600, [](v1::Job& j) { SetRetry(j, 3, 10); });
+  // What a crash after a retry's attempt was recorded, before its provider
+  // answered, leaves behind: PENDING, no retry due.
+  store_.WriteJobState(
+      job.job_id(),
+      [](v1::Job& j, std::vector<v1::JobResult>& table) {
+        v1::JobResult r;
+        r.set_run_number(1);
+        r.set_status(v1::JobResult::PENDING);
+        *r.mutable_scheduled_time() = ToProto(kStart);
+        *r.mutable_start_time() = ToProto(kStart);
+        v1::RunAttempt* a = r.add_attempts();
+        a->set_attempt(1);
+        *a->mutable_start_time() = ToProto(kStart);
+        *a->mutable_end_time() = ToProto(kStart);
+        a->set_error_class(v1::ERROR_CLASS_TRANSIENT);
+        a = r.add_attempts();
+        a->set_attempt(2);
+        *a->mutable_start_time() = ToProto(kStart + absl::Seconds(10));
+        j.set_last_run_number(1);
+        j.set_n_runs(1);
+        *j.mutable_next_run() = ToProto(kStart + absl::Seconds(600));
+        table.push_back(r);
+        return absl::OkStatus();
+      },
+      [](absl::StatusOr<v1::Job>) {});
+  clock_.Set(kStart + absl::Seconds(12));
+  StartEngine();
+  engine_->WaitIdle();
+  v1::JobResult r = Get(job.job_id()).results(0);
+  EXPECT_EQ(r.status(), v1::JobResult::UNKNOWN);
+  EXPECT_TRUE(fake_.starts().empty());
+}
+
+TEST_F(RunEngineTest, AWaitingRetryPastItsBoundAfterDowntimeIsNotMade) {
+  StartEngine();
+  v1::Job job = Create(60, [](v1::Job& j) { SetRetry(j, 3, 10); });
+  fake_.FailNext(1, v1::ERROR_CLASS_TRANSIENT);
+  At(kStart);
+  engine_->Stop();
+  clock_.Set(kStart + absl::Seconds(45));  // Past the 30 s bound.
+  StartEngine();
+  engine_->WaitIdle();
+  v1::JobResult r = Get(job.job_id()).results(0);
+  EXPECT_EQ(r.status(), v1::JobResult::FAILED);
+  EXPECT_THAT(r.error(), ::testing::HasSubstr("not tried again"));
+  EXPECT_EQ(fake_.starts().size(), 1u);
+}
+
+TEST_F(RunEngineTest, AWaitingRetryCountsAsTheJobsActiveRun) {
+  StartEngine();
+  v1::Job job = Create(600, [](v1::Job& j) { SetRetry(j, 3, 10); });
+  fake_.FailNext(1, v1::ERROR_CLASS_TRANSIENT);
+  At(kStart);
+  // Under SKIP a run-now finds the waiting run active.
+  EXPECT_EQ(RunNow(job.job_id()).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(RunEngineTest, PausingEndsAWaitingRetryFailed) {
+  StartEngine();
+  v1::Job job = Create(600, [](v1::Job& j) { SetRetry(j, 3, 10); });
+  fake_.FailNext(1, v1::ERROR_CLASS_TRANSIENT);
+  At(kStart);
+  v1::PauseJobRequest pause;
+  pause.set_job_id(job.job_id());
+  ASSERT_TRUE(Call(&JobService::PauseJob, pause).ok());
+  At(kStart + absl::Seconds(1));
+  v1::JobResult r = Get(job.job_id()).results(0);
+  EXPECT_EQ(r.status(), v1::JobResult::FAILED);
+  EXPECT_THAT(r.error(), ::testing::HasSubstr("the job was paused"));
+  At(kStart + absl::Seconds(20));
+  EXPECT_EQ(fake_.starts().size(), 1u);
+  EXPECT_EQ(engine_->retry_waiting(), 0);
+  EXPECT_EQ(engine_->active_runs(), 0);
+}
+
+TEST_F(RunEngineTest, WaitingRetriesAreBoundedPerIdentity) {
+  StartEngine([](RunEngine::Options& o) { o.max_retry_waiting_per_identity = 1; });
+  v1::Job a = Create(600, [](v1::Job& j) { SetRetry(j, 3, 10); });
+  v1::Job b = Create(600, [](v1::Job& j) { SetRetry(j, 3, 10); });
+  fake_.FailNext(2, v1::ERROR_CLASS_TRANSIENT);
+  At(kStart);
+  EXPECT_EQ(engine_->retry_waiting(), 1);
+  std::vector<v1::JobResult::Status> statuses = {Get(a.job_id()).results(0).status(),
+                                                 Get(b.job_id()).results(0).status()};
+  EXPECT_THAT(statuses, ::testing::UnorderedElementsAre(v1::JobResult::PENDING,
+                                                        v1::JobResult::FAILED));
+  const v1::JobResult failed = statuses[0] == v1::JobResult::FAILED
+                                   ? Get(a.job_id()).results(0)
+                                   : Get(b.job_id()).results(0);
+  EXPECT_THAT(failed.error(), ::testing::HasSubstr("max_retry_waiting_per_identity"));
+}
+
+// What watchers see: RUN_RETRYING with the attempts and the next attempt's
+// time, then RUN_FINISHED; a pause after failures is a PAUSED event with
+// the job's inactive_reason.
+class RecordingSink : public EventSink {
+ public:
+  void Publish(v1::JobEvent::Type type, const v1::Job& job,
+               const v1::JobResult* result) override {
+    absl::MutexLock lock(&mu_);
+    v1::JobEvent e;
+    e.set_type(type);
+    *e.mutable_job() = job;
+    if (result != nullptr) *e.mutable_result() = *result;
+    events_.push_back(std::move(e));
+  }
+  std::vector<v1::JobEvent> events() const {
+    absl::MutexLock lock(&mu_);
+    return events_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<v1::JobEvent> events_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(RunEngineTest, WatchersSeeRetryingThenFinishedAndAPauseWithItsReason) {
+  RecordingSink sink;
+  engine_ = std::make_unique<RunEngine>(&store_, &clock_, &registry_, [] {
+    RunEngine::Options o;
+    o.background = false;
+    o.workers = 2;
+    o.poll_min = o.poll_max = absl::Seconds(1);
+    return o;
+  }());
+  engine_->set_events(&sink);
+  jobs_.set_observer(engine_.get());
+  ASSERT_TRUE(engine_->Start().ok());
+  v1::Job job = Create(600, [](v1::Job& j) {
+    SetRetry(j, 2, 10);
+    j.set_pause_after_failures(1);
+  });
+  fake_.FailNext(2, v1::ERROR_CLASS_TRANSIENT);
+  At(kStart);
+  At(kStart + absl::Seconds(10));
+  std::vector<v1::JobEvent::Type> types;
+  const v1::JobEvent* retrying = nullptr;
+  const v1::JobEvent* paused = nullptr;
+  const std::vector<v1::JobEvent> events = sink.events();
+  for (const v1::JobEvent& e : events) {
+    types.push_back(e.type());
+    if (e.type() == v1::JobEvent::RUN_RETRYING) retrying = &e;
+    if (e.type() == v1::JobEvent::PAUSED) paused = &e;
+  }
+  EXPECT_THAT(types, ElementsAre(v1::JobEvent::RUN_STARTED, v1::JobEvent::RUN_RETRYING,
+                                 v1::JobEvent::RUN_STARTED, v1::JobEvent::RUN_FINISHED,
+                                 v1::JobEvent::PAUSED));
+  ASSERT_NE(retrying, nullptr);
+  EXPECT_EQ(retrying->result().attempts_size(), 1);
+  EXPECT_EQ(FromProto(retrying->result().next_attempt_time()),
+            kStart + absl::Seconds(10));
+  ASSERT_NE(paused, nullptr);
+  EXPECT_EQ(paused->job().inactive_reason().cause(),
+            v1::InactiveReason::CONSECUTIVE_FAILURES);
+  EXPECT_EQ(Get(job.job_id()).status(), v1::Job::PAUSED);
+}
+
+TEST_F(RunEngineTest, ThreeConsecutiveFailuresPauseTheJobWithItsReason) {
+  StartEngine();
+  v1::Job job = Create(10, [](v1::Job& j) { j.set_pause_after_failures(3); });
+  fake_.FailNext(2, v1::ERROR_CLASS_PERMANENT);
+  At(kStart);
+  At(kStart + absl::Seconds(10));
+  EXPECT_EQ(Get(job.job_id()).consecutive_failures(), 2);
+  At(kStart + absl::Seconds(20));  // A success resets the count.
+  EXPECT_EQ(Get(job.job_id()).consecutive_failures(), 0);
+  fake_.FailNext(3, v1::ERROR_CLASS_PERMANENT);
+  At(kStart + absl::Seconds(30));
+  At(kStart + absl::Seconds(40));
+  EXPECT_EQ(Get(job.job_id()).status(), v1::Job::LOADED);
+  At(kStart + absl::Seconds(50));
+  v1::Job paused = Get(job.job_id());
+  EXPECT_EQ(paused.status(), v1::Job::PAUSED);
+  EXPECT_EQ(paused.consecutive_failures(), 3);
+  EXPECT_EQ(paused.inactive_reason().cause(), v1::InactiveReason::CONSECUTIVE_FAILURES);
+  EXPECT_EQ(paused.inactive_reason().detail(),
+            "3 consecutive runs failed; last: it broke (attempt 6)");
+  EXPECT_FALSE(paused.has_next_run());
+  At(kStart + absl::Seconds(60));
+  At(kStart + absl::Seconds(70));
+  EXPECT_EQ(fake_.starts().size(), 6u);
+
+  clock_.Set(kStart + absl::Seconds(73));
+  v1::ResumeJobRequest resume;
+  resume.set_job_id(job.job_id());
+  absl::StatusOr<v1::Job> resumed = Call(&JobService::ResumeJob, resume);
+  ASSERT_TRUE(resumed.ok());
+  EXPECT_EQ(resumed->consecutive_failures(), 0);
+  EXPECT_FALSE(resumed->has_inactive_reason());
+  At(kStart + absl::Seconds(80));
+  EXPECT_EQ(fake_.starts().size(), 7u);
 }
 
 TEST_F(RunEngineTest, APauseAfterARunWasRecordedSkipsItAtItsSlot) {

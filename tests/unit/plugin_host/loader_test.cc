@@ -309,5 +309,49 @@ TEST(LoadPlugin, LoadingTwiceGivesIndependentInstances) {
   EXPECT_TRUE(testing::WaitForEnd(b->get(), st->action_id).ok());
 }
 
+// ABI 1.2's error class: read from a FAILED status and from an error a call
+// returns; providers built against 1.0 and 1.1 still load, and every one of
+// their failures reads PERMANENT (even where the memory past their structs
+// says otherwise), as does an UNSPECIFIED class or a NULL error_class.
+TEST(LoadPlugin, ErrorClassesReadAsEachMinorSaysThem) {
+  struct Case {
+    std::string file;
+    std::string abi;
+    v1::ErrorClass want;
+  };
+  const std::vector<Case> cases = {
+      {"fake_fail_v10", "1.0", v1::ERROR_CLASS_PERMANENT},
+      {"fake_fail_v11", "1.1", v1::ERROR_CLASS_PERMANENT},
+      {"fake_fail_unspecified", "1.2", v1::ERROR_CLASS_PERMANENT},
+      {"fake_fail_transient", "1.2", v1::ERROR_CLASS_TRANSIENT},
+      {"fake_fail_attention", "1.2", v1::ERROR_CLASS_NEEDS_ATTENTION},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.file);
+    auto plugin = LoadPlugin(Fake(c.file), nlohmann::json::object());
+    ASSERT_TRUE(plugin.ok()) << plugin.status();
+    EXPECT_EQ((*plugin)->info().abi_version(), c.abi);
+    // A FAILED action.
+    auto st = (*plugin)->Start("job/1", domain::LocalIdentity(), "{}");
+    ASSERT_TRUE(st.ok()) << st.status();
+    EXPECT_EQ(st->state, domain::ActionStatus::State::kFailed);
+    EXPECT_EQ(st->error, "it broke");
+    EXPECT_EQ(st->error_class, c.want);
+    // An error start() returns.
+    auto refused =
+        (*plugin)->Start("job/2", domain::LocalIdentity(), R"({"start_error":1})");
+    ASSERT_FALSE(refused.ok());
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable);
+    EXPECT_EQ(domain::ErrorClassOf(refused.status()), c.want);
+  }
+  // noop (provider_support) fills the table's error_class; its failures say
+  // nothing, so they read PERMANENT.
+  auto noop = LoadPlugin(TIMER_NOOP_SO, nlohmann::json::object());
+  ASSERT_TRUE(noop.ok()) << noop.status();
+  auto st = (*noop)->Start("r", domain::LocalIdentity(), R"({"fail":true})");
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->error_class, v1::ERROR_CLASS_PERMANENT);
+}
+
 }  // namespace
 }  // namespace timer::plugin_host

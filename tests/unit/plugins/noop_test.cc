@@ -68,6 +68,25 @@ TEST_F(NoopTest, SucceedsAndRecordsOneLinePerStart) {
   EXPECT_NEAR(std::stoll(fields[1]), now_ms, 10000);
 }
 
+TEST_F(NoopTest, FailsTransientlyForTheFirstAttemptsOfARequestIdThenSucceeds) {
+  const char* body = R"({"fail": true, "fail_class": "transient", "fail_attempts": 2})";
+  for (int attempt = 1; attempt <= 3; ++attempt) {
+    SCOPED_TRACE(attempt);
+    auto st = noop_->Start("job1/9", LocalIdentity(), body);
+    ASSERT_TRUE(st.ok()) << st.status();
+    EXPECT_EQ(st->state, attempt <= 2 ? State::kFailed : State::kSucceeded);
+    EXPECT_EQ(st->error_class,
+              attempt <= 2 ? v1::ERROR_CLASS_TRANSIENT : v1::ERROR_CLASS_PERMANENT);
+    // Until released, the same request id is the same action.
+    auto again = noop_->Start("job1/9", LocalIdentity(), body);
+    ASSERT_TRUE(again.ok());
+    EXPECT_EQ(again->action_id, st->action_id);
+    ASSERT_TRUE(noop_->Release(st->action_id).ok());
+  }
+  EXPECT_EQ(noop_->Validate(LocalIdentity(), R"({"fail_class": "sometimes"})").code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(NoopTest, StaysActiveForDelayThenSucceeds) {
   auto t0 = std::chrono::steady_clock::now();
   auto st = noop_->Start("job1/2", LocalIdentity(), R"({"delay_ms": 150})");

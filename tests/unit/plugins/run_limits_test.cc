@@ -95,5 +95,46 @@ TEST(RecordFailureTest, CountsEveryFailureListsTheFirstAndKeepsTheFirstStop) {
   EXPECT_NE(r.stop.find(": f1: write: "), std::string::npos) << r.stop;
 }
 
+// How a transfer's failures are classed (ABI 1.2): refused, reset or timed
+// out connections and 5xx answers may pass (TRANSIENT); a refused key or
+// credentials need a person (NEEDS_ATTENTION); a missing source, permission
+// denied or a bad body would fail again (PERMANENT). A run is TRANSIENT only
+// when every failed file was.
+TEST(ClassOfTest, ClassesByTheErrorsOwnClassElseItsCode) {
+  EXPECT_EQ(ClassOf(Unavailable("sftp: connection refused")),
+            TIMER_AP_ERROR_CLASS_TRANSIENT);
+  EXPECT_EQ(ClassOf(Err{TIMER_AP_DEADLINE_EXCEEDED, "timeout"}),
+            TIMER_AP_ERROR_CLASS_TRANSIENT);
+  EXPECT_EQ(ClassOf(Err{TIMER_AP_UNAUTHENTICATED, "bad key"}),
+            TIMER_AP_ERROR_CLASS_NEEDS_ATTENTION);
+  EXPECT_EQ(ClassOf(NeedsAttention(PermissionDenied("sftp: key refused"))),
+            TIMER_AP_ERROR_CLASS_NEEDS_ATTENTION);
+  EXPECT_EQ(ClassOf(NotFound("source_path: no such file")),
+            TIMER_AP_ERROR_CLASS_PERMANENT);
+  EXPECT_EQ(ClassOf(ErrnoError("open", EACCES)), TIMER_AP_ERROR_CLASS_PERMANENT);
+  EXPECT_EQ(ClassOf(InvalidArgument("body: bad")), TIMER_AP_ERROR_CLASS_PERMANENT);
+  EXPECT_EQ(ClassOf(Permanent(Unavailable("root is not a directory"))),
+            TIMER_AP_ERROR_CLASS_PERMANENT);
+}
+
+TEST(ClassOfTest, ARunIsTransientOnlyWhenEveryFailedFileWas) {
+  Request req;
+  TransferCounters c;
+  std::string first, stop;
+  nlohmann::json errors = nlohmann::json::array();
+  RecordFailure(req, "a", Unavailable("s3: HTTP 503"), &c, &first, &errors, &stop);
+  RecordFailure(req, "b", Unavailable("s3: reset"), &c, &first, &errors, &stop);
+  Outcome o = RunOutcome(c, stop, false, first);
+  EXPECT_EQ(o.state, TIMER_AP_STATE_FAILED);
+  EXPECT_EQ(o.error_class, TIMER_AP_ERROR_CLASS_TRANSIENT);
+  RecordFailure(req, "c", NeedsAttention(PermissionDenied("key")), &c, &first, &errors,
+                &stop);
+  EXPECT_EQ(RunOutcome(c, stop, false, first).error_class,
+            TIMER_AP_ERROR_CLASS_NEEDS_ATTENTION);
+  RecordFailure(req, "d", NotFound("gone"), &c, &first, &errors, &stop);
+  EXPECT_EQ(RunOutcome(c, stop, false, first).error_class,
+            TIMER_AP_ERROR_CLASS_PERMANENT);
+}
+
 }  // namespace
 }  // namespace timer::plugins::transfer

@@ -499,6 +499,8 @@ TEST(S3FsTest, AnUnknownAccessKeyFailsClearly) {
   EXPECT_EQ(e.code, TIMER_AP_PERMISSION_DENIED) << e.message;
   EXPECT_THAT(e.message, HasSubstr("403"));
   EXPECT_THAT(e.message, HasSubstr("InvalidAccessKeyId"));
+  // Credentials: a person must fix them; never retried.
+  EXPECT_EQ(e.error_class, TIMER_AP_ERROR_CLASS_NEEDS_ATTENTION);
   EXPECT_THAT(e.message, HasSubstr("/f"));
   EXPECT_THAT(e.message, Not(HasSubstr("very-secret-value")));
   e = fs->List({}, [](const EntryInfo&) { return true; });
@@ -996,6 +998,8 @@ TEST(S3FsWireTest, AFullDestinationIsResourceExhausted) {
   struct Case {
     std::string reply;
     timer_ap_code want;
+    // The class the error says (unsaid: by its code, run_limits.h ClassOf).
+    timer_ap_error_class want_class = TIMER_AP_ERROR_CLASS_UNSPECIFIED;
   };
   const std::vector<Case> cases = {
       {error("507 Insufficient Storage", "XMinioStorageFull"),
@@ -1007,8 +1011,14 @@ TEST(S3FsWireTest, AFullDestinationIsResourceExhausted) {
       {error("400 Bad Request", "XMinioAdminBucketQuotaExceeded"),
        TIMER_AP_RESOURCE_EXHAUSTED},
       {error("400 Bad Request", "EntityTooLarge"), TIMER_AP_FAILED_PRECONDITION},
-      {error("403 Forbidden", "AccessDenied"), TIMER_AP_PERMISSION_DENIED},
-      {error("503 Slow Down", "SlowDown"), TIMER_AP_UNAVAILABLE},
+      {error("403 Forbidden", "AccessDenied"), TIMER_AP_PERMISSION_DENIED,
+       TIMER_AP_ERROR_CLASS_PERMANENT},
+      {error("503 Slow Down", "SlowDown"), TIMER_AP_UNAVAILABLE,
+       TIMER_AP_ERROR_CLASS_TRANSIENT},
+      {error("500 Internal Server Error", "InternalError"), TIMER_AP_UNAVAILABLE,
+       TIMER_AP_ERROR_CLASS_TRANSIENT},
+      {error("403 Forbidden", "SignatureDoesNotMatch"), TIMER_AP_PERMISSION_DENIED,
+       TIMER_AP_ERROR_CLASS_NEEDS_ATTENTION},
   };
   for (const Case& k : cases) {
     FakeS3 server({k.reply});
@@ -1023,6 +1033,7 @@ TEST(S3FsWireTest, AFullDestinationIsResourceExhausted) {
     ASSERT_NE(fs, nullptr);
     Err e = Put(*fs, {"f"}, "abc");
     EXPECT_EQ(e.code, k.want) << k.reply << " -> " << e.message;
+    EXPECT_EQ(e.error_class, k.want_class) << k.reply << " -> " << e.message;
     EXPECT_THAT(e.message, HasSubstr("s3: PUT /f: HTTP"));
   }
 

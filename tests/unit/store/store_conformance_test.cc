@@ -879,6 +879,92 @@ TEST_P(StoreConformanceTest, WriteResultAddsOrReplacesAResultAndLeavesTheJobAlon
   EXPECT_TRUE(store_->ListOpenResults()->empty());
 }
 
+// Retries (domain/run_engine.h): between attempts a run is PENDING with its
+// attempts and next_attempt_time, and must come back from ListOpenResults
+// with both after a restart; once it ends it is no longer open.
+TEST_P(StoreConformanceTest, ARunWaitingForARetryStaysOpenWithItsAttemptsAndDueTime) {
+  const std::string id = NewJob("alice", std::nullopt);
+  const auto write = [&](const v1::JobResult& r) {
+    absl::Notification done;
+    store_->WriteResult(id, r, [&](absl::Status s) {
+      EXPECT_TRUE(s.ok()) << s;
+      done.Notify();
+    });
+    done.WaitForNotification();
+  };
+  v1::JobResult r;
+  r.set_run_number(1);
+  r.set_status(v1::JobResult::ACTIVE);
+  r.set_action_id("a-1");
+  write(r);
+  r.set_status(v1::JobResult::PENDING);
+  r.set_error("connection refused");
+  r.set_error_class(v1::ERROR_CLASS_TRANSIENT);
+  v1::RunAttempt* a = r.add_attempts();
+  a->set_attempt(1);
+  a->mutable_start_time()->set_seconds(10);
+  a->mutable_end_time()->set_seconds(11);
+  a->set_error("connection refused");
+  a->set_error_class(v1::ERROR_CLASS_TRANSIENT);
+  r.mutable_next_attempt_time()->set_seconds(21);
+  write(r);
+
+  auto open = store_->ListOpenResults().value();
+  ASSERT_EQ(open.size(), 1u);
+  EXPECT_EQ(open[0].first, id);
+  const v1::JobResult& got = open[0].second;
+  EXPECT_EQ(got.status(), v1::JobResult::PENDING);
+  EXPECT_EQ(got.next_attempt_time().seconds(), 21);
+  ASSERT_EQ(got.attempts_size(), 1);
+  EXPECT_EQ(got.attempts(0).error_class(), v1::ERROR_CLASS_TRANSIENT);
+  EXPECT_EQ(got.error_class(), v1::ERROR_CLASS_TRANSIENT);
+
+  r.clear_next_attempt_time();
+  r.set_status(v1::JobResult::SUCCEEDED);
+  r.mutable_end_time()->set_seconds(30);
+  a = r.add_attempts();
+  a->set_attempt(2);
+  write(r);
+  EXPECT_TRUE(store_->ListOpenResults()->empty());
+  const v1::Job job = store_->GetJob("alice", id).value();
+  ASSERT_EQ(job.results_size(), 1);
+  EXPECT_EQ(job.results(0).attempts_size(), 2);
+}
+
+// The job's retry and pause fields are kept by every write of its state.
+TEST_P(StoreConformanceTest, RetryPolicyAndPauseStateRoundTrip) {
+  const std::string id = NewJob("alice", std::nullopt);
+  auto written = Sync([&](JobCallback cb) {
+    store_->WriteJobState(
+        id,
+        [](v1::Job& job, std::vector<v1::JobResult>&) {
+          job.mutable_retry_policy()->set_max_attempts(3);
+          job.mutable_retry_policy()->mutable_initial_backoff()->set_seconds(30);
+          job.mutable_retry_policy()->set_multiplier(1.5);
+          job.set_pause_after_failures(3);
+          job.set_consecutive_failures(3);
+          job.set_status(v1::Job::PAUSED);
+          job.mutable_inactive_reason()->set_cause(
+              v1::InactiveReason::CONSECUTIVE_FAILURES);
+          job.mutable_inactive_reason()->set_detail("3 consecutive runs failed");
+          return absl::OkStatus();
+        },
+        std::move(cb));
+  });
+  ASSERT_TRUE(written.ok()) << written.status();
+  for (const v1::Job& job :
+       {store_->GetJob("alice", id).value(), store_->LoadJob(id).value()}) {
+    EXPECT_EQ(job.retry_policy().max_attempts(), 3);
+    EXPECT_EQ(job.retry_policy().initial_backoff().seconds(), 30);
+    EXPECT_TRUE(job.retry_policy().has_multiplier());
+    EXPECT_EQ(job.retry_policy().multiplier(), 1.5);
+    EXPECT_EQ(job.pause_after_failures(), 3);
+    EXPECT_EQ(job.consecutive_failures(), 3);
+    EXPECT_EQ(job.inactive_reason().cause(), v1::InactiveReason::CONSECUTIVE_FAILURES);
+    EXPECT_EQ(job.inactive_reason().detail(), "3 consecutive runs failed");
+  }
+}
+
 TEST_P(StoreConformanceTest, WriteJobStateSkipsResultsButKeepsThem) {
   const std::string id = NewJob("alice", std::nullopt);
   AddResults(id, 1, 3, v1::JobResult::SUCCEEDED);

@@ -121,6 +121,36 @@ TEST(FillJobTest, EveryOptionSetsItsFieldAndMaskPath) {
                           "max_concurrent", "missed_run_policy"));
 }
 
+TEST(FillJobTest, RetryAndPauseOptionsSetTheirFieldsAndMaskPaths) {
+  JobArgs a;
+  a.retry_max_attempts = 3;
+  a.retry_backoff = "30s";
+  a.retry_multiplier = 1.5;
+  a.retry_max_backoff = "5m";
+  a.pause_after_failures = 0;  // Given: "never" (an update may set it back).
+  v1::Job job;
+  std::vector<std::string> paths;
+  ASSERT_TRUE(FillJob(a, absl::UTCTimeZone(), &job, &paths).ok());
+  EXPECT_EQ(job.retry_policy().max_attempts(), 3);
+  EXPECT_EQ(job.retry_policy().initial_backoff().seconds(), 30);
+  EXPECT_EQ(job.retry_policy().multiplier(), 1.5);
+  EXPECT_EQ(job.retry_policy().max_backoff().seconds(), 300);
+  EXPECT_EQ(job.pause_after_failures(), 0);
+  EXPECT_THAT(paths,
+              ElementsAre("retry_policy.max_attempts", "retry_policy.initial_backoff",
+                          "retry_policy.multiplier", "retry_policy.max_backoff",
+                          "pause_after_failures"));
+  // Not given: nothing set, no path.
+  v1::Job none;
+  paths.clear();
+  ASSERT_TRUE(FillJob(JobArgs(), absl::UTCTimeZone(), &none, &paths).ok());
+  EXPECT_FALSE(none.has_retry_policy());
+  EXPECT_TRUE(paths.empty());
+  a.retry_backoff = "soon";
+  EXPECT_THAT(FillJob(a, absl::UTCTimeZone(), &job, &paths).message(),
+              HasSubstr("--retry-backoff"));
+}
+
 TEST(FillJobTest, CalendarScheduleOptionsSetTheirFieldsAndMaskPaths) {
   JobArgs a;
   a.calendar = {"dow=MON-FRI hour=2"};

@@ -188,6 +188,55 @@ TEST(PrintResultsTableTest, RowsWithErrorsAndDetails) {
   EXPECT_EQ(none.str(), "No results.\n");
 }
 
+TEST(PrintResultsTableTest, AttemptsOfARetriedRunAndItsNextAttempt) {
+  v1::JobResult r;
+  r.set_run_number(4);
+  r.set_status(v1::JobResult::PENDING);
+  *r.mutable_scheduled_time() = At(k2030);
+  *r.mutable_start_time() = At(k2030);
+  r.set_error("refused");
+  r.set_error_class(v1::ERROR_CLASS_TRANSIENT);
+  *r.mutable_next_attempt_time() = At(k2030 + 20);
+  for (int n = 1; n <= 2; ++n) {
+    v1::RunAttempt* a = r.add_attempts();
+    a->set_attempt(n);
+    *a->mutable_start_time() = At(k2030 + 10 * (n - 1));
+    *a->mutable_end_time() = At(k2030 + 10 * (n - 1) + 1);
+    a->set_error("refused");
+    a->set_error_class(v1::ERROR_CLASS_TRANSIENT);
+  }
+  std::ostringstream brief;
+  PrintResultsTable({r}, /*verbose=*/false, brief);
+  EXPECT_THAT(brief.str(), HasSubstr("    error: refused (transient)\n"
+                                     "    next attempt: 2030-01-01T00:00:20Z\n"
+                                     "    attempts: 2 (-v lists them)\n"));
+  std::ostringstream verbose;
+  PrintResultsTable({r}, /*verbose=*/true, verbose);
+  EXPECT_THAT(verbose.str(),
+              HasSubstr("    attempt 1: 2030-01-01T00:00:00Z - 2030-01-01T00:00:01Z  "
+                        "failed (transient): refused\n"
+                        "    attempt 2: 2030-01-01T00:00:10Z - 2030-01-01T00:00:11Z  "
+                        "failed (transient): refused\n"));
+}
+
+TEST(PrintJobTableTest, APausedJobSaysWhyAndRetriesAreShown) {
+  v1::Job job = SampleJob();
+  job.set_status(v1::Job::PAUSED);
+  job.mutable_inactive_reason()->set_cause(v1::InactiveReason::CONSECUTIVE_FAILURES);
+  job.mutable_inactive_reason()->set_detail("3 consecutive runs failed; last: boom");
+  job.set_pause_after_failures(3);
+  job.set_consecutive_failures(3);
+  job.mutable_retry_policy()->set_max_attempts(4);
+  std::ostringstream out;
+  PrintJobTable(job, /*verbose=*/false, absl::FromUnixSeconds(k2030), out);
+  EXPECT_THAT(out.str(),
+              HasSubstr("Paused:       after failures: 3 consecutive runs failed; "
+                        "last: boom\n"));
+  EXPECT_THAT(out.str(), HasSubstr("up to 4 attempts on transient errors, backoff 10s x2 "
+                                   "up to 10m"));
+  EXPECT_THAT(out.str(), HasSubstr("3 consecutive failures (3 so far)"));
+}
+
 TEST(PrintProviderTest, ShowsTheSchema) {
   v1::ActionProvider p;
   p.set_name("noop");
