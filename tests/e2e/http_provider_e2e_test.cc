@@ -357,7 +357,9 @@ TEST_F(HttpProviderE2eTest, SigkillBetweenAttemptsNeitherLosesNorRepeatsOne) {
 
 TEST_F(HttpProviderE2eTest, PausesAfterThreeFailedRunsWithReasonAndOnePauseNotice) {
   auto daemon = StartWithConfig(/*allow_server=*/true, /*http_listen=*/true);
-  json job = CliJson({"job", "http", "--name", "broken", "--interval", "1s", "--url",
+  // Every 2 s: the pause, written with the third failure, comes well before
+  // a fourth slot even on a loaded machine.
+  json job = CliJson({"job", "http", "--name", "broken", "--interval", "2s", "--url",
                       server_->base() + "/status/404", "--pause-after-failures", "3",
                       "--notify-url", server_->base() + "/hook", "--notify-on",
                       "failure,pause"});
