@@ -381,6 +381,27 @@ void AddNotifyOptions(CLI::App* cmd, JobArgs& a) {
       ->type_name("EVENTS");
 }
 
+// Retries and pausing (docs/API.md, "Retries"), for submit, update and http.
+void AddRetryOptions(CLI::App* cmd, JobArgs& a) {
+  cmd->add_option("--retry-max-attempts", a.retry_max_attempts,
+                  "tries in all for a run failing with a transient error (1-10; 1: no "
+                  "retry; default: the server's, none unless its operator set one)")
+      ->check(CLI::Range(1, 10));
+  cmd->add_option("--retry-backoff", a.retry_backoff,
+                  "wait before the first retry (default 10s), e.g. 30s, 2m; at most half "
+                  "the interval and 45m")
+      ->type_name("DURATION");
+  cmd->add_option("--retry-multiplier", a.retry_multiplier,
+                  "each later wait is the previous one times this (1-10, default 2)")
+      ->check(CLI::Range(1.0, 10.0));
+  cmd->add_option("--retry-max-backoff", a.retry_max_backoff,
+                  "longest wait between tries (default 10m, at most 45m)")
+      ->type_name("DURATION");
+  cmd->add_option("--pause-after-failures", a.pause_after_failures,
+                  "pause the job after N consecutive failed runs (0: never)")
+      ->check(CLI::Range(0, 1000));
+}
+
 // Exactly one schedule kind, for submit and transfer.
 void RequireScheduleKind(const JobArgs& a) {
   if (a.interval.empty() && a.cron.empty() && a.calendar.empty() && a.once.empty()) {
@@ -423,24 +444,7 @@ void AddJobOptions(CLI::App* cmd, JobArgs& a) {
   cmd->add_option("--missed-run-policy", a.missed,
                   "slots missed while timerd was down: skip (default) or run_once")
       ->check(CLI::IsMember({"skip", "run_once"}));
-  // Retries and pausing (docs/API.md, "Retries").
-  cmd->add_option("--retry-max-attempts", a.retry_max_attempts,
-                  "tries in all for a run failing with a transient error (1-10; 1: no "
-                  "retry; default: the server's, none unless its operator set one)")
-      ->check(CLI::Range(1, 10));
-  cmd->add_option("--retry-backoff", a.retry_backoff,
-                  "wait before the first retry (default 10s), e.g. 30s, 2m; at most half "
-                  "the interval and 45m")
-      ->type_name("DURATION");
-  cmd->add_option("--retry-multiplier", a.retry_multiplier,
-                  "each later wait is the previous one times this (1-10, default 2)")
-      ->check(CLI::Range(1.0, 10.0));
-  cmd->add_option("--retry-max-backoff", a.retry_max_backoff,
-                  "longest wait between tries (default 10m, at most 45m)")
-      ->type_name("DURATION");
-  cmd->add_option("--pause-after-failures", a.pause_after_failures,
-                  "pause the job after N consecutive failed runs (0: never)")
-      ->check(CLI::Range(0, 1000));
+  AddRetryOptions(cmd, a);
   AddScheduleOptions(cmd, a);
   AddNotifyOptions(cmd, a);
 }
@@ -607,7 +611,12 @@ constexpr char kHttpHelp[] =
     "Example:\n"
     "  timer job http --name ping --interval 1h --url https://api.example.org/ping \\\n"
     "    --header 'X-Team: ops' --json '{\"check\": true}' --credential api \\\n"
-    "    --notify-url https://hooks.example.org/timer --notify-on failure,recovery";
+    "    --notify-url https://hooks.example.org/timer --notify-on failure,recovery\n\n"
+    "Retried on a connect error, timeout, 429 or 5xx; paused after 3 failed runs:\n"
+    "  timer job http --name ping --interval 1h --url https://api.example.org/ping \\\n"
+    "    --retry-max-attempts 3 --retry-backoff 30s --pause-after-failures 3 \\\n"
+    "    --notify-url https://hooks.example.org/timer \\\n"
+    "    --notify-on failure,recovery,end,pause";
 
 void AddHttp(CLI::App* job, Globals& g, CommandSet& commands) {
   auto state = std::make_shared<JobCommandState>();
@@ -640,6 +649,7 @@ void AddHttp(CLI::App* job, Globals& g, CommandSet& commands) {
                    "an operator-configured credential that sets one header, by name");
   http->add_option("--timeout", h.timeout, "time limit of a request, e.g. 30s, 2m")
       ->type_name("DURATION");
+  AddRetryOptions(http, xa);
   AddNotifyOptions(http, xa);
   http->callback([http, &h, &xa] {
     RequireScheduleKind(xa);

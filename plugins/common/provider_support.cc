@@ -405,6 +405,7 @@ Err ActionRunner::Start(std::string_view request_id, Work work,
     auto a = std::make_shared<Action>();
     a->id = NewActionId();
     a->request_id = std::string(request_id);
+    a->ctx.request_id_ = a->request_id;
     a->ctx.mu_ = &s_->mu;
     a->ctx.cv_ = &s_->cancel_cv;
     a->ctx.details_ = &a->details;

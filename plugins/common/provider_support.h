@@ -1,5 +1,5 @@
 // provider_support: the C++ side of a provider plugin, shared by the
-// providers in this tree (noop, transfer). Not part of the ABI: a provider
+// providers in this tree (noop, transfer, http). Not part of the ABI: a provider
 // built elsewhere needs only timer/action_provider.h.
 //
 // It turns a C++ class derived from ProviderBase into the C table the ABI
@@ -122,8 +122,9 @@ struct Outcome {
   }
 };
 
-// What an action's work sees. Owned by the ActionRunner; valid while the
-// work function runs, on a pool thread (or inline, in start()).
+// What an action's work sees: its request id, its cancellation, its
+// details. Owned by the ActionRunner; valid while the work function runs,
+// on a pool thread (or inline, in start()).
 class ActionContext {
  public:
   // True once Cancel() was called (or the provider is being destroyed).
@@ -132,9 +133,15 @@ class ActionContext {
   bool WaitCancelledFor(std::chrono::milliseconds d);
   // Replaces the action's details (a JSON object) seen by Status().
   void SetDetails(const nlohmann::json& details);
+  // The request id start() was given for this action (timerd's
+  // JOB_ID/RUN_NUMBER, the same for every attempt of a run): what a
+  // provider sends as an idempotency key. Set before the work runs, never
+  // changed after.
+  const std::string& request_id() const { return request_id_; }
 
  private:
   friend class ActionRunner;
+  std::string request_id_;
   std::mutex* mu_ = nullptr;               // the runner's
   std::condition_variable* cv_ = nullptr;  // the runner's cancel signal
   std::string* details_ = nullptr;         // guarded by *mu_

@@ -318,13 +318,6 @@ std::string Redact(std::string s, const std::string& secret) {
   return s;
 }
 
-// The request id of the start() running on this thread: provider_support's
-// Plan() does not see it, and the work needs it for Idempotency-Key.
-// StartWithClass sets it around the base start(), which calls Plan() on the
-// same thread. TODO(lead): pass the request id to Plan/ActionContext in
-// provider_support and drop this.
-thread_local std::string t_request_id;
-
 class HttpProvider : public ProviderBase {
  public:
   HttpProvider(ActionRunner::Options options, HostLog log, std::shared_ptr<Config> config)
@@ -336,9 +329,8 @@ class HttpProvider : public ProviderBase {
     if (work == nullptr) return Ok();
     auto config = config_;
     HandlePool* pool = &pool_;
-    std::string key = t_request_id;
-    *work = [req, config, pool, key](ActionContext& ctx) -> Outcome {
-      return Execute(*config, pool, *req, key, ctx);
+    *work = [req, config, pool](ActionContext& ctx) -> Outcome {
+      return Execute(*config, pool, *req, ctx);
     };
     return Ok();
   }
@@ -480,26 +472,29 @@ class HttpProvider : public ProviderBase {
   }
 
   static Outcome Execute(const Config& c, HandlePool* pool, const Request& req,
-                         const std::string& key, ActionContext& ctx);
+                         ActionContext& ctx);
 
   std::shared_ptr<Config> config_;
   HandlePool pool_;
 };
 
+// A FAILED outcome of class `cls` (Classify()'s, or a fixed one), which the
+// host reads from the status; the details name it too (docs/API.md).
 Outcome Fail(ActionContext& ctx, nlohmann::json details, timer_ap_error_class cls,
              std::string error) {
   details["error_class"] = ClassName(cls);
   ctx.SetDetails(details);
-  return Outcome{TIMER_AP_STATE_FAILED, std::move(error)};
+  return Outcome::Failed(Err{TIMER_AP_UNKNOWN, std::move(error)}.with_class(cls));
 }
 
 // The idempotency key is the run's request id (JOB_ID/RUN_NUMBER), the same
 // for every attempt of the run.
 Outcome HttpProvider::Execute(const Config& c, HandlePool* pool, const Request& req,
-                              const std::string& key, ActionContext& ctx) {
+                              ActionContext& ctx) {
+  const std::string& key = ctx.request_id();
   CURL* h = pool->Take();
   if (h == nullptr) {
-    return Outcome{TIMER_AP_STATE_FAILED, "http: cannot make a libcurl handle"};
+    return Outcome::Failed(Transient(Internal("http: cannot make a libcurl handle")));
   }
   struct Giver {
     HandlePool* pool;
@@ -798,52 +793,10 @@ timer_ap_error* Create(timer_ap_str config, const timer_ap_host* host,
   return CreateWith(&CreateHttp, config, host, out);
 }
 
-const timer_ap_api kBase =
-    MakeApi("http", "1.0.0",
-            "Sends an HTTP request to an allowlisted URL; succeeds "
-            "on a 2xx answer.",
-            kSchema, &Create);
-
-// Sets the ABI 1.2 error class of a failed status from its details (the
-// work records it there). TODO(lead): once provider_support carries a class
-// on Outcome (branch retry), return Classify()'s class through it and drop
-// these two wrappers.
-void SetClass(timer_ap_status* s) {
-  if (s == nullptr) return;
-  s->error_class = TIMER_AP_ERROR_CLASS_UNSPECIFIED;
-  if (s->state != TIMER_AP_STATE_FAILED) return;
-  s->error_class = TIMER_AP_ERROR_CLASS_PERMANENT;
-  auto d = nlohmann::json::parse(View(s->details), nullptr, false);
-  if (d.is_object() && d.contains("error_class") && d["error_class"].is_string()) {
-    timer_ap_error_class c = ClassFromName(d["error_class"].get<std::string>());
-    if (c != TIMER_AP_ERROR_CLASS_UNSPECIFIED) s->error_class = c;
-  }
-}
-
-timer_ap_error* StartWithClass(timer_ap_provider* p, timer_ap_str request_id,
-                               const timer_ap_identity* owner, timer_ap_str body,
-                               timer_ap_status** out) {
-  t_request_id.assign(request_id.size == 0 ? "" : request_id.data, request_id.size);
-  timer_ap_error* e = kBase.start(p, request_id, owner, body, out);
-  t_request_id.clear();
-  if (e == nullptr) SetClass(*out);
-  return e;
-}
-
-timer_ap_error* StatusWithClass(timer_ap_provider* p, timer_ap_str action_id,
-                                timer_ap_status** out) {
-  timer_ap_error* e = kBase.status(p, action_id, out);
-  if (e == nullptr) SetClass(*out);
-  return e;
-}
-
-timer_ap_api WithClass(timer_ap_api api) {
-  api.start = &StartWithClass;
-  api.status = &StatusWithClass;
-  return api;
-}
-
-const timer_ap_api kApi = WithClass(kBase);
+const timer_ap_api kApi = MakeApi("http", "1.0.0",
+                                  "Sends an HTTP request to an allowlisted URL; succeeds "
+                                  "on a 2xx answer.",
+                                  kSchema, &Create);
 
 }  // namespace
 }  // namespace timer::plugins::http

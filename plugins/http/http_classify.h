@@ -62,11 +62,4 @@ inline std::string_view ClassName(timer_ap_error_class c) {
   }
 }
 
-inline timer_ap_error_class ClassFromName(std::string_view n) {
-  if (n == "permanent") return TIMER_AP_ERROR_CLASS_PERMANENT;
-  if (n == "transient") return TIMER_AP_ERROR_CLASS_TRANSIENT;
-  if (n == "needs_attention") return TIMER_AP_ERROR_CLASS_NEEDS_ATTENTION;
-  return TIMER_AP_ERROR_CLASS_UNSPECIFIED;
-}
-
 }  // namespace timer::plugins::http

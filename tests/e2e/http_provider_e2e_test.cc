@@ -4,18 +4,21 @@
 // TOML file. Jobs are made with `timer job http`; what the server received
 // (requests and signed notifications) is read from its record file.
 //
-// Left for after the retry branch is merged (they need its retries):
-//   - "500 then 200" retries once and succeeds with two attempts recorded,
-//     the same Idempotency-Key on both;
-//   - retries stop at the schedule's bound;
-//   - a SIGKILL of timerd between attempts neither loses nor repeats one;
-//   - a PAUSE notification after pause_after_failures.
+// Retries: "500 then 200" is one run of two attempts with the same
+// Idempotency-Key; a 404 fails at once; an always-500 server is retried only
+// within half the interval; a SIGKILL of timerd between attempts neither
+// loses nor repeats one. pause_after_failures: an always-404 job pauses
+// after its third failed run, with its reason in `timer job status` and
+// GET /v1/jobs/{id}, and one signed PAUSE notification.
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <sys/stat.h>
 
+#include <cctype>
+#include <csignal>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -23,6 +26,8 @@
 #include <vector>
 
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "cli_fixture.h"
 #include "http_echo_server.h"
 #include "process.h"
@@ -66,7 +71,9 @@ class HttpProviderE2eTest : public CliTest {
     ASSERT_GT(server_->port(), 0);
   }
 
-  std::unique_ptr<Daemon> StartWithConfig(bool allow_server = true) {
+  // With `http_listen`, also serves the JSON API; its port in http_port_.
+  std::unique_ptr<Daemon> StartWithConfig(bool allow_server = true,
+                                          bool http_listen = false) {
     const std::string key = tmp_.path() + "/notify.key";
     std::ofstream(key) << kKey;
     chmod(key.c_str(), 0600);
@@ -74,10 +81,48 @@ class HttpProviderE2eTest : public CliTest {
     const std::string entry =
         allow_server ? "\"127.0.0.1:" + std::to_string(server_->port()) + "\""
                      : "\"api.example.org\"";
-    std::ofstream(config) << "[plugins.http]\nallow = [" << entry << "]\n\n"
+    std::ofstream(config) << (http_listen ? "http_listen = \"127.0.0.1:0\"\n" : "")
+                          << "[plugins.http]\nallow = [" << entry << "]\n\n"
                           << "[notifications]\nkey_file = \"" << key << "\"\n"
                           << "allow = [" << entry << "]\ninitial_backoff_ms = 50\n";
-    return StartTimerd({"--config", config});
+    auto daemon = StartTimerd({"--config", config});
+    if (http_listen) {
+      std::string rest;
+      EXPECT_TRUE(
+          daemon->WaitForLog("http: serving on http://", absl::Seconds(10), &rest))
+          << daemon->log();
+      http_port_ = rest.substr(rest.rfind(':') + 1);
+      while (!http_port_.empty() &&
+             !std::isdigit(static_cast<unsigned char>(http_port_.back()))) {
+        http_port_.pop_back();
+      }
+    }
+    return daemon;
+  }
+
+  // Polls `timer job results` until the newest result satisfies `done`.
+  json WaitForRun(const std::string& id, const std::function<bool(const json&)>& done,
+                  absl::Duration timeout = absl::Seconds(30)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    json run;
+    do {
+      json results = CliJson({"job", "results", id});
+      if (results.contains("results") && !results["results"].empty()) {
+        run = results["results"][0];
+        if (done(run)) return run;
+      }
+      absl::SleepFor(absl::Milliseconds(50));  // Polling the server's state.
+    } while (absl::Now() < deadline);
+    ADD_FAILURE() << "timed out waiting for a run of job " << id << ": " << run.dump();
+    return run;
+  }
+
+  // The Idempotency-Key of each request to paths starting with `prefix`.
+  std::vector<std::string> Keys(const std::string& prefix) {
+    std::vector<std::string> keys;
+    for (const json& q : To(prefix))
+      keys.push_back(q["headers"].value("Idempotency-Key", ""));
+    return keys;
   }
 
   // Requests to paths starting with `prefix`.
@@ -90,7 +135,16 @@ class HttpProviderE2eTest : public CliTest {
   }
 
   std::unique_ptr<HttpEchoServer> server_;
+  std::string http_port_;
 };
+
+absl::Time ParseTime(const json& t) {
+  absl::Time at;
+  std::string err;
+  EXPECT_TRUE(absl::ParseTime(absl::RFC3339_full, t.get<std::string>(), &at, &err))
+      << t.dump() << ": " << err;
+  return at;
+}
 
 TEST_F(HttpProviderE2eTest, JobHttpRunsAndNotifiesTheEnd) {
   auto daemon = StartWithConfig();
@@ -211,6 +265,152 @@ TEST_F(HttpProviderE2eTest, DestinationsOffTheListRefusedAtCreate) {
   RunResult shown = Cli({"provider", "show", "http"});
   EXPECT_EQ(shown.exit_code, 0) << shown.err;
   EXPECT_NE(shown.out.find("api.example.org"), std::string::npos) << shown.out;
+}
+
+TEST_F(HttpProviderE2eTest, FiveHundredThenTwoHundredIsOneRunOfTwoAttempts) {
+  auto daemon = StartWithConfig();
+  json job = CliJson({"job", "http", "--name", "flaky", "--interval", "1h", "--url",
+                      server_->base() + "/seq/500,200", "--retry-max-attempts", "3",
+                      "--retry-backoff", "1s"});
+  const std::string id = job["job_id"];
+  json run = WaitForRun(id, [](const json& r) {
+    return r["status"] == "SUCCEEDED" || r["status"] == "FAILED";
+  });
+  EXPECT_EQ(run["status"], "SUCCEEDED") << run.dump();
+  EXPECT_EQ(run["run_number"], "1") << run.dump();
+  ASSERT_EQ(run["attempts"].size(), 2u) << run.dump();
+  EXPECT_EQ(run["attempts"][0]["error_class"], "ERROR_CLASS_TRANSIENT") << run.dump();
+  EXPECT_NE(run["attempts"][0]["error"].get<std::string>().find("answered 500"),
+            std::string::npos)
+      << run.dump();
+  EXPECT_EQ(json::parse(run["details"].get<std::string>())["status"], 200);
+  // Both requests of the run carry its key.
+  EXPECT_EQ(Keys("/seq/"), (std::vector<std::string>{id + "/1", id + "/1"}));
+  RunResult table = Cli({"job", "results", "-v", id});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("attempt 1: "), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("failed (transient)"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("attempt 2: "), std::string::npos) << table.out;
+}
+
+TEST_F(HttpProviderE2eTest, NotFoundFailsAtOnceWithoutRetry) {
+  auto daemon = StartWithConfig();
+  json job = CliJson({"job", "http", "--name", "gone", "--interval", "1h", "--url",
+                      server_->base() + "/status/404", "--retry-max-attempts", "3",
+                      "--retry-backoff", "1s"});
+  const std::string id = job["job_id"];
+  json run = WaitForRun(id, [](const json& r) { return r["status"] == "FAILED"; });
+  EXPECT_EQ(run["error_class"], "ERROR_CLASS_PERMANENT") << run.dump();
+  EXPECT_EQ(run["attempts"].size(), 1u) << run.dump();
+  EXPECT_FALSE(run.contains("next_attempt_time")) << run.dump();
+  EXPECT_EQ(Keys("/status/404"), (std::vector<std::string>{id + "/1"}));
+}
+
+// Every 10 s, up to 10 attempts 1 s, 2 s, 4 s, ... apart: the retry bound
+// (half the interval, 5 s) allows the attempts at 0, 1 and 3 s only.
+TEST_F(HttpProviderE2eTest, RetriesStopAtTheSchedulesBound) {
+  auto daemon = StartWithConfig();
+  json job = CliJson({"job", "http", "--name", "down", "--interval", "10s", "--url",
+                      server_->base() + "/status/500", "--retry-max-attempts", "10",
+                      "--retry-backoff", "1s"});
+  const std::string id = job["job_id"];
+  json run = WaitForRun(id, [](const json& r) {
+    return r["run_number"] == "1" && r["status"] == "FAILED";
+  });
+  EXPECT_EQ(run["error_class"], "ERROR_CLASS_TRANSIENT") << run.dump();
+  const json& attempts = run["attempts"];
+  ASSERT_GE(attempts.size(), 2u) << run.dump();
+  EXPECT_LT(attempts.size(), 10u) << run.dump();
+  EXPECT_FALSE(run.contains("next_attempt_time")) << run.dump();
+  const absl::Time first = ParseTime(attempts[0]["start_time"]);
+  const absl::Time last = ParseTime(attempts[attempts.size() - 1]["start_time"]);
+  EXPECT_LT(last - first, absl::Seconds(5)) << run.dump();
+  // One request per attempt, all with run 1's key.
+  std::vector<std::string> keys;
+  for (const std::string& k : Keys("/status/500"))
+    if (k == id + "/1") keys.push_back(k);
+  EXPECT_EQ(keys.size(), attempts.size());
+}
+
+TEST_F(HttpProviderE2eTest, SigkillBetweenAttemptsNeitherLosesNorRepeatsOne) {
+  auto daemon = StartWithConfig();
+  json job = CliJson({"job", "http", "--name", "flaky", "--interval", "1h", "--url",
+                      server_->base() + "/seq/500,200", "--retry-max-attempts", "3",
+                      "--retry-backoff", "5s"});
+  const std::string id = job["job_id"];
+  json waiting = WaitForRun(id, [](const json& r) {
+    return r["status"] == "PENDING" && r.contains("next_attempt_time");
+  });
+  ASSERT_EQ(waiting["attempts"].size(), 1u) << waiting.dump();
+  // Killed while the run waits for its second attempt.
+  EXPECT_EQ(daemon->Stop(SIGKILL), -1);
+  EXPECT_EQ(To("/seq/").size(), 1u);
+
+  daemon = StartWithConfig();
+  json run = WaitForRun(id, [](const json& r) {
+    return r["status"] == "SUCCEEDED" || r["status"] == "FAILED";
+  });
+  EXPECT_EQ(run["status"], "SUCCEEDED") << run.dump();
+  ASSERT_EQ(run["attempts"].size(), 2u) << run.dump();
+  EXPECT_EQ(Keys("/seq/"), (std::vector<std::string>{id + "/1", id + "/1"}));
+}
+
+TEST_F(HttpProviderE2eTest, PausesAfterThreeFailedRunsWithReasonAndOnePauseNotice) {
+  auto daemon = StartWithConfig(/*allow_server=*/true, /*http_listen=*/true);
+  // Every 2 s: the pause, written with the third failure, comes well before
+  // a fourth slot even on a loaded machine.
+  json job = CliJson({"job", "http", "--name", "broken", "--interval", "2s", "--url",
+                      server_->base() + "/status/404", "--pause-after-failures", "3",
+                      "--notify-url", server_->base() + "/hook", "--notify-on",
+                      "failure,pause"});
+  const std::string id = job["job_id"];
+  json paused = WaitForJob(id, [](const json& j) { return j["status"] == "PAUSED"; });
+  EXPECT_EQ(paused["inactive_reason"]["cause"], "CONSECUTIVE_FAILURES") << paused.dump();
+  EXPECT_NE(paused["inactive_reason"]["detail"].get<std::string>().find(
+                "3 consecutive runs failed"),
+            std::string::npos)
+      << paused.dump();
+  // Three runs, all failed; no fourth request.
+  json results = CliJson({"job", "results", id})["results"];
+  ASSERT_EQ(results.size(), 3u) << results.dump();
+  for (const json& r : results) EXPECT_EQ(r["status"], "FAILED") << results.dump();
+  EXPECT_EQ(To("/status/404").size(), 3u);
+
+  RunResult shown = Cli({"job", "status", id});
+  ASSERT_EQ(shown.exit_code, 0) << shown.err;
+  EXPECT_NE(shown.out.find("after failures: 3 consecutive runs failed"),
+            std::string::npos)
+      << shown.out;
+  RunResult got =
+      timer::testing::Run({"/usr/bin/curl", "-sS", "--max-time", "20", "-H",
+                           "Authorization: Bearer " + token_,
+                           "http://127.0.0.1:" + http_port_ + "/v1/jobs/" + id});
+  ASSERT_EQ(got.exit_code, 0) << got.err;
+  json api = json::parse(got.out, nullptr, false);
+  ASSERT_FALSE(api.is_discarded()) << got.out;
+  EXPECT_EQ(api["status"], "PAUSED") << got.out;
+  EXPECT_EQ(api["inactive_reason"]["cause"], "CONSECUTIVE_FAILURES") << got.out;
+
+  // Three failure notices and one pause notice, all signed.
+  ASSERT_TRUE(server_->WaitFor([&](const auto&) { return To("/hook").size() >= 4; }))
+      << json(To("/hook")).dump();
+  std::map<std::string, int> events;
+  json pause;
+  for (const json& h : To("/hook")) {
+    EXPECT_TRUE(SignatureValid(h["headers"]["Timer-Signature"], h["body"]));
+    json doc = json::parse(h["body"].get<std::string>());
+    events[doc["event"]]++;
+    if (doc["event"] == "pause") pause = doc;
+  }
+  EXPECT_EQ(events, (std::map<std::string, int>{{"failure", 3}, {"pause", 1}}));
+  EXPECT_EQ(pause["job"]["id"], id);
+  EXPECT_EQ(pause["job"]["status"], "PAUSED");
+  EXPECT_EQ(pause["inactive_reason"]["cause"], "CONSECUTIVE_FAILURES") << pause.dump();
+  // Pausing the paused job again (a user's pause) sends no second notice.
+  RunResult again = Cli({"job", "pause", id});
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_FALSE(server_->WaitFor([&](const auto&) { return To("/hook").size() >= 5; },
+                                std::chrono::milliseconds(500)));
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "domain/ids.h"
+#include "domain/time_util.h"
 #include "spdlog/spdlog.h"
 #include "util/metrics.h"
 
@@ -92,6 +93,13 @@ nlohmann::json Document(const v1::Job& job, const v1::JobResult* result, absl::T
     if (result->has_start_time()) run["start_time"] = Rfc3339(result->start_time());
     if (result->has_end_time()) run["end_time"] = Rfc3339(result->end_time());
     doc["run"] = std::move(run);
+  }
+  if (job.status() == v1::Job::PAUSED && job.has_inactive_reason()) {
+    const v1::InactiveReason& why = job.inactive_reason();
+    nlohmann::json reason = {{"cause", v1::InactiveReason::Cause_Name(why.cause())},
+                             {"detail", why.detail().substr(0, kMaxError)}};
+    if (why.has_time()) reason["time"] = Rfc3339(why.time());
+    doc["inactive_reason"] = std::move(reason);
   }
   doc["time"] = absl::FormatTime("%Y-%m-%d%ET%H:%M:%E*SZ", now, absl::UTCTimeZone());
   doc["id"] = NewUuid();
@@ -234,9 +242,13 @@ void Notifier::Publish(v1::JobEvent::Type type, const v1::Job& job,
     }
   } else if (type == v1::JobEvent::ENDED && Wants(n, v1::Notification::END)) {
     event = v1::Notification::END;
+  } else if (type == v1::JobEvent::PAUSED &&
+             job.inactive_reason().cause() == v1::InactiveReason::CONSECUTIVE_FAILURES &&
+             Wants(n, v1::Notification::PAUSE) && FirstNoticeOfPause(job)) {
+    event = v1::Notification::PAUSE;
+  } else if (type == v1::JobEvent::RESUMED || type == v1::JobEvent::DELETED) {
+    ForgetPause(job.job_id());
   }
-  // TODO(lead): PAUSED with job.inactive_reason (a pause after repeated
-  // failures, branch retry) -> v1::Notification::PAUSE.
   if (event == v1::Notification::EVENT_UNSPECIFIED) return;
 
   auto d = std::make_shared<Delivery>();
@@ -257,6 +269,29 @@ void Notifier::Publish(v1::JobEvent::Type type, const v1::Job& job,
     d->run_number = result->run_number();
   }
   Enqueue(std::move(d));
+}
+
+bool Notifier::FirstNoticeOfPause(const v1::Job& job) {
+  const absl::Time when = job.inactive_reason().has_time()
+                              ? FromProto(job.inactive_reason().time())
+                              : absl::InfinitePast();
+  absl::MutexLock lock(&mu_);
+  auto it = paused_.find(job.job_id());
+  if (it != paused_.end()) {
+    if (it->second == when) return false;  // the same pause, published again
+    it->second = when;
+    return true;
+  }
+  // Bounded: past kMaxRememberedPauses a job paused long ago is forgotten,
+  // at worst one more notice of its (unchanged) pause.
+  if (paused_.size() >= kMaxRememberedPauses) paused_.erase(paused_.begin());
+  paused_.emplace(job.job_id(), when);
+  return true;
+}
+
+void Notifier::ForgetPause(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  paused_.erase(job_id);
 }
 
 void Notifier::Enqueue(std::shared_ptr<Delivery> d) {

@@ -17,13 +17,19 @@
 //             delivery thread (PreviousFailed), only for jobs that ask for
 //             RECOVERY
 //   END       the job ENDED
-//   PAUSE     the job was paused after repeated failures. TODO(lead): the
-//             pause reason (Job field 27, inactive_reason) comes with the
-//             retry branch; until then Publish() ignores PAUSED events.
+//   PAUSE     the job was paused after repeated failures: a PAUSED event
+//             whose job's inactive_reason.cause is CONSECUTIVE_FAILURES (a
+//             user's pause is not notified). Once per pause: a PAUSED event
+//             for a job whose pause (inactive_reason.time) was already
+//             notified, such as a user pausing the paused job again, sends
+//             nothing; RESUMED and DELETED forget the job's pause.
 //
 // Bounds: at most `max_queued` deliveries wait or are between attempts, at
 // most `max_queued_per_owner` of them for one owner; one more is dropped
-// (counted as outcome "dropped" and logged). `threads` delivery threads,
+// (counted as outcome "dropped" and logged). The pauses already notified are
+// remembered for at most kMaxRememberedPauses jobs (one time each); past
+// that the oldest-keyed is forgotten (at worst, one more notice of a pause
+// published again). `threads` delivery threads,
 // each with one libcurl handle (keep-alive); a delivery's attempt takes at
 // most `timeout`, its body at most 64 KiB (a run's error is cut to 4 KiB).
 // A failed attempt (no 2xx) is retried after initial_backoff, doubling up
@@ -110,6 +116,9 @@ class Notifier final : public EventSink {
   // Deliveries queued or between attempts; for tests.
   size_t queued() const;
 
+  // How many jobs' notified pauses are remembered (see the header comment).
+  static constexpr size_t kMaxRememberedPauses = 100000;
+
  private:
   struct Delivery {
     std::string owner;
@@ -141,6 +150,10 @@ class Notifier final : public EventSink {
   bool Attempt(void* curl, const Delivery& d, std::string* why);
   void Finished(const Delivery& d);
   bool ReadyLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // True the first time `job`'s current pause (its inactive_reason.time) is
+  // seen, and remembers it; false for a pause already notified.
+  bool FirstNoticeOfPause(const v1::Job& job);
+  void ForgetPause(const std::string& job_id);
 
   const Options options_;
   const net::UrlAllowlist allow_;
@@ -156,6 +169,8 @@ class Notifier final : public EventSink {
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool started_ ABSL_GUARDED_BY(mu_) = false;
+  // job id -> the inactive_reason.time of its pause last notified.
+  std::map<std::string, absl::Time> paused_ ABSL_GUARDED_BY(mu_);
   std::vector<std::thread> threads_;
   // Set by Stop(): an attempt in flight gives up at once.
   std::atomic<bool> abort_{false};

@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -193,6 +194,65 @@ TEST_F(NotifierTest, OneFailureOneRecoveryOneEndWithValidSignatures) {
   }
   EXPECT_EQ(events,
             (std::map<std::string, int>{{"failure", 1}, {"recovery", 1}, {"end", 1}}));
+}
+
+// PAUSE: a pause after consecutive failures is notified once (a user's
+// pause, a repeat of the same pause and a job not asking for PAUSE are
+// not); after a resume the next such pause is notified again.
+TEST_F(NotifierTest, PauseAfterFailuresNotifiedOncePerPause) {
+  auto n = Make();
+  v1::Job job = Job(server_->base() + "/hook", {v1::Notification::PAUSE});
+  auto paused = [&job](v1::InactiveReason::Cause cause, int64_t at) {
+    v1::Job j = job;
+    j.set_status(v1::Job::PAUSED);
+    j.mutable_inactive_reason()->set_cause(cause);
+    j.mutable_inactive_reason()->set_detail(
+        cause == v1::InactiveReason::USER ? "paused by alice"
+                                          : "3 consecutive runs failed; last: http: 404");
+    j.mutable_inactive_reason()->mutable_time()->set_seconds(at);
+    return j;
+  };
+  // A user's pause, then resume: nothing.
+  n->Publish(v1::JobEvent::PAUSED, paused(v1::InactiveReason::USER, 1700000000), nullptr);
+  n->Publish(v1::JobEvent::RESUMED, job, nullptr);
+  // The pause after failures, published again by a user pausing the
+  // paused job: one notice.
+  const v1::Job first = paused(v1::InactiveReason::CONSECUTIVE_FAILURES, 1700000100);
+  n->Publish(v1::JobEvent::PAUSED, first, nullptr);
+  n->Publish(v1::JobEvent::PAUSED, first, nullptr);
+  // A job that does not ask for PAUSE: nothing.
+  v1::Job other = first;
+  other.set_job_id("job-2");
+  other.mutable_notification()->clear_on();
+  other.mutable_notification()->add_on(v1::Notification::FAILURE);
+  n->Publish(v1::JobEvent::PAUSED, other, nullptr);
+  // Resumed, failing again: a new pause, a new notice.
+  n->Publish(v1::JobEvent::RESUMED, job, nullptr);
+  n->Publish(v1::JobEvent::PAUSED,
+             paused(v1::InactiveReason::CONSECUTIVE_FAILURES, 1700000200), nullptr);
+  ASSERT_TRUE(server_->WaitFor([](const auto& r) { return r.size() >= 2; }));
+  for (int i = 0; i < 500 && n->queued() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(n->queued(), 0u);
+  auto reqs = server_->Requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  std::vector<std::string> times;
+  for (const auto& r : reqs) {
+    EXPECT_TRUE(SignatureValid(r["headers"]["Timer-Signature"], r["body"]));
+    auto body = nlohmann::json::parse(r["body"].get<std::string>());
+    EXPECT_EQ(body["event"], "pause");
+    EXPECT_EQ(body["job"]["id"], "job-1");
+    EXPECT_EQ(body["job"]["status"], "PAUSED");
+    EXPECT_FALSE(body.contains("run"));
+    EXPECT_EQ(body["inactive_reason"]["cause"], "CONSECUTIVE_FAILURES");
+    EXPECT_EQ(body["inactive_reason"]["detail"],
+              "3 consecutive runs failed; last: http: 404");
+    times.push_back(body["inactive_reason"]["time"].get<std::string>());
+  }
+  std::sort(times.begin(), times.end());
+  EXPECT_EQ(times,
+            (std::vector<std::string>{"2023-11-14T22:15:00Z", "2023-11-14T22:16:40Z"}));
 }
 
 TEST_F(NotifierTest, DefaultIsFailureOnly) {

@@ -158,6 +158,34 @@ TEST(ActionRunnerTest, QueuedActionsCancelAndReleaseWithoutRunning) {
   EXPECT_EQ(ran->load(), 0);
 }
 
+// The work sees the request id it was started with (the http provider's
+// Idempotency-Key), on a pool thread and inline; a repeated start of the
+// same request id runs nothing again.
+TEST(ActionRunnerTest, TheWorkSeesItsRequestId) {
+  ActionRunner r(Opts(2, 10, seconds(10)));
+  auto seen = std::make_shared<std::mutex>();
+  auto ids = std::make_shared<std::vector<std::string>>();
+  auto record = [seen, ids](ActionContext& ctx) {
+    std::lock_guard<std::mutex> lock(*seen);
+    ids->push_back(ctx.request_id());
+    return Outcome::Failed(Transient(Unavailable("try again")));
+  };
+  Started pooled = StartOn(r, "job-a/7", record);
+  ASSERT_TRUE(pooled.err.ok());
+  ASSERT_TRUE(WaitUntil(
+      [&] { return StateOf(r, pooled.snap.action_id) == TIMER_AP_STATE_FAILED; }));
+  Started inlined = StartOn(r, "job-a/8", record, /*run_inline=*/true);
+  ASSERT_TRUE(inlined.err.ok());
+  Started again = StartOn(r, "job-a/7", record);
+  ASSERT_TRUE(again.err.ok());
+  EXPECT_EQ(again.snap.action_id, pooled.snap.action_id);
+  ActionSnapshot end;
+  ASSERT_TRUE(r.Status(pooled.snap.action_id, &end).ok());
+  EXPECT_EQ(end.error_class, TIMER_AP_ERROR_CLASS_TRANSIENT);
+  std::lock_guard<std::mutex> lock(*seen);
+  EXPECT_EQ(*ids, (std::vector<std::string>{"job-a/7", "job-a/8"}));
+}
+
 TEST(ActionRunnerTest, ADelayedOutcomeNeedsNoThreadAndCanBeCancelled) {
   ActionRunner r(Opts(4, 10, seconds(10)));
   auto delayed = [](milliseconds d) {
