@@ -2,6 +2,7 @@
 // template matching, and request messages built from path, query and body.
 #include <gmock/gmock.h>
 #include <google/protobuf/descriptor.h>
+#include <google/protobuf/duration.pb.h>
 #include <google/protobuf/timestamp.pb.h>
 #include <gtest/gtest.h>
 
@@ -323,6 +324,14 @@ void FillAll(google::protobuf::Message* m, int depth, int choice,
     ts->set_seconds(1764979200 + choice * 3601);
     static constexpr int32_t kNanos[] = {0, 500000000, 123456000, 1, 999999999};
     ts->set_nanos(kNanos[choice % 5]);
+    return;
+  }
+  if (d == google::protobuf::Duration::descriptor()) {
+    auto* du = static_cast<google::protobuf::Duration*>(m);
+    static constexpr int32_t kNanos[] = {0, 500000000, 123456000, 1, 999999999};
+    const int sign = choice % 2 == 0 ? 1 : -1;  // Negative durations too.
+    du->set_seconds(sign * (10 + choice * 61));
+    du->set_nanos(sign * kNanos[choice % 5]);
     return;
   }
   for (int i = 0; i < d->field_count(); ++i) {

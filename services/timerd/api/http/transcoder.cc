@@ -1,5 +1,6 @@
 #include "api/http/transcoder.h"
 
+#include <google/protobuf/duration.pb.h>
 #include <google/protobuf/field_mask.pb.h>
 #include <google/protobuf/timestamp.pb.h>
 #include <google/protobuf/util/json_util.h>
@@ -546,7 +547,7 @@ namespace {
 // The direct JSON printer (ToJson): by reflection, straight into one string,
 // with exactly the output of protobuf's printer with the options below for
 // the shapes it knows (proto3 messages of scalars, strings, enums, nested
-// messages and google.protobuf.Timestamp, repeated or not). Anything else
+// messages, google.protobuf.Timestamp and Duration, repeated or not). Anything else
 // (floats, bytes, maps, other well-known types, proto2, an enum value with
 // no name, a string needing escapes beyond \" and \\) returns false and the
 // message is printed by protobuf's printer instead. Protobuf's printer goes
@@ -596,6 +597,41 @@ bool AppendTimestamp(const Message& m, std::string& out) {
   return true;
 }
 
+// Seconds with 0, 3, 6 or 9 fractional digits and an "s", as protobuf
+// prints a google.protobuf.Duration ("1.500s", "-0.250s").
+bool AppendDuration(const Message& m, std::string& out) {
+  const auto& d = static_cast<const google::protobuf::Duration&>(m);
+  const int64_t seconds = d.seconds();
+  const int32_t nanos = d.nanos();
+  // protobuf's range, and seconds and nanos of one sign.
+  if (seconds < -315576000000 || seconds > 315576000000 || nanos < -999999999 ||
+      nanos > 999999999 || (seconds > 0 && nanos < 0) || (seconds < 0 && nanos > 0)) {
+    return false;
+  }
+  out.push_back('"');
+  if (seconds < 0 || nanos < 0) out.push_back('-');
+  absl::StrAppend(&out, seconds < 0 ? -seconds : seconds);
+  const int32_t frac = nanos < 0 ? -nanos : nanos;
+  if (frac != 0) {
+    if (frac % 1000000 == 0) {
+      absl::StrAppendFormat(&out, ".%03d", frac / 1000000);
+    } else if (frac % 1000 == 0) {
+      absl::StrAppendFormat(&out, ".%06d", frac / 1000);
+    } else {
+      absl::StrAppendFormat(&out, ".%09d", frac);
+    }
+  }
+  out.append("s\"");
+  return true;
+}
+
+// Well-known types printed as JSON strings (after a message's other fields,
+// like protobuf's printer).
+bool IsStringWkt(const google::protobuf::Descriptor* type) {
+  return type == google::protobuf::Timestamp::descriptor() ||
+         type == google::protobuf::Duration::descriptor();
+}
+
 bool AppendMessageJson(const Message& m, std::string& out);
 
 // Field `f` of `m` (element `index` of a repeated field, else -1).
@@ -643,6 +679,9 @@ bool AppendFieldValue(const Message& m, const google::protobuf::FieldDescriptor*
       if (type == google::protobuf::Timestamp::descriptor()) {
         return AppendTimestamp(sub, out);
       }
+      if (type == google::protobuf::Duration::descriptor()) {
+        return AppendDuration(sub, out);
+      }
       if (absl::StartsWith(type->full_name(), "google.protobuf.")) return false;
       return AppendMessageJson(sub, out);
     }
@@ -660,13 +699,13 @@ bool AppendMessageJson(const Message& m, std::string& out) {
   // protobuf's printer (its DefaultValueObjectWriter) first prints, in
   // declaration order, the fields it makes a place for: scalars outside a
   // oneof (defaults included), repeated fields ([] when empty), messages
-  // (only when set), Timestamps aside. Then, in field-number order (the
-  // binary encoding's), those it meets only when set: scalar oneof members
-  // (proto3 `optional` included) and Timestamps.
+  // (only when set), Timestamps and Durations aside. Then, in field-number
+  // order (the binary encoding's), those it meets only when set: scalar
+  // oneof members (proto3 `optional` included), Timestamps and Durations.
   auto later = [](const google::protobuf::FieldDescriptor* f) {
     if (f->is_repeated()) return false;
     if (f->message_type() != nullptr) {
-      return f->message_type() == google::protobuf::Timestamp::descriptor();
+      return IsStringWkt(f->message_type());
     }
     return f->containing_oneof() != nullptr;
   };
