@@ -103,8 +103,12 @@ std::string RetryText(const v1::RetryPolicy& p) {
   if (p.max_attempts() == 1) return "none (1 attempt)";
   std::string s =
       absl::StrCat("up to ", p.max_attempts(), " attempts on transient errors");
-  const int64_t initial = p.has_initial_backoff() ? p.initial_backoff().seconds() : 10;
-  absl::StrAppend(&s, ", backoff ", FormatSeconds(initial));
+  if (p.has_initial_backoff()) {
+    absl::StrAppend(&s, ", backoff ", FormatSeconds(p.initial_backoff().seconds()));
+  } else {
+    // timerd's default: 10s, less on an interval too short for it.
+    absl::StrAppend(&s, ", backoff 10s (less on short intervals)");
+  }
   absl::StrAppend(&s, " x", p.has_multiplier() ? p.multiplier() : 2.0);
   absl::StrAppend(&s, " up to ",
                   FormatSeconds(p.has_max_backoff() ? p.max_backoff().seconds() : 600));

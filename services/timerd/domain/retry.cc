@@ -44,6 +44,16 @@ RetrySettings EffectiveRetry(const v1::Job& job, const v1::RetryPolicy& server_d
   if (!p.has_max_backoff()) s.max_backoff = std::max(s.max_backoff, s.initial_backoff);
   if (s.initial_backoff <= absl::ZeroDuration())
     s.initial_backoff = kDefaultInitialBackoff;
+  // A first wait nobody chose fits the schedule: on an interval job, at most
+  // half its bound shared among the attempts (10 s would leave a job every
+  // 5 s, bound 2.5 s, with no retry at all), and at least 100 ms.
+  if (!p.has_initial_backoff() && s.max_attempts > 1) {
+    if (std::optional<absl::Duration> window = IntervalWindow(job.schedule())) {
+      const absl::Duration fit =
+          std::max(absl::Milliseconds(100), *window / (2 * s.max_attempts));
+      s.initial_backoff = std::min(s.initial_backoff, fit);
+    }
+  }
   return s;
 }
 

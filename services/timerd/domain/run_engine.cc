@@ -1498,7 +1498,19 @@ bool RunEngine::MaybeRetry(const std::string& job_id, v1::JobResult& result,
                                : FromProto(result.start_time());
   const std::optional<absl::Time> at =
       NextAttemptTime(settings, *job, result, first, last.attempt(), now);
-  if (!at) return false;  // Attempts used up, or past the bound.
+  if (!at) {
+    // Attempts used up, or the next one would start past the bound: say
+    // which when the policy had attempts left.
+    if (last.attempt() < settings.max_attempts &&
+        last.error_class() == v1::ERROR_CLASS_TRANSIENT) {
+      result.set_error(absl::StrCat(
+          result.error(), " (not tried again: attempt ", last.attempt() + 1, " of ",
+          settings.max_attempts,
+          " would start past the schedule's bound: half the interval, at most 45m, "
+          "before the next run)"));
+    }
+    return false;
+  }
   {
     absl::MutexLock lock(&mu_);
     auto it = runs_.find(job_id);

@@ -584,7 +584,10 @@ TEST_F(RunEngineTest, RetriesBackOffAndStopAtHalfTheInterval) {
   At(kStart + absl::Seconds(30));
   v1::JobResult r = Get(job.job_id()).results(0);
   EXPECT_EQ(r.status(), v1::JobResult::FAILED);
-  EXPECT_EQ(r.error(), "it broke (attempt 3)");  // The last attempt's.
+  // The last attempt's error, and why no fourth.
+  EXPECT_EQ(r.error(),
+            "it broke (attempt 3) (not tried again: attempt 4 of 10 would start past the "
+            "schedule's bound: half the interval, at most 45m, before the next run)");
   EXPECT_EQ(r.error_class(), v1::ERROR_CLASS_TRANSIENT);
   EXPECT_EQ(r.attempts_size(), 3);
   EXPECT_EQ(Get(job.job_id()).n_errors(), 1);
@@ -593,6 +596,32 @@ TEST_F(RunEngineTest, RetriesBackOffAndStopAtHalfTheInterval) {
   EXPECT_EQ(fake_.starts().size(), 3u);
   At(kStart + absl::Seconds(60));  // The grid goes on: run 2.
   EXPECT_EQ(fake_.starts().back(), job.job_id() + "/2");
+}
+
+TEST_F(RunEngineTest, AnUnchosenFirstWaitFitsAShortInterval) {
+  StartEngine();
+  // Every 6 s, 3 attempts, no backoff given: 10 s would pass the 3 s bound
+  // and leave no retry; the first wait is 3 s / (2 x 3) = 500 ms instead,
+  // the second 1 s: both attempts fit.
+  v1::Job job =
+      Create(6, [](v1::Job& j) { j.mutable_retry_policy()->set_max_attempts(3); });
+  fake_.FailNext(2, v1::ERROR_CLASS_TRANSIENT);
+  At(kStart);
+  EXPECT_EQ(FromProto(Get(job.job_id()).results(0).next_attempt_time()),
+            kStart + absl::Milliseconds(500));
+  At(kStart + absl::Milliseconds(500));
+  EXPECT_EQ(FromProto(Get(job.job_id()).results(0).next_attempt_time()),
+            kStart + absl::Milliseconds(1500));
+  At(kStart + absl::Milliseconds(1500));
+  v1::JobResult r = Get(job.job_id()).results(0);
+  EXPECT_EQ(r.status(), v1::JobResult::SUCCEEDED);
+  EXPECT_EQ(r.attempts_size(), 3);
+  // A chosen first wait is kept (validation refuses one past the bound).
+  EXPECT_EQ(EffectiveRetry(Get(job.job_id()), v1::RetryPolicy()).initial_backoff,
+            absl::Milliseconds(500));
+  v1::Job chosen = Get(job.job_id());
+  chosen.mutable_retry_policy()->mutable_initial_backoff()->set_seconds(2);
+  EXPECT_EQ(EffectiveRetry(chosen, v1::RetryPolicy()).initial_backoff, absl::Seconds(2));
 }
 
 TEST_F(RunEngineTest, RetriesStopAt45MinutesForLongIntervals) {

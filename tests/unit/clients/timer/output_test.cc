@@ -232,8 +232,8 @@ TEST(PrintJobTableTest, APausedJobSaysWhyAndRetriesAreShown) {
   EXPECT_THAT(out.str(),
               HasSubstr("Paused:       after failures: 3 consecutive runs failed; "
                         "last: boom\n"));
-  EXPECT_THAT(out.str(), HasSubstr("up to 4 attempts on transient errors, backoff 10s x2 "
-                                   "up to 10m"));
+  EXPECT_THAT(out.str(), HasSubstr("up to 4 attempts on transient errors, backoff 10s "
+                                   "(less on short intervals) x2 up to 10m"));
   EXPECT_THAT(out.str(), HasSubstr("3 consecutive failures (3 so far)"));
 }
 
