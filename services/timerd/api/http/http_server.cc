@@ -67,9 +67,11 @@ constexpr size_t kReadBufferSlack = 64 << 10;
 // before it closes, so the client reads the answer instead of a reset.
 constexpr absl::Duration kLingerFor = absl::Seconds(1);
 constexpr size_t kLingerBytes = 64 << 10;
-// A watch stream's write: at most this many events, and this many bytes
+// A watch stream's write: at most this many events (32: during a burst every
+// stream holds its write's event and frame pointers and buffer list at once;
+// 256 cost 1,000 watchers ~7 KB each more, docs/PERFORMANCE.md), and this many bytes
 // beyond the first event (as gRPC's messages, api/watch.cc).
-constexpr size_t kSseMaxEventsPerWrite = 256;
+constexpr size_t kSseMaxEventsPerWrite = 32;
 constexpr size_t kSseMaxBytesPerWrite = 1 << 20;
 // A stream's write buffer is given back after a write over this size, so
 // an idle stream holds little.
