@@ -8,6 +8,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -85,7 +86,9 @@ class HttpTest : public ::testing::Test {
     return code;
   }
 
-  static timer_ap_identity Owner(const std::string& name) {
+  // `name` must outlive the identity: a literal, or a string of the caller's
+  // (a std::string parameter would bind a literal to a temporary).
+  static timer_ap_identity Owner(std::string_view name) {
     timer_ap_identity id{};
     id.struct_size = sizeof(id);
     id.name = {name.data(), name.size()};
