@@ -5,6 +5,8 @@
 // Not thread-safe: one owner.
 #pragma once
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +19,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -97,5 +100,38 @@ class HttpEchoServer {
   int stdin_ = -1;
   int port_ = 0;
 };
+
+// The hex HMAC-SHA256 of `msg` under `key`.
+inline std::string HmacSha256Hex(std::string_view key, std::string_view msg) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), mac, &len);
+  std::string hex;
+  char buf[3];
+  for (unsigned i = 0; i < len; ++i) {
+    std::snprintf(buf, sizeof(buf), "%02x", mac[i]);
+    hex += buf;
+  }
+  return hex;
+}
+
+// True if `header`, a notification's Timer-Signature ("t=<unix>,v1=<hex>"),
+// signs `body` with `key`: v1 = HMAC-SHA256(key, "<t>.<body>").
+inline bool TimerSignatureValid(std::string_view key, std::string_view header,
+                                const std::string& body) {
+  std::string t, v1;
+  while (!header.empty()) {
+    const size_t comma = header.find(',');
+    const std::string_view kv = header.substr(0, comma);
+    header =
+        comma == std::string_view::npos ? std::string_view() : header.substr(comma + 1);
+    const size_t eq = kv.find('=');
+    if (eq == std::string_view::npos) continue;
+    if (kv.substr(0, eq) == "t") t = kv.substr(eq + 1);
+    if (kv.substr(0, eq) == "v1") v1 = kv.substr(eq + 1);
+  }
+  return !t.empty() && !v1.empty() && v1 == HmacSha256Hex(key, t + "." + body);
+}
 
 }  // namespace timer::testing

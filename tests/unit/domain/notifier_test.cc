@@ -31,29 +31,9 @@ using testing::HttpEchoServer;
 
 constexpr char kKey[] = "test-notification-key";
 
-std::string Hmac(const std::string& key, const std::string& msg) {
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(msg.data()), msg.size(), mac, &len);
-  std::string hex;
-  char buf[3];
-  for (unsigned i = 0; i < len; ++i) {
-    snprintf(buf, sizeof(buf), "%02x", mac[i]);
-    hex += buf;
-  }
-  return hex;
-}
-
 // True if `header` ("t=...,v1=...") signs `body` with kKey.
 bool SignatureValid(const std::string& header, const std::string& body) {
-  std::map<std::string, std::string> parts;
-  for (absl::string_view kv : absl::StrSplit(header, ',')) {
-    std::pair<std::string, std::string> p = absl::StrSplit(kv, absl::MaxSplits('=', 1));
-    parts[p.first] = p.second;
-  }
-  if (parts["t"].empty() || parts["v1"].empty()) return false;
-  return parts["v1"] == Hmac(kKey, parts["t"] + "." + body);
+  return timer::testing::TimerSignatureValid(kKey, header, body);
 }
 
 // A TCP socket on 127.0.0.1 that listens but never accepts: a connection
@@ -377,7 +357,7 @@ TEST_F(NotifierTest, ValidateUsesTheAllowlist) {
 
 TEST_F(NotifierTest, SignMatchesHmacOfTimestampDotBody) {
   EXPECT_EQ(Notifier::Sign(kKey, 1700000000, "{}"),
-            "t=1700000000,v1=" + Hmac(kKey, "1700000000.{}"));
+            "t=1700000000,v1=" + timer::testing::HmacSha256Hex(kKey, "1700000000.{}"));
 }
 
 }  // namespace
