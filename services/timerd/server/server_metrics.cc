@@ -24,7 +24,7 @@ std::string StatusLabel(int status) {
 
 ServerMetrics::ServerMetrics(domain::RunEngine* engine, store::Store* store,
                              absl::Duration count_every)
-    : engine_(engine), store_(store), count_every_(count_every) {
+    : store_(store), count_every_(count_every) {
   metrics::RegisterTimerdMetrics();
   metrics::RegisterProcessMetrics();
   metrics::Registry& r = metrics::Registry::Global();

@@ -51,7 +51,6 @@ class ServerMetrics {
  private:
   void CountLoop();
 
-  domain::RunEngine* const engine_;
   store::Store* const store_;
   const absl::Duration count_every_;
   std::vector<metrics::CallbackHandle> handles_;

@@ -19,6 +19,7 @@
 #include "domain/schedule_rule.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "sanitizers.h"
 
 namespace timer::domain {
 namespace {
@@ -351,19 +352,12 @@ TEST(ZonedRuleTest, UnknownZoneNamesCostNoMemory) {
     ASSERT_FALSE(rule.ok());
     ASSERT_THAT(rule.status().message(), HasSubstr(zone));
   }
-#if defined(__SANITIZE_ADDRESS__)
-#define TIMER_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TIMER_TEST_ASAN 1
-#endif
-#endif
-#ifdef TIMER_TEST_ASAN
-  // Resident memory under AddressSanitizer includes its quarantine of freed
-  // blocks (up to 256 MB by default): the bound is checked in the plain
-  // build (scripts/test.sh, Bazel); here only the refusals above are.
-  GTEST_SKIP() << "resident-memory bound not measurable under AddressSanitizer";
-#endif
+  if (timer::testing::kAddressSanitizer) {
+    // Resident memory under AddressSanitizer includes its quarantine of
+    // freed blocks (tests/support/sanitizers.h): the bound is checked in the
+    // plain build (scripts/test.sh, Bazel); here only the refusals above are.
+    GTEST_SKIP() << "resident-memory bound not measurable under AddressSanitizer";
+  }
   EXPECT_LT(ResidentKib() - before, 2048);
 }
 
