@@ -709,20 +709,27 @@ bool RunEngine::SchedulesHere(const std::string& job_id) {
   return firing_.test(store::ShardOf(job_id));
 }
 
+absl::StatusOr<std::optional<store::Fence>> RunEngine::AdmissionFence(
+    const std::string& job_id, absl::string_view elsewhere) {
+  if (stopping_) return absl::UnavailableError("timerd is stopping; try again later");
+  std::optional<store::Fence> fence;
+  if (leases_ == nullptr) return fence;
+  const int shard = store::ShardOf(job_id);
+  if (firing_.test(shard)) fence = leases_->FenceFor(shard);
+  if (!fence) {
+    return absl::UnavailableError(
+        absl::StrCat("this job's shard (", shard,
+                     ") is scheduled by another replica right now", elsewhere));
+  }
+  return fence;
+}
+
 absl::StatusOr<ManualRunSlot> RunEngine::AdmitManualRun(const std::string& owner,
                                                         const std::string& job_id) {
   absl::MutexLock lock(&mu_);
-  if (stopping_) return absl::UnavailableError("timerd is stopping; try again later");
-  std::optional<store::Fence> fence;
-  if (leases_ != nullptr) {
-    const int shard = store::ShardOf(job_id);
-    if (firing_.test(shard)) fence = leases_->FenceFor(shard);
-    if (!fence) {
-      return absl::UnavailableError(
-          absl::StrCat("this job's shard (", shard,
-                       ") is scheduled by another replica right now; try again"));
-    }
-  }
+  absl::StatusOr<std::optional<store::Fence>> fence =
+      AdmissionFence(job_id, "; try again");
+  if (!fence.ok()) return fence.status();
   if (InFlightRuns() >= options_.max_active_runs) {
     return absl::ResourceExhaustedError(
         absl::StrCat("max_active_runs: ", options_.max_active_runs,
@@ -737,7 +744,7 @@ absl::StatusOr<ManualRunSlot> RunEngine::AdmitManualRun(const std::string& owner
   }
   JobRuns& jr = runs_[job_id];
   ManualRunSlot slot{owner, job_id, jr.active + jr.admitted, jr.buffered != nullptr,
-                     std::move(fence)};
+                     *std::move(fence)};
   ++jr.admitted;
   ++admitted_runs_;
   AddOwnerRun(owner);
@@ -796,21 +803,13 @@ absl::StatusOr<BackfillSlot> RunEngine::AdmitBackfill(const std::string& owner,
                                                       const std::string& job_id,
                                                       int runs) {
   absl::MutexLock lock(&mu_);
-  if (stopping_) return absl::UnavailableError("timerd is stopping; try again later");
-  std::optional<store::Fence> fence;
-  if (leases_ != nullptr) {
-    // Not relayed (unlike RunJobNow): the replica scheduling the job's shard
-    // must be asked.
-    const int shard = store::ShardOf(job_id);
-    if (firing_.test(shard)) fence = leases_->FenceFor(shard);
-    if (!fence) {
-      return absl::UnavailableError(absl::StrCat(
-          "this job's shard (", shard,
-          ") is scheduled by another replica right now, and BackfillJob is served "
-          "only by the replica that schedules it; try again (another connection "
-          "may reach that replica)"));
-    }
-  }
+  // Not relayed (unlike RunJobNow): the replica scheduling the job's shard
+  // must be asked.
+  absl::StatusOr<std::optional<store::Fence>> fence = AdmissionFence(
+      job_id,
+      ", and BackfillJob is served only by the replica that schedules it; try again "
+      "(another connection may reach that replica)");
+  if (!fence.ok()) return fence.status();
   if (backfill_waiting_ + runs > options_.max_backfill_waiting) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "max_backfill_waiting: ", backfill_waiting_,
@@ -829,7 +828,7 @@ absl::StatusOr<BackfillSlot> RunEngine::AdmitBackfill(const std::string& owner,
   backfill_waiting_ += runs;
   owner_backfill_[owner] += runs;
   runs_[job_id].backfill_admitted += runs;
-  return BackfillSlot{owner, job_id, runs, std::move(fence)};
+  return BackfillSlot{owner, job_id, runs, *std::move(fence)};
 }
 
 void RunEngine::ReleaseBackfill(const std::string& owner, int runs) {

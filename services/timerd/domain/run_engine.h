@@ -93,6 +93,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -100,6 +101,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "domain/action_provider.h"
@@ -367,6 +369,13 @@ class RunEngine final : public JobObserver, public ShardLeases::Listener {
   // deleted (`halted`).
   void SkipBackfill(std::shared_ptr<const v1::Job> job, std::deque<v1::JobResult> runs,
                     v1::Job::Status halted);
+  // What a run admitted now for `job_id` is fenced with: nothing without
+  // replicas, else this replica's fence of the job's shard. UNAVAILABLE while
+  // stopping, or when another replica schedules that shard (the message names
+  // the shard, and ends with `elsewhere`, e.g. "; try again").
+  absl::StatusOr<std::optional<store::Fence>> AdmissionFence(const std::string& job_id,
+                                                             absl::string_view elsewhere)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseBackfill(const std::string& owner, int runs)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Loop();
