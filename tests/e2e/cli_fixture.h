@@ -7,16 +7,23 @@
 // timerd requires credentials, so the first StartTimerd() issues a token for
 // kIdentity with `timerd token issue` and Cli() sends it (TIMER_TOKEN). The
 // CLI's token cache lives in the test's directory (XDG_CONFIG_HOME).
+//
+// StartTimerdWithConfig() writes a TOML file (timerd.toml in the test's
+// directory) first; StartTimerdWithHttp() adds an HTTP listener on a free
+// loopback port and leaves that port in http_port_.
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/time/clock.h"
@@ -77,6 +84,38 @@ class CliTest : public ::testing::Test {
     return daemon;
   }
 
+  // Writes `config` (TOML) to the test's timerd.toml and starts timerd with
+  // it (--config, then `extra`).
+  std::unique_ptr<Daemon> StartTimerdWithConfig(const std::string& config,
+                                                std::vector<std::string> extra = {}) {
+    const std::string path = tmp_.path() + "/timerd.toml";
+    std::ofstream(path) << config;
+    extra.insert(extra.begin(), {"--config", path});
+    return StartTimerd(std::move(extra));
+  }
+
+  // As StartTimerdWithConfig, with `http_listen = "127.0.0.1:0"` before
+  // `config`; waits until the listener serves (`scheme`: "https" when
+  // `config` names a certificate) and sets http_port_ to its port.
+  std::unique_ptr<Daemon> StartTimerdWithHttp(const std::string& config = "",
+                                              std::vector<std::string> extra = {},
+                                              const std::string& scheme = "http") {
+    auto daemon = StartTimerdWithConfig("http_listen = \"127.0.0.1:0\"\n" + config,
+                                        std::move(extra));
+    std::string rest;  // "127.0.0.1:PORT"
+    EXPECT_TRUE(daemon->WaitForLog("http: serving on " + scheme + "://",
+                                   absl::Seconds(10), &rest))
+        << daemon->log();
+    http_port_ = 0;
+    const size_t colon = rest.rfind(':');
+    for (size_t i = colon == std::string::npos ? rest.size() : colon + 1;
+         i < rest.size() && std::isdigit(static_cast<unsigned char>(rest[i])); ++i) {
+      http_port_ = http_port_ * 10 + (rest[i] - '0');
+    }
+    EXPECT_GT(http_port_, 0) << rest;
+    return daemon;
+  }
+
   // Runs the CLI against address_ with token_ (TIMER_TOKEN).
   RunResult Cli(std::vector<std::string> args) { return CliAs(token_, std::move(args)); }
 
@@ -115,9 +154,28 @@ class CliTest : public ::testing::Test {
     return job;
   }
 
+  // Polls `timer job results` until the newest result satisfies `done` (at
+  // most `timeout`).
+  json WaitForRun(const std::string& id, const std::function<bool(const json&)>& done,
+                  absl::Duration timeout = absl::Seconds(30)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    json run;
+    do {
+      json results = CliJson({"job", "results", id});
+      if (results.contains("results") && !results["results"].empty()) {
+        run = results["results"][0];
+        if (done(run)) return run;
+      }
+      absl::SleepFor(absl::Milliseconds(50));  // Polling the server's state.
+    } while (absl::Now() < deadline);
+    ADD_FAILURE() << "timed out waiting for a run of job " << id << ": " << run.dump();
+    return run;
+  }
+
   TempDir tmp_;
   std::string timerd_, timer_, data_dir_, address_;
   std::string token_;  // kIdentity's, issued by the first StartTimerd().
+  int http_port_ = 0;  // The HTTP listener's, set by StartTimerdWithHttp().
 };
 
 }  // namespace timer::testing

@@ -5,14 +5,11 @@
 // connections) answered clearly while the server keeps serving.
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cctype>
 #include <fstream>
-#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -20,11 +17,10 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "cli_fixture.h"
+#include "sse_client.h"
 
 namespace timer::testing {
 namespace {
@@ -33,131 +29,15 @@ using nlohmann::json;
 
 constexpr char kMissingJob[] = "00000000-0000-4000-8000-00000000abcd";
 
-struct HttpResponse {
-  int code = 0;                                // 0: no response.
-  std::map<std::string, std::string> headers;  // Lower-case names.
-  std::string body;
-  json Json() const { return json::parse(body, nullptr, /*allow_exceptions=*/false); }
-};
-
-// One TCP connection to 127.0.0.1:port.
-class Conn {
- public:
-  explicit Conn(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  }
-  ~Conn() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  bool connected() const { return connected_; }
-
-  bool Send(const std::string& data) {
-    size_t off = 0;
-    while (off < data.size()) {
-      const ssize_t n = ::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      off += static_cast<size_t>(n);
-    }
-    return true;
-  }
-
-  // Reads until the peer closes or `timeout` passes; true if it closed.
-  bool ReadToEnd(std::string* out, absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    char buf[16384];
-    for (;;) {
-      const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-      if (ms <= 0) return false;
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(ms)) <= 0) continue;
-      const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) return true;
-      out->append(buf, static_cast<size_t>(n));
-    }
-  }
-
-  // Reads one response (Content-Length framed) within `timeout`.
-  HttpResponse ReadResponse(absl::Duration timeout = absl::Seconds(20)) {
-    const absl::Time deadline = absl::Now() + timeout;
-    char buf[16384];
-    for (;;) {
-      HttpResponse r;
-      if (TryParse(&r)) return r;
-      const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-      if (ms <= 0) return HttpResponse{};
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, static_cast<int>(ms)) <= 0) continue;
-      const ssize_t n = ::recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) {
-        HttpResponse last;
-        TryParse(&last);
-        return last;
-      }
-      pending_.append(buf, static_cast<size_t>(n));
-    }
-  }
-
- private:
-  bool TryParse(HttpResponse* r) {
-    const size_t end = pending_.find("\r\n\r\n");
-    if (end == std::string::npos) return false;
-    std::vector<std::string> lines = absl::StrSplit(pending_.substr(0, end), "\r\n");
-    std::vector<std::string> status = absl::StrSplit(lines[0], absl::MaxSplits(' ', 2));
-    if (status.size() < 2 || !absl::SimpleAtoi(status[1], &r->code)) return false;
-    for (size_t i = 1; i < lines.size(); ++i) {
-      const size_t colon = lines[i].find(':');
-      if (colon == std::string::npos) continue;
-      r->headers[absl::AsciiStrToLower(lines[i].substr(0, colon))] =
-          std::string(absl::StripAsciiWhitespace(lines[i].substr(colon + 1)));
-    }
-    size_t length = 0;
-    if (auto it = r->headers.find("content-length"); it != r->headers.end()) {
-      if (!absl::SimpleAtoi(it->second, &length)) return false;
-    }
-    if (pending_.size() < end + 4 + length) return false;
-    r->body = pending_.substr(end + 4, length);
-    pending_.erase(0, end + 4 + length);
-    return true;
-  }
-
-  int fd_ = -1;
-  bool connected_ = false;
-  std::string pending_;
-};
-
 class HttpE2eTest : public CliTest {
  protected:
-  // Starts timerd with an HTTP listener on a free port and `config` (TOML).
-  std::unique_ptr<Daemon> StartHttp(const std::string& config = "",
-                                    std::vector<std::string> extra = {},
-                                    const std::string& scheme = "http") {
-    const std::string path = tmp_.path() + "/timerd.toml";
-    std::ofstream(path) << "http_listen = \"127.0.0.1:0\"\n" << config;
-    extra.insert(extra.begin(), {"--config", path});
-    auto daemon = StartTimerd(extra);
-    std::string rest;
-    EXPECT_TRUE(daemon->WaitForLog("http: serving on " + scheme + "://",
-                                   absl::Seconds(10), &rest))
-        << daemon->log();
-    const size_t colon = rest.rfind(':');
-    EXPECT_TRUE(
-        absl::SimpleAtoi(absl::StripAsciiWhitespace(rest.substr(colon + 1)), &http_port_))
-        << rest;
-    return daemon;
-  }
-
   // One request on its own connection; `token` empty: no Authorization.
   // Every method but GET says Content-Type: application/json unless
   // `extra_headers` names a Content-Type.
   HttpResponse Call(const std::string& method, const std::string& target,
                     const std::string& body = "", const std::string& token = "-",
                     const std::string& extra_headers = "") {
-    Conn c(http_port_);
+    RawHttpConnection c(http_port_);
     EXPECT_TRUE(c.connected());
     std::string req =
         absl::StrCat(method, " ", target, " HTTP/1.1\r\nHost: localhost\r\n");
@@ -202,12 +82,10 @@ class HttpE2eTest : public CliTest {
                 {"action", {{"provider", "noop"}, {"body", "{}"}}}}
         .dump();
   }
-
-  int http_port_ = 0;
 };
 
 TEST_F(HttpE2eTest, EveryRouteAnswersAsTheCliPrints) {
-  auto daemon = StartHttp();
+  auto daemon = StartTimerdWithHttp();
 
   // Create, idempotently on request_id.
   json job = Ok(Call("POST", "/v1/jobs?request_id=req-1", JobBody("nightly")));
@@ -288,7 +166,7 @@ TEST_F(HttpE2eTest, EveryRouteAnswersAsTheCliPrints) {
 }
 
 TEST_F(HttpE2eTest, EachErrorHasTheGoogleRpcStatusShape) {
-  auto daemon = StartHttp();
+  auto daemon = StartTimerdWithHttp();
   json e = Error(Call("GET", std::string("/v1/jobs/") + kMissingJob), 404, 5);
   EXPECT_TRUE(absl::StrContains(e.value("message", ""), kMissingJob)) << e.dump();
 
@@ -316,7 +194,7 @@ TEST_F(HttpE2eTest, EachErrorHasTheGoogleRpcStatusShape) {
 }
 
 TEST_F(HttpE2eTest, TwoIdentitiesSeeOnlyTheirOwnJobs) {
-  auto daemon = StartHttp();
+  auto daemon = StartTimerdWithHttp();
   const std::string bob = IssueToken("bob@example.org");
   const std::string id = Ok(Call("POST", "/v1/jobs", JobBody("alices")))["job_id"];
   Error(Call("GET", "/v1/jobs/" + id, "", bob), 404, 5);
@@ -330,7 +208,7 @@ TEST_F(HttpE2eTest, TwoIdentitiesSeeOnlyTheirOwnJobs) {
 }
 
 TEST_F(HttpE2eTest, HealthAndMetricsAreOpenAndSayNothingElse) {
-  auto daemon = StartHttp();
+  auto daemon = StartTimerdWithHttp();
   HttpResponse r = Call("GET", "/healthz", "", "");
   EXPECT_EQ(r.code, 200);
   EXPECT_EQ(r.body, "ok\n");
@@ -346,8 +224,8 @@ TEST_F(HttpE2eTest, HealthAndMetricsAreOpenAndSayNothingElse) {
 }
 
 TEST_F(HttpE2eTest, KeepAliveServesOneRequestAfterAnother) {
-  auto daemon = StartHttp();
-  Conn c(http_port_);
+  auto daemon = StartTimerdWithHttp();
+  RawHttpConnection c(http_port_);
   ASSERT_TRUE(c.connected());
   for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(
@@ -367,7 +245,7 @@ TEST_F(HttpE2eTest, KeepAliveServesOneRequestAfterAnother) {
 
   // SIGTERM with this connection open and idle, and another halfway through
   // its headers: timerd still stops cleanly, and soon.
-  Conn half(http_port_);
+  RawHttpConnection half(http_port_);
   ASSERT_TRUE(half.Send("GET /v1/jobs HTTP/1.1\r\nHost: x\r\n"));
   const absl::Time start = absl::Now();
   EXPECT_EQ(daemon->Stop(SIGTERM), 0) << daemon->log();
@@ -377,7 +255,7 @@ TEST_F(HttpE2eTest, KeepAliveServesOneRequestAfterAnother) {
 }
 
 TEST_F(HttpE2eTest, HostileRequestsGetClearErrorsAndTheServerKeepsServing) {
-  auto daemon = StartHttp(
+  auto daemon = StartTimerdWithHttp(
       "http_header_timeout_ms = 1000\n"
       "http_max_connections_per_peer = 8\n"
       "max_message_bytes = 65536\n");
@@ -387,7 +265,7 @@ TEST_F(HttpE2eTest, HostileRequestsGetClearErrorsAndTheServerKeepsServing) {
   };
 
   {  // A malformed request line.
-    Conn c(http_port_);
+    RawHttpConnection c(http_port_);
     ASSERT_TRUE(c.Send("THIS IS NOT HTTP\r\n\r\n"));
     HttpResponse r = c.ReadResponse();
     Error(r, 400, 3);
@@ -397,7 +275,7 @@ TEST_F(HttpE2eTest, HostileRequestsGetClearErrorsAndTheServerKeepsServing) {
   still_serving();
 
   {  // Headers over 16 KiB.
-    Conn c(http_port_);
+    RawHttpConnection c(http_port_);
     ASSERT_TRUE(c.Send(absl::StrCat("GET /v1/jobs HTTP/1.1\r\nHost: x\r\nX-Big: ",
                                     std::string(20000, 'a'), "\r\n\r\n")));
     Error(c.ReadResponse(), 431, 3);
@@ -405,7 +283,7 @@ TEST_F(HttpE2eTest, HostileRequestsGetClearErrorsAndTheServerKeepsServing) {
   still_serving();
 
   {  // A body over max_message_bytes, refused from its Content-Length.
-    Conn c(http_port_);
+    RawHttpConnection c(http_port_);
     ASSERT_TRUE(
         c.Send(absl::StrCat("POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: "
                             "Bearer ",
@@ -414,7 +292,7 @@ TEST_F(HttpE2eTest, HostileRequestsGetClearErrorsAndTheServerKeepsServing) {
     EXPECT_TRUE(absl::StrContains(e.value("message", ""), "body: over 65536 bytes"));
   }
   {  // The same, chunked: refused when the limit is crossed.
-    Conn c(http_port_);
+    RawHttpConnection c(http_port_);
     ASSERT_TRUE(c.Send(absl::StrCat(
         "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ", token_,
         "\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
@@ -423,7 +301,7 @@ TEST_F(HttpE2eTest, HostileRequestsGetClearErrorsAndTheServerKeepsServing) {
     Error(c.ReadResponse(), 413, 3);
   }
   {  // Unauthenticated: refused before its body is read, and closed.
-    Conn c(http_port_);
+    RawHttpConnection c(http_port_);
     ASSERT_TRUE(
         c.Send("POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 60000\r\n\r\n{"));
     Error(c.ReadResponse(), 401, 16);
@@ -445,7 +323,7 @@ TEST_F(HttpE2eTest, HostileRequestsGetClearErrorsAndTheServerKeepsServing) {
   still_serving();
 
   {  // A slow client: half a header, then nothing. Closed after the timeout.
-    Conn slow(http_port_);
+    RawHttpConnection slow(http_port_);
     ASSERT_TRUE(slow.Send("GET /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthor"));
     still_serving();  // Meanwhile, others are served.
     std::string rest;
@@ -457,9 +335,9 @@ TEST_F(HttpE2eTest, HostileRequestsGetClearErrorsAndTheServerKeepsServing) {
   still_serving();
 
   {  // Too many connections from one peer: beyond 8, closed at once.
-    std::vector<std::unique_ptr<Conn>> held;
+    std::vector<std::unique_ptr<RawHttpConnection>> held;
     for (int i = 0; i < 12; ++i) {
-      held.push_back(std::make_unique<Conn>(http_port_));
+      held.push_back(std::make_unique<RawHttpConnection>(http_port_));
       if (held.back()->connected()) {
         held.back()->Send("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
       }
@@ -494,10 +372,10 @@ TEST_F(HttpE2eTest, HostileRequestsGetClearErrorsAndTheServerKeepsServing) {
 }
 
 TEST_F(HttpE2eTest, ATransferEncodingNotEndingInChunkedIsRefused) {
-  auto daemon = StartHttp();
+  auto daemon = StartTimerdWithHttp();
   // Read as no body, the rest would be a second request (smuggling).
   for (const std::string coding : {"gzip", "chunked, gzip", "identity"}) {
-    Conn c(http_port_);
+    RawHttpConnection c(http_port_);
     ASSERT_TRUE(c.Send(absl::StrCat(
         "POST /v1/schedules:preview HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ",
         token_, "\r\nContent-Type: application/json\r\nTransfer-Encoding: ", coding,
@@ -511,7 +389,7 @@ TEST_F(HttpE2eTest, ATransferEncodingNotEndingInChunkedIsRefused) {
     EXPECT_EQ(rest, "") << coding;  // the second request unanswered.
   }
   // Chunked, last, is read.
-  Conn c(http_port_);
+  RawHttpConnection c(http_port_);
   const std::string body =
       R"({"schedule":{"cron":"0 3 * * *","time_zone":"UTC"},"count":2})";
   ASSERT_TRUE(c.Send(absl::StrCat(
@@ -522,14 +400,14 @@ TEST_F(HttpE2eTest, ATransferEncodingNotEndingInChunkedIsRefused) {
 }
 
 TEST_F(HttpE2eTest, WritesTakeOnlyJsonContentType) {
-  auto daemon = StartHttp();
+  auto daemon = StartTimerdWithHttp();
   const std::string id = Ok(Call("POST", "/v1/jobs", JobBody("typed")))["job_id"];
   // What a cross-site form sends: refused, named, and closed.
   for (const std::string type :
        {"text/plain", "application/x-www-form-urlencoded",
         "multipart/form-data; boundary=x", "application/json; charset=latin1",
         "application/jsonx"}) {
-    Conn c(http_port_);
+    RawHttpConnection c(http_port_);
     ASSERT_TRUE(c.Send(absl::StrCat(
         "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ", token_,
         "\r\nContent-Type: ", type, "\r\nContent-Length: 2\r\n\r\n{}")));
@@ -541,7 +419,7 @@ TEST_F(HttpE2eTest, WritesTakeOnlyJsonContentType) {
     EXPECT_TRUE(c.ReadToEnd(&rest, absl::Seconds(5))) << type;
   }
   {  // No Content-Type, no body: refused too.
-    Conn c(http_port_);
+    RawHttpConnection c(http_port_);
     ASSERT_TRUE(c.Send(absl::StrCat("DELETE /v1/jobs/", id,
                                     " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ",
                                     token_, "\r\n\r\n")));
@@ -559,9 +437,9 @@ TEST_F(HttpE2eTest, WritesTakeOnlyJsonContentType) {
 }
 
 TEST_F(HttpE2eTest, OpenRoutesCloseConnectionsThatNeverAuthenticated) {
-  auto daemon = StartHttp();
+  auto daemon = StartTimerdWithHttp();
   for (const std::string path : {"/healthz", "/readyz", "/metrics"}) {
-    Conn c(http_port_);
+    RawHttpConnection c(http_port_);
     ASSERT_TRUE(c.Send(absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: x\r\n\r\n")));
     HttpResponse r = c.ReadResponse();
     EXPECT_EQ(r.code, 200) << path;
@@ -570,7 +448,7 @@ TEST_F(HttpE2eTest, OpenRoutesCloseConnectionsThatNeverAuthenticated) {
     EXPECT_TRUE(c.ReadToEnd(&rest, absl::Seconds(5))) << path;  // Slot freed.
   }
   // Once authenticated, a connection stays open across them.
-  Conn c(http_port_);
+  RawHttpConnection c(http_port_);
   ASSERT_TRUE(
       c.Send(absl::StrCat("GET /v1/session HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ",
                           token_, "\r\n\r\n")));
@@ -586,7 +464,7 @@ TEST_F(HttpE2eTest, OpenRoutesCloseConnectionsThatNeverAuthenticated) {
 TEST_F(HttpE2eTest, BodiesHeldAtOnceAreBoundedPerIdentity) {
   // max_message_bytes 4 MiB: bodies held at once 64 MiB in all, 16 MiB (four
   // bodies of the largest size) by one identity.
-  auto daemon = StartHttp();
+  auto daemon = StartTimerdWithHttp();
   constexpr size_t kBody = 4 << 20;
   const std::string head = absl::StrCat(
       "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -594,16 +472,16 @@ TEST_F(HttpE2eTest, BodiesHeldAtOnceAreBoundedPerIdentity) {
       kBody, "\r\nExpect: 100-continue\r\n");
   // Four of this identity's bodies reserved (each told 100 Continue, which
   // timerd sends once the body is reserved) and never sent.
-  std::vector<std::unique_ptr<Conn>> held;
+  std::vector<std::unique_ptr<RawHttpConnection>> held;
   for (int i = 0; i < 4; ++i) {
-    held.push_back(std::make_unique<Conn>(http_port_));
+    held.push_back(std::make_unique<RawHttpConnection>(http_port_));
     ASSERT_TRUE(held.back()->Send(
         absl::StrCat(head, "Authorization: Bearer ", token_, "\r\n\r\n")));
     EXPECT_EQ(held.back()->ReadResponse().code, 100) << i;
   }
   // A fifth of the same identity is over its share: 429 naming the limit.
   {
-    Conn c(http_port_);
+    RawHttpConnection c(http_port_);
     ASSERT_TRUE(c.Send(absl::StrCat(head, "Authorization: Bearer ", token_, "\r\n\r\n")));
     json j = Error(c.ReadResponse(), 429, 8);
     EXPECT_TRUE(
@@ -615,7 +493,7 @@ TEST_F(HttpE2eTest, BodiesHeldAtOnceAreBoundedPerIdentity) {
   json created = Ok(Call("POST", "/v1/jobs", JobBody("other's"), other));
   EXPECT_FALSE(created.value("job_id", "").empty()) << created.dump();
   {
-    Conn c(http_port_);
+    RawHttpConnection c(http_port_);
     ASSERT_TRUE(c.Send(absl::StrCat(head, "Authorization: Bearer ", other, "\r\n\r\n")));
     EXPECT_EQ(c.ReadResponse().code, 100);
   }
@@ -626,7 +504,7 @@ TEST_F(HttpE2eTest, BodiesHeldAtOnceAreBoundedPerIdentity) {
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
   int code = 0;
   while (absl::Now() < deadline) {
-    Conn c(http_port_);
+    RawHttpConnection c(http_port_);
     ASSERT_TRUE(c.Send(absl::StrCat(head, "Authorization: Bearer ", token_, "\r\n\r\n")));
     code = c.ReadResponse().code;
     if (code == 100) break;
@@ -636,9 +514,9 @@ TEST_F(HttpE2eTest, BodiesHeldAtOnceAreBoundedPerIdentity) {
 }
 
 TEST_F(HttpE2eTest, AChunkExtensionCannotGrowTheReadBuffer) {
-  auto daemon = StartHttp();
+  auto daemon = StartTimerdWithHttp();
   {
-    Conn c(http_port_);
+    RawHttpConnection c(http_port_);
     // 100 KiB of chunk extension: over http_max_header_bytes + 64 KiB.
     ASSERT_TRUE(c.Send(absl::StrCat(
         "POST /v1/jobs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ", token_,
@@ -652,7 +530,7 @@ TEST_F(HttpE2eTest, AChunkExtensionCannotGrowTheReadBuffer) {
 }
 
 TEST_F(HttpE2eTest, MetricsAreRenderedAtMostOnceASecond) {
-  auto daemon = StartHttp();
+  auto daemon = StartTimerdWithHttp();
   // Each scrape is counted (timer_http_requests_total), so a fresh render
   // differs from the last; within 1 s at most one new render is seen. A
   // slow machine may stretch the five scrapes over a second: tried again.
@@ -697,10 +575,10 @@ TEST_F(HttpE2eTest, TlsAndClientCertificatesAsOverGrpc) {
   make("server", "/CN=localhost",
        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth");
   make("client", "/O=Example/CN=backup", "extendedKeyUsage=clientAuth");
-  auto daemon =
-      StartHttp(absl::StrCat("tls_cert = \"", d, "/server.crt\"\ntls_key = \"", d,
-                             "/server.key\"\ntls_client_ca = \"", d, "/ca.crt\"\n"),
-                {}, "https");
+  auto daemon = StartTimerdWithHttp(
+      absl::StrCat("tls_cert = \"", d, "/server.crt\"\ntls_key = \"", d,
+                   "/server.key\"\ntls_client_ca = \"", d, "/ca.crt\"\n"),
+      {}, "https");
   const std::string url = absl::StrCat("https://127.0.0.1:", http_port_, "/v1/session");
   const auto curl = [&](std::vector<std::string> args) {
     std::vector<std::string> argv = {

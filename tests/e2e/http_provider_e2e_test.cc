@@ -15,7 +15,6 @@
 #include <openssl/hmac.h>
 #include <sys/stat.h>
 
-#include <cctype>
 #include <csignal>
 #include <fstream>
 #include <functional>
@@ -25,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -53,50 +53,21 @@ class HttpProviderE2eTest : public CliTest {
     ASSERT_GT(server_->port(), 0);
   }
 
-  // With `http_listen`, also serves the JSON API; its port in http_port_.
+  // timerd allowing the echo server (or, if not `allow_server`, only
+  // api.example.org) to the http provider and to notifications; with
+  // `http_listen`, also serving the JSON API (its port in http_port_).
   std::unique_ptr<Daemon> StartWithConfig(bool allow_server = true,
                                           bool http_listen = false) {
     const std::string key = tmp_.path() + "/notify.key";
     std::ofstream(key) << kKey;
     chmod(key.c_str(), 0600);
-    const std::string config = tmp_.path() + "/timerd.toml";
     const std::string entry =
         allow_server ? "\"127.0.0.1:" + std::to_string(server_->port()) + "\""
                      : "\"api.example.org\"";
-    std::ofstream(config) << (http_listen ? "http_listen = \"127.0.0.1:0\"\n" : "")
-                          << "[plugins.http]\nallow = [" << entry << "]\n\n"
-                          << "[notifications]\nkey_file = \"" << key << "\"\n"
-                          << "allow = [" << entry << "]\ninitial_backoff_ms = 50\n";
-    auto daemon = StartTimerd({"--config", config});
-    if (http_listen) {
-      std::string rest;
-      EXPECT_TRUE(
-          daemon->WaitForLog("http: serving on http://", absl::Seconds(10), &rest))
-          << daemon->log();
-      http_port_ = rest.substr(rest.rfind(':') + 1);
-      while (!http_port_.empty() &&
-             !std::isdigit(static_cast<unsigned char>(http_port_.back()))) {
-        http_port_.pop_back();
-      }
-    }
-    return daemon;
-  }
-
-  // Polls `timer job results` until the newest result satisfies `done`.
-  json WaitForRun(const std::string& id, const std::function<bool(const json&)>& done,
-                  absl::Duration timeout = absl::Seconds(30)) {
-    const absl::Time deadline = absl::Now() + timeout;
-    json run;
-    do {
-      json results = CliJson({"job", "results", id});
-      if (results.contains("results") && !results["results"].empty()) {
-        run = results["results"][0];
-        if (done(run)) return run;
-      }
-      absl::SleepFor(absl::Milliseconds(50));  // Polling the server's state.
-    } while (absl::Now() < deadline);
-    ADD_FAILURE() << "timed out waiting for a run of job " << id << ": " << run.dump();
-    return run;
+    const std::string config = absl::StrCat(
+        "[plugins.http]\nallow = [", entry, "]\n\n", "[notifications]\nkey_file = \"",
+        key, "\"\nallow = [", entry, "]\ninitial_backoff_ms = 50\n");
+    return http_listen ? StartTimerdWithHttp(config) : StartTimerdWithConfig(config);
   }
 
   // The Idempotency-Key of each request to paths starting with `prefix`.
@@ -117,7 +88,6 @@ class HttpProviderE2eTest : public CliTest {
   }
 
   std::unique_ptr<HttpEchoServer> server_;
-  std::string http_port_;
 };
 
 absl::Time ParseTime(const json& t) {
@@ -363,10 +333,10 @@ TEST_F(HttpProviderE2eTest, PausesAfterThreeFailedRunsWithReasonAndOnePauseNotic
   EXPECT_NE(shown.out.find("after failures: 3 consecutive runs failed"),
             std::string::npos)
       << shown.out;
-  RunResult got =
-      timer::testing::Run({"/usr/bin/curl", "-sS", "--max-time", "20", "-H",
-                           "Authorization: Bearer " + token_,
-                           "http://127.0.0.1:" + http_port_ + "/v1/jobs/" + id});
+  RunResult got = timer::testing::Run(
+      {"/usr/bin/curl", "-sS", "--max-time", "20", "-H",
+       "Authorization: Bearer " + token_,
+       absl::StrCat("http://127.0.0.1:", http_port_, "/v1/jobs/", id)});
   ASSERT_EQ(got.exit_code, 0) << got.err;
   json api = json::parse(got.out, nullptr, false);
   ASSERT_FALSE(api.is_discarded()) << got.out;

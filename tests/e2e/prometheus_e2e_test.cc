@@ -33,8 +33,6 @@ namespace {
 
 using nlohmann::json;
 
-// A loopback port free now (bound to 0, then closed): for a server whose
-// port must be named in its configuration.
 // GET http://127.0.0.1:port/path with curl; the body, or "" on failure.
 std::string HttpGet(int port, const std::string& path_and_query) {
   RunResult r =
@@ -102,9 +100,8 @@ TEST_F(PrometheusE2eTest, PrometheusScrapesTheFireCounterAndTheLatenessHistogram
   const absl::StatusOr<int> free_port = FreeLoopbackPort();
   ASSERT_TRUE(free_port.ok()) << free_port.status();
   const int http_port = *free_port;
-  const std::string config = tmp_.path() + "/timerd.toml";
-  std::ofstream(config) << "http_listen = \"127.0.0.1:" << http_port << "\"\n";
-  auto timerd = StartTimerd({"--config", config});
+  auto timerd = StartTimerdWithConfig(
+      absl::StrCat("http_listen = \"127.0.0.1:", http_port, "\"\n"));
 
   // /metrics answers on the HTTP listener, in the text format, with every
   // series present from the start.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -25,12 +26,9 @@ class RetryE2eTest : public CliTest {
  protected:
   // timerd with noop recording its starts in record_.
   std::unique_ptr<Daemon> Start() {
-    config_ = tmp_.path() + "/timerd.toml";
     record_ = tmp_.path() + "/starts.txt";
-    std::ofstream(config_)
-        << "load_plugins = [\"noop\"]\n[plugins.noop]\nrecord_file = \"" << record_
-        << "\"\n";
-    return StartTimerd({"--config", config_});
+    return StartTimerdWithConfig(absl::StrCat(
+        "load_plugins = [\"noop\"]\n[plugins.noop]\nrecord_file = \"", record_, "\"\n"));
   }
 
   // The request ids noop started actions for, in order.
@@ -45,24 +43,7 @@ class RetryE2eTest : public CliTest {
     return ids;
   }
 
-  // Polls `timer job results` until the newest result satisfies `done`.
-  json WaitForRun(const std::string& id, const std::function<bool(const json&)>& done,
-                  absl::Duration timeout = absl::Seconds(30)) {
-    const absl::Time deadline = absl::Now() + timeout;
-    json run;
-    do {
-      json results = CliJson({"job", "results", id});
-      if (results.contains("results") && !results["results"].empty()) {
-        run = results["results"][0];
-        if (done(run)) return run;
-      }
-      absl::SleepFor(absl::Milliseconds(50));  // Polling the server's state.
-    } while (absl::Now() < deadline);
-    ADD_FAILURE() << "timed out waiting for a run of job " << id << ": " << run.dump();
-    return run;
-  }
-
-  std::string config_, record_;
+  std::string record_;
 };
 
 TEST_F(RetryE2eTest, ATransientFailureIsRetriedAsTheSameRunWithTwoAttempts) {

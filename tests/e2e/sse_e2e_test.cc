@@ -5,172 +5,31 @@
 // (429); a stalled reader dropped with its resume point while runs and the
 // other watchers stay on time; heartbeats; SIGTERM ending streams with a
 // final event and closing kept-alive connections.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
-#include <fstream>
-#include <map>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "cli_fixture.h"
 #include "sanitizers.h"
+#include "sse_client.h"
 
 namespace timer::testing {
 namespace {
 
 using nlohmann::json;
 
-// One SSE event as read: its fields, and `data` parsed.
-struct SseEvent {
-  std::string id, event;
-  std::string data;
-  std::vector<std::string> data_lines;
-  json Json() const { return json::parse(data, nullptr, /*allow_exceptions=*/false); }
-};
-
-// One watch stream on its own connection.
-class SseStream {
- public:
-  SseStream(int port, const std::string& target, const std::string& token,
-            const std::string& extra_headers = "", int rcvbuf = 0) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    if (rcvbuf > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) return;
-    const std::string req = absl::StrCat(
-        "GET ", target, " HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n",
-        "Authorization: Bearer ", token, "\r\n", extra_headers, "\r\n");
-    ok_ = ::send(fd_, req.data(), req.size(), MSG_NOSIGNAL) ==
-          static_cast<ssize_t>(req.size());
-  }
-  ~SseStream() { Drop(); }
-  void Drop() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
-  // Reads the response head; returns the status code (0: none).
-  int ReadHead(absl::Duration timeout = absl::Seconds(10)) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (head_end_ == std::string::npos) {
-      if (!ReadSome(deadline)) return 0;
-      head_end_ = buf_.find("\r\n\r\n");
-    }
-    head_ = buf_.substr(0, head_end_);
-    buf_.erase(0, head_end_ + 4);
-    int code = 0;
-    std::vector<std::string> status = absl::StrSplit(head_, absl::MaxSplits(' ', 2));
-    if (status.size() >= 2) (void)absl::SimpleAtoi(status[1], &code);
-    return code;
-  }
-  const std::string& head() const { return head_; }
-  // The body after the head (a refused stream's JSON), read to the close.
-  std::string Rest(absl::Duration timeout = absl::Seconds(10)) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (ReadSome(deadline)) {
-    }
-    return buf_;
-  }
-
-  // The next event (comments counted in `comments`); nullopt on close or
-  // timeout.
-  std::optional<SseEvent> Next(absl::Duration timeout = absl::Seconds(20)) {
-    const absl::Time deadline = absl::Now() + timeout;
-    for (;;) {
-      const size_t end = buf_.find("\n\n");
-      if (end != std::string::npos) {
-        std::string frame = buf_.substr(0, end);
-        buf_.erase(0, end + 2);
-        SseEvent e;
-        bool any = false;
-        for (absl::string_view line : absl::StrSplit(frame, '\n')) {
-          if (absl::StartsWith(line, ":")) {
-            ++comments;
-            continue;
-          }
-          any = true;
-          if (absl::ConsumePrefix(&line, "id: ")) e.id = std::string(line);
-          if (absl::ConsumePrefix(&line, "event: ")) e.event = std::string(line);
-          if (absl::ConsumePrefix(&line, "data: ")) e.data_lines.emplace_back(line);
-        }
-        if (!any) continue;
-        e.data = absl::StrJoin(e.data_lines, "\n");
-        return e;
-      }
-      if (!ReadSome(deadline)) return std::nullopt;
-    }
-  }
-
-  // Whether the server closed the connection within `timeout`.
-  bool Closed(absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (ReadSome(deadline)) {
-    }
-    return closed_;
-  }
-
-  int comments = 0;
-
- private:
-  // Reads what is there by `deadline`; false on close or timeout.
-  bool ReadSome(absl::Time deadline) {
-    if (fd_ < 0 || closed_) return false;
-    const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-    if (ms <= 0) return false;
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(ms)) <= 0) return false;
-    char b[65536];
-    const ssize_t n = ::recv(fd_, b, sizeof(b), 0);
-    if (n <= 0) {
-      closed_ = true;
-      return false;
-    }
-    buf_.append(b, static_cast<size_t>(n));
-    return true;
-  }
-
-  int fd_ = -1;
-  bool ok_ = false;
-  bool closed_ = false;
-  std::string buf_, head_;
-  size_t head_end_ = std::string::npos;
-};
-
 class SseE2eTest : public CliTest {
  protected:
-  std::unique_ptr<Daemon> StartHttp(const std::string& config = "") {
-    const std::string path = tmp_.path() + "/timerd.toml";
-    std::ofstream(path) << "http_listen = \"127.0.0.1:0\"\n" << config;
-    auto daemon = StartTimerd({"--config", path});
-    std::string rest;
-    EXPECT_TRUE(daemon->WaitForLog("http: serving on http://", absl::Seconds(10), &rest))
-        << daemon->log();
-    const size_t colon = rest.rfind(':');
-    EXPECT_TRUE(
-        absl::SimpleAtoi(absl::StripAsciiWhitespace(rest.substr(colon + 1)), &http_port_))
-        << rest;
-    return daemon;
-  }
-
   // A job of the CLI's caller (token_); returns its id.
   std::string CreateJob(const std::string& name, const std::string& token = "") {
     RunResult r = CliAs(token.empty() ? token_ : token,
@@ -189,75 +48,30 @@ class SseE2eTest : public CliTest {
   // Renames `id` `n` times over one kept-alive HTTP connection (fast, so
   // events come faster than a stalled reader takes them).
   void RenameMany(const std::string& id, int n, const std::string& prefix) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(http_port_));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    std::string buf;
+    RawHttpConnection c(http_port_);
+    ASSERT_TRUE(c.connected());
     for (int i = 0; i < n; ++i) {
       const std::string body = json{{"name", absl::StrCat(prefix, i)}}.dump();
-      const std::string req = absl::StrCat(
+      ASSERT_TRUE(c.Send(absl::StrCat(
           "PATCH /v1/jobs/", id, "?update_mask=name HTTP/1.1\r\nHost: localhost\r\n",
           "Authorization: Bearer ", token_, "\r\nContent-Type: application/json\r\n",
-          "Content-Length: ", body.size(), "\r\n\r\n", body);
-      ASSERT_EQ(::send(fd, req.data(), req.size(), MSG_NOSIGNAL),
-                static_cast<ssize_t>(req.size()));
+          "Content-Length: ", body.size(), "\r\n\r\n", body)));
       // One response: its head, then Content-Length bytes.
-      for (;;) {
-        const size_t end = buf.find("\r\n\r\n");
-        if (end != std::string::npos) {
-          const std::string head = absl::AsciiStrToLower(buf.substr(0, end));
-          ASSERT_TRUE(absl::StartsWith(head, "http/1.1 200")) << buf;
-          const size_t cl = head.find("content-length:");
-          size_t length = 0;
-          ASSERT_NE(cl, std::string::npos);
-          ASSERT_TRUE(absl::SimpleAtoi(absl::StripAsciiWhitespace(head.substr(
-                                           cl + 15, head.find('\r', cl) - cl - 15)),
-                                       &length));
-          if (buf.size() >= end + 4 + length) {
-            buf.erase(0, end + 4 + length);
-            break;
-          }
-        }
-        char b[16384];
-        pollfd p{fd, POLLIN, 0};
-        ASSERT_GT(::poll(&p, 1, 20000), 0);
-        const ssize_t got = ::recv(fd, b, sizeof(b), 0);
-        ASSERT_GT(got, 0);
-        buf.append(b, static_cast<size_t>(got));
-      }
+      const HttpResponse r = c.ReadResponse();
+      ASSERT_EQ(r.code, 200) << r.body;
+      ASSERT_EQ(r.headers.count("content-length"), 1u);
     }
-    ::close(fd);
   }
 
   // GET `target` on a connection of its own (Connection: close): the
   // whole response, head and body; empty on failure.
   std::string HttpGet(const std::string& target, const std::string& token = "") {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(http_port_));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    RawHttpConnection c(http_port_);
+    std::string req = absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: localhost\r\n");
+    if (!token.empty()) absl::StrAppend(&req, "Authorization: Bearer ", token, "\r\n");
+    req += "Connection: close\r\n\r\n";
     std::string out;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-      std::string req = absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: localhost\r\n");
-      if (!token.empty()) absl::StrAppend(&req, "Authorization: Bearer ", token, "\r\n");
-      req += "Connection: close\r\n\r\n";
-      if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) ==
-          static_cast<ssize_t>(req.size())) {
-        char b[65536];
-        for (;;) {
-          pollfd p{fd, POLLIN, 0};
-          if (::poll(&p, 1, 10000) <= 0) break;
-          const ssize_t n = ::recv(fd, b, sizeof(b), 0);
-          if (n <= 0) break;
-          out.append(b, static_cast<size_t>(n));
-        }
-      }
-    }
-    ::close(fd);
+    if (c.connected() && c.Send(req)) (void)c.ReadToEnd(&out, absl::Seconds(10));
     return out;
   }
 
@@ -271,8 +85,6 @@ class SseE2eTest : public CliTest {
     }
     return -1;
   }
-
-  int http_port_ = 0;
 };
 
 // A Timestamp's JSON form as a time (InfinitePast if it does not parse).
@@ -286,7 +98,7 @@ absl::Time JsonTime(const json& v) {
 }
 
 TEST_F(SseE2eTest, ResumeWithLastEventIdGetsExactlyTheMissedEvents) {
-  auto daemon = StartHttp("http_sse_heartbeat_ms = 200\n");
+  auto daemon = StartTimerdWithHttp("http_sse_heartbeat_ms = 200\n");
   const std::string id = CreateJob("first");
   ASSERT_FALSE(id.empty());
   const std::string target = "/v1/jobs/" + id + ":watch";
@@ -312,9 +124,9 @@ TEST_F(SseE2eTest, ResumeWithLastEventIdGetsExactlyTheMissedEvents) {
     last_id = upd->id;
     // Heartbeats come while nothing happens.
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (s.comments == 0 && absl::Now() < deadline)
+    while (s.comments() == 0 && absl::Now() < deadline)
       (void)s.Next(absl::Milliseconds(300));
-    EXPECT_GT(s.comments, 0);
+    EXPECT_GT(s.comments(), 0);
   }  // Dropped.
 
   // Missed while away.
@@ -361,7 +173,7 @@ TEST_F(SseE2eTest, ResumeWithLastEventIdGetsExactlyTheMissedEvents) {
 }
 
 TEST_F(SseE2eTest, WatchJobsIsTheCallersJobsOnly) {
-  auto daemon = StartHttp();
+  auto daemon = StartTimerdWithHttp();
   const std::string other_token = IssueToken("other@example.org");
   const std::string mine = CreateJob("mine");
   const std::string theirs = CreateJob("theirs", other_token);
@@ -383,14 +195,16 @@ TEST_F(SseE2eTest, WatchJobsIsTheCallersJobsOnly) {
 }
 
 TEST_F(SseE2eTest, StreamsOverThePerIdentityBoundAreRefused) {
-  auto daemon = StartHttp("max_watch_streams_per_identity = 2\n");
+  auto daemon = StartTimerdWithHttp("max_watch_streams_per_identity = 2\n");
   SseStream a(http_port_, "/v1/jobs:watch", token_);
   SseStream b(http_port_, "/v1/jobs:watch", token_);
   ASSERT_EQ(a.ReadHead(), 200);
   ASSERT_EQ(b.ReadHead(), 200);
   SseStream c(http_port_, "/v1/jobs:watch", token_);
   EXPECT_EQ(c.ReadHead(), 429);
-  EXPECT_TRUE(absl::StrContains(c.Rest(), "max_watch_streams_per_identity"));
+  std::string refusal;
+  (void)c.ReadToEnd(&refusal, absl::Seconds(10));
+  EXPECT_TRUE(absl::StrContains(refusal, "max_watch_streams_per_identity"));
   // Another identity is not held by this one's streams.
   SseStream other(http_port_, "/v1/jobs:watch", IssueToken("other@example.org"));
   EXPECT_EQ(other.ReadHead(), 200);
@@ -408,7 +222,7 @@ TEST_F(SseE2eTest, StreamsOverThePerIdentityBoundAreRefused) {
 }
 
 TEST_F(SseE2eTest, SigtermEndsStreamsWithAFinalEvent) {
-  auto daemon = StartHttp();
+  auto daemon = StartTimerdWithHttp();
   SseStream s(http_port_, "/v1/jobs:watch", token_);
   ASSERT_EQ(s.ReadHead(), 200);
   const std::string id = CreateJob("one");
@@ -447,7 +261,7 @@ TEST_F(SseE2eTest, AStalledReaderIsDroppedWithItsResumePointAndRunsStayOnTime) {
   // A write not taken never times out here: the stream can only end by
   // falling watch_buffer_events behind (the bound under test).
   // Renames as fast as they commit (no write rate in the way).
-  auto daemon = StartHttp(
+  auto daemon = StartTimerdWithHttp(
       "watch_buffer_events = 64\nhttp_body_timeout_ms = 600000\n"
       "write_rate_per_identity = 1000000\nwrite_burst_per_identity = 1000000\n");
   // Each of this job's events is ~100 KB (its action body), so few renames

@@ -10,14 +10,11 @@
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "cli_fixture.h"
 
 namespace timer::testing {
@@ -50,14 +47,9 @@ TEST_F(WebE2eTest, TheViewWorksInHeadlessChromium) {
   ASSERT_TRUE(std::filesystem::exists(dir + "/node_modules/puppeteer-core/package.json"))
       << dir << "/node_modules: run scripts/deps.sh (npm ci in tests/web)";
 
-  const std::string config = tmp_.path() + "/timerd.toml";
-  std::ofstream(config) << "http_listen = \"127.0.0.1:0\"\n";
-  auto daemon = StartTimerd({"--config", config});
-  std::string rest;
-  ASSERT_TRUE(daemon->WaitForLog("http: serving on http://", absl::Seconds(10), &rest))
-      << daemon->log();
-  const std::string url = absl::StrCat(
-      "http://", absl::StripAsciiWhitespace(absl::StripPrefix(rest, "http://")));
+  auto daemon = StartTimerdWithHttp();
+  ASSERT_GT(http_port_, 0) << daemon->log();
+  const std::string url = absl::StrCat("http://127.0.0.1:", http_port_);
   const std::string other = IssueToken(kOther);
 
   std::vector<std::string> env = {

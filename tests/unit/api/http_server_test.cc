@@ -5,12 +5,6 @@
 // kept-alive connections itself.
 #include "api/http/http_server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +20,7 @@
 #include "auth/token.h"
 #include "domain/clock.h"
 #include "gtest/gtest.h"
+#include "sse_client.h"
 #include "store/token_store.h"
 #include "timer/v1/session.pb.h"
 #include "timer/v1/timer.pb.h"
@@ -74,75 +69,8 @@ class GatedTokens : public store::TokenStore {
   int waiting_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// One client connection to 127.0.0.1:port.
-class Conn {
- public:
-  explicit Conn(int port) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  }
-  ~Conn() { ::close(fd_); }
-  bool connected() const { return connected_; }
-  bool Send(const std::string& data) {
-    return ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL) ==
-           static_cast<ssize_t>(data.size());
-  }
-  // Reads until one whole response (Content-Length framed) is in; its
-  // status code, 0 on close or timeout.
-  int ReadResponse(absl::Duration timeout, std::string* body = nullptr) {
-    const absl::Time deadline = absl::Now() + timeout;
-    for (;;) {
-      const size_t end = buf_.find("\r\n\r\n");
-      if (end != std::string::npos) {
-        const size_t cl = buf_.find("Content-Length: ");
-        size_t length = 0;
-        if (cl != std::string::npos && cl < end) {
-          length = std::stoul(buf_.substr(cl + 16, buf_.find("\r\n", cl) - cl - 16));
-        }
-        if (buf_.size() >= end + 4 + length) {
-          const int code = std::stoi(buf_.substr(9, 3));
-          if (body != nullptr) *body = buf_.substr(end + 4, length);
-          buf_.erase(0, end + 4 + length);
-          return code;
-        }
-      }
-      if (!ReadSome(deadline)) return 0;
-    }
-  }
-  // Whether the server closed the connection within `timeout`.
-  bool ClosedWithin(absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (ReadSome(deadline)) {
-    }
-    return closed_;
-  }
-
- private:
-  bool ReadSome(absl::Time deadline) {
-    if (closed_) return false;
-    const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
-    if (ms <= 0) return false;
-    pollfd p{fd_, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(ms)) <= 0) return false;
-    char b[16384];
-    const ssize_t n = ::recv(fd_, b, sizeof(b), 0);
-    if (n <= 0) {
-      closed_ = true;
-      return false;
-    }
-    buf_.append(b, static_cast<size_t>(n));
-    return true;
-  }
-
-  int fd_ = -1;
-  bool connected_ = false;
-  bool closed_ = false;
-  std::string buf_;
-};
+using timer::testing::HttpResponse;
+using timer::testing::RawHttpConnection;
 
 class HttpServerTest : public ::testing::Test {
  protected:
@@ -188,39 +116,39 @@ class HttpServerTest : public ::testing::Test {
 
 TEST_F(HttpServerTest, AuthenticationWaitingOnTheStoreStallsNoOtherConnection) {
   tokens_.SetOpen(false);
-  Conn held(server_->port());
+  RawHttpConnection held(server_->port());
   ASSERT_TRUE(held.connected());
   ASSERT_TRUE(held.Send(WhoAmI()));
   ASSERT_TRUE(tokens_.AwaitWaiting(1));
 
   // The one io thread still serves everyone else meanwhile.
   for (const char* path : {"/healthz", "/metrics", "/readyz"}) {
-    Conn probe(server_->port());
+    RawHttpConnection probe(server_->port());
     ASSERT_TRUE(probe.Send(absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: x\r\n\r\n")));
-    EXPECT_EQ(probe.ReadResponse(absl::Seconds(10)), 200) << path;
+    EXPECT_EQ(probe.ReadResponse(absl::Seconds(10)).code, 200) << path;
   }
   // And another caller's authentication, on the other worker.
-  Conn other(server_->port());
+  RawHttpConnection other(server_->port());
   ASSERT_TRUE(other.Send(WhoAmI()));
   ASSERT_TRUE(tokens_.AwaitWaiting(2));
   // No answer for the held ones yet.
-  EXPECT_EQ(held.ReadResponse(absl::Milliseconds(100)), 0);
+  EXPECT_EQ(held.ReadResponse(absl::Milliseconds(100)).code, 0);
 
   tokens_.SetOpen(true);
-  std::string body;
-  EXPECT_EQ(held.ReadResponse(absl::Seconds(10), &body), 200);
-  EXPECT_TRUE(absl::StrContains(body, "alice@example.org")) << body;
-  EXPECT_EQ(other.ReadResponse(absl::Seconds(10)), 200);
+  const HttpResponse answer = held.ReadResponse(absl::Seconds(10));
+  EXPECT_EQ(answer.code, 200);
+  EXPECT_TRUE(absl::StrContains(answer.body, "alice@example.org")) << answer.body;
+  EXPECT_EQ(other.ReadResponse(absl::Seconds(10)).code, 200);
 }
 
 TEST_F(HttpServerTest, StopClosesKeptAliveConnections) {
-  Conn kept(server_->port());
+  RawHttpConnection kept(server_->port());
   ASSERT_TRUE(kept.Send(WhoAmI()));
-  ASSERT_EQ(kept.ReadResponse(absl::Seconds(10)), 200);
+  ASSERT_EQ(kept.ReadResponse(absl::Seconds(10)).code, 200);
   // Idle between requests, kept alive: Stop() ends it (a FIN), while the
   // server object still exists.
   server_->Stop(absl::Seconds(1));
-  EXPECT_TRUE(kept.ClosedWithin(absl::Seconds(5)));
+  EXPECT_TRUE(kept.Closed(absl::Seconds(5)));
 }
 
 }  // namespace
