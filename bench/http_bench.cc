@@ -94,6 +94,7 @@
 #include "bench_support.h"
 #include "timer/v1/timer.grpc.pb.h"
 
+namespace timer::bench {
 namespace {
 
 namespace v1 = timer::v1;
@@ -125,18 +126,6 @@ struct Options {
   std::string plugin_dir = TIMER_BENCH_PLUGIN_DIR;
   std::string tmp;
 };
-
-using timer::bench::LastLine;
-using timer::bench::LoadAverage1;
-using timer::bench::Median;
-using timer::bench::Percentile;
-using timer::bench::ProcStatusKb;
-using timer::bench::RunToEnd;
-using timer::bench::SelfCpuSeconds;
-using timer::bench::SleepMs;
-using timer::bench::Timerd;
-using timer::bench::WaitFor;
-using timer::bench::WallMicros;
 
 // timerd's config. One identity per case opens every connection and stream
 // from one address: the per-peer and per-identity bounds are lifted, and the
@@ -1176,7 +1165,7 @@ double Find(const Figures& fig, const std::string& name) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   Options opt;
   std::string cases = "get,sse";
   CLI::App app{
@@ -1266,3 +1255,7 @@ int main(int argc, char** argv) {
   }
   return fig.failed ? 1 : 0;
 }
+
+}  // namespace timer::bench
+
+int main(int argc, char** argv) { return timer::bench::Main(argc, argv); }

@@ -74,6 +74,7 @@
 #include "postgresql/libpq-fe.h"
 #include "timer/v1/timer.grpc.pb.h"
 
+namespace timer::bench {
 namespace {
 
 namespace v1 = timer::v1;
@@ -98,15 +99,6 @@ struct Options {
   std::string timerd = TIMER_BENCH_TIMERD;
   std::string plugin_dir = TIMER_BENCH_PLUGIN_DIR;
 };
-
-using timer::bench::LastLine;
-using timer::bench::LoadAverage;
-using timer::bench::Percentile;
-using timer::bench::ProcCpuSeconds;
-using timer::bench::ReadFile;
-using timer::bench::RunToEnd;
-using timer::bench::Timerd;
-using timer::bench::WallMicros;
 
 // Sleeps until the wall clock reads `us` (a window's edge).
 void SleepUntil(int64_t us) {
@@ -705,7 +697,7 @@ int Main(const Options& opt) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   Options opt;
   CLI::App app{"timerd replicas on PostgreSQL against one timerd on SQLite"};
   app.add_option("--jobs", opt.jobs, "jobs at a 1 s interval (fires/s)");
@@ -726,3 +718,7 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   return Main(opt);
 }
+
+}  // namespace timer::bench
+
+int main(int argc, char** argv) { return timer::bench::Main(argc, argv); }

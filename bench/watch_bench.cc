@@ -87,6 +87,7 @@
 #include "bench_support.h"
 #include "timer/v1/timer.grpc.pb.h"
 
+namespace timer::bench {
 namespace {
 
 namespace v1 = timer::v1;
@@ -112,18 +113,6 @@ struct Options {
   std::string plugin_dir = TIMER_BENCH_PLUGIN_DIR;
   std::string tmp;
 };
-
-using timer::bench::LastLine;
-using timer::bench::LoadAverage1;
-using timer::bench::Median;
-using timer::bench::Percentile;
-using timer::bench::ProcStatusKb;
-using timer::bench::RunToEnd;
-using timer::bench::SelfCpuSeconds;
-using timer::bench::SleepMs;
-using timer::bench::Timerd;
-using timer::bench::WaitFor;
-using timer::bench::WallMicros;
 
 int64_t Micros(const google::protobuf::Timestamp& t) {
   return t.seconds() * 1000000 + t.nanos() / 1000;
@@ -827,7 +816,7 @@ double MedianOf(const std::vector<Figures>& runs, const std::string& name) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   Options opt;
   std::string cases = "memory,delivery,stall", jobs = "50,100";
   CLI::App app{
@@ -931,3 +920,7 @@ int main(int argc, char** argv) {
   }
   return failed ? 1 : 0;
 }
+
+}  // namespace timer::bench
+
+int main(int argc, char** argv) { return timer::bench::Main(argc, argv); }
