@@ -71,6 +71,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "auth/token.h"
+#include "bench_support.h"
 #include "domain/clock.h"
 #include "domain/identity.h"
 #include "domain/jobs.h"
@@ -674,12 +675,7 @@ void SetRatios(std::vector<CaseResult>& rows) {
   }
 }
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
+using timer::bench::Median;
 
 void PrintRun(const std::vector<CaseResult>& rows) {
   std::printf("%-14s %7s %9s %9s %8s %8s %8s %6s %5s %6s %9s\n", "case", "callers", "ops",

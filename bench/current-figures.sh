@@ -35,6 +35,7 @@ commands=(
   "$build/bench/timer_bench_cli_status --runs 200"
   "$build/bench/timer_bench_watch --runs 1"
   "$build/bench/timer_bench_http --seconds 10"
+  "$build/bench/timer_bench_http --cases sse --seconds 10 --sse-rounds 2 --jobs 50 --no-grpc-watch"
   "$build/bench/timer_bench_replicas --jobs 10000 --seconds 20"
   "$build/bench/timer_bench_metrics"
   "$build/bench/timer_bench_cron --seconds 2"

@@ -29,7 +29,12 @@
 //         opens them; --no-grpc-watch leaves it out); --sse-rounds rounds,
 //         alternating which goes first. Memory per watcher is reported for
 //         each kind's first opening in the run (later ones reuse the heap
-//         the other kind freed, so the second kind's figure is low).
+//         the other kind freed, so the second kind's figure is low). Then
+//         the one-watcher baseline: a second, fresh timerd set up the same
+//         way, one SSE watcher, the same jobs, warm-up and window; its RSS
+//         growth by the window's end is the process's own under that load.
+//         The net figure per watcher: (growth with --watchers watchers in
+//         the first window - growth with one) / watchers.
 //
 // Each run starts a fresh timerd from the build tree as a child process
 // (gRPC and HTTP on loopback, port 0, a temp data dir, the noop provider),
@@ -53,14 +58,11 @@
 // Threading: main() drives everything. gRPC reactors run on gRPC's threads,
 // the HTTP clients on their io threads; main() reads only their atomics
 // while they run and everything else once they have stopped.
-#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -77,7 +79,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -87,12 +88,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "bench_support.h"
 #include "timer/v1/timer.grpc.pb.h"
 
+namespace timer::bench {
 namespace {
 
 namespace v1 = timer::v1;
@@ -125,224 +127,20 @@ struct Options {
   std::string tmp;
 };
 
-int64_t WallMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-void SleepMs(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
-
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  const size_t k = static_cast<size_t>(q * (v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + k, v.end());
-  return v[k];
-}
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-template <typename Pred>
-bool WaitFor(Pred pred, double seconds) {
-  const auto deadline = SteadyClock::now() + std::chrono::duration<double>(seconds);
-  while (!pred()) {
-    if (SteadyClock::now() >= deadline) return pred();
-    SleepMs(10);
-  }
-  return true;
-}
-
-// ---- Processes and the machine ----
-
-// /proc/PID/status field in kB (VmRSS, VmHWM, Threads), or -1.
-int64_t ProcStatusKb(pid_t pid, const std::string& field) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) != 0) continue;
-    int64_t kb = 0;
-    std::vector<std::string> parts =
-        absl::StrSplit(line.substr(field.size() + 1), ' ', absl::SkipWhitespace());
-    if (!parts.empty() && absl::SimpleAtoi(parts[0], &kb)) return kb;
-  }
-  return -1;
-}
-
-// utime + stime of PID, in seconds.
-double ProcCpuSeconds(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string text((std::istreambuf_iterator<char>(in)),
-                   std::istreambuf_iterator<char>());
-  const size_t paren = text.rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::vector<std::string> f = absl::StrSplit(text.substr(paren + 2), ' ');
-  int64_t ut = 0, st = 0;
-  if (f.size() < 13 || !absl::SimpleAtoi(f[11], &ut) || !absl::SimpleAtoi(f[12], &st)) {
-    return 0;
-  }
-  return static_cast<double>(ut + st) / ::sysconf(_SC_CLK_TCK);
-}
-
-double SelfCpuSeconds() {
-  rusage ru;
-  ::getrusage(RUSAGE_SELF, &ru);
-  auto s = [](const timeval& tv) { return tv.tv_sec + tv.tv_usec / 1e6; };
-  return s(ru.ru_utime) + s(ru.ru_stime);
-}
-
-double LoadAverage1() {
-  std::ifstream in("/proc/loadavg");
-  double load = 0;
-  in >> load;
-  return load;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)),
-                     std::istreambuf_iterator<char>());
-}
-
-// Forks and execs argv with stdout to `out_path` and stderr to `err_path`.
-// The child gets SIGKILL if this process dies.
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path,
-            const std::string& err_path) {
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid != 0) return pid;
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != parent) ::_exit(127);
-  const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-  if (out < 0 || err < 0) ::_exit(127);
-  ::dup2(out, 1);
-  ::dup2(err, 2);
-  ::execv(args[0], args.data());
-  ::_exit(127);
-}
-
-// Runs argv to completion; its exit code, its stdout in *out.
-int RunToEnd(const std::vector<std::string>& argv, const std::string& dir,
-             std::string* out) {
-  const std::string out_path = dir + "/cmd.out", err_path = dir + "/cmd.err";
-  const pid_t pid = Spawn(argv, out_path, err_path);
-  if (pid < 0) return -1;
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  *out = ReadFile(out_path);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    *out += ReadFile(err_path);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-  return 0;
-}
-
-// A running timerd with gRPC and HTTP listeners; stopped when destroyed.
-class Timerd {
- public:
-  Timerd() = default;
-  Timerd(const Timerd&) = delete;
-  Timerd& operator=(const Timerd&) = delete;
-  ~Timerd() { Stop(); }
-
-  bool Start(const Options& opt, const std::string& dir, std::string* error) {
-    log_ = dir + "/timerd.log";
-    // One identity per case opens every connection and stream from one
-    // address: the per-peer and per-identity bounds are lifted, and the
-    // write rate (the jobs are created as fast as they are answered).
-    const std::string config = dir + "/timerd.toml";
-    std::ofstream(config) << "load_plugins = [\"noop\"]\n"
-                             "max_watch_streams = 10000000\n"
-                             "max_watch_streams_per_identity = 10000000\n"
-                             "max_connections = 4096\n"
-                             "max_connections_per_peer = 4096\n"
-                             "write_rate_per_identity = 1000000\n"
-                             "write_burst_per_identity = 1000000\n"
-                             "http_max_connections = 4096\n"
-                             "http_max_connections_per_peer = 4096\n"
-                             "http_idle_timeout_ms = 3600000\n";
-    pid_ = Spawn({opt.timerd, "--config", config, "--listen", "127.0.0.1:0",
-                  "--http-listen", "127.0.0.1:0", "--data-dir", dir + "/data",
-                  "--plugin-dir", opt.plugin_dir, "--log-level", "info"},
-                 dir + "/timerd.out", log_);
-    if (pid_ < 0) {
-      *error = "fork failed";
-      return false;
-    }
-    const auto deadline = SteadyClock::now() + std::chrono::seconds(20);
-    while (SteadyClock::now() < deadline) {
-      const std::string log = ReadFile(log_);
-      if (address_.empty()) address_ = After(log, "listening on ");
-      if (http_port_ == 0) {
-        const std::string http = After(log, "http: serving on http://");
-        const size_t colon = http.rfind(':');
-        if (colon != std::string::npos) {
-          (void)absl::SimpleAtoi(http.substr(colon + 1), &http_port_);
-        }
-      }
-      if (!address_.empty() && http_port_ > 0) return true;
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        *error = "timerd exited: " + log;
-        return false;
-      }
-      SleepMs(20);
-    }
-    *error = "timerd did not listen within 20 s: " + ReadFile(log_);
-    return false;
-  }
-
-  bool Stop() {
-    if (pid_ <= 0) return true;
-    ::kill(pid_, SIGTERM);
-    bool clean = false;
-    const auto deadline = SteadyClock::now() + std::chrono::seconds(10);
-    int status = 0;
-    while (SteadyClock::now() < deadline) {
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        clean = true;
-        break;
-      }
-      SleepMs(20);
-    }
-    if (!clean) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status, 0);
-    }
-    pid_ = -1;
-    return clean;
-  }
-
-  pid_t pid() const { return pid_; }
-  const std::string& address() const { return address_; }
-  int http_port() const { return http_port_; }
-  int64_t RssKb() const { return ProcStatusKb(pid_, "VmRSS"); }
-  double CpuSeconds() const { return ProcCpuSeconds(pid_); }
-
- private:
-  // The rest of the line after `marker`, once the line is complete.
-  static std::string After(const std::string& log, const std::string& marker) {
-    const size_t at = log.find(marker);
-    if (at == std::string::npos) return "";
-    const size_t end = log.find('\n', at);
-    if (end == std::string::npos) return "";
-    return log.substr(at + marker.size(), end - at - marker.size());
-  }
-
-  pid_t pid_ = -1;
-  std::string address_;
-  int http_port_ = 0;
-  std::string log_;
-};
+// timerd's config. One identity per case opens every connection and stream
+// from one address: the per-peer and per-identity bounds are lifted, and the
+// write rate (the jobs are created as fast as they are answered).
+constexpr char kTimerdConfig[] =
+    "load_plugins = [\"noop\"]\n"
+    "max_watch_streams = 10000000\n"
+    "max_watch_streams_per_identity = 10000000\n"
+    "max_connections = 4096\n"
+    "max_connections_per_peer = 4096\n"
+    "write_rate_per_identity = 1000000\n"
+    "write_burst_per_identity = 1000000\n"
+    "http_max_connections = 4096\n"
+    "http_max_connections_per_peer = 4096\n"
+    "http_idle_timeout_ms = 3600000\n";
 
 std::string Describe(const grpc::Status& s) {
   return s.error_message().empty()
@@ -1156,8 +954,55 @@ void AddDelivery(Figures& fig, const std::string& key, const DeliveryResult& d) 
   fig.Add(key + "gaps", static_cast<double>(d.gaps));
 }
 
+// Issues a bearer token for `identity` on the data dir dir/data: "Bearer
+// TOKEN", or "" with *error.
+std::string IssueBearer(const Options& opt, const std::string& dir,
+                        const std::string& identity, std::string* error) {
+  std::string out;
+  if (RunToEnd({opt.timerd, "token", "issue", "--data-dir", dir + "/data", "--identity",
+                identity},
+               dir, &out) != 0) {
+    *error = "timerd token issue: " + out;
+    return "";
+  }
+  return "Bearer " + LastLine(out);
+}
+
+constexpr char kWatchIdentity[] = "watch-bench@example.org";
+
+// The baseline of the net memory figure: a fresh timerd in `dir`, set up as
+// the sse case's is (the watchers' identity, one idle job), one SSE watcher,
+// then the same firing jobs, warm-up and window as a round. Its RSS growth
+// over that first window is the process's own under the firing load (the
+// store, the event hub and the frame cache warming up), which the 1,000
+// watchers' first window on a fresh timerd holds too.
+DeliveryResult OneWatcherBaseline(const Options& opt, const std::string& dir) {
+  DeliveryResult d;
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  const std::string bearer = IssueBearer(opt, dir, kWatchIdentity, &d.error);
+  if (bearer.empty()) return d;
+  Timerd timerd(opt.timerd, opt.plugin_dir);
+  if (!timerd.Start(dir, kTimerdConfig, /*http=*/true, &d.error)) return d;
+  std::printf("  sse one-watcher baseline: a fresh timerd, pid %d\n", timerd.pid());
+  std::fflush(stdout);
+  auto channel = NewChannel(timerd.address());
+  if (channel == nullptr) {
+    d.error = "the gRPC channel did not connect";
+    return d;
+  }
+  auto admin = v1::TimerService::NewStub(channel);
+  CreateJobs(admin.get(), bearer, "idle", 1, /*idle=*/true, &d.error);
+  if (!d.error.empty()) return d;
+  Options one = opt;
+  one.watchers = 1;
+  d = SseDelivery(one, timerd, admin.get(), bearer);
+  if (!timerd.Stop() && d.error.empty()) d.error = "its timerd needed SIGKILL";
+  return d;
+}
+
 void SseCase(const Options& opt, const Timerd& timerd, v1::TimerService::Stub* admin,
-             const std::string& bearer, Figures& fig) {
+             const std::string& bearer, const std::string& dir, Figures& fig) {
   std::string error;
   // One idle job, so each stream opens with one SNAPSHOT, then the firing
   // ones.
@@ -1230,11 +1075,28 @@ void SseCase(const Options& opt, const Timerd& timerd, v1::TimerService::Stub* a
       }
     }
   }
+  // The same first window with one watcher on a fresh timerd: what of the
+  // growth is not the watchers'.
+  const DeliveryResult one = OneWatcherBaseline(opt, dir + "/one-watcher");
+  AddDelivery(fig, "sse.one_watcher.", one);
+  std::printf(
+      "  sse one-watcher baseline: %.0f events/s, timerd grew %.0f KB by the window's "
+      "end (%.1f KB a watcher of %d)\n",
+      one.delivered_per_s, one.kb_per_watcher_window_end,
+      one.kb_per_watcher_window_end / opt.watchers, opt.watchers);
+  std::fflush(stdout);
+  if (!one.error.empty()) fig.Fail("sse one-watcher baseline: " + one.error);
+  if (one.opened < 1) fig.Fail("sse one-watcher baseline: the watcher did not open");
+  if (one.dropped > 0) fig.Fail("sse one-watcher baseline: ended: " + one.first_drop);
+  if (one.gaps > 0) fig.Fail("sse one-watcher baseline: gaps in its stream");
   fig.Add("sse.median_sse_events_per_s", Median(sse_rates));
   fig.Add("sse.median_grpc_events_per_s", Median(grpc_rates));
   fig.Add("sse.median_sse/grpc", Median(ratios));
   fig.Add("sse.sse_KB_per_watcher_first_open", sse_kb.value_or(0));
   fig.Add("sse.sse_KB_per_watcher_first_window_end", sse_kb_end.value_or(0));
+  // (RSS growth with the watchers - growth with one, same load) / watchers.
+  fig.Add("sse.sse_KB_per_watcher_first_window_end_net",
+          sse_kb_end.value_or(0) - one.kb_per_watcher_window_end / opt.watchers);
   fig.Add("sse.grpc_KB_per_watcher_first_open", grpc_kb.value_or(0));
   fig.Add("sse.grpc_KB_per_watcher_first_window_end", grpc_kb_end.value_or(0));
 }
@@ -1260,22 +1122,18 @@ Figures RunOnce(const Options& opt) {
   } remove_dir{dir};
 
   std::string bearers[2];
-  const char* identities[2] = {"get-bench@example.org", "watch-bench@example.org"};
+  const char* identities[2] = {"get-bench@example.org", kWatchIdentity};
+  std::string error;
   for (int i = 0; i < 2; ++i) {
-    std::string out;
-    if (RunToEnd({opt.timerd, "token", "issue", "--data-dir", dir + "/data", "--identity",
-                  identities[i]},
-                 dir, &out) != 0) {
-      fig.Fail("timerd token issue: " + out);
+    bearers[i] = IssueBearer(opt, dir, identities[i], &error);
+    if (bearers[i].empty()) {
+      fig.Fail(error);
       return fig;
     }
-    while (!out.empty() && out.back() == '\n') out.pop_back();
-    bearers[i] = "Bearer " + out.substr(out.rfind('\n') + 1);
   }
 
-  Timerd timerd;
-  std::string error;
-  if (!timerd.Start(opt, dir, &error)) {
+  Timerd timerd(opt.timerd, opt.plugin_dir);
+  if (!timerd.Start(dir, kTimerdConfig, /*http=*/true, &error)) {
     fig.Fail(error);
     return fig;
   }
@@ -1292,7 +1150,7 @@ Figures RunOnce(const Options& opt) {
     return std::find(opt.cases.begin(), opt.cases.end(), c) != opt.cases.end();
   };
   if (wants("get")) GetCase(opt, timerd, admin.get(), bearers[0], fig);
-  if (wants("sse")) SseCase(opt, timerd, admin.get(), bearers[1], fig);
+  if (wants("sse")) SseCase(opt, timerd, admin.get(), bearers[1], dir, fig);
   fig.Add("server_peak_rss_MB", ProcStatusKb(timerd.pid(), "VmHWM") / 1024.0);
   if (!timerd.Stop()) fig.notes.push_back("timerd needed SIGKILL");
   return fig;
@@ -1307,7 +1165,7 @@ double Find(const Figures& fig, const std::string& name) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   Options opt;
   std::string cases = "get,sse";
   CLI::App app{
@@ -1388,6 +1246,16 @@ int main(int argc, char** argv) {
         "end; gRPC %.1f; target <= %.0f KB): %s\n",
         kb, Find(fig, "sse.grpc_KB_per_watcher_first_open"), kTargetKbPerWatcher,
         kb <= kTargetKbPerWatcher ? "met" : "MISSED");
+    const double net = std::max(Find(fig, "sse.sse_KB_per_watcher_first_open"),
+                                Find(fig, "sse.sse_KB_per_watcher_first_window_end_net"));
+    std::printf(
+        "  the same net of one watcher's growth under the same load: %.1f KB (the "
+        "larger of open and window end net; target <= %.0f KB): %s\n",
+        net, kTargetKbPerWatcher, net <= kTargetKbPerWatcher ? "met" : "MISSED");
   }
   return fig.failed ? 1 : 0;
 }
+
+}  // namespace timer::bench
+
+int main(int argc, char** argv) { return timer::bench::Main(argc, argv); }

@@ -38,13 +38,10 @@
 //
 // Threading: main() drives everything; the create load runs on gRPC's
 // callback threads and reports through atomics.
-#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <pwd.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -72,10 +69,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench_support.h"
 #include "pg_cluster.h"
 #include "postgresql/libpq-fe.h"
 #include "timer/v1/timer.grpc.pb.h"
 
+namespace timer::bench {
 namespace {
 
 namespace v1 = timer::v1;
@@ -101,44 +100,10 @@ struct Options {
   std::string plugin_dir = TIMER_BENCH_PLUGIN_DIR;
 };
 
-int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
-
 // Sleeps until the wall clock reads `us` (a window's edge).
 void SleepUntil(int64_t us) {
-  const int64_t left = us - NowMicros();
+  const int64_t left = us - WallMicros();
   if (left > 0) absl::SleepFor(absl::Microseconds(left));
-}
-
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  const size_t k = static_cast<size_t>(q * static_cast<double>(v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
-  return v[k];
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)),
-                     std::istreambuf_iterator<char>());
-}
-
-std::string LoadAverage() {
-  std::string s = ReadFile("/proc/loadavg");
-  std::vector<std::string> parts = absl::StrSplit(s, ' ');
-  return parts.size() >= 3 ? absl::StrCat(parts[0], " ", parts[1], " ", parts[2]) : "?";
-}
-
-// utime + stime of PID, in seconds.
-double ProcCpuSeconds(pid_t pid) {
-  const std::string text = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
-  const size_t paren = text.rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::vector<std::string> f = absl::StrSplit(text.substr(paren + 2), ' ');
-  int64_t ut = 0, st = 0;
-  if (f.size() < 13 || !absl::SimpleAtoi(f[11], &ut) || !absl::SimpleAtoi(f[12], &st)) {
-    return 0;
-  }
-  return static_cast<double>(ut + st) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 // CPU seconds of every process of the `postgres` user (the server and its
@@ -158,134 +123,50 @@ double PostgresCpuSeconds() {
   return total;
 }
 
-// Forks and execs argv, stdout and stderr to `log_path`; the child gets
-// SIGKILL if this process dies.
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& log_path) {
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid != 0) return pid;
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != parent) ::_exit(127);
-  const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-  if (log < 0) ::_exit(127);
-  ::dup2(log, 1);
-  ::dup2(log, 2);
-  ::execv(args[0], args.data());
-  ::_exit(127);
+// Where a replica's noop provider records its starts ("<job_id>/<run> <unix
+// ms>" a line): in the replica's directory.
+std::string RecordFile(const std::string& dir) { return dir + "/record.txt"; }
+
+// Launches a timerd replica in `dir` on `store` (empty: SQLite in dir/data)
+// with the per-identity limits lifted (one identity creates every job) and
+// the noop provider recording its starts; returns at once (WaitListening
+// waits for it).
+std::unique_ptr<Timerd> LaunchReplica(const Options& opt, const std::string& dir,
+                                      const std::string& store, std::string* error) {
+  const std::string config = absl::StrCat(
+      "max_jobs_per_identity = 10000000\n"
+      "max_stored_jobs_per_identity = 10000000\n"
+      "max_stored_bytes_per_identity = 1099511627776\n"
+      "write_rate_per_identity = 1000000\n"
+      "write_burst_per_identity = 10000000\n"
+      "max_active_runs_per_identity = 10000000\n",
+      absl::StrJoin(opt.config_lines, "\n"), "\n",
+      "load_plugins = [\"noop\"]\n"
+      "[plugins.noop]\n"
+      "record_file = \"",
+      RecordFile(dir), "\"\n");
+  std::vector<std::string> args;
+  if (!store.empty()) args = {"--store", store};
+  auto timerd = std::make_unique<Timerd>(opt.timerd, opt.plugin_dir);
+  if (!timerd->Launch(dir, config, /*http=*/false, args, error)) return nullptr;
+  return timerd;
 }
 
-// Runs argv to completion; its output's last line in *last.
-bool RunToEnd(const std::vector<std::string>& argv, const std::string& log_path,
-              std::string* last) {
-  std::filesystem::remove(log_path);
-  const pid_t pid = Spawn(argv, log_path);
-  int status = 0;
-  if (pid < 0 || ::waitpid(pid, &status, 0) != pid) return false;
-  std::string out = ReadFile(log_path);
-  while (!out.empty() && out.back() == '\n') out.pop_back();
-  *last = out.substr(out.rfind('\n') == std::string::npos ? 0 : out.rfind('\n') + 1);
-  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+// The shards a replica said it keeps last (held and not to be released), and
+// of how many live replicas (-1: none said yet).
+std::pair<int, int> Holding(const Timerd& timerd) {
+  static const std::regex re(
+      "holds (\\d+) shards \\(\\d+ gained, \\d+ lost, (?:\\d+ released, )?(\\d+) to "
+      "release\\) of (\\d+) "
+      "live replicas");
+  const std::string log = ReadFile(timerd.log_path());
+  std::pair<int, int> last = {-1, -1};
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), re);
+       it != std::sregex_iterator(); ++it) {
+    last = {std::stoi((*it)[1]) - std::stoi((*it)[2]), std::stoi((*it)[3])};
+  }
+  return last;
 }
-
-// One timerd process; stopped when destroyed.
-class Timerd {
- public:
-  Timerd(const Options& opt, const std::string& dir, const std::string& store)
-      : dir_(dir) {
-    std::filesystem::create_directories(dir + "/data");
-    std::ofstream(dir + "/timerd.toml")
-        << "max_jobs_per_identity = 10000000\n"
-           "max_stored_jobs_per_identity = 10000000\n"
-           "max_stored_bytes_per_identity = 1099511627776\n"
-           "write_rate_per_identity = 1000000\n"
-           "write_burst_per_identity = 10000000\n"
-           "max_active_runs_per_identity = 10000000\n"
-        << absl::StrJoin(opt.config_lines, "\n") << "\n"
-        << "load_plugins = [\"noop\"]\n"
-           "[plugins.noop]\n"
-           "record_file = \""
-        << record_file() << "\"\n";
-    std::vector<std::string> argv = {opt.timerd,    "--config",     dir + "/timerd.toml",
-                                     "--listen",    "127.0.0.1:0",  "--data-dir",
-                                     dir + "/data", "--plugin-dir", opt.plugin_dir,
-                                     "--log-level", "info"};
-    if (!store.empty()) {
-      argv.push_back("--store");
-      argv.push_back(store);
-    }
-    pid_ = Spawn(argv, log_path());
-  }
-  ~Timerd() { Stop(SIGTERM); }
-  Timerd(const Timerd&) = delete;
-  Timerd& operator=(const Timerd&) = delete;
-
-  // Waits for "listening on ADDRESS".
-  bool WaitListening(std::string* error) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (absl::Now() < deadline) {
-      const std::string log = ReadFile(log_path());
-      const size_t at = log.find("listening on ");
-      if (at != std::string::npos && log.find('\n', at) != std::string::npos) {
-        address_ = log.substr(at + 13, log.find('\n', at) - at - 13);
-        return true;
-      }
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        *error = "timerd exited: " + log;
-        return false;
-      }
-      absl::SleepFor(absl::Milliseconds(20));  // Polling another process's log.
-    }
-    *error = "timerd did not listen within 30 s: " + ReadFile(log_path());
-    return false;
-  }
-
-  // The shards it said it keeps last (held and not to be released), and of
-  // how many live replicas (-1: none said yet).
-  std::pair<int, int> Holding() const {
-    static const std::regex re(
-        "holds (\\d+) shards \\(\\d+ gained, \\d+ lost, (?:\\d+ released, )?(\\d+) to "
-        "release\\) of (\\d+) "
-        "live replicas");
-    const std::string log = ReadFile(log_path());
-    std::pair<int, int> last = {-1, -1};
-    for (auto it = std::sregex_iterator(log.begin(), log.end(), re);
-         it != std::sregex_iterator(); ++it) {
-      last = {std::stoi((*it)[1]) - std::stoi((*it)[2]), std::stoi((*it)[3])};
-    }
-    return last;
-  }
-
-  void Stop(int sig) {
-    if (pid_ <= 0) return;
-    ::kill(pid_, sig);
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    int status = 0;
-    while (::waitpid(pid_, &status, WNOHANG) != pid_) {
-      if (absl::Now() > deadline) {
-        ::kill(pid_, SIGKILL);
-        ::waitpid(pid_, &status, 0);
-        break;
-      }
-      absl::SleepFor(absl::Milliseconds(10));  // Waiting for another process.
-    }
-    pid_ = -1;
-  }
-
-  double CpuSeconds() const { return pid_ > 0 ? ProcCpuSeconds(pid_) : 0; }
-  const std::string& address() const { return address_; }
-  std::string record_file() const { return dir_ + "/record.txt"; }
-  std::string log_path() const { return dir_ + "/timerd.log"; }
-
- private:
-  std::string dir_;
-  pid_t pid_ = -1;
-  std::string address_;
-};
 
 std::shared_ptr<grpc::Channel> NewChannel(const std::string& address) {
   grpc::ChannelArguments args;
@@ -372,11 +253,11 @@ class CreateLoad {
         static_cast<int32_t>(start_us % 1000000) * 1000);
     job->mutable_action()->set_provider("noop");
     job->mutable_action()->set_body("{}");
-    call->start_us = NowMicros();
+    call->start_us = WallMicros();
     stub->async()->CreateJob(
         &call->ctx, &call->req, &call->resp,
         [this, stub, call, start_us](grpc::Status s) {
-          const int64_t end_us = NowMicros();
+          const int64_t end_us = WallMicros();
           if (s.ok()) {
             ok_.fetch_add(1);
             if (call->start_us >= from_us_.load() && end_us < to_us_.load()) {
@@ -483,10 +364,12 @@ bool IssueToken(const Options& opt, const std::string& dir, const std::string& s
   } else {
     argv.insert(argv.end(), {"--store", store});
   }
-  if (!RunToEnd(argv, dir + "/token.log", token)) {
-    *error = "timerd token issue failed: " + ReadFile(dir + "/token.log");
+  std::string out;
+  if (RunToEnd(argv, dir, &out) != 0) {
+    *error = "timerd token issue failed: " + out;
     return false;
   }
+  *token = LastLine(out);
   return true;
 }
 
@@ -497,10 +380,13 @@ bool AddReplicas(const Options& opt, const std::string& dir, const std::string& 
                  std::string* error) {
   const size_t before = timerds->size();
   for (int r = static_cast<int>(before); r < replicas; ++r) {
-    timerds->push_back(std::make_unique<Timerd>(opt, absl::StrCat(dir, "/r", r), store));
+    std::unique_ptr<Timerd> timerd =
+        LaunchReplica(opt, absl::StrCat(dir, "/r", r), store, error);
+    if (timerd == nullptr) return false;
+    timerds->push_back(std::move(timerd));
   }
   for (size_t r = before; r < timerds->size(); ++r) {
-    if (!(*timerds)[r]->WaitListening(error)) return false;
+    if (!(*timerds)[r]->WaitListening(30, error)) return false;
   }
   if (store.empty()) return true;
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
@@ -508,7 +394,7 @@ bool AddReplicas(const Options& opt, const std::string& dir, const std::string& 
     int sum = 0;
     bool all = true;
     for (auto& t : *timerds) {
-      const auto [kept, live] = t->Holding();
+      const auto [kept, live] = Holding(*t);
       all = all && live == replicas;
       sum += std::max(kept, 0);
     }
@@ -524,10 +410,10 @@ bool AddReplicas(const Options& opt, const std::string& dir, const std::string& 
 // The create case on one timerd (the first of `timerds`).
 std::string MeasureCreates(const Options& opt, const Timerd& timerd,
                            const std::string& token, double* per_sec) {
-  const int64_t hour_ahead = NowMicros() + 3600LL * 1000000;
+  const int64_t hour_ahead = WallMicros() + 3600LL * 1000000;
   CreateLoad load(timerd.address(), token, opt.callers, 0,
                   [hour_ahead](int64_t) { return hour_ahead; });
-  const int64_t from = NowMicros() + 1000000;
+  const int64_t from = WallMicros() + 1000000;
   const int64_t to = from + opt.create_seconds * 1000000LL;
   load.CountFrom(from, to);
   load.Start();
@@ -557,7 +443,7 @@ FireFigures MeasureFires(const Options& opt, const std::string& name,
   // First slots spread over one second, far enough ahead for the creates
   // (at 1,500/s) and the other replicas' start: a job created after its
   // first slot would start off the grid this bench assumes.
-  const int64_t t0 = (NowMicros() / 1000000 + 4 + opt.jobs / 1500) * 1000000;
+  const int64_t t0 = (WallMicros() / 1000000 + 4 + opt.jobs / 1500) * 1000000;
   const int64_t n = opt.jobs;
   CreateLoad load(timerds[0]->address(), token, opt.callers, n,
                   [t0, n](int64_t i) { return t0 + i * 1000000 / n; });
@@ -568,12 +454,12 @@ FireFigures MeasureFires(const Options& opt, const std::string& name,
     return fig;
   }
   absl::flat_hash_map<std::string, int64_t> jobs = load.TakeJobs();
-  if (NowMicros() > t0) {
+  if (WallMicros() > t0) {
     std::printf("  WARNING: creating the jobs overran their first slots by %.1f s\n",
-                static_cast<double>(NowMicros() - t0) / 1e6);
+                static_cast<double>(WallMicros() - t0) / 1e6);
   }
   if (!add_replicas(&fig.error)) return fig;
-  const int64_t w0 = std::max(NowMicros(), t0) / 1000000 * 1000000 + 3000000;
+  const int64_t w0 = std::max(WallMicros(), t0) / 1000000 * 1000000 + 3000000;
   const int64_t w1 = w0 + opt.seconds * 1000000LL;
   SleepUntil(w0);
   double cpu0 = 0;
@@ -586,14 +472,14 @@ FireFigures MeasureFires(const Options& opt, const std::string& name,
   fig.pg_cpu_percent = 100.0 * (PostgresCpuSeconds() - pg0) / opt.seconds;
   int64_t kill_ms = 0;
   if (kill_last) {
-    kill_ms = NowMicros() / 1000;
+    kill_ms = WallMicros() / 1000;
     timerds.back()->Stop(SIGKILL);
     absl::SleepFor(absl::Seconds(10));
   } else {
     absl::SleepFor(absl::Seconds(1));  // The window's last starts recorded.
   }
   std::vector<std::string> files;
-  for (auto& t : timerds) files.push_back(t->record_file());
+  for (auto& t : timerds) files.push_back(RecordFile(t->dir()));
   const absl::flat_hash_map<std::string, std::vector<Start>> starts = ReadStarts(files);
 
   std::vector<double> lateness;
@@ -811,7 +697,7 @@ int Main(const Options& opt) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   Options opt;
   CLI::App app{"timerd replicas on PostgreSQL against one timerd on SQLite"};
   app.add_option("--jobs", opt.jobs, "jobs at a 1 s interval (fires/s)");
@@ -832,3 +718,7 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   return Main(opt);
 }
+
+}  // namespace timer::bench
+
+int main(int argc, char** argv) { return timer::bench::Main(argc, argv); }

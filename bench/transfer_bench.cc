@@ -55,6 +55,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "bench_support.h"
 #include "domain/action_provider.h"
 #include "domain/identity.h"
 #include "plugin_host/plugin_host.h"
@@ -92,25 +93,10 @@ void Cleanup() {
   std::exit(1);
 }
 
-// The first three fields of /proc/loadavg: other work on the box skews
-// every figure here.
-std::string LoadAverage() {
-  std::ifstream in("/proc/loadavg");
-  std::string a, b, c;
-  in >> a >> b >> c;
-  return a + " " + b + " " + c;
-}
-
 double NowSeconds() {
   return std::chrono::duration<double>(
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
-}
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 // splitmix64: incompressible file contents, fast enough to write 1 GiB.

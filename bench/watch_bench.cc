@@ -56,13 +56,10 @@
 // Threading: main() drives everything. Stream reactors run on gRPC's
 // threads; main() reads only their atomics while they run, and everything
 // else after their OnDone.
-#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -87,8 +84,10 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "bench_support.h"
 #include "timer/v1/timer.grpc.pb.h"
 
+namespace timer::bench {
 namespace {
 
 namespace v1 = timer::v1;
@@ -115,73 +114,12 @@ struct Options {
   std::string tmp;
 };
 
-int64_t WallMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 int64_t Micros(const google::protobuf::Timestamp& t) {
   return t.seconds() * 1000000 + t.nanos() / 1000;
 }
 
-void SleepMs(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
-
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  const size_t k = static_cast<size_t>(q * (v.size() - 1));
-  std::nth_element(v.begin(), v.begin() + k, v.end());
-  return v[k];
-}
-
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-// ---- The timerd child process ----
-
-// /proc/PID/status field in kB (VmRSS, VmHWM), or -1.
-int64_t ProcStatusKb(pid_t pid, const std::string& field) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field + ":", 0) != 0) continue;
-    int64_t kb = 0;
-    std::vector<std::string> parts =
-        absl::StrSplit(line.substr(field.size() + 1), ' ', absl::SkipWhitespace());
-    if (!parts.empty() && absl::SimpleAtoi(parts[0], &kb)) return kb;
-  }
-  return -1;
-}
-
-// utime + stime of PID, in seconds.
-double ProcCpuSeconds(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string text((std::istreambuf_iterator<char>(in)),
-                   std::istreambuf_iterator<char>());
-  const size_t paren = text.rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::vector<std::string> f = absl::StrSplit(text.substr(paren + 2), ' ');
-  // Fields after "(comm) ": state is f[0]; utime is field 14 overall, f[11].
-  int64_t ut = 0, st = 0;
-  if (f.size() < 13 || !absl::SimpleAtoi(f[11], &ut) || !absl::SimpleAtoi(f[12], &st)) {
-    return 0;
-  }
-  return static_cast<double>(ut + st) / ::sysconf(_SC_CLK_TCK);
-}
-
-// How busy the whole (shared) machine is: the 1-minute load average and the
+// How busy the whole (shared) machine is, besides the load average: the
 // share of the last 10 s in which some task waited for a CPU (PSI).
-double LoadAverage1() {
-  std::ifstream in("/proc/loadavg");
-  double load = 0;
-  in >> load;
-  return load;
-}
-
 double CpuPressureSome10() {
   std::ifstream in("/proc/pressure/cpu");
   std::string word;
@@ -192,134 +130,12 @@ double CpuPressureSome10() {
   return -1;
 }
 
-double SelfCpuSeconds() {
-  rusage ru;
-  ::getrusage(RUSAGE_SELF, &ru);
-  auto s = [](const timeval& tv) { return tv.tv_sec + tv.tv_usec / 1e6; };
-  return s(ru.ru_utime) + s(ru.ru_stime);
-}
-
-// Forks and execs argv with stdout to `out_path` and stderr to `err_path`.
-// The child gets SIGKILL if this process dies.
-pid_t Spawn(const std::vector<std::string>& argv, const std::string& out_path,
-            const std::string& err_path) {
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid != 0) return pid;
-  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (::getppid() != parent) ::_exit(127);
-  const int out = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  const int err = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-  if (out < 0 || err < 0) ::_exit(127);
-  ::dup2(out, 1);
-  ::dup2(err, 2);
-  ::execv(args[0], args.data());
-  ::_exit(127);
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)),
-                     std::istreambuf_iterator<char>());
-}
-
-// Runs argv to completion; returns its exit code, its stdout in *out.
-int RunToEnd(const std::vector<std::string>& argv, const std::string& dir,
-             std::string* out) {
-  const std::string out_path = dir + "/cmd.out", err_path = dir + "/cmd.err";
-  const pid_t pid = Spawn(argv, out_path, err_path);
-  if (pid < 0) return -1;
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  *out = ReadFile(out_path);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    *out += ReadFile(err_path);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-  return 0;
-}
-
-// A running timerd; stopped (SIGTERM, then SIGKILL) when destroyed.
-class Timerd {
- public:
-  Timerd() = default;
-  Timerd(const Timerd&) = delete;
-  Timerd& operator=(const Timerd&) = delete;
-  ~Timerd() { Stop(); }
-
-  bool Start(const Options& opt, const std::string& dir, std::string* error) {
-    log_ = dir + "/timerd.log";
-    // All of this bench's streams are one identity's: lift the per-identity
-    // (and total) stream bounds, which are far below --streams by default.
-    const std::string config = dir + "/timerd.toml";
-    std::ofstream(config) << "max_watch_streams = 10000000\n"
-                             "max_watch_streams_per_identity = 10000000\n";
-    pid_ = Spawn({opt.timerd, "--config", config, "--listen", "127.0.0.1:0", "--data-dir",
-                  dir + "/data", "--plugin-dir", opt.plugin_dir, "--log-level", "info"},
-                 dir + "/timerd.out", log_);
-    if (pid_ < 0) {
-      *error = "fork failed";
-      return false;
-    }
-    const auto deadline = SteadyClock::now() + std::chrono::seconds(20);
-    while (SteadyClock::now() < deadline) {
-      const std::string log = ReadFile(log_);
-      const size_t at = log.find("listening on ");
-      if (at != std::string::npos) {
-        const size_t end = log.find('\n', at);
-        if (end != std::string::npos) {
-          address_ = log.substr(at + 13, end - at - 13);
-          return true;
-        }
-      }
-      int status = 0;
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        *error = "timerd exited: " + log;
-        return false;
-      }
-      SleepMs(20);
-    }
-    *error = "timerd did not listen within 20 s: " + ReadFile(log_);
-    return false;
-  }
-
-  // Returns true if it exited by itself within 10 s of SIGTERM.
-  bool Stop() {
-    if (pid_ <= 0) return true;
-    ::kill(pid_, SIGTERM);
-    bool clean = false;
-    const auto deadline = SteadyClock::now() + std::chrono::seconds(10);
-    int status = 0;
-    while (SteadyClock::now() < deadline) {
-      if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-        clean = true;
-        break;
-      }
-      SleepMs(20);
-    }
-    if (!clean) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status, 0);
-    }
-    pid_ = -1;
-    return clean;
-  }
-
-  pid_t pid() const { return pid_; }
-  const std::string& address() const { return address_; }
-  int64_t RssKb() const { return ProcStatusKb(pid_, "VmRSS"); }
-  int64_t Threads() const { return ProcStatusKb(pid_, "Threads"); }
-  double CpuSeconds() const { return ProcCpuSeconds(pid_); }
-
- private:
-  pid_t pid_ = -1;
-  std::string address_;
-  std::string log_;
-};
+// All of this bench's streams are one identity's: timerd's config lifts the
+// per-identity (and total) stream bounds, which are far below --streams by
+// default.
+constexpr char kTimerdConfig[] =
+    "max_watch_streams = 10000000\n"
+    "max_watch_streams_per_identity = 10000000\n";
 
 // ---- Client side ----
 
@@ -443,17 +259,6 @@ class Watcher final : public grpc::ClientReadReactor<v1::WatchJobsResponse> {
   std::vector<Seen> seen_;
   std::vector<float> latency_us_;
 };
-
-// Waits until pred() or `seconds` pass; returns pred().
-template <typename Pred>
-bool WaitFor(Pred pred, double seconds) {
-  const auto deadline = SteadyClock::now() + std::chrono::duration<double>(seconds);
-  while (!pred()) {
-    if (SteadyClock::now() >= deadline) return pred();
-    SleepMs(10);
-  }
-  return true;
-}
 
 // Cancels every watcher and waits for all their OnDone (at most 30 s).
 bool CancelAll(std::vector<std::unique_ptr<Watcher>>& watchers) {
@@ -924,12 +729,11 @@ Figures RunOnce(const Options& opt, int run) {
     fig.Fail("timerd token issue: " + out);
     return fig;
   }
-  while (!out.empty() && out.back() == '\n') out.pop_back();
-  const std::string token = out.substr(out.rfind('\n') + 1);
+  const std::string token = LastLine(out);
 
-  Timerd timerd;
+  Timerd timerd(opt.timerd, opt.plugin_dir);
   std::string error;
-  if (!timerd.Start(opt, dir, &error)) {
+  if (!timerd.Start(dir, kTimerdConfig, /*http=*/false, &error)) {
     fig.Fail(error);
     return fig;
   }
@@ -1012,7 +816,7 @@ double MedianOf(const std::vector<Figures>& runs, const std::string& name) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int Main(int argc, char** argv) {
   Options opt;
   std::string cases = "memory,delivery,stall", jobs = "50,100";
   CLI::App app{
@@ -1116,3 +920,7 @@ int main(int argc, char** argv) {
   }
   return failed ? 1 : 0;
 }
+
+}  // namespace timer::bench
+
+int main(int argc, char** argv) { return timer::bench::Main(argc, argv); }
