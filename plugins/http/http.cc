@@ -50,6 +50,7 @@
 #include <string>
 #include <vector>
 
+#include "curl_handle.h"
 #include "http_classify.h"
 #include "provider_support.h"
 #include "timer/action_provider.h"
@@ -234,28 +235,26 @@ struct Request {
 // open (keep-alive): at most one per action thread.
 class HandlePool {
  public:
-  ~HandlePool() {
-    for (CURL* h : free_) curl_easy_cleanup(h);
-  }
-  CURL* Take() {
+  // Null when libcurl cannot make a handle.
+  net::EasyHandle Take() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!free_.empty()) {
-        CURL* h = free_.back();
+        net::EasyHandle h = std::move(free_.back());
         free_.pop_back();
         return h;
       }
     }
-    return curl_easy_init();
+    return net::EasyHandle(curl_easy_init());
   }
-  void Give(CURL* h) {
+  void Give(net::EasyHandle h) {
     std::lock_guard<std::mutex> lock(mu_);
-    free_.push_back(h);
+    free_.push_back(std::move(h));
   }
 
  private:
   std::mutex mu_;
-  std::vector<CURL*> free_;
+  std::vector<net::EasyHandle> free_;
 };
 
 // What one transfer's callbacks share.
@@ -305,10 +304,6 @@ curl_socket_t OnOpenSocket(void* user, curlsocktype purpose, struct curl_sockadd
   }
   return ::socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
 }
-
-struct SlistDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
 
 std::string Redact(std::string s, const std::string& secret) {
   if (secret.size() < 4) return s;
@@ -492,15 +487,17 @@ Outcome Fail(ActionContext& ctx, nlohmann::json details, timer_ap_error_class cl
 Outcome HttpProvider::Execute(const Config& c, HandlePool* pool, const Request& req,
                               ActionContext& ctx) {
   const std::string& key = ctx.request_id();
-  CURL* h = pool->Take();
+  struct Giver {
+    HandlePool* pool;
+    net::EasyHandle h;
+    ~Giver() {
+      if (h) pool->Give(std::move(h));
+    }
+  } giver{pool, pool->Take()};
+  CURL* const h = giver.h.get();
   if (h == nullptr) {
     return Outcome::Failed(Transient(Internal("http: cannot make a libcurl handle")));
   }
-  struct Giver {
-    HandlePool* pool;
-    CURL* h;
-    ~Giver() { pool->Give(h); }
-  } giver{pool, h};
 
   const auto deadline = std::chrono::steady_clock::now() + req.timeout;
   std::string method = req.method;
@@ -511,19 +508,12 @@ Outcome HttpProvider::Execute(const Config& c, HandlePool* pool, const Request& 
   int64_t total_us = 0, connect_us = 0, first_byte_us = 0;
   nlohmann::json details;
   for (;;) {
-    curl_easy_reset(h);
     Transfer t;
     t.allow = &c.allow;
     t.ctx = &ctx;
     t.max_response = c.max_response_bytes;
-    std::unique_ptr<curl_slist, SlistDeleter> hl;
-    auto add = [&hl](const std::string& line) {
-      curl_slist* n = curl_slist_append(hl.get(), line.c_str());
-      if (n != nullptr) {
-        (void)hl.release();
-        hl.reset(n);
-      }
-    };
+    net::HeaderList hl;
+    auto add = [&hl](const std::string& line) { (void)net::AppendHeader(&hl, line); };
     for (const std::string& line : req.headers) {
       if (!send_body && Lower(line).rfind("content-type:", 0) == 0) continue;
       add(line);
@@ -542,19 +532,25 @@ Outcome HttpProvider::Execute(const Config& c, HandlePool* pool, const Request& 
           ctx, details, TIMER_AP_ERROR_CLASS_TRANSIENT,
           "http: timed out after " + std::to_string(req.timeout.count() / 1000) + " s");
     }
-    curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+    char errbuf[CURL_ERROR_SIZE] = {};
+    // Resets the handle (its connections stay open) and sets the URL, http
+    // and https only, no redirect followed by libcurl, NOSIGNAL, TLS
+    // verification, the CA file, the connect timeout and errbuf.
+    const CURLcode setup = net::ApplySafeOptions(
+        h,
+        {.url = url.c_str(),
+         .ca_file = c.ca_file.c_str(),
+         .connect_timeout_ms = static_cast<long>(std::min<int64_t>(left.count(), 30000)),
+         .errbuf = errbuf});
+    if (setup != CURLE_OK) {
+      details["url"] = parsed.Redacted();
+      return Fail(
+          ctx, details, TIMER_AP_ERROR_CLASS_TRANSIENT,
+          "http: cannot set up the request: " + std::string(curl_easy_strerror(setup)));
+    }
     curl_easy_setopt(h, CURLOPT_PROXY, "");  // no proxy from the environment
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_MAXCONNECTS, kMaxConnectsPerHandle);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
-    if (!c.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, c.ca_file.c_str());
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(left.count()));
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-                     static_cast<long>(std::min<int64_t>(left.count(), 30000)));
     curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, &OnOpenSocket);
     curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &t);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &OnWrite);
@@ -578,8 +574,6 @@ Outcome HttpProvider::Execute(const Config& c, HandlePool* pool, const Request& 
       curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
       curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(0));
     }
-    char errbuf[CURL_ERROR_SIZE] = {};
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
 
     CURLcode rc = curl_easy_perform(h);
     long status = 0;
@@ -629,7 +623,7 @@ Outcome HttpProvider::Execute(const Config& c, HandlePool* pool, const Request& 
                       ", which the allowlist does not cover (plugins.http.allow)");
     }
     if (rc != CURLE_OK) {
-      std::string why = errbuf[0] != '\0' ? std::string(errbuf) : curl_easy_strerror(rc);
+      std::string why = net::ErrorText(errbuf, rc);
       if (req.credential != nullptr) why = Redact(why, req.credential->value);
       if (rc == CURLE_OPERATION_TIMEDOUT) {
         why = "timed out after " + std::to_string(req.timeout.count() / 1000) + " s (" +
@@ -692,8 +686,7 @@ Err ReadStringList(const nlohmann::json* v, const std::string& field,
 
 Err CreateHttp(const nlohmann::json& config, HostLog log,
                std::unique_ptr<ProviderBase>* out) {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  net::InitCurlOnce();
   auto c = std::make_shared<Config>();
   FieldReader r(config, "plugins.http");
   ActionRunner::Options runner;

@@ -13,12 +13,12 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
-#include <mutex>
 #include <string_view>
 #include <unordered_set>
 #include <utility>
 #include <vector>
 
+#include "curl_handle.h"
 #include "s3_xml.h"
 
 namespace timer::plugins::transfer {
@@ -32,11 +32,6 @@ constexpr size_t kMaxXml = size_t{8} << 20;
 // The largest object CopyObject copies in one request.
 constexpr int64_t kMaxCopyObject = int64_t{5} << 30;
 constexpr size_t kMaxSecretFile = 64 * 1024;
-
-void GlobalInit() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 // RFC 3986 percent-encoding as SigV4 wants it: unreserved characters kept,
 // '/' kept when `keep_slash`, every other byte %XX.
@@ -238,8 +233,8 @@ class S3EndpointImpl : public RemoteEndpoint {
 
 class S3Fs : public EndpointFs {
  public:
-  S3Fs(const S3Config& config, CURL* curl) : c_(config), curl_(curl) {}
-  ~S3Fs() override { curl_easy_cleanup(curl_); }
+  S3Fs(const S3Config& config, net::EasyHandle curl)
+      : c_(config), curl_(std::move(curl)) {}
 
   const S3Config& config() const { return c_; }
 
@@ -470,7 +465,7 @@ class S3Fs : public EndpointFs {
 
  private:
   const S3Config c_;
-  CURL* const curl_;  // owned
+  const net::EasyHandle curl_;
   char errbuf_[CURL_ERROR_SIZE] = {};
   int64_t listed_ = 0;  // keys (and pages) listed by this run (Charge)
 };
@@ -539,8 +534,7 @@ size_t OnRead(char* buf, size_t size, size_t n, void* user) {
 
 Err S3Fs::Send(const Request& req, const std::string& what, Response* resp) {
   *resp = Response{};
-  CURL* h = curl_;
-  curl_easy_reset(h);  // keeps the connection cache
+  CURL* const h = curl_.get();
   // The URL: path style https://host/bucket/key, else https://bucket.host/key.
   std::string url;
   const std::string key_path = UriEncode(req.key, true);
@@ -571,19 +565,22 @@ Err S3Fs::Send(const Request& req, const std::string& what, Response* resp) {
     }
   }
   const std::string sigv4 = "aws:amz:" + c_.region + ":s3";
-  errbuf_[0] = '\0';
-  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+  // Resets the handle (the connection cache stays) and sets the URL, http
+  // and https only, no redirect followed, NOSIGNAL, TLS verification, the
+  // CA file, the connect timeout and errbuf_.
+  if (const CURLcode rc = net::ApplySafeOptions(
+          h, {.url = url.c_str(),
+              .ca_file = c_.ca_file.c_str(),
+              .connect_timeout_ms = static_cast<long>(c_.timeout_seconds) * 1000L,
+              .errbuf = errbuf_});
+      rc != CURLE_OK) {
+    return Internal(what + ": cannot set up the request: " + curl_easy_strerror(rc));
+  }
   // A key is sent as it is: libcurl must not fold "/./" or "/../" away.
   curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf_);
-  if (!c_.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, c_.ca_file.c_str());
   curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4.c_str());
   curl_easy_setopt(h, CURLOPT_USERNAME, c_.access_key_id.c_str());
   curl_easy_setopt(h, CURLOPT_PASSWORD, c_.secret_access_key.c_str());
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, static_cast<long>(c_.timeout_seconds));
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
   curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, static_cast<long>(c_.timeout_seconds));
   if (req.payload) curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L << 10);  // the maximum
@@ -618,25 +615,25 @@ Err S3Fs::Send(const Request& req, const std::string& what, Response* resp) {
   } else if (method == "DELETE") {
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
   }
-  curl_slist* headers = nullptr;
+  net::HeaderList headers;
   const bool unsigned_payload = method == "PUT" && req.body_size > 0 && Encrypted();
   const std::string content_sha256 =
       "x-amz-content-sha256: " + (unsigned_payload
                                       ? std::string("UNSIGNED-PAYLOAD")
                                       : PayloadHash(req.body, req.body_size));
-  headers = curl_slist_append(headers, content_sha256.c_str());
+  bool listed = net::AppendHeader(&headers, content_sha256);
   for (const std::string& s : req.headers)
-    headers = curl_slist_append(headers, s.c_str());
-  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+    listed = listed && net::AppendHeader(&headers, s);
+  if (!listed) return Internal(what + ": out of memory listing the request's headers");
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
   const CURLcode rc = curl_easy_perform(h);
-  curl_slist_free_all(headers);
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
   if (sink.overflow) {
     return Unavailable(what + ": the server sent more than was asked for (HTTP " +
                        std::to_string(resp->status) + ")");
   }
   if (rc != CURLE_OK) {
-    std::string why = errbuf_[0] != '\0' ? Printable(errbuf_) : curl_easy_strerror(rc);
+    const std::string why = Printable(net::ErrorText(errbuf_, rc));
     return Unavailable(what + ": " + why);
   }
   return Ok();
@@ -1102,8 +1099,9 @@ bool LoopbackHost(const std::string& host) {
 // Checks and normalises the endpoint URL into scheme://host[:port][/path].
 Err CheckEndpointUrl(const std::string& field, const std::string& url, bool allow_http,
                      std::string* out) {
-  CURLU* u = curl_url();
-  std::unique_ptr<CURLU, void (*)(CURLU*)> hold(u, &curl_url_cleanup);
+  const net::UrlHandle hold(curl_url());
+  CURLU* const u = hold.get();
+  if (u == nullptr) return Internal(field + ": out of memory");
   if (curl_url_set(u, CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) {
     return InvalidArgument(field + ": not a URL");
   }
@@ -1154,10 +1152,10 @@ bool ValidBucket(const std::string& b) {
 }
 
 Err S3EndpointImpl::Open(std::unique_ptr<EndpointFs>* out) const {
-  GlobalInit();
-  CURL* h = curl_easy_init();
-  if (h == nullptr) return Internal("s3: curl_easy_init failed");
-  *out = std::make_unique<S3Fs>(config_, h);
+  net::InitCurlOnce();
+  net::EasyHandle h(curl_easy_init());
+  if (!h) return Internal("s3: curl_easy_init failed");
+  *out = std::make_unique<S3Fs>(config_, std::move(h));
   return Ok();
 }
 
@@ -1172,7 +1170,7 @@ std::string S3KeyForTesting(const S3Config& config, const Path& path) {
 }
 
 Err ParseS3Endpoint(FieldReader& r, std::shared_ptr<const RemoteEndpoint>* out) {
-  GlobalInit();
+  net::InitCurlOnce();
   S3Config c;
   const std::string endpoint = r.String("endpoint", "", true);
   c.region = r.String("region", c.region);
