@@ -3,7 +3,7 @@
 # build-fuzz/, replays the committed seed corpora and crash regressions
 # through them (ctest), then fuzzes each target for a bounded time.
 #
-#   ./scripts/fuzz.sh                   # every target, FUZZ_SECONDS each (default 60;
+#   ./scripts/fuzz.sh                   # every target, FUZZ_SECONDS each (default 45;
 #                                       # half that for the quick ones, below)
 #   FUZZ_SECONDS=600 ./scripts/fuzz.sh fuzz_jwt fuzz_config
 #
@@ -21,7 +21,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seconds=${FUZZ_SECONDS:-60}
+# 45 s: measured from the seed corpora (edges at 15/30/45/60 s), every target
+# had at 45 s at least 95.7% of the edges it had at 60 s (fuzz_http_request
+# 2330 of 2435; most above 98%), for a quarter less time.
+seconds=${FUZZ_SECONDS:-45}
 timeout=${FUZZ_TIMEOUT:-10}
 rss_limit_mb=${FUZZ_RSS_LIMIT_MB:-2048}
 jobs=${FUZZ_BUILD_JOBS:-$(nproc)}
