@@ -53,6 +53,7 @@
 #include "curl_handle.h"
 #include "http_classify.h"
 #include "provider_support.h"
+#include "secret_file.h"
 #include "timer/action_provider.h"
 #include "url_allowlist.h"
 
@@ -62,7 +63,6 @@ namespace {
 constexpr size_t kExcerptBytes = 4096;
 constexpr size_t kMaxHeaderValue = 1024;
 constexpr size_t kMaxHeaderTotal = 8192;
-constexpr size_t kMaxSecretFile = 64 * 1024;
 constexpr long kMaxConnectsPerHandle = 8;
 
 constexpr char kSchema[] = R"({
@@ -155,45 +155,6 @@ std::string Utf8Excerpt(const std::string& s, size_t max) {
     i += n;
   }
   return out;
-}
-
-// Reads a secret file: a regular file owned by timerd's user or root that
-// neither its group nor others may read or write, at most 64 KiB (the rule
-// the transfer provider's key files follow).
-Err ReadSecretFile(const std::string& field, const std::string& path, std::string* out) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) {
-    return InvalidArgument(field + ": cannot open " + path + ": " + std::strerror(errno));
-  }
-  struct stat st;
-  Err err;
-  if (::fstat(fd, &st) != 0) {
-    err = InvalidArgument(field + ": cannot stat " + path);
-  } else if (!S_ISREG(st.st_mode)) {
-    err = InvalidArgument(field + ": " + path + " is not a regular file");
-  } else if (st.st_uid != ::geteuid() && st.st_uid != 0) {
-    err = PermissionDenied(field + ": " + path +
-                           " must be owned by the user timerd runs as (or root)");
-  } else if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    err = PermissionDenied(field + ": " + path +
-                           " may be read or written by other users; chmod 600 it");
-  } else if (st.st_size > static_cast<off_t>(kMaxSecretFile)) {
-    err = InvalidArgument(field + ": " + path + " is larger than 64 KiB");
-  } else {
-    std::string s(static_cast<size_t>(st.st_size), '\0');
-    size_t got = 0;
-    while (got < s.size()) {
-      const ssize_t k = ::read(fd, s.data() + got, s.size() - got);
-      if (k <= 0) break;
-      got += static_cast<size_t>(k);
-    }
-    s.resize(got);
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' '))
-      s.pop_back();
-    *out = std::move(s);
-  }
-  ::close(fd);
-  return err;
 }
 
 struct Credential {
@@ -763,6 +724,10 @@ Err CreateHttp(const nlohmann::json& config, HostLog log,
       }
       if (Err e = ReadSecretFile(prefix + ".value_file", file, &cred.value); !e.ok())
         return e;
+      // A file written by `echo` ends in a newline: not part of the value.
+      while (!cred.value.empty() &&
+             (cred.value.back() == '\n' || cred.value.back() == '\r' || cred.value.back() == ' '))
+        cred.value.pop_back();
       if (cred.value.empty())
         return InvalidArgument(prefix + ".value_file: " + file + " is empty");
       for (char ch : cred.value) {

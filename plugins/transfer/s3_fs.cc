@@ -20,6 +20,7 @@
 
 #include "curl_handle.h"
 #include "s3_xml.h"
+#include "secret_file.h"
 
 namespace timer::plugins::transfer {
 namespace {
@@ -31,7 +32,6 @@ constexpr int64_t kMaxReadChunk = int64_t{16} << 20;
 constexpr size_t kMaxXml = size_t{8} << 20;
 // The largest object CopyObject copies in one request.
 constexpr int64_t kMaxCopyObject = int64_t{5} << 30;
-constexpr size_t kMaxSecretFile = 64 * 1024;
 
 // RFC 3986 percent-encoding as SigV4 wants it: unreserved characters kept,
 // '/' kept when `keep_slash`, every other byte %XX.
@@ -1017,42 +1017,6 @@ Err S3Fs::CopyFrom(EndpointFs& source, const Path& src, const Path& dst,
 }
 
 // ---------------------------------------------------------------------------
-
-// Reads a secret file: a regular file that neither its group nor others may
-// read or write, owned by timerd's user or root, at most 64 KiB.
-Err ReadSecretFile(const std::string& field, const std::string& path, std::string* out) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-  if (fd < 0) {
-    return InvalidArgument(field + ": cannot open " + path + ": " + std::strerror(errno));
-  }
-  struct stat st;
-  Err err;
-  if (::fstat(fd, &st) != 0) {
-    err = InvalidArgument(field + ": cannot stat " + path);
-  } else if (!S_ISREG(st.st_mode)) {
-    err = InvalidArgument(field + ": " + path + " is not a regular file");
-  } else if (st.st_uid != ::geteuid() && st.st_uid != 0) {
-    err = PermissionDenied(field + ": " + path +
-                           " must be owned by the user timerd runs as (or root)");
-  } else if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-    err = PermissionDenied(field + ": " + path +
-                           " may be read or written by other users; chmod 600 it");
-  } else if (st.st_size > static_cast<off_t>(kMaxSecretFile)) {
-    err = InvalidArgument(field + ": " + path + " is larger than 64 KiB");
-  } else {
-    std::string s(static_cast<size_t>(st.st_size), '\0');
-    size_t got = 0;
-    while (got < s.size()) {
-      const ssize_t k = ::read(fd, s.data() + got, s.size() - got);
-      if (k <= 0) break;
-      got += static_cast<size_t>(k);
-    }
-    s.resize(got);
-    *out = std::move(s);
-  }
-  ::close(fd);
-  return err;
-}
 
 // An AWS shared credentials file: [profile] aws_access_key_id = ...,
 // aws_secret_access_key = ... .

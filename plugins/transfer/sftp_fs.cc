@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "local_fs.h"
+#include "secret_file.h"
 
 namespace timer::plugins::transfer {
 namespace {
@@ -33,7 +34,6 @@ constexpr size_t kWriteRequest = 128 << 10;
 constexpr int kMaxDepth = 128;
 constexpr size_t kMaxCheckedDirs = 100000;
 constexpr size_t kMaxSweptParts = 1000;  // per directory and call
-constexpr size_t kMaxSecretFile = 64 << 10;
 
 struct SessionDeleter {
   void operator()(ssh_session s) const {
@@ -913,42 +913,6 @@ Err CheckHostKey(const SftpConfig& c, ssh_session s) {
 
 }  // namespace
 
-Err ReadSecretFile(const std::string& field, const std::string& path,
-                   std::string* content) {
-  const int fd = open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) return FailedPrecondition(field + ": cannot open: " + std::strerror(errno));
-  struct stat st;
-  Err err;
-  if (fstat(fd, &st) != 0) {
-    err = FailedPrecondition(field + ": " + std::strerror(errno));
-  } else if (!S_ISREG(st.st_mode)) {
-    err = FailedPrecondition(field + ": not a regular file");
-  } else if (st.st_uid != geteuid()) {
-    err = FailedPrecondition(field + ": not owned by timerd's user (uid " +
-                             std::to_string(geteuid()) + "); refused");
-  } else if ((st.st_mode & 077) != 0) {
-    err = FailedPrecondition(field +
-                             ": group or others may access it (chmod 600); refused");
-  } else if (st.st_size > static_cast<off_t>(kMaxSecretFile)) {
-    err = FailedPrecondition(field + ": larger than 64 KiB");
-  } else if (content != nullptr) {
-    content->resize(static_cast<size_t>(st.st_size));
-    size_t done = 0;
-    while (done < content->size()) {
-      const ssize_t n = read(fd, content->data() + done, content->size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        err = FailedPrecondition(field + ": cannot read");
-        break;
-      }
-      done += static_cast<size_t>(n);
-    }
-    content->resize(done);
-  }
-  close(fd);
-  return err;
-}
-
 Err SftpEndpoint::Open(std::unique_ptr<EndpointFs>* out) const {
   const SftpConfig& c = config_;
   const std::string where = c.host + ":" + std::to_string(c.port);
@@ -979,8 +943,8 @@ Err SftpEndpoint::Open(std::unique_ptr<EndpointFs>* out) const {
 
   std::string pem;
   if (Err e = ReadSecretFile("private_key_file", c.private_key_file, &pem); !e.ok()) {
-    e.message = "sftp " + where + ": " + e.message;
-    return e;
+    // Checked when the configuration was read: changed since, by the operator.
+    return NeedsAttention(FailedPrecondition("sftp " + where + ": " + e.message));
   }
   ssh_key raw = nullptr;
   const int rc =

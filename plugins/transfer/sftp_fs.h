@@ -91,9 +91,4 @@ class SftpEndpoint : public RemoteEndpoint {
 // not own.
 Err ParseSftpEndpoint(FieldReader& r, Endpoint* ep);
 
-// Refuses a secret file that is not a regular file owned by this process's
-// user and closed to group and others; on success returns its content.
-Err ReadSecretFile(const std::string& field, const std::string& path,
-                   std::string* content);
-
 }  // namespace timer::plugins::transfer

@@ -19,12 +19,8 @@
 //   - each replica's GET /readyz (http_listen) is 200 while both run on
 //     PostgreSQL (also a replica just started that holds no shard yet), 503
 //     while it is stopped, 200 again once it is back.
-#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -45,6 +41,7 @@
 #include "absl/time/clock.h"
 #include "pg_cluster.h"
 #include "replica_cluster.h"
+#include "sse_client.h"
 #include "timer/v1/timer.grpc.pb.h"
 
 namespace timer::testing {
@@ -69,33 +66,9 @@ struct Call {
 
 // GET /readyz on 127.0.0.1:`port`: the status code (0: no answer in 5 s).
 int Readyz(int port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string got;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    const std::string req =
-        "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) ==
-        static_cast<ssize_t>(req.size())) {
-      char b[4096];
-      const absl::Time deadline = absl::Now() + absl::Seconds(5);
-      while (got.find("\r\n") == std::string::npos && absl::Now() < deadline) {
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, 1000) <= 0) continue;
-        const ssize_t n = ::recv(fd, b, sizeof(b), 0);
-        if (n <= 0) break;
-        got.append(b, static_cast<size_t>(n));
-      }
-    }
-  }
-  ::close(fd);
-  int code = 0;
-  // "HTTP/1.1 200 OK"
-  if (got.size() >= 12) (void)absl::SimpleAtoi(got.substr(9, 3), &code);
-  return code;
+  RawHttpConnection c(port);
+  if (!c.Send("GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")) return 0;
+  return c.ReadResponse(absl::Seconds(5)).code;
 }
 
 class PgOutageE2eTest : public ::testing::Test {
@@ -387,8 +360,12 @@ class PgOutageE2eTest : public ::testing::Test {
           continue;
         }
         EXPECT_TRUE(want.names.count(job.name())) << id << " is named " << job.name();
-        if (want.delete_acked) EXPECT_EQ(job.status(), v1::Job::DELETED) << id;
-        if (!want.delete_maybe) EXPECT_NE(job.status(), v1::Job::DELETED) << id;
+        if (want.delete_acked) {
+          EXPECT_EQ(job.status(), v1::Job::DELETED) << id;
+        }
+        if (!want.delete_maybe) {
+          EXPECT_NE(job.status(), v1::Job::DELETED) << id;
+        }
       }
     }
 

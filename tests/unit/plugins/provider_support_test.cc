@@ -2,20 +2,27 @@
 // on a bounded pool with a bounded queue, a full queue refuses a start with
 // a retryable error, queued actions cancel and release without running, a
 // delayed outcome needs no thread, and destruction waits for stuck work a
-// bounded time only.
+// bounded time only. And ReadSecretFile (plugins/common/secret_file.h), the
+// one rule every provider reads a secret file by.
 #include "provider_support.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "secret_file.h"
 
 namespace timer::plugins {
 namespace {
@@ -261,6 +268,89 @@ TEST(ActionRunnerTest, ReadRunnerOptionsReadsAndBoundsTheKeys) {
   Err e = rb.Finish();
   EXPECT_EQ(e.code, TIMER_AP_INVALID_ARGUMENT);
   EXPECT_NE(e.message.find("plugins.x.action_threads"), std::string::npos) << e.message;
+}
+
+// ---- ReadSecretFile ----
+
+class SecretFileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl =
+        (std::filesystem::temp_directory_path() / "timer-secret-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::string Write(const std::string& name, const std::string& content, mode_t mode) {
+    const std::string path = dir_ + "/" + name;
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+    EXPECT_EQ(::chmod(path.c_str(), mode), 0);
+    return path;
+  }
+  std::string dir_;
+};
+
+TEST_F(SecretFileTest, APrivateFileIsReadExactly) {
+  const std::string path = Write("key", "s3cr3t\n", 0600);
+  std::string content = "left over";
+  Err e = ReadSecretFile("x.key_file", path, &content);
+  ASSERT_TRUE(e.ok()) << e.message;
+  EXPECT_EQ(content, "s3cr3t\n");  // the caller trims if it wants to
+  EXPECT_TRUE(ReadSecretFile("x.key_file", path, nullptr).ok());  // check only
+  const std::string empty = Write("empty", "", 0400);
+  ASSERT_TRUE(ReadSecretFile("x.key_file", empty, &content).ok());
+  EXPECT_EQ(content, "");
+}
+
+TEST_F(SecretFileTest, AFileOthersMayReadOrWriteIsRefusedWithoutItsContent) {
+  for (mode_t mode : {0644, 0640, 0604, 0620, 0602, 0610}) {
+    const std::string path = Write("open", "top-secret", mode);
+    std::string content;
+    Err e = ReadSecretFile("x.key_file", path, &content);
+    EXPECT_EQ(e.code, TIMER_AP_PERMISSION_DENIED) << std::oct << mode;
+    EXPECT_NE(e.message.find("x.key_file"), std::string::npos) << e.message;
+    EXPECT_NE(e.message.find("chmod 600"), std::string::npos) << e.message;
+    EXPECT_EQ(e.message.find("top-secret"), std::string::npos) << e.message;
+    EXPECT_EQ(content, "");
+  }
+}
+
+TEST_F(SecretFileTest, ASymbolicLinkIsRefusedEvenToAPrivateFile) {
+  const std::string target = Write("real", "top-secret", 0600);
+  const std::string link = dir_ + "/link";
+  ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0);
+  Err e = ReadSecretFile("x.key_file", link, nullptr);
+  EXPECT_EQ(e.code, TIMER_AP_INVALID_ARGUMENT);
+  EXPECT_NE(e.message.find("symbolic link"), std::string::npos) << e.message;
+}
+
+TEST_F(SecretFileTest, WhatIsNoRegularFileIsRefusedWithoutWaiting) {
+  // A FIFO nobody writes to: opening it must not block.
+  const std::string fifo = dir_ + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  Err e = ReadSecretFile("x.key_file", fifo, nullptr);
+  EXPECT_EQ(e.code, TIMER_AP_INVALID_ARGUMENT);
+  EXPECT_NE(e.message.find("not a regular file"), std::string::npos) << e.message;
+  ::chmod(dir_.c_str(), 0700);
+  e = ReadSecretFile("x.key_file", dir_, nullptr);
+  EXPECT_EQ(e.code, TIMER_AP_INVALID_ARGUMENT);
+  e = ReadSecretFile("x.key_file", dir_ + "/missing", nullptr);
+  EXPECT_EQ(e.code, TIMER_AP_INVALID_ARGUMENT);
+  EXPECT_NE(e.message.find("x.key_file: cannot open"), std::string::npos) << e.message;
+}
+
+TEST_F(SecretFileTest, AFileOver64KiBIsRefused) {
+  const std::string at = Write("at", std::string(kMaxSecretFileBytes, 'k'), 0600);
+  std::string content;
+  ASSERT_TRUE(ReadSecretFile("x.key_file", at, &content).ok());
+  EXPECT_EQ(content.size(), kMaxSecretFileBytes);
+  const std::string over = Write("over", std::string(kMaxSecretFileBytes + 1, 'k'), 0600);
+  Err e = ReadSecretFile("x.key_file", over, &content);
+  EXPECT_EQ(e.code, TIMER_AP_INVALID_ARGUMENT);
+  EXPECT_NE(e.message.find("larger than 64 KiB"), std::string::npos) << e.message;
 }
 
 }  // namespace
