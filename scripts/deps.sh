@@ -6,7 +6,8 @@
 set -euo pipefail
 
 PACKAGES=(
-  g++ cmake ninja-build pkg-config ccache tzdata
+  clang                   # the compiler of scripts/run.sh and scripts/test.sh (README, "Compilers")
+  g++ cmake ninja-build pkg-config ccache tzdata   # g++: the ThreadSanitizer tree
   lld                     # the linker (CMakeLists.txt, TIMER_USE_LLD)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libssl-dev libsqlite3-dev

@@ -47,6 +47,9 @@ stop() {
 if [ "${1:-}" = "stop" ]; then stop; exit 0; fi
 
 ./scripts/deps.sh
+# Clang, the compiler scripts/test.sh tests with (README, "Compilers"). CC/CXX
+# in the environment choose another for a new build tree.
+export CC=${CC:-clang} CXX=${CXX:-clang++}
 cmake -S . -B build-run -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DTIMER_BUILD_TESTS=OFF -DTIMER_BUILD_BENCH=OFF -DCMAKE_INSTALL_PREFIX="$prefix" >/dev/null
 cmake --build build-run -j "$(nproc)"

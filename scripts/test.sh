@@ -9,6 +9,10 @@ umask 022
 cd "$(dirname "$0")/.."
 
 ./scripts/deps.sh
+# Clang, as scripts/run.sh builds what it installs (README, "Compilers"): it
+# compiles this tree in 63% of GCC 12's time (cold, 2 cores: 439 s against
+# 694 s). CC/CXX in the environment choose another for a new build tree.
+export CC=${CC:-clang} CXX=${CXX:-clang++}
 jobs=$(nproc)
 # Tests run two per core (TIMER_TEST_JOBS to change): the end-to-end tests,
 # most of the run's time, mostly wait on timers, processes and replicas.

@@ -43,7 +43,8 @@ Err ReadSecretFile(const std::string& field, const std::string& path,
       const ssize_t n = ::read(fd, content->data() + done, content->size() - done);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) {
-        err = InvalidArgument(field + ": cannot read " + path + ": " + std::strerror(errno));
+        err = InvalidArgument(field + ": cannot read " + path + ": " +
+                              std::strerror(errno));
         break;
       }
       if (n == 0) break;  // shrank since fstat: what is there

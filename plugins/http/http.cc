@@ -726,7 +726,8 @@ Err CreateHttp(const nlohmann::json& config, HostLog log,
         return e;
       // A file written by `echo` ends in a newline: not part of the value.
       while (!cred.value.empty() &&
-             (cred.value.back() == '\n' || cred.value.back() == '\r' || cred.value.back() == ' '))
+             (cred.value.back() == '\n' || cred.value.back() == '\r' ||
+              cred.value.back() == ' '))
         cred.value.pop_back();
       if (cred.value.empty())
         return InvalidArgument(prefix + ".value_file: " + file + " is empty");

@@ -279,7 +279,7 @@ TEST_F(AuthE2eTest, EveryRpcWithoutValidCredentialsIsUnauthenticated) {
   auto daemon = StartTimerd();
   auto stub = v1::TimerService::NewStub(Plain());
   auto session = v1::SessionService::NewStub(Plain());
-  for (const std::string token :
+  for (const std::string& token :
        {std::string(), std::string("not-a-token"),
         "tmr_" + std::string(16, '0') + "_" + std::string(64, '0')}) {
     std::vector<grpc::Status> statuses;

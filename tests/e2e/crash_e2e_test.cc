@@ -200,8 +200,12 @@ TEST_F(CrashE2eTest, NothingAcknowledgedIsLostAndNoRunRepeatsAcrossKills) {
     EXPECT_EQ(job.schedule().start().seconds(), want.start_s) << id;
     EXPECT_EQ(job.schedule().interval_seconds(), want.interval_s) << id;
     EXPECT_TRUE(want.names.count(job.name())) << id << " is named " << job.name();
-    if (want.delete_acked) EXPECT_EQ(job.status(), v1::Job::DELETED) << id;
-    if (!want.delete_maybe) EXPECT_NE(job.status(), v1::Job::DELETED) << id;
+    if (want.delete_acked) {
+      EXPECT_EQ(job.status(), v1::Job::DELETED) << id;
+    }
+    if (!want.delete_maybe) {
+      EXPECT_NE(job.status(), v1::Job::DELETED) << id;
+    }
 
     // Every kept result of the job: unique run numbers, all on the grid.
     std::set<int64_t> runs;

@@ -53,9 +53,12 @@ TEST(WebAssetsTest, EveryFileIsServedWithItsType) {
     if (absl::EndsWith(f.name, ".js")) {
       EXPECT_EQ(r.content_type, "text/javascript; charset=utf-8");
     }
-    if (absl::EndsWith(f.name, ".css"))
+    if (absl::EndsWith(f.name, ".css")) {
       EXPECT_EQ(r.content_type, "text/css; charset=utf-8");
-    if (absl::EndsWith(f.name, ".svg")) EXPECT_EQ(r.content_type, "image/svg+xml");
+    }
+    if (absl::EndsWith(f.name, ".svg")) {
+      EXPECT_EQ(r.content_type, "image/svg+xml");
+    }
     // No inline script or style in the page: the CSP would refuse them.
     if (absl::EndsWith(f.name, ".html")) {
       EXPECT_FALSE(absl::StrContains(f.data, "<script>")) << f.name;

@@ -169,8 +169,12 @@ TEST_F(NotifierTest, OneFailureOneRecoveryOneEndWithValidSignatures) {
       EXPECT_EQ(body["run"]["error"], "http: answered 500");
       EXPECT_TRUE(body["run"].contains("start_time"));
     }
-    if (body["event"] == "recovery") EXPECT_EQ(body["run"]["number"], 2);
-    if (body["event"] == "end") EXPECT_EQ(body["job"]["status"], "ENDED");
+    if (body["event"] == "recovery") {
+      EXPECT_EQ(body["run"]["number"], 2);
+    }
+    if (body["event"] == "end") {
+      EXPECT_EQ(body["job"]["status"], "ENDED");
+    }
   }
   EXPECT_EQ(events,
             (std::map<std::string, int>{{"failure", 1}, {"recovery", 1}, {"end", 1}}));

@@ -394,7 +394,9 @@ TEST_F(WatchStartTest, AfterTheStarterStopsFeedsEndUnavailable) {
   starter_->Stop();
   got = TakeUntil(*mid_snapshot, wakes, 10);
   EXPECT_LE(got.size(), 1u);
-  if (!got.empty()) EXPECT_EQ(got[0]->message.job().name(), "b");
+  if (!got.empty()) {
+    EXPECT_EQ(got[0]->message.job().name(), "b");
+  }
   EXPECT_EQ(mid_snapshot->closed().code(), absl::StatusCode::kUnavailable);
   mid_snapshot->Stop();
 

@@ -1597,7 +1597,9 @@ class SharedRelayTest : public SharedLeaseTest {
     SharedLeaseTest::SetUp();
     relay_ = dynamic_cast<RelayStore*>(store_.get());
     ASSERT_NE(relay_, nullptr);
-    if (store_->shared_leases() != nullptr) ASSERT_EQ(store_->shared_relay(), relay_);
+    if (store_->shared_leases() != nullptr) {
+      ASSERT_EQ(store_->shared_relay(), relay_);
+    }
   }
   RelayedRun Request(const std::string& job_id, std::string request_id = "") {
     return RelayedRun{domain::NewUuid(), "alice", job_id, std::move(request_id)};

@@ -77,56 +77,57 @@ struct Outcome {
   absl::StatusOr<v1::Job> result = absl::UnknownError("callback not run");
 };
 
-JobCallback Into(std::shared_ptr<Outcome> outcome) {
+inline JobCallback Into(std::shared_ptr<Outcome> outcome) {
   return [outcome](absl::StatusOr<v1::Job> r) {
     outcome->result = std::move(r);
     outcome->done.Notify();
   };
 }
 
-absl::StatusOr<v1::Job> Await(const std::shared_ptr<Outcome>& outcome) {
+inline absl::StatusOr<v1::Job> Await(const std::shared_ptr<Outcome>& outcome) {
   if (!outcome->done.WaitForNotificationWithTimeout(kWait)) {
     return absl::DeadlineExceededError("test: write callback never ran");
   }
   return outcome->result;
 }
 
-std::shared_ptr<Outcome> StartCreate(Store& store, v1::Job job,
-                                     std::string request_id = "",
-                                     std::string fingerprint = "") {
+inline std::shared_ptr<Outcome> StartCreate(Store& store, v1::Job job,
+                                            std::string request_id = "",
+                                            std::string fingerprint = "") {
   auto outcome = std::make_shared<Outcome>();
   store.CreateJob(std::move(job), std::move(request_id), std::move(fingerprint),
                   Into(outcome));
   return outcome;
 }
 
-std::shared_ptr<Outcome> StartUpdate(Store& store, std::string owner, std::string job_id,
-                                     JobMutation mutate) {
+inline std::shared_ptr<Outcome> StartUpdate(Store& store, std::string owner,
+                                            std::string job_id, JobMutation mutate) {
   auto outcome = std::make_shared<Outcome>();
   store.UpdateJob(std::move(owner), std::move(job_id), std::move(mutate), Into(outcome));
   return outcome;
 }
 
-absl::StatusOr<v1::Job> Create(Store& store, v1::Job job, std::string request_id = "",
-                               std::string fingerprint = "") {
+inline absl::StatusOr<v1::Job> Create(Store& store, v1::Job job,
+                                      std::string request_id = "",
+                                      std::string fingerprint = "") {
   return Await(
       StartCreate(store, std::move(job), std::move(request_id), std::move(fingerprint)));
 }
 
-absl::StatusOr<v1::Job> Update(Store& store, std::string owner, std::string job_id,
-                               JobMutation mutate) {
+inline absl::StatusOr<v1::Job> Update(Store& store, std::string owner, std::string job_id,
+                                      JobMutation mutate) {
   return Await(
       StartUpdate(store, std::move(owner), std::move(job_id), std::move(mutate)));
 }
 
-JobMutation Rename(std::string name) {
+inline JobMutation Rename(std::string name) {
   return [name = std::move(name)](v1::Job& job) {
     job.set_name(name);
     return absl::OkStatus();
   };
 }
 
-JobMutation SetStatus(v1::Job::Status status) {
+inline JobMutation SetStatus(v1::Job::Status status) {
   return [status](v1::Job& job) {
     job.set_status(status);
     return absl::OkStatus();
@@ -134,8 +135,8 @@ JobMutation SetStatus(v1::Job::Status status) {
 }
 
 // A job as the domain would hand it to the store.
-v1::Job MakeJob(const std::string& owner, int64_t create_seconds = 1700000000,
-                std::string job_id = domain::NewUuid()) {
+inline v1::Job MakeJob(const std::string& owner, int64_t create_seconds = 1700000000,
+                       std::string job_id = domain::NewUuid()) {
   v1::Job job;
   job.set_job_id(std::move(job_id));
   job.set_owner(owner);
@@ -151,20 +152,20 @@ v1::Job MakeJob(const std::string& owner, int64_t create_seconds = 1700000000,
 }
 
 // A job id that sorts where the test wants it: "00000000-0000-4000-8000-<n>".
-std::string OrderedId(int n) {
+inline std::string OrderedId(int n) {
   std::string tail = absl::StrCat(n);
   return absl::StrCat("00000000-0000-4000-8000-", std::string(12 - tail.size(), '0'),
                       tail);
 }
 
-std::vector<std::string> Ids(const std::vector<v1::Job>& jobs) {
+inline std::vector<std::string> Ids(const std::vector<v1::Job>& jobs) {
   std::vector<std::string> ids;
   for (const v1::Job& job : jobs) ids.push_back(job.job_id());
   return ids;
 }
 
 // Every job of `owner`, deleted ones too, in listing order.
-std::vector<v1::Job> ListAll(Store& store, const std::string& owner) {
+inline std::vector<v1::Job> ListAll(Store& store, const std::string& owner) {
   ListJobsQuery query;
   query.owner = owner;
   query.show_deleted = true;
