@@ -1,6 +1,7 @@
 #include "sftp_fs.h"
 
 #include <fcntl.h>
+#include <libssh/callbacks.h>
 #include <libssh/libssh.h>
 #include <libssh/sftp.h>
 #include <openssl/crypto.h>
@@ -146,7 +147,9 @@ Err ImportPinnedKey(const std::string& line, Key* out) {
 }
 
 // Bounds every request of a session: libssh 0.10 applies its timeout to
-// connecting but waits for an SFTP answer without end. While a request is
+// connecting but waits for an SFTP answer without end (and knows nothing of
+// a cancel). It watches the session's socket from when it is made (Attach,
+// from libssh's connect progress callback), so connecting is cut too. While a request is
 // in flight (a Guard is alive) a thread of its own watches the deadline
 // (timeout_seconds from the last progress) and the run's cancel, and when
 // the deadline passes or the run is cancelled shuts the socket down: the
@@ -160,12 +163,10 @@ class Watchdog {
  public:
   static constexpr std::chrono::milliseconds kCancelPoll{250};
 
-  // Watches a duplicate of `fd`: the socket outlives the session, so its
-  // number is never another's when the watchdog shuts it down. `cancelled`
-  // (CancelCheck, may be empty) is called on the watchdog's thread.
-  Watchdog(int fd, std::chrono::seconds timeout, CancelCheck cancelled)
-      : fd_(fcntl(fd, F_DUPFD_CLOEXEC, 0)),
-        timeout_(timeout),
+  // `cancelled` (CancelCheck, may be empty) is called on the watchdog's
+  // thread.
+  Watchdog(std::chrono::seconds timeout, CancelCheck cancelled)
+      : timeout_(timeout),
         cancelled_(std::move(cancelled)),
         thread_([this] { Watch(); }) {}
   ~Watchdog() {
@@ -176,6 +177,16 @@ class Watchdog {
     cv_.notify_one();
     thread_.join();
     if (fd_ >= 0) close(fd_);
+  }
+  // Watches a duplicate of `fd` (the first one given; later calls do
+  // nothing): the socket outlives the session, so its number is never
+  // another's when the watchdog shuts it down. One that fired before it had
+  // a socket shuts this one down at once.
+  void Attach(int fd) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fd_ >= 0 || fd < 0) return;
+    fd_ = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (fired_ && fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
   }
   // The socket was shut down: the session is unusable.
   bool fired() const { return fired_.load(); }
@@ -244,7 +255,7 @@ class Watchdog {
     }
   }
 
-  const int fd_;
+  int fd_ = -1;  // guarded by mu_
   const std::chrono::seconds timeout_;
   const CancelCheck cancelled_;
   std::mutex mu_;
@@ -956,6 +967,19 @@ Err CheckHostKey(const SftpConfig& c, ssh_session s) {
   }
 }
 
+// libssh's connect progress callback (ssh_callbacks_struct's
+// connect_status_function): called first right after the socket is made,
+// while the TCP connection is still being set up, and again at each step of
+// the handshake. `user` is the ConnectWatch.
+struct ConnectWatch {
+  ssh_session session = nullptr;
+  Watchdog* watchdog = nullptr;
+};
+void OnConnectStatus(void* user, float) {
+  auto* w = static_cast<ConnectWatch*>(user);
+  w->watchdog->Attach(ssh_get_fd(w->session));
+}
+
 }  // namespace
 
 Err SftpEndpoint::Open(const CancelCheck& cancelled,
@@ -980,17 +1004,38 @@ Err SftpEndpoint::Open(const CancelCheck& cancelled,
       ssh_options_set(s.get(), SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null") != SSH_OK) {
     return Internal("sftp " + where + ": cannot set options: " + ssh_get_error(s.get()));
   }
-  if (ssh_connect(s.get()) != SSH_OK) {
-    return Unavailable("sftp " + where + ": cannot connect: " + ssh_get_error(s.get()));
-  }
-  // From here on a silent server, or the run's cancel, is cut off by the
-  // watchdog (connecting is bounded by timeout_seconds alone).
-  auto watchdog = std::make_unique<Watchdog>(
-      ssh_get_fd(s.get()), std::chrono::seconds(c.timeout_seconds), cancelled);
+  // From the socket's making on, a silent server (besides libssh's own
+  // timeout while connecting), or the run's cancel, is cut off by the
+  // watchdog. Resolving the host name is not: getaddrinfo cannot be.
+  auto watchdog =
+      std::make_unique<Watchdog>(std::chrono::seconds(c.timeout_seconds), cancelled);
   Watchdog::Guard guard(watchdog.get());
   // A step that failed because the cancel cut the session says so (not
   // "refused", which would ask a person to act).
   const Err cut{TIMER_AP_CANCELLED, "sftp " + where + ": cancelled"};
+  {
+    ConnectWatch watch{s.get(), watchdog.get()};
+    ssh_callbacks_struct callbacks{};
+    callbacks.userdata = &watch;
+    callbacks.connect_status_function = &OnConnectStatus;
+    ssh_callbacks_init(&callbacks);
+    // libssh keeps the pointer: replaced by an empty set before `callbacks`
+    // goes (libssh cannot be told to drop it).
+    static ssh_callbacks_struct none = [] {
+      ssh_callbacks_struct n{};
+      ssh_callbacks_init(&n);
+      return n;
+    }();
+    ssh_set_callbacks(s.get(), &callbacks);
+    const int rc = ssh_connect(s.get());
+    ssh_set_callbacks(s.get(), &none);
+    if (rc != SSH_OK) {
+      if (watchdog->cut_by_cancel()) return cut;
+      return Unavailable("sftp " + where + ": cannot connect: " + ssh_get_error(s.get()));
+    }
+  }
+  watchdog->Attach(ssh_get_fd(s.get()));  // should libssh not have called back
+  watchdog->Touch();                      // timeout_seconds again for the rest
   if (Err e = CheckHostKey(c, s.get()); !e.ok())
     return watchdog->cut_by_cancel() ? cut : e;
 

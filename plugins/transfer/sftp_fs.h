@@ -15,12 +15,11 @@
 // Bounds: connecting and every SFTP request are bounded by
 // `timeout_seconds` (libssh's session timeout, and a watchdog thread per
 // session that shuts the socket down when a request gets no answer for that
-// long). A request in flight when the run is cancelled is cut the same way
-// within half a second and fails CANCELLED (the session is
+// long). A request in flight when the run is cancelled, or a connection
+// being set up (TCP and the SSH handshake; not the host name's lookup), is
+// cut the same way within half a second and fails CANCELLED (the session is
 // then unusable; the run stops); a writer's removal of its temporary file
-// is not cut by a cancel, only by the timeout. Connecting (TCP and the SSH
-// handshake up to the host key) waits out a cancel, bounded by
-// `timeout_seconds`. Reads keep at most
+// is not cut by a cancel, only by the timeout. Reads keep at most
 // kSftpReadWindow bytes of requests in flight, and as much in the answer
 // buffer and libssh's channel window (SftpReader in sftp_fs.cc).
 //

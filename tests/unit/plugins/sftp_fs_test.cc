@@ -910,11 +910,42 @@ TEST_F(SftpTest, ACancelEndsARequestWaitingOnAStoppedServer) {
   EXPECT_EQ(e2.code, TIMER_AP_CANCELLED) << e2.message;
 }
 
-// The same for a read in flight, through a whole run: the run ends
-// CANCELLED, with no file counted as failed.
+// A cancel reaches a connection being set up too: a listener that never
+// sends the SSH banner, timeout_seconds 60.
+TEST_F(SftpTest, ACancelEndsAConnectionToAServerThatNeverAnswers) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 4), 0);  // the kernel completes the handshake
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  SftpConfig c = Config(sshd_->NewRoot());
+  c.port = ntohs(addr.sin_port);
+  c.timeout_seconds = 60;
+  TestCancel cancel;
+  bool looked = false;
+  std::thread canceller([&] { looked = cancel.CancelOnceLookedAt(); });
+  const auto start = std::chrono::steady_clock::now();
+  std::unique_ptr<EndpointFs> out;
+  Err e = SftpEndpoint(c).Open(cancel.Check(), &out);
+  const auto took = std::chrono::steady_clock::now() - start;
+  canceller.join();
+  close(fd);
+  EXPECT_TRUE(looked);
+  EXPECT_EQ(e.code, TIMER_AP_CANCELLED) << e.message;
+  EXPECT_EQ(e.message, "sftp 127.0.0.1:" + std::to_string(c.port) + ": cancelled");
+  EXPECT_LT(took, std::chrono::seconds(10));  // hang guard; the timeout is 60 s
+}
+
+// The same through a whole run: the server stops just before the source
+// file is opened, the run is cancelled, and it ends CANCELLED soon after,
+// with no file counted as failed.
 TEST_F(SftpTest, ACancelledDownloadFromAStoppedServerEndsCancelled) {
   const std::string remote = sshd_->NewRoot(), local = sshd_->NewRoot();
-  WriteFile(fs::path(remote) / "big", Bytes(8 << 20, 'd'));
+  WriteFile(fs::path(remote) / "big", Bytes(4 << 20, 'd'));
   Endpoint src = Sftp("r", remote), dst = Local("l", local);
   SftpConfig c = Config(remote);
   c.timeout_seconds = 60;
@@ -924,17 +955,11 @@ TEST_F(SftpTest, ACancelledDownloadFromAStoppedServerEndsCancelled) {
   StreamHooks hooks;
   std::vector<int> stopped;
   std::thread canceller;
-  hooks.after_chunk = [&](const std::string&, int64_t written) {
-    if (written != kStreamChunk || canceller.joinable()) return;
-    // Mid-copy: the server stops; the next read waits on it until the
-    // cancel, which comes once the watchdog saw a request waiting.
+  hooks.before_open_source = [&](const std::string&) {
+    // Opening the file then waits on the stopped server until the cancel.
     stopped = Descendants(sshd_->pid());
     for (int p : stopped) kill(p, SIGSTOP);
-    canceller = std::thread([&] {
-      // The watchdog's look is not observable here: cancel, and let the
-      // hang guard below say whether the read in flight ended early.
-      ASSERT_TRUE(runner_.Cancel(action_id_).ok());
-    });
+    canceller = std::thread([&] { EXPECT_TRUE(runner_.Cancel(action_id_).ok()); });
   };
   std::string details;
   const auto start = std::chrono::steady_clock::now();
