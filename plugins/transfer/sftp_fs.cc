@@ -148,17 +148,17 @@ Err ImportPinnedKey(const std::string& line, Key* out) {
 
 // Bounds every request of a session: libssh 0.10 applies its timeout to
 // connecting but waits for an SFTP answer without end (and knows nothing of
-// a cancel). It watches the session's socket from when it is made (Attach,
-// from libssh's connect progress callback), so connecting is cut too. While a request is
-// in flight (a Guard is alive) a thread of its own watches the deadline
-// (timeout_seconds from the last progress) and the run's cancel, and when
-// the deadline passes or the run is cancelled shuts the socket down: the
-// request fails at once, and so does the session. It looks at the cancel
-// every kCancelPoll while armed (first kCancelPoll after it was armed, so a
-// quick request made after the cancel still goes through): a cancel ends a
-// request in flight within twice that; unarmed, it sleeps until armed. A
-// cleanup Guard (a writer removing its temporary file) is not cut by a
-// cancel, only by the deadline.
+// a cancel). The watchdog has the session's socket from when it is made
+// (Attach, from libssh's connect progress callback), so connecting is cut
+// too. While a request is in flight (a Guard is alive) a thread of its own
+// watches the deadline (timeout_seconds from the last progress) and the
+// run's cancel, and when the deadline passes or the run is cancelled shuts
+// the socket down: the request fails at once, and so does the session. It
+// looks at the cancel every kCancelPoll while armed (first kCancelPoll
+// after it was armed, so a quick request made after the cancel still goes
+// through): a cancel ends a request in flight within twice that; unarmed,
+// it sleeps until armed. A cleanup Guard (a writer removing its temporary
+// file) is not cut by a cancel, only by the deadline.
 class Watchdog {
  public:
   static constexpr std::chrono::milliseconds kCancelPoll{250};
