@@ -192,7 +192,8 @@ int Main(int argc, char** argv) {
   c.path_style = true;
   c.part_size = int64_t{part_mb} << 20;
   std::unique_ptr<EndpointFs> fs;
-  if (!Check(plugins::transfer::MakeS3Endpoint(c)->Open(&fs), "open endpoint")) return 1;
+  if (!Check(plugins::transfer::MakeS3Endpoint(c)->Open({}, &fs), "open endpoint"))
+    return 1;
 
   std::vector<double> up_fs, up_curl, down_fs, down_curl;
   bool ok = true;

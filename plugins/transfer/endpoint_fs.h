@@ -15,6 +15,13 @@
 // signed URL). UNAVAILABLE means the storage could not be reached (a run may
 // retry); every other code is final for that file.
 //
+// Cancellation: a remote EndpointFs is opened with its run's cancellation
+// (CancelCheck). A call waiting on a server when the run is cancelled ends
+// within about a second with CANCELLED (final: a cancelled run is not
+// retried), not when the endpoint's timeout passes. Cleanup a writer does
+// when it is destroyed unpublished (removing a temporary file, aborting a
+// multipart upload) is still sent after a cancel, bounded by the timeout.
+//
 // Bounds: an EndpointFs is used by one thread (the run's); every call that
 // talks to a server is bounded by the endpoint's timeout; List holds one page
 // of entries at a time; a FileWriter buffers at most one part (S3 multipart)
@@ -167,6 +174,13 @@ class EndpointFs {
   }
 };
 
+// Whether the run an EndpointFs works for was cancelled; empty: never.
+// Called from other threads than the run's (an SFTP session's watchdog,
+// libcurl's progress callback), about once a second while a request waits
+// and often while bytes move: it must be thread-safe, cheap (an atomic
+// load) and never block, and outlive the EndpointFs it is given to.
+using CancelCheck = std::function<bool()>;
+
 // The storage behind an endpoint that is not a local directory: parsed once
 // from its [[plugins.transfer.endpoints]] table, opened once per run.
 class RemoteEndpoint {
@@ -179,8 +193,10 @@ class RemoteEndpoint {
   virtual bool Encrypted() const = 0;
   // Connects for one run (SFTP: one SSH session and SFTP channel, the host
   // key checked against the pinned one; S3: a client). The run uses it for
-  // all its files and destroys it at its end.
-  virtual Err Open(std::unique_ptr<EndpointFs>* out) const = 0;
+  // all its files and destroys it at its end. `cancelled` is the run's
+  // (CancelCheck): a request in flight when it turns true fails CANCELLED.
+  virtual Err Open(const CancelCheck& cancelled,
+                   std::unique_ptr<EndpointFs>* out) const = 0;
   // Whether the storage can hold a symbolic link (SFTP; not S3): a body
   // asking recursive_symlinks keep into one that cannot is refused.
   virtual bool HoldsSymlinks() const { return false; }

@@ -176,6 +176,9 @@ struct Request {
   char* sink_buf = nullptr;
   size_t sink_cap = 0;
   bool payload = false;  // carries data: a stall timeout, no total timeout
+  // Ended by the run's cancel (CANCELLED). Not the abort of a multipart
+  // upload, which must still be sent after a cancel (its timeout bounds it).
+  bool cancellable = true;
 };
 
 struct Response {
@@ -214,7 +217,7 @@ class S3EndpointImpl : public RemoteEndpoint {
   explicit S3EndpointImpl(S3Config c) : config_(std::move(c)) {}
   std::string type() const override { return "s3"; }
   bool Encrypted() const override { return config_.endpoint.rfind("https://", 0) == 0; }
-  Err Open(std::unique_ptr<EndpointFs>* out) const override;
+  Err Open(const CancelCheck& cancelled, std::unique_ptr<EndpointFs>* out) const override;
   nlohmann::json Describe() const override {
     return {{"type", "s3"},
             {"endpoint", config_.endpoint},
@@ -233,8 +236,8 @@ class S3EndpointImpl : public RemoteEndpoint {
 
 class S3Fs : public EndpointFs {
  public:
-  S3Fs(const S3Config& config, net::EasyHandle curl)
-      : c_(config), curl_(std::move(curl)) {}
+  S3Fs(const S3Config& config, net::EasyHandle curl, CancelCheck cancelled)
+      : c_(config), curl_(std::move(curl)), cancelled_(std::move(cancelled)) {}
 
   const S3Config& config() const { return c_; }
 
@@ -247,7 +250,8 @@ class S3Fs : public EndpointFs {
   }
 
   // Sends `req`; OK with the response whatever its status, an error only
-  // when no response came (UNAVAILABLE: connect, timeout, reset).
+  // when no response came (UNAVAILABLE: connect, timeout, reset; CANCELLED:
+  // the run was cancelled before or while it was sent, req.cancellable).
   Err Send(const Request& req, const std::string& what, Response* resp);
 
   // Sends `req` and fails unless the status is 2xx (and, for 200 with an
@@ -467,7 +471,8 @@ class S3Fs : public EndpointFs {
   const S3Config c_;
   const net::EasyHandle curl_;
   char errbuf_[CURL_ERROR_SIZE] = {};
-  int64_t listed_ = 0;  // keys (and pages) listed by this run (Charge)
+  const CancelCheck cancelled_;  // the run's; empty: never
+  int64_t listed_ = 0;           // keys (and pages) listed by this run (Charge)
 };
 
 // ---------------------------------------------------------------------------
@@ -521,6 +526,14 @@ struct Upload {
   const char* data;
   size_t left;
 };
+
+// libcurl's progress callback (CURLOPT_XFERINFOFUNCTION): called about once
+// a second while a request waits (connecting, sending, for an answer) and
+// more often while bytes move, so a cancel ends a request within about a
+// second. Non-zero ends the transfer with CURLE_ABORTED_BY_CALLBACK.
+int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return (*static_cast<const CancelCheck*>(user))() ? 1 : 0;
+}
 
 size_t OnRead(char* buf, size_t size, size_t n, void* user) {
   auto* u = static_cast<Upload*>(user);
@@ -586,6 +599,13 @@ Err S3Fs::Send(const Request& req, const std::string& what, Response* resp) {
   if (req.payload) curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L << 10);  // the maximum
   if (!req.payload)
     curl_easy_setopt(h, CURLOPT_TIMEOUT, static_cast<long>(c_.timeout_seconds));
+  const bool cancellable = req.cancellable && cancelled_;
+  if (cancellable) {
+    if (cancelled_()) return {TIMER_AP_CANCELLED, what + ": cancelled"};
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, &OnProgress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &cancelled_);
+  }
   Sink sink{h, resp, &req};
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &OnHeader);
   curl_easy_setopt(h, CURLOPT_HEADERDATA, &sink);
@@ -628,6 +648,9 @@ Err S3Fs::Send(const Request& req, const std::string& what, Response* resp) {
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
   const CURLcode rc = curl_easy_perform(h);
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
+  // Not UNAVAILABLE: a cancelled run must not be retried as transient.
+  if (rc == CURLE_ABORTED_BY_CALLBACK && cancellable)
+    return {TIMER_AP_CANCELLED, what + ": cancelled"};
   if (sink.overflow) {
     return Unavailable(what + ": the server sent more than was asked for (HTTP " +
                        std::to_string(resp->status) + ")");
@@ -820,6 +843,9 @@ class S3Writer : public FileWriter {
     req.bucket = fs_->config().bucket;
     req.key = key_;
     req.query = "uploadId=" + UriEncode(upload_id_, false);
+    // Sent after a cancel too (the writer is destroyed when a cancel ends
+    // one of its requests): bounded by timeout_seconds, not by the cancel.
+    req.cancellable = false;
     Response r;
     (void)fs_->Call(req, "s3: abort upload of " + shown_, &r);
   }
@@ -1115,11 +1141,12 @@ bool ValidBucket(const std::string& b) {
   return true;
 }
 
-Err S3EndpointImpl::Open(std::unique_ptr<EndpointFs>* out) const {
+Err S3EndpointImpl::Open(const CancelCheck& cancelled,
+                         std::unique_ptr<EndpointFs>* out) const {
   net::InitCurlOnce();
   net::EasyHandle h(curl_easy_init());
   if (!h) return Internal("s3: curl_easy_init failed");
-  *out = std::make_unique<S3Fs>(config_, std::move(h));
+  *out = std::make_unique<S3Fs>(config_, std::move(h), cancelled);
   return Ok();
 }
 

@@ -40,6 +40,13 @@
 // and a listing fails when the server hands back a continuation token it
 // already gave (a listing going round in a circle).
 //
+// Cancellation: every request but the abort of a multipart upload watches
+// the run's CancelCheck through libcurl's progress callback, which libcurl
+// calls about once a second while waiting: a cancel ends a request in
+// flight (connecting, sending, waiting for or reading an answer) within
+// about a second, with CANCELLED. The abort is still sent when a cancelled
+// writer is destroyed, bounded by timeout_seconds.
+//
 // A full destination (507, MinIO's XMinioStorageFull and bucket quota, Ceph
 // RGW's QuotaExceeded) is RESOURCE_EXHAUSTED, what fail_on_quota_errors
 // acts on; one object over the server's size limit (EntityTooLarge, more

@@ -1,6 +1,7 @@
 #include "sftp_fs.h"
 
 #include <fcntl.h>
+#include <libssh/callbacks.h>
 #include <libssh/libssh.h>
 #include <libssh/sftp.h>
 #include <openssl/crypto.h>
@@ -9,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -145,17 +147,27 @@ Err ImportPinnedKey(const std::string& line, Key* out) {
 }
 
 // Bounds every request of a session: libssh 0.10 applies its timeout to
-// connecting but waits for an SFTP answer without end. While a request is
-// in flight (a Guard is alive) a thread of its own watches the deadline
-// (timeout_seconds from the last progress) and, when it passes, shuts the
-// socket down: the request fails at once, and so does the session.
+// connecting but waits for an SFTP answer without end (and knows nothing of
+// a cancel). The watchdog has the session's socket from when it is made
+// (Attach, from libssh's connect progress callback), so connecting is cut
+// too. While a request is in flight (a Guard is alive) a thread of its own
+// watches the deadline (timeout_seconds from the last progress) and the
+// run's cancel, and when the deadline passes or the run is cancelled shuts
+// the socket down: the request fails at once, and so does the session. It
+// looks at the cancel every kCancelPoll while armed (first kCancelPoll
+// after it was armed, so a quick request made after the cancel still goes
+// through): a cancel ends a request in flight within twice that; unarmed,
+// it sleeps until armed. A cleanup Guard (a writer removing its temporary
+// file) is not cut by a cancel, only by the deadline.
 class Watchdog {
  public:
-  // Watches a duplicate of `fd`: the socket outlives the session, so its
-  // number is never another's when the watchdog shuts it down.
-  Watchdog(int fd, std::chrono::seconds timeout)
-      : fd_(fcntl(fd, F_DUPFD_CLOEXEC, 0)),
-        timeout_(timeout),
+  static constexpr std::chrono::milliseconds kCancelPoll{250};
+
+  // `cancelled` (CancelCheck, may be empty) is called on the watchdog's
+  // thread.
+  Watchdog(std::chrono::seconds timeout, CancelCheck cancelled)
+      : timeout_(timeout),
+        cancelled_(std::move(cancelled)),
         thread_([this] { Watch(); }) {}
   ~Watchdog() {
     {
@@ -166,19 +178,36 @@ class Watchdog {
     thread_.join();
     if (fd_ >= 0) close(fd_);
   }
+  // Watches a duplicate of `fd` (the first one given; later calls do
+  // nothing): the socket outlives the session, so its number is never
+  // another's when the watchdog shuts it down. One that fired before it had
+  // a socket shuts this one down at once.
+  void Attach(int fd) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (fd_ >= 0 || fd < 0) return;
+    fd_ = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (fired_ && fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+  }
+  // The socket was shut down: the session is unusable.
   bool fired() const { return fired_.load(); }
+  // It was shut down because the run was cancelled (not the deadline).
+  bool cut_by_cancel() const { return cut_by_cancel_.load(); }
 
   // Arms it for one call (nested calls share the outer deadline, which
-  // Touch moves on after progress).
+  // Touch moves on after progress). kCleanup: a cancel does not cut it.
+  enum Kind { kRequest, kCleanup };
   class Guard {
    public:
-    explicit Guard(Watchdog* w) : w_(w) { w_->Arm(); }
-    ~Guard() { w_->Disarm(); }
+    explicit Guard(Watchdog* w, Kind kind = kRequest) : w_(w), kind_(kind) {
+      w_->Arm(kind_);
+    }
+    ~Guard() { w_->Disarm(kind_); }
     Guard(const Guard&) = delete;
     Guard& operator=(const Guard&) = delete;
 
    private:
     Watchdog* w_;
+    const Kind kind_;
   };
   void Touch() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -187,40 +216,57 @@ class Watchdog {
 
  private:
   using Clock = std::chrono::steady_clock;
-  void Arm() {
+  void Arm(Kind kind) {
     std::lock_guard<std::mutex> lock(mu_);
+    if (kind == kCleanup) ++cleanups_;
     if (depth_++ == 0) {
-      deadline_ = Clock::now() + timeout_;
+      armed_at_ = Clock::now();
+      deadline_ = armed_at_ + timeout_;
       cv_.notify_one();
     }
   }
-  void Disarm() {
+  void Disarm(Kind kind) {
     std::lock_guard<std::mutex> lock(mu_);
+    if (kind == kCleanup) --cleanups_;
     --depth_;
+  }
+  void ShutDown() {
+    fired_ = true;
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
   }
   void Watch() {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stop_) {
+      const Clock::time_point now = Clock::now();
       if (depth_ == 0) {
         cv_.wait(lock);
-      } else if (Clock::now() >= deadline_) {
-        fired_ = true;
-        if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
+      } else if (now >= deadline_) {
+        ShutDown();
+        cv_.wait(lock, [this] { return stop_; });
+      } else if (cleanups_ == 0 && cancelled_ && now >= armed_at_ + kCancelPoll &&
+                 cancelled_()) {
+        cut_by_cancel_ = true;
+        ShutDown();
         cv_.wait(lock, [this] { return stop_; });
       } else {
-        cv_.wait_until(lock, deadline_);
+        cv_.wait_until(lock,
+                       cancelled_ ? std::min(deadline_, now + kCancelPoll) : deadline_);
       }
     }
   }
 
-  const int fd_;
+  int fd_ = -1;  // guarded by mu_
   const std::chrono::seconds timeout_;
+  const CancelCheck cancelled_;
   std::mutex mu_;
   std::condition_variable cv_;
   int depth_ = 0;               // guarded by mu_
+  int cleanups_ = 0;            // guarded by mu_: cleanup Guards alive
+  Clock::time_point armed_at_;  // guarded by mu_
   Clock::time_point deadline_;  // guarded by mu_
   bool stop_ = false;           // guarded by mu_
   std::atomic<bool> fired_{false};
+  std::atomic<bool> cut_by_cancel_{false};
   std::thread thread_;  // last: started once the rest is set
 };
 
@@ -286,6 +332,13 @@ class SftpReader : public FileReader {
     const auto* u = reinterpret_cast<const unsigned char*>(p);
     return uint32_t{u[0]} << 24 | uint32_t{u[1]} << 16 | uint32_t{u[2]} << 8 | u[3];
   }
+  // The error of a request on a channel that broke: CANCELLED when the
+  // watchdog cut it for the run's cancel.
+  Err Broken(const std::string& what) const {
+    if (watchdog_->cut_by_cancel())
+      return {TIMER_AP_CANCELLED, shown_ + ": read: cancelled"};
+    return Unavailable(shown_ + ": " + what);
+  }
   // Reads from the channel until `need` unparsed bytes are held.
   Err Fill(size_t need) {
     if (need > kAnswerBuffer)
@@ -301,7 +354,7 @@ class SftpReader : public FileReader {
                                      static_cast<uint32_t>(kAnswerBuffer - end_), 0);
       if (r < 0 || (r == 0 && ssh_channel_is_eof(channel_))) {
         broken_ = true;
-        return Unavailable(shown_ + ": read failed: the connection broke");
+        return Broken("read failed: the connection broke");
       }
       end_ += static_cast<size_t>(r);
       watchdog_->Touch();
@@ -381,14 +434,14 @@ class SftpReader : public FileReader {
 Err SftpReader::Read(char* buf, size_t n, size_t* got) {
   *got = 0;
   if (n < kReadRequest) return Internal("sftp read: buffer too small");
-  if (broken_) return Unavailable(shown_ + ": read: the session is unusable");
+  if (broken_) return Broken("read: the session is unusable");
   Watchdog::Guard guard(watchdog_);
   // Up to the size known at open (and one request past it, which says
   // where the file ends), then one at a time should it have grown.
   while (!eof_ && pending_.size() < kReadRequests &&
          (next_ <= size_ || pending_.empty())) {
     const int id = sftp_async_read_begin(file_, kReadRequest);
-    if (id < 0) return Unavailable(shown_ + ": read request failed");
+    if (id < 0) return Broken("read request failed");
     pending_.push_back({static_cast<uint32_t>(id), next_});
     next_ += kReadRequest;
   }
@@ -445,6 +498,7 @@ class SftpFs : public EndpointFs {
 
   // The error of the last SFTP request on `what`.
   Err Error(const std::string& what) const {
+    if (watchdog_->cut_by_cancel()) return {TIMER_AP_CANCELLED, what + ": cancelled"};
     if (watchdog_->fired()) {
       return Unavailable(what + ": no answer from " + config_.host + ":" +
                          std::to_string(config_.port) + " within timeout_seconds (" +
@@ -773,7 +827,9 @@ class SftpWriter : public FileWriter {
         final_(std::move(final_path)),
         shown_(std::move(shown)) {}
   ~SftpWriter() override {
-    Watchdog::Guard guard(fs_->watchdog());
+    // Also after a cancel (unless it already cut the session): bounded by
+    // timeout_seconds.
+    Watchdog::Guard guard(fs_->watchdog(), Watchdog::kCleanup);
     if (file_ != nullptr) sftp_close(file_);
     if (!published_) sftp_unlink(fs_->sftp(), tmp_.c_str());  // best effort
   }
@@ -911,11 +967,27 @@ Err CheckHostKey(const SftpConfig& c, ssh_session s) {
   }
 }
 
+// libssh's connect progress callback (ssh_callbacks_struct's
+// connect_status_function): called first right after the socket is made,
+// while the TCP connection is still being set up, and again at each step of
+// the handshake. `user` is the ConnectWatch.
+struct ConnectWatch {
+  ssh_session session = nullptr;
+  Watchdog* watchdog = nullptr;
+};
+void OnConnectStatus(void* user, float) {
+  auto* w = static_cast<ConnectWatch*>(user);
+  w->watchdog->Attach(ssh_get_fd(w->session));
+}
+
 }  // namespace
 
-Err SftpEndpoint::Open(std::unique_ptr<EndpointFs>* out) const {
+Err SftpEndpoint::Open(const CancelCheck& cancelled,
+                       std::unique_ptr<EndpointFs>* out) const {
   const SftpConfig& c = config_;
   const std::string where = c.host + ":" + std::to_string(c.port);
+  if (cancelled && cancelled())
+    return {TIMER_AP_CANCELLED, "sftp " + where + ": cancelled"};
   Session s(ssh_new());
   if (!s) return Internal("sftp: cannot create a session");
   const long timeout = c.timeout_seconds;
@@ -932,14 +1004,40 @@ Err SftpEndpoint::Open(std::unique_ptr<EndpointFs>* out) const {
       ssh_options_set(s.get(), SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null") != SSH_OK) {
     return Internal("sftp " + where + ": cannot set options: " + ssh_get_error(s.get()));
   }
-  if (ssh_connect(s.get()) != SSH_OK) {
-    return Unavailable("sftp " + where + ": cannot connect: " + ssh_get_error(s.get()));
-  }
-  // From here on a silent server is cut off by the watchdog.
-  auto watchdog = std::make_unique<Watchdog>(ssh_get_fd(s.get()),
-                                             std::chrono::seconds(c.timeout_seconds));
+  // From the socket's making on, a silent server (besides libssh's own
+  // timeout while connecting), or the run's cancel, is cut off by the
+  // watchdog. Resolving the host name is not: getaddrinfo cannot be.
+  auto watchdog =
+      std::make_unique<Watchdog>(std::chrono::seconds(c.timeout_seconds), cancelled);
   Watchdog::Guard guard(watchdog.get());
-  if (Err e = CheckHostKey(c, s.get()); !e.ok()) return e;
+  // A step that failed because the cancel cut the session says so (not
+  // "refused", which would ask a person to act).
+  const Err cut{TIMER_AP_CANCELLED, "sftp " + where + ": cancelled"};
+  {
+    ConnectWatch watch{s.get(), watchdog.get()};
+    ssh_callbacks_struct callbacks{};
+    callbacks.userdata = &watch;
+    callbacks.connect_status_function = &OnConnectStatus;
+    ssh_callbacks_init(&callbacks);
+    // libssh keeps the pointer: replaced by an empty set before `callbacks`
+    // goes (libssh cannot be told to drop it).
+    static ssh_callbacks_struct none = [] {
+      ssh_callbacks_struct n{};
+      ssh_callbacks_init(&n);
+      return n;
+    }();
+    ssh_set_callbacks(s.get(), &callbacks);
+    const int rc = ssh_connect(s.get());
+    ssh_set_callbacks(s.get(), &none);
+    if (rc != SSH_OK) {
+      if (watchdog->cut_by_cancel()) return cut;
+      return Unavailable("sftp " + where + ": cannot connect: " + ssh_get_error(s.get()));
+    }
+  }
+  watchdog->Attach(ssh_get_fd(s.get()));  // should libssh not have called back
+  watchdog->Touch();                      // timeout_seconds again for the rest
+  if (Err e = CheckHostKey(c, s.get()); !e.ok())
+    return watchdog->cut_by_cancel() ? cut : e;
 
   std::string pem;
   if (Err e = ReadSecretFile("private_key_file", c.private_key_file, &pem); !e.ok()) {
@@ -958,16 +1056,19 @@ Err SftpEndpoint::Open(std::unique_ptr<EndpointFs>* out) const {
   Key key(raw);
   if (ssh_userauth_publickey(s.get(), nullptr, key.get()) != SSH_AUTH_SUCCESS) {
     // The credentials: a person must fix them before a retry can work.
+    if (watchdog->cut_by_cancel()) return cut;
     return NeedsAttention(PermissionDenied("sftp " + where + ": user " + c.user +
                                            " was refused with private_key_file's key"));
   }
   Sftp sftp(sftp_new(s.get()));
   if (!sftp || sftp_init(sftp.get()) != SSH_OK) {
+    if (watchdog->cut_by_cancel()) return cut;
     return Unavailable("sftp " + where +
                        ": cannot start the SFTP subsystem: " + ssh_get_error(s.get()));
   }
   Attr root(sftp_stat(sftp.get(), c.root.c_str()));
   if (!root || KindOf(*root) != EntryKind::kDirectory) {
+    if (watchdog->cut_by_cancel()) return cut;
     return Permanent(Unavailable("sftp " + where + ": root " + c.root +
                                  " is not a directory on the server"));
   }

@@ -13,7 +13,13 @@
 // through one descriptor and its content never leaves this file.
 //
 // Bounds: connecting and every SFTP request are bounded by
-// `timeout_seconds` (libssh's session timeout); reads keep at most
+// `timeout_seconds` (libssh's session timeout, and a watchdog thread per
+// session that shuts the socket down when a request gets no answer for that
+// long). A request in flight when the run is cancelled, or a connection
+// being set up (TCP and the SSH handshake; not the host name's lookup), is
+// cut the same way within half a second and fails CANCELLED (the session is
+// then unusable; the run stops); a writer's removal of its temporary file
+// is not cut by a cancel, only by the timeout. Reads keep at most
 // kSftpReadWindow bytes of requests in flight, and as much in the answer
 // buffer and libssh's channel window (SftpReader in sftp_fs.cc).
 //
@@ -75,7 +81,7 @@ class SftpEndpoint : public RemoteEndpoint {
   std::string type() const override { return "sftp"; }
   bool Encrypted() const override { return true; }  // SSH always encrypts
   bool HoldsSymlinks() const override { return true; }
-  Err Open(std::unique_ptr<EndpointFs>* out) const override;
+  Err Open(const CancelCheck& cancelled, std::unique_ptr<EndpointFs>* out) const override;
   nlohmann::json Describe() const override;
   const SftpConfig& config() const { return config_; }
 

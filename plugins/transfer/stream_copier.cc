@@ -43,10 +43,17 @@ bool IsPrefix(const Path& a, const Path& b) {
   return a.size() <= b.size() && std::equal(a.begin(), a.end(), b.begin());
 }
 
-Err OpenEndpoint(const Endpoint& e, std::unique_ptr<EndpointFs>* out) {
-  Err err = e.remote ? e.remote->Open(out) : LocalFs::Open(e.root, out);
+Err OpenEndpoint(const Endpoint& e, const CancelCheck& cancelled,
+                 std::unique_ptr<EndpointFs>* out) {
+  Err err = e.remote ? e.remote->Open(cancelled, out) : LocalFs::Open(e.root, out);
   if (!err.ok()) err.message = "endpoint " + e.id + ": " + err.message;
   return err;
+}
+
+// A remote endpoint's request that a cancel cut short (endpoint_fs.h): not
+// a failure of the file it was for, the run ends CANCELLED.
+bool CutByCancel(const Err& e, const ActionContext& ctx) {
+  return e.code == TIMER_AP_CANCELLED && ctx.cancelled();
 }
 
 }  // namespace
@@ -76,6 +83,7 @@ void StreamCopier::Publish(bool force) {
 }
 
 void StreamCopier::Fail(const std::string& path, const Err& error) {
+  if (CutByCancel(error, *ctx_)) return;
   RecordFailure(req_, path, error, &c_, &first_error_, &errors_, &stop_);
   Publish(false);
 }
@@ -85,6 +93,7 @@ void StreamCopier::Fail(const std::string& path, const std::string& error) {
 }
 
 void StreamCopier::SourceError(const std::string& path, const Err& e) {
+  if (CutByCancel(e, *ctx_)) return;
   if (!req_.options.skip_source_errors || !IsSkippableSourceError(e)) {
     return Fail(path, e.message);
   }
@@ -108,12 +117,17 @@ Outcome StreamCopier::Run() {
   Publish(true);
   // A copy within one endpoint opens it twice too: reads in flight and
   // writes on one SFTP channel can stall each other (flow control).
-  Err e = OpenEndpoint(*req_.source, &src_owned_);
-  if (e.ok()) e = OpenEndpoint(*req_.destination, &dst_owned_);
+  // A remote endpoint's request waiting on its server ends CANCELLED soon
+  // after a cancel (endpoint_fs.h), not when timeout_seconds passes.
+  const ActionContext* const ctx = ctx_;
+  const CancelCheck cancelled = [ctx] { return ctx->cancelled(); };
+  Err e = OpenEndpoint(*req_.source, cancelled, &src_owned_);
+  if (e.ok()) e = OpenEndpoint(*req_.destination, cancelled, &dst_owned_);
   src_ = src_owned_.get();
   dst_ = dst_owned_.get();
   if (!e.ok()) {
     Publish(true);
+    if (ctx_->cancelled()) return RunOutcome(c_, stop_, true, first_error_);
     // Opening an endpoint: a refused connection may pass, a refused key not.
     e.error_class = ClassOf(e);
     return Outcome::Failed(e);
@@ -198,7 +212,7 @@ bool StreamCopier::EnsureDir(const Path& dst, const std::string& shown, bool* ex
   bool exists = false;
   if (existed != nullptr) *existed = false;
   if (Err e = dst_->Stat(dst, &info, &exists); !e.ok()) {
-    Fail(shown, e.message);
+    if (!CutByCancel(e, *ctx_)) Fail(shown, e.message);
     return false;
   }
   if (exists && existed != nullptr) *existed = info.kind == EntryKind::kDirectory;
@@ -318,8 +332,10 @@ void StreamCopier::KeepLink(const Path& src, const Path& dst, const std::string&
   }
   EntryInfo info;
   bool exists = false;
-  if (Err e = dst_->Stat(dst, &info, &exists); !e.ok())
+  if (Err e = dst_->Stat(dst, &info, &exists); !e.ok()) {
+    if (CutByCancel(e, *ctx_)) return;
     return Fail(path, "destination: " + e.message);
+  }
   if (exists) {
     if (info.kind == EntryKind::kDirectory)
       return Fail(path, "destination is a directory");
@@ -407,6 +423,7 @@ void StreamCopier::DeleteExtra(const Path& src, const Path& dst, const std::stri
     }
     return true;
   });
+  if (CutByCancel(e, *ctx_)) return;
   if (!e.ok()) return Fail(rel.empty() ? "." : rel, "cannot list: " + e.message);
   for (const std::string& name : extra) {
     if (Stopped()) return;
@@ -443,8 +460,10 @@ void StreamCopier::CopyFile(const Path& src, const EntryInfo& src_info, const Pa
                             const std::string& shown) {
   EntryInfo dst_info;
   bool dst_exists = false;
-  if (Err e = dst_->Stat(dst, &dst_info, &dst_exists); !e.ok())
+  if (Err e = dst_->Stat(dst, &dst_info, &dst_exists); !e.ok()) {
+    if (CutByCancel(e, *ctx_)) return;
     return Fail(shown, "destination: " + e.message);
+  }
   if (dst_exists && dst_info.kind == EntryKind::kDirectory)
     return Fail(shown, "destination is a directory");
   const bool dst_file = dst_exists && dst_info.kind == EntryKind::kFile;

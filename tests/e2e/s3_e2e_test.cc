@@ -112,7 +112,7 @@ TEST_F(S3E2eTest, JobTransferUploadsToAnS3EndpointWithItsChecksum) {
   c.path_style = true;
   c.timeout_seconds = 10;
   std::unique_ptr<EndpointFs> bucket;
-  ASSERT_TRUE(plugins::transfer::MakeS3Endpoint(c)->Open(&bucket).ok());
+  ASSERT_TRUE(plugins::transfer::MakeS3Endpoint(c)->Open({}, &bucket).ok());
   EntryInfo info;
   bool exists = false;
   ASSERT_TRUE(bucket->Stat({"backup", "file1.txt"}, &info, &exists).ok());

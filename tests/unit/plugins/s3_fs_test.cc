@@ -15,11 +15,14 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <string>
@@ -66,7 +69,7 @@ S3Config ServerConfig(const std::string& bucket, const std::string& prefix) {
 
 std::unique_ptr<EndpointFs> Open(const S3Config& c) {
   std::unique_ptr<EndpointFs> fs;
-  Err e = MakeS3Endpoint(c)->Open(&fs);
+  Err e = MakeS3Endpoint(c)->Open({}, &fs);
   EXPECT_TRUE(e.ok()) << e.message;
   return fs;
 }
@@ -628,8 +631,9 @@ bool VerifySigV4(const std::string& head, const std::string& secret) {
 
 // Answers requests on 127.0.0.1 with `replies`, one each, in order, over
 // as many connections as the client opens; an empty reply holds the
-// connection unanswered until the server is destroyed. Records each request
-// (head and body).
+// connection unanswered until the client closes it (then serves the next
+// on a new one) or the server is destroyed. Records each request (head and
+// body).
 class FakeS3 {
  public:
   explicit FakeS3(std::vector<std::string> replies) : replies_(std::move(replies)) {
@@ -661,6 +665,17 @@ class FakeS3 {
   std::string request() {
     auto r = requests();
     return r.empty() ? "" : r[0];
+  }
+  // Waits (up to 30 s) until `n` requests were received (whole, before
+  // their replies); false if they were not.
+  bool WaitReceived(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(30), [&] { return received_ >= n; });
+  }
+  // Waits (up to 30 s) until `n` replies were written.
+  bool WaitSent(size_t n) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(30), [&] { return sent_ >= n; });
   }
 
  private:
@@ -711,17 +726,35 @@ class FakeS3 {
         }
       }
       requests_.push_back(std::move(req));
+      Count(&received_);
       const std::string& reply = replies_[next++];
       if (reply.empty()) {
-        pollfd q = {stop_[0], POLLIN, 0};
-        ::poll(&q, 1, 30000);  // holds the connection until the test ends
-        break;
+        // Holds the connection until the client closes it or the test ends.
+        pollfd q[2] = {{stop_[0], POLLIN, 0}, {c, POLLIN, 0}};
+        if (::poll(q, 2, 30000) <= 0 || (q[0].revents & POLLIN) ||
+            ::read(c, buf, sizeof(buf)) != 0) {
+          break;
+        }
+        ::close(c);
+        c = -1;
+        continue;
       }
       ::write(c, reply.data(), reply.size());
+      Count(&sent_);
     }
     if (c >= 0) ::close(c);
   }
+  void Count(size_t* n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++*n;
+    cv_.notify_all();
+  }
+
   const std::vector<std::string> replies_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t received_ = 0;  // guarded by mu_
+  size_t sent_ = 0;      // guarded by mu_
   int fd_ = -1;
   int port_ = 0;
   int stop_[2] = {-1, -1};
@@ -1082,6 +1115,118 @@ TEST(S3FsWireTest, AStalledServerTimesOut) {
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(10));
 }
 
+// A config for `server` with the default timeout_seconds (60): a test that
+// ends well before it shows the cancel, not the timeout, ended the request.
+S3Config WireConfig(const FakeS3& server) {
+  S3Config c;
+  c.endpoint = server.endpoint();
+  c.bucket = "bkt";
+  c.prefix = "root/";
+  c.access_key_id = "AKIDEXAMPLE";
+  c.secret_access_key = "s";
+  c.path_style = true;
+  c.part_size = kS3MinPartSize;
+  return c;
+}
+
+// Hang guard: the cancelled requests below end within about a second; a
+// request the cancel failed to reach would wait out the 60-s timeout.
+constexpr auto kWellBeforeTheTimeout = std::chrono::seconds(10);
+
+// A run's cancel reaches a request waiting on a server that never answers:
+// it ends CANCELLED (not UNAVAILABLE, which a run would retry) soon after.
+TEST(S3FsWireTest, ACancelEndsARequestWaitingForAnAnswer) {
+  FakeS3 server({""});  // accepts, never answers
+  std::atomic<bool> cancel{false};
+  std::unique_ptr<EndpointFs> fs;
+  ASSERT_TRUE(MakeS3Endpoint(WireConfig(server))
+                  ->Open([&cancel] { return cancel.load(); }, &fs)
+                  .ok());
+  bool received = false;
+  std::thread canceller([&] {
+    received = server.WaitReceived(1);
+    cancel = true;  // even if not: the test must not hang
+  });
+  const auto start = std::chrono::steady_clock::now();
+  EntryInfo info;
+  bool exists = false;
+  Err e = fs->Stat({"f"}, &info, &exists);
+  const auto took = std::chrono::steady_clock::now() - start;
+  canceller.join();
+  EXPECT_TRUE(received);
+  EXPECT_EQ(e.code, TIMER_AP_CANCELLED) << e.message;
+  EXPECT_EQ(e.message, "s3: HEAD /f: cancelled");
+  EXPECT_LT(took, kWellBeforeTheTimeout);
+  // Once cancelled, no request is sent at all.
+  e = fs->Stat({"g"}, &info, &exists);
+  EXPECT_EQ(e.code, TIMER_AP_CANCELLED) << e.message;
+  EXPECT_EQ(server.requests().size(), 1u);
+}
+
+// The same for a server that stops in the middle of an answer's body.
+TEST(S3FsWireTest, ACancelEndsAnAnswerStalledMidBody) {
+  const std::string head =
+      "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: 4096\r\n\r\n";
+  FakeS3 server({head + "<?xml version=\"1.0\"?><ListBucketResult>", ""});
+  std::atomic<bool> cancel{false};
+  std::unique_ptr<EndpointFs> fs;
+  ASSERT_TRUE(MakeS3Endpoint(WireConfig(server))
+                  ->Open([&cancel] { return cancel.load(); }, &fs)
+                  .ok());
+  bool sent = false;
+  std::thread canceller([&] {
+    sent = server.WaitSent(1);
+    cancel = true;
+  });
+  const auto start = std::chrono::steady_clock::now();
+  Err e = fs->List({}, [](const EntryInfo&) { return true; });
+  const auto took = std::chrono::steady_clock::now() - start;
+  canceller.join();
+  EXPECT_TRUE(sent);
+  EXPECT_EQ(e.code, TIMER_AP_CANCELLED) << e.message;
+  EXPECT_LT(took, kWellBeforeTheTimeout);
+}
+
+// A multipart upload whose part PUT a cancel ends is still aborted on the
+// server when the writer goes: the abort itself is not cancelled.
+TEST(S3FsWireTest, ACancelledMultipartUploadIsStillAborted) {
+  FakeS3 server({Reply("200 OK", "Content-Type: application/xml\r\n",
+                       "<InitiateMultipartUploadResult><UploadId>u1</UploadId>"
+                       "</InitiateMultipartUploadResult>"),
+                 "",  // part 1: never answered
+                 Reply("204 No Content", "")});
+  std::atomic<bool> cancel{false};
+  std::unique_ptr<EndpointFs> fs;
+  ASSERT_TRUE(MakeS3Endpoint(WireConfig(server))
+                  ->Open([&cancel] { return cancel.load(); }, &fs)
+                  .ok());
+  bool received = false;
+  std::thread canceller([&] {
+    received = server.WaitReceived(2);
+    cancel = true;
+  });
+  const auto start = std::chrono::steady_clock::now();
+  {
+    std::unique_ptr<FileWriter> w;
+    Err e = fs->Create({"f"}, -1, &w);
+    EXPECT_TRUE(e.ok()) << e.message;
+    const std::string part(kS3MinPartSize + 1, 'x');
+    if (w) e = w->Write(part.data(), part.size());
+    EXPECT_EQ(e.code, TIMER_AP_CANCELLED) << e.message;
+    EXPECT_THAT(e.message, HasSubstr("/f"));
+  }  // the abort
+  const auto took = std::chrono::steady_clock::now() - start;
+  canceller.join();
+  EXPECT_TRUE(received);
+  EXPECT_LT(took, kWellBeforeTheTimeout);
+  const std::vector<std::string> reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  EXPECT_EQ(reqs[1].substr(0, reqs[1].find("\r\n")),
+            "PUT /bkt/root/f?partNumber=1&uploadId=u1 HTTP/1.1");
+  EXPECT_EQ(reqs[2].substr(0, reqs[2].find("\r\n")),
+            "DELETE /bkt/root/f?uploadId=u1 HTTP/1.1");
+}
+
 // --- configuration ----------------------------------------------------------
 
 class S3ConfigTest : public ::testing::Test {
@@ -1137,7 +1282,7 @@ TEST_F(S3ConfigTest, AcceptsAGoodTableAndDescribesItWithoutSecrets) {
   EXPECT_THAT(d.dump(), Not(HasSubstr("secret")));  // not even the file's name
   EXPECT_THAT(d.dump(), Not(HasSubstr("AKID")));
   std::unique_ptr<EndpointFs> fs;
-  ASSERT_TRUE(ep->Open(&fs).ok());
+  ASSERT_TRUE(ep->Open({}, &fs).ok());
   EXPECT_TRUE(fs->Encrypted());
 }
 

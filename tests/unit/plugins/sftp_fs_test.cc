@@ -15,14 +15,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "provider_support.h"
 #include "sshd_server.h"
@@ -524,14 +528,14 @@ TEST_F(SftpTest, AWrongHostKeyIsRefusedNamingTheHostAndTheKeySeen) {
   c.host_key.clear();
   c.known_hosts_file = sshd_->known_hosts();
   std::unique_ptr<EndpointFs> fs_ok;
-  Err e = SftpEndpoint(c).Open(&fs_ok);
+  Err e = SftpEndpoint(c).Open({}, &fs_ok);
   EXPECT_TRUE(e.ok()) << e.message;
   const std::string wrong = sshd_->NewRoot() + "/known_hosts";
   std::ofstream(wrong) << "[127.0.0.1]:" << sshd_->port() << " "
                        << sshd_->other_key_line() << "\n";
   c.known_hosts_file = wrong;
   std::unique_ptr<EndpointFs> fs_bad;
-  e = SftpEndpoint(c).Open(&fs_bad);
+  e = SftpEndpoint(c).Open({}, &fs_bad);
   EXPECT_FALSE(e.ok());
   EXPECT_NE(e.message.find("differs from the key known_hosts_file holds"),
             std::string::npos)
@@ -795,7 +799,7 @@ TEST_F(SftpTest, AServerThatNeverAnswersFailsWithinTheTimeout) {
   c.timeout_seconds = 1;
   const auto start = std::chrono::steady_clock::now();
   std::unique_ptr<EndpointFs> out;
-  Err e = SftpEndpoint(c).Open(&out);
+  Err e = SftpEndpoint(c).Open({}, &out);
   const auto took = std::chrono::steady_clock::now() - start;
   close(fd);
   EXPECT_EQ(e.code, TIMER_AP_UNAVAILABLE) << e.message;
@@ -824,7 +828,7 @@ TEST_F(SftpTest, AServerThatStopsAnsweringFailsWithinTheTimeout) {
   SftpConfig c = Config(remote);
   c.timeout_seconds = 1;
   std::unique_ptr<EndpointFs> efs;
-  ASSERT_TRUE(SftpEndpoint(c).Open(&efs).ok());
+  ASSERT_TRUE(SftpEndpoint(c).Open({}, &efs).ok());
   EntryInfo info;
   bool exists = false;
   ASSERT_TRUE(efs->Stat({"f"}, &info, &exists).ok());
@@ -840,6 +844,134 @@ TEST_F(SftpTest, AServerThatStopsAnsweringFailsWithinTheTimeout) {
   EXPECT_FALSE(e.ok());
   EXPECT_FALSE(e2.ok());
   EXPECT_LT(took, std::chrono::seconds(6));
+}
+
+// A run's cancel, as an endpoint sees it (CancelCheck), that says when the
+// watchdog first looked at it: a request had been waiting then.
+class TestCancel {
+ public:
+  CancelCheck Check() {
+    return [this] {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++looks_;
+      }
+      cv_.notify_all();
+      return cancelled_.load();
+    };
+  }
+  // Waits (up to 30 s) for the watchdog to look, then cancels either way
+  // (a test must not hang); false if it did not look.
+  bool CancelOnceLookedAt() {
+    std::unique_lock<std::mutex> lock(mu_);
+    const bool looked =
+        cv_.wait_for(lock, std::chrono::seconds(30), [this] { return looks_ > 0; });
+    cancelled_ = true;
+    return looked;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int looks_ = 0;  // guarded by mu_
+  std::atomic<bool> cancelled_{false};
+};
+
+// A request in flight to a server that stopped answering ends CANCELLED
+// soon after the run's cancel, not when timeout_seconds (60) passes; the
+// session is unusable after, and says why.
+TEST_F(SftpTest, ACancelEndsARequestWaitingOnAStoppedServer) {
+  const std::string remote = sshd_->NewRoot();
+  WriteFile(fs::path(remote) / "f", "x");
+  SftpConfig c = Config(remote);
+  c.timeout_seconds = 60;
+  TestCancel cancel;
+  std::unique_ptr<EndpointFs> efs;
+  ASSERT_TRUE(SftpEndpoint(c).Open(cancel.Check(), &efs).ok());
+  EntryInfo info;
+  bool exists = false;
+  ASSERT_TRUE(efs->Stat({"f"}, &info, &exists).ok());
+  const std::vector<int> stopped = Descendants(sshd_->pid());
+  ASSERT_FALSE(stopped.empty());
+  for (int p : stopped) kill(p, SIGSTOP);
+  bool looked = false;
+  std::thread canceller([&] { looked = cancel.CancelOnceLookedAt(); });
+  const auto start = std::chrono::steady_clock::now();
+  Err e = efs->Stat({"f"}, &info, &exists);
+  const auto took = std::chrono::steady_clock::now() - start;
+  canceller.join();
+  std::unique_ptr<FileReader> reader;
+  Err e2 = efs->OpenRead({"f"}, &reader);
+  for (int p : stopped) kill(p, SIGCONT);
+  EXPECT_TRUE(looked);
+  EXPECT_EQ(e.code, TIMER_AP_CANCELLED) << e.message;
+  EXPECT_NE(e.message.find("cancelled"), std::string::npos) << e.message;
+  EXPECT_LT(took, std::chrono::seconds(10));  // hang guard; the timeout is 60 s
+  EXPECT_EQ(e2.code, TIMER_AP_CANCELLED) << e2.message;
+}
+
+// A cancel reaches a connection being set up too: a listener that never
+// sends the SSH banner, timeout_seconds 60.
+TEST_F(SftpTest, ACancelEndsAConnectionToAServerThatNeverAnswers) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 4), 0);  // the kernel completes the handshake
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  SftpConfig c = Config(sshd_->NewRoot());
+  c.port = ntohs(addr.sin_port);
+  c.timeout_seconds = 60;
+  TestCancel cancel;
+  bool looked = false;
+  std::thread canceller([&] { looked = cancel.CancelOnceLookedAt(); });
+  const auto start = std::chrono::steady_clock::now();
+  std::unique_ptr<EndpointFs> out;
+  Err e = SftpEndpoint(c).Open(cancel.Check(), &out);
+  const auto took = std::chrono::steady_clock::now() - start;
+  canceller.join();
+  close(fd);
+  EXPECT_TRUE(looked);
+  EXPECT_EQ(e.code, TIMER_AP_CANCELLED) << e.message;
+  EXPECT_EQ(e.message, "sftp 127.0.0.1:" + std::to_string(c.port) + ": cancelled");
+  EXPECT_LT(took, std::chrono::seconds(10));  // hang guard; the timeout is 60 s
+}
+
+// The same through a whole run: the server stops just before the source
+// file is opened, the run is cancelled, and it ends CANCELLED soon after,
+// with no file counted as failed.
+TEST_F(SftpTest, ACancelledDownloadFromAStoppedServerEndsCancelled) {
+  const std::string remote = sshd_->NewRoot(), local = sshd_->NewRoot();
+  WriteFile(fs::path(remote) / "big", Bytes(4 << 20, 'd'));
+  Endpoint src = Sftp("r", remote), dst = Local("l", local);
+  SftpConfig c = Config(remote);
+  c.timeout_seconds = 60;
+  src.remote = std::make_shared<SftpEndpoint>(c);
+  Request req = Req(&src, &dst);
+  req.items.push_back(MakeItem("big", "big", false));
+  StreamHooks hooks;
+  std::vector<int> stopped;
+  std::thread canceller;
+  hooks.before_open_source = [&](const std::string&) {
+    // Opening the file then waits on the stopped server until the cancel.
+    stopped = Descendants(sshd_->pid());
+    for (int p : stopped) kill(p, SIGSTOP);
+    canceller = std::thread([&] { EXPECT_TRUE(runner_.Cancel(action_id_).ok()); });
+  };
+  std::string details;
+  const auto start = std::chrono::steady_clock::now();
+  const Outcome out = Run(req, &details, hooks);
+  const auto took = std::chrono::steady_clock::now() - start;
+  if (canceller.joinable()) canceller.join();
+  for (int p : stopped) kill(p, SIGCONT);
+  EXPECT_FALSE(stopped.empty());
+  EXPECT_EQ(out.state, TIMER_AP_STATE_CANCELLED) << out.error;
+  EXPECT_LT(took, std::chrono::seconds(10));  // hang guard; the timeout is 60 s
+  EXPECT_EQ(nlohmann::json::parse(details)["files_failed"], 0) << details;
+  EXPECT_FALSE(fs::exists(fs::path(local) / "big"));
 }
 
 }  // namespace
