@@ -220,7 +220,47 @@ TEST_F(HttpE2eTest, HealthAndMetricsAreOpenAndSayNothingElse) {
   EXPECT_EQ(r.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
   r = Call("POST", "/healthz", "", "");
   EXPECT_EQ(r.code, 405);
-  EXPECT_EQ(r.headers["allow"], "GET");
+  EXPECT_EQ(r.headers["allow"], "GET, HEAD");
+}
+
+// HEAD (uptime monitors, `curl -I`) on the open routes and the web view: the
+// head a GET gets, its Content-Length included, and not a byte of body.
+// Not on the API (405 naming GET), as grpc-gateway maps none.
+TEST_F(HttpE2eTest, HeadGetsTheHeadOfAGetAndNoBody) {
+  auto daemon = StartTimerdWithHttp();
+  for (const char* path : {"/healthz", "/readyz", "/metrics", "/", "/assets/app.js"}) {
+    const HttpResponse get = Call("GET", path, "", "");
+    ASSERT_EQ(get.code, 200) << path;
+    RawHttpConnection c(http_port_);
+    ASSERT_TRUE(c.connected());
+    ASSERT_TRUE(
+        c.Send(absl::StrCat("HEAD ", path, " HTTP/1.1\r\nHost: localhost\r\n\r\n")));
+    ASSERT_EQ(c.ReadHead(), 200) << path;
+    const std::string head = absl::AsciiStrToLower(c.head());
+    EXPECT_TRUE(
+        absl::StrContains(head, "content-type: " + get.headers.at("content-type")))
+        << path << ": " << c.head();
+    if (std::string(path) != "/metrics") {  // Its body changes between scrapes.
+      EXPECT_TRUE(
+          absl::StrContains(head, absl::StrCat("content-length: ", get.body.size())))
+          << path << ": " << c.head();
+    }
+    // An unauthenticated connection is closed after its answer: whatever
+    // follows the head would be a body.
+    std::string rest;
+    EXPECT_TRUE(c.ReadToEnd(&rest, absl::Seconds(10))) << path;
+    EXPECT_EQ(rest, "") << path;
+  }
+  RawHttpConnection c(http_port_);
+  ASSERT_TRUE(c.connected());
+  ASSERT_TRUE(c.Send("HEAD /v1/jobs HTTP/1.1\r\nHost: localhost\r\n\r\n"));
+  ASSERT_EQ(c.ReadHead(), 405);
+  EXPECT_TRUE(
+      absl::StrContains(absl::AsciiStrToLower(c.head()), "\r\nallow: post, get\r\n"))
+      << c.head();
+  std::string rest;
+  EXPECT_TRUE(c.ReadToEnd(&rest, absl::Seconds(10)));
+  EXPECT_EQ(rest, "");
 }
 
 TEST_F(HttpE2eTest, KeepAliveServesOneRequestAfterAnother) {

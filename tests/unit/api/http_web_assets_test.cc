@@ -99,8 +99,14 @@ TEST(WebAssetsTest, UnknownPathsAndMethods) {
   }
   WebResponse r = ServeWeb("POST", "/", "");
   EXPECT_EQ(r.code, 405);
-  EXPECT_EQ(Headers(r)["Allow"], "GET");
+  EXPECT_EQ(Headers(r)["Allow"], "GET, HEAD");
   ExpectSecurityHeaders(r);
+  // HEAD is answered as GET (the server drops the body).
+  const WebResponse get = ServeWeb("GET", "/", "");
+  r = ServeWeb("HEAD", "/", "");
+  EXPECT_EQ(r.code, 200);
+  EXPECT_EQ(r.body, get.body);
+  EXPECT_EQ(Headers(r), Headers(get));
   EXPECT_TRUE(IsWebPath("/"));
   EXPECT_TRUE(IsWebPath("/assets/app.js"));
   EXPECT_FALSE(IsWebPath("/v1/jobs"));

@@ -506,11 +506,12 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 
     if (path == "/healthz" || path == "/readyz" || path == "/metrics") {
       route_ = std::string(path);
-      if (method != "GET") {
-        return Refuse(
-            405, route_,
-            absl::InvalidArgumentError(absl::StrCat(method, " ", path, ": only GET")),
-            "GET");
+      // HEAD as GET, without the body (monitors and `curl -I` send it).
+      if (method != "GET" && method != "HEAD") {
+        return Refuse(405, route_,
+                      absl::InvalidArgumentError(
+                          absl::StrCat(method, " ", path, ": only GET and HEAD")),
+                      "GET, HEAD");
       }
       if (!parser_->is_done()) {
         return Refuse(400, route_,
@@ -894,6 +895,10 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
     close_after_ = !keep;
     res_->body() = std::move(body);
     res_->prepare_payload();
+    // A response to HEAD is the head a GET would have, Content-Length
+    // included, and no body (RFC 9110, 9.3.2).
+    if (have_request && parser_->get().method() == bhttp::verb::head)
+      res_->body().clear();
     Lowest().expires_after(Chrono(impl_->options.body_timeout));
     bhttp::async_write(stream_, *res_,
                        [self = this->shared_from_this()](beast::error_code ec, size_t) {

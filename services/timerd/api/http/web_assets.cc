@@ -95,7 +95,7 @@ const Table& GetTable() {
     }
     t->not_found[i] = {"Cache-Control", "no-store"};
     t->not_allowed[i] = {"Cache-Control", "no-store"};
-    t->not_allowed[i + 1] = {"Allow", "GET"};
+    t->not_allowed[i + 1] = {"Allow", "GET, HEAD"};
     return t;
   }();
   return *table;
@@ -122,10 +122,11 @@ WebResponse ServeWeb(absl::string_view method, absl::string_view path,
                      absl::string_view if_none_match) {
   const Table& table = GetTable();
   WebResponse r;
-  if (method != "GET") {
+  // HEAD is answered as GET; the server sends no body after its head.
+  if (method != "GET" && method != "HEAD") {
     r.code = 405;
     r.content_type = "text/plain; charset=utf-8";
-    r.body = "method not allowed: only GET\n";
+    r.body = "method not allowed: only GET and HEAD\n";
     r.headers = table.not_allowed;
     return r;
   }
