@@ -1134,27 +1134,52 @@ S3Config WireConfig(const FakeS3& server) {
 // request the cancel failed to reach would wait out the 60-s timeout.
 constexpr auto kWellBeforeTheTimeout = std::chrono::seconds(10);
 
+// A run's cancel for the cases below, set from a thread of its own once
+// `ready` returns (the server received or sent what the case waits for; set
+// also when it gave up waiting: a test must not hang). Join() says whether
+// `ready` saw it happen.
+class Canceller {
+ public:
+  explicit Canceller(std::function<bool()> ready)
+      : thread_([this, ready = std::move(ready)] {
+          saw_ = ready();
+          cancelled_ = true;
+        }) {}
+  ~Canceller() {
+    if (thread_.joinable()) thread_.join();
+  }
+  // An S3 client of `server` that this cancels.
+  std::unique_ptr<EndpointFs> Open(const FakeS3& server) {
+    std::unique_ptr<EndpointFs> fs;
+    Err e = MakeS3Endpoint(WireConfig(server))
+                ->Open([this] { return cancelled_.load(); }, &fs);
+    EXPECT_TRUE(e.ok()) << e.message;
+    return fs;
+  }
+  bool Join() {
+    thread_.join();
+    return saw_;
+  }
+
+ private:
+  std::atomic<bool> cancelled_{false};
+  bool saw_ = false;
+  std::thread thread_;  // last: started once the rest is set
+};
+
 // A run's cancel reaches a request waiting on a server that never answers:
 // it ends CANCELLED (not UNAVAILABLE, which a run would retry) soon after.
 TEST(S3FsWireTest, ACancelEndsARequestWaitingForAnAnswer) {
   FakeS3 server({""});  // accepts, never answers
-  std::atomic<bool> cancel{false};
-  std::unique_ptr<EndpointFs> fs;
-  ASSERT_TRUE(MakeS3Endpoint(WireConfig(server))
-                  ->Open([&cancel] { return cancel.load(); }, &fs)
-                  .ok());
-  bool received = false;
-  std::thread canceller([&] {
-    received = server.WaitReceived(1);
-    cancel = true;  // even if not: the test must not hang
-  });
+  Canceller canceller([&server] { return server.WaitReceived(1); });
+  std::unique_ptr<EndpointFs> fs = canceller.Open(server);
+  ASSERT_NE(fs, nullptr);
   const auto start = std::chrono::steady_clock::now();
   EntryInfo info;
   bool exists = false;
   Err e = fs->Stat({"f"}, &info, &exists);
   const auto took = std::chrono::steady_clock::now() - start;
-  canceller.join();
-  EXPECT_TRUE(received);
+  EXPECT_TRUE(canceller.Join());
   EXPECT_EQ(e.code, TIMER_AP_CANCELLED) << e.message;
   EXPECT_EQ(e.message, "s3: HEAD /f: cancelled");
   EXPECT_LT(took, kWellBeforeTheTimeout);
@@ -1169,21 +1194,13 @@ TEST(S3FsWireTest, ACancelEndsAnAnswerStalledMidBody) {
   const std::string head =
       "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: 4096\r\n\r\n";
   FakeS3 server({head + "<?xml version=\"1.0\"?><ListBucketResult>", ""});
-  std::atomic<bool> cancel{false};
-  std::unique_ptr<EndpointFs> fs;
-  ASSERT_TRUE(MakeS3Endpoint(WireConfig(server))
-                  ->Open([&cancel] { return cancel.load(); }, &fs)
-                  .ok());
-  bool sent = false;
-  std::thread canceller([&] {
-    sent = server.WaitSent(1);
-    cancel = true;
-  });
+  Canceller canceller([&server] { return server.WaitSent(1); });
+  std::unique_ptr<EndpointFs> fs = canceller.Open(server);
+  ASSERT_NE(fs, nullptr);
   const auto start = std::chrono::steady_clock::now();
   Err e = fs->List({}, [](const EntryInfo&) { return true; });
   const auto took = std::chrono::steady_clock::now() - start;
-  canceller.join();
-  EXPECT_TRUE(sent);
+  EXPECT_TRUE(canceller.Join());
   EXPECT_EQ(e.code, TIMER_AP_CANCELLED) << e.message;
   EXPECT_LT(took, kWellBeforeTheTimeout);
 }
@@ -1196,16 +1213,9 @@ TEST(S3FsWireTest, ACancelledMultipartUploadIsStillAborted) {
                        "</InitiateMultipartUploadResult>"),
                  "",  // part 1: never answered
                  Reply("204 No Content", "")});
-  std::atomic<bool> cancel{false};
-  std::unique_ptr<EndpointFs> fs;
-  ASSERT_TRUE(MakeS3Endpoint(WireConfig(server))
-                  ->Open([&cancel] { return cancel.load(); }, &fs)
-                  .ok());
-  bool received = false;
-  std::thread canceller([&] {
-    received = server.WaitReceived(2);
-    cancel = true;
-  });
+  Canceller canceller([&server] { return server.WaitReceived(2); });
+  std::unique_ptr<EndpointFs> fs = canceller.Open(server);
+  ASSERT_NE(fs, nullptr);
   const auto start = std::chrono::steady_clock::now();
   {
     std::unique_ptr<FileWriter> w;
@@ -1217,8 +1227,7 @@ TEST(S3FsWireTest, ACancelledMultipartUploadIsStillAborted) {
     EXPECT_THAT(e.message, HasSubstr("/f"));
   }  // the abort
   const auto took = std::chrono::steady_clock::now() - start;
-  canceller.join();
-  EXPECT_TRUE(received);
+  EXPECT_TRUE(canceller.Join());
   EXPECT_LT(took, kWellBeforeTheTimeout);
   const std::vector<std::string> reqs = server.requests();
   ASSERT_EQ(reqs.size(), 3u);

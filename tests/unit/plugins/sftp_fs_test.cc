@@ -782,26 +782,46 @@ TEST_F(SftpTest, RunLimitsAndTheQuotaHoldForUploads) {
   EXPECT_EQ(quota.Used("alice", "r"), (std::pair<int64_t, int64_t>{2000, 3}));
 }
 
+// A listener on 127.0.0.1 that never speaks: the kernel completes the TCP
+// handshake (listen's backlog), nobody accepts. port() is 0 if it could not
+// be set up. Closed at destruction.
+class SilentListener {
+ public:
+  SilentListener() : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (fd_ >= 0 && bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+        listen(fd_, 4) == 0 &&
+        getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      port_ = ntohs(addr.sin_port);
+    }
+  }
+  ~SilentListener() {
+    if (fd_ >= 0) close(fd_);
+  }
+  SilentListener(const SilentListener&) = delete;
+  SilentListener& operator=(const SilentListener&) = delete;
+  int port() const { return port_; }
+
+ private:
+  const int fd_;
+  int port_ = 0;
+};
+
 // A server that accepts the connection and never speaks: the run fails
 // after timeout_seconds instead of waiting for ever.
 TEST_F(SftpTest, AServerThatNeverAnswersFailsWithinTheTimeout) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(fd, 4), 0);  // the kernel completes the handshake
-  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  SilentListener silent;
+  ASSERT_GT(silent.port(), 0);
   SftpConfig c = Config(sshd_->NewRoot());
-  c.port = ntohs(addr.sin_port);
+  c.port = silent.port();
   c.timeout_seconds = 1;
   const auto start = std::chrono::steady_clock::now();
   std::unique_ptr<EndpointFs> out;
   Err e = SftpEndpoint(c).Open({}, &out);
   const auto took = std::chrono::steady_clock::now() - start;
-  close(fd);
   EXPECT_EQ(e.code, TIMER_AP_UNAVAILABLE) << e.message;
   EXPECT_NE(e.message.find("cannot connect"), std::string::npos) << e.message;
   EXPECT_LT(took, std::chrono::seconds(5));
@@ -913,17 +933,10 @@ TEST_F(SftpTest, ACancelEndsARequestWaitingOnAStoppedServer) {
 // A cancel reaches a connection being set up too: a listener that never
 // sends the SSH banner, timeout_seconds 60.
 TEST_F(SftpTest, ACancelEndsAConnectionToAServerThatNeverAnswers) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  ASSERT_EQ(listen(fd, 4), 0);  // the kernel completes the handshake
-  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  SilentListener silent;
+  ASSERT_GT(silent.port(), 0);
   SftpConfig c = Config(sshd_->NewRoot());
-  c.port = ntohs(addr.sin_port);
+  c.port = silent.port();
   c.timeout_seconds = 60;
   TestCancel cancel;
   bool looked = false;
@@ -933,7 +946,6 @@ TEST_F(SftpTest, ACancelEndsAConnectionToAServerThatNeverAnswers) {
   Err e = SftpEndpoint(c).Open(cancel.Check(), &out);
   const auto took = std::chrono::steady_clock::now() - start;
   canceller.join();
-  close(fd);
   EXPECT_TRUE(looked);
   EXPECT_EQ(e.code, TIMER_AP_CANCELLED) << e.message;
   EXPECT_EQ(e.message, "sftp 127.0.0.1:" + std::to_string(c.port) + ": cancelled");
