@@ -24,6 +24,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -840,6 +841,28 @@ std::vector<int> Descendants(int pid) {
   return out;
 }
 
+// sshd's connection processes stopped (SIGSTOP) while this lives: a server
+// that stops answering mid-session. Resumed (SIGCONT) by Resume() or at
+// destruction, so a failed assertion leaves no stopped server behind for the
+// next case.
+class StoppedServer {
+ public:
+  explicit StoppedServer(int sshd_pid) : stopped_(Descendants(sshd_pid)) {
+    for (int p : stopped_) kill(p, SIGSTOP);
+  }
+  ~StoppedServer() { Resume(); }
+  StoppedServer(const StoppedServer&) = delete;
+  StoppedServer& operator=(const StoppedServer&) = delete;
+  bool empty() const { return stopped_.empty(); }
+  void Resume() {
+    for (int p : stopped_) kill(p, SIGCONT);
+    stopped_.clear();
+  }
+
+ private:
+  std::vector<int> stopped_;
+};
+
 // A server that stops answering in the middle of a session (its processes
 // stopped): the request fails after timeout_seconds, the session with it.
 TEST_F(SftpTest, AServerThatStopsAnsweringFailsWithinTheTimeout) {
@@ -852,15 +875,14 @@ TEST_F(SftpTest, AServerThatStopsAnsweringFailsWithinTheTimeout) {
   EntryInfo info;
   bool exists = false;
   ASSERT_TRUE(efs->Stat({"f"}, &info, &exists).ok());
-  const std::vector<int> stopped = Descendants(sshd_->pid());
+  StoppedServer stopped(sshd_->pid());
   ASSERT_FALSE(stopped.empty());
-  for (int p : stopped) kill(p, SIGSTOP);
   const auto start = std::chrono::steady_clock::now();
   Err e = efs->Stat({"f"}, &info, &exists);
   std::unique_ptr<FileReader> reader;
   Err e2 = efs->OpenRead({"f"}, &reader);
   const auto took = std::chrono::steady_clock::now() - start;
-  for (int p : stopped) kill(p, SIGCONT);
+  stopped.Resume();
   EXPECT_FALSE(e.ok());
   EXPECT_FALSE(e2.ok());
   EXPECT_LT(took, std::chrono::seconds(6));
@@ -911,9 +933,8 @@ TEST_F(SftpTest, ACancelEndsARequestWaitingOnAStoppedServer) {
   EntryInfo info;
   bool exists = false;
   ASSERT_TRUE(efs->Stat({"f"}, &info, &exists).ok());
-  const std::vector<int> stopped = Descendants(sshd_->pid());
+  StoppedServer stopped(sshd_->pid());
   ASSERT_FALSE(stopped.empty());
-  for (int p : stopped) kill(p, SIGSTOP);
   bool looked = false;
   std::thread canceller([&] { looked = cancel.CancelOnceLookedAt(); });
   const auto start = std::chrono::steady_clock::now();
@@ -922,7 +943,7 @@ TEST_F(SftpTest, ACancelEndsARequestWaitingOnAStoppedServer) {
   canceller.join();
   std::unique_ptr<FileReader> reader;
   Err e2 = efs->OpenRead({"f"}, &reader);
-  for (int p : stopped) kill(p, SIGCONT);
+  stopped.Resume();
   EXPECT_TRUE(looked);
   EXPECT_EQ(e.code, TIMER_AP_CANCELLED) << e.message;
   EXPECT_NE(e.message.find("cancelled"), std::string::npos) << e.message;
@@ -965,12 +986,11 @@ TEST_F(SftpTest, ACancelledDownloadFromAStoppedServerEndsCancelled) {
   Request req = Req(&src, &dst);
   req.items.push_back(MakeItem("big", "big", false));
   StreamHooks hooks;
-  std::vector<int> stopped;
+  std::optional<StoppedServer> stopped;
   std::thread canceller;
   hooks.before_open_source = [&](const std::string&) {
     // Opening the file then waits on the stopped server until the cancel.
-    stopped = Descendants(sshd_->pid());
-    for (int p : stopped) kill(p, SIGSTOP);
+    stopped.emplace(sshd_->pid());
     canceller = std::thread([&] { EXPECT_TRUE(runner_.Cancel(action_id_).ok()); });
   };
   std::string details;
@@ -978,8 +998,9 @@ TEST_F(SftpTest, ACancelledDownloadFromAStoppedServerEndsCancelled) {
   const Outcome out = Run(req, &details, hooks);
   const auto took = std::chrono::steady_clock::now() - start;
   if (canceller.joinable()) canceller.join();
-  for (int p : stopped) kill(p, SIGCONT);
-  EXPECT_FALSE(stopped.empty());
+  ASSERT_TRUE(stopped.has_value());
+  EXPECT_FALSE(stopped->empty());
+  stopped->Resume();
   EXPECT_EQ(out.state, TIMER_AP_STATE_CANCELLED) << out.error;
   EXPECT_LT(took, std::chrono::seconds(10));  // hang guard; the timeout is 60 s
   EXPECT_EQ(nlohmann::json::parse(details)["files_failed"], 0) << details;
